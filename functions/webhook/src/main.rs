@@ -1,0 +1,3 @@
+//! Webhook Lambda: wiring only (not built yet).
+
+fn main() {}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine.
+#
+# Installs what the tests need (moto's server, in .venv inside the repo, git-ignored), starts
+# moto on a free loopback port for the DynamoDB/SQS/S3 integration tests, runs the whole test
+# suite, and stops moto again. Tests that need moto read TCRELAY_TEST_MOTO_URL and fail loudly
+# when it is not set; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
+
+moto_log="$(pwd)/.moto.log"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then echo "moto_server failed to start:"; cat "$moto_log"; exit 1; fi
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null || { echo "moto_server did not answer on port $port"; cat "$moto_log"; exit 1; }
+echo "moto_server listening on 127.0.0.1:$port"
+
+export TCRELAY_TEST_MOTO_URL="http://127.0.0.1:$port"
+export TCRELAY_TEST_VENV="$(pwd)/.venv"
+cargo test --workspace --all-targets --locked "$@"
+# Doc tests are not part of --all-targets.
+cargo test --workspace --doc --locked

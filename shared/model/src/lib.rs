@@ -1,0 +1,1 @@
+//! Tradecloud's messages as Rust types: JSON and tXML decoding, tXML encoding.

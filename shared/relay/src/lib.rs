@@ -1,0 +1,1 @@
+//! The relay core: envelope, dedupe rules, event filter, ports, webhook router and poll loop.
