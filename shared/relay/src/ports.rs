@@ -1,0 +1,201 @@
+//! The ports: what the core needs from the outside world. Adapters (SQS, DynamoDB, S3, SQLite,
+//! Tradecloud's HTTP API) implement these traits; the core and its tests depend only on them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Envelope;
+
+/// A storage or queue failure. Every variant except `Conflict` is transient: the webhook answers
+/// 503 so Tradecloud retries, and the poller leaves its cursor where it was.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing service could not be reached or refused the call; try again later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// An optimistic-concurrency check failed: someone else wrote first.
+    #[error("conflicting write: {0}")]
+    Conflict(String),
+    /// The stored data could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A failure to enqueue part or all of a batch.
+#[derive(Debug, thiserror::Error)]
+#[error("enqueue failed for {} of the envelopes: {reason}", failed.len())]
+pub struct SinkError {
+    /// Indexes (into the batch given) of the envelopes that were *not* enqueued. The others were.
+    pub failed: Vec<usize>,
+    /// Why, for the log.
+    pub reason: String,
+}
+
+/// Where envelopes go: the ERP's queue.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Enqueues the envelopes, in order. `Ok` only when every one is durably accepted; on `Err`
+    /// the error lists exactly which were not, so the caller can release their dedupe claims.
+    async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError>;
+}
+
+/// The state of a dedupe record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordState {
+    /// Claimed by a request that has not finished; it expires on its own if that request dies.
+    InProgress,
+    /// Enqueued: later arrivals with the same key are duplicates until the record expires.
+    Completed,
+}
+
+/// A dedupe record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupeRecord {
+    /// In progress or completed.
+    pub state: RecordState,
+    /// True when written for a complete object (poll or GET), false for a webhook event.
+    pub full_state: bool,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The key was free (absent or expired): the caller now owns it and must complete or release it.
+    Claimed,
+    /// The key exists and is not expired: this is a duplicate.
+    Exists(DedupeRecord),
+}
+
+/// The dedupe table: conditional claim, complete, release, each record with an expiry.
+#[async_trait]
+pub trait DedupeStore: Send + Sync {
+    /// Atomically claims `key` as in progress. Succeeds when the key is absent, its record has
+    /// expired, or its in-progress claim has expired (the claimer died); expiry is checked
+    /// explicitly, never left to the store's TTL sweeper, which may lag by days.
+    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError>;
+    /// Marks a claimed key completed, with the configured time to live.
+    async fn complete(&self, key: &str) -> Result<(), StoreError>;
+    /// Removes a claim after a failure so the retry goes through.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Reads the live (not expired) record under `key`.
+    async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError>;
+}
+
+/// A request we authenticated but could not process, kept for an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantinedRequest {
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// The Content-Type header, if any.
+    pub content_type: Option<String>,
+    /// All headers except `Authorization` (and other credential headers).
+    pub headers: Vec<(String, String)>,
+    /// The raw body, base64 in JSON so binary garbage survives.
+    #[serde(with = "base64_bytes")]
+    pub body: Vec<u8>,
+    /// Why it was refused, as told to Tradecloud.
+    pub reason: String,
+}
+
+mod base64_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        use base64::Engine;
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where refused-but-authenticated requests go before the 4xx answer.
+#[async_trait]
+pub trait Quarantine: Send + Sync {
+    /// Keeps the request durably; on `Err` the webhook answers 503 instead of the 4xx.
+    async fn keep(&self, request: &QuarantinedRequest) -> Result<(), StoreError>;
+}
+
+/// A failure of a call to Tradecloud's API, classified by what the webhook answers.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404: the id is unknown to Tradecloud (webhook answers 404).
+    #[error("not found")]
+    NotFound,
+    /// Our API credentials were refused, even after logging in again (webhook answers 503).
+    #[error("Tradecloud refused our API credentials")]
+    Unauthorized,
+    /// Tradecloud answered with an error status and kept doing so within the retry budget (502).
+    #[error("Tradecloud answered {status}")]
+    Upstream {
+        /// The last status seen.
+        status: u16,
+    },
+    /// Tradecloud did not answer in time (504).
+    #[error("Tradecloud did not answer in time")]
+    Timeout,
+    /// Tradecloud could not be reached (503).
+    #[error("Tradecloud unreachable: {0}")]
+    Unavailable(String),
+    /// Tradecloud answered 2xx with a body we cannot read (502).
+    #[error("Tradecloud sent a malformed answer: {0}")]
+    Malformed(String),
+}
+
+/// Tradecloud's API as the core needs it.
+#[async_trait]
+pub trait TradecloudApi: Send + Sync {
+    /// `GET /order/{id}`: the complete order, all lines, as JSON.
+    async fn fetch_order(&self, id: &str) -> Result<serde_json::Value, ApiError>;
+    /// `GET /shipment/{id}`: the complete shipment as JSON.
+    async fn fetch_shipment(&self, id: &str) -> Result<serde_json::Value, ApiError>;
+}
+
+/// A poll stream's cursor as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last `lastUpdatedAt` string Tradecloud returned, verbatim; `None` before the first run.
+    pub value: Option<String>,
+    /// Incremented by every checkpoint; a checkpoint is conditional on the version it read.
+    pub version: u64,
+}
+
+/// Per-stream cursor with a lease, so overlapping poll runs cannot both advance it.
+#[async_trait]
+pub trait CursorStore: Send + Sync {
+    /// Takes the stream's lease for `owner` until now + `lease_for`, if free or expired, and
+    /// returns the cursor; `None` when another owner holds a live lease (back off, write nothing).
+    async fn acquire(
+        &self,
+        stream: &str,
+        owner: &str,
+        lease_for: std::time::Duration,
+    ) -> Result<Option<Cursor>, StoreError>;
+    /// Stores `value` if the stored version is still `expected_version` and `owner` holds the
+    /// lease; returns the new cursor. `Conflict` otherwise.
+    async fn checkpoint(
+        &self,
+        stream: &str,
+        owner: &str,
+        expected_version: u64,
+        value: &str,
+    ) -> Result<Cursor, StoreError>;
+    /// Gives the lease up (end of run).
+    async fn release(&self, stream: &str, owner: &str) -> Result<(), StoreError>;
+    /// Reads the cursor without taking the lease (operators' `cursor show`).
+    async fn read(&self, stream: &str) -> Result<Option<Cursor>, StoreError>;
+    /// Sets the cursor unconditionally, bumping the version (operators' `cursor set`, backfill).
+    async fn set(&self, stream: &str, value: &str) -> Result<Cursor, StoreError>;
+}
