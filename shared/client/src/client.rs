@@ -1,0 +1,752 @@
+//! The client: sessions (login, refresh, re-login), retries within a budget, rate limiting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::page::{Page, PollEndpoint, PollQuery, SearchEndpoint, parse_object, parse_page};
+use crate::{ClientConfig, ClientError, ConfigError, RateLimiter, Secret};
+
+/// Everything but RFC 3986's unreserved characters is escaped, so an id is always one path
+/// segment: `/`, `?`, `#` and `%` cannot end or re-interpret it.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+const SET_AUTHORIZATION: &str = "set-authorization";
+const SET_REFRESH_TOKEN: &str = "set-refresh-token";
+const REFRESH_TOKEN: &str = "refresh-token";
+
+/// The HTTP client for Tradecloud's API v2.
+///
+/// Cheap to clone; clones share the tokens, the rate limiter and the connection pool, so one
+/// client per process (kept across warm Lambda invocations) logs in once. Calls of one client
+/// (and its clones) go out one at a time, as Tradecloud asks.
+#[derive(Clone, Debug)]
+pub struct TradecloudClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    /// `base_url` without a trailing `/`.
+    base: String,
+    limiter: Arc<RateLimiter>,
+    /// Held for each attempt (token handling and the request), which makes calls sequential
+    /// and lets a single login or refresh serve everyone waiting.
+    session: Mutex<Session>,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    tokens: Option<Tokens>,
+}
+
+#[derive(Debug)]
+struct Tokens {
+    access: Secret,
+    refresh: Secret,
+    refresh_at: Instant,
+}
+
+/// How a failed attempt continues.
+struct Failure {
+    error: ClientError,
+    retry: Retry,
+}
+
+enum Retry {
+    No,
+    Backoff,
+    /// Tradecloud said when (`Retry-After`).
+    After(Duration),
+}
+
+impl Failure {
+    fn fatal(error: ClientError) -> Self {
+        Self {
+            error,
+            retry: Retry::No,
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Self::fatal(error)
+    }
+}
+
+struct ApiRequest<'a> {
+    method: Method,
+    path: &'a str,
+    body: Option<&'a Value>,
+}
+
+impl TradecloudClient {
+    /// A client with its own rate limiter.
+    pub fn new(config: ClientConfig) -> Result<Self, ConfigError> {
+        let limiter = Arc::new(RateLimiter::new(config.max_requests_per_second));
+        Self::with_rate_limiter(config, limiter)
+    }
+
+    /// A client that shares `limiter` with other clients of the same Tradecloud account, since
+    /// the 10 requests/s limit is Tradecloud's, not ours. `max_requests_per_second` is then unused.
+    pub fn with_rate_limiter(
+        config: ClientConfig,
+        limiter: Arc<RateLimiter>,
+    ) -> Result<Self, ConfigError> {
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        let parsed = url::Url::parse(&base).map_err(|e| ConfigError::BaseUrl {
+            url: config.base_url.clone(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.cannot_be_a_base() {
+            return Err(ConfigError::BaseUrl {
+                url: config.base_url.clone(),
+                reason: "not an http(s) URL".into(),
+            });
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(ConfigError::BaseUrl {
+                url: config.base_url.clone(),
+                reason: "a base URL has no query or fragment".into(),
+            });
+        }
+        for (setting, value) in [
+            ("timeout", config.timeout),
+            ("retry_budget", config.retry_budget),
+            ("refresh_interval", config.refresh_interval),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    reason: "must be more than zero".into(),
+                });
+            }
+        }
+        if config.max_requests_per_second == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "max_requests_per_second",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if config.backoff_initial > config.backoff_max {
+            return Err(ConfigError::Invalid {
+                setting: "backoff_initial",
+                reason: "must not exceed backoff_max".into(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            // A redirect would carry our token to wherever it points; Tradecloud's API never
+            // redirects, so one is treated as a malformed answer.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tradecloud-relay/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.timeout)
+            .build()
+            .map_err(|e| ConfigError::Http(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                base,
+                limiter,
+                session: Mutex::new(Session::default()),
+            }),
+        })
+    }
+
+    /// The settings the client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The complete order with all lines: `GET {base}/order/{id}`.
+    pub async fn fetch_order(&self, id: &str) -> Result<Value, ClientError> {
+        self.fetch("order", id).await
+    }
+
+    /// The complete shipment: `GET {base}/shipment/{id}`.
+    pub async fn fetch_shipment(&self, id: &str) -> Result<Value, ClientError> {
+        self.fetch("shipment", id).await
+    }
+
+    /// One page from a poll endpoint: objects updated strictly after `query.last_updated`,
+    /// sorted by `lastUpdatedAt` ascending.
+    pub async fn poll(
+        &self,
+        endpoint: PollEndpoint,
+        query: &PollQuery,
+    ) -> Result<Page, ClientError> {
+        let body = query.poll_body();
+        let bytes = self
+            .call(ApiRequest {
+                method: Method::POST,
+                path: endpoint.path(),
+                body: Some(&body),
+            })
+            .await?;
+        parse_page(&bytes)
+    }
+
+    /// One page from an older search endpoint: objects updated at or after
+    /// `query.last_updated`, sorted by `lastUpdatedAt` ascending.
+    pub async fn search(
+        &self,
+        endpoint: SearchEndpoint,
+        query: &PollQuery,
+    ) -> Result<Page, ClientError> {
+        let body = query.search_body(endpoint);
+        let bytes = self
+            .call(ApiRequest {
+                method: Method::POST,
+                path: endpoint.path(),
+                body: Some(&body),
+            })
+            .await?;
+        parse_page(&bytes)
+    }
+
+    /// Logs in now (retrying within the budget), replacing any cached tokens. Calls log in by
+    /// themselves; this is for checking the credentials at start-up.
+    pub async fn login(&self) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.inner.config.retry_budget;
+        let mut attempt = 0u32;
+        loop {
+            let failure = {
+                let mut session = self.inner.session.lock().await;
+                match self.inner.login(&mut session, deadline).await {
+                    Ok(()) => return Ok(()),
+                    Err(failure) => failure,
+                }
+            };
+            self.inner.back_off(failure, &mut attempt, deadline, "login").await?;
+        }
+    }
+
+    /// Ends the session: `POST {base}/authentication/logout` with the refresh token, once, and
+    /// forgets the tokens whatever the answer. Without a session this does nothing.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        let mut session = self.inner.session.lock().await;
+        let Some(tokens) = session.tokens.take() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.inner.config.retry_budget;
+        let response = self
+            .inner
+            .send(
+                Method::POST,
+                "authentication/logout",
+                refresh_header(&tokens.refresh),
+                deadline,
+            )
+            .await
+            .map_err(|f| f.error)?;
+        let status = response.status();
+        if status.is_success() {
+            info!("logged out of Tradecloud");
+            Ok(())
+        } else {
+            Err(status_error(status, response).await.error)
+        }
+    }
+
+    async fn fetch(&self, kind: &str, id: &str) -> Result<Value, ClientError> {
+        // The URL parser resolves `.` and `..` segments even when percent-encoded, so such ids
+        // could only ever address another resource.
+        if id.is_empty() || id == "." || id == ".." {
+            return Err(ClientError::InvalidId { id: id.to_owned() });
+        }
+        let path = format!("{kind}/{}", utf8_percent_encode(id, SEGMENT));
+        let bytes = self
+            .call(ApiRequest {
+                method: Method::GET,
+                path: &path,
+                body: None,
+            })
+            .await?;
+        parse_object(&bytes)
+    }
+
+    /// One API call with Bearer auth: retried on 429, 5xx, timeouts and connection errors until
+    /// the budget is spent; one fresh login on a 401.
+    async fn call(&self, request: ApiRequest<'_>) -> Result<Vec<u8>, ClientError> {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let deadline = started + inner.config.retry_budget;
+        let mut attempt = 0u32;
+        let mut relogged = false;
+        loop {
+            let failure = {
+                let mut session = inner.session.lock().await;
+                match inner
+                    .attempt(&mut session, &request, deadline, &mut relogged)
+                    .await
+                {
+                    Ok(bytes) => {
+                        debug!(
+                            method = %request.method,
+                            path = request.path,
+                            attempts = attempt + 1,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "Tradecloud call done"
+                        );
+                        return Ok(bytes);
+                    }
+                    Err(failure) => failure,
+                }
+            };
+            inner
+                .back_off(failure, &mut attempt, deadline, request.path)
+                .await?;
+        }
+    }
+}
+
+impl Inner {
+    /// Sleeps before the next attempt, or ends the call with the failure's error when it is not
+    /// retryable or the wait would pass the deadline.
+    async fn back_off(
+        &self,
+        failure: Failure,
+        attempt: &mut u32,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<(), ClientError> {
+        let delay = match failure.retry {
+            Retry::No => return Err(failure.error),
+            Retry::After(after) => after,
+            Retry::Backoff => self.backoff_delay(*attempt),
+        };
+        *attempt += 1;
+        if Instant::now() + delay >= deadline {
+            warn!(
+                what,
+                attempts = *attempt,
+                error = %failure.error,
+                "Tradecloud call failed, retry budget spent"
+            );
+            return Err(failure.error);
+        }
+        warn!(
+            what,
+            attempt = *attempt,
+            delay_ms = delay.as_millis() as u64,
+            error = %failure.error,
+            "Tradecloud call failed, retrying"
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// Exponential, capped, with "equal jitter": half the step is fixed so retries keep backing
+    /// off, the other half random so clients that failed together do not retry together.
+    fn backoff_delay(&self, attempt: u32) -> Duration {
+        let step = self
+            .config
+            .backoff_initial
+            .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+            .min(self.config.backoff_max);
+        let half = step / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(rand::random_range(0..=nanos))
+    }
+
+    async fn attempt(
+        &self,
+        session: &mut Session,
+        request: &ApiRequest<'_>,
+        deadline: Instant,
+        relogged: &mut bool,
+    ) -> Result<Vec<u8>, Failure> {
+        loop {
+            self.ensure_tokens(session, deadline).await?;
+            let access = match &session.tokens {
+                Some(tokens) => tokens.access.clone(),
+                None => unreachable!("ensure_tokens leaves tokens in the session"),
+            };
+            let mut headers = HeaderMap::new();
+            let mut bearer = HeaderValue::try_from(format!("Bearer {}", access.expose()))
+                .map_err(|_| malformed("Tradecloud sent an access token that is not a header value"))?;
+            bearer.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, bearer);
+            let mut builder_body = None;
+            if let Some(body) = request.body {
+                builder_body = Some(serde_json::to_vec(body).map_err(|e| {
+                    Failure::fatal(ClientError::Malformed {
+                        reason: format!("cannot encode the request: {e}"),
+                    })
+                })?);
+                headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            let response = self
+                .send_with_body(
+                    request.method.clone(),
+                    request.path,
+                    headers,
+                    builder_body,
+                    deadline,
+                )
+                .await?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !*relogged {
+                // The token may have expired or been revoked early: log in afresh, once per call.
+                *relogged = true;
+                info!(path = request.path, "Tradecloud answered 401, logging in again");
+                session.tokens = None;
+                continue;
+            }
+            if status.is_success() {
+                return read_body(response).await;
+            }
+            return Err(status_error(status, response).await);
+        }
+    }
+
+    /// Leaves valid tokens in the session: logs in when there are none, refreshes when they are
+    /// due, and logs in when the refresh fails (refresh tokens are single-use, so a lost answer
+    /// leaves us with a dead one).
+    async fn ensure_tokens(&self, session: &mut Session, deadline: Instant) -> Result<(), Failure> {
+        let due = match &session.tokens {
+            None => return self.login(session, deadline).await,
+            Some(tokens) => Instant::now() >= tokens.refresh_at,
+        };
+        if !due {
+            return Ok(());
+        }
+        let Some(old) = session.tokens.take() else {
+            return self.login(session, deadline).await;
+        };
+        match self.refresh(&old.refresh, deadline).await {
+            Ok(tokens) => {
+                debug!("refreshed the Tradecloud token");
+                session.tokens = Some(tokens);
+                Ok(())
+            }
+            Err(error) => {
+                info!(%error, "Tradecloud token refresh failed, logging in again");
+                self.login(session, deadline).await
+            }
+        }
+    }
+
+    async fn refresh(&self, refresh: &Secret, deadline: Instant) -> Result<Tokens, ClientError> {
+        let response = self
+            .send(
+                Method::GET,
+                "authentication/refresh",
+                refresh_header(refresh),
+                deadline,
+            )
+            .await
+            .map_err(|f| f.error)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(status_error(status, response).await.error);
+        }
+        self.tokens_from(response.headers())
+    }
+
+    async fn login(&self, session: &mut Session, deadline: Instant) -> Result<(), Failure> {
+        session.tokens = None;
+        let credentials = &self.config.credentials;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            credentials.username,
+            credentials.password.expose()
+        ));
+        let mut value = HeaderValue::try_from(format!("Basic {basic}"))
+            .map_err(|_| malformed("credentials do not fit in a header"))?;
+        value.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let response = self
+            .send(Method::GET, "authentication/login", headers, deadline)
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let failure = status_error(status, response).await;
+            if let ClientError::Unauthorized { status } = failure.error {
+                warn!(
+                    username = %credentials.username,
+                    status,
+                    "Tradecloud refused the login"
+                );
+            }
+            return Err(failure);
+        }
+        let tokens = self.tokens_from(response.headers())?;
+        info!(username = %credentials.username, "logged in to Tradecloud");
+        session.tokens = Some(tokens);
+        Ok(())
+    }
+
+    fn tokens_from(&self, headers: &HeaderMap) -> Result<Tokens, ClientError> {
+        let header = |name: &str| -> Result<Secret, ClientError> {
+            let value = headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .unwrap_or_default();
+            // Tolerate a `Bearer ` prefix on the access token.
+            let value = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .unwrap_or(value)
+                .trim();
+            if value.is_empty() {
+                return Err(ClientError::Malformed {
+                    reason: format!("Tradecloud's token answer lacks the {name} header"),
+                });
+            }
+            Ok(Secret::new(value))
+        };
+        let access = header(SET_AUTHORIZATION)?;
+        let refresh = header(SET_REFRESH_TOKEN)?;
+        let mut lifetime = self.config.refresh_interval;
+        if let Some(stated) = jwt_lifetime(access.expose()) {
+            // Refresh at three quarters of a shorter stated lifetime, before the token dies.
+            lifetime = lifetime.min(stated * 3 / 4);
+        }
+        Ok(Tokens {
+            access,
+            refresh,
+            refresh_at: Instant::now() + lifetime,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, Failure> {
+        self.send_with_body(method, path, headers, None, deadline)
+            .await
+    }
+
+    /// One HTTP request, after the rate limiter, with a timeout that also respects the deadline.
+    async fn send_with_body(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, Failure> {
+        self.limiter.acquire().await;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // Even a spent budget gets a short try rather than none, so the answer is a real one.
+        let timeout = self
+            .config
+            .timeout
+            .min(remaining.max(Duration::from_millis(50)));
+        let url = format!("{}/{path}", self.base);
+        let mut builder = self
+            .http
+            .request(method.clone(), url)
+            .headers(headers)
+            .timeout(timeout);
+        if let Some(body) = body {
+            builder = builder.body(body);
+        }
+        let started = Instant::now();
+        let result = builder.send().await;
+        match result {
+            Ok(response) => {
+                debug!(
+                    %method,
+                    path,
+                    status = response.status().as_u16(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "Tradecloud answered"
+                );
+                Ok(response)
+            }
+            Err(e) => Err(transport_failure(&e)),
+        }
+    }
+}
+
+fn refresh_header(refresh: &Secret) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(mut value) = HeaderValue::try_from(refresh.expose()) {
+        value.set_sensitive(true);
+        headers.insert(REFRESH_TOKEN, value);
+    }
+    headers
+}
+
+fn transport_failure(e: &reqwest::Error) -> Failure {
+    let error = if e.is_timeout() {
+        ClientError::Timeout
+    } else {
+        // Connection refused, reset, TLS and dropped connections alike: Tradecloud was not
+        // reachable for this attempt. reqwest's messages hold no credentials.
+        ClientError::Connect {
+            reason: error_chain(e),
+        }
+    };
+    Failure {
+        error,
+        retry: Retry::Backoff,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    match response.bytes().await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(e) => Err(transport_failure(&e)),
+    }
+}
+
+/// Classifies a non-success answer.
+async fn status_error(status: StatusCode, response: reqwest::Response) -> Failure {
+    let code = status.as_u16();
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        let retry = retry_after(response.headers()).map_or(Retry::Backoff, Retry::After);
+        return Failure {
+            error: ClientError::Upstream { status: code },
+            retry,
+        };
+    }
+    match status {
+        StatusCode::NOT_FOUND => Failure::fatal(ClientError::NotFound),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            Failure::fatal(ClientError::Unauthorized { status: code })
+        }
+        s if s.is_client_error() => {
+            let body = response.bytes().await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&body);
+            let reason: String = text.trim().chars().take(300).collect();
+            Failure::fatal(ClientError::BadRequest {
+                status: code,
+                reason,
+            })
+        }
+        _ => Failure::fatal(ClientError::Malformed {
+            reason: format!("unexpected HTTP status {code}"),
+        }),
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = date.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The lifetime a JWT states (`exp - iat`), if the token is a JWT with both claims.
+fn jwt_lifetime(token: &str) -> Option<Duration> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?.as_u64()?;
+    let iat = claims.get("iat")?.as_u64()?;
+    exp.checked_sub(iat)
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+}
+
+fn malformed(reason: &str) -> Failure {
+    Failure::fatal(ClientError::Malformed {
+        reason: reason.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+        let date = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        headers.insert(RETRY_AFTER, HeaderValue::try_from(date).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn jwt_lifetime_reads_exp_minus_iat() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"HS256"}"#),
+            b64(r#"{"iat":1000,"exp":1600}"#)
+        );
+        assert_eq!(jwt_lifetime(&token), Some(Duration::from_secs(600)));
+        assert_eq!(jwt_lifetime("opaque-token"), None);
+        let no_iat = format!("{}.{}.sig", b64("{}"), b64(r#"{"exp":1600}"#));
+        assert_eq!(jwt_lifetime(&no_iat), None);
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let config = ClientConfig {
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(800),
+            ..ClientConfig::default()
+        };
+        let client = TradecloudClient::new(config).unwrap();
+        for (attempt, step) in [(0, 100), (1, 200), (2, 400), (3, 800), (10, 800), (40, 800)] {
+            let step = Duration::from_millis(step);
+            let samples: Vec<_> = (0..50)
+                .map(|_| client.inner.backoff_delay(attempt))
+                .collect();
+            assert!(
+                samples.iter().all(|d| *d >= step / 2 && *d <= step),
+                "attempt {attempt}: {samples:?}"
+            );
+            assert!(samples.iter().any(|d| *d != samples[0]), "no jitter");
+        }
+    }
+
+    #[test]
+    fn ids_become_one_segment() {
+        let enc = |id: &str| utf8_percent_encode(id, SEGMENT).to_string();
+        assert_eq!(enc("../x"), "..%2Fx");
+        assert_eq!(enc("a/b?c#d"), "a%2Fb%3Fc%23d");
+        assert_eq!(enc("%2e%2e"), "%252e%252e");
+        assert_eq!(enc("ab-12_3.x~"), "ab-12_3.x~");
+    }
+}

@@ -1,0 +1,253 @@
+//! Poll and search requests and the page they return.
+
+use serde_json::{Map, Value, json};
+
+use crate::ClientError;
+
+/// The poll endpoints Tradecloud documents since 2024 (`filters.lastUpdatedAfter`, strictly after).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PollEndpoint {
+    /// `POST /order-search/poll`: orders in delivery-schedule form.
+    Orders,
+    /// `POST /order-search/poll/single-delivery`: orders in single-delivery form.
+    SingleDeliveryOrders,
+    /// `POST /shipment/poll`.
+    Shipments,
+}
+
+impl PollEndpoint {
+    /// The path below the API base.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Orders => "order-search/poll",
+            Self::SingleDeliveryOrders => "order-search/poll/single-delivery",
+            Self::Shipments => "shipment/poll",
+        }
+    }
+}
+
+/// The older search endpoints that accounts polled before 2024 (`filters.lastUpdatedSince`,
+/// inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SearchEndpoint {
+    /// `POST /order-search/search`.
+    Orders,
+    /// `POST /shipment/search`.
+    Shipments,
+}
+
+impl SearchEndpoint {
+    /// The path below the API base.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Orders => "order-search/search",
+            Self::Shipments => "shipment/search",
+        }
+    }
+}
+
+/// One page request: the cursor, paging, and extra filters passed to Tradecloud unchanged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollQuery {
+    /// The cursor: a `lastUpdatedAt` string Tradecloud returned (or the configured start date).
+    pub last_updated: String,
+    /// Items to skip (only for paging inside one timestamp).
+    pub offset: u32,
+    /// Page size; Tradecloud allows at most 100.
+    pub limit: u32,
+    /// More members of `filters`, e.g. `"status": {"processStatus": ["Confirmed"]}` or
+    /// `"buyerOrder": {"companyId": "…"}`. The cursor member set by the client wins over one here.
+    pub filters: Map<String, Value>,
+}
+
+impl PollQuery {
+    /// A query for the first page after `last_updated`, 100 items, no extra filters.
+    pub fn new(last_updated: impl Into<String>) -> Self {
+        Self {
+            last_updated: last_updated.into(),
+            offset: 0,
+            limit: 100,
+            filters: Map::new(),
+        }
+    }
+
+    pub(crate) fn poll_body(&self) -> Value {
+        let mut filters = self.filters.clone();
+        filters.insert("lastUpdatedAfter".into(), self.last_updated.clone().into());
+        json!({ "filters": filters, "offset": self.offset, "limit": self.limit })
+    }
+
+    pub(crate) fn search_body(&self, endpoint: SearchEndpoint) -> Value {
+        let mut filters = self.filters.clone();
+        filters.insert("lastUpdatedSince".into(), self.last_updated.clone().into());
+        let order = json!({ "field": "lastUpdatedAt", "order": "asc" });
+        // Order search takes a list of sort keys, shipment search a single object.
+        let sort = match endpoint {
+            SearchEndpoint::Orders => Value::Array(vec![order]),
+            SearchEndpoint::Shipments => order,
+        };
+        json!({ "filters": filters, "sort": sort, "offset": self.offset, "limit": self.limit })
+    }
+}
+
+/// One page of a poll or search answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    /// The orders or shipments exactly as Tradecloud sent them, every field kept.
+    pub items: Vec<Value>,
+    /// Matches in total, independent of paging, when Tradecloud said.
+    pub total: Option<u64>,
+    /// The answer's `lastUpdatedAt` (the next cursor), else the last item's; `None` on an
+    /// empty page without one. The exact string Tradecloud wrote, never re-formatted.
+    pub last_updated_at: Option<String>,
+}
+
+/// The `lastUpdatedAt` of one order or shipment: top-level, else under `meta`.
+pub fn item_last_updated_at(item: &Value) -> Option<&str> {
+    item.get("lastUpdatedAt")
+        .and_then(Value::as_str)
+        .or_else(|| item.pointer("/meta/lastUpdatedAt").and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+}
+
+pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| ClientError::Malformed {
+        reason: format!("page is not JSON: {e}"),
+    })?;
+    let Value::Object(mut object) = value else {
+        return Err(malformed("page is not a JSON object"));
+    };
+    let total = match object.get("total") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .ok_or_else(|| malformed("page total is not a non-negative integer"))?,
+        ),
+        // Tradecloud once sent numbers in quotes (TC-6431).
+        Some(Value::String(s)) => Some(
+            s.parse()
+                .map_err(|_| malformed("page total is not a non-negative integer"))?,
+        ),
+        Some(_) => return Err(malformed("page total is not a number")),
+    };
+    // Old Tradecloud answers named the list `orders`.
+    let list = match object.remove("data") {
+        Some(Value::Null) | None => object.remove("orders"),
+        found => found,
+    };
+    let items = match list {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None if total == Some(0) => Vec::new(),
+        Some(Value::Null) | None => return Err(malformed("page has no `data` list")),
+        Some(_) => return Err(malformed("page `data` is not a list")),
+    };
+    if let Some(i) = items.iter().position(|item| !item.is_object()) {
+        return Err(ClientError::Malformed {
+            reason: format!("page item {i} is not a JSON object"),
+        });
+    }
+    let last_updated_at = match object.get("lastUpdatedAt") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(Value::String(_)) => None,
+        Some(_) => return Err(malformed("page lastUpdatedAt is not a string")),
+    }
+    .or_else(|| items.last().and_then(item_last_updated_at).map(str::to_owned));
+    Ok(Page {
+        items,
+        total,
+        last_updated_at,
+    })
+}
+
+pub(crate) fn parse_object(body: &[u8]) -> Result<Value, ClientError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| ClientError::Malformed {
+        reason: format!("answer is not JSON: {e}"),
+    })?;
+    if !value.is_object() {
+        return Err(malformed("answer is not a JSON object"));
+    }
+    Ok(value)
+}
+
+fn malformed(reason: &str) -> ClientError {
+    ClientError::Malformed {
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_prefers_response_cursor_and_keeps_items_whole() {
+        let page = parse_page(
+            br#"{"data":[{"id":"a","lastUpdatedAt":"2025-01-01T00:00:00.001Z","x":{"price":1.10}}],
+                "total":7,"lastUpdatedAt":"2025-01-01T00:00:00.002Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(page.total, Some(7));
+        assert_eq!(page.last_updated_at.as_deref(), Some("2025-01-01T00:00:00.002Z"));
+        // arbitrary_precision keeps the decimal exactly as written.
+        assert_eq!(page.items[0]["x"]["price"].to_string(), "1.10");
+    }
+
+    #[test]
+    fn page_falls_back_to_last_item_and_orders_key() {
+        let page = parse_page(
+            br#"{"orders":[{"id":"a","lastUpdatedAt":"2025-01-01T00:00:00.001Z"},
+                {"id":"b","meta":{"lastUpdatedAt":"2025-01-01T00:00:00.005Z"}}],"total":"2"}"#,
+        )
+        .unwrap();
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.total, Some(2));
+        assert_eq!(page.last_updated_at.as_deref(), Some("2025-01-01T00:00:00.005Z"));
+    }
+
+    #[test]
+    fn empty_page_has_no_cursor() {
+        let page = parse_page(br#"{"data":[],"total":0}"#).unwrap();
+        assert!(page.items.is_empty());
+        assert_eq!(page.last_updated_at, None);
+        let page = parse_page(br#"{"total":0}"#).unwrap();
+        assert!(page.items.is_empty());
+    }
+
+    #[test]
+    fn wrong_shapes_are_malformed() {
+        for body in [
+            &b"not json"[..],
+            br#"[1,2]"#,
+            br#"{"total":3}"#,
+            br#"{"data":{"id":"a"},"total":1}"#,
+            br#"{"data":[1],"total":1}"#,
+            br#"{"data":[],"total":-1}"#,
+            br#"{"data":[],"total":0,"lastUpdatedAt":5}"#,
+        ] {
+            let err = parse_page(body).unwrap_err();
+            assert!(matches!(err, ClientError::Malformed { .. }), "{body:?}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn poll_body_carries_cursor_paging_and_filters() {
+        let mut q = PollQuery::new("2025-01-01T00:00:00.000Z");
+        q.offset = 100;
+        q.limit = 50;
+        q.filters
+            .insert("status".into(), json!({"processStatus": ["Confirmed"]}));
+        q.filters.insert("lastUpdatedAfter".into(), json!("ignored"));
+        assert_eq!(
+            q.poll_body(),
+            json!({"filters": {"lastUpdatedAfter": "2025-01-01T00:00:00.000Z",
+                               "status": {"processStatus": ["Confirmed"]}},
+                   "offset": 100, "limit": 50})
+        );
+        let search = q.search_body(SearchEndpoint::Orders);
+        assert_eq!(search["filters"]["lastUpdatedSince"], "2025-01-01T00:00:00.000Z");
+        assert_eq!(search["sort"][0], json!({"field": "lastUpdatedAt", "order": "asc"}));
+        let search = q.search_body(SearchEndpoint::Shipments);
+        assert_eq!(search["sort"], json!({"field": "lastUpdatedAt", "order": "asc"}));
+    }
+}
