@@ -1,6 +1,29 @@
 //! Tradecloud's messages as Rust types: JSON and tXML decoding, tXML encoding.
+//!
+//! [`decode_webhook`] is the entry point for webhook bodies: bytes and a content type in, the
+//! typed view ([`WebhookBody`]) and the complete JSON payload out, or a [`DecodeError`] that
+//! names what is wrong and where. [`decode_order`] and [`decode_shipment`] read fetched or
+//! polled objects, [`poll`] the poll API, [`txml`] Tradecloud's XML both ways.
+//!
+//! Forward compatible as Tradecloud asks: unknown fields, values and event names never fail a
+//! decode, and the payload keeps every field, modelled or not.
 
+pub mod decode;
+pub mod error;
 pub mod kind;
+pub mod normalize;
+pub mod num;
+pub mod poll;
+pub mod schema;
 pub mod timestamp;
+pub mod txml;
+pub mod types;
 
+pub use decode::{
+    DecodedWebhook, WebhookBody, WebhookEvent, decode_order, decode_shipment, decode_webhook,
+    order_from_value, shipment_from_value,
+};
+pub use error::{DecodeError, Location};
 pub use kind::{Format, ObjectClass, ObjectKind};
+pub use poll::{PollFilters, PollRequest, PollResponse, decode_poll_response};
+pub use types::*;

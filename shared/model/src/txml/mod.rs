@@ -1,0 +1,30 @@
+//! tXML, Tradecloud's XML form of its JSON messages: "a one-to-one mapping of the JSON format".
+//!
+//! The root element is the type name (`<WebhookBody>`); object fields are child elements of the
+//! same name; lists have no wrapper and repeat one element per item under a singular name
+//! (`lines` → `<line>`). [`crate::schema`] says which elements are lists and which leaves are
+//! numbers or booleans, so that reading gives exactly the JSON the same message has.
+//!
+//! Reading refuses document type declarations and any entity other than XML's predefined five,
+//! so no entity can be expanded, and caps nesting depth.
+
+mod read;
+mod write;
+
+pub use read::{MAX_DEPTH, read_document};
+pub use write::{EncodeError, write_document};
+
+use serde_json::Value;
+
+use crate::error::DecodeError;
+use crate::schema::{WEBHOOK_BODY_SHAPE, WEBHOOK_ROOT};
+
+/// Reads a tXML webhook body (`<WebhookBody>`) into its JSON value.
+pub fn from_txml(bytes: &[u8]) -> Result<Value, DecodeError> {
+    read_document(bytes, WEBHOOK_ROOT, &WEBHOOK_BODY_SHAPE)
+}
+
+/// Writes a webhook body JSON value as tXML (`<WebhookBody>`).
+pub fn to_txml(body: &Value) -> Result<String, EncodeError> {
+    write_document(WEBHOOK_ROOT, body, &WEBHOOK_BODY_SHAPE)
+}
