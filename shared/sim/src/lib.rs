@@ -1,1 +1,292 @@
 //! A Tradecloud simulator over HTTP: the API, a changing world of orders and shipments, and the webhook sender.
+//!
+//! Start it in-process with [`Simulator::start`]; it listens on loopback (port 0 by default):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tradecloud_sim::SimError> {
+//! use tradecloud_sim::{SimConfig, Simulator, WebhookTarget};
+//! let sim = Simulator::start(SimConfig::default()).await?;
+//! let api = sim.base_url(); // "http://127.0.0.1:PORT/v2", Basic auth with sim.username()/password()
+//! sim.add_webhook(WebhookTarget::new("http://127.0.0.1:9/webhook"))?;
+//! let changes = sim.advance(10)?; // ten actions, each one or more events
+//! sim.wait_webhooks_idle(std::time::Duration::from_secs(5)).await;
+//! let deliveries = sim.deliveries(); // every attempt and its answer
+//! sim.shutdown().await;
+//! # let _ = (api, changes, deliveries); Ok(()) }
+//! ```
+//!
+//! The same controls are available over HTTP under [`Simulator::control_url`] (`/sim/...`) for
+//! the binary and the demo.
+
+mod api;
+mod auth;
+mod control;
+mod faults;
+mod sender;
+mod util;
+mod world;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use api::ApiRequest;
+pub use faults::{Endpoint, Fault, FaultRule};
+pub use sender::{
+    Attempt, DeliveryOutcome, DeliveryRecord, Integration, RetryPolicy, WebhookAuth, WebhookFormat,
+    WebhookMethod, WebhookTarget,
+};
+pub use world::{Change, EventKind, ORDER_EVENT_NAMES, ObjectState, World, WorldConfig};
+
+use crate::api::Shared;
+use crate::util::lock;
+
+/// Errors of the simulator's library API.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// No Tokio runtime is running.
+    #[error("no Tokio runtime: {0}")]
+    Runtime(String),
+    /// The HTTP client for webhooks could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
+    /// A webhook target is not usable.
+    #[error("invalid webhook target: {0}")]
+    InvalidTarget(String),
+    /// A webhook body could not be encoded (tXML).
+    #[error("cannot encode webhook body: {0}")]
+    Encode(String),
+}
+
+/// Everything the simulator needs to start.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The world: seed, start time, size, ties.
+    pub world: WorldConfig,
+    /// User name of the integration user (Basic auth and login).
+    pub username: String,
+    /// Password of the integration user.
+    pub password: String,
+    /// Lifetime of access tokens (Tradecloud: 1 h); short in tests to exercise refresh.
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens (Tradecloud: 24 h).
+    pub refresh_token_ttl: Duration,
+    /// Actions applied after each poll request, so objects change while a client pages.
+    pub changes_per_poll: usize,
+    /// Retry and timeout behaviour of the webhook sender; scale it down in tests.
+    pub retry: RetryPolicy,
+    /// Seed of the fault rates.
+    pub fault_seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            world: WorldConfig::default(),
+            username: "integration@example.com".into(),
+            password: "sim-password".into(),
+            access_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(24 * 3600),
+            changes_per_poll: 0,
+            retry: RetryPolicy::default(),
+            fault_seed: 7,
+        }
+    }
+}
+
+/// A running simulator: the API on `/v2`, the control API on `/sim`, the webhook sender.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    username: String,
+    password: String,
+    shutdown: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Generates the world and starts serving; returns once the socket is bound.
+    pub async fn start(config: SimConfig) -> Result<Self, SimError> {
+        let started = Instant::now();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let sender = Arc::new(sender::Sender::new(config.retry.clone(), shutdown_rx.clone(), started)?);
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World::new(config.world.clone())),
+            auth: Mutex::new(auth::Auth::new(
+                &config.username,
+                &config.password,
+                config.access_token_ttl,
+                config.refresh_token_ttl,
+            )),
+            faults: Mutex::new(faults::Faults::new(config.fault_seed)),
+            requests: Mutex::new(Vec::new()),
+            changes_per_poll: AtomicUsize::new(config.changes_per_poll),
+            sender,
+            started,
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let app = api::router(Arc::clone(&shared)).merge(control::router(Arc::clone(&shared)));
+        let mut stop = shutdown_rx;
+        let server = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "simulator server failed");
+            }
+        });
+        tracing::info!(%addr, seed = config.world.seed, "tradecloud simulator listening");
+        Ok(Self {
+            shared,
+            addr,
+            username: config.username,
+            password: config.password,
+            shutdown,
+            server: Some(server),
+        })
+    }
+
+    /// The bound socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API base including `/v2`, e.g. `http://127.0.0.1:PORT/v2`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v2", self.addr)
+    }
+
+    /// The control API base, e.g. `http://127.0.0.1:PORT/sim`.
+    pub fn control_url(&self) -> String {
+        format!("http://{}/sim", self.addr)
+    }
+
+    /// The integration user's name.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The integration user's password.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// Applies `count` actions to the world (each one or more events) and queues their webhook
+    /// deliveries; returns the changes.
+    pub fn advance(&self, count: usize) -> Result<Vec<Change>, SimError> {
+        self.shared.advance(count)
+    }
+
+    /// Every change so far (the ground truth), oldest first.
+    pub fn changes(&self) -> Vec<Change> {
+        lock(&self.shared.world).changes().to_vec()
+    }
+
+    /// The current state of every order and shipment.
+    pub fn objects(&self) -> Vec<ObjectState> {
+        lock(&self.shared.world).objects()
+    }
+
+    /// An order as `GET /order/{id}` returns it.
+    pub fn order(&self, id: &str) -> Option<Value> {
+        lock(&self.shared.world).order(id)
+    }
+
+    /// An order in the single-delivery form, as `/poll/single-delivery` returns it.
+    pub fn order_single_delivery(&self, id: &str) -> Option<Value> {
+        lock(&self.shared.world).order_single_delivery(id)
+    }
+
+    /// A shipment as `GET /shipment/{id}` returns it.
+    pub fn shipment(&self, id: &str) -> Option<Value> {
+        lock(&self.shared.world).shipment(id)
+    }
+
+    /// Adds a webhook target; changes from now on are delivered to it. Returns its id.
+    pub fn add_webhook(&self, target: WebhookTarget) -> Result<u64, SimError> {
+        self.shared.sender.add_target(target)
+    }
+
+    /// Removes a webhook target and cancels its queued deliveries.
+    pub fn remove_webhook(&self, id: u64) -> bool {
+        self.shared.sender.remove_target(id)
+    }
+
+    /// Every webhook delivery with its attempts and outcome.
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        self.shared.sender.records()
+    }
+
+    /// Waits until no webhook delivery is pending (delivered, dropped or given up); returns
+    /// false if the timeout passed first.
+    pub async fn wait_webhooks_idle(&self, timeout: Duration) -> bool {
+        self.shared.sender.wait_idle(timeout).await
+    }
+
+    /// Adds a fault rule for the API; returns its id.
+    pub fn add_fault(&self, rule: FaultRule) -> u64 {
+        lock(&self.shared.faults).add(rule)
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Sets how many actions are applied after each poll request.
+    pub fn set_changes_per_poll(&self, count: usize) {
+        self.shared.changes_per_poll.store(count, Ordering::Relaxed);
+    }
+
+    /// Invalidates every access token issued so far (refresh tokens stay valid).
+    pub fn expire_access_tokens(&self) {
+        lock(&self.shared.auth).expire_access_tokens();
+    }
+
+    /// Every API request so far with its answer.
+    pub fn api_requests(&self) -> Vec<ApiRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Stops serving and cancels pending webhook deliveries; waits for the server to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        // A test that forgets shutdown() must not leave a server and retry loops behind.
+        let _ = self.shutdown.send(true);
+    }
+}

@@ -1,0 +1,474 @@
+//! The Tradecloud API under `/v2`: authentication, poll and search, fetch by id.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::SimError;
+use crate::auth::{Auth, Denied};
+use crate::faults::{Endpoint, Fault, Faults};
+use crate::sender::Sender;
+use crate::util::{format_ms, lock, parse_ms};
+use crate::world::{Change, OrderForm, World};
+
+/// One request to the API, as the simulator saw it (for tests of client behaviour such as
+/// sequential calls and the 10 requests/s limit).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiRequest {
+    /// The endpoint, when the path is one.
+    pub endpoint: Option<Endpoint>,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query as sent.
+    pub target: String,
+    /// Status answered.
+    pub status: u16,
+    /// Whether an injected fault produced the answer (or delayed it).
+    pub fault: bool,
+    /// Wall-clock milliseconds since start when the request arrived.
+    pub received_ms: u64,
+    /// Wall-clock milliseconds since start when the answer was ready.
+    pub answered_ms: u64,
+}
+
+/// State shared by the API, the control API and the [`crate::Simulator`] handle.
+pub(crate) struct Shared {
+    pub(crate) world: Mutex<World>,
+    pub(crate) auth: Mutex<Auth>,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) requests: Mutex<Vec<ApiRequest>>,
+    pub(crate) changes_per_poll: AtomicUsize,
+    pub(crate) sender: Arc<Sender>,
+    pub(crate) started: Instant,
+}
+
+impl Shared {
+    /// Applies `count` actions to the world and queues their webhook deliveries.
+    pub(crate) fn advance(&self, count: usize) -> Result<Vec<Change>, SimError> {
+        let mut world = lock(&self.world);
+        let changes = world.advance(count);
+        self.sender.enqueue(&changes)?;
+        Ok(changes)
+    }
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v2/authentication/login", get(login))
+        .route("/v2/authentication/refresh", get(refresh))
+        .route("/v2/authentication/logout", post(logout))
+        .route("/v2/order-search/poll", post(order_poll).get(order_poll))
+        .route(
+            "/v2/order-search/poll/single-delivery",
+            post(order_poll_single).get(order_poll_single),
+        )
+        .route("/v2/shipment/poll", post(shipment_poll).get(shipment_poll))
+        .route("/v2/order-search/search", post(order_search))
+        .route("/v2/shipment/search", post(shipment_search))
+        .route("/v2/order/{id}", get(get_order))
+        .route("/v2/shipment/{id}", get(get_shipment))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&shared), faults_and_log))
+        .with_state(shared)
+}
+
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = json!({"status": status.as_u16(), "message": message.into()});
+    (status, axum::Json(body)).into_response()
+}
+
+fn unauthorized(denied: Denied, basic_allowed: bool) -> Response {
+    let (message, challenge) = match denied {
+        Denied::Missing => ("authentication required", None),
+        Denied::BadCredentials => ("invalid username or password", None),
+        Denied::BadToken => ("invalid or expired access token", Some(r#"Bearer error="invalid_token""#)),
+        Denied::SchemeNotAllowed => ("this endpoint accepts a Bearer token only", None),
+    };
+    let challenge = challenge.unwrap_or(if basic_allowed {
+        r#"Basic realm="tradecloud", Bearer"#
+    } else {
+        "Bearer"
+    });
+    let mut response = error(StatusCode::UNAUTHORIZED, message);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    response
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// Applies injected faults and records every API request.
+async fn faults_and_log(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let received_ms = shared.started.elapsed().as_millis() as u64;
+    let endpoint = Endpoint::classify(request.method(), request.uri().path());
+    let method = request.method().to_string();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let fault = endpoint.and_then(|e| lock(&shared.faults).decide(e));
+    let response = match &fault {
+        None => next.run(request).await,
+        Some(Fault::Delay { ms }) => {
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            next.run(request).await
+        }
+        Some(Fault::Timeout { ms }) => {
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            error(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
+        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        Some(Fault::Status { status }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error(status, "injected failure")
+        }
+        Some(Fault::MalformedJson) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"data":[{"id":"#,
+        )
+            .into_response(),
+    };
+    let answered_ms = shared.started.elapsed().as_millis() as u64;
+    lock(&shared.requests).push(ApiRequest {
+        endpoint,
+        method,
+        target,
+        status: response.status().as_u16(),
+        fault: fault.is_some(),
+        received_ms,
+        answered_ms,
+    });
+    response
+}
+
+fn with_tokens(pair: crate::auth::TokenPair) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    if let (Ok(a), Ok(r)) = (HeaderValue::from_str(&pair.access), HeaderValue::from_str(&pair.refresh)) {
+        headers.insert("Set-Authorization", a);
+        headers.insert("Set-Refresh-Token", r);
+    }
+    response
+}
+
+async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let mut auth = lock(&shared.auth);
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(basic) = value.and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))) else {
+        return unauthorized(Denied::Missing, true);
+    };
+    if let Err(denied) = auth.check_basic(basic) {
+        return unauthorized(denied, true);
+    }
+    with_tokens(auth.issue())
+}
+
+fn refresh_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("Refresh-Token")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+}
+
+async fn refresh(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(token) = refresh_header(&headers) else {
+        return error(StatusCode::UNAUTHORIZED, "Refresh-Token header required");
+    };
+    let mut auth = lock(&shared.auth);
+    if !auth.take_refresh(token) {
+        return error(StatusCode::UNAUTHORIZED, "invalid, used or expired refresh token");
+    }
+    with_tokens(auth.issue())
+}
+
+async fn logout(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(token) = refresh_header(&headers) else {
+        return error(StatusCode::UNAUTHORIZED, "Refresh-Token header required");
+    };
+    if lock(&shared.auth).take_refresh(token) {
+        StatusCode::OK.into_response()
+    } else {
+        error(StatusCode::UNAUTHORIZED, "invalid, used or expired refresh token")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Orders(OrderForm),
+    Shipments,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Poll endpoints: `lastUpdatedAfter` (strict), sorted by `lastUpdatedAt`, cursor in the answer.
+    Poll,
+    /// Older search endpoints: `lastUpdatedSince` (inclusive) and `sort`.
+    Search,
+}
+
+async fn order_poll(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    query(&s, &headers, &body, Stream::Orders(OrderForm::Schedule), Mode::Poll)
+}
+
+async fn order_poll_single(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    query(&s, &headers, &body, Stream::Orders(OrderForm::SingleDelivery), Mode::Poll)
+}
+
+async fn shipment_poll(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    query(&s, &headers, &body, Stream::Shipments, Mode::Poll)
+}
+
+async fn order_search(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    query(&s, &headers, &body, Stream::Orders(OrderForm::Schedule), Mode::Search)
+}
+
+async fn shipment_search(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    query(&s, &headers, &body, Stream::Shipments, Mode::Search)
+}
+
+/// A parsed poll or search request.
+struct Query {
+    after: Option<i64>,
+    since: Option<i64>,
+    offset: usize,
+    limit: usize,
+    process_status: Option<Vec<String>>,
+    company_ids: Option<Vec<String>>,
+    sort: Option<(String, bool)>,
+}
+
+fn bad(message: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+/// A string or an array of strings (Tradecloud's filters use both).
+fn strings(v: &Value, name: &str) -> Result<Vec<String>, Response> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("{name} must hold strings")))
+            })
+            .collect(),
+        _ => Err(bad(format!("{name} must be a string or an array of strings"))),
+    }
+}
+
+fn timestamp(filters: &Map<String, Value>, key: &str) -> Result<Option<i64>, Response> {
+    match filters.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_ms(s)
+            .map(Some)
+            .ok_or_else(|| bad(format!("filters.{key} is not a date-time: {s}"))),
+        Some(_) => Err(bad(format!("filters.{key} must be a string"))),
+    }
+}
+
+fn count(body: &Map<String, Value>, key: &str, default: usize) -> Result<usize, Response> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| bad(format!("{key} must be a non-negative integer"))),
+        Some(_) => Err(bad(format!("{key} must be a non-negative integer"))),
+    }
+}
+
+fn parse_query(body: &[u8], stream: Stream, mode: Mode) -> Result<Query, Response> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
+    let Value::Object(body) = value else {
+        return Err(bad("the body must be a JSON object"));
+    };
+    let empty = Map::new();
+    let filters = match body.get("filters") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(f)) => f,
+        Some(_) => return Err(bad("filters must be an object")),
+    };
+    let limit = count(&body, "limit", 100)?;
+    if limit > 100 {
+        return Err(bad(format!("limit {limit} exceeds the maximum of 100")));
+    }
+    let offset = count(&body, "offset", 0)?;
+    let after = timestamp(filters, "lastUpdatedAfter")?;
+    let since = if mode == Mode::Search {
+        timestamp(filters, "lastUpdatedSince")?
+    } else {
+        None
+    };
+    let process_status = match filters.get("status").and_then(|s| s.get("processStatus")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(strings(v, "filters.status.processStatus")?),
+    };
+    let mut company_ids: Option<Vec<String>> = None;
+    let (party_a, party_b) = match stream {
+        Stream::Orders(_) => ("buyerOrder", "supplierOrder"),
+        Stream::Shipments => ("buyerShipment", "supplierShipment"),
+    };
+    let mut candidates = vec![filters.get("companyId")];
+    for party in [party_a, party_b] {
+        if let Some(p) = filters.get(party) {
+            candidates.push(p.get("companyId"));
+            candidates.push(p.get("companyIds"));
+        }
+    }
+    for c in candidates.into_iter().flatten() {
+        company_ids.get_or_insert_with(Vec::new).extend(strings(c, "companyId")?);
+    }
+    let sort = match (mode, body.get("sort")) {
+        (Mode::Search, Some(Value::Array(items))) => items.first().map(sort_key).transpose()?,
+        (Mode::Search, Some(v @ Value::Object(_))) => Some(sort_key(v)?),
+        (Mode::Search, Some(Value::Null) | None) | (Mode::Poll, _) => None,
+        (Mode::Search, Some(_)) => return Err(bad("sort must be an object or an array")),
+    };
+    Ok(Query {
+        after,
+        since,
+        offset,
+        limit,
+        process_status,
+        company_ids,
+        sort,
+    })
+}
+
+fn sort_key(v: &Value) -> Result<(String, bool), Response> {
+    let field = v
+        .get("field")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("sort.field must be a string"))?;
+    let ascending = match v.get("order").and_then(Value::as_str) {
+        None | Some("asc") => true,
+        Some("desc") => false,
+        Some(other) => return Err(bad(format!("sort.order must be asc or desc, not {other}"))),
+    };
+    Ok((field.to_string(), ascending))
+}
+
+fn query(shared: &Shared, headers: &HeaderMap, body: &[u8], stream: Stream, mode: Mode) -> Response {
+    if let Err(denied) = lock(&shared.auth).authenticate(headers, true) {
+        return unauthorized(denied, true);
+    }
+    let q = match parse_query(body, stream, mode) {
+        Ok(q) => q,
+        Err(response) => return response,
+    };
+    let mut world = lock(&shared.world);
+    let answer = run_query(&world, &q, stream, mode);
+    // Changes that land while a client pages: applied after this page was read.
+    let n = shared.changes_per_poll.load(Ordering::Relaxed);
+    if n > 0 && mode == Mode::Poll {
+        let changes = world.advance(n);
+        if let Err(e) = shared.sender.enqueue(&changes) {
+            tracing::error!(error = %e, "queueing webhook deliveries failed");
+        }
+    }
+    drop(world);
+    axum::Json(answer).into_response()
+}
+
+fn run_query(world: &World, q: &Query, stream: Stream, mode: Mode) -> Value {
+    let keys = match stream {
+        Stream::Orders(_) => world.order_keys(),
+        Stream::Shipments => world.shipment_keys(),
+    };
+    let mut matches: Vec<(i64, &str, usize)> = keys
+        .into_iter()
+        .filter(|(ms, _, _)| q.after.is_none_or(|a| *ms > a) && q.since.is_none_or(|s| *ms >= s))
+        .filter(|(_, _, i)| {
+            let (status, buyer, supplier) = match stream {
+                Stream::Orders(_) => {
+                    let (_, status, buyer, supplier) = world.order_facts(*i);
+                    (status, buyer, supplier)
+                }
+                Stream::Shipments => world.shipment_facts(*i),
+            };
+            q.process_status.as_ref().is_none_or(|s| s.iter().any(|x| x == status))
+                && q
+                    .company_ids
+                    .as_ref()
+                    .is_none_or(|c| c.iter().any(|x| x == buyer || x == supplier))
+        })
+        .collect();
+    // lastUpdatedAt ascending, then id: a stable order within one millisecond, so offset paging
+    // inside a tie is well defined.
+    let by_time = |a: &(i64, &str, usize), b: &(i64, &str, usize)| a.0.cmp(&b.0).then(a.1.cmp(b.1));
+    match (&q.sort, stream) {
+        (Some((field, asc)), Stream::Orders(_)) if field == "buyerOrder.purchaseOrderNumber" => {
+            matches.sort_by(|a, b| {
+                let o = world.order_facts(a.2).0.cmp(world.order_facts(b.2).0);
+                let o = if *asc { o } else { o.reverse() };
+                if o == CmpOrdering::Equal { by_time(a, b) } else { o }
+            })
+        }
+        (Some((field, false)), _) if field.ends_with("lastUpdatedAt") => matches.sort_by(|a, b| by_time(b, a)),
+        _ => matches.sort_by(by_time),
+    }
+    let total = matches.len();
+    let page: Vec<&(i64, &str, usize)> = matches.iter().skip(q.offset).take(q.limit).collect();
+    let data: Vec<Value> = page
+        .iter()
+        .map(|(_, _, i)| match stream {
+            Stream::Orders(form) => world.order_json(*i, form),
+            Stream::Shipments => world.shipment_json(*i),
+        })
+        .collect();
+    let mut answer = Map::new();
+    answer.insert("data".into(), Value::Array(data));
+    answer.insert("total".into(), json!(total));
+    if mode == Mode::Poll
+        && let Some(last) = page.last()
+    {
+        answer.insert("lastUpdatedAt".into(), json!(format_ms(last.0)));
+    }
+    Value::Object(answer)
+}
+
+async fn get_order(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(denied) = lock(&shared.auth).authenticate(&headers, false) {
+        return unauthorized(denied, false);
+    }
+    let world = lock(&shared.world);
+    match world.order(&id) {
+        Some(order) => axum::Json(order).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("order {id} not found")),
+    }
+}
+
+async fn get_shipment(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(denied) = lock(&shared.auth).authenticate(&headers, false) {
+        return unauthorized(denied, false);
+    }
+    let world = lock(&shared.world);
+    match world.shipment(&id) {
+        Some(shipment) => axum::Json(shipment).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("shipment {id} not found")),
+    }
+}
