@@ -10,14 +10,14 @@ use serde_json::{Number, Value};
 /// Formats simulated milliseconds since the epoch as Tradecloud's `YYYY-MM-DDThh:mm:ss.SSSZ`.
 pub(crate) fn format_ms(ms: i64) -> String {
     let at = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
-    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    tradecloud_model::timestamp::format(at)
 }
 
 /// Parses a client-supplied date-time; Tradecloud accepts `Z` as well as offsets.
 pub(crate) fn parse_ms(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text)
+    tradecloud_model::timestamp::parse(text)
         .ok()
-        .map(|t| t.with_timezone(&Utc).timestamp_millis())
+        .map(|t| t.timestamp_millis())
 }
 
 /// The calendar date (`YYYY-MM-DD`) of simulated milliseconds plus a number of days.
