@@ -232,7 +232,9 @@ impl TradecloudClient {
                     Err(failure) => failure,
                 }
             };
-            self.inner.back_off(failure, &mut attempt, deadline, "login").await?;
+            self.inner
+                .back_off(failure, &mut attempt, deadline, "login")
+                .await?;
         }
     }
 
@@ -378,8 +380,10 @@ impl Inner {
                 None => unreachable!("ensure_tokens leaves tokens in the session"),
             };
             let mut headers = HeaderMap::new();
-            let mut bearer = HeaderValue::try_from(format!("Bearer {}", access.expose()))
-                .map_err(|_| malformed("Tradecloud sent an access token that is not a header value"))?;
+            let mut bearer =
+                HeaderValue::try_from(format!("Bearer {}", access.expose())).map_err(|_| {
+                    malformed("Tradecloud sent an access token that is not a header value")
+                })?;
             bearer.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, bearer);
             let mut builder_body = None;
@@ -407,7 +411,10 @@ impl Inner {
             if status == StatusCode::UNAUTHORIZED && !*relogged {
                 // The token may have expired or been revoked early: log in afresh, once per call.
                 *relogged = true;
-                info!(path = request.path, "Tradecloud answered 401, logging in again");
+                info!(
+                    path = request.path,
+                    "Tradecloud answered 401, logging in again"
+                );
                 session.tokens = None;
                 continue;
             }
@@ -701,7 +708,10 @@ mod tests {
         let date = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         headers.insert(RETRY_AFTER, HeaderValue::try_from(date).unwrap());
         let wait = retry_after(&headers).unwrap();
-        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
     }

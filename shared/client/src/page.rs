@@ -152,7 +152,12 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
         Some(Value::String(_)) => None,
         Some(_) => return Err(malformed("page lastUpdatedAt is not a string")),
     }
-    .or_else(|| items.last().and_then(item_last_updated_at).map(str::to_owned));
+    .or_else(|| {
+        items
+            .last()
+            .and_then(item_last_updated_at)
+            .map(str::to_owned)
+    });
     Ok(Page {
         items,
         total,
@@ -188,7 +193,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(page.total, Some(7));
-        assert_eq!(page.last_updated_at.as_deref(), Some("2025-01-01T00:00:00.002Z"));
+        assert_eq!(
+            page.last_updated_at.as_deref(),
+            Some("2025-01-01T00:00:00.002Z")
+        );
         // arbitrary_precision keeps the decimal exactly as written.
         assert_eq!(page.items[0]["x"]["price"].to_string(), "1.10");
     }
@@ -202,7 +210,10 @@ mod tests {
         .unwrap();
         assert_eq!(page.items.len(), 2);
         assert_eq!(page.total, Some(2));
-        assert_eq!(page.last_updated_at.as_deref(), Some("2025-01-01T00:00:00.005Z"));
+        assert_eq!(
+            page.last_updated_at.as_deref(),
+            Some("2025-01-01T00:00:00.005Z")
+        );
     }
 
     #[test]
@@ -226,7 +237,10 @@ mod tests {
             br#"{"data":[],"total":0,"lastUpdatedAt":5}"#,
         ] {
             let err = parse_page(body).unwrap_err();
-            assert!(matches!(err, ClientError::Malformed { .. }), "{body:?}: {err:?}");
+            assert!(
+                matches!(err, ClientError::Malformed { .. }),
+                "{body:?}: {err:?}"
+            );
         }
     }
 
@@ -237,7 +251,8 @@ mod tests {
         q.limit = 50;
         q.filters
             .insert("status".into(), json!({"processStatus": ["Confirmed"]}));
-        q.filters.insert("lastUpdatedAfter".into(), json!("ignored"));
+        q.filters
+            .insert("lastUpdatedAfter".into(), json!("ignored"));
         assert_eq!(
             q.poll_body(),
             json!({"filters": {"lastUpdatedAfter": "2025-01-01T00:00:00.000Z",
@@ -245,9 +260,18 @@ mod tests {
                    "offset": 100, "limit": 50})
         );
         let search = q.search_body(SearchEndpoint::Orders);
-        assert_eq!(search["filters"]["lastUpdatedSince"], "2025-01-01T00:00:00.000Z");
-        assert_eq!(search["sort"][0], json!({"field": "lastUpdatedAt", "order": "asc"}));
+        assert_eq!(
+            search["filters"]["lastUpdatedSince"],
+            "2025-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            search["sort"][0],
+            json!({"field": "lastUpdatedAt", "order": "asc"})
+        );
         let search = q.search_body(SearchEndpoint::Shipments);
-        assert_eq!(search["sort"], json!({"field": "lastUpdatedAt", "order": "asc"}));
+        assert_eq!(
+            search["sort"],
+            json!({"field": "lastUpdatedAt", "order": "asc"})
+        );
     }
 }

@@ -1,0 +1,873 @@
+//! Protocol tests against a small fake Tradecloud (axum on 127.0.0.1:0): tokens, paths, retries,
+//! classification, rate limit. The simulator-based tests live in `sim.rs`.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tradecloud_client::{
+    ClientConfig, ClientError, Credentials, PollEndpoint, PollQuery, SearchEndpoint,
+    TradecloudClient,
+};
+
+const USER: &str = "integration@example.com";
+const PASSWORD: &str = "pa55-w0rd-s3cret";
+
+/// What the fake answers on a non-auth endpoint, one step per request; `Ok` when the script is
+/// empty.
+#[derive(Clone, Debug)]
+enum Step {
+    Status(u16, Option<&'static str>),
+    Sleep(Duration),
+    Raw(&'static str),
+    Redirect,
+}
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    /// The request target exactly as the client sent it.
+    target: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Fake {
+    seen: Mutex<Vec<Seen>>,
+    access: Mutex<HashSet<String>>,
+    refresh: Mutex<HashSet<String>>,
+    issued: AtomicU32,
+    script: Mutex<VecDeque<Step>>,
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
+    /// Token lifetime stated in JWT claims; opaque tokens when `None`.
+    jwt_lifetime: Option<u64>,
+    /// Items the poll endpoints page through.
+    items: Vec<Value>,
+}
+
+impl Fake {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn count(&self, target_prefix: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.target.starts_with(target_prefix))
+            .count()
+    }
+
+    fn api_requests(&self) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| !s.target.starts_with("/v2/authentication/"))
+            .collect()
+    }
+
+    fn script(&self, steps: impl IntoIterator<Item = Step>) {
+        self.script.lock().unwrap().extend(steps);
+    }
+
+    fn issue(&self) -> (String, String) {
+        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let access = match self.jwt_lifetime {
+            None => format!("access-{n}"),
+            Some(lifetime) => {
+                let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+                let iat = 1_700_000_000 + u64::from(n);
+                format!(
+                    "{}.{}.sig{n}",
+                    b64(r#"{"alg":"HS256","typ":"JWT"}"#.into()),
+                    b64(format!(r#"{{"iat":{iat},"exp":{}}}"#, iat + lifetime))
+                )
+            }
+        };
+        let refresh = format!("refresh-{n}");
+        self.access.lock().unwrap().insert(access.clone());
+        self.refresh.lock().unwrap().insert(refresh.clone());
+        (access, refresh)
+    }
+
+    fn revoke_access(&self) {
+        self.access.lock().unwrap().clear();
+    }
+
+    fn revoke_refresh(&self) {
+        self.refresh.lock().unwrap().clear();
+    }
+}
+
+fn tokens(access: String, refresh: String) -> Response {
+    (
+        StatusCode::OK,
+        [
+            ("set-authorization", access),
+            ("set-refresh-token", refresh),
+        ],
+    )
+        .into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn handle(State(fake): State<Arc<Fake>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = to_bytes(body, usize::MAX).await.unwrap().to_vec();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_default();
+    fake.seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        target: target.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+        at: Instant::now(),
+    });
+    let headers = &parts.headers;
+    match target.as_str() {
+        "/v2/authentication/login" => {
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+            );
+            if header(headers, "authorization") != Some(expected.as_str()) {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            let (access, refresh) = fake.issue();
+            return tokens(access, refresh);
+        }
+        "/v2/authentication/refresh" => {
+            if headers.contains_key("authorization") {
+                return StatusCode::BAD_REQUEST.into_response();
+            }
+            let given = header(headers, "refresh-token")
+                .unwrap_or_default()
+                .to_owned();
+            // Single-use: the token is gone once it was used.
+            if !fake.refresh.lock().unwrap().remove(&given) {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            let (access, refresh) = fake.issue();
+            return tokens(access, refresh);
+        }
+        "/v2/authentication/logout" => {
+            let given = header(headers, "refresh-token")
+                .unwrap_or_default()
+                .to_owned();
+            fake.refresh.lock().unwrap().remove(&given);
+            return StatusCode::OK.into_response();
+        }
+        _ => {}
+    }
+    let bearer = header(headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    if !fake.access.lock().unwrap().contains(&bearer) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let now = fake.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    fake.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = answer(&fake, &parts.method, &target, &body).await;
+    fake.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn answer(fake: &Fake, method: &axum::http::Method, target: &str, body: &[u8]) -> Response {
+    let step = fake.script.lock().unwrap().pop_front();
+    match step {
+        Some(Step::Status(code, retry_after)) => {
+            let mut response = Response::new(Body::from("{\"error\":\"scripted failure\"}"));
+            *response.status_mut() = StatusCode::from_u16(code).unwrap();
+            if let Some(after) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", after.parse().unwrap());
+            }
+            return response;
+        }
+        Some(Step::Sleep(d)) => tokio::time::sleep(d).await,
+        Some(Step::Raw(text)) => {
+            return ([("content-type", "application/json")], text).into_response();
+        }
+        Some(Step::Redirect) => {
+            return (StatusCode::FOUND, [("location", "/v2/elsewhere")]).into_response();
+        }
+        None => {}
+    }
+    if method == axum::http::Method::GET {
+        let segment = target.rsplit('/').next().unwrap_or_default();
+        if segment == "missing" {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        // Written by hand: the decimal must reach the client exactly as `12.50`.
+        let body = format!(
+            r#"{{"id":{},"lines":[{{"price":12.50}}]}}"#,
+            Value::from(segment)
+        );
+        return ([("content-type", "application/json")], body).into_response();
+    }
+    // Poll and search: page through `items` by offset and limit.
+    let request: Value = serde_json::from_slice(body).unwrap();
+    let offset = request["offset"].as_u64().unwrap() as usize;
+    let limit = request["limit"].as_u64().unwrap() as usize;
+    if limit > 100 {
+        return (StatusCode::BAD_REQUEST, "limit may not exceed 100").into_response();
+    }
+    let page: Vec<Value> = fake
+        .items
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .cloned()
+        .collect();
+    axum::Json(json!({"data": page, "total": fake.items.len()})).into_response()
+}
+
+async fn start(fake: Fake) -> (Arc<Fake>, String) {
+    let fake = Arc::new(fake);
+    let app = Router::new().fallback(handle).with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, format!("http://{addr}/v2"))
+}
+
+/// Settings scaled down so a test runs in well under a second.
+fn config(base: &str) -> ClientConfig {
+    ClientConfig {
+        timeout: Duration::from_millis(500),
+        retry_budget: Duration::from_millis(800),
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+        max_requests_per_second: 1000,
+        ..ClientConfig::new(base, Credentials::new(USER, PASSWORD))
+    }
+}
+
+async fn client(fake: Fake) -> (Arc<Fake>, TradecloudClient) {
+    let (fake, base) = start(fake).await;
+    (fake, TradecloudClient::new(config(&base)).unwrap())
+}
+
+#[tokio::test]
+async fn login_once_then_bearer_on_every_fetch() {
+    let (fake, client) = client(Fake::default()).await;
+    let order = client.fetch_order("o-1").await.unwrap();
+    assert_eq!(order["id"], "o-1");
+    // arbitrary_precision keeps the price as Tradecloud wrote it.
+    assert_eq!(order["lines"][0]["price"].to_string(), "12.50");
+    let shipment = client.clone().fetch_shipment("s-1").await.unwrap();
+    assert_eq!(shipment["id"], "s-1");
+
+    let seen = fake.seen();
+    let targets: Vec<_> = seen.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "/v2/authentication/login",
+            "/v2/order/o-1",
+            "/v2/shipment/s-1"
+        ]
+    );
+    assert_eq!(seen[0].method, "GET");
+    for api in &seen[1..] {
+        assert_eq!(api.method, "GET");
+        assert_eq!(
+            header(&api.headers, "authorization"),
+            Some("Bearer access-1")
+        );
+    }
+}
+
+#[tokio::test]
+async fn ids_stay_one_path_segment() {
+    let (fake, client) = client(Fake::default()).await;
+    for (id, target) in [
+        ("../x", "/v2/order/..%2Fx"),
+        ("a/b?c#d", "/v2/order/a%2Fb%3Fc%23d"),
+        ("%2e%2e", "/v2/order/%252e%252e"),
+        ("sp ace+ü", "/v2/order/sp%20ace%2B%C3%BC"),
+    ] {
+        let order = client.fetch_order(id).await.unwrap();
+        let last = fake.seen().pop().unwrap();
+        assert_eq!(last.target, target, "id {id:?}");
+        // The fake echoes the raw segment back: nothing escaped it.
+        assert_eq!(order["id"], target.rsplit('/').next().unwrap());
+    }
+    let before = fake.seen().len();
+    for id in ["", ".", ".."] {
+        let err = client.fetch_shipment(id).await.unwrap_err();
+        assert_eq!(err, ClientError::InvalidId { id: id.into() });
+    }
+    assert_eq!(fake.seen().len(), before, "an invalid id must not be sent");
+}
+
+#[tokio::test]
+async fn refreshes_when_the_interval_has_passed() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        refresh_interval: Duration::from_millis(150),
+        ..config(&base)
+    })
+    .unwrap();
+    client.fetch_order("a").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.fetch_order("b").await.unwrap();
+    // Within the interval again: no second refresh.
+    client.fetch_order("c").await.unwrap();
+
+    let seen = fake.seen();
+    let targets: Vec<_> = seen.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "/v2/authentication/login",
+            "/v2/order/a",
+            "/v2/authentication/refresh",
+            "/v2/order/b",
+            "/v2/order/c"
+        ]
+    );
+    let refresh = &seen[2];
+    assert_eq!(refresh.method, "GET");
+    assert_eq!(header(&refresh.headers, "refresh-token"), Some("refresh-1"));
+    assert!(!refresh.headers.contains_key("authorization"));
+    assert_eq!(
+        header(&seen[3].headers, "authorization"),
+        Some("Bearer access-2")
+    );
+}
+
+#[tokio::test]
+async fn refreshes_sooner_when_the_jwt_says_it_expires_sooner() {
+    let (fake, base) = start(Fake {
+        jwt_lifetime: Some(1),
+        ..Fake::default()
+    })
+    .await;
+    // The configured interval alone would not refresh within this test.
+    let client = TradecloudClient::new(config(&base)).unwrap();
+    client.fetch_order("a").await.unwrap();
+    client.fetch_order("b").await.unwrap();
+    assert_eq!(fake.count("/v2/authentication/refresh"), 0);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    client.fetch_order("c").await.unwrap();
+    assert_eq!(fake.count("/v2/authentication/refresh"), 1);
+    assert_eq!(fake.count("/v2/authentication/login"), 1);
+}
+
+#[tokio::test]
+async fn failed_refresh_logs_in_again() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        refresh_interval: Duration::from_millis(50),
+        ..config(&base)
+    })
+    .unwrap();
+    client.fetch_order("a").await.unwrap();
+    fake.revoke_refresh();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    client.fetch_order("b").await.unwrap();
+    let targets: Vec<_> = fake.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(
+        targets,
+        [
+            "/v2/authentication/login",
+            "/v2/order/a",
+            "/v2/authentication/refresh",
+            "/v2/authentication/login",
+            "/v2/order/b"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn expired_token_means_one_fresh_login() {
+    let (fake, client) = client(Fake::default()).await;
+    client.fetch_order("a").await.unwrap();
+    fake.revoke_access();
+    let order = client.fetch_order("b").await.unwrap();
+    assert_eq!(order["id"], "b");
+    let api = fake.api_requests();
+    assert_eq!(api.len(), 3);
+    assert_eq!(
+        header(&api[1].headers, "authorization"),
+        Some("Bearer access-1")
+    );
+    assert_eq!(
+        header(&api[2].headers, "authorization"),
+        Some("Bearer access-2")
+    );
+    assert_eq!(fake.count("/v2/authentication/login"), 2);
+}
+
+#[tokio::test]
+async fn a_second_401_is_unauthorized() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([Step::Status(401, None), Step::Status(401, None)]);
+    let err = client.fetch_order("a").await.unwrap_err();
+    assert_eq!(err, ClientError::Unauthorized { status: 401 });
+    assert_eq!(fake.count("/v2/authentication/login"), 2);
+    assert_eq!(fake.api_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_at_once() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        credentials: Credentials::new(USER, "wrong"),
+        ..config(&base)
+    })
+    .unwrap();
+    let err = client.fetch_order("a").await.unwrap_err();
+    assert_eq!(err, ClientError::Unauthorized { status: 401 });
+    assert!(!err.is_transient());
+    assert_eq!(
+        client.login().await,
+        Err(ClientError::Unauthorized { status: 401 })
+    );
+    // No retries of a refused login, and no API call without a token.
+    assert_eq!(fake.count("/v2/authentication/login"), 2);
+    assert!(fake.api_requests().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_id_is_not_found_without_retry() {
+    let (fake, client) = client(Fake::default()).await;
+    assert_eq!(
+        client.fetch_order("missing").await,
+        Err(ClientError::NotFound)
+    );
+    assert_eq!(fake.api_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn forbidden_is_unauthorized_and_other_4xx_bad_request() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([Step::Status(403, None), Step::Status(422, None)]);
+    assert_eq!(
+        client.fetch_order("a").await,
+        Err(ClientError::Unauthorized { status: 403 })
+    );
+    match client.fetch_order("a").await {
+        Err(ClientError::BadRequest { status, reason }) => {
+            assert_eq!(status, 422);
+            assert!(reason.contains("scripted failure"), "{reason}");
+        }
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
+    assert_eq!(fake.api_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_within_the_budget() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([
+        Step::Status(503, None),
+        Step::Status(500, None),
+        Step::Status(502, None),
+        Step::Status(429, None),
+    ]);
+    let order = client.fetch_order("a").await.unwrap();
+    assert_eq!(order["id"], "a");
+    assert_eq!(fake.api_requests().len(), 5);
+    assert_eq!(fake.count("/v2/authentication/login"), 1);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_end_as_upstream_within_the_budget() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script(std::iter::repeat_n(Step::Status(502, None), 500));
+    let started = Instant::now();
+    let err = client.fetch_order("a").await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(err, ClientError::Upstream { status: 502 });
+    assert!(err.is_transient());
+    // Budget 800 ms: it stops on time, after several backed-off attempts.
+    assert!(elapsed < Duration::from_millis(1300), "{elapsed:?}");
+    let api = fake.api_requests();
+    assert!(api.len() >= 5 && api.len() < 100, "{} attempts", api.len());
+    let gaps: Vec<_> = api.windows(2).map(|w| w[1].at - w[0].at).collect();
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(5)),
+        "back-off between attempts: {gaps:?}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let (fake, client) = client(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        retry_budget: Duration::from_secs(3),
+        ..client.config().clone()
+    })
+    .unwrap();
+    fake.script([Step::Status(429, Some("1"))]);
+    client.fetch_order("a").await.unwrap();
+    let api = fake.api_requests();
+    assert_eq!(api.len(), 2);
+    let gap = api[1].at - api[0].at;
+    // Far above the 10–40 ms back-off: the header decided.
+    assert!(gap >= Duration::from_millis(990), "{gap:?}");
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_budget_gives_up_at_once() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([Step::Status(503, Some("30"))]);
+    let started = Instant::now();
+    assert_eq!(
+        client.fetch_order("a").await,
+        Err(ClientError::Upstream { status: 503 })
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(fake.api_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn slow_answers_end_as_timeout() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        timeout: Duration::from_millis(100),
+        retry_budget: Duration::from_millis(450),
+        ..config(&base)
+    })
+    .unwrap();
+    fake.script(std::iter::repeat_n(Step::Sleep(Duration::from_secs(2)), 20));
+    let started = Instant::now();
+    assert_eq!(client.fetch_order("a").await, Err(ClientError::Timeout));
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(900), "{elapsed:?}");
+    assert!(fake.api_requests().len() >= 2, "timeouts are retried");
+}
+
+#[tokio::test]
+async fn one_slow_answer_is_retried() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        timeout: Duration::from_millis(100),
+        ..config(&base)
+    })
+    .unwrap();
+    fake.script([Step::Sleep(Duration::from_secs(2))]);
+    assert_eq!(client.fetch_shipment("s").await.unwrap()["id"], "s");
+    assert_eq!(fake.api_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = TradecloudClient::new(config(&format!("http://{addr}/v2"))).unwrap();
+    let started = Instant::now();
+    let err = client.fetch_order("a").await.unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    assert!(err.is_transient());
+    let elapsed = started.elapsed();
+    // Retried until the budget (800 ms) was spent, then stopped.
+    assert!(
+        elapsed >= Duration::from_millis(700) && elapsed < Duration::from_millis(1300),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_answers_are_not_retried() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([Step::Raw("{\"id\": \"a\", "), Step::Raw("[1, 2]")]);
+    for _ in 0..2 {
+        let err = client.fetch_order("a").await.unwrap_err();
+        assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
+    }
+    fake.script([Step::Raw("<html>busy</html>")]);
+    let err = client
+        .poll(
+            PollEndpoint::Orders,
+            &PollQuery::new("2025-01-01T00:00:00.000Z"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
+    assert_eq!(fake.api_requests().len(), 3);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([Step::Redirect]);
+    let err = client.fetch_order("a").await.unwrap_err();
+    assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
+    assert_eq!(fake.count("/v2/elsewhere"), 0);
+}
+
+#[tokio::test]
+async fn poll_and_search_send_the_documented_bodies() {
+    let items: Vec<Value> = (0..3)
+        .map(|i| json!({"id": format!("o{i}"), "lastUpdatedAt": format!("2025-01-01T00:00:0{i}.000Z")}))
+        .collect();
+    let (fake, client) = client(Fake {
+        items,
+        ..Fake::default()
+    })
+    .await;
+    let mut query = PollQuery::new("2024-12-31T23:59:59.999Z");
+    query.limit = 2;
+    query.filters.insert(
+        "status".into(),
+        json!({"processStatus": ["Confirmed", "InProgress"]}),
+    );
+    for endpoint in [
+        PollEndpoint::Orders,
+        PollEndpoint::SingleDeliveryOrders,
+        PollEndpoint::Shipments,
+    ] {
+        let page = client.poll(endpoint, &query).await.unwrap();
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.total, Some(3));
+        // No response-level cursor from this fake: the last item's.
+        assert_eq!(
+            page.last_updated_at.as_deref(),
+            Some("2025-01-01T00:00:01.000Z")
+        );
+    }
+    for endpoint in [SearchEndpoint::Orders, SearchEndpoint::Shipments] {
+        client.search(endpoint, &query).await.unwrap();
+    }
+    let api = fake.api_requests();
+    let targets: Vec<_> = api.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "/v2/order-search/poll",
+            "/v2/order-search/poll/single-delivery",
+            "/v2/shipment/poll",
+            "/v2/order-search/search",
+            "/v2/shipment/search"
+        ]
+    );
+    for seen in &api {
+        assert_eq!(seen.method, "POST");
+        assert_eq!(
+            header(&seen.headers, "content-type"),
+            Some("application/json")
+        );
+        assert_eq!(
+            header(&seen.headers, "authorization"),
+            Some("Bearer access-1")
+        );
+    }
+    let body = |i: usize| serde_json::from_slice::<Value>(&api[i].body).unwrap();
+    assert_eq!(
+        body(0),
+        json!({"filters": {"lastUpdatedAfter": "2024-12-31T23:59:59.999Z",
+                           "status": {"processStatus": ["Confirmed", "InProgress"]}},
+               "offset": 0, "limit": 2})
+    );
+    assert_eq!(
+        body(3),
+        json!({"filters": {"lastUpdatedSince": "2024-12-31T23:59:59.999Z",
+                           "status": {"processStatus": ["Confirmed", "InProgress"]}},
+               "sort": [{"field": "lastUpdatedAt", "order": "asc"}],
+               "offset": 0, "limit": 2})
+    );
+    assert_eq!(
+        body(4)["sort"],
+        json!({"field": "lastUpdatedAt", "order": "asc"})
+    );
+}
+
+#[tokio::test]
+async fn poll_pages_by_offset_to_the_end() {
+    let items: Vec<Value> = (0..250)
+        .map(|i| json!({"id": format!("o{i:03}")}))
+        .collect();
+    let (_fake, client) = client(Fake {
+        items,
+        ..Fake::default()
+    })
+    .await;
+    let mut query = PollQuery::new("2025-01-01T00:00:00.000Z");
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let page = client.poll(PollEndpoint::Shipments, &query).await.unwrap();
+        assert_eq!(page.total, Some(250));
+        if page.items.is_empty() {
+            break;
+        }
+        query.offset += page.items.len() as u32;
+        ids.extend(
+            page.items
+                .into_iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    let expected: Vec<_> = (0..250).map(|i| format!("o{i:03}")).collect();
+    assert_eq!(ids, expected);
+    query.limit = 101;
+    assert!(matches!(
+        client.poll(PollEndpoint::Shipments, &query).await,
+        Err(ClientError::BadRequest { status: 400, .. })
+    ));
+}
+
+#[tokio::test]
+async fn requests_respect_the_rate_limit() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        max_requests_per_second: 20,
+        ..config(&base)
+    })
+    .unwrap();
+    for i in 0..6 {
+        client.fetch_order(&format!("o{i}")).await.unwrap();
+    }
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 7, "login and six fetches");
+    let gaps: Vec<_> = seen.windows(2).map(|w| w[1].at - w[0].at).collect();
+    // 20/s is one request per 50 ms; allow a little for clock granularity.
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(45)),
+        "{gaps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_go_out_one_at_a_time() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script(std::iter::repeat_n(
+        Step::Sleep(Duration::from_millis(30)),
+        8,
+    ));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.fetch_order(&format!("o{i}")).await })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        assert_eq!(task.await.unwrap().unwrap()["id"], format!("o{i}"));
+    }
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        fake.count("/v2/authentication/login"),
+        1,
+        "clones share the session"
+    );
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let (fake, client) = client(Fake::default()).await;
+    // Without a session there is nothing to end.
+    client.logout().await.unwrap();
+    assert!(fake.seen().is_empty());
+    client.fetch_order("a").await.unwrap();
+    client.logout().await.unwrap();
+    let last = fake.seen().pop().unwrap();
+    assert_eq!(last.method, "POST");
+    assert_eq!(last.target, "/v2/authentication/logout");
+    assert_eq!(header(&last.headers, "refresh-token"), Some("refresh-1"));
+    assert!(last.body.is_empty());
+    client.fetch_order("b").await.unwrap();
+    assert_eq!(fake.count("/v2/authentication/login"), 2);
+}
+
+#[test]
+fn config_validation_and_secret_debug() {
+    let mut config = ClientConfig::new("http://127.0.0.1:1/v2", Credentials::new(USER, PASSWORD));
+    let shown = format!("{config:?}");
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    assert!(shown.contains("***"));
+    let client = TradecloudClient::new(config.clone()).unwrap();
+    assert!(!format!("{client:?}").contains(PASSWORD));
+
+    assert_eq!(
+        ClientConfig::default().base_url,
+        "https://api.tradecloud1.com/v2"
+    );
+    config.base_url = "ftp://example.com/v2".into();
+    assert!(TradecloudClient::new(config.clone()).is_err());
+    config.base_url = "not a url".into();
+    assert!(TradecloudClient::new(config.clone()).is_err());
+    config.base_url = "http://127.0.0.1:1/v2/".into();
+    config.max_requests_per_second = 0;
+    assert!(TradecloudClient::new(config.clone()).is_err());
+    config.max_requests_per_second = 10;
+    config.retry_budget = Duration::ZERO;
+    assert!(TradecloudClient::new(config).is_err());
+}
+
+/// Logs at every level, ours and the HTTP stack's, never carry the password or a token.
+#[tokio::test]
+async fn logs_carry_no_secrets() {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        refresh_interval: Duration::from_millis(20),
+        ..config(&base)
+    })
+    .unwrap();
+    client.fetch_order("a").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    fake.script([Step::Status(401, None), Step::Status(503, None)]);
+    client.fetch_order("b").await.unwrap();
+    client.logout().await.unwrap();
+    let bad = TradecloudClient::new(ClientConfig {
+        credentials: Credentials::new(USER, "wrong-password"),
+        ..config(&base)
+    })
+    .unwrap();
+    bad.fetch_order("c").await.unwrap_err();
+
+    let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("logged in to Tradecloud"), "{logs}");
+    assert!(logs.contains("retrying"), "{logs}");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    for secret in [
+        PASSWORD,
+        "wrong-password",
+        basic.as_str(),
+        "access-1",
+        "access-2",
+        "refresh-1",
+        "refresh-2",
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
+}
