@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Packages and checks the deployment: builds both Lambda zips for arm64 with cargo-lambda,
+# lints the SAM template with cfn-lint and `sam validate --lint`, and runs `sam build`.
+# Installs its tools into .venv-infra inside the repo (git-ignored); only `sam deploy` needs an
+# AWS account, and it is not run here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SAM_CLI_TELEMETRY=0
+
+if [ ! -x .venv-infra/bin/sam ] || ! cmp -s scripts/requirements-infra.txt .venv-infra/requirements.installed; then
+  python3 -m venv .venv-infra
+  .venv-infra/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-infra.txt
+  cp scripts/requirements-infra.txt .venv-infra/requirements.installed
+fi
+export PATH="$(pwd)/.venv-infra/bin:$PATH"
+
+echo "== cfn-lint"
+cfn-lint infra/template.yaml
+echo "== sam validate --lint"
+sam validate --lint --region us-east-1 -t infra/template.yaml
+
+echo "== cargo lambda build --release --arm64"
+cargo lambda build --release --arm64 --output-format zip --bin webhook --bin poller
+for f in webhook poller; do
+  zip="target/lambda/$f/bootstrap.zip"
+  [ -s "$zip" ] || { echo "missing $zip"; exit 1; }
+  echo "$zip: $(stat -c %s "$zip") bytes"
+done
+
+if [ "${TCRELAY_SKIP_SAM_BUILD:-}" != 1 ]; then
+  echo "== sam build"
+  (cd infra && sam build --region us-east-1)
+fi
+echo "infra checks passed"
