@@ -262,7 +262,7 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
         assert!(r.body.starts_with(b"<?xml"));
         // The model's tXML reader is slow on large bodies in debug builds; a few suffice here
         // (tests/bodies.rs checks the tXML encoding of many more).
-        if i >= 5 {
+        if i >= 3 || r.body.len() > 10_000 {
             continue;
         }
         let d = tradecloud_model::decode_webhook(&r.body, r.header("content-type")).unwrap();
