@@ -329,7 +329,8 @@ impl Inner {
     ) -> Result<(), ClientError> {
         let delay = match failure.retry {
             Retry::No => return Err(failure.error),
-            Retry::After(after) => after,
+            // At least what Tradecloud asked for; a `Retry-After: 0` still backs off a little.
+            Retry::After(after) => after.max(self.backoff_delay(*attempt)),
             Retry::Backoff => self.backoff_delay(*attempt),
         };
         *attempt += 1;

@@ -1,0 +1,573 @@
+//! Integration tests against the project's Tradecloud simulator over real HTTP.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tradecloud_client::{
+    ClientConfig, ClientError, Credentials, PollEndpoint, PollQuery, SearchEndpoint,
+    TradecloudClient, item_last_updated_at,
+};
+use tradecloud_sim::{ApiRequest, Endpoint, Fault, FaultRule, SimConfig, Simulator, WorldConfig};
+
+const EPOCH: &str = "2000-01-01T00:00:00.000Z";
+
+fn sim_config() -> SimConfig {
+    SimConfig {
+        world: WorldConfig {
+            initial_orders: 12,
+            initial_shipments: 4,
+            max_lines: 5,
+            ..WorldConfig::default()
+        },
+        ..SimConfig::default()
+    }
+}
+
+async fn start(config: SimConfig) -> Simulator {
+    Simulator::start(config).await.unwrap()
+}
+
+/// Settings scaled down for tests, pointing at `sim`.
+fn config(sim: &Simulator) -> ClientConfig {
+    ClientConfig {
+        timeout: Duration::from_millis(500),
+        retry_budget: Duration::from_millis(800),
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+        max_requests_per_second: 1000,
+        ..ClientConfig::new(
+            sim.base_url(),
+            Credentials::new(sim.username(), sim.password()),
+        )
+    }
+}
+
+fn ids(sim: &Simulator, class: &str) -> Vec<String> {
+    sim.objects()
+        .into_iter()
+        .filter(|o| o.class == class)
+        .map(|o| o.id)
+        .collect()
+}
+
+fn requests_to(sim: &Simulator, endpoint: Endpoint) -> Vec<ApiRequest> {
+    sim.api_requests()
+        .into_iter()
+        .filter(|r| r.endpoint == Some(endpoint))
+        .collect()
+}
+
+fn trail(sim: &Simulator) -> Vec<(Endpoint, u16)> {
+    sim.api_requests()
+        .into_iter()
+        .map(|r| (r.endpoint.unwrap(), r.status))
+        .collect()
+}
+
+#[tokio::test]
+async fn sim_login_then_fetch_order_and_shipment() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let order_id = ids(&sim, "order").remove(0);
+    let shipment_id = ids(&sim, "shipment").remove(0);
+
+    let order = client.fetch_order(&order_id).await.unwrap();
+    assert_eq!(Some(order), sim.order(&order_id));
+    let shipment = client.fetch_shipment(&shipment_id).await.unwrap();
+    assert_eq!(Some(shipment), sim.shipment(&shipment_id));
+    assert_eq!(
+        trail(&sim),
+        [
+            (Endpoint::Login, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::ShipmentGet, 200)
+        ]
+    );
+    client.logout().await.unwrap();
+    assert_eq!(requests_to(&sim, Endpoint::Logout)[0].status, 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_path_escapes_stay_in_one_segment() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let order_id = ids(&sim, "order").remove(0);
+    // Each would address the real order if it escaped its segment.
+    for id in [
+        format!("x/../{order_id}"),
+        format!("../order/{order_id}"),
+        format!("{order_id}?a=b"),
+        format!("{order_id}#frag"),
+    ] {
+        assert_eq!(
+            client.fetch_order(&id).await,
+            Err(ClientError::NotFound),
+            "{id}"
+        );
+    }
+    let targets: Vec<_> = requests_to(&sim, Endpoint::OrderGet)
+        .into_iter()
+        .map(|r| r.target)
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            format!("/v2/order/x%2F..%2F{order_id}"),
+            format!("/v2/order/..%2Forder%2F{order_id}"),
+            format!("/v2/order/{order_id}%3Fa%3Db"),
+            format!("/v2/order/{order_id}%23frag"),
+        ]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_refreshes_before_the_token_expires() {
+    // The sim's JWT says 2 s; the client refreshes at three quarters of that, well before the
+    // default 9-minute interval.
+    let sim = start(SimConfig {
+        access_token_ttl: Duration::from_secs(2),
+        ..sim_config()
+    })
+    .await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let id = ids(&sim, "order").remove(0);
+    client.fetch_order(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    client.fetch_order(&id).await.unwrap();
+    assert_eq!(
+        trail(&sim),
+        [
+            (Endpoint::Login, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::Refresh, 200),
+            (Endpoint::OrderGet, 200)
+        ]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_configured_refresh_interval_and_dead_refresh_token_mean_login() {
+    // Refresh tokens die before the configured refresh time: the refresh fails, a login follows.
+    let sim = start(SimConfig {
+        refresh_token_ttl: Duration::from_millis(100),
+        ..sim_config()
+    })
+    .await;
+    let client = TradecloudClient::new(ClientConfig {
+        refresh_interval: Duration::from_millis(200),
+        ..config(&sim)
+    })
+    .unwrap();
+    let id = ids(&sim, "shipment").remove(0);
+    client.fetch_shipment(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    client.fetch_shipment(&id).await.unwrap();
+    assert_eq!(
+        trail(&sim),
+        [
+            (Endpoint::Login, 200),
+            (Endpoint::ShipmentGet, 200),
+            (Endpoint::Refresh, 401),
+            (Endpoint::Login, 200),
+            (Endpoint::ShipmentGet, 200)
+        ]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_expired_access_token_means_one_login_again() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let id = ids(&sim, "order").remove(0);
+    client.fetch_order(&id).await.unwrap();
+    sim.expire_access_tokens();
+    assert_eq!(Some(client.fetch_order(&id).await.unwrap()), sim.order(&id));
+    assert_eq!(
+        trail(&sim),
+        [
+            (Endpoint::Login, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::OrderGet, 401),
+            (Endpoint::Login, 200),
+            (Endpoint::OrderGet, 200)
+        ]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_wrong_credentials_are_unauthorized() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        credentials: Credentials::new(sim.username(), "not-the-password"),
+        ..config(&sim)
+    })
+    .unwrap();
+    let id = ids(&sim, "order").remove(0);
+    assert_eq!(
+        client.fetch_order(&id).await,
+        Err(ClientError::Unauthorized { status: 401 })
+    );
+    assert_eq!(
+        client
+            .poll(PollEndpoint::Orders, &PollQuery::new(EPOCH))
+            .await,
+        Err(ClientError::Unauthorized { status: 401 })
+    );
+    assert_eq!(
+        trail(&sim),
+        [(Endpoint::Login, 401), (Endpoint::Login, 401)]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_unknown_ids_are_not_found() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    assert_eq!(
+        client.fetch_order("no-such-order").await,
+        Err(ClientError::NotFound)
+    );
+    assert_eq!(
+        client.fetch_shipment("no-such-shipment").await,
+        Err(ClientError::NotFound)
+    );
+    assert_eq!(
+        requests_to(&sim, Endpoint::OrderGet).len(),
+        1,
+        "no retry on 404"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_429_and_5xx_are_retried_within_the_budget() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        retry_budget: Duration::from_secs(3),
+        ..config(&sim)
+    })
+    .unwrap();
+    let id = ids(&sim, "order").remove(0);
+    client.fetch_order(&id).await.unwrap();
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderGet,
+        1,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    ));
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderGet,
+        2,
+        Fault::Status { status: 503 },
+    ));
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderGet,
+        1,
+        Fault::Status { status: 500 },
+    ));
+    assert_eq!(Some(client.fetch_order(&id).await.unwrap()), sim.order(&id));
+    let gets = requests_to(&sim, Endpoint::OrderGet);
+    let statuses: Vec<_> = gets.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 429, 503, 503, 500, 200]);
+    let after_429 = gets[2].received_ms - gets[1].answered_ms;
+    assert!(
+        after_429 >= 990,
+        "Retry-After: 1 honoured, waited {after_429} ms"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_persistent_5xx_is_upstream_at_the_end_of_the_budget() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let id = ids(&sim, "shipment").remove(0);
+    sim.add_fault(FaultRule {
+        endpoints: vec![Endpoint::ShipmentGet],
+        fault: Fault::Status { status: 502 },
+        rate: 1.0,
+        count: None,
+    });
+    let started = Instant::now();
+    let err = client.fetch_shipment(&id).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(err, ClientError::Upstream { status: 502 });
+    assert!(elapsed < Duration::from_millis(1300), "{elapsed:?}");
+    let attempts = requests_to(&sim, Endpoint::ShipmentGet).len();
+    assert!((4..100).contains(&attempts), "{attempts} attempts");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_slow_answers_within_the_timeout_succeed_and_hung_ones_time_out() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        timeout: Duration::from_millis(150),
+        retry_budget: Duration::from_millis(500),
+        ..config(&sim)
+    })
+    .unwrap();
+    let id = ids(&sim, "order").remove(0);
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderGet,
+        1,
+        Fault::Delay { ms: 50 },
+    ));
+    client.fetch_order(&id).await.unwrap();
+    sim.add_fault(FaultRule {
+        endpoints: vec![Endpoint::OrderGet],
+        fault: Fault::Timeout { ms: 2000 },
+        rate: 1.0,
+        count: None,
+    });
+    let started = Instant::now();
+    assert_eq!(client.fetch_order(&id).await, Err(ClientError::Timeout));
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(900), "{elapsed:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_malformed_json_is_malformed() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderPoll,
+        1,
+        Fault::MalformedJson,
+    ));
+    sim.add_fault(FaultRule::next(
+        Endpoint::ShipmentGet,
+        1,
+        Fault::MalformedJson,
+    ));
+    let err = client
+        .poll(PollEndpoint::Orders, &PollQuery::new(EPOCH))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
+    let id = ids(&sim, "shipment").remove(0);
+    let err = client.fetch_shipment(&id).await.unwrap_err();
+    assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
+    assert_eq!(
+        requests_to(&sim, Endpoint::OrderPoll).len(),
+        1,
+        "not retried"
+    );
+    sim.shutdown().await;
+}
+
+/// Pages with a fixed cursor and offsets until the total is reached.
+async fn page_all(
+    client: &TradecloudClient,
+    endpoint: PollEndpoint,
+    after: &str,
+    limit: u32,
+) -> (Vec<Value>, Option<String>) {
+    let mut query = PollQuery::new(after);
+    query.limit = limit;
+    let mut items = Vec::new();
+    let mut cursor = None;
+    for _ in 0..1000 {
+        let page = client.poll(endpoint, &query).await.unwrap();
+        let total = page.total.unwrap() as usize;
+        query.offset += page.items.len() as u32;
+        items.extend(page.items);
+        if page.last_updated_at.is_some() {
+            cursor = page.last_updated_at;
+        }
+        if items.len() >= total {
+            return (items, cursor);
+        }
+    }
+    panic!("paging did not end");
+}
+
+fn truth(sim: &Simulator, class: &str) -> BTreeMap<String, String> {
+    sim.objects()
+        .into_iter()
+        .filter(|o| o.class == class)
+        .map(|o| (o.id, o.last_updated_at))
+        .collect()
+}
+
+fn seen(items: &[Value]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_owned(),
+                item_last_updated_at(i).unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sim_paging_through_polls_returns_every_object_once() {
+    let sim = start(SimConfig {
+        world: WorldConfig {
+            initial_orders: 150,
+            initial_shipments: 120,
+            max_lines: 3,
+            same_millisecond_probability: 0.3,
+            ..WorldConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    sim.advance(100).unwrap();
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    for (endpoint, class) in [
+        (PollEndpoint::Orders, "order"),
+        (PollEndpoint::SingleDeliveryOrders, "order"),
+        (PollEndpoint::Shipments, "shipment"),
+    ] {
+        let (items, cursor) = page_all(&client, endpoint, EPOCH, 100).await;
+        let expected = truth(&sim, class);
+        assert_eq!(items.len(), expected.len(), "{endpoint:?}: none twice");
+        assert_eq!(seen(&items), expected, "{endpoint:?}");
+        // Sorted ascending, and the cursor is the newest lastUpdatedAt.
+        let stamps: Vec<_> = items
+            .iter()
+            .map(|i| item_last_updated_at(i).unwrap())
+            .collect();
+        assert!(
+            stamps.windows(2).all(|w| w[0] <= w[1]),
+            "{endpoint:?} sorted"
+        );
+        assert_eq!(
+            cursor.as_deref(),
+            expected.values().max().map(String::as_str)
+        );
+
+        // Strictly after the cursor: nothing is left.
+        let rest = client
+            .poll(endpoint, &PollQuery::new(cursor.unwrap()))
+            .await
+            .unwrap();
+        assert!(rest.items.is_empty());
+        assert_eq!(rest.total, Some(0));
+        assert_eq!(rest.last_updated_at, None);
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_search_is_inclusive_where_poll_is_strict() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    for (poll, search, class) in [
+        (PollEndpoint::Orders, SearchEndpoint::Orders, "order"),
+        (
+            PollEndpoint::Shipments,
+            SearchEndpoint::Shipments,
+            "shipment",
+        ),
+    ] {
+        let expected = truth(&sim, class);
+        let oldest = expected.values().min().unwrap().clone();
+        let at_oldest: HashSet<_> = expected
+            .iter()
+            .filter(|(_, t)| **t == oldest)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut query = PollQuery::new(oldest.clone());
+        query.limit = 100;
+        let searched = client.search(search, &query).await.unwrap();
+        let polled = client.poll(poll, &query).await.unwrap();
+        assert_eq!(
+            searched.items.len(),
+            expected.len(),
+            "{class}: search includes the cursor"
+        );
+        assert_eq!(polled.items.len(), expected.len() - at_oldest.len());
+        assert!(
+            polled
+                .items
+                .iter()
+                .all(|i| !at_oldest.contains(i["id"].as_str().unwrap()))
+        );
+        // Search answers carry no cursor: the last item's is used.
+        assert_eq!(
+            searched.last_updated_at.as_deref(),
+            expected.values().max().map(String::as_str)
+        );
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_status_filters_are_passed_through() {
+    let sim = start(sim_config()).await;
+    sim.advance(40).unwrap();
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let (all, _) = page_all(&client, PollEndpoint::Orders, EPOCH, 100).await;
+    let status = all[0]["status"]["processStatus"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut query = PollQuery::new(EPOCH);
+    query.filters.insert(
+        "status".into(),
+        serde_json::json!({ "processStatus": [status.clone()] }),
+    );
+    let page = client.poll(PollEndpoint::Orders, &query).await.unwrap();
+    let expected = all
+        .iter()
+        .filter(|o| o["status"]["processStatus"] == status.as_str())
+        .count();
+    assert!(expected < all.len(), "the filter should narrow something");
+    assert_eq!(page.items.len(), expected);
+    assert!(
+        page.items
+            .iter()
+            .all(|o| o["status"]["processStatus"] == status.as_str())
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sim_at_most_ten_requests_per_second_one_at_a_time() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        max_requests_per_second: 10,
+        ..config(&sim)
+    })
+    .unwrap();
+    let order_ids = ids(&sim, "order");
+    let tasks: Vec<_> = (0..3)
+        .map(|t| {
+            let client = client.clone();
+            let order_ids = order_ids.clone();
+            tokio::spawn(async move {
+                for id in order_ids.iter().skip(t * 4).take(4) {
+                    client.fetch_order(id).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let requests = sim.api_requests();
+    assert_eq!(requests.len(), 13, "one login and twelve fetches");
+    for pair in requests.windows(2) {
+        // Millisecond stamps are truncated, hence 99 for a 100 ms spacing.
+        let gap = pair[1].received_ms - pair[0].received_ms;
+        assert!(gap >= 99, "requests {gap} ms apart");
+        assert!(
+            pair[1].received_ms >= pair[0].answered_ms,
+            "overlapping calls"
+        );
+    }
+    sim.shutdown().await;
+}
