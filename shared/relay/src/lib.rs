@@ -3,7 +3,21 @@
 //!
 //! Nothing in here knows AWS or SQLite: adapters in other crates implement [`ports`].
 
+pub mod auth;
+pub mod config;
+pub mod dedupe;
 pub mod envelope;
+pub mod filter;
 pub mod ports;
+pub mod problem;
+pub mod relay;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod webhook;
 
+pub use auth::WebhookCredentials;
+pub use config::{Config, ConfigError};
 pub use envelope::{Envelope, Source};
+pub use filter::EventFilter;
+pub use relay::{InboundEvent, Outcome, Relay, RelayError};
+pub use webhook::{RequestId, WebhookApp, WebhookError, WebhookSettings, webhook_router};

@@ -1,0 +1,222 @@
+//! Webhook authentication: HTTP Basic and Bearer, several credentials at once (rotation).
+//!
+//! Tradecloud authenticates with one static credential typed into its portal (TRADECLOUD-API.md
+//! §3.2). We keep only SHA-256 digests of the configured credentials and compare the digest of
+//! what arrived against every one of them in constant time, without stopping at the first
+//! match: neither the time taken nor an early exit tells an attacker how close a guess was or
+//! which credential matched. Hashing first also hides the credentials' lengths.
+
+use base64::Engine as _;
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+/// The realm announced in `WWW-Authenticate`.
+pub const REALM: &str = "tradecloud-relay";
+
+/// Why a request was not authenticated. Every variant is answered 401; the detail tells the
+/// operator (not an attacker) what to fix, and never echoes the credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("the Authorization header is missing")]
+    Missing,
+    /// A scheme we do not accept here (also Basic when only Bearer tokens are configured, and
+    /// the other way round).
+    #[error("the Authorization scheme {0:?} is not accepted here")]
+    UnsupportedScheme(String),
+    /// The header could not be read (not ASCII, Basic not base64 or without `:`).
+    #[error("the Authorization header is malformed")]
+    Malformed,
+    /// Well-formed but wrong.
+    #[error("the credentials are not valid")]
+    Invalid,
+}
+
+/// The configured webhook credentials, as digests.
+#[derive(Clone, Default)]
+pub struct WebhookCredentials {
+    basic: Vec<[u8; 32]>,
+    bearer: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for WebhookCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Counts only: even digests of short passwords can be brute-forced.
+        f.debug_struct("WebhookCredentials")
+            .field("basic", &self.basic.len())
+            .field("bearer", &self.bearer.len())
+            .finish()
+    }
+}
+
+impl WebhookCredentials {
+    /// No credentials; add some with [`Self::add_basic`] and [`Self::add_bearer`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accepts `Authorization: Basic base64(username:password)`.
+    pub fn add_basic(&mut self, username: &str, password: &str) -> &mut Self {
+        self.basic
+            .push(digest(format!("{username}:{password}").as_bytes()));
+        self
+    }
+
+    /// Accepts `Authorization: Bearer <token>`.
+    pub fn add_bearer(&mut self, token: &str) -> &mut Self {
+        self.bearer.push(digest(token.as_bytes()));
+        self
+    }
+
+    /// Adds everything from `other` (plain-text settings plus a secret, for instance).
+    pub fn extend(&mut self, other: &WebhookCredentials) -> &mut Self {
+        self.basic.extend_from_slice(&other.basic);
+        self.bearer.extend_from_slice(&other.bearer);
+        self
+    }
+
+    /// Whether no credential at all is configured (an open endpoint, which we refuse to run).
+    pub fn is_empty(&self) -> bool {
+        self.basic.is_empty() && self.bearer.is_empty()
+    }
+
+    /// How many Basic credentials are configured.
+    pub fn basic_count(&self) -> usize {
+        self.basic.len()
+    }
+
+    /// How many Bearer tokens are configured.
+    pub fn bearer_count(&self) -> usize {
+        self.bearer.len()
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn verify(&self, header: Option<&HeaderValue>) -> Result<(), AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let text = header.to_str().map_err(|_| AuthError::Malformed)?.trim();
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let rest = rest.trim();
+        // Schemes are case-insensitive (RFC 9110 §11.1).
+        if scheme.eq_ignore_ascii_case("basic") && !self.basic.is_empty() {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .map_err(|_| AuthError::Malformed)?;
+            if !decoded.contains(&b':') {
+                return Err(AuthError::Malformed);
+            }
+            matches_any(&self.basic, &digest(&decoded))
+        } else if scheme.eq_ignore_ascii_case("bearer") && !self.bearer.is_empty() {
+            if rest.is_empty() {
+                return Err(AuthError::Malformed);
+            }
+            matches_any(&self.bearer, &digest(rest.as_bytes()))
+        } else {
+            Err(AuthError::UnsupportedScheme(scheme.chars().take(20).collect()))
+        }
+    }
+
+    /// The `WWW-Authenticate` challenges for a 401: one per configured scheme.
+    pub fn challenges(&self) -> Vec<HeaderValue> {
+        let mut out = Vec::new();
+        if !self.basic.is_empty() {
+            out.push(HeaderValue::from_static(
+                "Basic realm=\"tradecloud-relay\", charset=\"UTF-8\"",
+            ));
+        }
+        if !self.bearer.is_empty() {
+            out.push(HeaderValue::from_static("Bearer realm=\"tradecloud-relay\""));
+        }
+        out
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Compares against every candidate, accumulating the result, so the time does not depend on
+/// which one (if any) matched.
+fn matches_any(candidates: &[[u8; 32]], presented: &[u8; 32]) -> Result<(), AuthError> {
+    let mut found = Choice::from(0);
+    for candidate in candidates {
+        found |= candidate.ct_eq(presented);
+    }
+    if bool::from(found) {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user: &str, pass: &str) -> HeaderValue {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        HeaderValue::from_str(&format!("Basic {b64}")).unwrap()
+    }
+
+    fn creds() -> WebhookCredentials {
+        let mut c = WebhookCredentials::new();
+        c.add_basic("tc", "old-pass")
+            .add_basic("tc", "new:pass")
+            .add_bearer("token-1")
+            .add_bearer("token-2");
+        c
+    }
+
+    #[test]
+    fn every_configured_credential_is_accepted() {
+        let c = creds();
+        assert_eq!(c.verify(Some(&basic("tc", "old-pass"))), Ok(()));
+        // A colon in the password is legal in Basic (only the first one separates).
+        assert_eq!(c.verify(Some(&basic("tc", "new:pass"))), Ok(()));
+        for t in ["Bearer token-1", "bearer token-2", "BEARER  token-1 "] {
+            assert_eq!(c.verify(Some(&HeaderValue::from_static(t))), Ok(()), "{t}");
+        }
+    }
+
+    #[test]
+    fn wrong_missing_or_malformed_credentials_are_refused() {
+        let c = creds();
+        assert_eq!(c.verify(None), Err(AuthError::Missing));
+        assert_eq!(c.verify(Some(&basic("tc", "wrong"))), Err(AuthError::Invalid));
+        assert_eq!(c.verify(Some(&basic("other", "old-pass"))), Err(AuthError::Invalid));
+        assert_eq!(
+            c.verify(Some(&HeaderValue::from_static("Bearer token-3"))),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            c.verify(Some(&HeaderValue::from_static("Basic !!!"))),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            c.verify(Some(&HeaderValue::from_static("Bearer"))),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            c.verify(Some(&HeaderValue::from_static("Digest x=1"))),
+            Err(AuthError::UnsupportedScheme("Digest".into()))
+        );
+    }
+
+    #[test]
+    fn a_scheme_without_credentials_is_refused_even_if_the_value_would_match() {
+        let mut only_bearer = WebhookCredentials::new();
+        only_bearer.add_bearer("dG9rZW4=");
+        assert!(matches!(
+            only_bearer.verify(Some(&basic("a", "b"))),
+            Err(AuthError::UnsupportedScheme(_))
+        ));
+        assert_eq!(only_bearer.challenges().len(), 1);
+        assert!(creds().challenges().len() == 2);
+    }
+
+    #[test]
+    fn debug_shows_no_secret_material() {
+        let text = format!("{:?}", creds());
+        assert_eq!(text, "WebhookCredentials { basic: 2, bearer: 2 }");
+    }
+}

@@ -1,0 +1,700 @@
+//! Settings from environment variables, shared by the functions.
+//!
+//! Parsing works on a plain map ([`Config::from_env_map`]) so it is tested without touching the
+//! process environment; `main` passes `std::env::vars().collect()`. A missing or invalid setting
+//! is an error naming the variable, so a bad deployment stops at start-up, not at the first
+//! message. An empty value counts as unset, because templates pass `""` for optional parameters.
+//!
+//! Credentials may come in plain text or from AWS Secrets Manager (`…_SECRET_ARN`); the secrets
+//! are fetched by the function's `main` (no AWS code here) and applied with
+//! [`WebhookConfig::apply_secret`] and [`TradecloudSettings::apply_secret`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::WebhookCredentials;
+use crate::filter::EventFilter;
+
+/// Tradecloud's API base (fixed name).
+pub const TRADECLOUD_API_URL: &str = "TRADECLOUD_API_URL";
+/// The Tradecloud integration user's e-mail (fixed name).
+pub const TRADECLOUD_USERNAME: &str = "TRADECLOUD_USERNAME";
+/// The Tradecloud integration user's password (fixed name).
+pub const TRADECLOUD_PASSWORD: &str = "TRADECLOUD_PASSWORD";
+/// Secrets Manager secret with `{"username": …, "password": …}` for the Tradecloud API.
+pub const TCRELAY_TRADECLOUD_SECRET_ARN: &str = "TCRELAY_TRADECLOUD_SECRET_ARN";
+/// Webhook Basic credentials, `user:password`, one per line (fixed name).
+pub const TCRELAY_WEBHOOK_BASIC: &str = "TCRELAY_WEBHOOK_BASIC";
+/// Webhook Bearer tokens, one per line (fixed name).
+pub const TCRELAY_WEBHOOK_BEARER: &str = "TCRELAY_WEBHOOK_BEARER";
+/// Secrets Manager secret with `{"basic": ["user:password", …], "bearer": ["token", …]}`.
+pub const TCRELAY_WEBHOOK_SECRET_ARN: &str = "TCRELAY_WEBHOOK_SECRET_ARN";
+/// Event names to relay (patterns with `*`); empty relays all.
+pub const TCRELAY_EVENT_ALLOW: &str = "TCRELAY_EVENT_ALLOW";
+/// Event names never to relay (patterns with `*`); wins over the allow list.
+pub const TCRELAY_EVENT_DENY: &str = "TCRELAY_EVENT_DENY";
+/// Largest accepted webhook body in bytes.
+pub const TCRELAY_MAX_BODY_BYTES: &str = "TCRELAY_MAX_BODY_BYTES";
+/// Seconds announced in `Retry-After` on 502/503/504.
+pub const TCRELAY_RETRY_AFTER_SECONDS: &str = "TCRELAY_RETRY_AFTER_SECONDS";
+/// The ERP's SQS queue URL; a `.fifo` suffix selects FIFO behaviour.
+pub const TCRELAY_QUEUE_URL: &str = "TCRELAY_QUEUE_URL";
+/// The quarantine (dead-letter) SQS queue URL.
+pub const TCRELAY_QUARANTINE_QUEUE_URL: &str = "TCRELAY_QUARANTINE_QUEUE_URL";
+/// The DynamoDB table of dedupe records (and poll cursors).
+pub const TCRELAY_DEDUPE_TABLE: &str = "TCRELAY_DEDUPE_TABLE";
+/// The S3 bucket for envelopes over the SQS size limit.
+pub const TCRELAY_CLAIM_CHECK_BUCKET: &str = "TCRELAY_CLAIM_CHECK_BUCKET";
+/// Days a completed dedupe record is kept.
+pub const TCRELAY_DEDUPE_TTL_DAYS: &str = "TCRELAY_DEDUPE_TTL_DAYS";
+/// Seconds after which an unfinished claim is considered abandoned.
+pub const TCRELAY_IN_PROGRESS_EXPIRY_SECONDS: &str = "TCRELAY_IN_PROGRESS_EXPIRY_SECONDS";
+/// Endpoint override for every AWS client (moto, LocalStack).
+pub const TCRELAY_AWS_ENDPOINT_URL: &str = "TCRELAY_AWS_ENDPOINT_URL";
+
+/// Default for [`TRADECLOUD_API_URL`]: production.
+pub const DEFAULT_TRADECLOUD_API_URL: &str = "https://api.tradecloud1.com/v2";
+/// Default body limit: 6,000,000 bytes, under Lambda's 6 MB synchronous payload limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6_000_000;
+/// Default `Retry-After`: 30 s.
+pub const DEFAULT_RETRY_AFTER_SECONDS: u64 = 30;
+/// Default dedupe record lifetime: 30 days.
+pub const DEFAULT_DEDUPE_TTL_DAYS: u64 = 30;
+/// Default claim expiry: 120 s, well above the 30 s API Gateway limit on one request, so a
+/// claim is never taken over while its request can still finish.
+pub const DEFAULT_IN_PROGRESS_EXPIRY_SECONDS: u64 = 120;
+
+/// A setting that stops start-up. The message always names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{var} is required but not set")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+    },
+    /// A variable has a value we cannot use.
+    #[error("{var} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong, without the value when it is a secret.
+        reason: String,
+    },
+    /// Neither plain-text nor Secrets Manager webhook credentials: the webhook would be open.
+    #[error(
+        "no webhook credential: set TCRELAY_WEBHOOK_BASIC and/or TCRELAY_WEBHOOK_BEARER, \
+         or TCRELAY_WEBHOOK_SECRET_ARN (an open webhook is refused)"
+    )]
+    NoWebhookCredential,
+}
+
+/// A string that must not reach a log: `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Everything the webhook function needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Tradecloud's API (for GET webhooks and the poller).
+    pub tradecloud: TradecloudSettings,
+    /// The webhook endpoint itself.
+    pub webhook: WebhookConfig,
+    /// Queues, table and bucket.
+    pub aws: AwsResources,
+}
+
+impl Config {
+    /// Reads every section from the map.
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tradecloud: TradecloudSettings::from_env_map(env)?,
+            webhook: WebhookConfig::from_env_map(env)?,
+            aws: AwsResources::from_env_map(env)?,
+        })
+    }
+}
+
+/// The integration user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradecloudLogin {
+    /// E-mail address of the user with the `integration` role.
+    pub username: String,
+    /// Its password.
+    pub password: Secret,
+}
+
+/// Tradecloud API settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradecloudSettings {
+    /// API base including `/v2`.
+    pub api_url: String,
+    /// The login, when given in plain text or after [`Self::apply_secret`]. Without one the
+    /// webhook's GET routes answer 503 (retried by Tradecloud) until it is configured.
+    pub login: Option<TradecloudLogin>,
+    /// Secrets Manager ARN to read the login from, still to be resolved by `main`.
+    pub secret_arn: Option<String>,
+}
+
+impl TradecloudSettings {
+    /// Reads [`TRADECLOUD_API_URL`], [`TRADECLOUD_USERNAME`], [`TRADECLOUD_PASSWORD`] and
+    /// [`TCRELAY_TRADECLOUD_SECRET_ARN`]. A username without a password (or the reverse) is an
+    /// error, so a half-configured login is noticed at start-up.
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let api_url = get(env, TRADECLOUD_API_URL)
+            .unwrap_or(DEFAULT_TRADECLOUD_API_URL)
+            .to_owned();
+        http_url(TRADECLOUD_API_URL, &api_url)?;
+        let login = match (get(env, TRADECLOUD_USERNAME), get(env, TRADECLOUD_PASSWORD)) {
+            (Some(username), Some(password)) => Some(TradecloudLogin {
+                username: username.to_owned(),
+                password: Secret::new(password),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    var: TRADECLOUD_PASSWORD,
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    var: TRADECLOUD_USERNAME,
+                });
+            }
+        };
+        Ok(Self {
+            api_url,
+            login,
+            secret_arn: get(env, TCRELAY_TRADECLOUD_SECRET_ARN).map(str::to_owned),
+        })
+    }
+
+    /// Applies the secret's JSON, `{"username": "…", "password": "…"}`; it replaces a
+    /// plain-text login.
+    pub fn apply_secret(&mut self, json: &str) -> Result<(), ConfigError> {
+        #[derive(Deserialize)]
+        struct LoginSecret {
+            username: String,
+            password: String,
+        }
+        let invalid = |reason: String| ConfigError::Invalid {
+            var: TCRELAY_TRADECLOUD_SECRET_ARN,
+            reason,
+        };
+        // serde's message could quote the secret's text; keep only the position.
+        let parsed: LoginSecret = serde_json::from_str(json).map_err(|e| {
+            invalid(format!(
+                "the secret is not JSON with string fields \"username\" and \"password\" \
+                 (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if parsed.username.is_empty() || parsed.password.is_empty() {
+            return Err(invalid("username or password in the secret is empty".into()));
+        }
+        self.login = Some(TradecloudLogin {
+            username: parsed.username,
+            password: Secret::new(parsed.password),
+        });
+        Ok(())
+    }
+}
+
+/// The webhook endpoint's settings.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Accepted credentials (plain text so far, plus the secret once applied).
+    pub credentials: WebhookCredentials,
+    /// Secrets Manager ARN with more credentials, still to be resolved by `main`.
+    pub secret_arn: Option<String>,
+    /// Which events are relayed.
+    pub filter: EventFilter,
+    /// Largest accepted body; larger ones are answered 413.
+    pub max_body_bytes: usize,
+    /// Announced in `Retry-After` on 502/503/504.
+    pub retry_after: Duration,
+}
+
+impl WebhookConfig {
+    /// Reads [`TCRELAY_WEBHOOK_BASIC`], [`TCRELAY_WEBHOOK_BEARER`],
+    /// [`TCRELAY_WEBHOOK_SECRET_ARN`], [`TCRELAY_EVENT_ALLOW`], [`TCRELAY_EVENT_DENY`],
+    /// [`TCRELAY_MAX_BODY_BYTES`] and [`TCRELAY_RETRY_AFTER_SECONDS`]. At least one credential
+    /// or a secret ARN is required.
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut credentials = WebhookCredentials::new();
+        if let Some(text) = get(env, TCRELAY_WEBHOOK_BASIC) {
+            add_basic_lines(&mut credentials, text.lines(), TCRELAY_WEBHOOK_BASIC)?;
+        }
+        if let Some(text) = get(env, TCRELAY_WEBHOOK_BEARER) {
+            add_bearer_lines(&mut credentials, text.lines(), TCRELAY_WEBHOOK_BEARER)?;
+        }
+        let secret_arn = get(env, TCRELAY_WEBHOOK_SECRET_ARN).map(str::to_owned);
+        if credentials.is_empty() && secret_arn.is_none() {
+            return Err(ConfigError::NoWebhookCredential);
+        }
+        let filter = EventFilter::new(
+            EventFilter::parse_list(get(env, TCRELAY_EVENT_ALLOW).unwrap_or("")),
+            EventFilter::parse_list(get(env, TCRELAY_EVENT_DENY).unwrap_or("")),
+        );
+        let max_body_bytes = number(env, TCRELAY_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES as u64)?;
+        if max_body_bytes == 0 {
+            return Err(invalid(TCRELAY_MAX_BODY_BYTES, "must be at least 1"));
+        }
+        let max_body_bytes = usize::try_from(max_body_bytes)
+            .map_err(|_| invalid(TCRELAY_MAX_BODY_BYTES, "too large for this platform"))?;
+        let retry_after = number(
+            env,
+            TCRELAY_RETRY_AFTER_SECONDS,
+            DEFAULT_RETRY_AFTER_SECONDS,
+        )?;
+        Ok(Self {
+            credentials,
+            secret_arn,
+            filter,
+            max_body_bytes,
+            retry_after: Duration::from_secs(retry_after),
+        })
+    }
+
+    /// Adds the credentials from the secret's JSON: `{"basic": [...], "bearer": [...]}`, each
+    /// a list of strings or one string with one entry per line; either may be absent. Fails if
+    /// the secret is unreadable or, in the end, no credential is configured at all.
+    pub fn apply_secret(&mut self, json: &str) -> Result<(), ConfigError> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            Many(Vec<String>),
+            One(String),
+        }
+        impl OneOrMany {
+            fn entries(&self) -> Vec<&str> {
+                match self {
+                    OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+                    OneOrMany::One(s) => s.lines().collect(),
+                }
+            }
+        }
+        #[derive(Deserialize)]
+        struct CredentialSecret {
+            basic: Option<OneOrMany>,
+            bearer: Option<OneOrMany>,
+        }
+        let parsed: CredentialSecret = serde_json::from_str(json).map_err(|e| {
+            invalid(
+                TCRELAY_WEBHOOK_SECRET_ARN,
+                &format!(
+                    "the secret is not JSON with \"basic\" and/or \"bearer\" lists of strings \
+                     (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        let mut added = WebhookCredentials::new();
+        if let Some(basic) = &parsed.basic {
+            add_basic_lines(&mut added, basic.entries(), TCRELAY_WEBHOOK_SECRET_ARN)?;
+        }
+        if let Some(bearer) = &parsed.bearer {
+            add_bearer_lines(&mut added, bearer.entries(), TCRELAY_WEBHOOK_SECRET_ARN)?;
+        }
+        self.credentials.extend(&added);
+        if self.credentials.is_empty() {
+            return Err(ConfigError::NoWebhookCredential);
+        }
+        Ok(())
+    }
+}
+
+/// Queues, table and bucket, and the dedupe timings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsResources {
+    /// The ERP's queue.
+    pub queue_url: String,
+    /// Whether [`Self::queue_url`] is a FIFO queue (its name ends in `.fifo`).
+    pub queue_fifo: bool,
+    /// The quarantine queue.
+    pub quarantine_queue_url: String,
+    /// The dedupe table.
+    pub dedupe_table: String,
+    /// The claim-check bucket.
+    pub claim_check_bucket: String,
+    /// How long a completed dedupe record lives.
+    pub dedupe_ttl: Duration,
+    /// How long an unfinished claim blocks its key.
+    pub in_progress_expiry: Duration,
+    /// Endpoint override for all AWS clients (tests against moto).
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsResources {
+    /// Reads [`TCRELAY_QUEUE_URL`], [`TCRELAY_QUARANTINE_QUEUE_URL`], [`TCRELAY_DEDUPE_TABLE`],
+    /// [`TCRELAY_CLAIM_CHECK_BUCKET`] (all required), [`TCRELAY_DEDUPE_TTL_DAYS`],
+    /// [`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`] and [`TCRELAY_AWS_ENDPOINT_URL`].
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let queue_url = required(env, TCRELAY_QUEUE_URL)?;
+        http_url(TCRELAY_QUEUE_URL, &queue_url)?;
+        let quarantine_queue_url = required(env, TCRELAY_QUARANTINE_QUEUE_URL)?;
+        http_url(TCRELAY_QUARANTINE_QUEUE_URL, &quarantine_queue_url)?;
+        let ttl_days = number(env, TCRELAY_DEDUPE_TTL_DAYS, DEFAULT_DEDUPE_TTL_DAYS)?;
+        if !(1..=365).contains(&ttl_days) {
+            return Err(invalid(TCRELAY_DEDUPE_TTL_DAYS, "must be between 1 and 365"));
+        }
+        let expiry = number(
+            env,
+            TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
+            DEFAULT_IN_PROGRESS_EXPIRY_SECONDS,
+        )?;
+        if !(1..=86_400).contains(&expiry) {
+            return Err(invalid(
+                TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
+                "must be between 1 and 86400",
+            ));
+        }
+        let endpoint_url = get(env, TCRELAY_AWS_ENDPOINT_URL).map(str::to_owned);
+        if let Some(url) = &endpoint_url {
+            http_url(TCRELAY_AWS_ENDPOINT_URL, url)?;
+        }
+        Ok(Self {
+            queue_fifo: is_fifo_queue_url(&queue_url),
+            queue_url,
+            quarantine_queue_url,
+            dedupe_table: required(env, TCRELAY_DEDUPE_TABLE)?,
+            claim_check_bucket: required(env, TCRELAY_CLAIM_CHECK_BUCKET)?,
+            dedupe_ttl: Duration::from_secs(ttl_days * 86_400),
+            in_progress_expiry: Duration::from_secs(expiry),
+            endpoint_url,
+        })
+    }
+}
+
+/// Whether an SQS queue URL names a FIFO queue: AWS requires FIFO queue names to end in `.fifo`.
+pub fn is_fifo_queue_url(url: &str) -> bool {
+    url.trim_end_matches('/').ends_with(".fifo")
+}
+
+fn get<'a>(env: &'a HashMap<String, String>, var: &str) -> Option<&'a str> {
+    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn required(env: &HashMap<String, String>, var: &'static str) -> Result<String, ConfigError> {
+    get(env, var)
+        .map(str::to_owned)
+        .ok_or(ConfigError::Missing { var })
+}
+
+fn invalid(var: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.to_owned(),
+    }
+}
+
+fn number(
+    env: &HashMap<String, String>,
+    var: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match get(env, var) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+            var,
+            reason: format!("{text:?} is not a whole non-negative number"),
+        }),
+    }
+}
+
+fn http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            reason: format!("{url:?} is not an http(s) URL"),
+        })
+    }
+}
+
+fn add_basic_lines<'a>(
+    credentials: &mut WebhookCredentials,
+    lines: impl IntoIterator<Item = &'a str>,
+    var: &'static str,
+) -> Result<(), ConfigError> {
+    for (n, line) in lines.into_iter().enumerate() {
+        // Only line breaks around an entry are cosmetic; spaces inside a password are not
+        // trimmed away.
+        let line = line.trim_matches(['\r', '\n']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (user, password) = line.split_once(':').ok_or_else(|| ConfigError::Invalid {
+            var,
+            reason: format!("entry {} is not user:password", n + 1),
+        })?;
+        if user.is_empty() || password.is_empty() {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: format!("entry {} has an empty user or password", n + 1),
+            });
+        }
+        credentials.add_basic(user, password);
+    }
+    Ok(())
+}
+
+fn add_bearer_lines<'a>(
+    credentials: &mut WebhookCredentials,
+    lines: impl IntoIterator<Item = &'a str>,
+    var: &'static str,
+) -> Result<(), ConfigError> {
+    for (n, line) in lines.into_iter().enumerate() {
+        let token = line.trim();
+        if token.is_empty() {
+            continue;
+        }
+        if token.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: format!("token {} contains whitespace", n + 1),
+            });
+        }
+        credentials.add_bearer(token);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use http::HeaderValue;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn full() -> HashMap<String, String> {
+        env(&[
+            (TCRELAY_WEBHOOK_BASIC, "tc:pw1\ntc:pw2\n"),
+            (TCRELAY_QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/1/erp.fifo"),
+            (
+                TCRELAY_QUARANTINE_QUEUE_URL,
+                "https://sqs.eu-west-1.amazonaws.com/1/quarantine",
+            ),
+            (TCRELAY_DEDUPE_TABLE, "tcrelay-dedupe"),
+            (TCRELAY_CLAIM_CHECK_BUCKET, "tcrelay-claims"),
+        ])
+    }
+
+    fn basic(user: &str, pass: &str) -> HeaderValue {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        HeaderValue::from_str(&format!("Basic {b64}")).unwrap()
+    }
+
+    #[test]
+    fn defaults_and_fifo_detection() {
+        let c = Config::from_env_map(&full()).unwrap();
+        assert_eq!(c.tradecloud.api_url, DEFAULT_TRADECLOUD_API_URL);
+        assert_eq!(c.tradecloud.login, None);
+        assert_eq!(c.webhook.max_body_bytes, 6_000_000);
+        assert_eq!(c.webhook.retry_after, Duration::from_secs(30));
+        assert_eq!(c.webhook.credentials.basic_count(), 2);
+        assert!(c.aws.queue_fifo);
+        assert_eq!(c.aws.dedupe_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.aws.in_progress_expiry, Duration::from_secs(120));
+        assert_eq!(c.aws.endpoint_url, None);
+        assert!(c.webhook.filter.admits("Anything"));
+        assert!(!is_fifo_queue_url("https://sqs/1/erp"));
+        assert!(is_fifo_queue_url("https://sqs/1/erp.fifo/"));
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let mut e = full();
+        for (k, v) in [
+            (TRADECLOUD_API_URL, "https://api.accp.tradecloud1.com/v2"),
+            (TRADECLOUD_USERNAME, "int@example.com"),
+            (TRADECLOUD_PASSWORD, "secret"),
+            (TCRELAY_WEBHOOK_BEARER, "t1\n t2 \n"),
+            (TCRELAY_EVENT_ALLOW, "Order*"),
+            (TCRELAY_EVENT_DENY, "*ByBuyer"),
+            (TCRELAY_MAX_BODY_BYTES, "1024"),
+            (TCRELAY_RETRY_AFTER_SECONDS, "5"),
+            (TCRELAY_DEDUPE_TTL_DAYS, "7"),
+            (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "60"),
+            (TCRELAY_AWS_ENDPOINT_URL, "http://127.0.0.1:5000"),
+            (TCRELAY_QUEUE_URL, "https://sqs/1/erp"),
+        ] {
+            e.insert(k.into(), v.into());
+        }
+        let c = Config::from_env_map(&e).unwrap();
+        assert_eq!(c.tradecloud.api_url, "https://api.accp.tradecloud1.com/v2");
+        let login = c.tradecloud.login.unwrap();
+        assert_eq!(login.username, "int@example.com");
+        assert_eq!(login.password.expose(), "secret");
+        assert_eq!(c.webhook.credentials.bearer_count(), 2);
+        assert!(
+            c.webhook
+                .credentials
+                .verify(Some(&HeaderValue::from_static("Bearer t2")))
+                .is_ok()
+        );
+        assert!(c.webhook.filter.admits("OrderLinesAcceptedBySupplier"));
+        assert!(!c.webhook.filter.admits("OrderIssuedByBuyer"));
+        assert!(!c.webhook.filter.admits("ShipmentIssuedBySupplier"));
+        assert_eq!(c.webhook.max_body_bytes, 1024);
+        assert_eq!(c.webhook.retry_after, Duration::from_secs(5));
+        assert_eq!(c.aws.dedupe_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.aws.in_progress_expiry, Duration::from_secs(60));
+        assert_eq!(c.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert!(!c.aws.queue_fifo);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for var in [
+            TCRELAY_QUEUE_URL,
+            TCRELAY_QUARANTINE_QUEUE_URL,
+            TCRELAY_DEDUPE_TABLE,
+            TCRELAY_CLAIM_CHECK_BUCKET,
+        ] {
+            let mut e = full();
+            e.insert(var.into(), "  ".into()); // blank counts as unset
+            let err = Config::from_env_map(&e).unwrap_err();
+            assert_eq!(err, ConfigError::Missing { var });
+            assert!(err.to_string().contains(var));
+        }
+        for (var, value) in [
+            (TCRELAY_MAX_BODY_BYTES, "6MB"),
+            (TCRELAY_MAX_BODY_BYTES, "0"),
+            (TCRELAY_DEDUPE_TTL_DAYS, "0"),
+            (TCRELAY_DEDUPE_TTL_DAYS, "-1"),
+            (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "0"),
+            (TCRELAY_RETRY_AFTER_SECONDS, "soon"),
+            (TRADECLOUD_API_URL, "api.tradecloud1.com"),
+            (TCRELAY_QUEUE_URL, "erp-queue"),
+            (TCRELAY_AWS_ENDPOINT_URL, "localhost:5000"),
+            (TCRELAY_WEBHOOK_BASIC, "no-colon"),
+            (TCRELAY_WEBHOOK_BASIC, ":pw"),
+            (TCRELAY_WEBHOOK_BEARER, "two words"),
+        ] {
+            let mut e = full();
+            e.insert(var.into(), value.into());
+            let err = Config::from_env_map(&e).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var: v, .. } if *v == var),
+                "{var}={value}: {err:?}"
+            );
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn credential_values_never_appear_in_errors_or_debug() {
+        let mut e = full();
+        e.insert(TCRELAY_WEBHOOK_BASIC.into(), "good:pw\nleaky-secret".into());
+        let err = Config::from_env_map(&e).unwrap_err();
+        assert!(!err.to_string().contains("leaky-secret"), "{err}");
+
+        e = full();
+        e.insert(TRADECLOUD_USERNAME.into(), "u".into());
+        e.insert(TRADECLOUD_PASSWORD.into(), "hunter2".into());
+        let c = Config::from_env_map(&e).unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("pw1"), "{debug}");
+    }
+
+    #[test]
+    fn a_half_login_is_refused() {
+        let mut e = full();
+        e.insert(TRADECLOUD_USERNAME.into(), "u".into());
+        assert_eq!(
+            Config::from_env_map(&e).unwrap_err(),
+            ConfigError::Missing {
+                var: TRADECLOUD_PASSWORD
+            }
+        );
+        let mut e = full();
+        e.insert(TRADECLOUD_PASSWORD.into(), "p".into());
+        assert_eq!(
+            Config::from_env_map(&e).unwrap_err(),
+            ConfigError::Missing {
+                var: TRADECLOUD_USERNAME
+            }
+        );
+    }
+
+    #[test]
+    fn at_least_one_webhook_credential_or_a_secret() {
+        let mut e = full();
+        e.remove(TCRELAY_WEBHOOK_BASIC);
+        assert_eq!(
+            Config::from_env_map(&e).unwrap_err(),
+            ConfigError::NoWebhookCredential
+        );
+        e.insert(TCRELAY_WEBHOOK_BASIC.into(), "\n\n".into());
+        assert_eq!(
+            Config::from_env_map(&e).unwrap_err(),
+            ConfigError::NoWebhookCredential
+        );
+        e.insert(TCRELAY_WEBHOOK_SECRET_ARN.into(), "arn:aws:secretsmanager:x".into());
+        let mut c = Config::from_env_map(&e).unwrap();
+        assert!(c.webhook.credentials.is_empty());
+        assert_eq!(
+            c.webhook.secret_arn.as_deref(),
+            Some("arn:aws:secretsmanager:x")
+        );
+        // A secret that yields nothing still leaves the endpoint open: refused.
+        assert_eq!(
+            c.webhook.apply_secret("{}").unwrap_err(),
+            ConfigError::NoWebhookCredential
+        );
+        c.webhook
+            .apply_secret(r#"{"basic": ["a:b", "c:d"], "bearer": "t1\nt2"}"#)
+            .unwrap();
+        assert_eq!(c.webhook.credentials.basic_count(), 2);
+        assert_eq!(c.webhook.credentials.bearer_count(), 2);
+        assert!(c.webhook.credentials.verify(Some(&basic("c", "d"))).is_ok());
+    }
+
+    #[test]
+    fn secret_json_errors_do_not_echo_the_secret() {
+        let mut c = Config::from_env_map(&full()).unwrap();
+        let err = c
+            .webhook
+            .apply_secret(r#"{"basic": [42, "s3cr3t-value"]}"#)
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { var, .. } if var == TCRELAY_WEBHOOK_SECRET_ARN));
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+
+        let err = c.tradecloud.apply_secret(r#"{"username":"u"}"#).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { var, .. } if var == TCRELAY_TRADECLOUD_SECRET_ARN));
+        c.tradecloud
+            .apply_secret(r#"{"username":"u@x","password":"p"}"#)
+            .unwrap();
+        assert_eq!(c.tradecloud.login.unwrap().username, "u@x");
+    }
+}

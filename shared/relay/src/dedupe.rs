@@ -1,0 +1,267 @@
+//! The two dedupe keys (DESIGN.md, "Dedupe: two keys").
+//!
+//! - The **message key** identifies one webhook message, so Tradecloud's retries of it are
+//!   suppressed. It is built from what the message says about itself, not from `meta.messageId`
+//!   alone, because nothing promises that a retry keeps the same `messageId`.
+//! - The **state key** identifies one state of an object (class, id, `lastUpdatedAt`), written by
+//!   every channel, so a poll or GET result already relayed, or a webhook event whose complete
+//!   state was already relayed, reaches the ERP once.
+//!
+//! Keys are readable (`msg/order/<id>/…`) for the operator looking at the table; each
+//! variable part is escaped so no two different inputs give the same key.
+
+use sha2::{Digest, Sha256};
+use tradecloud_model::{ObjectClass, timestamp};
+
+/// The event names that deliberately re-deliver an unchanged state (a user pressed "resend").
+/// They are keyed on `meta.messageId` so each resend goes through while retries of it do not.
+pub const RESEND_EVENTS: [&str; 3] = [
+    "OrderResentByBuyer",
+    "OrderResentBySupplier",
+    "ShipmentResentByBuyer",
+];
+
+/// Longest key we store as is. DynamoDB allows 2048 bytes for a partition key; anything longer
+/// than this (only possible with absurd ids) is replaced by its hash, which stays unique.
+const MAX_KEY_LEN: usize = 1024;
+
+/// Whether `event_name` is one of the [`RESEND_EVENTS`].
+pub fn is_resend_event(event_name: &str) -> bool {
+    RESEND_EVENTS.contains(&event_name)
+}
+
+/// What the message key of a webhook event is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageKeyParts<'a> {
+    /// The object class (both order forms are one class).
+    pub class: ObjectClass,
+    /// Order id or shipment id.
+    pub id: &'a str,
+    /// Tradecloud's `eventName`.
+    pub event_name: &'a str,
+    /// The object's `lastUpdatedAt`, when the event has one.
+    pub last_updated_at: Option<&'a str>,
+    /// `meta.messageId`, when the event has one.
+    pub message_id: Option<&'a str>,
+    /// The ids of the lines the event carries (order events carry the affected lines only).
+    pub line_ids: &'a [&'a str],
+    /// The raw request body, hashed when nothing else identifies the message.
+    pub raw_body: &'a [u8],
+}
+
+/// The message key of a webhook POST:
+///
+/// - resend events: class + id + `meta.messageId` (`msg/<class>/<id>/resend/<messageId>`), or
+///   the body hash when there is no `messageId`;
+/// - events with a `lastUpdatedAt`: class + id + `lastUpdatedAt` + `eventName` + a digest of the
+///   sorted line ids (`msg/<class>/<id>/<lastUpdatedAt>/<eventName>/L<count>-<digest>`), because
+///   one action can emit several events at the same `lastUpdatedAt`, each for other lines;
+/// - otherwise `meta.messageId` (`…/mid/<messageId>`), else a SHA-256 of the raw body
+///   (`…/body/<sha256>`).
+pub fn message_key(parts: &MessageKeyParts<'_>) -> String {
+    let prefix = format!("msg/{}/{}", parts.class.as_str(), escape(parts.id));
+    let message_id = parts.message_id.filter(|m| !m.is_empty());
+    let last_updated_at = parts.last_updated_at.filter(|t| !t.is_empty());
+    let key = if is_resend_event(parts.event_name) {
+        match message_id {
+            Some(mid) => format!("{prefix}/resend/{}", escape(mid)),
+            None => format!("{prefix}/body/{}", sha256_hex(parts.raw_body)),
+        }
+    } else if let Some(at) = last_updated_at {
+        format!(
+            "{prefix}/{}/{}/{}",
+            escape(&normalise_timestamp(at)),
+            escape(parts.event_name),
+            lines_digest(parts.line_ids)
+        )
+    } else if let Some(mid) = message_id {
+        format!("{prefix}/mid/{}", escape(mid))
+    } else {
+        format!("{prefix}/body/{}", sha256_hex(parts.raw_body))
+    };
+    bounded(key)
+}
+
+/// The state key: class + id + `lastUpdatedAt` (`state/<class>/<id>/<lastUpdatedAt>`), the same
+/// for both order forms and for every channel. The timestamp is normalised to Tradecloud's
+/// `YYYY-MM-DDThh:mm:ss.SSSZ` so `+00:00` and `Z` spellings of one instant agree.
+pub fn state_key(class: ObjectClass, id: &str, last_updated_at: &str) -> String {
+    bounded(format!(
+        "state/{}/{}/{}",
+        class.as_str(),
+        escape(id),
+        escape(&normalise_timestamp(last_updated_at))
+    ))
+}
+
+/// The state key of an object without a `lastUpdatedAt` (never seen from Tradecloud, but a
+/// GET must not fail for it): class + id + SHA-256 of the object's JSON
+/// (`state/<class>/<id>/content-<sha256>`), so the same content is still relayed once.
+pub fn content_state_key(class: ObjectClass, id: &str, object: &serde_json::Value) -> String {
+    let json = serde_json::to_vec(object).unwrap_or_default();
+    bounded(format!(
+        "state/{}/{}/content-{}",
+        class.as_str(),
+        escape(id),
+        sha256_hex(&json)
+    ))
+}
+
+/// Tradecloud's canonical form of a date-time when it parses; the string as given otherwise
+/// (an odd timestamp still identifies the state, it just cannot be normalised).
+fn normalise_timestamp(text: &str) -> String {
+    match timestamp::parse(text) {
+        Ok(at) => timestamp::format(at),
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// `L<count>-<first 32 hex digits of SHA-256 over the sorted, distinct ids joined by newlines>`.
+/// Sorted so the order in which Tradecloud lists the lines does not matter; ids contain no
+/// whitespace (TRADECLOUD-API.md §1), so the newline join is unambiguous.
+fn lines_digest(line_ids: &[&str]) -> String {
+    let mut ids: Vec<&str> = line_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let digest = Sha256::digest(ids.join("\n").as_bytes());
+    format!("L{}-{}", ids.len(), &hex::encode(digest)[..32])
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Escapes the separator `/` and the escape character `%`, so a variable part can never be
+/// read as two parts and two different inputs never give the same key.
+fn escape(part: &str) -> String {
+    part.replace('%', "%25").replace('/', "%2F")
+}
+
+fn bounded(key: String) -> String {
+    if key.len() <= MAX_KEY_LEN {
+        key
+    } else {
+        format!("hashed/{}", sha256_hex(key.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts<'a>(event: &'a str, lines: &'a [&'a str]) -> MessageKeyParts<'a> {
+        MessageKeyParts {
+            class: ObjectClass::Order,
+            id: "o-1",
+            event_name: event,
+            last_updated_at: Some("2025-04-23T10:01:53.812Z"),
+            message_id: Some("m-1"),
+            line_ids: lines,
+            raw_body: b"{}",
+        }
+    }
+
+    #[test]
+    fn message_key_names_class_id_time_event_and_lines() {
+        let key = message_key(&parts("OrderLinesAcceptedBySupplier", &["l1", "l2"]));
+        assert!(
+            key.starts_with(
+                "msg/order/o-1/2025-04-23T10:01:53.812Z/OrderLinesAcceptedBySupplier/L2-"
+            ),
+            "{key}"
+        );
+    }
+
+    #[test]
+    fn message_key_ignores_message_id_and_body_when_time_is_known() {
+        // A retry may carry a fresh messageId (not documented either way) and a new body
+        // serialisation; it must still be the same message.
+        let a = parts("OrderLinesAcceptedBySupplier", &["l1", "l2"]);
+        let mut b = a;
+        b.message_id = Some("m-2");
+        b.raw_body = b"{ }";
+        let lines_reordered = ["l2", "l1"];
+        b.line_ids = &lines_reordered;
+        assert_eq!(message_key(&a), message_key(&b));
+    }
+
+    #[test]
+    fn events_of_one_action_at_one_time_get_different_keys() {
+        let accepted = message_key(&parts("OrderLinesAcceptedBySupplier", &["l1"]));
+        let rejected = message_key(&parts("OrderLinesRejectedBySupplier", &["l2"]));
+        let accepted_other_lines = message_key(&parts("OrderLinesAcceptedBySupplier", &["l3"]));
+        assert_ne!(accepted, rejected);
+        assert_ne!(accepted, accepted_other_lines);
+    }
+
+    #[test]
+    fn resend_events_key_on_message_id() {
+        let first = parts("OrderResentByBuyer", &["l1"]);
+        let mut second = first;
+        second.message_id = Some("m-2");
+        assert_eq!(message_key(&first), "msg/order/o-1/resend/m-1");
+        assert_ne!(message_key(&first), message_key(&second));
+        let mut shipment = first;
+        shipment.class = ObjectClass::Shipment;
+        shipment.event_name = "ShipmentResentByBuyer";
+        assert_eq!(message_key(&shipment), "msg/shipment/o-1/resend/m-1");
+    }
+
+    #[test]
+    fn resend_without_message_id_falls_back_to_body_hash() {
+        let mut p = parts("OrderResentBySupplier", &[]);
+        p.message_id = None;
+        let key = message_key(&p);
+        assert_eq!(key, format!("msg/order/o-1/body/{}", sha256_hex(b"{}")));
+    }
+
+    #[test]
+    fn without_time_message_id_then_body_hash() {
+        let mut p = parts("OrderLinesAcceptedBySupplier", &["l1"]);
+        p.last_updated_at = None;
+        assert_eq!(message_key(&p), "msg/order/o-1/mid/m-1");
+        p.message_id = Some("");
+        let by_body = message_key(&p);
+        assert_eq!(by_body, format!("msg/order/o-1/body/{}", sha256_hex(b"{}")));
+        p.raw_body = b"{\"x\":1}";
+        assert_ne!(message_key(&p), by_body);
+    }
+
+    #[test]
+    fn state_key_is_shared_by_order_forms_and_normalises_time() {
+        let a = state_key(ObjectClass::Order, "o-1", "2025-04-23T10:01:53.812Z");
+        let b = state_key(ObjectClass::Order, "o-1", "2025-04-23T12:01:53.812+02:00");
+        assert_eq!(a, "state/order/o-1/2025-04-23T10:01:53.812Z");
+        assert_eq!(a, b);
+        assert_ne!(a, state_key(ObjectClass::Shipment, "o-1", "2025-04-23T10:01:53.812Z"));
+        assert_ne!(a, state_key(ObjectClass::Order, "o-1", "2025-04-23T10:01:53.813Z"));
+        // Unparseable timestamps are kept verbatim rather than refused.
+        assert_eq!(
+            state_key(ObjectClass::Order, "o-1", "yesterday"),
+            "state/order/o-1/yesterday"
+        );
+    }
+
+    #[test]
+    fn separators_in_ids_cannot_forge_another_key() {
+        let tricky = state_key(ObjectClass::Order, "a/b", "t");
+        let plain = state_key(ObjectClass::Order, "a", "b/t");
+        assert_ne!(tricky, plain);
+        assert_eq!(tricky, "state/order/a%2Fb/t");
+        assert_ne!(
+            state_key(ObjectClass::Order, "a%2Fb", "t"),
+            tricky,
+            "an id that looks escaped is escaped again"
+        );
+    }
+
+    #[test]
+    fn absurdly_long_keys_are_hashed_and_stay_distinct() {
+        let long_a = "a".repeat(3000);
+        let long_b = "b".repeat(3000);
+        let ka = state_key(ObjectClass::Order, &long_a, "t");
+        let kb = state_key(ObjectClass::Order, &long_b, "t");
+        assert!(ka.len() <= MAX_KEY_LEN && ka.starts_with("hashed/"));
+        assert_ne!(ka, kb);
+    }
+}

@@ -1,0 +1,353 @@
+//! Relaying one event or object: filter, dedupe, enqueue, complete. No HTTP here; the webhook
+//! router (and later the local runner) call this and map [`RelayError`] to their answers.
+//!
+//! The order of the steps is what makes "exactly once" hold:
+//! 1. claim the key (in progress), so a concurrent retry of the same message waits (503);
+//! 2. enqueue;
+//! 3. complete the key, so later retries are duplicates.
+//!
+//! A failure before or during enqueue releases the claim, so Tradecloud's retry goes through. A
+//! failure to complete *after* the enqueue is not an error of the request: the message is on the
+//! queue, so we still acknowledge it; the claim then simply expires (logged as a warning).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+use tradecloud_model::{Format, ObjectKind, timestamp};
+
+use crate::dedupe::{self, MessageKeyParts};
+use crate::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
+use crate::filter::EventFilter;
+use crate::ports::{ClaimOutcome, DedupeStore, EventSink, RecordState, SinkError, StoreError};
+
+/// A decoded webhook POST, in the terms the relay needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundEvent {
+    /// What the event is about.
+    pub kind: ObjectKind,
+    /// The order or shipment id.
+    pub id: String,
+    /// Tradecloud's `eventName`.
+    pub event_name: String,
+    /// The object's `version`.
+    pub version: Option<u64>,
+    /// The object's `lastUpdatedAt`, verbatim.
+    pub last_updated_at: Option<String>,
+    /// `meta.messageId`.
+    pub message_id: Option<String>,
+    /// Ids of the lines the event carries.
+    pub line_ids: Vec<String>,
+    /// JSON or tXML.
+    pub format: Format,
+    /// The whole body as JSON.
+    pub payload: Value,
+}
+
+/// What happened to an event or object that was not refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Put on the queue under `dedupe_key`.
+    Enqueued {
+        /// The key it was admitted under.
+        dedupe_key: String,
+        /// What it is.
+        kind: ObjectKind,
+        /// Its id.
+        id: String,
+    },
+    /// Its event name is not relayed.
+    Filtered {
+        /// The event name.
+        event_name: String,
+    },
+    /// Already relayed (or already relayed as a complete state).
+    Duplicate {
+        /// The key that was found.
+        dedupe_key: String,
+        /// What it is.
+        kind: ObjectKind,
+        /// Its id.
+        id: String,
+    },
+}
+
+impl Outcome {
+    /// `enqueued`, `filtered` or `duplicate`, for logs and answers.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Enqueued { .. } => "enqueued",
+            Outcome::Filtered { .. } => "filtered",
+            Outcome::Duplicate { .. } => "duplicate",
+        }
+    }
+}
+
+/// Why an event could not be relayed now. All of them are transient: try again later.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The dedupe store failed.
+    #[error("the dedupe store is unavailable: {0}")]
+    Dedupe(#[source] StoreError),
+    /// The queue refused the envelope.
+    #[error("the queue did not accept the message: {0}")]
+    Sink(#[source] SinkError),
+    /// Another request holds the claim on this key and has not finished.
+    #[error("another request is relaying {key} right now")]
+    InProgress {
+        /// The claimed key.
+        key: String,
+    },
+}
+
+/// The relay: filter, dedupe store and queue.
+#[derive(Clone)]
+pub struct Relay {
+    sink: Arc<dyn EventSink>,
+    dedupe: Arc<dyn DedupeStore>,
+    filter: EventFilter,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("filter", &self.filter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay over these ports.
+    pub fn new(sink: Arc<dyn EventSink>, dedupe: Arc<dyn DedupeStore>, filter: EventFilter) -> Self {
+        Self {
+            sink,
+            dedupe,
+            filter,
+        }
+    }
+
+    /// Relays a webhook POST event (source `webhook-post`), keyed by its message key.
+    ///
+    /// Besides its message key the event claims its state key (`full_state = false`). When
+    /// that state key was written by a poll or GET (a complete object in that state) the event
+    /// is a duplicate; when it was written by other webhook events it is not, because several
+    /// events share one `lastUpdatedAt` and each carries other lines.
+    pub async fn relay_event(
+        &self,
+        event: &InboundEvent,
+        raw_body: &[u8],
+    ) -> Result<Outcome, RelayError> {
+        if !self.filter.admits(&event.event_name) {
+            return Ok(Outcome::Filtered {
+                event_name: event.event_name.clone(),
+            });
+        }
+        let class = event.kind.object_class();
+        let line_ids: Vec<&str> = event.line_ids.iter().map(String::as_str).collect();
+        let message_key = dedupe::message_key(&MessageKeyParts {
+            class,
+            id: &event.id,
+            event_name: &event.event_name,
+            last_updated_at: event.last_updated_at.as_deref(),
+            message_id: event.message_id.as_deref(),
+            line_ids: &line_ids,
+            raw_body,
+        });
+        tracing::Span::current().record("dedupe_key", message_key.as_str());
+        let duplicate = |key: &str| Outcome::Duplicate {
+            dedupe_key: key.to_owned(),
+            kind: event.kind,
+            id: event.id.clone(),
+        };
+
+        match self
+            .dedupe
+            .claim(&message_key, false)
+            .await
+            .map_err(RelayError::Dedupe)?
+        {
+            ClaimOutcome::Claimed => {}
+            ClaimOutcome::Exists(record) if record.state == RecordState::Completed => {
+                return Ok(duplicate(&message_key));
+            }
+            // The first attempt is still running (or died less than the claim expiry ago).
+            // 503 rather than 200: if that attempt fails, this retry must not have been
+            // acknowledged.
+            ClaimOutcome::Exists(_) => {
+                return Err(RelayError::InProgress { key: message_key });
+            }
+        }
+
+        let state_key = event
+            .last_updated_at
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|at| dedupe::state_key(class, &event.id, at));
+        let mut owned_state_key = None;
+        if let Some(state_key) = &state_key {
+            match self.dedupe.claim(state_key, false).await {
+                Ok(ClaimOutcome::Claimed) => owned_state_key = Some(state_key.as_str()),
+                Ok(ClaimOutcome::Exists(record)) if record.full_state => {
+                    if record.state == RecordState::Completed {
+                        // Mark the message too, so retries stop at the first lookup.
+                        self.finish(&message_key).await;
+                        return Ok(duplicate(state_key));
+                    }
+                    self.release(&message_key).await;
+                    return Err(RelayError::InProgress {
+                        key: state_key.clone(),
+                    });
+                }
+                // Written by other webhook events of the same state: not a duplicate.
+                Ok(ClaimOutcome::Exists(_)) => {}
+                Err(e) => {
+                    self.release(&message_key).await;
+                    return Err(RelayError::Dedupe(e));
+                }
+            }
+        }
+
+        let envelope = Envelope {
+            schema: ENVELOPE_SCHEMA.to_owned(),
+            source: Source::WebhookPost,
+            kind: event.kind,
+            event_name: Some(event.event_name.clone()),
+            id: event.id.clone(),
+            version: event.version,
+            last_updated_at: event.last_updated_at.clone(),
+            message_id: event.message_id.clone(),
+            dedupe_key: message_key.clone(),
+            received_at: timestamp::format(Utc::now()),
+            format: event.format,
+            changed_lines: None,
+            payload: event.payload.clone(),
+        };
+        if let Err(e) = self.sink.enqueue(std::slice::from_ref(&envelope)).await {
+            self.release(&message_key).await;
+            if let Some(key) = owned_state_key {
+                self.release(key).await;
+            }
+            return Err(RelayError::Sink(e));
+        }
+        self.finish(&message_key).await;
+        if let Some(key) = owned_state_key {
+            self.finish(key).await;
+        }
+        Ok(Outcome::Enqueued {
+            dedupe_key: message_key,
+            kind: event.kind,
+            id: event.id.clone(),
+        })
+    }
+
+    /// Relays a complete object (GET webhook, or a poll result): keyed by its state key with
+    /// `full_state = true`; an existing state key from any channel makes it a duplicate.
+    pub async fn relay_object(
+        &self,
+        kind: ObjectKind,
+        requested_id: &str,
+        object: Value,
+        source: Source,
+    ) -> Result<Outcome, RelayError> {
+        let state = ObjectState::of(&object, requested_id);
+        let class = kind.object_class();
+        let key = match &state.last_updated_at {
+            Some(at) => dedupe::state_key(class, &state.id, at),
+            None => dedupe::content_state_key(class, &state.id, &object),
+        };
+        tracing::Span::current().record("dedupe_key", key.as_str());
+        match self
+            .dedupe
+            .claim(&key, true)
+            .await
+            .map_err(RelayError::Dedupe)?
+        {
+            ClaimOutcome::Claimed => {}
+            ClaimOutcome::Exists(record) if record.state == RecordState::Completed => {
+                return Ok(Outcome::Duplicate {
+                    dedupe_key: key,
+                    kind,
+                    id: state.id,
+                });
+            }
+            ClaimOutcome::Exists(_) => return Err(RelayError::InProgress { key }),
+        }
+        let envelope = Envelope {
+            schema: ENVELOPE_SCHEMA.to_owned(),
+            source,
+            kind,
+            event_name: None,
+            id: state.id.clone(),
+            version: state.version,
+            last_updated_at: state.last_updated_at,
+            message_id: state.message_id,
+            dedupe_key: key.clone(),
+            received_at: timestamp::format(Utc::now()),
+            format: Format::Json,
+            changed_lines: None,
+            payload: object,
+        };
+        if let Err(e) = self.sink.enqueue(std::slice::from_ref(&envelope)).await {
+            self.release(&key).await;
+            return Err(RelayError::Sink(e));
+        }
+        self.finish(&key).await;
+        Ok(Outcome::Enqueued {
+            dedupe_key: key,
+            kind,
+            id: state.id,
+        })
+    }
+
+    /// Completes a claim after the enqueue. A failure here does not undo the enqueue, so it is
+    /// logged, not returned: the claim expires and at worst a later poll relays the state again.
+    async fn finish(&self, key: &str) {
+        if let Err(e) = self.dedupe.complete(key).await {
+            tracing::warn!(dedupe_key = key, error = %e, "could not complete the dedupe claim; it will expire");
+        }
+    }
+
+    /// Releases a claim after a failure. If even that fails the claim expires on its own, and
+    /// until then retries are answered 503 (in progress), so nothing is lost.
+    async fn release(&self, key: &str) {
+        if let Err(e) = self.dedupe.release(key).await {
+            tracing::warn!(dedupe_key = key, error = %e, "could not release the dedupe claim; it will expire");
+        }
+    }
+}
+
+/// The identifying fields of a complete order or shipment, read leniently from its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    /// `id`, else the id it was requested by.
+    pub id: String,
+    /// `version`, as a number or a numeric string (Tradecloud once quoted numbers, TC-6431).
+    pub version: Option<u64>,
+    /// `lastUpdatedAt`, else `meta.lastUpdatedAt` (shipments).
+    pub last_updated_at: Option<String>,
+    /// `meta.messageId`.
+    pub message_id: Option<String>,
+}
+
+impl ObjectState {
+    /// Reads the fields from `object`.
+    pub fn of(object: &Value, requested_id: &str) -> Self {
+        let text = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let version = match object.get("version") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        Self {
+            id: text(object.get("id")).unwrap_or_else(|| requested_id.to_owned()),
+            version,
+            last_updated_at: text(object.get("lastUpdatedAt"))
+                .or_else(|| text(object.pointer("/meta/lastUpdatedAt"))),
+            message_id: text(object.pointer("/meta/messageId")),
+        }
+    }
+}

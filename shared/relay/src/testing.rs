@@ -1,0 +1,377 @@
+//! In-memory fakes of every port, for tests here and in other crates (feature `testing`).
+//!
+//! Each fake records what it was given and can be switched to fail (as the real service does
+//! when it is down) or to panic, so tests can drive every answer the webhook gives.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::envelope::Envelope;
+use crate::ports::{
+    ApiError, ClaimOutcome, DedupeRecord, DedupeStore, EventSink, Quarantine, QuarantinedRequest,
+    RecordState, SinkError, StoreError, TradecloudApi,
+};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking test thread must not poison the fake for the assertions that follow.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How a fake behaves on its next calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Works.
+    #[default]
+    Up,
+    /// Fails as if the service were unreachable.
+    Down,
+    /// Panics (a bug in an adapter), to test that the webhook still answers 503.
+    Panic,
+}
+
+/// An [`EventSink`] that keeps the envelopes in memory.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    envelopes: Mutex<Vec<Envelope>>,
+    mode: Mutex<Mode>,
+}
+
+impl MemorySink {
+    /// An empty, working sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything enqueued so far, in order.
+    pub fn envelopes(&self) -> Vec<Envelope> {
+        lock(&self.envelopes).clone()
+    }
+
+    /// Switches the behaviour of later calls.
+    pub fn set_mode(&self, mode: Mode) {
+        *lock(&self.mode) = mode;
+    }
+}
+
+#[async_trait]
+impl EventSink for MemorySink {
+    async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+        match *lock(&self.mode) {
+            Mode::Up => {}
+            Mode::Down => {
+                return Err(SinkError {
+                    failed: (0..envelopes.len()).collect(),
+                    reason: "fake queue is down".into(),
+                });
+            }
+            Mode::Panic => panic!("fake sink panics"),
+        }
+        lock(&self.envelopes).extend_from_slice(envelopes);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct StoredRecord {
+    record: DedupeRecord,
+    expires: Instant,
+}
+
+/// Which [`DedupeStore`] operation a failure applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DedupeOp {
+    /// `claim`.
+    Claim,
+    /// `complete`.
+    Complete,
+    /// `release`.
+    Release,
+    /// `lookup`.
+    Lookup,
+}
+
+/// A [`DedupeStore`] in memory with the real semantics: claims expire after the in-progress
+/// expiry, completed records after the TTL, expiry checked on every read.
+#[derive(Debug)]
+pub struct MemoryDedupe {
+    records: Mutex<HashMap<String, StoredRecord>>,
+    failing: Mutex<HashMap<DedupeOp, Mode>>,
+    in_progress_expiry: Duration,
+    ttl: Duration,
+}
+
+impl Default for MemoryDedupe {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(120), Duration::from_secs(30 * 86_400))
+    }
+}
+
+impl MemoryDedupe {
+    /// A store with these expiries.
+    pub fn new(in_progress_expiry: Duration, ttl: Duration) -> Self {
+        Self {
+            records: Mutex::default(),
+            failing: Mutex::default(),
+            in_progress_expiry,
+            ttl,
+        }
+    }
+
+    /// Makes every operation behave as `mode`.
+    pub fn set_mode(&self, mode: Mode) {
+        for op in [
+            DedupeOp::Claim,
+            DedupeOp::Complete,
+            DedupeOp::Release,
+            DedupeOp::Lookup,
+        ] {
+            self.set_op_mode(op, mode);
+        }
+    }
+
+    /// Makes one operation behave as `mode`.
+    pub fn set_op_mode(&self, op: DedupeOp, mode: Mode) {
+        lock(&self.failing).insert(op, mode);
+    }
+
+    /// The live records, by key.
+    pub fn records(&self) -> HashMap<String, DedupeRecord> {
+        let now = Instant::now();
+        lock(&self.records)
+            .iter()
+            .filter(|(_, r)| r.expires > now)
+            .map(|(k, r)| (k.clone(), r.record.clone()))
+            .collect()
+    }
+
+    /// Stores a record directly (a poll or GET of another process, for instance).
+    pub fn insert(&self, key: &str, state: RecordState, full_state: bool) {
+        let lifetime = match state {
+            RecordState::InProgress => self.in_progress_expiry,
+            RecordState::Completed => self.ttl,
+        };
+        lock(&self.records).insert(
+            key.to_owned(),
+            StoredRecord {
+                record: DedupeRecord { state, full_state },
+                expires: Instant::now() + lifetime,
+            },
+        );
+    }
+
+    fn check(&self, op: DedupeOp) -> Result<(), StoreError> {
+        match lock(&self.failing).get(&op).copied().unwrap_or_default() {
+            Mode::Up => Ok(()),
+            Mode::Down => Err(StoreError::Unavailable(format!(
+                "fake dedupe store is down ({op:?})"
+            ))),
+            Mode::Panic => panic!("fake dedupe store panics ({op:?})"),
+        }
+    }
+}
+
+#[async_trait]
+impl DedupeStore for MemoryDedupe {
+    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
+        self.check(DedupeOp::Claim)?;
+        let now = Instant::now();
+        let mut records = lock(&self.records);
+        if let Some(existing) = records.get(key)
+            && existing.expires > now
+        {
+            return Ok(ClaimOutcome::Exists(existing.record.clone()));
+        }
+        records.insert(
+            key.to_owned(),
+            StoredRecord {
+                record: DedupeRecord {
+                    state: RecordState::InProgress,
+                    full_state,
+                },
+                expires: now + self.in_progress_expiry,
+            },
+        );
+        Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+        self.check(DedupeOp::Complete)?;
+        let mut records = lock(&self.records);
+        let record = records
+            .get_mut(key)
+            .ok_or_else(|| StoreError::Conflict(format!("no claim on {key}")))?;
+        record.record.state = RecordState::Completed;
+        record.expires = Instant::now() + self.ttl;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.check(DedupeOp::Release)?;
+        lock(&self.records).remove(key);
+        Ok(())
+    }
+
+    async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError> {
+        self.check(DedupeOp::Lookup)?;
+        let now = Instant::now();
+        Ok(lock(&self.records)
+            .get(key)
+            .filter(|r| r.expires > now)
+            .map(|r| r.record.clone()))
+    }
+}
+
+/// A [`Quarantine`] in memory.
+#[derive(Debug, Default)]
+pub struct MemoryQuarantine {
+    kept: Mutex<Vec<QuarantinedRequest>>,
+    mode: Mutex<Mode>,
+}
+
+impl MemoryQuarantine {
+    /// An empty, working quarantine.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything kept so far.
+    pub fn kept(&self) -> Vec<QuarantinedRequest> {
+        lock(&self.kept).clone()
+    }
+
+    /// Switches the behaviour of later calls.
+    pub fn set_mode(&self, mode: Mode) {
+        *lock(&self.mode) = mode;
+    }
+}
+
+#[async_trait]
+impl Quarantine for MemoryQuarantine {
+    async fn keep(&self, request: &QuarantinedRequest) -> Result<(), StoreError> {
+        match *lock(&self.mode) {
+            Mode::Up => {}
+            Mode::Down => return Err(StoreError::Unavailable("fake quarantine is down".into())),
+            Mode::Panic => panic!("fake quarantine panics"),
+        }
+        lock(&self.kept).push(request.clone());
+        Ok(())
+    }
+}
+
+/// How [`FakeTradecloud`] fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiFailure {
+    /// [`ApiError::Upstream`] with this status.
+    Upstream(u16),
+    /// [`ApiError::Timeout`].
+    Timeout,
+    /// [`ApiError::Unavailable`].
+    Unavailable,
+    /// [`ApiError::Unauthorized`].
+    Unauthorized,
+    /// [`ApiError::Malformed`].
+    Malformed,
+}
+
+impl ApiFailure {
+    fn to_error(self) -> ApiError {
+        match self {
+            ApiFailure::Upstream(status) => ApiError::Upstream { status },
+            ApiFailure::Timeout => ApiError::Timeout,
+            ApiFailure::Unavailable => ApiError::Unavailable("fake Tradecloud is down".into()),
+            ApiFailure::Unauthorized => ApiError::Unauthorized,
+            ApiFailure::Malformed => ApiError::Malformed("fake garbage".into()),
+        }
+    }
+}
+
+/// A [`TradecloudApi`] serving objects from memory; unknown ids are [`ApiError::NotFound`].
+#[derive(Debug, Default)]
+pub struct FakeTradecloud {
+    orders: Mutex<HashMap<String, Value>>,
+    shipments: Mutex<HashMap<String, Value>>,
+    failure: Mutex<Option<ApiFailure>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeTradecloud {
+    /// No objects, working.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves `order` for `GET /order/{id}`.
+    pub fn put_order(&self, id: &str, order: Value) {
+        lock(&self.orders).insert(id.to_owned(), order);
+    }
+
+    /// Serves `shipment` for `GET /shipment/{id}`.
+    pub fn put_shipment(&self, id: &str, shipment: Value) {
+        lock(&self.shipments).insert(id.to_owned(), shipment);
+    }
+
+    /// Makes every call fail this way (`None`: work again).
+    pub fn set_failure(&self, failure: Option<ApiFailure>) {
+        *lock(&self.failure) = failure;
+    }
+
+    /// The calls made, as `order/<id>` or `shipment/<id>`.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    fn fetch(&self, what: &str, map: &Mutex<HashMap<String, Value>>, id: &str) -> Result<Value, ApiError> {
+        lock(&self.calls).push(format!("{what}/{id}"));
+        if let Some(failure) = *lock(&self.failure) {
+            return Err(failure.to_error());
+        }
+        lock(map).get(id).cloned().ok_or(ApiError::NotFound)
+    }
+}
+
+#[async_trait]
+impl TradecloudApi for FakeTradecloud {
+    async fn fetch_order(&self, id: &str) -> Result<Value, ApiError> {
+        self.fetch("order", &self.orders, id)
+    }
+
+    async fn fetch_shipment(&self, id: &str) -> Result<Value, ApiError> {
+        self.fetch("shipment", &self.shipments, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dedupe_claims_expire_and_completed_records_live_for_the_ttl() {
+        let store = MemoryDedupe::new(Duration::from_millis(30), Duration::from_secs(60));
+        assert_eq!(store.claim("k", false).await.unwrap(), ClaimOutcome::Claimed);
+        assert!(matches!(
+            store.claim("k", false).await.unwrap(),
+            ClaimOutcome::Exists(DedupeRecord {
+                state: RecordState::InProgress,
+                ..
+            })
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The first claimer died: the key is free again.
+        assert_eq!(store.claim("k", true).await.unwrap(), ClaimOutcome::Claimed);
+        store.complete("k").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            store.lookup("k").await.unwrap(),
+            Some(DedupeRecord {
+                state: RecordState::Completed,
+                full_state: true
+            })
+        );
+        store.release("k").await.unwrap();
+        assert_eq!(store.lookup("k").await.unwrap(), None);
+    }
+}

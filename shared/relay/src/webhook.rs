@@ -1,0 +1,754 @@
+//! The webhook: one axum [`Router`] for Lambda (`lambda_http::run`) and the local runner
+//! (`axum::serve`).
+//!
+//! Routes (paths relative to where the router is mounted):
+//! - `POST /webhook` (kind from the body), `POST /webhook/orders`, `/webhook/order-documents`,
+//!   `/webhook/shipments` (the body's kind must match, else 400);
+//! - `GET /webhook/orders/{orderId}`, `GET /webhook/orders?orderId=…`, and the same for
+//!   `shipments` with `shipmentId`: the complete object is fetched from Tradecloud's API.
+//!
+//! Every request goes: authenticate (401, nothing else done) → read the body within the limit
+//! (413) → decode (415/400) → filter (200) → dedupe (200) → enqueue (202). What Tradecloud does
+//! with each answer is in DESIGN.md, "Answer codes": 4xx and 500 drop the message, 502/503/504
+//! make Tradecloud retry. So every transient failure is 502/503/504 with `Retry-After`, a panic
+//! is caught and answered 503, and an authenticated request refused with a 4xx is first kept in
+//! the quarantine (if that fails: 503, so it comes back).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use chrono::Utc;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+use tradecloud_model::{DecodeError, ObjectKind, decode_webhook};
+
+use crate::auth::{AuthError, WebhookCredentials};
+use crate::config::WebhookConfig;
+use crate::envelope::Source;
+use crate::filter::EventFilter;
+use crate::ports::{
+    ApiError, DedupeStore, EventSink, Quarantine, QuarantinedRequest, StoreError, TradecloudApi,
+};
+use crate::problem::Problem;
+use crate::relay::{InboundEvent, Outcome, Relay, RelayError};
+
+/// Headers never copied into the quarantine: credentials and session material.
+const SECRET_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "x-amz-security-token",
+];
+
+/// The request id of one webhook call, as a request extension. The Lambda sets it from API
+/// Gateway's request id (so logs and API Gateway's access log agree); otherwise the router
+/// takes `x-request-id` or makes a UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// The webhook's settings.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Accepted credentials; must not be empty.
+    pub credentials: WebhookCredentials,
+    /// Which events are relayed.
+    pub filter: EventFilter,
+    /// Largest body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Seconds announced in `Retry-After` on 502/503/504.
+    pub retry_after_seconds: u64,
+}
+
+impl From<&WebhookConfig> for WebhookSettings {
+    fn from(config: &WebhookConfig) -> Self {
+        Self {
+            credentials: config.credentials.clone(),
+            filter: config.filter.clone(),
+            max_body_bytes: config.max_body_bytes,
+            retry_after_seconds: config.retry_after.as_secs(),
+        }
+    }
+}
+
+/// The webhook's state: settings and ports.
+pub struct WebhookApp {
+    settings: WebhookSettings,
+    relay: Relay,
+    quarantine: Arc<dyn Quarantine>,
+    api: Option<Arc<dyn TradecloudApi>>,
+}
+
+impl std::fmt::Debug for WebhookApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookApp")
+            .field("settings", &self.settings)
+            .field("api", &self.api.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookApp {
+    /// The webhook over these ports. `api` is `None` when no Tradecloud login is configured:
+    /// GET requests are then answered 503 (Tradecloud retries until it is configured).
+    pub fn new(
+        settings: WebhookSettings,
+        sink: Arc<dyn EventSink>,
+        dedupe: Arc<dyn DedupeStore>,
+        quarantine: Arc<dyn Quarantine>,
+        api: Option<Arc<dyn TradecloudApi>>,
+    ) -> Self {
+        let relay = Relay::new(sink, dedupe, settings.filter.clone());
+        Self {
+            settings,
+            relay,
+            quarantine,
+            api,
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &WebhookSettings {
+        &self.settings
+    }
+}
+
+/// Builds the webhook router.
+pub fn webhook_router(app: Arc<WebhookApp>) -> Router {
+    let retry_after = app.settings.retry_after_seconds;
+    Router::new()
+        .route("/webhook", post(post_any))
+        .route("/webhook/orders", post(post_orders).get(get_order_by_query))
+        .route("/webhook/orders/{order_id}", get(get_order_by_path))
+        .route("/webhook/order-documents", post(post_order_documents))
+        .route(
+            "/webhook/shipments",
+            post(post_shipments).get(get_shipment_by_query),
+        )
+        .route("/webhook/shipments/{shipment_id}", get(get_shipment_by_path))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+        // Inside the trace layer, so a caught panic is logged with its request's fields.
+        .layer(CatchPanicLayer::custom(move |panic: Box<dyn std::any::Any + Send>| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!(panic = %message, "handler panicked; answering 503 so Tradecloud retries");
+            tracing::Span::current().record("outcome", "panic");
+            let mut problem = WebhookError::Panic.problem();
+            problem.retry_after = Some(retry_after);
+            problem.into_response()
+        }))
+        .layer(middleware::from_fn(trace_request))
+}
+
+/// One span per request with the fields DESIGN.md asks for (never credentials or payloads),
+/// and one log line with the answer.
+async fn trace_request(mut request: Request, next: Next) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .or_else(|| {
+            request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= 200)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
+    let span = tracing::info_span!(
+        "webhook",
+        request_id = %request_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        kind = tracing::field::Empty,
+        id = tracing::field::Empty,
+        event_name = tracing::field::Empty,
+        dedupe_key = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    async move {
+        let response = next.run(request).await;
+        let status = response.status().as_u16();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if status >= 500 {
+            tracing::warn!(status, elapsed_ms, "answered");
+        } else {
+            tracing::info!(status, elapsed_ms, "answered");
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// Which kinds a POST route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PostRoute {
+    Any,
+    Orders,
+    OrderDocuments,
+    Shipments,
+}
+
+impl PostRoute {
+    fn accepts(self, kind: ObjectKind) -> bool {
+        match self {
+            PostRoute::Any => true,
+            PostRoute::Orders => {
+                matches!(kind, ObjectKind::Order | ObjectKind::SingleDeliveryOrder)
+            }
+            PostRoute::OrderDocuments => kind == ObjectKind::OrderDocuments,
+            PostRoute::Shipments => kind == ObjectKind::Shipment,
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            PostRoute::Any => "/webhook",
+            PostRoute::Orders => "/webhook/orders",
+            PostRoute::OrderDocuments => "/webhook/order-documents",
+            PostRoute::Shipments => "/webhook/shipments",
+        }
+    }
+}
+
+/// Why a webhook request was not relayed; each variant has exactly one answer
+/// ([`WebhookError::problem`]).
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// 401.
+    #[error("{0}")]
+    Unauthorized(AuthError),
+    /// 413.
+    #[error("the body is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// 400: the body could not be read to its end.
+    #[error("the body could not be read: {0}")]
+    BodyRead(String),
+    /// 415 or 400, depending on the decode error.
+    #[error("{0}")]
+    Decode(DecodeError),
+    /// 400: a kind-specific route got another kind.
+    #[error("{route} accepts {expected} events, but the body carries a {found} event")]
+    KindMismatch {
+        /// The route.
+        route: &'static str,
+        /// What it accepts.
+        expected: &'static str,
+        /// What came.
+        found: ObjectKind,
+    },
+    /// 400: a GET without the id.
+    #[error("the {param} is missing: call {route}/{{{param}}} or {route}?{param}=…")]
+    MissingId {
+        /// `orderId` or `shipmentId`.
+        param: &'static str,
+        /// The route.
+        route: &'static str,
+    },
+    /// 404: Tradecloud does not know the id.
+    #[error("Tradecloud has no {what} with id {id:?}")]
+    NotFound {
+        /// `order` or `shipment`.
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// 404: no such route.
+    #[error("no webhook route at {0}")]
+    UnknownRoute(String),
+    /// 405.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: Method,
+        /// The path.
+        path: String,
+    },
+    /// 503, 502 or 504 (see [`RelayError`]).
+    #[error("{0}")]
+    Relay(#[from] RelayError),
+    /// 503, 502 or 504 (see [`ApiError`]).
+    #[error("fetching the {what} from Tradecloud failed: {source}")]
+    Api {
+        /// `order` or `shipment`.
+        what: &'static str,
+        /// What the API said.
+        source: ApiError,
+    },
+    /// 503: GET without a Tradecloud login configured.
+    #[error(
+        "GET webhooks need a Tradecloud API login: set TRADECLOUD_USERNAME and TRADECLOUD_PASSWORD \
+         or TCRELAY_TRADECLOUD_SECRET_ARN"
+    )]
+    ApiNotConfigured,
+    /// 503: the refused request could not be kept, so it is not refused yet.
+    #[error("the request was refused ({reason}) but could not be quarantined: {source}")]
+    Quarantine {
+        /// Why it was refused.
+        reason: String,
+        /// The quarantine's failure.
+        source: StoreError,
+    },
+    /// 503: a handler panicked.
+    #[error("the webhook failed unexpectedly; Tradecloud will retry")]
+    Panic,
+}
+
+impl WebhookError {
+    /// Whether an authenticated request refused with this error is kept in the quarantine:
+    /// every final refusal (4xx) except 401 (not authenticated) and an unreadable body (the
+    /// client went away, there is nothing complete to keep).
+    fn quarantines(&self) -> bool {
+        matches!(
+            self,
+            WebhookError::TooLarge { .. }
+                | WebhookError::Decode(_)
+                | WebhookError::KindMismatch { .. }
+                | WebhookError::MissingId { .. }
+                | WebhookError::NotFound { .. }
+                | WebhookError::UnknownRoute(_)
+                | WebhookError::MethodNotAllowed { .. }
+        )
+    }
+
+    /// The one HTTP answer for this error (headers that need settings are added by the caller).
+    pub fn problem(&self) -> Problem {
+        use StatusCode as S;
+        let detail = self.to_string();
+        let (status, slug, title) = match self {
+            WebhookError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Not authenticated"),
+            WebhookError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too-large", "Body too large"),
+            WebhookError::BodyRead(_) => (S::BAD_REQUEST, "body-unreadable", "Body unreadable"),
+            WebhookError::Decode(e) if e.is_unsupported_media_type() => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported content type",
+            ),
+            WebhookError::Decode(_) => (S::BAD_REQUEST, "malformed-body", "Malformed or invalid body"),
+            WebhookError::KindMismatch { .. } => (S::BAD_REQUEST, "wrong-kind", "Event kind does not match the route"),
+            WebhookError::MissingId { .. } => (S::BAD_REQUEST, "missing-id", "Object id missing"),
+            WebhookError::NotFound { .. } => (S::NOT_FOUND, "not-found", "Unknown at Tradecloud"),
+            WebhookError::UnknownRoute(_) => (S::NOT_FOUND, "unknown-route", "No such route"),
+            WebhookError::MethodNotAllowed { .. } => {
+                (S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+            }
+            WebhookError::Relay(RelayError::InProgress { .. }) => {
+                (S::SERVICE_UNAVAILABLE, "in-progress", "Already being relayed")
+            }
+            WebhookError::Relay(RelayError::Dedupe(_)) => {
+                (S::SERVICE_UNAVAILABLE, "dedupe-unavailable", "Dedupe store unavailable")
+            }
+            WebhookError::Relay(RelayError::Sink(_)) => {
+                (S::SERVICE_UNAVAILABLE, "queue-unavailable", "Queue unavailable")
+            }
+            WebhookError::Api { source, .. } => match source {
+                // Not Found is mapped to `NotFound` by the handler; kept total here.
+                ApiError::NotFound => (S::NOT_FOUND, "not-found", "Unknown at Tradecloud"),
+                ApiError::Upstream { .. } | ApiError::Malformed(_) => {
+                    (S::BAD_GATEWAY, "upstream-error", "Tradecloud API error")
+                }
+                ApiError::Timeout => (S::GATEWAY_TIMEOUT, "upstream-timeout", "Tradecloud API timeout"),
+                ApiError::Unauthorized | ApiError::Unavailable(_) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "upstream-unavailable",
+                    "Tradecloud API unavailable",
+                ),
+            },
+            WebhookError::ApiNotConfigured => (
+                S::SERVICE_UNAVAILABLE,
+                "api-not-configured",
+                "Tradecloud API not configured",
+            ),
+            WebhookError::Quarantine { .. } => (
+                S::SERVICE_UNAVAILABLE,
+                "quarantine-unavailable",
+                "Quarantine unavailable",
+            ),
+            WebhookError::Panic => (S::SERVICE_UNAVAILABLE, "internal", "Temporarily unavailable"),
+        };
+        Problem::new(status, slug, title, detail)
+    }
+
+    /// The value logged as `outcome`.
+    fn outcome(&self) -> &'static str {
+        match self.problem().status.as_u16() {
+            401 => "unauthorized",
+            413 => "too-large",
+            415 => "unsupported-media-type",
+            404 => "not-found",
+            405 => "method-not-allowed",
+            400 => "invalid",
+            502 => "upstream-error",
+            504 => "upstream-timeout",
+            _ => "unavailable",
+        }
+    }
+}
+
+/// What the quarantine needs from the request, taken before the body is consumed.
+struct RequestInfo {
+    request_id: String,
+    received_at: chrono::DateTime<Utc>,
+    method: Method,
+    uri: String,
+    content_type: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl RequestInfo {
+    fn of(method: &Method, uri: &http::Uri, headers: &HeaderMap, request_id: Option<&RequestId>) -> Self {
+        Self {
+            request_id: request_id.map(|r| r.0.clone()).unwrap_or_default(),
+            received_at: Utc::now(),
+            method: method.clone(),
+            uri: uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| uri.path().to_owned()),
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            headers: headers
+                .iter()
+                .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl WebhookApp {
+    fn authenticate(&self, headers: &HeaderMap) -> Result<(), WebhookError> {
+        self.settings
+            .credentials
+            .verify(headers.get(header::AUTHORIZATION))
+            .map_err(WebhookError::Unauthorized)
+    }
+
+    /// Answers an error: quarantines first when the error is a final refusal, adds the headers
+    /// the status needs, records the outcome.
+    async fn refuse(&self, info: &RequestInfo, body: &[u8], error: WebhookError) -> Response {
+        let mut error = error;
+        if error.quarantines() {
+            let reason = error.to_string();
+            let kept = QuarantinedRequest {
+                received_at: info.received_at,
+                method: info.method.to_string(),
+                uri: info.uri.clone(),
+                content_type: info.content_type.clone(),
+                headers: info.headers.clone(),
+                body: body.to_vec(),
+                reason: reason.clone(),
+            };
+            match self.quarantine.keep(&kept).await {
+                Ok(()) => tracing::info!(reason = %reason, "request quarantined"),
+                Err(source) => {
+                    tracing::error!(error = %source, reason = %reason, "quarantine failed; answering 503");
+                    error = WebhookError::Quarantine { reason, source };
+                }
+            }
+        }
+        let span = tracing::Span::current();
+        span.record("outcome", error.outcome());
+        match &error {
+            WebhookError::Unauthorized(e) => tracing::info!(reason = %e, "not authenticated"),
+            e if e.problem().status.is_server_error() => tracing::warn!(error = %e, "transient failure"),
+            e => tracing::info!(reason = %e, "refused"),
+        }
+        let mut problem = error.problem().with_request_id(info.request_id.clone());
+        if let WebhookError::Decode(e) = &error
+            && let Some(field) = e.field_path()
+        {
+            // Says which field in a form a program can read, besides the prose in `detail`.
+            problem.field = Some(field.to_owned());
+        }
+        if problem.status.is_server_error() {
+            problem.retry_after = Some(self.settings.retry_after_seconds);
+        }
+        if problem.status == StatusCode::UNAUTHORIZED {
+            problem.www_authenticate = self.settings.credentials.challenges();
+        }
+        if let WebhookError::MethodNotAllowed { path, .. } = &error {
+            problem.allow = Some(HeaderValue::from_static(allowed_methods(path)));
+        }
+        problem.into_response()
+    }
+
+    async fn handle_post(&self, route: PostRoute, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let info = RequestInfo::of(&parts.method, &parts.uri, &parts.headers, parts.extensions.get());
+        if let Err(e) = self.authenticate(&parts.headers) {
+            return self.refuse(&info, &[], e).await;
+        }
+        let body = match self.read_body(&parts.headers, body).await {
+            Ok(body) => body,
+            Err(e) => return self.refuse(&info, &[], e).await,
+        };
+        match self.process_post(route, &info, &body).await {
+            Ok(outcome) => answer(outcome),
+            Err(e) => self.refuse(&info, &body, e).await,
+        }
+    }
+
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, WebhookError> {
+        let limit = self.settings.max_body_bytes;
+        // Refuse early when the client announces too much, without reading it.
+        let announced = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(WebhookError::TooLarge { limit });
+        }
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<LengthLimitError>() => Err(WebhookError::TooLarge { limit }),
+            Err(e) => Err(WebhookError::BodyRead(e.to_string())),
+        }
+    }
+
+    async fn process_post(
+        &self,
+        route: PostRoute,
+        info: &RequestInfo,
+        body: &[u8],
+    ) -> Result<Outcome, WebhookError> {
+        let decoded = decode_webhook(body, info.content_type.as_deref()).map_err(WebhookError::Decode)?;
+        let event = InboundEvent {
+            kind: decoded.body.kind(),
+            id: decoded.body.object_id().to_owned(),
+            event_name: decoded.body.event_name.clone(),
+            version: decoded.body.version(),
+            last_updated_at: decoded.body.last_updated_at().map(str::to_owned),
+            message_id: decoded.body.message_id().map(str::to_owned),
+            line_ids: decoded.body.line_ids(),
+            format: decoded.format,
+            payload: decoded.payload,
+        };
+        let span = tracing::Span::current();
+        span.record("kind", event.kind.as_str());
+        span.record("id", event.id.as_str());
+        span.record("event_name", event.event_name.as_str());
+        if !route.accepts(event.kind) {
+            return Err(WebhookError::KindMismatch {
+                route: route.path(),
+                expected: match route {
+                    PostRoute::Orders => "order",
+                    PostRoute::OrderDocuments => "order-documents",
+                    PostRoute::Shipments => "shipment",
+                    PostRoute::Any => "any",
+                },
+                found: event.kind,
+            });
+        }
+        Ok(self.relay.relay_event(&event, body).await?)
+    }
+
+    async fn handle_get(&self, kind: ObjectKind, id: Option<String>, request: Request) -> Response {
+        let (parts, _body) = request.into_parts();
+        let info = RequestInfo::of(&parts.method, &parts.uri, &parts.headers, parts.extensions.get());
+        if let Err(e) = self.authenticate(&parts.headers) {
+            return self.refuse(&info, &[], e).await;
+        }
+        match self.process_get(kind, id).await {
+            Ok(outcome) => answer(outcome),
+            Err(e) => self.refuse(&info, &[], e).await,
+        }
+    }
+
+    async fn process_get(&self, kind: ObjectKind, id: Option<String>) -> Result<Outcome, WebhookError> {
+        let (what, param, route) = match kind {
+            ObjectKind::Shipment => ("shipment", "shipmentId", "/webhook/shipments"),
+            _ => ("order", "orderId", "/webhook/orders"),
+        };
+        let span = tracing::Span::current();
+        span.record("kind", kind.as_str());
+        let id = id
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .ok_or(WebhookError::MissingId { param, route })?;
+        span.record("id", id.as_str());
+        let api = self.api.as_ref().ok_or(WebhookError::ApiNotConfigured)?;
+        let fetched = match kind {
+            ObjectKind::Shipment => api.fetch_shipment(&id).await,
+            _ => api.fetch_order(&id).await,
+        };
+        let object = match fetched {
+            Ok(object) => object,
+            Err(ApiError::NotFound) => return Err(WebhookError::NotFound { what, id }),
+            Err(source) => return Err(WebhookError::Api { what, source }),
+        };
+        if !object.is_object() {
+            return Err(WebhookError::Api {
+                what,
+                source: ApiError::Malformed(format!("the {what} is not a JSON object")),
+            });
+        }
+        Ok(self
+            .relay
+            .relay_object(kind, &id, object, Source::WebhookGet)
+            .await?)
+    }
+}
+
+/// The success answers: 202 when enqueued, 200 when filtered or a duplicate, each with a small
+/// JSON body (no payload).
+fn answer(outcome: Outcome) -> Response {
+    tracing::Span::current().record("outcome", outcome.as_str());
+    tracing::info!("relayed");
+    let (status, body) = match &outcome {
+        Outcome::Enqueued { dedupe_key, kind, id } => (
+            StatusCode::ACCEPTED,
+            json!({"outcome": "enqueued", "dedupeKey": dedupe_key, "kind": kind, "id": id}),
+        ),
+        Outcome::Duplicate { dedupe_key, kind, id } => (
+            StatusCode::OK,
+            json!({"outcome": "duplicate", "dedupeKey": dedupe_key, "kind": kind, "id": id}),
+        ),
+        Outcome::Filtered { event_name } => (
+            StatusCode::OK,
+            json!({"outcome": "filtered", "eventName": event_name}),
+        ),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn allowed_methods(path: &str) -> &'static str {
+    let path = path.trim_end_matches('/');
+    if path == "/webhook/orders" || path == "/webhook/shipments" {
+        "GET, POST"
+    } else if path.starts_with("/webhook/orders/") || path.starts_with("/webhook/shipments/") {
+        "GET"
+    } else {
+        "POST"
+    }
+}
+
+type AppState = State<Arc<WebhookApp>>;
+
+async fn post_any(State(app): AppState, request: Request) -> Response {
+    app.handle_post(PostRoute::Any, request).await
+}
+
+async fn post_orders(State(app): AppState, request: Request) -> Response {
+    app.handle_post(PostRoute::Orders, request).await
+}
+
+async fn post_order_documents(State(app): AppState, request: Request) -> Response {
+    app.handle_post(PostRoute::OrderDocuments, request).await
+}
+
+async fn post_shipments(State(app): AppState, request: Request) -> Response {
+    app.handle_post(PostRoute::Shipments, request).await
+}
+
+// `Path<String>` cannot fail for a single `{id}` segment except on invalid percent-encoding;
+// that case falls back to the raw segment so the answer stays ours (problem+json).
+async fn get_order_by_path(
+    State(app): AppState,
+    id: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    let id = id.map(|Path(id)| id).ok().or_else(|| last_segment(&request));
+    app.handle_get(ObjectKind::Order, id, request).await
+}
+
+async fn get_shipment_by_path(
+    State(app): AppState,
+    id: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    let id = id.map(|Path(id)| id).ok().or_else(|| last_segment(&request));
+    app.handle_get(ObjectKind::Shipment, id, request).await
+}
+
+async fn get_order_by_query(
+    State(app): AppState,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    request: Request,
+) -> Response {
+    let id = query.ok().and_then(|Query(mut q)| q.remove("orderId"));
+    app.handle_get(ObjectKind::Order, id, request).await
+}
+
+async fn get_shipment_by_query(
+    State(app): AppState,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    request: Request,
+) -> Response {
+    let id = query.ok().and_then(|Query(mut q)| q.remove("shipmentId"));
+    app.handle_get(ObjectKind::Shipment, id, request).await
+}
+
+fn last_segment(request: &Request) -> Option<String> {
+    request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .map(str::to_owned)
+}
+
+async fn unknown_route(State(app): AppState, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    app.refuse_route(request, WebhookError::UnknownRoute(path))
+        .await
+}
+
+async fn method_not_allowed(State(app): AppState, request: Request) -> Response {
+    let error = WebhookError::MethodNotAllowed {
+        method: request.method().clone(),
+        path: request.uri().path().to_owned(),
+    };
+    app.refuse_route(request, error).await
+}
+
+impl WebhookApp {
+    /// A request to a wrong route or with a wrong method: authenticated first (strangers learn
+    /// nothing about the routes), then refused; a misconfigured Tradecloud URL still sends a
+    /// whole message, so the body is read (within the limit) for the quarantine.
+    async fn refuse_route(&self, request: Request, error: WebhookError) -> Response {
+        let (parts, body) = request.into_parts();
+        let info = RequestInfo::of(&parts.method, &parts.uri, &parts.headers, parts.extensions.get());
+        if let Err(e) = self.authenticate(&parts.headers) {
+            return self.refuse(&info, &[], e).await;
+        }
+        match self.read_body(&parts.headers, body).await {
+            Ok(body) => self.refuse(&info, &body, error).await,
+            Err(too_large @ WebhookError::TooLarge { .. }) => self.refuse(&info, &[], too_large).await,
+            Err(_) => self.refuse(&info, &[], error).await,
+        }
+    }
+}
