@@ -1,7 +1,7 @@
 //! The client: sessions (login, refresh, re-login), retries within a budget, rate limiting.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -59,6 +59,9 @@ struct Tokens {
     access: Secret,
     refresh: Secret,
     refresh_at: Instant,
+    /// The same moment on the wall clock: a frozen or snapshotted Lambda sandbox may not see
+    /// the monotonic clock advance while it sleeps, the tokens' lifetime runs on regardless.
+    refresh_at_wall: SystemTime,
 }
 
 /// How a failed attempt continues.
@@ -432,7 +435,9 @@ impl Inner {
     async fn ensure_tokens(&self, session: &mut Session, deadline: Instant) -> Result<(), Failure> {
         let due = match &session.tokens {
             None => return self.login(session, deadline).await,
-            Some(tokens) => Instant::now() >= tokens.refresh_at,
+            Some(tokens) => {
+                Instant::now() >= tokens.refresh_at || SystemTime::now() >= tokens.refresh_at_wall
+            }
         };
         if !due {
             return Ok(());
@@ -535,6 +540,7 @@ impl Inner {
             access,
             refresh,
             refresh_at: Instant::now() + lifetime,
+            refresh_at_wall: SystemTime::now() + lifetime,
         })
     }
 
