@@ -378,11 +378,7 @@ impl Inner {
         relogged: &mut bool,
     ) -> Result<Vec<u8>, Failure> {
         loop {
-            self.ensure_tokens(session, deadline).await?;
-            let access = match &session.tokens {
-                Some(tokens) => tokens.access.clone(),
-                None => unreachable!("ensure_tokens leaves tokens in the session"),
-            };
+            let access = self.access_token(session, deadline).await?;
             let mut headers = HeaderMap::new();
             let mut bearer =
                 HeaderValue::try_from(format!("Bearer {}", access.expose())).map_err(|_| {
@@ -432,6 +428,20 @@ impl Inner {
     /// Leaves valid tokens in the session: logs in when there are none, refreshes when they are
     /// due, and logs in when the refresh fails (refresh tokens are single-use, so a lost answer
     /// leaves us with a dead one).
+    /// A usable access token, logging in or refreshing first when needed.
+    async fn access_token(
+        &self,
+        session: &mut Session,
+        deadline: Instant,
+    ) -> Result<Secret, Failure> {
+        self.ensure_tokens(session, deadline).await?;
+        session
+            .tokens
+            .as_ref()
+            .map(|tokens| tokens.access.clone())
+            .ok_or_else(|| malformed("no token after logging in"))
+    }
+
     async fn ensure_tokens(&self, session: &mut Session, deadline: Instant) -> Result<(), Failure> {
         let due = match &session.tokens {
             None => return self.login(session, deadline).await,

@@ -5,6 +5,24 @@
 //! pages. It keeps Tradecloud's rules for API users: sequential calls, at most 10 requests per
 //! second, back-off on 429, 5xx and timeouts. Errors come back as [`ClientError`], classified so
 //! the webhook can answer 404, 502, 503 or 504.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tradecloud_client::{ClientConfig, Credentials, PollEndpoint, PollQuery, TradecloudClient};
+//!
+//! let config = ClientConfig::new(
+//!     "https://api.accp.tradecloud1.com/v2",
+//!     Credentials::new("integration@example.com", "password"),
+//! );
+//! // One client per process: clones share the tokens, the rate limiter and the connections.
+//! let client = TradecloudClient::new(config)?;
+//! let order = client.fetch_order("0d9d3e6a-8a57-4b8b-9d2c-6b1f0c0e5a11").await?;
+//! let page = client
+//!     .poll(PollEndpoint::Orders, &PollQuery::new("2025-04-23T10:01:53.812Z"))
+//!     .await?;
+//! println!("{} of {:?}, next cursor {:?}", page.items.len(), page.total, page.last_updated_at);
+//! # let _ = order; Ok(()) }
+//! ```
 
 mod client;
 mod config;
