@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{Fake, PASSWORD, Step, USER, client, config, header, start};
 use serde_json::{Value, json};
 use tradecloud_client::{
-    ClientConfig, ClientError, Credentials, PollEndpoint, PollQuery, SearchEndpoint,
+    ClientConfig, ClientError, Credentials, PollEndpoint, PollQuery, RateLimiter, SearchEndpoint,
     TradecloudClient,
 };
 
@@ -564,4 +564,23 @@ fn config_validation_and_secret_debug() {
     config.max_requests_per_second = 10;
     config.retry_budget = Duration::ZERO;
     assert!(TradecloudClient::new(config).is_err());
+}
+
+#[tokio::test]
+async fn clients_sharing_a_limiter_share_the_rate() {
+    let (fake, base) = start(Fake::default()).await;
+    let limiter = std::sync::Arc::new(RateLimiter::new(20));
+    let orders = TradecloudClient::with_rate_limiter(config(&base), limiter.clone()).unwrap();
+    let shipments = TradecloudClient::with_rate_limiter(config(&base), limiter).unwrap();
+    for i in 0..3 {
+        orders.fetch_order(&format!("o{i}")).await.unwrap();
+        shipments.fetch_shipment(&format!("s{i}")).await.unwrap();
+    }
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 8, "two logins and six fetches");
+    let gaps: Vec<_> = seen.windows(2).map(|w| w[1].at - w[0].at).collect();
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(40)),
+        "{gaps:?}"
+    );
 }
