@@ -1,0 +1,246 @@
+//! The database handle: one file, one connection, calls run off the async runtime.
+//!
+//! **One connection behind a mutex, each call on `tokio::task::spawn_blocking`**, rather than a
+//! pool: SQLite admits one writer at a time whatever we do, and nearly every call here writes
+//! (enqueue, claim, complete, checkpoint), so a pool would only add connections that wait on each
+//! other's write lock, inside SQLite, where a wait longer than `busy_timeout` surfaces as
+//! `SQLITE_BUSY`. With one connection per process, the in-process waiting happens on our mutex
+//! instead, which never times out into an error, and needs no pool dependency. Reads (`lookup`,
+//! `read`, the operator listings) are indexed and short, so queueing them behind the writes costs
+//! little. `busy_timeout` still matters for *other* processes on the same file: the operator CLI
+//! (`tcrelay queue ack`) while `tcrelay serve` runs, and tests opening two handles.
+//!
+//! Every write transaction is `BEGIN IMMEDIATE`: it takes the write lock up front, where the busy
+//! handler waits for it, instead of upgrading a read transaction later, which in WAL mode fails
+//! at once with `SQLITE_BUSY` when another connection wrote in between.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tcrelay_core::ports::StoreError;
+
+use crate::clock::{Clock, system_clock};
+use crate::error::{DbError, OpenError};
+use crate::schema::{self, Migration};
+
+/// How hard a commit waits for the disk (`PRAGMA synchronous`, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit fsyncs the WAL before it returns. A call that returned
+    /// `Ok` survives `kill -9` *and* an OS crash or power loss. The default, because a webhook
+    /// answers 202 right after the enqueue and Tradecloud never sends that message again: a
+    /// commit lost to a power cut would be an event lost for good. Costs one fsync per commit.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: commits reach the WAL through the OS page cache, fsynced only at
+    /// checkpoints. Still survives `kill -9` of the process (the kernel keeps the written pages),
+    /// and the database never corrupts, but the last commits before a power loss may roll back.
+    /// For throughput on a machine where that risk is accepted.
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Settings of a [`SqliteStore`]. The dedupe expiries default to those of the DynamoDB store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// How long a completed dedupe record suppresses duplicates. Default: 30 days.
+    pub dedupe_ttl: Duration,
+    /// How long an in-progress claim blocks others before it counts as abandoned; longer than a
+    /// request may take. Default: 60 s.
+    pub in_progress_expiry: Duration,
+    /// How long a call waits for another process's write lock before it fails as
+    /// `StoreError::Unavailable` (the webhook then answers 503). Default: 5 s, well inside
+    /// Tradecloud's patience and API Gateway's 30 s.
+    pub busy_timeout: Duration,
+    /// Commit durability. Default: [`Durability::Full`].
+    pub durability: Durability,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            dedupe_ttl: Duration::from_secs(30 * 24 * 3600),
+            in_progress_expiry: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(5),
+            durability: Durability::Full,
+        }
+    }
+}
+
+/// All four ports (and the operator API) on one SQLite file. Cheap to clone: clones share the
+/// connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: Arc<PathBuf>,
+    pub(crate) options: Arc<SqliteOptions>,
+    pub(crate) clock: Clock,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a blocking call gets: the connection and "now" read under the lock, so that expiry
+/// comparisons use the instant the transaction actually runs.
+pub(crate) struct Ctx<'a> {
+    pub(crate) conn: &'a mut Connection,
+    pub(crate) now_ms: i64,
+    pub(crate) now: chrono::DateTime<chrono::Utc>,
+    pub(crate) options: &'a SqliteOptions,
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the database at `path` with default [`SqliteOptions`]: WAL
+    /// journal, `synchronous=FULL`, schema migrated to [`SCHEMA_VERSION`](crate::SCHEMA_VERSION).
+    /// Blocks briefly (file I/O); call it at start-up.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (creating if absent) the database at `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let sqlite = |source| OpenError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(sqlite)?;
+        // First, so that switching to WAL and migrating wait for another process's lock too.
+        conn.busy_timeout(options.busy_timeout).map_err(sqlite)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(sqlite)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(OpenError::NoWal { path, mode });
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {};",
+            options.durability.pragma()
+        ))
+        .map_err(sqlite)?;
+        match schema::migrate(&mut conn).map_err(sqlite)? {
+            Migration::TooNew(found) => {
+                return Err(OpenError::SchemaTooNew {
+                    path,
+                    found,
+                    supported: schema::SCHEMA_VERSION,
+                });
+            }
+            Migration::Done { from } => {
+                tracing::info!(
+                    path = %path.display(),
+                    schema_from = from,
+                    schema = schema::SCHEMA_VERSION,
+                    durability = options.durability.pragma(),
+                    "SQLite store open"
+                );
+            }
+        }
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: Arc::new(path),
+            options: Arc::new(options),
+            clock: system_clock(),
+        })
+    }
+
+    /// Uses `clock` for "now" (tests move it to expire records and leases without waiting).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The settings in force.
+    pub fn options(&self) -> &SqliteOptions {
+        &self.options
+    }
+
+    /// Runs `f` on the connection in a blocking task, and maps a failure to the port error for
+    /// `operation`.
+    pub(crate) async fn run<T, F>(&self, operation: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Ctx<'_>) -> Result<T, DbError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let options = Arc::clone(&self.options);
+        let clock = Arc::clone(&self.clock);
+        let result = tokio::task::spawn_blocking(move || {
+            let mut guard = lock(&conn);
+            let now = clock();
+            f(Ctx {
+                conn: &mut guard,
+                now_ms: now.timestamp_millis(),
+                now,
+                options: &options,
+            })
+        })
+        .await
+        .unwrap_or_else(|join| Err(DbError::Task(join.to_string())));
+        result.map_err(|e| e.into_store(operation))
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check` over the whole file: `Ok` when it reports `ok`,
+    /// `Corrupt` with its findings otherwise (operators, and the crash tests).
+    pub async fn check_integrity(&self) -> Result<(), StoreError> {
+        self.run("integrity check", |ctx| {
+            let mut stmt = ctx.conn.prepare("PRAGMA integrity_check")?;
+            let findings = stmt
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            if findings == ["ok"] {
+                Ok(())
+            } else {
+                Err(DbError::Corrupt(findings.join("; ")))
+            }
+        })
+        .await
+    }
+}
+
+/// Locks the connection. A panic while it was held (a bug) poisons the mutex; the connection
+/// itself is still sound, because rusqlite's `Transaction` rolls back when dropped during the
+/// unwind, so take it back, and roll back explicitly in case the panic struck outside one.
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    match conn.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => {
+            let guard = poisoned.into_inner();
+            conn.clear_poison();
+            if !guard.is_autocommit() {
+                if let Err(e) = guard.execute_batch("ROLLBACK") {
+                    tracing::warn!(error = %e, "rollback after a panic failed");
+                }
+            }
+            guard
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Dedupe records, with the semantics of the DynamoDB store (Powertools' idempotency design):
+//! a claim is a conditional insert in one immediate transaction, expiry is checked explicitly
+//! against the clock (nothing sweeps the table behind our back), an in-progress claim has its own
+//! short expiry so a crashed request does not swallow the event, and a failed request deletes its
+//! claim.
+//!
+//! Row: `key`, `state` (`in-progress` | `completed`), `full_state` (0/1), `expires_at` (epoch
+//! ms: the record's time to live, set at claim and again at completion) and
+//! `in_progress_expires_at` (epoch ms, only while in progress). A record is expired when its
+//! `expires_at` is before now, or it is in progress and its `in_progress_expires_at` is before
+//! now; an expired record is treated exactly like an absent one.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tcrelay_core::ports::{ClaimOutcome, DedupeRecord, DedupeStore, RecordState, StoreError};
+
+use crate::clock::millis;
+use crate::db::SqliteStore;
+use crate::error::DbError;
+
+const IN_PROGRESS: &str = "in-progress";
+const COMPLETED: &str = "completed";
+
+/// A stored row, before the expiry check.
+struct Row {
+    record: DedupeRecord,
+    expires_at: i64,
+    in_progress_expires_at: Option<i64>,
+}
+
+impl Row {
+    /// The record if it is live at `now_ms` (same rule as the DynamoDB store).
+    fn live(self, now_ms: i64) -> Option<DedupeRecord> {
+        if self.expires_at < now_ms {
+            return None;
+        }
+        if self.record.state == RecordState::InProgress
+            && self.in_progress_expires_at.is_some_and(|at| at < now_ms)
+        {
+            return None;
+        }
+        Some(self.record)
+    }
+}
+
+fn read(conn: &Connection, key: &str) -> Result<Option<Row>, DbError> {
+    let raw = conn
+        .prepare_cached(
+            "SELECT state, full_state, expires_at, in_progress_expires_at FROM dedupe WHERE key = ?1",
+        )?
+        .query_row([key], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((state, full_state, expires_at, in_progress_expires_at)) = raw else {
+        return Ok(None);
+    };
+    let state = match state.as_str() {
+        IN_PROGRESS => RecordState::InProgress,
+        COMPLETED => RecordState::Completed,
+        other => {
+            return Err(DbError::Corrupt(format!(
+                "dedupe record {key:?} has state {other:?}"
+            )));
+        }
+    };
+    let full_state = match full_state {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(DbError::Corrupt(format!(
+                "dedupe record {key:?} has full_state {other}"
+            )));
+        }
+    };
+    Ok(Some(Row {
+        record: DedupeRecord { state, full_state },
+        expires_at,
+        in_progress_expires_at,
+    }))
+}
+
+impl SqliteStore {
+    /// Deletes expired dedupe records; returns how many. Optional housekeeping (expired records
+    /// already count as absent): SQLite has no TTL sweeper, so a long-running process calls this
+    /// now and then to keep the file from growing.
+    pub async fn purge_expired_dedupe(&self) -> Result<u64, StoreError> {
+        let purged = self
+            .run("dedupe purge", |ctx| {
+                let n = ctx.conn.execute(
+                    "DELETE FROM dedupe WHERE expires_at < ?1 \
+                     OR (state = ?2 AND in_progress_expires_at < ?1)",
+                    params![ctx.now_ms, IN_PROGRESS],
+                )?;
+                Ok(n as u64)
+            })
+            .await?;
+        tracing::debug!(purged, "expired dedupe records purged");
+        Ok(purged)
+    }
+}
+
+#[async_trait]
+impl DedupeStore for SqliteStore {
+    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
+        let key = key.to_owned();
+        self.run("dedupe claim", move |ctx| {
+            // Immediate: the read and the insert below are one atomic step against every other
+            // connection, which is what DynamoDB's conditional put gives the other adapter.
+            let tx = ctx
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(record) = read(&tx, &key)?.and_then(|row| row.live(ctx.now_ms)) {
+                return Ok(ClaimOutcome::Exists(record));
+            }
+            let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
+            let in_progress_until = ctx
+                .now_ms
+                .saturating_add(millis(ctx.options.in_progress_expiry));
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO dedupe \
+                 (key, state, full_state, expires_at, in_progress_expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                key,
+                IN_PROGRESS,
+                full_state,
+                expires_at,
+                in_progress_until
+            ])?;
+            tx.commit()?;
+            Ok(ClaimOutcome::Claimed)
+        })
+        .await
+    }
+
+    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.run("dedupe complete", move |ctx| {
+            let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
+            // Unconditional, like the DynamoDB store: if the claim was meanwhile released or
+            // expired, recording the message as sent is still right (it was sent); `full_state`
+            // then reads as false.
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO dedupe (key, state, full_state, expires_at, in_progress_expires_at) \
+                     VALUES (?1, ?2, 0, ?3, NULL) \
+                     ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
+                        expires_at = excluded.expires_at, in_progress_expires_at = NULL",
+                )?
+                .execute(params![key, COMPLETED, expires_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.run("dedupe release", move |ctx| {
+            // Only an in-progress claim: a completed record must stay, or the next delivery of an
+            // event that did reach the queue would be enqueued again.
+            let n = ctx
+                .conn
+                .prepare_cached("DELETE FROM dedupe WHERE key = ?1 AND state = ?2")?
+                .execute(params![key, IN_PROGRESS])?;
+            if n == 0 {
+                tracing::debug!("dedupe release: no in-progress claim to remove");
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError> {
+        let key = key.to_owned();
+        self.run("dedupe lookup", move |ctx| {
+            Ok(read(ctx.conn, &key)?.and_then(|row| row.live(ctx.now_ms)))
+        })
+        .await
+    }
+}

@@ -1,0 +1,141 @@
+//! Mapping of SQLite failures onto the ports' errors, and the error of opening a database.
+//!
+//! The ports' contract: `Unavailable` is transient (the webhook answers 503, Tradecloud retries,
+//! nothing is lost), `Corrupt` means stored data cannot be read back. So only failures that say
+//! the *stored bytes* are bad map to `Corrupt`; everything else (busy, locked, I/O, disk full,
+//! read-only, and anything unexpected) maps to `Unavailable`, because a retry loses nothing while
+//! a 4xx would make Tradecloud drop the message.
+
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+use tcrelay_core::ports::StoreError;
+
+/// A failure inside one blocking database call, before it becomes a [`StoreError`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DbError {
+    /// SQLite (or rusqlite's conversion of a column) failed.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// A row was read but its content makes no sense (bad state, bad JSON, negative version).
+    #[error("{0}")]
+    Corrupt(String),
+    /// The blocking task running the call died (panicked or was cancelled at shutdown).
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl DbError {
+    /// The port error for a failure of `operation` (named in the message and the log line).
+    pub(crate) fn into_store(self, operation: &str) -> StoreError {
+        let corrupt = match &self {
+            DbError::Sqlite(e) => is_corrupt(e),
+            DbError::Corrupt(_) => true,
+            DbError::Task(_) => false,
+        };
+        let message = format!("SQLite {operation}: {self}");
+        if corrupt {
+            tracing::error!(error = %message, "stored data is unreadable");
+            StoreError::Corrupt(message)
+        } else {
+            tracing::warn!(error = %message, "SQLite call failed");
+            StoreError::Unavailable(message)
+        }
+    }
+}
+
+/// Whether a rusqlite error says the stored data (file or a column's value) is unreadable.
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => {
+            matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+        }
+        // A column holds a value of the wrong type or range: someone wrote it by hand, or a
+        // future schema did.
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::Utf8Error(..) => true,
+        _ => false,
+    }
+}
+
+/// Why [`SqliteStore::open`](crate::SqliteStore::open) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// SQLite could not open the file, set it up, or migrate its schema (a directory that does
+    /// not exist, no permission, not a database, locked by another process for too long).
+    #[error("cannot open SQLite database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file's schema is newer than this build knows: refuse rather than misread it.
+    #[error(
+        "SQLite database {path} has schema version {found}, this build knows up to {supported}: \
+         use a newer tcrelay"
+    )]
+    SchemaTooNew {
+        /// The file.
+        path: PathBuf,
+        /// `PRAGMA user_version` found in the file.
+        found: i64,
+        /// The newest version this build writes.
+        supported: i64,
+    },
+    /// SQLite refused to switch the file to WAL journaling (a file system without shared memory
+    /// support, for instance); without WAL, readers and the writer would block each other.
+    #[error("SQLite database {path} cannot use WAL journaling (journal mode stays {mode})")]
+    NoWal {
+        /// The file.
+        path: PathBuf,
+        /// The journal mode SQLite reported.
+        mode: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn busy_locked_and_io_are_transient() {
+        for code in [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_LOCKED,
+            rusqlite::ffi::SQLITE_IOERR,
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_READONLY,
+        ] {
+            assert!(matches!(
+                DbError::from(failure(code)).into_store("test"),
+                StoreError::Unavailable(_)
+            ));
+        }
+        assert!(matches!(
+            DbError::Task("cancelled".into()).into_store("test"),
+            StoreError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn unreadable_data_is_corrupt() {
+        for code in [rusqlite::ffi::SQLITE_CORRUPT, rusqlite::ffi::SQLITE_NOTADB] {
+            assert!(matches!(
+                DbError::from(failure(code)).into_store("test"),
+                StoreError::Corrupt(_)
+            ));
+        }
+        let wrong_type =
+            rusqlite::Error::InvalidColumnType(0, "version".into(), rusqlite::types::Type::Text);
+        let err = DbError::from(wrong_type).into_store("cursor read");
+        assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("cursor read")));
+    }
+}

@@ -1,0 +1,370 @@
+//! The outbound queue: the local runner's stand-in for SQS, as an [`EventSink`], and the operator
+//! API behind `tcrelay queue list|export|ack|stats`.
+//!
+//! The row id (AUTOINCREMENT) is the queue order: one batch is inserted in its given order in one
+//! transaction, and later batches get higher ids, across restarts too. A consumer reads pending
+//! rows in id order and acknowledges them (`acked_at`); acknowledged rows stay for the record.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use serde::Serialize;
+use tcrelay_core::Envelope;
+use tcrelay_core::ports::{EventSink, SinkError, StoreError};
+
+use crate::clock::{from_text, to_text};
+use crate::db::SqliteStore;
+use crate::error::DbError;
+
+/// One queued message as `queue list` shows it: the envelope's routing fields, without payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueEntry {
+    /// The queue position (ascending = enqueue order).
+    pub id: i64,
+    /// The envelope's `kind` (`order`, `single-delivery-order`, `order-documents`, `shipment`).
+    pub kind: String,
+    /// The envelope's `eventName` (`None` for GET and poll).
+    pub event_name: Option<String>,
+    /// The order or shipment id.
+    pub object_id: String,
+    /// The channel (`webhook-post`, `webhook-get`, `poll`).
+    pub source: String,
+    /// The dedupe key the message was admitted under.
+    pub dedupe_key: String,
+    /// When it was enqueued.
+    pub enqueued_at: DateTime<Utc>,
+    /// When it was acknowledged; `None` while pending.
+    pub acked_at: Option<DateTime<Utc>>,
+}
+
+/// One queued envelope as `queue export` writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEnvelope {
+    /// The queue position.
+    pub id: i64,
+    /// Whether it was acknowledged.
+    pub acked: bool,
+    /// The envelope, exactly the JSON document the ERP would have received from SQS (one line:
+    /// compact JSON has no raw newlines).
+    pub json: String,
+}
+
+impl QueuedEnvelope {
+    /// The envelope parsed; `Corrupt` when the stored document is not a valid envelope.
+    pub fn envelope(&self) -> Result<Envelope, StoreError> {
+        serde_json::from_str(&self.json).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "queued envelope {} is not an envelope: {e}",
+                self.id
+            ))
+        })
+    }
+}
+
+/// Pending and acknowledged counts of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct KindCounts {
+    /// Not yet acknowledged.
+    pub pending: u64,
+    /// Acknowledged.
+    pub acked: u64,
+}
+
+/// What `queue stats` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Messages not yet acknowledged.
+    pub pending: u64,
+    /// Messages acknowledged.
+    pub acked: u64,
+    /// The counts per envelope `kind`.
+    pub by_kind: BTreeMap<String, KindCounts>,
+    /// The id of the oldest pending message, the next a consumer reads.
+    pub oldest_pending_id: Option<i64>,
+    /// When the oldest pending message was enqueued (how far behind the consumer is).
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+    /// The highest id ever given out in the table as it stands.
+    pub last_id: Option<i64>,
+}
+
+const ENTRY_COLUMNS: &str =
+    "id, kind, event_name, object_id, source, dedupe_key, enqueued_at, acked_at";
+
+fn time_column(row: &Row<'_>, index: usize, id: i64) -> Result<Option<DateTime<Utc>>, DbError> {
+    match row.get::<_, Option<String>>(index)? {
+        None => Ok(None),
+        Some(text) => from_text(&text).map(Some).ok_or_else(|| {
+            DbError::Corrupt(format!(
+                "queue row {id}: timestamp {text:?} is not RFC 3339"
+            ))
+        }),
+    }
+}
+
+fn entry(row: &Row<'_>) -> Result<QueueEntry, DbError> {
+    let id: i64 = row.get(0)?;
+    Ok(QueueEntry {
+        id,
+        kind: row.get(1)?,
+        event_name: row.get(2)?,
+        object_id: row.get(3)?,
+        source: row.get(4)?,
+        dedupe_key: row.get(5)?,
+        enqueued_at: time_column(row, 6, id)?
+            .ok_or_else(|| DbError::Corrupt(format!("queue row {id}: no enqueued_at")))?,
+        acked_at: time_column(row, 7, id)?,
+    })
+}
+
+fn queued(row: &Row<'_>) -> Result<QueuedEnvelope, DbError> {
+    let id: i64 = row.get(0)?;
+    let json: String = row.get(1)?;
+    // Checked here so that an export never writes a line a consumer cannot parse.
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&json) {
+        return Err(DbError::Corrupt(format!(
+            "queue row {id}: envelope is not JSON: {e}"
+        )));
+    }
+    Ok(QueuedEnvelope {
+        id,
+        acked: row.get::<_, Option<String>>(2)?.is_some(),
+        json,
+    })
+}
+
+/// A COUNT or SUM column (never negative; SQLite has no unsigned type).
+pub(crate) fn count(row: &Row<'_>, index: usize) -> Result<u64, DbError> {
+    let n: i64 = row.get(index)?;
+    u64::try_from(n).map_err(|_| DbError::Corrupt(format!("negative count {n}")))
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl SqliteStore {
+    /// Enqueues `envelopes` in one transaction, in order, and returns their queue ids. All or
+    /// nothing: on `Err` none of them is in the queue. Durable once it returns `Ok` (see
+    /// [`Durability`](crate::Durability)).
+    pub async fn enqueue_returning_ids(
+        &self,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<i64>, StoreError> {
+        // Serialised before taking the connection: the lock is held only for the inserts.
+        let rows = envelopes
+            .iter()
+            .map(|e| {
+                let json = serde_json::to_string(e).map_err(|err| {
+                    StoreError::Unavailable(format!("envelope {} does not serialise: {err}", e.id))
+                })?;
+                Ok((
+                    json,
+                    e.kind.as_str(),
+                    e.event_name.clone(),
+                    e.id.clone(),
+                    e.source.as_str(),
+                    e.dedupe_key.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let count = rows.len();
+        let ids = self
+            .run("enqueue", move |ctx| {
+                let enqueued_at = to_text(ctx.now);
+                let tx = ctx
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut ids = Vec::with_capacity(rows.len());
+                {
+                    let mut insert = tx.prepare_cached(
+                        "INSERT INTO outbound \
+                         (envelope, kind, event_name, object_id, source, dedupe_key, enqueued_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?;
+                    for (json, kind, event_name, object_id, source, dedupe_key) in rows {
+                        insert.execute(params![
+                            json,
+                            kind,
+                            event_name,
+                            object_id,
+                            source,
+                            dedupe_key,
+                            enqueued_at
+                        ])?;
+                        ids.push(tx.last_insert_rowid());
+                    }
+                }
+                tx.commit()?;
+                Ok(ids)
+            })
+            .await?;
+        tracing::debug!(count, first_id = ids.first(), "enqueued to the local queue");
+        Ok(ids)
+    }
+
+    /// Up to `limit` messages in queue order: the pending ones, or all with `include_acked`.
+    pub async fn list(
+        &self,
+        limit: usize,
+        include_acked: bool,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        self.run("queue list", move |ctx| {
+            let sql = if include_acked {
+                format!("SELECT {ENTRY_COLUMNS} FROM outbound ORDER BY id LIMIT ?1")
+            } else {
+                format!(
+                    "SELECT {ENTRY_COLUMNS} FROM outbound WHERE acked_at IS NULL ORDER BY id LIMIT ?1"
+                )
+            };
+            let mut stmt = ctx.conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query([limit_param(limit)])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(entry(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every envelope in queue order (pending ones, or all with `include_acked`), as JSON lines.
+    /// For queues too large to hold in memory, page with [`export_page`](Self::export_page).
+    pub async fn export(&self, include_acked: bool) -> Result<Vec<QueuedEnvelope>, StoreError> {
+        self.export_page(0, usize::MAX, include_acked).await
+    }
+
+    /// Up to `limit` envelopes with ids above `after_id`, in queue order; pass the last id seen
+    /// as the next `after_id`.
+    pub async fn export_page(
+        &self,
+        after_id: i64,
+        limit: usize,
+        include_acked: bool,
+    ) -> Result<Vec<QueuedEnvelope>, StoreError> {
+        self.run("queue export", move |ctx| {
+            let sql = if include_acked {
+                "SELECT id, envelope, acked_at FROM outbound WHERE id > ?1 ORDER BY id LIMIT ?2"
+            } else {
+                "SELECT id, envelope, acked_at FROM outbound \
+                 WHERE id > ?1 AND acked_at IS NULL ORDER BY id LIMIT ?2"
+            };
+            let mut stmt = ctx.conn.prepare_cached(sql)?;
+            let mut rows = stmt.query(params![after_id, limit_param(limit)])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(queued(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Acknowledges every pending message with an id up to and including `up_to_id`; returns how
+    /// many were newly acknowledged (already acknowledged ones keep their time).
+    pub async fn ack_up_to(&self, up_to_id: i64) -> Result<u64, StoreError> {
+        let acked = self
+            .run("queue ack", move |ctx| {
+                let n = ctx.conn.execute(
+                    "UPDATE outbound SET acked_at = ?1 WHERE id <= ?2 AND acked_at IS NULL",
+                    params![to_text(ctx.now), up_to_id],
+                )?;
+                Ok(n as u64)
+            })
+            .await?;
+        tracing::info!(up_to_id, acked, "queue acknowledged");
+        Ok(acked)
+    }
+
+    /// Acknowledges the pending messages among `ids` (unknown ids are ignored) in one
+    /// transaction; returns how many were newly acknowledged.
+    pub async fn ack_ids(&self, ids: &[i64]) -> Result<u64, StoreError> {
+        let ids = ids.to_vec();
+        let acked = self
+            .run("queue ack", move |ctx| {
+                let now = to_text(ctx.now);
+                let tx = ctx
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut acked = 0u64;
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "UPDATE outbound SET acked_at = ?1 WHERE id = ?2 AND acked_at IS NULL",
+                    )?;
+                    for id in ids {
+                        acked += stmt.execute(params![now, id])? as u64;
+                    }
+                }
+                tx.commit()?;
+                Ok(acked)
+            })
+            .await?;
+        tracing::info!(acked, "queue acknowledged by id");
+        Ok(acked)
+    }
+
+    /// Counts of pending and acknowledged messages, in total and per kind.
+    pub async fn stats(&self) -> Result<QueueStats, StoreError> {
+        self.run("queue stats", |ctx| {
+            // One read transaction, so the counts and the oldest row are one consistent snapshot.
+            let tx = ctx.conn.transaction()?;
+            let mut stats = QueueStats::default();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT kind, \
+                            COALESCE(SUM(acked_at IS NULL), 0), \
+                            COALESCE(SUM(acked_at IS NOT NULL), 0) \
+                     FROM outbound GROUP BY kind",
+                )?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let counts = KindCounts {
+                        pending: count(row, 1)?,
+                        acked: count(row, 2)?,
+                    };
+                    stats.pending += counts.pending;
+                    stats.acked += counts.acked;
+                    stats.by_kind.insert(row.get(0)?, counts);
+                }
+            }
+            let oldest = tx
+                .query_row(
+                    "SELECT id, enqueued_at FROM outbound WHERE acked_at IS NULL ORDER BY id LIMIT 1",
+                    [],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+                )
+                .optional()?;
+            if let Some((id, at)) = oldest {
+                stats.oldest_pending_id = Some(id);
+                stats.oldest_pending_at = Some(from_text(&at).ok_or_else(|| {
+                    DbError::Corrupt(format!("queue row {id}: timestamp {at:?} is not RFC 3339"))
+                })?);
+            }
+            stats.last_id = tx.query_row("SELECT MAX(id) FROM outbound", [], |row| row.get(0))?;
+            tx.commit()?;
+            Ok(stats)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl EventSink for SqliteStore {
+    async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        // One transaction: on failure nothing of the batch is in the queue, so every index is
+        // reported as not enqueued and the caller releases every claim.
+        self.enqueue_returning_ids(envelopes)
+            .await
+            .map(drop)
+            .map_err(|e| SinkError {
+                failed: (0..envelopes.len()).collect(),
+                reason: e.to_string(),
+            })
+    }
+}
