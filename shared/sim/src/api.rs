@@ -80,7 +80,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/order/{id}", get(get_order))
         .route("/v2/shipment/{id}", get(get_shipment))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(Arc::clone(&shared), faults_and_log))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            faults_and_log,
+        ))
         .with_state(shared)
 }
 
@@ -93,7 +96,10 @@ fn unauthorized(denied: Denied, basic_allowed: bool) -> Response {
     let (message, challenge) = match denied {
         Denied::Missing => ("authentication required", None),
         Denied::BadCredentials => ("invalid username or password", None),
-        Denied::BadToken => ("invalid or expired access token", Some(r#"Bearer error="invalid_token""#)),
+        Denied::BadToken => (
+            "invalid or expired access token",
+            Some(r#"Bearer error="invalid_token""#),
+        ),
         Denied::SchemeNotAllowed => ("this endpoint accepts a Bearer token only", None),
     };
     let challenge = challenge.unwrap_or(if basic_allowed {
@@ -102,9 +108,10 @@ fn unauthorized(denied: Denied, basic_allowed: bool) -> Response {
         "Bearer"
     });
     let mut response = error(StatusCode::UNAUTHORIZED, message);
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
     response
 }
 
@@ -113,7 +120,11 @@ async fn not_found() -> Response {
 }
 
 /// Applies injected faults and records every API request.
-async fn faults_and_log(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn faults_and_log(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let received_ms = shared.started.elapsed().as_millis() as u64;
     let endpoint = Endpoint::classify(request.method(), request.uri().path());
     let method = request.method().to_string();
@@ -167,7 +178,10 @@ async fn faults_and_log(State(shared): State<Arc<Shared>>, request: Request, nex
 fn with_tokens(pair: crate::auth::TokenPair) -> Response {
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
-    if let (Ok(a), Ok(r)) = (HeaderValue::from_str(&pair.access), HeaderValue::from_str(&pair.refresh)) {
+    if let (Ok(a), Ok(r)) = (
+        HeaderValue::from_str(&pair.access),
+        HeaderValue::from_str(&pair.refresh),
+    ) {
         headers.insert("Set-Authorization", a);
         headers.insert("Set-Refresh-Token", r);
     }
@@ -176,8 +190,13 @@ fn with_tokens(pair: crate::auth::TokenPair) -> Response {
 
 async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let mut auth = lock(&shared.auth);
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Some(basic) = value.and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))) else {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(basic) = value.and_then(|v| {
+        v.strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+    }) else {
         return unauthorized(Denied::Missing, true);
     };
     if let Err(denied) = auth.check_basic(basic) {
@@ -199,7 +218,10 @@ async fn refresh(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
     };
     let mut auth = lock(&shared.auth);
     if !auth.take_refresh(token) {
-        return error(StatusCode::UNAUTHORIZED, "invalid, used or expired refresh token");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid, used or expired refresh token",
+        );
     }
     with_tokens(auth.issue())
 }
@@ -211,7 +233,10 @@ async fn logout(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
     if lock(&shared.auth).take_refresh(token) {
         StatusCode::OK.into_response()
     } else {
-        error(StatusCode::UNAUTHORIZED, "invalid, used or expired refresh token")
+        error(
+            StatusCode::UNAUTHORIZED,
+            "invalid, used or expired refresh token",
+        )
     }
 }
 
@@ -230,11 +255,27 @@ enum Mode {
 }
 
 async fn order_poll(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    query(&s, &headers, &body, Stream::Orders(OrderForm::Schedule), Mode::Poll)
+    query(
+        &s,
+        &headers,
+        &body,
+        Stream::Orders(OrderForm::Schedule),
+        Mode::Poll,
+    )
 }
 
-async fn order_poll_single(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    query(&s, &headers, &body, Stream::Orders(OrderForm::SingleDelivery), Mode::Poll)
+async fn order_poll_single(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    query(
+        &s,
+        &headers,
+        &body,
+        Stream::Orders(OrderForm::SingleDelivery),
+        Mode::Poll,
+    )
 }
 
 async fn shipment_poll(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -242,10 +283,20 @@ async fn shipment_poll(State(s): State<Arc<Shared>>, headers: HeaderMap, body: B
 }
 
 async fn order_search(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    query(&s, &headers, &body, Stream::Orders(OrderForm::Schedule), Mode::Search)
+    query(
+        &s,
+        &headers,
+        &body,
+        Stream::Orders(OrderForm::Schedule),
+        Mode::Search,
+    )
 }
 
-async fn shipment_search(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn shipment_search(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     query(&s, &headers, &body, Stream::Shipments, Mode::Search)
 }
 
@@ -260,12 +311,15 @@ struct Query {
     sort: Option<(String, bool)>,
 }
 
-fn bad(message: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, message)
+/// Why a poll or search request is malformed (answered with 400).
+struct Bad(String);
+
+fn bad(message: impl Into<String>) -> Bad {
+    Bad(message.into())
 }
 
 /// A string or an array of strings (Tradecloud's filters use both).
-fn strings(v: &Value, name: &str) -> Result<Vec<String>, Response> {
+fn strings(v: &Value, name: &str) -> Result<Vec<String>, Bad> {
     match v {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(items) => items
@@ -276,11 +330,13 @@ fn strings(v: &Value, name: &str) -> Result<Vec<String>, Response> {
                     .ok_or_else(|| bad(format!("{name} must hold strings")))
             })
             .collect(),
-        _ => Err(bad(format!("{name} must be a string or an array of strings"))),
+        _ => Err(bad(format!(
+            "{name} must be a string or an array of strings"
+        ))),
     }
 }
 
-fn timestamp(filters: &Map<String, Value>, key: &str) -> Result<Option<i64>, Response> {
+fn timestamp(filters: &Map<String, Value>, key: &str) -> Result<Option<i64>, Bad> {
     match filters.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => parse_ms(s)
@@ -290,7 +346,7 @@ fn timestamp(filters: &Map<String, Value>, key: &str) -> Result<Option<i64>, Res
     }
 }
 
-fn count(body: &Map<String, Value>, key: &str, default: usize) -> Result<usize, Response> {
+fn count(body: &Map<String, Value>, key: &str, default: usize) -> Result<usize, Bad> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Number(n)) => n
@@ -301,8 +357,9 @@ fn count(body: &Map<String, Value>, key: &str, default: usize) -> Result<usize, 
     }
 }
 
-fn parse_query(body: &[u8], stream: Stream, mode: Mode) -> Result<Query, Response> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
+fn parse_query(body: &[u8], stream: Stream, mode: Mode) -> Result<Query, Bad> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
     let Value::Object(body) = value else {
         return Err(bad("the body must be a JSON object"));
     };
@@ -340,7 +397,9 @@ fn parse_query(body: &[u8], stream: Stream, mode: Mode) -> Result<Query, Respons
         }
     }
     for c in candidates.into_iter().flatten() {
-        company_ids.get_or_insert_with(Vec::new).extend(strings(c, "companyId")?);
+        company_ids
+            .get_or_insert_with(Vec::new)
+            .extend(strings(c, "companyId")?);
     }
     let sort = match (mode, body.get("sort")) {
         (Mode::Search, Some(Value::Array(items))) => items.first().map(sort_key).transpose()?,
@@ -359,7 +418,7 @@ fn parse_query(body: &[u8], stream: Stream, mode: Mode) -> Result<Query, Respons
     })
 }
 
-fn sort_key(v: &Value) -> Result<(String, bool), Response> {
+fn sort_key(v: &Value) -> Result<(String, bool), Bad> {
     let field = v
         .get("field")
         .and_then(Value::as_str)
@@ -372,13 +431,19 @@ fn sort_key(v: &Value) -> Result<(String, bool), Response> {
     Ok((field.to_string(), ascending))
 }
 
-fn query(shared: &Shared, headers: &HeaderMap, body: &[u8], stream: Stream, mode: Mode) -> Response {
+fn query(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    stream: Stream,
+    mode: Mode,
+) -> Response {
     if let Err(denied) = lock(&shared.auth).authenticate(headers, true) {
         return unauthorized(denied, true);
     }
     let q = match parse_query(body, stream, mode) {
         Ok(q) => q,
-        Err(response) => return response,
+        Err(Bad(message)) => return error(StatusCode::BAD_REQUEST, message),
     };
     let mut world = lock(&shared.world);
     let answer = run_query(&world, &q, stream, mode);
@@ -410,9 +475,10 @@ fn run_query(world: &World, q: &Query, stream: Stream, mode: Mode) -> Value {
                 }
                 Stream::Shipments => world.shipment_facts(*i),
             };
-            q.process_status.as_ref().is_none_or(|s| s.iter().any(|x| x == status))
-                && q
-                    .company_ids
+            q.process_status
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == status))
+                && q.company_ids
                     .as_ref()
                     .is_none_or(|c| c.iter().any(|x| x == buyer || x == supplier))
         })
@@ -425,10 +491,16 @@ fn run_query(world: &World, q: &Query, stream: Stream, mode: Mode) -> Value {
             matches.sort_by(|a, b| {
                 let o = world.order_facts(a.2).0.cmp(world.order_facts(b.2).0);
                 let o = if *asc { o } else { o.reverse() };
-                if o == CmpOrdering::Equal { by_time(a, b) } else { o }
+                if o == CmpOrdering::Equal {
+                    by_time(a, b)
+                } else {
+                    o
+                }
             })
         }
-        (Some((field, false)), _) if field.ends_with("lastUpdatedAt") => matches.sort_by(|a, b| by_time(b, a)),
+        (Some((field, false)), _) if field.ends_with("lastUpdatedAt") => {
+            matches.sort_by(|a, b| by_time(b, a))
+        }
         _ => matches.sort_by(by_time),
     }
     let total = matches.len();
@@ -451,7 +523,11 @@ fn run_query(world: &World, q: &Query, stream: Stream, mode: Mode) -> Value {
     Value::Object(answer)
 }
 
-async fn get_order(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn get_order(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(denied) = lock(&shared.auth).authenticate(&headers, false) {
         return unauthorized(denied, false);
     }
@@ -462,7 +538,11 @@ async fn get_order(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(i
     }
 }
 
-async fn get_shipment(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn get_shipment(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(denied) = lock(&shared.auth).authenticate(&headers, false) {
         return unauthorized(denied, false);
     }

@@ -39,7 +39,12 @@ pub(crate) enum Denied {
 }
 
 impl Auth {
-    pub(crate) fn new(username: &str, password: &str, access_ttl: Duration, refresh_ttl: Duration) -> Self {
+    pub(crate) fn new(
+        username: &str,
+        password: &str,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> Self {
         Self {
             username: username.to_string(),
             password: password.to_string(),
@@ -52,7 +57,9 @@ impl Auth {
 
     /// Checks `Authorization: Basic ...` against the configured credentials.
     pub(crate) fn check_basic(&self, value: &str) -> Result<(), Denied> {
-        let decoded = STANDARD.decode(value.trim()).map_err(|_| Denied::BadCredentials)?;
+        let decoded = STANDARD
+            .decode(value.trim())
+            .map_err(|_| Denied::BadCredentials)?;
         let text = String::from_utf8(decoded).map_err(|_| Denied::BadCredentials)?;
         let (user, password) = text.split_once(':').ok_or(Denied::BadCredentials)?;
         if user == self.username && password == self.password {
@@ -74,7 +81,11 @@ impl Auth {
     }
 
     /// Authenticates a request; `allow_basic` is false on endpoints that take JWT only.
-    pub(crate) fn authenticate(&mut self, headers: &HeaderMap, allow_basic: bool) -> Result<(), Denied> {
+    pub(crate) fn authenticate(
+        &mut self,
+        headers: &HeaderMap,
+        allow_basic: bool,
+    ) -> Result<(), Denied> {
         let value = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -106,7 +117,10 @@ impl Auth {
     /// A JWT-shaped token whose `exp` claim tells clients when to refresh, as Tradecloud's do.
     /// The signature is random: only this simulator validates the token, by lookup.
     fn jwt(&self, ttl: Duration) -> String {
-        let iat = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let claims = serde_json::json!({
             "sub": self.username,

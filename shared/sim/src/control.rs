@@ -31,7 +31,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/webhooks/{id}", delete(remove_webhook))
         .route("/sim/webhooks/wait-idle", post(wait_idle))
         .route("/sim/deliveries", get(deliveries))
-        .route("/sim/faults", post(add_fault).get(faults).delete(clear_faults))
+        .route(
+            "/sim/faults",
+            post(add_fault).get(faults).delete(clear_faults),
+        )
         .route("/sim/faults/{id}", delete(remove_fault))
         .route("/sim/settings", post(settings))
         .route("/sim/tokens/expire", post(expire_tokens))
@@ -39,9 +42,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
+/// Parses a control request body (empty means `{}`); the error is the 400 answer's text.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let body = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| format!("bad request body: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -58,7 +66,7 @@ fn one() -> usize {
 async fn advance(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let count: Count = match parse(&body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     if count.count > 100_000 {
         return error(StatusCode::BAD_REQUEST, "count must be at most 100000");
@@ -117,7 +125,7 @@ async fn shipment(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
 async fn add_webhook(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let target: WebhookTarget = match parse(&body) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     match shared.sender.add_target(target) {
         Ok(id) => (StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response(),
@@ -158,9 +166,12 @@ fn five_seconds() -> u64 {
 async fn wait_idle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let q: WaitIdle = match parse(&body) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let idle = shared.sender.wait_idle(Duration::from_millis(q.timeout_ms.min(600_000))).await;
+    let idle = shared
+        .sender
+        .wait_idle(Duration::from_millis(q.timeout_ms.min(600_000)))
+        .await;
     axum::Json(json!({ "idle": idle, "pending": shared.sender.pending() })).into_response()
 }
 
@@ -171,7 +182,7 @@ async fn deliveries(State(shared): State<Arc<Shared>>) -> Response {
 async fn add_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let rule: FaultRule = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let id = lock(&shared.faults).add(rule);
     (StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response()
@@ -209,12 +220,15 @@ struct Settings {
 async fn settings(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let s: Settings = match parse(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     if let Some(n) = s.changes_per_poll {
-        shared.changes_per_poll.store(n.min(1_000), Ordering::Relaxed);
+        shared
+            .changes_per_poll
+            .store(n.min(1_000), Ordering::Relaxed);
     }
-    axum::Json(json!({ "changesPerPoll": shared.changes_per_poll.load(Ordering::Relaxed) })).into_response()
+    axum::Json(json!({ "changesPerPoll": shared.changes_per_poll.load(Ordering::Relaxed) }))
+        .into_response()
 }
 
 async fn expire_tokens(State(shared): State<Arc<Shared>>) -> Response {

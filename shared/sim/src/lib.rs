@@ -125,7 +125,11 @@ impl Simulator {
     pub async fn start(config: SimConfig) -> Result<Self, SimError> {
         let started = Instant::now();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let sender = Arc::new(sender::Sender::new(config.retry.clone(), shutdown_rx.clone(), started)?);
+        let sender = Arc::new(sender::Sender::new(
+            config.retry.clone(),
+            shutdown_rx.clone(),
+            started,
+        )?);
         let shared = Arc::new(Shared {
             world: Mutex::new(World::new(config.world.clone())),
             auth: Mutex::new(auth::Auth::new(

@@ -22,10 +22,19 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// User name of the integration user.
-    #[arg(long, env = "TRADECLOUD_SIM_USERNAME", default_value = "integration@example.com")]
+    #[arg(
+        long,
+        env = "TRADECLOUD_SIM_USERNAME",
+        default_value = "integration@example.com"
+    )]
     username: String,
     /// Password of the integration user.
-    #[arg(long, env = "TRADECLOUD_SIM_PASSWORD", default_value = "sim-password", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TRADECLOUD_SIM_PASSWORD",
+        default_value = "sim-password",
+        hide_env_values = true
+    )]
     password: String,
     /// Orders in the initial world.
     #[arg(long, default_value_t = 20)]
@@ -83,7 +92,9 @@ async fn main() -> anyhow::Result<()> {
         },
         ..SimConfig::default()
     };
-    let sim = Simulator::start(config).await.context("starting the simulator")?;
+    let sim = Simulator::start(config)
+        .await
+        .context("starting the simulator")?;
     // The address goes first on stdout, alone, for scripts; logs go to stderr.
     let mut out = std::io::stdout();
     writeln!(out, "{}", sim.local_addr())?;

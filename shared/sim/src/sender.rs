@@ -143,11 +143,15 @@ impl WebhookTarget {
         if self.method == WebhookMethod::Get {
             let placeholder = self.placeholder();
             if !self.url.contains(placeholder) {
-                return Err(SimError::InvalidTarget(format!("a GET webhook url needs {placeholder}")));
+                return Err(SimError::InvalidTarget(format!(
+                    "a GET webhook url needs {placeholder}"
+                )));
             }
         }
         if !(0.0..=1.0).contains(&self.duplicate_rate) {
-            return Err(SimError::InvalidTarget("duplicateRate must be within 0..=1".into()));
+            return Err(SimError::InvalidTarget(
+                "duplicateRate must be within 0..=1".into(),
+            ));
         }
         Ok(())
     }
@@ -287,7 +291,11 @@ enum Verdict {
 }
 
 impl Sender {
-    pub(crate) fn new(retry: RetryPolicy, shutdown: watch::Receiver<bool>, started: Instant) -> Result<Self, SimError> {
+    pub(crate) fn new(
+        retry: RetryPolicy,
+        shutdown: watch::Receiver<bool>,
+        started: Instant,
+    ) -> Result<Self, SimError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -305,7 +313,8 @@ impl Sender {
             idle: Notify::new(),
             shutdown,
             started,
-            runtime: tokio::runtime::Handle::try_current().map_err(|e| SimError::Runtime(e.to_string()))?,
+            runtime: tokio::runtime::Handle::try_current()
+                .map_err(|e| SimError::Runtime(e.to_string()))?,
         })
     }
 
@@ -325,7 +334,11 @@ impl Sender {
         let removed = state.targets.remove(&id).is_some();
         let keys: Vec<(u64, String)> = state.queues.keys().filter(|k| k.0 == id).cloned().collect();
         for key in keys {
-            let queued: Vec<usize> = state.queues.get_mut(&key).map(|q| q.drain(..).collect()).unwrap_or_default();
+            let queued: Vec<usize> = state
+                .queues
+                .get_mut(&key)
+                .map(|q| q.drain(..).collect())
+                .unwrap_or_default();
             for index in queued {
                 state.records[index].outcome = DeliveryOutcome::Cancelled;
                 state.pending -= 1;
@@ -484,12 +497,17 @@ impl Sender {
                 WebhookAuth::None => request,
                 WebhookAuth::Basic { username, password } => request.header(
                     http::header::AUTHORIZATION,
-                    format!("Basic {}", STANDARD.encode(format!("{username}:{password}"))),
+                    format!(
+                        "Basic {}",
+                        STANDARD.encode(format!("{username}:{password}"))
+                    ),
                 ),
                 WebhookAuth::Bearer { token } => request.bearer_auth(token),
             };
             if let (Some(ct), Some(body)) = (&record.content_type, &record.body) {
-                request = request.header(http::header::CONTENT_TYPE, ct).body(body.clone());
+                request = request
+                    .header(http::header::CONTENT_TYPE, ct)
+                    .body(body.clone());
             }
             let started_ms = self.started.elapsed().as_millis() as u64;
             let result = tokio::select! {
@@ -588,15 +606,31 @@ fn build_request(target: &WebhookTarget, change: &Change) -> Result<Request, Sim
     match target.method {
         WebhookMethod::Get => {
             let id = utf8_percent_encode(&change.id, NON_ALPHANUMERIC).to_string();
-            Ok(("GET", target.url.replace(target.placeholder(), &id), None, None))
+            Ok((
+                "GET",
+                target.url.replace(target.placeholder(), &id),
+                None,
+                None,
+            ))
         }
         WebhookMethod::Post => {
             let body = change.webhook_body(target.single_delivery);
             match target.format {
-                WebhookFormat::Json => Ok(("POST", target.url.clone(), Some("application/json"), Some(body.to_string()))),
+                WebhookFormat::Json => Ok((
+                    "POST",
+                    target.url.clone(),
+                    Some("application/json"),
+                    Some(body.to_string()),
+                )),
                 WebhookFormat::Txml => {
-                    let xml = tradecloud_model::txml::to_txml(&body).map_err(|e| SimError::Encode(e.to_string()))?;
-                    Ok(("POST", target.url.clone(), Some("application/xml"), Some(xml)))
+                    let xml = tradecloud_model::txml::to_txml(&body)
+                        .map_err(|e| SimError::Encode(e.to_string()))?;
+                    Ok((
+                        "POST",
+                        target.url.clone(),
+                        Some("application/xml"),
+                        Some(xml),
+                    ))
                 }
             }
         }

@@ -42,7 +42,10 @@ impl Default for WorldConfig {
     fn default() -> Self {
         Self {
             seed: 1,
-            start_time: Utc.with_ymd_and_hms(2025, 1, 6, 8, 0, 0).single().unwrap_or_default(),
+            start_time: Utc
+                .with_ymd_and_hms(2025, 1, 6, 8, 0, 0)
+                .single()
+                .unwrap_or_default(),
             initial_orders: 20,
             initial_shipments: 3,
             max_lines: 500,
@@ -300,6 +303,7 @@ const ITEMS: &[(&str, &str)] = &[
     ("Bearing 6204-2RS", "PCE"),
     ("Hydraulic oil ISO 46", "LTR"),
 ];
+const TRANSPORT_MODES: &[&str] = &["Road transport", "Maritime transport", "Air transport"];
 const DESTINATIONS: &[(&str, &str)] = &[("001", "Main Warehouse"), ("002", "Assembly Hall")];
 
 /// Order event names the world emits, for tests that select events.
@@ -359,7 +363,14 @@ impl World {
             .map(|i| Self::company(&mut rng, BUYER_NAMES[i % BUYER_NAMES.len()], "buyer", i))
             .collect();
         let suppliers = (0..4)
-            .map(|i| Self::company(&mut rng, SUPPLIER_NAMES[i % SUPPLIER_NAMES.len()], "supplier", i))
+            .map(|i| {
+                Self::company(
+                    &mut rng,
+                    SUPPLIER_NAMES[i % SUPPLIER_NAMES.len()],
+                    "supplier",
+                    i,
+                )
+            })
             .collect();
         let now_ms = config.start_time.timestamp_millis();
         let mut world = Self {
@@ -394,7 +405,11 @@ impl World {
         Company {
             party_id: format!("{}-{:04}", role.to_uppercase(), rng.random_range(1..10_000)),
             names: vec![name.to_string()],
-            street: format!("{} Street {}", role.to_uppercase(), rng.random_range(1..300)),
+            street: format!(
+                "{} Street {}",
+                role.to_uppercase(),
+                rng.random_range(1..300)
+            ),
             postal_code: format!("{} AB", rng.random_range(1000..9999)),
             city,
             country_iso2: iso2,
@@ -512,12 +527,14 @@ impl World {
 
     /// The order with this id as fetched (`GET /order/{id}`), for tests comparing ground truth.
     pub fn order(&self, id: &str) -> Option<Value> {
-        self.order_by_id(id).map(|i| self.order_json(i, OrderForm::Schedule))
+        self.order_by_id(id)
+            .map(|i| self.order_json(i, OrderForm::Schedule))
     }
 
     /// The order with this id in the single-delivery form.
     pub fn order_single_delivery(&self, id: &str) -> Option<Value> {
-        self.order_by_id(id).map(|i| self.order_json(i, OrderForm::SingleDelivery))
+        self.order_by_id(id)
+            .map(|i| self.order_json(i, OrderForm::SingleDelivery))
     }
 
     /// The shipment with this id as fetched (`GET /shipment/{id}`).
@@ -574,7 +591,11 @@ impl World {
 
     fn new_line(&mut self, order_id: &str, position: u32) -> Line {
         let (name, unit) = *pick(&mut self.rng, ITEMS);
-        let deliveries = if self.rng.random_bool(0.7) { 1 } else { self.rng.random_range(2..=4) };
+        let deliveries = if self.rng.random_bool(0.7) {
+            1
+        } else {
+            self.rng.random_range(2..=4)
+        };
         let mut day = self.rng.random_range(7..60);
         let schedule = (0..deliveries)
             .map(|d| {
@@ -582,7 +603,8 @@ impl World {
                 Delivery {
                     position: format!("{:04}", d + 1),
                     date: date_plus_days(self.now_ms, day),
-                    quantity: self.rng.random_range(1..500) * 100 + self.rng.random_range(0..4) * 25,
+                    quantity: self.rng.random_range(1..500) * 100
+                        + self.rng.random_range(0..4) * 25,
                 }
             })
             .collect();
@@ -667,8 +689,11 @@ impl World {
         if idxs.len() <= 1 || self.rng.random_bool(0.5) {
             return idxs;
         }
-        let mut chosen: Vec<usize> =
-            idxs.iter().copied().filter(|_| self.rng.random_bool(0.5)).collect();
+        let mut chosen: Vec<usize> = idxs
+            .iter()
+            .copied()
+            .filter(|_| self.rng.random_bool(0.5))
+            .collect();
         if chosen.is_empty() {
             chosen.push(*pick(&mut self.rng, &idxs));
         }
@@ -677,12 +702,13 @@ impl World {
 
     fn order_step(&mut self, oi: usize) {
         let issued = self.lines_where(oi, |l| l.process == "Issued");
-        let proposals =
-            self.lines_where(oi, |l| l.in_progress == Some("OpenSupplierProposal"));
+        let proposals = self.lines_where(oi, |l| l.in_progress == Some("OpenSupplierProposal"));
         let returned = self.lines_where(oi, |l| {
             matches!(
                 l.in_progress,
-                Some("RejectedSupplierProposal" | "RevertedCancelledLine" | "RevertedCompletedLine")
+                Some(
+                    "RejectedSupplierProposal" | "RevertedCancelledLine" | "RevertedCompletedLine"
+                )
             )
         });
         let confirmed = self.lines_where(oi, |l| l.process == "Confirmed");
@@ -692,11 +718,14 @@ impl World {
         let open_logistics = self.lines_where(oi, |l| {
             l.process == "Confirmed" && matches!(l.logistics, "Open" | "Produced" | "ReadyToShip")
         });
-        let shipped = self.lines_where(oi, |l| l.process == "Confirmed" && l.logistics == "Shipped");
-        let delivered =
-            self.lines_where(oi, |l| l.process == "Confirmed" && l.logistics == "Delivered");
-        let unconfirmed =
-            self.lines_where(oi, |l| matches!(l.process, "Issued" | "InProgress") && l.requested.is_none());
+        let shipped =
+            self.lines_where(oi, |l| l.process == "Confirmed" && l.logistics == "Shipped");
+        let delivered = self.lines_where(oi, |l| {
+            l.process == "Confirmed" && l.logistics == "Delivered"
+        });
+        let unconfirmed = self.lines_where(oi, |l| {
+            matches!(l.process, "Issued" | "InProgress") && l.requested.is_none()
+        });
 
         use OrderAction as A;
         let mut options: Vec<(u32, A, Vec<usize>)> = Vec::new();
@@ -747,13 +776,19 @@ impl World {
         match action {
             A::SupplierResponds => {
                 let lines = self.subset(candidates);
-                let mixed = self.rng.random_bool(self.config.mixed_response_probability.clamp(0.0, 1.0));
+                let mixed = self
+                    .rng
+                    .random_bool(self.config.mixed_response_probability.clamp(0.0, 1.0));
                 let uniform = self.rng.random_range(0..100);
                 let mut accepted = Vec::new();
                 let mut rejected = Vec::new();
                 let mut proposed = Vec::new();
                 for li in lines {
-                    let roll = if mixed { self.rng.random_range(0..100) } else { uniform };
+                    let roll = if mixed {
+                        self.rng.random_range(0..100)
+                    } else {
+                        uniform
+                    };
                     if roll < 60 {
                         accepted.push(li);
                     } else if roll < 75 {
@@ -762,11 +797,10 @@ impl World {
                         proposed.push(li);
                     }
                 }
-                let so = self.orders[oi]
+                // The supplier's ERP answers with its sales order from the first response on.
+                self.orders[oi]
                     .sales_order_number
-                    .get_or_insert_with(|| format!("SO{}", 500_000 + oi))
-                    .clone();
-                let _ = so;
+                    .get_or_insert_with(|| format!("SO{}", 500_000 + oi));
                 for &li in &accepted {
                     let line = &mut self.orders[oi].lines[li];
                     line.confirmed = Some(line.current.clone());
@@ -818,7 +852,12 @@ impl World {
                     line.confirmed = Some(line.current.clone());
                     set_status(line, "Confirmed", None, now);
                 }
-                self.finish_order(oi, vec![("OrderLinesConfirmedByBuyer", lines)], Actor::Buyer, true);
+                self.finish_order(
+                    oi,
+                    vec![("OrderLinesConfirmedByBuyer", lines)],
+                    Actor::Buyer,
+                    true,
+                );
             }
             A::BuyerReissues | A::ReissueReturned => {
                 let lines = self.subset(candidates);
@@ -831,7 +870,12 @@ impl World {
                     line.requested = None;
                     set_status(line, "Issued", None, now);
                 }
-                self.finish_order(oi, vec![("OrderLinesReissuedByBuyer", lines)], Actor::Buyer, true);
+                self.finish_order(
+                    oi,
+                    vec![("OrderLinesReissuedByBuyer", lines)],
+                    Actor::Buyer,
+                    true,
+                );
             }
             A::BuyerCancels => {
                 let lines = self.subset(candidates);
@@ -840,7 +884,12 @@ impl World {
                     line.logistics = "Cancelled";
                     set_status(line, "Cancelled", None, now);
                 }
-                self.finish_order(oi, vec![("OrderLinesCancelledByBuyer", lines)], Actor::Buyer, true);
+                self.finish_order(
+                    oi,
+                    vec![("OrderLinesCancelledByBuyer", lines)],
+                    Actor::Buyer,
+                    true,
+                );
             }
             A::ProposalDecision => {
                 let lines = self.subset(candidates);
@@ -879,7 +928,12 @@ impl World {
                     line.requested = Some(terms);
                     set_status(line, "InProgress", Some("OpenBuyerReopenRequest"), now);
                 }
-                self.finish_order(oi, vec![("OrderLinesReopenRequestedByBuyer", lines)], Actor::Buyer, true);
+                self.finish_order(
+                    oi,
+                    vec![("OrderLinesReopenRequestedByBuyer", lines)],
+                    Actor::Buyer,
+                    true,
+                );
             }
             A::ReopenDecision => {
                 let lines = self.subset(candidates);
@@ -914,7 +968,10 @@ impl World {
                 }
                 self.finish_order(
                     oi,
-                    vec![("OrderLinesDeliveryScheduleLogisticsUpdatedBySupplier", lines)],
+                    vec![(
+                        "OrderLinesDeliveryScheduleLogisticsUpdatedBySupplier",
+                        lines,
+                    )],
                     Actor::Supplier,
                     true,
                 );
@@ -927,21 +984,37 @@ impl World {
                     line.overdue = false;
                     line.last_updated_ms = now;
                 }
-                self.finish_order(oi, vec![("OrderLinesMarkedAsDeliveredByBuyer", lines)], Actor::Buyer, true);
+                self.finish_order(
+                    oi,
+                    vec![("OrderLinesMarkedAsDeliveredByBuyer", lines)],
+                    Actor::Buyer,
+                    true,
+                );
             }
             A::Complete => {
                 let lines = self.subset(candidates);
                 for &li in &lines {
                     set_status(&mut self.orders[oi].lines[li], "Completed", None, now);
                 }
-                self.finish_order(oi, vec![("OrderLinesCompletedByBuyer", lines)], Actor::Buyer, true);
+                self.finish_order(
+                    oi,
+                    vec![("OrderLinesCompletedByBuyer", lines)],
+                    Actor::Buyer,
+                    true,
+                );
             }
             A::RevertCancelled | A::RevertCompleted => {
                 let lines = self.subset(candidates);
                 let (name, status) = if matches!(action, A::RevertCancelled) {
-                    ("CancelledOrderLinesRevertedByBuyer", "RevertedCancelledLine")
+                    (
+                        "CancelledOrderLinesRevertedByBuyer",
+                        "RevertedCancelledLine",
+                    )
                 } else {
-                    ("CompletedOrderLinesRevertedByBuyer", "RevertedCompletedLine")
+                    (
+                        "CompletedOrderLinesRevertedByBuyer",
+                        "RevertedCompletedLine",
+                    )
                 };
                 for &li in &lines {
                     let line = &mut self.orders[oi].lines[li];
@@ -960,7 +1033,12 @@ impl World {
                     line.description = format!("{} (rev {rev})", line.item_name);
                     line.last_updated_ms = now;
                 }
-                self.finish_order(oi, vec![("OrderLinesUpdatedByBuyer", lines)], Actor::Buyer, true);
+                self.finish_order(
+                    oi,
+                    vec![("OrderLinesUpdatedByBuyer", lines)],
+                    Actor::Buyer,
+                    true,
+                );
             }
             A::AddLines => {
                 let room = self.config.max_lines.clamp(1, 500) - self.orders[oi].lines.len();
@@ -974,14 +1052,23 @@ impl World {
                     self.orders[oi].lines.push(line);
                     added.push(self.orders[oi].lines.len() - 1);
                 }
-                self.finish_order(oi, vec![("OrderLinesIssuedByBuyer", added)], Actor::Buyer, true);
+                self.finish_order(
+                    oi,
+                    vec![("OrderLinesIssuedByBuyer", added)],
+                    Actor::Buyer,
+                    true,
+                );
             }
             A::Resend => {
                 let all = (0..self.orders[oi].lines.len()).collect();
                 self.finish_order(oi, vec![("OrderResentByBuyer", all)], Actor::Buyer, false);
             }
             A::AttachDocuments => {
-                let by = if self.rng.random_bool(0.5) { Actor::Buyer } else { Actor::Supplier };
+                let by = if self.rng.random_bool(0.5) {
+                    Actor::Buyer
+                } else {
+                    Actor::Supplier
+                };
                 let n = self.orders[oi].documents.len() + 1;
                 let object_id = seeded_uuid(&mut self.rng);
                 self.orders[oi].documents.push(Document {
@@ -1063,7 +1150,11 @@ impl World {
             for line in &mut order.lines {
                 if line.last_updated_ms == now {
                     line.overdue = line.logistics != "Delivered"
-                        && line.current.schedule.first().is_some_and(|d| d.date < date_plus_days(now, 0));
+                        && line
+                            .current
+                            .schedule
+                            .first()
+                            .is_some_and(|d| d.date < date_plus_days(now, 0));
                 }
             }
         }
@@ -1073,7 +1164,8 @@ impl World {
             let meta = self.new_meta(actor, buyer, supplier, &trace_id);
             let order = &self.orders[oi];
             let event = self.render_order(order, OrderForm::Schedule, "orderId", &lines, &meta);
-            let single = self.render_order(order, OrderForm::SingleDelivery, "orderId", &lines, &meta);
+            let single =
+                self.render_order(order, OrderForm::SingleDelivery, "orderId", &lines, &meta);
             let change = Change {
                 seq: self.changes.len() as u64,
                 kind: EventKind::Order,
@@ -1186,7 +1278,7 @@ impl World {
             supplier: self.orders[oi].supplier,
             bill_of_lading: None,
             carrier_number: format!("CSN{}", self.rng.random_range(100_000..999_999)),
-            transport_mode: *pick(&mut self.rng, &["Road transport", "Maritime transport", "Air transport"]),
+            transport_mode: TRANSPORT_MODES[self.rng.random_range(0..TRANSPORT_MODES.len())],
             container: format!("MSKU{:07}", self.rng.random_range(0..10_000_000)),
             lines,
             documents: Vec::new(),
@@ -1235,7 +1327,11 @@ impl World {
                 ("ShipmentHeaderUpdatedBySupplier", Actor::Supplier, true)
             }
             _ if roll < 92 => {
-                let by = if self.rng.random_bool(0.5) { Actor::Buyer } else { Actor::Supplier };
+                let by = if self.rng.random_bool(0.5) {
+                    Actor::Buyer
+                } else {
+                    Actor::Supplier
+                };
                 let object_id = seeded_uuid(&mut self.rng);
                 let s = &mut self.shipments[si];
                 let n = s.documents.len() + 1;
@@ -1376,16 +1472,29 @@ impl World {
         header
     }
 
-    fn render_order(&self, o: &Order, form: OrderForm, id_key: &str, lines: &[usize], meta: &Meta) -> Value {
+    fn render_order(
+        &self,
+        o: &Order,
+        form: OrderForm,
+        id_key: &str,
+        lines: &[usize],
+        meta: &Meta,
+    ) -> Value {
         let mut v = self.order_header(o, id_key);
-        let rendered: Vec<Value> = lines.iter().map(|&i| render_line(&o.lines[i], o, form)).collect();
+        let rendered: Vec<Value> = lines
+            .iter()
+            .map(|&i| render_line(&o.lines[i], o, form))
+            .collect();
         if !rendered.is_empty() {
             v.insert("lines".into(), Value::Array(rendered));
         }
         let (process, logistics) = order_status(o);
         let overdue = o.lines.iter().any(|l| l.overdue);
         v.insert("indicators".into(), json!({"deliveryOverdue": overdue}));
-        v.insert("status".into(), json!({"processStatus": process, "logisticsStatus": logistics}));
+        v.insert(
+            "status".into(),
+            json!({"processStatus": process, "logisticsStatus": logistics}),
+        );
         v.insert("version".into(), json!(o.version));
         v.insert("meta".into(), Self::meta_json(meta));
         v.insert("lastUpdatedAt".into(), json!(format_ms(o.last_updated_ms)));
@@ -1421,8 +1530,18 @@ impl World {
                 "meta": {"lastUpdatedAt": format_ms(l.last_updated_ms)},
             })
         };
-        let loose: Vec<Value> = s.lines.iter().filter(|l| !l.in_carrier).map(line_json).collect();
-        let packed: Vec<Value> = s.lines.iter().filter(|l| l.in_carrier).map(line_json).collect();
+        let loose: Vec<Value> = s
+            .lines
+            .iter()
+            .filter(|l| !l.in_carrier)
+            .map(line_json)
+            .collect();
+        let packed: Vec<Value> = s
+            .lines
+            .iter()
+            .filter(|l| l.in_carrier)
+            .map(line_json)
+            .collect();
         let mut identifiers = json!({"carrierShipmentNumber": s.carrier_number});
         if let Some(bol) = &s.bill_of_lading {
             identifiers["billOfLadingNumber"] = json!(bol);
@@ -1472,7 +1591,11 @@ impl World {
             m.remove("countryName");
             m.insert("locationType".into(), json!("FinalDestination"));
         }
-        let created = s.lines.first().map(|l| l.last_updated_ms).unwrap_or(s.last_updated_ms);
+        let created = s
+            .lines
+            .first()
+            .map(|l| l.last_updated_ms)
+            .unwrap_or(s.last_updated_ms);
         let mut status = json!({"processStatus": s.status});
         if let Some(reason) = &s.reason {
             status["processStatusReason"] = json!(reason);
@@ -1515,7 +1638,11 @@ fn set_status(line: &mut Line, process: &'static str, in_progress: Option<&'stat
 /// Aggregates line statuses the way Tradecloud describes it: an order is `Confirmed` only when
 /// every (not cancelled) line is, and `InProgress` while lines disagree.
 fn order_status(o: &Order) -> (&'static str, &'static str) {
-    let active: Vec<&Line> = o.lines.iter().filter(|l| l.process != "Cancelled").collect();
+    let active: Vec<&Line> = o
+        .lines
+        .iter()
+        .filter(|l| l.process != "Cancelled")
+        .collect();
     if active.is_empty() {
         return ("Cancelled", "Cancelled");
     }
@@ -1555,7 +1682,8 @@ fn schedule_json(terms: &Terms, logistics: &str) -> Value {
             .schedule
             .iter()
             .map(|d| {
-                let mut v = json!({"position": d.position, "date": d.date, "quantity": dec2(d.quantity)});
+                let mut v =
+                    json!({"position": d.position, "date": d.date, "quantity": dec2(d.quantity)});
                 if logistics != "Cancelled" {
                     v["status"] = json!(logistics);
                 }
@@ -1567,7 +1695,11 @@ fn schedule_json(terms: &Terms, logistics: &str) -> Value {
 
 /// The single delivery of a line: the first date and the whole quantity.
 fn single_delivery_json(terms: &Terms) -> Value {
-    let date = terms.schedule.first().map(|d| d.date.clone()).unwrap_or_default();
+    let date = terms
+        .schedule
+        .first()
+        .map(|d| d.date.clone())
+        .unwrap_or_default();
     let quantity: i64 = terms.schedule.iter().map(|d| d.quantity).sum();
     json!({"date": date, "quantity": dec2(quantity)})
 }

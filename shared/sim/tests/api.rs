@@ -17,7 +17,11 @@ fn lua(item: &Value) -> &str {
 async fn login_puts_tokens_in_headers_and_wrong_credentials_get_401() {
     let sim = start(1).await;
     let (access, refresh) = login(&sim).await;
-    assert_eq!(access.split('.').count(), 3, "access token is JWT-shaped: {access}");
+    assert_eq!(
+        access.split('.').count(),
+        3,
+        "access token is JWT-shaped: {access}"
+    );
     assert!(!refresh.is_empty());
 
     for auth in [
@@ -64,8 +68,14 @@ async fn refresh_tokens_are_single_use_and_logout_revokes_them() {
     let (_, first) = login(&sim).await;
     let r = refresh(&sim, &first).await;
     assert_eq!(r.status(), 200);
-    let second = r.headers()["Set-Refresh-Token"].to_str().unwrap().to_string();
-    let access = r.headers()["Set-Authorization"].to_str().unwrap().to_string();
+    let second = r.headers()["Set-Refresh-Token"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let access = r.headers()["Set-Authorization"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_ne!(second, first);
     // The new access token works on a Bearer-only endpoint.
     let order_id = sim.objects()[0].id.clone();
@@ -77,15 +87,30 @@ async fn refresh_tokens_are_single_use_and_logout_revokes_them() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    assert_eq!(refresh(&sim, &first).await.status(), 401, "a used refresh token is dead");
+    assert_eq!(
+        refresh(&sim, &first).await.status(),
+        401,
+        "a used refresh token is dead"
+    );
     assert_eq!(refresh(&sim, "never-issued").await.status(), 401);
 
     let logout = |t: String| {
         let url = format!("{}/authentication/logout", sim.base_url());
-        async move { client().post(url).header("Refresh-Token", t).send().await.unwrap() }
+        async move {
+            client()
+                .post(url)
+                .header("Refresh-Token", t)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(logout(second.clone()).await.status(), 200);
-    assert_eq!(refresh(&sim, &second).await.status(), 401, "logout revoked it");
+    assert_eq!(
+        refresh(&sim, &second).await.status(),
+        401,
+        "logout revoked it"
+    );
     assert_eq!(logout(second).await.status(), 401);
     sim.shutdown().await;
 }
@@ -101,18 +126,30 @@ async fn access_tokens_expire_after_the_configured_lifetime() {
     let (access, refresh_token) = login(&sim).await;
     let url = format!("{}/order-search/poll", sim.base_url());
     let body = json!({"filters": {}, "offset": 0, "limit": 1});
-    assert_eq!(post_json(&url, &format!("Bearer {access}"), &body).await.0, 200);
+    assert_eq!(
+        post_json(&url, &format!("Bearer {access}"), &body).await.0,
+        200
+    );
     tokio::time::sleep(Duration::from_millis(450)).await;
     let (status, _) = post_json(&url, &format!("Bearer {access}"), &body).await;
     assert_eq!(status, 401, "expired access token");
     // The refresh token outlives it and yields a working access token.
     let r = refresh(&sim, &refresh_token).await;
     assert_eq!(r.status(), 200);
-    let fresh = r.headers()["Set-Authorization"].to_str().unwrap().to_string();
-    assert_eq!(post_json(&url, &format!("Bearer {fresh}"), &body).await.0, 200);
+    let fresh = r.headers()["Set-Authorization"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        post_json(&url, &format!("Bearer {fresh}"), &body).await.0,
+        200
+    );
     // And the control switch expires everything at once.
     sim.expire_access_tokens();
-    assert_eq!(post_json(&url, &format!("Bearer {fresh}"), &body).await.0, 401);
+    assert_eq!(
+        post_json(&url, &format!("Bearer {fresh}"), &body).await.0,
+        401
+    );
     sim.shutdown().await;
 }
 
@@ -125,7 +162,9 @@ async fn fetch_by_id_is_bearer_only_404s_unknown_ids_and_decodes_percent_encodin
     let shipment = objects.iter().find(|o| o.class == "shipment").unwrap();
 
     // Percent-encode every byte that is not alphanumeric: the server must decode it.
-    let encoded: String = percent_encoding::utf8_percent_encode(&order.id, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(&order.id, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
     assert_ne!(encoded, order.id);
     let r = client()
         .get(format!("{}/order/{encoded}", sim.base_url()))
@@ -138,7 +177,10 @@ async fn fetch_by_id_is_bearer_only_404s_unknown_ids_and_decodes_percent_encodin
     assert_eq!(fetched["id"], json!(order.id));
     assert_eq!(fetched["version"], json!(order.version));
     assert_eq!(lua(&fetched), order.last_updated_at);
-    assert!(fetched.get("orderId").is_none(), "fetched orders carry id, not orderId");
+    assert!(
+        fetched.get("orderId").is_none(),
+        "fetched orders carry id, not orderId"
+    );
     assert_eq!(Some(fetched.clone()), sim.order(&order.id));
 
     let r = client()
@@ -186,9 +228,18 @@ async fn poll_rejects_limit_over_100_malformed_json_and_bad_cursors() {
     assert_eq!(post_json(&url, &auth, &json!({"limit": 100})).await.0, 200);
     assert_eq!(post_json(&url, &auth, &json!({"limit": 101})).await.0, 400);
     assert_eq!(post_json(&url, &auth, &json!({"limit": -1})).await.0, 400);
-    assert_eq!(post_json(&url, &auth, &json!({"offset": "zero"})).await.0, 400);
     assert_eq!(
-        post_json(&url, &auth, &json!({"filters": {"lastUpdatedAfter": "yesterday"}})).await.0,
+        post_json(&url, &auth, &json!({"offset": "zero"})).await.0,
+        400
+    );
+    assert_eq!(
+        post_json(
+            &url,
+            &auth,
+            &json!({"filters": {"lastUpdatedAfter": "yesterday"}})
+        )
+        .await
+        .0,
         400
     );
     for body in ["{\"filters\":", "", "[1,2]"] {
@@ -212,7 +263,8 @@ async fn poll_rejects_limit_over_100_malformed_json_and_bad_cursors() {
 async fn page_all(url: &str, auth: &str, after: &str, limit: usize) -> Vec<Value> {
     let mut items = Vec::new();
     for page in 0..1000 {
-        let body = json!({"filters": {"lastUpdatedAfter": after}, "offset": page * limit, "limit": limit});
+        let body =
+            json!({"filters": {"lastUpdatedAfter": after}, "offset": page * limit, "limit": limit});
         let (status, answer) = post_json(url, auth, &body).await;
         assert_eq!(status, 200);
         let data = answer["data"].as_array().unwrap().clone();
@@ -270,28 +322,55 @@ async fn poll_is_strictly_after_sorted_with_a_stable_tie_break_and_matches_groun
     for (ms, _) in &keys {
         *per_ms.entry(ms.as_str()).or_default() += 1;
     }
-    let (tie, n) = per_ms.iter().max_by_key(|(k, n)| (**n, *k)).map(|(k, n)| (k.to_string(), *n)).unwrap();
+    let (tie, n) = per_ms
+        .iter()
+        .max_by_key(|(k, n)| (**n, *k))
+        .map(|(k, n)| (k.to_string(), *n))
+        .unwrap();
     assert!(n >= 2, "expected a tie on one millisecond");
 
     // lastUpdatedAfter is strict: the tie itself is not returned.
     let after = page_all(&url, &auth, &tie, 100).await;
-    assert_eq!(after.len(), keys.iter().filter(|(ms, _)| ms.as_str() > tie.as_str()).count());
+    assert_eq!(
+        after.len(),
+        keys.iter()
+            .filter(|(ms, _)| ms.as_str() > tie.as_str())
+            .count()
+    );
     assert!(after.iter().all(|o| lua(o) > tie.as_str()));
 
     // The same instant written with an offset means the same cursor.
     let t = chrono::DateTime::parse_from_rfc3339(&tie).unwrap();
-    let shifted = t.with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap()).to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
-    assert_eq!(page_all(&url, &auth, &shifted, 100).await.len(), after.len());
+    let shifted = t
+        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    assert_eq!(
+        page_all(&url, &auth, &shifted, 100).await.len(),
+        after.len()
+    );
 
     // lastUpdatedSince on the old search endpoint is inclusive.
     let search = format!("{}/order-search/search", sim.base_url());
-    let (status, answer) = post_json(&search, &auth, &json!({"filters": {"lastUpdatedSince": tie}, "limit": 100})).await;
+    let (status, answer) = post_json(
+        &search,
+        &auth,
+        &json!({"filters": {"lastUpdatedSince": tie}, "limit": 100}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(answer["total"], json!(after.len() + n));
-    assert!(answer.get("lastUpdatedAt").is_none(), "search answers have no cursor");
+    assert!(
+        answer.get("lastUpdatedAt").is_none(),
+        "search answers have no cursor"
+    );
 
     // A page's lastUpdatedAt is its last item's; total counts all matches.
-    let (_, first) = post_json(&url, &auth, &json!({"filters": {"lastUpdatedAfter": "2000-01-01T00:00:00.000Z"}, "limit": 3})).await;
+    let (_, first) = post_json(
+        &url,
+        &auth,
+        &json!({"filters": {"lastUpdatedAfter": "2000-01-01T00:00:00.000Z"}, "limit": 3}),
+    )
+    .await;
     assert_eq!(first["total"], json!(truth.len()));
     assert_eq!(first["lastUpdatedAt"], first["data"][2]["lastUpdatedAt"]);
     // An empty page has no cursor; the client keeps its own.
@@ -326,7 +405,12 @@ async fn changes_land_while_a_client_pages_and_a_cursor_client_still_sees_every_
         if round == 12 {
             sim.set_changes_per_poll(0);
         }
-        let (status, page) = post_json(&url, &auth, &json!({"filters": {"lastUpdatedAfter": cursor}, "limit": 10})).await;
+        let (status, page) = post_json(
+            &url,
+            &auth,
+            &json!({"filters": {"lastUpdatedAfter": cursor}, "limit": 10}),
+        )
+        .await;
         assert_eq!(status, 200);
         polls += 1;
         let data = page["data"].as_array().unwrap();
@@ -340,16 +424,29 @@ async fn changes_land_while_a_client_pages_and_a_cursor_client_still_sees_every_
         }
         seen.extend(new);
         if let Some(last) = page["lastUpdatedAt"].as_str() {
-            let t = chrono::DateTime::parse_from_rfc3339(last).unwrap() - chrono::Duration::milliseconds(1);
-            cursor = t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let t = chrono::DateTime::parse_from_rfc3339(last).unwrap()
+                - chrono::Duration::milliseconds(1);
+            cursor = t
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         }
     }
     assert!(polls < 500);
     for object in sim.objects().into_iter().filter(|o| o.class == "order") {
-        assert!(seen.contains(&(object.id.clone(), object.last_updated_at.clone())), "final state of {} missed", object.id);
+        assert!(
+            seen.contains(&(object.id.clone(), object.last_updated_at.clone())),
+            "final state of {} missed",
+            object.id
+        );
     }
-    assert!(sim.changes().len() > after_one + 10, "the world kept changing while paging");
-    assert!(seen.len() as u64 > first_total, "updated orders were seen again");
+    assert!(
+        sim.changes().len() > after_one + 10,
+        "the world kept changing while paging"
+    );
+    assert!(
+        seen.len() as u64 > first_total,
+        "updated orders were seen again"
+    );
     sim.shutdown().await;
 }
 
@@ -359,7 +456,12 @@ async fn single_delivery_and_shipment_polls_return_their_shapes() {
     sim.advance(40).unwrap();
     let auth = basic();
     let epoch = json!({"filters": {"lastUpdatedAfter": "2000-01-01T00:00:00.000Z"}, "limit": 100});
-    let (status, single) = post_json(&format!("{}/order-search/poll/single-delivery", sim.base_url()), &auth, &epoch).await;
+    let (status, single) = post_json(
+        &format!("{}/order-search/poll/single-delivery", sim.base_url()),
+        &auth,
+        &epoch,
+    )
+    .await;
     assert_eq!(status, 200);
     for order in single["data"].as_array().unwrap() {
         for line in order["lines"].as_array().unwrap() {
@@ -369,10 +471,17 @@ async fn single_delivery_and_shipment_polls_return_their_shapes() {
         let id = order["id"].as_str().unwrap();
         assert_eq!(Some(order.clone()), sim.order_single_delivery(id));
     }
-    let (status, shipments) = post_json(&format!("{}/shipment/poll", sim.base_url()), &auth, &epoch).await;
+    let (status, shipments) =
+        post_json(&format!("{}/shipment/poll", sim.base_url()), &auth, &epoch).await;
     assert_eq!(status, 200);
     let data = shipments["data"].as_array().unwrap();
-    assert_eq!(data.len(), sim.objects().iter().filter(|o| o.class == "shipment").count());
+    assert_eq!(
+        data.len(),
+        sim.objects()
+            .iter()
+            .filter(|o| o.class == "shipment")
+            .count()
+    );
     for s in data {
         tradecloud_model::decode_shipment(s.to_string().as_bytes()).expect("shipment decodes");
         assert!(s["status"]["processStatus"].is_string());
@@ -385,7 +494,10 @@ async fn single_delivery_and_shipment_polls_return_their_shapes() {
         &json!({"filters": {"buyerShipment": {"companyId": company}, "lastUpdatedAfter": "2000-01-01T00:00:00.000Z"}}),
     )
     .await;
-    let expected = data.iter().filter(|s| s["buyerShipment"]["companyId"] == json!(company)).count();
+    let expected = data
+        .iter()
+        .filter(|s| s["buyerShipment"]["companyId"] == json!(company))
+        .count();
     assert_eq!(filtered["total"], json!(expected));
     let (_, confirmed) = post_json(
         &format!("{}/order-search/poll", sim.base_url()),
@@ -421,7 +533,12 @@ async fn search_sorts_by_the_requested_field() {
     expected.sort_by(|a, b| b.cmp(a));
     assert_eq!(pos, expected);
     assert!(pos.len() > 1);
-    let (status, _) = post_json(&url, &auth, &json!({"sort": {"field": "lastUpdatedAt", "order": "sideways"}})).await;
+    let (status, _) = post_json(
+        &url,
+        &auth,
+        &json!({"sort": {"field": "lastUpdatedAt", "order": "sideways"}}),
+    )
+    .await;
     assert_eq!(status, 400);
     let (status, shipments) = post_json(
         &format!("{}/shipment/search", sim.base_url()),
@@ -430,7 +547,12 @@ async fn search_sorts_by_the_requested_field() {
     )
     .await;
     assert_eq!(status, 200);
-    let times: Vec<&str> = shipments["data"].as_array().unwrap().iter().map(lua).collect();
+    let times: Vec<&str> = shipments["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(lua)
+        .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
     sim.shutdown().await;
 }
@@ -441,19 +563,43 @@ async fn injected_faults_answer_429_5xx_slowly_or_with_broken_json() {
     let url = format!("{}/order-search/poll", sim.base_url());
     let auth = basic();
     let body = json!({"limit": 1});
-    sim.add_fault(FaultRule::next(Endpoint::OrderPoll, 1, Fault::TooManyRequests { retry_after_secs: 3 }));
-    let r = client().post(&url).header("Authorization", &auth).json(&body).send().await.unwrap();
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderPoll,
+        1,
+        Fault::TooManyRequests {
+            retry_after_secs: 3,
+        },
+    ));
+    let r = client()
+        .post(&url)
+        .header("Authorization", &auth)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["Retry-After"], "3");
-    assert_eq!(post_json(&url, &auth, &body).await.0, 200, "count 1: only once");
+    assert_eq!(
+        post_json(&url, &auth, &body).await.0,
+        200,
+        "count 1: only once"
+    );
 
-    sim.add_fault(FaultRule::next(Endpoint::OrderPoll, 2, Fault::Status { status: 503 }));
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderPoll,
+        2,
+        Fault::Status { status: 503 },
+    ));
     assert_eq!(post_json(&url, &auth, &body).await.0, 503);
     assert_eq!(post_json(&url, &auth, &body).await.0, 503);
     assert_eq!(post_json(&url, &auth, &body).await.0, 200);
 
     // Other endpoints are unaffected by a rule for one endpoint.
-    sim.add_fault(FaultRule::next(Endpoint::ShipmentPoll, 1, Fault::MalformedJson));
+    sim.add_fault(FaultRule::next(
+        Endpoint::ShipmentPoll,
+        1,
+        Fault::MalformedJson,
+    ));
     assert_eq!(post_json(&url, &auth, &body).await.0, 200);
     let r = client()
         .post(format!("{}/shipment/poll", sim.base_url()))
@@ -465,12 +611,20 @@ async fn injected_faults_answer_429_5xx_slowly_or_with_broken_json() {
     assert_eq!(r.status(), 200);
     assert!(serde_json::from_str::<Value>(&r.text().await.unwrap()).is_err());
 
-    sim.add_fault(FaultRule::next(Endpoint::Login, 1, Fault::Delay { ms: 300 }));
+    sim.add_fault(FaultRule::next(
+        Endpoint::Login,
+        1,
+        Fault::Delay { ms: 300 },
+    ));
     let t = std::time::Instant::now();
     login(&sim).await;
     assert!(t.elapsed() >= Duration::from_millis(300));
 
-    sim.add_fault(FaultRule::next(Endpoint::OrderPoll, 1, Fault::Timeout { ms: 2_000 }));
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderPoll,
+        1,
+        Fault::Timeout { ms: 2_000 },
+    ));
     let r = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_millis(300))
@@ -500,7 +654,15 @@ async fn injected_faults_answer_429_5xx_slowly_or_with_broken_json() {
     }
     assert!((5..=35).contains(&failed), "{failed} of 40 failed");
     let log = sim.api_requests();
-    assert!(log.iter().any(|r| r.fault && r.status == 429 && r.endpoint == Some(Endpoint::OrderPoll)));
-    assert_eq!(log.iter().filter(|r| r.endpoint == Some(Endpoint::OrderSearch) && r.fault).count(), failed);
+    assert!(
+        log.iter()
+            .any(|r| r.fault && r.status == 429 && r.endpoint == Some(Endpoint::OrderPoll))
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.endpoint == Some(Endpoint::OrderSearch) && r.fault)
+            .count(),
+        failed
+    );
     sim.shutdown().await;
 }

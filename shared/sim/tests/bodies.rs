@@ -42,13 +42,25 @@ fn assert_no_empty_arrays_or_nulls(v: &Value, path: &str) {
     }
 }
 
-fn check_decoded(change: &Change, single: bool, bytes: &[u8], content_type: &str) -> tradecloud_model::DecodedWebhook {
-    let decoded = decode_webhook(bytes, Some(content_type))
-        .unwrap_or_else(|e| panic!("change {} ({}) does not decode: {e}", change.seq, change.event_name));
+fn check_decoded(
+    change: &Change,
+    single: bool,
+    bytes: &[u8],
+    content_type: &str,
+) -> tradecloud_model::DecodedWebhook {
+    let decoded = decode_webhook(bytes, Some(content_type)).unwrap_or_else(|e| {
+        panic!(
+            "change {} ({}) does not decode: {e}",
+            change.seq, change.event_name
+        )
+    });
     let body = &decoded.body;
     assert_eq!(body.event_name, change.event_name);
     assert_eq!(body.object_id(), change.id);
-    assert_eq!(body.last_updated_at(), Some(change.last_updated_at.as_str()));
+    assert_eq!(
+        body.last_updated_at(),
+        Some(change.last_updated_at.as_str())
+    );
     assert_eq!(body.message_id(), Some(change.message_id.as_str()));
     let kind = match (change.kind, single) {
         (EventKind::Order, false) => ObjectKind::Order,
@@ -75,24 +87,38 @@ fn thousands_of_webhook_bodies_decode_and_match_the_ground_truth() {
     let mut txml_decoded = 0;
     let mut split_lines = 0;
     for change in &changes {
-        let forms: &[bool] = if change.kind == EventKind::Order { &[false, true] } else { &[false] };
+        let forms: &[bool] = if change.kind == EventKind::Order {
+            &[false, true]
+        } else {
+            &[false]
+        };
         for &single in forms {
             let body = change.webhook_body(single);
             assert_no_empty_arrays_or_nulls(&body, "");
             let json = body.to_string();
             let from_json = check_decoded(change, single, json.as_bytes(), "application/json");
             decoded += 1;
-            if let Some(lines) = body.as_object().and_then(|b| b.values().find_map(|e| e["lines"].as_array())) {
+            if let Some(lines) = body
+                .as_object()
+                .and_then(|b| b.values().find_map(|e| e["lines"].as_array()))
+            {
                 split_lines += lines
                     .iter()
-                    .filter(|l| l["buyerLine"]["position"] == "" && l["buyerLine"]["originalPosition"].is_string())
+                    .filter(|l| {
+                        l["buyerLine"]["position"] == ""
+                            && l["buyerLine"]["originalPosition"].is_string()
+                    })
                     .count();
             }
             let xml = tradecloud_model::txml::to_txml(&body).expect("every body encodes as tXML");
             assert!(xml.contains("<WebhookBody>"));
             if txml_decoded < TXML_DECODES && xml.len() < 7_000 {
                 let from_xml = check_decoded(change, single, xml.as_bytes(), "application/xml");
-                assert_eq!(from_xml.payload, from_json.payload, "tXML says the same as JSON (change {})", change.seq);
+                assert_eq!(
+                    from_xml.payload, from_json.payload,
+                    "tXML says the same as JSON (change {})",
+                    change.seq
+                );
                 txml_decoded += 1;
             }
         }
@@ -100,8 +126,15 @@ fn thousands_of_webhook_bodies_decode_and_match_the_ground_truth() {
     assert!(decoded >= 2000, "decoded {decoded} bodies");
     assert_eq!(txml_decoded, TXML_DECODES);
     assert!(split_lines > 0, "split lines occur");
-    for kind in [EventKind::Order, EventKind::OrderDocuments, EventKind::Shipment] {
-        assert!(changes.iter().any(|c| c.kind == kind), "{kind:?} events occur");
+    for kind in [
+        EventKind::Order,
+        EventKind::OrderDocuments,
+        EventKind::Shipment,
+    ] {
+        assert!(
+            changes.iter().any(|c| c.kind == kind),
+            "{kind:?} events occur"
+        );
     }
 }
 
@@ -117,19 +150,29 @@ fn polled_and_fetched_objects_decode_and_match_their_last_change() {
         let change = last[&object.id];
         assert_eq!(object.last_updated_at, change.last_updated_at);
         if object.class == "order" {
-            for value in [world.order(&object.id).unwrap(), world.order_single_delivery(&object.id).unwrap()] {
+            for value in [
+                world.order(&object.id).unwrap(),
+                world.order_single_delivery(&object.id).unwrap(),
+            ] {
                 assert_no_empty_arrays_or_nulls(&value, &object.id);
                 let (order, _) = decode_order(value.to_string().as_bytes()).expect("order decodes");
                 assert_eq!(order.object_id(), Some(object.id.as_str()));
                 assert_eq!(order.version, Some(object.version));
-                assert_eq!(order.last_updated_at.as_deref(), Some(object.last_updated_at.as_str()));
+                assert_eq!(
+                    order.last_updated_at.as_deref(),
+                    Some(object.last_updated_at.as_str())
+                );
             }
         } else {
             let value = world.shipment(&object.id).unwrap();
             assert_no_empty_arrays_or_nulls(&value, &object.id);
-            let (shipment, _) = decode_shipment(value.to_string().as_bytes()).expect("shipment decodes");
+            let (shipment, _) =
+                decode_shipment(value.to_string().as_bytes()).expect("shipment decodes");
             assert_eq!(shipment.id.as_deref(), Some(object.id.as_str()));
-            assert_eq!(shipment.last_updated_at(), Some(object.last_updated_at.as_str()));
+            assert_eq!(
+                shipment.last_updated_at(),
+                Some(object.last_updated_at.as_str())
+            );
         }
     }
 }
@@ -145,23 +188,41 @@ fn history_follows_the_rules_of_versions_timestamps_and_multi_event_actions() {
     let mut previous: Option<&Change> = None;
     for c in changes {
         if let Some((version, at)) = state.get(c.id.as_str()) {
-            let same_action = previous.is_some_and(|p| p.id == c.id && p.last_updated_at == c.last_updated_at && p.version == c.version);
+            let same_action = previous.is_some_and(|p| {
+                p.id == c.id && p.last_updated_at == c.last_updated_at && p.version == c.version
+            });
             if same_action {
                 multi += 1;
             } else if c.state_changed {
                 assert_eq!(c.version, version + 1, "{}: one version per action", c.id);
-                assert!(c.last_updated_at.as_str() > *at, "{}: time moves forward", c.id);
+                assert!(
+                    c.last_updated_at.as_str() > *at,
+                    "{}: time moves forward",
+                    c.id
+                );
             } else {
-                assert!(c.event_name.contains("Resent"), "only resends keep the state");
+                assert!(
+                    c.event_name.contains("Resent"),
+                    "only resends keep the state"
+                );
                 assert_eq!((c.version, c.last_updated_at.as_str()), (*version, *at));
             }
         }
         state.insert(&c.id, (c.version, &c.last_updated_at));
-        ms_owners.entry(&c.last_updated_at).or_default().insert(&c.id);
+        ms_owners
+            .entry(&c.last_updated_at)
+            .or_default()
+            .insert(&c.id);
         previous = Some(c);
     }
-    assert!(multi > 0, "some actions emit several events at one lastUpdatedAt");
-    assert!(ms_owners.values().any(|ids| ids.len() > 1), "objects share a millisecond");
+    assert!(
+        multi > 0,
+        "some actions emit several events at one lastUpdatedAt"
+    );
+    assert!(
+        ms_owners.values().any(|ids| ids.len() > 1),
+        "objects share a millisecond"
+    );
     let ids: HashSet<&str> = changes.iter().map(|c| c.message_id.as_str()).collect();
     assert_eq!(ids.len(), changes.len(), "message ids are unique");
     let timestamps_ok = changes.iter().all(|c| {

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Answer, Receiver, Received, basic, post_json};
+use common::{Answer, Received, Receiver, basic, post_json};
 use serde_json::{Value, json};
 use tradecloud_sim::{DeliveryRecord, Simulator, WebhookFormat, WebhookTarget};
 
@@ -14,7 +14,13 @@ async fn run(seed: u64) -> (Value, Value, Vec<Value>, Vec<(String, Vec<u8>)>) {
     // The receiver answers 503 to the first request of each body, so retries happen too.
     let receiver = Receiver::start(
         |r| format!("{}|{}", r.target, String::from_utf8_lossy(&r.body)),
-        Arc::new(|_: &Received, seen| if seen == 0 { Answer::Status(503) } else { Answer::Status(200) }),
+        Arc::new(|_: &Received, seen| {
+            if seen == 0 {
+                Answer::Status(503)
+            } else {
+                Answer::Status(200)
+            }
+        }),
     )
     .await;
     let sim = Simulator::start(common::config(seed)).await.unwrap();
@@ -30,7 +36,12 @@ async fn run(seed: u64) -> (Value, Value, Vec<Value>, Vec<(String, Vec<u8>)>) {
 
     let changes = serde_json::to_value(sim.changes()).unwrap();
     let url = format!("{}/order-search/poll", sim.base_url());
-    let (_, orders) = post_json(&url, &basic(), &json!({"filters": {"lastUpdatedAfter": "2000-01-01T00:00:00.000Z"}})).await;
+    let (_, orders) = post_json(
+        &url,
+        &basic(),
+        &json!({"filters": {"lastUpdatedAfter": "2000-01-01T00:00:00.000Z"}}),
+    )
+    .await;
     let deliveries: Vec<Value> = sim.deliveries().iter().map(comparable).collect();
     // Per object, what the receiver got, in arrival order (objects are delivered concurrently,
     // so only the per-object order is defined).
@@ -71,7 +82,11 @@ async fn the_same_seed_gives_the_same_world_changes_and_deliveries() {
     // The receiver fails each body once; the deliberate duplicate comes after its original
     // succeeded (per-object order), so it succeeds at once.
     for d in &deliveries_a {
-        let expected = if d["duplicate"] == json!(true) { json!([200]) } else { json!([503, 200]) };
+        let expected = if d["duplicate"] == json!(true) {
+            json!([200])
+        } else {
+            json!([503, 200])
+        };
         assert_eq!(d["statuses"], expected);
     }
     assert_eq!(deliveries_a, deliveries_b);

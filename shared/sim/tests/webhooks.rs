@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Answer, Receiver, Received, start};
+use common::{Answer, Received, Receiver, start};
 use serde_json::Value;
 use tradecloud_sim::{
     DeliveryOutcome, Integration, RetryPolicy, SimConfig, Simulator, WebhookAuth, WebhookFormat,
@@ -18,9 +18,16 @@ fn message_id(r: &Received) -> String {
     let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     let event = body
         .as_object()
-        .and_then(|m| m.iter().find(|(k, _)| *k != "eventName").map(|(_, v)| v.clone()))
+        .and_then(|m| {
+            m.iter()
+                .find(|(k, _)| *k != "eventName")
+                .map(|(_, v)| v.clone())
+        })
         .unwrap_or(Value::Null);
-    event["meta"]["messageId"].as_str().unwrap_or("").to_string()
+    event["meta"]["messageId"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn path(r: &Received) -> String {
@@ -38,7 +45,10 @@ fn decide() -> common::Decide {
     Arc::new(|r: &Received, seen: usize| {
         let p = path(r);
         let mut parts = p.trim_start_matches('/').split('/');
-        match (parts.next(), parts.next().and_then(|n| n.parse::<u16>().ok())) {
+        match (
+            parts.next(),
+            parts.next().and_then(|n| n.parse::<u16>().ok()),
+        ) {
             (Some("status"), Some(n)) => Answer::Status(n),
             (Some("flaky"), Some(n)) if seen < 2 => Answer::Status(n),
             (Some("flaky"), Some(_)) => Answer::Status(200),
@@ -54,21 +64,40 @@ async fn the_answer_decides_delivered_dropped_or_retried_and_order_per_object_ho
     let receiver = Receiver::start(key, decide()).await;
     let sim = start(11).await;
     let paths = [
-        "/status/200", "/status/202", "/status/400", "/status/401", "/status/500", "/flaky/502",
-        "/flaky/503", "/flaky/504", "/drop",
+        "/status/200",
+        "/status/202",
+        "/status/400",
+        "/status/401",
+        "/status/500",
+        "/flaky/502",
+        "/flaky/503",
+        "/flaky/504",
+        "/drop",
     ];
     let mut targets = HashMap::new();
     for p in paths {
-        let id = sim.add_webhook(WebhookTarget::new(receiver.url(p))).unwrap();
+        let id = sim
+            .add_webhook(WebhookTarget::new(receiver.url(p)))
+            .unwrap();
         targets.insert(id, p);
     }
     let changes = sim.advance(25).unwrap();
-    let order_changes: Vec<_> = changes.iter().filter(|c| c.kind == tradecloud_sim::EventKind::Order).collect();
+    let order_changes: Vec<_> = changes
+        .iter()
+        .filter(|c| c.kind == tradecloud_sim::EventKind::Order)
+        .collect();
     assert!(order_changes.len() >= 10);
-    assert!(sim.wait_webhooks_idle(Duration::from_secs(30)).await, "all deliveries finished");
+    assert!(
+        sim.wait_webhooks_idle(Duration::from_secs(30)).await,
+        "all deliveries finished"
+    );
 
     let deliveries = sim.deliveries();
-    assert_eq!(deliveries.len(), order_changes.len() * paths.len(), "one delivery per order event per target");
+    assert_eq!(
+        deliveries.len(),
+        order_changes.len() * paths.len(),
+        "one delivery per order event per target"
+    );
     for d in &deliveries {
         let p = targets[&d.target];
         let statuses: Vec<Option<u16>> = d.attempts.iter().map(|a| a.status).collect();
@@ -88,10 +117,18 @@ async fn the_answer_decides_delivered_dropped_or_retried_and_order_per_object_ho
             }
             flaky => {
                 let n: u16 = flaky.rsplit('/').next().unwrap().parse().unwrap();
-                assert_eq!(d.outcome, DeliveryOutcome::Delivered, "{flaky}: retried until 2xx");
+                assert_eq!(
+                    d.outcome,
+                    DeliveryOutcome::Delivered,
+                    "{flaky}: retried until 2xx"
+                );
                 assert_eq!(statuses, vec![Some(n), Some(n), Some(200)]);
                 // Back-off: at least the initial wait between attempts, doubling.
-                let gaps: Vec<u64> = d.attempts.windows(2).map(|w| w[1].started_ms - w[0].started_ms).collect();
+                let gaps: Vec<u64> = d
+                    .attempts
+                    .windows(2)
+                    .map(|w| w[1].started_ms - w[0].started_ms)
+                    .collect();
                 assert!(gaps[0] >= 20 && gaps[1] >= 40, "{gaps:?}");
             }
         }
@@ -103,7 +140,10 @@ async fn the_answer_decides_delivered_dropped_or_retried_and_order_per_object_ho
 
     // Per object and target, messages arrive in change order, and a message that is being
     // retried holds back the later ones of the same object.
-    let seq_of: HashMap<&str, u64> = changes.iter().map(|c| (c.message_id.as_str(), c.seq)).collect();
+    let seq_of: HashMap<&str, u64> = changes
+        .iter()
+        .map(|c| (c.message_id.as_str(), c.seq))
+        .collect();
     for p in paths {
         let mut last: HashMap<String, (u64, bool)> = HashMap::new();
         for r in received.iter().filter(|r| path(r) == p) {
@@ -137,7 +177,8 @@ async fn a_failing_target_is_retried_forever_unless_capped_and_shutdown_cancels(
     })
     .await
     .unwrap();
-    sim.add_webhook(WebhookTarget::new(receiver.url("/down"))).unwrap();
+    sim.add_webhook(WebhookTarget::new(receiver.url("/down")))
+        .unwrap();
     sim.advance(3).unwrap();
     assert!(sim.wait_webhooks_idle(Duration::from_secs(20)).await);
     let deliveries = sim.deliveries();
@@ -152,21 +193,37 @@ async fn a_failing_target_is_retried_forever_unless_capped_and_shutdown_cancels(
 
     // Without a cap it keeps trying until shutdown, which cancels it.
     let sim = start(12).await;
-    sim.add_webhook(WebhookTarget::new(receiver.url("/down-forever"))).unwrap();
+    sim.add_webhook(WebhookTarget::new(receiver.url("/down-forever")))
+        .unwrap();
     sim.advance(1).unwrap();
-    assert!(!sim.wait_webhooks_idle(Duration::from_millis(600)).await, "still retrying");
+    assert!(
+        !sim.wait_webhooks_idle(Duration::from_millis(600)).await,
+        "still retrying"
+    );
     let d = sim.deliveries();
     assert!(d.iter().all(|d| d.outcome == DeliveryOutcome::Pending));
-    assert!(d[0].attempts.len() >= 5, "kept retrying: {}", d[0].attempts.len());
+    assert!(
+        d[0].attempts.len() >= 5,
+        "kept retrying: {}",
+        d[0].attempts.len()
+    );
     // Capped back-off: the gaps stop growing at the maximum (80 ms in tests).
-    let gaps: Vec<u64> = d[0].attempts.windows(2).map(|w| w[1].started_ms - w[0].started_ms).collect();
+    let gaps: Vec<u64> = d[0]
+        .attempts
+        .windows(2)
+        .map(|w| w[1].started_ms - w[0].started_ms)
+        .collect();
     assert!(gaps.iter().all(|g| *g < 400), "{gaps:?}");
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn get_webhooks_carry_the_id_in_the_path_or_the_query() {
-    let receiver = Receiver::start(|r| r.target.clone(), Arc::new(|_: &Received, _| Answer::Status(200))).await;
+    let receiver = Receiver::start(
+        |r| r.target.clone(),
+        Arc::new(|_: &Received, _| Answer::Status(200)),
+    )
+    .await;
     let sim = start(13).await;
     let mut path_form = WebhookTarget::new(receiver.url("/orders/{orderId}"));
     path_form.method = WebhookMethod::Get;
@@ -185,7 +242,12 @@ async fn get_webhooks_carry_the_id_in_the_path_or_the_query() {
     let changes = sim.advance(30).unwrap();
     assert!(sim.wait_webhooks_idle(Duration::from_secs(20)).await);
     let received = receiver.received();
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().unwrap().to_string();
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .unwrap()
+            .to_string()
+    };
     let mut from_path = Vec::new();
     let mut from_query = Vec::new();
     let mut from_shipments = Vec::new();
@@ -200,8 +262,16 @@ async fn get_webhooks_carry_the_id_in_the_path_or_the_query() {
             from_shipments.push(decode(id));
         }
     }
-    let order_ids: Vec<String> = changes.iter().filter(|c| c.kind == tradecloud_sim::EventKind::Order).map(|c| c.id.clone()).collect();
-    let shipment_ids: Vec<String> = changes.iter().filter(|c| c.kind == tradecloud_sim::EventKind::Shipment).map(|c| c.id.clone()).collect();
+    let order_ids: Vec<String> = changes
+        .iter()
+        .filter(|c| c.kind == tradecloud_sim::EventKind::Order)
+        .map(|c| c.id.clone())
+        .collect();
+    let shipment_ids: Vec<String> = changes
+        .iter()
+        .filter(|c| c.kind == tradecloud_sim::EventKind::Shipment)
+        .map(|c| c.id.clone())
+        .collect();
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
@@ -214,16 +284,25 @@ async fn get_webhooks_carry_the_id_in_the_path_or_the_query() {
 
 #[tokio::test]
 async fn auth_format_event_selection_and_duplicates_are_honoured() {
-    let receiver = Receiver::start(|r| r.target.clone(), Arc::new(|_: &Received, _| Answer::Status(202))).await;
+    let receiver = Receiver::start(
+        |r| r.target.clone(),
+        Arc::new(|_: &Received, _| Answer::Status(202)),
+    )
+    .await;
     let sim = start(14).await;
     let mut basic = WebhookTarget::new(receiver.url("/basic"));
     basic.auth = WebhookAuth::Basic {
         username: "tc".into(),
         password: "s3cret".into(),
     };
-    basic.event_names = Some(vec!["OrderIssuedByBuyer".into(), "OrderLinesAcceptedBySupplier".into()]);
+    basic.event_names = Some(vec![
+        "OrderIssuedByBuyer".into(),
+        "OrderLinesAcceptedBySupplier".into(),
+    ]);
     let mut bearer = WebhookTarget::new(receiver.url("/bearer"));
-    bearer.auth = WebhookAuth::Bearer { token: "static-token".into() };
+    bearer.auth = WebhookAuth::Bearer {
+        token: "static-token".into(),
+    };
     bearer.format = WebhookFormat::Txml;
     bearer.single_delivery = true;
     let mut docs = WebhookTarget::new(receiver.url("/docs"));
@@ -237,12 +316,20 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
     let changes = sim.advance(120).unwrap();
     assert!(sim.wait_webhooks_idle(Duration::from_secs(30)).await);
     let received = receiver.received();
-    let at = |p: &str| received.iter().filter(|r| r.target == p).cloned().collect::<Vec<_>>();
+    let at = |p: &str| {
+        received
+            .iter()
+            .filter(|r| r.target == p)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
 
     let basic = at("/basic");
     let wanted = changes
         .iter()
-        .filter(|c| c.event_name == "OrderIssuedByBuyer" || c.event_name == "OrderLinesAcceptedBySupplier")
+        .filter(|c| {
+            c.event_name == "OrderIssuedByBuyer" || c.event_name == "OrderLinesAcceptedBySupplier"
+        })
         .count();
     assert!(wanted > 0);
     assert_eq!(basic.len(), wanted, "only the selected events");
@@ -250,11 +337,17 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
         assert_eq!(r.header("authorization"), Some("Basic dGM6czNjcmV0"));
         assert_eq!(r.header("content-type"), Some("application/json"));
         let d = tradecloud_model::decode_webhook(&r.body, r.header("content-type")).unwrap();
-        assert!(["OrderIssuedByBuyer", "OrderLinesAcceptedBySupplier"].contains(&d.body.event_name.as_str()));
+        assert!(
+            ["OrderIssuedByBuyer", "OrderLinesAcceptedBySupplier"]
+                .contains(&d.body.event_name.as_str())
+        );
     }
 
     let bearer = at("/bearer");
-    let order_events = changes.iter().filter(|c| c.kind == tradecloud_sim::EventKind::Order).count();
+    let order_events = changes
+        .iter()
+        .filter(|c| c.kind == tradecloud_sim::EventKind::Order)
+        .count();
     assert_eq!(bearer.len(), order_events);
     for r in &bearer {
         assert_eq!(r.header("authorization"), Some("Bearer static-token"));
@@ -268,11 +361,17 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
     for r in smallest.iter().take(3) {
         let d = tradecloud_model::decode_webhook(&r.body, r.header("content-type")).unwrap();
         assert_eq!(d.format, tradecloud_model::Format::Txml);
-        assert_eq!(d.body.kind(), tradecloud_model::ObjectKind::SingleDeliveryOrder);
+        assert_eq!(
+            d.body.kind(),
+            tradecloud_model::ObjectKind::SingleDeliveryOrder
+        );
     }
 
     let docs = at("/docs");
-    let doc_events = changes.iter().filter(|c| c.kind == tradecloud_sim::EventKind::OrderDocuments).count();
+    let doc_events = changes
+        .iter()
+        .filter(|c| c.kind == tradecloud_sim::EventKind::OrderDocuments)
+        .count();
     assert!(doc_events > 0);
     assert_eq!(docs.len(), doc_events);
     for r in &docs {
@@ -284,7 +383,10 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
     // Duplicates: the same body twice in a row, about half of the messages.
     let dup = at("/dup");
     let twice = dup.len() - order_events;
-    assert!(twice > order_events / 5 && twice < order_events * 4 / 5, "{twice} of {order_events}");
+    assert!(
+        twice > order_events / 5 && twice < order_events * 4 / 5,
+        "{twice} of {order_events}"
+    );
     let records = sim.deliveries();
     let dup_records: Vec<_> = records.iter().filter(|d| d.url.ends_with("/dup")).collect();
     for pair in dup_records.windows(2) {

@@ -40,7 +40,9 @@ pub fn config(seed: u64) -> SimConfig {
 }
 
 pub async fn start(seed: u64) -> Simulator {
-    Simulator::start(config(seed)).await.expect("simulator starts")
+    Simulator::start(config(seed))
+        .await
+        .expect("simulator starts")
 }
 
 pub fn client() -> reqwest::Client {
@@ -112,7 +114,9 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -130,15 +134,20 @@ pub struct Receiver {
 impl Receiver {
     /// `key` groups requests for the `Decide` count (e.g. path + message id).
     pub async fn start(key: fn(&Received) -> String, decide: Decide) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let addr = listener.local_addr().expect("addr");
         let log: Arc<Mutex<Vec<Received>>> = Arc::default();
         let log2 = Arc::clone(&log);
         let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (log, counts, decide) = (Arc::clone(&log2), Arc::clone(&counts), Arc::clone(&decide));
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, counts, decide) =
+                    (Arc::clone(&log2), Arc::clone(&counts), Arc::clone(&decide));
                 tokio::spawn(async move {
                     let _ = serve(stream, log, counts, key, decide).await;
                 });
@@ -193,7 +202,10 @@ async fn serve(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     while buf.len() < head_end + length {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -220,7 +232,8 @@ async fn serve(
     match received.answer {
         Answer::Drop => Ok(()),
         Answer::Status(status) => {
-            let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let response =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             stream.write_all(response.as_bytes()).await?;
             stream.shutdown().await
         }
