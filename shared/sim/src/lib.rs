@@ -110,6 +110,24 @@ impl Default for SimConfig {
     }
 }
 
+impl SimConfig {
+    /// The defaults with a world seed, a smaller world and test-speed webhook back-off
+    /// ([`RetryPolicy::fast`]): what most tests want.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            world: WorldConfig {
+                seed,
+                initial_orders: 30,
+                initial_shipments: 5,
+                max_lines: 30,
+                ..WorldConfig::default()
+            },
+            retry: RetryPolicy::fast(),
+            ..Self::default()
+        }
+    }
+}
+
 /// A running simulator: the API on `/v2`, the control API on `/sim`, the webhook sender.
 pub struct Simulator {
     shared: Arc<Shared>,

@@ -42,6 +42,12 @@ struct Args {
     /// Shipments in the initial world.
     #[arg(long, default_value_t = 3)]
     initial_shipments: usize,
+    /// Simulated time of the first change (RFC 3339), e.g. 2025-01-06T08:00:00.000Z.
+    #[arg(long)]
+    start_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Probability that an action shares the previous action's millisecond.
+    #[arg(long, default_value_t = 0.05)]
+    same_millisecond_probability: f64,
     /// Upper bound of lines per order.
     #[arg(long, default_value_t = 500)]
     max_lines: usize,
@@ -79,6 +85,8 @@ async fn main() -> anyhow::Result<()> {
             initial_orders: args.initial_orders,
             initial_shipments: args.initial_shipments,
             max_lines: args.max_lines,
+            start_time: args.start_time.unwrap_or(WorldConfig::default().start_time),
+            same_millisecond_probability: args.same_millisecond_probability,
             ..WorldConfig::default()
         },
         username: args.username,

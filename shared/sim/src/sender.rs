@@ -116,6 +116,14 @@ pub struct WebhookTarget {
     /// Seed of the duplicate decisions; the same seed and changes give the same duplicates.
     #[serde(default)]
     pub seed: u64,
+    /// Use the old body keys `simpleOrderEvent` (single-delivery orders, before 2024-04) and
+    /// `shipmentEvent` (shipments, 2023), which receivers should still accept.
+    #[serde(default)]
+    pub legacy_event_keys: bool,
+    /// Also put the event's `meta` at body level, where Tradecloud's docs show it (the event
+    /// object always carries it, as in Tradecloud's own connector model).
+    #[serde(default)]
+    pub meta_in_body: bool,
 }
 
 impl WebhookTarget {
@@ -131,6 +139,8 @@ impl WebhookTarget {
             event_names: None,
             duplicate_rate: 0.0,
             seed: 0,
+            legacy_event_keys: false,
+            meta_in_body: false,
         }
     }
 
@@ -190,6 +200,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Back-off scaled down for tests: 10 ms doubling to 100 ms, 2 s request timeout, forever.
+    pub fn fast() -> Self {
+        Self {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(100),
+            max_attempts: None,
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+
     /// The wait after `failures` failed attempts.
     pub fn backoff(&self, failures: u32) -> Duration {
         let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(30));
@@ -614,7 +634,7 @@ fn build_request(target: &WebhookTarget, change: &Change) -> Result<Request, Sim
             ))
         }
         WebhookMethod::Post => {
-            let body = change.webhook_body(target.single_delivery);
+            let body = shape_body(target, change);
             match target.format {
                 WebhookFormat::Json => Ok((
                     "POST",
@@ -635,4 +655,32 @@ fn build_request(target: &WebhookTarget, change: &Change) -> Result<Request, Sim
             }
         }
     }
+}
+
+/// The body for a target: the change's body with the target's legacy key and meta options.
+fn shape_body(target: &WebhookTarget, change: &Change) -> serde_json::Value {
+    let mut body = change.webhook_body(target.single_delivery);
+    let Some(map) = body.as_object_mut() else {
+        return body;
+    };
+    if target.legacy_event_keys {
+        for (new, old) in [
+            ("singleDeliveryOrderEvent", "simpleOrderEvent"),
+            ("shipment", "shipmentEvent"),
+        ] {
+            if let Some(event) = map.remove(new) {
+                map.insert(old.to_string(), event);
+            }
+        }
+    }
+    if target.meta_in_body {
+        let meta = map
+            .iter()
+            .find(|(k, _)| *k != "eventName")
+            .and_then(|(_, event)| event.get("meta").cloned());
+        if let Some(meta) = meta {
+            map.insert("meta".to_string(), meta);
+        }
+    }
+    body
 }

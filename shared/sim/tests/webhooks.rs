@@ -310,7 +310,14 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
     let mut dup = WebhookTarget::new(receiver.url("/dup"));
     dup.duplicate_rate = 0.5;
     dup.seed = 3;
-    for t in [basic, bearer, docs, dup] {
+    let mut legacy = WebhookTarget::new(receiver.url("/legacy"));
+    legacy.single_delivery = true;
+    legacy.legacy_event_keys = true;
+    legacy.meta_in_body = true;
+    let mut legacy_shipments = WebhookTarget::new(receiver.url("/legacy-shipments"));
+    legacy_shipments.integration = Integration::Shipments;
+    legacy_shipments.legacy_event_keys = true;
+    for t in [basic, bearer, docs, dup, legacy, legacy_shipments] {
         sim.add_webhook(t).unwrap();
     }
     let changes = sim.advance(120).unwrap();
@@ -378,6 +385,36 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
         let d = tradecloud_model::decode_webhook(&r.body, r.header("content-type")).unwrap();
         assert_eq!(d.body.kind(), tradecloud_model::ObjectKind::OrderDocuments);
         assert!(r.header("authorization").is_none());
+    }
+
+    // Old body keys and body-level meta, still understood by the model.
+    let legacy = at("/legacy");
+    assert_eq!(legacy.len(), order_events);
+    for r in &legacy {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(
+            body.get("simpleOrderEvent").is_some()
+                && body.get("singleDeliveryOrderEvent").is_none()
+        );
+        assert_eq!(body["meta"], body["simpleOrderEvent"]["meta"]);
+        let d = tradecloud_model::decode_webhook(&r.body, r.header("content-type")).unwrap();
+        assert_eq!(
+            d.body.kind(),
+            tradecloud_model::ObjectKind::SingleDeliveryOrder
+        );
+    }
+    let legacy_shipments = at("/legacy-shipments");
+    let shipment_events = changes
+        .iter()
+        .filter(|c| c.kind == tradecloud_sim::EventKind::Shipment)
+        .count();
+    assert!(shipment_events > 0);
+    assert_eq!(legacy_shipments.len(), shipment_events);
+    for r in &legacy_shipments {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(body.get("shipmentEvent").is_some() && body.get("shipment").is_none());
+        let d = tradecloud_model::decode_webhook(&r.body, r.header("content-type")).unwrap();
+        assert_eq!(d.body.kind(), tradecloud_model::ObjectKind::Shipment);
     }
 
     // Duplicates: the same body twice in a row, about half of the messages.

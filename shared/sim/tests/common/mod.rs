@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tradecloud_sim::{RetryPolicy, SimConfig, Simulator, WorldConfig};
+use tradecloud_sim::{RetryPolicy, SimConfig, Simulator};
 
 pub const USER: &str = "buyer-integration@example.com";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -20,22 +20,14 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A small world and a fast sender, for tests.
 pub fn config(seed: u64) -> SimConfig {
     SimConfig {
-        world: WorldConfig {
-            seed,
-            initial_orders: 30,
-            initial_shipments: 5,
-            max_lines: 30,
-            ..WorldConfig::default()
-        },
         username: USER.into(),
         password: PASSWORD.into(),
         retry: RetryPolicy {
             initial: Duration::from_millis(20),
             max: Duration::from_millis(80),
-            max_attempts: None,
-            request_timeout: Duration::from_secs(2),
+            ..RetryPolicy::fast()
         },
-        ..SimConfig::default()
+        ..SimConfig::seeded(seed)
     }
 }
 
