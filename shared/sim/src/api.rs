@@ -1,6 +1,7 @@
 //! The Tradecloud API under `/v2`: authentication, poll and search, fetch by id.
 
 use std::cmp::Ordering as CmpOrdering;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) faults: Mutex<Faults>,
     pub(crate) requests: Mutex<Vec<ApiRequest>>,
     pub(crate) changes_per_poll: AtomicUsize,
+    /// Most API requests per rolling second before 429s (0: no limit), and when recent ones came.
+    pub(crate) rate_limit: AtomicUsize,
+    pub(crate) recent: Mutex<VecDeque<Instant>>,
     pub(crate) sender: Arc<Sender>,
     pub(crate) started: Instant,
 }
@@ -133,7 +137,14 @@ async fn faults_and_log(
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_default();
-    let fault = endpoint.and_then(|e| lock(&shared.faults).decide(e));
+    let limited = endpoint.is_some() && over_rate_limit(&shared);
+    let fault = if limited {
+        Some(Fault::TooManyRequests {
+            retry_after_secs: 1,
+        })
+    } else {
+        endpoint.and_then(|e| lock(&shared.faults).decide(e))
+    };
     let response = match &fault {
         None => next.run(request).await,
         Some(Fault::Delay { ms }) => {
@@ -173,6 +184,28 @@ async fn faults_and_log(
         answered_ms,
     });
     response
+}
+
+/// Tradecloud allows 10 requests per second; with a limit set, requests beyond it in any
+/// rolling second are answered 429 (and do not count themselves).
+fn over_rate_limit(shared: &Shared) -> bool {
+    let limit = shared.rate_limit.load(Ordering::Relaxed);
+    if limit == 0 {
+        return false;
+    }
+    let now = Instant::now();
+    let mut recent = lock(&shared.recent);
+    while recent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+    {
+        recent.pop_front();
+    }
+    if recent.len() >= limit {
+        return true;
+    }
+    recent.push_back(now);
+    false
 }
 
 fn with_tokens(pair: crate::auth::TokenPair) -> Response {

@@ -214,9 +214,11 @@ async fn remove_fault(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) ->
 #[serde(rename_all = "camelCase")]
 struct Settings {
     changes_per_poll: Option<usize>,
+    /// Requests per rolling second; 0 lifts the limit.
+    rate_limit_per_second: Option<usize>,
 }
 
-/// `POST /sim/settings {"changesPerPoll": n}`.
+/// `POST /sim/settings {"changesPerPoll": n, "rateLimitPerSecond": n}`.
 async fn settings(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let s: Settings = match parse(&body) {
         Ok(s) => s,
@@ -227,8 +229,14 @@ async fn settings(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             .changes_per_poll
             .store(n.min(1_000), Ordering::Relaxed);
     }
-    axum::Json(json!({ "changesPerPoll": shared.changes_per_poll.load(Ordering::Relaxed) }))
-        .into_response()
+    if let Some(n) = s.rate_limit_per_second {
+        shared.rate_limit.store(n, Ordering::Relaxed);
+    }
+    axum::Json(json!({
+        "changesPerPoll": shared.changes_per_poll.load(Ordering::Relaxed),
+        "rateLimitPerSecond": shared.rate_limit.load(Ordering::Relaxed),
+    }))
+    .into_response()
 }
 
 async fn expire_tokens(State(shared): State<Arc<Shared>>) -> Response {

@@ -92,6 +92,9 @@ pub struct SimConfig {
     pub retry: RetryPolicy,
     /// Seed of the fault rates.
     pub fault_seed: u64,
+    /// API requests allowed per rolling second before `429 Too Many Requests` (Tradecloud's
+    /// rule is 10); `None` for no limit.
+    pub rate_limit_per_second: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -106,6 +109,7 @@ impl Default for SimConfig {
             changes_per_poll: 0,
             retry: RetryPolicy::default(),
             fault_seed: 7,
+            rate_limit_per_second: None,
         }
     }
 }
@@ -159,6 +163,8 @@ impl Simulator {
             faults: Mutex::new(faults::Faults::new(config.fault_seed)),
             requests: Mutex::new(Vec::new()),
             changes_per_poll: AtomicUsize::new(config.changes_per_poll),
+            rate_limit: AtomicUsize::new(config.rate_limit_per_second.unwrap_or(0) as usize),
+            recent: Mutex::new(std::collections::VecDeque::new()),
             sender,
             started,
         });
@@ -285,6 +291,12 @@ impl Simulator {
     /// Sets how many actions are applied after each poll request.
     pub fn set_changes_per_poll(&self, count: usize) {
         self.shared.changes_per_poll.store(count, Ordering::Relaxed);
+    }
+
+    /// Sets the API rate limit (requests per rolling second; `None` for no limit).
+    pub fn set_rate_limit(&self, per_second: Option<u32>) {
+        let limit = per_second.unwrap_or(0) as usize;
+        self.shared.rate_limit.store(limit, Ordering::Relaxed);
     }
 
     /// Invalidates every access token issued so far (refresh tokens stay valid).

@@ -666,3 +666,49 @@ async fn injected_faults_answer_429_5xx_slowly_or_with_broken_json() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn requests_beyond_the_rate_limit_get_429_with_retry_after() {
+    let sim = Simulator::start(SimConfig {
+        rate_limit_per_second: Some(10),
+        ..common::config(9)
+    })
+    .await
+    .unwrap();
+    let url = format!("{}/order-search/poll", sim.base_url());
+    let auth = basic();
+    let mut statuses = Vec::new();
+    let burst = std::time::Instant::now();
+    for _ in 0..14 {
+        let r = client()
+            .post(&url)
+            .header("Authorization", &auth)
+            .json(&json!({"limit": 1}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            assert_eq!(r.headers()["Retry-After"], "1");
+        }
+        statuses.push(r.status().as_u16());
+    }
+    // A burst: the first ten pass, the rest of the same second do not (a machine too loaded
+    // to send 14 requests within a second would let later ones through again).
+    assert_eq!(&statuses[..10], &[200; 10]);
+    if burst.elapsed() < Duration::from_millis(1000) {
+        assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    } else {
+        assert_eq!(statuses[10], 429, "{statuses:?}");
+    }
+    // Spaced out at 10 per second, nothing is refused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..12 {
+        assert_eq!(post_json(&url, &auth, &json!({"limit": 1})).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(105)).await;
+    }
+    sim.set_rate_limit(None);
+    for _ in 0..15 {
+        assert_eq!(post_json(&url, &auth, &json!({"limit": 1})).await.0, 200);
+    }
+    sim.shutdown().await;
+}
