@@ -5,8 +5,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), tradecloud_sim::SimError> {
 //! use tradecloud_sim::{SimConfig, Simulator, WebhookTarget};
-//! let sim = Simulator::start(SimConfig::default()).await?;
-//! let api = sim.base_url(); // "http://127.0.0.1:PORT/v2", Basic auth with sim.username()/password()
+//! let sim = Simulator::start(SimConfig::seeded(42)).await?;
+//! let api = sim.base_url(); // "http://127.0.0.1:PORT/v2"; Basic auth with sim.username()/password()
 //! sim.add_webhook(WebhookTarget::new("http://127.0.0.1:9/webhook"))?;
 //! let changes = sim.advance(10)?; // ten actions, each one or more events
 //! sim.wait_webhooks_idle(std::time::Duration::from_secs(5)).await;
@@ -15,8 +15,50 @@
 //! # let _ = (api, changes, deliveries); Ok(()) }
 //! ```
 //!
-//! The same controls are available over HTTP under [`Simulator::control_url`] (`/sim/...`) for
-//! the binary and the demo.
+//! # The API (`/v2`)
+//! - `GET /authentication/login` (Basic) answers 200 with the tokens in the `Set-Authorization`
+//!   and `Set-Refresh-Token` headers (empty body). Access tokens are JWT-shaped with an `exp`
+//!   claim and live [`SimConfig::access_token_ttl`]. `GET /authentication/refresh` with only
+//!   `Refresh-Token:` issues a new pair; a refresh token works once. `POST
+//!   /authentication/logout` with `Refresh-Token:` revokes it (the access token stays valid).
+//! - `POST` (or `GET` with a body) `/order-search/poll`, `/order-search/poll/single-delivery`,
+//!   `/shipment/poll`: Basic or Bearer; body `{filters:{lastUpdatedAfter, status.processStatus,
+//!   companyId | buyerOrder.companyId | …}, offset, limit}`; `lastUpdatedAfter` is strict and
+//!   accepts offsets; sorted by `lastUpdatedAt` ascending, then id; `limit` at most 100 (default
+//!   100; more is a 400); answer `{data, total, lastUpdatedAt}` where `lastUpdatedAt` is the last
+//!   item's on this page and is absent when `data` is empty.
+//! - `POST /order-search/search`, `/shipment/search`: `filters.lastUpdatedSince` (inclusive),
+//!   `sort` (`[{field, order}]` or `{field, order}`; `lastUpdatedAt`,
+//!   `buyerOrder.purchaseOrderNumber`), answer `{data, total}`.
+//! - `GET /order/{id}`, `GET /shipment/{id}`: Bearer only (Basic is a 401), 404 for unknown ids.
+//! - Errors are `{status, message}` JSON: 400 malformed, 401 (with `WWW-Authenticate`) bad
+//!   credentials or tokens, 404 unknown. Optional rate limit ([`SimConfig::rate_limit_per_second`])
+//!   and injected [`Fault`]s (429 + `Retry-After`, any status, delays, 504 after a wait,
+//!   truncated JSON) per [`Endpoint`].
+//!
+//! # The world
+//! [`World`] is seeded (ChaCha) and runs on simulated time from [`WorldConfig::start_time`], so
+//! a seed reproduces the same objects, changes and message ids. Each action follows Tradecloud's
+//! flows and produces one or more [`Change`]s (events) sharing one `version` and `lastUpdatedAt`;
+//! resend events keep both. Actions on different objects may share a millisecond
+//! ([`WorldConfig::same_millisecond_probability`]); [`SimConfig::changes_per_poll`] applies
+//! actions after each poll request so objects change while a client pages.
+//!
+//! # The webhook sender
+//! Per [`WebhookTarget`]: POST (JSON or tXML) or GET (`{orderId}`/`{shipmentId}` in path or
+//! query), Basic or Bearer, event selection, duplicate rate, legacy body keys. Deliveries of one
+//! object go in order; 2xx is delivered, 4xx and 500 are dropped, other 5xx and connection errors
+//! are retried forever with capped exponential back-off ([`RetryPolicy`]). Every attempt is in
+//! [`Simulator::deliveries`].
+//!
+//! # The control API (`/sim`, unauthenticated, loopback)
+//! `POST /sim/advance {"count"}` → `{changes}`; `GET /sim/changes?from=SEQ&withBodies=true`;
+//! `GET /sim/objects`; `GET /sim/orders/{id}`, `/sim/shipments/{id}`; `POST /sim/webhooks`
+//! (a [`WebhookTarget`] as JSON, camelCase) → `{id}`; `GET /sim/webhooks`; `DELETE
+//! /sim/webhooks/{id}`; `POST /sim/webhooks/wait-idle {"timeoutMs"}` → `{idle, pending}`; `GET
+//! /sim/deliveries`; `POST /sim/faults` (a [`FaultRule`]) → `{id}`; `GET`/`DELETE /sim/faults`;
+//! `DELETE /sim/faults/{id}`; `POST /sim/settings {"changesPerPoll", "rateLimitPerSecond"}`;
+//! `POST /sim/tokens/expire`; `GET /sim/requests` (every API request with its answer).
 
 mod api;
 mod auth;
