@@ -112,7 +112,9 @@ impl WebhookCredentials {
             }
             matches_any(&self.bearer, &digest(rest.as_bytes()))
         } else {
-            Err(AuthError::UnsupportedScheme(scheme.chars().take(20).collect()))
+            Err(AuthError::UnsupportedScheme(
+                scheme.chars().take(20).collect(),
+            ))
         }
     }
 
@@ -125,7 +127,9 @@ impl WebhookCredentials {
             ));
         }
         if !self.bearer.is_empty() {
-            out.push(HeaderValue::from_static("Bearer realm=\"tradecloud-relay\""));
+            out.push(HeaderValue::from_static(
+                "Bearer realm=\"tradecloud-relay\"",
+            ));
         }
         out
     }
@@ -182,8 +186,14 @@ mod tests {
     fn wrong_missing_or_malformed_credentials_are_refused() {
         let c = creds();
         assert_eq!(c.verify(None), Err(AuthError::Missing));
-        assert_eq!(c.verify(Some(&basic("tc", "wrong"))), Err(AuthError::Invalid));
-        assert_eq!(c.verify(Some(&basic("other", "old-pass"))), Err(AuthError::Invalid));
+        assert_eq!(
+            c.verify(Some(&basic("tc", "wrong"))),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            c.verify(Some(&basic("other", "old-pass"))),
+            Err(AuthError::Invalid)
+        );
         assert_eq!(
             c.verify(Some(&HeaderValue::from_static("Bearer token-3"))),
             Err(AuthError::Invalid)

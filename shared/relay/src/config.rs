@@ -211,7 +211,9 @@ impl TradecloudSettings {
             ))
         })?;
         if parsed.username.is_empty() || parsed.password.is_empty() {
-            return Err(invalid("username or password in the secret is empty".into()));
+            return Err(invalid(
+                "username or password in the secret is empty".into(),
+            ));
         }
         self.login = Some(TradecloudLogin {
             username: parsed.username,
@@ -358,7 +360,10 @@ impl AwsResources {
         http_url(TCRELAY_QUARANTINE_QUEUE_URL, &quarantine_queue_url)?;
         let ttl_days = number(env, TCRELAY_DEDUPE_TTL_DAYS, DEFAULT_DEDUPE_TTL_DAYS)?;
         if !(1..=365).contains(&ttl_days) {
-            return Err(invalid(TCRELAY_DEDUPE_TTL_DAYS, "must be between 1 and 365"));
+            return Err(invalid(
+                TCRELAY_DEDUPE_TTL_DAYS,
+                "must be between 1 and 365",
+            ));
         }
         let expiry = number(
             env,
@@ -499,7 +504,10 @@ mod tests {
     fn full() -> HashMap<String, String> {
         env(&[
             (TCRELAY_WEBHOOK_BASIC, "tc:pw1\ntc:pw2\n"),
-            (TCRELAY_QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/1/erp.fifo"),
+            (
+                TCRELAY_QUEUE_URL,
+                "https://sqs.eu-west-1.amazonaws.com/1/erp.fifo",
+            ),
             (
                 TCRELAY_QUARANTINE_QUEUE_URL,
                 "https://sqs.eu-west-1.amazonaws.com/1/quarantine",
@@ -624,7 +632,10 @@ mod tests {
         e.insert(TRADECLOUD_PASSWORD.into(), "hunter2".into());
         let c = Config::from_env_map(&e).unwrap();
         let debug = format!("{c:?}");
-        assert!(!debug.contains("hunter2") && !debug.contains("pw1"), "{debug}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("pw1"),
+            "{debug}"
+        );
     }
 
     #[test]
@@ -660,7 +671,10 @@ mod tests {
             Config::from_env_map(&e).unwrap_err(),
             ConfigError::NoWebhookCredential
         );
-        e.insert(TCRELAY_WEBHOOK_SECRET_ARN.into(), "arn:aws:secretsmanager:x".into());
+        e.insert(
+            TCRELAY_WEBHOOK_SECRET_ARN.into(),
+            "arn:aws:secretsmanager:x".into(),
+        );
         let mut c = Config::from_env_map(&e).unwrap();
         assert!(c.webhook.credentials.is_empty());
         assert_eq!(
@@ -687,11 +701,18 @@ mod tests {
             .webhook
             .apply_secret(r#"{"basic": [42, "s3cr3t-value"]}"#)
             .unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { var, .. } if var == TCRELAY_WEBHOOK_SECRET_ARN));
+        assert!(
+            matches!(err, ConfigError::Invalid { var, .. } if var == TCRELAY_WEBHOOK_SECRET_ARN)
+        );
         assert!(!err.to_string().contains("s3cr3t"), "{err}");
 
-        let err = c.tradecloud.apply_secret(r#"{"username":"u"}"#).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { var, .. } if var == TCRELAY_TRADECLOUD_SECRET_ARN));
+        let err = c
+            .tradecloud
+            .apply_secret(r#"{"username":"u"}"#)
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { var, .. } if var == TCRELAY_TRADECLOUD_SECRET_ARN)
+        );
         c.tradecloud
             .apply_secret(r#"{"username":"u@x","password":"p"}"#)
             .unwrap();

@@ -233,8 +233,14 @@ mod tests {
         let b = state_key(ObjectClass::Order, "o-1", "2025-04-23T12:01:53.812+02:00");
         assert_eq!(a, "state/order/o-1/2025-04-23T10:01:53.812Z");
         assert_eq!(a, b);
-        assert_ne!(a, state_key(ObjectClass::Shipment, "o-1", "2025-04-23T10:01:53.812Z"));
-        assert_ne!(a, state_key(ObjectClass::Order, "o-1", "2025-04-23T10:01:53.813Z"));
+        assert_ne!(
+            a,
+            state_key(ObjectClass::Shipment, "o-1", "2025-04-23T10:01:53.812Z")
+        );
+        assert_ne!(
+            a,
+            state_key(ObjectClass::Order, "o-1", "2025-04-23T10:01:53.813Z")
+        );
         // Unparseable timestamps are kept verbatim rather than refused.
         assert_eq!(
             state_key(ObjectClass::Order, "o-1", "yesterday"),

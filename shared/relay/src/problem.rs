@@ -47,7 +47,12 @@ fn serialize_status<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S
 
 impl Problem {
     /// A problem of type `slug`.
-    pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             type_uri: format!("{PROBLEM_TYPE_PREFIX}{slug}"),
             title,

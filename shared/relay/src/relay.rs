@@ -118,7 +118,11 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     /// A relay over these ports.
-    pub fn new(sink: Arc<dyn EventSink>, dedupe: Arc<dyn DedupeStore>, filter: EventFilter) -> Self {
+    pub fn new(
+        sink: Arc<dyn EventSink>,
+        dedupe: Arc<dyn DedupeStore>,
+        filter: EventFilter,
+    ) -> Self {
         Self {
             sink,
             dedupe,

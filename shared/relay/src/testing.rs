@@ -324,7 +324,12 @@ impl FakeTradecloud {
         lock(&self.calls).clone()
     }
 
-    fn fetch(&self, what: &str, map: &Mutex<HashMap<String, Value>>, id: &str) -> Result<Value, ApiError> {
+    fn fetch(
+        &self,
+        what: &str,
+        map: &Mutex<HashMap<String, Value>>,
+        id: &str,
+    ) -> Result<Value, ApiError> {
         lock(&self.calls).push(format!("{what}/{id}"));
         if let Some(failure) = *lock(&self.failure) {
             return Err(failure.to_error());
@@ -351,7 +356,10 @@ mod tests {
     #[tokio::test]
     async fn dedupe_claims_expire_and_completed_records_live_for_the_ttl() {
         let store = MemoryDedupe::new(Duration::from_millis(30), Duration::from_secs(60));
-        assert_eq!(store.claim("k", false).await.unwrap(), ClaimOutcome::Claimed);
+        assert_eq!(
+            store.claim("k", false).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
         assert!(matches!(
             store.claim("k", false).await.unwrap(),
             ClaimOutcome::Exists(DedupeRecord {

@@ -350,30 +350,50 @@ impl WebhookError {
                 "unsupported-media-type",
                 "Unsupported content type",
             ),
-            WebhookError::Decode(_) => (S::BAD_REQUEST, "malformed-body", "Malformed or invalid body"),
-            WebhookError::KindMismatch { .. } => (S::BAD_REQUEST, "wrong-kind", "Event kind does not match the route"),
+            WebhookError::Decode(_) => (
+                S::BAD_REQUEST,
+                "malformed-body",
+                "Malformed or invalid body",
+            ),
+            WebhookError::KindMismatch { .. } => (
+                S::BAD_REQUEST,
+                "wrong-kind",
+                "Event kind does not match the route",
+            ),
             WebhookError::MissingId { .. } => (S::BAD_REQUEST, "missing-id", "Object id missing"),
             WebhookError::NotFound { .. } => (S::NOT_FOUND, "not-found", "Unknown at Tradecloud"),
             WebhookError::UnknownRoute(_) => (S::NOT_FOUND, "unknown-route", "No such route"),
-            WebhookError::MethodNotAllowed { .. } => {
-                (S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
-            }
-            WebhookError::Relay(RelayError::InProgress { .. }) => {
-                (S::SERVICE_UNAVAILABLE, "in-progress", "Already being relayed")
-            }
-            WebhookError::Relay(RelayError::Dedupe(_)) => {
-                (S::SERVICE_UNAVAILABLE, "dedupe-unavailable", "Dedupe store unavailable")
-            }
-            WebhookError::Relay(RelayError::Sink(_)) => {
-                (S::SERVICE_UNAVAILABLE, "queue-unavailable", "Queue unavailable")
-            }
+            WebhookError::MethodNotAllowed { .. } => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            WebhookError::Relay(RelayError::InProgress { .. }) => (
+                S::SERVICE_UNAVAILABLE,
+                "in-progress",
+                "Already being relayed",
+            ),
+            WebhookError::Relay(RelayError::Dedupe(_)) => (
+                S::SERVICE_UNAVAILABLE,
+                "dedupe-unavailable",
+                "Dedupe store unavailable",
+            ),
+            WebhookError::Relay(RelayError::Sink(_)) => (
+                S::SERVICE_UNAVAILABLE,
+                "queue-unavailable",
+                "Queue unavailable",
+            ),
             WebhookError::Api { source, .. } => match source {
                 // Not Found is mapped to `NotFound` by the handler; kept total here.
                 ApiError::NotFound => (S::NOT_FOUND, "not-found", "Unknown at Tradecloud"),
                 ApiError::Upstream { .. } | ApiError::Malformed(_) => {
                     (S::BAD_GATEWAY, "upstream-error", "Tradecloud API error")
                 }
-                ApiError::Timeout => (S::GATEWAY_TIMEOUT, "upstream-timeout", "Tradecloud API timeout"),
+                ApiError::Timeout => (
+                    S::GATEWAY_TIMEOUT,
+                    "upstream-timeout",
+                    "Tradecloud API timeout",
+                ),
                 ApiError::Unauthorized | ApiError::Unavailable(_) => (
                     S::SERVICE_UNAVAILABLE,
                     "upstream-unavailable",
@@ -390,7 +410,11 @@ impl WebhookError {
                 "quarantine-unavailable",
                 "Quarantine unavailable",
             ),
-            WebhookError::Panic => (S::SERVICE_UNAVAILABLE, "internal", "Temporarily unavailable"),
+            WebhookError::Panic => (
+                S::SERVICE_UNAVAILABLE,
+                "internal",
+                "Temporarily unavailable",
+            ),
         };
         Problem::new(status, slug, title, detail)
     }
@@ -422,7 +446,12 @@ struct RequestInfo {
 }
 
 impl RequestInfo {
-    fn of(method: &Method, uri: &http::Uri, headers: &HeaderMap, request_id: Option<&RequestId>) -> Self {
+    fn of(
+        method: &Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        request_id: Option<&RequestId>,
+    ) -> Self {
         Self {
             request_id: request_id.map(|r| r.0.clone()).unwrap_or_default(),
             received_at: Utc::now(),
@@ -484,7 +513,9 @@ impl WebhookApp {
         span.record("outcome", error.outcome());
         match &error {
             WebhookError::Unauthorized(e) => tracing::info!(reason = %e, "not authenticated"),
-            e if e.problem().status.is_server_error() => tracing::warn!(error = %e, "transient failure"),
+            e if e.problem().status.is_server_error() => {
+                tracing::warn!(error = %e, "transient failure")
+            }
             e => tracing::info!(reason = %e, "refused"),
         }
         let mut problem = error.problem().with_request_id(info.request_id.clone());
@@ -508,7 +539,12 @@ impl WebhookApp {
 
     async fn handle_post(&self, route: PostRoute, request: Request) -> Response {
         let (parts, body) = request.into_parts();
-        let info = RequestInfo::of(&parts.method, &parts.uri, &parts.headers, parts.extensions.get());
+        let info = RequestInfo::of(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            parts.extensions.get(),
+        );
         if let Err(e) = self.authenticate(&parts.headers) {
             return self.refuse(&info, &[], e).await;
         }
@@ -545,7 +581,8 @@ impl WebhookApp {
         info: &RequestInfo,
         body: &[u8],
     ) -> Result<Outcome, WebhookError> {
-        let decoded = decode_webhook(body, info.content_type.as_deref()).map_err(WebhookError::Decode)?;
+        let decoded =
+            decode_webhook(body, info.content_type.as_deref()).map_err(WebhookError::Decode)?;
         let event = InboundEvent {
             kind: decoded.body.kind(),
             id: decoded.body.object_id().to_owned(),
@@ -578,7 +615,12 @@ impl WebhookApp {
 
     async fn handle_get(&self, kind: ObjectKind, id: Option<String>, request: Request) -> Response {
         let (parts, _body) = request.into_parts();
-        let info = RequestInfo::of(&parts.method, &parts.uri, &parts.headers, parts.extensions.get());
+        let info = RequestInfo::of(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            parts.extensions.get(),
+        );
         if let Err(e) = self.authenticate(&parts.headers) {
             return self.refuse(&info, &[], e).await;
         }
@@ -588,7 +630,11 @@ impl WebhookApp {
         }
     }
 
-    async fn process_get(&self, kind: ObjectKind, id: Option<String>) -> Result<Outcome, WebhookError> {
+    async fn process_get(
+        &self,
+        kind: ObjectKind,
+        id: Option<String>,
+    ) -> Result<Outcome, WebhookError> {
         let (what, param, route) = match kind {
             ObjectKind::Shipment => ("shipment", "shipmentId", "/webhook/shipments"),
             _ => ("order", "orderId", "/webhook/orders"),
@@ -629,11 +675,19 @@ fn answer(outcome: Outcome) -> Response {
     tracing::Span::current().record("outcome", outcome.as_str());
     tracing::info!("relayed");
     let (status, body) = match &outcome {
-        Outcome::Enqueued { dedupe_key, kind, id } => (
+        Outcome::Enqueued {
+            dedupe_key,
+            kind,
+            id,
+        } => (
             StatusCode::ACCEPTED,
             json!({"outcome": "enqueued", "dedupeKey": dedupe_key, "kind": kind, "id": id}),
         ),
-        Outcome::Duplicate { dedupe_key, kind, id } => (
+        Outcome::Duplicate {
+            dedupe_key,
+            kind,
+            id,
+        } => (
             StatusCode::OK,
             json!({"outcome": "duplicate", "dedupeKey": dedupe_key, "kind": kind, "id": id}),
         ),
@@ -681,7 +735,10 @@ async fn get_order_by_path(
     id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    let id = id.map(|Path(id)| id).ok().or_else(|| last_segment(&request));
+    let id = id
+        .map(|Path(id)| id)
+        .ok()
+        .or_else(|| last_segment(&request));
     app.handle_get(ObjectKind::Order, id, request).await
 }
 
@@ -690,7 +747,10 @@ async fn get_shipment_by_path(
     id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    let id = id.map(|Path(id)| id).ok().or_else(|| last_segment(&request));
+    let id = id
+        .map(|Path(id)| id)
+        .ok()
+        .or_else(|| last_segment(&request));
     app.handle_get(ObjectKind::Shipment, id, request).await
 }
 
@@ -713,12 +773,7 @@ async fn get_shipment_by_query(
 }
 
 fn last_segment(request: &Request) -> Option<String> {
-    request
-        .uri()
-        .path()
-        .rsplit('/')
-        .next()
-        .map(str::to_owned)
+    request.uri().path().rsplit('/').next().map(str::to_owned)
 }
 
 async fn unknown_route(State(app): AppState, request: Request) -> Response {
@@ -741,13 +796,20 @@ impl WebhookApp {
     /// whole message, so the body is read (within the limit) for the quarantine.
     async fn refuse_route(&self, request: Request, error: WebhookError) -> Response {
         let (parts, body) = request.into_parts();
-        let info = RequestInfo::of(&parts.method, &parts.uri, &parts.headers, parts.extensions.get());
+        let info = RequestInfo::of(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            parts.extensions.get(),
+        );
         if let Err(e) = self.authenticate(&parts.headers) {
             return self.refuse(&info, &[], e).await;
         }
         match self.read_body(&parts.headers, body).await {
             Ok(body) => self.refuse(&info, &body, error).await,
-            Err(too_large @ WebhookError::TooLarge { .. }) => self.refuse(&info, &[], too_large).await,
+            Err(too_large @ WebhookError::TooLarge { .. }) => {
+                self.refuse(&info, &[], too_large).await
+            }
             Err(_) => self.refuse(&info, &[], error).await,
         }
     }

@@ -35,10 +35,16 @@ async fn post_json_is_enqueued_with_a_complete_envelope() {
     assert_eq!(e.schema, "tradecloud-relay/1");
     assert_eq!(e.source, Source::WebhookPost);
     assert_eq!(e.kind, ObjectKind::Order);
-    assert_eq!(e.event_name.as_deref(), Some("OrderLinesAcceptedBySupplier"));
+    assert_eq!(
+        e.event_name.as_deref(),
+        Some("OrderLinesAcceptedBySupplier")
+    );
     assert_eq!(e.id, "o-1");
     assert_eq!(e.version, Some(3));
-    assert_eq!(e.last_updated_at.as_deref(), Some("2025-04-23T10:01:53.812Z"));
+    assert_eq!(
+        e.last_updated_at.as_deref(),
+        Some("2025-04-23T10:01:53.812Z")
+    );
     assert_eq!(e.message_id.as_deref(), Some("m-1"));
     assert_eq!(e.dedupe_key, key);
     assert_eq!(e.format, Format::Json);
@@ -68,7 +74,10 @@ async fn json_and_txml_of_one_message_give_the_same_payload() {
     .await;
     assert_eq!(b.status, StatusCode::ACCEPTED, "{}", b.body);
 
-    let (j, x) = (&json_side.sink.envelopes()[0], &txml_side.sink.envelopes()[0]);
+    let (j, x) = (
+        &json_side.sink.envelopes()[0],
+        &txml_side.sink.envelopes()[0],
+    );
     assert_eq!(j.format, Format::Json);
     assert_eq!(x.format, Format::Txml);
     assert_eq!(j.payload, x.payload);
@@ -106,8 +115,18 @@ async fn events_of_one_action_sharing_a_state_are_all_relayed() {
     let h = harness();
     let accepted = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
     let rejected = order_event("OrderLinesRejectedBySupplier", &["l-2"]);
-    assert_eq!(send(&h.router, post_json("/webhook", &accepted)).await.status, 202);
-    assert_eq!(send(&h.router, post_json("/webhook", &rejected)).await.status, 202);
+    assert_eq!(
+        send(&h.router, post_json("/webhook", &accepted))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        send(&h.router, post_json("/webhook", &rejected))
+            .await
+            .status,
+        202
+    );
     assert_eq!(h.sink.envelopes().len(), 2);
 }
 
@@ -132,16 +151,25 @@ async fn an_event_whose_complete_state_was_relayed_by_poll_or_get_is_a_duplicate
     assert!(h.sink.envelopes().is_empty());
     // ... and its own claim was released, so the retry goes through once the state is free.
     h.dedupe.insert(&key, RecordState::Completed, false);
-    assert_eq!(send(&h.router, post_json("/webhook", &body)).await.status, 202);
+    assert_eq!(
+        send(&h.router, post_json("/webhook", &body)).await.status,
+        202
+    );
 }
 
 #[tokio::test]
 async fn resend_events_go_through_once_per_message_id() {
     let h = harness();
     let mut resend = order_event("OrderResentByBuyer", &["l-1"]);
-    assert_eq!(send(&h.router, post_json("/webhook", &resend)).await.status, 202);
+    assert_eq!(
+        send(&h.router, post_json("/webhook", &resend)).await.status,
+        202
+    );
     // Its retry (same messageId) is a duplicate.
-    assert_eq!(send(&h.router, post_json("/webhook", &resend)).await.status, 200);
+    assert_eq!(
+        send(&h.router, post_json("/webhook", &resend)).await.status,
+        200
+    );
     // The user presses "resend" again: same state, new messageId, relayed again.
     resend["meta"]["messageId"] = json!("m-2");
     let a = send(&h.router, post_json("/webhook", &resend)).await;
@@ -155,32 +183,61 @@ async fn shipments_are_keyed_on_their_meta_last_updated_at() {
     let h = harness();
     let a = send(
         &h.router,
-        post_json("/webhook/shipments", &shipment_event("ShipmentIssuedBySupplier")),
+        post_json(
+            "/webhook/shipments",
+            &shipment_event("ShipmentIssuedBySupplier"),
+        ),
     )
     .await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
     assert_eq!(a.body["kind"], "shipment");
     let e = &h.sink.envelopes()[0];
-    assert_eq!(e.last_updated_at.as_deref(), Some("2025-04-24T08:00:00.000Z"));
-    assert!(e.dedupe_key.starts_with("msg/shipment/s-1/2025-04-24T08:00:00.000Z/ShipmentIssuedBySupplier/L1-"));
+    assert_eq!(
+        e.last_updated_at.as_deref(),
+        Some("2025-04-24T08:00:00.000Z")
+    );
+    assert!(
+        e.dedupe_key
+            .starts_with("msg/shipment/s-1/2025-04-24T08:00:00.000Z/ShipmentIssuedBySupplier/L1-")
+    );
     assert_eq!(e.message_group_id(), "shipment:s-1");
 }
 
 #[tokio::test]
 async fn a_filtered_event_is_answered_200_and_not_enqueued() {
     let mut s = settings();
-    s.filter = EventFilter::new(EventFilter::parse_list("Order*"), EventFilter::parse_list("*ByBuyer"));
+    s.filter = EventFilter::new(
+        EventFilter::parse_list("Order*"),
+        EventFilter::parse_list("*ByBuyer"),
+    );
     let h = harness_with(s, true);
-    let a = send(&h.router, post_json("/webhook", &order_event("OrderIssuedByBuyer", &["l-1"]))).await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.body, json!({"outcome": "filtered", "eventName": "OrderIssuedByBuyer"}));
-    let a = send(&h.router, post_json("/webhook", &shipment_event("ShipmentIssuedBySupplier"))).await;
-    assert_eq!(a.body["outcome"], "filtered");
-    assert!(h.sink.envelopes().is_empty());
-    assert!(h.dedupe.records().is_empty(), "a filtered event claims nothing");
     let a = send(
         &h.router,
-        post_json("/webhook", &order_event("OrderLinesAcceptedBySupplier", &["l-1"])),
+        post_json("/webhook", &order_event("OrderIssuedByBuyer", &["l-1"])),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.body,
+        json!({"outcome": "filtered", "eventName": "OrderIssuedByBuyer"})
+    );
+    let a = send(
+        &h.router,
+        post_json("/webhook", &shipment_event("ShipmentIssuedBySupplier")),
+    )
+    .await;
+    assert_eq!(a.body["outcome"], "filtered");
+    assert!(h.sink.envelopes().is_empty());
+    assert!(
+        h.dedupe.records().is_empty(),
+        "a filtered event claims nothing"
+    );
+    let a = send(
+        &h.router,
+        post_json(
+            "/webhook",
+            &order_event("OrderLinesAcceptedBySupplier", &["l-1"]),
+        ),
     )
     .await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
@@ -190,7 +247,10 @@ async fn a_filtered_event_is_answered_200_and_not_enqueued() {
 async fn an_invalid_body_is_400_naming_the_field_and_quarantined_without_credentials() {
     let h = harness();
     let mut body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
-    body["orderEvent"].as_object_mut().unwrap().remove("orderId");
+    body["orderEvent"]
+        .as_object_mut()
+        .unwrap()
+        .remove("orderId");
     let raw = serde_json::to_vec(&body).unwrap();
     let request = Request::post("/webhook?source=test")
         .header(header::AUTHORIZATION, basic(USER, OLD_PASSWORD))
@@ -216,8 +276,14 @@ async fn an_invalid_body_is_400_naming_the_field_and_quarantined_without_credent
     assert_eq!(q.body, raw);
     assert_eq!(q.reason, detail);
     let names: Vec<&str> = q.headers.iter().map(|(n, _)| n.as_str()).collect();
-    assert!(names.contains(&"x-request-id") && names.contains(&"content-type"), "{names:?}");
-    assert!(!names.contains(&"authorization") && !names.contains(&"cookie"), "{names:?}");
+    assert!(
+        names.contains(&"x-request-id") && names.contains(&"content-type"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"authorization") && !names.contains(&"cookie"),
+        "{names:?}"
+    );
     // Not even the encoded credential survives anywhere in the record.
     let encoded = basic(USER, OLD_PASSWORD);
     let token = encoded.trim_start_matches("Basic ");
@@ -227,10 +293,22 @@ async fn an_invalid_body_is_400_naming_the_field_and_quarantined_without_credent
 #[tokio::test]
 async fn malformed_json_and_xml_are_400_with_the_place() {
     let h = harness();
-    let a = send(&h.router, post("/webhook", Some("application/json"), "{\"eventName\": ")).await;
+    let a = send(
+        &h.router,
+        post("/webhook", Some("application/json"), "{\"eventName\": "),
+    )
+    .await;
     let detail = a.assert_problem(400);
     assert!(detail.contains("line 1"), "{detail}");
-    let a = send(&h.router, post("/webhook", Some("text/xml"), "<WebhookBody><eventName>x</WebhookBody>")).await;
+    let a = send(
+        &h.router,
+        post(
+            "/webhook",
+            Some("text/xml"),
+            "<WebhookBody><eventName>x</WebhookBody>",
+        ),
+    )
+    .await;
     a.assert_problem(400);
     let a = send(&h.router, post("/webhook", Some("application/json"), "")).await;
     a.assert_problem(400);
@@ -245,9 +323,19 @@ async fn a_kind_the_route_does_not_take_is_400_and_quarantined() {
     for path in ["/webhook/shipments", "/webhook/order-documents"] {
         let a = send(&h.router, post_json(path, &order)).await;
         let detail = a.assert_problem(400);
-        assert!(detail.contains(path) && detail.contains("order"), "{detail}");
+        assert!(
+            detail.contains(path) && detail.contains("order"),
+            "{detail}"
+        );
     }
-    let a = send(&h.router, post_json("/webhook/orders", &shipment_event("ShipmentIssuedBySupplier"))).await;
+    let a = send(
+        &h.router,
+        post_json(
+            "/webhook/orders",
+            &shipment_event("ShipmentIssuedBySupplier"),
+        ),
+    )
+    .await;
     a.assert_problem(400);
     assert_eq!(h.quarantine.kept().len(), 3);
     assert!(h.sink.envelopes().is_empty());
@@ -267,7 +355,8 @@ async fn missing_wrong_or_other_scheme_credentials_are_401_and_nothing_else_happ
         Some("Basic not-base64!".into()),
     ];
     for auth in cases {
-        let mut builder = Request::post("/webhook").header(header::CONTENT_TYPE, "application/json");
+        let mut builder =
+            Request::post("/webhook").header(header::CONTENT_TYPE, "application/json");
         if let Some(auth) = &auth {
             builder = builder.header(header::AUTHORIZATION, auth);
         }
@@ -285,14 +374,19 @@ async fn missing_wrong_or_other_scheme_credentials_are_401_and_nothing_else_happ
     }
     // GET, unknown routes and wrong methods authenticate first too.
     for request in [
-        Request::get("/webhook/orders/o-1").body(Body::empty()).unwrap(),
+        Request::get("/webhook/orders/o-1")
+            .body(Body::empty())
+            .unwrap(),
         Request::post("/nowhere").body(Body::empty()).unwrap(),
         Request::delete("/webhook").body(Body::empty()).unwrap(),
     ] {
         send(&h.router, request).await.assert_problem(401);
     }
     assert!(h.sink.envelopes().is_empty());
-    assert!(h.quarantine.kept().is_empty(), "unauthenticated requests are not kept");
+    assert!(
+        h.quarantine.kept().is_empty(),
+        "unauthenticated requests are not kept"
+    );
     assert!(h.dedupe.records().is_empty());
     assert!(h.api.calls().is_empty());
 }
@@ -332,20 +426,31 @@ async fn a_body_over_the_limit_is_413_and_not_enqueued() {
     let detail = a.assert_problem(413);
     assert!(detail.contains("1000"), "{detail}");
     // ... and streamed without one.
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-        (0..2).map(|_| Ok(bytes::Bytes::from(vec![b' '; 800]))).collect();
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..2)
+        .map(|_| Ok(bytes::Bytes::from(vec![b' '; 800])))
+        .collect();
     let streamed = Body::from_stream(futures::stream::iter(chunks));
-    let a = send(&h.router, post("/webhook", Some("application/json"), streamed)).await;
+    let a = send(
+        &h.router,
+        post("/webhook", Some("application/json"), streamed),
+    )
+    .await;
     a.assert_problem(413);
     assert!(h.sink.envelopes().is_empty());
     assert!(h.dedupe.records().is_empty());
     // Kept for the operator, without the (unread) body.
     let kept = h.quarantine.kept();
     assert_eq!(kept.len(), 2);
-    assert!(kept.iter().all(|q| q.body.is_empty() && q.reason.contains("1000")));
+    assert!(
+        kept.iter()
+            .all(|q| q.body.is_empty() && q.reason.contains("1000"))
+    );
     // A body under the limit goes through.
     let small = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
-    assert_eq!(send(&h.router, post_json("/webhook", &small)).await.status, 202);
+    assert_eq!(
+        send(&h.router, post_json("/webhook", &small)).await.status,
+        202
+    );
 }
 
 #[tokio::test]
@@ -366,10 +471,20 @@ async fn queue_down_is_503_and_the_retry_is_enqueued_exactly_once() {
     h.sink.set_mode(Mode::Down);
     let a = send(&h.router, post_json("/webhook", &body)).await;
     a.assert_problem(503);
-    assert!(h.dedupe.records().is_empty(), "both claims released: {:?}", h.dedupe.records());
+    assert!(
+        h.dedupe.records().is_empty(),
+        "both claims released: {:?}",
+        h.dedupe.records()
+    );
     h.sink.set_mode(Mode::Up);
-    assert_eq!(send(&h.router, post_json("/webhook", &body)).await.status, 202);
-    assert_eq!(send(&h.router, post_json("/webhook", &body)).await.status, 200);
+    assert_eq!(
+        send(&h.router, post_json("/webhook", &body)).await.status,
+        202
+    );
+    assert_eq!(
+        send(&h.router, post_json("/webhook", &body)).await.status,
+        200
+    );
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 
@@ -378,7 +493,9 @@ async fn dedupe_store_down_is_503_and_nothing_is_enqueued() {
     let h = harness();
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
     h.dedupe.set_mode(Mode::Down);
-    send(&h.router, post_json("/webhook", &body)).await.assert_problem(503);
+    send(&h.router, post_json("/webhook", &body))
+        .await
+        .assert_problem(503);
     assert!(h.sink.envelopes().is_empty());
     h.dedupe.set_mode(Mode::Up);
     h.dedupe.set_op_mode(DedupeOp::Complete, Mode::Down);
@@ -389,7 +506,9 @@ async fn dedupe_store_down_is_503_and_nothing_is_enqueued() {
     // The claim stays in progress until it expires: a retry meanwhile waits with 503 rather
     // than being enqueued twice.
     h.dedupe.set_op_mode(DedupeOp::Complete, Mode::Up);
-    send(&h.router, post_json("/webhook", &body)).await.assert_problem(503);
+    send(&h.router, post_json("/webhook", &body))
+        .await
+        .assert_problem(503);
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 
@@ -411,15 +530,22 @@ async fn a_claim_in_progress_is_answered_503() {
 async fn quarantine_down_turns_the_refusal_into_503() {
     let h = harness();
     h.quarantine.set_mode(Mode::Down);
-    let a = send(&h.router, post("/webhook", Some("application/json"), "not json")).await;
+    let a = send(
+        &h.router,
+        post("/webhook", Some("application/json"), "not json"),
+    )
+    .await;
     let detail = a.assert_problem(503);
     assert!(detail.contains("could not be quarantined"), "{detail}");
     assert!(h.sink.envelopes().is_empty());
     // Once the quarantine is back, the retry is refused for good.
     h.quarantine.set_mode(Mode::Up);
-    send(&h.router, post("/webhook", Some("application/json"), "not json"))
-        .await
-        .assert_problem(400);
+    send(
+        &h.router,
+        post("/webhook", Some("application/json"), "not json"),
+    )
+    .await
+    .assert_problem(400);
     assert_eq!(h.quarantine.kept().len(), 1);
 }
 
@@ -430,17 +556,23 @@ async fn a_panic_in_a_handler_is_answered_503_problem() {
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
     let a = send(&h.router, post_json("/webhook", &body)).await;
     a.assert_problem(503);
-    assert!(!a.body["detail"].as_str().unwrap().contains("fake sink"), "no internals leak");
+    assert!(
+        !a.body["detail"].as_str().unwrap().contains("fake sink"),
+        "no internals leak"
+    );
     // The router keeps working afterwards.
     h.sink.set_mode(Mode::Up);
     h.quarantine.set_mode(Mode::Panic);
-    send(&h.router, post("/webhook", None, "garbage")).await.assert_problem(503);
+    send(&h.router, post("/webhook", None, "garbage"))
+        .await
+        .assert_problem(503);
 }
 
 #[tokio::test]
 async fn get_by_path_and_by_query_fetch_and_enqueue_the_complete_object() {
     let h = harness();
-    h.api.put_order("o-1", full_order("o-1", "2025-04-23T10:01:53.812Z"));
+    h.api
+        .put_order("o-1", full_order("o-1", "2025-04-23T10:01:53.812Z"));
     let a = send(&h.router, get("/webhook/orders/o-1")).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
     let key = state_key(ObjectClass::Order, "o-1", "2025-04-23T10:01:53.812Z");
@@ -461,14 +593,20 @@ async fn get_by_path_and_by_query_fetch_and_enqueue_the_complete_object() {
     // ... and so is a webhook event of that state.
     let a = send(
         &h.router,
-        post_json("/webhook", &order_event("OrderLinesAcceptedBySupplier", &["l-1"])),
+        post_json(
+            "/webhook",
+            &order_event("OrderLinesAcceptedBySupplier", &["l-1"]),
+        ),
     )
     .await;
     assert_eq!(a.body["outcome"], "duplicate");
     assert_eq!(h.sink.envelopes().len(), 1);
     assert_eq!(h.api.calls(), ["order/o-1", "order/o-1"]);
 
-    h.api.put_shipment("s 1/x", json!({"id": "s 1/x", "meta": {"lastUpdatedAt": "2025-04-24T08:00:00.000Z"}}));
+    h.api.put_shipment(
+        "s 1/x",
+        json!({"id": "s 1/x", "meta": {"lastUpdatedAt": "2025-04-24T08:00:00.000Z"}}),
+    );
     let a = send(&h.router, get("/webhook/shipments?shipmentId=s%201%2Fx")).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
     assert_eq!(a.body["kind"], "shipment");
@@ -489,7 +627,11 @@ async fn get_of_an_unknown_id_is_404_and_quarantined() {
 #[tokio::test]
 async fn get_without_an_id_is_400() {
     let h = harness();
-    for uri in ["/webhook/orders", "/webhook/orders?orderId=", "/webhook/shipments?orderId=o-1"] {
+    for uri in [
+        "/webhook/orders",
+        "/webhook/orders?orderId=",
+        "/webhook/shipments?orderId=o-1",
+    ] {
         let detail = send(&h.router, get(uri)).await.assert_problem(400);
         assert!(detail.contains("Id is missing"), "{uri}: {detail}");
     }
@@ -499,7 +641,8 @@ async fn get_without_an_id_is_400() {
 #[tokio::test]
 async fn tradecloud_api_failures_are_502_503_504_and_retryable() {
     let h = harness();
-    h.api.put_order("o-1", full_order("o-1", "2025-04-23T10:01:53.812Z"));
+    h.api
+        .put_order("o-1", full_order("o-1", "2025-04-23T10:01:53.812Z"));
     for (failure, status) in [
         (ApiFailure::Upstream(500), 502),
         (ApiFailure::Malformed, 502),
@@ -508,37 +651,57 @@ async fn tradecloud_api_failures_are_502_503_504_and_retryable() {
         (ApiFailure::Unauthorized, 503),
     ] {
         h.api.set_failure(Some(failure));
-        send(&h.router, get("/webhook/orders/o-1")).await.assert_problem(status);
+        send(&h.router, get("/webhook/orders/o-1"))
+            .await
+            .assert_problem(status);
     }
     assert!(h.sink.envelopes().is_empty());
     assert!(h.dedupe.records().is_empty());
-    assert!(h.quarantine.kept().is_empty(), "transient failures are retried, not quarantined");
+    assert!(
+        h.quarantine.kept().is_empty(),
+        "transient failures are retried, not quarantined"
+    );
     h.api.set_failure(None);
-    assert_eq!(send(&h.router, get("/webhook/orders/o-1")).await.status, 202);
+    assert_eq!(
+        send(&h.router, get("/webhook/orders/o-1")).await.status,
+        202
+    );
 }
 
 #[tokio::test]
 async fn get_with_the_queue_down_releases_the_state_claim() {
     let h = harness();
-    h.api.put_order("o-1", full_order("o-1", "2025-04-23T10:01:53.812Z"));
+    h.api
+        .put_order("o-1", full_order("o-1", "2025-04-23T10:01:53.812Z"));
     h.sink.set_mode(Mode::Down);
-    send(&h.router, get("/webhook/orders/o-1")).await.assert_problem(503);
+    send(&h.router, get("/webhook/orders/o-1"))
+        .await
+        .assert_problem(503);
     h.sink.set_mode(Mode::Up);
-    assert_eq!(send(&h.router, get("/webhook/orders/o-1")).await.status, 202);
+    assert_eq!(
+        send(&h.router, get("/webhook/orders/o-1")).await.status,
+        202
+    );
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 
 #[tokio::test]
 async fn get_without_a_tradecloud_login_is_503() {
     let h = harness_with(settings(), false);
-    let detail = send(&h.router, get("/webhook/orders/o-1")).await.assert_problem(503);
+    let detail = send(&h.router, get("/webhook/orders/o-1"))
+        .await
+        .assert_problem(503);
     assert!(detail.contains("TRADECLOUD_USERNAME"), "{detail}");
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_are_refused_after_authentication() {
     let h = harness();
-    let a = send(&h.router, post("/webhook/invoices", Some("application/json"), "{\"a\":1}")).await;
+    let a = send(
+        &h.router,
+        post("/webhook/invoices", Some("application/json"), "{\"a\":1}"),
+    )
+    .await;
     a.assert_problem(404);
     let a = send(&h.router, get("/webhook")).await;
     a.assert_problem(405);
@@ -555,7 +718,9 @@ async fn unknown_routes_and_methods_are_refused_after_authentication() {
 async fn the_request_id_comes_from_the_extension_or_is_generated() {
     let h = harness();
     let mut request = post("/webhook", Some("application/json"), "{");
-    request.extensions_mut().insert(RequestId("apigw-123".into()));
+    request
+        .extensions_mut()
+        .insert(RequestId("apigw-123".into()));
     let a = send(&h.router, request).await;
     assert_eq!(a.body["requestId"], "apigw-123");
     let a = send(&h.router, post("/webhook", Some("application/json"), "{")).await;
@@ -572,5 +737,10 @@ async fn an_order_documents_event_is_its_own_class() {
     let a = send(&h.router, post_json("/webhook/order-documents", &body)).await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
     assert_eq!(a.body["kind"], "order-documents");
-    assert!(a.body["dedupeKey"].as_str().unwrap().starts_with("msg/order-documents/o-1/"));
+    assert!(
+        a.body["dedupeKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("msg/order-documents/o-1/")
+    );
 }

@@ -83,7 +83,11 @@ pub fn post(path: &str, content_type: Option<&str>, body: impl Into<Body>) -> Re
 }
 
 pub fn post_json(path: &str, body: &Value) -> Request<Body> {
-    post(path, Some("application/json"), serde_json::to_vec(body).unwrap())
+    post(
+        path,
+        Some("application/json"),
+        serde_json::to_vec(body).unwrap(),
+    )
 }
 
 pub fn get(uri: &str) -> Request<Body> {
@@ -139,9 +143,8 @@ pub async fn send(router: &Router, request: Request<Body>) -> Answer {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!("answer is not JSON: {}", String::from_utf8_lossy(&bytes))
-        })
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("answer is not JSON: {}", String::from_utf8_lossy(&bytes)))
     };
     Answer {
         status,
