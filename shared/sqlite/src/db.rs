@@ -235,10 +235,10 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
         Err(poisoned) => {
             let guard = poisoned.into_inner();
             conn.clear_poison();
-            if !guard.is_autocommit() {
-                if let Err(e) = guard.execute_batch("ROLLBACK") {
-                    tracing::warn!(error = %e, "rollback after a panic failed");
-                }
+            if !guard.is_autocommit()
+                && let Err(e) = guard.execute_batch("ROLLBACK")
+            {
+                tracing::warn!(error = %e, "rollback after a panic failed");
             }
             guard
         }

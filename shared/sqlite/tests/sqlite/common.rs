@@ -1,0 +1,91 @@
+//! Helpers shared by the tests: stores in temp dirs, a movable clock, envelopes.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tcrelay_core::envelope::ENVELOPE_SCHEMA;
+use tcrelay_core::{Envelope, Source};
+use tcrelay_sqlite::{Clock, SqliteOptions, SqliteStore};
+use tempfile::TempDir;
+use tradecloud_model::{Format, ObjectKind};
+
+/// A database file in a fresh temporary directory (removed when the `TempDir` drops).
+pub fn temp_db() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tcrelay.db");
+    (dir, path)
+}
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    pub fn new() -> Self {
+        let start = DateTime::parse_from_rfc3339("2026-03-01T12:00:00.000Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        ManualClock(Arc::new(Mutex::new(start)))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += chrono::Duration::from_std(by).unwrap();
+    }
+
+    pub fn clock(&self) -> Clock {
+        let now = Arc::clone(&self.0);
+        Arc::new(move || *now.lock().unwrap())
+    }
+}
+
+/// Short, distinct expiries so the tests can step over their boundaries.
+pub fn test_options() -> SqliteOptions {
+    SqliteOptions {
+        dedupe_ttl: Duration::from_secs(3600),
+        in_progress_expiry: Duration::from_secs(60),
+        ..SqliteOptions::default()
+    }
+}
+
+/// A store on `path` with [`test_options`] and `clock`.
+pub fn open_with_clock(path: &std::path::Path, clock: &ManualClock) -> SqliteStore {
+    SqliteStore::open_with(path, test_options())
+        .expect("open")
+        .with_clock(clock.clock())
+}
+
+/// An envelope for object `id`, admitted under `dedupe_key`. The payload carries a decimal with
+/// a trailing zero, which must come back exactly as written (arbitrary precision).
+pub fn envelope(kind: ObjectKind, id: &str, dedupe_key: &str) -> Envelope {
+    let source = if kind == ObjectKind::Shipment {
+        Source::Poll
+    } else {
+        Source::WebhookPost
+    };
+    Envelope {
+        schema: ENVELOPE_SCHEMA.to_owned(),
+        source,
+        kind,
+        event_name: (source == Source::WebhookPost).then(|| "OrderIssuedByBuyer".to_owned()),
+        id: id.to_owned(),
+        version: Some(3),
+        last_updated_at: Some("2026-03-01T11:59:59.123Z".to_owned()),
+        message_id: None,
+        dedupe_key: dedupe_key.to_owned(),
+        received_at: "2026-03-01T12:00:00.000Z".to_owned(),
+        format: Format::Json,
+        changed_lines: (source == Source::Poll).then(|| vec!["1".to_owned(), "2".to_owned()]),
+        payload: json!({
+            "order": { "id": id, "lines": [ { "price": serde_json::from_str::<serde_json::Value>("12.50").unwrap(), "note": "line\nbreak ✓" } ] }
+        }),
+    }
+}
+
+/// An order envelope with key `key`.
+pub fn order(key: &str) -> Envelope {
+    envelope(ObjectKind::Order, &format!("o-{key}"), key)
+}

@@ -1,0 +1,166 @@
+//! The outbound queue: order, durability across reopen, ack, stats, export.
+
+use tcrelay_core::ports::EventSink;
+use tcrelay_sqlite::SqliteStore;
+use tradecloud_model::ObjectKind;
+
+use crate::common::{envelope, order, temp_db};
+
+#[tokio::test]
+async fn order_is_kept_across_batches_and_reopen() {
+    let (_dir, path) = temp_db();
+    let first: Vec<_> = (0..3).map(|i| order(&format!("a{i}"))).collect();
+    let second: Vec<_> = (0..2).map(|i| order(&format!("b{i}"))).collect();
+    let third: Vec<_> = (0..4)
+        .map(|i| envelope(ObjectKind::Shipment, &format!("s{i}"), &format!("c{i}")))
+        .collect();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.enqueue(&first).await.unwrap();
+        store.enqueue(&second).await.unwrap();
+    }
+    // A new process on the same file continues the same order.
+    let store = SqliteStore::open(&path).unwrap();
+    let ids = store.enqueue_returning_ids(&third).await.unwrap();
+    assert_eq!(ids.len(), 4);
+
+    let exported = store.export(false).await.unwrap();
+    let expected: Vec<_> = first.iter().chain(&second).chain(&third).cloned().collect();
+    let got: Vec<_> = exported.iter().map(|q| q.envelope().unwrap()).collect();
+    // The whole envelope comes back equal, payload decimals and newlines included.
+    assert_eq!(got, expected);
+    assert!(exported.windows(2).all(|w| w[0].id < w[1].id), "ids ascend");
+    assert_eq!(
+        &exported[5..].iter().map(|q| q.id).collect::<Vec<_>>(),
+        &ids
+    );
+    // The exported line is the JSON document, one line, number written as given.
+    assert!(exported.iter().all(|q| !q.json.contains('\n')));
+    assert!(
+        exported[0].json.contains("\"price\":12.50"),
+        "{}",
+        exported[0].json
+    );
+}
+
+#[tokio::test]
+async fn an_empty_batch_is_accepted_and_adds_nothing() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    store.enqueue(&[]).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().pending, 0);
+    assert!(store.export(true).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn list_shows_routing_fields_and_honours_limit_and_acks() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let batch = vec![
+        order("k1"),
+        envelope(ObjectKind::Shipment, "ship-1", "k2"),
+        order("k3"),
+    ];
+    let ids = store.enqueue_returning_ids(&batch).await.unwrap();
+
+    let listed = store.list(2, false).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].id, ids[0]);
+    assert_eq!(listed[0].kind, "order");
+    assert_eq!(listed[0].event_name.as_deref(), Some("OrderIssuedByBuyer"));
+    assert_eq!(listed[0].object_id, "o-k1");
+    assert_eq!(listed[0].source, "webhook-post");
+    assert_eq!(listed[0].dedupe_key, "k1");
+    assert_eq!(listed[0].acked_at, None);
+    assert_eq!(listed[1].kind, "shipment");
+    assert_eq!(listed[1].event_name, None);
+    assert_eq!(listed[1].source, "poll");
+
+    assert_eq!(store.ack_up_to(ids[0]).await.unwrap(), 1);
+    let pending = store.list(10, false).await.unwrap();
+    assert_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>(), &ids[1..]);
+    let all = store.list(10, true).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all[0].acked_at.is_some() && all[1].acked_at.is_none());
+}
+
+#[tokio::test]
+async fn ack_and_stats() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let batch = vec![
+        order("k1"),
+        order("k2"),
+        envelope(ObjectKind::Shipment, "s1", "k3"),
+        envelope(ObjectKind::OrderDocuments, "d1", "k4"),
+        envelope(ObjectKind::Shipment, "s2", "k5"),
+    ];
+    let ids = store.enqueue_returning_ids(&batch).await.unwrap();
+
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.acked), (5, 0));
+    assert_eq!(stats.by_kind["order"].pending, 2);
+    assert_eq!(stats.by_kind["shipment"].pending, 2);
+    assert_eq!(stats.by_kind["order-documents"].pending, 1);
+    assert_eq!(stats.oldest_pending_id, Some(ids[0]));
+    assert_eq!(stats.last_id, Some(ids[4]));
+    assert!(stats.oldest_pending_at.is_some());
+
+    // Up to the third: three newly acknowledged; again: none.
+    assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), 3);
+    assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), 0);
+    // By id: one pending, one already acked, one unknown.
+    assert_eq!(
+        store
+            .ack_ids(&[ids[4], ids[0], ids[4] + 1000])
+            .await
+            .unwrap(),
+        1
+    );
+
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.acked), (1, 4));
+    assert_eq!(stats.by_kind["order"].acked, 2);
+    assert_eq!(stats.by_kind["shipment"].acked, 2);
+    assert_eq!(stats.by_kind["order-documents"].pending, 1);
+    assert_eq!(stats.oldest_pending_id, Some(ids[3]));
+
+    // Export without acked shows only the pending one; with acked, all in order.
+    let pending = store.export(false).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].envelope().unwrap().dedupe_key, "k4");
+    assert!(!pending[0].acked);
+    let all = store.export(true).await.unwrap();
+    assert_eq!(all.iter().filter(|q| q.acked).count(), 4);
+
+    // Acks survive a reopen.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.stats().await.unwrap().acked, 4);
+}
+
+#[tokio::test]
+async fn export_pages_from_an_id() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let batch: Vec<_> = (0..7).map(|i| order(&format!("k{i}"))).collect();
+    store.enqueue(&batch).await.unwrap();
+    let mut after = 0;
+    let mut keys = Vec::new();
+    loop {
+        let page = store.export_page(after, 3, false).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 3);
+        after = page.last().unwrap().id;
+        keys.extend(page.iter().map(|q| q.envelope().unwrap().dedupe_key));
+    }
+    assert_eq!(
+        keys,
+        batch
+            .iter()
+            .map(|e| e.dedupe_key.clone())
+            .collect::<Vec<_>>()
+    );
+}
