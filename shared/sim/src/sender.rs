@@ -684,3 +684,24 @@ fn shape_body(target: &WebhookTarget, change: &Change) -> serde_json::Value {
     }
     body
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_initial_wait_up_to_the_cap() {
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+            ..RetryPolicy::default()
+        };
+        let waits: Vec<u128> = (1..=7).map(|n| policy.backoff(n).as_millis()).collect();
+        assert_eq!(waits, vec![100, 200, 400, 800, 1000, 1000, 1000]);
+        assert_eq!(
+            policy.backoff(u32::MAX),
+            Duration::from_millis(1000),
+            "no overflow"
+        );
+    }
+}

@@ -435,3 +435,48 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
     assert_eq!(dup_records.iter().filter(|d| d.duplicate).count(), twice);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_target_slower_than_the_request_timeout_is_retried() {
+    // Each message is answered after 600 ms the first time, at once the second time.
+    let receiver = Receiver::start(
+        key,
+        Arc::new(|_: &Received, seen| {
+            if seen == 0 {
+                Answer::Slow(600, 200)
+            } else {
+                Answer::Status(202)
+            }
+        }),
+    )
+    .await;
+    let sim = Simulator::start(SimConfig {
+        retry: RetryPolicy {
+            request_timeout: Duration::from_millis(150),
+            ..RetryPolicy::fast()
+        },
+        ..common::config(15)
+    })
+    .await
+    .unwrap();
+    sim.add_webhook(WebhookTarget::new(receiver.url("/slow")))
+        .unwrap();
+    sim.advance(5).unwrap();
+    assert!(sim.wait_webhooks_idle(Duration::from_secs(20)).await);
+    let deliveries = sim.deliveries();
+    assert!(!deliveries.is_empty());
+    for d in &deliveries {
+        assert_eq!(d.outcome, DeliveryOutcome::Delivered);
+        let statuses: Vec<Option<u16>> = d.attempts.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, vec![None, Some(202)], "a timeout, then the retry");
+        assert!(
+            d.attempts[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("timed out") || e.contains("timeout")),
+            "{:?}",
+            d.attempts[0].error
+        );
+    }
+    sim.shutdown().await;
+}

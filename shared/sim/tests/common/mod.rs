@@ -92,6 +92,8 @@ pub enum Answer {
     Status(u16),
     /// Read the request, then close the connection without answering.
     Drop,
+    /// Wait this many milliseconds, then answer the status.
+    Slow(u64, u16),
 }
 
 /// One request the receiver got.
@@ -223,6 +225,14 @@ async fn serve(
     log.lock().unwrap().push(received.clone());
     match received.answer {
         Answer::Drop => Ok(()),
+        Answer::Slow(ms, status) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let response =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            // The sender may have given up already; a failed write is expected then.
+            let _ = stream.write_all(response.as_bytes()).await;
+            Ok(())
+        }
         Answer::Status(status) => {
             let response =
                 format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
