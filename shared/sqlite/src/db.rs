@@ -244,3 +244,81 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::TransactionBehavior;
+    use tcrelay_core::ports::CursorStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_inside_a_call_is_unavailable_and_leaves_no_lock_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+
+        // Inside a rusqlite transaction: its drop during the unwind rolls back.
+        let err = store
+            .run("test", |ctx| -> Result<(), DbError> {
+                let tx = ctx
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.execute("INSERT INTO cursor (stream, version) VALUES ('a', 7)", [])?;
+                panic!("bug inside a transaction");
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert_eq!(store.read("a").await.unwrap(), None);
+
+        // A raw BEGIN with no guard: the next lock sees the open transaction and rolls it back.
+        let err = store
+            .run("test", |ctx| -> Result<(), DbError> {
+                ctx.conn.execute_batch(
+                    "BEGIN IMMEDIATE; INSERT INTO cursor (stream, version) VALUES ('b', 7);",
+                )?;
+                panic!("bug outside a guard");
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert_eq!(store.read("b").await.unwrap(), None);
+
+        // The write lock is free again: another connection can write at once.
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute("INSERT INTO cursor (stream, version) VALUES ('c', 1)", [])
+            .unwrap();
+        assert_eq!(store.set("c", "t").await.unwrap().version, 2);
+    }
+
+    #[test]
+    fn the_pragmas_are_in_force_on_the_store_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        for (durability, expected) in [(Durability::Full, 2), (Durability::Normal, 1)] {
+            let store = SqliteStore::open_with(
+                dir.path().join("p.db"),
+                SqliteOptions {
+                    durability,
+                    busy_timeout: Duration::from_millis(1234),
+                    ..SqliteOptions::default()
+                },
+            )
+            .unwrap();
+            let conn = lock(&store.conn);
+            let sync: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(sync, expected, "{durability:?}");
+            let busy: i64 = conn
+                .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(busy, 1234);
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+    }
+}
