@@ -1,0 +1,2 @@
+//! Poller Lambda.
+fn main() {}

@@ -1,0 +1,550 @@
+//! The poller's settings, read from environment variables (documented in
+//! `docs/poller-config.md`).
+//!
+//! Parsing works on a plain map so it is tested without touching the process environment. An
+//! empty value counts as unset, because deployment templates pass `""` for optional parameters.
+//! Every error names the variable, so a bad deployment fails at start-up with a clear line.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tradecloud_model::timestamp;
+
+use crate::api::{EndpointMode, PollStream};
+
+/// Streams to poll: a comma list of `orders`, `single-delivery-orders`, `shipments`.
+pub const TCRELAY_POLL_STREAMS: &str = "TCRELAY_POLL_STREAMS";
+/// Where the first run starts (a stream without a stored cursor), `YYYY-MM-DDThh:mm:ss.SSSZ`.
+pub const TCRELAY_POLL_START: &str = "TCRELAY_POLL_START";
+/// How far before the stored cursor each run re-asks, in milliseconds (at least 1).
+pub const TCRELAY_POLL_LOOKBACK_MS: &str = "TCRELAY_POLL_LOOKBACK_MS";
+/// JSON object passed to Tradecloud as `filters.status` for the order streams.
+pub const TCRELAY_POLL_ORDER_STATUS_FILTER: &str = "TCRELAY_POLL_ORDER_STATUS_FILTER";
+/// JSON object passed to Tradecloud as `filters.status` for the shipment stream.
+pub const TCRELAY_POLL_SHIPMENT_STATUS_FILTER: &str = "TCRELAY_POLL_SHIPMENT_STATUS_FILTER";
+/// Page size, 2 to 100.
+pub const TCRELAY_POLL_PAGE_LIMIT: &str = "TCRELAY_POLL_PAGE_LIMIT";
+/// Seconds before the Lambda deadline (or the lease's end) at which a run stops fetching.
+pub const TCRELAY_POLL_TIME_MARGIN_SECONDS: &str = "TCRELAY_POLL_TIME_MARGIN_SECONDS";
+/// `true` forwards only the changed lines of each object instead of all of them.
+pub const TCRELAY_POLL_CHANGED_LINES_ONLY: &str = "TCRELAY_POLL_CHANGED_LINES_ONLY";
+/// Our side for the echo filter: `buyer` or `supplier`.
+pub const TCRELAY_POLL_ECHO_SIDE: &str = "TCRELAY_POLL_ECHO_SIDE";
+/// Echo filter mode: `own-requests` (default when a side is set) or `in-progress`.
+pub const TCRELAY_POLL_ECHO_MODE: &str = "TCRELAY_POLL_ECHO_MODE";
+/// `poll` (default) or `search` (the older search endpoints, inclusive `lastUpdatedSince`).
+pub const TCRELAY_POLL_ENDPOINTS: &str = "TCRELAY_POLL_ENDPOINTS";
+/// Seconds a run holds a stream's cursor lease.
+pub const TCRELAY_POLL_LEASE_SECONDS: &str = "TCRELAY_POLL_LEASE_SECONDS";
+/// Upper bound of pages per stream and run.
+pub const TCRELAY_POLL_MAX_PAGES: &str = "TCRELAY_POLL_MAX_PAGES";
+
+/// Default lookback: 1 ms, so objects that land on the cursor's own millisecond after a run
+/// read it are asked for again by the next run.
+pub const DEFAULT_LOOKBACK_MS: u64 = 1;
+/// Default page size: Tradecloud's maximum.
+pub const DEFAULT_PAGE_LIMIT: u32 = 100;
+/// Default margin: 30 s, more than one Tradecloud call may take with its retries (20 s budget).
+pub const DEFAULT_TIME_MARGIN_SECONDS: u64 = 30;
+/// Default lease: 300 s, longer than the Lambda's timeout (240 s) so a live run never loses it,
+/// short enough that a crashed run blocks the next scheduled one only once.
+pub const DEFAULT_LEASE_SECONDS: u64 = 300;
+/// Default page bound per stream and run (a million objects at 100 per page).
+pub const DEFAULT_MAX_PAGES: u32 = 10_000;
+
+/// A setting the poller cannot start with. The message always names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollConfigError {
+    /// A required variable is unset or empty.
+    #[error("{var} is required but not set")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+    },
+    /// A variable has a value we cannot use.
+    #[error("{var} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Whose own requests the echo filter recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoSide {
+    /// We are the buyer: skip lines with an open buyer reopen or reconfirmation request.
+    Buyer,
+    /// We are the supplier: skip lines with an open supplier proposal, reopen or reschedule
+    /// request.
+    Supplier,
+}
+
+impl EchoSide {
+    /// The `inProgressStatus` values that mean "a request our side opened is still open"
+    /// (TRADECLOUD-API.md §8, option 2).
+    pub fn own_request_statuses(self) -> &'static [&'static str] {
+        match self {
+            EchoSide::Buyer => &["OpenBuyerReopenRequest", "OpenBuyerReconfirmationRequest"],
+            EchoSide::Supplier => &[
+                "OpenSupplierProposal",
+                "OpenSupplierReopenRequest",
+                "OpenSupplierShipmentRescheduleRequest",
+            ],
+        }
+    }
+}
+
+/// The echo filter (TRADECLOUD-API.md §8): order lines whose values are stale because our own
+/// ERP's change is still an open request are left out, so the ERP does not overwrite it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoFilter {
+    /// Skip lines with an open request of this side (option 2).
+    OwnRequests(EchoSide),
+    /// Skip every line whose `processStatus` is `InProgress` (option 1).
+    InProgress,
+}
+
+impl EchoFilter {
+    /// Whether a line with these statuses is an echo to skip.
+    pub fn skips(self, process_status: Option<&str>, in_progress_status: Option<&str>) -> bool {
+        match self {
+            EchoFilter::OwnRequests(side) => {
+                in_progress_status.is_some_and(|s| side.own_request_statuses().contains(&s))
+            }
+            EchoFilter::InProgress => process_status == Some("InProgress"),
+        }
+    }
+}
+
+/// Everything the poll loop needs besides its ports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollConfig {
+    /// Streams polled by a scheduled run; empty: nothing to poll.
+    pub streams: Vec<PollStream>,
+    /// Start of a stream without a cursor; required when `streams` is not empty.
+    pub start: Option<String>,
+    /// Each run re-asks from the cursor minus this, so late commits and objects sharing the
+    /// cursor's millisecond are not skipped; the dedupe store absorbs the overlap.
+    pub lookback: Duration,
+    /// `filters.status` for the order streams.
+    pub order_status_filter: Option<Value>,
+    /// `filters.status` for the shipment stream.
+    pub shipment_status_filter: Option<Value>,
+    /// Page size, 2 to 100 (two, so paging inside one timestamp can overlap by one).
+    pub page_limit: u32,
+    /// Stop fetching when less than this is left before the deadline or the lease's end.
+    pub time_margin: Duration,
+    /// Forward only the changed lines instead of the whole object.
+    pub changed_lines_only: bool,
+    /// The echo filter, if on.
+    pub echo_filter: Option<EchoFilter>,
+    /// Poll or search endpoints.
+    pub mode: EndpointMode,
+    /// How long a run holds a stream's lease.
+    pub lease: Duration,
+    /// Upper bound of pages per stream and run.
+    pub max_pages: u32,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        Self {
+            streams: Vec::new(),
+            start: None,
+            lookback: Duration::from_millis(DEFAULT_LOOKBACK_MS),
+            order_status_filter: None,
+            shipment_status_filter: None,
+            page_limit: DEFAULT_PAGE_LIMIT,
+            time_margin: Duration::from_secs(DEFAULT_TIME_MARGIN_SECONDS),
+            changed_lines_only: false,
+            echo_filter: None,
+            mode: EndpointMode::Poll,
+            lease: Duration::from_secs(DEFAULT_LEASE_SECONDS),
+            max_pages: DEFAULT_MAX_PAGES,
+        }
+    }
+}
+
+impl PollConfig {
+    /// Reads every `TCRELAY_POLL_*` variable from the map.
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, PollConfigError> {
+        let streams = parse_streams(get(env, TCRELAY_POLL_STREAMS).unwrap_or(""))?;
+        let start = match get(env, TCRELAY_POLL_START) {
+            Some(text) => {
+                timestamp::parse(text).map_err(|e| {
+                    invalid(
+                        TCRELAY_POLL_START,
+                        format!("not an ISO 8601 date-time with offset ({e}), e.g. 2025-01-01T00:00:00.000Z"),
+                    )
+                })?;
+                Some(text.to_owned())
+            }
+            None if streams.is_empty() => None,
+            None => {
+                return Err(PollConfigError::Missing {
+                    var: TCRELAY_POLL_START,
+                });
+            }
+        };
+        let lookback_ms = number(env, TCRELAY_POLL_LOOKBACK_MS, DEFAULT_LOOKBACK_MS)?;
+        if !(1..=7 * 86_400_000).contains(&lookback_ms) {
+            return Err(invalid(
+                TCRELAY_POLL_LOOKBACK_MS,
+                "must be between 1 and 604800000 (7 days)".into(),
+            ));
+        }
+        let page_limit = number(env, TCRELAY_POLL_PAGE_LIMIT, DEFAULT_PAGE_LIMIT.into())?;
+        if !(2..=100).contains(&page_limit) {
+            return Err(invalid(
+                TCRELAY_POLL_PAGE_LIMIT,
+                "must be between 2 and 100 (Tradecloud's maximum)".into(),
+            ));
+        }
+        let margin = number(
+            env,
+            TCRELAY_POLL_TIME_MARGIN_SECONDS,
+            DEFAULT_TIME_MARGIN_SECONDS,
+        )?;
+        if margin > 900 {
+            return Err(invalid(
+                TCRELAY_POLL_TIME_MARGIN_SECONDS,
+                "must be at most 900 (a Lambda runs at most 15 minutes)".into(),
+            ));
+        }
+        let lease = number(env, TCRELAY_POLL_LEASE_SECONDS, DEFAULT_LEASE_SECONDS)?;
+        if !(1..=86_400).contains(&lease) {
+            return Err(invalid(
+                TCRELAY_POLL_LEASE_SECONDS,
+                "must be between 1 and 86400".into(),
+            ));
+        }
+        if lease <= margin {
+            return Err(invalid(
+                TCRELAY_POLL_LEASE_SECONDS,
+                format!("must be longer than {TCRELAY_POLL_TIME_MARGIN_SECONDS} ({margin} s)"),
+            ));
+        }
+        let max_pages = number(env, TCRELAY_POLL_MAX_PAGES, DEFAULT_MAX_PAGES.into())?;
+        if !(1..=1_000_000).contains(&max_pages) {
+            return Err(invalid(
+                TCRELAY_POLL_MAX_PAGES,
+                "must be between 1 and 1000000".into(),
+            ));
+        }
+        let changed_lines_only = boolean(env, TCRELAY_POLL_CHANGED_LINES_ONLY)?;
+        let side = match get(env, TCRELAY_POLL_ECHO_SIDE) {
+            None => None,
+            Some("buyer") => Some(EchoSide::Buyer),
+            Some("supplier") => Some(EchoSide::Supplier),
+            Some(other) => {
+                return Err(invalid(
+                    TCRELAY_POLL_ECHO_SIDE,
+                    format!("{other:?} is neither \"buyer\" nor \"supplier\""),
+                ));
+            }
+        };
+        let echo_filter = match (get(env, TCRELAY_POLL_ECHO_MODE), side) {
+            (None, None) => None,
+            (None | Some("own-requests"), Some(side)) => Some(EchoFilter::OwnRequests(side)),
+            (Some("own-requests"), None) => {
+                return Err(PollConfigError::Missing {
+                    var: TCRELAY_POLL_ECHO_SIDE,
+                });
+            }
+            (Some("in-progress"), _) => Some(EchoFilter::InProgress),
+            (Some(other), _) => {
+                return Err(invalid(
+                    TCRELAY_POLL_ECHO_MODE,
+                    format!("{other:?} is neither \"own-requests\" nor \"in-progress\""),
+                ));
+            }
+        };
+        let mode = match get(env, TCRELAY_POLL_ENDPOINTS) {
+            None | Some("poll") => EndpointMode::Poll,
+            Some("search") => EndpointMode::Search,
+            Some(other) => {
+                return Err(invalid(
+                    TCRELAY_POLL_ENDPOINTS,
+                    format!("{other:?} is neither \"poll\" nor \"search\""),
+                ));
+            }
+        };
+        if mode == EndpointMode::Search && streams.contains(&PollStream::SingleDeliveryOrders) {
+            return Err(invalid(
+                TCRELAY_POLL_ENDPOINTS,
+                "Tradecloud has no search endpoint for single-delivery-orders; \
+                 use \"poll\" or the orders stream"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            streams,
+            start,
+            lookback: Duration::from_millis(lookback_ms),
+            order_status_filter: status_filter(env, TCRELAY_POLL_ORDER_STATUS_FILTER)?,
+            shipment_status_filter: status_filter(env, TCRELAY_POLL_SHIPMENT_STATUS_FILTER)?,
+            page_limit: u32::try_from(page_limit).unwrap_or(DEFAULT_PAGE_LIMIT),
+            time_margin: Duration::from_secs(margin),
+            changed_lines_only,
+            echo_filter,
+            mode,
+            lease: Duration::from_secs(lease),
+            max_pages: u32::try_from(max_pages).unwrap_or(DEFAULT_MAX_PAGES),
+        })
+    }
+
+    /// The extra `filters` members sent for `stream` (its status filter, if any).
+    pub fn filters_for(&self, stream: PollStream) -> Map<String, Value> {
+        let status = if stream.is_orders() {
+            &self.order_status_filter
+        } else {
+            &self.shipment_status_filter
+        };
+        let mut filters = Map::new();
+        if let Some(status) = status {
+            filters.insert("status".into(), status.clone());
+        }
+        filters
+    }
+}
+
+fn parse_streams(text: &str) -> Result<Vec<PollStream>, PollConfigError> {
+    let mut streams = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let stream = PollStream::parse(name).ok_or_else(|| {
+            invalid(
+                TCRELAY_POLL_STREAMS,
+                format!(
+                    "unknown stream {name:?}; known: orders, single-delivery-orders, shipments"
+                ),
+            )
+        })?;
+        if !streams.contains(&stream) {
+            streams.push(stream);
+        }
+    }
+    Ok(streams)
+}
+
+fn status_filter(
+    env: &HashMap<String, String>,
+    var: &'static str,
+) -> Result<Option<Value>, PollConfigError> {
+    let Some(text) = get(env, var) else {
+        return Ok(None);
+    };
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| invalid(var, format!("not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(invalid(
+            var,
+            "must be a JSON object such as {\"processStatus\": [\"Confirmed\"]}".into(),
+        ));
+    }
+    Ok(Some(value))
+}
+
+fn get<'a>(env: &'a HashMap<String, String>, var: &str) -> Option<&'a str> {
+    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn invalid(var: &'static str, reason: String) -> PollConfigError {
+    PollConfigError::Invalid { var, reason }
+}
+
+fn number(
+    env: &HashMap<String, String>,
+    var: &'static str,
+    default: u64,
+) -> Result<u64, PollConfigError> {
+    match get(env, var) {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|_| invalid(var, format!("{text:?} is not a whole number"))),
+    }
+}
+
+fn boolean(env: &HashMap<String, String>, var: &'static str) -> Result<bool, PollConfigError> {
+    match get(env, var).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(invalid(var, format!("{other:?} is not true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn empty_environment_polls_nothing_with_defaults() {
+        let config = PollConfig::from_env_map(&env(&[])).unwrap();
+        assert_eq!(config, PollConfig::default());
+        assert!(config.streams.is_empty());
+    }
+
+    #[test]
+    fn streams_need_a_start() {
+        let err = PollConfig::from_env_map(&env(&[(TCRELAY_POLL_STREAMS, "orders")])).unwrap_err();
+        assert_eq!(
+            err,
+            PollConfigError::Missing {
+                var: TCRELAY_POLL_START
+            }
+        );
+        assert!(err.to_string().contains(TCRELAY_POLL_START));
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let config = PollConfig::from_env_map(&env(&[
+            (TCRELAY_POLL_STREAMS, " shipments, orders ,shipments"),
+            (TCRELAY_POLL_START, "2025-01-01T00:00:00.000+01:00"),
+            (TCRELAY_POLL_LOOKBACK_MS, "5000"),
+            (
+                TCRELAY_POLL_ORDER_STATUS_FILTER,
+                r#"{"processStatus":["Confirmed","InProgress"]}"#,
+            ),
+            (
+                TCRELAY_POLL_SHIPMENT_STATUS_FILTER,
+                r#"{"processStatus":["Issued"]}"#,
+            ),
+            (TCRELAY_POLL_PAGE_LIMIT, "50"),
+            (TCRELAY_POLL_TIME_MARGIN_SECONDS, "10"),
+            (TCRELAY_POLL_CHANGED_LINES_ONLY, "TRUE"),
+            (TCRELAY_POLL_ECHO_SIDE, "supplier"),
+            (TCRELAY_POLL_ENDPOINTS, "search"),
+            (TCRELAY_POLL_LEASE_SECONDS, "120"),
+            (TCRELAY_POLL_MAX_PAGES, "7"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.streams,
+            vec![PollStream::Shipments, PollStream::Orders]
+        );
+        // Kept as written: the start is a string for Tradecloud, not re-formatted.
+        assert_eq!(
+            config.start.as_deref(),
+            Some("2025-01-01T00:00:00.000+01:00")
+        );
+        assert_eq!(config.lookback, Duration::from_secs(5));
+        assert_eq!(config.page_limit, 50);
+        assert_eq!(config.time_margin, Duration::from_secs(10));
+        assert!(config.changed_lines_only);
+        assert_eq!(
+            config.echo_filter,
+            Some(EchoFilter::OwnRequests(EchoSide::Supplier))
+        );
+        assert_eq!(config.mode, EndpointMode::Search);
+        assert_eq!(config.lease, Duration::from_secs(120));
+        assert_eq!(config.max_pages, 7);
+        assert_eq!(
+            Value::Object(config.filters_for(PollStream::Orders)),
+            serde_json::json!({"status": {"processStatus": ["Confirmed", "InProgress"]}})
+        );
+        assert_eq!(
+            Value::Object(config.filters_for(PollStream::Shipments)),
+            serde_json::json!({"status": {"processStatus": ["Issued"]}})
+        );
+    }
+
+    #[test]
+    fn echo_modes() {
+        let base = [
+            (TCRELAY_POLL_STREAMS, "orders"),
+            (TCRELAY_POLL_START, "2025-01-01T00:00:00.000Z"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            PollConfig::from_env_map(&env(&pairs))
+        };
+        assert_eq!(
+            with(&[(TCRELAY_POLL_ECHO_MODE, "in-progress")])
+                .unwrap()
+                .echo_filter,
+            Some(EchoFilter::InProgress)
+        );
+        assert_eq!(
+            with(&[
+                (TCRELAY_POLL_ECHO_SIDE, "buyer"),
+                (TCRELAY_POLL_ECHO_MODE, "own-requests")
+            ])
+            .unwrap()
+            .echo_filter,
+            Some(EchoFilter::OwnRequests(EchoSide::Buyer))
+        );
+        assert_eq!(
+            with(&[(TCRELAY_POLL_ECHO_MODE, "own-requests")]).unwrap_err(),
+            PollConfigError::Missing {
+                var: TCRELAY_POLL_ECHO_SIDE
+            }
+        );
+        let buyer = EchoFilter::OwnRequests(EchoSide::Buyer);
+        assert!(buyer.skips(Some("InProgress"), Some("OpenBuyerReopenRequest")));
+        assert!(!buyer.skips(Some("InProgress"), Some("OpenSupplierProposal")));
+        assert!(EchoFilter::InProgress.skips(Some("InProgress"), Some("OpenSupplierProposal")));
+        assert!(!EchoFilter::InProgress.skips(Some("Confirmed"), None));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let base = [
+            (TCRELAY_POLL_STREAMS, "orders"),
+            (TCRELAY_POLL_START, "2025-01-01T00:00:00.000Z"),
+        ];
+        for (var, value) in [
+            (TCRELAY_POLL_STREAMS, "orders,invoices"),
+            (TCRELAY_POLL_START, "2025-01-01"),
+            (TCRELAY_POLL_LOOKBACK_MS, "0"),
+            (TCRELAY_POLL_LOOKBACK_MS, "soon"),
+            (TCRELAY_POLL_ORDER_STATUS_FILTER, "[\"Confirmed\"]"),
+            (TCRELAY_POLL_SHIPMENT_STATUS_FILTER, "{"),
+            (TCRELAY_POLL_PAGE_LIMIT, "101"),
+            (TCRELAY_POLL_PAGE_LIMIT, "1"),
+            (TCRELAY_POLL_TIME_MARGIN_SECONDS, "901"),
+            (TCRELAY_POLL_CHANGED_LINES_ONLY, "maybe"),
+            (TCRELAY_POLL_ECHO_SIDE, "both"),
+            (TCRELAY_POLL_ECHO_MODE, "all"),
+            (TCRELAY_POLL_ENDPOINTS, "graphql"),
+            (TCRELAY_POLL_LEASE_SECONDS, "30"),
+            (TCRELAY_POLL_MAX_PAGES, "0"),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.retain(|(k, _)| *k != var);
+            pairs.push((var, value));
+            let err = PollConfig::from_env_map(&env(&pairs)).unwrap_err();
+            match &err {
+                PollConfigError::Invalid { var: named, .. } => {
+                    assert_eq!(*named, var, "{var}={value}: {err}")
+                }
+                other => panic!("{var}={value}: expected Invalid, got {other:?}"),
+            }
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn search_mode_has_no_single_delivery_endpoint() {
+        let err = PollConfig::from_env_map(&env(&[
+            (TCRELAY_POLL_STREAMS, "single-delivery-orders"),
+            (TCRELAY_POLL_START, "2025-01-01T00:00:00.000Z"),
+            (TCRELAY_POLL_ENDPOINTS, "search"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(err, PollConfigError::Invalid { var, .. } if var == TCRELAY_POLL_ENDPOINTS)
+        );
+    }
+}

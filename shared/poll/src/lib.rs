@@ -1,0 +1,22 @@
+//! The poll loop: the path for users without a public endpoint and the safety net behind the
+//! webhook. A run takes each stream's cursor lease, pages through everything Tradecloud changed
+//! after the cursor, relays each object state once (state key shared with the webhook), and
+//! checkpoints the cursor after every page whose objects are all enqueued. See [`run`] for
+//! how paging avoids skipping updates.
+//!
+//! The crate knows neither AWS nor HTTP: Tradecloud comes in through [`PollApi`], storage and
+//! the queue through `tcrelay_core`'s ports.
+
+pub mod api;
+pub mod config;
+mod object;
+pub mod run;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use api::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
+pub use config::{EchoFilter, EchoSide, PollConfig, PollConfigError};
+pub use run::{
+    Deadline, DeadlineAt, NoDeadline, PlannedEnvelope, PollError, PollPorts, RunReport, RunRequest,
+    StopReason, StreamFailure, StreamSummary, run, run_stream,
+};

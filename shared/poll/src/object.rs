@@ -1,0 +1,388 @@
+//! One polled object: its identity, the lines that changed, the echo filter, the payload.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tcrelay_core::relay::ObjectState;
+use tradecloud_model::{order_from_value, shipment_from_value, timestamp};
+
+use crate::api::PollStream;
+use crate::config::EchoFilter;
+
+/// An item of a page with the fields the loop orders and keys it by.
+#[derive(Debug, Clone)]
+pub(crate) struct Polled {
+    /// Order or shipment id.
+    pub id: String,
+    /// `lastUpdatedAt` exactly as Tradecloud wrote it.
+    pub last_updated_at: String,
+    /// The same, parsed, for comparisons (Tradecloud may write offsets other than `Z`).
+    pub at: DateTime<Utc>,
+    /// Tradecloud's `version`.
+    pub version: Option<u64>,
+    /// `meta.messageId`, when the object carries one.
+    pub message_id: Option<String>,
+    /// The object as polled.
+    pub value: Value,
+}
+
+impl Polled {
+    /// Reads an item; `Err` names what is missing. An item without id or readable
+    /// `lastUpdatedAt` cannot be keyed or placed, which Tradecloud's contract rules out.
+    pub fn read(index: usize, value: Value) -> Result<Self, String> {
+        let state = ObjectState::of(&value, "");
+        if state.id.is_empty() {
+            return Err(format!("item {index} has no id"));
+        }
+        let last_updated_at = state
+            .last_updated_at
+            .ok_or_else(|| format!("item {index} (id {}) has no lastUpdatedAt", state.id))?;
+        let at = timestamp::parse(&last_updated_at).map_err(|e| {
+            format!(
+                "item {index} (id {}) has an unreadable lastUpdatedAt {last_updated_at:?}: {e}",
+                state.id
+            )
+        })?;
+        Ok(Self {
+            id: state.id,
+            last_updated_at,
+            at,
+            version: state.version,
+            message_id: state.message_id,
+            value,
+        })
+    }
+}
+
+/// What to do with an object after the echo filter.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Prepared {
+    /// Every changed line is an echo of our own open request: nothing new for the ERP.
+    Filtered,
+    /// Relay it.
+    Relay {
+        /// Ids of the changed lines (without echoes); `None` when the object could not be read
+        /// as an order or shipment, so nothing is known about its lines.
+        changed_lines: Option<Vec<String>>,
+        /// The object, without echo lines, and with only the changed lines when so configured.
+        payload: Value,
+    },
+}
+
+/// How objects are prepared.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Preparation {
+    /// Lines updated after this instant changed (orders): the start of the run's window.
+    pub changed_since: DateTime<Utc>,
+    /// Forward only the changed lines.
+    pub changed_lines_only: bool,
+    /// The echo filter, if on.
+    pub echo_filter: Option<EchoFilter>,
+}
+
+impl Preparation {
+    /// Prepares one object of `stream`.
+    pub fn prepare(&self, stream: PollStream, polled: &Polled) -> Prepared {
+        if stream.is_orders() {
+            self.prepare_order(polled)
+        } else {
+            self.prepare_shipment(polled)
+        }
+    }
+
+    fn prepare_order(&self, polled: &Polled) -> Prepared {
+        let (order, mut payload) = match order_from_value(polled.value.clone()) {
+            Ok(decoded) => decoded,
+            Err(e) => return unreadable(polled, &e.to_string()),
+        };
+        let lines = order.lines.unwrap_or_default();
+        let mut changed_ids = Vec::new();
+        let mut keep = Vec::with_capacity(lines.len());
+        let (mut changed_count, mut changed_echoes) = (0usize, 0usize);
+        for (i, line) in lines.iter().enumerate() {
+            // A line without a readable time counts as changed: better one line too many.
+            let changed = line
+                .last_updated_at
+                .as_deref()
+                .and_then(|t| timestamp::parse(t).ok())
+                .is_none_or(|at| at > self.changed_since);
+            let status = line.status.as_ref();
+            let echo = self.echo_filter.is_some_and(|f| {
+                f.skips(
+                    status.and_then(|s| s.process_status.as_deref()),
+                    status.and_then(|s| s.in_progress_status.as_deref()),
+                )
+            });
+            if changed {
+                changed_count += 1;
+                if echo {
+                    changed_echoes += 1;
+                } else {
+                    changed_ids.push(line.id.clone().unwrap_or_else(|| format!("#{i}")));
+                }
+            }
+            keep.push(!echo && (changed || !self.changed_lines_only));
+        }
+        if changed_count > 0 && changed_echoes == changed_count {
+            return Prepared::Filtered;
+        }
+        retain_by_index(payload.get_mut("lines"), &keep);
+        Prepared::Relay {
+            changed_lines: Some(changed_ids),
+            payload,
+        }
+    }
+
+    fn prepare_shipment(&self, polled: &Polled) -> Prepared {
+        let (shipment, mut payload) = match shipment_from_value(polled.value.clone()) {
+            Ok(decoded) => decoded,
+            Err(e) => return unreadable(polled, &e.to_string()),
+        };
+        let shipment_at = shipment.last_updated_at().map(str::to_owned);
+        let changed = |line_at: Option<&str>| same_instant(line_at, shipment_at.as_deref());
+        let changed_ids = shipment
+            .all_lines()
+            .enumerate()
+            .filter(|(_, l)| changed(l.meta.as_ref().and_then(|m| m.last_updated_at.as_deref())))
+            .map(|(i, l)| shipment_line_id(l, i))
+            .collect();
+        if self.changed_lines_only {
+            let keep = |lines: &mut Value| {
+                if let Some(lines) = lines.as_array_mut() {
+                    lines.retain(|l| {
+                        changed(l.pointer("/meta/lastUpdatedAt").and_then(Value::as_str))
+                    });
+                }
+            };
+            if let Some(lines) = payload.get_mut("lines") {
+                keep(lines);
+            }
+            if let Some(carriers) = payload
+                .get_mut("loadCarriers")
+                .and_then(Value::as_array_mut)
+            {
+                for carrier in carriers {
+                    if let Some(lines) = carrier.get_mut("lines") {
+                        keep(lines);
+                    }
+                }
+            }
+        }
+        Prepared::Relay {
+            changed_lines: Some(changed_ids),
+            payload,
+        }
+    }
+}
+
+fn unreadable(polled: &Polled, reason: &str) -> Prepared {
+    // Still relayed whole: dropping it would lose a change, and the ERP may read more than
+    // our typed view does.
+    tracing::warn!(
+        id = polled.id,
+        last_updated_at = polled.last_updated_at,
+        reason,
+        "polled object does not read as the expected type; relaying it whole, without changed lines"
+    );
+    Prepared::Relay {
+        changed_lines: None,
+        payload: polled.value.clone(),
+    }
+}
+
+/// Whether two timestamps name one instant (as strings when either does not parse).
+fn same_instant(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => match (timestamp::parse(a), timestamp::parse(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        },
+        _ => false,
+    }
+}
+
+/// Shipment lines have no id: `purchaseOrderNumber/purchaseOrderLinePosition`, plus
+/// `/deliverySchedulePosition` when given, is what identifies one for the ERP; `#<index>` when
+/// even that is missing.
+fn shipment_line_id(line: &tradecloud_model::ShipmentLine, index: usize) -> String {
+    match (
+        &line.purchase_order_number,
+        &line.purchase_order_line_position,
+    ) {
+        (Some(po), Some(pos)) => match &line.delivery_schedule_position {
+            Some(schedule) => format!("{po}/{pos}/{schedule}"),
+            None => format!("{po}/{pos}"),
+        },
+        _ => format!("#{index}"),
+    }
+}
+
+/// Keeps the elements of a JSON array whose index is marked in `keep`. Leaves the array alone
+/// when its length differs from the typed view's (it then is not the array we read).
+fn retain_by_index(array: Option<&mut Value>, keep: &[bool]) {
+    let Some(items) = array.and_then(Value::as_array_mut) else {
+        return;
+    };
+    if items.len() != keep.len() || keep.iter().all(|k| *k) {
+        return;
+    }
+    let mut flags = keep.iter();
+    items.retain(|_| *flags.next().unwrap_or(&true));
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::EchoSide;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        timestamp::parse(text).unwrap()
+    }
+
+    fn order() -> Polled {
+        Polled::read(
+            0,
+            json!({
+                "id": "o-1",
+                "version": 4,
+                "lastUpdatedAt": "2025-01-02T00:00:00.000Z",
+                "lines": [
+                    {"id": "l1", "lastUpdatedAt": "2025-01-01T00:00:00.000Z",
+                     "status": {"processStatus": "Confirmed"}},
+                    {"id": "l2", "lastUpdatedAt": "2025-01-02T00:00:00.000Z",
+                     "status": {"processStatus": "InProgress", "inProgressStatus": "OpenBuyerReopenRequest"}},
+                    {"id": "l3", "lastUpdatedAt": "2025-01-02T00:00:00.000Z",
+                     "status": {"processStatus": "InProgress", "inProgressStatus": "OpenSupplierProposal"}}
+                ]
+            }),
+        )
+        .unwrap()
+    }
+
+    fn prep(changed_lines_only: bool, echo_filter: Option<EchoFilter>) -> Preparation {
+        Preparation {
+            changed_since: at("2025-01-01T12:00:00.000Z"),
+            changed_lines_only,
+            echo_filter,
+        }
+    }
+
+    fn line_ids(payload: &Value) -> Vec<&str> {
+        payload["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn order_lines_after_the_window_start_are_the_changed_ones() {
+        let Prepared::Relay {
+            changed_lines,
+            payload,
+        } = prep(false, None).prepare(PollStream::Orders, &order())
+        else {
+            panic!("relayed")
+        };
+        assert_eq!(changed_lines, Some(vec!["l2".into(), "l3".into()]));
+        assert_eq!(line_ids(&payload), ["l1", "l2", "l3"]);
+        let Prepared::Relay { payload, .. } =
+            prep(true, None).prepare(PollStream::Orders, &order())
+        else {
+            panic!("relayed")
+        };
+        assert_eq!(line_ids(&payload), ["l2", "l3"]);
+    }
+
+    #[test]
+    fn echo_lines_are_left_out_and_an_all_echo_change_is_filtered() {
+        let buyer = Some(EchoFilter::OwnRequests(EchoSide::Buyer));
+        let Prepared::Relay {
+            changed_lines,
+            payload,
+        } = prep(false, buyer).prepare(PollStream::Orders, &order())
+        else {
+            panic!("relayed")
+        };
+        assert_eq!(changed_lines, Some(vec!["l3".into()]));
+        assert_eq!(line_ids(&payload), ["l1", "l3"]);
+        // Both changed lines are InProgress: option 1 filters the whole change.
+        assert_eq!(
+            prep(false, Some(EchoFilter::InProgress)).prepare(PollStream::Orders, &order()),
+            Prepared::Filtered
+        );
+        // A header-only change (no changed line) is never an echo.
+        let mut header_only = order();
+        header_only.value["lines"] = json!([{"id": "l2", "lastUpdatedAt": "2024-01-01T00:00:00.000Z",
+            "status": {"processStatus": "InProgress", "inProgressStatus": "OpenBuyerReopenRequest"}}]);
+        assert!(matches!(
+            prep(false, buyer).prepare(PollStream::Orders, &header_only),
+            Prepared::Relay { .. }
+        ));
+    }
+
+    #[test]
+    fn shipment_lines_with_the_shipment_time_are_the_changed_ones() {
+        let shipment = Polled::read(
+            0,
+            json!({
+                "id": "s-1",
+                "meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z", "messageId": "m-9"},
+                "lines": [
+                    {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "1",
+                     "meta": {"lastUpdatedAt": "2025-01-02T01:00:00.000+01:00"}},
+                    {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "2",
+                     "meta": {"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}}
+                ],
+                "loadCarriers": [{"containerNumber": "C1", "lines": [
+                    {"purchaseOrderNumber": "PO2", "purchaseOrderLinePosition": "1",
+                     "deliverySchedulePosition": "3",
+                     "meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z"}},
+                    {"purchaseOrderNumber": "PO2", "purchaseOrderLinePosition": "2",
+                     "meta": {"lastUpdatedAt": "2024-12-01T00:00:00.000Z"}}
+                ]}]
+            }),
+        )
+        .unwrap();
+        assert_eq!(shipment.message_id.as_deref(), Some("m-9"));
+        assert_eq!(shipment.last_updated_at, "2025-01-02T00:00:00.000Z");
+        let Prepared::Relay {
+            changed_lines,
+            payload,
+        } = prep(true, Some(EchoFilter::InProgress)).prepare(PollStream::Shipments, &shipment)
+        else {
+            panic!("relayed")
+        };
+        assert_eq!(changed_lines, Some(vec!["PO1/1".into(), "PO2/1/3".into()]));
+        assert_eq!(payload["lines"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            payload["loadCarriers"][0]["lines"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(payload["loadCarriers"][0]["containerNumber"], "C1");
+    }
+
+    #[test]
+    fn items_without_id_or_time_are_refused() {
+        assert!(
+            Polled::read(3, json!({"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}))
+                .unwrap_err()
+                .contains("item 3 has no id")
+        );
+        assert!(
+            Polled::read(0, json!({"id": "o"}))
+                .unwrap_err()
+                .contains("no lastUpdatedAt")
+        );
+        assert!(
+            Polled::read(0, json!({"id": "o", "lastUpdatedAt": "yesterday"}))
+                .unwrap_err()
+                .contains("unreadable")
+        );
+    }
+}

@@ -1,0 +1,853 @@
+//! The poll run: lease, page, dedupe, enqueue, checkpoint. The same code serves the Lambda and
+//! the local runner; everything outside (Tradecloud, the cursor table, the dedupe table, the
+//! queue, the clock's deadline) comes in through ports.
+//!
+//! ## Paging without skipping (DESIGN.md, "Poller rules")
+//! Offset paging alone loses objects that change while we page: they move to the end and the
+//! rest shifts under the offset. So the loop pages by time:
+//! - Each request asks for objects after a position `pos` (a `lastUpdatedAt` Tradecloud
+//!   returned, or the configured start, or the stored cursor minus the lookback).
+//! - A page shorter than the limit holds everything after `pos`: all of it is relayed, the
+//!   cursor moves to its last `lastUpdatedAt`, and the run is caught up.
+//! - A full page may continue with more objects of its last timestamp on the next page. The
+//!   objects before that last timestamp are relayed and `pos` moves to the last of them (the
+//!   previous distinct timestamp); the last timestamp's objects are asked for again.
+//! - A full page of one timestamp cannot be passed by time: only then the loop pages by offset
+//!   inside that timestamp, with pages overlapping by a tenth, and checks that the first object
+//!   of each page was seen on the page before. If not, objects left the timestamp and the rest
+//!   shifted under the offset: the walk starts again from offset 0 (at most a few times).
+//! - The older search endpoints include `pos` itself (`lastUpdatedSince`): there a stored cursor
+//!   means "everything before it was relayed", and the loop moves `pos` to a page's last
+//!   timestamp, whose objects come back first on the next request.
+//! - Every run starts at the stored cursor minus the lookback (at least 1 ms), so objects that
+//!   Tradecloud commits late, or that land on the cursor's own millisecond after it was read,
+//!   are asked for again. The dedupe store absorbs all overlap.
+//!
+//! The cursor only ever stores a `lastUpdatedAt` string Tradecloud returned, never moves back,
+//! and moves only after every object up to it is enqueued.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tcrelay_core::dedupe::state_key;
+use tcrelay_core::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
+use tcrelay_core::ports::{
+    ApiError, ClaimOutcome, CursorStore, DedupeStore, EventSink, RecordState, SinkError, StoreError,
+};
+use tradecloud_model::{Format, timestamp};
+
+use crate::api::{PageRequest, PollApi, PollStream};
+use crate::config::PollConfig;
+use crate::object::{Polled, Preparation, Prepared};
+
+/// How often a walk inside one timestamp may start over before the run gives up.
+const MAX_TIE_RESTARTS: u32 = 5;
+/// Dry runs list at most this many planned envelopes (the counts stay exact).
+pub const MAX_PLANNED: usize = 1000;
+
+/// The time left to a run, from the Lambda context's deadline or none at all.
+pub trait Deadline: Send + Sync {
+    /// Time left; `None` when there is no deadline.
+    fn remaining(&self) -> Option<Duration>;
+}
+
+/// No deadline (the local runner, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDeadline;
+
+impl Deadline for NoDeadline {
+    fn remaining(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// A deadline at a wall-clock time, as the Lambda context gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineAt(pub SystemTime);
+
+impl Deadline for DeadlineAt {
+    fn remaining(&self) -> Option<Duration> {
+        Some(
+            self.0
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
+    }
+}
+
+/// The ports a run uses.
+#[derive(Clone)]
+pub struct PollPorts {
+    /// Tradecloud's poll API.
+    pub api: Arc<dyn PollApi>,
+    /// Cursors with leases.
+    pub cursors: Arc<dyn CursorStore>,
+    /// The dedupe table shared with the webhook.
+    pub dedupe: Arc<dyn DedupeStore>,
+    /// The ERP's queue.
+    pub sink: Arc<dyn EventSink>,
+}
+
+impl std::fmt::Debug for PollPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollPorts").finish_non_exhaustive()
+    }
+}
+
+/// What one run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    /// Streams to poll; empty: the configured ones.
+    pub streams: Vec<PollStream>,
+    /// Backfill: start at this timestamp instead of the cursor (which still never moves back).
+    pub from: Option<String>,
+    /// Report what would be sent without claiming, sending or moving the cursor.
+    pub dry_run: bool,
+    /// Who holds the lease (unique per run, e.g. the Lambda request id).
+    pub owner: String,
+}
+
+impl RunRequest {
+    /// A scheduled run of the configured streams.
+    pub fn scheduled(owner: impl Into<String>) -> Self {
+        Self {
+            streams: Vec::new(),
+            from: None,
+            dry_run: false,
+            owner: owner.into(),
+        }
+    }
+}
+
+/// Why a stream's run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "reason")]
+pub enum StopReason {
+    /// Everything Tradecloud had was relayed.
+    CaughtUp,
+    /// Too little time was left before the deadline or the lease's end; the cursor is saved.
+    Deadline,
+    /// The page bound per run was reached; the cursor is saved.
+    MaxPages,
+    /// Another run holds the stream's lease: nothing was read or written.
+    LeaseHeld,
+    /// Another channel is relaying this state right now; the next run continues here.
+    InProgressElsewhere {
+        /// The dedupe key that is claimed.
+        key: String,
+    },
+}
+
+impl StopReason {
+    /// Short name for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StopReason::CaughtUp => "caught-up",
+            StopReason::Deadline => "deadline",
+            StopReason::MaxPages => "max-pages",
+            StopReason::LeaseHeld => "lease held",
+            StopReason::InProgressElsewhere { .. } => "in-progress-elsewhere",
+        }
+    }
+}
+
+/// An envelope a dry run would send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedEnvelope {
+    /// Order or shipment id.
+    pub id: String,
+    /// Its `lastUpdatedAt`.
+    pub last_updated_at: String,
+    /// The state key it would be admitted under.
+    pub dedupe_key: String,
+    /// The changed lines it would list.
+    pub changed_lines: Option<Vec<String>>,
+}
+
+/// What a stream's run did; logged as one line and returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSummary {
+    /// The stream.
+    pub stream: &'static str,
+    /// Whether nothing was claimed, sent or moved.
+    pub dry_run: bool,
+    /// Why it ended (`None` only inside a failure).
+    pub stop: Option<StopReason>,
+    /// Pages fetched.
+    pub pages: u32,
+    /// Distinct object states looked at.
+    pub objects: u64,
+    /// Envelopes enqueued (dry run: that would be).
+    pub enqueued: u64,
+    /// States already relayed, by any channel.
+    pub duplicates: u64,
+    /// States left out by the echo filter.
+    pub filtered: u64,
+    /// The stored cursor when the run started.
+    pub cursor_before: Option<String>,
+    /// The stored cursor when it ended (dry run: where it would be).
+    pub cursor_after: Option<String>,
+    /// Wall-clock duration in milliseconds.
+    pub duration_ms: u64,
+    /// Dry run only: the first [`MAX_PLANNED`] envelopes it would send.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<PlannedEnvelope>,
+}
+
+impl StreamSummary {
+    fn new(stream: PollStream, dry_run: bool) -> Self {
+        Self {
+            stream: stream.as_str(),
+            dry_run,
+            stop: None,
+            pages: 0,
+            objects: 0,
+            enqueued: 0,
+            duplicates: 0,
+            filtered: 0,
+            cursor_before: None,
+            cursor_after: None,
+            duration_ms: 0,
+            planned: Vec::new(),
+        }
+    }
+}
+
+/// Why a stream's run failed. In every case the cursor stays at the last checkpoint, which
+/// covers only objects that are enqueued.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// Tradecloud could not be reached, refused us, or answered garbage (after retries).
+    #[error("Tradecloud poll failed: {0}")]
+    Api(#[source] ApiError),
+    /// A page broke Tradecloud's contract (unsorted, objects without id or time).
+    #[error("Tradecloud sent a page we cannot use: {0}")]
+    Malformed(String),
+    /// The cursor store failed.
+    #[error("cursor store failed: {0}")]
+    Cursor(#[source] StoreError),
+    /// Our checkpoint was refused: another run took the lease or moved the cursor.
+    #[error("lost the cursor lease to another run: {0}")]
+    LostLease(#[source] StoreError),
+    /// The dedupe store failed.
+    #[error("dedupe store failed: {0}")]
+    Dedupe(#[source] StoreError),
+    /// The queue did not take every envelope of a page.
+    #[error("queue failed: {0}")]
+    Sink(#[source] SinkError),
+    /// The stored cursor is not a timestamp.
+    #[error("the stored cursor {0:?} is not a timestamp; fix it with `cursor set`")]
+    BadCursor(String),
+    /// The manual `from` is not a timestamp.
+    #[error("\"from\" {0:?} is not an ISO 8601 date-time with offset")]
+    BadFrom(String),
+    /// Neither cursor nor start: the configuration lacks `TCRELAY_POLL_START`.
+    #[error("stream has no cursor yet and TCRELAY_POLL_START is not set")]
+    NoStart,
+    /// Objects kept leaving one timestamp while we paged inside it.
+    #[error(
+        "objects at {timestamp} kept changing while paging inside that timestamp \
+         ({MAX_TIE_RESTARTS} restarts); the next run tries again"
+    )]
+    TieUnstable {
+        /// The timestamp.
+        timestamp: String,
+    },
+}
+
+/// A failed stream run: the error and what had been done until then.
+#[derive(Debug, thiserror::Error)]
+#[error("poll of {} failed: {error}", summary.stream)]
+pub struct StreamFailure {
+    /// What went wrong.
+    #[source]
+    pub error: PollError,
+    /// Counts until the failure; `cursor_after` is where the cursor stays.
+    pub summary: StreamSummary,
+}
+
+/// The result of a run over several streams.
+#[derive(Debug)]
+pub struct RunReport {
+    /// One result per stream, in the order polled.
+    pub results: Vec<Result<StreamSummary, StreamFailure>>,
+}
+
+impl RunReport {
+    /// Whether any stream failed.
+    pub fn failed(&self) -> bool {
+        self.results.iter().any(Result::is_err)
+    }
+
+    /// The summaries, failed streams' included.
+    pub fn summaries(&self) -> Vec<&StreamSummary> {
+        self.results
+            .iter()
+            .map(|r| match r {
+                Ok(s) => s,
+                Err(f) => &f.summary,
+            })
+            .collect()
+    }
+}
+
+/// Polls the requested streams (or the configured ones), one after the other: Tradecloud asks
+/// for sequential calls. A failed stream does not stop the others.
+pub async fn run(
+    ports: &PollPorts,
+    config: &PollConfig,
+    request: &RunRequest,
+    deadline: &dyn Deadline,
+) -> RunReport {
+    let streams = if request.streams.is_empty() {
+        config.streams.clone()
+    } else {
+        request.streams.clone()
+    };
+    if streams.is_empty() {
+        tracing::info!("no poll streams configured (TCRELAY_POLL_STREAMS is empty); nothing to do");
+    }
+    let mut results = Vec::with_capacity(streams.len());
+    for stream in streams {
+        results.push(run_stream(ports, config, stream, request, deadline).await);
+    }
+    RunReport { results }
+}
+
+/// Polls one stream: lease, pages, checkpoints, release; logs one summary line.
+pub async fn run_stream(
+    ports: &PollPorts,
+    config: &PollConfig,
+    stream: PollStream,
+    request: &RunRequest,
+    deadline: &dyn Deadline,
+) -> Result<StreamSummary, StreamFailure> {
+    let started = Instant::now();
+    let mut summary = StreamSummary::new(stream, request.dry_run);
+    let result = lease_and_poll(
+        ports,
+        config,
+        stream,
+        request,
+        deadline,
+        started,
+        &mut summary,
+    )
+    .await;
+    summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(stop) => {
+            summary.stop = Some(stop);
+            log_summary(&summary, None);
+            Ok(summary)
+        }
+        Err(error) => {
+            log_summary(&summary, Some(&error));
+            Err(StreamFailure { error, summary })
+        }
+    }
+}
+
+fn log_summary(s: &StreamSummary, error: Option<&PollError>) {
+    let stop = s.stop.as_ref().map_or("failed", StopReason::as_str);
+    let before = s.cursor_before.as_deref().unwrap_or("-");
+    let after = s.cursor_after.as_deref().unwrap_or("-");
+    match error {
+        None => tracing::info!(
+            stream = s.stream,
+            dry_run = s.dry_run,
+            stop,
+            pages = s.pages,
+            objects = s.objects,
+            enqueued = s.enqueued,
+            duplicates = s.duplicates,
+            filtered = s.filtered,
+            cursor_before = before,
+            cursor_after = after,
+            duration_ms = s.duration_ms,
+            "poll run summary"
+        ),
+        Some(error) => tracing::error!(
+            stream = s.stream,
+            dry_run = s.dry_run,
+            stop,
+            pages = s.pages,
+            objects = s.objects,
+            enqueued = s.enqueued,
+            duplicates = s.duplicates,
+            filtered = s.filtered,
+            cursor_before = before,
+            cursor_after = after,
+            duration_ms = s.duration_ms,
+            error = %error,
+            "poll run failed; the cursor stays at cursor_after"
+        ),
+    }
+}
+
+async fn lease_and_poll(
+    ports: &PollPorts,
+    config: &PollConfig,
+    stream: PollStream,
+    request: &RunRequest,
+    deadline: &dyn Deadline,
+    started: Instant,
+    summary: &mut StreamSummary,
+) -> Result<StopReason, PollError> {
+    let name = stream.as_str();
+    let cursor = if request.dry_run {
+        // A dry run writes nothing, not even a lease.
+        ports
+            .cursors
+            .read(name)
+            .await
+            .map_err(PollError::Cursor)?
+            .unwrap_or(tcrelay_core::ports::Cursor {
+                value: None,
+                version: 0,
+            })
+    } else {
+        match ports
+            .cursors
+            .acquire(name, &request.owner, config.lease)
+            .await
+            .map_err(PollError::Cursor)?
+        {
+            Some(cursor) => cursor,
+            None => return Ok(StopReason::LeaseHeld),
+        }
+    };
+    summary.cursor_before = cursor.value.clone();
+    summary.cursor_after = cursor.value.clone();
+
+    let result = async {
+        let committed_at = match &cursor.value {
+            Some(text) => {
+                Some(timestamp::parse(text).map_err(|_| PollError::BadCursor(text.clone()))?)
+            }
+            None => None,
+        };
+        let pos = match (&request.from, &cursor.value, committed_at) {
+            (Some(from), _, _) => {
+                timestamp::parse(from).map_err(|_| PollError::BadFrom(from.clone()))?;
+                from.clone()
+            }
+            (None, Some(_), Some(at)) => {
+                let lookback = chrono::Duration::from_std(config.lookback)
+                    .unwrap_or(chrono::Duration::milliseconds(1));
+                timestamp::format(at - lookback)
+            }
+            _ => config.start.clone().ok_or(PollError::NoStart)?,
+        };
+        let pos_at = timestamp::parse(&pos).map_err(|_| PollError::BadFrom(pos.clone()))?;
+        let mut run = StreamRun {
+            ports,
+            config,
+            stream,
+            request,
+            deadline,
+            lease_until: started + config.lease,
+            filters: config.filters_for(stream),
+            prep: Preparation {
+                changed_since: pos_at,
+                changed_lines_only: config.changed_lines_only,
+                echo_filter: config.echo_filter,
+            },
+            pos,
+            pos_at,
+            committed_at,
+            version: cursor.version,
+            done: HashSet::new(),
+            summary: &mut *summary,
+        };
+        run.pages().await
+    }
+    .await;
+
+    if !request.dry_run
+        && let Err(e) = ports.cursors.release(name, &request.owner).await
+    {
+        // The lease then simply expires; the next run waits at most that long.
+        tracing::warn!(stream = name, error = %e, "could not release the cursor lease; it will expire");
+    }
+    result
+}
+
+/// A stream's run in progress.
+struct StreamRun<'a> {
+    ports: &'a PollPorts,
+    config: &'a PollConfig,
+    stream: PollStream,
+    request: &'a RunRequest,
+    deadline: &'a dyn Deadline,
+    lease_until: Instant,
+    filters: Map<String, Value>,
+    prep: Preparation,
+    /// The position asked from: a timestamp string.
+    pos: String,
+    pos_at: DateTime<Utc>,
+    /// The stored cursor's instant; the cursor never moves to or before it.
+    committed_at: Option<DateTime<Utc>>,
+    /// The stored cursor's version, for the conditional checkpoint.
+    version: u64,
+    /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
+    done: HashSet<String>,
+    summary: &'a mut StreamSummary,
+}
+
+/// Paging inside one timestamp that fills whole pages.
+struct Tie {
+    at: DateTime<Utc>,
+    last_updated_at: String,
+    /// Ids seen since the walk (re)started, to check the overlap of the next page.
+    seen: HashSet<String>,
+}
+
+/// How processing a page ends early.
+enum Halt {
+    Stop(StopReason),
+    Fail(PollError),
+}
+
+impl From<PollError> for Halt {
+    fn from(e: PollError) -> Self {
+        Halt::Fail(e)
+    }
+}
+
+impl StreamRun<'_> {
+    async fn pages(&mut self) -> Result<StopReason, PollError> {
+        match self.page_loop().await {
+            Ok(stop) | Err(Halt::Stop(stop)) => Ok(stop),
+            Err(Halt::Fail(e)) => Err(e),
+        }
+    }
+
+    async fn page_loop(&mut self) -> Result<StopReason, Halt> {
+        let limit = self.config.page_limit;
+        let overlap = (limit / 10).max(1);
+        let step = limit.saturating_sub(overlap).max(1);
+        let inclusive = self.config.mode.is_inclusive();
+        let mut offset = 0u32;
+        let mut tie: Option<Tie> = None;
+        let mut restarts = 0u32;
+        for _ in 0..self.config.max_pages {
+            if self.out_of_time() {
+                return Ok(StopReason::Deadline);
+            }
+            let items = self.fetch(offset).await?;
+            let full = items.len() >= limit as usize;
+
+            if let Some(walk) = tie.as_mut() {
+                let overlaps = items
+                    .first()
+                    .is_some_and(|first| first.at == walk.at && walk.seen.contains(&first.id));
+                if !overlaps {
+                    // Objects left this timestamp and the rest shifted past our overlap.
+                    restarts += 1;
+                    if restarts > MAX_TIE_RESTARTS {
+                        return Err(PollError::TieUnstable {
+                            timestamp: walk.last_updated_at.clone(),
+                        }
+                        .into());
+                    }
+                    tracing::warn!(
+                        stream = self.stream.as_str(),
+                        timestamp = walk.last_updated_at,
+                        offset,
+                        restarts,
+                        "objects moved while paging inside one timestamp; starting that timestamp over"
+                    );
+                    tie = None;
+                    offset = 0;
+                    continue;
+                }
+                let group: Vec<&Polled> = items.iter().filter(|i| i.at == walk.at).collect();
+                walk.seen.extend(group.iter().map(|i| i.id.clone()));
+                self.process(&group).await?;
+                let beyond = items.iter().find(|i| i.at > walk.at);
+                if beyond.is_none() && full {
+                    offset += step;
+                    continue;
+                }
+                // Every object of the timestamp is relayed.
+                let (to, to_at) = match (inclusive, beyond) {
+                    (true, Some(next)) => (next.last_updated_at.clone(), next.at),
+                    _ => (walk.last_updated_at.clone(), walk.at),
+                };
+                tie = None;
+                restarts = 0;
+                offset = 0;
+                self.advance(to, to_at).await?;
+                if beyond.is_none() {
+                    return Ok(StopReason::CaughtUp);
+                }
+                continue;
+            }
+
+            let Some(last) = items.last() else {
+                return Ok(StopReason::CaughtUp);
+            };
+            if !full {
+                let all: Vec<&Polled> = items.iter().collect();
+                self.process(&all).await?;
+                self.advance(last.last_updated_at.clone(), last.at).await?;
+                return Ok(StopReason::CaughtUp);
+            }
+            if items[0].at < last.at {
+                let settled: Vec<&Polled> = items.iter().take_while(|i| i.at < last.at).collect();
+                self.process(&settled).await?;
+                // Poll: up to the previous distinct timestamp, all relayed; the last timestamp
+                // is asked again. Search (inclusive): the last timestamp comes back first.
+                let to = if inclusive {
+                    last
+                } else {
+                    settled.last().copied().unwrap_or(last)
+                };
+                self.advance(to.last_updated_at.clone(), to.at).await?;
+                continue;
+            }
+            if inclusive && self.pos_at < last.at {
+                self.advance(last.last_updated_at.clone(), last.at).await?;
+                continue;
+            }
+            // A whole page of one timestamp: page by offset inside it.
+            let all: Vec<&Polled> = items.iter().collect();
+            self.process(&all).await?;
+            tie = Some(Tie {
+                at: last.at,
+                last_updated_at: last.last_updated_at.clone(),
+                seen: items.iter().map(|i| i.id.clone()).collect(),
+            });
+            offset = step;
+        }
+        Ok(StopReason::MaxPages)
+    }
+
+    fn out_of_time(&self) -> bool {
+        let margin = self.config.time_margin;
+        let deadline = self.deadline.remaining().is_some_and(|left| left < margin);
+        // A run must not outlive its lease: another run could then take over the stream.
+        let lease = !self.request.dry_run
+            && self.lease_until.saturating_duration_since(Instant::now()) < margin;
+        deadline || lease
+    }
+
+    async fn fetch(&mut self, offset: u32) -> Result<Vec<Polled>, PollError> {
+        let request = PageRequest {
+            stream: self.stream,
+            mode: self.config.mode,
+            last_updated: self.pos.clone(),
+            offset,
+            limit: self.config.page_limit,
+            filters: self.filters.clone(),
+        };
+        let page = self
+            .ports
+            .api
+            .fetch_page(&request)
+            .await
+            .map_err(PollError::Api)?;
+        self.summary.pages += 1;
+        tracing::debug!(
+            stream = self.stream.as_str(),
+            after = self.pos,
+            offset,
+            items = page.items.len(),
+            total = page.total,
+            "poll page"
+        );
+        let items = page
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| Polled::read(i, v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PollError::Malformed)?;
+        if items.windows(2).any(|w| w[1].at < w[0].at) {
+            return Err(PollError::Malformed(
+                "the page is not sorted by lastUpdatedAt".into(),
+            ));
+        }
+        if !self.config.mode.is_inclusive()
+            && let Some(early) = items.iter().find(|i| i.at <= self.pos_at)
+        {
+            // Paging by time relies on "strictly after"; an account whose poll endpoint
+            // includes the time itself needs TCRELAY_POLL_ENDPOINTS=search semantics.
+            return Err(PollError::Malformed(format!(
+                "object {} at {} is not after lastUpdatedAfter {}",
+                early.id, early.last_updated_at, self.pos
+            )));
+        }
+        Ok(items)
+    }
+
+    /// Moves the position to `to` and, when that is past the stored cursor, checkpoints it.
+    async fn advance(&mut self, to: String, to_at: DateTime<Utc>) -> Result<(), PollError> {
+        self.pos = to.clone();
+        self.pos_at = to_at;
+        if self.committed_at.is_some_and(|c| to_at <= c) {
+            return Ok(());
+        }
+        if self.request.dry_run {
+            self.committed_at = Some(to_at);
+            self.summary.cursor_after = Some(to);
+            return Ok(());
+        }
+        let stored = self
+            .ports
+            .cursors
+            .checkpoint(self.stream.as_str(), &self.request.owner, self.version, &to)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => PollError::LostLease(e),
+                other => PollError::Cursor(other),
+            })?;
+        self.version = stored.version;
+        self.committed_at = Some(to_at);
+        self.summary.cursor_after = stored.value;
+        Ok(())
+    }
+
+    /// Dedupes, enqueues (one batch for the page) and completes; on any failure releases the
+    /// claims of what was not enqueued.
+    async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
+        let class = self.stream.kind().object_class();
+        let mut envelopes = Vec::new();
+        let mut claimed: Vec<String> = Vec::new();
+        for item in items {
+            let key = state_key(class, &item.id, &item.last_updated_at);
+            if self.done.contains(&key) {
+                continue;
+            }
+            self.summary.objects += 1;
+            let (changed_lines, payload) = match self.prep.prepare(self.stream, item) {
+                Prepared::Filtered => {
+                    self.summary.filtered += 1;
+                    self.done.insert(key);
+                    continue;
+                }
+                Prepared::Relay {
+                    changed_lines,
+                    payload,
+                } => (changed_lines, payload),
+            };
+            if self.request.dry_run {
+                match self.ports.dedupe.lookup(&key).await {
+                    Ok(Some(_)) => self.summary.duplicates += 1,
+                    Ok(None) => {
+                        self.summary.enqueued += 1;
+                        if self.summary.planned.len() < MAX_PLANNED {
+                            self.summary.planned.push(PlannedEnvelope {
+                                id: item.id.clone(),
+                                last_updated_at: item.last_updated_at.clone(),
+                                dedupe_key: key.clone(),
+                                changed_lines,
+                            });
+                        }
+                    }
+                    Err(e) => return Err(PollError::Dedupe(e).into()),
+                }
+                self.done.insert(key);
+                continue;
+            }
+            match self.ports.dedupe.claim(&key, true).await {
+                Ok(ClaimOutcome::Claimed) => {
+                    envelopes.push(self.envelope(item, &key, changed_lines, payload));
+                    claimed.push(key);
+                }
+                Ok(ClaimOutcome::Exists(record)) if record.state == RecordState::Completed => {
+                    self.summary.duplicates += 1;
+                    self.done.insert(key);
+                }
+                Ok(ClaimOutcome::Exists(_)) => {
+                    // Another channel (a webhook GET, an overlapping run that died) holds the
+                    // claim: it may still fail, so this state is neither sent nor skipped.
+                    self.release_all(&claimed).await;
+                    return Err(Halt::Stop(StopReason::InProgressElsewhere { key }));
+                }
+                Err(e) => {
+                    self.release_all(&claimed).await;
+                    return Err(PollError::Dedupe(e).into());
+                }
+            }
+        }
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        match self.ports.sink.enqueue(&envelopes).await {
+            Ok(()) => {
+                for key in claimed {
+                    self.finish(&key).await;
+                    self.summary.enqueued += 1;
+                    self.done.insert(key);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let failed: HashSet<usize> = e.failed.iter().copied().collect();
+                for (i, key) in claimed.into_iter().enumerate() {
+                    if failed.contains(&i) {
+                        self.release(&key).await;
+                    } else {
+                        self.finish(&key).await;
+                        self.summary.enqueued += 1;
+                        self.done.insert(key);
+                    }
+                }
+                Err(PollError::Sink(e).into())
+            }
+        }
+    }
+
+    fn envelope(
+        &self,
+        item: &Polled,
+        key: &str,
+        changed_lines: Option<Vec<String>>,
+        payload: Value,
+    ) -> Envelope {
+        Envelope {
+            schema: ENVELOPE_SCHEMA.to_owned(),
+            source: Source::Poll,
+            kind: self.stream.kind(),
+            event_name: None,
+            id: item.id.clone(),
+            version: item.version,
+            last_updated_at: Some(item.last_updated_at.clone()),
+            message_id: item.message_id.clone(),
+            dedupe_key: key.to_owned(),
+            received_at: timestamp::format(Utc::now()),
+            format: Format::Json,
+            changed_lines,
+            payload,
+        }
+    }
+
+    async fn release_all(&self, keys: &[String]) {
+        for key in keys {
+            self.release(key).await;
+        }
+    }
+
+    /// A failure to complete does not undo the enqueue: logged; the claim expires, and at
+    /// worst a later poll relays that state again.
+    async fn finish(&self, key: &str) {
+        if let Err(e) = self.ports.dedupe.complete(key).await {
+            tracing::warn!(dedupe_key = key, error = %e, "could not complete the dedupe claim; it will expire");
+        }
+    }
+
+    /// If even the release fails, the claim expires and the next run relays the state then.
+    async fn release(&self, key: &str) {
+        if let Err(e) = self.ports.dedupe.release(key).await {
+            tracing::warn!(dedupe_key = key, error = %e, "could not release the dedupe claim; it will expire");
+        }
+    }
+}

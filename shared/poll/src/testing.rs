@@ -1,0 +1,347 @@
+//! In-memory fakes for tests (feature `testing`): a cursor store with leases and a scripted
+//! Tradecloud poll API whose world can change between pages.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::DateTime;
+use serde_json::{Value, json};
+use tcrelay_core::ports::{ApiError, Cursor, CursorStore, StoreError};
+use tradecloud_model::timestamp;
+
+use crate::api::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking test thread must not poison the fake for the assertions that follow.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug, Clone, Default)]
+struct CursorRecord {
+    value: Option<String>,
+    version: u64,
+    lease: Option<(String, Instant)>,
+}
+
+/// A [`CursorStore`] in memory with the DynamoDB adapter's semantics: leases per owner with an
+/// expiry, checkpoints conditional on version and lease.
+#[derive(Debug, Default)]
+pub struct MemoryCursorStore {
+    records: Mutex<HashMap<String, CursorRecord>>,
+    checkpoints: Mutex<Vec<(String, String, String)>>,
+    down: Mutex<bool>,
+}
+
+impl MemoryCursorStore {
+    /// An empty, working store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every successful checkpoint as (stream, owner, value), in order.
+    pub fn checkpoints(&self) -> Vec<(String, String, String)> {
+        lock(&self.checkpoints).clone()
+    }
+
+    /// The stored cursor value of `stream`.
+    pub fn value(&self, stream: &str) -> Option<String> {
+        lock(&self.records)
+            .get(stream)
+            .and_then(|r| r.value.clone())
+    }
+
+    /// Makes every call fail as unavailable (`true`) or work again.
+    pub fn set_down(&self, down: bool) {
+        *lock(&self.down) = down;
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if *lock(&self.down) {
+            Err(StoreError::Unavailable("fake cursor store is down".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn cursor_of(record: &CursorRecord) -> Cursor {
+    Cursor {
+        value: record.value.clone(),
+        version: record.version,
+    }
+}
+
+#[async_trait]
+impl CursorStore for MemoryCursorStore {
+    async fn acquire(
+        &self,
+        stream: &str,
+        owner: &str,
+        lease_for: Duration,
+    ) -> Result<Option<Cursor>, StoreError> {
+        self.check()?;
+        let now = Instant::now();
+        let mut records = lock(&self.records);
+        let record = records.entry(stream.to_owned()).or_default();
+        if let Some((holder, until)) = &record.lease
+            && holder != owner
+            && *until > now
+        {
+            return Ok(None);
+        }
+        record.lease = Some((owner.to_owned(), now + lease_for));
+        Ok(Some(cursor_of(record)))
+    }
+
+    async fn checkpoint(
+        &self,
+        stream: &str,
+        owner: &str,
+        expected_version: u64,
+        value: &str,
+    ) -> Result<Cursor, StoreError> {
+        self.check()?;
+        let now = Instant::now();
+        let mut records = lock(&self.records);
+        let record = records.entry(stream.to_owned()).or_default();
+        let holds = record
+            .lease
+            .as_ref()
+            .is_some_and(|(holder, until)| holder == owner && *until > now);
+        if !holds {
+            return Err(StoreError::Conflict(format!(
+                "{owner} does not hold the lease"
+            )));
+        }
+        if record.version != expected_version {
+            return Err(StoreError::Conflict(format!(
+                "version is {}, not {expected_version}",
+                record.version
+            )));
+        }
+        record.value = Some(value.to_owned());
+        record.version += 1;
+        lock(&self.checkpoints).push((stream.to_owned(), owner.to_owned(), value.to_owned()));
+        Ok(cursor_of(record))
+    }
+
+    async fn release(&self, stream: &str, owner: &str) -> Result<(), StoreError> {
+        self.check()?;
+        let mut records = lock(&self.records);
+        if let Some(record) = records.get_mut(stream)
+            && record
+                .lease
+                .as_ref()
+                .is_some_and(|(holder, _)| holder == owner)
+        {
+            record.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn read(&self, stream: &str) -> Result<Option<Cursor>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.records).get(stream).map(cursor_of))
+    }
+
+    async fn set(&self, stream: &str, value: &str) -> Result<Cursor, StoreError> {
+        self.check()?;
+        let mut records = lock(&self.records);
+        let record = records.entry(stream.to_owned()).or_default();
+        record.value = Some(value.to_owned());
+        record.version += 1;
+        Ok(cursor_of(record))
+    }
+}
+
+/// `YYYY-MM-DDThh:mm:ss.SSSZ` of epoch milliseconds.
+pub fn ms_to_timestamp(ms: i64) -> String {
+    timestamp::format(DateTime::from_timestamp_millis(ms).unwrap_or_default())
+}
+
+/// An order as polled: `lines` are `(line id, line lastUpdatedAt ms, processStatus,
+/// inProgressStatus)`.
+pub fn order_json(
+    id: &str,
+    version: u64,
+    at_ms: i64,
+    lines: &[(&str, i64, &str, Option<&str>)],
+) -> Value {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(line_id, line_ms, process, in_progress)| {
+            let mut status = json!({"processStatus": process});
+            if let Some(p) = in_progress {
+                status["inProgressStatus"] = json!(p);
+            }
+            json!({"id": line_id, "lastUpdatedAt": ms_to_timestamp(*line_ms), "status": status,
+                   "buyerLine": {"position": line_id}})
+        })
+        .collect();
+    json!({"id": id, "version": version, "lastUpdatedAt": ms_to_timestamp(at_ms),
+           "buyerOrder": {"purchaseOrderNumber": format!("PO-{id}")}, "lines": lines})
+}
+
+/// A shipment as polled, one line changed with it.
+pub fn shipment_json(id: &str, at_ms: i64) -> Value {
+    let at = ms_to_timestamp(at_ms);
+    json!({"id": id, "meta": {"lastUpdatedAt": at},
+           "lines": [{"purchaseOrderNumber": "PO-1", "purchaseOrderLinePosition": "1",
+                      "meta": {"lastUpdatedAt": at}}]})
+}
+
+/// A hook run after each page is served, to change the world while a client pages.
+pub type BetweenPages = Box<dyn FnMut(&mut ScriptedWorld, usize) + Send>;
+
+/// The objects of a [`ScriptedPollApi`], per stream, by id.
+#[derive(Debug, Default, Clone)]
+pub struct ScriptedWorld {
+    objects: HashMap<PollStream, HashMap<String, (i64, Value)>>,
+}
+
+impl ScriptedWorld {
+    /// Adds or replaces an object; `at_ms` must match its `lastUpdatedAt`.
+    pub fn put(&mut self, stream: PollStream, id: &str, at_ms: i64, value: Value) {
+        self.objects
+            .entry(stream)
+            .or_default()
+            .insert(id.to_owned(), (at_ms, value));
+    }
+
+    /// Every (id, lastUpdatedAt) of a stream's current objects.
+    pub fn states(&self, stream: PollStream) -> Vec<(String, String)> {
+        let mut states: Vec<(String, String)> = self
+            .objects
+            .get(&stream)
+            .map(|m| {
+                m.iter()
+                    .map(|(id, (ms, _))| (id.clone(), ms_to_timestamp(*ms)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        states.sort();
+        states
+    }
+
+    /// The newest `lastUpdatedAt` of a stream.
+    pub fn newest(&self, stream: PollStream) -> Option<String> {
+        self.objects
+            .get(&stream)?
+            .values()
+            .map(|(ms, _)| *ms)
+            .max()
+            .map(ms_to_timestamp)
+    }
+
+    fn page(&self, request: &PageRequest) -> PolledPage {
+        let after = timestamp::parse(&request.last_updated)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(i64::MIN);
+        let inclusive = request.mode == EndpointMode::Search;
+        let mut matches: Vec<(&i64, &String, &Value)> = self
+            .objects
+            .get(&request.stream)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, (ms, _))| if inclusive { *ms >= after } else { *ms > after })
+                    .map(|(id, (ms, v))| (ms, id, v))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // lastUpdatedAt ascending, then id: a stable order inside one millisecond.
+        matches.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+        let total = matches.len() as u64;
+        let items: Vec<Value> = matches
+            .into_iter()
+            .skip(request.offset as usize)
+            .take(request.limit as usize)
+            .map(|(_, _, v)| v.clone())
+            .collect();
+        let last_updated_at = items
+            .last()
+            .and_then(|v| v.get("lastUpdatedAt").or(v.pointer("/meta/lastUpdatedAt")))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        PolledPage {
+            items,
+            total: Some(total),
+            last_updated_at,
+        }
+    }
+}
+
+/// A [`PollApi`] serving a [`ScriptedWorld`] with Tradecloud's paging semantics, with
+/// scripted failures and an optional hook that changes the world after each page.
+#[derive(Default)]
+pub struct ScriptedPollApi {
+    world: Mutex<ScriptedWorld>,
+    failures: Mutex<VecDeque<ApiError>>,
+    always_fail: Mutex<bool>,
+    between_pages: Mutex<Option<BetweenPages>>,
+    requests: Mutex<Vec<PageRequest>>,
+}
+
+impl std::fmt::Debug for ScriptedPollApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptedPollApi").finish_non_exhaustive()
+    }
+}
+
+impl ScriptedPollApi {
+    /// An empty world.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Changes the world.
+    pub fn with_world<R>(&self, f: impl FnOnce(&mut ScriptedWorld) -> R) -> R {
+        f(&mut lock(&self.world))
+    }
+
+    /// The next calls fail with these errors, one each.
+    pub fn fail_next(&self, errors: impl IntoIterator<Item = ApiError>) {
+        lock(&self.failures).extend(errors);
+    }
+
+    /// Every call fails as unreachable (`true`) or works again.
+    pub fn set_unreachable(&self, down: bool) {
+        *lock(&self.always_fail) = down;
+    }
+
+    /// Runs `hook(world, pages served so far)` after each page served.
+    pub fn set_between_pages(&self, hook: Option<BetweenPages>) {
+        *lock(&self.between_pages) = hook;
+    }
+
+    /// Every request, in order.
+    pub fn requests(&self) -> Vec<PageRequest> {
+        lock(&self.requests).clone()
+    }
+}
+
+#[async_trait]
+impl PollApi for ScriptedPollApi {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        let served = {
+            let mut requests = lock(&self.requests);
+            requests.push(request.clone());
+            requests.len()
+        };
+        if *lock(&self.always_fail) {
+            return Err(ApiError::Unavailable(
+                "scripted Tradecloud is unreachable".into(),
+            ));
+        }
+        if let Some(error) = lock(&self.failures).pop_front() {
+            return Err(error);
+        }
+        let mut world = lock(&self.world);
+        let page = world.page(request);
+        if let Some(hook) = lock(&self.between_pages).as_mut() {
+            hook(&mut world, served);
+        }
+        Ok(page)
+    }
+}
