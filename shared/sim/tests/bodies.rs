@@ -232,3 +232,39 @@ fn history_follows_the_rules_of_versions_timestamps_and_multi_event_actions() {
     });
     assert!(timestamps_ok, "YYYY-MM-DDThh:mm:ss.SSSZ throughout");
 }
+
+#[test]
+fn order_sizes_range_up_to_the_configured_maximum() {
+    let line_counts = |max_lines: usize| -> Vec<usize> {
+        let world = World::new(WorldConfig {
+            seed: 8,
+            initial_orders: 150,
+            initial_shipments: 0,
+            max_lines,
+            ..WorldConfig::default()
+        });
+        world
+            .objects()
+            .iter()
+            .map(|o| {
+                world.order(&o.id).unwrap()["lines"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .collect()
+    };
+    let big = line_counts(500);
+    assert!(big.iter().all(|n| (1..=500).contains(n)));
+    assert!(
+        big.iter().any(|n| *n > 100),
+        "some orders are large: {big:?}"
+    );
+    assert!(
+        big.iter().filter(|n| **n <= 5).count() > big.len() / 2,
+        "most are small"
+    );
+    let small = line_counts(3);
+    assert!(small.iter().all(|n| (1..=3).contains(n)));
+    assert!(small.contains(&3));
+}
