@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tcrelay_core::ports::StoreError;
@@ -130,9 +130,11 @@ impl SqliteStore {
         .map_err(sqlite)?;
         // First, so that switching to WAL and migrating wait for another process's lock too.
         conn.busy_timeout(options.busy_timeout).map_err(sqlite)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(sqlite)?;
+        let deadline = Instant::now() + options.busy_timeout;
+        let mode: String = retry_busy(deadline, || {
+            conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        })
+        .map_err(sqlite)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(OpenError::NoWal { path, mode });
         }
@@ -141,7 +143,7 @@ impl SqliteStore {
             options.durability.pragma()
         ))
         .map_err(sqlite)?;
-        match schema::migrate(&mut conn).map_err(sqlite)? {
+        match retry_busy(deadline, || schema::migrate(&mut conn)).map_err(sqlite)? {
             Migration::TooNew(found) => {
                 return Err(OpenError::SchemaTooNew {
                     path,
@@ -223,6 +225,37 @@ impl SqliteStore {
             }
         })
         .await
+    }
+}
+
+/// Retries `step` while SQLite answers `SQLITE_BUSY`/`SQLITE_LOCKED`, until `deadline`.
+///
+/// Only for opening: when several processes open a *new* file at once, switching it to WAL and
+/// creating the schema can fail with `SQLITE_BUSY` at once, without SQLite calling the busy
+/// handler (it does not wait where waiting could deadlock, e.g. while another connection is
+/// changing the journal mode). Everything after opening goes through `BEGIN IMMEDIATE`, where
+/// the busy handler does wait.
+fn retry_busy<T>(
+    deadline: Instant,
+    mut step: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match step() {
+            Err(rusqlite::Error::SqliteFailure(e, msg))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                if Instant::now() >= deadline {
+                    return Err(rusqlite::Error::SqliteFailure(e, msg));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! ms: the record's time to live, set at claim and again at completion) and
 //! `in_progress_expires_at` (epoch ms, only while in progress). A record is expired when its
 //! `expires_at` is before now, or it is in progress and its `in_progress_expires_at` is before
-//! now; an expired record is treated exactly like an absent one.
+//! now; an expired record is treated exactly like an absent one. (DynamoDB keeps `expiresAt` in
+//! seconds because its TTL sweeper wants seconds; here both are milliseconds, which differs from
+//! it by less than a second and lets tests step exactly over the boundary.)
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};

@@ -170,3 +170,40 @@ async fn schema_is_versioned_and_a_newer_one_is_refused() {
         "{err:?}"
     );
 }
+
+#[test]
+fn processes_opening_a_new_file_at_once_all_get_one_schema() {
+    for _ in 0..5 {
+        let (_dir, path) = temp_db();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&path).map(drop)
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener
+                .join()
+                .unwrap()
+                .expect("every concurrent open succeeds");
+        }
+        let raw = Connection::open(&path).unwrap();
+        let version: i64 = raw
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let tables: i64 = raw
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' \
+                 AND name IN ('outbound', 'dedupe', 'quarantine', 'cursor')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 4);
+    }
+}

@@ -164,3 +164,54 @@ async fn export_pages_from_an_id() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn one_store_serves_every_port_as_a_shared_trait_object() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tcrelay_core::ports::{ClaimOutcome, CursorStore, DedupeStore, Quarantine};
+
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    // How the runner wires it: one store, four ports, shared across tasks.
+    let sink: Arc<dyn EventSink> = Arc::new(store.clone());
+    let dedupe: Arc<dyn DedupeStore> = Arc::new(store.clone());
+    let quarantine: Arc<dyn Quarantine> = Arc::new(store.clone());
+    let cursors: Arc<dyn CursorStore> = Arc::new(store.clone());
+
+    assert_eq!(
+        dedupe.claim("k", false).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    sink.enqueue(&[order("k")]).await.unwrap();
+    dedupe.complete("k").await.unwrap();
+    let lease = cursors
+        .acquire("orders", "run", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    cursors
+        .checkpoint("orders", "run", lease.version, "t")
+        .await
+        .unwrap();
+    quarantine
+        .keep(&tcrelay_core::ports::QuarantinedRequest {
+            received_at: chrono::Utc::now(),
+            method: "POST".into(),
+            uri: "/webhook".into(),
+            content_type: Some("text/plain".into()),
+            headers: vec![],
+            body: b"junk".to_vec(),
+            reason: "not JSON or tXML".into(),
+        })
+        .await
+        .unwrap();
+
+    // All of it went to the one file, visible to a fresh handle.
+    let fresh = SqliteStore::open(&path).unwrap();
+    assert_eq!(fresh.stats().await.unwrap().pending, 1);
+    assert!(fresh.lookup("k").await.unwrap().is_some());
+    assert_eq!(fresh.read("orders").await.unwrap().unwrap().version, 1);
+    assert_eq!(fresh.quarantine_count().await.unwrap(), 1);
+}
