@@ -118,7 +118,7 @@ async fn refresh_tokens_are_single_use_and_logout_revokes_them() {
 #[tokio::test]
 async fn access_tokens_expire_after_the_configured_lifetime() {
     let sim = Simulator::start(SimConfig {
-        access_token_ttl: Duration::from_millis(300),
+        access_token_ttl: Duration::from_millis(1_000),
         ..common::config(1)
     })
     .await
@@ -130,7 +130,7 @@ async fn access_tokens_expire_after_the_configured_lifetime() {
         post_json(&url, &format!("Bearer {access}"), &body).await.0,
         200
     );
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (status, _) = post_json(&url, &format!("Bearer {access}"), &body).await;
     assert_eq!(status, 401, "expired access token");
     // The refresh token outlives it and yields a working access token.
