@@ -128,9 +128,14 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(sqlite)?;
+        // SQLite takes the timeout as an i32 of milliseconds (rusqlite panics above that):
+        // clamp, ~24 days is "wait for ever" in practice.
+        let busy_timeout = options
+            .busy_timeout
+            .min(Duration::from_millis(i32::MAX as u64));
         // First, so that switching to WAL and migrating wait for another process's lock too.
-        conn.busy_timeout(options.busy_timeout).map_err(sqlite)?;
-        let deadline = Instant::now() + options.busy_timeout;
+        conn.busy_timeout(busy_timeout).map_err(sqlite)?;
+        let deadline = Instant::now() + busy_timeout;
         let mode: String = retry_busy(deadline, || {
             conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         })
@@ -353,5 +358,18 @@ mod tests {
                 .unwrap();
             assert_eq!(mode, "wal");
         }
+        // An absurd timeout is clamped, not a panic.
+        let store = SqliteStore::open_with(
+            dir.path().join("p.db"),
+            SqliteOptions {
+                busy_timeout: Duration::MAX,
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap();
+        let busy: i64 = lock(&store.conn)
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, i64::from(i32::MAX));
     }
 }

@@ -18,6 +18,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Operator API (for `tcrelay queue|quarantine|cursor`), all `async`, on [`SqliteStore`]:
+//! - queue: [`list`](SqliteStore::list), [`export`](SqliteStore::export) and
+//!   [`export_page`](SqliteStore::export_page) (envelopes as JSON lines, in order),
+//!   [`ack_up_to`](SqliteStore::ack_up_to), [`ack_ids`](SqliteStore::ack_ids),
+//!   [`stats`](SqliteStore::stats), and [`enqueue_returning_ids`](SqliteStore::enqueue_returning_ids);
+//! - quarantine: [`quarantine_list`](SqliteStore::quarantine_list),
+//!   [`quarantine_export`](SqliteStore::quarantine_export),
+//!   [`quarantine_count`](SqliteStore::quarantine_count);
+//! - cursors: `read` and `set` of the [`CursorStore`](tcrelay_core::ports::CursorStore) trait,
+//!   and [`cursors`](SqliteStore::cursors) for all streams with their leases;
+//! - housekeeping: [`purge_expired_dedupe`](SqliteStore::purge_expired_dedupe),
+//!   [`check_integrity`](SqliteStore::check_integrity).
+//!
 //! Durability: WAL journal, `synchronous=FULL` by default, so every call that returned `Ok`
 //! (an enqueue before the webhook's 202, a completed dedupe record, a checkpoint) survives a
 //! `kill -9` of the process and a power loss. See [`Durability`].
