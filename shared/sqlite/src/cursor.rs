@@ -4,7 +4,10 @@
 //!   expired (`lease_expires_at` before now); it creates the row at version 0 the first time;
 //!   `None` while another owner holds a live lease.
 //! - `checkpoint` writes only if the version is still the one read *and* the caller is the lease
-//!   owner, bumping the version; `Conflict` otherwise (also when the row does not exist).
+//!   owner, bumping the version; `Conflict` otherwise (also when the row does not exist). Like
+//!   DynamoDB's condition, it does not look at the lease's expiry: a run whose lease ran out but
+//!   was not taken over may still checkpoint (the version guards against lost updates); once
+//!   another run takes the lease over, the owner differs and the old run gets `Conflict`.
 //! - `release` clears the lease if the caller holds it, and is a no-op otherwise.
 //! - `set` (operators) writes the value unconditionally and bumps the version (a new row starts at
 //!   1), leaving the lease alone, so a running poller's next checkpoint fails with `Conflict`

@@ -274,3 +274,24 @@ async fn of_two_concurrent_acquires_exactly_one_wins() {
         assert_eq!(info.lease_owner.as_deref(), Some(winners[0]));
     }
 }
+
+#[tokio::test]
+async fn an_expired_lease_not_taken_over_still_checkpoints_like_dynamodb() {
+    let (_dir, path) = temp_db();
+    let clock = ManualClock::new();
+    let store = open_with_clock(&path, &clock);
+    let c = store
+        .acquire("orders", "run-a", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    clock.advance(LEASE * 2);
+    // Nobody took it over: the owner and version still match.
+    assert_eq!(
+        store
+            .checkpoint("orders", "run-a", c.version, "t1")
+            .await
+            .unwrap(),
+        cursor(Some("t1"), 1)
+    );
+}
