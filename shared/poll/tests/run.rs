@@ -1,0 +1,736 @@
+//! The poll loop against in-memory fakes: a scripted Tradecloud whose world can change between
+//! pages, the core's memory sink and dedupe store, and a memory cursor store with leases.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use tcrelay_core::dedupe::state_key;
+use tcrelay_core::envelope::{Envelope, Source};
+use tcrelay_core::ports::{ApiError, CursorStore, DedupeStore, EventSink, RecordState, SinkError};
+use tcrelay_core::testing::{MemoryDedupe, MemorySink};
+use tcrelay_poll::testing::{
+    MemoryCursorStore, ScriptedPollApi, ScriptedWorld, ms_to_timestamp, order_json, shipment_json,
+};
+use tcrelay_poll::{
+    Deadline, EchoFilter, EchoSide, EndpointMode, NoDeadline, PageRequest, PollApi, PollConfig,
+    PollError, PollPorts, PollStream, PolledPage, RunRequest, StopReason, StreamFailure,
+    StreamSummary, run, run_stream,
+};
+use tradecloud_model::{ObjectClass, ObjectKind};
+
+/// 2025-01-01T00:00:00.000Z.
+const T0: i64 = 1_735_689_600_000;
+const START: &str = "2024-12-31T00:00:00.000Z";
+const ORDERS: PollStream = PollStream::Orders;
+
+struct Harness {
+    api: Arc<ScriptedPollApi>,
+    cursors: Arc<MemoryCursorStore>,
+    dedupe: Arc<MemoryDedupe>,
+    sink: Arc<MemorySink>,
+    ports: PollPorts,
+}
+
+fn harness_with_sink(sink: Arc<dyn EventSink>, memory: Arc<MemorySink>) -> Harness {
+    let api = Arc::new(ScriptedPollApi::new());
+    let cursors = Arc::new(MemoryCursorStore::new());
+    let dedupe = Arc::new(MemoryDedupe::default());
+    let ports = PollPorts {
+        api: api.clone(),
+        cursors: cursors.clone(),
+        dedupe: dedupe.clone(),
+        sink,
+    };
+    Harness {
+        api,
+        cursors,
+        dedupe,
+        sink: memory,
+        ports,
+    }
+}
+
+fn harness() -> Harness {
+    let sink = Arc::new(MemorySink::new());
+    harness_with_sink(sink.clone(), sink)
+}
+
+fn config() -> PollConfig {
+    PollConfig {
+        streams: vec![ORDERS],
+        start: Some(START.into()),
+        ..PollConfig::default()
+    }
+}
+
+fn order(id: &str, ms: i64) -> serde_json::Value {
+    order_json(id, 1, ms, &[(&format!("{id}-l1"), ms, "Issued", None)])
+}
+
+fn put_order(world: &mut ScriptedWorld, id: &str, ms: i64) {
+    world.put(ORDERS, id, ms, order(id, ms));
+}
+
+async fn poll(
+    h: &Harness,
+    config: &PollConfig,
+    owner: &str,
+) -> Result<StreamSummary, StreamFailure> {
+    run_stream(
+        &h.ports,
+        config,
+        ORDERS,
+        &RunRequest::scheduled(owner),
+        &NoDeadline,
+    )
+    .await
+}
+
+/// Runs until a run is caught up (bounded), returning the summaries.
+async fn poll_until_caught_up(h: &Harness, config: &PollConfig) -> Vec<StreamSummary> {
+    let mut summaries = Vec::new();
+    for i in 0..20 {
+        let s = poll(h, config, &format!("run-{i}"))
+            .await
+            .expect("run succeeds");
+        let done = s.stop == Some(StopReason::CaughtUp);
+        summaries.push(s);
+        if done {
+            return summaries;
+        }
+    }
+    panic!("not caught up after 20 runs: {summaries:#?}");
+}
+
+fn sent(sink: &MemorySink) -> Vec<(String, String)> {
+    sink.envelopes()
+        .iter()
+        .map(|e| (e.id.clone(), e.last_updated_at.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// Every current state of the world was enqueued, and no state twice.
+fn assert_exactly_once(h: &Harness, stream: PollStream) {
+    let sent = sent(&h.sink);
+    let unique: HashSet<&(String, String)> = sent.iter().collect();
+    assert_eq!(unique.len(), sent.len(), "a state was enqueued twice");
+    let missing: Vec<(String, String)> = h
+        .api
+        .with_world(|w| w.states(stream))
+        .into_iter()
+        .filter(|s| !unique.contains(s))
+        .collect();
+    assert!(missing.is_empty(), "states never enqueued: {missing:?}");
+}
+
+#[tokio::test]
+async fn first_run_starts_at_the_configured_date_and_ends_at_the_last_timestamp() {
+    let h = harness();
+    h.api.with_world(|w| {
+        // Before the start: never asked for.
+        put_order(w, "old", T0 - 2 * 86_400_000);
+        for i in 0..30 {
+            put_order(w, &format!("o{i:02}"), T0 + i * 1000);
+        }
+    });
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(h.api.requests()[0].last_updated, START);
+    assert_eq!(h.api.requests()[0].offset, 0);
+    assert_eq!(h.api.requests()[0].limit, 100);
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_eq!(
+        (s.pages, s.objects, s.enqueued, s.duplicates),
+        (1, 30, 30, 0)
+    );
+    assert_eq!(s.cursor_before, None);
+    assert_eq!(
+        s.cursor_after.as_deref(),
+        Some(ms_to_timestamp(T0 + 29_000).as_str())
+    );
+    assert_eq!(h.cursors.value("orders"), s.cursor_after);
+    let envelopes = h.sink.envelopes();
+    assert!(envelopes.iter().all(|e| e.id != "old"));
+    let e: &Envelope = &envelopes[0];
+    assert_eq!(e.source, Source::Poll);
+    assert_eq!(e.kind, ObjectKind::Order);
+    assert_eq!(e.event_name, None);
+    assert_eq!(e.version, Some(1));
+    assert_eq!(
+        e.dedupe_key,
+        state_key(
+            ObjectClass::Order,
+            &e.id,
+            e.last_updated_at.as_deref().unwrap()
+        )
+    );
+    assert_eq!(e.changed_lines, Some(vec![format!("{}-l1", e.id)]));
+    // Claims are completed, as full states.
+    let record = h.dedupe.lookup(&e.dedupe_key).await.unwrap().unwrap();
+    assert_eq!(record.state, RecordState::Completed);
+    assert!(record.full_state);
+}
+
+#[tokio::test]
+async fn an_empty_answer_leaves_the_cursor_alone() {
+    let h = harness();
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!((s.pages, s.enqueued), (1, 0));
+    assert_eq!(s.cursor_after, None);
+    assert!(h.cursors.checkpoints().is_empty());
+    // With a cursor: the re-asked overlap is all duplicates, nothing moves.
+    h.api.with_world(|w| put_order(w, "a", T0));
+    poll(&h, &config(), "run-2").await.unwrap();
+    let checkpoints = h.cursors.checkpoints().len();
+    let s = poll(&h, &config(), "run-3").await.unwrap();
+    assert_eq!((s.enqueued, s.duplicates), (0, 1));
+    assert_eq!(s.cursor_before, s.cursor_after);
+    assert_eq!(h.cursors.checkpoints().len(), checkpoints);
+}
+
+#[tokio::test]
+async fn each_run_reasks_the_cursor_millisecond_so_late_ties_are_not_skipped() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "a", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    // Lands on the cursor's own millisecond after the run read it, plus a later one.
+    h.api.with_world(|w| {
+        put_order(w, "b", T0);
+        put_order(w, "c", T0 + 5);
+    });
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    // Asked from the cursor minus the lookback (1 ms), never from our clock.
+    assert_eq!(h.api.requests()[1].last_updated, ms_to_timestamp(T0 - 1));
+    assert_eq!((s.enqueued, s.duplicates), (2, 1));
+    assert_exactly_once(&h, ORDERS);
+    // A longer lookback re-asks further back.
+    let mut long = config();
+    long.lookback = Duration::from_secs(60);
+    poll(&h, &long, "run-3").await.unwrap();
+    assert_eq!(
+        h.api.requests()[2].last_updated,
+        ms_to_timestamp(T0 + 5 - 60_000)
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_fifty_objects_on_one_millisecond_are_all_relayed() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..40 {
+            put_order(w, &format!("before{i:02}"), T0 + i);
+        }
+        for i in 0..250 {
+            put_order(w, &format!("tie{i:03}"), T0 + 1000);
+        }
+        for i in 0..40 {
+            put_order(w, &format!("after{i:02}"), T0 + 2000 + i);
+        }
+    });
+    let runs = poll_until_caught_up(&h, &config()).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].enqueued, 330);
+    assert_exactly_once(&h, ORDERS);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 2039)));
+    // Offset paging happened only inside the tie, and the cursor never rested inside it.
+    let requests = h.api.requests();
+    assert!(requests.iter().any(|r| r.offset > 0));
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.offset > 0)
+            .all(|r| r.last_updated == ms_to_timestamp(T0 + 39)),
+        "{requests:#?}"
+    );
+}
+
+#[tokio::test]
+async fn objects_leaving_a_tie_while_paging_inside_it_do_not_hide_others() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..250 {
+            put_order(w, &format!("tie{i:03}"), T0);
+        }
+    });
+    // After the first page inside the tie, 30 of its first objects change (more than the
+    // 10-object overlap), shifting the rest under the offset.
+    let moved = Arc::new(AtomicUsize::new(0));
+    let counter = moved.clone();
+    h.api.set_between_pages(Some(Box::new(
+        move |w: &mut ScriptedWorld, served: usize| {
+            if served == 1 {
+                for i in 0..30 {
+                    put_order(w, &format!("tie{i:03}"), T0 + 10_000 + i as i64);
+                }
+                counter.fetch_add(30, Ordering::SeqCst);
+            }
+        },
+    )));
+    poll_until_caught_up(&h, &config()).await;
+    assert_eq!(moved.load(Ordering::SeqCst), 30);
+    assert_exactly_once(&h, ORDERS);
+    // 250 first states + the 30 changed ones (their first states were on page one).
+    assert_eq!(h.sink.envelopes().len(), 280);
+}
+
+#[tokio::test]
+async fn changes_landing_between_pages_lose_nothing() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..1000i64 {
+            // Groups of up to 7 objects share a millisecond.
+            put_order(w, &format!("o{i:04}"), T0 + (i / 7) * 3);
+        }
+    });
+    // After every page, 5 objects change; a third of them on the newest millisecond.
+    let mut clock = T0 + 1_000_000;
+    let mut next = 0usize;
+    h.api.set_between_pages(Some(Box::new(
+        move |w: &mut ScriptedWorld, served: usize| {
+            if served > 40 {
+                return;
+            }
+            for k in 0..5 {
+                let id = format!("o{:04}", (next * 137) % 1000);
+                next += 1;
+                if k % 3 != 0 {
+                    clock += 1;
+                }
+                put_order(w, &id, clock);
+            }
+        },
+    )));
+    let runs = poll_until_caught_up(&h, &config()).await;
+    h.api.set_between_pages(None);
+    // One more run picks up changes made after the last page of the last run.
+    poll_until_caught_up(&h, &config()).await;
+    assert_exactly_once(&h, ORDERS);
+    let newest = h.api.with_world(|w| w.newest(ORDERS));
+    assert_eq!(h.cursors.value("orders"), newest);
+    assert!(runs.iter().map(|r| r.pages).sum::<u32>() >= 10);
+}
+
+/// A sink that fails on its `fail_on`-th call (1-based) for the second half of the batch.
+struct FlakySink {
+    inner: Arc<MemorySink>,
+    calls: AtomicUsize,
+    fail_on: usize,
+}
+
+#[async_trait]
+impl EventSink for FlakySink {
+    async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if call == self.fail_on {
+            let half = envelopes.len() / 2;
+            self.inner.enqueue(&envelopes[..half]).await?;
+            return Err(SinkError {
+                failed: (half..envelopes.len()).collect(),
+                reason: "fake queue throttled".into(),
+            });
+        }
+        self.inner.enqueue(envelopes).await
+    }
+}
+
+#[tokio::test]
+async fn a_sink_failure_after_page_k_keeps_the_cursor_at_page_k_minus_one() {
+    let memory = Arc::new(MemorySink::new());
+    let flaky = Arc::new(FlakySink {
+        inner: memory.clone(),
+        calls: AtomicUsize::new(0),
+        fail_on: 3,
+    });
+    let h = harness_with_sink(flaky, memory);
+    h.api.with_world(|w| {
+        for i in 0..450 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    assert!(matches!(failure.error, PollError::Sink(_)), "{failure}");
+    // Pages 1 and 2 (99 settled objects each) were checkpointed, page 3 was not.
+    let checkpoints = h.cursors.checkpoints();
+    assert_eq!(checkpoints.len(), 2);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 197)));
+    assert_eq!(failure.summary.cursor_after, h.cursors.value("orders"));
+    // The half that reached the queue is completed, the other half released for the retry.
+    let sent_now = sent(&h.sink);
+    assert_eq!(sent_now.len(), 99 + 99 + 49);
+    let released = state_key(ObjectClass::Order, "o297", &ms_to_timestamp(T0 + 297));
+    assert_eq!(h.dedupe.lookup(&released).await.unwrap(), None);
+    // The lease was given back: the next run goes ahead at once and delivers the rest.
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(&h, ORDERS);
+    assert_eq!(h.sink.envelopes().len(), 450);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 449)));
+}
+
+/// A PollApi that waits before answering, so two runs overlap.
+struct SlowApi(Arc<ScriptedPollApi>);
+
+#[async_trait]
+impl PollApi for SlowApi {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.0.fetch_page(request).await
+    }
+}
+
+#[tokio::test]
+async fn two_runs_started_together_one_backs_off() {
+    let mut h = harness();
+    h.ports.api = Arc::new(SlowApi(h.api.clone()));
+    h.api.with_world(|w| {
+        for i in 0..350 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let c = config();
+    let (a, b) = tokio::join!(poll(&h, &c, "run-a"), poll(&h, &c, "run-b"));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (winner, loser) = if a.stop == Some(StopReason::LeaseHeld) {
+        (b, a)
+    } else {
+        (a, b)
+    };
+    assert_eq!(winner.stop, Some(StopReason::CaughtUp));
+    assert_eq!(loser.stop, Some(StopReason::LeaseHeld));
+    assert_eq!((loser.pages, loser.enqueued), (0, 0));
+    assert_exactly_once(&h, ORDERS);
+    // Every checkpoint by one owner, and the versions never raced.
+    let owners: HashSet<String> = h.cursors.checkpoints().into_iter().map(|c| c.1).collect();
+    assert_eq!(owners.len(), 1);
+}
+
+#[tokio::test]
+async fn unreachable_tradecloud_fails_the_run_with_the_cursor_unchanged() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "a", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    let before = h.cursors.value("orders");
+    h.api.with_world(|w| put_order(w, "b", T0 + 10));
+    h.api.set_unreachable(true);
+    let failure = poll(&h, &config(), "run-2").await.unwrap_err();
+    assert!(
+        matches!(failure.error, PollError::Api(ApiError::Unavailable(_))),
+        "{failure}"
+    );
+    assert!(failure.to_string().contains("Tradecloud"), "{failure}");
+    assert_eq!(h.cursors.value("orders"), before);
+    assert_eq!(failure.summary.cursor_after, before);
+    // Other classified failures fail the same way.
+    h.api.set_unreachable(false);
+    h.api.fail_next([ApiError::Upstream { status: 503 }]);
+    let failure = poll(&h, &config(), "run-3").await.unwrap_err();
+    assert!(matches!(
+        failure.error,
+        PollError::Api(ApiError::Upstream { status: 503 })
+    ));
+    assert_eq!(h.cursors.value("orders"), before);
+    // Back up: the next run continues.
+    poll(&h, &config(), "run-4").await.unwrap();
+    assert_exactly_once(&h, ORDERS);
+}
+
+/// Plenty of time for `pages` checks, then none.
+struct PagesOfTime(AtomicUsize);
+
+impl Deadline for PagesOfTime {
+    fn remaining(&self) -> Option<Duration> {
+        let left = self.0.load(Ordering::SeqCst);
+        if left == 0 {
+            return Some(Duration::from_secs(1));
+        }
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        Some(Duration::from_secs(600))
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_stops_early_with_the_cursor_saved_and_the_next_run_continues() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..500 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let deadline = PagesOfTime(AtomicUsize::new(2));
+    let s = run_stream(
+        &h.ports,
+        &config(),
+        ORDERS,
+        &RunRequest::scheduled("run-1"),
+        &deadline,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.stop, Some(StopReason::Deadline));
+    assert_eq!(s.pages, 2);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 197)));
+    assert_eq!(s.cursor_after, h.cursors.value("orders"));
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_eq!(s.cursor_before, Some(ms_to_timestamp(T0 + 197)));
+    assert_exactly_once(&h, ORDERS);
+    assert_eq!(h.sink.envelopes().len(), 500);
+}
+
+#[tokio::test]
+async fn a_dry_run_claims_sends_and_moves_nothing() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let request = RunRequest {
+        dry_run: true,
+        ..RunRequest::scheduled("dry-1")
+    };
+    let s = run_stream(&h.ports, &config(), ORDERS, &request, &NoDeadline)
+        .await
+        .unwrap();
+    assert!(s.dry_run);
+    assert_eq!((s.enqueued, s.duplicates), (150, 0));
+    assert_eq!(s.planned.len(), 150);
+    assert_eq!(s.planned[0].id, "o000");
+    assert_eq!(s.cursor_after, Some(ms_to_timestamp(T0 + 149)));
+    assert!(h.sink.envelopes().is_empty());
+    assert!(h.dedupe.records().is_empty());
+    assert!(h.cursors.checkpoints().is_empty());
+    assert_eq!(h.cursors.read("orders").await.unwrap(), None);
+    // After a real run, a dry run sees duplicates.
+    poll(&h, &config(), "run-1").await.unwrap();
+    let s = run_stream(&h.ports, &config(), ORDERS, &request, &NoDeadline)
+        .await
+        .unwrap();
+    assert_eq!((s.enqueued, s.duplicates), (0, 1));
+}
+
+#[tokio::test]
+async fn the_echo_filter_skips_own_side_requests_and_passes_the_rest() {
+    let h = harness();
+    let buyer_reopen = Some("OpenBuyerReopenRequest");
+    let supplier_proposal = Some("OpenSupplierProposal");
+    h.api.with_world(|w| {
+        // Only our own (buyer) request changed: an echo.
+        w.put(
+            ORDERS,
+            "echo",
+            T0,
+            order_json(
+                "echo",
+                2,
+                T0,
+                &[
+                    ("e1", T0, "InProgress", buyer_reopen),
+                    ("e2", T0 - 86_400_000, "Confirmed", None),
+                ],
+            ),
+        );
+        // The supplier's proposal: news for the buyer.
+        w.put(
+            ORDERS,
+            "news",
+            T0 + 1,
+            order_json(
+                "news",
+                2,
+                T0 + 1,
+                &[("n1", T0 + 1, "InProgress", supplier_proposal)],
+            ),
+        );
+        // Both: relayed without the echo line.
+        w.put(
+            ORDERS,
+            "mixed",
+            T0 + 2,
+            order_json(
+                "mixed",
+                2,
+                T0 + 2,
+                &[
+                    ("m1", T0 + 2, "InProgress", buyer_reopen),
+                    ("m2", T0 + 2, "Confirmed", None),
+                ],
+            ),
+        );
+    });
+    let mut c = config();
+    c.echo_filter = Some(EchoFilter::OwnRequests(EchoSide::Buyer));
+    let s = poll(&h, &c, "run-1").await.unwrap();
+    assert_eq!((s.enqueued, s.filtered), (2, 1));
+    let envelopes = h.sink.envelopes();
+    let ids: Vec<&str> = envelopes.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["news", "mixed"]);
+    let mixed = &envelopes[1];
+    assert_eq!(mixed.changed_lines, Some(vec!["m2".to_owned()]));
+    let lines: Vec<&str> = mixed.payload["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines, ["m2"]);
+    // The cursor still moves past the filtered echo.
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 2)));
+}
+
+#[tokio::test]
+async fn changed_lines_are_those_after_the_previous_cursor() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    h.api.with_world(|w| {
+        w.put(
+            ORDERS,
+            "o",
+            T0 + 100,
+            order_json(
+                "o",
+                3,
+                T0 + 100,
+                &[
+                    ("old", T0 - 5, "Confirmed", None),
+                    ("new", T0 + 100, "Confirmed", None),
+                ],
+            ),
+        );
+    });
+    let mut c = config();
+    c.changed_lines_only = true;
+    poll(&h, &c, "run-2").await.unwrap();
+    let e = h
+        .sink
+        .envelopes()
+        .into_iter()
+        .find(|e| e.id == "o")
+        .unwrap();
+    assert_eq!(e.changed_lines, Some(vec!["new".to_owned()]));
+    assert_eq!(e.payload["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(e.payload["lines"][0]["id"], "new");
+}
+
+#[tokio::test]
+async fn a_state_claimed_elsewhere_stops_the_run_before_it_and_the_next_run_continues() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..5 {
+            put_order(w, &format!("o{i}"), T0 + i);
+        }
+    });
+    let key = state_key(ObjectClass::Order, "o2", &ms_to_timestamp(T0 + 2));
+    h.dedupe.insert(&key, RecordState::InProgress, false);
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(
+        s.stop,
+        Some(StopReason::InProgressElsewhere { key: key.clone() })
+    );
+    assert!(h.sink.envelopes().is_empty());
+    assert_eq!(h.cursors.value("orders"), None);
+    // o0 and o1 were claimed on the page: their claims are released, not left to expire.
+    let o0 = state_key(ObjectClass::Order, "o0", &ms_to_timestamp(T0));
+    assert_eq!(h.dedupe.lookup(&o0).await.unwrap(), None);
+    // The webhook finishes: the state is a duplicate now, the rest goes through.
+    h.dedupe.insert(&key, RecordState::Completed, false);
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.duplicates), (4, 1));
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 4)));
+}
+
+#[tokio::test]
+async fn search_endpoints_include_the_cursor_and_still_page_past_big_ties() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..120 {
+            put_order(w, &format!("a{i:03}"), T0);
+        }
+        for i in 0..150 {
+            put_order(w, &format!("b{i:03}"), T0 + 1 + i / 30);
+        }
+        for i in 0..230 {
+            put_order(w, &format!("c{i:03}"), T0 + 100);
+        }
+    });
+    let mut c = config();
+    c.mode = EndpointMode::Search;
+    poll_until_caught_up(&h, &c).await;
+    assert_exactly_once(&h, ORDERS);
+    assert_eq!(h.sink.envelopes().len(), 500);
+    assert!(
+        h.api
+            .requests()
+            .iter()
+            .all(|r| r.mode == EndpointMode::Search)
+    );
+    // A later run with nothing new sends nothing.
+    let s = poll(&h, &c, "again").await.unwrap();
+    assert_eq!(s.enqueued, 0);
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+}
+
+#[tokio::test]
+async fn an_unsorted_page_fails_the_run_without_moving_the_cursor() {
+    struct Unsorted;
+    #[async_trait]
+    impl PollApi for Unsorted {
+        async fn fetch_page(&self, _: &PageRequest) -> Result<PolledPage, ApiError> {
+            Ok(PolledPage {
+                items: vec![order("b", T0 + 5), order("a", T0)],
+                total: Some(2),
+                last_updated_at: None,
+            })
+        }
+    }
+    let mut h = harness();
+    h.ports.api = Arc::new(Unsorted);
+    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    assert!(
+        matches!(failure.error, PollError::Malformed(_)),
+        "{failure}"
+    );
+    assert!(h.sink.envelopes().is_empty());
+    assert_eq!(h.cursors.value("orders"), None);
+}
+
+#[tokio::test]
+async fn run_polls_each_configured_stream_and_reports_each() {
+    let h = harness();
+    h.api.with_world(|w| {
+        put_order(w, "o1", T0);
+        w.put(
+            PollStream::Shipments,
+            "s1",
+            T0 + 7,
+            shipment_json("s1", T0 + 7),
+        );
+    });
+    let mut c = config();
+    c.streams = vec![ORDERS, PollStream::Shipments];
+    // A failing cursor store fails both streams, and each is reported.
+    h.cursors.set_down(true);
+    let report = run(&h.ports, &c, &RunRequest::scheduled("r"), &NoDeadline).await;
+    assert!(report.failed());
+    assert_eq!(report.results.len(), 2);
+    h.cursors.set_down(false);
+    let report = run(&h.ports, &c, &RunRequest::scheduled("r"), &NoDeadline).await;
+    assert!(!report.failed());
+    let streams: Vec<&str> = report.summaries().iter().map(|s| s.stream).collect();
+    assert_eq!(streams, ["orders", "shipments"]);
+    let shipment = h
+        .sink
+        .envelopes()
+        .into_iter()
+        .find(|e| e.kind == ObjectKind::Shipment)
+        .unwrap();
+    assert_eq!(shipment.changed_lines, Some(vec!["PO-1/1".to_owned()]));
+    assert_eq!(h.cursors.value("shipments"), Some(ms_to_timestamp(T0 + 7)));
+    // The summary serialises for the Lambda's answer.
+    let json = serde_json::to_value(report.summaries()[0]).unwrap();
+    assert_eq!(json["stop"], json!({"reason": "caught-up"}));
+}
