@@ -43,13 +43,16 @@ fn acknowledged_enqueues_survive_sigkill() {
 
 /// Runs one child round; returns the (id, key) pairs it acknowledged before dying.
 fn run_and_kill(path: &Path, round: usize, kill_after: usize) -> Vec<(i64, String)> {
+    // The writer's stderr goes to a file beside the database, shown if it dies on its own.
+    let stderr_path = path.with_extension(format!("child{round}.stderr"));
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DB, path)
         .env(CHILD_ROUND, round.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn the test binary as the writer");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
