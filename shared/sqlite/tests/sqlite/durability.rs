@@ -2,9 +2,9 @@
 //! before the kill is in the queue after a restart, once, and the file is intact.
 //!
 //! The test binary plays both parts: the parent runs the test, which starts this same binary,
-//! filtered to this same test, with [`CHILD_DB`] set; in the child the test body is the writer,
-//! which claims, enqueues and completes like the relay and prints `ACK <id> <key>` for each
-//! envelope whose enqueue and completion returned `Ok`, until the parent SIGKILLs it.
+//! filtered to this same test, with [`CHILD_DB`] set; in the child the test body is the writer:
+//! concurrent tasks that claim, enqueue and complete like the relay and print `ACK <id> <key>`
+//! for each envelope whose enqueue and completion returned `Ok`, until the parent SIGKILLs it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -117,38 +117,66 @@ fn verify(path: &Path, acked: &[(i64, String)]) {
             );
         }
         assert!(stored.len() >= acked.len());
+        // Each writer's acknowledgements are in its own order in the queue.
+        let mut last_id: HashMap<&str, i64> = HashMap::new();
+        for (id, key) in acked {
+            let writer = &key[..key.rfind('-').unwrap()];
+            if let Some(previous) = last_id.insert(writer, *id) {
+                assert!(previous < *id, "{writer}: {previous} then {id}");
+            }
+        }
     });
 }
 
-/// The writer: claim, enqueue, complete, print, in batches of 1 to 3, until killed.
+/// Concurrent writers in the child, as concurrent webhook requests would be.
+const WRITERS: usize = 4;
+
+/// The writer: [`WRITERS`] tasks that claim, enqueue, complete and print, in batches of 1 to 3,
+/// until killed.
 fn child(db: &Path, round: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .build()
         .unwrap();
     rt.block_on(async {
         let store = SqliteStore::open(db).expect("child open");
-        let mut stdout = std::io::stdout().lock();
-        let mut n = 0usize;
-        // Bounded so that an orphaned writer stops by itself.
-        for batch_no in 0..20_000usize {
-            let keys: Vec<String> = (0..1 + batch_no % 3)
-                .map(|_| {
-                    n += 1;
-                    format!("r{round}-k{n}")
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let store = store.clone();
+                let prefix = format!("r{round}-w{w}-");
+                tokio::spawn(async move {
+                    let mut n = 0usize;
+                    // Bounded so that an orphaned writer stops by itself.
+                    for batch_no in 0..20_000usize {
+                        let keys: Vec<String> = (0..1 + batch_no % 3)
+                            .map(|_| {
+                                n += 1;
+                                format!("{prefix}{n}")
+                            })
+                            .collect();
+                        for key in &keys {
+                            assert_eq!(
+                                store.claim(key, true).await.unwrap(),
+                                ClaimOutcome::Claimed
+                            );
+                        }
+                        let batch: Vec<_> = keys.iter().map(|k| order(k)).collect();
+                        let ids = store.enqueue_returning_ids(&batch).await.unwrap();
+                        for key in &keys {
+                            store.complete(key).await.unwrap();
+                        }
+                        // One lock for the batch's lines, so writers' lines never interleave.
+                        let mut stdout = std::io::stdout().lock();
+                        for (id, key) in ids.iter().zip(&keys) {
+                            writeln!(stdout, "ACK {id} {key}").unwrap();
+                        }
+                        stdout.flush().unwrap();
+                    }
                 })
-                .collect();
-            for key in &keys {
-                assert_eq!(store.claim(key, true).await.unwrap(), ClaimOutcome::Claimed);
-            }
-            let batch: Vec<_> = keys.iter().map(|k| order(k)).collect();
-            let ids = store.enqueue_returning_ids(&batch).await.unwrap();
-            for key in &keys {
-                store.complete(key).await.unwrap();
-            }
-            for (id, key) in ids.iter().zip(&keys) {
-                writeln!(stdout, "ACK {id} {key}").unwrap();
-            }
-            stdout.flush().unwrap();
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
         }
     });
 }
