@@ -1,0 +1,526 @@
+//! Bad bodies get a typed error that names the problem and where, never a panic.
+
+use std::time::{Duration, Instant};
+
+use tradecloud_model::{DecodeError, Format, Location, decode_webhook};
+
+const JSON: Option<&str> = Some("application/json");
+const XML: Option<&str> = Some("application/xml");
+
+/// A small valid order event, as JSON.
+const GOOD_JSON: &str = r#"{
+  "eventName": "OrderIssuedByBuyer",
+  "orderEvent": {
+    "orderId": "o-1",
+    "lines": [{"id": "l-1", "deliverySchedule": [{"position": "0001", "quantity": 12.5}]}]
+  }
+}"#;
+
+/// The same, as tXML.
+const GOOD_XML: &str = "<?xml version=\"1.0\"?>
+<WebhookBody>
+  <eventName>OrderIssuedByBuyer</eventName>
+  <orderEvent>
+    <orderId>o-1</orderId>
+    <line>
+      <id>l-1</id>
+      <deliveryScheduleLine><position>0001</position><quantity>12.5</quantity></deliveryScheduleLine>
+    </line>
+  </orderEvent>
+</WebhookBody>
+";
+
+fn err(body: impl AsRef<[u8]>, content_type: Option<&str>) -> DecodeError {
+    match decode_webhook(body.as_ref(), content_type) {
+        Ok(d) => panic!("expected an error, decoded {:?}", d.body),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn the_good_bodies_decode() {
+    // The bad bodies below are these with one thing wrong; make sure these are right.
+    let json = decode_webhook(GOOD_JSON.as_bytes(), JSON).unwrap();
+    let xml = decode_webhook(GOOD_XML.as_bytes(), XML).unwrap();
+    assert_eq!(json.payload, xml.payload);
+    assert_eq!(json.body.object_id(), "o-1");
+}
+
+#[test]
+fn empty_body() {
+    for ct in [JSON, XML, None, Some("text/xml"), Some("text/plain")] {
+        let e = err("", ct);
+        assert_eq!(e, DecodeError::Empty, "{ct:?}");
+        assert!(e.to_string().contains("empty"), "{e}");
+    }
+}
+
+#[test]
+fn whitespace_only_body() {
+    for ct in [JSON, XML, None] {
+        assert_eq!(err(" \r\n\t \n", ct), DecodeError::Empty, "{ct:?}");
+    }
+}
+
+#[test]
+fn invalid_utf8_json_names_the_offset() {
+    let mut body = br#"{"eventName": "Order"#.to_vec();
+    let offset = body.len();
+    body.extend_from_slice(b"\xff\xfe\"}");
+    for ct in [JSON, None] {
+        let e = err(&body, ct);
+        assert_eq!(e, DecodeError::InvalidUtf8 { offset }, "{ct:?}");
+        assert!(e.to_string().contains(&format!("offset {offset}")), "{e}");
+    }
+}
+
+#[test]
+fn invalid_utf8_xml_names_the_offset() {
+    let mut body = b"<WebhookBody><eventName>Caf".to_vec();
+    let offset = body.len();
+    // Latin-1 "é": a body sent in the wrong encoding.
+    body.extend_from_slice(b"\xe9</eventName></WebhookBody>");
+    for ct in [XML, None] {
+        let e = err(&body, ct);
+        assert_eq!(e, DecodeError::InvalidUtf8 { offset }, "{ct:?}");
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+    }
+}
+
+#[test]
+fn truncated_json_is_located() {
+    let cut = &GOOD_JSON[..GOOD_JSON.find("\"lines\"").unwrap() + 10];
+    let DecodeError::Json { at, message } = err(cut, JSON) else {
+        panic!("expected a JSON syntax error");
+    };
+    assert_eq!(at.line, 5, "{message}");
+    assert!(message.contains("EOF"), "{message}");
+}
+
+#[test]
+fn truncated_xml_is_located() {
+    // Cut inside an element's text, and inside a tag.
+    let cut_in_text = &GOOD_XML[..GOOD_XML.find("o-1").unwrap() + 2];
+    let e = err(cut_in_text, XML);
+    let DecodeError::Xml { at, message } = &e else {
+        panic!("expected an XML syntax error, got {e:?}");
+    };
+    assert!(message.contains("ends inside <orderId>"), "{message}");
+    assert_eq!(at.line, 5);
+    let cut_in_tag = &GOOD_XML[..GOOD_XML.find("<line>").unwrap() + 3];
+    let e = err(cut_in_tag, XML);
+    assert!(matches!(e, DecodeError::Xml { .. }), "{e:?}");
+    assert_eq!(e.location().unwrap().line, 6, "{e}");
+}
+
+#[test]
+fn mismatched_xml_end_tag_is_located() {
+    let body = GOOD_XML.replace("</orderId>", "</orderID>");
+    let e = err(body, XML);
+    assert!(matches!(e, DecodeError::Xml { .. }), "{e:?}");
+    assert_eq!(e.location().unwrap().line, 5, "{e}");
+}
+
+#[test]
+fn wrong_root_element() {
+    let body = GOOD_XML.replace("WebhookBody", "SendOrderByBuyer");
+    let e = err(body, XML);
+    assert_eq!(
+        e,
+        DecodeError::WrongRoot {
+            expected: "WebhookBody",
+            found: "SendOrderByBuyer".into()
+        }
+    );
+    assert!(e.to_string().contains("<SendOrderByBuyer>"), "{e}");
+    // A JSON body that is not an object.
+    let e = err(r#"["eventName"]"#, JSON);
+    assert_eq!(e, DecodeError::NotAnObject { found: "an array" });
+}
+
+#[test]
+fn no_event_name() {
+    let json = GOOD_JSON.replace(r#""eventName": "OrderIssuedByBuyer","#, "");
+    let xml = GOOD_XML.replace("<eventName>OrderIssuedByBuyer</eventName>", "");
+    for (body, ct) in [(json, JSON), (xml, XML)] {
+        let e = err(body, ct);
+        assert_eq!(e, DecodeError::MissingEventName, "{ct:?}");
+        assert_eq!(e.field_path(), Some("eventName"));
+        assert!(e.to_string().contains("eventName"), "{e}");
+    }
+}
+
+#[test]
+fn event_name_not_a_string() {
+    for (value, found) in [("42", "a number"), ("{}", "an object"), ("[]", "an array")] {
+        let body = GOOD_JSON.replace(r#""OrderIssuedByBuyer""#, value);
+        let e = err(body, JSON);
+        let DecodeError::InvalidField { path, message, .. } = &e else {
+            panic!("expected InvalidField, got {e:?}");
+        };
+        assert_eq!(path, "eventName");
+        assert!(message.contains(found), "{message}");
+    }
+    // Empty or blank in either format.
+    let e = err(GOOD_XML.replace("OrderIssuedByBuyer", "  "), XML);
+    assert_eq!(e.field_path(), Some("eventName"), "{e:?}");
+}
+
+#[test]
+fn no_event_object() {
+    let json = r#"{"eventName": "OrderIssuedByBuyer", "meta": {"messageId": "m"}}"#;
+    let xml = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvnt><orderId>o-1</orderId></orderEvnt></WebhookBody>";
+    for (body, ct) in [(json, JSON), (xml, XML)] {
+        let e = err(body, ct);
+        assert_eq!(e, DecodeError::MissingEvent, "{ct:?}");
+        assert!(e.to_string().contains("orderEvent"), "{e}");
+    }
+    // An event key holding something else than an object.
+    let e = err(r#"{"eventName": "X", "shipment": "s-1"}"#, JSON);
+    assert_eq!(e.field_path(), Some("shipment"), "{e:?}");
+}
+
+#[test]
+fn two_event_objects() {
+    let json =
+        r#"{"eventName": "X", "orderEvent": {"orderId": "o"}, "shipmentEvent": {"id": "s"}}"#;
+    let xml = "<WebhookBody><eventName>X</eventName><simpleOrderEvent><orderId>o</orderId></simpleOrderEvent><singleDeliveryOrderEvent><orderId>o</orderId></singleDeliveryOrderEvent></WebhookBody>";
+    let e = err(json, JSON);
+    assert_eq!(
+        e,
+        DecodeError::MultipleEvents(vec!["orderEvent".into(), "shipmentEvent".into()])
+    );
+    assert!(e.to_string().contains("orderEvent, shipmentEvent"), "{e}");
+    let e = err(xml, XML);
+    assert_eq!(
+        e,
+        DecodeError::MultipleEvents(vec![
+            "singleDeliveryOrderEvent".into(),
+            "simpleOrderEvent".into()
+        ])
+    );
+}
+
+#[test]
+fn order_event_without_order_id() {
+    let json = GOOD_JSON.replace(r#""orderId": "o-1","#, "");
+    let xml = GOOD_XML.replace("<orderId>o-1</orderId>", "");
+    let blank = GOOD_XML.replace("<orderId>o-1</orderId>", "<orderId> </orderId>");
+    for (body, ct) in [(json, JSON), (xml, XML), (blank, XML)] {
+        let e = err(body, ct);
+        assert_eq!(
+            e,
+            DecodeError::MissingId {
+                path: "orderEvent.orderId".into()
+            },
+            "{ct:?}"
+        );
+        assert_eq!(e.to_string(), "orderEvent.orderId is missing or empty");
+    }
+}
+
+#[test]
+fn shipment_without_id() {
+    let json =
+        r#"{"eventName": "ShipmentIssuedBySupplier", "shipment": {"transportMode": "Road"}}"#;
+    let xml = "<WebhookBody><eventName>ShipmentIssuedBySupplier</eventName><shipmentEvent><id/></shipmentEvent></WebhookBody>";
+    assert_eq!(
+        err(json, JSON),
+        DecodeError::MissingId {
+            path: "shipment.id".into()
+        }
+    );
+    assert_eq!(
+        err(xml, XML),
+        DecodeError::MissingId {
+            path: "shipmentEvent.id".into()
+        }
+    );
+}
+
+#[test]
+fn wrongly_typed_json_field_names_the_full_path() {
+    let body = GOOD_JSON.replace("12.5", r#""lots""#);
+    let e = err(body, JSON);
+    let DecodeError::InvalidField { path, message, at } = &e else {
+        panic!("expected InvalidField, got {e:?}");
+    };
+    assert_eq!(path, "orderEvent.lines[0].deliverySchedule[0].quantity");
+    assert!(message.contains("lots"), "{message}");
+    assert_eq!(*at, None);
+    assert!(
+        e.to_string()
+            .starts_with("orderEvent.lines[0].deliverySchedule[0].quantity: "),
+        "{e}"
+    );
+    // Other wrong types: a boolean that is not one, a version that is not whole, a list that
+    // is an object.
+    for (from, to, path) in [
+        (
+            r#""orderId": "o-1","#,
+            r#""orderId": "o-1", "indicators": {"deliveryOverdue": "maybe"},"#,
+            "orderEvent.indicators.deliveryOverdue",
+        ),
+        (
+            r#""orderId": "o-1","#,
+            r#""orderId": "o-1", "version": 2.5,"#,
+            "orderEvent.version",
+        ),
+        (
+            r#""orderId": "o-1","#,
+            r#""orderId": "o-1", "buyerOrder": {"notes": {"a": "b"}},"#,
+            "orderEvent.buyerOrder.notes",
+        ),
+    ] {
+        let e = err(GOOD_JSON.replace(from, to), JSON);
+        assert_eq!(e.field_path(), Some(path), "{e}");
+    }
+}
+
+#[test]
+fn non_numeric_txml_quantity_names_path_line_and_column() {
+    let body = GOOD_XML.replace(">12.5<", ">lots<");
+    let e = err(&body, XML);
+    let DecodeError::InvalidField { path, message, at } = &e else {
+        panic!("expected InvalidField, got {e:?}");
+    };
+    assert_eq!(path, "orderEvent.lines[0].deliverySchedule[0].quantity");
+    assert!(message.contains("lots"), "{message}");
+    // The <quantity> element: line 8, after the <position> element.
+    let column = body.lines().nth(7).unwrap().find("<quantity>").unwrap() + 1;
+    assert!(column > 30, "{column}");
+    assert_eq!(*at, Some(Location { line: 8, column }));
+    assert!(
+        e.to_string().contains(&format!("line 8, column {column}")),
+        "{e}"
+    );
+    // A boolean too.
+    let body = GOOD_XML.replace(
+        "<id>l-1</id>",
+        "<id>l-1</id><indicators><deliveryOverdue>yes</deliveryOverdue></indicators>",
+    );
+    let e = err(body, XML);
+    assert_eq!(
+        e.field_path(),
+        Some("orderEvent.lines[0].indicators.deliveryOverdue")
+    );
+    assert_eq!(e.location().map(|l| l.line), Some(7));
+}
+
+#[test]
+fn internal_entity_declaration_is_refused() {
+    let body = r#"<?xml version="1.0"?>
+<!DOCTYPE WebhookBody [
+  <!ENTITY lol "lol">
+  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<WebhookBody><eventName>&lol3;</eventName><orderEvent><orderId>o</orderId></orderEvent></WebhookBody>"#;
+    let e = err(body, XML);
+    assert_eq!(
+        e,
+        DecodeError::XmlDoctype {
+            at: Location { line: 2, column: 1 }
+        }
+    );
+    assert!(e.to_string().contains("DOCTYPE"), "{e}");
+}
+
+#[test]
+fn external_entity_is_refused() {
+    let body = r#"<?xml version="1.0"?>
+<!DOCTYPE WebhookBody [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>
+<WebhookBody><eventName>&xxe;</eventName><orderEvent><orderId>o</orderId></orderEvent></WebhookBody>"#;
+    let e = err(body, None);
+    assert!(matches!(e, DecodeError::XmlDoctype { .. }), "{e:?}");
+    assert!(!e.to_string().contains("root:"), "{e}");
+    // A bare DOCTYPE with an external DTD is refused too.
+    let body = "<!DOCTYPE WebhookBody SYSTEM \"http://example.com/x.dtd\"><WebhookBody/>";
+    assert!(matches!(err(body, XML), DecodeError::XmlDoctype { .. }));
+}
+
+#[test]
+fn undeclared_entity_reference_is_refused() {
+    let body = GOOD_XML.replace("OrderIssuedByBuyer", "Order&foo;Issued");
+    let e = err(body, XML);
+    assert_eq!(
+        e,
+        DecodeError::XmlEntity {
+            name: "foo".into(),
+            at: Location {
+                line: 3,
+                column: 19
+            }
+        }
+    );
+    assert!(e.to_string().contains("&foo;"), "{e}");
+}
+
+#[test]
+fn ten_thousand_nested_elements_fail_fast_with_too_deep() {
+    let depth = 10_000;
+    let mut body = String::from("<WebhookBody>");
+    for _ in 0..depth {
+        body.push_str("<a>");
+    }
+    for _ in 0..depth {
+        body.push_str("</a>");
+    }
+    body.push_str("</WebhookBody>");
+    let started = Instant::now();
+    let e = err(&body, XML);
+    let elapsed = started.elapsed();
+    let DecodeError::TooDeep { limit, at } = e else {
+        panic!("expected TooDeep, got {e:?}");
+    };
+    assert_eq!(limit, tradecloud_model::txml::MAX_DEPTH);
+    // The first element past the limit: the root is depth 1, each <a> is 3 bytes.
+    assert_eq!(
+        at,
+        Location {
+            line: 1,
+            column: "<WebhookBody>".len() + 3 * (limit - 1) + 1
+        }
+    );
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    // Self-closing innermost element, and an unclosed flood, are refused the same way.
+    let flood = "<WebhookBody>".to_owned() + &"<a>".repeat(depth) + "<b/>";
+    assert!(matches!(err(flood, None), DecodeError::TooDeep { .. }));
+}
+
+#[test]
+fn ten_thousand_nested_json_arrays_and_objects_fail_without_overflow() {
+    let depth = 10_000;
+    let arrays = format!(
+        r#"{{"eventName":"X","orderEvent":{{"orderId":"o","x":{}{}}}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let objects = format!(
+        r#"{{"eventName":"X","orderEvent":{{"orderId":"o","x":{}1{}}}}}"#,
+        r#"{"a":"#.repeat(depth),
+        "}".repeat(depth)
+    );
+    for body in [arrays, objects] {
+        let started = Instant::now();
+        let e = err(&body, JSON);
+        let DecodeError::Json { message, .. } = &e else {
+            panic!("expected a JSON error, got {e:?}");
+        };
+        assert!(message.contains("recursion limit"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn unsupported_content_type() {
+    for ct in [
+        "multipart/form-data; boundary=xyz",
+        "application/pdf",
+        "text/html",
+    ] {
+        let e = err(GOOD_JSON, Some(ct));
+        assert!(e.is_unsupported_media_type(), "{ct}: {e:?}");
+        let essence = ct.split(';').next().unwrap();
+        assert_eq!(e, DecodeError::UnsupportedMediaType(essence.into()));
+        assert!(e.to_string().contains("application/json"), "{e}");
+    }
+    // Every other error is about the body, not the content type.
+    assert!(!err("", JSON).is_unsupported_media_type());
+}
+
+#[test]
+fn content_types_with_parameters_and_odd_case_are_understood() {
+    for (ct, body, format) in [
+        ("Application/JSON; charset=UTF-8", GOOD_JSON, Format::Json),
+        ("application/vnd.tradecloud+json", GOOD_JSON, Format::Json),
+        ("TEXT/XML;charset=utf-8", GOOD_XML, Format::Txml),
+        ("application/soap+xml", GOOD_XML, Format::Txml),
+    ] {
+        let d = decode_webhook(body.as_bytes(), Some(ct)).unwrap();
+        assert_eq!(d.format, format, "{ct}");
+    }
+}
+
+#[test]
+fn sniffing_with_no_or_generic_content_type() {
+    let bom_json = format!("\u{feff}\n  {GOOD_JSON}");
+    let bom_xml = format!("\u{feff}{GOOD_XML}");
+    for ct in [
+        None,
+        Some(""),
+        Some("text/plain"),
+        Some("application/octet-stream"),
+        Some("*/*"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        for (body, format) in [
+            (GOOD_JSON, Format::Json),
+            (GOOD_XML, Format::Txml),
+            (bom_json.as_str(), Format::Json),
+            (bom_xml.as_str(), Format::Txml),
+        ] {
+            let d = decode_webhook(body.as_bytes(), ct)
+                .unwrap_or_else(|e| panic!("{ct:?} {format:?}: {e}"));
+            assert_eq!(d.format, format, "{ct:?}");
+            assert_eq!(d.body.object_id(), "o-1");
+        }
+    }
+}
+
+#[test]
+fn a_body_that_is_neither_json_nor_xml() {
+    for ct in [None, Some("text/plain")] {
+        let e = err("hello", ct);
+        assert_eq!(e, DecodeError::UnknownFormat('h'));
+        assert!(e.to_string().contains("neither JSON nor XML"), "{e}");
+    }
+    assert_eq!(err("  é", None), DecodeError::UnknownFormat('é'));
+    // Declared as JSON but it is not.
+    assert!(matches!(err("hello", JSON), DecodeError::Json { .. }));
+    // Declared as XML but it is JSON.
+    assert!(matches!(err(GOOD_JSON, XML), DecodeError::Xml { .. }));
+}
+
+#[test]
+fn content_after_the_root_element_is_refused() {
+    let body = format!("{GOOD_XML}<WebhookBody/>");
+    let e = err(body, XML);
+    assert!(matches!(e, DecodeError::Xml { .. }), "{e:?}");
+    let e = err(format!("{GOOD_XML}trailing"), XML);
+    assert!(matches!(e, DecodeError::Xml { .. }), "{e:?}");
+}
+
+#[test]
+fn text_where_elements_are_expected() {
+    let body = GOOD_XML.replace("<orderId>o-1</orderId>", "<orderId>o-1</orderId>stray text");
+    let e = err(body, XML);
+    assert_eq!(e.field_path(), Some("orderEvent"), "{e:?}");
+    // A known single field given twice.
+    let body = GOOD_XML.replace(
+        "<orderId>o-1</orderId>",
+        "<orderId>o-1</orderId><orderId>o-2</orderId>",
+    );
+    let e = err(body, XML);
+    assert_eq!(e.field_path(), Some("orderEvent.orderId"), "{e:?}");
+    assert!(e.to_string().contains("more than once"), "{e}");
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // A cheap deterministic fuzz: every prefix of the good bodies, and the bodies with one
+    // byte replaced, give Ok or Err, never a panic.
+    for body in [GOOD_JSON, GOOD_XML] {
+        let bytes = body.as_bytes();
+        for cut in 0..bytes.len() {
+            let _ = decode_webhook(&bytes[..cut], None);
+        }
+        for i in 0..bytes.len() {
+            for b in [b'<', b'>', b'&', b'"', b'{', b'}', 0xff, 0] {
+                let mut v = bytes.to_vec();
+                v[i] = b;
+                let _ = decode_webhook(&v, None);
+            }
+        }
+    }
+}
