@@ -124,8 +124,8 @@ impl SqliteStore {
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
+                // Our mutex serialises use of the connection; SQLite's own would be redundant.
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sqlite)?;
         // SQLite takes the timeout as an i32 of milliseconds (rusqlite panics above that):
