@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::SimError;
 use crate::auth::{Auth, Denied};
 use crate::faults::{Endpoint, Fault, Faults};
+use crate::index::{Index, Row, live_order_rows, live_shipment_rows};
 use crate::sender::Sender;
 use crate::util::{format_ms, lock, parse_ms};
 use crate::world::{Change, OrderForm, World};
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) rate_limit: AtomicUsize,
     pub(crate) recent: Mutex<VecDeque<Instant>>,
     pub(crate) sender: Arc<Sender>,
+    /// The (optionally lagging) index the poll and search endpoints read.
+    pub(crate) index: Mutex<Index>,
     pub(crate) started: Instant,
 }
 
@@ -62,7 +65,13 @@ impl Shared {
     /// Applies `count` actions to the world and queues their webhook deliveries.
     pub(crate) fn advance(&self, count: usize) -> Result<Vec<Change>, SimError> {
         let mut world = lock(&self.world);
+        self.apply(&mut world, count)
+    }
+
+    /// Advances the locked world, tells the index, queues the deliveries.
+    fn apply(&self, world: &mut World, count: usize) -> Result<Vec<Change>, SimError> {
         let changes = world.advance(count);
+        lock(&self.index).changed(world, &changes);
         self.sender.enqueue(&changes)?;
         Ok(changes)
     }
@@ -479,50 +488,67 @@ fn query(
         Err(Bad(message)) => return error(StatusCode::BAD_REQUEST, message),
     };
     let mut world = lock(&shared.world);
-    let answer = run_query(&world, &q, stream, mode);
+    let answer = {
+        let mut index = lock(&shared.index);
+        index.before_query(&world);
+        if index.enabled() {
+            let rows = match stream {
+                Stream::Orders(_) => index.order_rows(),
+                Stream::Shipments => index.shipment_rows(),
+            };
+            run_query(rows, &q, stream, mode, |row| match stream {
+                Stream::Orders(form) => index.order_json(row.index, form),
+                Stream::Shipments => index.shipment_json(row.index),
+            })
+        } else {
+            let rows = match stream {
+                Stream::Orders(_) => live_order_rows(&world),
+                Stream::Shipments => live_shipment_rows(&world),
+            };
+            run_query(rows, &q, stream, mode, |row| match stream {
+                Stream::Orders(form) => world.order_json(row.index, form),
+                Stream::Shipments => world.shipment_json(row.index),
+            })
+        }
+    };
     // Changes that land while a client pages: applied after this page was read.
     let n = shared.changes_per_poll.load(Ordering::Relaxed);
-    if n > 0 && mode == Mode::Poll {
-        let changes = world.advance(n);
-        if let Err(e) = shared.sender.enqueue(&changes) {
-            tracing::error!(error = %e, "queueing webhook deliveries failed");
-        }
+    if n > 0
+        && mode == Mode::Poll
+        && let Err(e) = shared.apply(&mut world, n)
+    {
+        tracing::error!(error = %e, "queueing webhook deliveries failed");
     }
     drop(world);
     axum::Json(answer).into_response()
 }
 
-fn run_query(world: &World, q: &Query, stream: Stream, mode: Mode) -> Value {
-    let keys = match stream {
-        Stream::Orders(_) => world.order_keys(),
-        Stream::Shipments => world.shipment_keys(),
-    };
-    let mut matches: Vec<(i64, &str, usize)> = keys
+fn run_query(
+    rows: Vec<Row>,
+    q: &Query,
+    stream: Stream,
+    mode: Mode,
+    render: impl Fn(&Row) -> Value,
+) -> Value {
+    let mut matches: Vec<Row> = rows
         .into_iter()
-        .filter(|(ms, _, _)| q.after.is_none_or(|a| *ms > a) && q.since.is_none_or(|s| *ms >= s))
-        .filter(|(_, _, i)| {
-            let (status, buyer, supplier) = match stream {
-                Stream::Orders(_) => {
-                    let (_, status, buyer, supplier) = world.order_facts(*i);
-                    (status, buyer, supplier)
-                }
-                Stream::Shipments => world.shipment_facts(*i),
-            };
+        .filter(|r| q.after.is_none_or(|a| r.ms > a) && q.since.is_none_or(|s| r.ms >= s))
+        .filter(|r| {
             q.process_status
                 .as_ref()
-                .is_none_or(|s| s.iter().any(|x| x == status))
+                .is_none_or(|s| s.contains(&r.status))
                 && q.company_ids
                     .as_ref()
-                    .is_none_or(|c| c.iter().any(|x| x == buyer || x == supplier))
+                    .is_none_or(|c| c.iter().any(|x| *x == r.buyer || *x == r.supplier))
         })
         .collect();
     // lastUpdatedAt ascending, then id: a stable order within one millisecond, so offset paging
     // inside a tie is well defined.
-    let by_time = |a: &(i64, &str, usize), b: &(i64, &str, usize)| a.0.cmp(&b.0).then(a.1.cmp(b.1));
+    let by_time = |a: &Row, b: &Row| a.ms.cmp(&b.ms).then(a.id.cmp(&b.id));
     match (&q.sort, stream) {
         (Some((field, asc)), Stream::Orders(_)) if field == "buyerOrder.purchaseOrderNumber" => {
             matches.sort_by(|a, b| {
-                let o = world.order_facts(a.2).0.cmp(world.order_facts(b.2).0);
+                let o = a.po.cmp(&b.po);
                 let o = if *asc { o } else { o.reverse() };
                 if o == CmpOrdering::Equal {
                     by_time(a, b)
@@ -537,21 +563,15 @@ fn run_query(world: &World, q: &Query, stream: Stream, mode: Mode) -> Value {
         _ => matches.sort_by(by_time),
     }
     let total = matches.len();
-    let page: Vec<&(i64, &str, usize)> = matches.iter().skip(q.offset).take(q.limit).collect();
-    let data: Vec<Value> = page
-        .iter()
-        .map(|(_, _, i)| match stream {
-            Stream::Orders(form) => world.order_json(*i, form),
-            Stream::Shipments => world.shipment_json(*i),
-        })
-        .collect();
+    let page: Vec<&Row> = matches.iter().skip(q.offset).take(q.limit).collect();
+    let data: Vec<Value> = page.iter().map(|r| render(r)).collect();
     let mut answer = Map::new();
     answer.insert("data".into(), Value::Array(data));
     answer.insert("total".into(), json!(total));
     if mode == Mode::Poll
         && let Some(last) = page.last()
     {
-        answer.insert("lastUpdatedAt".into(), json!(format_ms(last.0)));
+        answer.insert("lastUpdatedAt".into(), json!(format_ms(last.ms)));
     }
     Value::Object(answer)
 }

@@ -64,6 +64,7 @@ mod api;
 mod auth;
 mod control;
 mod faults;
+mod index;
 mod sender;
 mod util;
 mod world;
@@ -137,6 +138,12 @@ pub struct SimConfig {
     /// API requests allowed per rolling second before `429 Too Many Requests` (Tradecloud's
     /// rule is 10); `None` for no limit.
     pub rate_limit_per_second: Option<u32>,
+    /// Commit lag of the poll and search endpoints, in queries: a changed object keeps its
+    /// previous state there for up to this many further poll/search requests (drawn per change
+    /// from the fault seed), then shows up with its original `lastUpdatedAt`, possibly behind a
+    /// cursor that a later change already moved on. 0: no lag. Fetch by id and webhooks always
+    /// see the current state.
+    pub index_lag_queries: usize,
 }
 
 impl Default for SimConfig {
@@ -152,6 +159,7 @@ impl Default for SimConfig {
             retry: RetryPolicy::default(),
             fault_seed: 7,
             rate_limit_per_second: None,
+            index_lag_queries: 0,
         }
     }
 }
@@ -194,8 +202,11 @@ impl Simulator {
             shutdown_rx.clone(),
             started,
         )?);
+        let world = World::new(config.world.clone());
+        let index = index::Index::new(config.index_lag_queries, config.fault_seed, &world);
         let shared = Arc::new(Shared {
-            world: Mutex::new(World::new(config.world.clone())),
+            world: Mutex::new(world),
+            index: Mutex::new(index),
             auth: Mutex::new(auth::Auth::new(
                 &config.username,
                 &config.password,

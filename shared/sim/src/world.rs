@@ -481,8 +481,20 @@ impl World {
             .collect()
     }
 
+    /// `lastUpdatedAt` (ms) and id of one order.
+    pub(crate) fn order_ms_id(&self, index: usize) -> (i64, &str) {
+        let o = &self.orders[index];
+        (o.last_updated_ms, o.id.as_str())
+    }
+
+    /// `lastUpdatedAt` (ms) and id of one shipment.
+    pub(crate) fn shipment_ms_id(&self, index: usize) -> (i64, &str) {
+        let s = &self.shipments[index];
+        (s.last_updated_ms, s.id.as_str())
+    }
+
     /// Values the search filters and sorts look at: (PO number, process status, buyer company,
-    /// supplier company, created ms).
+    /// supplier company).
     pub(crate) fn order_facts(&self, index: usize) -> (&str, &str, &str, &str) {
         let o = &self.orders[index];
         (

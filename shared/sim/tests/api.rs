@@ -712,3 +712,102 @@ async fn requests_beyond_the_rate_limit_get_429_with_retry_after() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_lagging_index_shows_changes_late_and_behind_a_moving_cursor() {
+    let mut config = SimConfig {
+        index_lag_queries: 3,
+        ..common::config(10)
+    };
+    config.world.max_lines = 3;
+    let sim = Simulator::start(config).await.unwrap();
+    let url = format!("{}/order-search/poll", sim.base_url());
+    let auth = basic();
+    let epoch = "2000-01-01T00:00:00.000Z";
+    let poll = |after: String| {
+        let (url, auth) = (url.clone(), auth.clone());
+        async move {
+            let (status, page) = post_json(
+                &url,
+                &auth,
+                &json!({"filters": {"lastUpdatedAfter": after}}),
+            )
+            .await;
+            assert_eq!(status, 200);
+            page
+        }
+    };
+    let states = |page: &Value| -> HashSet<(String, String)> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["id"].as_str().unwrap().to_string(), lua(o).to_string()))
+            .collect()
+    };
+    let initial = poll(epoch.into()).await;
+    assert_eq!(
+        initial["total"],
+        json!(30),
+        "the initial world is indexed from the start"
+    );
+
+    // A naive client that moves its strict cursor to each answer's lastUpdatedAt, while the
+    // world changes between polls.
+    let mut cursor = initial["lastUpdatedAt"].as_str().unwrap().to_string();
+    let mut naive: HashSet<(String, String)> = states(&initial);
+    let mut stale_seen = false;
+    let (access, _) = login(&sim).await;
+    for _ in 0..40 {
+        let changes = sim.advance(1).unwrap();
+        // Fetch by id is current at once, the poll index is not necessarily.
+        if let Some(order) = changes
+            .iter()
+            .find(|c| c.kind != tradecloud_sim::EventKind::Shipment)
+        {
+            let fetched: Value = client()
+                .get(format!("{}/order/{}", sim.base_url(), order.id))
+                .bearer_auth(&access)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(lua(&fetched), order.last_updated_at);
+        }
+        let page = poll(cursor.clone()).await;
+        let all = poll(epoch.into()).await;
+        let truth: HashSet<(String, String)> = sim
+            .objects()
+            .into_iter()
+            .filter(|o| o.class == "order")
+            .map(|o| (o.id, o.last_updated_at))
+            .collect();
+        stale_seen |= states(&all) != truth;
+        naive.extend(states(&page));
+        if let Some(last) = page["lastUpdatedAt"].as_str() {
+            cursor = last.to_string();
+        }
+    }
+    assert!(stale_seen, "the index lagged behind the world");
+    // Nothing changes any more: after a few queries the index has caught up.
+    for _ in 0..4 {
+        poll(epoch.into()).await;
+    }
+    let truth: HashSet<(String, String)> = sim
+        .objects()
+        .into_iter()
+        .filter(|o| o.class == "order")
+        .map(|o| (o.id, o.last_updated_at))
+        .collect();
+    assert_eq!(states(&poll(epoch.into()).await), truth, "caught up");
+    let final_naive = poll(cursor.clone()).await;
+    naive.extend(states(&final_naive));
+    let missed: Vec<_> = truth.difference(&naive).collect();
+    assert!(
+        !missed.is_empty(),
+        "a strict cursor without look-back misses late commits"
+    );
+    sim.shutdown().await;
+}
