@@ -30,7 +30,11 @@ fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("model");
     for (name, body, content_type) in [
         ("decode small event JSON", &small, "application/json"),
-        ("decode 500-line order JSON", &large_json, "application/json"),
+        (
+            "decode 500-line order JSON",
+            &large_json,
+            "application/json",
+        ),
         ("decode 500-line order tXML", &large_xml, "application/xml"),
     ] {
         group.throughput(Throughput::Bytes(body.len() as u64));

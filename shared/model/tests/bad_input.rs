@@ -524,3 +524,14 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn list_items_after_a_nil_list_are_an_error_not_a_panic() {
+    let body = GOOD_XML.replace(
+        "<orderId>o-1</orderId>",
+        "<orderId>o-1</orderId><lines xsi:nil=\"true\"/>",
+    );
+    let e = err(body, XML);
+    assert_eq!(e.field_path(), Some("orderEvent.lines"), "{e:?}");
+    assert!(e.to_string().contains("nil"), "{e}");
+}

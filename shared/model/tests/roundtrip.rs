@@ -240,3 +240,21 @@ fn strings_with_carriage_returns_survive_txml() {
     });
     assert_round_trip(&body).unwrap();
 }
+
+/// JSON `null` for a field of each shape (Tradecloud's serializers may write nulls): `to_txml`
+/// writes `xsi:nil="true"`, and reading it back gives `null` again, not a list holding null.
+#[test]
+fn null_fields_survive_txml() {
+    let body = serde_json::json!({
+        "eventName": "OrderIssuedByBuyer",
+        "orderEvent": {
+            "orderId": "o-1",
+            "legacyOrderId": null,
+            "version": null,
+            "buyerOrder": {"notes": null, "documents": null, "buyerParty": null},
+            "lines": [{"id": "l-1", "deliverySchedule": null, "prices": {"grossPrice": null, "priceUnitQuantity": null}}],
+        },
+        "meta": null,
+    });
+    assert_round_trip(&body).unwrap();
+}

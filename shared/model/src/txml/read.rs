@@ -271,12 +271,25 @@ impl Converter<'_> {
             let known = fields.and_then(|f| field_for_element(f, &child.name));
             match known {
                 Some(fld) => match fld.shape {
+                    // The list itself is null: the writer puts JSON's `"documents": null` as
+                    // `<documents xsi:nil="true"/>`, under the list's name, not an item's.
+                    // Read as a list holding one null it would fail the typed view.
+                    Shape::List { item, .. }
+                        if child.nil && child.name == fld.name && item != fld.name =>
+                    {
+                        map.entry(fld.name).or_insert(Value::Null);
+                    }
                     Shape::List { of, .. } => {
                         let entry = map
                             .entry(fld.name)
                             .or_insert_with(|| Value::Array(Vec::new()));
                         let Value::Array(items) = entry else {
-                            unreachable!("list fields only ever hold arrays");
+                            // Only after the list was given as nil (above): say so, never panic.
+                            return Err(self.invalid(
+                                child,
+                                &format!("{path}.{}", fld.name),
+                                format!("<{}> after the list was given as nil", child.name),
+                            ));
                         };
                         let item_path = format!("{path}.{}[{}]", fld.name, items.len());
                         let value = self.convert(child, Some(of), &item_path)?;
