@@ -758,7 +758,7 @@ async fn a_lagging_index_shows_changes_late_and_behind_a_moving_cursor() {
     let mut naive: HashSet<(String, String)> = states(&initial);
     let mut stale_seen = false;
     let (access, _) = login(&sim).await;
-    for _ in 0..40 {
+    for _ in 0..30 {
         let changes = sim.advance(1).unwrap();
         // Fetch by id is current at once, the poll index is not necessarily.
         if let Some(order) = changes
@@ -777,14 +777,16 @@ async fn a_lagging_index_shows_changes_late_and_behind_a_moving_cursor() {
             assert_eq!(lua(&fetched), order.last_updated_at);
         }
         let page = poll(cursor.clone()).await;
-        let all = poll(epoch.into()).await;
-        let truth: HashSet<(String, String)> = sim
-            .objects()
-            .into_iter()
-            .filter(|o| o.class == "order")
-            .map(|o| (o.id, o.last_updated_at))
-            .collect();
-        stale_seen |= states(&all) != truth;
+        if !stale_seen {
+            let all = poll(epoch.into()).await;
+            let truth: HashSet<(String, String)> = sim
+                .objects()
+                .into_iter()
+                .filter(|o| o.class == "order")
+                .map(|o| (o.id, o.last_updated_at))
+                .collect();
+            stale_seen = states(&all) != truth;
+        }
         naive.extend(states(&page));
         if let Some(last) = page["lastUpdatedAt"].as_str() {
             cursor = last.to_string();

@@ -110,7 +110,11 @@ fn thousands_of_webhook_bodies_decode_and_match_the_ground_truth() {
                     })
                     .count();
             }
-            let xml = tradecloud_model::txml::to_txml(&body).expect("every body encodes as tXML");
+            // tXML for a fifth of the bodies keeps the debug-build test quick.
+            if decoded % 5 != 0 {
+                continue;
+            }
+            let xml = tradecloud_model::txml::to_txml(&body).expect("bodies encode as tXML");
             assert!(xml.contains("<WebhookBody>"));
             if txml_decoded < TXML_DECODES && xml.len() < 7_000 {
                 let from_xml = check_decoded(change, single, xml.as_bytes(), "application/xml");
@@ -140,8 +144,8 @@ fn thousands_of_webhook_bodies_decode_and_match_the_ground_truth() {
 
 #[test]
 fn polled_and_fetched_objects_decode_and_match_their_last_change() {
-    let mut world = world(40);
-    world.advance(600);
+    let mut world = world(15);
+    world.advance(300);
     let mut last: HashMap<String, &Change> = HashMap::new();
     for c in world.changes() {
         last.insert(c.id.clone(), c);
