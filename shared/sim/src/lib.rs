@@ -42,7 +42,9 @@
 //! flows and produces one or more [`Change`]s (events) sharing one `version` and `lastUpdatedAt`;
 //! resend events keep both. Actions on different objects may share a millisecond
 //! ([`WorldConfig::same_millisecond_probability`]); [`SimConfig::changes_per_poll`] applies
-//! actions after each poll request so objects change while a client pages.
+//! actions after each poll request so objects change while a client pages, and
+//! [`SimConfig::index_lag_queries`] makes the poll/search index lag behind commits, so a late
+//! state can appear behind a cursor that already moved on (what a poller's look-back is for).
 //!
 //! # The webhook sender
 //! Per [`WebhookTarget`]: POST (JSON or tXML) or GET (`{orderId}`/`{shipmentId}` in path or
