@@ -57,6 +57,12 @@ struct Args {
     /// Actions applied after each poll request.
     #[arg(long, default_value_t = 0)]
     changes_per_poll: usize,
+    /// API requests allowed per second before 429 (Tradecloud: 10); unlimited when absent.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Commit lag of the poll/search index, in queries (0: none).
+    #[arg(long, default_value_t = 0)]
+    index_lag_queries: usize,
     /// Apply one action every this many milliseconds (0: only on request via /sim/advance).
     #[arg(long, default_value_t = 0)]
     advance_every_ms: u64,
@@ -93,6 +99,8 @@ async fn main() -> anyhow::Result<()> {
         password: args.password,
         access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
         changes_per_poll: args.changes_per_poll,
+        rate_limit_per_second: args.rate_limit,
+        index_lag_queries: args.index_lag_queries,
         retry: RetryPolicy {
             initial: Duration::from_millis(args.retry_initial_ms),
             max: Duration::from_millis(args.retry_max_ms),

@@ -241,6 +241,8 @@ async fn the_binary_prints_its_address_first_and_serves_the_api() {
             "9",
             "--initial-orders",
             "5",
+            "--rate-limit",
+            "2",
         ])
         .env("TRADECLOUD_SIM_USERNAME", "bin@example.com")
         .env("TRADECLOUD_SIM_PASSWORD", "bin-pass")
@@ -279,5 +281,16 @@ async fn the_binary_prints_its_address_first_and_serves_the_api() {
     )
     .await;
     assert_eq!(status, 401, "credentials come from the environment");
+    // --rate-limit 2: of three requests sent together, at least one is refused.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let url = format!("http://{addr}/v2/order-search/poll");
+    let empty = json!({});
+    let (a, b, c) = tokio::join!(
+        post_json(&url, &auth, &empty),
+        post_json(&url, &auth, &empty),
+        post_json(&url, &auth, &empty)
+    );
+    let statuses = [a.0, b.0, c.0];
+    assert!(statuses.contains(&429), "{statuses:?}");
     child.kill().await.unwrap();
 }
