@@ -75,7 +75,7 @@ fn line(i: usize) -> Value {
             "priceUnitOfMeasureIso": "PCE",
             "priceUnitQuantity": 1
         },
-        "indicators": { "deliveryOverdue": i % 10 == 0 },
+        "indicators": { "deliveryOverdue": i.is_multiple_of(10) },
         "status": { "processStatus": "Issued", "logisticsStatus": "Open" },
         "lastUpdatedAt": "2026-11-23T18:00:00.000Z"
     })

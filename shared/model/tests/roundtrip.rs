@@ -204,7 +204,7 @@ fn full(name: &str, shape: &Shape, n: &mut u64) -> Value {
     *n += 1;
     match shape {
         Shape::Str => Value::String(format!("{name} <{n}> & 'é'")),
-        Shape::Bool => Value::Bool(*n % 2 == 0),
+        Shape::Bool => Value::Bool(n.is_multiple_of(2)),
         Shape::Num if name == "version" => Value::from(*n),
         Shape::Num => number(&format!("{n}.{:02}", *n % 100)),
         Shape::List { of, .. } => Value::Array(vec![full(name, of, n), full(name, of, n)]),
