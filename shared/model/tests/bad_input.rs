@@ -535,3 +535,40 @@ fn list_items_after_a_nil_list_are_an_error_not_a_panic() {
     assert_eq!(e.field_path(), Some("orderEvent.lines"), "{e:?}");
     assert!(e.to_string().contains("nil"), "{e}");
 }
+
+#[test]
+fn fetched_and_polled_objects_get_typed_errors_too() {
+    use tradecloud_model::{decode_order, decode_poll_response, decode_shipment};
+    // A fetched order or shipment needs its `id` (`orderId` also counts for an order).
+    let e = decode_order(br#"{"buyerOrder": {"purchaseOrderNumber": "PO1"}}"#).unwrap_err();
+    assert_eq!(e, DecodeError::MissingId { path: "id".into() });
+    assert!(decode_order(br#"{"orderId": "o-1"}"#).is_ok());
+    let e = decode_shipment(br#"{"id": "", "transportMode": "Road"}"#).unwrap_err();
+    assert_eq!(e, DecodeError::MissingId { path: "id".into() });
+    // Not an object, not JSON, empty.
+    assert_eq!(
+        decode_order(b"[]").unwrap_err(),
+        DecodeError::NotAnObject { found: "an array" }
+    );
+    assert!(matches!(
+        decode_shipment(b"<shipment/>").unwrap_err(),
+        DecodeError::Json { .. }
+    ));
+    assert_eq!(decode_order(b"  ").unwrap_err(), DecodeError::Empty);
+    // A wrongly typed field names its path from the object's root.
+    let e = decode_order(br#"{"id": "o", "lines": [{"prices": {"priceUnitQuantity": "x"}}]}"#)
+        .unwrap_err();
+    assert_eq!(
+        e.field_path(),
+        Some("lines[0].prices.priceUnitQuantity"),
+        "{e}"
+    );
+    // A poll page whose data is not a list, or whose total is not a number.
+    let e = decode_poll_response(br#"{"data": {"id": "o"}, "total": 1}"#).unwrap_err();
+    assert_eq!(e.field_path(), Some("data"), "{e}");
+    let e = decode_poll_response(br#"{"data": [], "total": "many"}"#).unwrap_err();
+    assert_eq!(e.field_path(), Some("total"), "{e}");
+    // An empty page is fine and has no cursor of its own.
+    let page = decode_poll_response(br#"{"data": [], "total": 0}"#).unwrap();
+    assert_eq!(page.next_cursor(), None);
+}
