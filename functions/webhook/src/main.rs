@@ -1,3 +1,151 @@
-//! Webhook Lambda: wiring only (not built yet).
+//! Webhook Lambda (`bootstrap`): wiring only. Configuration from the environment (credentials
+//! optionally from Secrets Manager), the AWS adapters, the Tradecloud client, then the core's
+//! router under `lambda_http::run`. All behaviour lives in `tcrelay-core`.
 
-fn main() {}
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tcrelay_aws::{
+    AwsClients, AwsConfigOptions, ClaimCheck, DedupeConfig, DynamoDedupeStore, SqsQuarantine,
+    SqsSink, SqsSinkConfig,
+};
+use tcrelay_core::ports::TradecloudApi;
+use tcrelay_core::{Config, WebhookApp, WebhookSettings, webhook_router};
+use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
+use webhook::{ClientApi, with_lambda_request_id};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let router = match build().await {
+        Ok(router) => router,
+        Err(e) => {
+            // One readable line naming the setting; the Lambda's init then fails visibly.
+            tracing::error!(error = format!("{e:#}"), "webhook cannot start");
+            return Err(e.into());
+        }
+    };
+    lambda_http::run(router).await
+}
+
+/// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default `info`), with the request
+/// span's fields on every line.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .init();
+}
+
+async fn build() -> anyhow::Result<axum::Router> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut config = Config::from_env_map(&env)?;
+
+    // Bounded AWS calls: a hanging SQS or DynamoDB call must end in our own 503 well before
+    // API Gateway's 30 s limit. With an endpoint override (moto), dummy credentials.
+    let mut aws_options = match &config.aws.endpoint_url {
+        Some(url) => AwsConfigOptions::emulator(url),
+        None => AwsConfigOptions::default(),
+    };
+    aws_options.connect_timeout = Some(Duration::from_secs(2));
+    aws_options.operation_attempt_timeout = Some(Duration::from_secs(3));
+    aws_options.operation_timeout = Some(Duration::from_secs(8));
+    let sdk = aws_options.load().await;
+    resolve_secrets(&mut config, &sdk).await?;
+
+    let clients = AwsClients::new(&sdk);
+    let claim_check = ClaimCheck::new(clients.s3.clone(), config.aws.claim_check_bucket.clone());
+    let sink = SqsSink::new(
+        clients.sqs.clone(),
+        SqsSinkConfig::new(config.aws.queue_url.clone()),
+        Some(claim_check.clone()),
+    );
+    let mut dedupe_config = DedupeConfig::new(config.aws.dedupe_table.clone());
+    dedupe_config.ttl = config.aws.dedupe_ttl;
+    dedupe_config.in_progress_expiry = config.aws.in_progress_expiry;
+    let dedupe = DynamoDedupeStore::new(clients.dynamodb.clone(), dedupe_config);
+    let quarantine = SqsQuarantine::new(
+        clients.sqs.clone(),
+        config.aws.quarantine_queue_url.clone(),
+        Some(claim_check),
+    );
+
+    let api: Option<Arc<dyn TradecloudApi>> = match &config.tradecloud.login {
+        Some(login) => {
+            let client = TradecloudClient::new(ClientConfig::new(
+                config.tradecloud.api_url.clone(),
+                Credentials::new(login.username.clone(), login.password.expose()),
+            ))
+            .context("TRADECLOUD_API_URL")?;
+            Some(Arc::new(ClientApi(client)))
+        }
+        None => {
+            tracing::warn!("no Tradecloud login configured: GET webhooks will be answered 503");
+            None
+        }
+    };
+
+    let app = WebhookApp::new(
+        WebhookSettings::from(&config.webhook),
+        Arc::new(sink),
+        Arc::new(dedupe),
+        Arc::new(quarantine),
+        api,
+    );
+    tracing::info!(
+        basic_credentials = config.webhook.credentials.basic_count(),
+        bearer_tokens = config.webhook.credentials.bearer_count(),
+        fifo = config.aws.queue_fifo,
+        max_body_bytes = config.webhook.max_body_bytes,
+        "webhook ready"
+    );
+    Ok(with_lambda_request_id(webhook_router(Arc::new(app))))
+}
+
+/// Reads the credential secrets named by `TCRELAY_WEBHOOK_SECRET_ARN` and
+/// `TCRELAY_TRADECLOUD_SECRET_ARN`, once per cold start.
+async fn resolve_secrets(config: &mut Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<()> {
+    let webhook_arn = config.webhook.secret_arn.clone();
+    let tradecloud_arn = config.tradecloud.secret_arn.clone();
+    if webhook_arn.is_none() && tradecloud_arn.is_none() {
+        return Ok(());
+    }
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    if let Some(arn) = webhook_arn {
+        let text = secret_string(&client, &arn)
+            .await
+            .context("TCRELAY_WEBHOOK_SECRET_ARN")?;
+        config.webhook.apply_secret(&text)?;
+    }
+    if let Some(arn) = tradecloud_arn {
+        let text = secret_string(&client, &arn)
+            .await
+            .context("TCRELAY_TRADECLOUD_SECRET_ARN")?;
+        config.tradecloud.apply_secret(&text)?;
+    }
+    Ok(())
+}
+
+async fn secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> anyhow::Result<String> {
+    let answer = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(aws_sdk_secretsmanager::Error::from)
+        .with_context(|| format!("cannot read secret {arn}"))?;
+    answer
+        .secret_string()
+        .map(str::to_owned)
+        .with_context(|| format!("secret {arn} has no string value"))
+}
