@@ -1,0 +1,233 @@
+//! The S3 claim check, in the format of the Amazon SQS Extended Client Library, so Java and
+//! Python consumers (`amazon-sqs-java-extended-client-lib`, `sqs-extended-client`) read our
+//! messages unchanged.
+//!
+//! A message too large for SQS is stored as an S3 object under a random UUID key; the SQS
+//! message body becomes the pointer
+//! `["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"…","s3Key":"…"}]`
+//! (Jackson's typed-array form, as the Java library writes it) and the message attribute
+//! `ExtendedPayloadSize` (type `Number`) carries the payload's size in bytes. That is the name the
+//! Java library writes since 2.0; 1.x wrote `SQSLargePayloadSize`, which the current libraries
+//! still read. We write the current name and read both.
+
+use std::collections::HashMap;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::error::describe;
+
+/// The pointer class name the Extended Client writes (payload-offloading library).
+pub const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
+/// The pointer class name of the Java library's 1.x versions, still accepted when reading.
+pub const LEGACY_POINTER_CLASS: &str = "com.amazon.sqs.javamessaging.MessageS3Pointer";
+/// The message attribute carrying the offloaded payload's size (Extended Client 2.x and later).
+pub const PAYLOAD_SIZE_ATTRIBUTE: &str = "ExtendedPayloadSize";
+/// The same attribute as named by the Java library's 1.x versions; read, never written.
+pub const LEGACY_PAYLOAD_SIZE_ATTRIBUTE: &str = "SQSLargePayloadSize";
+
+/// A failure to store or follow a claim check.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimCheckError {
+    /// S3 failed (transient for the caller).
+    #[error("S3: {0}")]
+    S3(String),
+    /// The message claims an offloaded payload but its pointer cannot be read.
+    #[error("malformed claim-check pointer: {0}")]
+    MalformedPointer(String),
+    /// The stored payload does not have the size the message announced.
+    #[error("claim-checked payload is {actual} bytes, the message announced {announced}")]
+    SizeMismatch {
+        /// The size in the message attribute.
+        announced: u64,
+        /// The size of the S3 object.
+        actual: u64,
+    },
+    /// The payload is not UTF-8 text.
+    #[error("claim-checked payload is not UTF-8")]
+    NotUtf8,
+}
+
+/// Where an offloaded payload lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadS3Pointer {
+    /// The bucket.
+    #[serde(rename = "s3BucketName")]
+    pub bucket: String,
+    /// The object key.
+    #[serde(rename = "s3Key")]
+    pub key: String,
+}
+
+impl PayloadS3Pointer {
+    /// The SQS message body for this pointer, exactly as the Extended Client writes it.
+    pub fn to_body(&self) -> String {
+        // A (class name, fields) tuple serialises as the two-element array Jackson writes; the
+        // struct keeps the field order `s3BucketName`, `s3Key`.
+        serde_json::to_string(&(POINTER_CLASS, self)).expect("a pair of strings serialises")
+    }
+
+    /// Parses a pointer body (current or legacy class name).
+    pub fn from_body(body: &str) -> Result<Self, ClaimCheckError> {
+        let (class, pointer): (String, PayloadS3Pointer) = serde_json::from_str(body)
+            .map_err(|e| ClaimCheckError::MalformedPointer(e.to_string()))?;
+        if class != POINTER_CLASS && class != LEGACY_POINTER_CLASS {
+            return Err(ClaimCheckError::MalformedPointer(format!(
+                "unknown pointer class {class:?}"
+            )));
+        }
+        Ok(pointer)
+    }
+}
+
+/// Stores payloads in an S3 bucket for the claim check.
+#[derive(Debug, Clone)]
+pub struct ClaimCheck {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    key_prefix: String,
+}
+
+impl ClaimCheck {
+    /// Payloads go to `bucket` under random UUID keys. The client must use path-style
+    /// addressing for emulators (see [`crate::AwsClients`]).
+    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        ClaimCheck {
+            s3,
+            bucket: bucket.into(),
+            key_prefix: String::new(),
+        }
+    }
+
+    /// Puts keys under a prefix (for example `quarantine/`), like the Java library's
+    /// `s3KeyPrefix`; the key stays a UUID after it.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// The bucket payloads go to.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Stores `payload` and returns the pointer to it.
+    pub async fn store(&self, payload: &[u8]) -> Result<PayloadS3Pointer, ClaimCheckError> {
+        let key = format!("{}{}", self.key_prefix, uuid::Uuid::new_v4());
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(payload.to_vec()))
+            .send()
+            .await
+            .map_err(|e| ClaimCheckError::S3(describe("S3 PutObject", &e)))?;
+        tracing::debug!(bucket = %self.bucket, key = %key, bytes = payload.len(), "payload claim-checked to S3");
+        Ok(PayloadS3Pointer {
+            bucket: self.bucket.clone(),
+            key,
+        })
+    }
+}
+
+/// The payload size announced by a message's attributes, if the message is a claim check.
+pub fn announced_payload_size(
+    attributes: &HashMap<String, MessageAttributeValue>,
+) -> Result<Option<u64>, ClaimCheckError> {
+    let Some(value) = attributes
+        .get(PAYLOAD_SIZE_ATTRIBUTE)
+        .or_else(|| attributes.get(LEGACY_PAYLOAD_SIZE_ATTRIBUTE))
+    else {
+        return Ok(None);
+    };
+    let text = value.string_value().unwrap_or_default();
+    text.trim().parse::<u64>().map(Some).map_err(|_| {
+        ClaimCheckError::MalformedPointer(format!(
+            "payload size attribute {text:?} is not a number"
+        ))
+    })
+}
+
+/// The message's real body: the body itself, or, for a claim check (an `ExtendedPayloadSize` or
+/// `SQSLargePayloadSize` attribute), the S3 object the pointer names. Used by tests and by the
+/// local CLI to read what the ERP would read.
+pub async fn read_claim_checked(
+    s3: &aws_sdk_s3::Client,
+    body: &str,
+    attributes: &HashMap<String, MessageAttributeValue>,
+) -> Result<String, ClaimCheckError> {
+    let Some(announced) = announced_payload_size(attributes)? else {
+        return Ok(body.to_owned());
+    };
+    let pointer = PayloadS3Pointer::from_body(body)?;
+    let object = s3
+        .get_object()
+        .bucket(&pointer.bucket)
+        .key(&pointer.key)
+        .send()
+        .await
+        .map_err(|e| ClaimCheckError::S3(describe("S3 GetObject", &e)))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| ClaimCheckError::S3(format!("S3 GetObject body: {e}")))?
+        .into_bytes();
+    if bytes.len() as u64 != announced {
+        return Err(ClaimCheckError::SizeMismatch {
+            announced,
+            actual: bytes.len() as u64,
+        });
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| ClaimCheckError::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_body_has_the_extended_client_shape() {
+        let pointer = PayloadS3Pointer {
+            bucket: "b".into(),
+            key: "k".into(),
+        };
+        assert_eq!(
+            pointer.to_body(),
+            r#"["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k"}]"#
+        );
+        assert_eq!(
+            PayloadS3Pointer::from_body(&pointer.to_body()).unwrap(),
+            pointer
+        );
+    }
+
+    #[test]
+    fn legacy_pointer_class_is_read_and_unknown_ones_refused() {
+        let legacy =
+            r#"["com.amazon.sqs.javamessaging.MessageS3Pointer",{"s3BucketName":"b","s3Key":"k"}]"#;
+        assert_eq!(PayloadS3Pointer::from_body(legacy).unwrap().key, "k");
+        let other = r#"["x.Y",{"s3BucketName":"b","s3Key":"k"}]"#;
+        assert!(PayloadS3Pointer::from_body(other).is_err());
+        assert!(PayloadS3Pointer::from_body("{}").is_err());
+    }
+
+    #[test]
+    fn both_size_attribute_names_are_read() {
+        for name in [PAYLOAD_SIZE_ATTRIBUTE, LEGACY_PAYLOAD_SIZE_ATTRIBUTE] {
+            let mut attrs = HashMap::new();
+            attrs.insert(
+                name.to_owned(),
+                MessageAttributeValue::builder()
+                    .data_type("Number")
+                    .string_value("42")
+                    .build()
+                    .unwrap(),
+            );
+            assert_eq!(announced_payload_size(&attrs).unwrap(), Some(42));
+        }
+        assert_eq!(announced_payload_size(&HashMap::new()).unwrap(), None);
+    }
+}

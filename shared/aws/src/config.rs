@@ -1,0 +1,129 @@
+//! Building the AWS SDK configuration and clients, for AWS itself or a local emulator (moto).
+
+use std::time::Duration;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+
+/// The region an emulator is addressed in when none is configured (emulators accept any).
+pub const EMULATOR_DEFAULT_REGION: &str = "us-east-1";
+
+/// How to build an [`SdkConfig`]. The default is AWS's standard provider chains (environment,
+/// profile, Lambda's role), which is what the Lambda functions use.
+#[derive(Debug, Clone, Default)]
+pub struct AwsConfigOptions {
+    /// Send every call to this endpoint instead of AWS (a local emulator such as moto).
+    pub endpoint_url: Option<String>,
+    /// The region; `None` takes it from the environment (and, with an endpoint override, falls
+    /// back to [`EMULATOR_DEFAULT_REGION`]).
+    pub region: Option<String>,
+    /// Fixed access key id and secret instead of the provider chain: for emulators, which accept
+    /// any, so tests never depend on (or leak) the developer's real credentials.
+    pub static_credentials: Option<(String, String)>,
+    /// Upper bound of one operation, retries included.
+    pub operation_timeout: Option<Duration>,
+    /// Upper bound of one attempt of an operation.
+    pub operation_attempt_timeout: Option<Duration>,
+    /// Upper bound of establishing a connection.
+    pub connect_timeout: Option<Duration>,
+    /// Attempts per operation, the first included (the SDK's standard retry mode).
+    pub max_attempts: Option<u32>,
+}
+
+impl AwsConfigOptions {
+    /// Options for a local emulator at `endpoint_url`: dummy credentials, the region from the
+    /// environment or [`EMULATOR_DEFAULT_REGION`].
+    pub fn emulator(endpoint_url: &str) -> Self {
+        AwsConfigOptions {
+            endpoint_url: Some(endpoint_url.to_owned()),
+            static_credentials: Some(("test".to_owned(), "test".to_owned())),
+            ..AwsConfigOptions::default()
+        }
+    }
+
+    /// Loads the configuration.
+    pub async fn load(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        match (&self.region, &self.endpoint_url) {
+            (Some(region), _) => loader = loader.region(Region::new(region.clone())),
+            (None, Some(_)) => {
+                loader = loader.region(
+                    RegionProviderChain::default_provider().or_else(EMULATOR_DEFAULT_REGION),
+                );
+            }
+            (None, None) => {}
+        }
+        if let Some((key_id, secret)) = &self.static_credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                key_id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "tcrelay-static",
+            ));
+        }
+        if self.operation_timeout.is_some()
+            || self.operation_attempt_timeout.is_some()
+            || self.connect_timeout.is_some()
+        {
+            let mut timeouts = TimeoutConfig::builder();
+            if let Some(t) = self.operation_timeout {
+                timeouts = timeouts.operation_timeout(t);
+            }
+            if let Some(t) = self.operation_attempt_timeout {
+                timeouts = timeouts.operation_attempt_timeout(t);
+            }
+            if let Some(t) = self.connect_timeout {
+                timeouts = timeouts.connect_timeout(t);
+            }
+            loader = loader.timeout_config(timeouts.build());
+        }
+        if let Some(attempts) = self.max_attempts {
+            loader =
+                loader.retry_config(RetryConfig::standard().with_max_attempts(attempts.max(1)));
+        }
+        loader.load().await
+    }
+}
+
+/// The SDK configuration for AWS (`None`: the standard provider chains, as in Lambda) or for a
+/// local emulator such as moto (`Some(url)`: that endpoint, dummy credentials, region from the
+/// environment or `us-east-1`).
+pub async fn aws_config_for(endpoint_url: Option<&str>) -> SdkConfig {
+    match endpoint_url {
+        Some(url) => AwsConfigOptions::emulator(url).load().await,
+        None => AwsConfigOptions::default().load().await,
+    }
+}
+
+/// The three clients the adapters need, built from one configuration.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// SQS: the ERP queue and the quarantine queue.
+    pub sqs: aws_sdk_sqs::Client,
+    /// DynamoDB: dedupe records and poll cursors.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// S3: claim-checked payloads.
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl AwsClients {
+    /// Builds the clients. With an endpoint override S3 uses path-style addressing, because an
+    /// emulator on `127.0.0.1` cannot serve `bucket.127.0.0.1` virtual hosts.
+    pub fn new(config: &SdkConfig) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(config.endpoint_url().is_some())
+            .build();
+        AwsClients {
+            sqs: aws_sdk_sqs::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+        }
+    }
+}

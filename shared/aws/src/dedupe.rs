@@ -1,0 +1,339 @@
+//! `DynamoDedupeStore`: dedupe records in DynamoDB, after the design of Powertools' idempotency
+//! utility: a conditional put claims a key, expiry is checked explicitly in the condition (the TTL
+//! sweeper may lag by days), an in-progress claim has its own short expiry so a crashed request
+//! does not swallow the event, and a failed request deletes its claim.
+//!
+//! Item: `pk` (S, the dedupe key), `state` (S, `in-progress` | `completed`), `fullState` (BOOL),
+//! `expiresAt` (N, epoch seconds, the table's TTL attribute), `inProgressExpiresAt` (N, epoch
+//! milliseconds, only while in progress).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use tcrelay_core::ports::{ClaimOutcome, DedupeRecord, DedupeStore, RecordState, StoreError};
+
+use crate::clock::{Clock, system_clock};
+use crate::error::unavailable;
+
+/// Attribute names of a dedupe item.
+const PK: &str = "pk";
+const STATE: &str = "state";
+const FULL_STATE: &str = "fullState";
+const EXPIRES_AT: &str = "expiresAt";
+const IN_PROGRESS_EXPIRES_AT: &str = "inProgressExpiresAt";
+const IN_PROGRESS: &str = "in-progress";
+const COMPLETED: &str = "completed";
+
+/// DynamoDB limits a string partition key to 2048 bytes; longer dedupe keys (a message key with
+/// hundreds of line ids) are stored under their SHA-256 instead, which is just as unique.
+const MAX_PLAIN_KEY_BYTES: usize = 1024;
+
+/// Settings of a [`DynamoDedupeStore`].
+#[derive(Debug, Clone)]
+pub struct DedupeConfig {
+    /// The table (partition key `pk`, string; TTL on `expiresAt`).
+    pub table_name: String,
+    /// How long a completed record suppresses duplicates. Default: 30 days.
+    pub ttl: Duration,
+    /// How long an in-progress claim blocks others before it counts as abandoned. Longer than
+    /// a request may take (API Gateway stops at 30 s). Default: 60 s.
+    pub in_progress_expiry: Duration,
+}
+
+impl DedupeConfig {
+    /// Defaults for `table_name`.
+    pub fn new(table_name: impl Into<String>) -> Self {
+        DedupeConfig {
+            table_name: table_name.into(),
+            ttl: Duration::from_secs(30 * 24 * 3600),
+            in_progress_expiry: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Dedupe records in a DynamoDB table.
+#[derive(Clone)]
+pub struct DynamoDedupeStore {
+    client: aws_sdk_dynamodb::Client,
+    config: DedupeConfig,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for DynamoDedupeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoDedupeStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DynamoDedupeStore {
+    /// A store in `config.table_name`, on the system clock.
+    pub fn new(client: aws_sdk_dynamodb::Client, config: DedupeConfig) -> Self {
+        DynamoDedupeStore {
+            client,
+            config,
+            clock: system_clock(),
+        }
+    }
+
+    /// Uses `clock` for "now" (tests move it to expire records without waiting).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn pk(key: &str) -> AttributeValue {
+        AttributeValue::S(storage_key(key))
+    }
+
+    /// Reads the item under `key` with a consistent read.
+    async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.config.table_name)
+            .key(PK, Self::pk(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("DynamoDB GetItem (dedupe)", &e))?;
+        Ok(output.item)
+    }
+
+    /// Whether a stored record is still live at the clock's now.
+    fn live(
+        &self,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Option<DedupeRecord>, StoreError> {
+        let record = parse_record(item)?;
+        let now = (self.clock)();
+        // A record without expiry never expires; the claim condition treats it the same way.
+        if number(item, EXPIRES_AT)?.is_some_and(|at| at < now.timestamp()) {
+            return Ok(None);
+        }
+        if record.state == RecordState::InProgress
+            && number(item, IN_PROGRESS_EXPIRES_AT)?.is_some_and(|at| at < now.timestamp_millis())
+        {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+}
+
+#[async_trait]
+impl DedupeStore for DynamoDedupeStore {
+    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
+        // A conditional-check failure whose record then turns out gone or expired (released or
+        // expired in between) is retried; twice more is plenty for such a race.
+        for _ in 0..3 {
+            let now = (self.clock)();
+            let expires_at = now.timestamp() + secs(self.config.ttl);
+            let in_progress_until = now.timestamp_millis() + millis(self.config.in_progress_expiry);
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.config.table_name)
+                .item(PK, Self::pk(key))
+                .item(STATE, AttributeValue::S(IN_PROGRESS.to_owned()))
+                .item(FULL_STATE, AttributeValue::Bool(full_state))
+                .item(EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
+                .item(
+                    IN_PROGRESS_EXPIRES_AT,
+                    AttributeValue::N(in_progress_until.to_string()),
+                )
+                .condition_expression(
+                    "attribute_not_exists(pk) OR expiresAt < :now \
+                     OR (#state = :inprogress AND inProgressExpiresAt < :nowms)",
+                )
+                .expression_attribute_names("#state", STATE)
+                .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
+                .expression_attribute_values(
+                    ":nowms",
+                    AttributeValue::N(now.timestamp_millis().to_string()),
+                )
+                .expression_attribute_values(
+                    ":inprogress",
+                    AttributeValue::S(IN_PROGRESS.to_owned()),
+                )
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let old_item = match result {
+                Ok(_) => return Ok(ClaimOutcome::Claimed),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                        failed.item.clone()
+                    }
+                    _ => return Err(unavailable("DynamoDB PutItem (dedupe claim)", &err)),
+                },
+            };
+            // The item that failed the condition is live by definition; without it (an older
+            // DynamoDB-compatible store) read it.
+            let item = match old_item {
+                Some(item) => Some(item),
+                None => self.get(key).await?,
+            };
+            if let Some(item) = item {
+                if let Some(record) = self.live(&item)? {
+                    return Ok(ClaimOutcome::Exists(record));
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            "dedupe claim kept racing with concurrent writers".to_owned(),
+        ))
+    }
+
+    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+        let expires_at = (self.clock)().timestamp() + secs(self.config.ttl);
+        // Unconditional: if the claim was meanwhile released or expired, recording the message as
+        // sent is still right (it was sent); `fullState` then reads as false.
+        self.client
+            .update_item()
+            .table_name(&self.config.table_name)
+            .key(PK, Self::pk(key))
+            .update_expression(
+                "SET #state = :completed, expiresAt = :exp REMOVE inProgressExpiresAt",
+            )
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.to_owned()))
+            .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map_err(|e| unavailable("DynamoDB UpdateItem (dedupe complete)", &e))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.config.table_name)
+            .key(PK, Self::pk(key))
+            .condition_expression("#state = :inprogress")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_values(":inprogress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Gone or completed: there is no claim to give up, and a completed record must stay.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                tracing::debug!("dedupe release: no in-progress claim to remove");
+                Ok(())
+            }
+            Err(err) => Err(unavailable("DynamoDB DeleteItem (dedupe release)", &err)),
+        }
+    }
+
+    async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError> {
+        match self.get(key).await? {
+            Some(item) => self.live(&item),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The partition key for a dedupe key (see [`MAX_PLAIN_KEY_BYTES`]).
+fn storage_key(key: &str) -> String {
+    if key.len() <= MAX_PLAIN_KEY_BYTES {
+        key.to_owned()
+    } else {
+        use sha2::Digest;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(key.as_bytes()))
+        )
+    }
+}
+
+fn parse_record(item: &HashMap<String, AttributeValue>) -> Result<DedupeRecord, StoreError> {
+    let state = match item
+        .get(STATE)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+    {
+        Some(IN_PROGRESS) => RecordState::InProgress,
+        Some(COMPLETED) => RecordState::Completed,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "dedupe record with state {other:?}"
+            )));
+        }
+    };
+    let full_state = match item.get(FULL_STATE) {
+        None => false,
+        Some(AttributeValue::Bool(b)) => *b,
+        Some(_) => {
+            return Err(StoreError::Corrupt(
+                "dedupe record fullState is not a boolean".into(),
+            ));
+        }
+    };
+    Ok(DedupeRecord { state, full_state })
+}
+
+/// A numeric attribute, `None` when absent.
+pub(crate) fn number(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<Option<i64>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not an integer: {n}"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a number"
+        ))),
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_keys_are_hashed_short_ones_kept() {
+        assert_eq!(storage_key("order:1:t"), "order:1:t");
+        let long = "x".repeat(5_000);
+        let stored = storage_key(&long);
+        assert!(stored.starts_with("sha256:") && stored.len() == 7 + 64);
+        assert_ne!(storage_key(&"y".repeat(5_000)), stored);
+    }
+
+    #[test]
+    fn records_parse_and_bad_ones_are_corrupt() {
+        let mut item = HashMap::new();
+        item.insert(STATE.to_owned(), AttributeValue::S(COMPLETED.to_owned()));
+        item.insert(FULL_STATE.to_owned(), AttributeValue::Bool(true));
+        assert_eq!(
+            parse_record(&item).unwrap(),
+            DedupeRecord {
+                state: RecordState::Completed,
+                full_state: true
+            }
+        );
+        item.insert(STATE.to_owned(), AttributeValue::S("weird".to_owned()));
+        assert!(matches!(parse_record(&item), Err(StoreError::Corrupt(_))));
+    }
+}

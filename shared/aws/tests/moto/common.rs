@@ -1,0 +1,198 @@
+//! Shared helpers: clients for moto, unique resources, receiving, envelopes, a movable clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use chrono::{DateTime, Utc};
+use tcrelay_aws::{AwsClients, AwsConfigOptions, Clock, create_table_if_missing};
+use tcrelay_core::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
+use tradecloud_model::{Format, ObjectKind};
+
+/// moto's URL, from `TCRELAY_TEST_MOTO_URL`; panics when it is not set.
+pub fn moto_url() -> String {
+    std::env::var("TCRELAY_TEST_MOTO_URL").unwrap_or_else(|_| {
+        panic!(
+            "TCRELAY_TEST_MOTO_URL is not set: these tests need moto's server. Run scripts/test.sh, \
+             or start `.venv/bin/moto_server -H 127.0.0.1 -p <port>` and export \
+             TCRELAY_TEST_MOTO_URL=http://127.0.0.1:<port>"
+        )
+    })
+}
+
+/// Options for an emulator at `url` with short timeouts, so a broken test fails fast.
+pub fn options(url: &str) -> AwsConfigOptions {
+    let mut options = AwsConfigOptions::emulator(url);
+    options.region = Some("us-east-1".to_owned());
+    options.operation_timeout = Some(Duration::from_secs(20));
+    options.connect_timeout = Some(Duration::from_secs(2));
+    options.max_attempts = Some(2);
+    options
+}
+
+/// Clients for moto.
+pub async fn clients() -> AwsClients {
+    AwsClients::new(&options(&moto_url()).load().await)
+}
+
+/// A unique lowercase resource name (valid for queues, buckets and tables).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a queue (FIFO when `fifo`), returns its URL.
+pub async fn queue(clients: &AwsClients, fifo: bool) -> String {
+    let mut request = clients.sqs.create_queue();
+    if fifo {
+        request = request
+            .queue_name(format!("{}.fifo", unique("tcrelay")))
+            .attributes(QueueAttributeName::FifoQueue, "true");
+    } else {
+        request = request.queue_name(unique("tcrelay"));
+    }
+    request
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url")
+}
+
+/// Creates a bucket, returns its name.
+pub async fn bucket(clients: &AwsClients) -> String {
+    let name = unique("tcrelay");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}
+
+/// Creates a table the way the local runner does, returns its name.
+pub async fn table(clients: &AwsClients) -> String {
+    let name = unique("tcrelay");
+    create_table_if_missing(&clients.dynamodb, &name)
+        .await
+        .expect("create table");
+    name
+}
+
+/// Receives (and deletes) `n` messages, with message and system attributes, in delivery order.
+pub async fn receive(clients: &AwsClients, queue_url: &str, n: usize) -> Vec<Message> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut messages = Vec::new();
+    while messages.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "received {} of {n} messages",
+            messages.len()
+        );
+        let output = clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        for message in output.messages.unwrap_or_default() {
+            // Deleting releases a FIFO group, so its next message becomes receivable.
+            clients
+                .sqs
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().expect("receipt handle"))
+                .send()
+                .await
+                .expect("delete");
+            messages.push(message);
+        }
+    }
+    messages
+}
+
+/// The queue holds no (further) visible message.
+pub async fn assert_empty(clients: &AwsClients, queue_url: &str) {
+    let output = clients
+        .sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    assert!(
+        output.messages.unwrap_or_default().is_empty(),
+        "queue should be empty"
+    );
+}
+
+/// A message's `String`/`Number` attributes as plain strings.
+pub fn attributes(message: &Message) -> HashMap<String, (String, String)> {
+    message
+        .message_attributes()
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.clone(),
+                        (
+                            value.data_type().to_owned(),
+                            value.string_value().unwrap_or_default().to_owned(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An envelope of `kind` for object `id`, state number `n`.
+pub fn envelope(kind: ObjectKind, id: &str, n: usize, event_name: Option<&str>) -> Envelope {
+    Envelope {
+        schema: ENVELOPE_SCHEMA.to_owned(),
+        source: if event_name.is_some() {
+            Source::WebhookPost
+        } else {
+            Source::Poll
+        },
+        kind,
+        event_name: event_name.map(str::to_owned),
+        id: id.to_owned(),
+        version: Some(n as u64),
+        last_updated_at: Some(format!("2026-03-01T10:00:00.{n:03}Z")),
+        message_id: None,
+        dedupe_key: format!("{}:{id}:{n}:{}", kind.object_class(), uuid::Uuid::new_v4()),
+        received_at: "2026-03-01T10:00:01.000Z".to_owned(),
+        format: Format::Json,
+        changed_lines: None,
+        payload: serde_json::json!({"order": {"id": id, "n": n, "price": "12.3400"}}),
+    }
+}
+
+/// A clock tests move by hand; starts at the real now.
+#[derive(Clone)]
+pub struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    pub fn new() -> Self {
+        TestClock(Arc::new(Mutex::new(Utc::now())))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += chrono::Duration::from_std(by).unwrap();
+    }
+
+    pub fn clock(&self) -> Clock {
+        let inner = self.0.clone();
+        Arc::new(move || *inner.lock().unwrap())
+    }
+}

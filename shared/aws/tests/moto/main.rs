@@ -1,0 +1,11 @@
+//! Integration tests of the AWS adapters over the real AWS wire protocol against moto's server.
+//!
+//! `scripts/test.sh` starts moto and exports `TCRELAY_TEST_MOTO_URL`; without it these tests
+//! fail (never skip). Every test creates its own queues, bucket and table (UUID names), so they
+//! run in parallel against one moto.
+
+mod common;
+mod cursor;
+mod dedupe;
+mod sqs;
+mod unreachable;

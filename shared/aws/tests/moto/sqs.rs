@@ -1,0 +1,409 @@
+//! The SQS sink, the S3 claim check and the quarantine against moto.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_sqs::config::interceptors::BeforeSerializationInterceptorContextMut;
+use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_sqs::error::BoxError;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::Utc;
+use tcrelay_aws::claim_check::{PAYLOAD_SIZE_ATTRIBUTE, POINTER_CLASS};
+use tcrelay_aws::{
+    AwsClients, ClaimCheck, SqsQuarantine, SqsSink, SqsSinkConfig, read_claim_checked,
+};
+use tcrelay_core::envelope::Envelope;
+use tcrelay_core::ports::{EventSink, Quarantine, QuarantinedRequest};
+use tradecloud_model::ObjectKind;
+
+use crate::common::{assert_empty, attributes, bucket, clients, envelope, options, queue, receive};
+
+fn sink(clients: &AwsClients, queue_url: &str, claim_check: Option<ClaimCheck>) -> SqsSink {
+    SqsSink::new(
+        clients.sqs.clone(),
+        SqsSinkConfig::new(queue_url),
+        claim_check,
+    )
+}
+
+fn envelope_of(body: &str) -> Envelope {
+    serde_json::from_str(body).expect("body is an envelope")
+}
+
+#[tokio::test]
+async fn standard_queue_gets_envelope_bodies_and_attributes() {
+    let clients = clients().await;
+    let url = queue(&clients, false).await;
+    let sent = vec![
+        envelope(ObjectKind::Order, "o-1", 1, Some("OrderIssuedByBuyer")),
+        envelope(ObjectKind::Shipment, "s-1", 2, None),
+    ];
+    sink(&clients, &url, None).enqueue(&sent).await.unwrap();
+
+    let received = receive(&clients, &url, 2).await;
+    let mut by_id: HashMap<String, _> = received
+        .iter()
+        .map(|m| (envelope_of(m.body().unwrap()).id, m))
+        .collect();
+    for envelope in &sent {
+        let message = by_id.remove(&envelope.id).expect("received");
+        assert_eq!(
+            message.body().unwrap(),
+            serde_json::to_string(envelope).unwrap()
+        );
+        let attrs = attributes(message);
+        let string = |v: &str| ("String".to_owned(), v.to_owned());
+        assert_eq!(attrs["kind"], string(envelope.kind.as_str()));
+        assert_eq!(attrs["id"], string(&envelope.id));
+        assert_eq!(attrs["source"], string(envelope.source.as_str()));
+        match &envelope.event_name {
+            Some(name) => assert_eq!(attrs["eventName"], string(name)),
+            None => assert!(!attrs.contains_key("eventName"), "{attrs:?}"),
+        }
+        assert_eq!(
+            attrs.len(),
+            if envelope.event_name.is_some() { 4 } else { 3 }
+        );
+        // Standard queues have no FIFO ids.
+        let system = message.attributes().cloned().unwrap_or_default();
+        assert!(!system.contains_key(&MessageSystemAttributeName::MessageGroupId));
+    }
+    assert_empty(&clients, &url).await;
+}
+
+#[tokio::test]
+async fn fifo_queue_gets_group_and_deduplication_ids() {
+    let clients = clients().await;
+    let url = queue(&clients, true).await;
+    // Both order forms of one order share the group.
+    let sent = vec![
+        envelope(ObjectKind::Order, "o-7", 1, Some("OrderIssuedByBuyer")),
+        envelope(
+            ObjectKind::SingleDeliveryOrder,
+            "o-7",
+            2,
+            Some("OrderAcceptedBySupplier"),
+        ),
+        envelope(ObjectKind::Shipment, "s-7", 3, None),
+    ];
+    let sink = sink(&clients, &url, None);
+    assert!(sink.is_fifo());
+    sink.enqueue(&sent).await.unwrap();
+
+    let received = receive(&clients, &url, 3).await;
+    for message in &received {
+        let body = message.body().unwrap();
+        let envelope = sent
+            .iter()
+            .find(|e| serde_json::to_string(e).unwrap() == body)
+            .expect("body is one of the envelopes sent");
+        let system = message.attributes().expect("system attributes");
+        assert_eq!(
+            system[&MessageSystemAttributeName::MessageGroupId],
+            envelope.message_group_id()
+        );
+        assert_eq!(
+            system[&MessageSystemAttributeName::MessageDeduplicationId],
+            envelope.deduplication_id()
+        );
+        assert_eq!(attributes(message)["kind"].1, envelope.kind.as_str());
+    }
+    assert_eq!(sent[0].message_group_id(), "order:o-7");
+    assert_eq!(sent[0].message_group_id(), sent[1].message_group_id());
+}
+
+/// 25 envelopes of 3 objects, interleaved.
+fn twenty_five() -> Vec<Envelope> {
+    (0..25)
+        .map(|n| {
+            envelope(
+                ObjectKind::Order,
+                &format!("o-{}", n % 3),
+                n,
+                Some("OrderChanged"),
+            )
+        })
+        .collect()
+}
+
+/// Each object's state numbers in the order received.
+fn per_object_order(bodies: impl Iterator<Item = Envelope>) -> BTreeMap<String, Vec<u64>> {
+    let mut order: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for envelope in bodies {
+        order
+            .entry(envelope.id.clone())
+            .or_default()
+            .push(envelope.version.unwrap());
+    }
+    order
+}
+
+#[tokio::test]
+async fn batch_of_25_on_fifo_keeps_each_objects_order() {
+    let clients = clients().await;
+    let url = queue(&clients, true).await;
+    let sent = twenty_five();
+    sink(&clients, &url, None).enqueue(&sent).await.unwrap();
+    let received = receive(&clients, &url, 25).await;
+    let got = per_object_order(received.iter().map(|m| envelope_of(m.body().unwrap())));
+    let want = per_object_order(sent.into_iter());
+    assert_eq!(got, want);
+    assert_empty(&clients, &url).await;
+}
+
+#[tokio::test]
+async fn batch_of_25_on_standard_arrives_complete_and_once() {
+    let clients = clients().await;
+    let url = queue(&clients, false).await;
+    let sent = twenty_five();
+    sink(&clients, &url, None).enqueue(&sent).await.unwrap();
+    let received = receive(&clients, &url, 25).await;
+    let mut got: Vec<String> = received
+        .iter()
+        .map(|m| envelope_of(m.body().unwrap()).dedupe_key)
+        .collect();
+    let mut want: Vec<String> = sent.iter().map(|e| e.dedupe_key.clone()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert_empty(&clients, &url).await;
+}
+
+/// Makes SQS refuse one entry of a batch, the way a real one refuses an entry on HTTP 200: sets
+/// an invalid `DelaySeconds` (over 900) on entries whose `id` attribute is `poison`.
+#[derive(Debug)]
+struct PoisonEntries;
+
+impl Intercept for PoisonEntries {
+    fn name(&self) -> &'static str {
+        "PoisonEntries"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(input) = context.input_mut().downcast_mut::<SendMessageBatchInput>() {
+            for entry in input.entries.iter_mut().flatten() {
+                let poisoned = entry
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|attrs| attrs.get("id"))
+                    .and_then(|id| id.string_value())
+                    == Some("poison");
+                if poisoned {
+                    entry.delay_seconds = Some(901);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_entry_refused_on_http_200_is_reported_by_index() {
+    let clients = clients().await;
+    let url = queue(&clients, false).await;
+    let sdk_config = options(&crate::common::moto_url()).load().await;
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk_config)
+            .interceptor(PoisonEntries)
+            .build(),
+    );
+    let mut sent = twenty_five();
+    sent[7] = envelope(ObjectKind::Order, "poison", 7, Some("OrderChanged"));
+    sent[21] = envelope(ObjectKind::Order, "poison", 21, Some("OrderChanged"));
+    let err = SqsSink::new(sqs, SqsSinkConfig::new(&url), None)
+        .enqueue(&sent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.failed, [7, 21]);
+    assert!(
+        err.reason.contains("InvalidParameterValue"),
+        "{}",
+        err.reason
+    );
+
+    // Everything else arrived.
+    let received = receive(&clients, &url, 23).await;
+    let mut got: Vec<String> = received
+        .iter()
+        .map(|m| envelope_of(m.body().unwrap()).dedupe_key)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = sent
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![7, 21].contains(i))
+        .map(|(_, e)| e.dedupe_key.clone())
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_empty(&clients, &url).await;
+}
+
+#[tokio::test]
+async fn a_2_mib_envelope_goes_through_s3_in_the_extended_client_format() {
+    let clients = clients().await;
+    let url = queue(&clients, true).await;
+    let bucket = bucket(&clients).await;
+    let mut big = envelope(ObjectKind::Order, "o-big", 1, Some("OrderIssuedByBuyer"));
+    big.payload = serde_json::json!({"lines": (0..2048).map(|i| format!("{i:04}{}", "x".repeat(1020))).collect::<Vec<_>>()});
+    let big_json = serde_json::to_string(&big).unwrap();
+    assert!(big_json.len() > 2 * 1024 * 1024);
+    let small = envelope(ObjectKind::Order, "o-small", 2, Some("OrderIssuedByBuyer"));
+    let sink = sink(
+        &clients,
+        &url,
+        Some(ClaimCheck::new(clients.s3.clone(), &bucket)),
+    );
+    sink.enqueue(&[big.clone(), small.clone()]).await.unwrap();
+
+    let received = receive(&clients, &url, 2).await;
+    let pointer_message = received
+        .iter()
+        .find(|m| attributes(m)["id"].1 == "o-big")
+        .unwrap();
+    let inline = received
+        .iter()
+        .find(|m| attributes(m)["id"].1 == "o-small")
+        .unwrap();
+
+    // The pointer, exactly as the Extended Client writes it.
+    let body = pointer_message.body().unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+    let key = parsed[1]["s3Key"].as_str().expect("s3Key");
+    uuid::Uuid::parse_str(key).expect("the key is a UUID");
+    assert_eq!(
+        body,
+        format!(r#"["{POINTER_CLASS}",{{"s3BucketName":"{bucket}","s3Key":"{key}"}}]"#)
+    );
+    let attrs = attributes(pointer_message);
+    assert_eq!(
+        attrs[PAYLOAD_SIZE_ATTRIBUTE],
+        ("Number".to_owned(), big_json.len().to_string())
+    );
+    // The filtering attributes are still there.
+    assert_eq!(attrs["kind"].1, "order");
+    assert_eq!(attrs["source"].1, "webhook-post");
+
+    let read_back = read_claim_checked(
+        &clients.s3,
+        body,
+        pointer_message.message_attributes().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_back, big_json);
+    assert_eq!(envelope_of(&read_back), big);
+
+    // A small one in the same call stays inline and reads back as itself.
+    assert!(!attributes(inline).contains_key(PAYLOAD_SIZE_ATTRIBUTE));
+    let inline_body = read_claim_checked(
+        &clients.s3,
+        inline.body().unwrap(),
+        inline.message_attributes().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(envelope_of(&inline_body), small);
+}
+
+#[tokio::test]
+async fn the_claim_check_threshold_counts_attributes_and_is_configurable() {
+    let clients = clients().await;
+    let url = queue(&clients, false).await;
+    let bucket = bucket(&clients).await;
+    let e = envelope(ObjectKind::Order, "o-edge", 1, Some("OrderIssuedByBuyer"));
+    let body_len = serde_json::to_string(&e).unwrap().len();
+    let mut config = SqsSinkConfig::new(&url);
+    // The body alone fits, body plus attributes does not.
+    config.claim_check_threshold = body_len + 5;
+    let sink = SqsSink::new(
+        clients.sqs.clone(),
+        config,
+        Some(ClaimCheck::new(clients.s3.clone(), &bucket)),
+    );
+    sink.enqueue(std::slice::from_ref(&e)).await.unwrap();
+    let received = receive(&clients, &url, 1).await;
+    assert!(attributes(&received[0]).contains_key(PAYLOAD_SIZE_ATTRIBUTE));
+    let read_back = read_claim_checked(
+        &clients.s3,
+        received[0].body().unwrap(),
+        received[0].message_attributes().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(envelope_of(&read_back), e);
+}
+
+fn quarantined(body: Vec<u8>) -> QuarantinedRequest {
+    QuarantinedRequest {
+        received_at: Utc::now(),
+        method: "POST".to_owned(),
+        uri: "/webhook/orders".to_owned(),
+        content_type: Some("application/json".to_owned()),
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        body,
+        reason: "orderEvent.order.id is missing".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn quarantine_keeps_a_request() {
+    let clients = clients().await;
+    let url = queue(&clients, false).await;
+    let request = quarantined(b"{\"eventName\": \"OrderIssuedByBuyer\", \x00\xff".to_vec());
+    SqsQuarantine::new(clients.sqs.clone(), &url, None)
+        .keep(&request)
+        .await
+        .unwrap();
+    let received = receive(&clients, &url, 1).await;
+    let kept: QuarantinedRequest = serde_json::from_str(received[0].body().unwrap()).unwrap();
+    assert_eq!(kept, request);
+}
+
+#[tokio::test]
+async fn quarantine_keeps_a_6_mb_body_through_s3_on_a_fifo_queue() {
+    let clients = clients().await;
+    let url = queue(&clients, true).await;
+    let bucket = bucket(&clients).await;
+    let body: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+    let request = quarantined(body);
+    let quarantine = SqsQuarantine::new(
+        clients.sqs.clone(),
+        &url,
+        Some(ClaimCheck::new(clients.s3.clone(), &bucket).with_key_prefix("quarantine/")),
+    );
+    quarantine.keep(&request).await.unwrap();
+    let received = receive(&clients, &url, 1).await;
+    let pointer = tcrelay_aws::PayloadS3Pointer::from_body(received[0].body().unwrap()).unwrap();
+    assert!(pointer.key.starts_with("quarantine/"), "{}", pointer.key);
+    let json = read_claim_checked(
+        &clients.s3,
+        received[0].body().unwrap(),
+        received[0].message_attributes().unwrap(),
+    )
+    .await
+    .unwrap();
+    let kept: QuarantinedRequest = serde_json::from_str(&json).unwrap();
+    assert_eq!(kept, request);
+}
+
+#[tokio::test]
+async fn quarantine_without_a_bucket_refuses_a_too_large_request_instead_of_dropping_it() {
+    let clients = clients().await;
+    let url = queue(&clients, false).await;
+    let request = quarantined(vec![b'x'; 2_000_000]);
+    let err = SqsQuarantine::new(clients.sqs.clone(), &url, None)
+        .keep(&request)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tcrelay_core::ports::StoreError::Unavailable(_)),
+        "{err}"
+    );
+    assert_empty(&clients, &url).await;
+}
