@@ -267,6 +267,15 @@ pub const SUPPLIER_ORDER: &[Field] = &[
     f("documents", list("document", &DOCUMENT_SHAPE)),
 ];
 
+/// A measured dimension of an item (`item.dimensions[]`, tXML `<dimension>`).
+pub const DIMENSION: &[Field] = &[
+    f("attribute", Str),
+    f("measure", Num),
+    f("unitOfMeasureUnece", Str),
+];
+
+const DIMENSION_SHAPE: Shape = Obj(DIMENSION);
+
 /// The buyer's part of a line.
 pub const BUYER_LINE: &[Field] = &[
     f("position", Str),
@@ -281,6 +290,7 @@ pub const BUYER_LINE: &[Field] = &[
             f("description", Str),
             f("purchaseUnitOfMeasureIso", Str),
             f("supplierItemNumber", Str),
+            f("dimensions", list("dimension", &DIMENSION_SHAPE)),
         ]),
     ),
     f("requests", Obj(&[f("reopenRequest", Obj(REQUEST))])),
@@ -353,6 +363,11 @@ pub const ORDER_LINE: &[Field] = &[
             "deliveryScheduleIncludingRequestsLine",
             &DELIVERY_SCHEDULE_LINE_SHAPE,
         ),
+    ),
+    // Deliveries made so far (`OrderLinesDeliveryHistory…` events); tXML `<deliveryHistoryLine>`.
+    f(
+        "deliveryHistory",
+        list("deliveryHistoryLine", &DELIVERY_SCHEDULE_LINE_SHAPE),
     ),
     f("prices", Obj(PRICES)),
     f("pricesIncludingRequests", Obj(PRICES)),

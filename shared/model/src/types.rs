@@ -332,6 +332,22 @@ pub struct Item {
     pub purchase_unit_of_measure_iso: Option<String>,
     /// Supplier's item number.
     pub supplier_item_number: Option<String>,
+    /// Measured dimensions.
+    pub dimensions: Option<Vec<Dimension>>,
+}
+
+/// A measured dimension of an item.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dimension {
+    /// What is measured, e.g. `mass`.
+    pub attribute: Option<String>,
+    /// The measure.
+    #[serde(default, with = "opt_decimal")]
+    pub measure: Option<Decimal>,
+    /// UNECE unit code, e.g. `KGM`.
+    pub unit_of_measure_unece: Option<String>,
 }
 
 /// `buyerLine.requests`.
@@ -513,6 +529,8 @@ pub struct OrderLine {
     pub delivery_schedule: Option<Vec<DeliveryScheduleLine>>,
     /// Schedule including open requests.
     pub delivery_schedule_including_requests: Option<Vec<DeliveryScheduleLine>>,
+    /// Deliveries made so far.
+    pub delivery_history: Option<Vec<DeliveryScheduleLine>>,
     /// Current prices, without open requests.
     pub prices: Option<Prices>,
     /// Prices including open requests.

@@ -28,3 +28,34 @@ pub fn from_txml(bytes: &[u8]) -> Result<Value, DecodeError> {
 pub fn to_txml(body: &Value) -> Result<String, EncodeError> {
     write_document(WEBHOOK_ROOT, body, &WEBHOOK_BODY_SHAPE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xsi_nil_true_or_1_reads_as_null_and_delivery_history_is_a_list() {
+        let xml = r#"<WebhookBody xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+            <eventName>OrderLinesDeliveryHistorySetByBuyer</eventName>
+            <orderEvent>
+              <orderId>o-1</orderId>
+              <reason xsi:nil="1"/>
+              <portalUrl xsi:nil="true"/>
+              <line>
+                <id>l-1</id>
+                <deliveryHistoryLine><position>1</position><quantity>2.50</quantity></deliveryHistoryLine>
+                <buyerLine><item><dimension><attribute>mass</attribute><measure>5</measure></dimension></item></buyerLine>
+              </line>
+            </orderEvent>
+          </WebhookBody>"#;
+        let value = from_txml(xml.as_bytes()).unwrap();
+        let event = &value["orderEvent"];
+        assert!(event["reason"].is_null() && event["portalUrl"].is_null());
+        let line = &event["lines"][0];
+        assert_eq!(line["deliveryHistory"][0]["quantity"].to_string(), "2.50");
+        assert_eq!(
+            line["buyerLine"]["item"]["dimensions"][0]["measure"].to_string(),
+            "5"
+        );
+    }
+}

@@ -150,7 +150,9 @@ fn new_node(e: &BytesStart<'_>, offset: usize, text: &[u8]) -> Result<Node, Deco
         let attr =
             attr.map_err(|err| xml_error(Location::of_offset(text, offset), &err.to_string()))?;
         // xsi:nil="true" is how XML writes JSON's null.
-        if attr.key.local_name().as_ref() == "nil" && attr.value.as_ref() == "true" {
+        if attr.key.local_name().as_ref() == "nil"
+            && matches!(attr.value.as_ref().trim(), "true" | "1")
+        {
             nil = true;
         }
     }
