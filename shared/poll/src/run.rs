@@ -149,7 +149,7 @@ impl StopReason {
             StopReason::CaughtUp => "caught-up",
             StopReason::Deadline => "deadline",
             StopReason::MaxPages => "max-pages",
-            StopReason::LeaseHeld => "lease held",
+            StopReason::LeaseHeld => "lease-held",
             StopReason::InProgressElsewhere { .. } => "in-progress-elsewhere",
         }
     }

@@ -1,0 +1,238 @@
+//! The Lambda's input: an EventBridge scheduled event, or a manual invoke such as
+//! `{"stream": "orders", "from": "2025-01-01T00:00:00.000Z"}` (backfill) or `{"dryRun": true}`.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tcrelay_poll::{
+    Deadline, PollConfig, PollPorts, PollStream, RunReport, RunRequest, StopReason, run,
+};
+use tradecloud_model::timestamp;
+
+use crate::metrics::cursor_age_emf;
+
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// The schedule fired: poll the configured streams from their cursors.
+    Scheduled,
+    /// An operator's invoke.
+    Manual {
+        /// Only this stream (default: the configured ones).
+        stream: Option<PollStream>,
+        /// Start here instead of the cursor (backfill); the cursor still never moves back.
+        from: Option<String>,
+        /// Report what would be sent, without claiming, sending or moving the cursor.
+        dry_run: bool,
+    },
+}
+
+impl Invocation {
+    /// The run this invocation asks for, under lease owner `owner`.
+    pub fn into_request(self, owner: &str) -> RunRequest {
+        match self {
+            Invocation::Scheduled => RunRequest::scheduled(owner),
+            Invocation::Manual {
+                stream,
+                from,
+                dry_run,
+            } => RunRequest {
+                streams: stream.into_iter().collect(),
+                from,
+                dry_run,
+                owner: owner.to_owned(),
+            },
+        }
+    }
+}
+
+/// An invocation payload we cannot act on. Refused before anything is read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Neither a scheduled event nor a manual request.
+    #[error(
+        "unsupported event: expected an EventBridge scheduled event or \
+         {{\"stream\": \"orders\", \"from\": \"<timestamp>\", \"dryRun\": true}} ({0})"
+    )]
+    Unsupported(String),
+    /// `stream` is not one of ours.
+    #[error("unknown stream {0:?}; known: orders, single-delivery-orders, shipments")]
+    UnknownStream(String),
+    /// `from` is not a timestamp.
+    #[error("\"from\" {0:?} is not an ISO 8601 date-time with offset, e.g. 2025-01-01T00:00:00.000Z")]
+    BadFrom(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ManualEvent {
+    stream: Option<String>,
+    from: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Reads an invocation payload. Unknown fields in a manual invoke are refused: a misspelt
+/// `dryRun` must not turn into a real run.
+pub fn parse_event(payload: &Value) -> Result<Invocation, EventError> {
+    if payload.get("detail-type").is_some() || payload.get("source").and_then(Value::as_str) == Some("aws.events") {
+        return Ok(Invocation::Scheduled);
+    }
+    if payload.is_null() {
+        return Ok(Invocation::Scheduled);
+    }
+    let manual: ManualEvent = serde_json::from_value(payload.clone())
+        .map_err(|e| EventError::Unsupported(e.to_string()))?;
+    let stream = match manual.stream.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(name) => {
+            Some(PollStream::parse(name).ok_or_else(|| EventError::UnknownStream(name.to_owned()))?)
+        }
+        None => None,
+    };
+    let from = match manual.from {
+        Some(from) if timestamp::parse(&from).is_err() => return Err(EventError::BadFrom(from)),
+        other => other,
+    };
+    Ok(Invocation::Manual {
+        stream,
+        from,
+        dry_run: manual.dry_run,
+    })
+}
+
+/// What a handled invocation did.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+    /// Per stream.
+    pub report: RunReport,
+}
+
+impl RunOutput {
+    /// The invocation's answer: the summaries as JSON.
+    pub fn answer(&self) -> Value {
+        json!({ "dryRun": self.dry_run, "streams": self.report.summaries() })
+    }
+
+    /// `Some(message)` when a stream failed: the invocation then fails, so the errors alarm
+    /// fires and EventBridge's retry policy applies.
+    pub fn failure(&self) -> Option<String> {
+        let failures: Vec<String> = self
+            .report
+            .results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+            .collect();
+        (!failures.is_empty()).then(|| failures.join("; "))
+    }
+
+    /// Embedded-metric-format lines with each stream's cursor age (none for dry runs).
+    pub fn metrics(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        if self.dry_run {
+            return Vec::new();
+        }
+        self.report
+            .summaries()
+            .into_iter()
+            .filter(|s| s.stop != Some(StopReason::LeaseHeld))
+            .filter_map(|s| cursor_age_emf(s, now))
+            .collect()
+    }
+}
+
+/// Failure of an invocation before any stream ran.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The payload was refused.
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+/// Handles one invocation: parse, run, report. `owner` is the lease owner (the request id).
+pub async fn handle(
+    ports: &PollPorts,
+    config: &PollConfig,
+    payload: &Value,
+    owner: &str,
+    deadline: &dyn Deadline,
+) -> Result<RunOutput, HandlerError> {
+    let invocation = parse_event(payload)?;
+    let request = invocation.into_request(owner);
+    let report = run(ports, config, &request, deadline).await;
+    Ok(RunOutput {
+        dry_run: request.dry_run,
+        report,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events")
+    }
+
+    fn sample(name: &str) -> Value {
+        let text = std::fs::read_to_string(events_dir().join(name)).expect("sample event exists");
+        serde_json::from_str(&text).expect("sample event is JSON")
+    }
+
+    #[test]
+    fn the_sample_events_parse() {
+        assert_eq!(parse_event(&sample("poller-scheduled.json")), Ok(Invocation::Scheduled));
+        assert_eq!(
+            parse_event(&sample("poller-backfill.json")),
+            Ok(Invocation::Manual {
+                stream: Some(PollStream::Orders),
+                from: Some("2025-01-01T00:00:00.000Z".into()),
+                dry_run: false
+            })
+        );
+        assert_eq!(
+            parse_event(&sample("poller-dry-run.json")),
+            Ok(Invocation::Manual {
+                stream: None,
+                from: None,
+                dry_run: true
+            })
+        );
+    }
+
+    #[test]
+    fn manual_requests_become_run_requests() {
+        let request = Invocation::Manual {
+            stream: Some(PollStream::Shipments),
+            from: Some("2025-01-01T00:00:00.000Z".into()),
+            dry_run: true,
+        }
+        .into_request("req-1");
+        assert_eq!(request.streams, vec![PollStream::Shipments]);
+        assert_eq!(request.from.as_deref(), Some("2025-01-01T00:00:00.000Z"));
+        assert!(request.dry_run);
+        assert_eq!(request.owner, "req-1");
+        assert_eq!(Invocation::Scheduled.into_request("r"), RunRequest::scheduled("r"));
+        // An empty manual invoke is a run of the configured streams.
+        assert_eq!(
+            parse_event(&json!({})).unwrap().into_request("r"),
+            RunRequest::scheduled("r")
+        );
+    }
+
+    #[test]
+    fn bad_manual_requests_are_refused() {
+        assert!(matches!(
+            parse_event(&json!({"dryrun": true})),
+            Err(EventError::Unsupported(_))
+        ));
+        assert_eq!(
+            parse_event(&json!({"stream": "invoices"})),
+            Err(EventError::UnknownStream("invoices".into()))
+        );
+        assert_eq!(
+            parse_event(&json!({"from": "yesterday"})),
+            Err(EventError::BadFrom("yesterday".into()))
+        );
+        assert!(matches!(parse_event(&json!([1])), Err(EventError::Unsupported(_))));
+    }
+}
