@@ -179,10 +179,10 @@ impl DedupeStore for DynamoDedupeStore {
                 Some(item) => Some(item),
                 None => self.get(key).await?,
             };
-            if let Some(item) = item {
-                if let Some(record) = self.live(&item)? {
-                    return Ok(ClaimOutcome::Exists(record));
-                }
+            if let Some(item) = item
+                && let Some(record) = self.live(&item)?
+            {
+                return Ok(ClaimOutcome::Exists(record));
             }
         }
         Err(StoreError::Unavailable(
