@@ -1,0 +1,425 @@
+//! `tcrelay`: the command line. Parses arguments and the environment, wires the library's
+//! modules, and maps errors to one readable line and a non-zero exit code.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use tcrelay::api::{ClientApi, ClientPollApi};
+use tcrelay::backend::{Ports, aws_clients};
+use tcrelay::scenario::{self, ScenarioOptions};
+use tcrelay::settings::aws_endpoint;
+use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
+use tcrelay_core::WebhookSettings;
+use tcrelay_core::ports::{CursorStore, TradecloudApi};
+use tcrelay_poll::PollApi;
+use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
+use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
+
+#[derive(Parser, Debug)]
+#[command(name = "tcrelay", version, about = "Relays Tradecloud orders and shipments to a queue, exactly once, in order per object.")]
+struct Cli {
+    /// The SQLite database (queue, dedupe records, quarantine, cursors).
+    #[arg(long, global = true, env = "TCRELAY_DB", default_value = "./tcrelay.db")]
+    db: PathBuf,
+    /// Where the ports live: the local SQLite file, or DynamoDB/SQS/S3 (configured by the
+    /// Lambdas' environment variables; TCRELAY_AWS_ENDPOINT_URL overrides the endpoint).
+    #[arg(long, global = true, value_enum, default_value_t = BackendArg::Sqlite)]
+    backend: BackendArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum BackendArg {
+    Sqlite,
+    Aws,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the webhook and run the poll loop (configuration from the environment).
+    Serve {
+        /// Address of the webhook endpoint.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Time between poll runs (`30s`, `5m`); `0` turns polling off.
+        #[arg(long, default_value = "5m", value_parser = parse_interval)]
+        poll_interval: Duration,
+    },
+    /// The local outbound queue.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+    /// Requests refused with 4xx after authentication.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Poll cursors (`orders`, `single-delivery-orders`, `shipments`).
+    Cursor {
+        #[command(subcommand)]
+        command: CursorCommand,
+    },
+    /// Run the simulator and the relay together for a while and check the result.
+    Demo {
+        /// How long changes keep coming.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Seed of the simulated world, duplicates and faults.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCommand {
+    /// Messages in queue order, without payload.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Include acknowledged messages.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Envelopes as JSON lines, in queue order.
+    Export {
+        /// Include acknowledged messages.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge messages up to an id, or by id.
+    Ack {
+        /// Acknowledge every message with an id up to and including this one.
+        #[arg(long)]
+        up_to: Option<i64>,
+        /// Ids to acknowledge.
+        ids: Vec<i64>,
+    },
+    /// Pending and acknowledged counts.
+    Stats {
+        /// As one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QuarantineCommand {
+    /// One line per kept request.
+    List,
+    /// Kept requests as JSON lines (body in base64).
+    Export,
+}
+
+#[derive(Subcommand, Debug)]
+enum CursorCommand {
+    /// A stream's cursor, or every stream's.
+    Show {
+        /// The stream.
+        stream: Option<String>,
+    },
+    /// Set a stream's cursor (backfill from an earlier time, or skip ahead).
+    Set {
+        /// The stream.
+        stream: String,
+        /// A `lastUpdatedAt`, e.g. 2025-01-01T00:00:00.000Z.
+        value: String,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30s or 5m: {e}"))
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Demo { .. }));
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Human-readable logs on stderr; `RUST_LOG` overrides the level (the demo prints its own
+/// progress, so it logs only warnings by default).
+fn init_tracing(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let backend = match cli.backend {
+        BackendArg::Sqlite => Backend::Sqlite,
+        BackendArg::Aws => Backend::Aws,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Serve {
+            listen,
+            poll_interval,
+        } => {
+            drop(stdout);
+            serve(&env, backend, &cli.db, listen, poll_interval).await?;
+        }
+        Command::Queue { command } => {
+            let store = open_local(&cli.db, backend, &env)?;
+            match command {
+                QueueCommand::List { limit, all } => {
+                    ops::queue_list(&store, limit, all, &mut stdout).await?;
+                }
+                QueueCommand::Export { all } => {
+                    ops::queue_export(&store, all, &mut stdout).await?;
+                }
+                QueueCommand::Ack { up_to, ids } => {
+                    ops::queue_ack(&store, up_to, &ids, &mut stdout).await?;
+                }
+                QueueCommand::Stats { json } => ops::queue_stats(&store, json, &mut stdout).await?,
+            }
+        }
+        Command::Quarantine { command } => {
+            let store = open_local(&cli.db, backend, &env)?;
+            match command {
+                QuarantineCommand::List => ops::quarantine_list(&store, &mut stdout).await?,
+                QuarantineCommand::Export => ops::quarantine_export(&store, &mut stdout).await?,
+            }
+        }
+        Command::Cursor { command } => {
+            let cursors: Arc<dyn CursorStore> = match backend {
+                Backend::Sqlite => Arc::new(open_store(&cli.db)?),
+                Backend::Aws => {
+                    let table = env
+                        .get(tcrelay_core::config::TCRELAY_DEDUPE_TABLE)
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty())
+                        .context("TCRELAY_DEDUPE_TABLE is required with --backend aws (the cursors live in the dedupe table)")?;
+                    let clients = aws_clients(aws_endpoint(&env).as_deref()).await;
+                    Arc::new(tcrelay_aws::DynamoCursorStore::new(clients.dynamodb, table))
+                }
+            };
+            match command {
+                CursorCommand::Show { stream } => {
+                    ops::cursor_show(cursors.as_ref(), stream.as_deref(), &mut stdout).await?;
+                }
+                CursorCommand::Set { stream, value } => {
+                    ops::cursor_set(cursors.as_ref(), &stream, &value, &mut stdout).await?;
+                }
+            }
+        }
+        Command::Demo { duration, seed } => {
+            drop(stdout);
+            return demo(duration, seed).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(path).with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+fn open_local(
+    path: &std::path::Path,
+    backend: Backend,
+    _env: &HashMap<String, String>,
+) -> anyhow::Result<SqliteStore> {
+    anyhow::ensure!(
+        backend == Backend::Sqlite,
+        "queue and quarantine commands read the local SQLite database; with --backend aws use \
+         the SQS console or CLI on TCRELAY_QUEUE_URL / TCRELAY_QUARANTINE_QUEUE_URL"
+    );
+    open_store(path)
+}
+
+async fn serve(
+    env: &HashMap<String, String>,
+    backend: Backend,
+    db: &std::path::Path,
+    listen: SocketAddr,
+    poll_interval: Duration,
+) -> anyhow::Result<()> {
+    let settings = Settings::from_env_map(env, backend)?;
+    refuse_secret_arns(&settings)?;
+
+    let ports = match backend {
+        Backend::Sqlite => {
+            let options = SqliteOptions {
+                dedupe_ttl: settings.dedupe.ttl,
+                in_progress_expiry: settings.dedupe.in_progress_expiry,
+                ..SqliteOptions::default()
+            };
+            let store = SqliteStore::open_with(db, options)
+                .with_context(|| format!("cannot open the database {}", db.display()))?;
+            tracing::info!(db = %db.display(), "local SQLite backend");
+            Ports::sqlite(&store)
+        }
+        Backend::Aws => {
+            let resources = settings
+                .aws
+                .as_ref()
+                .context("AWS settings missing")?;
+            let clients = aws_clients(resources.endpoint_url.as_deref()).await;
+            tracing::info!(queue = %resources.queue_url, table = %resources.dedupe_table, "AWS backend");
+            Ports::aws(&clients, resources)
+        }
+    };
+
+    let (api, poll_api) = match &settings.tradecloud.login {
+        Some(login) => {
+            let client = TradecloudClient::new(ClientConfig::new(
+                settings.tradecloud.api_url.clone(),
+                Credentials::new(login.username.clone(), login.password.expose()),
+            ))
+            .context("TRADECLOUD_API_URL")?;
+            (
+                Some(Arc::new(ClientApi(client.clone())) as Arc<dyn TradecloudApi>),
+                Some(Arc::new(ClientPollApi(client)) as Arc<dyn PollApi>),
+            )
+        }
+        None => {
+            tracing::warn!(
+                "no Tradecloud login (TRADECLOUD_USERNAME/TRADECLOUD_PASSWORD): GET webhooks are \
+                 answered 503 and polling is off"
+            );
+            (None, None)
+        }
+    };
+    let parts = RelayParts {
+        webhook: WebhookSettings::from(&settings.webhook),
+        ports,
+        api,
+        poll_api,
+        poll: settings.poll.clone(),
+    };
+    let server = tcrelay::start(
+        parts,
+        ServeOptions {
+            listen,
+            poll_interval: (!poll_interval.is_zero()).then_some(poll_interval),
+        },
+    )
+    .await?;
+    let addr = server.local_addr();
+    println!("tcrelay listening on http://{addr} (webhook: http://{addr}/webhook/orders, /webhook/order-documents, /webhook/shipments)");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        %addr,
+        poll_interval = %humantime::format_duration(poll_interval),
+        streams = ?settings.poll.streams,
+        "tcrelay serving"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests and the current poll page");
+    server.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Secrets Manager is the Lambdas' way to pass credentials; the local runner takes them in
+/// plain text (an environment file readable only by its user), and says so instead of starting
+/// without them.
+fn refuse_secret_arns(settings: &Settings) -> anyhow::Result<()> {
+    for (arn, var, plain) in [
+        (
+            &settings.webhook.secret_arn,
+            "TCRELAY_WEBHOOK_SECRET_ARN",
+            "TCRELAY_WEBHOOK_BASIC / TCRELAY_WEBHOOK_BEARER",
+        ),
+        (
+            &settings.tradecloud.secret_arn,
+            "TCRELAY_TRADECLOUD_SECRET_ARN",
+            "TRADECLOUD_USERNAME / TRADECLOUD_PASSWORD",
+        ),
+    ] {
+        anyhow::ensure!(
+            arn.is_none(),
+            "{var} is not supported by tcrelay serve: set {plain} instead"
+        );
+    }
+    Ok(())
+}
+
+async fn demo(duration: Duration, seed: u64) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let path = dir.path().join("demo.db");
+    let store = SqliteStore::open_with(
+        &path,
+        SqliteOptions {
+            in_progress_expiry: Duration::from_secs(5),
+            // A throw-away database: commits survive a crash of the process, not a power cut.
+            durability: Durability::Normal,
+            ..SqliteOptions::default()
+        },
+    )
+    .context("cannot open the demo database")?;
+    println!(
+        "tcrelay demo: {} of simulated Tradecloud traffic, seed {seed}, database {}",
+        humantime::format_duration(duration),
+        path.display()
+    );
+    let options = ScenarioOptions::demo(duration, seed);
+    let report = scenario::run(&options, Ports::sqlite(&store), &store).await?;
+    println!("{}", report.table());
+    if report.passed() {
+        println!("demo passed: every change is on the queue exactly once");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("demo FAILED: see the problems above");
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,198 @@
+//! Counts of what the relay did, per channel, for the demo's progress lines and summary and for
+//! the tests. The webhook counts come from a layer around the core's router that reads each
+//! answer (status, and the `outcome` of 200 answers), so the core needs no hook for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use http_body_util::BodyExt as _;
+use serde::Serialize;
+use tcrelay_poll::RunReport;
+
+/// The ways in, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    /// Webhook POST with a JSON body.
+    PostJson,
+    /// Webhook POST with a tXML body.
+    PostTxml,
+    /// Webhook GET (id only; the object is fetched).
+    Get,
+    /// The poll loop.
+    Poll,
+}
+
+impl Channel {
+    /// Every channel, in table order.
+    pub const ALL: [Channel; 4] = [
+        Channel::PostJson,
+        Channel::PostTxml,
+        Channel::Get,
+        Channel::Poll,
+    ];
+
+    /// Display name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::PostJson => "POST JSON",
+            Channel::PostTxml => "POST tXML",
+            Channel::Get => "GET",
+            Channel::Poll => "poll",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counts of one channel.
+#[derive(Debug, Default)]
+struct ChannelCounters {
+    received: AtomicU64,
+    enqueued: AtomicU64,
+    duplicates: AtomicU64,
+    filtered: AtomicU64,
+    refused: AtomicU64,
+    unavailable: AtomicU64,
+}
+
+/// A snapshot of one channel's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ChannelCounts {
+    /// Requests answered (webhook) or object states looked at (poll).
+    pub received: u64,
+    /// Envelopes enqueued.
+    pub enqueued: u64,
+    /// Suppressed as duplicates.
+    pub duplicates: u64,
+    /// Left out by the event filter (poll: the echo filter).
+    pub filtered: u64,
+    /// Refused with 4xx (webhook only; quarantined or unauthenticated).
+    pub refused: u64,
+    /// Answered 5xx so Tradecloud retries (webhook), or failed runs (poll).
+    pub unavailable: u64,
+}
+
+/// Shared counters; cheap to clone behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    channels: [ChannelCounters; 4],
+    poll_runs: AtomicU64,
+    poll_pages: AtomicU64,
+}
+
+impl Counters {
+    /// A snapshot of `channel`.
+    pub fn channel(&self, channel: Channel) -> ChannelCounts {
+        let c = &self.channels[channel.index()];
+        ChannelCounts {
+            received: c.received.load(Ordering::Relaxed),
+            enqueued: c.enqueued.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            filtered: c.filtered.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            unavailable: c.unavailable.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The sum over every channel.
+    pub fn total(&self) -> ChannelCounts {
+        Channel::ALL
+            .iter()
+            .map(|&c| self.channel(c))
+            .fold(ChannelCounts::default(), |a, b| ChannelCounts {
+                received: a.received + b.received,
+                enqueued: a.enqueued + b.enqueued,
+                duplicates: a.duplicates + b.duplicates,
+                filtered: a.filtered + b.filtered,
+                refused: a.refused + b.refused,
+                unavailable: a.unavailable + b.unavailable,
+            })
+    }
+
+    /// Poll runs finished (failed ones included) and pages fetched.
+    pub fn poll_runs(&self) -> (u64, u64) {
+        (
+            self.poll_runs.load(Ordering::Relaxed),
+            self.poll_pages.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Adds a poll run's report.
+    pub fn record_poll(&self, report: &RunReport) {
+        let c = &self.channels[Channel::Poll.index()];
+        self.poll_runs.fetch_add(1, Ordering::Relaxed);
+        for s in report.summaries() {
+            self.poll_pages.fetch_add(u64::from(s.pages), Ordering::Relaxed);
+            c.received.fetch_add(s.objects, Ordering::Relaxed);
+            c.enqueued.fetch_add(s.enqueued, Ordering::Relaxed);
+            c.duplicates.fetch_add(s.duplicates, Ordering::Relaxed);
+            c.filtered.fetch_add(s.filtered, Ordering::Relaxed);
+        }
+        let failed = report.results.iter().filter(|r| r.is_err()).count() as u64;
+        c.unavailable.fetch_add(failed, Ordering::Relaxed);
+    }
+
+    fn record_answer(&self, channel: Channel, status: u16, outcome: Option<&str>) {
+        let c = &self.channels[channel.index()];
+        c.received.fetch_add(1, Ordering::Relaxed);
+        let counter = match (status, outcome) {
+            (202, _) | (_, Some("enqueued")) => &c.enqueued,
+            (_, Some("duplicate")) => &c.duplicates,
+            (_, Some("filtered")) => &c.filtered,
+            (s, _) if s >= 500 => &c.unavailable,
+            (s, _) if s >= 400 => &c.refused,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Wraps the webhook router with the counting layer.
+pub fn counted(router: Router, counters: Arc<Counters>) -> Router {
+    router.layer(middleware::from_fn(move |request: Request, next: Next| {
+        let counters = Arc::clone(&counters);
+        async move { count(counters, request, next).await }
+    }))
+}
+
+async fn count(counters: Arc<Counters>, request: Request, next: Next) -> Response {
+    let channel = if request.method() == http::Method::GET {
+        Channel::Get
+    } else {
+        let xml = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("xml"));
+        if xml { Channel::PostTxml } else { Channel::PostJson }
+    };
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    if status != 200 {
+        counters.record_answer(channel, status, None);
+        return response;
+    }
+    // 200 means filtered or duplicate; the small JSON body says which.
+    let (parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the answer's body for the counters");
+            counters.record_answer(channel, status, None);
+            return Response::from_parts(parts, Body::empty());
+        }
+    };
+    let outcome = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("outcome").and_then(|o| o.as_str()).map(str::to_owned));
+    counters.record_answer(channel, status, outcome.as_deref());
+    Response::from_parts(parts, Body::from(bytes))
+}

@@ -1,0 +1,186 @@
+//! `tcrelay serve` as a real process, killed with SIGKILL under load and restarted on the same
+//! database: every request answered 2xx before the kill is on the queue, and nothing is there
+//! twice once Tradecloud's retries have gone through.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures::StreamExt as _;
+use tcrelay_sqlite::SqliteStore;
+use tradecloud_sim::{EventKind, SimConfig, Simulator};
+
+const PASSWORD: &str = "kill-test-pw";
+
+/// Starts `tcrelay serve` on a free port; returns the child and its address.
+fn spawn_serve(db: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcrelay"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TCRELAY_WEBHOOK_BASIC", format!("tc:{PASSWORD}"))
+        .env("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "2")
+        .env("TCRELAY_RETRY_AFTER_SECONDS", "1")
+        .env("RUST_LOG", "warn")
+        .args(["--db", db, "serve", "--listen", "127.0.0.1:0", "--poll-interval", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tcrelay serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the listen line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+#[derive(Default)]
+struct Answers {
+    /// Body index -> dedupe key of its 2xx answer.
+    acknowledged: HashMap<usize, String>,
+}
+
+async fn post(
+    client: &reqwest::Client,
+    addr: &str,
+    body: &str,
+) -> Result<(u16, Option<String>), reqwest::Error> {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("tc:{PASSWORD}"));
+    let response = client
+        .post(format!("http://{addr}/webhook/orders"))
+        .header("authorization", format!("Basic {auth}"))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let json: serde_json::Value = response.json().await.unwrap_or_default();
+    Ok((status, json["dedupeKey"].as_str().map(str::to_owned)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_load_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kill.db");
+    let db = path.to_str().unwrap().to_owned();
+
+    // Real webhook bodies, from the simulator's world (no sender: this test is Tradecloud).
+    let sim = Simulator::start(SimConfig::seeded(11)).await.unwrap();
+    sim.advance(400).unwrap();
+    let bodies: Vec<String> = sim
+        .changes()
+        .iter()
+        .filter(|c| c.kind == EventKind::Order)
+        .map(|c| c.webhook_body(false).to_string())
+        .collect();
+    assert!(bodies.len() >= 300, "{} bodies", bodies.len());
+    sim.shutdown().await;
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (mut child, addr) = spawn_serve(&db);
+    let answers = Arc::new(Mutex::new(Answers::default()));
+    let kill_after = bodies.len() / 3;
+
+    // Phase 1: load with eight requests in flight; kill -9 once a third is acknowledged.
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let load = futures::stream::iter(bodies.iter().enumerate())
+        .map(|(i, body)| {
+            let (client, addr, answers, answered) =
+                (client.clone(), addr.clone(), answers.clone(), answered.clone());
+            async move {
+                if let Ok((status, key)) = post(&client, &addr, body).await
+                    && (200..300).contains(&status)
+                {
+                    answers.lock().unwrap().acknowledged.insert(i, key.expect("2xx names its key"));
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        })
+        .buffer_unordered(8);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let load = tokio::spawn(async move { load.collect::<Vec<_>>().await });
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < kill_after {
+        assert!(Instant::now() < deadline, "the load did not get going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
+    child.wait().unwrap();
+    // The rest of the load fails to connect; wait until it has.
+    tokio::time::timeout(Duration::from_secs(60), load)
+        .await
+        .expect("the load ends once the server is gone")
+        .unwrap();
+    let before_kill: HashMap<usize, String> = answers.lock().unwrap().acknowledged.clone();
+    assert!(before_kill.len() >= kill_after);
+    assert!(before_kill.len() < bodies.len(), "the kill came too late to cut anything off");
+
+    // Everything acknowledged before the kill is on the queue, even before any restart.
+    let store = SqliteStore::open(&path).unwrap();
+    let keys: Vec<String> = store
+        .export(true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.envelope().unwrap().dedupe_key)
+        .collect();
+    let on_queue: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    for (i, key) in &before_kill {
+        assert!(on_queue.contains(key.as_str()), "body {i} was acknowledged ({key}) but is lost");
+    }
+    drop(store);
+
+    // Phase 2: restart; Tradecloud retries everything not acknowledged (503 "in progress"
+    // until a killed request's claim expires), and re-sends some acknowledged ones.
+    let (mut child, addr) = spawn_serve(&db);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for (i, body) in bodies.iter().enumerate() {
+        let resend = !before_kill.contains_key(&i) || i % 10 == 0;
+        if !resend {
+            continue;
+        }
+        loop {
+            assert!(Instant::now() < deadline, "body {i} was never acknowledged after the restart");
+            match post(&client, &addr, body).await {
+                Ok((status, Some(key))) if (200..300).contains(&status) => {
+                    if let Some(first) = before_kill.get(&i) {
+                        assert_eq!(status, 200, "a retry of an acknowledged message is a duplicate");
+                        assert_eq!(&key, first);
+                    }
+                    break;
+                }
+                Ok((status, _)) if status >= 500 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok((status, _)) => panic!("body {i} answered {status}"),
+                Err(e) => panic!("body {i}: {e}"),
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let store = SqliteStore::open(&path).unwrap();
+    let keys: Vec<String> = store
+        .export(true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.envelope().unwrap().dedupe_key)
+        .collect();
+    let distinct: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    assert_eq!(distinct.len(), keys.len(), "a dedupe key is on the queue twice");
+    for (i, key) in &before_kill {
+        assert!(distinct.contains(key.as_str()), "body {i} ({key}) is lost");
+    }
+    // Every body is on the queue: distinct message keys, one envelope each.
+    assert_eq!(keys.len(), bodies.len());
+}
