@@ -94,12 +94,14 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
 
     // Phase 1: load with eight requests in flight; kill -9 once a third is acknowledged.
     let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let load = futures::stream::iter(bodies.iter().enumerate())
-        .map(|(i, body)| {
+    let load = {
+        let (client, addr, answers, answered) =
+            (client.clone(), addr.clone(), answers.clone(), answered.clone());
+        futures::stream::iter(bodies.clone().into_iter().enumerate()).map(move |(i, body)| {
             let (client, addr, answers, answered) =
                 (client.clone(), addr.clone(), answers.clone(), answered.clone());
             async move {
-                if let Ok((status, key)) = post(&client, &addr, body).await
+                if let Ok((status, key)) = post(&client, &addr, &body).await
                     && (200..300).contains(&status)
                 {
                     answers.lock().unwrap().acknowledged.insert(i, key.expect("2xx names its key"));
@@ -107,7 +109,8 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
                 }
             }
         })
-        .buffer_unordered(8);
+    }
+    .buffer_unordered(8);
     let deadline = Instant::now() + Duration::from_secs(60);
     let load = tokio::spawn(async move { load.collect::<Vec<_>>().await });
     while answered.load(std::sync::atomic::Ordering::SeqCst) < kill_after {
