@@ -58,7 +58,9 @@ pub enum EventError {
     #[error("unknown stream {0:?}; known: orders, single-delivery-orders, shipments")]
     UnknownStream(String),
     /// `from` is not a timestamp.
-    #[error("\"from\" {0:?} is not an ISO 8601 date-time with offset, e.g. 2025-01-01T00:00:00.000Z")]
+    #[error(
+        "\"from\" {0:?} is not an ISO 8601 date-time with offset, e.g. 2025-01-01T00:00:00.000Z"
+    )]
     BadFrom(String),
 }
 
@@ -74,7 +76,9 @@ struct ManualEvent {
 /// Reads an invocation payload. Unknown fields in a manual invoke are refused: a misspelt
 /// `dryRun` must not turn into a real run.
 pub fn parse_event(payload: &Value) -> Result<Invocation, EventError> {
-    if payload.get("detail-type").is_some() || payload.get("source").and_then(Value::as_str) == Some("aws.events") {
+    if payload.get("detail-type").is_some()
+        || payload.get("source").and_then(Value::as_str) == Some("aws.events")
+    {
         return Ok(Invocation::Scheduled);
     }
     if payload.is_null() {
@@ -82,10 +86,15 @@ pub fn parse_event(payload: &Value) -> Result<Invocation, EventError> {
     }
     let manual: ManualEvent = serde_json::from_value(payload.clone())
         .map_err(|e| EventError::Unsupported(e.to_string()))?;
-    let stream = match manual.stream.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(name) => {
-            Some(PollStream::parse(name).ok_or_else(|| EventError::UnknownStream(name.to_owned()))?)
-        }
+    let stream = match manual
+        .stream
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(name) => Some(
+            PollStream::parse(name).ok_or_else(|| EventError::UnknownStream(name.to_owned()))?,
+        ),
         None => None,
     };
     let from = match manual.from {
@@ -180,7 +189,10 @@ mod tests {
 
     #[test]
     fn the_sample_events_parse() {
-        assert_eq!(parse_event(&sample("poller-scheduled.json")), Ok(Invocation::Scheduled));
+        assert_eq!(
+            parse_event(&sample("poller-scheduled.json")),
+            Ok(Invocation::Scheduled)
+        );
         assert_eq!(
             parse_event(&sample("poller-backfill.json")),
             Ok(Invocation::Manual {
@@ -211,7 +223,10 @@ mod tests {
         assert_eq!(request.from.as_deref(), Some("2025-01-01T00:00:00.000Z"));
         assert!(request.dry_run);
         assert_eq!(request.owner, "req-1");
-        assert_eq!(Invocation::Scheduled.into_request("r"), RunRequest::scheduled("r"));
+        assert_eq!(
+            Invocation::Scheduled.into_request("r"),
+            RunRequest::scheduled("r")
+        );
         // An empty manual invoke is a run of the configured streams.
         assert_eq!(
             parse_event(&json!({})).unwrap().into_request("r"),
@@ -233,6 +248,9 @@ mod tests {
             parse_event(&json!({"from": "yesterday"})),
             Err(EventError::BadFrom("yesterday".into()))
         );
-        assert!(matches!(parse_event(&json!([1])), Err(EventError::Unsupported(_))));
+        assert!(matches!(
+            parse_event(&json!([1])),
+            Err(EventError::Unsupported(_))
+        ));
     }
 }

@@ -68,7 +68,10 @@ mod tests {
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["CursorAgeSeconds"], 0);
         assert_eq!(v["Function"], "poller");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "TradecloudRelay");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "TradecloudRelay"
+        );
         let line = cursor_age_emf(
             &summary(Some(StopReason::Deadline), Some("2025-01-01T00:00:00.000Z")),
             now,

@@ -40,7 +40,10 @@ impl PollerAws {
         url(TCRELAY_QUEUE_URL, &queue_url)?;
         let ttl_days = number(env, TCRELAY_DEDUPE_TTL_DAYS, DEFAULT_DEDUPE_TTL_DAYS)?;
         if !(1..=365).contains(&ttl_days) {
-            return Err(invalid(TCRELAY_DEDUPE_TTL_DAYS, "must be between 1 and 365"));
+            return Err(invalid(
+                TCRELAY_DEDUPE_TTL_DAYS,
+                "must be between 1 and 365",
+            ));
         }
         let expiry = number(
             env,
@@ -93,7 +96,11 @@ fn url(var: &'static str, text: &str) -> Result<(), SettingsError> {
     }
 }
 
-fn number(env: &HashMap<String, String>, var: &'static str, default: u64) -> Result<u64, SettingsError> {
+fn number(
+    env: &HashMap<String, String>,
+    var: &'static str,
+    default: u64,
+) -> Result<u64, SettingsError> {
     match get(env, var) {
         None => Ok(default),
         Some(text) => text
@@ -116,7 +123,10 @@ mod tests {
     #[test]
     fn reads_the_resources_without_a_quarantine_queue() {
         let aws = PollerAws::from_env_map(&env(&[
-            (TCRELAY_QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/1/erp.fifo"),
+            (
+                TCRELAY_QUEUE_URL,
+                "https://sqs.eu-west-1.amazonaws.com/1/erp.fifo",
+            ),
             (TCRELAY_DEDUPE_TABLE, "relay"),
             (TCRELAY_CLAIM_CHECK_BUCKET, ""),
             (TCRELAY_DEDUPE_TTL_DAYS, "7"),
@@ -136,7 +146,12 @@ mod tests {
     #[test]
     fn errors_name_the_variable() {
         let err = PollerAws::from_env_map(&env(&[(TCRELAY_DEDUPE_TABLE, "t")])).unwrap_err();
-        assert_eq!(err, ConfigError::Missing { var: TCRELAY_QUEUE_URL });
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                var: TCRELAY_QUEUE_URL
+            }
+        );
         let err = PollerAws::from_env_map(&env(&[
             (TCRELAY_QUEUE_URL, "https://q"),
             (TCRELAY_DEDUPE_TABLE, "t"),
