@@ -13,7 +13,7 @@ source scripts/venv.sh
 
 moto_log="$(pwd)/.moto.log"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-.venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+.venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
