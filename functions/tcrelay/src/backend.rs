@@ -54,7 +54,10 @@ impl Ports {
         dedupe_config.in_progress_expiry = resources.in_progress_expiry;
         Self {
             sink: Arc::new(sink),
-            dedupe: Arc::new(DynamoDedupeStore::new(clients.dynamodb.clone(), dedupe_config)),
+            dedupe: Arc::new(DynamoDedupeStore::new(
+                clients.dynamodb.clone(),
+                dedupe_config,
+            )),
             quarantine: Arc::new(SqsQuarantine::new(
                 clients.sqs.clone(),
                 resources.quarantine_queue_url.clone(),

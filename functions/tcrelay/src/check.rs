@@ -222,7 +222,10 @@ pub fn check(truth: &GroundTruth, queue: &[QueuedMessage], options: &CheckOption
         if e.source != Source::WebhookPost {
             full_states.insert((class, e.id.clone(), at));
         }
-        any_states.entry((class, e.id.clone())).or_default().push(at);
+        any_states
+            .entry((class, e.id.clone()))
+            .or_default()
+            .push(at);
     }
 
     // 2. Delivered POSTs.
@@ -345,7 +348,10 @@ pub fn check(truth: &GroundTruth, queue: &[QueuedMessage], options: &CheckOption
             _ => ObjectClass::Order.as_str(),
         };
         let Some(at) = instant(Some(&object.last_updated_at)) else {
-            report.fail(format!("object {} has an unreadable lastUpdatedAt", object.id));
+            report.fail(format!(
+                "object {} has an unreadable lastUpdatedAt",
+                object.id
+            ));
             continue;
         };
         let present = any_states
@@ -379,7 +385,9 @@ fn real_states(changes: &[Change]) -> HashMap<StateId, u64> {
             EventKind::Shipment => ObjectClass::Shipment,
             EventKind::Order | EventKind::OrderDocuments => ObjectClass::Order,
         };
-        let v = states.entry((class.as_str(), c.id.clone(), at)).or_insert(0);
+        let v = states
+            .entry((class.as_str(), c.id.clone(), at))
+            .or_insert(0);
         *v = (*v).max(c.version);
     }
     states
@@ -416,14 +424,20 @@ fn check_get(
 fn check_order(report: &mut CheckReport, queue: &[QueuedMessage]) {
     let mut sorted: Vec<&QueuedMessage> = queue.iter().collect();
     sorted.sort_by_key(|m| m.position);
-    let mut last: BTreeMap<(&'static str, String, &'static str), (DateTime<Utc>, Option<u64>, i64)> =
-        BTreeMap::new();
+    let mut last: BTreeMap<
+        (&'static str, String, &'static str),
+        (DateTime<Utc>, Option<u64>, i64),
+    > = BTreeMap::new();
     for m in sorted {
         let e = &m.envelope;
         let Some(at) = instant(e.last_updated_at.as_deref()) else {
             continue;
         };
-        let key = (e.kind.object_class().as_str(), e.id.clone(), e.source.as_str());
+        let key = (
+            e.kind.object_class().as_str(),
+            e.id.clone(),
+            e.source.as_str(),
+        );
         if let Some((prev_at, prev_version, prev_pos)) = last.get(&key) {
             let version_back = matches!((prev_version, e.version), (Some(p), Some(v)) if v < *p);
             if at < *prev_at || version_back {
@@ -439,7 +453,10 @@ fn check_order(report: &mut CheckReport, queue: &[QueuedMessage]) {
 }
 
 /// Compares the quarantine with the requests sent to be refused: the same bodies, each once.
-pub fn check_quarantine(kept: &[QuarantinedRequest], sent_bodies: &[Vec<u8>]) -> Result<(), String> {
+pub fn check_quarantine(
+    kept: &[QuarantinedRequest],
+    sent_bodies: &[Vec<u8>],
+) -> Result<(), String> {
     let mut expected: HashMap<&[u8], usize> = HashMap::new();
     for body in sent_bodies {
         *expected.entry(body.as_slice()).or_default() += 1;

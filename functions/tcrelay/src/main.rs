@@ -22,10 +22,19 @@ use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 
 #[derive(Parser, Debug)]
-#[command(name = "tcrelay", version, about = "Relays Tradecloud orders and shipments to a queue, exactly once, in order per object.")]
+#[command(
+    name = "tcrelay",
+    version,
+    about = "Relays Tradecloud orders and shipments to a queue, exactly once, in order per object."
+)]
 struct Cli {
     /// The SQLite database (queue, dedupe records, quarantine, cursors).
-    #[arg(long, global = true, env = "TCRELAY_DB", default_value = "./tcrelay.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "TCRELAY_DB",
+        default_value = "./tcrelay.db"
+    )]
     db: PathBuf,
     /// Where the ports live: the local SQLite file, or DynamoDB/SQS/S3 (configured by the
     /// Lambdas' environment variables; TCRELAY_AWS_ENDPOINT_URL overrides the endpoint).
@@ -280,10 +289,7 @@ async fn serve(
             Ports::sqlite(&store)
         }
         Backend::Aws => {
-            let resources = settings
-                .aws
-                .as_ref()
-                .context("AWS settings missing")?;
+            let resources = settings.aws.as_ref().context("AWS settings missing")?;
             let clients = aws_clients(resources.endpoint_url.as_deref()).await;
             tracing::info!(queue = %resources.queue_url, table = %resources.dedupe_table, "AWS backend");
             Ports::aws(&clients, resources)
@@ -326,7 +332,9 @@ async fn serve(
     )
     .await?;
     let addr = server.local_addr();
-    println!("tcrelay listening on http://{addr} (webhook: http://{addr}/webhook/orders, /webhook/order-documents, /webhook/shipments)");
+    println!(
+        "tcrelay listening on http://{addr} (webhook: http://{addr}/webhook/orders, /webhook/order-documents, /webhook/shipments)"
+    );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     tracing::info!(

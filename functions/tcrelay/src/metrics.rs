@@ -130,7 +130,8 @@ impl Counters {
         let c = &self.channels[Channel::Poll.index()];
         self.poll_runs.fetch_add(1, Ordering::Relaxed);
         for s in report.summaries() {
-            self.poll_pages.fetch_add(u64::from(s.pages), Ordering::Relaxed);
+            self.poll_pages
+                .fetch_add(u64::from(s.pages), Ordering::Relaxed);
             c.received.fetch_add(s.objects, Ordering::Relaxed);
             c.enqueued.fetch_add(s.enqueued, Ordering::Relaxed);
             c.duplicates.fetch_add(s.duplicates, Ordering::Relaxed);
@@ -172,7 +173,11 @@ async fn count(counters: Arc<Counters>, request: Request, next: Next) -> Respons
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("xml"));
-        if xml { Channel::PostTxml } else { Channel::PostJson }
+        if xml {
+            Channel::PostTxml
+        } else {
+            Channel::PostJson
+        }
     };
     let response = next.run(request).await;
     let status = response.status().as_u16();

@@ -97,7 +97,11 @@ pub async fn queue_ack(
 }
 
 /// `queue stats`: counts in total and per kind (JSON with `json`).
-pub async fn queue_stats(store: &SqliteStore, json: bool, out: &mut dyn Write) -> Result<(), OpsError> {
+pub async fn queue_stats(
+    store: &SqliteStore,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
     let stats = store.stats().await?;
     if json {
         writeln!(
@@ -110,10 +114,18 @@ pub async fn queue_stats(store: &SqliteStore, json: bool, out: &mut dyn Write) -
     writeln!(out, "pending: {}", stats.pending)?;
     writeln!(out, "acked:   {}", stats.acked)?;
     for (kind, c) in &stats.by_kind {
-        writeln!(out, "  {kind:<22} pending {:>7}  acked {:>7}", c.pending, c.acked)?;
+        writeln!(
+            out,
+            "  {kind:<22} pending {:>7}  acked {:>7}",
+            c.pending, c.acked
+        )?;
     }
     if let (Some(id), Some(at)) = (stats.oldest_pending_id, stats.oldest_pending_at) {
-        writeln!(out, "oldest pending: id {id}, enqueued {}", at.format("%Y-%m-%dT%H:%M:%S%.3fZ"))?;
+        writeln!(
+            out,
+            "oldest pending: id {id}, enqueued {}",
+            at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        )?;
     }
     Ok(())
 }
@@ -121,7 +133,11 @@ pub async fn queue_stats(store: &SqliteStore, json: bool, out: &mut dyn Write) -
 /// `quarantine list`: one line per kept request.
 pub async fn quarantine_list(store: &SqliteStore, out: &mut dyn Write) -> Result<(), OpsError> {
     let entries = store.quarantine_list(0, usize::MAX).await?;
-    writeln!(out, "{:>6}  {:<24}  {:<6}  {:<32}  reason", "id", "kept at", "method", "uri")?;
+    writeln!(
+        out,
+        "{:>6}  {:<24}  {:<6}  {:<32}  reason",
+        "id", "kept at", "method", "uri"
+    )?;
     for e in &entries {
         writeln!(
             out,

@@ -24,7 +24,9 @@ use tradecloud_sim::{
 
 use crate::api::{ClientApi, ClientPollApi};
 use crate::backend::Ports;
-use crate::check::{CheckOptions, CheckReport, GroundTruth, QueuedMessage, check, check_quarantine};
+use crate::check::{
+    CheckOptions, CheckReport, GroundTruth, QueuedMessage, check, check_quarantine,
+};
 use crate::faults::SwitchableSink;
 use crate::metrics::{Channel, Counters};
 use crate::server::{RelayParts, ServeOptions, poll_once, start};
@@ -70,10 +72,12 @@ impl QueueReader for SqliteStore {
             .map_err(|e| e.to_string())?
             .into_iter()
             .map(|q| {
-                q.envelope().map_err(|e| e.to_string()).map(|envelope| QueuedMessage {
-                    position: q.id,
-                    envelope,
-                })
+                q.envelope()
+                    .map_err(|e| e.to_string())
+                    .map(|envelope| QueuedMessage {
+                        position: q.id,
+                        envelope,
+                    })
             })
             .collect()
     }
@@ -211,7 +215,13 @@ impl ScenarioReport {
         let _ = writeln!(
             out,
             "{:<10} {:>9} {:>9} {:>11} {:>9} {:>12} {:>13}",
-            "channel", "received", "enqueued", "duplicates", "filtered", "refused 4xx", "503 / failed"
+            "channel",
+            "received",
+            "enqueued",
+            "duplicates",
+            "filtered",
+            "refused 4xx",
+            "503 / failed"
         );
         let mut total = crate::metrics::ChannelCounts::default();
         for (channel, c) in &self.channels {
@@ -348,7 +358,10 @@ pub async fn run(
     .await?;
     let addr = server.local_addr();
     let counters = server.counters();
-    say(format!("relay listening on http://{addr}/webhook, simulator on {}", sim.base_url()));
+    say(format!(
+        "relay listening on http://{addr}/webhook, simulator on {}",
+        sim.base_url()
+    ));
 
     let auth = WebhookAuth::Basic {
         username: WEBHOOK_USER.into(),
@@ -389,7 +402,9 @@ pub async fn run(
     for (endpoints, fault, rate) in [
         (
             vec![Endpoint::OrderPoll, Endpoint::ShipmentPoll],
-            Fault::TooManyRequests { retry_after_secs: 0 },
+            Fault::TooManyRequests {
+                retry_after_secs: 0,
+            },
             0.1,
         ),
         (
@@ -397,7 +412,11 @@ pub async fn run(
             Fault::Status { status: 503 },
             0.05,
         ),
-        (vec![Endpoint::ShipmentGet], Fault::Status { status: 500 }, 0.03),
+        (
+            vec![Endpoint::ShipmentGet],
+            Fault::Status { status: 500 },
+            0.03,
+        ),
     ] {
         sim.add_fault(FaultRule {
             endpoints,
@@ -429,15 +448,26 @@ pub async fn run(
         if options.queue_outage && !outage && frac >= 0.3 && frac < 0.45 {
             outage = true;
             sink.set_down(true);
-            say(format!("{:>5.1}s  queue unavailable: the webhook answers 503, Tradecloud retries", elapsed.as_secs_f64()));
+            say(format!(
+                "{:>5.1}s  queue unavailable: the webhook answers 503, Tradecloud retries",
+                elapsed.as_secs_f64()
+            ));
         }
         if outage && sink.is_down() && frac >= 0.45 {
             sink.set_down(false);
-            say(format!("{:>5.1}s  queue available again ({} batches refused)", elapsed.as_secs_f64(), sink.refused()));
+            say(format!(
+                "{:>5.1}s  queue available again ({} batches refused)",
+                elapsed.as_secs_f64(),
+                sink.refused()
+            ));
         }
         if malformed_sent.is_empty() && frac >= 0.5 {
             malformed_sent = send_malformed(addr, &webhook_password).await?;
-            say(format!("{:>5.1}s  sent {} malformed requests (expect 400 and quarantine)", elapsed.as_secs_f64(), malformed_sent.len()));
+            say(format!(
+                "{:>5.1}s  sent {} malformed requests (expect 400 and quarantine)",
+                elapsed.as_secs_f64(),
+                malformed_sent.len()
+            ));
         }
         if options.kill_a_poll_run && !killed && frac >= 0.6 {
             killed = kill_a_poll_run(&parts, &settings.poll).await;
@@ -470,7 +500,10 @@ pub async fn run(
         malformed_sent = send_malformed(addr, &webhook_password).await?;
     }
 
-    say(format!("{:>5.1}s  changes stopped; waiting for the webhook sender to drain", started.elapsed().as_secs_f64()));
+    say(format!(
+        "{:>5.1}s  changes stopped; waiting for the webhook sender to drain",
+        started.elapsed().as_secs_f64()
+    ));
     sim.set_changes_per_poll(0);
     if !sim.wait_webhooks_idle(options.drain_timeout).await {
         say("the webhook sender did not drain in time; the check will show what is missing".into());
@@ -539,7 +572,10 @@ pub async fn run(
             .flat_map(|d| &d.attempts)
             .filter(|a| a.status.is_some_and(|s| s > 500))
             .count(),
-        channels: Channel::ALL.iter().map(|&c| (c, counters.channel(c))).collect(),
+        channels: Channel::ALL
+            .iter()
+            .map(|&c| (c, counters.channel(c)))
+            .collect(),
         poll_runs: counters.poll_runs(),
         enqueued: queue.len(),
         quarantined: kept.len(),
@@ -604,9 +640,21 @@ async fn send_malformed(addr: SocketAddr, password: &str) -> Result<Vec<Vec<u8>>
         base64::engine::general_purpose::STANDARD.encode(format!("{WEBHOOK_USER}:{password}"))
     );
     let requests: [(&str, &str, &[u8]); 3] = [
-        ("/webhook/orders", "application/json", br#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"#),
-        ("/webhook/order-documents", "application/xml", b"<tXML><orderDocumentsEvent>"),
-        ("/webhook/orders", "application/json", br#"{"eventName":"OrderIssuedByBuyer"}"#),
+        (
+            "/webhook/orders",
+            "application/json",
+            br#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"#,
+        ),
+        (
+            "/webhook/order-documents",
+            "application/xml",
+            b"<tXML><orderDocumentsEvent>",
+        ),
+        (
+            "/webhook/orders",
+            "application/json",
+            br#"{"eventName":"OrderIssuedByBuyer"}"#,
+        ),
     ];
     let mut sent = Vec::new();
     for (path, content_type, body) in requests {

@@ -175,7 +175,9 @@ pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningSe
             )))
         }
         _ => {
-            tracing::info!("polling is off (--poll-interval 0, no TCRELAY_POLL_STREAMS, or no Tradecloud login)");
+            tracing::info!(
+                "polling is off (--poll-interval 0, no TCRELAY_POLL_STREAMS, or no Tradecloud login)"
+            );
             None
         }
     };

@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tcrelay_core::ConfigError;
 use tcrelay_core::config::{
     AwsResources, DEFAULT_DEDUPE_TTL_DAYS, DEFAULT_IN_PROGRESS_EXPIRY_SECONDS,
     TCRELAY_AWS_ENDPOINT_URL, TCRELAY_DEDUPE_TTL_DAYS, TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
     TradecloudSettings, WebhookConfig,
 };
-use tcrelay_core::ConfigError;
 use tcrelay_poll::{PollConfig, PollConfigError};
 
 /// A setting the runner cannot start with; the message names the variable.
@@ -139,7 +139,11 @@ pub fn aws_endpoint(env: &HashMap<String, String>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn number(env: &HashMap<String, String>, var: &'static str, default: u64) -> Result<u64, ConfigError> {
+fn number(
+    env: &HashMap<String, String>,
+    var: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
     match env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
@@ -154,7 +158,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

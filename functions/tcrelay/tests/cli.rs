@@ -56,7 +56,9 @@ async fn queue_export_ack_and_stats() {
     let db = path.to_str().unwrap();
     let store = SqliteStore::open(&path).unwrap();
     // Two batches, interleaving objects, so order is not just by id string.
-    let first: Vec<Envelope> = (1..=3).map(|n| envelope(&format!("o{}", 4 - n), n)).collect();
+    let first: Vec<Envelope> = (1..=3)
+        .map(|n| envelope(&format!("o{}", 4 - n), n))
+        .collect();
     let second: Vec<Envelope> = (4..=5).map(|n| envelope("o1", n)).collect();
     store.enqueue(&first).await.unwrap();
     store.enqueue(&second).await.unwrap();
@@ -79,13 +81,21 @@ async fn queue_export_ack_and_stats() {
     let o = tcrelay(&["--db", db, "queue", "ack", "4"], &[]);
     assert!(stdout(&o).contains("acknowledged 1"), "{}", stdout(&o));
     let s = stats(db);
-    assert_eq!((s["pending"].as_u64(), s["acked"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(
+        (s["pending"].as_u64(), s["acked"].as_u64()),
+        (Some(2), Some(3))
+    );
 
     // Export shows the pending ones only, still in order; --all shows every one.
     let o = tcrelay(&["--db", db, "queue", "export"], &[]);
     let ids: Vec<u64> = stdout(&o)
         .lines()
-        .map(|l| serde_json::from_str::<Envelope>(l).unwrap().version.unwrap())
+        .map(|l| {
+            serde_json::from_str::<Envelope>(l)
+                .unwrap()
+                .version
+                .unwrap()
+        })
         .collect();
     assert_eq!(ids, vec![3, 5]);
     let o = tcrelay(&["--db", db, "queue", "export", "--all"], &[]);
@@ -93,7 +103,12 @@ async fn queue_export_ack_and_stats() {
 
     let o = tcrelay(&["--db", db, "queue", "list", "--all"], &[]);
     assert!(o.status.success());
-    assert_eq!(stdout(&o).lines().count(), 6, "header and five rows: {}", stdout(&o));
+    assert_eq!(
+        stdout(&o).lines().count(),
+        6,
+        "header and five rows: {}",
+        stdout(&o)
+    );
 
     // Acknowledging nothing is refused, with a hint.
     let o = tcrelay(&["--db", db, "queue", "ack"], &[]);
@@ -119,16 +134,33 @@ fn cursor_set_and_show() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tcrelay(&["--db", db, "cursor", "show", "orders"], &[]);
     assert!(stdout(&o).contains(at), "{}", stdout(&o));
-    let o = tcrelay(&["--db", db, "cursor", "set", "orders", "2025-03-01T00:00:00.000Z"], &[]);
+    let o = tcrelay(
+        &[
+            "--db",
+            db,
+            "cursor",
+            "set",
+            "orders",
+            "2025-03-01T00:00:00.000Z",
+        ],
+        &[],
+    );
     assert!(o.status.success());
     let o = tcrelay(&["--db", db, "cursor", "show"], &[]);
     let out = stdout(&o);
-    assert!(out.contains("2025-03-01T00:00:00.000Z") && !out.contains(at), "{out}");
+    assert!(
+        out.contains("2025-03-01T00:00:00.000Z") && !out.contains(at),
+        "{out}"
+    );
     assert!(out.contains("shipments"), "every stream is listed: {out}");
 
     let o = tcrelay(&["--db", db, "cursor", "set", "invoices", at], &[]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown stream \"invoices\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown stream \"invoices\""),
+        "{}",
+        stderr(&o)
+    );
     let o = tcrelay(&["--db", db, "cursor", "set", "orders", "yesterday"], &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ISO 8601"), "{}", stderr(&o));
@@ -143,7 +175,11 @@ fn bad_flags_and_settings_are_named() {
 
     let o = tcrelay(&["--db", db, "serve", "--listen", "127.0.0.1:0"], &[]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("TCRELAY_WEBHOOK_BASIC"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("TCRELAY_WEBHOOK_BASIC"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = tcrelay(
         &["--db", db, "serve", "--listen", "127.0.0.1:0"],
@@ -157,10 +193,22 @@ fn bad_flags_and_settings_are_named() {
         &[cred, ("TCRELAY_DEDUPE_TTL_DAYS", "0")],
     );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("TCRELAY_DEDUPE_TTL_DAYS"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("TCRELAY_DEDUPE_TTL_DAYS"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = tcrelay(
-        &["--db", db, "--backend", "aws", "serve", "--listen", "127.0.0.1:0"],
+        &[
+            "--db",
+            db,
+            "--backend",
+            "aws",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
         &[cred],
     );
     assert!(!o.status.success());

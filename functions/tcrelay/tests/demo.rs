@@ -13,7 +13,11 @@ fn a_short_demo_passes_its_own_check() {
         .expect("run tcrelay demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {:?}\n{stdout}\n{stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        output.status
+    );
     for expected in [
         "channel",
         "POST JSON",
@@ -24,7 +28,10 @@ fn a_short_demo_passes_its_own_check() {
         "ground-truth check: PASSED",
         "demo passed",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in\n{stdout}"
+        );
     }
     // Progress lines came while it ran.
     assert!(stdout.matches("enqueued").count() >= 4, "{stdout}");

@@ -11,9 +11,9 @@ use tcrelay::check::QueuedMessage;
 use tcrelay::metrics::Channel;
 use tcrelay::scenario::{self, QueueReader, ScenarioOptions};
 use tcrelay_aws::{AwsClients, AwsConfigOptions, create_table_if_missing, read_claim_checked};
+use tcrelay_core::Envelope;
 use tcrelay_core::config::AwsResources;
 use tcrelay_core::ports::QuarantinedRequest;
-use tcrelay_core::Envelope;
 
 fn moto_url() -> String {
     std::env::var("TCRELAY_TEST_MOTO_URL").unwrap_or_else(|_| {
@@ -63,9 +63,10 @@ impl SqsReader {
             empty_rounds = 0;
             for m in messages {
                 let attributes = m.message_attributes().cloned().unwrap_or_default();
-                let body = read_claim_checked(&self.clients.s3, m.body().unwrap_or_default(), &attributes)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let body =
+                    read_claim_checked(&self.clients.s3, m.body().unwrap_or_default(), &attributes)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 self.clients
                     .sqs
                     .delete_message()
@@ -133,9 +134,17 @@ async fn every_channel_through_the_aws_adapters_on_moto() {
         queue_urls.push(out.queue_url.expect("queue url"));
     }
     let table = unique("tcrelay-e2e");
-    create_table_if_missing(&clients.dynamodb, &table).await.expect("table");
+    create_table_if_missing(&clients.dynamodb, &table)
+        .await
+        .expect("table");
     let bucket = unique("tcrelay-e2e");
-    clients.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
 
     let resources = AwsResources {
         queue_url: queue_urls[0].clone(),
@@ -166,16 +175,30 @@ async fn every_channel_through_the_aws_adapters_on_moto() {
         // A standard SQS queue does not keep order; the order rule is checked on SQLite.
         check_order: false,
     };
-    let report = scenario::run(&options, ports, &reader).await.expect("scenario runs");
+    let report = scenario::run(&options, ports, &reader)
+        .await
+        .expect("scenario runs");
     let table = report.table();
     println!("{table}");
     assert!(report.check.passed(), "{table}");
     assert_eq!(report.quarantine, Ok(()), "{table}");
     assert!(report.changes >= 300, "{table}");
     for channel in Channel::ALL {
-        let c = report.channels.iter().find(|(ch, _)| *ch == channel).unwrap().1;
-        assert!(c.enqueued > 0, "{} enqueued nothing\n{table}", channel.as_str());
+        let c = report
+            .channels
+            .iter()
+            .find(|(ch, _)| *ch == channel)
+            .unwrap()
+            .1;
+        assert!(
+            c.enqueued > 0,
+            "{} enqueued nothing\n{table}",
+            channel.as_str()
+        );
     }
-    assert!(report.retried_answers > 0, "the queue outage answered no 503\n{table}");
+    assert!(
+        report.retried_answers > 0,
+        "the queue outage answered no 503\n{table}"
+    );
     assert_eq!(report.quarantined, 3, "{table}");
 }

@@ -43,20 +43,48 @@ async fn thousands_of_changes_through_every_channel_arrive_exactly_once() {
     // The scenario really exercised what it claims, so a pass means something.
     assert!(report.changes >= 2_000, "{table}");
     for channel in Channel::ALL {
-        let c = report.channels.iter().find(|(ch, _)| *ch == channel).unwrap().1;
-        assert!(c.enqueued > 0, "{} enqueued nothing\n{table}", channel.as_str());
+        let c = report
+            .channels
+            .iter()
+            .find(|(ch, _)| *ch == channel)
+            .unwrap()
+            .1;
+        assert!(
+            c.enqueued > 0,
+            "{} enqueued nothing\n{table}",
+            channel.as_str()
+        );
     }
-    let post = report.channels.iter().find(|(c, _)| *c == Channel::PostJson).unwrap().1;
+    let post = report
+        .channels
+        .iter()
+        .find(|(c, _)| *c == Channel::PostJson)
+        .unwrap()
+        .1;
     assert!(post.duplicates > 0, "no duplicate was suppressed\n{table}");
-    assert!(post.unavailable > 0, "the queue outage answered no 503\n{table}");
+    assert!(
+        post.unavailable > 0,
+        "the queue outage answered no 503\n{table}"
+    );
     assert!(report.duplicate_deliveries > 0, "{table}");
     assert!(report.retried_answers > 0, "{table}");
     assert!(report.api_faults > 0, "no API fault was injected\n{table}");
-    assert!(report.poll_run_killed, "the poll run was not killed mid-way\n{table}");
+    assert!(
+        report.poll_run_killed,
+        "the poll run was not killed mid-way\n{table}"
+    );
     assert_eq!(report.quarantined, 3, "{table}");
     // Envelopes are what the sqlite queue holds, in id order.
-    assert_eq!(report.enqueued, store.stats().await.unwrap().pending as usize);
-    assert!(report.queue.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(
+        report.enqueued,
+        store.stats().await.unwrap().pending as usize
+    );
+    assert!(
+        report
+            .queue
+            .windows(2)
+            .all(|w| w[0].position < w[1].position)
+    );
 }
 
 /// The check itself must catch what it is there to catch: a lost envelope, a doubled one, one
@@ -86,7 +114,9 @@ async fn the_check_catches_lost_doubled_invented_and_reordered_envelopes() {
         drain_timeout: Duration::from_secs(60),
         check_order: true,
     };
-    let report = scenario::run(&options, Ports::sqlite(&store), &store).await.unwrap();
+    let report = scenario::run(&options, Ports::sqlite(&store), &store)
+        .await
+        .unwrap();
     assert!(report.passed(), "{}", report.table());
     let truth = &report.truth;
     let queue = report.queue.clone();
@@ -107,7 +137,10 @@ async fn the_check_catches_lost_doubled_invented_and_reordered_envelopes() {
     let mut lost = queue.clone();
     lost.remove(post);
     let r = check(truth, &lost, &opts);
-    assert!(!r.passed() && r.failures.iter().any(|f| f.contains("not on the queue")), "{r}");
+    assert!(
+        !r.passed() && r.failures.iter().any(|f| f.contains("not on the queue")),
+        "{r}"
+    );
 
     // Doubled.
     let mut doubled = queue.clone();

@@ -24,14 +24,24 @@ fn spawn_serve(db: &str) -> (Child, String) {
         .env("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "2")
         .env("TCRELAY_RETRY_AFTER_SECONDS", "1")
         .env("RUST_LOG", "warn")
-        .args(["--db", db, "serve", "--listen", "127.0.0.1:0", "--poll-interval", "0"])
+        .args([
+            "--db",
+            db,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start tcrelay serve");
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the listen line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listen line");
     let addr = line
         .split("http://")
         .nth(1)
@@ -95,16 +105,28 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     // Phase 1: load with eight requests in flight; kill -9 once a third is acknowledged.
     let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let load = {
-        let (client, addr, answers, answered) =
-            (client.clone(), addr.clone(), answers.clone(), answered.clone());
+        let (client, addr, answers, answered) = (
+            client.clone(),
+            addr.clone(),
+            answers.clone(),
+            answered.clone(),
+        );
         futures::stream::iter(bodies.clone().into_iter().enumerate()).map(move |(i, body)| {
-            let (client, addr, answers, answered) =
-                (client.clone(), addr.clone(), answers.clone(), answered.clone());
+            let (client, addr, answers, answered) = (
+                client.clone(),
+                addr.clone(),
+                answers.clone(),
+                answered.clone(),
+            );
             async move {
                 if let Ok((status, key)) = post(&client, &addr, &body).await
                     && (200..300).contains(&status)
                 {
-                    answers.lock().unwrap().acknowledged.insert(i, key.expect("2xx names its key"));
+                    answers
+                        .lock()
+                        .unwrap()
+                        .acknowledged
+                        .insert(i, key.expect("2xx names its key"));
                     answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             }
@@ -126,7 +148,10 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         .unwrap();
     let before_kill: HashMap<usize, String> = answers.lock().unwrap().acknowledged.clone();
     assert!(before_kill.len() >= kill_after);
-    assert!(before_kill.len() < bodies.len(), "the kill came too late to cut anything off");
+    assert!(
+        before_kill.len() < bodies.len(),
+        "the kill came too late to cut anything off"
+    );
 
     // Everything acknowledged before the kill is on the queue, even before any restart.
     let store = SqliteStore::open(&path).unwrap();
@@ -139,7 +164,10 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         .collect();
     let on_queue: HashSet<&str> = keys.iter().map(String::as_str).collect();
     for (i, key) in &before_kill {
-        assert!(on_queue.contains(key.as_str()), "body {i} was acknowledged ({key}) but is lost");
+        assert!(
+            on_queue.contains(key.as_str()),
+            "body {i} was acknowledged ({key}) but is lost"
+        );
     }
     drop(store);
 
@@ -153,16 +181,24 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
             continue;
         }
         loop {
-            assert!(Instant::now() < deadline, "body {i} was never acknowledged after the restart");
+            assert!(
+                Instant::now() < deadline,
+                "body {i} was never acknowledged after the restart"
+            );
             match post(&client, &addr, body).await {
                 Ok((status, Some(key))) if (200..300).contains(&status) => {
                     if let Some(first) = before_kill.get(&i) {
-                        assert_eq!(status, 200, "a retry of an acknowledged message is a duplicate");
+                        assert_eq!(
+                            status, 200,
+                            "a retry of an acknowledged message is a duplicate"
+                        );
                         assert_eq!(&key, first);
                     }
                     break;
                 }
-                Ok((status, _)) if status >= 500 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok((status, _)) if status >= 500 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
                 Ok((status, _)) => panic!("body {i} answered {status}"),
                 Err(e) => panic!("body {i}: {e}"),
             }
@@ -180,7 +216,11 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         .map(|q| q.envelope().unwrap().dedupe_key)
         .collect();
     let distinct: HashSet<&str> = keys.iter().map(String::as_str).collect();
-    assert_eq!(distinct.len(), keys.len(), "a dedupe key is on the queue twice");
+    assert_eq!(
+        distinct.len(),
+        keys.len(),
+        "a dedupe key is on the queue twice"
+    );
     for (i, key) in &before_kill {
         assert!(distinct.contains(key.as_str()), "body {i} ({key}) is lost");
     }
