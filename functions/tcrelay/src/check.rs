@@ -421,13 +421,15 @@ fn check_get(
     }
 }
 
+/// Per object and channel: (class, id, source).
+type ChannelKey = (&'static str, String, &'static str);
+/// The last message seen on a channel: its time, version and queue position.
+type LastSeen = (DateTime<Utc>, Option<u64>, i64);
+
 fn check_order(report: &mut CheckReport, queue: &[QueuedMessage]) {
     let mut sorted: Vec<&QueuedMessage> = queue.iter().collect();
     sorted.sort_by_key(|m| m.position);
-    let mut last: BTreeMap<
-        (&'static str, String, &'static str),
-        (DateTime<Utc>, Option<u64>, i64),
-    > = BTreeMap::new();
+    let mut last: BTreeMap<ChannelKey, LastSeen> = BTreeMap::new();
     for m in sorted {
         let e = &m.envelope;
         let Some(at) = instant(e.last_updated_at.as_deref()) else {

@@ -31,8 +31,8 @@ pub async fn queue_list(
     let entries = store.list(limit, include_acked).await?;
     writeln!(
         out,
-        "{:>8}  {:<21}  {:<12}  {:<38}  {:<34}  {}",
-        "id", "kind", "source", "object", "event", "enqueued / acked"
+        "{:>8}  {:<21}  {:<12}  {:<38}  {:<34}  enqueued / acked",
+        "id", "kind", "source", "object", "event"
     )?;
     for e in &entries {
         writeln!(

@@ -445,7 +445,7 @@ pub async fn run(
             let changes = sim.advance(1)?;
             made += changes.len().max(1);
         }
-        if options.queue_outage && !outage && frac >= 0.3 && frac < 0.45 {
+        if options.queue_outage && !outage && (0.3..0.45).contains(&frac) {
             outage = true;
             sink.set_down(true);
             say(format!(
