@@ -8,7 +8,7 @@ use tcrelay_poll::{
 };
 use tradecloud_model::timestamp;
 
-use crate::metrics::cursor_age_emf;
+use crate::metrics::stream_emf;
 
 /// What an invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ impl RunOutput {
         (!failures.is_empty()).then(|| failures.join("; "))
     }
 
-    /// Embedded-metric-format lines with each stream's cursor age (none for dry runs).
+    /// Embedded-metric-format lines with each stream's counts and cursor age (none for dry runs).
     pub fn metrics(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
         if self.dry_run {
             return Vec::new();
@@ -144,7 +144,7 @@ impl RunOutput {
             .summaries()
             .into_iter()
             .filter(|s| s.stop != Some(StopReason::LeaseHeld))
-            .filter_map(|s| cursor_age_emf(s, now))
+            .map(|s| stream_emf(s, now))
             .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! The poller function's testable parts: Tradecloud's HTTP client as a
 //! [`tcrelay_poll::PollApi`], the Lambda event handling (scheduled or manual), the settings
-//! only the poller reads, and the cursor-age metric. `main.rs` only wires.
+//! only the poller reads, and its metrics. `main.rs` only wires.
 
 pub mod client_api;
 pub mod event;
@@ -9,5 +9,5 @@ pub mod settings;
 
 pub use client_api::ClientPollApi;
 pub use event::{EventError, HandlerError, Invocation, handle, parse_event};
-pub use metrics::cursor_age_emf;
-pub use settings::{PollerAws, SettingsError};
+pub use metrics::{cursor_age_seconds, stream_emf};
+pub use settings::{PollerAws, SettingsError, StartupError, StartupSettings};

@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use lambda_runtime::{LambdaEvent, service_fn};
-use poller::{ClientPollApi, PollerAws, handle};
+use poller::{ClientPollApi, StartupSettings, handle};
 use serde_json::Value;
 use tcrelay_aws::{
     AwsClients, AwsConfigOptions, ClaimCheck, DedupeConfig, DynamoCursorStore, DynamoDedupeStore,
     SqsSink, SqsSinkConfig,
 };
-use tcrelay_core::config::TradecloudSettings;
 use tcrelay_core::ports::ApiError;
 use tcrelay_poll::{DeadlineAt, PageRequest, PollApi, PollConfig, PollPorts, PolledPage};
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
@@ -91,9 +90,11 @@ impl PollApi for NoLogin {
 
 async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let config = PollConfig::from_env_map(&env)?;
-    let aws = PollerAws::from_env_map(&env)?;
-    let mut tradecloud = TradecloudSettings::from_env_map(&env)?;
+    let StartupSettings {
+        poll: config,
+        aws,
+        mut tradecloud,
+    } = StartupSettings::from_env(&env)?;
 
     let sdk = AwsConfigOptions {
         endpoint_url: aws.endpoint_url.clone(),

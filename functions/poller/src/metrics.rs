@@ -1,43 +1,68 @@
-//! The cursor-age metric the deployment's `CursorAgeAlarm` watches (namespace
-//! `TradecloudRelay`, metric `CursorAgeSeconds`, dimension `Function=poller`), written in
-//! CloudWatch's embedded metric format: one JSON line on stdout per stream.
+//! The poller's CloudWatch metrics in the embedded metric format (EMF): one JSON line on stdout
+//! per stream and run, namespace `TradecloudRelay`, dimension `Function=poller`. `Pages`,
+//! `Objects`, `Enqueued`, `Duplicates` and `Filtered` count the run's work;
+//! `CursorAgeSeconds` is what the deployment's `CursorAgeAlarm` watches.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 use tcrelay_poll::{StopReason, StreamSummary};
 use tradecloud_model::timestamp;
 
-/// The EMF line for one stream's run. A run that caught up reports 0: nothing Tradecloud had
-/// is waiting, however old the last change is (a quiet account must not alarm). Any other end
-/// (deadline, failure, a claim elsewhere) reports how far the cursor is behind now, so the
-/// alarm fires when the poller keeps falling behind or failing. `None` without a usable cursor.
-pub fn cursor_age_emf(summary: &StreamSummary, now: DateTime<Utc>) -> Option<String> {
-    let age = if summary.stop == Some(StopReason::CaughtUp) {
-        0
-    } else {
-        let cursor = timestamp::parse(summary.cursor_after.as_deref()?).ok()?;
-        (now - cursor).num_seconds().max(0)
-    };
-    let line = json!({
+/// The metric namespace (the template's alarms use it too).
+pub const NAMESPACE: &str = "TradecloudRelay";
+
+/// How far one stream's cursor is behind `now`, in seconds. A run that caught up reports 0:
+/// nothing Tradecloud had is waiting, however old the last change is (a quiet account must not
+/// alarm). Any other end (deadline, failure, a claim elsewhere) reports how far the cursor is
+/// behind now, so the alarm fires when the poller keeps falling behind or failing. `None`
+/// without a usable cursor.
+pub fn cursor_age_seconds(summary: &StreamSummary, now: DateTime<Utc>) -> Option<i64> {
+    if summary.stop == Some(StopReason::CaughtUp) {
+        return Some(0);
+    }
+    let cursor = timestamp::parse(summary.cursor_after.as_deref()?).ok()?;
+    Some((now - cursor).num_seconds().max(0))
+}
+
+/// The EMF line for one stream's run.
+pub fn stream_emf(summary: &StreamSummary, now: DateTime<Utc>) -> String {
+    let age = cursor_age_seconds(summary, now);
+    let count = |name: &str| json!({"Name": name, "Unit": "Count"});
+    let mut metrics = vec![
+        count("Pages"),
+        count("Objects"),
+        count("Enqueued"),
+        count("Duplicates"),
+        count("Filtered"),
+    ];
+    if age.is_some() {
+        metrics.push(json!({"Name": "CursorAgeSeconds", "Unit": "Seconds"}));
+    }
+    let mut line = json!({
         "_aws": {
             "Timestamp": now.timestamp_millis(),
             "CloudWatchMetrics": [{
-                "Namespace": "TradecloudRelay",
+                "Namespace": NAMESPACE,
                 "Dimensions": [["Function"]],
-                "Metrics": [{"Name": "CursorAgeSeconds", "Unit": "Seconds"}]
+                "Metrics": metrics,
             }]
         },
         "Function": "poller",
         "Stream": summary.stream,
-        "CursorAgeSeconds": age
+        "Pages": summary.pages,
+        "Objects": summary.objects,
+        "Enqueued": summary.enqueued,
+        "Duplicates": summary.duplicates,
+        "Filtered": summary.filtered,
     });
-    Some(line.to_string())
+    if let Some(age) = age {
+        line["CursorAgeSeconds"] = Value::from(age);
+    }
+    line.to_string()
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
 
     fn summary(stop: Option<StopReason>, cursor: Option<&str>) -> StreamSummary {
@@ -57,14 +82,54 @@ mod tests {
         }
     }
 
+    fn names(v: &Value) -> Vec<&str> {
+        v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_run_is_counted_and_every_declared_metric_has_a_value() {
+        let now = timestamp::parse("2025-01-01T01:00:00.000Z").unwrap();
+        let mut s = summary(Some(StopReason::CaughtUp), Some("2024-12-01T00:00:00.000Z"));
+        (s.pages, s.objects, s.enqueued, s.duplicates, s.filtered) = (3, 250, 240, 9, 1);
+        let v: Value = serde_json::from_str(&stream_emf(&s, now)).unwrap();
+        assert_eq!(
+            (
+                &v["Pages"],
+                &v["Objects"],
+                &v["Enqueued"],
+                &v["Duplicates"],
+                &v["Filtered"]
+            ),
+            (
+                &Value::from(3),
+                &Value::from(250),
+                &Value::from(240),
+                &Value::from(9),
+                &Value::from(1)
+            )
+        );
+        assert_eq!(v["Stream"], "orders");
+        for name in names(&v) {
+            assert!(v[name].is_number(), "{name} has no value");
+        }
+        // Without a usable cursor there is no age, and the metric is not declared.
+        let v: Value = serde_json::from_str(&stream_emf(&summary(None, None), now)).unwrap();
+        assert!(!names(&v).contains(&"CursorAgeSeconds"));
+        assert!(v.get("CursorAgeSeconds").is_none());
+    }
+
     #[test]
     fn caught_up_is_zero_and_behind_is_the_distance_to_now() {
         let now = timestamp::parse("2025-01-01T01:00:00.000Z").unwrap();
-        let line = cursor_age_emf(
+        let line = stream_emf(
             &summary(Some(StopReason::CaughtUp), Some("2024-12-01T00:00:00.000Z")),
             now,
-        )
-        .unwrap();
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["CursorAgeSeconds"], 0);
         assert_eq!(v["Function"], "poller");
@@ -72,13 +137,12 @@ mod tests {
             v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
             "TradecloudRelay"
         );
-        let line = cursor_age_emf(
+        let line = stream_emf(
             &summary(Some(StopReason::Deadline), Some("2025-01-01T00:00:00.000Z")),
             now,
-        )
-        .unwrap();
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["CursorAgeSeconds"], 3600);
-        assert_eq!(cursor_age_emf(&summary(None, None), now), None);
+        assert_eq!(cursor_age_seconds(&summary(None, None), now), None);
     }
 }

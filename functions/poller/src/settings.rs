@@ -1,17 +1,45 @@
-//! The AWS resources the poller uses, from the same variables as the webhook's. The poller
+//! What the poller reads at start-up, and the AWS resources it uses (from the same variables
+//! as the webhook's). The poller
 //! needs no quarantine queue (nothing reaches it unauthenticated), so it does not require one.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use tcrelay_core::config::TradecloudSettings;
 use tcrelay_core::config::{
-    ConfigError, DEFAULT_DEDUPE_TTL_DAYS, DEFAULT_IN_PROGRESS_EXPIRY_SECONDS,
-    TCRELAY_AWS_ENDPOINT_URL, TCRELAY_CLAIM_CHECK_BUCKET, TCRELAY_DEDUPE_TABLE,
-    TCRELAY_DEDUPE_TTL_DAYS, TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, TCRELAY_QUEUE_URL,
+    ConfigError, DedupeTimings, TCRELAY_AWS_ENDPOINT_URL, TCRELAY_CLAIM_CHECK_BUCKET,
+    TCRELAY_DEDUPE_TABLE, TCRELAY_QUEUE_URL,
 };
+use tcrelay_core::env::{Env, get, http_url, required};
+use tcrelay_poll::PollConfig;
 
 /// A setting the poller cannot start with; the message names the variable.
 pub type SettingsError = ConfigError;
+
+/// Why the poller cannot start; the message names the variable.
+pub type StartupError = ConfigError;
+
+/// Everything the function reads from its environment at start-up (besides `RUST_LOG` and the
+/// variables the Lambda runtime and the AWS SDK read themselves).
+#[derive(Debug, Clone)]
+pub struct StartupSettings {
+    /// The poll loop.
+    pub poll: PollConfig,
+    /// Queue, table, bucket.
+    pub aws: PollerAws,
+    /// Tradecloud's API and login (the login may still come from Secrets Manager).
+    pub tradecloud: TradecloudSettings,
+}
+
+impl StartupSettings {
+    /// Reads every section.
+    pub fn from_env(env: &dyn Env) -> Result<Self, StartupError> {
+        Ok(Self {
+            poll: PollConfig::from_env_map(env)?,
+            aws: PollerAws::from_env_map(env)?,
+            tradecloud: TradecloudSettings::from_env_map(env)?,
+        })
+    }
+}
 
 /// Queue, table, bucket and dedupe timings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,82 +63,31 @@ impl PollerAws {
     /// Reads `TCRELAY_QUEUE_URL` and `TCRELAY_DEDUPE_TABLE` (required),
     /// `TCRELAY_CLAIM_CHECK_BUCKET`, `TCRELAY_DEDUPE_TTL_DAYS`,
     /// `TCRELAY_IN_PROGRESS_EXPIRY_SECONDS` and `TCRELAY_AWS_ENDPOINT_URL`.
-    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, SettingsError> {
         let queue_url = required(env, TCRELAY_QUEUE_URL)?;
-        url(TCRELAY_QUEUE_URL, &queue_url)?;
-        let ttl_days = number(env, TCRELAY_DEDUPE_TTL_DAYS, DEFAULT_DEDUPE_TTL_DAYS)?;
-        if !(1..=365).contains(&ttl_days) {
-            return Err(invalid(
-                TCRELAY_DEDUPE_TTL_DAYS,
-                "must be between 1 and 365",
-            ));
-        }
-        let expiry = number(
-            env,
-            TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
-            DEFAULT_IN_PROGRESS_EXPIRY_SECONDS,
-        )?;
-        if !(1..=86_400).contains(&expiry) {
-            return Err(invalid(
-                TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
-                "must be between 1 and 86400",
-            ));
-        }
+        http_url(TCRELAY_QUEUE_URL, &queue_url)?;
+        let dedupe = DedupeTimings::from_env_map(env)?;
         let endpoint_url = get(env, TCRELAY_AWS_ENDPOINT_URL).map(str::to_owned);
         if let Some(endpoint) = &endpoint_url {
-            url(TCRELAY_AWS_ENDPOINT_URL, endpoint)?;
+            http_url(TCRELAY_AWS_ENDPOINT_URL, endpoint)?;
         }
         Ok(Self {
             queue_url,
             dedupe_table: required(env, TCRELAY_DEDUPE_TABLE)?,
             claim_check_bucket: get(env, TCRELAY_CLAIM_CHECK_BUCKET).map(str::to_owned),
-            dedupe_ttl: Duration::from_secs(ttl_days * 86_400),
-            in_progress_expiry: Duration::from_secs(expiry),
+            dedupe_ttl: dedupe.ttl,
+            in_progress_expiry: dedupe.in_progress_expiry,
             endpoint_url,
         })
     }
 }
 
-fn get<'a>(env: &'a HashMap<String, String>, var: &str) -> Option<&'a str> {
-    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
-fn required(env: &HashMap<String, String>, var: &'static str) -> Result<String, SettingsError> {
-    get(env, var)
-        .map(str::to_owned)
-        .ok_or(ConfigError::Missing { var })
-}
-
-fn invalid(var: &'static str, reason: &str) -> SettingsError {
-    ConfigError::Invalid {
-        var,
-        reason: reason.to_owned(),
-    }
-}
-
-fn url(var: &'static str, text: &str) -> Result<(), SettingsError> {
-    if text.starts_with("https://") || text.starts_with("http://") {
-        Ok(())
-    } else {
-        Err(invalid(var, "must be an http(s) URL"))
-    }
-}
-
-fn number(
-    env: &HashMap<String, String>,
-    var: &'static str,
-    default: u64,
-) -> Result<u64, SettingsError> {
-    match get(env, var) {
-        None => Ok(default),
-        Some(text) => text
-            .parse()
-            .map_err(|_| invalid(var, "must be a whole number")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use tcrelay_core::config::{DEFAULT_IN_PROGRESS_EXPIRY_SECONDS, TCRELAY_DEDUPE_TTL_DAYS};
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

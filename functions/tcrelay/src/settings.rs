@@ -2,31 +2,20 @@
 //! so the local SQLite backend does not demand the AWS-only ones (queue URL, table, bucket).
 //!
 //! `tcrelay_core::Config::from_env_map` parses every section at once and requires the AWS
-//! resources; its section parsers are public, so this module calls only those it needs. The
-//! dedupe timings (`TCRELAY_DEDUPE_TTL_DAYS`, `TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`) live in the
-//! core's AWS section; for SQLite they are read here with the same names, defaults and bounds.
-
-use std::collections::HashMap;
-use std::time::Duration;
+//! resources; its section parsers are public, so this module calls only those it needs (the
+//! dedupe timings, `TCRELAY_DEDUPE_TTL_DAYS` and `TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`, serve
+//! both backends).
 
 use tcrelay_core::ConfigError;
+pub use tcrelay_core::config::DedupeTimings;
 use tcrelay_core::config::{
-    AwsResources, DEFAULT_DEDUPE_TTL_DAYS, DEFAULT_IN_PROGRESS_EXPIRY_SECONDS,
-    TCRELAY_AWS_ENDPOINT_URL, TCRELAY_DEDUPE_TTL_DAYS, TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
-    TradecloudSettings, WebhookConfig,
+    AwsResources, TCRELAY_AWS_ENDPOINT_URL, TradecloudSettings, WebhookConfig,
 };
-use tcrelay_poll::{PollConfig, PollConfigError};
+use tcrelay_core::env::{Env, get};
+use tcrelay_poll::PollConfig;
 
 /// A setting the runner cannot start with; the message names the variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    /// A webhook, Tradecloud or AWS setting.
-    #[error(transparent)]
-    Core(#[from] ConfigError),
-    /// A `TCRELAY_POLL_*` setting.
-    #[error(transparent)]
-    Poll(#[from] PollConfigError),
-}
+pub type SettingsError = ConfigError;
 
 /// Where the ports live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,53 +25,6 @@ pub enum Backend {
     Sqlite,
     /// DynamoDB, SQS and S3, as the Lambdas use them.
     Aws,
-}
-
-/// How long dedupe records live (both backends use the same variables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DedupeTimings {
-    /// Lifetime of a completed record.
-    pub ttl: Duration,
-    /// After this an unfinished claim counts as abandoned.
-    pub in_progress_expiry: Duration,
-}
-
-impl Default for DedupeTimings {
-    fn default() -> Self {
-        Self {
-            ttl: Duration::from_secs(DEFAULT_DEDUPE_TTL_DAYS * 86_400),
-            in_progress_expiry: Duration::from_secs(DEFAULT_IN_PROGRESS_EXPIRY_SECONDS),
-        }
-    }
-}
-
-impl DedupeTimings {
-    /// Reads [`TCRELAY_DEDUPE_TTL_DAYS`] (1–365) and [`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`]
-    /// (1–86400) with the core's defaults and bounds.
-    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let days = number(env, TCRELAY_DEDUPE_TTL_DAYS, DEFAULT_DEDUPE_TTL_DAYS)?;
-        if !(1..=365).contains(&days) {
-            return Err(ConfigError::Invalid {
-                var: TCRELAY_DEDUPE_TTL_DAYS,
-                reason: "must be between 1 and 365".into(),
-            });
-        }
-        let expiry = number(
-            env,
-            TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
-            DEFAULT_IN_PROGRESS_EXPIRY_SECONDS,
-        )?;
-        if !(1..=86_400).contains(&expiry) {
-            return Err(ConfigError::Invalid {
-                var: TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
-                reason: "must be between 1 and 86400".into(),
-            });
-        }
-        Ok(Self {
-            ttl: Duration::from_secs(days * 86_400),
-            in_progress_expiry: Duration::from_secs(expiry),
-        })
-    }
 }
 
 /// Everything `tcrelay serve` reads from the environment.
@@ -102,10 +44,7 @@ pub struct Settings {
 
 impl Settings {
     /// Reads the sections `backend` needs.
-    pub fn from_env_map(
-        env: &HashMap<String, String>,
-        backend: Backend,
-    ) -> Result<Self, SettingsError> {
+    pub fn from_env_map(env: &dyn Env, backend: Backend) -> Result<Self, SettingsError> {
         let tradecloud = TradecloudSettings::from_env_map(env)?;
         let webhook = WebhookConfig::from_env_map(env)?;
         let poll = PollConfig::from_env_map(env)?;
@@ -133,28 +72,15 @@ impl Settings {
 }
 
 /// The AWS endpoint override alone (`cursor` commands with `--backend aws` need no queue).
-pub fn aws_endpoint(env: &HashMap<String, String>) -> Option<String> {
-    env.get(TCRELAY_AWS_ENDPOINT_URL)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
-fn number(
-    env: &HashMap<String, String>,
-    var: &'static str,
-    default: u64,
-) -> Result<u64, ConfigError> {
-    match env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
-            var,
-            reason: format!("{text:?} is not a whole non-negative number"),
-        }),
-    }
+pub fn aws_endpoint(env: &dyn Env) -> Option<String> {
+    get(env, TCRELAY_AWS_ENDPOINT_URL).map(str::to_owned)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

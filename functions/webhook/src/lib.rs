@@ -1,9 +1,12 @@
-//! The webhook Lambda's glue, kept out of `main.rs` so the tests can run it: the Tradecloud
-//! client as the core's [`TradecloudApi`] port, and the layer that takes API Gateway's request
-//! id for the logs.
+//! The webhook Lambda's glue, kept out of `main.rs` so the tests can run it: the settings it
+//! reads at start-up, the Tradecloud client as the core's [`TradecloudApi`] port, the layer
+//! that carries API Gateway's request context into the core (request id, verified JWT), and
+//! the EMF metrics.
 //!
 //! The core must not depend on the HTTP client (DESIGN.md: dependencies point down only), so
 //! the small adapter from `tradecloud_client::TradecloudClient` to the port lives here.
+
+pub mod metrics;
 
 use async_trait::async_trait;
 use axum::Router;
@@ -11,9 +14,16 @@ use axum::extract::Request;
 use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
 use serde_json::Value;
-use tcrelay_core::RequestId;
+use tcrelay_core::env::Env;
 use tcrelay_core::ports::{ApiError, TradecloudApi};
+use tcrelay_core::{Config, ConfigError, GatewayJwt, RequestId};
 use tradecloud_client::{ClientError, TradecloudClient};
+
+/// Everything the function reads from its environment at start-up (besides `RUST_LOG` and the
+/// variables the Lambda runtime and the AWS SDK read themselves).
+pub fn startup_config(env: &dyn Env) -> Result<Config, ConfigError> {
+    Config::from_env_map(env)
+}
 
 /// [`TradecloudClient`] as the core's [`TradecloudApi`].
 #[derive(Debug, Clone)]
@@ -47,21 +57,35 @@ pub fn api_error(error: ClientError) -> ApiError {
     }
 }
 
-/// Adds the layer that sets the core's [`RequestId`] from API Gateway's request id (else the
-/// Lambda invocation id), so a request's log lines and its problem answers name the id an
-/// operator finds in API Gateway's access log.
-pub fn with_lambda_request_id(router: Router) -> Router {
+/// Adds the layer that carries API Gateway's request context into the core: the
+/// [`RequestId`] (API Gateway's request id, else the Lambda invocation id), so a request's log
+/// lines and its problem answers name the id an operator finds in API Gateway's access log; and,
+/// when the route's JWT authorizer verified a token, a [`GatewayJwt`] with its issuer, which
+/// the core accepts in place of a Basic or Bearer credential if that issuer is configured.
+///
+/// The request context is written by API Gateway, not by the client, so a caller cannot
+/// forge either value.
+pub fn with_lambda_context(router: Router) -> Router {
     router.layer(axum::middleware::map_request(
         |mut request: Request| async move {
-            let from_gateway = match request.request_context_ref() {
-                Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
-                _ => None,
+            let (from_gateway, jwt_issuer) = match request.request_context_ref() {
+                Some(RequestContext::ApiGatewayV2(ctx)) => (
+                    ctx.request_id.clone(),
+                    ctx.authorizer
+                        .as_ref()
+                        .and_then(|a| a.jwt.as_ref())
+                        .and_then(|jwt| jwt.claims.get("iss").cloned()),
+                ),
+                _ => (None, None),
             };
             let id = from_gateway
                 .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
                 .filter(|id| !id.is_empty());
             if let Some(id) = id {
                 request.extensions_mut().insert(RequestId(id));
+            }
+            if let Some(issuer) = jwt_issuer.filter(|i| !i.is_empty()) {
+                request.extensions_mut().insert(GatewayJwt { issuer });
             }
             request
         },

@@ -14,7 +14,8 @@ use tcrelay_aws::{
 use tcrelay_core::ports::TradecloudApi;
 use tcrelay_core::{Config, WebhookApp, WebhookSettings, webhook_router};
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
-use webhook::{ClientApi, with_lambda_request_id};
+use webhook::metrics::with_emf_metrics;
+use webhook::{ClientApi, startup_config, with_lambda_context};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -46,7 +47,7 @@ fn init_tracing() {
 
 async fn build() -> anyhow::Result<axum::Router> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let mut config = Config::from_env_map(&env)?;
+    let mut config = startup_config(&env)?;
 
     // Bounded AWS calls: a hanging SQS or DynamoDB call must end in our own 503 well before
     // API Gateway's 30 s limit. With an endpoint override (moto), dummy credentials.
@@ -103,10 +104,14 @@ async fn build() -> anyhow::Result<axum::Router> {
         basic_credentials = config.webhook.credentials.basic_count(),
         bearer_tokens = config.webhook.credentials.bearer_count(),
         fifo = config.aws.queue_fifo,
+        gateway_jwt_issuer = config.webhook.credentials.gateway_issuer(),
         max_body_bytes = config.webhook.max_body_bytes,
         "webhook ready"
     );
-    Ok(with_lambda_request_id(webhook_router(Arc::new(app))))
+    // The metrics layer outermost, so it also counts answers made by the layers inside it.
+    Ok(with_emf_metrics(with_lambda_context(webhook_router(
+        Arc::new(app),
+    ))))
 }
 
 /// Reads the credential secrets named by `TCRELAY_WEBHOOK_SECRET_ARN` and

@@ -1,7 +1,7 @@
 //! The sample API Gateway v2 events in `events/` through lambda_http's event decoding and the
 //! Lambda's router (with in-memory ports): what `cargo lambda invoke --data-file` would do.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -10,20 +10,34 @@ use tcrelay_core::{
     EventFilter, Source, WebhookApp, WebhookCredentials, WebhookSettings, webhook_router,
 };
 use tower::ServiceExt;
-use webhook::with_lambda_request_id;
+use webhook::metrics::with_emf_metrics_to;
+use webhook::with_lambda_context;
 
 const ORDER_ID: &str = "cb0cef0b-6538-4828-b45e-5ad8ea69b5cd-PO2189";
 
 struct Lambda {
     router: axum::Router,
+    metrics: Arc<Mutex<Vec<Value>>>,
     sink: Arc<MemorySink>,
     quarantine: Arc<MemoryQuarantine>,
 }
 
-fn lambda() -> Lambda {
+/// The issuer in `post-order-entra-id.json`'s authorizer claims.
+const ENTRA_ISSUER: &str =
+    "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0";
+
+fn basic_credentials() -> WebhookCredentials {
     // The credential the events carry; docs/config.md gives the same for `cargo lambda invoke`.
     let mut credentials = WebhookCredentials::new();
     credentials.add_basic("tradecloud", "change-me");
+    credentials
+}
+
+fn lambda() -> Lambda {
+    lambda_with(basic_credentials())
+}
+
+fn lambda_with(credentials: WebhookCredentials) -> Lambda {
     let sink = Arc::new(MemorySink::new());
     let quarantine = Arc::new(MemoryQuarantine::new());
     let api = Arc::new(FakeTradecloud::new());
@@ -43,8 +57,20 @@ fn lambda() -> Lambda {
         quarantine.clone(),
         Some(api),
     );
+    let metrics = Arc::new(Mutex::new(Vec::new()));
+    let lines = Arc::clone(&metrics);
     Lambda {
-        router: with_lambda_request_id(webhook_router(Arc::new(app))),
+        // Layered as in main.rs.
+        router: with_emf_metrics_to(
+            with_lambda_context(webhook_router(Arc::new(app))),
+            Arc::new(move |line: String| {
+                lines
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&line).unwrap());
+            }),
+        ),
+        metrics,
         sink,
         quarantine,
     }
@@ -52,9 +78,16 @@ fn lambda() -> Lambda {
 
 /// Invokes the router with one file of `events/` and returns status and JSON body.
 async fn invoke(lambda: &Lambda, file: &str) -> (u16, Value) {
+    invoke_text(lambda, file, &read_event(file)).await
+}
+
+fn read_event(file: &str) -> String {
     let path = format!("{}/../../events/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+async fn invoke_text(lambda: &Lambda, file: &str, text: &str) -> (u16, Value) {
+    let request = lambda_http::request::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
     let response = lambda.router.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -70,6 +103,7 @@ async fn post_json_and_base64_txml_events_give_the_same_envelope_payload() {
     let (status, body) = invoke(&json_side, "post-order-json.json").await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["id"], ORDER_ID);
+    assert_eq!(json_side.metrics.lock().unwrap()[0]["Enqueued"], 1);
 
     let txml_side = lambda();
     let (status, body) = invoke(&txml_side, "post-order-txml.json").await;
@@ -85,6 +119,7 @@ async fn post_json_and_base64_txml_events_give_the_same_envelope_payload() {
     // The same message in the other format is a duplicate.
     let (status, body) = invoke(&json_side, "post-order-txml.json").await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")));
+    assert_eq!(json_side.metrics.lock().unwrap()[1]["Duplicates"], 1);
 }
 
 #[tokio::test]
@@ -124,5 +159,68 @@ async fn bad_credentials_event_is_401_and_malformed_body_event_is_400_with_gatew
             .iter()
             .all(|(name, _)| name != "authorization")
     );
+    assert!(l.sink.envelopes().is_empty());
+
+    // One EMF line per request, from the core's record of the outcome.
+    let metrics = l.metrics.lock().unwrap();
+    assert_eq!(metrics.len(), 2);
+    assert_eq!(
+        (
+            &metrics[0]["Reason"],
+            &metrics[0]["Rejected"],
+            &metrics[0]["Quarantined"]
+        ),
+        (
+            &Value::from("unauthorized"),
+            &Value::from(1),
+            &Value::from(0)
+        )
+    );
+    assert_eq!(
+        (
+            &metrics[1]["Reason"],
+            &metrics[1]["Rejected"],
+            &metrics[1]["Quarantined"]
+        ),
+        (&Value::from("invalid"), &Value::from(1), &Value::from(1))
+    );
+}
+
+#[tokio::test]
+async fn a_token_verified_by_the_gateway_authorizer_is_accepted_only_from_the_trusted_issuer() {
+    // Entra ID mode: API Gateway's JWT authorizer verified the token and put its claims in the
+    // request context; the function accepts it in place of a Basic credential.
+    let mut trusting = basic_credentials();
+    trusting.trust_gateway_jwt(ENTRA_ISSUER);
+    let l = lambda_with(trusting);
+    let (status, body) = invoke(&l, "post-order-entra-id.json").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(l.sink.envelopes().len(), 1);
+
+    // Not configured for gateway tokens: the Bearer token itself is not a credential.
+    let l = lambda();
+    let (status, body) = invoke(&l, "post-order-entra-id.json").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(l.sink.envelopes().is_empty());
+
+    // A token from another issuer (another tenant) is refused.
+    let mut other = basic_credentials();
+    other.trust_gateway_jwt("https://login.microsoftonline.com/another-tenant/v2.0");
+    let l = lambda_with(other);
+    let (status, _) = invoke(&l, "post-order-entra-id.json").await;
+    assert_eq!(status, 401);
+
+    // The same request without the authorizer's context (a route without the authorizer, or a
+    // caller reaching the function some other way) is refused: only the gateway vouches.
+    let mut event: Value = serde_json::from_str(&read_event("post-order-entra-id.json")).unwrap();
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    let mut trusting = basic_credentials();
+    trusting.trust_gateway_jwt(ENTRA_ISSUER);
+    let l = lambda_with(trusting);
+    let (status, body) = invoke_text(&l, "entra-id without authorizer", &event.to_string()).await;
+    assert_eq!(status, 401, "{body}");
     assert!(l.sink.envelopes().is_empty());
 }

@@ -5,10 +5,10 @@
 //! empty value counts as unset, because deployment templates pass `""` for optional parameters.
 //! Every error names the variable, so a bad deployment fails at start-up with a clear line.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tcrelay_core::env::{Env, get};
 use tradecloud_model::timestamp;
 
 use crate::api::{EndpointMode, PollStream};
@@ -53,24 +53,9 @@ pub const DEFAULT_LEASE_SECONDS: u64 = 300;
 /// Default page bound per stream and run (a million objects at 100 per page).
 pub const DEFAULT_MAX_PAGES: u32 = 10_000;
 
-/// A setting the poller cannot start with. The message always names the variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PollConfigError {
-    /// A required variable is unset or empty.
-    #[error("{var} is required but not set")]
-    Missing {
-        /// The variable.
-        var: &'static str,
-    },
-    /// A variable has a value we cannot use.
-    #[error("{var} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
+/// A setting the poller cannot start with; the message names the variable. The same type as the
+/// core's settings errors, so a host reads every section with one `?`.
+pub type PollConfigError = tcrelay_core::ConfigError;
 
 /// Whose own requests the echo filter recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +155,7 @@ impl Default for PollConfig {
 
 impl PollConfig {
     /// Reads every `TCRELAY_POLL_*` variable from the map.
-    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, PollConfigError> {
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, PollConfigError> {
         let streams = parse_streams(get(env, TCRELAY_POLL_STREAMS).unwrap_or(""))?;
         let start = match get(env, TCRELAY_POLL_START) {
             Some(text) => {
@@ -329,10 +314,7 @@ fn parse_streams(text: &str) -> Result<Vec<PollStream>, PollConfigError> {
     Ok(streams)
 }
 
-fn status_filter(
-    env: &HashMap<String, String>,
-    var: &'static str,
-) -> Result<Option<Value>, PollConfigError> {
+fn status_filter(env: &dyn Env, var: &'static str) -> Result<Option<Value>, PollConfigError> {
     let Some(text) = get(env, var) else {
         return Ok(None);
     };
@@ -347,19 +329,11 @@ fn status_filter(
     Ok(Some(value))
 }
 
-fn get<'a>(env: &'a HashMap<String, String>, var: &str) -> Option<&'a str> {
-    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
 fn invalid(var: &'static str, reason: String) -> PollConfigError {
     PollConfigError::Invalid { var, reason }
 }
 
-fn number(
-    env: &HashMap<String, String>,
-    var: &'static str,
-    default: u64,
-) -> Result<u64, PollConfigError> {
+fn number(env: &dyn Env, var: &'static str, default: u64) -> Result<u64, PollConfigError> {
     match get(env, var) {
         None => Ok(default),
         Some(text) => text
@@ -368,7 +342,7 @@ fn number(
     }
 }
 
-fn boolean(env: &HashMap<String, String>, var: &'static str) -> Result<bool, PollConfigError> {
+fn boolean(env: &dyn Env, var: &'static str) -> Result<bool, PollConfigError> {
     match get(env, var).map(str::to_ascii_lowercase).as_deref() {
         None | Some("false" | "0" | "no") => Ok(false),
         Some("true" | "1" | "yes") => Ok(true),
@@ -378,6 +352,8 @@ fn boolean(env: &HashMap<String, String>, var: &'static str) -> Result<bool, Pol
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

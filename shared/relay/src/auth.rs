@@ -33,11 +33,22 @@ pub enum AuthError {
     Invalid,
 }
 
+/// A token the API gateway in front of the function has already verified (an HTTP API JWT
+/// authorizer, for Tradecloud's OAuth2 mode). The Lambda host reads it from the gateway's
+/// request context, which a client cannot write, and adds it to the request's extensions; a
+/// host without such a gateway never adds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayJwt {
+    /// The token's `iss` claim.
+    pub issuer: String,
+}
+
 /// The configured webhook credentials, as digests.
 #[derive(Clone, Default)]
 pub struct WebhookCredentials {
     basic: Vec<[u8; 32]>,
     bearer: Vec<[u8; 32]>,
+    gateway_issuer: Option<String>,
 }
 
 impl std::fmt::Debug for WebhookCredentials {
@@ -46,6 +57,7 @@ impl std::fmt::Debug for WebhookCredentials {
         f.debug_struct("WebhookCredentials")
             .field("basic", &self.basic.len())
             .field("bearer", &self.bearer.len())
+            .field("gateway_issuer", &self.gateway_issuer)
             .finish()
     }
 }
@@ -69,10 +81,25 @@ impl WebhookCredentials {
         self
     }
 
+    /// Accepts requests carrying a [`GatewayJwt`] from `issuer`: the gateway checked the token's
+    /// signature, expiry and audience, the function checks it came from the configured issuer.
+    pub fn trust_gateway_jwt(&mut self, issuer: &str) -> &mut Self {
+        self.gateway_issuer = Some(issuer.to_owned());
+        self
+    }
+
+    /// The issuer whose gateway-verified tokens are accepted, if any.
+    pub fn gateway_issuer(&self) -> Option<&str> {
+        self.gateway_issuer.as_deref()
+    }
+
     /// Adds everything from `other` (plain-text settings plus a secret, for instance).
     pub fn extend(&mut self, other: &WebhookCredentials) -> &mut Self {
         self.basic.extend_from_slice(&other.basic);
         self.bearer.extend_from_slice(&other.bearer);
+        if other.gateway_issuer.is_some() {
+            self.gateway_issuer.clone_from(&other.gateway_issuer);
+        }
         self
     }
 
@@ -89,6 +116,21 @@ impl WebhookCredentials {
     /// How many Bearer tokens are configured.
     pub fn bearer_count(&self) -> usize {
         self.bearer.len()
+    }
+
+    /// Checks a request: a [`GatewayJwt`] from the trusted issuer is enough, otherwise the
+    /// `Authorization` header must carry a configured Basic or Bearer credential.
+    pub fn verify_request(
+        &self,
+        header: Option<&HeaderValue>,
+        gateway: Option<&GatewayJwt>,
+    ) -> Result<(), AuthError> {
+        if let (Some(trusted), Some(token)) = (&self.gateway_issuer, gateway)
+            && *trusted == token.issuer
+        {
+            return Ok(());
+        }
+        self.verify(header)
     }
 
     /// Checks an `Authorization` header value.
@@ -172,6 +214,44 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_verified_token_counts_only_from_the_trusted_issuer() {
+        let issuer = "https://login.microsoftonline.com/t/v2.0";
+        let token = GatewayJwt {
+            issuer: issuer.into(),
+        };
+        let stranger = GatewayJwt {
+            issuer: "https://login.microsoftonline.com/other/v2.0".into(),
+        };
+        let jwt_header = HeaderValue::from_static("Bearer eyJ.not-a-configured-token.x");
+        // Not trusted: a gateway token is nothing, the header decides.
+        let plain = creds();
+        assert_eq!(
+            plain.verify_request(Some(&jwt_header), Some(&token)),
+            Err(AuthError::Invalid)
+        );
+        let mut trusting = creds();
+        trusting.trust_gateway_jwt(issuer);
+        assert_eq!(
+            trusting.verify_request(Some(&jwt_header), Some(&token)),
+            Ok(())
+        );
+        assert_eq!(
+            trusting.verify_request(Some(&jwt_header), Some(&stranger)),
+            Err(AuthError::Invalid)
+        );
+        // Without the gateway's word, the same header is just a wrong Bearer token.
+        assert_eq!(
+            trusting.verify_request(Some(&jwt_header), None),
+            Err(AuthError::Invalid)
+        );
+        // Basic still works beside it (shipment webhooks have no OAuth mode).
+        assert_eq!(
+            trusting.verify_request(Some(&basic("tc", "old-pass")), None),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn every_configured_credential_is_accepted() {
         let c = creds();
         assert_eq!(c.verify(Some(&basic("tc", "old-pass"))), Ok(()));
@@ -227,6 +307,9 @@ mod tests {
     #[test]
     fn debug_shows_no_secret_material() {
         let text = format!("{:?}", creds());
-        assert_eq!(text, "WebhookCredentials { basic: 2, bearer: 2 }");
+        assert_eq!(
+            text,
+            "WebhookCredentials { basic: 2, bearer: 2, gateway_issuer: None }"
+        );
     }
 }

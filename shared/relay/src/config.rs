@@ -9,12 +9,12 @@
 //! are fetched by the function's `main` (no AWS code here) and applied with
 //! [`WebhookConfig::apply_secret`] and [`TradecloudSettings::apply_secret`].
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::auth::WebhookCredentials;
+use crate::env::{Env, get, http_url, number, required};
 use crate::filter::EventFilter;
 
 /// Tradecloud's API base (fixed name).
@@ -31,6 +31,10 @@ pub const TCRELAY_WEBHOOK_BASIC: &str = "TCRELAY_WEBHOOK_BASIC";
 pub const TCRELAY_WEBHOOK_BEARER: &str = "TCRELAY_WEBHOOK_BEARER";
 /// Secrets Manager secret with `{"basic": ["user:password", …], "bearer": ["token", …]}`.
 pub const TCRELAY_WEBHOOK_SECRET_ARN: &str = "TCRELAY_WEBHOOK_SECRET_ARN";
+/// The issuer of the JWTs that API Gateway's authorizer verified (Tradecloud's OAuth2 mode,
+/// Entra ID). Set only behind such a gateway: requests it let through with a token from this
+/// issuer are accepted without a Basic or Bearer credential.
+pub const TCRELAY_WEBHOOK_JWT_ISSUER: &str = "TCRELAY_WEBHOOK_JWT_ISSUER";
 /// Event names to relay (patterns with `*`); empty relays all.
 pub const TCRELAY_EVENT_ALLOW: &str = "TCRELAY_EVENT_ALLOW";
 /// Event names never to relay (patterns with `*`); wins over the allow list.
@@ -126,7 +130,7 @@ pub struct Config {
 
 impl Config {
     /// Reads every section from the map.
-    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         Ok(Self {
             tradecloud: TradecloudSettings::from_env_map(env)?,
             webhook: WebhookConfig::from_env_map(env)?,
@@ -160,7 +164,7 @@ impl TradecloudSettings {
     /// Reads [`TRADECLOUD_API_URL`], [`TRADECLOUD_USERNAME`], [`TRADECLOUD_PASSWORD`] and
     /// [`TCRELAY_TRADECLOUD_SECRET_ARN`]. A username without a password (or the reverse) is an
     /// error, so a half-configured login is noticed at start-up.
-    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let api_url = get(env, TRADECLOUD_API_URL)
             .unwrap_or(DEFAULT_TRADECLOUD_API_URL)
             .to_owned();
@@ -240,10 +244,11 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     /// Reads [`TCRELAY_WEBHOOK_BASIC`], [`TCRELAY_WEBHOOK_BEARER`],
-    /// [`TCRELAY_WEBHOOK_SECRET_ARN`], [`TCRELAY_EVENT_ALLOW`], [`TCRELAY_EVENT_DENY`],
+    /// [`TCRELAY_WEBHOOK_SECRET_ARN`], [`TCRELAY_WEBHOOK_JWT_ISSUER`], [`TCRELAY_EVENT_ALLOW`],
+    /// [`TCRELAY_EVENT_DENY`],
     /// [`TCRELAY_MAX_BODY_BYTES`] and [`TCRELAY_RETRY_AFTER_SECONDS`]. At least one credential
     /// or a secret ARN is required.
-    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let mut credentials = WebhookCredentials::new();
         if let Some(text) = get(env, TCRELAY_WEBHOOK_BASIC) {
             add_basic_lines(&mut credentials, text.lines(), TCRELAY_WEBHOOK_BASIC)?;
@@ -252,6 +257,15 @@ impl WebhookConfig {
             add_bearer_lines(&mut credentials, text.lines(), TCRELAY_WEBHOOK_BEARER)?;
         }
         let secret_arn = get(env, TCRELAY_WEBHOOK_SECRET_ARN).map(str::to_owned);
+        if let Some(issuer) = get(env, TCRELAY_WEBHOOK_JWT_ISSUER) {
+            if !issuer.starts_with("https://") {
+                return Err(invalid(
+                    TCRELAY_WEBHOOK_JWT_ISSUER,
+                    "must be the token issuer's https URL, as configured on the gateway's JWT authorizer",
+                ));
+            }
+            credentials.trust_gateway_jwt(issuer);
+        }
         if credentials.is_empty() && secret_arn.is_none() {
             return Err(ConfigError::NoWebhookCredential);
         }
@@ -353,13 +367,53 @@ impl AwsResources {
     /// Reads [`TCRELAY_QUEUE_URL`], [`TCRELAY_QUARANTINE_QUEUE_URL`], [`TCRELAY_DEDUPE_TABLE`],
     /// [`TCRELAY_CLAIM_CHECK_BUCKET`] (all required), [`TCRELAY_DEDUPE_TTL_DAYS`],
     /// [`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`] and [`TCRELAY_AWS_ENDPOINT_URL`].
-    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let queue_url = required(env, TCRELAY_QUEUE_URL)?;
         http_url(TCRELAY_QUEUE_URL, &queue_url)?;
         let quarantine_queue_url = required(env, TCRELAY_QUARANTINE_QUEUE_URL)?;
         http_url(TCRELAY_QUARANTINE_QUEUE_URL, &quarantine_queue_url)?;
-        let ttl_days = number(env, TCRELAY_DEDUPE_TTL_DAYS, DEFAULT_DEDUPE_TTL_DAYS)?;
-        if !(1..=365).contains(&ttl_days) {
+        let dedupe = DedupeTimings::from_env_map(env)?;
+        let endpoint_url = get(env, TCRELAY_AWS_ENDPOINT_URL).map(str::to_owned);
+        if let Some(url) = &endpoint_url {
+            http_url(TCRELAY_AWS_ENDPOINT_URL, url)?;
+        }
+        Ok(Self {
+            queue_fifo: is_fifo_queue_url(&queue_url),
+            queue_url,
+            quarantine_queue_url,
+            dedupe_table: required(env, TCRELAY_DEDUPE_TABLE)?,
+            claim_check_bucket: required(env, TCRELAY_CLAIM_CHECK_BUCKET)?,
+            dedupe_ttl: dedupe.ttl,
+            in_progress_expiry: dedupe.in_progress_expiry,
+            endpoint_url,
+        })
+    }
+}
+
+/// How long dedupe records live, whatever stores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupeTimings {
+    /// How long a completed record lives: a copy arriving later is relayed again.
+    pub ttl: Duration,
+    /// How long an unfinished claim blocks its key before another request may take it over.
+    pub in_progress_expiry: Duration,
+}
+
+impl Default for DedupeTimings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(DEFAULT_DEDUPE_TTL_DAYS * 86_400),
+            in_progress_expiry: Duration::from_secs(DEFAULT_IN_PROGRESS_EXPIRY_SECONDS),
+        }
+    }
+}
+
+impl DedupeTimings {
+    /// Reads [`TCRELAY_DEDUPE_TTL_DAYS`] (1–365) and [`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`]
+    /// (1–86400).
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
+        let days = number(env, TCRELAY_DEDUPE_TTL_DAYS, DEFAULT_DEDUPE_TTL_DAYS)?;
+        if !(1..=365).contains(&days) {
             return Err(invalid(
                 TCRELAY_DEDUPE_TTL_DAYS,
                 "must be between 1 and 365",
@@ -376,19 +430,9 @@ impl AwsResources {
                 "must be between 1 and 86400",
             ));
         }
-        let endpoint_url = get(env, TCRELAY_AWS_ENDPOINT_URL).map(str::to_owned);
-        if let Some(url) = &endpoint_url {
-            http_url(TCRELAY_AWS_ENDPOINT_URL, url)?;
-        }
         Ok(Self {
-            queue_fifo: is_fifo_queue_url(&queue_url),
-            queue_url,
-            quarantine_queue_url,
-            dedupe_table: required(env, TCRELAY_DEDUPE_TABLE)?,
-            claim_check_bucket: required(env, TCRELAY_CLAIM_CHECK_BUCKET)?,
-            dedupe_ttl: Duration::from_secs(ttl_days * 86_400),
+            ttl: Duration::from_secs(days * 86_400),
             in_progress_expiry: Duration::from_secs(expiry),
-            endpoint_url,
         })
     }
 }
@@ -396,48 +440,6 @@ impl AwsResources {
 /// Whether an SQS queue URL names a FIFO queue: AWS requires FIFO queue names to end in `.fifo`.
 pub fn is_fifo_queue_url(url: &str) -> bool {
     url.trim_end_matches('/').ends_with(".fifo")
-}
-
-fn get<'a>(env: &'a HashMap<String, String>, var: &str) -> Option<&'a str> {
-    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
-fn required(env: &HashMap<String, String>, var: &'static str) -> Result<String, ConfigError> {
-    get(env, var)
-        .map(str::to_owned)
-        .ok_or(ConfigError::Missing { var })
-}
-
-fn invalid(var: &'static str, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
-        var,
-        reason: reason.to_owned(),
-    }
-}
-
-fn number(
-    env: &HashMap<String, String>,
-    var: &'static str,
-    default: u64,
-) -> Result<u64, ConfigError> {
-    match get(env, var) {
-        None => Ok(default),
-        Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
-            var,
-            reason: format!("{text:?} is not a whole non-negative number"),
-        }),
-    }
-}
-
-fn http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("https://") || url.starts_with("http://") {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            var,
-            reason: format!("{url:?} is not an http(s) URL"),
-        })
-    }
 }
 
 fn add_basic_lines<'a>(
@@ -488,8 +490,17 @@ fn add_bearer_lines<'a>(
     Ok(())
 }
 
+fn invalid(var: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use base64::Engine as _;
     use http::HeaderValue;
@@ -555,10 +566,18 @@ mod tests {
             (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "60"),
             (TCRELAY_AWS_ENDPOINT_URL, "http://127.0.0.1:5000"),
             (TCRELAY_QUEUE_URL, "https://sqs/1/erp"),
+            (
+                TCRELAY_WEBHOOK_JWT_ISSUER,
+                "https://login.microsoftonline.com/t/v2.0",
+            ),
         ] {
             e.insert(k.into(), v.into());
         }
         let c = Config::from_env_map(&e).unwrap();
+        assert_eq!(
+            c.webhook.credentials.gateway_issuer(),
+            Some("https://login.microsoftonline.com/t/v2.0")
+        );
         assert_eq!(c.tradecloud.api_url, "https://api.accp.tradecloud1.com/v2");
         let login = c.tradecloud.login.unwrap();
         assert_eq!(login.username, "int@example.com");
@@ -608,6 +627,10 @@ mod tests {
             (TCRELAY_WEBHOOK_BASIC, "no-colon"),
             (TCRELAY_WEBHOOK_BASIC, ":pw"),
             (TCRELAY_WEBHOOK_BEARER, "two words"),
+            (
+                TCRELAY_WEBHOOK_JWT_ISSUER,
+                "login.microsoftonline.com/t/v2.0",
+            ),
         ] {
             let mut e = full();
             e.insert(var.into(), value.into());

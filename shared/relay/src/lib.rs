@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod dedupe;
+pub mod env;
 pub mod envelope;
 pub mod filter;
 pub mod ports;
@@ -15,9 +16,9 @@ pub mod relay;
 pub mod testing;
 pub mod webhook;
 
-pub use auth::WebhookCredentials;
+pub use auth::{GatewayJwt, WebhookCredentials};
 pub use config::{Config, ConfigError};
 pub use envelope::{Envelope, Source};
 pub use filter::EventFilter;
 pub use relay::{InboundEvent, Outcome, Relay, RelayError};
-pub use webhook::{RequestId, WebhookApp, WebhookError, WebhookSettings, webhook_router};
+pub use webhook::{Answered, RequestId, WebhookApp, WebhookError, WebhookSettings, webhook_router};

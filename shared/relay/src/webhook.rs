@@ -34,7 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 use tradecloud_model::{DecodeError, ObjectKind, decode_webhook};
 
-use crate::auth::{AuthError, WebhookCredentials};
+use crate::auth::{AuthError, GatewayJwt, WebhookCredentials};
 use crate::config::WebhookConfig;
 use crate::envelope::Source;
 use crate::filter::EventFilter;
@@ -58,6 +58,18 @@ const SECRET_HEADERS: [&str; 5] = [
 /// takes `x-request-id` or makes a UUID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
+
+/// What became of a webhook request, attached to its answer as a response extension so a host
+/// can count outcomes (the Lambda's metrics, the local runner's counters) without reading
+/// bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    /// The logged `outcome`: `enqueued`, `duplicate`, `filtered`, or why the request was not
+    /// relayed (`unauthorized`, `invalid`, `too-large`, `unavailable`, `panic`, …).
+    pub outcome: &'static str,
+    /// Whether the request was kept in the quarantine.
+    pub quarantined: bool,
+}
 
 /// The webhook's settings.
 #[derive(Debug, Clone)]
@@ -152,7 +164,12 @@ pub fn webhook_router(app: Arc<WebhookApp>) -> Router {
             tracing::Span::current().record("outcome", "panic");
             let mut problem = WebhookError::Panic.problem();
             problem.retry_after = Some(retry_after);
-            problem.into_response()
+            let mut response = problem.into_response();
+            response.extensions_mut().insert(Answered {
+                outcome: "panic",
+                quarantined: false,
+            });
+            response
         }))
         .layer(middleware::from_fn(trace_request))
 }
@@ -479,10 +496,13 @@ impl RequestInfo {
 }
 
 impl WebhookApp {
-    fn authenticate(&self, headers: &HeaderMap) -> Result<(), WebhookError> {
+    fn authenticate(&self, parts: &http::request::Parts) -> Result<(), WebhookError> {
         self.settings
             .credentials
-            .verify(headers.get(header::AUTHORIZATION))
+            .verify_request(
+                parts.headers.get(header::AUTHORIZATION),
+                parts.extensions.get::<GatewayJwt>(),
+            )
             .map_err(WebhookError::Unauthorized)
     }
 
@@ -490,6 +510,7 @@ impl WebhookApp {
     /// the status needs, records the outcome.
     async fn refuse(&self, info: &RequestInfo, body: &[u8], error: WebhookError) -> Response {
         let mut error = error;
+        let mut quarantined = false;
         if error.quarantines() {
             let reason = error.to_string();
             let kept = QuarantinedRequest {
@@ -502,7 +523,10 @@ impl WebhookApp {
                 reason: reason.clone(),
             };
             match self.quarantine.keep(&kept).await {
-                Ok(()) => tracing::info!(reason = %reason, "request quarantined"),
+                Ok(()) => {
+                    quarantined = true;
+                    tracing::info!(reason = %reason, "request quarantined");
+                }
                 Err(source) => {
                     tracing::error!(error = %source, reason = %reason, "quarantine failed; answering 503");
                     error = WebhookError::Quarantine { reason, source };
@@ -534,7 +558,12 @@ impl WebhookApp {
         if let WebhookError::MethodNotAllowed { path, .. } = &error {
             problem.allow = Some(HeaderValue::from_static(allowed_methods(path)));
         }
-        problem.into_response()
+        let mut response = problem.into_response();
+        response.extensions_mut().insert(Answered {
+            outcome: error.outcome(),
+            quarantined,
+        });
+        response
     }
 
     async fn handle_post(&self, route: PostRoute, request: Request) -> Response {
@@ -545,7 +574,7 @@ impl WebhookApp {
             &parts.headers,
             parts.extensions.get(),
         );
-        if let Err(e) = self.authenticate(&parts.headers) {
+        if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
         }
         let body = match self.read_body(&parts.headers, body).await {
@@ -621,7 +650,7 @@ impl WebhookApp {
             &parts.headers,
             parts.extensions.get(),
         );
-        if let Err(e) = self.authenticate(&parts.headers) {
+        if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
         }
         match self.process_get(kind, id).await {
@@ -696,7 +725,12 @@ fn answer(outcome: Outcome) -> Response {
             json!({"outcome": "filtered", "eventName": event_name}),
         ),
     };
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    response.extensions_mut().insert(Answered {
+        outcome: outcome.as_str(),
+        quarantined: false,
+    });
+    response
 }
 
 fn allowed_methods(path: &str) -> &'static str {
@@ -802,7 +836,7 @@ impl WebhookApp {
             &parts.headers,
             parts.extensions.get(),
         );
-        if let Err(e) = self.authenticate(&parts.headers) {
+        if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
         }
         match self.read_body(&parts.headers, body).await {

@@ -1,0 +1,116 @@
+//! Where settings are read from: the [`Env`] every settings parser takes, the
+//! [`RecordingEnv`] that tells which variables a function reads (the deployment template must
+//! set exactly those), and the small readers the parsers share.
+//!
+//! An empty value counts as unset, because templates pass `""` for optional parameters.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use crate::config::ConfigError;
+
+/// A source of environment variables. `main` passes `std::env::vars().collect()` (a
+/// `HashMap<String, String>`), tests pass a map of their own.
+pub trait Env {
+    /// The raw value of `name`, if set.
+    fn var(&self, name: &str) -> Option<&str>;
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+/// An [`Env`] that remembers every variable asked for, set or not.
+pub struct RecordingEnv<'a> {
+    inner: &'a dyn Env,
+    asked: Mutex<BTreeSet<String>>,
+}
+
+impl<'a> RecordingEnv<'a> {
+    /// Records the reads from `inner`.
+    pub fn new(inner: &'a dyn Env) -> Self {
+        Self {
+            inner,
+            asked: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The names asked for so far.
+    pub fn asked(&self) -> BTreeSet<String> {
+        self.asked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+impl Env for RecordingEnv<'_> {
+    fn var(&self, name: &str) -> Option<&str> {
+        self.asked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(name.to_owned());
+        self.inner.var(name)
+    }
+}
+
+/// The trimmed value of `var`, or `None` when unset or blank.
+pub fn get<'a>(env: &'a dyn Env, var: &str) -> Option<&'a str> {
+    env.var(var).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The value of a variable that must be set.
+pub fn required(env: &dyn Env, var: &'static str) -> Result<String, ConfigError> {
+    get(env, var)
+        .map(str::to_owned)
+        .ok_or(ConfigError::Missing { var })
+}
+
+/// A whole non-negative number, `default` when unset.
+pub fn number(env: &dyn Env, var: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match get(env, var) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+            var,
+            reason: format!("{text:?} is not a whole non-negative number"),
+        }),
+    }
+}
+
+/// Checks that `url` is an http(s) URL.
+pub fn http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            reason: format!("{url:?} is not an http(s) URL"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_is_unset_and_reads_are_recorded() {
+        let map: HashMap<String, String> = [("A", " x "), ("B", "  ")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let env = RecordingEnv::new(&map);
+        assert_eq!(get(&env, "A"), Some("x"));
+        assert_eq!(get(&env, "B"), None);
+        assert_eq!(get(&env, "C"), None);
+        assert_eq!(env.asked().into_iter().collect::<Vec<_>>(), ["A", "B", "C"]);
+        assert_eq!(number(&env, "C", 7), Ok(7));
+        assert!(matches!(
+            number(&env, "A", 7),
+            Err(ConfigError::Invalid { var: "A", .. })
+        ));
+        assert_eq!(required(&env, "B"), Err(ConfigError::Missing { var: "B" }));
+    }
+}
