@@ -1,0 +1,508 @@
+//! The real `webhook` binary (what cargo-lambda packages as `bootstrap`) run as Lambda runs it:
+//! a child process with Lambda's environment, fed the API Gateway v2 events in `events/` by the
+//! Lambda Runtime API emulator, with moto's server as AWS (SQS, DynamoDB, S3) and the Tradecloud
+//! simulator as Tradecloud. Checks the API Gateway responses, the queue and the quarantine queue.
+//!
+//! Needs `TCRELAY_TEST_MOTO_URL` (set by scripts/test.sh); fails loudly without it.
+//! `LAMBDA_EMULATOR_ECHO=1` echoes the function's output while a test runs.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use lambda_runtime_emulator::{FunctionProcess, InvokeError, RuntimeApi, RuntimeConfig};
+use serde_json::Value;
+use tcrelay_aws::{AwsClients, AwsConfigOptions, create_table_if_missing};
+use tradecloud_sim::{SimConfig, Simulator};
+
+/// The order id the sample events name.
+const ORDER_ID: &str = "cb0cef0b-6538-4828-b45e-5ad8ea69b5cd-PO2189";
+/// API Gateway's limit on one request.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn moto_url() -> String {
+    std::env::var("TCRELAY_TEST_MOTO_URL").unwrap_or_else(|_| {
+        panic!(
+            "TCRELAY_TEST_MOTO_URL is not set: these tests need moto's server. Run scripts/test.sh, \
+             or start `.venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p <port>` and export \
+             TCRELAY_TEST_MOTO_URL=http://127.0.0.1:<port>"
+        )
+    })
+}
+
+/// This test's own queue, quarantine queue, table and bucket in moto.
+struct Aws {
+    moto: String,
+    clients: AwsClients,
+    queue_url: String,
+    quarantine_url: String,
+    table: String,
+    bucket: String,
+}
+
+async fn aws() -> Aws {
+    let moto = moto_url();
+    let mut options = AwsConfigOptions::emulator(&moto);
+    options.region = Some("us-east-1".into());
+    options.operation_timeout = Some(Duration::from_secs(20));
+    options.connect_timeout = Some(Duration::from_secs(2));
+    options.max_attempts = Some(2);
+    let clients = AwsClients::new(&options.load().await);
+    let name = uuid::Uuid::new_v4().simple().to_string();
+    let mut urls = Vec::new();
+    for queue in [format!("events-{name}"), format!("quarantine-{name}")] {
+        let url = clients
+            .sqs
+            .create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .expect("create queue in moto")
+            .queue_url
+            .expect("queue url");
+        urls.push(url);
+    }
+    let table = format!("relay-{name}");
+    create_table_if_missing(&clients.dynamodb, &table)
+        .await
+        .expect("create table in moto");
+    let bucket = format!("claims-{name}");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket in moto");
+    let quarantine_url = urls.pop().expect("two queues");
+    let queue_url = urls.pop().expect("two queues");
+    Aws {
+        moto,
+        clients,
+        queue_url,
+        quarantine_url,
+        table,
+        bucket,
+    }
+}
+
+async fn simulator() -> Simulator {
+    Simulator::start(SimConfig::seeded(17))
+        .await
+        .expect("simulator starts")
+}
+
+/// The variables the deployment template gives the function (docs/config.md).
+fn webhook_env(aws: &Aws, sim: &Simulator) -> Vec<(&'static str, String)> {
+    vec![
+        ("TRADECLOUD_API_URL", sim.base_url()),
+        ("TRADECLOUD_USERNAME", sim.username().to_owned()),
+        ("TRADECLOUD_PASSWORD", sim.password().to_owned()),
+        // The credential the sample events carry.
+        ("TCRELAY_WEBHOOK_BASIC", "tradecloud:change-me".to_owned()),
+        ("TCRELAY_QUEUE_URL", aws.queue_url.clone()),
+        ("TCRELAY_QUARANTINE_QUEUE_URL", aws.quarantine_url.clone()),
+        ("TCRELAY_DEDUPE_TABLE", aws.table.clone()),
+        ("TCRELAY_CLAIM_CHECK_BUCKET", aws.bucket.clone()),
+        ("TCRELAY_AWS_ENDPOINT_URL", aws.moto.clone()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+}
+
+/// A cold-started `webhook` process under its own Runtime API.
+async fn cold_start(env: Vec<(&'static str, String)>) -> FunctionProcess {
+    let api = RuntimeApi::start_with(RuntimeConfig::named("webhook"))
+        .await
+        .expect("runtime api starts");
+    FunctionProcess::spawn(&api, env!("CARGO_BIN_EXE_webhook"), env).expect("webhook starts")
+}
+
+/// The text of `events/<file>`.
+fn event_text(file: &str) -> String {
+    let path = format!("{}/../../events/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn event(file: &str) -> Value {
+    serde_json::from_str(&event_text(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// The API Gateway v2 response the function answered.
+struct Answer {
+    status: u16,
+    headers: Value,
+    body: Value,
+}
+
+/// Invokes the function with an API Gateway v2 event and decodes its API Gateway response.
+async fn invoke(function: &FunctionProcess, event: Value) -> Answer {
+    let invocation = function
+        .invoke(event, TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("invocation failed: {e}"));
+    let response = invocation.response().cloned().unwrap_or_else(|| {
+        panic!(
+            "the function answered an error: {:?}\n{}",
+            invocation.outcome,
+            function.output()
+        )
+    });
+    let status = response["statusCode"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or_else(|| panic!("no statusCode in {response}"));
+    let text = response["body"].as_str().unwrap_or_default();
+    let bytes = if response["isBase64Encoded"] == true {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .expect("base64 body")
+    } else {
+        text.as_bytes().to_vec()
+    };
+    Answer {
+        status,
+        headers: response["headers"].clone(),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+/// A message taken off a queue.
+struct Message {
+    body: Value,
+    attributes: Vec<(String, String)>,
+}
+
+impl Message {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Every message on a queue (hidden for a minute once received), until it is empty.
+async fn drain(aws: &Aws, queue_url: &str) -> Vec<Message> {
+    let mut all = Vec::new();
+    for _ in 0..50 {
+        let batch = aws
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .visibility_timeout(60)
+            .send()
+            .await
+            .expect("receive from moto")
+            .messages
+            .unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            let body = serde_json::from_str(message.body().unwrap_or_default())
+                .expect("queue message is JSON");
+            let attributes = message
+                .message_attributes()
+                .map(|attrs| {
+                    attrs
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            all.push(Message { body, attributes });
+        }
+    }
+    all
+}
+
+/// The function's stdout are its CloudWatch logs: JSON, one object a line.
+fn assert_json_logs(function: &FunctionProcess) {
+    let lines = function.stdout_lines();
+    assert!(!lines.is_empty(), "no output:\n{}", function.output());
+    for line in &lines {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_object()),
+            "stdout line is not a JSON object: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn post_events_enqueue_once_and_every_copy_is_a_duplicate_even_after_a_cold_start() {
+    let aws = aws().await;
+    let sim = simulator().await;
+    let function = cold_start(webhook_env(&aws, &sim)).await;
+
+    let first = invoke(&function, event("post-order-json.json")).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert_eq!(first.body["outcome"], "enqueued");
+    assert_eq!(first.body["id"], ORDER_ID);
+    assert_eq!(first.body["kind"], "order");
+    assert!(
+        first.headers["content-type"]
+            .as_str()
+            .is_some_and(|t| t.contains("json")),
+        "{}",
+        first.headers
+    );
+    let dedupe_key = first.body["dedupeKey"].clone();
+    assert!(dedupe_key.is_string(), "{}", first.body);
+
+    // Tradecloud delivers the same event again: answered 200, not enqueued twice.
+    let again = invoke(&function, event("post-order-json.json")).await;
+    assert_eq!(
+        (again.status, &again.body["outcome"]),
+        (200, &Value::from("duplicate")),
+        "{}",
+        again.body
+    );
+    assert_eq!(again.body["dedupeKey"], dedupe_key);
+    // The same message in tXML (base64 body) is the same message.
+    let txml = invoke(&function, event("post-order-txml.json")).await;
+    assert_eq!(
+        (txml.status, &txml.body["outcome"]),
+        (200, &Value::from("duplicate")),
+        "{}",
+        txml.body
+    );
+    assert_eq!(txml.body["dedupeKey"], dedupe_key);
+    assert_json_logs(&function);
+    // API Gateway's request id reaches the logs.
+    assert!(
+        function
+            .stdout_lines()
+            .iter()
+            .any(|l| l.contains("post-json-1")),
+        "{}",
+        function.output()
+    );
+    drop(function);
+
+    // A new instance (cold start) finds the dedupe record in DynamoDB.
+    let second = cold_start(webhook_env(&aws, &sim)).await;
+    let later = invoke(&second, event("post-order-json.json")).await;
+    assert_eq!(
+        (later.status, &later.body["outcome"]),
+        (200, &Value::from("duplicate")),
+        "{}",
+        later.body
+    );
+
+    let messages = drain(&aws, &aws.queue_url).await;
+    assert_eq!(messages.len(), 1, "exactly one envelope");
+    let envelope = &messages[0].body;
+    assert_eq!(envelope["dedupeKey"], dedupe_key);
+    assert_eq!(envelope["source"], "webhook-post");
+    assert_eq!(envelope["kind"], "order");
+    assert_eq!(envelope["id"], ORDER_ID);
+    assert_eq!(envelope["version"], 3);
+    assert_eq!(envelope["lastUpdatedAt"], "2025-04-23T10:01:53.812Z");
+    assert_eq!(envelope["eventName"], "OrderLinesAcceptedBySupplier");
+    assert_eq!(
+        envelope["messageId"],
+        "5f0c3c5e-2b7e-4a59-9d1e-0f2a4b6c8d10"
+    );
+    assert_eq!(envelope["format"], "json");
+    // The payload is the webhook body as Tradecloud sent it.
+    assert_eq!(envelope["payload"]["orderEvent"]["orderId"], ORDER_ID);
+    assert_eq!(
+        envelope["payload"]["meta"]["messageId"],
+        envelope["messageId"]
+    );
+    assert_eq!(messages[0].attribute("source"), Some("webhook-post"));
+    assert_eq!(messages[0].attribute("id"), Some(ORDER_ID));
+    assert!(drain(&aws, &aws.quarantine_url).await.is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn get_events_fetch_the_order_from_tradecloud_and_enqueue_it_once() {
+    let aws = aws().await;
+    let sim = simulator().await;
+    // The GET events name an order of the documentation's example, which the simulator's
+    // seeded world does not hold (its ids are generated; it has no call to add an order). So
+    // the test rewrites the id in the event (rawPath, requestContext.http.path, rawQueryString
+    // and queryStringParameters) to an order the simulator has; the rest of the event is
+    // unchanged.
+    let order = sim
+        .objects()
+        .into_iter()
+        .find(|o| o.class == "order")
+        .expect("the simulator has orders");
+    let retarget = |file: &str| -> Value {
+        let text = event_text(file);
+        assert!(text.contains(ORDER_ID), "{file} names {ORDER_ID}");
+        serde_json::from_str(&text.replace(ORDER_ID, &order.id)).expect("event JSON")
+    };
+    let function = cold_start(webhook_env(&aws, &sim)).await;
+
+    let by_path = invoke(&function, retarget("get-order-by-path.json")).await;
+    assert_eq!(by_path.status, 202, "{}", by_path.body);
+    assert_eq!(by_path.body["outcome"], "enqueued");
+    assert_eq!(by_path.body["id"], order.id.as_str());
+    // The same order, unchanged, by query: fetched again and found to be a duplicate.
+    let by_query = invoke(&function, retarget("get-order-by-query.json")).await;
+    assert_eq!(
+        (by_query.status, &by_query.body["outcome"]),
+        (200, &Value::from("duplicate")),
+        "{}",
+        by_query.body
+    );
+    assert_eq!(by_query.body["dedupeKey"], by_path.body["dedupeKey"]);
+    // An order Tradecloud does not have (the unmodified sample event) is answered 404, so
+    // Tradecloud drops the notification; the request is kept in the quarantine queue.
+    let unknown = invoke(&function, event("get-order-by-path.json")).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_json_logs(&function);
+
+    let messages = drain(&aws, &aws.queue_url).await;
+    assert_eq!(messages.len(), 1, "exactly one envelope");
+    let envelope = &messages[0].body;
+    assert_eq!(envelope["source"], "webhook-get");
+    assert_eq!(envelope["kind"], "order");
+    assert_eq!(envelope["id"], order.id.as_str());
+    assert_eq!(envelope["version"], order.version);
+    assert_eq!(envelope["lastUpdatedAt"], order.last_updated_at.as_str());
+    assert_eq!(envelope["dedupeKey"], by_path.body["dedupeKey"]);
+    assert_eq!(envelope["payload"]["id"], order.id.as_str());
+    // The refused GET is kept in the quarantine queue (docs/config.md: 404s are kept), without
+    // the credential.
+    let kept = drain(&aws, &aws.quarantine_url).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].body["method"], "GET");
+    assert_eq!(
+        kept[0].body["uri"],
+        format!("/webhook/orders/{ORDER_ID}").as_str()
+    );
+    assert!(
+        kept[0].body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(ORDER_ID)),
+        "{}",
+        kept[0].body
+    );
+    assert!(
+        !kept[0].body.to_string().contains("Basic "),
+        "{}",
+        kept[0].body
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_credentials_are_401_and_a_malformed_body_is_400_and_quarantined() {
+    let aws = aws().await;
+    let sim = simulator().await;
+    let function = cold_start(webhook_env(&aws, &sim)).await;
+
+    let refused = invoke(&function, event("post-bad-credentials.json")).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.body["requestId"], "bad-credentials-1");
+    assert!(
+        refused.headers.get("www-authenticate").is_some(),
+        "{}",
+        refused.headers
+    );
+
+    let malformed_event = event("post-malformed-body.json");
+    let malformed = invoke(&function, malformed_event.clone()).await;
+    assert_eq!(malformed.status, 400, "{}", malformed.body);
+    assert_eq!(malformed.body["requestId"], "malformed-1");
+    assert_json_logs(&function);
+
+    assert!(drain(&aws, &aws.queue_url).await.is_empty());
+    let kept = drain(&aws, &aws.quarantine_url).await;
+    assert_eq!(
+        kept.len(),
+        1,
+        "only the authenticated malformed request is kept"
+    );
+    let request = &kept[0].body;
+    assert_eq!(request["method"], "POST");
+    assert!(
+        request["uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/webhook")),
+        "{request}"
+    );
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(request["body"].as_str().expect("body"))
+        .expect("base64 body");
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        malformed_event["body"].as_str().unwrap()
+    );
+    let headers = request["headers"].as_array().expect("headers");
+    assert!(
+        headers.iter().all(|h| !h[0]
+            .as_str()
+            .unwrap_or_default()
+            .eq_ignore_ascii_case("authorization")),
+        "the credential is not kept: {request}"
+    );
+    assert!(
+        request["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{request}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_queue_url_stops_the_cold_start_with_a_message_naming_it() {
+    // No AWS call is made before the settings are read, so this needs neither moto nor the
+    // simulator: every other variable is set, TCRELAY_QUEUE_URL is not.
+    let env: Vec<(&str, String)> = vec![
+        ("TRADECLOUD_API_URL", "http://127.0.0.1:9/v2".into()),
+        ("TCRELAY_WEBHOOK_BASIC", "tradecloud:change-me".into()),
+        (
+            "TCRELAY_QUARANTINE_QUEUE_URL",
+            "http://127.0.0.1:9/123456789012/quarantine".into(),
+        ),
+        ("TCRELAY_DEDUPE_TABLE", "relay".into()),
+        ("TCRELAY_CLAIM_CHECK_BUCKET", "claims".into()),
+        ("TCRELAY_AWS_ENDPOINT_URL", "http://127.0.0.1:9".into()),
+    ];
+    let function = cold_start(env).await;
+    let status = function
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("the function did not stop:\n{}", function.output()));
+    assert!(!status.success(), "{status}");
+    // What lambda_runtime does here: nothing. `main` returns the error before
+    // `lambda_http::run` creates the runtime client (lambda_runtime 1.5 posts to /init/error
+    // only for SnapStart hooks), so the process exits non-zero without an init error report;
+    // Lambda reports that as Runtime.ExitError, with the log lines below in CloudWatch.
+    assert_eq!(function.api().init_error(), None);
+    let logged = function.stdout_json().into_iter().find(|line| {
+        line["level"] == "ERROR"
+            && line["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("TCRELAY_QUEUE_URL"))
+    });
+    assert!(
+        logged.is_some(),
+        "no JSON error line naming TCRELAY_QUEUE_URL:\n{}",
+        function.output()
+    );
+    assert!(
+        function
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("TCRELAY_QUEUE_URL")),
+        "{}",
+        function.output()
+    );
+    // An invocation of the dead function fails at once with that output.
+    let error = function
+        .invoke(event("post-order-json.json"), TIMEOUT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, InvokeError::FunctionExited { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("TCRELAY_QUEUE_URL"), "{error}");
+}
