@@ -224,12 +224,10 @@ fn assert_exactly_once(queued: &[State], expected: &BTreeSet<State>) {
     assert_eq!(&distinct, expected);
 }
 
-/// The EMF lines on stdout with a `CursorAgeSeconds` metric, from `from` on.
-fn cursor_age_lines(function: &FunctionProcess, from: usize) -> Vec<Value> {
-    function
-        .stdout_lines()
+/// The EMF lines with a `CursorAgeSeconds` metric among `lines`.
+fn cursor_age_lines(lines: &[String]) -> Vec<Value> {
+    lines
         .iter()
-        .skip(from)
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|line| {
             line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
@@ -237,6 +235,17 @@ fn cursor_age_lines(function: &FunctionProcess, from: usize) -> Vec<Value> {
                 .is_some_and(|m| m.iter().any(|m| m["Name"] == "CursorAgeSeconds"))
         })
         .collect()
+}
+
+/// The `CursorAgeSeconds` EMF lines on stdout from line `from` on, once there are `n` of them
+/// (the function prints them before it answers, but they are captured by a task of their own).
+async fn wait_cursor_age_lines(function: &FunctionProcess, from: usize, n: usize) -> Vec<Value> {
+    function
+        .wait_for_stdout(Duration::from_secs(10), |lines| {
+            cursor_age_lines(lines.get(from..).unwrap_or_default()).len() >= n
+        })
+        .await;
+    cursor_age_lines(function.stdout_lines().get(from..).unwrap_or_default())
 }
 
 #[tokio::test]
@@ -260,7 +269,7 @@ async fn scheduled_runs_relay_every_state_once_with_dry_run_backfill_and_cursor_
         "{dry}"
     );
     assert!(drain(&aws).await.is_empty(), "a dry run sends nothing");
-    assert!(cursor_age_lines(&function, 0).is_empty());
+    assert!(cursor_age_lines(&function.stdout_lines()).is_empty());
 
     // The schedule fires: every object once, from TCRELAY_POLL_START.
     let lines_before = function.stdout_lines().len();
@@ -286,7 +295,7 @@ async fn scheduled_runs_relay_every_state_once_with_dry_run_backfill_and_cursor_
         );
     }
     // One EMF line per stream with the cursor age: 0, the run caught up.
-    let metrics = cursor_age_lines(&function, lines_before);
+    let metrics = wait_cursor_age_lines(&function, lines_before, 2).await;
     let streams: BTreeSet<&str> = metrics
         .iter()
         .filter_map(|m| m["Stream"].as_str())
@@ -316,7 +325,12 @@ async fn scheduled_runs_relay_every_state_once_with_dry_run_backfill_and_cursor_
         assert_eq!(summary["cursorBefore"], stream(&first, name)["cursorAfter"]);
         assert_eq!(summary["cursorAfter"], stream(&first, name)["cursorAfter"]);
     }
-    assert_eq!(cursor_age_lines(&function, lines_before).len(), 2);
+    assert_eq!(
+        wait_cursor_age_lines(&function, lines_before, 2)
+            .await
+            .len(),
+        2
+    );
     assert_exactly_once(&drain(&aws).await, &states);
 
     // A backfill of the orders from the same start: all already relayed, none sent again, and

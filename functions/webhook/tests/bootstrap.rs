@@ -219,7 +219,10 @@ async fn drain(aws: &Aws, queue_url: &str) -> Vec<Message> {
 }
 
 /// The function's stdout are its CloudWatch logs: JSON, one object a line.
-fn assert_json_logs(function: &FunctionProcess) {
+async fn assert_json_logs(function: &FunctionProcess) {
+    function
+        .wait_for_stdout(Duration::from_secs(10), |lines| !lines.is_empty())
+        .await;
     let lines = function.stdout_lines();
     assert!(!lines.is_empty(), "no output:\n{}", function.output());
     for line in &lines {
@@ -269,16 +272,14 @@ async fn post_events_enqueue_once_and_every_copy_is_a_duplicate_even_after_a_col
         txml.body
     );
     assert_eq!(txml.body["dedupeKey"], dedupe_key);
-    assert_json_logs(&function);
+    assert_json_logs(&function).await;
     // API Gateway's request id reaches the logs.
-    assert!(
-        function
-            .stdout_lines()
-            .iter()
-            .any(|l| l.contains("post-json-1")),
-        "{}",
-        function.output()
-    );
+    let logged = function
+        .wait_for_stdout(Duration::from_secs(10), |lines| {
+            lines.iter().any(|l| l.contains("post-json-1"))
+        })
+        .await;
+    assert!(logged, "{}", function.output());
     drop(function);
 
     // A new instance (cold start) finds the dedupe record in DynamoDB.
@@ -356,7 +357,7 @@ async fn get_events_fetch_the_order_from_tradecloud_and_enqueue_it_once() {
     // Tradecloud drops the notification; the request is kept in the quarantine queue.
     let unknown = invoke(&function, event("get-order-by-path.json")).await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
-    assert_json_logs(&function);
+    assert_json_logs(&function).await;
 
     let messages = drain(&aws, &aws.queue_url).await;
     assert_eq!(messages.len(), 1, "exactly one envelope");
@@ -411,7 +412,7 @@ async fn bad_credentials_are_401_and_a_malformed_body_is_400_and_quarantined() {
     let malformed = invoke(&function, malformed_event.clone()).await;
     assert_eq!(malformed.status, 400, "{}", malformed.body);
     assert_eq!(malformed.body["requestId"], "malformed-1");
-    assert_json_logs(&function);
+    assert_json_logs(&function).await;
 
     assert!(drain(&aws, &aws.queue_url).await.is_empty());
     let kept = drain(&aws, &aws.quarantine_url).await;

@@ -324,6 +324,27 @@ impl FunctionProcess {
         lock(&self.stdout).clone()
     }
 
+    /// Waits up to `timeout` until `done` holds for the stdout lines captured so far; whether
+    /// it did. A function writes a line before it answers, but the line is captured by a task
+    /// of its own, so right after [`Self::invoke`] returns it may not be there yet: assert on
+    /// output through this.
+    pub async fn wait_for_stdout(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[String]) -> bool,
+    ) -> bool {
+        let give_up = tokio::time::Instant::now() + timeout;
+        loop {
+            if done(&lock(&self.stdout)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= give_up || self.has_exited() {
+                return done(&lock(&self.stdout));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Every stderr line so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         lock(&self.stderr).clone()
@@ -464,6 +485,22 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), gone)
             .await
             .unwrap_or_else(|_| panic!("process {pid2} (after {pid}) still runs after drop"));
+    }
+
+    #[tokio::test]
+    async fn wait_for_stdout_sees_lines_as_they_come() {
+        let api = RuntimeApi::start().await.unwrap();
+        let function = sh("sleep 0.2; echo late; sleep 30").spawn(&api).unwrap();
+        let seen = function
+            .wait_for_stdout(Duration::from_secs(10), |lines| {
+                lines.iter().any(|l| l == "late")
+            })
+            .await;
+        assert!(seen, "{}", function.output());
+        let never = function
+            .wait_for_stdout(Duration::from_millis(100), |lines| lines.len() > 1)
+            .await;
+        assert!(!never);
     }
 
     #[tokio::test]
