@@ -13,7 +13,8 @@
 //! [`FunctionProcess`] spawns a function binary as a child process with the environment Lambda
 //! gives it (and nothing from the test's own environment but `PATH`), captures its stdout and
 //! stderr line by line, and kills it when dropped. Its [`FunctionProcess::invoke`] fails with
-//! the captured output when the process exits before answering, instead of waiting.
+//! the captured output when the process exits before answering, instead of waiting. Set
+//! `LAMBDA_EMULATOR_ECHO=1` ([`ECHO_VAR`]) to see a function's output while a test runs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,9 +54,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use process::{FunctionCommand, FunctionProcess};
+pub use process::{ECHO_VAR, FunctionCommand, FunctionProcess};
 
-/// Lambda's default function timeout in these tests, when a caller has no reason to pick one.
+/// A function timeout for callers with no reason to pick one: API Gateway's 30 s limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The header that names the request in `next`'s answer.
