@@ -21,8 +21,9 @@ sam validate --lint --region us-east-1 -t infra/template.yaml
 
 echo "== cargo lambda build --release --arm64"
 cargo lambda build --release --arm64 --output-format zip --bin webhook --bin poller
+target_dir="${CARGO_TARGET_DIR:-target}"
 for f in webhook poller; do
-  zip="target/lambda/$f/bootstrap.zip"
+  zip="$target_dir/lambda/$f/bootstrap.zip"
   [ -s "$zip" ] || { echo "missing $zip"; exit 1; }
   echo "$zip: $(stat -c %s "$zip") bytes"
 done

@@ -64,14 +64,15 @@ async fn invoke(
     }
 }
 
-/// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default `info`).
+/// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default `info`), each line with the
+/// invocation's span (lambda_runtime's `requestId`).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .init();

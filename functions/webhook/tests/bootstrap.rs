@@ -280,6 +280,37 @@ async fn post_events_enqueue_once_and_every_copy_is_a_duplicate_even_after_a_col
         })
         .await;
     assert!(logged, "{}", function.output());
+    // One CloudWatch EMF line per request: one enqueued, two duplicates.
+    let emf = |function: &FunctionProcess| -> Vec<Value> {
+        function
+            .stdout_json()
+            .into_iter()
+            .filter(|line| line["_aws"]["CloudWatchMetrics"].is_array())
+            .collect()
+    };
+    function
+        .wait_for_stdout(Duration::from_secs(10), |lines| {
+            lines
+                .iter()
+                .filter(|l| l.contains("CloudWatchMetrics"))
+                .count()
+                >= 3
+        })
+        .await;
+    let metrics = emf(&function);
+    assert_eq!(metrics.len(), 3, "{}", function.output());
+    let total = |name: &str| {
+        metrics
+            .iter()
+            .map(|m| m[name].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (total("Received"), total("Enqueued"), total("Duplicates")),
+        (3, 1, 2)
+    );
+    assert!(metrics.iter().all(|m| m["Function"] == "webhook"
+        && m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TradecloudRelay"));
     drop(function);
 
     // A new instance (cold start) finds the dedupe record in DynamoDB.
