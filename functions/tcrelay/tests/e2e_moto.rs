@@ -114,7 +114,9 @@ async fn every_channel_through_the_aws_adapters_on_moto() {
     let url = moto_url();
     let mut options = AwsConfigOptions::emulator(&url);
     options.region = Some("us-east-1".into());
-    options.operation_timeout = Some(Duration::from_secs(20));
+    // Bounds every AWS call, so one request (dedupe claim, send, complete) ends well within the
+    // claim expiry below even on a loaded machine.
+    options.operation_timeout = Some(Duration::from_secs(10));
     options.connect_timeout = Some(Duration::from_secs(2));
     // Few SDK retries: a failing call becomes a 503 the simulator retries, as in production.
     options.max_attempts = Some(2);
@@ -153,7 +155,10 @@ async fn every_channel_through_the_aws_adapters_on_moto() {
         dedupe_table: table,
         claim_check_bucket: bucket,
         dedupe_ttl: Duration::from_secs(86_400),
-        in_progress_expiry: Duration::from_secs(5),
+        // Longer than a request can take (three calls of at most 10 s): a shorter expiry lets a
+        // retry take over a claim whose request is still sending, and both enqueue. Short
+        // enough that claims a killed poll run left behind free up within the drain timeout.
+        in_progress_expiry: Duration::from_secs(45),
         endpoint_url: Some(url),
     };
     let ports = Ports::aws(&clients, &resources);
