@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lambda_runtime_emulator::{FunctionProcess, InvokeError, RuntimeApi, RuntimeConfig};
 use serde_json::{Value, json};
-use tcrelay_aws::{AwsClients, AwsConfigOptions, create_table_if_missing};
+use tcrelay_aws::testing::{MotoOptions, MotoResources};
 use tradecloud_sim::{SimConfig, Simulator, WorldConfig};
 
 /// The function's timeout (the SAM template gives it 240 s; a run stops fetching
@@ -20,63 +20,12 @@ use tradecloud_sim::{SimConfig, Simulator, WorldConfig};
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Where a stream without a cursor starts: before the simulator's world (2025-01-06).
 const START: &str = "2025-01-01T00:00:00.000Z";
-
-fn moto_url() -> String {
-    std::env::var("TCRELAY_TEST_MOTO_URL").unwrap_or_else(|_| {
-        panic!(
-            "TCRELAY_TEST_MOTO_URL is not set: these tests need moto's server. Run scripts/test.sh, \
-             or start `.venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p <port>` and export \
-             TCRELAY_TEST_MOTO_URL=http://127.0.0.1:<port>"
-        )
-    })
-}
+/// How long draining the queue may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// This test's own queue, table and bucket in moto.
-struct Aws {
-    moto: String,
-    clients: AwsClients,
-    queue_url: String,
-    table: String,
-    bucket: String,
-}
-
-async fn aws() -> Aws {
-    let moto = moto_url();
-    let mut options = AwsConfigOptions::emulator(&moto);
-    options.region = Some("us-east-1".into());
-    options.operation_timeout = Some(Duration::from_secs(20));
-    options.connect_timeout = Some(Duration::from_secs(2));
-    options.max_attempts = Some(2);
-    let clients = AwsClients::new(&options.load().await);
-    let name = uuid::Uuid::new_v4().simple().to_string();
-    let queue_url = clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("poll-{name}"))
-        .send()
-        .await
-        .expect("create queue in moto")
-        .queue_url
-        .expect("queue url");
-    let table = format!("relay-{name}");
-    create_table_if_missing(&clients.dynamodb, &table)
-        .await
-        .expect("create table in moto");
-    let bucket = format!("claims-{name}");
-    clients
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket in moto");
-    Aws {
-        moto,
-        clients,
-        queue_url,
-        table,
-        bucket,
-    }
+async fn aws() -> MotoResources {
+    MotoResources::create("poller-boot", MotoOptions::from_env()).await
 }
 
 /// A small world that changes only when the test advances it.
@@ -96,7 +45,7 @@ async fn simulator() -> Simulator {
 }
 
 /// The variables the deployment template gives the function (docs/poller-config.md).
-fn poller_env(aws: &Aws, sim: &Simulator) -> Vec<(&'static str, String)> {
+fn poller_env(aws: &MotoResources, sim: &Simulator) -> Vec<(&'static str, String)> {
     vec![
         ("TRADECLOUD_API_URL", sim.base_url()),
         ("TRADECLOUD_USERNAME", sim.username().to_owned()),
@@ -104,7 +53,7 @@ fn poller_env(aws: &Aws, sim: &Simulator) -> Vec<(&'static str, String)> {
         ("TCRELAY_QUEUE_URL", aws.queue_url.clone()),
         ("TCRELAY_DEDUPE_TABLE", aws.table.clone()),
         ("TCRELAY_CLAIM_CHECK_BUCKET", aws.bucket.clone()),
-        ("TCRELAY_AWS_ENDPOINT_URL", aws.moto.clone()),
+        ("TCRELAY_AWS_ENDPOINT_URL", aws.url.clone()),
         ("TCRELAY_POLL_STREAMS", "orders,shipments".to_owned()),
         ("TCRELAY_POLL_START", START.to_owned()),
         ("TCRELAY_POLL_TIME_MARGIN_SECONDS", "5".to_owned()),
@@ -164,53 +113,27 @@ fn count(states: &BTreeSet<State>, class: &str) -> u64 {
 }
 
 /// Receives (and deletes) every message until the queue stays empty; their states, in order.
-async fn drain(aws: &Aws) -> Vec<State> {
-    let mut states = Vec::new();
-    let mut empty = 0;
-    for _ in 0..100 {
-        if empty == 2 {
-            return states;
-        }
-        let messages = aws
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&aws.queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive from moto")
-            .messages
-            .unwrap_or_default();
-        if messages.is_empty() {
-            empty += 1;
-            continue;
-        }
-        empty = 0;
-        for message in messages {
-            aws.clients
-                .sqs
-                .delete_message()
-                .queue_url(&aws.queue_url)
-                .receipt_handle(message.receipt_handle().expect("receipt handle"))
-                .send()
-                .await
-                .expect("delete from moto");
+async fn drain(aws: &MotoResources) -> Vec<State> {
+    let messages = tcrelay_aws::testing::drain(&aws.clients.sqs, &aws.queue_url, 2, DRAIN_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    messages
+        .iter()
+        .map(|message| {
             let envelope: Value =
                 serde_json::from_str(message.body().expect("body")).expect("envelope JSON");
             assert_eq!(envelope["source"], "poll", "{envelope}");
             let kind = envelope["kind"].as_str().expect("kind").to_owned();
-            states.push((
+            (
                 kind,
                 envelope["id"].as_str().expect("id").to_owned(),
                 envelope["lastUpdatedAt"]
                     .as_str()
                     .expect("lastUpdatedAt")
                     .to_owned(),
-            ));
-        }
-    }
-    panic!("the queue did not drain");
+            )
+        })
+        .collect()
 }
 
 /// Asserts every state is on the queue once: no duplicates, nothing missing, nothing else.

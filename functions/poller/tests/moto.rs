@@ -6,14 +6,12 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use common::*;
-use tcrelay_aws::{
-    AwsClients, AwsConfigOptions, DedupeConfig, DynamoCursorStore, DynamoDedupeStore, SqsSink,
-    SqsSinkConfig, create_table_if_missing,
-};
+use tcrelay_aws::testing::{MotoOptions, MotoResources};
+use tcrelay_aws::{DedupeConfig, DynamoCursorStore, DynamoDedupeStore, SqsSink, SqsSinkConfig};
 use tcrelay_core::envelope::{Envelope, Source};
 use tcrelay_core::ports::{CursorStore, EventSink, SinkError};
 use tcrelay_core::{EventFilter, Outcome, Relay};
@@ -24,62 +22,23 @@ use tradecloud_model::ObjectKind;
 
 const ORDERS: PollStream = PollStream::Orders;
 
-fn moto_url() -> String {
-    std::env::var("TCRELAY_TEST_MOTO_URL").unwrap_or_else(|_| {
-        panic!(
-            "TCRELAY_TEST_MOTO_URL is not set: these tests need moto's server. Run scripts/test.sh, \
-             or start `.venv/bin/moto_server -H 127.0.0.1 -p <port>` and export \
-             TCRELAY_TEST_MOTO_URL=http://127.0.0.1:<port>"
-        )
-    })
+/// This test's own queue, table and bucket in moto.
+async fn aws() -> MotoResources {
+    MotoResources::create("poller-moto", MotoOptions::from_env()).await
 }
 
-struct Aws {
-    clients: AwsClients,
-    table: String,
-    queue_url: String,
-}
-
-async fn aws() -> Aws {
-    let mut options = AwsConfigOptions::emulator(&moto_url());
-    options.region = Some("us-east-1".into());
-    options.operation_timeout = Some(Duration::from_secs(20));
-    options.connect_timeout = Some(Duration::from_secs(2));
-    options.max_attempts = Some(2);
-    let clients = AwsClients::new(&options.load().await);
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let table = format!("tcrelay-poll-{suffix}");
-    create_table_if_missing(&clients.dynamodb, &table)
-        .await
-        .expect("create table");
-    let queue_url = clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("tcrelay-poll-{suffix}"))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    Aws {
-        clients,
-        table,
-        queue_url,
-    }
-}
-
-fn dedupe(aws: &Aws) -> DynamoDedupeStore {
+fn dedupe(aws: &MotoResources) -> DynamoDedupeStore {
     DynamoDedupeStore::new(
         aws.clients.dynamodb.clone(),
         DedupeConfig::new(aws.table.clone()),
     )
 }
 
-fn cursors(aws: &Aws) -> DynamoCursorStore {
+fn cursors(aws: &MotoResources) -> DynamoCursorStore {
     DynamoCursorStore::new(aws.clients.dynamodb.clone(), aws.table.clone())
 }
 
-fn sqs_sink(aws: &Aws) -> SqsSink {
+fn sqs_sink(aws: &MotoResources) -> SqsSink {
     SqsSink::new(
         aws.clients.sqs.clone(),
         SqsSinkConfig::new(aws.queue_url.clone()),
@@ -88,41 +47,13 @@ fn sqs_sink(aws: &Aws) -> SqsSink {
 }
 
 /// Receives (and deletes) every message until the queue stays empty; the envelopes.
-async fn drain(aws: &Aws) -> Vec<Envelope> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut envelopes = Vec::new();
-    let mut empty = 0;
-    while empty < 2 {
-        assert!(Instant::now() < deadline, "queue did not drain");
-        let output = aws
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&aws.queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive");
-        let messages = output.messages.unwrap_or_default();
-        if messages.is_empty() {
-            empty += 1;
-            continue;
-        }
-        empty = 0;
-        for message in messages {
-            aws.clients
-                .sqs
-                .delete_message()
-                .queue_url(&aws.queue_url)
-                .receipt_handle(message.receipt_handle().expect("receipt handle"))
-                .send()
-                .await
-                .expect("delete");
-            envelopes
-                .push(serde_json::from_str(message.body().expect("body")).expect("envelope JSON"));
-        }
-    }
-    envelopes
+async fn drain(aws: &MotoResources) -> Vec<Envelope> {
+    tcrelay_aws::testing::drain(&aws.clients.sqs, &aws.queue_url, 2, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|m| serde_json::from_str(m.body().expect("body")).expect("envelope JSON"))
+        .collect()
 }
 
 fn states(envelopes: &[Envelope]) -> Vec<State> {

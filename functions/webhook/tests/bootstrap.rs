@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use lambda_runtime_emulator::{FunctionProcess, InvokeError, RuntimeApi, RuntimeConfig};
 use serde_json::Value;
-use tcrelay_aws::{AwsClients, AwsConfigOptions, create_table_if_missing};
+use tcrelay_aws::testing::{MotoOptions, MotoResources, receive_all, string_attribute};
 use tradecloud_sim::{SimConfig, Simulator};
 
 /// The order id the sample events name.
@@ -19,70 +19,13 @@ const ORDER_ID: &str = "cb0cef0b-6538-4828-b45e-5ad8ea69b5cd-PO2189";
 /// API Gateway's limit on one request.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn moto_url() -> String {
-    std::env::var("TCRELAY_TEST_MOTO_URL").unwrap_or_else(|_| {
-        panic!(
-            "TCRELAY_TEST_MOTO_URL is not set: these tests need moto's server. Run scripts/test.sh, \
-             or start `.venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p <port>` and export \
-             TCRELAY_TEST_MOTO_URL=http://127.0.0.1:<port>"
-        )
-    })
-}
-
 /// This test's own queue, quarantine queue, table and bucket in moto.
-struct Aws {
-    moto: String,
-    clients: AwsClients,
-    queue_url: String,
-    quarantine_url: String,
-    table: String,
-    bucket: String,
-}
-
-async fn aws() -> Aws {
-    let moto = moto_url();
-    let mut options = AwsConfigOptions::emulator(&moto);
-    options.region = Some("us-east-1".into());
-    options.operation_timeout = Some(Duration::from_secs(20));
-    options.connect_timeout = Some(Duration::from_secs(2));
-    options.max_attempts = Some(2);
-    let clients = AwsClients::new(&options.load().await);
-    let name = uuid::Uuid::new_v4().simple().to_string();
-    let mut urls = Vec::new();
-    for queue in [format!("events-{name}"), format!("quarantine-{name}")] {
-        let url = clients
-            .sqs
-            .create_queue()
-            .queue_name(queue)
-            .send()
-            .await
-            .expect("create queue in moto")
-            .queue_url
-            .expect("queue url");
-        urls.push(url);
-    }
-    let table = format!("relay-{name}");
-    create_table_if_missing(&clients.dynamodb, &table)
-        .await
-        .expect("create table in moto");
-    let bucket = format!("claims-{name}");
-    clients
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket in moto");
-    let quarantine_url = urls.pop().expect("two queues");
-    let queue_url = urls.pop().expect("two queues");
-    Aws {
-        moto,
-        clients,
-        queue_url,
-        quarantine_url,
-        table,
-        bucket,
-    }
+async fn aws() -> MotoResources {
+    let options = MotoOptions {
+        quarantine: true,
+        ..MotoOptions::from_env()
+    };
+    MotoResources::create("webhook-boot", options).await
 }
 
 async fn simulator() -> Simulator {
@@ -92,7 +35,7 @@ async fn simulator() -> Simulator {
 }
 
 /// The variables the deployment template gives the function (docs/config.md).
-fn webhook_env(aws: &Aws, sim: &Simulator) -> Vec<(&'static str, String)> {
+fn webhook_env(aws: &MotoResources, sim: &Simulator) -> Vec<(&'static str, String)> {
     vec![
         ("TRADECLOUD_API_URL", sim.base_url()),
         ("TRADECLOUD_USERNAME", sim.username().to_owned()),
@@ -100,10 +43,10 @@ fn webhook_env(aws: &Aws, sim: &Simulator) -> Vec<(&'static str, String)> {
         // The credential the sample events carry.
         ("TCRELAY_WEBHOOK_BASIC", "tradecloud:change-me".to_owned()),
         ("TCRELAY_QUEUE_URL", aws.queue_url.clone()),
-        ("TCRELAY_QUARANTINE_QUEUE_URL", aws.quarantine_url.clone()),
+        ("TCRELAY_QUARANTINE_QUEUE_URL", aws.quarantine().to_owned()),
         ("TCRELAY_DEDUPE_TABLE", aws.table.clone()),
         ("TCRELAY_CLAIM_CHECK_BUCKET", aws.bucket.clone()),
-        ("TCRELAY_AWS_ENDPOINT_URL", aws.moto.clone()),
+        ("TCRELAY_AWS_ENDPOINT_URL", aws.url.clone()),
         ("RUST_LOG", "info".to_owned()),
     ]
 }
@@ -168,54 +111,26 @@ async fn invoke(function: &FunctionProcess, event: Value) -> Answer {
 /// A message taken off a queue.
 struct Message {
     body: Value,
-    attributes: Vec<(String, String)>,
+    message: aws_sdk_sqs::types::Message,
 }
 
 impl Message {
     fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        string_attribute(&self.message, name)
     }
 }
 
 /// Every message on a queue (hidden for a minute once received), until it is empty.
-async fn drain(aws: &Aws, queue_url: &str) -> Vec<Message> {
-    let mut all = Vec::new();
-    for _ in 0..50 {
-        let batch = aws
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .visibility_timeout(60)
-            .send()
-            .await
-            .expect("receive from moto")
-            .messages
-            .unwrap_or_default();
-        if batch.is_empty() {
-            break;
-        }
-        for message in batch {
-            let body = serde_json::from_str(message.body().unwrap_or_default())
-                .expect("queue message is JSON");
-            let attributes = message
-                .message_attributes()
-                .map(|attrs| {
-                    attrs
-                        .iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            all.push(Message { body, attributes });
-        }
-    }
-    all
+async fn drain(aws: &MotoResources, queue_url: &str) -> Vec<Message> {
+    receive_all(&aws.clients.sqs, queue_url)
+        .await
+        .into_iter()
+        .map(|message| Message {
+            body: serde_json::from_str(message.body().unwrap_or_default())
+                .expect("queue message is JSON"),
+            message,
+        })
+        .collect()
 }
 
 /// The function's stdout are its CloudWatch logs: JSON, one object a line.
@@ -346,7 +261,7 @@ async fn post_events_enqueue_once_and_every_copy_is_a_duplicate_even_after_a_col
     );
     assert_eq!(messages[0].attribute("source"), Some("webhook-post"));
     assert_eq!(messages[0].attribute("id"), Some(ORDER_ID));
-    assert!(drain(&aws, &aws.quarantine_url).await.is_empty());
+    assert!(drain(&aws, aws.quarantine()).await.is_empty());
     sim.shutdown().await;
 }
 
@@ -402,7 +317,7 @@ async fn get_events_fetch_the_order_from_tradecloud_and_enqueue_it_once() {
     assert_eq!(envelope["payload"]["id"], order.id.as_str());
     // The refused GET is kept in the quarantine queue (docs/config.md: 404s are kept), without
     // the credential.
-    let kept = drain(&aws, &aws.quarantine_url).await;
+    let kept = drain(&aws, aws.quarantine()).await;
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].body["method"], "GET");
     assert_eq!(
@@ -446,7 +361,7 @@ async fn bad_credentials_are_401_and_a_malformed_body_is_400_and_quarantined() {
     assert_json_logs(&function).await;
 
     assert!(drain(&aws, &aws.queue_url).await.is_empty());
-    let kept = drain(&aws, &aws.quarantine_url).await;
+    let kept = drain(&aws, aws.quarantine()).await;
     assert_eq!(
         kept.len(),
         1,

@@ -15,6 +15,8 @@ mod message;
 pub mod quarantine;
 pub mod sink;
 pub mod table;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use claim_check::{ClaimCheck, ClaimCheckError, PayloadS3Pointer, read_claim_checked};
 pub use clock::{Clock, system_clock};

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
+use tcrelay_aws::testing::{MotoOptions, MotoResources, receive_all, string_attribute};
 use tcrelay_aws::{
-    AwsClients, AwsConfigOptions, ClaimCheck, DedupeConfig, DynamoDedupeStore, SqsQuarantine,
-    SqsSink, SqsSinkConfig, create_table_if_missing,
+    ClaimCheck, DedupeConfig, DynamoDedupeStore, SqsQuarantine, SqsSink, SqsSinkConfig,
 };
 use tcrelay_core::{EventFilter, WebhookApp, WebhookCredentials, WebhookSettings, webhook_router};
 use tcrelay_e2e::{Moto, fixture, serve};
@@ -19,66 +19,36 @@ const PASSWORD: &str = "s3cret-for-tests";
 
 struct Setup {
     base: String,
-    clients: AwsClients,
-    queue_url: String,
-    quarantine_url: String,
+    aws: MotoResources,
 }
 
 async fn setup(moto: &Moto) -> Setup {
-    let mut options = AwsConfigOptions::emulator(&moto.url);
+    let mut options = MotoOptions {
+        quarantine: true,
+        ..MotoOptions::new(&moto.url)
+    };
     // Short bounds, so a frozen service turns into an answer quickly, as the Lambda's own
     // bounds do inside API Gateway's 30 s.
-    options.operation_timeout = Some(Duration::from_secs(2));
-    options.operation_attempt_timeout = Some(Duration::from_secs(1));
-    options.connect_timeout = Some(Duration::from_secs(1));
-    options.max_attempts = Some(1);
-    let sdk = options.load().await;
-    let clients = AwsClients::new(&sdk);
-    let name = uuid::Uuid::new_v4().simple().to_string();
-    let queue_url = clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("events-{name}"))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    let quarantine_url = clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("quarantine-{name}"))
-        .send()
-        .await
-        .expect("create quarantine queue")
-        .queue_url
-        .expect("queue url");
-    let table = format!("relay-{name}");
-    create_table_if_missing(&clients.dynamodb, &table)
-        .await
-        .expect("create table");
-    let bucket = format!("claims-{name}");
-    clients
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket");
+    options.aws.operation_timeout = Some(Duration::from_secs(2));
+    options.aws.operation_attempt_timeout = Some(Duration::from_secs(1));
+    options.aws.connect_timeout = Some(Duration::from_secs(1));
+    options.aws.max_attempts = Some(1);
+    let aws = MotoResources::create("e2e-webhook", options).await;
+    let clients = &aws.clients;
 
-    let claim_check = ClaimCheck::new(clients.s3.clone(), bucket);
+    let claim_check = ClaimCheck::new(clients.s3.clone(), aws.bucket.clone());
     let sink = SqsSink::new(
         clients.sqs.clone(),
-        SqsSinkConfig::new(queue_url.clone()),
+        SqsSinkConfig::new(aws.queue_url.clone()),
         Some(claim_check.clone()),
     );
-    let mut dedupe_config = DedupeConfig::new(table);
+    let mut dedupe_config = DedupeConfig::new(aws.table.clone());
     // A claim left behind by a request cut off during the outage must free itself quickly.
     dedupe_config.in_progress_expiry = Duration::from_secs(2);
     let dedupe = DynamoDedupeStore::new(clients.dynamodb.clone(), dedupe_config);
     let quarantine = SqsQuarantine::new(
         clients.sqs.clone(),
-        quarantine_url.clone(),
+        aws.quarantine().to_owned(),
         Some(claim_check),
     );
     let mut credentials = WebhookCredentials::new();
@@ -99,9 +69,7 @@ async fn setup(moto: &Moto) -> Setup {
     let addr = serve(webhook_router(Arc::new(app))).await;
     Setup {
         base: format!("http://{addr}"),
-        clients,
-        queue_url,
-        quarantine_url,
+        aws,
     }
 }
 
@@ -122,36 +90,8 @@ async fn post(base: &str, path: &str, content_type: &str, body: Vec<u8>) -> reqw
         .expect("webhook answers")
 }
 
-/// Every message on a queue (bodies and attributes), received until it is empty.
-async fn drain(clients: &AwsClients, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut all = Vec::new();
-    for _ in 0..50 {
-        let batch = clients
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .visibility_timeout(60)
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
-        if batch.is_empty() {
-            break;
-        }
-        all.extend(batch);
-    }
-    all
-}
-
 fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
-    message
-        .message_attributes()?
-        .get(name)?
-        .string_value()
-        .map(str::to_owned)
+    string_attribute(message, name).map(str::to_owned)
 }
 
 #[tokio::test]
@@ -179,7 +119,7 @@ async fn events_reach_the_queue_once_with_attributes_and_malformed_ones_the_quar
     .await;
     assert_eq!(malformed.status(), 400);
 
-    let messages = drain(&s.clients, &s.queue_url).await;
+    let messages = receive_all(&s.aws.clients.sqs, &s.aws.queue_url).await;
     assert_eq!(messages.len(), 1, "one message, the duplicate suppressed");
     let envelope: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
     assert_eq!(envelope["dedupeKey"], first["dedupeKey"]);
@@ -198,7 +138,7 @@ async fn events_reach_the_queue_once_with_attributes_and_malformed_ones_the_quar
         envelope["id"].as_str()
     );
 
-    let kept = drain(&s.clients, &s.quarantine_url).await;
+    let kept = receive_all(&s.aws.clients.sqs, s.aws.quarantine()).await;
     assert_eq!(kept.len(), 1, "the malformed request is kept");
     let kept: Value = serde_json::from_str(kept[0].body().unwrap()).unwrap();
     let text = kept.to_string().to_ascii_lowercase();
@@ -245,7 +185,7 @@ async fn with_aws_frozen_the_answer_is_503_and_the_retry_is_enqueued_once() {
     let late = post(&s.base, "/webhook", "application/json", body).await;
     assert_eq!(late.status(), 200);
 
-    let messages = drain(&s.clients, &s.queue_url).await;
+    let messages = receive_all(&s.aws.clients.sqs, &s.aws.queue_url).await;
     assert_eq!(messages.len(), 1, "enqueued exactly once");
     assert_eq!(attribute(&messages[0], "kind").as_deref(), Some("shipment"));
 }

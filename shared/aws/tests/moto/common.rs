@@ -1,85 +1,15 @@
-//! Shared helpers: clients for moto, unique resources, receiving, envelopes, a movable clock.
+//! Shared helpers: receiving, envelopes, a movable clock. Clients for moto and unique resources
+//! come from `tcrelay_aws::testing`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use chrono::{DateTime, Utc};
-use tcrelay_aws::{AwsClients, AwsConfigOptions, Clock, create_table_if_missing};
+use tcrelay_aws::{AwsClients, Clock};
 use tcrelay_core::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
 use tradecloud_model::{Format, ObjectKind};
-
-/// moto's URL, from `TCRELAY_TEST_MOTO_URL`; panics when it is not set.
-pub fn moto_url() -> String {
-    std::env::var("TCRELAY_TEST_MOTO_URL").unwrap_or_else(|_| {
-        panic!(
-            "TCRELAY_TEST_MOTO_URL is not set: these tests need moto's server. Run scripts/test.sh, \
-             or start `.venv/bin/moto_server -H 127.0.0.1 -p <port>` and export \
-             TCRELAY_TEST_MOTO_URL=http://127.0.0.1:<port>"
-        )
-    })
-}
-
-/// Options for an emulator at `url` with short timeouts, so a broken test fails fast.
-pub fn options(url: &str) -> AwsConfigOptions {
-    let mut options = AwsConfigOptions::emulator(url);
-    options.region = Some("us-east-1".to_owned());
-    options.operation_timeout = Some(Duration::from_secs(20));
-    options.connect_timeout = Some(Duration::from_secs(2));
-    options.max_attempts = Some(2);
-    options
-}
-
-/// Clients for moto.
-pub async fn clients() -> AwsClients {
-    AwsClients::new(&options(&moto_url()).load().await)
-}
-
-/// A unique lowercase resource name (valid for queues, buckets and tables).
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Creates a queue (FIFO when `fifo`), returns its URL.
-pub async fn queue(clients: &AwsClients, fifo: bool) -> String {
-    let mut request = clients.sqs.create_queue();
-    if fifo {
-        request = request
-            .queue_name(format!("{}.fifo", unique("tcrelay")))
-            .attributes(QueueAttributeName::FifoQueue, "true");
-    } else {
-        request = request.queue_name(unique("tcrelay"));
-    }
-    request
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url")
-}
-
-/// Creates a bucket, returns its name.
-pub async fn bucket(clients: &AwsClients) -> String {
-    let name = unique("tcrelay");
-    clients
-        .s3
-        .create_bucket()
-        .bucket(&name)
-        .send()
-        .await
-        .expect("create bucket");
-    name
-}
-
-/// Creates a table the way the local runner does, returns its name.
-pub async fn table(clients: &AwsClients) -> String {
-    let name = unique("tcrelay");
-    create_table_if_missing(&clients.dynamodb, &name)
-        .await
-        .expect("create table");
-    name
-}
 
 /// Receives (and deletes) `n` messages, with message and system attributes, in delivery order.
 pub async fn receive(clients: &AwsClients, queue_url: &str, n: usize) -> Vec<Message> {

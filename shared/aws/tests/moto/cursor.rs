@@ -2,16 +2,17 @@
 
 use std::time::Duration;
 
+use tcrelay_aws::testing::{create_table, moto_clients, unique_name};
 use tcrelay_aws::{DedupeConfig, DynamoCursorStore, DynamoDedupeStore};
 use tcrelay_core::ports::{ClaimOutcome, Cursor, CursorStore, DedupeStore, StoreError};
 
-use crate::common::{TestClock, clients, table, unique};
+use crate::common::TestClock;
 
 const LEASE: Duration = Duration::from_secs(300);
 
 async fn store() -> (DynamoCursorStore, TestClock, String) {
-    let clients = clients().await;
-    let table = table(&clients).await;
+    let clients = moto_clients().await;
+    let table = create_table(&clients, "tcrelay").await;
     let clock = TestClock::new();
     let store = DynamoCursorStore::new(clients.dynamodb.clone(), &table).with_clock(clock.clock());
     (store, clock, table)
@@ -27,7 +28,7 @@ fn cursor(value: Option<&str>, version: u64) -> Cursor {
 #[tokio::test]
 async fn first_acquire_starts_empty_and_checkpoints_advance_the_version() {
     let (store, _, _) = store().await;
-    let stream = unique("orders");
+    let stream = unique_name("orders");
     assert_eq!(store.read(&stream).await.unwrap(), None);
     let start = store.acquire(&stream, "run-a", LEASE).await.unwrap();
     assert_eq!(start, Some(cursor(None, 0)));
@@ -53,7 +54,7 @@ async fn first_acquire_starts_empty_and_checkpoints_advance_the_version() {
 #[tokio::test]
 async fn a_lease_held_by_another_owner_is_refused_until_it_expires() {
     let (store, clock, _) = store().await;
-    let stream = unique("shipments");
+    let stream = unique_name("shipments");
     assert!(
         store
             .acquire(&stream, "run-a", LEASE)
@@ -99,7 +100,7 @@ async fn a_lease_held_by_another_owner_is_refused_until_it_expires() {
 #[tokio::test]
 async fn a_checkpoint_on_a_stale_version_conflicts_and_writes_nothing() {
     let (store, _, _) = store().await;
-    let stream = unique("orders");
+    let stream = unique_name("orders");
     store.acquire(&stream, "run-a", LEASE).await.unwrap();
     store.checkpoint(&stream, "run-a", 0, "t1").await.unwrap();
     assert!(matches!(
@@ -121,7 +122,7 @@ async fn a_checkpoint_on_a_stale_version_conflicts_and_writes_nothing() {
 #[tokio::test]
 async fn set_moves_the_cursor_and_bumps_the_version_so_a_running_checkpoint_conflicts() {
     let (store, _, _) = store().await;
-    let stream = unique("orders");
+    let stream = unique_name("orders");
     assert_eq!(
         store.set(&stream, "2026-01-01T00:00:00Z").await.unwrap(),
         cursor(Some("2026-01-01T00:00:00Z"), 1)
@@ -146,7 +147,7 @@ async fn set_moves_the_cursor_and_bumps_the_version_so_a_running_checkpoint_conf
 #[tokio::test]
 async fn concurrent_acquires_have_exactly_one_winner() {
     let (store, _, _) = store().await;
-    let stream = unique("orders");
+    let stream = unique_name("orders");
     let owners: Vec<String> = (0..8).map(|i| format!("run-{i}")).collect();
     let outcomes = futures::future::join_all(
         owners
@@ -171,9 +172,9 @@ async fn concurrent_acquires_have_exactly_one_winner() {
 #[tokio::test]
 async fn cursor_items_share_the_dedupe_table_without_interfering() {
     let (cursors, _, table) = store().await;
-    let clients = clients().await;
+    let clients = moto_clients().await;
     let dedupe = DynamoDedupeStore::new(clients.dynamodb.clone(), DedupeConfig::new(&table));
-    let stream = unique("orders");
+    let stream = unique_name("orders");
     cursors.set(&stream, "t").await.unwrap();
     assert_eq!(dedupe.lookup(&stream).await.unwrap(), None);
     assert_eq!(

@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
+use tcrelay_aws::testing::{create_table, moto_clients, unique_name};
 use tcrelay_aws::{DedupeConfig, DynamoDedupeStore};
 use tcrelay_core::ports::{ClaimOutcome, DedupeRecord, DedupeStore, RecordState};
 
-use crate::common::{TestClock, clients, table, unique};
+use crate::common::TestClock;
 
 async fn store() -> (DynamoDedupeStore, TestClock) {
-    let clients = clients().await;
-    let table = table(&clients).await;
+    let clients = moto_clients().await;
+    let table = create_table(&clients, "tcrelay").await;
     let clock = TestClock::new();
     let mut config = DedupeConfig::new(table);
     config.ttl = Duration::from_secs(3600);
@@ -25,7 +26,7 @@ fn exists(state: RecordState, full_state: bool) -> ClaimOutcome {
 #[tokio::test]
 async fn second_claim_is_a_duplicate_before_and_after_completion() {
     let (store, _) = store().await;
-    let key = unique("order:o-1:2026-03-01T10:00:00.000Z");
+    let key = unique_name("order:o-1:2026-03-01T10:00:00.000Z");
     assert_eq!(
         store.claim(&key, true).await.unwrap(),
         ClaimOutcome::Claimed
@@ -54,13 +55,13 @@ async fn second_claim_is_a_duplicate_before_and_after_completion() {
         })
     );
     // Another key is independent.
-    assert_eq!(store.lookup(&unique("other")).await.unwrap(), None);
+    assert_eq!(store.lookup(&unique_name("other")).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn an_expired_completed_record_is_claimable_again() {
     let (store, clock) = store().await;
-    let key = unique("k");
+    let key = unique_name("k");
     assert_eq!(
         store.claim(&key, false).await.unwrap(),
         ClaimOutcome::Claimed
@@ -90,7 +91,7 @@ async fn an_expired_completed_record_is_claimable_again() {
 #[tokio::test]
 async fn an_abandoned_in_progress_claim_expires_on_its_own() {
     let (store, clock) = store().await;
-    let key = unique("k");
+    let key = unique_name("k");
     assert_eq!(
         store.claim(&key, false).await.unwrap(),
         ClaimOutcome::Claimed
@@ -118,7 +119,7 @@ async fn an_abandoned_in_progress_claim_expires_on_its_own() {
 #[tokio::test]
 async fn release_frees_a_claim_but_never_a_completed_record() {
     let (store, _) = store().await;
-    let key = unique("k");
+    let key = unique_name("k");
     assert_eq!(
         store.claim(&key, false).await.unwrap(),
         ClaimOutcome::Claimed
@@ -136,13 +137,13 @@ async fn release_frees_a_claim_but_never_a_completed_record() {
         exists(RecordState::Completed, false)
     );
     // Releasing a key never claimed is fine.
-    store.release(&unique("never")).await.unwrap();
+    store.release(&unique_name("never")).await.unwrap();
 }
 
 #[tokio::test]
 async fn concurrent_claims_of_one_key_have_exactly_one_winner() {
     let (store, _) = store().await;
-    let key = unique("k");
+    let key = unique_name("k");
     let outcomes = futures::future::join_all((0..8).map(|_| store.claim(&key, false))).await;
     let claimed = outcomes
         .iter()
@@ -155,7 +156,7 @@ async fn concurrent_claims_of_one_key_have_exactly_one_winner() {
 #[tokio::test]
 async fn a_very_long_key_works() {
     let (store, _) = store().await;
-    let key = format!("{}:{}", unique("order"), "line-id,".repeat(500));
+    let key = format!("{}:{}", unique_name("order"), "line-id,".repeat(500));
     assert_eq!(
         store.claim(&key, false).await.unwrap(),
         ClaimOutcome::Claimed
@@ -164,7 +165,7 @@ async fn a_very_long_key_works() {
         store.claim(&key, false).await.unwrap(),
         exists(RecordState::InProgress, false)
     );
-    let other = format!("{}:{}", unique("order"), "line-id,".repeat(500));
+    let other = format!("{}:{}", unique_name("order"), "line-id,".repeat(500));
     assert_eq!(
         store.claim(&other, false).await.unwrap(),
         ClaimOutcome::Claimed
@@ -173,8 +174,8 @@ async fn a_very_long_key_works() {
 
 #[tokio::test]
 async fn create_table_is_idempotent_and_enables_ttl() {
-    let clients = clients().await;
-    let name = table(&clients).await;
+    let clients = moto_clients().await;
+    let name = create_table(&clients, "tcrelay").await;
     tcrelay_aws::create_table_if_missing(&clients.dynamodb, &name)
         .await
         .unwrap();

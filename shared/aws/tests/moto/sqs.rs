@@ -9,6 +9,7 @@ use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use tcrelay_aws::claim_check::{PAYLOAD_SIZE_ATTRIBUTE, POINTER_CLASS};
+use tcrelay_aws::testing::{create_bucket, create_queue, moto_clients, moto_options, moto_url};
 use tcrelay_aws::{
     AwsClients, ClaimCheck, SqsQuarantine, SqsSink, SqsSinkConfig, read_claim_checked,
 };
@@ -16,7 +17,7 @@ use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{EventSink, Quarantine, QuarantinedRequest};
 use tradecloud_model::ObjectKind;
 
-use crate::common::{assert_empty, attributes, bucket, clients, envelope, options, queue, receive};
+use crate::common::{assert_empty, attributes, envelope, receive};
 
 fn sink(clients: &AwsClients, queue_url: &str, claim_check: Option<ClaimCheck>) -> SqsSink {
     SqsSink::new(
@@ -32,8 +33,8 @@ fn envelope_of(body: &str) -> Envelope {
 
 #[tokio::test]
 async fn standard_queue_gets_envelope_bodies_and_attributes() {
-    let clients = clients().await;
-    let url = queue(&clients, false).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", false).await;
     let sent = vec![
         envelope(ObjectKind::Order, "o-1", 1, Some("OrderIssuedByBuyer")),
         envelope(ObjectKind::Shipment, "s-1", 2, None),
@@ -73,8 +74,8 @@ async fn standard_queue_gets_envelope_bodies_and_attributes() {
 
 #[tokio::test]
 async fn fifo_queue_gets_group_and_deduplication_ids() {
-    let clients = clients().await;
-    let url = queue(&clients, true).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", true).await;
     // Both order forms of one order share the group.
     let sent = vec![
         envelope(ObjectKind::Order, "o-7", 1, Some("OrderIssuedByBuyer")),
@@ -140,8 +141,8 @@ fn per_object_order(bodies: impl Iterator<Item = Envelope>) -> BTreeMap<String, 
 
 #[tokio::test]
 async fn batch_of_25_on_fifo_keeps_each_objects_order() {
-    let clients = clients().await;
-    let url = queue(&clients, true).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", true).await;
     let sent = twenty_five();
     sink(&clients, &url, None).enqueue(&sent).await.unwrap();
     let received = receive(&clients, &url, 25).await;
@@ -153,8 +154,8 @@ async fn batch_of_25_on_fifo_keeps_each_objects_order() {
 
 #[tokio::test]
 async fn batch_of_25_on_standard_arrives_complete_and_once() {
-    let clients = clients().await;
-    let url = queue(&clients, false).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", false).await;
     let sent = twenty_five();
     sink(&clients, &url, None).enqueue(&sent).await.unwrap();
     let received = receive(&clients, &url, 25).await;
@@ -204,9 +205,9 @@ impl Intercept for PoisonEntries {
 
 #[tokio::test]
 async fn an_entry_refused_on_http_200_is_reported_by_index() {
-    let clients = clients().await;
-    let url = queue(&clients, false).await;
-    let sdk_config = options(&crate::common::moto_url()).load().await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", false).await;
+    let sdk_config = moto_options(&moto_url()).load().await;
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&sdk_config)
             .interceptor(PoisonEntries)
@@ -246,9 +247,9 @@ async fn an_entry_refused_on_http_200_is_reported_by_index() {
 
 #[tokio::test]
 async fn a_2_mib_envelope_goes_through_s3_in_the_extended_client_format() {
-    let clients = clients().await;
-    let url = queue(&clients, true).await;
-    let bucket = bucket(&clients).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", true).await;
+    let bucket = create_bucket(&clients, "tcrelay").await;
     let mut big = envelope(ObjectKind::Order, "o-big", 1, Some("OrderIssuedByBuyer"));
     big.payload = serde_json::json!({"lines": (0..2048).map(|i| format!("{i:04}{}", "x".repeat(1020))).collect::<Vec<_>>()});
     let big_json = serde_json::to_string(&big).unwrap();
@@ -313,9 +314,9 @@ async fn a_2_mib_envelope_goes_through_s3_in_the_extended_client_format() {
 
 #[tokio::test]
 async fn the_claim_check_threshold_counts_attributes_and_is_configurable() {
-    let clients = clients().await;
-    let url = queue(&clients, false).await;
-    let bucket = bucket(&clients).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", false).await;
+    let bucket = create_bucket(&clients, "tcrelay").await;
     let e = envelope(ObjectKind::Order, "o-edge", 1, Some("OrderIssuedByBuyer"));
     let body_len = serde_json::to_string(&e).unwrap().len();
     let mut config = SqsSinkConfig::new(&url);
@@ -353,8 +354,8 @@ fn quarantined(body: Vec<u8>) -> QuarantinedRequest {
 
 #[tokio::test]
 async fn quarantine_keeps_a_request() {
-    let clients = clients().await;
-    let url = queue(&clients, false).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", false).await;
     let request = quarantined(b"{\"eventName\": \"OrderIssuedByBuyer\", \x00\xff".to_vec());
     SqsQuarantine::new(clients.sqs.clone(), &url, None)
         .keep(&request)
@@ -367,9 +368,9 @@ async fn quarantine_keeps_a_request() {
 
 #[tokio::test]
 async fn quarantine_keeps_a_6_mb_body_through_s3_on_a_fifo_queue() {
-    let clients = clients().await;
-    let url = queue(&clients, true).await;
-    let bucket = bucket(&clients).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", true).await;
+    let bucket = create_bucket(&clients, "tcrelay").await;
     let body: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
     let request = quarantined(body);
     let quarantine = SqsQuarantine::new(
@@ -394,8 +395,8 @@ async fn quarantine_keeps_a_6_mb_body_through_s3_on_a_fifo_queue() {
 
 #[tokio::test]
 async fn quarantine_without_a_bucket_refuses_a_too_large_request_instead_of_dropping_it() {
-    let clients = clients().await;
-    let url = queue(&clients, false).await;
+    let clients = moto_clients().await;
+    let url = create_queue(&clients, "tcrelay", false).await;
     let request = quarantined(vec![b'x'; 2_000_000]);
     let err = SqsQuarantine::new(clients.sqs.clone(), &url, None)
         .keep(&request)

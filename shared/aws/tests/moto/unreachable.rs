@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use tcrelay_aws::testing::moto_options;
 use tcrelay_aws::{
     AwsClients, ClaimCheck, DedupeConfig, DynamoCursorStore, DynamoDedupeStore, SqsQuarantine,
     SqsSink, SqsSinkConfig,
@@ -10,14 +11,14 @@ use tcrelay_aws::{
 use tcrelay_core::ports::{CursorStore, DedupeStore, EventSink, Quarantine, StoreError};
 use tradecloud_model::ObjectKind;
 
-use crate::common::{envelope, options};
+use crate::common::envelope;
 
 /// Clients for a loopback port nobody listens on (bound, then closed again).
 async fn closed_port_clients() -> AwsClients {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let mut options = options(&url);
+    let mut options = moto_options(&url);
     options.operation_timeout = Some(Duration::from_secs(3));
     options.max_attempts = Some(2);
     AwsClients::new(&options.load().await)
