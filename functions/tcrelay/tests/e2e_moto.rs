@@ -71,13 +71,16 @@ impl QueueReader for SqsReader {
 async fn every_channel_through_the_aws_adapters_on_moto() {
     // moto_options' few SDK retries (2 attempts): a failing call becomes a 503 the simulator
     // retries, as in production.
-    let options = MotoOptions {
+    let mut options = MotoOptions {
         quarantine: true,
         visibility_timeout: Some(Duration::from_secs(60)),
         // A standard queue: a FIFO queue would drop duplicates itself and hide ours.
         fifo: false,
         ..MotoOptions::from_env()
     };
+    // Bounds every AWS call, so one request (dedupe claim, send, complete) ends well within the
+    // claim expiry below even on a loaded machine.
+    options.aws.operation_timeout = Some(Duration::from_secs(10));
     let aws = MotoResources::create("tcrelay-e2e", options).await;
 
     let resources = AwsResources {
@@ -87,7 +90,10 @@ async fn every_channel_through_the_aws_adapters_on_moto() {
         dedupe_table: aws.table.clone(),
         claim_check_bucket: aws.bucket.clone(),
         dedupe_ttl: Duration::from_secs(86_400),
-        in_progress_expiry: Duration::from_secs(5),
+        // Longer than a request can take (three calls of at most 10 s): a shorter expiry lets a
+        // retry take over a claim whose request is still sending, and both enqueue. Short
+        // enough that claims a killed poll run left behind free up within the drain timeout.
+        in_progress_expiry: Duration::from_secs(45),
         endpoint_url: Some(aws.url.clone()),
     };
     let ports = Ports::aws(&aws.clients, &resources);
