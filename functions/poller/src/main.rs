@@ -97,12 +97,11 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
         mut tradecloud,
     } = StartupSettings::from_env(&env)?;
 
-    let sdk = AwsConfigOptions {
-        endpoint_url: aws.endpoint_url.clone(),
-        ..AwsConfigOptions::default()
-    }
-    .load()
-    .await;
+    // Bounded AWS calls: a hanging call fails the page (cursor unchanged) instead of holding
+    // its dedupe claims past their expiry.
+    let sdk = AwsConfigOptions::for_relay(aws.endpoint_url.as_deref())
+        .load()
+        .await;
     if let Some(arn) = tradecloud.secret_arn.clone() {
         let text = secret_string(&aws_sdk_secretsmanager::Client::new(&sdk), &arn)
             .await

@@ -71,11 +71,8 @@ impl Ports {
     }
 }
 
-/// AWS clients for the standard provider chains, or for an emulator at `endpoint_url`.
+/// AWS clients for the standard provider chains, or for an emulator at `endpoint_url`, with the
+/// same bounded calls as the Lambda functions.
 pub async fn aws_clients(endpoint_url: Option<&str>) -> AwsClients {
-    let options = AwsConfigOptions {
-        endpoint_url: endpoint_url.map(str::to_owned),
-        ..AwsConfigOptions::default()
-    };
-    AwsClients::new(&options.load().await)
+    AwsClients::new(&AwsConfigOptions::for_relay(endpoint_url).load().await)
 }

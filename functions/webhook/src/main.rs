@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use tcrelay_aws::{
@@ -49,16 +48,11 @@ async fn build() -> anyhow::Result<axum::Router> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut config = startup_config(&env)?;
 
-    // Bounded AWS calls: a hanging SQS or DynamoDB call must end in our own 503 well before
+    // Bounded AWS calls: a hanging SQS or DynamoDB call ends in our own 503 well before
     // API Gateway's 30 s limit. With an endpoint override (moto), dummy credentials.
-    let mut aws_options = match &config.aws.endpoint_url {
-        Some(url) => AwsConfigOptions::emulator(url),
-        None => AwsConfigOptions::default(),
-    };
-    aws_options.connect_timeout = Some(Duration::from_secs(2));
-    aws_options.operation_attempt_timeout = Some(Duration::from_secs(3));
-    aws_options.operation_timeout = Some(Duration::from_secs(8));
-    let sdk = aws_options.load().await;
+    let sdk = AwsConfigOptions::for_relay(config.aws.endpoint_url.as_deref())
+        .load()
+        .await;
     resolve_secrets(&mut config, &sdk).await?;
 
     let clients = AwsClients::new(&sdk);

@@ -44,6 +44,23 @@ impl AwsConfigOptions {
         }
     }
 
+    /// The options the relay's functions run with: AWS's standard provider chains, or the
+    /// emulator at `endpoint_url`, and every call bounded (connect 2 s, attempt 3 s, operation
+    /// 8 s with the SDK's retries). A hanging SQS or DynamoDB call then ends in the webhook's own
+    /// 503 well before API Gateway's 30 s limit, and every request finishes long before its
+    /// dedupe claim expires (120 s by default), so no retry takes over a claim whose request is
+    /// still sending.
+    pub fn for_relay(endpoint_url: Option<&str>) -> Self {
+        let mut options = match endpoint_url {
+            Some(url) => AwsConfigOptions::emulator(url),
+            None => AwsConfigOptions::default(),
+        };
+        options.connect_timeout = Some(Duration::from_secs(2));
+        options.operation_attempt_timeout = Some(Duration::from_secs(3));
+        options.operation_timeout = Some(Duration::from_secs(8));
+        options
+    }
+
     /// Loads the configuration.
     pub async fn load(&self) -> SdkConfig {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());

@@ -146,3 +146,39 @@ async fn following_a_pointer_fails_cleanly() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn the_relays_own_options_end_a_hanging_call_within_their_bound() {
+    // A service that accepts connections and never answers (as moto frozen by SIGSTOP, or an
+    // AWS endpoint that hangs): without a bound the call would wait forever, holding its dedupe
+    // claim. `for_relay` is what the three hosts use.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let options = tcrelay_aws::AwsConfigOptions::for_relay(Some(&url));
+    let bound = options.operation_timeout.expect("an operation bound");
+    let clients = AwsClients::new(&options.load().await);
+    let sink = SqsSink::new(
+        clients.sqs.clone(),
+        SqsSinkConfig::new(format!("{url}/000000000000/q")),
+        None,
+    );
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        bound + Duration::from_secs(5),
+        sink.enqueue(&[envelope(ObjectKind::Order, "o-1", 1, None)]),
+    )
+    .await
+    .expect("the call gives up by itself, within its bound");
+    assert!(result.is_err(), "nothing answered, yet the send succeeded");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "gave up before waiting for an answer at all"
+    );
+    held.abort();
+}
