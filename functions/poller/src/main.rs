@@ -8,14 +8,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use lambda_runtime::{LambdaEvent, service_fn};
-use poller::{ClientPollApi, StartupSettings, handle};
+use poller::{StartupSettings, handle};
 use serde_json::Value;
 use tcrelay_aws::{
     AwsClients, AwsConfigOptions, ClaimCheck, DedupeConfig, DynamoCursorStore, DynamoDedupeStore,
-    SqsSink, SqsSinkConfig,
+    Secrets, SqsSink, SqsSinkConfig,
 };
 use tcrelay_core::ports::ApiError;
 use tcrelay_poll::{DeadlineAt, PageRequest, PollApi, PollConfig, PollPorts, PolledPage};
+use tcrelay_tradecloud::ClientPollApi;
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 
 #[tokio::main]
@@ -103,7 +104,8 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
         .load()
         .await;
     if let Some(arn) = tradecloud.secret_arn.clone() {
-        let text = secret_string(&aws_sdk_secretsmanager::Client::new(&sdk), &arn)
+        let text = Secrets::new(&sdk)
+            .read(&arn)
             .await
             .context("TCRELAY_TRADECLOUD_SECRET_ARN")?;
         tradecloud.apply_secret(&text)?;
@@ -161,21 +163,4 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
         },
         config,
     ))
-}
-
-async fn secret_string(
-    client: &aws_sdk_secretsmanager::Client,
-    arn: &str,
-) -> anyhow::Result<String> {
-    let answer = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(aws_sdk_secretsmanager::Error::from)
-        .with_context(|| format!("cannot read secret {arn}"))?;
-    answer
-        .secret_string()
-        .map(str::to_owned)
-        .with_context(|| format!("secret {arn} has no string value"))
 }

@@ -297,7 +297,7 @@ async fn persistent_failures_fail_the_run_with_the_cursor_unchanged() {
     // A Tradecloud that cannot be reached at all: nothing listens on the address any more.
     let base = sim.base_url();
     sim.shutdown().await;
-    let gone = poller::ClientPollApi(
+    let gone = tcrelay_tradecloud::ClientPollApi(
         tradecloud_client::TradecloudClient::new(tradecloud_client::ClientConfig {
             retry_budget: Duration::from_millis(500),
             ..tradecloud_client::ClientConfig::new(

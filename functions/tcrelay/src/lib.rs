@@ -2,7 +2,6 @@
 //! DynamoDB/SQS/S3 with `--backend aws`), the operator commands, and the demo against the
 //! simulator. `main.rs` only parses the command line and wires these modules.
 
-pub mod api;
 pub mod backend;
 pub mod check;
 pub mod faults;

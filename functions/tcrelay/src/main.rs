@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use tcrelay::api::{ClientApi, ClientPollApi};
 use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::scenario::{self, ScenarioOptions};
 use tcrelay::settings::aws_endpoint;
@@ -19,6 +18,7 @@ use tcrelay_core::WebhookSettings;
 use tcrelay_core::ports::{CursorStore, TradecloudApi};
 use tcrelay_poll::PollApi;
 use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
+use tcrelay_tradecloud::{ClientApi, ClientPollApi};
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 
 #[derive(Parser, Debug)]

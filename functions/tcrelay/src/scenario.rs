@@ -22,7 +22,6 @@ use tradecloud_sim::{
     WebhookAuth, WebhookFormat, WebhookMethod, WebhookTarget,
 };
 
-use crate::api::{ClientApi, ClientPollApi};
 use crate::backend::Ports;
 use crate::check::{
     CheckOptions, CheckReport, GroundTruth, QueuedMessage, check, check_quarantine,
@@ -31,6 +30,7 @@ use crate::faults::SwitchableSink;
 use crate::metrics::{Channel, Counters};
 use crate::server::{RelayParts, ServeOptions, poll_once, start};
 use crate::settings::{Backend, Settings, SettingsError};
+use tcrelay_tradecloud::{ClientApi, ClientPollApi};
 
 /// Why a scenario could not run (as opposed to running and failing its check).
 #[derive(Debug, thiserror::Error)]

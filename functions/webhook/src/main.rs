@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tcrelay_aws::{
-    AwsClients, AwsConfigOptions, ClaimCheck, DedupeConfig, DynamoDedupeStore, SqsQuarantine,
-    SqsSink, SqsSinkConfig,
+    AwsClients, AwsConfigOptions, ClaimCheck, DedupeConfig, DynamoDedupeStore, Secrets,
+    SqsQuarantine, SqsSink, SqsSinkConfig,
 };
 use tcrelay_core::ports::TradecloudApi;
 use tcrelay_core::{Config, WebhookApp, WebhookSettings, webhook_router};
+use tcrelay_tradecloud::ClientApi;
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 use webhook::metrics::with_emf_metrics;
-use webhook::{ClientApi, startup_config, with_lambda_context};
+use webhook::{startup_config, with_lambda_context};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -111,40 +112,20 @@ async fn build() -> anyhow::Result<axum::Router> {
 /// Reads the credential secrets named by `TCRELAY_WEBHOOK_SECRET_ARN` and
 /// `TCRELAY_TRADECLOUD_SECRET_ARN`, once per cold start.
 async fn resolve_secrets(config: &mut Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<()> {
-    let webhook_arn = config.webhook.secret_arn.clone();
-    let tradecloud_arn = config.tradecloud.secret_arn.clone();
-    if webhook_arn.is_none() && tradecloud_arn.is_none() {
-        return Ok(());
-    }
-    let client = aws_sdk_secretsmanager::Client::new(sdk);
-    if let Some(arn) = webhook_arn {
-        let text = secret_string(&client, &arn)
+    let secrets = Secrets::new(sdk);
+    if let Some(arn) = config.webhook.secret_arn.clone() {
+        let text = secrets
+            .read(&arn)
             .await
             .context("TCRELAY_WEBHOOK_SECRET_ARN")?;
         config.webhook.apply_secret(&text)?;
     }
-    if let Some(arn) = tradecloud_arn {
-        let text = secret_string(&client, &arn)
+    if let Some(arn) = config.tradecloud.secret_arn.clone() {
+        let text = secrets
+            .read(&arn)
             .await
             .context("TCRELAY_TRADECLOUD_SECRET_ARN")?;
         config.tradecloud.apply_secret(&text)?;
     }
     Ok(())
-}
-
-async fn secret_string(
-    client: &aws_sdk_secretsmanager::Client,
-    arn: &str,
-) -> anyhow::Result<String> {
-    let answer = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(aws_sdk_secretsmanager::Error::from)
-        .with_context(|| format!("cannot read secret {arn}"))?;
-    answer
-        .secret_string()
-        .map(str::to_owned)
-        .with_context(|| format!("secret {arn} has no string value"))
 }

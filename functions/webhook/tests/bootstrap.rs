@@ -453,3 +453,89 @@ async fn a_missing_queue_url_stops_the_cold_start_with_a_message_naming_it() {
     );
     assert!(error.to_string().contains("TCRELAY_QUEUE_URL"), "{error}");
 }
+
+/// Stores `value` as a new Secrets Manager secret in moto; returns its ARN.
+async fn put_secret(aws: &MotoResources, prefix: &str, value: &str) -> String {
+    let sdk = tcrelay_aws::testing::moto_options(&aws.url).load().await;
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(tcrelay_aws::testing::unique_name(prefix))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret in moto")
+        .arn
+        .expect("secret arn")
+}
+
+#[tokio::test]
+async fn credentials_from_secrets_manager_as_the_template_passes_them() {
+    // The template passes only secret ARNs: no plain-text credential in the environment.
+    let aws = aws().await;
+    let sim = simulator().await;
+    let webhook_secret = put_secret(
+        &aws,
+        "webhook",
+        r#"{"basic": ["tradecloud:change-me"], "bearer": []}"#,
+    )
+    .await;
+    let login_secret = put_secret(
+        &aws,
+        "tradecloud",
+        &serde_json::json!({"username": sim.username(), "password": sim.password()}).to_string(),
+    )
+    .await;
+    let plain_text = [
+        "TCRELAY_WEBHOOK_BASIC",
+        "TRADECLOUD_USERNAME",
+        "TRADECLOUD_PASSWORD",
+    ];
+    let mut env: Vec<(&'static str, String)> = webhook_env(&aws, &sim)
+        .into_iter()
+        .filter(|(k, _)| !plain_text.contains(k))
+        .collect();
+    env.push(("TCRELAY_WEBHOOK_SECRET_ARN", webhook_secret.clone()));
+    env.push(("TCRELAY_TRADECLOUD_SECRET_ARN", login_secret));
+    let function = cold_start(env.clone()).await;
+
+    let posted = invoke(&function, event("post-order-json.json")).await;
+    assert_eq!(posted.status, 202, "{}", posted.body);
+    let refused = invoke(&function, event("post-bad-credentials.json")).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    // The Tradecloud login from its secret serves a GET webhook.
+    let order = sim
+        .objects()
+        .into_iter()
+        .find(|o| o.class == "order")
+        .expect("the simulator has orders");
+    let get = event_text("get-order-by-path.json").replace(ORDER_ID, &order.id);
+    let fetched = invoke(&function, serde_json::from_str(&get).unwrap()).await;
+    assert_eq!(fetched.status, 202, "{}", fetched.body);
+    let output = function.output();
+    assert!(
+        !output.contains("change-me") && !output.contains(sim.password()),
+        "a credential reached the logs:\n{output}"
+    );
+    drop(function);
+
+    // A secret that is not there stops the cold start with the variable's name.
+    let env: Vec<(&'static str, String)> = env
+        .into_iter()
+        .map(|(k, v)| match k {
+            "TCRELAY_WEBHOOK_SECRET_ARN" => (k, format!("{webhook_secret}-gone")),
+            _ => (k, v),
+        })
+        .collect();
+    let function = cold_start(env).await;
+    let status = function
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("the function did not stop:\n{}", function.output()));
+    assert!(!status.success(), "{status}");
+    assert!(
+        function.output().contains("TCRELAY_WEBHOOK_SECRET_ARN"),
+        "{}",
+        function.output()
+    );
+    sim.shutdown().await;
+}

@@ -1,4 +1,5 @@
-//! AWS adapters of the relay ports: SQS sink and quarantine, DynamoDB dedupe and cursor, S3 claim check.
+//! AWS adapters of the relay ports: SQS sink and quarantine, DynamoDB dedupe and cursor, S3 claim
+//! check; and the credentials from Secrets Manager.
 //!
 //! Every adapter takes an `aws_sdk_*::Client` built by the caller (the functions' `main.rs`, or
 //! [`config::AwsClients`]), so the binaries decide about endpoints, credentials and timeouts.
@@ -13,6 +14,7 @@ pub mod dedupe;
 mod error;
 mod message;
 pub mod quarantine;
+pub mod secrets;
 pub mod sink;
 pub mod table;
 #[cfg(any(test, feature = "testing"))]
@@ -24,6 +26,7 @@ pub use config::{AwsClients, AwsConfigOptions, aws_config_for};
 pub use cursor::DynamoCursorStore;
 pub use dedupe::{DedupeConfig, DynamoDedupeStore};
 pub use quarantine::SqsQuarantine;
+pub use secrets::{SecretError, Secrets};
 pub use sink::{SqsSink, SqsSinkConfig};
 pub use table::create_table_if_missing;
 

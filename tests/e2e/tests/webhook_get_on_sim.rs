@@ -10,9 +10,9 @@ use tcrelay_core::ports::TradecloudApi;
 use tcrelay_core::{EventFilter, WebhookApp, WebhookCredentials, WebhookSettings, webhook_router};
 use tcrelay_e2e::serve;
 use tcrelay_sqlite::SqliteStore;
+use tcrelay_tradecloud::ClientApi;
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 use tradecloud_sim::{Endpoint, Fault, FaultRule, SimConfig, Simulator};
-use webhook::ClientApi;
 
 const TOKEN: &str = "bearer-token-for-tests";
 

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use poller::ClientPollApi;
 use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{ApiError, EventSink, SinkError};
 use tcrelay_core::testing::MemoryDedupe;
 use tcrelay_poll::testing::MemoryCursorStore;
 use tcrelay_poll::{Deadline, PageRequest, PollApi, PollConfig, PollPorts, PollStream, PolledPage};
+use tcrelay_tradecloud::ClientPollApi;
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 use tradecloud_sim::{SimConfig, Simulator, WorldConfig};
 

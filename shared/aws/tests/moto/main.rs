@@ -7,5 +7,6 @@
 mod common;
 mod cursor;
 mod dedupe;
+mod secrets;
 mod sqs;
 mod unreachable;

@@ -1,0 +1,60 @@
+//! Credentials from AWS Secrets Manager: the functions read the secrets named by
+//! `TCRELAY_WEBHOOK_SECRET_ARN` and `TCRELAY_TRADECLOUD_SECRET_ARN` once per cold start, so no
+//! credential is in the template or the function's environment.
+
+use aws_config::SdkConfig;
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+
+/// A secret that could not be read. The message names the secret, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// Secrets Manager refused or failed the call (no such secret, no permission, unreachable).
+    #[error("cannot read secret {arn}: {reason}")]
+    Read {
+        /// The secret's ARN.
+        arn: String,
+        /// Secrets Manager's error.
+        reason: String,
+    },
+    /// The secret holds binary data; the relay's secrets are JSON text.
+    #[error("secret {arn} has no string value (store it as JSON text)")]
+    NotText {
+        /// The secret's ARN.
+        arn: String,
+    },
+}
+
+/// Reads secrets from Secrets Manager.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    client: aws_sdk_secretsmanager::Client,
+}
+
+impl Secrets {
+    /// A reader with the functions' AWS configuration.
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_secretsmanager::Client::new(sdk),
+        }
+    }
+
+    /// The current string value of the secret `arn` (an ARN or a name).
+    pub async fn read(&self, arn: &str) -> Result<String, SecretError> {
+        let answer = self
+            .client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| SecretError::Read {
+                arn: arn.to_owned(),
+                reason: DisplayErrorContext(&e).to_string(),
+            })?;
+        answer
+            .secret_string()
+            .map(str::to_owned)
+            .ok_or_else(|| SecretError::NotText {
+                arn: arn.to_owned(),
+            })
+    }
+}

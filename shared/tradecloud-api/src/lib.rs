@@ -1,0 +1,155 @@
+//! Tradecloud's API as the relay's ports: [`TradecloudClient`] as the webhook's
+//! [`TradecloudApi`] (GET webhooks fetch the object by id) and as the poll loop's [`PollApi`].
+//!
+//! The adapters live here, not in the client (which knows nothing of the relay) nor in the core
+//! (which must not depend on an HTTP client): one copy for the Lambda functions and the local
+//! runner. The client keeps Tradecloud's rules (JWT login and refresh, at most 10 requests/s,
+//! back-off within a retry budget), so nothing here limits or retries again.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tcrelay_core::ports::{ApiError, TradecloudApi};
+use tcrelay_poll::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
+use tradecloud_client::{ClientError, PollEndpoint, PollQuery, SearchEndpoint, TradecloudClient};
+
+/// [`TradecloudClient`] as the webhook's [`TradecloudApi`].
+#[derive(Debug, Clone)]
+pub struct ClientApi(pub TradecloudClient);
+
+#[async_trait]
+impl TradecloudApi for ClientApi {
+    async fn fetch_order(&self, id: &str) -> Result<Value, ApiError> {
+        self.0.fetch_order(id).await.map_err(api_error)
+    }
+
+    async fn fetch_shipment(&self, id: &str) -> Result<Value, ApiError> {
+        self.0.fetch_shipment(id).await.map_err(api_error)
+    }
+}
+
+/// [`TradecloudClient`] as the poll loop's [`PollApi`].
+#[derive(Debug, Clone)]
+pub struct ClientPollApi(pub TradecloudClient);
+
+#[async_trait]
+impl PollApi for ClientPollApi {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        let query = PollQuery {
+            last_updated: request.last_updated.clone(),
+            offset: request.offset,
+            limit: request.limit,
+            filters: request.filters.clone(),
+        };
+        let page = match request.mode {
+            EndpointMode::Poll => self.0.poll(poll_endpoint(request.stream), &query).await,
+            EndpointMode::Search => match search_endpoint(request.stream) {
+                Some(endpoint) => self.0.search(endpoint, &query).await,
+                // The poll configuration refuses this combination at start-up.
+                None => {
+                    return Err(ApiError::Malformed(format!(
+                        "Tradecloud has no search endpoint for {}",
+                        request.stream
+                    )));
+                }
+            },
+        }
+        .map_err(api_error)?;
+        Ok(PolledPage {
+            items: page.items,
+            total: page.total,
+            last_updated_at: page.last_updated_at,
+        })
+    }
+}
+
+fn poll_endpoint(stream: PollStream) -> PollEndpoint {
+    match stream {
+        PollStream::Orders => PollEndpoint::Orders,
+        PollStream::SingleDeliveryOrders => PollEndpoint::SingleDeliveryOrders,
+        PollStream::Shipments => PollEndpoint::Shipments,
+    }
+}
+
+fn search_endpoint(stream: PollStream) -> Option<SearchEndpoint> {
+    match stream {
+        PollStream::Orders => Some(SearchEndpoint::Orders),
+        PollStream::SingleDeliveryOrders => None,
+        PollStream::Shipments => Some(SearchEndpoint::Shipments),
+    }
+}
+
+/// Classifies a client error by what the relay does next: the webhook answers Tradecloud from
+/// it (404 drops, 502/503/504 retry), the poll loop stops the stream at its last checkpoint.
+pub fn api_error(error: ClientError) -> ApiError {
+    match error {
+        ClientError::NotFound => ApiError::NotFound,
+        // An id that cannot name an object in a URL cannot be fetched, now or later.
+        ClientError::InvalidId { .. } => ApiError::NotFound,
+        ClientError::Unauthorized { .. } => ApiError::Unauthorized,
+        ClientError::Upstream { status } => ApiError::Upstream { status },
+        ClientError::BadRequest { status, reason } => {
+            // Tradecloud refused our request (a status filter it does not accept, say): its
+            // API's answer is for the operator; as a 502 the webhook keeps the notification
+            // (Tradecloud retries) and the poll run keeps its cursor while someone looks.
+            tracing::error!(status, reason, "Tradecloud rejected the request");
+            ApiError::Upstream { status }
+        }
+        ClientError::Timeout => ApiError::Timeout,
+        ClientError::Connect { reason } => ApiError::Unavailable(reason),
+        ClientError::Malformed { reason } => ApiError::Malformed(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_map_to_the_answers_tradecloud_retries_or_drops() {
+        assert!(matches!(
+            api_error(ClientError::NotFound),
+            ApiError::NotFound
+        ));
+        assert!(matches!(
+            api_error(ClientError::InvalidId { id: "..".into() }),
+            ApiError::NotFound
+        ));
+        assert!(matches!(
+            api_error(ClientError::Upstream { status: 503 }),
+            ApiError::Upstream { status: 503 }
+        ));
+        assert!(matches!(
+            api_error(ClientError::BadRequest {
+                status: 400,
+                reason: "bad filter".into()
+            }),
+            ApiError::Upstream { status: 400 }
+        ));
+        assert!(matches!(api_error(ClientError::Timeout), ApiError::Timeout));
+        assert!(matches!(
+            api_error(ClientError::Connect { reason: "dns".into() }),
+            ApiError::Unavailable(r) if r == "dns"
+        ));
+        assert!(matches!(
+            api_error(ClientError::Unauthorized { status: 403 }),
+            ApiError::Unauthorized
+        ));
+        assert!(matches!(
+            api_error(ClientError::Malformed { reason: "x".into() }),
+            ApiError::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn single_delivery_orders_have_a_poll_endpoint_but_no_search_endpoint() {
+        assert_eq!(
+            poll_endpoint(PollStream::SingleDeliveryOrders),
+            PollEndpoint::SingleDeliveryOrders
+        );
+        assert_eq!(search_endpoint(PollStream::SingleDeliveryOrders), None);
+        assert_eq!(
+            search_endpoint(PollStream::Shipments),
+            Some(SearchEndpoint::Shipments)
+        );
+    }
+}
