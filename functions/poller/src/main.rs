@@ -21,12 +21,17 @@ use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    init_tracing();
+    tcrelay_lambda::init_tracing();
     let (ports, config) = match build().await {
         Ok(built) => built,
         Err(e) => {
-            // One readable line naming the setting; the Lambda's init then fails visibly.
-            tracing::error!(error = format!("{e:#}"), "poller cannot start");
+            // One readable line naming the setting, and the same to the Runtime API, which
+            // answers every invocation with it until the configuration is fixed.
+            let message = format!("{e:#}");
+            tracing::error!(error = message, "poller cannot start");
+            if let Err(report) = tcrelay_lambda::report_init_error(&message).await {
+                tracing::warn!(error = report, "could not report the init error");
+            }
             return Err(e.into());
         }
     };
@@ -63,20 +68,6 @@ async fn invoke(
         Some(message) => Err(message.into()),
         None => Ok(output.answer()),
     }
-}
-
-/// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default `info`), each line with the
-/// invocation's span (lambda_runtime's `requestId`).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .init();
 }
 
 /// Stands in for Tradecloud when no login is configured and no stream is: the function deploys

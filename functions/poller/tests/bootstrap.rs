@@ -334,9 +334,21 @@ async fn streams_without_a_start_stop_the_cold_start_with_a_message_naming_it() 
         .await
         .unwrap_or_else(|| panic!("the function did not stop:\n{}", function.output()));
     assert!(!status.success(), "{status}");
-    // `main` returns before lambda_runtime's client exists, so no /init/error is posted
-    // (lambda_runtime 1.5 posts it only for SnapStart); Lambda sees Runtime.ExitError.
-    assert_eq!(function.api().init_error(), None);
+    // The reason goes to the Runtime API's /init/error before the process exits, so Lambda
+    // answers invocations with it (not just Runtime.ExitError).
+    let reported = function
+        .api()
+        .init_error()
+        .expect("an init error was reported");
+    assert_eq!(reported.error_type.as_deref(), Some("Runtime.ConfigError"));
+    assert_eq!(reported.body["errorType"], "Runtime.ConfigError");
+    assert!(
+        reported.body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("TCRELAY_POLL_START")),
+        "{:?}",
+        reported.body
+    );
     assert!(
         function.stdout_json().iter().any(|line| {
             line["level"] == "ERROR"
@@ -351,9 +363,6 @@ async fn streams_without_a_start_stop_the_cold_start_with_a_message_naming_it() 
         .invoke(event("poller-scheduled.json"), TIMEOUT)
         .await
         .unwrap_err();
-    assert!(
-        matches!(error, InvokeError::FunctionExited { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, InvokeError::InitFailed { .. }), "{error}");
     assert!(error.to_string().contains("TCRELAY_POLL_START"), "{error}");
 }

@@ -19,30 +19,21 @@ use webhook::{startup_config, with_lambda_context};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
+    tcrelay_lambda::init_tracing();
     let router = match build().await {
         Ok(router) => router,
         Err(e) => {
-            // One readable line naming the setting; the Lambda's init then fails visibly.
-            tracing::error!(error = format!("{e:#}"), "webhook cannot start");
+            // One readable line naming the setting, and the same to the Runtime API, which
+            // answers every invocation with it until the configuration is fixed.
+            let message = format!("{e:#}");
+            tracing::error!(error = message, "webhook cannot start");
+            if let Err(report) = tcrelay_lambda::report_init_error(&message).await {
+                tracing::warn!(error = report, "could not report the init error");
+            }
             return Err(e.into());
         }
     };
     lambda_http::run(router).await
-}
-
-/// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default `info`), with the request
-/// span's fields on every line.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .init();
 }
 
 async fn build() -> anyhow::Result<axum::Router> {

@@ -418,11 +418,20 @@ async fn a_missing_queue_url_stops_the_cold_start_with_a_message_naming_it() {
         .await
         .unwrap_or_else(|| panic!("the function did not stop:\n{}", function.output()));
     assert!(!status.success(), "{status}");
-    // What lambda_runtime does here: nothing. `main` returns the error before
-    // `lambda_http::run` creates the runtime client (lambda_runtime 1.5 posts to /init/error
-    // only for SnapStart hooks), so the process exits non-zero without an init error report;
-    // Lambda reports that as Runtime.ExitError, with the log lines below in CloudWatch.
-    assert_eq!(function.api().init_error(), None);
+    // The reason goes to the Runtime API's /init/error before the process exits, so Lambda
+    // answers invocations with it (not just Runtime.ExitError), and to the logs below.
+    let reported = function
+        .api()
+        .init_error()
+        .expect("an init error was reported");
+    assert_eq!(reported.error_type.as_deref(), Some("Runtime.ConfigError"));
+    assert!(
+        reported.body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("TCRELAY_QUEUE_URL")),
+        "{:?}",
+        reported.body
+    );
     let logged = function.stdout_json().into_iter().find(|line| {
         line["level"] == "ERROR"
             && line["fields"]["error"]
@@ -447,10 +456,7 @@ async fn a_missing_queue_url_stops_the_cold_start_with_a_message_naming_it() {
         .invoke(event("post-order-json.json"), TIMEOUT)
         .await
         .unwrap_err();
-    assert!(
-        matches!(error, InvokeError::FunctionExited { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, InvokeError::InitFailed { .. }), "{error}");
     assert!(error.to_string().contains("TCRELAY_QUEUE_URL"), "{error}");
 }
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml_ng::Value;
 use tcrelay_core::env::RecordingEnv;
 
-/// Read by the logging setup in both `main.rs` files (`tracing_subscriber::EnvFilter`), not by
+/// Read by the logging setup of both functions (`tcrelay_lambda::init_tracing`), not by
 /// the settings parsers.
 const LOG_LEVEL: &str = "RUST_LOG";
 
