@@ -14,6 +14,7 @@ use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::scenario::{self, ScenarioOptions};
 use tcrelay::settings::aws_endpoint;
 use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
+use tcrelay_aws::{AwsConfigOptions, Secrets};
 use tcrelay_core::WebhookSettings;
 use tcrelay_core::ports::{CursorStore, TradecloudApi};
 use tcrelay_poll::PollApi;
@@ -273,8 +274,8 @@ async fn serve(
     listen: SocketAddr,
     poll_interval: Duration,
 ) -> anyhow::Result<()> {
-    let settings = Settings::from_env_map(env, backend)?;
-    refuse_secret_arns(&settings)?;
+    let mut settings = Settings::from_env_map(env, backend)?;
+    resolve_secrets(&mut settings, env).await?;
 
     let ports = match backend {
         Backend::Sqlite => {
@@ -378,26 +379,35 @@ async fn shutdown_signal() {
     }
 }
 
-/// Secrets Manager is the Lambdas' way to pass credentials; the local runner takes them in
-/// plain text (an environment file readable only by its user), and says so instead of starting
-/// without them.
-fn refuse_secret_arns(settings: &Settings) -> anyhow::Result<()> {
-    for (arn, var, plain) in [
-        (
-            &settings.webhook.secret_arn,
-            "TCRELAY_WEBHOOK_SECRET_ARN",
-            "TCRELAY_WEBHOOK_BASIC / TCRELAY_WEBHOOK_BEARER",
-        ),
-        (
-            &settings.tradecloud.secret_arn,
-            "TCRELAY_TRADECLOUD_SECRET_ARN",
-            "TRADECLOUD_USERNAME / TRADECLOUD_PASSWORD",
-        ),
-    ] {
-        anyhow::ensure!(
-            arn.is_none(),
-            "{var} is not supported by tcrelay serve: set {plain} instead"
-        );
+/// Reads the credential secrets named by `TCRELAY_WEBHOOK_SECRET_ARN` and
+/// `TCRELAY_TRADECLOUD_SECRET_ARN` from Secrets Manager, as the Lambdas do: with AWS's standard
+/// credential chain (or the emulator of `TCRELAY_AWS_ENDPOINT_URL`), whichever backend holds
+/// the queue.
+async fn resolve_secrets(
+    settings: &mut Settings,
+    env: &HashMap<String, String>,
+) -> anyhow::Result<()> {
+    if settings.webhook.secret_arn.is_none() && settings.tradecloud.secret_arn.is_none() {
+        return Ok(());
+    }
+    let endpoint = aws_endpoint(env);
+    let sdk = AwsConfigOptions::for_relay(endpoint.as_deref())
+        .load()
+        .await;
+    let secrets = Secrets::new(&sdk);
+    if let Some(arn) = settings.webhook.secret_arn.clone() {
+        let text = secrets
+            .read(&arn)
+            .await
+            .context("TCRELAY_WEBHOOK_SECRET_ARN")?;
+        settings.webhook.apply_secret(&text)?;
+    }
+    if let Some(arn) = settings.tradecloud.secret_arn.clone() {
+        let text = secrets
+            .read(&arn)
+            .await
+            .context("TCRELAY_TRADECLOUD_SECRET_ARN")?;
+        settings.tradecloud.apply_secret(&text)?;
     }
     Ok(())
 }
