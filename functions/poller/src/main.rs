@@ -25,13 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (ports, config) = match build().await {
         Ok(built) => built,
         Err(e) => {
-            // One readable line naming the setting, and the same to the Runtime API, which
-            // answers every invocation with it until the configuration is fixed.
-            let message = format!("{e:#}");
-            tracing::error!(error = message, "poller cannot start");
-            if let Err(report) = tcrelay_lambda::report_init_error(&message).await {
-                tracing::warn!(error = report, "could not report the init error");
-            }
+            tcrelay_lambda::start_failed("poller", &format!("{e:#}")).await;
             return Err(e.into());
         }
     };
@@ -94,13 +88,7 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
     let sdk = AwsConfigOptions::for_relay(aws.endpoint_url.as_deref())
         .load()
         .await;
-    if let Some(arn) = tradecloud.secret_arn.clone() {
-        let text = Secrets::new(&sdk)
-            .read(&arn)
-            .await
-            .context("TCRELAY_TRADECLOUD_SECRET_ARN")?;
-        tradecloud.apply_secret(&text)?;
-    }
+    Secrets::new(&sdk).resolve(None, &mut tradecloud).await?;
 
     let api: Arc<dyn PollApi> = match &tradecloud.login {
         Some(login) => {

@@ -394,21 +394,9 @@ async fn resolve_secrets(
     let sdk = AwsConfigOptions::for_relay(endpoint.as_deref())
         .load()
         .await;
-    let secrets = Secrets::new(&sdk);
-    if let Some(arn) = settings.webhook.secret_arn.clone() {
-        let text = secrets
-            .read(&arn)
-            .await
-            .context("TCRELAY_WEBHOOK_SECRET_ARN")?;
-        settings.webhook.apply_secret(&text)?;
-    }
-    if let Some(arn) = settings.tradecloud.secret_arn.clone() {
-        let text = secrets
-            .read(&arn)
-            .await
-            .context("TCRELAY_TRADECLOUD_SECRET_ARN")?;
-        settings.tradecloud.apply_secret(&text)?;
-    }
+    Secrets::new(&sdk)
+        .resolve(Some(&mut settings.webhook), &mut settings.tradecloud)
+        .await?;
     Ok(())
 }
 

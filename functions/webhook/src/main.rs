@@ -11,7 +11,7 @@ use tcrelay_aws::{
     SqsQuarantine, SqsSink, SqsSinkConfig,
 };
 use tcrelay_core::ports::TradecloudApi;
-use tcrelay_core::{Config, WebhookApp, WebhookSettings, webhook_router};
+use tcrelay_core::{WebhookApp, WebhookSettings, webhook_router};
 use tcrelay_tradecloud::ClientApi;
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 use webhook::metrics::with_emf_metrics;
@@ -23,13 +23,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let router = match build().await {
         Ok(router) => router,
         Err(e) => {
-            // One readable line naming the setting, and the same to the Runtime API, which
-            // answers every invocation with it until the configuration is fixed.
-            let message = format!("{e:#}");
-            tracing::error!(error = message, "webhook cannot start");
-            if let Err(report) = tcrelay_lambda::report_init_error(&message).await {
-                tracing::warn!(error = report, "could not report the init error");
-            }
+            tcrelay_lambda::start_failed("webhook", &format!("{e:#}")).await;
             return Err(e.into());
         }
     };
@@ -45,7 +39,10 @@ async fn build() -> anyhow::Result<axum::Router> {
     let sdk = AwsConfigOptions::for_relay(config.aws.endpoint_url.as_deref())
         .load()
         .await;
-    resolve_secrets(&mut config, &sdk).await?;
+    // The credentials named by `…_SECRET_ARN`, once per cold start.
+    Secrets::new(&sdk)
+        .resolve(Some(&mut config.webhook), &mut config.tradecloud)
+        .await?;
 
     let clients = AwsClients::new(&sdk);
     let claim_check = ClaimCheck::new(clients.s3.clone(), config.aws.claim_check_bucket.clone());
@@ -98,25 +95,4 @@ async fn build() -> anyhow::Result<axum::Router> {
     Ok(with_emf_metrics(with_lambda_context(webhook_router(
         Arc::new(app),
     ))))
-}
-
-/// Reads the credential secrets named by `TCRELAY_WEBHOOK_SECRET_ARN` and
-/// `TCRELAY_TRADECLOUD_SECRET_ARN`, once per cold start.
-async fn resolve_secrets(config: &mut Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<()> {
-    let secrets = Secrets::new(sdk);
-    if let Some(arn) = config.webhook.secret_arn.clone() {
-        let text = secrets
-            .read(&arn)
-            .await
-            .context("TCRELAY_WEBHOOK_SECRET_ARN")?;
-        config.webhook.apply_secret(&text)?;
-    }
-    if let Some(arn) = config.tradecloud.secret_arn.clone() {
-        let text = secrets
-            .read(&arn)
-            .await
-            .context("TCRELAY_TRADECLOUD_SECRET_ARN")?;
-        config.tradecloud.apply_secret(&text)?;
-    }
-    Ok(())
 }

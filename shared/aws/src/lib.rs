@@ -26,7 +26,7 @@ pub use config::{AwsClients, AwsConfigOptions, aws_config_for};
 pub use cursor::DynamoCursorStore;
 pub use dedupe::{DedupeConfig, DynamoDedupeStore};
 pub use quarantine::SqsQuarantine;
-pub use secrets::{SecretError, Secrets};
+pub use secrets::{CredentialsError, SecretError, Secrets};
 pub use sink::{SqsSink, SqsSinkConfig};
 pub use table::create_table_if_missing;
 

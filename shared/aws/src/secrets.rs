@@ -4,6 +4,10 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use tcrelay_core::ConfigError;
+use tcrelay_core::config::{
+    TCRELAY_TRADECLOUD_SECRET_ARN, TCRELAY_WEBHOOK_SECRET_ARN, TradecloudSettings, WebhookConfig,
+};
 
 /// A secret that could not be read. The message names the secret, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,5 +60,51 @@ impl Secrets {
             .ok_or_else(|| SecretError::NotText {
                 arn: arn.to_owned(),
             })
+    }
+}
+
+/// Why the credentials named by `…_SECRET_ARN` could not be applied; the message names the
+/// variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// The secret could not be read.
+    #[error("{var}: {source}")]
+    Secret {
+        /// `TCRELAY_WEBHOOK_SECRET_ARN` or `TCRELAY_TRADECLOUD_SECRET_ARN`.
+        var: &'static str,
+        /// What Secrets Manager said.
+        source: SecretError,
+    },
+    /// The secret was read but its content is not usable.
+    #[error(transparent)]
+    Content(#[from] ConfigError),
+}
+
+impl Secrets {
+    /// Reads the secrets named by [`TCRELAY_WEBHOOK_SECRET_ARN`] (when `webhook` is given: the
+    /// poller has no webhook credentials) and [`TCRELAY_TRADECLOUD_SECRET_ARN`], and applies
+    /// them to the settings. Settings without a secret ARN are left as they are.
+    pub async fn resolve(
+        &self,
+        webhook: Option<&mut WebhookConfig>,
+        tradecloud: &mut TradecloudSettings,
+    ) -> Result<(), CredentialsError> {
+        if let Some(webhook) = webhook
+            && let Some(arn) = webhook.secret_arn.clone()
+        {
+            let text = self.read_for(TCRELAY_WEBHOOK_SECRET_ARN, &arn).await?;
+            webhook.apply_secret(&text)?;
+        }
+        if let Some(arn) = tradecloud.secret_arn.clone() {
+            let text = self.read_for(TCRELAY_TRADECLOUD_SECRET_ARN, &arn).await?;
+            tradecloud.apply_secret(&text)?;
+        }
+        Ok(())
+    }
+
+    async fn read_for(&self, var: &'static str, arn: &str) -> Result<String, CredentialsError> {
+        self.read(arn)
+            .await
+            .map_err(|source| CredentialsError::Secret { var, source })
     }
 }

@@ -29,6 +29,16 @@ pub fn init_tracing() {
         .init();
 }
 
+/// A function that cannot start: one log line naming the setting, and the same message to the
+/// Runtime API ([`report_init_error`]), which answers every invocation with it until the
+/// configuration is fixed. The caller exits afterwards.
+pub async fn start_failed(function: &str, message: &str) {
+    tracing::error!(error = message, "{function} cannot start");
+    if let Err(report) = report_init_error(message).await {
+        tracing::warn!(error = report, "could not report the init error");
+    }
+}
+
 /// Reports a failed start-up to the Runtime API named by `AWS_LAMBDA_RUNTIME_API`
 /// (`POST /2018-06-01/runtime/init/error`). The caller exits afterwards either way; a report
 /// that fails is returned for the caller to log.
