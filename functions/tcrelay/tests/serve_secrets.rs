@@ -6,21 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
-use tcrelay_aws::testing::{moto_options, moto_url, unique_name};
-
-/// Stores `value` as a new secret; returns its ARN.
-async fn put_secret(url: &str, value: &str) -> String {
-    let sdk = moto_options(url).load().await;
-    aws_sdk_secretsmanager::Client::new(&sdk)
-        .create_secret()
-        .name(unique_name("tcrelay-serve"))
-        .secret_string(value)
-        .send()
-        .await
-        .expect("create secret in moto")
-        .arn
-        .expect("secret arn")
-}
+use tcrelay_aws::testing::{create_secret, moto_url};
 
 /// `tcrelay serve` with only these variables (and PATH); stdout piped.
 fn serve(db: &str, env: &[(&str, &str)]) -> Child {
@@ -79,7 +65,12 @@ async fn post(addr: &str, user: &str, password: &str) -> u16 {
 #[tokio::test]
 async fn webhook_credentials_come_from_secrets_manager() {
     let url = moto_url();
-    let arn = put_secret(&url, r#"{"basic": ["tradecloud:from-the-secret"]}"#).await;
+    let arn = create_secret(
+        &url,
+        "tcrelay-serve",
+        r#"{"basic": ["tradecloud:from-the-secret"]}"#,
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("serve.db");
     let db = db.to_str().unwrap();

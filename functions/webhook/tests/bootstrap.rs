@@ -11,7 +11,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use lambda_runtime_emulator::{FunctionProcess, InvokeError, RuntimeApi, RuntimeConfig};
 use serde_json::Value;
-use tcrelay_aws::testing::{MotoOptions, MotoResources, receive_all, string_attribute};
+use tcrelay_aws::testing::{
+    MotoOptions, MotoResources, create_secret, receive_all, string_attribute,
+};
 use tradecloud_sim::{SimConfig, Simulator};
 
 /// The order id the sample events name.
@@ -460,33 +462,19 @@ async fn a_missing_queue_url_stops_the_cold_start_with_a_message_naming_it() {
     assert!(error.to_string().contains("TCRELAY_QUEUE_URL"), "{error}");
 }
 
-/// Stores `value` as a new Secrets Manager secret in moto; returns its ARN.
-async fn put_secret(aws: &MotoResources, prefix: &str, value: &str) -> String {
-    let sdk = tcrelay_aws::testing::moto_options(&aws.url).load().await;
-    aws_sdk_secretsmanager::Client::new(&sdk)
-        .create_secret()
-        .name(tcrelay_aws::testing::unique_name(prefix))
-        .secret_string(value)
-        .send()
-        .await
-        .expect("create secret in moto")
-        .arn
-        .expect("secret arn")
-}
-
 #[tokio::test]
 async fn credentials_from_secrets_manager_as_the_template_passes_them() {
     // The template passes only secret ARNs: no plain-text credential in the environment.
     let aws = aws().await;
     let sim = simulator().await;
-    let webhook_secret = put_secret(
-        &aws,
+    let webhook_secret = create_secret(
+        &aws.url,
         "webhook",
         r#"{"basic": ["tradecloud:change-me"], "bearer": []}"#,
     )
     .await;
-    let login_secret = put_secret(
-        &aws,
+    let login_secret = create_secret(
+        &aws.url,
         "tradecloud",
         &serde_json::json!({"username": sim.username(), "password": sim.password()}).to_string(),
     )

@@ -123,6 +123,21 @@ pub async fn create_bucket(clients: &AwsClients, prefix: &str) -> String {
     name
 }
 
+/// Stores `value` as a new, uniquely named Secrets Manager secret in the moto at `url`; returns
+/// its ARN.
+pub async fn create_secret(url: &str, prefix: &str, value: &str) -> String {
+    let sdk = moto_options(url).load().await;
+    aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(unique_name(prefix))
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create secret in moto: {e:?}"))
+        .arn
+        .expect("secret arn")
+}
+
 /// What [`MotoResources::create`] makes, and how its clients are built. Start from
 /// [`MotoOptions::from_env`] or [`MotoOptions::new`] and change fields with struct update syntax.
 #[derive(Debug, Clone)]

@@ -2,22 +2,18 @@
 
 use aws_sdk_secretsmanager::primitives::Blob;
 use tcrelay_aws::secrets::{SecretError, Secrets};
-use tcrelay_aws::testing::{moto_options, moto_url, unique_name};
+use tcrelay_aws::testing::{create_secret, moto_options, moto_url, unique_name};
 
 #[tokio::test]
 async fn reads_a_text_secret_and_names_the_secret_when_it_cannot() {
     let sdk = moto_options(&moto_url()).load().await;
     let admin = aws_sdk_secretsmanager::Client::new(&sdk);
-    let name = unique_name("webhook");
-    let arn = admin
-        .create_secret()
-        .name(&name)
-        .secret_string(r#"{"basic": ["tradecloud:s3cret"]}"#)
-        .send()
-        .await
-        .expect("create secret")
-        .arn
-        .expect("arn");
+    let arn = create_secret(
+        &moto_url(),
+        "webhook",
+        r#"{"basic": ["tradecloud:s3cret"]}"#,
+    )
+    .await;
     let secrets = Secrets::new(&sdk);
     assert_eq!(
         secrets.read(&arn).await.unwrap(),
