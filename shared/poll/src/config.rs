@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tcrelay_core::env::{Env, get};
+use tcrelay_core::env::{Env, get, number};
 use tradecloud_model::timestamp;
 
 use crate::api::{EndpointMode, PollStream};
@@ -333,15 +333,6 @@ fn invalid(var: &'static str, reason: String) -> PollConfigError {
     PollConfigError::Invalid { var, reason }
 }
 
-fn number(env: &dyn Env, var: &'static str, default: u64) -> Result<u64, PollConfigError> {
-    match get(env, var) {
-        None => Ok(default),
-        Some(text) => text
-            .parse()
-            .map_err(|_| invalid(var, format!("{text:?} is not a whole number"))),
-    }
-}
-
 fn boolean(env: &dyn Env, var: &'static str) -> Result<bool, PollConfigError> {
     match get(env, var).map(str::to_ascii_lowercase).as_deref() {
         None | Some("false" | "0" | "no") => Ok(false),
@@ -357,10 +348,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        tcrelay_core::env::env_map(pairs)
     }
 
     #[test]

@@ -506,10 +506,7 @@ mod tests {
     use http::HeaderValue;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        crate::env::env_map(pairs)
     }
 
     fn full() -> HashMap<String, String> {

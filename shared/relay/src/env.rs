@@ -56,6 +56,14 @@ impl Env for RecordingEnv<'_> {
     }
 }
 
+/// A map of variables from `(name, value)` pairs: the [`Env`] of a test or an example.
+pub fn env_map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// The trimmed value of `var`, or `None` when unset or blank.
 pub fn get<'a>(env: &'a dyn Env, var: &str) -> Option<&'a str> {
     env.var(var).map(str::trim).filter(|v| !v.is_empty())
