@@ -12,14 +12,21 @@ use common::*;
 use serde_json::Value;
 use tcrelay_core::ports::ApiError;
 use tcrelay_poll::{
-    EchoFilter, EchoSide, NoDeadline, PollError, PollStream, RunRequest, StopReason, run,
-    run_stream,
+    EchoFilter, EchoSide, NoDeadline, PollConfig, PollError, PollStream, RunRequest, StopReason,
+    StreamSummary, run, run_stream,
 };
 use tradecloud_model::timestamp;
 use tradecloud_sim::{Endpoint, Fault, FaultRule, WorldConfig};
 
 const ORDERS: PollStream = PollStream::Orders;
 const SHIPMENTS: PollStream = PollStream::Shipments;
+
+/// One scheduled run of `stream` without a deadline, which must succeed.
+async fn scheduled(m: &MemoryPorts, c: &PollConfig, stream: PollStream, id: &str) -> StreamSummary {
+    run_stream(&m.ports, c, stream, &RunRequest::scheduled(id), &NoDeadline)
+        .await
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_orders_and_a_thousand_shipments_changing_over_time_each_state_once() {
@@ -119,15 +126,7 @@ async fn two_hundred_fifty_orders_on_one_millisecond_changing_while_paged_none_l
         assert_eq!(s.stop, Some(StopReason::CaughtUp));
     }
     sim.set_changes_per_poll(0);
-    run_stream(
-        &m.ports,
-        &c,
-        ORDERS,
-        &RunRequest::scheduled("final"),
-        &NoDeadline,
-    )
-    .await
-    .unwrap();
+    scheduled(&m, &c, ORDERS, "final").await;
     let states = m.sink.states();
     assert_no_state_twice(&states);
     assert_current_states_enqueued(&sim, "order", &states);
@@ -143,29 +142,13 @@ async fn first_run_starts_at_the_configured_date_then_an_empty_answer_keeps_the_
     let recording = Arc::new(Recording::new(api(&sim, 1_000)));
     let m = memory_ports(recording.clone(), KeySink::new());
     let c = config(&[ORDERS]);
-    let s = run_stream(
-        &m.ports,
-        &c,
-        ORDERS,
-        &RunRequest::scheduled("r1"),
-        &NoDeadline,
-    )
-    .await
-    .unwrap();
+    let s = scheduled(&m, &c, ORDERS, "r1").await;
     assert_eq!(recording.requests()[0].last_updated, START);
     assert_eq!(s.enqueued, 30);
     let cursor = m.cursors.value("orders");
     assert_eq!(cursor, newest(&sim, "order"));
     let checkpoints = m.cursors.checkpoints().len();
-    let s = run_stream(
-        &m.ports,
-        &c,
-        ORDERS,
-        &RunRequest::scheduled("r2"),
-        &NoDeadline,
-    )
-    .await
-    .unwrap();
+    let s = scheduled(&m, &c, ORDERS, "r2").await;
     assert_eq!(s.enqueued, 0);
     assert_eq!(m.cursors.value("orders"), cursor);
     assert_eq!(m.cursors.checkpoints().len(), checkpoints);
@@ -191,15 +174,7 @@ async fn a_deadline_stops_early_with_the_cursor_saved_and_the_next_run_continues
     let saved = m.cursors.value("orders").expect("cursor saved");
     assert!(saved < newest(&sim, "order").unwrap());
     assert_eq!(s.cursor_after.as_deref(), Some(saved.as_str()));
-    let s = run_stream(
-        &m.ports,
-        &c,
-        ORDERS,
-        &RunRequest::scheduled("r2"),
-        &NoDeadline,
-    )
-    .await
-    .unwrap();
+    let s = scheduled(&m, &c, ORDERS, "r2").await;
     assert_eq!(s.cursor_before.as_deref(), Some(saved.as_str()));
     let states = m.sink.states();
     assert_no_state_twice(&states);
@@ -258,15 +233,7 @@ async fn persistent_failures_fail_the_run_with_the_cursor_unchanged() {
     let sim = simulator(world(16, 20, 0)).await;
     let m = memory_ports(Arc::new(api(&sim, 1_000)), KeySink::new());
     let c = config(&[ORDERS]);
-    run_stream(
-        &m.ports,
-        &c,
-        ORDERS,
-        &RunRequest::scheduled("r1"),
-        &NoDeadline,
-    )
-    .await
-    .unwrap();
+    scheduled(&m, &c, ORDERS, "r1").await;
     let before = m.cursors.value("orders");
     sim.advance(20).unwrap();
     sim.add_fault(FaultRule {
@@ -335,15 +302,7 @@ async fn calls_are_sequential_and_at_most_ten_per_second() {
     let m = memory_ports(Arc::new(api(&sim, 10)), KeySink::new());
     let mut c = config(&[ORDERS]);
     c.page_limit = 60;
-    run_stream(
-        &m.ports,
-        &c,
-        ORDERS,
-        &RunRequest::scheduled("r1"),
-        &NoDeadline,
-    )
-    .await
-    .unwrap();
+    scheduled(&m, &c, ORDERS, "r1").await;
     let requests = sim.api_requests();
     assert!(requests.len() >= 8, "{} requests", requests.len());
     for pair in requests.windows(2) {
@@ -367,15 +326,7 @@ async fn the_echo_filter_skips_own_side_requests_and_passes_everything_else() {
     let m = memory_ports(Arc::new(api(&sim, 1_000)), KeySink::keeping_envelopes());
     let mut c = config(&[ORDERS]);
     c.echo_filter = Some(EchoFilter::OwnRequests(EchoSide::Buyer));
-    let s = run_stream(
-        &m.ports,
-        &c,
-        ORDERS,
-        &RunRequest::scheduled("r1"),
-        &NoDeadline,
-    )
-    .await
-    .unwrap();
+    let s = scheduled(&m, &c, ORDERS, "r1").await;
     let own = EchoSide::Buyer.own_request_statuses();
     let is_own = |line: &Value| {
         line.pointer("/status/inProgressStatus")
