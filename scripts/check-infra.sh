@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY=0
 
 if [ ! -x .venv-infra/bin/sam ] || ! cmp -s scripts/requirements-infra.txt .venv-infra/requirements.installed; then
   python3 -m venv .venv-infra
-  .venv-infra/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-infra.txt
+  .venv-infra/bin/pip install --quiet --disable-pip-version-check --no-cache-dir -r scripts/requirements-infra.txt
   cp scripts/requirements-infra.txt .venv-infra/requirements.installed
 fi
 export PATH="$(pwd)/.venv-infra/bin:$PATH"
