@@ -1,6 +1,8 @@
 //! The command line as an operator uses it: the built binary on a real database file.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 use tcrelay_core::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
 use tcrelay_core::ports::EventSink;
@@ -8,13 +10,10 @@ use tcrelay_sqlite::SqliteStore;
 use tradecloud_model::{Format, ObjectKind};
 
 fn tcrelay(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tcrelay"));
-    // Only what the test gives: a developer's own TCRELAY_* settings must not leak in.
-    cmd.env_clear().args(args).envs(env.iter().copied());
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.output().expect("run tcrelay")
+    common::command(env)
+        .args(args)
+        .output()
+        .expect("run tcrelay")
 }
 
 fn stdout(o: &Output) -> String {

@@ -2,12 +2,13 @@
 //! DynamoDB dedupe and cursors, S3 claim check) over the real wire protocol. Small volume,
 //! because moto serves a few hundred requests a second.
 
+mod common;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tcrelay::Ports;
 use tcrelay::check::QueuedMessage;
-use tcrelay::metrics::Channel;
 use tcrelay::scenario::{self, QueueReader, ScenarioOptions};
 use tcrelay_aws::read_claim_checked;
 use tcrelay_aws::testing::{MotoOptions, MotoResources, drain};
@@ -99,42 +100,13 @@ async fn every_channel_through_the_aws_adapters_on_moto() {
     let ports = Ports::aws(&aws.clients, &resources);
     let reader = SqsReader { aws };
     let options = ScenarioOptions {
-        seed: 5,
-        duration: Duration::from_secs(12),
-        changes: 300,
-        poll_interval: Duration::from_secs(2),
-        queue_outage: true,
-        kill_a_poll_run: true,
-        duplicate_rate: 0.05,
-        progress: true,
-        drain_timeout: Duration::from_secs(120),
         // A standard SQS queue does not keep order; the order rule is checked on SQLite.
         check_order: false,
+        // Small volume: moto serves a few hundred requests a second.
+        ..common::every_fault(5, Duration::from_secs(12), 300)
     };
     let report = scenario::run(&options, ports, &reader)
         .await
         .expect("scenario runs");
-    let table = report.table();
-    println!("{table}");
-    assert!(report.check.passed(), "{table}");
-    assert_eq!(report.quarantine, Ok(()), "{table}");
-    assert!(report.changes >= 300, "{table}");
-    for channel in Channel::ALL {
-        let c = report
-            .channels
-            .iter()
-            .find(|(ch, _)| *ch == channel)
-            .unwrap()
-            .1;
-        assert!(
-            c.enqueued > 0,
-            "{} enqueued nothing\n{table}",
-            channel.as_str()
-        );
-    }
-    assert!(
-        report.retried_answers > 0,
-        "the queue outage answered no 503\n{table}"
-    );
-    assert_eq!(report.quarantined, 3, "{table}");
+    common::assert_every_fault_passed(&report, 300);
 }

@@ -1,6 +1,8 @@
 //! End to end on SQLite: thousands of changes through every channel at once, with faults on both
 //! sides, checked against the simulator's ground truth.
 
+mod common;
+
 use std::time::Duration;
 
 use tcrelay::Ports;
@@ -20,41 +22,16 @@ async fn thousands_of_changes_through_every_channel_arrive_exactly_once() {
         },
     )
     .unwrap();
-    let options = ScenarioOptions {
-        seed: 42,
-        duration: Duration::from_secs(20),
-        changes: 2_000,
-        poll_interval: Duration::from_secs(2),
-        queue_outage: true,
-        kill_a_poll_run: true,
-        duplicate_rate: 0.05,
-        progress: true,
-        drain_timeout: Duration::from_secs(120),
-        check_order: true,
-    };
+    // Thousands of changes: SQLite keeps up, and a standard SQS queue on moto would not. The
+    // queue keeps order, so the order rule is checked here (every_fault's default).
+    let options = common::every_fault(42, Duration::from_secs(20), 2_000);
     let report = scenario::run(&options, Ports::sqlite(&store), &store)
         .await
         .expect("scenario runs");
-    let table = report.table();
-    println!("{table}");
+    let table = common::assert_every_fault_passed(&report, 2_000);
 
-    assert!(report.check.passed(), "{table}");
-    assert_eq!(report.quarantine, Ok(()), "{table}");
-    // The scenario really exercised what it claims, so a pass means something.
-    assert!(report.changes >= 2_000, "{table}");
-    for channel in Channel::ALL {
-        let c = report
-            .channels
-            .iter()
-            .find(|(ch, _)| *ch == channel)
-            .unwrap()
-            .1;
-        assert!(
-            c.enqueued > 0,
-            "{} enqueued nothing\n{table}",
-            channel.as_str()
-        );
-    }
+    // Beyond the shared checks: the duplicates, outage, API faults and killed poll run really
+    // happened, and the report matches what the SQLite queue holds.
     let post = report
         .channels
         .iter()
@@ -67,13 +44,11 @@ async fn thousands_of_changes_through_every_channel_arrive_exactly_once() {
         "the queue outage answered no 503\n{table}"
     );
     assert!(report.duplicate_deliveries > 0, "{table}");
-    assert!(report.retried_answers > 0, "{table}");
     assert!(report.api_faults > 0, "no API fault was injected\n{table}");
     assert!(
         report.poll_run_killed,
         "the poll run was not killed mid-way\n{table}"
     );
-    assert_eq!(report.quarantined, 3, "{table}");
     // Envelopes are what the sqlite queue holds, in id order.
     assert_eq!(
         report.enqueued,

@@ -2,53 +2,29 @@
 //! database: every request answered 2xx before the kill is on the queue, and nothing is there
 //! twice once Tradecloud's retries have gone through.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use futures::StreamExt as _;
 use tcrelay_sqlite::SqliteStore;
 use tradecloud_sim::{EventKind, SimConfig, Simulator};
 
-const PASSWORD: &str = "kill-test-pw";
+const CREDENTIALS: &str = "tc:kill-test-pw";
 
-/// Starts `tcrelay serve` on a free port; returns the child and its address.
-fn spawn_serve(db: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tcrelay"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TCRELAY_WEBHOOK_BASIC", format!("tc:{PASSWORD}"))
-        .env("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "2")
-        .env("TCRELAY_RETRY_AFTER_SECONDS", "1")
-        .env("RUST_LOG", "warn")
-        .args([
-            "--db",
-            db,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tcrelay serve");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listen line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (child, addr)
+/// Starts `tcrelay serve` on `db`, a free port, with short claim expiry and Retry-After.
+fn spawn_serve(db: &str) -> common::Serve {
+    common::serve(
+        db,
+        &[
+            ("TCRELAY_WEBHOOK_BASIC", CREDENTIALS),
+            ("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "2"),
+            ("TCRELAY_RETRY_AFTER_SECONDS", "1"),
+        ],
+    )
+    .expect("tcrelay serve starts")
 }
 
 #[derive(Default)]
@@ -62,14 +38,7 @@ async fn post(
     addr: &str,
     body: &str,
 ) -> Result<(u16, Option<String>), reqwest::Error> {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("tc:{PASSWORD}"));
-    let response = client
-        .post(format!("http://{addr}/webhook/orders"))
-        .header("authorization", format!("Basic {auth}"))
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await?;
+    let response = common::post_order(client, addr, CREDENTIALS, body.to_owned()).await?;
     let status = response.status().as_u16();
     let json: serde_json::Value = response.json().await.unwrap_or_default();
     Ok((status, json["dedupeKey"].as_str().map(str::to_owned)))
@@ -98,7 +67,8 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let (mut child, addr) = spawn_serve(&db);
+    let serve = spawn_serve(&db);
+    let addr = serve.addr.clone();
     let answers = Arc::new(Mutex::new(Answers::default()));
     let kill_after = bodies.len() / 3;
 
@@ -139,8 +109,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         assert!(Instant::now() < deadline, "the load did not get going");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
-    child.wait().unwrap();
+    serve.kill(); // SIGKILL: no chance to finish what is in flight
     // The rest of the load fails to connect; wait until it has.
     tokio::time::timeout(Duration::from_secs(60), load)
         .await
@@ -173,7 +142,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
 
     // Phase 2: restart; Tradecloud retries everything not acknowledged (503 "in progress"
     // until a killed request's claim expires), and re-sends some acknowledged ones.
-    let (mut child, addr) = spawn_serve(&db);
+    let serve = spawn_serve(&db);
     let deadline = Instant::now() + Duration::from_secs(90);
     for (i, body) in bodies.iter().enumerate() {
         let resend = !before_kill.contains_key(&i) || i % 10 == 0;
@@ -185,7 +154,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
                 Instant::now() < deadline,
                 "body {i} was never acknowledged after the restart"
             );
-            match post(&client, &addr, body).await {
+            match post(&client, &serve.addr, body).await {
                 Ok((status, Some(key))) if (200..300).contains(&status) => {
                     if let Some(first) = before_kill.get(&i) {
                         assert_eq!(
@@ -204,8 +173,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
             }
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    serve.kill();
 
     let store = SqliteStore::open(&path).unwrap();
     let keys: Vec<String> = store
