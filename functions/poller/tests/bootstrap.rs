@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lambda_runtime_emulator::{FunctionProcess, InvokeError, RuntimeApi, RuntimeConfig};
+use lambda_runtime_emulator::{FunctionProcess, read_event};
 use serde_json::{Value, json};
 use tcrelay_aws::testing::{MotoOptions, MotoResources};
 use tradecloud_sim::{SimConfig, Simulator, WorldConfig};
@@ -63,31 +63,25 @@ fn poller_env(aws: &MotoResources, sim: &Simulator) -> Vec<(&'static str, String
 
 /// A cold-started `poller` process under its own Runtime API.
 async fn cold_start(env: Vec<(&'static str, String)>) -> FunctionProcess {
-    let api = RuntimeApi::start_with(RuntimeConfig::named("poller"))
+    FunctionProcess::cold_start("poller", env!("CARGO_BIN_EXE_poller"), env)
         .await
-        .expect("runtime api starts");
-    FunctionProcess::spawn(&api, env!("CARGO_BIN_EXE_poller"), env).expect("poller starts")
+        .expect("poller starts")
 }
 
+/// The event in `events/<file>`.
 fn event(file: &str) -> Value {
-    let path = format!("{}/../../events/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+    read_event(format!(
+        "{}/../../events/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
 }
 
 /// Invokes the function and returns its answer; panics (with its output) on an error answer.
 async fn invoke(function: &FunctionProcess, event: Value) -> Value {
-    let invocation = function
-        .invoke(event, TIMEOUT)
+    function
+        .invoke_for_response(event, TIMEOUT)
         .await
-        .unwrap_or_else(|e| panic!("invocation failed: {e}"));
-    invocation.response().cloned().unwrap_or_else(|| {
-        panic!(
-            "the function answered an error: {:?}\n{}",
-            invocation.outcome,
-            function.output()
-        )
-    })
+        .unwrap_or_else(|e| panic!("invocation failed: {e}"))
 }
 
 /// The summary of `stream` in an answer.
@@ -329,40 +323,17 @@ async fn streams_without_a_start_stop_the_cold_start_with_a_message_naming_it() 
         ("TCRELAY_POLL_STREAMS", "orders".into()),
     ];
     let function = cold_start(env).await;
-    let status = function
-        .wait_exit(Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("the function did not stop:\n{}", function.output()));
-    assert!(!status.success(), "{status}");
-    // The reason goes to the Runtime API's /init/error before the process exits, so Lambda
-    // answers invocations with it (not just Runtime.ExitError).
-    let reported = function
-        .api()
-        .init_error()
-        .expect("an init error was reported");
-    assert_eq!(reported.error_type.as_deref(), Some("Runtime.ConfigError"));
-    assert_eq!(reported.body["errorType"], "Runtime.ConfigError");
-    assert!(
-        reported.body["errorMessage"]
-            .as_str()
-            .is_some_and(|m| m.contains("TCRELAY_POLL_START")),
-        "{:?}",
-        reported.body
-    );
-    assert!(
-        function.stdout_json().iter().any(|line| {
-            line["level"] == "ERROR"
-                && line["fields"]["error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("TCRELAY_POLL_START"))
-        }),
-        "no JSON error line naming TCRELAY_POLL_START:\n{}",
-        function.output()
-    );
-    let error = function
-        .invoke(event("poller-scheduled.json"), TIMEOUT)
-        .await
-        .unwrap_err();
-    assert!(matches!(error, InvokeError::InitFailed { .. }), "{error}");
-    assert!(error.to_string().contains("TCRELAY_POLL_START"), "{error}");
+    // The process stops; the reason goes to the Runtime API's /init/error before it exits, so
+    // Lambda answers invocations with it (not just Runtime.ExitError), and to the logs.
+    let failure = function
+        .assert_init_fails_naming(
+            "Runtime.ConfigError",
+            "TCRELAY_POLL_START",
+            event("poller-scheduled.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(failure.init_error.body["errorType"], "Runtime.ConfigError");
+    // tcrelay_lambda::start_failed logs the reason as the line's `error` field.
+    assert!(failure.logged_at("/fields/error"), "{failure:?}");
 }

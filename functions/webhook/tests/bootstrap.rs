@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use lambda_runtime_emulator::{FunctionProcess, InvokeError, RuntimeApi, RuntimeConfig};
+use lambda_runtime_emulator::{ApiGatewayResponse, FunctionProcess, read_event};
 use serde_json::Value;
 use tcrelay_aws::testing::{
     MotoOptions, MotoResources, create_secret, receive_all, string_attribute,
@@ -55,59 +55,27 @@ fn webhook_env(aws: &MotoResources, sim: &Simulator) -> Vec<(&'static str, Strin
 
 /// A cold-started `webhook` process under its own Runtime API.
 async fn cold_start(env: Vec<(&'static str, String)>) -> FunctionProcess {
-    let api = RuntimeApi::start_with(RuntimeConfig::named("webhook"))
+    FunctionProcess::cold_start("webhook", env!("CARGO_BIN_EXE_webhook"), env)
         .await
-        .expect("runtime api starts");
-    FunctionProcess::spawn(&api, env!("CARGO_BIN_EXE_webhook"), env).expect("webhook starts")
+        .expect("webhook starts")
 }
 
-/// The text of `events/<file>`.
-fn event_text(file: &str) -> String {
-    let path = format!("{}/../../events/{file}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
+/// The event in `events/<file>`.
 fn event(file: &str) -> Value {
-    serde_json::from_str(&event_text(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    read_event(format!(
+        "{}/../../events/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
 }
 
-/// The API Gateway v2 response the function answered.
-struct Answer {
-    status: u16,
-    headers: Value,
-    body: Value,
-}
-
-/// Invokes the function with an API Gateway v2 event and decodes its API Gateway response.
-async fn invoke(function: &FunctionProcess, event: Value) -> Answer {
-    let invocation = function
-        .invoke(event, TIMEOUT)
+/// Invokes the function with an API Gateway v2 event and decodes its API Gateway response;
+/// panics (with the function's output) on an error answer.
+async fn invoke(function: &FunctionProcess, event: Value) -> ApiGatewayResponse {
+    let response = function
+        .invoke_for_response(event, TIMEOUT)
         .await
         .unwrap_or_else(|e| panic!("invocation failed: {e}"));
-    let response = invocation.response().cloned().unwrap_or_else(|| {
-        panic!(
-            "the function answered an error: {:?}\n{}",
-            invocation.outcome,
-            function.output()
-        )
-    });
-    let status = response["statusCode"]
-        .as_u64()
-        .and_then(|s| u16::try_from(s).ok())
-        .unwrap_or_else(|| panic!("no statusCode in {response}"));
-    let text = response["body"].as_str().unwrap_or_default();
-    let bytes = if response["isBase64Encoded"] == true {
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .expect("base64 body")
-    } else {
-        text.as_bytes().to_vec()
-    };
-    Answer {
-        status,
-        headers: response["headers"].clone(),
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    ApiGatewayResponse::from_response(&response).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A message taken off a queue.
@@ -157,38 +125,39 @@ async fn post_events_enqueue_once_and_every_copy_is_a_duplicate_even_after_a_col
     let function = cold_start(webhook_env(&aws, &sim)).await;
 
     let first = invoke(&function, event("post-order-json.json")).await;
-    assert_eq!(first.status, 202, "{}", first.body);
-    assert_eq!(first.body["outcome"], "enqueued");
-    assert_eq!(first.body["id"], ORDER_ID);
-    assert_eq!(first.body["kind"], "order");
+    assert_eq!(first.status, 202, "{}", first.json());
+    assert_eq!(first.json()["outcome"], "enqueued");
+    assert_eq!(first.json()["id"], ORDER_ID);
+    assert_eq!(first.json()["kind"], "order");
     assert!(
-        first.headers["content-type"]
-            .as_str()
+        first
+            .headers
+            .get("content-type")
             .is_some_and(|t| t.contains("json")),
-        "{}",
+        "{:?}",
         first.headers
     );
-    let dedupe_key = first.body["dedupeKey"].clone();
-    assert!(dedupe_key.is_string(), "{}", first.body);
+    let dedupe_key = first.json()["dedupeKey"].clone();
+    assert!(dedupe_key.is_string(), "{}", first.json());
 
     // Tradecloud delivers the same event again: answered 200, not enqueued twice.
     let again = invoke(&function, event("post-order-json.json")).await;
     assert_eq!(
-        (again.status, &again.body["outcome"]),
+        (again.status, &again.json()["outcome"]),
         (200, &Value::from("duplicate")),
         "{}",
-        again.body
+        again.json()
     );
-    assert_eq!(again.body["dedupeKey"], dedupe_key);
+    assert_eq!(again.json()["dedupeKey"], dedupe_key);
     // The same message in tXML (base64 body) is the same message.
     let txml = invoke(&function, event("post-order-txml.json")).await;
     assert_eq!(
-        (txml.status, &txml.body["outcome"]),
+        (txml.status, &txml.json()["outcome"]),
         (200, &Value::from("duplicate")),
         "{}",
-        txml.body
+        txml.json()
     );
-    assert_eq!(txml.body["dedupeKey"], dedupe_key);
+    assert_eq!(txml.json()["dedupeKey"], dedupe_key);
     assert_json_logs(&function).await;
     // API Gateway's request id reaches the logs.
     let logged = function
@@ -234,10 +203,10 @@ async fn post_events_enqueue_once_and_every_copy_is_a_duplicate_even_after_a_col
     let second = cold_start(webhook_env(&aws, &sim)).await;
     let later = invoke(&second, event("post-order-json.json")).await;
     assert_eq!(
-        (later.status, &later.body["outcome"]),
+        (later.status, &later.json()["outcome"]),
         (200, &Value::from("duplicate")),
         "{}",
-        later.body
+        later.json()
     );
 
     let messages = drain(&aws, &aws.queue_url).await;
@@ -282,29 +251,29 @@ async fn get_events_fetch_the_order_from_tradecloud_and_enqueue_it_once() {
         .find(|o| o.class == "order")
         .expect("the simulator has orders");
     let retarget = |file: &str| -> Value {
-        let text = event_text(file);
+        let text = event(file).to_string();
         assert!(text.contains(ORDER_ID), "{file} names {ORDER_ID}");
         serde_json::from_str(&text.replace(ORDER_ID, &order.id)).expect("event JSON")
     };
     let function = cold_start(webhook_env(&aws, &sim)).await;
 
     let by_path = invoke(&function, retarget("get-order-by-path.json")).await;
-    assert_eq!(by_path.status, 202, "{}", by_path.body);
-    assert_eq!(by_path.body["outcome"], "enqueued");
-    assert_eq!(by_path.body["id"], order.id.as_str());
+    assert_eq!(by_path.status, 202, "{}", by_path.json());
+    assert_eq!(by_path.json()["outcome"], "enqueued");
+    assert_eq!(by_path.json()["id"], order.id.as_str());
     // The same order, unchanged, by query: fetched again and found to be a duplicate.
     let by_query = invoke(&function, retarget("get-order-by-query.json")).await;
     assert_eq!(
-        (by_query.status, &by_query.body["outcome"]),
+        (by_query.status, &by_query.json()["outcome"]),
         (200, &Value::from("duplicate")),
         "{}",
-        by_query.body
+        by_query.json()
     );
-    assert_eq!(by_query.body["dedupeKey"], by_path.body["dedupeKey"]);
+    assert_eq!(by_query.json()["dedupeKey"], by_path.json()["dedupeKey"]);
     // An order Tradecloud does not have (the unmodified sample event) is answered 404, so
     // Tradecloud drops the notification; the request is kept in the quarantine queue.
     let unknown = invoke(&function, event("get-order-by-path.json")).await;
-    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(unknown.status, 404, "{}", unknown.json());
     assert_json_logs(&function).await;
 
     let messages = drain(&aws, &aws.queue_url).await;
@@ -315,7 +284,7 @@ async fn get_events_fetch_the_order_from_tradecloud_and_enqueue_it_once() {
     assert_eq!(envelope["id"], order.id.as_str());
     assert_eq!(envelope["version"], order.version);
     assert_eq!(envelope["lastUpdatedAt"], order.last_updated_at.as_str());
-    assert_eq!(envelope["dedupeKey"], by_path.body["dedupeKey"]);
+    assert_eq!(envelope["dedupeKey"], by_path.json()["dedupeKey"]);
     assert_eq!(envelope["payload"]["id"], order.id.as_str());
     // The refused GET is kept in the quarantine queue (docs/config.md: 404s are kept), without
     // the credential.
@@ -348,18 +317,18 @@ async fn bad_credentials_are_401_and_a_malformed_body_is_400_and_quarantined() {
     let function = cold_start(webhook_env(&aws, &sim)).await;
 
     let refused = invoke(&function, event("post-bad-credentials.json")).await;
-    assert_eq!(refused.status, 401, "{}", refused.body);
-    assert_eq!(refused.body["requestId"], "bad-credentials-1");
+    assert_eq!(refused.status, 401, "{}", refused.json());
+    assert_eq!(refused.json()["requestId"], "bad-credentials-1");
     assert!(
-        refused.headers.get("www-authenticate").is_some(),
-        "{}",
+        refused.headers.contains_key("www-authenticate"),
+        "{:?}",
         refused.headers
     );
 
     let malformed_event = event("post-malformed-body.json");
     let malformed = invoke(&function, malformed_event.clone()).await;
-    assert_eq!(malformed.status, 400, "{}", malformed.body);
-    assert_eq!(malformed.body["requestId"], "malformed-1");
+    assert_eq!(malformed.status, 400, "{}", malformed.json());
+    assert_eq!(malformed.json()["requestId"], "malformed-1");
     assert_json_logs(&function).await;
 
     assert!(drain(&aws, &aws.queue_url).await.is_empty());
@@ -415,36 +384,18 @@ async fn a_missing_queue_url_stops_the_cold_start_with_a_message_naming_it() {
         ("TCRELAY_AWS_ENDPOINT_URL", "http://127.0.0.1:9".into()),
     ];
     let function = cold_start(env).await;
-    let status = function
-        .wait_exit(Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("the function did not stop:\n{}", function.output()));
-    assert!(!status.success(), "{status}");
-    // The reason goes to the Runtime API's /init/error before the process exits, so Lambda
-    // answers invocations with it (not just Runtime.ExitError), and to the logs below.
-    let reported = function
-        .api()
-        .init_error()
-        .expect("an init error was reported");
-    assert_eq!(reported.error_type.as_deref(), Some("Runtime.ConfigError"));
-    assert!(
-        reported.body["errorMessage"]
-            .as_str()
-            .is_some_and(|m| m.contains("TCRELAY_QUEUE_URL")),
-        "{:?}",
-        reported.body
-    );
-    let logged = function.stdout_json().into_iter().find(|line| {
-        line["level"] == "ERROR"
-            && line["fields"]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("TCRELAY_QUEUE_URL"))
-    });
-    assert!(
-        logged.is_some(),
-        "no JSON error line naming TCRELAY_QUEUE_URL:\n{}",
-        function.output()
-    );
+    // The process stops; the reason goes to the Runtime API's /init/error before it exits, so
+    // Lambda answers invocations with it (not just Runtime.ExitError), and to the logs.
+    let failure = function
+        .assert_init_fails_naming(
+            "Runtime.ConfigError",
+            "TCRELAY_QUEUE_URL",
+            event("post-order-json.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    // tcrelay_lambda::start_failed logs the reason as the line's `error` field.
+    assert!(failure.logged_at("/fields/error"), "{failure:?}");
     assert!(
         function
             .stderr_lines()
@@ -453,13 +404,6 @@ async fn a_missing_queue_url_stops_the_cold_start_with_a_message_naming_it() {
         "{}",
         function.output()
     );
-    // An invocation of the dead function fails at once with that output.
-    let error = function
-        .invoke(event("post-order-json.json"), TIMEOUT)
-        .await
-        .unwrap_err();
-    assert!(matches!(error, InvokeError::InitFailed { .. }), "{error}");
-    assert!(error.to_string().contains("TCRELAY_QUEUE_URL"), "{error}");
 }
 
 #[tokio::test]
@@ -493,18 +437,20 @@ async fn credentials_from_secrets_manager_as_the_template_passes_them() {
     let function = cold_start(env.clone()).await;
 
     let posted = invoke(&function, event("post-order-json.json")).await;
-    assert_eq!(posted.status, 202, "{}", posted.body);
+    assert_eq!(posted.status, 202, "{}", posted.json());
     let refused = invoke(&function, event("post-bad-credentials.json")).await;
-    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.status, 401, "{}", refused.json());
     // The Tradecloud login from its secret serves a GET webhook.
     let order = sim
         .objects()
         .into_iter()
         .find(|o| o.class == "order")
         .expect("the simulator has orders");
-    let get = event_text("get-order-by-path.json").replace(ORDER_ID, &order.id);
+    let get = event("get-order-by-path.json")
+        .to_string()
+        .replace(ORDER_ID, &order.id);
     let fetched = invoke(&function, serde_json::from_str(&get).unwrap()).await;
-    assert_eq!(fetched.status, 202, "{}", fetched.body);
+    assert_eq!(fetched.status, 202, "{}", fetched.json());
     let output = function.output();
     assert!(
         !output.contains("change-me") && !output.contains(sim.password()),

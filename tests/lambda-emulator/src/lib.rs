@@ -16,6 +16,13 @@
 //! the captured output when the process exits before answering, instead of waiting. Set
 //! `LAMBDA_EMULATOR_ECHO=1` ([`ECHO_VAR`]) to see a function's output while a test runs.
 //!
+//! For a test of a function binary: [`FunctionProcess::cold_start`] starts it under a Runtime
+//! API of its own, [`read_event`] reads a sample event file,
+//! [`FunctionProcess::invoke_for_response`] takes the answer (an error answer fails with the
+//! function's output), [`ApiGatewayResponse`] decodes what a function behind API Gateway
+//! answered, and [`FunctionProcess::assert_init_fails_naming`] checks that a function which
+//! cannot start says why.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
@@ -37,7 +44,11 @@
 //!
 //! [AWS Lambda Runtime API]: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
 
+mod api_gateway;
+mod event;
 mod process;
+#[cfg(test)]
+mod testing;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,7 +65,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use process::{ECHO_VAR, FunctionCommand, FunctionProcess};
+pub use api_gateway::{ApiGatewayResponse, ApiGatewayResponseError};
+pub use event::read_event;
+pub use process::{ECHO_VAR, FunctionCommand, FunctionProcess, InitFailure};
 
 /// A function timeout for callers with no reason to pick one: API Gateway's 30 s limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -201,9 +214,33 @@ pub enum InvokeError {
         /// Its captured output.
         output: String,
     },
+    /// The function answered with an error (`/invocation/{id}/error`) where a response was
+    /// wanted ([`FunctionProcess::invoke_for_response`]).
+    #[error(
+        "function {function} answered an error{}: {error}{output}",
+        type_note(.error_type)
+    )]
+    ErrorAnswer {
+        /// The function's name.
+        function: String,
+        /// The error body, usually `{"errorType": …, "errorMessage": …}`.
+        error: Value,
+        /// The `Lambda-Runtime-Function-Error-Type` header, if any.
+        error_type: Option<String>,
+        /// The function's captured output.
+        output: String,
+    },
     /// The emulator stopped serving.
     #[error("the Runtime API emulator is shut down")]
     Closed,
+}
+
+/// ` (type T)` for an error answer's type header, nothing without one.
+fn type_note(error_type: &Option<String>) -> String {
+    error_type
+        .as_deref()
+        .map(|t| format!(" (type {t})"))
+        .unwrap_or_default()
 }
 
 impl InvokeError {
@@ -550,49 +587,7 @@ async fn init_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A minimal runtime client, as a function's runtime library would be.
-    struct Client {
-        http: reqwest::Client,
-        base: String,
-    }
-
-    impl Client {
-        fn new(api: &RuntimeApi) -> Self {
-            Self {
-                http: reqwest::Client::new(),
-                base: format!("http://{}/2018-06-01/runtime", api.address()),
-            }
-        }
-
-        async fn next(&self) -> (reqwest::header::HeaderMap, Value) {
-            let response = self
-                .http
-                .get(format!("{}/invocation/next", self.base))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            let headers = response.headers().clone();
-            (headers, response.json().await.unwrap())
-        }
-
-        async fn post(&self, path: &str, body: Value, error_type: Option<&str>) -> u16 {
-            let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
-            if let Some(t) = error_type {
-                request = request.header(ERROR_TYPE_HEADER, t);
-            }
-            request.send().await.unwrap().status().as_u16()
-        }
-    }
-
-    fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
-        headers
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} missing"))
-            .to_str()
-            .unwrap()
-    }
+    use crate::testing::{Client, header};
 
     #[tokio::test]
     async fn next_hands_out_the_event_with_lambda_headers_and_response_answers_it() {

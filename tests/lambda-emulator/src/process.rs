@@ -11,7 +11,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::{oneshot, watch};
 
-use crate::{Invocation, InvokeError, RuntimeApi, lock};
+use crate::{
+    DEFAULT_TIMEOUT, InitError, Invocation, InvokeError, Outcome, RuntimeApi, RuntimeConfig, lock,
+};
 
 /// Set this variable (to anything) in the test's environment to echo every captured line to
 /// the test's stderr as it arrives, prefixed with the function's name.
@@ -249,6 +251,22 @@ impl FunctionProcess {
         Self::command(program).envs(env).spawn(api)
     }
 
+    /// A cold start of the function `function_name`: a Runtime API of its own
+    /// ([`RuntimeApi::start_with`] with [`RuntimeConfig::named`]) and `program` started against
+    /// it with the caller's variables `env`, as [`Self::spawn`]. Needs a Tokio runtime.
+    pub async fn cold_start<K, V>(
+        function_name: &str,
+        program: impl Into<PathBuf>,
+        env: impl IntoIterator<Item = (K, V)>,
+    ) -> std::io::Result<Self>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let api = RuntimeApi::start_with(RuntimeConfig::named(function_name)).await?;
+        Self::spawn(&api, program, env)
+    }
+
     /// The Runtime API this process talks to.
     pub fn api(&self) -> &RuntimeApi {
         &self.api
@@ -278,6 +296,106 @@ impl FunctionProcess {
             status: describe(exited),
             output: self.output_section(),
         })
+    }
+
+    /// Invokes the function as [`Self::invoke`] and returns its response body; an error answer
+    /// fails with [`InvokeError::ErrorAnswer`], which carries the error and the captured output,
+    /// for a test that wants a response and should say why there is none.
+    pub async fn invoke_for_response(
+        &self,
+        event: Value,
+        timeout: Duration,
+    ) -> Result<Value, InvokeError> {
+        let invocation = self.invoke(event, timeout).await?;
+        match invocation.outcome {
+            Outcome::Response(response) => Ok(response),
+            Outcome::Error(error) => Err(InvokeError::ErrorAnswer {
+                function: self.name.clone(),
+                error,
+                error_type: invocation.error_type,
+                output: self.output_section(),
+            }),
+        }
+    }
+
+    /// Asserts that the function cannot start and says why, naming `needle` (say, the missing
+    /// variable) everywhere Lambda and its operator would look:
+    ///
+    /// - the process exits unsuccessfully within `wait`;
+    /// - it reported an init error (`/init/error`) of type `error_type` whose `errorMessage`
+    ///   contains `needle`, so Lambda answers invocations with the reason, not just
+    ///   `Runtime.ExitError`;
+    /// - a JSON line on stdout (its CloudWatch logs) with `"level": "ERROR"` contains `needle`
+    ///   in its text (any field: where a logging format puts it is the caller's to check, with
+    ///   [`InitFailure::logged_at`]);
+    /// - invoking it with `event` fails at once with [`InvokeError::InitFailed`], whose message
+    ///   contains `needle`.
+    ///
+    /// Returns what it found, for the caller's own checks.
+    ///
+    /// # Panics
+    ///
+    /// When one of these does not hold, with the function's output.
+    pub async fn assert_init_fails_naming(
+        &self,
+        error_type: &str,
+        needle: &str,
+        event: Value,
+        wait: Duration,
+    ) -> InitFailure {
+        let status = self.wait_exit(wait).await.unwrap_or_else(|| {
+            panic!(
+                "function {} did not stop within {wait:?}:\n{}",
+                self.name,
+                self.output()
+            )
+        });
+        assert!(!status.success(), "{status}\n{}", self.output());
+        let init_error = self.api.init_error().unwrap_or_else(|| {
+            panic!(
+                "function {} reported no init error:\n{}",
+                self.name,
+                self.output()
+            )
+        });
+        assert_eq!(
+            init_error.error_type.as_deref(),
+            Some(error_type),
+            "{init_error:?}"
+        );
+        assert!(
+            init_error.body["errorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains(needle)),
+            "the init error does not name {needle}: {init_error:?}"
+        );
+        // The process has exited, so its output is fully captured: no waiting for lines.
+        let error_lines: Vec<Value> = self
+            .stdout_lines()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["level"] == "ERROR")
+            .collect();
+        assert!(
+            !error_lines.is_empty(),
+            "no JSON ERROR line naming {needle}:\n{}",
+            self.output()
+        );
+        let invoke_error = self
+            .invoke(event, DEFAULT_TIMEOUT)
+            .await
+            .expect_err("the function that cannot start answered an invocation");
+        assert!(
+            matches!(invoke_error, InvokeError::InitFailed { .. }),
+            "{invoke_error}"
+        );
+        assert!(invoke_error.to_string().contains(needle), "{invoke_error}");
+        InitFailure {
+            needle: needle.to_owned(),
+            init_error,
+            error_lines,
+        }
     }
 
     /// Waits up to `timeout` for the process to exit; its status, `None` if it still runs (or
@@ -371,6 +489,29 @@ impl FunctionProcess {
     }
 }
 
+/// What [`FunctionProcess::assert_init_fails_naming`] found of a function that cannot start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitFailure {
+    needle: String,
+    /// What the function reported to `/init/error`.
+    pub init_error: InitError,
+    /// The JSON stdout lines with `"level": "ERROR"` whose text names the needle.
+    pub error_lines: Vec<Value>,
+}
+
+impl InitFailure {
+    /// Whether one of [`Self::error_lines`] has, at the JSON pointer `pointer` (RFC 6901, e.g.
+    /// `/fields/error` for tracing-subscriber's JSON lines), a string that contains the needle:
+    /// that the reason is logged where the logging format puts it.
+    pub fn logged_at(&self, pointer: &str) -> bool {
+        self.error_lines.iter().any(|line| {
+            line.pointer(pointer)
+                .and_then(Value::as_str)
+                .is_some_and(|text| text.contains(&self.needle))
+        })
+    }
+}
+
 impl Drop for FunctionProcess {
     fn drop(&mut self) {
         // The watcher kills the process when the sender goes away.
@@ -393,17 +534,71 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{DEFAULT_TIMEOUT, RuntimeConfig};
+    use crate::testing::{Client, header};
+    use crate::{REQUEST_ID_HEADER, RuntimeConfig};
 
     fn sh(script: &str) -> FunctionCommand {
         FunctionProcess::command("/bin/sh").arg("-c").arg(script)
     }
 
+    /// A Runtime API for the function `name`.
+    async fn api_named(name: &str) -> RuntimeApi {
+        RuntimeApi::start_with(RuntimeConfig::named(name))
+            .await
+            .unwrap()
+    }
+
+    /// Plays the runtime of a function for one invocation: answers it with `answer` on
+    /// `/invocation/{id}/{path}` (`response` or `error`).
+    fn answer_once(
+        api: &RuntimeApi,
+        path: &'static str,
+        answer: Value,
+        error_type: Option<&'static str>,
+    ) -> tokio::task::JoinHandle<()> {
+        let client = Client::new(api);
+        tokio::spawn(async move {
+            let (headers, _) = client.next().await;
+            let id = header(&headers, REQUEST_ID_HEADER).to_owned();
+            let status = client
+                .post(&format!("/invocation/{id}/{path}"), answer, error_type)
+                .await;
+            assert_eq!(status, 202);
+        })
+    }
+
+    /// A stand-in for a function that cannot start: its runtime part (this test) reports the
+    /// init error `X_URL is required`; the process logs it as a JSON ERROR line (or `log`
+    /// instead) and on stderr, and exits 1.
+    async fn failing_start(log: &str, error_type: &str) -> FunctionProcess {
+        let script = format!("printf '%s\\n' '{log}'; echo 'X_URL is required' >&2; exit 1");
+        let api = api_named("broken").await;
+        let status = Client::new(&api)
+            .post(
+                "/init/error",
+                json!({"errorType": error_type, "errorMessage": "X_URL is required"}),
+                Some(error_type),
+            )
+            .await;
+        assert_eq!(status, 202);
+        sh(&script).spawn(&api).unwrap()
+    }
+
+    /// The assertion under test, for a `Runtime.ConfigError` naming `X_URL`.
+    async fn expect_config_error_naming_x_url(
+        function: &FunctionProcess,
+        wait: Duration,
+    ) -> InitFailure {
+        function
+            .assert_init_fails_naming("Runtime.ConfigError", "X_URL", json!({}), wait)
+            .await
+    }
+
+    const ERROR_LINE: &str = r#"{"level":"ERROR","fields":{"message":"broken cannot start","error":"X_URL is required"}}"#;
+
     #[tokio::test]
     async fn the_process_gets_lambdas_environment_and_nothing_of_the_tests() {
-        let api = RuntimeApi::start_with(RuntimeConfig::named("env-dump"))
-            .await
-            .unwrap();
+        let api = api_named("env-dump").await;
         let function = sh("env")
             .env("MY_SETTING", "42")
             .env("AWS_REGION", "eu-west-1")
@@ -438,9 +633,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_exit_before_answering_fails_the_invocation_with_the_output() {
-        let api = RuntimeApi::start_with(RuntimeConfig::named("quitter"))
-            .await
-            .unwrap();
+        let api = api_named("quitter").await;
         let function = sh("echo starting; echo 'SETTING_X is required' >&2; sleep 0.3; exit 3")
             .spawn(&api)
             .unwrap();
@@ -501,6 +694,122 @@ mod tests {
             .wait_for_stdout(Duration::from_millis(100), |lines| lines.len() > 1)
             .await;
         assert!(!never);
+    }
+
+    #[tokio::test]
+    async fn a_cold_start_runs_the_program_under_a_runtime_api_of_its_own() {
+        let function = FunctionProcess::cold_start("cold", "/usr/bin/env", [("MY_SETTING", "7")])
+            .await
+            .unwrap();
+        assert_eq!(function.api().config().function_name, "cold");
+        let status = function.wait_exit(Duration::from_secs(10)).await.unwrap();
+        assert!(status.success());
+        let lines = function.stdout_lines();
+        for expected in [
+            "AWS_LAMBDA_FUNCTION_NAME=cold".to_owned(),
+            format!("AWS_LAMBDA_RUNTIME_API={}", function.api().address()),
+            "MY_SETTING=7".to_owned(),
+        ] {
+            assert!(lines.contains(&expected), "{expected} not in {lines:?}");
+        }
+        let missing = FunctionProcess::cold_start("cold", "/nonexistent/bootstrap", [("A", "b")])
+            .await
+            .unwrap_err();
+        assert!(
+            missing.to_string().contains("/nonexistent/bootstrap"),
+            "{missing}"
+        );
+    }
+
+    #[tokio::test]
+    async fn invoke_for_response_returns_the_response_and_fails_on_an_error_answer() {
+        let api = api_named("answerer").await;
+        let function = sh("echo 'handler says hello'; sleep 30")
+            .spawn(&api)
+            .unwrap();
+        let runtime = answer_once(&api, "response", json!({"ok": true}), None);
+        let response = function
+            .invoke_for_response(json!({}), DEFAULT_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(response, json!({"ok": true}));
+        runtime.await.unwrap();
+
+        function
+            .wait_for_stdout(Duration::from_secs(10), |lines| !lines.is_empty())
+            .await;
+        let body = json!({"errorType": "Boom", "errorMessage": "it failed"});
+        let runtime = answer_once(&api, "error", body.clone(), Some("Unhandled"));
+        let error = function
+            .invoke_for_response(json!({}), DEFAULT_TIMEOUT)
+            .await
+            .unwrap_err();
+        runtime.await.unwrap();
+        let text = error.to_string();
+        assert!(
+            matches!(&error, InvokeError::ErrorAnswer { function, error, error_type, .. }
+                if function == "answerer" && *error == body
+                    && error_type.as_deref() == Some("Unhandled")),
+            "{text}"
+        );
+        // What a failing test prints: the error, its type and the function's output.
+        for part in [
+            "it failed",
+            "Boom",
+            "(type Unhandled)",
+            "handler says hello",
+        ] {
+            assert!(text.contains(part), "{part} not in {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_that_fails_naming_the_setting_passes_the_assertion() {
+        let function = failing_start(ERROR_LINE, "Runtime.ConfigError").await;
+        let failure = expect_config_error_naming_x_url(&function, Duration::from_secs(10)).await;
+        assert_eq!(failure.init_error.body["errorType"], "Runtime.ConfigError");
+        assert_eq!(failure.error_lines.len(), 1);
+        assert!(failure.logged_at("/fields/error"));
+        assert!(!failure.logged_at("/fields/message"));
+        assert!(!failure.logged_at("/nothing"));
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "no JSON ERROR line naming X_URL")]
+    async fn the_assertion_wants_a_json_error_line_naming_it() {
+        // Named on an INFO line only: not enough.
+        let function = failing_start(
+            r#"{"level":"INFO","fields":{"error":"X_URL is required"}}"#,
+            "Runtime.ConfigError",
+        )
+        .await;
+        expect_config_error_naming_x_url(&function, Duration::from_secs(10)).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "right: Some(\"Runtime.ConfigError\")")]
+    async fn the_assertion_wants_the_error_type() {
+        let function = failing_start(ERROR_LINE, "Runtime.Unknown").await;
+        expect_config_error_naming_x_url(&function, Duration::from_secs(10)).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "reported no init error")]
+    async fn the_assertion_wants_an_init_error_report() {
+        // Exits naming the variable, but never tells the Runtime API.
+        let api = RuntimeApi::start().await.unwrap();
+        let function = sh(&format!("echo '{ERROR_LINE}'; exit 1"))
+            .spawn(&api)
+            .unwrap();
+        expect_config_error_naming_x_url(&function, Duration::from_secs(10)).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "did not stop within")]
+    async fn the_assertion_wants_the_process_to_stop() {
+        let api = RuntimeApi::start().await.unwrap();
+        let function = sh("sleep 30").spawn(&api).unwrap();
+        expect_config_error_naming_x_url(&function, Duration::from_millis(300)).await;
     }
 
     #[tokio::test]
