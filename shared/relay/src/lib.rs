@@ -5,6 +5,8 @@
 
 pub mod auth;
 pub mod config;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod dedupe;
 pub mod env;
 pub mod envelope;
