@@ -26,7 +26,9 @@ struct CursorRecord {
 }
 
 /// A [`CursorStore`] in memory with the DynamoDB adapter's semantics: leases per owner with an
-/// expiry, checkpoints conditional on version and lease.
+/// expiry, live up to and including it; checkpoints conditional on version and lease owner only
+/// (an owner whose lease ran out may checkpoint until another run takes it over), never creating
+/// a stream.
 #[derive(Debug, Default)]
 pub struct MemoryCursorStore {
     records: Mutex<HashMap<String, CursorRecord>>,
@@ -87,7 +89,7 @@ impl CursorStore for MemoryCursorStore {
         let record = records.entry(stream.to_owned()).or_default();
         if let Some((holder, until)) = &record.lease
             && holder != owner
-            && *until > now
+            && *until >= now
         {
             return Ok(None);
         }
@@ -103,13 +105,15 @@ impl CursorStore for MemoryCursorStore {
         value: &str,
     ) -> Result<Cursor, StoreError> {
         self.check()?;
-        let now = Instant::now();
         let mut records = lock(&self.records);
-        let record = records.entry(stream.to_owned()).or_default();
+        let Some(record) = records.get_mut(stream) else {
+            return Err(StoreError::Conflict(format!("{stream} was never acquired")));
+        };
+        // Like DynamoDB's condition: the owner, not the lease's expiry.
         let holds = record
             .lease
             .as_ref()
-            .is_some_and(|(holder, until)| holder == owner && *until > now);
+            .is_some_and(|(holder, _)| holder == owner);
         if !holds {
             return Err(StoreError::Conflict(format!(
                 "{owner} does not hold the lease"
