@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tcrelay_core::ports::{ApiError, Cursor, CursorStore, StoreError};
 use tradecloud_model::timestamp;
@@ -22,7 +22,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct CursorRecord {
     value: Option<String>,
     version: u64,
-    lease: Option<(String, Instant)>,
+    lease: Option<(String, DateTime<Utc>)>,
 }
 
 /// A [`CursorStore`] in memory with the DynamoDB adapter's semantics: leases per owner with an
@@ -34,6 +34,8 @@ pub struct MemoryCursorStore {
     records: Mutex<HashMap<String, CursorRecord>>,
     checkpoints: Mutex<Vec<(String, String, String)>>,
     down: Mutex<bool>,
+    /// Where [`MemoryCursorStore::advance`] stopped the clock; the system clock until then.
+    stopped_at: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl MemoryCursorStore {
@@ -59,6 +61,19 @@ impl MemoryCursorStore {
         *lock(&self.down) = down;
     }
 
+    /// Stops the store's clock (leases are compared with it) and moves it on by `by`, so tests
+    /// step over a lease's expiry without sleeping. Until the first call the store runs on the
+    /// system clock; after it, time stands still but for further calls.
+    pub fn advance(&self, by: Duration) {
+        let mut stopped_at = lock(&self.stopped_at);
+        let now = stopped_at.unwrap_or_else(Utc::now);
+        *stopped_at = Some(later(now, by));
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        lock(&self.stopped_at).unwrap_or_else(Utc::now)
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if *lock(&self.down) {
             Err(StoreError::Unavailable("fake cursor store is down".into()))
@@ -66,6 +81,14 @@ impl MemoryCursorStore {
             Ok(())
         }
     }
+}
+
+/// `at + by`, saturating at the end of time (a lease of `Duration::MAX` never ends).
+fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(by)
+        .ok()
+        .and_then(|by| at.checked_add_signed(by))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn cursor_of(record: &CursorRecord) -> Cursor {
@@ -84,7 +107,7 @@ impl CursorStore for MemoryCursorStore {
         lease_for: Duration,
     ) -> Result<Option<Cursor>, StoreError> {
         self.check()?;
-        let now = Instant::now();
+        let now = self.now();
         let mut records = lock(&self.records);
         let record = records.entry(stream.to_owned()).or_default();
         if let Some((holder, until)) = &record.lease
@@ -93,7 +116,7 @@ impl CursorStore for MemoryCursorStore {
         {
             return Ok(None);
         }
-        record.lease = Some((owner.to_owned(), now + lease_for));
+        record.lease = Some((owner.to_owned(), later(now, lease_for)));
         Ok(Some(cursor_of(record)))
     }
 
@@ -158,6 +181,37 @@ impl CursorStore for MemoryCursorStore {
         record.version += 1;
         Ok(cursor_of(record))
     }
+}
+
+#[cfg(test)]
+mod conformance {
+    //! The memory store against the `CursorStore` contract every adapter is held to.
+
+    use std::time::Duration;
+
+    use tcrelay_core::conformance::cursor_store::Subject;
+    use tcrelay_core::ports::CursorStore;
+
+    use super::MemoryCursorStore;
+
+    impl Subject for MemoryCursorStore {
+        fn store(&self) -> &dyn CursorStore {
+            self
+        }
+
+        fn advance(&self, by: Duration) {
+            MemoryCursorStore::advance(self, by);
+        }
+    }
+
+    async fn subject() -> MemoryCursorStore {
+        let store = MemoryCursorStore::new();
+        // Stopped from the start, so a lease's expiry is exactly where the contract steps.
+        store.advance(Duration::ZERO);
+        store
+    }
+
+    tcrelay_core::cursor_store_conformance!(subject());
 }
 
 /// `YYYY-MM-DDThh:mm:ss.SSSZ` of epoch milliseconds.
