@@ -63,6 +63,8 @@ pub fn stream_emf(summary: &StreamSummary, now: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use tcrelay_lambda::testing::emf_metric_names;
+
     use super::*;
 
     fn summary(stop: Option<StopReason>, cursor: Option<&str>) -> StreamSummary {
@@ -80,15 +82,6 @@ mod tests {
             duration_ms: 0,
             planned: Vec::new(),
         }
-    }
-
-    fn names(v: &Value) -> Vec<&str> {
-        v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["Name"].as_str().unwrap())
-            .collect()
     }
 
     #[test]
@@ -114,12 +107,14 @@ mod tests {
             )
         );
         assert_eq!(v["Stream"], "orders");
-        for name in names(&v) {
+        for name in emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]) {
             assert!(v[name].is_number(), "{name} has no value");
         }
         // Without a usable cursor there is no age, and the metric is not declared.
         let v: Value = serde_json::from_str(&stream_emf(&summary(None, None), now)).unwrap();
-        assert!(!names(&v).contains(&"CursorAgeSeconds"));
+        assert!(
+            !emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]).contains(&"CursorAgeSeconds")
+        );
         assert!(v.get("CursorAgeSeconds").is_none());
     }
 

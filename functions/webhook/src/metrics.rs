@@ -101,19 +101,12 @@ pub fn with_emf_metrics_to(router: Router, sink: LineSink) -> Router {
 
 #[cfg(test)]
 mod tests {
+    use tcrelay_lambda::testing::emf_metric_names;
+
     use super::*;
 
     fn parse(line: &str) -> Value {
         serde_json::from_str(line).expect("EMF is JSON")
-    }
-
-    fn metric_names(directive: &Value) -> Vec<&str> {
-        directive["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["Name"].as_str().unwrap())
-            .collect()
     }
 
     #[test]
@@ -132,7 +125,7 @@ mod tests {
         assert_eq!(directives[0]["Namespace"], NAMESPACE);
         assert_eq!(directives[0]["Dimensions"], json!([["Function"]]));
         // Every declared metric has its value on the line (CloudWatch drops the line otherwise).
-        for name in metric_names(&directives[0]) {
+        for name in emf_metric_names(&directives[0]) {
             assert!(v[name].is_number(), "{name} has no value");
         }
         assert_eq!(v["Received"], 1);
@@ -158,7 +151,7 @@ mod tests {
         assert_eq!(v["Reason"], "invalid");
         let by_reason = &v["_aws"]["CloudWatchMetrics"][1];
         assert_eq!(by_reason["Dimensions"], json!([["Function", "Reason"]]));
-        assert_eq!(metric_names(by_reason), ["Rejected", "Unavailable"]);
+        assert_eq!(emf_metric_names(by_reason), ["Rejected", "Unavailable"]);
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! Lambda answer every invocation (a console test, API Gateway's logged error) with the
 //! message naming the variable, as the Runtime API asks of a custom runtime.
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use http::{Method, Request};
 use lambda_runtime_api_client::PooledClient;
 use lambda_runtime_api_client::body::Body;
