@@ -5,15 +5,18 @@
 //!
 //! Item: `pk` (S, the dedupe key), `state` (S, `in-progress` | `completed`), `fullState` (BOOL),
 //! `expiresAt` (N, epoch seconds, the table's TTL attribute), `inProgressExpiresAt` (N, epoch
-//! milliseconds, only while in progress).
+//! milliseconds, only while in progress), `claimToken` (S, the [`ClaimToken`] of the claim that
+//! wrote it: complete and release go by it).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use tcrelay_core::ports::{ClaimOutcome, DedupeRecord, DedupeStore, RecordState, StoreError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use tcrelay_core::ports::{
+    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState, StoreError,
+};
 
 use crate::clock::{Clock, system_clock};
 use crate::error::unavailable;
@@ -24,6 +27,7 @@ const STATE: &str = "state";
 const FULL_STATE: &str = "fullState";
 const EXPIRES_AT: &str = "expiresAt";
 const IN_PROGRESS_EXPIRES_AT: &str = "inProgressExpiresAt";
+const CLAIM_TOKEN: &str = "claimToken";
 const IN_PROGRESS: &str = "in-progress";
 const COMPLETED: &str = "completed";
 
@@ -133,6 +137,7 @@ impl DedupeStore for DynamoDedupeStore {
             let now = (self.clock)();
             let expires_at = now.timestamp() + secs(self.config.ttl);
             let in_progress_until = now.timestamp_millis() + millis(self.config.in_progress_expiry);
+            let token = ClaimToken::generate();
             let result = self
                 .client
                 .put_item()
@@ -145,6 +150,7 @@ impl DedupeStore for DynamoDedupeStore {
                     IN_PROGRESS_EXPIRES_AT,
                     AttributeValue::N(in_progress_until.to_string()),
                 )
+                .item(CLAIM_TOKEN, AttributeValue::S(token.as_str().to_owned()))
                 .condition_expression(
                     "attribute_not_exists(pk) OR expiresAt < :now \
                      OR (#state = :inprogress AND inProgressExpiresAt < :nowms)",
@@ -165,7 +171,7 @@ impl DedupeStore for DynamoDedupeStore {
                 .send()
                 .await;
             let old_item = match result {
-                Ok(_) => return Ok(ClaimOutcome::Claimed),
+                Ok(_) => return Ok(ClaimOutcome::Claimed(token)),
                 Err(err) => match err.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(failed)) => {
                         failed.item.clone()
@@ -190,46 +196,66 @@ impl DedupeStore for DynamoDedupeStore {
         ))
     }
 
-    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
         let expires_at = (self.clock)().timestamp() + secs(self.config.ttl);
         // Unconditional: if the claim was meanwhile released or expired, recording the message as
-        // sent is still right (it was sent); `fullState` then reads as false.
-        self.client
+        // sent is still right (it was sent); `fullState` then reads as false. The old item tells
+        // whether another claim had taken the key over, in the same call.
+        let output = self
+            .client
             .update_item()
             .table_name(&self.config.table_name)
             .key(PK, Self::pk(key))
             .update_expression(
-                "SET #state = :completed, expiresAt = :exp REMOVE inProgressExpiresAt",
+                "SET #state = :completed, expiresAt = :exp, claimToken = :token \
+                 REMOVE inProgressExpiresAt",
             )
             .expression_attribute_names("#state", STATE)
             .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.to_owned()))
             .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
+            .expression_attribute_values(":token", AttributeValue::S(token.as_str().to_owned()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(|e| unavailable("DynamoDB UpdateItem (dedupe complete)", &e))?;
-        Ok(())
+        let Some(old) = output.attributes.filter(|old| !old.is_empty()) else {
+            return Ok(Completion::Completed);
+        };
+        // A corrupt or expired old record was nobody's live claim: ours simply lapsed.
+        let live = self.live(&old).ok().flatten().is_some();
+        let ours = old
+            .get(CLAIM_TOKEN)
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|stored| stored == token.as_str());
+        Ok(if live && !ours {
+            Completion::TakenOver
+        } else {
+            Completion::Completed
+        })
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.config.table_name)
             .key(PK, Self::pk(key))
-            .condition_expression("#state = :inprogress")
+            .condition_expression("#state = :inprogress AND claimToken = :token")
             .expression_attribute_names("#state", STATE)
             .expression_attribute_values(":inprogress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .expression_attribute_values(":token", AttributeValue::S(token.as_str().to_owned()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Gone or completed: there is no claim to give up, and a completed record must stay.
+            // Gone, completed, or claimed by another request after ours expired: there is no
+            // claim of ours to give up, and the other record must stay.
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                tracing::debug!("dedupe release: no in-progress claim to remove");
+                tracing::debug!("dedupe release: no in-progress claim of ours to remove");
                 Ok(())
             }
             Err(err) => Err(unavailable("DynamoDB DeleteItem (dedupe release)", &err)),

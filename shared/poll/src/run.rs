@@ -36,8 +36,10 @@ use serde_json::{Map, Value};
 use tcrelay_core::dedupe::state_key;
 use tcrelay_core::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
 use tcrelay_core::ports::{
-    ApiError, ClaimOutcome, CursorStore, DedupeStore, EventSink, RecordState, SinkError, StoreError,
+    ApiError, ClaimOutcome, ClaimToken, CursorStore, DedupeStore, EventSink, RecordState,
+    SinkError, StoreError,
 };
+use tcrelay_core::relay::{complete_claim, release_claim};
 use tradecloud_model::{Format, timestamp};
 
 use crate::api::{PageRequest, PollApi, PollStream};
@@ -720,7 +722,7 @@ impl StreamRun<'_> {
     async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
         let class = self.stream.kind().object_class();
         let mut envelopes = Vec::new();
-        let mut claimed: Vec<String> = Vec::new();
+        let mut claimed: Vec<(String, ClaimToken)> = Vec::new();
         for item in items {
             let key = state_key(class, &item.id, &item.last_updated_at);
             if self.done.contains(&key) {
@@ -758,9 +760,9 @@ impl StreamRun<'_> {
                 continue;
             }
             match self.ports.dedupe.claim(&key, true).await {
-                Ok(ClaimOutcome::Claimed) => {
+                Ok(ClaimOutcome::Claimed(token)) => {
                     envelopes.push(self.envelope(item, &key, changed_lines, payload));
-                    claimed.push(key);
+                    claimed.push((key, token));
                 }
                 Ok(ClaimOutcome::Exists(record)) if record.state == RecordState::Completed => {
                     self.summary.duplicates += 1;
@@ -783,8 +785,8 @@ impl StreamRun<'_> {
         }
         match self.ports.sink.enqueue(&envelopes).await {
             Ok(()) => {
-                for key in claimed {
-                    self.finish(&key).await;
+                for (key, token) in claimed {
+                    self.finish(&key, &token).await;
                     self.summary.enqueued += 1;
                     self.done.insert(key);
                 }
@@ -792,11 +794,11 @@ impl StreamRun<'_> {
             }
             Err(e) => {
                 let failed: HashSet<usize> = e.failed.iter().copied().collect();
-                for (i, key) in claimed.into_iter().enumerate() {
+                for (i, (key, token)) in claimed.into_iter().enumerate() {
                     if failed.contains(&i) {
-                        self.release(&key).await;
+                        self.release(&key, &token).await;
                     } else {
-                        self.finish(&key).await;
+                        self.finish(&key, &token).await;
                         self.summary.enqueued += 1;
                         self.done.insert(key);
                     }
@@ -830,24 +832,20 @@ impl StreamRun<'_> {
         }
     }
 
-    async fn release_all(&self, keys: &[String]) {
-        for key in keys {
-            self.release(key).await;
+    async fn release_all(&self, claims: &[(String, ClaimToken)]) {
+        for (key, token) in claims {
+            self.release(key, token).await;
         }
     }
 
     /// A failure to complete does not undo the enqueue: logged; the claim expires, and at
     /// worst a later poll relays that state again.
-    async fn finish(&self, key: &str) {
-        if let Err(e) = self.ports.dedupe.complete(key).await {
-            tracing::warn!(dedupe_key = key, error = %e, "could not complete the dedupe claim; it will expire");
-        }
+    async fn finish(&self, key: &str, token: &ClaimToken) {
+        complete_claim(self.ports.dedupe.as_ref(), key, token).await;
     }
 
     /// If even the release fails, the claim expires and the next run relays the state then.
-    async fn release(&self, key: &str) {
-        if let Err(e) = self.ports.dedupe.release(key).await {
-            tracing::warn!(dedupe_key = key, error = %e, "could not release the dedupe claim; it will expire");
-        }
+    async fn release(&self, key: &str, token: &ClaimToken) {
+        release_claim(self.ports.dedupe.as_ref(), key, token).await;
     }
 }

@@ -59,13 +59,61 @@ pub struct DedupeRecord {
     pub full_state: bool,
 }
 
+/// Proof of one claim on a dedupe key: only the request holding it may complete or release
+/// that claim. Without it a request whose claim had expired (and been taken over by a retry)
+/// would release or overwrite the retry's claim, and the ERP could get the message twice
+/// without anyone noticing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A new, unique token (a random UUID), made by a store when it grants a claim.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// A token as a store reads it back.
+    pub fn from_stored(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The token's text, as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The answer to a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    /// The key was free (absent or expired): the caller now owns it and must complete or release it.
-    Claimed,
+    /// The key was free (absent or expired): the caller now owns it, proven by the token, and
+    /// must complete or release it.
+    Claimed(ClaimToken),
     /// The key exists and is not expired: this is a duplicate.
     Exists(DedupeRecord),
+}
+
+impl ClaimOutcome {
+    /// The token of a granted claim, `None` when the key exists.
+    pub fn token(&self) -> Option<&ClaimToken> {
+        match self {
+            ClaimOutcome::Claimed(token) => Some(token),
+            ClaimOutcome::Exists(_) => None,
+        }
+    }
+}
+
+/// What completing a claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The claim was still ours (or had lapsed with nobody else claiming the key): the key is
+    /// now completed and later arrivals are duplicates.
+    Completed,
+    /// Our claim had expired and another request claimed the key before we completed. Both
+    /// may have enqueued, so the ERP may see this message twice. The key is completed all
+    /// the same (the message was sent), so no third request enqueues it; the caller reports
+    /// the take-over, which means the in-progress expiry is shorter than a request can take.
+    TakenOver,
 }
 
 /// The dedupe table: conditional claim, complete, release, each record with an expiry.
@@ -75,10 +123,14 @@ pub trait DedupeStore: Send + Sync {
     /// expired, or its in-progress claim has expired (the claimer died); expiry is checked
     /// explicitly, never left to the store's TTL sweeper, which may lag by days.
     async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError>;
-    /// Marks a claimed key completed, with the configured time to live.
-    async fn complete(&self, key: &str) -> Result<(), StoreError>;
-    /// Removes a claim after a failure so the retry goes through.
-    async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Marks `key` completed, with the configured time to live, after the message was enqueued
+    /// under the claim `token`. Unconditional (the message was sent, so the record must say
+    /// so); it reports whether another claim had taken the key over meanwhile.
+    async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError>;
+    /// Removes the claim `token` holds after a failure, so the retry goes through. Does
+    /// nothing when the key is completed or claimed under another token (a retry took over
+    /// our expired claim): removing that would let a third request enqueue the message again.
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError>;
     /// Reads the live (not expired) record under `key`.
     async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError>;
 }

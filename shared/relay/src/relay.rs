@@ -9,6 +9,11 @@
 //! A failure before or during enqueue releases the claim, so Tradecloud's retry goes through. A
 //! failure to complete *after* the enqueue is not an error of the request: the message is on the
 //! queue, so we still acknowledge it; the claim then simply expires (logged as a warning).
+//!
+//! Every claim carries a [`ClaimToken`]: completing or releasing goes by it, so a request whose
+//! claim expired mid-way (and was taken over by a retry) neither removes the retry's claim nor
+//! goes unnoticed. Such a take-over is logged as an error, since the ERP may then get the
+//! message twice: the in-progress expiry is shorter than a request can take.
 
 use std::sync::Arc;
 
@@ -19,7 +24,10 @@ use tradecloud_model::{Format, ObjectKind, timestamp};
 use crate::dedupe::{self, MessageKeyParts};
 use crate::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
 use crate::filter::EventFilter;
-use crate::ports::{ClaimOutcome, DedupeStore, EventSink, RecordState, SinkError, StoreError};
+use crate::ports::{
+    ClaimOutcome, ClaimToken, Completion, DedupeStore, EventSink, RecordState, SinkError,
+    StoreError,
+};
 
 /// A decoded webhook POST, in the terms the relay needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,13 +172,13 @@ impl Relay {
             id: event.id.clone(),
         };
 
-        match self
+        let message_token = match self
             .dedupe
             .claim(&message_key, false)
             .await
             .map_err(RelayError::Dedupe)?
         {
-            ClaimOutcome::Claimed => {}
+            ClaimOutcome::Claimed(token) => token,
             ClaimOutcome::Exists(record) if record.state == RecordState::Completed => {
                 return Ok(duplicate(&message_key));
             }
@@ -180,7 +188,7 @@ impl Relay {
             ClaimOutcome::Exists(_) => {
                 return Err(RelayError::InProgress { key: message_key });
             }
-        }
+        };
 
         let state_key = event
             .last_updated_at
@@ -190,14 +198,16 @@ impl Relay {
         let mut owned_state_key = None;
         if let Some(state_key) = &state_key {
             match self.dedupe.claim(state_key, false).await {
-                Ok(ClaimOutcome::Claimed) => owned_state_key = Some(state_key.as_str()),
+                Ok(ClaimOutcome::Claimed(token)) => {
+                    owned_state_key = Some((state_key.as_str(), token));
+                }
                 Ok(ClaimOutcome::Exists(record)) if record.full_state => {
                     if record.state == RecordState::Completed {
                         // Mark the message too, so retries stop at the first lookup.
-                        self.finish(&message_key).await;
+                        self.finish(&message_key, &message_token).await;
                         return Ok(duplicate(state_key));
                     }
-                    self.release(&message_key).await;
+                    self.release(&message_key, &message_token).await;
                     return Err(RelayError::InProgress {
                         key: state_key.clone(),
                     });
@@ -205,7 +215,7 @@ impl Relay {
                 // Written by other webhook events of the same state: not a duplicate.
                 Ok(ClaimOutcome::Exists(_)) => {}
                 Err(e) => {
-                    self.release(&message_key).await;
+                    self.release(&message_key, &message_token).await;
                     return Err(RelayError::Dedupe(e));
                 }
             }
@@ -227,15 +237,15 @@ impl Relay {
             payload: event.payload.clone(),
         };
         if let Err(e) = self.sink.enqueue(std::slice::from_ref(&envelope)).await {
-            self.release(&message_key).await;
-            if let Some(key) = owned_state_key {
-                self.release(key).await;
+            self.release(&message_key, &message_token).await;
+            if let Some((key, token)) = &owned_state_key {
+                self.release(key, token).await;
             }
             return Err(RelayError::Sink(e));
         }
-        self.finish(&message_key).await;
-        if let Some(key) = owned_state_key {
-            self.finish(key).await;
+        self.finish(&message_key, &message_token).await;
+        if let Some((key, token)) = &owned_state_key {
+            self.finish(key, token).await;
         }
         Ok(Outcome::Enqueued {
             dedupe_key: message_key,
@@ -260,13 +270,13 @@ impl Relay {
             None => dedupe::content_state_key(class, &state.id, &object),
         };
         tracing::Span::current().record("dedupe_key", key.as_str());
-        match self
+        let token = match self
             .dedupe
             .claim(&key, true)
             .await
             .map_err(RelayError::Dedupe)?
         {
-            ClaimOutcome::Claimed => {}
+            ClaimOutcome::Claimed(token) => token,
             ClaimOutcome::Exists(record) if record.state == RecordState::Completed => {
                 return Ok(Outcome::Duplicate {
                     dedupe_key: key,
@@ -275,7 +285,7 @@ impl Relay {
                 });
             }
             ClaimOutcome::Exists(_) => return Err(RelayError::InProgress { key }),
-        }
+        };
         let envelope = Envelope {
             schema: ENVELOPE_SCHEMA.to_owned(),
             source,
@@ -292,10 +302,10 @@ impl Relay {
             payload: object,
         };
         if let Err(e) = self.sink.enqueue(std::slice::from_ref(&envelope)).await {
-            self.release(&key).await;
+            self.release(&key, &token).await;
             return Err(RelayError::Sink(e));
         }
-        self.finish(&key).await;
+        self.finish(&key, &token).await;
         Ok(Outcome::Enqueued {
             dedupe_key: key,
             kind,
@@ -303,20 +313,42 @@ impl Relay {
         })
     }
 
-    /// Completes a claim after the enqueue. A failure here does not undo the enqueue, so it is
-    /// logged, not returned: the claim expires and at worst a later poll relays the state again.
-    async fn finish(&self, key: &str) {
-        if let Err(e) = self.dedupe.complete(key).await {
+    /// Completes a claim after the enqueue; see [`complete_claim`].
+    async fn finish(&self, key: &str, token: &ClaimToken) {
+        complete_claim(self.dedupe.as_ref(), key, token).await;
+    }
+
+    /// Releases a claim after a failure; see [`release_claim`].
+    async fn release(&self, key: &str, token: &ClaimToken) {
+        release_claim(self.dedupe.as_ref(), key, token).await;
+    }
+}
+
+/// Completes the claim `token` holds on `key` after its message was enqueued. A failure here
+/// does not undo the enqueue, so it is logged, not returned: the claim expires and at worst a
+/// later poll relays the state again. A take-over (another request claimed the key after ours
+/// expired) is logged as an error: the ERP may get the message twice, and the in-progress
+/// expiry should be longer than a request can take. Shared by the webhook relay and the poller.
+pub async fn complete_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimToken) {
+    match dedupe.complete(key, token).await {
+        Ok(Completion::Completed) => {}
+        Ok(Completion::TakenOver) => tracing::error!(
+            dedupe_key = key,
+            "the dedupe claim expired and another request took it over before this one \
+             completed: the message may be on the queue twice; raise the in-progress expiry"
+        ),
+        Err(e) => {
             tracing::warn!(dedupe_key = key, error = %e, "could not complete the dedupe claim; it will expire");
         }
     }
+}
 
-    /// Releases a claim after a failure. If even that fails the claim expires on its own, and
-    /// until then retries are answered 503 (in progress), so nothing is lost.
-    async fn release(&self, key: &str) {
-        if let Err(e) = self.dedupe.release(key).await {
-            tracing::warn!(dedupe_key = key, error = %e, "could not release the dedupe claim; it will expire");
-        }
+/// Releases the claim `token` holds on `key` after a failure. If even that fails the claim
+/// expires on its own, and until then retries are answered 503 (in progress), so nothing is
+/// lost. Shared by the webhook relay and the poller.
+pub async fn release_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimToken) {
+    if let Err(e) = dedupe.release(key, token).await {
+        tracing::warn!(dedupe_key = key, error = %e, "could not release the dedupe claim; it will expire");
     }
 }
 
@@ -353,5 +385,103 @@ impl ObjectState {
                 .or_else(|| text(object.pointer("/meta/lastUpdatedAt"))),
             message_id: text(object.pointer("/meta/messageId")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::ports::DedupeRecord;
+    use crate::testing::MemoryDedupe;
+
+    const EXPIRY: Duration = Duration::from_secs(60);
+
+    /// A queue so slow that the relay's claim expires while it sends, and Tradecloud's retry
+    /// claims the key meanwhile; then the send fails or succeeds.
+    struct OvertakenSink {
+        dedupe: Arc<MemoryDedupe>,
+        fails: bool,
+        retry: Mutex<Option<ClaimToken>>,
+    }
+
+    #[async_trait]
+    impl EventSink for OvertakenSink {
+        async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+            self.dedupe.advance(EXPIRY + Duration::from_secs(1));
+            let retry = self
+                .dedupe
+                .claim(&envelopes[0].dedupe_key, true)
+                .await
+                .unwrap();
+            *self.retry.lock().unwrap() = Some(retry.token().cloned().expect("the retry claims"));
+            if self.fails {
+                return Err(SinkError {
+                    failed: vec![0],
+                    reason: "slow, then down".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    async fn relay_overtaken(
+        fails: bool,
+    ) -> (Result<Outcome, RelayError>, Arc<MemoryDedupe>, ClaimToken) {
+        let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
+        let sink = Arc::new(OvertakenSink {
+            dedupe: Arc::clone(&dedupe),
+            fails,
+            retry: Mutex::default(),
+        });
+        let relay = Relay::new(sink.clone(), dedupe.clone(), EventFilter::allow_all());
+        let order = json!({"id": "o-1", "lastUpdatedAt": "2026-03-01T10:00:00.000Z", "version": 3});
+        let result = relay
+            .relay_object(ObjectKind::Order, "o-1", order, Source::Poll)
+            .await;
+        let retry = sink.retry.lock().unwrap().clone().expect("the sink ran");
+        (result, dedupe, retry)
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_whose_claim_was_taken_over_leaves_the_new_claim_alone() {
+        let (result, dedupe, _) = relay_overtaken(true).await;
+        assert!(matches!(result, Err(RelayError::Sink(_))), "{result:?}");
+        // Releasing the retry's claim would let a third delivery enqueue alongside the retry.
+        let records: Vec<DedupeRecord> = dedupe.records().into_values().collect();
+        assert_eq!(
+            records,
+            vec![DedupeRecord {
+                state: RecordState::InProgress,
+                full_state: true
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_claim_was_taken_over_still_completes_the_key() {
+        let (result, dedupe, retry) = relay_overtaken(false).await;
+        assert!(matches!(result, Ok(Outcome::Enqueued { .. })), "{result:?}");
+        let key = match result {
+            Ok(Outcome::Enqueued { dedupe_key, .. }) => dedupe_key,
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            dedupe.lookup(&key).await.unwrap(),
+            Some(DedupeRecord {
+                state: RecordState::Completed,
+                full_state: true
+            })
+        );
+        // The retry learns it was overtaken too when it completes.
+        assert_eq!(
+            dedupe.complete(&key, &retry).await.unwrap(),
+            Completion::TakenOver
+        );
     }
 }

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::envelope::Envelope;
 use crate::ports::{
-    ApiError, ClaimOutcome, DedupeRecord, DedupeStore, EventSink, Quarantine, QuarantinedRequest,
-    RecordState, SinkError, StoreError, TradecloudApi,
+    ApiError, ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, EventSink,
+    Quarantine, QuarantinedRequest, RecordState, SinkError, StoreError, TradecloudApi,
 };
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -79,6 +79,8 @@ impl EventSink for MemorySink {
 struct StoredRecord {
     record: DedupeRecord,
     expires: Instant,
+    /// The claim that wrote it.
+    token: ClaimToken,
 }
 
 /// Which [`DedupeStore`] operation a failure applies to.
@@ -102,6 +104,8 @@ pub struct MemoryDedupe {
     failing: Mutex<HashMap<DedupeOp, Mode>>,
     in_progress_expiry: Duration,
     ttl: Duration,
+    /// How far [`MemoryDedupe::advance`] moved this store's clock ahead of the real one.
+    skew: Mutex<Duration>,
 }
 
 impl Default for MemoryDedupe {
@@ -118,7 +122,18 @@ impl MemoryDedupe {
             failing: Mutex::default(),
             in_progress_expiry,
             ttl,
+            skew: Mutex::default(),
         }
+    }
+
+    /// Moves this store's clock forward by `by`, so tests step over an expiry without
+    /// sleeping.
+    pub fn advance(&self, by: Duration) {
+        *lock(&self.skew) += by;
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now() + *lock(&self.skew)
     }
 
     /// Makes every operation behave as `mode`.
@@ -140,7 +155,7 @@ impl MemoryDedupe {
 
     /// The live records, by key.
     pub fn records(&self) -> HashMap<String, DedupeRecord> {
-        let now = Instant::now();
+        let now = self.now();
         lock(&self.records)
             .iter()
             .filter(|(_, r)| r.expires > now)
@@ -158,7 +173,8 @@ impl MemoryDedupe {
             key.to_owned(),
             StoredRecord {
                 record: DedupeRecord { state, full_state },
-                expires: Instant::now() + lifetime,
+                expires: self.now() + lifetime,
+                token: ClaimToken::generate(),
             },
         );
     }
@@ -178,13 +194,14 @@ impl MemoryDedupe {
 impl DedupeStore for MemoryDedupe {
     async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
         self.check(DedupeOp::Claim)?;
-        let now = Instant::now();
+        let now = self.now();
         let mut records = lock(&self.records);
         if let Some(existing) = records.get(key)
             && existing.expires > now
         {
             return Ok(ClaimOutcome::Exists(existing.record.clone()));
         }
+        let token = ClaimToken::generate();
         records.insert(
             key.to_owned(),
             StoredRecord {
@@ -193,31 +210,53 @@ impl DedupeStore for MemoryDedupe {
                     full_state,
                 },
                 expires: now + self.in_progress_expiry,
+                token: token.clone(),
             },
         );
-        Ok(ClaimOutcome::Claimed)
+        Ok(ClaimOutcome::Claimed(token))
     }
 
-    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
         self.check(DedupeOp::Complete)?;
+        let now = self.now();
         let mut records = lock(&self.records);
-        let record = records
-            .get_mut(key)
-            .ok_or_else(|| StoreError::Conflict(format!("no claim on {key}")))?;
-        record.record.state = RecordState::Completed;
-        record.expires = Instant::now() + self.ttl;
-        Ok(())
+        let live = records.get(key).filter(|r| r.expires > now);
+        let completion = match live {
+            Some(r) if r.token != *token => Completion::TakenOver,
+            _ => Completion::Completed,
+        };
+        // As the real stores: a lapsed claim (or a purged record) is recorded as sent all the
+        // same, keeping the `full_state` it was claimed with (false without a record).
+        let full_state = records.get(key).is_some_and(|r| r.record.full_state);
+        records.insert(
+            key.to_owned(),
+            StoredRecord {
+                record: DedupeRecord {
+                    state: RecordState::Completed,
+                    full_state,
+                },
+                expires: now + self.ttl,
+                token: token.clone(),
+            },
+        );
+        Ok(completion)
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
         self.check(DedupeOp::Release)?;
-        lock(&self.records).remove(key);
+        let mut records = lock(&self.records);
+        if records
+            .get(key)
+            .is_some_and(|r| r.record.state == RecordState::InProgress && r.token == *token)
+        {
+            records.remove(key);
+        }
         Ok(())
     }
 
     async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError> {
         self.check(DedupeOp::Lookup)?;
-        let now = Instant::now();
+        let now = self.now();
         Ok(lock(&self.records)
             .get(key)
             .filter(|r| r.expires > now)
@@ -353,33 +392,20 @@ impl TradecloudApi for FakeTradecloud {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn dedupe_claims_expire_and_completed_records_live_for_the_ttl() {
-        let store = MemoryDedupe::new(Duration::from_millis(30), Duration::from_secs(60));
-        assert_eq!(
-            store.claim("k", false).await.unwrap(),
-            ClaimOutcome::Claimed
-        );
-        assert!(matches!(
-            store.claim("k", false).await.unwrap(),
-            ClaimOutcome::Exists(DedupeRecord {
-                state: RecordState::InProgress,
-                ..
-            })
-        ));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        // The first claimer died: the key is free again.
-        assert_eq!(store.claim("k", true).await.unwrap(), ClaimOutcome::Claimed);
-        store.complete("k").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(
-            store.lookup("k").await.unwrap(),
-            Some(DedupeRecord {
-                state: RecordState::Completed,
-                full_state: true
-            })
-        );
-        store.release("k").await.unwrap();
-        assert_eq!(store.lookup("k").await.unwrap(), None);
+    impl crate::conformance::dedupe_store::Subject for MemoryDedupe {
+        fn store(&self) -> &dyn DedupeStore {
+            self
+        }
+
+        fn advance(&self, by: Duration) {
+            MemoryDedupe::advance(self, by);
+        }
     }
+
+    async fn memory_dedupe() -> MemoryDedupe {
+        use crate::conformance::dedupe_store::{IN_PROGRESS_EXPIRY, TTL};
+        MemoryDedupe::new(IN_PROGRESS_EXPIRY, TTL)
+    }
+
+    crate::dedupe_store_conformance!(memory_dedupe());
 }

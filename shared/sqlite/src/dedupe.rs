@@ -6,7 +6,9 @@
 //!
 //! Row: `key`, `state` (`in-progress` | `completed`), `full_state` (0/1), `expires_at` (epoch
 //! ms: the record's time to live, set at claim and again at completion) and
-//! `in_progress_expires_at` (epoch ms, only while in progress). A record is expired when its
+//! `in_progress_expires_at` (epoch ms, only while in progress), `claim_token` (the
+//! [`ClaimToken`] of the claim that wrote it: complete and release go by it). A record is
+//! expired when its
 //! `expires_at` is before now, or it is in progress and its `in_progress_expires_at` is before
 //! now; an expired record is treated exactly like an absent one. (DynamoDB keeps `expiresAt` in
 //! seconds because its TTL sweeper wants seconds; here both are milliseconds, which differs from
@@ -14,7 +16,9 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tcrelay_core::ports::{ClaimOutcome, DedupeRecord, DedupeStore, RecordState, StoreError};
+use tcrelay_core::ports::{
+    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState, StoreError,
+};
 
 use crate::clock::millis;
 use crate::db::SqliteStore;
@@ -28,27 +32,28 @@ struct Row {
     record: DedupeRecord,
     expires_at: i64,
     in_progress_expires_at: Option<i64>,
+    claim_token: Option<String>,
 }
 
 impl Row {
-    /// The record if it is live at `now_ms` (same rule as the DynamoDB store).
+    /// Whether the record is live at `now_ms` (same rule as the DynamoDB store).
+    fn is_live(&self, now_ms: i64) -> bool {
+        !(self.expires_at < now_ms
+            || self.record.state == RecordState::InProgress
+                && self.in_progress_expires_at.is_some_and(|at| at < now_ms))
+    }
+
+    /// The record if it is live at `now_ms`.
     fn live(self, now_ms: i64) -> Option<DedupeRecord> {
-        if self.expires_at < now_ms {
-            return None;
-        }
-        if self.record.state == RecordState::InProgress
-            && self.in_progress_expires_at.is_some_and(|at| at < now_ms)
-        {
-            return None;
-        }
-        Some(self.record)
+        self.is_live(now_ms).then_some(self.record)
     }
 }
 
 fn read(conn: &Connection, key: &str) -> Result<Option<Row>, DbError> {
     let raw = conn
         .prepare_cached(
-            "SELECT state, full_state, expires_at, in_progress_expires_at FROM dedupe WHERE key = ?1",
+            "SELECT state, full_state, expires_at, in_progress_expires_at, claim_token \
+             FROM dedupe WHERE key = ?1",
         )?
         .query_row([key], |row| {
             Ok((
@@ -56,10 +61,11 @@ fn read(conn: &Connection, key: &str) -> Result<Option<Row>, DbError> {
                 row.get::<_, i64>(1)?,
                 row.get::<_, i64>(2)?,
                 row.get::<_, Option<i64>>(3)?,
+                row.get::<_, Option<String>>(4)?,
             ))
         })
         .optional()?;
-    let Some((state, full_state, expires_at, in_progress_expires_at)) = raw else {
+    let Some((state, full_state, expires_at, in_progress_expires_at, claim_token)) = raw else {
         return Ok(None);
     };
     let state = match state.as_str() {
@@ -84,6 +90,7 @@ fn read(conn: &Connection, key: &str) -> Result<Option<Row>, DbError> {
         record: DedupeRecord { state, full_state },
         expires_at,
         in_progress_expires_at,
+        claim_token,
     }))
 }
 
@@ -124,55 +131,77 @@ impl DedupeStore for SqliteStore {
             let in_progress_until = ctx
                 .now_ms
                 .saturating_add(millis(ctx.options.in_progress_expiry));
+            let token = ClaimToken::generate();
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO dedupe \
-                 (key, state, full_state, expires_at, in_progress_expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                 (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 key,
                 IN_PROGRESS,
                 full_state,
                 expires_at,
-                in_progress_until
+                in_progress_until,
+                token.as_str()
             ])?;
             tx.commit()?;
-            Ok(ClaimOutcome::Claimed)
+            Ok(ClaimOutcome::Claimed(token))
         })
         .await
     }
 
-    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
         let key = key.to_owned();
+        let token = token.clone();
         self.run("dedupe complete", move |ctx| {
             let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
+            // Immediate: the read of the old record and the write are one step, as DynamoDB's
+            // UpdateItem returning the old item is for the other adapter.
+            let tx = ctx
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // A corrupt old record was nobody's live claim: it is overwritten below.
+            let taken_over = read(&tx, &key).ok().flatten().is_some_and(|row| {
+                row.is_live(ctx.now_ms) && row.claim_token.as_deref() != Some(token.as_str())
+            });
             // Unconditional, like the DynamoDB store: if the claim was meanwhile released or
             // expired, recording the message as sent is still right (it was sent); `full_state`
             // then reads as false.
-            ctx.conn
-                .prepare_cached(
-                    "INSERT INTO dedupe (key, state, full_state, expires_at, in_progress_expires_at) \
-                     VALUES (?1, ?2, 0, ?3, NULL) \
-                     ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
-                        expires_at = excluded.expires_at, in_progress_expires_at = NULL",
-                )?
-                .execute(params![key, COMPLETED, expires_at])?;
-            Ok(())
+            tx.prepare_cached(
+                "INSERT INTO dedupe \
+                 (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
+                 VALUES (?1, ?2, 0, ?3, NULL, ?4) \
+                 ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
+                    expires_at = excluded.expires_at, in_progress_expires_at = NULL, \
+                    claim_token = excluded.claim_token",
+            )?
+            .execute(params![key, COMPLETED, expires_at, token.as_str()])?;
+            tx.commit()?;
+            Ok(if taken_over {
+                Completion::TakenOver
+            } else {
+                Completion::Completed
+            })
         })
         .await
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
         let key = key.to_owned();
+        let token = token.clone();
         self.run("dedupe release", move |ctx| {
-            // Only an in-progress claim: a completed record must stay, or the next delivery of an
-            // event that did reach the queue would be enqueued again.
+            // Only our own in-progress claim: a completed record must stay, or the next delivery
+            // of an event that did reach the queue would be enqueued again; and a claim another
+            // request took over after ours expired is theirs to finish.
             let n = ctx
                 .conn
-                .prepare_cached("DELETE FROM dedupe WHERE key = ?1 AND state = ?2")?
-                .execute(params![key, IN_PROGRESS])?;
+                .prepare_cached(
+                    "DELETE FROM dedupe WHERE key = ?1 AND state = ?2 AND claim_token = ?3",
+                )?
+                .execute(params![key, IN_PROGRESS, token.as_str()])?;
             if n == 0 {
-                tracing::debug!("dedupe release: no in-progress claim to remove");
+                tracing::debug!("dedupe release: no in-progress claim of ours to remove");
             }
             Ok(())
         })

@@ -63,6 +63,11 @@ const MIGRATIONS: &[&str] = &[
         lease_expires_at INTEGER
     ) WITHOUT ROWID;
     "#,
+    // 2: the claim token of each dedupe record, so complete and release go by the claim that
+    // wrote it. Records from before have none: nobody's claim, so they only expire.
+    r#"
+    ALTER TABLE dedupe ADD COLUMN claim_token TEXT;
+    "#,
 ];
 
 /// What [`migrate`] found.

@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use chrono::{DateTime, Utc};
-use tcrelay_aws::{AwsClients, Clock};
+use tcrelay_aws::testing::{create_table, moto_clients};
+use tcrelay_aws::{AwsClients, Clock, DedupeConfig, DynamoCursorStore, DynamoDedupeStore};
+use tcrelay_core::conformance::{cursor_store, dedupe_store};
 use tcrelay_core::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
+use tcrelay_core::ports::{CursorStore, DedupeStore};
 use tradecloud_model::{Format, ObjectKind};
 
 /// Receives (and deletes) `n` messages, with message and system attributes, in delivery order.
@@ -124,5 +127,56 @@ impl TestClock {
     pub fn clock(&self) -> Clock {
         let inner = self.0.clone();
         Arc::new(move || *inner.lock().unwrap())
+    }
+}
+
+/// Both stores on one fresh table (as deployed: cursors share the dedupe table), with the dedupe
+/// contract's expiries and one clock the conformance suites move; the subject of both the
+/// cursor and the dedupe contract.
+pub struct FreshTable {
+    pub cursors: DynamoCursorStore,
+    pub dedupe: DynamoDedupeStore,
+    pub clock: TestClock,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+impl cursor_store::Subject for FreshTable {
+    fn store(&self) -> &dyn CursorStore {
+        &self.cursors
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+impl dedupe_store::Subject for FreshTable {
+    fn store(&self) -> &dyn DedupeStore {
+        &self.dedupe
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// A [`FreshTable`] in moto.
+pub async fn fresh_table() -> FreshTable {
+    let clients = moto_clients().await;
+    let table = create_table(&clients, "tcrelay").await;
+    let clock = TestClock::new();
+    let cursors =
+        DynamoCursorStore::new(clients.dynamodb.clone(), &table).with_clock(clock.clock());
+    let mut config = DedupeConfig::new(table.clone());
+    config.ttl = dedupe_store::TTL;
+    config.in_progress_expiry = dedupe_store::IN_PROGRESS_EXPIRY;
+    let dedupe = DynamoDedupeStore::new(clients.dynamodb.clone(), config).with_clock(clock.clock());
+    FreshTable {
+        cursors,
+        dedupe,
+        clock,
+        dynamodb: clients.dynamodb.clone(),
+        table,
     }
 }

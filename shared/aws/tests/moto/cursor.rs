@@ -3,37 +3,11 @@
 
 use tcrelay_aws::testing::{create_table, moto_clients, unique_name};
 use tcrelay_aws::{DedupeConfig, DynamoCursorStore, DynamoDedupeStore};
-use tcrelay_core::conformance::cursor_store::{Subject, cursor};
+use tcrelay_core::conformance::cursor_store::cursor;
 use tcrelay_core::ports::{ClaimOutcome, CursorStore, DedupeStore};
 
-use crate::common::TestClock;
-
-/// A store on a fresh table, on a clock the contract moves.
-struct Dynamo {
-    store: DynamoCursorStore,
-    clock: TestClock,
-}
-
-impl Subject for Dynamo {
-    fn store(&self) -> &dyn CursorStore {
-        &self.store
-    }
-
-    fn advance(&self, by: std::time::Duration) {
-        self.clock.advance(by);
-    }
-}
-
-async fn subject() -> Dynamo {
-    let clients = moto_clients().await;
-    let table = create_table(&clients, "tcrelay").await;
-    let clock = TestClock::new();
-    let store = DynamoCursorStore::new(clients.dynamodb.clone(), &table).with_clock(clock.clock());
-    Dynamo { store, clock }
-}
-
 mod contract {
-    tcrelay_core::cursor_store_conformance!(super::subject());
+    tcrelay_core::cursor_store_conformance!(crate::common::fresh_table());
 }
 
 #[tokio::test]

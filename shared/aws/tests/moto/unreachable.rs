@@ -8,7 +8,9 @@ use tcrelay_aws::{
     AwsClients, ClaimCheck, DedupeConfig, DynamoCursorStore, DynamoDedupeStore, SqsQuarantine,
     SqsSink, SqsSinkConfig,
 };
-use tcrelay_core::ports::{CursorStore, DedupeStore, EventSink, Quarantine, StoreError};
+use tcrelay_core::ports::{
+    ClaimToken, CursorStore, DedupeStore, EventSink, Quarantine, StoreError,
+};
 use tradecloud_model::ObjectKind;
 
 use crate::common::envelope;
@@ -89,8 +91,15 @@ async fn dedupe_store_is_unavailable() {
     let clients = closed_port_clients().await;
     let store = DynamoDedupeStore::new(clients.dynamodb.clone(), DedupeConfig::new("t"));
     assert_unavailable("claim", quickly("claim", store.claim("k", false)).await);
-    assert_unavailable("complete", quickly("complete", store.complete("k")).await);
-    assert_unavailable("release", quickly("release", store.release("k")).await);
+    let token = ClaimToken::generate();
+    assert_unavailable(
+        "complete",
+        quickly("complete", store.complete("k", &token)).await,
+    );
+    assert_unavailable(
+        "release",
+        quickly("release", store.release("k", &token)).await,
+    );
     assert_unavailable("lookup", quickly("lookup", store.lookup("k")).await);
 }
 

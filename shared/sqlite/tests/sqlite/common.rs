@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use tcrelay_core::conformance::{cursor_store, dedupe_store};
 use tcrelay_core::envelope::ENVELOPE_SCHEMA;
+use tcrelay_core::ports::{CursorStore, DedupeStore};
 use tcrelay_core::{Envelope, Source};
 use tcrelay_sqlite::{Clock, SqliteOptions, SqliteStore};
 use tempfile::TempDir;
@@ -42,12 +44,53 @@ impl ManualClock {
     }
 }
 
-/// Short, distinct expiries so the tests can step over their boundaries.
+/// Short, distinct expiries so the tests can step over their boundaries: the ones the dedupe
+/// contract expects.
 pub fn test_options() -> SqliteOptions {
     SqliteOptions {
-        dedupe_ttl: Duration::from_secs(3600),
-        in_progress_expiry: Duration::from_secs(60),
+        dedupe_ttl: dedupe_store::TTL,
+        in_progress_expiry: dedupe_store::IN_PROGRESS_EXPIRY,
         ..SqliteOptions::default()
+    }
+}
+
+/// A store in a fresh database file, on a clock the conformance suites move; the subject of
+/// both the cursor and the dedupe contract.
+pub struct FreshDb {
+    _dir: TempDir,
+    store: SqliteStore,
+    clock: ManualClock,
+}
+
+impl cursor_store::Subject for FreshDb {
+    fn store(&self) -> &dyn CursorStore {
+        &self.store
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+impl dedupe_store::Subject for FreshDb {
+    fn store(&self) -> &dyn DedupeStore {
+        &self.store
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// A [`FreshDb`] with [`test_options`].
+pub async fn fresh_db() -> FreshDb {
+    let (dir, path) = temp_db();
+    let clock = ManualClock::new();
+    let store = open_with_clock(&path, &clock);
+    FreshDb {
+        _dir: dir,
+        store,
+        clock,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use tcrelay_core::ports::{ClaimOutcome, DedupeStore, EventSink, RecordState};
+use tcrelay_core::ports::{Completion, DedupeStore, EventSink, RecordState};
 use tcrelay_sqlite::SqliteStore;
 
 use crate::common::{order, temp_db};
@@ -31,15 +31,22 @@ async fn parallel_claims_and_enqueues_land_exactly_once() {
                 for i in 0..PER_TASK {
                     // A key of this task's own: the relay's claim, enqueue, complete.
                     let key = format!("task{t}:item{i}");
-                    assert_eq!(
-                        store.claim(&key, false).await.unwrap(),
-                        ClaimOutcome::Claimed
-                    );
+                    let claim = store.claim(&key, false).await.unwrap();
+                    let token = claim.token().expect("an own key is free");
                     store.enqueue(&[order(&key)]).await.unwrap();
-                    store.complete(&key).await.unwrap();
+                    assert_eq!(
+                        store.complete(&key, token).await.unwrap(),
+                        Completion::Completed
+                    );
                     // A key every task races for (the same change by webhook and by poll).
                     let contested = format!("contested:{i}");
-                    if store.claim(&contested, true).await.unwrap() == ClaimOutcome::Claimed {
+                    if store
+                        .claim(&contested, true)
+                        .await
+                        .unwrap()
+                        .token()
+                        .is_some()
+                    {
                         won_contested.push(i);
                     }
                 }

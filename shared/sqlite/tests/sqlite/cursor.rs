@@ -2,46 +2,16 @@
 //! what only this store has: `cursor show`'s listing, durability, two connections.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tcrelay_core::conformance::cursor_store::{LEASE, Subject, cursor};
+use tcrelay_core::conformance::cursor_store::{LEASE, cursor};
 use tcrelay_core::ports::CursorStore;
 use tcrelay_sqlite::SqliteStore;
-use tempfile::TempDir;
 use tokio::sync::Barrier;
 
 use crate::common::{ManualClock, open_with_clock, temp_db};
 
-/// A store in a fresh database file, on a clock the contract moves.
-struct Sqlite {
-    _dir: TempDir,
-    store: SqliteStore,
-    clock: ManualClock,
-}
-
-impl Subject for Sqlite {
-    fn store(&self) -> &dyn CursorStore {
-        &self.store
-    }
-
-    fn advance(&self, by: Duration) {
-        self.clock.advance(by);
-    }
-}
-
-async fn subject() -> Sqlite {
-    let (dir, path) = temp_db();
-    let clock = ManualClock::new();
-    let store = open_with_clock(&path, &clock);
-    Sqlite {
-        _dir: dir,
-        store,
-        clock,
-    }
-}
-
 mod contract {
-    tcrelay_core::cursor_store_conformance!(super::subject());
+    tcrelay_core::cursor_store_conformance!(crate::common::fresh_db());
 }
 
 #[tokio::test]

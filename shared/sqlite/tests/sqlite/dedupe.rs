@@ -1,8 +1,11 @@
-//! Dedupe records: the claim/complete/release/lookup contract with explicit expiry.
+//! Dedupe records: the dedupe contract (`tcrelay_core::conformance::dedupe_store`), then what
+//! only the SQLite store has: millisecond expiry boundaries, durability, purging, and records
+//! from before claim tokens.
 
 use std::time::Duration;
 
-use tcrelay_core::ports::{ClaimOutcome, DedupeRecord, DedupeStore, RecordState};
+use tcrelay_core::ports::{ClaimOutcome, ClaimToken, DedupeRecord, DedupeStore, RecordState};
+use tcrelay_sqlite::SCHEMA_VERSION;
 
 use crate::common::{ManualClock, open_with_clock, temp_db, test_options};
 
@@ -12,50 +15,23 @@ fn exists(state: RecordState, full_state: bool) -> ClaimOutcome {
     ClaimOutcome::Exists(DedupeRecord { state, full_state })
 }
 
-#[tokio::test]
-async fn a_second_claim_finds_the_first_then_the_completed_record() {
-    let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
-    let store = open_with_clock(&path, &clock);
+fn is_claimed(outcome: &ClaimOutcome) -> bool {
+    outcome.token().is_some()
+}
 
-    assert_eq!(store.claim("k", true).await.unwrap(), ClaimOutcome::Claimed);
-    // full_state is the first claimer's, whatever the second says.
-    assert_eq!(
-        store.claim("k", false).await.unwrap(),
-        exists(RecordState::InProgress, true)
-    );
-    store.complete("k").await.unwrap();
-    assert_eq!(
-        store.claim("k", false).await.unwrap(),
-        exists(RecordState::Completed, true)
-    );
-    assert_eq!(
-        store.lookup("k").await.unwrap(),
-        Some(DedupeRecord {
-            state: RecordState::Completed,
-            full_state: true
-        })
-    );
-    // Another key is independent.
-    assert_eq!(
-        store.claim("k2", false).await.unwrap(),
-        ClaimOutcome::Claimed
-    );
-    assert_eq!(store.lookup("absent").await.unwrap(), None);
+mod contract {
+    tcrelay_core::dedupe_store_conformance!(crate::common::fresh_db());
 }
 
 #[tokio::test]
-async fn a_completed_record_expires_after_the_ttl() {
+async fn a_completed_record_expires_one_millisecond_after_the_ttl() {
     let (_dir, path) = temp_db();
     let clock = ManualClock::new();
     let store = open_with_clock(&path, &clock);
     let ttl = test_options().dedupe_ttl;
 
-    assert_eq!(
-        store.claim("k", false).await.unwrap(),
-        ClaimOutcome::Claimed
-    );
-    store.complete("k").await.unwrap();
+    let token = store.claim("k", false).await.unwrap();
+    store.complete("k", token.token().unwrap()).await.unwrap();
     // Exactly at the expiry it still counts (expired means *before* now).
     clock.advance(ttl);
     assert_eq!(
@@ -63,114 +39,50 @@ async fn a_completed_record_expires_after_the_ttl() {
         exists(RecordState::Completed, false)
     );
     clock.advance(MS);
-    // lookup hides it, and a claim takes it over.
     assert_eq!(store.lookup("k").await.unwrap(), None);
-    assert_eq!(store.claim("k", true).await.unwrap(), ClaimOutcome::Claimed);
-    assert_eq!(
-        store.lookup("k").await.unwrap(),
-        Some(DedupeRecord {
-            state: RecordState::InProgress,
-            full_state: true
-        })
-    );
+    assert!(is_claimed(&store.claim("k", true).await.unwrap()));
 }
 
 #[tokio::test]
-async fn completion_restarts_the_ttl() {
+async fn an_abandoned_claim_expires_one_millisecond_after_the_in_progress_expiry() {
     let (_dir, path) = temp_db();
     let clock = ManualClock::new();
     let store = open_with_clock(&path, &clock);
-    let ttl = test_options().dedupe_ttl;
-    store.claim("k", false).await.unwrap();
-    clock.advance(Duration::from_secs(30));
-    store.complete("k").await.unwrap();
-    // The claim's TTL would have run out here; the completion's has not.
-    clock.advance(ttl - Duration::from_secs(10));
-    assert!(store.lookup("k").await.unwrap().is_some());
-}
 
-#[tokio::test]
-async fn an_abandoned_claim_expires_after_the_in_progress_expiry() {
-    let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
-    let store = open_with_clock(&path, &clock);
-    let expiry = test_options().in_progress_expiry;
-
-    assert_eq!(
-        store.claim("k", false).await.unwrap(),
-        ClaimOutcome::Claimed
-    );
-    clock.advance(expiry);
+    assert!(is_claimed(&store.claim("k", false).await.unwrap()));
+    clock.advance(test_options().in_progress_expiry);
     assert_eq!(
         store.claim("k", false).await.unwrap(),
         exists(RecordState::InProgress, false)
     );
     clock.advance(MS);
     assert_eq!(store.lookup("k").await.unwrap(), None);
-    assert_eq!(store.claim("k", true).await.unwrap(), ClaimOutcome::Claimed);
-    // The new claim is the new claimer's.
-    assert_eq!(
-        store.claim("k", false).await.unwrap(),
-        exists(RecordState::InProgress, true)
-    );
-}
-
-#[tokio::test]
-async fn release_frees_a_claim_but_never_a_completed_record() {
-    let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
-    let store = open_with_clock(&path, &clock);
-
-    store.claim("k", false).await.unwrap();
-    store.release("k").await.unwrap();
-    assert_eq!(store.lookup("k").await.unwrap(), None);
-    assert_eq!(
-        store.claim("k", false).await.unwrap(),
-        ClaimOutcome::Claimed
-    );
-
-    store.complete("k").await.unwrap();
-    store.release("k").await.unwrap();
-    assert_eq!(
-        store.claim("k", false).await.unwrap(),
-        exists(RecordState::Completed, false)
-    );
-    // Releasing what was never claimed is fine.
-    store.release("never").await.unwrap();
-}
-
-#[tokio::test]
-async fn complete_without_a_claim_records_a_webhook_event() {
-    let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
-    let store = open_with_clock(&path, &clock);
-    // The claim expired and was purged (or released) before the sink answered: the message was
-    // sent all the same, so it must count as a duplicate from now on.
-    store.complete("k").await.unwrap();
-    assert_eq!(
-        store.lookup("k").await.unwrap(),
-        Some(DedupeRecord {
-            state: RecordState::Completed,
-            full_state: false
-        })
-    );
+    assert!(is_claimed(&store.claim("k", true).await.unwrap()));
 }
 
 #[tokio::test]
 async fn records_survive_reopen_and_purge_removes_only_expired_ones() {
     let (_dir, path) = temp_db();
     let clock = ManualClock::new();
-    {
+    let token = {
         let store = open_with_clock(&path, &clock);
-        store.claim("done", true).await.unwrap();
-        store.complete("done").await.unwrap();
-        store.claim("abandoned", false).await.unwrap();
-    }
+        let done = store.claim("done", true).await.unwrap();
+        store.complete("done", done.token().unwrap()).await.unwrap();
+        store.claim("abandoned", false).await.unwrap()
+    };
     let store = open_with_clock(&path, &clock);
     assert_eq!(
         store.claim("done", false).await.unwrap(),
         exists(RecordState::Completed, true)
     );
+    // The claim token survives too: the claimer can still release after a restart.
+    store
+        .release("abandoned", token.token().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.lookup("abandoned").await.unwrap(), None);
+    store.claim("abandoned", false).await.unwrap();
+
     assert_eq!(store.purge_expired_dedupe().await.unwrap(), 0);
     clock.advance(test_options().in_progress_expiry + MS);
     assert_eq!(store.purge_expired_dedupe().await.unwrap(), 1);
@@ -191,17 +103,42 @@ async fn long_and_odd_keys_are_kept_verbatim() {
     );
     let odd = "order:'; DROP TABLE dedupe; --:ü\u{0}x";
     for key in [long.as_str(), odd] {
-        assert_eq!(
-            store.claim(key, false).await.unwrap(),
-            ClaimOutcome::Claimed
-        );
+        assert!(is_claimed(&store.claim(key, false).await.unwrap()));
     }
     // A key that differs only after the first kilobyte is another key.
     let other_long = format!("{long}x");
-    assert_eq!(
-        store.claim(&other_long, false).await.unwrap(),
-        ClaimOutcome::Claimed
-    );
+    assert!(is_claimed(&store.claim(&other_long, false).await.unwrap()));
     assert!(store.lookup(odd).await.unwrap().is_some());
     assert!(store.lookup(&long).await.unwrap().is_some());
+}
+
+/// A claim written by a build before claim tokens (schema version 1; an upgrade while a
+/// request was in flight) is nobody's claim: no release removes it, and it expires as any
+/// claim does.
+#[tokio::test]
+async fn a_claim_from_before_claim_tokens_is_nobodys_claim() {
+    let (_dir, path) = temp_db();
+    let clock = ManualClock::new();
+    let store = open_with_clock(&path, &clock);
+    assert!(is_claimed(&store.claim("k", false).await.unwrap()));
+    drop(store);
+    // Turn the file back into schema version 1: the same row, without the token column.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch("ALTER TABLE dedupe DROP COLUMN claim_token; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(raw);
+
+    let store = open_with_clock(&path, &clock);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION, "the file was migrated");
+    store.release("k", &ClaimToken::generate()).await.unwrap();
+    assert_eq!(
+        store.claim("k", false).await.unwrap(),
+        exists(RecordState::InProgress, false)
+    );
+    clock.advance(test_options().in_progress_expiry + MS);
+    assert!(is_claimed(&store.claim("k", false).await.unwrap()));
 }

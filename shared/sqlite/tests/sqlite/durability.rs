@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use tcrelay_core::ports::{ClaimOutcome, DedupeStore, RecordState};
+use tcrelay_core::ports::{DedupeStore, RecordState};
 use tcrelay_sqlite::SqliteStore;
 
 use crate::common::{order, temp_db};
@@ -154,16 +154,15 @@ fn child(db: &Path, round: &str) {
                                 format!("{prefix}{n}")
                             })
                             .collect();
+                        let mut tokens = Vec::new();
                         for key in &keys {
-                            assert_eq!(
-                                store.claim(key, true).await.unwrap(),
-                                ClaimOutcome::Claimed
-                            );
+                            let claim = store.claim(key, true).await.unwrap();
+                            tokens.push(claim.token().cloned().expect("a fresh key is free"));
                         }
                         let batch: Vec<_> = keys.iter().map(|k| order(k)).collect();
                         let ids = store.enqueue_returning_ids(&batch).await.unwrap();
-                        for key in &keys {
-                            store.complete(key).await.unwrap();
+                        for (key, token) in keys.iter().zip(&tokens) {
+                            store.complete(key, token).await.unwrap();
                         }
                         // One lock for the batch's lines, so writers' lines never interleave.
                         let mut stdout = std::io::stdout().lock();

@@ -170,7 +170,7 @@ async fn one_store_serves_every_port_as_a_shared_trait_object() {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use tcrelay_core::ports::{ClaimOutcome, CursorStore, DedupeStore, Quarantine};
+    use tcrelay_core::ports::{CursorStore, DedupeStore, Quarantine};
 
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).unwrap();
@@ -180,12 +180,12 @@ async fn one_store_serves_every_port_as_a_shared_trait_object() {
     let quarantine: Arc<dyn Quarantine> = Arc::new(store.clone());
     let cursors: Arc<dyn CursorStore> = Arc::new(store.clone());
 
-    assert_eq!(
-        dedupe.claim("k", false).await.unwrap(),
-        ClaimOutcome::Claimed
-    );
+    let claim = dedupe.claim("k", false).await.unwrap();
     sink.enqueue(&[order("k")]).await.unwrap();
-    dedupe.complete("k").await.unwrap();
+    dedupe
+        .complete("k", claim.token().expect("a fresh key is free"))
+        .await
+        .unwrap();
     let lease = cursors
         .acquire("orders", "run", Duration::from_secs(60))
         .await

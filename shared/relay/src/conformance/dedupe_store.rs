@@ -1,0 +1,296 @@
+//! The [`DedupeStore`] contract, as the DynamoDB store implements it and the SQLite store and the
+//! memory store follow it:
+//!
+//! - `claim` of a key that is absent or expired grants it in progress, with a new
+//!   [`ClaimToken`]; a live record gives `Exists` with that record, whose `full_state` is the
+//!   first claimer's.
+//! - An in-progress claim expires [`IN_PROGRESS_EXPIRY`] after it was made (its claimer died); a
+//!   completed record [`TTL`] after its completion. An expired record reads and claims exactly
+//!   like an absent one (expiry is checked by the store, never left to a sweeper).
+//! - `complete` marks the key completed whatever it finds (the message was sent), keeping the
+//!   `full_state` of the record there, live or expired (false when there is none). It answers `TakenOver` when a live record
+//!   of another claim was there, else `Completed`.
+//! - `release` removes only an in-progress claim of the token given: never a completed record,
+//!   never a claim another request took over after ours expired; on a key never seen it does
+//!   nothing.
+//! - Of many claims at once on a free key exactly one is granted. Keys of any length work.
+//!
+//! Each rule is a function taking a [`Subject`]: a fresh, empty store with the expiries above
+//! and a way to move its clock. [`dedupe_store_conformance!`](crate::dedupe_store_conformance)
+//! expands to one `#[tokio::test]` per rule, so a failure names the rule:
+//!
+//! ```text
+//! tcrelay_core::dedupe_store_conformance!(subject());
+//! ```
+//!
+//! where `subject()` is an async fn (or any expression with `.await`) returning a [`Subject`].
+
+use std::time::Duration;
+
+use crate::ports::{ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState};
+
+/// The in-progress expiry the subject's store must be configured with.
+pub const IN_PROGRESS_EXPIRY: Duration = Duration::from_secs(60);
+/// The time to live of completed records the subject's store must be configured with.
+pub const TTL: Duration = Duration::from_secs(3600);
+/// Steps this far from an expiry: DynamoDB keeps the TTL in whole seconds, so the rules stay
+/// clear of the exact instant (the adapters test their own precision).
+const MARGIN: Duration = Duration::from_secs(2);
+
+/// A store under test. Every rule gets a fresh one whose keys were never written.
+pub trait Subject: Send + Sync {
+    /// The store, configured with [`IN_PROGRESS_EXPIRY`] and [`TTL`].
+    fn store(&self) -> &dyn DedupeStore;
+    /// Moves the clock the store checks expiry with forward by `by`, with no time passing
+    /// otherwise, so the rules step over an expiry without sleeping.
+    fn advance(&self, by: Duration);
+}
+
+fn record(state: RecordState, full_state: bool) -> Option<DedupeRecord> {
+    Some(DedupeRecord { state, full_state })
+}
+
+fn exists(state: RecordState, full_state: bool) -> ClaimOutcome {
+    ClaimOutcome::Exists(DedupeRecord { state, full_state })
+}
+
+/// Claims `key`, which must be granted; its token.
+async fn claimed(s: &dyn Subject, key: &str, full_state: bool) -> ClaimToken {
+    let outcome = s
+        .store()
+        .claim(key, full_state)
+        .await
+        .unwrap_or_else(|e| panic!("claim of {key}: {e:?}"));
+    outcome
+        .token()
+        .cloned()
+        .unwrap_or_else(|| panic!("claim of {key} should be granted, got {outcome:?}"))
+}
+
+async fn claim(s: &dyn Subject, key: &str, full_state: bool) -> ClaimOutcome {
+    s.store().claim(key, full_state).await.unwrap()
+}
+
+async fn lookup(s: &dyn Subject, key: &str) -> Option<DedupeRecord> {
+    s.store().lookup(key).await.unwrap()
+}
+
+async fn complete(s: &dyn Subject, key: &str, token: &ClaimToken) -> Completion {
+    s.store().complete(key, token).await.unwrap()
+}
+
+async fn release(s: &dyn Subject, key: &str, token: &ClaimToken) {
+    s.store().release(key, token).await.unwrap();
+}
+
+/// A key never written reads `None` and is granted, as in progress with the claimer's
+/// `full_state`; another key stays independent.
+pub async fn an_unseen_key_is_granted_in_progress(s: &dyn Subject) {
+    assert_eq!(lookup(s, "k").await, None);
+    claimed(s, "k", true).await;
+    assert_eq!(lookup(s, "k").await, record(RecordState::InProgress, true));
+    assert_eq!(lookup(s, "other").await, None);
+    claimed(s, "other", false).await;
+    assert_eq!(
+        lookup(s, "other").await,
+        record(RecordState::InProgress, false)
+    );
+}
+
+/// Every grant has its own token.
+pub async fn every_claim_gets_its_own_token(s: &dyn Subject) {
+    let a = claimed(s, "a", false).await;
+    let b = claimed(s, "b", false).await;
+    assert_ne!(a, b);
+}
+
+/// A second claim finds the first one's record, with the first claimer's `full_state`.
+pub async fn a_second_claim_finds_the_first(s: &dyn Subject) {
+    claimed(s, "k", true).await;
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::InProgress, true)
+    );
+}
+
+/// After `complete` every claim is a duplicate, and the record keeps its `full_state`.
+pub async fn complete_makes_later_claims_duplicates(s: &dyn Subject) {
+    let token = claimed(s, "k", true).await;
+    assert_eq!(complete(s, "k", &token).await, Completion::Completed);
+    assert_eq!(lookup(s, "k").await, record(RecordState::Completed, true));
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::Completed, true)
+    );
+}
+
+/// A claim nobody completes or releases (its claimer died) expires after the in-progress
+/// expiry, and the key is granted again.
+pub async fn an_abandoned_claim_expires_after_the_in_progress_expiry(s: &dyn Subject) {
+    claimed(s, "k", false).await;
+    s.advance(IN_PROGRESS_EXPIRY - MARGIN);
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::InProgress, false)
+    );
+    s.advance(2 * MARGIN);
+    assert_eq!(lookup(s, "k").await, None);
+    claimed(s, "k", true).await;
+    assert_eq!(lookup(s, "k").await, record(RecordState::InProgress, true));
+}
+
+/// A completed record lives for the TTL counted from its completion (not from the claim),
+/// unaffected by the in-progress expiry, and is granted again after it.
+pub async fn a_completed_record_lives_for_the_ttl_from_completion(s: &dyn Subject) {
+    let token = claimed(s, "k", false).await;
+    s.advance(IN_PROGRESS_EXPIRY / 2);
+    complete(s, "k", &token).await;
+    s.advance(IN_PROGRESS_EXPIRY * 2);
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::Completed, false)
+    );
+    s.advance(TTL - IN_PROGRESS_EXPIRY * 2 - MARGIN);
+    assert_eq!(lookup(s, "k").await, record(RecordState::Completed, false));
+    s.advance(2 * MARGIN);
+    assert_eq!(lookup(s, "k").await, None);
+    claimed(s, "k", true).await;
+    assert_eq!(lookup(s, "k").await, record(RecordState::InProgress, true));
+}
+
+/// Releasing its own claim frees the key for the retry.
+pub async fn release_frees_the_claim(s: &dyn Subject) {
+    let token = claimed(s, "k", false).await;
+    release(s, "k", &token).await;
+    assert_eq!(lookup(s, "k").await, None);
+    claimed(s, "k", false).await;
+}
+
+/// A completed record is never released: its message is on the queue.
+pub async fn release_never_removes_a_completed_record(s: &dyn Subject) {
+    let token = claimed(s, "k", false).await;
+    complete(s, "k", &token).await;
+    release(s, "k", &token).await;
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::Completed, false)
+    );
+}
+
+/// Releasing a key never seen does nothing and creates nothing.
+pub async fn releasing_an_unseen_key_does_nothing(s: &dyn Subject) {
+    release(s, "never", &ClaimToken::generate()).await;
+    assert_eq!(lookup(s, "never").await, None);
+}
+
+/// A request whose claim expired and was taken over by a retry cannot release the retry's
+/// claim: that would let a third request enqueue the message too.
+pub async fn a_late_release_leaves_the_claim_that_took_over(s: &dyn Subject) {
+    let late = claimed(s, "k", false).await;
+    s.advance(IN_PROGRESS_EXPIRY + MARGIN);
+    let retry = claimed(s, "k", true).await;
+    release(s, "k", &late).await;
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::InProgress, true)
+    );
+    // The retry's own release still works.
+    release(s, "k", &retry).await;
+    assert_eq!(lookup(s, "k").await, None);
+}
+
+/// Completing a claim another request took over completes the key and says so, for both.
+pub async fn completing_a_taken_over_claim_reports_it(s: &dyn Subject) {
+    let late = claimed(s, "k", false).await;
+    s.advance(IN_PROGRESS_EXPIRY + MARGIN);
+    let retry = claimed(s, "k", false).await;
+    assert_eq!(complete(s, "k", &late).await, Completion::TakenOver);
+    assert_eq!(lookup(s, "k").await, record(RecordState::Completed, false));
+    assert_eq!(complete(s, "k", &retry).await, Completion::TakenOver);
+    assert_eq!(lookup(s, "k").await, record(RecordState::Completed, false));
+}
+
+/// A claim that lapsed with nobody claiming the key meanwhile completes normally, as the
+/// complete state it was claimed as.
+pub async fn a_lapsed_claim_nobody_took_completes(s: &dyn Subject) {
+    let token = claimed(s, "k", true).await;
+    s.advance(IN_PROGRESS_EXPIRY + MARGIN);
+    assert_eq!(complete(s, "k", &token).await, Completion::Completed);
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::Completed, true)
+    );
+}
+
+/// `complete` of a key with no record (a claim purged meanwhile) records it as sent, as a
+/// webhook event (`full_state` false).
+pub async fn complete_without_a_record_records_it_as_sent(s: &dyn Subject) {
+    assert_eq!(
+        complete(s, "k", &ClaimToken::generate()).await,
+        Completion::Completed
+    );
+    assert_eq!(lookup(s, "k").await, record(RecordState::Completed, false));
+}
+
+/// Of many claims at once on a free key exactly one is granted; none fails.
+pub async fn concurrent_claims_have_exactly_one_winner(s: &dyn Subject) {
+    let outcomes = super::join_all((0..8).map(|_| s.store().claim("k", false)).collect()).await;
+    let granted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(ClaimOutcome::Claimed(_))))
+        .count();
+    assert_eq!(granted, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+}
+
+/// Very long keys (a message key with hundreds of line ids) and keys with odd characters work,
+/// and stay distinct.
+pub async fn long_and_odd_keys_work_and_stay_distinct(s: &dyn Subject) {
+    let long_a = format!("order:a:{}", "line-id,".repeat(600));
+    let long_b = format!("order:b:{}", "line-id,".repeat(600));
+    let odd = "order:ü/🚚:'\"; DROP TABLE dedupe; --\n\t";
+    for key in [&long_a, &long_b, odd] {
+        claimed(s, key, false).await;
+        assert_eq!(
+            claim(s, key, false).await,
+            exists(RecordState::InProgress, false),
+            "{key:?}"
+        );
+    }
+}
+
+/// Expands to one `#[tokio::test]` per rule of
+/// [`conformance::dedupe_store`](crate::conformance::dedupe_store), each named after its rule
+/// and run on a fresh subject from `$subject.await` (a
+/// [`Subject`](crate::conformance::dedupe_store::Subject)). The calling crate needs `tokio`.
+#[macro_export]
+macro_rules! dedupe_store_conformance {
+    ($subject:expr) => {
+        $crate::dedupe_store_conformance!(@rules $subject;
+            an_unseen_key_is_granted_in_progress,
+            every_claim_gets_its_own_token,
+            a_second_claim_finds_the_first,
+            complete_makes_later_claims_duplicates,
+            an_abandoned_claim_expires_after_the_in_progress_expiry,
+            a_completed_record_lives_for_the_ttl_from_completion,
+            release_frees_the_claim,
+            release_never_removes_a_completed_record,
+            releasing_an_unseen_key_does_nothing,
+            a_late_release_leaves_the_claim_that_took_over,
+            completing_a_taken_over_claim_reports_it,
+            a_lapsed_claim_nobody_took_completes,
+            complete_without_a_record_records_it_as_sent,
+            concurrent_claims_have_exactly_one_winner,
+            long_and_odd_keys_work_and_stay_distinct,
+        );
+    };
+    (@rules $subject:expr; $($rule:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $rule() {
+                let subject = $subject.await;
+                $crate::conformance::dedupe_store::$rule(&subject).await;
+            }
+        )*
+    };
+}
