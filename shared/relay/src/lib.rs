@@ -4,6 +4,7 @@
 //! Nothing in here knows AWS or SQLite: adapters in other crates implement [`ports`].
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;

@@ -1,18 +1,8 @@
-//! The time source of the stores. Expiries (dedupe records, leases) are compared with this clock
-//! in SQL, never swept by a background job; tests inject a clock they can move to check expiry
-//! without sleeping. Same shape as the DynamoDB adapters' clock.
-
-use std::sync::Arc;
+//! The time source of the stores (the core's, see [`tcrelay_core::clock`]; expiries are
+//! compared with it in SQL), and how times are written to text columns.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-
-/// A shared source of "now".
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// The system clock (UTC).
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
+pub use tcrelay_core::clock::{Clock, system_clock};
 
 /// A timestamp as stored in text columns: RFC 3339, UTC, `Z`, with as many fraction digits as
 /// needed, so it reads well in `sqlite3` and parses back to the same instant.

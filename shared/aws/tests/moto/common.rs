@@ -2,13 +2,12 @@
 //! come from `tcrelay_aws::testing`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use chrono::{DateTime, Utc};
 use tcrelay_aws::testing::{create_table, moto_clients};
-use tcrelay_aws::{AwsClients, Clock, DedupeConfig, DynamoCursorStore, DynamoDedupeStore};
+use tcrelay_aws::{AwsClients, DedupeConfig, DynamoCursorStore, DynamoDedupeStore};
+use tcrelay_core::clock::ManualClock;
 use tcrelay_core::conformance::{cursor_store, dedupe_store};
 use tcrelay_core::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
 use tcrelay_core::ports::{CursorStore, DedupeStore};
@@ -110,33 +109,13 @@ pub fn envelope(kind: ObjectKind, id: &str, n: usize, event_name: Option<&str>) 
     }
 }
 
-/// A clock tests move by hand; starts at the real now.
-#[derive(Clone)]
-pub struct TestClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl TestClock {
-    pub fn new() -> Self {
-        TestClock(Arc::new(Mutex::new(Utc::now())))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap();
-        *now += chrono::Duration::from_std(by).unwrap();
-    }
-
-    pub fn clock(&self) -> Clock {
-        let inner = self.0.clone();
-        Arc::new(move || *inner.lock().unwrap())
-    }
-}
-
 /// Both stores on one fresh table (as deployed: cursors share the dedupe table), with the dedupe
 /// contract's expiries and one clock the conformance suites move; the subject of both the
 /// cursor and the dedupe contract.
 pub struct FreshTable {
     pub cursors: DynamoCursorStore,
     pub dedupe: DynamoDedupeStore,
-    pub clock: TestClock,
+    pub clock: ManualClock,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub table: String,
 }
@@ -165,7 +144,7 @@ impl dedupe_store::Subject for FreshTable {
 pub async fn fresh_table() -> FreshTable {
     let clients = moto_clients().await;
     let table = create_table(&clients, "tcrelay").await;
-    let clock = TestClock::new();
+    let clock = ManualClock::starting_now();
     let cursors =
         DynamoCursorStore::new(clients.dynamodb.clone(), &table).with_clock(clock.clock());
     let mut config = DedupeConfig::new(table.clone());

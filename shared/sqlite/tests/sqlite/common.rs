@@ -1,16 +1,16 @@
 //! Helpers shared by the tests: stores in temp dirs, a movable clock, envelopes.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+pub use tcrelay_core::clock::ManualClock;
 use tcrelay_core::conformance::{cursor_store, dedupe_store};
 use tcrelay_core::envelope::ENVELOPE_SCHEMA;
 use tcrelay_core::ports::{CursorStore, DedupeStore};
 use tcrelay_core::{Envelope, Source};
-use tcrelay_sqlite::{Clock, SqliteOptions, SqliteStore};
+use tcrelay_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 use tradecloud_model::{Format, ObjectKind};
 
@@ -21,27 +21,13 @@ pub fn temp_db() -> (TempDir, PathBuf) {
     (dir, path)
 }
 
-/// A clock the test moves by hand.
-#[derive(Clone)]
-pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl ManualClock {
-    pub fn new() -> Self {
-        let start = DateTime::parse_from_rfc3339("2026-03-01T12:00:00.000Z")
+/// A clock standing at a fixed instant, so stored times are the same in every run.
+pub fn new_clock() -> ManualClock {
+    ManualClock::at(
+        DateTime::parse_from_rfc3339("2026-03-01T12:00:00.000Z")
             .unwrap()
-            .with_timezone(&Utc);
-        ManualClock(Arc::new(Mutex::new(start)))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap();
-        *now += chrono::Duration::from_std(by).unwrap();
-    }
-
-    pub fn clock(&self) -> Clock {
-        let now = Arc::clone(&self.0);
-        Arc::new(move || *now.lock().unwrap())
-    }
+            .with_timezone(&Utc),
+    )
 }
 
 /// Short, distinct expiries so the tests can step over their boundaries: the ones the dedupe
@@ -85,7 +71,7 @@ impl dedupe_store::Subject for FreshDb {
 /// A [`FreshDb`] with [`test_options`].
 pub async fn fresh_db() -> FreshDb {
     let (dir, path) = temp_db();
-    let clock = ManualClock::new();
+    let clock = new_clock();
     let store = open_with_clock(&path, &clock);
     FreshDb {
         _dir: dir,

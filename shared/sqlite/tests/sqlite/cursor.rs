@@ -8,7 +8,7 @@ use tcrelay_core::ports::CursorStore;
 use tcrelay_sqlite::SqliteStore;
 use tokio::sync::Barrier;
 
-use crate::common::{ManualClock, open_with_clock, temp_db};
+use crate::common::{new_clock, open_with_clock, temp_db};
 
 mod contract {
     tcrelay_core::cursor_store_conformance!(crate::common::fresh_db());
@@ -17,7 +17,7 @@ mod contract {
 #[tokio::test]
 async fn cursor_show_lists_every_stream_with_its_lease() {
     let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
+    let clock = new_clock();
     let store = open_with_clock(&path, &clock);
     store
         .set("shipments", "2025-01-01T00:00:00.000Z")
@@ -51,7 +51,7 @@ async fn cursor_show_lists_every_stream_with_its_lease() {
 #[tokio::test]
 async fn cursors_and_leases_survive_reopen() {
     let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
+    let clock = new_clock();
     {
         let store = open_with_clock(&path, &clock);
         let c = store

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tcrelay_core::ports::{ClaimOutcome, ClaimToken, DedupeRecord, DedupeStore, RecordState};
 use tcrelay_sqlite::SCHEMA_VERSION;
 
-use crate::common::{ManualClock, open_with_clock, temp_db, test_options};
+use crate::common::{new_clock, open_with_clock, temp_db, test_options};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -26,7 +26,7 @@ mod contract {
 #[tokio::test]
 async fn a_completed_record_expires_one_millisecond_after_the_ttl() {
     let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
+    let clock = new_clock();
     let store = open_with_clock(&path, &clock);
     let ttl = test_options().dedupe_ttl;
 
@@ -46,7 +46,7 @@ async fn a_completed_record_expires_one_millisecond_after_the_ttl() {
 #[tokio::test]
 async fn an_abandoned_claim_expires_one_millisecond_after_the_in_progress_expiry() {
     let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
+    let clock = new_clock();
     let store = open_with_clock(&path, &clock);
 
     assert!(is_claimed(&store.claim("k", false).await.unwrap()));
@@ -63,7 +63,7 @@ async fn an_abandoned_claim_expires_one_millisecond_after_the_in_progress_expiry
 #[tokio::test]
 async fn records_survive_reopen_and_purge_removes_only_expired_ones() {
     let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
+    let clock = new_clock();
     let token = {
         let store = open_with_clock(&path, &clock);
         let done = store.claim("done", true).await.unwrap();
@@ -95,7 +95,7 @@ async fn records_survive_reopen_and_purge_removes_only_expired_ones() {
 #[tokio::test]
 async fn long_and_odd_keys_are_kept_verbatim() {
     let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
+    let clock = new_clock();
     let store = open_with_clock(&path, &clock);
     let long = format!(
         "order:o-1:2026-03-01T00:00:00Z:Evt:{}",
@@ -118,7 +118,7 @@ async fn long_and_odd_keys_are_kept_verbatim() {
 #[tokio::test]
 async fn a_claim_from_before_claim_tokens_is_nobodys_claim() {
     let (_dir, path) = temp_db();
-    let clock = ManualClock::new();
+    let clock = new_clock();
     let store = open_with_clock(&path, &clock);
     assert!(is_claimed(&store.claim("k", false).await.unwrap()));
     drop(store);
