@@ -235,8 +235,10 @@ pub trait CursorStore: Send + Sync {
         owner: &str,
         lease_for: std::time::Duration,
     ) -> Result<Option<Cursor>, StoreError>;
-    /// Stores `value` if the stored version is still `expected_version` and `owner` holds the
-    /// lease; returns the new cursor. `Conflict` otherwise.
+    /// Stores `value` if the stored version is still `expected_version` and `owner` is the
+    /// lease's owner; returns the new cursor. `Conflict` otherwise. An owner whose lease expired
+    /// may still checkpoint until another run acquires the stream (which fences it); the
+    /// contract is `conformance::cursor_store`.
     async fn checkpoint(
         &self,
         stream: &str,
@@ -244,7 +246,7 @@ pub trait CursorStore: Send + Sync {
         expected_version: u64,
         value: &str,
     ) -> Result<Cursor, StoreError>;
-    /// Gives the lease up (end of run).
+    /// Gives the lease up (end of run); a no-op for anyone but the owner.
     async fn release(&self, stream: &str, owner: &str) -> Result<(), StoreError>;
     /// Reads the cursor without taking the lease (operators' `cursor show`).
     async fn read(&self, stream: &str) -> Result<Option<Cursor>, StoreError>;
