@@ -72,11 +72,6 @@ impl ClaimToken {
         Self(uuid::Uuid::new_v4().to_string())
     }
 
-    /// A token as a store reads it back.
-    pub fn from_stored(text: impl Into<String>) -> Self {
-        Self(text.into())
-    }
-
     /// The token's text, as stored.
     pub fn as_str(&self) -> &str {
         &self.0

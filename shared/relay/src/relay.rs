@@ -466,10 +466,11 @@ mod tests {
     #[tokio::test]
     async fn a_request_whose_claim_was_taken_over_still_completes_the_key() {
         let (result, dedupe, retry) = relay_overtaken(false).await;
-        assert!(matches!(result, Ok(Outcome::Enqueued { .. })), "{result:?}");
-        let key = match result {
-            Ok(Outcome::Enqueued { dedupe_key, .. }) => dedupe_key,
-            _ => unreachable!(),
+        let Ok(Outcome::Enqueued {
+            dedupe_key: key, ..
+        }) = result
+        else {
+            panic!("expected enqueued, got {result:?}");
         };
         assert_eq!(
             dedupe.lookup(&key).await.unwrap(),
