@@ -59,10 +59,10 @@ pub fn field(fields: &'static [Field], name: &str) -> Option<&'static Field> {
 
 /// Looks a field up by tXML element name: its own name, or its list item name.
 pub fn field_for_element(fields: &'static [Field], element: &str) -> Option<&'static Field> {
-    fields.iter().find(|f| f.name == element).or_else(|| {
-        fields
-            .iter()
-            .find(|f| matches!(f.shape, Shape::List { item, .. } if item == element))
+    // One pass: no two fields of an object claim the same element name (a test checks), so
+    // the first field whose name or item name matches is the one.
+    fields.iter().find(|f| {
+        f.name == element || matches!(f.shape, Shape::List { item, .. } if item == element)
     })
 }
 
@@ -622,9 +622,35 @@ pub const SHIPMENT_SHAPE: Shape = Obj(SHIPMENT);
 /// list, built once from the tables themselves.
 struct Globals {
     /// JSON field name → its shape, where every place that names it agrees.
-    by_name: HashMap<&'static str, Shape>,
+    by_name: HashMap<&'static str, Shape, Fnv>,
     /// tXML list element name → (JSON list name, item shape when every list agrees on it).
-    by_element: HashMap<&'static str, (&'static str, Option<&'static Shape>)>,
+    by_element: HashMap<&'static str, (&'static str, Option<&'static Shape>), Fnv>,
+}
+
+/// FNV-1a: the tables are looked up for every field a decode meets outside the schema, with
+/// short keys fixed at build time, where SipHash's cost shows and its DoS resistance buys
+/// nothing (a body cannot add keys to these tables).
+#[derive(Default, Clone, Copy)]
+struct Fnv;
+
+struct FnvHasher(u64);
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 fn globals() -> &'static Globals {

@@ -312,28 +312,29 @@ impl<'a> Doc<'a, '_> {
             }
             return Ok(value);
         }
-        let text = &frame.text;
+        // Moved, not copied: a leaf's text becomes its string value as is.
+        let text = std::mem::take(&mut frame.text);
         Ok(match frame.shape {
-            Some(Shape::Num) => match number_value(text) {
+            Some(Shape::Num) => match number_value(&text) {
                 Some(v) => v,
                 None => {
                     self.lenient(frame, "a number", "a string");
-                    Value::String(text.clone())
+                    Value::String(text)
                 }
             },
-            Some(Shape::Bool) => match parse_bool(text) {
+            Some(Shape::Bool) => match parse_bool(&text) {
                 Some(b) => Value::Bool(b),
                 None => {
                     self.lenient(frame, "true or false", "a string");
-                    Value::String(text.clone())
+                    Value::String(text)
                 }
             },
             Some(Shape::Obj(_)) if text.trim().is_empty() => Value::Object(Map::new()),
             Some(Shape::Obj(_)) => {
                 self.lenient(frame, "an object", "a string");
-                Value::String(text.clone())
+                Value::String(text)
             }
-            _ => Value::String(text.clone()),
+            _ => Value::String(text),
         })
     }
 
