@@ -62,6 +62,8 @@ pub const TCRELAY_AWS_ENDPOINT_URL: &str = "TCRELAY_AWS_ENDPOINT_URL";
 pub const DEFAULT_TRADECLOUD_API_URL: &str = "https://api.tradecloud1.com/v2";
 /// Default body limit: 6,000,000 bytes, under Lambda's 6 MB synchronous payload limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 6_000_000;
+/// Most lines a webhook event may carry; more are answered 413 and quarantined.
+pub const TCRELAY_MAX_LINES: &str = "TCRELAY_MAX_LINES";
 /// Default `Retry-After`: 30 s.
 pub const DEFAULT_RETRY_AFTER_SECONDS: u64 = 30;
 /// Default dedupe record lifetime: 30 days.
@@ -238,6 +240,8 @@ pub struct WebhookConfig {
     pub filter: EventFilter,
     /// Largest accepted body; larger ones are answered 413.
     pub max_body_bytes: usize,
+    /// Most lines an event may carry; more are answered 413 (and quarantined).
+    pub max_lines: usize,
     /// Announced in `Retry-After` on 502/503/504.
     pub retry_after: Duration,
 }
@@ -246,7 +250,7 @@ impl WebhookConfig {
     /// Reads [`TCRELAY_WEBHOOK_BASIC`], [`TCRELAY_WEBHOOK_BEARER`],
     /// [`TCRELAY_WEBHOOK_SECRET_ARN`], [`TCRELAY_WEBHOOK_JWT_ISSUER`], [`TCRELAY_EVENT_ALLOW`],
     /// [`TCRELAY_EVENT_DENY`],
-    /// [`TCRELAY_MAX_BODY_BYTES`] and [`TCRELAY_RETRY_AFTER_SECONDS`]. At least one credential
+    /// [`TCRELAY_MAX_BODY_BYTES`], [`TCRELAY_MAX_LINES`] and [`TCRELAY_RETRY_AFTER_SECONDS`]. At least one credential
     /// or a secret ARN is required.
     pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let mut credentials = WebhookCredentials::new();
@@ -279,6 +283,16 @@ impl WebhookConfig {
         }
         let max_body_bytes = usize::try_from(max_body_bytes)
             .map_err(|_| invalid(TCRELAY_MAX_BODY_BYTES, "too large for this platform"))?;
+        let max_lines = number(
+            env,
+            TCRELAY_MAX_LINES,
+            tradecloud_model::DEFAULT_MAX_LINES as u64,
+        )?;
+        if max_lines == 0 {
+            return Err(invalid(TCRELAY_MAX_LINES, "must be at least 1"));
+        }
+        let max_lines = usize::try_from(max_lines)
+            .map_err(|_| invalid(TCRELAY_MAX_LINES, "too large for this platform"))?;
         let retry_after = number(
             env,
             TCRELAY_RETRY_AFTER_SECONDS,
@@ -289,6 +303,7 @@ impl WebhookConfig {
             secret_arn,
             filter,
             max_body_bytes,
+            max_lines,
             retry_after: Duration::from_secs(retry_after),
         })
     }

@@ -24,4 +24,7 @@ pub use config::{Config, ConfigError};
 pub use envelope::{Envelope, Source};
 pub use filter::EventFilter;
 pub use relay::{InboundEvent, Outcome, Relay, RelayError};
-pub use webhook::{Answered, RequestId, WebhookApp, WebhookError, WebhookSettings, webhook_router};
+pub use webhook::{
+    Answered, LenientFields, RequestId, WebhookApp, WebhookError, WebhookSettings, warn_lenient,
+    webhook_router,
+};

@@ -32,7 +32,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
-use tradecloud_model::{DecodeError, ObjectKind, decode_webhook};
+use tradecloud_model::{DecodeError, DecodeLimits, ObjectKind, decode_webhook_with};
 
 use crate::auth::{AuthError, GatewayJwt, WebhookCredentials};
 use crate::config::WebhookConfig;
@@ -71,6 +71,11 @@ pub struct Answered {
     pub quarantined: bool,
 }
 
+/// How many fields of a relayed message had a type the schema does not expect (forwarded as
+/// sent), attached to the answer as a response extension so a host can count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LenientFields(pub usize);
+
 /// The webhook's settings.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
@@ -80,6 +85,8 @@ pub struct WebhookSettings {
     pub filter: EventFilter,
     /// Largest body accepted (413 above).
     pub max_body_bytes: usize,
+    /// Most lines an event may carry (413 above, and quarantined).
+    pub max_lines: usize,
     /// Seconds announced in `Retry-After` on 502/503/504.
     pub retry_after_seconds: u64,
 }
@@ -90,6 +97,7 @@ impl From<&WebhookConfig> for WebhookSettings {
             credentials: config.credentials.clone(),
             filter: config.filter.clone(),
             max_body_bytes: config.max_body_bytes,
+            max_lines: config.max_lines,
             retry_after_seconds: config.retry_after.as_secs(),
         }
     }
@@ -361,6 +369,9 @@ impl WebhookError {
         let (status, slug, title) = match self {
             WebhookError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Not authenticated"),
             WebhookError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too-large", "Body too large"),
+            WebhookError::Decode(e) if e.is_too_large() => {
+                (S::PAYLOAD_TOO_LARGE, "too-many-lines", "Too many lines")
+            }
             WebhookError::BodyRead(_) => (S::BAD_REQUEST, "body-unreadable", "Body unreadable"),
             WebhookError::Decode(e) if e.is_unsupported_media_type() => (
                 S::UNSUPPORTED_MEDIA_TYPE,
@@ -582,7 +593,13 @@ impl WebhookApp {
             Err(e) => return self.refuse(&info, &[], e).await,
         };
         match self.process_post(route, &info, &body).await {
-            Ok(outcome) => answer(outcome),
+            Ok((outcome, lenient)) => {
+                let mut response = answer(outcome);
+                if lenient > 0 {
+                    response.extensions_mut().insert(LenientFields(lenient));
+                }
+                response
+            }
             Err(e) => self.refuse(&info, &body, e).await,
         }
     }
@@ -609,9 +626,16 @@ impl WebhookApp {
         route: PostRoute,
         info: &RequestInfo,
         body: &[u8],
-    ) -> Result<Outcome, WebhookError> {
-        let decoded =
-            decode_webhook(body, info.content_type.as_deref()).map_err(WebhookError::Decode)?;
+    ) -> Result<(Outcome, usize), WebhookError> {
+        let limits = DecodeLimits {
+            max_lines: self.settings.max_lines,
+        };
+        let decoded = decode_webhook_with(body, info.content_type.as_deref(), &limits)
+            .map_err(WebhookError::Decode)?;
+        let lenient = decoded.leniencies.total();
+        if lenient > 0 {
+            warn_lenient(&decoded.leniencies);
+        }
         let event = InboundEvent {
             kind: decoded.body.kind(),
             id: decoded.body.object_id().to_owned(),
@@ -639,7 +663,7 @@ impl WebhookApp {
                 found: event.kind,
             });
         }
-        Ok(self.relay.relay_event(&event, body).await?)
+        Ok((self.relay.relay_event(&event, body).await?, lenient))
     }
 
     async fn handle_get(&self, kind: ObjectKind, id: Option<String>, request: Request) -> Response {
@@ -731,6 +755,22 @@ fn answer(outcome: Outcome) -> Response {
         quarantined: false,
     });
     response
+}
+
+/// One WARN per message naming the fields of an unexpected type, which were forwarded as sent.
+/// The paths come from the body, so their control characters are escaped.
+pub fn warn_lenient(leniencies: &tradecloud_model::Leniencies) {
+    let fields = leniencies
+        .kept()
+        .iter()
+        .map(|l| l.to_string().escape_debug().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    tracing::warn!(
+        count = leniencies.total(),
+        fields = %fields,
+        "fields of an unexpected type forwarded as sent"
+    );
 }
 
 fn allowed_methods(path: &str) -> &'static str {

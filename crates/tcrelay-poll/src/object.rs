@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tcrelay_core::relay::ObjectState;
-use tradecloud_model::{order_from_value, shipment_from_value, timestamp};
+use tradecloud_model::{DecodeError, DecodedObject, read_order, read_shipment, timestamp};
 
 use crate::api::PollStream;
 use crate::config::EchoFilter;
@@ -90,7 +90,7 @@ impl Preparation {
     }
 
     fn prepare_order(&self, polled: &Polled) -> Prepared {
-        let (order, mut payload) = match order_from_value(polled.value.clone()) {
+        let (order, mut payload) = match lenient(read_order(polled.value.clone())) {
             Ok(decoded) => decoded,
             Err(e) => return unreadable(polled, &e.to_string()),
         };
@@ -133,7 +133,7 @@ impl Preparation {
     }
 
     fn prepare_shipment(&self, polled: &Polled) -> Prepared {
-        let (shipment, mut payload) = match shipment_from_value(polled.value.clone()) {
+        let (shipment, mut payload) = match lenient(read_shipment(polled.value.clone())) {
             Ok(decoded) => decoded,
             Err(e) => return unreadable(polled, &e.to_string()),
         };
@@ -172,6 +172,16 @@ impl Preparation {
             payload,
         }
     }
+}
+
+/// Logs the fields an object carried in an unexpected type (they are forwarded as sent).
+fn lenient<T>(read: Result<DecodedObject<T>, DecodeError>) -> Result<(T, Value), DecodeError> {
+    read.map(|decoded| {
+        if !decoded.leniencies.is_empty() {
+            tcrelay_core::warn_lenient(&decoded.leniencies);
+        }
+        (decoded.view, decoded.payload)
+    })
 }
 
 fn unreadable(polled: &Polled, reason: &str) -> Prepared {

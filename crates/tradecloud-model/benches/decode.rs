@@ -1,6 +1,10 @@
 //! Decode and tXML costs: a small JSON event, the 500-line order (Tradecloud's maximum) in JSON
 //! and in tXML, and writing that order as tXML.
 //!
+//! Group `floor` runs each decode beside its floor, in the same run: a bare `serde_json::Value`
+//! parse of the same JSON bytes, and a bare quick-xml event scan of the same tXML bytes. The
+//! ratio of the medians is how far the decode is from what reading the bytes at all costs.
+//!
 //! ```text
 //! cargo bench -p tradecloud-model --bench decode -- --warm-up-time 1 --measurement-time 3
 //! ```
@@ -49,5 +53,45 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode);
+/// Every event of the document, as the decoder's reader is configured (no trimming), with the
+/// text decoded the way the decoder decodes it.
+fn quick_xml_scan(body: &[u8]) -> usize {
+    let text = std::str::from_utf8(body).expect("UTF-8");
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().trim_text(false);
+    let mut events = 0usize;
+    loop {
+        match reader.read_event().expect("well-formed") {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Text(t) => {
+                events += t.xml10_content().len();
+            }
+            _ => events += 1,
+        }
+    }
+    events
+}
+
+fn floor(c: &mut Criterion) {
+    let json = fixture("order-500-lines.json");
+    let xml = fixture("order-500-lines.xml");
+    let mut group = c.benchmark_group("floor");
+    group.throughput(Throughput::Bytes(json.len() as u64));
+    group.bench_function("floor/json-value-parse", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&json)).expect("parses"))
+    });
+    group.bench_function("decode/json", |b| {
+        b.iter(|| decode_webhook(black_box(&json), Some("application/json")).expect("decodes"))
+    });
+    group.throughput(Throughput::Bytes(xml.len() as u64));
+    group.bench_function("floor/quick-xml-scan", |b| {
+        b.iter(|| quick_xml_scan(black_box(&xml)))
+    });
+    group.bench_function("decode/txml", |b| {
+        b.iter(|| decode_webhook(black_box(&xml), Some("application/xml")).expect("decodes"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, floor);
 criterion_main!(benches);

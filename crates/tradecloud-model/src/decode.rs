@@ -1,49 +1,62 @@
 //! The one decode entry point for webhook bodies, and the decoders for fetched or polled objects.
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::{DecodeError, Location};
 use crate::kind::{Format, ObjectKind};
-use crate::normalize::normalize;
+use crate::lenient::{Leniencies, Path};
+use crate::normalize::{normalize_lenient, number_value};
 use crate::num::json_type;
-use crate::schema::{ORDER_SHAPE, SHIPMENT_SHAPE, WEBHOOK_BODY_SHAPE};
+use crate::schema::{ORDER_SHAPE, SHIPMENT_SHAPE, Shape, WEBHOOK_BODY_SHAPE, field};
 use crate::txml;
-use crate::types::{Meta, Order, Shipment};
+use crate::types::{Order, Shipment};
 
-/// A decoded webhook body: the typed view the relay reads, and the complete JSON it forwards.
+/// A decoded webhook body: the few fields the relay reads, and the complete JSON it forwards.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedWebhook {
-    /// The typed view.
+    /// What the relay reads.
     pub body: WebhookBody,
     /// The whole body as JSON (tXML converted to the same shape), numbers and booleans typed.
     pub payload: Value,
     /// What Tradecloud sent.
     pub format: Format,
+    /// Values that did not fit the schema, forwarded as sent: for the host to log and count.
+    pub leniencies: Leniencies,
 }
 
-/// The typed view of a webhook body.
+/// What the relay reads from a webhook body: only these must be readable; everything else is
+/// forwarded as sent, whatever its type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookBody {
     /// Tradecloud's event name; an open set, unknown names are kept.
     pub event_name: String,
-    /// The one event object.
-    pub event: WebhookEvent,
-    /// `meta` at body level, when there (it also occurs inside the event).
-    pub meta: Option<Meta>,
+    kind: ObjectKind,
+    object_id: String,
+    version: Option<u64>,
+    last_updated_at: Option<String>,
+    message_id: Option<String>,
+    line_ids: Vec<String>,
+    line_count: usize,
 }
 
-/// The event object of a webhook body.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WebhookEvent {
-    /// `orderEvent`: delivery-schedule form, only the affected lines.
-    Order(Order),
-    /// `singleDeliveryOrderEvent` (or its old name `simpleOrderEvent`).
-    SingleDeliveryOrder(Order),
-    /// `orderDocumentsEvent`.
-    OrderDocuments(Order),
-    /// `shipment` (or `shipmentEvent`): always the whole shipment.
-    Shipment(Shipment),
+/// Limits of a decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Most lines an event may carry (order lines; shipment lines loose and in load carriers).
+    pub max_lines: usize,
+}
+
+/// Lines an event may carry by default: far above Tradecloud's largest orders (hundreds of
+/// lines), far below what would strain a 512 MB Lambda.
+pub const DEFAULT_MAX_LINES: usize = 10_000;
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_lines: DEFAULT_MAX_LINES,
+        }
+    }
 }
 
 /// The event keys a webhook body may carry, with the kind each means.
@@ -59,89 +72,49 @@ const EVENT_KEYS: [(&str, ObjectKind); 6] = [
 impl WebhookBody {
     /// What the event is about.
     pub fn kind(&self) -> ObjectKind {
-        match self.event {
-            WebhookEvent::Order(_) => ObjectKind::Order,
-            WebhookEvent::SingleDeliveryOrder(_) => ObjectKind::SingleDeliveryOrder,
-            WebhookEvent::OrderDocuments(_) => ObjectKind::OrderDocuments,
-            WebhookEvent::Shipment(_) => ObjectKind::Shipment,
-        }
+        self.kind
     }
 
     /// The order id or shipment id (checked present and non-empty when decoded).
     pub fn object_id(&self) -> &str {
-        let id = match &self.event {
-            WebhookEvent::Order(o)
-            | WebhookEvent::SingleDeliveryOrder(o)
-            | WebhookEvent::OrderDocuments(o) => o.object_id(),
-            WebhookEvent::Shipment(s) => s.id.as_deref(),
-        };
-        id.unwrap_or_default()
+        &self.object_id
     }
 
-    /// The object's `lastUpdatedAt`, as Tradecloud wrote it.
+    /// The object's `lastUpdatedAt`, as Tradecloud wrote it (shipments: else
+    /// `meta.lastUpdatedAt`).
     pub fn last_updated_at(&self) -> Option<&str> {
-        match &self.event {
-            WebhookEvent::Order(o)
-            | WebhookEvent::SingleDeliveryOrder(o)
-            | WebhookEvent::OrderDocuments(o) => o.last_updated_at.as_deref(),
-            WebhookEvent::Shipment(s) => s.last_updated_at(),
-        }
+        self.last_updated_at.as_deref()
     }
 
-    /// The object's `version`.
+    /// The object's `version` (also when sent as a quoted whole number).
     pub fn version(&self) -> Option<u64> {
-        match &self.event {
-            WebhookEvent::Order(o)
-            | WebhookEvent::SingleDeliveryOrder(o)
-            | WebhookEvent::OrderDocuments(o) => o.version,
-            WebhookEvent::Shipment(s) => s.version,
-        }
+        self.version
     }
 
     /// `meta.messageId`: body level first, else inside the event.
     pub fn message_id(&self) -> Option<&str> {
-        let event_meta = match &self.event {
-            WebhookEvent::Order(o)
-            | WebhookEvent::SingleDeliveryOrder(o)
-            | WebhookEvent::OrderDocuments(o) => o.meta.as_ref(),
-            WebhookEvent::Shipment(s) => s.meta.as_ref(),
-        };
-        self.meta
-            .as_ref()
-            .and_then(|m| m.message_id.as_deref())
-            .or_else(|| event_meta.and_then(|m| m.message_id.as_deref()))
+        self.message_id.as_deref()
     }
 
     /// Identifiers of the lines the event carries: order line ids; for shipments, which have
     /// no line ids, `purchaseOrderNumber/purchaseOrderLinePosition/deliverySchedulePosition`.
     pub fn line_ids(&self) -> Vec<String> {
-        match &self.event {
-            WebhookEvent::Order(o)
-            | WebhookEvent::SingleDeliveryOrder(o)
-            | WebhookEvent::OrderDocuments(o) => o
-                .lines
-                .iter()
-                .flatten()
-                .filter_map(|l| l.id.clone())
-                .collect(),
-            WebhookEvent::Shipment(s) => s
-                .all_lines()
-                .map(|l| {
-                    format!(
-                        "{}/{}/{}",
-                        l.purchase_order_number.as_deref().unwrap_or_default(),
-                        l.purchase_order_line_position
-                            .as_deref()
-                            .unwrap_or_default(),
-                        l.delivery_schedule_position.as_deref().unwrap_or_default()
-                    )
-                })
-                .collect(),
-        }
+        self.line_ids.clone()
     }
 
-    /// Reads the typed view from a webhook body's JSON.
+    /// How many lines the event carries (with or without an id).
+    pub fn line_count(&self) -> usize {
+        self.line_count
+    }
+
+    /// Reads what the relay needs from a webhook body's JSON.
     pub fn from_payload(payload: &Value) -> Result<WebhookBody, DecodeError> {
+        Self::read(payload, &mut Leniencies::new())
+    }
+
+    /// Reads what the relay needs from a webhook body's JSON, recording needed fields of an
+    /// unexpected but usable type (a quoted version, a numeric id) in `leniencies`.
+    pub fn read(payload: &Value, leniencies: &mut Leniencies) -> Result<WebhookBody, DecodeError> {
         let Value::Object(map) = payload else {
             return Err(DecodeError::NotAnObject {
                 found: json_type(payload),
@@ -160,53 +133,259 @@ impl WebhookBody {
                 ));
             }
         };
-        let present: Vec<(&str, ObjectKind, &Value)> = EVENT_KEYS
+        let mut present = EVENT_KEYS
             .iter()
             .filter_map(|&(key, kind)| match map.get(key) {
                 None | Some(Value::Null) => None,
                 Some(v) => Some((key, kind, v)),
-            })
-            .collect();
-        let (key, kind, event) = match present.as_slice() {
-            [] => return Err(DecodeError::MissingEvent),
-            [one] => *one,
-            many => {
-                return Err(DecodeError::MultipleEvents(
-                    many.iter().map(|(k, _, _)| (*k).to_owned()).collect(),
-                ));
+            });
+        let (key, kind, event) = match (present.next(), present.next()) {
+            (None, _) => return Err(DecodeError::MissingEvent),
+            (Some(one), None) => one,
+            (Some(first), Some(second)) => {
+                let mut keys = vec![first.0.to_owned(), second.0.to_owned()];
+                keys.extend(present.map(|(k, _, _)| k.to_owned()));
+                return Err(DecodeError::MultipleEvents(keys));
             }
         };
-        if !event.is_object() {
+        let Value::Object(event) = event else {
             return Err(invalid(
                 key,
                 &format!("expected an object, found {}", json_type(event)),
             ));
-        }
-        let event = match kind {
-            ObjectKind::Shipment => {
-                let shipment: Shipment = typed(event, key)?;
-                require_id(shipment.id.as_deref(), &format!("{key}.id"))?;
-                WebhookEvent::Shipment(shipment)
-            }
-            order_kind => {
-                let order: Order = typed(event, key)?;
-                require_id(order.object_id(), &format!("{key}.orderId"))?;
-                match order_kind {
-                    ObjectKind::Order => WebhookEvent::Order(order),
-                    ObjectKind::SingleDeliveryOrder => WebhookEvent::SingleDeliveryOrder(order),
-                    _ => WebhookEvent::OrderDocuments(order),
-                }
-            }
         };
-        let meta = match map.get("meta") {
+        let root = Path::Root;
+        let event_path = Path::Key(&root, key);
+        let view = if kind == ObjectKind::Shipment {
+            ObjectView::shipment(event, &event_path, leniencies)?
+        } else {
+            ObjectView::order(event, &event_path, "orderId", leniencies)?
+        };
+        let body_meta = match map.get("meta") {
+            Some(Value::Object(meta)) => text_at(
+                meta.get("messageId"),
+                &Path::Key(&Path::Key(&root, "meta"), "messageId"),
+                leniencies,
+            ),
             None | Some(Value::Null) => None,
-            Some(m) => Some(typed::<Meta>(m, "meta")?),
+            Some(other) => {
+                leniencies.push(&Path::Key(&root, "meta"), "an object", json_type(other));
+                None
+            }
         };
         Ok(WebhookBody {
             event_name,
-            event,
-            meta,
+            kind,
+            object_id: view.id,
+            version: view.version,
+            last_updated_at: view.last_updated_at,
+            message_id: body_meta.or(view.message_id),
+            line_ids: view.line_ids,
+            line_count: view.line_count,
         })
+    }
+}
+
+/// What the relay and the poll loop read of one order or shipment.
+#[derive(Debug, Clone, PartialEq)]
+struct ObjectView {
+    id: String,
+    version: Option<u64>,
+    last_updated_at: Option<String>,
+    message_id: Option<String>,
+    line_ids: Vec<String>,
+    line_count: usize,
+}
+
+impl ObjectView {
+    /// `missing_key` names the id in the error when there is none: webhook events carry
+    /// `orderId`, fetched and polled orders `id`.
+    fn order(
+        event: &Map<String, Value>,
+        path: &Path<'_>,
+        missing_key: &'static str,
+        out: &mut Leniencies,
+    ) -> Result<ObjectView, DecodeError> {
+        let (id_key, id) = match (event.get("orderId"), event.get("id")) {
+            (None | Some(Value::Null), None | Some(Value::Null)) => (missing_key, None),
+            (None | Some(Value::Null), id) => ("id", id),
+            (order_id, _) => ("orderId", order_id),
+        };
+        let id = required_id(id, &Path::Key(path, id_key), out)?;
+        let lines_path = Path::Key(path, "lines");
+        let (line_ids, line_count) = match event.get("lines") {
+            Some(Value::Array(lines)) => {
+                let ids = lines
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, line)| match line {
+                        Value::Object(line) => text_at(
+                            line.get("id"),
+                            &Path::Key(&Path::Index(&lines_path, i), "id"),
+                            out,
+                        ),
+                        _ => None,
+                    })
+                    .collect();
+                (ids, lines.len())
+            }
+            None | Some(Value::Null) => (Vec::new(), 0),
+            Some(other) => {
+                out.push(&lines_path, "an array", json_type(other));
+                (Vec::new(), 0)
+            }
+        };
+        Ok(ObjectView {
+            id,
+            version: version_at(event, path, out),
+            last_updated_at: text_at(
+                event.get("lastUpdatedAt"),
+                &Path::Key(path, "lastUpdatedAt"),
+                out,
+            ),
+            message_id: meta_text(event, path, "messageId", out),
+            line_ids,
+            line_count,
+        })
+    }
+
+    fn shipment(
+        event: &Map<String, Value>,
+        path: &Path<'_>,
+        out: &mut Leniencies,
+    ) -> Result<ObjectView, DecodeError> {
+        let id = required_id(event.get("id"), &Path::Key(path, "id"), out)?;
+        let mut line_ids = Vec::new();
+        let mut line_count = 0;
+        let mut read_lines =
+            |lines: Option<&Value>, lines_path: &Path<'_>, out: &mut Leniencies| match lines {
+                Some(Value::Array(lines)) => {
+                    line_count += lines.len();
+                    line_ids.extend(lines.iter().map(|line| {
+                        let part = |key: &str| {
+                            line.get(key)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        format!(
+                            "{}/{}/{}",
+                            part("purchaseOrderNumber"),
+                            part("purchaseOrderLinePosition"),
+                            part("deliverySchedulePosition")
+                        )
+                    }));
+                }
+                None | Some(Value::Null) => {}
+                Some(other) => out.push(lines_path, "an array", json_type(other)),
+            };
+        read_lines(event.get("lines"), &Path::Key(path, "lines"), out);
+        if let Some(Value::Array(carriers)) = event.get("loadCarriers") {
+            let carriers_path = Path::Key(path, "loadCarriers");
+            for (i, carrier) in carriers.iter().enumerate() {
+                let carrier_path = Path::Index(&carriers_path, i);
+                read_lines(
+                    carrier.get("lines"),
+                    &Path::Key(&carrier_path, "lines"),
+                    out,
+                );
+            }
+        }
+        let last_updated_at = text_at(
+            event.get("lastUpdatedAt"),
+            &Path::Key(path, "lastUpdatedAt"),
+            out,
+        )
+        .or_else(|| meta_text(event, path, "lastUpdatedAt", out));
+        Ok(ObjectView {
+            id,
+            version: version_at(event, path, out),
+            last_updated_at,
+            message_id: meta_text(event, path, "messageId", out),
+            line_ids,
+            line_count,
+        })
+    }
+}
+
+/// A needed text field: a string as is, a number as its digits (usable, so read, and
+/// reported); anything else is reported and read as absent.
+fn text_at(value: Option<&Value>, path: &Path<'_>, out: &mut Leniencies) -> Option<String> {
+    match value? {
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        Value::Number(n) => {
+            out.push(path, "a string", "a number");
+            Some(n.to_string())
+        }
+        other => {
+            out.push(path, "a string", json_type(other));
+            None
+        }
+    }
+}
+
+fn required_id(
+    value: Option<&Value>,
+    path: &Path<'_>,
+    out: &mut Leniencies,
+) -> Result<String, DecodeError> {
+    match text_at(value, path, out) {
+        Some(id) if !id.trim().is_empty() => Ok(id),
+        _ => Err(DecodeError::MissingId {
+            path: path.to_string(),
+        }),
+    }
+}
+
+fn version_of(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64().or_else(|| n.to_string().parse().ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn version_at(event: &Map<String, Value>, path: &Path<'_>, out: &mut Leniencies) -> Option<u64> {
+    let whole = |text: &str| text.trim().parse::<u64>().ok();
+    let version_path = Path::Key(path, "version");
+    match event.get("version")? {
+        Value::Null => None,
+        Value::Number(n) => match n.as_u64().or_else(|| whole(&n.to_string())) {
+            Some(v) => Some(v),
+            None => {
+                out.push(&version_path, "a whole number", "another number");
+                None
+            }
+        },
+        Value::String(s) => {
+            // Normalisation types a quoted whole number; what is left did not read as one.
+            let read = whole(s);
+            out.push(&version_path, "a whole number", "a string");
+            read
+        }
+        other => {
+            out.push(&version_path, "a whole number", json_type(other));
+            None
+        }
+    }
+}
+
+fn meta_text(
+    event: &Map<String, Value>,
+    path: &Path<'_>,
+    key: &'static str,
+    out: &mut Leniencies,
+) -> Option<String> {
+    match event.get("meta")? {
+        Value::Object(meta) => text_at(
+            meta.get(key),
+            &Path::Key(&Path::Key(path, "meta"), key),
+            out,
+        ),
+        // Reported once, by normalisation, as a field of the wrong type.
+        _ => None,
     }
 }
 
@@ -215,15 +394,6 @@ fn invalid(path: &str, message: &str) -> DecodeError {
         path: path.to_owned(),
         message: message.to_owned(),
         at: None,
-    }
-}
-
-fn require_id(id: Option<&str>, path: &str) -> Result<(), DecodeError> {
-    match id {
-        Some(id) if !id.trim().is_empty() => Ok(()),
-        _ => Err(DecodeError::MissingId {
-            path: path.to_owned(),
-        }),
     }
 }
 
@@ -315,24 +485,56 @@ fn strip_position(message: &str) -> String {
 }
 
 /// Decodes a webhook body: JSON or tXML by `content_type` (`application/json`,
-/// `application/xml`, `text/xml`; missing or generic: sniffed), into the typed view and the
-/// complete JSON payload.
+/// `application/xml`, `text/xml`; missing or generic: sniffed), into what the relay reads and
+/// the complete JSON payload, within the default [`DecodeLimits`].
 pub fn decode_webhook(
     body: &[u8],
     content_type: Option<&str>,
 ) -> Result<DecodedWebhook, DecodeError> {
+    decode_webhook_with(body, content_type, &DecodeLimits::default())
+}
+
+/// [`decode_webhook`] within `limits`.
+pub fn decode_webhook_with(
+    body: &[u8],
+    content_type: Option<&str>,
+    limits: &DecodeLimits,
+) -> Result<DecodedWebhook, DecodeError> {
     let format = detect_format(body, content_type)?;
-    let mut payload = match format {
-        Format::Json => parse_json(body)?,
-        Format::Txml => txml::from_txml(body)?,
+    let mut leniencies = Leniencies::new();
+    let payload = match format {
+        Format::Json => {
+            let mut payload = parse_json(body)?;
+            normalize_lenient(&mut payload, &WEBHOOK_BODY_SHAPE, &mut leniencies);
+            payload
+        }
+        // The reader types every value as it reads it: no second pass.
+        Format::Txml => txml::from_txml_lenient(body, &mut leniencies)?,
     };
-    normalize(&mut payload, &WEBHOOK_BODY_SHAPE);
-    let body = WebhookBody::from_payload(&payload)?;
+    let body = WebhookBody::read(&payload, &mut leniencies)?;
+    if body.line_count > limits.max_lines {
+        return Err(DecodeError::TooManyLines {
+            count: body.line_count,
+            limit: limits.max_lines,
+        });
+    }
     Ok(DecodedWebhook {
         body,
         payload,
         format,
+        leniencies,
     })
+}
+
+/// A fetched or polled object: the typed view, the complete JSON, and what did not fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedObject<T> {
+    /// The typed view, read from the payload with every value that does not fit left out.
+    pub view: T,
+    /// The object as JSON, numbers and booleans typed, everything else as sent.
+    pub payload: Value,
+    /// Values that did not fit the schema, forwarded as sent.
+    pub leniencies: Leniencies,
 }
 
 /// Decodes an order as fetched (`GET /order/{id}`) or polled: typed view and complete JSON.
@@ -342,16 +544,20 @@ pub fn decode_order(json: &[u8]) -> Result<(Order, Value), DecodeError> {
 }
 
 /// Reads an order from a JSON value (one item of a poll page).
-pub fn order_from_value(mut value: Value) -> Result<(Order, Value), DecodeError> {
-    if !value.is_object() {
-        return Err(DecodeError::NotAnObject {
-            found: json_type(&value),
-        });
-    }
-    normalize(&mut value, &ORDER_SHAPE);
-    let order: Order = typed(&value, "")?;
-    require_id(order.object_id(), "id")?;
-    Ok((order, value))
+pub fn order_from_value(value: Value) -> Result<(Order, Value), DecodeError> {
+    read_order(value).map(|d| (d.view, d.payload))
+}
+
+/// Reads an order from a JSON value, with the deviations it tolerated. Only the id must be
+/// readable; a value of another type than the schema's is left out of the typed view,
+/// forwarded as sent, and reported.
+pub fn read_order(value: Value) -> Result<DecodedObject<Order>, DecodeError> {
+    read_object(value, &ORDER_SHAPE, |v, out| {
+        let Value::Object(map) = v else {
+            unreachable!("checked an object")
+        };
+        ObjectView::order(map, &Path::Root, "id", out).map(|_| ())
+    })
 }
 
 /// Decodes a shipment as fetched (`GET /shipment/{id}`) or polled: typed view and complete JSON.
@@ -361,14 +567,88 @@ pub fn decode_shipment(json: &[u8]) -> Result<(Shipment, Value), DecodeError> {
 }
 
 /// Reads a shipment from a JSON value (one item of a poll page).
-pub fn shipment_from_value(mut value: Value) -> Result<(Shipment, Value), DecodeError> {
+pub fn shipment_from_value(value: Value) -> Result<(Shipment, Value), DecodeError> {
+    read_shipment(value).map(|d| (d.view, d.payload))
+}
+
+/// Reads a shipment from a JSON value, with the deviations it tolerated (see [`read_order`]).
+pub fn read_shipment(value: Value) -> Result<DecodedObject<Shipment>, DecodeError> {
+    read_object(value, &SHIPMENT_SHAPE, |v, out| {
+        let Value::Object(map) = v else {
+            unreachable!("checked an object")
+        };
+        ObjectView::shipment(map, &Path::Root, out).map(|_| ())
+    })
+}
+
+fn read_object<T: DeserializeOwned>(
+    mut value: Value,
+    shape: &'static Shape,
+    needed: impl FnOnce(&Value, &mut Leniencies) -> Result<(), DecodeError>,
+) -> Result<DecodedObject<T>, DecodeError> {
     if !value.is_object() {
         return Err(DecodeError::NotAnObject {
             found: json_type(&value),
         });
     }
-    normalize(&mut value, &SHIPMENT_SHAPE);
-    let shipment: Shipment = typed(&value, "")?;
-    require_id(shipment.id.as_deref(), "id")?;
-    Ok((shipment, value))
+    let mut leniencies = Leniencies::new();
+    normalize_lenient(&mut value, shape, &mut leniencies);
+    // The needed fields are checked on their own; their deviations were reported by
+    // normalisation already, so they are not counted twice.
+    needed(&value, &mut Leniencies::new())?;
+    let mut fitting = value.clone();
+    drop_misfits(&mut fitting, Some(shape));
+    // `version` is a number to the schema but must be whole to the typed view.
+    if let Some(version) = fitting.get_mut("version")
+        && !version.is_null()
+        && version_of(version).is_none()
+    {
+        *version = Value::Null;
+    }
+    let view = typed(&fitting, "")?;
+    Ok(DecodedObject {
+        view,
+        payload: value,
+        leniencies,
+    })
+}
+
+/// Removes from a copy every value whose type does not fit `shape` (a number where a string
+/// is expected is kept as its digits), so that the typed view reads what fits and skips the
+/// rest instead of failing on it.
+fn drop_misfits(value: &mut Value, shape: Option<&Shape>) {
+    let fits = match (shape, &*value) {
+        (_, Value::Null) | (None, _) => true,
+        (Some(Shape::Str), Value::String(_)) => true,
+        (Some(Shape::Str), Value::Number(n)) => {
+            *value = Value::String(n.to_string());
+            true
+        }
+        (Some(Shape::Num), Value::Number(_)) => true,
+        (Some(Shape::Num), Value::String(s)) => number_value(s).is_some(),
+        (Some(Shape::Bool), Value::Bool(_)) => true,
+        (Some(Shape::Bool), Value::String(s)) => crate::num::parse_bool(s).is_some(),
+        (Some(Shape::Obj(_)), Value::Object(_)) | (Some(Shape::List { .. }), Value::Array(_)) => {
+            true
+        }
+        _ => false,
+    };
+    if !fits {
+        *value = Value::Null;
+        return;
+    }
+    match (shape, value) {
+        (Some(Shape::Obj(fields)), Value::Object(map)) => {
+            for (name, v) in map.iter_mut() {
+                let known = field(fields, name).map(|f| &f.shape);
+                drop_misfits(v, known);
+            }
+        }
+        (Some(Shape::List { of, .. }), Value::Array(items)) => {
+            for item in items {
+                drop_misfits(item, Some(of));
+            }
+        }
+        _ => {}
+    }
 }

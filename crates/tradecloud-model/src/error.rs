@@ -34,8 +34,9 @@ impl fmt::Display for Location {
     }
 }
 
-/// Why a body could not be decoded. Every variant but `UnsupportedMediaType` means the body is
-/// malformed or invalid (HTTP 400); that one means we do not read that content type (415).
+/// Why a body could not be decoded. Every variant but `UnsupportedMediaType` and
+/// `TooManyLines` means the body is malformed or invalid (HTTP 400); those mean we do not read
+/// that content type (415), or not that many lines (413).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The content type is neither JSON nor XML (nor absent or generic, which we sniff).
@@ -128,6 +129,14 @@ pub enum DecodeError {
         /// Where the id should be (`orderEvent.orderId`, `shipment.id`, `id`).
         path: String,
     },
+    /// More lines than the configured limit (HTTP 413: the message is kept, not relayed).
+    #[error("the event carries {count} lines, more than the limit of {limit} (TCRELAY_MAX_LINES)")]
+    TooManyLines {
+        /// Lines in the event.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A field has a value of the wrong type or form.
     #[error("{path}: {message}{}", at.map(|a| format!(" (at {a})")).unwrap_or_default())]
     InvalidField {
@@ -144,6 +153,11 @@ impl DecodeError {
     /// True for the one error that is about the content type rather than the body (HTTP 415).
     pub fn is_unsupported_media_type(&self) -> bool {
         matches!(self, DecodeError::UnsupportedMediaType(_))
+    }
+
+    /// True for the one error that is about the body's size in lines (HTTP 413).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, DecodeError::TooManyLines { .. })
     }
 
     /// The path of the offending field, when the error is about one field.

@@ -7,8 +7,9 @@
 use serde_json::{Number, Value};
 use std::str::FromStr;
 
-use crate::num::{parse_bool, parse_decimal};
-use crate::schema::{Shape, field};
+use crate::lenient::{Leniencies, Path};
+use crate::num::{json_type, parse_bool, parse_decimal};
+use crate::schema::{Shape, field, global_field};
 
 /// The JSON value for the text of a number field: a number with exactly these digits; or, if
 /// JSON cannot write it as is (`010`, `+5`) but it is a decimal, the text as a string (the
@@ -22,36 +23,78 @@ pub fn number_value(text: &str) -> Option<Value> {
 }
 
 /// Normalises `value` in place according to `shape`. Values that do not fit the shape are left
-/// alone: the typed view reports them with their path.
+/// as sent.
 pub fn normalize(value: &mut Value, shape: &Shape) {
+    normalize_lenient(value, shape, &mut Leniencies::new());
+}
+
+/// Normalises `value` in place according to `shape`, recording every value that does not fit
+/// (left as sent) in `leniencies`. Fields the shape does not list get their type from
+/// [`global_field`] when their name means the same everywhere.
+pub fn normalize_lenient(value: &mut Value, shape: &Shape, leniencies: &mut Leniencies) {
+    walk(value, Some(shape), &Path::Root, leniencies);
+}
+
+fn walk(value: &mut Value, shape: Option<&Shape>, path: &Path<'_>, out: &mut Leniencies) {
     match (shape, value) {
-        (Shape::Obj(fields), Value::Object(map)) => {
+        (_, Value::Null) => {}
+        (Some(Shape::Obj(fields)), Value::Object(map)) => {
             for (name, v) in map.iter_mut() {
-                if let Some(fld) = field(fields, name) {
-                    normalize(v, &fld.shape);
-                }
+                let known = field(fields, name)
+                    .map(|f| &f.shape)
+                    .or_else(|| global_field(name));
+                walk(v, known, &Path::Key(path, name), out);
             }
         }
-        (Shape::List { of, .. }, Value::Array(items)) => {
-            for item in items {
-                normalize(item, of);
+        (None, Value::Object(map)) => {
+            for (name, v) in map.iter_mut() {
+                walk(v, global_field(name), &Path::Key(path, name), out);
             }
         }
-        (Shape::Num, v @ Value::String(_)) => {
+        (Some(Shape::List { of, .. }), Value::Array(items)) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                walk(item, Some(of), &Path::Index(path, i), out);
+            }
+        }
+        (None, Value::Array(items)) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                walk(item, None, &Path::Index(path, i), out);
+            }
+        }
+        (Some(Shape::Num), Value::Number(_))
+        | (Some(Shape::Bool), Value::Bool(_))
+        | (Some(Shape::Str), Value::String(_))
+        | (None, _) => {}
+        (Some(Shape::Num), v @ Value::String(_)) => {
             if let Value::String(s) = &*v
                 && let Some(Value::Number(n)) = number_value(s)
             {
                 *v = Value::Number(n);
+            } else if !matches!(&*v, Value::String(s) if number_value(s).is_some()) {
+                out.push(path, "a number", "a string");
             }
         }
-        (Shape::Bool, v @ Value::String(_)) => {
+        (Some(Shape::Bool), v @ Value::String(_)) => {
             if let Value::String(s) = &*v
                 && let Some(b) = parse_bool(s)
             {
                 *v = Value::Bool(b);
+            } else {
+                out.push(path, "true or false", "a string");
             }
         }
-        _ => {}
+        (Some(expected), v) => out.push(path, expected_words(expected), json_type(v)),
+    }
+}
+
+/// A shape in the words of [`json_type`].
+pub fn expected_words(shape: &Shape) -> &'static str {
+    match shape {
+        Shape::Str => "a string",
+        Shape::Num => "a number",
+        Shape::Bool => "true or false",
+        Shape::Obj(_) => "an object",
+        Shape::List { .. } => "an array",
     }
 }
 
@@ -85,12 +128,37 @@ mod tests {
     }
 
     #[test]
-    fn values_that_are_not_numbers_are_left_for_the_typed_view_to_report() {
-        let mut order =
-            json!({"version": "seven", "lines": [{"deliverySchedule": [{"quantity": "lots"}]}]});
+    fn values_that_do_not_fit_are_left_as_sent_and_reported_with_their_path() {
+        let mut order = json!({"version": "seven",
+            "lines": [{"deliverySchedule": [{"quantity": "lots"}], "buyerLine": 5,
+                       "indicators": {"shipped": "maybe"}}]});
         let before = order.clone();
-        normalize(&mut order, &ORDER_SHAPE);
+        let mut out = Leniencies::new();
+        normalize_lenient(&mut order, &ORDER_SHAPE, &mut out);
         assert_eq!(order, before);
+        let reported: Vec<String> = out.kept().iter().map(|l| l.to_string()).collect();
+        assert_eq!(
+            reported,
+            [
+                "lines[0].buyerLine: expected an object, found a number; forwarded as sent",
+                "lines[0].deliverySchedule[0].quantity: expected a number, found a string; forwarded as sent",
+                "lines[0].indicators.shipped: expected true or false, found a string; forwarded as sent",
+                "version: expected a number, found a string; forwarded as sent",
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_in_unlisted_places_get_their_type_from_the_global_table() {
+        let mut body = json!({"somethingNew": {"quantity": "3", "cancelled": "false",
+            "deliverySchedule": [{"quantity": "1.50"}], "value": "7"}});
+        normalize(&mut body, &ORDER_SHAPE);
+        let expected: Value = serde_json::from_str(
+            r#"{"somethingNew": {"quantity": 3, "cancelled": false,
+                "deliverySchedule": [{"quantity": 1.50}], "value": "7"}}"#,
+        )
+        .unwrap();
+        assert_eq!(body, expected);
     }
 
     #[test]

@@ -59,10 +59,10 @@ pub fn field(fields: &'static [Field], name: &str) -> Option<&'static Field> {
 
 /// Looks a field up by tXML element name: its own name, or its list item name.
 pub fn field_for_element(fields: &'static [Field], element: &str) -> Option<&'static Field> {
-    fields.iter().find(|f| f.name == element).or_else(|| {
-        fields
-            .iter()
-            .find(|f| matches!(f.shape, Shape::List { item, .. } if item == element))
+    // One pass: no two fields of an object claim the same element name (a test checks), so
+    // the first field whose name or item name matches is the one.
+    fields.iter().find(|f| {
+        f.name == element || matches!(f.shape, Shape::List { item, .. } if item == element)
     })
 }
 
@@ -72,6 +72,9 @@ const fn f(name: &'static str, shape: Shape) -> Field {
 const fn list(item: &'static str, of: &'static Shape) -> Shape {
     Shape::List { item, of }
 }
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use Shape::{Bool, Num, Obj, Str};
 
@@ -164,6 +167,12 @@ pub const INDICATORS: &[Field] = &[
     f("cancelLineWhenMissing", Bool),
     f("autoConfirm", Bool),
     f("noDeliveryExpected", Bool),
+    // In Tradecloud's order and order response examples (tradecloud-sdk-dotnet api-connector
+    // SendOrder, SendOrderResponse).
+    f("confirmed", Bool),
+    f("proposeWhenAccepted", Bool),
+    f("accepted", Bool),
+    f("rejected", Bool),
 ];
 
 /// Process, logistics and in-progress status.
@@ -258,6 +267,8 @@ pub const BUYER_ORDER: &[Field] = &[
 /// The supplier's order header.
 pub const SUPPLIER_ORDER: &[Field] = &[
     f("companyId", Str),
+    f("purchaseOrderNumber", Str),
+    f("indicators", Obj(INDICATORS)),
     f("buyerAccountNumber", Str),
     f("description", Str),
     f("contact", Obj(CONTACT)),
@@ -294,6 +305,22 @@ pub const BUYER_LINE: &[Field] = &[
         ]),
     ),
     f("requests", Obj(&[f("reopenRequest", Obj(REQUEST))])),
+    // The buyer's own order fields, echoed (Tradecloud: "`buyerLine` is an echo of your order
+    // fields"; tradecloud-sdk-dotnet api-connector/SendOrder and SendOrderSingleDelivery).
+    f(
+        "deliverySchedule",
+        list("deliveryScheduleLine", &DELIVERY_SCHEDULE_LINE_SHAPE),
+    ),
+    f(
+        "deliveryHistory",
+        list("deliveryHistoryLine", &DELIVERY_SCHEDULE_LINE_SHAPE),
+    ),
+    f("scheduledDelivery", Obj(SCHEDULED_DELIVERY)),
+    f("actualDelivery", Obj(SCHEDULED_DELIVERY)),
+    f("prices", Obj(PRICES)),
+    f("chargeLines", list("chargeLine", &CHARGE_LINE_SHAPE)),
+    f("itemDetails", Obj(ITEM_DETAILS)),
+    f("reason", Str),
     f(
         "terms",
         Obj(&[f("contractNumber", Str), f("contractPosition", Str)]),
@@ -323,7 +350,32 @@ pub const SUPPLIER_LINE: &[Field] = &[
     ),
     f("properties", list("property", &PROPERTY_SHAPE)),
     f("notes", list("note", &STR)),
+    f("labels", list("label", &STR)),
     f("documents", list("document", &DOCUMENT_SHAPE)),
+    // The supplier's own order response fields, echoed (tradecloud-sdk-dotnet
+    // api-connector/SendOrderResponse).
+    f(
+        "deliverySchedule",
+        list("deliveryScheduleLine", &DELIVERY_SCHEDULE_LINE_SHAPE),
+    ),
+    f("scheduledDelivery", Obj(SCHEDULED_DELIVERY)),
+    f("prices", Obj(PRICES)),
+    f("chargeLines", list("chargeLine", &CHARGE_LINE_SHAPE)),
+    f("itemDetails", Obj(ITEM_DETAILS)),
+    f("indicators", Obj(INDICATORS)),
+    f("reason", Str),
+];
+
+/// Item details (`itemDetails` as the buyer or supplier sends them, `mergedItemDetails` as
+/// Tradecloud merges them).
+pub const ITEM_DETAILS: &[Field] = &[
+    f("countryOfOriginCodeIso2", Str),
+    f("combinedNomenclatureCode", Str),
+    f("netWeight", Num),
+    f("netWeightUnitOfMeasureIso", Str),
+    f("dangerousGoodsCodeUnece", Str),
+    f("serialNumber", Str),
+    f("batchNumber", Str),
 ];
 
 /// A single-delivery line's one delivery.
@@ -382,18 +434,9 @@ pub const ORDER_LINE: &[Field] = &[
     ),
     f("indicators", Obj(INDICATORS)),
     f("status", Obj(STATUS)),
-    f(
-        "mergedItemDetails",
-        Obj(&[
-            f("countryOfOriginCodeIso2", Str),
-            f("combinedNomenclatureCode", Str),
-            f("netWeight", Num),
-            f("netWeightUnitOfMeasureIso", Str),
-            f("dangerousGoodsCodeUnece", Str),
-            f("serialNumber", Str),
-            f("batchNumber", Str),
-        ]),
-    ),
+    f("mergedItemDetails", Obj(ITEM_DETAILS)),
+    f("scheduledDelivery", Obj(SCHEDULED_DELIVERY)),
+    f("actualDelivery", Obj(SCHEDULED_DELIVERY)),
     f("reason", Str),
     f("portalUrl", Str),
     f("lastUpdatedAt", Str),
@@ -458,6 +501,10 @@ pub const SHIPMENT_LINE: &[Field] = &[
             f("backorderQuantity", Num),
         ]),
     ),
+    // The despatch advice's own quantities, as the supplier sends them (tradecloud-sdk-dotnet
+    // api-connector/SendDespatchAdvice).
+    f("despatchQuantity", Num),
+    f("backorderQuantity", Num),
     f("meta", Obj(META)),
 ];
 
@@ -571,9 +618,165 @@ pub const ORDER_SHAPE: Shape = Obj(ORDER);
 /// The shape of a shipment.
 pub const SHIPMENT_SHAPE: Shape = Obj(SHIPMENT);
 
+/// What a name means wherever it appears: the fallback for places the tables above do not
+/// list, built once from the tables themselves.
+struct Globals {
+    /// JSON field name → its shape, where every place that names it agrees.
+    by_name: HashMap<&'static str, Shape, Fnv>,
+    /// tXML list element name → (JSON list name, item shape when every list agrees on it).
+    by_element: HashMap<&'static str, (&'static str, Option<&'static Shape>), Fnv>,
+}
+
+/// FNV-1a: the tables are looked up for every field a decode meets outside the schema, with
+/// short keys fixed at build time, where SipHash's cost shows and its DoS resistance buys
+/// nothing (a body cannot add keys to these tables).
+#[derive(Default, Clone, Copy)]
+struct Fnv;
+
+struct FnvHasher(u64);
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+fn globals() -> &'static Globals {
+    static GLOBALS: OnceLock<Globals> = OnceLock::new();
+    GLOBALS.get_or_init(|| {
+        // `None` marks a name whose places disagree: no fallback for it.
+        let mut by_name: HashMap<&'static str, Option<Shape>> = HashMap::new();
+        let mut by_element: HashMap<&'static str, Option<(&'static str, Option<&'static Shape>)>> =
+            HashMap::new();
+        collect(WEBHOOK_BODY, &mut by_name, &mut by_element);
+        let by_element = by_element
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            // `<name>` is a list item in a party and a plain field of an item or a document:
+            // where the place is unknown, such an element cannot be told apart.
+            .filter(|(k, _)| match by_name.get(k) {
+                None => true,
+                Some(shape) => matches!(shape, Some(Shape::List { .. })),
+            })
+            .collect();
+        let by_name = by_name
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
+        Globals {
+            by_name,
+            by_element,
+        }
+    })
+}
+
+fn collect(
+    fields: &'static [Field],
+    by_name: &mut HashMap<&'static str, Option<Shape>>,
+    by_element: &mut HashMap<&'static str, Option<(&'static str, Option<&'static Shape>)>>,
+) {
+    for fld in fields {
+        by_name
+            .entry(fld.name)
+            .and_modify(|known| {
+                if known.is_some_and(|k| !same(&k, &fld.shape)) {
+                    *known = None;
+                }
+            })
+            .or_insert(Some(fld.shape));
+        let inner = match &fld.shape {
+            Shape::List { item, of } => {
+                by_element
+                    .entry(item)
+                    .and_modify(|known| match known {
+                        Some((list, _)) if *list != fld.name => *known = None,
+                        Some((_, shape)) if shape.is_some_and(|s| !same(s, of)) => {
+                            *known = Some((fld.name, None))
+                        }
+                        _ => {}
+                    })
+                    .or_insert(Some((fld.name, Some(*of))));
+                *of
+            }
+            other => other,
+        };
+        if let Shape::Obj(sub) = inner {
+            collect(sub, by_name, by_element);
+        }
+    }
+}
+
+/// Structural equality (the same `const` table may live at several addresses).
+fn same(a: &Shape, b: &Shape) -> bool {
+    match (a, b) {
+        (Shape::Str, Shape::Str) | (Shape::Num, Shape::Num) | (Shape::Bool, Shape::Bool) => true,
+        (Shape::Obj(x), Shape::Obj(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(p, q)| p.name == q.name && same(&p.shape, &q.shape))
+        }
+        (Shape::List { item: i, of: x }, Shape::List { item: j, of: y }) => i == j && same(x, y),
+        _ => false,
+    }
+}
+
+/// The shape a field name has everywhere it is listed, when all those places agree: the
+/// fallback for a field in a place the tables do not describe (a known number gets its type,
+/// a known list its items' types, at any depth).
+pub fn global_field(name: &str) -> Option<&'static Shape> {
+    globals().by_name.get(name)
+}
+
+/// The JSON list a tXML element is an item of, wherever it appears (`deliveryScheduleLine` →
+/// `deliverySchedule`, `chargeLine` → `chargeLines`, `line` → `lines`, …), with the items'
+/// shape when all such lists agree on it. Names that are also plain fields (`name`) are left
+/// out: outside a known place they cannot be told apart.
+pub fn global_list_element(element: &str) -> Option<(&'static str, Option<&'static Shape>)> {
+    globals().by_element.get(element).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_global_tables_know_unambiguous_names_only() {
+        assert!(matches!(global_field("quantity"), Some(Shape::Num)));
+        assert!(matches!(global_field("despatchQuantity"), Some(Shape::Num)));
+        assert!(matches!(global_field("cancelled"), Some(Shape::Bool)));
+        assert!(matches!(global_field("prices"), Some(Shape::Obj(_))));
+        // A number in money, a string in a property; a string in a schedule, an object on a line.
+        assert!(global_field("value").is_none());
+        assert!(global_field("status").is_none());
+        assert_eq!(
+            global_list_element("deliveryScheduleLine").map(|(list, s)| (list, s.is_some())),
+            Some(("deliverySchedule", true))
+        );
+        assert_eq!(
+            global_list_element("chargeLine").map(|(l, _)| l),
+            Some("chargeLines")
+        );
+        // Order lines and shipment lines differ: a list, items untyped.
+        assert_eq!(
+            global_list_element("line").map(|(l, s)| (l, s.is_some())),
+            Some(("lines", false))
+        );
+        assert!(global_list_element("name").is_none());
+        assert!(global_list_element("contact").is_none());
+    }
 
     /// Two fields of one object must never claim the same tXML element name, or the reader
     /// could not tell them apart.

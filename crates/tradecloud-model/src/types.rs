@@ -196,6 +196,18 @@ pub struct Indicators {
     /// No delivery is expected for this line.
     #[serde(default, with = "opt_bool")]
     pub no_delivery_expected: Option<bool>,
+    /// Confirmed.
+    #[serde(default, with = "opt_bool")]
+    pub confirmed: Option<bool>,
+    /// The buyer proposes when the supplier accepts.
+    #[serde(default, with = "opt_bool")]
+    pub propose_when_accepted: Option<bool>,
+    /// Accepted by the supplier.
+    #[serde(default, with = "opt_bool")]
+    pub accepted: Option<bool>,
+    /// Rejected by the supplier.
+    #[serde(default, with = "opt_bool")]
+    pub rejected: Option<bool>,
 }
 
 /// Status of an order, a line or a shipment (§7). Values are open strings.
@@ -414,6 +426,22 @@ pub struct BuyerLine {
     pub labels: Option<Vec<String>>,
     /// Documents.
     pub documents: Option<Vec<Document>>,
+    /// Delivery schedule (the echo of the side's own order or response).
+    pub delivery_schedule: Option<Vec<DeliveryScheduleLine>>,
+    /// One delivery (single-delivery form).
+    pub scheduled_delivery: Option<ScheduledDelivery>,
+    /// Prices.
+    pub prices: Option<Prices>,
+    /// Charge lines.
+    pub charge_lines: Option<Vec<ChargeLine>>,
+    /// Item details.
+    pub item_details: Option<MergedItemDetails>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Deliveries made so far.
+    pub delivery_history: Option<Vec<DeliveryScheduleLine>>,
+    /// The delivery made (single-delivery form).
+    pub actual_delivery: Option<ScheduledDelivery>,
 }
 
 /// The supplier's part of an order line.
@@ -435,8 +463,24 @@ pub struct SupplierLine {
     pub properties: Option<Vec<Property>>,
     /// Notes.
     pub notes: Option<Vec<String>>,
+    /// Labels.
+    pub labels: Option<Vec<String>>,
     /// Documents.
     pub documents: Option<Vec<Document>>,
+    /// Delivery schedule (the echo of the side's own order or response).
+    pub delivery_schedule: Option<Vec<DeliveryScheduleLine>>,
+    /// One delivery (single-delivery form).
+    pub scheduled_delivery: Option<ScheduledDelivery>,
+    /// Prices.
+    pub prices: Option<Prices>,
+    /// Charge lines.
+    pub charge_lines: Option<Vec<ChargeLine>>,
+    /// Item details.
+    pub item_details: Option<MergedItemDetails>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Indicators.
+    pub indicators: Option<Indicators>,
 }
 
 /// The agreed values of a confirmed line.
@@ -543,6 +587,10 @@ pub struct OrderLine {
     pub status: Option<Status>,
     /// Merged item details.
     pub merged_item_details: Option<MergedItemDetails>,
+    /// One delivery (single-delivery form).
+    pub scheduled_delivery: Option<ScheduledDelivery>,
+    /// The delivery made (single-delivery form).
+    pub actual_delivery: Option<ScheduledDelivery>,
     /// Reason of the last change.
     pub reason: Option<String>,
     /// Link to the line in Tradecloud's portal.
@@ -603,6 +651,10 @@ pub struct BuyerOrder {
 pub struct SupplierOrder {
     /// Supplier's Tradecloud company id.
     pub company_id: Option<String>,
+    /// The buyer's purchase order number.
+    pub purchase_order_number: Option<String>,
+    /// Indicators.
+    pub indicators: Option<Indicators>,
     /// The supplier's account number for the buyer.
     pub buyer_account_number: Option<String>,
     /// Description.
@@ -842,6 +894,12 @@ pub struct ShipmentLine {
     pub item: Option<ShipmentItem>,
     /// Supplier's part.
     pub supplier_line: Option<ShipmentSupplierLine>,
+    /// Quantity despatched, as the supplier's despatch advice gives it.
+    #[serde(default, with = "opt_decimal")]
+    pub despatch_quantity: Option<Decimal>,
+    /// Quantity still to come, as the despatch advice gives it.
+    #[serde(default, with = "opt_decimal")]
+    pub backorder_quantity: Option<Decimal>,
     /// Meta; `meta.lastUpdatedAt` equal to the shipment's marks a changed line.
     pub meta: Option<Meta>,
 }

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use serde_json::{Value, json};
-use tcrelay_core::Answered;
+use tcrelay_core::{Answered, LenientFields};
 
 /// The metric namespace (the template's alarms use it too).
 pub const NAMESPACE: &str = "TradecloudRelay";
@@ -21,6 +21,17 @@ pub const NAMESPACE: &str = "TradecloudRelay";
 /// The EMF line for one answered request. `answered` is the core's record of the outcome;
 /// without one (an answer the core did not make) the status decides.
 pub fn request_emf(answered: Option<&Answered>, status: u16, timestamp_ms: i64) -> String {
+    request_emf_with(answered, 0, status, timestamp_ms)
+}
+
+/// As [`request_emf`], also counting `lenient` fields of an unexpected type that were forwarded
+/// as sent (`LenientFields`).
+pub fn request_emf_with(
+    answered: Option<&Answered>,
+    lenient: usize,
+    status: u16,
+    timestamp_ms: i64,
+) -> String {
     let outcome = answered.map_or(
         if status >= 500 {
             "unavailable"
@@ -46,6 +57,7 @@ pub fn request_emf(answered: Option<&Answered>, status: u16, timestamp_ms: i64) 
         "Metrics": [
             count("Received"), count("Enqueued"), count("Duplicates"), count("Filtered"),
             count("Quarantined"), count("Rejected"), count("Unavailable"),
+            count("LenientFields"),
         ],
     })];
     if rejected + unavailable > 0 {
@@ -67,6 +79,7 @@ pub fn request_emf(answered: Option<&Answered>, status: u16, timestamp_ms: i64) 
         "Quarantined": u8::from(quarantined),
         "Rejected": rejected,
         "Unavailable": unavailable,
+        "LenientFields": lenient,
     });
     if rejected + unavailable > 0 {
         line["Reason"] = Value::from(outcome);
@@ -89,8 +102,12 @@ pub fn with_emf_metrics_to(router: Router, sink: LineSink) -> Router {
         let sink = Arc::clone(&sink);
         async move {
             let response = next.run(request).await;
-            sink(request_emf(
+            sink(request_emf_with(
                 response.extensions().get::<Answered>(),
+                response
+                    .extensions()
+                    .get::<LenientFields>()
+                    .map_or(0, |l| l.0),
                 response.status().as_u16(),
                 chrono::Utc::now().timestamp_millis(),
             ));
@@ -181,5 +198,18 @@ mod tests {
         ));
         assert_eq!(v["Duplicates"], 1);
         assert_eq!(v["Received"], 1);
+    }
+
+    #[test]
+    fn fields_forwarded_despite_their_type_are_counted() {
+        let answered = Answered {
+            outcome: "enqueued",
+            quarantined: false,
+        };
+        let v = parse(&request_emf_with(Some(&answered), 3, 202, 0));
+        assert_eq!(v["LenientFields"], 3);
+        assert!(emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]).contains(&"LenientFields"));
+        let v = parse(&request_emf(Some(&answered), 202, 0));
+        assert_eq!(v["LenientFields"], 0);
     }
 }

@@ -50,6 +50,7 @@ fn lambda_with(credentials: WebhookCredentials) -> Lambda {
             credentials,
             filter: EventFilter::allow_all(),
             max_body_bytes: 6_000_000,
+            max_lines: tradecloud_model::DEFAULT_MAX_LINES,
             retry_after_seconds: 30,
         },
         sink.clone(),

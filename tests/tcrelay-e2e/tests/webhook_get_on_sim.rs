@@ -48,6 +48,7 @@ async fn setup() -> Setup {
         credentials,
         filter: EventFilter::allow_all(),
         max_body_bytes: 1_000_000,
+        max_lines: tradecloud_model::DEFAULT_MAX_LINES,
         retry_after_seconds: 7,
     };
     let app = WebhookApp::new(

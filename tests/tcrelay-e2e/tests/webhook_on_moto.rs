@@ -57,6 +57,7 @@ async fn setup(moto: &Moto) -> Setup {
         credentials,
         filter: EventFilter::allow_all(),
         max_body_bytes: 6_000_000,
+        max_lines: tradecloud_model::DEFAULT_MAX_LINES,
         retry_after_seconds: 5,
     };
     let app = WebhookApp::new(

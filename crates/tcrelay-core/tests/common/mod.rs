@@ -38,6 +38,7 @@ pub fn settings() -> WebhookSettings {
         credentials,
         filter: EventFilter::allow_all(),
         max_body_bytes: 64 * 1024,
+        max_lines: tradecloud_model::DEFAULT_MAX_LINES,
         retry_after_seconds: 7,
     }
 }

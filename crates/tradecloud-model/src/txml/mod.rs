@@ -17,11 +17,18 @@ pub use write::{EncodeError, write_document};
 use serde_json::Value;
 
 use crate::error::DecodeError;
+use crate::lenient::Leniencies;
 use crate::schema::{WEBHOOK_BODY_SHAPE, WEBHOOK_ROOT};
 
 /// Reads a tXML webhook body (`<WebhookBody>`) into its JSON value.
 pub fn from_txml(bytes: &[u8]) -> Result<Value, DecodeError> {
-    read_document(bytes, WEBHOOK_ROOT, &WEBHOOK_BODY_SHAPE)
+    from_txml_lenient(bytes, &mut Leniencies::new())
+}
+
+/// Reads a tXML webhook body (`<WebhookBody>`) into its JSON value, recording each value that
+/// does not fit the schema (kept as read) in `leniencies`.
+pub fn from_txml_lenient(bytes: &[u8], leniencies: &mut Leniencies) -> Result<Value, DecodeError> {
+    read_document(bytes, WEBHOOK_ROOT, &WEBHOOK_BODY_SHAPE, leniencies)
 }
 
 /// Writes a webhook body JSON value as tXML (`<WebhookBody>`).

@@ -1,33 +1,103 @@
-//! tXML → JSON.
+//! tXML → JSON, in one pass: each element becomes its JSON value as it closes, typed by the
+//! schema, so no tree of the document is ever built beside the result.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 
 use crate::error::{DecodeError, Location};
-use crate::normalize::number_value;
+use crate::lenient::Leniencies;
+use crate::normalize::{expected_words, number_value};
 use crate::num::parse_bool;
-use crate::schema::{Shape, field_for_element};
+use crate::schema::{Shape, field_for_element, global_field, global_list_element};
 
 /// The deepest nesting accepted. Tradecloud's messages nest about ten levels; the cap keeps a
 /// hostile body of thousands of nested elements from costing more than a quick refusal.
 pub const MAX_DEPTH: usize = 64;
 
-/// One element, as read.
-struct Node {
-    name: String,
+/// Where an element's value goes in its parent object.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    /// One item of the list `key`; `named_as_list` when the element carries the list's own
+    /// name rather than its item's (how `"documents": null` is written).
+    Item { key: &'a str, named_as_list: bool },
+    /// The field `key`, known to the schema.
+    Field { key: &'a str },
+    /// A field the schema does not know: repeated, it becomes a list.
+    Unknown { key: &'a str },
+}
+
+impl<'a> Slot<'a> {
+    fn key(&self) -> &'a str {
+        match *self {
+            Slot::Item { key, .. } | Slot::Field { key } | Slot::Unknown { key } => key,
+        }
+    }
+}
+
+/// An element being read.
+struct Frame<'a> {
+    name: &'a str,
+    slot: Slot<'a>,
+    shape: Option<&'static Shape>,
     offset: usize,
     nil: bool,
     text: String,
-    children: Vec<Node>,
+    /// The children read so far; `None` while there are none.
+    map: Option<Map<String, Value>>,
+    /// Unknown children that repeated and were made a list.
+    repeated_unknown: Vec<&'a str>,
 }
 
-/// Reads `bytes` as a tXML document whose root must be `root`, converting it by `shape`.
+/// Where a child element goes, and its shape: the parent's table first, then what the element's
+/// name means wherever it appears.
+fn resolve<'a>(
+    parent: Option<&'static Shape>,
+    element: &'a str,
+) -> (Slot<'a>, Option<&'static Shape>) {
+    if let Some(Shape::Obj(fields)) = parent
+        && let Some(fld) = field_for_element(fields, element)
+    {
+        return match &fld.shape {
+            Shape::List { item, of } => (
+                Slot::Item {
+                    key: fld.name,
+                    named_as_list: element == fld.name && *item != fld.name,
+                },
+                Some(*of),
+            ),
+            shape => (Slot::Field { key: fld.name }, Some(shape)),
+        };
+    }
+    if let Some((list, of)) = global_list_element(element) {
+        return (
+            Slot::Item {
+                key: list,
+                named_as_list: false,
+            },
+            of,
+        );
+    }
+    match global_field(element) {
+        Some(Shape::List { item, of }) => (
+            Slot::Item {
+                key: element,
+                named_as_list: *item != element,
+            },
+            Some(*of),
+        ),
+        Some(shape) => (Slot::Field { key: element }, Some(shape)),
+        None => (Slot::Unknown { key: element }, None),
+    }
+}
+
+/// Reads `bytes` as a tXML document whose root must be `root`, converting it by `shape`;
+/// values that do not fit the shape are kept as read and recorded in `leniencies`.
 pub fn read_document(
     bytes: &[u8],
     root: &'static str,
-    shape: &Shape,
+    shape: &'static Shape,
+    leniencies: &mut Leniencies,
 ) -> Result<Value, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8 {
         offset: e.valid_up_to(),
@@ -35,303 +105,354 @@ pub fn read_document(
     if text.trim().is_empty() {
         return Err(DecodeError::Empty);
     }
-    let tree = parse_tree(text)?;
-    if tree.name != root {
-        return Err(DecodeError::WrongRoot {
-            expected: root,
-            found: tree.name,
-        });
+    Doc {
+        text,
+        root,
+        shape,
+        stack: Vec::new(),
+        done: None,
+        out: leniencies,
     }
-    Converter { text: bytes }.convert(&tree, Some(shape), "")
+    .read()
 }
 
-fn parse_tree(text: &str) -> Result<Node, DecodeError> {
-    let bytes = text.as_bytes();
-    // Computing a location scans the text up to the offset, so it is only ever done for an
-    // error: done for every event, it made reading quadratic in the body size (a 1.3 MB
-    // 500-line order took minutes in a debug build).
-    let at = |offset: u64| Location::of_offset(bytes, offset as usize);
-    let mut reader = Reader::from_str(text);
-    reader.config_mut().trim_text(false);
-    let mut stack: Vec<Node> = Vec::new();
-    let mut root: Option<Node> = None;
-    loop {
-        let start = reader.buffer_position();
-        let event = reader.read_event().map_err(|e| DecodeError::Xml {
-            at: at(reader.error_position()),
-            message: e.to_string(),
-        })?;
-        match event {
-            Event::Start(e) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err(DecodeError::TooDeep {
-                        limit: MAX_DEPTH,
-                        at: at(start),
-                    });
+struct Doc<'a, 'l> {
+    text: &'a str,
+    root: &'static str,
+    shape: &'static Shape,
+    stack: Vec<Frame<'a>>,
+    done: Option<Value>,
+    out: &'l mut Leniencies,
+}
+
+impl<'a> Doc<'a, '_> {
+    /// Computing a location scans the text up to the offset, so it is only ever done for an
+    /// error: done for every event, it made reading quadratic in the body size.
+    fn at(&self, offset: u64) -> Location {
+        Location::of_offset(self.text.as_bytes(), offset as usize)
+    }
+
+    fn read(mut self) -> Result<Value, DecodeError> {
+        let mut reader = Reader::from_str(self.text);
+        reader.config_mut().trim_text(false);
+        loop {
+            let start = reader.buffer_position();
+            let event = reader.read_event().map_err(|e| DecodeError::Xml {
+                at: self.at(reader.error_position()),
+                message: e.to_string(),
+            })?;
+            match event {
+                Event::Start(e) => self.open(&e, start)?,
+                Event::Empty(e) => {
+                    self.open(&e, start)?;
+                    self.close(start)?;
                 }
-                if root.is_some() {
-                    return Err(xml_error(at(start), "content after the root element"));
-                }
-                stack.push(new_node(&e, start as usize, bytes)?);
-            }
-            Event::Empty(e) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err(DecodeError::TooDeep {
-                        limit: MAX_DEPTH,
-                        at: at(start),
-                    });
-                }
-                if root.is_some() {
-                    return Err(xml_error(at(start), "content after the root element"));
-                }
-                let node = new_node(&e, start as usize, bytes)?;
-                attach(&mut stack, &mut root, node);
-            }
-            Event::End(_) => {
-                let node = stack
-                    .pop()
-                    .ok_or_else(|| xml_error(at(start), "closing tag without an opening tag"))?;
-                attach(&mut stack, &mut root, node);
-            }
-            Event::Text(t) => {
-                push_text(&mut stack, &t.xml10_content(), bytes, start)?;
-            }
-            Event::CData(t) => {
-                push_text(&mut stack, &t.xml10_content(), bytes, start)?;
-            }
-            Event::GeneralRef(r) => {
-                let resolved = if r.is_char_ref() {
-                    r.resolve_char_ref()
-                        .map_err(|e| xml_error(at(start), &e.to_string()))?
-                        .map(String::from)
-                } else {
-                    let name = r.xml10_content();
-                    // Only XML's five predefined entities: nothing is ever expanded from a DTD.
-                    match quick_xml::escape::resolve_xml_entity(&name) {
-                        Some(s) => Some(s.to_owned()),
-                        None => {
-                            return Err(DecodeError::XmlEntity {
-                                name: name.into_owned(),
-                                at: at(start),
-                            });
-                        }
+                Event::End(_) => self.close(start)?,
+                Event::Text(t) => {
+                    let raw: &str = &t;
+                    if raw.bytes().all(|b| b.is_ascii_whitespace())
+                        && self.stack.last().is_none_or(|f| f.map.is_some())
+                    {
+                        // Indentation between elements: nothing to keep.
+                        continue;
                     }
-                };
-                let resolved = resolved
-                    .ok_or_else(|| xml_error(at(start), "character reference to no character"))?;
-                push_text(&mut stack, &resolved, bytes, start)?;
+                    self.push_text(&t.xml10_content(), start)?;
+                }
+                Event::CData(t) => self.push_text(&t.xml10_content(), start)?,
+                Event::GeneralRef(r) => {
+                    let resolved = if r.is_char_ref() {
+                        r.resolve_char_ref()
+                            .map_err(|e| xml_error(self.at(start), &e.to_string()))?
+                            .map(String::from)
+                    } else {
+                        let name = r.xml10_content();
+                        // Only XML's five predefined entities: nothing is ever expanded from a DTD.
+                        match quick_xml::escape::resolve_xml_entity(&name) {
+                            Some(s) => Some(s.to_owned()),
+                            None => {
+                                return Err(DecodeError::XmlEntity {
+                                    name: name.into_owned(),
+                                    at: self.at(start),
+                                });
+                            }
+                        }
+                    };
+                    let resolved = resolved.ok_or_else(|| {
+                        xml_error(self.at(start), "character reference to no character")
+                    })?;
+                    self.push_text(&resolved, start)?;
+                }
+                Event::DocType(_) => return Err(DecodeError::XmlDoctype { at: self.at(start) }),
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => break,
             }
-            Event::DocType(_) => return Err(DecodeError::XmlDoctype { at: at(start) }),
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
+        }
+        if let Some(open) = self.stack.last() {
+            return Err(xml_error(
+                Location::of_offset(self.text.as_bytes(), self.text.len()),
+                &format!("the document ends inside <{}>", open.name),
+            ));
+        }
+        self.done.ok_or_else(|| {
+            xml_error(
+                Location::of_offset(self.text.as_bytes(), 0),
+                "no root element",
+            )
+        })
+    }
+
+    fn open(&mut self, e: &BytesStart<'a>, start: u64) -> Result<(), DecodeError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(DecodeError::TooDeep {
+                limit: MAX_DEPTH,
+                at: self.at(start),
+            });
+        }
+        if self.done.is_some() {
+            return Err(xml_error(self.at(start), "content after the root element"));
+        }
+        let name = self.name_of(e, start)?;
+        let mut nil = false;
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| xml_error(self.at(start), &err.to_string()))?;
+            // xsi:nil="true" is how XML writes JSON's null.
+            if attr.key.local_name().as_ref() == "nil"
+                && matches!(attr.value.as_ref().trim(), "true" | "1")
+            {
+                nil = true;
+            }
+        }
+        let (slot, shape) = match self.stack.last() {
+            None => {
+                if name != self.root {
+                    return Err(DecodeError::WrongRoot {
+                        expected: self.root,
+                        found: name.to_owned(),
+                    });
+                }
+                (Slot::Field { key: name }, Some(self.shape))
+            }
+            Some(parent) => resolve(parent.shape, name),
+        };
+        self.stack.push(Frame {
+            name,
+            slot,
+            shape,
+            offset: start as usize,
+            nil,
+            text: String::new(),
+            map: None,
+            repeated_unknown: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// The element's local name, borrowed from the body (names are never escaped).
+    fn name_of(&self, e: &BytesStart<'a>, start: u64) -> Result<&'a str, DecodeError> {
+        let local = e.local_name();
+        let local: &str = local.as_ref();
+        // Find the same bytes inside the body so the name lives as long as the body does.
+        let base = self.text.as_ptr() as usize;
+        let ptr = local.as_ptr() as usize;
+        if ptr >= base && ptr + local.len() <= base + self.text.len() {
+            let from = ptr - base;
+            if let Some(name) = self.text.get(from..from + local.len()) {
+                return Ok(name);
+            }
+        }
+        Err(xml_error(self.at(start), "element name is not valid UTF-8"))
+    }
+
+    fn push_text(&mut self, text: &str, start: u64) -> Result<(), DecodeError> {
+        match self.stack.last_mut() {
+            Some(frame) => {
+                frame.text.push_str(text);
+                Ok(())
+            }
+            None if text.trim().is_empty() => Ok(()),
+            None => Err(xml_error(self.at(start), "text outside the root element")),
         }
     }
-    if let Some(open) = stack.last() {
-        return Err(xml_error(
-            Location::of_offset(bytes, bytes.len()),
-            &format!("the document ends inside <{}>", open.name),
-        ));
+
+    fn close(&mut self, start: u64) -> Result<(), DecodeError> {
+        let frame = self
+            .stack
+            .pop()
+            .ok_or_else(|| xml_error(self.at(start), "closing tag without an opening tag"))?;
+        let mut frame = frame;
+        let value = self.value_of(&mut frame)?;
+        match self.stack.last_mut() {
+            None => {
+                self.done = Some(value);
+                Ok(())
+            }
+            Some(_) => self.attach(frame, value),
+        }
     }
-    root.ok_or_else(|| xml_error(Location::of_offset(bytes, 0), "no root element"))
+
+    /// The finished element's JSON value, typed by its shape; what does not fit is kept as read.
+    fn value_of(&mut self, frame: &mut Frame<'a>) -> Result<Value, DecodeError> {
+        if frame.nil {
+            return Ok(Value::Null);
+        }
+        if let Some(map) = frame.map.take() {
+            if !frame.text.trim().is_empty() {
+                return Err(DecodeError::InvalidField {
+                    path: self.path_with(frame),
+                    message: format!(
+                        "expected elements, found text {:?}",
+                        frame.text.trim().chars().take(40).collect::<String>()
+                    ),
+                    at: Some(self.at(frame.offset as u64)),
+                });
+            }
+            let value = Value::Object(map);
+            if let Some(shape @ (Shape::Str | Shape::Num | Shape::Bool)) = frame.shape {
+                self.lenient(frame, expected_words(shape), "an object");
+            }
+            return Ok(value);
+        }
+        // Moved, not copied: a leaf's text becomes its string value as is.
+        let text = std::mem::take(&mut frame.text);
+        Ok(match frame.shape {
+            Some(Shape::Num) => match number_value(&text) {
+                Some(v) => v,
+                None => {
+                    self.lenient(frame, "a number", "a string");
+                    Value::String(text)
+                }
+            },
+            Some(Shape::Bool) => match parse_bool(&text) {
+                Some(b) => Value::Bool(b),
+                None => {
+                    self.lenient(frame, "true or false", "a string");
+                    Value::String(text)
+                }
+            },
+            Some(Shape::Obj(_)) if text.trim().is_empty() => Value::Object(Map::new()),
+            Some(Shape::Obj(_)) => {
+                self.lenient(frame, "an object", "a string");
+                Value::String(text)
+            }
+            _ => Value::String(text),
+        })
+    }
+
+    fn attach(&mut self, child: Frame<'a>, value: Value) -> Result<(), DecodeError> {
+        let key = child.slot.key();
+        let parent = self.stack.last_mut().expect("attach has a parent");
+        if parent.map.is_none() && parent.text.trim().is_empty() {
+            // Indentation before the first child.
+            parent.text = String::new();
+        }
+        let map = parent.map.get_or_insert_with(Map::new);
+        let mut repeated_field = false;
+        match child.slot {
+            // The list itself is null: the writer puts JSON's `"documents": null` as
+            // `<documents xsi:nil="true"/>`, under the list's name, not an item's.
+            Slot::Item {
+                named_as_list: true,
+                ..
+            } if child.nil => {
+                map.entry(key).or_insert(Value::Null);
+            }
+            Slot::Item { .. } => match map.get_mut(key) {
+                Some(Value::Array(items)) => items.push(value),
+                Some(_) => {
+                    // Only after the list was given as nil (above): say so, never panic.
+                    let item_path = self.path_with(&child);
+                    // The list's path, without the index the item would have had.
+                    let path = match item_path.rsplit_once('[') {
+                        Some((list, _)) => list.to_owned(),
+                        None => item_path,
+                    };
+                    return Err(DecodeError::InvalidField {
+                        path,
+                        message: format!("<{}> after the list was given as nil", child.name),
+                        at: Some(self.at(child.offset as u64)),
+                    });
+                }
+                None => {
+                    map.insert(key.to_owned(), Value::Array(vec![value]));
+                }
+            },
+            Slot::Field { .. } => match map.get_mut(key) {
+                None => {
+                    map.insert(key.to_owned(), value);
+                }
+                Some(existing) => {
+                    // One value expected, several sent: kept, all of them, as a list.
+                    match existing {
+                        Value::Array(items) if parent.repeated_unknown.contains(&key) => {
+                            items.push(value)
+                        }
+                        _ => {
+                            let first = existing.take();
+                            *existing = Value::Array(vec![first, value]);
+                            parent.repeated_unknown.push(key);
+                            repeated_field = true;
+                        }
+                    }
+                }
+            },
+            Slot::Unknown { .. } => match map.get_mut(key) {
+                None => {
+                    map.insert(key.to_owned(), value);
+                }
+                Some(Value::Array(items)) if parent.repeated_unknown.contains(&key) => {
+                    items.push(value)
+                }
+                Some(existing) => {
+                    let first = existing.take();
+                    *existing = Value::Array(vec![first, value]);
+                    parent.repeated_unknown.push(key);
+                }
+            },
+        }
+        if repeated_field {
+            self.lenient(&child, "one element", "a repeated element");
+        }
+        Ok(())
+    }
+
+    fn lenient(&mut self, frame: &Frame<'a>, expected: &'static str, found: &'static str) {
+        // The path is only rendered for a deviation that is kept.
+        let path = if self.out.kept().len() < crate::lenient::MAX_KEPT {
+            self.path_with(frame)
+        } else {
+            String::new()
+        };
+        self.out.push_at(move || path, expected, found);
+    }
+
+    /// The JSON path of `frame`, which is not (or no longer) on the stack; the open elements
+    /// before it are its ancestors.
+    fn path_with(&self, frame: &Frame<'a>) -> String {
+        let mut path = String::new();
+        let chain = self.stack.iter().skip(1).chain(std::iter::once(frame));
+        let mut parents = self.stack.iter();
+        for f in chain {
+            let parent = parents.next();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(f.slot.key());
+            if let Slot::Item { .. } = f.slot {
+                let index = parent
+                    .and_then(|p| p.map.as_ref())
+                    .and_then(|m| m.get(f.slot.key()))
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                path.push_str(&format!("[{index}]"));
+            }
+        }
+        path
+    }
 }
 
 fn xml_error(at: Location, message: &str) -> DecodeError {
     DecodeError::Xml {
         at,
         message: message.to_owned(),
-    }
-}
-
-/// `text` and `offset` locate the element, for an error only.
-fn new_node(e: &BytesStart<'_>, offset: usize, text: &[u8]) -> Result<Node, DecodeError> {
-    let name = e.local_name().as_ref().to_owned();
-    let mut nil = false;
-    for attr in e.attributes() {
-        let attr =
-            attr.map_err(|err| xml_error(Location::of_offset(text, offset), &err.to_string()))?;
-        // xsi:nil="true" is how XML writes JSON's null.
-        if attr.key.local_name().as_ref() == "nil"
-            && matches!(attr.value.as_ref().trim(), "true" | "1")
-        {
-            nil = true;
-        }
-    }
-    Ok(Node {
-        name,
-        offset,
-        nil,
-        text: String::new(),
-        children: Vec::new(),
-    })
-}
-
-fn attach(stack: &mut [Node], root: &mut Option<Node>, node: Node) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(node),
-        None => *root = Some(node),
-    }
-}
-
-/// `body` and `offset` locate the text, for an error only.
-fn push_text(stack: &mut [Node], text: &str, body: &[u8], offset: u64) -> Result<(), DecodeError> {
-    match stack.last_mut() {
-        Some(node) => {
-            node.text.push_str(text);
-            Ok(())
-        }
-        None if text.trim().is_empty() => Ok(()),
-        None => Err(xml_error(
-            Location::of_offset(body, offset as usize),
-            "text outside the root element",
-        )),
-    }
-}
-
-struct Converter<'a> {
-    text: &'a [u8],
-}
-
-impl Converter<'_> {
-    fn at(&self, node: &Node) -> Location {
-        Location::of_offset(self.text, node.offset)
-    }
-
-    fn invalid(&self, node: &Node, path: &str, message: String) -> DecodeError {
-        DecodeError::InvalidField {
-            path: path.trim_start_matches('.').to_owned(),
-            message,
-            at: Some(self.at(node)),
-        }
-    }
-
-    fn convert(
-        &self,
-        node: &Node,
-        shape: Option<&Shape>,
-        path: &str,
-    ) -> Result<Value, DecodeError> {
-        if node.nil {
-            return Ok(Value::Null);
-        }
-        match shape {
-            Some(Shape::Obj(fields)) => self.object(node, Some(fields), path),
-            Some(Shape::Str) => Ok(Value::String(self.leaf_text(node, path)?.to_owned())),
-            Some(Shape::Num) => {
-                let text = self.leaf_text(node, path)?;
-                number_value(text).ok_or_else(|| {
-                    self.invalid(node, path, format!("expected a number, found {text:?}"))
-                })
-            }
-            Some(Shape::Bool) => {
-                let text = self.leaf_text(node, path)?;
-                parse_bool(text).map(Value::Bool).ok_or_else(|| {
-                    self.invalid(
-                        node,
-                        path,
-                        format!("expected true or false, found {text:?}"),
-                    )
-                })
-            }
-            // A list reached directly (never from the schema tables): read the items.
-            Some(Shape::List { of, .. }) => self.convert(node, Some(of), path),
-            None if node.children.is_empty() => Ok(Value::String(node.text.clone())),
-            None => self.object(node, None, path),
-        }
-    }
-
-    fn leaf_text<'n>(&self, node: &'n Node, path: &str) -> Result<&'n str, DecodeError> {
-        match node.children.first() {
-            Some(child) => Err(self.invalid(
-                node,
-                path,
-                format!("expected a value, found element <{}>", child.name),
-            )),
-            None => Ok(&node.text),
-        }
-    }
-
-    fn object(
-        &self,
-        node: &Node,
-        fields: Option<&'static [crate::schema::Field]>,
-        path: &str,
-    ) -> Result<Value, DecodeError> {
-        if !node.text.trim().is_empty() {
-            return Err(self.invalid(
-                node,
-                path,
-                format!(
-                    "expected elements, found text {:?}",
-                    node.text.trim().chars().take(40).collect::<String>()
-                ),
-            ));
-        }
-        let mut map = Map::new();
-        // Unknown elements that repeat become arrays; remember which ones we made.
-        let mut repeated_unknown: HashSet<String> = HashSet::new();
-        for child in &node.children {
-            let known = fields.and_then(|f| field_for_element(f, &child.name));
-            match known {
-                Some(fld) => match fld.shape {
-                    // The list itself is null: the writer puts JSON's `"documents": null` as
-                    // `<documents xsi:nil="true"/>`, under the list's name, not an item's.
-                    // Read as a list holding one null it would fail the typed view.
-                    Shape::List { item, .. }
-                        if child.nil && child.name == fld.name && item != fld.name =>
-                    {
-                        map.entry(fld.name).or_insert(Value::Null);
-                    }
-                    Shape::List { of, .. } => {
-                        let entry = map
-                            .entry(fld.name)
-                            .or_insert_with(|| Value::Array(Vec::new()));
-                        let Value::Array(items) = entry else {
-                            // Only after the list was given as nil (above): say so, never panic.
-                            return Err(self.invalid(
-                                child,
-                                &format!("{path}.{}", fld.name),
-                                format!("<{}> after the list was given as nil", child.name),
-                            ));
-                        };
-                        let item_path = format!("{path}.{}[{}]", fld.name, items.len());
-                        let value = self.convert(child, Some(of), &item_path)?;
-                        if let Value::Array(items) = map.get_mut(fld.name).expect("inserted above")
-                        {
-                            items.push(value);
-                        }
-                    }
-                    shape => {
-                        let child_path = format!("{path}.{}", fld.name);
-                        if map.contains_key(fld.name) {
-                            return Err(self.invalid(
-                                child,
-                                &child_path,
-                                format!("<{}> appears more than once", child.name),
-                            ));
-                        }
-                        let value = self.convert(child, Some(&shape), &child_path)?;
-                        map.insert(fld.name.to_owned(), value);
-                    }
-                },
-                None => {
-                    let child_path = format!("{path}.{}", child.name);
-                    let value = self.convert(child, None, &child_path)?;
-                    match map.get_mut(&child.name) {
-                        None => {
-                            map.insert(child.name.clone(), value);
-                        }
-                        Some(Value::Array(items)) if repeated_unknown.contains(&child.name) => {
-                            items.push(value)
-                        }
-                        Some(existing) => {
-                            let first = existing.take();
-                            *existing = Value::Array(vec![first, value]);
-                            repeated_unknown.insert(child.name.clone());
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Value::Object(map))
     }
 }
