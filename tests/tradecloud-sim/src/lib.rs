@@ -68,6 +68,7 @@ mod control;
 mod faults;
 mod index;
 mod sender;
+pub mod txml_writer;
 mod util;
 mod world;
 

@@ -643,7 +643,8 @@ fn build_request(target: &WebhookTarget, change: &Change) -> Result<Request, Sim
                     Some(body.to_string()),
                 )),
                 WebhookFormat::Txml => {
-                    let xml = tradecloud_model::txml::to_txml(&body)
+                    // Our own writer, not the relay's: see txml_writer's module docs.
+                    let xml = crate::txml_writer::webhook_body_to_txml(&body)
                         .map_err(|e| SimError::Encode(e.to_string()))?;
                     Ok((
                         "POST",

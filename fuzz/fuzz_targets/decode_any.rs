@@ -1,0 +1,8 @@
+//! Any body under any content type (the first byte picks it): see `invariants.rs`.
+#![no_main]
+
+#[path = "../invariants.rs"]
+#[allow(dead_code)] // each target uses part of it
+mod invariants;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| invariants::run_target("decode_any", data));

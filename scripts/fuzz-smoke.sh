@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs each decoder fuzz target (fuzz/) for a short while: a smoke test, not the long run
+# (README, "Fuzzing"). Usage: scripts/fuzz-smoke.sh [SECONDS per target, default 30].
+#
+# Needs the nightly toolchain (rustup toolchain install nightly); installs cargo-fuzz when it
+# is missing. New inputs go to a scratch folder, so the committed corpus stays as it is; a
+# crash is written to fuzz/artifacts/<target>/ and stops the script with a non-zero status
+# (add it under fuzz/regressions/<target>/ once understood, so `cargo test` replays it).
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+seconds="${1:-30}"
+targets=(decode_json decode_txml decode_any)
+
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  cargo +nightly install cargo-fuzz --locked
+fi
+
+# The same limits as the long run: Tradecloud's bodies are at most a few MB, 1 MiB inputs
+# reach far enough; memory over 2 GiB or a single input over 10 s is a finding.
+limits=(-rss_limit_mb=2048 -max_len=1048576 -timeout=10)
+
+# With CARGO_TARGET_DIR set, build under it (in fuzz/, apart from stable builds: the
+# instrumented nightly artifacts share nothing with them); else in fuzz/target.
+dir=()
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then dir=(--target-dir "$CARGO_TARGET_DIR/fuzz"); fi
+cargo +nightly fuzz build "${dir[@]}"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+for target in "${targets[@]}"; do
+  echo "== $target: ${seconds}s"
+  mkdir -p "$scratch/$target"
+  cargo +nightly fuzz run "${dir[@]}" "$target" "$scratch/$target" "corpus/$target" -- \
+    "${limits[@]}" -max_total_time="$seconds" -print_final_stats=1
+done
+echo "fuzz smoke: every target ran ${seconds}s without a finding"
