@@ -652,6 +652,9 @@ impl StreamRun<'_> {
             }
             let items = self.fetch(offset).await?;
             let full = items.len() >= limit as usize;
+            // Whatever a page served is relayed, whatever the paging then decides: a state
+            // served once may be replaced before it is served again.
+            let all: Vec<&Polled> = items.iter().collect();
             if !is_sorted(&items) {
                 distrust = true;
                 if walk.is_none() {
@@ -659,6 +662,7 @@ impl StreamRun<'_> {
                     walk = Some(Walk::default());
                     if offset != 0 {
                         // Mid-way through a walk inside one timestamp: start over unsorted.
+                        self.process(&all).await?;
                         offset = 0;
                         continue;
                     }
@@ -688,11 +692,11 @@ impl StreamRun<'_> {
                         restarts,
                         "objects moved while walking the result by offset; starting the walk over"
                     );
+                    self.process(&all).await?;
                     *w = Walk::default();
                     offset = 0;
                     continue;
                 }
-                let all: Vec<&Polled> = items.iter().collect();
                 self.process(&all).await?;
                 w.note(&items, offset == 0, self.pos_at);
                 if full {
@@ -733,6 +737,7 @@ impl StreamRun<'_> {
                         restarts,
                         "objects moved while paging inside one timestamp; starting that timestamp over"
                     );
+                    self.process(&all).await?;
                     tie = None;
                     offset = 0;
                     continue;
@@ -796,6 +801,7 @@ impl StreamRun<'_> {
             if stale > 0 {
                 // A full page that time cannot move past (answers at `pos` fill it): walk the
                 // result set by offset from here.
+                self.process(&all).await?;
                 walk = Some(Walk::default());
                 continue;
             }
