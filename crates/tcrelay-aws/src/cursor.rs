@@ -174,6 +174,37 @@ impl CursorStore for DynamoCursorStore {
         }
     }
 
+    async fn renew(
+        &self,
+        stream: &str,
+        owner: &str,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        let until = self
+            .now_ms()
+            .saturating_add(i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key("pk", Self::key(stream))
+            .update_expression("SET #until = :until")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "leaseOwner")
+            .expression_attribute_names("#until", "leaseExpiresAt")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Err(StoreError::Conflict(format!(
+                "cursor {stream}: {owner} no longer holds the lease"
+            ))),
+            Err(err) => Err(unavailable("DynamoDB UpdateItem (cursor renew)", &err)),
+        }
+    }
+
     async fn release(&self, stream: &str, owner: &str) -> Result<(), StoreError> {
         let result = self
             .client

@@ -241,6 +241,16 @@ pub trait CursorStore: Send + Sync {
         expected_version: u64,
         value: &str,
     ) -> Result<Cursor, StoreError>;
+    /// Extends the lease `owner` holds to now + `lease_for` (the heartbeat of a running run).
+    /// Only the lease's recorded owner renews, whether or not its lease ran out meanwhile;
+    /// `Conflict` when the lease was released, taken over, or never held, writing nothing: the
+    /// run has lost the stream and stops. Unlike `acquire`, it never takes a free lease.
+    async fn renew(
+        &self,
+        stream: &str,
+        owner: &str,
+        lease_for: std::time::Duration,
+    ) -> Result<(), StoreError>;
     /// Gives the lease up (end of run); a no-op for anyone but the owner.
     async fn release(&self, stream: &str, owner: &str) -> Result<(), StoreError>;
     /// Reads the cursor without taking the lease (operators' `cursor show`).

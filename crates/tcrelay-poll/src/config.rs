@@ -25,7 +25,7 @@ pub const TCRELAY_POLL_ORDER_STATUS_FILTER: &str = "TCRELAY_POLL_ORDER_STATUS_FI
 pub const TCRELAY_POLL_SHIPMENT_STATUS_FILTER: &str = "TCRELAY_POLL_SHIPMENT_STATUS_FILTER";
 /// Page size, 2 to 100.
 pub const TCRELAY_POLL_PAGE_LIMIT: &str = "TCRELAY_POLL_PAGE_LIMIT";
-/// Seconds before the Lambda deadline (or the lease's end) at which a run stops fetching.
+/// Seconds before the Lambda deadline at which a run stops fetching.
 pub const TCRELAY_POLL_TIME_MARGIN_SECONDS: &str = "TCRELAY_POLL_TIME_MARGIN_SECONDS";
 /// `true` forwards only the changed lines of each object instead of all of them.
 pub const TCRELAY_POLL_CHANGED_LINES_ONLY: &str = "TCRELAY_POLL_CHANGED_LINES_ONLY";
@@ -35,7 +35,7 @@ pub const TCRELAY_POLL_ECHO_SIDE: &str = "TCRELAY_POLL_ECHO_SIDE";
 pub const TCRELAY_POLL_ECHO_MODE: &str = "TCRELAY_POLL_ECHO_MODE";
 /// `poll` (default) or `search` (the older search endpoints, inclusive `lastUpdatedSince`).
 pub const TCRELAY_POLL_ENDPOINTS: &str = "TCRELAY_POLL_ENDPOINTS";
-/// Seconds a run holds a stream's cursor lease.
+/// Seconds a stream's cursor lease lasts past its last heartbeat (a run renews it every third).
 pub const TCRELAY_POLL_LEASE_SECONDS: &str = "TCRELAY_POLL_LEASE_SECONDS";
 /// Upper bound of pages per stream and run.
 pub const TCRELAY_POLL_MAX_PAGES: &str = "TCRELAY_POLL_MAX_PAGES";
@@ -47,9 +47,9 @@ pub const DEFAULT_LOOKBACK_MS: u64 = 1;
 pub const DEFAULT_PAGE_LIMIT: u32 = 100;
 /// Default margin: 30 s, more than one Tradecloud call may take with its retries (20 s budget).
 pub const DEFAULT_TIME_MARGIN_SECONDS: u64 = 30;
-/// Default lease: 300 s, longer than the Lambda's timeout (240 s) so a live run never loses it,
-/// short enough that a crashed run blocks the next scheduled one only once.
-pub const DEFAULT_LEASE_SECONDS: u64 = 300;
+/// Default lease: 6 s, renewed every 2 s while a run works. A killed runner (or a Lambda that
+/// timed out) blocks its stream for at most this long, so a restarted one polls within seconds.
+pub const DEFAULT_LEASE_SECONDS: u64 = 6;
 /// Default page bound per stream and run (a million objects at 100 per page).
 pub const DEFAULT_MAX_PAGES: u32 = 10_000;
 
@@ -120,7 +120,7 @@ pub struct PollConfig {
     pub shipment_status_filter: Option<Value>,
     /// Page size, 2 to 100 (two, so paging inside one timestamp can overlap by one).
     pub page_limit: u32,
-    /// Stop fetching when less than this is left before the deadline or the lease's end.
+    /// Stop fetching when less than this is left before the deadline.
     pub time_margin: Duration,
     /// Forward only the changed lines instead of the whole object.
     pub changed_lines_only: bool,
@@ -128,7 +128,8 @@ pub struct PollConfig {
     pub echo_filter: Option<EchoFilter>,
     /// Poll or search endpoints.
     pub mode: EndpointMode,
-    /// How long a run holds a stream's lease.
+    /// How long a stream's lease lasts past its last renewal (the heartbeat renews it every
+    /// third of this).
     pub lease: Duration,
     /// Upper bound of pages per stream and run.
     pub max_pages: u32,
@@ -200,16 +201,11 @@ impl PollConfig {
             ));
         }
         let lease = number(env, TCRELAY_POLL_LEASE_SECONDS, DEFAULT_LEASE_SECONDS)?;
-        if !(1..=86_400).contains(&lease) {
+        // At least 2 s: the heartbeat renews every third of it, and a renewal is a store call.
+        if !(2..=86_400).contains(&lease) {
             return Err(invalid(
                 TCRELAY_POLL_LEASE_SECONDS,
-                "must be between 1 and 86400".into(),
-            ));
-        }
-        if lease <= margin {
-            return Err(invalid(
-                TCRELAY_POLL_LEASE_SECONDS,
-                format!("must be longer than {TCRELAY_POLL_TIME_MARGIN_SECONDS} ({margin} s)"),
+                "must be between 2 and 86400".into(),
             ));
         }
         let max_pages = number(env, TCRELAY_POLL_MAX_PAGES, DEFAULT_MAX_PAGES.into())?;
@@ -482,7 +478,7 @@ mod tests {
             (TCRELAY_POLL_ECHO_SIDE, "both"),
             (TCRELAY_POLL_ECHO_MODE, "all"),
             (TCRELAY_POLL_ENDPOINTS, "graphql"),
-            (TCRELAY_POLL_LEASE_SECONDS, "30"),
+            (TCRELAY_POLL_LEASE_SECONDS, "1"),
             (TCRELAY_POLL_MAX_PAGES, "0"),
         ] {
             let mut pairs = base.to_vec();

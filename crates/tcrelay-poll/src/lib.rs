@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+mod lease;
 mod object;
 pub mod run;
 #[cfg(any(test, feature = "testing"))]
@@ -17,6 +18,6 @@ pub mod testing;
 pub use api::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
 pub use config::{EchoFilter, EchoSide, PollConfig, PollConfigError};
 pub use run::{
-    Deadline, DeadlineAt, NoDeadline, PlannedEnvelope, PollError, PollPorts, RunReport, RunRequest,
-    StopReason, StreamFailure, StreamSummary, run, run_stream,
+    Deadline, DeadlineAt, Deviations, NoDeadline, PlannedEnvelope, PollError, PollPorts, RunReport,
+    RunRequest, StopReason, StreamFailure, StreamSummary, run, run_stream,
 };

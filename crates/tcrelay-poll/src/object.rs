@@ -15,8 +15,11 @@ pub(crate) struct Polled {
     pub id: String,
     /// `lastUpdatedAt` exactly as Tradecloud wrote it.
     pub last_updated_at: String,
-    /// The same, parsed, for comparisons (Tradecloud may write offsets other than `Z`).
+    /// The same, parsed, for comparisons (Tradecloud may write offsets other than `Z`, or no
+    /// zone at all, read as UTC).
     pub at: DateTime<Utc>,
+    /// Whether `last_updated_at` carries a zone.
+    pub zoned: bool,
     /// Tradecloud's `version`.
     pub version: Option<u64>,
     /// `meta.messageId`, when the object carries one.
@@ -43,6 +46,7 @@ impl Polled {
             )
         })?;
         Ok(Self {
+            zoned: timestamp::has_zone(&last_updated_at),
             id: state.id,
             last_updated_at,
             at,

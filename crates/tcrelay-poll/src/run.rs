@@ -2,9 +2,9 @@
 //! the local runner; everything outside (Tradecloud, the cursor table, the dedupe table, the
 //! queue, the clock's deadline) comes in through ports.
 //!
-//! ## Paging without skipping (DESIGN.md, "Poller rules")
+//! ## Paging without skipping (docs/polling.md has the whole argument)
 //! Offset paging alone loses objects that change while we page: they move to the end and the
-//! rest shifts under the offset. So the loop pages by time:
+//! rest shifts under the offset. So while pages come sorted, the loop pages by time:
 //! - Each request asks for objects after a position `pos` (a `lastUpdatedAt` Tradecloud
 //!   returned, or the configured start, or the stored cursor minus the lookback).
 //! - A page shorter than the limit holds everything after `pos`: all of it is relayed, the
@@ -23,8 +23,22 @@
 //!   Tradecloud commits late, or that land on the cursor's own millisecond after it was read,
 //!   are asked for again. The dedupe store absorbs all overlap.
 //!
-//! The cursor only ever stores a `lastUpdatedAt` string Tradecloud returned, never moves back,
-//! and moves only after every object up to it is enqueued.
+//! Tradecloud no longer promises sorted results, nor says whether `lastUpdatedAfter` is strict.
+//! Neither stops the stream:
+//! - Items at or before `pos` are relayed like any other (the dedupe store absorbs them) and
+//!   left out of the paging decision.
+//! - From the first unsorted page on, the run trusts no order: it keeps the filter fixed and
+//!   walks the result set by offset to its end (overlapping pages, restarting when the overlap
+//!   check fails), then moves the position to the largest `lastUpdatedAt` of the walk's *first*
+//!   page. Everything of that page existed when it was fetched, so any object changing later
+//!   gets a later `lastUpdatedAt` and is asked for again; every object that did not change was
+//!   seen by the walk. A full page that cannot move the position by time (inclusive answers
+//!   filling it) is walked the same way.
+//! - Each kind of deviation is logged once per run as a WARN and counted in
+//!   [`StreamSummary::deviations`].
+//!
+//! The cursor only ever stores a `lastUpdatedAt` Tradecloud returned (a zone-less one written
+//! in UTC, with `Z`), never moves back, and moves only after every object up to it is enqueued.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -44,9 +58,10 @@ use tradecloud_model::{Format, timestamp};
 
 use crate::api::{PageRequest, PollApi, PollStream};
 use crate::config::PollConfig;
+use crate::lease::HeldLease;
 use crate::object::{Polled, Preparation, Prepared};
 
-/// How often a walk inside one timestamp may start over before the run gives up.
+/// How often a walk by offset may start over before the run gives up.
 const MAX_TIE_RESTARTS: u32 = 5;
 /// Dry runs list at most this many planned envelopes (the counts stay exact).
 pub const MAX_PLANNED: usize = 1000;
@@ -171,6 +186,25 @@ pub struct PlannedEnvelope {
     pub changed_lines: Option<Vec<String>>,
 }
 
+/// How Tradecloud's answers departed from what its docs promise, counted over one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deviations {
+    /// Pages not sorted by `lastUpdatedAt` (the docs no longer promise it since 2025-04-09).
+    pub unsorted_pages: u64,
+    /// Items at or before the `lastUpdatedAfter` asked for (the docs say "after").
+    pub inclusive_items: u64,
+    /// Items whose `lastUpdatedAt` has no zone, read as UTC.
+    pub zoneless_timestamps: u64,
+}
+
+impl Deviations {
+    /// Whether there was any.
+    pub fn any(&self) -> bool {
+        *self != Self::default()
+    }
+}
+
 /// What a stream's run did; logged as one line and returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -197,6 +231,8 @@ pub struct StreamSummary {
     pub cursor_after: Option<String>,
     /// Wall-clock duration in milliseconds.
     pub duration_ms: u64,
+    /// Departures from Tradecloud's documented behaviour seen in this run.
+    pub deviations: Deviations,
     /// Dry run only: the first [`MAX_PLANNED`] envelopes it would send.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<PlannedEnvelope>,
@@ -216,6 +252,7 @@ impl StreamSummary {
             cursor_before: None,
             cursor_after: None,
             duration_ms: 0,
+            deviations: Deviations::default(),
             planned: Vec::new(),
         }
     }
@@ -252,6 +289,15 @@ pub enum PollError {
     /// Neither cursor nor start: the configuration lacks `TCRELAY_POLL_START`.
     #[error("stream has no cursor yet and TCRELAY_POLL_START is not set")]
     NoStart,
+    /// Objects kept moving while we walked a result set by offset.
+    #[error(
+        "objects after {after} kept moving while walking the result by offset \
+         ({MAX_TIE_RESTARTS} restarts); the next run tries again"
+    )]
+    WalkUnstable {
+        /// The fixed `lastUpdatedAfter` of the walk.
+        after: String,
+    },
     /// Objects kept leaving one timestamp while we paged inside it.
     #[error(
         "objects at {timestamp} kept changing while paging inside that timestamp \
@@ -332,16 +378,7 @@ pub async fn run_stream(
 ) -> Result<StreamSummary, StreamFailure> {
     let started = Instant::now();
     let mut summary = StreamSummary::new(stream, request.dry_run);
-    let result = lease_and_poll(
-        ports,
-        config,
-        stream,
-        request,
-        deadline,
-        started,
-        &mut summary,
-    )
-    .await;
+    let result = lease_and_poll(ports, config, stream, request, deadline, &mut summary).await;
     summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match result {
         Ok(stop) => {
@@ -399,10 +436,11 @@ async fn lease_and_poll(
     stream: PollStream,
     request: &RunRequest,
     deadline: &dyn Deadline,
-    started: Instant,
     summary: &mut StreamSummary,
 ) -> Result<StopReason, PollError> {
     let name = stream.as_str();
+    let acquired_at = Instant::now();
+    let mut lease = None;
     let cursor = if request.dry_run {
         // A dry run writes nothing, not even a lease.
         ports
@@ -421,7 +459,16 @@ async fn lease_and_poll(
             .await
             .map_err(PollError::Cursor)?
         {
-            Some(cursor) => cursor,
+            Some(cursor) => {
+                lease = Some(HeldLease::start(
+                    ports.cursors.clone(),
+                    name,
+                    &request.owner,
+                    config.lease,
+                    acquired_at,
+                ));
+                cursor
+            }
             None => return Ok(StopReason::LeaseHeld),
         }
     };
@@ -454,7 +501,7 @@ async fn lease_and_poll(
             stream,
             request,
             deadline,
-            lease_until: started + config.lease,
+            lease: lease.as_ref(),
             filters: config.filters_for(stream),
             prep: Preparation {
                 changed_since: pos_at,
@@ -472,11 +519,8 @@ async fn lease_and_poll(
     }
     .await;
 
-    if !request.dry_run
-        && let Err(e) = ports.cursors.release(name, &request.owner).await
-    {
-        // The lease then simply expires; the next run waits at most that long.
-        tracing::warn!(stream = name, error = %e, "could not release the cursor lease; it will expire");
+    if let Some(lease) = lease {
+        lease.release().await;
     }
     result
 }
@@ -488,7 +532,8 @@ struct StreamRun<'a> {
     stream: PollStream,
     request: &'a RunRequest,
     deadline: &'a dyn Deadline,
-    lease_until: Instant,
+    /// The lease and its heartbeat; `None` in a dry run.
+    lease: Option<&'a HeldLease>,
     filters: Map<String, Value>,
     prep: Preparation,
     /// The position asked from: a timestamp string.
@@ -509,6 +554,64 @@ struct Tie {
     last_updated_at: String,
     /// Ids seen since the walk (re)started, to check the overlap of the next page.
     seen: HashSet<String>,
+}
+
+/// A walk of one result set (fixed `lastUpdatedAfter`) by offset, for answers not in order.
+#[derive(Debug, Default)]
+struct Walk {
+    /// Ids of the previous page, to check the overlap of the next.
+    previous: HashSet<String>,
+    /// The largest `lastUpdatedAt` of the walk's first page, as sent and parsed.
+    first_max: Option<(String, DateTime<Utc>)>,
+    /// The smallest `lastUpdatedAt` after the walk's position, over the whole walk.
+    least_after: Option<(String, DateTime<Utc>)>,
+    /// The largest `lastUpdatedAt` over the whole walk.
+    newest: Option<DateTime<Utc>>,
+}
+
+impl Walk {
+    fn note(&mut self, items: &[Polled], first_page: bool, pos_at: DateTime<Utc>) {
+        self.previous = items.iter().map(|i| i.id.clone()).collect();
+        for item in items {
+            let pair = || (item.last_updated_at.clone(), item.at);
+            if first_page && self.first_max.as_ref().is_none_or(|(_, at)| item.at > *at) {
+                self.first_max = Some(pair());
+            }
+            if item.at > pos_at
+                && self
+                    .least_after
+                    .as_ref()
+                    .is_none_or(|(_, at)| item.at < *at)
+            {
+                self.least_after = Some(pair());
+            }
+            self.newest = self.newest.max(Some(item.at));
+        }
+    }
+
+    /// Where the position may move once the walk reached the end: the newest time of the
+    /// first page (every change after that page was fetched is newer, and every object that did
+    /// not change was seen). When the first page held nothing after `pos` (answers at `pos`
+    /// filling it), the oldest time after `pos` seen, so the run still moves. `None`: nothing
+    /// after `pos` at all.
+    fn bound(&self, pos_at: DateTime<Utc>) -> Option<(String, DateTime<Utc>)> {
+        match &self.first_max {
+            Some((text, at)) if *at > pos_at => Some((text.clone(), *at)),
+            _ => self.least_after.clone(),
+        }
+    }
+}
+
+/// The kinds of [`Deviations`].
+#[derive(Debug, Clone, Copy)]
+enum Deviation {
+    Unsorted,
+    Inclusive,
+    Zoneless,
+}
+
+fn is_sorted(items: &[Polled]) -> bool {
+    items.windows(2).all(|w| w[0].at <= w[1].at)
 }
 
 /// How processing a page ends early.
@@ -538,13 +641,81 @@ impl StreamRun<'_> {
         let inclusive = self.config.mode.is_inclusive();
         let mut offset = 0u32;
         let mut tie: Option<Tie> = None;
+        let mut walk: Option<Walk> = None;
+        // After one unsorted page the run trusts no page's order: a page that looks sorted may
+        // be so by chance, and paging by time over an unsorted set skips objects.
+        let mut distrust = false;
         let mut restarts = 0u32;
         for _ in 0..self.config.max_pages {
-            if self.out_of_time() {
+            if self.out_of_time()? {
                 return Ok(StopReason::Deadline);
             }
             let items = self.fetch(offset).await?;
             let full = items.len() >= limit as usize;
+            // Whatever a page served is relayed, whatever the paging then decides: a state
+            // served once may be replaced before it is served again.
+            let all: Vec<&Polled> = items.iter().collect();
+            if !is_sorted(&items) {
+                distrust = true;
+                if walk.is_none() {
+                    tie = None;
+                    walk = Some(Walk::default());
+                    if offset != 0 {
+                        // Mid-way through a walk inside one timestamp: start over unsorted.
+                        self.process(&all).await?;
+                        offset = 0;
+                        continue;
+                    }
+                }
+            } else if distrust && walk.is_none() && tie.is_none() {
+                walk = Some(Walk::default());
+            }
+
+            if let Some(w) = walk.as_mut() {
+                let overlaps = offset == 0
+                    || items
+                        .first()
+                        .is_some_and(|first| w.previous.contains(&first.id));
+                if !overlaps {
+                    // Objects left earlier positions and the rest shifted past our overlap.
+                    restarts += 1;
+                    if restarts > MAX_TIE_RESTARTS {
+                        return Err(PollError::WalkUnstable {
+                            after: self.pos.clone(),
+                        }
+                        .into());
+                    }
+                    tracing::warn!(
+                        stream = self.stream.as_str(),
+                        after = self.pos,
+                        offset,
+                        restarts,
+                        "objects moved while walking the result by offset; starting the walk over"
+                    );
+                    self.process(&all).await?;
+                    *w = Walk::default();
+                    offset = 0;
+                    continue;
+                }
+                self.process(&all).await?;
+                w.note(&items, offset == 0, self.pos_at);
+                if full {
+                    offset += step;
+                    continue;
+                }
+                // The end of the result set: everything after `pos` was seen.
+                let done = walk.take().unwrap_or_default();
+                offset = 0;
+                restarts = 0;
+                let Some((to, to_at)) = done.bound(self.pos_at) else {
+                    return Ok(StopReason::CaughtUp);
+                };
+                self.advance(to, to_at).await?;
+                if done.newest.is_none_or(|newest| newest <= to_at) {
+                    return Ok(StopReason::CaughtUp);
+                }
+                continue;
+            }
 
             if let Some(walk) = tie.as_mut() {
                 let overlaps = items
@@ -566,6 +737,7 @@ impl StreamRun<'_> {
                         restarts,
                         "objects moved while paging inside one timestamp; starting that timestamp over"
                     );
+                    self.process(&all).await?;
                     tie = None;
                     offset = 0;
                     continue;
@@ -602,7 +774,14 @@ impl StreamRun<'_> {
                 self.advance(last.last_updated_at.clone(), last.at).await?;
                 return Ok(StopReason::CaughtUp);
             }
-            if items[0].at < last.at {
+            // Sorted: items at or before `pos` (an inclusive answer) come first. They are
+            // relayed with the rest but cannot move the position.
+            let stale = if inclusive {
+                0
+            } else {
+                items.partition_point(|i| i.at <= self.pos_at)
+            };
+            if items.get(stale).is_some_and(|first| first.at < last.at) {
                 let settled: Vec<&Polled> = items.iter().take_while(|i| i.at < last.at).collect();
                 self.process(&settled).await?;
                 // Poll: up to the previous distinct timestamp, all relayed; the last timestamp
@@ -619,6 +798,13 @@ impl StreamRun<'_> {
                 self.advance(last.last_updated_at.clone(), last.at).await?;
                 continue;
             }
+            if stale > 0 {
+                // A full page that time cannot move past (answers at `pos` fill it): walk the
+                // result set by offset from here.
+                self.process(&all).await?;
+                walk = Some(Walk::default());
+                continue;
+            }
             // A whole page of one timestamp: page by offset inside it.
             let all: Vec<&Polled> = items.iter().collect();
             self.process(&all).await?;
@@ -632,13 +818,21 @@ impl StreamRun<'_> {
         Ok(StopReason::MaxPages)
     }
 
-    fn out_of_time(&self) -> bool {
+    /// Whether the run must stop fetching: the deadline is near, or the lease is lost (an
+    /// error: another run owns the stream now) or about to run out unrenewed.
+    fn out_of_time(&self) -> Result<bool, PollError> {
+        if let Some(lease) = self.lease {
+            if lease.taken_over() {
+                return Err(PollError::LostLease(StoreError::Conflict(
+                    "the heartbeat found the lease taken over".into(),
+                )));
+            }
+            if lease.lost() {
+                return Ok(true);
+            }
+        }
         let margin = self.config.time_margin;
-        let deadline = self.deadline.remaining().is_some_and(|left| left < margin);
-        // A run must not outlive its lease: another run could then take over the stream.
-        let lease = !self.request.dry_run
-            && self.lease_until.saturating_duration_since(Instant::now()) < margin;
-        deadline || lease
+        Ok(self.deadline.remaining().is_some_and(|left| left < margin))
     }
 
     async fn fetch(&mut self, offset: u32) -> Result<Vec<Polled>, PollError> {
@@ -672,26 +866,83 @@ impl StreamRun<'_> {
             .map(|(i, v)| Polled::read(i, v))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PollError::Malformed)?;
-        if items.windows(2).any(|w| w[1].at < w[0].at) {
-            return Err(PollError::Malformed(
-                "the page is not sorted by lastUpdatedAt".into(),
-            ));
-        }
-        if !self.config.mode.is_inclusive()
-            && let Some(early) = items.iter().find(|i| i.at <= self.pos_at)
-        {
-            // Paging by time relies on "strictly after"; an account whose poll endpoint
-            // includes the time itself needs TCRELAY_POLL_ENDPOINTS=search semantics.
-            return Err(PollError::Malformed(format!(
-                "object {} at {} is not after lastUpdatedAfter {}",
-                early.id, early.last_updated_at, self.pos
-            )));
+        let zoneless = items.iter().filter(|i| !i.zoned).count() as u64;
+        self.deviate(Deviation::Zoneless, zoneless, &items);
+        let unsorted = u64::from(!is_sorted(&items));
+        self.deviate(Deviation::Unsorted, unsorted, &items);
+        if !self.config.mode.is_inclusive() {
+            let stale = items.iter().filter(|i| i.at <= self.pos_at).count() as u64;
+            self.deviate(Deviation::Inclusive, stale, &items);
         }
         Ok(items)
     }
 
+    /// Counts a deviation from Tradecloud's documented behaviour; the first of each kind in a
+    /// run is logged as a WARN, so operators see how their Tradecloud behaves without a line
+    /// per page.
+    fn deviate(&mut self, kind: Deviation, n: u64, items: &[Polled]) {
+        if n == 0 {
+            return;
+        }
+        let d = &mut self.summary.deviations;
+        let counter = match kind {
+            Deviation::Unsorted => &mut d.unsorted_pages,
+            Deviation::Inclusive => &mut d.inclusive_items,
+            Deviation::Zoneless => &mut d.zoneless_timestamps,
+        };
+        let first = *counter == 0;
+        *counter += n;
+        if !first {
+            return;
+        }
+        let stream = self.stream.as_str();
+        match kind {
+            Deviation::Unsorted => tracing::warn!(
+                stream,
+                after = self.pos,
+                "Tradecloud returned a page not sorted by lastUpdatedAt; this run walks each \
+                 result set by offset to its end (counted in deviations.unsortedPages)"
+            ),
+            Deviation::Inclusive => {
+                let early = items.iter().find(|i| i.at <= self.pos_at);
+                tracing::warn!(
+                    stream,
+                    after = self.pos,
+                    id = early.map(|i| i.id.as_str()),
+                    last_updated_at = early.map(|i| i.last_updated_at.as_str()),
+                    "Tradecloud returned an object not after lastUpdatedAfter; relaying it \
+                     through the dedupe (counted in deviations.inclusiveItems)"
+                )
+            }
+            Deviation::Zoneless => {
+                let example = items.iter().find(|i| !i.zoned);
+                tracing::warn!(
+                    stream,
+                    id = example.map(|i| i.id.as_str()),
+                    last_updated_at = example.map(|i| i.last_updated_at.as_str()),
+                    "Tradecloud returned a lastUpdatedAt without a zone; reading it as UTC and \
+                     forwarding it as sent (counted in deviations.zonelessTimestamps)"
+                )
+            }
+        }
+    }
+
     /// Moves the position to `to` and, when that is past the stored cursor, checkpoints it.
     async fn advance(&mut self, to: String, to_at: DateTime<Utc>) -> Result<(), PollError> {
+        if to_at < self.pos_at {
+            // Never back (an item before `pos` in an inclusive or unsorted answer).
+            return Ok(());
+        }
+        let (to, to_at) = if timestamp::has_zone(&to) {
+            (to, to_at)
+        } else {
+            // A zone-less time goes back to Tradecloud and into the cursor in the documented
+            // form; at millisecond precision it is at most the item's time, so nothing is
+            // skipped (the item itself comes back once more, absorbed by the dedupe).
+            let text = timestamp::format(to_at);
+            let at = timestamp::parse(&text).unwrap_or(to_at);
+            (text, at)
+        };
         self.pos = to.clone();
         self.pos_at = to_at;
         if self.committed_at.is_some_and(|c| to_at <= c) {

@@ -154,6 +154,26 @@ impl CursorStore for MemoryCursorStore {
         Ok(cursor_of(record))
     }
 
+    async fn renew(
+        &self,
+        stream: &str,
+        owner: &str,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let now = self.now();
+        let mut records = lock(&self.records);
+        match records.get_mut(stream).and_then(|r| r.lease.as_mut()) {
+            Some((holder, until)) if holder == owner => {
+                *until = later(now, lease_for);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict(format!(
+                "{owner} does not hold the lease of {stream}"
+            ))),
+        }
+    }
+
     async fn release(&self, stream: &str, owner: &str) -> Result<(), StoreError> {
         self.check()?;
         let mut records = lock(&self.records);
@@ -257,6 +277,10 @@ pub type BetweenPages = Box<dyn FnMut(&mut ScriptedWorld, usize) + Send>;
 #[derive(Debug, Default, Clone)]
 pub struct ScriptedWorld {
     objects: HashMap<PollStream, HashMap<String, (i64, Value)>>,
+    /// Answer in id order instead of by `lastUpdatedAt` (stable between requests).
+    pub unsorted: bool,
+    /// `lastUpdatedAfter` includes objects at exactly that time.
+    pub inclusive_after: bool,
 }
 
 impl ScriptedWorld {
@@ -297,7 +321,7 @@ impl ScriptedWorld {
         let after = timestamp::parse(&request.last_updated)
             .map(|t| t.timestamp_millis())
             .unwrap_or(i64::MIN);
-        let inclusive = request.mode == EndpointMode::Search;
+        let inclusive = request.mode == EndpointMode::Search || self.inclusive_after;
         let mut matches: Vec<(&i64, &String, &Value)> = self
             .objects
             .get(&request.stream)
@@ -309,7 +333,11 @@ impl ScriptedWorld {
             })
             .unwrap_or_default();
         // lastUpdatedAt ascending, then id: a stable order inside one millisecond.
-        matches.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+        if self.unsorted {
+            matches.sort_by(|a, b| a.1.cmp(b.1));
+        } else {
+            matches.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+        }
         let total = matches.len() as u64;
         let items: Vec<Value> = matches
             .into_iter()

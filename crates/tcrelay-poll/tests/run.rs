@@ -675,27 +675,319 @@ async fn search_endpoints_include_the_cursor_and_still_page_past_big_ties() {
 }
 
 #[tokio::test]
-async fn an_unsorted_page_fails_the_run_without_moving_the_cursor() {
+async fn an_unsorted_short_page_is_relayed_whole_and_the_cursor_moves_to_its_newest() {
     struct Unsorted;
     #[async_trait]
     impl PollApi for Unsorted {
-        async fn fetch_page(&self, _: &PageRequest) -> Result<PolledPage, ApiError> {
+        async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+            let after = tradecloud_model::timestamp::parse(&r.last_updated).unwrap();
+            let items = [order("b", T0 + 5), order("a", T0)]
+                .into_iter()
+                .filter(|o| {
+                    tradecloud_model::timestamp::parse(o["lastUpdatedAt"].as_str().unwrap())
+                        .unwrap()
+                        > after
+                })
+                .collect();
             Ok(PolledPage {
-                items: vec![order("b", T0 + 5), order("a", T0)],
-                total: Some(2),
+                items,
+                total: None,
                 last_updated_at: None,
             })
         }
     }
     let mut h = harness();
     h.ports.api = Arc::new(Unsorted);
-    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_eq!(s.deviations.unsorted_pages, 1);
+    let mut ids: Vec<String> = h.sink.envelopes().into_iter().map(|e| e.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 5)));
+    // The next run asks after it and finds nothing new: no page repeated forever.
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::CaughtUp), 0));
+}
+
+#[tokio::test]
+async fn unsorted_pages_are_walked_to_the_end_and_changes_while_walking_lose_nothing() {
+    let h = harness();
+    h.api.with_world(|w| {
+        w.unsorted = true;
+        for i in 0..1000i64 {
+            put_order(w, &format!("o{i:04}"), T0 + (i / 7) * 3);
+        }
+    });
+    // After every page, 5 objects change; some share the newest millisecond.
+    let mut clock = T0 + 1_000_000;
+    let mut next = 0usize;
+    h.api.set_between_pages(Some(Box::new(
+        move |w: &mut ScriptedWorld, served: usize| {
+            if served > 60 {
+                return;
+            }
+            for k in 0..5 {
+                let id = format!("o{:04}", (next * 137) % 1000);
+                next += 1;
+                if k % 3 != 0 {
+                    clock += 1;
+                }
+                put_order(w, &id, clock);
+            }
+        },
+    )));
+    let runs = poll_until_caught_up(&h, &config()).await;
+    h.api.set_between_pages(None);
+    let last = poll_until_caught_up(&h, &config()).await;
+    assert_exactly_once(&h, ORDERS);
+    let newest = h.api.with_world(|w| w.newest(ORDERS));
+    assert_eq!(h.cursors.value("orders"), newest);
+    assert!(runs[0].deviations.unsorted_pages > 0, "{:?}", runs[0]);
+    // Caught up means caught up: the last run reads a page or two, not the whole set again.
+    assert!(last.last().unwrap().pages <= 2, "{last:?}");
+}
+
+#[tokio::test]
+async fn an_inclusive_last_updated_after_is_absorbed_and_the_stream_moves() {
+    let h = harness();
+    h.api.with_world(|w| {
+        w.inclusive_after = true;
+        for i in 0..600i64 {
+            put_order(w, &format!("o{i:04}"), T0 + (i / 5));
+        }
+    });
+    let runs = poll_until_caught_up(&h, &config()).await;
+    assert_eq!(runs.len(), 1, "one run pages through: {runs:?}");
+    assert!(runs[0].deviations.inclusive_items > 0);
+    assert_eq!(runs[0].deviations.unsorted_pages, 0);
+    assert_exactly_once(&h, ORDERS);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 119)));
+    // About one request per page of new objects: the same page is not asked for forever.
+    assert!(runs[0].pages <= 10, "{} pages", runs[0].pages);
+    h.api.with_world(|w| put_order(w, "late", T0 + 500));
+    let s = poll(&h, &config(), "again").await.unwrap();
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::CaughtUp), 1));
+    assert_exactly_once(&h, ORDERS);
+}
+
+#[tokio::test]
+async fn a_full_page_of_inclusive_answers_at_the_position_is_walked_past() {
+    let h = harness();
+    h.api.with_world(|w| {
+        w.inclusive_after = true;
+        for i in 0..150i64 {
+            put_order(w, &format!("t{i:03}"), T0);
+        }
+        for i in 0..50i64 {
+            put_order(w, &format!("u{i:03}"), T0 + 1 + i);
+        }
+    });
+    let runs = poll_until_caught_up(&h, &config()).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_exactly_once(&h, ORDERS);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 50)));
+    assert!(h.api.requests().iter().any(|r| r.offset > 0));
+}
+
+#[tokio::test]
+async fn zone_less_times_are_forwarded_as_sent_and_the_cursor_is_written_with_a_zone() {
+    struct ZoneLess(Arc<ScriptedPollApi>);
+    #[async_trait]
+    impl PollApi for ZoneLess {
+        async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+            let mut page = self.0.fetch_page(r).await?;
+            for item in &mut page.items {
+                let at = item["lastUpdatedAt"]
+                    .as_str()
+                    .unwrap()
+                    .trim_end_matches('Z');
+                item["lastUpdatedAt"] = json!(at);
+            }
+            Ok(page)
+        }
+    }
+    let mut h = harness();
+    h.ports.api = Arc::new(ZoneLess(h.api.clone()));
+    h.api.with_world(|w| {
+        for i in 0..250i64 {
+            put_order(w, &format!("o{i:03}"), T0 + i / 2);
+        }
+    });
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert!(s.deviations.zoneless_timestamps >= 250);
+    let envelopes = h.sink.envelopes();
+    assert_eq!(envelopes.len(), 250);
+    assert!(envelopes.iter().all(|e| {
+        let at = e.last_updated_at.as_deref().unwrap();
+        !at.ends_with('Z') && e.payload["lastUpdatedAt"] == at
+    }));
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 124)));
+    // A webhook of the same state with a zone is the same dedupe key.
+    let zoned = state_key(ObjectClass::Order, "o000", &ms_to_timestamp(T0));
+    assert_eq!(
+        envelopes
+            .iter()
+            .find(|e| e.id == "o000")
+            .unwrap()
+            .dedupe_key,
+        zoned
+    );
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::CaughtUp), 0));
+}
+
+/// A PollApi that takes `delay` per page.
+struct Sluggish(Arc<ScriptedPollApi>, Duration);
+
+#[async_trait]
+impl PollApi for Sluggish {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        tokio::time::sleep(self.1).await;
+        self.0.fetch_page(request).await
+    }
+}
+
+fn sluggish_harness(pages: i64, delay: Duration) -> Harness {
+    let mut h = harness();
+    h.ports.api = Arc::new(Sluggish(h.api.clone(), delay));
+    h.api.with_world(|w| {
+        for i in 0..pages * 99 {
+            put_order(w, &format!("o{i:05}"), T0 + i);
+        }
+    });
+    h
+}
+
+#[tokio::test]
+async fn a_heartbeat_keeps_the_lease_of_a_run_longer_than_the_lease() {
+    // 2 s lease, a run of about 3 s: only the heartbeat keeps others out.
+    let h = sluggish_harness(35, Duration::from_millis(100));
+    let c = PollConfig {
+        lease: Duration::from_secs(2),
+        time_margin: Duration::ZERO,
+        ..config()
+    };
+    let cursors = h.cursors.clone();
+    let contender = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let got = cursors
+                .acquire("orders", "contender", Duration::from_secs(2))
+                .await
+                .unwrap();
+            if got.is_some() {
+                return std::time::Instant::now();
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let s = poll(&h, &c, "long-run").await.unwrap();
+    let ended = std::time::Instant::now();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
     assert!(
-        matches!(failure.error, PollError::Malformed(_)),
+        ended - started > Duration::from_secs(3),
+        "the run must outlive its lease: {:?}",
+        ended - started
+    );
+    // The contender got the stream only once the run had released it, and then at once.
+    let got = contender.await.unwrap();
+    assert!(
+        got + Duration::from_millis(50) >= ended,
+        "the contender took the lease while the run was working"
+    );
+    assert!(got - ended < Duration::from_millis(500));
+    assert_exactly_once(&h, ORDERS);
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_is_taken_over_stops_and_moves_nothing_more() {
+    let h = sluggish_harness(40, Duration::from_millis(50));
+    let c = PollConfig {
+        lease: Duration::from_millis(600),
+        time_margin: Duration::ZERO,
+        ..config()
+    };
+    let cursors = h.cursors.clone();
+    let intruder = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // An operator (or a bug) frees the lease and another run takes it.
+        cursors.release("orders", "victim").await.unwrap();
+        cursors
+            .acquire("orders", "intruder", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("the freed lease")
+    });
+    let failure = poll(&h, &c, "victim").await.unwrap_err();
+    assert!(
+        matches!(failure.error, PollError::LostLease(_)),
         "{failure}"
     );
-    assert!(h.sink.envelopes().is_empty());
-    assert_eq!(h.cursors.value("orders"), None);
+    intruder.await.unwrap();
+    // The intruder still holds it: the victim's release at its end was a no-op.
+    assert_eq!(
+        h.cursors
+            .acquire("orders", "third", Duration::from_secs(1))
+            .await
+            .unwrap(),
+        None
+    );
+    let after: HashSet<String> = h
+        .cursors
+        .checkpoints()
+        .into_iter()
+        .map(|(_, owner, _)| owner)
+        .collect();
+    assert_eq!(after, HashSet::from(["victim".to_owned()]));
+}
+
+#[tokio::test]
+async fn a_panicking_run_releases_its_lease_at_once() {
+    struct Panics;
+    #[async_trait]
+    impl PollApi for Panics {
+        async fn fetch_page(&self, _: &PageRequest) -> Result<PolledPage, ApiError> {
+            panic!("a bug in the poll path");
+        }
+    }
+    let mut h = harness();
+    h.ports.api = Arc::new(Panics);
+    let c = PollConfig {
+        lease: Duration::from_secs(300),
+        ..config()
+    };
+    let ports = h.ports.clone();
+    let crashed = tokio::spawn(async move {
+        run_stream(
+            &ports,
+            &c,
+            ORDERS,
+            &RunRequest::scheduled("doomed"),
+            &NoDeadline,
+        )
+        .await
+    })
+    .await;
+    assert!(crashed.unwrap_err().is_panic());
+    // Not after 300 s: released in the background right after the panic.
+    let mut taken = None;
+    for _ in 0..50 {
+        taken = h
+            .cursors
+            .acquire("orders", "next", Duration::from_secs(60))
+            .await
+            .unwrap();
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        taken.is_some(),
+        "the panicked run's lease was never released"
+    );
 }
 
 #[tokio::test]

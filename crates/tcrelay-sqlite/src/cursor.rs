@@ -8,6 +8,8 @@
 //!   DynamoDB's condition, it does not look at the lease's expiry: a run whose lease ran out but
 //!   was not taken over may still checkpoint (the version guards against lost updates); once
 //!   another run takes the lease over, the owner differs and the old run gets `Conflict`.
+//! - `renew` extends the lease only for its recorded owner (expired or not); `Conflict` when the
+//!   lease was released or taken over.
 //! - `release` clears the lease if the caller holds it, and is a no-op otherwise.
 //! - `set` (operators) writes the value unconditionally and bumps the version (a new row starts at
 //!   1), leaving the lease alone, so a running poller's next checkpoint fails with `Conflict`
@@ -194,6 +196,33 @@ impl CursorStore for SqliteStore {
                     "cursor {stream}: version is no longer {expected_version} or {owner} lost the lease"
                 )))),
             }
+        })
+        .await?
+    }
+
+    async fn renew(
+        &self,
+        stream: &str,
+        owner: &str,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        let (stream, owner) = (stream.to_owned(), owner.to_owned());
+        self.run("cursor renew", move |ctx| {
+            let until = ctx.now_ms.saturating_add(millis(lease_for));
+            let n = ctx
+                .conn
+                .prepare_cached(
+                    "UPDATE cursor SET lease_expires_at = ?1 \
+                     WHERE stream = ?2 AND lease_owner = ?3",
+                )?
+                .execute(params![until, stream, owner])?;
+            Ok(if n == 0 {
+                Err(StoreError::Conflict(format!(
+                    "cursor {stream}: {owner} no longer holds the lease"
+                )))
+            } else {
+                Ok(())
+            })
         })
         .await?
     }

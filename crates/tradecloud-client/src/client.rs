@@ -1,7 +1,7 @@
 //! The client: sessions (login, refresh, re-login), retries within a budget, rate limiting.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -542,7 +542,7 @@ impl Inner {
         let access = header(SET_AUTHORIZATION)?;
         let refresh = header(SET_REFRESH_TOKEN)?;
         let mut lifetime = self.config.refresh_interval;
-        if let Some(stated) = jwt_lifetime(access.expose()) {
+        if let Some(stated) = jwt_lifetime(access.expose(), SystemTime::now()) {
             // Refresh at three quarters of a shorter stated lifetime, before the token dies.
             lifetime = lifetime.min(stated * 3 / 4);
         }
@@ -692,18 +692,24 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
-/// The lifetime a JWT states (`exp - iat`), if the token is a JWT with both claims.
-fn jwt_lifetime(token: &str) -> Option<Duration> {
+/// The lifetime a JWT states, if the token is a JWT with an `exp` claim: `exp - iat` when it
+/// has `iat` too (independent of our clock), else from `now` until `exp`. Tradecloud's tokens
+/// may carry only `exp` (one in its own SDK sample does). `None` when the token is opaque or
+/// already expired by our clock (then the configured interval applies and a 401 logs in again).
+fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_u64()?;
-    let iat = claims.get("iat")?.as_u64()?;
-    exp.checked_sub(iat)
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
+    let lifetime = match claims.get("iat").and_then(Value::as_u64) {
+        Some(iat) => Duration::from_secs(exp.checked_sub(iat)?),
+        None => (UNIX_EPOCH + Duration::from_secs(exp))
+            .duration_since(now)
+            .ok()?,
+    };
+    Some(lifetime).filter(|d| !d.is_zero())
 }
 
 fn malformed(reason: &str) -> Failure {
@@ -734,17 +740,26 @@ mod tests {
     }
 
     #[test]
-    fn jwt_lifetime_reads_exp_minus_iat() {
+    fn jwt_lifetime_reads_exp_minus_iat_or_exp_alone() {
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let token = format!(
             "{}.{}.sig",
             b64(r#"{"alg":"HS256"}"#),
             b64(r#"{"iat":1000,"exp":1600}"#)
         );
-        assert_eq!(jwt_lifetime(&token), Some(Duration::from_secs(600)));
-        assert_eq!(jwt_lifetime("opaque-token"), None);
+        let now = UNIX_EPOCH + Duration::from_millis(1_200_500);
+        // With iat: exp - iat, whatever our clock says.
+        assert_eq!(jwt_lifetime(&token, now), Some(Duration::from_secs(600)));
+        assert_eq!(jwt_lifetime("opaque-token", now), None);
+        // Without iat: from now until exp, to the millisecond.
         let no_iat = format!("{}.{}.sig", b64("{}"), b64(r#"{"exp":1600}"#));
-        assert_eq!(jwt_lifetime(&no_iat), None);
+        assert_eq!(
+            jwt_lifetime(&no_iat, now),
+            Some(Duration::from_millis(399_500))
+        );
+        // Already past exp by our clock: no stated lifetime (the interval and 401 take over).
+        let later = UNIX_EPOCH + Duration::from_secs(1601);
+        assert_eq!(jwt_lifetime(&no_iat, later), None);
     }
 
     #[test]

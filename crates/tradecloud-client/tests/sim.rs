@@ -8,7 +8,9 @@ use tradecloud_client::{
     ClientConfig, ClientError, Credentials, PollEndpoint, PollQuery, SearchEndpoint,
     TradecloudClient, item_last_updated_at,
 };
-use tradecloud_sim::{ApiRequest, Endpoint, Fault, FaultRule, SimConfig, Simulator, WorldConfig};
+use tradecloud_sim::{
+    ApiRequest, Endpoint, Fault, FaultRule, Quirks, SimConfig, Simulator, WorldConfig,
+};
 
 const EPOCH: &str = "2000-01-01T00:00:00.000Z";
 
@@ -143,6 +145,68 @@ async fn sim_refreshes_before_the_token_expires() {
             (Endpoint::Login, 200),
             (Endpoint::OrderGet, 200),
             (Endpoint::Refresh, 200),
+            (Endpoint::OrderGet, 200)
+        ]
+    );
+    sim.shutdown().await;
+}
+
+/// Tokens with `exp` and no `iat` (as in Tradecloud's SDK sample) that expire during a run.
+fn exp_only(ttl: Duration) -> SimConfig {
+    SimConfig {
+        access_token_ttl: ttl,
+        quirks: Quirks {
+            exp_only_tokens: true,
+            ..Quirks::default()
+        },
+        ..sim_config()
+    }
+}
+
+#[tokio::test]
+async fn sim_refreshes_exp_only_tokens_before_they_expire() {
+    // The JWT has only `exp`, 2 s ahead (whole seconds, so 1 to 2 s from now): the client
+    // refreshes at three quarters of what is left, before the sim stops taking the token.
+    let sim = start(exp_only(Duration::from_secs(2))).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let id = ids(&sim, "order").remove(0);
+    for _ in 0..3 {
+        client.fetch_order(&id).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+    }
+    client.fetch_order(&id).await.unwrap();
+    assert_eq!(
+        trail(&sim),
+        [
+            (Endpoint::Login, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::Refresh, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::Refresh, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::Refresh, 200),
+            (Endpoint::OrderGet, 200)
+        ],
+        "never a 401: each token was replaced before it expired"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sim_revoked_exp_only_token_means_one_login_again() {
+    let sim = start(exp_only(Duration::from_secs(3600))).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let id = ids(&sim, "order").remove(0);
+    client.fetch_order(&id).await.unwrap();
+    sim.expire_access_tokens();
+    assert_eq!(Some(client.fetch_order(&id).await.unwrap()), sim.order(&id));
+    assert_eq!(
+        trail(&sim),
+        [
+            (Endpoint::Login, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::OrderGet, 401),
+            (Endpoint::Login, 200),
             (Endpoint::OrderGet, 200)
         ]
     );

@@ -1,7 +1,9 @@
 //! The poller's CloudWatch metrics in the embedded metric format (EMF): one JSON line on stdout
 //! per stream and run, namespace `TradecloudRelay`, dimension `Function=poller`. `Pages`,
 //! `Objects`, `Enqueued`, `Duplicates` and `Filtered` count the run's work;
-//! `CursorAgeSeconds` is what the deployment's `CursorAgeAlarm` watches.
+//! `CursorAgeSeconds` is what the deployment's `CursorAgeAlarm` watches. `UnsortedPages`,
+//! `InclusiveItems` and `ZonelessTimestamps` count how Tradecloud's answers departed from its
+//! docs (the run copes with each; the counts show an operator how their Tradecloud behaves).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -34,6 +36,9 @@ pub fn stream_emf(summary: &StreamSummary, now: DateTime<Utc>) -> String {
         count("Enqueued"),
         count("Duplicates"),
         count("Filtered"),
+        count("UnsortedPages"),
+        count("InclusiveItems"),
+        count("ZonelessTimestamps"),
     ];
     if age.is_some() {
         metrics.push(json!({"Name": "CursorAgeSeconds", "Unit": "Seconds"}));
@@ -54,6 +59,9 @@ pub fn stream_emf(summary: &StreamSummary, now: DateTime<Utc>) -> String {
         "Enqueued": summary.enqueued,
         "Duplicates": summary.duplicates,
         "Filtered": summary.filtered,
+        "UnsortedPages": summary.deviations.unsorted_pages,
+        "InclusiveItems": summary.deviations.inclusive_items,
+        "ZonelessTimestamps": summary.deviations.zoneless_timestamps,
     });
     if let Some(age) = age {
         line["CursorAgeSeconds"] = Value::from(age);
@@ -80,6 +88,7 @@ mod tests {
             cursor_before: None,
             cursor_after: cursor.map(str::to_owned),
             duration_ms: 0,
+            deviations: Default::default(),
             planned: Vec::new(),
         }
     }
@@ -107,6 +116,7 @@ mod tests {
             )
         );
         assert_eq!(v["Stream"], "orders");
+        assert_eq!(v["UnsortedPages"], 0);
         for name in emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]) {
             assert!(v[name].is_number(), "{name} has no value");
         }
@@ -116,6 +126,25 @@ mod tests {
             !emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]).contains(&"CursorAgeSeconds")
         );
         assert!(v.get("CursorAgeSeconds").is_none());
+    }
+
+    #[test]
+    fn deviations_from_tradecloud_docs_are_counted() {
+        let now = timestamp::parse("2025-01-01T01:00:00.000Z").unwrap();
+        let mut s = summary(Some(StopReason::CaughtUp), None);
+        s.deviations.unsorted_pages = 4;
+        s.deviations.inclusive_items = 7;
+        s.deviations.zoneless_timestamps = 120;
+        let v: Value = serde_json::from_str(&stream_emf(&s, now)).unwrap();
+        let names = emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]);
+        for (name, n) in [
+            ("UnsortedPages", 4),
+            ("InclusiveItems", 7),
+            ("ZonelessTimestamps", 120),
+        ] {
+            assert!(names.contains(&name), "{name} declared");
+            assert_eq!(v[name], n, "{name}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Tradecloud API under `/v2`: authentication, poll and search, fetch by id.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use crate::SimError;
 use crate::auth::{Auth, Denied};
 use crate::faults::{Endpoint, Fault, Faults};
 use crate::index::{Index, Row, live_order_rows, live_shipment_rows};
+use crate::quirks::{Quirks, strip_zones};
 use crate::sender::Sender;
 use crate::util::{format_ms, lock, parse_ms};
 use crate::world::{Change, OrderForm, World};
@@ -59,6 +60,10 @@ pub(crate) struct Shared {
     /// The (optionally lagging) index the poll and search endpoints read.
     pub(crate) index: Mutex<Index>,
     pub(crate) started: Instant,
+    /// Deviations from the documented behaviour that are switched on.
+    pub(crate) quirks: Mutex<Quirks>,
+    /// Every object state a poll or search answer carried: (class, id, `lastUpdatedAt` ms).
+    pub(crate) served: Mutex<HashSet<(&'static str, String, i64)>>,
 }
 
 impl Shared {
@@ -66,6 +71,12 @@ impl Shared {
     pub(crate) fn advance(&self, count: usize) -> Result<Vec<Change>, SimError> {
         let mut world = lock(&self.world);
         self.apply(&mut world, count)
+    }
+
+    /// Switches quirks; the token ones reach the authenticator.
+    pub(crate) fn set_quirks(&self, quirks: Quirks) {
+        lock(&self.auth).exp_only = quirks.exp_only_tokens;
+        *lock(&self.quirks) = quirks;
     }
 
     /// Advances the locked world, tells the index, queues the deliveries.
@@ -487,8 +498,9 @@ fn query(
         Ok(q) => q,
         Err(Bad(message)) => return error(StatusCode::BAD_REQUEST, message),
     };
+    let quirks = *lock(&shared.quirks);
     let mut world = lock(&shared.world);
-    let answer = {
+    let (answer, served) = {
         let mut index = lock(&shared.index);
         index.before_query(&world);
         if index.enabled() {
@@ -496,7 +508,7 @@ fn query(
                 Stream::Orders(_) => index.order_rows(),
                 Stream::Shipments => index.shipment_rows(),
             };
-            run_query(rows, &q, stream, mode, |row| match stream {
+            run_query(rows, &q, stream, mode, quirks, |row| match stream {
                 Stream::Orders(form) => index.order_json(row.index, form),
                 Stream::Shipments => index.shipment_json(row.index),
             })
@@ -505,12 +517,17 @@ fn query(
                 Stream::Orders(_) => live_order_rows(&world),
                 Stream::Shipments => live_shipment_rows(&world),
             };
-            run_query(rows, &q, stream, mode, |row| match stream {
+            run_query(rows, &q, stream, mode, quirks, |row| match stream {
                 Stream::Orders(form) => world.order_json(row.index, form),
                 Stream::Shipments => world.shipment_json(row.index),
             })
         }
     };
+    let class = match stream {
+        Stream::Orders(_) => "order",
+        Stream::Shipments => "shipment",
+    };
+    lock(&shared.served).extend(served.into_iter().map(|(id, ms)| (class, id, ms)));
     // Changes that land while a client pages: applied after this page was read.
     let n = shared.changes_per_poll.load(Ordering::Relaxed);
     if n > 0
@@ -528,11 +545,16 @@ fn run_query(
     q: &Query,
     stream: Stream,
     mode: Mode,
+    quirks: Quirks,
     render: impl Fn(&Row) -> Value,
-) -> Value {
+) -> (Value, Vec<(String, i64)>) {
+    let after = |ms: i64| {
+        q.after
+            .is_none_or(|a| ms > a || (quirks.inclusive_after && ms == a))
+    };
     let mut matches: Vec<Row> = rows
         .into_iter()
-        .filter(|r| q.after.is_none_or(|a| r.ms > a) && q.since.is_none_or(|s| r.ms >= s))
+        .filter(|r| after(r.ms) && q.since.is_none_or(|s| r.ms >= s))
         .filter(|r| {
             q.process_status
                 .as_ref()
@@ -560,11 +582,16 @@ fn run_query(
         (Some((field, false)), _) if field.ends_with("lastUpdatedAt") => {
             matches.sort_by(|a, b| by_time(b, a))
         }
+        _ if quirks.unsorted => matches.sort_by(|a, b| a.id.cmp(&b.id)),
         _ => matches.sort_by(by_time),
     }
     let total = matches.len();
     let page: Vec<&Row> = matches.iter().skip(q.offset).take(q.limit).collect();
-    let data: Vec<Value> = page.iter().map(|r| render(r)).collect();
+    let served = page.iter().map(|r| (r.id.clone(), r.ms)).collect();
+    let mut data: Vec<Value> = page.iter().map(|r| render(r)).collect();
+    if quirks.zoneless {
+        data.iter_mut().for_each(strip_zones);
+    }
     let mut answer = Map::new();
     answer.insert("data".into(), Value::Array(data));
     answer.insert("total".into(), json!(total));
@@ -573,7 +600,7 @@ fn run_query(
     {
         answer.insert("lastUpdatedAt".into(), json!(format_ms(last.ms)));
     }
-    Value::Object(answer)
+    (Value::Object(answer), served)
 }
 
 async fn get_order(

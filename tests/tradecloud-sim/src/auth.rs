@@ -23,6 +23,8 @@ pub(crate) struct Auth {
     refresh_ttl: Duration,
     access: HashMap<String, Instant>,
     refresh: HashMap<String, Instant>,
+    /// Leave `iat` out of access tokens, as in Tradecloud's SDK sample.
+    pub(crate) exp_only: bool,
 }
 
 /// Why a request is not authenticated.
@@ -52,6 +54,7 @@ impl Auth {
             refresh_ttl,
             access: HashMap::new(),
             refresh: HashMap::new(),
+            exp_only: false,
         }
     }
 
@@ -122,12 +125,17 @@ impl Auth {
             .unwrap_or_default()
             .as_secs();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let claims = serde_json::json!({
+        let mut claims = serde_json::json!({
             "sub": self.username,
             "iat": iat,
             "exp": iat + ttl.as_secs(),
             "jti": uuid::Uuid::new_v4().to_string(),
         });
+        if self.exp_only
+            && let Some(map) = claims.as_object_mut()
+        {
+            map.remove("iat");
+        }
         let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signature = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
         format!("{header}.{claims}.{signature}")
@@ -138,6 +146,11 @@ impl Auth {
         let now = Instant::now();
         self.refresh.retain(|_, until| *until > now);
         self.refresh.remove(token.trim()).is_some()
+    }
+
+    /// Sets the lifetime of access tokens issued from now on.
+    pub(crate) fn set_access_ttl(&mut self, ttl: Duration) {
+        self.access_ttl = ttl;
     }
 
     /// Makes every issued access token invalid at once (refresh tokens stay valid), so tests

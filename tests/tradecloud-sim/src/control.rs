@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Shared, error};
 use crate::faults::FaultRule;
+use crate::quirks::Quirks;
 use crate::sender::WebhookTarget;
 use crate::util::lock;
 
@@ -39,6 +40,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/settings", post(settings))
         .route("/sim/tokens/expire", post(expire_tokens))
         .route("/sim/requests", get(requests))
+        .route("/sim/quirks", post(set_quirks).get(quirks))
+        .route("/sim/served", get(served))
         .with_state(shared)
 }
 
@@ -216,6 +219,8 @@ struct Settings {
     changes_per_poll: Option<usize>,
     /// Requests per rolling second; 0 lifts the limit.
     rate_limit_per_second: Option<usize>,
+    /// Lifetime of access tokens issued from now on.
+    access_token_ttl_ms: Option<u64>,
 }
 
 /// `POST /sim/settings {"changesPerPoll": n, "rateLimitPerSecond": n}`.
@@ -232,6 +237,9 @@ async fn settings(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     if let Some(n) = s.rate_limit_per_second {
         shared.rate_limit.store(n, Ordering::Relaxed);
     }
+    if let Some(ms) = s.access_token_ttl_ms {
+        lock(&shared.auth).set_access_ttl(Duration::from_millis(ms.max(1)));
+    }
     axum::Json(json!({
         "changesPerPoll": shared.changes_per_poll.load(Ordering::Relaxed),
         "rateLimitPerSecond": shared.rate_limit.load(Ordering::Relaxed),
@@ -246,4 +254,28 @@ async fn expire_tokens(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn requests(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(json!({ "requests": *lock(&shared.requests) })).into_response()
+}
+
+/// `POST /sim/quirks` (a [`Quirks`]): switches deviations from the documented behaviour.
+async fn set_quirks(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let quirks: Quirks = match parse(&body) {
+        Ok(q) => q,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    shared.set_quirks(quirks);
+    axum::Json(quirks).into_response()
+}
+
+async fn quirks(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(*lock(&shared.quirks)).into_response()
+}
+
+/// `GET /sim/served`: every object state a poll or search answer carried.
+async fn served(State(shared): State<Arc<Shared>>) -> Response {
+    let mut states: Vec<Value> = lock(&shared.served)
+        .iter()
+        .map(|(class, id, ms)| json!({"class": class, "id": id, "lastUpdatedAt": crate::util::format_ms(*ms)}))
+        .collect();
+    states.sort_by_key(|v| v.to_string());
+    axum::Json(json!({ "served": states })).into_response()
 }

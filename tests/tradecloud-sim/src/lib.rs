@@ -60,13 +60,17 @@
 //! /sim/webhooks/{id}`; `POST /sim/webhooks/wait-idle {"timeoutMs"}` → `{idle, pending}`; `GET
 //! /sim/deliveries`; `POST /sim/faults` (a [`FaultRule`]) → `{id}`; `GET`/`DELETE /sim/faults`;
 //! `DELETE /sim/faults/{id}`; `POST /sim/settings {"changesPerPoll", "rateLimitPerSecond"}`;
-//! `POST /sim/tokens/expire`; `GET /sim/requests` (every API request with its answer).
+//! `POST /sim/tokens/expire`; `GET /sim/requests` (every API request with its answer);
+//! `POST /sim/quirks` (a [`Quirks`], camelCase: `unsorted`, `inclusiveAfter`, `zoneless`,
+//! `expOnlyTokens`) and `GET /sim/quirks`; `GET /sim/served` (every object state a poll or
+//! search answer carried); `POST /sim/settings {"accessTokenTtlMs"}` too.
 
 mod api;
 mod auth;
 mod control;
 mod faults;
 mod index;
+mod quirks;
 mod sender;
 pub mod txml_writer;
 mod util;
@@ -83,6 +87,7 @@ use tokio::task::JoinHandle;
 
 pub use api::ApiRequest;
 pub use faults::{Endpoint, Fault, FaultRule};
+pub use quirks::Quirks;
 pub use sender::{
     Attempt, DeliveryOutcome, DeliveryRecord, Integration, RetryPolicy, WebhookAuth, WebhookFormat,
     WebhookMethod, WebhookTarget,
@@ -147,6 +152,8 @@ pub struct SimConfig {
     /// cursor that a later change already moved on. 0: no lag. Fetch by id and webhooks always
     /// see the current state.
     pub index_lag_queries: usize,
+    /// Deviations from Tradecloud's documented behaviour to show (all off by default).
+    pub quirks: Quirks,
 }
 
 impl Default for SimConfig {
@@ -163,6 +170,7 @@ impl Default for SimConfig {
             fault_seed: 7,
             rate_limit_per_second: None,
             index_lag_queries: 0,
+            quirks: Quirks::default(),
         }
     }
 }
@@ -207,15 +215,17 @@ impl Simulator {
         )?);
         let world = World::new(config.world.clone());
         let index = index::Index::new(config.index_lag_queries, config.fault_seed, &world);
+        let mut auth = auth::Auth::new(
+            &config.username,
+            &config.password,
+            config.access_token_ttl,
+            config.refresh_token_ttl,
+        );
+        auth.exp_only = config.quirks.exp_only_tokens;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             index: Mutex::new(index),
-            auth: Mutex::new(auth::Auth::new(
-                &config.username,
-                &config.password,
-                config.access_token_ttl,
-                config.refresh_token_ttl,
-            )),
+            auth: Mutex::new(auth),
             faults: Mutex::new(faults::Faults::new(config.fault_seed)),
             requests: Mutex::new(Vec::new()),
             changes_per_poll: AtomicUsize::new(config.changes_per_poll),
@@ -223,6 +233,8 @@ impl Simulator {
             recent: Mutex::new(std::collections::VecDeque::new()),
             sender,
             started,
+            quirks: Mutex::new(config.quirks),
+            served: Mutex::new(std::collections::HashSet::new()),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -358,6 +370,32 @@ impl Simulator {
     /// Invalidates every access token issued so far (refresh tokens stay valid).
     pub fn expire_access_tokens(&self) {
         lock(&self.shared.auth).expire_access_tokens();
+    }
+
+    /// Switches deviations from the documented behaviour on or off, from the next request on.
+    pub fn set_quirks(&self, quirks: Quirks) {
+        self.shared.set_quirks(quirks);
+    }
+
+    /// The deviations switched on.
+    pub fn quirks(&self) -> Quirks {
+        *lock(&self.shared.quirks)
+    }
+
+    /// Sets the lifetime of access tokens issued from now on (the JWT's `exp` says it too).
+    pub fn set_access_token_ttl(&self, ttl: Duration) {
+        lock(&self.shared.auth).set_access_ttl(ttl);
+    }
+
+    /// Every object state a poll or search answer ever carried, as `(class, id,
+    /// lastUpdatedAt)` with the time in Tradecloud's zoned form, sorted.
+    pub fn served(&self) -> Vec<(String, String, String)> {
+        let mut states: Vec<(String, String, String)> = lock(&self.shared.served)
+            .iter()
+            .map(|(class, id, ms)| ((*class).to_owned(), id.clone(), util::format_ms(*ms)))
+            .collect();
+        states.sort();
+        states
     }
 
     /// Every API request so far with its answer.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tradecloud_sim::{RetryPolicy, SimConfig, Simulator, WorldConfig};
+use tradecloud_sim::{Quirks, RetryPolicy, SimConfig, Simulator, WorldConfig};
 
 /// Command line of the simulator.
 #[derive(Parser, Debug)]
@@ -72,6 +72,18 @@ struct Args {
     /// Largest webhook retry wait in milliseconds.
     #[arg(long, default_value_t = 300_000)]
     retry_max_ms: u64,
+    /// Answer poll and search requests in id order, not by lastUpdatedAt.
+    #[arg(long)]
+    unsorted: bool,
+    /// Make lastUpdatedAfter include objects updated at exactly that time.
+    #[arg(long)]
+    inclusive_after: bool,
+    /// Write lastUpdatedAt without a zone in poll and search answers.
+    #[arg(long)]
+    zoneless: bool,
+    /// Issue access tokens with `exp` but no `iat`.
+    #[arg(long)]
+    exp_only_tokens: bool,
 }
 
 #[tokio::main]
@@ -101,6 +113,12 @@ async fn main() -> anyhow::Result<()> {
         changes_per_poll: args.changes_per_poll,
         rate_limit_per_second: args.rate_limit,
         index_lag_queries: args.index_lag_queries,
+        quirks: Quirks {
+            unsorted: args.unsorted,
+            inclusive_after: args.inclusive_after,
+            zoneless: args.zoneless,
+            exp_only_tokens: args.exp_only_tokens,
+        },
         retry: RetryPolicy {
             initial: Duration::from_millis(args.retry_initial_ms),
             max: Duration::from_millis(args.retry_max_ms),

@@ -10,6 +10,10 @@
 //!   still the one given *and* the caller is the lease's owner; `Conflict` otherwise, writing
 //!   nothing (not even on a stream that does not exist). Only owner and version are compared:
 //!   an owner whose lease ran out may still checkpoint until another run takes the lease over.
+//! - `renew` (the running owner's heartbeat) moves the lease's end to now + the lease, for the
+//!   recorded owner only, even after its lease ran out as long as nobody took it over; after a
+//!   release or a take-over, by anyone else, or on a stream never seen, it is `Conflict` and
+//!   writes nothing (it never takes a free lease, unlike `acquire`).
 //! - `release` by the owner frees the lease; by anyone else, or on a stream never seen, it is a
 //!   no-op.
 //! - `set` writes unconditionally and bumps the version (a new stream starts at 1), leaving any
@@ -308,6 +312,90 @@ pub async fn concurrent_acquires_have_exactly_one_winner(s: &dyn Subject) {
     assert_eq!(checkpoint(s, winner, 0, "t").await, cursor(Some("t"), 1));
 }
 
+#[track_caller]
+fn assert_renew_conflict(result: Result<(), StoreError>, what: &str) {
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "{what}: expected Conflict, got {result:?}"
+    );
+}
+
+/// A heartbeat keeps the lease from other owners for as long as it beats, each renewal
+/// running from its own time; once it stops, the lease ends one lease after the last beat.
+pub async fn renewals_keep_the_lease_while_they_beat(s: &dyn Subject) {
+    let held = acquire(s, "orders", "run-a").await.unwrap();
+    for _ in 0..4 {
+        s.advance(LEASE / 2);
+        s.store().renew("orders", "run-a", LEASE).await.unwrap();
+        assert_eq!(acquire(s, "orders", "run-b").await, None);
+    }
+    // Two whole leases have passed since the acquire: only the renewals kept it.
+    s.advance(LEASE);
+    assert_eq!(
+        acquire(s, "orders", "run-b").await,
+        None,
+        "live exactly at the end of the last renewal"
+    );
+    s.advance(MS);
+    assert_eq!(acquire(s, "orders", "run-b").await, Some(held));
+}
+
+/// A renewal by anyone but the lease's owner, or of a stream never seen, conflicts and
+/// writes nothing: the owner's lease ends when it would have.
+pub async fn a_renewal_by_another_owner_conflicts(s: &dyn Subject) {
+    assert_renew_conflict(
+        s.store().renew("orders", "run-a", LEASE).await,
+        "renewal of a stream never acquired",
+    );
+    assert_eq!(read(s, "orders").await, None);
+    acquire(s, "orders", "run-a").await.unwrap();
+    s.advance(LEASE / 2);
+    assert_renew_conflict(
+        s.store().renew("orders", "run-b", LEASE).await,
+        "renewal by an owner without the lease",
+    );
+    s.advance(LEASE / 2 + MS);
+    assert!(
+        acquire(s, "orders", "run-c").await.is_some(),
+        "run-b's renewal must not have extended run-a's lease"
+    );
+}
+
+/// After its release, or after a take-over, the old owner's heartbeat conflicts (the run
+/// learns it lost the stream) and does not take the lease back.
+pub async fn a_renewal_after_release_or_take_over_conflicts(s: &dyn Subject) {
+    acquire(s, "orders", "run-a").await.unwrap();
+    s.store().release("orders", "run-a").await.unwrap();
+    assert_renew_conflict(
+        s.store().renew("orders", "run-a", LEASE).await,
+        "renewal after release",
+    );
+    assert!(
+        acquire(s, "orders", "run-b").await.is_some(),
+        "a renewal after release must not take the free lease"
+    );
+    s.advance(LEASE + MS);
+    let taken = acquire(s, "orders", "run-c").await.unwrap();
+    assert_renew_conflict(
+        s.store().renew("orders", "run-b", LEASE).await,
+        "renewal after a take-over",
+    );
+    assert_eq!(acquire(s, "orders", "run-b").await, None);
+    let moved = checkpoint(s, "run-c", taken.version, "t-c").await;
+    assert_eq!(moved, cursor(Some("t-c"), taken.version + 1));
+}
+
+/// An owner whose lease ran out without a take-over renews it (a heartbeat delayed by a slow
+/// store), and the lease is live again for others.
+pub async fn an_expired_lease_not_taken_over_is_renewed(s: &dyn Subject) {
+    acquire(s, "orders", "run-a").await.unwrap();
+    s.advance(LEASE + SECOND);
+    s.store().renew("orders", "run-a", LEASE).await.unwrap();
+    assert_eq!(acquire(s, "orders", "run-b").await, None);
+    s.advance(LEASE + MS);
+    assert!(acquire(s, "orders", "run-b").await.is_some());
+}
+
 /// Expands to one `#[tokio::test]` per rule of [`conformance::cursor_store`](crate::conformance::cursor_store),
 /// each named after its rule and run on a fresh subject from `$subject.await` (a
 /// [`Subject`](crate::conformance::cursor_store::Subject)). The calling crate needs `tokio`.
@@ -331,6 +419,10 @@ macro_rules! cursor_store_conformance {
             set_creates_a_stream_at_version_1_without_a_lease,
             set_fences_the_running_owner_and_leaves_its_lease,
             concurrent_acquires_have_exactly_one_winner,
+            renewals_keep_the_lease_while_they_beat,
+            a_renewal_by_another_owner_conflicts,
+            a_renewal_after_release_or_take_over_conflicts,
+            an_expired_lease_not_taken_over_is_renewed,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {

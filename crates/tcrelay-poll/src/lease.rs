@@ -1,0 +1,162 @@
+//! A stream's cursor lease while a run works: short, renewed by a heartbeat, released on every
+//! way out of the run.
+//!
+//! A lease only has to outlive the gap between two heartbeats, not the whole run, so it can be
+//! short (seconds): a runner that is killed (`kill -9`, a Lambda that times out) blocks the
+//! stream for at most one lease, and a restarted runner polls again within seconds. Two live
+//! runs still never both advance the cursor: a checkpoint is conditional on owner and version,
+//! and a run whose heartbeat finds the lease taken over stops.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tcrelay_core::ports::{CursorStore, StoreError};
+use tokio::task::JoinHandle;
+
+/// The heartbeat renews this many times per lease, so one slow or failed renewal still leaves
+/// time for the next before the lease runs out.
+pub const BEATS_PER_LEASE: u32 = 3;
+
+/// What the heartbeat tells the run.
+#[derive(Debug)]
+struct LeaseState {
+    /// Until when the lease is known to be ours: the send time of the last successful renewal
+    /// (or the acquire) plus the lease.
+    valid_until: Mutex<Instant>,
+    /// A renewal found the lease released or taken over.
+    lost: AtomicBool,
+}
+
+/// The lease of one stream held by one run. Dropping it without [`HeldLease::release`] (an
+/// error path the run did not expect, a panic, a cancelled future) still stops the heartbeat and
+/// releases the lease in the background.
+pub(crate) struct HeldLease {
+    cursors: Arc<dyn CursorStore>,
+    stream: &'static str,
+    owner: String,
+    lease: Duration,
+    state: Arc<LeaseState>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl HeldLease {
+    /// Starts the heartbeat of a lease just acquired (at `acquired_at`, before the call).
+    pub fn start(
+        cursors: Arc<dyn CursorStore>,
+        stream: &'static str,
+        owner: &str,
+        lease: Duration,
+        acquired_at: Instant,
+    ) -> Self {
+        let state = Arc::new(LeaseState {
+            valid_until: Mutex::new(acquired_at + lease),
+            lost: AtomicBool::new(false),
+        });
+        let heartbeat = tokio::spawn(beat(
+            cursors.clone(),
+            stream,
+            owner.to_owned(),
+            lease,
+            state.clone(),
+        ));
+        Self {
+            cursors,
+            stream,
+            owner: owner.to_owned(),
+            lease,
+            state,
+            heartbeat: Some(heartbeat),
+        }
+    }
+
+    /// Whether the run must stop: the lease was taken over, or renewals failed long enough that
+    /// less than one beat is left of it.
+    pub fn lost(&self) -> bool {
+        if self.state.lost.load(Ordering::SeqCst) {
+            return true;
+        }
+        let valid_until = *self
+            .state
+            .valid_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        valid_until.saturating_duration_since(Instant::now()) < self.lease / BEATS_PER_LEASE
+    }
+
+    /// Whether a renewal found the lease in another owner's hands (or released).
+    pub fn taken_over(&self) -> bool {
+        self.state.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stops the heartbeat and gives the lease up, waiting for the store.
+    pub async fn release(mut self) {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+            // A renewal in flight must not land after the release.
+            let _ = heartbeat.await;
+        }
+        if let Err(e) = self.cursors.release(self.stream, &self.owner).await {
+            // The lease then simply expires, one lease from the last renewal.
+            tracing::warn!(stream = self.stream, error = %e, "could not release the cursor lease; it will expire");
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        let Some(heartbeat) = self.heartbeat.take() else {
+            return;
+        };
+        heartbeat.abort();
+        let (cursors, stream, owner) = (self.cursors.clone(), self.stream, self.owner.clone());
+        // Without a runtime (the process is exiting) the lease expires within one lease.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            tracing::warn!(
+                stream,
+                "poll run ended without releasing its lease (error or panic); releasing it now"
+            );
+            runtime.spawn(async move {
+                let _ = heartbeat.await;
+                if let Err(e) = cursors.release(stream, &owner).await {
+                    tracing::warn!(stream, error = %e, "could not release the cursor lease; it will expire");
+                }
+            });
+        }
+    }
+}
+
+async fn beat(
+    cursors: Arc<dyn CursorStore>,
+    stream: &'static str,
+    owner: String,
+    lease: Duration,
+    state: Arc<LeaseState>,
+) {
+    let every = (lease / BEATS_PER_LEASE).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        let sent = Instant::now();
+        match cursors.renew(stream, &owner, lease).await {
+            Ok(()) => {
+                *state
+                    .valid_until
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = sent + lease;
+            }
+            Err(StoreError::Conflict(reason)) => {
+                tracing::warn!(
+                    stream,
+                    reason,
+                    "cursor lease lost to another run; this run stops"
+                );
+                state.lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                // The next beat tries again; the run stops if the lease gets too short.
+                tracing::warn!(stream, error = %e, "could not renew the cursor lease");
+            }
+        }
+    }
+}
