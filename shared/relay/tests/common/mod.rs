@@ -39,6 +39,7 @@ pub fn settings() -> WebhookSettings {
         filter: EventFilter::allow_all(),
         max_body_bytes: 64 * 1024,
         retry_after_seconds: 7,
+        request_budget: std::time::Duration::from_secs(25),
     }
 }
 
