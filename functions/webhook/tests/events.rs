@@ -51,6 +51,7 @@ fn lambda_with(credentials: WebhookCredentials) -> Lambda {
             filter: EventFilter::allow_all(),
             max_body_bytes: 6_000_000,
             retry_after_seconds: 30,
+            request_budget: std::time::Duration::from_secs(25),
         },
         sink.clone(),
         Arc::new(MemoryDedupe::default()),

@@ -258,12 +258,19 @@ impl Relay {
             changed_lines: None,
             payload: event.payload.clone(),
         };
-        if let Err(error) = self.send(&envelope, deadline).await {
-            self.release(&message_key, &message_token, deadline).await;
-            if let Some((key, token)) = &owned_state_key {
-                self.release(key, token, deadline).await;
+        let mut claims = vec![(message_key.as_str(), &message_token)];
+        if let Some((key, token)) = &owned_state_key {
+            claims.push((key, token));
+        }
+        match self.send(&envelope, &claims, deadline).await {
+            Ok(()) => {}
+            Err(error @ RelayError::OutOfTime(_)) => return Err(error),
+            Err(error) => {
+                for (key, token) in claims {
+                    self.release(key, token, deadline).await;
+                }
+                return Err(error);
             }
-            return Err(error);
         }
         self.finish(&message_key, &message_token, deadline).await;
         if let Some((key, token)) = &owned_state_key {
@@ -324,9 +331,16 @@ impl Relay {
             changed_lines: None,
             payload: object,
         };
-        if let Err(error) = self.send(&envelope, deadline).await {
-            self.release(&key, &token, deadline).await;
-            return Err(error);
+        match self
+            .send(&envelope, &[(key.as_str(), &token)], deadline)
+            .await
+        {
+            Ok(()) => {}
+            Err(error @ RelayError::OutOfTime(_)) => return Err(error),
+            Err(error) => {
+                self.release(&key, &token, deadline).await;
+                return Err(error);
+            }
         }
         self.finish(&key, &token, deadline).await;
         Ok(Outcome::Enqueued {
@@ -336,14 +350,56 @@ impl Relay {
         })
     }
 
-    /// Enqueues one envelope within the deadline. A send cut off by the deadline may still
-    /// have reached the queue: the caller releases the claim all the same, so the retry may
-    /// enqueue it a second time. That is the side to err on; a lost message is not repaired.
-    async fn send(&self, envelope: &Envelope, deadline: &Deadline) -> Result<(), RelayError> {
-        deadline
-            .run(SEND, self.sink.enqueue(std::slice::from_ref(envelope)))
-            .await?
-            .map_err(RelayError::Sink)
+    /// Enqueues one envelope within the deadline. The send runs as its own task: when the
+    /// deadline passes first, the request is answered [`RelayError::OutOfTime`] (503) while the
+    /// send goes on, and `claims` are handed to it: completed if the envelope arrives (so
+    /// Tradecloud's retry is a duplicate, not a second delivery), released if it fails (so the
+    /// retry enqueues it). Until then a retry finds the claim in progress (503). Cutting the
+    /// send off instead would leave its outcome unknown: the message could arrive twice.
+    ///
+    /// On `OutOfTime` the claims are no longer the caller's; on any other error they still
+    /// are, to release.
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        claims: &[(&str, &ClaimToken)],
+        deadline: &Deadline,
+    ) -> Result<(), RelayError> {
+        let sink = Arc::clone(&self.sink);
+        let batch = vec![envelope.clone()];
+        let mut sending = tokio::spawn(async move { sink.enqueue(&batch).await });
+        match deadline.run(SEND, &mut sending).await {
+            Ok(Ok(sent)) => sent.map_err(RelayError::Sink),
+            // A panicking queue adapter panics the request, as it did before the send got its
+            // own task, so the router's panic handling answers it.
+            Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Ok(Err(join)) => Err(RelayError::Sink(SinkError {
+                failed: vec![0],
+                reason: format!("the send was cancelled: {join}"),
+            })),
+            Err(out_of_time) => {
+                let dedupe = Arc::clone(&self.dedupe);
+                let claims: Vec<(String, ClaimToken)> = claims
+                    .iter()
+                    .map(|(key, token)| ((*key).to_owned(), (*token).clone()))
+                    .collect();
+                tokio::spawn(async move {
+                    let sent = matches!(sending.await, Ok(Ok(())));
+                    for (key, token) in &claims {
+                        if sent {
+                            complete_claim(dedupe.as_ref(), key, token).await;
+                        } else {
+                            release_claim(dedupe.as_ref(), key, token).await;
+                        }
+                    }
+                    tracing::info!(
+                        sent,
+                        "a queue send that outlived its request ended; its claims are settled"
+                    );
+                });
+                Err(out_of_time.into())
+            }
+        }
     }
 
     /// Completes a claim after the enqueue (see [`complete_claim`]), within the deadline's

@@ -31,8 +31,9 @@ pub enum Mode {
     Down,
     /// Panics (a bug in an adapter), to test that the webhook still answers 503.
     Panic,
-    /// Never answers (a service that accepts the connection and stalls), to test that the
-    /// webhook still answers within its deadline.
+    /// Does not answer (a service that accepts the call and stalls), to test that the webhook
+    /// still answers within its deadline. The sink answers once switched to another mode, as
+    /// that mode; the other fakes never answer.
     Hang,
 }
 
@@ -63,17 +64,19 @@ impl MemorySink {
 #[async_trait]
 impl EventSink for MemorySink {
     async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
-        let mode = *lock(&self.mode);
-        match mode {
-            Mode::Up => {}
-            Mode::Down => {
-                return Err(SinkError {
-                    failed: (0..envelopes.len()).collect(),
-                    reason: "fake queue is down".into(),
-                });
+        loop {
+            let mode = *lock(&self.mode);
+            match mode {
+                Mode::Up => break,
+                Mode::Down => {
+                    return Err(SinkError {
+                        failed: (0..envelopes.len()).collect(),
+                        reason: "fake queue is down".into(),
+                    });
+                }
+                Mode::Panic => panic!("fake sink panics"),
+                Mode::Hang => tokio::time::sleep(Duration::from_millis(5)).await,
             }
-            Mode::Panic => panic!("fake sink panics"),
-            Mode::Hang => std::future::pending::<()>().await,
         }
         lock(&self.envelopes).extend_from_slice(envelopes);
         Ok(())

@@ -14,6 +14,7 @@ use common::*;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde_json::json;
 use tcrelay_core::deadline::Deadline;
+use tcrelay_core::ports::RecordState;
 use tcrelay_core::testing::{ApiFailure, DedupeOp, Mode};
 use tcrelay_core::{RequestId, WebhookSettings};
 
@@ -34,20 +35,58 @@ async fn answered(router: &axum::Router, request: Request<Body>) -> Answer {
         .expect("the webhook answered before the gateway's limit")
 }
 
+/// Waits until the send left running by a request that ran out of time has settled its claims.
+async fn settled(h: &Harness) {
+    tokio::time::timeout(NEVER, async {
+        while h
+            .dedupe
+            .records()
+            .values()
+            .any(|r| r.state == RecordState::InProgress)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the send settled its claims");
+}
+
 #[tokio::test]
-async fn a_hanging_queue_is_answered_503_in_time_and_the_retry_enqueues_once() {
+async fn a_stalled_queue_is_answered_503_in_time_and_the_message_arrives_once() {
     let h = harness_with(budget(400), true);
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
     h.sink.set_mode(Mode::Hang);
     let a = answered(&h.router, post_json("/webhook", &body)).await;
     a.assert_problem(503);
     assert_eq!(a.body["type"], "urn:tradecloud-relay:problem:out-of-time");
-    // The claims were released: Tradecloud's retry goes through, once.
+    // The send goes on and holds the claims: a retry now is told to come back.
+    let early = answered(&h.router, post_json("/webhook", &body)).await;
+    assert_eq!(
+        early.body["type"],
+        "urn:tradecloud-relay:problem:in-progress"
+    );
+    // The queue answers at last: the message is there, and the retry is a duplicate.
+    h.sink.set_mode(Mode::Up);
+    settled(&h).await;
+    assert_eq!(h.sink.envelopes().len(), 1);
+    let retry = answered(&h.router, post_json("/webhook", &body)).await;
+    assert_eq!(retry.body["outcome"], "duplicate", "{}", retry.body);
+    assert_eq!(h.sink.envelopes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stalled_queue_that_then_fails_leaves_the_message_to_the_retry() {
+    let h = harness_with(budget(400), true);
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    h.sink.set_mode(Mode::Hang);
+    answered(&h.router, post_json("/webhook", &body))
+        .await
+        .assert_problem(503);
+    h.sink.set_mode(Mode::Down);
+    settled(&h).await;
     h.sink.set_mode(Mode::Up);
     let retry = answered(&h.router, post_json("/webhook", &body)).await;
     assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
-    let again = answered(&h.router, post_json("/webhook", &body)).await;
-    assert_eq!(again.body["outcome"], "duplicate");
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 

@@ -49,6 +49,7 @@ async fn setup() -> Setup {
         filter: EventFilter::allow_all(),
         max_body_bytes: 1_000_000,
         retry_after_seconds: 7,
+        request_budget: Duration::from_secs(25),
     };
     let app = WebhookApp::new(
         settings,

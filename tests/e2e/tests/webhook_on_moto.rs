@@ -58,6 +58,7 @@ async fn setup(moto: &Moto) -> Setup {
         filter: EventFilter::allow_all(),
         max_body_bytes: 6_000_000,
         retry_after_seconds: 5,
+        request_budget: Duration::from_secs(25),
     };
     let app = WebhookApp::new(
         settings,
