@@ -123,12 +123,13 @@ pub struct ScenarioOptions {
     pub check_order: bool,
 }
 
-/// The webhook's request budget in the scenario: short, so a stalled queue is answered 503 in
-/// a test's time, long enough for a loaded machine's normal requests.
-pub const REQUEST_BUDGET_MS: u64 = 4_000;
+/// The webhook's request budget in the scenario: the default. A 4 s budget under the e2e
+/// tests' load on moto cut off claim completions and broke the exactly-once check (106
+/// problems), so a shorter one needs that investigated first (SECURITY.md).
+pub const REQUEST_BUDGET_MS: u64 = 25_000;
 /// How long the queue stalls at most (see [`ScenarioOptions::queue_stall`]); it also ends
 /// with the changes.
-pub const QUEUE_STALL: Duration = Duration::from_secs(6);
+pub const QUEUE_STALL: Duration = Duration::from_secs(27);
 
 impl ScenarioOptions {
     /// The demo's defaults for a duration and seed: about 20 changes a second.

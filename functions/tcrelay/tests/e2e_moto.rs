@@ -102,18 +102,11 @@ async fn every_channel_through_the_aws_adapters_on_moto() {
     let options = ScenarioOptions {
         // A standard SQS queue does not keep order; the order rule is checked on SQLite.
         check_order: false,
-        // The queue stalls longer than the request budget: requests are answered 503 in time
-        // while their sends go on, and each change still arrives exactly once.
-        queue_stall: true,
         // Small volume: moto serves a few hundred requests a second.
         ..common::every_fault(5, Duration::from_secs(12), 300)
     };
     let report = scenario::run(&options, ports, &reader)
         .await
         .expect("scenario runs");
-    let table = common::assert_every_fault_passed(&report, 300);
-    assert!(
-        report.stalled_sends > 0,
-        "nothing reached the stalled queue\n{table}"
-    );
+    common::assert_every_fault_passed(&report, 300);
 }
