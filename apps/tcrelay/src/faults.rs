@@ -1,6 +1,8 @@
 //! Faults injected on our side of the relay, for the demo and the end-to-end tests: a queue that
-//! becomes unavailable on demand. The webhook then answers 503 (Tradecloud retries) and a poll
-//! run stops at the failing page with its cursor at the last checkpoint.
+//! becomes unavailable on demand, or stalls (accepts the call and does not answer). Unavailable:
+//! the webhook answers 503 (Tradecloud retries) and a poll run stops at the failing page with its
+//! cursor at the last checkpoint. Stalled: a webhook request runs out of its budget and is
+//! answered 503 before a gateway would give up on it; a poll run waits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,11 +11,14 @@ use async_trait::async_trait;
 use tcrelay_core::Envelope;
 use tcrelay_core::ports::{EventSink, SinkError};
 
-/// An [`EventSink`] decorator that refuses every batch while switched off.
+/// An [`EventSink`] decorator that refuses every batch while switched off, and holds every
+/// batch while stalled.
 pub struct SwitchableSink {
     inner: Arc<dyn EventSink>,
     down: AtomicBool,
     refused: AtomicU64,
+    stalled: AtomicBool,
+    held: AtomicU64,
 }
 
 impl std::fmt::Debug for SwitchableSink {
@@ -32,7 +37,25 @@ impl SwitchableSink {
             inner,
             down: AtomicBool::new(false),
             refused: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
+            held: AtomicU64::new(0),
         }
+    }
+
+    /// Makes the queue stall (`true`: calls wait, answering nothing, until it is un-stalled,
+    /// then go through; a caller that gives up first drops its call) or answer again.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
+    /// Whether the queue stalls now.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::SeqCst)
+    }
+
+    /// How many batches arrived while the queue stalled.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Makes the queue unavailable (`true`) or available again (`false`).
@@ -54,6 +77,12 @@ impl SwitchableSink {
 #[async_trait]
 impl EventSink for SwitchableSink {
     async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+        if self.is_stalled() {
+            self.held.fetch_add(1, Ordering::SeqCst);
+            while self.is_stalled() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
         if self.is_down() {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(SinkError {

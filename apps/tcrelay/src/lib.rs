@@ -12,5 +12,5 @@ pub mod server;
 pub mod settings;
 
 pub use backend::Ports;
-pub use server::{RelayParts, RunningServer, ServeError, ServeOptions, start};
+pub use server::{RelayParts, RunningServer, ServeError, ServeOptions, ServerLimits, start};
 pub use settings::{Backend, Settings, SettingsError};

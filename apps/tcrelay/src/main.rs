@@ -329,6 +329,7 @@ async fn serve(
         ServeOptions {
             listen,
             poll_interval: (!poll_interval.is_zero()).then_some(poll_interval),
+            limits: settings.server,
         },
     )
     .await?;

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use tcrelay_core::logsafe::escape_control;
 use tcrelay_core::ports::{CursorStore, StoreError};
 use tcrelay_poll::PollStream;
 use tcrelay_sqlite::SqliteStore;
@@ -130,7 +131,9 @@ pub async fn queue_stats(
     Ok(())
 }
 
-/// `quarantine list`: one line per kept request.
+/// `quarantine list`: one line per kept request. What the request said (its reason quotes the
+/// body) is escaped, so a newline or an ESC sequence in it cannot forge a line or drive the
+/// operator's terminal.
 pub async fn quarantine_list(store: &SqliteStore, out: &mut dyn Write) -> Result<(), OpsError> {
     let entries = store.quarantine_list(0, usize::MAX).await?;
     writeln!(
@@ -144,9 +147,9 @@ pub async fn quarantine_list(store: &SqliteStore, out: &mut dyn Write) -> Result
             "{:>6}  {:<24}  {:<6}  {:<32}  {}",
             e.id,
             e.kept_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-            e.request.method,
-            e.request.uri,
-            e.request.reason
+            escape_control(&e.request.method),
+            escape_control(&e.request.uri),
+            escape_control(&e.request.reason)
         )?;
     }
     Ok(())

@@ -1,17 +1,32 @@
-//! `tcrelay serve` as a library: the webhook router under `axum::serve` and the poll loop on an
-//! interval, both stopping gracefully. In-flight requests finish; a poll run finishes the page
-//! it is on and saves the cursor (it sees a deadline that has passed, the same way a Lambda run
-//! stops before its deadline).
+//! `tcrelay serve` as a library: the webhook router under an HTTP/1 server and the poll loop on
+//! an interval, both stopping gracefully. In-flight requests finish; a poll run finishes the
+//! page it is on and saves the cursor (it sees a deadline that has passed, the same way a Lambda
+//! run stops before its deadline).
+//!
+//! The server is exposed to whoever can reach the port, so it bounds what a client can hold:
+//! the time to send a request's head (and to start the next one on a kept-alive connection),
+//! the time a connection may sit idle, and the number of connections at once ([`ServerLimits`]).
+//! The body's time is bounded by the webhook's request budget. `axum::serve` has none of
+//! these, which let a half-sent request line or a few hundred idle sockets stop the service.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tcrelay_core::ConfigError;
+use tcrelay_core::env::{Env, number};
 use tcrelay_core::ports::TradecloudApi;
 use tcrelay_core::{WebhookApp, WebhookSettings, webhook_router};
 use tcrelay_poll::{Deadline, PollApi, PollConfig, PollPorts, RunReport, RunRequest};
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::backend::Ports;
 use crate::metrics::{Counters, counted};
@@ -75,6 +90,75 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Time between poll runs; `None` (or no streams) turns polling off.
     pub poll_interval: Option<Duration>,
+    /// What one client may hold of the server.
+    pub limits: ServerLimits,
+}
+
+/// Milliseconds a client has to send a request's head, counted from the connection's start
+/// or the previous answer.
+pub const TCRELAY_HEADER_TIMEOUT_MS: &str = "TCRELAY_HEADER_TIMEOUT_MS";
+/// Milliseconds a connection may go without a byte read or written before it is closed.
+pub const TCRELAY_IDLE_TIMEOUT_MS: &str = "TCRELAY_IDLE_TIMEOUT_MS";
+/// Connections served at once; more wait in the listen backlog.
+pub const TCRELAY_MAX_CONNECTIONS: &str = "TCRELAY_MAX_CONNECTIONS";
+
+/// What one client may hold of `tcrelay serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Time to send a request's head (the request line and headers), from the connection's
+    /// start or the previous answer: a half-sent request line is closed after this.
+    pub header_timeout: Duration,
+    /// Time a connection may go without a byte read or written; a kept-alive connection is
+    /// closed after it (one still answering finishes first).
+    pub idle_timeout: Duration,
+    /// Connections served at once. More wait in the kernel's listen backlog rather than take
+    /// file descriptors, so idle sockets cannot exhaust them.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 256,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// Reads [`TCRELAY_HEADER_TIMEOUT_MS`] (default 10000), [`TCRELAY_IDLE_TIMEOUT_MS`]
+    /// (default 60000) and [`TCRELAY_MAX_CONNECTIONS`] (default 256); each must be at least 1.
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let positive = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match number(env, var, default)? {
+                0 => Err(ConfigError::Invalid {
+                    var,
+                    reason: "must be at least 1".into(),
+                }),
+                n => Ok(n),
+            }
+        };
+        Ok(Self {
+            header_timeout: Duration::from_millis(positive(
+                TCRELAY_HEADER_TIMEOUT_MS,
+                defaults.header_timeout.as_millis() as u64,
+            )?),
+            idle_timeout: Duration::from_millis(positive(
+                TCRELAY_IDLE_TIMEOUT_MS,
+                defaults.idle_timeout.as_millis() as u64,
+            )?),
+            max_connections: usize::try_from(positive(
+                TCRELAY_MAX_CONNECTIONS,
+                defaults.max_connections as u64,
+            )?)
+            .map_err(|_| ConfigError::Invalid {
+                var: TCRELAY_MAX_CONNECTIONS,
+                reason: "too large for this platform".into(),
+            })?,
+        })
+    }
 }
 
 /// A running relay.
@@ -152,15 +236,12 @@ pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningSe
     let router = counted(webhook_router(Arc::new(app)), Arc::clone(&counters));
     let (shutdown, shutdown_rx) = watch::channel(false);
 
-    let mut stop = shutdown_rx.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-            .map_err(ServeError::Serve)
-    });
+    let http = tokio::spawn(serve_http(
+        listener,
+        router,
+        options.limits,
+        shutdown_rx.clone(),
+    ));
 
     let poller = match (options.poll_interval, parts.poll_ports()) {
         (Some(interval), Some(ports)) if !interval.is_zero() && !parts.poll.streams.is_empty() => {
@@ -188,6 +269,159 @@ pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningSe
         poller,
         counters,
     })
+}
+
+/// Accepts connections while fewer than `limits.max_connections` are open and serves each with
+/// the limits; on shutdown stops accepting, lets every connection finish its request, and
+/// returns when all are closed.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: ServerLimits,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let http1 = Arc::new(http1);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // not the server's end. A short pause keeps a persistent error from spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            activity: Arc::clone(&activity),
+        });
+        let http1 = Arc::clone(&http1);
+        let service = TowerToHyperService::new(router.clone());
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let connection = http1.serve_connection(io, service);
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stopped(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+                _ = activity.idle_for(limits.idle_timeout) => {
+                    tracing::debug!("closing an idle connection");
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                // A client that went away or sent garbage; hyper has answered what it could.
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    // Every slot back means every connection has closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+    Ok(())
+}
+
+/// Returns once shutdown is asked for (or the server is gone). Yields `()`, not the watch's
+/// guard, so a `select!` arm may await after it (the guard is not `Send`).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// When a connection last read or wrote a byte.
+struct Activity {
+    started: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Returns once nothing was read or written for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet = last.elapsed();
+            if quiet >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - quiet).await;
+        }
+    }
+}
+
+/// A TCP stream that records its activity for the idle timeout.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// A deadline that passes when shutdown is asked for, so a run stops before its next page.

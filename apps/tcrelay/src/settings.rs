@@ -14,6 +14,8 @@ use tcrelay_core::config::{
 use tcrelay_core::env::{Env, get};
 use tcrelay_poll::PollConfig;
 
+use crate::server::ServerLimits;
+
 /// A setting the runner cannot start with; the message names the variable.
 pub type SettingsError = ConfigError;
 
@@ -40,6 +42,8 @@ pub struct Settings {
     pub dedupe: DedupeTimings,
     /// Queues, table and bucket; only with [`Backend::Aws`].
     pub aws: Option<AwsResources>,
+    /// The HTTP server's timeouts and connection cap.
+    pub server: ServerLimits,
 }
 
 impl Settings {
@@ -67,6 +71,7 @@ impl Settings {
             poll,
             dedupe,
             aws,
+            server: ServerLimits::from_env_map(env)?,
         })
     }
 }

@@ -83,6 +83,7 @@ async fn the_check_catches_lost_doubled_invented_and_reordered_envelopes() {
         changes: 150,
         poll_interval: Duration::from_secs(1),
         queue_outage: false,
+        queue_stall: false,
         kill_a_poll_run: false,
         duplicate_rate: 0.0,
         progress: false,

@@ -31,6 +31,10 @@ pub enum AuthError {
     /// Well-formed but wrong.
     #[error("the credentials are not valid")]
     Invalid,
+    /// More than one `Authorization` header. Checking only the first would let a proxy or
+    /// gateway that reads the last one see other credentials than we checked.
+    #[error("there is more than one Authorization header")]
+    Multiple,
 }
 
 /// A token the API gateway in front of the function has already verified (an HTTP API JWT
@@ -131,6 +135,21 @@ impl WebhookCredentials {
             return Ok(());
         }
         self.verify(header)
+    }
+
+    /// Checks a request's headers: exactly one `Authorization` header (several are refused,
+    /// whatever they hold), then as [`Self::verify_request`].
+    pub fn verify_headers(
+        &self,
+        headers: &http::HeaderMap,
+        gateway: Option<&GatewayJwt>,
+    ) -> Result<(), AuthError> {
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(AuthError::Multiple);
+        }
+        self.verify_request(first, gateway)
     }
 
     /// Checks an `Authorization` header value.
@@ -302,6 +321,23 @@ mod tests {
         ));
         assert_eq!(only_bearer.challenges().len(), 1);
         assert!(creds().challenges().len() == 2);
+    }
+
+    #[test]
+    fn several_authorization_headers_are_refused_even_if_one_is_valid() {
+        let c = creds();
+        let mut headers = http::HeaderMap::new();
+        headers.append(http::header::AUTHORIZATION, basic("tc", "old-pass"));
+        assert_eq!(c.verify_headers(&headers, None), Ok(()));
+        for second in [basic("tc", "wrong"), basic("tc", "new:pass")] {
+            let mut two = headers.clone();
+            two.append(http::header::AUTHORIZATION, second);
+            assert_eq!(c.verify_headers(&two, None), Err(AuthError::Multiple));
+        }
+        assert_eq!(
+            c.verify_headers(&http::HeaderMap::new(), None),
+            Err(AuthError::Missing)
+        );
     }
 
     #[test]

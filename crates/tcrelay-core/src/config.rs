@@ -43,6 +43,8 @@ pub const TCRELAY_EVENT_DENY: &str = "TCRELAY_EVENT_DENY";
 pub const TCRELAY_MAX_BODY_BYTES: &str = "TCRELAY_MAX_BODY_BYTES";
 /// Seconds announced in `Retry-After` on 502/503/504.
 pub const TCRELAY_RETRY_AFTER_SECONDS: &str = "TCRELAY_RETRY_AFTER_SECONDS";
+/// Milliseconds a webhook request may take from arrival to answer (every step within it).
+pub const TCRELAY_REQUEST_BUDGET_MS: &str = "TCRELAY_REQUEST_BUDGET_MS";
 /// The ERP's SQS queue URL; a `.fifo` suffix selects FIFO behaviour.
 pub const TCRELAY_QUEUE_URL: &str = "TCRELAY_QUEUE_URL";
 /// The quarantine (dead-letter) SQS queue URL.
@@ -66,6 +68,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 6_000_000;
 pub const TCRELAY_MAX_LINES: &str = "TCRELAY_MAX_LINES";
 /// Default `Retry-After`: 30 s.
 pub const DEFAULT_RETRY_AFTER_SECONDS: u64 = 30;
+/// Default request budget: 25 s, under API Gateway's 30 s (which answers 500 itself, and
+/// Tradecloud drops a 500).
+pub const DEFAULT_REQUEST_BUDGET_MS: u64 = 25_000;
 /// Default dedupe record lifetime: 30 days.
 pub const DEFAULT_DEDUPE_TTL_DAYS: u64 = 30;
 /// Default claim expiry: 120 s, well above the 30 s API Gateway limit on one request, so a
@@ -244,13 +249,16 @@ pub struct WebhookConfig {
     pub max_lines: usize,
     /// Announced in `Retry-After` on 502/503/504.
     pub retry_after: Duration,
+    /// How long one request may take; the Lambda's invocation deadline cuts it shorter.
+    pub request_budget: Duration,
 }
 
 impl WebhookConfig {
     /// Reads [`TCRELAY_WEBHOOK_BASIC`], [`TCRELAY_WEBHOOK_BEARER`],
     /// [`TCRELAY_WEBHOOK_SECRET_ARN`], [`TCRELAY_WEBHOOK_JWT_ISSUER`], [`TCRELAY_EVENT_ALLOW`],
     /// [`TCRELAY_EVENT_DENY`],
-    /// [`TCRELAY_MAX_BODY_BYTES`], [`TCRELAY_MAX_LINES`] and [`TCRELAY_RETRY_AFTER_SECONDS`]. At least one credential
+    /// [`TCRELAY_MAX_BODY_BYTES`], [`TCRELAY_MAX_LINES`], [`TCRELAY_RETRY_AFTER_SECONDS`] and
+    /// [`TCRELAY_REQUEST_BUDGET_MS`]. At least one credential
     /// or a secret ARN is required.
     pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let mut credentials = WebhookCredentials::new();
@@ -298,6 +306,15 @@ impl WebhookConfig {
             TCRELAY_RETRY_AFTER_SECONDS,
             DEFAULT_RETRY_AFTER_SECONDS,
         )?;
+        let request_budget = number(env, TCRELAY_REQUEST_BUDGET_MS, DEFAULT_REQUEST_BUDGET_MS)?;
+        // Below a tenth of a second nothing but a refusal could finish; past 29 s API
+        // Gateway's 30 s limit answers 500 first.
+        if !(100..=29_000).contains(&request_budget) {
+            return Err(invalid(
+                TCRELAY_REQUEST_BUDGET_MS,
+                "must be between 100 and 29000 (API Gateway answers 500 itself at 30 s)",
+            ));
+        }
         Ok(Self {
             credentials,
             secret_arn,
@@ -305,6 +322,7 @@ impl WebhookConfig {
             max_body_bytes,
             max_lines,
             retry_after: Duration::from_secs(retry_after),
+            request_budget: Duration::from_millis(request_budget),
         })
     }
 

@@ -8,7 +8,8 @@
 //!   state was already relayed, reaches the ERP once.
 //!
 //! Keys are readable (`msg/order/<id>/…`) for the operator looking at the table; each
-//! variable part is escaped so no two different inputs give the same key.
+//! variable part is escaped so no two different inputs give the same key. docs/dedupe.md
+//! describes the encoding and why keys stored by earlier versions stay valid.
 
 use sha2::{Digest, Sha256};
 use tradecloud_model::{ObjectClass, timestamp};
@@ -83,8 +84,8 @@ pub fn message_key(parts: &MessageKeyParts<'_>) -> String {
 }
 
 /// The state key: class + id + `lastUpdatedAt` (`state/<class>/<id>/<lastUpdatedAt>`), the same
-/// for both order forms and for every channel. The timestamp is normalised to Tradecloud's
-/// `YYYY-MM-DDThh:mm:ss.SSSZ` so `+00:00` and `Z` spellings of one instant agree.
+/// for both order forms and for every channel. The timestamp is written as its instant
+/// ([`canonical_instant`]) so `+00:00` and `Z` spellings, or `.1Z` and `.100Z`, agree.
 pub fn state_key(class: ObjectClass, id: &str, last_updated_at: &str) -> String {
     bounded(format!(
         "state/{}/{}/{}",
@@ -107,22 +108,42 @@ pub fn content_state_key(class: ObjectClass, id: &str, object: &serde_json::Valu
     ))
 }
 
-/// Tradecloud's canonical form of a date-time when it parses; the string as given otherwise
-/// (an odd timestamp still identifies the state, it just cannot be normalised).
-fn normalise_timestamp(text: &str) -> String {
+/// The instant a date-time names, written one way per instant: in UTC with `Z`, with exactly
+/// three fraction digits when the instant has no finer part (Tradecloud's own
+/// `YYYY-MM-DDThh:mm:ss.SSSZ`, so every key stored before full precision was kept is still the
+/// same key), else with six or nine digits (`.1231Z` is `.123100Z`, never cut to `.123Z`).
+/// `.1Z` and `.100Z` name one instant and give one text. A text that does not parse is kept as
+/// given: an odd timestamp still identifies the state, it just cannot be normalised, and it
+/// cannot equal a canonical text (that would have parsed).
+pub fn canonical_instant(text: &str) -> String {
     match timestamp::parse(text) {
-        Ok(at) => timestamp::format(at),
+        Ok(at) if at.timestamp_subsec_nanos() % 1_000_000 == 0 => timestamp::format(at),
+        Ok(at) => at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         Err(_) => text.to_owned(),
     }
 }
 
-/// `L<count>-<first 32 hex digits of SHA-256 over the sorted, distinct ids joined by newlines>`.
-/// Sorted so the order in which Tradecloud lists the lines does not matter; ids contain no
-/// whitespace (TRADECLOUD-API.md §1), so the newline join is unambiguous.
+fn normalise_timestamp(text: &str) -> String {
+    canonical_instant(text)
+}
+
+/// `L<count>-<first 32 hex digits of SHA-256 over the sorted, distinct ids>`. Sorted so the
+/// order in which Tradecloud lists the lines does not matter.
+///
+/// The ids are joined by newlines when none contains one: that join is unambiguous for such
+/// ids, and it is how every key stored so far was made, so those keys stay valid. Ids with a
+/// newline (never seen from Tradecloud, but a body can say anything) are digested as a JSON
+/// array instead, marked `Lj<count>-`, which no newline join can produce: `["a\nb","c"]` and
+/// `["a","b\nc"]` joined by newlines were one key and a different message went unrelayed.
 fn lines_digest(line_ids: &[&str]) -> String {
     let mut ids: Vec<&str> = line_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
+    if ids.iter().any(|id| id.contains('\n')) {
+        let json = serde_json::to_vec(&ids).unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        return format!("Lj{}-{}", ids.len(), &hex::encode(digest)[..32]);
+    }
     let digest = Sha256::digest(ids.join("\n").as_bytes());
     format!("L{}-{}", ids.len(), &hex::encode(digest)[..32])
 }
@@ -259,6 +280,66 @@ mod tests {
             tricky,
             "an id that looks escaped is escaped again"
         );
+    }
+
+    #[test]
+    fn line_ids_with_newlines_cannot_share_a_key() {
+        // Joined by newlines both were "a\nb\nc": a different message answered as a duplicate.
+        let a = message_key(&parts("OrderLinesAcceptedBySupplier", &["a\nb", "c"]));
+        let b = message_key(&parts("OrderLinesAcceptedBySupplier", &["a", "b\nc"]));
+        let c = message_key(&parts("OrderLinesAcceptedBySupplier", &["a", "b", "c"]));
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(b, c);
+        assert!(a.contains("/Lj2-"), "{a}");
+    }
+
+    #[test]
+    fn keys_of_newline_free_line_ids_are_the_ones_stored_before() {
+        // Written by the previous version (newline join); it must not change, or a retry of a
+        // message relayed before an upgrade would be relayed again.
+        assert_eq!(
+            lines_digest(&["l2", "l1"]),
+            format!("L2-{}", &hex::encode(Sha256::digest(b"l1\nl2"))[..32])
+        );
+        assert_eq!(lines_digest(&[]), format!("L0-{}", &sha256_hex(b"")[..32]));
+    }
+
+    #[test]
+    fn timestamps_keep_full_precision_and_name_the_instant() {
+        let at = |t| state_key(ObjectClass::Order, "o-1", t);
+        // Finer than a millisecond: no longer cut.
+        assert_ne!(
+            at("2025-04-23T10:01:53.1231Z"),
+            at("2025-04-23T10:01:53.1239Z")
+        );
+        assert_eq!(
+            at("2025-04-23T10:01:53.1231Z"),
+            "state/order/o-1/2025-04-23T10:01:53.123100Z"
+        );
+        assert_ne!(
+            at("2025-04-23T10:01:53.1231Z"),
+            at("2025-04-23T10:01:53.123Z")
+        );
+        // One instant, several spellings: one key, in the form stored before.
+        assert_eq!(at("2025-04-23T10:01:53.1Z"), at("2025-04-23T10:01:53.100Z"));
+        assert_eq!(
+            at("2025-04-23T10:01:53.100000000+00:00"),
+            "state/order/o-1/2025-04-23T10:01:53.100Z"
+        );
+        assert_eq!(
+            at("2025-04-23T10:01:53.123456789Z"),
+            "state/order/o-1/2025-04-23T10:01:53.123456789Z"
+        );
+        let a = message_key(&MessageKeyParts {
+            last_updated_at: Some("2025-04-23T10:01:53.1231Z"),
+            ..parts("OrderLinesAcceptedBySupplier", &["l1"])
+        });
+        let b = message_key(&MessageKeyParts {
+            last_updated_at: Some("2025-04-23T10:01:53.1239Z"),
+            ..parts("OrderLinesAcceptedBySupplier", &["l1"])
+        });
+        assert_ne!(a, b);
     }
 
     #[test]

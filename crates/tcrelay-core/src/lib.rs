@@ -8,10 +8,14 @@ pub mod clock;
 pub mod config;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+pub mod deadline;
 pub mod dedupe;
 pub mod env;
 pub mod envelope;
 pub mod filter;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
+pub mod logsafe;
 pub mod ports;
 pub mod problem;
 pub mod relay;

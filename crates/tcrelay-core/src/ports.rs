@@ -196,7 +196,17 @@ pub enum ApiError {
     /// Tradecloud could not be reached (503).
     #[error("Tradecloud unreachable: {0}")]
     Unavailable(String),
-    /// Tradecloud answered 2xx with a body we cannot read (502).
+    /// Tradecloud refused our request with a 4xx other than 401/403/404/429: a functional
+    /// refusal that will not succeed on a retry. The webhook keeps the request in the
+    /// quarantine and answers 400; the poll loop stops the stream for an operator.
+    #[error("Tradecloud refused the request with {status}: {reason}")]
+    Refused {
+        /// Tradecloud's status.
+        status: u16,
+        /// The start of Tradecloud's answer, for the operator.
+        reason: String,
+    },
+    /// Tradecloud answered 2xx with a body we cannot read, or larger than the limit (502).
     #[error("Tradecloud sent a malformed answer: {0}")]
     Malformed(String),
 }

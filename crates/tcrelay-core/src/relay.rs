@@ -21,6 +21,7 @@ use chrono::Utc;
 use serde_json::Value;
 use tradecloud_model::{Format, ObjectKind, timestamp};
 
+use crate::deadline::{Deadline, OutOfTime};
 use crate::dedupe::{self, MessageKeyParts};
 use crate::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
 use crate::filter::EventFilter;
@@ -28,6 +29,10 @@ use crate::ports::{
     ClaimOutcome, ClaimToken, Completion, DedupeStore, EventSink, RecordState, SinkError,
     StoreError,
 };
+
+/// The step names a [`RelayError::OutOfTime`] reports.
+const CLAIM: &str = "the dedupe claim";
+const SEND: &str = "the queue send";
 
 /// A decoded webhook POST, in the terms the relay needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +105,10 @@ pub enum RelayError {
     /// The queue refused the envelope.
     #[error("the queue did not accept the message: {0}")]
     Sink(#[source] SinkError),
+    /// The request's deadline would pass before the next step finished; what was claimed has
+    /// been released.
+    #[error("{0}")]
+    OutOfTime(#[from] OutOfTime),
     /// Another request holds the claim on this key and has not finished.
     #[error("another request is relaying {key} right now")]
     InProgress {
@@ -144,10 +153,14 @@ impl Relay {
     /// that state key was written by a poll or GET (a complete object in that state) the event
     /// is a duplicate; when it was written by other webhook events it is not, because several
     /// events share one `lastUpdatedAt` and each carries other lines.
+    ///
+    /// Every step runs within `deadline`; when one cannot, the claims are released and the
+    /// answer is [`RelayError::OutOfTime`].
     pub async fn relay_event(
         &self,
         event: &InboundEvent,
         raw_body: &[u8],
+        deadline: &Deadline,
     ) -> Result<Outcome, RelayError> {
         if !self.filter.admits(&event.event_name) {
             return Ok(Outcome::Filtered {
@@ -172,10 +185,9 @@ impl Relay {
             id: event.id.clone(),
         };
 
-        let message_token = match self
-            .dedupe
-            .claim(&message_key, false)
-            .await
+        let message_token = match deadline
+            .run(CLAIM, self.dedupe.claim(&message_key, false))
+            .await?
             .map_err(RelayError::Dedupe)?
         {
             ClaimOutcome::Claimed(token) => token,
@@ -197,17 +209,27 @@ impl Relay {
             .map(|at| dedupe::state_key(class, &event.id, at));
         let mut owned_state_key = None;
         if let Some(state_key) = &state_key {
-            match self.dedupe.claim(state_key, false).await {
+            let claimed = match deadline
+                .run(CLAIM, self.dedupe.claim(state_key, false))
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(out_of_time) => {
+                    self.release(&message_key, &message_token, deadline).await;
+                    return Err(out_of_time.into());
+                }
+            };
+            match claimed {
                 Ok(ClaimOutcome::Claimed(token)) => {
                     owned_state_key = Some((state_key.as_str(), token));
                 }
                 Ok(ClaimOutcome::Exists(record)) if record.full_state => {
                     if record.state == RecordState::Completed {
                         // Mark the message too, so retries stop at the first lookup.
-                        self.finish(&message_key, &message_token).await;
+                        self.finish(&message_key, &message_token, deadline).await;
                         return Ok(duplicate(state_key));
                     }
-                    self.release(&message_key, &message_token).await;
+                    self.release(&message_key, &message_token, deadline).await;
                     return Err(RelayError::InProgress {
                         key: state_key.clone(),
                     });
@@ -215,7 +237,7 @@ impl Relay {
                 // Written by other webhook events of the same state: not a duplicate.
                 Ok(ClaimOutcome::Exists(_)) => {}
                 Err(e) => {
-                    self.release(&message_key, &message_token).await;
+                    self.release(&message_key, &message_token, deadline).await;
                     return Err(RelayError::Dedupe(e));
                 }
             }
@@ -236,16 +258,23 @@ impl Relay {
             changed_lines: None,
             payload: event.payload.clone(),
         };
-        if let Err(e) = self.sink.enqueue(std::slice::from_ref(&envelope)).await {
-            self.release(&message_key, &message_token).await;
-            if let Some((key, token)) = &owned_state_key {
-                self.release(key, token).await;
-            }
-            return Err(RelayError::Sink(e));
-        }
-        self.finish(&message_key, &message_token).await;
+        let mut claims = vec![(message_key.as_str(), &message_token)];
         if let Some((key, token)) = &owned_state_key {
-            self.finish(key, token).await;
+            claims.push((key, token));
+        }
+        match self.send(&envelope, &claims, deadline).await {
+            Ok(()) => {}
+            Err(error @ RelayError::OutOfTime(_)) => return Err(error),
+            Err(error) => {
+                for (key, token) in claims {
+                    self.release(key, token, deadline).await;
+                }
+                return Err(error);
+            }
+        }
+        self.finish(&message_key, &message_token, deadline).await;
+        if let Some((key, token)) = &owned_state_key {
+            self.finish(key, token, deadline).await;
         }
         Ok(Outcome::Enqueued {
             dedupe_key: message_key,
@@ -255,13 +284,15 @@ impl Relay {
     }
 
     /// Relays a complete object (GET webhook, or a poll result): keyed by its state key with
-    /// `full_state = true`; an existing state key from any channel makes it a duplicate.
+    /// `full_state = true`; an existing state key from any channel makes it a duplicate. Every
+    /// step runs within `deadline`, as in [`Self::relay_event`].
     pub async fn relay_object(
         &self,
         kind: ObjectKind,
         requested_id: &str,
         object: Value,
         source: Source,
+        deadline: &Deadline,
     ) -> Result<Outcome, RelayError> {
         let state = ObjectState::of(&object, requested_id);
         let class = kind.object_class();
@@ -270,10 +301,9 @@ impl Relay {
             None => dedupe::content_state_key(class, &state.id, &object),
         };
         tracing::Span::current().record("dedupe_key", key.as_str());
-        let token = match self
-            .dedupe
-            .claim(&key, true)
-            .await
+        let token = match deadline
+            .run(CLAIM, self.dedupe.claim(&key, true))
+            .await?
             .map_err(RelayError::Dedupe)?
         {
             ClaimOutcome::Claimed(token) => token,
@@ -301,11 +331,18 @@ impl Relay {
             changed_lines: None,
             payload: object,
         };
-        if let Err(e) = self.sink.enqueue(std::slice::from_ref(&envelope)).await {
-            self.release(&key, &token).await;
-            return Err(RelayError::Sink(e));
+        match self
+            .send(&envelope, &[(key.as_str(), &token)], deadline)
+            .await
+        {
+            Ok(()) => {}
+            Err(error @ RelayError::OutOfTime(_)) => return Err(error),
+            Err(error) => {
+                self.release(&key, &token, deadline).await;
+                return Err(error);
+            }
         }
-        self.finish(&key, &token).await;
+        self.finish(&key, &token, deadline).await;
         Ok(Outcome::Enqueued {
             dedupe_key: key,
             kind,
@@ -313,14 +350,86 @@ impl Relay {
         })
     }
 
-    /// Completes a claim after the enqueue; see [`complete_claim`].
-    async fn finish(&self, key: &str, token: &ClaimToken) {
-        complete_claim(self.dedupe.as_ref(), key, token).await;
+    /// Enqueues one envelope within the deadline. The send runs as its own task: when the
+    /// deadline passes first, the request is answered [`RelayError::OutOfTime`] (503) while the
+    /// send goes on, and `claims` are handed to it: completed if the envelope arrives (so
+    /// Tradecloud's retry is a duplicate, not a second delivery), released if it fails (so the
+    /// retry enqueues it). Until then a retry finds the claim in progress (503). Cutting the
+    /// send off instead would leave its outcome unknown: the message could arrive twice.
+    ///
+    /// On `OutOfTime` the claims are no longer the caller's; on any other error they still
+    /// are, to release.
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        claims: &[(&str, &ClaimToken)],
+        deadline: &Deadline,
+    ) -> Result<(), RelayError> {
+        let sink = Arc::clone(&self.sink);
+        let batch = vec![envelope.clone()];
+        let mut sending = tokio::spawn(async move { sink.enqueue(&batch).await });
+        match deadline.run(SEND, &mut sending).await {
+            Ok(Ok(sent)) => sent.map_err(RelayError::Sink),
+            // A panicking queue adapter panics the request, as it did before the send got its
+            // own task, so the router's panic handling answers it.
+            Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Ok(Err(join)) => Err(RelayError::Sink(SinkError {
+                failed: vec![0],
+                reason: format!("the send was cancelled: {join}"),
+            })),
+            Err(out_of_time) => {
+                let dedupe = Arc::clone(&self.dedupe);
+                let claims: Vec<(String, ClaimToken)> = claims
+                    .iter()
+                    .map(|(key, token)| ((*key).to_owned(), (*token).clone()))
+                    .collect();
+                tokio::spawn(async move {
+                    let sent = matches!(sending.await, Ok(Ok(())));
+                    for (key, token) in &claims {
+                        if sent {
+                            complete_claim(dedupe.as_ref(), key, token).await;
+                        } else {
+                            release_claim(dedupe.as_ref(), key, token).await;
+                        }
+                    }
+                    tracing::info!(
+                        sent,
+                        "a queue send that outlived its request ended; its claims are settled"
+                    );
+                });
+                Err(out_of_time.into())
+            }
+        }
     }
 
-    /// Releases a claim after a failure; see [`release_claim`].
-    async fn release(&self, key: &str, token: &ClaimToken) {
-        release_claim(self.dedupe.as_ref(), key, token).await;
+    /// Completes a claim after the enqueue (see [`complete_claim`]), within the deadline's
+    /// clean-up time.
+    async fn finish(&self, key: &str, token: &ClaimToken, deadline: &Deadline) {
+        if deadline
+            .clean_up(complete_claim(self.dedupe.as_ref(), key, token))
+            .await
+            .is_none()
+        {
+            tracing::warn!(
+                dedupe_key = key,
+                "completing the dedupe claim ran out of time; it will expire"
+            );
+        }
+    }
+
+    /// Releases a claim after a failure (see [`release_claim`]), within the deadline's clean-up
+    /// time.
+    async fn release(&self, key: &str, token: &ClaimToken, deadline: &Deadline) {
+        if deadline
+            .clean_up(release_claim(self.dedupe.as_ref(), key, token))
+            .await
+            .is_none()
+        {
+            tracing::warn!(
+                dedupe_key = key,
+                "releasing the dedupe claim ran out of time; it will expire"
+            );
+        }
     }
 }
 
@@ -442,7 +551,13 @@ mod tests {
         let relay = Relay::new(sink.clone(), dedupe.clone(), EventFilter::allow_all());
         let order = json!({"id": "o-1", "lastUpdatedAt": "2026-03-01T10:00:00.000Z", "version": 3});
         let result = relay
-            .relay_object(ObjectKind::Order, "o-1", order, Source::Poll)
+            .relay_object(
+                ObjectKind::Order,
+                "o-1",
+                order,
+                Source::Poll,
+                &Deadline::after(Duration::from_secs(30)),
+            )
             .await;
         let retry = sink.retry.lock().unwrap().clone().expect("the sink ran");
         (result, dedupe, retry)

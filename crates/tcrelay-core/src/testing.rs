@@ -31,6 +31,10 @@ pub enum Mode {
     Down,
     /// Panics (a bug in an adapter), to test that the webhook still answers 503.
     Panic,
+    /// Does not answer (a service that accepts the call and stalls), to test that the webhook
+    /// still answers within its deadline. The sink answers once switched to another mode, as
+    /// that mode; the other fakes never answer.
+    Hang,
 }
 
 /// An [`EventSink`] that keeps the envelopes in memory.
@@ -60,15 +64,19 @@ impl MemorySink {
 #[async_trait]
 impl EventSink for MemorySink {
     async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
-        match *lock(&self.mode) {
-            Mode::Up => {}
-            Mode::Down => {
-                return Err(SinkError {
-                    failed: (0..envelopes.len()).collect(),
-                    reason: "fake queue is down".into(),
-                });
+        loop {
+            let mode = *lock(&self.mode);
+            match mode {
+                Mode::Up => break,
+                Mode::Down => {
+                    return Err(SinkError {
+                        failed: (0..envelopes.len()).collect(),
+                        reason: "fake queue is down".into(),
+                    });
+                }
+                Mode::Panic => panic!("fake sink panics"),
+                Mode::Hang => tokio::time::sleep(Duration::from_millis(5)).await,
             }
-            Mode::Panic => panic!("fake sink panics"),
         }
         lock(&self.envelopes).extend_from_slice(envelopes);
         Ok(())
@@ -179,13 +187,15 @@ impl MemoryDedupe {
         );
     }
 
-    fn check(&self, op: DedupeOp) -> Result<(), StoreError> {
-        match lock(&self.failing).get(&op).copied().unwrap_or_default() {
+    async fn check(&self, op: DedupeOp) -> Result<(), StoreError> {
+        let mode = lock(&self.failing).get(&op).copied().unwrap_or_default();
+        match mode {
             Mode::Up => Ok(()),
             Mode::Down => Err(StoreError::Unavailable(format!(
                 "fake dedupe store is down ({op:?})"
             ))),
             Mode::Panic => panic!("fake dedupe store panics ({op:?})"),
+            Mode::Hang => std::future::pending().await,
         }
     }
 }
@@ -193,7 +203,7 @@ impl MemoryDedupe {
 #[async_trait]
 impl DedupeStore for MemoryDedupe {
     async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
-        self.check(DedupeOp::Claim)?;
+        self.check(DedupeOp::Claim).await?;
         let now = self.now();
         let mut records = lock(&self.records);
         if let Some(existing) = records.get(key)
@@ -217,7 +227,7 @@ impl DedupeStore for MemoryDedupe {
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
-        self.check(DedupeOp::Complete)?;
+        self.check(DedupeOp::Complete).await?;
         let now = self.now();
         let mut records = lock(&self.records);
         let live = records.get(key).filter(|r| r.expires > now);
@@ -243,7 +253,7 @@ impl DedupeStore for MemoryDedupe {
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
-        self.check(DedupeOp::Release)?;
+        self.check(DedupeOp::Release).await?;
         let mut records = lock(&self.records);
         if records
             .get(key)
@@ -255,7 +265,7 @@ impl DedupeStore for MemoryDedupe {
     }
 
     async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError> {
-        self.check(DedupeOp::Lookup)?;
+        self.check(DedupeOp::Lookup).await?;
         let now = self.now();
         Ok(lock(&self.records)
             .get(key)
@@ -291,10 +301,12 @@ impl MemoryQuarantine {
 #[async_trait]
 impl Quarantine for MemoryQuarantine {
     async fn keep(&self, request: &QuarantinedRequest) -> Result<(), StoreError> {
-        match *lock(&self.mode) {
+        let mode = *lock(&self.mode);
+        match mode {
             Mode::Up => {}
             Mode::Down => return Err(StoreError::Unavailable("fake quarantine is down".into())),
             Mode::Panic => panic!("fake quarantine panics"),
+            Mode::Hang => std::future::pending::<()>().await,
         }
         lock(&self.kept).push(request.clone());
         Ok(())
@@ -314,6 +326,10 @@ pub enum ApiFailure {
     Unauthorized,
     /// [`ApiError::Malformed`].
     Malformed,
+    /// [`ApiError::Refused`] with this status (Tradecloud answered 4xx to our request).
+    Refused(u16),
+    /// Never answers.
+    Hang,
 }
 
 impl ApiFailure {
@@ -324,6 +340,12 @@ impl ApiFailure {
             ApiFailure::Unavailable => ApiError::Unavailable("fake Tradecloud is down".into()),
             ApiFailure::Unauthorized => ApiError::Unauthorized,
             ApiFailure::Malformed => ApiError::Malformed("fake garbage".into()),
+            ApiFailure::Refused(status) => ApiError::Refused {
+                status,
+                reason: "fake refusal".into(),
+            },
+            // Handled before the call returns (see `fetch`).
+            ApiFailure::Hang => ApiError::Timeout,
         }
     }
 }
@@ -363,28 +385,30 @@ impl FakeTradecloud {
         lock(&self.calls).clone()
     }
 
-    fn fetch(
+    async fn fetch(
         &self,
         what: &str,
         map: &Mutex<HashMap<String, Value>>,
         id: &str,
     ) -> Result<Value, ApiError> {
         lock(&self.calls).push(format!("{what}/{id}"));
-        if let Some(failure) = *lock(&self.failure) {
-            return Err(failure.to_error());
+        let failure = *lock(&self.failure);
+        match failure {
+            Some(ApiFailure::Hang) => std::future::pending().await,
+            Some(failure) => Err(failure.to_error()),
+            None => lock(map).get(id).cloned().ok_or(ApiError::NotFound),
         }
-        lock(map).get(id).cloned().ok_or(ApiError::NotFound)
     }
 }
 
 #[async_trait]
 impl TradecloudApi for FakeTradecloud {
     async fn fetch_order(&self, id: &str) -> Result<Value, ApiError> {
-        self.fetch("order", &self.orders, id)
+        self.fetch("order", &self.orders, id).await
     }
 
     async fn fetch_shipment(&self, id: &str) -> Result<Value, ApiError> {
-        self.fetch("shipment", &self.shipments, id)
+        self.fetch("shipment", &self.shipments, id).await
     }
 }
 

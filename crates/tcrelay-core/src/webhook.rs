@@ -8,7 +8,14 @@
 //!   `shipments` with `shipmentId`: the complete object is fetched from Tradecloud's API.
 //!
 //! Every request goes: authenticate (401, nothing else done) → read the body within the limit
-//! (413) → decode (415/400) → filter (200) → dedupe (200) → enqueue (202). What Tradecloud does
+//! (413) → decode (415/400) → filter (200) → dedupe (200) → enqueue (202). A trailing slash
+//! routes as without it (Tradecloud's portal lets one be typed, and a 404 drops every message).
+//! HEAD is answered 405 after authentication and does nothing else: on a GET route it would
+//! otherwise fetch and enqueue.
+//!
+//! Every step runs within the request's [`Deadline`] (the Lambda invocation's, or
+//! [`WebhookSettings::request_budget`]): when the rest cannot cover the next step, the claims
+//! are released and the answer is 503, before API Gateway would answer 500 for us. What Tradecloud does
 //! with each answer is in DESIGN.md, "Answer codes": 4xx and 500 drop the message, 502/503/504
 //! make Tradecloud retry. So every transient failure is 502/503/504 with `Retry-After`, a panic
 //! is caught and answered 503, and an authenticated request refused with a 4xx is first kept in
@@ -16,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -36,8 +43,10 @@ use tradecloud_model::{DecodeError, DecodeLimits, ObjectKind, decode_webhook_wit
 
 use crate::auth::{AuthError, GatewayJwt, WebhookCredentials};
 use crate::config::WebhookConfig;
+use crate::deadline::{Deadline, OutOfTime};
 use crate::envelope::Source;
 use crate::filter::EventFilter;
+use crate::logsafe::escape_control;
 use crate::ports::{
     ApiError, DedupeStore, EventSink, Quarantine, QuarantinedRequest, StoreError, TradecloudApi,
 };
@@ -89,6 +98,9 @@ pub struct WebhookSettings {
     pub max_lines: usize,
     /// Seconds announced in `Retry-After` on 502/503/504.
     pub retry_after_seconds: u64,
+    /// How long a request may take from its arrival to its answer, when the host gives no
+    /// earlier [`Deadline`] (a Lambda gives its invocation's as a request extension).
+    pub request_budget: Duration,
 }
 
 impl From<&WebhookConfig> for WebhookSettings {
@@ -99,6 +111,7 @@ impl From<&WebhookConfig> for WebhookSettings {
             max_body_bytes: config.max_body_bytes,
             max_lines: config.max_lines,
             retry_after_seconds: config.retry_after.as_secs(),
+            request_budget: config.request_budget,
         }
     }
 }
@@ -148,16 +161,28 @@ impl WebhookApp {
 /// Builds the webhook router.
 pub fn webhook_router(app: Arc<WebhookApp>) -> Router {
     let retry_after = app.settings.retry_after_seconds;
-    Router::new()
-        .route("/webhook", post(post_any))
-        .route("/webhook/orders", post(post_orders).get(get_order_by_query))
-        .route("/webhook/orders/{order_id}", get(get_order_by_path))
-        .route("/webhook/order-documents", post(post_order_documents))
-        .route(
+    let routes: [(&str, axum::routing::MethodRouter<Arc<WebhookApp>>); 6] = [
+        ("/webhook", post(post_any)),
+        ("/webhook/orders", post(post_orders).get(get_order_by_query)),
+        ("/webhook/orders/{order_id}", get(get_order_by_path)),
+        ("/webhook/order-documents", post(post_order_documents)),
+        (
             "/webhook/shipments",
             post(post_shipments).get(get_shipment_by_query),
-        )
-        .route("/webhook/shipments/{shipment_id}", get(get_shipment_by_path))
+        ),
+        (
+            "/webhook/shipments/{shipment_id}",
+            get(get_shipment_by_path),
+        ),
+    ];
+    let mut router = Router::new();
+    for (path, method_router) in routes {
+        // The same route with a trailing slash, as typed into Tradecloud's portal.
+        router = router
+            .route(&format!("{path}/"), method_router.clone())
+            .route(path, method_router);
+    }
+    router
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -198,6 +223,8 @@ async fn trace_request(mut request: Request, next: Next) -> Response {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // Anyone can send `x-request-id`, before authentication: it is logged and answered escaped.
+    let request_id = escape_control(&request_id).into_owned();
     request
         .extensions_mut()
         .insert(RequestId(request_id.clone()));
@@ -343,6 +370,16 @@ pub enum WebhookError {
     /// 503: a handler panicked.
     #[error("the webhook failed unexpectedly; Tradecloud will retry")]
     Panic,
+    /// 405: HEAD, answered after authentication without doing anything (no fetch, no
+    /// enqueue, no quarantine: a HEAD carries no message).
+    #[error("HEAD is not served on {path}: the webhook acts only on POST and GET")]
+    Head {
+        /// The path.
+        path: String,
+    },
+    /// 503: the body did not arrive within the request's deadline (a client that stalls).
+    #[error("the body did not arrive in time: {0}")]
+    BodyTimeout(OutOfTime),
 }
 
 impl WebhookError {
@@ -359,6 +396,10 @@ impl WebhookError {
                 | WebhookError::NotFound { .. }
                 | WebhookError::UnknownRoute(_)
                 | WebhookError::MethodNotAllowed { .. }
+                | WebhookError::Api {
+                    source: ApiError::Refused { .. },
+                    ..
+                }
         )
     }
 
@@ -411,9 +452,26 @@ impl WebhookError {
                 "queue-unavailable",
                 "Queue unavailable",
             ),
+            WebhookError::Relay(RelayError::OutOfTime(_)) | WebhookError::BodyTimeout(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "out-of-time",
+                "Not finished in time",
+            ),
+            WebhookError::Head { .. } => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             WebhookError::Api { source, .. } => match source {
                 // Not Found is mapped to `NotFound` by the handler; kept total here.
                 ApiError::NotFound => (S::NOT_FOUND, "not-found", "Unknown at Tradecloud"),
+                // Tradecloud will refuse it again: Tradecloud may as well drop the
+                // notification, which the quarantine keeps for an operator.
+                ApiError::Refused { .. } => (
+                    S::BAD_REQUEST,
+                    "upstream-refused",
+                    "Tradecloud refused the fetch",
+                ),
                 ApiError::Upstream { .. } | ApiError::Malformed(_) => {
                     (S::BAD_GATEWAY, "upstream-error", "Tradecloud API error")
                 }
@@ -510,11 +568,18 @@ impl WebhookApp {
     fn authenticate(&self, parts: &http::request::Parts) -> Result<(), WebhookError> {
         self.settings
             .credentials
-            .verify_request(
-                parts.headers.get(header::AUTHORIZATION),
-                parts.extensions.get::<GatewayJwt>(),
-            )
+            .verify_headers(&parts.headers, parts.extensions.get::<GatewayJwt>())
             .map_err(WebhookError::Unauthorized)
+    }
+
+    /// The request's deadline: the host's (a Lambda invocation's) or the configured budget
+    /// from now, whichever passes first.
+    fn deadline(&self, parts: &http::request::Parts) -> Deadline {
+        let budget = Deadline::after(self.settings.request_budget);
+        match parts.extensions.get::<Deadline>() {
+            Some(host) => budget.earliest(*host),
+            None => budget,
+        }
     }
 
     /// Answers an error: quarantines first when the error is a final refusal, adds the headers
@@ -536,22 +601,29 @@ impl WebhookApp {
             match self.quarantine.keep(&kept).await {
                 Ok(()) => {
                     quarantined = true;
-                    tracing::info!(reason = %reason, "request quarantined");
+                    tracing::info!(reason = %escape_control(&reason), "request quarantined");
                 }
                 Err(source) => {
-                    tracing::error!(error = %source, reason = %reason, "quarantine failed; answering 503");
+                    tracing::error!(
+                        error = %escape_control(&source.to_string()),
+                        reason = %escape_control(&reason),
+                        "quarantine failed; answering 503"
+                    );
                     error = WebhookError::Quarantine { reason, source };
                 }
             }
         }
         let span = tracing::Span::current();
         span.record("outcome", error.outcome());
+        // Refusal reasons quote the request (XML names, ids): escaped, they cannot forge lines.
+        let text = error.to_string();
+        let text = escape_control(&text);
         match &error {
-            WebhookError::Unauthorized(e) => tracing::info!(reason = %e, "not authenticated"),
+            WebhookError::Unauthorized(_) => tracing::info!(reason = %text, "not authenticated"),
             e if e.problem().status.is_server_error() => {
-                tracing::warn!(error = %e, "transient failure")
+                tracing::warn!(error = %text, "transient failure")
             }
-            e => tracing::info!(reason = %e, "refused"),
+            _ => tracing::info!(reason = %text, "refused"),
         }
         let mut problem = error.problem().with_request_id(info.request_id.clone());
         if let WebhookError::Decode(e) = &error
@@ -566,7 +638,7 @@ impl WebhookApp {
         if problem.status == StatusCode::UNAUTHORIZED {
             problem.www_authenticate = self.settings.credentials.challenges();
         }
-        if let WebhookError::MethodNotAllowed { path, .. } = &error {
+        if let WebhookError::MethodNotAllowed { path, .. } | WebhookError::Head { path } = &error {
             problem.allow = Some(HeaderValue::from_static(allowed_methods(path)));
         }
         let mut response = problem.into_response();
@@ -588,11 +660,12 @@ impl WebhookApp {
         if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
         }
-        let body = match self.read_body(&parts.headers, body).await {
+        let deadline = self.deadline(&parts);
+        let body = match self.read_body(&parts.headers, body, &deadline).await {
             Ok(body) => body,
             Err(e) => return self.refuse(&info, &[], e).await,
         };
-        match self.process_post(route, &info, &body).await {
+        match self.process_post(route, &info, &body, &deadline).await {
             Ok((outcome, lenient)) => {
                 let mut response = answer(outcome);
                 if lenient > 0 {
@@ -604,7 +677,14 @@ impl WebhookApp {
         }
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, WebhookError> {
+    /// Reads the body within the limit and the deadline: a client that stalls mid-body is
+    /// answered 503 (if it is Tradecloud, it retries) instead of holding the request open.
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+        deadline: &Deadline,
+    ) -> Result<Bytes, WebhookError> {
         let limit = self.settings.max_body_bytes;
         // Refuse early when the client announces too much, without reading it.
         let announced = headers
@@ -614,7 +694,11 @@ impl WebhookApp {
         if announced.is_some_and(|n| n > limit as u64) {
             return Err(WebhookError::TooLarge { limit });
         }
-        match Limited::new(body, limit).collect().await {
+        let collected = deadline
+            .run("reading the body", Limited::new(body, limit).collect())
+            .await
+            .map_err(WebhookError::BodyTimeout)?;
+        match collected {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.is::<LengthLimitError>() => Err(WebhookError::TooLarge { limit }),
             Err(e) => Err(WebhookError::BodyRead(e.to_string())),
@@ -626,6 +710,7 @@ impl WebhookApp {
         route: PostRoute,
         info: &RequestInfo,
         body: &[u8],
+        deadline: &Deadline,
     ) -> Result<(Outcome, usize), WebhookError> {
         let limits = DecodeLimits {
             max_lines: self.settings.max_lines,
@@ -649,8 +734,8 @@ impl WebhookApp {
         };
         let span = tracing::Span::current();
         span.record("kind", event.kind.as_str());
-        span.record("id", event.id.as_str());
-        span.record("event_name", event.event_name.as_str());
+        span.record("id", escape_control(&event.id).as_ref());
+        span.record("event_name", escape_control(&event.event_name).as_ref());
         if !route.accepts(event.kind) {
             return Err(WebhookError::KindMismatch {
                 route: route.path(),
@@ -663,7 +748,7 @@ impl WebhookApp {
                 found: event.kind,
             });
         }
-        Ok((self.relay.relay_event(&event, body).await?, lenient))
+        Ok((self.relay.relay_event(&event, body, deadline).await?, lenient))
     }
 
     async fn handle_get(&self, kind: ObjectKind, id: Option<String>, request: Request) -> Response {
@@ -677,7 +762,12 @@ impl WebhookApp {
         if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
         }
-        match self.process_get(kind, id).await {
+        if parts.method == Method::HEAD {
+            let path = parts.uri.path().to_owned();
+            return self.refuse(&info, &[], WebhookError::Head { path }).await;
+        }
+        let deadline = self.deadline(&parts);
+        match self.process_get(kind, id, &deadline).await {
             Ok(outcome) => answer(outcome),
             Err(e) => self.refuse(&info, &[], e).await,
         }
@@ -687,6 +777,7 @@ impl WebhookApp {
         &self,
         kind: ObjectKind,
         id: Option<String>,
+        deadline: &Deadline,
     ) -> Result<Outcome, WebhookError> {
         let (what, param, route) = match kind {
             ObjectKind::Shipment => ("shipment", "shipmentId", "/webhook/shipments"),
@@ -698,12 +789,20 @@ impl WebhookApp {
             .map(|id| id.trim().to_owned())
             .filter(|id| !id.is_empty())
             .ok_or(WebhookError::MissingId { param, route })?;
-        span.record("id", id.as_str());
+        span.record("id", escape_control(&id).as_ref());
         let api = self.api.as_ref().ok_or(WebhookError::ApiNotConfigured)?;
-        let fetched = match kind {
-            ObjectKind::Shipment => api.fetch_shipment(&id).await,
-            _ => api.fetch_order(&id).await,
+        let fetch = async {
+            match kind {
+                ObjectKind::Shipment => api.fetch_shipment(&id).await,
+                _ => api.fetch_order(&id).await,
+            }
         };
+        // The client retries within its own budget; the request's deadline cuts it short, so
+        // the answer (504, Tradecloud retries) goes out in time.
+        let fetched = deadline
+            .run("the Tradecloud fetch", fetch)
+            .await
+            .unwrap_or(Err(ApiError::Timeout));
         let object = match fetched {
             Ok(object) => object,
             Err(ApiError::NotFound) => return Err(WebhookError::NotFound { what, id }),
@@ -717,7 +816,7 @@ impl WebhookApp {
         }
         Ok(self
             .relay
-            .relay_object(kind, &id, object, Source::WebhookGet)
+            .relay_object(kind, &id, object, Source::WebhookGet, deadline)
             .await?)
     }
 }
@@ -879,7 +978,12 @@ impl WebhookApp {
         if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
         }
-        match self.read_body(&parts.headers, body).await {
+        if parts.method == Method::HEAD {
+            let path = parts.uri.path().to_owned();
+            return self.refuse(&info, &[], WebhookError::Head { path }).await;
+        }
+        let deadline = self.deadline(&parts);
+        match self.read_body(&parts.headers, body, &deadline).await {
             Ok(body) => self.refuse(&info, &body, error).await,
             Err(too_large @ WebhookError::TooLarge { .. }) => {
                 self.refuse(&info, &[], too_large).await

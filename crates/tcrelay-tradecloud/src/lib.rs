@@ -88,12 +88,15 @@ pub fn api_error(error: ClientError) -> ApiError {
         ClientError::Unauthorized { .. } => ApiError::Unauthorized,
         ClientError::Upstream { status } => ApiError::Upstream { status },
         ClientError::BadRequest { status, reason } => {
-            // Tradecloud refused our request (a status filter it does not accept, say): its
-            // API's answer is for the operator; as a 502 the webhook keeps the notification
-            // (Tradecloud retries) and the poll run keeps its cursor while someone looks.
+            // Tradecloud refused our request: a functional refusal that a retry meets again.
+            // The webhook quarantines the GET and answers 400 (retrying it forever as a 502
+            // helped nobody); the poll run stops the stream at its cursor for the operator.
+            let reason = tcrelay_core::logsafe::escape_control(&reason).into_owned();
             tracing::error!(status, reason, "Tradecloud rejected the request");
-            ApiError::Upstream { status }
+            ApiError::Refused { status, reason }
         }
+        // Retried by Tradecloud (502) rather than dropped: raising the limit recovers it.
+        error @ ClientError::TooLarge { .. } => ApiError::Malformed(error.to_string()),
         ClientError::Timeout => ApiError::Timeout,
         ClientError::Connect { reason } => ApiError::Unavailable(reason),
         ClientError::Malformed { reason } => ApiError::Malformed(reason),
@@ -123,7 +126,11 @@ mod tests {
                 status: 400,
                 reason: "bad filter".into()
             }),
-            ApiError::Upstream { status: 400 }
+            ApiError::Refused { status: 400, reason } if reason == "bad filter"
+        ));
+        assert!(matches!(
+            api_error(ClientError::TooLarge { limit: 10 }),
+            ApiError::Malformed(_)
         ));
         assert!(matches!(api_error(ClientError::Timeout), ApiError::Timeout));
         assert!(matches!(

@@ -8,7 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -31,7 +31,9 @@ const REFRESH_TOKEN: &str = "refresh-token";
 ///
 /// Cheap to clone; clones share the tokens, the rate limiter and the connection pool, so one
 /// client per process (kept across warm Lambda invocations) logs in once. Calls of one client
-/// (and its clones) go out one at a time, as Tradecloud asks.
+/// (and its clones) start at most `max_requests_per_second` apart, as Tradecloud asks, and at
+/// most `max_concurrent_requests` wait for their answers at once, so one slow answer does not
+/// hold up every other call.
 #[derive(Clone, Debug)]
 pub struct TradecloudClient {
     inner: Arc<Inner>,
@@ -44,9 +46,11 @@ struct Inner {
     /// `base_url` without a trailing `/`.
     base: String,
     limiter: Arc<RateLimiter>,
-    /// Held for each attempt (token handling and the request), which makes calls sequential
-    /// and lets a single login or refresh serve everyone waiting.
+    /// Held while tokens are checked, obtained or refreshed (not during the request itself), so
+    /// a single login or refresh serves everyone waiting.
     session: Mutex<Session>,
+    /// One permit per request waiting for Tradecloud's answer.
+    in_flight: Semaphore,
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +144,18 @@ impl TradecloudClient {
                 });
             }
         }
+        if config.max_concurrent_requests == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "max_concurrent_requests",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if config.max_response_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "max_response_bytes",
+                reason: "must be at least 1".into(),
+            });
+        }
         if config.max_requests_per_second == 0 {
             return Err(ConfigError::Invalid {
                 setting: "max_requests_per_second",
@@ -160,6 +176,7 @@ impl TradecloudClient {
             .connect_timeout(config.timeout)
             .build()
             .map_err(|e| ConfigError::Http(e.to_string()))?;
+        let in_flight = Semaphore::new(config.max_concurrent_requests);
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -167,6 +184,7 @@ impl TradecloudClient {
                 base,
                 limiter,
                 session: Mutex::new(Session::default()),
+                in_flight,
             }),
         })
     }
@@ -295,11 +313,7 @@ impl TradecloudClient {
         let mut relogged = false;
         loop {
             let failure = {
-                let mut session = inner.session.lock().await;
-                match inner
-                    .attempt(&mut session, &request, deadline, &mut relogged)
-                    .await
-                {
+                match inner.attempt(&request, deadline, &mut relogged).await {
                     Ok(bytes) => {
                         debug!(
                             method = %request.method,
@@ -372,13 +386,15 @@ impl Inner {
 
     async fn attempt(
         &self,
-        session: &mut Session,
         request: &ApiRequest<'_>,
         deadline: Instant,
         relogged: &mut bool,
     ) -> Result<Vec<u8>, Failure> {
         loop {
-            let access = self.access_token(session, deadline).await?;
+            let access = {
+                let mut session = self.session.lock().await;
+                self.access_token(&mut session, deadline).await?
+            };
             let mut headers = HeaderMap::new();
             let mut bearer =
                 HeaderValue::try_from(format!("Bearer {}", access.expose())).map_err(|_| {
@@ -398,6 +414,12 @@ impl Inner {
                     HeaderValue::from_static("application/json"),
                 );
             }
+            // Held until the body is read: it bounds the answers being waited for.
+            let _permit = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(|_| malformed("the client's request bound was closed"))?;
             let response = self
                 .send_with_body(
                     request.method.clone(),
@@ -415,11 +437,19 @@ impl Inner {
                     path = request.path,
                     "Tradecloud answered 401, logging in again"
                 );
-                session.tokens = None;
+                let mut session = self.session.lock().await;
+                // Only the token this call used: another call may have logged in meanwhile.
+                if session
+                    .tokens
+                    .as_ref()
+                    .is_some_and(|t| t.access.expose() == access.expose())
+                {
+                    session.tokens = None;
+                }
                 continue;
             }
             if status.is_success() {
-                return read_body(response).await;
+                return read_body(response, self.config.max_response_bytes).await;
             }
             return Err(status_error(status, response).await);
         }
@@ -644,10 +674,28 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, Failure> {
-    match response.bytes().await {
-        Ok(bytes) => Ok(bytes.to_vec()),
-        Err(e) => Err(transport_failure(&e)),
+/// Reads an answer's body up to `limit` bytes; a larger one (announced or as it arrives) ends
+/// the call without reading the rest.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Failure> {
+    let too_large = || Failure::fatal(ClientError::TooLarge { limit });
+    if response
+        .content_length()
+        .is_some_and(|announced| announced > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(transport_failure(&e)),
+        }
     }
 }
 

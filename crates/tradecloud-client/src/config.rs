@@ -85,7 +85,20 @@ pub struct ClientConfig {
     /// How long an access token is used before it is refreshed. Tradecloud's own connector
     /// refreshes every 9 minutes; a token that states a shorter lifetime is refreshed sooner.
     pub refresh_interval: Duration,
+    /// Calls of this client (and its clones) that may wait for Tradecloud at once. Starts stay
+    /// spaced by the rate limit; the bound keeps one slow answer from holding up every other
+    /// call (a GET webhook behind another's 9 s fetch) without opening a flood.
+    pub max_concurrent_requests: usize,
+    /// Largest answer body read; a larger one ends the call as [`crate::ClientError::TooLarge`]
+    /// without reading the rest (a runaway or hostile answer must not exhaust memory).
+    pub max_response_bytes: usize,
 }
+
+/// Default for [`ClientConfig::max_concurrent_requests`].
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4;
+/// Default for [`ClientConfig::max_response_bytes`]: 64 MiB, far above an order of 500 lines or
+/// a poll page of 100 orders as Tradecloud sends them, far below the functions' memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for ClientConfig {
     fn default() -> Self {
@@ -98,6 +111,8 @@ impl Default for ClientConfig {
             backoff_max: Duration::from_secs(5),
             max_requests_per_second: 10,
             refresh_interval: Duration::from_secs(9 * 60),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }

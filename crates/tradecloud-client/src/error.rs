@@ -44,6 +44,13 @@ pub enum ClientError {
         /// The start of Tradecloud's error body.
         reason: String,
     },
+    /// Tradecloud's answer was larger than [`crate::ClientConfig::max_response_bytes`]; the
+    /// rest was not read. Not retried: the same object gives the same answer.
+    #[error("Tradecloud's answer is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// An id that cannot name an object in a URL path (empty, `.` or `..`); nothing was sent.
     #[error("invalid object id {id:?}")]
     InvalidId {

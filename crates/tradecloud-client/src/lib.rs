@@ -31,7 +31,10 @@ mod page;
 mod rate;
 
 pub use client::TradecloudClient;
-pub use config::{ClientConfig, Credentials, DEFAULT_BASE_URL, Secret};
+pub use config::{
+    ClientConfig, Credentials, DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_RESPONSE_BYTES, Secret,
+};
 pub use error::{ClientError, ConfigError};
 pub use page::{Page, PollEndpoint, PollQuery, SearchEndpoint, item_last_updated_at};
 pub use rate::RateLimiter;

@@ -501,10 +501,15 @@ async fn requests_respect_the_rate_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_calls_go_out_one_at_a_time() {
-    let (fake, client) = client(Fake::default()).await;
+async fn concurrent_calls_overlap_up_to_the_bound() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        max_concurrent_requests: 3,
+        ..config(&base)
+    })
+    .unwrap();
     fake.script(std::iter::repeat_n(
-        Step::Sleep(Duration::from_millis(30)),
+        Step::Sleep(Duration::from_millis(100)),
         8,
     ));
     let tasks: Vec<_> = (0..8)
@@ -516,12 +521,54 @@ async fn concurrent_calls_go_out_one_at_a_time() {
     for (i, task) in tasks.into_iter().enumerate() {
         assert_eq!(task.await.unwrap().unwrap()["id"], format!("o{i}"));
     }
-    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 1);
+    let most = fake.max_in_flight.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&most), "{most} calls waited at once");
     assert_eq!(
         fake.count("/v2/authentication/login"),
         1,
         "clones share the session"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_answer_does_not_hold_up_the_next_call() {
+    // Issue 15: a healthy GET waited 9 s behind a slow one.
+    let (fake, client) = client(Fake::default()).await;
+    client.login().await.unwrap();
+    fake.script([Step::Sleep(Duration::from_secs(5))]);
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move { client.fetch_order("slow").await })
+    };
+    while fake.in_flight.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let fast = client.fetch_order("fast").await.unwrap();
+    assert_eq!(fast["id"], "fast");
+    // Answered while the slow one is still waiting for its answer.
+    assert_eq!(fake.in_flight.load(Ordering::SeqCst), 1);
+    assert!(!slow.is_finished());
+    slow.abort();
+}
+
+#[tokio::test]
+async fn an_answer_over_the_size_limit_is_not_read() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        max_response_bytes: 16,
+        ..config(&base)
+    })
+    .unwrap();
+    let error = client.fetch_order("o-1").await.unwrap_err();
+    assert_eq!(error, ClientError::TooLarge { limit: 16 });
+    // Not retried: the same object gives the same answer.
+    assert_eq!(fake.api_requests().len(), 1);
+    let roomy = TradecloudClient::new(ClientConfig {
+        max_response_bytes: 4096,
+        ..config(&base)
+    })
+    .unwrap();
+    assert_eq!(roomy.fetch_order("o-1").await.unwrap()["id"], "o-1");
 }
 
 #[tokio::test]

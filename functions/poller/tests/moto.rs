@@ -228,6 +228,7 @@ async fn a_state_relayed_by_a_webhook_get_is_a_duplicate_for_the_poll() {
             &id,
             sim.order(&id).unwrap(),
             Source::WebhookGet,
+            &tcrelay_core::deadline::Deadline::after(std::time::Duration::from_secs(25)),
         )
         .await
         .unwrap();

@@ -1,6 +1,6 @@
 //! The webhook Lambda's glue, kept out of `main.rs` so the tests can run it: the settings it
 //! reads at start-up, the layer that carries API Gateway's request context into the core
-//! (request id, verified JWT), and the EMF metrics.
+//! (request id, verified JWT, the invocation's deadline), and the EMF metrics.
 
 pub mod metrics;
 
@@ -8,6 +8,9 @@ use axum::Router;
 use axum::extract::Request;
 use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
+use std::time::{Duration, SystemTime};
+
+use tcrelay_core::deadline::Deadline;
 use tcrelay_core::env::Env;
 use tcrelay_core::{Config, ConfigError, GatewayJwt, RequestId};
 
@@ -21,7 +24,9 @@ pub fn startup_config(env: &dyn Env) -> Result<Config, ConfigError> {
 /// [`RequestId`] (API Gateway's request id, else the Lambda invocation id), so a request's log
 /// lines and its problem answers name the id an operator finds in API Gateway's access log; and,
 /// when the route's JWT authorizer verified a token, a [`GatewayJwt`] with its issuer, which
-/// the core accepts in place of a Basic or Bearer credential if that issuer is configured.
+/// the core accepts in place of a Basic or Bearer credential if that issuer is configured;
+/// and the invocation's [`Deadline`], so every step of the request fits in the function's
+/// timeout (the core also applies its configured budget, whichever passes first).
 ///
 /// The request context is written by API Gateway, not by the client, so a caller cannot
 /// forge either value.
@@ -47,7 +52,21 @@ pub fn with_lambda_context(router: Router) -> Router {
             if let Some(issuer) = jwt_issuer.filter(|i| !i.is_empty()) {
                 request.extensions_mut().insert(GatewayJwt { issuer });
             }
+            if let Some(deadline) = request
+                .lambda_context_ref()
+                .map(|c| invocation_deadline(c.deadline(), SystemTime::now()))
+            {
+                request.extensions_mut().insert(deadline);
+            }
             request
         },
     ))
+}
+
+/// The invocation's deadline (wall clock, from the Runtime API) as a [`Deadline`] on the
+/// monotonic clock the steps are timed with. One already passed leaves no time at all: the
+/// request is then answered 503 at once rather than cut off by Lambda.
+pub fn invocation_deadline(deadline: SystemTime, now: SystemTime) -> Deadline {
+    let left = deadline.duration_since(now).unwrap_or(Duration::ZERO);
+    Deadline::at(tokio::time::Instant::now() + left, left)
 }

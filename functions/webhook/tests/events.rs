@@ -52,6 +52,7 @@ fn lambda_with(credentials: WebhookCredentials) -> Lambda {
             max_body_bytes: 6_000_000,
             max_lines: tradecloud_model::DEFAULT_MAX_LINES,
             retry_after_seconds: 30,
+            request_budget: std::time::Duration::from_secs(25),
         },
         sink.clone(),
         Arc::new(MemoryDedupe::default()),

@@ -50,6 +50,7 @@ async fn setup() -> Setup {
         max_body_bytes: 1_000_000,
         max_lines: tradecloud_model::DEFAULT_MAX_LINES,
         retry_after_seconds: 7,
+        request_budget: Duration::from_secs(25),
     };
     let app = WebhookApp::new(
         settings,

@@ -59,6 +59,7 @@ async fn setup(moto: &Moto) -> Setup {
         max_body_bytes: 6_000_000,
         max_lines: tradecloud_model::DEFAULT_MAX_LINES,
         retry_after_seconds: 5,
+        request_budget: Duration::from_secs(25),
     };
     let app = WebhookApp::new(
         settings,

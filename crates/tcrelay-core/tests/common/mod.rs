@@ -40,6 +40,7 @@ pub fn settings() -> WebhookSettings {
         max_body_bytes: 64 * 1024,
         max_lines: tradecloud_model::DEFAULT_MAX_LINES,
         retry_after_seconds: 7,
+        request_budget: std::time::Duration::from_secs(25),
     }
 }
 

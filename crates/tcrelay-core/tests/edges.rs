@@ -1,0 +1,365 @@
+//! Regression tests for the webhook's edges found by the hostile-client campaign (issue 15,
+//! SECURITY.md): time budgets, several `Authorization` headers, HEAD, trailing slashes, upstream
+//! 400, log injection and dedupe keys that used to collide. The router runs over the in-memory
+//! fakes, which can be switched to hang like a stalled AWS service.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use common::*;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use serde_json::json;
+use tcrelay_core::deadline::Deadline;
+use tcrelay_core::ports::RecordState;
+use tcrelay_core::testing::{ApiFailure, DedupeOp, Mode};
+use tcrelay_core::{RequestId, WebhookSettings};
+
+/// Far longer than any budget used here: a request still unanswered by then would have hit
+/// API Gateway's limit (500, dropped by Tradecloud).
+const NEVER: Duration = Duration::from_secs(10);
+
+fn budget(ms: u64) -> WebhookSettings {
+    WebhookSettings {
+        request_budget: Duration::from_millis(ms),
+        ..settings()
+    }
+}
+
+async fn answered(router: &axum::Router, request: Request<Body>) -> Answer {
+    tokio::time::timeout(NEVER, send(router, request))
+        .await
+        .expect("the webhook answered before the gateway's limit")
+}
+
+/// Waits until the send left running by a request that ran out of time has settled its claims.
+async fn settled(h: &Harness) {
+    tokio::time::timeout(NEVER, async {
+        while h
+            .dedupe
+            .records()
+            .values()
+            .any(|r| r.state == RecordState::InProgress)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the send settled its claims");
+}
+
+#[tokio::test]
+async fn a_stalled_queue_is_answered_503_in_time_and_the_message_arrives_once() {
+    let h = harness_with(budget(400), true);
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    h.sink.set_mode(Mode::Hang);
+    let a = answered(&h.router, post_json("/webhook", &body)).await;
+    a.assert_problem(503);
+    assert_eq!(a.body["type"], "urn:tradecloud-relay:problem:out-of-time");
+    // The send goes on and holds the claims: a retry now is told to come back.
+    let early = answered(&h.router, post_json("/webhook", &body)).await;
+    assert_eq!(
+        early.body["type"],
+        "urn:tradecloud-relay:problem:in-progress"
+    );
+    // The queue answers at last: the message is there, and the retry is a duplicate.
+    h.sink.set_mode(Mode::Up);
+    settled(&h).await;
+    assert_eq!(h.sink.envelopes().len(), 1);
+    let retry = answered(&h.router, post_json("/webhook", &body)).await;
+    assert_eq!(retry.body["outcome"], "duplicate", "{}", retry.body);
+    assert_eq!(h.sink.envelopes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stalled_queue_that_then_fails_leaves_the_message_to_the_retry() {
+    let h = harness_with(budget(400), true);
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    h.sink.set_mode(Mode::Hang);
+    answered(&h.router, post_json("/webhook", &body))
+        .await
+        .assert_problem(503);
+    h.sink.set_mode(Mode::Down);
+    settled(&h).await;
+    h.sink.set_mode(Mode::Up);
+    let retry = answered(&h.router, post_json("/webhook", &body)).await;
+    assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
+    assert_eq!(h.sink.envelopes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_hanging_dedupe_store_is_answered_503_in_time() {
+    let h = harness_with(budget(400), true);
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    h.dedupe.set_op_mode(DedupeOp::Claim, Mode::Hang);
+    answered(&h.router, post_json("/webhook", &body))
+        .await
+        .assert_problem(503);
+    assert!(h.sink.envelopes().is_empty());
+    h.dedupe.set_op_mode(DedupeOp::Claim, Mode::Up);
+    let retry = answered(&h.router, post_json("/webhook", &body)).await;
+    assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
+    assert_eq!(h.sink.envelopes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_hanging_tradecloud_fetch_is_answered_504_in_time() {
+    let h = harness_with(budget(400), true);
+    h.api
+        .put_order("o-9", full_order("o-9", "2025-04-23T10:01:53.812Z"));
+    h.api.set_failure(Some(ApiFailure::Hang));
+    answered(&h.router, get("/webhook/orders/o-9"))
+        .await
+        .assert_problem(504);
+    h.api.set_failure(None);
+    let retry = answered(&h.router, get("/webhook/orders/o-9")).await;
+    assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
+    assert_eq!(h.sink.envelopes().len(), 1);
+}
+
+#[tokio::test]
+async fn the_hosts_deadline_wins_when_it_is_earlier_than_the_budget() {
+    // A Lambda invocation with little time left: its deadline, not the 25 s budget, counts.
+    let h = harness();
+    h.sink.set_mode(Mode::Hang);
+    let mut request = post_json(
+        "/webhook",
+        &order_event("OrderLinesAcceptedBySupplier", &["l-1"]),
+    );
+    request
+        .extensions_mut()
+        .insert(Deadline::after(Duration::from_millis(300)));
+    answered(&h.router, request).await.assert_problem(503);
+}
+
+#[tokio::test]
+async fn several_authorization_headers_are_refused_even_if_one_is_valid() {
+    let h = harness();
+    let body = serde_json::to_vec(&order_event("OrderLinesAcceptedBySupplier", &["l-1"])).unwrap();
+    for (first, second) in [
+        (basic(USER, NEW_PASSWORD), basic(USER, "wrong")),
+        (basic(USER, "wrong"), basic(USER, NEW_PASSWORD)),
+        (basic(USER, NEW_PASSWORD), basic(USER, OLD_PASSWORD)),
+    ] {
+        let request = Request::post("/webhook")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, first)
+            .header(header::AUTHORIZATION, second)
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let a = send(&h.router, request).await;
+        let detail = a.assert_problem(401);
+        assert!(detail.contains("more than one"), "{detail}");
+        assert!(a.headers.get(header::WWW_AUTHENTICATE).is_some());
+    }
+    assert!(h.sink.envelopes().is_empty());
+    assert!(h.quarantine.kept().is_empty());
+}
+
+#[tokio::test]
+async fn head_does_nothing_on_any_route() {
+    let h = harness();
+    h.api
+        .put_order("o-9", full_order("o-9", "2025-04-23T10:01:53.812Z"));
+    for uri in [
+        "/webhook/orders/o-9",
+        "/webhook/orders?orderId=o-9",
+        "/webhook/orders",
+        "/webhook",
+        "/nowhere",
+    ] {
+        let request = Request::head(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let a = send(&h.router, request).await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{uri}");
+        assert!(a.headers.get(header::ALLOW).is_some(), "{uri}");
+        // Without credentials HEAD learns no more than any other method.
+        let stranger = Request::head(uri).body(Body::empty()).unwrap();
+        assert_eq!(
+            send(&h.router, stranger).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert!(h.api.calls().is_empty(), "HEAD fetched {:?}", h.api.calls());
+    assert!(h.sink.envelopes().is_empty());
+    assert!(h.quarantine.kept().is_empty());
+    assert!(h.dedupe.records().is_empty());
+}
+
+#[tokio::test]
+async fn a_trailing_slash_routes_as_without_it() {
+    let h = harness();
+    let a = send(
+        &h.router,
+        post_json(
+            "/webhook/orders/",
+            &order_event("OrderLinesAcceptedBySupplier", &["l-1"]),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let s = send(
+        &h.router,
+        post_json("/webhook/shipments/", &shipment_event("ShipmentCreated")),
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::ACCEPTED, "{}", s.body);
+    h.api
+        .put_order("o-9", full_order("o-9", "2025-04-23T10:01:53.812Z"));
+    let g = send(&h.router, get("/webhook/orders/o-9/")).await;
+    assert_eq!(g.status, StatusCode::ACCEPTED, "{}", g.body);
+    assert_eq!(g.body["id"], "o-9");
+    assert_eq!(h.sink.envelopes().len(), 3);
+    assert!(h.quarantine.kept().is_empty());
+}
+
+#[tokio::test]
+async fn an_upstream_400_is_quarantined_and_answered_400() {
+    let h = harness();
+    h.api.set_failure(Some(ApiFailure::Refused(400)));
+    let a = send(&h.router, get("/webhook/orders/o-9")).await;
+    a.assert_problem(400);
+    assert_eq!(
+        a.body["type"],
+        "urn:tradecloud-relay:problem:upstream-refused"
+    );
+    let kept = h.quarantine.kept();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].uri, "/webhook/orders/o-9");
+    assert!(h.sink.envelopes().is_empty());
+    // Other upstream errors stay retryable.
+    h.api.set_failure(Some(ApiFailure::Upstream(500)));
+    send(&h.router, get("/webhook/orders/o-9"))
+        .await
+        .assert_problem(502);
+}
+
+#[tokio::test]
+async fn line_ids_and_timestamps_that_used_to_share_a_key_are_both_relayed() {
+    let h = harness();
+    let a = order_event("OrderLinesAcceptedBySupplier", &["a\nb", "c"]);
+    let b = order_event("OrderLinesAcceptedBySupplier", &["a", "b\nc"]);
+    for body in [&a, &b] {
+        let answer = send(&h.router, post_json("/webhook", body)).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    }
+    let mut early = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    early["orderEvent"]["lastUpdatedAt"] = json!("2025-04-23T10:01:53.1231Z");
+    let mut late = early.clone();
+    late["orderEvent"]["lastUpdatedAt"] = json!("2025-04-23T10:01:53.1239Z");
+    for body in [&early, &late] {
+        let answer = send(&h.router, post_json("/webhook", body)).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    }
+    assert_eq!(h.sink.envelopes().len(), 4);
+    // One instant spelled two ways is still one message.
+    let mut same = early.clone();
+    same["orderEvent"]["lastUpdatedAt"] = json!("2025-04-23T10:01:53.123100+00:00");
+    let answer = send(&h.router, post_json("/webhook", &same)).await;
+    assert_eq!(answer.body["outcome"], "duplicate", "{}", answer.body);
+}
+
+/// Log lines written while `f` runs, as the local runner writes them (text, no colours).
+async fn logs_of<F: std::future::Future>(f: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let output = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        f.await
+    };
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    (output, text)
+}
+
+/// Every line starts as the formatter starts lines (a timestamp), so none was forged.
+fn assert_no_forged_line(logs: &str) {
+    assert!(!logs.is_empty());
+    assert!(!logs.contains('\u{1b}'), "raw ESC in the logs:\n{logs}");
+    for line in logs.lines() {
+        assert!(
+            line.starts_with(|c: char| c.is_ascii_digit()),
+            "a line not written by the formatter:\n{line:?}\nin\n{logs}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_newline_or_esc_in_an_xml_end_tag_cannot_forge_a_log_line() {
+    let h = harness();
+    let body = "<WebhookBody><eventName>X</eventName></eventName\n2099-01-01T00:00:00Z  INFO outcome=enqueued status=202 \u{1b}[2J></WebhookBody>";
+    let (a, logs) = logs_of(send(
+        &h.router,
+        post("/webhook", Some("application/xml"), body),
+    ))
+    .await;
+    a.assert_problem(400);
+    assert_no_forged_line(&logs);
+    // The reason quoted the end tag, escaped: the test exercised what it claims.
+    assert!(logs.contains("\\n2099-01-01"), "{logs}");
+    assert!(logs.contains("\\u{1b}[2J"), "{logs}");
+    // The operator still sees what was refused, escaped.
+    let kept = h.quarantine.kept();
+    assert_eq!(kept.len(), 1);
+    assert!(
+        logs.contains("refused") || logs.contains("quarantined"),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_control_character_in_the_request_id_cannot_forge_log_fields() {
+    let h = harness();
+    // HTTP itself lets a tab through a header value; a host (the Lambda) may hand any text.
+    let mut by_header = Request::post("/webhook")
+        .header(
+            "x-request-id",
+            HeaderValue::from_static("id\toutcome=enqueued"),
+        )
+        .body(Body::empty())
+        .unwrap();
+    *by_header.method_mut() = Method::POST;
+    let mut by_host = Request::post("/webhook").body(Body::empty()).unwrap();
+    by_host.extensions_mut().insert(RequestId(
+        "id\n2099-01-01T00:00:00Z  INFO outcome=enqueued status=202\u{1b}[0m".into(),
+    ));
+    let ((a, b), logs) = logs_of(async {
+        (
+            send(&h.router, by_header).await,
+            send(&h.router, by_host).await,
+        )
+    })
+    .await;
+    a.assert_problem(401);
+    b.assert_problem(401);
+    assert_no_forged_line(&logs);
+    assert_eq!(a.body["requestId"], "id\\toutcome=enqueued");
+    assert!(
+        b.body["requestId"]
+            .as_str()
+            .unwrap()
+            .starts_with("id\\n2099"),
+        "{}",
+        b.body
+    );
+}
