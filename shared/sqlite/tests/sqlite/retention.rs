@@ -40,7 +40,7 @@ async fn weeks_of_traffic_keep_the_file_bounded_and_lose_nothing_in_force() {
     let mut pending_forever = Vec::new();
     let mut size_after_first_week = 0;
     let mut largest_after = 0;
-    let hours = 4 * 7 * 24;
+    let hours: u64 = 4 * 7 * 24;
     for hour in 0..hours {
         let mut batch = Vec::new();
         for n in 0..PER_HOUR {
@@ -81,7 +81,7 @@ async fn weeks_of_traffic_keep_the_file_bounded_and_lose_nothing_in_force() {
     // Bounded: three more weeks of traffic did not grow the file beyond the first week's
     // steady state (plus a little slack for page allocation), though they wrote three times
     // as much as the file holds.
-    let written = (hours as u64) * (PER_HOUR as u64) * 8 * 1024;
+    let written = hours * (PER_HOUR as u64) * 8 * 1024;
     assert!(size_after_first_week > 0);
     assert!(
         largest_after <= size_after_first_week + size_after_first_week / 4 + 256 * 1024,
@@ -112,7 +112,7 @@ async fn weeks_of_traffic_keep_the_file_bounded_and_lose_nothing_in_force() {
 
     // Every record still in force is there; the expired ones are gone from the table, not
     // just ignored.
-    let now_hour = hours as u64;
+    let now_hour = hours;
     let ttl_hours = DEDUPE_TTL.as_secs() / 3600;
     for (key, done) in &completed {
         let live = store.lookup(key).await.unwrap();
