@@ -145,6 +145,9 @@ enum CursorCommand {
     },
 }
 
+/// How often `serve` deletes what the SQLite store no longer needs and gives the space back.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration like 30s or 5m: {e}"))
@@ -160,9 +163,11 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Demo { .. }));
+    init_tracing(!matches!(cli.command, Command::Serve { .. }));
     match run(cli).await {
         Ok(code) => code,
+        // `tcrelay queue list | head`: the reader has all it wanted; not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -170,8 +175,18 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Human-readable logs on stderr; `RUST_LOG` overrides the level (the demo prints its own
-/// progress, so it logs only warnings by default).
+/// Whether the error is the output pipe closed by its reader.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Human-readable logs on stderr; `RUST_LOG` overrides the level. Only `serve` logs INFO by
+/// default: the operator commands and the demo print their own output, and an INFO line about
+/// opening the store would only get in its way.
 fn init_tracing(quiet: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -222,7 +237,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cursor { command } => {
             let cursors: Arc<dyn CursorStore> = match backend {
-                Backend::Sqlite => Arc::new(open_store(&cli.db)?),
+                // `cursor set` may prepare a database before the first `serve` (a backfill
+                // start); `cursor show` only reads.
+                Backend::Sqlite if matches!(command, CursorCommand::Set { .. }) => {
+                    Arc::new(open_store(&cli.db)?)
+                }
+                Backend::Sqlite => Arc::new(open_existing(&cli.db)?),
                 Backend::Aws => {
                     let table = env
                         .get(tcrelay_core::config::TCRELAY_DEDUPE_TABLE)
@@ -254,6 +274,12 @@ fn open_store(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(path).with_context(|| format!("cannot open the database {}", path.display()))
 }
 
+/// The database of an operator command that must not create one (a mistyped `--db` would
+/// otherwise report an empty queue).
+fn open_existing(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    Ok(SqliteStore::open_existing(path, SqliteOptions::default())?)
+}
+
 fn open_local(
     path: &std::path::Path,
     backend: Backend,
@@ -264,7 +290,7 @@ fn open_local(
         "queue and quarantine commands read the local SQLite database; with --backend aws use \
          the SQS console or CLI on TCRELAY_QUEUE_URL / TCRELAY_QUARANTINE_QUEUE_URL"
     );
-    open_store(path)
+    open_existing(path)
 }
 
 async fn serve(
@@ -282,11 +308,13 @@ async fn serve(
             let options = SqliteOptions {
                 dedupe_ttl: settings.dedupe.ttl,
                 in_progress_expiry: settings.dedupe.in_progress_expiry,
+                acked_retention: settings.acked_retention,
                 ..SqliteOptions::default()
             };
             let store = SqliteStore::open_with(db, options)
                 .with_context(|| format!("cannot open the database {}", db.display()))?;
             tracing::info!(db = %db.display(), "local SQLite backend");
+            tokio::spawn(ops::housekeeping_loop(store.clone(), HOUSEKEEPING_INTERVAL));
             Ports::sqlite(&store)
         }
         Backend::Aws => {

@@ -104,12 +104,14 @@ pub async fn queue_stats(
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     let stats = store.stats().await?;
+    let sizes = store.file_sizes();
     if json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string(&stats).map_err(|e| OpsError::Invalid(e.to_string()))?
-        )?;
+        // The stats and the file sizes in one document.
+        let mut value =
+            serde_json::to_value(&stats).map_err(|e| OpsError::Invalid(e.to_string()))?;
+        value["fileBytes"] = sizes.db_bytes.into();
+        value["walBytes"] = sizes.wal_bytes.into();
+        writeln!(out, "{value}")?;
         return Ok(());
     }
     writeln!(out, "pending: {}", stats.pending)?;
@@ -128,7 +130,35 @@ pub async fn queue_stats(
             at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
         )?;
     }
+    writeln!(
+        out,
+        "file:    {} bytes (database {}, WAL {})",
+        sizes.total(),
+        sizes.db_bytes,
+        sizes.wal_bytes
+    )?;
     Ok(())
+}
+
+/// `serve` on SQLite: [`SqliteStore::housekeep`] at start and then every `interval`, so the
+/// file stays bounded (acknowledged messages past the retention and expired dedupe records
+/// deleted, space given back). A failure is logged and tried again next time: housekeeping
+/// never stops the relay.
+pub async fn housekeeping_loop(store: SqliteStore, interval: std::time::Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match store.housekeep().await {
+            Ok(report) => tracing::info!(
+                acked_deleted = report.acked_deleted,
+                dedupe_deleted = report.dedupe_deleted,
+                file_bytes = store.file_sizes().total(),
+                "housekeeping"
+            ),
+            Err(error) => tracing::warn!(%error, "housekeeping failed; trying again later"),
+        }
+    }
 }
 
 /// `quarantine list`: one line per kept request. What the request said (its reason quotes the

@@ -11,7 +11,7 @@ pub use tcrelay_core::config::DedupeTimings;
 use tcrelay_core::config::{
     AwsResources, TCRELAY_AWS_ENDPOINT_URL, TradecloudSettings, WebhookConfig,
 };
-use tcrelay_core::env::{Env, get};
+use tcrelay_core::env::{Env, get, number};
 use tcrelay_poll::PollConfig;
 
 use crate::server::ServerLimits;
@@ -44,7 +44,15 @@ pub struct Settings {
     pub aws: Option<AwsResources>,
     /// The HTTP server's timeouts and connection cap.
     pub server: ServerLimits,
+    /// How long the SQLite queue keeps acknowledged messages ([`TCRELAY_ACKED_RETENTION_DAYS`]).
+    pub acked_retention: std::time::Duration,
 }
+
+/// Days the local queue keeps acknowledged messages before `serve` deletes them (0 to 3650;
+/// default [`DEFAULT_ACKED_RETENTION_DAYS`]). Pending messages are never deleted.
+pub const TCRELAY_ACKED_RETENTION_DAYS: &str = "TCRELAY_ACKED_RETENTION_DAYS";
+/// Long enough to look back at last week's traffic with `queue export --all`.
+pub const DEFAULT_ACKED_RETENTION_DAYS: u64 = 7;
 
 impl Settings {
     /// Reads the sections `backend` needs.
@@ -65,6 +73,17 @@ impl Settings {
                 )
             }
         };
+        let days = number(
+            env,
+            TCRELAY_ACKED_RETENTION_DAYS,
+            DEFAULT_ACKED_RETENTION_DAYS,
+        )?;
+        if days > 3650 {
+            return Err(ConfigError::Invalid {
+                var: TCRELAY_ACKED_RETENTION_DAYS,
+                reason: "must be between 0 and 3650".to_owned(),
+            });
+        }
         Ok(Self {
             tradecloud,
             webhook,
@@ -72,6 +91,7 @@ impl Settings {
             dedupe,
             aws,
             server: ServerLimits::from_env_map(env)?,
+            acked_retention: std::time::Duration::from_secs(days * 86_400),
         })
     }
 }

@@ -124,13 +124,13 @@ fn cursor_set_and_show() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     let db = path.to_str().unwrap();
-    let o = tcrelay(&["--db", db, "cursor", "show", "orders"], &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("never polled"), "{}", stdout(&o));
-
+    // `set` may create the database (a backfill start before the first `serve`).
     let at = "2025-02-03T04:05:06.789Z";
     let o = tcrelay(&["--db", db, "cursor", "set", "orders", at], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let o = tcrelay(&["--db", db, "cursor", "show", "shipments"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("never polled"), "{}", stdout(&o));
     let o = tcrelay(&["--db", db, "cursor", "show", "orders"], &[]);
     assert!(stdout(&o).contains(at), "{}", stdout(&o));
     let o = tcrelay(
@@ -224,4 +224,80 @@ fn bad_flags_and_settings_are_named() {
     let o = tcrelay(&["--backend", "azure", "queue", "stats"], &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--backend"), "{}", stderr(&o));
+}
+
+#[test]
+fn read_only_commands_refuse_a_missing_database_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mistyped.db");
+    let db = path.to_str().unwrap();
+    for args in [
+        &["queue", "list"][..],
+        &["queue", "list", "--all"],
+        &["queue", "export"],
+        &["queue", "stats"],
+        &["queue", "stats", "--json"],
+        &["queue", "ack", "--up-to", "3"],
+        &["quarantine", "list"],
+        &["quarantine", "export"],
+        &["cursor", "show"],
+        &["cursor", "show", "orders"],
+    ] {
+        let o = tcrelay(&[&["--db", db][..], args].concat(), &[]);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
+        assert_eq!(stdout(&o), "", "{args:?}");
+        assert!(
+            stderr(&o).contains(&format!("no database at {db}")),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+}
+
+#[tokio::test]
+async fn operator_commands_are_quiet_and_a_closed_pipe_ends_them_silently() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.db");
+    let db = path.to_str().unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    // Far more than a pipe buffer (64 KiB), so the command is still writing when the reader
+    // goes away.
+    let many: Vec<Envelope> = (1..=3000).map(|n| envelope(&format!("o{n}"), n)).collect();
+    store.enqueue(&many).await.unwrap();
+    drop(store);
+
+    // Quiet: no log lines (the store's INFO "SQLite store open" among them) on a good run.
+    for args in [&["queue", "stats"][..], &["queue", "list", "--limit", "3"]] {
+        let o = tcrelay(&[&["--db", db][..], args].concat(), &[]);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?} wrote to stderr");
+        assert!(!stdout(&o).contains("INFO"), "{}", stdout(&o));
+    }
+
+    // `tcrelay queue export | head -1`, and the same for list.
+    for args in [
+        &["queue", "export"][..],
+        &["queue", "list", "--limit", "3000"],
+    ] {
+        let mut child = common::command(&[])
+            .args([&["--db", db][..], args].concat())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcrelay");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?} printed nothing");
+        // The reader is gone (stdout dropped above): the next writes fail with EPIPE.
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(stderr(&o), "", "{args:?} complained about the closed pipe");
+        assert!(o.status.success(), "{args:?}: {}", o.status);
+    }
 }

@@ -50,6 +50,9 @@ impl Durability {
     }
 }
 
+/// The WAL file is truncated to this many bytes after a checkpoint.
+const WAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+
 /// Settings of a [`SqliteStore`]. The dedupe expiries default to those of the DynamoDB store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -64,6 +67,10 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// Commit durability. Default: [`Durability::Full`].
     pub durability: Durability,
+    /// How long an acknowledged message stays in the outbound queue before
+    /// [`purge`](SqliteStore::purge) deletes it (for `queue list --all` and `queue export --all`
+    /// after the fact). Pending messages are never deleted. Default: 7 days.
+    pub acked_retention: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -73,6 +80,7 @@ impl Default for SqliteOptions {
             in_progress_expiry: Duration::from_secs(60),
             busy_timeout: Duration::from_secs(5),
             durability: Durability::Full,
+            acked_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -115,7 +123,33 @@ impl SqliteStore {
 
     /// Opens (creating if absent) the database at `path` with `options`.
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_flags(path.as_ref(), options, OpenFlags::SQLITE_OPEN_CREATE)
+    }
+
+    /// Opens the database at `path` only if it exists: [`OpenError::Missing`] otherwise, and
+    /// nothing is created. For the operator commands, where a mistyped path must not turn into
+    /// an empty database that reports "pending: 0".
+    pub fn open_existing(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        // SQLite without SQLITE_OPEN_CREATE refuses a missing file too, but with a message
+        // ("unable to open database file") that does not say which.
+        if !path.is_file() {
+            return Err(OpenError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::open_flags(path, options, OpenFlags::empty())
+    }
+
+    fn open_flags(
+        path: &Path,
+        options: SqliteOptions,
+        create: OpenFlags,
+    ) -> Result<Self, OpenError> {
+        let path = path.to_path_buf();
         let sqlite = |source| OpenError::Sqlite {
             path: path.clone(),
             source,
@@ -123,7 +157,7 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
+                | create
                 // Our mutex serialises use of the connection; SQLite's own would be redundant.
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
@@ -143,8 +177,12 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(OpenError::NoWal { path, mode });
         }
+        // auto_vacuum takes effect only on a file without tables yet (a new one); older files
+        // are converted by the first `purge`. journal_size_limit truncates the WAL back to
+        // 16 MiB after each checkpoint, so one large burst does not keep a large WAL for ever.
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {};",
+            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA synchronous = {}; \
+             PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};",
             options.durability.pragma()
         ))
         .map_err(sqlite)?;

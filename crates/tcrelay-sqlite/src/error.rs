@@ -95,6 +95,13 @@ pub enum OpenError {
         /// The journal mode SQLite reported.
         mode: String,
     },
+    /// [`SqliteStore::open_existing`](crate::SqliteStore::open_existing) found no database at
+    /// the path (a mistyped `--db`): nothing was created.
+    #[error("no database at {path} (give the path of an existing one with --db or TCRELAY_DB)")]
+    Missing {
+        /// The path that was asked for.
+        path: PathBuf,
+    },
 }
 
 #[cfg(test)]

@@ -28,8 +28,11 @@
 //!   [`quarantine_count`](SqliteStore::quarantine_count);
 //! - cursors: `read` and `set` of the [`CursorStore`](tcrelay_core::ports::CursorStore) trait,
 //!   and [`cursors`](SqliteStore::cursors) for all streams with their leases;
-//! - housekeeping: [`purge_expired_dedupe`](SqliteStore::purge_expired_dedupe),
-//!   [`check_integrity`](SqliteStore::check_integrity).
+//! - housekeeping: [`housekeep`](SqliteStore::housekeep) (acknowledged messages past
+//!   [`SqliteOptions::acked_retention`], expired dedupe records, space given back; `serve` runs
+//!   it on a schedule), [`purge_acked`](SqliteStore::purge_acked),
+//!   [`purge_expired_dedupe`](SqliteStore::purge_expired_dedupe),
+//!   [`file_sizes`](SqliteStore::file_sizes), [`check_integrity`](SqliteStore::check_integrity).
 //!
 //! Durability: WAL journal, `synchronous=FULL` by default, so every call that returned `Ok`
 //! (an enqueue before the webhook's 202, a completed dedupe record, a checkpoint) survives a
@@ -42,6 +45,7 @@ mod dedupe;
 mod error;
 mod quarantine;
 mod queue;
+mod retention;
 mod schema;
 
 pub use clock::{Clock, system_clock};
@@ -50,4 +54,5 @@ pub use db::{Durability, SqliteOptions, SqliteStore};
 pub use error::OpenError;
 pub use quarantine::QuarantineEntry;
 pub use queue::{KindCounts, QueueEntry, QueueStats, QueuedEnvelope};
+pub use retention::{FileSizes, HousekeepingReport};
 pub use schema::SCHEMA_VERSION;

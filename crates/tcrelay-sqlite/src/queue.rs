@@ -3,7 +3,8 @@
 //!
 //! The row id (AUTOINCREMENT) is the queue order: one batch is inserted in its given order in one
 //! transaction, and later batches get higher ids, across restarts too. A consumer reads pending
-//! rows in id order and acknowledges them (`acked_at`); acknowledged rows stay for the record.
+//! rows in id order and acknowledges them (`acked_at`); acknowledged rows stay for the record
+//! until the retention has passed (see [`SqliteStore::housekeep`]).
 
 use std::collections::BTreeMap;
 

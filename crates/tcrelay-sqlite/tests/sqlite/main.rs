@@ -10,3 +10,4 @@ mod durability;
 mod failures;
 mod quarantine;
 mod queue;
+mod retention;
