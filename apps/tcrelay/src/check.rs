@@ -1,5 +1,5 @@
 //! The check against the simulator's ground truth, shared by the demo and the end-to-end tests:
-//! "nothing lost, nothing twice" under the dedupe rules of DESIGN.md.
+//! "nothing lost, nothing twice" under the dedupe rules of docs/design.md.
 //!
 //! What it checks, given the simulator's changes, webhook deliveries and final objects, and the
 //! queue's envelopes in queue order:

@@ -185,8 +185,8 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         .collect();
     let distinct: HashSet<&str> = keys.iter().map(String::as_str).collect();
     // A request killed after its enqueue committed but before its dedupe record did may be
-    // enqueued again by Tradecloud's retry: the at-least-once window of a crash (DESIGN.md,
-    // "in-progress state so a crash ... does not swallow the event"). Only requests in flight
+    // enqueued again by Tradecloud's retry: the at-least-once window of a crash (docs/design.md,
+    // "In-progress claims"). Only requests in flight
     // at the kill (at most 8) may be doubled; nothing acknowledged before it ever is.
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for key in &keys {

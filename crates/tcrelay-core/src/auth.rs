@@ -1,6 +1,6 @@
 //! Webhook authentication: HTTP Basic and Bearer, several credentials at once (rotation).
 //!
-//! Tradecloud authenticates with one static credential typed into its portal (TRADECLOUD-API.md
+//! Tradecloud authenticates with one static credential typed into its portal (docs/tradecloud.md
 //! §3.2). We keep only SHA-256 digests of the configured credentials and compare the digest of
 //! what arrived against every one of them in constant time, without stopping at the first
 //! match: neither the time taken nor an early exit tells an attacker how close a guess was or

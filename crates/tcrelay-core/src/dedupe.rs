@@ -1,4 +1,4 @@
-//! The two dedupe keys (DESIGN.md, "Dedupe: two keys").
+//! The two dedupe keys (docs/design.md, "Dedupe: two keys").
 //!
 //! - The **message key** identifies one webhook message, so Tradecloud's retries of it are
 //!   suppressed. It is built from what the message says about itself, not from `meta.messageId`

@@ -16,7 +16,7 @@
 //! Every step runs within the request's [`Deadline`] (the Lambda invocation's, or
 //! [`WebhookSettings::request_budget`]): when the rest cannot cover the next step, the claims
 //! are released and the answer is 503, before API Gateway would answer 500 for us. What Tradecloud does
-//! with each answer is in DESIGN.md, "Answer codes": 4xx and 500 drop the message, 502/503/504
+//! with each answer is in docs/design.md, "Answer codes": 4xx and 500 drop the message, 502/503/504
 //! make Tradecloud retry. So every transient failure is 502/503/504 with `Retry-After`, a panic
 //! is caught and answered 503, and an authenticated request refused with a 4xx is first kept in
 //! the quarantine (if that fails: 503, so it comes back).
@@ -207,8 +207,8 @@ pub fn webhook_router(app: Arc<WebhookApp>) -> Router {
         .layer(middleware::from_fn(trace_request))
 }
 
-/// One span per request with the fields DESIGN.md asks for (never credentials or payloads),
-/// and one log line with the answer.
+/// One span per request with the fields docs/design.md ("Logs and metrics") asks for (never
+/// credentials or payloads), and one log line with the answer.
 async fn trace_request(mut request: Request, next: Next) -> Response {
     let request_id = request
         .extensions()

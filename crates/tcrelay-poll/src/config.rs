@@ -69,7 +69,7 @@ pub enum EchoSide {
 
 impl EchoSide {
     /// The `inProgressStatus` values that mean "a request our side opened is still open"
-    /// (TRADECLOUD-API.md §8, option 2).
+    /// (docs/tradecloud.md §8.1, option 2).
     pub fn own_request_statuses(self) -> &'static [&'static str] {
         match self {
             EchoSide::Buyer => &["OpenBuyerReopenRequest", "OpenBuyerReconfirmationRequest"],
@@ -82,7 +82,7 @@ impl EchoSide {
     }
 }
 
-/// The echo filter (TRADECLOUD-API.md §8): order lines whose values are stale because our own
+/// The echo filter (docs/tradecloud.md §8.1): order lines whose values are stale because our own
 /// ERP's change is still an open request are left out, so the ERP does not overwrite it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EchoFilter {

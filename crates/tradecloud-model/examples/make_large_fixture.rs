@@ -1,6 +1,6 @@
 //! Writes the 500-line order fixture pair, `tests/fixtures/webhook/order-500-lines.{json,xml}`.
 //!
-//! 500 lines is Tradecloud's maximum per order (TRADECLOUD-API.md §1). The JSON is built here;
+//! 500 lines is Tradecloud's maximum per order (docs/tradecloud.md §1). The JSON is built here;
 //! the tXML twin is written with `tradecloud_model::txml::to_txml`, so unlike every other tXML
 //! fixture it is *not* independent of the model's writer: it tests the reader against the
 //! writer at full size (and feeds the benchmark), while the hand-written fixtures test the

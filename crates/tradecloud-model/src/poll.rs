@@ -1,4 +1,4 @@
-//! The poll and search requests and their answers (TRADECLOUD-API.md §6).
+//! The poll and search requests and their answers (docs/tradecloud.md §6).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

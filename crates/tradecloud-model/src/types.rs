@@ -1,4 +1,4 @@
-//! The typed view of Tradecloud's messages (TRADECLOUD-API.md §4–§7).
+//! The typed view of Tradecloud's messages (docs/tradecloud.md §4–§7).
 //!
 //! Every field is optional and unknown fields are ignored, because Tradecloud may add fields
 //! and values at any time. The typed view is what the relay reads (ids, timestamps, line
