@@ -96,7 +96,9 @@ fn settings() -> WebhookSettings {
         credentials,
         filter: EventFilter::allow_all(),
         max_body_bytes: 8 * 1024 * 1024,
+        max_lines: tradecloud_model::DEFAULT_MAX_LINES,
         retry_after_seconds: 1,
+        request_budget: std::time::Duration::from_secs(25),
     }
 }
 
@@ -112,6 +114,7 @@ async fn start_relay(ports: Ports) -> RunningServer {
         ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             poll_interval: None,
+            limits: Default::default(),
         },
     )
     .await

@@ -24,6 +24,7 @@ async fn serve(limits: ServerLimits) -> (RunningServer, tempfile::TempDir) {
             credentials,
             filter: EventFilter::allow_all(),
             max_body_bytes: 1_000_000,
+            max_lines: tradecloud_model::DEFAULT_MAX_LINES,
             retry_after_seconds: 1,
             request_budget: Duration::from_secs(5),
         },

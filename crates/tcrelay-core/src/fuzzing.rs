@@ -209,6 +209,7 @@ async fn check(data: &[u8]) {
         credentials: credentials(),
         filter: EventFilter::allow_all(),
         max_body_bytes: 64 * 1024,
+        max_lines: tradecloud_model::DEFAULT_MAX_LINES,
         retry_after_seconds: 1,
         request_budget: std::time::Duration::from_secs(5),
     };

@@ -748,7 +748,10 @@ impl WebhookApp {
                 found: event.kind,
             });
         }
-        Ok((self.relay.relay_event(&event, body, deadline).await?, lenient))
+        Ok((
+            self.relay.relay_event(&event, body, deadline).await?,
+            lenient,
+        ))
     }
 
     async fn handle_get(&self, kind: ObjectKind, id: Option<String>, request: Request) -> Response {
