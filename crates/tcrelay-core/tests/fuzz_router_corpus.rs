@@ -1,5 +1,5 @@
-//! Replays the router fuzz target's corpus and every crash it found (`fuzz-router/corpus/router`,
-//! `fuzz-router/regressions`) through the same case the fuzzer runs, on stable and in CI: a
+//! Replays the router fuzz target's corpus and every crash it found (`fuzz/corpus/router`,
+//! `fuzz/regressions/router`) through the same case the fuzzer runs, on stable and in CI: a
 //! status outside the documented set, a caught panic, or anything done without valid
 //! credentials fails here as it failed under the fuzzer.
 
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tcrelay_core::fuzzing::run_case;
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz-router")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
 fn inputs(dir: &Path) -> Vec<PathBuf> {
@@ -39,5 +39,5 @@ fn the_corpus_keeps_every_promise() {
 
 #[test]
 fn every_crash_the_fuzzer_found_stays_fixed() {
-    replay(&inputs(&fuzz_dir().join("regressions")));
+    replay(&inputs(&fuzz_dir().join("regressions/router")));
 }
