@@ -480,13 +480,14 @@ fn parse_webhook_json(body: &[u8], leniencies: &mut Leniencies) -> Result<Value,
     // serde_json checks the UTF-8 of every string it reads, and any other byte outside ASCII
     // is a syntax error, so invalid UTF-8 always fails the parse: the body is only scanned
     // for it then, to name the offset, never on the way to a success.
-    crate::json::parse_typed(body, &WEBHOOK_BODY_SHAPE, leniencies).map_err(|e| {
-        match std::str::from_utf8(body) {
+    crate::json::parse_typed(body, &WEBHOOK_BODY_SHAPE, leniencies).map_err(|e| match e {
+        crate::json::ReadError::OverBudget { limit } => DecodeError::TooManyValues { limit },
+        crate::json::ReadError::Json(e) => match std::str::from_utf8(body) {
             Err(utf8) => DecodeError::InvalidUtf8 {
                 offset: utf8.valid_up_to(),
             },
             Ok(_) => json_error(e),
-        }
+        },
     })
 }
 

@@ -20,50 +20,125 @@ use crate::schema::{Shape, field, global_field};
 /// one key and the number's digits as a string (how `serde_json::Value` itself reads numbers).
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
+/// What a decoded value costs at most, in bytes, counting each value and each object key as
+/// one unit: the value's slot with its list's spare capacity, a key's or a short text's heap
+/// block, a map node's share. A body of tiny values (`[0,0,…]`, two bytes each) costs some
+/// 30 times its size as JSON values; the budget below keeps every body within the memory
+/// bound however it is made.
+pub const UNIT_COST_BYTES: usize = 128;
+
+/// How many values and keys a body of `body_len` bytes may hold: what fits in 64 MiB plus
+/// eight times its size at [`UNIT_COST_BYTES`] each. Tradecloud's messages hold one value per
+/// 20 bytes or more, far below this (one per 16 bytes of a large body).
+pub fn value_budget(body_len: usize) -> usize {
+    (64 * 1024 * 1024 + 8 * body_len) / UNIT_COST_BYTES
+}
+
+/// Why a one-pass read failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The JSON is malformed.
+    Json(serde_json::Error),
+    /// The body holds more values than [`value_budget`] allows for its size.
+    OverBudget {
+        /// The budget.
+        limit: usize,
+    },
+}
+
 /// Parses `body` (JSON) into its value, typing numbers and booleans by `shape` as
-/// [`crate::normalize::normalize_lenient`] would, and recording what does not fit in
-/// `leniencies`.
+/// [`crate::normalize::normalize_lenient`] would, recording what does not fit in
+/// `leniencies`, and refusing a body of more values and keys than [`value_budget`] allows.
 pub fn parse_typed(
     body: &[u8],
     shape: &'static Shape,
     leniencies: &mut Leniencies,
-) -> Result<Value, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = Typed {
-        shape: Some(shape),
-        path: &Path::Root,
+) -> Result<Value, ReadError> {
+    let limit = value_budget(body.len());
+    let mut ctx = Ctx {
         out: leniencies,
+        left: limit,
+        exceeded: false,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = Typed {
+        shape: Some(shape),
+        typing: true,
+        path: &Path::Root,
+        ctx: &mut ctx,
     }
-    .deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
+    match read {
+        Ok(value) => Ok(value),
+        // The visitor stops the parse with an error of its own when the budget runs out.
+        Err(_) if ctx.exceeded => Err(ReadError::OverBudget { limit }),
+        Err(e) => Err(ReadError::Json(e)),
+    }
+}
+
+/// What the whole read shares: the deviations met, and the units of the budget left.
+struct Ctx<'l> {
+    out: &'l mut Leniencies,
+    left: usize,
+    exceeded: bool,
+}
+
+impl Ctx<'_> {
+    fn charge<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        if self.left == 0 {
+            self.exceeded = true;
+            return Err(E::custom("more values than the body's size allows"));
+        }
+        self.left -= 1;
+        Ok(())
+    }
 }
 
 /// One value being read: its expected shape (`None`: unknown place, typed by the global
-/// table only inside objects) and its path for the deviations.
-struct Typed<'p, 'l> {
+/// table only inside objects) and its path for the deviations. Without `typing`, the value
+/// is kept exactly as sent (inside a value that did not fit its shape), only counted.
+struct Typed<'p, 'c, 'l> {
     shape: Option<&'static Shape>,
+    typing: bool,
     path: &'p Path<'p>,
-    out: &'l mut Leniencies,
+    ctx: &'c mut Ctx<'l>,
 }
 
-impl Typed<'_, '_> {
+impl<'l> Typed<'_, '_, 'l> {
     fn mismatch(&mut self, found: &'static str) {
         if let Some(expected) = self.shape {
-            self.out.push(self.path, expected_words(expected), found);
+            self.ctx
+                .out
+                .push(self.path, expected_words(expected), found);
+        }
+    }
+
+    /// A value inside this one, at `path`.
+    fn child<'q, 'd>(
+        &'d mut self,
+        shape: Option<&'static Shape>,
+        path: &'q Path<'q>,
+    ) -> Typed<'q, 'd, 'l> {
+        Typed {
+            shape: if self.typing { shape } else { None },
+            typing: self.typing,
+            path,
+            ctx: self.ctx,
         }
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Typed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Typed<'_, '_, '_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        self.ctx.charge::<D::Error>()?;
         de.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Typed<'_, '_> {
+impl<'de> Visitor<'de> for Typed<'_, '_, '_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,21 +204,14 @@ impl<'de> Visitor<'de> for Typed<'_, '_> {
             Some(_) => {
                 // Not a list where one is expected: reported, and kept exactly as sent.
                 self.mismatch("an array");
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Value>()? {
-                    items.push(item);
-                }
-                return Ok(Value::Array(items));
+                self.typing = false;
+                None
             }
         };
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         loop {
             let path = Path::Index(self.path, items.len());
-            let item = seq.next_element_seed(Typed {
-                shape: of,
-                path: &path,
-                out: self.out,
-            })?;
+            let item = seq.next_element_seed(self.child(of, &path))?;
             match item {
                 Some(item) => items.push(item),
                 None => break,
@@ -170,30 +238,24 @@ impl<'de> Visitor<'de> for Typed<'_, '_> {
             Some(_) => {
                 // Not an object where one is expected: reported, and kept exactly as sent.
                 self.mismatch("an object");
-                let mut object = Map::new();
-                let value: Value = map.next_value()?;
-                object.insert(first, value);
-                while let Some((key, value)) = map.next_entry::<String, Value>()? {
-                    object.insert(key, value);
-                }
-                return Ok(Value::Object(object));
+                self.typing = false;
+                None
             }
         };
         let mut object = Map::new();
         let mut key = Some(first);
         while let Some(name) = key {
-            let shape = match fields {
-                Some(fields) => field(fields, &name)
+            // A key costs a unit of its own: short distinct keys are the costliest shape.
+            self.ctx.charge::<A::Error>()?;
+            let shape = match (self.typing, fields) {
+                (false, _) => None,
+                (true, Some(fields)) => field(fields, &name)
                     .map(|f| &f.shape)
                     .or_else(|| global_field(&name)),
-                None => global_field(&name),
+                (true, None) => global_field(&name),
             };
             let path = Path::Key(self.path, &name);
-            let value = map.next_value_seed(Typed {
-                shape,
-                path: &path,
-                out: self.out,
-            })?;
+            let value = map.next_value_seed(self.child(shape, &path))?;
             object.insert(name, value);
             key = map.next_key::<String>()?;
         }
@@ -201,7 +263,7 @@ impl<'de> Visitor<'de> for Typed<'_, '_> {
     }
 }
 
-impl Typed<'_, '_> {
+impl Typed<'_, '_, '_> {
     fn number(mut self, n: Number) -> Value {
         if !matches!(self.shape, None | Some(Shape::Num)) {
             self.mismatch("a number");

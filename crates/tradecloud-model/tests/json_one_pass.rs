@@ -33,7 +33,7 @@ fn same_as_two_passes(name: &str, body: &[u8]) -> bool {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let mut one_pass = Leniencies::new();
     let got = parse_typed(body, &WEBHOOK_BODY_SHAPE, &mut one_pass)
-        .unwrap_or_else(|e| panic!("{name}: refused in one pass: {e}"));
+        .unwrap_or_else(|e| panic!("{name}: refused in one pass: {e:?}"));
     assert_eq!(got, expected, "{name}: payloads differ");
     assert_eq!(one_pass.total(), two_pass.total(), "{name}: deviations");
     // Which deviations are kept depends on the order met once there are more than are kept.
