@@ -467,13 +467,38 @@ pub fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
             offset: e.valid_up_to(),
         });
     }
-    serde_json::from_slice(body).map_err(|e| DecodeError::Json {
+    serde_json::from_slice(body).map_err(json_error)
+}
+
+/// Parses a webhook body's JSON, typed by the schema as it is read (one pass; see
+/// [`crate::json`]), with the same errors as [`parse_json`].
+fn parse_webhook_json(body: &[u8], leniencies: &mut Leniencies) -> Result<Value, DecodeError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(DecodeError::Empty);
+    }
+    // serde_json checks the UTF-8 of every string it reads, and any other byte outside ASCII
+    // is a syntax error, so invalid UTF-8 always fails the parse: the body is only scanned
+    // for it then, to name the offset, never on the way to a success.
+    crate::json::parse_typed(body, &WEBHOOK_BODY_SHAPE, leniencies).map_err(|e| match e {
+        crate::json::ReadError::OverBudget { limit } => DecodeError::TooManyValues { limit },
+        crate::json::ReadError::Json(e) => match std::str::from_utf8(body) {
+            Err(utf8) => DecodeError::InvalidUtf8 {
+                offset: utf8.valid_up_to(),
+            },
+            Ok(_) => json_error(e),
+        },
+    })
+}
+
+fn json_error(e: serde_json::Error) -> DecodeError {
+    DecodeError::Json {
         at: Location {
             line: e.line(),
             column: e.column(),
         },
         message: strip_position(&e.to_string()),
-    })
+    }
 }
 
 /// serde_json appends " at line L column C" to its messages; we report the location apart.
@@ -503,12 +528,8 @@ pub fn decode_webhook_with(
     let format = detect_format(body, content_type)?;
     let mut leniencies = Leniencies::new();
     let payload = match format {
-        Format::Json => {
-            let mut payload = parse_json(body)?;
-            normalize_lenient(&mut payload, &WEBHOOK_BODY_SHAPE, &mut leniencies);
-            payload
-        }
-        // The reader types every value as it reads it: no second pass.
+        // Both readers type every value as they read it: no second pass.
+        Format::Json => parse_webhook_json(body, &mut leniencies)?,
         Format::Txml => txml::from_txml_lenient(body, &mut leniencies)?,
     };
     let body = WebhookBody::read(&payload, &mut leniencies)?;

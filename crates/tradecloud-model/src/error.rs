@@ -34,9 +34,9 @@ impl fmt::Display for Location {
     }
 }
 
-/// Why a body could not be decoded. Every variant but `UnsupportedMediaType` and
-/// `TooManyLines` means the body is malformed or invalid (HTTP 400); those mean we do not read
-/// that content type (415), or not that many lines (413).
+/// Why a body could not be decoded. Every variant but `UnsupportedMediaType`, `TooManyLines`
+/// and `TooManyValues` means the body is malformed or invalid (HTTP 400); those mean we do
+/// not read that content type (415), or not that many lines or values (413).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The content type is neither JSON nor XML (nor absent or generic, which we sniff).
@@ -137,6 +137,16 @@ pub enum DecodeError {
         /// The limit.
         limit: usize,
     },
+    /// More values than a body of its size may hold without breaking the memory bound (HTTP
+    /// 413: the message is kept, not relayed). Only a body of many tiny values (`[0,0,…]`)
+    /// comes near; Tradecloud's messages stay far below.
+    #[error(
+        "the body holds more than {limit} values and keys, more than its size allows (a body of many tiny values)"
+    )]
+    TooManyValues {
+        /// The budget for this body's size.
+        limit: usize,
+    },
     /// A field has a value of the wrong type or form.
     #[error("{path}: {message}{}", at.map(|a| format!(" (at {a})")).unwrap_or_default())]
     InvalidField {
@@ -155,9 +165,12 @@ impl DecodeError {
         matches!(self, DecodeError::UnsupportedMediaType(_))
     }
 
-    /// True for the one error that is about the body's size in lines (HTTP 413).
+    /// True for the errors about the body's size in lines or values (HTTP 413).
     pub fn is_too_large(&self) -> bool {
-        matches!(self, DecodeError::TooManyLines { .. })
+        matches!(
+            self,
+            DecodeError::TooManyLines { .. } | DecodeError::TooManyValues { .. }
+        )
     }
 
     /// The path of the offending field, when the error is about one field.

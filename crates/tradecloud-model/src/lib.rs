@@ -11,6 +11,7 @@
 
 pub mod decode;
 pub mod error;
+pub mod json;
 pub mod kind;
 pub mod lenient;
 pub mod normalize;

@@ -1,6 +1,8 @@
 //! tXML → JSON, in one pass: each element becomes its JSON value as it closes, typed by the
 //! schema, so no tree of the document is ever built beside the result.
 
+use std::borrow::Cow;
+
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
@@ -42,7 +44,9 @@ struct Frame<'a> {
     shape: Option<&'static Shape>,
     offset: usize,
     nil: bool,
-    text: String,
+    /// The element's text: borrowed from the body while it is one piece (almost always), so
+    /// a leaf costs no copy until its value is made, and indentation none at all.
+    text: Cow<'a, str>,
     /// The children read so far; `None` while there are none.
     map: Option<Map<String, Value>>,
     /// Unknown children that repeated and were made a list.
@@ -156,19 +160,19 @@ impl<'a> Doc<'a, '_> {
                         // Indentation between elements: nothing to keep.
                         continue;
                     }
-                    self.push_text(&t.xml10_content(), start)?;
+                    self.push_text(t.xml10_content(), start)?;
                 }
-                Event::CData(t) => self.push_text(&t.xml10_content(), start)?,
+                Event::CData(t) => self.push_text(t.xml10_content(), start)?,
                 Event::GeneralRef(r) => {
                     let resolved = if r.is_char_ref() {
                         r.resolve_char_ref()
                             .map_err(|e| xml_error(self.at(start), &e.to_string()))?
-                            .map(String::from)
+                            .map(|c| Cow::Owned(String::from(c)))
                     } else {
                         let name = r.xml10_content();
                         // Only XML's five predefined entities: nothing is ever expanded from a DTD.
                         match quick_xml::escape::resolve_xml_entity(&name) {
-                            Some(s) => Some(s.to_owned()),
+                            Some(s) => Some(Cow::Borrowed(s)),
                             None => {
                                 return Err(DecodeError::XmlEntity {
                                     name: name.into_owned(),
@@ -180,7 +184,7 @@ impl<'a> Doc<'a, '_> {
                     let resolved = resolved.ok_or_else(|| {
                         xml_error(self.at(start), "character reference to no character")
                     })?;
-                    self.push_text(&resolved, start)?;
+                    self.push_text(resolved, start)?;
                 }
                 Event::DocType(_) => return Err(DecodeError::XmlDoctype { at: self.at(start) }),
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
@@ -240,7 +244,7 @@ impl<'a> Doc<'a, '_> {
             shape,
             offset: start as usize,
             nil,
-            text: String::new(),
+            text: Cow::Borrowed(""),
             map: None,
             repeated_unknown: Vec::new(),
         });
@@ -263,10 +267,14 @@ impl<'a> Doc<'a, '_> {
         Err(xml_error(self.at(start), "element name is not valid UTF-8"))
     }
 
-    fn push_text(&mut self, text: &str, start: u64) -> Result<(), DecodeError> {
+    fn push_text(&mut self, text: Cow<'a, str>, start: u64) -> Result<(), DecodeError> {
         match self.stack.last_mut() {
             Some(frame) => {
-                frame.text.push_str(text);
+                if frame.text.is_empty() {
+                    frame.text = text;
+                } else {
+                    frame.text.to_mut().push_str(&text);
+                }
                 Ok(())
             }
             None if text.trim().is_empty() => Ok(()),
@@ -312,29 +320,30 @@ impl<'a> Doc<'a, '_> {
             }
             return Ok(value);
         }
-        // Moved, not copied: a leaf's text becomes its string value as is.
+        // Copied once, when it becomes a string (a number copies its digits, a boolean
+        // nothing).
         let text = std::mem::take(&mut frame.text);
         Ok(match frame.shape {
             Some(Shape::Num) => match number_value(&text) {
                 Some(v) => v,
                 None => {
                     self.lenient(frame, "a number", "a string");
-                    Value::String(text)
+                    Value::String(text.into_owned())
                 }
             },
             Some(Shape::Bool) => match parse_bool(&text) {
                 Some(b) => Value::Bool(b),
                 None => {
                     self.lenient(frame, "true or false", "a string");
-                    Value::String(text)
+                    Value::String(text.into_owned())
                 }
             },
             Some(Shape::Obj(_)) if text.trim().is_empty() => Value::Object(Map::new()),
             Some(Shape::Obj(_)) => {
                 self.lenient(frame, "an object", "a string");
-                Value::String(text)
+                Value::String(text.into_owned())
             }
-            _ => Value::String(text),
+            _ => Value::String(text.into_owned()),
         })
     }
 
@@ -343,7 +352,7 @@ impl<'a> Doc<'a, '_> {
         let parent = self.stack.last_mut().expect("attach has a parent");
         if parent.map.is_none() && parent.text.trim().is_empty() {
             // Indentation before the first child.
-            parent.text = String::new();
+            parent.text = Cow::Borrowed("");
         }
         let map = parent.map.get_or_insert_with(Map::new);
         let mut repeated_field = false;
@@ -376,11 +385,13 @@ impl<'a> Doc<'a, '_> {
                     map.insert(key.to_owned(), Value::Array(vec![value]));
                 }
             },
-            Slot::Field { .. } => match map.get_mut(key) {
-                None => {
-                    map.insert(key.to_owned(), value);
+            // A field is almost always new to its object: one search, for its entry.
+            Slot::Field { .. } => match map.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
                 }
-                Some(existing) => {
+                serde_json::map::Entry::Occupied(mut slot) => {
+                    let existing = slot.get_mut();
                     // One value expected, several sent: kept, all of them, as a list.
                     match existing {
                         Value::Array(items) if parent.repeated_unknown.contains(&key) => {
@@ -395,18 +406,20 @@ impl<'a> Doc<'a, '_> {
                     }
                 }
             },
-            Slot::Unknown { .. } => match map.get_mut(key) {
-                None => {
-                    map.insert(key.to_owned(), value);
+            Slot::Unknown { .. } => match map.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
                 }
-                Some(Value::Array(items)) if parent.repeated_unknown.contains(&key) => {
-                    items.push(value)
-                }
-                Some(existing) => {
-                    let first = existing.take();
-                    *existing = Value::Array(vec![first, value]);
-                    parent.repeated_unknown.push(key);
-                }
+                serde_json::map::Entry::Occupied(mut slot) => match slot.get_mut() {
+                    Value::Array(items) if parent.repeated_unknown.contains(&key) => {
+                        items.push(value)
+                    }
+                    existing => {
+                        let first = existing.take();
+                        *existing = Value::Array(vec![first, value]);
+                        parent.repeated_unknown.push(key);
+                    }
+                },
             },
         }
         if repeated_field {

@@ -1,0 +1,75 @@
+//! Tradecloud's own published examples through the webhook router, as a new user's Tradecloud
+//! would post them: each body (wrapped as `../shared/tradecloud/realworld/SOURCES.md` says, by
+//! the same code as the model's decode test) is answered 202 and reaches the queue with its
+//! payload unchanged (JSON) or in the shape of its JSON twin (tXML); under a deny filter the
+//! same body is answered 200 and nothing is queued.
+
+mod common;
+#[path = "../../tradecloud-model/tests/realworld_cases/mod.rs"]
+mod realworld_cases;
+
+use common::*;
+use http::StatusCode;
+use tcrelay_core::EventFilter;
+
+#[tokio::test]
+async fn every_real_example_is_relayed_with_its_payload() {
+    let Some(cases) = realworld_cases::load() else {
+        return;
+    };
+    for case in &cases {
+        let h = harness();
+        let a = send(
+            &h.router,
+            post("/webhook", Some(case.content_type), case.body.clone()),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}: {}", case.name, a.body);
+        let sent = h.sink.envelopes();
+        assert_eq!(sent.len(), 1, "{}: one message queued", case.name);
+        let e = &sent[0];
+        assert_eq!(e.id, case.object_id(), "{}", case.name);
+        assert_eq!(
+            e.event_name.as_deref(),
+            Some(case.event_name()),
+            "{}",
+            case.name
+        );
+        let departures = realworld_cases::departures(case, &e.payload);
+        assert!(departures.is_empty(), "{}: {departures:#?}", case.name);
+        assert!(h.quarantine.kept().is_empty(), "{}", case.name);
+    }
+}
+
+#[tokio::test]
+async fn a_real_example_whose_event_is_filtered_is_answered_200_and_not_queued() {
+    let Some(cases) = realworld_cases::load() else {
+        return;
+    };
+    let mut settings = settings();
+    settings.filter = EventFilter::new(Vec::new(), EventFilter::parse_list("*ByBuyer"));
+    let mut filtered = 0;
+    for case in &cases {
+        let h = harness_with(settings.clone(), true);
+        let a = send(
+            &h.router,
+            post("/webhook", Some(case.content_type), case.body.clone()),
+        )
+        .await;
+        let by_buyer = case.event_name().ends_with("ByBuyer");
+        if by_buyer {
+            filtered += 1;
+            assert_eq!(a.status, StatusCode::OK, "{}: {}", case.name, a.body);
+            assert_eq!(a.body["outcome"], "filtered", "{}", case.name);
+            assert!(h.sink.envelopes().is_empty(), "{}", case.name);
+        } else {
+            assert_eq!(a.status, StatusCode::ACCEPTED, "{}: {}", case.name, a.body);
+            assert_eq!(h.sink.envelopes().len(), 1, "{}", case.name);
+        }
+    }
+    // Both answers were exercised.
+    assert!(
+        filtered > 0 && filtered < cases.len(),
+        "{filtered} filtered"
+    );
+}

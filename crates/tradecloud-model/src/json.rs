@@ -1,0 +1,273 @@
+//! JSON → typed JSON value in one pass: each value gets its type from the schema while it is
+//! parsed, so a webhook body is never walked a second time to be normalised.
+//!
+//! The result and the deviations it records are those of a plain `serde_json::Value` parse
+//! followed by [`crate::normalize::normalize_lenient`] (a test checks this on every body the
+//! fuzzers kept), except that deviations are recorded in the order of the document.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use crate::lenient::{Leniencies, Path};
+use crate::normalize::{expected_words, number_value};
+use crate::num::parse_bool;
+use crate::schema::{Shape, field, global_field};
+
+/// The key serde_json's `arbitrary_precision` feature hands a number through: a map with this
+/// one key and the number's digits as a string (how `serde_json::Value` itself reads numbers).
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// What a decoded value costs at most, in bytes, counting each value and each object key as
+/// one unit: the value's slot with its list's spare capacity, a key's or a short text's heap
+/// block, a map node's share. A body of tiny values (`[0,0,…]`, two bytes each) costs some
+/// 30 times its size as JSON values; the budget below keeps every body within the memory
+/// bound however it is made.
+pub const UNIT_COST_BYTES: usize = 128;
+
+/// How many values and keys a body of `body_len` bytes may hold: what fits in 64 MiB plus
+/// eight times its size at [`UNIT_COST_BYTES`] each. Tradecloud's messages hold one value per
+/// 20 bytes or more, far below this (one per 16 bytes of a large body).
+pub fn value_budget(body_len: usize) -> usize {
+    (64 * 1024 * 1024 + 8 * body_len) / UNIT_COST_BYTES
+}
+
+/// Why a one-pass read failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The JSON is malformed.
+    Json(serde_json::Error),
+    /// The body holds more values than [`value_budget`] allows for its size.
+    OverBudget {
+        /// The budget.
+        limit: usize,
+    },
+}
+
+/// Parses `body` (JSON) into its value, typing numbers and booleans by `shape` as
+/// [`crate::normalize::normalize_lenient`] would, recording what does not fit in
+/// `leniencies`, and refusing a body of more values and keys than [`value_budget`] allows.
+pub fn parse_typed(
+    body: &[u8],
+    shape: &'static Shape,
+    leniencies: &mut Leniencies,
+) -> Result<Value, ReadError> {
+    let limit = value_budget(body.len());
+    let mut ctx = Ctx {
+        out: leniencies,
+        left: limit,
+        exceeded: false,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = Typed {
+        shape: Some(shape),
+        typing: true,
+        path: &Path::Root,
+        ctx: &mut ctx,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
+    match read {
+        Ok(value) => Ok(value),
+        // The visitor stops the parse with an error of its own when the budget runs out.
+        Err(_) if ctx.exceeded => Err(ReadError::OverBudget { limit }),
+        Err(e) => Err(ReadError::Json(e)),
+    }
+}
+
+/// What the whole read shares: the deviations met, and the units of the budget left.
+struct Ctx<'l> {
+    out: &'l mut Leniencies,
+    left: usize,
+    exceeded: bool,
+}
+
+impl Ctx<'_> {
+    fn charge<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        if self.left == 0 {
+            self.exceeded = true;
+            return Err(E::custom("more values than the body's size allows"));
+        }
+        self.left -= 1;
+        Ok(())
+    }
+}
+
+/// One value being read: its expected shape (`None`: unknown place, typed by the global
+/// table only inside objects) and its path for the deviations. Without `typing`, the value
+/// is kept exactly as sent (inside a value that did not fit its shape), only counted.
+struct Typed<'p, 'c, 'l> {
+    shape: Option<&'static Shape>,
+    typing: bool,
+    path: &'p Path<'p>,
+    ctx: &'c mut Ctx<'l>,
+}
+
+impl<'l> Typed<'_, '_, 'l> {
+    fn mismatch(&mut self, found: &'static str) {
+        if let Some(expected) = self.shape {
+            self.ctx
+                .out
+                .push(self.path, expected_words(expected), found);
+        }
+    }
+
+    /// A value inside this one, at `path`.
+    fn child<'q, 'd>(
+        &'d mut self,
+        shape: Option<&'static Shape>,
+        path: &'q Path<'q>,
+    ) -> Typed<'q, 'd, 'l> {
+        Typed {
+            shape: if self.typing { shape } else { None },
+            typing: self.typing,
+            path,
+            ctx: self.ctx,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Typed<'_, '_, '_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        self.ctx.charge::<D::Error>()?;
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Typed<'_, '_, '_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(mut self, b: bool) -> Result<Value, E> {
+        if !matches!(self.shape, None | Some(Shape::Bool)) {
+            self.mismatch("a boolean");
+        }
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Value, E> {
+        Ok(self.number(n.into()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Value, E> {
+        Ok(self.number(n.into()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Value, E> {
+        let n = Number::from_f64(n).ok_or_else(|| E::custom("not a JSON number"))?;
+        Ok(self.number(n))
+    }
+
+    // serde_json hands every string over borrowed (from the body or its scratch buffer), so
+    // the one copy is made here, and none for a quoted number that becomes a number.
+    fn visit_str<E: serde::de::Error>(mut self, s: &str) -> Result<Value, E> {
+        match self.shape {
+            Some(Shape::Num) => match number_value(s) {
+                Some(Value::Number(n)) => return Ok(Value::Number(n)),
+                // Not writable as a JSON number (`010`), but a number: kept as sent, silently.
+                Some(_) => {}
+                None => self.mismatch("a string"),
+            },
+            Some(Shape::Bool) => match parse_bool(s) {
+                Some(b) => return Ok(Value::Bool(b)),
+                None => self.mismatch("a string"),
+            },
+            Some(Shape::Obj(_) | Shape::List { .. }) => self.mismatch("a string"),
+            Some(Shape::Str) | None => {}
+        }
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Value, A::Error> {
+        let of = match self.shape {
+            Some(Shape::List { of, .. }) => Some(*of),
+            None => None,
+            Some(_) => {
+                // Not a list where one is expected: reported, and kept exactly as sent.
+                self.mismatch("an array");
+                self.typing = false;
+                None
+            }
+        };
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        loop {
+            let path = Path::Index(self.path, items.len());
+            let item = seq.next_element_seed(self.child(of, &path))?;
+            match item {
+                Some(item) => items.push(item),
+                None => break,
+            }
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            if !matches!(self.shape, None | Some(Shape::Obj(_))) {
+                self.mismatch("an object");
+            }
+            return Ok(Value::Object(Map::new()));
+        };
+        if first == NUMBER_TOKEN {
+            let digits: String = map.next_value()?;
+            let n = Number::from_str(&digits).map_err(A::Error::custom)?;
+            return Ok(self.number(n));
+        }
+        let fields = match self.shape {
+            Some(Shape::Obj(fields)) => Some(*fields),
+            None => None,
+            Some(_) => {
+                // Not an object where one is expected: reported, and kept exactly as sent.
+                self.mismatch("an object");
+                self.typing = false;
+                None
+            }
+        };
+        let mut object = Map::new();
+        let mut key = Some(first);
+        while let Some(name) = key {
+            // A key costs a unit of its own: short distinct keys are the costliest shape.
+            self.ctx.charge::<A::Error>()?;
+            let shape = match (self.typing, fields) {
+                (false, _) => None,
+                (true, Some(fields)) => field(fields, &name)
+                    .map(|f| &f.shape)
+                    .or_else(|| global_field(&name)),
+                (true, None) => global_field(&name),
+            };
+            let path = Path::Key(self.path, &name);
+            let value = map.next_value_seed(self.child(shape, &path))?;
+            object.insert(name, value);
+            key = map.next_key::<String>()?;
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+impl Typed<'_, '_, '_> {
+    fn number(mut self, n: Number) -> Value {
+        if !matches!(self.shape, None | Some(Shape::Num)) {
+            self.mismatch("a number");
+        }
+        Value::Number(n)
+    }
+}
