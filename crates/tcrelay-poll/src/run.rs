@@ -27,6 +27,9 @@
 //! Neither stops the stream:
 //! - Items at or before `pos` are relayed like any other (the dedupe store absorbs them) and
 //!   left out of the paging decision.
+//! - A page may look sorted by chance (a stretch of an index order that is not by time), so
+//!   the first unsorted page of a run sends it back to where it started: everything it paged
+//!   past by time is walked again.
 //! - From the first unsorted page on, the run trusts no order: it keeps the filter fixed and
 //!   walks the result set by offset to its end (overlapping pages, restarting when the overlap
 //!   check fails), then moves the position to the largest `lastUpdatedAt` of the walk's *first*
@@ -645,6 +648,7 @@ impl StreamRun<'_> {
         // After one unsorted page the run trusts no page's order: a page that looks sorted may
         // be so by chance, and paging by time over an unsorted set skips objects.
         let mut distrust = false;
+        let start = (self.pos.clone(), self.pos_at);
         let mut restarts = 0u32;
         for _ in 0..self.config.max_pages {
             if self.out_of_time()? {
@@ -656,7 +660,21 @@ impl StreamRun<'_> {
             // served once may be replaced before it is served again.
             let all: Vec<&Polled> = items.iter().collect();
             if !is_sorted(&items) {
+                let first = !distrust;
                 distrust = true;
+                if first && self.pos_at > start.1 {
+                    // The run paged by time so far, trusting pages that looked sorted. In an
+                    // unsorted result set such a page may be sorted by chance (a run of objects
+                    // in index order), and moving past its times skipped whatever lies between
+                    // them elsewhere in the set. Walk again from where the run started; the
+                    // dedupe absorbs what was relayed already.
+                    self.process(&all).await?;
+                    (self.pos, self.pos_at) = start.clone();
+                    tie = None;
+                    walk = Some(Walk::default());
+                    offset = 0;
+                    continue;
+                }
                 if walk.is_none() {
                     tie = None;
                     walk = Some(Walk::default());

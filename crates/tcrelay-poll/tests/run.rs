@@ -749,6 +749,30 @@ async fn unsorted_pages_are_walked_to_the_end_and_changes_while_walking_lose_not
 }
 
 #[tokio::test]
+async fn pages_sorted_by_chance_in_an_unsorted_set_skip_nothing() {
+    // Index order is by id: two interleaved series in time, one after the other by id. Each
+    // page inside one series looks sorted, so the run pages by time through the first series,
+    // past the times of the second; the first page that shows the second series is unsorted.
+    let h = harness();
+    h.api.with_world(|w| {
+        w.unsorted = true;
+        for i in 0..60i64 {
+            put_order(w, &format!("a{i:03}"), T0 + 2 * i);
+            put_order(w, &format!("b{i:03}"), T0 + 2 * i + 1);
+        }
+    });
+    let config = PollConfig {
+        page_limit: 20,
+        ..config()
+    };
+    let runs = poll_until_caught_up(&h, &config).await;
+    assert_exactly_once(&h, ORDERS);
+    assert!(runs[0].deviations.unsorted_pages > 0, "{:?}", runs[0]);
+    let newest = h.api.with_world(|w| w.newest(ORDERS));
+    assert_eq!(h.cursors.value("orders"), newest);
+}
+
+#[tokio::test]
 async fn an_inclusive_last_updated_after_is_absorbed_and_the_stream_moves() {
     let h = harness();
     h.api.with_world(|w| {

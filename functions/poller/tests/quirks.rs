@@ -168,7 +168,6 @@ async fn documented_behaviour_shows_no_deviation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure, not yet fixed: with the simulator's unsorted switch and objects changing while a run pages, some served states (18 of seed 32) never reach the queue"]
 async fn unsorted_pages_lose_nothing_and_are_counted() {
     let o = poll_under(
         Quirks {
@@ -226,7 +225,6 @@ async fn exp_only_tokens_expiring_during_runs_are_refreshed_in_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure, not yet fixed: with the simulator's unsorted switch and objects changing while a run pages, some served states (18 of seed 32) never reach the queue"]
 async fn every_deviation_at_once_loses_nothing() {
     let o = poll_under(
         Quirks {

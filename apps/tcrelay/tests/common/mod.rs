@@ -54,6 +54,12 @@ pub struct Exited {
 /// variables given (and PATH, `RUST_LOG=warn`), and waits for the address it prints first.
 /// Its stdout and stderr go on to the test's output (shown when the test fails).
 pub fn serve(db: &str, env: &[(&str, &str)]) -> Result<Serve, Exited> {
+    serve_polling(db, env, "0")
+}
+
+/// As [`serve`], polling every `poll_interval` (humantime, e.g. `500ms`; `0` turns polling off)
+/// the streams and Tradecloud that `env` configures.
+pub fn serve_polling(db: &str, env: &[(&str, &str)], poll_interval: &str) -> Result<Serve, Exited> {
     let mut child = command(&[("RUST_LOG", "warn")])
         .envs(env.iter().copied())
         .args([
@@ -63,7 +69,7 @@ pub fn serve(db: &str, env: &[(&str, &str)]) -> Result<Serve, Exited> {
             "--listen",
             "127.0.0.1:0",
             "--poll-interval",
-            "0",
+            poll_interval,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,0 +1,263 @@
+//! Poll cost: N changed orders in the simulator, polled by the real poll loop and Tradecloud
+//! client, relayed to moto's SQS and DynamoDB by the real adapters. Prints the calls each
+//! service got (counted exactly: the simulator logs every API request, an SDK interceptor counts
+//! every AWS HTTP request by operation, retries included), the wall time, and the relay's own
+//! CPU per order.
+//!
+//! The relay runs alone on the main thread (a current-thread runtime: the poll loop, the
+//! client, the AWS SDK and their HTTP all run there), the simulator on its own runtime's
+//! threads, moto in its own process; the main thread's CPU time (Linux's
+//! `/proc/thread-self/schedstat`) is therefore the relay's CPU only. moto answers a few dozen
+//! requests per second, so the wall time says more about moto than about the relay.
+//!
+//! ```text
+//! source scripts/venv.sh   # moto in .venv
+//! .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p 5123 &
+//! cargo build --workspace --examples    # --release for the CPU figure that counts
+//! TCRELAY_TEST_MOTO_URL=http://127.0.0.1:5123 target/debug/examples/bench_poll 20000
+//! ```
+//!
+//! It builds in CI (`cargo clippy --all-targets`) and is never run there: moto takes minutes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use tcrelay_aws::testing::{MotoOptions, MotoResources};
+use tcrelay_aws::{DedupeConfig, DynamoCursorStore, DynamoDedupeStore, SqsSink, SqsSinkConfig};
+use tcrelay_poll::{NoDeadline, PollConfig, PollPorts, PollStream, RunRequest, StopReason};
+use tcrelay_tradecloud::ClientPollApi;
+use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
+use tradecloud_sim::{Endpoint, SimConfig, Simulator, WorldConfig};
+
+/// Counts AWS HTTP requests by their `X-Amz-Target` operation (DynamoDB's and SQS's JSON
+/// protocols both name the operation there).
+#[derive(Debug, Default, Clone)]
+struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("unknown")
+            .rsplit('.')
+            .next()
+            .unwrap_or("unknown")
+            .to_owned();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(operation)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+impl CallCounter {
+    fn get(&self, operation: &str) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn total(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .sum()
+    }
+}
+
+/// CPU time the calling thread has run, from Linux's `/proc/thread-self/schedstat` (its first
+/// field is nanoseconds on a CPU); `None` where that file does not exist.
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// CPU time (user + system) of the whole process, from `/proc/self/stat` (clock ticks of
+/// 1/100 s, as Linux reports them to user space).
+fn process_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse().expect("N, a number of orders"))
+        .unwrap_or(20_000);
+    let moto = std::env::var("TCRELAY_TEST_MOTO_URL")
+        .expect("TCRELAY_TEST_MOTO_URL: moto's URL (see the doc comment)");
+
+    // The simulator on its own runtime and threads, so its CPU is not the relay's.
+    let sim_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("simulator runtime");
+    let generated = Instant::now();
+    let sim = sim_runtime
+        .block_on(Simulator::start(SimConfig {
+            world: WorldConfig {
+                seed: 20,
+                initial_orders: n,
+                initial_shipments: 0,
+                max_lines: 3,
+                ..WorldConfig::default()
+            },
+            ..SimConfig::default()
+        }))
+        .expect("simulator starts");
+    eprintln!(
+        "simulator: {n} orders generated in {:?}",
+        generated.elapsed()
+    );
+
+    let relay = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("relay runtime");
+    relay.block_on(async {
+        let aws = MotoResources::create("bench-poll", MotoOptions::new(&moto)).await;
+        let counter = CallCounter::default();
+        let sdk = MotoOptions::new(&moto).aws.load().await;
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let client = TradecloudClient::new(ClientConfig {
+            // The simulator is local; Tradecloud's 10/s would only measure the limiter.
+            max_requests_per_second: 10_000,
+            ..ClientConfig::new(
+                sim.base_url(),
+                Credentials::new(sim.username(), sim.password()),
+            )
+        })
+        .expect("client");
+        let ports = PollPorts {
+            api: Arc::new(ClientPollApi(client)),
+            cursors: Arc::new(DynamoCursorStore::new(dynamodb.clone(), aws.table.clone())),
+            dedupe: Arc::new(DynamoDedupeStore::new(
+                dynamodb.clone(),
+                DedupeConfig::new(aws.table.clone()),
+            )),
+            sink: Arc::new(SqsSink::new(
+                sqs.clone(),
+                SqsSinkConfig::new(aws.queue_url.clone()),
+                None,
+            )),
+        };
+        let config = PollConfig {
+            streams: vec![PollStream::Orders],
+            start: Some("2025-01-01T00:00:00.000Z".into()),
+            ..PollConfig::default()
+        };
+        let before = counter.total();
+        assert_eq!(before, 0, "set-up calls went through other clients");
+        let cpu = thread_cpu();
+        let process = process_cpu();
+        let wall = Instant::now();
+        let mut enqueued = 0;
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            let report = tcrelay_poll::run(
+                &ports,
+                &config,
+                &RunRequest::scheduled(format!("bench-{runs}")),
+                &NoDeadline,
+            )
+            .await;
+            let summary = report.summaries()[0].clone();
+            assert!(!report.failed(), "{:?}", report.results);
+            enqueued += summary.enqueued;
+            if summary.stop == Some(StopReason::CaughtUp) {
+                break;
+            }
+        }
+        let wall = wall.elapsed();
+        let cpu = thread_cpu().zip(cpu).map(|(after, before)| after - before);
+        let process = process_cpu()
+            .zip(process)
+            .map(|(after, before)| after - before);
+        let api: Vec<_> = sim.api_requests();
+        let polls = api
+            .iter()
+            .filter(|r| r.endpoint == Some(Endpoint::OrderPoll))
+            .count();
+        let n64 = n as u64;
+        let per_order = |calls: u64| calls as f64 / n as f64;
+        let floor_api = n64.div_ceil(100);
+        let floor_sqs = n64.div_ceil(10);
+        let sqs_calls = counter.get("SendMessageBatch") + counter.get("SendMessage");
+        let dynamo_writes = counter.get("PutItem")
+            + counter.get("UpdateItem")
+            + counter.get("DeleteItem")
+            + counter.get("BatchWriteItem")
+            + counter.get("TransactWriteItems");
+        println!("orders: {n}, enqueued: {enqueued}, runs: {runs}");
+        println!(
+            "Tradecloud API calls: {} ({polls} poll pages, floor {floor_api}: {:.1}% over)",
+            api.len(),
+            (api.len() as f64 / floor_api as f64 - 1.0) * 100.0
+        );
+        println!(
+            "SQS calls: {sqs_calls} (floor {floor_sqs}: {:.1}% over)",
+            (sqs_calls as f64 / floor_sqs as f64 - 1.0) * 100.0
+        );
+        println!(
+            "DynamoDB calls: {} ({:.2} per order), writes {dynamo_writes} ({:.2} per order)",
+            counter.total() - sqs_calls,
+            per_order(counter.total() - sqs_calls),
+            per_order(dynamo_writes)
+        );
+        println!("AWS calls by operation: {:?}", counter.0.lock().unwrap());
+        println!(
+            "wall time: {wall:?} ({:.0} orders/s)",
+            n as f64 / wall.as_secs_f64()
+        );
+        match cpu {
+            Some(cpu) => println!(
+                "relay CPU: {cpu:?} ({:.1} µs per order)",
+                cpu.as_secs_f64() * 1e6 / n as f64
+            ),
+            None => println!("relay CPU: not measured (no /proc/thread-self/schedstat)"),
+        }
+        if let Some(process) = process {
+            println!("process CPU, simulator included: {process:?}");
+        }
+    });
+    drop(sim);
+}
