@@ -1,5 +1,7 @@
 //! Faults injected on our side of the relay, for the demo and the end-to-end tests: a queue that
-//! becomes unavailable on demand, or stalls (accepts the call and does not answer). Unavailable:
+//! becomes unavailable on demand, or stalls (accepts the call and does not answer); a dedupe
+//! store that slows down (every call takes longer, as DynamoDB throttled and retried by the
+//! SDK). Unavailable:
 //! the webhook answers 503 (Tradecloud retries) and a poll run stops at the failing page with its
 //! cursor at the last checkpoint. Stalled: a webhook request runs out of its budget and is
 //! answered 503 before a gateway would give up on it; a poll run waits.
@@ -8,8 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use tcrelay_core::Envelope;
-use tcrelay_core::ports::{EventSink, SinkError};
+use tcrelay_core::ports::{
+    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, EventSink, SinkError,
+    StoreError,
+};
 
 /// An [`EventSink`] decorator that refuses every batch while switched off, and holds every
 /// batch while stalled.
@@ -91,5 +99,78 @@ impl EventSink for SwitchableSink {
             });
         }
         self.inner.enqueue(envelopes).await
+    }
+}
+
+/// A [`DedupeStore`] decorator that delays every call while slowed. A slowed call still
+/// completes: the request that made it may have run out of time meanwhile.
+pub struct SlowDedupe {
+    inner: Arc<dyn DedupeStore>,
+    delay: Mutex<Option<Duration>>,
+    delayed: AtomicU64,
+}
+
+impl std::fmt::Debug for SlowDedupe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowDedupe")
+            .field("delay", &self.delay())
+            .field("delayed", &self.delayed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlowDedupe {
+    /// Wraps `inner`; starts at full speed.
+    pub fn new(inner: Arc<dyn DedupeStore>) -> Self {
+        Self {
+            inner,
+            delay: Mutex::new(None),
+            delayed: AtomicU64::new(0),
+        }
+    }
+
+    /// Delays every later call by `delay` (`None`: full speed again).
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        *self.delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+    }
+
+    /// The delay now.
+    pub fn delay(&self) -> Option<Duration> {
+        *self.delay.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many calls were delayed so far.
+    pub fn delayed(&self) -> u64 {
+        self.delayed.load(Ordering::SeqCst)
+    }
+
+    async fn slow(&self) {
+        if let Some(delay) = self.delay() {
+            self.delayed.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+#[async_trait]
+impl DedupeStore for SlowDedupe {
+    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
+        self.slow().await;
+        self.inner.claim(key, full_state).await
+    }
+
+    async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
+        self.slow().await;
+        self.inner.complete(key, token).await
+    }
+
+    async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
+        self.slow().await;
+        self.inner.release(key, token).await
+    }
+
+    async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError> {
+        self.slow().await;
+        self.inner.lookup(key).await
     }
 }

@@ -12,6 +12,10 @@ use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousands_of_changes_through_every_channel_arrive_exactly_once() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_with(
         dir.path().join("e2e.db"),
@@ -24,7 +28,15 @@ async fn thousands_of_changes_through_every_channel_arrive_exactly_once() {
     .unwrap();
     // Thousands of changes: SQLite keeps up, and a standard SQS queue on moto would not. The
     // queue keeps order, so the order rule is checked here (every_fault's default).
-    let options = common::every_fault(42, Duration::from_secs(20), 2_000);
+    // On top: the queue stalls for twice a short request budget (longer than the claims'
+    // 5 s in-progress expiry) and the dedupe store slows down, so requests run out of time
+    // with their sends and completions going on after the answer.
+    let options = ScenarioOptions {
+        queue_stall: true,
+        request_budget: Duration::from_secs(3),
+        dedupe_slow: true,
+        ..common::every_fault(42, Duration::from_secs(20), 2_000)
+    };
     let report = scenario::run(&options, Ports::sqlite(&store), &store)
         .await
         .expect("scenario runs");
@@ -45,6 +57,7 @@ async fn thousands_of_changes_through_every_channel_arrive_exactly_once() {
     );
     assert!(report.duplicate_deliveries > 0, "{table}");
     assert!(report.api_faults > 0, "no API fault was injected\n{table}");
+    common::assert_stalled_and_slowed(&report, &table);
     assert!(
         report.poll_run_killed,
         "the poll run was not killed mid-way\n{table}"
@@ -84,6 +97,8 @@ async fn the_check_catches_lost_doubled_invented_and_reordered_envelopes() {
         poll_interval: Duration::from_secs(1),
         queue_outage: false,
         queue_stall: false,
+        request_budget: Duration::from_secs(25),
+        dedupe_slow: false,
         kill_a_poll_run: false,
         duplicate_rate: 0.0,
         progress: false,

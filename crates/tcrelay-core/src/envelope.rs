@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tradecloud_model::{Format, ObjectKind};
+use tradecloud_model::{Format, ObjectClass, ObjectKind};
 
 /// The value of [`Envelope::schema`]; bumped only on an incompatible change of the envelope.
 pub const ENVELOPE_SCHEMA: &str = "tradecloud-relay/1";
@@ -63,11 +63,17 @@ pub struct Envelope {
     pub payload: serde_json::Value,
 }
 
+/// One object's group: `<class>:<id>`. The FIFO `MessageGroupId`, and the unit the relay keeps
+/// in order ([`crate::gate`]).
+pub fn group_id(class: ObjectClass, id: &str) -> String {
+    format!("{class}:{id}")
+}
+
 impl Envelope {
     /// FIFO `MessageGroupId`: object class and id, so both order forms of one order share a group
     /// and the ERP sees one object's changes in order.
     pub fn message_group_id(&self) -> String {
-        format!("{}:{}", self.kind.object_class(), self.id)
+        group_id(self.kind.object_class(), &self.id)
     }
 
     /// FIFO `MessageDeduplicationId`: the SHA-256 of the dedupe key in hex (64 characters,

@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod filter;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
+pub mod gate;
 pub mod logsafe;
 pub mod ports;
 pub mod problem;

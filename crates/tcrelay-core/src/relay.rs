@@ -10,6 +10,11 @@
 //! failure to complete *after* the enqueue is not an error of the request: the message is on the
 //! queue, so we still acknowledge it; the claim then simply expires (logged as a warning).
 //!
+//! Each relay holds its object's [`ObjectPass`] from before the first claim until its claims are
+//! settled, even when that is after the answer (a send or a completion that outlived its
+//! request): the next message of the same object waits for it, so states of one object reach
+//! the queue in the order they were relayed and a retry finds the late one completed.
+//!
 //! Every claim carries a [`ClaimToken`]: completing or releasing goes by it, so a request whose
 //! claim expired mid-way (and was taken over by a retry) neither removes the retry's claim nor
 //! goes unnoticed. Such a take-over is logged as an error, since the ERP may then get the
@@ -19,12 +24,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::Value;
+use tracing::Instrument;
 use tradecloud_model::{Format, ObjectKind, timestamp};
 
 use crate::deadline::{Deadline, OutOfTime};
 use crate::dedupe::{self, MessageKeyParts};
-use crate::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
+use crate::envelope::{ENVELOPE_SCHEMA, Envelope, Source, group_id};
 use crate::filter::EventFilter;
+use crate::gate::{ObjectGates, ObjectPass};
 use crate::ports::{
     ClaimOutcome, ClaimToken, Completion, DedupeStore, EventSink, RecordState, SinkError,
     StoreError,
@@ -33,6 +40,7 @@ use crate::ports::{
 /// The step names a [`RelayError::OutOfTime`] reports.
 const CLAIM: &str = "the dedupe claim";
 const SEND: &str = "the queue send";
+const GATE: &str = "the object's earlier message";
 
 /// A decoded webhook POST, in the terms the relay needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +131,13 @@ pub struct Relay {
     sink: Arc<dyn EventSink>,
     dedupe: Arc<dyn DedupeStore>,
     filter: EventFilter,
+    gates: ObjectGates,
+}
+
+/// The claims one relay holds, with its object's pass: settled together, then the pass goes.
+struct Held {
+    claims: Vec<(String, ClaimToken)>,
+    pass: ObjectPass,
 }
 
 impl std::fmt::Debug for Relay {
@@ -144,6 +159,7 @@ impl Relay {
             sink,
             dedupe,
             filter,
+            gates: ObjectGates::new(),
         }
     }
 
@@ -156,7 +172,24 @@ impl Relay {
     ///
     /// Every step runs within `deadline`; when one cannot, the claims are released and the
     /// answer is [`RelayError::OutOfTime`].
+    ///
+    /// The relay runs as its own task, so a request dropped mid-way (its client hung up, and
+    /// the server dropped the handler) still settles its claims instead of leaving a sent
+    /// message's claims to expire, after which a retry would send it again.
     pub async fn relay_event(
+        &self,
+        event: &InboundEvent,
+        raw_body: &[u8],
+        deadline: &Deadline,
+    ) -> Result<Outcome, RelayError> {
+        let this = self.clone();
+        let event = event.clone();
+        let raw_body = raw_body.to_vec();
+        let deadline = *deadline;
+        detached(async move { this.event_task(&event, &raw_body, &deadline).await }).await
+    }
+
+    async fn event_task(
         &self,
         event: &InboundEvent,
         raw_body: &[u8],
@@ -185,6 +218,9 @@ impl Relay {
             id: event.id.clone(),
         };
 
+        let pass = deadline
+            .run(GATE, self.gates.enter(&group_id(class, &event.id)))
+            .await?;
         let message_token = match deadline
             .run(CLAIM, self.dedupe.claim(&message_key, false))
             .await?
@@ -201,43 +237,42 @@ impl Relay {
                 return Err(RelayError::InProgress { key: message_key });
             }
         };
+        let mut held = Held {
+            claims: vec![(message_key.clone(), message_token)],
+            pass,
+        };
 
         let state_key = event
             .last_updated_at
             .as_deref()
             .filter(|t| !t.is_empty())
             .map(|at| dedupe::state_key(class, &event.id, at));
-        let mut owned_state_key = None;
-        if let Some(state_key) = &state_key {
+        if let Some(state_key) = state_key {
             let claimed = match deadline
-                .run(CLAIM, self.dedupe.claim(state_key, false))
+                .run(CLAIM, self.dedupe.claim(&state_key, false))
                 .await
             {
                 Ok(claimed) => claimed,
                 Err(out_of_time) => {
-                    self.release(&message_key, &message_token, deadline).await;
+                    self.settle(held, false, deadline).await;
                     return Err(out_of_time.into());
                 }
             };
             match claimed {
-                Ok(ClaimOutcome::Claimed(token)) => {
-                    owned_state_key = Some((state_key.as_str(), token));
-                }
+                Ok(ClaimOutcome::Claimed(token)) => held.claims.push((state_key, token)),
                 Ok(ClaimOutcome::Exists(record)) if record.full_state => {
                     if record.state == RecordState::Completed {
                         // Mark the message too, so retries stop at the first lookup.
-                        self.finish(&message_key, &message_token, deadline).await;
-                        return Ok(duplicate(state_key));
+                        self.settle(held, true, deadline).await;
+                        return Ok(duplicate(&state_key));
                     }
-                    self.release(&message_key, &message_token, deadline).await;
-                    return Err(RelayError::InProgress {
-                        key: state_key.clone(),
-                    });
+                    self.settle(held, false, deadline).await;
+                    return Err(RelayError::InProgress { key: state_key });
                 }
                 // Written by other webhook events of the same state: not a duplicate.
                 Ok(ClaimOutcome::Exists(_)) => {}
                 Err(e) => {
-                    self.release(&message_key, &message_token, deadline).await;
+                    self.settle(held, false, deadline).await;
                     return Err(RelayError::Dedupe(e));
                 }
             }
@@ -258,24 +293,7 @@ impl Relay {
             changed_lines: None,
             payload: event.payload.clone(),
         };
-        let mut claims = vec![(message_key.as_str(), &message_token)];
-        if let Some((key, token)) = &owned_state_key {
-            claims.push((key, token));
-        }
-        match self.send(&envelope, &claims, deadline).await {
-            Ok(()) => {}
-            Err(error @ RelayError::OutOfTime(_)) => return Err(error),
-            Err(error) => {
-                for (key, token) in claims {
-                    self.release(key, token, deadline).await;
-                }
-                return Err(error);
-            }
-        }
-        self.finish(&message_key, &message_token, deadline).await;
-        if let Some((key, token)) = &owned_state_key {
-            self.finish(key, token, deadline).await;
-        }
+        self.send(envelope, held, deadline).await?;
         Ok(Outcome::Enqueued {
             dedupe_key: message_key,
             kind: event.kind,
@@ -285,8 +303,27 @@ impl Relay {
 
     /// Relays a complete object (GET webhook, or a poll result): keyed by its state key with
     /// `full_state = true`; an existing state key from any channel makes it a duplicate. Every
-    /// step runs within `deadline`, as in [`Self::relay_event`].
+    /// step runs within `deadline`, and the relay runs as its own task, as in
+    /// [`Self::relay_event`].
     pub async fn relay_object(
+        &self,
+        kind: ObjectKind,
+        requested_id: &str,
+        object: Value,
+        source: Source,
+        deadline: &Deadline,
+    ) -> Result<Outcome, RelayError> {
+        let this = self.clone();
+        let requested_id = requested_id.to_owned();
+        let deadline = *deadline;
+        detached(async move {
+            this.object_task(kind, &requested_id, object, source, &deadline)
+                .await
+        })
+        .await
+    }
+
+    async fn object_task(
         &self,
         kind: ObjectKind,
         requested_id: &str,
@@ -301,6 +338,9 @@ impl Relay {
             None => dedupe::content_state_key(class, &state.id, &object),
         };
         tracing::Span::current().record("dedupe_key", key.as_str());
+        let pass = deadline
+            .run(GATE, self.gates.enter(&group_id(class, &state.id)))
+            .await?;
         let token = match deadline
             .run(CLAIM, self.dedupe.claim(&key, true))
             .await?
@@ -331,18 +371,11 @@ impl Relay {
             changed_lines: None,
             payload: object,
         };
-        match self
-            .send(&envelope, &[(key.as_str(), &token)], deadline)
-            .await
-        {
-            Ok(()) => {}
-            Err(error @ RelayError::OutOfTime(_)) => return Err(error),
-            Err(error) => {
-                self.release(&key, &token, deadline).await;
-                return Err(error);
-            }
-        }
-        self.finish(&key, &token, deadline).await;
+        let held = Held {
+            claims: vec![(key.clone(), token)],
+            pass,
+        };
+        self.send(envelope, held, deadline).await?;
         Ok(Outcome::Enqueued {
             dedupe_key: key,
             kind,
@@ -350,25 +383,23 @@ impl Relay {
         })
     }
 
-    /// Enqueues one envelope within the deadline. The send runs as its own task: when the
-    /// deadline passes first, the request is answered [`RelayError::OutOfTime`] (503) while the
-    /// send goes on, and `claims` are handed to it: completed if the envelope arrives (so
-    /// Tradecloud's retry is a duplicate, not a second delivery), released if it fails (so the
-    /// retry enqueues it). Until then a retry finds the claim in progress (503). Cutting the
-    /// send off instead would leave its outcome unknown: the message could arrive twice.
-    ///
-    /// On `OutOfTime` the claims are no longer the caller's; on any other error they still
-    /// are, to release.
+    /// Enqueues one envelope within the deadline, then settles `held`: completed when it was
+    /// sent, released when it failed. The send runs as its own task: when the deadline passes
+    /// first, the request is answered [`RelayError::OutOfTime`] (503) while the send goes on
+    /// holding the claims and the object's pass, and settles them when it ends. Until then a
+    /// retry of the same object waits for the pass (503 when its own time runs out), then finds
+    /// the message completed (a duplicate, not a second delivery) or released (it enqueues
+    /// it). Cutting the send off instead would leave its outcome unknown: the message could
+    /// arrive twice, or a newer state of the object before it.
     async fn send(
         &self,
-        envelope: &Envelope,
-        claims: &[(&str, &ClaimToken)],
+        envelope: Envelope,
+        held: Held,
         deadline: &Deadline,
     ) -> Result<(), RelayError> {
         let sink = Arc::clone(&self.sink);
-        let batch = vec![envelope.clone()];
-        let mut sending = tokio::spawn(async move { sink.enqueue(&batch).await });
-        match deadline.run(SEND, &mut sending).await {
+        let mut sending = tokio::spawn(async move { sink.enqueue(&[envelope]).await });
+        let sent = match deadline.run(SEND, &mut sending).await {
             Ok(Ok(sent)) => sent.map_err(RelayError::Sink),
             // A panicking queue adapter panics the request, as it did before the send got its
             // own task, so the router's panic handling answers it.
@@ -379,56 +410,68 @@ impl Relay {
             })),
             Err(out_of_time) => {
                 let dedupe = Arc::clone(&self.dedupe);
-                let claims: Vec<(String, ClaimToken)> = claims
-                    .iter()
-                    .map(|(key, token)| ((*key).to_owned(), (*token).clone()))
-                    .collect();
                 tokio::spawn(async move {
                     let sent = matches!(sending.await, Ok(Ok(())));
-                    for (key, token) in &claims {
-                        if sent {
-                            complete_claim(dedupe.as_ref(), key, token).await;
-                        } else {
-                            release_claim(dedupe.as_ref(), key, token).await;
-                        }
-                    }
+                    settle_claims(dedupe.as_ref(), &held.claims, sent).await;
                     tracing::info!(
                         sent,
                         "a queue send that outlived its request ended; its claims are settled"
                     );
+                    drop(held.pass);
                 });
-                Err(out_of_time.into())
+                return Err(out_of_time.into());
             }
-        }
+        };
+        self.settle(held, sent.is_ok(), deadline).await;
+        sent
     }
 
-    /// Completes a claim after the enqueue (see [`complete_claim`]), within the deadline's
-    /// clean-up time.
-    async fn finish(&self, key: &str, token: &ClaimToken, deadline: &Deadline) {
-        if deadline
-            .clean_up(complete_claim(self.dedupe.as_ref(), key, token))
-            .await
-            .is_none()
-        {
+    /// Completes (`sent`) or releases the claims in `held`, then lets the pass go. Runs as its
+    /// own task, waited for within the deadline's clean-up time: when the store is too slow for
+    /// that, the answer goes out and the task goes on, still holding the pass, so the next
+    /// message of the object does not find a claim left in progress. Cutting a completion off
+    /// would leave a sent message's key in progress until it expires, and a poll could then
+    /// relay that state again.
+    async fn settle(&self, held: Held, sent: bool, deadline: &Deadline) {
+        let dedupe = Arc::clone(&self.dedupe);
+        let settling = tokio::spawn(async move {
+            settle_claims(dedupe.as_ref(), &held.claims, sent).await;
+            drop(held.pass);
+        });
+        if deadline.clean_up(settling).await.is_none() {
             tracing::warn!(
-                dedupe_key = key,
-                "completing the dedupe claim ran out of time; it will expire"
+                sent,
+                "settling the dedupe claims did not finish within the request's time; it goes on \
+                 after the answer"
             );
         }
     }
+}
 
-    /// Releases a claim after a failure (see [`release_claim`]), within the deadline's clean-up
-    /// time.
-    async fn release(&self, key: &str, token: &ClaimToken, deadline: &Deadline) {
-        if deadline
-            .clean_up(release_claim(self.dedupe.as_ref(), key, token))
-            .await
-            .is_none()
-        {
-            tracing::warn!(
-                dedupe_key = key,
-                "releasing the dedupe claim ran out of time; it will expire"
-            );
+/// Runs `relay` as its own task in the current span and waits for it: dropping the wait leaves
+/// the task running to its end. A panic in it panics the caller, so the router's panic handling
+/// answers it as before.
+async fn detached<F>(relay: F) -> Result<Outcome, RelayError>
+where
+    F: std::future::Future<Output = Result<Outcome, RelayError>> + Send + 'static,
+{
+    match tokio::spawn(relay.instrument(tracing::Span::current())).await {
+        Ok(outcome) => outcome,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(RelayError::Sink(SinkError {
+            failed: vec![0],
+            reason: format!("the relay was cancelled: {join}"),
+        })),
+    }
+}
+
+/// Completes every claim (`sent`) or releases it.
+async fn settle_claims(dedupe: &dyn DedupeStore, claims: &[(String, ClaimToken)], sent: bool) {
+    for (key, token) in claims {
+        if sent {
+            complete_claim(dedupe, key, token).await;
+        } else {
+            release_claim(dedupe, key, token).await;
         }
     }
 }

@@ -35,20 +35,34 @@ async fn answered(router: &axum::Router, request: Request<Body>) -> Answer {
         .expect("the webhook answered before the gateway's limit")
 }
 
-/// Waits until the send left running by a request that ran out of time has settled its claims.
-async fn settled(h: &Harness) {
+/// Waits until `done` holds (a task left running by a request settles after the answer).
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
     tokio::time::timeout(NEVER, async {
-        while h
-            .dedupe
-            .records()
-            .values()
-            .any(|r| r.state == RecordState::InProgress)
-        {
+        while !done() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
-    .expect("the send settled its claims");
+    .unwrap_or_else(|_| panic!("{what}"));
+}
+
+/// Waits until the send left running by a request that ran out of time has settled its claims.
+async fn settled(h: &Harness) {
+    wait_until("the send settled its claims", || {
+        !h.dedupe
+            .records()
+            .values()
+            .any(|r| r.state == RecordState::InProgress)
+    })
+    .await;
+}
+
+/// The message `body` is on the queue once, and a retry of it is a duplicate.
+async fn once_and_then_duplicate(h: &Harness, body: &serde_json::Value) {
+    assert_eq!(h.sink.envelopes().len(), 1);
+    let retry = answered(&h.router, post_json("/webhook", body)).await;
+    assert_eq!(retry.body["outcome"], "duplicate", "{}", retry.body);
+    assert_eq!(h.sink.envelopes().len(), 1);
 }
 
 #[tokio::test]
@@ -59,19 +73,18 @@ async fn a_stalled_queue_is_answered_503_in_time_and_the_message_arrives_once() 
     let a = answered(&h.router, post_json("/webhook", &body)).await;
     a.assert_problem(503);
     assert_eq!(a.body["type"], "urn:tradecloud-relay:problem:out-of-time");
-    // The send goes on and holds the claims: a retry now is told to come back.
+    // The send goes on and holds the claims and the object: a retry now waits for it until
+    // its own time runs out, and is told to come back.
     let early = answered(&h.router, post_json("/webhook", &body)).await;
+    early.assert_problem(503);
     assert_eq!(
         early.body["type"],
-        "urn:tradecloud-relay:problem:in-progress"
+        "urn:tradecloud-relay:problem:out-of-time"
     );
     // The queue answers at last: the message is there, and the retry is a duplicate.
     h.sink.set_mode(Mode::Up);
     settled(&h).await;
-    assert_eq!(h.sink.envelopes().len(), 1);
-    let retry = answered(&h.router, post_json("/webhook", &body)).await;
-    assert_eq!(retry.body["outcome"], "duplicate", "{}", retry.body);
-    assert_eq!(h.sink.envelopes().len(), 1);
+    once_and_then_duplicate(&h, &body).await;
 }
 
 #[tokio::test]
@@ -88,6 +101,95 @@ async fn a_stalled_queue_that_then_fails_leaves_the_message_to_the_retry() {
     let retry = answered(&h.router, post_json("/webhook", &body)).await;
     assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
     assert_eq!(h.sink.envelopes().len(), 1);
+}
+
+/// The keys of the dedupe records now, sorted.
+fn record_keys(h: &Harness) -> Vec<String> {
+    let mut keys: Vec<String> = h.dedupe.records().into_keys().collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn a_newer_state_waits_for_the_stalled_send_of_an_older_one() {
+    // A GET retry fetches what the object is now: a newer state, under another key. Sent
+    // beside the stalled older one, it could land first.
+    let h = harness_with(budget(400), true);
+    let older = "2025-04-23T10:01:53.812Z";
+    let newer = "2025-04-23T10:05:00.000Z";
+    h.api.put_order("o-9", full_order("o-9", older));
+    h.sink.set_mode(Mode::Hang);
+    answered(&h.router, get("/webhook/orders/o-9"))
+        .await
+        .assert_problem(503);
+    let stalled = record_keys(&h);
+    assert_eq!(stalled.len(), 1, "{stalled:?}");
+
+    h.api.put_order("o-9", full_order("o-9", newer));
+    let retry = answered(&h.router, get("/webhook/orders/o-9")).await;
+    retry.assert_problem(503);
+    assert_eq!(
+        retry.body["type"],
+        "urn:tradecloud-relay:problem:out-of-time"
+    );
+    // The newer state was not even claimed, let alone sent, while the older one stalls.
+    assert_eq!(record_keys(&h), stalled);
+
+    h.sink.set_mode(Mode::Up);
+    settled(&h).await;
+    let retry = answered(&h.router, get("/webhook/orders/o-9")).await;
+    assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
+    let times: Vec<Option<String>> = h
+        .sink
+        .envelopes()
+        .into_iter()
+        .map(|e| e.last_updated_at)
+        .collect();
+    assert_eq!(times, [Some(older.to_owned()), Some(newer.to_owned())]);
+}
+
+#[tokio::test]
+async fn a_send_stalled_past_the_claim_expiry_is_not_taken_over_by_the_retry() {
+    let h = harness_with(budget(400), true);
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    h.sink.set_mode(Mode::Hang);
+    answered(&h.router, post_json("/webhook", &body))
+        .await
+        .assert_problem(503);
+    // The claims' in-progress expiry passes while the send still stalls: the store alone
+    // would grant the retry the key, and two sends would be under way.
+    h.dedupe.advance(Duration::from_secs(3600));
+    let retry = answered(&h.router, post_json("/webhook", &body)).await;
+    retry.assert_problem(503);
+    h.sink.set_mode(Mode::Up);
+    // The expired claims are not live records any more: wait for the completed ones.
+    wait_until("the late send completed its claims", || {
+        h.dedupe
+            .records()
+            .values()
+            .any(|r| r.state == RecordState::Completed)
+    })
+    .await;
+    settled(&h).await;
+    once_and_then_duplicate(&h, &body).await;
+}
+
+#[tokio::test]
+async fn a_request_dropped_mid_send_still_settles_its_claims() {
+    // The client gives up before the budget (its own timeout), and the server drops the
+    // handler. The message still reaches the queue; its claims must say so, or once they
+    // expired a retry would send it a second time.
+    let h = harness_with(budget(5_000), true);
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    h.sink.set_mode(Mode::Hang);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        send(&h.router, post_json("/webhook", &body)),
+    );
+    assert!(gave_up.await.is_err(), "answered while the queue hangs");
+    h.sink.set_mode(Mode::Up);
+    settled(&h).await;
+    once_and_then_duplicate(&h, &body).await;
 }
 
 #[tokio::test]
