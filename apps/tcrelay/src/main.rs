@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::scenario::{self, ScenarioOptions};
 use tcrelay::settings::aws_endpoint;
@@ -41,6 +41,15 @@ struct Cli {
     /// Lambdas' environment variables; TCRELAY_AWS_ENDPOINT_URL overrides the endpoint).
     #[arg(long, global = true, value_enum, default_value_t = BackendArg::Sqlite)]
     backend: BackendArg,
+    /// Log lines on stderr as text (colours only on a terminal) or as one JSON object a line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "TCRELAY_LOG_FORMAT",
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +58,12 @@ struct Cli {
 enum BackendArg {
     Sqlite,
     Aws,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +76,10 @@ enum Command {
         /// Time between poll runs (`30s`, `5m`); `0` turns polling off.
         #[arg(long, default_value = "5m", value_parser = parse_interval)]
         poll_interval: Duration,
+        /// Also serve `/metrics` (Prometheus text) and `/health` on this address, e.g.
+        /// 127.0.0.1:9090; off when not given.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
     },
     /// The local outbound queue.
     Queue {
@@ -76,6 +95,22 @@ enum Command {
     Cursor {
         #[command(subcommand)]
         command: CursorCommand,
+    },
+    /// Everything the database holds about one order or shipment: dedupe records, queue
+    /// messages (acknowledged ones included) and quarantined requests.
+    Trace {
+        /// The order or shipment id.
+        object_id: String,
+        /// As one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the database: the file, its schema version, its integrity.
+    Doctor,
+    /// Print a shell completion script (e.g. `tcrelay completions bash > /etc/bash_completion.d/tcrelay`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Run the simulator and the relay together for a while and check the result.
     Demo {
@@ -98,6 +133,9 @@ enum QueueCommand {
         /// Include acknowledged messages.
         #[arg(long)]
         all: bool,
+        /// One JSON document per message and line.
+        #[arg(long)]
+        json: bool,
     },
     /// Envelopes as JSON lines, in queue order.
     Export {
@@ -124,9 +162,32 @@ enum QueueCommand {
 #[derive(Subcommand, Debug)]
 enum QuarantineCommand {
     /// One line per kept request.
-    List,
+    List {
+        /// One JSON document per request and line (as `export`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Kept requests as JSON lines (body in base64).
     Export,
+    /// Send kept requests through the relay again, as if they had just arrived (same
+    /// configuration as `serve`); each leaves the quarantine only when the relay accepts it.
+    Replay {
+        /// The ids to replay (see `quarantine list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        /// Replay every kept request, in the order kept.
+        #[arg(long)]
+        all: bool,
+        /// One JSON document per request and line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete kept requests for good.
+    Drop {
+        /// The ids to delete.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,6 +196,9 @@ enum CursorCommand {
     Show {
         /// The stream.
         stream: Option<String>,
+        /// One JSON document per stream and line.
+        #[arg(long)]
+        json: bool,
     },
     /// Set a stream's cursor (backfill from an earlier time, or skip ahead).
     Set {
@@ -163,7 +227,10 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(!matches!(cli.command, Command::Serve { .. }));
+    init_tracing(
+        !matches!(cli.command, Command::Serve { .. }),
+        cli.log_format,
+    );
     match run(cli).await {
         Ok(code) => code,
         // `tcrelay queue list | head`: the reader has all it wanted; not an error.
@@ -187,15 +254,20 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// Human-readable logs on stderr; `RUST_LOG` overrides the level. Only `serve` logs INFO by
 /// default: the operator commands and the demo print their own output, and an INFO line about
 /// opening the store would only get in its way.
-fn init_tracing(quiet: bool) {
+/// Colours only when stderr is a terminal: escape sequences in a file or a journal are noise.
+fn init_tracing(quiet: bool, format: LogFormat) {
+    use std::io::IsTerminal as _;
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -209,15 +281,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             listen,
             poll_interval,
+            admin_listen,
         } => {
             drop(stdout);
-            serve(&env, backend, &cli.db, listen, poll_interval).await?;
+            serve(&env, backend, &cli.db, listen, poll_interval, admin_listen).await?;
         }
         Command::Queue { command } => {
             let store = open_local(&cli.db, backend, &env)?;
             match command {
-                QueueCommand::List { limit, all } => {
-                    ops::queue_list(&store, limit, all, &mut stdout).await?;
+                QueueCommand::List { limit, all, json } => {
+                    ops::queue_list(&store, limit, all, json, &mut stdout).await?;
                 }
                 QueueCommand::Export { all } => {
                     ops::queue_export(&store, all, &mut stdout).await?;
@@ -231,9 +304,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine { command } => {
             let store = open_local(&cli.db, backend, &env)?;
             match command {
-                QuarantineCommand::List => ops::quarantine_list(&store, &mut stdout).await?,
+                QuarantineCommand::List { json } => {
+                    ops::quarantine_list(&store, json, &mut stdout).await?;
+                }
                 QuarantineCommand::Export => ops::quarantine_export(&store, &mut stdout).await?,
+                QuarantineCommand::Replay { ids, all, json } => {
+                    drop(store);
+                    let (store, replayer) = replayer(&env, &cli.db).await?;
+                    let ids = (!all).then_some(ids.as_slice());
+                    if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                QuarantineCommand::Drop { ids } => {
+                    ops::quarantine_drop(&store, &ids, &mut stdout).await?;
+                }
             }
+        }
+        Command::Trace { object_id, json } => {
+            let store = open_local(&cli.db, backend, &env)?;
+            ops::trace(&store, &object_id, json, &mut stdout).await?;
+        }
+        Command::Doctor => {
+            anyhow::ensure!(
+                backend == Backend::Sqlite,
+                "doctor checks the local SQLite database; with --backend aws it is not there yet"
+            );
+            if !ops::doctor_sqlite(&cli.db, &mut stdout).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tcrelay", &mut stdout);
         }
         Command::Cursor { command } => {
             let cursors: Arc<dyn CursorStore> = match backend {
@@ -254,8 +356,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             match command {
-                CursorCommand::Show { stream } => {
-                    ops::cursor_show(cursors.as_ref(), stream.as_deref(), &mut stdout).await?;
+                CursorCommand::Show { stream, json } => {
+                    ops::cursor_show(cursors.as_ref(), stream.as_deref(), json, &mut stdout)
+                        .await?;
                 }
                 CursorCommand::Set { stream, value } => {
                     ops::cursor_set(cursors.as_ref(), &stream, &value, &mut stdout).await?;
@@ -299,19 +402,14 @@ async fn serve(
     db: &std::path::Path,
     listen: SocketAddr,
     poll_interval: Duration,
+    admin_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut settings = Settings::from_env_map(env, backend)?;
     resolve_secrets(&mut settings, env).await?;
 
     let ports = match backend {
         Backend::Sqlite => {
-            let options = SqliteOptions {
-                dedupe_ttl: settings.dedupe.ttl,
-                in_progress_expiry: settings.dedupe.in_progress_expiry,
-                acked_retention: settings.acked_retention,
-                ..SqliteOptions::default()
-            };
-            let store = SqliteStore::open_with(db, options)
+            let store = SqliteStore::open_with(db, sqlite_options(&settings))
                 .with_context(|| format!("cannot open the database {}", db.display()))?;
             tracing::info!(db = %db.display(), "local SQLite backend");
             tokio::spawn(ops::housekeeping_loop(store.clone(), HOUSEKEEPING_INTERVAL));
@@ -325,7 +423,92 @@ async fn serve(
         }
     };
 
-    let (api, poll_api) = match &settings.tradecloud.login {
+    let (api, poll_api) = tradecloud_apis(&settings)?;
+    let parts = RelayParts {
+        webhook: WebhookSettings::from(&settings.webhook),
+        ports,
+        api,
+        poll_api,
+        poll: settings.poll.clone(),
+    };
+    let mut server = tcrelay::start(
+        parts,
+        ServeOptions {
+            listen,
+            poll_interval: (!poll_interval.is_zero()).then_some(poll_interval),
+            limits: settings.server,
+        },
+    )
+    .await?;
+    let addr = server.local_addr();
+    println!(
+        "tcrelay listening on http://{addr} (webhook: http://{addr}/webhook/orders, /webhook/order-documents, /webhook/shipments)"
+    );
+    if let Some(admin) = admin_listen {
+        let admin = server.start_admin(admin).await?;
+        println!("tcrelay metrics on http://{admin}/metrics");
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        %addr,
+        poll_interval = %humantime::format_duration(poll_interval),
+        streams = ?settings.poll.streams,
+        "tcrelay serving"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests and the current poll page");
+    server.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The relay as `serve` builds it, on the local database, for `quarantine replay`. The
+/// webhook's credentials do not matter to a replay (it brings its own), so none need be set.
+async fn replayer(
+    env: &HashMap<String, String>,
+    db: &std::path::Path,
+) -> anyhow::Result<(SqliteStore, tcrelay::replay::Replayer)> {
+    let mut env = env.clone();
+    let basic = tcrelay_core::config::TCRELAY_WEBHOOK_BASIC;
+    if env.get(basic).is_none_or(|v| v.trim().is_empty())
+        && env
+            .get(tcrelay_core::config::TCRELAY_WEBHOOK_BEARER)
+            .is_none_or(|v| v.trim().is_empty())
+    {
+        // Only to pass the "webhook left open" check; the replay's router accepts its own token.
+        env.insert(basic.to_owned(), "replay:unused".to_owned());
+    }
+    let mut settings = Settings::from_env_map(&env, Backend::Sqlite)?;
+    resolve_secrets(&mut settings, &env).await?;
+    let (api, _) = tradecloud_apis(&settings)?;
+    // The dedupe timings `serve` uses, so a replayed message is remembered as long.
+    let store = SqliteStore::open_existing(db, sqlite_options(&settings))?;
+    let replayer = tcrelay::replay::Replayer::new(
+        WebhookSettings::from(&settings.webhook),
+        &Ports::sqlite(&store),
+        api,
+    );
+    Ok((store, replayer))
+}
+
+/// The store's options from the settings `serve` reads.
+fn sqlite_options(settings: &Settings) -> SqliteOptions {
+    SqliteOptions {
+        dedupe_ttl: settings.dedupe.ttl,
+        in_progress_expiry: settings.dedupe.in_progress_expiry,
+        acked_retention: settings.acked_retention,
+        ..SqliteOptions::default()
+    }
+}
+
+/// Tradecloud for GET webhooks, and for polling.
+type TradecloudApis = (Option<Arc<dyn TradecloudApi>>, Option<Arc<dyn PollApi>>);
+
+/// Tradecloud for GET webhooks and for polling, when a login is configured.
+fn tradecloud_apis(settings: &Settings) -> anyhow::Result<TradecloudApis> {
+    Ok(match &settings.tradecloud.login {
         Some(login) => {
             let client = TradecloudClient::new(ClientConfig::new(
                 settings.tradecloud.api_url.clone(),
@@ -344,41 +527,7 @@ async fn serve(
             );
             (None, None)
         }
-    };
-    let parts = RelayParts {
-        webhook: WebhookSettings::from(&settings.webhook),
-        ports,
-        api,
-        poll_api,
-        poll: settings.poll.clone(),
-    };
-    let server = tcrelay::start(
-        parts,
-        ServeOptions {
-            listen,
-            poll_interval: (!poll_interval.is_zero()).then_some(poll_interval),
-            limits: settings.server,
-        },
-    )
-    .await?;
-    let addr = server.local_addr();
-    println!(
-        "tcrelay listening on http://{addr} (webhook: http://{addr}/webhook/orders, /webhook/order-documents, /webhook/shipments)"
-    );
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    tracing::info!(
-        %addr,
-        poll_interval = %humantime::format_duration(poll_interval),
-        streams = ?settings.poll.streams,
-        "tcrelay serving"
-    );
-
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests and the current poll page");
-    server.shutdown().await?;
-    tracing::info!("stopped");
-    Ok(())
+    })
 }
 
 async fn shutdown_signal() {
