@@ -419,7 +419,8 @@ async fn serve(
             let resources = settings.aws.as_ref().context("AWS settings missing")?;
             let clients = aws_clients(resources.endpoint_url.as_deref()).await;
             tracing::info!(queue = %resources.queue_url, table = %resources.dedupe_table, "AWS backend");
-            Ports::aws(&clients, resources)
+            let claim = tcrelay_aws::ClaimCheckSettings::from_env_map(env)?;
+            Ports::aws_for_queues(&clients, resources, &claim).await
         }
     };
 

@@ -20,7 +20,10 @@ pub mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use claim_check::{ClaimCheck, ClaimCheckError, PayloadS3Pointer, read_claim_checked};
+pub use claim_check::{
+    ClaimCheck, ClaimCheckError, ClaimCheckSettings, PayloadS3Pointer, claim_check_threshold,
+    read_claim_checked,
+};
 pub use clock::{Clock, system_clock};
 pub use config::{AwsClients, AwsConfigOptions, aws_config_for};
 pub use cursor::DynamoCursorStore;
