@@ -107,6 +107,11 @@ enum Command {
     },
     /// Check the database: the file, its schema version, its integrity.
     Doctor,
+    /// The dead-letter queue of TCRELAY_QUEUE_URL (`--backend aws`).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Print a shell completion script (e.g. `tcrelay completions bash > /etc/bash_completion.d/tcrelay`).
     Completions {
         /// The shell.
@@ -187,6 +192,24 @@ enum QuarantineCommand {
         /// The ids to delete.
         #[arg(required = true)]
         ids: Vec<i64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCommand {
+    /// Move messages back to the queue, FIFO included: same group and deduplication ids,
+    /// order kept within each group, each deleted from the DLQ after it was sent.
+    Redrive {
+        /// The DLQ; default: the one the queue's RedrivePolicy names.
+        #[arg(long)]
+        from: Option<String>,
+        /// Leave messages sent less than this long ago (SQS drops a FIFO message sent again
+        /// with the same deduplication id within five minutes).
+        #[arg(long, default_value = "6m", value_parser = parse_interval)]
+        min_age: Duration,
+        /// At most this many messages.
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 
@@ -332,6 +355,50 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             if !ops::doctor_sqlite(&cli.db, &mut stdout).await? {
                 return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Dlq {
+            command:
+                DlqCommand::Redrive {
+                    from,
+                    min_age,
+                    limit,
+                },
+        } => {
+            anyhow::ensure!(
+                backend == Backend::Aws,
+                "dlq redrive works on SQS: add --backend aws"
+            );
+            let queue = env
+                .get(tcrelay_core::config::TCRELAY_QUEUE_URL)
+                .map(|q| q.trim().to_owned())
+                .filter(|q| !q.is_empty())
+                .context("TCRELAY_QUEUE_URL is required: the queue the messages go back to")?;
+            let clients = aws_clients(aws_endpoint(&env).as_deref()).await;
+            let from = match from {
+                Some(from) => from,
+                None => tcrelay_aws::redrive::dead_letter_queue_of(&clients.sqs, &queue)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            };
+            let options = tcrelay_aws::redrive::RedriveOptions {
+                min_age,
+                limit: limit.unwrap_or(usize::MAX),
+                ..tcrelay_aws::redrive::RedriveOptions::new(from, queue)
+            };
+            let report = tcrelay_aws::redrive::redrive(&clients.sqs, &options).await?;
+            use std::io::Write as _;
+            writeln!(
+                stdout,
+                "moved {} message(s) back to the queue",
+                report.moved
+            )?;
+            if report.stopped_at_young {
+                writeln!(
+                    stdout,
+                    "stopped at a message sent less than {} ago; run again later for the rest",
+                    humantime::format_duration(min_age)
+                )?;
             }
         }
         Command::Completions { shell } => {

@@ -14,6 +14,7 @@ pub mod dedupe;
 mod error;
 mod message;
 pub mod quarantine;
+pub mod redrive;
 pub mod secrets;
 pub mod sink;
 pub mod table;
