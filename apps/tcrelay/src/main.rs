@@ -105,7 +105,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check the database: the file, its schema version, its integrity.
+    /// Check the database (file, schema version, integrity) or, with `--backend aws`, the
+    /// table, queues, bucket and secrets the settings name; one line per check.
     Doctor,
     /// The dead-letter queue of TCRELAY_QUEUE_URL (`--backend aws`).
     Dlq {
@@ -349,11 +350,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ops::trace(&store, &object_id, json, &mut stdout).await?;
         }
         Command::Doctor => {
-            anyhow::ensure!(
-                backend == Backend::Sqlite,
-                "doctor checks the local SQLite database; with --backend aws it is not there yet"
-            );
-            if !ops::doctor_sqlite(&cli.db, &mut stdout).await? {
+            let passed = match backend {
+                Backend::Sqlite => ops::doctor_sqlite(&cli.db, &mut stdout).await?,
+                Backend::Aws => doctor_aws(&env, &mut stdout).await?,
+            };
+            if !passed {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -559,6 +560,42 @@ async fn replayer(
         api,
     );
     Ok((store, replayer))
+}
+
+/// `doctor --backend aws`: the resources of the settings, one line per check.
+async fn doctor_aws(
+    env: &HashMap<String, String>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<bool> {
+    use tcrelay_core::config::{TCRELAY_TRADECLOUD_SECRET_ARN, TCRELAY_WEBHOOK_SECRET_ARN};
+    let resources = match tcrelay_core::config::AwsResources::from_env_map(env) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(out, "FAIL  settings: {e}")?;
+            return Ok(false);
+        }
+    };
+    let sdk = AwsConfigOptions::for_relay(resources.endpoint_url.as_deref())
+        .load()
+        .await;
+    let clients = tcrelay_aws::AwsClients::new(&sdk);
+    let arns: Vec<(&str, String)> = [TCRELAY_WEBHOOK_SECRET_ARN, TCRELAY_TRADECLOUD_SECRET_ARN]
+        .into_iter()
+        .filter_map(|var| {
+            let arn = env.get(var)?.trim();
+            (!arn.is_empty()).then(|| (var, arn.to_owned()))
+        })
+        .collect();
+    let checks = tcrelay_aws::doctor::check(&clients, &Secrets::new(&sdk), &resources, &arns).await;
+    for check in &checks {
+        let mark = if check.ok { "ok   " } else { "FAIL " };
+        writeln!(
+            out,
+            "{mark} {}",
+            tcrelay_core::logsafe::escape_control(&check.detail)
+        )?;
+    }
+    Ok(checks.iter().all(|c| c.ok))
 }
 
 /// The store's options from the settings `serve` reads.

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod dedupe;
+pub mod doctor;
 mod error;
 mod message;
 pub mod quarantine;

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use tcrelay_aws::redrive::{RedriveOptions, dead_letter_queue_of, redrive};
-use tcrelay_aws::testing::{create_queue, moto_clients};
+use tcrelay_aws::testing::{attach_dead_letter_queue, create_queue, moto_clients};
 
 use crate::common::{assert_empty, attributes, receive};
 
@@ -14,29 +14,8 @@ use crate::common::{assert_empty, attributes, receive};
 async fn a_fifo_dlq_goes_back_in_order_within_each_group() {
     let clients = moto_clients().await;
     let dlq = create_queue(&clients, "dlq", true).await;
-    let dlq_arn = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
     let queue = create_queue(&clients, "main", true).await;
-    clients
-        .sqs
-        .set_queue_attributes()
-        .queue_url(&queue)
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}"#),
-        )
-        .send()
-        .await
-        .unwrap();
+    attach_dead_letter_queue(&clients, &queue, &dlq).await;
     assert_eq!(
         dead_letter_queue_of(&clients.sqs, &queue).await.unwrap(),
         dlq
