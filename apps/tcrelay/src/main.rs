@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::scenario::{self, ScenarioOptions};
 use tcrelay::settings::aws_endpoint;
@@ -126,6 +126,10 @@ enum Command {
         /// Seed of the simulated world, duplicates and faults.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Log lines on stderr (the relay's WARN/INFO lines about the injected faults); by
+        /// default only the progress and the summary are printed.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -250,12 +254,24 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(
-        !matches!(cli.command, Command::Serve { .. }),
-        cli.log_format,
-    );
-    match run(cli).await {
+    let matches = Cli::command().get_matches();
+    let db_given = matches
+        .value_source("db")
+        .is_some_and(|source| source != clap::parser::ValueSource::DefaultValue);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let level = match cli.command {
+        Command::Serve { .. } => "info",
+        // The injected faults make the relay log warnings by the hundred; the demo's summary
+        // counts them instead.
+        Command::Demo { verbose: false, .. } => "off",
+        Command::Demo { verbose: true, .. } => "info",
+        _ => "warn",
+    };
+    init_tracing(level, cli.log_format);
+    match run(cli, db_given).await {
         Ok(code) => code,
         // `tcrelay queue list | head`: the reader has all it wanted; not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -279,9 +295,8 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// default: the operator commands and the demo print their own output, and an INFO line about
 /// opening the store would only get in its way.
 /// Colours only when stderr is a terminal: escape sequences in a file or a journal are noise.
-fn init_tracing(quiet: bool, format: LogFormat) {
+fn init_tracing(default: &str, format: LogFormat) {
     use std::io::IsTerminal as _;
-    let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -294,7 +309,8 @@ fn init_tracing(quiet: bool, format: LogFormat) {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// `db_given`: whether `--db` (or `TCRELAY_DB`) was set rather than defaulted.
+async fn run(cli: Cli, db_given: bool) -> anyhow::Result<ExitCode> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let backend = match cli.backend {
         BackendArg::Sqlite => Backend::Sqlite,
@@ -433,9 +449,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Demo { duration, seed } => {
+        Command::Demo { duration, seed, .. } => {
             drop(stdout);
-            return demo(duration, seed).await;
+            return demo(duration, seed, db_given.then_some(cli.db.as_path())).await;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -683,9 +699,27 @@ async fn resolve_secrets(
     Ok(())
 }
 
-async fn demo(duration: Duration, seed: u64) -> anyhow::Result<ExitCode> {
+/// The demo on a temporary database, or on `db` (a new file, kept afterwards so the operator
+/// commands can be tried on it).
+async fn demo(
+    duration: Duration,
+    seed: u64,
+    db: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let path = dir.path().join("demo.db");
+    let path = match db {
+        Some(path) => {
+            // The check compares the whole queue with what the simulator produced: an earlier
+            // run's messages would fail it.
+            anyhow::ensure!(
+                !path.exists(),
+                "the demo's database {} exists already: remove it or give another --db",
+                path.display()
+            );
+            path.to_path_buf()
+        }
+        None => dir.path().join("demo.db"),
+    };
     let store = SqliteStore::open_with(
         &path,
         SqliteOptions {
@@ -704,6 +738,13 @@ async fn demo(duration: Duration, seed: u64) -> anyhow::Result<ExitCode> {
     let options = ScenarioOptions::demo(duration, seed);
     let report = scenario::run(&options, Ports::sqlite(&store), &store).await?;
     println!("{}", report.table());
+    if let Some(db) = db {
+        let db = db.display();
+        println!(
+            "the database is kept: try `tcrelay --db {db} queue stats`, `queue list`, \
+             `quarantine list`, `trace <object id>`, `doctor`"
+        );
+    }
     if report.passed() {
         println!("demo passed: every change is on the queue exactly once");
         Ok(ExitCode::SUCCESS)
