@@ -7,6 +7,7 @@ pub mod check;
 pub mod faults;
 pub mod metrics;
 pub mod ops;
+pub mod replay;
 pub mod scenario;
 pub mod server;
 pub mod settings;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::scenario::{self, ScenarioOptions};
 use tcrelay::settings::aws_endpoint;
@@ -41,6 +41,15 @@ struct Cli {
     /// Lambdas' environment variables; TCRELAY_AWS_ENDPOINT_URL overrides the endpoint).
     #[arg(long, global = true, value_enum, default_value_t = BackendArg::Sqlite)]
     backend: BackendArg,
+    /// Log lines on stderr as text (colours only on a terminal) or as one JSON object a line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "TCRELAY_LOG_FORMAT",
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +58,12 @@ struct Cli {
 enum BackendArg {
     Sqlite,
     Aws,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +76,10 @@ enum Command {
         /// Time between poll runs (`30s`, `5m`); `0` turns polling off.
         #[arg(long, default_value = "5m", value_parser = parse_interval)]
         poll_interval: Duration,
+        /// Also serve `/metrics` (Prometheus text) and `/health` on this address, e.g.
+        /// 127.0.0.1:9090; off when not given.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
     },
     /// The local outbound queue.
     Queue {
@@ -77,6 +96,28 @@ enum Command {
         #[command(subcommand)]
         command: CursorCommand,
     },
+    /// Everything the database holds about one order or shipment: dedupe records, queue
+    /// messages (acknowledged ones included) and quarantined requests.
+    Trace {
+        /// The order or shipment id.
+        object_id: String,
+        /// As one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the database (file, schema version, integrity) or, with `--backend aws`, the
+    /// table, queues, bucket and secrets the settings name; one line per check.
+    Doctor,
+    /// The dead-letter queue of TCRELAY_QUEUE_URL (`--backend aws`).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Print a shell completion script (e.g. `tcrelay completions bash > /etc/bash_completion.d/tcrelay`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Run the simulator and the relay together for a while and check the result.
     Demo {
         /// How long changes keep coming.
@@ -85,6 +126,10 @@ enum Command {
         /// Seed of the simulated world, duplicates and faults.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Log lines on stderr (the relay's WARN/INFO lines about the injected faults); by
+        /// default only the progress and the summary are printed.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -98,6 +143,9 @@ enum QueueCommand {
         /// Include acknowledged messages.
         #[arg(long)]
         all: bool,
+        /// One JSON document per message and line.
+        #[arg(long)]
+        json: bool,
     },
     /// Envelopes as JSON lines, in queue order.
     Export {
@@ -124,9 +172,50 @@ enum QueueCommand {
 #[derive(Subcommand, Debug)]
 enum QuarantineCommand {
     /// One line per kept request.
-    List,
+    List {
+        /// One JSON document per request and line (as `export`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Kept requests as JSON lines (body in base64).
     Export,
+    /// Send kept requests through the relay again, as if they had just arrived (same
+    /// configuration as `serve`); each leaves the quarantine only when the relay accepts it.
+    Replay {
+        /// The ids to replay (see `quarantine list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        /// Replay every kept request, in the order kept.
+        #[arg(long)]
+        all: bool,
+        /// One JSON document per request and line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete kept requests for good.
+    Drop {
+        /// The ids to delete.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCommand {
+    /// Move messages back to the queue, FIFO included: same group and deduplication ids,
+    /// order kept within each group, each deleted from the DLQ after it was sent.
+    Redrive {
+        /// The DLQ; default: the one the queue's RedrivePolicy names.
+        #[arg(long)]
+        from: Option<String>,
+        /// Leave messages sent less than this long ago (SQS drops a FIFO message sent again
+        /// with the same deduplication id within five minutes).
+        #[arg(long, default_value = "6m", value_parser = parse_interval)]
+        min_age: Duration,
+        /// At most this many messages.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,6 +224,9 @@ enum CursorCommand {
     Show {
         /// The stream.
         stream: Option<String>,
+        /// One JSON document per stream and line.
+        #[arg(long)]
+        json: bool,
     },
     /// Set a stream's cursor (backfill from an earlier time, or skip ahead).
     Set {
@@ -162,9 +254,24 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(!matches!(cli.command, Command::Serve { .. }));
-    match run(cli).await {
+    let matches = Cli::command().get_matches();
+    let db_given = matches
+        .value_source("db")
+        .is_some_and(|source| source != clap::parser::ValueSource::DefaultValue);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let level = match cli.command {
+        Command::Serve { .. } => "info",
+        // The injected faults make the relay log warnings by the hundred; the demo's summary
+        // counts them instead.
+        Command::Demo { verbose: false, .. } => "off",
+        Command::Demo { verbose: true, .. } => "info",
+        _ => "warn",
+    };
+    init_tracing(level, cli.log_format);
+    match run(cli, db_given).await {
         Ok(code) => code,
         // `tcrelay queue list | head`: the reader has all it wanted; not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -187,18 +294,23 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// Human-readable logs on stderr; `RUST_LOG` overrides the level. Only `serve` logs INFO by
 /// default: the operator commands and the demo print their own output, and an INFO line about
 /// opening the store would only get in its way.
-fn init_tracing(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+/// Colours only when stderr is a terminal: escape sequences in a file or a journal are noise.
+fn init_tracing(default: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// `db_given`: whether `--db` (or `TCRELAY_DB`) was set rather than defaulted.
+async fn run(cli: Cli, db_given: bool) -> anyhow::Result<ExitCode> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let backend = match cli.backend {
         BackendArg::Sqlite => Backend::Sqlite,
@@ -209,15 +321,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             listen,
             poll_interval,
+            admin_listen,
         } => {
             drop(stdout);
-            serve(&env, backend, &cli.db, listen, poll_interval).await?;
+            serve(&env, backend, &cli.db, listen, poll_interval, admin_listen).await?;
         }
         Command::Queue { command } => {
             let store = open_local(&cli.db, backend, &env)?;
             match command {
-                QueueCommand::List { limit, all } => {
-                    ops::queue_list(&store, limit, all, &mut stdout).await?;
+                QueueCommand::List { limit, all, json } => {
+                    ops::queue_list(&store, limit, all, json, &mut stdout).await?;
                 }
                 QueueCommand::Export { all } => {
                     ops::queue_export(&store, all, &mut stdout).await?;
@@ -231,9 +344,82 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine { command } => {
             let store = open_local(&cli.db, backend, &env)?;
             match command {
-                QuarantineCommand::List => ops::quarantine_list(&store, &mut stdout).await?,
+                QuarantineCommand::List { json } => {
+                    ops::quarantine_list(&store, json, &mut stdout).await?;
+                }
                 QuarantineCommand::Export => ops::quarantine_export(&store, &mut stdout).await?,
+                QuarantineCommand::Replay { ids, all, json } => {
+                    drop(store);
+                    let (store, replayer) = replayer(&env, &cli.db).await?;
+                    let ids = (!all).then_some(ids.as_slice());
+                    if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                QuarantineCommand::Drop { ids } => {
+                    ops::quarantine_drop(&store, &ids, &mut stdout).await?;
+                }
             }
+        }
+        Command::Trace { object_id, json } => {
+            let store = open_local(&cli.db, backend, &env)?;
+            ops::trace(&store, &object_id, json, &mut stdout).await?;
+        }
+        Command::Doctor => {
+            let passed = match backend {
+                Backend::Sqlite => ops::doctor_sqlite(&cli.db, &mut stdout).await?,
+                Backend::Aws => doctor_aws(&env, &mut stdout).await?,
+            };
+            if !passed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Dlq {
+            command:
+                DlqCommand::Redrive {
+                    from,
+                    min_age,
+                    limit,
+                },
+        } => {
+            anyhow::ensure!(
+                backend == Backend::Aws,
+                "dlq redrive works on SQS: add --backend aws"
+            );
+            let queue = env
+                .get(tcrelay_core::config::TCRELAY_QUEUE_URL)
+                .map(|q| q.trim().to_owned())
+                .filter(|q| !q.is_empty())
+                .context("TCRELAY_QUEUE_URL is required: the queue the messages go back to")?;
+            let clients = aws_clients(aws_endpoint(&env).as_deref()).await;
+            let from = match from {
+                Some(from) => from,
+                None => tcrelay_aws::redrive::dead_letter_queue_of(&clients.sqs, &queue)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            };
+            let options = tcrelay_aws::redrive::RedriveOptions {
+                min_age,
+                limit: limit.unwrap_or(usize::MAX),
+                ..tcrelay_aws::redrive::RedriveOptions::new(from, queue)
+            };
+            let report = tcrelay_aws::redrive::redrive(&clients.sqs, &options).await?;
+            use std::io::Write as _;
+            writeln!(
+                stdout,
+                "moved {} message(s) back to the queue",
+                report.moved
+            )?;
+            if report.stopped_at_young {
+                writeln!(
+                    stdout,
+                    "stopped at a message sent less than {} ago; run again later for the rest",
+                    humantime::format_duration(min_age)
+                )?;
+            }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tcrelay", &mut stdout);
         }
         Command::Cursor { command } => {
             let cursors: Arc<dyn CursorStore> = match backend {
@@ -254,17 +440,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             match command {
-                CursorCommand::Show { stream } => {
-                    ops::cursor_show(cursors.as_ref(), stream.as_deref(), &mut stdout).await?;
+                CursorCommand::Show { stream, json } => {
+                    ops::cursor_show(cursors.as_ref(), stream.as_deref(), json, &mut stdout)
+                        .await?;
                 }
                 CursorCommand::Set { stream, value } => {
                     ops::cursor_set(cursors.as_ref(), &stream, &value, &mut stdout).await?;
                 }
             }
         }
-        Command::Demo { duration, seed } => {
+        Command::Demo { duration, seed, .. } => {
             drop(stdout);
-            return demo(duration, seed).await;
+            return demo(duration, seed, db_given.then_some(cli.db.as_path())).await;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -299,19 +486,14 @@ async fn serve(
     db: &std::path::Path,
     listen: SocketAddr,
     poll_interval: Duration,
+    admin_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut settings = Settings::from_env_map(env, backend)?;
     resolve_secrets(&mut settings, env).await?;
 
     let ports = match backend {
         Backend::Sqlite => {
-            let options = SqliteOptions {
-                dedupe_ttl: settings.dedupe.ttl,
-                in_progress_expiry: settings.dedupe.in_progress_expiry,
-                acked_retention: settings.acked_retention,
-                ..SqliteOptions::default()
-            };
-            let store = SqliteStore::open_with(db, options)
+            let store = SqliteStore::open_with(db, sqlite_options(&settings))
                 .with_context(|| format!("cannot open the database {}", db.display()))?;
             tracing::info!(db = %db.display(), "local SQLite backend");
             tokio::spawn(ops::housekeeping_loop(store.clone(), HOUSEKEEPING_INTERVAL));
@@ -321,11 +503,133 @@ async fn serve(
             let resources = settings.aws.as_ref().context("AWS settings missing")?;
             let clients = aws_clients(resources.endpoint_url.as_deref()).await;
             tracing::info!(queue = %resources.queue_url, table = %resources.dedupe_table, "AWS backend");
-            Ports::aws(&clients, resources)
+            let claim = tcrelay_aws::ClaimCheckSettings::from_env_map(env)?;
+            Ports::aws_for_queues(&clients, resources, &claim).await
         }
     };
 
-    let (api, poll_api) = match &settings.tradecloud.login {
+    let (api, poll_api) = tradecloud_apis(&settings)?;
+    let parts = RelayParts {
+        webhook: WebhookSettings::from(&settings.webhook),
+        ports,
+        api,
+        poll_api,
+        poll: settings.poll.clone(),
+    };
+    let mut server = tcrelay::start(
+        parts,
+        ServeOptions {
+            listen,
+            poll_interval: (!poll_interval.is_zero()).then_some(poll_interval),
+            limits: settings.server,
+        },
+    )
+    .await?;
+    let addr = server.local_addr();
+    println!(
+        "tcrelay listening on http://{addr} (webhook: http://{addr}/webhook/orders, /webhook/order-documents, /webhook/shipments)"
+    );
+    if let Some(admin) = admin_listen {
+        let admin = server.start_admin(admin).await?;
+        println!("tcrelay metrics on http://{admin}/metrics");
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        %addr,
+        poll_interval = %humantime::format_duration(poll_interval),
+        streams = ?settings.poll.streams,
+        "tcrelay serving"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests and the current poll page");
+    server.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The relay as `serve` builds it, on the local database, for `quarantine replay`. The
+/// webhook's credentials do not matter to a replay (it brings its own), so none need be set.
+async fn replayer(
+    env: &HashMap<String, String>,
+    db: &std::path::Path,
+) -> anyhow::Result<(SqliteStore, tcrelay::replay::Replayer)> {
+    let mut env = env.clone();
+    let basic = tcrelay_core::config::TCRELAY_WEBHOOK_BASIC;
+    if env.get(basic).is_none_or(|v| v.trim().is_empty())
+        && env
+            .get(tcrelay_core::config::TCRELAY_WEBHOOK_BEARER)
+            .is_none_or(|v| v.trim().is_empty())
+    {
+        // Only to pass the "webhook left open" check; the replay's router accepts its own token.
+        env.insert(basic.to_owned(), "replay:unused".to_owned());
+    }
+    let mut settings = Settings::from_env_map(&env, Backend::Sqlite)?;
+    resolve_secrets(&mut settings, &env).await?;
+    let (api, _) = tradecloud_apis(&settings)?;
+    // The dedupe timings `serve` uses, so a replayed message is remembered as long.
+    let store = SqliteStore::open_existing(db, sqlite_options(&settings))?;
+    let replayer = tcrelay::replay::Replayer::new(
+        WebhookSettings::from(&settings.webhook),
+        &Ports::sqlite(&store),
+        api,
+    );
+    Ok((store, replayer))
+}
+
+/// `doctor --backend aws`: the resources of the settings, one line per check.
+async fn doctor_aws(
+    env: &HashMap<String, String>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<bool> {
+    use tcrelay_core::config::{TCRELAY_TRADECLOUD_SECRET_ARN, TCRELAY_WEBHOOK_SECRET_ARN};
+    let resources = match tcrelay_core::config::AwsResources::from_env_map(env) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(out, "FAIL  settings: {e}")?;
+            return Ok(false);
+        }
+    };
+    let sdk = AwsConfigOptions::for_relay(resources.endpoint_url.as_deref())
+        .load()
+        .await;
+    let clients = tcrelay_aws::AwsClients::new(&sdk);
+    let arns: Vec<(&str, String)> = [TCRELAY_WEBHOOK_SECRET_ARN, TCRELAY_TRADECLOUD_SECRET_ARN]
+        .into_iter()
+        .filter_map(|var| {
+            let arn = env.get(var)?.trim();
+            (!arn.is_empty()).then(|| (var, arn.to_owned()))
+        })
+        .collect();
+    let checks = tcrelay_aws::doctor::check(&clients, &Secrets::new(&sdk), &resources, &arns).await;
+    for check in &checks {
+        let mark = if check.ok { "ok   " } else { "FAIL " };
+        writeln!(
+            out,
+            "{mark} {}",
+            tcrelay_core::logsafe::escape_control(&check.detail)
+        )?;
+    }
+    Ok(checks.iter().all(|c| c.ok))
+}
+
+/// The store's options from the settings `serve` reads.
+fn sqlite_options(settings: &Settings) -> SqliteOptions {
+    SqliteOptions {
+        dedupe_ttl: settings.dedupe.ttl,
+        in_progress_expiry: settings.dedupe.in_progress_expiry,
+        acked_retention: settings.acked_retention,
+        ..SqliteOptions::default()
+    }
+}
+
+/// Tradecloud for GET webhooks, and for polling.
+type TradecloudApis = (Option<Arc<dyn TradecloudApi>>, Option<Arc<dyn PollApi>>);
+
+/// Tradecloud for GET webhooks and for polling, when a login is configured.
+fn tradecloud_apis(settings: &Settings) -> anyhow::Result<TradecloudApis> {
+    Ok(match &settings.tradecloud.login {
         Some(login) => {
             let client = TradecloudClient::new(ClientConfig::new(
                 settings.tradecloud.api_url.clone(),
@@ -344,41 +648,7 @@ async fn serve(
             );
             (None, None)
         }
-    };
-    let parts = RelayParts {
-        webhook: WebhookSettings::from(&settings.webhook),
-        ports,
-        api,
-        poll_api,
-        poll: settings.poll.clone(),
-    };
-    let server = tcrelay::start(
-        parts,
-        ServeOptions {
-            listen,
-            poll_interval: (!poll_interval.is_zero()).then_some(poll_interval),
-            limits: settings.server,
-        },
-    )
-    .await?;
-    let addr = server.local_addr();
-    println!(
-        "tcrelay listening on http://{addr} (webhook: http://{addr}/webhook/orders, /webhook/order-documents, /webhook/shipments)"
-    );
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    tracing::info!(
-        %addr,
-        poll_interval = %humantime::format_duration(poll_interval),
-        streams = ?settings.poll.streams,
-        "tcrelay serving"
-    );
-
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests and the current poll page");
-    server.shutdown().await?;
-    tracing::info!("stopped");
-    Ok(())
+    })
 }
 
 async fn shutdown_signal() {
@@ -429,9 +699,27 @@ async fn resolve_secrets(
     Ok(())
 }
 
-async fn demo(duration: Duration, seed: u64) -> anyhow::Result<ExitCode> {
+/// The demo on a temporary database, or on `db` (a new file, kept afterwards so the operator
+/// commands can be tried on it).
+async fn demo(
+    duration: Duration,
+    seed: u64,
+    db: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let path = dir.path().join("demo.db");
+    let path = match db {
+        Some(path) => {
+            // The check compares the whole queue with what the simulator produced: an earlier
+            // run's messages would fail it.
+            anyhow::ensure!(
+                !path.exists(),
+                "the demo's database {} exists already: remove it or give another --db",
+                path.display()
+            );
+            path.to_path_buf()
+        }
+        None => dir.path().join("demo.db"),
+    };
     let store = SqliteStore::open_with(
         &path,
         SqliteOptions {
@@ -450,6 +738,13 @@ async fn demo(duration: Duration, seed: u64) -> anyhow::Result<ExitCode> {
     let options = ScenarioOptions::demo(duration, seed);
     let report = scenario::run(&options, Ports::sqlite(&store), &store).await?;
     println!("{}", report.table());
+    if let Some(db) = db {
+        let db = db.display();
+        println!(
+            "the database is kept: try `tcrelay --db {db} queue stats`, `queue list`, \
+             `quarantine list`, `trace <object id>`, `doctor`"
+        );
+    }
     if report.passed() {
         println!("demo passed: every change is on the queue exactly once");
         Ok(ExitCode::SUCCESS)

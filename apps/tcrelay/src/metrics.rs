@@ -1,9 +1,12 @@
-//! Counts of what the relay did, per channel, for the demo's progress lines and summary and for
-//! the tests. The webhook counts come from a layer around the core's router that reads each
-//! answer (status, and the `outcome` of 200 answers), so the core needs no hook for it.
+//! Counts of what the relay did, per channel, for the demo's progress lines and summary, the
+//! tests, and `tcrelay serve --admin-listen`'s `/metrics` (Prometheus text). The webhook counts
+//! come from a layer around the core's router that reads each answer (status, and the
+//! [`Answered`] extension the core attaches), so the core needs no hook for it.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -12,7 +15,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use http_body_util::BodyExt as _;
 use serde::Serialize;
-use tcrelay_poll::RunReport;
+use tcrelay_core::Answered;
+use tcrelay_core::ports::CursorStore;
+use tcrelay_poll::{PollStream, RunReport};
 
 /// The ways in, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -36,6 +41,16 @@ impl Channel {
         Channel::Get,
         Channel::Poll,
     ];
+
+    /// The `channel` label of the metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::PostJson => "post-json",
+            Channel::PostTxml => "post-txml",
+            Channel::Get => "get",
+            Channel::Poll => "poll",
+        }
+    }
 
     /// Display name.
     pub fn as_str(self) -> &'static str {
@@ -80,12 +95,24 @@ pub struct ChannelCounts {
     pub unavailable: u64,
 }
 
+/// The labels of one labelled count: channel, kind, outcome.
+type Labels = (&'static str, &'static str, &'static str);
+
+/// The counts `/metrics` shows, by channel, kind and outcome.
+#[derive(Debug, Default)]
+struct Labelled {
+    received: BTreeMap<Labels, u64>,
+    enqueued: BTreeMap<Labels, u64>,
+    quarantined: BTreeMap<Labels, u64>,
+}
+
 /// Shared counters; cheap to clone behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct Counters {
     channels: [ChannelCounters; 4],
     poll_runs: AtomicU64,
     poll_pages: AtomicU64,
+    labelled: Mutex<Labelled>,
 }
 
 impl Counters {
@@ -139,6 +166,123 @@ impl Counters {
         }
         let failed = report.results.iter().filter(|r| r.is_err()).count() as u64;
         c.unavailable.fetch_add(failed, Ordering::Relaxed);
+        let mut labelled = self.labelled();
+        for s in report.summaries() {
+            let kind = stream_kind(s.stream);
+            let seen = [
+                ("enqueued", s.enqueued),
+                ("duplicate", s.duplicates),
+                ("filtered", s.filtered),
+            ];
+            let counted: u64 = seen.iter().map(|(_, n)| n).sum();
+            // States looked at but neither relayed nor left out: the run stopped on them.
+            let other = ("not-relayed", s.objects.saturating_sub(counted));
+            for (outcome, n) in seen.into_iter().chain([other]) {
+                if n > 0 {
+                    *labelled
+                        .received
+                        .entry(("poll", kind, outcome))
+                        .or_default() += n;
+                }
+            }
+            if s.enqueued > 0 {
+                *labelled
+                    .enqueued
+                    .entry(("poll", kind, "enqueued"))
+                    .or_default() += s.enqueued;
+            }
+        }
+    }
+
+    fn labelled(&self) -> std::sync::MutexGuard<'_, Labelled> {
+        // Only counts behind the lock: a panic elsewhere cannot leave them inconsistent.
+        self.labelled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one webhook answer under its labels.
+    fn record_labelled(&self, channel: Channel, kind: &'static str, answered: Answered) {
+        let labels = (channel.label(), kind, answered.outcome);
+        let mut labelled = self.labelled();
+        *labelled.received.entry(labels).or_default() += 1;
+        if answered.outcome == "enqueued" {
+            *labelled.enqueued.entry(labels).or_default() += 1;
+        }
+        if answered.quarantined {
+            *labelled.quarantined.entry(labels).or_default() += 1;
+        }
+    }
+
+    /// The counts in Prometheus' text format, with the age of each stream's poll cursor
+    /// (seconds since the `lastUpdatedAt` the next run starts after) read from `cursors`.
+    pub async fn prometheus(&self, cursors: Option<&dyn CursorStore>) -> String {
+        let mut out = String::new();
+        {
+            let labelled = self.labelled();
+            let families = [
+                (
+                    "tcrelay_received_total",
+                    "Webhook requests answered and polled object states looked at.",
+                    &labelled.received,
+                ),
+                (
+                    "tcrelay_enqueued_total",
+                    "Envelopes put on the queue.",
+                    &labelled.enqueued,
+                ),
+                (
+                    "tcrelay_quarantined_total",
+                    "Requests refused with 4xx and kept in the quarantine.",
+                    &labelled.quarantined,
+                ),
+            ];
+            for (name, help, counts) in families {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for ((channel, kind, outcome), n) in counts {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{channel=\"{channel}\",kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let (runs, pages) = self.poll_runs();
+        let _ = writeln!(
+            out,
+            "# HELP tcrelay_poll_runs_total Poll runs finished, failed ones included.\n\
+             # TYPE tcrelay_poll_runs_total counter\ntcrelay_poll_runs_total {runs}\n\
+             # HELP tcrelay_poll_pages_total Pages fetched by the poll loop.\n\
+             # TYPE tcrelay_poll_pages_total counter\ntcrelay_poll_pages_total {pages}"
+        );
+        let Some(cursors) = cursors else {
+            return out;
+        };
+        let _ = writeln!(
+            out,
+            "# HELP tcrelay_poll_cursor_age_seconds Seconds since the lastUpdatedAt a stream's next poll run starts after.\n\
+             # TYPE tcrelay_poll_cursor_age_seconds gauge"
+        );
+        let now = chrono::Utc::now();
+        for stream in PollStream::ALL {
+            let value = match cursors.read(stream.as_str()).await {
+                Ok(cursor) => cursor.and_then(|c| c.value),
+                Err(error) => {
+                    tracing::warn!(%error, stream = stream.as_str(), "cannot read the poll cursor for /metrics");
+                    None
+                }
+            };
+            let Some(at) = value.and_then(|v| tradecloud_model::timestamp::parse(&v).ok()) else {
+                continue;
+            };
+            let age = (now - at).num_milliseconds() as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "tcrelay_poll_cursor_age_seconds{{stream=\"{}\"}} {age}",
+                stream.as_str()
+            );
+        }
+        out
     }
 
     fn record_answer(&self, channel: Channel, status: u16, outcome: Option<&str>) {
@@ -164,7 +308,35 @@ pub fn counted(router: Router, counters: Arc<Counters>) -> Router {
     }))
 }
 
+/// The `kind` label of a webhook request, from its route.
+fn route_kind(path: &str) -> &'static str {
+    let rest = path.strip_prefix("/webhook").unwrap_or("");
+    if rest.starts_with("/order-documents") {
+        "order-documents"
+    } else if rest.starts_with("/orders") {
+        "order"
+    } else if rest.starts_with("/shipments") {
+        "shipment"
+    } else if rest.is_empty() || rest == "/" {
+        // POST /webhook: the body says which; the label does not read it.
+        "any"
+    } else {
+        "unknown-route"
+    }
+}
+
+/// The `kind` label of a poll stream.
+fn stream_kind(stream: &str) -> &'static str {
+    match PollStream::parse(stream) {
+        Some(PollStream::Orders) => "order",
+        Some(PollStream::SingleDeliveryOrders) => "single-delivery-order",
+        Some(PollStream::Shipments) => "shipment",
+        None => "unknown",
+    }
+}
+
 async fn count(counters: Arc<Counters>, request: Request, next: Next) -> Response {
+    let kind = route_kind(request.uri().path());
     let channel = if request.method() == http::Method::GET {
         Channel::Get
     } else {
@@ -180,6 +352,19 @@ async fn count(counters: Arc<Counters>, request: Request, next: Next) -> Respons
         }
     };
     let response = next.run(request).await;
+    let answered = response
+        .extensions()
+        .get::<Answered>()
+        .copied()
+        .unwrap_or(Answered {
+            outcome: if response.status().is_success() {
+                "ok"
+            } else {
+                "refused"
+            },
+            quarantined: false,
+        });
+    counters.record_labelled(channel, kind, answered);
     let status = response.status().as_u16();
     if status != 200 {
         counters.record_answer(channel, status, None);

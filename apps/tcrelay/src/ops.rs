@@ -1,5 +1,6 @@
-//! The operator commands (`queue`, `quarantine`, `cursor`), writing their output to any
-//! `Write` so the tests read it without a process.
+//! The operator commands (`queue`, `quarantine`, `cursor`, `trace`), writing their output to
+//! any `Write` so the tests read it without a process. Every listing has a `--json` form: one
+//! JSON document per line, one line per item.
 
 use std::io::Write;
 
@@ -7,6 +8,8 @@ use tcrelay_core::logsafe::escape_control;
 use tcrelay_core::ports::{CursorStore, StoreError};
 use tcrelay_poll::PollStream;
 use tcrelay_sqlite::SqliteStore;
+
+use crate::replay::{Replayed, Replayer};
 
 /// Why an operator command failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +30,13 @@ pub async fn queue_list(
     store: &SqliteStore,
     limit: usize,
     include_acked: bool,
+    json: bool,
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     let entries = store.list(limit, include_acked).await?;
+    if json {
+        return json_lines(&entries, out);
+    }
     writeln!(
         out,
         "{:>8}  {:<21}  {:<12}  {:<38}  {:<34}  enqueued / acked",
@@ -50,6 +57,16 @@ pub async fn queue_list(
                 .unwrap_or_default()
         )?;
     }
+    Ok(())
+}
+
+/// Each item as one JSON line.
+fn json_lines<T: serde::Serialize>(items: &[T], out: &mut dyn Write) -> Result<(), OpsError> {
+    for item in items {
+        let line = serde_json::to_string(item).map_err(|e| OpsError::Invalid(e.to_string()))?;
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
     Ok(())
 }
 
@@ -164,7 +181,15 @@ pub async fn housekeeping_loop(store: SqliteStore, interval: std::time::Duration
 /// `quarantine list`: one line per kept request. What the request said (its reason quotes the
 /// body) is escaped, so a newline or an ESC sequence in it cannot forge a line or drive the
 /// operator's terminal.
-pub async fn quarantine_list(store: &SqliteStore, out: &mut dyn Write) -> Result<(), OpsError> {
+/// With `json`, one line per entry as [`quarantine_export`] writes them.
+pub async fn quarantine_list(
+    store: &SqliteStore,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
+    if json {
+        return quarantine_export(store, out).await;
+    }
     let entries = store.quarantine_list(0, usize::MAX).await?;
     writeln!(
         out,
@@ -194,6 +219,192 @@ pub async fn quarantine_export(store: &SqliteStore, out: &mut dyn Write) -> Resu
     Ok(())
 }
 
+/// `quarantine drop ID…`: deletes kept requests; an id not kept is an error (after the others
+/// are dropped), so a typo does not pass for done.
+pub async fn quarantine_drop(
+    store: &SqliteStore,
+    ids: &[i64],
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
+    let mut missing = Vec::new();
+    for &id in ids {
+        if store.quarantine_drop(id).await? {
+            writeln!(out, "dropped {id}")?;
+        } else {
+            missing.push(id.to_string());
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(OpsError::Invalid(format!(
+            "not in the quarantine: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+/// `quarantine replay ID… | --all`: each request through the relay again ([`Replayer`]), in
+/// the order kept. Returns whether every one left the quarantine; one line each (JSON with
+/// `json`).
+pub async fn quarantine_replay(
+    store: &SqliteStore,
+    replayer: &Replayer,
+    ids: Option<&[i64]>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<bool, OpsError> {
+    let entries =
+        match ids {
+            None => store.quarantine_list(0, usize::MAX).await?,
+            Some(ids) => {
+                let mut entries = Vec::with_capacity(ids.len());
+                for &id in ids {
+                    entries.push(store.quarantine_get(id).await?.ok_or_else(|| {
+                        OpsError::Invalid(format!("{id} is not in the quarantine"))
+                    })?);
+                }
+                entries
+            }
+        };
+    let mut all = true;
+    for entry in &entries {
+        let replayed: Replayed = replayer.replay(store, entry).await?;
+        all &= replayed.removed;
+        if json {
+            json_lines(std::slice::from_ref(&replayed), out)?;
+            continue;
+        }
+        let verdict = if replayed.removed {
+            "removed from the quarantine"
+        } else {
+            "kept"
+        };
+        writeln!(
+            out,
+            "{:>6}  {} {}  {verdict}{}",
+            replayed.id,
+            replayed.status,
+            replayed.outcome,
+            replayed
+                .reason
+                .as_deref()
+                .map(|r| format!(": {}", escape_control(r)))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(all)
+}
+
+/// `trace OBJECT_ID`: the object's dedupe records, queue messages and quarantined requests.
+pub async fn trace(
+    store: &SqliteStore,
+    object_id: &str,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
+    let trace = store.trace(object_id).await?;
+    if json {
+        return json_lines(std::slice::from_ref(&trace), out);
+    }
+    let time = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    writeln!(out, "dedupe records: {}", trace.dedupe.len())?;
+    for d in &trace.dedupe {
+        writeln!(
+            out,
+            "  {}  {}  {} {}",
+            escape_control(&d.key),
+            d.state,
+            if d.live { "until" } else { "expired" },
+            time(&d.expires_at)
+        )?;
+    }
+    writeln!(out, "queue messages: {}", trace.queue.len())?;
+    for e in &trace.queue {
+        writeln!(
+            out,
+            "  {:>8}  {}  {}  {}  enqueued {}{}",
+            e.id,
+            e.kind,
+            e.source,
+            e.event_name.as_deref().unwrap_or("-"),
+            time(&e.enqueued_at),
+            e.acked_at
+                .map(|a| format!(" / acked {}", time(&a)))
+                .unwrap_or_else(|| " / pending".to_owned())
+        )?;
+    }
+    writeln!(out, "quarantined requests: {}", trace.quarantine.len())?;
+    for q in &trace.quarantine {
+        writeln!(
+            out,
+            "  {:>6}  {}  {} {}  {}",
+            q.id,
+            time(&q.kept_at),
+            escape_control(&q.request.method),
+            escape_control(&q.request.uri),
+            escape_control(&q.request.reason)
+        )?;
+    }
+    Ok(())
+}
+
+/// `doctor` on SQLite: the file, its schema version, its integrity, one line per check
+/// (`ok` or `FAIL`). Returns whether every check passed; stops at the first failure the
+/// others depend on. The version is read before opening, which would migrate it.
+pub async fn doctor_sqlite(path: &std::path::Path, out: &mut dyn Write) -> Result<bool, OpsError> {
+    let shown = path.display();
+    let fail = |out: &mut dyn Write, what: String| -> Result<bool, OpsError> {
+        writeln!(out, "FAIL  {}", escape_control(&what))?;
+        Ok(false)
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => writeln!(out, "ok    file {shown} ({} bytes)", m.len())?,
+        Ok(_) => return fail(out, format!("file {shown} is not a regular file")),
+        Err(e) => return fail(out, format!("file {shown}: {e}")),
+    }
+    let supported = tcrelay_sqlite::SCHEMA_VERSION;
+    match SqliteStore::schema_version_of(path) {
+        Ok(0) => {
+            return fail(
+                out,
+                format!("schema: {shown} is not a tcrelay database (user_version 0)"),
+            );
+        }
+        Ok(v) if v > supported => {
+            return fail(
+                out,
+                format!(
+                    "schema version {v} is newer than this build's {supported}: upgrade tcrelay"
+                ),
+            );
+        }
+        Ok(v) if v < supported => writeln!(
+            out,
+            "ok    schema version {v} (opening migrates it to {supported})"
+        )?,
+        Ok(v) => writeln!(out, "ok    schema version {v}")?,
+        Err(e) => return fail(out, format!("schema: {e}")),
+    }
+    let store = match SqliteStore::open_existing(path, Default::default()) {
+        Ok(store) => store,
+        Err(e) => return fail(out, format!("open: {e}")),
+    };
+    if let Err(e) = store.check_integrity().await {
+        return fail(out, format!("integrity: {e}"));
+    }
+    writeln!(out, "ok    integrity")?;
+    let stats = store.stats().await?;
+    writeln!(
+        out,
+        "ok    queue: {} pending, {} acknowledged; quarantine: {}",
+        stats.pending,
+        stats.acked,
+        store.quarantine_count().await?
+    )?;
+    Ok(true)
+}
+
 /// Checks a stream name against the poll streams.
 pub fn parse_stream(name: &str) -> Result<PollStream, OpsError> {
     PollStream::parse(name).ok_or_else(|| {
@@ -208,6 +419,7 @@ pub fn parse_stream(name: &str) -> Result<PollStream, OpsError> {
 pub async fn cursor_show(
     cursors: &dyn CursorStore,
     stream: Option<&str>,
+    json: bool,
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     let streams: Vec<PollStream> = match stream {
@@ -215,7 +427,17 @@ pub async fn cursor_show(
         None => PollStream::ALL.to_vec(),
     };
     for stream in streams {
-        match cursors.read(stream.as_str()).await? {
+        let cursor = cursors.read(stream.as_str()).await?;
+        if json {
+            let line = serde_json::json!({
+                "stream": stream.as_str(),
+                "value": cursor.as_ref().and_then(|c| c.value.clone()),
+                "version": cursor.as_ref().map(|c| c.version),
+            });
+            writeln!(out, "{line}")?;
+            continue;
+        }
+        match cursor {
             Some(c) => writeln!(
                 out,
                 "{:<24} {}  (version {})",

@@ -310,8 +310,28 @@ pub async fn run(
     ports: Ports,
     reader: &dyn QueueReader,
 ) -> Result<ScenarioReport, ScenarioError> {
+    // On a terminal the progress line is rewritten in place (one line, not one every two
+    // seconds); into a file or a pipe each is a line of its own.
+    let in_place = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let progress_shown = std::sync::atomic::AtomicBool::new(false);
     let say = |line: String| {
         if options.progress {
+            if progress_shown.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                println!();
+            }
+            println!("{line}");
+        }
+    };
+    let progress = |line: String| {
+        if !options.progress {
+            return;
+        }
+        if in_place {
+            use std::io::Write as _;
+            print!("\r{line}\x1b[K");
+            let _ = std::io::stdout().flush();
+            progress_shown.store(true, std::sync::atomic::Ordering::Relaxed);
+        } else {
             println!("{line}");
         }
     };
@@ -552,7 +572,7 @@ pub async fn run(
         }
         if elapsed >= next_progress {
             next_progress += Duration::from_secs(2);
-            say(progress_line(elapsed, &sim, &counters));
+            progress(progress_line(elapsed, &sim, &counters));
         }
         let next = tick * (t as u32 + 1);
         if let Some(wait) = next.checked_sub(started.elapsed()) {
@@ -599,7 +619,10 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    say(progress_line(started.elapsed(), &sim, &counters));
+    progress(progress_line(started.elapsed(), &sim, &counters));
+    if progress_shown.load(std::sync::atomic::Ordering::Relaxed) {
+        println!();
+    }
 
     let truth = GroundTruth::from_simulator(&sim);
     let queue = reader.envelopes().await.map_err(ScenarioError::Read)?;

@@ -8,6 +8,10 @@
 //! the time a connection may sit idle, and the number of connections at once ([`ServerLimits`]).
 //! The body's time is bounded by the webhook's request budget. `axum::serve` has none of
 //! these, which let a half-sent request line or a few hundred idle sockets stop the service.
+//!
+//! `GET /health` answers 200 without credentials and without details (a load balancer's or
+//! systemd's probe); [`RunningServer::start_admin`] serves `/metrics` on a second address, so
+//! the counts need not be exposed where Tradecloud calls.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,7 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tcrelay_core::ConfigError;
 use tcrelay_core::env::{Env, number};
-use tcrelay_core::ports::TradecloudApi;
+use tcrelay_core::ports::{CursorStore, TradecloudApi};
 use tcrelay_core::{WebhookApp, WebhookSettings, webhook_router};
 use tcrelay_poll::{Deadline, PollApi, PollConfig, PollPorts, RunReport, RunRequest};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -167,7 +171,10 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     http: JoinHandle<Result<(), ServeError>>,
     poller: Option<JoinHandle<()>>,
+    admin: Option<JoinHandle<Result<(), ServeError>>>,
     counters: Arc<Counters>,
+    cursors: Arc<dyn CursorStore>,
+    limits: ServerLimits,
 }
 
 impl std::fmt::Debug for RunningServer {
@@ -194,11 +201,47 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
     }
 
-    /// Waits until the HTTP server and the poll loop have stopped.
+    /// Serves `GET /metrics` (Prometheus text: [`Counters::prometheus`]) and `GET /health` on
+    /// `listen`, under the same limits as the webhook, until shutdown. Returns the bound
+    /// address.
+    pub async fn start_admin(&mut self, listen: SocketAddr) -> Result<SocketAddr, ServeError> {
+        let bind = |source| ServeError::Bind {
+            addr: listen,
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
+        let counters = Arc::clone(&self.counters);
+        let cursors = Arc::clone(&self.cursors);
+        let metrics = move || async move {
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                counters.prometheus(Some(cursors.as_ref())).await,
+            )
+        };
+        let router = axum::Router::new()
+            .route("/metrics", axum::routing::get(metrics))
+            .route("/health", axum::routing::get(health));
+        self.admin = Some(tokio::spawn(serve_http(
+            listener,
+            router,
+            self.limits,
+            self.shutdown.subscribe(),
+        )));
+        Ok(addr)
+    }
+
+    /// Waits until the HTTP servers and the poll loop have stopped.
     pub async fn wait(self) -> Result<(), ServeError> {
         let http = self.http.await;
         if let Some(poller) = self.poller {
             let _ = poller.await;
+        }
+        if let Some(admin) = self.admin {
+            let _ = admin.await;
         }
         match http {
             Ok(result) => result,
@@ -233,7 +276,13 @@ pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningSe
         Arc::clone(&parts.ports.quarantine),
         parts.api.clone(),
     );
-    let router = counted(webhook_router(Arc::new(app)), Arc::clone(&counters));
+    // Outside the counting layer: probes are not traffic.
+    let router = axum::Router::new()
+        .route("/health", axum::routing::get(health))
+        .merge(counted(
+            webhook_router(Arc::new(app)),
+            Arc::clone(&counters),
+        ));
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     let http = tokio::spawn(serve_http(
@@ -267,8 +316,17 @@ pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningSe
         shutdown,
         http,
         poller,
+        admin: None,
         counters,
+        cursors: Arc::clone(&parts.ports.cursors),
+        limits: options.limits,
     })
+}
+
+/// `GET /health`: the process serves. Nothing more is said, to anyone, so it needs no
+/// credentials.
+async fn health() -> &'static str {
+    "ok\n"
 }
 
 /// Accepts connections while fewer than `limits.max_connections` are open and serves each with

@@ -9,16 +9,7 @@ use tcrelay_core::ports::EventSink;
 use tcrelay_sqlite::SqliteStore;
 use tradecloud_model::{Format, ObjectKind};
 
-fn tcrelay(args: &[&str], env: &[(&str, &str)]) -> Output {
-    common::command(env)
-        .args(args)
-        .output()
-        .expect("run tcrelay")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{stdout, tcrelay};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -37,3 +37,57 @@ fn a_short_demo_passes_its_own_check() {
     assert!(stdout.matches("enqueued").count() >= 4, "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(240));
 }
+
+/// `--db` is honoured and kept, so the operator commands can be tried on the demo's data; the
+/// relay's log lines about the injected faults stay out of the way.
+#[test]
+fn the_demo_keeps_its_database_when_given_one_and_logs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.db");
+    let db = path.to_str().unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_tcrelay"))
+            .args(["demo", "--duration", "5s", "--seed", "4", "--db", db])
+            .env_remove("RUST_LOG")
+            .env_remove("TCRELAY_DB")
+            .output()
+            .expect("run tcrelay demo")
+    };
+    let output = run();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "no log lines by default: {stderr}"
+    );
+    assert!(stdout.contains("the database is kept"), "{stdout}");
+    assert!(path.is_file());
+
+    // The summary's queue and quarantine are the kept file's.
+    let on_queue: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("on the queue: ")?.strip_suffix(" envelopes"))
+        .expect("the summary's queue count")
+        .parse()
+        .unwrap();
+    let stats = Command::new(env!("CARGO_BIN_EXE_tcrelay"))
+        .args(["--db", db, "queue", "stats", "--json"])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["pending"], on_queue, "{stdout}");
+    let quarantined = Command::new(env!("CARGO_BIN_EXE_tcrelay"))
+        .args(["--db", db, "quarantine", "list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&quarantined.stdout).lines().count(),
+        3
+    );
+
+    // A second run would mix its messages with the first's: refused, the file untouched.
+    let again = run();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+}

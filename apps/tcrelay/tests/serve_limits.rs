@@ -2,11 +2,11 @@
 //! request line, an idle kept-alive connection, and more connections than the cap. Over real
 //! TCP on loopback, with the SQLite ports.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
-use tcrelay::{Ports, RelayParts, RunningServer, ServeOptions, ServerLimits, start};
-use tcrelay_core::{EventFilter, WebhookCredentials, WebhookSettings};
+use tcrelay::{RunningServer, ServerLimits};
 use tcrelay_sqlite::SqliteStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,33 +17,7 @@ const NEVER: Duration = Duration::from_secs(10);
 async fn serve(limits: ServerLimits) -> (RunningServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("limits.db")).unwrap();
-    let mut credentials = WebhookCredentials::new();
-    credentials.add_basic("tc", "pw");
-    let parts = RelayParts {
-        webhook: WebhookSettings {
-            credentials,
-            filter: EventFilter::allow_all(),
-            max_body_bytes: 1_000_000,
-            max_lines: tradecloud_model::DEFAULT_MAX_LINES,
-            retry_after_seconds: 1,
-            request_budget: Duration::from_secs(5),
-        },
-        ports: Ports::sqlite(&store),
-        api: None,
-        poll_api: None,
-        poll: Default::default(),
-    };
-    let server = start(
-        parts,
-        ServeOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            poll_interval: None,
-            limits,
-        },
-    )
-    .await
-    .unwrap();
-    (server, dir)
+    (common::start_sqlite(&store, limits).await, dir)
 }
 
 /// Reads until the server closes the connection; returns what it sent.

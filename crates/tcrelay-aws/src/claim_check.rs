@@ -15,8 +15,105 @@ use std::collections::HashMap;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use serde::{Deserialize, Serialize};
+use tcrelay_core::ConfigError;
+use tcrelay_core::env::{Env, get, number};
 
+use crate::SQS_MAX_MESSAGE_BYTES;
 use crate::error::describe;
+
+/// Messages larger than this many bytes (body plus attributes) go through the claim check,
+/// whatever the queue's `MaximumMessageSize` says (1 to 1048576).
+pub const TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES: &str = "TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES";
+/// `2.x` (default: `ExtendedPayloadSize` and the payload-offloading pointer class) or `1.x`
+/// (`SQSLargePayloadSize` and `com.amazon.sqs.javamessaging.MessageS3Pointer`, for consumers
+/// on the Extended Client's 1.x versions).
+pub const TCRELAY_CLAIM_CHECK_FORMAT: &str = "TCRELAY_CLAIM_CHECK_FORMAT";
+/// The threshold when the queue cannot be asked: SQS's default `MaximumMessageSize` before
+/// 2025, which every queue created with older defaults has.
+pub const FALLBACK_THRESHOLD: usize = 262_144;
+
+/// The claim-check settings of the environment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimCheckSettings {
+    /// [`TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES`]; `None`: the queue's `MaximumMessageSize`.
+    pub threshold: Option<usize>,
+    /// [`TCRELAY_CLAIM_CHECK_FORMAT`]`=1.x`.
+    pub legacy_format: bool,
+}
+
+impl ClaimCheckSettings {
+    /// Reads [`TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES`] and [`TCRELAY_CLAIM_CHECK_FORMAT`].
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
+        let threshold = match get(env, TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES) {
+            None => None,
+            Some(_) => match number(env, TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES, 0)? {
+                n @ 1..=1_048_576 => Some(n as usize),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES,
+                        reason: "must be between 1 and 1048576".into(),
+                    });
+                }
+            },
+        };
+        let legacy_format = match get(env, TCRELAY_CLAIM_CHECK_FORMAT) {
+            None | Some("2.x") => false,
+            Some("1.x") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: TCRELAY_CLAIM_CHECK_FORMAT,
+                    reason: format!("{other:?} is neither 2.x nor 1.x"),
+                });
+            }
+        };
+        Ok(Self {
+            threshold,
+            legacy_format,
+        })
+    }
+}
+
+/// The claim-check threshold of `queue_url`: the override of `settings`, else the queue's
+/// `MaximumMessageSize` (GetQueueAttributes). When the queue cannot be asked the relay still
+/// starts, with [`FALLBACK_THRESHOLD`]: a threshold below the queue's limit only claim-checks
+/// more, one above it would answer every message between the two 503 for ever.
+pub async fn claim_check_threshold(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    settings: &ClaimCheckSettings,
+) -> usize {
+    if let Some(threshold) = settings.threshold {
+        return threshold;
+    }
+    let asked = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)
+        .send()
+        .await;
+    let size = asked.as_ref().ok().and_then(|out| {
+        out.attributes()?
+            .get(&aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)?
+            .parse::<usize>()
+            .ok()
+    });
+    match size {
+        Some(size) => size.min(SQS_MAX_MESSAGE_BYTES),
+        None => {
+            let error = match &asked {
+                Err(e) => describe("SQS GetQueueAttributes", e),
+                Ok(_) => "no MaximumMessageSize in the answer".to_owned(),
+            };
+            tracing::warn!(
+                queue = queue_url,
+                %error,
+                threshold = FALLBACK_THRESHOLD,
+                "cannot read the queue's MaximumMessageSize; claim-checking above the fallback"
+            );
+            FALLBACK_THRESHOLD
+        }
+    }
+}
 
 /// The pointer class name the Extended Client writes (payload-offloading library).
 pub const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
@@ -63,9 +160,14 @@ pub struct PayloadS3Pointer {
 impl PayloadS3Pointer {
     /// The SQS message body for this pointer, exactly as the Extended Client writes it.
     pub fn to_body(&self) -> String {
+        self.to_body_of(POINTER_CLASS)
+    }
+
+    /// The body with the pointer class `class` ([`POINTER_CLASS`] or [`LEGACY_POINTER_CLASS`]).
+    pub fn to_body_of(&self, class: &str) -> String {
         // A (class name, fields) tuple serialises as the two-element array Jackson writes; the
         // struct keeps the field order `s3BucketName`, `s3Key`.
-        serde_json::to_string(&(POINTER_CLASS, self)).expect("a pair of strings serialises")
+        serde_json::to_string(&(class, self)).expect("a pair of strings serialises")
     }
 
     /// Parses a pointer body (current or legacy class name).
@@ -87,6 +189,7 @@ pub struct ClaimCheck {
     s3: aws_sdk_s3::Client,
     bucket: String,
     key_prefix: String,
+    legacy_format: bool,
 }
 
 impl ClaimCheck {
@@ -97,6 +200,32 @@ impl ClaimCheck {
             s3,
             bucket: bucket.into(),
             key_prefix: String::new(),
+            legacy_format: false,
+        }
+    }
+
+    /// Writes the Extended Client 1.x format ([`LEGACY_POINTER_CLASS`],
+    /// [`LEGACY_PAYLOAD_SIZE_ATTRIBUTE`]) when `legacy` is true.
+    pub fn with_legacy_format(mut self, legacy: bool) -> Self {
+        self.legacy_format = legacy;
+        self
+    }
+
+    /// The message body for `pointer` in the configured format.
+    pub fn pointer_body(&self, pointer: &PayloadS3Pointer) -> String {
+        if self.legacy_format {
+            pointer.to_body_of(LEGACY_POINTER_CLASS)
+        } else {
+            pointer.to_body()
+        }
+    }
+
+    /// The name of the payload size attribute in the configured format.
+    pub fn size_attribute(&self) -> &'static str {
+        if self.legacy_format {
+            LEGACY_PAYLOAD_SIZE_ATTRIBUTE
+        } else {
+            PAYLOAD_SIZE_ATTRIBUTE
         }
     }
 
@@ -187,6 +316,35 @@ pub async fn read_claim_checked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_check_settings_are_read_and_bounded() {
+        let read = |pairs: &[(&str, &str)]| {
+            ClaimCheckSettings::from_env_map(&tcrelay_core::env::env_map(pairs))
+        };
+        assert_eq!(read(&[]).unwrap(), ClaimCheckSettings::default());
+        let s = read(&[
+            (TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES, "262144"),
+            (TCRELAY_CLAIM_CHECK_FORMAT, "1.x"),
+        ])
+        .unwrap();
+        assert_eq!(s.threshold, Some(262_144));
+        assert!(s.legacy_format);
+        assert!(
+            !read(&[(TCRELAY_CLAIM_CHECK_FORMAT, "2.x")])
+                .unwrap()
+                .legacy_format
+        );
+        for (var, value) in [
+            (TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES, "0"),
+            (TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES, "1048577"),
+            (TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES, "big"),
+            (TCRELAY_CLAIM_CHECK_FORMAT, "3"),
+        ] {
+            let err = read(&[(var, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
 
     #[test]
     fn pointer_body_has_the_extended_client_shape() {

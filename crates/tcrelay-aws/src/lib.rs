@@ -11,16 +11,21 @@ pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod dedupe;
+pub mod doctor;
 mod error;
 mod message;
 pub mod quarantine;
+pub mod redrive;
 pub mod secrets;
 pub mod sink;
 pub mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use claim_check::{ClaimCheck, ClaimCheckError, PayloadS3Pointer, read_claim_checked};
+pub use claim_check::{
+    ClaimCheck, ClaimCheckError, ClaimCheckSettings, PayloadS3Pointer, claim_check_threshold,
+    read_claim_checked,
+};
 pub use clock::{Clock, system_clock};
 pub use config::{AwsClients, AwsConfigOptions, aws_config_for};
 pub use cursor::DynamoCursorStore;

@@ -3,7 +3,7 @@
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
-use crate::claim_check::{ClaimCheck, PAYLOAD_SIZE_ATTRIBUTE};
+use crate::claim_check::ClaimCheck;
 
 /// A message attribute (`String` or `Number`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +74,9 @@ impl OutgoingMessage {
             .store(self.body.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
-        self.body = pointer.to_body();
+        self.body = claim_check.pointer_body(&pointer);
         self.attributes.push(Attribute {
-            name: PAYLOAD_SIZE_ATTRIBUTE.to_owned(),
+            name: claim_check.size_attribute().to_owned(),
             data_type: "Number",
             value: payload_size.to_string(),
         });

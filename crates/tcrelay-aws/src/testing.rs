@@ -100,6 +100,32 @@ async fn create_queue_with(
         .expect("queue url")
 }
 
+/// Makes `dlq_url` the dead-letter queue of `queue_url` (a RedrivePolicy, three receives).
+pub async fn attach_dead_letter_queue(clients: &AwsClients, queue_url: &str, dlq_url: &str) {
+    let arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DLQ attributes from moto: {e:?}"))
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("the DLQ's ARN");
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(queue_url)
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"3"}}"#),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("set the RedrivePolicy in moto: {e:?}"));
+}
+
 /// Creates a uniquely named table the way the functions do ([`create_table_if_missing`]);
 /// returns its name.
 pub async fn create_table(clients: &AwsClients, prefix: &str) -> String {

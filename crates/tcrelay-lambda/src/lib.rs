@@ -1,5 +1,5 @@
-//! What the relay's two Lambda functions share as Lambda hosts: JSON logs for CloudWatch
-//! ([`init_tracing`]) and, when a function cannot start, the report of why to the Lambda
+//! What the relay's two Lambda functions share as Lambda hosts: logs for CloudWatch in the
+//! format and at the level of the function's logging configuration ([`init_tracing`]) and, when a function cannot start, the report of why to the Lambda
 //! Runtime API ([`report_init_error`]).
 //!
 //! A function whose settings are wrong stops before its runtime loop starts. Exiting alone
@@ -17,19 +17,62 @@ use lambda_runtime_api_client::body::Body;
 /// The `errorType` a failed start-up is reported with.
 pub const INIT_ERROR_TYPE: &str = "Runtime.ConfigError";
 
-/// JSON log lines on stdout (CloudWatch), the level from `RUST_LOG` (default `info`), each line
-/// with its current span's fields: the webhook's request span (request id, kind, id, event
-/// name, dedupe key, outcome), or lambda_runtime's invocation span (`requestId`).
+/// How a function logs, from Lambda's logging settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// One JSON object a line (the default, and `AWS_LAMBDA_LOG_FORMAT=JSON`), or plain text
+    /// (`Text`).
+    pub json: bool,
+    /// The `EnvFilter` directives.
+    pub filter: String,
+}
+
+impl LogSettings {
+    /// Reads `AWS_LAMBDA_LOG_FORMAT` (`JSON` | `Text`, any case; JSON otherwise) and the level
+    /// from `AWS_LAMBDA_LOG_LEVEL` (`TRACE` … `ERROR`, `FATAL` as `error`), which Lambda sets
+    /// from the function's logging configuration, else `RUST_LOG`, else `info`.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Self {
+        let set = |var: &str| {
+            get(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let json = !set("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("text"));
+        let lambda_level = set("AWS_LAMBDA_LOG_LEVEL").and_then(|level| {
+            match level.to_ascii_lowercase().as_str() {
+                "fatal" => Some("error".to_owned()),
+                l @ ("trace" | "debug" | "info" | "warn" | "error") => Some(l.to_owned()),
+                _ => None,
+            }
+        });
+        let filter = lambda_level
+            .or_else(|| set("RUST_LOG"))
+            .unwrap_or_else(|| "info".to_owned());
+        Self { json, filter }
+    }
+}
+
+/// Log lines on stdout (CloudWatch) as [`LogSettings::from_env`] reads them from the process
+/// environment, never coloured. JSON lines carry their current span's fields: the webhook's
+/// request span (request id, kind, id, event name, dedupe key, outcome), or lambda_runtime's
+/// invocation span (`requestId`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let settings = LogSettings::from_env(|var| std::env::var(var).ok());
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .init();
+        .with_ansi(false)
+        .with_target(false);
+    if settings.json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
 }
 
 /// A function that cannot start: one log line naming the setting, and the same message to the
@@ -75,5 +118,50 @@ pub async fn report_init_error(message: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("the Runtime API answered {}", response.status()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> LogSettings {
+        LogSettings::from_env(|var| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == var)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn lambdas_log_format_and_level_are_honoured() {
+        assert_eq!(
+            settings(&[]),
+            LogSettings {
+                json: true,
+                filter: "info".into()
+            }
+        );
+        assert!(!settings(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]).json);
+        assert!(settings(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).json);
+        assert_eq!(
+            settings(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG"), ("RUST_LOG", "warn")]).filter,
+            "debug",
+            "the function's logging configuration wins"
+        );
+        assert_eq!(
+            settings(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]).filter,
+            "error"
+        );
+        assert_eq!(
+            settings(&[("AWS_LAMBDA_LOG_LEVEL", "loud"), ("RUST_LOG", "warn")]).filter,
+            "warn",
+            "an unknown level falls back"
+        );
+        assert_eq!(
+            settings(&[("RUST_LOG", "tcrelay_core=debug")]).filter,
+            "tcrelay_core=debug"
+        );
     }
 }

@@ -144,6 +144,29 @@ impl SqliteStore {
         Self::open_flags(path, options, OpenFlags::empty())
     }
 
+    /// The schema version of the file at `path` as it is (`PRAGMA user_version`), read without
+    /// migrating, creating or writing anything (`tcrelay doctor`). 0 is a file this relay never
+    /// opened.
+    pub fn schema_version_of(path: impl AsRef<Path>) -> Result<i64, OpenError> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(OpenError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let sqlite = |source| OpenError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite)?;
+        conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(sqlite)
+    }
+
     fn open_flags(
         path: &Path,
         options: SqliteOptions,

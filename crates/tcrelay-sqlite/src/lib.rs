@@ -25,7 +25,11 @@
 //!   [`stats`](SqliteStore::stats), and [`enqueue_returning_ids`](SqliteStore::enqueue_returning_ids);
 //! - quarantine: [`quarantine_list`](SqliteStore::quarantine_list),
 //!   [`quarantine_export`](SqliteStore::quarantine_export),
-//!   [`quarantine_count`](SqliteStore::quarantine_count);
+//!   [`quarantine_count`](SqliteStore::quarantine_count),
+//!   [`quarantine_get`](SqliteStore::quarantine_get),
+//!   [`quarantine_drop`](SqliteStore::quarantine_drop);
+//! - [`trace`](SqliteStore::trace): dedupe records, queue messages and quarantine entries of
+//!   one order or shipment;
 //! - cursors: `read` and `set` of the [`CursorStore`](tcrelay_core::ports::CursorStore) trait,
 //!   and [`cursors`](SqliteStore::cursors) for all streams with their leases;
 //! - housekeeping: [`housekeep`](SqliteStore::housekeep) (acknowledged messages past
@@ -47,6 +51,7 @@ mod quarantine;
 mod queue;
 mod retention;
 mod schema;
+mod trace;
 
 pub use clock::{Clock, system_clock};
 pub use cursor::CursorInfo;
@@ -56,3 +61,4 @@ pub use quarantine::QuarantineEntry;
 pub use queue::{KindCounts, QueueEntry, QueueStats, QueuedEnvelope};
 pub use retention::{FileSizes, HousekeepingReport};
 pub use schema::SCHEMA_VERSION;
+pub use trace::{DedupeEntry, ObjectTrace};

@@ -48,7 +48,7 @@ fn time(text: &str, id: i64, column: &str) -> Result<DateTime<Utc>, DbError> {
     })
 }
 
-fn entry(row: &Row<'_>) -> Result<QuarantineEntry, DbError> {
+pub(crate) fn entry(row: &Row<'_>) -> Result<QuarantineEntry, DbError> {
     let id: i64 = row.get(0)?;
     let headers: String = row.get(6)?;
     let headers: Vec<(String, String)> = serde_json::from_str(&headers).map_err(|e| {
@@ -101,6 +101,28 @@ impl SqliteStore {
             .iter()
             .map(QuarantineEntry::to_json_line)
             .collect()
+    }
+
+    /// The kept request `id`, if it is still kept.
+    pub async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineEntry>, StoreError> {
+        Ok(self
+            .quarantine_list(id - 1, 1)
+            .await?
+            .into_iter()
+            .find(|e| e.id == id))
+    }
+
+    /// Deletes the kept request `id` (replayed, or given up on by an operator); returns
+    /// whether it was there.
+    pub async fn quarantine_drop(&self, id: i64) -> Result<bool, StoreError> {
+        self.run("quarantine drop", move |ctx| {
+            Ok(ctx
+                .conn
+                .prepare_cached("DELETE FROM quarantine WHERE id = ?1")?
+                .execute([id])?
+                > 0)
+        })
+        .await
     }
 
     /// How many requests are kept.

@@ -92,7 +92,7 @@ pub struct QueueStats {
     pub last_id: Option<i64>,
 }
 
-const ENTRY_COLUMNS: &str =
+pub(crate) const ENTRY_COLUMNS: &str =
     "id, kind, event_name, object_id, source, dedupe_key, enqueued_at, acked_at";
 
 fn time_column(row: &Row<'_>, index: usize, id: i64) -> Result<Option<DateTime<Utc>>, DbError> {
@@ -106,7 +106,7 @@ fn time_column(row: &Row<'_>, index: usize, id: i64) -> Result<Option<DateTime<U
     }
 }
 
-fn entry(row: &Row<'_>) -> Result<QueueEntry, DbError> {
+pub(crate) fn entry(row: &Row<'_>) -> Result<QueueEntry, DbError> {
     let id: i64 = row.get(0)?;
     Ok(QueueEntry {
         id,

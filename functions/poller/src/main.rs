@@ -11,8 +11,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use poller::{StartupSettings, handle};
 use serde_json::Value;
 use tcrelay_aws::{
-    AwsClients, AwsConfigOptions, ClaimCheck, DedupeConfig, DynamoCursorStore, DynamoDedupeStore,
-    Secrets, SqsSink, SqsSinkConfig,
+    AwsClients, AwsConfigOptions, ClaimCheck, ClaimCheckSettings, DedupeConfig, DynamoCursorStore,
+    DynamoDedupeStore, Secrets, SqsSink, SqsSinkConfig, claim_check_threshold,
 };
 use tcrelay_core::ports::ApiError;
 use tcrelay_poll::{DeadlineAt, PageRequest, PollApi, PollConfig, PollPorts, PolledPage};
@@ -109,15 +109,15 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
     };
 
     let clients = AwsClients::new(&sdk);
-    let claim_check = aws
-        .claim_check_bucket
-        .clone()
-        .map(|bucket| ClaimCheck::new(clients.s3.clone(), bucket));
-    let sink = SqsSink::new(
-        clients.sqs.clone(),
-        SqsSinkConfig::new(aws.queue_url.clone()),
-        claim_check,
-    );
+    let claim_settings = ClaimCheckSettings::from_env_map(&env)?;
+    let claim_check = aws.claim_check_bucket.clone().map(|bucket| {
+        ClaimCheck::new(clients.s3.clone(), bucket).with_legacy_format(claim_settings.legacy_format)
+    });
+    // The queue's own MaximumMessageSize, once per cold start.
+    let mut sink_config = SqsSinkConfig::new(aws.queue_url.clone());
+    sink_config.claim_check_threshold =
+        claim_check_threshold(&clients.sqs, &aws.queue_url, &claim_settings).await;
+    let sink = SqsSink::new(clients.sqs.clone(), sink_config, claim_check);
     let mut dedupe_config = DedupeConfig::new(aws.dedupe_table.clone());
     dedupe_config.ttl = aws.dedupe_ttl;
     dedupe_config.in_progress_expiry = aws.in_progress_expiry;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tcrelay_aws::{
-    AwsClients, AwsConfigOptions, ClaimCheck, DedupeConfig, DynamoDedupeStore, Secrets,
-    SqsQuarantine, SqsSink, SqsSinkConfig,
+    AwsClients, AwsConfigOptions, ClaimCheck, ClaimCheckSettings, DedupeConfig, DynamoDedupeStore,
+    Secrets, SqsQuarantine, SqsSink, SqsSinkConfig, claim_check_threshold,
 };
 use tcrelay_core::ports::TradecloudApi;
 use tcrelay_core::{WebhookApp, WebhookSettings, webhook_router};
@@ -45,12 +45,20 @@ async fn build() -> anyhow::Result<axum::Router> {
         .await?;
 
     let clients = AwsClients::new(&sdk);
-    let claim_check = ClaimCheck::new(clients.s3.clone(), config.aws.claim_check_bucket.clone());
-    let sink = SqsSink::new(
-        clients.sqs.clone(),
-        SqsSinkConfig::new(config.aws.queue_url.clone()),
-        Some(claim_check.clone()),
-    );
+    let claim_settings = ClaimCheckSettings::from_env_map(&env)?;
+    let claim_check = ClaimCheck::new(clients.s3.clone(), config.aws.claim_check_bucket.clone())
+        .with_legacy_format(claim_settings.legacy_format);
+    // Each queue's own MaximumMessageSize, once per cold start.
+    let mut sink_config = SqsSinkConfig::new(config.aws.queue_url.clone());
+    sink_config.claim_check_threshold =
+        claim_check_threshold(&clients.sqs, &config.aws.queue_url, &claim_settings).await;
+    let quarantine_threshold = claim_check_threshold(
+        &clients.sqs,
+        &config.aws.quarantine_queue_url,
+        &claim_settings,
+    )
+    .await;
+    let sink = SqsSink::new(clients.sqs.clone(), sink_config, Some(claim_check.clone()));
     let mut dedupe_config = DedupeConfig::new(config.aws.dedupe_table.clone());
     dedupe_config.ttl = config.aws.dedupe_ttl;
     dedupe_config.in_progress_expiry = config.aws.in_progress_expiry;
@@ -59,7 +67,8 @@ async fn build() -> anyhow::Result<axum::Router> {
         clients.sqs.clone(),
         config.aws.quarantine_queue_url.clone(),
         Some(claim_check),
-    );
+    )
+    .with_claim_check_threshold(quarantine_threshold);
 
     let api: Option<Arc<dyn TradecloudApi>> = match &config.tradecloud.login {
         Some(login) => {

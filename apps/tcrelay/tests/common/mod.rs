@@ -29,6 +29,50 @@ pub fn command(env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// Runs the built `tcrelay` (see [`command`]) to the end.
+pub fn tcrelay(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    command(env).args(args).output().expect("run tcrelay")
+}
+
+/// A finished command's stdout.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The relay on `store`'s ports as the in-process server tests start it: Basic `tc:pw`, every
+/// event relayed, no Tradecloud, no polling.
+pub async fn start_sqlite(
+    store: &tcrelay_sqlite::SqliteStore,
+    limits: tcrelay::ServerLimits,
+) -> tcrelay::RunningServer {
+    let mut credentials = tcrelay_core::WebhookCredentials::new();
+    credentials.add_basic("tc", "pw");
+    let parts = tcrelay::RelayParts {
+        webhook: tcrelay_core::WebhookSettings {
+            credentials,
+            filter: tcrelay_core::EventFilter::allow_all(),
+            max_body_bytes: 1_000_000,
+            max_lines: tradecloud_model::DEFAULT_MAX_LINES,
+            retry_after_seconds: 1,
+            request_budget: Duration::from_secs(5),
+        },
+        ports: tcrelay::Ports::sqlite(store),
+        api: None,
+        poll_api: None,
+        poll: Default::default(),
+    };
+    tcrelay::start(
+        parts,
+        tcrelay::ServeOptions {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            poll_interval: None,
+            limits,
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// How long `serve` may take to print its address (start-up reads secrets, opens the database).
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
 

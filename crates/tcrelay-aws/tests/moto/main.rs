@@ -7,6 +7,7 @@
 mod common;
 mod cursor;
 mod dedupe;
+mod redrive;
 mod secrets;
 mod sqs;
 mod unreachable;

@@ -8,10 +8,14 @@ use aws_sdk_sqs::error::BoxError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
-use tcrelay_aws::claim_check::{PAYLOAD_SIZE_ATTRIBUTE, POINTER_CLASS};
+use tcrelay_aws::claim_check::{
+    FALLBACK_THRESHOLD, LEGACY_PAYLOAD_SIZE_ATTRIBUTE, LEGACY_POINTER_CLASS,
+    PAYLOAD_SIZE_ATTRIBUTE, POINTER_CLASS,
+};
 use tcrelay_aws::testing::{create_bucket, create_queue, moto_clients, moto_options, moto_url};
 use tcrelay_aws::{
-    AwsClients, ClaimCheck, SqsQuarantine, SqsSink, SqsSinkConfig, read_claim_checked,
+    AwsClients, ClaimCheck, ClaimCheckSettings, SqsQuarantine, SqsSink, SqsSinkConfig,
+    claim_check_threshold, read_claim_checked,
 };
 use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{EventSink, Quarantine, QuarantinedRequest};
@@ -338,6 +342,91 @@ async fn the_claim_check_threshold_counts_attributes_and_is_configurable() {
     .await
     .unwrap();
     assert_eq!(envelope_of(&read_back), e);
+}
+
+/// A queue created with the old 256 KiB MaximumMessageSize (issue 16): the threshold is read
+/// from it, so an envelope between 256 KiB and 1 MiB is claim-checked instead of refused by
+/// SQS (which a fixed 1 MiB threshold would turn into a 503 for ever); and the 1.x format
+/// writes the older pointer class and size attribute.
+#[tokio::test]
+async fn a_256_kib_queue_claim_checks_above_its_own_limit_in_either_format() {
+    let clients = moto_clients().await;
+    let url = clients
+        .sqs
+        .create_queue()
+        .queue_name(tcrelay_aws::testing::unique_name("small"))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+            "262144",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let bucket = create_bucket(&clients, "tcrelay").await;
+    let defaults = ClaimCheckSettings::default();
+    let threshold = claim_check_threshold(&clients.sqs, &url, &defaults).await;
+    assert_eq!(threshold, 262_144);
+    let overridden = ClaimCheckSettings {
+        threshold: Some(1000),
+        ..defaults
+    };
+    assert_eq!(
+        claim_check_threshold(&clients.sqs, &url, &overridden).await,
+        1000
+    );
+    let missing = format!("{url}-not-there");
+    assert_eq!(
+        claim_check_threshold(&clients.sqs, &missing, &defaults).await,
+        FALLBACK_THRESHOLD
+    );
+
+    let mut big = envelope(ObjectKind::Order, "o-300k", 1, Some("OrderIssuedByBuyer"));
+    big.payload = serde_json::json!({"text": "x".repeat(300 * 1024)});
+    let big_json = serde_json::to_string(&big).unwrap();
+    let claim_check = ClaimCheck::new(clients.s3.clone(), &bucket);
+    // SQS's 1 MiB as the threshold: the queue refuses the message.
+    let fixed = sink(&clients, &url, Some(claim_check.clone()));
+    assert!(fixed.enqueue(std::slice::from_ref(&big)).await.is_err());
+
+    for legacy in [false, true] {
+        let mut config = SqsSinkConfig::new(&url);
+        config.claim_check_threshold = threshold;
+        let sink = SqsSink::new(
+            clients.sqs.clone(),
+            config,
+            Some(claim_check.clone().with_legacy_format(legacy)),
+        );
+        sink.enqueue(std::slice::from_ref(&big)).await.unwrap();
+        let received = receive(&clients, &url, 1).await;
+        let (class, size_attribute) = if legacy {
+            (LEGACY_POINTER_CLASS, LEGACY_PAYLOAD_SIZE_ATTRIBUTE)
+        } else {
+            (POINTER_CLASS, PAYLOAD_SIZE_ATTRIBUTE)
+        };
+        let body = received[0].body().unwrap();
+        assert!(
+            body.starts_with(&format!(r#"["{class}",{{"s3BucketName":"{bucket}""#)),
+            "{body}"
+        );
+        let attrs = attributes(&received[0]);
+        assert_eq!(
+            attrs[size_attribute],
+            ("Number".to_owned(), big_json.len().to_string())
+        );
+        let other = if legacy {
+            PAYLOAD_SIZE_ATTRIBUTE
+        } else {
+            LEGACY_PAYLOAD_SIZE_ATTRIBUTE
+        };
+        assert!(!attrs.contains_key(other), "one size attribute: {attrs:?}");
+        let read_back =
+            read_claim_checked(&clients.s3, body, received[0].message_attributes().unwrap())
+                .await
+                .unwrap();
+        assert_eq!(read_back, big_json);
+    }
 }
 
 fn quarantined(body: Vec<u8>) -> QuarantinedRequest {

@@ -1,0 +1,161 @@
+//! `tcrelay quarantine replay`: a kept request goes through the webhook router again, exactly
+//! as if it had just arrived — same routes, decoders, filter, dedupe and queue, and for a GET
+//! the same fetch from Tradecloud — so what changed since (an order Tradecloud now knows, a
+//! wider filter, a fixed decoder) decides anew. It leaves the quarantine only when the relay
+//! accepts it (2xx: enqueued, a duplicate, or filtered); otherwise it stays as it was, and the
+//! answer is reported.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use serde::Serialize;
+use tcrelay_core::ports::{Quarantine, QuarantinedRequest, StoreError, TradecloudApi};
+use tcrelay_core::{Answered, WebhookApp, WebhookSettings, webhook_router};
+use tcrelay_sqlite::{QuarantineEntry, SqliteStore};
+use tower::ServiceExt as _;
+
+use crate::backend::Ports;
+use crate::ops::OpsError;
+
+/// What one replay ended in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replayed {
+    /// The quarantine id.
+    pub id: i64,
+    /// The relay's answer now.
+    pub status: u16,
+    /// The relay's `outcome` (`enqueued`, `duplicate`, `filtered`, or why not).
+    pub outcome: String,
+    /// Why the relay refused it again (its entry is kept as it was).
+    pub reason: Option<String>,
+    /// Whether it left the quarantine.
+    pub removed: bool,
+}
+
+/// Catches what the router would quarantine during a replay: the entry being replayed is the
+/// one kept, so a second refusal must not add a copy of it.
+#[derive(Debug, Default)]
+struct Refused(Mutex<Option<String>>);
+
+#[async_trait]
+impl Quarantine for Refused {
+    async fn keep(&self, request: &QuarantinedRequest) -> Result<(), StoreError> {
+        let mut reason = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *reason = Some(request.reason.clone());
+        Ok(())
+    }
+}
+
+/// The router a replay goes through and the credential it presents.
+pub struct Replayer {
+    router: axum::Router,
+    authorization: String,
+    refused: Arc<Refused>,
+}
+
+impl std::fmt::Debug for Replayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replayer").finish_non_exhaustive()
+    }
+}
+
+/// Headers not carried over from the kept request: the credential is our own, and the body's
+/// framing is the new request's.
+const NOT_REPLAYED: [http::HeaderName; 4] = [
+    http::header::AUTHORIZATION,
+    http::header::CONTENT_LENGTH,
+    http::header::TRANSFER_ENCODING,
+    http::header::CONNECTION,
+];
+
+impl Replayer {
+    /// The webhook as `serve` builds it from `settings`, on `ports`, with `api` for GETs. The
+    /// kept requests carry no credentials (they are never stored), so the replay presents a
+    /// Bearer token of its own, accepted by this router only.
+    pub fn new(
+        mut settings: WebhookSettings,
+        ports: &Ports,
+        api: Option<Arc<dyn TradecloudApi>>,
+    ) -> Self {
+        let token = format!("replay-{}", uuid::Uuid::new_v4().simple());
+        settings.credentials.add_bearer(&token);
+        let refused = Arc::new(Refused::default());
+        let app = WebhookApp::new(
+            settings,
+            Arc::clone(&ports.sink),
+            Arc::clone(&ports.dedupe),
+            Arc::clone(&refused) as Arc<dyn Quarantine>,
+            api,
+        );
+        Self {
+            router: webhook_router(Arc::new(app)),
+            authorization: format!("Bearer {token}"),
+            refused,
+        }
+    }
+
+    /// Replays `entry`; removes it from `store` when the relay accepts it.
+    pub async fn replay(
+        &self,
+        store: &SqliteStore,
+        entry: &QuarantineEntry,
+    ) -> Result<Replayed, OpsError> {
+        let kept = &entry.request;
+        let invalid = |e: &dyn std::fmt::Display| {
+            OpsError::Invalid(format!(
+                "quarantined request {} cannot be replayed: {e}",
+                entry.id
+            ))
+        };
+        let mut builder = http::Request::builder()
+            .method(kept.method.as_str())
+            .uri(kept.uri.as_str());
+        let mut has_content_type = false;
+        for (name, value) in &kept.headers {
+            let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            if NOT_REPLAYED.contains(&name) {
+                continue;
+            }
+            has_content_type |= name == http::header::CONTENT_TYPE;
+            builder = builder.header(name, value.as_str());
+        }
+        if let (false, Some(content_type)) = (has_content_type, &kept.content_type) {
+            builder = builder.header(http::header::CONTENT_TYPE, content_type.as_str());
+        }
+        let request = builder
+            .header(http::header::AUTHORIZATION, self.authorization.as_str())
+            .body(Body::from(kept.body.clone()))
+            .map_err(|e| invalid(&e))?;
+        let response = match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status();
+        let outcome = response
+            .extensions()
+            .get::<Answered>()
+            .map_or("unknown", |a| a.outcome)
+            .to_owned();
+        let reason = self
+            .refused
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let removed = status.is_success() && store.quarantine_drop(entry.id).await?;
+        Ok(Replayed {
+            id: entry.id,
+            status: status.as_u16(),
+            outcome,
+            reason,
+            removed,
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! `tcrelay serve`'s probes (issue 16, item 4): `GET /health` without credentials, and
+//! `/metrics` on the admin address with the counts by channel, kind and outcome and the poll
+//! cursor's age. Over real TCP on loopback, with the SQLite ports.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use tcrelay::{RunningServer, ServerLimits};
+use tcrelay_core::ports::CursorStore;
+use tcrelay_sqlite::SqliteStore;
+
+const CREDENTIALS: &str = "tc:pw";
+
+async fn serve() -> (RunningServer, SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("admin.db")).unwrap();
+    let server = common::start_sqlite(&store, ServerLimits::default()).await;
+    (server, store, dir)
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../../tests/fixtures/webhook/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The value of the sample `line_start` (name and labels) in a Prometheus text.
+fn sample(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn health_answers_200_without_credentials_and_the_webhook_still_asks_for_them() {
+    let (server, _store, _dir) = serve().await;
+    let client = reqwest::Client::new();
+    let addr = server.local_addr();
+    let health = client
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok\n", "no details");
+    let webhook = client
+        .get(format!("http://{addr}/webhook/orders/o-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status(), 401);
+    // A probe is not traffic: nothing counted for it.
+    let text = server.counters().prometheus(None).await;
+    assert!(!text.contains("kind=\"unknown-route\""), "{text}");
+    assert_eq!(server.counters().total().received, 1, "{text}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_by_channel_kind_and_outcome_and_show_the_cursor_age() {
+    let (mut server, store, _dir) = serve().await;
+    let admin = server
+        .start_admin(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    assert_ne!(admin, server.local_addr());
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    store
+        .set(
+            "orders",
+            &an_hour_ago.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        )
+        .await
+        .unwrap();
+
+    let client = reqwest::Client::new();
+    let addr = server.local_addr().to_string();
+    let body = fixture("order-issued-by-buyer.json");
+    // Enqueued, then the same event again (a duplicate), then a body that is not an event
+    // (refused 400 and quarantined).
+    for (body, status) in [
+        (body.clone(), 202),
+        (body, 200),
+        (b"{\"not\": \"an event\"}".to_vec(), 400),
+    ] {
+        let response = common::post_order(&client, &addr, CREDENTIALS, body)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+    }
+
+    let response = client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    let labels =
+        |outcome: &str| format!("{{channel=\"post-json\",kind=\"order\",outcome=\"{outcome}\"}}");
+    let received =
+        |outcome: &str| sample(&text, &format!("tcrelay_received_total{}", labels(outcome)));
+    assert_eq!(received("enqueued"), Some(1.0), "{text}");
+    assert_eq!(received("duplicate"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            &format!("tcrelay_enqueued_total{}", labels("enqueued"))
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let quarantined: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tcrelay_quarantined_total{"))
+        .collect();
+    assert_eq!(quarantined.len(), 1, "{text}");
+    assert!(
+        quarantined[0]
+            .starts_with("tcrelay_quarantined_total{channel=\"post-json\",kind=\"order\",")
+            && quarantined[0].ends_with(" 1"),
+        "{text}"
+    );
+    assert_eq!(store.quarantine_count().await.unwrap(), 1);
+    assert!(
+        text.contains("# TYPE tcrelay_received_total counter"),
+        "{text}"
+    );
+
+    let age = sample(&text, "tcrelay_poll_cursor_age_seconds{stream=\"orders\"}")
+        .expect("the orders cursor's age");
+    assert!((3600.0..3700.0).contains(&age), "{age}\n{text}");
+    // Never polled: no age to tell.
+    assert!(!text.contains("stream=\"shipments\""), "{text}");
+
+    // The admin address answers /health too; the webhook address has no /metrics.
+    let health = client
+        .get(format!("http://{admin}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let leaked = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(leaked.status(), 200);
+    server.shutdown().await.unwrap();
+}

@@ -1,0 +1,242 @@
+//! The operator commands of issue 16, item 3, as an operator runs them: requests quarantined
+//! by a real `tcrelay serve`, then `quarantine replay|drop`, `trace`, `doctor`, the `--json`
+//! listings and `completions`, each the built binary on the real database file.
+
+mod common;
+
+use std::process::Output;
+
+const CREDENTIALS: &str = "tc:pw";
+const ORDER_ID: &str = "f00dcafe-0500-4a00-8b00-000000000500-PO500";
+
+use common::{stdout, tcrelay};
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+/// Two requests quarantined by `serve`: a 500-line order over a 10-line cap (413), and an
+/// order event without its order (400).
+async fn quarantine_two(db: &str) {
+    let serve = common::serve(
+        db,
+        &[
+            ("TCRELAY_WEBHOOK_BASIC", CREDENTIALS),
+            ("TCRELAY_MAX_LINES", "10"),
+        ],
+    )
+    .expect("tcrelay serve starts");
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/webhook/order-500-lines.json"
+    ))
+    .unwrap();
+    let client = reqwest::Client::new();
+    for (body, status) in [
+        (body, 413),
+        (br#"{"eventName": "OrderIssuedByBuyer"}"#.to_vec(), 400),
+    ] {
+        let response = common::post_order(&client, &serve.addr, CREDENTIALS, body)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+    }
+    serve.kill();
+}
+
+#[tokio::test]
+async fn replay_relays_what_now_passes_and_keeps_the_rest_then_drop_and_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ops.db");
+    let db = path.to_str().unwrap();
+    quarantine_two(db).await;
+    let listed = json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]));
+    let ids: Vec<i64> = listed.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["uri"], "/webhook/orders");
+
+    // Under the same cap it is refused again: kept, once, and the exit code says so.
+    let o = tcrelay(
+        &["--db", db, "quarantine", "replay", &ids[0].to_string()],
+        &[("TCRELAY_MAX_LINES", "10")],
+    );
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("413"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("kept"), "{}", stdout(&o));
+    let still = json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]));
+    assert_eq!(
+        still, listed,
+        "a failed replay changes nothing in the quarantine"
+    );
+
+    // With the default cap the order goes through; the body without an order stays.
+    let o = tcrelay(
+        &["--db", db, "quarantine", "replay", "--all", "--json"],
+        &[],
+    );
+    assert!(!o.status.success(), "one of the two is still refused");
+    let replayed: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!(replayed[0]["id"], ids[0]);
+    assert_eq!(replayed[0]["status"], 202);
+    assert_eq!(replayed[0]["outcome"], "enqueued");
+    assert_eq!(replayed[0]["removed"], true);
+    assert_eq!(replayed[1]["status"], 400);
+    assert_eq!(replayed[1]["removed"], false);
+    assert!(replayed[1]["reason"].is_string(), "{replayed:?}");
+    let left = json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]));
+    assert_eq!(left, listed[1..], "only the refused one is left, as it was");
+
+    // On the queue exactly once; replaying the same request again is a duplicate.
+    let queued = json_lines(&tcrelay(&["--db", db, "queue", "list", "--json"], &[]));
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0]["objectId"], ORDER_ID);
+
+    let trace = json_lines(&tcrelay(&["--db", db, "trace", ORDER_ID, "--json"], &[]));
+    let trace = &trace[0];
+    assert_eq!(trace["queue"].as_array().unwrap().len(), 1, "{trace}");
+    assert_eq!(trace["queue"][0]["id"], queued[0]["id"]);
+    let dedupe = trace["dedupe"].as_array().unwrap();
+    assert!(!dedupe.is_empty(), "{trace}");
+    assert!(
+        dedupe
+            .iter()
+            .all(|d| d["live"] == true && d["key"].as_str().unwrap().contains(ORDER_ID)),
+        "{trace}"
+    );
+    assert_eq!(trace["quarantine"].as_array().unwrap().len(), 0, "{trace}");
+    let text = stdout(&tcrelay(&["--db", db, "trace", ORDER_ID], &[]));
+    assert!(text.contains("queue messages: 1"), "{text}");
+    // Another object's trace is empty, not this one's.
+    let other = json_lines(&tcrelay(
+        &["--db", db, "trace", "PO-unknown", "--json"],
+        &[],
+    ));
+    assert_eq!(other[0]["queue"].as_array().unwrap().len(), 0);
+    assert_eq!(other[0]["dedupe"].as_array().unwrap().len(), 0);
+
+    let o = tcrelay(
+        &["--db", db, "quarantine", "drop", &ids[1].to_string()],
+        &[],
+    );
+    assert!(o.status.success());
+    assert!(stdout(&o).contains(&format!("dropped {}", ids[1])));
+    let o = tcrelay(
+        &["--db", db, "quarantine", "drop", &ids[1].to_string()],
+        &[],
+    );
+    assert!(
+        !o.status.success(),
+        "dropping what is not there is an error"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&ids[1].to_string()));
+    assert!(json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[])).is_empty());
+}
+
+#[test]
+fn doctor_checks_the_file_and_its_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doctor.db");
+    let db = path.to_str().unwrap();
+
+    let o = tcrelay(&["--db", db, "doctor"], &[]);
+    assert!(!o.status.success());
+    assert!(stdout(&o).starts_with("FAIL  file"), "{}", stdout(&o));
+    assert!(!path.exists(), "doctor creates nothing");
+
+    std::fs::write(&path, "not a database").unwrap();
+    let o = tcrelay(&["--db", db, "doctor"], &[]);
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("FAIL  schema"), "{}", stdout(&o));
+
+    std::fs::remove_file(&path).unwrap();
+    // `cursor set` prepares a database, as before a first `serve`.
+    let set = tcrelay(
+        &[
+            "--db",
+            db,
+            "cursor",
+            "set",
+            "orders",
+            "2025-01-01T00:00:00.000Z",
+        ],
+        &[],
+    );
+    assert!(set.status.success());
+    let o = tcrelay(&["--db", db, "doctor"], &[]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert!(lines.iter().all(|l| l.starts_with("ok    ")), "{lines:?}");
+    assert!(
+        lines.contains(&format!(
+            "ok    schema version {}",
+            tcrelay_sqlite::SCHEMA_VERSION
+        )),
+        "{lines:?}"
+    );
+
+    let cursors = json_lines(&tcrelay(&["--db", db, "cursor", "show", "--json"], &[]));
+    assert_eq!(cursors.len(), 3);
+    assert_eq!(cursors[0]["stream"], "orders");
+    assert_eq!(cursors[0]["value"], "2025-01-01T00:00:00.000Z");
+    assert_eq!(cursors[1]["value"], serde_json::Value::Null);
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = tcrelay(&["completions", shell], &[]);
+        assert!(o.status.success(), "{shell}");
+        let script = stdout(&o);
+        for word in ["quarantine", "replay", "trace", "doctor"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+    }
+    assert!(!tcrelay(&["completions", "cmd.exe"], &[]).status.success());
+}
+
+#[test]
+fn log_lines_are_json_on_request_and_never_coloured_into_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let db = path.to_str().unwrap();
+    let set = [
+        "--db",
+        db,
+        "cursor",
+        "set",
+        "orders",
+        "2025-01-01T00:00:00.000Z",
+    ];
+    let info = [("RUST_LOG", "info")];
+
+    let o = tcrelay(&[&["--log-format", "json"][..], &set[..]].concat(), &info);
+    assert!(o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "SQLite store open"),
+        "{stderr}"
+    );
+
+    let o = tcrelay(
+        &set,
+        &[("RUST_LOG", "info"), ("TCRELAY_LOG_FORMAT", "text")],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("SQLite store open"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colours into a pipe: {stderr:?}"
+    );
+}
