@@ -201,7 +201,8 @@ impl MotoOptions {
 pub struct MotoResources {
     /// moto's URL (the clients' endpoint), for code under test that builds its own clients.
     pub url: String,
-    /// Clients for moto, built from [`MotoOptions::aws`].
+    /// Clients for moto, built from [`MotoOptions::aws`] (the resources themselves are made
+    /// with [`moto_options`]' bounds).
     pub clients: AwsClients,
     /// The queue's URL.
     pub queue_url: String,
@@ -232,16 +233,20 @@ impl MotoResources {
             .clone()
             .expect("MotoOptions::aws names moto's URL as its endpoint_url");
         let clients = AwsClients::new(&options.aws.load().await);
+        // The resources are made with moto_options' bounds, not the test's: a test that gives
+        // its clients a 1 s attempt timeout to provoke an outage must not fail its own setup
+        // when moto is slow under a loaded machine.
+        let setup = AwsClients::new(&moto_options(&url).load().await);
         let queue_url =
-            create_queue_with(&clients, prefix, options.fifo, options.visibility_timeout).await;
+            create_queue_with(&setup, prefix, options.fifo, options.visibility_timeout).await;
         let quarantine_url = if options.quarantine {
             let prefix = format!("{prefix}-quarantine");
-            Some(create_queue_with(&clients, &prefix, false, options.visibility_timeout).await)
+            Some(create_queue_with(&setup, &prefix, false, options.visibility_timeout).await)
         } else {
             None
         };
-        let table = create_table(&clients, prefix).await;
-        let bucket = create_bucket(&clients, prefix).await;
+        let table = create_table(&setup, prefix).await;
+        let bucket = create_bucket(&setup, prefix).await;
         MotoResources {
             url,
             clients,
