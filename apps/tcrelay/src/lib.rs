@@ -14,4 +14,4 @@ pub mod settings;
 
 pub use backend::Ports;
 pub use server::{RelayParts, RunningServer, ServeError, ServeOptions, ServerLimits, start};
-pub use settings::{Backend, Settings, SettingsError};
+pub use settings::{Backend, Settings};
