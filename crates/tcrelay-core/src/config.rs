@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::WebhookCredentials;
-use crate::env::{Env, get, http_url, number};
+use crate::env::{ConfigError, Env, get, http_url, number};
 use crate::filter::EventFilter;
 
 /// Tradecloud's API base (fixed name).
@@ -65,31 +65,6 @@ pub const DEFAULT_DEDUPE_TTL_DAYS: u64 = 30;
 /// Default claim expiry: 120 s, well above the 30 s API Gateway limit on one request, so a
 /// claim is never taken over while its request can still finish.
 pub const DEFAULT_IN_PROGRESS_EXPIRY_SECONDS: u64 = 120;
-
-/// A setting that stops start-up. The message always names the variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is unset or empty.
-    #[error("{var} is required but not set")]
-    Missing {
-        /// The variable.
-        var: &'static str,
-    },
-    /// A variable has a value we cannot use.
-    #[error("{var} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What is wrong, without the value when it is a secret.
-        reason: String,
-    },
-    /// Neither plain-text nor Secrets Manager webhook credentials: the webhook would be open.
-    #[error(
-        "no webhook credential: set TCRELAY_WEBHOOK_BASIC and/or TCRELAY_WEBHOOK_BEARER, \
-         or TCRELAY_WEBHOOK_SECRET_ARN (an open webhook is refused)"
-    )]
-    NoWebhookCredential,
-}
 
 /// A string that must not reach a log: `Debug` prints `***`.
 #[derive(Clone, PartialEq, Eq)]

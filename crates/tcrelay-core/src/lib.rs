@@ -25,7 +25,8 @@ pub mod testing;
 pub mod webhook;
 
 pub use auth::{GatewayJwt, WebhookCredentials};
-pub use config::{Config, ConfigError};
+pub use config::Config;
+pub use env::ConfigError;
 pub use envelope::{Envelope, Source};
 pub use filter::EventFilter;
 pub use relay::{InboundEvent, Outcome, Relay, RelayError};
