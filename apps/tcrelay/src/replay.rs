@@ -141,7 +141,7 @@ impl Replayer {
         let outcome = response
             .extensions()
             .get::<Answered>()
-            .map_or("unknown", |a| a.outcome)
+            .map_or("unknown", |a| a.outcome.as_str())
             .to_owned();
         let reason = self
             .refused

@@ -31,6 +31,6 @@ pub use envelope::{Envelope, Source};
 pub use filter::EventFilter;
 pub use relay::{InboundEvent, Outcome, Relay, RelayError};
 pub use webhook::{
-    Answered, LenientFields, RequestId, WebhookApp, WebhookError, WebhookSettings, warn_lenient,
-    webhook_router,
+    AnswerOutcome, Answered, LenientFields, RequestId, WebhookApp, WebhookError, WebhookSettings,
+    warn_lenient, webhook_router,
 };
