@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod check;
+pub mod error;
 pub mod faults;
 pub mod metrics;
 pub mod ops;

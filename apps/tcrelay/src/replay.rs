@@ -16,7 +16,7 @@ use tcrelay_sqlite::{QuarantineEntry, SqliteStore};
 use tower::ServiceExt as _;
 
 use crate::backend::Ports;
-use crate::ops::OpsError;
+use crate::error::OpsError;
 
 /// What one replay ended in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

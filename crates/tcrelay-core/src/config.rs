@@ -66,28 +66,6 @@ pub const DEFAULT_DEDUPE_TTL_DAYS: u64 = 30;
 /// claim is never taken over while its request can still finish.
 pub const DEFAULT_IN_PROGRESS_EXPIRY_SECONDS: u64 = 120;
 
-/// A string that must not reach a log: `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// The webhook's settings that do not depend on where its ports live (the adapters read
 /// their own: `tcrelay_aws::AwsSettings`, the runner's SQLite file).
 #[derive(Debug, Clone)]
@@ -108,13 +86,37 @@ impl Config {
     }
 }
 
-/// The integration user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The integration user. `Debug` prints the password as `***`; the one secret wrapper the
+/// client keeps it in is `tradecloud_client::Secret`, which the core does not depend on.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TradecloudLogin {
     /// E-mail address of the user with the `integration` role.
     pub username: String,
-    /// Its password.
-    pub password: Secret,
+    password: String,
+}
+
+impl TradecloudLogin {
+    /// The login of `username` with `password`.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The password, for the one place that sends it (the client's credentials).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for TradecloudLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TradecloudLogin")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// Tradecloud API settings.
@@ -139,10 +141,7 @@ impl TradecloudSettings {
             .to_owned();
         http_url(TRADECLOUD_API_URL, &api_url)?;
         let login = match (get(env, TRADECLOUD_USERNAME), get(env, TRADECLOUD_PASSWORD)) {
-            (Some(username), Some(password)) => Some(TradecloudLogin {
-                username: username.to_owned(),
-                password: Secret::new(password),
-            }),
+            (Some(username), Some(password)) => Some(TradecloudLogin::new(username, password)),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(ConfigError::Missing {
@@ -188,10 +187,7 @@ impl TradecloudSettings {
                 "username or password in the secret is empty".into(),
             ));
         }
-        self.login = Some(TradecloudLogin {
-            username: parsed.username,
-            password: Secret::new(parsed.password),
-        });
+        self.login = Some(TradecloudLogin::new(parsed.username, parsed.password));
         Ok(())
     }
 }
@@ -498,7 +494,7 @@ mod tests {
         assert_eq!(c.tradecloud.api_url, "https://api.accp.tradecloud1.com/v2");
         let login = c.tradecloud.login.unwrap();
         assert_eq!(login.username, "int@example.com");
-        assert_eq!(login.password.expose(), "secret");
+        assert_eq!(login.password(), "secret");
         assert_eq!(c.webhook.credentials.bearer_count(), 2);
         assert!(
             c.webhook

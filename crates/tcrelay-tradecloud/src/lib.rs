@@ -27,7 +27,7 @@ pub fn client_for(settings: &TradecloudSettings) -> Result<Option<TradecloudClie
         .map(|login| {
             TradecloudClient::new(ClientConfig::new(
                 settings.api_url.clone(),
-                Credentials::new(login.username.clone(), login.password.expose()),
+                Credentials::new(login.username.clone(), login.password()),
             ))
         })
         .transpose()
