@@ -344,7 +344,9 @@ impl Relay {
     /// Relays a complete object (GET webhook, or a poll result): keyed by its state key with
     /// `full_state = true`; an existing state key from any channel makes it a duplicate. Every
     /// step runs within `deadline`, and the relay runs as its own task, as in
-    /// [`Self::relay_event`].
+    /// [`Self::relay_event`]. `source` is [`Source::WebhookGet`] or [`Source::Poll`]; a POST
+    /// carries an event, not an object, and goes through [`Self::relay_event`] (an object
+    /// given as `WebhookPost` is enveloped as fetched).
     pub async fn relay_object(
         &self,
         kind: ObjectKind,
