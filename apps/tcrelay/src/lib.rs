@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod check;
+pub mod error;
 pub mod faults;
 pub mod metrics;
 pub mod ops;
@@ -14,4 +15,4 @@ pub mod settings;
 
 pub use backend::Ports;
 pub use server::{RelayParts, RunningServer, ServeError, ServeOptions, ServerLimits, start};
-pub use settings::{Backend, Settings, SettingsError};
+pub use settings::{Backend, Settings};

@@ -14,13 +14,12 @@ use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::scenario::{self, ScenarioOptions};
 use tcrelay::settings::aws_endpoint;
 use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
-use tcrelay_aws::{AwsConfigOptions, Secrets};
+use tcrelay_aws::{AwsConfigOptions, AwsPorts, Secrets};
 use tcrelay_core::WebhookSettings;
 use tcrelay_core::ports::{CursorStore, TradecloudApi};
 use tcrelay_poll::PollApi;
 use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
-use tcrelay_tradecloud::{ClientApi, ClientPollApi};
-use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
+use tcrelay_tradecloud::{ClientApi, ClientPollApi, client_for};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -387,7 +386,7 @@ async fn run(cli: Cli, db_given: bool) -> anyhow::Result<ExitCode> {
                 "dlq redrive works on SQS: add --backend aws"
             );
             let queue = env
-                .get(tcrelay_core::config::TCRELAY_QUEUE_URL)
+                .get(tcrelay_aws::settings::TCRELAY_QUEUE_URL)
                 .map(|q| q.trim().to_owned())
                 .filter(|q| !q.is_empty())
                 .context("TCRELAY_QUEUE_URL is required: the queue the messages go back to")?;
@@ -431,7 +430,7 @@ async fn run(cli: Cli, db_given: bool) -> anyhow::Result<ExitCode> {
                 Backend::Sqlite => Arc::new(open_existing(&cli.db)?),
                 Backend::Aws => {
                     let table = env
-                        .get(tcrelay_core::config::TCRELAY_DEDUPE_TABLE)
+                        .get(tcrelay_aws::settings::TCRELAY_DEDUPE_TABLE)
                         .map(|t| t.trim().to_owned())
                         .filter(|t| !t.is_empty())
                         .context("TCRELAY_DEDUPE_TABLE is required with --backend aws (the cursors live in the dedupe table)")?;
@@ -501,10 +500,9 @@ async fn serve(
         }
         Backend::Aws => {
             let resources = settings.aws.as_ref().context("AWS settings missing")?;
-            let clients = aws_clients(resources.endpoint_url.as_deref()).await;
             tracing::info!(queue = %resources.queue_url, table = %resources.dedupe_table, "AWS backend");
-            let claim = tcrelay_aws::ClaimCheckSettings::from_env_map(env)?;
-            Ports::aws_for_queues(&clients, resources, &claim).await
+            let sdk = resources.sdk_config().await;
+            Ports::aws(AwsPorts::connect(&sdk, resources).await)?
         }
     };
 
@@ -584,16 +582,14 @@ async fn doctor_aws(
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<bool> {
     use tcrelay_core::config::{TCRELAY_TRADECLOUD_SECRET_ARN, TCRELAY_WEBHOOK_SECRET_ARN};
-    let resources = match tcrelay_core::config::AwsResources::from_env_map(env) {
+    let resources = match tcrelay_aws::AwsSettings::from_env_map(env) {
         Ok(r) => r,
         Err(e) => {
             writeln!(out, "FAIL  settings: {e}")?;
             return Ok(false);
         }
     };
-    let sdk = AwsConfigOptions::for_relay(resources.endpoint_url.as_deref())
-        .load()
-        .await;
+    let sdk = resources.sdk_config().await;
     let clients = tcrelay_aws::AwsClients::new(&sdk);
     let arns: Vec<(&str, String)> = [TCRELAY_WEBHOOK_SECRET_ARN, TCRELAY_TRADECLOUD_SECRET_ARN]
         .into_iter()
@@ -629,26 +625,21 @@ type TradecloudApis = (Option<Arc<dyn TradecloudApi>>, Option<Arc<dyn PollApi>>)
 
 /// Tradecloud for GET webhooks and for polling, when a login is configured.
 fn tradecloud_apis(settings: &Settings) -> anyhow::Result<TradecloudApis> {
-    Ok(match &settings.tradecloud.login {
-        Some(login) => {
-            let client = TradecloudClient::new(ClientConfig::new(
-                settings.tradecloud.api_url.clone(),
-                Credentials::new(login.username.clone(), login.password.expose()),
-            ))
-            .context("TRADECLOUD_API_URL")?;
-            (
+    Ok(
+        match client_for(&settings.tradecloud).context("TRADECLOUD_API_URL")? {
+            Some(client) => (
                 Some(Arc::new(ClientApi(client.clone())) as Arc<dyn TradecloudApi>),
                 Some(Arc::new(ClientPollApi(client)) as Arc<dyn PollApi>),
-            )
-        }
-        None => {
-            tracing::warn!(
-                "no Tradecloud login (TRADECLOUD_USERNAME/TRADECLOUD_PASSWORD): GET webhooks are \
-                 answered 503 and polling is off"
-            );
-            (None, None)
-        }
-    })
+            ),
+            None => {
+                tracing::warn!(
+                    "no Tradecloud login (TRADECLOUD_USERNAME/TRADECLOUD_PASSWORD): GET webhooks \
+                     are answered 503 and polling is off"
+                );
+                (None, None)
+            }
+        },
+    )
 }
 
 async fn shutdown_signal() {

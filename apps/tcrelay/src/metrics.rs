@@ -9,14 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use http_body_util::BodyExt as _;
 use serde::Serialize;
-use tcrelay_core::Answered;
 use tcrelay_core::ports::CursorStore;
+use tcrelay_core::{AnswerOutcome, Answered};
 use tcrelay_poll::{PollStream, RunReport};
 
 /// The ways in, as counted.
@@ -203,10 +201,10 @@ impl Counters {
 
     /// Counts one webhook answer under its labels.
     fn record_labelled(&self, channel: Channel, kind: &'static str, answered: Answered) {
-        let labels = (channel.label(), kind, answered.outcome);
+        let labels = (channel.label(), kind, answered.outcome.as_str());
         let mut labelled = self.labelled();
         *labelled.received.entry(labels).or_default() += 1;
-        if answered.outcome == "enqueued" {
+        if answered.outcome == AnswerOutcome::Enqueued {
             *labelled.enqueued.entry(labels).or_default() += 1;
         }
         if answered.quarantined {
@@ -285,15 +283,15 @@ impl Counters {
         out
     }
 
-    fn record_answer(&self, channel: Channel, status: u16, outcome: Option<&str>) {
+    fn record_answer(&self, channel: Channel, status: u16, outcome: AnswerOutcome) {
         let c = &self.channels[channel.index()];
         c.received.fetch_add(1, Ordering::Relaxed);
-        let counter = match (status, outcome) {
-            (202, _) | (_, Some("enqueued")) => &c.enqueued,
-            (_, Some("duplicate")) => &c.duplicates,
-            (_, Some("filtered")) => &c.filtered,
-            (s, _) if s >= 500 => &c.unavailable,
-            (s, _) if s >= 400 => &c.refused,
+        let counter = match outcome {
+            AnswerOutcome::Enqueued => &c.enqueued,
+            AnswerOutcome::Duplicate => &c.duplicates,
+            AnswerOutcome::Filtered => &c.filtered,
+            _ if status >= 500 => &c.unavailable,
+            _ if status >= 400 => &c.refused,
             _ => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -356,33 +354,8 @@ async fn count(counters: Arc<Counters>, request: Request, next: Next) -> Respons
         .extensions()
         .get::<Answered>()
         .copied()
-        .unwrap_or(Answered {
-            outcome: if response.status().is_success() {
-                "ok"
-            } else {
-                "refused"
-            },
-            quarantined: false,
-        });
+        .unwrap_or_else(|| Answered::of_status(response.status()));
     counters.record_labelled(channel, kind, answered);
-    let status = response.status().as_u16();
-    if status != 200 {
-        counters.record_answer(channel, status, None);
-        return response;
-    }
-    // 200 means filtered or duplicate; the small JSON body says which.
-    let (parts, body) = response.into_parts();
-    let bytes = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the answer's body for the counters");
-            counters.record_answer(channel, status, None);
-            return Response::from_parts(parts, Body::empty());
-        }
-    };
-    let outcome = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("outcome").and_then(|o| o.as_str()).map(str::to_owned));
-    counters.record_answer(channel, status, outcome.as_deref());
-    Response::from_parts(parts, Body::from(bytes))
+    counters.record_answer(channel, response.status().as_u16(), answered.outcome);
+    response
 }

@@ -5,25 +5,12 @@
 use std::io::Write;
 
 use tcrelay_core::logsafe::escape_control;
-use tcrelay_core::ports::{CursorStore, StoreError};
+use tcrelay_core::ports::CursorStore;
 use tcrelay_poll::PollStream;
 use tcrelay_sqlite::SqliteStore;
 
+pub use crate::error::OpsError;
 use crate::replay::{Replayed, Replayer};
-
-/// Why an operator command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Writing the output failed (e.g. a closed pipe).
-    #[error("cannot write the output: {0}")]
-    Output(#[from] std::io::Error),
-    /// An argument is not usable.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// `queue list`: one line per message, without payload.
 pub async fn queue_list(

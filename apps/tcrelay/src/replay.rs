@@ -16,7 +16,7 @@ use tcrelay_sqlite::{QuarantineEntry, SqliteStore};
 use tower::ServiceExt as _;
 
 use crate::backend::Ports;
-use crate::ops::OpsError;
+use crate::error::OpsError;
 
 /// What one replay ended in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,7 +141,7 @@ impl Replayer {
         let outcome = response
             .extensions()
             .get::<Answered>()
-            .map_or("unknown", |a| a.outcome)
+            .map_or("unknown", |a| a.outcome.as_str())
             .to_owned();
         let reason = self
             .refused

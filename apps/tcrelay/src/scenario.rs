@@ -29,7 +29,7 @@ use crate::check::{
 use crate::faults::{SlowDedupe, SwitchableSink};
 use crate::metrics::{Channel, Counters};
 use crate::server::{RelayParts, ServeOptions, poll_once, start};
-use crate::settings::{Backend, Settings, SettingsError};
+use crate::settings::{Backend, Settings};
 use tcrelay_tradecloud::{ClientApi, ClientPollApi};
 
 /// Why a scenario could not run (as opposed to running and failing its check).
@@ -40,7 +40,7 @@ pub enum ScenarioError {
     Sim(#[from] tradecloud_sim::SimError),
     /// The relay's settings were refused.
     #[error("settings: {0}")]
-    Settings(#[from] SettingsError),
+    Settings(#[from] tcrelay_core::ConfigError),
     /// The relay did not start.
     #[error("relay: {0}")]
     Serve(#[from] crate::server::ServeError),

@@ -1,23 +1,19 @@
 //! The runner's settings: the same environment variables as the Lambdas, read section by section
 //! so the local SQLite backend does not demand the AWS-only ones (queue URL, table, bucket).
 //!
-//! `tcrelay_core::Config::from_env_map` parses every section at once and requires the AWS
-//! resources; its section parsers are public, so this module calls only those it needs (the
-//! dedupe timings, `TCRELAY_DEDUPE_TTL_DAYS` and `TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`, serve
-//! both backends).
+//! The core's section parsers and `tcrelay_aws::AwsSettings` are public, so this module calls
+//! only those it needs (the dedupe timings, `TCRELAY_DEDUPE_TTL_DAYS` and
+//! `TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`, serve both backends).
 
+use tcrelay_aws::AwsSettings;
+use tcrelay_aws::settings::TCRELAY_AWS_ENDPOINT_URL;
 use tcrelay_core::ConfigError;
 pub use tcrelay_core::config::DedupeTimings;
-use tcrelay_core::config::{
-    AwsResources, TCRELAY_AWS_ENDPOINT_URL, TradecloudSettings, WebhookConfig,
-};
+use tcrelay_core::config::{TradecloudSettings, WebhookConfig};
 use tcrelay_core::env::{Env, get, number};
 use tcrelay_poll::PollConfig;
 
 use crate::server::ServerLimits;
-
-/// A setting the runner cannot start with; the message names the variable.
-pub type SettingsError = ConfigError;
 
 /// Where the ports live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,7 +37,7 @@ pub struct Settings {
     /// Dedupe record lifetimes.
     pub dedupe: DedupeTimings,
     /// Queues, table and bucket; only with [`Backend::Aws`].
-    pub aws: Option<AwsResources>,
+    pub aws: Option<AwsSettings>,
     /// The HTTP server's timeouts and connection cap.
     pub server: ServerLimits,
     /// How long the SQLite queue keeps acknowledged messages ([`TCRELAY_ACKED_RETENTION_DAYS`]).
@@ -56,21 +52,15 @@ pub const DEFAULT_ACKED_RETENTION_DAYS: u64 = 7;
 
 impl Settings {
     /// Reads the sections `backend` needs.
-    pub fn from_env_map(env: &dyn Env, backend: Backend) -> Result<Self, SettingsError> {
+    pub fn from_env_map(env: &dyn Env, backend: Backend) -> Result<Self, ConfigError> {
         let tradecloud = TradecloudSettings::from_env_map(env)?;
         let webhook = WebhookConfig::from_env_map(env)?;
         let poll = PollConfig::from_env_map(env)?;
         let (dedupe, aws) = match backend {
             Backend::Sqlite => (DedupeTimings::from_env_map(env)?, None),
             Backend::Aws => {
-                let aws = AwsResources::from_env_map(env)?;
-                (
-                    DedupeTimings {
-                        ttl: aws.dedupe_ttl,
-                        in_progress_expiry: aws.in_progress_expiry,
-                    },
-                    Some(aws),
-                )
+                let aws = AwsSettings::from_env_map(env)?;
+                (aws.dedupe_timings(), Some(aws))
             }
         };
         let days = number(

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use tcrelay::{Ports, RelayParts, RunningServer, ServeOptions};
 use tcrelay_aws::testing::{MotoOptions, MotoResources};
-use tcrelay_core::config::AwsResources;
+use tcrelay_aws::{AwsPorts, AwsSettings};
 use tcrelay_core::ports::QuarantinedRequest;
 use tcrelay_core::{EventFilter, WebhookCredentials, WebhookSettings};
 use tcrelay_sqlite::SqliteStore;
@@ -281,17 +281,25 @@ async fn relay_to_moto(fifo: bool) -> MotoResources {
         },
     )
     .await;
-    let resources = AwsResources {
+    let resources = AwsSettings {
         queue_url: aws.queue_url.clone(),
         queue_fifo: fifo,
-        quarantine_queue_url: aws.quarantine().to_owned(),
+        quarantine_queue_url: Some(aws.quarantine().to_owned()),
         dedupe_table: aws.table.clone(),
-        claim_check_bucket: aws.bucket.clone(),
+        claim_check_bucket: Some(aws.bucket.clone()),
         dedupe_ttl: Duration::from_secs(86_400),
         in_progress_expiry: Duration::from_secs(60),
         endpoint_url: Some(aws.url.clone()),
+        claim_check: Default::default(),
     };
-    let server = start_relay(Ports::aws(&aws.clients, &resources)).await;
+    let server = start_relay(
+        Ports::aws(AwsPorts::with_fixed_thresholds(
+            aws.clients.clone(),
+            &resources,
+        ))
+        .unwrap(),
+    )
+    .await;
     deliver(&server).await;
     server.shutdown().await.unwrap();
     aws

@@ -12,8 +12,8 @@ use tcrelay::check::QueuedMessage;
 use tcrelay::scenario::{self, QueueReader, ScenarioOptions};
 use tcrelay_aws::read_claim_checked;
 use tcrelay_aws::testing::{MotoOptions, MotoResources, drain};
+use tcrelay_aws::{AwsPorts, AwsSettings};
 use tcrelay_core::Envelope;
-use tcrelay_core::config::AwsResources;
 use tcrelay_core::ports::QuarantinedRequest;
 
 struct SqsReader {
@@ -84,20 +84,25 @@ async fn every_channel_through_the_aws_adapters_on_moto() {
     options.aws.operation_timeout = Some(Duration::from_secs(10));
     let aws = MotoResources::create("tcrelay-e2e", options).await;
 
-    let resources = AwsResources {
+    let resources = AwsSettings {
         queue_url: aws.queue_url.clone(),
         queue_fifo: false,
-        quarantine_queue_url: aws.quarantine().to_owned(),
+        quarantine_queue_url: Some(aws.quarantine().to_owned()),
         dedupe_table: aws.table.clone(),
-        claim_check_bucket: aws.bucket.clone(),
+        claim_check_bucket: Some(aws.bucket.clone()),
         dedupe_ttl: Duration::from_secs(86_400),
         // Longer than a request can take (three calls of at most 10 s): a shorter expiry lets a
         // retry take over a claim whose request is still sending, and both enqueue. Short
         // enough that claims a killed poll run left behind free up within the drain timeout.
         in_progress_expiry: Duration::from_secs(45),
         endpoint_url: Some(aws.url.clone()),
+        claim_check: Default::default(),
     };
-    let ports = Ports::aws(&aws.clients, &resources);
+    let ports = Ports::aws(AwsPorts::with_fixed_thresholds(
+        aws.clients.clone(),
+        &resources,
+    ))
+    .unwrap();
     let reader = SqsReader { aws };
     let options = ScenarioOptions {
         // A standard SQS queue does not keep order; the order rule is checked on SQLite.

@@ -6,11 +6,10 @@
 
 use aws_sdk_dynamodb::types::{KeyType, TimeToLiveStatus};
 use aws_sdk_sqs::types::QueueAttributeName;
-use tcrelay_core::config::AwsResources;
 
 use crate::error::describe;
 use crate::table::TTL_ATTRIBUTE;
-use crate::{AwsClients, Secrets, is_fifo_queue_url};
+use crate::{AwsClients, AwsSettings, Secrets, is_fifo_queue_url};
 
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,22 +32,18 @@ fn fail(detail: String) -> Check {
 pub async fn check(
     clients: &AwsClients,
     secrets: &Secrets,
-    resources: &AwsResources,
+    resources: &AwsSettings,
     secret_arns: &[(&str, String)],
 ) -> Vec<Check> {
     let mut checks = vec![table(clients, &resources.dedupe_table).await];
     checks.push(ttl(clients, &resources.dedupe_table).await);
     checks.push(queue(clients, "queue", &resources.queue_url, resources.queue_fifo).await);
-    checks.push(
-        queue(
-            clients,
-            "quarantine queue",
-            &resources.quarantine_queue_url,
-            is_fifo_queue_url(&resources.quarantine_queue_url),
-        )
-        .await,
-    );
-    checks.push(bucket(clients, &resources.claim_check_bucket).await);
+    if let Some(url) = &resources.quarantine_queue_url {
+        checks.push(queue(clients, "quarantine queue", url, is_fifo_queue_url(url)).await);
+    }
+    if let Some(name) = &resources.claim_check_bucket {
+        checks.push(bucket(clients, name).await);
+    }
     for (setting, arn) in secret_arns {
         checks.push(match secrets.read(arn).await {
             Ok(_) => ok(format!("secret {setting} readable")),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::WebhookCredentials;
-use crate::env::{Env, get, http_url, number, required};
+use crate::env::{ConfigError, Env, get, http_url, number};
 use crate::filter::EventFilter;
 
 /// Tradecloud's API base (fixed name).
@@ -45,21 +45,10 @@ pub const TCRELAY_MAX_BODY_BYTES: &str = "TCRELAY_MAX_BODY_BYTES";
 pub const TCRELAY_RETRY_AFTER_SECONDS: &str = "TCRELAY_RETRY_AFTER_SECONDS";
 /// Milliseconds a webhook request may take from arrival to answer (every step within it).
 pub const TCRELAY_REQUEST_BUDGET_MS: &str = "TCRELAY_REQUEST_BUDGET_MS";
-/// The ERP's SQS queue URL; a `.fifo` suffix selects FIFO behaviour.
-pub const TCRELAY_QUEUE_URL: &str = "TCRELAY_QUEUE_URL";
-/// The quarantine (dead-letter) SQS queue URL.
-pub const TCRELAY_QUARANTINE_QUEUE_URL: &str = "TCRELAY_QUARANTINE_QUEUE_URL";
-/// The DynamoDB table of dedupe records (and poll cursors).
-pub const TCRELAY_DEDUPE_TABLE: &str = "TCRELAY_DEDUPE_TABLE";
-/// The S3 bucket for envelopes over the SQS size limit.
-pub const TCRELAY_CLAIM_CHECK_BUCKET: &str = "TCRELAY_CLAIM_CHECK_BUCKET";
 /// Days a completed dedupe record is kept.
 pub const TCRELAY_DEDUPE_TTL_DAYS: &str = "TCRELAY_DEDUPE_TTL_DAYS";
 /// Seconds after which an unfinished claim is considered abandoned.
 pub const TCRELAY_IN_PROGRESS_EXPIRY_SECONDS: &str = "TCRELAY_IN_PROGRESS_EXPIRY_SECONDS";
-/// Endpoint override for every AWS client (moto, LocalStack).
-pub const TCRELAY_AWS_ENDPOINT_URL: &str = "TCRELAY_AWS_ENDPOINT_URL";
-
 /// Default for [`TRADECLOUD_API_URL`]: production.
 pub const DEFAULT_TRADECLOUD_API_URL: &str = "https://api.tradecloud1.com/v2";
 /// Default body limit: 6,000,000 bytes, under Lambda's 6 MB synchronous payload limit.
@@ -77,62 +66,14 @@ pub const DEFAULT_DEDUPE_TTL_DAYS: u64 = 30;
 /// claim is never taken over while its request can still finish.
 pub const DEFAULT_IN_PROGRESS_EXPIRY_SECONDS: u64 = 120;
 
-/// A setting that stops start-up. The message always names the variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is unset or empty.
-    #[error("{var} is required but not set")]
-    Missing {
-        /// The variable.
-        var: &'static str,
-    },
-    /// A variable has a value we cannot use.
-    #[error("{var} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// What is wrong, without the value when it is a secret.
-        reason: String,
-    },
-    /// Neither plain-text nor Secrets Manager webhook credentials: the webhook would be open.
-    #[error(
-        "no webhook credential: set TCRELAY_WEBHOOK_BASIC and/or TCRELAY_WEBHOOK_BEARER, \
-         or TCRELAY_WEBHOOK_SECRET_ARN (an open webhook is refused)"
-    )]
-    NoWebhookCredential,
-}
-
-/// A string that must not reach a log: `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// Everything the webhook function needs.
+/// The webhook's settings that do not depend on where its ports live (the adapters read
+/// their own: `tcrelay_aws::AwsSettings`, the runner's SQLite file).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Tradecloud's API (for GET webhooks and the poller).
     pub tradecloud: TradecloudSettings,
     /// The webhook endpoint itself.
     pub webhook: WebhookConfig,
-    /// Queues, table and bucket.
-    pub aws: AwsResources,
 }
 
 impl Config {
@@ -141,18 +82,41 @@ impl Config {
         Ok(Self {
             tradecloud: TradecloudSettings::from_env_map(env)?,
             webhook: WebhookConfig::from_env_map(env)?,
-            aws: AwsResources::from_env_map(env)?,
         })
     }
 }
 
-/// The integration user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The integration user. `Debug` prints the password as `***`; the one secret wrapper the
+/// client keeps it in is `tradecloud_client::Secret`, which the core does not depend on.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TradecloudLogin {
     /// E-mail address of the user with the `integration` role.
     pub username: String,
-    /// Its password.
-    pub password: Secret,
+    password: String,
+}
+
+impl TradecloudLogin {
+    /// The login of `username` with `password`.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The password, for the one place that sends it (the client's credentials).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for TradecloudLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TradecloudLogin")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// Tradecloud API settings.
@@ -177,10 +141,7 @@ impl TradecloudSettings {
             .to_owned();
         http_url(TRADECLOUD_API_URL, &api_url)?;
         let login = match (get(env, TRADECLOUD_USERNAME), get(env, TRADECLOUD_PASSWORD)) {
-            (Some(username), Some(password)) => Some(TradecloudLogin {
-                username: username.to_owned(),
-                password: Secret::new(password),
-            }),
+            (Some(username), Some(password)) => Some(TradecloudLogin::new(username, password)),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(ConfigError::Missing {
@@ -226,10 +187,7 @@ impl TradecloudSettings {
                 "username or password in the secret is empty".into(),
             ));
         }
-        self.login = Some(TradecloudLogin {
-            username: parsed.username,
-            password: Secret::new(parsed.password),
-        });
+        self.login = Some(TradecloudLogin::new(parsed.username, parsed.password));
         Ok(())
     }
 }
@@ -375,54 +333,6 @@ impl WebhookConfig {
     }
 }
 
-/// Queues, table and bucket, and the dedupe timings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsResources {
-    /// The ERP's queue.
-    pub queue_url: String,
-    /// Whether [`Self::queue_url`] is a FIFO queue (its name ends in `.fifo`).
-    pub queue_fifo: bool,
-    /// The quarantine queue.
-    pub quarantine_queue_url: String,
-    /// The dedupe table.
-    pub dedupe_table: String,
-    /// The claim-check bucket.
-    pub claim_check_bucket: String,
-    /// How long a completed dedupe record lives.
-    pub dedupe_ttl: Duration,
-    /// How long an unfinished claim blocks its key.
-    pub in_progress_expiry: Duration,
-    /// Endpoint override for all AWS clients (tests against moto).
-    pub endpoint_url: Option<String>,
-}
-
-impl AwsResources {
-    /// Reads [`TCRELAY_QUEUE_URL`], [`TCRELAY_QUARANTINE_QUEUE_URL`], [`TCRELAY_DEDUPE_TABLE`],
-    /// [`TCRELAY_CLAIM_CHECK_BUCKET`] (all required), [`TCRELAY_DEDUPE_TTL_DAYS`],
-    /// [`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`] and [`TCRELAY_AWS_ENDPOINT_URL`].
-    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
-        let queue_url = required(env, TCRELAY_QUEUE_URL)?;
-        http_url(TCRELAY_QUEUE_URL, &queue_url)?;
-        let quarantine_queue_url = required(env, TCRELAY_QUARANTINE_QUEUE_URL)?;
-        http_url(TCRELAY_QUARANTINE_QUEUE_URL, &quarantine_queue_url)?;
-        let dedupe = DedupeTimings::from_env_map(env)?;
-        let endpoint_url = get(env, TCRELAY_AWS_ENDPOINT_URL).map(str::to_owned);
-        if let Some(url) = &endpoint_url {
-            http_url(TCRELAY_AWS_ENDPOINT_URL, url)?;
-        }
-        Ok(Self {
-            queue_fifo: is_fifo_queue_url(&queue_url),
-            queue_url,
-            quarantine_queue_url,
-            dedupe_table: required(env, TCRELAY_DEDUPE_TABLE)?,
-            claim_check_bucket: required(env, TCRELAY_CLAIM_CHECK_BUCKET)?,
-            dedupe_ttl: dedupe.ttl,
-            in_progress_expiry: dedupe.in_progress_expiry,
-            endpoint_url,
-        })
-    }
-}
-
 /// How long dedupe records live, whatever stores them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupeTimings {
@@ -468,11 +378,6 @@ impl DedupeTimings {
             in_progress_expiry: Duration::from_secs(expiry),
         })
     }
-}
-
-/// Whether an SQS queue URL names a FIFO queue: AWS requires FIFO queue names to end in `.fifo`.
-pub fn is_fifo_queue_url(url: &str) -> bool {
-    url.trim_end_matches('/').ends_with(".fifo")
 }
 
 fn add_basic_lines<'a>(
@@ -543,19 +448,7 @@ mod tests {
     }
 
     fn full() -> HashMap<String, String> {
-        env(&[
-            (TCRELAY_WEBHOOK_BASIC, "tc:pw1\ntc:pw2\n"),
-            (
-                TCRELAY_QUEUE_URL,
-                "https://sqs.eu-west-1.amazonaws.com/1/erp.fifo",
-            ),
-            (
-                TCRELAY_QUARANTINE_QUEUE_URL,
-                "https://sqs.eu-west-1.amazonaws.com/1/quarantine",
-            ),
-            (TCRELAY_DEDUPE_TABLE, "tcrelay-dedupe"),
-            (TCRELAY_CLAIM_CHECK_BUCKET, "tcrelay-claims"),
-        ])
+        env(&[(TCRELAY_WEBHOOK_BASIC, "tc:pw1\ntc:pw2\n")])
     }
 
     fn basic(user: &str, pass: &str) -> HeaderValue {
@@ -564,20 +457,14 @@ mod tests {
     }
 
     #[test]
-    fn defaults_and_fifo_detection() {
+    fn defaults() {
         let c = Config::from_env_map(&full()).unwrap();
         assert_eq!(c.tradecloud.api_url, DEFAULT_TRADECLOUD_API_URL);
         assert_eq!(c.tradecloud.login, None);
         assert_eq!(c.webhook.max_body_bytes, 6_000_000);
         assert_eq!(c.webhook.retry_after, Duration::from_secs(30));
         assert_eq!(c.webhook.credentials.basic_count(), 2);
-        assert!(c.aws.queue_fifo);
-        assert_eq!(c.aws.dedupe_ttl, Duration::from_secs(30 * 86_400));
-        assert_eq!(c.aws.in_progress_expiry, Duration::from_secs(120));
-        assert_eq!(c.aws.endpoint_url, None);
         assert!(c.webhook.filter.admits("Anything"));
-        assert!(!is_fifo_queue_url("https://sqs/1/erp"));
-        assert!(is_fifo_queue_url("https://sqs/1/erp.fifo/"));
     }
 
     #[test]
@@ -592,10 +479,6 @@ mod tests {
             (TCRELAY_EVENT_DENY, "*ByBuyer"),
             (TCRELAY_MAX_BODY_BYTES, "1024"),
             (TCRELAY_RETRY_AFTER_SECONDS, "5"),
-            (TCRELAY_DEDUPE_TTL_DAYS, "7"),
-            (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "60"),
-            (TCRELAY_AWS_ENDPOINT_URL, "http://127.0.0.1:5000"),
-            (TCRELAY_QUEUE_URL, "https://sqs/1/erp"),
             (
                 TCRELAY_WEBHOOK_JWT_ISSUER,
                 "https://login.microsoftonline.com/t/v2.0",
@@ -611,7 +494,7 @@ mod tests {
         assert_eq!(c.tradecloud.api_url, "https://api.accp.tradecloud1.com/v2");
         let login = c.tradecloud.login.unwrap();
         assert_eq!(login.username, "int@example.com");
-        assert_eq!(login.password.expose(), "secret");
+        assert_eq!(login.password(), "secret");
         assert_eq!(c.webhook.credentials.bearer_count(), 2);
         assert!(
             c.webhook
@@ -624,36 +507,15 @@ mod tests {
         assert!(!c.webhook.filter.admits("ShipmentIssuedBySupplier"));
         assert_eq!(c.webhook.max_body_bytes, 1024);
         assert_eq!(c.webhook.retry_after, Duration::from_secs(5));
-        assert_eq!(c.aws.dedupe_ttl, Duration::from_secs(7 * 86_400));
-        assert_eq!(c.aws.in_progress_expiry, Duration::from_secs(60));
-        assert_eq!(c.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
-        assert!(!c.aws.queue_fifo);
     }
 
     #[test]
     fn errors_name_the_variable() {
-        for var in [
-            TCRELAY_QUEUE_URL,
-            TCRELAY_QUARANTINE_QUEUE_URL,
-            TCRELAY_DEDUPE_TABLE,
-            TCRELAY_CLAIM_CHECK_BUCKET,
-        ] {
-            let mut e = full();
-            e.insert(var.into(), "  ".into()); // blank counts as unset
-            let err = Config::from_env_map(&e).unwrap_err();
-            assert_eq!(err, ConfigError::Missing { var });
-            assert!(err.to_string().contains(var));
-        }
         for (var, value) in [
             (TCRELAY_MAX_BODY_BYTES, "6MB"),
             (TCRELAY_MAX_BODY_BYTES, "0"),
-            (TCRELAY_DEDUPE_TTL_DAYS, "0"),
-            (TCRELAY_DEDUPE_TTL_DAYS, "-1"),
-            (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "0"),
             (TCRELAY_RETRY_AFTER_SECONDS, "soon"),
             (TRADECLOUD_API_URL, "api.tradecloud1.com"),
-            (TCRELAY_QUEUE_URL, "erp-queue"),
-            (TCRELAY_AWS_ENDPOINT_URL, "localhost:5000"),
             (TCRELAY_WEBHOOK_BASIC, "no-colon"),
             (TCRELAY_WEBHOOK_BASIC, ":pw"),
             (TCRELAY_WEBHOOK_BEARER, "two words"),

@@ -1,13 +1,38 @@
 //! Where settings are read from: the [`Env`] every settings parser takes, the
 //! [`RecordingEnv`] that tells which variables a function reads (the deployment template must
-//! set exactly those), and the small readers the parsers share.
+//! set exactly those), the small readers the parsers share, and the one error every settings
+//! reader of every crate returns, [`ConfigError`]. The readers of each section import this
+//! module; it imports none of them.
 //!
 //! An empty value counts as unset, because templates pass `""` for optional parameters.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use crate::config::ConfigError;
+/// A setting that stops start-up. The message always names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{var} is required but not set")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+    },
+    /// A variable has a value we cannot use.
+    #[error("{var} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong, without the value when it is a secret.
+        reason: String,
+    },
+    /// Neither plain-text nor Secrets Manager webhook credentials: the webhook would be open.
+    #[error(
+        "no webhook credential: set TCRELAY_WEBHOOK_BASIC and/or TCRELAY_WEBHOOK_BEARER, \
+         or TCRELAY_WEBHOOK_SECRET_ARN (an open webhook is refused)"
+    )]
+    NoWebhookCredential,
+}
 
 /// A source of environment variables. `main` passes `std::env::vars().collect()` (a
 /// `HashMap<String, String>`), tests pass a map of their own.

@@ -1,8 +1,10 @@
 //! The envelope: one JSON document per queue message, the contract with the ERP's consumers.
 
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tradecloud_model::{Format, ObjectClass, ObjectKind};
+use tradecloud_model::{Format, ObjectClass, ObjectKind, timestamp};
 
 /// The value of [`Envelope::schema`]; bumped only on an incompatible change of the envelope.
 pub const ENVELOPE_SCHEMA: &str = "tradecloud-relay/1";
@@ -63,6 +65,65 @@ pub struct Envelope {
     pub payload: serde_json::Value,
 }
 
+/// A decoded webhook POST, in the terms the relay needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundEvent {
+    /// What the event is about.
+    pub kind: ObjectKind,
+    /// The order or shipment id.
+    pub id: String,
+    /// Tradecloud's `eventName`.
+    pub event_name: String,
+    /// The object's `version`.
+    pub version: Option<u64>,
+    /// The object's `lastUpdatedAt`, verbatim.
+    pub last_updated_at: Option<String>,
+    /// `meta.messageId`.
+    pub message_id: Option<String>,
+    /// Ids of the lines the event carries.
+    pub line_ids: Vec<String>,
+    /// JSON or tXML.
+    pub format: Format,
+    /// The whole body as JSON.
+    pub payload: Value,
+}
+
+/// The identifying fields of a complete order or shipment, read leniently from its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    /// `id`, else the id it was requested by.
+    pub id: String,
+    /// `version`, as a number or a numeric string (Tradecloud once quoted numbers, TC-6431).
+    pub version: Option<u64>,
+    /// `lastUpdatedAt`, else `meta.lastUpdatedAt` (shipments).
+    pub last_updated_at: Option<String>,
+    /// `meta.messageId`.
+    pub message_id: Option<String>,
+}
+
+impl ObjectState {
+    /// Reads the fields from `object`.
+    pub fn of(object: &Value, requested_id: &str) -> Self {
+        let text = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let version = match object.get("version") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        Self {
+            id: text(object.get("id")).unwrap_or_else(|| requested_id.to_owned()),
+            version,
+            last_updated_at: text(object.get("lastUpdatedAt"))
+                .or_else(|| text(object.pointer("/meta/lastUpdatedAt"))),
+            message_id: text(object.pointer("/meta/messageId")),
+        }
+    }
+}
+
 /// One object's group: `<class>:<id>`. The FIFO `MessageGroupId`, and the unit the relay keeps
 /// in order ([`crate::gate`]).
 pub fn group_id(class: ObjectClass, id: &str) -> String {
@@ -70,6 +131,86 @@ pub fn group_id(class: ObjectClass, id: &str) -> String {
 }
 
 impl Envelope {
+    /// The envelope of a webhook POST's event, admitted under its message key.
+    pub fn of_event(event: &InboundEvent, dedupe_key: String) -> Self {
+        Self {
+            event_name: Some(event.event_name.clone()),
+            version: event.version,
+            last_updated_at: event.last_updated_at.clone(),
+            message_id: event.message_id.clone(),
+            format: event.format,
+            ..Self::bare(
+                Source::WebhookPost,
+                event.kind,
+                event.id.clone(),
+                dedupe_key,
+                event.payload.clone(),
+            )
+        }
+    }
+
+    /// The envelope of a complete object fetched by id for a GET webhook, admitted under its
+    /// state key.
+    pub fn of_fetched(
+        kind: ObjectKind,
+        state: ObjectState,
+        dedupe_key: String,
+        object: Value,
+    ) -> Self {
+        Self::bare(Source::WebhookGet, kind, String::new(), dedupe_key, object).with_state(state)
+    }
+
+    /// The envelope of a polled object, admitted under its state key: `changed_lines` are the
+    /// lines that changed since the previous cursor (`None` when the object could not be read
+    /// for its lines), `payload` the object as prepared for the ERP.
+    pub fn of_polled(
+        kind: ObjectKind,
+        state: ObjectState,
+        dedupe_key: String,
+        changed_lines: Option<Vec<String>>,
+        payload: Value,
+    ) -> Self {
+        Self {
+            changed_lines,
+            ..Self::bare(Source::Poll, kind, String::new(), dedupe_key, payload).with_state(state)
+        }
+    }
+
+    /// The fields every source fills alike; JSON, received now.
+    fn bare(
+        source: Source,
+        kind: ObjectKind,
+        id: String,
+        dedupe_key: String,
+        payload: Value,
+    ) -> Self {
+        Self {
+            schema: ENVELOPE_SCHEMA.to_owned(),
+            source,
+            kind,
+            event_name: None,
+            id,
+            version: None,
+            last_updated_at: None,
+            message_id: None,
+            dedupe_key,
+            received_at: timestamp::format(Utc::now()),
+            format: Format::Json,
+            changed_lines: None,
+            payload,
+        }
+    }
+
+    fn with_state(self, state: ObjectState) -> Self {
+        Self {
+            id: state.id,
+            version: state.version,
+            last_updated_at: state.last_updated_at,
+            message_id: state.message_id,
+            ..self
+        }
+    }
+
     /// FIFO `MessageGroupId`: object class and id, so both order forms of one order share a group
     /// and the ERP sees one object's changes in order.
     pub fn message_group_id(&self) -> String {

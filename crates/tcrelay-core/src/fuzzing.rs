@@ -243,7 +243,7 @@ async fn check(data: &[u8]) {
     );
     assert_ne!(
         answered.map(|a| a.outcome),
-        Some("panic"),
+        Some(crate::webhook::AnswerOutcome::Panic),
         "a handler panicked on {described}"
     );
     if head {

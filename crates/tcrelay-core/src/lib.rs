@@ -25,11 +25,12 @@ pub mod testing;
 pub mod webhook;
 
 pub use auth::{GatewayJwt, WebhookCredentials};
-pub use config::{Config, ConfigError};
+pub use config::Config;
+pub use env::ConfigError;
 pub use envelope::{Envelope, Source};
 pub use filter::EventFilter;
 pub use relay::{InboundEvent, Outcome, Relay, RelayError};
 pub use webhook::{
-    Answered, LenientFields, RequestId, WebhookApp, WebhookError, WebhookSettings, warn_lenient,
-    webhook_router,
+    AnswerOutcome, Answered, LenientFields, RequestId, WebhookApp, WebhookError, WebhookSettings,
+    warn_lenient, webhook_router,
 };

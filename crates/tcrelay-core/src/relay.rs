@@ -22,48 +22,25 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde_json::Value;
 use tracing::Instrument;
-use tradecloud_model::{Format, ObjectKind, timestamp};
+use tradecloud_model::ObjectKind;
 
 use crate::deadline::{Deadline, OutOfTime};
 use crate::dedupe::{self, MessageKeyParts};
-use crate::envelope::{ENVELOPE_SCHEMA, Envelope, Source, group_id};
+use crate::envelope::{Envelope, Source, group_id};
+pub use crate::envelope::{InboundEvent, ObjectState};
 use crate::filter::EventFilter;
 use crate::gate::{ObjectGates, ObjectPass};
 use crate::ports::{
-    ClaimOutcome, ClaimToken, Completion, DedupeStore, EventSink, RecordState, SinkError,
-    StoreError,
+    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, EventSink, RecordState,
+    SinkError, StoreError,
 };
 
 /// The step names a [`RelayError::OutOfTime`] reports.
 const CLAIM: &str = "the dedupe claim";
 const SEND: &str = "the queue send";
 const GATE: &str = "the object's earlier message";
-
-/// A decoded webhook POST, in the terms the relay needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InboundEvent {
-    /// What the event is about.
-    pub kind: ObjectKind,
-    /// The order or shipment id.
-    pub id: String,
-    /// Tradecloud's `eventName`.
-    pub event_name: String,
-    /// The object's `version`.
-    pub version: Option<u64>,
-    /// The object's `lastUpdatedAt`, verbatim.
-    pub last_updated_at: Option<String>,
-    /// `meta.messageId`.
-    pub message_id: Option<String>,
-    /// Ids of the lines the event carries.
-    pub line_ids: Vec<String>,
-    /// JSON or tXML.
-    pub format: Format,
-    /// The whole body as JSON.
-    pub payload: Value,
-}
 
 /// What happened to an event or object that was not refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,8 +113,87 @@ pub struct Relay {
 
 /// The claims one relay holds, with its object's pass: settled together, then the pass goes.
 struct Held {
-    claims: Vec<(String, ClaimToken)>,
+    claims: Claims,
     pass: ObjectPass,
+}
+
+/// The dedupe claims held for messages about to be enqueued: the one place of the
+/// exactly-once protocol every channel (webhook POST, webhook GET, poll loop) goes through.
+/// Claim each key; enqueue; then complete the claims whose message was sent and release the
+/// others, so a retry sends what was not sent and finds a duplicate in what was.
+pub struct Claims {
+    dedupe: Arc<dyn DedupeStore>,
+    held: Vec<(String, ClaimToken)>,
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.held.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("Claims").field("held", &keys).finish()
+    }
+}
+
+impl Claims {
+    /// No claim held yet, on this store.
+    pub fn new(dedupe: Arc<dyn DedupeStore>) -> Self {
+        Self {
+            dedupe,
+            held: Vec::new(),
+        }
+    }
+
+    /// Claims `key` (`full_state`: for a complete object, not an event). `Ok(None)`: granted
+    /// and held here; `Ok(Some(record))`: the key exists (completed: a duplicate; in progress:
+    /// another request is relaying it).
+    pub async fn claim(
+        &mut self,
+        key: &str,
+        full_state: bool,
+    ) -> Result<Option<DedupeRecord>, StoreError> {
+        match self.dedupe.claim(key, full_state).await? {
+            ClaimOutcome::Claimed(token) => {
+                self.held.push((key.to_owned(), token));
+                Ok(None)
+            }
+            ClaimOutcome::Exists(record) => Ok(Some(record)),
+        }
+    }
+
+    /// Completes every held claim (`sent`) or releases it.
+    pub async fn settle(self, sent: bool) {
+        for (key, token) in &self.held {
+            if sent {
+                complete_claim(self.dedupe.as_ref(), key, token).await;
+            } else {
+                release_claim(self.dedupe.as_ref(), key, token).await;
+            }
+        }
+    }
+
+    /// Enqueues `envelopes` as one batch, the i-th held claim being the i-th envelope's, and
+    /// settles each claim by its own message's fate. Returns the keys completed (their
+    /// messages are on the queue) and the queue's error, if any message failed.
+    pub async fn enqueue_each(
+        self,
+        sink: &dyn EventSink,
+        envelopes: &[Envelope],
+    ) -> (Vec<String>, Result<(), SinkError>) {
+        let sent = sink.enqueue(envelopes).await;
+        let failed: &[usize] = match &sent {
+            Ok(()) => &[],
+            Err(e) => &e.failed,
+        };
+        let mut completed = Vec::with_capacity(self.held.len());
+        for (i, (key, token)) in self.held.into_iter().enumerate() {
+            if failed.contains(&i) {
+                release_claim(self.dedupe.as_ref(), &key, &token).await;
+            } else {
+                complete_claim(self.dedupe.as_ref(), &key, &token).await;
+                completed.push(key);
+            }
+        }
+        (completed, sent)
+    }
 }
 
 impl std::fmt::Debug for Relay {
@@ -221,26 +277,24 @@ impl Relay {
         let pass = deadline
             .run(GATE, self.gates.enter(&group_id(class, &event.id)))
             .await?;
-        let message_token = match deadline
-            .run(CLAIM, self.dedupe.claim(&message_key, false))
+        let mut claims = Claims::new(Arc::clone(&self.dedupe));
+        match deadline
+            .run(CLAIM, claims.claim(&message_key, false))
             .await?
             .map_err(RelayError::Dedupe)?
         {
-            ClaimOutcome::Claimed(token) => token,
-            ClaimOutcome::Exists(record) if record.state == RecordState::Completed => {
+            None => {}
+            Some(record) if record.state == RecordState::Completed => {
                 return Ok(duplicate(&message_key));
             }
             // The first attempt is still running (or died less than the claim expiry ago).
             // 503 rather than 200: if that attempt fails, this retry must not have been
             // acknowledged.
-            ClaimOutcome::Exists(_) => {
+            Some(_) => {
                 return Err(RelayError::InProgress { key: message_key });
             }
-        };
-        let mut held = Held {
-            claims: vec![(message_key.clone(), message_token)],
-            pass,
-        };
+        }
+        let mut held = Held { claims, pass };
 
         let state_key = event
             .last_updated_at
@@ -249,7 +303,7 @@ impl Relay {
             .map(|at| dedupe::state_key(class, &event.id, at));
         if let Some(state_key) = state_key {
             let claimed = match deadline
-                .run(CLAIM, self.dedupe.claim(&state_key, false))
+                .run(CLAIM, held.claims.claim(&state_key, false))
                 .await
             {
                 Ok(claimed) => claimed,
@@ -259,8 +313,8 @@ impl Relay {
                 }
             };
             match claimed {
-                Ok(ClaimOutcome::Claimed(token)) => held.claims.push((state_key, token)),
-                Ok(ClaimOutcome::Exists(record)) if record.full_state => {
+                Ok(None) => {}
+                Ok(Some(record)) if record.full_state => {
                     if record.state == RecordState::Completed {
                         // Mark the message too, so retries stop at the first lookup.
                         self.settle(held, true, deadline).await;
@@ -270,7 +324,7 @@ impl Relay {
                     return Err(RelayError::InProgress { key: state_key });
                 }
                 // Written by other webhook events of the same state: not a duplicate.
-                Ok(ClaimOutcome::Exists(_)) => {}
+                Ok(Some(_)) => {}
                 Err(e) => {
                     self.settle(held, false, deadline).await;
                     return Err(RelayError::Dedupe(e));
@@ -278,21 +332,7 @@ impl Relay {
             }
         }
 
-        let envelope = Envelope {
-            schema: ENVELOPE_SCHEMA.to_owned(),
-            source: Source::WebhookPost,
-            kind: event.kind,
-            event_name: Some(event.event_name.clone()),
-            id: event.id.clone(),
-            version: event.version,
-            last_updated_at: event.last_updated_at.clone(),
-            message_id: event.message_id.clone(),
-            dedupe_key: message_key.clone(),
-            received_at: timestamp::format(Utc::now()),
-            format: event.format,
-            changed_lines: None,
-            payload: event.payload.clone(),
-        };
+        let envelope = Envelope::of_event(event, message_key.clone());
         self.send(envelope, held, deadline).await?;
         Ok(Outcome::Enqueued {
             dedupe_key: message_key,
@@ -304,7 +344,9 @@ impl Relay {
     /// Relays a complete object (GET webhook, or a poll result): keyed by its state key with
     /// `full_state = true`; an existing state key from any channel makes it a duplicate. Every
     /// step runs within `deadline`, and the relay runs as its own task, as in
-    /// [`Self::relay_event`].
+    /// [`Self::relay_event`]. `source` is [`Source::WebhookGet`] or [`Source::Poll`]; a POST
+    /// carries an event, not an object, and goes through [`Self::relay_event`] (an object
+    /// given as `WebhookPost` is enveloped as fetched).
     pub async fn relay_object(
         &self,
         kind: ObjectKind,
@@ -341,45 +383,35 @@ impl Relay {
         let pass = deadline
             .run(GATE, self.gates.enter(&group_id(class, &state.id)))
             .await?;
-        let token = match deadline
-            .run(CLAIM, self.dedupe.claim(&key, true))
+        let mut claims = Claims::new(Arc::clone(&self.dedupe));
+        match deadline
+            .run(CLAIM, claims.claim(&key, true))
             .await?
             .map_err(RelayError::Dedupe)?
         {
-            ClaimOutcome::Claimed(token) => token,
-            ClaimOutcome::Exists(record) if record.state == RecordState::Completed => {
+            None => {}
+            Some(record) if record.state == RecordState::Completed => {
                 return Ok(Outcome::Duplicate {
                     dedupe_key: key,
                     kind,
                     id: state.id,
                 });
             }
-            ClaimOutcome::Exists(_) => return Err(RelayError::InProgress { key }),
+            Some(_) => return Err(RelayError::InProgress { key }),
+        }
+        let id = state.id.clone();
+        let envelope = match source {
+            Source::Poll => Envelope::of_polled(kind, state, key.clone(), None, object),
+            Source::WebhookGet | Source::WebhookPost => {
+                Envelope::of_fetched(kind, state, key.clone(), object)
+            }
         };
-        let envelope = Envelope {
-            schema: ENVELOPE_SCHEMA.to_owned(),
-            source,
-            kind,
-            event_name: None,
-            id: state.id.clone(),
-            version: state.version,
-            last_updated_at: state.last_updated_at,
-            message_id: state.message_id,
-            dedupe_key: key.clone(),
-            received_at: timestamp::format(Utc::now()),
-            format: Format::Json,
-            changed_lines: None,
-            payload: object,
-        };
-        let held = Held {
-            claims: vec![(key.clone(), token)],
-            pass,
-        };
+        let held = Held { claims, pass };
         self.send(envelope, held, deadline).await?;
         Ok(Outcome::Enqueued {
             dedupe_key: key,
             kind,
-            id: state.id,
+            id,
         })
     }
 
@@ -409,10 +441,9 @@ impl Relay {
                 reason: format!("the send was cancelled: {join}"),
             })),
             Err(out_of_time) => {
-                let dedupe = Arc::clone(&self.dedupe);
                 tokio::spawn(async move {
                     let sent = matches!(sending.await, Ok(Ok(())));
-                    settle_claims(dedupe.as_ref(), &held.claims, sent).await;
+                    held.claims.settle(sent).await;
                     tracing::info!(
                         sent,
                         "a queue send that outlived its request ended; its claims are settled"
@@ -433,9 +464,8 @@ impl Relay {
     /// would leave a sent message's key in progress until it expires, and a poll could then
     /// relay that state again.
     async fn settle(&self, held: Held, sent: bool, deadline: &Deadline) {
-        let dedupe = Arc::clone(&self.dedupe);
         let settling = tokio::spawn(async move {
-            settle_claims(dedupe.as_ref(), &held.claims, sent).await;
+            held.claims.settle(sent).await;
             drop(held.pass);
         });
         if deadline.clean_up(settling).await.is_none() {
@@ -465,23 +495,12 @@ where
     }
 }
 
-/// Completes every claim (`sent`) or releases it.
-async fn settle_claims(dedupe: &dyn DedupeStore, claims: &[(String, ClaimToken)], sent: bool) {
-    for (key, token) in claims {
-        if sent {
-            complete_claim(dedupe, key, token).await;
-        } else {
-            release_claim(dedupe, key, token).await;
-        }
-    }
-}
-
 /// Completes the claim `token` holds on `key` after its message was enqueued. A failure here
 /// does not undo the enqueue, so it is logged, not returned: the claim expires and at worst a
 /// later poll relays the state again. A take-over (another request claimed the key after ours
 /// expired) is logged as an error: the ERP may get the message twice, and the in-progress
-/// expiry should be longer than a request can take. Shared by the webhook relay and the poller.
-pub async fn complete_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimToken) {
+/// expiry should be longer than a request can take.
+async fn complete_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimToken) {
     match dedupe.complete(key, token).await {
         Ok(Completion::Completed) => {}
         Ok(Completion::TakenOver) => tracing::error!(
@@ -497,46 +516,10 @@ pub async fn complete_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimTo
 
 /// Releases the claim `token` holds on `key` after a failure. If even that fails the claim
 /// expires on its own, and until then retries are answered 503 (in progress), so nothing is
-/// lost. Shared by the webhook relay and the poller.
-pub async fn release_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimToken) {
+/// lost.
+async fn release_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimToken) {
     if let Err(e) = dedupe.release(key, token).await {
         tracing::warn!(dedupe_key = key, error = %e, "could not release the dedupe claim; it will expire");
-    }
-}
-
-/// The identifying fields of a complete order or shipment, read leniently from its JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectState {
-    /// `id`, else the id it was requested by.
-    pub id: String,
-    /// `version`, as a number or a numeric string (Tradecloud once quoted numbers, TC-6431).
-    pub version: Option<u64>,
-    /// `lastUpdatedAt`, else `meta.lastUpdatedAt` (shipments).
-    pub last_updated_at: Option<String>,
-    /// `meta.messageId`.
-    pub message_id: Option<String>,
-}
-
-impl ObjectState {
-    /// Reads the fields from `object`.
-    pub fn of(object: &Value, requested_id: &str) -> Self {
-        let text = |v: Option<&Value>| {
-            v.and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let version = match object.get("version") {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        };
-        Self {
-            id: text(object.get("id")).unwrap_or_else(|| requested_id.to_owned()),
-            version,
-            last_updated_at: text(object.get("lastUpdatedAt"))
-                .or_else(|| text(object.pointer("/meta/lastUpdatedAt"))),
-            message_id: text(object.pointer("/meta/messageId")),
-        }
     }
 }
 
@@ -604,6 +587,56 @@ mod tests {
             .await;
         let retry = sink.retry.lock().unwrap().clone().expect("the sink ran");
         (result, dedupe, retry)
+    }
+
+    /// Takes what the first call sends, fails the second.
+    struct SecondFails;
+
+    #[async_trait]
+    impl EventSink for SecondFails {
+        async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+            assert_eq!(envelopes.len(), 3);
+            Err(SinkError {
+                failed: vec![1],
+                reason: "one message refused".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_completes_the_claims_of_what_was_sent_and_releases_the_rest() {
+        let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
+        dedupe.insert("taken", RecordState::Completed, true);
+        let mut claims = Claims::new(dedupe.clone());
+        let mut envelopes = Vec::new();
+        for key in ["a", "b", "c"] {
+            assert_eq!(claims.claim(key, true).await.unwrap(), None);
+            let state = ObjectState::of(&json!({"id": key}), key);
+            envelopes.push(Envelope::of_polled(
+                ObjectKind::Order,
+                state,
+                key.to_owned(),
+                None,
+                json!({}),
+            ));
+        }
+        // An existing key is reported, not held: settling leaves it alone.
+        assert_eq!(
+            claims.claim("taken", true).await.unwrap(),
+            Some(DedupeRecord {
+                state: RecordState::Completed,
+                full_state: true
+            })
+        );
+        let (completed, sent) = claims.enqueue_each(&SecondFails, &envelopes).await;
+        assert_eq!(completed, ["a", "c"]);
+        assert_eq!(sent.unwrap_err().failed, [1]);
+        let records = dedupe.records();
+        assert_eq!(records["a"].state, RecordState::Completed);
+        assert_eq!(records["c"].state, RecordState::Completed);
+        assert_eq!(records["taken"].state, RecordState::Completed);
+        // Released: Tradecloud's retry or the next poll relays it.
+        assert!(!records.contains_key("b"), "{records:?}");
     }
 
     #[tokio::test]

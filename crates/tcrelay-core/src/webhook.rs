@@ -73,11 +73,89 @@ pub struct RequestId(pub String);
 /// bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answered {
-    /// The logged `outcome`: `enqueued`, `duplicate`, `filtered`, or why the request was not
-    /// relayed (`unauthorized`, `invalid`, `too-large`, `unavailable`, `panic`, …).
-    pub outcome: &'static str,
+    /// What became of it.
+    pub outcome: AnswerOutcome,
     /// Whether the request was kept in the quarantine.
     pub quarantined: bool,
+}
+
+impl Answered {
+    /// The record of an answer the core did not make (a host's own layer answered it):
+    /// [`AnswerOutcome::Unavailable`] for a 5xx, [`AnswerOutcome::Invalid`] otherwise.
+    pub fn of_status(status: StatusCode) -> Self {
+        Self {
+            outcome: if status.is_server_error() {
+                AnswerOutcome::Unavailable
+            } else {
+                AnswerOutcome::Invalid
+            },
+            quarantined: false,
+        }
+    }
+}
+
+/// What became of a webhook request: relayed ([`Self::Enqueued`], [`Self::Duplicate`],
+/// [`Self::Filtered`]) or why not. Every host's metrics count by it; [`Self::as_str`] is the
+/// logged `outcome` and the metrics' reason label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AnswerOutcome {
+    /// Put on the queue (202).
+    Enqueued,
+    /// Already relayed (200).
+    Duplicate,
+    /// Left out by the event filter (200).
+    Filtered,
+    /// No valid credential (401).
+    Unauthorized,
+    /// Body or line count over the limit (413).
+    TooLarge,
+    /// A content type we do not read (415).
+    UnsupportedMediaType,
+    /// No such route, or no such object at Tradecloud (404).
+    NotFound,
+    /// A method the route does not take (405).
+    MethodNotAllowed,
+    /// A body that can never be relayed (400).
+    Invalid,
+    /// Tradecloud failed the fetch of a GET webhook (502).
+    UpstreamError,
+    /// Tradecloud or a step ran out of time (504).
+    UpstreamTimeout,
+    /// A store or the queue is unavailable, or the request ran out of time (503).
+    Unavailable,
+    /// The handler panicked (503).
+    Panic,
+}
+
+impl AnswerOutcome {
+    /// The logged name: `enqueued`, `duplicate`, `filtered`, `unauthorized`, `too-large`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enqueued => "enqueued",
+            Self::Duplicate => "duplicate",
+            Self::Filtered => "filtered",
+            Self::Unauthorized => "unauthorized",
+            Self::TooLarge => "too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::Invalid => "invalid",
+            Self::UpstreamError => "upstream-error",
+            Self::UpstreamTimeout => "upstream-timeout",
+            Self::Unavailable => "unavailable",
+            Self::Panic => "panic",
+        }
+    }
+}
+
+impl From<&Outcome> for AnswerOutcome {
+    fn from(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Enqueued { .. } => Self::Enqueued,
+            Outcome::Duplicate { .. } => Self::Duplicate,
+            Outcome::Filtered { .. } => Self::Filtered,
+        }
+    }
 }
 
 /// How many fields of a relayed message had a type the schema does not expect (forwarded as
@@ -194,12 +272,12 @@ pub fn webhook_router(app: Arc<WebhookApp>) -> Router {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
             tracing::error!(panic = %message, "handler panicked; answering 503 so Tradecloud retries");
-            tracing::Span::current().record("outcome", "panic");
+            tracing::Span::current().record("outcome", AnswerOutcome::Panic.as_str());
             let mut problem = WebhookError::Panic.problem();
             problem.retry_after = Some(retry_after);
             let mut response = problem.into_response();
             response.extensions_mut().insert(Answered {
-                outcome: "panic",
+                outcome: AnswerOutcome::Panic,
                 quarantined: false,
             });
             response
@@ -505,18 +583,18 @@ impl WebhookError {
         Problem::new(status, slug, title, detail)
     }
 
-    /// The value logged as `outcome`.
-    fn outcome(&self) -> &'static str {
+    /// What became of the request, by the status it is answered with.
+    fn outcome(&self) -> AnswerOutcome {
         match self.problem().status.as_u16() {
-            401 => "unauthorized",
-            413 => "too-large",
-            415 => "unsupported-media-type",
-            404 => "not-found",
-            405 => "method-not-allowed",
-            400 => "invalid",
-            502 => "upstream-error",
-            504 => "upstream-timeout",
-            _ => "unavailable",
+            401 => AnswerOutcome::Unauthorized,
+            413 => AnswerOutcome::TooLarge,
+            415 => AnswerOutcome::UnsupportedMediaType,
+            404 => AnswerOutcome::NotFound,
+            405 => AnswerOutcome::MethodNotAllowed,
+            400 => AnswerOutcome::Invalid,
+            502 => AnswerOutcome::UpstreamError,
+            504 => AnswerOutcome::UpstreamTimeout,
+            _ => AnswerOutcome::Unavailable,
         }
     }
 }
@@ -614,7 +692,7 @@ impl WebhookApp {
             }
         }
         let span = tracing::Span::current();
-        span.record("outcome", error.outcome());
+        span.record("outcome", error.outcome().as_str());
         // Refusal reasons quote the request (XML names, ids): escaped, they cannot forge lines.
         let text = error.to_string();
         let text = escape_control(&text);
@@ -853,7 +931,7 @@ fn answer(outcome: Outcome) -> Response {
     };
     let mut response = (status, axum::Json(body)).into_response();
     response.extensions_mut().insert(Answered {
-        outcome: outcome.as_str(),
+        outcome: AnswerOutcome::from(&outcome),
         quarantined: false,
     });
     response

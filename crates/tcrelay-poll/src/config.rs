@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tcrelay_core::env::{Env, get, number};
+use tcrelay_core::env::{ConfigError, Env, get, number};
 use tradecloud_model::timestamp;
 
 use crate::api::{EndpointMode, PollStream};
@@ -52,10 +52,6 @@ pub const DEFAULT_TIME_MARGIN_SECONDS: u64 = 30;
 pub const DEFAULT_LEASE_SECONDS: u64 = 6;
 /// Default page bound per stream and run (a million objects at 100 per page).
 pub const DEFAULT_MAX_PAGES: u32 = 10_000;
-
-/// A setting the poller cannot start with; the message names the variable. The same type as the
-/// core's settings errors, so a host reads every section with one `?`.
-pub type PollConfigError = tcrelay_core::ConfigError;
 
 /// Whose own requests the echo filter recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +152,7 @@ impl Default for PollConfig {
 
 impl PollConfig {
     /// Reads every `TCRELAY_POLL_*` variable from the map.
-    pub fn from_env_map(env: &dyn Env) -> Result<Self, PollConfigError> {
+    pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let streams = parse_streams(get(env, TCRELAY_POLL_STREAMS).unwrap_or(""))?;
         let start = match get(env, TCRELAY_POLL_START) {
             Some(text) => {
@@ -170,7 +166,7 @@ impl PollConfig {
             }
             None if streams.is_empty() => None,
             None => {
-                return Err(PollConfigError::Missing {
+                return Err(ConfigError::Missing {
                     var: TCRELAY_POLL_START,
                 });
             }
@@ -231,7 +227,7 @@ impl PollConfig {
             (None, None) => None,
             (None | Some("own-requests"), Some(side)) => Some(EchoFilter::OwnRequests(side)),
             (Some("own-requests"), None) => {
-                return Err(PollConfigError::Missing {
+                return Err(ConfigError::Missing {
                     var: TCRELAY_POLL_ECHO_SIDE,
                 });
             }
@@ -292,7 +288,7 @@ impl PollConfig {
     }
 }
 
-fn parse_streams(text: &str) -> Result<Vec<PollStream>, PollConfigError> {
+fn parse_streams(text: &str) -> Result<Vec<PollStream>, ConfigError> {
     let mut streams = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let stream = PollStream::parse(name).ok_or_else(|| {
@@ -310,7 +306,7 @@ fn parse_streams(text: &str) -> Result<Vec<PollStream>, PollConfigError> {
     Ok(streams)
 }
 
-fn status_filter(env: &dyn Env, var: &'static str) -> Result<Option<Value>, PollConfigError> {
+fn status_filter(env: &dyn Env, var: &'static str) -> Result<Option<Value>, ConfigError> {
     let Some(text) = get(env, var) else {
         return Ok(None);
     };
@@ -325,11 +321,11 @@ fn status_filter(env: &dyn Env, var: &'static str) -> Result<Option<Value>, Poll
     Ok(Some(value))
 }
 
-fn invalid(var: &'static str, reason: String) -> PollConfigError {
-    PollConfigError::Invalid { var, reason }
+fn invalid(var: &'static str, reason: String) -> ConfigError {
+    ConfigError::Invalid { var, reason }
 }
 
-fn boolean(env: &dyn Env, var: &'static str) -> Result<bool, PollConfigError> {
+fn boolean(env: &dyn Env, var: &'static str) -> Result<bool, ConfigError> {
     match get(env, var).map(str::to_ascii_lowercase).as_deref() {
         None | Some("false" | "0" | "no") => Ok(false),
         Some("true" | "1" | "yes") => Ok(true),
@@ -359,7 +355,7 @@ mod tests {
         let err = PollConfig::from_env_map(&env(&[(TCRELAY_POLL_STREAMS, "orders")])).unwrap_err();
         assert_eq!(
             err,
-            PollConfigError::Missing {
+            ConfigError::Missing {
                 var: TCRELAY_POLL_START
             }
         );
@@ -447,7 +443,7 @@ mod tests {
         );
         assert_eq!(
             with(&[(TCRELAY_POLL_ECHO_MODE, "own-requests")]).unwrap_err(),
-            PollConfigError::Missing {
+            ConfigError::Missing {
                 var: TCRELAY_POLL_ECHO_SIDE
             }
         );
@@ -486,7 +482,7 @@ mod tests {
             pairs.push((var, value));
             let err = PollConfig::from_env_map(&env(&pairs)).unwrap_err();
             match &err {
-                PollConfigError::Invalid { var: named, .. } => {
+                ConfigError::Invalid { var: named, .. } => {
                     assert_eq!(*named, var, "{var}={value}: {err}")
                 }
                 other => panic!("{var}={value}: expected Invalid, got {other:?}"),
@@ -503,8 +499,6 @@ mod tests {
             (TCRELAY_POLL_ENDPOINTS, "search"),
         ]))
         .unwrap_err();
-        assert!(
-            matches!(err, PollConfigError::Invalid { var, .. } if var == TCRELAY_POLL_ENDPOINTS)
-        );
+        assert!(matches!(err, ConfigError::Invalid { var, .. } if var == TCRELAY_POLL_ENDPOINTS));
     }
 }

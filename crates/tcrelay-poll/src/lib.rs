@@ -16,7 +16,7 @@ pub mod run;
 pub mod testing;
 
 pub use api::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
-pub use config::{EchoFilter, EchoSide, PollConfig, PollConfigError};
+pub use config::{EchoFilter, EchoSide, PollConfig};
 pub use run::{
     Deadline, DeadlineAt, Deviations, NoDeadline, PlannedEnvelope, PollError, PollPorts, RunReport,
     RunRequest, StopReason, StreamFailure, StreamSummary, run, run_stream,

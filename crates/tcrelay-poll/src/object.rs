@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tcrelay_core::relay::ObjectState;
+use tcrelay_core::envelope::ObjectState;
 use tradecloud_model::{DecodeError, DecodedObject, read_order, read_shipment, timestamp};
 
 use crate::api::PollStream;
@@ -29,6 +29,16 @@ pub(crate) struct Polled {
 }
 
 impl Polled {
+    /// Its identifying fields, for the envelope.
+    pub fn state(&self) -> ObjectState {
+        ObjectState {
+            id: self.id.clone(),
+            version: self.version,
+            last_updated_at: Some(self.last_updated_at.clone()),
+            message_id: self.message_id.clone(),
+        }
+    }
+
     /// Reads an item; `Err` names what is missing. An item without id or readable
     /// `lastUpdatedAt` cannot be keyed or placed, which Tradecloud's contract rules out.
     pub fn read(index: usize, value: Value) -> Result<Self, String> {

@@ -51,13 +51,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tcrelay_core::dedupe::state_key;
-use tcrelay_core::envelope::{ENVELOPE_SCHEMA, Envelope, Source};
+use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{
-    ApiError, ClaimOutcome, ClaimToken, CursorStore, DedupeStore, EventSink, RecordState,
-    SinkError, StoreError,
+    ApiError, CursorStore, DedupeStore, EventSink, RecordState, SinkError, StoreError,
 };
-use tcrelay_core::relay::{complete_claim, release_claim};
-use tradecloud_model::{Format, timestamp};
+use tcrelay_core::relay::Claims;
+use tradecloud_model::timestamp;
 
 use crate::api::{PageRequest, PollApi, PollStream};
 use crate::config::PollConfig;
@@ -991,7 +990,7 @@ impl StreamRun<'_> {
     async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
         let class = self.stream.kind().object_class();
         let mut envelopes = Vec::new();
-        let mut claimed: Vec<(String, ClaimToken)> = Vec::new();
+        let mut claims = Claims::new(Arc::clone(&self.ports.dedupe));
         for item in items {
             let key = state_key(class, &item.id, &item.last_updated_at);
             if self.done.contains(&key) {
@@ -1028,23 +1027,26 @@ impl StreamRun<'_> {
                 self.done.insert(key);
                 continue;
             }
-            match self.ports.dedupe.claim(&key, true).await {
-                Ok(ClaimOutcome::Claimed(token)) => {
-                    envelopes.push(self.envelope(item, &key, changed_lines, payload));
-                    claimed.push((key, token));
-                }
-                Ok(ClaimOutcome::Exists(record)) if record.state == RecordState::Completed => {
+            match claims.claim(&key, true).await {
+                Ok(None) => envelopes.push(Envelope::of_polled(
+                    self.stream.kind(),
+                    item.state(),
+                    key,
+                    changed_lines,
+                    payload,
+                )),
+                Ok(Some(record)) if record.state == RecordState::Completed => {
                     self.summary.duplicates += 1;
                     self.done.insert(key);
                 }
-                Ok(ClaimOutcome::Exists(_)) => {
+                Ok(Some(_)) => {
                     // Another channel (a webhook GET, an overlapping run that died) holds the
                     // claim: it may still fail, so this state is neither sent nor skipped.
-                    self.release_all(&claimed).await;
+                    claims.settle(false).await;
                     return Err(Halt::Stop(StopReason::InProgressElsewhere { key }));
                 }
                 Err(e) => {
-                    self.release_all(&claimed).await;
+                    claims.settle(false).await;
                     return Err(PollError::Dedupe(e).into());
                 }
             }
@@ -1052,69 +1054,16 @@ impl StreamRun<'_> {
         if envelopes.is_empty() {
             return Ok(());
         }
-        match self.ports.sink.enqueue(&envelopes).await {
-            Ok(()) => {
-                for (key, token) in claimed {
-                    self.finish(&key, &token).await;
-                    self.summary.enqueued += 1;
-                    self.done.insert(key);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let failed: HashSet<usize> = e.failed.iter().copied().collect();
-                for (i, (key, token)) in claimed.into_iter().enumerate() {
-                    if failed.contains(&i) {
-                        self.release(&key, &token).await;
-                    } else {
-                        self.finish(&key, &token).await;
-                        self.summary.enqueued += 1;
-                        self.done.insert(key);
-                    }
-                }
-                Err(PollError::Sink(e).into())
-            }
+        // A failure to complete does not undo the enqueue: logged; the claim expires, and at
+        // worst a later poll relays that state again. If even a release fails, the claim
+        // expires and the next run relays the state then.
+        let (completed, sent) = claims
+            .enqueue_each(self.ports.sink.as_ref(), &envelopes)
+            .await;
+        for key in completed {
+            self.summary.enqueued += 1;
+            self.done.insert(key);
         }
-    }
-
-    fn envelope(
-        &self,
-        item: &Polled,
-        key: &str,
-        changed_lines: Option<Vec<String>>,
-        payload: Value,
-    ) -> Envelope {
-        Envelope {
-            schema: ENVELOPE_SCHEMA.to_owned(),
-            source: Source::Poll,
-            kind: self.stream.kind(),
-            event_name: None,
-            id: item.id.clone(),
-            version: item.version,
-            last_updated_at: Some(item.last_updated_at.clone()),
-            message_id: item.message_id.clone(),
-            dedupe_key: key.to_owned(),
-            received_at: timestamp::format(Utc::now()),
-            format: Format::Json,
-            changed_lines,
-            payload,
-        }
-    }
-
-    async fn release_all(&self, claims: &[(String, ClaimToken)]) {
-        for (key, token) in claims {
-            self.release(key, token).await;
-        }
-    }
-
-    /// A failure to complete does not undo the enqueue: logged; the claim expires, and at
-    /// worst a later poll relays that state again.
-    async fn finish(&self, key: &str, token: &ClaimToken) {
-        complete_claim(self.ports.dedupe.as_ref(), key, token).await;
-    }
-
-    /// If even the release fails, the claim expires and the next run relays the state then.
-    async fn release(&self, key: &str, token: &ClaimToken) {
-        release_claim(self.ports.dedupe.as_ref(), key, token).await;
+        sent.map_err(|e| PollError::Sink(e).into())
     }
 }

@@ -8,9 +8,30 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
+use tcrelay_core::config::TradecloudSettings;
 use tcrelay_core::ports::{ApiError, TradecloudApi};
 use tcrelay_poll::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
-use tradecloud_client::{ClientError, PollEndpoint, PollQuery, SearchEndpoint, TradecloudClient};
+use tradecloud_client::{
+    ClientConfig, ClientError, ConfigError, Credentials, PollEndpoint, PollQuery, SearchEndpoint,
+    TradecloudClient,
+};
+
+/// The one Tradecloud client of the relay's hosts, for the login of `settings`; `None` without
+/// a login. The client's defaults keep Tradecloud's rules: 10 requests/s, back-off within a
+/// 20 s budget per call (less than the poll run's time margin). Clones share the login and
+/// the rate limit, so one client serves both GET webhooks and polling.
+pub fn client_for(settings: &TradecloudSettings) -> Result<Option<TradecloudClient>, ConfigError> {
+    settings
+        .login
+        .as_ref()
+        .map(|login| {
+            TradecloudClient::new(ClientConfig::new(
+                settings.api_url.clone(),
+                Credentials::new(login.username.clone(), login.password()),
+            ))
+        })
+        .transpose()
+}
 
 /// [`TradecloudClient`] as the webhook's [`TradecloudApi`].
 #[derive(Debug, Clone)]

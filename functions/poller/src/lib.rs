@@ -8,4 +8,4 @@ pub mod settings;
 
 pub use event::{EventError, HandlerError, Invocation, handle, parse_event};
 pub use metrics::{cursor_age_seconds, stream_emf};
-pub use settings::{PollerAws, SettingsError, StartupError, StartupSettings};
+pub use settings::StartupSettings;

@@ -10,14 +10,10 @@ use anyhow::Context as _;
 use lambda_runtime::{LambdaEvent, service_fn};
 use poller::{StartupSettings, handle};
 use serde_json::Value;
-use tcrelay_aws::{
-    AwsClients, AwsConfigOptions, ClaimCheck, ClaimCheckSettings, DedupeConfig, DynamoCursorStore,
-    DynamoDedupeStore, Secrets, SqsSink, SqsSinkConfig, claim_check_threshold,
-};
+use tcrelay_aws::{AwsPorts, Secrets};
 use tcrelay_core::ports::ApiError;
 use tcrelay_poll::{DeadlineAt, PageRequest, PollApi, PollConfig, PollPorts, PolledPage};
-use tcrelay_tradecloud::ClientPollApi;
-use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
+use tcrelay_tradecloud::{ClientPollApi, client_for};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -85,22 +81,11 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
 
     // Bounded AWS calls: a hanging call fails the page (cursor unchanged) instead of holding
     // its dedupe claims past their expiry.
-    let sdk = AwsConfigOptions::for_relay(aws.endpoint_url.as_deref())
-        .load()
-        .await;
+    let sdk = aws.sdk_config().await;
     Secrets::new(&sdk).resolve(None, &mut tradecloud).await?;
 
-    let api: Arc<dyn PollApi> = match &tradecloud.login {
-        Some(login) => {
-            // The client's defaults keep Tradecloud's rules: 10 requests/s, back-off within a
-            // 20 s budget per call (less than the run's time margin).
-            let client = TradecloudClient::new(ClientConfig::new(
-                tradecloud.api_url.clone(),
-                Credentials::new(login.username.clone(), login.password.expose()),
-            ))
-            .context("TRADECLOUD_API_URL")?;
-            Arc::new(ClientPollApi(client))
-        }
+    let api: Arc<dyn PollApi> = match client_for(&tradecloud).context("TRADECLOUD_API_URL")? {
+        Some(client) => Arc::new(ClientPollApi(client)),
         None if config.streams.is_empty() => Arc::new(NoLogin),
         None => anyhow::bail!(
             "TCRELAY_POLL_STREAMS is set but there is no Tradecloud login: set \
@@ -108,21 +93,8 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
         ),
     };
 
-    let clients = AwsClients::new(&sdk);
-    let claim_settings = ClaimCheckSettings::from_env_map(&env)?;
-    let claim_check = aws.claim_check_bucket.clone().map(|bucket| {
-        ClaimCheck::new(clients.s3.clone(), bucket).with_legacy_format(claim_settings.legacy_format)
-    });
     // The queue's own MaximumMessageSize, once per cold start.
-    let mut sink_config = SqsSinkConfig::new(aws.queue_url.clone());
-    sink_config.claim_check_threshold =
-        claim_check_threshold(&clients.sqs, &aws.queue_url, &claim_settings).await;
-    let sink = SqsSink::new(clients.sqs.clone(), sink_config, claim_check);
-    let mut dedupe_config = DedupeConfig::new(aws.dedupe_table.clone());
-    dedupe_config.ttl = aws.dedupe_ttl;
-    dedupe_config.in_progress_expiry = aws.in_progress_expiry;
-    let dedupe = DynamoDedupeStore::new(clients.dynamodb.clone(), dedupe_config);
-    let cursors = DynamoCursorStore::new(clients.dynamodb.clone(), aws.dedupe_table.clone());
+    let ports = AwsPorts::connect(&sdk, &aws).await;
 
     let streams: Vec<&str> = config.streams.iter().map(|s| s.as_str()).collect();
     tracing::info!(
@@ -136,9 +108,9 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
     Ok((
         PollPorts {
             api,
-            cursors: Arc::new(cursors),
-            dedupe: Arc::new(dedupe),
-            sink: Arc::new(sink),
+            cursors: ports.cursors,
+            dedupe: ports.dedupe,
+            sink: ports.sink,
         },
         config,
     ))

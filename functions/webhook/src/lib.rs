@@ -10,14 +10,27 @@ use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
 use std::time::{Duration, SystemTime};
 
+use tcrelay_aws::AwsSettings;
 use tcrelay_core::deadline::Deadline;
 use tcrelay_core::env::Env;
 use tcrelay_core::{Config, ConfigError, GatewayJwt, RequestId};
 
+/// Everything the function reads from its environment at start-up.
+#[derive(Debug, Clone)]
+pub struct StartupConfig {
+    /// Tradecloud and the webhook endpoint.
+    pub core: Config,
+    /// Queues, table, bucket, dedupe timings, claim check.
+    pub aws: AwsSettings,
+}
+
 /// Everything the function reads from its environment at start-up (besides `RUST_LOG` and the
 /// variables the Lambda runtime and the AWS SDK read themselves).
-pub fn startup_config(env: &dyn Env) -> Result<Config, ConfigError> {
-    Config::from_env_map(env)
+pub fn startup_config(env: &dyn Env) -> Result<StartupConfig, ConfigError> {
+    Ok(StartupConfig {
+        core: Config::from_env_map(env)?,
+        aws: AwsSettings::from_env_map(env)?,
+    })
 }
 
 /// Adds the layer that carries API Gateway's request context into the core: the

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
+use http::StatusCode;
 use serde_json::{Value, json};
-use tcrelay_core::{Answered, LenientFields};
+use tcrelay_core::{AnswerOutcome, Answered, LenientFields};
 
 /// The metric namespace (the template's alarms use it too).
 pub const NAMESPACE: &str = "TradecloudRelay";
@@ -32,21 +33,16 @@ pub fn request_emf_with(
     status: u16,
     timestamp_ms: i64,
 ) -> String {
-    let outcome = answered.map_or(
-        if status >= 500 {
-            "unavailable"
-        } else {
-            "invalid"
-        },
-        |a| a.outcome,
-    );
-    let quarantined = answered.is_some_and(|a| a.quarantined);
+    let answered = answered.copied().unwrap_or_else(|| {
+        Answered::of_status(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
+    });
+    let (outcome, quarantined) = (answered.outcome, answered.quarantined);
     let (mut enqueued, mut duplicates, mut filtered, mut rejected, mut unavailable) =
         (0, 0, 0, 0, 0);
     match outcome {
-        "enqueued" => enqueued = 1,
-        "duplicate" => duplicates = 1,
-        "filtered" => filtered = 1,
+        AnswerOutcome::Enqueued => enqueued = 1,
+        AnswerOutcome::Duplicate => duplicates = 1,
+        AnswerOutcome::Filtered => filtered = 1,
         _ if status >= 500 => unavailable = 1,
         _ => rejected = 1,
     }
@@ -70,7 +66,7 @@ pub fn request_emf_with(
     let mut line = json!({
         "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": directives},
         "Function": "webhook",
-        "Outcome": outcome,
+        "Outcome": outcome.as_str(),
         "Status": status,
         "Received": 1,
         "Enqueued": enqueued,
@@ -82,7 +78,7 @@ pub fn request_emf_with(
         "LenientFields": lenient,
     });
     if rejected + unavailable > 0 {
-        line["Reason"] = Value::from(outcome);
+        line["Reason"] = Value::from(outcome.as_str());
     }
     line.to_string()
 }
@@ -130,7 +126,7 @@ mod tests {
     fn an_enqueued_request_counts_once_without_a_reason() {
         let v = parse(&request_emf(
             Some(&Answered {
-                outcome: "enqueued",
+                outcome: AnswerOutcome::Enqueued,
                 quarantined: false,
             }),
             202,
@@ -156,7 +152,7 @@ mod tests {
     fn a_refusal_is_counted_by_reason_and_quarantine() {
         let v = parse(&request_emf(
             Some(&Answered {
-                outcome: "invalid",
+                outcome: AnswerOutcome::Invalid,
                 quarantined: true,
             }),
             400,
@@ -175,7 +171,7 @@ mod tests {
     fn a_transient_failure_is_unavailable_not_rejected() {
         let v = parse(&request_emf(
             Some(&Answered {
-                outcome: "upstream-timeout",
+                outcome: AnswerOutcome::UpstreamTimeout,
                 quarantined: false,
             }),
             504,
@@ -190,7 +186,7 @@ mod tests {
         assert_eq!(v["Unavailable"], 1);
         let v = parse(&request_emf(
             Some(&Answered {
-                outcome: "duplicate",
+                outcome: AnswerOutcome::Duplicate,
                 quarantined: false,
             }),
             200,
@@ -203,7 +199,7 @@ mod tests {
     #[test]
     fn fields_forwarded_despite_their_type_are_counted() {
         let answered = Answered {
-            outcome: "enqueued",
+            outcome: AnswerOutcome::Enqueued,
             quarantined: false,
         };
         let v = parse(&request_emf_with(Some(&answered), 3, 202, 0));

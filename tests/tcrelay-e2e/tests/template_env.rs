@@ -38,6 +38,14 @@ const NEVER_IN_TEMPLATE: &[(&str, &str)] = &[
         "TCRELAY_AWS_ENDPOINT_URL",
         "endpoint override for emulators (moto); AWS itself needs none",
     ),
+    (
+        "TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES",
+        "optional override: by default each queue's own MaximumMessageSize is the threshold",
+    ),
+    (
+        "TCRELAY_CLAIM_CHECK_FORMAT",
+        "optional: the default 2.x pointer format is what current Extended Client libraries read",
+    ),
 ];
 
 struct Template {
