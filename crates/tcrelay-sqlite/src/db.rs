@@ -10,6 +10,10 @@
 //! little. `busy_timeout` still matters for *other* processes on the same file: the operator CLI
 //! (`tcrelay queue ack`) while `tcrelay serve` runs, and tests opening two handles.
 //!
+//! The webhook's hot writes (dedupe claims, completions, releases, enqueues) do not take the
+//! mutex one by one: they go through a group commit (`batch`), so concurrent requests share
+//! one transaction and one fsync. Everything else runs alone through `SqliteStore::run`.
+//!
 //! Every write transaction is `BEGIN IMMEDIATE`: it takes the write lock up front, where the busy
 //! handler waits for it, instead of upgrading a read transaction later, which in WAL mode fails
 //! at once with `SQLITE_BUSY` when another connection wrote in between.
