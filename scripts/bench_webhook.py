@@ -217,8 +217,10 @@ def main():
 
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # The worktree's commit: the binary's only when it was built here (no TCRELAY_BIN).
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip(),
+        "tcrelay": os.path.abspath(args.tcrelay),
         "machine": machine(),
         "body": {"lines": LINES, "bytes": body_bytes, "from": FIXTURE},
         "runs": [],
