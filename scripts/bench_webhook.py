@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -126,10 +127,15 @@ def run_one(args, body_path, connections, latency_csv):
         with open(summary_path) as f:
             wrk = json.load(f)
         queued, distinct = queue_check(args.tcrelay, db, wrk["requests"])
+    except BaseException:
+        print(f"bench: relay log and database kept in {workdir}", file=sys.stderr)
+        raise
     finally:
         relay.terminate()
         relay.wait(timeout=30)
         log.close()
+    # Each run's database holds thousands of 61 KB envelopes: do not leave it behind.
+    shutil.rmtree(workdir, ignore_errors=True)
     requests = wrk["requests"]
     errors = sum(wrk["errors"].values())
     lat = wrk["latency_us"]
@@ -235,6 +241,7 @@ def main():
     floor_rate = result["floor"]["transactions_per_s"]
     for run in result["runs"]:
         run["ratio_to_floor"] = run["requests_per_s"] / floor_rate
+    shutil.rmtree(scratch, ignore_errors=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
