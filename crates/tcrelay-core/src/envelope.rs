@@ -132,19 +132,20 @@ pub fn group_id(class: ObjectClass, id: &str) -> String {
 
 impl Envelope {
     /// The envelope of a webhook POST's event, admitted under its message key.
-    pub fn of_event(event: &InboundEvent, dedupe_key: String) -> Self {
+    pub fn of_event(event: InboundEvent, dedupe_key: String) -> Self {
+        // By value: the payload (up to megabytes) moves into the envelope instead of being copied.
         Self {
-            event_name: Some(event.event_name.clone()),
+            event_name: Some(event.event_name),
             version: event.version,
-            last_updated_at: event.last_updated_at.clone(),
-            message_id: event.message_id.clone(),
+            last_updated_at: event.last_updated_at,
+            message_id: event.message_id,
             format: event.format,
             ..Self::bare(
                 Source::WebhookPost,
                 event.kind,
-                event.id.clone(),
+                event.id,
                 dedupe_key,
-                event.payload.clone(),
+                event.payload,
             )
         }
     }

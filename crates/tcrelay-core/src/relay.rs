@@ -232,22 +232,25 @@ impl Relay {
     /// The relay runs as its own task, so a request dropped mid-way (its client hung up, and
     /// the server dropped the handler) still settles its claims instead of leaving a sent
     /// message's claims to expire, after which a retry would send it again.
+    ///
+    /// The event is taken by value: its payload moves into the envelope. (A 50-line order's
+    /// payload is a tree of thousands of allocations; cloning and dropping copies of it was a
+    /// third of the webhook's CPU time.)
     pub async fn relay_event(
         &self,
-        event: &InboundEvent,
+        event: InboundEvent,
         raw_body: &[u8],
         deadline: &Deadline,
     ) -> Result<Outcome, RelayError> {
         let this = self.clone();
-        let event = event.clone();
         let raw_body = raw_body.to_vec();
         let deadline = *deadline;
-        detached(async move { this.event_task(&event, &raw_body, &deadline).await }).await
+        detached(async move { this.event_task(event, &raw_body, &deadline).await }).await
     }
 
     async fn event_task(
         &self,
-        event: &InboundEvent,
+        event: InboundEvent,
         raw_body: &[u8],
         deadline: &Deadline,
     ) -> Result<Outcome, RelayError> {
@@ -332,12 +335,13 @@ impl Relay {
             }
         }
 
+        let (kind, id) = (event.kind, event.id.clone());
         let envelope = Envelope::of_event(event, message_key.clone());
         self.send(envelope, held, deadline).await?;
         Ok(Outcome::Enqueued {
             dedupe_key: message_key,
-            kind: event.kind,
-            id: event.id.clone(),
+            kind,
+            id,
         })
     }
 

@@ -827,7 +827,7 @@ impl WebhookApp {
             });
         }
         Ok((
-            self.relay.relay_event(&event, body, deadline).await?,
+            self.relay.relay_event(event, body, deadline).await?,
             lenient,
         ))
     }

@@ -15,7 +15,7 @@
 //! it by less than a second and lets tests step exactly over the boundary.)
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tcrelay_core::ports::{
     ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState, StoreError,
 };
@@ -118,13 +118,12 @@ impl SqliteStore {
 impl DedupeStore for SqliteStore {
     async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
         let key = key.to_owned();
-        self.run("dedupe claim", move |ctx| {
-            // Immediate: the read and the insert below are one atomic step against every other
-            // connection, which is what DynamoDB's conditional put gives the other adapter.
-            let tx = ctx
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(record) = read(&tx, &key)?.and_then(|row| row.live(ctx.now_ms)) {
+        // Batched: the read and the insert below run inside one immediate transaction, an
+        // atomic step against every other connection, which is what DynamoDB's conditional put
+        // gives the other adapter.
+        self.run_batched("dedupe claim", move |ctx| {
+            let tx = &*ctx.conn;
+            if let Some(record) = read(tx, &key)?.and_then(|row| row.live(ctx.now_ms)) {
                 return Ok(ClaimOutcome::Exists(record));
             }
             let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
@@ -145,7 +144,6 @@ impl DedupeStore for SqliteStore {
                 in_progress_until,
                 token.as_str()
             ])?;
-            tx.commit()?;
             Ok(ClaimOutcome::Claimed(token))
         })
         .await
@@ -154,15 +152,13 @@ impl DedupeStore for SqliteStore {
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
         let key = key.to_owned();
         let token = token.clone();
-        self.run("dedupe complete", move |ctx| {
+        // Batched (one immediate transaction): the read of the old record and the write are one
+        // step, as DynamoDB's UpdateItem returning the old item is for the other adapter.
+        self.run_batched("dedupe complete", move |ctx| {
             let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
-            // Immediate: the read of the old record and the write are one step, as DynamoDB's
-            // UpdateItem returning the old item is for the other adapter.
-            let tx = ctx
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = &*ctx.conn;
             // A corrupt old record was nobody's live claim: it is overwritten below.
-            let taken_over = read(&tx, &key).ok().flatten().is_some_and(|row| {
+            let taken_over = read(tx, &key).ok().flatten().is_some_and(|row| {
                 row.is_live(ctx.now_ms) && row.claim_token.as_deref() != Some(token.as_str())
             });
             // Unconditional, like the DynamoDB store: if the claim was meanwhile released or
@@ -177,7 +173,6 @@ impl DedupeStore for SqliteStore {
                     claim_token = excluded.claim_token",
             )?
             .execute(params![key, COMPLETED, expires_at, token.as_str()])?;
-            tx.commit()?;
             Ok(if taken_over {
                 Completion::TakenOver
             } else {
@@ -190,7 +185,7 @@ impl DedupeStore for SqliteStore {
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
         let key = key.to_owned();
         let token = token.clone();
-        self.run("dedupe release", move |ctx| {
+        self.run_batched("dedupe release", move |ctx| {
             // Only our own in-progress claim: a completed record must stay, or the next delivery
             // of an event that did reach the queue would be enqueued again; and a claim another
             // request took over after ours expired is theirs to finish.

@@ -23,16 +23,21 @@ pub(crate) enum DbError {
     /// The blocking task running the call died (panicked or was cancelled at shutdown).
     #[error("database task failed: {0}")]
     Task(String),
+    /// The batch a call was committed in failed (see `batch`): the same failure, told to each
+    /// call in it.
+    #[error("{message}")]
+    Batch {
+        /// The batch's failure.
+        message: String,
+        /// Whether it says the stored data is unreadable.
+        corrupt: bool,
+    },
 }
 
 impl DbError {
     /// The port error for a failure of `operation` (named in the message and the log line).
     pub(crate) fn into_store(self, operation: &str) -> StoreError {
-        let corrupt = match &self {
-            DbError::Sqlite(e) => is_corrupt(e),
-            DbError::Corrupt(_) => true,
-            DbError::Task(_) => false,
-        };
+        let corrupt = self.is_corrupt();
         let message = format!("SQLite {operation}: {self}");
         if corrupt {
             tracing::error!(error = %message, "stored data is unreadable");
@@ -40,6 +45,26 @@ impl DbError {
         } else {
             tracing::warn!(error = %message, "SQLite call failed");
             StoreError::Unavailable(message)
+        }
+    }
+}
+
+impl DbError {
+    fn is_corrupt(&self) -> bool {
+        match self {
+            DbError::Sqlite(e) => is_corrupt(e),
+            DbError::Corrupt(_) => true,
+            DbError::Task(_) => false,
+            DbError::Batch { corrupt, .. } => *corrupt,
+        }
+    }
+
+    /// The same failure again, for another call of a failed batch (rusqlite's error is not
+    /// `Clone`).
+    pub(crate) fn shared(&self) -> DbError {
+        DbError::Batch {
+            message: self.to_string(),
+            corrupt: self.is_corrupt(),
         }
     }
 }

@@ -42,6 +42,7 @@
 //! (an enqueue before the webhook's 202, a completed dedupe record, a checkpoint) survives a
 //! `kill -9` of the process and a power loss. See [`Durability`].
 
+mod batch;
 mod clock;
 mod cursor;
 mod db;

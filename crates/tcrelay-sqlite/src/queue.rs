@@ -174,11 +174,10 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let count = rows.len();
         let ids = self
-            .run("enqueue", move |ctx| {
+            // Batched: all rows in one savepoint of one transaction, so all or none.
+            .run_batched("enqueue", move |ctx| {
                 let enqueued_at = to_text(ctx.now);
-                let tx = ctx
-                    .conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = &*ctx.conn;
                 let mut ids = Vec::with_capacity(rows.len());
                 {
                     let mut insert = tx.prepare_cached(
@@ -199,7 +198,6 @@ impl SqliteStore {
                         ids.push(tx.last_insert_rowid());
                     }
                 }
-                tx.commit()?;
                 Ok(ids)
             })
             .await?;
