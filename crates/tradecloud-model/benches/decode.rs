@@ -6,7 +6,7 @@
 //! ratio of the medians is how far the decode is from what reading the bytes at all costs.
 //!
 //! ```text
-//! cargo bench -p tradecloud-model --bench decode -- --warm-up-time 1 --measurement-time 3
+//! cargo bench --workspace --bench decode -- --warm-up-time 1 --measurement-time 3
 //! ```
 
 use std::hint::black_box;

@@ -221,17 +221,20 @@ impl<'de> Visitor<'de> for Typed<'_, '_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
-        let Some(first) = map.next_key::<String>()? else {
-            if !matches!(self.shape, None | Some(Shape::Obj(_))) {
-                self.mismatch("an object");
+        let first = match map.next_key_seed(FirstKey)? {
+            None => {
+                if !matches!(self.shape, None | Some(Shape::Obj(_))) {
+                    self.mismatch("an object");
+                }
+                return Ok(Value::Object(Map::new()));
             }
-            return Ok(Value::Object(Map::new()));
+            Some(FirstKeyIs::Number) => {
+                let digits: String = map.next_value()?;
+                let n = Number::from_str(&digits).map_err(A::Error::custom)?;
+                return Ok(self.number(n));
+            }
+            Some(FirstKeyIs::Name(name)) => name,
         };
-        if first == NUMBER_TOKEN {
-            let digits: String = map.next_value()?;
-            let n = Number::from_str(&digits).map_err(A::Error::custom)?;
-            return Ok(self.number(n));
-        }
         let fields = match self.shape {
             Some(Shape::Obj(fields)) => Some(*fields),
             None => None,
@@ -260,6 +263,49 @@ impl<'de> Visitor<'de> for Typed<'_, '_, '_> {
             key = map.next_key::<String>()?;
         }
         Ok(Value::Object(object))
+    }
+}
+
+/// What the first key of a map says it is: a number (the `arbitrary_precision` token) or an
+/// object's first field.
+enum FirstKeyIs {
+    Number,
+    Name(String),
+}
+
+/// Reads a map's first key, recognising the number token without allocating it: every number
+/// of a body arrives as such a map, so an owned token would cost an allocation per number.
+struct FirstKey;
+
+impl<'de> DeserializeSeed<'de> for FirstKey {
+    type Value = FirstKeyIs;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<FirstKeyIs, D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FirstKey {
+    type Value = FirstKeyIs;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<FirstKeyIs, E> {
+        Ok(if s == NUMBER_TOKEN {
+            FirstKeyIs::Number
+        } else {
+            FirstKeyIs::Name(s.to_owned())
+        })
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<FirstKeyIs, E> {
+        Ok(if s == NUMBER_TOKEN {
+            FirstKeyIs::Number
+        } else {
+            FirstKeyIs::Name(s)
+        })
     }
 }
 

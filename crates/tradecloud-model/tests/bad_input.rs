@@ -117,8 +117,33 @@ fn truncated_xml_is_located() {
 fn mismatched_xml_end_tag_is_located() {
     let body = GOOD_XML.replace("</orderId>", "</orderID>");
     let e = err(body, XML);
+    let DecodeError::Xml { at, message } = &e else {
+        panic!("expected an XML syntax error, got {e:?}");
+    };
+    assert_eq!(at.line, 5, "{e}");
+    assert!(
+        message.contains("expected `</orderId>`, but `</orderID>` was found"),
+        "{message}"
+    );
+}
+
+#[test]
+fn end_tags_must_repeat_the_prefix_and_close_an_open_element() {
+    // The same local name under another prefix does not close the element.
+    let body = GOOD_XML.replace("<orderId>o-1</orderId>", "<a:orderId>o-1</b:orderId>");
+    let e = err(body, XML);
     assert!(matches!(e, DecodeError::Xml { .. }), "{e:?}");
     assert_eq!(e.location().unwrap().line, 5, "{e}");
+    // The same prefix does, and the element reads by its local name.
+    let body = GOOD_XML.replace("<orderId>o-1</orderId>", "<a:orderId>o-1</a:orderId>");
+    let decoded = decode_webhook(body.as_bytes(), XML).expect("decodes");
+    assert_eq!(decoded.body.object_id(), "o-1");
+    // An end tag with nothing open.
+    let e = err(format!("{GOOD_XML}</WebhookBody>"), XML);
+    let DecodeError::Xml { message, .. } = &e else {
+        panic!("expected an XML syntax error, got {e:?}");
+    };
+    assert!(message.contains("</WebhookBody>"), "{message}");
 }
 
 #[test]

@@ -39,7 +39,8 @@ impl<'a> Slot<'a> {
 
 /// An element being read.
 struct Frame<'a> {
-    name: &'a str,
+    /// The element's name as written, prefix included (what its end tag must repeat).
+    qname: &'a str,
     slot: Slot<'a>,
     shape: Option<&'static Shape>,
     offset: usize,
@@ -51,6 +52,17 @@ struct Frame<'a> {
     map: Option<Map<String, Value>>,
     /// Unknown children that repeated and were made a list.
     repeated_unknown: Vec<&'a str>,
+}
+
+impl<'a> Frame<'a> {
+    /// The name without its prefix, split the way quick-xml's `local_name` splits it.
+    fn name(&self) -> &'a str {
+        local_part(self.qname)
+    }
+}
+
+fn local_part(qname: &str) -> &str {
+    qname.split_once(':').map_or(qname, |(_, local)| local)
 }
 
 /// Where a child element goes, and its shape: the parent's table first, then what the element's
@@ -139,6 +151,9 @@ impl<'a> Doc<'a, '_> {
     fn read(mut self) -> Result<Value, DecodeError> {
         let mut reader = Reader::from_str(self.text);
         reader.config_mut().trim_text(false);
+        // The open frames hold each start tag's name borrowed from the body, so end tags are
+        // matched against them in `end`, sparing quick-xml a copy of every name.
+        reader.config_mut().check_end_names = false;
         loop {
             let start = reader.buffer_position();
             let event = reader.read_event().map_err(|e| DecodeError::Xml {
@@ -151,7 +166,10 @@ impl<'a> Doc<'a, '_> {
                     self.open(&e, start)?;
                     self.close(start)?;
                 }
-                Event::End(_) => self.close(start)?,
+                Event::End(e) => {
+                    self.end(e.name().as_ref(), start)?;
+                    self.close(start)?;
+                }
                 Event::Text(t) => {
                     let raw: &str = &t;
                     if raw.bytes().all(|b| b.is_ascii_whitespace())
@@ -194,7 +212,7 @@ impl<'a> Doc<'a, '_> {
         if let Some(open) = self.stack.last() {
             return Err(xml_error(
                 Location::of_offset(self.text.as_bytes(), self.text.len()),
-                &format!("the document ends inside <{}>", open.name),
+                &format!("the document ends inside <{}>", open.name()),
             ));
         }
         self.done.ok_or_else(|| {
@@ -215,7 +233,8 @@ impl<'a> Doc<'a, '_> {
         if self.done.is_some() {
             return Err(xml_error(self.at(start), "content after the root element"));
         }
-        let name = self.name_of(e, start)?;
+        let qname = self.name_of(e, start)?;
+        let name = local_part(qname);
         let mut nil = false;
         for attr in e.attributes() {
             let attr = attr.map_err(|err| xml_error(self.at(start), &err.to_string()))?;
@@ -239,7 +258,7 @@ impl<'a> Doc<'a, '_> {
             Some(parent) => resolve(parent.shape, name),
         };
         self.stack.push(Frame {
-            name,
+            qname,
             slot,
             shape,
             offset: start as usize,
@@ -251,16 +270,33 @@ impl<'a> Doc<'a, '_> {
         Ok(())
     }
 
-    /// The element's local name, borrowed from the body (names are never escaped).
+    /// An end tag must close the innermost open element, by the same name, as XML requires
+    /// (the check quick-xml makes when asked, with the same messages).
+    fn end(&self, found: &str, start: u64) -> Result<(), DecodeError> {
+        let ill_formed = match self.stack.last() {
+            Some(open) if open.qname == found => return Ok(()),
+            Some(open) => quick_xml::errors::IllFormedError::MismatchedEndTag {
+                expected: open.qname.to_owned(),
+                found: found.to_owned(),
+            },
+            None => quick_xml::errors::IllFormedError::UnmatchedEndTag(found.to_owned()),
+        };
+        Err(xml_error(
+            self.at(start),
+            &quick_xml::Error::IllFormed(ill_formed).to_string(),
+        ))
+    }
+
+    /// The element's name with its prefix, borrowed from the body (names are never escaped).
     fn name_of(&self, e: &BytesStart<'a>, start: u64) -> Result<&'a str, DecodeError> {
-        let local = e.local_name();
-        let local: &str = local.as_ref();
+        let qname = e.name();
+        let qname: &str = qname.as_ref();
         // Find the same bytes inside the body so the name lives as long as the body does.
         let base = self.text.as_ptr() as usize;
-        let ptr = local.as_ptr() as usize;
-        if ptr >= base && ptr + local.len() <= base + self.text.len() {
+        let ptr = qname.as_ptr() as usize;
+        if ptr >= base && ptr + qname.len() <= base + self.text.len() {
             let from = ptr - base;
-            if let Some(name) = self.text.get(from..from + local.len()) {
+            if let Some(name) = self.text.get(from..from + qname.len()) {
                 return Ok(name);
             }
         }
@@ -377,7 +413,7 @@ impl<'a> Doc<'a, '_> {
                     };
                     return Err(DecodeError::InvalidField {
                         path,
-                        message: format!("<{}> after the list was given as nil", child.name),
+                        message: format!("<{}> after the list was given as nil", child.name()),
                         at: Some(self.at(child.offset as u64)),
                     });
                 }
