@@ -37,7 +37,8 @@ fi
 # Records the command of a figure beside its result, and runs it.
 run_recorded() {
   local name="$1"; shift
-  printf '%s\n' "$*" >"$results/$name.command"
+  # Paths as a reader types them: relative to the repo, the target dir by its variable.
+  printf '%s\n' "$*" | sed "s|$target_dir|\$CARGO_TARGET_DIR|g; s|$root/||g" >"$results/$name.command"
   echo "== $name: $*" >&2
   "$@"
   # The load while it ran: on a shared machine it says how far to trust the figure.

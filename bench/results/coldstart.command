@@ -1,1 +1,1 @@
-/work/target-r14/debug/examples/coldstart --runs 20 --out /work/wt/r14/bench/results/coldstart.json --webhook /work/target-r14/release/webhook --poller /work/target-r14/release/poller --peer /work/wt/r14/.venv-bench/bin/python /work/wt/r14/bench/peer/bootstrap.py
+$CARGO_TARGET_DIR/debug/examples/coldstart --runs 20 --out bench/results/coldstart.json --webhook $CARGO_TARGET_DIR/release/webhook --poller $CARGO_TARGET_DIR/release/poller --peer .venv-bench/bin/python bench/peer/bootstrap.py
