@@ -43,6 +43,7 @@ run_recorded() {
   "$@"
   # The load while it ran: on a shared machine it says how far to trust the figure.
   cut -d' ' -f1-3 /proc/loadavg >"$results/$name.load"
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)" >"$results/$name.run"
 }
 
 # The machine, once per run: figures from a loaded machine are read as such.

@@ -60,9 +60,13 @@ def load(results, name):
 def command(results, name):
     text = load(results, name + ".command")
     load_avg = load(results, name + ".load")
+    when = load(results, name + ".run")
     block = f"```text\n{text.strip()}\n```\n" if text else ""
+    if when:
+        block += f"\nFinished {when.strip()}."
     if load_avg:
-        block += f"\nLoad average (1, 5, 15 min) when it finished: {load_avg.strip()}.\n"
+        block += f" Load average (1, 5, 15 min) then: {load_avg.strip()}."
+    block += "\n"
     return block
 
 
@@ -84,8 +88,9 @@ def machine_section(results):
     dirty = " (with uncommitted changes)" if m.get("dirty") else ""
     return (
         f"Machine: `nproc` = {m['nproc']}, {m['cpu']}, {m['memory_gib']} GiB memory, "
-        f"kernel {m['kernel']}, {m['rustc']}. Run {m['date']} at commit {m['commit']}{dirty}; "
-        f"load average (1, 5, 15 min) at the start: {', '.join(m['load_average_before'])}. "
+        f"kernel {m['kernel']}, {m['rustc']}. Last `scripts/bench.sh` started {m['date']} at commit "
+        f"{m['commit']}{dirty}, load average (1, 5, 15 min) {', '.join(m['load_average_before'])}; "
+        "each part below says when it ran. "
         "Regenerate with `scripts/bench.sh` (see its header for the parts and settings).\n"
     )
 
