@@ -122,12 +122,12 @@ json.dump(sizes, open(sys.argv[2], "w"), indent=2)
 EOF
 fi
 
-if want webhook && [ -x scripts/bench-webhook.sh ]; then
+if want webhook && [ -f scripts/bench-webhook.sh ]; then
   # The webhook throughput benchmark (its own script): it writes what it measured into the
   # directory given; webhook.md there becomes the bench:webhook section, and a latency file
   # (one latency in milliseconds a line, webhook-latency*.txt) the latency plot.
   mkdir -p "$results/webhook"
-  run_recorded webhook scripts/bench-webhook.sh "$results/webhook"
+  run_recorded webhook bash scripts/bench-webhook.sh "$results/webhook"
 fi
 
 .venv-bench/bin/python scripts/bench_report.py report "$results" BENCHMARKS.md bench
