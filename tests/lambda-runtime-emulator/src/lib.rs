@@ -315,6 +315,8 @@ struct Shared {
     in_flight: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     init_error: Mutex<Option<InitError>>,
     init_reported: watch::Sender<bool>,
+    /// When the runtime first asked for an event: the end of its init (Lambda's Init Duration).
+    first_next: watch::Sender<Option<Instant>>,
     delivered: Mutex<Vec<String>>,
 }
 
@@ -341,6 +343,7 @@ impl RuntimeApi {
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
             init_reported: watch::channel(false).0,
+            first_next: watch::channel(None).0,
             delivered: Mutex::new(Vec::new()),
         });
         let router = Router::new()
@@ -380,6 +383,22 @@ impl RuntimeApi {
     /// What the runtime posted to `/init/error`, if it did.
     pub fn init_error(&self) -> Option<InitError> {
         lock(&self.inner.shared.init_error).clone()
+    }
+
+    /// When the runtime first called `next`, once it has.
+    pub fn first_next_at(&self) -> Option<Instant> {
+        *self.inner.shared.first_next.borrow()
+    }
+
+    /// Waits for the runtime's first `next` and returns when it came: a process started at `t`
+    /// finished its init (Lambda's Init Duration) after `first_next().await - t`.
+    pub async fn first_next(&self) -> Instant {
+        let mut first = self.inner.shared.first_next.subscribe();
+        match first.wait_for(Option::is_some).await {
+            Ok(at) => at.unwrap_or_else(Instant::now),
+            // Unreachable while `self` holds the sender; never wait forever all the same.
+            Err(_) => Instant::now(),
+        }
     }
 
     /// The request ids handed out by `next` so far, in order.
@@ -500,6 +519,13 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// `GET /invocation/next`: waits for an event; events whose invoker gave up are skipped.
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    shared.first_next.send_if_modified(|first| {
+        let unset = first.is_none();
+        if unset {
+            *first = Some(Instant::now());
+        }
+        unset
+    });
     let mut queue = shared.queue.lock().await;
     loop {
         let Some(queued) = queue.recv().await else {
@@ -594,6 +620,8 @@ mod tests {
         let api = RuntimeApi::start_with(RuntimeConfig::named("echo"))
             .await
             .unwrap();
+        let started = Instant::now();
+        assert_eq!(api.first_next_at(), None);
         let client = Client::new(&api);
         let runtime = tokio::spawn(async move {
             let (headers, event) = client.next().await;
@@ -635,6 +663,9 @@ mod tests {
         assert!(trace.starts_with("Root=1-"), "{trace}");
         assert_eq!(api.delivered(), vec![id]);
         assert_eq!(api.init_error(), None);
+        let first = api.first_next_at().expect("next was called");
+        assert!(first >= started && first <= Instant::now(), "{first:?}");
+        assert_eq!(api.first_next().await, first);
     }
 
     #[tokio::test]

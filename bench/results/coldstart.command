@@ -1,0 +1,1 @@
+$CARGO_TARGET_DIR/debug/examples/coldstart --runs 20 --out bench/results/coldstart.json --webhook $CARGO_TARGET_DIR/release/webhook --poller $CARGO_TARGET_DIR/release/poller --peer .venv-bench/bin/python bench/peer/bootstrap.py

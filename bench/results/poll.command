@@ -1,0 +1,1 @@
+$CARGO_TARGET_DIR/release/examples/bench_poll 500
