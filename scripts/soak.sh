@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # SOAK_PROFILE=dev soaks the debug build (no LTO build wait; slower per request).
 profile="${SOAK_PROFILE:-release}"
-cargo build --profile "$profile" -p tcrelay
+# --workspace: the feature resolution of every other build here, so the AWS SDK is not rebuilt.
+cargo build --profile "$profile" --workspace --bin tcrelay
 dir="$profile"
 [ "$profile" = dev ] && dir=debug
 exec python3 scripts/soak.py --tcrelay "${CARGO_TARGET_DIR:-target}/$dir/tcrelay" "$@"
