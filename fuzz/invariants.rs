@@ -1,5 +1,5 @@
 //! The decoders' invariants, in one place: every fuzz target checks them on each input, and
-//! `crates/tradecloud-model/tests/fuzz_regressions.rs` replays the committed corpus and crashes through
+//! `crates/tradecloud-model/tests/it/fuzz_regressions.rs` replays the committed corpus and crashes through
 //! them on stable Rust (both include this file with `#[path]`).
 //!
 //! For any bytes and content type: no panic (a panicking decode would kill the webhook's

@@ -2,7 +2,7 @@
 //! as a request (method, credentials, path, headers, body), sent through the router over the
 //! in-memory fakes, and the answer is checked against what the router promises a stranger or a
 //! buggy sender. The coverage-guided target `router` in `fuzz/` and the regression test over its
-//! corpus (`crates/tcrelay-core/tests/fuzz_router_corpus.rs`) both call [`run_case`], so a crash found
+//! corpus (`crates/tcrelay-core/tests/it/fuzz_router_corpus.rs`) both call [`run_case`], so a crash found
 //! by the fuzzer stays a test once its input is committed.
 //!
 //! The promises ([`run_case`] panics when one is broken):

@@ -3,6 +3,7 @@
 //! 400, log injection and dedupe keys that used to collide. The router runs over the in-memory
 //! fakes, which can be switched to hang like a stalled AWS service.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::io::Write;

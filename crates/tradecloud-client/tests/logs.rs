@@ -1,6 +1,7 @@
 //! Logs never carry secrets. In a binary of its own: tracing caches per-callsite interest
 //! process-wide, so a test subscriber set on one thread misses events while other tests run.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};

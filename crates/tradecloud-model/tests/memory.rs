@@ -6,7 +6,7 @@
 //!
 //! The bodies are the worst cases found: many empty lines, in JSON and in tXML. The line cap
 //! is raised for the measurement (it would refuse these bodies only after reading them, and must
-//! not be what keeps the measurement small); the cap itself is tested in `bad_input.rs`.
+//! not be what keeps the measurement small); the cap itself is tested in `it/bad_input.rs`.
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The webhook router against in-memory fakes: every answer code and what each one does (or
 //! does not do) to the queue, the dedupe store and the quarantine.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use common::*;

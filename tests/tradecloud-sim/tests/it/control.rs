@@ -1,6 +1,6 @@
 //! The control API over HTTP, and the binary.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

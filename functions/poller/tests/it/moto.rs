@@ -2,7 +2,7 @@
 //! lease, DynamoDB dedupe, SQS sink) and the simulator over HTTP. Needs `TCRELAY_TEST_MOTO_URL`
 //! (set by scripts/test.sh); fails loudly without it.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! client. Sink, dedupe store and cursor store are in-memory here (the volume would take
 //! minutes against moto); `moto.rs` runs the same path with the DynamoDB and SQS adapters.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

@@ -6,7 +6,7 @@
 //! cursor keeps moving up to the newest state. The stores are in memory (as in `sim.rs`); the
 //! simulator and the client are real, over HTTP.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

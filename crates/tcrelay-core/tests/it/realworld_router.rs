@@ -4,8 +4,8 @@
 //! payload unchanged (JSON) or in the shape of its JSON twin (tXML); under a deny filter the
 //! same body is answered 200 and nothing is queued.
 
-mod common;
-#[path = "../../tradecloud-model/tests/realworld_cases/mod.rs"]
+use crate::common;
+#[path = "../../../tradecloud-model/tests/it/realworld_cases/mod.rs"]
 mod realworld_cases;
 
 use common::*;

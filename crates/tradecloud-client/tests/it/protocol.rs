@@ -1,7 +1,7 @@
 //! Protocol tests against a small fake Tradecloud: tokens, paths, retries, classification, rate
 //! limit. The simulator-based tests live in `sim.rs`.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

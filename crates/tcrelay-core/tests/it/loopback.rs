@@ -1,7 +1,7 @@
 //! The router served over a real loopback socket with `axum::serve` (as the local runner does),
 //! called with an HTTP client: the happy path and error paths with their headers on the wire.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The same seed gives the same world, the same changes and the same deliveries.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

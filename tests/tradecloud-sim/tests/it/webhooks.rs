@@ -1,7 +1,7 @@
 //! The webhook sender against a receiver over real HTTP: retry and drop rules, per-object order,
 //! GET forms, authentication, formats, event selection, duplicates.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -356,7 +356,7 @@ async fn auth_format_event_selection_and_duplicates_are_honoured() {
         assert!(r.body.starts_with(b"<?xml"));
     }
     // The model's tXML reader is slow on large bodies in debug builds: decode the three
-    // smallest here (tests/bodies.rs checks the tXML of many more).
+    // smallest here (tests/it/bodies.rs checks the tXML of many more).
     let mut smallest = bearer.clone();
     smallest.sort_by_key(|r| r.body.len());
     for r in smallest.iter().take(3) {

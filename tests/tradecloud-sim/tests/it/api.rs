@@ -1,6 +1,6 @@
 //! The Tradecloud API of the simulator over real HTTP: authentication, poll, search, fetch.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

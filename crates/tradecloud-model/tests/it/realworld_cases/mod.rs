@@ -1,7 +1,7 @@
 //! Tradecloud's own published examples (`../shared/tradecloud/realworld/`, beside the clone),
 //! wrapped into webhook bodies as that folder's `SOURCES.md` says, for every test that relays
-//! real messages: this crate's decode test (`tests/realworld.rs`) and the webhook router's
-//! (`crates/tcrelay-core/tests/realworld_router.rs`, which includes this file by path).
+//! real messages: this crate's decode test (`tests/it/realworld.rs`) and the webhook router's
+//! (`crates/tcrelay-core/tests/it/realworld_router.rs`, which includes this file by path).
 //!
 //! The files are read at test time and never copied into the repository. Where the folder is
 //! absent, [`load`] says so in one line and gives nothing to run, except under `CI=true`, where

@@ -2,7 +2,7 @@
 //! JSON example decodes with its payload unchanged, and every tXML example decodes to the shape
 //! of its JSON twin, with nothing reported as unexpected.
 
-mod realworld_cases;
+use crate::realworld_cases;
 
 use tradecloud_model::{Format, decode_webhook};
 

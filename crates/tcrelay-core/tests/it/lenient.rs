@@ -2,7 +2,7 @@
 //! message. Each bad input below is answered 202 and its payload reaches the queue exactly as
 //! sent; an event with more lines than the cap is answered 413 and kept in the quarantine.
 
-mod common;
+use crate::common;
 
 use common::*;
 use http::StatusCode;

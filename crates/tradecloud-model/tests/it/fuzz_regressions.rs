@@ -2,7 +2,7 @@
 //! `fuzz/regressions/<target>/`) through the same invariants the fuzz targets check, on stable
 //! Rust, so `cargo test` keeps each finding fixed without nightly or libFuzzer.
 
-#[path = "../../../fuzz/invariants.rs"]
+#[path = "../../../../fuzz/invariants.rs"]
 mod invariants;
 
 use std::path::{Path, PathBuf};
