@@ -9,23 +9,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
-use tcrelay::scenario::{self, ScenarioOptions};
 use tcrelay::settings::aws_endpoint;
 use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
 use tcrelay_aws::{AwsConfigOptions, AwsPorts, Secrets};
 use tcrelay_core::WebhookSettings;
 use tcrelay_core::ports::{CursorStore, TradecloudApi};
 use tcrelay_poll::PollApi;
-use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
+use tcrelay_sqlite::{SqliteOptions, SqliteStore};
 use tcrelay_tradecloud::{ClientApi, ClientPollApi, client_for};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tcrelay",
     version,
-    about = "Relays Tradecloud orders and shipments to a queue, exactly once, in order per object."
+    about = "Relays Tradecloud orders and shipments to a queue, exactly once, in order per object.",
+    after_help = "The demo (the Tradecloud simulator and the relay in one process, checked against \
+                  the simulator's ground truth) is its own binary: `cargo run --release -p tcrelay-demo`."
 )]
 struct Cli {
     /// The SQLite database (queue, dedupe records, quarantine, cursors).
@@ -116,19 +117,6 @@ enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
-    },
-    /// Run the simulator and the relay together for a while and check the result.
-    Demo {
-        /// How long changes keep coming.
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
-        duration: Duration,
-        /// Seed of the simulated world, duplicates and faults.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Log lines on stderr (the relay's WARN/INFO lines about the injected faults); by
-        /// default only the progress and the summary are printed.
-        #[arg(long)]
-        verbose: bool,
     },
 }
 
@@ -253,24 +241,13 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let db_given = matches
-        .value_source("db")
-        .is_some_and(|source| source != clap::parser::ValueSource::DefaultValue);
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
+    let cli = Cli::parse();
     let level = match cli.command {
         Command::Serve { .. } => "info",
-        // The injected faults make the relay log warnings by the hundred; the demo's summary
-        // counts them instead.
-        Command::Demo { verbose: false, .. } => "off",
-        Command::Demo { verbose: true, .. } => "info",
         _ => "warn",
     };
     init_tracing(level, cli.log_format);
-    match run(cli, db_given).await {
+    match run(cli).await {
         Ok(code) => code,
         // `tcrelay queue list | head`: the reader has all it wanted; not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -291,7 +268,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 }
 
 /// Human-readable logs on stderr; `RUST_LOG` overrides the level. Only `serve` logs INFO by
-/// default: the operator commands and the demo print their own output, and an INFO line about
+/// default: the operator commands print their own output, and an INFO line about
 /// opening the store would only get in its way.
 /// Colours only when stderr is a terminal: escape sequences in a file or a journal are noise.
 fn init_tracing(default: &str, format: LogFormat) {
@@ -308,8 +285,7 @@ fn init_tracing(default: &str, format: LogFormat) {
     }
 }
 
-/// `db_given`: whether `--db` (or `TCRELAY_DB`) was set rather than defaulted.
-async fn run(cli: Cli, db_given: bool) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let backend = match cli.backend {
         BackendArg::Sqlite => Backend::Sqlite,
@@ -447,10 +423,6 @@ async fn run(cli: Cli, db_given: bool) -> anyhow::Result<ExitCode> {
                     ops::cursor_set(cursors.as_ref(), &stream, &value, &mut stdout).await?;
                 }
             }
-        }
-        Command::Demo { duration, seed, .. } => {
-            drop(stdout);
-            return demo(duration, seed, db_given.then_some(cli.db.as_path())).await;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -688,59 +660,4 @@ async fn resolve_secrets(
         .resolve(Some(&mut settings.webhook), &mut settings.tradecloud)
         .await?;
     Ok(())
-}
-
-/// The demo on a temporary database, or on `db` (a new file, kept afterwards so the operator
-/// commands can be tried on it).
-async fn demo(
-    duration: Duration,
-    seed: u64,
-    db: Option<&std::path::Path>,
-) -> anyhow::Result<ExitCode> {
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let path = match db {
-        Some(path) => {
-            // The check compares the whole queue with what the simulator produced: an earlier
-            // run's messages would fail it.
-            anyhow::ensure!(
-                !path.exists(),
-                "the demo's database {} exists already: remove it or give another --db",
-                path.display()
-            );
-            path.to_path_buf()
-        }
-        None => dir.path().join("demo.db"),
-    };
-    let store = SqliteStore::open_with(
-        &path,
-        SqliteOptions {
-            in_progress_expiry: Duration::from_secs(5),
-            // A throw-away database: commits survive a crash of the process, not a power cut.
-            durability: Durability::Normal,
-            ..SqliteOptions::default()
-        },
-    )
-    .context("cannot open the demo database")?;
-    println!(
-        "tcrelay demo: {} of simulated Tradecloud traffic, seed {seed}, database {}",
-        humantime::format_duration(duration),
-        path.display()
-    );
-    let options = ScenarioOptions::demo(duration, seed);
-    let report = scenario::run(&options, Ports::sqlite(&store), &store).await?;
-    println!("{}", report.table());
-    if let Some(db) = db {
-        let db = db.display();
-        println!(
-            "the database is kept: try `tcrelay --db {db} queue stats`, `queue list`, \
-             `quarantine list`, `trace <object id>`, `doctor`"
-        );
-    }
-    if report.passed() {
-        println!("demo passed: every change is on the queue exactly once");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("demo FAILED: see the problems above");
-        Ok(ExitCode::FAILURE)
-    }
 }

@@ -4,7 +4,7 @@
 //! heartbeat keeps alive, the dead run's lease runs out within seconds instead of blocking the
 //! stream for minutes.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

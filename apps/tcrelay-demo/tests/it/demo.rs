@@ -1,16 +1,19 @@
-//! `tcrelay demo` as a user runs it: a child process that exits 0 and prints the summary.
+//! `tcrelay-demo` as a user runs it: a child process that exits 0 and prints the summary.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use tcrelay::ops;
+use tcrelay_sqlite::{SqliteOptions, SqliteStore};
+
 #[test]
 fn a_short_demo_passes_its_own_check() {
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_tcrelay"))
-        .args(["demo", "--duration", "10s", "--seed", "3"])
+    let output = Command::new(env!("CARGO_BIN_EXE_tcrelay-demo"))
+        .args(["--duration", "10s", "--seed", "3"])
         .env_remove("RUST_LOG")
         .output()
-        .expect("run tcrelay demo");
+        .expect("run tcrelay-demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -46,12 +49,12 @@ fn the_demo_keeps_its_database_when_given_one_and_logs_nothing() {
     let path = dir.path().join("demo.db");
     let db = path.to_str().unwrap();
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_tcrelay"))
-            .args(["demo", "--duration", "5s", "--seed", "4", "--db", db])
+        Command::new(env!("CARGO_BIN_EXE_tcrelay-demo"))
+            .args(["--duration", "5s", "--seed", "4", "--db", db])
             .env_remove("RUST_LOG")
             .env_remove("TCRELAY_DB")
             .output()
-            .expect("run tcrelay demo")
+            .expect("run tcrelay-demo")
     };
     let output = run();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -64,27 +67,28 @@ fn the_demo_keeps_its_database_when_given_one_and_logs_nothing() {
     assert!(stdout.contains("the database is kept"), "{stdout}");
     assert!(path.is_file());
 
-    // The summary's queue and quarantine are the kept file's.
+    // The summary's queue and quarantine are the kept file's, as `tcrelay --db FILE queue stats
+    // --json` and `quarantine list --json` show them: the same functions of the `tcrelay`
+    // library, since its binary is built only for its own package's tests.
     let on_queue: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("on the queue: ")?.strip_suffix(" envelopes"))
         .expect("the summary's queue count")
         .parse()
         .unwrap();
-    let stats = Command::new(env!("CARGO_BIN_EXE_tcrelay"))
-        .args(["--db", db, "queue", "stats", "--json"])
-        .output()
-        .unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let (stats, quarantined) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = SqliteStore::open_existing(&path, SqliteOptions::default()).unwrap();
+        let mut stats = Vec::new();
+        ops::queue_stats(&store, true, &mut stats).await.unwrap();
+        let mut quarantined = Vec::new();
+        ops::quarantine_list(&store, true, &mut quarantined)
+            .await
+            .unwrap();
+        (stats, quarantined)
+    });
+    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
     assert_eq!(stats["pending"], on_queue, "{stdout}");
-    let quarantined = Command::new(env!("CARGO_BIN_EXE_tcrelay"))
-        .args(["--db", db, "quarantine", "list", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&quarantined.stdout).lines().count(),
-        3
-    );
+    assert_eq!(String::from_utf8_lossy(&quarantined).lines().count(), 3);
 
     // A second run would mix its messages with the first's: refused, the file untouched.
     let again = run();

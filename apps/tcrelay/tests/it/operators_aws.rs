@@ -2,7 +2,7 @@
 //! resources the settings name, and `dlq redrive` with the DLQ found from the queue's
 //! RedrivePolicy. Needs `TCRELAY_TEST_MOTO_URL` (scripts/test.sh).
 
-mod common;
+use crate::common;
 
 use common::{stdout, tcrelay};
 use tcrelay_aws::testing::{

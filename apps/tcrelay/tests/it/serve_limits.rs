@@ -2,7 +2,7 @@
 //! request line, an idle kept-alive connection, and more connections than the cap. Over real
 //! TCP on loopback, with the SQLite ports.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! database: every request answered 2xx before the kill is on the queue, and nothing is there
 //! twice once Tradecloud's retries have gone through.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

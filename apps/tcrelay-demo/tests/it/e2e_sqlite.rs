@@ -1,21 +1,18 @@
 //! End to end on SQLite: thousands of changes through every channel at once, with faults on both
 //! sides, checked against the simulator's ground truth.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use tcrelay::Ports;
 use tcrelay::metrics::Channel;
-use tcrelay::scenario::{self, ScenarioOptions};
+use tcrelay_demo::scenario::{self, ScenarioOptions};
 use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousands_of_changes_through_every_channel_arrive_exactly_once() {
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(std::io::stderr)
-        .try_init();
+    common::show_relay_logs();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_with(
         dir.path().join("e2e.db"),
@@ -79,8 +76,9 @@ async fn thousands_of_changes_through_every_channel_arrive_exactly_once() {
 /// that never happened, and one out of order. Uses a short real run as the baseline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_check_catches_lost_doubled_invented_and_reordered_envelopes() {
-    use tcrelay::check::{CheckOptions, check};
+    use tcrelay_demo::check::{CheckOptions, check};
 
+    common::show_relay_logs();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_with(
         dir.path().join("small.db"),

@@ -2,7 +2,7 @@
 //! by a real `tcrelay serve`, then `quarantine replay|drop`, `trace`, `doctor`, the `--json`
 //! listings and `completions`, each the built binary on the real database file.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -2,19 +2,19 @@
 //! DynamoDB dedupe and cursors, S3 claim check) over the real wire protocol. Small volume,
 //! because moto serves a few hundred requests a second.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tcrelay::Ports;
-use tcrelay::check::QueuedMessage;
-use tcrelay::scenario::{self, QueueReader, ScenarioOptions};
 use tcrelay_aws::read_claim_checked;
 use tcrelay_aws::testing::{MotoOptions, MotoResources, drain};
 use tcrelay_aws::{AwsPorts, AwsSettings};
 use tcrelay_core::Envelope;
 use tcrelay_core::ports::QuarantinedRequest;
+use tcrelay_demo::check::QueuedMessage;
+use tcrelay_demo::scenario::{self, QueueReader, ScenarioOptions};
 
 struct SqsReader {
     aws: MotoResources,
@@ -70,6 +70,7 @@ impl QueueReader for SqsReader {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_channel_through_the_aws_adapters_on_moto() {
+    common::show_relay_logs();
     // moto_options' few SDK retries (2 attempts): a failing call becomes a 503 the simulator
     // retries, as in production.
     let mut options = MotoOptions {

@@ -2,7 +2,7 @@
 //! `/metrics` on the admin address with the counts by channel, kind and outcome and the poll
 //! cursor's age. Over real TCP on loopback, with the SQLite ports.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

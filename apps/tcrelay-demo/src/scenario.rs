@@ -1,4 +1,4 @@
-//! A realistic run against the simulator, used by `tcrelay demo` and the end-to-end tests: the
+//! A realistic run against the simulator, used by `tcrelay-demo` and the end-to-end tests: the
 //! simulator's world changes at a steady rate and Tradecloud's webhook sender delivers through
 //! every channel at once (POST JSON orders, POST tXML order documents, GET shipments by path)
 //! while the poll loop runs every few seconds; faults are injected on both sides (API 429/5xx,
@@ -22,14 +22,14 @@ use tradecloud_sim::{
     WebhookAuth, WebhookFormat, WebhookMethod, WebhookTarget,
 };
 
-use crate::backend::Ports;
 use crate::check::{
     CheckOptions, CheckReport, GroundTruth, QueuedMessage, check, check_quarantine,
 };
 use crate::faults::{SlowDedupe, SwitchableSink};
-use crate::metrics::{Channel, Counters};
-use crate::server::{RelayParts, ServeOptions, poll_once, start};
-use crate::settings::{Backend, Settings};
+use tcrelay::Ports;
+use tcrelay::metrics::{Channel, Counters};
+use tcrelay::server::{RelayParts, ServeOptions, poll_once, start};
+use tcrelay::settings::{Backend, Settings};
 use tcrelay_tradecloud::{ClientApi, ClientPollApi};
 
 /// Why a scenario could not run (as opposed to running and failing its check).
@@ -43,7 +43,7 @@ pub enum ScenarioError {
     Settings(#[from] tcrelay_core::ConfigError),
     /// The relay did not start.
     #[error("relay: {0}")]
-    Serve(#[from] crate::server::ServeError),
+    Serve(#[from] tcrelay::ServeError),
     /// The Tradecloud client could not be built.
     #[error("Tradecloud client: {0}")]
     Client(String),
@@ -176,7 +176,7 @@ pub struct ScenarioReport {
     /// Answers the sender got with 503 (queue down) or other 5xx.
     pub retried_answers: usize,
     /// Per channel counts.
-    pub channels: Vec<(Channel, crate::metrics::ChannelCounts)>,
+    pub channels: Vec<(Channel, tcrelay::metrics::ChannelCounts)>,
     /// Poll runs and pages (final catch-up runs included).
     pub poll_runs: (u64, u64),
     /// Envelopes on the queue.
@@ -252,7 +252,7 @@ impl ScenarioReport {
             "refused 4xx",
             "503 / failed"
         );
-        let mut total = crate::metrics::ChannelCounts::default();
+        let mut total = tcrelay::metrics::ChannelCounts::default();
         for (channel, c) in &self.channels {
             let _ = writeln!(
                 out,

@@ -1,6 +1,6 @@
 //! The command line as an operator uses it: the built binary on a real database file.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -2,7 +2,7 @@
 //! (docs/local-runner.md): here from moto's, named by `TCRELAY_AWS_ENDPOINT_URL`, with the
 //! local SQLite backend. Needs `TCRELAY_TEST_MOTO_URL` (scripts/test.sh).
 
-mod common;
+use crate::common;
 
 use tcrelay_aws::testing::{create_secret, moto_url};
 
