@@ -1,15 +1,20 @@
 //! The webhook Router over the real AWS adapters against moto's server (SQS, DynamoDB, S3):
 //! messages and attributes on the queue, duplicates suppressed through DynamoDB, the quarantine,
-//! and an outage of the AWS side answered 503 and recovered from without loss or duplicate.
+//! and an outage of the AWS side (all of it, or S3 alone) answered 503 and recovered from
+//! without loss or duplicate.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_sqs::types::QueueAttributeName;
 use base64::Engine as _;
 use serde_json::Value;
-use tcrelay_aws::testing::{MotoOptions, MotoResources, receive_all, string_attribute};
+use tcrelay_aws::testing::{
+    MotoOptions, MotoResources, moto_options, receive_all, string_attribute,
+};
 use tcrelay_aws::{
-    ClaimCheck, DedupeConfig, DynamoDedupeStore, SqsQuarantine, SqsSink, SqsSinkConfig,
+    AwsClients, ClaimCheck, DedupeConfig, DynamoDedupeStore, PayloadS3Pointer, SqsQuarantine,
+    SqsSink, SqsSinkConfig,
 };
 use tcrelay_core::{EventFilter, WebhookApp, WebhookCredentials, WebhookSettings, webhook_router};
 use tcrelay_e2e::{Moto, fixture, serve};
@@ -34,14 +39,25 @@ async fn setup(moto: &Moto) -> Setup {
     options.aws.connect_timeout = Some(Duration::from_secs(1));
     options.aws.max_attempts = Some(1);
     let aws = MotoResources::create("e2e-webhook", options).await;
-    let clients = &aws.clients;
-
-    let claim_check = ClaimCheck::new(clients.s3.clone(), aws.bucket.clone());
-    let sink = SqsSink::new(
-        clients.sqs.clone(),
+    let base = serve_app(
+        &aws,
+        aws.clients.s3.clone(),
         SqsSinkConfig::new(aws.queue_url.clone()),
-        Some(claim_check.clone()),
-    );
+    )
+    .await;
+    Setup { base, aws }
+}
+
+/// The webhook over `aws`'s queue, table and quarantine, with its claim check writing through
+/// `s3` (moto's, or one that points at a broken endpoint), served on loopback; its base URL.
+async fn serve_app(
+    aws: &MotoResources,
+    s3: aws_sdk_s3::Client,
+    sink_config: SqsSinkConfig,
+) -> String {
+    let clients = &aws.clients;
+    let claim_check = ClaimCheck::new(s3, aws.bucket.clone());
+    let sink = SqsSink::new(clients.sqs.clone(), sink_config, Some(claim_check.clone()));
     let mut dedupe_config = DedupeConfig::new(aws.table.clone());
     // A claim left behind by a request cut off during the outage must free itself quickly.
     dedupe_config.in_progress_expiry = Duration::from_secs(2);
@@ -68,11 +84,7 @@ async fn setup(moto: &Moto) -> Setup {
         Arc::new(quarantine),
         None,
     );
-    let addr = serve(webhook_router(Arc::new(app))).await;
-    Setup {
-        base: format!("http://{addr}"),
-        aws,
-    }
+    format!("http://{}", serve(webhook_router(Arc::new(app))).await)
 }
 
 fn basic() -> String {
@@ -190,4 +202,136 @@ async fn with_aws_frozen_the_answer_is_503_and_the_retry_is_enqueued_once() {
     let messages = receive_all(&s.aws.clients.sqs, &s.aws.queue_url).await;
     assert_eq!(messages.len(), 1, "enqueued exactly once");
     assert_eq!(attribute(&messages[0], "kind").as_deref(), Some("shipment"));
+}
+
+/// Messages on the queue, visible or not (moto counts exactly); reading them would hide them
+/// from the final read.
+async fn queue_depth(aws: &MotoResources) -> usize {
+    let answer = aws
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&aws.queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes");
+    let attributes = answer.attributes().expect("attributes");
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|name| attributes[name].parse::<usize>().expect("a count"))
+    .sum()
+}
+
+/// An S3 client with the test's tight bounds for an endpoint that is broken on purpose.
+async fn s3_at(addr: std::net::SocketAddr) -> aws_sdk_s3::Client {
+    let mut options = moto_options(&format!("http://{addr}"));
+    options.operation_timeout = Some(Duration::from_secs(2));
+    options.operation_attempt_timeout = Some(Duration::from_secs(1));
+    options.connect_timeout = Some(Duration::from_secs(1));
+    options.max_attempts = Some(1);
+    AwsClients::new(&options.load().await).s3
+}
+
+/// S3 alone broken while SQS and DynamoDB work, first stopped (nothing listens on its port),
+/// then hanging (it accepts connections and never answers): a message that needs the claim
+/// check is answered 503 in time with nothing on the queue, and once S3 is back Tradecloud's
+/// retry is enqueued once, its payload readable through the pointer.
+#[tokio::test]
+async fn with_s3_alone_stopped_or_hanging_a_claim_checked_message_is_answered_503_and_the_retry_enqueued_once()
+ {
+    let moto = Moto::start().await;
+    let s = setup(&moto).await;
+    // Every message through the claim check: the fixtures are far below SQS's 1 MiB.
+    let claim_check_everything = || SqsSinkConfig {
+        claim_check_threshold: 1024,
+        ..SqsSinkConfig::new(s.aws.queue_url.clone())
+    };
+    let stopped = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_addr = hanging.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = hanging.accept().await {
+            held.push(connection);
+        }
+    });
+    let healthy = serve_app(&s.aws, s.aws.clients.s3.clone(), claim_check_everything()).await;
+
+    let cases = [
+        (
+            stopped,
+            "/webhook/orders",
+            fixture("webhook/order-issued-by-buyer.json"),
+        ),
+        (
+            hanging_addr,
+            "/webhook/shipments",
+            fixture("webhook/shipment-issued.json"),
+        ),
+    ];
+    let mut enqueued = 0;
+    for (broken, path, body) in cases {
+        let base = serve_app(&s.aws, s3_at(broken).await, claim_check_everything()).await;
+        let started = std::time::Instant::now();
+        let during = post(&base, path, "application/json", body.clone()).await;
+        assert_eq!(during.status(), 503, "S3 at {broken} unusable: retryable");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "answered within the client's bounds, took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            queue_depth(&s.aws).await,
+            enqueued,
+            "nothing on the queue without its payload in S3"
+        );
+
+        // S3 is back: Tradecloud's retry reaches a relay whose claim check works.
+        let mut outcome = None;
+        for _ in 0..40 {
+            let answer = post(&healthy, path, "application/json", body.clone()).await;
+            if answer.status().is_success() {
+                outcome = Some(answer.status().as_u16());
+                break;
+            }
+            assert_eq!(answer.status(), 503, "only 503 while recovering");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(outcome, Some(202), "the retry goes through once S3 is back");
+        let late = post(&healthy, path, "application/json", body).await;
+        assert_eq!(late.status(), 200, "and a further retry is a duplicate");
+        enqueued += 1;
+    }
+    holder.abort();
+
+    let messages = receive_all(&s.aws.clients.sqs, &s.aws.queue_url).await;
+    assert_eq!(messages.len(), 2, "each message enqueued exactly once");
+    let mut kinds = Vec::new();
+    for message in &messages {
+        let pointer = PayloadS3Pointer::from_body(message.body().unwrap())
+            .expect("the message is a claim-check pointer");
+        let object = s
+            .aws
+            .clients
+            .s3
+            .get_object()
+            .bucket(&pointer.bucket)
+            .key(&pointer.key)
+            .send()
+            .await
+            .expect("the pointer's payload is in S3");
+        let bytes = object.body.collect().await.unwrap().into_bytes();
+        let envelope: Value = serde_json::from_slice(&bytes).expect("an envelope");
+        kinds.push(envelope["kind"].as_str().unwrap().to_owned());
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["order", "shipment"]);
 }
