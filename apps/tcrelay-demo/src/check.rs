@@ -198,9 +198,23 @@ pub fn check(truth: &GroundTruth, queue: &[QueuedMessage], options: &CheckOption
         objects: truth.objects.len(),
         ..CheckReport::default()
     };
+    let on_queue = check_keys_once(&mut report, queue);
+    let relayed = RelayedStates::of(queue);
+    let delivered = check_deliveries(&mut report, truth, options, &on_queue, &relayed);
+    check_envelopes_real(&mut report, truth, queue, &delivered);
+    check_final_states(&mut report, truth, &relayed);
+    if options.check_order {
+        check_order(&mut report, queue);
+    }
+    report
+}
 
-    // 1. No dedupe key twice.
-    let mut by_key: HashMap<&str, usize> = HashMap::new();
+/// Dedupe key -> index in the queue (of its first envelope).
+type KeyIndex<'q> = HashMap<&'q str, usize>;
+
+/// Rule 1: no dedupe key twice. Returns the keys on the queue.
+fn check_keys_once<'q>(report: &mut CheckReport, queue: &'q [QueuedMessage]) -> KeyIndex<'q> {
+    let mut by_key: KeyIndex<'q> = HashMap::new();
     for (i, m) in queue.iter().enumerate() {
         if let Some(first) = by_key.insert(m.envelope.dedupe_key.as_str(), i) {
             report.fail(format!(
@@ -209,26 +223,45 @@ pub fn check(truth: &GroundTruth, queue: &[QueuedMessage], options: &CheckOption
             ));
         }
     }
+    by_key
+}
 
-    // States relayed as complete objects (poll, GET), and every state on the queue.
-    let mut full_states: HashSet<StateId> = HashSet::new();
-    let mut any_states: HashMap<(&'static str, String), Vec<DateTime<Utc>>> = HashMap::new();
-    for m in queue {
-        let e = &m.envelope;
-        let Some(at) = instant(e.last_updated_at.as_deref()) else {
-            continue;
-        };
-        let class = e.kind.object_class().as_str();
-        if e.source != Source::WebhookPost {
-            full_states.insert((class, e.id.clone(), at));
+/// The object states on the queue.
+struct RelayedStates {
+    /// States relayed as complete objects (poll, GET).
+    full: HashSet<StateId>,
+    /// Every state on the queue, per object.
+    any: HashMap<(&'static str, String), Vec<DateTime<Utc>>>,
+}
+
+impl RelayedStates {
+    fn of(queue: &[QueuedMessage]) -> Self {
+        let mut full: HashSet<StateId> = HashSet::new();
+        let mut any: HashMap<(&'static str, String), Vec<DateTime<Utc>>> = HashMap::new();
+        for m in queue {
+            let e = &m.envelope;
+            let Some(at) = instant(e.last_updated_at.as_deref()) else {
+                continue;
+            };
+            let class = e.kind.object_class().as_str();
+            if e.source != Source::WebhookPost {
+                full.insert((class, e.id.clone(), at));
+            }
+            any.entry((class, e.id.clone())).or_default().push(at);
         }
-        any_states
-            .entry((class, e.id.clone()))
-            .or_default()
-            .push(at);
+        Self { full, any }
     }
+}
 
-    // 2. Delivered POSTs.
+/// Rules 2 and 3: every delivery answered 2xx is accounted for. POSTs and GETs in one pass, so
+/// the failures are listed in delivery order. Returns the message each POSTed key carried.
+fn check_deliveries(
+    report: &mut CheckReport,
+    truth: &GroundTruth,
+    options: &CheckOptions,
+    on_queue: &KeyIndex<'_>,
+    relayed: &RelayedStates,
+) -> HashMap<String, DeliveredMessage> {
     let mut delivered_keys: HashMap<String, DeliveredMessage> = HashMap::new();
     let mut expected: HashSet<String> = HashSet::new();
     for record in &truth.deliveries {
@@ -236,7 +269,7 @@ pub fn check(truth: &GroundTruth, queue: &[QueuedMessage], options: &CheckOption
         if record.method == "GET" {
             if delivered {
                 report.gets_delivered += 1;
-                check_get(&mut report, truth, record, &any_states);
+                check_get(report, truth, record, &relayed.any);
             }
             continue;
         }
@@ -249,99 +282,149 @@ pub fn check(truth: &GroundTruth, queue: &[QueuedMessage], options: &CheckOption
         };
         if delivered {
             report.posts_delivered += 1;
-            let admitted = options.filter.admits(&message.event_name);
-            let on_queue = by_key.contains_key(message.key.as_str());
-            if !admitted {
-                if on_queue {
-                    report.fail(format!(
-                        "filtered event {} is on the queue ({})",
-                        message.event_name, message.key
-                    ));
-                }
-            } else if expected.insert(message.key.clone()) && !on_queue {
-                let as_state = message.last_updated_at.is_some_and(|at| {
-                    full_states.contains(&(message.class.as_str(), message.id.clone(), at))
-                });
-                if as_state {
-                    report.covered_by_state += 1;
-                } else {
-                    report.fail(format!(
-                        "delivery {} (change {}, {} {} at {}) was answered 2xx but is not on the queue \
-                         under {} nor as a complete state",
-                        record.id,
-                        record.change_seq,
-                        message.event_name,
-                        message.id,
-                        record.last_updated_at,
-                        message.key
-                    ));
-                }
-            }
+            check_delivered_post(
+                report,
+                record,
+                &message,
+                &options.filter,
+                on_queue,
+                &relayed.full,
+                &mut expected,
+            );
         }
         delivered_keys.entry(message.key.clone()).or_insert(message);
     }
     report.messages_expected = expected.len();
+    delivered_keys
+}
 
-    // 4. Every envelope corresponds to a real change.
+/// Rule 2, for a POST answered 2xx: if the filter admits it, its message (once per key) is on
+/// the queue under its key, or its state was relayed first as a complete object; if not, it is
+/// absent.
+fn check_delivered_post(
+    report: &mut CheckReport,
+    record: &DeliveryRecord,
+    message: &DeliveredMessage,
+    filter: &EventFilter,
+    on_queue: &KeyIndex<'_>,
+    full_states: &HashSet<StateId>,
+    expected: &mut HashSet<String>,
+) {
+    let admitted = filter.admits(&message.event_name);
+    let on_queue = on_queue.contains_key(message.key.as_str());
+    if !admitted {
+        if on_queue {
+            report.fail(format!(
+                "filtered event {} is on the queue ({})",
+                message.event_name, message.key
+            ));
+        }
+    } else if expected.insert(message.key.clone()) && !on_queue {
+        let as_state = message.last_updated_at.is_some_and(|at| {
+            full_states.contains(&(message.class.as_str(), message.id.clone(), at))
+        });
+        if as_state {
+            report.covered_by_state += 1;
+        } else {
+            report.fail(format!(
+                "delivery {} (change {}, {} {} at {}) was answered 2xx but is not on the queue \
+                 under {} nor as a complete state",
+                record.id,
+                record.change_seq,
+                message.event_name,
+                message.id,
+                record.last_updated_at,
+                message.key
+            ));
+        }
+    }
+}
+
+/// Rule 4: every envelope corresponds to a real change.
+fn check_envelopes_real(
+    report: &mut CheckReport,
+    truth: &GroundTruth,
+    queue: &[QueuedMessage],
+    delivered_keys: &HashMap<String, DeliveredMessage>,
+) {
     let states = real_states(&truth.changes);
     for m in queue {
-        let e = &m.envelope;
-        match e.source {
-            Source::WebhookPost => match delivered_keys.get(&e.dedupe_key) {
-                None => report.fail(format!(
-                    "envelope at {} ({} {}) has message key {} that no delivery carried",
-                    m.position,
-                    e.event_name.as_deref().unwrap_or("-"),
-                    e.id,
-                    e.dedupe_key
-                )),
-                Some(d) => {
-                    if d.id != e.id
-                        || Some(d.event_name.as_str()) != e.event_name.as_deref()
-                        || d.last_updated_at != instant(e.last_updated_at.as_deref())
-                    {
-                        report.fail(format!(
-                            "envelope at {} does not match the delivery of its key {}",
-                            m.position, e.dedupe_key
-                        ));
-                    }
-                }
-            },
-            Source::Poll | Source::WebhookGet => {
-                let class = e.kind.object_class().as_str();
-                let Some(at) = instant(e.last_updated_at.as_deref()) else {
-                    report.fail(format!(
-                        "{} envelope at {} for {} has no lastUpdatedAt",
-                        e.source.as_str(),
-                        m.position,
-                        e.id
-                    ));
-                    continue;
-                };
-                match states.get(&(class, e.id.clone(), at)) {
-                    None => report.fail(format!(
-                        "{} envelope at {} is a state {class} {} never had ({at})",
-                        e.source.as_str(),
-                        m.position,
-                        e.id
-                    )),
-                    Some(&version) => {
-                        if e.version.is_some_and(|v| v != version) {
-                            report.fail(format!(
-                                "{} envelope at {} for {} at {at} has version {:?}, the object had {version}",
-                                e.source.as_str(),
-                                m.position,
-                                e.id,
-                                e.version
-                            ));
-                        }
-                    }
-                }
+        match m.envelope.source {
+            Source::WebhookPost => check_post_envelope(report, m, delivered_keys),
+            Source::Poll | Source::WebhookGet => check_state_envelope(report, m, &states),
+        }
+    }
+}
+
+/// A POST envelope: a delivered message, with the same key, id, event and time.
+fn check_post_envelope(
+    report: &mut CheckReport,
+    m: &QueuedMessage,
+    delivered_keys: &HashMap<String, DeliveredMessage>,
+) {
+    let e = &m.envelope;
+    match delivered_keys.get(&e.dedupe_key) {
+        None => report.fail(format!(
+            "envelope at {} ({} {}) has message key {} that no delivery carried",
+            m.position,
+            e.event_name.as_deref().unwrap_or("-"),
+            e.id,
+            e.dedupe_key
+        )),
+        Some(d) => {
+            if d.id != e.id
+                || Some(d.event_name.as_str()) != e.event_name.as_deref()
+                || d.last_updated_at != instant(e.last_updated_at.as_deref())
+            {
+                report.fail(format!(
+                    "envelope at {} does not match the delivery of its key {}",
+                    m.position, e.dedupe_key
+                ));
             }
         }
     }
+}
 
-    // 5. Final states.
+/// A poll or GET envelope: a state the object really had, with its version then.
+fn check_state_envelope(
+    report: &mut CheckReport,
+    m: &QueuedMessage,
+    states: &HashMap<StateId, u64>,
+) {
+    let e = &m.envelope;
+    let class = e.kind.object_class().as_str();
+    let Some(at) = instant(e.last_updated_at.as_deref()) else {
+        report.fail(format!(
+            "{} envelope at {} for {} has no lastUpdatedAt",
+            e.source.as_str(),
+            m.position,
+            e.id
+        ));
+        return;
+    };
+    match states.get(&(class, e.id.clone(), at)) {
+        None => report.fail(format!(
+            "{} envelope at {} is a state {class} {} never had ({at})",
+            e.source.as_str(),
+            m.position,
+            e.id
+        )),
+        Some(&version) => {
+            if e.version.is_some_and(|v| v != version) {
+                report.fail(format!(
+                    "{} envelope at {} for {} at {at} has version {:?}, the object had {version}",
+                    e.source.as_str(),
+                    m.position,
+                    e.id,
+                    e.version
+                ));
+            }
+        }
+    }
+}
+
+/// Rule 5: every object's final state is on the queue.
+fn check_final_states(report: &mut CheckReport, truth: &GroundTruth, relayed: &RelayedStates) {
     for object in &truth.objects {
         let class = match object.class.as_str() {
             "shipment" => ObjectClass::Shipment.as_str(),
@@ -354,7 +437,8 @@ pub fn check(truth: &GroundTruth, queue: &[QueuedMessage], options: &CheckOption
             ));
             continue;
         };
-        let present = any_states
+        let present = relayed
+            .any
             .get(&(class, object.id.clone()))
             .is_some_and(|seen| seen.contains(&at));
         if !present {
@@ -364,12 +448,6 @@ pub fn check(truth: &GroundTruth, queue: &[QueuedMessage], options: &CheckOption
             ));
         }
     }
-
-    // 6. Order per object and channel.
-    if options.check_order {
-        check_order(&mut report, queue);
-    }
-    report
 }
 
 /// Every state an object had: (class, id, instant) -> version at that instant.
@@ -393,6 +471,7 @@ fn real_states(changes: &[Change]) -> HashMap<StateId, u64> {
     states
 }
 
+/// Rule 3: a GET answered 2xx left the object's state at or after that change on the queue.
 fn check_get(
     report: &mut CheckReport,
     truth: &GroundTruth,
@@ -426,6 +505,7 @@ type ChannelKey = (&'static str, String, &'static str);
 /// The last message seen on a channel: its time, version and queue position.
 type LastSeen = (DateTime<Utc>, Option<u64>, i64);
 
+/// Rule 6: per object and channel, queue order follows `lastUpdatedAt` and `version`.
 fn check_order(report: &mut CheckReport, queue: &[QueuedMessage]) {
     let mut sorted: Vec<&QueuedMessage> = queue.iter().collect();
     sorted.sort_by_key(|m| m.position);

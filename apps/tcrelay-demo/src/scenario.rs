@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -28,7 +29,7 @@ use crate::check::{
 use crate::faults::{SlowDedupe, SwitchableSink};
 use tcrelay::Ports;
 use tcrelay::metrics::{Channel, Counters};
-use tcrelay::server::{RelayParts, ServeOptions, poll_once, start};
+use tcrelay::server::{RelayParts, RunningServer, ServeOptions, poll_once, start};
 use tcrelay::settings::{Backend, Settings};
 use tcrelay_tradecloud::{ClientApi, ClientPollApi};
 
@@ -310,36 +311,101 @@ pub async fn run(
     ports: Ports,
     reader: &dyn QueueReader,
 ) -> Result<ScenarioReport, ScenarioError> {
-    // On a terminal the progress line is rewritten in place (one line, not one every two
-    // seconds); into a file or a pipe each is a line of its own.
-    let in_place = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let progress_shown = std::sync::atomic::AtomicBool::new(false);
-    let say = |line: String| {
-        if options.progress {
-            if progress_shown.swap(false, std::sync::atomic::Ordering::Relaxed) {
+    let out = Progress::new(options.progress);
+    let sim = start_simulator(options).await?;
+    let webhook_password = format!("demo-{}", uuid::Uuid::new_v4().simple());
+    let settings = relay_settings(options, &sim, &webhook_password)?;
+    let (server, relay) = start_relay(options, &sim, &settings, ports).await?;
+    out.say(format!(
+        "relay listening on http://{}/webhook, simulator on {}",
+        relay.addr,
+        sim.base_url()
+    ));
+    let scenario = Scenario {
+        options,
+        out,
+        sim,
+        settings,
+        webhook_password,
+        relay,
+    };
+    scenario.add_webhooks()?;
+    scenario.add_api_faults();
+    let started = Instant::now();
+    let faults = scenario.drive_changes(started).await?;
+    scenario.drain_and_stop(server, started).await?;
+    scenario.gather_report(reader, faults).await
+}
+
+/// The progress output: event lines, and a progress line that on a terminal is rewritten in
+/// place (one line, not one every two seconds); into a file or a pipe each is a line of its own.
+struct Progress {
+    enabled: bool,
+    in_place: bool,
+    /// A progress line was written in place and not ended yet.
+    shown: AtomicBool,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            in_place: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            shown: AtomicBool::new(false),
+        }
+    }
+
+    /// An event line (it ends a progress line written in place first).
+    fn say(&self, line: String) {
+        if self.enabled {
+            if self.shown.swap(false, Ordering::Relaxed) {
                 println!();
             }
             println!("{line}");
         }
-    };
-    let progress = |line: String| {
-        if !options.progress {
+    }
+
+    /// An event line stamped with the time since the changes started.
+    fn say_at(&self, elapsed: Duration, what: &str) {
+        self.say(format!("{:>5.1}s  {what}", elapsed.as_secs_f64()));
+    }
+
+    fn progress(&self, line: String) {
+        if !self.enabled {
             return;
         }
-        if in_place {
+        if self.in_place {
             use std::io::Write as _;
             print!("\r{line}\x1b[K");
             let _ = std::io::stdout().flush();
-            progress_shown.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.shown.store(true, Ordering::Relaxed);
         } else {
             println!("{line}");
         }
-    };
+    }
+
+    /// Ends a progress line written in place.
+    fn finish(&self) {
+        if self.shown.load(Ordering::Relaxed) {
+            println!();
+        }
+    }
+}
+
+async fn start_simulator(options: &ScenarioOptions) -> Result<Simulator, ScenarioError> {
     let mut sim_config = SimConfig::seeded(options.seed);
     sim_config.world.initial_orders = 40;
     sim_config.world.initial_shipments = 10;
     sim_config.fault_seed = options.seed;
-    let sim = Simulator::start(sim_config).await?;
+    Ok(Simulator::start(sim_config).await?)
+}
+
+/// The relay's settings, as `tcrelay serve` would read them from the environment.
+fn relay_settings(
+    options: &ScenarioOptions,
+    sim: &Simulator,
+    webhook_password: &str,
+) -> Result<Settings, ScenarioError> {
     let start_time = tradecloud_model::timestamp::format(
         sim.changes()
             .first()
@@ -347,8 +413,6 @@ pub async fn run(
             .unwrap_or_default()
             - chrono::Duration::minutes(1),
     );
-    let webhook_password = format!("demo-{}", uuid::Uuid::new_v4().simple());
-
     let env: HashMap<String, String> = [
         ("TRADECLOUD_API_URL", sim.base_url()),
         ("TRADECLOUD_USERNAME", sim.username().to_owned()),
@@ -375,8 +439,27 @@ pub async fn run(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let settings = Settings::from_env_map(&env, Backend::Sqlite)?;
+    Ok(Settings::from_env_map(&env, Backend::Sqlite)?)
+}
 
+/// The relay as the scenario drives it once started.
+struct Relay {
+    /// For the extra poll runs (the killed one, the catch-up).
+    parts: RelayParts,
+    addr: SocketAddr,
+    counters: Arc<Counters>,
+    /// The fault switches around the given sink and dedupe store.
+    sink: Arc<SwitchableSink>,
+    dedupe: Arc<SlowDedupe>,
+}
+
+/// Starts the relay on a free local port, its sink and dedupe store wrapped in fault switches.
+async fn start_relay(
+    options: &ScenarioOptions,
+    sim: &Simulator,
+    settings: &Settings,
+    ports: Ports,
+) -> Result<(RunningServer, Relay), ScenarioError> {
     let mut client_config = ClientConfig::new(
         sim.base_url(),
         Credentials::new(sim.username(), sim.password()),
@@ -412,203 +495,306 @@ pub async fn run(
         },
     )
     .await?;
-    let addr = server.local_addr();
-    let counters = server.counters();
-    say(format!(
-        "relay listening on http://{addr}/webhook, simulator on {}",
-        sim.base_url()
-    ));
-
-    let auth = WebhookAuth::Basic {
-        username: WEBHOOK_USER.into(),
-        password: webhook_password.clone(),
+    let relay = Relay {
+        parts,
+        addr: server.local_addr(),
+        counters: server.counters(),
+        sink,
+        dedupe,
     };
-    let targets = [
-        WebhookTarget {
-            integration: Integration::Orders,
-            format: WebhookFormat::Json,
-            auth: auth.clone(),
-            duplicate_rate: options.duplicate_rate,
-            seed: options.seed,
-            ..WebhookTarget::new(format!("http://{addr}/webhook/orders"))
-        },
-        WebhookTarget {
-            integration: Integration::OrderDocuments,
-            format: WebhookFormat::Txml,
-            auth: auth.clone(),
-            duplicate_rate: options.duplicate_rate,
-            seed: options.seed + 1,
-            ..WebhookTarget::new(format!("http://{addr}/webhook/order-documents"))
-        },
-        WebhookTarget {
-            integration: Integration::Shipments,
-            method: WebhookMethod::Get,
-            auth: auth.clone(),
-            duplicate_rate: options.duplicate_rate,
-            seed: options.seed + 2,
-            ..WebhookTarget::new(format!("http://{addr}/webhook/shipments/{{shipmentId}}"))
-        },
-    ];
-    for target in targets {
-        sim.add_webhook(target)?;
-    }
-    say("webhooks: POST JSON orders, POST tXML order documents, GET shipments by path; polling orders and shipments".into());
+    Ok((server, relay))
+}
 
-    // API faults: a few 429s and 5xx on the poll and fetch endpoints, throughout.
-    for (endpoints, fault, rate) in [
-        (
-            vec![Endpoint::OrderPoll, Endpoint::ShipmentPoll],
-            Fault::TooManyRequests {
-                retry_after_secs: 0,
+/// What the phases after the start share.
+struct Scenario<'a> {
+    options: &'a ScenarioOptions,
+    out: Progress,
+    sim: Simulator,
+    settings: Settings,
+    webhook_password: String,
+    relay: Relay,
+}
+
+/// The faults' state while the changes run, and what the report needs of it.
+#[derive(Default)]
+struct Faults {
+    /// The queue outage was switched on (it is switched off at 45 % of the duration).
+    outage: bool,
+    /// When the queue started to stall.
+    stall_started: Option<Duration>,
+    /// The bodies of the malformed requests sent.
+    malformed_sent: Vec<Vec<u8>>,
+    /// A poll run was killed while running.
+    killed: bool,
+}
+
+impl Scenario<'_> {
+    /// Tradecloud's webhook sender delivers through every channel at once.
+    fn add_webhooks(&self) -> Result<(), ScenarioError> {
+        let addr = self.relay.addr;
+        let options = self.options;
+        let auth = WebhookAuth::Basic {
+            username: WEBHOOK_USER.into(),
+            password: self.webhook_password.clone(),
+        };
+        let targets = [
+            WebhookTarget {
+                integration: Integration::Orders,
+                format: WebhookFormat::Json,
+                auth: auth.clone(),
+                duplicate_rate: options.duplicate_rate,
+                seed: options.seed,
+                ..WebhookTarget::new(format!("http://{addr}/webhook/orders"))
             },
-            0.1,
-        ),
-        (
-            vec![Endpoint::OrderPoll, Endpoint::ShipmentGet],
-            Fault::Status { status: 503 },
-            0.05,
-        ),
-        (
-            vec![Endpoint::ShipmentGet],
-            Fault::Status { status: 500 },
-            0.03,
-        ),
-    ] {
-        sim.add_fault(FaultRule {
-            endpoints,
-            fault,
-            rate,
-            count: Some(10),
-        });
+            WebhookTarget {
+                integration: Integration::OrderDocuments,
+                format: WebhookFormat::Txml,
+                auth: auth.clone(),
+                duplicate_rate: options.duplicate_rate,
+                seed: options.seed + 1,
+                ..WebhookTarget::new(format!("http://{addr}/webhook/order-documents"))
+            },
+            WebhookTarget {
+                integration: Integration::Shipments,
+                method: WebhookMethod::Get,
+                auth: auth.clone(),
+                duplicate_rate: options.duplicate_rate,
+                seed: options.seed + 2,
+                ..WebhookTarget::new(format!("http://{addr}/webhook/shipments/{{shipmentId}}"))
+            },
+        ];
+        for target in targets {
+            self.sim.add_webhook(target)?;
+        }
+        self.out.say("webhooks: POST JSON orders, POST tXML order documents, GET shipments by path; polling orders and shipments".into());
+        Ok(())
     }
-    // Objects change while the poller pages.
-    sim.set_changes_per_poll(1);
 
-    let started = Instant::now();
-    let tick = Duration::from_millis(200);
-    let ticks = (options.duration.as_millis() / tick.as_millis()).max(1) as usize;
-    let mut made = 0usize;
-    let mut outage = false;
-    let mut stall_started: Option<Duration> = None;
-    let mut malformed_sent = Vec::new();
-    let mut killed = false;
-    let mut next_progress = Duration::ZERO;
-    for t in 0..ticks {
-        let elapsed = started.elapsed();
-        let frac = t as f64 / ticks as f64;
-        // Spread the changes evenly over the ticks left.
-        let due = ((options.changes as f64) * ((t + 1) as f64 / ticks as f64)).round() as usize;
-        while made < due {
-            let changes = sim.advance(1)?;
-            made += changes.len().max(1);
+    /// The API side's faults, for the whole run.
+    fn add_api_faults(&self) {
+        // API faults: a few 429s and 5xx on the poll and fetch endpoints, throughout.
+        for (endpoints, fault, rate) in [
+            (
+                vec![Endpoint::OrderPoll, Endpoint::ShipmentPoll],
+                Fault::TooManyRequests {
+                    retry_after_secs: 0,
+                },
+                0.1,
+            ),
+            (
+                vec![Endpoint::OrderPoll, Endpoint::ShipmentGet],
+                Fault::Status { status: 503 },
+                0.05,
+            ),
+            (
+                vec![Endpoint::ShipmentGet],
+                Fault::Status { status: 500 },
+                0.03,
+            ),
+        ] {
+            self.sim.add_fault(FaultRule {
+                endpoints,
+                fault,
+                rate,
+                count: Some(10),
+            });
         }
-        if options.queue_outage && !outage && (0.3..0.45).contains(&frac) {
-            outage = true;
+        // Objects change while the poller pages.
+        self.sim.set_changes_per_poll(1);
+    }
+
+    /// Makes the changes in ticks of 200 ms over the duration, switching the relay's faults on
+    /// and off on the way; then switches them all off.
+    async fn drive_changes(&self, started: Instant) -> Result<Faults, ScenarioError> {
+        let tick = Duration::from_millis(200);
+        let ticks = (self.options.duration.as_millis() / tick.as_millis()).max(1) as usize;
+        let mut made = 0usize;
+        let mut faults = Faults::default();
+        let mut next_progress = Duration::ZERO;
+        for t in 0..ticks {
+            let elapsed = started.elapsed();
+            let frac = t as f64 / ticks as f64;
+            // Spread the changes evenly over the ticks left.
+            let due =
+                ((self.options.changes as f64) * ((t + 1) as f64 / ticks as f64)).round() as usize;
+            while made < due {
+                let changes = self.sim.advance(1)?;
+                made += changes.len().max(1);
+            }
+            self.switch_faults(&mut faults, frac, elapsed).await?;
+            if elapsed >= next_progress {
+                next_progress += Duration::from_secs(2);
+                self.out
+                    .progress(progress_line(elapsed, &self.sim, &self.relay.counters));
+            }
+            let next = tick * (t as u32 + 1);
+            if let Some(wait) = next.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        self.end_faults(&mut faults).await?;
+        Ok(faults)
+    }
+
+    /// Switches the relay's faults on and off by `frac`, the part of the duration gone.
+    async fn switch_faults(
+        &self,
+        faults: &mut Faults,
+        frac: f64,
+        elapsed: Duration,
+    ) -> Result<(), ScenarioError> {
+        self.switch_queue_outage(faults, frac, elapsed);
+        self.switch_queue_stall(faults, frac, elapsed);
+        self.switch_dedupe_slowness(frac, elapsed);
+        if faults.malformed_sent.is_empty() && frac >= 0.5 {
+            faults.malformed_sent = send_malformed(self.relay.addr, &self.webhook_password).await?;
+            self.out.say_at(
+                elapsed,
+                &format!(
+                    "sent {} malformed requests (expect 400 and quarantine)",
+                    faults.malformed_sent.len()
+                ),
+            );
+        }
+        if self.options.kill_a_poll_run && !faults.killed && frac >= 0.6 {
+            faults.killed = kill_a_poll_run(&self.relay.parts, &self.settings.poll).await;
+            self.out.say_at(
+                elapsed,
+                if faults.killed {
+                    "killed a poll run mid-way (its lease expires, the next run continues from the cursor)"
+                } else {
+                    "a poll run finished before it could be killed"
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The queue is down from 30 % to 45 % of the duration.
+    fn switch_queue_outage(&self, faults: &mut Faults, frac: f64, elapsed: Duration) {
+        let sink = &self.relay.sink;
+        if self.options.queue_outage && !faults.outage && (0.3..0.45).contains(&frac) {
+            faults.outage = true;
             sink.set_down(true);
-            say(format!(
-                "{:>5.1}s  queue unavailable: the webhook answers 503, Tradecloud retries",
-                elapsed.as_secs_f64()
-            ));
+            self.out.say_at(
+                elapsed,
+                "queue unavailable: the webhook answers 503, Tradecloud retries",
+            );
         }
-        if outage && sink.is_down() && frac >= 0.45 {
+        if faults.outage && sink.is_down() && frac >= 0.45 {
             sink.set_down(false);
-            say(format!(
-                "{:>5.1}s  queue available again ({} batches refused)",
-                elapsed.as_secs_f64(),
-                sink.refused()
-            ));
+            self.out.say_at(
+                elapsed,
+                &format!("queue available again ({} batches refused)", sink.refused()),
+            );
         }
-        if options.queue_stall && stall_started.is_none() && frac >= 0.5 {
-            stall_started = Some(elapsed);
+    }
+
+    /// The queue stalls from 50 % of the duration for [`ScenarioOptions::stall_length`].
+    fn switch_queue_stall(&self, faults: &mut Faults, frac: f64, elapsed: Duration) {
+        let sink = &self.relay.sink;
+        if self.options.queue_stall && faults.stall_started.is_none() && frac >= 0.5 {
+            faults.stall_started = Some(elapsed);
             sink.set_stalled(true);
-            say(format!(
-                "{:>5.1}s  queue stalls: requests run out of their budget and are answered 503",
-                elapsed.as_secs_f64()
-            ));
+            self.out.say_at(
+                elapsed,
+                "queue stalls: requests run out of their budget and are answered 503",
+            );
         }
-        if let Some(at) = stall_started
+        if let Some(at) = faults.stall_started
             && sink.is_stalled()
-            && elapsed >= at + options.stall_length()
+            && elapsed >= at + self.options.stall_length()
         {
             sink.set_stalled(false);
-            say(format!(
-                "{:>5.1}s  queue answers again ({} batches held meanwhile)",
-                elapsed.as_secs_f64(),
-                sink.held()
-            ));
+            self.out.say_at(
+                elapsed,
+                &format!(
+                    "queue answers again ({} batches held meanwhile)",
+                    sink.held()
+                ),
+            );
         }
-        let slow = options.dedupe_slow && (0.65..0.8).contains(&frac);
+    }
+
+    /// The dedupe store is slow from 65 % to 80 % of the duration.
+    fn switch_dedupe_slowness(&self, frac: f64, elapsed: Duration) {
+        let dedupe = &self.relay.dedupe;
+        let slow = self.options.dedupe_slow && (0.65..0.8).contains(&frac);
         if slow != dedupe.delay().is_some() {
-            dedupe.set_delay(slow.then(|| options.request_budget / 3));
-            say(format!(
-                "{:>5.1}s  {}",
-                elapsed.as_secs_f64(),
+            dedupe.set_delay(slow.then(|| self.options.request_budget / 3));
+            self.out.say_at(
+                elapsed,
                 if slow {
                     "dedupe store slows down: requests run out of time between their steps"
                 } else {
                     "dedupe store at full speed again"
-                }
-            ));
+                },
+            );
         }
-        if malformed_sent.is_empty() && frac >= 0.5 {
-            malformed_sent = send_malformed(addr, &webhook_password).await?;
-            say(format!(
-                "{:>5.1}s  sent {} malformed requests (expect 400 and quarantine)",
-                elapsed.as_secs_f64(),
-                malformed_sent.len()
-            ));
-        }
-        if options.kill_a_poll_run && !killed && frac >= 0.6 {
-            killed = kill_a_poll_run(&parts, &settings.poll).await;
-            say(format!(
-                "{:>5.1}s  {}",
-                elapsed.as_secs_f64(),
-                if killed {
-                    "killed a poll run mid-way (its lease expires, the next run continues from the cursor)"
-                } else {
-                    "a poll run finished before it could be killed"
-                }
-            ));
-        }
-        if elapsed >= next_progress {
-            next_progress += Duration::from_secs(2);
-            progress(progress_line(elapsed, &sim, &counters));
-        }
-        let next = tick * (t as u32 + 1);
-        if let Some(wait) = next.checked_sub(started.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    if sink.is_down() {
-        sink.set_down(false);
-    }
-    if sink.is_stalled() {
-        sink.set_stalled(false);
-    }
-    dedupe.set_delay(None);
-    if options.kill_a_poll_run && !killed {
-        killed = kill_a_poll_run(&parts, &settings.poll).await;
-    }
-    if malformed_sent.is_empty() {
-        malformed_sent = send_malformed(addr, &webhook_password).await?;
     }
 
-    say(format!(
-        "{:>5.1}s  changes stopped; waiting for the webhook sender to drain",
-        started.elapsed().as_secs_f64()
-    ));
-    sim.set_changes_per_poll(0);
-    if !sim.wait_webhooks_idle(options.drain_timeout).await {
-        say("the webhook sender did not drain in time; the check will show what is missing".into());
+    /// When the changes stop: every fault off, and the one-off faults a short run ended before
+    /// reaching are injected now.
+    async fn end_faults(&self, faults: &mut Faults) -> Result<(), ScenarioError> {
+        let sink = &self.relay.sink;
+        if sink.is_down() {
+            sink.set_down(false);
+        }
+        if sink.is_stalled() {
+            sink.set_stalled(false);
+        }
+        self.relay.dedupe.set_delay(None);
+        if self.options.kill_a_poll_run && !faults.killed {
+            faults.killed = kill_a_poll_run(&self.relay.parts, &self.settings.poll).await;
+        }
+        if faults.malformed_sent.is_empty() {
+            faults.malformed_sent = send_malformed(self.relay.addr, &self.webhook_password).await?;
+        }
+        Ok(())
     }
-    sim.clear_faults();
-    // Graceful stop: a running poll run finishes its page and saves the cursor.
-    server.shutdown().await?;
-    // Catch up: poll until every stream is caught up (the killed run's lease may still hold).
-    if let Some(poll_ports) = parts.poll_ports() {
+
+    /// Waits for the webhook sender to drain, stops the relay and polls until caught up.
+    async fn drain_and_stop(
+        &self,
+        server: RunningServer,
+        started: Instant,
+    ) -> Result<(), ScenarioError> {
+        self.out.say_at(
+            started.elapsed(),
+            "changes stopped; waiting for the webhook sender to drain",
+        );
+        self.sim.set_changes_per_poll(0);
+        if !self
+            .sim
+            .wait_webhooks_idle(self.options.drain_timeout)
+            .await
+        {
+            self.out.say(
+                "the webhook sender did not drain in time; the check will show what is missing"
+                    .into(),
+            );
+        }
+        self.sim.clear_faults();
+        // Graceful stop: a running poll run finishes its page and saves the cursor.
+        server.shutdown().await?;
+        self.catch_up().await;
+        self.out.progress(progress_line(
+            started.elapsed(),
+            &self.sim,
+            &self.relay.counters,
+        ));
+        self.out.finish();
+        Ok(())
+    }
+
+    /// Polls until every stream is caught up (the killed run's lease may still hold).
+    async fn catch_up(&self) {
+        let Some(poll_ports) = self.relay.parts.poll_ports() else {
+            return;
+        };
         for _ in 0..20 {
-            let report = poll_once(&poll_ports, &settings.poll, &NoDeadline).await;
-            counters.record_poll(&report);
+            let report = poll_once(&poll_ports, &self.settings.poll, &NoDeadline).await;
+            self.relay.counters.record_poll(&report);
             let caught_up = report
                 .results
                 .iter()
@@ -619,23 +805,74 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    progress(progress_line(started.elapsed(), &sim, &counters));
-    if progress_shown.load(std::sync::atomic::Ordering::Relaxed) {
-        println!();
-    }
 
-    let truth = GroundTruth::from_simulator(&sim);
-    let queue = reader.envelopes().await.map_err(ScenarioError::Read)?;
-    let kept = reader.quarantined().await.map_err(ScenarioError::Read)?;
-    let report = check(
-        &truth,
-        &queue,
-        &CheckOptions {
-            filter: settings.webhook.filter.clone(),
-            check_order: options.check_order,
-        },
-    );
-    let quarantine = check_quarantine(&kept, &malformed_sent);
+    /// Reads the ground truth and the queue, checks them, counts, and stops the simulator.
+    async fn gather_report(
+        self,
+        reader: &dyn QueueReader,
+        faults: Faults,
+    ) -> Result<ScenarioReport, ScenarioError> {
+        let truth = GroundTruth::from_simulator(&self.sim);
+        let queue = reader.envelopes().await.map_err(ScenarioError::Read)?;
+        let kept = reader.quarantined().await.map_err(ScenarioError::Read)?;
+        let report = check(
+            &truth,
+            &queue,
+            &CheckOptions {
+                filter: self.settings.webhook.filter.clone(),
+                check_order: self.options.check_order,
+            },
+        );
+        let quarantine = check_quarantine(&kept, &faults.malformed_sent);
+        let api_faults = self
+            .sim
+            .api_requests()
+            .iter()
+            .filter(|r| r.fault && (r.status == 429 || r.status >= 500))
+            .count();
+        let counters = &self.relay.counters;
+        let out = ScenarioReport {
+            changes: truth.changes.len(),
+            changes_by_kind: changes_by_kind(&truth),
+            deliveries: (
+                truth.deliveries.len(),
+                truth
+                    .deliveries
+                    .iter()
+                    .filter(|d| d.outcome == DeliveryOutcome::Delivered)
+                    .count(),
+            ),
+            duplicate_deliveries: truth.deliveries.iter().filter(|d| d.duplicate).count(),
+            attempts: truth.deliveries.iter().map(|d| d.attempts.len()).sum(),
+            retried_answers: truth
+                .deliveries
+                .iter()
+                .flat_map(|d| &d.attempts)
+                .filter(|a| a.status.is_some_and(|s| s > 500))
+                .count(),
+            channels: Channel::ALL
+                .iter()
+                .map(|&c| (c, counters.channel(c)))
+                .collect(),
+            poll_runs: counters.poll_runs(),
+            enqueued: queue.len(),
+            quarantined: kept.len(),
+            poll_run_killed: faults.killed,
+            stalled_sends: self.relay.sink.held(),
+            slowed_dedupe_calls: self.relay.dedupe.delayed(),
+            api_faults,
+            check: report,
+            quarantine,
+            queue,
+            truth,
+        };
+        self.sim.shutdown().await;
+        Ok(out)
+    }
+}
+
+/// Changes per kind: orders, order documents, shipments.
+fn changes_by_kind(truth: &GroundTruth) -> [usize; 3] {
     let mut by_kind = [0usize; 3];
     for c in &truth.changes {
         by_kind[match c.kind {
@@ -644,48 +881,7 @@ pub async fn run(
             EventKind::Shipment => 2,
         }] += 1;
     }
-    let api_faults = sim
-        .api_requests()
-        .iter()
-        .filter(|r| r.fault && (r.status == 429 || r.status >= 500))
-        .count();
-    let out = ScenarioReport {
-        changes: truth.changes.len(),
-        changes_by_kind: by_kind,
-        deliveries: (
-            truth.deliveries.len(),
-            truth
-                .deliveries
-                .iter()
-                .filter(|d| d.outcome == DeliveryOutcome::Delivered)
-                .count(),
-        ),
-        duplicate_deliveries: truth.deliveries.iter().filter(|d| d.duplicate).count(),
-        attempts: truth.deliveries.iter().map(|d| d.attempts.len()).sum(),
-        retried_answers: truth
-            .deliveries
-            .iter()
-            .flat_map(|d| &d.attempts)
-            .filter(|a| a.status.is_some_and(|s| s > 500))
-            .count(),
-        channels: Channel::ALL
-            .iter()
-            .map(|&c| (c, counters.channel(c)))
-            .collect(),
-        poll_runs: counters.poll_runs(),
-        enqueued: queue.len(),
-        quarantined: kept.len(),
-        poll_run_killed: killed,
-        stalled_sends: sink.held(),
-        slowed_dedupe_calls: dedupe.delayed(),
-        api_faults,
-        check: report,
-        quarantine,
-        queue,
-        truth,
-    };
-    sim.shutdown().await;
-    Ok(out)
+    by_kind
 }
 
 fn progress_line(elapsed: Duration, sim: &Simulator, counters: &Counters) -> String {
