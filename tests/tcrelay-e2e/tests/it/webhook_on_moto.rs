@@ -277,8 +277,8 @@ async fn with_s3_alone_stopped_or_hanging_a_claim_checked_message_is_answered_50
             fixture("webhook/shipment-issued.json"),
         ),
     ];
-    let mut enqueued = 0;
-    for (broken, path, body) in cases {
+    // Before each case, the messages of the cases before it are on the queue.
+    for (enqueued, (broken, path, body)) in cases.into_iter().enumerate() {
         let base = serve_app(&s.aws, s3_at(broken).await, claim_check_everything()).await;
         let started = std::time::Instant::now();
         let during = post(&base, path, "application/json", body.clone()).await;
@@ -308,7 +308,6 @@ async fn with_s3_alone_stopped_or_hanging_a_claim_checked_message_is_answered_50
         assert_eq!(outcome, Some(202), "the retry goes through once S3 is back");
         let late = post(&healthy, path, "application/json", body).await;
         assert_eq!(late.status(), 200, "and a further retry is a duplicate");
-        enqueued += 1;
     }
     holder.abort();
 
