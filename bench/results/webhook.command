@@ -1,0 +1,1 @@
+bash scripts/bench-webhook.sh bench/results/webhook/webhook.json
