@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use tcrelay::Ports;
+use tcrelay::logging::{LogFormat, init_tracing};
 use tcrelay_demo::scenario::{self, ScenarioOptions};
 use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
 
@@ -39,12 +40,6 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration like 30s or 5m: {e}"))
@@ -62,22 +57,6 @@ async fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs on stderr; `RUST_LOG` overrides the level. Colours only when stderr is a terminal:
-/// escape sequences in a file or a journal are noise.
-fn init_tracing(default: &str, format: LogFormat) {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod ops;
 pub mod replay;

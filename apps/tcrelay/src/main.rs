@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
+use tcrelay::logging::{LogFormat, init_tracing};
 use tcrelay::settings::aws_endpoint;
 use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
 use tcrelay_aws::{AwsConfigOptions, AwsPorts, Secrets};
@@ -58,12 +59,6 @@ struct Cli {
 enum BackendArg {
     Sqlite,
     Aws,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,6 +237,8 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Only `serve` logs INFO by default: the operator commands print their own output, and an
+    // INFO line about opening the store would only get in its way.
     let level = match cli.command {
         Command::Serve { .. } => "info",
         _ => "warn",
@@ -265,24 +262,6 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// Human-readable logs on stderr; `RUST_LOG` overrides the level. Only `serve` logs INFO by
-/// default: the operator commands print their own output, and an INFO line about
-/// opening the store would only get in its way.
-/// Colours only when stderr is a terminal: escape sequences in a file or a journal are noise.
-fn init_tracing(default: &str, format: LogFormat) {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -96,7 +96,8 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
+    // Paused time: the waits that prove a pass is withheld take no real time.
+    #[tokio::test(start_paused = true)]
     async fn one_pass_per_object_at_a_time_and_the_map_empties() {
         let gates = ObjectGates::new();
         let first = gates.enter("order:o-1").await;

@@ -66,7 +66,8 @@ async fn once_and_then_duplicate(h: &Harness, body: &serde_json::Value) {
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 
-#[tokio::test]
+// Paused time: the budget runs out at once, in virtual time (no socket, no real clock).
+#[tokio::test(start_paused = true)]
 async fn a_stalled_queue_is_answered_503_in_time_and_the_message_arrives_once() {
     let h = harness_with(budget(400), true);
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
@@ -88,7 +89,8 @@ async fn a_stalled_queue_is_answered_503_in_time_and_the_message_arrives_once() 
     once_and_then_duplicate(&h, &body).await;
 }
 
-#[tokio::test]
+// Paused time: the budget runs out at once, in virtual time (no socket, no real clock).
+#[tokio::test(start_paused = true)]
 async fn a_stalled_queue_that_then_fails_leaves_the_message_to_the_retry() {
     let h = harness_with(budget(400), true);
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
@@ -193,7 +195,8 @@ async fn a_request_dropped_mid_send_still_settles_its_claims() {
     once_and_then_duplicate(&h, &body).await;
 }
 
-#[tokio::test]
+// Paused time: the budget runs out at once, in virtual time (no socket, no real clock).
+#[tokio::test(start_paused = true)]
 async fn a_hanging_dedupe_store_is_answered_503_in_time() {
     let h = harness_with(budget(400), true);
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
@@ -208,7 +211,8 @@ async fn a_hanging_dedupe_store_is_answered_503_in_time() {
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 
-#[tokio::test]
+// Paused time: the budget runs out at once, in virtual time (no socket, no real clock).
+#[tokio::test(start_paused = true)]
 async fn a_hanging_tradecloud_fetch_is_answered_504_in_time() {
     let h = harness_with(budget(400), true);
     h.api
@@ -223,7 +227,8 @@ async fn a_hanging_tradecloud_fetch_is_answered_504_in_time() {
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 
-#[tokio::test]
+// Paused time: the budget runs out at once, in virtual time (no socket, no real clock).
+#[tokio::test(start_paused = true)]
 async fn the_hosts_deadline_wins_when_it_is_earlier_than_the_budget() {
     // A Lambda invocation with little time left: its deadline, not the 25 s budget, counts.
     let h = harness();
