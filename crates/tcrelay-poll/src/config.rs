@@ -5,6 +5,7 @@
 //! empty value counts as unset, because deployment templates pass `""` for optional parameters.
 //! Every error names the variable, so a bad deployment fails at start-up with a clear line.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -151,125 +152,29 @@ impl Default for PollConfig {
 }
 
 impl PollConfig {
-    /// Reads every `TCRELAY_POLL_*` variable from the map.
+    /// Reads every `TCRELAY_POLL_*` variable from the map, section by section. The sections
+    /// are read in this order, which decides the error reported when several values are bad.
     pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
-        let streams = parse_streams(get(env, TCRELAY_POLL_STREAMS).unwrap_or(""))?;
-        let start = match get(env, TCRELAY_POLL_START) {
-            Some(text) => {
-                timestamp::parse(text).map_err(|e| {
-                    invalid(
-                        TCRELAY_POLL_START,
-                        format!("not an ISO 8601 date-time with offset ({e}), e.g. 2025-01-01T00:00:00.000Z"),
-                    )
-                })?;
-                Some(text.to_owned())
-            }
-            None if streams.is_empty() => None,
-            None => {
-                return Err(ConfigError::Missing {
-                    var: TCRELAY_POLL_START,
-                });
-            }
-        };
-        let lookback_ms = number(env, TCRELAY_POLL_LOOKBACK_MS, DEFAULT_LOOKBACK_MS)?;
-        if !(1..=7 * 86_400_000).contains(&lookback_ms) {
-            return Err(invalid(
-                TCRELAY_POLL_LOOKBACK_MS,
-                "must be between 1 and 604800000 (7 days)".into(),
-            ));
-        }
-        let page_limit = number(env, TCRELAY_POLL_PAGE_LIMIT, DEFAULT_PAGE_LIMIT.into())?;
-        if !(2..=100).contains(&page_limit) {
-            return Err(invalid(
-                TCRELAY_POLL_PAGE_LIMIT,
-                "must be between 2 and 100 (Tradecloud's maximum)".into(),
-            ));
-        }
-        let margin = number(
-            env,
-            TCRELAY_POLL_TIME_MARGIN_SECONDS,
-            DEFAULT_TIME_MARGIN_SECONDS,
-        )?;
-        if margin > 900 {
-            return Err(invalid(
-                TCRELAY_POLL_TIME_MARGIN_SECONDS,
-                "must be at most 900 (a Lambda runs at most 15 minutes)".into(),
-            ));
-        }
-        let lease = number(env, TCRELAY_POLL_LEASE_SECONDS, DEFAULT_LEASE_SECONDS)?;
-        // At least 2 s: the heartbeat renews every third of it, and a renewal is a store call.
-        if !(2..=86_400).contains(&lease) {
-            return Err(invalid(
-                TCRELAY_POLL_LEASE_SECONDS,
-                "must be between 2 and 86400".into(),
-            ));
-        }
-        let max_pages = number(env, TCRELAY_POLL_MAX_PAGES, DEFAULT_MAX_PAGES.into())?;
-        if !(1..=1_000_000).contains(&max_pages) {
-            return Err(invalid(
-                TCRELAY_POLL_MAX_PAGES,
-                "must be between 1 and 1000000".into(),
-            ));
-        }
+        let (streams, start) = read_streams(env)?;
+        let limits = Limits::from_env(env)?;
         let changed_lines_only = boolean(env, TCRELAY_POLL_CHANGED_LINES_ONLY)?;
-        let side = match get(env, TCRELAY_POLL_ECHO_SIDE) {
-            None => None,
-            Some("buyer") => Some(EchoSide::Buyer),
-            Some("supplier") => Some(EchoSide::Supplier),
-            Some(other) => {
-                return Err(invalid(
-                    TCRELAY_POLL_ECHO_SIDE,
-                    format!("{other:?} is neither \"buyer\" nor \"supplier\""),
-                ));
-            }
-        };
-        let echo_filter = match (get(env, TCRELAY_POLL_ECHO_MODE), side) {
-            (None, None) => None,
-            (None | Some("own-requests"), Some(side)) => Some(EchoFilter::OwnRequests(side)),
-            (Some("own-requests"), None) => {
-                return Err(ConfigError::Missing {
-                    var: TCRELAY_POLL_ECHO_SIDE,
-                });
-            }
-            (Some("in-progress"), _) => Some(EchoFilter::InProgress),
-            (Some(other), _) => {
-                return Err(invalid(
-                    TCRELAY_POLL_ECHO_MODE,
-                    format!("{other:?} is neither \"own-requests\" nor \"in-progress\""),
-                ));
-            }
-        };
-        let mode = match get(env, TCRELAY_POLL_ENDPOINTS) {
-            None | Some("poll") => EndpointMode::Poll,
-            Some("search") => EndpointMode::Search,
-            Some(other) => {
-                return Err(invalid(
-                    TCRELAY_POLL_ENDPOINTS,
-                    format!("{other:?} is neither \"poll\" nor \"search\""),
-                ));
-            }
-        };
-        if mode == EndpointMode::Search && streams.contains(&PollStream::SingleDeliveryOrders) {
-            return Err(invalid(
-                TCRELAY_POLL_ENDPOINTS,
-                "Tradecloud has no search endpoint for single-delivery-orders; \
-                 use \"poll\" or the orders stream"
-                    .into(),
-            ));
-        }
+        let echo_filter = read_echo_filter(env)?;
+        let mode = read_endpoint_mode(env, &streams)?;
+        let order_status_filter = status_filter(env, TCRELAY_POLL_ORDER_STATUS_FILTER)?;
+        let shipment_status_filter = status_filter(env, TCRELAY_POLL_SHIPMENT_STATUS_FILTER)?;
         Ok(Self {
             streams,
             start,
-            lookback: Duration::from_millis(lookback_ms),
-            order_status_filter: status_filter(env, TCRELAY_POLL_ORDER_STATUS_FILTER)?,
-            shipment_status_filter: status_filter(env, TCRELAY_POLL_SHIPMENT_STATUS_FILTER)?,
-            page_limit: u32::try_from(page_limit).unwrap_or(DEFAULT_PAGE_LIMIT),
-            time_margin: Duration::from_secs(margin),
+            lookback: limits.lookback,
+            order_status_filter,
+            shipment_status_filter,
+            page_limit: limits.page_limit,
+            time_margin: limits.time_margin,
             changed_lines_only,
             echo_filter,
             mode,
-            lease: Duration::from_secs(lease),
-            max_pages: u32::try_from(max_pages).unwrap_or(DEFAULT_MAX_PAGES),
+            lease: limits.lease,
+            max_pages: limits.max_pages,
         })
     }
 
@@ -286,6 +191,156 @@ impl PollConfig {
         }
         filters
     }
+}
+
+/// The streams to poll and where a stream without a cursor starts; the start is required
+/// once any stream is set, and kept as written (it is a string for Tradecloud).
+fn read_streams(env: &dyn Env) -> Result<(Vec<PollStream>, Option<String>), ConfigError> {
+    let streams = parse_streams(get(env, TCRELAY_POLL_STREAMS).unwrap_or(""))?;
+    let start = match get(env, TCRELAY_POLL_START) {
+        Some(text) => {
+            timestamp::parse(text).map_err(|e| {
+                invalid(
+                    TCRELAY_POLL_START,
+                    format!(
+                        "not an ISO 8601 date-time with offset ({e}), e.g. 2025-01-01T00:00:00.000Z"
+                    ),
+                )
+            })?;
+            Some(text.to_owned())
+        }
+        None if streams.is_empty() => None,
+        None => {
+            return Err(ConfigError::Missing {
+                var: TCRELAY_POLL_START,
+            });
+        }
+    };
+    Ok((streams, start))
+}
+
+/// The paging and timing limits of a run.
+struct Limits {
+    lookback: Duration,
+    page_limit: u32,
+    time_margin: Duration,
+    lease: Duration,
+    max_pages: u32,
+}
+
+impl Limits {
+    /// Reads the lookback, page size, time margin, lease and page bound, each within its range.
+    fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let lookback_ms = number_in(
+            env,
+            TCRELAY_POLL_LOOKBACK_MS,
+            DEFAULT_LOOKBACK_MS,
+            1..=7 * 86_400_000,
+            "must be between 1 and 604800000 (7 days)",
+        )?;
+        let page_limit = number_in(
+            env,
+            TCRELAY_POLL_PAGE_LIMIT,
+            DEFAULT_PAGE_LIMIT.into(),
+            2..=100,
+            "must be between 2 and 100 (Tradecloud's maximum)",
+        )?;
+        let margin = number_in(
+            env,
+            TCRELAY_POLL_TIME_MARGIN_SECONDS,
+            DEFAULT_TIME_MARGIN_SECONDS,
+            0..=900,
+            "must be at most 900 (a Lambda runs at most 15 minutes)",
+        )?;
+        // At least 2 s: the heartbeat renews every third of it, and a renewal is a store call.
+        let lease = number_in(
+            env,
+            TCRELAY_POLL_LEASE_SECONDS,
+            DEFAULT_LEASE_SECONDS,
+            2..=86_400,
+            "must be between 2 and 86400",
+        )?;
+        let max_pages = number_in(
+            env,
+            TCRELAY_POLL_MAX_PAGES,
+            DEFAULT_MAX_PAGES.into(),
+            1..=1_000_000,
+            "must be between 1 and 1000000",
+        )?;
+        Ok(Self {
+            lookback: Duration::from_millis(lookback_ms),
+            page_limit: u32::try_from(page_limit).unwrap_or(DEFAULT_PAGE_LIMIT),
+            time_margin: Duration::from_secs(margin),
+            lease: Duration::from_secs(lease),
+            max_pages: u32::try_from(max_pages).unwrap_or(DEFAULT_MAX_PAGES),
+        })
+    }
+}
+
+/// A whole number within `range`, `default` when unset; `reason` says why when it is not.
+fn number_in(
+    env: &dyn Env,
+    var: &'static str,
+    default: u64,
+    range: RangeInclusive<u64>,
+    reason: &str,
+) -> Result<u64, ConfigError> {
+    let value = number(env, var, default)?;
+    if !range.contains(&value) {
+        return Err(invalid(var, reason.into()));
+    }
+    Ok(value)
+}
+
+/// The echo filter: our side (`buyer` or `supplier`) and the mode, `own-requests` (the default
+/// once a side is set, and it needs one) or `in-progress`.
+fn read_echo_filter(env: &dyn Env) -> Result<Option<EchoFilter>, ConfigError> {
+    let side = match get(env, TCRELAY_POLL_ECHO_SIDE) {
+        None => None,
+        Some("buyer") => Some(EchoSide::Buyer),
+        Some("supplier") => Some(EchoSide::Supplier),
+        Some(other) => {
+            return Err(invalid(
+                TCRELAY_POLL_ECHO_SIDE,
+                format!("{other:?} is neither \"buyer\" nor \"supplier\""),
+            ));
+        }
+    };
+    match (get(env, TCRELAY_POLL_ECHO_MODE), side) {
+        (None, None) => Ok(None),
+        (None | Some("own-requests"), Some(side)) => Ok(Some(EchoFilter::OwnRequests(side))),
+        (Some("own-requests"), None) => Err(ConfigError::Missing {
+            var: TCRELAY_POLL_ECHO_SIDE,
+        }),
+        (Some("in-progress"), _) => Ok(Some(EchoFilter::InProgress)),
+        (Some(other), _) => Err(invalid(
+            TCRELAY_POLL_ECHO_MODE,
+            format!("{other:?} is neither \"own-requests\" nor \"in-progress\""),
+        )),
+    }
+}
+
+/// The endpoints to use, `poll` or `search`; search has no single-delivery stream.
+fn read_endpoint_mode(env: &dyn Env, streams: &[PollStream]) -> Result<EndpointMode, ConfigError> {
+    let mode = match get(env, TCRELAY_POLL_ENDPOINTS) {
+        None | Some("poll") => EndpointMode::Poll,
+        Some("search") => EndpointMode::Search,
+        Some(other) => {
+            return Err(invalid(
+                TCRELAY_POLL_ENDPOINTS,
+                format!("{other:?} is neither \"poll\" nor \"search\""),
+            ));
+        }
+    };
+    if mode == EndpointMode::Search && streams.contains(&PollStream::SingleDeliveryOrders) {
+        return Err(invalid(
+            TCRELAY_POLL_ENDPOINTS,
+            "Tradecloud has no search endpoint for single-delivery-orders; \
+             use \"poll\" or the orders stream"
+                .into(),
+        ));
+    }
+    Ok(mode)
 }
 
 fn parse_streams(text: &str) -> Result<Vec<PollStream>, ConfigError> {

@@ -782,321 +782,403 @@ impl World {
         self.apply_order_action(oi, action, candidates);
     }
 
+    /// Applies the chosen action to order `oi`; `candidates` are the lines it may touch.
     fn apply_order_action(&mut self, oi: usize, action: OrderAction, candidates: Vec<usize>) {
         use OrderAction as A;
-        let now = self.now_ms;
         match action {
-            A::SupplierResponds => {
-                let lines = self.subset(candidates);
-                let mixed = self
-                    .rng
-                    .random_bool(self.config.mixed_response_probability.clamp(0.0, 1.0));
-                let uniform = self.rng.random_range(0..100);
-                let mut accepted = Vec::new();
-                let mut rejected = Vec::new();
-                let mut proposed = Vec::new();
-                for li in lines {
-                    let roll = if mixed {
-                        self.rng.random_range(0..100)
-                    } else {
-                        uniform
-                    };
-                    if roll < 60 {
-                        accepted.push(li);
-                    } else if roll < 75 {
-                        rejected.push(li);
-                    } else {
-                        proposed.push(li);
-                    }
-                }
-                // The supplier's ERP answers with its sales order from the first response on.
-                self.orders[oi]
-                    .sales_order_number
-                    .get_or_insert_with(|| format!("SO{}", 500_000 + oi));
-                for &li in &accepted {
-                    let line = &mut self.orders[oi].lines[li];
-                    line.confirmed = Some(line.current.clone());
-                    line.sales_order_position = Some(line.position.clone());
-                    set_status(line, "Confirmed", None, now);
-                }
-                for &li in &rejected {
-                    set_status(&mut self.orders[oi].lines[li], "Rejected", None, now);
-                }
-                let mut split_lines = Vec::new();
-                for &li in &proposed {
-                    let mut terms = self.orders[oi].lines[li].current.clone();
-                    for d in &mut terms.schedule {
-                        d.date = date_plus_days(self.now_ms, self.rng.random_range(14..90));
-                    }
-                    terms.price += self.rng.random_range(0..500);
-                    let split = self.orders[oi].lines[li].original_position.is_none()
-                        && !self.orders[oi].lines[li].position.is_empty()
-                        && terms.schedule.len() == 1
-                        && terms.schedule[0].quantity >= 200
-                        && self.rng.random_bool(0.15);
-                    if split {
-                        let half = terms.schedule[0].quantity / 2;
-                        terms.schedule[0].quantity -= half;
-                        let split_index = self.split_line(oi, li, half);
-                        split_lines.push(split_index);
-                    }
-                    let line = &mut self.orders[oi].lines[li];
-                    line.requested = Some(terms);
-                    set_status(line, "InProgress", Some("OpenSupplierProposal"), now);
-                }
-                proposed.extend(split_lines);
-                let mut events: Events = Vec::new();
-                if !accepted.is_empty() {
-                    events.push(("OrderLinesAcceptedBySupplier", accepted));
-                }
-                if !rejected.is_empty() {
-                    events.push(("OrderLinesRejectedBySupplier", rejected));
-                }
-                if !proposed.is_empty() {
-                    events.push(("OrderChangesProposedBySupplier", proposed));
-                }
-                self.finish_order(oi, events, Actor::Supplier, true);
-            }
-            A::BuyerConfirms => {
-                let lines = self.subset(candidates);
-                for &li in &lines {
-                    let line = &mut self.orders[oi].lines[li];
-                    line.confirmed = Some(line.current.clone());
-                    set_status(line, "Confirmed", None, now);
-                }
-                self.finish_order(
-                    oi,
-                    vec![("OrderLinesConfirmedByBuyer", lines)],
-                    Actor::Buyer,
-                    true,
-                );
-            }
-            A::BuyerReissues | A::ReissueReturned => {
-                let lines = self.subset(candidates);
-                for &li in &lines {
-                    let bump = self.rng.random_range(0..5) * 100;
-                    let line = &mut self.orders[oi].lines[li];
-                    if let Some(d) = line.current.schedule.last_mut() {
-                        d.quantity += bump;
-                    }
-                    line.requested = None;
-                    set_status(line, "Issued", None, now);
-                }
-                self.finish_order(
-                    oi,
-                    vec![("OrderLinesReissuedByBuyer", lines)],
-                    Actor::Buyer,
-                    true,
-                );
-            }
-            A::BuyerCancels => {
-                let lines = self.subset(candidates);
-                for &li in &lines {
-                    let line = &mut self.orders[oi].lines[li];
-                    line.logistics = "Cancelled";
-                    set_status(line, "Cancelled", None, now);
-                }
-                self.finish_order(
-                    oi,
-                    vec![("OrderLinesCancelledByBuyer", lines)],
-                    Actor::Buyer,
-                    true,
-                );
-            }
-            A::ProposalDecision => {
-                let lines = self.subset(candidates);
-                let approve = self.rng.random_bool(0.7);
-                for &li in &lines {
-                    let line = &mut self.orders[oi].lines[li];
-                    let requested = line.requested.take();
-                    if approve {
-                        if let Some(terms) = requested {
-                            line.current = terms;
-                        }
-                        line.confirmed = Some(line.current.clone());
-                        set_status(line, "Confirmed", None, now);
-                    } else {
-                        set_status(line, "InProgress", Some("RejectedSupplierProposal"), now);
-                    }
-                }
-                let name = if approve {
-                    "OrderChangesProposalApprovedByBuyer"
-                } else {
-                    "OrderChangesProposalRejectedByBuyer"
-                };
-                self.finish_order(oi, vec![(name, lines)], Actor::Buyer, true);
-            }
-            A::BuyerReopens => {
-                let lines = self.subset(candidates);
-                for &li in &lines {
-                    let extra = self.rng.random_range(1..10) * 100;
-                    let days = self.rng.random_range(1..30);
-                    let line = &mut self.orders[oi].lines[li];
-                    let mut terms = line.current.clone();
-                    if let Some(d) = terms.schedule.last_mut() {
-                        d.quantity += extra;
-                        d.date = date_plus_days(now, days);
-                    }
-                    line.requested = Some(terms);
-                    set_status(line, "InProgress", Some("OpenBuyerReopenRequest"), now);
-                }
-                self.finish_order(
-                    oi,
-                    vec![("OrderLinesReopenRequestedByBuyer", lines)],
-                    Actor::Buyer,
-                    true,
-                );
-            }
-            A::ReopenDecision => {
-                let lines = self.subset(candidates);
-                let approve = self.rng.random_bool(0.6);
-                for &li in &lines {
-                    let line = &mut self.orders[oi].lines[li];
-                    if let Some(terms) = line.requested.take()
-                        && approve
-                    {
-                        line.current = terms;
-                        line.confirmed = Some(line.current.clone());
-                    }
-                    set_status(line, "Confirmed", None, now);
-                }
-                let name = if approve {
-                    "OrderLinesReopenRequestApprovedBySupplier"
-                } else {
-                    "OrderLinesReopenRequestRejectedBySupplier"
-                };
-                self.finish_order(oi, vec![(name, lines)], Actor::Supplier, true);
-            }
-            A::LogisticsUpdate => {
-                let lines = self.subset(candidates);
-                for &li in &lines {
-                    let line = &mut self.orders[oi].lines[li];
-                    line.logistics = match line.logistics {
-                        "Open" => "Produced",
-                        "Produced" => "ReadyToShip",
-                        _ => "Shipped",
-                    };
-                    line.last_updated_ms = now;
-                }
-                self.finish_order(
-                    oi,
-                    vec![(
-                        "OrderLinesDeliveryScheduleLogisticsUpdatedBySupplier",
-                        lines,
-                    )],
-                    Actor::Supplier,
-                    true,
-                );
-            }
-            A::MarkDelivered => {
-                let lines = self.subset(candidates);
-                for &li in &lines {
-                    let line = &mut self.orders[oi].lines[li];
-                    line.logistics = "Delivered";
-                    line.overdue = false;
-                    line.last_updated_ms = now;
-                }
-                self.finish_order(
-                    oi,
-                    vec![("OrderLinesMarkedAsDeliveredByBuyer", lines)],
-                    Actor::Buyer,
-                    true,
-                );
-            }
-            A::Complete => {
-                let lines = self.subset(candidates);
-                for &li in &lines {
-                    set_status(&mut self.orders[oi].lines[li], "Completed", None, now);
-                }
-                self.finish_order(
-                    oi,
-                    vec![("OrderLinesCompletedByBuyer", lines)],
-                    Actor::Buyer,
-                    true,
-                );
-            }
-            A::RevertCancelled | A::RevertCompleted => {
-                let lines = self.subset(candidates);
-                let (name, status) = if matches!(action, A::RevertCancelled) {
-                    (
-                        "CancelledOrderLinesRevertedByBuyer",
-                        "RevertedCancelledLine",
-                    )
-                } else {
-                    (
-                        "CompletedOrderLinesRevertedByBuyer",
-                        "RevertedCompletedLine",
-                    )
-                };
-                for &li in &lines {
-                    let line = &mut self.orders[oi].lines[li];
-                    if line.logistics == "Cancelled" {
-                        line.logistics = "Open";
-                    }
-                    set_status(line, "InProgress", Some(status), now);
-                }
-                self.finish_order(oi, vec![(name, lines)], Actor::Buyer, true);
-            }
-            A::BuyerUpdates => {
-                let lines = self.subset(candidates);
-                for &li in &lines {
-                    let rev = self.rng.random_range(2..100);
-                    let line = &mut self.orders[oi].lines[li];
-                    line.description = format!("{} (rev {rev})", line.item_name);
-                    line.last_updated_ms = now;
-                }
-                self.finish_order(
-                    oi,
-                    vec![("OrderLinesUpdatedByBuyer", lines)],
-                    Actor::Buyer,
-                    true,
-                );
-            }
-            A::AddLines => {
-                let room = self.config.max_lines.clamp(1, 500) - self.orders[oi].lines.len();
-                let count = self.rng.random_range(1..=3).min(room);
-                let id = self.orders[oi].id.clone();
-                let mut added = Vec::new();
-                for _ in 0..count {
-                    let position = self.orders[oi].next_position;
-                    self.orders[oi].next_position += 1;
-                    let line = self.new_line(&id, position);
-                    self.orders[oi].lines.push(line);
-                    added.push(self.orders[oi].lines.len() - 1);
-                }
-                self.finish_order(
-                    oi,
-                    vec![("OrderLinesIssuedByBuyer", added)],
-                    Actor::Buyer,
-                    true,
-                );
-            }
-            A::Resend => {
-                let all = (0..self.orders[oi].lines.len()).collect();
-                self.finish_order(oi, vec![("OrderResentByBuyer", all)], Actor::Buyer, false);
-            }
-            A::AttachDocuments => {
-                let by = if self.rng.random_bool(0.5) {
-                    Actor::Buyer
-                } else {
-                    Actor::Supplier
-                };
-                let n = self.orders[oi].documents.len() + 1;
-                let object_id = seeded_uuid(&mut self.rng);
-                self.orders[oi].documents.push(Document {
-                    code: format!("DOC{n:03}"),
-                    name: format!("Drawing {n}"),
-                    object_id,
-                    by,
-                });
-                let name = if by == Actor::Buyer {
-                    "OrderDocumentsAttachedByBuyer"
-                } else {
-                    "OrderDocumentsAttachedBySupplier"
-                };
-                self.finish_documents(oi, name, by);
+            A::SupplierResponds => self.supplier_responds(oi, candidates),
+            A::BuyerConfirms => self.buyer_confirms(oi, candidates),
+            A::BuyerReissues | A::ReissueReturned => self.buyer_reissues(oi, candidates),
+            A::BuyerCancels => self.buyer_cancels(oi, candidates),
+            A::ProposalDecision => self.proposal_decision(oi, candidates),
+            A::BuyerReopens => self.buyer_reopens(oi, candidates),
+            A::ReopenDecision => self.reopen_decision(oi, candidates),
+            A::LogisticsUpdate => self.logistics_update(oi, candidates),
+            A::MarkDelivered => self.mark_delivered(oi, candidates),
+            A::Complete => self.complete(oi, candidates),
+            A::RevertCancelled => self.revert(
+                oi,
+                candidates,
+                "CancelledOrderLinesRevertedByBuyer",
+                "RevertedCancelledLine",
+            ),
+            A::RevertCompleted => self.revert(
+                oi,
+                candidates,
+                "CompletedOrderLinesRevertedByBuyer",
+                "RevertedCompletedLine",
+            ),
+            A::BuyerUpdates => self.buyer_updates(oi, candidates),
+            A::AddLines => self.add_lines(oi),
+            A::Resend => self.resend(oi),
+            A::AttachDocuments => self.attach_documents(oi),
+        }
+    }
+
+    /// The supplier answers some issued lines: each is accepted, rejected or met with a
+    /// proposal (one outcome for all of them, or a mix), one event per outcome.
+    fn supplier_responds(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        let (accepted, rejected, mut proposed) = self.draw_responses(lines);
+        // The supplier's ERP answers with its sales order from the first response on.
+        self.orders[oi]
+            .sales_order_number
+            .get_or_insert_with(|| format!("SO{}", 500_000 + oi));
+        for &li in &accepted {
+            let line = &mut self.orders[oi].lines[li];
+            line.confirmed = Some(line.current.clone());
+            line.sales_order_position = Some(line.position.clone());
+            set_status(line, "Confirmed", None, now);
+        }
+        for &li in &rejected {
+            set_status(&mut self.orders[oi].lines[li], "Rejected", None, now);
+        }
+        let split_lines = self.propose_changes(oi, &proposed);
+        proposed.extend(split_lines);
+        let mut events: Events = Vec::new();
+        if !accepted.is_empty() {
+            events.push(("OrderLinesAcceptedBySupplier", accepted));
+        }
+        if !rejected.is_empty() {
+            events.push(("OrderLinesRejectedBySupplier", rejected));
+        }
+        if !proposed.is_empty() {
+            events.push(("OrderChangesProposedBySupplier", proposed));
+        }
+        self.finish_order(oi, events, Actor::Supplier, true);
+    }
+
+    /// Draws the supplier's outcome per line: (accepted, rejected, proposed), in line order.
+    fn draw_responses(&mut self, lines: Vec<usize>) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+        let mixed = self
+            .rng
+            .random_bool(self.config.mixed_response_probability.clamp(0.0, 1.0));
+        let uniform = self.rng.random_range(0..100);
+        let mut accepted = Vec::new();
+        let mut rejected = Vec::new();
+        let mut proposed = Vec::new();
+        for li in lines {
+            let roll = if mixed {
+                self.rng.random_range(0..100)
+            } else {
+                uniform
+            };
+            if roll < 60 {
+                accepted.push(li);
+            } else if roll < 75 {
+                rejected.push(li);
+            } else {
+                proposed.push(li);
             }
         }
+        (accepted, rejected, proposed)
+    }
+
+    /// Puts a supplier proposal (later dates, a higher price) on each of `proposed`, sometimes
+    /// splitting a line in two; returns the lines the splits added.
+    fn propose_changes(&mut self, oi: usize, proposed: &[usize]) -> Vec<usize> {
+        let now = self.now_ms;
+        let mut split_lines = Vec::new();
+        for &li in proposed {
+            let mut terms = self.orders[oi].lines[li].current.clone();
+            for d in &mut terms.schedule {
+                d.date = date_plus_days(self.now_ms, self.rng.random_range(14..90));
+            }
+            terms.price += self.rng.random_range(0..500);
+            let split = self.orders[oi].lines[li].original_position.is_none()
+                && !self.orders[oi].lines[li].position.is_empty()
+                && terms.schedule.len() == 1
+                && terms.schedule[0].quantity >= 200
+                && self.rng.random_bool(0.15);
+            if split {
+                let half = terms.schedule[0].quantity / 2;
+                terms.schedule[0].quantity -= half;
+                let split_index = self.split_line(oi, li, half);
+                split_lines.push(split_index);
+            }
+            let line = &mut self.orders[oi].lines[li];
+            line.requested = Some(terms);
+            set_status(line, "InProgress", Some("OpenSupplierProposal"), now);
+        }
+        split_lines
+    }
+
+    /// The buyer confirms issued lines itself, as they are.
+    fn buyer_confirms(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            let line = &mut self.orders[oi].lines[li];
+            line.confirmed = Some(line.current.clone());
+            set_status(line, "Confirmed", None, now);
+        }
+        self.finish_order(
+            oi,
+            vec![("OrderLinesConfirmedByBuyer", lines)],
+            Actor::Buyer,
+            true,
+        );
+    }
+
+    /// The buyer issues lines again, sometimes with a larger last delivery (also how returned
+    /// lines go back to the supplier).
+    fn buyer_reissues(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            let bump = self.rng.random_range(0..5) * 100;
+            let line = &mut self.orders[oi].lines[li];
+            if let Some(d) = line.current.schedule.last_mut() {
+                d.quantity += bump;
+            }
+            line.requested = None;
+            set_status(line, "Issued", None, now);
+        }
+        self.finish_order(
+            oi,
+            vec![("OrderLinesReissuedByBuyer", lines)],
+            Actor::Buyer,
+            true,
+        );
+    }
+
+    /// The buyer cancels lines that are not confirmed yet.
+    fn buyer_cancels(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            let line = &mut self.orders[oi].lines[li];
+            line.logistics = "Cancelled";
+            set_status(line, "Cancelled", None, now);
+        }
+        self.finish_order(
+            oi,
+            vec![("OrderLinesCancelledByBuyer", lines)],
+            Actor::Buyer,
+            true,
+        );
+    }
+
+    /// The buyer approves (the proposed terms become current and confirmed) or rejects open
+    /// supplier proposals, all of them the same way.
+    fn proposal_decision(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        let approve = self.rng.random_bool(0.7);
+        for &li in &lines {
+            let line = &mut self.orders[oi].lines[li];
+            let requested = line.requested.take();
+            if approve {
+                if let Some(terms) = requested {
+                    line.current = terms;
+                }
+                line.confirmed = Some(line.current.clone());
+                set_status(line, "Confirmed", None, now);
+            } else {
+                set_status(line, "InProgress", Some("RejectedSupplierProposal"), now);
+            }
+        }
+        let name = if approve {
+            "OrderChangesProposalApprovedByBuyer"
+        } else {
+            "OrderChangesProposalRejectedByBuyer"
+        };
+        self.finish_order(oi, vec![(name, lines)], Actor::Buyer, true);
+    }
+
+    /// The buyer asks to reopen confirmed lines with a larger, later last delivery.
+    fn buyer_reopens(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            let extra = self.rng.random_range(1..10) * 100;
+            let days = self.rng.random_range(1..30);
+            let line = &mut self.orders[oi].lines[li];
+            let mut terms = line.current.clone();
+            if let Some(d) = terms.schedule.last_mut() {
+                d.quantity += extra;
+                d.date = date_plus_days(now, days);
+            }
+            line.requested = Some(terms);
+            set_status(line, "InProgress", Some("OpenBuyerReopenRequest"), now);
+        }
+        self.finish_order(
+            oi,
+            vec![("OrderLinesReopenRequestedByBuyer", lines)],
+            Actor::Buyer,
+            true,
+        );
+    }
+
+    /// The supplier approves or rejects open reopen requests; either way the lines are
+    /// confirmed again (on the requested terms when approved).
+    fn reopen_decision(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        let approve = self.rng.random_bool(0.6);
+        for &li in &lines {
+            let line = &mut self.orders[oi].lines[li];
+            if let Some(terms) = line.requested.take()
+                && approve
+            {
+                line.current = terms;
+                line.confirmed = Some(line.current.clone());
+            }
+            set_status(line, "Confirmed", None, now);
+        }
+        let name = if approve {
+            "OrderLinesReopenRequestApprovedBySupplier"
+        } else {
+            "OrderLinesReopenRequestRejectedBySupplier"
+        };
+        self.finish_order(oi, vec![(name, lines)], Actor::Supplier, true);
+    }
+
+    /// The supplier moves confirmed lines one logistics step on, up to `Shipped`.
+    fn logistics_update(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            let line = &mut self.orders[oi].lines[li];
+            line.logistics = match line.logistics {
+                "Open" => "Produced",
+                "Produced" => "ReadyToShip",
+                _ => "Shipped",
+            };
+            line.last_updated_ms = now;
+        }
+        self.finish_order(
+            oi,
+            vec![(
+                "OrderLinesDeliveryScheduleLogisticsUpdatedBySupplier",
+                lines,
+            )],
+            Actor::Supplier,
+            true,
+        );
+    }
+
+    /// The buyer marks shipped lines delivered (no longer overdue).
+    fn mark_delivered(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            let line = &mut self.orders[oi].lines[li];
+            line.logistics = "Delivered";
+            line.overdue = false;
+            line.last_updated_ms = now;
+        }
+        self.finish_order(
+            oi,
+            vec![("OrderLinesMarkedAsDeliveredByBuyer", lines)],
+            Actor::Buyer,
+            true,
+        );
+    }
+
+    /// The buyer completes delivered lines.
+    fn complete(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            set_status(&mut self.orders[oi].lines[li], "Completed", None, now);
+        }
+        self.finish_order(
+            oi,
+            vec![("OrderLinesCompletedByBuyer", lines)],
+            Actor::Buyer,
+            true,
+        );
+    }
+
+    /// The buyer reverts cancelled or completed lines to `InProgress` with `status`, under the
+    /// event `name` (a cancelled line's logistics open again).
+    fn revert(
+        &mut self,
+        oi: usize,
+        candidates: Vec<usize>,
+        name: &'static str,
+        status: &'static str,
+    ) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            let line = &mut self.orders[oi].lines[li];
+            if line.logistics == "Cancelled" {
+                line.logistics = "Open";
+            }
+            set_status(line, "InProgress", Some(status), now);
+        }
+        self.finish_order(oi, vec![(name, lines)], Actor::Buyer, true);
+    }
+
+    /// The buyer revises the description of lines.
+    fn buyer_updates(&mut self, oi: usize, candidates: Vec<usize>) {
+        let now = self.now_ms;
+        let lines = self.subset(candidates);
+        for &li in &lines {
+            let rev = self.rng.random_range(2..100);
+            let line = &mut self.orders[oi].lines[li];
+            line.description = format!("{} (rev {rev})", line.item_name);
+            line.last_updated_ms = now;
+        }
+        self.finish_order(
+            oi,
+            vec![("OrderLinesUpdatedByBuyer", lines)],
+            Actor::Buyer,
+            true,
+        );
+    }
+
+    /// The buyer adds one to three new lines, as far as the line limit leaves room.
+    fn add_lines(&mut self, oi: usize) {
+        let room = self.config.max_lines.clamp(1, 500) - self.orders[oi].lines.len();
+        let count = self.rng.random_range(1..=3).min(room);
+        let id = self.orders[oi].id.clone();
+        let mut added = Vec::new();
+        for _ in 0..count {
+            let position = self.orders[oi].next_position;
+            self.orders[oi].next_position += 1;
+            let line = self.new_line(&id, position);
+            self.orders[oi].lines.push(line);
+            added.push(self.orders[oi].lines.len() - 1);
+        }
+        self.finish_order(
+            oi,
+            vec![("OrderLinesIssuedByBuyer", added)],
+            Actor::Buyer,
+            true,
+        );
+    }
+
+    /// The buyer resends the order unchanged, with all its lines.
+    fn resend(&mut self, oi: usize) {
+        let all = (0..self.orders[oi].lines.len()).collect();
+        self.finish_order(oi, vec![("OrderResentByBuyer", all)], Actor::Buyer, false);
+    }
+
+    /// The buyer or the supplier attaches a new document to the order.
+    fn attach_documents(&mut self, oi: usize) {
+        let by = if self.rng.random_bool(0.5) {
+            Actor::Buyer
+        } else {
+            Actor::Supplier
+        };
+        let n = self.orders[oi].documents.len() + 1;
+        let object_id = seeded_uuid(&mut self.rng);
+        self.orders[oi].documents.push(Document {
+            code: format!("DOC{n:03}"),
+            name: format!("Drawing {n}"),
+            object_id,
+            by,
+        });
+        let name = if by == Actor::Buyer {
+            "OrderDocumentsAttachedByBuyer"
+        } else {
+            "OrderDocumentsAttachedBySupplier"
+        };
+        self.finish_documents(oi, name, by);
     }
 
     /// Splits part of a line's quantity into a new line with an empty position that points
@@ -1521,43 +1603,53 @@ impl World {
         Value::Object(v)
     }
 
+    /// The `shipment` object: identifiers, both sides' parts, locations, status and the lines
+    /// (loose ones under `lines`, the rest in a load carrier).
     fn render_shipment(&self, s: &Shipment) -> Value {
-        let buyer = &self.buyers[s.buyer];
-        let supplier = &self.suppliers[s.supplier];
-        let line_json = |l: &ShipLine| {
-            json!({
-                "purchaseOrderNumber": l.po,
-                "purchaseOrderLinePosition": l.po_position,
-                "deliverySchedulePosition": l.schedule_position,
-                "item": {
-                    "buyerItemNumber": l.item_number,
-                    "buyerItemName": l.item_name,
-                    "purchaseUnitOfMeasureIso": l.unit,
-                },
-                "supplierLine": {
-                    "despatchAdviceNumber": s.despatch_advice,
-                    "despatchAdviceLinePosition": l.despatch_position,
-                    "despatchQuantity": dec2(l.quantity),
-                },
-                "meta": {"lastUpdatedAt": format_ms(l.last_updated_ms)},
-            })
+        let lines = |in_carrier: bool| -> Vec<Value> {
+            s.lines
+                .iter()
+                .filter(|l| l.in_carrier == in_carrier)
+                .map(|l| ship_line_json(s, l))
+                .collect()
         };
-        let loose: Vec<Value> = s
-            .lines
-            .iter()
-            .filter(|l| !l.in_carrier)
-            .map(line_json)
-            .collect();
-        let packed: Vec<Value> = s
-            .lines
-            .iter()
-            .filter(|l| l.in_carrier)
-            .map(line_json)
-            .collect();
+        let (loose, packed) = (lines(false), lines(true));
         let mut identifiers = json!({"carrierShipmentNumber": s.carrier_number});
         if let Some(bol) = &s.bill_of_lading {
             identifiers["billOfLadingNumber"] = json!(bol);
         }
+        let mut status = json!({"processStatus": s.status});
+        if let Some(reason) = &s.reason {
+            status["processStatusReason"] = json!(reason);
+        }
+        let mut v = json!({
+            "id": s.id,
+            "identifiers": identifiers,
+            "transportMode": s.transport_mode,
+            "supplierShipment": self.supplier_shipment_json(s),
+            "buyerShipment": self.buyer_shipment_json(s),
+            "locations": self.shipment_locations_json(s),
+            "status": status,
+            "meta": {"lastUpdatedAt": format_ms(s.last_updated_ms), "messageId": s.message_id},
+            "lastUpdatedAt": format_ms(s.last_updated_ms),
+        });
+        if !loose.is_empty() {
+            v["lines"] = Value::Array(loose);
+        }
+        if !packed.is_empty() {
+            v["loadCarriers"] = json!([{
+                "containerNumber": s.container,
+                "containerSizeAndType": "22G1",
+                "lines": packed,
+            }]);
+        }
+        v
+    }
+
+    /// The shipment's `supplierShipment` part, with the supplier's documents if any.
+    fn supplier_shipment_json(&self, s: &Shipment) -> Value {
+        let buyer = &self.buyers[s.buyer];
+        let supplier = &self.suppliers[s.supplier];
         let mut supplier_shipment = json!({
             "companyId": supplier.id,
             "supplierParty": self.party(supplier),
@@ -1566,16 +1658,17 @@ impl World {
             "invoiceNumbers": [format!("INV{}", &s.number[2..])],
             "contacts": [{"email": supplier.email}],
         });
-        let docs = |actor: Actor| -> Vec<Value> {
-            s.documents
-                .iter()
-                .filter(|(d, _)| d.by == actor)
-                .map(|(d, at)| {
-                    json!({"code": d.code, "name": d.name, "type": "General", "objectId": d.object_id,
-                           "meta": {"lastUpdatedAt": format_ms(*at)}})
-                })
-                .collect()
-        };
+        let sd = shipment_documents_json(s, Actor::Supplier);
+        if !sd.is_empty() {
+            supplier_shipment["documents"] = Value::Array(sd);
+        }
+        supplier_shipment
+    }
+
+    /// The shipment's `buyerShipment` part, with the buyer's documents if any.
+    fn buyer_shipment_json(&self, s: &Shipment) -> Value {
+        let buyer = &self.buyers[s.buyer];
+        let supplier = &self.suppliers[s.supplier];
         let mut buyer_shipment = json!({
             "companyId": buyer.id,
             "buyerParty": self.party(buyer),
@@ -1583,13 +1676,17 @@ impl World {
             "contacts": [{"email": buyer.email}],
             "purchaseOrderTerms": {"incotermsCode": "DAP", "paymentTermsCode": "30D"},
         });
-        let (bd, sd) = (docs(Actor::Buyer), docs(Actor::Supplier));
+        let bd = shipment_documents_json(s, Actor::Buyer);
         if !bd.is_empty() {
             buyer_shipment["documents"] = Value::Array(bd);
         }
-        if !sd.is_empty() {
-            supplier_shipment["documents"] = Value::Array(sd);
-        }
+        buyer_shipment
+    }
+
+    /// The shipment's `locations`: departure at the supplier, the order's destination, and the
+    /// ETD / ETA dates counted from the shipment's creation.
+    fn shipment_locations_json(&self, s: &Shipment) -> Value {
+        let supplier = &self.suppliers[s.supplier];
         let mut departure_location = self.party(supplier);
         if let Value::Object(m) = &mut departure_location {
             m.remove("countryCodeIso2");
@@ -1608,37 +1705,44 @@ impl World {
             .first()
             .map(|l| l.last_updated_ms)
             .unwrap_or(s.last_updated_ms);
-        let mut status = json!({"processStatus": s.status});
-        if let Some(reason) = &s.reason {
-            status["processStatusReason"] = json!(reason);
-        }
-        let mut v = json!({
-            "id": s.id,
-            "identifiers": identifiers,
-            "transportMode": s.transport_mode,
-            "supplierShipment": supplier_shipment,
-            "buyerShipment": buyer_shipment,
-            "locations": {
-                "departure": {"location": departure_location, "etdDate": date_plus_days(created, s.etd_days)},
-                "destinations": [{"location": destination, "etaStartDate": date_plus_days(created, s.etd_days + 2),
-                                  "etaEndDate": date_plus_days(created, s.etd_days + 4)}],
-            },
-            "status": status,
-            "meta": {"lastUpdatedAt": format_ms(s.last_updated_ms), "messageId": s.message_id},
-            "lastUpdatedAt": format_ms(s.last_updated_ms),
-        });
-        if !loose.is_empty() {
-            v["lines"] = Value::Array(loose);
-        }
-        if !packed.is_empty() {
-            v["loadCarriers"] = json!([{
-                "containerNumber": s.container,
-                "containerSizeAndType": "22G1",
-                "lines": packed,
-            }]);
-        }
-        v
+        json!({
+            "departure": {"location": departure_location, "etdDate": date_plus_days(created, s.etd_days)},
+            "destinations": [{"location": destination, "etaStartDate": date_plus_days(created, s.etd_days + 2),
+                              "etaEndDate": date_plus_days(created, s.etd_days + 4)}],
+        })
     }
+}
+
+/// One shipment line, as it appears under `lines` or in a load carrier.
+fn ship_line_json(s: &Shipment, l: &ShipLine) -> Value {
+    json!({
+        "purchaseOrderNumber": l.po,
+        "purchaseOrderLinePosition": l.po_position,
+        "deliverySchedulePosition": l.schedule_position,
+        "item": {
+            "buyerItemNumber": l.item_number,
+            "buyerItemName": l.item_name,
+            "purchaseUnitOfMeasureIso": l.unit,
+        },
+        "supplierLine": {
+            "despatchAdviceNumber": s.despatch_advice,
+            "despatchAdviceLinePosition": l.despatch_position,
+            "despatchQuantity": dec2(l.quantity),
+        },
+        "meta": {"lastUpdatedAt": format_ms(l.last_updated_ms)},
+    })
+}
+
+/// The documents `actor` attached to a shipment, each with the time it was attached.
+fn shipment_documents_json(s: &Shipment, actor: Actor) -> Vec<Value> {
+    s.documents
+        .iter()
+        .filter(|(d, _)| d.by == actor)
+        .map(|(d, at)| {
+            json!({"code": d.code, "name": d.name, "type": "General", "objectId": d.object_id,
+                   "meta": {"lastUpdatedAt": format_ms(*at)}})
+        })
+        .collect()
 }
 
 fn set_status(line: &mut Line, process: &'static str, in_progress: Option<&'static str>, now: i64) {
