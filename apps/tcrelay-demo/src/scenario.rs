@@ -303,9 +303,9 @@ impl ScenarioReport {
 /// The webhook credentials the simulated Tradecloud uses.
 const WEBHOOK_USER: &str = "tradecloud";
 
-/// Runs the scenario with the given ports and reader. `settings_env` is extra environment for
-/// the relay (the scenario adds the simulator's URL, login, webhook credentials and poll
-/// settings).
+/// Runs the scenario: the relay on `ports` (its settings built by the scenario: the
+/// simulator's URL, login, webhook credentials and poll settings), the simulator's changes and
+/// faults, then the ground-truth check of what `reader` finds on the queue.
 pub async fn run(
     options: &ScenarioOptions,
     ports: Ports,
