@@ -453,7 +453,7 @@ async fn serve(
             let resources = settings.aws.as_ref().context("AWS settings missing")?;
             tracing::info!(queue = %resources.queue_url, table = %resources.dedupe_table, "AWS backend");
             let sdk = resources.sdk_config().await;
-            Ports::aws(AwsPorts::connect(&sdk, resources).await)?
+            Ports::aws(AwsPorts::connect(&sdk, resources))?
         }
     };
 

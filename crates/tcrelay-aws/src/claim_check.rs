@@ -11,6 +11,7 @@
 //! still read. We write the current name and read both.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::MessageAttributeValue;
@@ -75,7 +76,7 @@ impl ClaimCheckSettings {
 
 /// The claim-check threshold of `queue_url`: the override of `settings`, else the queue's
 /// `MaximumMessageSize` (GetQueueAttributes). When the queue cannot be asked the relay still
-/// starts, with [`FALLBACK_THRESHOLD`]: a threshold below the queue's limit only claim-checks
+/// works, with [`FALLBACK_THRESHOLD`]: a threshold below the queue's limit only claim-checks
 /// more, one above it would answer every message between the two 503 for ever.
 pub async fn claim_check_threshold(
     sqs: &aws_sdk_sqs::Client,
@@ -111,6 +112,100 @@ pub async fn claim_check_threshold(
                 "cannot read the queue's MaximumMessageSize; claim-checking above the fallback"
             );
             FALLBACK_THRESHOLD
+        }
+    }
+}
+
+/// A queue's claim-check threshold in bytes: fixed, or the queue's own `MaximumMessageSize`
+/// ([`claim_check_threshold`]), asked once, when a message first needs it or when
+/// [`Self::prefetch`] starts the question early.
+///
+/// Asking at start-up cost a Lambda cold start one SQS round trip per queue before it could
+/// take its first request (about half of the webhook's Init Duration); asked in the
+/// background, the round trip overlaps the first request's dedupe claim instead.
+#[derive(Clone)]
+pub struct Threshold(Arc<Source>);
+
+enum Source {
+    Fixed(usize),
+    Queue {
+        sqs: aws_sdk_sqs::Client,
+        queue_url: String,
+        asked: tokio::sync::OnceCell<usize>,
+    },
+}
+
+impl std::fmt::Debug for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_ref() {
+            Source::Fixed(bytes) => f.debug_tuple("Threshold::Fixed").field(bytes).finish(),
+            Source::Queue {
+                queue_url, asked, ..
+            } => f
+                .debug_struct("Threshold::Queue")
+                .field("queue_url", queue_url)
+                .field("asked", &asked.get())
+                .finish(),
+        }
+    }
+}
+
+impl From<usize> for Threshold {
+    fn from(bytes: usize) -> Self {
+        Self::fixed(bytes)
+    }
+}
+
+impl Threshold {
+    /// Always `bytes`.
+    pub fn fixed(bytes: usize) -> Self {
+        Self(Arc::new(Source::Fixed(bytes)))
+    }
+
+    /// The override of `settings` if there is one, else `queue_url`'s `MaximumMessageSize`,
+    /// asked of SQS once, on first need (see [`claim_check_threshold`]).
+    pub fn of_queue(
+        sqs: &aws_sdk_sqs::Client,
+        queue_url: &str,
+        settings: &ClaimCheckSettings,
+    ) -> Self {
+        match settings.threshold {
+            Some(bytes) => Self::fixed(bytes),
+            None => Self(Arc::new(Source::Queue {
+                sqs: sqs.clone(),
+                queue_url: queue_url.to_owned(),
+                asked: tokio::sync::OnceCell::new(),
+            })),
+        }
+    }
+
+    /// The threshold, asking the queue if nobody has yet; concurrent callers share one
+    /// question.
+    pub async fn bytes(&self) -> usize {
+        match self.0.as_ref() {
+            Source::Fixed(bytes) => *bytes,
+            Source::Queue {
+                sqs,
+                queue_url,
+                asked,
+            } => {
+                let settings = ClaimCheckSettings::default();
+                *asked
+                    .get_or_init(|| claim_check_threshold(sqs, queue_url, &settings))
+                    .await
+            }
+        }
+    }
+
+    /// Starts asking the queue in the background (on the current tokio runtime, if there is
+    /// one), so the first message rarely waits for the answer.
+    pub fn prefetch(&self) {
+        if matches!(self.0.as_ref(), Source::Fixed(_)) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let threshold = self.clone();
+            runtime.spawn(async move { threshold.bytes().await });
         }
     }
 }

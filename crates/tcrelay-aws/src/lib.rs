@@ -25,8 +25,8 @@ pub mod table;
 pub mod testing;
 
 pub use claim_check::{
-    ClaimCheck, ClaimCheckError, ClaimCheckSettings, PayloadS3Pointer, claim_check_threshold,
-    read_claim_checked,
+    ClaimCheck, ClaimCheckError, ClaimCheckSettings, PayloadS3Pointer, Threshold,
+    claim_check_threshold, read_claim_checked,
 };
 pub use clock::{Clock, system_clock};
 pub use config::{AwsClients, AwsConfigOptions, aws_config_for};

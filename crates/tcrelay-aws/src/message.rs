@@ -3,7 +3,7 @@
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
-use crate::claim_check::ClaimCheck;
+use crate::claim_check::{ClaimCheck, Threshold};
 
 /// A message attribute (`String` or `Number`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +58,9 @@ impl OutgoingMessage {
     pub async fn claim_check_if_large(
         mut self,
         claim_check: Option<&ClaimCheck>,
-        threshold: usize,
+        threshold: &Threshold,
     ) -> Result<Self, String> {
+        let threshold = threshold.bytes().await;
         if self.size() <= threshold {
             return Ok(self);
         }
@@ -151,11 +152,11 @@ mod tests {
         // 20 bytes of body fit, the attribute pushes it over: attributes count.
         let err = message
             .clone()
-            .claim_check_if_large(None, 25)
+            .claim_check_if_large(None, &25.into())
             .await
             .unwrap_err();
         assert!(err.contains("no claim-check bucket"), "{err}");
-        let kept = message.claim_check_if_large(None, 31).await.unwrap();
+        let kept = message.claim_check_if_large(None, &31.into()).await.unwrap();
         assert_eq!(kept.body.len(), 20);
     }
 

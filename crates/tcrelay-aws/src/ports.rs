@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 
 use crate::SQS_MAX_MESSAGE_BYTES;
-use crate::claim_check::{ClaimCheck, claim_check_threshold};
+use crate::claim_check::{ClaimCheck, Threshold};
 use crate::config::AwsClients;
 use crate::cursor::DynamoCursorStore;
 use crate::dedupe::{DedupeConfig, DynamoDedupeStore};
@@ -39,37 +39,42 @@ impl std::fmt::Debug for AwsPorts {
 }
 
 /// The claim-check thresholds of the two queues.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Thresholds {
-    queue: usize,
-    quarantine: usize,
+    queue: Threshold,
+    quarantine: Threshold,
 }
 
 impl AwsPorts {
     /// The ports on the SDK configuration `sdk` (from [`AwsSettings::sdk_config`]), as
     /// [`Self::with_clients`] wires them.
-    pub async fn connect(sdk: &SdkConfig, settings: &AwsSettings) -> Self {
-        Self::with_clients(AwsClients::new(sdk), settings).await
+    pub fn connect(sdk: &SdkConfig, settings: &AwsSettings) -> Self {
+        Self::with_clients(AwsClients::new(sdk), settings)
     }
 
     /// The ports on `clients`, each queue's claim-check threshold from its own
-    /// `MaximumMessageSize` (or the override), asked once.
-    pub async fn with_clients(clients: AwsClients, settings: &AwsSettings) -> Self {
-        let queue =
-            claim_check_threshold(&clients.sqs, &settings.queue_url, &settings.claim_check).await;
-        let quarantine = match &settings.quarantine_queue_url {
-            Some(url) => claim_check_threshold(&clients.sqs, url, &settings.claim_check).await,
-            None => SQS_MAX_MESSAGE_BYTES,
+    /// `MaximumMessageSize` (or the override), asked once, in the background from now on (see
+    /// [`Threshold`]): start-up does not wait for SQS.
+    pub fn with_clients(clients: AwsClients, settings: &AwsSettings) -> Self {
+        let of_queue = |url: &str| Threshold::of_queue(&clients.sqs, url, &settings.claim_check);
+        let thresholds = Thresholds {
+            queue: of_queue(&settings.queue_url),
+            quarantine: match &settings.quarantine_queue_url {
+                Some(url) => of_queue(url),
+                None => Threshold::fixed(SQS_MAX_MESSAGE_BYTES),
+            },
         };
-        Self::wire(clients, settings, Thresholds { queue, quarantine })
+        thresholds.queue.prefetch();
+        thresholds.quarantine.prefetch();
+        Self::wire(clients, settings, thresholds)
     }
 
     /// The ports on `clients` without asking the queues: everything over SQS's largest
     /// message size goes through the claim check (tests on an emulator).
     pub fn with_fixed_thresholds(clients: AwsClients, settings: &AwsSettings) -> Self {
         let fixed = Thresholds {
-            queue: SQS_MAX_MESSAGE_BYTES,
-            quarantine: SQS_MAX_MESSAGE_BYTES,
+            queue: Threshold::fixed(SQS_MAX_MESSAGE_BYTES),
+            quarantine: Threshold::fixed(SQS_MAX_MESSAGE_BYTES),
         };
         Self::wire(clients, settings, fixed)
     }

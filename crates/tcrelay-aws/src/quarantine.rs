@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use tcrelay_core::ports::{Quarantine, QuarantinedRequest, StoreError};
 
-use crate::claim_check::ClaimCheck;
+use crate::claim_check::{ClaimCheck, Threshold};
 use crate::error::unavailable;
 use crate::message::{Attribute, OutgoingMessage, sqs_safe_json};
 use crate::{SQS_MAX_MESSAGE_BYTES, is_fifo_queue_url};
@@ -20,7 +20,7 @@ pub struct SqsQuarantine {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     claim_check: Option<ClaimCheck>,
-    claim_check_threshold: usize,
+    claim_check_threshold: Threshold,
 }
 
 impl SqsQuarantine {
@@ -35,13 +35,14 @@ impl SqsQuarantine {
             client,
             queue_url: queue_url.into(),
             claim_check,
-            claim_check_threshold: SQS_MAX_MESSAGE_BYTES,
+            claim_check_threshold: Threshold::fixed(SQS_MAX_MESSAGE_BYTES),
         }
     }
 
-    /// Claim-checks messages larger than `bytes` (body plus attributes) instead of SQS's limit.
-    pub fn with_claim_check_threshold(mut self, bytes: usize) -> Self {
-        self.claim_check_threshold = bytes;
+    /// Claim-checks messages larger than `threshold` (body plus attributes) instead of SQS's
+    /// limit.
+    pub fn with_claim_check_threshold(mut self, threshold: Threshold) -> Self {
+        self.claim_check_threshold = threshold;
         self
     }
 }
@@ -61,7 +62,7 @@ impl Quarantine for SqsQuarantine {
             // Every quarantined request is its own message, even a byte-identical retry.
             deduplication_id: fifo.then(|| uuid::Uuid::new_v4().to_string()),
         }
-        .claim_check_if_large(self.claim_check.as_ref(), self.claim_check_threshold)
+        .claim_check_if_large(self.claim_check.as_ref(), &self.claim_check_threshold)
         .await
         .map_err(StoreError::Unavailable)?;
         let attributes = message.sqs_attributes().map_err(StoreError::Unavailable)?;

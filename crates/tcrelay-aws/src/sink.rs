@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{EventSink, SinkError};
 
-use crate::claim_check::ClaimCheck;
+use crate::claim_check::{ClaimCheck, Threshold};
 use crate::error::describe;
 use crate::message::{Attribute, OutgoingMessage, sqs_safe_json};
 use crate::{SQS_MAX_MESSAGE_BYTES, is_fifo_queue_url};
@@ -33,7 +33,7 @@ pub struct SqsSinkConfig {
     pub queue_url: String,
     /// Messages larger than this (body plus attributes, in bytes) go through the S3 claim check.
     /// Default: SQS's limit, [`SQS_MAX_MESSAGE_BYTES`].
-    pub claim_check_threshold: usize,
+    pub claim_check_threshold: Threshold,
     /// The most bytes (bodies plus attributes) one batch carries. Default: SQS's limit.
     pub max_batch_bytes: usize,
     /// How often an entry refused with `SenderFault=false` is sent again before it counts as
@@ -48,7 +48,7 @@ impl SqsSinkConfig {
     pub fn new(queue_url: impl Into<String>) -> Self {
         SqsSinkConfig {
             queue_url: queue_url.into(),
-            claim_check_threshold: SQS_MAX_MESSAGE_BYTES,
+            claim_check_threshold: Threshold::fixed(SQS_MAX_MESSAGE_BYTES),
             max_batch_bytes: SQS_MAX_MESSAGE_BYTES,
             entry_retries: 3,
             retry_base_delay: Duration::from_millis(50),
@@ -140,7 +140,7 @@ impl SqsSink {
             group_id,
             deduplication_id,
         }
-        .claim_check_if_large(self.claim_check.as_ref(), self.config.claim_check_threshold)
+        .claim_check_if_large(self.claim_check.as_ref(), &self.config.claim_check_threshold)
         .await
     }
 

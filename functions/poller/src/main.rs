@@ -93,8 +93,8 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
         ),
     };
 
-    // The queue's own MaximumMessageSize, once per cold start.
-    let ports = AwsPorts::connect(&sdk, &aws).await;
+    // The queue's own MaximumMessageSize is asked in the background, once per cold start.
+    let ports = AwsPorts::connect(&sdk, &aws);
 
     let streams: Vec<&str> = config.streams.iter().map(|s| s.as_str()).collect();
     tracing::info!(

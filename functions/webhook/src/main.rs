@@ -38,8 +38,8 @@ async fn build() -> anyhow::Result<axum::Router> {
     Secrets::new(&sdk)
         .resolve(Some(&mut config.webhook), &mut config.tradecloud)
         .await?;
-    // Each queue's own MaximumMessageSize, once per cold start.
-    let ports = AwsPorts::connect(&sdk, &aws).await;
+    // Each queue's own MaximumMessageSize is asked in the background, once per cold start.
+    let ports = AwsPorts::connect(&sdk, &aws);
     let quarantine = ports
         .quarantine
         .context("the webhook needs TCRELAY_QUARANTINE_QUEUE_URL")?;

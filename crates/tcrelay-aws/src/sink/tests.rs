@@ -294,7 +294,7 @@ async fn fifo_messages_carry_group_and_deduplication_ids_and_attributes() {
 async fn too_large_without_claim_check_fails_that_envelope_only() {
     let transport = Scripted::new(|_, _| Answer::Ok);
     let mut sink = sink(transport.clone(), STANDARD);
-    sink.config.claim_check_threshold = 2_000;
+    sink.config.claim_check_threshold = 2_000.into();
     let mut envelopes: Vec<_> = (0..3).map(|n| envelope(&format!("o{n}"), n)).collect();
     envelopes[1].payload = serde_json::json!({"big": "x".repeat(3_000)});
     let err = sink.enqueue(&envelopes).await.unwrap_err();

@@ -15,7 +15,7 @@ use tcrelay_aws::claim_check::{
 use tcrelay_aws::testing::{create_bucket, create_queue, moto_clients, moto_options, moto_url};
 use tcrelay_aws::{
     AwsClients, ClaimCheck, ClaimCheckSettings, SqsQuarantine, SqsSink, SqsSinkConfig,
-    claim_check_threshold, read_claim_checked,
+    Threshold, claim_check_threshold, read_claim_checked,
 };
 use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{EventSink, Quarantine, QuarantinedRequest};
@@ -325,7 +325,7 @@ async fn the_claim_check_threshold_counts_attributes_and_is_configurable() {
     let body_len = serde_json::to_string(&e).unwrap().len();
     let mut config = SqsSinkConfig::new(&url);
     // The body alone fits, body plus attributes does not.
-    config.claim_check_threshold = body_len + 5;
+    config.claim_check_threshold = (body_len + 5).into();
     let sink = SqsSink::new(
         clients.sqs.clone(),
         config,
@@ -366,8 +366,14 @@ async fn a_256_kib_queue_claim_checks_above_its_own_limit_in_either_format() {
         .unwrap();
     let bucket = create_bucket(&clients, "tcrelay").await;
     let defaults = ClaimCheckSettings::default();
-    let threshold = claim_check_threshold(&clients.sqs, &url, &defaults).await;
-    assert_eq!(threshold, 262_144);
+    assert_eq!(
+        claim_check_threshold(&clients.sqs, &url, &defaults).await,
+        262_144
+    );
+    // Asked lazily, shared by its clones: the sinks below get the queue's own limit.
+    let threshold = Threshold::of_queue(&clients.sqs, &url, &defaults);
+    threshold.prefetch();
+    assert_eq!(threshold.clone().bytes().await, 262_144);
     let overridden = ClaimCheckSettings {
         threshold: Some(1000),
         ..defaults
@@ -381,6 +387,19 @@ async fn a_256_kib_queue_claim_checks_above_its_own_limit_in_either_format() {
         claim_check_threshold(&clients.sqs, &missing, &defaults).await,
         FALLBACK_THRESHOLD
     );
+    assert_eq!(
+        Threshold::of_queue(&clients.sqs, &missing, &defaults)
+            .bytes()
+            .await,
+        FALLBACK_THRESHOLD
+    );
+    assert_eq!(
+        Threshold::of_queue(&clients.sqs, &missing, &overridden)
+            .bytes()
+            .await,
+        1000,
+        "an override is never asked of the queue"
+    );
 
     let mut big = envelope(ObjectKind::Order, "o-300k", 1, Some("OrderIssuedByBuyer"));
     big.payload = serde_json::json!({"text": "x".repeat(300 * 1024)});
@@ -392,7 +411,7 @@ async fn a_256_kib_queue_claim_checks_above_its_own_limit_in_either_format() {
 
     for legacy in [false, true] {
         let mut config = SqsSinkConfig::new(&url);
-        config.claim_check_threshold = threshold;
+        config.claim_check_threshold = threshold.clone();
         let sink = SqsSink::new(
             clients.sqs.clone(),
             config,

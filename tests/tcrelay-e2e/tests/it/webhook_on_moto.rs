@@ -248,7 +248,7 @@ async fn with_s3_alone_stopped_or_hanging_a_claim_checked_message_is_answered_50
     let s = setup(&moto).await;
     // Every message through the claim check: the fixtures are far below SQS's 1 MiB.
     let claim_check_everything = || SqsSinkConfig {
-        claim_check_threshold: 1024,
+        claim_check_threshold: 1024.into(),
         ..SqsSinkConfig::new(s.aws.queue_url.clone())
     };
     let stopped = {
