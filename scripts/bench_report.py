@@ -166,12 +166,12 @@ def decode_section(results, plots):
             f"{(r['bytes'] or 0) / 1000:.1f} kB | {f'{speed:.1f} MiB/s' if speed else '—'} |"
         )
     text = [*rows, ""]
-    by_name = {r["name"]: r for r in data}
-    for floor, decode in (("floor/json-value-parse", "decode/json"), ("floor/quick-xml-scan", "decode/txml")):
-        if floor in by_name and decode in by_name:
-            text.append(
-                f"- `{decode}` / `{floor}`: **{by_name[decode]['median_ns'] / by_name[floor]['median_ns']:.2f}×**"
-            )
+    by_name = {(r["group"], r["name"]): r for r in data}
+    for group, clock in (("floor", "wall time"), ("floor-cpu", "thread CPU time")):
+        for floor, decode in (("floor/json-value-parse", "decode/json"), ("floor/quick-xml-scan", "decode/txml")):
+            if (group, floor) in by_name and (group, decode) in by_name:
+                ratio = by_name[(group, decode)]["median_ns"] / by_name[(group, floor)]["median_ns"]
+                text.append(f"- {clock} (`{group}`): `{decode}` / `{floor}`: **{ratio:.2f}×**")
     with_size = [r for r in data if r.get("bytes")]
     if with_size:
         plot = os.path.join(plots, "decode.png")

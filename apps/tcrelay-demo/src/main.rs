@@ -13,6 +13,12 @@ use tcrelay::logging::{LogFormat, init_tracing};
 use tcrelay_demo::scenario::{self, ScenarioOptions};
 use tcrelay_sqlite::{Durability, SqliteOptions, SqliteStore};
 
+/// mimalloc instead of glibc's malloc: decoding a body builds and drops tens of thousands of
+/// small allocations, and glibc's allocator was a quarter to a third of the profile (see
+/// docs/architecture.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tcrelay-demo",

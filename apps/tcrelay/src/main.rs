@@ -21,6 +21,12 @@ use tcrelay_poll::PollApi;
 use tcrelay_sqlite::{SqliteOptions, SqliteStore};
 use tcrelay_tradecloud::{ClientApi, ClientPollApi, client_for};
 
+/// mimalloc instead of glibc's malloc: decoding a body builds and drops tens of thousands of
+/// small allocations, and glibc's allocator was a quarter to a third of the profile (see
+/// docs/architecture.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tcrelay",

@@ -4,14 +4,24 @@
 //! Group `floor` runs each decode beside its floor, in the same run: a bare `serde_json::Value`
 //! parse of the same JSON bytes, and a bare quick-xml event scan of the same tXML bytes. The
 //! ratio of the medians is how far the decode is from what reading the bytes at all costs.
+//! Group `floor-cpu` runs the same four by the thread's CPU time instead of wall time
+//! (`support/thread_cpu.rs`): on a shared, loaded machine its ratios are the ones to trust.
 //!
 //! ```text
 //! cargo bench --workspace --bench decode -- --warm-up-time 1 --measurement-time 3
 //! ```
 
 use std::hint::black_box;
+
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+
+/// The allocator every binary of the relay runs on, so the bench measures what they run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::Path;
 
+use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tradecloud_model::decode_webhook;
 use tradecloud_model::txml::to_txml;
@@ -73,9 +83,17 @@ fn quick_xml_scan(body: &[u8]) -> usize {
 }
 
 fn floor(c: &mut Criterion) {
+    floor_beside_decode(c, "floor");
+}
+
+fn floor_cpu(c: &mut Criterion<thread_cpu::ThreadCpu>) {
+    floor_beside_decode(c, "floor-cpu");
+}
+
+fn floor_beside_decode<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let json = fixture("order-500-lines.json");
     let xml = fixture("order-500-lines.xml");
-    let mut group = c.benchmark_group("floor");
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Bytes(json.len() as u64));
     group.bench_function("floor/json-value-parse", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&json)).expect("parses"))
@@ -94,4 +112,9 @@ fn floor(c: &mut Criterion) {
 }
 
 criterion_group!(benches, decode, floor);
-criterion_main!(benches);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(thread_cpu::ThreadCpu);
+    targets = floor_cpu
+}
+criterion_main!(benches, cpu_benches);

@@ -15,6 +15,12 @@ use tcrelay_core::ports::ApiError;
 use tcrelay_poll::{DeadlineAt, PageRequest, PollApi, PollConfig, PollPorts, PolledPage};
 use tcrelay_tradecloud::{ClientPollApi, client_for};
 
+/// mimalloc instead of glibc's malloc: decoding a body builds and drops tens of thousands of
+/// small allocations, and glibc's allocator was a quarter to a third of the profile (see
+/// docs/architecture.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tcrelay_lambda::init_tracing();

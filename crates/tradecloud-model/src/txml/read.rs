@@ -62,7 +62,18 @@ impl<'a> Frame<'a> {
 }
 
 fn local_part(qname: &str) -> &str {
-    qname.split_once(':').map_or(qname, |(_, local)| local)
+    // A byte loop: names are a few bytes long, too short for `split_once`'s searcher to pay
+    // (it showed at 2.5% of the decode's profile).
+    match qname.bytes().position(|b| b == b':') {
+        Some(colon) => &qname[colon + 1..],
+        None => qname,
+    }
+}
+
+/// Whether `text` is only whitespace; indentation is ASCII, so that is checked first, without
+/// `trim`'s Unicode tables.
+fn is_blank(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_whitespace()) || text.trim().is_empty()
 }
 
 /// Where a child element goes, and its shape: the parent's table first, then what the element's
@@ -313,7 +324,7 @@ impl<'a> Doc<'a, '_> {
                 }
                 Ok(())
             }
-            None if text.trim().is_empty() => Ok(()),
+            None if is_blank(&text) => Ok(()),
             None => Err(xml_error(self.at(start), "text outside the root element")),
         }
     }
@@ -340,7 +351,7 @@ impl<'a> Doc<'a, '_> {
             return Ok(Value::Null);
         }
         if let Some(map) = frame.map.take() {
-            if !frame.text.trim().is_empty() {
+            if !is_blank(&frame.text) {
                 return Err(DecodeError::InvalidField {
                     path: self.path_with(frame),
                     message: format!(
@@ -374,7 +385,7 @@ impl<'a> Doc<'a, '_> {
                     Value::String(text.into_owned())
                 }
             },
-            Some(Shape::Obj(_)) if text.trim().is_empty() => Value::Object(Map::new()),
+            Some(Shape::Obj(_)) if is_blank(&text) => Value::Object(Map::new()),
             Some(Shape::Obj(_)) => {
                 self.lenient(frame, "an object", "a string");
                 Value::String(text.into_owned())
@@ -386,7 +397,7 @@ impl<'a> Doc<'a, '_> {
     fn attach(&mut self, child: Frame<'a>, value: Value) -> Result<(), DecodeError> {
         let key = child.slot.key();
         let parent = self.stack.last_mut().expect("attach has a parent");
-        if parent.map.is_none() && parent.text.trim().is_empty() {
+        if parent.map.is_none() && is_blank(&parent.text) {
             // Indentation before the first child.
             parent.text = Cow::Borrowed("");
         }
