@@ -41,7 +41,8 @@ pub struct TradecloudClient {
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
+    /// Built on the first request (see [`Inner::http`]).
+    http: std::sync::OnceLock<Result<reqwest::Client, String>>,
     config: ClientConfig,
     /// `base_url` without a trailing `/`.
     base: String,
@@ -168,18 +169,10 @@ impl TradecloudClient {
                 reason: "must not exceed backoff_max".into(),
             });
         }
-        let http = reqwest::Client::builder()
-            // A redirect would carry our token to wherever it points; Tradecloud's API never
-            // redirects, so one is treated as a malformed answer.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tradecloud-relay/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|e| ConfigError::Http(e.to_string()))?;
         let in_flight = Semaphore::new(config.max_concurrent_requests);
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
+                http: std::sync::OnceLock::new(),
                 config,
                 base,
                 limiter,
@@ -584,6 +577,29 @@ impl Inner {
         })
     }
 
+    /// The HTTPS client, built on first use: building it loads the system's root certificates
+    /// (several milliseconds), which a webhook Lambda that never fetches from Tradecloud (only
+    /// GET webhooks do) would otherwise pay on every cold start. Building fails only when
+    /// the TLS stack cannot start, which is treated like an unreachable Tradecloud.
+    fn http(&self) -> Result<&reqwest::Client, Failure> {
+        let built = self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                // A redirect would carry our token to wherever it points; Tradecloud's API
+                // never redirects, so one is treated as a malformed answer.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("tradecloud-relay/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(self.config.timeout)
+                .build()
+                .map_err(|e| error_chain(&e))
+        });
+        built.as_ref().map_err(|reason| Failure {
+            error: ClientError::Connect {
+                reason: format!("cannot set up HTTPS: {reason}"),
+            },
+            retry: Retry::Backoff,
+        })
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -613,7 +629,7 @@ impl Inner {
             .min(remaining.max(Duration::from_millis(50)));
         let url = format!("{}/{path}", self.base);
         let mut builder = self
-            .http
+            .http()?
             .request(method.clone(), url)
             .headers(headers)
             .timeout(timeout);
@@ -769,6 +785,21 @@ fn malformed(reason: &str) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A webhook Lambda that never fetches must not pay for the root certificates at start.
+    #[tokio::test]
+    async fn the_https_stack_is_built_on_the_first_request_not_with_the_client() {
+        // Nothing listens on the discard port: the request fails fast, after the build.
+        let mut config = ClientConfig::new(
+            "http://127.0.0.1:9".to_owned(),
+            crate::Credentials::new("user", "secret"),
+        );
+        config.retry_budget = Duration::from_millis(100);
+        let client = TradecloudClient::new(config).unwrap();
+        assert!(client.inner.http.get().is_none());
+        assert!(client.fetch_order("o-1").await.is_err());
+        assert!(matches!(client.inner.http.get(), Some(Ok(_))));
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

@@ -89,7 +89,4 @@ pub enum ConfigError {
         /// Why it was rejected.
         reason: String,
     },
-    /// The HTTP client could not be built (TLS setup).
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
 }
