@@ -633,9 +633,13 @@ async fn a_state_claimed_elsewhere_stops_the_run_before_it_and_the_next_run_cont
     );
     assert!(h.sink.envelopes().is_empty());
     assert_eq!(h.cursors.value("orders"), None);
-    // o0 and o1 were claimed on the page: their claims are released, not left to expire.
-    let o0 = state_key(ObjectClass::Order, "o0", &ms_to_timestamp(T0));
-    assert_eq!(h.dedupe.lookup(&o0).await.unwrap(), None);
+    // The page's keys were claimed in one batch, those after o2 too: every claim is released,
+    // not left to expire, and the counts stop at o2 as when the keys were claimed one by one.
+    for (id, at) in [("o0", T0), ("o1", T0 + 1), ("o3", T0 + 3), ("o4", T0 + 4)] {
+        let claimed = state_key(ObjectClass::Order, id, &ms_to_timestamp(at));
+        assert_eq!(h.dedupe.lookup(&claimed).await.unwrap(), None, "{id}");
+    }
+    assert_eq!((s.objects, s.duplicates, s.enqueued), (3, 0, 0));
     // The webhook finishes: the state is a duplicate now, the rest goes through.
     h.dedupe.insert(&key, RecordState::Completed, false);
     let s = poll(&h, &config(), "run-2").await.unwrap();
