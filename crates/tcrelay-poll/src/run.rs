@@ -1023,20 +1023,8 @@ impl StreamRun<'_> {
         let mut outcomes = claims.claim_many(&keys).await.into_iter();
         let mut envelopes = Vec::with_capacity(outcomes.len());
         // In page order, so the counts stop where a run claiming one object at a time stopped.
-        for Candidate {
-            item,
-            key,
-            prepared,
-        } in candidates
-        {
-            self.summary.objects += 1;
-            let Prepared::Relay {
-                changed_lines,
-                payload,
-            } = prepared
-            else {
-                self.summary.filtered += 1;
-                self.done.insert(key);
+        for candidate in candidates {
+            let Some((item, key, changed_lines, payload)) = self.admit(candidate) else {
                 continue;
             };
             let Some(outcome) = outcomes.next() else {
@@ -1084,19 +1072,31 @@ impl StreamRun<'_> {
         sent.map_err(|e| PollError::Sink(e).into())
     }
 
+    /// Counts `candidate` as an object of the run; a filtered one is counted so and done
+    /// (`None`), one to relay comes back in its parts: item, key, changed lines, payload.
+    fn admit<'p>(
+        &mut self,
+        candidate: Candidate<'p>,
+    ) -> Option<(&'p Polled, String, Option<Vec<String>>, Value)> {
+        self.summary.objects += 1;
+        match candidate.prepared {
+            Prepared::Relay {
+                changed_lines,
+                payload,
+            } => Some((candidate.item, candidate.key, changed_lines, payload)),
+            Prepared::Filtered => {
+                self.summary.filtered += 1;
+                self.done.insert(candidate.key);
+                None
+            }
+        }
+    }
+
     /// A dry run's page: reports what would be sent (a lookup per object) without claiming,
     /// sending or moving the cursor.
     async fn plan(&mut self, candidates: Vec<Candidate<'_>>) -> Result<(), Halt> {
-        for Candidate {
-            item,
-            key,
-            prepared,
-        } in candidates
-        {
-            self.summary.objects += 1;
-            let Prepared::Relay { changed_lines, .. } = prepared else {
-                self.summary.filtered += 1;
-                self.done.insert(key);
+        for candidate in candidates {
+            let Some((item, key, changed_lines, _)) = self.admit(candidate) else {
                 continue;
             };
             match self.ports.dedupe.lookup(&key).await {

@@ -35,6 +35,8 @@ const MAX_TRANSACT_ITEMS: usize = 100;
 /// each round answers the items whose own condition failed, so a third cancellation means
 /// something else (conflicts with concurrent writers) is going on.
 const MAX_ROUNDS: usize = 3;
+/// The claims' operation, for logs and errors.
+const CLAIMS: &str = "DynamoDB TransactWriteItems (dedupe claims)";
 /// The cancellation code of an item whose condition failed.
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 /// A completion succeeds outright when no live claim of another token holds the key; otherwise
@@ -48,6 +50,18 @@ enum Transacted {
     Done,
     /// None happened; one reason per item, in order.
     Cancelled(Vec<CancellationReason>),
+}
+
+/// What one round of a chunk came to.
+enum Round {
+    /// Every write of the round happened.
+    Done,
+    /// None happened; one reason per pending item, in order.
+    Cancelled(Vec<CancellationReason>),
+    /// It failed otherwise: every pending item's slot holds the error.
+    Failed,
+    /// Cancelled with reasons that do not match the items: left to the single calls.
+    Unclear,
 }
 
 /// Splits the indexes of `keys` into chunks of at most [`MAX_TRANSACT_ITEMS`], none holding a
@@ -120,6 +134,32 @@ impl DynamoDedupeStore {
         }
     }
 
+    /// Runs one round's `writes` (one per pending item) as a transaction; a failure to build
+    /// them or to run it is put in each pending item's slot.
+    async fn round<T>(
+        &self,
+        pending: &[usize],
+        writes: Result<Vec<TransactWriteItem>, aws_sdk_dynamodb::error::BuildError>,
+        operation: &str,
+        slots: &mut [Option<Result<T, StoreError>>],
+    ) -> Round {
+        let transacted = match writes {
+            Ok(writes) => self.transact(writes, operation).await,
+            Err(e) => Err(format!("{operation}: {e}")),
+        };
+        match transacted {
+            Ok(Transacted::Done) => Round::Done,
+            Ok(Transacted::Cancelled(reasons)) if reasons.len() == pending.len() => {
+                Round::Cancelled(reasons)
+            }
+            Ok(Transacted::Cancelled(_)) => Round::Unclear,
+            Err(message) => {
+                failed_for_all(pending, &message, slots);
+                Round::Failed
+            }
+        }
+    }
+
     /// [`DedupeStore::claim_many`](tcrelay_core::ports::DedupeStore::claim_many) in
     /// transactions.
     pub(super) async fn claim_batch(
@@ -166,29 +206,16 @@ impl DynamoDedupeStore {
                     .build()
                     .map(|put| TransactWriteItem::builder().put(put).build())
             });
-            let writes = match writes.collect::<Result<Vec<_>, _>>() {
-                Ok(writes) => writes,
-                Err(e) => {
-                    failed_for_all(&pending, &format!("dedupe claims: {e}"), slots);
-                    return single;
-                }
-            };
-            let reasons = match self
-                .transact(writes, "DynamoDB TransactWriteItems (dedupe claims)")
-                .await
-            {
-                Ok(Transacted::Done) => {
+            let reasons = match self.round(&pending, writes.collect(), CLAIMS, slots).await {
+                Round::Done => {
                     for (&i, token) in pending.iter().zip(tokens) {
                         slots[i] = Some(Ok(ClaimOutcome::Claimed(token)));
                     }
                     return single;
                 }
-                Ok(Transacted::Cancelled(reasons)) if reasons.len() == pending.len() => reasons,
-                Ok(Transacted::Cancelled(_)) => break,
-                Err(message) => {
-                    failed_for_all(&pending, &message, slots);
-                    return single;
-                }
+                Round::Cancelled(reasons) => reasons,
+                Round::Failed => return single,
+                Round::Unclear => break,
             };
             let mut retry = Vec::new();
             for (&i, reason) in pending.iter().zip(&reasons) {
@@ -305,26 +332,17 @@ impl DynamoDedupeStore {
             if pending.len() < 2 {
                 break;
             }
-            let writes = match pending.iter().map(|&i| write(self, i)).collect() {
-                Ok(writes) => writes,
-                Err(e) => {
-                    failed_for_all(&pending, &format!("{}: {e}", T::OPERATION), slots);
-                    return single;
-                }
-            };
-            let reasons = match self.transact(writes, T::OPERATION).await {
-                Ok(Transacted::Done) => {
+            let writes = pending.iter().map(|&i| write(self, i)).collect();
+            let reasons = match self.round(&pending, writes, T::OPERATION, slots).await {
+                Round::Done => {
                     for &i in &pending {
                         slots[i] = Some(Ok(done.clone()));
                     }
                     return single;
                 }
-                Ok(Transacted::Cancelled(reasons)) if reasons.len() == pending.len() => reasons,
-                Ok(Transacted::Cancelled(_)) => break,
-                Err(message) => {
-                    failed_for_all(&pending, &message, slots);
-                    return single;
-                }
+                Round::Cancelled(reasons) => reasons,
+                Round::Failed => return single,
+                Round::Unclear => break,
             };
             let mut retry = Vec::new();
             for (&i, reason) in pending.iter().zip(&reasons) {
