@@ -54,12 +54,11 @@ enum Transacted {
 
 /// What one round of a chunk came to.
 enum Round {
-    /// Every write of the round happened.
-    Done,
+    /// Every pending item's slot is answered: the round's writes happened, or it failed
+    /// otherwise than by a cancellation and each slot holds the error.
+    Answered,
     /// None happened; one reason per pending item, in order.
     Cancelled(Vec<CancellationReason>),
-    /// It failed otherwise: every pending item's slot holds the error.
-    Failed,
     /// Cancelled with reasons that do not match the items: left to the single calls.
     Unclear,
 }
@@ -134,28 +133,35 @@ impl DynamoDedupeStore {
         }
     }
 
-    /// Runs one round's `writes` (one per pending item) as a transaction; a failure to build
-    /// them or to run it is put in each pending item's slot.
+    /// Runs one round's `writes` (one per pending item) as a transaction. When it goes
+    /// through, the j-th pending item's slot gets `done(j)`; when it fails otherwise than by a
+    /// cancellation (or the writes cannot be built), each pending item's slot gets the error.
     async fn round<T>(
         &self,
         pending: &[usize],
         writes: Result<Vec<TransactWriteItem>, aws_sdk_dynamodb::error::BuildError>,
         operation: &str,
         slots: &mut [Option<Result<T, StoreError>>],
+        mut done: impl FnMut(usize) -> T,
     ) -> Round {
         let transacted = match writes {
             Ok(writes) => self.transact(writes, operation).await,
             Err(e) => Err(format!("{operation}: {e}")),
         };
         match transacted {
-            Ok(Transacted::Done) => Round::Done,
+            Ok(Transacted::Done) => {
+                for (j, &i) in pending.iter().enumerate() {
+                    slots[i] = Some(Ok(done(j)));
+                }
+                Round::Answered
+            }
             Ok(Transacted::Cancelled(reasons)) if reasons.len() == pending.len() => {
                 Round::Cancelled(reasons)
             }
             Ok(Transacted::Cancelled(_)) => Round::Unclear,
             Err(message) => {
                 failed_for_all(pending, &message, slots);
-                Round::Failed
+                Round::Answered
             }
         }
     }
@@ -206,16 +212,12 @@ impl DynamoDedupeStore {
                     .build()
                     .map(|put| TransactWriteItem::builder().put(put).build())
             });
-            let reasons = match self.round(&pending, writes.collect(), CLAIMS, slots).await {
-                Round::Done => {
-                    for (&i, token) in pending.iter().zip(tokens) {
-                        slots[i] = Some(Ok(ClaimOutcome::Claimed(token)));
-                    }
-                    return single;
-                }
+            let granted = |j: usize| ClaimOutcome::Claimed(tokens[j].clone());
+            let writes = writes.collect();
+            let reasons = match self.round(&pending, writes, CLAIMS, slots, granted).await {
                 Round::Cancelled(reasons) => reasons,
-                Round::Failed => return single,
                 Round::Unclear => break,
+                Round::Answered => return single,
             };
             let mut retry = Vec::new();
             for (&i, reason) in pending.iter().zip(&reasons) {
@@ -333,16 +335,14 @@ impl DynamoDedupeStore {
                 break;
             }
             let writes = pending.iter().map(|&i| write(self, i)).collect();
-            let reasons = match self.round(&pending, writes, T::OPERATION, slots).await {
-                Round::Done => {
-                    for &i in &pending {
-                        slots[i] = Some(Ok(done.clone()));
-                    }
-                    return single;
-                }
+            let answer = |_| done.clone();
+            let reasons = match self
+                .round(&pending, writes, T::OPERATION, slots, answer)
+                .await
+            {
                 Round::Cancelled(reasons) => reasons,
-                Round::Failed => return single,
                 Round::Unclear => break,
+                Round::Answered => return single,
             };
             let mut retry = Vec::new();
             for (&i, reason) in pending.iter().zip(&reasons) {
