@@ -7,6 +7,9 @@
 //! `expiresAt` (N, epoch seconds, the table's TTL attribute), `inProgressExpiresAt` (N, epoch
 //! milliseconds, only while in progress), `claimToken` (S, the [`ClaimToken`] of the claim that
 //! wrote it: complete and release go by it).
+//!
+//! Many claims, completions or releases at once go in `TransactWriteItems` calls with the same
+//! conditions (the `batch` module), answering each item as the single call would.
 
 use std::collections::HashMap;
 use std::time::Duration;
