@@ -7,6 +7,9 @@
 //! `expiresAt` (N, epoch seconds, the table's TTL attribute), `inProgressExpiresAt` (N, epoch
 //! milliseconds, only while in progress), `claimToken` (S, the [`ClaimToken`] of the claim that
 //! wrote it: complete and release go by it).
+//!
+//! Many claims, completions or releases at once go in `TransactWriteItems` calls with the same
+//! conditions (the `batch` module), answering each item as the single call would.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,6 +24,8 @@ use tcrelay_core::ports::{
 use crate::clock::{Clock, system_clock};
 use crate::error::unavailable;
 
+mod batch;
+
 /// Attribute names of a dedupe item.
 const PK: &str = "pk";
 const STATE: &str = "state";
@@ -30,6 +35,16 @@ const IN_PROGRESS_EXPIRES_AT: &str = "inProgressExpiresAt";
 const CLAIM_TOKEN: &str = "claimToken";
 const IN_PROGRESS: &str = "in-progress";
 const COMPLETED: &str = "completed";
+
+/// A claim is granted when the key is absent, its record expired, or its in-progress claim
+/// expired; `:now` is epoch seconds, `:nowms` epoch milliseconds.
+const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expiresAt < :now \
+     OR (#state = :inprogress AND inProgressExpiresAt < :nowms)";
+/// Marks a key completed under the token `:token`, until `:exp`.
+const COMPLETE_UPDATE: &str = "SET #state = :completed, expiresAt = :exp, claimToken = :token \
+     REMOVE inProgressExpiresAt";
+/// A release removes only our own in-progress claim.
+const RELEASE_CONDITION: &str = "#state = :inprogress AND claimToken = :token";
 
 /// DynamoDB limits a string partition key to 2048 bytes; longer dedupe keys (a message key with
 /// hundreds of line ids) are stored under their SHA-256 instead, which is just as unique.
@@ -94,6 +109,35 @@ impl DynamoDedupeStore {
         AttributeValue::S(storage_key(key))
     }
 
+    /// The item a claim of `key` under `token` writes at `now`.
+    fn claim_item(
+        &self,
+        key: &str,
+        full_state: bool,
+        token: &ClaimToken,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> HashMap<String, AttributeValue> {
+        let expires_at = now.timestamp() + secs(self.config.ttl);
+        let in_progress_until = now.timestamp_millis() + millis(self.config.in_progress_expiry);
+        HashMap::from([
+            (PK.to_owned(), Self::pk(key)),
+            (STATE.to_owned(), AttributeValue::S(IN_PROGRESS.to_owned())),
+            (FULL_STATE.to_owned(), AttributeValue::Bool(full_state)),
+            (
+                EXPIRES_AT.to_owned(),
+                AttributeValue::N(expires_at.to_string()),
+            ),
+            (
+                IN_PROGRESS_EXPIRES_AT.to_owned(),
+                AttributeValue::N(in_progress_until.to_string()),
+            ),
+            (
+                CLAIM_TOKEN.to_owned(),
+                AttributeValue::S(token.as_str().to_owned()),
+            ),
+        ])
+    }
+
     /// Reads the item under `key` with a consistent read.
     async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
@@ -135,36 +179,15 @@ impl DedupeStore for DynamoDedupeStore {
         // expired in between) is retried; twice more is plenty for such a race.
         for _ in 0..3 {
             let now = (self.clock)();
-            let expires_at = now.timestamp() + secs(self.config.ttl);
-            let in_progress_until = now.timestamp_millis() + millis(self.config.in_progress_expiry);
             let token = ClaimToken::generate();
             let result = self
                 .client
                 .put_item()
                 .table_name(&self.config.table_name)
-                .item(PK, Self::pk(key))
-                .item(STATE, AttributeValue::S(IN_PROGRESS.to_owned()))
-                .item(FULL_STATE, AttributeValue::Bool(full_state))
-                .item(EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
-                .item(
-                    IN_PROGRESS_EXPIRES_AT,
-                    AttributeValue::N(in_progress_until.to_string()),
-                )
-                .item(CLAIM_TOKEN, AttributeValue::S(token.as_str().to_owned()))
-                .condition_expression(
-                    "attribute_not_exists(pk) OR expiresAt < :now \
-                     OR (#state = :inprogress AND inProgressExpiresAt < :nowms)",
-                )
+                .set_item(Some(self.claim_item(key, full_state, &token, now)))
+                .condition_expression(CLAIM_CONDITION)
                 .expression_attribute_names("#state", STATE)
-                .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
-                .expression_attribute_values(
-                    ":nowms",
-                    AttributeValue::N(now.timestamp_millis().to_string()),
-                )
-                .expression_attribute_values(
-                    ":inprogress",
-                    AttributeValue::S(IN_PROGRESS.to_owned()),
-                )
+                .set_expression_attribute_values(Some(claim_values(now)))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
@@ -206,14 +229,9 @@ impl DedupeStore for DynamoDedupeStore {
             .update_item()
             .table_name(&self.config.table_name)
             .key(PK, Self::pk(key))
-            .update_expression(
-                "SET #state = :completed, expiresAt = :exp, claimToken = :token \
-                 REMOVE inProgressExpiresAt",
-            )
+            .update_expression(COMPLETE_UPDATE)
             .expression_attribute_names("#state", STATE)
-            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.to_owned()))
-            .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
-            .expression_attribute_values(":token", AttributeValue::S(token.as_str().to_owned()))
+            .set_expression_attribute_values(Some(complete_values(token, expires_at)))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
@@ -240,10 +258,9 @@ impl DedupeStore for DynamoDedupeStore {
             .delete_item()
             .table_name(&self.config.table_name)
             .key(PK, Self::pk(key))
-            .condition_expression("#state = :inprogress AND claimToken = :token")
+            .condition_expression(RELEASE_CONDITION)
             .expression_attribute_names("#state", STATE)
-            .expression_attribute_values(":inprogress", AttributeValue::S(IN_PROGRESS.to_owned()))
-            .expression_attribute_values(":token", AttributeValue::S(token.as_str().to_owned()))
+            .set_expression_attribute_values(Some(release_values(token)))
             .send()
             .await;
         match result {
@@ -268,6 +285,68 @@ impl DedupeStore for DynamoDedupeStore {
             None => Ok(None),
         }
     }
+
+    async fn claim_many(&self, keys: &[(&str, bool)]) -> Vec<Result<ClaimOutcome, StoreError>> {
+        self.claim_batch(keys).await
+    }
+
+    async fn complete_many(
+        &self,
+        claims: &[(String, ClaimToken)],
+    ) -> Vec<Result<Completion, StoreError>> {
+        self.complete_batch(claims).await
+    }
+
+    async fn release_many(&self, claims: &[(String, ClaimToken)]) -> Vec<Result<(), StoreError>> {
+        self.release_batch(claims).await
+    }
+}
+
+/// The values of [`CLAIM_CONDITION`] at `now`.
+fn claim_values(now: chrono::DateTime<chrono::Utc>) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            ":now".to_owned(),
+            AttributeValue::N(now.timestamp().to_string()),
+        ),
+        (
+            ":nowms".to_owned(),
+            AttributeValue::N(now.timestamp_millis().to_string()),
+        ),
+        (
+            ":inprogress".to_owned(),
+            AttributeValue::S(IN_PROGRESS.to_owned()),
+        ),
+    ])
+}
+
+/// The values of [`COMPLETE_UPDATE`].
+fn complete_values(token: &ClaimToken, expires_at: i64) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            ":completed".to_owned(),
+            AttributeValue::S(COMPLETED.to_owned()),
+        ),
+        (":exp".to_owned(), AttributeValue::N(expires_at.to_string())),
+        (
+            ":token".to_owned(),
+            AttributeValue::S(token.as_str().to_owned()),
+        ),
+    ])
+}
+
+/// The values of [`RELEASE_CONDITION`].
+fn release_values(token: &ClaimToken) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            ":inprogress".to_owned(),
+            AttributeValue::S(IN_PROGRESS.to_owned()),
+        ),
+        (
+            ":token".to_owned(),
+            AttributeValue::S(token.as_str().to_owned()),
+        ),
+    ])
 }
 
 /// The partition key for a dedupe key (see [`MAX_PLAIN_KEY_BYTES`]).

@@ -128,6 +128,42 @@ pub trait DedupeStore: Send + Sync {
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError>;
     /// Reads the live (not expired) record under `key`.
     async fn lookup(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError>;
+
+    /// Claims each `(key, full_state)` as [`Self::claim`] would, one after the other in the
+    /// order given (a key given twice is granted at most once: the second finds the first's
+    /// claim). One answer per key, in order. An `Err` means that key holds no claim of ours;
+    /// the `Ok(Claimed)` answers are held even when others failed, so the caller must complete
+    /// or release them. Stores override it to claim many keys in one round trip.
+    async fn claim_many(&self, keys: &[(&str, bool)]) -> Vec<Result<ClaimOutcome, StoreError>> {
+        let mut outcomes = Vec::with_capacity(keys.len());
+        for (key, full_state) in keys {
+            outcomes.push(self.claim(key, *full_state).await);
+        }
+        outcomes
+    }
+
+    /// Completes each `(key, token)` as [`Self::complete`] would, in order; one answer per
+    /// claim, in order. Stores override it to complete many claims in one round trip.
+    async fn complete_many(
+        &self,
+        claims: &[(String, ClaimToken)],
+    ) -> Vec<Result<Completion, StoreError>> {
+        let mut outcomes = Vec::with_capacity(claims.len());
+        for (key, token) in claims {
+            outcomes.push(self.complete(key, token).await);
+        }
+        outcomes
+    }
+
+    /// Releases each `(key, token)` as [`Self::release`] would, in order; one answer per
+    /// claim, in order. Stores override it to release many claims in one round trip.
+    async fn release_many(&self, claims: &[(String, ClaimToken)]) -> Vec<Result<(), StoreError>> {
+        let mut outcomes = Vec::with_capacity(claims.len());
+        for (key, token) in claims {
+            outcomes.push(self.release(key, token).await);
+        }
+        outcomes
+    }
 }
 
 /// A request we authenticated but could not process, kept for an operator.

@@ -159,19 +159,40 @@ impl Claims {
         }
     }
 
-    /// Completes every held claim (`sent`) or releases it.
+    /// Claims every `(key, full_state)` in one call to the store, in order, holding those
+    /// granted: one answer per key, as [`Self::claim`] gives it. On an `Err` the granted
+    /// claims are held all the same; settle them.
+    pub async fn claim_many(
+        &mut self,
+        keys: &[(&str, bool)],
+    ) -> Vec<Result<Option<DedupeRecord>, StoreError>> {
+        let outcomes = self.dedupe.claim_many(keys).await;
+        debug_assert_eq!(outcomes.len(), keys.len(), "one answer per key");
+        self.held.reserve(keys.len());
+        keys.iter()
+            .zip(outcomes)
+            .map(|((key, _), outcome)| match outcome? {
+                ClaimOutcome::Claimed(token) => {
+                    self.held.push(((*key).to_owned(), token));
+                    Ok(None)
+                }
+                ClaimOutcome::Exists(record) => Ok(Some(record)),
+            })
+            .collect()
+    }
+
+    /// Completes every held claim (`sent`) or releases it, in one call to the store.
     pub async fn settle(self, sent: bool) {
-        for (key, token) in &self.held {
-            if sent {
-                complete_claim(self.dedupe.as_ref(), key, token).await;
-            } else {
-                release_claim(self.dedupe.as_ref(), key, token).await;
-            }
+        if sent {
+            complete_claims(self.dedupe.as_ref(), &self.held).await;
+        } else {
+            release_claims(self.dedupe.as_ref(), &self.held).await;
         }
     }
 
     /// Enqueues `envelopes` as one batch, the i-th held claim being the i-th envelope's, and
-    /// settles each claim by its own message's fate. Returns the keys completed (their
+    /// settles each claim by its own message's fate: one call to the store completes the
+    /// claims of what was sent, one releases the others. Returns the keys completed (their
     /// messages are on the queue) and the queue's error, if any message failed.
     pub async fn enqueue_each(
         self,
@@ -183,15 +204,18 @@ impl Claims {
             Ok(()) => &[],
             Err(e) => &e.failed,
         };
-        let mut completed = Vec::with_capacity(self.held.len());
-        for (i, (key, token)) in self.held.into_iter().enumerate() {
-            if failed.contains(&i) {
-                release_claim(self.dedupe.as_ref(), &key, &token).await;
-            } else {
-                complete_claim(self.dedupe.as_ref(), &key, &token).await;
-                completed.push(key);
-            }
-        }
+        let (to_release, to_complete): (Vec<_>, Vec<_>) = self
+            .held
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| failed.contains(i));
+        let to_complete: Vec<(String, ClaimToken)> =
+            to_complete.into_iter().map(|(_, claim)| claim).collect();
+        let to_release: Vec<(String, ClaimToken)> =
+            to_release.into_iter().map(|(_, claim)| claim).collect();
+        release_claims(self.dedupe.as_ref(), &to_release).await;
+        complete_claims(self.dedupe.as_ref(), &to_complete).await;
+        let completed = to_complete.into_iter().map(|(key, _)| key).collect();
         (completed, sent)
     }
 }
@@ -499,31 +523,41 @@ where
     }
 }
 
-/// Completes the claim `token` holds on `key` after its message was enqueued. A failure here
-/// does not undo the enqueue, so it is logged, not returned: the claim expires and at worst a
-/// later poll relays the state again. A take-over (another request claimed the key after ours
-/// expired) is logged as an error: the ERP may get the message twice, and the in-progress
-/// expiry should be longer than a request can take.
-async fn complete_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimToken) {
-    match dedupe.complete(key, token).await {
-        Ok(Completion::Completed) => {}
-        Ok(Completion::TakenOver) => tracing::error!(
-            dedupe_key = key,
-            "the dedupe claim expired and another request took it over before this one \
-             completed: the message may be on the queue twice; raise the in-progress expiry"
-        ),
-        Err(e) => {
-            tracing::warn!(dedupe_key = key, error = %e, "could not complete the dedupe claim; it will expire");
+/// Completes the claims (`key`, `token`) after their messages were enqueued, in one call to
+/// the store. A failure here does not undo the enqueue, so it is logged, not returned: the
+/// claim expires and at worst a later poll relays the state again. A take-over (another request
+/// claimed the key after ours expired) is logged as an error: the ERP may get the message
+/// twice, and the in-progress expiry should be longer than a request can take.
+async fn complete_claims(dedupe: &dyn DedupeStore, claims: &[(String, ClaimToken)]) {
+    if claims.is_empty() {
+        return;
+    }
+    for ((key, _), outcome) in claims.iter().zip(dedupe.complete_many(claims).await) {
+        match outcome {
+            Ok(Completion::Completed) => {}
+            Ok(Completion::TakenOver) => tracing::error!(
+                dedupe_key = key.as_str(),
+                "the dedupe claim expired and another request took it over before this one \
+                 completed: the message may be on the queue twice; raise the in-progress expiry"
+            ),
+            Err(e) => {
+                tracing::warn!(dedupe_key = key.as_str(), error = %e, "could not complete the dedupe claim; it will expire");
+            }
         }
     }
 }
 
-/// Releases the claim `token` holds on `key` after a failure. If even that fails the claim
-/// expires on its own, and until then retries are answered 503 (in progress), so nothing is
-/// lost.
-async fn release_claim(dedupe: &dyn DedupeStore, key: &str, token: &ClaimToken) {
-    if let Err(e) = dedupe.release(key, token).await {
-        tracing::warn!(dedupe_key = key, error = %e, "could not release the dedupe claim; it will expire");
+/// Releases the claims (`key`, `token`) after a failure, in one call to the store. If even that
+/// fails a claim expires on its own, and until then retries are answered 503 (in progress), so
+/// nothing is lost.
+async fn release_claims(dedupe: &dyn DedupeStore, claims: &[(String, ClaimToken)]) {
+    if claims.is_empty() {
+        return;
+    }
+    for ((key, _), outcome) in claims.iter().zip(dedupe.release_many(claims).await) {
+        if let Err(e) = outcome {
+            tracing::warn!(dedupe_key = key.as_str(), error = %e, "could not release the dedupe claim; it will expire");
+        }
     }
 }
 

@@ -985,49 +985,52 @@ impl StreamRun<'_> {
         Ok(())
     }
 
-    /// Dedupes, enqueues (one batch for the page) and completes; on any failure releases the
-    /// claims of what was not enqueued.
-    async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
+    /// The page's objects not handled earlier in this run, each with its state key and what it
+    /// would send, in page order. An object repeated within the page is taken once.
+    fn candidates<'p>(&self, items: &[&'p Polled]) -> Vec<Candidate<'p>> {
         let class = self.stream.kind().object_class();
-        let mut envelopes = Vec::new();
+        let mut seen = HashSet::with_capacity(items.len());
+        items
+            .iter()
+            .filter_map(|item| {
+                let key = state_key(class, &item.id, &item.last_updated_at);
+                if self.done.contains(&key) || !seen.insert(key.clone()) {
+                    return None;
+                }
+                let prepared = self.prep.prepare(self.stream, item);
+                Some(Candidate {
+                    item,
+                    key,
+                    prepared,
+                })
+            })
+            .collect()
+    }
+
+    /// Dedupes (one batch of claims for the page), enqueues (one batch) and completes (one
+    /// batch); on any failure releases the claims of what was not enqueued.
+    async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
+        let candidates = self.candidates(items);
+        if self.request.dry_run {
+            return self.plan(candidates).await;
+        }
         let mut claims = Claims::new(Arc::clone(&self.ports.dedupe));
-        for item in items {
-            let key = state_key(class, &item.id, &item.last_updated_at);
-            if self.done.contains(&key) {
+        let keys: Vec<(&str, bool)> = candidates
+            .iter()
+            .filter(|c| matches!(c.prepared, Prepared::Relay { .. }))
+            .map(|c| (c.key.as_str(), true))
+            .collect();
+        let mut outcomes = claims.claim_many(&keys).await.into_iter();
+        let mut envelopes = Vec::with_capacity(outcomes.len());
+        // In page order, so the counts stop where a run claiming one object at a time stopped.
+        for candidate in candidates {
+            let Some((item, key, changed_lines, payload)) = self.admit(candidate) else {
                 continue;
-            }
-            self.summary.objects += 1;
-            let (changed_lines, payload) = match self.prep.prepare(self.stream, item) {
-                Prepared::Filtered => {
-                    self.summary.filtered += 1;
-                    self.done.insert(key);
-                    continue;
-                }
-                Prepared::Relay {
-                    changed_lines,
-                    payload,
-                } => (changed_lines, payload),
             };
-            if self.request.dry_run {
-                match self.ports.dedupe.lookup(&key).await {
-                    Ok(Some(_)) => self.summary.duplicates += 1,
-                    Ok(None) => {
-                        self.summary.enqueued += 1;
-                        if self.summary.planned.len() < MAX_PLANNED {
-                            self.summary.planned.push(PlannedEnvelope {
-                                id: item.id.clone(),
-                                last_updated_at: item.last_updated_at.clone(),
-                                dedupe_key: key.clone(),
-                                changed_lines,
-                            });
-                        }
-                    }
-                    Err(e) => return Err(PollError::Dedupe(e).into()),
-                }
-                self.done.insert(key);
-                continue;
-            }
-            match claims.claim(&key, true).await {
+            let Some(outcome) = outcomes.next() else {
+                unreachable!("Claims::claim_many answers once per key");
+            };
+            match outcome {
                 Ok(None) => envelopes.push(Envelope::of_polled(
                     self.stream.kind(),
                     item.state(),
@@ -1041,7 +1044,8 @@ impl StreamRun<'_> {
                 }
                 Ok(Some(_)) => {
                     // Another channel (a webhook GET, an overlapping run that died) holds the
-                    // claim: it may still fail, so this state is neither sent nor skipped.
+                    // claim: it may still fail, so this state is neither sent nor skipped. The
+                    // claims granted after it in the page go too: nothing past it is sent.
                     claims.settle(false).await;
                     return Err(Halt::Stop(StopReason::InProgressElsewhere { key }));
                 }
@@ -1052,6 +1056,7 @@ impl StreamRun<'_> {
             }
         }
         if envelopes.is_empty() {
+            // Every granted claim belongs to an envelope, so none is held here.
             return Ok(());
         }
         // A failure to complete does not undo the enqueue: logged; the claim expires, and at
@@ -1066,4 +1071,58 @@ impl StreamRun<'_> {
         }
         sent.map_err(|e| PollError::Sink(e).into())
     }
+
+    /// Counts `candidate` as an object of the run; a filtered one is counted so and done
+    /// (`None`), one to relay comes back in its parts: item, key, changed lines, payload.
+    fn admit<'p>(
+        &mut self,
+        candidate: Candidate<'p>,
+    ) -> Option<(&'p Polled, String, Option<Vec<String>>, Value)> {
+        self.summary.objects += 1;
+        match candidate.prepared {
+            Prepared::Relay {
+                changed_lines,
+                payload,
+            } => Some((candidate.item, candidate.key, changed_lines, payload)),
+            Prepared::Filtered => {
+                self.summary.filtered += 1;
+                self.done.insert(candidate.key);
+                None
+            }
+        }
+    }
+
+    /// A dry run's page: reports what would be sent (a lookup per object) without claiming,
+    /// sending or moving the cursor.
+    async fn plan(&mut self, candidates: Vec<Candidate<'_>>) -> Result<(), Halt> {
+        for candidate in candidates {
+            let Some((item, key, changed_lines, _)) = self.admit(candidate) else {
+                continue;
+            };
+            match self.ports.dedupe.lookup(&key).await {
+                Ok(Some(_)) => self.summary.duplicates += 1,
+                Ok(None) => {
+                    self.summary.enqueued += 1;
+                    if self.summary.planned.len() < MAX_PLANNED {
+                        self.summary.planned.push(PlannedEnvelope {
+                            id: item.id.clone(),
+                            last_updated_at: item.last_updated_at.clone(),
+                            dedupe_key: key.clone(),
+                            changed_lines,
+                        });
+                    }
+                }
+                Err(e) => return Err(PollError::Dedupe(e).into()),
+            }
+            self.done.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// One object of a page, ready for the dedupe claim.
+struct Candidate<'p> {
+    item: &'p Polled,
+    key: String,
+    prepared: Prepared,
 }

@@ -633,9 +633,13 @@ async fn a_state_claimed_elsewhere_stops_the_run_before_it_and_the_next_run_cont
     );
     assert!(h.sink.envelopes().is_empty());
     assert_eq!(h.cursors.value("orders"), None);
-    // o0 and o1 were claimed on the page: their claims are released, not left to expire.
-    let o0 = state_key(ObjectClass::Order, "o0", &ms_to_timestamp(T0));
-    assert_eq!(h.dedupe.lookup(&o0).await.unwrap(), None);
+    // The page's keys were claimed in one batch, those after o2 too: every claim is released,
+    // not left to expire, and the counts stop at o2 as when the keys were claimed one by one.
+    for (id, at) in [("o0", T0), ("o1", T0 + 1), ("o3", T0 + 3), ("o4", T0 + 4)] {
+        let claimed = state_key(ObjectClass::Order, id, &ms_to_timestamp(at));
+        assert_eq!(h.dedupe.lookup(&claimed).await.unwrap(), None, "{id}");
+    }
+    assert_eq!((s.objects, s.duplicates, s.enqueued), (3, 0, 0));
     // The webhook finishes: the state is a duplicate now, the rest goes through.
     h.dedupe.insert(&key, RecordState::Completed, false);
     let s = poll(&h, &config(), "run-2").await.unwrap();
@@ -1049,4 +1053,74 @@ async fn run_polls_each_configured_stream_and_reports_each() {
     // The summary serialises for the Lambda's answer.
     let json = serde_json::to_value(report.summaries()[0]).unwrap();
     assert_eq!(json["stop"], json!({"reason": "caught-up"}));
+}
+
+/// A dedupe store whose claims of one key fail, the rest going to memory.
+struct ClaimFailsFor {
+    inner: Arc<MemoryDedupe>,
+    key: String,
+}
+
+#[async_trait]
+impl DedupeStore for ClaimFailsFor {
+    async fn claim(
+        &self,
+        key: &str,
+        full_state: bool,
+    ) -> Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError> {
+        if key == self.key {
+            return Err(tcrelay_core::ports::StoreError::Unavailable(
+                "claims of this key fail".into(),
+            ));
+        }
+        self.inner.claim(key, full_state).await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        token: &tcrelay_core::ports::ClaimToken,
+    ) -> Result<tcrelay_core::ports::Completion, tcrelay_core::ports::StoreError> {
+        self.inner.complete(key, token).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        token: &tcrelay_core::ports::ClaimToken,
+    ) -> Result<(), tcrelay_core::ports::StoreError> {
+        self.inner.release(key, token).await
+    }
+
+    async fn lookup(
+        &self,
+        key: &str,
+    ) -> Result<Option<tcrelay_core::ports::DedupeRecord>, tcrelay_core::ports::StoreError> {
+        self.inner.lookup(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_claim_in_a_page_batch_releases_the_page_and_fails_the_stream() {
+    let mut h = harness();
+    h.api.with_world(|w| {
+        for i in 0..5 {
+            put_order(w, &format!("o{i}"), T0 + i);
+        }
+    });
+    let failing = state_key(ObjectClass::Order, "o2", &ms_to_timestamp(T0 + 2));
+    h.ports.dedupe = Arc::new(ClaimFailsFor {
+        inner: h.dedupe.clone(),
+        key: failing,
+    });
+    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    assert!(matches!(failure.error, PollError::Dedupe(_)), "{failure:?}");
+    assert!(h.sink.envelopes().is_empty());
+    assert_eq!(h.cursors.value("orders"), None);
+    // Granted in the same batch, before and after the failed key: none is left in progress.
+    for (id, at) in [("o0", T0), ("o1", T0 + 1), ("o3", T0 + 3), ("o4", T0 + 4)] {
+        let claimed = state_key(ObjectClass::Order, id, &ms_to_timestamp(at));
+        assert_eq!(h.dedupe.lookup(&claimed).await.unwrap(), None, "{id}");
+    }
+    assert_eq!(failure.summary.enqueued, 0);
 }

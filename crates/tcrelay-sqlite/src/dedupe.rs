@@ -21,7 +21,7 @@ use tcrelay_core::ports::{
 };
 
 use crate::clock::millis;
-use crate::db::SqliteStore;
+use crate::db::{Ctx, SqliteStore};
 use crate::error::DbError;
 
 const IN_PROGRESS: &str = "in-progress";
@@ -114,91 +114,169 @@ impl SqliteStore {
     }
 }
 
+/// Claims `key` inside the open transaction (see [`DedupeStore::claim`]).
+fn claim_in(ctx: &Ctx<'_>, key: &str, full_state: bool) -> Result<ClaimOutcome, DbError> {
+    let tx = &*ctx.conn;
+    if let Some(record) = read(tx, key)?.and_then(|row| row.live(ctx.now_ms)) {
+        return Ok(ClaimOutcome::Exists(record));
+    }
+    let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
+    let in_progress_until = ctx
+        .now_ms
+        .saturating_add(millis(ctx.options.in_progress_expiry));
+    let token = ClaimToken::generate();
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO dedupe \
+         (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        key,
+        IN_PROGRESS,
+        full_state,
+        expires_at,
+        in_progress_until,
+        token.as_str()
+    ])?;
+    Ok(ClaimOutcome::Claimed(token))
+}
+
+/// Completes the claim `token` holds on `key` inside the open transaction (see
+/// [`DedupeStore::complete`]).
+fn complete_in(ctx: &Ctx<'_>, key: &str, token: &ClaimToken) -> Result<Completion, DbError> {
+    let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
+    let tx = &*ctx.conn;
+    // A corrupt old record was nobody's live claim: it is overwritten below.
+    let taken_over = read(tx, key).ok().flatten().is_some_and(|row| {
+        row.is_live(ctx.now_ms) && row.claim_token.as_deref() != Some(token.as_str())
+    });
+    // Unconditional, like the DynamoDB store: if the claim was meanwhile released or
+    // expired, recording the message as sent is still right (it was sent); `full_state`
+    // then reads as false.
+    tx.prepare_cached(
+        "INSERT INTO dedupe \
+         (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
+         VALUES (?1, ?2, 0, ?3, NULL, ?4) \
+         ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
+            expires_at = excluded.expires_at, in_progress_expires_at = NULL, \
+            claim_token = excluded.claim_token",
+    )?
+    .execute(params![key, COMPLETED, expires_at, token.as_str()])?;
+    Ok(if taken_over {
+        Completion::TakenOver
+    } else {
+        Completion::Completed
+    })
+}
+
+/// Releases the claim `token` holds on `key` inside the open transaction (see
+/// [`DedupeStore::release`]).
+fn release_in(ctx: &Ctx<'_>, key: &str, token: &ClaimToken) -> Result<(), DbError> {
+    // Only our own in-progress claim: a completed record must stay, or the next delivery
+    // of an event that did reach the queue would be enqueued again; and a claim another
+    // request took over after ours expired is theirs to finish.
+    let n = ctx
+        .conn
+        .prepare_cached("DELETE FROM dedupe WHERE key = ?1 AND state = ?2 AND claim_token = ?3")?
+        .execute(params![key, IN_PROGRESS, token.as_str()])?;
+    if n == 0 {
+        tracing::debug!("dedupe release: no in-progress claim of ours to remove");
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Runs `each` on every item in one call of the group commit (one transaction), in order,
+    /// each item answered on its own: an item that fails wrote nothing (each writes once, last),
+    /// so the others stand; a failed commit fails them all.
+    async fn run_each<I, T, F>(
+        &self,
+        operation: &'static str,
+        items: Vec<I>,
+        each: F,
+    ) -> Vec<Result<T, StoreError>>
+    where
+        I: Send + 'static,
+        T: Send + 'static,
+        F: Fn(&Ctx<'_>, &I) -> Result<T, DbError> + Send + 'static,
+    {
+        let n = items.len();
+        let answers = self
+            .run_batched(operation, move |ctx| {
+                Ok(items
+                    .iter()
+                    .map(|item| each(&ctx, item))
+                    .collect::<Vec<_>>())
+            })
+            .await;
+        match answers {
+            Ok(answers) => answers
+                .into_iter()
+                .map(|answer| answer.map_err(|e| e.into_store(operation)))
+                .collect(),
+            Err(e) => {
+                let message = e.to_string();
+                (0..n)
+                    .map(|_| Err(StoreError::Unavailable(message.clone())))
+                    .collect()
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl DedupeStore for SqliteStore {
     async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
         let key = key.to_owned();
-        // Batched: the read and the insert below run inside one immediate transaction, an
-        // atomic step against every other connection, which is what DynamoDB's conditional put
-        // gives the other adapter.
-        self.run_batched("dedupe claim", move |ctx| {
-            let tx = &*ctx.conn;
-            if let Some(record) = read(tx, &key)?.and_then(|row| row.live(ctx.now_ms)) {
-                return Ok(ClaimOutcome::Exists(record));
-            }
-            let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
-            let in_progress_until = ctx
-                .now_ms
-                .saturating_add(millis(ctx.options.in_progress_expiry));
-            let token = ClaimToken::generate();
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO dedupe \
-                 (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                key,
-                IN_PROGRESS,
-                full_state,
-                expires_at,
-                in_progress_until,
-                token.as_str()
-            ])?;
-            Ok(ClaimOutcome::Claimed(token))
-        })
-        .await
+        // Batched: the read and the insert run inside one immediate transaction, an atomic
+        // step against every other connection, which is what DynamoDB's conditional put gives
+        // the other adapter.
+        self.run_batched("dedupe claim", move |ctx| claim_in(&ctx, &key, full_state))
+            .await
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
-        let key = key.to_owned();
-        let token = token.clone();
+        let (key, token) = (key.to_owned(), token.clone());
         // Batched (one immediate transaction): the read of the old record and the write are one
         // step, as DynamoDB's UpdateItem returning the old item is for the other adapter.
         self.run_batched("dedupe complete", move |ctx| {
-            let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
-            let tx = &*ctx.conn;
-            // A corrupt old record was nobody's live claim: it is overwritten below.
-            let taken_over = read(tx, &key).ok().flatten().is_some_and(|row| {
-                row.is_live(ctx.now_ms) && row.claim_token.as_deref() != Some(token.as_str())
-            });
-            // Unconditional, like the DynamoDB store: if the claim was meanwhile released or
-            // expired, recording the message as sent is still right (it was sent); `full_state`
-            // then reads as false.
-            tx.prepare_cached(
-                "INSERT INTO dedupe \
-                 (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
-                 VALUES (?1, ?2, 0, ?3, NULL, ?4) \
-                 ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
-                    expires_at = excluded.expires_at, in_progress_expires_at = NULL, \
-                    claim_token = excluded.claim_token",
-            )?
-            .execute(params![key, COMPLETED, expires_at, token.as_str()])?;
-            Ok(if taken_over {
-                Completion::TakenOver
-            } else {
-                Completion::Completed
-            })
+            complete_in(&ctx, &key, &token)
         })
         .await
     }
 
     async fn release(&self, key: &str, token: &ClaimToken) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        let token = token.clone();
-        self.run_batched("dedupe release", move |ctx| {
-            // Only our own in-progress claim: a completed record must stay, or the next delivery
-            // of an event that did reach the queue would be enqueued again; and a claim another
-            // request took over after ours expired is theirs to finish.
-            let n = ctx
-                .conn
-                .prepare_cached(
-                    "DELETE FROM dedupe WHERE key = ?1 AND state = ?2 AND claim_token = ?3",
-                )?
-                .execute(params![key, IN_PROGRESS, token.as_str()])?;
-            if n == 0 {
-                tracing::debug!("dedupe release: no in-progress claim of ours to remove");
-            }
-            Ok(())
+        let (key, token) = (key.to_owned(), token.clone());
+        self.run_batched("dedupe release", move |ctx| release_in(&ctx, &key, &token))
+            .await
+    }
+
+    async fn claim_many(&self, keys: &[(&str, bool)]) -> Vec<Result<ClaimOutcome, StoreError>> {
+        let keys: Vec<(String, bool)> = keys
+            .iter()
+            .map(|(key, full_state)| ((*key).to_owned(), *full_state))
+            .collect();
+        self.run_each("dedupe claims", keys, |ctx, (key, full_state)| {
+            claim_in(ctx, key, *full_state)
+        })
+        .await
+    }
+
+    async fn complete_many(
+        &self,
+        claims: &[(String, ClaimToken)],
+    ) -> Vec<Result<Completion, StoreError>> {
+        self.run_each(
+            "dedupe completions",
+            claims.to_vec(),
+            |ctx, (key, token)| complete_in(ctx, key, token),
+        )
+        .await
+    }
+
+    async fn release_many(&self, claims: &[(String, ClaimToken)]) -> Vec<Result<(), StoreError>> {
+        self.run_each("dedupe releases", claims.to_vec(), |ctx, (key, token)| {
+            release_in(ctx, key, token)
         })
         .await
     }

@@ -58,12 +58,21 @@ impl Intercept for CallCounter {
             .next()
             .unwrap_or("unknown")
             .to_owned();
-        *self
+        // A transaction writes each of its items (and DynamoDB bills each at twice a single
+        // write's capacity): counted apart, under the operation's name with " items".
+        let items = (operation == "TransactWriteItems")
+            .then(|| context.request().body().bytes())
+            .flatten()
+            .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+            .and_then(|body| body["TransactItems"].as_array().map(Vec::len));
+        let mut counts = self
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(operation)
-            .or_default() += 1;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(items) = items {
+            *counts.entry(format!("{operation} items")).or_default() += items as u64;
+        }
+        *counts.entry(operation).or_default() += 1;
         Ok(())
     }
 }
@@ -78,11 +87,14 @@ impl CallCounter {
             .unwrap_or(0)
     }
 
+    /// Every request counted (item counts excluded).
     fn total(&self) -> u64 {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
+            .iter()
+            .filter(|(operation, _)| !operation.ends_with(" items"))
+            .map(|(_, n)| n)
             .sum()
     }
 }
@@ -222,11 +234,12 @@ fn main() {
         let floor_api = n64.div_ceil(100);
         let floor_sqs = n64.div_ceil(10);
         let sqs_calls = counter.get("SendMessageBatch") + counter.get("SendMessage");
-        let dynamo_writes = counter.get("PutItem")
-            + counter.get("UpdateItem")
-            + counter.get("DeleteItem")
-            + counter.get("BatchWriteItem")
-            + counter.get("TransactWriteItems");
+        let single_writes =
+            counter.get("PutItem") + counter.get("UpdateItem") + counter.get("DeleteItem");
+        let write_calls =
+            single_writes + counter.get("BatchWriteItem") + counter.get("TransactWriteItems");
+        let transacted = counter.get("TransactWriteItems items");
+        let item_writes = single_writes + transacted;
         println!("orders: {n}, enqueued: {enqueued}, runs: {runs}");
         println!(
             "Tradecloud API calls: {} ({polls} poll pages, floor {floor_api}: {:.1}% over)",
@@ -238,10 +251,18 @@ fn main() {
             (sqs_calls as f64 / floor_sqs as f64 - 1.0) * 100.0
         );
         println!(
-            "DynamoDB calls: {} ({:.2} per order), writes {dynamo_writes} ({:.2} per order)",
+            "DynamoDB calls: {} ({:.2} per order), write calls {write_calls} ({:.2} per order)",
             counter.total() - sqs_calls,
             per_order(counter.total() - sqs_calls),
-            per_order(dynamo_writes)
+            per_order(write_calls)
+        );
+        println!(
+            "DynamoDB item writes: {item_writes} ({:.2} per order; {transacted} of them in \
+             transactions), write capacity units {} ({:.2} per order; items under 1 KB, a \
+             transactional write 2 WCU)",
+            per_order(item_writes),
+            single_writes + 2 * transacted,
+            per_order(single_writes + 2 * transacted)
         );
         println!("AWS calls by operation: {:?}", counter.0.lock().unwrap());
         println!(

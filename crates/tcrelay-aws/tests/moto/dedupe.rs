@@ -69,3 +69,26 @@ async fn create_table_is_idempotent_and_enables_ttl() {
         Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
     );
 }
+
+/// A batch whose transaction fails outright (here: no such table) answers every item with the
+/// error, granting nothing; completions and releases likewise report each item as failed, so
+/// the relay logs them as it logs a failed single call.
+#[tokio::test]
+async fn a_failed_transaction_fails_every_item_of_the_batch() {
+    let clients = moto_clients().await;
+    let store = tcrelay_aws::DynamoDedupeStore::new(
+        clients.dynamodb.clone(),
+        tcrelay_aws::DedupeConfig::new("no-such-table"),
+    );
+    let claims = store.claim_many(&[("a", true), ("b", true)]).await;
+    assert_eq!(claims.len(), 2);
+    assert!(claims.iter().all(Result::is_err), "{claims:?}");
+    let held = [
+        ("a".to_owned(), ClaimToken::generate()),
+        ("b".to_owned(), ClaimToken::generate()),
+    ];
+    let completed = store.complete_many(&held).await;
+    assert!(completed.iter().all(Result::is_err), "{completed:?}");
+    let released = store.release_many(&held).await;
+    assert!(released.iter().all(Result::is_err), "{released:?}");
+}

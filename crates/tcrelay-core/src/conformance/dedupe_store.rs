@@ -14,6 +14,9 @@
 //!   never a claim another request took over after ours expired; on a key never seen it does
 //!   nothing.
 //! - Of many claims at once on a free key exactly one is granted. Keys of any length work.
+//! - `claim_many`, `complete_many` and `release_many` answer each item, in order, exactly as the
+//!   single calls made one after the other would (a key given twice in one claim batch is
+//!   granted once), for batches of any size.
 //!
 //! Each rule is a function taking a [`Subject`]: a fresh, empty store with the expiries above
 //! and a way to move its clock. [`dedupe_store_conformance!`](crate::dedupe_store_conformance)
@@ -259,6 +262,206 @@ pub async fn long_and_odd_keys_work_and_stay_distinct(s: &dyn Subject) {
     }
 }
 
+fn claimed_token(outcome: &Result<ClaimOutcome, crate::ports::StoreError>) -> ClaimToken {
+    match outcome {
+        Ok(ClaimOutcome::Claimed(token)) => token.clone(),
+        other => panic!("expected a granted claim, got {other:?}"),
+    }
+}
+
+fn owned(claims: &[(&str, &ClaimToken)]) -> Vec<(String, ClaimToken)> {
+    claims
+        .iter()
+        .map(|(key, token)| ((*key).to_owned(), (*token).clone()))
+        .collect()
+}
+
+/// A claim batch answers each key as a claim would: new keys granted (with their own tokens
+/// and `full_state`), completed and in-progress ones found with their records.
+pub async fn a_claim_batch_answers_each_key_as_a_claim_would(s: &dyn Subject) {
+    let done = claimed(s, "done", true).await;
+    complete(s, "done", &done).await;
+    claimed(s, "busy", false).await;
+    let outcomes = s
+        .store()
+        .claim_many(&[
+            ("new-1", true),
+            ("done", false),
+            ("busy", true),
+            ("new-2", false),
+        ])
+        .await;
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    let (first, second) = (claimed_token(&outcomes[0]), claimed_token(&outcomes[3]));
+    assert_ne!(first, second);
+    assert_eq!(
+        outcomes[1].as_ref().unwrap(),
+        &exists(RecordState::Completed, true)
+    );
+    assert_eq!(
+        outcomes[2].as_ref().unwrap(),
+        &exists(RecordState::InProgress, false)
+    );
+    assert_eq!(
+        lookup(s, "new-1").await,
+        record(RecordState::InProgress, true)
+    );
+    assert_eq!(
+        lookup(s, "new-2").await,
+        record(RecordState::InProgress, false)
+    );
+    // The granted claims are real: their tokens complete and release them.
+    complete(s, "new-1", &first).await;
+    release(s, "new-2", &second).await;
+    assert_eq!(
+        lookup(s, "new-1").await,
+        record(RecordState::Completed, true)
+    );
+    assert_eq!(lookup(s, "new-2").await, None);
+}
+
+/// A key given twice in one claim batch is granted once: the second finds the first's claim.
+pub async fn a_key_twice_in_one_claim_batch_is_granted_once(s: &dyn Subject) {
+    let outcomes = s
+        .store()
+        .claim_many(&[("k", true), ("other", false), ("k", false)])
+        .await;
+    let token = claimed_token(&outcomes[0]);
+    claimed_token(&outcomes[1]);
+    assert_eq!(
+        outcomes[2].as_ref().unwrap(),
+        &exists(RecordState::InProgress, true)
+    );
+    // The one claim granted is the first's.
+    release(s, "k", &token).await;
+    assert_eq!(lookup(s, "k").await, None);
+}
+
+/// A claim batch grants expired keys again, like a claim.
+pub async fn a_claim_batch_grants_expired_keys(s: &dyn Subject) {
+    claimed(s, "abandoned", false).await;
+    let token = claimed(s, "completed", false).await;
+    complete(s, "completed", &token).await;
+    s.advance(TTL + MARGIN);
+    let outcomes = s
+        .store()
+        .claim_many(&[("abandoned", true), ("completed", true)])
+        .await;
+    claimed_token(&outcomes[0]);
+    claimed_token(&outcomes[1]);
+    assert_eq!(
+        lookup(s, "completed").await,
+        record(RecordState::InProgress, true)
+    );
+}
+
+/// A completion batch completes each claim and reports a take-over among the others; a key
+/// completed twice in one batch stays completed.
+pub async fn a_completion_batch_completes_each_and_reports_take_overs(s: &dyn Subject) {
+    let late = claimed(s, "taken", false).await;
+    s.advance(IN_PROGRESS_EXPIRY + MARGIN);
+    claimed(s, "taken", true).await;
+    let a = claimed(s, "a", true).await;
+    let b = claimed(s, "b", false).await;
+    let outcomes = s
+        .store()
+        .complete_many(&owned(&[("a", &a), ("taken", &late), ("b", &b), ("a", &a)]))
+        .await;
+    let outcomes: Vec<Completion> = outcomes.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Completion::Completed,
+            Completion::TakenOver,
+            Completion::Completed,
+            Completion::Completed
+        ]
+    );
+    assert_eq!(lookup(s, "a").await, record(RecordState::Completed, true));
+    assert_eq!(lookup(s, "b").await, record(RecordState::Completed, false));
+    assert_eq!(
+        lookup(s, "taken").await,
+        record(RecordState::Completed, true)
+    );
+}
+
+/// A release batch removes only the in-progress claims of the tokens given: a wrong token, a
+/// completed record and a key never seen are left as they are, and none of them stops the
+/// others.
+pub async fn a_release_batch_removes_only_our_own_claims(s: &dyn Subject) {
+    let ours = claimed(s, "ours", false).await;
+    claimed(s, "theirs", true).await;
+    let done = claimed(s, "done", false).await;
+    complete(s, "done", &done).await;
+    let last = claimed(s, "last", false).await;
+    let outcomes = s
+        .store()
+        .release_many(&owned(&[
+            ("ours", &ours),
+            ("theirs", &ClaimToken::generate()),
+            ("done", &done),
+            ("never", &ClaimToken::generate()),
+            ("last", &last),
+            ("ours", &ours),
+        ]))
+        .await;
+    assert_eq!(outcomes.len(), 6);
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(lookup(s, "ours").await, None);
+    assert_eq!(lookup(s, "last").await, None);
+    assert_eq!(
+        lookup(s, "theirs").await,
+        record(RecordState::InProgress, true)
+    );
+    assert_eq!(
+        lookup(s, "done").await,
+        record(RecordState::Completed, false)
+    );
+    assert_eq!(lookup(s, "never").await, None);
+}
+
+/// Batches of more than a hundred keys (DynamoDB's limit of one transaction) work: every key
+/// is claimed, completed or released as if alone.
+pub async fn batches_of_more_than_a_hundred_keys_work(s: &dyn Subject) {
+    let keys: Vec<String> = (0..230).map(|i| format!("order:o-{i}:t")).collect();
+    let batch: Vec<(&str, bool)> = keys.iter().map(|k| (k.as_str(), true)).collect();
+    let claims: Vec<(String, ClaimToken)> = keys
+        .iter()
+        .cloned()
+        .zip(s.store().claim_many(&batch).await.iter().map(claimed_token))
+        .collect();
+    let (to_complete, to_release) = claims.split_at(120);
+    let completed = s.store().complete_many(to_complete).await;
+    assert!(
+        completed
+            .iter()
+            .all(|c| matches!(c, Ok(Completion::Completed))),
+        "{completed:?}"
+    );
+    let released = s.store().release_many(to_release).await;
+    assert!(released.iter().all(Result::is_ok), "{released:?}");
+    let again = s.store().claim_many(&batch).await;
+    for (i, outcome) in again.iter().enumerate() {
+        if i < 120 {
+            assert_eq!(
+                outcome.as_ref().unwrap(),
+                &exists(RecordState::Completed, true),
+                "{}",
+                keys[i]
+            );
+        } else {
+            claimed_token(outcome);
+        }
+    }
+}
+
+/// Empty batches answer nothing.
+pub async fn empty_batches_answer_nothing(s: &dyn Subject) {
+    assert!(s.store().claim_many(&[]).await.is_empty());
+    assert!(s.store().complete_many(&[]).await.is_empty());
+    assert!(s.store().release_many(&[]).await.is_empty());
+}
+
 /// Expands to one `#[tokio::test]` per rule of
 /// [`conformance::dedupe_store`](crate::conformance::dedupe_store), each named after its rule
 /// and run on a fresh subject from `$subject.await` (a
@@ -282,6 +485,13 @@ macro_rules! dedupe_store_conformance {
             complete_without_a_record_records_it_as_sent,
             concurrent_claims_have_exactly_one_winner,
             long_and_odd_keys_work_and_stay_distinct,
+            a_claim_batch_answers_each_key_as_a_claim_would,
+            a_key_twice_in_one_claim_batch_is_granted_once,
+            a_claim_batch_grants_expired_keys,
+            a_completion_batch_completes_each_and_reports_take_overs,
+            a_release_batch_removes_only_our_own_claims,
+            batches_of_more_than_a_hundred_keys_work,
+            empty_batches_answer_nothing,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {
