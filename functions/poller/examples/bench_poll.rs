@@ -33,6 +33,10 @@ use tcrelay_tradecloud::ClientPollApi;
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 use tradecloud_sim::{Endpoint, SimConfig, Simulator, WorldConfig};
 
+/// The allocator the `poller` bootstrap runs on, so the CPU per order is the shipped one's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Counts AWS HTTP requests by their `X-Amz-Target` operation (DynamoDB's and SQS's JSON
 /// protocols both name the operation there).
 #[derive(Debug, Default, Clone)]
