@@ -156,7 +156,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.contains("no claim-check bucket"), "{err}");
-        let kept = message.claim_check_if_large(None, &31.into()).await.unwrap();
+        let kept = message
+            .claim_check_if_large(None, &31.into())
+            .await
+            .unwrap();
         assert_eq!(kept.body.len(), 20);
     }
 

@@ -140,7 +140,10 @@ impl SqsSink {
             group_id,
             deduplication_id,
         }
-        .claim_check_if_large(self.claim_check.as_ref(), &self.config.claim_check_threshold)
+        .claim_check_if_large(
+            self.claim_check.as_ref(),
+            &self.config.claim_check_threshold,
+        )
         .await
     }
 

@@ -14,8 +14,8 @@ use tcrelay_aws::claim_check::{
 };
 use tcrelay_aws::testing::{create_bucket, create_queue, moto_clients, moto_options, moto_url};
 use tcrelay_aws::{
-    AwsClients, ClaimCheck, ClaimCheckSettings, SqsQuarantine, SqsSink, SqsSinkConfig,
-    Threshold, claim_check_threshold, read_claim_checked,
+    AwsClients, ClaimCheck, ClaimCheckSettings, SqsQuarantine, SqsSink, SqsSinkConfig, Threshold,
+    claim_check_threshold, read_claim_checked,
 };
 use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{EventSink, Quarantine, QuarantinedRequest};
