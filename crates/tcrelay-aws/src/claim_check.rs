@@ -83,9 +83,15 @@ pub async fn claim_check_threshold(
     queue_url: &str,
     settings: &ClaimCheckSettings,
 ) -> usize {
-    if let Some(threshold) = settings.threshold {
-        return threshold;
+    match settings.threshold {
+        Some(threshold) => threshold,
+        None => queue_limit(sqs, queue_url).await,
     }
+}
+
+/// `queue_url`'s `MaximumMessageSize` (at most SQS's limit), or [`FALLBACK_THRESHOLD`] when the
+/// queue cannot be asked.
+async fn queue_limit(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
     let asked = sqs
         .get_queue_attributes()
         .queue_url(queue_url)
@@ -163,7 +169,7 @@ impl Threshold {
     }
 
     /// The override of `settings` if there is one, else `queue_url`'s `MaximumMessageSize`,
-    /// asked of SQS once, on first need (see [`claim_check_threshold`]).
+    /// asked of SQS once, on first need (as [`claim_check_threshold`] asks it).
     pub fn of_queue(
         sqs: &aws_sdk_sqs::Client,
         queue_url: &str,
@@ -188,12 +194,7 @@ impl Threshold {
                 sqs,
                 queue_url,
                 asked,
-            } => {
-                let settings = ClaimCheckSettings::default();
-                *asked
-                    .get_or_init(|| claim_check_threshold(sqs, queue_url, &settings))
-                    .await
-            }
+            } => *asked.get_or_init(|| queue_limit(sqs, queue_url)).await,
         }
     }
 
