@@ -2,7 +2,8 @@
 # Runs every benchmark of the workspace and regenerates the figures of BENCHMARKS.md (between its
 # <!-- bench:NAME --> markers; the prose around them stays) and the plots in bench/.
 #
-#   scripts/bench.sh [PART...]     PART: decode poll coldstart zips webhook (default: all)
+#   scripts/bench.sh [PART...]     PART: decode instructions poll coldstart zips webhook
+#                                  (default: all)
 #
 # Raw results go to bench/results/ (committed with BENCHMARKS.md, so every figure can be traced
 # to its run). Tools: moto's server (.venv, scripts/venv.sh), the Python peer, matplotlib,
@@ -20,7 +21,7 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 results="$root/bench/results"
 mkdir -p "$results"
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(decode poll coldstart zips webhook)
+[ ${#parts[@]} -gt 0 ] || parts=(decode instructions poll coldstart zips webhook)
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 runs="${BENCH_RUNS:-20}"
 poll_n="${BENCH_POLL_N:-500}"
@@ -89,6 +90,18 @@ if want decode; then
   # Criterion keeps its estimates in $target_dir/criterion; the report reads them from there.
   run_recorded decode cargo bench --workspace --bench decode -- --warm-up-time 1 --measurement-time "$decode_time"
   .venv-bench/bin/python scripts/bench_report.py collect-criterion "$target_dir/criterion" "$results/decode.json"
+fi
+
+if want instructions; then
+  # Instructions executed, counted by valgrind's cachegrind: unlike time, the count does not
+  # move with the machine's load, so each decode's ratio to its floor is exact and repeatable.
+  if command -v valgrind >/dev/null; then
+    cargo build --release --workspace --example decode_instructions
+    run_recorded instructions .venv-bench/bin/python scripts/bench_instructions.py \
+      "$target_dir/release/examples/decode_instructions" | tee "$results/instructions.txt"
+  else
+    echo "== instructions: skipped, valgrind not found (Debian: apt-get install valgrind)" >&2
+  fi
 fi
 
 if want poll; then

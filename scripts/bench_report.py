@@ -191,11 +191,12 @@ def decode_section(results, plots):
     return "\n".join(text)
 
 
-def poll_section(results):
-    text = load(results, "poll.txt")
+def text_section(results, name):
+    """A part whose program prints its own summary (`<name>.txt`), shown as it printed it."""
+    text = load(results, name + ".txt")
     if not text:
         return None
-    return f"```text\n{text.strip()}\n```\n\n{command(results, 'poll')}"
+    return f"```text\n{text.strip()}\n```\n\n{command(results, name)}"
 
 
 def webhook_section(results, plots):
@@ -277,7 +278,8 @@ def report(results, doc_path, plots):
         "coldstart": coldstart_section(results, plots),
         "zips": zips_section(results),
         "decode": decode_section(results, plots),
-        "poll": poll_section(results),
+        "instructions": text_section(results, "instructions"),
+        "poll": text_section(results, "poll"),
         "webhook": webhook_section(results, plots),
     }
     for name, body in sections.items():

@@ -15,6 +15,8 @@ use std::hint::black_box;
 
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
+#[path = "support/txml_floor.rs"]
+mod txml_floor;
 
 /// The allocator every binary of the relay runs on, so the bench measures what they run.
 #[global_allocator]
@@ -63,25 +65,6 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-/// Every event of the document, as the decoder's reader is configured (no trimming), with the
-/// text decoded the way the decoder decodes it.
-fn quick_xml_scan(body: &[u8]) -> usize {
-    let text = std::str::from_utf8(body).expect("UTF-8");
-    let mut reader = quick_xml::Reader::from_str(text);
-    reader.config_mut().trim_text(false);
-    let mut events = 0usize;
-    loop {
-        match reader.read_event().expect("well-formed") {
-            quick_xml::events::Event::Eof => break,
-            quick_xml::events::Event::Text(t) => {
-                events += t.xml10_content().len();
-            }
-            _ => events += 1,
-        }
-    }
-    events
-}
-
 fn floor(c: &mut Criterion) {
     floor_beside_decode(c, "floor");
 }
@@ -103,7 +86,7 @@ fn floor_beside_decode<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     });
     group.throughput(Throughput::Bytes(xml.len() as u64));
     group.bench_function("floor/quick-xml-scan", |b| {
-        b.iter(|| quick_xml_scan(black_box(&xml)))
+        b.iter(|| txml_floor::quick_xml_scan(black_box(&xml)))
     });
     group.bench_function("decode/txml", |b| {
         b.iter(|| decode_webhook(black_box(&xml), Some("application/xml")).expect("decodes"))
