@@ -7,6 +7,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::config::SharedHttpClient;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// The region an emulator is addressed in when none is configured (emulators accept any).
 pub const EMULATOR_DEFAULT_REGION: &str = "us-east-1";
@@ -63,7 +65,10 @@ impl AwsConfigOptions {
 
     /// Loads the configuration.
     pub async fn load(&self) -> SdkConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // The SDK crates are built without a default HTTPS client (Cargo.toml): without this
+        // one every call, and every credential provider that asks a service, would fail.
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -107,6 +112,17 @@ impl AwsConfigOptions {
         }
         loader.load().await
     }
+}
+
+/// The HTTPS client of the SDK clients and credential providers: hyper and rustls with ring as
+/// the crypto provider, the system's root certificates. The SDK's default client would be the
+/// same on aws-lc-rs, a much larger library; ring is the Tradecloud client's provider too, so
+/// the Lambda bootstraps carry one (docs/architecture.md, TLS; BENCHMARKS.md, zip sizes).
+/// Timeouts come from the configuration's timeout settings, as with the default client.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// The SDK configuration for AWS (`None`: the standard provider chains, as in Lambda) or for a

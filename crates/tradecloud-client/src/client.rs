@@ -583,6 +583,7 @@ impl Inner {
     /// the TLS stack cannot start, which is treated like an unreachable Tradecloud.
     fn http(&self) -> Result<&reqwest::Client, Failure> {
         let built = self.http.get_or_init(|| {
+            install_crypto_provider();
             reqwest::Client::builder()
                 // A redirect would carry our token to wherever it points; Tradecloud's API
                 // never redirects, so one is treated as a malformed answer.
@@ -661,6 +662,15 @@ fn refresh_header(refresh: &Secret) -> HeaderMap {
         headers.insert(REFRESH_TOKEN, value);
     }
     headers
+}
+
+/// Makes ring rustls' crypto provider for the process, unless one is installed already (that one
+/// then serves). reqwest is built without a provider of its own (the workspace's Cargo.toml): its
+/// default, aws-lc-rs, would be a second crypto library beside the AWS SDK's ring in the Lambda
+/// bootstraps, and without any provider building the client panics.
+fn install_crypto_provider() {
+    // An error only says a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn transport_failure(e: &reqwest::Error) -> Failure {
