@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -72,14 +71,8 @@ impl AwsConfigOptions {
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        match (&self.region, &self.endpoint_url) {
-            (Some(region), _) => loader = loader.region(Region::new(region.clone())),
-            (None, Some(_)) => {
-                loader = loader.region(
-                    RegionProviderChain::default_provider().or_else(EMULATOR_DEFAULT_REGION),
-                );
-            }
-            (None, None) => {}
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
         }
         if let Some((key_id, secret)) = &self.static_credentials {
             loader = loader.credentials_provider(Credentials::new(
@@ -110,7 +103,18 @@ impl AwsConfigOptions {
             loader =
                 loader.retry_config(RetryConfig::standard().with_max_attempts(attempts.max(1)));
         }
-        loader.load().await
+        let config = loader.load().await;
+        if self.endpoint_url.is_some() && config.region().is_none() {
+            // The emulator's fallback, after the loader's own region chain (environment,
+            // profile, IMDS) found none. Not a `RegionProviderChain` of our own given to the
+            // loader: that chain's IMDS provider would have no HTTP client (the SDK crates have
+            // no default one), and asking IMDS panics in debug builds.
+            return config
+                .into_builder()
+                .region(Region::from_static(EMULATOR_DEFAULT_REGION))
+                .build();
+        }
+        config
     }
 }
 
