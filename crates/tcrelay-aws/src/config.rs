@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::config::SharedHttpClient;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// The region an emulator is addressed in when none is configured (emulators accept any).
 pub const EMULATOR_DEFAULT_REGION: &str = "us-east-1";
@@ -63,18 +64,15 @@ impl AwsConfigOptions {
 
     /// Loads the configuration.
     pub async fn load(&self) -> SdkConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // The SDK crates are built without a default HTTPS client (Cargo.toml): without this
+        // one every call, and every credential provider that asks a service, would fail.
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        match (&self.region, &self.endpoint_url) {
-            (Some(region), _) => loader = loader.region(Region::new(region.clone())),
-            (None, Some(_)) => {
-                loader = loader.region(
-                    RegionProviderChain::default_provider().or_else(EMULATOR_DEFAULT_REGION),
-                );
-            }
-            (None, None) => {}
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
         }
         if let Some((key_id, secret)) = &self.static_credentials {
             loader = loader.credentials_provider(Credentials::new(
@@ -105,8 +103,30 @@ impl AwsConfigOptions {
             loader =
                 loader.retry_config(RetryConfig::standard().with_max_attempts(attempts.max(1)));
         }
-        loader.load().await
+        let config = loader.load().await;
+        if self.endpoint_url.is_some() && config.region().is_none() {
+            // The emulator's fallback, after the loader's own region chain (environment,
+            // profile, IMDS) found none. Not a `RegionProviderChain` of our own given to the
+            // loader: that chain's IMDS provider would have no HTTP client (the SDK crates have
+            // no default one), and asking IMDS panics in debug builds.
+            return config
+                .into_builder()
+                .region(Region::from_static(EMULATOR_DEFAULT_REGION))
+                .build();
+        }
+        config
     }
+}
+
+/// The HTTPS client of the SDK clients and credential providers: hyper and rustls with ring as
+/// the crypto provider, the system's root certificates. The SDK's default client would be the
+/// same on aws-lc-rs, a much larger library; ring is the Tradecloud client's provider too, so
+/// the Lambda bootstraps carry one (docs/architecture.md, TLS; BENCHMARKS.md, zip sizes).
+/// Timeouts come from the configuration's timeout settings, as with the default client.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// The SDK configuration for AWS (`None`: the standard provider chains, as in Lambda) or for a

@@ -583,6 +583,7 @@ impl Inner {
     /// the TLS stack cannot start, which is treated like an unreachable Tradecloud.
     fn http(&self) -> Result<&reqwest::Client, Failure> {
         let built = self.http.get_or_init(|| {
+            install_crypto_provider();
             reqwest::Client::builder()
                 // A redirect would carry our token to wherever it points; Tradecloud's API
                 // never redirects, so one is treated as a malformed answer.
@@ -620,6 +621,10 @@ impl Inner {
         body: Option<Vec<u8>>,
         deadline: Instant,
     ) -> Result<reqwest::Response, Failure> {
+        // Built (the first time: the system's root certificates loaded) before the rate
+        // limiter's slot is taken, so the set-up does not delay this request into the next
+        // one's slot: Tradecloud must see the calls `max_requests_per_second` apart.
+        let http = self.http()?;
         self.limiter.acquire().await;
         let remaining = deadline.saturating_duration_since(Instant::now());
         // Even a spent budget gets a short try rather than none, so the answer is a real one.
@@ -628,8 +633,7 @@ impl Inner {
             .timeout
             .min(remaining.max(Duration::from_millis(50)));
         let url = format!("{}/{path}", self.base);
-        let mut builder = self
-            .http()?
+        let mut builder = http
             .request(method.clone(), url)
             .headers(headers)
             .timeout(timeout);
@@ -661,6 +665,15 @@ fn refresh_header(refresh: &Secret) -> HeaderMap {
         headers.insert(REFRESH_TOKEN, value);
     }
     headers
+}
+
+/// Installs ring as rustls' crypto provider of the process, unless one is installed already
+/// (that one then serves). reqwest is built without a provider of its own (the workspace's
+/// Cargo.toml): its default, aws-lc-rs, would be a second crypto library beside the AWS SDK's
+/// ring in the Lambda bootstraps, and without any provider building the client panics.
+fn install_crypto_provider() {
+    // An error only says a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn transport_failure(e: &reqwest::Error) -> Failure {

@@ -3,6 +3,7 @@
 //! `ReportBatchItemFailures`, and `s3:GetObject` on the claim-check bucket.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_smithy_http_client::tls;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use sqs_consumer_lambda::{Envelope, S3Payloads, handle_batch};
 
@@ -22,7 +23,17 @@ async fn main() -> Result<(), Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = aws_config::load_from_env().await;
+    // rustls on ring (see Cargo.toml); with aws-config's default features, plain
+    // `aws_config::load_from_env()` does the same on aws-lc-rs.
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
+        .load()
+        .await;
     let payloads = S3Payloads(aws_sdk_s3::Client::new(&config));
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let payloads = payloads.clone();

@@ -316,6 +316,9 @@ impl Sender {
         shutdown: watch::Receiver<bool>,
         started: Instant,
     ) -> Result<Self, SimError> {
+        // reqwest has no crypto provider of its own here (the workspace's Cargo.toml); an error
+        // only says one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

@@ -10,4 +10,5 @@ mod dedupe;
 mod redrive;
 mod secrets;
 mod sqs;
+mod tls;
 mod unreachable;
