@@ -19,6 +19,15 @@ cfn-lint infra/template.yaml
 echo "== sam validate --lint"
 sam validate --lint --region us-east-1 -t infra/template.yaml
 
+echo "== one crypto library in the bootstraps (docs/architecture.md, TLS)"
+# `cargo lambda build --bin` unifies every default member's normal dependencies: a member that
+# turns on reqwest's `rustls` or the SDK's `default-https-client` brings aws-lc-rs back.
+if cargo tree -e normal,build --workspace --locked -i aws-lc-rs 2>/dev/null | grep -q '^aws-lc-rs v'; then
+  echo "aws-lc-rs is in a normal build again; the chain that brings it:"
+  cargo tree -e normal,build --workspace --locked -i aws-lc-rs
+  exit 1
+fi
+
 echo "== cargo lambda build --release --arm64"
 cargo lambda build --release --arm64 --output-format zip --bin webhook --bin poller
 target_dir="${CARGO_TARGET_DIR:-target}"
