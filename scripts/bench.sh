@@ -112,7 +112,9 @@ fi
 
 if want coldstart; then
   start_moto
-  cargo build --release --workspace --bin webhook --bin poller
+  # Without --workspace: the default members' feature resolution, as `cargo lambda build --bin`
+  # (the zips) has it, so the bootstraps measured are the ones shipped (no SSO providers).
+  cargo build --release --bin webhook --bin poller
   cargo build --workspace --example coldstart
   run_recorded coldstart "$target_dir/debug/examples/coldstart" --runs "$runs" --out "$results/coldstart.json" \
     --webhook "$target_dir/release/webhook" --poller "$target_dir/release/poller" \
