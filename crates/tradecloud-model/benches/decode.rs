@@ -13,6 +13,8 @@
 
 use std::hint::black_box;
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
 #[path = "support/txml_floor.rs"]
@@ -21,19 +23,13 @@ mod txml_floor;
 /// The allocator every binary of the relay runs on, so the bench measures what they run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::path::Path;
 
 use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tradecloud_model::decode_webhook;
 use tradecloud_model::txml::to_txml;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/webhook")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use fixtures::fixture;
 
 fn decode(c: &mut Criterion) {
     let small = fixture("order-accepted-one-element-lists.json");

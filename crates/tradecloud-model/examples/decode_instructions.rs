@@ -18,24 +18,20 @@
 //! ```
 
 use std::hint::black_box;
-use std::path::Path;
 use std::process::ExitCode;
 
 use tradecloud_model::decode_webhook;
 
+use fixtures::fixture;
+
+#[path = "../benches/support/fixtures.rs"]
+mod fixtures;
 #[path = "../benches/support/txml_floor.rs"]
 mod txml_floor;
 
 /// The allocator every binary of the relay runs on, so the count is of what they run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/webhook")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
