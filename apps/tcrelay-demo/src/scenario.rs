@@ -925,9 +925,8 @@ async fn kill_a_poll_run(parts: &RelayParts, poll: &PollConfig) -> bool {
 
 /// Authenticated requests the webhook must refuse with 400 and quarantine. Returns their bodies.
 async fn send_malformed(addr: SocketAddr, password: &str) -> Result<Vec<Vec<u8>>, ScenarioError> {
-    // reqwest has no crypto provider of its own here (the workspace's Cargo.toml); an error only
-    // says one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // reqwest has no crypto provider of its own here (the workspace's Cargo.toml).
+    tradecloud_client::install_crypto_provider();
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

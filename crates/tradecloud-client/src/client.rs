@@ -670,8 +670,10 @@ fn refresh_header(refresh: &Secret) -> HeaderMap {
 /// Installs ring as rustls' crypto provider of the process, unless one is installed already
 /// (that one then serves). reqwest is built without a provider of its own (the workspace's
 /// Cargo.toml): its default, aws-lc-rs, would be a second crypto library beside the AWS SDK's
-/// ring in the Lambda bootstraps, and without any provider building the client panics.
-fn install_crypto_provider() {
+/// ring in the Lambda bootstraps, and without any provider building the client panics. Public
+/// for the other reqwest clients of the workspace's binaries (the demo's), so the choice of
+/// provider is made here only.
+pub fn install_crypto_provider() {
     // An error only says a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -30,7 +30,7 @@ mod error;
 mod page;
 mod rate;
 
-pub use client::TradecloudClient;
+pub use client::{TradecloudClient, install_crypto_provider};
 pub use config::{
     ClientConfig, Credentials, DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_RESPONSE_BYTES, Secret,
