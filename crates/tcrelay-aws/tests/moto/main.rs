@@ -2,11 +2,13 @@
 //!
 //! `scripts/test.sh` starts moto and exports `TCRELAY_TEST_MOTO_URL`; without it these tests
 //! fail (never skip). Every test creates its own queues, bucket and table (UUID names), so they
-//! run in parallel against one moto.
+//! run in parallel against one moto. `dedupe_batch_faults` and `tls` serve their own loopback
+//! endpoints instead and need no moto.
 
 mod common;
 mod cursor;
 mod dedupe;
+mod dedupe_batch_faults;
 mod redrive;
 mod secrets;
 mod sqs;
