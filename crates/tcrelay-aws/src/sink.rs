@@ -111,7 +111,8 @@ impl SqsSink {
     /// The message for one envelope: the envelope JSON as body, attributes for filtering, FIFO
     /// ids, and the claim check when it is too large.
     async fn prepare(&self, envelope: &Envelope) -> Result<OutgoingMessage, String> {
-        let body = serde_json::to_string(envelope)
+        let body = envelope
+            .to_json()
             .map_err(|e| format!("envelope does not serialise: {e}"))?;
         let mut attributes = Vec::with_capacity(5);
         // SQS refuses empty attribute values; an empty one carries nothing to filter on anyway.

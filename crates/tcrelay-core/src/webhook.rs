@@ -799,6 +799,8 @@ impl WebhookApp {
         if lenient > 0 {
             warn_lenient(&decoded.leniencies);
         }
+        // The body's own text when it is the payload's: forwarded as sent, not written anew.
+        let payload_text = decoded.payload_text(body).map(Arc::from);
         let event = InboundEvent {
             kind: decoded.body.kind(),
             id: decoded.body.object_id().to_owned(),
@@ -809,6 +811,7 @@ impl WebhookApp {
             line_ids: decoded.body.line_ids(),
             format: decoded.format,
             payload: decoded.payload,
+            payload_text,
         };
         let span = tracing::Span::current();
         span.record("kind", event.kind.as_str());

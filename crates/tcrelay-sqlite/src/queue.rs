@@ -159,7 +159,7 @@ impl SqliteStore {
         let rows = envelopes
             .iter()
             .map(|e| {
-                let json = serde_json::to_string(e).map_err(|err| {
+                let json = e.to_json().map_err(|err| {
                     StoreError::Unavailable(format!("envelope {} does not serialise: {err}", e.id))
                 })?;
                 Ok((

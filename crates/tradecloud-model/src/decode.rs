@@ -23,6 +23,22 @@ pub struct DecodedWebhook {
     pub format: Format,
     /// Values that did not fit the schema, forwarded as sent: for the host to log and count.
     pub leniencies: Leniencies,
+    /// Whether the body's own text is a JSON text of `payload`: a JSON body in which nothing
+    /// needed typing (no quoted number or boolean). Its text can then be forwarded as sent
+    /// ([`DecodedWebhook::payload_text`]) instead of `payload` written out again.
+    pub verbatim: bool,
+}
+
+impl DecodedWebhook {
+    /// The JSON text of `payload` within `body`, the bytes this was decoded from: the body
+    /// without its byte-order mark and surrounding whitespace, when [`Self::verbatim`].
+    pub fn payload_text<'b>(&self, body: &'b [u8]) -> Option<&'b str> {
+        if !self.verbatim {
+            return None;
+        }
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        std::str::from_utf8(body.trim_ascii()).ok()
+    }
 }
 
 /// What the relay reads from a webhook body: only these must be readable; everything else is
@@ -472,7 +488,10 @@ pub fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
 
 /// Parses a webhook body's JSON, typed by the schema as it is read (one pass; see
 /// [`crate::json`]), with the same errors as [`parse_json`].
-fn parse_webhook_json(body: &[u8], leniencies: &mut Leniencies) -> Result<Value, DecodeError> {
+fn parse_webhook_json(
+    body: &[u8],
+    leniencies: &mut Leniencies,
+) -> Result<crate::json::TypedJson, DecodeError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(DecodeError::Empty);
@@ -527,10 +546,13 @@ pub fn decode_webhook_with(
 ) -> Result<DecodedWebhook, DecodeError> {
     let format = detect_format(body, content_type)?;
     let mut leniencies = Leniencies::new();
-    let payload = match format {
+    let (payload, verbatim) = match format {
         // Both readers type every value as they read it: no second pass.
-        Format::Json => parse_webhook_json(body, &mut leniencies)?,
-        Format::Txml => txml::from_txml_lenient(body, &mut leniencies)?,
+        Format::Json => {
+            let typed = parse_webhook_json(body, &mut leniencies)?;
+            (typed.value, !typed.retyped)
+        }
+        Format::Txml => (txml::from_txml_lenient(body, &mut leniencies)?, false),
     };
     let body = WebhookBody::read(&payload, &mut leniencies)?;
     if body.line_count > limits.max_lines {
@@ -544,6 +566,7 @@ pub fn decode_webhook_with(
         payload,
         format,
         leniencies,
+        verbatim,
     })
 }
 
@@ -738,6 +761,29 @@ mod tests {
             "buyerOrder": {"purchaseOrderNumber": "PO-1"},
             "lines": [{"id": "l-1"}]
         })
+    }
+
+    #[test]
+    fn a_json_body_nothing_was_typed_in_is_its_payload_text() {
+        let body = b"\xEF\xBB\xBF {\"eventName\":\"OrderIssuedByBuyer\",\"orderEvent\":{\"orderId\":\"o-1\",\"version\":3}}\n";
+        let decoded = decode_webhook(body, Some("application/json")).unwrap();
+        let text = decoded.payload_text(body).expect("nothing typed");
+        assert_eq!(
+            text,
+            r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1","version":3}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(text).unwrap(),
+            decoded.payload
+        );
+
+        // A quoted number is typed: the text no longer reads as the payload.
+        let quoted =
+            br#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1","version":"3"}}"#;
+        let decoded = decode_webhook(quoted, Some("application/json")).unwrap();
+        assert!(!decoded.verbatim);
+        assert_eq!(decoded.payload_text(quoted), None);
+        assert_eq!(decoded.payload["orderEvent"]["version"], 3);
     }
 
     #[test]

@@ -46,6 +46,17 @@ pub enum ReadError {
     },
 }
 
+/// A body as [`parse_typed`] read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedJson {
+    /// The value, numbers and booleans typed.
+    pub value: Value,
+    /// Whether typing changed anything (a quoted number or boolean became one). When not,
+    /// `value` is what a plain parse of the same bytes gives, so the bytes themselves are a
+    /// faithful JSON text of it.
+    pub retyped: bool,
+}
+
 /// Parses `body` (JSON) into its value, typing numbers and booleans by `shape` as
 /// [`crate::normalize::normalize_lenient`] would, recording what does not fit in
 /// `leniencies`, and refusing a body of more values and keys than [`value_budget`] allows.
@@ -53,12 +64,13 @@ pub fn parse_typed(
     body: &[u8],
     shape: &'static Shape,
     leniencies: &mut Leniencies,
-) -> Result<Value, ReadError> {
+) -> Result<TypedJson, ReadError> {
     let limit = value_budget(body.len());
     let mut ctx = Ctx {
         out: leniencies,
         left: limit,
         exceeded: false,
+        retyped: false,
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let read = Typed {
@@ -70,7 +82,10 @@ pub fn parse_typed(
     .deserialize(&mut de)
     .and_then(|value| de.end().map(|()| value));
     match read {
-        Ok(value) => Ok(value),
+        Ok(value) => Ok(TypedJson {
+            value,
+            retyped: ctx.retyped,
+        }),
         // The visitor stops the parse with an error of its own when the budget runs out.
         Err(_) if ctx.exceeded => Err(ReadError::OverBudget { limit }),
         Err(e) => Err(ReadError::Json(e)),
@@ -82,6 +97,8 @@ struct Ctx<'l> {
     out: &'l mut Leniencies,
     left: usize,
     exceeded: bool,
+    /// A string was read as a number or a boolean.
+    retyped: bool,
 }
 
 impl Ctx<'_> {
@@ -170,13 +187,19 @@ impl<'de> Visitor<'de> for Typed<'_, '_, '_> {
     fn visit_str<E: serde::de::Error>(mut self, s: &str) -> Result<Value, E> {
         match self.shape {
             Some(Shape::Num) => match number_value(s) {
-                Some(Value::Number(n)) => return Ok(Value::Number(n)),
+                Some(Value::Number(n)) => {
+                    self.ctx.retyped = true;
+                    return Ok(Value::Number(n));
+                }
                 // Not writable as a JSON number (`010`), but a number: kept as sent, silently.
                 Some(_) => {}
                 None => self.mismatch("a string"),
             },
             Some(Shape::Bool) => match parse_bool(s) {
-                Some(b) => return Ok(Value::Bool(b)),
+                Some(b) => {
+                    self.ctx.retyped = true;
+                    return Ok(Value::Bool(b));
+                }
                 None => self.mismatch("a string"),
             },
             Some(Shape::Obj(_) | Shape::List { .. }) => self.mismatch("a string"),

@@ -218,7 +218,9 @@ mod tests {
 
     /// An envelope exactly as the relay serialises it.
     fn relay_envelope(id: &str, schema: &str) -> String {
-        serde_json::to_string(&RelayEnvelope {
+        // A webhook POST's envelope: its payload written as Tradecloud sent it.
+        let sent = r#"{ "orderEvent": {"lines": [{"quantity": 12.50}]} }"#;
+        RelayEnvelope {
             schema: schema.to_owned(),
             source: Source::WebhookPost,
             kind: ObjectKind::Order,
@@ -231,9 +233,10 @@ mod tests {
             received_at: "2026-11-22T16:45:11.000Z".into(),
             format: Format::Json,
             changed_lines: None,
-            payload: serde_json::from_str(r#"{"orderEvent":{"lines":[{"quantity":12.50}]}}"#)
-                .unwrap(),
-        })
+            payload: serde_json::from_str(sent).unwrap(),
+            payload_text: Some(sent.into()),
+        }
+        .to_json()
         .unwrap()
     }
 

@@ -17,6 +17,7 @@ fn stderr(o: &Output) -> String {
 
 fn envelope(id: &str, n: u32) -> Envelope {
     Envelope {
+        payload_text: None,
         schema: ENVELOPE_SCHEMA.to_owned(),
         source: Source::Poll,
         kind: ObjectKind::Order,

@@ -9,6 +9,7 @@ use super::*;
 
 fn envelope(id: &str, n: usize) -> Envelope {
     Envelope {
+        payload_text: None,
         schema: ENVELOPE_SCHEMA.to_owned(),
         source: Source::WebhookPost,
         kind: ObjectKind::Order,

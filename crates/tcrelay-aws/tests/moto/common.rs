@@ -89,6 +89,7 @@ pub fn attributes(message: &Message) -> HashMap<String, (String, String)> {
 /// An envelope of `kind` for object `id`, state number `n`.
 pub fn envelope(kind: ObjectKind, id: &str, n: usize, event_name: Option<&str>) -> Envelope {
     Envelope {
+        payload_text: None,
         schema: ENVELOPE_SCHEMA.to_owned(),
         source: if event_name.is_some() {
             Source::WebhookPost

@@ -96,6 +96,7 @@ pub fn envelope(kind: ObjectKind, id: &str, dedupe_key: &str) -> Envelope {
         Source::WebhookPost
     };
     Envelope {
+        payload_text: None,
         schema: ENVELOPE_SCHEMA.to_owned(),
         source,
         kind,
