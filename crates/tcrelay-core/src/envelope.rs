@@ -282,9 +282,9 @@ impl Envelope {
         }
     }
 
-    /// The envelope as its JSON document, the body of its queue message. With a
-    /// [`payload_text`](Envelope::payload_text) that text is written as the payload, as sent;
-    /// otherwise `payload` is serialised.
+    /// The envelope as its JSON document on one line, the body of its queue message. With a
+    /// [`payload_text`](Envelope::payload_text) on one line, that text is written as the
+    /// payload, as sent; otherwise `payload` is serialised.
     pub fn to_json(&self) -> serde_json::Result<String> {
         let Envelope {
             schema,
@@ -302,7 +302,12 @@ impl Envelope {
             payload: _,
             payload_text,
         } = self;
-        let Some(text) = payload_text else {
+        // The document stays on one line (exports write JSON Lines, one envelope per line): a
+        // text with line breaks (pretty-printed, between its tokens) is written anew.
+        let Some(text) = payload_text
+            .as_deref()
+            .filter(|t| !t.contains(['\n', '\r']))
+        else {
             return serde_json::to_string(self);
         };
         let head = Head {
@@ -391,5 +396,17 @@ mod tests {
     fn without_the_text_the_payload_is_serialised() {
         let e = envelope(None, None);
         assert_eq!(e.to_json().unwrap(), serde_json::to_string(&e).unwrap());
+    }
+
+    #[test]
+    fn a_text_with_line_breaks_is_written_anew_on_one_line() {
+        let mut e = envelope(None, None);
+        for pretty in ["{\n  \"z\": 1\n}", "{\r\n\"z\": 1}"] {
+            e.payload = serde_json::from_str(pretty).unwrap();
+            e.payload_text = Some(Arc::from(pretty));
+            let written = e.to_json().unwrap();
+            assert!(!written.contains(['\n', '\r']), "{written}");
+            assert!(written.ends_with(r#""payload":{"z":1}}"#), "{written}");
+        }
     }
 }

@@ -206,6 +206,56 @@ async fn with_aws_frozen_the_answer_is_503_and_the_retry_is_enqueued_once() {
 
 /// Messages on the queue, visible or not (moto counts exactly); reading them would hide them
 /// from the final read.
+/// A JSON body nothing needed typing in reaches the ERP exactly as sent (its key order, its
+/// escapes); a pretty-printed one, or one with a quoted number, is written anew on one line.
+#[tokio::test]
+async fn a_json_payload_is_forwarded_as_sent_on_one_line() {
+    let moto = Moto::start().await;
+    let s = setup(&moto).await;
+
+    let as_sent = r#"{"orderEvent":{"version":2,"orderId":"verbatim-1","note":"caf\u00e9"},"eventName":"OrderIssuedByBuyer"}"#;
+    let pretty = "{\n  \"eventName\": \"OrderIssuedByBuyer\",\n  \"orderEvent\": {\"orderId\": \"verbatim-2\", \"version\": 2}\n}";
+    let quoted =
+        r#"{"orderEvent":{"version":"2","orderId":"verbatim-3"},"eventName":"OrderIssuedByBuyer"}"#;
+    for body in [as_sent, pretty, quoted] {
+        let answer = post(&s.base, "/webhook/orders", "application/json", body.into()).await;
+        assert_eq!(answer.status(), 202, "{body}");
+    }
+
+    let messages = receive_all(&s.aws.clients.sqs, &s.aws.queue_url).await;
+    assert_eq!(messages.len(), 3);
+    let by_id = |id: &str| {
+        let m = messages
+            .iter()
+            .find(|m| attribute(m, "id").as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("no message for {id}"));
+        m.body().unwrap().to_owned()
+    };
+
+    let sent = by_id("verbatim-1");
+    assert!(
+        sent.ends_with(&format!(r#""payload":{as_sent}}}"#)),
+        "{sent}"
+    );
+    let envelope: Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(
+        envelope["payload"],
+        serde_json::from_str::<Value>(as_sent).unwrap()
+    );
+
+    for id in ["verbatim-2", "verbatim-3"] {
+        let written = by_id(id);
+        assert!(!written.contains('\n'), "{written}");
+        let envelope: Value = serde_json::from_str(&written).unwrap();
+        // Written from the decoded value: keys in serde_json's order, numbers typed.
+        assert!(
+            written.contains(r#""payload":{"eventName":"OrderIssuedByBuyer","orderEvent":{"#),
+            "{written}"
+        );
+        assert_eq!(envelope["payload"]["orderEvent"]["version"], 2, "{written}");
+    }
+}
+
 async fn queue_depth(aws: &MotoResources) -> usize {
     let answer = aws
         .clients
