@@ -377,6 +377,14 @@ fn held(keys: &[&str]) -> Vec<(String, ClaimToken)> {
 
 /// Four claims of distinct keys, one chunk.
 const FOUR: [(&str, bool); 4] = [("a", true), ("b", false), ("c", true), ("d", false)];
+/// Five full-state claims, `a` to `e`.
+const FIVE: [(&str, bool); 5] = [
+    ("a", true),
+    ("b", true),
+    ("c", true),
+    ("d", true),
+    ("e", true),
+];
 
 /// A cancellation whose reasons do not pair up with the items (none at all, fewer, more) says
 /// nothing reliable about any item: every claim goes through the single call and gets its
@@ -441,14 +449,7 @@ async fn an_unclear_later_round_sends_only_the_pending_claims_to_the_single_call
         _ => Reply::unscripted(call),
     })
     .await;
-    let keys = [
-        ("a", true),
-        ("b", true),
-        ("c", true),
-        ("d", true),
-        ("e", true),
-    ];
-    let answers = dynamo.store.claim_many(&keys).await;
+    let answers = dynamo.store.claim_many(&FIVE).await;
     assert_eq!(
         dynamo.transactions(),
         [
@@ -488,10 +489,7 @@ async fn claims_cancelled_by_conflicts_three_times_go_to_the_single_calls() {
         _ => Reply::unscripted(call),
     })
     .await;
-    let answers = dynamo
-        .store
-        .claim_many(&[("a", true), ("b", true), ("c", true)])
-        .await;
+    let answers = dynamo.store.claim_many(&FIVE[..3]).await;
     let abc = strings(&["a", "b", "c"]);
     assert_eq!(dynamo.transactions(), [abc.clone(), abc.clone(), abc]);
     assert_eq!(dynamo.singles(), ["PutItem a", "PutItem b", "PutItem c"]);
@@ -558,14 +556,7 @@ async fn claims_left_after_three_cancelled_rounds_go_to_the_single_calls() {
         _ => Reply::unscripted(call),
     })
     .await;
-    let keys = [
-        ("a", true),
-        ("b", true),
-        ("c", true),
-        ("d", true),
-        ("e", true),
-    ];
-    let answers = dynamo.store.claim_many(&keys).await;
+    let answers = dynamo.store.claim_many(&FIVE).await;
     assert_eq!(
         dynamo.transactions(),
         [
@@ -608,14 +599,7 @@ async fn each_kind_of_failed_claim_condition_is_answered_as_the_single_call_woul
         _ => Reply::unscripted(call),
     })
     .await;
-    let keys = [
-        ("a", true),
-        ("b", true),
-        ("c", true),
-        ("d", true),
-        ("e", true),
-    ];
-    let answers = dynamo.store.claim_many(&keys).await;
+    let answers = dynamo.store.claim_many(&FIVE).await;
     assert_eq!(
         dynamo.transactions(),
         [
@@ -651,10 +635,7 @@ async fn claims_left_too_few_for_a_transaction_go_to_the_single_calls() {
         _ => Reply::unscripted(call),
     })
     .await;
-    let answers = dynamo
-        .store
-        .claim_many(&[("a", true), ("b", true), ("c", true)])
-        .await;
+    let answers = dynamo.store.claim_many(&FIVE[..3]).await;
     assert_eq!(dynamo.transactions(), [strings(&["a", "b", "c"])]);
     assert_eq!(dynamo.singles(), ["PutItem a", "PutItem c"]);
     assert_eq!(
@@ -679,10 +660,7 @@ async fn a_transaction_failing_otherwise_fails_each_item_and_calls_nothing_else(
             _ => Reply::unscripted(call),
         };
         let claims = Scripted::start(script).await;
-        let claim_results = claims
-            .store
-            .claim_many(&[("a", true), ("b", true), ("c", true)])
-            .await;
+        let claim_results = claims.store.claim_many(&FIVE[..3]).await;
         let completions = Scripted::start(script).await;
         let completion_results = completions
             .store
