@@ -76,8 +76,8 @@ pub struct Envelope {
 }
 
 /// The envelope's document without its payload, field for field as `Envelope` serialises
-/// them (`Envelope::to_json` checks that by destructuring, and a test by comparing).
-#[derive(Serialize)]
+/// them ([`Envelope::head`] destructures every field, and a test compares the documents).
+#[derive(Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct Head<'a> {
     schema: &'a str,
@@ -98,35 +98,7 @@ struct Head<'a> {
 impl PartialEq for Envelope {
     fn eq(&self, other: &Self) -> bool {
         // Every field but `payload_text`, which is `payload` as sent (see there).
-        let Envelope {
-            schema,
-            source,
-            kind,
-            event_name,
-            id,
-            version,
-            last_updated_at,
-            message_id,
-            dedupe_key,
-            received_at,
-            format,
-            changed_lines,
-            payload,
-            payload_text: _,
-        } = self;
-        *schema == other.schema
-            && *source == other.source
-            && *kind == other.kind
-            && *event_name == other.event_name
-            && *id == other.id
-            && *version == other.version
-            && *last_updated_at == other.last_updated_at
-            && *message_id == other.message_id
-            && *dedupe_key == other.dedupe_key
-            && *received_at == other.received_at
-            && *format == other.format
-            && *changed_lines == other.changed_lines
-            && *payload == other.payload
+        self.head() == other.head() && self.payload == other.payload
     }
 }
 
@@ -282,10 +254,9 @@ impl Envelope {
         }
     }
 
-    /// The envelope as its JSON document on one line, the body of its queue message. With a
-    /// [`payload_text`](Envelope::payload_text) on one line, that text is written as the
-    /// payload, as sent; otherwise `payload` is serialised.
-    pub fn to_json(&self) -> serde_json::Result<String> {
+    /// Every field but the payload, borrowed. Destructures the envelope whole, so a field added
+    /// to it does not compile until it is placed here (or left out on purpose).
+    fn head(&self) -> Head<'_> {
         let Envelope {
             schema,
             source,
@@ -300,17 +271,9 @@ impl Envelope {
             format,
             changed_lines,
             payload: _,
-            payload_text,
+            payload_text: _,
         } = self;
-        // The document stays on one line (exports write JSON Lines, one envelope per line): a
-        // text with line breaks (pretty-printed, between its tokens) is written anew.
-        let Some(text) = payload_text
-            .as_deref()
-            .filter(|t| !t.contains(['\n', '\r']))
-        else {
-            return serde_json::to_string(self);
-        };
-        let head = Head {
+        Head {
             schema,
             source: *source,
             kind: *kind,
@@ -323,8 +286,23 @@ impl Envelope {
             received_at,
             format: *format,
             changed_lines,
+        }
+    }
+
+    /// The envelope as its JSON document on one line, the body of its queue message. With a
+    /// [`payload_text`](Envelope::payload_text) on one line, that text is written as the
+    /// payload, as sent; otherwise `payload` is serialised.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        // The document stays on one line (exports write JSON Lines, one envelope per line): a
+        // text with line breaks (pretty-printed, between its tokens) is written anew.
+        let Some(text) = self
+            .payload_text
+            .as_deref()
+            .filter(|t| !t.contains(['\n', '\r']))
+        else {
+            return serde_json::to_string(self);
         };
-        let mut json = serde_json::to_string(&head)?;
+        let mut json = serde_json::to_string(&self.head())?;
         // `{…}` becomes `{…,"payload":TEXT}`: the payload is the document's last field.
         json.pop();
         json.reserve(text.len() + 12);

@@ -36,7 +36,7 @@ impl DecodedWebhook {
         if !self.verbatim {
             return None;
         }
-        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        let body = without_bom(body);
         std::str::from_utf8(body.trim_ascii()).ok()
     }
 }
@@ -458,8 +458,13 @@ pub fn detect_format(body: &[u8], content_type: Option<&str>) -> Result<Format, 
     sniff(body)
 }
 
+/// The body without a UTF-8 byte-order mark, which some senders put before JSON or XML.
+fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 fn sniff(body: &[u8]) -> Result<Format, DecodeError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = without_bom(body);
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => Err(DecodeError::Empty),
         Some(b'{') | Some(b'[') => Ok(Format::Json),
@@ -474,7 +479,7 @@ fn sniff(body: &[u8]) -> Result<Format, DecodeError> {
 
 /// Parses JSON bytes into a value, with a located error.
 pub fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = without_bom(body);
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(DecodeError::Empty);
     }
@@ -492,7 +497,7 @@ fn parse_webhook_json(
     body: &[u8],
     leniencies: &mut Leniencies,
 ) -> Result<crate::json::TypedJson, DecodeError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = without_bom(body);
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(DecodeError::Empty);
     }
