@@ -36,7 +36,7 @@ impl Source {
 
 /// One message for the ERP. Field names are part of the public contract (`tradecloud-relay/1`).
 /// Written out with [`Envelope::to_json`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     /// Always [`ENVELOPE_SCHEMA`].
@@ -65,19 +65,103 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_lines: Option<Vec<String>>,
     /// The webhook body (POST) or the object (GET, poll) as JSON, complete.
-    pub payload: serde_json::Value,
-    /// `payload` exactly as Tradecloud sent it, when its text is a JSON text of `payload` (a
-    /// webhook POST in JSON in which nothing needed typing): [`Envelope::to_json`] writes it
-    /// as the payload instead of writing `payload` out again, which was a fifth of the
-    /// webhook's CPU for a 50-line order. Not a field of the document: it is the document's
-    /// `payload`, so two envelopes that differ only here are equal.
-    #[serde(skip)]
-    pub payload_text: Option<Arc<str>>,
+    pub payload: Payload,
+}
+
+/// An envelope's payload: the JSON value the relay decoded, or the JSON text Tradecloud sent
+/// when that text is the payload (nothing in it needed typing or filtering). Written out as
+/// text it is forwarded as sent, key order and escapes included, and costs the relay no
+/// value tree: building, writing and dropping one was over half of the poller's CPU and a
+/// fifth of the webhook's.
+#[derive(Debug, Clone)]
+pub struct Payload(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Value(Value),
+    /// A JSON text on one line.
+    Text(Arc<str>),
+}
+
+impl Payload {
+    /// A payload the relay decoded or changed.
+    pub fn value(value: Value) -> Self {
+        Self(Repr::Value(value))
+    }
+
+    /// Tradecloud's own JSON text of the payload, forwarded as sent. A text with line breaks
+    /// (pretty-printed, between its tokens) is decoded by `value` instead, so an envelope
+    /// stays one line (exports write JSON Lines, one envelope per line). `text` must be a
+    /// JSON text: the caller read it as one.
+    pub fn as_sent(
+        text: Arc<str>,
+        value: impl FnOnce(&str) -> serde_json::Result<Value>,
+    ) -> serde_json::Result<Self> {
+        if text.contains(['\n', '\r']) {
+            return value(&text).map(Self::value);
+        }
+        Ok(Self(Repr::Text(text)))
+    }
+
+    /// The text as sent, when this payload is one.
+    pub fn text(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Text(text) => Some(text),
+            Repr::Value(_) => None,
+        }
+    }
+
+    /// The payload as a JSON value; a text is parsed.
+    pub fn to_value(&self) -> serde_json::Result<std::borrow::Cow<'_, Value>> {
+        Ok(match &self.0 {
+            Repr::Value(value) => std::borrow::Cow::Borrowed(value),
+            Repr::Text(text) => std::borrow::Cow::Owned(serde_json::from_str(text)?),
+        })
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Self::value(value)
+    }
+}
+
+impl PartialEq for Payload {
+    /// Equal when they are the same JSON value, however each is held.
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Value(a), Repr::Value(b)) => a == b,
+            _ => matches!((self.to_value(), other.to_value()), (Ok(a), Ok(b)) if a == b),
+        }
+    }
+}
+
+impl PartialEq<Value> for Payload {
+    fn eq(&self, other: &Value) -> bool {
+        matches!(self.to_value(), Ok(value) if *value == *other)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Repr::Value(value) => value.serialize(serializer),
+            Repr::Text(text) => serde_json::from_str::<&serde_json::value::RawValue>(text)
+                .map_err(serde::ser::Error::custom)?
+                .serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Self::value)
+    }
 }
 
 /// The envelope's document without its payload, field for field as `Envelope` serialises
 /// them ([`Envelope::head`] destructures every field, and a test compares the documents).
-#[derive(Serialize, PartialEq)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Head<'a> {
     schema: &'a str,
@@ -93,13 +177,6 @@ struct Head<'a> {
     format: Format,
     #[serde(skip_serializing_if = "Option::is_none")]
     changed_lines: &'a Option<Vec<String>>,
-}
-
-impl PartialEq for Envelope {
-    fn eq(&self, other: &Self) -> bool {
-        // Every field but `payload_text`, which is `payload` as sent (see there).
-        self.head() == other.head() && self.payload == other.payload
-    }
 }
 
 /// A decoded webhook POST, in the terms the relay needs.
@@ -124,7 +201,7 @@ pub struct InboundEvent {
     /// The whole body as JSON.
     pub payload: Value,
     /// The body's own text, when it is a JSON text of `payload` (see
-    /// [`Envelope::payload_text`]).
+    /// [`Payload::as_sent`]).
     pub payload_text: Option<Arc<str>>,
 }
 
@@ -144,22 +221,93 @@ pub struct ObjectState {
 impl ObjectState {
     /// Reads the fields from `object`.
     pub fn of(object: &Value, requested_id: &str) -> Self {
+        Self::from_members(
+            [
+                object.get("id"),
+                object.get("version"),
+                object.get("lastUpdatedAt"),
+                object.pointer("/meta/lastUpdatedAt"),
+                object.pointer("/meta/messageId"),
+            ],
+            requested_id,
+        )
+    }
+
+    /// Reads the fields from an object's JSON text without building the object (a poll page's
+    /// item): only the five members are decoded, by the same rules as [`ObjectState::of`].
+    /// `Err` when `json` is not JSON.
+    pub fn of_text(json: &str, requested_id: &str) -> serde_json::Result<Self> {
+        use serde_json::value::RawValue;
+
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Members<'a> {
+            #[serde(borrow)]
+            id: Option<&'a RawValue>,
+            #[serde(borrow)]
+            version: Option<&'a RawValue>,
+            #[serde(borrow)]
+            last_updated_at: Option<&'a RawValue>,
+            #[serde(borrow)]
+            meta: Option<Meta<'a>>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Meta<'a> {
+            #[serde(borrow)]
+            last_updated_at: Option<&'a RawValue>,
+            #[serde(borrow)]
+            message_id: Option<&'a RawValue>,
+        }
+
+        let Ok(members) = serde_json::from_str::<Members<'_>>(json) else {
+            // Not an object of this shape (a repeated key, a `meta` that is no object): read
+            // whole, as `of` reads it.
+            return Ok(Self::of(&serde_json::from_str(json)?, requested_id));
+        };
+        let meta = members.meta.as_ref();
+        let values = [
+            members.id,
+            members.version,
+            members.last_updated_at,
+            meta.and_then(|m| m.last_updated_at),
+            meta.and_then(|m| m.message_id),
+        ]
+        .map(|raw| raw.map(|raw| serde_json::from_str::<Value>(raw.get())).transpose());
+        let [id, version, last_updated_at, meta_last_updated_at, message_id] = values;
+        let (id, version, last_updated_at, meta_last_updated_at, message_id) =
+            (id?, version?, last_updated_at?, meta_last_updated_at?, message_id?);
+        Ok(Self::from_members(
+            [
+                id.as_ref(),
+                version.as_ref(),
+                last_updated_at.as_ref(),
+                meta_last_updated_at.as_ref(),
+                message_id.as_ref(),
+            ],
+            requested_id,
+        ))
+    }
+
+    /// The rules, from the members `id`, `version`, `lastUpdatedAt`, `meta.lastUpdatedAt`
+    /// and `meta.messageId`.
+    fn from_members(members: [Option<&Value>; 5], requested_id: &str) -> Self {
+        let [id, version, last_updated_at, meta_last_updated_at, message_id] = members;
         let text = |v: Option<&Value>| {
             v.and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
-        let version = match object.get("version") {
+        let version = match version {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.trim().parse().ok(),
             _ => None,
         };
         Self {
-            id: text(object.get("id")).unwrap_or_else(|| requested_id.to_owned()),
+            id: text(id).unwrap_or_else(|| requested_id.to_owned()),
             version,
-            last_updated_at: text(object.get("lastUpdatedAt"))
-                .or_else(|| text(object.pointer("/meta/lastUpdatedAt"))),
-            message_id: text(object.pointer("/meta/messageId")),
+            last_updated_at: text(last_updated_at).or_else(|| text(meta_last_updated_at)),
+            message_id: text(message_id),
         }
     }
 }
@@ -180,13 +328,16 @@ impl Envelope {
             last_updated_at: event.last_updated_at,
             message_id: event.message_id,
             format: event.format,
-            payload_text: event.payload_text,
             ..Self::bare(
                 Source::WebhookPost,
                 event.kind,
                 event.id,
                 dedupe_key,
-                event.payload,
+                match event.payload_text {
+                    // A text with line breaks goes as the value it was decoded into.
+                    Some(text) if !text.contains(['\n', '\r']) => Payload(Repr::Text(text)),
+                    _ => Payload::value(event.payload),
+                },
             )
         }
     }
@@ -199,7 +350,14 @@ impl Envelope {
         dedupe_key: String,
         object: Value,
     ) -> Self {
-        Self::bare(Source::WebhookGet, kind, String::new(), dedupe_key, object).with_state(state)
+        Self::bare(
+            Source::WebhookGet,
+            kind,
+            String::new(),
+            dedupe_key,
+            Payload::value(object),
+        )
+        .with_state(state)
     }
 
     /// The envelope of a polled object, admitted under its state key: `changed_lines` are the
@@ -210,7 +368,7 @@ impl Envelope {
         state: ObjectState,
         dedupe_key: String,
         changed_lines: Option<Vec<String>>,
-        payload: Value,
+        payload: Payload,
     ) -> Self {
         Self {
             changed_lines,
@@ -224,7 +382,7 @@ impl Envelope {
         kind: ObjectKind,
         id: String,
         dedupe_key: String,
-        payload: Value,
+        payload: Payload,
     ) -> Self {
         Self {
             schema: ENVELOPE_SCHEMA.to_owned(),
@@ -240,7 +398,6 @@ impl Envelope {
             format: Format::Json,
             changed_lines: None,
             payload,
-            payload_text: None,
         }
     }
 
@@ -271,7 +428,6 @@ impl Envelope {
             format,
             changed_lines,
             payload: _,
-            payload_text: _,
         } = self;
         Head {
             schema,
@@ -289,19 +445,13 @@ impl Envelope {
         }
     }
 
-    /// The envelope as its JSON document on one line, the body of its queue message. With a
-    /// [`payload_text`](Envelope::payload_text) on one line, that text is written as the
-    /// payload, as sent; otherwise `payload` is serialised.
+    /// The envelope as its JSON document on one line, the body of its queue message. A payload
+    /// held as text ([`Payload::as_sent`]) is written as that text.
     pub fn to_json(&self) -> serde_json::Result<String> {
-        // The document stays on one line (exports write JSON Lines, one envelope per line): a
-        // text with line breaks (pretty-printed, between its tokens) is written anew.
-        let Some(text) = self
-            .payload_text
-            .as_deref()
-            .filter(|t| !t.contains(['\n', '\r']))
-        else {
+        let Some(text) = self.payload.text() else {
             return serde_json::to_string(self);
         };
+        // The text is not checked again (serialising `self` would): it was read as JSON.
         let mut json = serde_json::to_string(&self.head())?;
         // `{…}` becomes `{…,"payload":TEXT}`: the payload is the document's last field.
         json.pop();
@@ -329,8 +479,9 @@ impl Envelope {
 mod tests {
     use super::*;
 
-    fn envelope(changed_lines: Option<Vec<String>>, payload_text: Option<&str>) -> Envelope {
-        let text = r#" {"z": 1, "order": {"id": "o-1", "price": 12.50, "note": "a\u00e9\nb"}} "#;
+    const TEXT: &str = r#"{"z": 1, "order": {"id": "o-1", "price": 12.50, "note": "a\u00e9\nb"}}"#;
+
+    fn envelope(changed_lines: Option<Vec<String>>, payload: Payload) -> Envelope {
         Envelope {
             schema: ENVELOPE_SCHEMA.to_owned(),
             source: Source::WebhookPost,
@@ -344,47 +495,104 @@ mod tests {
             received_at: "2026-03-01T12:00:00.000Z".to_owned(),
             format: Format::Json,
             changed_lines,
-            payload: serde_json::from_str(text).unwrap(),
-            payload_text: payload_text.map(|_| Arc::from(text.trim())),
+            payload,
         }
+    }
+
+    fn as_sent(text: &str) -> Payload {
+        Payload::as_sent(Arc::from(text), |t| serde_json::from_str(t)).unwrap()
     }
 
     #[test]
     fn the_text_as_sent_is_written_as_the_payload_and_reads_as_the_serialised_document() {
         for changed_lines in [None, Some(vec!["1".to_owned(), "2".to_owned()])] {
-            let serialised = envelope(changed_lines.clone(), None);
-            let as_sent = envelope(changed_lines, Some("text"));
+            let value = Payload::value(serde_json::from_str(TEXT).unwrap());
+            let serialised = envelope(changed_lines.clone(), value);
+            let as_sent = envelope(changed_lines, as_sent(TEXT));
             let written = as_sent.to_json().unwrap();
             // The payload exactly as sent: its key order and escapes, not serde_json's.
             assert!(
-                written.ends_with(r#""payload":{"z": 1, "order": {"id": "o-1", "price": 12.50, "note": "a\u00e9\nb"}}}"#),
+                written.ends_with(&format!(r#""payload":{TEXT}}}"#)),
                 "{written}"
             );
-            // The same document otherwise, field for field.
+            // The same document otherwise, field for field, and the same by serde.
             let read: Value = serde_json::from_str(&written).unwrap();
             let expected: Value = serde_json::from_str(&serialised.to_json().unwrap()).unwrap();
             assert_eq!(read, expected);
+            assert_eq!(serde_json::to_string(&as_sent).unwrap(), written);
             let back: Envelope = serde_json::from_str(&written).unwrap();
             assert_eq!(back, as_sent);
-            assert_eq!(back.payload_text, None);
+            assert_eq!(back, serialised);
+            // Read back, the payload is a value again.
+            assert_eq!(back.payload.text(), None);
         }
+    }
+
+    #[test]
+    fn payloads_are_equal_when_their_values_are() {
+        let value = Payload::value(serde_json::from_str(TEXT).unwrap());
+        assert_eq!(as_sent(TEXT), value);
+        assert_eq!(value, as_sent(TEXT));
+        assert_ne!(as_sent(r#"{"z": 2}"#), value);
+        assert_ne!(as_sent(r#"{"z": 2}"#), as_sent(r#"{"z": 1}"#));
+        assert_eq!(as_sent(r#"{"z": 1}"#), as_sent(r#"{ "z" : 1 }"#));
     }
 
     #[test]
     fn without_the_text_the_payload_is_serialised() {
-        let e = envelope(None, None);
+        let e = envelope(None, Payload::value(serde_json::from_str(TEXT).unwrap()));
         assert_eq!(e.to_json().unwrap(), serde_json::to_string(&e).unwrap());
+        assert!(e.to_json().unwrap().ends_with(r#""payload":{"order":{"id":"o-1","note":"aé\nb","price":12.50},"z":1}}"#));
     }
 
     #[test]
     fn a_text_with_line_breaks_is_written_anew_on_one_line() {
-        let mut e = envelope(None, None);
         for pretty in ["{\n  \"z\": 1\n}", "{\r\n\"z\": 1}"] {
-            e.payload = serde_json::from_str(pretty).unwrap();
-            e.payload_text = Some(Arc::from(pretty));
-            let written = e.to_json().unwrap();
+            let payload = as_sent(pretty);
+            assert_eq!(payload.text(), None);
+            let written = envelope(None, payload).to_json().unwrap();
             assert!(!written.contains(['\n', '\r']), "{written}");
             assert!(written.ends_with(r#""payload":{"z":1}}"#), "{written}");
         }
+        // A webhook's event with such a text goes as its decoded value.
+        let event = InboundEvent {
+            kind: ObjectKind::Order,
+            id: "o-1".to_owned(),
+            event_name: "OrderIssuedByBuyer".to_owned(),
+            version: None,
+            last_updated_at: None,
+            message_id: None,
+            line_ids: Vec::new(),
+            format: Format::Json,
+            payload: serde_json::json!({"z": 1}),
+            payload_text: Some(Arc::from("{\n\"z\": 1}")),
+        };
+        let written = Envelope::of_event(event, "k".to_owned()).to_json().unwrap();
+        assert!(written.ends_with(r#""payload":{"z":1}}"#), "{written}");
+    }
+
+    #[test]
+    fn the_state_reads_alike_from_text_and_value() {
+        for text in [
+            r#"{"id":"o-1","version":3,"lastUpdatedAt":"2025-01-01T00:00:00Z","meta":{"messageId":"m"}}"#,
+            r#"{"id":"o-1","version":"4 ","meta":{"lastUpdatedAt":"2025-01-01T00:00:00","messageId":""}}"#,
+            r#"{"id":"","version":-1,"lastUpdatedAt":"","meta":null,"lines":[{"id":"x"}]}"#,
+            r#"{"id":5,"version":3.5,"lastUpdatedAt":7,"meta":{"lastUpdatedAt":"t","messageId":9}}"#,
+            r#"{"id":"o-\u0031","version":null,"id":"o-2","meta":"text"}"#,
+            r#"{"id":"o-1","meta":[1]}"#,
+            r#"{}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                ObjectState::of_text(text, "asked").unwrap(),
+                ObjectState::of(&value, "asked"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            ObjectState::of_text(r#"{"id":"o-\u0031"}"#, "").unwrap().id,
+            "o-1"
+        );
+        assert!(ObjectState::of_text("{", "").is_err());
     }
 }

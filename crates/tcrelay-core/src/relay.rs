@@ -429,7 +429,7 @@ impl Relay {
         }
         let id = state.id.clone();
         let envelope = match source {
-            Source::Poll => Envelope::of_polled(kind, state, key.clone(), None, object),
+            Source::Poll => Envelope::of_polled(kind, state, key.clone(), None, object.into()),
             Source::WebhookGet | Source::WebhookPost => {
                 Envelope::of_fetched(kind, state, key.clone(), object)
             }
@@ -655,7 +655,7 @@ mod tests {
                 state,
                 key.to_owned(),
                 None,
-                json!({}),
+                json!({}).into(),
             ));
         }
         // An existing key is reported, not held: settling leaves it alone.

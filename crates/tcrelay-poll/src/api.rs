@@ -4,6 +4,7 @@
 //! HTTP client, the tests with a scripted world.
 
 use async_trait::async_trait;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tcrelay_core::ports::ApiError;
 use tradecloud_model::ObjectKind;
@@ -100,14 +101,35 @@ pub struct PageRequest {
 }
 
 /// One page as Tradecloud answered it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct PolledPage {
-    /// The orders or shipments, complete and exactly as sent, sorted by `lastUpdatedAt`.
-    pub items: Vec<Value>,
+    /// The orders or shipments, each its JSON text complete and exactly as sent (an object),
+    /// in the order sent (Tradecloud no longer promises `lastUpdatedAt` order).
+    pub items: Vec<Box<RawValue>>,
     /// Matches in total, independent of paging, when Tradecloud said.
     pub total: Option<u64>,
     /// The answer's `lastUpdatedAt` (Tradecloud's suggested next cursor), when given.
     pub last_updated_at: Option<String>,
+}
+
+impl PolledPage {
+    /// A page of `items` given as values (tests and scripted worlds build pages so).
+    pub fn of_values(
+        items: &[Value],
+        total: Option<u64>,
+        last_updated_at: Option<String>,
+    ) -> Self {
+        Self {
+            items: items
+                .iter()
+                .map(|item| {
+                    serde_json::value::to_raw_value(item).expect("a JSON value writes as JSON")
+                })
+                .collect(),
+            total,
+            last_updated_at,
+        }
+    }
 }
 
 /// Tradecloud's poll API as the loop needs it: one page per call. Implementations keep

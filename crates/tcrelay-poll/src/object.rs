@@ -1,8 +1,14 @@
 //! One polled object: its identity, the lines that changed, the echo filter, the payload.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
-use tcrelay_core::envelope::ObjectState;
+use serde_json::value::RawValue;
+use tcrelay_core::envelope::{ObjectState, Payload};
+use tradecloud_model::schema::ORDER_SHAPE;
 use tradecloud_model::{DecodeError, DecodedObject, read_order, read_shipment, timestamp};
 
 use crate::api::PollStream;
@@ -24,8 +30,11 @@ pub(crate) struct Polled {
     pub version: Option<u64>,
     /// `meta.messageId`, when the object carries one.
     pub message_id: Option<String>,
-    /// The object as polled.
-    pub value: Value,
+    /// The object's JSON text as polled.
+    pub text: Arc<str>,
+    /// The object as its payload, exactly as polled (decoded only when its text has line
+    /// breaks: an envelope is one line).
+    pub as_polled: Payload,
 }
 
 impl Polled {
@@ -39,10 +48,13 @@ impl Polled {
         }
     }
 
-    /// Reads an item; `Err` names what is missing. An item without id or readable
-    /// `lastUpdatedAt` cannot be keyed or placed, which Tradecloud's contract rules out.
-    pub fn read(index: usize, value: Value) -> Result<Self, String> {
-        let state = ObjectState::of(&value, "");
+    /// Reads an item (its JSON text, as a page holds it); `Err` names what is missing. An item
+    /// without id or readable `lastUpdatedAt` cannot be keyed or placed, which Tradecloud's
+    /// contract rules out.
+    pub fn read(index: usize, text: Box<RawValue>) -> Result<Self, String> {
+        let text: Arc<str> = Arc::from(text.get());
+        let state = ObjectState::of_text(&text, "")
+            .map_err(|e| format!("item {index} is not JSON: {e}"))?;
         if state.id.is_empty() {
             return Err(format!("item {index} has no id"));
         }
@@ -62,8 +74,15 @@ impl Polled {
             at,
             version: state.version,
             message_id: state.message_id,
-            value,
+            as_polled: Payload::as_sent(Arc::clone(&text), |text| serde_json::from_str(text))
+                .map_err(|e| format!("item {index} is not JSON: {e}"))?,
+            text,
         })
+    }
+
+    /// The object as a JSON value, for the paths that type or change it.
+    fn value(&self) -> serde_json::Result<Value> {
+        serde_json::from_str(&self.text)
     }
 }
 
@@ -78,7 +97,7 @@ pub(crate) enum Prepared {
         /// as an order or shipment, so nothing is known about its lines.
         changed_lines: Option<Vec<String>>,
         /// The object, without echo lines, and with only the changed lines when so configured.
-        payload: Value,
+        payload: Payload,
     },
 }
 
@@ -104,50 +123,119 @@ impl Preparation {
     }
 
     fn prepare_order(&self, polled: &Polled) -> Prepared {
-        let (order, mut payload) = match lenient(read_order(polled.value.clone())) {
+        self.prepare_order_as_sent(polled)
+            .unwrap_or_else(|| self.prepare_order_typed(polled))
+    }
+
+    /// An order whose text reads as exactly what it says (nothing to type, nothing that does
+    /// not fit the schema: nearly every order) is prepared from its text: its lines' four
+    /// fields read with plain serde, and forwarded as polled when no line is left out. `None`
+    /// for any other order, for [`Self::prepare_order_typed`]; both give the same answer where
+    /// this one gives one (a test compares them).
+    fn prepare_order_as_sent(&self, polled: &Polled) -> Option<Prepared> {
+        if !tradecloud_model::json::reads_as_sent(polled.text.as_bytes(), &ORDER_SHAPE).ok()? {
+            return None;
+        }
+        let order: OrderLines<'_> = serde_json::from_str(&polled.text).ok()?;
+        if order.order_id.is_some() {
+            // The typed view would take its id from `orderId`: left to it.
+            return None;
+        }
+        let lines = order.lines.unwrap_or_default();
+        let facts = lines.iter().map(|line| LineFacts {
+            id: line.id.as_deref(),
+            last_updated_at: line.last_updated_at.as_deref(),
+            process_status: line.status.as_ref().and_then(|s| s.process_status.as_deref()),
+            in_progress_status: line
+                .status
+                .as_ref()
+                .and_then(|s| s.in_progress_status.as_deref()),
+        });
+        Some(match self.choose_lines(facts) {
+            Lines::AllEchoes => Prepared::Filtered,
+            Lines::Relay { changed_ids, keep } if keep.iter().all(|k| *k) => Prepared::Relay {
+                changed_lines: Some(changed_ids),
+                payload: polled.as_polled.clone(),
+            },
+            Lines::Relay { changed_ids, keep } => {
+                let mut payload = polled.value().ok()?;
+                retain_by_index(payload.get_mut("lines"), &keep);
+                Prepared::Relay {
+                    changed_lines: Some(changed_ids),
+                    payload: Payload::value(payload),
+                }
+            }
+        })
+    }
+
+    /// An order read whole into its typed view: numbers and booleans typed, misfits reported.
+    fn prepare_order_typed(&self, polled: &Polled) -> Prepared {
+        let value = match polled.value() {
+            Ok(value) => value,
+            Err(e) => return unreadable(polled, &e.to_string()),
+        };
+        let (order, mut payload) = match lenient(read_order(value)) {
             Ok(decoded) => decoded,
             Err(e) => return unreadable(polled, &e.to_string()),
         };
         let lines = order.lines.unwrap_or_default();
+        let facts = lines.iter().map(|line| {
+            let status = line.status.as_ref();
+            LineFacts {
+                id: line.id.as_deref(),
+                last_updated_at: line.last_updated_at.as_deref(),
+                process_status: status.and_then(|s| s.process_status.as_deref()),
+                in_progress_status: status.and_then(|s| s.in_progress_status.as_deref()),
+            }
+        });
+        match self.choose_lines(facts) {
+            Lines::AllEchoes => Prepared::Filtered,
+            Lines::Relay { changed_ids, keep } => {
+                retain_by_index(payload.get_mut("lines"), &keep);
+                Prepared::Relay {
+                    changed_lines: Some(changed_ids),
+                    payload: Payload::value(payload),
+                }
+            }
+        }
+    }
+
+    /// Which of an order's lines changed, which are echoes, and which are kept.
+    fn choose_lines<'a>(&self, lines: impl Iterator<Item = LineFacts<'a>>) -> Lines {
         let mut changed_ids = Vec::new();
-        let mut keep = Vec::with_capacity(lines.len());
+        let mut keep = Vec::with_capacity(lines.size_hint().0);
         let (mut changed_count, mut changed_echoes) = (0usize, 0usize);
-        for (i, line) in lines.iter().enumerate() {
+        for (i, line) in lines.enumerate() {
             // A line without a readable time counts as changed: better one line too many.
             let changed = line
                 .last_updated_at
-                .as_deref()
                 .and_then(|t| timestamp::parse(t).ok())
                 .is_none_or(|at| at > self.changed_since);
-            let status = line.status.as_ref();
-            let echo = self.echo_filter.is_some_and(|f| {
-                f.skips(
-                    status.and_then(|s| s.process_status.as_deref()),
-                    status.and_then(|s| s.in_progress_status.as_deref()),
-                )
-            });
+            let echo = self
+                .echo_filter
+                .is_some_and(|f| f.skips(line.process_status, line.in_progress_status));
             if changed {
                 changed_count += 1;
                 if echo {
                     changed_echoes += 1;
                 } else {
-                    changed_ids.push(line.id.clone().unwrap_or_else(|| format!("#{i}")));
+                    changed_ids.push(line.id.map_or_else(|| format!("#{i}"), str::to_owned));
                 }
             }
             keep.push(!echo && (changed || !self.changed_lines_only));
         }
         if changed_count > 0 && changed_echoes == changed_count {
-            return Prepared::Filtered;
+            return Lines::AllEchoes;
         }
-        retain_by_index(payload.get_mut("lines"), &keep);
-        Prepared::Relay {
-            changed_lines: Some(changed_ids),
-            payload,
-        }
+        Lines::Relay { changed_ids, keep }
     }
 
     fn prepare_shipment(&self, polled: &Polled) -> Prepared {
-        let (shipment, mut payload) = match lenient(read_shipment(polled.value.clone())) {
+        let value = match polled.value() {
+            Ok(value) => value,
+            Err(e) => return unreadable(polled, &e.to_string()),
+        };
+        let (shipment, mut payload) = match lenient(read_shipment(value)) {
             Ok(decoded) => decoded,
             Err(e) => return unreadable(polled, &e.to_string()),
         };
@@ -183,9 +271,58 @@ impl Preparation {
         }
         Prepared::Relay {
             changed_lines: Some(changed_ids),
-            payload,
+            payload: Payload::value(payload),
         }
     }
+}
+
+/// What an order's lines decide.
+enum Lines {
+    /// Every changed line is an echo.
+    AllEchoes,
+    /// Relay: the changed lines' ids, and which lines to keep, in order.
+    Relay {
+        changed_ids: Vec<String>,
+        keep: Vec<bool>,
+    },
+}
+
+/// The four fields of an order line the preparation reads.
+struct LineFacts<'a> {
+    id: Option<&'a str>,
+    last_updated_at: Option<&'a str>,
+    process_status: Option<&'a str>,
+    in_progress_status: Option<&'a str>,
+}
+
+/// An order's lines as far as the preparation reads them, borrowed from its text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderLines<'a> {
+    #[serde(borrow)]
+    order_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    lines: Option<Vec<OrderLine<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderLine<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    last_updated_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<LineStatus<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LineStatus<'a> {
+    #[serde(borrow)]
+    process_status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    in_progress_status: Option<Cow<'a, str>>,
 }
 
 /// Logs the fields an object carried in an unexpected type (they are forwarded as sent).
@@ -209,7 +346,7 @@ fn unreadable(polled: &Polled, reason: &str) -> Prepared {
     );
     Prepared::Relay {
         changed_lines: None,
-        payload: polled.value.clone(),
+        payload: polled.as_polled.clone(),
     }
 }
 
@@ -264,10 +401,12 @@ mod tests {
         timestamp::parse(text).unwrap()
     }
 
-    fn order() -> Polled {
-        Polled::read(
-            0,
-            json!({
+    fn polled(value: Value) -> Result<Polled, String> {
+        Polled::read(0, serde_json::value::to_raw_value(&value).unwrap())
+    }
+
+    fn order_value() -> Value {
+        json!({
                 "id": "o-1",
                 "version": 4,
                 "lastUpdatedAt": "2025-01-02T00:00:00.000Z",
@@ -279,9 +418,11 @@ mod tests {
                     {"id": "l3", "lastUpdatedAt": "2025-01-02T00:00:00.000Z",
                      "status": {"processStatus": "InProgress", "inProgressStatus": "OpenSupplierProposal"}}
                 ]
-            }),
-        )
-        .unwrap()
+        })
+    }
+
+    fn order() -> Polled {
+        polled(order_value()).unwrap()
     }
 
     fn prep(changed_lines_only: bool, echo_filter: Option<EchoFilter>) -> Preparation {
@@ -292,12 +433,12 @@ mod tests {
         }
     }
 
-    fn line_ids(payload: &Value) -> Vec<&str> {
-        payload["lines"]
+    fn line_ids(payload: &Payload) -> Vec<String> {
+        payload.to_value().unwrap()["lines"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| l["id"].as_str().unwrap())
+            .map(|l| l["id"].as_str().unwrap().to_owned())
             .collect()
     }
 
@@ -338,9 +479,10 @@ mod tests {
             Prepared::Filtered
         );
         // A header-only change (no changed line) is never an echo.
-        let mut header_only = order();
-        header_only.value["lines"] = json!([{"id": "l2", "lastUpdatedAt": "2024-01-01T00:00:00.000Z",
+        let mut header_only = order_value();
+        header_only["lines"] = json!([{"id": "l2", "lastUpdatedAt": "2024-01-01T00:00:00.000Z",
             "status": {"processStatus": "InProgress", "inProgressStatus": "OpenBuyerReopenRequest"}}]);
+        let header_only = polled(header_only).unwrap();
         assert!(matches!(
             prep(false, buyer).prepare(PollStream::Orders, &header_only),
             Prepared::Relay { .. }
@@ -349,9 +491,7 @@ mod tests {
 
     #[test]
     fn shipment_lines_with_the_shipment_time_are_the_changed_ones() {
-        let shipment = Polled::read(
-            0,
-            json!({
+        let shipment = polled(json!({
                 "id": "s-1",
                 "meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z", "messageId": "m-9"},
                 "lines": [
@@ -367,8 +507,7 @@ mod tests {
                     {"purchaseOrderNumber": "PO2", "purchaseOrderLinePosition": "2",
                      "meta": {"lastUpdatedAt": "2024-12-01T00:00:00.000Z"}}
                 ]}]
-            }),
-        )
+        }))
         .unwrap();
         assert_eq!(shipment.message_id.as_deref(), Some("m-9"));
         assert_eq!(shipment.last_updated_at, "2025-01-02T00:00:00.000Z");
@@ -380,6 +519,7 @@ mod tests {
             panic!("relayed")
         };
         assert_eq!(changed_lines, Some(vec!["PO1/1".into(), "PO2/1/3".into()]));
+        let payload = payload.to_value().unwrap();
         assert_eq!(payload["lines"].as_array().unwrap().len(), 1);
         assert_eq!(
             payload["loadCarriers"][0]["lines"]
@@ -394,19 +534,127 @@ mod tests {
     #[test]
     fn items_without_id_or_time_are_refused() {
         assert!(
-            Polled::read(3, json!({"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}))
+            Polled::read(
+                3,
+                serde_json::value::to_raw_value(&json!({"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}))
+                    .unwrap()
+            )
                 .unwrap_err()
                 .contains("item 3 has no id")
         );
         assert!(
-            Polled::read(0, json!({"id": "o"}))
+            polled(json!({"id": "o"}))
                 .unwrap_err()
                 .contains("no lastUpdatedAt")
         );
         assert!(
-            Polled::read(0, json!({"id": "o", "lastUpdatedAt": "yesterday"}))
+            polled(json!({"id": "o", "lastUpdatedAt": "yesterday"}))
                 .unwrap_err()
                 .contains("unreadable")
         );
+    }
+
+    /// Orders to prepare both ways: the fixtures' polled and fetched orders, each webhook
+    /// fixture's order as a polled order would carry it, and variations of each that the
+    /// fast path must decline or must read alike.
+    fn orders() -> Vec<Value> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        let read = |path: std::path::PathBuf| -> Value {
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+        };
+        let mut orders: Vec<Value> = read(root.join("api/order-poll-page.json"))["data"]
+            .as_array()
+            .unwrap()
+            .clone();
+        orders.push(read(root.join("api/order-fetched.json")));
+        for entry in std::fs::read_dir(root.join("webhook")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(Value::Object(mut order)) = read(path).get("orderEvent").cloned()
+            {
+                // As fetched or polled: `id`, not `orderId`.
+                if let Some(id) = order.remove("orderId") {
+                    order.insert("id".into(), id);
+                }
+                order.insert("lastUpdatedAt".into(), json!("2025-01-02T00:00:00.000Z"));
+                orders.push(Value::Object(order));
+            }
+        }
+        orders.push(order_value());
+        let mut variations = Vec::new();
+        for order in &orders {
+            let mut v = order.clone();
+            v["version"] = json!("5"); // typed: the fast path declines
+            variations.push(v);
+            let mut v = order.clone();
+            v["orderId"] = json!("other"); // the typed view's id: declined
+            variations.push(v);
+            let mut v = order.clone();
+            v["lines"] = json!([null]); // unreadable as typed: declined
+            variations.push(v);
+            let mut v = order.clone();
+            v["lines"] = json!([{"id": "a\"b", "lastUpdatedAt": "2025-01-02T00:00:00Z",
+                "status": null}, {"status": {"processStatus": "InProgress",
+                "inProgressStatus": "OpenSupplierProposal"}}, {"id": null, "lastUpdatedAt": "?"}]);
+            variations.push(v);
+        }
+        orders.extend(variations);
+        orders
+    }
+
+    #[test]
+    fn an_order_prepared_from_its_text_is_prepared_as_from_its_typed_value() {
+        let filters = [
+            None,
+            Some(EchoFilter::InProgress),
+            Some(EchoFilter::OwnRequests(EchoSide::Buyer)),
+            Some(EchoFilter::OwnRequests(EchoSide::Supplier)),
+        ];
+        let (mut fast, mut declined) = (0, 0);
+        for order in orders() {
+            let polled = polled(order.clone()).unwrap();
+            for changed_lines_only in [false, true] {
+                for filter in filters {
+                    let prep = prep(changed_lines_only, filter);
+                    let typed = prep.prepare_order_typed(&polled);
+                    match prep.prepare_order_as_sent(&polled) {
+                        Some(as_sent) => {
+                            fast += 1;
+                            assert_eq!(as_sent, typed, "{order}");
+                        }
+                        None => declined += 1,
+                    }
+                }
+            }
+        }
+        // Both paths were taken, many times each.
+        assert!(fast > 100 && declined > 100, "{fast} fast, {declined} declined");
+    }
+
+    #[test]
+    fn an_order_kept_whole_is_forwarded_as_polled() {
+        let text = r#"{"lastUpdatedAt":"2025-01-02T00:00:00.000Z","id":"o-\u0031","note":"caf\u00e9","quantity":1.50,
+            "lines":[{"id":"l1","lastUpdatedAt":"2025-01-02T00:00:00.000Z"}]}"#.replace('\n', "");
+        let polled = Polled::read(0, RawValue::from_string(text.clone()).unwrap()).unwrap();
+        let Prepared::Relay { payload, .. } = prep(false, None).prepare(PollStream::Orders, &polled)
+        else {
+            panic!("relayed")
+        };
+        assert_eq!(payload.text(), Some(text.as_str()));
+        // A line left out: written anew, as a value.
+        let Prepared::Relay { payload, .. } = prep(true, None).prepare(PollStream::Orders, &order())
+        else {
+            panic!("relayed")
+        };
+        assert_eq!(payload.text(), None);
+        // Pretty-printed, the object is decoded (an envelope is one line).
+        let pretty = serde_json::to_string_pretty(&order_value()).unwrap();
+        let polled = Polled::read(0, RawValue::from_string(pretty).unwrap()).unwrap();
+        let Prepared::Relay { payload, .. } = prep(false, None).prepare(PollStream::Orders, &polled)
+        else {
+            panic!("relayed")
+        };
+        assert_eq!(payload.text(), None);
+        assert_eq!(payload, Payload::value(order_value()));
     }
 }

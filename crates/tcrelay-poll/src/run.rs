@@ -51,7 +51,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tcrelay_core::dedupe::state_key;
-use tcrelay_core::envelope::Envelope;
+use tcrelay_core::envelope::{Envelope, Payload};
 use tcrelay_core::ports::{
     ApiError, CursorStore, DedupeStore, EventSink, RecordState, SinkError, StoreError,
 };
@@ -1077,7 +1077,7 @@ impl StreamRun<'_> {
     fn admit<'p>(
         &mut self,
         candidate: Candidate<'p>,
-    ) -> Option<(&'p Polled, String, Option<Vec<String>>, Value)> {
+    ) -> Option<(&'p Polled, String, Option<Vec<String>>, Payload)> {
         self.summary.objects += 1;
         match candidate.prepared {
             Prepared::Relay {

@@ -350,11 +350,7 @@ impl ScriptedWorld {
             .and_then(|v| v.get("lastUpdatedAt").or(v.pointer("/meta/lastUpdatedAt")))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        PolledPage {
-            items,
-            total: Some(total),
-            last_updated_at,
-        }
+        PolledPage::of_values(&items, Some(total), last_updated_at)
     }
 }
 

@@ -1,5 +1,9 @@
 //! Poll and search requests and the page they return.
 
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::ClientError;
@@ -91,10 +95,13 @@ impl PollQuery {
 }
 
 /// One page of a poll or search answer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Page {
-    /// The orders or shipments exactly as Tradecloud sent them, every field kept.
-    pub items: Vec<Value>,
+    /// The orders or shipments, each its JSON text exactly as Tradecloud sent it (every field,
+    /// key order and escapes kept), each a JSON object. Kept as text: a consumer reads the few
+    /// fields it needs from it and forwards it as it is, instead of building a value tree per
+    /// object (the poller's largest cost when it did).
+    pub items: Vec<Box<RawValue>>,
     /// Matches in total, independent of paging, when Tradecloud said.
     pub total: Option<u64>,
     /// The answer's `lastUpdatedAt` (the next cursor), else the last item's; `None` on an
@@ -110,14 +117,116 @@ pub fn item_last_updated_at(item: &Value) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+impl Page {
+    /// Each item decoded into a value, for callers that want to look inside them.
+    pub fn item_values(&self) -> serde_json::Result<Vec<Value>> {
+        self.items
+            .iter()
+            .map(|item| serde_json::from_str(item.get()))
+            .collect()
+    }
+}
+
+/// A page answer's members as read: the items as texts, the rest as small values. A member
+/// sent twice counts as its last (as a parse into a value reads it).
+#[derive(Default)]
+struct Members {
+    total: Option<Value>,
+    data: Option<List>,
+    orders: Option<List>,
+    last_updated_at: Option<Value>,
+}
+
+/// What `data` (or `orders`) held.
+enum List {
+    Null,
+    Items(Vec<Box<RawValue>>),
+    /// Not a list.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Page;
+        impl<'de> Visitor<'de> for Page {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Members::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "total" => members.total = Some(map.next_value()?),
+                        "data" => members.data = Some(map.next_value()?),
+                        "orders" => members.orders = Some(map.next_value()?),
+                        "lastUpdatedAt" => members.last_updated_at = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(members)
+            }
+        }
+        de.deserialize_map(Page)
+    }
+}
+
+impl<'de> Deserialize<'de> for List {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> Visitor<'de> for Items {
+            type Value = List;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of items")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<List, E> {
+                Ok(List::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1000));
+                while let Some(item) = seq.next_element::<Box<RawValue>>()? {
+                    items.push(item);
+                }
+                Ok(List::Items(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<List, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(List::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<List, E> {
+                Ok(List::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<List, E> {
+                Ok(List::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<List, E> {
+                Ok(List::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<List, E> {
+                Ok(List::Other)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<List, E> {
+                Ok(List::Other)
+            }
+        }
+        de.deserialize_any(Items)
+    }
+}
+
+/// Reads a page: its items as texts (each checked to be an object), the total and the next
+/// cursor. No value tree is built for the items.
 pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| ClientError::Malformed {
+    let not_json = |e: serde_json::Error| ClientError::Malformed {
         reason: format!("page is not JSON: {e}"),
-    })?;
-    let Value::Object(mut object) = value else {
-        return Err(malformed("page is not a JSON object"));
     };
-    let total = match object.get("total") {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        serde_json::from_slice::<IgnoredAny>(body).map_err(not_json)?;
+        return Err(malformed("page is not a JSON object"));
+    }
+    let members: Members = serde_json::from_slice(body).map_err(not_json)?;
+    let total = match &members.total {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(
             n.as_u64()
@@ -131,32 +240,31 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
         Some(_) => return Err(malformed("page total is not a number")),
     };
     // Old Tradecloud answers named the list `orders`.
-    let list = match object.remove("data") {
-        Some(Value::Null) | None => object.remove("orders"),
+    let list = match members.data {
+        Some(List::Null) | None => members.orders,
         found => found,
     };
     let items = match list {
-        Some(Value::Array(items)) => items,
-        Some(Value::Null) | None if total == Some(0) => Vec::new(),
-        Some(Value::Null) | None => return Err(malformed("page has no `data` list")),
-        Some(_) => return Err(malformed("page `data` is not a list")),
+        Some(List::Items(items)) => items,
+        Some(List::Null) | None if total == Some(0) => Vec::new(),
+        Some(List::Null) | None => return Err(malformed("page has no `data` list")),
+        Some(List::Other) => return Err(malformed("page `data` is not a list")),
     };
-    if let Some(i) = items.iter().position(|item| !item.is_object()) {
+    // A raw value's text starts at its first token.
+    if let Some(i) = items.iter().position(|item| !item.get().starts_with('{')) {
         return Err(ClientError::Malformed {
             reason: format!("page item {i} is not a JSON object"),
         });
     }
-    let last_updated_at = match object.get("lastUpdatedAt") {
+    let last_updated_at = match &members.last_updated_at {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(Value::Null) | None => None,
         Some(Value::String(_)) => None,
         Some(_) => return Err(malformed("page lastUpdatedAt is not a string")),
     }
     .or_else(|| {
-        items
-            .last()
-            .and_then(item_last_updated_at)
-            .map(str::to_owned)
+        let last: Value = serde_json::from_str(items.last()?.get()).ok()?;
+        item_last_updated_at(&last).map(str::to_owned)
     });
     Ok(Page {
         items,
@@ -198,7 +306,12 @@ mod tests {
             Some("2025-01-01T00:00:00.002Z")
         );
         // arbitrary_precision keeps the decimal exactly as written.
-        assert_eq!(page.items[0]["x"]["price"].to_string(), "1.10");
+        assert_eq!(page.item_values().unwrap()[0]["x"]["price"].to_string(), "1.10");
+        // Each item is its text exactly as sent.
+        assert_eq!(
+            page.items[0].get(),
+            r#"{"id":"a","lastUpdatedAt":"2025-01-01T00:00:00.001Z","x":{"price":1.10}}"#
+        );
     }
 
     #[test]
@@ -214,6 +327,17 @@ mod tests {
             page.last_updated_at.as_deref(),
             Some("2025-01-01T00:00:00.005Z")
         );
+    }
+
+    #[test]
+    fn a_member_sent_twice_counts_as_its_last_and_unknown_members_are_skipped() {
+        let page = parse_page(
+            br#"{"data":null,"data":[{"id":"a"}],"total":"1","total":1,"next":{"x":[1,{}]},"data":[{"id":"b"},{ "id" : "c" }]}"#,
+        )
+        .unwrap();
+        let ids: Vec<&str> = page.items.iter().map(|i| i.get()).collect();
+        assert_eq!(ids, [r#"{"id":"b"}"#, r#"{ "id" : "c" }"#]);
+        assert_eq!(page.total, Some(1));
     }
 
     #[test]
@@ -235,6 +359,10 @@ mod tests {
             br#"{"data":[1],"total":1}"#,
             br#"{"data":[],"total":-1}"#,
             br#"{"data":[],"total":0,"lastUpdatedAt":5}"#,
+            br#"{"data":[{"id":"a"},"b"],"total":2}"#,
+            br#"{"data":[{"id":"a"}],"total":1"#,
+            br#"{"data":[{"id":"a"}],"total":1} x"#,
+            br#"{"data":"list","total":1}"#,
         ] {
             let err = parse_page(body).unwrap_err();
             assert!(

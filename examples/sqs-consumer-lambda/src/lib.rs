@@ -233,8 +233,10 @@ mod tests {
             received_at: "2026-11-22T16:45:11.000Z".into(),
             format: Format::Json,
             changed_lines: None,
-            payload: serde_json::from_str(sent).unwrap(),
-            payload_text: Some(sent.into()),
+            payload: tcrelay_core::envelope::Payload::as_sent(sent.into(), |t| {
+                serde_json::from_str(t)
+            })
+            .unwrap(),
         }
         .to_json()
         .unwrap()

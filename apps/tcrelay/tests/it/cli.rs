@@ -17,7 +17,6 @@ fn stderr(o: &Output) -> String {
 
 fn envelope(id: &str, n: u32) -> Envelope {
     Envelope {
-        payload_text: None,
         schema: ENVELOPE_SCHEMA.to_owned(),
         source: Source::Poll,
         kind: ObjectKind::Order,
@@ -30,7 +29,7 @@ fn envelope(id: &str, n: u32) -> Envelope {
         received_at: "2025-01-06T08:00:01.000Z".to_owned(),
         format: Format::Json,
         changed_lines: None,
-        payload: serde_json::json!({"id": id, "version": n, "price": "1.10"}),
+        payload: serde_json::json!({"id": id, "version": n, "price": "1.10"}).into(),
     }
 }
 

@@ -410,7 +410,6 @@ async fn consumer_reads_what_the_relay_wrote(fifo: bool) {
 fn sha256_hex(text: &str) -> String {
     // The same digest the relay computes, through the envelope's own method.
     let envelope = tcrelay_core::Envelope {
-        payload_text: None,
         schema: String::new(),
         source: tcrelay_core::Source::Poll,
         kind: tradecloud_model::ObjectKind::Order,
@@ -423,7 +422,7 @@ fn sha256_hex(text: &str) -> String {
         received_at: String::new(),
         format: tradecloud_model::Format::Json,
         changed_lines: None,
-        payload: Value::Null,
+        payload: Value::Null.into(),
     };
     envelope.deduplication_id()
 }

@@ -9,7 +9,6 @@ use super::*;
 
 fn envelope(id: &str, n: usize) -> Envelope {
     Envelope {
-        payload_text: None,
         schema: ENVELOPE_SCHEMA.to_owned(),
         source: Source::WebhookPost,
         kind: ObjectKind::Order,
@@ -22,7 +21,7 @@ fn envelope(id: &str, n: usize) -> Envelope {
         received_at: "2026-01-01T00:00:01.000Z".to_owned(),
         format: Format::Json,
         changed_lines: None,
-        payload: serde_json::json!({"n": n}),
+        payload: serde_json::json!({"n": n}).into(),
     }
 }
 
@@ -297,7 +296,7 @@ async fn too_large_without_claim_check_fails_that_envelope_only() {
     let mut sink = sink(transport.clone(), STANDARD);
     sink.config.claim_check_threshold = 2_000.into();
     let mut envelopes: Vec<_> = (0..3).map(|n| envelope(&format!("o{n}"), n)).collect();
-    envelopes[1].payload = serde_json::json!({"big": "x".repeat(3_000)});
+    envelopes[1].payload = serde_json::json!({"big": "x".repeat(3_000)}).into();
     let err = sink.enqueue(&envelopes).await.unwrap_err();
     assert_eq!(err.failed, [1]);
     assert_eq!(transport.calls(), vec![vec![0, 2]]);

@@ -89,7 +89,6 @@ pub fn attributes(message: &Message) -> HashMap<String, (String, String)> {
 /// An envelope of `kind` for object `id`, state number `n`.
 pub fn envelope(kind: ObjectKind, id: &str, n: usize, event_name: Option<&str>) -> Envelope {
     Envelope {
-        payload_text: None,
         schema: ENVELOPE_SCHEMA.to_owned(),
         source: if event_name.is_some() {
             Source::WebhookPost
@@ -106,7 +105,7 @@ pub fn envelope(kind: ObjectKind, id: &str, n: usize, event_name: Option<&str>) 
         received_at: "2026-03-01T10:00:01.000Z".to_owned(),
         format: Format::Json,
         changed_lines: None,
-        payload: serde_json::json!({"order": {"id": id, "n": n, "price": "12.3400"}}),
+        payload: serde_json::json!({"order": {"id": id, "n": n, "price": "12.3400"}}).into(),
     }
 }
 

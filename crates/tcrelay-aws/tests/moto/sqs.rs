@@ -255,7 +255,7 @@ async fn a_2_mib_envelope_goes_through_s3_in_the_extended_client_format() {
     let url = create_queue(&clients, "tcrelay", true).await;
     let bucket = create_bucket(&clients, "tcrelay").await;
     let mut big = envelope(ObjectKind::Order, "o-big", 1, Some("OrderIssuedByBuyer"));
-    big.payload = serde_json::json!({"lines": (0..2048).map(|i| format!("{i:04}{}", "x".repeat(1020))).collect::<Vec<_>>()});
+    big.payload = serde_json::json!({"lines": (0..2048).map(|i| format!("{i:04}{}", "x".repeat(1020))).collect::<Vec<_>>()}).into();
     let big_json = serde_json::to_string(&big).unwrap();
     assert!(big_json.len() > 2 * 1024 * 1024);
     let small = envelope(ObjectKind::Order, "o-small", 2, Some("OrderIssuedByBuyer"));
@@ -402,7 +402,7 @@ async fn a_256_kib_queue_claim_checks_above_its_own_limit_in_either_format() {
     );
 
     let mut big = envelope(ObjectKind::Order, "o-300k", 1, Some("OrderIssuedByBuyer"));
-    big.payload = serde_json::json!({"text": "x".repeat(300 * 1024)});
+    big.payload = serde_json::json!({"text": "x".repeat(300 * 1024)}).into();
     let big_json = serde_json::to_string(&big).unwrap();
     let claim_check = ClaimCheck::new(clients.s3.clone(), &bucket);
     // SQS's 1 MiB as the threshold: the queue refuses the message.

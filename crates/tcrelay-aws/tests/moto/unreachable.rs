@@ -57,7 +57,7 @@ async fn sinks_report_every_envelope_failed() {
     }
     // A too-large envelope whose S3 upload fails is reported too.
     let mut big = envelope(ObjectKind::Order, "o-big", 1, None);
-    big.payload = serde_json::json!({"x": "y".repeat(2_000_000)});
+    big.payload = serde_json::json!({"x": "y".repeat(2_000_000)}).into();
     let sink = SqsSink::new(
         clients.sqs.clone(),
         SqsSinkConfig::new("http://127.0.0.1:1/000000000000/q"),

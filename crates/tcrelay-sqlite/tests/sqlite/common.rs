@@ -96,7 +96,6 @@ pub fn envelope(kind: ObjectKind, id: &str, dedupe_key: &str) -> Envelope {
         Source::WebhookPost
     };
     Envelope {
-        payload_text: None,
         schema: ENVELOPE_SCHEMA.to_owned(),
         source,
         kind,
@@ -111,7 +110,8 @@ pub fn envelope(kind: ObjectKind, id: &str, dedupe_key: &str) -> Envelope {
         changed_lines: (source == Source::Poll).then(|| vec!["1".to_owned(), "2".to_owned()]),
         payload: json!({
             "order": { "id": id, "lines": [ { "price": serde_json::from_str::<serde_json::Value>("12.50").unwrap(), "note": "line\nbreak ✓" } ] }
-        }),
+        })
+        .into(),
     }
 }
 

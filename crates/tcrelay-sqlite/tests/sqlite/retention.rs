@@ -49,7 +49,7 @@ async fn weeks_of_traffic_keep_the_file_bounded_and_lose_nothing_in_force() {
                 panic!("{key} is new");
             };
             let mut envelope = order(&key);
-            envelope.payload = json!({ "filler": filler, "hour": hour });
+            envelope.payload = json!({ "filler": filler, "hour": hour }).into();
             batch.push((key, token, envelope));
         }
         let envelopes: Vec<_> = batch.iter().map(|(_, _, e)| e.clone()).collect();

@@ -463,7 +463,8 @@ async fn poll_pages_by_offset_to_the_end() {
         }
         query.offset += page.items.len() as u32;
         ids.extend(
-            page.items
+            page.item_values()
+                .unwrap()
                 .into_iter()
                 .map(|i| i["id"].as_str().unwrap().to_owned()),
         );

@@ -280,8 +280,9 @@ async fn sim_wrong_credentials_are_unauthorized() {
     assert_eq!(
         client
             .poll(PollEndpoint::Orders, &PollQuery::new(EPOCH))
-            .await,
-        Err(ClientError::Unauthorized { status: 401 })
+            .await
+            .unwrap_err(),
+        ClientError::Unauthorized { status: 401 }
     );
     assert_eq!(
         trail(&sim),
@@ -444,7 +445,7 @@ async fn page_all(
         let page = client.poll(endpoint, &query).await.unwrap();
         let total = page.total.unwrap() as usize;
         query.offset += page.items.len() as u32;
-        items.extend(page.items);
+        items.extend(page.item_values().unwrap());
         if page.last_updated_at.is_some() {
             cursor = page.last_updated_at;
         }
@@ -556,7 +557,8 @@ async fn sim_search_is_inclusive_where_poll_is_strict() {
         assert_eq!(polled.items.len(), expected.len() - at_oldest.len());
         assert!(
             polled
-                .items
+                .item_values()
+                .unwrap()
                 .iter()
                 .all(|i| !at_oldest.contains(i["id"].as_str().unwrap()))
         );
@@ -592,7 +594,8 @@ async fn sim_status_filters_are_passed_through() {
     assert!(expected < all.len(), "the filter should narrow something");
     assert_eq!(page.items.len(), expected);
     assert!(
-        page.items
+        page.item_values()
+            .unwrap()
             .iter()
             .all(|o| o["status"]["processStatus"] == status.as_str())
     );

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde_json::Value;
 use tradecloud_model::decode::parse_json;
-use tradecloud_model::json::parse_typed;
+use tradecloud_model::json::{parse_typed, reads_as_sent};
 use tradecloud_model::lenient::Leniencies;
 use tradecloud_model::normalize::normalize_lenient;
-use tradecloud_model::schema::WEBHOOK_BODY_SHAPE;
+use tradecloud_model::schema::{ORDER_SHAPE, SHIPMENT_SHAPE, WEBHOOK_BODY_SHAPE};
 
 fn rendered(l: &Leniencies) -> Vec<String> {
     let mut kept: Vec<String> = l.kept().iter().map(ToString::to_string).collect();
@@ -44,6 +44,26 @@ fn same_as_two_passes(name: &str, body: &[u8]) -> bool {
         );
     }
     assert_eq!(one_pass.total(), two_pass.total(), "{name}: deviations");
+    // The check that builds nothing agrees: as sent exactly when nothing was typed or misfit.
+    assert_eq!(
+        reads_as_sent(body, &WEBHOOK_BODY_SHAPE).expect("JSON"),
+        !read.retyped && one_pass.total() == 0,
+        "{name}: reads_as_sent"
+    );
+    // The same for the order or shipment inside, read on its own as the poller reads one.
+    for (member, shape) in [("orderEvent", &ORDER_SHAPE), ("shipment", &SHIPMENT_SHAPE)] {
+        let Some(object) = parse_json(body).expect("parsed above").get(member).cloned() else {
+            continue;
+        };
+        let text = serde_json::to_vec(&object).unwrap();
+        let mut typed = Leniencies::new();
+        let read = parse_typed(&text, shape, &mut typed).unwrap();
+        assert_eq!(
+            reads_as_sent(&text, shape).expect("JSON"),
+            !read.retyped && typed.total() == 0,
+            "{name}: reads_as_sent of {member}"
+        );
+    }
     // Which deviations are kept depends on the order met once there are more than are kept.
     if two_pass.total() <= tradecloud_model::lenient::MAX_KEPT {
         assert_eq!(rendered(&one_pass), rendered(&two_pass), "{name}");

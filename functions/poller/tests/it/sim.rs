@@ -349,7 +349,8 @@ async fn the_echo_filter_skips_own_side_requests_and_passes_everything_else() {
             continue;
         }
         let relayed = relayed.unwrap_or_else(|| panic!("order {} was not relayed", order.id));
-        let sent: Vec<&str> = relayed.payload["lines"]
+        let payload = relayed.payload.to_value().unwrap();
+        let sent: Vec<&str> = payload["lines"]
             .as_array()
             .unwrap()
             .iter()
