@@ -273,10 +273,24 @@ impl ObjectState {
             meta.and_then(|m| m.last_updated_at),
             meta.and_then(|m| m.message_id),
         ]
-        .map(|raw| raw.map(|raw| serde_json::from_str::<Value>(raw.get())).transpose());
-        let [id, version, last_updated_at, meta_last_updated_at, message_id] = values;
-        let (id, version, last_updated_at, meta_last_updated_at, message_id) =
-            (id?, version?, last_updated_at?, meta_last_updated_at?, message_id?);
+        .map(|raw| {
+            raw.map(|raw| serde_json::from_str::<Value>(raw.get()))
+                .transpose()
+        });
+        let [
+            id,
+            version,
+            last_updated_at,
+            meta_last_updated_at,
+            message_id,
+        ] = values;
+        let (id, version, last_updated_at, meta_last_updated_at, message_id) = (
+            id?,
+            version?,
+            last_updated_at?,
+            meta_last_updated_at?,
+            message_id?,
+        );
         Ok(Self::from_members(
             [
                 id.as_ref(),
@@ -292,7 +306,13 @@ impl ObjectState {
     /// The rules, from the members `id`, `version`, `lastUpdatedAt`, `meta.lastUpdatedAt`
     /// and `meta.messageId`.
     fn from_members(members: [Option<&Value>; 5], requested_id: &str) -> Self {
-        let [id, version, last_updated_at, meta_last_updated_at, message_id] = members;
+        let [
+            id,
+            version,
+            last_updated_at,
+            meta_last_updated_at,
+            message_id,
+        ] = members;
         let text = |v: Option<&Value>| {
             v.and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
@@ -542,7 +562,11 @@ mod tests {
     fn without_the_text_the_payload_is_serialised() {
         let e = envelope(None, Payload::value(serde_json::from_str(TEXT).unwrap()));
         assert_eq!(e.to_json().unwrap(), serde_json::to_string(&e).unwrap());
-        assert!(e.to_json().unwrap().ends_with(r#""payload":{"order":{"id":"o-1","note":"aé\nb","price":12.50},"z":1}}"#));
+        assert!(
+            e.to_json().unwrap().ends_with(
+                r#""payload":{"order":{"id":"o-1","note":"aé\nb","price":12.50},"z":1}}"#
+            )
+        );
     }
 
     #[test]

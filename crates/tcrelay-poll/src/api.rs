@@ -114,11 +114,7 @@ pub struct PolledPage {
 
 impl PolledPage {
     /// A page of `items` given as values (tests and scripted worlds build pages so).
-    pub fn of_values(
-        items: &[Value],
-        total: Option<u64>,
-        last_updated_at: Option<String>,
-    ) -> Self {
+    pub fn of_values(items: &[Value], total: Option<u64>, last_updated_at: Option<String>) -> Self {
         Self {
             items: items
                 .iter()

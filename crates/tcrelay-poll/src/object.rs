@@ -51,7 +51,7 @@ impl Polled {
     /// Reads an item (its JSON text, as a page holds it); `Err` names what is missing. An item
     /// without id or readable `lastUpdatedAt` cannot be keyed or placed, which Tradecloud's
     /// contract rules out.
-    pub fn read(index: usize, text: Box<RawValue>) -> Result<Self, String> {
+    pub fn read(index: usize, text: &RawValue) -> Result<Self, String> {
         let text: Arc<str> = Arc::from(text.get());
         let state = ObjectState::of_text(&text, "")
             .map_err(|e| format!("item {index} is not JSON: {e}"))?;
@@ -145,7 +145,10 @@ impl Preparation {
         let facts = lines.iter().map(|line| LineFacts {
             id: line.id.as_deref(),
             last_updated_at: line.last_updated_at.as_deref(),
-            process_status: line.status.as_ref().and_then(|s| s.process_status.as_deref()),
+            process_status: line
+                .status
+                .as_ref()
+                .and_then(|s| s.process_status.as_deref()),
             in_progress_status: line
                 .status
                 .as_ref()
@@ -402,7 +405,7 @@ mod tests {
     }
 
     fn polled(value: Value) -> Result<Polled, String> {
-        Polled::read(0, serde_json::value::to_raw_value(&value).unwrap())
+        Polled::read(0, &serde_json::value::to_raw_value(&value).unwrap())
     }
 
     fn order_value() -> Value {
@@ -536,11 +539,13 @@ mod tests {
         assert!(
             Polled::read(
                 3,
-                serde_json::value::to_raw_value(&json!({"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}))
-                    .unwrap()
+                &serde_json::value::to_raw_value(
+                    &json!({"lastUpdatedAt": "2025-01-01T00:00:00.000Z"})
+                )
+                .unwrap()
             )
-                .unwrap_err()
-                .contains("item 3 has no id")
+            .unwrap_err()
+            .contains("item 3 has no id")
         );
         assert!(
             polled(json!({"id": "o"}))
@@ -628,29 +633,35 @@ mod tests {
             }
         }
         // Both paths were taken, many times each.
-        assert!(fast > 100 && declined > 100, "{fast} fast, {declined} declined");
+        assert!(
+            fast > 100 && declined > 100,
+            "{fast} fast, {declined} declined"
+        );
     }
 
     #[test]
     fn an_order_kept_whole_is_forwarded_as_polled() {
         let text = r#"{"lastUpdatedAt":"2025-01-02T00:00:00.000Z","id":"o-\u0031","note":"caf\u00e9","quantity":1.50,
             "lines":[{"id":"l1","lastUpdatedAt":"2025-01-02T00:00:00.000Z"}]}"#.replace('\n', "");
-        let polled = Polled::read(0, RawValue::from_string(text.clone()).unwrap()).unwrap();
-        let Prepared::Relay { payload, .. } = prep(false, None).prepare(PollStream::Orders, &polled)
+        let polled = Polled::read(0, &RawValue::from_string(text.clone()).unwrap()).unwrap();
+        let Prepared::Relay { payload, .. } =
+            prep(false, None).prepare(PollStream::Orders, &polled)
         else {
             panic!("relayed")
         };
         assert_eq!(payload.text(), Some(text.as_str()));
         // A line left out: written anew, as a value.
-        let Prepared::Relay { payload, .. } = prep(true, None).prepare(PollStream::Orders, &order())
+        let Prepared::Relay { payload, .. } =
+            prep(true, None).prepare(PollStream::Orders, &order())
         else {
             panic!("relayed")
         };
         assert_eq!(payload.text(), None);
         // Pretty-printed, the object is decoded (an envelope is one line).
         let pretty = serde_json::to_string_pretty(&order_value()).unwrap();
-        let polled = Polled::read(0, RawValue::from_string(pretty).unwrap()).unwrap();
-        let Prepared::Relay { payload, .. } = prep(false, None).prepare(PollStream::Orders, &polled)
+        let polled = Polled::read(0, &RawValue::from_string(pretty).unwrap()).unwrap();
+        let Prepared::Relay { payload, .. } =
+            prep(false, None).prepare(PollStream::Orders, &polled)
         else {
             panic!("relayed")
         };

@@ -834,7 +834,11 @@ async fn zone_less_times_are_forwarded_as_sent_and_the_cursor_is_written_with_a_
                 item["lastUpdatedAt"] = json!(at);
                 items.push(item);
             }
-            Ok(PolledPage::of_values(&items, page.total, page.last_updated_at))
+            Ok(PolledPage::of_values(
+                &items,
+                page.total,
+                page.last_updated_at,
+            ))
         }
     }
     let mut h = harness();

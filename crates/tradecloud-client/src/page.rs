@@ -306,7 +306,10 @@ mod tests {
             Some("2025-01-01T00:00:00.002Z")
         );
         // arbitrary_precision keeps the decimal exactly as written.
-        assert_eq!(page.item_values().unwrap()[0]["x"]["price"].to_string(), "1.10");
+        assert_eq!(
+            page.item_values().unwrap()[0]["x"]["price"].to_string(),
+            "1.10"
+        );
         // Each item is its text exactly as sent.
         assert_eq!(
             page.items[0].get(),
