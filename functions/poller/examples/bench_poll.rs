@@ -28,7 +28,12 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use tcrelay_aws::testing::{MotoOptions, MotoResources};
 use tcrelay_aws::{DedupeConfig, DynamoCursorStore, DynamoDedupeStore, SqsSink, SqsSinkConfig};
-use tcrelay_poll::{NoDeadline, PollConfig, PollPorts, PollStream, RunRequest, StopReason};
+use tcrelay_core::envelope::{Envelope, ObjectState, Payload};
+use tcrelay_core::ports::{DedupeStore, EventSink};
+use tcrelay_poll::{
+    EndpointMode, NoDeadline, PageRequest, PollApi, PollConfig, PollPorts, PollStream, RunRequest,
+    StopReason,
+};
 use tcrelay_tradecloud::ClientPollApi;
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 use tradecloud_sim::{Endpoint, SimConfig, Simulator, WorldConfig};
@@ -123,6 +128,43 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
+/// The envelopes the poll sent for the first `n` orders (read again from the simulator by
+/// offset, not timed), under dedupe keys of their own so they claim anew.
+async fn envelopes_of(api: &ClientPollApi, config: &PollConfig, n: usize) -> Vec<Envelope> {
+    let mut envelopes = Vec::with_capacity(n);
+    while envelopes.len() < n {
+        let page = api
+            .fetch_page(&PageRequest {
+                stream: PollStream::Orders,
+                mode: EndpointMode::Poll,
+                last_updated: config.start.clone().expect("a start"),
+                offset: u32::try_from(envelopes.len()).expect("fewer than 4 billion"),
+                limit: 100,
+                filters: Default::default(),
+            })
+            .await
+            .expect("a page");
+        if page.items.is_empty() {
+            break;
+        }
+        for item in page.items {
+            let state = ObjectState::of_text(item.get(), "").expect("JSON");
+            let key = format!("floor/order/{}/{}", state.id, envelopes.len());
+            let payload =
+                Payload::as_sent(Arc::from(item.get()), |t| serde_json::from_str(t)).expect("JSON");
+            envelopes.push(Envelope::of_polled(
+                PollStream::Orders.kind(),
+                state,
+                key,
+                Some(Vec::new()),
+                payload,
+            ));
+        }
+    }
+    envelopes.truncate(n);
+    envelopes
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -182,18 +224,21 @@ fn main() {
             )
         })
         .expect("client");
+        let poll_api = Arc::new(ClientPollApi(client));
+        let dedupe = Arc::new(DynamoDedupeStore::new(
+            dynamodb.clone(),
+            DedupeConfig::new(aws.table.clone()),
+        ));
+        let sink = Arc::new(SqsSink::new(
+            sqs.clone(),
+            SqsSinkConfig::new(aws.queue_url.clone()),
+            None,
+        ));
         let ports = PollPorts {
-            api: Arc::new(ClientPollApi(client)),
+            api: poll_api.clone(),
             cursors: Arc::new(DynamoCursorStore::new(dynamodb.clone(), aws.table.clone())),
-            dedupe: Arc::new(DynamoDedupeStore::new(
-                dynamodb.clone(),
-                DedupeConfig::new(aws.table.clone()),
-            )),
-            sink: Arc::new(SqsSink::new(
-                sqs.clone(),
-                SqsSinkConfig::new(aws.queue_url.clone()),
-                None,
-            )),
+            dedupe: dedupe.clone(),
+            sink: sink.clone(),
         };
         let config = PollConfig {
             streams: vec![PollStream::Orders],
@@ -282,6 +327,52 @@ fn main() {
         }
         if let Some(process) = process {
             println!("process CPU, simulator included: {process:?}");
+        }
+
+        // The floor under that CPU: the same AWS work alone. The same orders' envelopes, as the
+        // poll built them, are claimed, sent and completed in the poll's groups of 99 (a full
+        // page relays 99), by the same adapters on the same connections, with no Tradecloud
+        // call, no reading and no preparation. What the relay spends above it is its own.
+        let envelopes = envelopes_of(poll_api.as_ref(), &config, n).await;
+        let before = counter.total();
+        let floor_cpu = thread_cpu();
+        for group in envelopes.chunks(99) {
+            let keys: Vec<(&str, bool)> = group
+                .iter()
+                .map(|e| (e.dedupe_key.as_str(), true))
+                .collect();
+            let claims: Vec<(String, tcrelay_core::ports::ClaimToken)> = dedupe
+                .claim_many(&keys)
+                .await
+                .into_iter()
+                .zip(group)
+                .map(|(outcome, e)| {
+                    let token = outcome.expect("claimed").token().cloned().expect("new key");
+                    (e.dedupe_key.clone(), token)
+                })
+                .collect();
+            sink.enqueue(group).await.expect("sent");
+            for completion in dedupe.complete_many(&claims).await {
+                completion.expect("completed");
+            }
+        }
+        let floor_calls = counter.total() - before;
+        match thread_cpu().zip(floor_cpu).zip(cpu) {
+            Some(((after, before), relay)) => {
+                let floor = after - before;
+                let per_order = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+                println!(
+                    "AWS floor: {floor:?} ({:.1} µs per order; {floor_calls} calls: the same \
+                     claims, sends and completions alone)",
+                    per_order(floor)
+                );
+                println!(
+                    "relay CPU above the floor: {:.1} µs per order ({:.0}% of the relay's)",
+                    per_order(relay.saturating_sub(floor)),
+                    100.0 * relay.saturating_sub(floor).as_secs_f64() / relay.as_secs_f64()
+                );
+            }
+            None => println!("AWS floor: not measured (no /proc/thread-self/schedstat)"),
         }
     });
     drop(sim);
