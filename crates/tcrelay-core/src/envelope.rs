@@ -266,39 +266,19 @@ impl ObjectState {
             return Ok(Self::of(&serde_json::from_str(json)?, requested_id));
         };
         let meta = members.meta.as_ref();
-        let values = [
+        let raws = [
             members.id,
             members.version,
             members.last_updated_at,
             meta.and_then(|m| m.last_updated_at),
             meta.and_then(|m| m.message_id),
-        ]
-        .map(|raw| {
-            raw.map(|raw| serde_json::from_str::<Value>(raw.get()))
-                .transpose()
-        });
-        let [
-            id,
-            version,
-            last_updated_at,
-            meta_last_updated_at,
-            message_id,
-        ] = values;
-        let (id, version, last_updated_at, meta_last_updated_at, message_id) = (
-            id?,
-            version?,
-            last_updated_at?,
-            meta_last_updated_at?,
-            message_id?,
-        );
+        ];
+        let mut values: [Option<Value>; 5] = Default::default();
+        for (value, raw) in values.iter_mut().zip(raws) {
+            *value = raw.map(|raw| serde_json::from_str(raw.get())).transpose()?;
+        }
         Ok(Self::from_members(
-            [
-                id.as_ref(),
-                version.as_ref(),
-                last_updated_at.as_ref(),
-                meta_last_updated_at.as_ref(),
-                message_id.as_ref(),
-            ],
+            values.each_ref().map(Option::as_ref),
             requested_id,
         ))
     }
