@@ -681,6 +681,52 @@ async fn search_endpoints_include_the_cursor_and_still_page_past_big_ties() {
 }
 
 #[tokio::test]
+async fn an_order_that_reads_as_sent_reaches_the_queue_as_the_bytes_polled() {
+    // Keys in Tradecloud's order, escapes, a decimal's digits: what a re-serialisation would
+    // change. The second order has a quoted number, so it is typed and written anew.
+    const AS_SENT: &str = r#"{"supplierAccountNumber":"S1","id":"o-\u0031","version":2,"lastUpdatedAt":"2025-01-01T00:00:00.005Z","lines":[{"id":"l\/1","lastUpdatedAt":"2025-01-01T00:00:00.005Z","status":{"processStatus":"Issued"},"quantity":12.50}]}"#;
+    const QUOTED: &str =
+        r#"{"id":"o-2","version":"3","lastUpdatedAt":"2025-01-01T00:00:00.006Z","lines":[]}"#;
+    struct AsSent;
+    #[async_trait]
+    impl PollApi for AsSent {
+        async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+            let items = if r.last_updated == START {
+                vec![
+                    serde_json::value::RawValue::from_string(AS_SENT.to_owned()).unwrap(),
+                    serde_json::value::RawValue::from_string(QUOTED.to_owned()).unwrap(),
+                ]
+            } else {
+                Vec::new()
+            };
+            Ok(PolledPage {
+                items,
+                total: None,
+                last_updated_at: None,
+            })
+        }
+    }
+    let mut h = harness();
+    h.ports.api = Arc::new(AsSent);
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(s.enqueued, 2);
+    let envelopes = h.sink.envelopes();
+    let written = envelopes[0].to_json().unwrap();
+    assert!(
+        written.ends_with(&format!(r#","payload":{AS_SENT}}}"#)),
+        "{written}"
+    );
+    assert_eq!(envelopes[0].id, "o-1");
+    assert_eq!(envelopes[0].changed_lines, Some(vec!["l/1".to_owned()]));
+    // Typed: the version a number, the document written anew.
+    let written = envelopes[1].to_json().unwrap();
+    assert!(
+        written.ends_with(r#","payload":{"id":"o-2","lastUpdatedAt":"2025-01-01T00:00:00.006Z","lines":[],"version":3}}"#),
+        "{written}"
+    );
+}
+
+#[tokio::test]
 async fn an_unsorted_short_page_is_relayed_whole_and_the_cursor_moves_to_its_newest() {
     struct Unsorted;
     #[async_trait]

@@ -338,6 +338,48 @@ async fn unreachable_server_is_connect_error() {
     );
 }
 
+/// A page as a Java service writes one: keys in its own order, escapes, a decimal's exact
+/// digits, pretty-printed members. Each item comes back as exactly the bytes sent.
+const PAGE_AS_SENT: &str = r#"{
+  "data": [
+    {"supplierAccountNumber":"S1","id":"o-\u0031","lines":[{"id":"l\/1","price":12.50}],"lastUpdatedAt":"2025-01-01T00:00:00.001Z"},
+    { "id" : "o-2", "note" : "caf\u00e9 \"x\"", "lastUpdatedAt" : "2025-01-01T00:00:00.002" }
+  ],
+  "total": 2,
+  "lastUpdatedAt": "2025-01-01T00:00:00.002"
+}"#;
+
+#[tokio::test]
+async fn poll_items_come_back_as_the_bytes_sent() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([Step::Raw(PAGE_AS_SENT)]);
+    let page = client
+        .poll(
+            PollEndpoint::Orders,
+            &PollQuery::new("2025-01-01T00:00:00.000Z"),
+        )
+        .await
+        .unwrap();
+    let items: Vec<&str> = page.items.iter().map(|item| item.get()).collect();
+    assert_eq!(
+        items,
+        [
+            r#"{"supplierAccountNumber":"S1","id":"o-\u0031","lines":[{"id":"l\/1","price":12.50}],"lastUpdatedAt":"2025-01-01T00:00:00.001Z"}"#,
+            r#"{ "id" : "o-2", "note" : "caf\u00e9 \"x\"", "lastUpdatedAt" : "2025-01-01T00:00:00.002" }"#,
+        ]
+    );
+    assert_eq!(page.total, Some(2));
+    assert_eq!(
+        page.last_updated_at.as_deref(),
+        Some("2025-01-01T00:00:00.002")
+    );
+    // The same values a plain parse gives.
+    let values = page.item_values().unwrap();
+    assert_eq!(values[0]["id"], "o-1");
+    assert_eq!(values[0]["lines"][0]["price"].to_string(), "12.50");
+    assert_eq!(values[1]["note"], "café \"x\"");
+}
+
 #[tokio::test]
 async fn malformed_answers_are_not_retried() {
     let (fake, client) = client(Fake::default()).await;
