@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tcrelay_core::envelope::{ObjectState, Payload};
-use tradecloud_model::schema::ORDER_SHAPE;
+use tradecloud_model::schema::{ORDER_SHAPE, SHIPMENT_SHAPE};
 use tradecloud_model::{DecodeError, DecodedObject, read_order, read_shipment, timestamp};
 
 use crate::api::PollStream;
@@ -137,8 +137,8 @@ impl Preparation {
             return None;
         }
         let order: OrderLines<'_> = serde_json::from_str(&polled.text).ok()?;
-        if order.order_id.is_some() {
-            // The typed view would take its id from `orderId`: left to it.
+        if order.order_id.is_some() || polled.id.trim().is_empty() {
+            // The typed view would take its id from `orderId`, or refuse a blank one: left to it.
             return None;
         }
         let lines = order.lines.unwrap_or_default();
@@ -234,6 +234,47 @@ impl Preparation {
     }
 
     fn prepare_shipment(&self, polled: &Polled) -> Prepared {
+        self.prepare_shipment_as_sent(polled)
+            .unwrap_or_else(|| self.prepare_shipment_typed(polled))
+    }
+
+    /// A shipment that reads as sent, with every line kept (`changed_lines_only` off), is
+    /// prepared from its text and forwarded as polled, as [`Self::prepare_order_as_sent`] does
+    /// for orders; `None` for any other, for [`Self::prepare_shipment_typed`] (a test compares
+    /// both).
+    fn prepare_shipment_as_sent(&self, polled: &Polled) -> Option<Prepared> {
+        if self.changed_lines_only
+            || polled.id.trim().is_empty()
+            || !tradecloud_model::json::reads_as_sent(polled.text.as_bytes(), &SHIPMENT_SHAPE)
+                .ok()?
+        {
+            return None;
+        }
+        let shipment: ShipmentLines<'_> = serde_json::from_str(&polled.text).ok()?;
+        let shipment_at = shipment
+            .last_updated_at
+            .as_deref()
+            .or_else(|| shipment.meta.as_ref()?.last_updated_at.as_deref());
+        let carried = shipment.load_carriers.iter().flatten();
+        let lines = shipment
+            .lines
+            .iter()
+            .flatten()
+            .chain(carried.flat_map(|c| c.lines.iter().flatten()))
+            .map(|l| ShipmentLineFacts {
+                purchase_order_number: l.purchase_order_number.as_deref(),
+                purchase_order_line_position: l.purchase_order_line_position.as_deref(),
+                delivery_schedule_position: l.delivery_schedule_position.as_deref(),
+                last_updated_at: l.meta.as_ref().and_then(|m| m.last_updated_at.as_deref()),
+            });
+        Some(Prepared::Relay {
+            changed_lines: Some(changed_shipment_lines(shipment_at, lines)),
+            payload: polled.as_polled.clone(),
+        })
+    }
+
+    /// A shipment read whole into its typed view.
+    fn prepare_shipment_typed(&self, polled: &Polled) -> Prepared {
         let value = match polled.value() {
             Ok(value) => value,
             Err(e) => return unreadable(polled, &e.to_string()),
@@ -244,12 +285,15 @@ impl Preparation {
         };
         let shipment_at = shipment.last_updated_at().map(str::to_owned);
         let changed = |line_at: Option<&str>| same_instant(line_at, shipment_at.as_deref());
-        let changed_ids = shipment
-            .all_lines()
-            .enumerate()
-            .filter(|(_, l)| changed(l.meta.as_ref().and_then(|m| m.last_updated_at.as_deref())))
-            .map(|(i, l)| shipment_line_id(l, i))
-            .collect();
+        let changed_ids = changed_shipment_lines(
+            shipment_at.as_deref(),
+            shipment.all_lines().map(|l| ShipmentLineFacts {
+                purchase_order_number: l.purchase_order_number.as_deref(),
+                purchase_order_line_position: l.purchase_order_line_position.as_deref(),
+                delivery_schedule_position: l.delivery_schedule_position.as_deref(),
+                last_updated_at: l.meta.as_ref().and_then(|m| m.last_updated_at.as_deref()),
+            }),
+        );
         if self.changed_lines_only {
             let keep = |lines: &mut Value| {
                 if let Some(lines) = lines.as_array_mut() {
@@ -328,6 +372,46 @@ struct LineStatus<'a> {
     in_progress_status: Option<Cow<'a, str>>,
 }
 
+/// A shipment's lines as far as the preparation reads them, borrowed from its text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ShipmentLines<'a> {
+    #[serde(borrow)]
+    last_updated_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    meta: Option<ShipmentMeta<'a>>,
+    #[serde(borrow)]
+    lines: Option<Vec<ShipmentLine<'a>>>,
+    #[serde(borrow)]
+    load_carriers: Option<Vec<LoadCarrier<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ShipmentMeta<'a> {
+    #[serde(borrow)]
+    last_updated_at: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct LoadCarrier<'a> {
+    #[serde(borrow)]
+    lines: Option<Vec<ShipmentLine<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ShipmentLine<'a> {
+    #[serde(borrow)]
+    purchase_order_number: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    purchase_order_line_position: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    delivery_schedule_position: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    meta: Option<ShipmentMeta<'a>>,
+}
+
 /// Logs the fields an object carried in an unexpected type (they are forwarded as sent).
 fn lenient<T>(read: Result<DecodedObject<T>, DecodeError>) -> Result<(T, Value), DecodeError> {
     read.map(|decoded| {
@@ -364,20 +448,35 @@ fn same_instant(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-/// Shipment lines have no id: `purchaseOrderNumber/purchaseOrderLinePosition`, plus
-/// `/deliverySchedulePosition` when given, is what identifies one for the ERP; `#<index>` when
-/// even that is missing.
-fn shipment_line_id(line: &tradecloud_model::ShipmentLine, index: usize) -> String {
-    match (
-        &line.purchase_order_number,
-        &line.purchase_order_line_position,
-    ) {
-        (Some(po), Some(pos)) => match &line.delivery_schedule_position {
-            Some(schedule) => format!("{po}/{pos}/{schedule}"),
-            None => format!("{po}/{pos}"),
-        },
-        _ => format!("#{index}"),
-    }
+/// The fields of a shipment line the preparation reads.
+struct ShipmentLineFacts<'a> {
+    purchase_order_number: Option<&'a str>,
+    purchase_order_line_position: Option<&'a str>,
+    delivery_schedule_position: Option<&'a str>,
+    last_updated_at: Option<&'a str>,
+}
+
+/// The ids of the lines (loose, then in load carriers) changed with the shipment: those whose
+/// `meta.lastUpdatedAt` is the shipment's instant. Shipment lines have no id:
+/// `purchaseOrderNumber/purchaseOrderLinePosition`, plus `/deliverySchedulePosition` when
+/// given, is what identifies one for the ERP; `#<index>` when even that is missing.
+fn changed_shipment_lines<'a>(
+    shipment_at: Option<&str>,
+    lines: impl Iterator<Item = ShipmentLineFacts<'a>>,
+) -> Vec<String> {
+    lines
+        .enumerate()
+        .filter(|(_, l)| same_instant(l.last_updated_at, shipment_at))
+        .map(
+            |(i, l)| match (l.purchase_order_number, l.purchase_order_line_position) {
+                (Some(po), Some(pos)) => match l.delivery_schedule_position {
+                    Some(schedule) => format!("{po}/{pos}/{schedule}"),
+                    None => format!("{po}/{pos}"),
+                },
+                _ => format!("#{i}"),
+            },
+        )
+        .collect()
 }
 
 /// Keeps the elements of a JSON array whose index is marked in `keep`. Leaves the array alone
@@ -595,6 +694,9 @@ mod tests {
             v["orderId"] = json!(" "); // the typed view reads its id there: declined
             variations.push(v);
             let mut v = order.clone();
+            v["id"] = json!(" "); // a blank id, unreadable to the typed view: declined
+            variations.push(v);
+            let mut v = order.clone();
             v["lines"] = json!([null]); // unreadable as typed: declined
             variations.push(v);
             let mut v = order.clone();
@@ -667,5 +769,80 @@ mod tests {
         };
         assert_eq!(payload.text(), None);
         assert_eq!(payload, Payload::value(order_value()));
+    }
+
+    /// Shipments to prepare both ways, as [`orders`] for orders.
+    fn shipments() -> Vec<Value> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        let read = |path: std::path::PathBuf| -> Value {
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+        };
+        let mut shipments: Vec<Value> = read(root.join("api/shipment-poll-page.json"))["data"]
+            .as_array()
+            .unwrap()
+            .clone();
+        shipments.push(read(root.join("api/shipment-fetched.json")));
+        for entry in std::fs::read_dir(root.join("webhook")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(shipment @ Value::Object(_)) = read(path).get("shipment").cloned()
+            {
+                shipments.push(shipment);
+            }
+        }
+        let mut variations = Vec::new();
+        for shipment in &shipments {
+            let mut v = shipment.clone();
+            v["version"] = json!("5"); // typed: declined
+            variations.push(v);
+            let mut v = shipment.clone();
+            v["id"] = json!(" "); // blank: declined
+            variations.push(v);
+            let mut v = shipment.clone();
+            v["lines"] = json!([null]); // unreadable as typed: declined
+            variations.push(v);
+            let mut v = shipment.clone();
+            v["lastUpdatedAt"] = json!("2025-01-02T00:00:00.000Z");
+            v["lines"] = json!([
+                {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "1",
+                 "meta": {"lastUpdatedAt": "2025-01-02T01:00:00.000+01:00"}},
+                {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "2",
+                 "deliverySchedulePosition": "3", "meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z"}},
+                {"meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z"}},
+                {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "4", "meta": null}
+            ]);
+            v["loadCarriers"] = json!([{"lines": [{"purchaseOrderNumber": "PO2",
+                "purchaseOrderLinePosition": "1", "meta": {"lastUpdatedAt": "2025-01-02T00:00:00Z"}}]},
+                {"containerNumber": "C2"}]);
+            variations.push(v);
+        }
+        shipments.extend(variations);
+        shipments
+    }
+
+    #[test]
+    fn a_shipment_prepared_from_its_text_is_prepared_as_from_its_typed_value() {
+        let (mut fast, mut declined) = (0, 0);
+        for shipment in shipments() {
+            let polled = polled(shipment.clone()).unwrap();
+            for changed_lines_only in [false, true] {
+                let prep = prep(changed_lines_only, Some(EchoFilter::InProgress));
+                let typed = prep.prepare_shipment_typed(&polled);
+                match prep.prepare_shipment_as_sent(&polled) {
+                    Some(as_sent) => {
+                        fast += 1;
+                        assert_eq!(as_sent, typed, "{shipment}");
+                        assert!(
+                            matches!(as_sent, Prepared::Relay { ref payload, .. } if payload.text().is_some())
+                        );
+                    }
+                    None => declined += 1,
+                }
+            }
+        }
+        assert!(
+            fast >= 5 && declined >= 15,
+            "{fast} fast, {declined} declined"
+        );
     }
 }
