@@ -658,30 +658,38 @@ mod tests {
         );
     }
 
-    /// Orders to prepare both ways: the fixtures' polled and fetched orders, each webhook
-    /// fixture's order as a polled order would carry it, and variations of each that the
-    /// fast path must decline or must read alike.
-    fn orders() -> Vec<Value> {
+    /// The fixtures' objects of one kind (`order`, `shipment`): a poll page's items, a
+    /// fetched one, and the one under `member` in each JSON webhook fixture.
+    fn fixture_objects(kind: &str, member: &str) -> Vec<Value> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
         let read = |path: std::path::PathBuf| -> Value {
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
         };
-        let mut orders: Vec<Value> = read(root.join("api/order-poll-page.json"))["data"]
+        let mut objects: Vec<Value> = read(root.join(format!("api/{kind}-poll-page.json")))["data"]
             .as_array()
             .unwrap()
             .clone();
-        orders.push(read(root.join("api/order-fetched.json")));
+        objects.push(read(root.join(format!("api/{kind}-fetched.json"))));
         for entry in std::fs::read_dir(root.join("webhook")).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "json")
-                && let Some(Value::Object(mut order)) = read(path).get("orderEvent").cloned()
+                && let Some(object @ Value::Object(_)) = read(path).get(member).cloned()
             {
-                // As fetched or polled: `id`, not `orderId`.
-                if let Some(id) = order.remove("orderId") {
-                    order.insert("id".into(), id);
-                }
-                order.insert("lastUpdatedAt".into(), json!("2025-01-02T00:00:00.000Z"));
-                orders.push(Value::Object(order));
+                objects.push(object);
+            }
+        }
+        objects
+    }
+
+    /// Orders to prepare both ways: the fixtures' orders (a webhook's as a polled order would
+    /// carry it), and variations of each that the fast path must decline or must read alike.
+    fn orders() -> Vec<Value> {
+        let mut orders = fixture_objects("order", "orderEvent");
+        for order in &mut orders {
+            // As fetched or polled: `id`, not `orderId`.
+            if let Some(id) = order.as_object_mut().unwrap().remove("orderId") {
+                order["id"] = id;
+                order["lastUpdatedAt"] = json!("2025-01-02T00:00:00.000Z");
             }
         }
         orders.push(order_value());
@@ -773,23 +781,7 @@ mod tests {
 
     /// Shipments to prepare both ways, as [`orders`] for orders.
     fn shipments() -> Vec<Value> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-        let read = |path: std::path::PathBuf| -> Value {
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-        };
-        let mut shipments: Vec<Value> = read(root.join("api/shipment-poll-page.json"))["data"]
-            .as_array()
-            .unwrap()
-            .clone();
-        shipments.push(read(root.join("api/shipment-fetched.json")));
-        for entry in std::fs::read_dir(root.join("webhook")).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json")
-                && let Some(shipment @ Value::Object(_)) = read(path).get("shipment").cloned()
-            {
-                shipments.push(shipment);
-            }
-        }
+        let mut shipments = fixture_objects("shipment", "shipment");
         let mut variations = Vec::new();
         for shipment in &shipments {
             let mut v = shipment.clone();
