@@ -92,11 +92,12 @@ impl Payload {
     /// Tradecloud's own JSON text of the payload, forwarded as sent. A text with line breaks
     /// (pretty-printed, between its tokens) is decoded by `value` instead, so an envelope
     /// stays one line (exports write JSON Lines, one envelope per line). `text` must be a
-    /// JSON text: the caller read it as one.
-    pub fn as_sent(
+    /// JSON text: the caller read it as one. A caller that holds the value already hands it
+    /// over with an infallible `value`.
+    pub fn as_sent<E>(
         text: Arc<str>,
-        value: impl FnOnce(&str) -> serde_json::Result<Value>,
-    ) -> serde_json::Result<Self> {
+        value: impl FnOnce(&str) -> Result<Value, E>,
+    ) -> Result<Self, E> {
         if text.contains(['\n', '\r']) {
             return value(&text).map(Self::value);
         }
@@ -198,11 +199,8 @@ pub struct InboundEvent {
     pub line_ids: Vec<String>,
     /// JSON or tXML.
     pub format: Format,
-    /// The whole body as JSON.
-    pub payload: Value,
-    /// The body's own text, when it is a JSON text of `payload` (see
-    /// [`Payload::as_sent`]).
-    pub payload_text: Option<Arc<str>>,
+    /// The whole body as JSON: its own text when that is the payload ([`Payload::as_sent`]).
+    pub payload: Payload,
 }
 
 /// The identifying fields of a complete order or shipment, read leniently from its JSON.
@@ -333,11 +331,7 @@ impl Envelope {
                 event.kind,
                 event.id,
                 dedupe_key,
-                match event.payload_text {
-                    // A text with line breaks goes as the value it was decoded into.
-                    Some(text) if !text.contains(['\n', '\r']) => Payload(Repr::Text(text)),
-                    _ => Payload::value(event.payload),
-                },
+                event.payload,
             )
         }
     }
@@ -568,8 +562,7 @@ mod tests {
             message_id: None,
             line_ids: Vec::new(),
             format: Format::Json,
-            payload: serde_json::json!({"z": 1}),
-            payload_text: Some(Arc::from("{\n\"z\": 1}")),
+            payload: as_sent("{\n\"z\": 1}"),
         };
         let written = Envelope::of_event(event, "k".to_owned()).to_json().unwrap();
         assert!(written.ends_with(r#""payload":{"z":1}}"#), "{written}");

@@ -22,6 +22,7 @@
 //! the quarantine (if that fails: 503, so it comes back).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +45,7 @@ use tradecloud_model::{DecodeError, DecodeLimits, ObjectKind, decode_webhook_wit
 use crate::auth::{AuthError, GatewayJwt, WebhookCredentials};
 use crate::config::WebhookConfig;
 use crate::deadline::{Deadline, OutOfTime};
-use crate::envelope::Source;
+use crate::envelope::{Payload, Source};
 use crate::filter::EventFilter;
 use crate::logsafe::escape_control;
 use crate::ports::{
@@ -800,7 +801,14 @@ impl WebhookApp {
             warn_lenient(&decoded.leniencies);
         }
         // The body's own text when it is the payload's: forwarded as sent, not written anew.
-        let payload_text = decoded.payload_text(body).map(Arc::from);
+        let payload = match decoded.payload_text(body) {
+            Some(text) => {
+                let value = decoded.payload;
+                let Ok(payload) = Payload::as_sent(Arc::from(text), |_| Ok::<_, Infallible>(value));
+                payload
+            }
+            None => Payload::value(decoded.payload),
+        };
         let event = InboundEvent {
             kind: decoded.body.kind(),
             id: decoded.body.object_id().to_owned(),
@@ -810,8 +818,7 @@ impl WebhookApp {
             message_id: decoded.body.message_id().map(str::to_owned),
             line_ids: decoded.body.line_ids(),
             format: decoded.format,
-            payload: decoded.payload,
-            payload_text,
+            payload,
         };
         let span = tracing::Span::current();
         span.record("kind", event.kind.as_str());
