@@ -142,19 +142,7 @@ impl Preparation {
             return None;
         }
         let lines = order.lines.unwrap_or_default();
-        let facts = lines.iter().map(|line| LineFacts {
-            id: line.id.as_deref(),
-            last_updated_at: line.last_updated_at.as_deref(),
-            process_status: line
-                .status
-                .as_ref()
-                .and_then(|s| s.process_status.as_deref()),
-            in_progress_status: line
-                .status
-                .as_ref()
-                .and_then(|s| s.in_progress_status.as_deref()),
-        });
-        Some(match self.choose_lines(facts) {
+        Some(match self.choose_lines(lines.iter().map(LineFacts::from)) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay { changed_ids, keep } if keep.iter().all(|k| *k) => Prepared::Relay {
                 changed_lines: Some(changed_ids),
@@ -182,16 +170,7 @@ impl Preparation {
             Err(e) => return unreadable(polled, &e.to_string()),
         };
         let lines = order.lines.unwrap_or_default();
-        let facts = lines.iter().map(|line| {
-            let status = line.status.as_ref();
-            LineFacts {
-                id: line.id.as_deref(),
-                last_updated_at: line.last_updated_at.as_deref(),
-                process_status: status.and_then(|s| s.process_status.as_deref()),
-                in_progress_status: status.and_then(|s| s.in_progress_status.as_deref()),
-            }
-        });
-        match self.choose_lines(facts) {
+        match self.choose_lines(lines.iter().map(LineFacts::from)) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay { changed_ids, keep } => {
                 retain_by_index(payload.get_mut("lines"), &keep);
@@ -261,12 +240,7 @@ impl Preparation {
             .iter()
             .flatten()
             .chain(carried.flat_map(|c| c.lines.iter().flatten()))
-            .map(|l| ShipmentLineFacts {
-                purchase_order_number: l.purchase_order_number.as_deref(),
-                purchase_order_line_position: l.purchase_order_line_position.as_deref(),
-                delivery_schedule_position: l.delivery_schedule_position.as_deref(),
-                last_updated_at: l.meta.as_ref().and_then(|m| m.last_updated_at.as_deref()),
-            });
+            .map(ShipmentLineFacts::from);
         Some(Prepared::Relay {
             changed_lines: Some(changed_shipment_lines(shipment_at, lines)),
             payload: polled.as_polled.clone(),
@@ -287,12 +261,7 @@ impl Preparation {
         let changed = |line_at: Option<&str>| same_instant(line_at, shipment_at.as_deref());
         let changed_ids = changed_shipment_lines(
             shipment_at.as_deref(),
-            shipment.all_lines().map(|l| ShipmentLineFacts {
-                purchase_order_number: l.purchase_order_number.as_deref(),
-                purchase_order_line_position: l.purchase_order_line_position.as_deref(),
-                delivery_schedule_position: l.delivery_schedule_position.as_deref(),
-                last_updated_at: l.meta.as_ref().and_then(|m| m.last_updated_at.as_deref()),
-            }),
+            shipment.all_lines().map(ShipmentLineFacts::from),
         );
         if self.changed_lines_only {
             let keep = |lines: &mut Value| {
@@ -334,13 +303,33 @@ enum Lines {
     },
 }
 
-/// The four fields of an order line the preparation reads.
+/// The four fields of an order line the preparation reads, from the typed view or from the
+/// text's borrowed view.
 struct LineFacts<'a> {
     id: Option<&'a str>,
     last_updated_at: Option<&'a str>,
     process_status: Option<&'a str>,
     in_progress_status: Option<&'a str>,
 }
+
+/// Reads the facts from either view of a line: the typed one and the text's borrowed one
+/// name the fields alike (owned or borrowed strings), so one body serves both.
+macro_rules! line_facts_from {
+    ($($view:ty),+) => {$(
+        impl<'a> From<&'a $view> for LineFacts<'a> {
+            fn from(line: &'a $view) -> Self {
+                let status = line.status.as_ref();
+                Self {
+                    id: line.id.as_deref(),
+                    last_updated_at: line.last_updated_at.as_deref(),
+                    process_status: status.and_then(|s| s.process_status.as_deref()),
+                    in_progress_status: status.and_then(|s| s.in_progress_status.as_deref()),
+                }
+            }
+        }
+    )+};
+}
+line_facts_from!(tradecloud_model::OrderLine, OrderLine<'_>);
 
 /// An order's lines as far as the preparation reads them, borrowed from its text.
 #[derive(Deserialize)]
@@ -448,13 +437,31 @@ fn same_instant(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-/// The fields of a shipment line the preparation reads.
+/// The fields of a shipment line the preparation reads, from the typed view or from the
+/// text's borrowed view.
 struct ShipmentLineFacts<'a> {
     purchase_order_number: Option<&'a str>,
     purchase_order_line_position: Option<&'a str>,
     delivery_schedule_position: Option<&'a str>,
     last_updated_at: Option<&'a str>,
 }
+
+/// As [`line_facts_from`], for shipment lines.
+macro_rules! shipment_line_facts_from {
+    ($($view:ty),+) => {$(
+        impl<'a> From<&'a $view> for ShipmentLineFacts<'a> {
+            fn from(l: &'a $view) -> Self {
+                Self {
+                    purchase_order_number: l.purchase_order_number.as_deref(),
+                    purchase_order_line_position: l.purchase_order_line_position.as_deref(),
+                    delivery_schedule_position: l.delivery_schedule_position.as_deref(),
+                    last_updated_at: l.meta.as_ref().and_then(|m| m.last_updated_at.as_deref()),
+                }
+            }
+        }
+    )+};
+}
+shipment_line_facts_from!(tradecloud_model::ShipmentLine, ShipmentLine<'_>);
 
 /// The ids of the lines (loose, then in load carriers) changed with the shipment: those whose
 /// `meta.lastUpdatedAt` is the shipment's instant. Shipment lines have no id:
