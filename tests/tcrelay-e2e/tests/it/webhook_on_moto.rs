@@ -204,8 +204,6 @@ async fn with_aws_frozen_the_answer_is_503_and_the_retry_is_enqueued_once() {
     assert_eq!(attribute(&messages[0], "kind").as_deref(), Some("shipment"));
 }
 
-/// Messages on the queue, visible or not (moto counts exactly); reading them would hide them
-/// from the final read.
 /// A JSON body nothing needed typing in reaches the ERP exactly as sent (its key order, its
 /// escapes); a pretty-printed one, or one with a quoted number, is written anew on one line.
 #[tokio::test]
@@ -256,6 +254,8 @@ async fn a_json_payload_is_forwarded_as_sent_on_one_line() {
     }
 }
 
+/// Messages on the queue, visible or not (moto counts exactly); reading them would hide them
+/// from the final read.
 async fn queue_depth(aws: &MotoResources) -> usize {
     let answer = aws
         .clients
