@@ -267,7 +267,8 @@ mod tests {
         panic!("the calls did not queue up");
     }
 
-    /// Runs `calls` (each a stream and what it does) as one batch, and returns their answers.
+    /// Runs `calls` (each a stream and what it does) as one batch, in that order, and returns
+    /// their answers.
     /// The connection is held while a first call's committing thread waits for it, so the
     /// others queue up behind it and that thread takes them all at once afterwards.
     async fn one_batch(
@@ -285,8 +286,13 @@ mod tests {
         locked_rx.await.unwrap();
         let first = call(store, "first", Then::Succeed);
         until(|| store.batch.snapshot() == (0, true)).await;
-        let handles: Vec<Call> = calls.iter().map(|&(s, t)| call(store, s, t)).collect();
-        until(|| store.batch.snapshot().0 == calls.len()).await;
+        // One at a time: tasks spawned together may reach the queue in any order, and the
+        // batch runs its calls in the order they queued.
+        let mut handles: Vec<Call> = Vec::new();
+        for (queued, &(stream, then)) in calls.iter().enumerate() {
+            handles.push(call(store, stream, then));
+            until(|| store.batch.snapshot().0 == queued + 1).await;
+        }
         held_tx.send(()).unwrap();
         holder.join().unwrap();
         first.await.unwrap().unwrap();
