@@ -4,17 +4,19 @@
 //! every AWS HTTP request by operation, retries included), the wall time, and the relay's own
 //! CPU per order.
 //!
-//! The relay runs alone on the main thread (a current-thread runtime: the poll loop, the
-//! client, the AWS SDK and their HTTP all run there), the simulator on its own runtime's
-//! threads, moto in its own process; the main thread's CPU time (Linux's
-//! `/proc/thread-self/schedstat`) is therefore the relay's CPU only. moto answers a few dozen
-//! requests per second, so the wall time says more about moto than about the relay.
+//! The relay runs on its own runtime (current-thread by default, as the poller Lambda runs it:
+//! the poll loop, the client, the AWS SDK and their HTTP all on the main thread; `multi` as the
+//! second argument for a multi-thread runtime), the simulator on its own runtime's threads
+//! (named `simulator`), moto in its own process; the CPU time of every thread but the
+//! simulator's (Linux's `/proc/self/task/*/schedstat`) is therefore the relay's CPU only. moto
+//! answers a few hundred requests per second, so the wall time says more about moto than about
+//! the relay.
 //!
 //! ```text
 //! source scripts/venv.sh   # moto in .venv
-//! .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p 5123 &
-//! cargo build --workspace --examples    # --release for the CPU figure that counts
-//! TCRELAY_TEST_MOTO_URL=http://127.0.0.1:5123 target/debug/examples/bench_poll 20000
+//! .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p 5123 --keep-alive --item-rollback &
+//! cargo build --release -p poller --example bench_poll
+//! TCRELAY_TEST_MOTO_URL=http://127.0.0.1:5123 target/release/examples/bench_poll 20000 [current|multi]
 //! ```
 //!
 //! It builds in CI (`cargo clippy --all-targets`) and is never run there: moto takes minutes.
@@ -108,13 +110,30 @@ impl CallCounter {
     }
 }
 
-/// CPU time the calling thread has run, from Linux's `/proc/thread-self/schedstat` (its first
-/// field is nanoseconds on a CPU); `None` where that file does not exist.
-fn thread_cpu() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+/// CPU time the relay's threads have run: every thread of the process but the simulator's
+/// (named [`SIMULATOR_THREAD`]), from Linux's `/proc/self/task/*/schedstat` (its first field is
+/// nanoseconds on a CPU); `None` where those files do not exist. The main thread runs the poll;
+/// a multi-thread runtime's workers and any runtime's blocking pool run parts of it too.
+fn relay_cpu() -> Option<Duration> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?.path();
+        let Ok(name) = std::fs::read_to_string(task.join("comm")) else {
+            continue; // the thread ended between the listing and the read
+        };
+        if name.trim_end() == SIMULATOR_THREAD {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(task.join("schedstat")) else {
+            continue;
+        };
+        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
     Some(Duration::from_nanos(ns))
 }
+
+/// The name of the simulator's threads, whose CPU is not the relay's.
+const SIMULATOR_THREAD: &str = "simulator";
 
 /// CPU time (user + system) of the whole process, from `/proc/self/stat` (clock ticks of
 /// 1/100 s, as Linux reports them to user space).
@@ -202,12 +221,14 @@ fn main() {
         .nth(1)
         .map(|a| a.parse().expect("N, a number of orders"))
         .unwrap_or(20_000);
+    let runtime = std::env::args().nth(2).unwrap_or_else(|| "current".into());
     let moto = std::env::var("TCRELAY_TEST_MOTO_URL")
         .expect("TCRELAY_TEST_MOTO_URL: moto's URL (see the doc comment)");
 
     // The simulator on its own runtime and threads, so its CPU is not the relay's.
     let sim_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name(SIMULATOR_THREAD)
         .enable_all()
         .build()
         .expect("simulator runtime");
@@ -229,10 +250,19 @@ fn main() {
         generated.elapsed()
     );
 
-    let relay = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("relay runtime");
+    // The poller's runtime: current-thread, as the poller Lambda's `main` builds it; "multi"
+    // for comparison. Idle blocking threads are kept, so that none ends with its CPU uncounted.
+    let relay = match runtime.as_str() {
+        "current" => tokio::runtime::Builder::new_current_thread(),
+        "multi" => tokio::runtime::Builder::new_multi_thread(),
+        other => panic!("runtime {other:?}: current or multi"),
+    }
+    .thread_name("relay")
+    .thread_keep_alive(Duration::from_secs(3600))
+    .enable_all()
+    .build()
+    .expect("relay runtime");
+    eprintln!("relay runtime: {runtime}-thread");
     relay.block_on(async {
         let aws = MotoResources::create("bench-poll", MotoOptions::new(&moto)).await;
         let counter = CallCounter::default();
@@ -289,7 +319,7 @@ fn main() {
         };
         let before = counter.total();
         assert_eq!(before, 0, "set-up calls went through other clients");
-        let cpu = thread_cpu();
+        let cpu = relay_cpu();
         let process = process_cpu();
         let wall = Instant::now();
         let mut enqueued = 0;
@@ -311,7 +341,7 @@ fn main() {
             }
         }
         let wall = wall.elapsed();
-        let cpu = thread_cpu().zip(cpu).map(|(after, before)| after - before);
+        let cpu = relay_cpu().zip(cpu).map(|(after, before)| after - before);
         let process = process_cpu()
             .zip(process)
             .map(|(after, before)| after - before);
@@ -377,10 +407,10 @@ fn main() {
         // call, no reading and no preparation. What the relay spends above it is its own.
         let envelopes = envelopes_of(poll_api.as_ref(), &config, n).await;
         let before = counter.total();
-        let floor_cpu = thread_cpu();
+        let floor_cpu = relay_cpu();
         let floor_run = floor(dedupe.as_ref(), sink.as_ref(), &envelopes).await;
         let floor_calls = counter.total() - before;
-        match (floor_run, thread_cpu().zip(floor_cpu).zip(cpu)) {
+        match (floor_run, relay_cpu().zip(floor_cpu).zip(cpu)) {
             (Err(e), _) => println!("AWS floor: not measured ({e})"),
             (Ok(()), Some(((after, before), relay))) => {
                 let floor = after - before;
