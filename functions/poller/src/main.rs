@@ -21,7 +21,10 @@ use tcrelay_tradecloud::{ClientPollApi, client_for};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+// A current-thread runtime: one invocation at a time runs one sequential poll loop, so worker
+// threads would only add wake-ups between them (a multi-thread runtime cost 7-12% more CPU per
+// order in `bench_poll`; BENCHMARKS.md, "Poll cost").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tcrelay_lambda::init_tracing();
     let (ports, config) = match build().await {
