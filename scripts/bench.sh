@@ -75,9 +75,9 @@ start_moto() {
   [ -n "$moto_pid" ] && return
   local port
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  # --keep-alive: persistent connections, as AWS keeps them; --item-rollback: a transaction's
-  # time independent of the table's size (scripts/moto_server.py says why of both).
-  .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p "$port" --keep-alive --item-rollback >"$root/.moto.log" 2>&1 &
+  # --keep-alive: persistent connections, as AWS keeps them; --at-scale: moto's time per call
+  # independent of its tables and queues (scripts/moto_server.py says why of both).
+  .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p "$port" --keep-alive --at-scale >"$root/.moto.log" 2>&1 &
   moto_pid=$!
   trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do
