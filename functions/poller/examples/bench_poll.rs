@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! source scripts/venv.sh   # moto in .venv
-//! .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p 5123 --keep-alive --item-rollback &
+//! .venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p 5123 --keep-alive --at-scale &
 //! cargo build --release -p poller --example bench_poll
 //! TCRELAY_TEST_MOTO_URL=http://127.0.0.1:5123 target/release/examples/bench_poll 20000 [current|multi]
 //! ```

@@ -640,15 +640,21 @@ async fn sim_at_most_ten_requests_per_second_one_at_a_time() {
     }
     let fetches = &requests[1..];
     let received: Vec<u64> = fetches.iter().map(|r| r.received_ms).collect();
+    // The client books its sends 100 ms apart; the sim sees each one later by the time from its
+    // slot to its arrival, which on a loaded CI machine reached 18 ms for a single fetch (3 in
+    // 200 runs failed a 90 ms bound). So the bounds leave 50 ms for that delay: they still fail
+    // a limiter at 20/s (gaps of 50 ms, 12 fetches in 550 ms) or at 11/s (1000 ms).
     for pair in received.windows(2) {
-        // 100 ms apart at the client; the server's millisecond stamps add transit jitter.
         let gap = pair[1] - pair[0];
         assert!(
-            gap >= 90,
+            gap >= 50,
             "fetches {gap} ms apart: received at {received:?}"
         );
     }
     let span = received[11] - received[0];
-    assert!(span >= 1090, "12 fetches in {span} ms");
+    assert!(
+        span >= 1050,
+        "12 fetches in {span} ms: received at {received:?}"
+    );
     sim.shutdown().await;
 }
