@@ -11,7 +11,7 @@
 # git-ignored. Slow (release and arm64 builds, 20 cold starts of each function): never run in CI.
 #
 # Settings: BENCH_RUNS (cold starts per function, 20), BENCH_POLL_N (orders of the poll-cost
-# run, 500), BENCH_DECODE_TIME (criterion measurement seconds, 3), BENCH_ARM64_TARGET_DIR (the
+# run, 20,000), BENCH_DECODE_TIME (criterion measurement seconds, 3), BENCH_ARM64_TARGET_DIR (the
 # target dir of the arm64 build, default $CARGO_TARGET_DIR-arm64: another target than the
 # native one, so the two builds do not wait for each other's lock).
 set -euo pipefail
@@ -24,7 +24,7 @@ parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(decode instructions poll coldstart zips webhook)
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 runs="${BENCH_RUNS:-20}"
-poll_n="${BENCH_POLL_N:-500}"
+poll_n="${BENCH_POLL_N:-20000}"
 decode_time="${BENCH_DECODE_TIME:-3}"
 
 # shellcheck source=scripts/venv.sh

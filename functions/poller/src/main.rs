@@ -22,8 +22,8 @@ use tcrelay_tradecloud::{ClientPollApi, client_for};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // A current-thread runtime: one invocation at a time runs one sequential poll loop, so worker
-// threads would only add wake-ups between them (a multi-thread runtime cost 7-12% more CPU per
-// order in `bench_poll`; BENCHMARKS.md, "Poll cost").
+// threads would only add wake-ups between them (a multi-thread runtime cost 6-18% more CPU per
+// order in `bench_poll`; docs/architecture.md, "Runtime").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tcrelay_lambda::init_tracing();
