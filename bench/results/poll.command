@@ -1,1 +1,1 @@
-$CARGO_TARGET_DIR/release/examples/bench_poll 500
+$CARGO_TARGET_DIR/release/examples/bench_poll 20000
