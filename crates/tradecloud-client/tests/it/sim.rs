@@ -611,10 +611,8 @@ async fn sim_at_most_ten_requests_per_second_one_at_a_time() {
     })
     .unwrap();
     let order_ids = ids(&sim, "order");
-    // Logged in first, and the fetches timed among themselves: the first request opens the
-    // connection after its slot was booked (and is the first run of the HTTP code in this
-    // process), so on a loaded machine it reaches the sim late and its gap to the next one
-    // looks short (0 ms seen).
+    // Logged in first, and the fetches timed among themselves, for the reason in
+    // protocol.rs's requests_respect_the_rate_limit (here a 0 ms gap was seen after the login).
     client.login().await.unwrap();
     let tasks: Vec<_> = (0..3)
         .map(|t| {
