@@ -9,6 +9,9 @@
 //! the previous one of its group was accepted (one batch holds at most one message per group,
 //! batches fill up with other groups), and after a group's first failure its later messages are
 //! not sent at all (they are reported as failed), so a retry can never overtake them.
+//!
+//! The batch requests are written by `request`, not the SDK's serializer: the same bytes,
+//! for a fraction of the CPU.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -22,6 +25,8 @@ use crate::claim_check::{ClaimCheck, Threshold};
 use crate::error::describe;
 use crate::message::{Attribute, OutgoingMessage, sqs_safe_json};
 use crate::{SQS_MAX_MESSAGE_BYTES, is_fifo_queue_url};
+
+mod request;
 
 /// SQS's limit of entries per `SendMessageBatch`.
 pub const SQS_MAX_BATCH_ENTRIES: usize = 10;
@@ -83,7 +88,7 @@ impl SqsSink {
         claim_check: Option<ClaimCheck>,
     ) -> Self {
         let transport = Arc::new(SqsTransport {
-            client,
+            client: request::with_batch_requests(client),
             queue_url: config.queue_url.clone(),
         });
         Self::with_transport(transport, config, claim_check)

@@ -133,7 +133,7 @@ impl Preparation {
     /// for any other order, for [`Self::prepare_order_typed`]; both give the same answer where
     /// this one gives one (a test compares them).
     fn prepare_order_as_sent(&self, polled: &Polled) -> Option<Prepared> {
-        if !tradecloud_model::json::reads_as_sent(polled.text.as_bytes(), &ORDER_SHAPE).ok()? {
+        if !tradecloud_model::json::reads_as_sent(&polled.text, &ORDER_SHAPE).ok()? {
             return None;
         }
         let order: OrderLines<'_> = serde_json::from_str(&polled.text).ok()?;
@@ -224,8 +224,7 @@ impl Preparation {
     fn prepare_shipment_as_sent(&self, polled: &Polled) -> Option<Prepared> {
         if self.changed_lines_only
             || polled.id.trim().is_empty()
-            || !tradecloud_model::json::reads_as_sent(polled.text.as_bytes(), &SHIPMENT_SHAPE)
-                .ok()?
+            || !tradecloud_model::json::reads_as_sent(&polled.text, &SHIPMENT_SHAPE).ok()?
         {
             return None;
         }

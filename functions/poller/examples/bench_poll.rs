@@ -74,8 +74,8 @@ impl Intercept for CallCounter {
         let items = (operation == "TransactWriteItems")
             .then(|| context.request().body().bytes())
             .flatten()
-            .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
-            .and_then(|body| body["TransactItems"].as_array().map(Vec::len));
+            .and_then(|body| serde_json::from_slice::<Transaction>(body).ok())
+            .map(|transaction| transaction.items.len());
         let mut counts = self
             .0
             .lock()
@@ -86,6 +86,14 @@ impl Intercept for CallCounter {
         *counts.entry(operation).or_default() += 1;
         Ok(())
     }
+}
+
+/// A `TransactWriteItems` request as far as the counter reads it: its items are skipped, not
+/// built (building each body's JSON tree was a tenth of the AWS floor's CPU).
+#[derive(serde::Deserialize)]
+struct Transaction {
+    #[serde(rename = "TransactItems")]
+    items: Vec<serde::de::IgnoredAny>,
 }
 
 impl CallCounter {
