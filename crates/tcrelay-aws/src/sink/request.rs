@@ -81,6 +81,8 @@ impl SerializeRequest for BatchSerializer {
         let input = input
             .downcast::<SendMessageBatchInput>()
             .map_err(|_| "BatchSerializer was given another operation's input")?;
+        #[cfg(test)]
+        tests::WRITTEN.with(|written| written.set(written.get() + 1));
         // Room for the bodies with an escape in about one byte in eight (an envelope's quotes)
         // and the members around them, so the buffer rarely grows.
         let texts: usize = input

@@ -2,6 +2,7 @@
 //! through a client with the SDK's serializer and one with ours, and the serialized requests
 //! (caught before signing, so no network, clock or credentials are involved) are compared.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,20 @@ use aws_smithy_runtime_api::client::ser_de::SharedRequestSerializer;
 use proptest::prelude::*;
 
 use super::with_batch_requests;
+
+thread_local! {
+    /// Requests `BatchSerializer` wrote on this thread: proof that the SDK called it, since its
+    /// requests cannot be told from the SDK's own by their bytes.
+    pub(super) static WRITTEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The requests `BatchSerializer` writes while `call` runs (on this thread, as a
+/// current-thread runtime runs it).
+async fn written_during(call: impl std::future::Future<Output = ()>) -> usize {
+    let before = WRITTEN.with(Cell::get);
+    call.await;
+    WRITTEN.with(Cell::get) - before
+}
 
 /// A serialized request: its serializer (by its `Debug`), method, path, headers (sorted) and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,20 +91,27 @@ fn client(catch: &Catch) -> aws_sdk_sqs::Client {
 /// The request each serializer writes for `entries` (`None`: the member left out).
 async fn both(queue_url: Option<&str>, entries: Option<Vec<SendMessageBatchRequestEntry>>) {
     let (sdk, ours) = (Catch::default(), Catch::default());
-    for (catch, client) in [
-        (&sdk, client(&sdk)),
-        (&ours, with_batch_requests(client(&ours))),
+    for (catch, client, by_us) in [
+        (&sdk, client(&sdk), 0),
+        (&ours, with_batch_requests(client(&ours)), 1),
     ] {
-        let error = client
-            .send_message_batch()
-            .set_queue_url(queue_url.map(str::to_owned))
-            .set_entries(entries.clone())
-            .send()
-            .await
-            .expect_err("the catch stops every call");
-        assert!(
-            catch.0.lock().unwrap().is_some(),
-            "not serialized: {error:?}"
+        let call = async {
+            let error = client
+                .send_message_batch()
+                .set_queue_url(queue_url.map(str::to_owned))
+                .set_entries(entries.clone())
+                .send()
+                .await
+                .expect_err("the catch stops every call");
+            assert!(
+                catch.0.lock().unwrap().is_some(),
+                "not serialized: {error:?}"
+            );
+        };
+        assert_eq!(
+            written_during(call).await,
+            by_us,
+            "written by BatchSerializer"
         );
     }
     let sdk = sdk.0.lock().unwrap().take().unwrap();
@@ -195,13 +217,16 @@ async fn absent_and_empty_members_are_written_as_the_sdk_writes_them() {
 #[tokio::test]
 async fn other_operations_keep_the_sdk_serializer() {
     let catch = Catch::default();
-    with_batch_requests(client(&catch))
-        .send_message()
-        .queue_url("q")
-        .message_body("{\"a\":1}")
-        .send()
-        .await
-        .expect_err("the catch stops every call");
+    let call = async {
+        with_batch_requests(client(&catch))
+            .send_message()
+            .queue_url("q")
+            .message_body("{\"a\":1}")
+            .send()
+            .await
+            .expect_err("the catch stops every call");
+    };
+    assert_eq!(written_during(call).await, 0);
     let caught = catch.0.lock().unwrap().take().unwrap();
     assert!(
         caught.serializer.contains("SendMessageRequestSerializer"),
