@@ -29,3 +29,5 @@ export TCRELAY_TEST_VENV="$(pwd)/.venv"
 cargo test --workspace --all-targets --locked "$@"
 # Doc tests are not part of --all-targets.
 cargo test --workspace --doc --locked
+# The crates whose code differs by architecture, on arm64 (the Lambda functions') under qemu.
+scripts/test-arm64.sh

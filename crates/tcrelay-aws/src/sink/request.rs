@@ -1,12 +1,11 @@
-//! `SendMessageBatch` requests written by serde_json instead of the SDK's serializer.
+//! `SendMessageBatch` requests written by us instead of the SDK's serializer.
 //!
 //! Every message body is an envelope, JSON text, so SQS's JSON protocol carries it escaped: each
 //! `"` of the body becomes `\"`. The SDK's JSON writer (`aws-smithy-json`) escapes a string that
 //! needs any escape one byte at a time into a string of its own, then copies that; on the poll
-//! path it was about a fifth of the relay's CPU (BENCHMARKS.md, "Poll cost", round 7).
-//! serde_json escapes the same characters the same way (`"`, `\`, control characters; `\b \f \n
-//! \r \t` by name, others as lower-case `\u00xx`) and copies the runs between them whole, into
-//! the request's one buffer.
+//! path it was about a fifth of the relay's CPU (BENCHMARKS.md, "Poll cost", round 7). Here the
+//! texts are written by `tcrelay-json-string` (a SIMD escape that writes serde_json's bytes,
+//! which are the SDK's) into the request's one buffer.
 //!
 //! The request is otherwise the one the SDK writes: the same method, path and headers, the same
 //! members in the same order (a test compares both byte for byte, every member set). Only the
@@ -14,15 +13,13 @@
 //! config bag before serialization, where the orchestrator looks it up. Signing, retries,
 //! endpoint resolution and the response stay the SDK's.
 
-use std::collections::HashMap;
-
 use aws_sdk_sqs::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sqs::error::BoxError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
-    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    MessageAttributeValue, MessageSystemAttributeValue, SendMessageBatchRequestEntry,
 };
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
@@ -30,6 +27,7 @@ use aws_smithy_runtime_api::client::ser_de::{SerializeRequest, SharedRequestSeri
 use aws_smithy_types::body::SdkBody;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use tcrelay_json_string::{scratch_room, write_string};
 
 /// The client `client` with [`BatchRequests`] added: the same configuration, connections and
 /// credentials, its `SendMessageBatch` requests written here.
@@ -72,7 +70,7 @@ impl Intercept for BatchRequests {
 }
 
 /// Writes a `SendMessageBatch` request as the SDK's serializer does (awsJson1.0 with the
-/// query-compatible header), with serde_json's escaping.
+/// query-compatible header), the texts written by [`write_string`].
 #[derive(Debug)]
 struct BatchSerializer;
 
@@ -83,16 +81,16 @@ impl SerializeRequest for BatchSerializer {
             .map_err(|_| "BatchSerializer was given another operation's input")?;
         #[cfg(test)]
         tests::WRITTEN.with(|written| written.set(written.get() + 1));
-        // Room for the bodies with an escape in about one byte in eight (an envelope's quotes)
-        // and the members around them, so the buffer rarely grows.
-        let texts: usize = input
-            .entries
-            .iter()
-            .flatten()
-            .map(|e| e.message_body.len())
-            .sum();
-        let mut body = Vec::with_capacity(texts + texts / 8 + 512 * input.entries().len() + 256);
-        serde_json::to_writer(&mut body, &BatchBody(&input))?;
+        let entries = input.entries();
+        let texts: usize = entries.iter().map(|e| e.message_body.len()).sum();
+        let longest = entries.iter().map(|e| e.message_body.len()).max();
+        // Room for the bodies with an escape in about one byte in eight (an envelope's quotes),
+        // the members around them, and the escape's scratch room for the longest piece, so the
+        // buffer rarely grows.
+        let mut body = Vec::with_capacity(
+            texts + texts / 8 + 512 * entries.len() + 256 + scratch_room(longest.unwrap_or(0)),
+        );
+        write_batch(&mut body, &input)?;
         let mut request = HttpRequest::new(SdkBody::empty());
         request.set_method("POST")?;
         request.set_uri("/")?;
@@ -106,72 +104,90 @@ impl SerializeRequest for BatchSerializer {
     }
 }
 
-/// The request body: the input's members in the SDK's order, absent ones left out.
-struct BatchBody<'a>(&'a SendMessageBatchInput);
-
-impl Serialize for BatchBody<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let input = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        if let Some(url) = &input.queue_url {
-            map.serialize_entry("QueueUrl", url)?;
-        }
-        if let Some(entries) = &input.entries {
-            map.serialize_key("Entries")?;
-            map.serialize_value(&Seq(entries.iter().map(|entry| Entry {
-                id: &entry.id,
-                body: &entry.message_body,
-                delay_seconds: entry.delay_seconds,
-                attributes: entry.message_attributes.as_ref(),
-                system_attributes: entry.message_system_attributes.as_ref(),
-                deduplication_id: entry.message_deduplication_id.as_deref(),
-                group_id: entry.message_group_id.as_deref(),
-            })))?;
-        }
-        map.end()
+/// The request body: the input's members in the SDK's order, absent ones left out. Written
+/// member by member rather than through serde, so that each text goes through
+/// [`write_string`]; the rare attribute maps go through serde_json.
+fn write_batch(out: &mut Vec<u8>, input: &SendMessageBatchInput) -> serde_json::Result<()> {
+    let mut batch = Object::open(out);
+    if let Some(url) = &input.queue_url {
+        write_string(batch.member("QueueUrl"), url);
     }
+    if let Some(entries) = &input.entries {
+        let out = batch.member("Entries");
+        out.push(b'[');
+        for (index, entry) in entries.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            write_entry(out, entry)?;
+        }
+        out.push(b']');
+    }
+    batch.close();
+    Ok(())
 }
 
 /// One `SendMessageBatchRequestEntry`.
-struct Entry<'a> {
-    id: &'a str,
-    body: &'a str,
-    delay_seconds: Option<i32>,
-    attributes: Option<&'a HashMap<String, MessageAttributeValue>>,
-    system_attributes:
-        Option<&'a HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>>,
-    deduplication_id: Option<&'a str>,
-    group_id: Option<&'a str>,
+fn write_entry(out: &mut Vec<u8>, entry: &SendMessageBatchRequestEntry) -> serde_json::Result<()> {
+    let mut object = Object::open(out);
+    write_string(object.member("Id"), &entry.id);
+    write_string(object.member("MessageBody"), &entry.message_body);
+    if let Some(delay) = entry.delay_seconds {
+        serde_json::to_writer(object.member("DelaySeconds"), &delay)?;
+    }
+    if let Some(attributes) = &entry.message_attributes {
+        // The map's own iteration order, as the SDK writes it.
+        serde_json::to_writer(
+            object.member("MessageAttributes"),
+            &Map(attributes
+                .iter()
+                .map(|(name, value)| (name.as_str(), Attribute::from(value)))),
+        )?;
+    }
+    if let Some(attributes) = &entry.message_system_attributes {
+        serde_json::to_writer(
+            object.member("MessageSystemAttributes"),
+            &Map(attributes
+                .iter()
+                .map(|(name, value)| (name.as_str(), Attribute::from(value)))),
+        )?;
+    }
+    if let Some(id) = &entry.message_deduplication_id {
+        write_string(object.member("MessageDeduplicationId"), id);
+    }
+    if let Some(id) = &entry.message_group_id {
+        write_string(object.member("MessageGroupId"), id);
+    }
+    object.close();
+    Ok(())
 }
 
-impl Serialize for Entry<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("Id", self.id)?;
-        map.serialize_entry("MessageBody", self.body)?;
-        if let Some(delay) = self.delay_seconds {
-            map.serialize_entry("DelaySeconds", &delay)?;
+/// A JSON object being written: commas between its members.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
+    }
+
+    /// Writes the member's name (a constant with nothing to escape); its value goes after it.
+    fn member(&mut self, name: &str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
         }
-        if let Some(attributes) = self.attributes {
-            map.serialize_key("MessageAttributes")?;
-            // The map's own iteration order, as the SDK writes it.
-            map.serialize_value(&Map(attributes
-                .iter()
-                .map(|(name, value)| (name.as_str(), Attribute::from(value)))))?;
-        }
-        if let Some(attributes) = self.system_attributes {
-            map.serialize_key("MessageSystemAttributes")?;
-            map.serialize_value(&Map(attributes
-                .iter()
-                .map(|(name, value)| (name.as_str(), Attribute::from(value)))))?;
-        }
-        if let Some(id) = self.deduplication_id {
-            map.serialize_entry("MessageDeduplicationId", id)?;
-        }
-        if let Some(id) = self.group_id {
-            map.serialize_entry("MessageGroupId", id)?;
-        }
-        map.end()
+        self.empty = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
     }
 }
 

@@ -214,6 +214,36 @@ async fn absent_and_empty_members_are_written_as_the_sdk_writes_them() {
     both(Some("q"), Some(vec![empty_attributes])).await;
 }
 
+/// Bodies longer than one escaped piece, each cut landing in another place: inside a
+/// character of two, three or four bytes, on a quote, on a control character.
+#[tokio::test]
+async fn long_bodies_are_escaped_piece_by_piece_as_the_sdk_escapes_them_whole() {
+    let bodies: Vec<String> = (0..8)
+        .map(|shift| {
+            let head = "x".repeat(tcrelay_json_string::PIECE - 4 + shift);
+            let tail = AWKWARD.repeat(tcrelay_json_string::PIECE * 2 / AWKWARD.len());
+            format!("{head}é€😀\"\u{1}{tail}")
+        })
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b.len() > 2 * tcrelay_json_string::PIECE)
+    );
+    let entries = bodies
+        .iter()
+        .enumerate()
+        .map(|(index, body)| {
+            SendMessageBatchRequestEntry::builder()
+                .id(format!("m{index}"))
+                .message_body(body)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    both(Some("q"), Some(entries)).await;
+}
+
 #[tokio::test]
 async fn other_operations_keep_the_sdk_serializer() {
     let catch = Catch::default();
