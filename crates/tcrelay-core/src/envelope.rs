@@ -264,15 +264,28 @@ impl ObjectState {
             return Ok(Self::of(&serde_json::from_str(json)?, requested_id));
         };
         let meta = members.meta.as_ref();
-        let raws = [
-            members.id,
-            members.version,
-            members.last_updated_at,
-            meta.and_then(|m| m.last_updated_at),
-            meta.and_then(|m| m.message_id),
-        ];
+        Self::of_raw_members(
+            [
+                members.id,
+                members.version,
+                members.last_updated_at,
+                meta.and_then(|m| m.last_updated_at),
+                meta.and_then(|m| m.message_id),
+            ],
+            requested_id,
+        )
+    }
+
+    /// Reads the fields from the members `id`, `version`, `lastUpdatedAt`,
+    /// `meta.lastUpdatedAt` and `meta.messageId` as an object's text holds them, by the same
+    /// rules as [`ObjectState::of`]: for a reader that takes them in the same pass as other
+    /// members of the object (the poller, with an order's lines). `Err` when one is not JSON.
+    pub fn of_raw_members(
+        members: [Option<&serde_json::value::RawValue>; 5],
+        requested_id: &str,
+    ) -> serde_json::Result<Self> {
         let mut values: [Option<Value>; 5] = Default::default();
-        for (value, raw) in values.iter_mut().zip(raws) {
+        for (value, raw) in values.iter_mut().zip(members) {
             *value = raw.map(|raw| serde_json::from_str(raw.get())).transpose()?;
         }
         Ok(Self::from_members(

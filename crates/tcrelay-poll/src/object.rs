@@ -35,6 +35,20 @@ pub(crate) struct Polled {
     /// The object as its payload, exactly as polled (decoded only when its text has line
     /// breaks: an envelope is one line).
     pub as_polled: Payload,
+    /// What the preparation reads of an order, taken in the same pass as the fields above:
+    /// `None` for a shipment, and for an order that pass could not read (the preparation then
+    /// reads it whole).
+    order: Option<OrderFacts>,
+}
+
+/// An order's members that the preparation reads, owned: they are read with the order's
+/// identity, in one pass over its text, and used after the page is sorted.
+#[derive(Debug, Clone)]
+struct OrderFacts {
+    /// Whether the order has an `orderId` (the typed view would take its id from it).
+    has_order_id: bool,
+    /// Its lines' four fields, in order.
+    lines: Vec<OrderLine<'static>>,
 }
 
 impl Polled {
@@ -48,13 +62,44 @@ impl Polled {
         }
     }
 
-    /// Reads an item (its JSON text, as a page holds it); `Err` names what is missing. An item
-    /// without id or readable `lastUpdatedAt` cannot be keyed or placed, which Tradecloud's
-    /// contract rules out.
-    pub fn read(index: usize, text: &RawValue) -> Result<Self, String> {
+    /// Reads an item of `stream` (its JSON text, as a page holds it); `Err` names what is
+    /// missing. An item without id or readable `lastUpdatedAt` cannot be keyed or placed, which
+    /// Tradecloud's contract rules out.
+    pub fn read(stream: PollStream, index: usize, text: &RawValue) -> Result<Self, String> {
         let text: Arc<str> = Arc::from(text.get());
-        let state = ObjectState::of_text(&text, "")
-            .map_err(|e| format!("item {index} is not JSON: {e}"))?;
+        let not_json = |e: serde_json::Error| format!("item {index} is not JSON: {e}");
+        // An order's lines are read in the same pass as its identity: each pass over the text
+        // is a good part of the relay's CPU per order (BENCHMARKS.md, "Poll cost", round 8).
+        let order_item = stream
+            .is_orders()
+            .then(|| serde_json::from_str::<OrderItem<'_>>(&text).ok())
+            .flatten();
+        let (state, order) = match order_item {
+            Some(item) => {
+                let meta = item.meta.as_ref();
+                let members = [
+                    item.id,
+                    item.version,
+                    item.last_updated_at,
+                    meta.and_then(|m| m.last_updated_at),
+                    meta.and_then(|m| m.message_id),
+                ];
+                let state = ObjectState::of_raw_members(members, "").map_err(not_json)?;
+                let facts = OrderFacts {
+                    has_order_id: item.order_id.is_some(),
+                    lines: item
+                        .lines
+                        .into_iter()
+                        .flatten()
+                        .map(OrderLine::into_owned)
+                        .collect(),
+                };
+                (state, Some(facts))
+            }
+            // Not of that shape (a repeated key, a line that is no object): read as any
+            // object is, and the preparation reads the order whole.
+            None => (ObjectState::of_text(&text, "").map_err(not_json)?, None),
+        };
         if state.id.is_empty() {
             return Err(format!("item {index} has no id"));
         }
@@ -75,8 +120,9 @@ impl Polled {
             version: state.version,
             message_id: state.message_id,
             as_polled: Payload::as_sent(Arc::clone(&text), |text| serde_json::from_str(text))
-                .map_err(|e| format!("item {index} is not JSON: {e}"))?,
+                .map_err(not_json)?,
             text,
+            order,
         })
     }
 
@@ -128,21 +174,22 @@ impl Preparation {
     }
 
     /// An order whose text reads as exactly what it says (nothing to type, nothing that does
-    /// not fit the schema: nearly every order) is prepared from its text: its lines' four
-    /// fields read with plain serde, and forwarded as polled when no line is left out. `None`
-    /// for any other order, for [`Self::prepare_order_typed`]; both give the same answer where
-    /// this one gives one (a test compares them).
+    /// not fit the schema: nearly every order) is prepared from its text: from its lines' four
+    /// fields, read with plain serde in the pass that read its identity ([`Polled::read`]), and
+    /// forwarded as polled when no line is left out. `None` for any other order, for
+    /// [`Self::prepare_order_typed`]; both give the same answer where this one gives one (a
+    /// test compares them).
     fn prepare_order_as_sent(&self, polled: &Polled) -> Option<Prepared> {
-        if !tradecloud_model::json::reads_as_sent(&polled.text, &ORDER_SHAPE).ok()? {
-            return None;
-        }
-        let order: OrderLines<'_> = serde_json::from_str(&polled.text).ok()?;
-        if order.order_id.is_some() || polled.id.trim().is_empty() {
+        let order = polled.order.as_ref()?;
+        if order.has_order_id || polled.id.trim().is_empty() {
             // The typed view would take its id from `orderId`, or refuse a blank one: left to it.
             return None;
         }
-        let lines = order.lines.unwrap_or_default();
-        Some(match self.choose_lines(lines.iter().map(LineFacts::from)) {
+        if !tradecloud_model::json::reads_as_sent(&polled.text, &ORDER_SHAPE).ok()? {
+            return None;
+        }
+        let lines = order.lines.iter().map(LineFacts::from);
+        Some(match self.choose_lines(lines) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay { changed_ids, keep } if keep.iter().all(|k| *k) => Prepared::Relay {
                 changed_lines: Some(changed_ids),
@@ -330,17 +377,40 @@ macro_rules! line_facts_from {
 }
 line_facts_from!(tradecloud_model::OrderLine, OrderLine<'_>);
 
-/// An order's lines as far as the preparation reads them, borrowed from its text.
+/// A polled order as one pass reads it: the members [`ObjectState`] is read from (as
+/// [`ObjectState::of_text`] reads them), and those the preparation reads, borrowed from its
+/// text. The first four mirror `of_text`'s own struct: serde embeds one struct's members in
+/// another's only by buffering them (`flatten`), which would cost about the pass this saves.
+/// The rules that read them stay in one place, [`ObjectState::of_raw_members`].
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct OrderLines<'a> {
+struct OrderItem<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    version: Option<&'a RawValue>,
+    #[serde(borrow)]
+    last_updated_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    meta: Option<ItemMeta<'a>>,
     #[serde(borrow)]
     order_id: Option<&'a RawValue>,
     #[serde(borrow)]
     lines: Option<Vec<OrderLine<'a>>>,
 }
 
+/// `meta` of [`OrderItem`].
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemMeta<'a> {
+    #[serde(borrow)]
+    last_updated_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    message_id: Option<&'a RawValue>,
+}
+
+/// An order line's four fields the preparation reads.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct OrderLine<'a> {
     #[serde(borrow)]
@@ -351,13 +421,28 @@ struct OrderLine<'a> {
     status: Option<LineStatus<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LineStatus<'a> {
     #[serde(borrow)]
     process_status: Option<Cow<'a, str>>,
     #[serde(borrow)]
     in_progress_status: Option<Cow<'a, str>>,
+}
+
+impl OrderLine<'_> {
+    /// The line with its texts copied out of the order's text.
+    fn into_owned(self) -> OrderLine<'static> {
+        let owned = |text: Option<Cow<'_, str>>| text.map(|t| Cow::Owned(t.into_owned()));
+        OrderLine {
+            id: owned(self.id),
+            last_updated_at: owned(self.last_updated_at),
+            status: self.status.map(|status| LineStatus {
+                process_status: owned(status.process_status),
+                in_progress_status: owned(status.in_progress_status),
+            }),
+        }
+    }
 }
 
 /// A shipment's lines as far as the preparation reads them, borrowed from its text.
@@ -509,8 +594,13 @@ mod tests {
         timestamp::parse(text).unwrap()
     }
 
+    /// An order as polled.
     fn polled(value: Value) -> Result<Polled, String> {
-        Polled::read(0, &serde_json::value::to_raw_value(&value).unwrap())
+        polled_as(PollStream::Orders, value)
+    }
+
+    fn polled_as(stream: PollStream, value: Value) -> Result<Polled, String> {
+        Polled::read(stream, 0, &serde_json::value::to_raw_value(&value).unwrap())
     }
 
     fn order_value() -> Value {
@@ -599,23 +689,26 @@ mod tests {
 
     #[test]
     fn shipment_lines_with_the_shipment_time_are_the_changed_ones() {
-        let shipment = polled(json!({
-                "id": "s-1",
-                "meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z", "messageId": "m-9"},
-                "lines": [
-                    {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "1",
-                     "meta": {"lastUpdatedAt": "2025-01-02T01:00:00.000+01:00"}},
-                    {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "2",
-                     "meta": {"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}}
-                ],
-                "loadCarriers": [{"containerNumber": "C1", "lines": [
-                    {"purchaseOrderNumber": "PO2", "purchaseOrderLinePosition": "1",
-                     "deliverySchedulePosition": "3",
-                     "meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z"}},
-                    {"purchaseOrderNumber": "PO2", "purchaseOrderLinePosition": "2",
-                     "meta": {"lastUpdatedAt": "2024-12-01T00:00:00.000Z"}}
-                ]}]
-        }))
+        let shipment = polled_as(
+            PollStream::Shipments,
+            json!({
+                    "id": "s-1",
+                    "meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z", "messageId": "m-9"},
+                    "lines": [
+                        {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "1",
+                         "meta": {"lastUpdatedAt": "2025-01-02T01:00:00.000+01:00"}},
+                        {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "2",
+                         "meta": {"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}}
+                    ],
+                    "loadCarriers": [{"containerNumber": "C1", "lines": [
+                        {"purchaseOrderNumber": "PO2", "purchaseOrderLinePosition": "1",
+                         "deliverySchedulePosition": "3",
+                         "meta": {"lastUpdatedAt": "2025-01-02T00:00:00.000Z"}},
+                        {"purchaseOrderNumber": "PO2", "purchaseOrderLinePosition": "2",
+                         "meta": {"lastUpdatedAt": "2024-12-01T00:00:00.000Z"}}
+                    ]}]
+            }),
+        )
         .unwrap();
         assert_eq!(shipment.message_id.as_deref(), Some("m-9"));
         assert_eq!(shipment.last_updated_at, "2025-01-02T00:00:00.000Z");
@@ -643,6 +736,7 @@ mod tests {
     fn items_without_id_or_time_are_refused() {
         assert!(
             Polled::read(
+                PollStream::Orders,
                 3,
                 &serde_json::value::to_raw_value(
                     &json!({"lastUpdatedAt": "2025-01-01T00:00:00.000Z"})
@@ -714,6 +808,12 @@ mod tests {
             v["lines"] = json!([null]); // unreadable as typed: declined
             variations.push(v);
             let mut v = order.clone();
+            v["meta"] = json!("m"); // not read in one pass: declined
+            variations.push(v);
+            let mut v = order.clone();
+            v["lines"] = json!([{"id": 7, "status": {"processStatus": ["Confirmed"]}}]);
+            variations.push(v);
+            let mut v = order.clone();
             v["lines"] = json!([{"id": "a\"b", "lastUpdatedAt": "2025-01-02T00:00:00Z",
                 "status": null}, {"status": {"processStatus": "InProgress",
                 "inProgressStatus": "OpenSupplierProposal"}}, {"id": null, "lastUpdatedAt": "?"}]);
@@ -755,11 +855,54 @@ mod tests {
         );
     }
 
+    /// An order's identity read in the same pass as its lines is the one every object's text
+    /// gives ([`ObjectState::of_text`]), whether that pass reads the order or declines it.
+    #[test]
+    fn an_order_read_with_its_lines_has_the_state_its_text_gives() {
+        let mut texts: Vec<String> = orders().iter().map(Value::to_string).collect();
+        // A repeated member: plain serde refuses it, a JSON value keeps the last.
+        texts.push(r#"{"id":"a","lastUpdatedAt":"2025-01-02T00:00:00Z","id":"b"}"#.into());
+        texts.push(
+            r#"{"id":"a","lastUpdatedAt":"2025-01-02T00:00:00Z","meta":{"messageId":"m"},"lines":[],"lines":[]}"#
+                .into(),
+        );
+        let (mut in_one_pass, mut declined) = (0, 0);
+        for text in texts {
+            let polled = Polled::read(
+                PollStream::Orders,
+                0,
+                &RawValue::from_string(text.clone()).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                polled.state(),
+                ObjectState::of_text(&text, "").unwrap(),
+                "{text}"
+            );
+            match polled.order {
+                Some(_) => in_one_pass += 1,
+                None => declined += 1,
+            }
+        }
+        assert!(
+            in_one_pass > 10 && declined > 3,
+            "{in_one_pass} read, {declined} declined"
+        );
+        // A shipment's lines are not an order's: not read in that pass.
+        let shipment = polled_as(PollStream::Shipments, order_value()).unwrap();
+        assert!(shipment.order.is_none());
+    }
+
     #[test]
     fn an_order_kept_whole_is_forwarded_as_polled() {
         let text = r#"{"lastUpdatedAt":"2025-01-02T00:00:00.000Z","id":"o-\u0031","note":"caf\u00e9","quantity":1.50,
             "lines":[{"id":"l1","lastUpdatedAt":"2025-01-02T00:00:00.000Z"}]}"#.replace('\n', "");
-        let polled = Polled::read(0, &RawValue::from_string(text.clone()).unwrap()).unwrap();
+        let polled = Polled::read(
+            PollStream::Orders,
+            0,
+            &RawValue::from_string(text.clone()).unwrap(),
+        )
+        .unwrap();
         let Prepared::Relay { payload, .. } =
             prep(false, None).prepare(PollStream::Orders, &polled)
         else {
@@ -775,7 +918,12 @@ mod tests {
         assert_eq!(payload.text(), None);
         // Pretty-printed, the object is decoded (an envelope is one line).
         let pretty = serde_json::to_string_pretty(&order_value()).unwrap();
-        let polled = Polled::read(0, &RawValue::from_string(pretty).unwrap()).unwrap();
+        let polled = Polled::read(
+            PollStream::Orders,
+            0,
+            &RawValue::from_string(pretty).unwrap(),
+        )
+        .unwrap();
         let Prepared::Relay { payload, .. } =
             prep(false, None).prepare(PollStream::Orders, &polled)
         else {
@@ -822,7 +970,7 @@ mod tests {
     fn a_shipment_prepared_from_its_text_is_prepared_as_from_its_typed_value() {
         let (mut fast, mut declined) = (0, 0);
         for shipment in shipments() {
-            let polled = polled(shipment.clone()).unwrap();
+            let polled = polled_as(PollStream::Shipments, shipment.clone()).unwrap();
             for changed_lines_only in [false, true] {
                 let prep = prep(changed_lines_only, Some(EchoFilter::InProgress));
                 let typed = prep.prepare_shipment_typed(&polled);

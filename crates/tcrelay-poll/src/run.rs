@@ -880,7 +880,7 @@ impl StreamRun<'_> {
             .items
             .into_iter()
             .enumerate()
-            .map(|(i, v)| Polled::read(i, &v))
+            .map(|(i, v)| Polled::read(self.stream, i, &v))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PollError::Malformed)?;
         let zoneless = items.iter().filter(|i| !i.zoned).count() as u64;
