@@ -43,6 +43,16 @@ const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expiresAt < :now \
 /// Marks a key completed under the token `:token`, until `:exp`.
 const COMPLETE_UPDATE: &str = "SET #state = :completed, expiresAt = :exp, claimToken = :token \
      REMOVE inProgressExpiresAt";
+/// A completion keeps the record's `fullState` only when the claim is still ours (or the
+/// record is gone): only then is it the flag our claim was made with.
+const COMPLETE_CONDITION: &str = "attribute_not_exists(pk) OR claimToken = :token";
+/// [`COMPLETE_UPDATE`] for a claim that lapsed or was taken over: the record then holds another
+/// claim's `fullState`, which says nothing of what this request sent, so it is cleared. Left
+/// set, a full-state claim that took the key over and never sent (a poll run killed) would
+/// make this event's completion read as a complete state on the queue, and later events of
+/// the same state would be answered as duplicates without ever reaching the queue.
+const COMPLETE_LAPSED_UPDATE: &str = "SET #state = :completed, expiresAt = :exp, \
+     claimToken = :token, fullState = :false REMOVE inProgressExpiresAt";
 /// A release removes only our own in-progress claim.
 const RELEASE_CONDITION: &str = "#state = :inprogress AND claimToken = :token";
 
@@ -221,17 +231,38 @@ impl DedupeStore for DynamoDedupeStore {
 
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
         let expires_at = (self.clock)().timestamp() + secs(self.config.ttl);
-        // Unconditional: if the claim was meanwhile released or expired, recording the message as
-        // sent is still right (it was sent); `fullState` then reads as false. The old item tells
-        // whether another claim had taken the key over, in the same call.
-        let output = self
+        let ours = self
             .client
             .update_item()
             .table_name(&self.config.table_name)
             .key(PK, Self::pk(key))
             .update_expression(COMPLETE_UPDATE)
+            .condition_expression(COMPLETE_CONDITION)
             .expression_attribute_names("#state", STATE)
             .set_expression_attribute_values(Some(complete_values(token, expires_at)))
+            .send()
+            .await;
+        match ours {
+            Ok(_) => return Ok(Completion::Completed),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(err) => return Err(unavailable("DynamoDB UpdateItem (dedupe complete)", &err)),
+        }
+        // The claim is no longer ours. Recording the message as sent is still right (it was
+        // sent), without the other claim's `fullState`. The old item tells whether another
+        // claim had taken the key over, in the same call.
+        let mut values = complete_values(token, expires_at);
+        values.insert(":false".to_owned(), AttributeValue::Bool(false));
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.config.table_name)
+            .key(PK, Self::pk(key))
+            .update_expression(COMPLETE_LAPSED_UPDATE)
+            .expression_attribute_names("#state", STATE)
+            .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllOld)
             .send()
             .await

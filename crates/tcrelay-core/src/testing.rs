@@ -235,9 +235,11 @@ impl DedupeStore for MemoryDedupe {
             Some(r) if r.token != *token => Completion::TakenOver,
             _ => Completion::Completed,
         };
-        // As the real stores: a lapsed claim (or a purged record) is recorded as sent all the
-        // same, keeping the `full_state` it was claimed with (false without a record).
-        let full_state = records.get(key).is_some_and(|r| r.record.full_state);
+        // As the real stores: a lapsed or taken-over claim (or a purged record) is recorded as
+        // sent all the same; `full_state` is kept only while the claim is ours.
+        let full_state = records
+            .get(key)
+            .is_some_and(|r| r.token == *token && r.record.full_state);
         records.insert(
             key.to_owned(),
             StoredRecord {

@@ -150,14 +150,17 @@ fn complete_in(ctx: &Ctx<'_>, key: &str, token: &ClaimToken) -> Result<Completio
     let taken_over = read(tx, key).ok().flatten().is_some_and(|row| {
         row.is_live(ctx.now_ms) && row.claim_token.as_deref() != Some(token.as_str())
     });
-    // Unconditional, like the DynamoDB store: if the claim was meanwhile released or
-    // expired, recording the message as sent is still right (it was sent); `full_state`
-    // then reads as false.
+    // Unconditional, like the DynamoDB store: if the claim was meanwhile released, expired or
+    // taken over, recording the message as sent is still right (it was sent). `full_state` is
+    // kept only while the claim is ours: another claim's flag says nothing of what this
+    // request sent (a full-state claim that took over and never sent, a poll run killed, would
+    // make later events of the same state duplicates that never reach the queue).
     tx.prepare_cached(
         "INSERT INTO dedupe \
          (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
          VALUES (?1, ?2, 0, ?3, NULL, ?4) \
          ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
+            full_state = CASE WHEN claim_token = excluded.claim_token THEN full_state ELSE 0 END, \
             expires_at = excluded.expires_at, in_progress_expires_at = NULL, \
             claim_token = excluded.claim_token",
     )?

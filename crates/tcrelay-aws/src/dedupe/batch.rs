@@ -25,8 +25,8 @@ use aws_sdk_dynamodb::types::{
 use tcrelay_core::ports::{ClaimOutcome, ClaimToken, Completion, DedupeStore, StoreError};
 
 use super::{
-    CLAIM_CONDITION, COMPLETE_UPDATE, DynamoDedupeStore, PK, RELEASE_CONDITION, STATE,
-    claim_values, complete_values, release_values, secs, storage_key,
+    CLAIM_CONDITION, COMPLETE_CONDITION, COMPLETE_UPDATE, DynamoDedupeStore, PK, RELEASE_CONDITION,
+    STATE, claim_values, complete_values, release_values, secs, storage_key,
 };
 use crate::error::unavailable;
 
@@ -45,10 +45,6 @@ const MIN_TRANSACT_ITEMS: usize = 3;
 const CLAIMS: &str = "DynamoDB TransactWriteItems (dedupe claims)";
 /// The cancellation code of an item whose condition failed.
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-/// A completion succeeds outright when no live claim of another token holds the key; otherwise
-/// the single call completes it and reports the take-over.
-const COMPLETE_CONDITION: &str = "attribute_not_exists(pk) OR claimToken = :token \
-     OR expiresAt < :now OR (#state = :inprogress AND inProgressExpiresAt < :nowms)";
 
 /// What one transaction did.
 enum Transacted {
@@ -265,9 +261,9 @@ impl DynamoDedupeStore {
         collect(slots)
     }
 
-    /// Completes the claims of `chunk` in transactions; returns those left for the single call
-    /// (among them every key another claim had taken over: the single call records it and
-    /// reports the take-over).
+    /// Completes the claims of `chunk` in transactions; returns those left for the single call:
+    /// every key whose claim is no longer ours (lapsed or taken over), which the single call
+    /// records without the other claim's `fullState`, reporting a take-over.
     async fn complete_chunk(
         &self,
         claims: &[(String, ClaimToken)],
@@ -277,8 +273,7 @@ impl DynamoDedupeStore {
         self.settle_chunk(chunk, slots, Completion::Completed, |store, i| {
             let (key, token) = &claims[i];
             let now = (store.clock)();
-            let mut values = complete_values(token, now.timestamp() + secs(store.config.ttl));
-            values.extend(claim_values(now));
+            let values = complete_values(token, now.timestamp() + secs(store.config.ttl));
             Update::builder()
                 .table_name(&store.config.table_name)
                 .key(PK, DynamoDedupeStore::pk(key))

@@ -722,7 +722,10 @@ async fn a_completion_whose_condition_failed_goes_to_the_single_call() {
             conflict(),
         ]),
         (TRANSACT, 1) => Reply::ok(),
-        ("UpdateItem", 0) => Reply::old_item(live_claim("b", true)),
+        // The single call: ours no longer (the condition), then recorded without the other
+        // claim's `fullState`.
+        ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
+        ("UpdateItem", 1) if clears_full_state(call) => Reply::old_item(live_claim("b", true)),
         _ => Reply::unscripted(call),
     })
     .await;
@@ -734,12 +737,29 @@ async fn a_completion_whose_condition_failed_goes_to_the_single_call() {
         dynamo.transactions(),
         [strings(&["a", "b", "c", "d"]), strings(&["a", "c", "d"])]
     );
-    assert_eq!(dynamo.singles(), ["UpdateItem b"]);
+    assert_eq!(dynamo.singles(), ["UpdateItem b", "UpdateItem b"]);
     let answers: Vec<String> = answers.iter().map(short).collect();
     assert_eq!(
         answers,
         ["Completed", "TakenOver", "Completed", "Completed"]
     );
+}
+
+/// Whether a single `UpdateItem` is the completion that holds only while the claim is ours.
+fn conditional(call: &Call) -> bool {
+    call.body["ConditionExpression"]
+        .as_str()
+        .is_some_and(|c| c.contains("claimToken = :token"))
+}
+
+/// Whether a single `UpdateItem` is the completion of a claim no longer ours: unconditional,
+/// and clearing `fullState`.
+fn clears_full_state(call: &Call) -> bool {
+    call.body.get("ConditionExpression").is_none()
+        && call.body["UpdateExpression"]
+            .as_str()
+            .is_some_and(|u| u.contains("fullState = :false"))
+        && call.body["ExpressionAttributeValues"][":false"] == json!({ "BOOL": false })
 }
 
 /// A release whose condition failed has no claim of ours to remove: it is answered done, with
@@ -775,7 +795,8 @@ async fn a_release_whose_condition_failed_is_done() {
 fn settle_singles(call: &Call) -> Reply {
     match (call.op.as_str(), &*call.key()) {
         ("UpdateItem" | "DeleteItem", "a") => Reply::ok(),
-        ("UpdateItem", "b") => Reply::old_item(live_claim("b", true)),
+        ("UpdateItem", "b") if conditional(call) => Reply::condition_failed(None),
+        ("UpdateItem", "b") if clears_full_state(call) => Reply::old_item(live_claim("b", true)),
         ("DeleteItem", "b") => Reply::condition_failed(None),
         ("UpdateItem" | "DeleteItem", "c") => {
             Reply::error(500, "InternalServerError", "single call failed")
@@ -805,7 +826,12 @@ async fn assert_settled_by_single_calls(
     assert_eq!(completions.transactions(), vec![abc.clone(); rounds]);
     assert_eq!(
         completions.singles(),
-        ["UpdateItem a", "UpdateItem b", "UpdateItem c"]
+        [
+            "UpdateItem a",
+            "UpdateItem b",
+            "UpdateItem b",
+            "UpdateItem c"
+        ]
     );
     let short_answers: Vec<String> = answers.iter().map(short).collect();
     assert_eq!(short_answers, ["Completed", "TakenOver", "unavailable"]);

@@ -8,8 +8,10 @@
 //!   completed record [`TTL`] after its completion. An expired record reads and claims exactly
 //!   like an absent one (expiry is checked by the store, never left to a sweeper).
 //! - `complete` marks the key completed whatever it finds (the message was sent), keeping the
-//!   `full_state` of the record there, live or expired (false when there is none). It answers `TakenOver` when a live record
-//!   of another claim was there, else `Completed`.
+//!   `full_state` of the record there only while the claim is the token's own, live or lapsed;
+//!   false when there is no record or it holds another claim, whose flag says nothing of what
+//!   this request sent. It answers `TakenOver` when a live record of another claim was there,
+//!   else `Completed`.
 //! - `release` removes only an in-progress claim of the token given: never a completed record,
 //!   never a claim another request took over after ours expired; on a key never seen it does
 //!   nothing.
@@ -213,6 +215,21 @@ pub async fn completing_a_taken_over_claim_reports_it(s: &dyn Subject) {
     assert_eq!(lookup(s, "k").await, record(RecordState::Completed, false));
 }
 
+/// A claim completed after a full-state claim took the key over is recorded as sent, but not
+/// as a complete state: that request sent what it claimed (an event), and the full-state claim
+/// may never send (a poll run killed). Were the other claim's flag kept, later events of the same
+/// state would be answered as duplicates of a complete state that is not on the queue.
+pub async fn a_completion_after_a_full_state_take_over_is_not_a_complete_state(s: &dyn Subject) {
+    let late = claimed(s, "k", false).await;
+    s.advance(IN_PROGRESS_EXPIRY + MARGIN);
+    claimed(s, "k", true).await;
+    assert_eq!(complete(s, "k", &late).await, Completion::TakenOver);
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::Completed, false)
+    );
+}
+
 /// A claim that lapsed with nobody claiming the key meanwhile completes normally, as the
 /// complete state it was claimed as.
 pub async fn a_lapsed_claim_nobody_took_completes(s: &dyn Subject) {
@@ -379,9 +396,11 @@ pub async fn a_completion_batch_completes_each_and_reports_take_overs(s: &dyn Su
     );
     assert_eq!(lookup(s, "a").await, record(RecordState::Completed, true));
     assert_eq!(lookup(s, "b").await, record(RecordState::Completed, false));
+    // Completed by the late claim, which was not a full state: see
+    // `a_completion_after_a_full_state_take_over_is_not_a_complete_state`.
     assert_eq!(
         lookup(s, "taken").await,
-        record(RecordState::Completed, true)
+        record(RecordState::Completed, false)
     );
 }
 
@@ -481,6 +500,7 @@ macro_rules! dedupe_store_conformance {
             releasing_an_unseen_key_does_nothing,
             a_late_release_leaves_the_claim_that_took_over,
             completing_a_taken_over_claim_reports_it,
+            a_completion_after_a_full_state_take_over_is_not_a_complete_state,
             a_lapsed_claim_nobody_took_completes,
             complete_without_a_record_records_it_as_sent,
             concurrent_claims_have_exactly_one_winner,
