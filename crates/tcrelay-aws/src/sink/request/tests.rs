@@ -10,6 +10,7 @@ use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{BehaviorVersion, ConfigBag, Intercept, Region, RuntimeComponents};
 use aws_sdk_sqs::error::BoxError;
 use aws_sdk_sqs::primitives::Blob;
+use aws_sdk_sqs::types::builders::SendMessageBatchRequestEntryBuilder;
 use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
     SendMessageBatchRequestEntry,
@@ -230,18 +231,27 @@ async fn long_bodies_are_escaped_piece_by_piece_as_the_sdk_escapes_them_whole() 
             .iter()
             .all(|b| b.len() > 2 * tcrelay_json_string::PIECE)
     );
-    let entries = bodies
+    both(Some("q"), Some(numbered(&bodies, |entry| entry))).await;
+}
+
+/// An entry per body, with ids `m0`, `m1`, … and the members `more` adds.
+fn numbered(
+    bodies: &[String],
+    more: impl Fn(SendMessageBatchRequestEntryBuilder) -> SendMessageBatchRequestEntryBuilder,
+) -> Vec<SendMessageBatchRequestEntry> {
+    bodies
         .iter()
         .enumerate()
         .map(|(index, body)| {
-            SendMessageBatchRequestEntry::builder()
-                .id(format!("m{index}"))
-                .message_body(body)
-                .build()
-                .unwrap()
+            more(
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{index}"))
+                    .message_body(body),
+            )
+            .build()
+            .unwrap()
         })
-        .collect();
-    both(Some("q"), Some(entries)).await;
+        .collect()
 }
 
 #[tokio::test]
@@ -286,23 +296,15 @@ proptest! {
         group in text(),
         delay in any::<i32>(),
     ) {
-        let entries = bodies
-            .iter()
-            .enumerate()
-            .map(|(index, body)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("m{index}"))
-                    .message_body(body)
-                    .delay_seconds(delay)
-                    .message_attributes(
-                        value.clone(),
-                        attribute("String").string_value(&value).build().unwrap(),
-                    )
-                    .message_group_id(&group)
-                    .build()
-                    .unwrap()
-            })
-            .collect();
+        let entries = numbered(&bodies, |entry| {
+            entry
+                .delay_seconds(delay)
+                .message_attributes(
+                    value.clone(),
+                    attribute("String").string_value(&value).build().unwrap(),
+                )
+                .message_group_id(&group)
+        });
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
