@@ -15,8 +15,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use tcrelay_core::ports::{
     ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState, StoreError,
 };
@@ -40,19 +44,22 @@ const COMPLETED: &str = "completed";
 /// expired; `:now` is epoch seconds, `:nowms` epoch milliseconds.
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expiresAt < :now \
      OR (#state = :inprogress AND inProgressExpiresAt < :nowms)";
-/// Marks a key completed under the token `:token`, until `:exp`.
-const COMPLETE_UPDATE: &str = "SET #state = :completed, expiresAt = :exp, claimToken = :token \
-     REMOVE inProgressExpiresAt";
-/// A completion keeps the record's `fullState` only when the claim is still ours (or the
-/// record is gone): only then is it the flag our claim was made with.
+/// Marks a key completed under the token `:token`, until `:exp`, as a full state or not
+/// (`:full`, what the token's claim was).
+const COMPLETE_UPDATE: &str = "SET #state = :completed, fullState = :full, expiresAt = :exp, \
+     claimToken = :token REMOVE inProgressExpiresAt";
+/// The first try of a completion: the claim is still ours (or the record is gone), so the
+/// record's flag becomes what this request sent.
 const COMPLETE_CONDITION: &str = "attribute_not_exists(pk) OR claimToken = :token";
-/// [`COMPLETE_UPDATE`] for a claim that lapsed or was taken over: the record then holds another
-/// claim's `fullState`, which says nothing of what this request sent, so it is cleared. Left
-/// set, a full-state claim that took the key over and never sent (a poll run killed) would
-/// make this event's completion read as a complete state on the queue, and later events of
-/// the same state would be answered as duplicates without ever reaching the queue.
-const COMPLETE_LAPSED_UPDATE: &str = "SET #state = :completed, expiresAt = :exp, \
-     claimToken = :token, fullState = :false REMOVE inProgressExpiresAt";
+/// A completion of an event whose claim is no longer ours, over a record another request
+/// completed: that record's `fullState` stays (set, it says a complete state was sent).
+const COMPLETE_KEEPING_UPDATE: &str =
+    "SET #state = :completed, expiresAt = :exp, claimToken = :token";
+/// [`COMPLETE_KEEPING_UPDATE`] holds over a live completed record only. Over another claim in
+/// progress, [`COMPLETE_UPDATE`] applies unconditionally: that claim's `fullState` says nothing
+/// of what was sent (a poll run killed before it sent would otherwise make later events of the
+/// same state duplicates that never reach the queue).
+const COMPLETED_CONDITION: &str = "#state = :completed AND expiresAt >= :now";
 /// A release removes only our own in-progress claim.
 const RELEASE_CONDITION: &str = "#state = :inprogress AND claimToken = :token";
 
@@ -148,6 +155,47 @@ impl DynamoDedupeStore {
         ])
     }
 
+    /// An `UpdateItem` of `key` by `expression` (one of the completion's three), with its values.
+    fn complete_request(
+        &self,
+        key: &str,
+        expression: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.config.table_name)
+            .key(PK, Self::pk(key))
+            .update_expression(expression)
+            .expression_attribute_names("#state", STATE)
+            .set_expression_attribute_values(Some(values))
+    }
+
+    /// Completes `key` for an event's claim that is no longer ours, keeping the record's
+    /// `fullState`, if another request completed it and it is live; `None` when it is not.
+    async fn complete_over_completed(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        expires_at: i64,
+    ) -> Result<Option<UpdateItemOutput>, StoreError> {
+        let mut values = complete_values(token, expires_at);
+        values.remove(":full");
+        let now = (self.clock)().timestamp();
+        values.insert(":now".to_owned(), AttributeValue::N(now.to_string()));
+        let result = self
+            .complete_request(key, COMPLETE_KEEPING_UPDATE, values)
+            .condition_expression(COMPLETED_CONDITION)
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(output)),
+            Err(err) if condition_failed(&err) => Ok(None),
+            Err(err) => Err(unavailable("DynamoDB UpdateItem (dedupe complete)", &err)),
+        }
+    }
+
     /// Reads the item under `key` with a consistent read.
     async fn get(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
@@ -189,7 +237,7 @@ impl DedupeStore for DynamoDedupeStore {
         // expired in between) is retried; twice more is plenty for such a race.
         for _ in 0..3 {
             let now = (self.clock)();
-            let token = ClaimToken::generate();
+            let token = ClaimToken::generate(full_state);
             let result = self
                 .client
                 .put_item()
@@ -232,41 +280,34 @@ impl DedupeStore for DynamoDedupeStore {
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
         let expires_at = (self.clock)().timestamp() + secs(self.config.ttl);
         let ours = self
-            .client
-            .update_item()
-            .table_name(&self.config.table_name)
-            .key(PK, Self::pk(key))
-            .update_expression(COMPLETE_UPDATE)
+            .complete_request(key, COMPLETE_UPDATE, complete_values(token, expires_at))
             .condition_expression(COMPLETE_CONDITION)
-            .expression_attribute_names("#state", STATE)
-            .set_expression_attribute_values(Some(complete_values(token, expires_at)))
             .send()
             .await;
         match ours {
             Ok(_) => return Ok(Completion::Completed),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(err) if condition_failed(&err) => {}
             Err(err) => return Err(unavailable("DynamoDB UpdateItem (dedupe complete)", &err)),
         }
         // The claim is no longer ours. Recording the message as sent is still right (it was
-        // sent), without the other claim's `fullState`. The old item tells whether another
+        // sent). A full state was sent when our claim was one, or when another request
+        // completed the key as one: an event's completion keeps such a record's flag.
+        let kept = if token.full_state() {
+            None
+        } else {
+            self.complete_over_completed(key, token, expires_at).await?
+        };
+        // Otherwise the flag is what this request sent. The old item tells whether another
         // claim had taken the key over, in the same call.
-        let mut values = complete_values(token, expires_at);
-        values.insert(":false".to_owned(), AttributeValue::Bool(false));
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.config.table_name)
-            .key(PK, Self::pk(key))
-            .update_expression(COMPLETE_LAPSED_UPDATE)
-            .expression_attribute_names("#state", STATE)
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| unavailable("DynamoDB UpdateItem (dedupe complete)", &e))?;
+        let output = match kept {
+            Some(kept) => kept,
+            None => self
+                .complete_request(key, COMPLETE_UPDATE, complete_values(token, expires_at))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await
+                .map_err(|e| unavailable("DynamoDB UpdateItem (dedupe complete)", &e))?,
+        };
         let Some(old) = output.attributes.filter(|old| !old.is_empty()) else {
             return Ok(Completion::Completed);
         };
@@ -363,7 +404,14 @@ fn complete_values(token: &ClaimToken, expires_at: i64) -> HashMap<String, Attri
             ":token".to_owned(),
             AttributeValue::S(token.as_str().to_owned()),
         ),
+        (":full".to_owned(), AttributeValue::Bool(token.full_state())),
     ])
+}
+
+/// Whether an `UpdateItem` failed its condition.
+fn condition_failed(err: &SdkError<UpdateItemError, HttpResponse>) -> bool {
+    err.as_service_error()
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
 }
 
 /// The values of [`RELEASE_CONDITION`].

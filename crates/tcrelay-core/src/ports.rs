@@ -63,18 +63,33 @@ pub struct DedupeRecord {
 /// that claim. Without it a request whose claim had expired (and been taken over by a retry)
 /// would release or overwrite the retry's claim, and the ERP could get the message twice
 /// without anyone noticing.
+///
+/// It also says whether the claim was for a full state: the completion records what this
+/// request sent, which the record may no longer say once another claim took the key over.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClaimToken(String);
+pub struct ClaimToken {
+    id: String,
+    full_state: bool,
+}
 
 impl ClaimToken {
-    /// A new, unique token (a random UUID), made by a store when it grants a claim.
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+    /// A new, unique token (a random UUID) for a claim of a full state or not, made by a store
+    /// when it grants a claim.
+    pub fn generate(full_state: bool) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            full_state,
+        }
     }
 
     /// The token's text, as stored.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
+    }
+
+    /// Whether the claim was for a full state (a poll or GET result).
+    pub fn full_state(&self) -> bool {
+        self.full_state
     }
 }
 
@@ -120,7 +135,10 @@ pub trait DedupeStore: Send + Sync {
     async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError>;
     /// Marks `key` completed, with the configured time to live, after the message was enqueued
     /// under the claim `token`. Unconditional (the message was sent, so the record must say
-    /// so); it reports whether another claim had taken the key over meanwhile.
+    /// so); it reports whether another claim had taken the key over meanwhile. The record is a
+    /// full state when the token's claim was one, or when it already was a live completed full
+    /// state (another request sent it); never for another claim still in progress, which may
+    /// never send.
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError>;
     /// Removes the claim `token` holds after a failure, so the retry goes through. Does
     /// nothing when the key is completed or claimed under another token (a retry took over

@@ -701,16 +701,13 @@ mod tests {
         else {
             panic!("expected enqueued, got {result:?}");
         };
-        // Completed, but not as a complete state: the store cannot tell what a request whose
-        // claim was taken over sent, so the flag of the claim there is not kept (kept, a
-        // full-state claim that took over and never sent would turn later events of this
-        // state into duplicates that never reach the queue). At worst such an event is then
-        // relayed beside the state.
+        // Completed as a complete state: this poll result sent one, whatever the claim that
+        // took over does next (later events of this state are duplicates of what was sent).
         assert_eq!(
             dedupe.lookup(&key).await.unwrap(),
             Some(DedupeRecord {
                 state: RecordState::Completed,
-                full_state: false
+                full_state: true
             })
         );
         // The retry learns it was overtaken too when it completes.

@@ -182,7 +182,7 @@ impl MemoryDedupe {
             StoredRecord {
                 record: DedupeRecord { state, full_state },
                 expires: self.now() + lifetime,
-                token: ClaimToken::generate(),
+                token: ClaimToken::generate(full_state),
             },
         );
     }
@@ -211,7 +211,7 @@ impl DedupeStore for MemoryDedupe {
         {
             return Ok(ClaimOutcome::Exists(existing.record.clone()));
         }
-        let token = ClaimToken::generate();
+        let token = ClaimToken::generate(full_state);
         records.insert(
             key.to_owned(),
             StoredRecord {
@@ -236,10 +236,11 @@ impl DedupeStore for MemoryDedupe {
             _ => Completion::Completed,
         };
         // As the real stores: a lapsed or taken-over claim (or a purged record) is recorded as
-        // sent all the same; `full_state` is kept only while the claim is ours.
-        let full_state = records
-            .get(key)
-            .is_some_and(|r| r.token == *token && r.record.full_state);
+        // sent all the same, as a full state when this claim was one or a live completed full
+        // state is there already.
+        let full_state = token.full_state()
+            || live
+                .is_some_and(|r| r.record.state == RecordState::Completed && r.record.full_state);
         records.insert(
             key.to_owned(),
             StoredRecord {

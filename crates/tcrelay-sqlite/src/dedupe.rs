@@ -124,7 +124,7 @@ fn claim_in(ctx: &Ctx<'_>, key: &str, full_state: bool) -> Result<ClaimOutcome, 
     let in_progress_until = ctx
         .now_ms
         .saturating_add(millis(ctx.options.in_progress_expiry));
-    let token = ClaimToken::generate();
+    let token = ClaimToken::generate(full_state);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO dedupe \
          (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
@@ -147,24 +147,36 @@ fn complete_in(ctx: &Ctx<'_>, key: &str, token: &ClaimToken) -> Result<Completio
     let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
     let tx = &*ctx.conn;
     // A corrupt old record was nobody's live claim: it is overwritten below.
-    let taken_over = read(tx, key).ok().flatten().is_some_and(|row| {
-        row.is_live(ctx.now_ms) && row.claim_token.as_deref() != Some(token.as_str())
-    });
+    let live = read(tx, key)
+        .ok()
+        .flatten()
+        .filter(|row| row.is_live(ctx.now_ms));
+    let taken_over = live
+        .as_ref()
+        .is_some_and(|row| row.claim_token.as_deref() != Some(token.as_str()));
     // Unconditional, like the DynamoDB store: if the claim was meanwhile released, expired or
-    // taken over, recording the message as sent is still right (it was sent). `full_state` is
-    // kept only while the claim is ours: another claim's flag says nothing of what this
-    // request sent (a full-state claim that took over and never sent, a poll run killed, would
-    // make later events of the same state duplicates that never reach the queue).
+    // taken over, recording the message as sent is still right (it was sent). A full state
+    // when this claim was one, or when another request already completed one; never because
+    // another claim in progress is one (a poll run killed before it sent would make later
+    // events of the same state duplicates that never reach the queue).
+    let full_state = token.full_state()
+        || live
+            .is_some_and(|row| row.record.state == RecordState::Completed && row.record.full_state);
     tx.prepare_cached(
         "INSERT INTO dedupe \
          (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
-         VALUES (?1, ?2, 0, ?3, NULL, ?4) \
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
          ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
-            full_state = CASE WHEN claim_token = excluded.claim_token THEN full_state ELSE 0 END, \
-            expires_at = excluded.expires_at, in_progress_expires_at = NULL, \
-            claim_token = excluded.claim_token",
+            full_state = excluded.full_state, expires_at = excluded.expires_at, \
+            in_progress_expires_at = NULL, claim_token = excluded.claim_token",
     )?
-    .execute(params![key, COMPLETED, expires_at, token.as_str()])?;
+    .execute(params![
+        key,
+        COMPLETED,
+        full_state,
+        expires_at,
+        token.as_str()
+    ])?;
     Ok(if taken_over {
         Completion::TakenOver
     } else {

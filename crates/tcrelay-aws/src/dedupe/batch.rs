@@ -199,7 +199,10 @@ impl DynamoDedupeStore {
                 break;
             }
             let now = (self.clock)();
-            let tokens: Vec<ClaimToken> = pending.iter().map(|_| ClaimToken::generate()).collect();
+            let tokens: Vec<ClaimToken> = pending
+                .iter()
+                .map(|&i| ClaimToken::generate(keys[i].1))
+                .collect();
             let writes = pending.iter().zip(&tokens).map(|(&i, token)| {
                 let (key, full_state) = keys[i];
                 Put::builder()
@@ -263,7 +266,8 @@ impl DynamoDedupeStore {
 
     /// Completes the claims of `chunk` in transactions; returns those left for the single call:
     /// every key whose claim is no longer ours (lapsed or taken over), which the single call
-    /// records without the other claim's `fullState`, reporting a take-over.
+    /// records as what this request sent (or a complete state another request sent), reporting
+    /// a take-over.
     async fn complete_chunk(
         &self,
         claims: &[(String, ClaimToken)],

@@ -38,7 +38,7 @@ async fn an_item_without_a_claim_token_is_nobodys_claim() {
         .send()
         .await
         .unwrap();
-    let stranger = ClaimToken::generate();
+    let stranger = ClaimToken::generate(false);
     s.dedupe.release("k", &stranger).await.unwrap();
     assert!(matches!(
         s.dedupe.claim("k", false).await.unwrap(),
@@ -87,9 +87,9 @@ async fn a_failed_transaction_fails_every_item_of_the_batch() {
     assert_eq!(claims.len(), 3);
     assert!(claims.iter().all(Result::is_err), "{claims:?}");
     let held = [
-        ("a".to_owned(), ClaimToken::generate()),
-        ("b".to_owned(), ClaimToken::generate()),
-        ("c".to_owned(), ClaimToken::generate()),
+        ("a".to_owned(), ClaimToken::generate(true)),
+        ("b".to_owned(), ClaimToken::generate(true)),
+        ("c".to_owned(), ClaimToken::generate(true)),
     ];
     let completed = store.complete_many(&held).await;
     assert!(completed.iter().all(Result::is_err), "{completed:?}");

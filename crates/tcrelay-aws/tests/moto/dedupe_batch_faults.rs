@@ -371,7 +371,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 fn held(keys: &[&str]) -> Vec<(String, ClaimToken)> {
     let held = keys
         .iter()
-        .map(|key| ((*key).to_owned(), ClaimToken::generate()));
+        .map(|key| ((*key).to_owned(), ClaimToken::generate(false)));
     held.collect()
 }
 
@@ -722,10 +722,11 @@ async fn a_completion_whose_condition_failed_goes_to_the_single_call() {
             conflict(),
         ]),
         (TRANSACT, 1) => Reply::ok(),
-        // The single call: ours no longer (the condition), then recorded without the other
-        // claim's `fullState`.
+        // The single call: ours no longer (the condition), no completed record to keep, then
+        // recorded as the event it sent, not as the other claim's full state.
         ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
-        ("UpdateItem", 1) if clears_full_state(call) => Reply::old_item(live_claim("b", true)),
+        ("UpdateItem", 1) if keeps_a_completed_record(call) => Reply::condition_failed(None),
+        ("UpdateItem", 2) if records_an_event(call) => Reply::old_item(live_claim("b", true)),
         _ => Reply::unscripted(call),
     })
     .await;
@@ -737,12 +738,56 @@ async fn a_completion_whose_condition_failed_goes_to_the_single_call() {
         dynamo.transactions(),
         [strings(&["a", "b", "c", "d"]), strings(&["a", "c", "d"])]
     );
-    assert_eq!(dynamo.singles(), ["UpdateItem b", "UpdateItem b"]);
+    assert_eq!(
+        dynamo.singles(),
+        ["UpdateItem b", "UpdateItem b", "UpdateItem b"]
+    );
     let answers: Vec<String> = answers.iter().map(short).collect();
     assert_eq!(
         answers,
         ["Completed", "TakenOver", "Completed", "Completed"]
     );
+}
+
+/// A full-state completion whose claim is no longer ours records a full state (it sent one)
+/// in the second call, without trying to keep another record's flag; an event's keeps a live
+/// completed record's flag when the second call's condition holds.
+#[tokio::test]
+async fn a_completion_no_longer_ours_records_what_it_sent() {
+    let dynamo = Scripted::start(|call, nth| match (call.op.as_str(), nth) {
+        ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
+        ("UpdateItem", 1)
+            if call.body.get("ConditionExpression").is_none()
+                && call.body["ExpressionAttributeValues"][":full"] == json!({ "BOOL": true }) =>
+        {
+            Reply::old_item(live_claim("b", false))
+        }
+        _ => Reply::unscripted(call),
+    })
+    .await;
+    let answer = dynamo
+        .store
+        .complete("b", &ClaimToken::generate(true))
+        .await;
+    assert_eq!(short(&answer), "TakenOver");
+    assert_eq!(dynamo.singles(), ["UpdateItem b", "UpdateItem b"]);
+
+    let dynamo = Scripted::start(|call, nth| match (call.op.as_str(), nth) {
+        ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
+        ("UpdateItem", 1) if keeps_a_completed_record(call) => {
+            let mut completed = live_claim("b", true);
+            completed["state"] = json!({ "S": "completed" });
+            Reply::old_item(completed)
+        }
+        _ => Reply::unscripted(call),
+    })
+    .await;
+    let answer = dynamo
+        .store
+        .complete("b", &ClaimToken::generate(false))
+        .await;
+    assert_eq!(short(&answer), "TakenOver");
+    assert_eq!(dynamo.singles(), ["UpdateItem b", "UpdateItem b"]);
 }
 
 /// Whether a single `UpdateItem` is the completion that holds only while the claim is ours.
@@ -752,14 +797,25 @@ fn conditional(call: &Call) -> bool {
         .is_some_and(|c| c.contains("claimToken = :token"))
 }
 
-/// Whether a single `UpdateItem` is the completion of a claim no longer ours: unconditional,
-/// and clearing `fullState`.
-fn clears_full_state(call: &Call) -> bool {
+/// Whether a single `UpdateItem` is the completion of an event's claim no longer ours over a
+/// live completed record, keeping its `fullState`.
+fn keeps_a_completed_record(call: &Call) -> bool {
+    call.body["ConditionExpression"]
+        .as_str()
+        .is_some_and(|c| c.contains("#state = :completed"))
+        && call.body["UpdateExpression"]
+            .as_str()
+            .is_some_and(|u| !u.contains("fullState"))
+}
+
+/// Whether a single `UpdateItem` is the completion of an event's claim no longer ours, over
+/// anything: unconditional, recording `fullState` false.
+fn records_an_event(call: &Call) -> bool {
     call.body.get("ConditionExpression").is_none()
         && call.body["UpdateExpression"]
             .as_str()
-            .is_some_and(|u| u.contains("fullState = :false"))
-        && call.body["ExpressionAttributeValues"][":false"] == json!({ "BOOL": false })
+            .is_some_and(|u| u.contains("fullState = :full"))
+        && call.body["ExpressionAttributeValues"][":full"] == json!({ "BOOL": false })
 }
 
 /// A release whose condition failed has no claim of ours to remove: it is answered done, with
@@ -796,7 +852,8 @@ fn settle_singles(call: &Call) -> Reply {
     match (call.op.as_str(), &*call.key()) {
         ("UpdateItem" | "DeleteItem", "a") => Reply::ok(),
         ("UpdateItem", "b") if conditional(call) => Reply::condition_failed(None),
-        ("UpdateItem", "b") if clears_full_state(call) => Reply::old_item(live_claim("b", true)),
+        ("UpdateItem", "b") if keeps_a_completed_record(call) => Reply::condition_failed(None),
+        ("UpdateItem", "b") if records_an_event(call) => Reply::old_item(live_claim("b", true)),
         ("DeleteItem", "b") => Reply::condition_failed(None),
         ("UpdateItem" | "DeleteItem", "c") => {
             Reply::error(500, "InternalServerError", "single call failed")
@@ -828,6 +885,7 @@ async fn assert_settled_by_single_calls(
         completions.singles(),
         [
             "UpdateItem a",
+            "UpdateItem b",
             "UpdateItem b",
             "UpdateItem b",
             "UpdateItem c"

@@ -91,7 +91,7 @@ async fn dedupe_store_is_unavailable() {
     let clients = closed_port_clients().await;
     let store = DynamoDedupeStore::new(clients.dynamodb.clone(), DedupeConfig::new("t"));
     assert_unavailable("claim", quickly("claim", store.claim("k", false)).await);
-    let token = ClaimToken::generate();
+    let token = ClaimToken::generate(false);
     assert_unavailable(
         "complete",
         quickly("complete", store.complete("k", &token)).await,

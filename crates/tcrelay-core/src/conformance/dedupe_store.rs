@@ -7,11 +7,11 @@
 //! - An in-progress claim expires [`IN_PROGRESS_EXPIRY`] after it was made (its claimer died); a
 //!   completed record [`TTL`] after its completion. An expired record reads and claims exactly
 //!   like an absent one (expiry is checked by the store, never left to a sweeper).
-//! - `complete` marks the key completed whatever it finds (the message was sent), keeping the
-//!   `full_state` of the record there only while the claim is the token's own, live or lapsed;
-//!   false when there is no record or it holds another claim, whose flag says nothing of what
-//!   this request sent. It answers `TakenOver` when a live record of another claim was there,
-//!   else `Completed`.
+//! - `complete` marks the key completed whatever it finds (the message was sent). The record is
+//!   a full state when the token's claim was one (what this request sent), or when a live
+//!   record another request completed as a full state was there (what that one sent); never
+//!   for another claim still in progress, which may never send. It answers `TakenOver` when a
+//!   live record of another claim was there, else `Completed`.
 //! - `release` removes only an in-progress claim of the token given: never a completed record,
 //!   never a claim another request took over after ours expired; on a key never seen it does
 //!   nothing.
@@ -184,7 +184,7 @@ pub async fn release_never_removes_a_completed_record(s: &dyn Subject) {
 
 /// Releasing a key never seen does nothing and creates nothing.
 pub async fn releasing_an_unseen_key_does_nothing(s: &dyn Subject) {
-    release(s, "never", &ClaimToken::generate()).await;
+    release(s, "never", &ClaimToken::generate(false)).await;
     assert_eq!(lookup(s, "never").await, None);
 }
 
@@ -230,6 +230,49 @@ pub async fn a_completion_after_a_full_state_take_over_is_not_a_complete_state(s
     );
 }
 
+/// A full-state claim completed after another claim took the key over is a complete state all
+/// the same: this request sent one. Cleared, the flag would let a later event of that state
+/// reach the ERP beside the state itself; and the other claim's completion keeps it.
+pub async fn a_full_state_completion_after_a_take_over_is_a_complete_state(s: &dyn Subject) {
+    let late = claimed(s, "k", true).await;
+    s.advance(IN_PROGRESS_EXPIRY + MARGIN);
+    let event = claimed(s, "k", false).await;
+    assert_eq!(complete(s, "k", &late).await, Completion::TakenOver);
+    assert_eq!(lookup(s, "k").await, record(RecordState::Completed, true));
+    assert_eq!(complete(s, "k", &event).await, Completion::TakenOver);
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::Completed, true)
+    );
+}
+
+/// An event's claim completed after another request took the key over and completed it as a
+/// full state leaves it a complete state: that request sent one.
+pub async fn a_late_event_completion_keeps_the_complete_state_another_request_sent(
+    s: &dyn Subject,
+) {
+    let late = claimed(s, "k", false).await;
+    s.advance(IN_PROGRESS_EXPIRY + MARGIN);
+    let poll = claimed(s, "k", true).await;
+    assert_eq!(complete(s, "k", &poll).await, Completion::Completed);
+    assert_eq!(complete(s, "k", &late).await, Completion::TakenOver);
+    assert_eq!(
+        claim(s, "k", false).await,
+        exists(RecordState::Completed, true)
+    );
+    // A complete state that expired says nothing any more: the event records what it sent.
+    let later = claimed(s, "old", false).await;
+    s.advance(IN_PROGRESS_EXPIRY + MARGIN);
+    let poll = claimed(s, "old", true).await;
+    assert_eq!(complete(s, "old", &poll).await, Completion::Completed);
+    s.advance(TTL + MARGIN);
+    assert_eq!(complete(s, "old", &later).await, Completion::Completed);
+    assert_eq!(
+        lookup(s, "old").await,
+        record(RecordState::Completed, false)
+    );
+}
+
 /// A claim that lapsed with nobody claiming the key meanwhile completes normally, as the
 /// complete state it was claimed as.
 pub async fn a_lapsed_claim_nobody_took_completes(s: &dyn Subject) {
@@ -242,14 +285,22 @@ pub async fn a_lapsed_claim_nobody_took_completes(s: &dyn Subject) {
     );
 }
 
-/// `complete` of a key with no record (a claim purged meanwhile) records it as sent, as a
-/// webhook event (`full_state` false).
+/// `complete` of a key with no record (a claim purged meanwhile) records it as sent, as what
+/// the token's claim was: an event, or a full state.
 pub async fn complete_without_a_record_records_it_as_sent(s: &dyn Subject) {
     assert_eq!(
-        complete(s, "k", &ClaimToken::generate()).await,
+        complete(s, "k", &ClaimToken::generate(false)).await,
         Completion::Completed
     );
     assert_eq!(lookup(s, "k").await, record(RecordState::Completed, false));
+    assert_eq!(
+        complete(s, "full", &ClaimToken::generate(true)).await,
+        Completion::Completed
+    );
+    assert_eq!(
+        lookup(s, "full").await,
+        record(RecordState::Completed, true)
+    );
 }
 
 /// Of many claims at once on a free key exactly one is granted; none fails.
@@ -376,13 +427,21 @@ pub async fn a_claim_batch_grants_expired_keys(s: &dyn Subject) {
 /// completed twice in one batch stays completed.
 pub async fn a_completion_batch_completes_each_and_reports_take_overs(s: &dyn Subject) {
     let late = claimed(s, "taken", false).await;
+    let late_full = claimed(s, "taken full", true).await;
     s.advance(IN_PROGRESS_EXPIRY + MARGIN);
     claimed(s, "taken", true).await;
+    claimed(s, "taken full", false).await;
     let a = claimed(s, "a", true).await;
     let b = claimed(s, "b", false).await;
     let outcomes = s
         .store()
-        .complete_many(&owned(&[("a", &a), ("taken", &late), ("b", &b), ("a", &a)]))
+        .complete_many(&owned(&[
+            ("a", &a),
+            ("taken", &late),
+            ("b", &b),
+            ("taken full", &late_full),
+            ("a", &a),
+        ]))
         .await;
     let outcomes: Vec<Completion> = outcomes.into_iter().map(Result::unwrap).collect();
     assert_eq!(
@@ -391,16 +450,22 @@ pub async fn a_completion_batch_completes_each_and_reports_take_overs(s: &dyn Su
             Completion::Completed,
             Completion::TakenOver,
             Completion::Completed,
+            Completion::TakenOver,
             Completion::Completed
         ]
     );
     assert_eq!(lookup(s, "a").await, record(RecordState::Completed, true));
     assert_eq!(lookup(s, "b").await, record(RecordState::Completed, false));
-    // Completed by the late claim, which was not a full state: see
-    // `a_completion_after_a_full_state_take_over_is_not_a_complete_state`.
+    // Completed by the late claims, as what each sent: see
+    // `a_completion_after_a_full_state_take_over_is_not_a_complete_state` and
+    // `a_full_state_completion_after_a_take_over_is_a_complete_state`.
     assert_eq!(
         lookup(s, "taken").await,
         record(RecordState::Completed, false)
+    );
+    assert_eq!(
+        lookup(s, "taken full").await,
+        record(RecordState::Completed, true)
     );
 }
 
@@ -417,9 +482,9 @@ pub async fn a_release_batch_removes_only_our_own_claims(s: &dyn Subject) {
         .store()
         .release_many(&owned(&[
             ("ours", &ours),
-            ("theirs", &ClaimToken::generate()),
+            ("theirs", &ClaimToken::generate(true)),
             ("done", &done),
-            ("never", &ClaimToken::generate()),
+            ("never", &ClaimToken::generate(false)),
             ("last", &last),
             ("ours", &ours),
         ]))
@@ -501,6 +566,8 @@ macro_rules! dedupe_store_conformance {
             a_late_release_leaves_the_claim_that_took_over,
             completing_a_taken_over_claim_reports_it,
             a_completion_after_a_full_state_take_over_is_not_a_complete_state,
+            a_full_state_completion_after_a_take_over_is_a_complete_state,
+            a_late_event_completion_keeps_the_complete_state_another_request_sent,
             a_lapsed_claim_nobody_took_completes,
             complete_without_a_record_records_it_as_sent,
             concurrent_claims_have_exactly_one_winner,

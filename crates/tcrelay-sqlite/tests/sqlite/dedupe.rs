@@ -134,7 +134,10 @@ async fn a_claim_from_before_claim_tokens_is_nobodys_claim() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION, "the file was migrated");
-    store.release("k", &ClaimToken::generate()).await.unwrap();
+    store
+        .release("k", &ClaimToken::generate(false))
+        .await
+        .unwrap();
     assert_eq!(
         store.claim("k", false).await.unwrap(),
         exists(RecordState::InProgress, false)

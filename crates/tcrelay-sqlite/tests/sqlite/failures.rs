@@ -41,7 +41,7 @@ async fn a_database_locked_by_another_process_is_unavailable_then_recovers() {
         "the whole batch is reported as not enqueued"
     );
     unavailable(store.claim("k1", false).await);
-    unavailable(store.complete("k1", &ClaimToken::generate()).await);
+    unavailable(store.complete("k1", &ClaimToken::generate(false)).await);
     unavailable(
         store
             .acquire("orders", "run", Duration::from_secs(60))
