@@ -290,8 +290,9 @@ impl DedupeStore for DynamoDedupeStore {
             Err(err) => return Err(unavailable("DynamoDB UpdateItem (dedupe complete)", &err)),
         }
         // The claim is no longer ours. Recording the message as sent is still right (it was
-        // sent). A full state was sent when our claim was one, or when another request
-        // completed the key as one: an event's completion keeps such a record's flag.
+        // sent). The flag follows `ClaimToken::completes_full_state`, in conditional writes: an
+        // event's completion keeps the flag of a record another request completed as a full
+        // state.
         let kept = if token.full_state() {
             None
         } else {

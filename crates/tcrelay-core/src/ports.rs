@@ -91,6 +91,17 @@ impl ClaimToken {
     pub fn full_state(&self) -> bool {
         self.full_state
     }
+
+    /// Whether the completion under this token records a full state, given the key's live
+    /// record when there is one: when this claim was for one, or when another request already
+    /// completed one (it was sent). Never because another claim still in progress is for one:
+    /// a poll run killed before it sent would make later events of that state duplicates that
+    /// never reach the queue.
+    pub fn completes_full_state(&self, live: Option<&DedupeRecord>) -> bool {
+        self.full_state
+            || live
+                .is_some_and(|record| record.state == RecordState::Completed && record.full_state)
+    }
 }
 
 /// The answer to a claim.
@@ -321,4 +332,33 @@ pub trait CursorStore: Send + Sync {
     async fn read(&self, stream: &str) -> Result<Option<Cursor>, StoreError>;
     /// Sets the cursor unconditionally, bumping the version (operators' `cursor set`, backfill).
     async fn set(&self, stream: &str, value: &str) -> Result<Cursor, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: RecordState, full_state: bool) -> DedupeRecord {
+        DedupeRecord { state, full_state }
+    }
+
+    #[test]
+    fn a_completion_is_a_full_state_when_its_claim_or_a_completed_record_was_one() {
+        let full = ClaimToken::generate(true);
+        let event = ClaimToken::generate(false);
+        for live in [
+            None,
+            Some(record(RecordState::InProgress, false)),
+            Some(record(RecordState::InProgress, true)),
+            Some(record(RecordState::Completed, false)),
+            Some(record(RecordState::Completed, true)),
+        ] {
+            assert!(full.completes_full_state(live.as_ref()), "{live:?}");
+        }
+        assert!(!event.completes_full_state(None));
+        assert!(!event.completes_full_state(Some(&record(RecordState::Completed, false))));
+        assert!(event.completes_full_state(Some(&record(RecordState::Completed, true))));
+        // Another claim in progress may never send: its flag is not taken over.
+        assert!(!event.completes_full_state(Some(&record(RecordState::InProgress, true))));
+    }
 }

@@ -236,11 +236,8 @@ impl DedupeStore for MemoryDedupe {
             _ => Completion::Completed,
         };
         // As the real stores: a lapsed or taken-over claim (or a purged record) is recorded as
-        // sent all the same, as a full state when this claim was one or a live completed full
-        // state is there already.
-        let full_state = token.full_state()
-            || live
-                .is_some_and(|r| r.record.state == RecordState::Completed && r.record.full_state);
+        // sent all the same.
+        let full_state = token.completes_full_state(live.map(|r| &r.record));
         records.insert(
             key.to_owned(),
             StoredRecord {

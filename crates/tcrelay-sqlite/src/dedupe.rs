@@ -155,13 +155,8 @@ fn complete_in(ctx: &Ctx<'_>, key: &str, token: &ClaimToken) -> Result<Completio
         .as_ref()
         .is_some_and(|row| row.claim_token.as_deref() != Some(token.as_str()));
     // Unconditional, like the DynamoDB store: if the claim was meanwhile released, expired or
-    // taken over, recording the message as sent is still right (it was sent). A full state
-    // when this claim was one, or when another request already completed one; never because
-    // another claim in progress is one (a poll run killed before it sent would make later
-    // events of the same state duplicates that never reach the queue).
-    let full_state = token.full_state()
-        || live
-            .is_some_and(|row| row.record.state == RecordState::Completed && row.record.full_state);
+    // taken over, recording the message as sent is still right (it was sent).
+    let full_state = token.completes_full_state(live.as_ref().map(|row| &row.record));
     tx.prepare_cached(
         "INSERT INTO dedupe \
          (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
