@@ -11,19 +11,22 @@ use tcrelay_aws::{
 use tcrelay_core::ports::{
     ClaimToken, CursorStore, DedupeStore, EventSink, Quarantine, StoreError,
 };
+use tokio::net::TcpSocket;
 use tradecloud_model::ObjectKind;
 
 use crate::common::envelope;
 
-/// Clients for a loopback port nobody listens on (bound, then closed again).
-async fn closed_port_clients() -> AwsClients {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+/// Clients for a loopback port nobody listens on, and the socket that holds it: bound and never
+/// listening, so connections are refused and no other test can take the port while it lives
+/// (a port closed again could be).
+async fn closed_port_clients() -> (AwsClients, TcpSocket) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("http://{}", socket.local_addr().unwrap());
     let mut options = moto_options(&url);
     options.operation_timeout = Some(Duration::from_secs(3));
     options.max_attempts = Some(2);
-    AwsClients::new(&options.load().await)
+    (AwsClients::new(&options.load().await), socket)
 }
 
 /// Runs `call` and asserts it finishes within 5 s.
@@ -45,7 +48,7 @@ fn assert_unavailable<T: std::fmt::Debug>(what: &str, result: Result<T, StoreErr
 
 #[tokio::test]
 async fn sinks_report_every_envelope_failed() {
-    let clients = closed_port_clients().await;
+    let (clients, _port) = closed_port_clients().await;
     let envelopes: Vec<_> = (0..12)
         .map(|n| envelope(ObjectKind::Order, &format!("o-{}", n % 2), n, None))
         .collect();
@@ -72,7 +75,7 @@ async fn sinks_report_every_envelope_failed() {
 
 #[tokio::test]
 async fn quarantine_is_unavailable() {
-    let clients = closed_port_clients().await;
+    let (clients, _port) = closed_port_clients().await;
     let quarantine = SqsQuarantine::new(clients.sqs.clone(), "http://127.0.0.1:1/0/q", None);
     let request = tcrelay_core::ports::QuarantinedRequest {
         received_at: chrono::Utc::now(),
@@ -88,7 +91,7 @@ async fn quarantine_is_unavailable() {
 
 #[tokio::test]
 async fn dedupe_store_is_unavailable() {
-    let clients = closed_port_clients().await;
+    let (clients, _port) = closed_port_clients().await;
     let store = DynamoDedupeStore::new(clients.dynamodb.clone(), DedupeConfig::new("t"));
     assert_unavailable("claim", quickly("claim", store.claim("k", false)).await);
     let token = ClaimToken::generate(false);
@@ -105,7 +108,7 @@ async fn dedupe_store_is_unavailable() {
 
 #[tokio::test]
 async fn cursor_store_and_table_setup_are_unavailable() {
-    let clients = closed_port_clients().await;
+    let (clients, _port) = closed_port_clients().await;
     let store = DynamoCursorStore::new(clients.dynamodb.clone(), "t");
     let lease = Duration::from_secs(60);
     assert_unavailable(
@@ -131,7 +134,7 @@ async fn cursor_store_and_table_setup_are_unavailable() {
 
 #[tokio::test]
 async fn following_a_pointer_fails_cleanly() {
-    let clients = closed_port_clients().await;
+    let (clients, _port) = closed_port_clients().await;
     let pointer = tcrelay_aws::PayloadS3Pointer {
         bucket: "b".into(),
         key: "k".into(),

@@ -322,9 +322,11 @@ async fn one_slow_answer_is_retried() {
 
 #[tokio::test]
 async fn unreachable_server_is_connect_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // Bound and never listening: connections are refused, and no other test can take the port
+    // while the socket lives (a port closed again could be).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
     let client = TradecloudClient::new(config(&format!("http://{addr}/v2"))).unwrap();
     let started = Instant::now();
     let err = client.fetch_order("a").await.unwrap_err();
