@@ -48,16 +48,19 @@ const NEVER_IN_TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
-struct Template {
-    root: Value,
+/// The SAM template, as text and as YAML.
+pub(crate) struct Template {
+    pub(crate) text: String,
+    pub(crate) root: Value,
 }
 
 impl Template {
-    fn load() -> Template {
+    pub(crate) fn load() -> Template {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         Template {
             root: serde_yaml_ng::from_str(&text).expect("the template is YAML"),
+            text,
         }
     }
 
