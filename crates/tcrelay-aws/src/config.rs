@@ -7,6 +7,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::config::SharedHttpClient;
+use aws_sdk_sqs::config::StalledStreamProtectionConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// The region an emulator is addressed in when none is configured (emulators accept any).
@@ -153,14 +154,70 @@ pub struct AwsClients {
 impl AwsClients {
     /// Builds the clients. With an endpoint override S3 uses path-style addressing, because an
     /// emulator on `127.0.0.1` cannot serve `bucket.127.0.0.1` virtual hosts.
+    ///
+    /// When every attempt is bounded (an attempt timeout, as [`AwsConfigOptions::for_relay`]
+    /// sets), SQS and DynamoDB run without the SDK's stalled-stream protection: their answers
+    /// are read within the attempt, so the attempt timeout stops a stalled one first (the
+    /// protection's grace period is 20 s), and its timers only wake the thread while a call
+    /// waits, CPU that grows with the service's latency (BENCHMARKS.md, "Poll cost", round 5).
+    /// S3 keeps it: a claim-checked body is read after its call returned, beyond every timeout.
     pub fn new(config: &SdkConfig) -> Self {
         let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(config.endpoint_url().is_some())
             .build();
+        let bounded = config
+            .timeout_config()
+            .is_some_and(|t| t.operation_attempt_timeout().is_some());
+        let mut sqs = aws_sdk_sqs::config::Builder::from(config);
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(config);
+        if bounded {
+            sqs = sqs.stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+            dynamodb =
+                dynamodb.stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+        }
         AwsClients {
-            sqs: aws_sdk_sqs::Client::new(config),
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unset means the SDK's default for the behaviour version, which is on.
+    fn protected(config: Option<StalledStreamProtectionConfig>) -> bool {
+        config.is_none_or(|c| c.is_enabled())
+    }
+
+    #[tokio::test]
+    async fn bounded_clients_leave_the_stalled_stream_protection_to_s3() {
+        // An emulator's address: loading the configuration calls nothing.
+        let url = "http://127.0.0.1:9";
+        let relay = AwsClients::new(&AwsConfigOptions::for_relay(Some(url)).load().await);
+        assert!(!protected(
+            relay.sqs.config().stalled_stream_protection().cloned()
+        ));
+        assert!(!protected(
+            relay.dynamodb.config().stalled_stream_protection().cloned()
+        ));
+        assert!(protected(
+            relay.s3.config().stalled_stream_protection().cloned()
+        ));
+
+        // Without an attempt timeout nothing else would stop a stalled answer: kept.
+        let unbounded = AwsClients::new(&AwsConfigOptions::emulator(url).load().await);
+        assert!(protected(
+            unbounded.sqs.config().stalled_stream_protection().cloned()
+        ));
+        assert!(protected(
+            unbounded
+                .dynamodb
+                .config()
+                .stalled_stream_protection()
+                .cloned()
+        ));
     }
 }

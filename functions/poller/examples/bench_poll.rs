@@ -275,9 +275,10 @@ fn main() {
         let aws = MotoResources::create("bench-poll", MotoOptions::new(&moto)).await;
         let counter = CallCounter::default();
         let sdk = MotoOptions::new(&moto).aws.load().await;
-        // Stalled-stream protection off in both clients: its timers wake the thread while a
-        // request waits, so its CPU grows with moto's latency (tens of milliseconds a call, and
-        // growing with moto's tables), not with the relay's work; with it on, the floor below
+        // Stalled-stream protection off in both clients, as the relay's own clients run
+        // (`AwsClients::new` with the relay's attempt timeout): its timers wake the thread while
+        // a request waits, so its CPU grows with moto's latency (tens of milliseconds a call,
+        // and growing with moto's tables), not with the relay's work; with it on, the floor below
         // measured 130-178 µs per order in three runs, off 117-119 (BENCHMARKS.md, round 5).
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&sdk)
