@@ -140,6 +140,29 @@ fn relay_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
+/// The part of [`relay_cpu`] spent in the kernel (system time: syscalls, and the loopback TCP
+/// that a send runs for its receiver too, moto's side included), from the same threads'
+/// `/proc/self/task/*/stat` (clock ticks of 1/100 s); `None` where those files do not exist.
+fn relay_kernel_cpu() -> Option<Duration> {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?.path();
+        let Ok(name) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if name.trim_end() == SIMULATOR_THREAD {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(task.join("stat")) else {
+            continue;
+        };
+        // stime is field 15 of the line, 13 after the name (in parentheses) and the state.
+        let rest = &text[text.rfind(')')? + 2..];
+        ticks += rest.split_whitespace().nth(12)?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// The name of the simulator's threads, whose CPU is not the relay's.
 const SIMULATOR_THREAD: &str = "simulator";
 
@@ -329,6 +352,7 @@ fn main() {
         let before = counter.total();
         assert_eq!(before, 0, "set-up calls went through other clients");
         let cpu = relay_cpu();
+        let kernel = relay_kernel_cpu();
         let process = process_cpu();
         let wall = Instant::now();
         let mut enqueued = 0;
@@ -351,6 +375,9 @@ fn main() {
         }
         let wall = wall.elapsed();
         let cpu = relay_cpu().zip(cpu).map(|(after, before)| after - before);
+        let kernel = relay_kernel_cpu()
+            .zip(kernel)
+            .map(|(after, before)| after - before);
         let process = process_cpu()
             .zip(process)
             .map(|(after, before)| after - before);
@@ -406,6 +433,12 @@ fn main() {
             ),
             None => println!("relay CPU: not measured (no /proc/thread-self/schedstat)"),
         }
+        if let Some(kernel) = kernel {
+            println!(
+                "relay CPU in the kernel: {kernel:?} ({:.1} µs per order)",
+                kernel.as_secs_f64() * 1e6 / n as f64
+            );
+        }
         if let Some(process) = process {
             println!("process CPU, simulator included: {process:?}");
         }
@@ -417,7 +450,11 @@ fn main() {
         let envelopes = envelopes_of(poll_api.as_ref(), &config, n).await;
         let before = counter.total();
         let floor_cpu = relay_cpu();
+        let floor_kernel = relay_kernel_cpu();
         let floor_run = floor(dedupe.as_ref(), sink.as_ref(), &envelopes).await;
+        let floor_kernel = relay_kernel_cpu()
+            .zip(floor_kernel)
+            .map(|(after, before)| after - before);
         let floor_calls = counter.total() - before;
         match (floor_run, relay_cpu().zip(floor_cpu).zip(cpu)) {
             (Err(e), _) => println!("AWS floor: not measured ({e})"),
@@ -429,6 +466,12 @@ fn main() {
                      claims, sends and completions alone)",
                     per_order(floor)
                 );
+                if let Some(kernel) = floor_kernel {
+                    println!(
+                        "AWS floor in the kernel: {kernel:?} ({:.1} µs per order)",
+                        per_order(kernel)
+                    );
+                }
                 println!(
                     "relay CPU above the floor: {:.1} µs per order ({:.0}% of the relay's)",
                     per_order(relay.saturating_sub(floor)),
