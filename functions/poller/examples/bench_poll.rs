@@ -123,7 +123,26 @@ impl CallCounter {
 /// nanoseconds on a CPU); `None` where those files do not exist. The main thread runs the poll;
 /// a multi-thread runtime's workers and any runtime's blocking pool run parts of it too.
 fn relay_cpu() -> Option<Duration> {
-    let mut ns = 0u64;
+    let ns = sum_over_relay_threads("schedstat", |text| text.split_whitespace().next())?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// The part of [`relay_cpu`] spent in the kernel (system time: syscalls, and the loopback TCP
+/// that a send runs for its receiver too, moto's side included), from the same threads'
+/// `/proc/self/task/*/stat` (clock ticks of 1/100 s); `None` where those files do not exist.
+fn relay_kernel_cpu() -> Option<Duration> {
+    // stime is field 15 of the line, 13 after the name (in parentheses, may hold spaces) and
+    // the state.
+    let ticks = sum_over_relay_threads("stat", |text| {
+        text[text.rfind(')')? + 2..].split_whitespace().nth(12)
+    })?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The sum over the relay's threads (all but the simulator's) of the number `field` finds in
+/// each thread's `/proc/self/task/*/<file>`; `None` where those files do not exist.
+fn sum_over_relay_threads(file: &str, field: impl Fn(&str) -> Option<&str>) -> Option<u64> {
+    let mut sum = 0u64;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let task = task.ok()?.path();
         let Ok(name) = std::fs::read_to_string(task.join("comm")) else {
@@ -132,35 +151,12 @@ fn relay_cpu() -> Option<Duration> {
         if name.trim_end() == SIMULATOR_THREAD {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(task.join("schedstat")) else {
+        let Ok(text) = std::fs::read_to_string(task.join(file)) else {
             continue;
         };
-        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        sum += field(&text)?.parse::<u64>().ok()?;
     }
-    Some(Duration::from_nanos(ns))
-}
-
-/// The part of [`relay_cpu`] spent in the kernel (system time: syscalls, and the loopback TCP
-/// that a send runs for its receiver too, moto's side included), from the same threads'
-/// `/proc/self/task/*/stat` (clock ticks of 1/100 s); `None` where those files do not exist.
-fn relay_kernel_cpu() -> Option<Duration> {
-    let mut ticks = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let task = task.ok()?.path();
-        let Ok(name) = std::fs::read_to_string(task.join("comm")) else {
-            continue;
-        };
-        if name.trim_end() == SIMULATOR_THREAD {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(task.join("stat")) else {
-            continue;
-        };
-        // stime is field 15 of the line, 13 after the name (in parentheses) and the state.
-        let rest = &text[text.rfind(')')? + 2..];
-        ticks += rest.split_whitespace().nth(12)?.parse::<u64>().ok()?;
-    }
-    Some(Duration::from_millis(ticks * 10))
+    Some(sum)
 }
 
 /// The name of the simulator's threads, whose CPU is not the relay's.
