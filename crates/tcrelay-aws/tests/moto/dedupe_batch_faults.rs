@@ -726,7 +726,9 @@ async fn a_completion_whose_condition_failed_goes_to_the_single_call() {
         // recorded as the event it sent, not as the other claim's full state.
         ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
         ("UpdateItem", 1) if keeps_a_completed_record(call) => Reply::condition_failed(None),
-        ("UpdateItem", 2) if records_an_event(call) => Reply::old_item(live_claim("b", true)),
+        ("UpdateItem", 2) if records_unconditionally(call, false) => {
+            Reply::old_item(live_claim("b", true))
+        }
         _ => Reply::unscripted(call),
     })
     .await;
@@ -754,25 +756,15 @@ async fn a_completion_whose_condition_failed_goes_to_the_single_call() {
 /// completed record's flag when the second call's condition holds.
 #[tokio::test]
 async fn a_completion_no_longer_ours_records_what_it_sent() {
-    let dynamo = Scripted::start(|call, nth| match (call.op.as_str(), nth) {
+    completed_taken_over(true, |call, nth| match (call.op.as_str(), nth) {
         ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
-        ("UpdateItem", 1)
-            if call.body.get("ConditionExpression").is_none()
-                && call.body["ExpressionAttributeValues"][":full"] == json!({ "BOOL": true }) =>
-        {
+        ("UpdateItem", 1) if records_unconditionally(call, true) => {
             Reply::old_item(live_claim("b", false))
         }
         _ => Reply::unscripted(call),
     })
     .await;
-    let answer = dynamo
-        .store
-        .complete("b", &ClaimToken::generate(true))
-        .await;
-    assert_eq!(short(&answer), "TakenOver");
-    assert_eq!(dynamo.singles(), ["UpdateItem b", "UpdateItem b"]);
-
-    let dynamo = Scripted::start(|call, nth| match (call.op.as_str(), nth) {
+    completed_taken_over(false, |call, nth| match (call.op.as_str(), nth) {
         ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
         ("UpdateItem", 1) if keeps_a_completed_record(call) => {
             let mut completed = live_claim("b", true);
@@ -782,11 +774,20 @@ async fn a_completion_no_longer_ours_records_what_it_sent() {
         _ => Reply::unscripted(call),
     })
     .await;
+}
+
+/// Completes `b` under a claim of a full state or not against `script`, and asserts that it
+/// was taken over and took two single calls.
+async fn completed_taken_over(
+    full_state: bool,
+    script: impl Fn(&Call, usize) -> Reply + Send + Sync + 'static,
+) {
+    let dynamo = Scripted::start(script).await;
     let answer = dynamo
         .store
-        .complete("b", &ClaimToken::generate(false))
+        .complete("b", &ClaimToken::generate(full_state))
         .await;
-    assert_eq!(short(&answer), "TakenOver");
+    assert_eq!(short(&answer), "TakenOver", "full state: {full_state}");
     assert_eq!(dynamo.singles(), ["UpdateItem b", "UpdateItem b"]);
 }
 
@@ -808,14 +809,14 @@ fn keeps_a_completed_record(call: &Call) -> bool {
             .is_some_and(|u| !u.contains("fullState"))
 }
 
-/// Whether a single `UpdateItem` is the completion of an event's claim no longer ours, over
-/// anything: unconditional, recording `fullState` false.
-fn records_an_event(call: &Call) -> bool {
+/// Whether a single `UpdateItem` is the completion of a claim no longer ours, over anything:
+/// unconditional, recording `fullState` as `full` (what the claim was for).
+fn records_unconditionally(call: &Call, full: bool) -> bool {
     call.body.get("ConditionExpression").is_none()
         && call.body["UpdateExpression"]
             .as_str()
             .is_some_and(|u| u.contains("fullState = :full"))
-        && call.body["ExpressionAttributeValues"][":full"] == json!({ "BOOL": false })
+        && call.body["ExpressionAttributeValues"][":full"] == json!({ "BOOL": full })
 }
 
 /// A release whose condition failed has no claim of ours to remove: it is answered done, with
@@ -853,7 +854,9 @@ fn settle_singles(call: &Call) -> Reply {
         ("UpdateItem" | "DeleteItem", "a") => Reply::ok(),
         ("UpdateItem", "b") if conditional(call) => Reply::condition_failed(None),
         ("UpdateItem", "b") if keeps_a_completed_record(call) => Reply::condition_failed(None),
-        ("UpdateItem", "b") if records_an_event(call) => Reply::old_item(live_claim("b", true)),
+        ("UpdateItem", "b") if records_unconditionally(call, false) => {
+            Reply::old_item(live_claim("b", true))
+        }
         ("DeleteItem", "b") => Reply::condition_failed(None),
         ("UpdateItem" | "DeleteItem", "c") => {
             Reply::error(500, "InternalServerError", "single call failed")
