@@ -55,11 +55,18 @@ const COMPLETE_CONDITION: &str = "attribute_not_exists(pk) OR claimToken = :toke
 /// completed: that record's `fullState` stays (set, it says a complete state was sent).
 const COMPLETE_KEEPING_UPDATE: &str =
     "SET #state = :completed, expiresAt = :exp, claimToken = :token";
-/// [`COMPLETE_KEEPING_UPDATE`] holds over a live completed record only. Over another claim in
-/// progress, [`COMPLETE_UPDATE`] applies unconditionally: that claim's `fullState` says nothing
-/// of what was sent (a poll run killed before it sent would otherwise make later events of the
-/// same state duplicates that never reach the queue).
+/// [`COMPLETE_KEEPING_UPDATE`] holds over a live completed record only.
 const COMPLETED_CONDITION: &str = "#state = :completed AND expiresAt >= :now";
+/// Over anything else (absent, expired, another claim in progress) an event's completion
+/// records what it sent, [`COMPLETE_UPDATE`]: a claim in progress' `fullState` says nothing of
+/// what was sent (a poll run killed before it sent would otherwise make later events of the
+/// same state duplicates that never reach the queue). The exact complement of
+/// [`COMPLETED_CONDITION`], so a record completed between the two writes sends the completion
+/// round again instead of losing that record's full state.
+const NOT_COMPLETED_CONDITION: &str = "NOT (#state = :completed AND expiresAt >= :now)";
+/// How many times an event's completion no longer ours tries the pair of writes; each failure
+/// means another request wrote the key between them, and twice is already a rare race.
+const MAX_COMPLETION_ROUNDS: usize = 3;
 /// A release removes only our own in-progress claim.
 const RELEASE_CONDITION: &str = "#state = :inprogress AND claimToken = :token";
 
@@ -171,21 +178,53 @@ impl DynamoDedupeStore {
             .set_expression_attribute_values(Some(values))
     }
 
-    /// Completes `key` for an event's claim that is no longer ours, keeping the record's
-    /// `fullState`, if another request completed it and it is live; `None` when it is not.
-    async fn complete_over_completed(
+    /// Completes `key` for an event's claim that is no longer ours: over a live completed record
+    /// keeping its `fullState` (another request sent a complete state), over anything else
+    /// recording an event. The two writes' conditions are complementary, so each failure means
+    /// the record changed between them, and the pair is tried again.
+    async fn complete_event_no_longer_ours(
         &self,
         key: &str,
         token: &ClaimToken,
         expires_at: i64,
+    ) -> Result<UpdateItemOutput, StoreError> {
+        for _ in 0..MAX_COMPLETION_ROUNDS {
+            for keep_completed in [true, false] {
+                if let Some(output) = self
+                    .complete_if(key, token, expires_at, keep_completed)
+                    .await?
+                {
+                    return Ok(output);
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            "dedupe completion kept racing with concurrent writers".to_owned(),
+        ))
+    }
+
+    /// One write of [`Self::complete_event_no_longer_ours`]: over a live completed record only,
+    /// keeping its flag (`keep_completed`), or over anything but one, recording the token's;
+    /// `None` when its condition failed.
+    async fn complete_if(
+        &self,
+        key: &str,
+        token: &ClaimToken,
+        expires_at: i64,
+        keep_completed: bool,
     ) -> Result<Option<UpdateItemOutput>, StoreError> {
         let mut values = complete_values(token, expires_at);
-        values.remove(":full");
+        let (update, condition) = if keep_completed {
+            values.remove(":full");
+            (COMPLETE_KEEPING_UPDATE, COMPLETED_CONDITION)
+        } else {
+            (COMPLETE_UPDATE, NOT_COMPLETED_CONDITION)
+        };
         let now = (self.clock)().timestamp();
         values.insert(":now".to_owned(), AttributeValue::N(now.to_string()));
         let result = self
-            .complete_request(key, COMPLETE_KEEPING_UPDATE, values)
-            .condition_expression(COMPLETED_CONDITION)
+            .complete_request(key, update, values)
+            .condition_expression(condition)
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
@@ -290,24 +329,19 @@ impl DedupeStore for DynamoDedupeStore {
             Err(err) => return Err(unavailable("DynamoDB UpdateItem (dedupe complete)", &err)),
         }
         // The claim is no longer ours. Recording the message as sent is still right (it was
-        // sent). The flag follows `ClaimToken::completes_full_state`, in conditional writes: an
-        // event's completion keeps the flag of a record another request completed as a full
-        // state.
-        let kept = if token.full_state() {
-            None
-        } else {
-            self.complete_over_completed(key, token, expires_at).await?
-        };
-        // Otherwise the flag is what this request sent. The old item tells whether another
-        // claim had taken the key over, in the same call.
-        let output = match kept {
-            Some(kept) => kept,
-            None => self
-                .complete_request(key, COMPLETE_UPDATE, complete_values(token, expires_at))
+        // sent). The flag follows `ClaimToken::completes_full_state`, in conditional writes: a
+        // full state's completion records a full state over anything; an event's keeps the
+        // flag of a record another request completed. The old item tells whether another claim
+        // had taken the key over, in the same call.
+        let output = if token.full_state() {
+            self.complete_request(key, COMPLETE_UPDATE, complete_values(token, expires_at))
                 .return_values(ReturnValue::AllOld)
                 .send()
                 .await
-                .map_err(|e| unavailable("DynamoDB UpdateItem (dedupe complete)", &e))?,
+                .map_err(|e| unavailable("DynamoDB UpdateItem (dedupe complete)", &e))?
+        } else {
+            self.complete_event_no_longer_ours(key, token, expires_at)
+                .await?
         };
         let Some(old) = output.attributes.filter(|old| !old.is_empty()) else {
             return Ok(Completion::Completed);

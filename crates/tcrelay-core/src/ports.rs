@@ -145,11 +145,11 @@ pub trait DedupeStore: Send + Sync {
     /// explicitly, never left to the store's TTL sweeper, which may lag by days.
     async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError>;
     /// Marks `key` completed, with the configured time to live, after the message was enqueued
-    /// under the claim `token`. Unconditional (the message was sent, so the record must say
-    /// so); it reports whether another claim had taken the key over meanwhile. The record is a
-    /// full state when the token's claim was one, or when it already was a live completed full
-    /// state (another request sent it); never for another claim still in progress, which may
-    /// never send.
+    /// under the claim `token`. Over any record, another claim's too (the message was sent, so
+    /// the record must say so); it reports whether another claim had taken the key over
+    /// meanwhile. The record is a full state when the token's claim was one, or when it
+    /// already was a live completed full state (another request sent it); never for another
+    /// claim still in progress, which may never send.
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError>;
     /// Removes the claim `token` holds after a failure, so the retry goes through. Does
     /// nothing when the key is completed or claimed under another token (a retry took over

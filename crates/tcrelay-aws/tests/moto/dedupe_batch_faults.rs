@@ -726,7 +726,7 @@ async fn a_completion_whose_condition_failed_goes_to_the_single_call() {
         // recorded as the event it sent, not as the other claim's full state.
         ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
         ("UpdateItem", 1) if keeps_a_completed_record(call) => Reply::condition_failed(None),
-        ("UpdateItem", 2) if records_unconditionally(call, false) => {
+        ("UpdateItem", 2) if records_what_it_sent(call, false) => {
             Reply::old_item(live_claim("b", true))
         }
         _ => Reply::unscripted(call),
@@ -758,7 +758,7 @@ async fn a_completion_whose_condition_failed_goes_to_the_single_call() {
 async fn a_completion_no_longer_ours_records_what_it_sent() {
     completed_taken_over(true, |call, nth| match (call.op.as_str(), nth) {
         ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
-        ("UpdateItem", 1) if records_unconditionally(call, true) => {
+        ("UpdateItem", 1) if records_what_it_sent(call, true) => {
             Reply::old_item(live_claim("b", false))
         }
         _ => Reply::unscripted(call),
@@ -767,13 +767,62 @@ async fn a_completion_no_longer_ours_records_what_it_sent() {
     completed_taken_over(false, |call, nth| match (call.op.as_str(), nth) {
         ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
         ("UpdateItem", 1) if keeps_a_completed_record(call) => {
-            let mut completed = live_claim("b", true);
-            completed["state"] = json!({ "S": "completed" });
-            Reply::old_item(completed)
+            Reply::old_item(completed("b", true))
         }
         _ => Reply::unscripted(call),
     })
     .await;
+}
+
+/// An event's completion no longer ours, when another request completes the key as a full
+/// state between its "keep a completed record" and its "record an event" writes, finds the
+/// second's condition failed and keeps the full state in the next round: the record never
+/// loses the full state another request sent.
+#[tokio::test]
+async fn a_full_state_completed_between_an_events_writes_is_kept() {
+    let dynamo = Scripted::start(|call, nth| match (call.op.as_str(), nth) {
+        ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
+        ("UpdateItem", 1) if keeps_a_completed_record(call) => Reply::condition_failed(None),
+        ("UpdateItem", 2) if records_what_it_sent(call, false) => Reply::condition_failed(None),
+        ("UpdateItem", 3) if keeps_a_completed_record(call) => {
+            Reply::old_item(completed("b", true))
+        }
+        _ => Reply::unscripted(call),
+    })
+    .await;
+    let answer = dynamo
+        .store
+        .complete("b", &ClaimToken::generate(false))
+        .await;
+    assert_eq!(short(&answer), "TakenOver");
+    assert_eq!(dynamo.singles(), vec!["UpdateItem b"; 4]);
+}
+
+/// An event's completion whose pair of writes keeps failing (the record changing between
+/// every two calls) gives up after three rounds with an error naming the race, instead of
+/// looping or overwriting.
+#[tokio::test]
+async fn an_events_completion_racing_without_end_gives_up() {
+    let dynamo = Scripted::start(|call, _| {
+        if conditional(call) || keeps_a_completed_record(call) || records_what_it_sent(call, false)
+        {
+            Reply::condition_failed(None)
+        } else {
+            Reply::unscripted(call)
+        }
+    })
+    .await;
+    let answer = dynamo
+        .store
+        .complete("b", &ClaimToken::generate(false))
+        .await;
+    assert_eq!(short(&answer), "unavailable");
+    assert!(
+        unavailable_message(&answer).contains("kept racing"),
+        "{}",
+        unavailable_message(&answer)
+    );
+    assert_eq!(dynamo.singles(), vec!["UpdateItem b"; 7]);
 }
 
 /// Completes `b` under a claim of a full state or not against `script`, and asserts that it
@@ -803,16 +852,23 @@ fn conditional(call: &Call) -> bool {
 fn keeps_a_completed_record(call: &Call) -> bool {
     call.body["ConditionExpression"]
         .as_str()
-        .is_some_and(|c| c.contains("#state = :completed"))
+        .is_some_and(|c| c.starts_with("#state = :completed"))
         && call.body["UpdateExpression"]
             .as_str()
             .is_some_and(|u| !u.contains("fullState"))
 }
 
-/// Whether a single `UpdateItem` is the completion of a claim no longer ours, over anything:
-/// unconditional, recording `fullState` as `full` (what the claim was for).
-fn records_unconditionally(call: &Call, full: bool) -> bool {
-    call.body.get("ConditionExpression").is_none()
+/// Whether a single `UpdateItem` is the completion of a claim no longer ours recording
+/// `fullState` as `full` (what the claim was for): a full state's over anything
+/// (unconditional), an event's over anything but a live completed record.
+fn records_what_it_sent(call: &Call, full: bool) -> bool {
+    let condition = call.body["ConditionExpression"].as_str();
+    let guarded = if full {
+        condition.is_none()
+    } else {
+        condition.is_some_and(|c| c.starts_with("NOT (#state = :completed"))
+    };
+    guarded
         && call.body["UpdateExpression"]
             .as_str()
             .is_some_and(|u| u.contains("fullState = :full"))
@@ -854,7 +910,7 @@ fn settle_singles(call: &Call) -> Reply {
         ("UpdateItem" | "DeleteItem", "a") => Reply::ok(),
         ("UpdateItem", "b") if conditional(call) => Reply::condition_failed(None),
         ("UpdateItem", "b") if keeps_a_completed_record(call) => Reply::condition_failed(None),
-        ("UpdateItem", "b") if records_unconditionally(call, false) => {
+        ("UpdateItem", "b") if records_what_it_sent(call, false) => {
             Reply::old_item(live_claim("b", true))
         }
         ("DeleteItem", "b") => Reply::condition_failed(None),
