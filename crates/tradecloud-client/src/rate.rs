@@ -6,7 +6,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// Spaces requests at least `1/rate` seconds apart. Tradecloud asks for sequential calls, so no
-/// burst is allowed: the next request may start only one interval after the previous one.
+/// burst is allowed: the next request may start only one interval after the previous one
+/// started. What it spaces is the starts: Tradecloud sees arrivals, which a slow network or a
+/// loaded host can delay by differing amounts (the first call also opens the connection), so
+/// two may arrive a little closer; ten intervals still span a second, and a 429 is retried.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
