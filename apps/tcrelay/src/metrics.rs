@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde::Serialize;
 use tcrelay_core::ports::CursorStore;
-use tcrelay_core::{AnswerOutcome, Answered};
+use tcrelay_core::{AnswerOutcome, Answered, TakeOverCount};
 use tcrelay_poll::{PollStream, RunReport};
 
 /// The ways in, as counted.
@@ -111,9 +111,24 @@ pub struct Counters {
     poll_runs: AtomicU64,
     poll_pages: AtomicU64,
     labelled: Mutex<Labelled>,
+    take_overs: TakeOverCount,
 }
 
 impl Counters {
+    /// Counters that also report the dedupe take-overs of `take_overs` (the count of the
+    /// server's [`tcrelay_core::CountingTakeOvers`] store).
+    pub fn with_take_overs(take_overs: TakeOverCount) -> Self {
+        Counters {
+            take_overs,
+            ..Counters::default()
+        }
+    }
+
+    /// Dedupe take-overs since the start: each means the ERP may have a message twice.
+    pub fn take_overs(&self) -> u64 {
+        self.take_overs.total()
+    }
+
     /// A snapshot of `channel`.
     pub fn channel(&self, channel: Channel) -> ChannelCounts {
         let c = &self.channels[channel.index()];
@@ -251,7 +266,10 @@ impl Counters {
             "# HELP tcrelay_poll_runs_total Poll runs finished, failed ones included.\n\
              # TYPE tcrelay_poll_runs_total counter\ntcrelay_poll_runs_total {runs}\n\
              # HELP tcrelay_poll_pages_total Pages fetched by the poll loop.\n\
-             # TYPE tcrelay_poll_pages_total counter\ntcrelay_poll_pages_total {pages}"
+             # TYPE tcrelay_poll_pages_total counter\ntcrelay_poll_pages_total {pages}\n\
+             # HELP tcrelay_dedupe_take_overs_total Messages sent under a dedupe claim that had expired and been taken over by another request: the ERP may have them twice.\n\
+             # TYPE tcrelay_dedupe_take_overs_total counter\ntcrelay_dedupe_take_overs_total {}",
+            self.take_overs()
         );
         let Some(cursors) = cursors else {
             return out;
@@ -358,4 +376,30 @@ async fn count(counters: Arc<Counters>, request: Request, next: Next) -> Respons
     counters.record_labelled(channel, kind, answered);
     counters.record_answer(channel, response.status().as_u16(), answered.outcome);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use tcrelay_core::CountingTakeOvers;
+    use tcrelay_core::ports::DedupeStore;
+    use tcrelay_core::testing::{MemoryDedupe, overtaken_claims};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn take_overs_of_the_counting_store_are_a_prometheus_counter() {
+        let memory = Arc::new(MemoryDedupe::default());
+        let store = CountingTakeOvers::new(memory.clone());
+        let counters = Counters::with_take_overs(store.count());
+        let late = overtaken_claims(&store, &memory, &["a", "b"]).await;
+        store.complete_many(&late).await;
+        let text = counters.prometheus(None).await;
+        assert!(
+            text.contains(
+                "# TYPE tcrelay_dedupe_take_overs_total counter\ntcrelay_dedupe_take_overs_total 2\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(counters.take_overs(), 2);
+    }
 }

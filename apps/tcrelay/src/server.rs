@@ -25,7 +25,7 @@ use hyper_util::service::TowerToHyperService;
 use tcrelay_core::ConfigError;
 use tcrelay_core::env::{Env, number};
 use tcrelay_core::ports::{CursorStore, TradecloudApi};
-use tcrelay_core::{WebhookApp, WebhookSettings, webhook_router};
+use tcrelay_core::{CountingTakeOvers, WebhookApp, WebhookSettings, webhook_router};
 use tcrelay_poll::{Deadline, PollApi, PollConfig, PollPorts, RunReport, RunRequest};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, watch};
@@ -257,8 +257,15 @@ impl RunningServer {
 }
 
 /// Binds, then serves the webhook and (when configured) runs the poll loop in the background.
-pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningServer, ServeError> {
-    let counters = Arc::new(Counters::default());
+pub async fn start(
+    mut parts: RelayParts,
+    options: ServeOptions,
+) -> Result<RunningServer, ServeError> {
+    // The webhook and the poll loop share one counting store: a take-over means the ERP may
+    // have a message twice, and /metrics shows it.
+    let dedupe = CountingTakeOvers::new(Arc::clone(&parts.ports.dedupe));
+    let counters = Arc::new(Counters::with_take_overs(dedupe.count()));
+    parts.ports.dedupe = Arc::new(dedupe);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Bind {

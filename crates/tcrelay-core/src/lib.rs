@@ -20,6 +20,7 @@ pub mod logsafe;
 pub mod ports;
 pub mod problem;
 pub mod relay;
+pub mod take_overs;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod webhook;
@@ -30,6 +31,7 @@ pub use env::ConfigError;
 pub use envelope::{Envelope, Source};
 pub use filter::EventFilter;
 pub use relay::{InboundEvent, Outcome, Relay, RelayError};
+pub use take_overs::{CountingTakeOvers, TakeOverCount};
 pub use webhook::{
     AnswerOutcome, Answered, LenientFields, RequestId, WebhookApp, WebhookError, WebhookSettings,
     warn_lenient, webhook_router,

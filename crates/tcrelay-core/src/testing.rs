@@ -200,6 +200,32 @@ impl MemoryDedupe {
     }
 }
 
+/// Claims `keys` on `store` (events), moves `memory` (the memory store under `store`) past the
+/// in-progress expiry and has another request take each key over (a full-state claim): the
+/// first claims, whose completions are take-overs, as a claim that outlived its expiry makes.
+pub async fn overtaken_claims(
+    store: &dyn DedupeStore,
+    memory: &MemoryDedupe,
+    keys: &[&str],
+) -> Vec<(String, ClaimToken)> {
+    let mut late = Vec::new();
+    for key in keys {
+        let ClaimOutcome::Claimed(token) = store.claim(key, false).await.unwrap() else {
+            panic!("the first claim of {key} is granted");
+        };
+        late.push(((*key).to_owned(), token));
+    }
+    memory.advance(memory.in_progress_expiry + Duration::from_secs(1));
+    for key in keys {
+        let taken = store.claim(key, true).await.unwrap();
+        assert!(
+            matches!(taken, ClaimOutcome::Claimed(_)),
+            "{key}: {taken:?}"
+        );
+    }
+    late
+}
+
 #[async_trait]
 impl DedupeStore for MemoryDedupe {
     async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tcrelay_core::TakeOverCount;
 use tcrelay_poll::{
     Deadline, PollConfig, PollPorts, PollStream, RunReport, RunRequest, StopReason, run,
 };
@@ -135,8 +136,13 @@ impl RunOutput {
         (!failures.is_empty()).then(|| failures.join("; "))
     }
 
-    /// Embedded-metric-format lines with each stream's counts and cursor age (none for dry runs).
-    pub fn metrics(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    /// Embedded-metric-format lines with each stream's counts and cursor age (none for dry runs),
+    /// the first also with the take-overs `take_overs` counted since the previous line.
+    pub fn metrics(
+        &self,
+        take_overs: &TakeOverCount,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<String> {
         if self.dry_run {
             return Vec::new();
         }
@@ -144,7 +150,7 @@ impl RunOutput {
             .summaries()
             .into_iter()
             .filter(|s| s.stop != Some(StopReason::LeaseHeld))
-            .map(|s| stream_emf(s, now))
+            .map(|s| stream_emf(s, take_overs.since_last_report(), now))
             .collect()
     }
 }

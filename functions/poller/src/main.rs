@@ -12,6 +12,7 @@ use poller::{StartupSettings, handle};
 use serde_json::Value;
 use tcrelay_aws::{AwsPorts, Secrets};
 use tcrelay_core::ports::ApiError;
+use tcrelay_core::{CountingTakeOvers, TakeOverCount};
 use tcrelay_poll::{DeadlineAt, PageRequest, PollApi, PollConfig, PollPorts, PolledPage};
 use tcrelay_tradecloud::{ClientPollApi, client_for};
 
@@ -27,7 +28,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tcrelay_lambda::init_tracing();
-    let (ports, config) = match build().await {
+    let (ports, config, take_overs) = match build().await {
         Ok(built) => built,
         Err(e) => {
             tcrelay_lambda::start_failed("poller", &format!("{e:#}")).await;
@@ -37,8 +38,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ports = Arc::new(ports);
     let config = Arc::new(config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (ports, config) = (Arc::clone(&ports), Arc::clone(&config));
-        async move { invoke(&ports, &config, event).await }
+        let (ports, config, take_overs) =
+            (Arc::clone(&ports), Arc::clone(&config), take_overs.clone());
+        async move { invoke(&ports, &config, &take_overs, event).await }
     }))
     .await
 }
@@ -46,6 +48,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 async fn invoke(
     ports: &PollPorts,
     config: &PollConfig,
+    take_overs: &TakeOverCount,
     event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
     let deadline = DeadlineAt(event.context.deadline());
@@ -58,7 +61,7 @@ async fn invoke(
     )
     .await
     .inspect_err(|e| tracing::error!(error = %e, "poller invocation refused"))?;
-    for line in output.metrics(chrono::Utc::now()) {
+    for line in output.metrics(take_overs, chrono::Utc::now()) {
         // Embedded metric format: CloudWatch reads metrics from this stdout line.
         println!("{line}");
     }
@@ -80,7 +83,7 @@ impl PollApi for NoLogin {
     }
 }
 
-async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
+async fn build() -> anyhow::Result<(PollPorts, PollConfig, TakeOverCount)> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let StartupSettings {
         poll: config,
@@ -114,13 +117,17 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig)> {
         mode = ?config.mode,
         "poller ready"
     );
+    // Counted for the metric lines: a take-over means the ERP may have a message twice.
+    let dedupe = CountingTakeOvers::new(ports.dedupe);
+    let take_overs = dedupe.count();
     Ok((
         PollPorts {
             api,
             cursors: ports.cursors,
-            dedupe: ports.dedupe,
+            dedupe: Arc::new(dedupe),
             sink: ports.sink,
         },
         config,
+        take_overs,
     ))
 }

@@ -4,6 +4,8 @@
 //! `CursorAgeSeconds` is what the deployment's `CursorAgeAlarm` watches. `UnsortedPages`,
 //! `InclusiveItems` and `ZonelessTimestamps` count how Tradecloud's answers departed from its
 //! docs (the run copes with each; the counts show an operator how their Tradecloud behaves).
+//! `TakeOvers` counts the dedupe take-overs since the previous line (each means the ERP may
+//! have a message twice; the deployment's `TakeOverAlarm` watches it).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -26,8 +28,9 @@ pub fn cursor_age_seconds(summary: &StreamSummary, now: DateTime<Utc>) -> Option
     Some((now - cursor).num_seconds().max(0))
 }
 
-/// The EMF line for one stream's run.
-pub fn stream_emf(summary: &StreamSummary, now: DateTime<Utc>) -> String {
+/// The EMF line for one stream's run, with `take_overs` dedupe take-overs since the previous
+/// line.
+pub fn stream_emf(summary: &StreamSummary, take_overs: u64, now: DateTime<Utc>) -> String {
     let age = cursor_age_seconds(summary, now);
     let count = |name: &str| json!({"Name": name, "Unit": "Count"});
     let mut metrics = vec![
@@ -39,6 +42,7 @@ pub fn stream_emf(summary: &StreamSummary, now: DateTime<Utc>) -> String {
         count("UnsortedPages"),
         count("InclusiveItems"),
         count("ZonelessTimestamps"),
+        count("TakeOvers"),
     ];
     if age.is_some() {
         metrics.push(json!({"Name": "CursorAgeSeconds", "Unit": "Seconds"}));
@@ -62,6 +66,7 @@ pub fn stream_emf(summary: &StreamSummary, now: DateTime<Utc>) -> String {
         "UnsortedPages": summary.deviations.unsorted_pages,
         "InclusiveItems": summary.deviations.inclusive_items,
         "ZonelessTimestamps": summary.deviations.zoneless_timestamps,
+        "TakeOvers": take_overs,
     });
     if let Some(age) = age {
         line["CursorAgeSeconds"] = Value::from(age);
@@ -98,7 +103,7 @@ mod tests {
         let now = timestamp::parse("2025-01-01T01:00:00.000Z").unwrap();
         let mut s = summary(Some(StopReason::CaughtUp), Some("2024-12-01T00:00:00.000Z"));
         (s.pages, s.objects, s.enqueued, s.duplicates, s.filtered) = (3, 250, 240, 9, 1);
-        let v: Value = serde_json::from_str(&stream_emf(&s, now)).unwrap();
+        let v: Value = serde_json::from_str(&stream_emf(&s, 0, now)).unwrap();
         assert_eq!(
             (
                 &v["Pages"],
@@ -121,7 +126,7 @@ mod tests {
             assert!(v[name].is_number(), "{name} has no value");
         }
         // Without a usable cursor there is no age, and the metric is not declared.
-        let v: Value = serde_json::from_str(&stream_emf(&summary(None, None), now)).unwrap();
+        let v: Value = serde_json::from_str(&stream_emf(&summary(None, None), 0, now)).unwrap();
         assert!(
             !emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]).contains(&"CursorAgeSeconds")
         );
@@ -129,14 +134,16 @@ mod tests {
     }
 
     #[test]
-    fn deviations_from_tradecloud_docs_are_counted() {
+    fn deviations_from_tradecloud_docs_and_take_overs_are_counted() {
         let now = timestamp::parse("2025-01-01T01:00:00.000Z").unwrap();
         let mut s = summary(Some(StopReason::CaughtUp), None);
         s.deviations.unsorted_pages = 4;
         s.deviations.inclusive_items = 7;
         s.deviations.zoneless_timestamps = 120;
-        let v: Value = serde_json::from_str(&stream_emf(&s, now)).unwrap();
+        let v: Value = serde_json::from_str(&stream_emf(&s, 2, now)).unwrap();
         let names = emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]);
+        assert!(names.contains(&"TakeOvers"));
+        assert_eq!(v["TakeOvers"], 2);
         for (name, n) in [
             ("UnsortedPages", 4),
             ("InclusiveItems", 7),
@@ -152,6 +159,7 @@ mod tests {
         let now = timestamp::parse("2025-01-01T01:00:00.000Z").unwrap();
         let line = stream_emf(
             &summary(Some(StopReason::CaughtUp), Some("2024-12-01T00:00:00.000Z")),
+            0,
             now,
         );
         let v: Value = serde_json::from_str(&line).unwrap();
@@ -163,6 +171,7 @@ mod tests {
         );
         let line = stream_emf(
             &summary(Some(StopReason::Deadline), Some("2025-01-01T00:00:00.000Z")),
+            0,
             now,
         );
         let v: Value = serde_json::from_str(&line).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tcrelay_aws::{AwsPorts, Secrets};
 use tcrelay_core::ports::TradecloudApi;
-use tcrelay_core::{WebhookApp, WebhookSettings, webhook_router};
+use tcrelay_core::{CountingTakeOvers, WebhookApp, WebhookSettings, webhook_router};
 use tcrelay_tradecloud::{ClientApi, client_for};
 use webhook::metrics::with_emf_metrics;
 use webhook::{startup_config, with_lambda_context};
@@ -59,10 +59,13 @@ async fn build() -> anyhow::Result<axum::Router> {
             }
         };
 
+    // Counted for the metric lines: a take-over means the ERP may have a message twice.
+    let dedupe = CountingTakeOvers::new(ports.dedupe);
+    let take_overs = dedupe.count();
     let app = WebhookApp::new(
         WebhookSettings::from(&config.webhook),
         ports.sink,
-        ports.dedupe,
+        Arc::new(dedupe),
         quarantine,
         api,
     );
@@ -75,7 +78,8 @@ async fn build() -> anyhow::Result<axum::Router> {
         "webhook ready"
     );
     // The metrics layer outermost, so it also counts answers made by the layers inside it.
-    Ok(with_emf_metrics(with_lambda_context(webhook_router(
-        Arc::new(app),
-    ))))
+    Ok(with_emf_metrics(
+        with_lambda_context(webhook_router(Arc::new(app))),
+        take_overs,
+    ))
 }

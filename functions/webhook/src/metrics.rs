@@ -6,6 +6,8 @@
 //! `Enqueued`, `Duplicates`, `Filtered`, `Rejected`, `Unavailable`, plus `Quarantined`);
 //! refusals are also counted per `Reason` (the logged outcome: `unauthorized`, `invalid`,
 //! `too-large`, `upstream-timeout`, …), so a dashboard shows why requests were turned away.
+//! `TakeOvers` counts the dedupe take-overs since the previous line (a completion may finish
+//! after its request was answered: it counts on the next line).
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use http::StatusCode;
 use serde_json::{Value, json};
-use tcrelay_core::{AnswerOutcome, Answered, LenientFields};
+use tcrelay_core::{AnswerOutcome, Answered, LenientFields, TakeOverCount};
 
 /// The metric namespace (the template's alarms use it too).
 pub const NAMESPACE: &str = "TradecloudRelay";
@@ -22,14 +24,22 @@ pub const NAMESPACE: &str = "TradecloudRelay";
 /// The EMF line for one answered request. `answered` is the core's record of the outcome;
 /// without one (an answer the core did not make) the status decides.
 pub fn request_emf(answered: Option<&Answered>, status: u16, timestamp_ms: i64) -> String {
-    request_emf_with(answered, 0, status, timestamp_ms)
+    request_emf_with(answered, LineCounts::default(), status, timestamp_ms)
 }
 
-/// As [`request_emf`], also counting `lenient` fields of an unexpected type that were forwarded
-/// as sent (`LenientFields`).
+/// What a request's line counts besides its answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineCounts {
+    /// Fields of an unexpected type that were forwarded as sent (`LenientFields`).
+    pub lenient: usize,
+    /// Dedupe take-overs since the previous line (`TakeOvers`).
+    pub take_overs: u64,
+}
+
+/// As [`request_emf`], with `counts`.
 pub fn request_emf_with(
     answered: Option<&Answered>,
-    lenient: usize,
+    counts: LineCounts,
     status: u16,
     timestamp_ms: i64,
 ) -> String {
@@ -53,7 +63,7 @@ pub fn request_emf_with(
         "Metrics": [
             count("Received"), count("Enqueued"), count("Duplicates"), count("Filtered"),
             count("Quarantined"), count("Rejected"), count("Unavailable"),
-            count("LenientFields"),
+            count("LenientFields"), count("TakeOvers"),
         ],
     })];
     if rejected + unavailable > 0 {
@@ -75,7 +85,8 @@ pub fn request_emf_with(
         "Quarantined": u8::from(quarantined),
         "Rejected": rejected,
         "Unavailable": unavailable,
-        "LenientFields": lenient,
+        "LenientFields": counts.lenient,
+        "TakeOvers": counts.take_overs,
     });
     if rejected + unavailable > 0 {
         line["Reason"] = Value::from(outcome.as_str());
@@ -87,23 +98,28 @@ pub fn request_emf_with(
 pub type LineSink = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Adds the layer that writes one [`request_emf`] line to stdout per request (Lambda sends
-/// stdout to CloudWatch Logs, where the line becomes metrics).
-pub fn with_emf_metrics(router: Router) -> Router {
-    with_emf_metrics_to(router, Arc::new(|line| println!("{line}")))
+/// stdout to CloudWatch Logs, where the line becomes metrics), with the take-overs `take_overs`
+/// counted since the previous line.
+pub fn with_emf_metrics(router: Router, take_overs: TakeOverCount) -> Router {
+    with_emf_metrics_to(router, take_overs, Arc::new(|line| println!("{line}")))
 }
 
 /// As [`with_emf_metrics`], writing the lines to `sink`.
-pub fn with_emf_metrics_to(router: Router, sink: LineSink) -> Router {
+pub fn with_emf_metrics_to(router: Router, take_overs: TakeOverCount, sink: LineSink) -> Router {
     router.layer(middleware::from_fn(move |request: Request, next: Next| {
-        let sink = Arc::clone(&sink);
+        let (sink, take_overs) = (Arc::clone(&sink), take_overs.clone());
         async move {
             let response = next.run(request).await;
-            sink(request_emf_with(
-                response.extensions().get::<Answered>(),
-                response
+            let counts = LineCounts {
+                lenient: response
                     .extensions()
                     .get::<LenientFields>()
                     .map_or(0, |l| l.0),
+                take_overs: take_overs.since_last_report(),
+            };
+            sink(request_emf_with(
+                response.extensions().get::<Answered>(),
+                counts,
                 response.status().as_u16(),
                 chrono::Utc::now().timestamp_millis(),
             ));
@@ -197,15 +213,22 @@ mod tests {
     }
 
     #[test]
-    fn fields_forwarded_despite_their_type_are_counted() {
+    fn lenient_fields_and_take_overs_are_counted() {
         let answered = Answered {
             outcome: AnswerOutcome::Enqueued,
             quarantined: false,
         };
-        let v = parse(&request_emf_with(Some(&answered), 3, 202, 0));
+        let counts = LineCounts {
+            lenient: 3,
+            take_overs: 2,
+        };
+        let v = parse(&request_emf_with(Some(&answered), counts, 202, 0));
         assert_eq!(v["LenientFields"], 3);
-        assert!(emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]).contains(&"LenientFields"));
+        assert_eq!(v["TakeOvers"], 2);
+        let names = emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]);
+        assert!(names.contains(&"LenientFields") && names.contains(&"TakeOvers"));
         let v = parse(&request_emf(Some(&answered), 202, 0));
         assert_eq!(v["LenientFields"], 0);
+        assert_eq!(v["TakeOvers"], 0);
     }
 }

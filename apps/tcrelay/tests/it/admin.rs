@@ -135,6 +135,12 @@ async fn metrics_count_by_channel_kind_and_outcome_and_show_the_cursor_age() {
         text.contains("# TYPE tcrelay_received_total counter"),
         "{text}"
     );
+    // No claim outlived its expiry here.
+    assert_eq!(
+        sample(&text, "tcrelay_dedupe_take_overs_total"),
+        Some(0.0),
+        "{text}"
+    );
 
     let age = sample(&text, "tcrelay_poll_cursor_age_seconds{stream=\"orders\"}")
         .expect("the orders cursor's age");

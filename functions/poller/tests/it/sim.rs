@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use tcrelay_core::ports::ApiError;
+use tcrelay_core::ports::{ApiError, DedupeStore};
+use tcrelay_core::testing::{MemoryDedupe, overtaken_claims};
+use tcrelay_core::{CountingTakeOvers, TakeOverCount};
 use tcrelay_poll::{
     EchoFilter, EchoSide, NoDeadline, PollConfig, PollError, PollStream, RunRequest, StopReason,
     StreamSummary, run, run_stream,
@@ -418,7 +420,10 @@ async fn dry_run_and_backfill_invocations_through_the_handler() {
     assert!(m.sink.states().is_empty());
     assert!(m.dedupe.records().is_empty());
     assert_eq!(m.cursors.value("orders"), None);
-    assert!(out.metrics(chrono::Utc::now()).is_empty());
+    assert!(
+        out.metrics(&TakeOverCount::default(), chrono::Utc::now())
+            .is_empty()
+    );
 
     let out = poller::handle(
         &m.ports,
@@ -430,7 +435,19 @@ async fn dry_run_and_backfill_invocations_through_the_handler() {
     .await
     .unwrap();
     assert_eq!(out.failure(), None);
-    assert_eq!(out.metrics(chrono::Utc::now()).len(), 1);
+    // A take-over counted before this line is on it, once.
+    let memory = Arc::new(MemoryDedupe::default());
+    let counting = CountingTakeOvers::new(memory.clone());
+    let late = overtaken_claims(&counting, &memory, &["k"]).await;
+    counting.complete_many(&late).await;
+    let take_overs = counting.count();
+    let lines = out.metrics(&take_overs, chrono::Utc::now());
+    assert_eq!(lines.len(), 1);
+    let line: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["TakeOvers"], 1);
+    let again: Value =
+        serde_json::from_str(&out.metrics(&take_overs, chrono::Utc::now())[0]).unwrap();
+    assert_eq!(again["TakeOvers"], 0);
     let cursor = m.cursors.value("orders");
     assert_eq!(m.sink.states().len(), 40);
     // Backfill from before everything: all duplicates, and the cursor does not move back.

@@ -195,6 +195,8 @@ async fn post_events_enqueue_once_and_every_copy_is_a_duplicate_even_after_a_col
         (total("Received"), total("Enqueued"), total("Duplicates")),
         (3, 1, 2)
     );
+    // The binary counts dedupe take-overs on every line: none here.
+    assert_eq!(total("TakeOvers"), 0);
     assert!(metrics.iter().all(|m| m["Function"] == "webhook"
         && m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TradecloudRelay"));
     drop(function);

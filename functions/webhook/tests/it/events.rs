@@ -5,9 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tcrelay_core::testing::{FakeTradecloud, MemoryDedupe, MemoryQuarantine, MemorySink};
+use tcrelay_core::ports::DedupeStore;
+use tcrelay_core::testing::{
+    FakeTradecloud, MemoryDedupe, MemoryQuarantine, MemorySink, overtaken_claims,
+};
 use tcrelay_core::{
-    EventFilter, Source, WebhookApp, WebhookCredentials, WebhookSettings, webhook_router,
+    CountingTakeOvers, EventFilter, Source, WebhookApp, WebhookCredentials, WebhookSettings,
+    webhook_router,
 };
 use tower::ServiceExt;
 use webhook::metrics::with_emf_metrics_to;
@@ -20,6 +24,9 @@ struct Lambda {
     metrics: Arc<Mutex<Vec<Value>>>,
     sink: Arc<MemorySink>,
     quarantine: Arc<MemoryQuarantine>,
+    /// The store as the app sees it (counting take-overs), and the memory store under it.
+    dedupe: Arc<CountingTakeOvers>,
+    memory: Arc<MemoryDedupe>,
 }
 
 /// The issuer in `post-order-entra-id.json`'s authorizer claims.
@@ -45,6 +52,9 @@ fn lambda_with(credentials: WebhookCredentials) -> Lambda {
         ORDER_ID,
         serde_json::json!({"id": ORDER_ID, "version": 3, "lastUpdatedAt": "2025-04-23T10:01:53.812Z"}),
     );
+    let memory = Arc::new(MemoryDedupe::default());
+    let dedupe = Arc::new(CountingTakeOvers::new(memory.clone()));
+    let take_overs = dedupe.count();
     let app = WebhookApp::new(
         WebhookSettings {
             credentials,
@@ -55,7 +65,7 @@ fn lambda_with(credentials: WebhookCredentials) -> Lambda {
             request_budget: std::time::Duration::from_secs(25),
         },
         sink.clone(),
-        Arc::new(MemoryDedupe::default()),
+        dedupe.clone(),
         quarantine.clone(),
         Some(api),
     );
@@ -65,6 +75,7 @@ fn lambda_with(credentials: WebhookCredentials) -> Lambda {
         // Layered as in main.rs.
         router: with_emf_metrics_to(
             with_lambda_context(webhook_router(Arc::new(app))),
+            take_overs,
             Arc::new(move |line: String| {
                 lines
                     .lock()
@@ -75,6 +86,8 @@ fn lambda_with(credentials: WebhookCredentials) -> Lambda {
         metrics,
         sink,
         quarantine,
+        dedupe,
+        memory,
     }
 }
 
@@ -225,4 +238,20 @@ async fn a_token_verified_by_the_gateway_authorizer_is_accepted_only_from_the_tr
     let (status, body) = invoke_text(&l, "entra-id without authorizer", &event.to_string()).await;
     assert_eq!(status, 401, "{body}");
     assert!(l.sink.envelopes().is_empty());
+}
+
+/// A dedupe take-over (a claim that outlived the in-progress expiry and was claimed by another
+/// request, then completed) counts once, on the next request's metric line.
+#[tokio::test]
+async fn a_take_over_counts_once_on_the_next_metric_line() {
+    let lambda = lambda();
+    let late = overtaken_claims(lambda.dedupe.as_ref(), &lambda.memory, &["k"]).await;
+    lambda.dedupe.complete("k", &late[0].1).await.unwrap();
+
+    for _ in 0..2 {
+        invoke(&lambda, "post-order-json.json").await;
+    }
+    let metrics = lambda.metrics.lock().unwrap();
+    let take_overs: Vec<&Value> = metrics.iter().map(|line| &line["TakeOvers"]).collect();
+    assert_eq!(take_overs, [1, 0]);
 }
