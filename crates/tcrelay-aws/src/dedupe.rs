@@ -305,6 +305,12 @@ impl DedupeStore for DynamoDedupeStore {
                 Some(item) => Some(item),
                 None => self.get(key).await?,
             };
+            // Our own claim: the SDK retried a put whose first attempt went through but whose
+            // answer came too late (the attempt timeout). Answering "in progress" would block
+            // the key until the claim expires, with nobody to complete it.
+            if item.as_ref().is_some_and(|item| claimed_by(item, &token)) {
+                return Ok(ClaimOutcome::Claimed(token));
+            }
             if let Some(item) = item
                 && let Some(record) = self.live(&item)?
             {
@@ -348,11 +354,7 @@ impl DedupeStore for DynamoDedupeStore {
         };
         // A corrupt or expired old record was nobody's live claim: ours simply lapsed.
         let live = self.live(&old).ok().flatten().is_some();
-        let ours = old
-            .get(CLAIM_TOKEN)
-            .and_then(|v| v.as_s().ok())
-            .is_some_and(|stored| stored == token.as_str());
-        Ok(if live && !ours {
+        Ok(if live && !claimed_by(&old, token) {
             Completion::TakenOver
         } else {
             Completion::Completed
@@ -407,6 +409,13 @@ impl DedupeStore for DynamoDedupeStore {
     async fn release_many(&self, claims: &[(String, ClaimToken)]) -> Vec<Result<(), StoreError>> {
         self.release_batch(claims).await
     }
+}
+
+/// Whether the stored `item` was written under `token`.
+fn claimed_by(item: &HashMap<String, AttributeValue>, token: &ClaimToken) -> bool {
+    item.get(CLAIM_TOKEN)
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|stored| stored == token.as_str())
 }
 
 /// The values of [`CLAIM_CONDITION`] at `now`.

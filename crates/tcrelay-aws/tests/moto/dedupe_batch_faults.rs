@@ -774,6 +774,27 @@ async fn a_completion_no_longer_ours_records_what_it_sent() {
     .await;
 }
 
+/// A claim whose put went through while its answer came too late (the SDK's attempt timeout)
+/// is retried by the SDK, and the retry's condition fails on the claim the first attempt
+/// wrote. That claim is ours: it is granted under the token it carries, not answered "in
+/// progress elsewhere", which would block the key until the claim expired with nobody to
+/// complete it.
+#[tokio::test]
+async fn a_retried_put_finding_its_own_claim_is_granted() {
+    let dynamo = Scripted::start(|call, nth| match (call.op.as_str(), nth) {
+        ("PutItem", 0) => Reply::condition_failed(Some(call.body["Item"].clone())),
+        _ => Reply::unscripted(call),
+    })
+    .await;
+    let answer = dynamo.store.claim("k", true).await;
+    let Ok(ClaimOutcome::Claimed(token)) = &answer else {
+        panic!("expected the claim granted, got {answer:?}");
+    };
+    assert!(token.full_state());
+    assert_eq!(dynamo.calls()[0].tokens(), [token.as_str()]);
+    assert_eq!(dynamo.singles(), ["PutItem k"]);
+}
+
 /// An event's completion no longer ours, when another request completes the key as a full
 /// state between its "keep a completed record" and its "record an event" writes, finds the
 /// second's condition failed and keeps the full state in the next round: the record never
