@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tcrelay_core::ports::{Cursor, CursorStore, StoreError};
 
 use crate::clock::{Clock, system_clock};
@@ -163,13 +164,34 @@ impl CursorStore for DynamoCursorStore {
             )
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(output) => parse_cursor(&output.attributes.unwrap_or_default()),
-            Err(err) if is_condition_failure(&err) => Err(StoreError::Conflict(format!(
-                "cursor {stream}: version is no longer {expected_version} or {owner} lost the lease"
-            ))),
+            Err(err) if is_condition_failure(&err) => {
+                // The SDK's retry of this very checkpoint, whose first attempt went through but
+                // answered after the attempt timeout, finds it made: still our lease, one
+                // version on, our value. A run that took that for a lost lease would stop
+                // (and fail) for nothing.
+                let old = match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        failed.item.as_ref()
+                    }
+                    _ => None,
+                };
+                if let Some(old) = old
+                    && old.get("leaseOwner").and_then(|v| v.as_s().ok()) == Some(&owner.to_owned())
+                    && let Ok(made) = parse_cursor(old)
+                    && made.version == expected_version + 1
+                    && made.value.as_deref() == Some(value)
+                {
+                    return Ok(made);
+                }
+                Err(StoreError::Conflict(format!(
+                    "cursor {stream}: version is no longer {expected_version} or {owner} lost the lease"
+                )))
+            }
             Err(err) => Err(unavailable("DynamoDB UpdateItem (cursor checkpoint)", &err)),
         }
     }

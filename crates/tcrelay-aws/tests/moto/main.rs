@@ -9,6 +9,7 @@ mod common;
 mod cursor;
 mod dedupe;
 mod dedupe_batch_faults;
+mod late_answers;
 mod redrive;
 mod secrets;
 mod sqs;
