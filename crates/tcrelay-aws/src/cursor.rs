@@ -181,7 +181,10 @@ impl CursorStore for DynamoCursorStore {
                     _ => None,
                 };
                 if let Some(old) = old
-                    && old.get("leaseOwner").and_then(|v| v.as_s().ok()) == Some(&owner.to_owned())
+                    && old
+                        .get("leaseOwner")
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|held_by| held_by == owner)
                     && let Ok(made) = parse_cursor(old)
                     && made.version == expected_version + 1
                     && made.value.as_deref() == Some(value)
