@@ -55,15 +55,22 @@ const COMPLETE_CONDITION: &str = "attribute_not_exists(pk) OR claimToken = :toke
 /// completed: that record's `fullState` stays (set, it says a complete state was sent).
 const COMPLETE_KEEPING_UPDATE: &str =
     "SET #state = :completed, expiresAt = :exp, claimToken = :token";
+/// A live completed record (`:now` is epoch seconds); a macro, so its complement below is
+/// derived from it at compile time and cannot drift.
+macro_rules! live_completed {
+    () => {
+        "#state = :completed AND expiresAt >= :now"
+    };
+}
 /// [`COMPLETE_KEEPING_UPDATE`] holds over a live completed record only.
-const COMPLETED_CONDITION: &str = "#state = :completed AND expiresAt >= :now";
+const COMPLETED_CONDITION: &str = live_completed!();
 /// Over anything else (absent, expired, another claim in progress) an event's completion
 /// records what it sent, [`COMPLETE_UPDATE`]: a claim in progress' `fullState` says nothing of
 /// what was sent (a poll run killed before it sent would otherwise make later events of the
 /// same state duplicates that never reach the queue). The exact complement of
 /// [`COMPLETED_CONDITION`], so a record completed between the two writes sends the completion
 /// round again instead of losing that record's full state.
-const NOT_COMPLETED_CONDITION: &str = "NOT (#state = :completed AND expiresAt >= :now)";
+const NOT_COMPLETED_CONDITION: &str = concat!("NOT (", live_completed!(), ")");
 /// How many times an event's completion no longer ours tries the pair of writes; each failure
 /// means another request wrote the key between them, and twice is already a rare race.
 const MAX_COMPLETION_ROUNDS: usize = 3;

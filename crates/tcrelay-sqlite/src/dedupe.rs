@@ -154,7 +154,7 @@ fn complete_in(ctx: &Ctx<'_>, key: &str, token: &ClaimToken) -> Result<Completio
     let taken_over = live
         .as_ref()
         .is_some_and(|row| row.claim_token.as_deref() != Some(token.as_str()));
-    // Unconditional, like the DynamoDB store: if the claim was meanwhile released, expired or
+    // Over any record, as the DynamoDB store: if the claim was meanwhile released, expired or
     // taken over, recording the message as sent is still right (it was sent).
     let full_state = token.completes_full_state(live.as_ref().map(|row| &row.record));
     tx.prepare_cached(

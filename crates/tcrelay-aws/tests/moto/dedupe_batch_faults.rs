@@ -23,7 +23,7 @@ use tcrelay_aws::testing::moto_options;
 use tcrelay_aws::{DedupeConfig, DynamoDedupeStore};
 use tcrelay_core::clock::ManualClock;
 use tcrelay_core::ports::{
-    ClaimOutcome, ClaimToken, DedupeRecord, DedupeStore, RecordState, StoreError,
+    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState, StoreError,
 };
 
 /// A transaction's operation, as the fake names calls (see [`Call::op`]).
@@ -801,7 +801,7 @@ async fn a_retried_put_finding_its_own_claim_is_granted() {
 /// loses the full state another request sent.
 #[tokio::test]
 async fn a_full_state_completed_between_an_events_writes_is_kept() {
-    let dynamo = Scripted::start(|call, nth| match (call.op.as_str(), nth) {
+    let (answer, singles) = complete_b(false, |call, nth| match (call.op.as_str(), nth) {
         ("UpdateItem", 0) if conditional(call) => Reply::condition_failed(None),
         ("UpdateItem", 1) if keeps_a_completed_record(call) => Reply::condition_failed(None),
         ("UpdateItem", 2) if records_what_it_sent(call, false) => Reply::condition_failed(None),
@@ -811,12 +811,8 @@ async fn a_full_state_completed_between_an_events_writes_is_kept() {
         _ => Reply::unscripted(call),
     })
     .await;
-    let answer = dynamo
-        .store
-        .complete("b", &ClaimToken::generate(false))
-        .await;
     assert_eq!(short(&answer), "TakenOver");
-    assert_eq!(dynamo.singles(), vec!["UpdateItem b"; 4]);
+    assert_eq!(singles, vec!["UpdateItem b"; 4]);
 }
 
 /// An event's completion whose pair of writes keeps failing (the record changing between
@@ -824,7 +820,7 @@ async fn a_full_state_completed_between_an_events_writes_is_kept() {
 /// looping or overwriting.
 #[tokio::test]
 async fn an_events_completion_racing_without_end_gives_up() {
-    let dynamo = Scripted::start(|call, _| {
+    let (answer, singles) = complete_b(false, |call, _| {
         if conditional(call) || keeps_a_completed_record(call) || records_what_it_sent(call, false)
         {
             Reply::condition_failed(None)
@@ -833,17 +829,13 @@ async fn an_events_completion_racing_without_end_gives_up() {
         }
     })
     .await;
-    let answer = dynamo
-        .store
-        .complete("b", &ClaimToken::generate(false))
-        .await;
     assert_eq!(short(&answer), "unavailable");
     assert!(
         unavailable_message(&answer).contains("kept racing"),
         "{}",
         unavailable_message(&answer)
     );
-    assert_eq!(dynamo.singles(), vec!["UpdateItem b"; 7]);
+    assert_eq!(singles, vec!["UpdateItem b"; 7]);
 }
 
 /// Completes `b` under a claim of a full state or not against `script`, and asserts that it
@@ -852,13 +844,23 @@ async fn completed_taken_over(
     full_state: bool,
     script: impl Fn(&Call, usize) -> Reply + Send + Sync + 'static,
 ) {
+    let (answer, singles) = complete_b(full_state, script).await;
+    assert_eq!(short(&answer), "TakenOver", "full state: {full_state}");
+    assert_eq!(singles, ["UpdateItem b", "UpdateItem b"]);
+}
+
+/// Completes `b` under a fresh claim (of a full state or not) against `script`: the answer, and
+/// the single calls it took.
+async fn complete_b(
+    full_state: bool,
+    script: impl Fn(&Call, usize) -> Reply + Send + Sync + 'static,
+) -> (Result<Completion, StoreError>, Vec<String>) {
     let dynamo = Scripted::start(script).await;
     let answer = dynamo
         .store
         .complete("b", &ClaimToken::generate(full_state))
         .await;
-    assert_eq!(short(&answer), "TakenOver", "full state: {full_state}");
-    assert_eq!(dynamo.singles(), ["UpdateItem b", "UpdateItem b"]);
+    (answer, dynamo.singles())
 }
 
 /// Whether a single `UpdateItem` is the completion that holds only while the claim is ours.
