@@ -80,18 +80,23 @@ fn folder() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tradecloud/realworld")
 }
 
-/// Every case, or `None` (after saying so in one line) when the folder is absent outside CI.
+/// Every case, or `None` (after saying so in one line) when the folder is absent and
+/// `TCRELAY_SKIP_REALWORLD=1` asks to run without it; absent without that, the test fails, so a
+/// missing folder is never a silent pass.
 pub fn load() -> Option<Vec<Case>> {
     let dir = folder();
     if !dir.join("SOURCES.md").is_file() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let skip = std::env::var("TCRELAY_SKIP_REALWORLD").is_ok_and(|v| v == "1");
         assert!(
-            !ci,
-            "Tradecloud's examples are missing at {} (CI=true)",
+            skip,
+            "Tradecloud's published examples are missing at {} (they sit beside the clone in \
+             ../shared/tradecloud/realworld, or where TCRELAY_REALWORLD_DIR points; \
+             docs/tradecloud.md lists their sources); set TCRELAY_SKIP_REALWORLD=1 to run \
+             the other tests without them",
             dir.display()
         );
         println!(
-            "Tradecloud's examples are not at {}: {EXPECTED_CASES} real-world cases not run",
+            "TCRELAY_SKIP_REALWORLD=1: Tradecloud's examples are not at {}: {EXPECTED_CASES} real-world cases not run",
             dir.display()
         );
         return None;
