@@ -22,6 +22,12 @@ pub const RESEND_EVENTS: [&str; 3] = [
     "ShipmentResentByBuyer",
 ];
 
+/// What every dedupe key starts with: message keys, state keys, and keys too long to store
+/// as they are. The SAM template's IAM condition (`dynamodb:LeadingKeys`) confines the webhook
+/// to these, so it cannot touch the poller's cursor items; a new kind of key needs its prefix
+/// here and there.
+pub const KEY_PREFIXES: [&str; 3] = ["msg/", "state/", "hashed/"];
+
 /// Longest key we store as is. DynamoDB allows 2048 bytes for a partition key; anything longer
 /// than this (only possible with absurd ids) is replaced by its hash, which stays unique.
 const MAX_KEY_LEN: usize = 1024;
@@ -169,6 +175,39 @@ fn bounded(key: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_of_key_starts_with_a_declared_prefix() {
+        let starts = |key: &str| KEY_PREFIXES.iter().any(|p| key.starts_with(p));
+        let long_id = "x".repeat(MAX_KEY_LEN + 1);
+        let mut keys = vec![
+            state_key(ObjectClass::Order, "o-1", "2025-04-23T10:01:53.812Z"),
+            state_key(ObjectClass::Shipment, &long_id, "t"),
+            content_state_key(ObjectClass::Order, "o-1", &serde_json::json!({"a": 1})),
+        ];
+        for (event_name, last_updated_at, message_id, id) in [
+            ("OrderResentByBuyer", None, Some("m-1"), "o-1"),
+            ("OrderResentByBuyer", None, None, "o-1"),
+            ("OrderIssuedByBuyer", Some("2025-04-23T10:01:53.812Z"), None, "o-1"),
+            ("OrderIssuedByBuyer", None, Some("m-1"), "o-1"),
+            ("OrderIssuedByBuyer", None, None, "o-1"),
+            ("OrderIssuedByBuyer", None, None, long_id.as_str()),
+        ] {
+            keys.push(message_key(&MessageKeyParts {
+                class: ObjectClass::Order,
+                id,
+                event_name,
+                last_updated_at,
+                message_id,
+                line_ids: &["l-1"],
+                raw_body: b"{}",
+            }));
+        }
+        assert!(keys.iter().any(|k| k.starts_with("hashed/")), "{keys:?}");
+        for key in &keys {
+            assert!(starts(key), "{key} starts with none of {KEY_PREFIXES:?}");
+        }
+    }
 
     fn parts<'a>(event: &'a str, lines: &'a [&'a str]) -> MessageKeyParts<'a> {
         MessageKeyParts {

@@ -6,6 +6,7 @@
 
 mod template_alarms;
 mod template_env;
+mod template_grants;
 mod template_parameters;
 mod webhook_get_on_sim;
 mod webhook_on_moto;

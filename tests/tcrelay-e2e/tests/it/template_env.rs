@@ -66,7 +66,7 @@ impl Template {
 
     /// The function's environment as the template writes it: `Globals` merged with the
     /// function's own variables (SAM's rule), values unresolved.
-    fn environment(&self, function: &str) -> BTreeMap<String, Value> {
+    pub(crate) fn environment(&self, function: &str) -> BTreeMap<String, Value> {
         let mut out = BTreeMap::new();
         for vars in [
             &self.root["Globals"]["Function"]["Environment"]["Variables"],
@@ -116,7 +116,7 @@ impl Template {
         }
     }
 
-    fn resolved(
+    pub(crate) fn resolved(
         &self,
         function: &str,
         overrides: &BTreeMap<&str, &str>,
@@ -130,7 +130,7 @@ impl Template {
 
 /// What the function's start-up parser reads from the template's environment; panics with the
 /// parser's own message when the template's values do not pass it.
-fn reads(function: &str, env: &BTreeMap<String, String>) -> BTreeSet<String> {
+pub(crate) fn reads(function: &str, env: &BTreeMap<String, String>) -> BTreeSet<String> {
     let map: std::collections::HashMap<String, String> = env.clone().into_iter().collect();
     let recording = RecordingEnv::new(&map);
     match function {
