@@ -188,7 +188,12 @@ mod tests {
         for (event_name, last_updated_at, message_id, id) in [
             ("OrderResentByBuyer", None, Some("m-1"), "o-1"),
             ("OrderResentByBuyer", None, None, "o-1"),
-            ("OrderIssuedByBuyer", Some("2025-04-23T10:01:53.812Z"), None, "o-1"),
+            (
+                "OrderIssuedByBuyer",
+                Some("2025-04-23T10:01:53.812Z"),
+                None,
+                "o-1",
+            ),
             ("OrderIssuedByBuyer", None, Some("m-1"), "o-1"),
             ("OrderIssuedByBuyer", None, None, "o-1"),
             ("OrderIssuedByBuyer", None, None, long_id.as_str()),

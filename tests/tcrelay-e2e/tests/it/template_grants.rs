@@ -41,8 +41,7 @@ fn like(pattern: &str, text: &str) -> bool {
         None => pattern == text,
         Some((head, tail)) => {
             text.starts_with(head)
-                && (0..=text.len() - head.len())
-                    .any(|i| like(tail, &text[head.len() + i..]))
+                && (0..=text.len() - head.len()).any(|i| like(tail, &text[head.len() + i..]))
         }
     }
 }
@@ -69,8 +68,10 @@ fn each_function_may_ask_the_size_limit_of_every_queue_it_sends_to() {
         assert!(!sent_to.is_empty(), "{function} sends to no queue");
         for queue in &sent_to {
             assert!(
-                statements.iter().any(|s| grants(s, "sqs:GetQueueAttributes")
-                    && one_or_many(&s["Resource"]).contains(queue)),
+                statements
+                    .iter()
+                    .any(|s| grants(s, "sqs:GetQueueAttributes")
+                        && one_or_many(&s["Resource"]).contains(queue)),
                 "{function} sends to {queue:?} but may not ask its attributes"
             );
         }
@@ -85,17 +86,19 @@ fn the_webhook_may_write_dedupe_records_and_no_cursor() {
         .filter(|s| grants(s, "dynamodb:PutItem"))
         .collect();
     assert_eq!(dedupe.len(), 1, "one statement grants the webhook's writes");
-    let patterns: Vec<String> = one_or_many(
-        &dedupe[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
-    )
-    .iter()
-    .map(|p| p.as_str().expect("a pattern").to_owned())
-    .collect();
+    let patterns: Vec<String> =
+        one_or_many(&dedupe[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+            .iter()
+            .map(|p| p.as_str().expect("a pattern").to_owned())
+            .collect();
     let wanted: Vec<String> = tcrelay_core::dedupe::KEY_PREFIXES
         .iter()
         .map(|prefix| format!("{prefix}*"))
         .collect();
-    assert_eq!(patterns, wanted, "the condition lists the dedupe key prefixes");
+    assert_eq!(
+        patterns, wanted,
+        "the condition lists the dedupe key prefixes"
+    );
     let sample = tcrelay_core::dedupe::state_key(
         tradecloud_model::ObjectClass::Order,
         "o-1",
@@ -156,7 +159,9 @@ fn every_number_a_parameter_allows_passes_the_functions_settings() {
     // cold start. Each numeric parameter a function reads needs both bounds, and both ends
     // must pass the function's own parser.
     let template = Template::load();
-    let parameters = template.root["Parameters"].as_mapping().expect("parameters");
+    let parameters = template.root["Parameters"]
+        .as_mapping()
+        .expect("parameters");
     let required = [(
         "WebhookSecretArn",
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tradecloud-webhook-AbCdEf",
