@@ -49,6 +49,8 @@ async fn over_a_socket_post_is_202_and_bad_credentials_are_401() {
         answer.headers().get_all("www-authenticate").iter().count(),
         2
     );
+    let problem: Value = answer.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:tradecloud-relay:problem:unauthorized");
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 
@@ -69,6 +71,9 @@ async fn over_a_socket_a_large_body_is_413_and_an_outage_is_503_with_retry_after
         .await
         .unwrap();
     assert_eq!(answer.status().as_u16(), 413);
+    assert!(answer.headers().get("retry-after").is_none());
+    let problem: Value = answer.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:tradecloud-relay:problem:too-large");
 
     h.sink.set_mode(tcrelay_core::testing::Mode::Down);
     let answer = client
@@ -82,5 +87,9 @@ async fn over_a_socket_a_large_body_is_413_and_an_outage_is_503_with_retry_after
     assert_eq!(answer.headers()["retry-after"], "7");
     let problem: Value = answer.json().await.unwrap();
     assert_eq!(problem["status"], 503);
+    assert_eq!(
+        problem["type"],
+        "urn:tradecloud-relay:problem:queue-unavailable"
+    );
     assert!(h.sink.envelopes().is_empty());
 }

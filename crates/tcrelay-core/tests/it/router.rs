@@ -147,7 +147,7 @@ async fn an_event_whose_complete_state_was_relayed_by_poll_or_get_is_a_duplicate
     let h = harness();
     h.dedupe.insert(&key, RecordState::InProgress, true);
     let a = send(&h.router, post_json("/webhook", &body)).await;
-    a.assert_problem(503);
+    a.assert_problem_of(503, "in-progress");
     assert!(h.sink.envelopes().is_empty());
     // ... and its own claim was released, so the retry goes through once the state is free.
     h.dedupe.insert(&key, RecordState::Completed, false);
@@ -260,7 +260,7 @@ async fn an_invalid_body_is_400_naming_the_field_and_quarantined_without_credent
         .body(Body::from(raw.clone()))
         .unwrap();
     let a = send(&h.router, request).await;
-    let detail = a.assert_problem(400);
+    let detail = a.assert_problem_of(400, "malformed-body");
     assert!(detail.contains("orderEvent.orderId"), "{detail}");
     assert_eq!(a.body["field"], "orderEvent.orderId");
     assert_eq!(a.body["requestId"], "req-42");
@@ -298,7 +298,7 @@ async fn malformed_json_and_xml_are_400_with_the_place() {
         post("/webhook", Some("application/json"), "{\"eventName\": "),
     )
     .await;
-    let detail = a.assert_problem(400);
+    let detail = a.assert_problem_of(400, "malformed-body");
     assert!(detail.contains("line 1"), "{detail}");
     let a = send(
         &h.router,
@@ -309,9 +309,9 @@ async fn malformed_json_and_xml_are_400_with_the_place() {
         ),
     )
     .await;
-    a.assert_problem(400);
+    a.assert_problem_of(400, "malformed-body");
     let a = send(&h.router, post("/webhook", Some("application/json"), "")).await;
-    a.assert_problem(400);
+    a.assert_problem_of(400, "malformed-body");
     assert_eq!(h.quarantine.kept().len(), 3);
     assert!(h.sink.envelopes().is_empty());
 }
@@ -322,7 +322,7 @@ async fn a_kind_the_route_does_not_take_is_400_and_quarantined() {
     let order = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
     for path in ["/webhook/shipments", "/webhook/order-documents"] {
         let a = send(&h.router, post_json(path, &order)).await;
-        let detail = a.assert_problem(400);
+        let detail = a.assert_problem_of(400, "wrong-kind");
         assert!(
             detail.contains(path) && detail.contains("order"),
             "{detail}"
@@ -336,7 +336,7 @@ async fn a_kind_the_route_does_not_take_is_400_and_quarantined() {
         ),
     )
     .await;
-    a.assert_problem(400);
+    a.assert_problem_of(400, "wrong-kind");
     assert_eq!(h.quarantine.kept().len(), 3);
     assert!(h.sink.envelopes().is_empty());
     assert!(h.dedupe.records().is_empty());
@@ -361,7 +361,7 @@ async fn missing_wrong_or_other_scheme_credentials_are_401_and_nothing_else_happ
             builder = builder.header(header::AUTHORIZATION, auth);
         }
         let a = send(&h.router, builder.body(Body::from(body.clone())).unwrap()).await;
-        a.assert_problem(401);
+        a.assert_problem_of(401, "unauthorized");
         let challenges: Vec<&str> = a
             .headers
             .get_all(header::WWW_AUTHENTICATE)
@@ -380,7 +380,9 @@ async fn missing_wrong_or_other_scheme_credentials_are_401_and_nothing_else_happ
         Request::post("/nowhere").body(Body::empty()).unwrap(),
         Request::delete("/webhook").body(Body::empty()).unwrap(),
     ] {
-        send(&h.router, request).await.assert_problem(401);
+        send(&h.router, request)
+            .await
+            .assert_problem_of(401, "unauthorized");
     }
     assert!(h.sink.envelopes().is_empty());
     assert!(
@@ -423,7 +425,7 @@ async fn a_body_over_the_limit_is_413_and_not_enqueued() {
     body["orderEvent"]["padding"] = json!("x".repeat(2000));
     // Announced by Content-Length ...
     let a = send(&h.router, post_json("/webhook", &body)).await;
-    let detail = a.assert_problem(413);
+    let detail = a.assert_problem_of(413, "too-large");
     assert!(detail.contains("1000"), "{detail}");
     // ... and streamed without one.
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..2)
@@ -435,7 +437,7 @@ async fn a_body_over_the_limit_is_413_and_not_enqueued() {
         post("/webhook", Some("application/json"), streamed),
     )
     .await;
-    a.assert_problem(413);
+    a.assert_problem_of(413, "too-large");
     assert!(h.sink.envelopes().is_empty());
     assert!(h.dedupe.records().is_empty());
     // Kept for the operator, without the (unread) body.
@@ -458,7 +460,7 @@ async fn an_unknown_content_type_is_415_and_not_enqueued() {
     let h = harness();
     let body = serde_json::to_vec(&order_event("OrderLinesAcceptedBySupplier", &["l-1"])).unwrap();
     let a = send(&h.router, post("/webhook", Some("image/png"), body.clone())).await;
-    let detail = a.assert_problem(415);
+    let detail = a.assert_problem_of(415, "unsupported-media-type");
     assert!(detail.contains("image/png"), "{detail}");
     assert!(h.sink.envelopes().is_empty());
     assert_eq!(h.quarantine.kept()[0].body, body);
@@ -470,7 +472,7 @@ async fn queue_down_is_503_and_the_retry_is_enqueued_exactly_once() {
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
     h.sink.set_mode(Mode::Down);
     let a = send(&h.router, post_json("/webhook", &body)).await;
-    a.assert_problem(503);
+    a.assert_problem_of(503, "queue-unavailable");
     assert!(
         h.dedupe.records().is_empty(),
         "both claims released: {:?}",
@@ -495,7 +497,7 @@ async fn dedupe_store_down_is_503_and_nothing_is_enqueued() {
     h.dedupe.set_mode(Mode::Down);
     send(&h.router, post_json("/webhook", &body))
         .await
-        .assert_problem(503);
+        .assert_problem_of(503, "dedupe-unavailable");
     assert!(h.sink.envelopes().is_empty());
     h.dedupe.set_mode(Mode::Up);
     h.dedupe.set_op_mode(DedupeOp::Complete, Mode::Down);
@@ -508,7 +510,7 @@ async fn dedupe_store_down_is_503_and_nothing_is_enqueued() {
     h.dedupe.set_op_mode(DedupeOp::Complete, Mode::Up);
     send(&h.router, post_json("/webhook", &body))
         .await
-        .assert_problem(503);
+        .assert_problem_of(503, "in-progress");
     assert_eq!(h.sink.envelopes().len(), 1);
 }
 
@@ -521,7 +523,7 @@ async fn a_claim_in_progress_is_answered_503() {
     // Pretend the first attempt is still running.
     h.dedupe.insert(&key, RecordState::InProgress, false);
     let a = send(&h.router, post_json("/webhook", &body)).await;
-    let detail = a.assert_problem(503);
+    let detail = a.assert_problem_of(503, "in-progress");
     assert!(detail.contains(&key), "{detail}");
     assert_eq!(h.sink.envelopes().len(), 1);
 }
@@ -535,7 +537,7 @@ async fn quarantine_down_turns_the_refusal_into_503() {
         post("/webhook", Some("application/json"), "not json"),
     )
     .await;
-    let detail = a.assert_problem(503);
+    let detail = a.assert_problem_of(503, "quarantine-unavailable");
     assert!(detail.contains("could not be quarantined"), "{detail}");
     assert!(h.sink.envelopes().is_empty());
     // Once the quarantine is back, the retry is refused for good.
@@ -545,7 +547,7 @@ async fn quarantine_down_turns_the_refusal_into_503() {
         post("/webhook", Some("application/json"), "not json"),
     )
     .await
-    .assert_problem(400);
+    .assert_problem_of(400, "malformed-body");
     assert_eq!(h.quarantine.kept().len(), 1);
 }
 
@@ -555,7 +557,7 @@ async fn a_panic_in_a_handler_is_answered_503_problem() {
     h.sink.set_mode(Mode::Panic);
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
     let a = send(&h.router, post_json("/webhook", &body)).await;
-    a.assert_problem(503);
+    a.assert_problem_of(503, "internal");
     assert!(
         !a.body["detail"].as_str().unwrap().contains("fake sink"),
         "no internals leak"
@@ -565,7 +567,7 @@ async fn a_panic_in_a_handler_is_answered_503_problem() {
     h.quarantine.set_mode(Mode::Panic);
     send(&h.router, post("/webhook", None, "garbage"))
         .await
-        .assert_problem(503);
+        .assert_problem_of(503, "internal");
 }
 
 #[tokio::test]
@@ -618,7 +620,7 @@ async fn get_by_path_and_by_query_fetch_and_enqueue_the_complete_object() {
 async fn get_of_an_unknown_id_is_404_and_quarantined() {
     let h = harness();
     let a = send(&h.router, get("/webhook/orders/nope")).await;
-    let detail = a.assert_problem(404);
+    let detail = a.assert_problem_of(404, "not-found");
     assert!(detail.contains("nope"), "{detail}");
     assert_eq!(h.quarantine.kept()[0].uri, "/webhook/orders/nope");
     assert!(h.sink.envelopes().is_empty());
@@ -632,7 +634,9 @@ async fn get_without_an_id_is_400() {
         "/webhook/orders?orderId=",
         "/webhook/shipments?orderId=o-1",
     ] {
-        let detail = send(&h.router, get(uri)).await.assert_problem(400);
+        let detail = send(&h.router, get(uri))
+            .await
+            .assert_problem_of(400, "missing-id");
         assert!(detail.contains("Id is missing"), "{uri}: {detail}");
     }
     assert!(h.api.calls().is_empty());
@@ -643,25 +647,36 @@ async fn tradecloud_api_failures_are_502_503_504_and_retryable() {
     let h = harness();
     h.api
         .put_order("o-1", full_order("o-1", "2025-04-23T10:01:53.812Z"));
-    for (failure, status) in [
-        (ApiFailure::Upstream(500), 502),
-        (ApiFailure::Malformed, 502),
-        (ApiFailure::Timeout, 504),
-        (ApiFailure::Unavailable, 503),
-        (ApiFailure::Unauthorized, 503),
+    // Each failure with its own type: a timeout must not read as an outage, nor Tradecloud's
+    // 5xx as ours.
+    for (failure, status, slug) in [
+        (ApiFailure::Upstream(500), 502, "upstream-error"),
+        (ApiFailure::Upstream(503), 502, "upstream-error"),
+        (ApiFailure::Malformed, 502, "upstream-error"),
+        (ApiFailure::Timeout, 504, "upstream-timeout"),
+        (ApiFailure::Unavailable, 503, "upstream-unavailable"),
+        (ApiFailure::Unauthorized, 503, "upstream-unavailable"),
     ] {
         h.api.set_failure(Some(failure));
-        send(&h.router, get("/webhook/orders/o-1"))
-            .await
-            .assert_problem(status);
+        for uri in ["/webhook/orders/o-1", "/webhook/shipments?shipmentId=s-1"] {
+            send(&h.router, get(uri))
+                .await
+                .assert_problem_of(status, slug);
+        }
     }
+    h.api.set_failure(None);
+    // An answer that is not an object is Tradecloud's error too, not a malformed request.
+    h.api.put_order("o-2", json!(["not", "an", "order"]));
+    let detail = send(&h.router, get("/webhook/orders/o-2"))
+        .await
+        .assert_problem_of(502, "upstream-error");
+    assert!(detail.contains("not a JSON object"), "{detail}");
     assert!(h.sink.envelopes().is_empty());
     assert!(h.dedupe.records().is_empty());
     assert!(
         h.quarantine.kept().is_empty(),
         "transient failures are retried, not quarantined"
     );
-    h.api.set_failure(None);
     assert_eq!(
         send(&h.router, get("/webhook/orders/o-1")).await.status,
         202
@@ -676,7 +691,7 @@ async fn get_with_the_queue_down_releases_the_state_claim() {
     h.sink.set_mode(Mode::Down);
     send(&h.router, get("/webhook/orders/o-1"))
         .await
-        .assert_problem(503);
+        .assert_problem_of(503, "queue-unavailable");
     h.sink.set_mode(Mode::Up);
     assert_eq!(
         send(&h.router, get("/webhook/orders/o-1")).await.status,
@@ -690,8 +705,124 @@ async fn get_without_a_tradecloud_login_is_503() {
     let h = harness_with(settings(), false);
     let detail = send(&h.router, get("/webhook/orders/o-1"))
         .await
-        .assert_problem(503);
+        .assert_problem_of(503, "api-not-configured");
     assert!(detail.contains("TRADECLOUD_USERNAME"), "{detail}");
+}
+
+// Protects the cause named when the dedupe store refuses a GET: its outage is
+// dedupe-unavailable (neither the queue's nor Tradecloud's), a state already in flight is
+// in-progress; both 503 with Retry-After, nothing enqueued or quarantined.
+#[tokio::test]
+async fn get_with_the_dedupe_store_down_or_the_state_in_flight_is_503_naming_it() {
+    let h = harness();
+    h.api
+        .put_order("o-1", full_order("o-1", "2025-04-23T10:01:53.812Z"));
+    h.dedupe.set_mode(Mode::Down);
+    let detail = send(&h.router, get("/webhook/orders/o-1"))
+        .await
+        .assert_problem_of(503, "dedupe-unavailable");
+    assert!(detail.contains("dedupe store"), "{detail}");
+    h.dedupe.set_mode(Mode::Up);
+    let key = state_key(ObjectClass::Order, "o-1", "2025-04-23T10:01:53.812Z");
+    h.dedupe.insert(&key, RecordState::InProgress, true);
+    let detail = send(&h.router, get("/webhook/orders/o-1"))
+        .await
+        .assert_problem_of(503, "in-progress");
+    assert!(detail.contains(&key), "{detail}");
+    assert!(h.sink.envelopes().is_empty());
+    assert!(h.quarantine.kept().is_empty());
+}
+
+// Protects "refused for good only once kept": while the quarantine is down, every refusal that
+// is quarantined (each 4xx but 401) is answered 503 quarantine-unavailable, so Tradecloud
+// retries instead of dropping a message nobody kept; 401 is never kept, so it stays 401.
+#[tokio::test]
+async fn every_kept_refusal_is_503_quarantine_unavailable_while_the_quarantine_is_down() {
+    let mut s = settings();
+    s.max_body_bytes = 1000;
+    s.max_lines = 1;
+    let h = harness_with(s, true);
+    h.quarantine.set_mode(Mode::Down);
+    let order = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    let mut large = order.clone();
+    large["orderEvent"]["padding"] = json!("x".repeat(2000));
+    let refusals: Vec<(&str, Request<Body>)> = vec![
+        (
+            "a malformed body",
+            post("/webhook", Some("application/json"), "{"),
+        ),
+        (
+            "an unknown content type",
+            post("/webhook", Some("image/png"), "x"),
+        ),
+        ("a body over the limit", post_json("/webhook", &large)),
+        (
+            "more lines than the cap",
+            post_json(
+                "/webhook",
+                &order_event("OrderLinesAcceptedBySupplier", &["l-1", "l-2"]),
+            ),
+        ),
+        (
+            "a kind the route does not take",
+            post_json("/webhook/shipments", &order),
+        ),
+        ("a GET without an id", get("/webhook/orders")),
+        ("a GET of an unknown id", get("/webhook/orders/nope")),
+        (
+            "an unknown route",
+            post("/webhook/invoices", Some("application/json"), "{}"),
+        ),
+        ("a wrong method", get("/webhook")),
+    ];
+    for (refusal, request) in refusals {
+        let detail = send(&h.router, request)
+            .await
+            .assert_problem_of(503, "quarantine-unavailable");
+        assert!(
+            detail.contains("could not be quarantined"),
+            "{refusal}: {detail}"
+        );
+    }
+    // Tradecloud refusing our fetch is kept too.
+    h.api.set_failure(Some(ApiFailure::Refused(400)));
+    send(&h.router, get("/webhook/orders/o-1"))
+        .await
+        .assert_problem_of(503, "quarantine-unavailable");
+    let unauthenticated = Request::post("/webhook")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{"))
+        .unwrap();
+    send(&h.router, unauthenticated)
+        .await
+        .assert_problem_of(401, "unauthorized");
+    assert!(h.sink.envelopes().is_empty());
+    assert!(h.dedupe.records().is_empty());
+}
+
+// Protects the answer to a body that breaks off mid-way: 400 body-unreadable (not a decode
+// error of the half that came), and nothing is kept or enqueued: there is no whole message.
+#[tokio::test]
+async fn a_body_that_breaks_off_is_400_body_unreadable_and_not_kept() {
+    let h = harness();
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from_static(b"{\"eventName\": ")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )),
+    ];
+    let broken = Body::from_stream(futures::stream::iter(chunks));
+    let a = send(
+        &h.router,
+        post("/webhook", Some("application/json"), broken),
+    )
+    .await;
+    let detail = a.assert_problem_of(400, "body-unreadable");
+    assert!(detail.contains("connection reset"), "{detail}");
+    assert!(h.quarantine.kept().is_empty());
+    assert!(h.sink.envelopes().is_empty());
+    assert!(h.dedupe.records().is_empty());
 }
 
 #[tokio::test]
@@ -702,12 +833,12 @@ async fn unknown_routes_and_methods_are_refused_after_authentication() {
         post("/webhook/invoices", Some("application/json"), "{\"a\":1}"),
     )
     .await;
-    a.assert_problem(404);
+    a.assert_problem_of(404, "unknown-route");
     let a = send(&h.router, get("/webhook")).await;
-    a.assert_problem(405);
+    a.assert_problem_of(405, "method-not-allowed");
     assert_eq!(a.headers.get(header::ALLOW).unwrap(), "POST");
     let a = send(&h.router, post("/webhook/orders/o-1", None, "{}")).await;
-    a.assert_problem(405);
+    a.assert_problem_of(405, "method-not-allowed");
     assert_eq!(a.headers.get(header::ALLOW).unwrap(), "GET");
     let kept = h.quarantine.kept();
     assert_eq!(kept.len(), 3);
@@ -722,8 +853,10 @@ async fn the_request_id_comes_from_the_extension_or_is_generated() {
         .extensions_mut()
         .insert(RequestId("apigw-123".into()));
     let a = send(&h.router, request).await;
+    a.assert_problem_of(400, "malformed-body");
     assert_eq!(a.body["requestId"], "apigw-123");
     let a = send(&h.router, post("/webhook", Some("application/json"), "{")).await;
+    a.assert_problem_of(400, "malformed-body");
     let generated = a.body["requestId"].as_str().unwrap();
     assert_eq!(generated.len(), 36, "{generated}");
 }

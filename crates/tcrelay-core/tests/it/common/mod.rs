@@ -113,7 +113,23 @@ impl Answer {
             .unwrap_or("")
     }
 
-    /// Asserts an RFC 9457 problem with this status, and returns its `detail`.
+    /// Asserts an RFC 9457 problem with this status and the type
+    /// `urn:tradecloud-relay:problem:<slug>`, and returns its `detail`. The status says whether
+    /// Tradecloud retries (502/503/504, with `Retry-After`) or drops the message; the slug says
+    /// why, so an operator can tell a dedupe outage from a queue outage.
+    pub fn assert_problem_of(&self, status: u16, slug: &str) -> String {
+        let detail = self.assert_problem(status);
+        assert_eq!(
+            self.body["type"],
+            format!("urn:tradecloud-relay:problem:{slug}"),
+            "{}",
+            self.body
+        );
+        detail
+    }
+
+    /// Asserts an RFC 9457 problem with this status (any type), and returns its `detail`.
+    /// Router tests use [`Answer::assert_problem_of`], which checks the cause too.
     pub fn assert_problem(&self, status: u16) -> String {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
         assert_eq!(self.content_type(), "application/problem+json");
@@ -129,9 +145,14 @@ impl Answer {
         assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()));
         let retry_after = self.headers.get(header::RETRY_AFTER);
         if status >= 500 {
-            assert_eq!(retry_after.unwrap(), "7", "Retry-After on {status}");
+            assert_eq!(
+                retry_after.and_then(|v| v.to_str().ok()),
+                Some("7"),
+                "Retry-After on {status}: {}",
+                self.body
+            );
         } else {
-            assert!(retry_after.is_none());
+            assert!(retry_after.is_none(), "Retry-After on {status}");
         }
         self.body["detail"].as_str().unwrap().to_owned()
     }
