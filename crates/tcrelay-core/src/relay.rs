@@ -323,10 +323,13 @@ impl Relay {
         }
         let mut held = Held { claims, pass };
 
+        // A resend repeats a state on purpose (someone pressed "resend" for the ERP), so a
+        // state already relayed by a poll or a GET must not make it a duplicate: only its own
+        // message key (its `messageId`) dedupes it, and it leaves the state key alone.
         let state_key = event
             .last_updated_at
             .as_deref()
-            .filter(|t| !t.is_empty())
+            .filter(|t| !t.is_empty() && !dedupe::is_resend_event(&event.event_name))
             .map(|at| dedupe::state_key(class, &event.id, at));
         if let Some(state_key) = state_key {
             let claimed = match deadline

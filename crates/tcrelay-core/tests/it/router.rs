@@ -158,6 +158,24 @@ async fn an_event_whose_complete_state_was_relayed_by_poll_or_get_is_a_duplicate
 }
 
 #[tokio::test]
+async fn a_resend_of_a_state_a_poll_or_get_relayed_goes_through() {
+    // A resend repeats an unchanged state on purpose; polling beside the webhook must not
+    // swallow it as a duplicate of the state the poll relayed.
+    let h = harness();
+    let key = state_key(ObjectClass::Order, "o-1", "2025-04-23T10:01:53.812Z");
+    h.dedupe.insert(&key, RecordState::Completed, true);
+    let resend = order_event("OrderResentByBuyer", &["l-1"]);
+    let a = send(&h.router, post_json("/webhook", &resend)).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    assert_eq!(h.sink.envelopes().len(), 1);
+    // Its retry is still a duplicate, by its message key.
+    let again = send(&h.router, post_json("/webhook", &resend)).await;
+    assert_eq!(again.body["outcome"], "duplicate", "{}", again.body);
+    assert_ne!(again.body["dedupeKey"], key);
+    assert_eq!(h.sink.envelopes().len(), 1);
+}
+
+#[tokio::test]
 async fn resend_events_go_through_once_per_message_id() {
     let h = harness();
     let mut resend = order_event("OrderResentByBuyer", &["l-1"]);
