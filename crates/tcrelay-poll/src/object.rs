@@ -150,7 +150,8 @@ pub(crate) enum Prepared {
 /// How objects are prepared.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Preparation {
-    /// Lines updated after this instant changed (orders): the start of the run's window.
+    /// Lines updated after this instant changed (orders and shipments): the start of the
+    /// run's window.
     pub changed_since: DateTime<Utc>,
     /// Forward only the changed lines.
     pub changed_lines_only: bool,
@@ -236,10 +237,7 @@ impl Preparation {
         let (mut changed_count, mut changed_echoes) = (0usize, 0usize);
         for (i, line) in lines.enumerate() {
             // A line without a readable time counts as changed: better one line too many.
-            let changed = line
-                .last_updated_at
-                .and_then(|t| timestamp::parse(t).ok())
-                .is_none_or(|at| at > self.changed_since);
+            let changed = changed_after(line.last_updated_at, self.changed_since);
             let echo = self
                 .echo_filter
                 .is_some_and(|f| f.skips(line.process_status, line.in_progress_status));
@@ -276,10 +274,6 @@ impl Preparation {
             return None;
         }
         let shipment: ShipmentLines<'_> = serde_json::from_str(&polled.text).ok()?;
-        let shipment_at = shipment
-            .last_updated_at
-            .as_deref()
-            .or_else(|| shipment.meta.as_ref()?.last_updated_at.as_deref());
         let carried = shipment.load_carriers.iter().flatten();
         let lines = shipment
             .lines
@@ -288,7 +282,7 @@ impl Preparation {
             .chain(carried.flat_map(|c| c.lines.iter().flatten()))
             .map(ShipmentLineFacts::from);
         Some(Prepared::Relay {
-            changed_lines: Some(changed_shipment_lines(shipment_at, lines)),
+            changed_lines: Some(changed_shipment_lines(self.changed_since, lines)),
             payload: polled.as_polled.clone(),
         })
     }
@@ -303,10 +297,9 @@ impl Preparation {
             Ok(decoded) => decoded,
             Err(e) => return unreadable(polled, &e.to_string()),
         };
-        let shipment_at = shipment.last_updated_at().map(str::to_owned);
-        let changed = |line_at: Option<&str>| same_instant(line_at, shipment_at.as_deref());
+        let changed = |line_at: Option<&str>| changed_after(line_at, self.changed_since);
         let changed_ids = changed_shipment_lines(
-            shipment_at.as_deref(),
+            self.changed_since,
             shipment.all_lines().map(ShipmentLineFacts::from),
         );
         if self.changed_lines_only {
@@ -450,10 +443,6 @@ impl OrderLine<'_> {
 #[serde(rename_all = "camelCase")]
 struct ShipmentLines<'a> {
     #[serde(borrow)]
-    last_updated_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    meta: Option<ShipmentMeta<'a>>,
-    #[serde(borrow)]
     lines: Option<Vec<ShipmentLine<'a>>>,
     #[serde(borrow)]
     load_carriers: Option<Vec<LoadCarrier<'a>>>,
@@ -511,14 +500,12 @@ fn unreadable(polled: &Polled, reason: &str) -> Prepared {
 }
 
 /// Whether two timestamps name one instant (as strings when either does not parse).
-fn same_instant(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => match (timestamp::parse(a), timestamp::parse(b)) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => a == b,
-        },
-        _ => false,
-    }
+/// Whether a line updated at `line_at` changed after `since`. A line without a readable time
+/// counts as changed: kept rather than lost.
+fn changed_after(line_at: Option<&str>, since: DateTime<Utc>) -> bool {
+    line_at
+        .and_then(|t| timestamp::parse(t).ok())
+        .is_none_or(|at| at > since)
 }
 
 /// The fields of a shipment line the preparation reads, from the typed view or from the
@@ -547,17 +534,18 @@ macro_rules! shipment_line_facts_from {
 }
 shipment_line_facts_from!(tradecloud_model::ShipmentLine, ShipmentLine<'_>);
 
-/// The ids of the lines (loose, then in load carriers) changed with the shipment: those whose
-/// `meta.lastUpdatedAt` is the shipment's instant. Shipment lines have no id:
+/// The ids of the lines (loose, then in load carriers) changed since the run's window began:
+/// those whose `meta.lastUpdatedAt` is after `since` (not only those changed with the
+/// shipment's latest change: two changes between polls would lose the first). Shipment lines have no id:
 /// `purchaseOrderNumber/purchaseOrderLinePosition`, plus `/deliverySchedulePosition` when
 /// given, is what identifies one for the ERP; `#<index>` when even that is missing.
 fn changed_shipment_lines<'a>(
-    shipment_at: Option<&str>,
+    since: DateTime<Utc>,
     lines: impl Iterator<Item = ShipmentLineFacts<'a>>,
 ) -> Vec<String> {
     lines
         .enumerate()
-        .filter(|(_, l)| same_instant(l.last_updated_at, shipment_at))
+        .filter(|(_, l)| changed_after(l.last_updated_at, since))
         .map(
             |(i, l)| match (l.purchase_order_number, l.purchase_order_line_position) {
                 (Some(po), Some(pos)) => match l.delivery_schedule_position {
@@ -688,7 +676,9 @@ mod tests {
     }
 
     #[test]
-    fn shipment_lines_with_the_shipment_time_are_the_changed_ones() {
+    fn shipment_lines_changed_since_the_run_began_are_the_changed_ones() {
+        // The run began at 12:00 on 2025-01-01 (`prep`). PO1/3 changed at 18:00, before the
+        // shipment's latest change: two changes between polls, and both must be relayed.
         let shipment = polled_as(
             PollStream::Shipments,
             json!({
@@ -698,7 +688,9 @@ mod tests {
                         {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "1",
                          "meta": {"lastUpdatedAt": "2025-01-02T01:00:00.000+01:00"}},
                         {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "2",
-                         "meta": {"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}}
+                         "meta": {"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}},
+                        {"purchaseOrderNumber": "PO1", "purchaseOrderLinePosition": "3",
+                         "meta": {"lastUpdatedAt": "2025-01-01T18:00:00.000Z"}}
                     ],
                     "loadCarriers": [{"containerNumber": "C1", "lines": [
                         {"purchaseOrderNumber": "PO2", "purchaseOrderLinePosition": "1",
@@ -719,9 +711,12 @@ mod tests {
         else {
             panic!("relayed")
         };
-        assert_eq!(changed_lines, Some(vec!["PO1/1".into(), "PO2/1/3".into()]));
+        assert_eq!(
+            changed_lines,
+            Some(vec!["PO1/1".into(), "PO1/3".into(), "PO2/1/3".into()])
+        );
         let payload = payload.to_value().unwrap();
-        assert_eq!(payload["lines"].as_array().unwrap().len(), 1);
+        assert_eq!(payload["lines"].as_array().unwrap().len(), 2);
         assert_eq!(
             payload["loadCarriers"][0]["lines"]
                 .as_array()
