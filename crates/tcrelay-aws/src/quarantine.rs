@@ -76,7 +76,9 @@ impl Quarantine for SqsQuarantine {
             .send()
             .await
             .map_err(|e| unavailable("SQS SendMessage (quarantine)", &e))?;
-        tracing::info!(queue = %self.queue_url, reason = %request.reason, bytes = request.body.len(), "request quarantined");
+        // The reason quotes the request (XML names, ids): escaped, it cannot forge a log line.
+        let reason = tcrelay_core::logsafe::escape_control(&request.reason);
+        tracing::info!(queue = %self.queue_url, %reason, bytes = request.body.len(), "request quarantined");
         Ok(())
     }
 }

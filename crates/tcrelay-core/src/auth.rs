@@ -23,8 +23,11 @@ pub enum AuthError {
     Missing,
     /// A scheme we do not accept here (also Basic when only Bearer tokens are configured, and
     /// the other way round).
-    #[error("the Authorization scheme {0:?} is not accepted here")]
-    UnsupportedScheme(String),
+    /// The scheme is named only when it is a registered scheme name: a header without a
+    /// scheme (a bare token, or a tab instead of the space) would otherwise put the credential
+    /// into the answer and the log.
+    #[error("the Authorization scheme {} is not accepted here", scheme_named(*.0))]
+    UnsupportedScheme(Option<&'static str>),
     /// The header could not be read (not ASCII, Basic not base64 or without `:`).
     #[error("the Authorization header is malformed")]
     Malformed,
@@ -35,6 +38,34 @@ pub enum AuthError {
     /// gateway that reads the last one see other credentials than we checked.
     #[error("there is more than one Authorization header")]
     Multiple,
+}
+
+/// HTTP authentication scheme names from IANA's registry (and two in common use), the only
+/// scheme texts a refusal repeats.
+const REGISTERED_SCHEMES: &[&str] = &[
+    "Basic",
+    "Bearer",
+    "Concealed",
+    "Digest",
+    "DPoP",
+    "GNAP",
+    "HOBA",
+    "Mutual",
+    "Negotiate",
+    "OAuth",
+    "PrivateToken",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "vapid",
+    "NTLM",
+    "AWS4-HMAC-SHA256",
+];
+
+fn scheme_named(scheme: Option<&str>) -> String {
+    match scheme {
+        Some(name) => format!("{name:?}"),
+        None => "(not a registered scheme name, so not repeated)".to_owned(),
+    }
 }
 
 /// A token the API gateway in front of the function has already verified (an HTTP API JWT
@@ -173,9 +204,10 @@ impl WebhookCredentials {
             }
             matches_any(&self.bearer, &digest(rest.as_bytes()))
         } else {
-            Err(AuthError::UnsupportedScheme(
-                scheme.chars().take(20).collect(),
-            ))
+            let registered = REGISTERED_SCHEMES
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(scheme));
+            Err(AuthError::UnsupportedScheme(registered.copied()))
         }
     }
 
@@ -307,8 +339,23 @@ mod tests {
         );
         assert_eq!(
             c.verify(Some(&HeaderValue::from_static("Digest x=1"))),
-            Err(AuthError::UnsupportedScheme("Digest".into()))
+            Err(AuthError::UnsupportedScheme(Some("Digest")))
         );
+        // A credential without its scheme is never repeated in the refusal (which is logged
+        // and answered): a bare token, Basic's base64 alone, a tab for the space.
+        for header in ["token-1", "dGM6c2VjcmV0LXBhc3M=", "Basic\tdGM6c2VjcmV0LXBhc3M=", "x tok"] {
+            let refused = c
+                .verify(Some(&HeaderValue::from_str(header).unwrap()))
+                .unwrap_err()
+                .to_string();
+            for secret in ["token-1", "dGM6", "x"] {
+                assert!(
+                    !refused.contains(&format!("\"{secret}")),
+                    "{header:?} echoed: {refused}"
+                );
+            }
+            assert!(refused.contains("not repeated"), "{refused}");
+        }
     }
 
     #[test]

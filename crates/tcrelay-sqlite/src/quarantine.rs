@@ -166,6 +166,8 @@ impl Quarantine for SqliteStore {
             Ok(())
         })
         .await?;
+        // The reason quotes the request (XML names, ids): escaped, it cannot forge a log line.
+        let reason = tcrelay_core::logsafe::escape_control(&reason);
         tracing::info!(%reason, bytes, "request quarantined");
         Ok(())
     }

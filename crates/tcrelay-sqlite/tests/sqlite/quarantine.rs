@@ -67,3 +67,42 @@ async fn kept_requests_round_trip_byte_for_byte() {
         assert!(value["keptAt"].is_string());
     }
 }
+
+/// A log sink the test reads back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_reason_quoting_the_request_cannot_forge_a_log_line() {
+    // Refusal reasons quote request text (an XML end tag's name); the store logs the reason.
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut forged = request(1, b"<x/>".to_vec());
+    forged.reason =
+        "end tag </eventName\n2099-01-01T00:00:00Z  INFO outcome=enqueued status=202>".to_owned();
+    store.keep(&forged).await.unwrap();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("request quarantined"), "{logs}");
+    assert!(logs.contains("\\n2099-01-01"), "escaped: {logs}");
+    assert!(
+        !logs.lines().any(|line| line.starts_with("2099")),
+        "a forged line: {logs}"
+    );
+}
