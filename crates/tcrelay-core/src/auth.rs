@@ -343,7 +343,12 @@ mod tests {
         );
         // A credential without its scheme is never repeated in the refusal (which is logged
         // and answered): a bare token, Basic's base64 alone, a tab for the space.
-        for header in ["token-1", "dGM6c2VjcmV0LXBhc3M=", "Basic\tdGM6c2VjcmV0LXBhc3M=", "x tok"] {
+        for header in [
+            "token-1",
+            "dGM6c2VjcmV0LXBhc3M=",
+            "Basic\tdGM6c2VjcmV0LXBhc3M=",
+            "x tok",
+        ] {
             let refused = c
                 .verify(Some(&HeaderValue::from_str(header).unwrap()))
                 .unwrap_err()
