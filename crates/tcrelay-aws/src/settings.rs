@@ -14,7 +14,8 @@ use crate::config::AwsConfigOptions;
 
 /// The ERP's SQS queue URL; a `.fifo` suffix selects FIFO behaviour.
 pub const TCRELAY_QUEUE_URL: &str = "TCRELAY_QUEUE_URL";
-/// The quarantine (dead-letter) SQS queue URL.
+/// The quarantine SQS queue URL: authenticated requests the webhook refused, kept for an
+/// operator (not the ERP queue's dead-letter queue, which the stack has besides).
 pub const TCRELAY_QUARANTINE_QUEUE_URL: &str = "TCRELAY_QUARANTINE_QUEUE_URL";
 /// The DynamoDB table of dedupe records (and poll cursors).
 pub const TCRELAY_DEDUPE_TABLE: &str = "TCRELAY_DEDUPE_TABLE";

@@ -57,8 +57,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 6_000_000;
 pub const TCRELAY_MAX_LINES: &str = "TCRELAY_MAX_LINES";
 /// Default `Retry-After`: 30 s.
 pub const DEFAULT_RETRY_AFTER_SECONDS: u64 = 30;
-/// Default request budget: 25 s, under API Gateway's 30 s (which answers 500 itself, and
-/// Tradecloud drops a 500).
+/// Default request budget: 25 s, under the webhook function's 29 s timeout (and API Gateway's
+/// 30 s): a function that times out leaves the answer to API Gateway and its dedupe claims in
+/// progress until they expire, so Tradecloud's retries are answered 503 until then.
 pub const DEFAULT_REQUEST_BUDGET_MS: u64 = 25_000;
 /// Default dedupe record lifetime: 30 days.
 pub const DEFAULT_DEDUPE_TTL_DAYS: u64 = 30;
@@ -265,12 +266,12 @@ impl WebhookConfig {
             DEFAULT_RETRY_AFTER_SECONDS,
         )?;
         let request_budget = number(env, TCRELAY_REQUEST_BUDGET_MS, DEFAULT_REQUEST_BUDGET_MS)?;
-        // Below a tenth of a second nothing but a refusal could finish; past 29 s API
-        // Gateway's 30 s limit answers 500 first.
+        // Below a tenth of a second nothing but a refusal could finish; past 29 s the webhook
+        // function's timeout (and then API Gateway's 30 s limit) would end the request first.
         if !(100..=29_000).contains(&request_budget) {
             return Err(invalid(
                 TCRELAY_REQUEST_BUDGET_MS,
-                "must be between 100 and 29000 (API Gateway answers 500 itself at 30 s)",
+                "must be between 100 and 29000 (API Gateway gives up at 30 s)",
             ));
         }
         Ok(Self {

@@ -1,11 +1,16 @@
 //! The time a request has left, shared by every step of it.
 //!
-//! API Gateway answers 500 itself when the function has not answered within 30 s, and
-//! Tradecloud drops what is answered 500. So each request gets a [`Deadline`] (the Lambda
-//! invocation's, or a configured budget for `tcrelay serve`), and every step (reading the body,
-//! the dedupe claims, the Tradecloud fetch, the queue send) runs within what is left of it,
+//! A webhook function that reaches its own timeout (29 s in the template, under API Gateway's
+//! 30 s) does not answer at all: API Gateway answers for it (502 for a function error, per
+//! AWS's Lambda guide), and the request's dedupe claims stay in progress until they expire, so
+//! Tradecloud's retries are answered 503 until then. So each request gets a [`Deadline`] (the
+//! configured budget, cut shorter by the Lambda invocation's own), and every step (reading the
+//! body, the dedupe claims, the Tradecloud fetch, the queue send) runs within what is left of it,
 //! minus a margin kept for undoing a claim and answering. A step that cannot finish in time
-//! ends with [`OutOfTime`]: the claim is released and the answer is 503, so Tradecloud retries.
+//! ends with [`OutOfTime`]: any claim is released and the function answers itself (503; 504
+//! when it was the Tradecloud fetch), so Tradecloud's retry goes through at once. A queue send is the exception: it is not cut off,
+//! since its outcome would be unknown; the request is answered 503 and the send goes on, then
+//! settles the claims (`Relay::send` in `relay.rs`).
 
 use std::future::Future;
 use std::time::Duration;

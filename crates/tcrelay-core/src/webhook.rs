@@ -1,5 +1,5 @@
 //! The webhook: one axum [`Router`] for Lambda (`lambda_http::run`) and the local runner
-//! (`axum::serve`).
+//! (hyper's HTTP/1 server, `apps/tcrelay/src/server.rs`).
 //!
 //! Routes (paths relative to where the router is mounted):
 //! - `POST /webhook` (kind from the body), `POST /webhook/orders`, `/webhook/order-documents`,
@@ -13,13 +13,16 @@
 //! HEAD is answered 405 after authentication and does nothing else: on a GET route it would
 //! otherwise fetch and enqueue.
 //!
-//! Every step runs within the request's [`Deadline`] (the Lambda invocation's, or
-//! [`WebhookSettings::request_budget`]): when the rest cannot cover the next step, the claims
-//! are released and the answer is 503, before API Gateway would answer 500 for us. What Tradecloud does
-//! with each answer is in docs/design.md, "Answer codes": 4xx and 500 drop the message, 502/503/504
-//! make Tradecloud retry. So every transient failure is 502/503/504 with `Retry-After`, a panic
-//! is caught and answered 503, and an authenticated request refused with a 4xx is first kept in
-//! the quarantine (if that fails: 503, so it comes back).
+//! Every step runs within the request's [`Deadline`] (the Lambda invocation's or
+//! [`WebhookSettings::request_budget`], whichever is earlier): when the rest cannot cover the
+//! next step, the claims are released and the answer is 503 (504 for the Tradecloud fetch); a
+//! queue send under way is not cut off, and settles the claims when it ends. So the function
+//! answers before its timeout would leave the answer to API Gateway and the claims in progress
+//! until they expire (docs/design.md, "Answers the relay does not give"). What Tradecloud does
+//! with each answer is in docs/design.md, "Answer codes": 4xx and 500 drop the message,
+//! 502/503/504 make Tradecloud retry. So every transient failure is 502/503/504 with
+//! `Retry-After`, a panic is caught and answered 503, and an authenticated request refused with
+//! a 4xx is first kept in the quarantine (if that fails: 503, so it comes back).
 
 use std::collections::HashMap;
 use std::convert::Infallible;

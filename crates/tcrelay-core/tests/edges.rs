@@ -1,7 +1,7 @@
-//! Regression tests for the webhook's edges found by the hostile-client campaign (issue 15,
-//! SECURITY.md): time budgets, several `Authorization` headers, HEAD, trailing slashes, upstream
-//! 400, log injection and dedupe keys that used to collide. The router runs over the in-memory
-//! fakes, which can be switched to hang like a stalled AWS service.
+//! Regression tests for the webhook's edges found by the hostile-client campaign (SECURITY.md):
+//! time budgets, several `Authorization` headers, HEAD, trailing slashes, upstream 400, log
+//! injection and dedupe keys that used to collide. The router runs over the in-memory fakes,
+//! which can be switched to hang like a stalled AWS service.
 
 #[path = "it/common/mod.rs"]
 mod common;

@@ -2,7 +2,7 @@
 //! the loopback, Tradecloud's published examples and the fuzz corpus.
 //!
 //! One test binary for the package's integration tests: each binary links every dependency
-//! again, so one instead of several cuts the link time of `cargo test` (issue 13).
+//! again, so one instead of several cuts the link time of `cargo test`.
 
 mod common;
 // `edges.rs` stays a binary of its own: its log capture misses events next to other tests.
