@@ -3,7 +3,8 @@
 //! them on stable Rust (both include this file with `#[path]`).
 //!
 //! For any bytes and content type: no panic (a panicking decode would kill the webhook's
-//! request, and on Lambda API Gateway answers 500, which Tradecloud drops), and every refusal
+//! request, and on Lambda API Gateway answers for the dead function, by some reports 500,
+//! which Tradecloud drops), and every refusal
 //! is a `DecodeError` that says what is wrong (its Display, which becomes the problem+json
 //! `detail` the relay answers with, is never empty) and maps to the answer the relay gives
 //! (415 exactly for an unsupported content type, else 400; the mapping itself lives in

@@ -492,6 +492,11 @@ impl WebhookError {
         let (status, slug, title) = match self {
             WebhookError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Not authenticated"),
             WebhookError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too-large", "Body too large"),
+            WebhookError::Decode(DecodeError::TooManyValues { .. }) => (
+                S::PAYLOAD_TOO_LARGE,
+                "too-many-values",
+                "Too many values for the body's size",
+            ),
             WebhookError::Decode(e) if e.is_too_large() => {
                 (S::PAYLOAD_TOO_LARGE, "too-many-lines", "Too many lines")
             }
@@ -611,6 +616,8 @@ struct RequestInfo {
     uri: String,
     content_type: Option<String>,
     headers: Vec<(String, String)>,
+    /// When the answer must be out, refusals included.
+    deadline: Deadline,
 }
 
 impl RequestInfo {
@@ -619,8 +626,10 @@ impl RequestInfo {
         uri: &http::Uri,
         headers: &HeaderMap,
         request_id: Option<&RequestId>,
+        deadline: Deadline,
     ) -> Self {
         Self {
+            deadline,
             request_id: request_id.map(|r| r.0.clone()).unwrap_or_default(),
             received_at: Utc::now(),
             method: method.clone(),
@@ -680,7 +689,15 @@ impl WebhookApp {
                 body: body.to_vec(),
                 reason: reason.clone(),
             };
-            match self.quarantine.keep(&kept).await {
+            // Within the request's time: a refusal late in the budget (a GET whose fetch was
+            // refused after retries) must still be answered before the host's limit.
+            let keep = info.deadline.clean_up(self.quarantine.keep(&kept)).await;
+            let keep = keep.unwrap_or_else(|| {
+                Err(StoreError::Unavailable(
+                    "no time left to keep the request within its deadline".to_owned(),
+                ))
+            });
+            match keep {
                 Ok(()) => {
                     quarantined = true;
                     tracing::info!(reason = %escape_control(&reason), "request quarantined");
@@ -733,16 +750,17 @@ impl WebhookApp {
 
     async fn handle_post(&self, route: PostRoute, request: Request) -> Response {
         let (parts, body) = request.into_parts();
+        let deadline = self.deadline(&parts);
         let info = RequestInfo::of(
             &parts.method,
             &parts.uri,
             &parts.headers,
             parts.extensions.get(),
+            deadline,
         );
         if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
         }
-        let deadline = self.deadline(&parts);
         let body = match self.read_body(&parts.headers, body, &deadline).await {
             Ok(body) => body,
             Err(e) => return self.refuse(&info, &[], e).await,
@@ -847,11 +865,13 @@ impl WebhookApp {
 
     async fn handle_get(&self, kind: ObjectKind, id: Option<String>, request: Request) -> Response {
         let (parts, _body) = request.into_parts();
+        let deadline = self.deadline(&parts);
         let info = RequestInfo::of(
             &parts.method,
             &parts.uri,
             &parts.headers,
             parts.extensions.get(),
+            deadline,
         );
         if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
@@ -860,7 +880,6 @@ impl WebhookApp {
             let path = parts.uri.path().to_owned();
             return self.refuse(&info, &[], WebhookError::Head { path }).await;
         }
-        let deadline = self.deadline(&parts);
         match self.process_get(kind, id, &deadline).await {
             Ok(outcome) => answer(outcome),
             Err(e) => self.refuse(&info, &[], e).await,
@@ -1063,11 +1082,13 @@ impl WebhookApp {
     /// whole message, so the body is read (within the limit) for the quarantine.
     async fn refuse_route(&self, request: Request, error: WebhookError) -> Response {
         let (parts, body) = request.into_parts();
+        let deadline = self.deadline(&parts);
         let info = RequestInfo::of(
             &parts.method,
             &parts.uri,
             &parts.headers,
             parts.extensions.get(),
+            deadline,
         );
         if let Err(e) = self.authenticate(&parts) {
             return self.refuse(&info, &[], e).await;
@@ -1076,13 +1097,12 @@ impl WebhookApp {
             let path = parts.uri.path().to_owned();
             return self.refuse(&info, &[], WebhookError::Head { path }).await;
         }
-        let deadline = self.deadline(&parts);
         match self.read_body(&parts.headers, body, &deadline).await {
             Ok(body) => self.refuse(&info, &body, error).await,
-            Err(too_large @ WebhookError::TooLarge { .. }) => {
-                self.refuse(&info, &[], too_large).await
-            }
-            Err(_) => self.refuse(&info, &[], error).await,
+            // A body that stalled, broke off or is too large is answered as such: a stalled
+            // one is 503 (Tradecloud sends it again), and none of them leaves an empty copy
+            // in the quarantine under the route's refusal.
+            Err(unread) => self.refuse(&info, &[], unread).await,
         }
     }
 }

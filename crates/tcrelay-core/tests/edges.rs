@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
+use futures::StreamExt as _;
 use common::*;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde_json::json;
@@ -209,6 +210,86 @@ async fn a_hanging_dedupe_store_is_answered_503_in_time() {
     let retry = answered(&h.router, post_json("/webhook", &body)).await;
     assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.body);
     assert_eq!(h.sink.envelopes().len(), 1);
+}
+
+/// A body that sends `first` and then stalls: a client that stops mid-body.
+fn stalled_body(first: &'static [u8]) -> Body {
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        first,
+    ))])
+    .chain(futures::stream::pending());
+    Body::from_stream(chunks)
+}
+
+// Paused time: the budget runs out at once, in virtual time (no socket, no real clock).
+#[tokio::test(start_paused = true)]
+async fn a_body_that_stalls_is_answered_503_in_time_and_nothing_is_kept() {
+    // SECURITY.md: a slow client is held to the request budget; Tradecloud retries a 503.
+    let h = harness_with(budget(400), true);
+    for path in ["/webhook/orders", "/webhook/nope"] {
+        let a = answered(
+            &h.router,
+            post(path, Some("application/json"), stalled_body(b"{\"eventName\":")),
+        )
+        .await;
+        let detail = a.assert_problem_of(503, "out-of-time");
+        assert!(detail.contains("body"), "{path}: {detail}");
+    }
+    // Neither the route's refusal nor an empty copy: nothing complete arrived to keep.
+    assert!(h.quarantine.kept().is_empty());
+    assert!(h.sink.envelopes().is_empty());
+    assert!(h.dedupe.records().is_empty());
+}
+
+// Paused time: the budget runs out at once, in virtual time (no socket, no real clock).
+#[tokio::test(start_paused = true)]
+async fn a_hanging_quarantine_is_answered_503_in_time() {
+    // Keeping a refused request is a step like any other: it must not outlive the budget.
+    let h = harness_with(budget(400), true);
+    h.quarantine.set_mode(Mode::Hang);
+    let a = answered(
+        &h.router,
+        post("/webhook", Some("application/json"), "{not json"),
+    )
+    .await;
+    let detail = a.assert_problem_of(503, "quarantine-unavailable");
+    assert!(detail.contains("no time left"), "{detail}");
+    h.quarantine.set_mode(Mode::Up);
+    let retry = answered(
+        &h.router,
+        post("/webhook", Some("application/json"), "{not json"),
+    )
+    .await;
+    retry.assert_problem_of(400, "malformed-body");
+    assert_eq!(h.quarantine.kept().len(), 1);
+}
+
+#[tokio::test]
+async fn a_body_of_too_many_values_is_413_too_many_values_and_kept() {
+    // Within the size limit but over the memory budget: refused by name (not as too many
+    // lines) and kept whole for an operator.
+    let h = harness_with(
+        WebhookSettings {
+            max_body_bytes: 6_000_000,
+            ..settings()
+        },
+        true,
+    );
+    // 1.5 million values in 3 MB: far more than a body of that size may hold.
+    let values = vec!["0"; 1_500_000].join(",");
+    let body = format!(
+        r#"{{"eventName":"OrderIssuedByBuyer","orderEvent":{{"orderId":"o-1","filler":[{values}]}}}}"#
+    );
+    let a = answered(
+        &h.router,
+        post("/webhook", Some("application/json"), body.clone()),
+    )
+    .await;
+    a.assert_problem_of(413, "too-many-values");
+    let kept = h.quarantine.kept();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].body, body.as_bytes());
+    assert!(h.sink.envelopes().is_empty());
 }
 
 // Paused time: the budget runs out at once, in virtual time (no socket, no real clock).

@@ -1,4 +1,5 @@
-//! The router served over a real loopback socket with `axum::serve` (as the local runner does),
+//! The router served over a real loopback socket with `axum::serve` (the local runner serves the
+//! same router with hyper's server),
 //! called with an HTTP client: the happy path and error paths with their headers on the wire.
 
 use crate::common;
