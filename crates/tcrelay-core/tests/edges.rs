@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use futures::StreamExt as _;
 use common::*;
+use futures::StreamExt as _;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde_json::json;
 use tcrelay_core::deadline::Deadline;
@@ -214,10 +214,8 @@ async fn a_hanging_dedupe_store_is_answered_503_in_time() {
 
 /// A body that sends `first` and then stalls: a client that stops mid-body.
 fn stalled_body(first: &'static [u8]) -> Body {
-    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
-        first,
-    ))])
-    .chain(futures::stream::pending());
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(first))])
+        .chain(futures::stream::pending());
     Body::from_stream(chunks)
 }
 
@@ -229,7 +227,11 @@ async fn a_body_that_stalls_is_answered_503_in_time_and_nothing_is_kept() {
     for path in ["/webhook/orders", "/webhook/nope"] {
         let a = answered(
             &h.router,
-            post(path, Some("application/json"), stalled_body(b"{\"eventName\":")),
+            post(
+                path,
+                Some("application/json"),
+                stalled_body(b"{\"eventName\":"),
+            ),
         )
         .await;
         let detail = a.assert_problem_of(503, "out-of-time");
