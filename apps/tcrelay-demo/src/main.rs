@@ -38,7 +38,9 @@ struct Cli {
     verbose: bool,
     /// Keep the demo's database in this new file, so the operator commands can be tried on it
     /// (`tcrelay --db FILE queue stats`); by default a temporary one, deleted at the end.
-    #[arg(long, env = "TCRELAY_DB")]
+    // Only the flag: `TCRELAY_DB`, set for `tcrelay` in the same shell, must not send the
+    // demo's simulated traffic into the operator's database.
+    #[arg(long)]
     db: Option<PathBuf>,
     /// Log lines on stderr (with `--verbose`) as text (colours only on a terminal) or as one
     /// JSON object a line.

@@ -588,10 +588,13 @@ fn tradecloud_apis(settings: &Settings) -> anyhow::Result<TradecloudApis> {
                 Some(Arc::new(ClientApi(client.clone())) as Arc<dyn TradecloudApi>),
                 Some(Arc::new(ClientPollApi(client)) as Arc<dyn PollApi>),
             ),
+            None if !settings.poll.streams.is_empty() => {
+                anyhow::bail!(tcrelay_tradecloud::STREAMS_WITHOUT_LOGIN)
+            }
             None => {
                 tracing::warn!(
                     "no Tradecloud login (TRADECLOUD_USERNAME/TRADECLOUD_PASSWORD): GET webhooks \
-                     are answered 503 and polling is off"
+                     are answered 503"
                 );
                 (None, None)
             }

@@ -16,6 +16,12 @@ use tradecloud_client::{
     TradecloudClient,
 };
 
+/// Why a host refuses to start with poll streams set but no Tradecloud login: polling could
+/// only fail, and an operator who set streams expects them polled. Both hosts (the poller
+/// Lambda and `tcrelay serve`) stop with it.
+pub const STREAMS_WITHOUT_LOGIN: &str = "TCRELAY_POLL_STREAMS is set but there is no Tradecloud \
+     login: set TRADECLOUD_USERNAME and TRADECLOUD_PASSWORD, or TCRELAY_TRADECLOUD_SECRET_ARN";
+
 /// The one Tradecloud client of the relay's hosts, for the login of `settings`; `None` without
 /// a login. The client's defaults keep Tradecloud's rules: 10 requests/s, back-off within a
 /// 20 s budget per call (less than the poll run's time margin). Clones share the login and

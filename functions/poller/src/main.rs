@@ -99,10 +99,7 @@ async fn build() -> anyhow::Result<(PollPorts, PollConfig, TakeOverCount)> {
     let api: Arc<dyn PollApi> = match client_for(&tradecloud).context("TRADECLOUD_API_URL")? {
         Some(client) => Arc::new(ClientPollApi(client)),
         None if config.streams.is_empty() => Arc::new(NoLogin),
-        None => anyhow::bail!(
-            "TCRELAY_POLL_STREAMS is set but there is no Tradecloud login: set \
-             TRADECLOUD_USERNAME and TRADECLOUD_PASSWORD, or TCRELAY_TRADECLOUD_SECRET_ARN"
-        ),
+        None => anyhow::bail!(tcrelay_tradecloud::STREAMS_WITHOUT_LOGIN),
     };
 
     // The queue's own MaximumMessageSize is asked in the background, once per cold start.

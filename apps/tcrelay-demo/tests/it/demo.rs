@@ -9,11 +9,19 @@ use tcrelay_sqlite::{SqliteOptions, SqliteStore};
 #[test]
 fn a_short_demo_passes_its_own_check() {
     let started = Instant::now();
+    // An operator's database named for `tcrelay` in the same shell is not the demo's.
+    let dir = tempfile::tempdir().unwrap();
+    let operators_db = dir.path().join("operator.db");
     let output = Command::new(env!("CARGO_BIN_EXE_tcrelay-demo"))
         .args(["--duration", "10s", "--seed", "3"])
         .env_remove("RUST_LOG")
+        .env("TCRELAY_DB", &operators_db)
         .output()
         .expect("run tcrelay-demo");
+    assert!(
+        !operators_db.exists(),
+        "the demo wrote into TCRELAY_DB's database"
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -178,6 +178,18 @@ fn bad_flags_and_settings_are_named() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("TCRELAY_POLL_START"), "{}", stderr(&o));
 
+    // Streams to poll but no login to poll with: refused at start, not a silent "polling off".
+    let o = tcrelay(
+        &["--db", db, "serve", "--listen", "127.0.0.1:0"],
+        &[
+            cred,
+            ("TCRELAY_POLL_STREAMS", "orders"),
+            ("TCRELAY_POLL_START", "2025-01-01T00:00:00.000Z"),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no Tradecloud login"), "{}", stderr(&o));
+
     let o = tcrelay(
         &["--db", db, "serve", "--listen", "127.0.0.1:0"],
         &[cred, ("TCRELAY_DEDUPE_TTL_DAYS", "0")],
