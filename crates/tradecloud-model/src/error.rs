@@ -138,13 +138,13 @@ pub enum DecodeError {
         limit: usize,
     },
     /// More values than a body of its size may hold without breaking the memory bound (HTTP
-    /// 413: the message is kept, not relayed). Only a body of many tiny values (`[0,0,…]`)
-    /// comes near; Tradecloud's messages stay far below.
+    /// 413: the message is kept, not relayed; see [`crate::budget`]). Only a body of many tiny
+    /// values (`[0,0,…]`, `<a><b/></a>`…) comes near; Tradecloud's messages stay far below.
     #[error(
-        "the body holds more than {limit} values and keys, more than its size allows (a body of many tiny values)"
+        "the body holds more values, keys and objects than its size allows (a budget of {limit} units; a body of many tiny values)"
     )]
     TooManyValues {
-        /// The budget for this body's size.
+        /// The budget for this body's size, in units of [`crate::budget::UNIT_COST_BYTES`].
         limit: usize,
     },
     /// A field has a value of the wrong type or form.
@@ -157,6 +157,12 @@ pub enum DecodeError {
         /// Where, when known (tXML).
         at: Option<Location>,
     },
+}
+
+impl From<crate::budget::OverBudget> for DecodeError {
+    fn from(over: crate::budget::OverBudget) -> Self {
+        DecodeError::TooManyValues { limit: over.limit }
+    }
 }
 
 impl DecodeError {

@@ -13,6 +13,7 @@ use std::str::FromStr;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+use crate::budget::{Budget, MAP_NODE_UNITS, OverBudget};
 use crate::lenient::{Leniencies, Path};
 use crate::normalize::{expected_words, number_value};
 use crate::num::parse_bool;
@@ -22,26 +23,12 @@ use crate::schema::{Shape, field, global_field};
 /// one key and the number's digits as a string (how `serde_json::Value` itself reads numbers).
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
-/// What a decoded value costs at most, in bytes, counting each value and each object key as
-/// one unit: the value's slot with its list's spare capacity, a key's or a short text's heap
-/// block, a map node's share. A body of tiny values (`[0,0,…]`, two bytes each) costs some
-/// 30 times its size as JSON values; the budget below keeps every body within the memory
-/// bound however it is made.
-pub const UNIT_COST_BYTES: usize = 128;
-
-/// How many values and keys a body of `body_len` bytes may hold: what fits in 64 MiB plus
-/// eight times its size at [`UNIT_COST_BYTES`] each. Tradecloud's messages hold one value per
-/// 20 bytes or more, far below this (one per 16 bytes of a large body).
-pub fn value_budget(body_len: usize) -> usize {
-    (64 * 1024 * 1024 + 8 * body_len) / UNIT_COST_BYTES
-}
-
 /// Why a one-pass read failed.
 #[derive(Debug)]
 pub enum ReadError {
     /// The JSON is malformed.
     Json(serde_json::Error),
-    /// The body holds more values than [`value_budget`] allows for its size.
+    /// The body holds more values than [`crate::budget::value_budget`] allows for its size.
     OverBudget {
         /// The budget.
         limit: usize,
@@ -61,17 +48,17 @@ pub struct TypedJson {
 
 /// Parses `body` (JSON) into its value, typing numbers and booleans by `shape` as
 /// [`crate::normalize::normalize_lenient`] would, recording what does not fit in
-/// `leniencies`, and refusing a body of more values and keys than [`value_budget`] allows.
+/// `leniencies`, and refusing a body of more values and keys than
+/// [`crate::budget::value_budget`] allows.
 pub fn parse_typed(
     body: &[u8],
     shape: &'static Shape,
     leniencies: &mut Leniencies,
 ) -> Result<TypedJson, ReadError> {
-    let limit = value_budget(body.len());
     let mut ctx = Ctx {
         out: leniencies,
-        left: limit,
-        exceeded: false,
+        budget: Budget::for_body(body.len()),
+        exceeded: None,
         retyped: false,
     };
     match read::<BuildValue, _>(serde_json::Deserializer::from_slice(body), shape, &mut ctx) {
@@ -80,8 +67,10 @@ pub fn parse_typed(
             retyped: ctx.retyped,
         }),
         // The visitor stops the parse with an error of its own when the budget runs out.
-        Err(_) if ctx.exceeded => Err(ReadError::OverBudget { limit }),
-        Err(e) => Err(ReadError::Json(e)),
+        Err(e) => match ctx.exceeded {
+            Some(over) => Err(ReadError::OverBudget { limit: over.limit }),
+            None => Err(ReadError::Json(e)),
+        },
     }
 }
 
@@ -96,8 +85,8 @@ pub fn reads_as_sent(body: &str, shape: &'static Shape) -> Result<bool, serde_js
     let mut ctx = Ctx {
         out: &mut leniencies,
         // Nothing is built, so nothing needs a bound.
-        left: usize::MAX,
-        exceeded: false,
+        budget: Budget::unlimited(),
+        exceeded: None,
         retyped: false,
     };
     read::<BuildNothing, _>(serde_json::Deserializer::from_str(body), shape, &mut ctx)?;
@@ -201,23 +190,22 @@ impl Build for BuildNothing {
     fn object_done((): ()) {}
 }
 
-/// What the whole read shares: the deviations met, and the units of the budget left.
+/// What the whole read shares: the deviations met, and what is left of the budget.
 struct Ctx<'l> {
     out: &'l mut Leniencies,
-    left: usize,
-    exceeded: bool,
+    budget: Budget,
+    /// The budget ran out: the error that stopped the parse was ours, not the JSON's.
+    exceeded: Option<OverBudget>,
     /// A string was read as a number or a boolean.
     retyped: bool,
 }
 
 impl Ctx<'_> {
-    fn charge<E: serde::de::Error>(&mut self) -> Result<(), E> {
-        if self.left == 0 {
-            self.exceeded = true;
-            return Err(E::custom("more values than the body's size allows"));
-        }
-        self.left -= 1;
-        Ok(())
+    fn charge<E: serde::de::Error>(&mut self, units: usize) -> Result<(), E> {
+        self.budget.charge(units).map_err(|over| {
+            self.exceeded = Some(over);
+            E::custom(over)
+        })
     }
 }
 
@@ -268,7 +256,7 @@ impl<'de, B: Build> DeserializeSeed<'de> for Typed<'_, '_, '_, B> {
     type Value = B::Out;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<B::Out, D::Error> {
-        self.ctx.charge::<D::Error>()?;
+        self.ctx.charge::<D::Error>(1)?;
         de.deserialize_any(self)
     }
 }
@@ -388,11 +376,14 @@ impl<'de, B: Build> Visitor<'de> for Typed<'_, '_, '_, B> {
                 None
             }
         };
+        // The map's first node is allocated whole with its first key: an object of one key
+        // costs far more than its two units.
+        self.ctx.charge::<A::Error>(MAP_NODE_UNITS)?;
         let mut object = B::object();
         let mut key = Some(first);
         while let Some(name) = key {
             // A key costs a unit of its own: short distinct keys are the costliest shape.
-            self.ctx.charge::<A::Error>()?;
+            self.ctx.charge::<A::Error>(1)?;
             let shape = match (self.typing, fields) {
                 (false, _) => None,
                 (true, Some(fields)) => field(fields, &name)

@@ -9,6 +9,7 @@
 //! Forward compatible as Tradecloud asks: unknown fields, values and event names never fail a
 //! decode, and the payload keeps every field, modelled or not.
 
+pub mod budget;
 pub mod decode;
 pub mod error;
 pub mod json;

@@ -1,12 +1,19 @@
 //! tXML → JSON, in one pass: each element becomes its JSON value as it closes, typed by the
 //! schema, so no tree of the document is ever built beside the result.
+//!
+//! The value built is charged to the body's budget ([`crate::budget`]) as JSON's is: an
+//! element is one value, and the object it becomes a part of pays for its keys and its map's
+//! first node. Without it, a body of elements of one child each (`<a><b/></a>`, every one a
+//! whole B-tree node for a few bytes) held several times the memory bound.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
 
+use crate::budget::{Budget, MAP_NODE_UNITS};
 use crate::error::{DecodeError, Location};
 use crate::lenient::Leniencies;
 use crate::normalize::{expected_words, number_value};
@@ -50,8 +57,11 @@ struct Frame<'a> {
     text: Cow<'a, str>,
     /// The children read so far; `None` while there are none.
     map: Option<Map<String, Value>>,
-    /// Unknown children that repeated and were made a list.
-    repeated_unknown: Vec<&'a str>,
+    /// Children that were to be single but repeated, and were made a list: a set, because
+    /// every later repeat asks it, and a list searched each time made a body of many such
+    /// names quadratic (a 6 MB body took 36 s). Made on the first repeat: most elements have
+    /// none, and a new set draws its hash keys.
+    repeated: Option<HashSet<&'a str>>,
 }
 
 impl<'a> Frame<'a> {
@@ -119,7 +129,9 @@ fn resolve<'a>(
 }
 
 /// Reads `bytes` as a tXML document whose root must be `root`, converting it by `shape`;
-/// values that do not fit the shape are kept as read and recorded in `leniencies`.
+/// values that do not fit the shape are kept as read and recorded in `leniencies`. A body of
+/// more elements and keys than [`crate::budget::value_budget`] allows for its size is refused
+/// with [`DecodeError::TooManyValues`].
 pub fn read_document(
     bytes: &[u8],
     root: &'static str,
@@ -139,6 +151,7 @@ pub fn read_document(
         stack: Vec::new(),
         done: None,
         out: leniencies,
+        budget: Budget::for_body(bytes.len()),
     }
     .read()
 }
@@ -150,6 +163,7 @@ struct Doc<'a, 'l> {
     stack: Vec<Frame<'a>>,
     done: Option<Value>,
     out: &'l mut Leniencies,
+    budget: Budget,
 }
 
 impl<'a> Doc<'a, '_> {
@@ -244,6 +258,9 @@ impl<'a> Doc<'a, '_> {
         if self.done.is_some() {
             return Err(xml_error(self.at(start), "content after the root element"));
         }
+        // Every element becomes a value: charged before it is read, so an over-budget body
+        // stops here.
+        self.budget.charge(1)?;
         let qname = self.name_of(e, start)?;
         let name = local_part(qname);
         let mut nil = false;
@@ -276,7 +293,7 @@ impl<'a> Doc<'a, '_> {
             nil,
             text: Cow::Borrowed(""),
             map: None,
-            repeated_unknown: Vec::new(),
+            repeated: None,
         });
         Ok(())
     }
@@ -397,9 +414,14 @@ impl<'a> Doc<'a, '_> {
     fn attach(&mut self, child: Frame<'a>, value: Value) -> Result<(), DecodeError> {
         let key = child.slot.key();
         let parent = self.stack.last_mut().expect("attach has a parent");
-        if parent.map.is_none() && is_blank(&parent.text) {
-            // Indentation before the first child.
-            parent.text = Cow::Borrowed("");
+        if parent.map.is_none() {
+            // The first child allocates the map's first node whole: an element of one child
+            // costs far more than its two units.
+            self.budget.charge(MAP_NODE_UNITS)?;
+            if is_blank(&parent.text) {
+                // Indentation before the first child.
+                parent.text = Cow::Borrowed("");
+            }
         }
         let map = parent.map.get_or_insert_with(Map::new);
         let mut repeated_field = false;
@@ -410,7 +432,10 @@ impl<'a> Doc<'a, '_> {
                 named_as_list: true,
                 ..
             } if child.nil => {
-                map.entry(key).or_insert(Value::Null);
+                if let serde_json::map::Entry::Vacant(slot) = map.entry(key) {
+                    self.budget.charge(1)?;
+                    slot.insert(Value::Null);
+                }
             }
             Slot::Item { .. } => match map.get_mut(key) {
                 Some(Value::Array(items)) => items.push(value),
@@ -429,25 +454,27 @@ impl<'a> Doc<'a, '_> {
                     });
                 }
                 None => {
+                    self.budget.charge(1)?;
                     map.insert(key.to_owned(), Value::Array(vec![value]));
                 }
             },
             // A field is almost always new to its object: one search, for its entry.
             Slot::Field { .. } => match map.entry(key) {
                 serde_json::map::Entry::Vacant(slot) => {
+                    self.budget.charge(1)?;
                     slot.insert(value);
                 }
                 serde_json::map::Entry::Occupied(mut slot) => {
                     let existing = slot.get_mut();
                     // One value expected, several sent: kept, all of them, as a list.
                     match existing {
-                        Value::Array(items) if parent.repeated_unknown.contains(&key) => {
+                        Value::Array(items) if made_a_list(parent.repeated.as_ref(), key) => {
                             items.push(value)
                         }
                         _ => {
                             let first = existing.take();
                             *existing = Value::Array(vec![first, value]);
-                            parent.repeated_unknown.push(key);
+                            parent.repeated.get_or_insert_with(HashSet::new).insert(key);
                             repeated_field = true;
                         }
                     }
@@ -455,16 +482,17 @@ impl<'a> Doc<'a, '_> {
             },
             Slot::Unknown { .. } => match map.entry(key) {
                 serde_json::map::Entry::Vacant(slot) => {
+                    self.budget.charge(1)?;
                     slot.insert(value);
                 }
                 serde_json::map::Entry::Occupied(mut slot) => match slot.get_mut() {
-                    Value::Array(items) if parent.repeated_unknown.contains(&key) => {
+                    Value::Array(items) if made_a_list(parent.repeated.as_ref(), key) => {
                         items.push(value)
                     }
                     existing => {
                         let first = existing.take();
                         *existing = Value::Array(vec![first, value]);
-                        parent.repeated_unknown.push(key);
+                        parent.repeated.get_or_insert_with(HashSet::new).insert(key);
                     }
                 },
             },
@@ -508,6 +536,11 @@ impl<'a> Doc<'a, '_> {
         }
         path
     }
+}
+
+/// Whether the child `key` was made a list by repeating (a frame's `repeated`).
+fn made_a_list(repeated: Option<&HashSet<&str>>, key: &str) -> bool {
+    repeated.is_some_and(|keys| keys.contains(key))
 }
 
 fn xml_error(at: Location, message: &str) -> DecodeError {

@@ -700,3 +700,65 @@ fn fetched_and_polled_objects_get_typed_errors_too() {
     let page = decode_poll_response(br#"{"data": [], "total": 0}"#).unwrap();
     assert_eq!(page.next_cursor(), None);
 }
+
+/// A tXML order event with `count` distinct unknown empty elements, each given twice in a row
+/// and then, after all of them, once more.
+fn thrice_repeated_unknown_elements(count: usize) -> String {
+    use std::fmt::Write;
+    let mut body =
+        String::from("<WebhookBody><eventName>X</eventName><orderEvent><orderId>o-1</orderId>");
+    for i in 0..count {
+        write!(body, "<k{i:x}/><k{i:x}/>").unwrap();
+    }
+    for i in 0..count {
+        write!(body, "<k{i:x}/>").unwrap();
+    }
+    body.push_str("</orderEvent></WebhookBody>");
+    body
+}
+
+#[test]
+fn many_repeated_unknown_elements_are_read_in_linear_time() {
+    // Each third element used to look its name up among every name repeated before it:
+    // quadratic, 36 s of CPU for a 6 MB body in a release build. In a debug build these two
+    // bodies took 2 s and 29 s (four times the names, fourteen times the work); linear, both
+    // take under a second, so a return of the search shows as a test that crawls. Not timed:
+    // the machine running the tests is shared.
+    let count = 220_000;
+    for count in [count / 4, count] {
+        let body = thrice_repeated_unknown_elements(count);
+        assert!(body.len() <= 6_000_000, "{} bytes", body.len());
+        match decode_webhook(body.as_bytes(), XML) {
+            Ok(d) => {
+                let event = &d.payload["orderEvent"];
+                for key in ["k0".to_owned(), format!("k{:x}", count - 1)] {
+                    assert_eq!(event[&key], serde_json::json!(["", "", ""]), "{key}");
+                }
+            }
+            // The budget of the largest body may refuse it (413), after the same linear work.
+            Err(e) => assert!(matches!(e, DecodeError::TooManyValues { .. }), "{e:?}"),
+        }
+    }
+}
+
+#[test]
+fn objects_of_one_key_at_the_size_limit_are_too_many_values() {
+    // Each such object allocates a whole map node for a few bytes: charged its cost, a body
+    // of them at the size limit runs out of budget (413) long before the memory bound.
+    let items = 700_000;
+    let json = format!(
+        r#"{{"eventName":"X","orderEvent":{{"orderId":"o","filler":[{}]}}}}"#,
+        vec![r#"{"a":0}"#; items].join(",")
+    );
+    let xml = format!(
+        "<WebhookBody><eventName>X</eventName><orderEvent><orderId>o</orderId>{}</orderEvent></WebhookBody>",
+        "<a><b/></a>".repeat(items / 2)
+    );
+    for (body, ct) in [(json, JSON), (xml, XML)] {
+        assert!(body.len() <= 6_000_000, "{} bytes", body.len());
+        let limit = tradecloud_model::budget::value_budget(body.len());
+        let e = err(&body, ct);
+        assert_eq!(e, DecodeError::TooManyValues { limit }, "{ct:?}");
+        assert!(e.is_too_large());
+    }
+}

@@ -2,7 +2,7 @@
 //! JSON reader, Tradecloud's published examples and round trips.
 //!
 //! One test binary for the package's integration tests: each binary links every dependency
-//! again, so one instead of several cuts the link time of `cargo test` (issue 13).
+//! again, so one instead of several cuts the link time of `cargo test`.
 
 mod bad_input;
 mod fixtures;
