@@ -900,7 +900,7 @@ pub struct ShipmentLine {
     /// Quantity still to come, as the despatch advice gives it.
     #[serde(default, with = "opt_decimal")]
     pub backorder_quantity: Option<Decimal>,
-    /// Meta; `meta.lastUpdatedAt` equal to the shipment's marks a changed line.
+    /// Meta; `meta.lastUpdatedAt` after the poll run's starting point marks a changed line.
     pub meta: Option<Meta>,
 }
 

@@ -1,4 +1,4 @@
-//! `tcrelay serve`'s probes (issue 16, item 4): `GET /health` without credentials, and
+//! `tcrelay serve`'s probes: `GET /health` without credentials, and
 //! `/metrics` on the admin address with the counts by channel, kind and outcome and the poll
 //! cursor's age. Over real TCP on loopback, with the SQLite ports.
 

@@ -1,4 +1,4 @@
-//! The operator commands of issue 16, item 3, as an operator runs them: requests quarantined
+//! The operator commands as an operator runs them: requests quarantined
 //! by a real `tcrelay serve`, then `quarantine replay|drop`, `trace`, `doctor`, the `--json`
 //! listings and `completions`, each the built binary on the real database file.
 

@@ -1,4 +1,4 @@
-//! `tcrelay serve` against clients that hold connections (issue 15, finding 2): a half-sent
+//! `tcrelay serve` against clients that hold connections (SECURITY.md): a half-sent
 //! request line, an idle kept-alive connection, and more connections than the cap. Over real
 //! TCP on loopback, with the SQLite ports.
 

@@ -2,7 +2,7 @@
 //! moto.
 //!
 //! One test binary for the package's integration tests: each binary links every dependency
-//! again, so one instead of several cuts the link time of `cargo test` (issue 13).
+//! again, so one instead of several cuts the link time of `cargo test`.
 
 mod template_alarms;
 mod template_env;
