@@ -1176,3 +1176,342 @@ async fn a_failed_claim_in_a_page_batch_releases_the_page_and_fails_the_stream()
     }
     assert_eq!(failure.summary.enqueued, 0);
 }
+
+/// A PollApi whose `nth` page (1-based) comes with the item at `index` stripped of `field`.
+struct StripsField {
+    inner: Arc<ScriptedPollApi>,
+    served: AtomicUsize,
+    nth: usize,
+    index: usize,
+    field: &'static str,
+}
+
+#[async_trait]
+impl PollApi for StripsField {
+    async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+        let page = self.inner.fetch_page(r).await?;
+        if self.served.fetch_add(1, Ordering::SeqCst) + 1 != self.nth {
+            return Ok(page);
+        }
+        let mut items: Vec<Value> = page
+            .items
+            .iter()
+            .map(|i| serde_json::from_str(i.get()).unwrap())
+            .collect();
+        items[self.index]
+            .as_object_mut()
+            .unwrap()
+            .remove(self.field);
+        Ok(PolledPage::of_values(
+            &items,
+            page.total,
+            page.last_updated_at,
+        ))
+    }
+}
+
+/// An item without its id or its lastUpdatedAt fails the run before anything of its page is
+/// claimed or sent; the cursor stays at the page before, and the next run delivers every state
+/// once.
+#[tokio::test]
+async fn an_item_without_id_or_time_fails_the_run_at_the_last_checkpoint() {
+    for field in ["id", "lastUpdatedAt"] {
+        let mut h = harness();
+        h.api.with_world(|w| {
+            for i in 0..450 {
+                put_order(w, &format!("o{i:03}"), T0 + i);
+            }
+        });
+        h.ports.api = Arc::new(StripsField {
+            inner: h.api.clone(),
+            served: AtomicUsize::new(0),
+            nth: 3,
+            index: 50,
+            field,
+        });
+        let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+        let PollError::Malformed(why) = &failure.error else {
+            panic!("{field}: {failure}");
+        };
+        assert!(why.contains(&format!("has no {field}")), "{why}");
+        // Pages 1 and 2 were checkpointed; the cursor stays at page 2's.
+        let checkpoints = h.cursors.checkpoints();
+        assert_eq!(checkpoints.len(), 2, "{field}");
+        let cursor = h.cursors.value("orders");
+        assert_eq!(cursor.as_ref(), checkpoints.last().map(|c| &c.2));
+        assert_eq!(failure.summary.cursor_after, cursor);
+        // Nothing of page 3 went out, not even the items before the bad one, and every claim
+        // belongs to a sent state.
+        let page3_after = &h.api.requests()[2].last_updated;
+        assert_eq!(page3_after, cursor.as_ref().unwrap());
+        let sent = sent(&h.sink);
+        assert!(sent.iter().all(|(_, at)| at <= page3_after), "{field}");
+        assert_eq!(h.dedupe.records().len(), sent.len(), "{field}");
+        assert_eq!(failure.summary.enqueued, sent.len() as u64);
+        // Tradecloud answers soundly again: everything arrives, once.
+        h.ports.api = h.api.clone();
+        let s = poll(&h, &config(), "run-2").await.unwrap();
+        assert_eq!(s.stop, Some(StopReason::CaughtUp));
+        assert_exactly_once(&h, ORDERS);
+        assert_eq!(h.sink.envelopes().len(), 450);
+    }
+}
+
+/// A stored cursor that is no timestamp fails the run before Tradecloud is asked, tells the
+/// operator the fix (`cursor set`), and gives the lease back; once set, the stream runs on.
+#[tokio::test]
+async fn a_stored_cursor_that_is_no_timestamp_fails_the_run_and_names_the_fix() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "a", T0));
+    h.cursors.set("orders", "garbage").await.unwrap();
+    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    assert!(
+        matches!(&failure.error, PollError::BadCursor(value) if value == "garbage"),
+        "{failure}"
+    );
+    let message = failure.to_string();
+    assert!(
+        message.contains(r#""garbage""#) && message.contains("`cursor set`"),
+        "{message}"
+    );
+    assert!(h.api.requests().is_empty());
+    assert!(h.sink.envelopes().is_empty());
+    assert_eq!(h.cursors.value("orders").as_deref(), Some("garbage"));
+    assert_eq!(failure.summary.cursor_after.as_deref(), Some("garbage"));
+    // The lease is free at once, not held until it expires.
+    let other = h
+        .cursors
+        .acquire("orders", "operator", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(other.is_some(), "the failed run kept its lease");
+    h.cursors.release("orders", "operator").await.unwrap();
+    // What `cursor set` does: the next run starts after the value set.
+    h.cursors
+        .set("orders", &ms_to_timestamp(T0 - 1000))
+        .await
+        .unwrap();
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::CaughtUp), 1));
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0)));
+}
+
+/// Moves the `n` objects first by id still at `at_ms` to new times after `clock`, as if they
+/// changed in Tradecloud: in a result sorted by time they leave their positions for the end.
+fn move_out_of(w: &mut ScriptedWorld, at_ms: i64, n: usize, clock: &mut i64) {
+    let at = ms_to_timestamp(at_ms);
+    let ids: Vec<String> = w
+        .states(ORDERS)
+        .into_iter()
+        .filter(|(_, t)| *t == at)
+        .map(|(id, _)| id)
+        .take(n)
+        .collect();
+    for id in ids {
+        *clock += 1;
+        put_order(w, &id, *clock);
+    }
+}
+
+/// Objects leaving a big tie after every page (more than the overlap): the run gives up with
+/// `TieUnstable` instead of paging for ever, the cursor stays before the tie, and once the
+/// world calms the next runs deliver every state once.
+#[tokio::test]
+async fn a_tie_that_moves_on_every_page_fails_the_run_and_the_next_runs_recover() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..40 {
+            put_order(w, &format!("before{i:02}"), T0 - 100 + i);
+        }
+        for i in 0..1000 {
+            put_order(w, &format!("tie{i:04}"), T0);
+        }
+    });
+    let mut clock = T0 + 1_000_000;
+    h.api
+        .set_between_pages(Some(Box::new(move |w: &mut ScriptedWorld, _: usize| {
+            move_out_of(w, T0, 30, &mut clock)
+        })));
+    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    let PollError::TieUnstable { timestamp } = &failure.error else {
+        panic!("{failure}");
+    };
+    assert_eq!(timestamp, &ms_to_timestamp(T0));
+    assert!(
+        failure.to_string().contains("next run tries again"),
+        "{failure}"
+    );
+    // The objects before the tie were checkpointed; nothing inside it moved the cursor.
+    let before_tie = Some(ms_to_timestamp(T0 - 100 + 39));
+    assert_eq!(h.cursors.value("orders"), before_tie);
+    assert_eq!(failure.summary.cursor_after, before_tie);
+    assert_eq!(h.cursors.checkpoints().len(), 1);
+    h.api.set_between_pages(None);
+    poll_until_caught_up(&h, &config()).await;
+    assert_exactly_once(&h, ORDERS);
+    let newest = h.api.with_world(|w| w.newest(ORDERS));
+    assert_eq!(h.cursors.value("orders"), newest);
+}
+
+/// A walk by offset whose result set shifts after every page (objects leaving the front for the
+/// end, more than the overlap): the run gives up with `WalkUnstable`, the cursor stays where it
+/// was, and once the world calms the next runs deliver every state once.
+#[tokio::test]
+async fn a_walk_that_shifts_on_every_page_fails_the_run_and_the_next_runs_recover() {
+    let h = harness();
+    h.api.with_world(|w| {
+        w.inclusive_after = true;
+        for i in 0..20 {
+            put_order(w, &format!("early{i:02}"), T0 - 1000 + i);
+        }
+    });
+    poll(&h, &config(), "run-0").await.unwrap();
+    let before = h.cursors.value("orders");
+    assert!(before.is_some());
+    h.api.with_world(|w| {
+        for i in 0..600 {
+            put_order(w, &format!("tie{i:04}"), T0);
+        }
+    });
+    let mut clock = T0 + 1_000_000;
+    h.api
+        .set_between_pages(Some(Box::new(move |w: &mut ScriptedWorld, _: usize| {
+            move_out_of(w, T0, 20, &mut clock)
+        })));
+    // A backfill from the tie's millisecond: Tradecloud, inclusive, fills whole pages with
+    // answers at the position, so the run walks the result set by offset.
+    let request = RunRequest {
+        from: Some(ms_to_timestamp(T0)),
+        ..RunRequest::scheduled("backfill")
+    };
+    let failure = run_stream(&h.ports, &config(), ORDERS, &request, &NoDeadline)
+        .await
+        .unwrap_err();
+    let PollError::WalkUnstable { after } = &failure.error else {
+        panic!("{failure}");
+    };
+    assert_eq!(after, &ms_to_timestamp(T0));
+    assert!(
+        failure.to_string().contains("next run tries again"),
+        "{failure}"
+    );
+    assert_eq!(h.cursors.value("orders"), before);
+    assert_eq!(failure.summary.cursor_after, before);
+    h.api.set_between_pages(None);
+    poll_until_caught_up(&h, &config()).await;
+    assert_exactly_once(&h, ORDERS);
+    let newest = h.api.with_world(|w| w.newest(ORDERS));
+    assert_eq!(h.cursors.value("orders"), newest);
+}
+
+/// A cursor store whose `fail_on`-th checkpoint (1-based) fails as unavailable; every other
+/// call goes to memory.
+struct CheckpointFails {
+    inner: Arc<MemoryCursorStore>,
+    calls: AtomicUsize,
+    fail_on: usize,
+}
+
+#[async_trait]
+impl CursorStore for CheckpointFails {
+    async fn acquire(
+        &self,
+        stream: &str,
+        owner: &str,
+        lease_for: Duration,
+    ) -> Result<Option<tcrelay_core::ports::Cursor>, tcrelay_core::ports::StoreError> {
+        self.inner.acquire(stream, owner, lease_for).await
+    }
+
+    async fn checkpoint(
+        &self,
+        stream: &str,
+        owner: &str,
+        expected_version: u64,
+        value: &str,
+    ) -> Result<tcrelay_core::ports::Cursor, tcrelay_core::ports::StoreError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
+            return Err(tcrelay_core::ports::StoreError::Unavailable(
+                "fake cursor table throttled".into(),
+            ));
+        }
+        self.inner
+            .checkpoint(stream, owner, expected_version, value)
+            .await
+    }
+
+    async fn renew(
+        &self,
+        stream: &str,
+        owner: &str,
+        lease_for: Duration,
+    ) -> Result<(), tcrelay_core::ports::StoreError> {
+        self.inner.renew(stream, owner, lease_for).await
+    }
+
+    async fn release(
+        &self,
+        stream: &str,
+        owner: &str,
+    ) -> Result<(), tcrelay_core::ports::StoreError> {
+        self.inner.release(stream, owner).await
+    }
+
+    async fn read(
+        &self,
+        stream: &str,
+    ) -> Result<Option<tcrelay_core::ports::Cursor>, tcrelay_core::ports::StoreError> {
+        self.inner.read(stream).await
+    }
+
+    async fn set(
+        &self,
+        stream: &str,
+        value: &str,
+    ) -> Result<tcrelay_core::ports::Cursor, tcrelay_core::ports::StoreError> {
+        self.inner.set(stream, value).await
+    }
+}
+
+/// A checkpoint the cursor store fails (not a conflict) fails the run as a cursor-store
+/// failure, not a lost lease; the cursor stays at the checkpoint before, the lease is given
+/// back, and the next run delivers the rest, every state once.
+#[tokio::test]
+async fn a_failed_checkpoint_fails_the_run_at_the_checkpoint_before() {
+    let mut h = harness();
+    h.api.with_world(|w| {
+        for i in 0..450 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    h.ports.cursors = Arc::new(CheckpointFails {
+        inner: h.cursors.clone(),
+        calls: AtomicUsize::new(0),
+        fail_on: 2,
+    });
+    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    assert!(
+        matches!(
+            failure.error,
+            PollError::Cursor(tcrelay_core::ports::StoreError::Unavailable(_))
+        ),
+        "{failure:?}"
+    );
+    assert!(
+        failure.to_string().contains("cursor store failed"),
+        "{failure}"
+    );
+    // Only page 1's checkpoint was stored; the run stopped at the failed one.
+    let checkpoints = h.cursors.checkpoints();
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!(h.cursors.value("orders").as_ref(), Some(&checkpoints[0].2));
+    assert_eq!(failure.summary.cursor_after, h.cursors.value("orders"));
+    assert_eq!(h.api.requests().len(), 2);
+    // The lease was given back: the next run goes ahead at once and delivers the rest.
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_eq!(s.cursor_before.as_ref(), Some(&checkpoints[0].2));
+    assert_exactly_once(&h, ORDERS);
+    assert_eq!(h.sink.envelopes().len(), 450);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 449)));
+}

@@ -5,6 +5,7 @@
 //! run in parallel against one moto. `dedupe_batch_faults` and `tls` serve their own loopback
 //! endpoints instead and need no moto.
 
+mod claim_check;
 mod common;
 mod cursor;
 mod dedupe;

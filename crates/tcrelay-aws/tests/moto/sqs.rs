@@ -344,7 +344,7 @@ async fn the_claim_check_threshold_counts_attributes_and_is_configurable() {
     assert_eq!(envelope_of(&read_back), e);
 }
 
-/// A queue created with the old 256 KiB MaximumMessageSize (issue 16): the threshold is read
+/// A queue created with the old 256 KiB MaximumMessageSize: the threshold is read
 /// from it, so an envelope between 256 KiB and 1 MiB is claim-checked instead of refused by
 /// SQS (which a fixed 1 MiB threshold would turn into a 503 for ever); and the 1.x format
 /// writes the older pointer class and size attribute.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::{Fake, PASSWORD, Step, USER, client, config, header, start};
 use serde_json::{Value, json};
 use tradecloud_client::{
-    ClientConfig, ClientError, Credentials, PollEndpoint, PollQuery, RateLimiter, SearchEndpoint,
-    TradecloudClient,
+    ClientConfig, ClientError, ConfigError, Credentials, PollEndpoint, PollQuery, RateLimiter,
+    SearchEndpoint, TradecloudClient,
 };
 
 #[tokio::test]
@@ -587,7 +587,8 @@ async fn concurrent_calls_overlap_up_to_the_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_answer_does_not_hold_up_the_next_call() {
-    // Issue 15: a healthy GET waited 9 s behind a slow one.
+    // Found by the hostile-client campaign (SECURITY.md): a healthy GET waited 9 s behind a
+    // slow one.
     let (fake, client) = client(Fake::default()).await;
     client.login().await.unwrap();
     fake.script([Step::Sleep(Duration::from_secs(5))]);
@@ -666,6 +667,119 @@ fn config_validation_and_secret_debug() {
     config.max_requests_per_second = 10;
     config.retry_budget = Duration::ZERO;
     assert!(TradecloudClient::new(config).is_err());
+}
+
+/// Each rule of the client's config validation refuses with the variant that names what is
+/// wrong (the base URL as configured, or the setting), through either constructor; a config one
+/// step inside each rule is accepted.
+#[test]
+fn each_invalid_setting_is_refused_with_the_error_that_names_it() {
+    /// What the refusal must name: the base URL (with a word of its reason) or a setting.
+    enum Names {
+        Url(&'static str),
+        Setting(&'static str),
+    }
+    type Change = fn(&mut ClientConfig);
+    let valid = || config("http://127.0.0.1:1/v2");
+    let table: [(&str, Change, Names); 12] = [
+        (
+            "query",
+            |c| c.base_url = "http://127.0.0.1:1/v2?tenant=a".into(),
+            Names::Url("query or fragment"),
+        ),
+        (
+            "empty query",
+            |c| c.base_url = "http://127.0.0.1:1/v2/?".into(),
+            Names::Url("query or fragment"),
+        ),
+        (
+            "fragment",
+            |c| c.base_url = "http://127.0.0.1:1/v2#top".into(),
+            Names::Url("query or fragment"),
+        ),
+        (
+            "scheme",
+            |c| c.base_url = "ftp://example.com/v2".into(),
+            Names::Url("http(s)"),
+        ),
+        (
+            "unparsable",
+            |c| c.base_url = "not a url".into(),
+            Names::Url(""),
+        ),
+        (
+            "zero timeout",
+            |c| c.timeout = Duration::ZERO,
+            Names::Setting("timeout"),
+        ),
+        (
+            "zero retry budget",
+            |c| c.retry_budget = Duration::ZERO,
+            Names::Setting("retry_budget"),
+        ),
+        (
+            "zero refresh interval",
+            |c| c.refresh_interval = Duration::ZERO,
+            Names::Setting("refresh_interval"),
+        ),
+        (
+            "no concurrent requests",
+            |c| c.max_concurrent_requests = 0,
+            Names::Setting("max_concurrent_requests"),
+        ),
+        (
+            "no response bytes",
+            |c| c.max_response_bytes = 0,
+            Names::Setting("max_response_bytes"),
+        ),
+        (
+            "no requests per second",
+            |c| c.max_requests_per_second = 0,
+            Names::Setting("max_requests_per_second"),
+        ),
+        (
+            "initial back-off above the cap",
+            |c| c.backoff_initial = c.backoff_max + Duration::from_millis(1),
+            Names::Setting("backoff_initial"),
+        ),
+    ];
+    for (case, change, names) in table {
+        let mut config = valid();
+        change(&mut config);
+        let err = TradecloudClient::new(config.clone()).unwrap_err();
+        match (&err, names) {
+            (ConfigError::BaseUrl { url, reason }, Names::Url(why)) => {
+                assert_eq!(url, &config.base_url, "{case}");
+                assert!(reason.contains(why), "{case}: {reason}");
+            }
+            (ConfigError::Invalid { setting, .. }, Names::Setting(name)) => {
+                assert_eq!(*setting, name, "{case}");
+                assert!(err.to_string().contains(name), "{case}: {err}");
+            }
+            (other, _) => panic!("{case}: refused as {other:?}"),
+        }
+        let shared = std::sync::Arc::new(RateLimiter::new(10));
+        assert_eq!(
+            TradecloudClient::with_rate_limiter(config, shared).unwrap_err(),
+            err,
+            "{case}"
+        );
+    }
+    // The edges are inside: a path with a trailing slash, one request at a time, a one-byte
+    // answer limit, back-off starting at its cap.
+    let edges = ClientConfig {
+        base_url: "http://127.0.0.1:1/v2/".into(),
+        max_concurrent_requests: 1,
+        max_response_bytes: 1,
+        max_requests_per_second: 1,
+        timeout: Duration::from_millis(1),
+        retry_budget: Duration::from_millis(1),
+        refresh_interval: Duration::from_millis(1),
+        backoff_initial: Duration::from_millis(40),
+        backoff_max: Duration::from_millis(40),
+        ..valid()
+    };
+    TradecloudClient::new(edges).expect("the edge of every rule is accepted");
 }
 
 #[tokio::test]
