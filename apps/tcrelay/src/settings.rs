@@ -121,17 +121,35 @@ mod tests {
             ("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "9"),
         ]);
         let s = Settings::from_env_map(&e, Backend::Sqlite).unwrap();
+        assert_eq!(
+            s.acked_retention,
+            Duration::from_secs(DEFAULT_ACKED_RETENTION_DAYS * 86_400)
+        );
         assert_eq!(s.dedupe.ttl, Duration::from_secs(2 * 86_400));
         assert_eq!(s.dedupe.in_progress_expiry, Duration::from_secs(9));
         for (var, value) in [
             ("TCRELAY_DEDUPE_TTL_DAYS", "0"),
             ("TCRELAY_DEDUPE_TTL_DAYS", "x"),
             ("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "0"),
+            (TCRELAY_ACKED_RETENTION_DAYS, "3651"),
+            (TCRELAY_ACKED_RETENTION_DAYS, "a week"),
         ] {
             let mut e = e.clone();
             e.insert(var.into(), value.into());
             let err = Settings::from_env_map(&e, Backend::Sqlite).unwrap_err();
             assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn acked_retention_is_read() {
+        for (days, kept) in [("0", 0), ("3650", 3650 * 86_400)] {
+            let e = env(&[
+                ("TCRELAY_WEBHOOK_BASIC", "tc:pw"),
+                (TCRELAY_ACKED_RETENTION_DAYS, days),
+            ]);
+            let s = Settings::from_env_map(&e, Backend::Sqlite).unwrap();
+            assert_eq!(s.acked_retention, Duration::from_secs(kept), "{days}");
         }
     }
 

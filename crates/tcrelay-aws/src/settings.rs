@@ -210,6 +210,7 @@ mod tests {
             (TCRELAY_DEDUPE_TTL_DAYS, "-1"),
             (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "0"),
             (TCRELAY_QUEUE_URL, "erp-queue"),
+            (TCRELAY_QUARANTINE_QUEUE_URL, "quarantine"),
             (TCRELAY_AWS_ENDPOINT_URL, "localhost:5000"),
         ] {
             let mut e = full();

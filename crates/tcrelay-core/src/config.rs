@@ -518,6 +518,10 @@ mod tests {
         for (var, value) in [
             (TCRELAY_MAX_BODY_BYTES, "6MB"),
             (TCRELAY_MAX_BODY_BYTES, "0"),
+            (TCRELAY_MAX_LINES, "0"),
+            (TCRELAY_MAX_LINES, "many"),
+            (TCRELAY_REQUEST_BUDGET_MS, "99"),
+            (TCRELAY_REQUEST_BUDGET_MS, "29001"),
             (TCRELAY_RETRY_AFTER_SECONDS, "soon"),
             (TRADECLOUD_API_URL, "api.tradecloud1.com"),
             (TCRELAY_WEBHOOK_BASIC, "no-colon"),
@@ -635,6 +639,52 @@ mod tests {
         c.tradecloud
             .apply_secret(r#"{"username":"u@x","password":"p"}"#)
             .unwrap();
-        assert_eq!(c.tradecloud.login.unwrap().username, "u@x");
+        assert_eq!(c.tradecloud.login.as_ref().unwrap().username, "u@x");
+        // An empty field is no login either, and says so without the other field's value.
+        for empty in [
+            r#"{"username":"","password":"s3cr3t-value"}"#,
+            r#"{"username":"u","password":""}"#,
+        ] {
+            let err = c.tradecloud.apply_secret(empty).unwrap_err();
+            assert!(err.to_string().contains("empty"), "{err}");
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        }
+    }
+
+    #[test]
+    fn limits_are_read() {
+        let mut e = full();
+        e.insert(TCRELAY_REQUEST_BUDGET_MS.into(), "1234".into());
+        e.insert(TCRELAY_MAX_LINES.into(), "7".into());
+        let c = Config::from_env_map(&e).unwrap();
+        assert_eq!(c.webhook.request_budget, Duration::from_millis(1234));
+        assert_eq!(c.webhook.max_lines, 7);
+        for edge in ["100", "29000"] {
+            e.insert(TCRELAY_REQUEST_BUDGET_MS.into(), edge.into());
+            assert!(Config::from_env_map(&e).is_ok(), "{edge}");
+        }
+    }
+
+    #[test]
+    fn dedupe_timings_are_read_and_bounded() {
+        let t = DedupeTimings::from_env_map(&env(&[
+            (TCRELAY_DEDUPE_TTL_DAYS, "365"),
+            (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "86400"),
+        ]))
+        .unwrap();
+        assert_eq!(t.ttl, Duration::from_secs(365 * 86_400));
+        assert_eq!(t.in_progress_expiry, Duration::from_secs(86_400));
+        for (var, value) in [
+            (TCRELAY_DEDUPE_TTL_DAYS, "0"),
+            (TCRELAY_DEDUPE_TTL_DAYS, "366"),
+            (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "0"),
+            (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "86401"),
+        ] {
+            let err = DedupeTimings::from_env_map(&env(&[(var, value)])).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var: v, .. } if *v == var),
+                "{var}={value}: {err:?}"
+            );
+        }
     }
 }
