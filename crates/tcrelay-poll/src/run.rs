@@ -484,17 +484,29 @@ async fn lease_and_poll(
             }
             None => None,
         };
-        let pos = match (&request.from, &cursor.value, committed_at) {
-            (Some(from), _, _) => {
-                timestamp::parse(from).map_err(|_| PollError::BadFrom(from.clone()))?;
-                from.clone()
+        let lookback = chrono::Duration::from_std(config.lookback)
+            .unwrap_or(chrono::Duration::milliseconds(1));
+        let resume_at = committed_at.map(|at| at - lookback);
+        let pos = match (&request.from, resume_at) {
+            (Some(from), resume_at) => {
+                let from_at =
+                    timestamp::parse(from).map_err(|_| PollError::BadFrom(from.clone()))?;
+                match resume_at {
+                    // A backfill goes back, never forward: starting after the cursor would
+                    // checkpoint past changes nobody has relayed yet.
+                    Some(resume_at) if from_at > resume_at => {
+                        tracing::warn!(
+                            stream = stream.as_str(),
+                            from = %tcrelay_core::logsafe::escape_control(from),
+                            "the backfill's start is after the cursor: starting at the cursor"
+                        );
+                        timestamp::format(resume_at)
+                    }
+                    _ => from.clone(),
+                }
             }
-            (None, Some(_), Some(at)) => {
-                let lookback = chrono::Duration::from_std(config.lookback)
-                    .unwrap_or(chrono::Duration::milliseconds(1));
-                timestamp::format(at - lookback)
-            }
-            _ => config.start.clone().ok_or(PollError::NoStart)?,
+            (None, Some(resume_at)) => timestamp::format(resume_at),
+            (None, None) => config.start.clone().ok_or(PollError::NoStart)?,
         };
         let pos_at = timestamp::parse(&pos).map_err(|_| PollError::BadFrom(pos.clone()))?;
         let mut run = StreamRun {
