@@ -216,6 +216,17 @@ fn bad_flags_and_settings_are_named() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("TCRELAY_QUEUE_URL"), "{}", stderr(&o));
 
+    // An address another process holds: named, not a panic or a silent exit.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = tcrelay(&["--db", db, "serve", "--listen", &addr], &[cred]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!("cannot listen on {addr}")),
+        "{}",
+        stderr(&o)
+    );
+
     let o = tcrelay(&["serve", "--poll-interval", "soon"], &[cred]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--poll-interval"), "{}", stderr(&o));
