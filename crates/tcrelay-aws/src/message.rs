@@ -14,12 +14,24 @@ pub(crate) struct Attribute {
 }
 
 impl Attribute {
-    /// A `String` attribute.
+    /// A `String` attribute. SQS refuses a value with a character outside XML's set (control
+    /// characters but tab, newline and carriage return; U+FFFE, U+FFFF), and would refuse it on
+    /// every retry; such characters (possible in an id or event name a body carries) become
+    /// U+FFFD here. The attributes are for filtering: the envelope in the body keeps the value
+    /// exactly.
     pub fn string(name: &str, value: &str) -> Self {
+        let refused = |c: char| {
+            (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+        };
+        let value = if value.contains(refused) {
+            value.replace(refused, "\u{FFFD}")
+        } else {
+            value.to_owned()
+        };
         Attribute {
             name: name.to_owned(),
             data_type: "String",
-            value: value.to_owned(),
+            value,
         }
     }
 
@@ -129,6 +141,28 @@ pub(crate) fn sqs_safe_json(json: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_attributes_hold_only_characters_sqs_accepts() {
+        let sqs_accepts = |c: char| {
+            matches!(c, '\t' | '\n' | '\r')
+                || ('\u{20}'..='\u{D7FF}').contains(&c)
+                || ('\u{E000}'..='\u{FFFD}').contains(&c)
+                || c >= '\u{10000}'
+        };
+        let odd = "Order\u{1}Issued\u{1b}[2J\u{FFFE}\u{FFFF}\tby é 😀";
+        let attribute = Attribute::string("eventName", odd);
+        assert!(
+            attribute.value.chars().all(sqs_accepts),
+            "{:?}",
+            attribute.value
+        );
+        assert_eq!(
+            attribute.value,
+            "Order\u{FFFD}Issued\u{FFFD}[2J\u{FFFD}\u{FFFD}\tby é 😀"
+        );
+        assert_eq!(Attribute::string("id", "o-1").value, "o-1");
+    }
 
     #[test]
     fn size_counts_body_and_attribute_names_types_and_values() {

@@ -325,9 +325,33 @@ impl ObjectState {
 
 /// One object's group: `<class>:<id>`. The FIFO `MessageGroupId`, and the unit the relay keeps
 /// in order ([`crate::gate`]).
+///
+/// SQS takes a group id of at most 128 characters, each an ASCII letter, digit or punctuation
+/// mark, and refuses the message otherwise, again on every retry: a stalled poll stream, a
+/// webhook message answered 503 until Tradecloud gives up. Tradecloud's ids are not always bare
+/// UUIDs (`…-PO2189` ends in the buyer's order number, which may hold a space or an accent), so
+/// an id SQS would refuse is replaced by its SHA-256 (`<class>:sha256-<hex>`): still one group
+/// per object, and a text no plain id has (ids with `-` after `sha256` are hashed too, so the
+/// two forms cannot meet).
 pub fn group_id(class: ObjectClass, id: &str) -> String {
-    format!("{class}:{id}")
+    let plain = format!("{class}:{id}");
+    let sqs_safe = plain.len() <= MAX_GROUP_ID_LEN
+        && plain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation())
+        && !id.starts_with("sha256-");
+    if sqs_safe {
+        plain
+    } else {
+        format!(
+            "{class}:sha256-{}",
+            hex::encode(Sha256::digest(id.as_bytes()))
+        )
+    }
 }
+
+/// SQS's limit on `MessageGroupId`.
+const MAX_GROUP_ID_LEN: usize = 128;
 
 impl Envelope {
     /// The envelope of a webhook POST's event, admitted under its message key.
@@ -485,6 +509,51 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What SQS accepts as a `MessageGroupId`.
+    fn sqs_accepts(group: &str) -> bool {
+        group.len() <= 128
+            && !group.is_empty()
+            && group
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation())
+    }
+
+    #[test]
+    fn every_group_id_is_one_sqs_accepts_and_plain_ids_stay_readable() {
+        let uuid_po = "cb0cef0b-6538-4828-b45e-5ad8ea69b5cd-PO2189";
+        assert_eq!(
+            group_id(ObjectClass::Order, uuid_po),
+            format!("order:{uuid_po}")
+        );
+        let long = "x".repeat(123);
+        for id in [
+            "cb0cef0b-6538-4828-b45e-5ad8ea69b5cd-PO 2189",
+            "cb0cef0b-6538-4828-b45e-5ad8ea69b5cd-PO2189-Müller",
+            "tab\there",
+            long.as_str(),
+            "sha256-looks-hashed",
+        ] {
+            for class in [
+                ObjectClass::Order,
+                ObjectClass::OrderDocuments,
+                ObjectClass::Shipment,
+            ] {
+                let group = group_id(class, id);
+                assert!(sqs_accepts(&group), "{id:?}: {group}");
+                assert_eq!(group, group_id(class, id), "stable");
+                assert!(group.starts_with(&format!("{class}:sha256-")), "{group}");
+            }
+        }
+        // Distinct ids stay distinct groups, and a plain id cannot meet a hashed one.
+        assert_ne!(
+            group_id(ObjectClass::Order, "a b"),
+            group_id(ObjectClass::Order, "a  b")
+        );
+        let hashed = group_id(ObjectClass::Order, "a b");
+        let spelled = hashed.trim_start_matches("order:");
+        assert_ne!(group_id(ObjectClass::Order, spelled), hashed);
+    }
 
     const TEXT: &str = r#"{"z": 1, "order": {"id": "o-1", "price": 12.50, "note": "a\u00e9\nb"}}"#;
 
