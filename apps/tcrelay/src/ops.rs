@@ -36,8 +36,9 @@ pub async fn queue_list(
             e.id,
             e.kind,
             e.source,
-            e.object_id,
-            e.event_name.as_deref().unwrap_or("-"),
+            // Ids and event names come from request bodies: escaped, they cannot forge a row.
+            escape_control(&e.object_id),
+            escape_control(e.event_name.as_deref().unwrap_or("-")),
             e.enqueued_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
             e.acked_at
                 .map(|a| format!(" / acked {}", a.format("%Y-%m-%dT%H:%M:%S%.3fZ")))
@@ -314,7 +315,7 @@ pub async fn trace(
             e.id,
             e.kind,
             e.source,
-            e.event_name.as_deref().unwrap_or("-"),
+            escape_control(e.event_name.as_deref().unwrap_or("-")),
             time(&e.enqueued_at),
             e.acked_at
                 .map(|a| format!(" / acked {}", time(&a)))

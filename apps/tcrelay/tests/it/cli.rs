@@ -40,6 +40,34 @@ fn stats(db: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
+async fn stored_ids_and_event_names_cannot_forge_rows_in_listings() {
+    // Ids and event names come from request bodies; a newline or an escape sequence in one must
+    // not add a row to (or repaint) an operator's `queue list` or `trace`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let db = path.to_str().unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let forged_id = "o-1\n       9  order  poll  o-2";
+    let mut e = envelope(forged_id, 1);
+    e.event_name = Some("OrderIssuedByBuyer\u{1b}[2J\n      10  forged".to_owned());
+    store.enqueue(&[e]).await.unwrap();
+    for args in [vec!["queue", "list"], vec!["trace", forged_id]] {
+        let o = tcrelay(&[&["--db", db][..], &args[..]].concat(), &[]);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(!out.contains('\u{1b}'), "{args:?}: {out}");
+        assert!(
+            !out.lines().any(|l| {
+                let l = l.trim_start();
+                l.starts_with("9 ") || l.starts_with("10 ")
+            }),
+            "{args:?}: a forged row: {out}"
+        );
+        assert!(out.contains("\\n"), "{args:?}: escaped: {out}");
+    }
+}
+
+#[tokio::test]
 async fn queue_export_ack_and_stats() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
