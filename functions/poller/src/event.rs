@@ -80,6 +80,17 @@ pub fn parse_event(payload: &Value) -> Result<Invocation, EventError> {
     if payload.get("detail-type").is_some()
         || payload.get("source").and_then(Value::as_str) == Some("aws.events")
     {
+        // A manual field in a scheduled event (the console's sample edited by hand) must not
+        // be ignored: `dryRun` would turn into a real run, `from` into a plain one.
+        if let Some(field) = ["stream", "from", "dryRun"]
+            .into_iter()
+            .find(|field| payload.get(*field).is_some())
+        {
+            return Err(EventError::Unsupported(format!(
+                "a scheduled event (it has `detail-type` or `source: aws.events`) with the \
+                 manual field `{field}`: invoke with only {{\"stream\", \"from\", \"dryRun\"}}"
+            )));
+        }
         return Ok(Invocation::Scheduled);
     }
     if payload.is_null() {
@@ -258,5 +269,17 @@ mod tests {
             parse_event(&json!([1])),
             Err(EventError::Unsupported(_))
         ));
+        // The scheduled sample with a manual field added by hand: refused, not run for real.
+        let mut edited = sample("poller-scheduled.json");
+        edited["dryRun"] = json!(true);
+        let refused = parse_event(&edited).unwrap_err();
+        assert!(refused.to_string().contains("dryRun"), "{refused}");
+        for field in ["from", "stream"] {
+            let edited = json!({"source": "aws.events", field: "x"});
+            assert!(matches!(
+                parse_event(&edited),
+                Err(EventError::Unsupported(_))
+            ));
+        }
     }
 }
