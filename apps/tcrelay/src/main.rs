@@ -140,6 +140,10 @@ enum QueueCommand {
         /// Include acknowledged messages.
         #[arg(long)]
         all: bool,
+        /// Only messages with an id up to and including this one (the id to acknowledge
+        /// afterwards). The id of the last message written is printed on stderr either way.
+        #[arg(long)]
+        up_to: Option<i64>,
     },
     /// Acknowledge messages up to an id, or by id.
     Ack {
@@ -292,8 +296,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 QueueCommand::List { limit, all, json } => {
                     ops::queue_list(&store, limit, all, json, &mut stdout).await?;
                 }
-                QueueCommand::Export { all } => {
-                    ops::queue_export(&store, all, &mut stdout).await?;
+                QueueCommand::Export { all, up_to } => {
+                    let exported = ops::queue_export(&store, all, up_to, &mut stdout).await?;
+                    // On stderr, so stdout stays the envelopes alone: what to acknowledge.
+                    match exported.last_id {
+                        Some(last) => eprintln!(
+                            "exported {} envelopes, the last with id {last} \
+                             (acknowledge with: queue ack --up-to {last})",
+                            exported.count
+                        ),
+                        None => eprintln!("exported 0 envelopes"),
+                    }
                 }
                 QueueCommand::Ack { up_to, ids } => {
                     ops::queue_ack(&store, up_to, &ids, &mut stdout).await?;

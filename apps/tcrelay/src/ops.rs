@@ -58,28 +58,46 @@ fn json_lines<T: serde::Serialize>(items: &[T], out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
-/// `queue export`: every envelope as one JSON line, in queue order; paged so a large queue is
-/// never held in memory at once.
+/// What `queue export` wrote: how many envelopes, and the queue id of the last one (the id a
+/// consumer acknowledges up to once it has processed them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exported {
+    /// Envelopes written.
+    pub count: u64,
+    /// The id of the last one written; `None` when none was.
+    pub last_id: Option<i64>,
+}
+
+/// `queue export`: every envelope (up to id `up_to`, when given) as one JSON line, in queue
+/// order; paged so a large queue is never held in memory at once.
 pub async fn queue_export(
     store: &SqliteStore,
     include_acked: bool,
+    up_to: Option<i64>,
     out: &mut dyn Write,
-) -> Result<u64, OpsError> {
+) -> Result<Exported, OpsError> {
     let mut after = 0i64;
-    let mut written = 0u64;
-    loop {
+    let mut exported = Exported {
+        count: 0,
+        last_id: None,
+    };
+    'pages: loop {
         let page = store.export_page(after, 500, include_acked).await?;
         let Some(last) = page.last() else {
             break;
         };
         after = last.id;
         for q in &page {
+            if up_to.is_some_and(|up_to| q.id > up_to) {
+                break 'pages;
+            }
             writeln!(out, "{}", q.json)?;
-            written += 1;
+            exported.count += 1;
+            exported.last_id = Some(q.id);
         }
     }
     out.flush()?;
-    Ok(written)
+    Ok(exported)
 }
 
 /// `queue ack`: acknowledges up to an id, or the listed ids; returns how many.

@@ -68,6 +68,38 @@ async fn stored_ids_and_event_names_cannot_forge_rows_in_listings() {
 }
 
 #[tokio::test]
+async fn export_names_the_id_to_acknowledge_and_up_to_pins_the_batch() {
+    // A consumer acknowledges up to the last id it exported, not the newest id in the queue:
+    // messages enqueued after its export must stay pending.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let db = path.to_str().unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let batch: Vec<Envelope> = (1..=3).map(|n| envelope("o1", n)).collect();
+    store.enqueue(&batch).await.unwrap();
+    let o = tcrelay(&["--db", db, "queue", "export"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3);
+    assert!(stderr(&o).contains("queue ack --up-to 3"), "{}", stderr(&o));
+    // Enqueued after the export: the acknowledgement of the batch leaves them pending.
+    let later: Vec<Envelope> = (4..=5).map(|n| envelope("o2", n)).collect();
+    store.enqueue(&later).await.unwrap();
+    let o = tcrelay(&["--db", db, "queue", "ack", "--up-to", "3"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stats(db)["pending"], 2);
+    let o = tcrelay(&["--db", db, "queue", "export", "--up-to", "4"], &[]);
+    let lines: Vec<Envelope> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, later[..1]);
+    assert!(stderr(&o).contains("queue ack --up-to 4"), "{}", stderr(&o));
+    let o = tcrelay(&["--db", db, "queue", "export", "--up-to", "3"], &[]);
+    assert_eq!(stdout(&o), "");
+    assert!(stderr(&o).contains("exported 0"), "{}", stderr(&o));
+}
+
+#[tokio::test]
 async fn queue_export_ack_and_stats() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
