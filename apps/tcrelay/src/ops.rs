@@ -385,10 +385,23 @@ pub async fn doctor_sqlite(path: &std::path::Path, out: &mut dyn Write) -> Resul
                 ),
             );
         }
-        Ok(v) if v < supported => writeln!(
-            out,
-            "ok    schema version {v} (opening migrates it to {supported})"
-        )?,
+        Ok(v) if v < supported => {
+            // Opening would migrate the file, and an older `serve` that still uses it would
+            // then refuse to start: a check must not do that. Read-only from here on.
+            writeln!(
+                out,
+                "ok    schema version {v} (`serve` of this build migrates it to {supported})"
+            )?;
+            return match SqliteStore::integrity_of(path) {
+                Ok(None) => {
+                    writeln!(out, "ok    integrity")?;
+                    writeln!(out, "ok    queue counts: shown once the schema is migrated")?;
+                    Ok(true)
+                }
+                Ok(Some(findings)) => fail(out, format!("integrity: {findings}")),
+                Err(e) => fail(out, format!("integrity: {e}")),
+            };
+        }
         Ok(v) => writeln!(out, "ok    schema version {v}")?,
         Err(e) => return fail(out, format!("schema: {e}")),
     }

@@ -174,6 +174,30 @@ impl SqliteStore {
             .map_err(sqlite)
     }
 
+    /// `PRAGMA integrity_check` of the file at `path` on a read-only connection: nothing is
+    /// migrated, created or written (`tcrelay doctor` on a file of an older schema, which a
+    /// running older `serve` may still use). `Ok(None)` when SQLite finds nothing; otherwise
+    /// what it found.
+    pub fn integrity_of(path: impl AsRef<Path>) -> Result<Option<String>, OpenError> {
+        let path = path.as_ref();
+        let sqlite = |source| OpenError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite)?;
+        let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(sqlite)?;
+        let findings = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(sqlite)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite)?;
+        Ok((findings != ["ok"]).then(|| findings.join("; ")))
+    }
+
     fn open_flags(
         path: &Path,
         options: SqliteOptions,

@@ -187,6 +187,29 @@ fn doctor_checks_the_file_and_its_schema() {
     assert_eq!(cursors[0]["stream"], "orders");
     assert_eq!(cursors[0]["value"], "2025-01-01T00:00:00.000Z");
     assert_eq!(cursors[1]["value"], serde_json::Value::Null);
+
+    // A file of an older schema (a running older `serve` may use it): checked, not migrated,
+    // or that `serve` could not start again.
+    let older = tcrelay_sqlite::SCHEMA_VERSION - 1;
+    let user_version = || -> i64 {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap()
+    };
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {older}"))
+        .unwrap();
+    let o = tcrelay(&["--db", db, "doctor"], &[]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("ok    schema version {older}")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("ok    integrity"), "{}", stdout(&o));
+    assert_eq!(user_version(), older, "doctor migrated the file");
 }
 
 #[test]
