@@ -347,6 +347,38 @@ impl RunReport {
     }
 }
 
+/// Under a deadline, the streams whose cursors are the newest go first: a caught-up stream
+/// takes a page or two, and a stream with a backlog (the first runs from an early
+/// `TCRELAY_POLL_START`) then uses what is left. In the configured order, a backlog of the
+/// first stream would take every invocation's time and the others would not be polled at all
+/// until it caught up. Streams without a cursor count as the oldest; when a cursor cannot be
+/// read the configured order stays (the run reports the store's failure itself).
+async fn newest_cursor_first(
+    ports: &PollPorts,
+    streams: Vec<PollStream>,
+    deadline: &dyn Deadline,
+) -> Vec<PollStream> {
+    if streams.len() < 2 || deadline.remaining().is_none() {
+        return streams;
+    }
+    let mut positions = Vec::with_capacity(streams.len());
+    for stream in &streams {
+        match ports.cursors.read(stream.as_str()).await {
+            Ok(cursor) => positions.push(
+                cursor
+                    .and_then(|c| c.value)
+                    .and_then(|v| timestamp::parse(&v).ok()),
+            ),
+            Err(_) => return streams,
+        }
+    }
+    let mut ordered: Vec<(PollStream, Option<DateTime<Utc>>)> =
+        streams.into_iter().zip(positions).collect();
+    // Stable: equal positions keep the configured order.
+    ordered.sort_by(|a, b| b.1.cmp(&a.1));
+    ordered.into_iter().map(|(stream, _)| stream).collect()
+}
+
 /// Polls the requested streams (or the configured ones), one after the other: Tradecloud asks
 /// for sequential calls. A failed stream does not stop the others.
 pub async fn run(
@@ -363,11 +395,53 @@ pub async fn run(
     if streams.is_empty() {
         tracing::info!("no poll streams configured (TCRELAY_POLL_STREAMS is empty); nothing to do");
     }
+    let streams = newest_cursor_first(ports, streams, deadline).await;
     let mut results = Vec::with_capacity(streams.len());
-    for stream in streams {
-        results.push(run_stream(ports, config, stream, request, deadline).await);
+    let count = streams.len();
+    for (i, stream) in streams.into_iter().enumerate() {
+        let share = Share::of(deadline, config.time_margin, count - i);
+        results.push(run_stream(ports, config, stream, request, &share).await);
     }
     RunReport { results }
+}
+
+/// A stream's share of the invocation's time: of what is left when it starts (the margin
+/// kept), an equal part for it and each stream after it. A stream that finishes early leaves
+/// its time to the next; the last gets all that is left. So no stream takes every invocation's
+/// time while another waits.
+struct Share<'a> {
+    inner: &'a dyn Deadline,
+    /// The inner deadline's time left at which this share is used up.
+    used_up_below: Duration,
+    margin: Duration,
+}
+
+impl<'a> Share<'a> {
+    fn of(inner: &'a dyn Deadline, margin: Duration, streams_left: usize) -> Self {
+        let used_up_below = inner.remaining().map_or(Duration::ZERO, |left| {
+            let usable = left.saturating_sub(margin);
+            let share = usable / u32::try_from(streams_left.max(1)).unwrap_or(u32::MAX);
+            left - share
+        });
+        Self {
+            inner,
+            used_up_below,
+            margin,
+        }
+    }
+}
+
+impl Deadline for Share<'_> {
+    fn remaining(&self) -> Option<Duration> {
+        // The run stops when this is under the margin: once the invocation's own time is, or
+        // once this share is spent.
+        self.inner.remaining().map(|left| {
+            left.min(
+                left.checked_sub(self.used_up_below)
+                    .map_or(Duration::ZERO, |over| over + self.margin),
+            )
+        })
+    }
 }
 
 /// Polls one stream: lease, pages, checkpoints, release; logs one summary line.

@@ -1070,6 +1070,65 @@ async fn a_panicking_run_releases_its_lease_at_once() {
     );
 }
 
+/// Time that passes as the run checks it: `step_ms` per look, from `left_ms`.
+struct Ticking {
+    left_ms: std::sync::atomic::AtomicU64,
+    step_ms: u64,
+}
+
+impl Deadline for Ticking {
+    fn remaining(&self) -> Option<Duration> {
+        let left = self
+            .left_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                Some(left.saturating_sub(self.step_ms))
+            })
+            .unwrap();
+        Some(Duration::from_millis(left))
+    }
+}
+
+/// A backlog in the first stream must not take every invocation's time: the next stream gets
+/// its share and its changes are relayed in the same invocation.
+#[tokio::test]
+async fn a_backlog_in_one_stream_leaves_the_next_stream_its_share_of_the_time() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..5_000 {
+            put_order(w, &format!("o{i:04}"), T0 + i);
+        }
+        for i in 0..3 {
+            let id = format!("s{i}");
+            w.put(
+                PollStream::Shipments,
+                &id,
+                T0 + i,
+                shipment_json(&id, T0 + i),
+            );
+        }
+    });
+    let mut c = config();
+    c.streams = vec![ORDERS, PollStream::Shipments];
+    c.time_margin = Duration::from_secs(30);
+    let deadline = Ticking {
+        left_ms: 300_000.into(),
+        step_ms: 10_000,
+    };
+    let report = run(&h.ports, &c, &RunRequest::scheduled("r"), &deadline).await;
+    assert!(!report.failed());
+    let summaries = report.summaries();
+    let orders = summaries.iter().find(|s| s.stream == "orders").unwrap();
+    let shipments = summaries.iter().find(|s| s.stream == "shipments").unwrap();
+    assert_eq!(
+        orders.stop,
+        Some(StopReason::Deadline),
+        "the backlog is not done"
+    );
+    assert!(orders.enqueued > 0);
+    assert_eq!(shipments.enqueued, 3, "{shipments:?}");
+    assert_eq!(shipments.stop, Some(StopReason::CaughtUp));
+}
+
 #[tokio::test]
 async fn run_polls_each_configured_stream_and_reports_each() {
     let h = harness();
