@@ -234,11 +234,18 @@ impl RunningServer {
         Ok(addr)
     }
 
-    /// Waits until the HTTP servers and the poll loop have stopped.
+    /// Waits until the HTTP servers and the poll loop have stopped, then for the relay's work
+    /// that outlived its requests (a send past its request's deadline, a slow settle).
     pub async fn wait(self) -> Result<(), ServeError> {
         let http = self.http.await;
         if let Some(poller) = self.poller {
             let _ = poller.await;
+        }
+        if !tcrelay_core::relay::finish_outliving_work(OUTLIVING_WORK_LIMIT).await {
+            tracing::warn!(
+                "sends or settles still running at shutdown after {OUTLIVING_WORK_LIMIT:?}; \
+                 their claims expire on their own"
+            );
         }
         if let Some(admin) = self.admin {
             let _ = admin.await;
@@ -255,6 +262,10 @@ impl RunningServer {
         self.wait().await
     }
 }
+
+/// How long a shutdown waits for sends and settles that outlived their requests: longer than
+/// an AWS call's operation timeout (8 s) with room for its claims' settle.
+const OUTLIVING_WORK_LIMIT: Duration = Duration::from_secs(30);
 
 /// Binds, then serves the webhook and (when configured) runs the poll loop in the background.
 pub async fn start(

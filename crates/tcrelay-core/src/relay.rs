@@ -472,7 +472,7 @@ impl Relay {
                 reason: format!("the send was cancelled: {join}"),
             })),
             Err(out_of_time) => {
-                tokio::spawn(async move {
+                OUTLIVING.spawn(async move {
                     let sent = matches!(sending.await, Ok(Ok(())));
                     held.claims.settle(sent).await;
                     tracing::info!(
@@ -495,7 +495,7 @@ impl Relay {
     /// would leave a sent message's key in progress until it expires, and a poll could then
     /// relay that state again.
     async fn settle(&self, held: Held, sent: bool, deadline: &Deadline) {
-        let settling = tokio::spawn(async move {
+        let settling = OUTLIVING.spawn(async move {
             held.claims.settle(sent).await;
             drop(held.pass);
         });
@@ -509,6 +509,25 @@ impl Relay {
     }
 }
 
+/// The relay's tasks that can outlive the request that started them: a relay whose request was
+/// dropped, a queue send that ran past its deadline, a settle slower than the answer. A host
+/// shutting down waits for them ([`finish_outliving_work`]): stopped midway, an enqueued
+/// message's claim would stay in progress, and after its expiry Tradecloud's retry would be
+/// relayed a second time.
+static OUTLIVING: std::sync::LazyLock<tokio_util::task::TaskTracker> =
+    std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
+
+/// Waits (at most `limit`) for the relay's work that outlived its requests; `true` when none is
+/// left. For a host's graceful shutdown, after it stopped taking requests. Process-wide: every
+/// relay of the process is waited for.
+pub async fn finish_outliving_work(limit: std::time::Duration) -> bool {
+    OUTLIVING.close();
+    let done = tokio::time::timeout(limit, OUTLIVING.wait()).await.is_ok();
+    // Open again: another relay of the process (tests run several) may go on.
+    OUTLIVING.reopen();
+    done
+}
+
 /// Runs `relay` as its own task in the current span and waits for it: dropping the wait leaves
 /// the task running to its end. A panic in it panics the caller, so the router's panic handling
 /// answers it as before.
@@ -516,7 +535,10 @@ async fn detached<F>(relay: F) -> Result<Outcome, RelayError>
 where
     F: std::future::Future<Output = Result<Outcome, RelayError>> + Send + 'static,
 {
-    match tokio::spawn(relay.instrument(tracing::Span::current())).await {
+    match OUTLIVING
+        .spawn(relay.instrument(tracing::Span::current()))
+        .await
+    {
         Ok(outcome) => outcome,
         Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
         Err(join) => Err(RelayError::Sink(SinkError {

@@ -15,3 +15,4 @@ mod operators;
 mod operators_aws;
 mod serve_limits;
 mod serve_secrets;
+mod shutdown;
