@@ -31,9 +31,8 @@ const REFRESH_TOKEN: &str = "refresh-token";
 ///
 /// Cheap to clone; clones share the tokens, the rate limiter and the connection pool, so one
 /// client per process (kept across warm Lambda invocations) logs in once. Calls of one client
-/// (and its clones) start at most `max_requests_per_second` apart, as Tradecloud asks, and at
-/// most `max_concurrent_requests` wait for their answers at once, so one slow answer does not
-/// hold up every other call.
+/// (and its clones) start at most `max_requests_per_second` apart and, by default, one at a
+/// time (`max_concurrent_requests` 1), as Tradecloud asks (docs/tradecloud.md §1.2).
 #[derive(Clone, Debug)]
 pub struct TradecloudClient {
     inner: Arc<Inner>,
@@ -197,8 +196,10 @@ impl TradecloudClient {
         self.fetch("shipment", id).await
     }
 
-    /// One page from a poll endpoint: objects updated strictly after `query.last_updated`,
-    /// sorted by `lastUpdatedAt` ascending.
+    /// One page from a poll endpoint: objects updated after `query.last_updated`. Tradecloud
+    /// neither says whether "after" is strict (docs/tradecloud.md §6.2) nor promises any order
+    /// of the results any more (§6.5): a caller must cope with objects updated exactly at the
+    /// cursor and with a page in any order.
     pub async fn poll(
         &self,
         endpoint: PollEndpoint,
@@ -215,8 +216,9 @@ impl TradecloudClient {
         parse_page(&bytes)
     }
 
-    /// One page from an older search endpoint: objects updated at or after
-    /// `query.last_updated`, sorted by `lastUpdatedAt` ascending.
+    /// One page from an older search endpoint: objects updated since `query.last_updated`
+    /// (inclusive, by our reading of "since": docs/tradecloud.md §6.2). The request asks for
+    /// `lastUpdatedAt` ascending; the page is returned in whatever order Tradecloud sends.
     pub async fn search(
         &self,
         endpoint: SearchEndpoint,
@@ -260,6 +262,7 @@ impl TradecloudClient {
             return Ok(());
         };
         let deadline = Instant::now() + self.inner.config.retry_budget;
+        let _permit = self.inner.slot().await.map_err(|f| f.error)?;
         let response = self
             .inner
             .send(
@@ -296,8 +299,8 @@ impl TradecloudClient {
         parse_object(&bytes)
     }
 
-    /// One API call with Bearer auth: retried on 429, 5xx, timeouts and connection errors until
-    /// the budget is spent; one fresh login on a 401.
+    /// One API call with Bearer auth: retried on 429, 5xx, 408, 425, timeouts and connection
+    /// errors until the budget is spent; one fresh login on a 401.
     async fn call(&self, request: ApiRequest<'_>) -> Result<Vec<u8>, ClientError> {
         let inner = &self.inner;
         let started = Instant::now();
@@ -344,7 +347,9 @@ impl Inner {
             Retry::Backoff => self.backoff_delay(*attempt),
         };
         *attempt += 1;
-        if Instant::now() + delay >= deadline {
+        // Compared as durations: `now + delay` overflows `Instant` for an absurd `Retry-After`
+        // (10^19 seconds), and a wait beyond the budget gives up at once whatever its size.
+        if delay >= deadline.saturating_duration_since(Instant::now()) {
             warn!(
                 what,
                 attempts = *attempt,
@@ -408,11 +413,7 @@ impl Inner {
                 );
             }
             // Held until the body is read: it bounds the answers being waited for.
-            let _permit = self
-                .in_flight
-                .acquire()
-                .await
-                .map_err(|_| malformed("the client's request bound was closed"))?;
+            let permit = self.slot().await?;
             let response = self
                 .send_with_body(
                     request.method.clone(),
@@ -424,6 +425,10 @@ impl Inner {
                 .await?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !*relogged {
+                // Given back before the session is locked: a login under the session lock waits
+                // for a slot, so holding one here while waiting for that lock would deadlock.
+                drop(response);
+                drop(permit);
                 // The token may have expired or been revoked early: log in afresh, once per call.
                 *relogged = true;
                 info!(
@@ -448,9 +453,18 @@ impl Inner {
         }
     }
 
-    /// Leaves valid tokens in the session: logs in when there are none, refreshes when they are
-    /// due, and logs in when the refresh fails (refresh tokens are single-use, so a lost answer
-    /// leaves us with a dead one).
+    /// A slot among the `max_concurrent_requests` requests that may wait for Tradecloud at
+    /// once. Every request takes one, the token requests too, so with the default of one they
+    /// are all sequential as Tradecloud asks. Taken before the rate limiter's slot, so waiting
+    /// here does not use up the limiter's intervals. Lock order: the session, then a slot;
+    /// nothing waits for the session while holding a slot.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
+        self.in_flight
+            .acquire()
+            .await
+            .map_err(|_| malformed("the client's request bound was closed"))
+    }
+
     /// A usable access token, logging in or refreshing first when needed.
     async fn access_token(
         &self,
@@ -465,6 +479,9 @@ impl Inner {
             .ok_or_else(|| malformed("no token after logging in"))
     }
 
+    /// Leaves valid tokens in the session: logs in when there are none, refreshes when they are
+    /// due, and logs in when the refresh fails (refresh tokens are single-use, so a lost answer
+    /// leaves us with a dead one).
     async fn ensure_tokens(&self, session: &mut Session, deadline: Instant) -> Result<(), Failure> {
         let due = match &session.tokens {
             None => return self.login(session, deadline).await,
@@ -492,6 +509,7 @@ impl Inner {
     }
 
     async fn refresh(&self, refresh: &Secret, deadline: Instant) -> Result<Tokens, ClientError> {
+        let _permit = self.slot().await.map_err(|f| f.error)?;
         let response = self
             .send(
                 Method::GET,
@@ -521,6 +539,7 @@ impl Inner {
         value.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, value);
+        let _permit = self.slot().await?;
         let response = self
             .send(Method::GET, "authentication/login", headers, deadline)
             .await?;
@@ -549,12 +568,8 @@ impl Inner {
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
                 .unwrap_or_default();
-            // Tolerate a `Bearer ` prefix on the access token.
-            let value = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-                .unwrap_or(value)
-                .trim();
+            // Tolerate a `Bearer` scheme in front of the token.
+            let value = strip_bearer(value);
             if value.is_empty() {
                 return Err(ClientError::Malformed {
                     reason: format!("Tradecloud's token answer lacks the {name} header"),
@@ -564,11 +579,10 @@ impl Inner {
         };
         let access = header(SET_AUTHORIZATION)?;
         let refresh = header(SET_REFRESH_TOKEN)?;
-        let mut lifetime = self.config.refresh_interval;
-        if let Some(stated) = jwt_lifetime(access.expose(), SystemTime::now()) {
-            // Refresh at three quarters of a shorter stated lifetime, before the token dies.
-            lifetime = lifetime.min(stated * 3 / 4);
-        }
+        let lifetime = refresh_after(
+            self.config.refresh_interval,
+            jwt_lifetime(access.expose(), SystemTime::now()),
+        );
         Ok(Tokens {
             access,
             refresh,
@@ -730,10 +744,26 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<
     }
 }
 
+/// How much of a 4xx answer's body is read for [`ClientError::BadRequest`]'s reason: enough for
+/// the 300 characters kept (at most 4 bytes each), so a huge or endless error body cannot
+/// exhaust memory or hold the call until its timeout.
+const ERROR_BODY_LIMIT: usize = 4 * 1024;
+
+/// Whether an answer is transient: Tradecloud asks to retry "on a 5xx, a 429 or a timeout"
+/// (docs/tradecloud.md §1.2). `408 Request Timeout` is such a timeout, and `425 Too Early`
+/// asks by definition (RFC 8470) for the same request again later; neither is a refusal.
+fn is_transient_status(status: StatusCode) -> bool {
+    status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_EARLY
+        )
+}
+
 /// Classifies a non-success answer.
 async fn status_error(status: StatusCode, response: reqwest::Response) -> Failure {
     let code = status.as_u16();
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if is_transient_status(status) {
         let retry = retry_after(response.headers()).map_or(Retry::Backoff, Retry::After);
         return Failure {
             error: ClientError::Upstream { status: code },
@@ -746,7 +776,7 @@ async fn status_error(status: StatusCode, response: reqwest::Response) -> Failur
             Failure::fatal(ClientError::Unauthorized { status: code })
         }
         s if s.is_client_error() => {
-            let body = response.bytes().await.unwrap_or_default();
+            let body = read_prefix(response, ERROR_BODY_LIMIT).await;
             let text = String::from_utf8_lossy(&body);
             let reason: String = text.trim().chars().take(300).collect();
             Failure::fatal(ClientError::BadRequest {
@@ -760,21 +790,92 @@ async fn status_error(status: StatusCode, response: reqwest::Response) -> Failur
     }
 }
 
+/// The first `limit` bytes of an answer's body (fewer if it ends sooner or breaks off); the
+/// rest is left unread and the connection dropped with the response.
+async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - body.len());
+                body.extend_from_slice(&chunk[..take]);
+            }
+            // The body only explains the status; a broken one leaves the reason shorter.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}
+
 /// `Retry-After` as delta-seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is still a number of seconds, only a very large one: it
+        // saturates (and then exceeds any retry budget) rather than being ignored.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let date = http_date(value)?;
     let wait = date.signed_duration_since(chrono::Utc::now());
     Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP-date in any of the three forms RFC 9110 §5.6.7 obliges a recipient to accept:
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, read with RFC 2822's more liberal grammar),
+/// the obsolete RFC 850 form (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`). chrono checks the weekday against the date: a date with the
+/// wrong weekday is not read, and the ordinary back-off applies instead.
+fn http_date(value: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{Datelike as _, NaiveDateTime, Utc};
+    if let Ok(date) = chrono::DateTime::parse_from_rfc2822(value) {
+        return Some(date.with_timezone(&Utc));
+    }
+    if let Ok(date) = NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT") {
+        // RFC 9110: a two-digit year more than 50 years in the future is the most recent past
+        // year with those digits (chrono's own pivot reads 69..=99 as 19xx, 00..=68 as 20xx).
+        let date = date.and_utc();
+        let limit = Utc::now().year() + 50;
+        return Some(if date.year() > limit {
+            date.with_year(date.year() - 100)?
+        } else if date.year() + 100 <= limit {
+            date.with_year(date.year() + 100)?
+        } else {
+            date
+        });
+    }
+    // asctime pads a one-digit day with a space; the whitespace is collapsed first.
+    let words: Vec<&str> = value.split_ascii_whitespace().collect();
+    NaiveDateTime::parse_from_str(&words.join(" "), "%a %b %d %H:%M:%S %Y")
+        .ok()
+        .map(|date| date.and_utc())
+}
+
+/// A token header's value without its `Bearer` scheme, should Tradecloud put one in front of
+/// the access token. Auth schemes are case-insensitive (RFC 9110 §11.1), so `BEARER x` is the
+/// token `x` too; the scheme and the token may be separated by more than one space.
+fn strip_bearer(value: &str) -> &str {
+    match value.split_once(|c: char| c.is_ascii_whitespace()) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => value,
+    }
+}
+
+/// How long tokens are used before they are refreshed: the configured interval (Tradecloud's
+/// connector refreshes every 9 minutes), or three quarters of a shorter lifetime the token
+/// states, so it is refreshed before it dies. Computed as `stated - stated / 4`, which cannot
+/// overflow for a token that states a lifetime of billions of years.
+fn refresh_after(interval: Duration, stated: Option<Duration>) -> Duration {
+    match stated {
+        Some(stated) => interval.min(stated - stated / 4),
+        None => interval,
+    }
 }
 
 /// The lifetime a JWT states, if the token is a JWT with an `exp` claim: `exp - iat` when it
 /// has `iat` too (independent of our clock), else from `now` until `exp`. Tradecloud's tokens
 /// may carry only `exp` (one in its own SDK sample does). `None` when the token is opaque or
 /// already expired by our clock (then the configured interval applies and a 401 logs in again).
+/// An `exp` beyond what the system clock can represent states [`Duration::MAX`].
 fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -784,9 +885,12 @@ fn jwt_lifetime(token: &str, now: SystemTime) -> Option<Duration> {
     let exp = claims.get("exp")?.as_u64()?;
     let lifetime = match claims.get("iat").and_then(Value::as_u64) {
         Some(iat) => Duration::from_secs(exp.checked_sub(iat)?),
-        None => (UNIX_EPOCH + Duration::from_secs(exp))
-            .duration_since(now)
-            .ok()?,
+        // `UNIX_EPOCH + exp` overflows `SystemTime` for an absurd `exp` (u64::MAX): such a
+        // token lives, for our purposes, forever.
+        None => match UNIX_EPOCH.checked_add(Duration::from_secs(exp)) {
+            Some(expires) => expires.duration_since(now).ok()?,
+            None => Duration::MAX,
+        },
     };
     Some(lifetime).filter(|d| !d.is_zero())
 }
@@ -831,6 +935,131 @@ mod tests {
         );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    /// RFC 9110 §5.6.7: a recipient accepts all three forms of an HTTP-date.
+    #[test]
+    fn http_dates_are_read_in_all_three_forms() {
+        let expected = chrono::DateTime::parse_from_rfc3339("1994-11-06T08:49:37Z").unwrap();
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(http_date(form), Some(expected.to_utc()), "{form}");
+        }
+        // A two-digit year is read within RFC 9110's window: next year's is next year.
+        let next_year = chrono::Utc::now() + chrono::Duration::days(366);
+        let rfc850 = next_year.format("%A, %d-%b-%y %H:%M:%S GMT").to_string();
+        assert_eq!(
+            http_date(&rfc850).map(|d| d.timestamp()),
+            Some(next_year.timestamp()),
+            "{rfc850}"
+        );
+        assert_eq!(http_date("Sun Nov 6 08:49:37"), None);
+        assert_eq!(
+            http_date("Mon, 06 Nov 1994 08:49:37 GMT"),
+            None,
+            "wrong weekday"
+        );
+        assert_eq!(http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn retry_after_reads_the_obsolete_date_forms() {
+        let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+        for format in ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"] {
+            let mut headers = HeaderMap::new();
+            let date = later.format(format).to_string();
+            headers.insert(RETRY_AFTER, HeaderValue::try_from(date.clone()).unwrap());
+            let wait = retry_after(&headers);
+            assert!(
+                wait.is_some_and(|w| w > Duration::from_secs(25) && w <= Duration::from_secs(30)),
+                "{date}: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_absurd_retry_after_saturates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("10000000000000000000"),
+        );
+        assert_eq!(
+            retry_after(&headers),
+            Some(Duration::from_secs(10_000_000_000_000_000_000))
+        );
+        // Beyond u64: still a (very long) number of seconds, not an unreadable header.
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("99999999999999999999999999999"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(u64::MAX)));
+    }
+
+    #[test]
+    fn transient_statuses_are_429_5xx_408_and_425() {
+        for code in [408, 425, 429, 500, 502, 503, 504, 599] {
+            assert!(
+                is_transient_status(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
+        }
+        for code in [400, 401, 403, 404, 409, 410, 413, 422, 426, 431] {
+            assert!(
+                !is_transient_status(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_stripped_in_any_case() {
+        for value in [
+            "Bearer x",
+            "bearer x",
+            "BEARER x",
+            "bEaReR   x",
+            "Bearer\tx",
+            "x",
+        ] {
+            assert_eq!(strip_bearer(value), "x", "{value:?}");
+        }
+        // Only the scheme word: a token that merely starts with it stays whole.
+        assert_eq!(strip_bearer("Bearerx"), "Bearerx");
+        assert_eq!(strip_bearer("Basic x"), "Basic x");
+    }
+
+    /// A JWT that states an absurd lifetime (`exp` at `i64::MAX` or `u64::MAX` seconds) must
+    /// neither panic nor stretch the refresh beyond the configured interval.
+    #[test]
+    fn a_far_future_exp_is_capped_by_the_refresh_interval() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let interval = Duration::from_secs(9 * 60);
+        let now = SystemTime::now();
+        for exp in [i64::MAX as u64, u64::MAX] {
+            for claims in [
+                format!(r#"{{"exp":{exp}}}"#),
+                format!(r#"{{"iat":1700000000,"exp":{exp}}}"#),
+            ] {
+                let token = format!("{}.{}.sig", b64("{}"), b64(&claims));
+                let stated = jwt_lifetime(&token, now);
+                assert!(
+                    stated.is_some_and(|d| d > Duration::from_secs(100 * 365 * 86_400)),
+                    "{claims}: {stated:?}"
+                );
+                assert_eq!(refresh_after(interval, stated), interval, "{claims}");
+            }
+        }
+        assert_eq!(refresh_after(interval, Some(Duration::MAX)), interval);
+        // A shorter stated lifetime still refreshes at three quarters of it.
+        assert_eq!(
+            refresh_after(interval, Some(Duration::from_secs(60))),
+            Duration::from_secs(45)
+        );
+        assert_eq!(refresh_after(interval, None), interval);
     }
 
     #[test]

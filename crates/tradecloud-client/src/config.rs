@@ -76,7 +76,8 @@ pub struct ClientConfig {
     /// Wall-clock budget for one call, retries and back-off included. The webhook runs behind
     /// API Gateway's 30 s limit, so the default leaves room to answer 502/503/504 in time.
     pub retry_budget: Duration,
-    /// First back-off delay after a 429, 5xx, timeout or connection error; doubled per retry.
+    /// First back-off delay after a 429, 5xx, 408, 425, timeout or connection error; doubled
+    /// per retry.
     pub backoff_initial: Duration,
     /// Cap for the back-off delay (a `Retry-After` from Tradecloud is honoured even if larger).
     pub backoff_max: Duration,
@@ -85,16 +86,22 @@ pub struct ClientConfig {
     /// How long an access token is used before it is refreshed. Tradecloud's own connector
     /// refreshes every 9 minutes; a token that states a shorter lifetime is refreshed sooner.
     pub refresh_interval: Duration,
-    /// Calls of this client (and its clones) that may wait for Tradecloud at once. Starts stay
-    /// spaced by the rate limit; the bound keeps one slow answer from holding up every other
-    /// call (a GET webhook behind another's 9 s fetch) without opening a flood.
+    /// Calls of this client (and its clones) that may wait for Tradecloud at once. The default
+    /// is 1: Tradecloud asks to "send requests sequentially" (docs/tradecloud.md §1.2), so a
+    /// call waits until the previous one's answer is read. More lets one slow answer not hold
+    /// up every other call (a GET webhook behind another's 9 s fetch), with starts still spaced
+    /// by the rate limit, but it breaks that rule; raise it knowingly.
     pub max_concurrent_requests: usize,
     /// Largest answer body read; a larger one ends the call as [`crate::ClientError::TooLarge`]
     /// without reading the rest (a runaway or hostile answer must not exhaust memory).
     pub max_response_bytes: usize,
 }
 
-/// Default for [`ClientConfig::max_concurrent_requests`].
+/// Default for [`ClientConfig::max_concurrent_requests`]: 4. Tradecloud asks for sequential
+/// calls, and the hosts mostly make them so (a Lambda sandbox serves one request at a time; a
+/// poll run is sequential); in `tcrelay serve`, where GET webhooks and polling share one
+/// client, up to four overlap so that one slow answer does not hold up every other GET (the
+/// starts stay spaced by the rate limit). Set it to 1 for strictly sequential calls.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 4;
 /// Default for [`ClientConfig::max_response_bytes`]: 64 MiB, far above an order of 500 lines or
 /// a poll page of 100 orders as Tradecloud sends them, far below the functions' memory.

@@ -1,7 +1,7 @@
 //! The errors a call can end with, classified so callers can pick an HTTP answer.
 
-/// Why a call to Tradecloud failed. Transient failures (429, 5xx, timeouts, connection errors) have
-/// already been retried within the budget when one of these comes back.
+/// Why a call to Tradecloud failed. Transient failures (429, 5xx, 408, 425, timeouts, connection
+/// errors) have already been retried within the budget when one of these comes back.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ClientError {
     /// Tradecloud answered 404: no such order or shipment (for this account).
@@ -14,7 +14,8 @@ pub enum ClientError {
         /// The status Tradecloud answered (401 or 403).
         status: u16,
     },
-    /// Tradecloud kept answering 429 or 5xx until the retry budget was spent.
+    /// Tradecloud kept answering a transient status (429, 5xx, `408 Request Timeout`, `425 Too
+    /// Early`) until the retry budget was spent.
     #[error("Tradecloud answered HTTP {status} until the retry budget was spent")]
     Upstream {
         /// The last status Tradecloud answered.
@@ -36,12 +37,13 @@ pub enum ClientError {
         /// What was wrong with the answer.
         reason: String,
     },
-    /// Tradecloud rejected the request (a 4xx other than 401, 403, 404 and 429).
+    /// Tradecloud rejected the request (a 4xx other than 401, 403, 404 and the transient 408,
+    /// 425 and 429).
     #[error("Tradecloud rejected the request with HTTP {status}: {reason}")]
     BadRequest {
         /// The status Tradecloud answered.
         status: u16,
-        /// The start of Tradecloud's error body.
+        /// The start of Tradecloud's error body (only its first few KiB are read).
         reason: String,
     },
     /// Tradecloud's answer was larger than [`crate::ClientConfig::max_response_bytes`]; the

@@ -2,9 +2,10 @@
 //!
 //! [`TradecloudClient`] logs in with the configured integration user (JWT, refreshed before it
 //! expires, one re-login on a 401), fetches orders and shipments by id, and reads poll and search
-//! pages. It keeps Tradecloud's rules for API users: sequential calls, at most 10 requests per
-//! second, back-off on 429, 5xx and timeouts. Errors come back as [`ClientError`], classified so
-//! the webhook can answer 404, 502, 503 or 504.
+//! pages. It keeps Tradecloud's rules for API users: sequential calls (one at a time by
+//! default), at most 10 requests per second, back-off on 429, 5xx and timeouts (408 included).
+//! Errors come back as [`ClientError`], classified so the webhook can answer 404, 502, 503 or
+//! 504.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,7 +21,9 @@
 //! let page = client
 //!     .poll(PollEndpoint::Orders, &PollQuery::new("2025-04-23T10:01:53.812Z"))
 //!     .await?;
-//! println!("{} of {:?}, next cursor {:?}", page.items.len(), page.total, page.last_updated_at);
+//! // Tradecloud promises neither the items' order nor a strict "after" (docs/tradecloud.md
+//! // §6.2, §6.5): where the cursor moves next is the caller's decision.
+//! println!("{} of {:?}, lastUpdatedAt {:?}", page.items.len(), page.total, page.last_updated_at);
 //! # let _ = order; Ok(()) }
 //! ```
 

@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 
 use crate::ClientError;
 
-/// The poll endpoints Tradecloud documents since 2024 (`filters.lastUpdatedAfter`, strictly after).
+/// The poll endpoints Tradecloud documents since 2024 (`filters.lastUpdatedAfter`; whether
+/// "after" is strict is not defined, docs/tradecloud.md §6.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PollEndpoint {
     /// `POST /order-search/poll`: orders in delivery-schedule form.
@@ -31,7 +32,7 @@ impl PollEndpoint {
 }
 
 /// The older search endpoints that accounts polled before 2024 (`filters.lastUpdatedSince`,
-/// inclusive).
+/// inclusive by our reading of "since", docs/tradecloud.md §6.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SearchEndpoint {
     /// `POST /order-search/search`.
@@ -104,8 +105,11 @@ pub struct Page {
     pub items: Vec<Box<RawValue>>,
     /// Matches in total, independent of paging, when Tradecloud said.
     pub total: Option<u64>,
-    /// The answer's `lastUpdatedAt` (the next cursor), else the last item's; `None` on an
-    /// empty page without one. The exact string Tradecloud wrote, never re-formatted.
+    /// The answer's top-level `lastUpdatedAt` (which Tradecloud suggests as the next
+    /// `lastUpdatedAfter`, docs/tradecloud.md §6.3), else the last item's; `None` on an empty
+    /// page without one. The exact string Tradecloud wrote, never re-formatted. Not necessarily
+    /// the newest item's: Tradecloud no longer promises any order of the items (§6.5), so a
+    /// caller that moves a cursor decides from the items themselves what is safe to move to.
     pub last_updated_at: Option<String>,
 }
 
@@ -215,12 +219,25 @@ impl<'de> Deserialize<'de> for List {
     }
 }
 
-/// Reads a page: its items as texts (each checked to be an object), the total and the next
-/// cursor. No value tree is built for the items.
+/// Reads a page: its items as texts (each checked to be an object), the total and the answer's
+/// `lastUpdatedAt`. No value tree is built for the items.
+///
+/// What an empty answer looks like is not documented (docs/tradecloud.md §9; presumably
+/// `{"data":[],"total":0}`), so every way of saying "nothing" is an empty page: an empty body
+/// (a `204 No Content`), `{}`, and a `data` (or `orders`) that is missing or `null`, unless a
+/// `total` above zero says there are matches. An empty page leaves the cursor where it was, so
+/// reading a quiet period that way loses nothing, where refusing it would fail every run.
 pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
     let not_json = |e: serde_json::Error| ClientError::Malformed {
         reason: format!("page is not JSON: {e}"),
     };
+    if body.trim_ascii().is_empty() {
+        return Ok(Page {
+            items: Vec::new(),
+            total: None,
+            last_updated_at: None,
+        });
+    }
     if body.trim_ascii_start().first() != Some(&b'{') {
         serde_json::from_slice::<IgnoredAny>(body).map_err(not_json)?;
         return Err(malformed("page is not a JSON object"));
@@ -246,8 +263,11 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
     };
     let items = match list {
         Some(List::Items(items)) => items,
-        Some(List::Null) | None if total == Some(0) => Vec::new(),
-        Some(List::Null) | None => return Err(malformed("page has no `data` list")),
+        // Matches claimed but none given: a broken answer, not a quiet period.
+        Some(List::Null) | None if total.is_some_and(|t| t > 0) => {
+            return Err(malformed("page has no `data` list"));
+        }
+        Some(List::Null) | None => Vec::new(),
         Some(List::Other) => return Err(malformed("page `data` is not a list")),
     };
     // A raw value's text starts at its first token.
@@ -352,12 +372,43 @@ mod tests {
         assert!(page.items.is_empty());
     }
 
+    /// The empty answer's shape is not documented (docs/tradecloud.md §9): every way of saying
+    /// "nothing" reads as an empty page, not as a malformed one.
+    #[test]
+    fn every_empty_shape_is_an_empty_page() {
+        for body in [
+            &b""[..],
+            b" \r\n",
+            b"{}",
+            br#"{"data":null}"#,
+            br#"{"orders":null}"#,
+            br#"{"data":null,"total":null}"#,
+            br#"{"data":null,"total":0}"#,
+            br#"{"data":[]}"#,
+            br#"{"total":"0"}"#,
+            br#"{"lastUpdatedAt":null}"#,
+        ] {
+            let page = parse_page(body).unwrap_or_else(|e| panic!("{body:?}: {e:?}"));
+            assert!(page.items.is_empty(), "{body:?}");
+            assert_eq!(page.last_updated_at, None, "{body:?}");
+        }
+        // An empty page that states its cursor keeps it.
+        let page = parse_page(br#"{"lastUpdatedAt":"2025-01-01T00:00:00.000Z"}"#).unwrap();
+        assert_eq!(
+            page.last_updated_at.as_deref(),
+            Some("2025-01-01T00:00:00.000Z")
+        );
+    }
+
     #[test]
     fn wrong_shapes_are_malformed() {
         for body in [
             &b"not json"[..],
             br#"[1,2]"#,
+            // Matches claimed, none given.
             br#"{"total":3}"#,
+            br#"{"data":null,"total":1}"#,
+            b"null",
             br#"{"data":{"id":"a"},"total":1}"#,
             br#"{"data":[1],"total":1}"#,
             br#"{"data":[],"total":-1}"#,

@@ -60,7 +60,7 @@ pub(crate) struct Shared {
     /// The (optionally lagging) index the poll and search endpoints read.
     pub(crate) index: Mutex<Index>,
     pub(crate) started: Instant,
-    /// Deviations from the documented behaviour that are switched on.
+    /// The behaviours beyond the convenient defaults that are switched on ([`Quirks`]).
     pub(crate) quirks: Mutex<Quirks>,
     /// Every object state a poll or search answer carried: (class, id, `lastUpdatedAt` ms).
     pub(crate) served: Mutex<HashSet<(&'static str, String, i64)>>,
@@ -301,7 +301,8 @@ enum Stream {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Poll endpoints: `lastUpdatedAfter` (strict), sorted by `lastUpdatedAt`, cursor in the answer.
+    /// Poll endpoints: `lastUpdatedAfter` (strict unless [`Quirks::inclusive_after`]), sorted
+    /// by `lastUpdatedAt` (unless [`Quirks::unsorted`]), cursor in the answer.
     Poll,
     /// Older search endpoints: `lastUpdatedSince` (inclusive) and `sort`.
     Search,

@@ -256,7 +256,7 @@ async fn requests(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(json!({ "requests": *lock(&shared.requests) })).into_response()
 }
 
-/// `POST /sim/quirks` (a [`Quirks`]): switches deviations from the documented behaviour.
+/// `POST /sim/quirks` (a [`Quirks`]): switches the behaviours Tradecloud does not rule out.
 async fn set_quirks(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let quirks: Quirks = match parse(&body) {
         Ok(q) => q,

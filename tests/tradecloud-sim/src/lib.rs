@@ -17,14 +17,17 @@
 //!
 //! # The API (`/v2`)
 //! - `GET /authentication/login` (Basic) answers 200 with the tokens in the `Set-Authorization`
-//!   and `Set-Refresh-Token` headers (empty body). Access tokens are JWT-shaped with an `exp`
-//!   claim and live [`SimConfig::access_token_ttl`]. `GET /authentication/refresh` with only
+//!   and `Set-Refresh-Token` headers (empty body). Access tokens are JWT-shaped with `iat` and
+//!   `exp` claims (only `exp` with [`Quirks::exp_only_tokens`], as in Tradecloud's own sample
+//!   token) and live [`SimConfig::access_token_ttl`]. `GET /authentication/refresh` with only
 //!   `Refresh-Token:` issues a new pair; a refresh token works once. `POST
 //!   /authentication/logout` with `Refresh-Token:` revokes it (the access token stays valid).
 //! - `POST` (or `GET` with a body) `/order-search/poll`, `/order-search/poll/single-delivery`,
 //!   `/shipment/poll`: Basic or Bearer; body `{filters:{lastUpdatedAfter, status.processStatus,
-//!   companyId | buyerOrder.companyId | …}, offset, limit}`; `lastUpdatedAfter` is strict and
-//!   accepts offsets; sorted by `lastUpdatedAt` ascending, then id; `limit` at most 100 (default
+//!   companyId | buyerOrder.companyId | …}, offset, limit}`; `lastUpdatedAfter` accepts offsets
+//!   and is strict, and answers are sorted by `lastUpdatedAt` ascending, then id: the convenient
+//!   case, which Tradecloud does not promise (docs/tradecloud.md §6.2, §6.5); the [`Quirks`]
+//!   switch on what it does not rule out (unsorted, inclusive). `limit` at most 100 (default
 //!   100; more is a 400); answer `{data, total, lastUpdatedAt}` where `lastUpdatedAt` is the last
 //!   item's on this page and is absent when `data` is empty.
 //! - `POST /order-search/search`, `/shipment/search`: `filters.lastUpdatedSince` (inclusive),
@@ -152,7 +155,8 @@ pub struct SimConfig {
     /// cursor that a later change already moved on. 0: no lag. Fetch by id and webhooks always
     /// see the current state.
     pub index_lag_queries: usize,
-    /// Deviations from Tradecloud's documented behaviour to show (all off by default).
+    /// Behaviours Tradecloud does not rule out, beyond the convenient defaults (sorted pages, a
+    /// strict `lastUpdatedAfter`, zoned times, tokens with `iat`); all off by default.
     pub quirks: Quirks,
 }
 
@@ -372,12 +376,13 @@ impl Simulator {
         lock(&self.shared.auth).expire_access_tokens();
     }
 
-    /// Switches deviations from the documented behaviour on or off, from the next request on.
+    /// Switches the behaviours Tradecloud does not rule out ([`Quirks`]) on or off, from the
+    /// next request on.
     pub fn set_quirks(&self, quirks: Quirks) {
         self.shared.set_quirks(quirks);
     }
 
-    /// The deviations switched on.
+    /// The [`Quirks`] switched on.
     pub fn quirks(&self) -> Quirks {
         *lock(&self.shared.quirks)
     }

@@ -1,10 +1,14 @@
-//! Ways real Tradecloud may answer beyond what its docs promise, each a switch, so the poller
-//! is tested against all of them (alone and together).
+//! Ways real Tradecloud may answer that its docs do not rule out, each a switch, so the poller
+//! is tested against all of them (alone and together). With all off the simulator shows the
+//! convenient case (sorted pages, a strict `lastUpdatedAfter`, zoned times, tokens with `iat`),
+//! which is no more documented than the switches (docs/tradecloud.md §2, §6.2, §6.5, §9).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The switches; all off is the documented behaviour.
+/// The switches; all off is the convenient case, not Tradecloud's documented behaviour: its docs
+/// promise neither sorting nor a strict `lastUpdatedAfter` any more, and its own sample token
+/// has no `iat`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Quirks {

@@ -120,6 +120,61 @@ async fn refreshes_sooner_when_the_jwt_says_it_expires_sooner() {
     assert_eq!(fake.count("/v2/authentication/login"), 1);
 }
 
+/// A JWT whose `exp` is absurdly far ahead (with `iat` and without) overflowed the refresh
+/// computation (a panic); the configured interval still caps how long it is used.
+#[tokio::test]
+async fn a_jwt_that_never_expires_is_refreshed_on_the_interval() {
+    for (lifetime, exp_only) in [
+        (u64::MAX, false),
+        (u64::MAX, true),
+        (i64::MAX as u64 - 1_800_000_000, true),
+    ] {
+        let (fake, base) = start(Fake {
+            jwt_lifetime: Some(lifetime),
+            jwt_exp_only: exp_only,
+            ..Fake::default()
+        })
+        .await;
+        let client = TradecloudClient::new(ClientConfig {
+            refresh_interval: Duration::from_millis(300),
+            ..config(&base)
+        })
+        .unwrap();
+        client.fetch_order("a").await.unwrap();
+        client.fetch_order("b").await.unwrap();
+        assert_eq!(fake.count("/v2/authentication/refresh"), 0);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        client.fetch_order("c").await.unwrap();
+        assert_eq!(
+            fake.count("/v2/authentication/refresh"),
+            1,
+            "lifetime {lifetime}, exp only {exp_only}"
+        );
+        assert_eq!(fake.count("/v2/authentication/login"), 1);
+    }
+}
+
+/// Auth schemes are case-insensitive (RFC 9110 §11.1): `BEARER x` in `Set-Authorization` is
+/// the token `x`.
+#[tokio::test]
+async fn the_bearer_scheme_on_the_issued_token_is_read_in_any_case() {
+    for scheme in ["BEARER ", "bearer ", "Bearer  "] {
+        let (fake, client) = client(Fake {
+            access_scheme: Some(scheme),
+            ..Fake::default()
+        })
+        .await;
+        assert_eq!(client.fetch_order("a").await.unwrap()["id"], "a");
+        let api = fake.api_requests();
+        assert_eq!(api.len(), 1, "{scheme:?}");
+        assert_eq!(
+            header(&api[0].headers, "authorization"),
+            Some("Bearer access-1"),
+            "{scheme:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn failed_refresh_logs_in_again() {
     let (fake, base) = start(Fake::default()).await;
@@ -290,6 +345,95 @@ async fn retry_after_beyond_the_budget_gives_up_at_once() {
     assert_eq!(fake.api_requests().len(), 1);
 }
 
+/// `408 Request Timeout` and `425 Too Early` are transient like a 5xx (docs/tradecloud.md
+/// §1.2: retry on a timeout), not refusals the relay would quarantine.
+#[tokio::test]
+async fn request_timeout_and_too_early_are_retried() {
+    for code in [408, 425] {
+        let (fake, client) = client(Fake::default()).await;
+        fake.script([Step::Status(code, None)]);
+        assert_eq!(client.fetch_order("a").await.unwrap()["id"], "a", "{code}");
+        assert_eq!(fake.api_requests().len(), 2, "{code}");
+    }
+}
+
+#[tokio::test]
+async fn persistent_request_timeouts_end_as_upstream_not_as_a_refusal() {
+    for code in [408, 425] {
+        let (fake, client) = client(Fake::default()).await;
+        fake.script(std::iter::repeat_n(Step::Status(code, None), 500));
+        let err = client.fetch_order("a").await.unwrap_err();
+        assert_eq!(err, ClientError::Upstream { status: code });
+        assert!(err.is_transient(), "{code}");
+        let attempts = fake.api_requests().len();
+        assert!((3..100).contains(&attempts), "{code}: {attempts} attempts");
+    }
+}
+
+/// A `Retry-After` of 10^19 seconds overflowed `Instant::now() + delay` (a panic); beyond the
+/// budget it gives up at once, like any other too long `Retry-After`.
+#[tokio::test]
+async fn an_absurd_retry_after_gives_up_at_once_without_panicking() {
+    for after in ["10000000000000000000", "99999999999999999999999999999"] {
+        let (fake, client) = client(Fake::default()).await;
+        fake.script([Step::Status(503, Some(after))]);
+        let started = Instant::now();
+        assert_eq!(
+            client.fetch_order("a").await,
+            Err(ClientError::Upstream { status: 503 }),
+            "{after}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(600), "{after}");
+        assert_eq!(fake.api_requests().len(), 1, "{after}");
+    }
+}
+
+/// RFC 9110 obliges a recipient to read the obsolete RFC 850 and asctime forms of an HTTP-date
+/// too. A date a minute ahead is beyond the 800 ms budget: read, it ends the call at once; not
+/// read, the call backed off briefly and got the next (successful) answer.
+#[tokio::test]
+async fn retry_after_dates_in_the_obsolete_forms_are_honoured() {
+    let later = chrono::Utc::now() + chrono::Duration::seconds(60);
+    for format in ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"] {
+        // The fake's script holds `'static` strings; a few bytes leaked per test run.
+        let date: &'static str = Box::leak(later.format(format).to_string().into_boxed_str());
+        let (fake, client) = client(Fake::default()).await;
+        fake.script([Step::Status(503, Some(date))]);
+        assert_eq!(
+            client.fetch_order("a").await,
+            Err(ClientError::Upstream { status: 503 }),
+            "{date}"
+        );
+        assert_eq!(fake.api_requests().len(), 1, "{date}");
+    }
+}
+
+/// Only the start of a 4xx answer's body is read for the error's reason: an endless one ends
+/// the call at once instead of filling memory until the timeout.
+#[tokio::test]
+async fn an_endless_error_body_is_read_only_in_part() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        timeout: Duration::from_secs(3),
+        retry_budget: Duration::from_secs(3),
+        ..config(&base)
+    })
+    .unwrap();
+    client.login().await.unwrap();
+    fake.script([Step::EndlessError(422)]);
+    let started = Instant::now();
+    match client.fetch_order("a").await {
+        Err(ClientError::BadRequest { status, reason }) => {
+            assert_eq!(status, 422);
+            assert_eq!(reason, "x".repeat(300));
+        }
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert_eq!(fake.api_requests().len(), 1);
+}
+
 #[tokio::test]
 async fn slow_answers_end_as_timeout() {
     let (fake, base) = start(Fake::default()).await;
@@ -399,6 +543,31 @@ async fn malformed_answers_are_not_retried() {
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
+    assert_eq!(fake.api_requests().len(), 3);
+}
+
+/// An empty answer's shape is not documented (docs/tradecloud.md §9): `{}`, a `null` list
+/// without a total and a `204` without a body all read as an empty page.
+#[tokio::test]
+async fn undocumented_empty_poll_answers_are_empty_pages() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([
+        Step::Raw("{}"),
+        Step::Raw(r#"{"data":null}"#),
+        Step::NoContent,
+    ]);
+    for shape in ["{}", r#"{"data":null}"#, "204"] {
+        let page = client
+            .poll(
+                PollEndpoint::Orders,
+                &PollQuery::new("2025-01-01T00:00:00.000Z"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{shape}: {e:?}"));
+        assert!(page.items.is_empty(), "{shape}");
+        assert_eq!(page.total, None, "{shape}");
+        assert_eq!(page.last_updated_at, None, "{shape}");
+    }
     assert_eq!(fake.api_requests().len(), 3);
 }
 
@@ -588,8 +757,14 @@ async fn concurrent_calls_overlap_up_to_the_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_answer_does_not_hold_up_the_next_call() {
     // Found by the hostile-client campaign (SECURITY.md): a healthy GET waited 9 s behind a
-    // slow one.
-    let (fake, client) = client(Fake::default()).await;
+    // slow one. Only with more than one call in flight, which is no longer the default
+    // (Tradecloud asks for sequential calls): a host that wants this sets it.
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        max_concurrent_requests: 4,
+        ..config(&base)
+    })
+    .unwrap();
     client.login().await.unwrap();
     fake.script([Step::Sleep(Duration::from_secs(5))]);
     let slow = {
@@ -605,6 +780,64 @@ async fn a_slow_answer_does_not_hold_up_the_next_call() {
     assert_eq!(fake.in_flight.load(Ordering::SeqCst), 1);
     assert!(!slow.is_finished());
     slow.abort();
+}
+
+/// Tradecloud asks to "send requests sequentially" (docs/tradecloud.md §1.2): by default a
+/// call waits for the previous one's answer, and so does a token refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_call_at_a_time_counts_token_requests_too() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        timeout: Duration::from_secs(2),
+        retry_budget: Duration::from_secs(4),
+        refresh_interval: Duration::from_millis(50),
+        max_concurrent_requests: 1,
+        ..config(&base)
+    })
+    .unwrap();
+    client.login().await.unwrap();
+    const SLOW: Duration = Duration::from_millis(300);
+    fake.script([Step::Sleep(SLOW)]);
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move { client.fetch_order("slow").await })
+    };
+    while fake.in_flight.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The tokens are due by now: this call refreshes them first.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let others: Vec<_> = (0..3)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.fetch_order(&format!("o{i}")).await })
+        })
+        .collect();
+    for task in others {
+        task.await.unwrap().unwrap();
+    }
+    slow.await.unwrap().unwrap();
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 1);
+    let seen = fake.seen();
+    let slow_at = seen
+        .iter()
+        .find(|s| s.target == "/v2/order/slow")
+        .unwrap()
+        .at;
+    let after: Vec<_> = seen
+        .iter()
+        .filter(|s| s.at > slow_at)
+        .map(|s| (s.target.as_str(), s.at - slow_at))
+        .collect();
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after[0].0, "/v2/authentication/refresh", "{after:?}");
+    // 50 ms of slack for timer and scheduling jitter, far below the 300 ms the answer took.
+    assert!(
+        after
+            .iter()
+            .all(|(_, gap)| *gap + Duration::from_millis(50) >= SLOW),
+        "requests sent while the slow one was waiting: {after:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! The poller against a simulator that answers the way real Tradecloud may, beyond its docs:
-//! unsorted pages, an inclusive `lastUpdatedAfter`, zone-less timestamps, and tokens with only
+//! The poller against a simulator that answers the way real Tradecloud may, which its docs do
+//! not rule out (the simulator's defaults are the convenient case): unsorted pages, an inclusive `lastUpdatedAfter`, zone-less timestamps, and tokens with only
 //! `exp` that expire while a run pages. Under each switch alone and all together, over HTTP with
 //! the real client, while objects change between runs and while a run pages: every state the
 //! simulator ever served or holds at the end is on the queue exactly once, and every stream's
@@ -162,7 +162,7 @@ async fn poll_under(quirks: Quirks, seed: u64) -> Outcome {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn documented_behaviour_shows_no_deviation() {
+async fn the_convenient_defaults_show_no_deviation() {
     let o = poll_under(Quirks::default(), 31).await;
     assert_eq!(o.deviations, Deviations::default());
 }

@@ -27,6 +27,28 @@ pub enum Step {
     Sleep(Duration),
     Raw(&'static str),
     Redirect,
+    /// `204 No Content`, no body.
+    NoContent,
+    /// This status with an error body that never ends.
+    EndlessError(u16),
+}
+
+/// A body of `x`s that never ends, for error answers that must not be read whole.
+struct Endless;
+
+impl hyper::body::Body for Endless {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        static CHUNK: [u8; 16 * 1024] = [b'x'; 16 * 1024];
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(
+            axum::body::Bytes::from_static(&CHUNK),
+        ))))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -48,8 +70,13 @@ pub struct Fake {
     pub script: Mutex<VecDeque<Step>>,
     pub in_flight: AtomicU32,
     pub max_in_flight: AtomicU32,
-    /// Token lifetime stated in JWT claims; opaque tokens when `None`.
+    /// Token lifetime stated in JWT claims; opaque tokens when `None`. `exp` saturates at
+    /// `u64::MAX`.
     pub jwt_lifetime: Option<u64>,
+    /// JWTs with `exp` only, no `iat`, as in Tradecloud's SDK sample (docs/tradecloud.md §2).
+    pub jwt_exp_only: bool,
+    /// Written in front of the access token in `Set-Authorization` (e.g. `"Bearer "`).
+    pub access_scheme: Option<&'static str>,
     /// Items the poll endpoints page through.
     pub items: Vec<Value>,
 }
@@ -84,10 +111,16 @@ impl Fake {
             Some(lifetime) => {
                 let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
                 let iat = 1_700_000_000 + u64::from(n);
+                let exp = iat.saturating_add(lifetime);
+                let claims = if self.jwt_exp_only {
+                    format!(r#"{{"exp":{exp}}}"#)
+                } else {
+                    format!(r#"{{"iat":{iat},"exp":{exp}}}"#)
+                };
                 format!(
                     "{}.{}.sig{n}",
                     b64(r#"{"alg":"HS256","typ":"JWT"}"#.into()),
-                    b64(format!(r#"{{"iat":{iat},"exp":{}}}"#, iat + lifetime))
+                    b64(claims)
                 )
             }
         };
@@ -95,6 +128,11 @@ impl Fake {
         self.access.lock().unwrap().insert(access.clone());
         self.refresh.lock().unwrap().insert(refresh.clone());
         (access, refresh)
+    }
+
+    /// The access token as `Set-Authorization` carries it.
+    pub fn with_scheme(&self, access: String) -> String {
+        format!("{}{access}", self.access_scheme.unwrap_or_default())
     }
 
     pub fn revoke_access(&self) {
@@ -147,7 +185,7 @@ pub async fn handle(State(fake): State<Arc<Fake>>, request: Request) -> Response
                 return StatusCode::UNAUTHORIZED.into_response();
             }
             let (access, refresh) = fake.issue();
-            return tokens(access, refresh);
+            return tokens(fake.with_scheme(access), refresh);
         }
         "/v2/authentication/refresh" => {
             if headers.contains_key("authorization") {
@@ -161,7 +199,7 @@ pub async fn handle(State(fake): State<Arc<Fake>>, request: Request) -> Response
                 return StatusCode::UNAUTHORIZED.into_response();
             }
             let (access, refresh) = fake.issue();
-            return tokens(access, refresh);
+            return tokens(fake.with_scheme(access), refresh);
         }
         "/v2/authentication/logout" => {
             let given = header(headers, "refresh-token")
@@ -210,6 +248,12 @@ pub async fn answer(
         }
         Some(Step::Redirect) => {
             return (StatusCode::FOUND, [("location", "/v2/elsewhere")]).into_response();
+        }
+        Some(Step::NoContent) => return StatusCode::NO_CONTENT.into_response(),
+        Some(Step::EndlessError(code)) => {
+            let mut response = Response::new(Body::new(Endless));
+            *response.status_mut() = StatusCode::from_u16(code).unwrap();
+            return response;
         }
         None => {}
     }
