@@ -271,9 +271,13 @@ pub enum ApiError {
         /// The start of Tradecloud's answer, for the operator.
         reason: String,
     },
-    /// Tradecloud answered 2xx with a body we cannot read, or larger than the limit (502).
+    /// Tradecloud answered 2xx with a body we cannot read (502).
     #[error("Tradecloud sent a malformed answer: {0}")]
     Malformed(String),
+    /// Tradecloud's answer was larger than the client reads (502 for a GET; the poll asks for
+    /// smaller pages).
+    #[error("Tradecloud's answer is too large: {0}")]
+    TooLarge(String),
 }
 
 /// Tradecloud's API as the core needs it.

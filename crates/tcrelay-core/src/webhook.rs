@@ -559,7 +559,7 @@ impl WebhookError {
                     "upstream-refused",
                     "Tradecloud refused the fetch",
                 ),
-                ApiError::Upstream { .. } | ApiError::Malformed(_) => {
+                ApiError::Upstream { .. } | ApiError::Malformed(_) | ApiError::TooLarge(_) => {
                     (S::BAD_GATEWAY, "upstream-error", "Tradecloud API error")
                 }
                 ApiError::Timeout => (

@@ -601,6 +601,7 @@ async fn lease_and_poll(
             committed_at,
             version: cursor.version,
             done: HashSet::new(),
+            page_limit: config.page_limit,
             summary: &mut *summary,
         };
         run.pages().await
@@ -633,6 +634,8 @@ struct StreamRun<'a> {
     version: u64,
     /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
     done: HashSet<String>,
+    /// Objects asked per page: the configured limit, halved while pages are too large to read.
+    page_limit: u32,
     summary: &'a mut StreamSummary,
 }
 
@@ -716,14 +719,31 @@ impl From<PollError> for Halt {
 
 impl StreamRun<'_> {
     async fn pages(&mut self) -> Result<StopReason, PollError> {
-        match self.page_loop().await {
-            Ok(stop) | Err(Halt::Stop(stop)) => Ok(stop),
-            Err(Halt::Fail(e)) => Err(e),
+        loop {
+            match self.page_loop().await {
+                Ok(stop) | Err(Halt::Stop(stop)) => return Ok(stop),
+                // A page of large orders (Tradecloud allows 500 lines each) can exceed what the
+                // client reads; asking the same page again would fail for ever. Smaller pages
+                // from where the run got to (its pages so far are relayed and checkpointed).
+                Err(Halt::Fail(PollError::Api(ApiError::TooLarge(reason))))
+                    if self.page_limit > 1 =>
+                {
+                    self.page_limit /= 2;
+                    tracing::warn!(
+                        stream = self.stream.as_str(),
+                        after = self.pos,
+                        page_limit = self.page_limit,
+                        reason = %tcrelay_core::logsafe::escape_control(&reason),
+                        "a poll page was too large to read; asking for smaller pages"
+                    );
+                }
+                Err(Halt::Fail(e)) => return Err(e),
+            }
         }
     }
 
     async fn page_loop(&mut self) -> Result<StopReason, Halt> {
-        let limit = self.config.page_limit;
+        let limit = self.page_limit;
         let overlap = (limit / 10).max(1);
         let step = limit.saturating_sub(overlap).max(1);
         let inclusive = self.config.mode.is_inclusive();
@@ -944,7 +964,7 @@ impl StreamRun<'_> {
             mode: self.config.mode,
             last_updated: self.pos.clone(),
             offset,
-            limit: self.config.page_limit,
+            limit: self.page_limit,
             filters: self.filters.clone(),
         };
         let page = self

@@ -1237,6 +1237,54 @@ async fn a_failed_claim_in_a_page_batch_releases_the_page_and_fails_the_stream()
 }
 
 /// A PollApi whose `nth` page (1-based) comes with the item at `index` stripped of `field`.
+/// Tradecloud pages of more than `max` objects are too large for the client to read.
+struct TooLargeAbove {
+    inner: Arc<ScriptedPollApi>,
+    max: u32,
+    limits_asked: std::sync::Mutex<Vec<u32>>,
+}
+
+#[async_trait]
+impl PollApi for TooLargeAbove {
+    async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+        self.limits_asked.lock().unwrap().push(r.limit);
+        if r.limit > self.max {
+            return Err(ApiError::TooLarge("the answer is over 64 MiB".into()));
+        }
+        self.inner.fetch_page(r).await
+    }
+}
+
+/// A page too large to read (a hundred orders of 500 lines) is asked again in smaller pages,
+/// and everything is relayed, instead of the run failing on the same page for ever.
+#[tokio::test]
+async fn pages_too_large_to_read_are_asked_for_in_smaller_ones() {
+    let mut h = harness();
+    h.api.with_world(|w| {
+        for i in 0..250 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let api = Arc::new(TooLargeAbove {
+        inner: h.api.clone(),
+        max: 30,
+        limits_asked: Default::default(),
+    });
+    h.ports.api = api.clone();
+    let summary = poll(&h, &config(), "run-0").await.unwrap();
+    assert_eq!(summary.stop, Some(StopReason::CaughtUp));
+    assert_exact_once_and_newest(&h);
+    let asked = api.limits_asked.lock().unwrap().clone();
+    assert_eq!(&asked[..3], [100, 50, 25], "{asked:?}");
+    assert!(asked[3..].iter().all(|l| *l == 25), "{asked:?}");
+}
+
+fn assert_exact_once_and_newest(h: &Harness) {
+    assert_exactly_once(h, ORDERS);
+    let newest = h.api.with_world(|w| w.newest(ORDERS));
+    assert_eq!(h.cursors.value("orders"), newest);
+}
+
 struct StripsField {
     inner: Arc<ScriptedPollApi>,
     served: AtomicUsize,

@@ -122,8 +122,9 @@ pub fn api_error(error: ClientError) -> ApiError {
             tracing::error!(status, reason, "Tradecloud rejected the request");
             ApiError::Refused { status, reason }
         }
-        // Retried by Tradecloud (502) rather than dropped: raising the limit recovers it.
-        error @ ClientError::TooLarge { .. } => ApiError::Malformed(error.to_string()),
+        // A GET: retried by Tradecloud (502) rather than dropped. A poll page: asked again in
+        // smaller pages.
+        error @ ClientError::TooLarge { .. } => ApiError::TooLarge(error.to_string()),
         ClientError::Timeout => ApiError::Timeout,
         ClientError::Connect { reason } => ApiError::Unavailable(reason),
         ClientError::Malformed { reason } => ApiError::Malformed(reason),
@@ -157,7 +158,7 @@ mod tests {
         ));
         assert!(matches!(
             api_error(ClientError::TooLarge { limit: 10 }),
-            ApiError::Malformed(_)
+            ApiError::TooLarge(_)
         ));
         assert!(matches!(api_error(ClientError::Timeout), ApiError::Timeout));
         assert!(matches!(
