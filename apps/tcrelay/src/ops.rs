@@ -478,11 +478,19 @@ pub async fn cursor_set(
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
     let stream = parse_stream(stream)?;
-    tradecloud_model::timestamp::parse(value).map_err(|e| {
+    let at = tradecloud_model::timestamp::parse(value).map_err(|e| {
         OpsError::Invalid(format!(
             "{value:?} is not an ISO 8601 date-time with offset ({e}), e.g. 2025-01-01T00:00:00.000Z"
         ))
     })?;
+    // A typo of the year (2205 for 2025) would skip every change until then, and each run
+    // would report the stream caught up: nothing would show it.
+    if at > chrono::Utc::now() {
+        return Err(OpsError::Invalid(format!(
+            "{value:?} is in the future: the stream would skip every change until then; to \
+             skip ahead, set at most the current time"
+        )));
+    }
     let cursor = cursors.set(stream.as_str(), value).await?;
     writeln!(
         out,

@@ -214,6 +214,22 @@ fn cursor_set_and_show() {
     let o = tcrelay(&["--db", db, "cursor", "set", "orders", "yesterday"], &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ISO 8601"), "{}", stderr(&o));
+    // A mistyped year would silence the stream until then: refused, the cursor kept.
+    let o = tcrelay(
+        &[
+            "--db",
+            db,
+            "cursor",
+            "set",
+            "orders",
+            "2205-01-01T00:00:00.000Z",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("in the future"), "{}", stderr(&o));
+    let o = tcrelay(&["--db", db, "cursor", "show", "orders"], &[]);
+    assert!(!stdout(&o).contains("2205"), "{}", stdout(&o));
 }
 
 #[test]
