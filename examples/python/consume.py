@@ -87,8 +87,10 @@ def main():
     args = parser.parse_args()
 
     sqs = SQSExtendedClientSession().client("sqs")
-    # Deleting a message deletes its S3 payload too; the bucket's lifecycle rule is the backstop.
-    sqs.delete_payload_from_s3 = True
+    # The payload stays in S3 for the bucket's lifecycle rule to remove: the extended client
+    # deletes it before the message, and a message whose delete then fails (its receipt handle
+    # gone stale past the visibility timeout) would come back pointing at nothing.
+    sqs.delete_payload_from_s3 = False
 
     for message in receive(sqs, args.queue_url, args.empty_receives, args.wait_seconds):
         body = message["Body"]

@@ -28,6 +28,11 @@ pub const RESEND_EVENTS: [&str; 3] = [
 /// here and there.
 pub const KEY_PREFIXES: [&str; 3] = ["msg/", "state/", "hashed/"];
 
+/// What the keys of whole objects (a GET's fetch, a poll) start with: state keys, and those too
+/// long to store as they are. The poller, which relays only whole objects, is confined to these
+/// (and its cursors) by the template's IAM condition.
+pub const OBJECT_KEY_PREFIXES: [&str; 2] = ["state/", "hashed/"];
+
 /// Longest key we store as is. DynamoDB allows 2048 bytes for a partition key; anything longer
 /// than this (only possible with absurd ids) is replaced by its hash, which stays unique.
 const MAX_KEY_LEN: usize = 1024;
@@ -209,6 +214,13 @@ mod tests {
             }));
         }
         assert!(keys.iter().any(|k| k.starts_with("hashed/")), "{keys:?}");
+        // The keys of whole objects (the first three) stay within the poller's prefixes.
+        for key in &keys[..3] {
+            assert!(
+                OBJECT_KEY_PREFIXES.iter().any(|p| key.starts_with(p)),
+                "{key} starts with none of {OBJECT_KEY_PREFIXES:?}"
+            );
+        }
         for key in &keys {
             assert!(starts(key), "{key} starts with none of {KEY_PREFIXES:?}");
         }

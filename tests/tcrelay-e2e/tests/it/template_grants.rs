@@ -113,6 +113,65 @@ fn the_webhook_may_write_dedupe_records_and_no_cursor() {
 }
 
 #[test]
+fn the_poller_may_write_object_states_and_its_cursors_and_no_message_key() {
+    let template = Template::load();
+    let writes: Vec<Value> = statements(&template, "PollerFunction")
+        .into_iter()
+        .filter(|s| grants(s, "dynamodb:PutItem"))
+        .collect();
+    assert_eq!(writes.len(), 1, "one statement grants the poller's writes");
+    let patterns: Vec<String> =
+        one_or_many(&writes[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+            .iter()
+            .map(|p| p.as_str().expect("a pattern").to_owned())
+            .collect();
+    let mut wanted: Vec<String> = tcrelay_core::dedupe::OBJECT_KEY_PREFIXES
+        .iter()
+        .map(|prefix| format!("{prefix}*"))
+        .collect();
+    wanted.push(format!("{}*", tcrelay_aws::cursor::CURSOR_KEY_PREFIX));
+    assert_eq!(patterns, wanted);
+}
+
+/// The routes by key, with their properties.
+fn routes(template: &Template) -> Vec<(String, Value)> {
+    template.root["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::ApiGatewayV2::Route"))
+        .map(|r| {
+            (
+                r["Properties"]["RouteKey"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                r["Properties"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn in_entra_id_mode_every_order_route_checks_the_token() {
+    // Tradecloud's OAuth2 mode covers order and order-document integrations, GET as well as
+    // POST: a route without the authorizer would refuse their tokens (401, dropped).
+    let template = Template::load();
+    for (key, properties) in routes(&template) {
+        let path = key.split_once(' ').map_or("", |(_, path)| path);
+        if !(path.starts_with("/webhook/orders") || path.starts_with("/webhook/order-documents")) {
+            continue;
+        }
+        let Value::Tagged(by_mode) = &properties["AuthorizationType"] else {
+            panic!("{key}: no authorizer in Entra ID mode");
+        };
+        assert_eq!(by_mode.tag, "If", "{key}");
+        assert_eq!(by_mode.value[0].as_str(), Some("UseEntraId"), "{key}");
+        assert_eq!(by_mode.value[1].as_str(), Some("JWT"), "{key}");
+    }
+}
+
+#[test]
 fn every_other_path_and_method_reaches_the_function() {
     // API Gateway's own 404 for an unrouted request would be dropped by Tradecloud with no
     // trace; the function answers it as problem+json and quarantines it.
@@ -193,4 +252,150 @@ fn every_number_a_parameter_allows_passes_the_functions_settings() {
         }
     }
     assert!(checked >= 6, "only {checked} bounds checked");
+}
+
+/// A queue's `MessageRetentionPeriod` in seconds.
+fn retention(template: &Template, queue: &str) -> u64 {
+    template.root["Resources"][queue]["Properties"]["MessageRetentionPeriod"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{queue} has no retention"))
+}
+
+fn parameter(template: &Template, name: &str, field: &str) -> u64 {
+    template.root["Parameters"][name][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} has no {field}"))
+}
+
+#[test]
+fn no_claim_check_payload_expires_before_its_pointer() {
+    // A FIFO message moved to the dead-letter queue starts its retention again there.
+    let template = Template::load();
+    let longest = retention(&template, "EventQueue") + retention(&template, "EventDeadLetterQueue");
+    for field in ["MinValue", "Default"] {
+        let days = parameter(&template, "ClaimCheckExpiryDays", field);
+        assert!(
+            days * 86_400 > longest,
+            "ClaimCheckExpiryDays {field} {days} days: a message can live {longest} s"
+        );
+    }
+}
+
+#[test]
+fn a_short_erp_outage_does_not_empty_the_queue_into_the_dead_letter_queue() {
+    let template = Template::load();
+    let visibility = parameter(&template, "QueueVisibilityTimeoutSeconds", "Default");
+    let receives = parameter(&template, "QueueMaxReceiveCount", "Default");
+    let queue = &template.root["Resources"]["EventQueue"]["Properties"];
+    let by_ref = |v: &Value| match v {
+        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str().map(str::to_owned),
+        _ => None,
+    };
+    assert_eq!(
+        by_ref(&queue["VisibilityTimeout"]).as_deref(),
+        Some("QueueVisibilityTimeoutSeconds")
+    );
+    assert_eq!(
+        by_ref(&queue["RedrivePolicy"]["maxReceiveCount"]).as_deref(),
+        Some("QueueMaxReceiveCount")
+    );
+    assert!(
+        visibility >= 300,
+        "a Lambda consumer needs room: {visibility} s"
+    );
+    assert!(
+        visibility * receives >= 3600,
+        "an outage of {} s moves messages to the dead-letter queue",
+        visibility * receives
+    );
+}
+
+#[test]
+fn every_queue_alarms_before_its_messages_expire() {
+    let template = Template::load();
+    let resources = template.root["Resources"].as_mapping().expect("resources");
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::SQS::Queue") {
+            continue;
+        }
+        let name = name.as_str().expect("a name");
+        let watched = resources.values().any(|alarm| {
+            let p = &alarm["Properties"];
+            alarm["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
+                && p["MetricName"].as_str() == Some("ApproximateAgeOfOldestMessage")
+                && matches!(&p["Dimensions"][0]["Value"],
+                    Value::Tagged(t) if t.tag == "GetAtt"
+                        && t.value.as_str() == Some(&format!("{name}.QueueName")))
+                && match &p["Threshold"] {
+                    Value::Number(n) => n.as_u64().is_some_and(|t| t < retention(&template, name)),
+                    Value::Tagged(t) if t.tag == "Ref" => {
+                        let param = t.value.as_str().unwrap_or_default();
+                        parameter(&template, param, "Default") < retention(&template, name)
+                    }
+                    _ => false,
+                }
+        });
+        assert!(watched, "no alarm on the age of {name}'s oldest message");
+    }
+}
+
+#[test]
+fn alarms_can_be_delivered() {
+    // CloudWatch cannot publish to a topic under the AWS-managed SNS key (its policy cannot
+    // grant CloudWatch): every alarm would be silent.
+    let template = Template::load();
+    let topic = &template.root["Resources"]["AlarmTopic"]["Properties"];
+    assert!(
+        topic["KmsMasterKeyId"].as_str() != Some("alias/aws/sns"),
+        "the alarm topic is under alias/aws/sns"
+    );
+    assert_eq!(
+        template.root["Resources"]["AlarmTopic"]["Type"].as_str(),
+        Some("AWS::SNS::Topic")
+    );
+}
+
+#[test]
+fn the_deployment_settings_that_bit_before_stay_fixed() {
+    let template = Template::load();
+    let poller = &template.root["Resources"]["PollerFunction"]["Properties"];
+    // SAM reads a Schedule's Enabled as a plain boolean: an !If there is always true.
+    let schedule = &poller["Events"]["Schedule"]["Properties"];
+    assert!(schedule.get("Enabled").is_none(), "use State, not Enabled");
+    assert!(matches!(&schedule["State"], Value::Tagged(t) if t.tag == "If"));
+    // A literal reservation fails the deployment on accounts with a low concurrency quota.
+    assert!(
+        !matches!(poller["ReservedConcurrentExecutions"], Value::Number(_)),
+        "the poller's reserved concurrency is a literal"
+    );
+    // No X-Ray: neither function traces, and Tracing grants its write policy.
+    assert!(
+        template.root["Globals"]["Function"]
+            .get("Tracing")
+            .is_none(),
+        "Tracing set without traces"
+    );
+    // Deploy-time checks of the parameter pairs every run would otherwise fail on.
+    let rules = serde_yaml_ng::to_string(&template.root["Rules"]).unwrap();
+    for (when, then) in [
+        ("PollStreams", "PollStart"),
+        ("PollStreams", "TradecloudSecretArn"),
+        ("EntraIdIssuer", "EntraIdAudience"),
+    ] {
+        assert!(
+            rules.contains(when) && rules.contains(then),
+            "no rule ties {then} to {when}: {rules}"
+        );
+    }
+    for output in [
+        "EventQueueArn",
+        "DeadLetterQueueArn",
+        "ClaimCheckBucketArn",
+        "AlarmTopicArn",
+    ] {
+        assert!(
+            template.root["Outputs"].get(output).is_some(),
+            "no {output} output"
+        );
+    }
 }
