@@ -375,7 +375,7 @@ async fn newest_cursor_first(
     let mut ordered: Vec<(PollStream, Option<DateTime<Utc>>)> =
         streams.into_iter().zip(positions).collect();
     // Stable: equal positions keep the configured order.
-    ordered.sort_by(|a, b| b.1.cmp(&a.1));
+    ordered.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
     ordered.into_iter().map(|(stream, _)| stream).collect()
 }
 
