@@ -519,13 +519,18 @@ static OUTLIVING: std::sync::LazyLock<tokio_util::task::TaskTracker> =
 
 /// Waits (at most `limit`) for the relay's work that outlived its requests; `true` when none is
 /// left. For a host's graceful shutdown, after it stopped taking requests. Process-wide: every
-/// relay of the process is waited for.
+/// relay of the process is waited for (a process serves one; tests run several).
 pub async fn finish_outliving_work(limit: std::time::Duration) -> bool {
-    OUTLIVING.close();
-    let done = tokio::time::timeout(limit, OUTLIVING.wait()).await.is_ok();
-    // Open again: another relay of the process (tests run several) may go on.
-    OUTLIVING.reopen();
-    done
+    // Watched rather than closed and awaited: closing is process-wide, and two relays shutting
+    // down at once would reopen it under each other's wait.
+    let deadline = tokio::time::Instant::now() + limit;
+    while !OUTLIVING.is_empty() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// Runs `relay` as its own task in the current span and waits for it: dropping the wait leaves

@@ -725,10 +725,12 @@ impl StreamRun<'_> {
                 // A page of large orders (Tradecloud allows 500 lines each) can exceed what the
                 // client reads; asking the same page again would fail for ever. Smaller pages
                 // from where the run got to (its pages so far are relayed and checkpointed).
+                // Not below two: a page must overlap the next for the paging by time and by
+                // offset to work; a page of two too large to read fails as it is.
                 Err(Halt::Fail(PollError::Api(ApiError::TooLarge(reason))))
-                    if self.page_limit > 1 =>
+                    if self.page_limit > 2 =>
                 {
-                    self.page_limit /= 2;
+                    self.page_limit = (self.page_limit / 2).max(2);
                     tracing::warn!(
                         stream = self.stream.as_str(),
                         after = self.pos,

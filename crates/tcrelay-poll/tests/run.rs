@@ -1277,6 +1277,39 @@ async fn pages_too_large_to_read_are_asked_for_in_smaller_ones() {
     let asked = api.limits_asked.lock().unwrap().clone();
     assert_eq!(&asked[..3], [100, 50, 25], "{asked:?}");
     assert!(asked[3..].iter().all(|l| *l == 25), "{asked:?}");
+
+    // Down to pages of two (pages must overlap), which still deliver everything...
+    let h = harness_too_large_above(2, 30);
+    poll(&h.0, &config(), "run-0").await.unwrap();
+    assert_exact_once_and_newest(&h.0);
+    let asked = h.1.limits_asked.lock().unwrap().clone();
+    assert_eq!(&asked[..7], [100, 50, 25, 12, 6, 3, 2], "{asked:?}");
+    // ... and no further: a page of two too large fails as too large, the cursor unmoved.
+    let h = harness_too_large_above(1, 30);
+    let failure = poll(&h.0, &config(), "run-0").await.unwrap_err();
+    assert!(
+        matches!(failure.error, PollError::Api(ApiError::TooLarge(_))),
+        "{failure}"
+    );
+    assert_eq!(h.0.cursors.value("orders"), None);
+    assert!(h.0.sink.envelopes().is_empty());
+}
+
+/// A harness with `orders` orders whose pages of more than `max` are too large to read.
+fn harness_too_large_above(max: u32, orders: i64) -> (Harness, Arc<TooLargeAbove>) {
+    let mut h = harness();
+    h.api.with_world(|w| {
+        for i in 0..orders {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let api = Arc::new(TooLargeAbove {
+        inner: h.api.clone(),
+        max,
+        limits_asked: Default::default(),
+    });
+    h.ports.api = api.clone();
+    (h, api)
 }
 
 fn assert_exact_once_and_newest(h: &Harness) {

@@ -31,8 +31,9 @@ const REFRESH_TOKEN: &str = "refresh-token";
 ///
 /// Cheap to clone; clones share the tokens, the rate limiter and the connection pool, so one
 /// client per process (kept across warm Lambda invocations) logs in once. Calls of one client
-/// (and its clones) start at most `max_requests_per_second` apart and, by default, one at a
-/// time (`max_concurrent_requests` 1), as Tradecloud asks (docs/tradecloud.md §1.2).
+/// (and its clones) start at most `max_requests_per_second` apart, and at most
+/// `max_concurrent_requests` wait at once (4 by default; 1 makes them strictly sequential, as
+/// Tradecloud asks, docs/tradecloud.md §1.2).
 #[derive(Clone, Debug)]
 pub struct TradecloudClient {
     inner: Arc<Inner>,

@@ -86,11 +86,12 @@ pub struct ClientConfig {
     /// How long an access token is used before it is refreshed. Tradecloud's own connector
     /// refreshes every 9 minutes; a token that states a shorter lifetime is refreshed sooner.
     pub refresh_interval: Duration,
-    /// Calls of this client (and its clones) that may wait for Tradecloud at once. The default
-    /// is 1: Tradecloud asks to "send requests sequentially" (docs/tradecloud.md §1.2), so a
-    /// call waits until the previous one's answer is read. More lets one slow answer not hold
-    /// up every other call (a GET webhook behind another's 9 s fetch), with starts still spaced
-    /// by the rate limit, but it breaks that rule; raise it knowingly.
+    /// Calls of this client (and its clones) that may wait for Tradecloud at once, token
+    /// requests included ([`DEFAULT_MAX_CONCURRENT_REQUESTS`]: 4). Tradecloud asks to "send
+    /// requests sequentially" (docs/tradecloud.md §1.2); 1 does exactly that, a call waiting
+    /// until the previous one's answer is read. More lets one slow answer not hold up every
+    /// other call (a GET webhook behind another's 9 s fetch in `tcrelay serve`), with starts
+    /// still spaced by the rate limit.
     pub max_concurrent_requests: usize,
     /// Largest answer body read; a larger one ends the call as [`crate::ClientError::TooLarge`]
     /// without reading the rest (a runaway or hostile answer must not exhaust memory).

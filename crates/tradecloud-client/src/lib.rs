@@ -2,8 +2,8 @@
 //!
 //! [`TradecloudClient`] logs in with the configured integration user (JWT, refreshed before it
 //! expires, one re-login on a 401), fetches orders and shipments by id, and reads poll and search
-//! pages. It keeps Tradecloud's rules for API users: sequential calls (one at a time by
-//! default), at most 10 requests per second, back-off on 429, 5xx and timeouts (408 included).
+//! pages. It keeps Tradecloud's rules for API users: at most 10 requests per second, and calls
+//! one at a time when so configured (four may wait at once by default), back-off on 429, 5xx and timeouts (408 included).
 //! Errors come back as [`ClientError`], classified so the webhook can answer 404, 502, 503 or
 //! 504.
 //!
