@@ -158,6 +158,8 @@ pub enum StopReason {
     InProgressElsewhere {
         /// The dedupe key that is claimed.
         key: String,
+        /// That state's `lastUpdatedAt`: the oldest change the run leaves waiting.
+        last_updated_at: String,
     },
 }
 
@@ -1155,7 +1157,10 @@ impl StreamRun<'_> {
                     // claim: it may still fail, so this state is neither sent nor skipped. The
                     // claims granted after it in the page go too: nothing past it is sent.
                     claims.settle(false).await;
-                    return Err(Halt::Stop(StopReason::InProgressElsewhere { key }));
+                    return Err(Halt::Stop(StopReason::InProgressElsewhere {
+                        key,
+                        last_updated_at: item.last_updated_at.clone(),
+                    }));
                 }
                 Err(e) => {
                     claims.settle(false).await;

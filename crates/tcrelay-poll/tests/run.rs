@@ -631,7 +631,10 @@ async fn a_state_claimed_elsewhere_stops_the_run_before_it_and_the_next_run_cont
     let s = poll(&h, &config(), "run-1").await.unwrap();
     assert_eq!(
         s.stop,
-        Some(StopReason::InProgressElsewhere { key: key.clone() })
+        Some(StopReason::InProgressElsewhere {
+            key: key.clone(),
+            last_updated_at: ms_to_timestamp(T0 + 2),
+        })
     );
     assert!(h.sink.envelopes().is_empty());
     assert_eq!(h.cursors.value("orders"), None);

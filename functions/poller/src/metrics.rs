@@ -17,15 +17,21 @@ pub const NAMESPACE: &str = "TradecloudRelay";
 
 /// How far one stream's cursor is behind `now`, in seconds. A run that caught up reports 0:
 /// nothing Tradecloud had is waiting, however old the last change is (a quiet account must not
-/// alarm). Any other end (deadline, failure, a claim elsewhere) reports how far the cursor is
-/// behind now, so the alarm fires when the poller keeps falling behind or failing. `None`
-/// without a usable cursor.
+/// alarm). A run that stopped at a state another channel is relaying right now reports that
+/// state's age: it is the oldest change waiting, and the cursor of a quiet account can be days
+/// older than it without anything being behind. Any other end (deadline, failure) reports how
+/// far the cursor is behind now, so the alarm fires when the poller keeps falling behind or
+/// failing. `None` without a usable cursor.
 pub fn cursor_age_seconds(summary: &StreamSummary, now: DateTime<Utc>) -> Option<i64> {
-    if summary.stop == Some(StopReason::CaughtUp) {
-        return Some(0);
-    }
-    let cursor = timestamp::parse(summary.cursor_after.as_deref()?).ok()?;
-    Some((now - cursor).num_seconds().max(0))
+    let since = match &summary.stop {
+        Some(StopReason::CaughtUp) => return Some(0),
+        Some(StopReason::InProgressElsewhere {
+            last_updated_at, ..
+        }) => last_updated_at.as_str(),
+        _ => summary.cursor_after.as_deref()?,
+    };
+    let since = timestamp::parse(since).ok()?;
+    Some((now - since).num_seconds().max(0))
 }
 
 /// The EMF line for one stream's run, with `take_overs` dedupe take-overs since the previous
@@ -177,5 +183,18 @@ mod tests {
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["CursorAgeSeconds"], 3600);
         assert_eq!(cursor_age_seconds(&summary(None, None), now), None);
+    }
+
+    #[test]
+    fn a_run_stopped_at_a_state_relayed_elsewhere_reports_that_states_age() {
+        // A quiet account's cursor is days old; the webhook relaying the one new change right
+        // now must not read as the poller three days behind.
+        let now = timestamp::parse("2025-01-04T00:00:10.000Z").unwrap();
+        let stopped = StopReason::InProgressElsewhere {
+            key: "state/order/o-1/2025-01-04T00:00:00.000Z".into(),
+            last_updated_at: "2025-01-04T00:00:00.000Z".into(),
+        };
+        let s = summary(Some(stopped), Some("2025-01-01T00:00:00.000Z"));
+        assert_eq!(cursor_age_seconds(&s, now), Some(10));
     }
 }
