@@ -1262,18 +1262,7 @@ impl PollApi for TooLargeAbove {
 /// and everything is relayed, instead of the run failing on the same page for ever.
 #[tokio::test]
 async fn pages_too_large_to_read_are_asked_for_in_smaller_ones() {
-    let mut h = harness();
-    h.api.with_world(|w| {
-        for i in 0..250 {
-            put_order(w, &format!("o{i:03}"), T0 + i);
-        }
-    });
-    let api = Arc::new(TooLargeAbove {
-        inner: h.api.clone(),
-        max: 30,
-        limits_asked: Default::default(),
-    });
-    h.ports.api = api.clone();
+    let (h, api) = harness_too_large_above(30, 250);
     let summary = poll(&h, &config(), "run-0").await.unwrap();
     assert_eq!(summary.stop, Some(StopReason::CaughtUp));
     assert_exact_once_and_newest(&h);
@@ -1491,9 +1480,7 @@ async fn a_tie_that_moves_on_every_page_fails_the_run_and_the_next_runs_recover(
     assert_eq!(h.cursors.checkpoints().len(), 1);
     h.api.set_between_pages(None);
     poll_until_caught_up(&h, &config()).await;
-    assert_exactly_once(&h, ORDERS);
-    let newest = h.api.with_world(|w| w.newest(ORDERS));
-    assert_eq!(h.cursors.value("orders"), newest);
+    assert_exact_once_and_newest(&h);
 }
 
 /// A walk by offset whose result set shifts after every page (objects leaving the front for the
@@ -1543,9 +1530,7 @@ async fn a_walk_that_shifts_on_every_page_fails_the_run_and_the_next_runs_recove
     assert_eq!(failure.summary.cursor_after, before);
     h.api.set_between_pages(None);
     poll_until_caught_up(&h, &config()).await;
-    assert_exactly_once(&h, ORDERS);
-    let newest = h.api.with_world(|w| w.newest(ORDERS));
-    assert_eq!(h.cursors.value("orders"), newest);
+    assert_exact_once_and_newest(&h);
 }
 
 /// A backfill whose start is after the cursor starts at the cursor: starting at `from` would

@@ -161,7 +161,22 @@ impl SqliteStore {
                 path: path.to_path_buf(),
             });
         }
-        let sqlite = |source| OpenError::Sqlite {
+        let (conn, sqlite) = Self::read_only(path)?;
+        conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(sqlite)
+    }
+
+    /// A read-only connection to the file at `path`, and the error mapping for its calls.
+    fn read_only(
+        path: &Path,
+    ) -> Result<
+        (
+            Connection,
+            impl Fn(rusqlite::Error) -> OpenError + Copy + '_,
+        ),
+        OpenError,
+    > {
+        let sqlite = move |source| OpenError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
@@ -170,8 +185,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sqlite)?;
-        conn.query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(sqlite)
+        Ok((conn, sqlite))
     }
 
     /// `PRAGMA integrity_check` of the file at `path` on a read-only connection: nothing is
@@ -179,16 +193,7 @@ impl SqliteStore {
     /// running older `serve` may still use). `Ok(None)` when SQLite finds nothing; otherwise
     /// what it found.
     pub fn integrity_of(path: impl AsRef<Path>) -> Result<Option<String>, OpenError> {
-        let path = path.as_ref();
-        let sqlite = |source| OpenError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite)?;
+        let (conn, sqlite) = Self::read_only(path.as_ref())?;
         let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(sqlite)?;
         let findings = stmt
             .query_map([], |row| row.get::<_, String>(0))

@@ -455,8 +455,8 @@ impl Inner {
     }
 
     /// A slot among the `max_concurrent_requests` requests that may wait for Tradecloud at
-    /// once. Every request takes one, the token requests too, so with the default of one they
-    /// are all sequential as Tradecloud asks. Taken before the rate limiter's slot, so waiting
+    /// once. Every request takes one, the token requests too, so with a bound of one they are
+    /// all sequential as Tradecloud asks. Taken before the rate limiter's slot, so waiting
     /// here does not use up the limiter's intervals. Lock order: the session, then a slot;
     /// nothing waits for the session while holding a slot.
     async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {

@@ -33,6 +33,15 @@ fn envelope(id: &str, n: u32) -> Envelope {
     }
 }
 
+/// A new local database in a temporary folder (kept while the folder lives), its path, and the
+/// store on it.
+fn queue_db() -> (tempfile::TempDir, String, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let store = SqliteStore::open(&path).unwrap();
+    (dir, path.to_str().unwrap().to_owned(), store)
+}
+
 fn stats(db: &str) -> serde_json::Value {
     let o = tcrelay(&["--db", db, "queue", "stats", "--json"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -43,10 +52,8 @@ fn stats(db: &str) -> serde_json::Value {
 async fn stored_ids_and_event_names_cannot_forge_rows_in_listings() {
     // Ids and event names come from request bodies; a newline or an escape sequence in one must
     // not add a row to (or repaint) an operator's `queue list` or `trace`.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let db = path.to_str().unwrap();
-    let store = SqliteStore::open(&path).unwrap();
+    let (_dir, db, store) = queue_db();
+    let db = db.as_str();
     let forged_id = "o-1\n       9  order  poll  o-2";
     let mut e = envelope(forged_id, 1);
     e.event_name = Some("OrderIssuedByBuyer\u{1b}[2J\n      10  forged".to_owned());
@@ -71,10 +78,8 @@ async fn stored_ids_and_event_names_cannot_forge_rows_in_listings() {
 async fn export_names_the_id_to_acknowledge_and_up_to_pins_the_batch() {
     // A consumer acknowledges up to the last id it exported, not the newest id in the queue:
     // messages enqueued after its export must stay pending.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let db = path.to_str().unwrap();
-    let store = SqliteStore::open(&path).unwrap();
+    let (_dir, db, store) = queue_db();
+    let db = db.as_str();
     let batch: Vec<Envelope> = (1..=3).map(|n| envelope("o1", n)).collect();
     store.enqueue(&batch).await.unwrap();
     let o = tcrelay(&["--db", db, "queue", "export"], &[]);
@@ -101,10 +106,8 @@ async fn export_names_the_id_to_acknowledge_and_up_to_pins_the_batch() {
 
 #[tokio::test]
 async fn queue_export_ack_and_stats() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let db = path.to_str().unwrap();
-    let store = SqliteStore::open(&path).unwrap();
+    let (_dir, db, store) = queue_db();
+    let db = db.as_str();
     // Two batches, interleaving objects, so order is not just by id string.
     let first: Vec<Envelope> = (1..=3)
         .map(|n| envelope(&format!("o{}", 4 - n), n))
