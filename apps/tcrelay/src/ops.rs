@@ -100,16 +100,21 @@ pub async fn queue_export(
     Ok(exported)
 }
 
-/// `queue ack`: acknowledges up to an id, or the listed ids; returns how many.
+/// `queue ack`: acknowledges up to an id, or the listed ids; returns how many. Listed ids that
+/// are not on the queue are an error after the others are acknowledged: a mistyped id would
+/// otherwise leave its message pending while the consumer believes it done.
 pub async fn queue_ack(
     store: &SqliteStore,
     up_to: Option<i64>,
     ids: &[i64],
     out: &mut dyn Write,
 ) -> Result<u64, OpsError> {
-    let acked = match (up_to, ids.is_empty()) {
-        (Some(id), true) => store.ack_up_to(id).await?,
-        (None, false) => store.ack_ids(ids).await?,
+    let (acked, missing) = match (up_to, ids.is_empty()) {
+        (Some(id), true) => (store.ack_up_to(id).await?, Vec::new()),
+        (None, false) => {
+            let acked = store.ack_ids(ids).await?;
+            (acked.newly, acked.missing)
+        }
         _ => {
             return Err(OpsError::Invalid(
                 "give either --up-to <ID> or one or more ids".into(),
@@ -117,6 +122,13 @@ pub async fn queue_ack(
         }
     };
     writeln!(out, "acknowledged {acked} message(s)")?;
+    if !missing.is_empty() {
+        let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        return Err(OpsError::Invalid(format!(
+            "not on the queue, so not acknowledged: {} (see `queue list --all`)",
+            missing.join(", ")
+        )));
+    }
     Ok(acked)
 }
 
@@ -290,7 +302,9 @@ pub async fn quarantine_replay(
             out,
             "{:>6}  {} {}  {verdict}{}",
             replayed.id,
-            replayed.status,
+            replayed
+                .status
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
             replayed.outcome,
             replayed
                 .reason

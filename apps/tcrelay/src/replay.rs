@@ -24,11 +24,13 @@ use crate::error::OpsError;
 pub struct Replayed {
     /// The quarantine id.
     pub id: i64,
-    /// The relay's answer now.
-    pub status: u16,
-    /// The relay's `outcome` (`enqueued`, `duplicate`, `filtered`, or why not).
+    /// The relay's answer now; none when it was not replayed (see `reason`).
+    pub status: Option<u16>,
+    /// The relay's `outcome` (`enqueued`, `duplicate`, `filtered`, or why not), or
+    /// `not-replayed`.
     pub outcome: String,
-    /// Why the relay refused it again (its entry is kept as it was).
+    /// Why the relay refused it again, or why it was not replayed (its entry is kept as it
+    /// was).
     pub reason: Option<String>,
     /// Whether it left the quarantine.
     pub removed: bool,
@@ -106,6 +108,21 @@ impl Replayer {
         entry: &QuarantineEntry,
     ) -> Result<Replayed, OpsError> {
         let kept = &entry.request;
+        // A POST kept without its body (refused before it was read: too large) would only be
+        // refused again, as malformed, which hides why it was kept.
+        if kept.method.eq_ignore_ascii_case("POST") && kept.body.is_empty() {
+            return Ok(Replayed {
+                id: entry.id,
+                status: None,
+                outcome: "not-replayed".to_owned(),
+                reason: Some(format!(
+                    "its body was not kept ({}); ask the sender to send it again, \
+                     then drop this entry",
+                    kept.reason
+                )),
+                removed: false,
+            });
+        }
         let invalid = |e: &dyn std::fmt::Display| {
             OpsError::Invalid(format!(
                 "quarantined request {} cannot be replayed: {e}",
@@ -143,19 +160,34 @@ impl Replayer {
             .get::<Answered>()
             .map_or("unknown", |a| a.outcome.as_str())
             .to_owned();
-        let reason = self
+        let refused = self
             .refused
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
+        // A refusal the router does not quarantine (503: the queue or Tradecloud unavailable)
+        // says why in its problem's detail.
+        let reason = match refused {
+            Some(reason) => Some(reason),
+            None if !status.is_success() => problem_detail(response.into_body()).await,
+            None => None,
+        };
         let removed = status.is_success() && store.quarantine_drop(entry.id).await?;
         Ok(Replayed {
             id: entry.id,
-            status: status.as_u16(),
+            status: Some(status.as_u16()),
             outcome,
             reason,
             removed,
         })
     }
+}
+
+/// The `detail` of a problem+json answer, if it is one.
+async fn problem_detail(body: Body) -> Option<String> {
+    // Problems are small; anything larger is not one of ours.
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.ok()?;
+    let problem: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    problem.get("detail")?.as_str().map(str::to_owned)
 }

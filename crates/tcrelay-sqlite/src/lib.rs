@@ -59,7 +59,7 @@ pub use cursor::CursorInfo;
 pub use db::{Durability, SqliteOptions, SqliteStore};
 pub use error::OpenError;
 pub use quarantine::QuarantineEntry;
-pub use queue::{KindCounts, QueueEntry, QueueStats, QueuedEnvelope};
+pub use queue::{AckedIds, KindCounts, QueueEntry, QueueStats, QueuedEnvelope};
 pub use retention::{FileSizes, HousekeepingReport};
 pub use schema::SCHEMA_VERSION;
 pub use trace::{DedupeEntry, ObjectTrace};

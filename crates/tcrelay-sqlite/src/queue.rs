@@ -74,6 +74,16 @@ pub struct KindCounts {
     pub acked: u64,
 }
 
+/// What [`SqliteStore::ack_ids`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AckedIds {
+    /// How many were pending and are acknowledged now (already acknowledged ones keep their
+    /// time and are not counted).
+    pub newly: u64,
+    /// The ids not on the queue, in the order given.
+    pub missing: Vec<i64>,
+}
+
 /// What `queue stats` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -278,9 +288,10 @@ impl SqliteStore {
         Ok(acked)
     }
 
-    /// Acknowledges the pending messages among `ids` (unknown ids are ignored) in one
-    /// transaction; returns how many were newly acknowledged.
-    pub async fn ack_ids(&self, ids: &[i64]) -> Result<u64, StoreError> {
+    /// Acknowledges the pending messages among `ids` in one transaction; tells how many were
+    /// newly acknowledged and which ids are not on the queue at all (mistyped, or acknowledged
+    /// and since pruned), so the caller can say so instead of reporting success.
+    pub async fn ack_ids(&self, ids: &[i64]) -> Result<AckedIds, StoreError> {
         let ids = ids.to_vec();
         let acked = self
             .run("queue ack", move |ctx| {
@@ -288,20 +299,28 @@ impl SqliteStore {
                 let tx = ctx
                     .conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let mut acked = 0u64;
+                let mut acked = AckedIds::default();
                 {
-                    let mut stmt = tx.prepare_cached(
+                    let mut ack = tx.prepare_cached(
                         "UPDATE outbound SET acked_at = ?1 WHERE id = ?2 AND acked_at IS NULL",
                     )?;
+                    let mut known = tx.prepare_cached("SELECT 1 FROM outbound WHERE id = ?1")?;
                     for id in ids {
-                        acked += stmt.execute(params![now, id])? as u64;
+                        match ack.execute(params![now, id])? {
+                            0 if !known.exists(params![id])? => acked.missing.push(id),
+                            n => acked.newly += n as u64,
+                        }
                     }
                 }
                 tx.commit()?;
                 Ok(acked)
             })
             .await?;
-        tracing::info!(acked, "queue acknowledged by id");
+        tracing::info!(
+            acked = acked.newly,
+            missing = acked.missing.len(),
+            "queue acknowledged by id"
+        );
         Ok(acked)
     }
 

@@ -132,6 +132,7 @@ async fn queue_export_ack_and_stats() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("acknowledged 2"), "{}", stdout(&o));
     let o = tcrelay(&["--db", db, "queue", "ack", "4"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("acknowledged 1"), "{}", stdout(&o));
     let s = stats(db);
     assert_eq!(
@@ -161,6 +162,22 @@ async fn queue_export_ack_and_stats() {
         6,
         "header and five rows: {}",
         stdout(&o)
+    );
+
+    // An id not on the queue (a typo for 5) fails and is named; the known ones are acknowledged,
+    // an already acknowledged one again is no error.
+    let o = tcrelay(&["--db", db, "queue", "ack", "4", "55", "3"], &[]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("acknowledged 1"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("not on the queue, so not acknowledged: 55"),
+        "{}",
+        stderr(&o)
+    );
+    let s = stats(db);
+    assert_eq!(
+        (s["pending"].as_u64(), s["acked"].as_u64()),
+        (Some(1), Some(4))
     );
 
     // Acknowledging nothing is refused, with a hint.

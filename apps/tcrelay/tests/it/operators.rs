@@ -140,6 +140,93 @@ async fn replay_relays_what_now_passes_and_keeps_the_rest_then_drop_and_trace() 
     assert!(json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[])).is_empty());
 }
 
+#[tokio::test]
+async fn a_replay_that_cannot_pass_says_why_and_keeps_the_entry() {
+    use tcrelay_core::ports::{Quarantine as _, QuarantinedRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("why.db");
+    let db = path.to_str().unwrap();
+    // A body over the size limit is refused before it is read: kept without its body.
+    let serve = common::serve(
+        db,
+        &[
+            ("TCRELAY_WEBHOOK_BASIC", CREDENTIALS),
+            ("TCRELAY_MAX_BODY_BYTES", "1000"),
+        ],
+    )
+    .expect("tcrelay serve starts");
+    let response = common::post_order(
+        &reqwest::Client::new(),
+        &serve.addr,
+        CREDENTIALS,
+        vec![b' '; 5000],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 413);
+    serve.kill();
+    // A GET kept earlier; replayed with no Tradecloud login configured, the relay answers 503.
+    let store = tcrelay_sqlite::SqliteStore::open(&path).unwrap();
+    store
+        .keep(&QuarantinedRequest {
+            received_at: chrono::Utc::now(),
+            method: "GET".to_owned(),
+            uri: "/webhook/orders/o-1".to_owned(),
+            content_type: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+            reason: "order o-1 not found".to_owned(),
+        })
+        .await
+        .unwrap();
+    drop(store);
+    let listed = json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+
+    let o = tcrelay(
+        &["--db", db, "quarantine", "replay", "--all", "--json"],
+        &[],
+    );
+    assert!(!o.status.success(), "neither left the quarantine");
+    let replayed: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    // Not sent through the relay as an empty body (refused as malformed, hiding why).
+    assert_eq!(
+        replayed[0]["status"],
+        serde_json::Value::Null,
+        "{replayed:?}"
+    );
+    assert_eq!(replayed[0]["outcome"], "not-replayed");
+    let reason = replayed[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("body was not kept") && reason.contains("larger than the limit"),
+        "{reason}"
+    );
+    // A refusal the relay does not quarantine gives its problem's detail.
+    assert_eq!(replayed[1]["status"], 503);
+    let reason = replayed[1]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("TRADECLOUD_USERNAME"), "{replayed:?}");
+    assert!(replayed.iter().all(|r| r["removed"] == false));
+    let still = json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]));
+    assert_eq!(still, listed, "both kept as they were");
+
+    let text = stdout(&tcrelay(
+        &["--db", db, "quarantine", "replay", "--all"],
+        &[],
+    ));
+    assert!(
+        text.contains("- not-replayed  kept: its body was not kept"),
+        "{text}"
+    );
+    assert!(
+        text.contains("503 unavailable  kept: GET webhooks need"),
+        "{text}"
+    );
+}
+
 #[test]
 fn doctor_checks_the_file_and_its_schema() {
     let dir = tempfile::tempdir().unwrap();

@@ -109,14 +109,13 @@ async fn ack_and_stats() {
     // Up to the third: three newly acknowledged; again: none.
     assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), 3);
     assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), 0);
-    // By id: one pending, one already acked, one unknown.
-    assert_eq!(
-        store
-            .ack_ids(&[ids[4], ids[0], ids[4] + 1000])
-            .await
-            .unwrap(),
-        1
-    );
+    // By id: one pending, one already acked, one unknown (named, not counted).
+    let acked = store
+        .ack_ids(&[ids[4], ids[0], ids[4] + 1000])
+        .await
+        .unwrap();
+    assert_eq!(acked.newly, 1);
+    assert_eq!(acked.missing, vec![ids[4] + 1000]);
 
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.pending, stats.acked), (1, 4));
