@@ -58,6 +58,18 @@ pub enum EventError {
     /// `stream` is not one of ours.
     #[error("unknown stream {0:?}; known: orders, single-delivery-orders, shipments")]
     UnknownStream(String),
+    /// `stream` is one this function does not poll: a run would start a cursor nothing follows
+    /// after it (and, on a stack without a login, fail as if Tradecloud refused it).
+    #[error(
+        "stream {stream:?} is not one this poller polls (TCRELAY_POLL_STREAMS: {configured}); \
+         add it there to poll it"
+    )]
+    StreamNotConfigured {
+        /// The stream asked for.
+        stream: String,
+        /// The configured ones, comma-separated (`none` when empty).
+        configured: String,
+    },
     /// `from` is not a timestamp.
     #[error(
         "\"from\" {0:?} is not an ISO 8601 date-time with offset, e.g. 2025-01-01T00:00:00.000Z"
@@ -118,6 +130,30 @@ pub fn parse_event(payload: &Value) -> Result<Invocation, EventError> {
         from,
         dry_run: manual.dry_run,
     })
+}
+
+impl Invocation {
+    /// Refuses a manual invoke naming a stream outside `configured`.
+    pub fn check_streams(&self, configured: &[PollStream]) -> Result<(), EventError> {
+        match self {
+            Invocation::Manual {
+                stream: Some(stream),
+                ..
+            } if !configured.contains(stream) => Err(EventError::StreamNotConfigured {
+                stream: stream.as_str().to_owned(),
+                configured: if configured.is_empty() {
+                    "none".to_owned()
+                } else {
+                    configured
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What a handled invocation did.
@@ -183,6 +219,7 @@ pub async fn handle(
     deadline: &dyn Deadline,
 ) -> Result<RunOutput, HandlerError> {
     let invocation = parse_event(payload)?;
+    invocation.check_streams(&config.streams)?;
     let request = invocation.into_request(owner);
     let report = run(ports, config, &request, deadline).await;
     Ok(RunOutput {
@@ -202,6 +239,37 @@ mod tests {
     fn sample(name: &str) -> Value {
         let text = std::fs::read_to_string(events_dir().join(name)).expect("sample event exists");
         serde_json::from_str(&text).expect("sample event is JSON")
+    }
+
+    #[test]
+    fn a_manual_stream_must_be_a_configured_one() {
+        let configured = [PollStream::Orders, PollStream::Shipments];
+        let manual = |stream| Invocation::Manual {
+            stream,
+            from: None,
+            dry_run: false,
+        };
+        assert_eq!(
+            manual(Some(PollStream::Shipments)).check_streams(&configured),
+            Ok(())
+        );
+        assert_eq!(manual(None).check_streams(&configured), Ok(()));
+        assert_eq!(Invocation::Scheduled.check_streams(&[]), Ok(()));
+        let refused = manual(Some(PollStream::SingleDeliveryOrders))
+            .check_streams(&configured)
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "stream \"single-delivery-orders\" is not one this poller polls \
+             (TCRELAY_POLL_STREAMS: orders,shipments); add it there to poll it"
+        );
+        let refused = manual(Some(PollStream::Orders))
+            .check_streams(&[])
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("TCRELAY_POLL_STREAMS: none"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -73,7 +73,8 @@ async fn invoke(
 }
 
 /// Stands in for Tradecloud when no login is configured and no stream is: the function deploys
-/// and does nothing; a manual invoke for a stream gets this clear failure.
+/// and does nothing. Never asked for a page: a manual invoke naming a stream is refused before
+/// it runs (`check_streams`), and one without a stream runs the configured ones, none.
 struct NoLogin;
 
 #[async_trait::async_trait]

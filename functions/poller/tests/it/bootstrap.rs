@@ -188,6 +188,21 @@ async fn scheduled_runs_relay_every_state_once_with_dry_run_backfill_and_cursor_
     assert!(drain(&aws).await.is_empty(), "a dry run sends nothing");
     assert!(cursor_age_lines(&function.stdout_lines()).is_empty());
 
+    // A stream the function is not configured for is refused, naming the setting.
+    match function
+        .invoke_for_response(json!({"stream": "single-delivery-orders"}), TIMEOUT)
+        .await
+    {
+        Err(lambda_runtime_emulator::InvokeError::ErrorAnswer { error, .. }) => {
+            let message = error["errorMessage"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("TCRELAY_POLL_STREAMS: orders,shipments"),
+                "{error}"
+            );
+        }
+        other => panic!("expected an error answer, got {other:?}"),
+    }
+
     // The schedule fires: every object once, from TCRELAY_POLL_START.
     let lines_before = function.stdout_lines().len();
     let first = invoke(&function, event("poller-scheduled.json")).await;
