@@ -228,6 +228,7 @@ impl<'de> Deserialize<'de> for List {
 /// `total` above zero says there are matches. An empty page leaves the cursor where it was, so
 /// reading a quiet period that way loses nothing, where refusing it would fail every run.
 pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
+    let body = without_bom(body);
     let not_json = |e: serde_json::Error| ClientError::Malformed {
         reason: format!("page is not JSON: {e}"),
     };
@@ -294,13 +295,20 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
 }
 
 pub(crate) fn parse_object(body: &[u8]) -> Result<Value, ClientError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| ClientError::Malformed {
-        reason: format!("answer is not JSON: {e}"),
-    })?;
+    let value: Value =
+        serde_json::from_slice(without_bom(body)).map_err(|e| ClientError::Malformed {
+            reason: format!("answer is not JSON: {e}"),
+        })?;
     if !value.is_object() {
         return Err(malformed("answer is not a JSON object"));
     }
     Ok(value)
+}
+
+/// `body` without a UTF-8 byte-order mark: JSON forbids one, but some servers write it, and
+/// refusing a poll page over it would stop the stream on every run (the webhook strips it too).
+fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
 fn malformed(reason: &str) -> ClientError {
@@ -361,6 +369,17 @@ mod tests {
         let ids: Vec<&str> = page.items.iter().map(|i| i.get()).collect();
         assert_eq!(ids, [r#"{"id":"b"}"#, r#"{ "id" : "c" }"#]);
         assert_eq!(page.total, Some(1));
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_a_page_or_an_object_is_read_past() {
+        let page = parse_page(b"\xEF\xBB\xBF{\"data\":[{\"id\":\"a\"}],\"total\":1}").unwrap();
+        assert_eq!(page.items[0].get(), r#"{"id":"a"}"#);
+        assert!(parse_page(b"\xEF\xBB\xBF").unwrap().items.is_empty());
+        let object = parse_object(b"\xEF\xBB\xBF{\"id\":\"a\"}").unwrap();
+        assert_eq!(object["id"], "a");
+        // Only at the start.
+        assert!(parse_object(b"{\"id\":\"a\"}\xEF\xBB\xBF").is_err());
     }
 
     #[test]

@@ -15,15 +15,17 @@ pub fn format(at: DateTime<Utc>) -> String {
 /// as UTC. Tradecloud's standards page calls date-times without a zone local; the relay runs in no
 /// one's local time zone, and UTC is what every zoned Tradecloud timestamp we have seen uses, so UTC
 /// is the one reading that compares them consistently. Fractions keep every digit given.
+///
+/// Besides RFC 3339 it reads what `java.time` writes (Tradecloud runs on the JVM): no seconds
+/// when they are zero (`LocalDateTime.toString()` gives `2019-12-31T10:11`), an offset without
+/// a colon or minutes (`+0200`, `+02`) or with seconds (`+02:00:00`), and a zone id after the
+/// offset (`ZonedDateTime.toString()` gives `2025-01-01T10:11:12Z[UTC]`; the offset decides the
+/// instant). A poll item whose time cannot be read stops its stream, so every legitimate
+/// spelling must read.
 pub fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     match DateTime::parse_from_rfc3339(text) {
         Ok(t) => Ok(t.with_timezone(&Utc)),
-        Err(zoned_error) => {
-            // Only a text that has no offset at all is read as UTC; a malformed offset stays an error.
-            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                .map(|naive| naive.and_utc())
-                .map_err(|_| zoned_error)
-        }
+        Err(rfc3339_error) => java_time(text).ok_or(rfc3339_error),
     }
 }
 
@@ -31,6 +33,77 @@ pub fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
 /// that [`parse`] reads as UTC, so callers can say so in a warning.
 pub fn has_zone(text: &str) -> bool {
     DateTime::parse_from_rfc3339(text).is_ok()
+        || split_zone(text).is_some_and(|(_, offset)| offset.is_some())
+}
+
+/// The forms `java.time` writes that RFC 3339 does not allow (see [`parse`]).
+fn java_time(text: &str) -> Option<DateTime<Utc>> {
+    let (local, offset) = split_zone(text)?;
+    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M"))
+        .ok()?;
+    match offset {
+        None => Some(naive.and_utc()),
+        Some(seconds) => {
+            let offset = chrono::FixedOffset::east_opt(seconds)?;
+            Some(
+                naive
+                    .and_local_timezone(offset)
+                    .single()?
+                    .with_timezone(&Utc),
+            )
+        }
+    }
+}
+
+/// Splits `text` into its local date-time and its offset in seconds east of UTC (`None`: no
+/// zone), after dropping a `[zone id]` suffix; `None` for an offset that is malformed.
+fn split_zone(text: &str) -> Option<(&str, Option<i32>)> {
+    let text = match text.strip_suffix(']') {
+        Some(rest) => &rest[..rest.rfind('[')?],
+        None => text,
+    };
+    if let Some(local) = text.strip_suffix(['Z', 'z']) {
+        return Some((local, Some(0)));
+    }
+    // The date's own dashes come before the `T`; a sign after it starts the offset.
+    let time_start = text.find(['T', 't'])?;
+    let Some(sign_at) = text[time_start..].rfind(['+', '-']).map(|i| time_start + i) else {
+        return Some((text, None));
+    };
+    let (local, offset) = text.split_at(sign_at);
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let digits = &offset[1..];
+    // `hh`, `hhmm`, `hh:mm`, `hhmmss` or `hh:mm:ss`: java.time's ZoneOffset forms.
+    let parts: Vec<&str> = if digits.contains(':') {
+        digits.split(':').collect()
+    } else if digits.len().is_multiple_of(2) {
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| digits.get(i..i + 2))
+            .collect::<Option<_>>()?
+    } else {
+        return None;
+    };
+    let [hours, rest @ ..] = parts.as_slice() else {
+        return None;
+    };
+    if rest.len() > 2 || [*hours].iter().chain(rest).any(|p| p.len() != 2) {
+        return None;
+    }
+    let number = |p: &str| {
+        p.parse::<i32>()
+            .ok()
+            .filter(|_| p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let hours = number(hours).filter(|h| *h <= 18)?;
+    let minutes = rest
+        .first()
+        .map_or(Some(0), |m| number(m).filter(|m| *m < 60))?;
+    let seconds = rest
+        .get(1)
+        .map_or(Some(0), |s| number(s).filter(|s| *s < 60))?;
+    Some((local, Some(sign * (hours * 3600 + minutes * 60 + seconds))))
 }
 
 #[cfg(test)]
@@ -57,6 +130,43 @@ mod tests {
         // A broken offset is not mistaken for a zone-less time.
         assert!(parse("2019-12-31T10:11:12+1").is_err());
         assert!(parse("2019-12-31 10:11:12").is_err());
+    }
+
+    #[test]
+    fn what_java_time_writes_reads_as_the_same_instant() {
+        let at = parse("2025-05-12T00:00:00.000+02:00").unwrap();
+        for text in [
+            // LocalDateTime/OffsetDateTime.toString() leave out zero seconds.
+            "2025-05-12T00:00+02:00",
+            "2025-05-12T00:00:00+0200",
+            "2025-05-12T00:00:00.000+02",
+            "2025-05-12T00:00:00+02:00:00",
+            "2025-05-12T00:00:00.000+02:00[Europe/Amsterdam]",
+            "2025-05-11T22:00Z",
+            "2025-05-11T22:00:00Z[UTC]",
+            "2025-05-11T22:00:00.000000000Z",
+            "2025-05-11T20:30:00-0130",
+        ] {
+            assert_eq!(parse(text), Ok(at), "{text}");
+            assert!(has_zone(text), "{text}");
+        }
+        // A zone-less time without seconds is UTC, as one with them.
+        assert_eq!(parse("2025-05-11T22:00"), Ok(at));
+        assert!(!has_zone("2025-05-11T22:00"));
+        for broken in [
+            "2025-05-11T22:00+2",
+            "2025-05-11T22:00+020",
+            "2025-05-11T22:00+19:00",
+            "2025-05-11T22:00+02:60",
+            "2025-05-11T22:00+02:00:00:00",
+            "2025-05-11T22:00+0a:00",
+            "2025-05-11T22:00Z[UTC",
+            "2025-05-11T22",
+            "2025-05-11",
+            "2025-05-11T22:00:00Zgarbage",
+        ] {
+            assert!(parse(broken).is_err(), "{broken}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::SimError;
 use crate::auth::{Auth, Denied};
 use crate::faults::{Endpoint, Fault, Faults};
 use crate::index::{Index, Row, live_order_rows, live_shipment_rows};
-use crate::quirks::{Quirks, strip_zones};
+use crate::quirks::{Quirks, java_time_spellings, strip_zones};
 use crate::sender::Sender;
 use crate::util::{format_ms, lock, parse_ms};
 use crate::world::{Change, OrderForm, World};
@@ -590,6 +590,9 @@ fn run_query(
     let page: Vec<&Row> = matches.iter().skip(q.offset).take(q.limit).collect();
     let served = page.iter().map(|r| (r.id.clone(), r.ms)).collect();
     let mut data: Vec<Value> = page.iter().map(|r| render(r)).collect();
+    if quirks.java_time {
+        data.iter_mut().for_each(java_time_spellings);
+    }
     if quirks.zoneless {
         data.iter_mut().for_each(strip_zones);
     }

@@ -84,6 +84,10 @@ struct Args {
     /// Issue access tokens with `exp` but no `iat`.
     #[arg(long)]
     exp_only_tokens: bool,
+    /// Write lastUpdatedAt in poll and search answers as java.time does (`…Z[UTC]`, zero
+    /// seconds left out).
+    #[arg(long)]
+    java_time: bool,
 }
 
 #[tokio::main]
@@ -118,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
             inclusive_after: args.inclusive_after,
             zoneless: args.zoneless,
             exp_only_tokens: args.exp_only_tokens,
+            java_time: args.java_time,
         },
         retry: RetryPolicy {
             initial: Duration::from_millis(args.retry_initial_ms),

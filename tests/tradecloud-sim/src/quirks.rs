@@ -24,24 +24,67 @@ pub struct Quirks {
     pub zoneless: bool,
     /// Access tokens carry `exp` but no `iat` (a token in Tradecloud's own SDK sample has none).
     pub exp_only_tokens: bool,
+    /// Every `lastUpdatedAt` in poll and search answers is written as java.time's
+    /// `ZonedDateTime.toString()` writes a UTC time (the zone-less time in Tradecloud's own
+    /// examples is what `LocalDateTime.toString()` prints): the zone id
+    /// after the offset, no fraction when it is zero, no seconds when they are zero too
+    /// (`2025-01-01T10:11:12.120Z[UTC]`, `2025-01-01T10:11Z[UTC]`). With [`Self::zoneless`],
+    /// as `LocalDateTime.toString()` writes it (`2025-01-01T10:11`).
+    pub java_time: bool,
 }
 
-/// Drops the `Z` of every `lastUpdatedAt` in `value`, at any depth.
+/// `at` as java.time's `ZonedDateTime.toString()` writes it in UTC.
+pub(crate) fn java_time_text(at: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Timelike as _;
+    let nanos = at.nanosecond();
+    let local = if nanos == 0 && at.second() == 0 {
+        at.format("%Y-%m-%dT%H:%M").to_string()
+    } else if nanos == 0 {
+        at.format("%Y-%m-%dT%H:%M:%S").to_string()
+    } else if nanos.is_multiple_of(1_000_000) {
+        at.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
+    } else {
+        at.format("%Y-%m-%dT%H:%M:%S%.9f").to_string()
+    };
+    format!("{local}Z[UTC]")
+}
+
+/// Rewrites every `lastUpdatedAt` in `value`, at any depth, with [`java_time_text`].
+pub(crate) fn java_time_spellings(value: &mut Value) {
+    respell(value, &|s| {
+        tradecloud_model::timestamp::parse(s)
+            .ok()
+            .map(java_time_text)
+    });
+}
+
+/// Drops the zone (`Z`, or java.time's `Z[UTC]`) of every `lastUpdatedAt` in `value`, at any
+/// depth.
 pub(crate) fn strip_zones(value: &mut Value) {
+    respell(value, &|s| {
+        s.strip_suffix("Z[UTC]")
+            .or_else(|| s.strip_suffix('Z'))
+            .map(str::to_owned)
+    });
+}
+
+/// Replaces every `lastUpdatedAt` string in `value`, at any depth, with what `respelt` makes of
+/// it (`None`: kept).
+fn respell(value: &mut Value, respelt: &dyn Fn(&str) -> Option<String>) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                if key == "lastUpdatedAt"
-                    && let Value::String(s) = v
-                    && let Some(bare) = s.strip_suffix('Z')
-                {
-                    *s = bare.to_owned();
-                } else {
-                    strip_zones(v);
+                match v {
+                    Value::String(s) if key == "lastUpdatedAt" => {
+                        if let Some(new) = respelt(s) {
+                            *s = new;
+                        }
+                    }
+                    _ => respell(v, respelt),
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(strip_zones),
+        Value::Array(items) => items.iter_mut().for_each(|v| respell(v, respelt)),
         _ => {}
     }
 }
@@ -62,6 +105,20 @@ mod tests {
         assert_eq!(v["lines"][0]["lastUpdatedAt"], "2025-01-01T00:00:01.000");
         assert_eq!(v["meta"]["lastUpdatedAt"], "2025-01-01T00:00:02.000");
         assert_eq!(v["other"], "xZ");
+    }
+
+    #[test]
+    fn java_time_spellings_drop_what_java_time_drops_and_name_the_zone() {
+        let mut v = json!({"lastUpdatedAt": "2025-01-01T10:11:12.120Z",
+            "lines": [{"lastUpdatedAt": "2025-01-01T10:11:00.000Z"}],
+            "meta": {"lastUpdatedAt": "2025-01-01T10:11:12.000Z"}, "other": "2025-01-01T10:11:12.120Z"});
+        java_time_spellings(&mut v);
+        assert_eq!(v["lastUpdatedAt"], "2025-01-01T10:11:12.120Z[UTC]");
+        assert_eq!(v["lines"][0]["lastUpdatedAt"], "2025-01-01T10:11Z[UTC]");
+        assert_eq!(v["meta"]["lastUpdatedAt"], "2025-01-01T10:11:12Z[UTC]");
+        assert_eq!(v["other"], "2025-01-01T10:11:12.120Z");
+        strip_zones(&mut v);
+        assert_eq!(v["lines"][0]["lastUpdatedAt"], "2025-01-01T10:11");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The poller against a simulator that answers the way real Tradecloud may, which its docs do
-//! not rule out (the simulator's defaults are the convenient case): unsorted pages, an inclusive `lastUpdatedAfter`, zone-less timestamps, and tokens with only
-//! `exp` that expire while a run pages. Under each switch alone and all together, over HTTP with
+//! not rule out (the simulator's defaults are the convenient case): unsorted pages, an inclusive
+//! `lastUpdatedAfter`, zone-less timestamps, times spelt as java.time writes them, and tokens
+//! with only `exp` that expire while a run pages. Under each switch alone and all together, over HTTP with
 //! the real client, while objects change between runs and while a run pages: every state the
 //! simulator ever served or holds at the end is on the queue exactly once, and every stream's
 //! cursor keeps moving up to the newest state. The stores are in memory (as in `sim.rs`); the
@@ -38,6 +39,8 @@ fn instant(text: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
 
 struct Outcome {
     deviations: Deviations,
+    /// Each stream's cursor at the end, as stored.
+    cursors: Vec<Option<String>>,
     refreshes: usize,
     unauthorized_polls: usize,
 }
@@ -148,6 +151,10 @@ async fn poll_under(quirks: Quirks, seed: u64) -> Outcome {
     let requests = sim.api_requests();
     let outcome = Outcome {
         deviations,
+        cursors: STREAMS
+            .iter()
+            .map(|s| m.cursors.value(s.as_str()))
+            .collect(),
         refreshes: requests
             .iter()
             .filter(|r| r.endpoint == Some(Endpoint::Refresh) && r.status == 200)
@@ -208,6 +215,27 @@ async fn zone_less_timestamps_lose_nothing_and_are_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_time_spellings_lose_nothing() {
+    let o = poll_under(
+        Quirks {
+            java_time: true,
+            ..Quirks::default()
+        },
+        37,
+    )
+    .await;
+    // The cursors are the times as Tradecloud wrote them, sent back as such.
+    assert!(
+        o.cursors
+            .iter()
+            .all(|c| c.as_deref().is_some_and(|c| c.ends_with("Z[UTC]"))),
+        "{:?}",
+        o.cursors
+    );
+    assert_eq!(o.deviations, Deviations::default(), "zoned times");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exp_only_tokens_expiring_during_runs_are_refreshed_in_time() {
     let o = poll_under(
         Quirks {
@@ -232,6 +260,7 @@ async fn every_deviation_at_once_loses_nothing() {
             inclusive_after: true,
             zoneless: true,
             exp_only_tokens: true,
+            java_time: true,
         },
         36,
     )
