@@ -199,14 +199,20 @@ fn read_streams(env: &dyn Env) -> Result<(Vec<PollStream>, Option<String>), Conf
     let streams = parse_streams(get(env, TCRELAY_POLL_STREAMS).unwrap_or(""))?;
     let start = match get(env, TCRELAY_POLL_START) {
         Some(text) => {
-            timestamp::parse(text).map_err(|e| {
+            let at = timestamp::parse(text).map_err(|e| {
                 invalid(
                     TCRELAY_POLL_START,
-                    format!(
-                        "not an ISO 8601 date-time with offset ({e}), e.g. 2025-01-01T00:00:00.000Z"
-                    ),
+                    format!("not an ISO 8601 date-time ({e}), e.g. 2025-01-01T00:00:00.000Z"),
                 )
             })?;
+            // A stream without a cursor asks from here on every run, and Tradecloud has nothing
+            // after a future time: a mistyped year would silence the streams until then.
+            if at > chrono::Utc::now() {
+                return Err(invalid(
+                    TCRELAY_POLL_START,
+                    format!("{text} is in the future: no change would be polled until then"),
+                ));
+            }
             Some(text.to_owned())
         }
         None if streams.is_empty() => None,
@@ -415,6 +421,23 @@ mod tests {
             }
         );
         assert!(err.to_string().contains(TCRELAY_POLL_START));
+    }
+
+    #[test]
+    fn a_start_in_the_future_is_refused_naming_it() {
+        let soon = chrono::Utc::now() + chrono::Duration::hours(1);
+        let future = soon.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        for start in [future.as_str(), "2205-01-01T00:00:00.000Z"] {
+            let err = PollConfig::from_env_map(&env(&[
+                (TCRELAY_POLL_STREAMS, "orders"),
+                (TCRELAY_POLL_START, start),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains(TCRELAY_POLL_START) && err.to_string().contains("future"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
