@@ -144,7 +144,8 @@ impl TradecloudSettings {
             .unwrap_or(DEFAULT_TRADECLOUD_API_URL)
             .to_owned();
         http_url(TRADECLOUD_API_URL, &api_url)?;
-        let login = match (get(env, TRADECLOUD_USERNAME), get(env, TRADECLOUD_PASSWORD)) {
+        let password = crate::env::credential(env, TRADECLOUD_PASSWORD);
+        let login = match (get(env, TRADECLOUD_USERNAME), password) {
             (Some(username), Some(password)) => Some(TradecloudLogin::new(username, password)),
             (None, None) => None,
             (Some(_), None) => {
@@ -224,7 +225,7 @@ impl WebhookConfig {
     /// or a secret ARN is required.
     pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let mut credentials = WebhookCredentials::new();
-        if let Some(text) = get(env, TCRELAY_WEBHOOK_BASIC) {
+        if let Some(text) = crate::env::credential(env, TCRELAY_WEBHOOK_BASIC) {
             add_basic_lines(&mut credentials, text.lines(), TCRELAY_WEBHOOK_BASIC)?;
         }
         if let Some(text) = get(env, TCRELAY_WEBHOOK_BEARER) {
@@ -469,6 +470,27 @@ mod tests {
         assert_eq!(c.webhook.retry_after, Duration::from_secs(30));
         assert_eq!(c.webhook.credentials.basic_count(), 2);
         assert!(c.webhook.filter.admits("Anything"));
+    }
+
+    #[test]
+    fn passwords_keep_their_spaces_and_lose_only_line_breaks() {
+        let e = env(&[
+            (TCRELAY_WEBHOOK_BASIC, " tc:pw one \r\n"),
+            (TRADECLOUD_USERNAME, "int@example.com"),
+            (TRADECLOUD_PASSWORD, " secret \n"),
+        ]);
+        let c = Config::from_env_map(&e).unwrap();
+        // Tradecloud sends the password it was given, spaces included.
+        let credentials = &c.webhook.credentials;
+        assert!(credentials.verify(Some(&basic(" tc", "pw one "))).is_ok());
+        assert!(credentials.verify(Some(&basic("tc", "pw one"))).is_err());
+        assert_eq!(c.tradecloud.login.unwrap().password(), " secret ");
+        // Blank is unset.
+        let e = env(&[(TCRELAY_WEBHOOK_BASIC, " \n"), (TCRELAY_WEBHOOK_BEARER, "t")]);
+        assert_eq!(
+            Config::from_env_map(&e).unwrap().webhook.credentials.basic_count(),
+            0
+        );
     }
 
     #[test]

@@ -94,6 +94,24 @@ pub fn get<'a>(env: &'a dyn Env, var: &str) -> Option<&'a str> {
     env.var(var).map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// The value of a credential variable as set but for line breaks at its ends (a password must
+/// match its other side's, spaces included; a line break is an artefact of how the file was
+/// written), or `None` when unset or blank. Spaces at either end are kept and warned about
+/// (without the value), as they are more likely a slip than part of the secret.
+pub fn credential<'a>(env: &'a dyn Env, var: &str) -> Option<&'a str> {
+    let value = env
+        .var(var)
+        .map(|v| v.trim_matches(['\r', '\n']))
+        .filter(|v| !v.trim().is_empty())?;
+    if value.trim() != value {
+        tracing::warn!(
+            variable = var,
+            "a value that begins or ends with spaces is used as given, spaces included"
+        );
+    }
+    Some(value)
+}
+
 /// The value of a variable that must be set.
 pub fn required(env: &dyn Env, var: &'static str) -> Result<String, ConfigError> {
     get(env, var)
