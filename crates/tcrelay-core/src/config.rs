@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::WebhookCredentials;
-use crate::env::{ConfigError, Env, get, http_url, number};
+use crate::env::{ConfigError, Env, get, https_url_unless_local, number};
 use crate::filter::EventFilter;
 
 /// Tradecloud's API base (fixed name).
@@ -143,7 +143,7 @@ impl TradecloudSettings {
         let api_url = get(env, TRADECLOUD_API_URL)
             .unwrap_or(DEFAULT_TRADECLOUD_API_URL)
             .to_owned();
-        http_url(TRADECLOUD_API_URL, &api_url)?;
+        https_url_unless_local(TRADECLOUD_API_URL, &api_url)?;
         let password = crate::env::credential(env, TRADECLOUD_PASSWORD);
         let login = match (get(env, TRADECLOUD_USERNAME), password) {
             (Some(username), Some(password)) => Some(TradecloudLogin::new(username, password)),

@@ -142,9 +142,63 @@ pub fn http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// Checks that `url` is an https URL, or an http one to this machine (a simulator, a local
+/// proxy): a login sent over plain http to another host crosses the network in clear text.
+pub fn https_url_unless_local(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    http_url(var, url)?;
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let local = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if local {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            reason: format!(
+                "{url:?} is plain http to another host, which would send the login in clear \
+                 text: use https"
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "https://api.tradecloud1.com/v2",
+            "http://127.0.0.1:7001/v2",
+            "http://localhost/v2",
+            "http://[::1]:8080/v2",
+            "http://127.1.2.3",
+        ] {
+            assert!(https_url_unless_local("V", ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://api.tradecloud1.com/v2",
+            "http://10.0.0.1/v2",
+            "http://127.0.0.1.evil.example/v2",
+            "http://localhost.example.com/v2",
+            "http://user@api.tradecloud1.com/v2",
+            "ftp://127.0.0.1/",
+        ] {
+            let err = https_url_unless_local("V", refused).unwrap_err();
+            assert!(err.to_string().contains("V"), "{refused}: {err}");
+        }
+    }
 
     #[test]
     fn blank_is_unset_and_reads_are_recorded() {
