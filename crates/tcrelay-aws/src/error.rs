@@ -6,7 +6,7 @@
 
 use std::fmt::Debug;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use tcrelay_core::ports::StoreError;
 
 /// Describes an SDK failure for logs and error messages: the class of failure and the service's
@@ -14,7 +14,7 @@ use tcrelay_core::ports::StoreError;
 pub(crate) fn describe<E, R>(operation: &str, err: &SdkError<E, R>) -> String
 where
     E: std::error::Error + 'static,
-    R: Debug,
+    R: Debug + 'static,
 {
     let class = match err {
         SdkError::TimeoutError(_) => "timeout",
@@ -24,14 +24,89 @@ where
         SdkError::ConstructionFailure(_) => "request construction failed",
         _ => "sdk error",
     };
-    format!("{operation}: {class}: {}", DisplayErrorContext(err))
+    format!("{operation}: {class}: {}", causes(err))
+}
+
+/// Longest text kept of one cause: some print a whole HTTP response.
+const CAUSE_CHARS: usize = 300;
+
+/// `err` and its causes, each once, on one line and shortened. An SDK error nests one failure
+/// several levels deep (the same text at each), and some levels print raw responses or `Debug`
+/// structures, so `DisplayErrorContext` gave lines of kilobytes with the cause buried.
+pub(crate) fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = match text.char_indices().nth(CAUSE_CHARS) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        };
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(String, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_each_given_once_on_one_short_line() {
+        let dump = format!(
+            "Response {{ headers: {{\n{}\n}} }}",
+            "x-amz: y, ".repeat(200)
+        );
+        let err = Layer(
+            "dispatch failure".into(),
+            Some(Box::new(Layer(
+                "failed to load credentials".into(),
+                Some(Box::new(Layer(
+                    "failed to load credentials".into(),
+                    Some(Box::new(Layer(dump, None))),
+                ))),
+            ))),
+        );
+        let text = causes(&err);
+        assert!(
+            text.starts_with("dispatch failure: failed to load credentials: Response {"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("failed to load credentials").count(),
+            1,
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+        assert!(text.chars().count() < 400, "{}", text.len());
+        assert!(text.ends_with('…'));
+    }
 }
 
 /// An SDK failure as the transient `StoreError::Unavailable`.
 pub(crate) fn unavailable<E, R>(operation: &str, err: &SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + 'static,
-    R: Debug,
+    R: Debug + 'static,
 {
     let message = describe(operation, err);
     tracing::warn!(error = %message, "AWS call failed");

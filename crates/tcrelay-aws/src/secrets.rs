@@ -3,7 +3,6 @@
 //! credential is in the template or the function's environment.
 
 use aws_config::SdkConfig;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use tcrelay_core::ConfigError;
 use tcrelay_core::config::{
     TCRELAY_TRADECLOUD_SECRET_ARN, TCRELAY_WEBHOOK_SECRET_ARN, TradecloudSettings, WebhookConfig,
@@ -52,7 +51,7 @@ impl Secrets {
             .await
             .map_err(|e| SecretError::Read {
                 arn: arn.to_owned(),
-                reason: DisplayErrorContext(&e).to_string(),
+                reason: crate::error::causes(&e),
             })?;
         answer
             .secret_string()
@@ -67,13 +66,14 @@ impl Secrets {
 /// variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialsError {
-    /// The secret could not be read.
-    #[error("{var}: {source}")]
+    /// The secret could not be read. Its message carries the cause's (not a `source`, which
+    /// `{:#}` would print a second time).
+    #[error("{var}: {error}")]
     Secret {
         /// `TCRELAY_WEBHOOK_SECRET_ARN` or `TCRELAY_TRADECLOUD_SECRET_ARN`.
         var: &'static str,
         /// What Secrets Manager said.
-        source: SecretError,
+        error: SecretError,
     },
     /// The secret was read but its content is not usable.
     #[error(transparent)]
@@ -105,6 +105,27 @@ impl Secrets {
     async fn read_for(&self, var: &'static str, arn: &str) -> Result<String, CredentialsError> {
         self.read(arn)
             .await
-            .map_err(|source| CredentialsError::Secret { var, source })
+            .map_err(|error| CredentialsError::Secret { var, error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_failure_names_the_variable_and_gives_its_cause_once() {
+        let err = CredentialsError::Secret {
+            var: TCRELAY_WEBHOOK_SECRET_ARN,
+            error: SecretError::Read {
+                arn: "arn:aws:secretsmanager:eu-west-1:1:secret:x".into(),
+                reason: "dispatch failure: no credentials".into(),
+            },
+        };
+        let text = err.to_string();
+        assert!(text.starts_with("TCRELAY_WEBHOOK_SECRET_ARN: cannot read secret arn:"));
+        // Printed with its causes (`{:#}` in the binaries), the reason is not repeated.
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(text.matches("no credentials").count(), 1, "{text}");
     }
 }
