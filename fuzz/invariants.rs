@@ -7,7 +7,7 @@
 //! which Tradecloud drops), and every refusal
 //! is a `DecodeError` that says what is wrong (its Display, which becomes the problem+json
 //! `detail` the relay answers with, is never empty) and maps to the answer the relay gives
-//! (415 exactly for an unsupported content type, else 400; the mapping itself lives in
+//! (415 exactly for an unsupported content type with a body neither JSON nor XML, else 400; the mapping itself lives in
 //! `tcrelay_core::webhook`). Hangs and memory are bounded by the fuzzer's `-timeout` and
 //! `-rss_limit_mb`.
 
@@ -17,8 +17,10 @@ use tradecloud_model::DecodeError;
 pub const TARGETS: [&str; 3] = ["decode_json", "decode_txml", "decode_any"];
 
 /// Content types the `decode_any` target picks from with its input's first byte: the ones
-/// Tradecloud may send, the generic ones the relay sniffs, and some it must refuse with 415.
-pub const CONTENT_TYPES: [Option<&str>; 12] = [
+/// Tradecloud may send, the generic ones the relay sniffs, a tXML type Tradecloud might use
+/// (read by its body, like every type not JSON or XML), and some it refuses with 415 when the
+/// body is neither JSON nor XML.
+pub const CONTENT_TYPES: [Option<&str>; 13] = [
     None,
     Some("application/json"),
     Some("application/json; charset=utf-8"),
@@ -26,6 +28,7 @@ pub const CONTENT_TYPES: [Option<&str>; 12] = [
     Some("text/xml; charset=UTF-8"),
     Some("application/vnd.tradecloud+json"),
     Some("application/soap+xml"),
+    Some("application/txml"),
     Some("text/plain"),
     Some("application/octet-stream"),
     Some("*/*"),

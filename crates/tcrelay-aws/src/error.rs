@@ -51,6 +51,17 @@ pub(crate) fn causes(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// An SDK failure as the transient `StoreError::Unavailable`.
+pub(crate) fn unavailable<E, R>(operation: &str, err: &SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: Debug + 'static,
+{
+    let message = describe(operation, err);
+    tracing::warn!(error = %message, "AWS call failed");
+    StoreError::Unavailable(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,15 +111,4 @@ mod tests {
         assert!(text.chars().count() < 400, "{}", text.len());
         assert!(text.ends_with('…'));
     }
-}
-
-/// An SDK failure as the transient `StoreError::Unavailable`.
-pub(crate) fn unavailable<E, R>(operation: &str, err: &SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + 'static,
-    R: Debug + 'static,
-{
-    let message = describe(operation, err);
-    tracing::warn!(error = %message, "AWS call failed");
-    StoreError::Unavailable(message)
 }

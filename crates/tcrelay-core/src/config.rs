@@ -486,9 +486,16 @@ mod tests {
         assert!(credentials.verify(Some(&basic("tc", "pw one"))).is_err());
         assert_eq!(c.tradecloud.login.unwrap().password(), " secret ");
         // Blank is unset.
-        let e = env(&[(TCRELAY_WEBHOOK_BASIC, " \n"), (TCRELAY_WEBHOOK_BEARER, "t")]);
+        let e = env(&[
+            (TCRELAY_WEBHOOK_BASIC, " \n"),
+            (TCRELAY_WEBHOOK_BEARER, "t"),
+        ]);
         assert_eq!(
-            Config::from_env_map(&e).unwrap().webhook.credentials.basic_count(),
+            Config::from_env_map(&e)
+                .unwrap()
+                .webhook
+                .credentials
+                .basic_count(),
             0
         );
     }

@@ -981,7 +981,7 @@ pub fn warn_lenient(leniencies: &tradecloud_model::Leniencies) {
     tracing::warn!(
         count = leniencies.total(),
         fields = %fields,
-        "fields of an unexpected type forwarded as sent"
+        "fields read leniently (each says whether it is forwarded as sent)"
     );
 }
 

@@ -141,7 +141,7 @@ impl WebhookBody {
             Some(Value::String(s)) if s.trim().is_empty() => {
                 return Err(invalid("eventName", "must not be empty"));
             }
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => trim_xml_space(s).to_owned(),
             Some(other) => {
                 return Err(invalid(
                     "eventName",
@@ -273,28 +273,27 @@ impl ObjectView {
         let id = required_id(event.get("id"), &Path::Key(path, "id"), out)?;
         let mut line_ids = Vec::new();
         let mut line_count = 0;
-        let mut read_lines =
-            |lines: Option<&Value>, lines_path: &Path<'_>, out: &mut Leniencies| match lines {
-                Some(Value::Array(lines)) => {
-                    line_count += lines.len();
-                    line_ids.extend(lines.iter().map(|line| {
-                        let part = |key: &str| {
-                            line.get(key)
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned()
-                        };
-                        format!(
-                            "{}/{}/{}",
-                            part("purchaseOrderNumber"),
-                            part("purchaseOrderLinePosition"),
-                            part("deliverySchedulePosition")
-                        )
-                    }));
-                }
-                None | Some(Value::Null) => {}
-                Some(other) => out.push(lines_path, "an array", json_type(other)),
-            };
+        let mut read_lines = |lines: Option<&Value>,
+                              lines_path: &Path<'_>,
+                              out: &mut Leniencies| match lines {
+            Some(Value::Array(lines)) => {
+                line_count += lines.len();
+                line_ids.extend(lines.iter().map(|line| {
+                    let part = |key: &str| {
+                        trim_xml_space(line.get(key).and_then(Value::as_str).unwrap_or_default())
+                            .to_owned()
+                    };
+                    format!(
+                        "{}/{}/{}",
+                        part("purchaseOrderNumber"),
+                        part("purchaseOrderLinePosition"),
+                        part("deliverySchedulePosition")
+                    )
+                }));
+            }
+            None | Some(Value::Null) => {}
+            Some(other) => out.push(lines_path, "an array", json_type(other)),
+        };
         read_lines(event.get("lines"), &Path::Key(path, "lines"), out);
         if let Some(Value::Array(carriers)) = event.get("loadCarriers") {
             let carriers_path = Path::Key(path, "loadCarriers");
@@ -324,12 +323,13 @@ impl ObjectView {
     }
 }
 
-/// A needed text field: a string as is, a number as its digits (usable, so read, and
-/// reported); anything else is reported and read as absent.
+/// A needed text field: a string without the white space around it, a number as its digits
+/// (usable, so read, and reported); anything else is reported and read as absent.
 fn text_at(value: Option<&Value>, path: &Path<'_>, out: &mut Leniencies) -> Option<String> {
     match value? {
-        Value::String(s) if s.is_empty() => None,
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(trim_xml_space(s))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
         Value::Null => None,
         Value::Number(n) => {
             out.push(path, "a string", "a number");
@@ -340,6 +340,14 @@ fn text_at(value: Option<&Value>, path: &Path<'_>, out: &mut Leniencies) -> Opti
             None
         }
     }
+}
+
+/// `text` without the XML white space (space, tab, carriage return, line feed) around it. tXML
+/// is often indented inside its leaves (`<orderId>\n  o-1\n</orderId>`), and the texts the
+/// relay reads (ids, event name, timestamps, message id) must read as their JSON twins do;
+/// the payload keeps them as sent.
+fn trim_xml_space(text: &str) -> &str {
+    text.trim_matches([' ', '\t', '\r', '\n'])
 }
 
 fn required_id(
@@ -430,8 +438,12 @@ fn typed<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, DecodeEr
     })
 }
 
-/// Decides JSON or tXML from the content type, sniffing the first non-blank byte when the
-/// content type is missing or generic.
+/// Decides JSON or tXML from the content type (`application/json`, `text/json`, `…+json`;
+/// `application/xml`, `text/xml`, `…+xml`), else from the body's first character after white
+/// space and a byte-order mark: `<` tXML, `{` or `[` JSON. Tradecloud does not document the
+/// content type of its tXML (`application/txml`, `text/txml`… would all be reasonable), so no
+/// content type is refused for itself: only a body that is neither, sent with a content type
+/// that is not generic, is refused as of an unsupported media type.
 pub fn detect_format(body: &[u8], content_type: Option<&str>) -> Result<Format, DecodeError> {
     let essence = content_type
         .map(|ct| {
@@ -443,19 +455,24 @@ pub fn detect_format(body: &[u8], content_type: Option<&str>) -> Result<Format, 
         })
         .unwrap_or_default();
     match essence.as_str() {
-        "application/json" | "text/json" => return Ok(Format::Json),
-        "application/xml" | "text/xml" => return Ok(Format::Txml),
-        s if s.ends_with("+json") => return Ok(Format::Json),
-        s if s.ends_with("+xml") => return Ok(Format::Txml),
-        // Missing or generic: look at the body.
+        "application/json" | "text/json" => Ok(Format::Json),
+        "application/xml" | "text/xml" => Ok(Format::Txml),
+        s if s.ends_with("+json") => Ok(Format::Json),
+        s if s.ends_with("+xml") => Ok(Format::Txml),
+        // Missing or generic: the body decides, and says what is wrong with it.
         ""
         | "text/plain"
         | "application/octet-stream"
         | "*/*"
-        | "application/x-www-form-urlencoded" => {}
-        other => return Err(DecodeError::UnsupportedMediaType(other.to_owned())),
+        | "application/x-www-form-urlencoded" => sniff(body),
+        // Any other: the body decides too, but one that is neither is of a type we do not read.
+        other => match sniff(body) {
+            Err(DecodeError::UnknownFormat(_)) => {
+                Err(DecodeError::UnsupportedMediaType(other.to_owned()))
+            }
+            sniffed => sniffed,
+        },
     }
-    sniff(body)
 }
 
 /// The body without a UTF-8 byte-order mark, which some senders put before JSON or XML.
@@ -463,7 +480,41 @@ fn without_bom(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
+/// The first character of a UTF-16 body (after its byte-order mark, if any) that is not white
+/// space: `None` for a body that is not UTF-16 (by its mark, or by starting with `<`, as
+/// XML's appendix F tells them), `Some(None)` for one that is only white space.
+fn utf16_first(body: &[u8]) -> Option<Option<char>> {
+    let (units, big_endian) = match body {
+        [0xFF, 0xFE, rest @ ..] => (rest, false),
+        [0xFE, 0xFF, rest @ ..] => (rest, true),
+        [b'<', 0, ..] => (body, false),
+        [0, b'<', ..] => (body, true),
+        _ => return None,
+    };
+    let unit = units
+        .chunks_exact(2)
+        .map(|u| {
+            let u = [u[0], u[1]];
+            if big_endian {
+                u16::from_be_bytes(u)
+            } else {
+                u16::from_le_bytes(u)
+            }
+        })
+        .find(|&u| !matches!(u, 0x20 | 0x09 | 0x0A | 0x0D));
+    Some(unit.map(|u| char::from_u32(u32::from(u)).unwrap_or(char::REPLACEMENT_CHARACTER)))
+}
+
 fn sniff(body: &[u8]) -> Result<Format, DecodeError> {
+    if let Some(first) = utf16_first(body) {
+        return match first {
+            None => Err(DecodeError::Empty),
+            Some('<') => Ok(Format::Txml),
+            // JSON is UTF-8 only: its reader will say so.
+            Some('{' | '[') => Ok(Format::Json),
+            Some(other) => Err(DecodeError::UnknownFormat(other)),
+        };
+    }
     let body = without_bom(body);
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => Err(DecodeError::Empty),
@@ -534,8 +585,9 @@ fn strip_position(message: &str) -> String {
 }
 
 /// Decodes a webhook body: JSON or tXML by `content_type` (`application/json`,
-/// `application/xml`, `text/xml`; missing or generic: sniffed), into what the relay reads and
-/// the complete JSON payload, within the default [`DecodeLimits`].
+/// `application/xml`, `text/xml`; any other: sniffed, see [`detect_format`]), into what the
+/// relay reads and the complete JSON payload, within the default [`DecodeLimits`]. tXML in
+/// another encoding than UTF-8 is transcoded ([`txml::encoding`]).
 pub fn decode_webhook(
     body: &[u8],
     content_type: Option<&str>,
@@ -557,7 +609,10 @@ pub fn decode_webhook_with(
             let typed = parse_webhook_json(body, &mut leniencies)?;
             (typed.value, !typed.retyped)
         }
-        Format::Txml => (txml::from_txml_lenient(body, &mut leniencies)?, false),
+        Format::Txml => {
+            let charset = content_type.and_then(txml::encoding::charset_of);
+            (txml::from_txml_in(body, charset, &mut leniencies)?, false)
+        }
     };
     let body = WebhookBody::read(&payload, &mut leniencies)?;
     if body.line_count > limits.max_lines {

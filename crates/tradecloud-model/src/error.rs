@@ -39,9 +39,10 @@ impl fmt::Display for Location {
 /// not read that content type (415), or not that many lines or values (413).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// The content type is neither JSON nor XML (nor absent or generic, which we sniff).
+    /// The content type is neither JSON nor XML, and neither is the body (a body of any other
+    /// content type is read by its first character: `<` tXML, `{` or `[` JSON).
     #[error(
-        "content type {0:?} is not supported: send application/json, application/xml or text/xml"
+        "content type {0:?} is not supported, and the body is neither JSON nor XML: send application/json, application/xml or text/xml"
     )]
     UnsupportedMediaType(String),
     /// Nothing, or only white space, was sent.
@@ -50,6 +51,24 @@ pub enum DecodeError {
     /// The bytes are not UTF-8.
     #[error("the body is not valid UTF-8 (first bad byte at offset {offset})")]
     InvalidUtf8 {
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
+    /// The tXML body names a character encoding (in its XML declaration or the content type's
+    /// `charset`) that no decoder is known for, and is not all ASCII.
+    #[error(
+        "the body's character encoding {label:?} (from its XML declaration or the content type's charset) is unknown"
+    )]
+    UnknownEncoding {
+        /// The label as sent (its first 64 characters).
+        label: String,
+    },
+    /// The tXML body's bytes are not valid in the encoding it is in (other than UTF-8, which
+    /// is [`DecodeError::InvalidUtf8`]).
+    #[error("the body is not valid {encoding} (first bad byte at offset {offset})")]
+    InvalidEncoding {
+        /// The encoding's name (`UTF-16LE`, `Shift_JIS`, …).
+        encoding: &'static str,
         /// Byte offset of the first invalid byte.
         offset: usize,
     },

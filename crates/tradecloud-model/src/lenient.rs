@@ -1,5 +1,5 @@
 //! Deviations a decode tolerated: a field of a type the schema does not expect, forwarded as
-//! sent.
+//! sent; or, in tXML, an attribute, which JSON has no place for and is not forwarded.
 //!
 //! A refusal costs the message (Tradecloud never retries a 4xx), so only the few fields the
 //! relay needs must be readable; everything else that does not fit the schema is kept exactly as
@@ -20,14 +20,24 @@ pub struct Leniency {
     pub expected: &'static str,
     /// What came, in the same words.
     pub found: &'static str,
+    /// Whether it is in the payload as sent: all are but a tXML attribute (path
+    /// `…element@name`), which the payload has no place for.
+    pub forwarded: bool,
 }
 
 impl fmt::Display for Leniency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: expected {}, found {}; forwarded as sent",
-            self.path, self.expected, self.found
+            "{}: expected {}, found {}; {}",
+            self.path,
+            self.expected,
+            self.found,
+            if self.forwarded {
+                "forwarded as sent"
+            } else {
+                "not forwarded"
+            }
         )
     }
 }
@@ -58,12 +68,33 @@ impl Leniencies {
         expected: &'static str,
         found: &'static str,
     ) {
+        self.record(path, expected, found, true);
+    }
+
+    /// Records one that is not in the payload (a tXML attribute), as [`Leniencies::push_at`].
+    pub fn push_dropped_at(
+        &mut self,
+        path: impl FnOnce() -> String,
+        expected: &'static str,
+        found: &'static str,
+    ) {
+        self.record(path, expected, found, false);
+    }
+
+    fn record(
+        &mut self,
+        path: impl FnOnce() -> String,
+        expected: &'static str,
+        found: &'static str,
+        forwarded: bool,
+    ) {
         self.total += 1;
         if self.kept.len() < MAX_KEPT {
             self.kept.push(Leniency {
                 path: path(),
                 expected,
                 found,
+                forwarded,
             });
         }
     }

@@ -19,7 +19,7 @@ const CHILD: &str = "TCRELAY_MEMORY_CHILD";
 const TEST_NAME: &str = "many_empty_lines_stay_within_the_memory_bound";
 
 /// Every measured body: the issue's two, and the adversarial JSON and tXML shapes.
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 15] = [
     "json",
     "txml",
     "json-zeros",
@@ -33,14 +33,17 @@ const KINDS: [&str; 13] = [
     "txml-nested-chain",
     "txml-one-key-objects",
     "txml-one-key-objects-760kb",
+    "txml-utf16",
+    "txml-utf16-one-key-objects",
 ];
 
 /// The bodies that must decode: the issue's two, and adversarial ones just small enough for
 /// the budget to admit (the costliest bodies that are relayed). The rest hold more than their
 /// size allows, and are refused as too large (413).
-const RELAYED: [&str; 5] = [
+const RELAYED: [&str; 6] = [
     "json",
     "txml",
+    "txml-utf16",
     "json-zeros-1mb",
     "json-one-key-objects-540kb",
     "txml-one-key-objects-760kb",
@@ -109,6 +112,14 @@ fn txml_filler_of(size: usize, item: &str) -> Vec<u8> {
     [head, &item.repeat(count), tail].concat().into_bytes()
 }
 
+/// `body` (UTF-8) as UTF-16LE with its byte-order mark: transcoded before it is read.
+fn utf16(body: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(body).unwrap();
+    let mut out = vec![0xFF, 0xFE];
+    out.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    out
+}
+
 /// A JSON object of `count` distinct short keys, each with a tiny value.
 fn json_keys(count: usize) -> String {
     let keys: Vec<String> = (0..count).map(|i| format!(r#""{i:x}":0"#)).collect();
@@ -171,6 +182,16 @@ fn body(kind: &str) -> (Vec<u8>, &'static str, usize) {
         "txml-one-key-objects-760kb" => {
             (txml_filler_of(760_000, "<f><b/></f>"), "application/xml", 1)
         }
+        // UTF-16: the text is transcoded to UTF-8 (a copy) before it is read.
+        "txml-utf16" => {
+            let (body, content_type, lines) = body("txml");
+            (utf16(&body), content_type, lines)
+        }
+        "txml-utf16-one-key-objects" => (
+            utf16(&txml_filler_of((MAX_BODY_BYTES - 2) / 2, "<f><b/></f>")),
+            "application/xml",
+            1,
+        ),
         other => panic!("no body {other}"),
     }
 }

@@ -474,14 +474,33 @@ async fn a_body_over_the_limit_is_413_and_not_enqueued() {
 }
 
 #[tokio::test]
-async fn an_unknown_content_type_is_415_and_not_enqueued() {
+async fn an_unknown_content_type_is_415_and_not_enqueued_only_when_the_body_is_neither_json_nor_xml()
+ {
     let h = harness();
-    let body = serde_json::to_vec(&order_event("OrderLinesAcceptedBySupplier", &["l-1"])).unwrap();
-    let a = send(&h.router, post("/webhook", Some("image/png"), body.clone())).await;
+    // Neither JSON nor XML, of a type that is neither: 415, kept in the quarantine.
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let a = send(&h.router, post("/webhook", Some("image/png"), png.clone())).await;
     let detail = a.assert_problem_of(415, "unsupported-media-type");
     assert!(detail.contains("image/png"), "{detail}");
     assert!(h.sink.envelopes().is_empty());
-    assert_eq!(h.quarantine.kept()[0].body, body);
+    assert_eq!(h.quarantine.kept()[0].body, png);
+    // Tradecloud's tXML type is undocumented: a JSON or XML body of any type is relayed.
+    let body = serde_json::to_vec(&order_event("OrderLinesAcceptedBySupplier", &["l-1"])).unwrap();
+    let a = send(&h.router, post("/webhook", Some("image/png"), body)).await;
+    assert_eq!(a.status, 202);
+    assert_eq!(h.sink.envelopes().len(), 1);
+    let txml = harness();
+    let a = send(
+        &txml.router,
+        post(
+            "/webhook/orders",
+            Some("application/txml"),
+            ORDER_EVENT_TXML,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 202);
+    assert_eq!(txml.sink.envelopes().len(), 1);
 }
 
 #[tokio::test]

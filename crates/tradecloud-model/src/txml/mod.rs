@@ -6,12 +6,15 @@
 //! numbers or booleans, so that reading gives exactly the JSON the same message has.
 //!
 //! Reading refuses document type declarations and any entity other than XML's predefined five,
-//! so no entity can be expanded, and caps nesting depth.
+//! so no entity can be expanded, and caps nesting depth. A body in another encoding than UTF-8
+//! (UTF-16, or what its declaration or the content type's `charset` names) is transcoded to
+//! UTF-8 first ([`encoding`]).
 
+pub mod encoding;
 mod read;
 mod write;
 
-pub use read::{MAX_DEPTH, read_document};
+pub use read::{MAX_DEPTH, read_document, read_document_in};
 pub use write::{EncodeError, write_document};
 
 use serde_json::Value;
@@ -28,7 +31,24 @@ pub fn from_txml(bytes: &[u8]) -> Result<Value, DecodeError> {
 /// Reads a tXML webhook body (`<WebhookBody>`) into its JSON value, recording each value that
 /// does not fit the schema (kept as read) in `leniencies`.
 pub fn from_txml_lenient(bytes: &[u8], leniencies: &mut Leniencies) -> Result<Value, DecodeError> {
-    read_document(bytes, WEBHOOK_ROOT, &WEBHOOK_BODY_SHAPE, leniencies)
+    from_txml_in(bytes, None, leniencies)
+}
+
+/// [`from_txml_lenient`] for a body sent with the content type's `charset` parameter, the
+/// encoding assumed when neither a byte-order mark nor the XML declaration says
+/// ([`encoding::to_utf8`]).
+pub fn from_txml_in(
+    bytes: &[u8],
+    charset: Option<&str>,
+    leniencies: &mut Leniencies,
+) -> Result<Value, DecodeError> {
+    read_document_in(
+        bytes,
+        charset,
+        WEBHOOK_ROOT,
+        &WEBHOOK_BODY_SHAPE,
+        leniencies,
+    )
 }
 
 /// Writes a webhook body JSON value as tXML (`<WebhookBody>`).

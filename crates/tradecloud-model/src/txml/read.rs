@@ -13,7 +13,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
 
-use crate::budget::{Budget, MAP_NODE_UNITS};
+use crate::budget::{Budget, MAP_NODE_UNITS, UNIT_COST_BYTES};
 use crate::error::{DecodeError, Location};
 use crate::lenient::Leniencies;
 use crate::normalize::{expected_words, number_value};
@@ -138,20 +138,39 @@ pub fn read_document(
     shape: &'static Shape,
     leniencies: &mut Leniencies,
 ) -> Result<Value, DecodeError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8 {
-        offset: e.valid_up_to(),
-    })?;
+    read_document_in(bytes, None, root, shape, leniencies)
+}
+
+/// [`read_document`] for a body whose content type's `charset` parameter is `charset`: a body
+/// in another encoding than UTF-8 is transcoded first ([`super::encoding::to_utf8`]).
+///
+/// The budget stays that of the body as received, and a transcoded body pays for its text
+/// from it: the copy (at most three times the body's size: a byte of a single-byte
+/// encoding, or two of UTF-16, become at most three of UTF-8) and as much again for the
+/// values' texts, which may be longer than the bytes they were read from.
+pub fn read_document_in(
+    bytes: &[u8],
+    charset: Option<&str>,
+    root: &'static str,
+    shape: &'static Shape,
+    leniencies: &mut Leniencies,
+) -> Result<Value, DecodeError> {
+    let text = super::encoding::to_utf8(bytes, charset)?;
     if text.trim().is_empty() {
         return Err(DecodeError::Empty);
     }
+    let mut budget = Budget::for_body(bytes.len());
+    if let Cow::Owned(copy) = &text {
+        budget.charge((2 * copy.len()).div_ceil(UNIT_COST_BYTES))?;
+    }
     Doc {
-        text,
+        text: &text,
         root,
         shape,
         stack: Vec::new(),
         done: None,
         out: leniencies,
-        budget: Budget::for_body(bytes.len()),
+        budget,
     }
     .read()
 }
@@ -264,13 +283,24 @@ impl<'a> Doc<'a, '_> {
         let qname = self.name_of(e, start)?;
         let name = local_part(qname);
         let mut nil = false;
+        // Attributes carrying data: tXML has none (JSON has no place for them), so they are
+        // not forwarded, but reported, so that one that ever carries data is noticed.
+        let mut dropped: Vec<String> = Vec::new();
         for attr in e.attributes() {
             let attr = attr.map_err(|err| xml_error(self.at(start), &err.to_string()))?;
-            // xsi:nil="true" is how XML writes JSON's null.
-            if attr.key.local_name().as_ref() == "nil"
-                && matches!(attr.value.as_ref().trim(), "true" | "1")
+            let local = attr.key.local_name();
+            let local: &str = local.as_ref();
+            if local == "nil" {
+                // xsi:nil="true" is how XML writes JSON's null.
+                nil |= matches!(attr.value.as_ref().trim(), "true" | "1");
+            } else if attr.key.as_namespace_binding().is_some()
+                || (attr.key.prefix().is_some()
+                    && matches!(local, "schemaLocation" | "noNamespaceSchemaLocation"))
             {
-                nil = true;
+                // Namespace declarations and schema hints (xsi:schemaLocation): no data.
+            } else {
+                let name: &str = attr.key.as_ref();
+                dropped.push(name.to_owned());
             }
         }
         let (slot, shape) = match self.stack.last() {
@@ -285,7 +315,7 @@ impl<'a> Doc<'a, '_> {
             }
             Some(parent) => resolve(parent.shape, name),
         };
-        self.stack.push(Frame {
+        let frame = Frame {
             qname,
             slot,
             shape,
@@ -294,7 +324,22 @@ impl<'a> Doc<'a, '_> {
             text: Cow::Borrowed(""),
             map: None,
             repeated: None,
-        });
+        };
+        for name in dropped {
+            let path = if self.out.kept().len() < crate::lenient::MAX_KEPT {
+                if self.stack.is_empty() {
+                    // The root is the document itself: no path of its own.
+                    format!("@{name}")
+                } else {
+                    format!("{}@{name}", self.path_with(&frame))
+                }
+            } else {
+                String::new()
+            };
+            self.out
+                .push_dropped_at(move || path, "no XML attribute", "an XML attribute");
+        }
+        self.stack.push(frame);
         Ok(())
     }
 

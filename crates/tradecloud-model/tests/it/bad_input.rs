@@ -521,19 +521,30 @@ fn ten_thousand_nested_json_arrays_and_objects_fail_without_overflow() {
 
 #[test]
 fn unsupported_content_type() {
+    // A content type that is neither JSON nor XML is refused only when the body is neither
+    // too (a body that is JSON or XML is read whatever its type: see `liberal.rs`).
     for ct in [
         "multipart/form-data; boundary=xyz",
         "application/pdf",
         "text/html",
     ] {
-        let e = err(GOOD_JSON, Some(ct));
+        let e = err("hello", Some(ct));
         assert!(e.is_unsupported_media_type(), "{ct}: {e:?}");
         let essence = ct.split(';').next().unwrap();
         assert_eq!(e, DecodeError::UnsupportedMediaType(essence.into()));
         assert!(e.to_string().contains("application/json"), "{e}");
+        assert!(e.to_string().contains("neither JSON nor XML"), "{e}");
+        assert!(e.to_string().contains(essence), "{e}");
+        assert_eq!(
+            decode_webhook(GOOD_JSON.as_bytes(), Some(ct))
+                .unwrap()
+                .format,
+            Format::Json
+        );
     }
     // Every other error is about the body, not the content type.
     assert!(!err("", JSON).is_unsupported_media_type());
+    assert_eq!(err(" \n", Some("application/pdf")), DecodeError::Empty);
 }
 
 #[test]

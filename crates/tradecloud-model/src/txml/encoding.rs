@@ -1,0 +1,229 @@
+//! A tXML body's character encoding, and its text as UTF-8.
+//!
+//! XML may come in any encoding its declaration names (`<?xml version="1.0"
+//! encoding="ISO-8859-1"?>`), and must be readable in UTF-16. The encoding is decided, first
+//! that applies: a byte-order mark (UTF-8 or UTF-16); UTF-16 without one, told by the
+//! document's first character `<` (the XML specification's appendix F); the declaration's
+//! `encoding`, read from the ASCII-compatible prolog; the content type's `charset`; else
+//! UTF-8. A body in UTF-8 is read where it lies; any other is transcoded once, before it is
+//! parsed, with the labels and decoders of the Encoding Standard (`encoding_rs`, as browsers
+//! do: `ISO-8859-1` is read as `windows-1252`, of which it is a subset).
+
+use std::borrow::Cow;
+
+use encoding_rs::{DecoderResult, Encoding, UTF_8, UTF_16BE, UTF_16LE};
+
+use crate::error::DecodeError;
+
+/// How far into the body the XML declaration is looked for: it must come first, and is
+/// never longer than this in practice (`<?xml version="1.0" encoding="…" standalone="…"?>`).
+const DECLARATION_MAX: usize = 256;
+
+/// `bytes` as UTF-8 text: borrowed when it is UTF-8 already, else transcoded from the encoding
+/// the body says it is in (see the module's documentation). `charset` is the content type's
+/// `charset` parameter, if any.
+///
+/// An encoding label no decoder is known for is refused ([`DecodeError::UnknownEncoding`]),
+/// unless the body is all ASCII, which reads the same in every encoding such a label could
+/// name. Bytes that are not valid in the encoding are refused as UTF-8's are
+/// ([`DecodeError::InvalidUtf8`], or [`DecodeError::InvalidEncoding`] naming the encoding).
+pub fn to_utf8<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, DecodeError> {
+    let (encoding, body) = match Encoding::for_bom(bytes) {
+        // The UTF-8 mark is left for the parser, which skips it (as it always did).
+        Some((encoding, _)) if encoding == UTF_8 => (UTF_8, bytes),
+        Some((encoding, bom)) => (encoding, &bytes[bom..]),
+        None => match bytes {
+            [b'<', 0, ..] => (UTF_16LE, bytes),
+            [0, b'<', ..] => (UTF_16BE, bytes),
+            _ => {
+                let label = declared_encoding(bytes).or(charset.map(str::trim));
+                match label.filter(|l| !l.is_empty()) {
+                    None => (UTF_8, bytes),
+                    Some(label) => match encoding_for(label) {
+                        Some(encoding) => (encoding, bytes),
+                        // Every encoding a label could name reads ASCII as ASCII.
+                        None if bytes.is_ascii() => (UTF_8, bytes),
+                        None => {
+                            return Err(DecodeError::UnknownEncoding {
+                                label: label.chars().take(64).collect(),
+                            });
+                        }
+                    },
+                }
+            }
+        },
+    };
+    if encoding == UTF_8 {
+        return std::str::from_utf8(body).map(Cow::Borrowed).map_err(|e| {
+            DecodeError::InvalidUtf8 {
+                offset: e.valid_up_to(),
+            }
+        });
+    }
+    let skipped = bytes.len() - body.len();
+    transcode(encoding, body)
+        .map(Cow::Owned)
+        .map_err(|offset| DecodeError::InvalidEncoding {
+            encoding: encoding.name(),
+            offset: skipped + offset,
+        })
+}
+
+/// The decoder for `label`. A declaration that says UTF-16 in a prolog that reads as ASCII
+/// contradicts itself (a UTF-16 document would have come with a byte-order mark or as
+/// `<\0`, both handled before): its bytes are UTF-8, as the XML specification's appendix F
+/// and the Encoding Standard both read it. The `replacement` decoder, which the Encoding
+/// Standard gives a few obsolete labels to keep them from being read at all, reads nothing,
+/// so those labels are unknown here.
+fn encoding_for(label: &str) -> Option<&'static Encoding> {
+    let encoding = Encoding::for_label_no_replacement(label.as_bytes())?;
+    Some(if encoding == UTF_16LE || encoding == UTF_16BE {
+        UTF_8
+    } else {
+        encoding
+    })
+}
+
+/// The `encoding` of the XML declaration the body opens with, read as ASCII.
+fn declared_encoding(bytes: &[u8]) -> Option<&str> {
+    let head = &bytes[..bytes.len().min(DECLARATION_MAX)];
+    let decl = head.strip_prefix(b"<?xml")?;
+    if !decl.first().is_some_and(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    let end = decl.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&decl[..end]).ok()?;
+    // `encoding` always follows `version`, and is never part of another pseudo-attribute's
+    // name or value that comes before it (`version` is digits, the name is fixed).
+    let (_, rest) = decl.split_once("encoding")?;
+    let rest = rest.trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|&q| q == '"' || q == '\'')?;
+    let (label, _) = rest[1..].split_once(quote)?;
+    Some(label.trim())
+}
+
+/// `body` decoded from `encoding` into UTF-8, or the offset of its first byte that is not
+/// valid in it.
+fn transcode(encoding: &'static Encoding, body: &[u8]) -> Result<String, usize> {
+    let mut decoder = encoding.new_decoder_without_bom_handling();
+    let capacity = decoder
+        .max_utf8_buffer_length_without_replacement(body.len())
+        .ok_or(0usize)?;
+    let mut text = String::with_capacity(capacity);
+    let (result, read) = decoder.decode_to_string_without_replacement(body, &mut text, true);
+    match result {
+        DecoderResult::InputEmpty => {
+            text.shrink_to_fit();
+            Ok(text)
+        }
+        DecoderResult::Malformed(bad, after) => Err(read - usize::from(after) - usize::from(bad)),
+        // The buffer holds the worst case: never full.
+        DecoderResult::OutputFull => Err(read),
+    }
+}
+
+/// The content type's `charset` parameter, unquoted.
+pub fn charset_of(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declaration_is_read_from_the_prolog() {
+        let decl = |s: &str| declared_encoding(s.as_bytes()).map(str::to_owned);
+        assert_eq!(
+            decl("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>").as_deref(),
+            Some("ISO-8859-1")
+        );
+        assert_eq!(
+            decl("<?xml version='1.0' encoding = 'windows-1252' standalone='yes'?>").as_deref(),
+            Some("windows-1252")
+        );
+        assert_eq!(decl("<?xml version=\"1.0\"?><a/>"), None);
+        assert_eq!(decl("<a encoding=\"latin1\"/>"), None);
+        assert_eq!(decl("<?xml-stylesheet encoding=\"latin1\"?>"), None);
+    }
+
+    #[test]
+    fn charset_parameters_are_found_quoted_or_not() {
+        assert_eq!(
+            charset_of("text/xml; charset=ISO-8859-1"),
+            Some("ISO-8859-1")
+        );
+        assert_eq!(
+            charset_of("application/xml;Charset=\"utf-16\""),
+            Some("utf-16")
+        );
+        assert_eq!(charset_of("application/xml"), None);
+        assert_eq!(charset_of("application/xml; boundary=x"), None);
+    }
+
+    #[test]
+    fn the_mark_then_the_declaration_then_the_charset_decide() {
+        let latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>caf\xe9</a>";
+        assert!(
+            to_utf8(latin1, Some("utf-8"))
+                .unwrap()
+                .ends_with("<a>café</a>")
+        );
+        let bare = b"<a>caf\xe9</a>";
+        assert_eq!(to_utf8(bare, Some("latin1")).unwrap(), "<a>café</a>");
+        assert_eq!(
+            to_utf8(bare, None),
+            Err(DecodeError::InvalidUtf8 { offset: 6 })
+        );
+        // UTF-16, with and without a mark, whatever the charset says.
+        let utf16: Vec<u8> = "\u{feff}<a>café</a>"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert_eq!(to_utf8(&utf16, Some("latin1")).unwrap(), "<a>café</a>");
+        assert_eq!(to_utf8(&utf16[2..], None).unwrap(), "<a>café</a>");
+        // A UTF-8 body is borrowed, not copied.
+        assert!(matches!(
+            to_utf8("<a>café</a>".as_bytes(), None),
+            Ok(Cow::Borrowed(_))
+        ));
+        // "UTF-16" declared in a prolog that reads as ASCII: the bytes are UTF-8.
+        let liar = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><a>café</a>";
+        assert_eq!(to_utf8(liar.as_bytes(), None).unwrap(), liar);
+    }
+
+    #[test]
+    fn unknown_labels_and_bad_bytes_are_named() {
+        let body = b"<?xml version=\"1.0\" encoding=\"x-klingon\"?><a>\xe9</a>";
+        let e = to_utf8(body, None).unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::UnknownEncoding {
+                label: "x-klingon".into()
+            }
+        );
+        assert!(e.to_string().contains("x-klingon"), "{e}");
+        // All ASCII: read whatever the label.
+        let ascii = b"<?xml version=\"1.0\" encoding=\"x-klingon\"?><a>e</a>";
+        assert!(to_utf8(ascii, None).is_ok());
+        // A lone surrogate in UTF-16LE, at byte 8 (after the mark and three characters).
+        let mut utf16 = vec![0xff, 0xfe];
+        utf16.extend("<a>".encode_utf16().flat_map(u16::to_le_bytes));
+        utf16.extend([0x00, 0xd8]);
+        utf16.extend("</a>".encode_utf16().flat_map(u16::to_le_bytes));
+        let e = to_utf8(&utf16, None).unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::InvalidEncoding {
+                encoding: "UTF-16LE",
+                offset: 8
+            }
+        );
+        assert!(e.to_string().contains("UTF-16LE"), "{e}");
+    }
+}

@@ -1,0 +1,280 @@
+//! What Tradecloud may legitimately send and must never be refused for: tXML in another
+//! encoding than UTF-8, content types it does not document, tXML leaves indented inside, and
+//! attributes (reported, not forwarded).
+
+use serde_json::json;
+use tradecloud_model::{DecodeError, Format, decode_webhook};
+
+/// A small order event as tXML, `{}` where the declaration's encoding goes.
+const XML_IN: &str = "<?xml version=\"1.0\" encoding=\"{}\"?>
+<WebhookBody>
+  <eventName>OrderIssuedByBuyer</eventName>
+  <orderEvent>
+    <orderId>o-1</orderId>
+    <buyerOrder><description>Crème brûlée, 5 µm, 20 °C</description></buyerOrder>
+    <line><id>l-1</id></line>
+  </orderEvent>
+</WebhookBody>
+";
+
+fn xml_in(encoding: &str) -> String {
+    XML_IN.replace("{}", encoding)
+}
+
+/// `text` as ISO-8859-1: every character below U+0100 is its own byte.
+pub(crate) fn latin1(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("a Latin-1 character"))
+        .collect()
+}
+
+/// `text` as UTF-16, with its byte-order mark when `bom`.
+pub(crate) fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let units = bom.then_some('\u{feff}').into_iter().chain(text.chars());
+    let mut out = Vec::new();
+    for c in units {
+        let mut buf = [0u16; 2];
+        for unit in c.encode_utf16(&mut buf) {
+            out.extend(if big_endian {
+                unit.to_be_bytes()
+            } else {
+                unit.to_le_bytes()
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn txml_in_latin1_or_utf16_decodes_as_its_utf8_twin() {
+    let utf8 = decode_webhook(xml_in("UTF-8").as_bytes(), Some("application/xml")).unwrap();
+    assert_eq!(
+        utf8.payload["orderEvent"]["buyerOrder"]["description"],
+        "Crème brûlée, 5 µm, 20 °C"
+    );
+    let bodies: [(&str, Vec<u8>, &str); 7] = [
+        (
+            "ISO-8859-1 declared",
+            latin1(&xml_in("ISO-8859-1")),
+            "application/xml",
+        ),
+        (
+            "windows-1252 declared, charset disagreeing",
+            latin1(&xml_in("windows-1252")),
+            "text/xml; charset=UTF-8",
+        ),
+        (
+            "Latin-1 by the charset alone",
+            latin1(&XML_IN.replace(" encoding=\"{}\"", "")),
+            "text/xml; charset=\"iso-8859-1\"",
+        ),
+        (
+            "UTF-16LE with a mark",
+            utf16(&xml_in("UTF-16"), false, true),
+            "application/xml",
+        ),
+        (
+            "UTF-16BE with a mark, charset disagreeing",
+            utf16(&xml_in("UTF-16"), true, true),
+            "application/xml; charset=iso-8859-1",
+        ),
+        (
+            "UTF-16LE without a mark",
+            utf16(&xml_in("UTF-16"), false, false),
+            "application/xml",
+        ),
+        (
+            "UTF-16BE with a mark, sniffed",
+            utf16(&xml_in("UTF-16"), true, true),
+            "application/octet-stream",
+        ),
+    ];
+    for (what, body, content_type) in bodies {
+        let d = decode_webhook(&body, Some(content_type)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(d.format, Format::Txml, "{what}");
+        assert_eq!(d.payload, utf8.payload, "{what}");
+        assert_eq!(d.body, utf8.body, "{what}");
+        assert!(d.leniencies.is_empty(), "{what}: {:?}", d.leniencies);
+    }
+}
+
+#[test]
+fn an_unknown_encoding_or_bytes_invalid_in_the_encoding_are_named() {
+    let body = latin1(&xml_in("x-no-such-encoding"));
+    let e = decode_webhook(&body, Some("application/xml")).unwrap_err();
+    assert_eq!(
+        e,
+        DecodeError::UnknownEncoding {
+            label: "x-no-such-encoding".into()
+        }
+    );
+    assert!(e.to_string().contains("x-no-such-encoding"), "{e}");
+    assert!(!e.is_unsupported_media_type() && !e.is_too_large());
+    // The same label over a body of ASCII only: read, as any encoding would read it.
+    let ascii = xml_in("x-no-such-encoding").replace("Crème brûlée, 5 µm, 20 °C", "Creme brulee");
+    assert!(decode_webhook(ascii.as_bytes(), Some("application/xml")).is_ok());
+    // An unknown charset is refused the same way.
+    let bare = latin1(&XML_IN.replace(" encoding=\"{}\"", ""));
+    let e = decode_webhook(&bare, Some("text/xml; charset=klingon")).unwrap_err();
+    assert_eq!(
+        e,
+        DecodeError::UnknownEncoding {
+            label: "klingon".into()
+        }
+    );
+    // A lone surrogate in UTF-16: refused, naming the encoding and the offset.
+    let mut body = utf16(&xml_in("UTF-16"), false, true);
+    let at = body.len() - 20;
+    body[at..at + 2].copy_from_slice(&[0x00, 0xDC]);
+    let e = decode_webhook(&body, Some("application/xml")).unwrap_err();
+    assert_eq!(
+        e,
+        DecodeError::InvalidEncoding {
+            encoding: "UTF-16LE",
+            offset: at
+        }
+    );
+    assert!(e.to_string().contains("UTF-16LE"), "{e}");
+}
+
+#[test]
+fn a_transcoded_flood_is_bounded_by_the_value_budget() {
+    // Objects of one key, as many as 6 MB of UTF-16 holds: too many values, as in UTF-8.
+    let item = "<f><b/></f>";
+    let head = "<WebhookBody><eventName>X</eventName><orderEvent><orderId>o-1</orderId>";
+    let tail = "</orderEvent></WebhookBody>";
+    let text = [head, &item.repeat(3_000_000 / item.len()), tail].concat();
+    let e = decode_webhook(&utf16(&text, false, true), Some("application/xml")).unwrap_err();
+    assert!(matches!(e, DecodeError::TooManyValues { .. }), "{e:?}");
+}
+
+#[test]
+fn undocumented_content_types_are_read_by_their_body() {
+    let xml = xml_in("UTF-8");
+    let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1"}}"#;
+    for content_type in [
+        "application/txml",
+        "text/txml",
+        "application/x-txml",
+        "application/vnd.tradecloud.txml",
+        "application/vnd.whatever+xml",
+        "text/html",
+        "multipart/form-data; boundary=xyz",
+    ] {
+        let d = decode_webhook(xml.as_bytes(), Some(content_type))
+            .unwrap_or_else(|e| panic!("{content_type}: {e}"));
+        assert_eq!(d.format, Format::Txml, "{content_type}");
+        assert_eq!(d.body.object_id(), "o-1");
+    }
+    for content_type in [
+        "application/x-json",
+        "application/vnd.tradecloud.v2",
+        "application/problem+json",
+        "application/pdf",
+    ] {
+        let d = decode_webhook(json.as_bytes(), Some(content_type))
+            .unwrap_or_else(|e| panic!("{content_type}: {e}"));
+        assert_eq!(d.format, Format::Json, "{content_type}");
+        assert_eq!(d.body.object_id(), "o-1");
+    }
+}
+
+#[test]
+fn txml_leaves_the_relay_reads_are_trimmed_and_the_payload_kept_as_sent() {
+    let json = br#"{"eventName":"OrderIssuedByBuyer","meta":{"messageId":"m-1"},
+        "orderEvent":{"orderId":"o-1","version":3,"lastUpdatedAt":"2025-01-01T00:00:00Z",
+        "lines":[{"id":"l-1"},{"id":"l-2"}]}}"#;
+    let xml = "<WebhookBody>
+  <eventName>
+    OrderIssuedByBuyer
+  </eventName>
+  <meta><messageId>\tm-1\t</messageId></meta>
+  <orderEvent>
+    <orderId>
+      o-1
+    </orderId>
+    <version>\n 3\n</version>
+    <lastUpdatedAt>
+      2025-01-01T00:00:00Z
+    </lastUpdatedAt>
+    <line><id> l-1 </id></line>
+    <line><id>\r\nl-2\r\n</id></line>
+  </orderEvent>
+</WebhookBody>";
+    let from_json = decode_webhook(json, Some("application/json")).unwrap();
+    let from_xml = decode_webhook(xml.as_bytes(), Some("application/xml")).unwrap();
+    assert_eq!(from_xml.body, from_json.body);
+    assert_eq!(from_xml.body.event_name, "OrderIssuedByBuyer");
+    assert_eq!(from_xml.body.object_id(), "o-1");
+    assert_eq!(from_xml.body.version(), Some(3));
+    assert_eq!(
+        from_xml.body.last_updated_at(),
+        Some("2025-01-01T00:00:00Z")
+    );
+    assert_eq!(from_xml.body.message_id(), Some("m-1"));
+    assert_eq!(from_xml.body.line_ids(), ["l-1", "l-2"]);
+    // What is forwarded keeps the text as sent.
+    let event = &from_xml.payload["orderEvent"];
+    assert_eq!(event["orderId"], "\n      o-1\n    ");
+    assert_eq!(event["lines"][0]["id"], " l-1 ");
+    assert!(from_xml.leniencies.is_empty(), "{:?}", from_xml.leniencies);
+
+    // Shipments: the line keys made of order number and positions too.
+    let shipment = "<WebhookBody><eventName>ShipmentIssuedBySupplier</eventName>
+      <shipment><id> s-1 </id>
+        <line>
+          <purchaseOrderNumber> PO-1 </purchaseOrderNumber>
+          <purchaseOrderLinePosition>\n0001\n</purchaseOrderLinePosition>
+          <deliverySchedulePosition>1</deliverySchedulePosition>
+        </line>
+      </shipment></WebhookBody>";
+    let d = decode_webhook(shipment.as_bytes(), Some("application/xml")).unwrap();
+    assert_eq!(d.body.object_id(), "s-1");
+    assert_eq!(d.body.line_ids(), ["PO-1/0001/1"]);
+    // An id of white space only is no id.
+    let blank = xml.replace("\n      o-1\n    ", "\n  \n");
+    assert_eq!(
+        decode_webhook(blank.as_bytes(), Some("application/xml")).unwrap_err(),
+        DecodeError::MissingId {
+            path: "orderEvent.orderId".into()
+        }
+    );
+}
+
+#[test]
+fn txml_attributes_are_reported_and_not_forwarded() {
+    let xml = r#"<WebhookBody xmlns="urn:tradecloud" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="urn:tradecloud tc.xsd" release="2">
+  <eventName>OrderIssuedByBuyer</eventName>
+  <orderEvent>
+    <orderId>o-1</orderId>
+    <reason xsi:nil="true"/>
+    <portalUrl xsi:nil="false">https://portal</portalUrl>
+    <line>
+      <id>l-1</id>
+      <deliveryScheduleLine><position>1</position><quantity unit="PCE" xsi:type="decimal">5</quantity></deliveryScheduleLine>
+    </line>
+  </orderEvent>
+</WebhookBody>"#;
+    let d = decode_webhook(xml.as_bytes(), Some("application/xml")).unwrap();
+    let found: Vec<String> = d.leniencies.kept().iter().map(|l| l.to_string()).collect();
+    assert_eq!(
+        found,
+        [
+            "@release: expected no XML attribute, found an XML attribute; not forwarded",
+            "orderEvent.lines[0].deliverySchedule[0].quantity@unit: expected no XML attribute, \
+             found an XML attribute; not forwarded",
+            "orderEvent.lines[0].deliverySchedule[0].quantity@xsi:type: expected no XML \
+             attribute, found an XML attribute; not forwarded",
+        ]
+    );
+    assert_eq!(d.leniencies.total(), 3);
+    assert!(d.leniencies.kept().iter().all(|l| !l.forwarded));
+    // The payload is the elements' JSON, without the attributes.
+    let event = &d.payload["orderEvent"];
+    assert_eq!(event["reason"], json!(null));
+    assert_eq!(event["portalUrl"], "https://portal");
+    assert_eq!(
+        event["lines"][0]["deliverySchedule"][0],
+        json!({"position": "1", "quantity": 5})
+    );
+}
