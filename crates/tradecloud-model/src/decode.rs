@@ -740,8 +740,12 @@ fn fit(shape: Option<&Shape>, value: &Value) -> Fit {
         (_, Value::Null) | (None, _) => true,
         (Some(Shape::Str), Value::String(_)) => true,
         (Some(Shape::Str), Value::Number(_)) => return Fit::AsText,
-        (Some(Shape::Num), Value::Number(_)) => true,
-        (Some(Shape::Num), Value::String(s)) => number_value(s).is_some(),
+        // A number beyond the decimal's range (`1E-30`, 30 digits) is legitimate JSON the typed
+        // view cannot hold: left out of the view, forwarded as sent.
+        (Some(Shape::Num), Value::Number(n)) => crate::num::parse_decimal(n.as_str()).is_some(),
+        (Some(Shape::Num), Value::String(s)) => {
+            number_value(s).is_some() && crate::num::parse_decimal(s).is_some()
+        }
         (Some(Shape::Bool), Value::Bool(_)) => true,
         (Some(Shape::Bool), Value::String(s)) => crate::num::parse_bool(s).is_some(),
         (Some(Shape::Obj(_)), Value::Object(_)) | (Some(Shape::List { .. }), Value::Array(_)) => {
@@ -761,9 +765,9 @@ fn fits_entirely(value: &Value, shape: Option<&Shape>) -> bool {
         (Some(Shape::Obj(fields)), Value::Object(map)) => map
             .iter()
             .all(|(name, v)| fits_entirely(v, field(fields, name).map(|f| &f.shape))),
-        (Some(Shape::List { of, .. }), Value::Array(items)) => {
-            items.iter().all(|item| fits_entirely(item, Some(of)))
-        }
+        (Some(Shape::List { of, .. }), Value::Array(items)) => items
+            .iter()
+            .all(|item| !item.is_null() && fits_entirely(item, Some(of))),
         _ => true,
     }
 }
@@ -801,6 +805,16 @@ fn drop_misfits(value: &mut Value, shape: Option<&Shape>) {
         (Some(Shape::List { of, .. }), Value::Array(items)) => {
             for item in items {
                 drop_misfits(item, Some(of));
+                // A list's typed items cannot be null; an empty one keeps the view's indices
+                // those of the payload's items (the echo filter keeps lines by index).
+                if item.is_null() {
+                    match of {
+                        Shape::Obj(_) => *item = Value::Object(serde_json::Map::new()),
+                        Shape::Str => *item = Value::String(String::new()),
+                        Shape::List { .. } => *item = Value::Array(Vec::new()),
+                        Shape::Num | Shape::Bool => {}
+                    }
+                }
             }
         }
         _ => {}

@@ -278,3 +278,32 @@ fn txml_attributes_are_reported_and_not_forwarded() {
         json!({"position": "1", "quantity": 5})
     );
 }
+
+#[test]
+fn numbers_beyond_a_decimal_and_null_list_items_are_left_out_of_the_view_only() {
+    // Legitimate JSON the typed view cannot hold: the order is still read (its lines, their
+    // ids and times: what the echo filter and changed lines need), its payload as sent.
+    let order = json!({
+        "id": "o-1",
+        "lastUpdatedAt": "2025-01-01T00:00:00.000Z",
+        "buyerOrder": {"notes": [null, "n"]},
+        "lines": [
+            null,
+            {
+                "id": "l-2",
+                "lastUpdatedAt": "2025-01-01T00:00:00.000Z",
+                "buyerLine": {
+                    "item": {"number": "i"},
+                    "prices": {"grossPrice": {"priceInTransactionCurrency": {"value": 1E-30}}},
+                    "deliverySchedule": [null, {"position": "1", "quantity": 123456789012345678901234567890u128}]
+                }
+            }
+        ]
+    });
+    let read = tradecloud_model::read_order(order.clone()).unwrap();
+    let lines = read.view.lines.expect("lines");
+    assert_eq!(lines.len(), 2, "indices stay the payload's");
+    assert_eq!(lines[0].id, None);
+    assert_eq!(lines[1].id.as_deref(), Some("l-2"));
+    assert_eq!(read.payload, order);
+}
