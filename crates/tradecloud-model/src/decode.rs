@@ -273,27 +273,32 @@ impl ObjectView {
         let id = required_id(event.get("id"), &Path::Key(path, "id"), out)?;
         let mut line_ids = Vec::new();
         let mut line_count = 0;
-        let mut read_lines = |lines: Option<&Value>,
-                              lines_path: &Path<'_>,
-                              out: &mut Leniencies| match lines {
-            Some(Value::Array(lines)) => {
-                line_count += lines.len();
-                line_ids.extend(lines.iter().map(|line| {
-                    let part = |key: &str| {
-                        trim_xml_space(line.get(key).and_then(Value::as_str).unwrap_or_default())
-                            .to_owned()
-                    };
-                    format!(
-                        "{}/{}/{}",
-                        part("purchaseOrderNumber"),
-                        part("purchaseOrderLinePosition"),
-                        part("deliverySchedulePosition")
-                    )
-                }));
-            }
-            None | Some(Value::Null) => {}
-            Some(other) => out.push(lines_path, "an array", json_type(other)),
-        };
+        let mut read_lines =
+            |lines: Option<&Value>, lines_path: &Path<'_>, out: &mut Leniencies| match lines {
+                Some(Value::Array(lines)) => {
+                    line_count += lines.len();
+                    line_ids.extend(lines.iter().map(|line| {
+                        // A position sent as a number is its digits; `/` and `%` inside a part are
+                        // escaped, so that two different lines never join to one id.
+                        let part = |key: &str| {
+                            let text = match line.get(key) {
+                                Some(Value::String(s)) => trim_xml_space(s).to_owned(),
+                                Some(Value::Number(n)) => n.to_string(),
+                                _ => String::new(),
+                            };
+                            text.replace('%', "%25").replace('/', "%2F")
+                        };
+                        format!(
+                            "{}/{}/{}",
+                            part("purchaseOrderNumber"),
+                            part("purchaseOrderLinePosition"),
+                            part("deliverySchedulePosition")
+                        )
+                    }));
+                }
+                None | Some(Value::Null) => {}
+                Some(other) => out.push(lines_path, "an array", json_type(other)),
+            };
         read_lines(event.get("lines"), &Path::Key(path, "lines"), out);
         if let Some(Value::Array(carriers)) = event.get("loadCarriers") {
             let carriers_path = Path::Key(path, "loadCarriers");

@@ -307,3 +307,26 @@ fn numbers_beyond_a_decimal_and_null_list_items_are_left_out_of_the_view_only() 
     assert_eq!(lines[1].id.as_deref(), Some("l-2"));
     assert_eq!(read.payload, order);
 }
+
+#[test]
+fn shipment_line_keys_read_numeric_positions_and_never_join_two_lines_into_one() {
+    let ids = |lines: serde_json::Value| {
+        let body = json!({"eventName": "ShipmentIssuedBySupplier",
+            "shipment": {"id": "s-1", "lines": lines}});
+        let d = decode_webhook(body.to_string().as_bytes(), Some("application/json")).unwrap();
+        d.body.line_ids()
+    };
+    // A position sent as a number is read, not left blank (every line of the order alike).
+    assert_eq!(
+        ids(json!([
+            {"purchaseOrderNumber": "PO-1", "purchaseOrderLinePosition": 10},
+            {"purchaseOrderNumber": "PO-1", "purchaseOrderLinePosition": 20}
+        ])),
+        ["PO-1/10/", "PO-1/20/"]
+    );
+    // `/` inside an order number is escaped: ("A/1", "2") and ("A", "1/2") stay two lines.
+    let a = ids(json!([{"purchaseOrderNumber": "A/1", "purchaseOrderLinePosition": "2"}]));
+    let b = ids(json!([{"purchaseOrderNumber": "A", "purchaseOrderLinePosition": "1/2"}]));
+    assert_ne!(a, b);
+    assert_eq!(a, ["A%2F1/2/"]);
+}
