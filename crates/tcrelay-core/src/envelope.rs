@@ -304,8 +304,11 @@ impl ObjectState {
             meta_last_updated_at,
             message_id,
         ] = members;
+        // Trimmed of XML white space as the webhook's decoder trims what it reads (a tXML
+        // leaf may be padded), so one state has one key whichever channel brings it.
         let text = |v: Option<&Value>| {
             v.and_then(Value::as_str)
+                .map(|s| s.trim_matches([' ', '\t', '\r', '\n']))
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
@@ -673,5 +676,26 @@ mod tests {
             "o-1"
         );
         assert!(ObjectState::of_text("{", "").is_err());
+    }
+
+    #[test]
+    fn the_state_reads_padded_members_as_the_webhook_decoder_does() {
+        // The webhook trims the ids and times it reads; a polled or fetched object is read alike,
+        // so one state has one key whichever channel brings it.
+        let state = ObjectState::of_text(
+            "{\"id\":\" o-1\\n\",\"lastUpdatedAt\":\"\\t2025-01-01T00:00:00.000Z \",\"meta\":{\"messageId\":\" m \"}}",
+            "asked",
+        )
+        .unwrap();
+        assert_eq!(state.id, "o-1");
+        assert_eq!(
+            state.last_updated_at.as_deref(),
+            Some("2025-01-01T00:00:00.000Z")
+        );
+        assert_eq!(state.message_id.as_deref(), Some("m"));
+        assert_eq!(
+            ObjectState::of_text(r#"{"id":"  "}"#, "asked").unwrap().id,
+            "asked"
+        );
     }
 }
