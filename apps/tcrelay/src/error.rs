@@ -12,6 +12,9 @@ pub enum OpsError {
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Open(#[from] tcrelay_sqlite::OpenError),
     /// An argument is not usable.
     #[error("{0}")]
     Invalid(String),

@@ -12,6 +12,8 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::logging::{LogFormat, init_tracing};
+use tcrelay::ops::Access;
+use tcrelay::settings::DedupeTimings;
 use tcrelay::settings::aws_endpoint;
 use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
 use tcrelay_aws::{AwsConfigOptions, AwsPorts, Secrets};
@@ -123,7 +125,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum QueueCommand {
-    /// Messages in queue order, without payload.
+    /// Messages in queue order, without payload (at most `--limit`; stderr says how many more
+    /// there are).
     List {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
@@ -224,8 +227,12 @@ enum CursorCommand {
     Set {
         /// The stream.
         stream: String,
-        /// A `lastUpdatedAt`, e.g. 2025-01-01T00:00:00.000Z.
+        /// A `lastUpdatedAt`, e.g. 2025-01-01T00:00:00.000Z (without an offset: UTC).
         value: String,
+        /// Backfill from further back than the dedupe records reach (TCRELAY_DEDUPE_TTL_DAYS):
+        /// the ERP then receives again the states relayed before then.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -291,10 +298,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(&env, backend, &cli.db, listen, poll_interval, admin_listen).await?;
         }
         Command::Queue { command } => {
-            let store = open_local(&cli.db, backend, &env)?;
+            let access = match command {
+                QueueCommand::Ack { .. } => Access::Write,
+                _ => Access::Read,
+            };
+            let store = open_local(&cli.db, backend, access)?;
             match command {
                 QueueCommand::List { limit, all, json } => {
-                    ops::queue_list(&store, limit, all, json, &mut stdout).await?;
+                    let listed = ops::queue_list(&store, limit, all, json, &mut stdout).await?;
+                    // On stderr, so stdout stays the listing alone; a silent cut at the limit
+                    // would pass for the whole queue.
+                    if listed.left_out > 0 {
+                        eprintln!(
+                            "{} more message(s) not shown (--limit {limit}): list more with \
+                             --limit N, or all of them with `queue export{}`",
+                            listed.left_out,
+                            if all { " --all" } else { "" }
+                        );
+                    }
                 }
                 QueueCommand::Export { all, up_to } => {
                     let exported = ops::queue_export(&store, all, up_to, &mut stdout).await?;
@@ -314,28 +335,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 QueueCommand::Stats { json } => ops::queue_stats(&store, json, &mut stdout).await?,
             }
         }
+        Command::Quarantine {
+            command: QuarantineCommand::Replay { ids, all, json },
+        } => {
+            ensure_local(backend)?;
+            // Opens the database itself, once `serve`'s environment is known to be loaded.
+            let (store, replayer) = replayer(&env, &cli.db).await?;
+            let ids = (!all).then_some(ids.as_slice());
+            if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Quarantine { command } => {
-            let store = open_local(&cli.db, backend, &env)?;
+            let access = match command {
+                QuarantineCommand::Drop { .. } => Access::Write,
+                _ => Access::Read,
+            };
+            let store = open_local(&cli.db, backend, access)?;
             match command {
                 QuarantineCommand::List { json } => {
                     ops::quarantine_list(&store, json, &mut stdout).await?;
                 }
                 QuarantineCommand::Export => ops::quarantine_export(&store, &mut stdout).await?,
-                QuarantineCommand::Replay { ids, all, json } => {
-                    drop(store);
-                    let (store, replayer) = replayer(&env, &cli.db).await?;
-                    let ids = (!all).then_some(ids.as_slice());
-                    if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
                 QuarantineCommand::Drop { ids } => {
                     ops::quarantine_drop(&store, &ids, &mut stdout).await?;
                 }
+                QuarantineCommand::Replay { .. } => unreachable!("handled above"),
             }
         }
         Command::Trace { object_id, json } => {
-            let store = open_local(&cli.db, backend, &env)?;
+            let store = open_local(&cli.db, backend, Access::Read)?;
             ops::trace(&store, &object_id, json, &mut stdout).await?;
         }
         Command::Doctor => {
@@ -395,13 +424,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "tcrelay", &mut stdout);
         }
         Command::Cursor { command } => {
+            // The dedupe records' lifetime `serve` uses: how far back a backfill can go
+            // without sending the ERP states it already has. Checked before the database is
+            // opened (or created), so a refused value leaves nothing behind.
+            let ttl = match &command {
+                CursorCommand::Set {
+                    stream,
+                    value,
+                    force,
+                } => {
+                    let ttl = DedupeTimings::from_env_map(&env)?.ttl;
+                    ops::check_cursor_set(stream, value, ttl, *force)?;
+                    ttl
+                }
+                CursorCommand::Show { .. } => Duration::ZERO,
+            };
             let cursors: Arc<dyn CursorStore> = match backend {
                 // `cursor set` may prepare a database before the first `serve` (a backfill
                 // start); `cursor show` only reads.
-                Backend::Sqlite if matches!(command, CursorCommand::Set { .. }) => {
-                    Arc::new(open_store(&cli.db)?)
-                }
-                Backend::Sqlite => Arc::new(open_existing(&cli.db)?),
+                Backend::Sqlite if matches!(command, CursorCommand::Set { .. }) => Arc::new(
+                    ops::open_database(&cli.db, Access::WriteOrCreate, SqliteOptions::default())?,
+                ),
+                Backend::Sqlite => Arc::new(ops::open_database(
+                    &cli.db,
+                    Access::Read,
+                    SqliteOptions::default(),
+                )?),
                 Backend::Aws => {
                     let table = env
                         .get(tcrelay_aws::settings::TCRELAY_DEDUPE_TABLE)
@@ -417,8 +465,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ops::cursor_show(cursors.as_ref(), stream.as_deref(), json, &mut stdout)
                         .await?;
                 }
-                CursorCommand::Set { stream, value } => {
-                    ops::cursor_set(cursors.as_ref(), &stream, &value, &mut stdout).await?;
+                CursorCommand::Set {
+                    stream,
+                    value,
+                    force,
+                } => {
+                    ops::cursor_set(cursors.as_ref(), &stream, &value, ttl, force, &mut stdout)
+                        .await?;
                 }
             }
         }
@@ -426,27 +479,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_store(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(path).with_context(|| format!("cannot open the database {}", path.display()))
-}
-
-/// The database of an operator command that must not create one (a mistyped `--db` would
-/// otherwise report an empty queue).
-fn open_existing(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open_existing(path, SqliteOptions::default())?)
-}
-
+/// The local database of a queue, quarantine or trace command, opened for `access`
+/// ([`ops::open_database`]: never created, read-only to read).
 fn open_local(
     path: &std::path::Path,
     backend: Backend,
-    _env: &HashMap<String, String>,
+    access: Access,
 ) -> anyhow::Result<SqliteStore> {
+    ensure_local(backend)?;
+    Ok(ops::open_database(path, access, SqliteOptions::default())?)
+}
+
+/// The queue, quarantine and trace commands work on the local SQLite file only.
+fn ensure_local(backend: Backend) -> anyhow::Result<()> {
     anyhow::ensure!(
         backend == Backend::Sqlite,
         "queue and quarantine commands read the local SQLite database; with --backend aws use \
          the SQS console or CLI on TCRELAY_QUEUE_URL / TCRELAY_QUARANTINE_QUEUE_URL"
     );
-    open_existing(path)
+    Ok(())
 }
 
 async fn serve(
@@ -477,6 +528,19 @@ async fn serve(
     };
 
     let (api, poll_api) = tradecloud_apis(&settings)?;
+    if api.is_none() {
+        tracing::warn!(
+            "no Tradecloud login (TRADECLOUD_USERNAME/TRADECLOUD_PASSWORD): GET webhooks are \
+             answered 503"
+        );
+    }
+    // Both addresses bound before anything serves or start-up is announced: a taken admin
+    // address stops `serve` before the webhook answered anything.
+    let admin_listener = match admin_listen {
+        Some(admin) => Some(tcrelay::server::bind(admin).await?),
+        None => None,
+    };
+    let listener = tcrelay::server::bind(listen).await?;
     let parts = RelayParts {
         webhook: WebhookSettings::from(&settings.webhook),
         ports,
@@ -484,21 +548,25 @@ async fn serve(
         poll_api,
         poll: settings.poll.clone(),
     };
-    let mut server = tcrelay::start(
+    let mut server = tcrelay::server::start_on(
         parts,
         ServeOptions {
             listen,
             poll_interval: (!poll_interval.is_zero()).then_some(poll_interval),
             limits: settings.server,
         },
+        listener,
     )
     .await?;
+    let admin = match admin_listener {
+        Some(listener) => Some(server.start_admin_on(listener)?),
+        None => None,
+    };
     let addr = server.local_addr();
     println!(
         "tcrelay listening on http://{addr} (webhook: http://{addr}/webhook/orders, /webhook/order-documents, /webhook/shipments)"
     );
-    if let Some(admin) = admin_listen {
-        let admin = server.start_admin(admin).await?;
+    if let Some(admin) = admin {
         println!("tcrelay metrics on http://{admin}/metrics");
     }
     use std::io::Write as _;
@@ -510,34 +578,50 @@ async fn serve(
         "tcrelay serving"
     );
 
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests and the current poll page");
-    server.shutdown().await?;
+    // A server task that ends on its own leaves its address deaf while the process lives on
+    // (and a supervisor never restarts it): stop, with an error, as on a signal otherwise.
+    let failure = tokio::select! {
+        () = shutdown_signal() => None,
+        failure = server.failed() => Some(failure),
+    };
+    match &failure {
+        None => {
+            tracing::info!("shutting down: finishing in-flight requests and the current poll page");
+        }
+        Some(error) => tracing::error!(%error, "shutting down the rest"),
+    }
+    let stopped = server.shutdown().await;
+    if let Some(failure) = failure {
+        return Err(failure.into());
+    }
+    stopped?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The relay as `serve` builds it, on the local database, for `quarantine replay`. The
-/// webhook's credentials do not matter to a replay (it brings its own), so none need be set.
+/// The relay as `serve` builds it, on the local database, for `quarantine replay`.
+///
+/// The replay presents its own credential, but it needs `serve`'s environment all the same:
+/// the event filter and the limits decide what happens to each entry, and a filter answer
+/// removes the entry from the quarantine. Run with defaults instead (a plain shell), an entry
+/// `serve` would filter or refuse could be enqueued, and one it would relay could be filtered
+/// out and lost. So without any of the credential variables `serve` requires (the sign its
+/// environment is not loaded) the replay is refused; and the settings in force are printed on
+/// stderr, so a different filter shows.
 async fn replayer(
     env: &HashMap<String, String>,
     db: &std::path::Path,
 ) -> anyhow::Result<(SqliteStore, tcrelay::replay::Replayer)> {
-    let mut env = env.clone();
-    let basic = tcrelay_core::config::TCRELAY_WEBHOOK_BASIC;
-    if env.get(basic).is_none_or(|v| v.trim().is_empty())
-        && env
-            .get(tcrelay_core::config::TCRELAY_WEBHOOK_BEARER)
-            .is_none_or(|v| v.trim().is_empty())
-    {
-        // Only to pass the "webhook left open" check; the replay's router accepts its own token.
-        env.insert(basic.to_owned(), "replay:unused".to_owned());
-    }
-    let mut settings = Settings::from_env_map(&env, Backend::Sqlite)?;
-    resolve_secrets(&mut settings, &env).await?;
+    tcrelay::replay::ensure_serve_environment(env)?;
+    let mut settings = Settings::from_env_map(env, Backend::Sqlite)?;
+    resolve_secrets(&mut settings, env).await?;
     let (api, _) = tradecloud_apis(&settings)?;
     // The dedupe timings `serve` uses, so a replayed message is remembered as long.
-    let store = SqliteStore::open_existing(db, sqlite_options(&settings))?;
+    let store = ops::open_database(db, Access::Write, sqlite_options(&settings))?;
+    eprintln!(
+        "{}",
+        tcrelay::replay::settings_in_force(&settings, api.is_some())
+    );
     let replayer = tcrelay::replay::Replayer::new(
         WebhookSettings::from(&settings.webhook),
         &Ports::sqlite(&store),
@@ -604,13 +688,8 @@ fn tradecloud_apis(settings: &Settings) -> anyhow::Result<TradecloudApis> {
             None if !settings.poll.streams.is_empty() => {
                 anyhow::bail!(tcrelay_tradecloud::STREAMS_WITHOUT_LOGIN)
             }
-            None => {
-                tracing::warn!(
-                    "no Tradecloud login (TRADECLOUD_USERNAME/TRADECLOUD_PASSWORD): GET webhooks \
-                     are answered 503"
-                );
-                (None, None)
-            }
+            // `serve` warns about it; a replay reports the 503 per GET entry instead.
+            None => (None, None),
         },
     )
 }

@@ -102,6 +102,8 @@ struct Labelled {
     received: BTreeMap<Labels, u64>,
     enqueued: BTreeMap<Labels, u64>,
     quarantined: BTreeMap<Labels, u64>,
+    /// Failed poll runs by stream.
+    failed_runs: BTreeMap<&'static str, u64>,
 }
 
 /// Shared counters; cheap to clone behind an `Arc`.
@@ -112,6 +114,10 @@ pub struct Counters {
     poll_pages: AtomicU64,
     labelled: Mutex<Labelled>,
     take_overs: TakeOverCount,
+    /// The streams the poll loop polls, for the series `/metrics` shows from the start.
+    polled: Vec<PollStream>,
+    /// Where a stream without a cursor starts (`TCRELAY_POLL_START`), read.
+    poll_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Counters {
@@ -122,6 +128,26 @@ impl Counters {
             take_overs,
             ..Counters::default()
         }
+    }
+
+    /// These counters with the poll loop's `streams` and their `start` (`TCRELAY_POLL_START`),
+    /// so `/metrics` reports on each stream from the first scrape: its failed runs (0 until
+    /// one fails) and, before its first successful run saved a cursor, the age of `start`.
+    /// Otherwise a stream that never polled successfully (a wrong password from the first
+    /// day) would show nothing to alert on.
+    pub fn polling(mut self, streams: &[PollStream], start: Option<&str>) -> Self {
+        self.polled = streams.to_vec();
+        self.poll_start = start.and_then(|s| tradecloud_model::timestamp::parse(s).ok());
+        self
+    }
+
+    /// Failed poll runs of `stream` since the start.
+    pub fn poll_failed_runs(&self, stream: PollStream) -> u64 {
+        self.labelled()
+            .failed_runs
+            .get(stream.as_str())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Dedupe take-overs since the start: each means the ERP may have a message twice.
@@ -180,6 +206,12 @@ impl Counters {
         let failed = report.results.iter().filter(|r| r.is_err()).count() as u64;
         c.unavailable.fetch_add(failed, Ordering::Relaxed);
         let mut labelled = self.labelled();
+        for failure in report.results.iter().filter_map(|r| r.as_ref().err()) {
+            *labelled
+                .failed_runs
+                .entry(failure.summary.stream)
+                .or_default() += 1;
+        }
         for s in report.summaries() {
             let kind = stream_kind(s.stream);
             let seen = [
@@ -227,8 +259,10 @@ impl Counters {
         }
     }
 
-    /// The counts in Prometheus' text format, with the age of each stream's poll cursor
-    /// (seconds since the `lastUpdatedAt` the next run starts after) read from `cursors`.
+    /// The counts in Prometheus' text format, the failed runs of each polled stream, and the
+    /// age of each stream's poll cursor (seconds since the `lastUpdatedAt` the next run starts
+    /// after) read from `cursors`; for a polled stream without a cursor yet, the age of
+    /// `TCRELAY_POLL_START` (see [`Self::polling`]).
     pub async fn prometheus(&self, cursors: Option<&dyn CursorStore>) -> String {
         let mut out = String::new();
         {
@@ -271,6 +305,26 @@ impl Counters {
              # TYPE tcrelay_dedupe_take_overs_total counter\ntcrelay_dedupe_take_overs_total {}",
             self.take_overs()
         );
+        {
+            // Every polled stream from the start (0 until it fails), so an alert on an increase
+            // has a series to watch; a stream no longer polled keeps its count.
+            let mut failed: BTreeMap<&'static str, u64> =
+                self.polled.iter().map(|s| (s.as_str(), 0)).collect();
+            for (stream, n) in &self.labelled().failed_runs {
+                failed.insert(stream, *n);
+            }
+            let _ = writeln!(
+                out,
+                "# HELP tcrelay_poll_failed_runs_total Poll runs of a stream that failed (the cursor stayed where it was).\n\
+                 # TYPE tcrelay_poll_failed_runs_total counter"
+            );
+            for (stream, n) in failed {
+                let _ = writeln!(
+                    out,
+                    "tcrelay_poll_failed_runs_total{{stream=\"{stream}\"}} {n}"
+                );
+            }
+        }
         let Some(cursors) = cursors else {
             return out;
         };
@@ -285,10 +339,17 @@ impl Counters {
                 Ok(cursor) => cursor.and_then(|c| c.value),
                 Err(error) => {
                     tracing::warn!(%error, stream = stream.as_str(), "cannot read the poll cursor for /metrics");
-                    None
+                    continue;
                 }
             };
-            let Some(at) = value.and_then(|v| tradecloud_model::timestamp::parse(&v).ok()) else {
+            let at = match value {
+                Some(v) => tradecloud_model::timestamp::parse(&v).ok(),
+                // No cursor yet: the stream's next run starts at TCRELAY_POLL_START, and it
+                // ages as long as no run succeeds (a wrong password from the first day).
+                None if self.polled.contains(&stream) => self.poll_start,
+                None => None,
+            };
+            let Some(at) = at else {
                 continue;
             };
             let age = (now - at).num_milliseconds() as f64 / 1000.0;

@@ -3,26 +3,123 @@
 //! JSON document per line, one line per item.
 
 use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
 
 use tcrelay_core::logsafe::escape_control;
 use tcrelay_core::ports::CursorStore;
 use tcrelay_poll::PollStream;
-use tcrelay_sqlite::SqliteStore;
+use tcrelay_sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 pub use crate::error::OpsError;
 use crate::replay::{Replayed, Replayer};
 
-/// `queue list`: one line per message, without payload.
+/// What an operator command does with the SQLite database, which decides how it is opened
+/// ([`open_database`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads (`queue list|export|stats`, `quarantine list|export`, `trace`,
+    /// `cursor show`): opened read-only, so looking never changes the file; a file of another
+    /// schema version is refused rather than migrated.
+    Read,
+    /// Writes (`queue ack`, `quarantine replay|drop`): the file must exist; it is migrated to
+    /// this build's schema, as `serve` would.
+    Write,
+    /// Writes and may create the file (`cursor set`, a backfill start before the first
+    /// `serve`).
+    WriteOrCreate,
+}
+
+/// Opens the database of an operator command, refusing before anything is created or
+/// written: a `--db` that is a directory or (unless [`Access::WriteOrCreate`]) does not
+/// exist; a file that is not a tcrelay database (schema version 0: to read, always; to write,
+/// when it holds other tables, another application's database); and to read, a schema older
+/// or newer than this build's (a read must not migrate: an older `serve` still using the
+/// file would then refuse to start).
+pub fn open_database(
+    path: &Path,
+    access: Access,
+    options: SqliteOptions,
+) -> Result<SqliteStore, OpsError> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(OpsError::Invalid(format!(
+            "{shown} is a directory, not a database file: give the file's path with --db or \
+             TCRELAY_DB"
+        )));
+    }
+    if access == Access::WriteOrCreate && !path.exists() {
+        return Ok(SqliteStore::open_with(path, options)?);
+    }
+    let version = SqliteStore::schema_version_of(path)?;
+    if version == 0 {
+        let tables = SqliteStore::tables_of(path)?;
+        if access == Access::Read || !tables.is_empty() {
+            let what = if tables.is_empty() {
+                "it has no tables".to_owned()
+            } else {
+                format!(
+                    "it holds other tables: {}",
+                    escape_control(&tables.join(", "))
+                )
+            };
+            return Err(OpsError::Invalid(format!(
+                "{shown} is not a tcrelay database ({what}); nothing was changed: check --db or \
+                 TCRELAY_DB"
+            )));
+        }
+    }
+    if access != Access::Read {
+        // Migrated as `serve` would (a newer schema is refused by the store).
+        return Ok(SqliteStore::open_existing(path, options)?);
+    }
+    if version < SCHEMA_VERSION {
+        return Err(OpsError::Invalid(format!(
+            "{shown} has schema version {version}, older than this build's {SCHEMA_VERSION}: \
+             run `tcrelay serve` of this build once to migrate it (this command only reads and \
+             migrates nothing; `tcrelay doctor` checks the file as it is)"
+        )));
+    }
+    // A newer schema is refused by the store, with the version found.
+    Ok(SqliteStore::open_read_only(path, options)?)
+}
+
+/// What `queue list` showed: how many rows, and how many more messages its `--limit` left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    /// Rows written.
+    pub shown: usize,
+    /// Messages the listing would have included beyond the limit (0: it showed them all).
+    pub left_out: u64,
+}
+
+/// `queue list`: one line per message, without payload, at most `limit`; returns how many
+/// were left out, so the caller can say so (a silent cut would pass for the whole queue).
 pub async fn queue_list(
     store: &SqliteStore,
     limit: usize,
     include_acked: bool,
     json: bool,
     out: &mut dyn Write,
-) -> Result<(), OpsError> {
-    let entries = store.list(limit, include_acked).await?;
+) -> Result<Listed, OpsError> {
+    // One more than asked tells whether anything was left out without counting every time.
+    let mut entries = store.list(limit.saturating_add(1), include_acked).await?;
+    let left_out = if entries.len() > limit {
+        entries.truncate(limit);
+        let stats = store.stats().await?;
+        let total = stats.pending + if include_acked { stats.acked } else { 0 };
+        // At least one: a consumer acknowledging in between must not turn it into "none".
+        total.saturating_sub(limit as u64).max(1)
+    } else {
+        0
+    };
+    let listed = Listed {
+        shown: entries.len(),
+        left_out,
+    };
     if json {
-        return json_lines(&entries, out);
+        json_lines(&entries, out)?;
+        return Ok(listed);
     }
     writeln!(
         out,
@@ -45,7 +142,7 @@ pub async fn queue_list(
                 .unwrap_or_default()
         )?;
     }
-    Ok(())
+    Ok(listed)
 }
 
 /// Each item as one JSON line.
@@ -277,7 +374,10 @@ pub async fn quarantine_replay(
             None => store.quarantine_list(0, usize::MAX).await?,
             Some(ids) => {
                 let mut entries = Vec::with_capacity(ids.len());
-                for &id in ids {
+                // An id given twice is replayed once: the second replay would only find its
+                // entry gone (or report a duplicate of the first) and fail the command.
+                let mut seen = std::collections::HashSet::new();
+                for &id in ids.iter().filter(|&&id| seen.insert(id)) {
                     entries.push(store.quarantine_get(id).await?.ok_or_else(|| {
                         OpsError::Invalid(format!("{id} is not in the quarantine"))
                     })?);
@@ -323,6 +423,13 @@ pub async fn trace(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
+    // The quarantine is searched for the id as a substring: an empty one would match every
+    // request and pass them all off as this object's.
+    if object_id.trim().is_empty() {
+        return Err(OpsError::Invalid(
+            "the object id is empty: give the id of an order or shipment".to_owned(),
+        ));
+    }
     let trace = store.trace(object_id).await?;
     if json {
         return json_lines(std::slice::from_ref(&trace), out);
@@ -419,7 +526,8 @@ pub async fn doctor_sqlite(path: &std::path::Path, out: &mut dyn Write) -> Resul
         Ok(v) => writeln!(out, "ok    schema version {v}")?,
         Err(e) => return fail(out, format!("schema: {e}")),
     }
-    let store = match SqliteStore::open_existing(path, Default::default()) {
+    // Read-only: a check writes nothing.
+    let store = match SqliteStore::open_read_only(path, Default::default()) {
         Ok(store) => store,
         Err(e) => return fail(out, format!("open: {e}")),
     };
@@ -485,26 +593,18 @@ pub async fn cursor_show(
 }
 
 /// `cursor set <stream> <value>`: the next run starts after `value` (backfill or skip).
+/// Refuses a time in the future, and one older than `dedupe_ttl` (the dedupe records'
+/// lifetime, `TCRELAY_DEDUPE_TTL_DAYS`) unless `force`: the records of states relayed before
+/// then are gone, so a backfill from there sends the ERP those states again.
 pub async fn cursor_set(
     cursors: &dyn CursorStore,
     stream: &str,
     value: &str,
+    dedupe_ttl: Duration,
+    force: bool,
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
-    let stream = parse_stream(stream)?;
-    let at = tradecloud_model::timestamp::parse(value).map_err(|e| {
-        OpsError::Invalid(format!(
-            "{value:?} is not an ISO 8601 date-time with offset ({e}), e.g. 2025-01-01T00:00:00.000Z"
-        ))
-    })?;
-    // A typo of the year (2205 for 2025) would skip every change until then, and each run
-    // would report the stream caught up: nothing would show it.
-    if at > chrono::Utc::now() {
-        return Err(OpsError::Invalid(format!(
-            "{value:?} is in the future: the stream would skip every change until then; to \
-             skip ahead, set at most the current time"
-        )));
-    }
+    let stream = check_cursor_set(stream, value, dedupe_ttl, force)?;
     let cursor = cursors.set(stream.as_str(), value).await?;
     writeln!(
         out,
@@ -514,4 +614,44 @@ pub async fn cursor_set(
         cursor.version
     )?;
     Ok(())
+}
+
+/// The checks of [`cursor_set`], without a store: `cursor set` runs them before it opens (and
+/// perhaps creates) the database, so a refused value leaves nothing behind.
+pub fn check_cursor_set(
+    stream: &str,
+    value: &str,
+    dedupe_ttl: Duration,
+    force: bool,
+) -> Result<PollStream, OpsError> {
+    let stream = parse_stream(stream)?;
+    let at = tradecloud_model::timestamp::parse(value).map_err(|e| {
+        OpsError::Invalid(format!(
+            "{value:?} is not an ISO 8601 date-time ({e}), e.g. 2025-01-01T00:00:00.000Z \
+             (without an offset it is read as UTC)"
+        ))
+    })?;
+    let now = chrono::Utc::now();
+    let oldest = chrono::Duration::from_std(dedupe_ttl)
+        .ok()
+        .and_then(|ttl| now.checked_sub_signed(ttl));
+    if !force && oldest.is_some_and(|oldest| at < oldest) {
+        return Err(OpsError::Invalid(format!(
+            "{value:?} is {} days ago, before the dedupe records reach back \
+             (TCRELAY_DEDUPE_TTL_DAYS: {} days): states relayed before then would be sent to \
+             the ERP again, as duplicates; check the year, or give --force to backfill from \
+             there anyway",
+            (now - at).num_days(),
+            dedupe_ttl.as_secs() / 86_400
+        )));
+    }
+    // A typo of the year (2205 for 2025) would skip every change until then, and each run
+    // would report the stream caught up: nothing would show it.
+    if at > now {
+        return Err(OpsError::Invalid(format!(
+            "{value:?} is in the future: the stream would skip every change until then; to \
+             skip ahead, set at most the current time"
+        )));
+    }
+    Ok(stream)
 }

@@ -191,3 +191,66 @@ async fn problem_detail(body: Body) -> Option<String> {
     let problem: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     problem.get("detail")?.as_str().map(str::to_owned)
 }
+
+/// The webhook credential variables `serve` needs one of; `quarantine replay` takes their
+/// presence as the sign that `serve`'s environment is loaded.
+pub const WEBHOOK_CREDENTIAL_VARS: [&str; 4] = [
+    tcrelay_core::config::TCRELAY_WEBHOOK_BASIC,
+    tcrelay_core::config::TCRELAY_WEBHOOK_BEARER,
+    tcrelay_core::config::TCRELAY_WEBHOOK_SECRET_ARN,
+    tcrelay_core::config::TCRELAY_WEBHOOK_JWT_ISSUER,
+];
+
+/// Refuses a replay without `serve`'s environment, told by none of
+/// [`WEBHOOK_CREDENTIAL_VARS`] being set: the event filter and the limits decide what each
+/// entry becomes, and a filtered one leaves the quarantine, so defaults could lose one.
+pub fn ensure_serve_environment(
+    env: &std::collections::HashMap<String, String>,
+) -> Result<(), OpsError> {
+    let loaded = WEBHOOK_CREDENTIAL_VARS
+        .iter()
+        .any(|var| env.get(*var).is_some_and(|v| !v.trim().is_empty()));
+    if loaded {
+        return Ok(());
+    }
+    Err(OpsError::Invalid(format!(
+        "quarantine replay needs serve's environment (none of {} is set): its event filter and \
+         limits decide what each replayed request becomes, and a filtered one leaves the \
+         quarantine; load the same variables as serve, e.g. `set -a; . /etc/tcrelay/env; \
+         set +a`",
+        WEBHOOK_CREDENTIAL_VARS.join(", ")
+    )))
+}
+
+/// One line of the settings a replay decides by: the filter lists, the limits, whether a
+/// Tradecloud login is there for GETs. Never a credential.
+pub fn settings_in_force(settings: &crate::Settings, login: bool) -> String {
+    use tcrelay_core::config::{
+        TCRELAY_EVENT_ALLOW, TCRELAY_EVENT_DENY, TCRELAY_MAX_BODY_BYTES, TCRELAY_MAX_LINES,
+        TCRELAY_REQUEST_BUDGET_MS,
+    };
+    let list = |patterns: &[tcrelay_core::filter::Pattern], empty: &str| {
+        if patterns.is_empty() {
+            empty.to_owned()
+        } else {
+            patterns
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    };
+    let webhook = &settings.webhook;
+    format!(
+        "replaying with: {TCRELAY_EVENT_ALLOW}={} {TCRELAY_EVENT_DENY}={} \
+         {TCRELAY_MAX_BODY_BYTES}={} {TCRELAY_MAX_LINES}={} {TCRELAY_REQUEST_BUDGET_MS}={} \
+         TCRELAY_DEDUPE_TTL_DAYS={} Tradecloud login for GETs: {}",
+        list(webhook.filter.allow(), "(every event)"),
+        list(webhook.filter.deny(), "(none)"),
+        webhook.max_body_bytes,
+        webhook.max_lines,
+        webhook.request_budget.as_millis(),
+        settings.dedupe.ttl.as_secs() / 86_400,
+        if login { "yes" } else { "no" }
+    )
+}

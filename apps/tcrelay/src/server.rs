@@ -49,6 +49,19 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// The limits cannot be served (set past what [`ServerLimits::from_env_map`] admits).
+    #[error("invalid server limits: {0}")]
+    Limits(String),
+    /// One of the HTTP servers ended, or panicked, without a shutdown asked for: nothing
+    /// listens on its address any more, so the process must stop (and its supervisor restart
+    /// it) rather than live on deaf.
+    #[error("the {server} HTTP server stopped unexpectedly: {reason}")]
+    Ended {
+        /// `webhook` or `admin`.
+        server: &'static str,
+        /// How it ended.
+        reason: String,
+    },
 }
 
 /// What the relay is built from.
@@ -105,6 +118,10 @@ pub const TCRELAY_HEADER_TIMEOUT_MS: &str = "TCRELAY_HEADER_TIMEOUT_MS";
 pub const TCRELAY_IDLE_TIMEOUT_MS: &str = "TCRELAY_IDLE_TIMEOUT_MS";
 /// Connections served at once; more wait in the listen backlog.
 pub const TCRELAY_MAX_CONNECTIONS: &str = "TCRELAY_MAX_CONNECTIONS";
+/// The most [`TCRELAY_MAX_CONNECTIONS`] admits: above any file-descriptor limit a machine
+/// sets (so it bounds nothing less than the kernel would), and far below what the server's
+/// connection slots can count (a larger value made the server task panic after start-up).
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_048_576;
 
 /// What one client may hold of `tcrelay serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +149,8 @@ impl Default for ServerLimits {
 
 impl ServerLimits {
     /// Reads [`TCRELAY_HEADER_TIMEOUT_MS`] (default 10000), [`TCRELAY_IDLE_TIMEOUT_MS`]
-    /// (default 60000) and [`TCRELAY_MAX_CONNECTIONS`] (default 256); each must be at least 1.
+    /// (default 60000) and [`TCRELAY_MAX_CONNECTIONS`] (default 256, at most
+    /// [`MAX_CONNECTIONS_LIMIT`]); each must be at least 1.
     pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let positive = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
@@ -153,15 +171,33 @@ impl ServerLimits {
                 TCRELAY_IDLE_TIMEOUT_MS,
                 defaults.idle_timeout.as_millis() as u64,
             )?),
-            max_connections: usize::try_from(positive(
+            max_connections: match positive(
                 TCRELAY_MAX_CONNECTIONS,
                 defaults.max_connections as u64,
-            )?)
-            .map_err(|_| ConfigError::Invalid {
-                var: TCRELAY_MAX_CONNECTIONS,
-                reason: "too large for this platform".into(),
-            })?,
+            )? {
+                n if n <= MAX_CONNECTIONS_LIMIT as u64 => n as usize,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: TCRELAY_MAX_CONNECTIONS,
+                        reason: format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}"),
+                    });
+                }
+            },
         })
+    }
+
+    /// Whether these limits can be served: `max_connections` from 1 to
+    /// [`MAX_CONNECTIONS_LIMIT`]. Checked by [`start`] too, for limits not read from the
+    /// environment: the server would otherwise fail only once it runs, after start-up was
+    /// announced.
+    pub fn check(&self) -> Result<(), ServeError> {
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
+            return Err(ServeError::Limits(format!(
+                "max_connections is {}, must be between 1 and {MAX_CONNECTIONS_LIMIT}",
+                self.max_connections
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -169,7 +205,8 @@ impl ServerLimits {
 pub struct RunningServer {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
-    http: JoinHandle<Result<(), ServeError>>,
+    /// `None` once [`RunningServer::failed`] saw it end.
+    http: Option<JoinHandle<Result<(), ServeError>>>,
     poller: Option<JoinHandle<()>>,
     admin: Option<JoinHandle<Result<(), ServeError>>>,
     counters: Arc<Counters>,
@@ -205,12 +242,18 @@ impl RunningServer {
     /// `listen`, under the same limits as the webhook, until shutdown. Returns the bound
     /// address.
     pub async fn start_admin(&mut self, listen: SocketAddr) -> Result<SocketAddr, ServeError> {
-        let bind = |source| ServeError::Bind {
-            addr: listen,
-            source,
-        };
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(bind)?;
-        let addr = listener.local_addr().map_err(bind)?;
+        let listener = bind(listen).await?;
+        self.start_admin_on(listener)
+    }
+
+    /// As [`Self::start_admin`], on a listener already bound ([`bind`]): `serve` binds every
+    /// address before it starts anything, so a taken admin address stops it before the webhook
+    /// has served a request or start-up was announced.
+    pub fn start_admin_on(
+        &mut self,
+        listener: tokio::net::TcpListener,
+    ) -> Result<SocketAddr, ServeError> {
+        let addr = listener.local_addr().map_err(ServeError::Serve)?;
         let counters = Arc::clone(&self.counters);
         let cursors = Arc::clone(&self.cursors);
         let metrics = move || async move {
@@ -234,10 +277,53 @@ impl RunningServer {
         Ok(addr)
     }
 
+    /// Returns when the webhook's or the admin's HTTP server has ended although no shutdown
+    /// was asked for (a panic, or an error it cannot serve through), saying which and how.
+    /// Never returns while both serve. Cancel-safe: `serve` selects on it and on the signals,
+    /// then shuts the rest down gracefully with [`Self::shutdown`] either way.
+    pub async fn failed(&mut self) -> ServeError {
+        async fn watch(
+            handle: &mut Option<JoinHandle<Result<(), ServeError>>>,
+        ) -> Result<Result<(), ServeError>, tokio::task::JoinError> {
+            match handle.as_mut() {
+                Some(running) => {
+                    let ended = running.await;
+                    // Finished: not to be awaited again by `wait`.
+                    *handle = None;
+                    ended
+                }
+                None => std::future::pending().await,
+            }
+        }
+        let (server, ended) = tokio::select! {
+            ended = watch(&mut self.http) => ("webhook", ended),
+            ended = watch(&mut self.admin) => ("admin", ended),
+        };
+        let reason = match ended {
+            Ok(Ok(())) => "it returned without a shutdown asked for".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(join) if join.is_panic() => {
+                let payload = join.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|m| (*m).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                format!("it panicked: {message}")
+            }
+            Err(join) => join.to_string(),
+        };
+        ServeError::Ended { server, reason }
+    }
+
     /// Waits until the HTTP servers and the poll loop have stopped, then for the relay's work
     /// that outlived its requests (a send past its request's deadline, a slow settle).
     pub async fn wait(self) -> Result<(), ServeError> {
-        let http = self.http.await;
+        // Already ended (and reported by `failed`): nothing more to say about it.
+        let http = match self.http {
+            Some(http) => http.await,
+            None => Ok(Ok(())),
+        };
         if let Some(poller) = self.poller {
             let _ = poller.await;
         }
@@ -268,25 +354,47 @@ impl RunningServer {
 const OUTLIVING_WORK_LIMIT: Duration = Duration::from_secs(30);
 
 /// Binds, then serves the webhook and (when configured) runs the poll loop in the background.
-pub async fn start(
-    mut parts: RelayParts,
-    options: ServeOptions,
-) -> Result<RunningServer, ServeError> {
-    // The webhook and the poll loop share one counting store: a take-over means the ERP may
-    // have a message twice, and /metrics shows it.
-    let dedupe = CountingTakeOvers::new(Arc::clone(&parts.ports.dedupe));
-    let counters = Arc::new(Counters::with_take_overs(dedupe.count()));
-    parts.ports.dedupe = Arc::new(dedupe);
-    let listener = tokio::net::TcpListener::bind(options.listen)
+pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningServer, ServeError> {
+    options.limits.check()?;
+    let listener = bind(options.listen).await?;
+    start_on(parts, options, listener).await
+}
+
+/// Binds `listen` (for [`start_on`] and [`RunningServer::start_admin_on`]).
+pub async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
-            addr: options.listen,
+            addr: listen,
             source,
-        })?;
+        })
+}
+
+/// As [`start`], on a listener already bound ([`bind`]); `options.listen` is not used.
+pub async fn start_on(
+    mut parts: RelayParts,
+    options: ServeOptions,
+    listener: tokio::net::TcpListener,
+) -> Result<RunningServer, ServeError> {
+    options.limits.check()?;
     let addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: options.listen,
         source,
     })?;
+    // The webhook and the poll loop share one counting store: a take-over means the ERP may
+    // have a message twice, and /metrics shows it.
+    let dedupe = CountingTakeOvers::new(Arc::clone(&parts.ports.dedupe));
+    let mut counters = Counters::with_take_overs(dedupe.count());
+    parts.ports.dedupe = Arc::new(dedupe);
+    let poll = match (options.poll_interval, parts.poll_ports()) {
+        (Some(interval), Some(ports)) if !interval.is_zero() && !parts.poll.streams.is_empty() => {
+            // /metrics reports on the streams polled from the start, failing ones included.
+            counters = counters.polling(&parts.poll.streams, parts.poll.start.as_deref());
+            Some((interval, ports))
+        }
+        _ => None,
+    };
+    let counters = Arc::new(counters);
     let app = WebhookApp::new(
         parts.webhook.clone(),
         Arc::clone(&parts.ports.sink),
@@ -310,8 +418,8 @@ pub async fn start(
         shutdown_rx.clone(),
     ));
 
-    let poller = match (options.poll_interval, parts.poll_ports()) {
-        (Some(interval), Some(ports)) if !interval.is_zero() && !parts.poll.streams.is_empty() => {
+    let poller = match poll {
+        Some((interval, ports)) => {
             let config = parts.poll.clone();
             let counters = Arc::clone(&counters);
             Some(tokio::spawn(poll_loop(
@@ -332,7 +440,7 @@ pub async fn start(
     Ok(RunningServer {
         addr,
         shutdown,
-        http,
+        http: Some(http),
         poller,
         admin: None,
         counters,
@@ -545,4 +653,129 @@ async fn poll_loop(
         counters.record_poll(&report);
     }
     tracing::info!("poll loop stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server whose webhook task is `http`, on a throwaway store.
+    fn running(http: JoinHandle<Result<(), ServeError>>, dir: &tempfile::TempDir) -> RunningServer {
+        let store = tcrelay_sqlite::SqliteStore::open(dir.path().join("t.db")).unwrap();
+        RunningServer {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            shutdown: watch::channel(false).0,
+            http: Some(http),
+            poller: None,
+            admin: None,
+            counters: Arc::default(),
+            cursors: Arc::new(store),
+            limits: ServerLimits::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_task_that_panics_or_returns_is_reported_and_shutdown_still_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = running(
+            tokio::spawn(async { panic!("a semaphore may not have more than MAX_PERMITS") }),
+            &dir,
+        );
+        let failure = tokio::time::timeout(Duration::from_secs(10), server.failed())
+            .await
+            .expect("the panic is noticed");
+        let text = failure.to_string();
+        assert!(
+            text.contains("webhook") && text.contains("panicked") && text.contains("MAX_PERMITS"),
+            "{text}"
+        );
+        // The finished task is not awaited again.
+        server.shutdown().await.unwrap();
+
+        let mut server = running(tokio::spawn(async { Ok(()) }), &dir);
+        let failure = tokio::time::timeout(Duration::from_secs(10), server.failed())
+            .await
+            .expect("the end is noticed");
+        assert!(
+            matches!(
+                failure,
+                ServeError::Ended {
+                    server: "webhook",
+                    ..
+                }
+            ),
+            "{failure}"
+        );
+
+        // While it serves, nothing is reported.
+        let mut server = running(tokio::spawn(std::future::pending()), &dir);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), server.failed())
+                .await
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn max_connections_is_bounded_with_the_range_named() {
+        for (value, ok) in [
+            ("1", true),
+            ("1048576", true),
+            ("0", false),
+            ("1048577", false),
+            ("9999999999999999999", false),
+        ] {
+            let env = tcrelay_core::env::env_map(&[(TCRELAY_MAX_CONNECTIONS, value)]);
+            match ServerLimits::from_env_map(&env) {
+                Ok(limits) => {
+                    assert!(ok, "{value} accepted");
+                    assert!(limits.check().is_ok());
+                }
+                Err(e) => {
+                    assert!(!ok, "{value}: {e}");
+                    let text = e.to_string();
+                    assert!(text.starts_with(TCRELAY_MAX_CONNECTIONS), "{text}");
+                    if value != "0" {
+                        assert!(text.contains("between 1 and 1048576"), "{text}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn start_refuses_limits_it_cannot_serve_before_listening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tcrelay_sqlite::SqliteStore::open(dir.path().join("l.db")).unwrap();
+        let mut credentials = tcrelay_core::WebhookCredentials::new();
+        credentials.add_basic("tc", "pw");
+        let parts = RelayParts {
+            webhook: WebhookSettings {
+                credentials,
+                filter: tcrelay_core::EventFilter::allow_all(),
+                max_body_bytes: 1000,
+                max_lines: 10,
+                retry_after_seconds: 1,
+                request_budget: Duration::from_secs(1),
+            },
+            ports: Ports::sqlite(&store),
+            api: None,
+            poll_api: None,
+            poll: PollConfig::default(),
+        };
+        let err = start(
+            parts,
+            ServeOptions {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                poll_interval: None,
+                limits: ServerLimits {
+                    max_connections: usize::MAX,
+                    ..ServerLimits::default()
+                },
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ServeError::Limits(_)), "{err}");
+    }
 }

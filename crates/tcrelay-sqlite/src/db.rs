@@ -141,14 +141,72 @@ impl SqliteStore {
         options: SqliteOptions,
     ) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        // SQLite without SQLITE_OPEN_CREATE refuses a missing file too, but with a message
-        // ("unable to open database file") that does not say which.
-        if !path.is_file() {
-            return Err(OpenError::Missing {
+        must_exist(path)?;
+        Self::open_flags(path, options, OpenFlags::empty())
+    }
+
+    /// Opens the database at `path` read-only, for the operator commands that only read
+    /// (`queue list`, `trace`, `cursor show`, …): nothing is created, migrated or written, so
+    /// looking at a file never changes it (a file of an older schema stays usable by the older
+    /// `serve` that may still run on it). [`OpenError::Missing`] when there is no file;
+    /// [`OpenError::SchemaTooNew`] when its schema is newer than this build, which could
+    /// misread it. The caller checks for an older schema or a file that is not a tcrelay
+    /// database ([`schema_version_of`](Self::schema_version_of),
+    /// [`tables_of`](Self::tables_of)): their queries would fail or answer about nothing.
+    /// Every write through the store fails (SQLite refuses it).
+    pub fn open_read_only(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        must_exist(path)?;
+        let (conn, sqlite) = Self::read_only(path)?;
+        // `serve` may be writing: wait for its lock as a writer would, rather than fail.
+        conn.busy_timeout(
+            options
+                .busy_timeout
+                .min(Duration::from_millis(i32::MAX as u64)),
+        )
+        .map_err(sqlite)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(sqlite)?;
+        if found > schema::SCHEMA_VERSION {
+            return Err(OpenError::SchemaTooNew {
                 path: path.to_path_buf(),
+                found,
+                supported: schema::SCHEMA_VERSION,
             });
         }
-        Self::open_flags(path, options, OpenFlags::empty())
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            batch: Arc::default(),
+            path: Arc::new(path.to_path_buf()),
+            options: Arc::new(options),
+            clock: system_clock(),
+        })
+    }
+
+    /// The names of the tables in the file at `path` (SQLite's own left out), read without
+    /// creating, migrating or writing anything. With a [`schema_version_of`](Self::schema_version_of)
+    /// of 0 it tells a new, empty file (none: opening it creates the schema) from another
+    /// application's database (some: not to be touched).
+    pub fn tables_of(path: impl AsRef<Path>) -> Result<Vec<String>, OpenError> {
+        let path = path.as_ref();
+        must_exist(path)?;
+        let (conn, sqlite) = Self::read_only(path)?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+            )
+            .map_err(sqlite)?;
+        let names = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(sqlite)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite)?;
+        Ok(names)
     }
 
     /// The schema version of the file at `path` as it is (`PRAGMA user_version`), read without
@@ -156,11 +214,7 @@ impl SqliteStore {
     /// opened.
     pub fn schema_version_of(path: impl AsRef<Path>) -> Result<i64, OpenError> {
         let path = path.as_ref();
-        if !path.is_file() {
-            return Err(OpenError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
+        must_exist(path)?;
         let (conn, sqlite) = Self::read_only(path)?;
         conn.query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(sqlite)
@@ -409,6 +463,19 @@ pub(crate) fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     }
 }
 
+/// [`OpenError::Missing`] unless `path` is a file. SQLite without `SQLITE_OPEN_CREATE` refuses
+/// a missing file too, but with a message ("unable to open database file") that does not say
+/// which.
+fn must_exist(path: &Path) -> Result<(), OpenError> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(OpenError::Missing {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::TransactionBehavior;
@@ -455,6 +522,88 @@ mod tests {
             .execute("INSERT INTO cursor (stream, version) VALUES ('c', 1)", [])
             .unwrap();
         assert_eq!(store.set("c", "t").await.unwrap().version, 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_only_store_reads_and_neither_writes_nor_migrates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .set("orders", "2025-01-01T00:00:00.000Z")
+            .await
+            .unwrap();
+        drop(store);
+        let user_version = |path: &Path| -> i64 {
+            Connection::open(path)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        // An older schema stays as it is (an older `serve` may still use the file).
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 1")
+            .unwrap();
+        let reader = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
+        let cursor = reader.read("orders").await.unwrap().unwrap();
+        assert_eq!(cursor.value.as_deref(), Some("2025-01-01T00:00:00.000Z"));
+        assert!(
+            reader
+                .set("orders", "2025-02-01T00:00:00.000Z")
+                .await
+                .is_err()
+        );
+        drop(reader);
+        assert_eq!(user_version(&path), 1);
+
+        // A newer schema is refused; a missing file is not created.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let err = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, OpenError::SchemaTooNew { found: 99, .. }),
+            "{err}"
+        );
+        let missing = dir.path().join("missing.db");
+        let err = SqliteStore::open_read_only(&missing, SqliteOptions::default()).unwrap_err();
+        assert!(matches!(err, OpenError::Missing { .. }), "{err}");
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn tables_of_tells_an_empty_file_from_another_applications_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(
+            SqliteStore::tables_of(&empty).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            std::fs::metadata(&empty).unwrap().len(),
+            0,
+            "nothing written"
+        );
+
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE accounts (id INTEGER)")
+            .unwrap();
+        assert_eq!(SqliteStore::tables_of(&other).unwrap(), ["accounts"]);
+        assert_eq!(SqliteStore::schema_version_of(&other).unwrap(), 0);
+
+        let ours = dir.path().join("ours.db");
+        drop(SqliteStore::open(&ours).unwrap());
+        let tables = SqliteStore::tables_of(&ours).unwrap();
+        assert!(tables.contains(&"outbound".to_owned()), "{tables:?}");
+        assert!(
+            !tables.iter().any(|t| t.starts_with("sqlite_")),
+            "SQLite's own tables are left out: {tables:?}"
+        );
     }
 
     #[test]

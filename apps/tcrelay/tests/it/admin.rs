@@ -5,9 +5,12 @@
 use crate::common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tcrelay::{RunningServer, ServerLimits};
-use tcrelay_core::ports::CursorStore;
+use tcrelay_core::ports::{ApiError, CursorStore};
+use tcrelay_poll::{PageRequest, PollApi, PollConfig, PolledPage};
 use tcrelay_sqlite::SqliteStore;
 
 const CREDENTIALS: &str = "tc:pw";
@@ -161,5 +164,90 @@ async fn metrics_count_by_channel_kind_and_outcome_and_show_the_cursor_age() {
         .await
         .unwrap();
     assert_ne!(leaked.status(), 200);
+    server.shutdown().await.unwrap();
+}
+
+/// Tradecloud refusing our login on every page, as with a wrong TRADECLOUD_PASSWORD.
+struct WrongPassword;
+
+#[async_trait::async_trait]
+impl PollApi for WrongPassword {
+    async fn fetch_page(&self, _request: &PageRequest) -> Result<PolledPage, ApiError> {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_never_polled_successfully_shows_its_failed_runs_and_the_start_age() {
+    // A fresh deployment with a wrong password: no run ever saves a cursor. The alert on the
+    // cursor's age must still fire, and the failed runs must show.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("never.db")).unwrap();
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let poll = PollConfig::from_env_map(&tcrelay_core::env::env_map(&[
+        ("TCRELAY_POLL_STREAMS", "orders"),
+        ("TCRELAY_POLL_START", &two_hours_ago),
+    ]))
+    .unwrap();
+    let parts = tcrelay::RelayParts {
+        webhook: crate::common::webhook_settings(),
+        ports: tcrelay::Ports::sqlite(&store),
+        api: None,
+        poll_api: Some(Arc::new(WrongPassword)),
+        poll,
+    };
+    let mut server = tcrelay::start(
+        parts,
+        tcrelay::ServeOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            poll_interval: Some(Duration::from_millis(50)),
+            limits: ServerLimits::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let admin = server
+        .start_admin(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        client
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let failed = "tcrelay_poll_failed_runs_total{stream=\"orders\"}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = scrape().await;
+        if sample(&text, failed).is_some_and(|n| n >= 2.0) {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed runs counted: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        text.contains("# TYPE tcrelay_poll_failed_runs_total counter"),
+        "{text}"
+    );
+    assert_eq!(
+        store.read("orders").await.unwrap().and_then(|c| c.value),
+        None
+    );
+    let age = sample(&text, "tcrelay_poll_cursor_age_seconds{stream=\"orders\"}")
+        .expect("the age of TCRELAY_POLL_START, with no cursor yet");
+    assert!((7200.0..7300.0).contains(&age), "{age}\n{text}");
+    // A stream not polled has neither series.
+    assert!(!text.contains("stream=\"shipments\""), "{text}");
     server.shutdown().await.unwrap();
 }

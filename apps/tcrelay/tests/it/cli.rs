@@ -196,7 +196,13 @@ fn cursor_set_and_show() {
     let path = dir.path().join("c.db");
     let db = path.to_str().unwrap();
     // `set` may create the database (a backfill start before the first `serve`).
-    let at = "2025-02-03T04:05:06.789Z";
+    let days_ago = |days: i64| {
+        (chrono::Utc::now() - chrono::Duration::days(days))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    };
+    let at = &days_ago(20);
+    let later = &days_ago(10);
     let o = tcrelay(&["--db", db, "cursor", "set", "orders", at], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tcrelay(&["--db", db, "cursor", "show", "shipments"], &[]);
@@ -204,22 +210,12 @@ fn cursor_set_and_show() {
     assert!(stdout(&o).contains("never polled"), "{}", stdout(&o));
     let o = tcrelay(&["--db", db, "cursor", "show", "orders"], &[]);
     assert!(stdout(&o).contains(at), "{}", stdout(&o));
-    let o = tcrelay(
-        &[
-            "--db",
-            db,
-            "cursor",
-            "set",
-            "orders",
-            "2025-03-01T00:00:00.000Z",
-        ],
-        &[],
-    );
-    assert!(o.status.success());
+    let o = tcrelay(&["--db", db, "cursor", "set", "orders", later], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = tcrelay(&["--db", db, "cursor", "show"], &[]);
     let out = stdout(&o);
     assert!(
-        out.contains("2025-03-01T00:00:00.000Z") && !out.contains(at),
+        out.contains(later.as_str()) && !out.contains(at.as_str()),
         "{out}"
     );
     assert!(out.contains("shipments"), "every stream is listed: {out}");
@@ -234,6 +230,8 @@ fn cursor_set_and_show() {
     let o = tcrelay(&["--db", db, "cursor", "set", "orders", "yesterday"], &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ISO 8601"), "{}", stderr(&o));
+    // A value without an offset is accepted (read as UTC): the message must not demand one.
+    assert!(!stderr(&o).contains("with offset"), "{}", stderr(&o));
     // A mistyped year would silence the stream until then: refused, the cursor kept.
     let o = tcrelay(
         &[
@@ -382,7 +380,10 @@ async fn operator_commands_are_quiet_and_a_closed_pipe_ends_them_silently() {
     drop(store);
 
     // Quiet: no log lines (the store's INFO "SQLite store open" among them) on a good run.
-    for args in [&["queue", "stats"][..], &["queue", "list", "--limit", "3"]] {
+    for args in [
+        &["queue", "stats"][..],
+        &["queue", "list", "--limit", "3000"],
+    ] {
         let o = tcrelay(&[&["--db", db][..], args].concat(), &[]);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         assert_eq!(stderr(&o), "", "{args:?} wrote to stderr");
@@ -410,4 +411,311 @@ async fn operator_commands_are_quiet_and_a_closed_pipe_ends_them_silently() {
         assert_eq!(stderr(&o), "", "{args:?} complained about the closed pipe");
         assert!(o.status.success(), "{args:?}: {}", o.status);
     }
+}
+
+/// The tables and `user_version` of a SQLite file, and its bytes, to show nothing changed.
+fn snapshot(path: &std::path::Path) -> (Vec<String>, i64, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    let tables = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<Vec<String>, _>>()
+        .unwrap();
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    (tables, version, bytes)
+}
+
+const READING: [&[&str]; 8] = [
+    &["queue", "list"],
+    &["queue", "export"],
+    &["queue", "stats"],
+    &["quarantine", "list"],
+    &["quarantine", "export"],
+    &["trace", "o-1"],
+    &["cursor", "show"],
+    &["cursor", "show", "orders"],
+];
+
+#[test]
+fn commands_refuse_a_file_that_is_not_a_tcrelay_database_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE accounts (id INTEGER); INSERT INTO accounts VALUES (1);")
+        .unwrap();
+    let db = path.to_str().unwrap();
+    let before = snapshot(&path);
+    let recent = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let writing: [&[&str]; 4] = [
+        &["queue", "ack", "--up-to", "1"],
+        &["quarantine", "drop", "1"],
+        &["quarantine", "replay", "1"],
+        &["cursor", "set", "orders", &recent],
+    ];
+    let env = [("TCRELAY_WEBHOOK_BASIC", "tc:pw")];
+    for args in READING.iter().chain(&writing) {
+        let o = tcrelay(&[&["--db", db][..], args].concat(), &env);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
+        assert_eq!(stdout(&o), "", "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("{db} is not a tcrelay database")) && err.contains("accounts"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(snapshot(&path), before, "{args:?} changed the file");
+    }
+
+    // An empty file: nothing to read, and reading it does not make it a database.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let db = empty.to_str().unwrap();
+    for args in READING {
+        let o = tcrelay(&[&["--db", db][..], args].concat(), &[]);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("is not a tcrelay database"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "{args:?}");
+    }
+    // A write may still prepare it, as it may create a missing file.
+    let o = tcrelay(&["--db", db, "cursor", "set", "orders", &recent], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A directory is named as one, not as "no database".
+    let db = dir.path().to_str().unwrap();
+    let o = tcrelay(&["--db", db, "queue", "stats"], &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!("{db} is a directory")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn reading_commands_leave_an_older_schema_unmigrated_and_say_how_to_migrate() {
+    let (_dir, db, store) = queue_db();
+    store.enqueue(&[envelope("o-1", 1)]).await.unwrap();
+    drop(store);
+    let path = std::path::PathBuf::from(&db);
+    let older = tcrelay_sqlite::SCHEMA_VERSION - 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {older}"))
+        .unwrap();
+    let before = snapshot(&path);
+    for args in READING {
+        let o = tcrelay(&[&["--db", db.as_str()][..], args].concat(), &[]);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("schema version {older}"))
+                && err.contains("run `tcrelay serve` of this build once to migrate it"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(snapshot(&path).1, before.1, "{args:?} migrated the file");
+    }
+    // A newer one is refused too, naming the version.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999")
+        .unwrap();
+    let o = tcrelay(&["--db", db.as_str(), "queue", "stats"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("999"), "{}", stderr(&o));
+    // On the current schema they read as before.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "PRAGMA user_version = {}",
+            tcrelay_sqlite::SCHEMA_VERSION
+        ))
+        .unwrap();
+    for args in READING {
+        let o = tcrelay(&[&["--db", db.as_str()][..], args].concat(), &[]);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(stats(&db)["pending"], 1);
+}
+
+#[tokio::test]
+async fn queue_list_says_how_many_messages_its_limit_left_out() {
+    let (_dir, db, store) = queue_db();
+    let db = db.as_str();
+    let batch: Vec<Envelope> = (1..=5).map(|n| envelope(&format!("o{n}"), n)).collect();
+    store.enqueue(&batch).await.unwrap();
+    let o = tcrelay(&["--db", db, "queue", "list", "--limit", "2"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3, "header and two rows");
+    let err = stderr(&o);
+    assert!(
+        err.contains("3 more message(s) not shown")
+            && err.contains("--limit")
+            && err.contains("queue export"),
+        "{err}"
+    );
+    let o = tcrelay(
+        &["--db", db, "queue", "list", "--limit", "2", "--json"],
+        &[],
+    );
+    assert_eq!(stdout(&o).lines().count(), 2);
+    assert!(stderr(&o).contains("3 more"), "{}", stderr(&o));
+    // All shown: nothing said.
+    let o = tcrelay(&["--db", db, "queue", "list", "--limit", "5"], &[]);
+    assert_eq!(stderr(&o), "");
+    store.ack_up_to(4).await.unwrap();
+    let o = tcrelay(&["--db", db, "queue", "list", "--all", "--limit", "1"], &[]);
+    assert!(
+        stderr(&o).contains("4 more") && stderr(&o).contains("queue export --all"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn trace_refuses_an_empty_object_id() {
+    use tcrelay_core::ports::{Quarantine as _, QuarantinedRequest};
+    let (_dir, db, store) = queue_db();
+    store
+        .keep(&QuarantinedRequest {
+            received_at: chrono::Utc::now(),
+            method: "POST".to_owned(),
+            uri: "/webhook/orders".to_owned(),
+            content_type: None,
+            headers: Vec::new(),
+            body: b"{}".to_vec(),
+            reason: "malformed".to_owned(),
+        })
+        .await
+        .unwrap();
+    for id in ["", "  "] {
+        let o = tcrelay(&["--db", db.as_str(), "trace", id, "--json"], &[]);
+        assert!(!o.status.success(), "{id:?}: {}", stdout(&o));
+        assert_eq!(stdout(&o), "");
+        assert!(stderr(&o).contains("object id is empty"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn cursor_set_refuses_a_time_before_the_dedupe_records_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let db = path.to_str().unwrap();
+    // A typo for 2025: everything since would be sent again, most of it without a record.
+    let o = tcrelay(
+        &[
+            "--db",
+            db,
+            "cursor",
+            "set",
+            "orders",
+            "0025-01-01T00:00:00Z",
+        ],
+        &[],
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("TCRELAY_DEDUPE_TTL_DAYS: 30 days")
+            && err.contains("duplicates")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert!(!path.exists(), "a refused value creates no database");
+    let forty_days_ago = (chrono::Utc::now() - chrono::Duration::days(40))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let o = tcrelay(
+        &["--db", db, "cursor", "set", "orders", &forty_days_ago],
+        &[],
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    // Within a longer lifetime of the records it is no backfill past them.
+    let o = tcrelay(
+        &["--db", db, "cursor", "set", "orders", &forty_days_ago],
+        &[("TCRELAY_DEDUPE_TTL_DAYS", "60")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tcrelay(
+        &[
+            "--db",
+            db,
+            "cursor",
+            "set",
+            "orders",
+            "2020-01-01T00:00:00.000Z",
+            "--force",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tcrelay(&["--db", db, "cursor", "show", "orders"], &[]);
+    assert!(
+        stdout(&o).contains("2020-01-01T00:00:00.000Z"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn serve_refuses_a_connection_cap_out_of_range_before_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cap.db");
+    // Through `common::serve`: a `serve` that announced itself (and then lived on with its
+    // server task dead, as before) fails the test instead of hanging it.
+    let exited = common::serve(
+        db.to_str().unwrap(),
+        &[
+            ("TCRELAY_WEBHOOK_BASIC", "tc:pw"),
+            ("TCRELAY_MAX_CONNECTIONS", "9999999999999999999"),
+        ],
+    )
+    .expect_err("serve started with a cap it cannot serve");
+    assert!(!exited.status.success());
+    assert!(
+        exited.stderr.contains("TCRELAY_MAX_CONNECTIONS")
+            && exited.stderr.contains("between 1 and"),
+        "{}",
+        exited.stderr
+    );
+}
+
+#[test]
+fn a_taken_admin_address_stops_serve_before_it_announces_or_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("admin.db");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = taken.local_addr().unwrap().to_string();
+    let o = tcrelay(
+        &[
+            "--db",
+            db.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            &admin,
+        ],
+        &[("TCRELAY_WEBHOOK_BASIC", "tc:pw")],
+    );
+    assert!(!o.status.success());
+    assert_eq!(stdout(&o), "", "nothing announced");
+    assert!(
+        stderr(&o).contains(&format!("cannot listen on {admin}")),
+        "{}",
+        stderr(&o)
+    );
 }

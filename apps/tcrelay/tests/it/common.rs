@@ -30,23 +30,28 @@ pub fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The webhook as the in-process server tests run it: Basic `tc:pw`, every event relayed.
+pub fn webhook_settings() -> tcrelay_core::WebhookSettings {
+    let mut credentials = tcrelay_core::WebhookCredentials::new();
+    credentials.add_basic("tc", "pw");
+    tcrelay_core::WebhookSettings {
+        credentials,
+        filter: tcrelay_core::EventFilter::allow_all(),
+        max_body_bytes: 1_000_000,
+        max_lines: tradecloud_model::DEFAULT_MAX_LINES,
+        retry_after_seconds: 1,
+        request_budget: Duration::from_secs(5),
+    }
+}
+
 /// The relay on `store`'s ports as the in-process server tests start it: Basic `tc:pw`, every
 /// event relayed, no Tradecloud, no polling.
 pub async fn start_sqlite(
     store: &tcrelay_sqlite::SqliteStore,
     limits: tcrelay::ServerLimits,
 ) -> tcrelay::RunningServer {
-    let mut credentials = tcrelay_core::WebhookCredentials::new();
-    credentials.add_basic("tc", "pw");
     let parts = tcrelay::RelayParts {
-        webhook: tcrelay_core::WebhookSettings {
-            credentials,
-            filter: tcrelay_core::EventFilter::allow_all(),
-            max_body_bytes: 1_000_000,
-            max_lines: tradecloud_model::DEFAULT_MAX_LINES,
-            retry_after_seconds: 1,
-            request_budget: Duration::from_secs(5),
-        },
+        webhook: webhook_settings(),
         ports: tcrelay::Ports::sqlite(store),
         api: None,
         poll_api: None,

@@ -8,6 +8,8 @@ use std::process::Output;
 
 const CREDENTIALS: &str = "tc:pw";
 const ORDER_ID: &str = "f00dcafe-0500-4a00-8b00-000000000500-PO500";
+/// The webhook credential of `serve`'s environment, which a replay requires.
+const SERVE_ENV: (&str, &str) = ("TCRELAY_WEBHOOK_BASIC", CREDENTIALS);
 
 use common::{stdout, tcrelay};
 
@@ -62,7 +64,7 @@ async fn replay_relays_what_now_passes_and_keeps_the_rest_then_drop_and_trace() 
     // Under the same cap it is refused again: kept, once, and the exit code says so.
     let o = tcrelay(
         &["--db", db, "quarantine", "replay", &ids[0].to_string()],
-        &[("TCRELAY_MAX_LINES", "10")],
+        &[SERVE_ENV, ("TCRELAY_MAX_LINES", "10")],
     );
     assert!(!o.status.success());
     assert!(stdout(&o).contains("413"), "{}", stdout(&o));
@@ -76,7 +78,7 @@ async fn replay_relays_what_now_passes_and_keeps_the_rest_then_drop_and_trace() 
     // With the default cap the order goes through; the body without an order stays.
     let o = tcrelay(
         &["--db", db, "quarantine", "replay", "--all", "--json"],
-        &[],
+        &[SERVE_ENV],
     );
     assert!(!o.status.success(), "one of the two is still refused");
     let replayed: Vec<serde_json::Value> = stdout(&o)
@@ -185,7 +187,7 @@ async fn a_replay_that_cannot_pass_says_why_and_keeps_the_entry() {
 
     let o = tcrelay(
         &["--db", db, "quarantine", "replay", "--all", "--json"],
-        &[],
+        &[SERVE_ENV],
     );
     assert!(!o.status.success(), "neither left the quarantine");
     let replayed: Vec<serde_json::Value> = stdout(&o)
@@ -215,7 +217,7 @@ async fn a_replay_that_cannot_pass_says_why_and_keeps_the_entry() {
 
     let text = stdout(&tcrelay(
         &["--db", db, "quarantine", "replay", "--all"],
-        &[],
+        &[SERVE_ENV],
     ));
     assert!(
         text.contains("- not-replayed  kept: its body was not kept"),
@@ -253,6 +255,7 @@ fn doctor_checks_the_file_and_its_schema() {
             "set",
             "orders",
             "2025-01-01T00:00:00.000Z",
+            "--force",
         ],
         &[],
     );
@@ -324,6 +327,7 @@ fn log_lines_are_json_on_request_and_never_coloured_into_a_pipe() {
         "set",
         "orders",
         "2025-01-01T00:00:00.000Z",
+        "--force",
     ];
     let info = [("RUST_LOG", "info")];
 
@@ -349,4 +353,80 @@ fn log_lines_are_json_on_request_and_never_coloured_into_a_pipe() {
         !stderr.contains('\u{1b}'),
         "no colours into a pipe: {stderr:?}"
     );
+}
+
+#[tokio::test]
+async fn replay_refuses_without_serves_environment_and_names_the_settings_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("env.db");
+    let db = path.to_str().unwrap();
+    quarantine_two(db).await;
+    let listed = json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]));
+
+    // A plain shell: the defaults would decide (here: relay the order refused under
+    // TCRELAY_MAX_LINES=10), so nothing is replayed.
+    let o = tcrelay(&["--db", db, "quarantine", "replay", "--all"], &[]);
+    assert!(!o.status.success());
+    assert_eq!(stdout(&o), "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("needs serve's environment")
+            && err.contains("TCRELAY_WEBHOOK_BASIC")
+            && err.contains("set -a"),
+        "{err}"
+    );
+    let still = json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]));
+    assert_eq!(still, listed, "nothing replayed");
+
+    // With it: the settings in force on stderr (never the credential), and no log line
+    // about GET webhooks when none is replayed.
+    let o = tcrelay(
+        &[
+            "--db",
+            db,
+            "quarantine",
+            "replay",
+            &listed[0]["id"].to_string(),
+        ],
+        &[
+            SERVE_ENV,
+            ("TCRELAY_MAX_LINES", "10"),
+            ("TCRELAY_EVENT_DENY", "OrderResentByBuyer"),
+        ],
+    );
+    assert!(!o.status.success(), "still over the cap");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("TCRELAY_MAX_LINES=10")
+            && err.contains("TCRELAY_EVENT_DENY=OrderResentByBuyer")
+            && err.contains("TCRELAY_EVENT_ALLOW=(every event)"),
+        "{err}"
+    );
+    assert!(!err.contains(CREDENTIALS), "{err}");
+    assert!(
+        !err.contains("WARN") && !err.contains("GET webhooks"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line of settings: {err}");
+}
+
+#[tokio::test]
+async fn an_id_given_twice_is_replayed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twice.db");
+    let db = path.to_str().unwrap();
+    quarantine_two(db).await;
+    let listed = json_lines(&tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]));
+    let id = listed[0]["id"].to_string();
+    let o = tcrelay(
+        &["--db", db, "quarantine", "replay", &id, &id, "--json"],
+        &[SERVE_ENV],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let replayed = json_lines(&o);
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
+    assert_eq!(replayed[0]["status"], 202);
+    assert_eq!(replayed[0]["removed"], true);
+    let queued = json_lines(&tcrelay(&["--db", db, "queue", "list", "--json"], &[]));
+    assert_eq!(queued.len(), 1, "{queued:?}");
 }
