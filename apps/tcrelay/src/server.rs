@@ -266,8 +266,8 @@ impl RunningServer {
             )
         };
         let router = axum::Router::new()
-            .route("/metrics", axum::routing::get(metrics))
-            .route("/health", axum::routing::get(health));
+            .route("/metrics", probe(axum::routing::get(metrics)))
+            .route("/health", probe(axum::routing::get(health)));
         self.admin = Some(tokio::spawn(serve_http(
             listener,
             router,
@@ -404,7 +404,7 @@ pub async fn start_on(
     );
     // Outside the counting layer: probes are not traffic.
     let router = axum::Router::new()
-        .route("/health", axum::routing::get(health))
+        .route("/health", probe(axum::routing::get(health)))
         .merge(counted(
             webhook_router(Arc::new(app)),
             Arc::clone(&counters),
@@ -446,6 +446,21 @@ pub async fn start_on(
         counters,
         cursors: Arc::clone(&parts.ports.cursors),
         limits: options.limits,
+    })
+}
+
+/// A GET-only route whose other methods are answered 405 as problem+json with `Allow`, like
+/// every other refusal of the server (axum's own 405 has an empty body).
+fn probe(route: axum::routing::MethodRouter) -> axum::routing::MethodRouter {
+    route.fallback(|method: http::Method| async move {
+        let mut problem = tcrelay_core::problem::Problem::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("{method} is not served here: use GET"),
+        );
+        problem.allow = Some(http::HeaderValue::from_static("GET, HEAD"));
+        problem
     })
 }
 

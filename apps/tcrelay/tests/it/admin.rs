@@ -49,6 +49,20 @@ async fn health_answers_200_without_credentials_and_the_webhook_still_asks_for_t
         .unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "ok\n", "no details");
+    // Another method is refused as every refusal is: problem+json naming what is served.
+    let post = client
+        .post(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
+    assert_eq!(post.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = post.json().await.unwrap();
+    assert_eq!(
+        problem["type"],
+        "urn:tradecloud-relay:problem:method-not-allowed"
+    );
     let webhook = client
         .get(format!("http://{addr}/webhook/orders/o-1"))
         .send()
