@@ -38,17 +38,18 @@ use crate::metrics::{Counters, counted};
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The listen address could not be bound. The cause is in the message, not a `source`,
+    /// which `{:#}` would print a second time.
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// The HTTP server failed.
+    /// The HTTP server failed (the cause in the message, as for [`ServeError::Bind`]).
     #[error("the HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
+    Serve(std::io::Error),
     /// The limits cannot be served (set past what [`ServerLimits::from_env_map`] admits).
     #[error("invalid server limits: {0}")]
     Limits(String),
@@ -364,9 +365,9 @@ pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningSe
 pub async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
     tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|error| ServeError::Bind {
             addr: listen,
-            source,
+            error,
         })
 }
 
@@ -377,9 +378,9 @@ pub async fn start_on(
     listener: tokio::net::TcpListener,
 ) -> Result<RunningServer, ServeError> {
     options.limits.check()?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+    let addr = listener.local_addr().map_err(|error| ServeError::Bind {
         addr: options.listen,
-        source,
+        error,
     })?;
     // The webhook and the poll loop share one counting store: a take-over means the ERP may
     // have a message twice, and /metrics shows it.

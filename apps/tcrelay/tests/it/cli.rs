@@ -718,4 +718,6 @@ fn a_taken_admin_address_stops_serve_before_it_announces_or_serves() {
         "{}",
         stderr(&o)
     );
+    // The OS's reason once, not again as a cause.
+    assert_eq!(stderr(&o).matches("os error").count(), 1, "{}", stderr(&o));
 }
