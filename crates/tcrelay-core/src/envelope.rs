@@ -305,11 +305,16 @@ impl ObjectState {
             message_id,
         ] = members;
         // Trimmed of XML white space as the webhook's decoder trims what it reads (a tXML
-        // leaf may be padded), so one state has one key whichever channel brings it.
+        // leaf may be padded), so one state has one key whichever channel brings it. A value
+        // of white space only is kept as it is: a polled item without an id stops its stream,
+        // which such an odd id never did.
         let text = |v: Option<&Value>| {
             v.and_then(Value::as_str)
-                .map(|s| s.trim_matches([' ', '\t', '\r', '\n']))
                 .filter(|s| !s.is_empty())
+                .map(|s| match s.trim_matches([' ', '\t', '\r', '\n']) {
+                    "" => s,
+                    trimmed => trimmed,
+                })
                 .map(str::to_owned)
         };
         let version = match version {
@@ -695,7 +700,7 @@ mod tests {
         assert_eq!(state.message_id.as_deref(), Some("m"));
         assert_eq!(
             ObjectState::of_text(r#"{"id":"  "}"#, "asked").unwrap().id,
-            "asked"
+            "  "
         );
     }
 }
