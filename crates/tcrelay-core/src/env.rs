@@ -146,19 +146,21 @@ pub fn http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
 /// proxy): a login sent over plain http to another host crosses the network in clear text.
 pub fn https_url_unless_local(var: &'static str, url: &str) -> Result<(), ConfigError> {
     http_url(var, url)?;
-    let Some(rest) = url.strip_prefix("http://") else {
+    // Parsed as the HTTP client parses it (the `url` crate, by the WHATWG rules): a hand-made
+    // split read `http://host\@localhost/` as local while the client sends to `host`.
+    let parsed = url::Url::parse(url).map_err(|e| ConfigError::Invalid {
+        var,
+        reason: format!("{url:?} is not a URL: {e}"),
+    })?;
+    if parsed.scheme() == "https" {
         return Ok(());
+    }
+    let local = match parsed.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let host = match host_port.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host_port.split(':').next().unwrap_or_default(),
-    };
-    let local = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
     if local {
         Ok(())
     } else {
@@ -193,6 +195,9 @@ mod tests {
             "http://127.0.0.1.evil.example/v2",
             "http://localhost.example.com/v2",
             "http://user@api.tradecloud1.com/v2",
+            "http://api.tradecloud1.com\\@localhost/v2",
+            "http://api.tradecloud1.com\\@127.0.0.1:7001/v2",
+            "http://api.tradecloud1.com#@localhost/v2",
             "ftp://127.0.0.1/",
         ] {
             let err = https_url_unless_local("V", refused).unwrap_err();
