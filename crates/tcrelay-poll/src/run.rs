@@ -1060,12 +1060,14 @@ impl StreamRun<'_> {
             // Never back (an item before `pos` in an inclusive or unsorted answer).
             return Ok(());
         }
-        let (to, to_at) = if timestamp::has_zone(&to) {
+        let (to, to_at) = if timestamp::is_rfc3339(&to) {
             (to, to_at)
         } else {
-            // A zone-less time goes back to Tradecloud and into the cursor in the documented
-            // form; at millisecond precision it is at most the item's time, so nothing is
-            // skipped (the item itself comes back once more, absorbed by the dedupe).
+            // A zone-less time, or one spelt as java.time writes it (`…Z[UTC]`, `+0200`), goes
+            // back to Tradecloud and into the cursor in the documented form: whether its API
+            // reads the other spellings is not known. At millisecond precision it is at most
+            // the item's time, so nothing is skipped (the item itself comes back once more,
+            // absorbed by the dedupe).
             let text = timestamp::format(to_at);
             let at = timestamp::parse(&text).unwrap_or(to_at);
             (text, at)

@@ -32,8 +32,13 @@ pub fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
 /// Whether `text` carries its own zone (`Z` or an offset); `false` for a zone-less date-time
 /// that [`parse`] reads as UTC, so callers can say so in a warning.
 pub fn has_zone(text: &str) -> bool {
+    is_rfc3339(text) || split_zone(text).is_some_and(|(_, offset)| offset.is_some())
+}
+
+/// Whether `text` is an RFC 3339 date-time (`YYYY-MM-DDThh:mm:ss[.f](Z|±hh:mm)`), the form
+/// Tradecloud documents; the other spellings [`parse`] reads are sent back to it in that form.
+pub fn is_rfc3339(text: &str) -> bool {
     DateTime::parse_from_rfc3339(text).is_ok()
-        || split_zone(text).is_some_and(|(_, offset)| offset.is_some())
 }
 
 /// The forms `java.time` writes that RFC 3339 does not allow (see [`parse`]).
@@ -59,9 +64,9 @@ fn java_time(text: &str) -> Option<DateTime<Utc>> {
 /// Splits `text` into its local date-time and its offset in seconds east of UTC (`None`: no
 /// zone), after dropping a `[zone id]` suffix; `None` for an offset that is malformed.
 fn split_zone(text: &str) -> Option<(&str, Option<i32>)> {
-    let text = match text.strip_suffix(']') {
-        Some(rest) => &rest[..rest.rfind('[')?],
-        None => text,
+    let (text, zone_id) = match text.strip_suffix(']') {
+        Some(rest) => (&rest[..rest.rfind('[')?], true),
+        None => (text, false),
     };
     if let Some(local) = text.strip_suffix(['Z', 'z']) {
         return Some((local, Some(0)));
@@ -69,7 +74,9 @@ fn split_zone(text: &str) -> Option<(&str, Option<i32>)> {
     // The date's own dashes come before the `T`; a sign after it starts the offset.
     let time_start = text.find(['T', 't'])?;
     let Some(sign_at) = text[time_start..].rfind(['+', '-']).map(|i| time_start + i) else {
-        return Some((text, None));
+        // A zone id without an offset names an instant only with a zone database (which the
+        // relay has none of); java.time never writes one so. Unreadable, not UTC.
+        return (!zone_id).then_some((text, None));
     };
     let (local, offset) = text.split_at(sign_at);
     let sign = if offset.starts_with('-') { -1 } else { 1 };
@@ -164,6 +171,8 @@ mod tests {
             "2025-05-11T22",
             "2025-05-11",
             "2025-05-11T22:00:00Zgarbage",
+            "2025-05-11T22:00[Europe/Amsterdam]",
+            "2025-05-11T22:00:00.000[UTC]",
         ] {
             assert!(parse(broken).is_err(), "{broken}");
         }
