@@ -4,8 +4,8 @@
 //! encoding="ISO-8859-1"?>`), and must be readable in UTF-16. The encoding is decided, first
 //! that applies: a byte-order mark (UTF-8 or UTF-16); UTF-16 without one, told by the
 //! document's first character `<` (the XML specification's appendix F); the declaration's
-//! `encoding`, read from the ASCII-compatible prolog; the content type's `charset`; else
-//! UTF-8. A body in UTF-8 is read where it lies; any other is transcoded once, before it is
+//! `encoding`, read from the ASCII-compatible prolog, when it names another than UTF-8; UTF-8
+//! for a body that is valid UTF-8; the content type's `charset`; else UTF-8. A body in UTF-8 is read where it lies; any other is transcoded once, before it is
 //! parsed, with the labels and decoders of the Encoding Standard (`encoding_rs`, as browsers
 //! do: `ISO-8859-1` is read as `windows-1252`, of which it is a subset).
 
@@ -35,22 +35,7 @@ pub fn to_utf8<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str
         None => match bytes {
             [b'<', 0, ..] => (UTF_16LE, bytes),
             [0, b'<', ..] => (UTF_16BE, bytes),
-            _ => {
-                let label = declared_encoding(bytes).or(charset.map(str::trim));
-                match label.filter(|l| !l.is_empty()) {
-                    None => (UTF_8, bytes),
-                    Some(label) => match encoding_for(label) {
-                        Some(encoding) => (encoding, bytes),
-                        // Every encoding a label could name reads ASCII as ASCII.
-                        None if bytes.is_ascii() => (UTF_8, bytes),
-                        None => {
-                            return Err(DecodeError::UnknownEncoding {
-                                label: label.chars().take(64).collect(),
-                            });
-                        }
-                    },
-                }
-            }
+            _ => (labelled(bytes, charset)?, bytes),
         },
     };
     if encoding == UTF_8 {
@@ -67,6 +52,35 @@ pub fn to_utf8<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str
             encoding: encoding.name(),
             offset: skipped + offset,
         })
+}
+
+/// The encoding of a body without a byte-order mark. The document's own declaration decides
+/// first: it travels with the bytes. Without one (or with one that says UTF-8), a body that is
+/// valid UTF-8 is read as UTF-8 whatever the `charset` says (a header set by a proxy or a
+/// default could otherwise turn `é` into `Ã©`, and the ids the relay reads with it); only a body
+/// that is not UTF-8 takes the `charset`'s encoding.
+fn labelled(bytes: &[u8], charset: Option<&str>) -> Result<&'static Encoding, DecodeError> {
+    let known = |label: &str| match encoding_for(label) {
+        Some(encoding) => Ok(Some(encoding)),
+        // Every encoding a label could name reads ASCII as ASCII.
+        None if bytes.is_ascii() => Ok(None),
+        None => Err(DecodeError::UnknownEncoding {
+            label: label.chars().take(64).collect(),
+        }),
+    };
+    if let Some(label) = declared_encoding(bytes).filter(|l| !l.is_empty())
+        && let Some(encoding) = known(label)?
+        && encoding != UTF_8
+    {
+        return Ok(encoding);
+    }
+    if std::str::from_utf8(bytes).is_ok() {
+        return Ok(UTF_8);
+    }
+    match charset.map(str::trim).filter(|l| !l.is_empty()) {
+        Some(label) => Ok(known(label)?.unwrap_or(UTF_8)),
+        None => Ok(UTF_8),
+    }
 }
 
 /// The decoder for `label`. A declaration that says UTF-16 in a prolog that reads as ASCII
@@ -176,6 +190,18 @@ mod tests {
         );
         let bare = b"<a>caf\xe9</a>";
         assert_eq!(to_utf8(bare, Some("latin1")).unwrap(), "<a>café</a>");
+        // A UTF-8 body is not read in the charset's encoding: it would turn é into Ã©.
+        assert_eq!(
+            to_utf8("<a>café</a>".as_bytes(), Some("ISO-8859-1")).unwrap(),
+            "<a>café</a>"
+        );
+        // A declaration that says UTF-8 over Latin-1 bytes: the charset says what they are.
+        let mislabelled = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><a>caf\xe9</a>";
+        assert!(
+            to_utf8(mislabelled, Some("ISO-8859-1"))
+                .unwrap()
+                .ends_with("<a>café</a>")
+        );
         assert_eq!(
             to_utf8(bare, None),
             Err(DecodeError::InvalidUtf8 { offset: 6 })
