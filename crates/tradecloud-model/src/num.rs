@@ -34,13 +34,14 @@ pub mod opt_decimal {
         }
     }
 
-    /// Accepts a number, a quoted number, or null.
+    /// Accepts a number, a quoted number, or null. A JSON number beyond the decimal's range
+    /// (`1e-30`, 30 digits) is `None`: it is legitimate JSON, forwarded as sent, which the typed
+    /// view cannot hold (and whose spelling serde_json may change to an exponent the decimal's
+    /// parser reads differently: `0.000…1` fits by rounding, `1e-30` does not).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
         match Value::deserialize(d)? {
             Value::Null => Ok(None),
-            Value::Number(n) => parse_decimal(&n.to_string())
-                .map(Some)
-                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a decimal"))),
+            Value::Number(n) => Ok(parse_decimal(&n.to_string())),
             Value::String(s) => parse_decimal(&s)
                 .map(Some)
                 .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a decimal number"))),

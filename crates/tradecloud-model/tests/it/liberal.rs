@@ -306,6 +306,16 @@ fn numbers_beyond_a_decimal_and_null_list_items_are_left_out_of_the_view_only() 
     assert_eq!(lines[0].id, None);
     assert_eq!(lines[1].id.as_deref(), Some("l-2"));
     assert_eq!(read.payload, order);
+
+    // The same number written out in full, as its text (not a Rust literal, which would
+    // become 1e-30): it fits a decimal by rounding, and must not fail the view either.
+    let text = r#"{"id": "o-2", "lines": [{"id": "l-1", "buyerLine": {"prices":
+        {"grossPrice": {"priceInTransactionCurrency":
+        {"value": 0.000000000000000000000000000001}}}}}]}"#;
+    let order: serde_json::Value = serde_json::from_str(text).unwrap();
+    let read = tradecloud_model::read_order(order.clone()).unwrap();
+    assert_eq!(read.view.lines.unwrap()[0].id.as_deref(), Some("l-1"));
+    assert_eq!(read.payload, order);
 }
 
 #[test]
