@@ -84,7 +84,7 @@ fn the_demo_keeps_its_database_when_given_one_and_logs_nothing() {
         .expect("the summary's queue count")
         .parse()
         .unwrap();
-    let (stats, quarantined) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+    let (stats, quarantined, exported) = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = SqliteStore::open_existing(&path, SqliteOptions::default()).unwrap();
         let mut stats = Vec::new();
         ops::queue_stats(&store, true, &mut stats).await.unwrap();
@@ -92,14 +92,70 @@ fn the_demo_keeps_its_database_when_given_one_and_logs_nothing() {
         ops::quarantine_list(&store, true, &mut quarantined)
             .await
             .unwrap();
-        (stats, quarantined)
+        let mut exported = Vec::new();
+        ops::queue_export(&store, true, None, &mut exported)
+            .await
+            .unwrap();
+        (stats, quarantined, exported)
     });
     let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
     assert_eq!(stats["pending"], on_queue, "{stdout}");
     assert_eq!(String::from_utf8_lossy(&quarantined).lines().count(), 3);
+    assert_conform_to_schema(&exported);
 
     // A second run would mix its messages with the first's: refused, the file untouched.
     let again = run();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+}
+
+/// Every envelope of the demo, from every channel (webhook POST in JSON and tXML, GET, poll),
+/// against docs/envelope.schema.json with Python's jsonschema, as a consumer would check them
+/// (`examples/python/validate.py`, the venv of scripts/test.sh).
+fn assert_conform_to_schema(exported: &[u8]) {
+    use std::io::Write as _;
+    let text = String::from_utf8_lossy(exported);
+    let sources: std::collections::BTreeSet<String> = text
+        .lines()
+        .map(|l| {
+            let envelope: serde_json::Value = serde_json::from_str(l).unwrap();
+            envelope["source"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        ["poll", "webhook-get", "webhook-post"]
+            .map(str::to_owned)
+            .into(),
+        "every channel's envelopes are checked"
+    );
+    let venv = std::env::var("TCRELAY_TEST_VENV").expect(
+        "TCRELAY_TEST_VENV is not set: this test checks envelopes with the venv of \
+         scripts/test.sh (source scripts/venv.sh, then export TCRELAY_TEST_VENV=$PWD/.venv)",
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = Command::new(std::path::Path::new(&venv).join("bin/python"))
+        .arg(root.join("examples/python/validate.py"))
+        .arg(root.join("docs/envelope.schema.json"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run validate.py");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = exported.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().expect("validate.py");
+    writer.join().unwrap().expect("write to validate.py");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "envelopes do not conform to the schema:\n{}{report}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let count = text.lines().count();
+    assert!(
+        report.contains(&format!("{count} envelopes checked, 0 invalid")),
+        "{report}"
+    );
 }
