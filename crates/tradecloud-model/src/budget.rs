@@ -57,6 +57,15 @@ impl Budget {
         Budget { limit, left: limit }
     }
 
+    /// A budget of exactly `units`, for tests that pin what a read spends.
+    #[cfg(test)]
+    pub(crate) fn of_units(units: usize) -> Budget {
+        Budget {
+            limit: units,
+            left: units,
+        }
+    }
+
     /// No bound, for a read that builds nothing.
     pub fn unlimited() -> Budget {
         Budget {

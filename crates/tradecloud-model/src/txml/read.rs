@@ -156,15 +156,34 @@ pub fn read_document_in(
     leniencies: &mut Leniencies,
 ) -> Result<Value, DecodeError> {
     let text = super::encoding::to_utf8(bytes, charset)?;
+    read_text(
+        &text,
+        matches!(text, Cow::Owned(_)),
+        Budget::for_body(bytes.len()),
+        root,
+        shape,
+        leniencies,
+    )
+}
+
+/// Reads `text` as [`read_document_in`] does, within `budget`, which first pays for the copy
+/// when `text` was `transcoded`.
+fn read_text(
+    text: &str,
+    transcoded: bool,
+    mut budget: Budget,
+    root: &'static str,
+    shape: &'static Shape,
+    leniencies: &mut Leniencies,
+) -> Result<Value, DecodeError> {
     if text.trim().is_empty() {
         return Err(DecodeError::Empty);
     }
-    let mut budget = Budget::for_body(bytes.len());
-    if let Cow::Owned(copy) = &text {
-        budget.charge((2 * copy.len()).div_ceil(UNIT_COST_BYTES))?;
+    if transcoded {
+        budget.charge((2 * text.len()).div_ceil(UNIT_COST_BYTES))?;
     }
     Doc {
-        text: &text,
+        text,
         root,
         shape,
         stack: Vec::new(),
@@ -592,5 +611,51 @@ fn xml_error(at: Location, message: &str) -> DecodeError {
     DecodeError::Xml {
         at,
         message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{WEBHOOK_BODY_SHAPE, WEBHOOK_ROOT};
+
+    /// The fewest units `text` reads within.
+    fn least_budget(text: &str, transcoded: bool) -> usize {
+        let reads = |units| {
+            read_text(
+                text,
+                transcoded,
+                Budget::of_units(units),
+                WEBHOOK_ROOT,
+                &WEBHOOK_BODY_SHAPE,
+                &mut Leniencies::new(),
+            )
+            .is_ok()
+        };
+        let (mut low, mut high) = (0, 1_000_000);
+        assert!(reads(high));
+        while low < high {
+            let mid = (low + high) / 2;
+            if reads(mid) {
+                high = mid
+            } else {
+                low = mid + 1
+            }
+        }
+        low
+    }
+
+    #[test]
+    fn a_transcoded_copy_pays_for_itself_and_its_texts_from_the_budget() {
+        let text = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+            <orderId>o-1</orderId><lines><item><id>l-1</id></item></lines></orderEvent>\
+            </WebhookBody>";
+        let read_in_place = least_budget(text, false);
+        let transcoded = least_budget(text, true);
+        assert_eq!(
+            transcoded,
+            read_in_place + (2 * text.len()).div_ceil(UNIT_COST_BYTES),
+            "the copy and as much again for the values' texts"
+        );
     }
 }
