@@ -35,7 +35,10 @@ pub fn to_utf8<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str
         None => match bytes {
             [b'<', 0, ..] => (UTF_16LE, bytes),
             [0, b'<', ..] => (UTF_16BE, bytes),
-            _ => (labelled(bytes, charset)?, bytes),
+            _ => match labelled(bytes, charset)? {
+                Labelled::Utf8(text) => return Ok(Cow::Borrowed(text)),
+                Labelled::In(encoding) => (encoding, bytes),
+            },
         },
     };
     if encoding == UTF_8 {
@@ -59,7 +62,7 @@ pub fn to_utf8<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str
 /// valid UTF-8 is read as UTF-8 whatever the `charset` says (a header set by a proxy or a
 /// default could otherwise turn `é` into `Ã©`, and the ids the relay reads with it); only a body
 /// that is not UTF-8 takes the `charset`'s encoding.
-fn labelled(bytes: &[u8], charset: Option<&str>) -> Result<&'static Encoding, DecodeError> {
+fn labelled<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Labelled<'a>, DecodeError> {
     let known = |label: &str| match encoding_for(label) {
         Some(encoding) => Ok(Some(encoding)),
         // Every encoding a label could name reads ASCII as ASCII.
@@ -72,15 +75,22 @@ fn labelled(bytes: &[u8], charset: Option<&str>) -> Result<&'static Encoding, De
         && let Some(encoding) = known(label)?
         && encoding != UTF_8
     {
-        return Ok(encoding);
+        return Ok(Labelled::In(encoding));
     }
-    if std::str::from_utf8(bytes).is_ok() {
-        return Ok(UTF_8);
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(Labelled::Utf8(text));
     }
     match charset.map(str::trim).filter(|l| !l.is_empty()) {
-        Some(label) => Ok(known(label)?.unwrap_or(UTF_8)),
-        None => Ok(UTF_8),
+        Some(label) => Ok(Labelled::In(known(label)?.unwrap_or(UTF_8))),
+        None => Ok(Labelled::In(UTF_8)),
     }
+}
+
+/// What [`labelled`] found: text already checked as UTF-8 (not checked again), or the
+/// encoding to read the bytes in.
+enum Labelled<'a> {
+    Utf8(&'a str),
+    In(&'static Encoding),
 }
 
 /// The decoder for `label`. A declaration that says UTF-16 in a prolog that reads as ASCII
