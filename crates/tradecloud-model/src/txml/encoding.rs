@@ -71,14 +71,19 @@ fn labelled<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Labelled<'a>, 
             label: label.chars().take(64).collect(),
         }),
     };
-    if let Some(label) = declared_encoding(bytes).filter(|l| !l.is_empty())
-        && let Some(encoding) = known(label)?
+    let declared = declared_encoding(bytes).filter(|l| !l.is_empty());
+    if let Some(encoding) = declared.and_then(encoding_for)
         && encoding != UTF_8
     {
         return Ok(Labelled::In(encoding));
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Ok(Labelled::Utf8(text));
+    }
+    // A label no decoder is known for (`ISO8859_1`, as Java names it) refuses only a body that
+    // UTF-8 cannot read either: a 4xx is a message Tradecloud drops.
+    if let Some(label) = declared {
+        known(label)?;
     }
     match charset.map(str::trim).filter(|l| !l.is_empty()) {
         Some(label) => Ok(Labelled::In(known(label)?.unwrap_or(UTF_8))),
@@ -244,9 +249,11 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("x-klingon"), "{e}");
-        // All ASCII: read whatever the label.
+        // All ASCII: read whatever the label; so is a body that is valid UTF-8.
         let ascii = b"<?xml version=\"1.0\" encoding=\"x-klingon\"?><a>e</a>";
         assert!(to_utf8(ascii, None).is_ok());
+        let java = "<?xml version=\"1.0\" encoding=\"ISO8859_1\"?><a>é</a>";
+        assert_eq!(to_utf8(java.as_bytes(), None).unwrap(), java);
         // A lone surrogate in UTF-16LE, at byte 8 (after the mark and three characters).
         let mut utf16 = vec![0xff, 0xfe];
         utf16.extend("<a>".encode_utf16().flat_map(u16::to_le_bytes));
