@@ -311,7 +311,7 @@ impl ObjectState {
         let text = |v: Option<&Value>| {
             v.and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
-                .map(|s| match s.trim_matches([' ', '\t', '\r', '\n']) {
+                .map(|s| match tradecloud_model::decode::trim_xml_space(s) {
                     "" => s,
                     trimmed => trimmed,
                 })

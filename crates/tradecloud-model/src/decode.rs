@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::error::{DecodeError, Location};
 use crate::kind::{Format, ObjectKind};
 use crate::lenient::{Leniencies, Path};
-use crate::normalize::{normalize_lenient, number_value};
+use crate::normalize::normalize_lenient;
 use crate::num::json_type;
 use crate::schema::{ORDER_SHAPE, SHIPMENT_SHAPE, Shape, WEBHOOK_BODY_SHAPE, field};
 use crate::txml;
@@ -350,8 +350,9 @@ fn text_at(value: Option<&Value>, path: &Path<'_>, out: &mut Leniencies) -> Opti
 /// `text` without the XML white space (space, tab, carriage return, line feed) around it. tXML
 /// is often indented inside its leaves (`<orderId>\n  o-1\n</orderId>`), and the texts the
 /// relay reads (ids, event name, timestamps, message id) must read as their JSON twins do;
-/// the payload keeps them as sent.
-fn trim_xml_space(text: &str) -> &str {
+/// the payload keeps them as sent. Every channel reads the texts it keys by so
+/// (`tcrelay_core::envelope::ObjectState` too), or one state would have two keys.
+pub fn trim_xml_space(text: &str) -> &str {
     text.trim_matches([' ', '\t', '\r', '\n'])
 }
 
@@ -748,9 +749,8 @@ fn fit(shape: Option<&Shape>, value: &Value) -> Fit {
         // A number beyond the decimal's range (`1E-30`, 30 digits) is legitimate JSON the typed
         // view cannot hold: left out of the view, forwarded as sent.
         (Some(Shape::Num), Value::Number(n)) => crate::num::parse_decimal(n.as_str()).is_some(),
-        (Some(Shape::Num), Value::String(s)) => {
-            number_value(s).is_some() && crate::num::parse_decimal(s).is_some()
-        }
+        // `number_value` reads whatever `parse_decimal` reads: one parse is enough.
+        (Some(Shape::Num), Value::String(s)) => crate::num::parse_decimal(s).is_some(),
         (Some(Shape::Bool), Value::Bool(_)) => true,
         (Some(Shape::Bool), Value::String(s)) => crate::num::parse_bool(s).is_some(),
         (Some(Shape::Obj(_)), Value::Object(_)) | (Some(Shape::List { .. }), Value::Array(_)) => {
