@@ -17,8 +17,8 @@ use tcrelay::settings::DedupeTimings;
 use tcrelay::settings::aws_endpoint;
 use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
 use tcrelay_aws::{AwsConfigOptions, AwsPorts, Secrets};
-use tcrelay_core::WebhookSettings;
 use tcrelay_core::ports::{CursorStore, TradecloudApi};
+use tcrelay_core::{ConfigError, WebhookSettings};
 use tcrelay_poll::PollApi;
 use tcrelay_sqlite::{SqliteOptions, SqliteStore};
 use tcrelay_tradecloud::{ClientApi, ClientPollApi, client_for};
@@ -427,17 +427,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The dedupe records' lifetime `serve` uses: how far back a backfill can go
             // without sending the ERP states it already has. Checked before the database is
             // opened (or created), so a refused value leaves nothing behind.
-            let ttl = match &command {
+            let checked = match &command {
                 CursorCommand::Set {
                     stream,
                     value,
                     force,
                 } => {
                     let ttl = DedupeTimings::from_env_map(&env)?.ttl;
-                    ops::check_cursor_set(stream, value, ttl, *force)?;
-                    ttl
+                    Some(ops::check_cursor_set(stream, value, ttl, *force)?)
                 }
-                CursorCommand::Show { .. } => Duration::ZERO,
+                CursorCommand::Show { .. } => None,
             };
             let cursors: Arc<dyn CursorStore> = match backend {
                 // `cursor set` may prepare a database before the first `serve` (a backfill
@@ -460,19 +459,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Arc::new(tcrelay_aws::DynamoCursorStore::new(clients.dynamodb, table))
                 }
             };
-            match command {
-                CursorCommand::Show { stream, json } => {
+            match (command, checked) {
+                (CursorCommand::Set { value, .. }, Some(stream)) => {
+                    ops::cursor_set(cursors.as_ref(), stream, &value, &mut stdout).await?;
+                }
+                (CursorCommand::Show { stream, json }, _) => {
                     ops::cursor_show(cursors.as_ref(), stream.as_deref(), json, &mut stdout)
                         .await?;
                 }
-                CursorCommand::Set {
-                    stream,
-                    value,
-                    force,
-                } => {
-                    ops::cursor_set(cursors.as_ref(), &stream, &value, ttl, force, &mut stdout)
-                        .await?;
-                }
+                (CursorCommand::Set { .. }, None) => unreachable!("checked above"),
             }
         }
     }
@@ -612,8 +607,10 @@ async fn replayer(
     env: &HashMap<String, String>,
     db: &std::path::Path,
 ) -> anyhow::Result<(SqliteStore, tcrelay::replay::Replayer)> {
-    tcrelay::replay::ensure_serve_environment(env)?;
-    let mut settings = Settings::from_env_map(env, Backend::Sqlite)?;
+    let mut settings = Settings::from_env_map(env, Backend::Sqlite).map_err(|e| match e {
+        ConfigError::NoWebhookCredential => tcrelay::replay::needs_serve_environment(&e).into(),
+        other => anyhow::Error::from(other),
+    })?;
     resolve_secrets(&mut settings, env).await?;
     let (api, _) = tradecloud_apis(&settings)?;
     // The dedupe timings `serve` uses, so a replayed message is remembered as long.

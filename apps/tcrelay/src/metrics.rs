@@ -141,15 +141,6 @@ impl Counters {
         self
     }
 
-    /// Failed poll runs of `stream` since the start.
-    pub fn poll_failed_runs(&self, stream: PollStream) -> u64 {
-        self.labelled()
-            .failed_runs
-            .get(stream.as_str())
-            .copied()
-            .unwrap_or(0)
-    }
-
     /// Dedupe take-overs since the start: each means the ERP may have a message twice.
     pub fn take_overs(&self) -> u64 {
         self.take_overs.total()

@@ -593,18 +593,13 @@ pub async fn cursor_show(
 }
 
 /// `cursor set <stream> <value>`: the next run starts after `value` (backfill or skip).
-/// Refuses a time in the future, and one older than `dedupe_ttl` (the dedupe records'
-/// lifetime, `TCRELAY_DEDUPE_TTL_DAYS`) unless `force`: the records of states relayed before
-/// then are gone, so a backfill from there sends the ERP those states again.
+/// `stream` and `value` are the ones [`check_cursor_set`] passed.
 pub async fn cursor_set(
     cursors: &dyn CursorStore,
-    stream: &str,
+    stream: PollStream,
     value: &str,
-    dedupe_ttl: Duration,
-    force: bool,
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
-    let stream = check_cursor_set(stream, value, dedupe_ttl, force)?;
     let cursor = cursors.set(stream.as_str(), value).await?;
     writeln!(
         out,
@@ -616,8 +611,11 @@ pub async fn cursor_set(
     Ok(())
 }
 
-/// The checks of [`cursor_set`], without a store: `cursor set` runs them before it opens (and
-/// perhaps creates) the database, so a refused value leaves nothing behind.
+/// The checks of `cursor set`, without a store, run before it opens (and perhaps creates) the
+/// database, so a refused value leaves nothing behind: refuses a time in the future, and one
+/// older than `dedupe_ttl` (the dedupe records' lifetime, `TCRELAY_DEDUPE_TTL_DAYS`) unless
+/// `force`: the records of states relayed before then are gone, so a backfill from there sends
+/// the ERP those states again. Returns the stream to give [`cursor_set`].
 pub fn check_cursor_set(
     stream: &str,
     value: &str,

@@ -192,34 +192,16 @@ async fn problem_detail(body: Body) -> Option<String> {
     problem.get("detail")?.as_str().map(str::to_owned)
 }
 
-/// The webhook credential variables `serve` needs one of; `quarantine replay` takes their
-/// presence as the sign that `serve`'s environment is loaded.
-pub const WEBHOOK_CREDENTIAL_VARS: [&str; 4] = [
-    tcrelay_core::config::TCRELAY_WEBHOOK_BASIC,
-    tcrelay_core::config::TCRELAY_WEBHOOK_BEARER,
-    tcrelay_core::config::TCRELAY_WEBHOOK_SECRET_ARN,
-    tcrelay_core::config::TCRELAY_WEBHOOK_JWT_ISSUER,
-];
-
-/// Refuses a replay without `serve`'s environment, told by none of
-/// [`WEBHOOK_CREDENTIAL_VARS`] being set: the event filter and the limits decide what each
-/// entry becomes, and a filtered one leaves the quarantine, so defaults could lose one.
-pub fn ensure_serve_environment(
-    env: &std::collections::HashMap<String, String>,
-) -> Result<(), OpsError> {
-    let loaded = WEBHOOK_CREDENTIAL_VARS
-        .iter()
-        .any(|var| env.get(*var).is_some_and(|v| !v.trim().is_empty()));
-    if loaded {
-        return Ok(());
-    }
-    Err(OpsError::Invalid(format!(
-        "quarantine replay needs serve's environment (none of {} is set): its event filter and \
-         limits decide what each replayed request becomes, and a filtered one leaves the \
-         quarantine; load the same variables as serve, e.g. `set -a; . /etc/tcrelay/env; \
-         set +a`",
-        WEBHOOK_CREDENTIAL_VARS.join(", ")
-    )))
+/// The refusal of a replay without `serve`'s environment, told by the webhook settings having
+/// none of the credentials `serve` requires (`reason`, the configuration's own error naming
+/// them): the event filter and the limits decide what each entry becomes, and a filtered one
+/// leaves the quarantine, so defaults could lose one.
+pub fn needs_serve_environment(reason: &dyn std::fmt::Display) -> OpsError {
+    OpsError::Invalid(format!(
+        "quarantine replay needs serve's environment ({reason}): its event filter and limits \
+         decide what each replayed request becomes, and a filtered one leaves the quarantine; \
+         load the same variables as serve, e.g. `set -a; . /etc/tcrelay/env; set +a`"
+    ))
 }
 
 /// One line of the settings a replay decides by: the filter lists, the limits, whether a

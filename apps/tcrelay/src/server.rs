@@ -356,7 +356,6 @@ const OUTLIVING_WORK_LIMIT: Duration = Duration::from_secs(30);
 
 /// Binds, then serves the webhook and (when configured) runs the poll loop in the background.
 pub async fn start(parts: RelayParts, options: ServeOptions) -> Result<RunningServer, ServeError> {
-    options.limits.check()?;
     let listener = bind(options.listen).await?;
     start_on(parts, options, listener).await
 }

@@ -162,12 +162,8 @@ impl SqliteStore {
         must_exist(path)?;
         let (conn, sqlite) = Self::read_only(path)?;
         // `serve` may be writing: wait for its lock as a writer would, rather than fail.
-        conn.busy_timeout(
-            options
-                .busy_timeout
-                .min(Duration::from_millis(i32::MAX as u64)),
-        )
-        .map_err(sqlite)?;
+        conn.busy_timeout(clamped_busy_timeout(&options))
+            .map_err(sqlite)?;
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(sqlite)?;
@@ -178,13 +174,7 @@ impl SqliteStore {
                 supported: schema::SCHEMA_VERSION,
             });
         }
-        Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-            batch: Arc::default(),
-            path: Arc::new(path.to_path_buf()),
-            options: Arc::new(options),
-            clock: system_clock(),
-        })
+        Ok(Self::on(conn, path.to_path_buf(), options))
     }
 
     /// The names of the tables in the file at `path` (SQLite's own left out), read without
@@ -275,11 +265,7 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sqlite)?;
-        // SQLite takes the timeout as an i32 of milliseconds (rusqlite panics above that):
-        // clamp, ~24 days is "wait for ever" in practice.
-        let busy_timeout = options
-            .busy_timeout
-            .min(Duration::from_millis(i32::MAX as u64));
+        let busy_timeout = clamped_busy_timeout(&options);
         // First, so that switching to WAL and migrating wait for another process's lock too.
         conn.busy_timeout(busy_timeout).map_err(sqlite)?;
         let deadline = Instant::now() + busy_timeout;
@@ -317,13 +303,18 @@ impl SqliteStore {
                 );
             }
         }
-        Ok(SqliteStore {
+        Ok(Self::on(conn, path, options))
+    }
+
+    /// The store on an open connection.
+    fn on(conn: Connection, path: PathBuf, options: SqliteOptions) -> Self {
+        SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             batch: Arc::default(),
             path: Arc::new(path),
             options: Arc::new(options),
             clock: system_clock(),
-        })
+        }
     }
 
     /// Uses `clock` for "now" (tests move it to expire records and leases without waiting).
@@ -461,6 +452,14 @@ pub(crate) fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
             guard
         }
     }
+}
+
+/// SQLite takes the busy timeout as an i32 of milliseconds (rusqlite panics above that):
+/// clamped, ~24 days is "wait for ever" in practice.
+fn clamped_busy_timeout(options: &SqliteOptions) -> Duration {
+    options
+        .busy_timeout
+        .min(Duration::from_millis(i32::MAX as u64))
 }
 
 /// [`OpenError::Missing`] unless `path` is a file. SQLite without `SQLITE_OPEN_CREATE` refuses

@@ -25,19 +25,13 @@ impl EventSink for SlowQueue {
 }
 
 async fn start(store: &SqliteStore, sink: Arc<dyn EventSink>) -> tcrelay::RunningServer {
-    let mut credentials = tcrelay_core::WebhookCredentials::new();
-    credentials.add_basic("tc", "pw");
     let mut ports = tcrelay::Ports::sqlite(store);
     ports.sink = sink;
     tcrelay::start(
         tcrelay::RelayParts {
             webhook: tcrelay_core::WebhookSettings {
-                credentials,
-                filter: tcrelay_core::EventFilter::allow_all(),
-                max_body_bytes: 1_000_000,
-                max_lines: tradecloud_model::DEFAULT_MAX_LINES,
-                retry_after_seconds: 1,
                 request_budget: Duration::from_millis(300),
+                ..crate::common::webhook_settings()
             },
             ports,
             api: None,
