@@ -157,11 +157,13 @@ fn in_entra_id_mode_every_order_route_checks_the_token() {
     // Tradecloud's OAuth2 mode covers order and order-document integrations, GET as well as
     // POST: a route without the authorizer would refuse their tokens (401, dropped).
     let template = Template::load();
+    let mut checked = Vec::new();
     for (key, properties) in routes(&template) {
         let path = key.split_once(' ').map_or("", |(_, path)| path);
         if !(path.starts_with("/webhook/orders") || path.starts_with("/webhook/order-documents")) {
             continue;
         }
+        checked.push(key.clone());
         let Value::Tagged(by_mode) = &properties["AuthorizationType"] else {
             panic!("{key}: no authorizer in Entra ID mode");
         };
@@ -169,6 +171,17 @@ fn in_entra_id_mode_every_order_route_checks_the_token() {
         assert_eq!(by_mode.value[0].as_str(), Some("UseEntraId"), "{key}");
         assert_eq!(by_mode.value[1].as_str(), Some("JWT"), "{key}");
     }
+    // The order routes are there to check (a renamed path would otherwise check nothing).
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "GET /webhook/orders",
+            "GET /webhook/orders/{orderId}",
+            "POST /webhook/order-documents",
+            "POST /webhook/orders",
+        ]
+    );
 }
 
 #[test]
@@ -376,15 +389,23 @@ fn the_deployment_settings_that_bit_before_stay_fixed() {
         "Tracing set without traces"
     );
     // Deploy-time checks of the parameter pairs every run would otherwise fail on.
-    let rules = serde_yaml_ng::to_string(&template.root["Rules"]).unwrap();
+    let rules: Vec<String> = template.root["Rules"]
+        .as_mapping()
+        .expect("rules")
+        .values()
+        .map(|rule| serde_yaml_ng::to_string(rule).unwrap())
+        .collect();
     for (when, then) in [
         ("PollStreams", "PollStart"),
         ("PollStreams", "TradecloudSecretArn"),
         ("EntraIdIssuer", "EntraIdAudience"),
     ] {
+        // Both in one rule, not each anywhere in the block.
         assert!(
-            rules.contains(when) && rules.contains(then),
-            "no rule ties {then} to {when}: {rules}"
+            rules
+                .iter()
+                .any(|rule| rule.contains(when) && rule.contains(then)),
+            "no rule ties {then} to {when}: {rules:?}"
         );
     }
     for output in [
