@@ -104,6 +104,8 @@ struct Labelled {
     quarantined: BTreeMap<Labels, u64>,
     /// Failed poll runs by stream.
     failed_runs: BTreeMap<&'static str, u64>,
+    /// Orders the poll sent whole because a change of theirs reached no channel, by stream.
+    recovered: BTreeMap<&'static str, u64>,
 }
 
 /// Shared counters; cheap to clone behind an `Arc`.
@@ -204,6 +206,9 @@ impl Counters {
                 .or_default() += 1;
         }
         for s in report.summaries() {
+            if s.recovered > 0 {
+                *labelled.recovered.entry(s.stream).or_default() += s.recovered;
+            }
             let kind = stream_kind(s.stream);
             let seen = [
                 ("enqueued", s.enqueued),
@@ -247,6 +252,25 @@ impl Counters {
         }
         if answered.quarantined {
             *labelled.quarantined.entry(labels).or_default() += 1;
+        }
+    }
+
+    /// Writes a counter labelled `stream`, every polled stream from the start (0 until it
+    /// counts), so an alert on an increase has a series to watch; a stream no longer polled
+    /// keeps its count.
+    fn per_stream(
+        &self,
+        out: &mut String,
+        name: &str,
+        help: &str,
+        counts: &BTreeMap<&'static str, u64>,
+    ) {
+        let mut all: BTreeMap<&'static str, u64> =
+            self.polled.iter().map(|s| (s.as_str(), 0)).collect();
+        all.extend(counts);
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (stream, n) in all {
+            let _ = writeln!(out, "{name}{{stream=\"{stream}\"}} {n}");
         }
     }
 
@@ -297,24 +321,20 @@ impl Counters {
             self.take_overs()
         );
         {
-            // Every polled stream from the start (0 until it fails), so an alert on an increase
-            // has a series to watch; a stream no longer polled keeps its count.
-            let mut failed: BTreeMap<&'static str, u64> =
-                self.polled.iter().map(|s| (s.as_str(), 0)).collect();
-            for (stream, n) in &self.labelled().failed_runs {
-                failed.insert(stream, *n);
-            }
-            let _ = writeln!(
-                out,
-                "# HELP tcrelay_poll_failed_runs_total Poll runs of a stream that failed (the cursor stayed where it was).\n\
-                 # TYPE tcrelay_poll_failed_runs_total counter"
+            // The lock is not held past this block: the cursor reads below await.
+            let labelled = self.labelled();
+            self.per_stream(
+                &mut out,
+                "tcrelay_poll_failed_runs_total",
+                "Poll runs of a stream that failed (the cursor stayed where it was).",
+                &labelled.failed_runs,
             );
-            for (stream, n) in failed {
-                let _ = writeln!(
-                    out,
-                    "tcrelay_poll_failed_runs_total{{stream=\"{stream}\"}} {n}"
-                );
-            }
+            self.per_stream(
+                &mut out,
+                "tcrelay_poll_recovered_states_total",
+                "Orders the poll sent whole although a webhook event had relayed their state, because an earlier change of theirs reached no channel: a webhook event was lost before the relay.",
+                &labelled.recovered,
+            );
         }
         let Some(cursors) = cursors else {
             return out;
@@ -437,6 +457,42 @@ mod tests {
     use tcrelay_core::testing::{MemoryDedupe, overtaken_claims};
 
     use super::*;
+
+    #[tokio::test]
+    async fn recovered_states_are_a_counter_per_polled_stream() {
+        let counters =
+            Counters::default().polling(&[PollStream::Orders, PollStream::Shipments], None);
+        let series = "tcrelay_poll_recovered_states_total{stream=\"orders\"}";
+        let text = counters.prometheus(None).await;
+        assert!(text.contains(&format!("{series} 0\n")), "{text}");
+        let summary = tcrelay_poll::StreamSummary {
+            stream: "orders",
+            dry_run: false,
+            stop: Some(tcrelay_poll::StopReason::CaughtUp),
+            pages: 1,
+            objects: 4,
+            enqueued: 3,
+            recovered: 2,
+            duplicates: 1,
+            filtered: 0,
+            cursor_before: None,
+            cursor_after: None,
+            duration_ms: 1,
+            deviations: Default::default(),
+            planned: Vec::new(),
+        };
+        counters.record_poll(&RunReport {
+            results: vec![Ok(summary)],
+        });
+        let text = counters.prometheus(None).await;
+        assert!(
+            text.contains(&format!(
+                "# TYPE tcrelay_poll_recovered_states_total counter\n{series} 2\n\
+                 tcrelay_poll_recovered_states_total{{stream=\"shipments\"}} 0\n"
+            )),
+            "{text}"
+        );
+    }
 
     #[tokio::test]
     async fn take_overs_of_the_counting_store_are_a_prometheus_counter() {

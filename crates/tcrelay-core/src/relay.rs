@@ -190,25 +190,35 @@ impl Claims {
         }
     }
 
-    /// Enqueues `envelopes` as one batch, the i-th held claim being the i-th envelope's, and
-    /// settles each claim by its own message's fate: one call to the store completes the
-    /// claims of what was sent, one releases the others. Returns the keys completed (their
-    /// messages are on the queue) and the queue's error, if any message failed.
+    /// Enqueues `envelopes` as one batch and settles each held claim by the fate of the message
+    /// it was taken for: `owners[i]` is the index in `envelopes` of the i-th held claim's
+    /// message (claims in the order they were granted; one message may own several claims).
+    /// One call to the store completes the claims of what was sent, one releases the others.
+    /// Returns the keys completed (their messages are on the queue) and the queue's error, if
+    /// any message failed.
     pub async fn enqueue_each(
         self,
         sink: &dyn EventSink,
         envelopes: &[Envelope],
+        owners: &[usize],
     ) -> (Vec<String>, Result<(), SinkError>) {
+        debug_assert_eq!(owners.len(), self.held.len(), "one owner per held claim");
+        debug_assert!(
+            owners.iter().all(|&o| o < envelopes.len()),
+            "owners name envelopes"
+        );
         let sent = sink.enqueue(envelopes).await;
         let failed: &[usize] = match &sent {
             Ok(()) => &[],
             Err(e) => &e.failed,
         };
+        // A claim without an owner (a caller's mistake) is released: its message's fate is
+        // unknown, and a release at worst sends the message again, never loses it.
         let (to_release, to_complete): (Vec<_>, Vec<_>) = self
             .held
             .into_iter()
             .enumerate()
-            .partition(|(i, _)| failed.contains(i));
+            .partition(|(i, _)| owners.get(*i).is_none_or(|owner| failed.contains(owner)));
         let to_complete: Vec<(String, ClaimToken)> =
             to_complete.into_iter().map(|(_, claim)| claim).collect();
         let to_release: Vec<(String, ClaimToken)> =
@@ -671,22 +681,30 @@ mod tests {
         }
     }
 
+    /// A polled order's envelope per key, its id and dedupe key the key.
+    fn polled_envelopes(keys: &[&str]) -> Vec<Envelope> {
+        keys.iter()
+            .map(|key| {
+                let state = ObjectState::of(&json!({"id": key}), key);
+                Envelope::of_polled(
+                    ObjectKind::Order,
+                    state,
+                    (*key).to_owned(),
+                    None,
+                    json!({}).into(),
+                )
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_batch_completes_the_claims_of_what_was_sent_and_releases_the_rest() {
         let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
         dedupe.insert("taken", RecordState::Completed, true);
         let mut claims = Claims::new(dedupe.clone());
-        let mut envelopes = Vec::new();
+        let envelopes = polled_envelopes(&["a", "b", "c"]);
         for key in ["a", "b", "c"] {
             assert_eq!(claims.claim(key, true).await.unwrap(), None);
-            let state = ObjectState::of(&json!({"id": key}), key);
-            envelopes.push(Envelope::of_polled(
-                ObjectKind::Order,
-                state,
-                key.to_owned(),
-                None,
-                json!({}).into(),
-            ));
         }
         // An existing key is reported, not held: settling leaves it alone.
         assert_eq!(
@@ -696,7 +714,9 @@ mod tests {
                 full_state: true
             })
         );
-        let (completed, sent) = claims.enqueue_each(&SecondFails, &envelopes).await;
+        let (completed, sent) = claims
+            .enqueue_each(&SecondFails, &envelopes, &[0, 1, 2])
+            .await;
         assert_eq!(completed, ["a", "c"]);
         assert_eq!(sent.unwrap_err().failed, [1]);
         let records = dedupe.records();
@@ -705,6 +725,30 @@ mod tests {
         assert_eq!(records["taken"].state, RecordState::Completed);
         // Released: Tradecloud's retry or the next poll relays it.
         assert!(!records.contains_key("b"), "{records:?}");
+    }
+
+    #[tokio::test]
+    async fn claims_owned_by_one_message_share_its_fate() {
+        let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
+        let mut claims = Claims::new(dedupe.clone());
+        let envelopes = polled_envelopes(&["a", "b", "c"]);
+        // Granted in this order: a's, b's, c's, then two more of b's and one more of a's.
+        for key in ["a", "b", "c", "b-1", "b-2", "a-1"] {
+            assert_eq!(claims.claim(key, true).await.unwrap(), None);
+        }
+        let (completed, sent) = claims
+            .enqueue_each(&SecondFails, &envelopes, &[0, 1, 2, 1, 1, 0])
+            .await;
+        assert_eq!(completed, ["a", "c", "a-1"]);
+        assert_eq!(sent.unwrap_err().failed, [1]);
+        let records = dedupe.records();
+        for key in ["a", "c", "a-1"] {
+            assert_eq!(records[key].state, RecordState::Completed, "{key}");
+        }
+        // Every claim of the failed message goes: the next run claims them all again.
+        for key in ["b", "b-1", "b-2"] {
+            assert!(!records.contains_key(key), "{key}: {records:?}");
+        }
     }
 
     #[tokio::test]

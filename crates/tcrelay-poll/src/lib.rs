@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 mod lease;
+mod missed;
 mod object;
 pub mod run;
 #[cfg(any(test, feature = "testing"))]

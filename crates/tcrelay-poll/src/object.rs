@@ -142,6 +142,12 @@ pub(crate) enum Prepared {
         /// Ids of the changed lines (without echoes); `None` when the object could not be read
         /// as an order or shipment, so nothing is known about its lines.
         changed_lines: Option<Vec<String>>,
+        /// The distinct `lastUpdatedAt` values of the changed order lines (echoes left out),
+        /// as written: the times of the events that carried those lines, which the run checks
+        /// against the dedupe records when an event relayed the order's own state (an order
+        /// event carries only its lines, so an earlier event's lines may be missing from what
+        /// reached the queue). Empty for shipments: a shipment event carries every line.
+        line_times: Vec<String>,
         /// The object, without echo lines, and with only the changed lines when so configured.
         payload: Payload,
     },
@@ -192,15 +198,25 @@ impl Preparation {
         let lines = order.lines.iter().map(LineFacts::from);
         Some(match self.choose_lines(lines) {
             Lines::AllEchoes => Prepared::Filtered,
-            Lines::Relay { changed_ids, keep } if keep.iter().all(|k| *k) => Prepared::Relay {
+            Lines::Relay {
+                changed_ids,
+                line_times,
+                keep,
+            } if keep.iter().all(|k| *k) => Prepared::Relay {
                 changed_lines: Some(changed_ids),
+                line_times,
                 payload: polled.as_polled.clone(),
             },
-            Lines::Relay { changed_ids, keep } => {
+            Lines::Relay {
+                changed_ids,
+                line_times,
+                keep,
+            } => {
                 let mut payload = polled.value().ok()?;
                 retain_by_index(payload.get_mut("lines"), &keep);
                 Prepared::Relay {
                     changed_lines: Some(changed_ids),
+                    line_times,
                     payload: Payload::value(payload),
                 }
             }
@@ -220,10 +236,15 @@ impl Preparation {
         let lines = order.lines.unwrap_or_default();
         match self.choose_lines(lines.iter().map(LineFacts::from)) {
             Lines::AllEchoes => Prepared::Filtered,
-            Lines::Relay { changed_ids, keep } => {
+            Lines::Relay {
+                changed_ids,
+                line_times,
+                keep,
+            } => {
                 retain_by_index(payload.get_mut("lines"), &keep);
                 Prepared::Relay {
                     changed_lines: Some(changed_ids),
+                    line_times,
                     payload: Payload::value(payload),
                 }
             }
@@ -233,6 +254,7 @@ impl Preparation {
     /// Which of an order's lines changed, which are echoes, and which are kept.
     fn choose_lines<'a>(&self, lines: impl Iterator<Item = LineFacts<'a>>) -> Lines {
         let mut changed_ids = Vec::new();
+        let mut line_times: Vec<String> = Vec::new();
         let mut keep = Vec::with_capacity(lines.size_hint().0);
         let (mut changed_count, mut changed_echoes) = (0usize, 0usize);
         for (i, line) in lines.enumerate() {
@@ -247,6 +269,12 @@ impl Preparation {
                     changed_echoes += 1;
                 } else {
                     changed_ids.push(line.id.map_or_else(|| format!("#{i}"), str::to_owned));
+                    // A line without a time has no event time to check: nothing to add.
+                    if let Some(at) = line.last_updated_at
+                        && !line_times.iter().any(|t| t == at)
+                    {
+                        line_times.push(at.to_owned());
+                    }
                 }
             }
             keep.push(!echo && (changed || !self.changed_lines_only));
@@ -254,7 +282,11 @@ impl Preparation {
         if changed_count > 0 && changed_echoes == changed_count {
             return Lines::AllEchoes;
         }
-        Lines::Relay { changed_ids, keep }
+        Lines::Relay {
+            changed_ids,
+            line_times,
+            keep,
+        }
     }
 
     fn prepare_shipment(&self, polled: &Polled) -> Prepared {
@@ -283,6 +315,7 @@ impl Preparation {
             .map(ShipmentLineFacts::from);
         Some(Prepared::Relay {
             changed_lines: Some(changed_shipment_lines(self.changed_since, lines)),
+            line_times: Vec::new(),
             payload: polled.as_polled.clone(),
         })
     }
@@ -326,6 +359,7 @@ impl Preparation {
         }
         Prepared::Relay {
             changed_lines: Some(changed_ids),
+            line_times: Vec::new(),
             payload: Payload::value(payload),
         }
     }
@@ -335,9 +369,10 @@ impl Preparation {
 enum Lines {
     /// Every changed line is an echo.
     AllEchoes,
-    /// Relay: the changed lines' ids, and which lines to keep, in order.
+    /// Relay: the changed lines' ids and distinct times, and which lines to keep, in order.
     Relay {
         changed_ids: Vec<String>,
+        line_times: Vec<String>,
         keep: Vec<bool>,
     },
 }
@@ -495,6 +530,7 @@ fn unreadable(polled: &Polled, reason: &str) -> Prepared {
     );
     Prepared::Relay {
         changed_lines: None,
+        line_times: Vec::new(),
         payload: polled.as_polled.clone(),
     }
 }
@@ -632,12 +668,15 @@ mod tests {
     fn order_lines_after_the_window_start_are_the_changed_ones() {
         let Prepared::Relay {
             changed_lines,
+            line_times,
             payload,
         } = prep(false, None).prepare(PollStream::Orders, &order())
         else {
             panic!("relayed")
         };
         assert_eq!(changed_lines, Some(vec!["l2".into(), "l3".into()]));
+        // Both changed at one time: one time to check.
+        assert_eq!(line_times, ["2025-01-02T00:00:00.000Z"]);
         assert_eq!(line_ids(&payload), ["l1", "l2", "l3"]);
         let Prepared::Relay { payload, .. } =
             prep(true, None).prepare(PollStream::Orders, &order())
@@ -653,6 +692,7 @@ mod tests {
         let Prepared::Relay {
             changed_lines,
             payload,
+            ..
         } = prep(false, buyer).prepare(PollStream::Orders, &order())
         else {
             panic!("relayed")
@@ -673,6 +713,43 @@ mod tests {
             prep(false, buyer).prepare(PollStream::Orders, &header_only),
             Prepared::Relay { .. }
         ));
+    }
+
+    #[test]
+    fn the_times_to_check_are_the_changed_lines_distinct_times_without_echoes() {
+        let order = json!({
+            "id": "o-1",
+            "lastUpdatedAt": "2025-01-03T00:00:00.000Z",
+            "lines": [
+                {"id": "old", "lastUpdatedAt": "2025-01-01T00:00:00.000Z"},
+                {"id": "a", "lastUpdatedAt": "2025-01-02T00:00:00.000Z"},
+                {"id": "echo", "lastUpdatedAt": "2025-01-02T06:00:00.000Z",
+                 "status": {"processStatus": "InProgress", "inProgressStatus": "OpenBuyerReopenRequest"}},
+                {"id": "b", "lastUpdatedAt": "2025-01-03T00:00:00.000Z"},
+                {"id": "c", "lastUpdatedAt": "2025-01-02T00:00:00.000Z"},
+                {"id": "timeless"}
+            ]
+        });
+        let buyer = Some(EchoFilter::OwnRequests(EchoSide::Buyer));
+        for changed_lines_only in [false, true] {
+            let Prepared::Relay {
+                changed_lines,
+                line_times,
+                ..
+            } = prep(changed_lines_only, buyer)
+                .prepare(PollStream::Orders, &polled(order.clone()).unwrap())
+            else {
+                panic!("relayed")
+            };
+            assert_eq!(
+                changed_lines,
+                Some(vec!["a".into(), "b".into(), "c".into(), "timeless".into()])
+            );
+            assert_eq!(
+                line_times,
+                ["2025-01-02T00:00:00.000Z", "2025-01-03T00:00:00.000Z"]
+            );
+        }
     }
 
     #[test]
@@ -706,11 +783,14 @@ mod tests {
         assert_eq!(shipment.last_updated_at, "2025-01-02T00:00:00.000Z");
         let Prepared::Relay {
             changed_lines,
+            line_times,
             payload,
         } = prep(true, Some(EchoFilter::InProgress)).prepare(PollStream::Shipments, &shipment)
         else {
             panic!("relayed")
         };
+        // A shipment event carries every line: no earlier change can hide behind it.
+        assert!(line_times.is_empty(), "{line_times:?}");
         assert_eq!(
             changed_lines,
             Some(vec!["PO1/1".into(), "PO1/3".into(), "PO2/1/3".into()])

@@ -53,7 +53,7 @@ use serde_json::{Map, Value};
 use tcrelay_core::dedupe::state_key;
 use tcrelay_core::envelope::{Envelope, Payload};
 use tcrelay_core::ports::{
-    ApiError, CursorStore, DedupeStore, EventSink, RecordState, SinkError, StoreError,
+    ApiError, CursorStore, DedupeRecord, DedupeStore, EventSink, RecordState, SinkError, StoreError,
 };
 use tcrelay_core::relay::Claims;
 use tradecloud_model::timestamp;
@@ -61,6 +61,7 @@ use tradecloud_model::timestamp;
 use crate::api::{PageRequest, PollApi, PollStream};
 use crate::config::PollConfig;
 use crate::lease::HeldLease;
+use crate::missed::{MissedChanges, Unsettled};
 use crate::object::{Polled, Preparation, Prepared};
 
 /// How often a walk by offset may start over before the run gives up.
@@ -225,6 +226,10 @@ pub struct StreamSummary {
     pub objects: u64,
     /// Envelopes enqueued (dry run: that would be).
     pub enqueued: u64,
+    /// Of `enqueued`: orders sent whole although a webhook event had relayed their state,
+    /// because an earlier change of their lines reached the queue by no channel (its webhook
+    /// event was lost before the relay; see the crate's `missed` module).
+    pub recovered: u64,
     /// States already relayed, by any channel.
     pub duplicates: u64,
     /// States left out by the echo filter.
@@ -251,6 +256,7 @@ impl StreamSummary {
             pages: 0,
             objects: 0,
             enqueued: 0,
+            recovered: 0,
             duplicates: 0,
             filtered: 0,
             cursor_before: None,
@@ -483,6 +489,7 @@ fn log_summary(s: &StreamSummary, error: Option<&PollError>) {
             pages = s.pages,
             objects = s.objects,
             enqueued = s.enqueued,
+            recovered = s.recovered,
             duplicates = s.duplicates,
             filtered = s.filtered,
             cursor_before = before,
@@ -497,6 +504,7 @@ fn log_summary(s: &StreamSummary, error: Option<&PollError>) {
             pages = s.pages,
             objects = s.objects,
             enqueued = s.enqueued,
+            recovered = s.recovered,
             duplicates = s.duplicates,
             filtered = s.filtered,
             cursor_before = before,
@@ -1121,6 +1129,14 @@ impl StreamRun<'_> {
 
     /// Dedupes (one batch of claims for the page), enqueues (one batch) and completes (one
     /// batch); on any failure releases the claims of what was not enqueued.
+    ///
+    /// An order whose state a webhook event relayed (its state key completed, not as a full
+    /// state) is a duplicate only when every change of its lines in the run's window reached
+    /// the queue too: an order event carries only its own lines, so an earlier event of the
+    /// order that the gateway dropped would otherwise never reach the ERP. Each such time is
+    /// the state key an event at that time claimed; one still free (a second batch of claims)
+    /// means no channel relayed that change, and the order goes out whole under its own state
+    /// key, those claims completed with it.
     async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
         let candidates = self.candidates(items);
         if self.request.dry_run {
@@ -1132,8 +1148,14 @@ impl StreamRun<'_> {
             .filter(|c| matches!(c.prepared, Prepared::Relay { .. }))
             .map(|c| (c.key.as_str(), true))
             .collect();
-        let mut outcomes = claims.claim_many(&keys).await.into_iter();
+        let outcomes = claims.claim_many(&keys).await;
+        let mut missed = self
+            .claim_missed_changes(&candidates, &outcomes, &mut claims)
+            .await;
+        let mut outcomes = outcomes.into_iter();
         let mut envelopes = Vec::with_capacity(outcomes.len());
+        // Which envelope each held claim is for: the page's claims, then the missed changes'.
+        let (mut owners, mut missed_owners) = (Vec::new(), Vec::new());
         // In page order, so the counts stop where a run claiming one object at a time stopped.
         for candidate in candidates {
             let Some((item, key, changed_lines, payload)) = self.admit(candidate) else {
@@ -1142,17 +1164,35 @@ impl StreamRun<'_> {
             let Some(outcome) = outcomes.next() else {
                 unreachable!("Claims::claim_many answers once per key");
             };
-            match outcome {
-                Ok(None) => envelopes.push(Envelope::of_polled(
-                    self.stream.kind(),
-                    item.state(),
-                    key,
-                    changed_lines,
-                    payload,
-                )),
+            let recovered = match outcome {
+                Ok(None) => {
+                    owners.push(envelopes.len());
+                    false
+                }
                 Ok(Some(record)) if record.state == RecordState::Completed => {
-                    self.summary.duplicates += 1;
-                    self.done.insert(key);
+                    match missed.take(&key) {
+                        Ok(0) => {
+                            self.summary.duplicates += 1;
+                            self.done.insert(key);
+                            continue;
+                        }
+                        Ok(granted) => {
+                            missed_owners.extend(std::iter::repeat_n(envelopes.len(), granted));
+                            true
+                        }
+                        Err(unsettled) => {
+                            claims.settle(false).await;
+                            return Err(match unsettled {
+                                Unsettled::InProgress(key) => {
+                                    Halt::Stop(StopReason::InProgressElsewhere {
+                                        key,
+                                        last_updated_at: item.last_updated_at.clone(),
+                                    })
+                                }
+                                Unsettled::Store(e) => PollError::Dedupe(e).into(),
+                            });
+                        }
+                    }
                 }
                 Ok(Some(_)) => {
                     // Another channel (a webhook GET, an overlapping run that died) holds the
@@ -1168,23 +1208,74 @@ impl StreamRun<'_> {
                     claims.settle(false).await;
                     return Err(PollError::Dedupe(e).into());
                 }
+            };
+            if recovered {
+                self.summary.recovered += 1;
+                tracing::warn!(
+                    id = item.id,
+                    last_updated_at = item.last_updated_at,
+                    "a webhook event relayed this order's state, but an earlier change of its \
+                     lines reached the queue by no channel (its event was lost before the \
+                     relay); relaying the order whole"
+                );
             }
+            envelopes.push(Envelope::of_polled(
+                self.stream.kind(),
+                item.state(),
+                key,
+                changed_lines,
+                payload,
+            ));
         }
         if envelopes.is_empty() {
             // Every granted claim belongs to an envelope, so none is held here.
             return Ok(());
         }
+        owners.append(&mut missed_owners);
         // A failure to complete does not undo the enqueue: logged; the claim expires, and at
         // worst a later poll relays that state again. If even a release fails, the claim
         // expires and the next run relays the state then.
         let (completed, sent) = claims
-            .enqueue_each(self.ports.sink.as_ref(), &envelopes)
+            .enqueue_each(self.ports.sink.as_ref(), &envelopes, &owners)
             .await;
-        for key in completed {
-            self.summary.enqueued += 1;
-            self.done.insert(key);
+        let failed: &[usize] = sent.as_ref().err().map_or(&[], |e| &e.failed);
+        for (i, envelope) in envelopes.into_iter().enumerate() {
+            if !failed.contains(&i) {
+                self.summary.enqueued += 1;
+                self.done.insert(envelope.dedupe_key);
+            }
         }
+        self.done.extend(completed);
         sent.map_err(|e| PollError::Sink(e).into())
+    }
+
+    /// Claims the missed changes ([`crate::missed`]) of each order of the page whose state key
+    /// a webhook event completed (`outcomes`: one per candidate to relay): the state keys of
+    /// its changed lines' times.
+    async fn claim_missed_changes(
+        &self,
+        candidates: &[Candidate<'_>],
+        outcomes: &[Result<Option<DedupeRecord>, StoreError>],
+        claims: &mut Claims,
+    ) -> MissedChanges {
+        let class = self.stream.kind().object_class();
+        let relayed = candidates
+            .iter()
+            .filter(|c| matches!(c.prepared, Prepared::Relay { .. }));
+        let orders = relayed.zip(outcomes).filter_map(|(candidate, outcome)| {
+            let Ok(Some(record)) = outcome else {
+                return None;
+            };
+            let by_event = record.state == RecordState::Completed && !record.full_state;
+            let Prepared::Relay { line_times, .. } = &candidate.prepared else {
+                return None;
+            };
+            let keys = line_times
+                .iter()
+                .map(|at| state_key(class, &candidate.item.id, at));
+            by_event.then(|| (candidate.key.clone(), keys.collect()))
+        });
+        MissedChanges::claim(claims, orders).await
     }
 
     /// Counts `candidate` as an object of the run; a filtered one is counted so and done
@@ -1198,6 +1289,7 @@ impl StreamRun<'_> {
             Prepared::Relay {
                 changed_lines,
                 payload,
+                ..
             } => Some((candidate.item, candidate.key, changed_lines, payload)),
             Prepared::Filtered => {
                 self.summary.filtered += 1;
@@ -1210,24 +1302,51 @@ impl StreamRun<'_> {
     /// A dry run's page: reports what would be sent (a lookup per object) without claiming,
     /// sending or moving the cursor.
     async fn plan(&mut self, candidates: Vec<Candidate<'_>>) -> Result<(), Halt> {
+        let class = self.stream.kind().object_class();
         for candidate in candidates {
+            let line_times = match &candidate.prepared {
+                Prepared::Relay { line_times, .. } => line_times.clone(),
+                Prepared::Filtered => Vec::new(),
+            };
             let Some((item, key, changed_lines, _)) = self.admit(candidate) else {
                 continue;
             };
-            match self.ports.dedupe.lookup(&key).await {
-                Ok(Some(_)) => self.summary.duplicates += 1,
-                Ok(None) => {
-                    self.summary.enqueued += 1;
-                    if self.summary.planned.len() < MAX_PLANNED {
-                        self.summary.planned.push(PlannedEnvelope {
-                            id: item.id.clone(),
-                            last_updated_at: item.last_updated_at.clone(),
-                            dedupe_key: key.clone(),
-                            changed_lines,
-                        });
+            let relayed = match self.ports.dedupe.lookup(&key).await {
+                Ok(None) => false,
+                // As the run would find it: relayed unless one of its changes was not.
+                Ok(Some(record))
+                    if record.state == RecordState::Completed && !record.full_state =>
+                {
+                    let mut all = true;
+                    for at in &line_times {
+                        match self
+                            .ports
+                            .dedupe
+                            .lookup(&state_key(class, &item.id, at))
+                            .await
+                        {
+                            Ok(Some(_)) => {}
+                            Ok(None) => all = false,
+                            Err(e) => return Err(PollError::Dedupe(e).into()),
+                        }
                     }
+                    all
                 }
+                Ok(Some(_)) => true,
                 Err(e) => return Err(PollError::Dedupe(e).into()),
+            };
+            if relayed {
+                self.summary.duplicates += 1;
+            } else {
+                self.summary.enqueued += 1;
+                if self.summary.planned.len() < MAX_PLANNED {
+                    self.summary.planned.push(PlannedEnvelope {
+                        id: item.id.clone(),
+                        last_updated_at: item.last_updated_at.clone(),
+                        dedupe_key: key.clone(),
+                        changed_lines,
+                    });
+                }
             }
             self.done.insert(key);
         }

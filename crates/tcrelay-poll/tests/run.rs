@@ -1667,3 +1667,155 @@ async fn a_failed_checkpoint_fails_the_run_at_the_checkpoint_before() {
     assert_eq!(h.sink.envelopes().len(), 450);
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 449)));
 }
+
+/// Order `o` at T0 + 200: line `dropped` changed at T0 + 100 (its webhook event lost before the
+/// relay: no state key), `relayed` at T0 + 200 (its event relayed: the order's own state key,
+/// completed not as a full state), `earlier` at T0 + 50 (its event relayed too). Order `p` at
+/// T0 + 300: both of its changes' events were relayed.
+fn events_relayed_around_a_lost_one(h: &Harness) -> [String; 4] {
+    let key = |id: &str, ms: i64| state_key(ObjectClass::Order, id, &ms_to_timestamp(ms));
+    h.api.with_world(|w| {
+        w.put(
+            ORDERS,
+            "o",
+            T0 + 200,
+            order_json(
+                "o",
+                4,
+                T0 + 200,
+                &[
+                    ("old", T0 - 5, "Confirmed", None),
+                    ("earlier", T0 + 50, "Confirmed", None),
+                    ("dropped", T0 + 100, "Confirmed", None),
+                    ("relayed", T0 + 200, "Confirmed", None),
+                ],
+            ),
+        );
+        w.put(
+            ORDERS,
+            "p",
+            T0 + 300,
+            order_json(
+                "p",
+                3,
+                T0 + 300,
+                &[
+                    ("p1", T0 + 250, "Confirmed", None),
+                    ("p2", T0 + 300, "Confirmed", None),
+                ],
+            ),
+        );
+    });
+    for (id, ms) in [
+        ("o", T0 + 50),
+        ("o", T0 + 200),
+        ("p", T0 + 250),
+        ("p", T0 + 300),
+    ] {
+        h.dedupe.insert(&key(id, ms), RecordState::Completed, false);
+    }
+    [
+        key("o", T0 + 200),
+        key("o", T0 + 100),
+        key("o", T0 - 5),
+        key("p", T0 + 300),
+    ]
+}
+
+#[tokio::test]
+async fn an_order_whose_earlier_change_reached_no_channel_is_sent_whole_once() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    let [own, dropped, old, p] = events_relayed_around_a_lost_one(&h);
+
+    // A dry run tells it as the run will do it.
+    let mut request = RunRequest::scheduled("dry");
+    request.dry_run = true;
+    let planned = run_stream(&h.ports, &config(), ORDERS, &request, &NoDeadline)
+        .await
+        .unwrap();
+    // `first` is asked again (each run re-asks the cursor's millisecond), `p` was relayed.
+    assert_eq!((planned.enqueued, planned.duplicates), (1, 2));
+    assert_eq!(planned.planned[0].dedupe_key, own);
+
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (1, 1, 2), "{s:#?}");
+    let sent: Vec<Envelope> = h.sink.envelopes().into_iter().skip(1).collect();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!((sent[0].id.as_str(), sent[0].source), ("o", Source::Poll));
+    // Under the state's own key: a consumer deduping by key has not seen it (the event came
+    // under its message key), and a repeat of this send would be seen.
+    assert_eq!(sent[0].dedupe_key, own);
+    let lines = sent[0].payload.to_value().unwrap()["lines"].clone();
+    assert_eq!(lines.as_array().unwrap().len(), 4, "the whole order");
+    // The lost change's time is now relayed, as a full state: a late retry of its event is a
+    // duplicate, and the next run finds nothing to do.
+    assert_eq!(
+        h.dedupe.lookup(&dropped).await.unwrap(),
+        Some(tcrelay_core::ports::DedupeRecord {
+            state: RecordState::Completed,
+            full_state: true
+        })
+    );
+    // Only the changed lines' times are looked at: not a line older than the run's window.
+    assert_eq!(h.dedupe.lookup(&old).await.unwrap(), None);
+    assert!(h.dedupe.lookup(&p).await.unwrap().is_some());
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 300)));
+    // Read again (a backfill over the same window): the lost change is settled, nothing goes.
+    let mut backfill = RunRequest::scheduled("run-3");
+    backfill.from = Some(ms_to_timestamp(T0));
+    let s = run_stream(&h.ports, &config(), ORDERS, &backfill, &NoDeadline)
+        .await
+        .unwrap();
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 2), "{s:#?}");
+    assert_eq!(h.sink.envelopes().len(), 2);
+}
+
+/// A queue that refuses every message.
+struct RefusingSink;
+
+#[async_trait]
+impl EventSink for RefusingSink {
+    async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+        Err(SinkError {
+            failed: (0..envelopes.len()).collect(),
+            reason: "down".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_lost_change_whose_send_fails_or_is_held_elsewhere_is_retried_by_the_next_run() {
+    // The queue refuses the recovering send: its claims go, the cursor stays.
+    let memory = Arc::new(MemorySink::new());
+    let h = harness_with_sink(Arc::new(RefusingSink), memory);
+    h.api.with_world(|w| put_order(w, "first", T0));
+    let [_, dropped, _, _] = events_relayed_around_a_lost_one(&h);
+    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    assert!(matches!(failure.error, PollError::Sink(_)), "{failure:?}");
+    assert_eq!(h.dedupe.lookup(&dropped).await.unwrap(), None, "released");
+    assert_eq!(h.cursors.value("orders"), None);
+
+    // Another channel holds the lost change's key right now (a late retry of its event): the
+    // run stops before the order, as for its own key, and the next run decides.
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-0").await.unwrap();
+    let [own, dropped, _, _] = events_relayed_around_a_lost_one(&h);
+    h.dedupe.insert(&dropped, RecordState::InProgress, false);
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(
+        s.stop,
+        Some(StopReason::InProgressElsewhere {
+            key: dropped.clone(),
+            last_updated_at: ms_to_timestamp(T0 + 200),
+        })
+    );
+    assert_eq!(h.sink.envelopes().len(), 1, "only `first`");
+    // That retry went through: the change reached the queue, so the order is a duplicate.
+    h.dedupe.insert(&dropped, RecordState::Completed, false);
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 3), "{s:#?}");
+    assert!(h.dedupe.lookup(&own).await.unwrap().is_some());
+}

@@ -43,6 +43,7 @@ pub fn stream_emf(summary: &StreamSummary, take_overs: u64, now: DateTime<Utc>) 
         count("Pages"),
         count("Objects"),
         count("Enqueued"),
+        count("RecoveredStates"),
         count("Duplicates"),
         count("Filtered"),
         count("UnsortedPages"),
@@ -67,6 +68,7 @@ pub fn stream_emf(summary: &StreamSummary, take_overs: u64, now: DateTime<Utc>) 
         "Pages": summary.pages,
         "Objects": summary.objects,
         "Enqueued": summary.enqueued,
+        "RecoveredStates": summary.recovered,
         "Duplicates": summary.duplicates,
         "Filtered": summary.filtered,
         "UnsortedPages": summary.deviations.unsorted_pages,
@@ -94,6 +96,7 @@ mod tests {
             pages: 0,
             objects: 0,
             enqueued: 0,
+            recovered: 0,
             duplicates: 0,
             filtered: 0,
             cursor_before: None,
@@ -109,7 +112,9 @@ mod tests {
         let now = timestamp::parse("2025-01-01T01:00:00.000Z").unwrap();
         let mut s = summary(Some(StopReason::CaughtUp), Some("2024-12-01T00:00:00.000Z"));
         (s.pages, s.objects, s.enqueued, s.duplicates, s.filtered) = (3, 250, 240, 9, 1);
+        s.recovered = 2;
         let v: Value = serde_json::from_str(&stream_emf(&s, 0, now)).unwrap();
+        assert_eq!(v["RecoveredStates"], 2);
         assert_eq!(
             (
                 &v["Pages"],

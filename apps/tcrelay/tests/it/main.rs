@@ -16,3 +16,4 @@ mod operators_aws;
 mod serve_limits;
 mod serve_secrets;
 mod shutdown;
+mod webhook_and_poll;

@@ -37,6 +37,7 @@ fn written_by(function: &str) -> BTreeSet<String> {
                 pages: 1,
                 objects: 1,
                 enqueued: 1,
+                recovered: 0,
                 duplicates: 0,
                 filtered: 0,
                 cursor_before: None,
