@@ -81,7 +81,7 @@ fn instant(at: &str) -> DateTime<Utc> {
 /// The relay's settings, as `tcrelay serve` reads them from the environment: the simulator's
 /// API and login, the webhook's credentials, the orders stream from a minute before the first
 /// change.
-fn relay_settings(sim: &Simulator) -> Settings {
+fn relay_settings(sim: &Simulator, extra: &[(&str, &str)]) -> Settings {
     let first = sim.changes().first().map(|c| instant(&c.last_updated_at));
     let start = tradecloud_model::timestamp::format(
         first.expect("the initial orders") - chrono::Duration::minutes(1),
@@ -98,6 +98,7 @@ fn relay_settings(sim: &Simulator) -> Settings {
         ("TCRELAY_POLL_START", start),
     ]
     .into_iter()
+    .chain(extra.iter().map(|(k, v)| (*k, (*v).to_owned())))
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     Settings::from_env_map(&env, Backend::Sqlite).expect("settings")
@@ -107,11 +108,22 @@ fn relay_settings(sim: &Simulator) -> Settings {
 /// did not run would lose changes for a reason other than the one under test). Returns the
 /// queue position of the last envelope on the queue when it ended.
 async fn poll(parts: &RelayParts, settings: &Settings, store: &SqliteStore) -> i64 {
+    poll_counting_recovered(parts, settings, store).await.0
+}
+
+/// As [`poll`], with the orders the run sent whole because a change of theirs reached no
+/// channel.
+async fn poll_counting_recovered(
+    parts: &RelayParts,
+    settings: &Settings,
+    store: &SqliteStore,
+) -> (i64, u64) {
     let ports = parts.poll_ports().expect("polling is configured");
     let report = poll_once(&ports, &settings.poll, &NoDeadline).await;
     assert!(!report.failed(), "a poll run failed: {report:?}");
+    let recovered = report.summaries().iter().map(|s| s.recovered).sum();
     let queue = store.export(true).await.unwrap();
-    queue.iter().map(|q| q.id).max().unwrap_or(0)
+    (queue.iter().map(|q| q.id).max().unwrap_or(0), recovered)
 }
 
 /// The lines of an order envelope: a poll's (or GET's) payload is the order, a POST's is the
@@ -207,63 +219,98 @@ fn exposures<'a>(
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_change_whose_webhook_was_dropped_is_on_the_queue_after_the_next_poll() {
-    let started = Instant::now();
+/// The simulator, seeded, with few orders of few lines (so one order changes several times
+/// between two polls and its events touch different lines) and one event per action (events
+/// sharing a `lastUpdatedAt` are another limit).
+async fn start_simulator() -> Simulator {
     let seeded = SimConfig::seeded(SEED);
-    let sim = Simulator::start(SimConfig {
+    Simulator::start(SimConfig {
         world: WorldConfig {
-            // Few orders with few lines, so one order changes several times between two
-            // polls and its events touch different lines.
             initial_orders: 4,
             initial_shipments: 0,
             max_lines: 6,
-            // One action, one event: events sharing a `lastUpdatedAt` are another limit.
             mixed_response_probability: 0.0,
             ..seeded.world.clone()
         },
         ..seeded
     })
     .await
-    .expect("the simulator starts");
-    let settings = relay_settings(&sim);
+    .expect("the simulator starts")
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("relay.db")).unwrap();
-    let client = client_for(&settings.tradecloud)
-        .expect("a Tradecloud client")
-        .expect("a Tradecloud login");
-    let parts = RelayParts {
-        webhook: WebhookSettings::from(&settings.webhook),
-        ports: tcrelay::Ports::sqlite(&store),
-        api: Some(Arc::new(ClientApi(client.clone())) as Arc<dyn TradecloudApi>),
-        poll_api: Some(Arc::new(ClientPollApi(client)) as Arc<dyn PollApi>),
-        poll: settings.poll.clone(),
-    };
-    let server = start(
-        parts.clone(),
-        ServeOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            // No poll loop: the test polls at known points.
-            poll_interval: None,
-            limits: settings.server,
-        },
-    )
-    .await
-    .expect("the relay starts");
-    let target = || WebhookTarget {
-        auth: WebhookAuth::Basic {
-            username: WEBHOOK_USER.into(),
-            password: WEBHOOK_PASSWORD.into(),
-        },
-        ..WebhookTarget::new(format!("http://{}/webhook/orders", server.local_addr()))
-    };
+/// The relay in-process on a fresh SQLite file, its webhook served, without a poll loop (the
+/// tests poll at known points).
+struct Relay {
+    settings: Settings,
+    store: SqliteStore,
+    parts: RelayParts,
+    server: tcrelay::RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Relay {
+    /// Started with `extra` variables beside [`relay_settings`]' own.
+    async fn start(sim: &Simulator, extra: &[(&str, &str)]) -> Self {
+        let settings = relay_settings(sim, extra);
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("relay.db")).unwrap();
+        let client = client_for(&settings.tradecloud)
+            .expect("a Tradecloud client")
+            .expect("a Tradecloud login");
+        let parts = RelayParts {
+            webhook: WebhookSettings::from(&settings.webhook),
+            ports: tcrelay::Ports::sqlite(&store),
+            api: Some(Arc::new(ClientApi(client.clone())) as Arc<dyn TradecloudApi>),
+            poll_api: Some(Arc::new(ClientPollApi(client)) as Arc<dyn PollApi>),
+            poll: settings.poll.clone(),
+        };
+        let server = start(
+            parts.clone(),
+            ServeOptions {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                poll_interval: None,
+                limits: settings.server,
+            },
+        )
+        .await
+        .expect("the relay starts");
+        Self {
+            settings,
+            store,
+            parts,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// The simulator's orders webhook target for this relay: POST JSON, Basic.
+    fn target(&self) -> WebhookTarget {
+        WebhookTarget {
+            auth: WebhookAuth::Basic {
+                username: WEBHOOK_USER.into(),
+                password: WEBHOOK_PASSWORD.into(),
+            },
+            ..WebhookTarget::new(format!(
+                "http://{}/webhook/orders",
+                self.server.local_addr()
+            ))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_change_whose_webhook_was_dropped_is_on_the_queue_after_the_next_poll() {
+    let started = Instant::now();
+    let sim = start_simulator().await;
+    let relay = Relay::start(&sim, &[]).await;
+    let (parts, settings, store) = (&relay.parts, &relay.settings, &relay.store);
+    let target = || relay.target();
 
     // The poll window of each change: the index of the poll that follows it, as the output
     // numbers polls (0: the first, of the initial orders); and per poll the queue's end when
     // it finished. The last round is followed by a poll of its own.
     let mut window: HashMap<u64, usize> = sim.changes().iter().map(|c| (c.seq, 0)).collect();
-    let mut queue_end_at_poll = vec![poll(&parts, &settings, &store).await];
+    let mut queue_end_at_poll = vec![poll(parts, settings, store).await];
     let mut dice = Dice(SEED);
     let mut registered = None;
     for round in 1..=ROUNDS {
@@ -285,13 +332,13 @@ async fn an_order_change_whose_webhook_was_dropped_is_on_the_queue_after_the_nex
             "the webhook deliveries did not finish"
         );
         if round.is_multiple_of(POLL_EVERY) {
-            queue_end_at_poll.push(poll(&parts, &settings, &store).await);
+            queue_end_at_poll.push(poll(parts, settings, store).await);
         }
     }
     if !ROUNDS.is_multiple_of(POLL_EVERY) {
-        queue_end_at_poll.push(poll(&parts, &settings, &store).await);
+        queue_end_at_poll.push(poll(parts, settings, store).await);
     }
-    server.shutdown().await.unwrap();
+    relay.server.shutdown().await.unwrap();
 
     let changes = sim.changes();
     let deliveries = sim.deliveries();
@@ -431,6 +478,74 @@ async fn an_order_change_whose_webhook_was_dropped_is_on_the_queue_after_the_nex
          never:\n{}\ndedupe keys on the queue twice: {twice:?}",
         late.len(),
         late.join("\n")
+    );
+    sim.shutdown().await;
+}
+
+/// With every event delivered, the poll beside the webhook finds no lost change, also when
+/// the relay's event filter leaves the buyer's own actions out (`TCRELAY_EVENT_DENY=*ByBuyer`,
+/// how a buyer's integration drops its echoes): a filtered event records its state as the
+/// webhook's. Otherwise each buyer action followed by a relayed supplier action before the
+/// next poll would read as a lost event, and the poll would send the order whole and warn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_event_filter_left_out_is_not_taken_for_a_lost_one() {
+    let sim = start_simulator().await;
+    let relay = Relay::start(&sim, &[("TCRELAY_EVENT_DENY", "*ByBuyer")]).await;
+    let (parts, settings, store) = (&relay.parts, &relay.settings, &relay.store);
+    let mut window: HashMap<u64, usize> = sim.changes().iter().map(|c| (c.seq, 0)).collect();
+    let mut polls = 1;
+    let mut recovered = poll_counting_recovered(parts, settings, store).await.1;
+    sim.add_webhook(relay.target()).unwrap();
+    for round in 1..=ROUNDS {
+        for change in sim.advance(1).unwrap() {
+            window.insert(change.seq, polls);
+        }
+        assert!(
+            sim.wait_webhooks_idle(Duration::from_secs(10)).await,
+            "the webhook deliveries did not finish"
+        );
+        if round.is_multiple_of(POLL_EVERY) || round == ROUNDS {
+            recovered += poll_counting_recovered(parts, settings, store).await.1;
+            polls += 1;
+        }
+    }
+    relay.server.shutdown().await.unwrap();
+
+    // The case this guards: within one poll window, a buyer's change of an order (filtered)
+    // and after it a relayed change of the same order, the order's last in that window.
+    let changes = sim.changes();
+    let filtered_then_relayed = changes
+        .iter()
+        .filter(|c| c.kind == EventKind::Order && c.state_changed && window[&c.seq] > 0)
+        .filter(|c| c.event_name.ends_with("ByBuyer"))
+        .filter(|filtered| {
+            let later = changes.iter().filter(|c| {
+                c.seq > filtered.seq
+                    && c.id == filtered.id
+                    && window[&c.seq] == window[&filtered.seq]
+            });
+            let last = later.filter(|c| moves_order_state(c)).last();
+            last.is_some_and(|c| c.kind == EventKind::Order && !c.event_name.ends_with("ByBuyer"))
+        })
+        .count();
+    assert!(
+        filtered_then_relayed > 0,
+        "the run never relayed a supplier's change after a filtered buyer's change before a \
+         poll: choose another SEED or more ROUNDS"
+    );
+    assert_eq!(
+        recovered, 0,
+        "no event was lost, yet the poll sent {recovered} orders whole as if one had been \
+         ({filtered_then_relayed} filtered changes followed by relayed ones)"
+    );
+    // And no filtered change reached the queue by the webhook.
+    let on_queue = store.export(true).await.unwrap();
+    assert!(
+        on_queue
+            .iter()
+            .filter_map(|q| q.envelope().unwrap().event_name)
+            .all(|name| !name.ends_with("ByBuyer")),
+        "a filtered event is on the queue"
     );
     sim.shutdown().await;
 }
