@@ -104,7 +104,7 @@ struct Labelled {
     quarantined: BTreeMap<Labels, u64>,
     /// Failed poll runs by stream.
     failed_runs: BTreeMap<&'static str, u64>,
-    /// Orders the poll sent whole because a change of theirs reached no channel, by stream.
+    /// Orders the poll sent because no event claimed an earlier change of theirs, by stream.
     recovered: BTreeMap<&'static str, u64>,
 }
 
@@ -332,7 +332,7 @@ impl Counters {
             self.per_stream(
                 &mut out,
                 "tcrelay_poll_recovered_states_total",
-                "Orders the poll sent whole although a webhook event had relayed their state, because an earlier change of theirs reached no channel: a webhook event was lost before the relay.",
+                "Orders the poll sent although a webhook event had relayed their state, because no event claimed an earlier change of theirs (an event lost before the relay, filtered, or switched off in Tradecloud).",
                 &labelled.recovered,
             );
         }

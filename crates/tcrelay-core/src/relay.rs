@@ -288,13 +288,12 @@ impl Relay {
         raw_body: &[u8],
         deadline: &Deadline,
     ) -> Result<Outcome, RelayError> {
-        let class = event.kind.object_class();
         if !self.filter.admits(&event.event_name) {
-            self.record_filtered(&event, deadline).await;
             return Ok(Outcome::Filtered {
                 event_name: event.event_name.clone(),
             });
         }
+        let class = event.kind.object_class();
         let line_ids: Vec<&str> = event.line_ids.iter().map(String::as_str).collect();
         let message_key = dedupe::message_key(&MessageKeyParts {
             class,
@@ -334,7 +333,15 @@ impl Relay {
         }
         let mut held = Held { claims, pass };
 
-        if let Some(state_key) = event_state_key(&event) {
+        // A resend repeats a state on purpose (someone pressed "resend" for the ERP), so a
+        // state already relayed by a poll or a GET must not make it a duplicate: only its own
+        // message key (its `messageId`) dedupes it, and it leaves the state key alone.
+        let state_key = event
+            .last_updated_at
+            .as_deref()
+            .filter(|t| !t.is_empty() && !dedupe::is_resend_event(&event.event_name))
+            .map(|at| dedupe::state_key(class, &event.id, at));
+        if let Some(state_key) = state_key {
             let claimed = match deadline
                 .run(CLAIM, held.claims.claim(&state_key, false))
                 .await
@@ -373,47 +380,6 @@ impl Relay {
             kind,
             id,
         })
-    }
-
-    /// Records a filtered event's state key as written by an event (completed, not a full
-    /// state), and nothing else: its message key stays free, nothing is enqueued. A poll beside
-    /// the webhook then treats the change as the webhook's, deliberately not forwarded: it
-    /// neither sends that state whole nor takes the change for a lost event and sends the order
-    /// whole later (docs/design.md, "Event filter"). Best effort within `deadline`: when the store
-    /// fails, the answer is still "filtered" (a poll may then forward the state, as it would
-    /// have without the webhook), and the failure is logged.
-    async fn record_filtered(&self, event: &InboundEvent, deadline: &Deadline) {
-        let Some(state_key) = event_state_key(event) else {
-            return;
-        };
-        let mut claims = Claims::new(Arc::clone(&self.dedupe));
-        match deadline.run(CLAIM, claims.claim(&state_key, false)).await {
-            // Granted: completed at once. Taken already (another event of this state, a poll, a
-            // claim in progress): that channel decides, nothing to record.
-            Ok(Ok(_)) => {
-                if deadline
-                    .clean_up(OUTLIVING.spawn(claims.settle(true)))
-                    .await
-                    .is_none()
-                {
-                    tracing::warn!(
-                        dedupe_key = state_key.as_str(),
-                        "recording a filtered event's state did not finish within the \
-                         request's time; it goes on after the answer"
-                    );
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(
-                dedupe_key = state_key.as_str(),
-                error = %e,
-                "could not record a filtered event's state; a poll may forward that state"
-            ),
-            Err(out_of_time) => tracing::warn!(
-                dedupe_key = state_key.as_str(),
-                error = %out_of_time,
-                "could not record a filtered event's state; a poll may forward that state"
-            ),
-        }
     }
 
     /// Relays a complete object (GET webhook, or a poll result): keyed by its state key with
@@ -575,18 +541,6 @@ pub async fn finish_outliving_work(limit: std::time::Duration) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     true
-}
-
-/// The state key a webhook event claims (not as a full state): its object's at its
-/// `lastUpdatedAt`. None without a `lastUpdatedAt`, and for a resend, which repeats a state on
-/// purpose: a state already relayed by a poll or GET must not make it a duplicate, so only its
-/// own message key (its `messageId`) dedupes it, and it leaves the state key alone.
-fn event_state_key(event: &InboundEvent) -> Option<String> {
-    event
-        .last_updated_at
-        .as_deref()
-        .filter(|t| !t.is_empty() && !dedupe::is_resend_event(&event.event_name))
-        .map(|at| dedupe::state_key(event.kind.object_class(), &event.id, at))
 }
 
 /// Runs `relay` as its own task in the current span and waits for it: dropping the wait leaves

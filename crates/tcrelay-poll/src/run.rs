@@ -61,7 +61,7 @@ use tradecloud_model::timestamp;
 use crate::api::{PageRequest, PollApi, PollStream};
 use crate::config::PollConfig;
 use crate::lease::HeldLease;
-use crate::missed::{MissedChanges, Unsettled};
+use crate::missed::{MAX_TIMES_PER_ORDER, MissedChanges, Unsettled, Verdict};
 use crate::object::{Polled, Preparation, Prepared};
 
 /// How often a walk by offset may start over before the run gives up.
@@ -226,9 +226,9 @@ pub struct StreamSummary {
     pub objects: u64,
     /// Envelopes enqueued (dry run: that would be).
     pub enqueued: u64,
-    /// Of `enqueued`: orders sent whole although a webhook event had relayed their state,
-    /// because an earlier change of their lines reached the queue by no channel (its webhook
-    /// event was lost before the relay; see the crate's `missed` module).
+    /// Of `enqueued`: orders sent although a webhook event had relayed their state, because no
+    /// event claimed the time of an earlier change of their lines (an event lost before the
+    /// relay, filtered, or switched off in Tradecloud; see the crate's `missed` module).
     pub recovered: u64,
     /// States already relayed, by any channel.
     pub duplicates: u64,
@@ -1156,6 +1156,8 @@ impl StreamRun<'_> {
         let mut envelopes = Vec::with_capacity(outcomes.len());
         // Which envelope each held claim is for: the page's claims, then the missed changes'.
         let (mut owners, mut missed_owners) = (Vec::new(), Vec::new());
+        // The envelopes sent because a change of the order reached no channel.
+        let mut recovering = Vec::new();
         // In page order, so the counts stop where a run claiming one object at a time stopped.
         for candidate in candidates {
             let Some((item, key, changed_lines, payload)) = self.admit(candidate) else {
@@ -1164,21 +1166,18 @@ impl StreamRun<'_> {
             let Some(outcome) = outcomes.next() else {
                 unreachable!("Claims::claim_many answers once per key");
             };
-            let recovered = match outcome {
-                Ok(None) => {
-                    owners.push(envelopes.len());
-                    false
-                }
+            match outcome {
+                Ok(None) => owners.push(envelopes.len()),
                 Ok(Some(record)) if record.state == RecordState::Completed => {
                     match missed.take(&key) {
-                        Ok(0) => {
+                        Ok(Verdict::Relayed) => {
                             self.summary.duplicates += 1;
                             self.done.insert(key);
                             continue;
                         }
-                        Ok(granted) => {
-                            missed_owners.extend(std::iter::repeat_n(envelopes.len(), granted));
-                            true
+                        Ok(Verdict::Missed { claims }) => {
+                            missed_owners.extend(std::iter::repeat_n(envelopes.len(), claims));
+                            recovering.push(envelopes.len());
                         }
                         Err(unsettled) => {
                             claims.settle(false).await;
@@ -1208,16 +1207,6 @@ impl StreamRun<'_> {
                     claims.settle(false).await;
                     return Err(PollError::Dedupe(e).into());
                 }
-            };
-            if recovered {
-                self.summary.recovered += 1;
-                tracing::warn!(
-                    id = item.id,
-                    last_updated_at = item.last_updated_at,
-                    "a webhook event relayed this order's state, but an earlier change of its \
-                     lines reached the queue by no channel (its event was lost before the \
-                     relay); relaying the order whole"
-                );
             }
             envelopes.push(Envelope::of_polled(
                 self.stream.kind(),
@@ -1240,10 +1229,22 @@ impl StreamRun<'_> {
             .await;
         let failed: &[usize] = sent.as_ref().err().map_or(&[], |e| &e.failed);
         for (i, envelope) in envelopes.into_iter().enumerate() {
-            if !failed.contains(&i) {
-                self.summary.enqueued += 1;
-                self.done.insert(envelope.dedupe_key);
+            if failed.contains(&i) {
+                continue;
             }
+            self.summary.enqueued += 1;
+            if recovering.contains(&i) {
+                self.summary.recovered += 1;
+                tracing::warn!(
+                    id = envelope.id,
+                    last_updated_at = envelope.last_updated_at,
+                    "a webhook event relayed this order's state, but no event claimed the time of \
+                     an earlier change of its lines (an event lost before the relay, left out by \
+                     the relay's event filter, or not sent by Tradecloud): relayed the order \
+                     whole"
+                );
+            }
+            self.done.insert(envelope.dedupe_key);
         }
         self.done.extend(completed);
         sent.map_err(|e| PollError::Sink(e).into())
@@ -1262,6 +1263,9 @@ impl StreamRun<'_> {
         let relayed = candidates
             .iter()
             .filter(|c| matches!(c.prepared, Prepared::Relay { .. }));
+        // A state of the page itself (the same order twice in one page) is this run's to relay:
+        // claiming it again would find this run's own claim in progress and stop the run.
+        let in_page: HashSet<&str> = relayed.clone().map(|c| c.key.as_str()).collect();
         let orders = relayed.zip(outcomes).filter_map(|(candidate, outcome)| {
             let Ok(Some(record)) = outcome else {
                 return None;
@@ -1272,7 +1276,8 @@ impl StreamRun<'_> {
             };
             let keys = line_times
                 .iter()
-                .map(|at| state_key(class, &candidate.item.id, at));
+                .map(|at| state_key(class, &candidate.item.id, at))
+                .filter(|key| !in_page.contains(key.as_str()));
             by_event.then(|| (candidate.key.clone(), keys.collect()))
         });
         MissedChanges::claim(claims, orders).await
@@ -1311,30 +1316,40 @@ impl StreamRun<'_> {
             let Some((item, key, changed_lines, _)) = self.admit(candidate) else {
                 continue;
             };
-            let relayed = match self.ports.dedupe.lookup(&key).await {
-                Ok(None) => false,
-                // As the run would find it: relayed unless one of its changes was not.
+            // As the run would find it: relayed, unless only events wrote the state and one of
+            // its changed lines' times was relayed by none (or there are too many to check).
+            let (relayed, recovers) = match self.ports.dedupe.lookup(&key).await {
+                Ok(None) => (false, false),
                 Ok(Some(record))
                     if record.state == RecordState::Completed && !record.full_state =>
                 {
-                    let mut all = true;
-                    for at in &line_times {
-                        match self
-                            .ports
-                            .dedupe
-                            .lookup(&state_key(class, &item.id, at))
-                            .await
-                        {
+                    let mut keys: Vec<String> = line_times
+                        .iter()
+                        .map(|at| state_key(class, &item.id, at))
+                        .filter(|k| *k != key)
+                        .collect();
+                    // Two spellings of one instant are one key, as in the run.
+                    keys.sort_unstable();
+                    keys.dedup();
+                    let mut missed = keys.len() > MAX_TIMES_PER_ORDER;
+                    for time_key in &keys {
+                        if missed {
+                            break;
+                        }
+                        match self.ports.dedupe.lookup(time_key).await {
                             Ok(Some(_)) => {}
-                            Ok(None) => all = false,
+                            Ok(None) => missed = true,
                             Err(e) => return Err(PollError::Dedupe(e).into()),
                         }
                     }
-                    all
+                    (!missed, missed)
                 }
-                Ok(Some(_)) => true,
+                Ok(Some(_)) => (true, false),
                 Err(e) => return Err(PollError::Dedupe(e).into()),
             };
+            if recovers {
+                self.summary.recovered += 1;
+            }
             if relayed {
                 self.summary.duplicates += 1;
             } else {

@@ -1736,7 +1736,10 @@ async fn an_order_whose_earlier_change_reached_no_channel_is_sent_whole_once() {
         .await
         .unwrap();
     // `first` is asked again (each run re-asks the cursor's millisecond), `p` was relayed.
-    assert_eq!((planned.enqueued, planned.duplicates), (1, 2));
+    assert_eq!(
+        (planned.enqueued, planned.recovered, planned.duplicates),
+        (1, 1, 2)
+    );
     assert_eq!(planned.planned[0].dedupe_key, own);
 
     let s = poll(&h, &config(), "run-2").await.unwrap();
@@ -1794,6 +1797,7 @@ async fn a_lost_change_whose_send_fails_or_is_held_elsewhere_is_retried_by_the_n
     let [_, dropped, _, _] = events_relayed_around_a_lost_one(&h);
     let failure = poll(&h, &config(), "run-1").await.unwrap_err();
     assert!(matches!(failure.error, PollError::Sink(_)), "{failure:?}");
+    assert_eq!(failure.summary.recovered, 0, "not sent, not counted");
     assert_eq!(h.dedupe.lookup(&dropped).await.unwrap(), None, "released");
     assert_eq!(h.cursors.value("orders"), None);
 
@@ -1818,4 +1822,112 @@ async fn a_lost_change_whose_send_fails_or_is_held_elsewhere_is_retried_by_the_n
     let s = poll(&h, &config(), "run-2").await.unwrap();
     assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 3), "{s:#?}");
     assert!(h.dedupe.lookup(&own).await.unwrap().is_some());
+}
+
+/// A queue that refuses the messages of one object and takes the rest, while `refusing`.
+struct RefusesOne {
+    id: &'static str,
+    refusing: std::sync::atomic::AtomicBool,
+    inner: Arc<MemorySink>,
+}
+
+#[async_trait]
+impl EventSink for RefusesOne {
+    async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+        if !self.refusing.load(Ordering::SeqCst) {
+            return self.inner.enqueue(envelopes).await;
+        }
+        let (refused, taken): (Vec<_>, Vec<_>) = envelopes
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(_, e)| e.id == self.id);
+        let taken: Vec<Envelope> = taken.into_iter().map(|(_, e)| e).collect();
+        self.inner.enqueue(&taken).await?;
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(SinkError {
+            failed: refused.into_iter().map(|(i, _)| i).collect(),
+            reason: "one refused".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_recovery_the_queue_refuses_releases_its_claims_and_the_page_around_it_completes() {
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(RefusesOne {
+        id: "o",
+        refusing: std::sync::atomic::AtomicBool::new(true),
+        inner: memory.clone(),
+    });
+    let h = harness_with_sink(sink.clone(), memory);
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    let [own, dropped, _, _] = events_relayed_around_a_lost_one(&h);
+    // A new order in the same page, between o's and p's times: its claim is the page's.
+    h.api.with_world(|w| put_order(w, "n", T0 + 250));
+    let new = state_key(ObjectClass::Order, "n", &ms_to_timestamp(T0 + 250));
+
+    let failure = poll(&h, &config(), "run-2").await.unwrap_err();
+    assert!(matches!(failure.error, PollError::Sink(_)), "{failure:?}");
+    // n was sent and completed; o's recovery was refused: its claims went, nothing counted.
+    let s = &failure.summary;
+    assert_eq!((s.enqueued, s.recovered), (1, 0), "{s:#?}");
+    assert_eq!(
+        h.dedupe.lookup(&new).await.unwrap().map(|r| r.state),
+        Some(RecordState::Completed)
+    );
+    assert_eq!(h.dedupe.lookup(&dropped).await.unwrap(), None);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0)));
+
+    sink.refusing.store(false, Ordering::SeqCst);
+    let s = poll(&h, &config(), "run-3").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered), (1, 1), "{s:#?}");
+    let sent = h.sink.envelopes();
+    assert_eq!(sent.last().unwrap().dedupe_key, own);
+    assert_eq!(sent.iter().filter(|e| e.id == "n").count(), 1);
+}
+
+/// A poll answer holding one order twice, in two states (Tradecloud promises nothing else),
+/// once; empty after.
+struct OneOrderTwice(std::sync::Mutex<Option<Vec<Value>>>);
+
+#[async_trait]
+impl PollApi for OneOrderTwice {
+    async fn fetch_page(&self, _: &PageRequest) -> Result<PolledPage, ApiError> {
+        let items = self.0.lock().unwrap().take().unwrap_or_default();
+        Ok(PolledPage::of_values(&items, None, None))
+    }
+}
+
+#[tokio::test]
+async fn an_order_twice_in_one_page_is_not_stopped_by_its_own_claim() {
+    let line = |id: &str, ms: i64| (id.to_owned(), ms);
+    let older = (T0 + 100, vec![line("a", T0 + 100)]);
+    let newer = (T0 + 200, vec![line("a", T0 + 100), line("b", T0 + 200)]);
+    let items: Vec<Value> = [older, newer]
+        .into_iter()
+        .map(|(ms, lines)| {
+            let lines: Vec<(&str, i64, &str, Option<&str>)> = lines
+                .iter()
+                .map(|(id, at)| (id.as_str(), *at, "Confirmed", None))
+                .collect();
+            order_json("o", 1, ms, &lines)
+        })
+        .collect();
+    let mut h = harness();
+    h.ports.api = Arc::new(OneOrderTwice(std::sync::Mutex::new(Some(items))));
+    // The newer state's event was relayed; the older one's change reached no channel yet.
+    let newer_key = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0 + 200));
+    h.dedupe.insert(&newer_key, RecordState::Completed, false);
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    // The older state is this page's to relay: the newer one is not stopped by that claim.
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:#?}");
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (1, 0, 1), "{s:#?}");
+    assert_eq!(
+        h.sink.envelopes()[0].last_updated_at.as_deref(),
+        Some(ms_to_timestamp(T0 + 100).as_str())
+    );
 }
