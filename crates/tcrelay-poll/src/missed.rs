@@ -1,14 +1,14 @@
 //! Changes a webhook event's state hid from the poll: the claims that find them, and their
 //! answers by order.
 //!
-//! The poll relays a state only when no channel relayed it. An order event carries only its
-//! own lines, so when the gateway dropped an earlier event of an order and a later event of
-//! it went through, the later state is found relayed while the earlier change reached no one.
-//! Every relayed event claims the state key of its own `lastUpdatedAt`, and the changed lines
-//! of an order carry the time of the change that last moved them; so the state keys of those
-//! times tell which changes an event relayed. One the poll can still claim was claimed by no
-//! event (lost, filtered, or never sent): the order goes out as the poll prepares it
-//! (docs/design.md, "Webhook and poll together").
+//! A poll or GET result is a duplicate when its state key exists. An order event carries only
+//! its own lines, so that rule alone would lose a change: when the gateway dropped an earlier
+//! event of an order and a later event of it went through, the later state is found relayed
+//! while the earlier change reached no one. Every relayed event claims the state key of its
+//! own `lastUpdatedAt`, and the changed lines of an order carry the time of the change that
+//! last moved them; so the state keys of those times tell which changes an event relayed. One
+//! the poll can still claim was claimed by no event (lost, filtered, or never sent): the order
+//! goes out as the poll prepares it (docs/design.md, "Webhook and poll together").
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -17,20 +17,49 @@ use tcrelay_core::ports::{DedupeRecord, RecordState, StoreError};
 use tcrelay_core::relay::Claims;
 
 /// The most line times checked for one order. An order with more (a long backfill of a large
-/// order) is sent whole without checking: a second message of a state at worst, never a lost
-/// change, and the claims of a page stay bounded (100 orders × 100 keys).
+/// order) is sent without checking, once per state: its whole-state marker is claimed instead
+/// ([`tcrelay_core::dedupe::whole_state_key`]), so the claims of a page stay bounded (100
+/// orders × 100 keys) and a later run that reads the same state finds it sent.
 pub(crate) const MAX_TIMES_PER_ORDER: usize = 100;
 
 /// The store's answer to one claim, as [`Claims::claim_many`] gives it.
 type Answer = Result<Option<DedupeRecord>, StoreError>;
 
+/// One order whose state key only webhook events wrote: what to check.
+#[derive(Debug)]
+pub(crate) struct OrderTimes {
+    /// The order's state key (its own time), never claimed again here.
+    pub key: String,
+    /// Its whole-state marker, claimed instead of `times` when they are too many.
+    pub whole: String,
+    /// The state keys of its changed lines' times.
+    pub times: Vec<String>,
+}
+
+impl OrderTimes {
+    /// The keys to claim for it: its line-time keys without its own key and repeats, or its
+    /// whole-state marker alone when those are more than [`MAX_TIMES_PER_ORDER`] (then `true`).
+    pub(crate) fn to_claim(&self) -> (Vec<&str>, bool) {
+        let mut keys: Vec<&str> = Vec::new();
+        for key in &self.times {
+            if *key != self.key && !keys.contains(&key.as_str()) {
+                keys.push(key);
+            }
+        }
+        if keys.len() > MAX_TIMES_PER_ORDER {
+            (vec![self.whole.as_str()], true)
+        } else {
+            (keys, false)
+        }
+    }
+}
+
 /// The answers to the claims of the orders' missed changes, by order.
 #[derive(Debug, Default)]
 pub(crate) struct MissedChanges {
-    /// Each order's state key and the range of its claims in `answers`.
-    per_order: HashMap<String, Range<usize>>,
-    /// The orders (by state key) with more line times than [`MAX_TIMES_PER_ORDER`].
-    unchecked: Vec<String>,
+    /// Each order's state key, the range of its claims in `answers`, and whether that range is
+    /// its whole-state marker alone (too many times to check).
+    per_order: HashMap<String, (Range<usize>, bool)>,
     /// Each claimed key with its answer, taken once.
     answers: Vec<Option<(String, Answer)>>,
 }
@@ -38,47 +67,46 @@ pub(crate) struct MissedChanges {
 /// What an order's line times say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Every change was relayed (or none was claimed for): a duplicate.
+    /// Every change was relayed (or nothing was claimed for the order): a duplicate.
     Relayed,
-    /// A change reached no channel (or there were too many times to check, `claims` 0): send
-    /// the order whole; `claims` of the granted claims are its.
+    /// A change was claimed by no event: send the order; `claims` of the granted claims are its.
     Missed {
         /// How many of the held claims are the order's.
         claims: usize,
     },
+    /// Too many times to check, and the state was not sent this way before: send the order;
+    /// its one granted claim (the whole-state marker) is its.
+    Unchecked,
 }
 
 /// Why an order's missed changes cannot be settled now.
 #[derive(Debug)]
 pub(crate) enum Unsettled {
-    /// Another channel holds the claim on this state key right now: it may still fail.
+    /// Another channel holds the claim on this key right now: it may still fail.
     InProgress(String),
     /// The dedupe store failed.
     Store(StoreError),
 }
 
 impl MissedChanges {
-    /// Claims, in one batch held in `claims`, the state keys (`state_keys`) of each order's
-    /// changed lines' times, given with the order's own state key. An order with none is left
-    /// out; no call is made when no order has any.
+    /// Claims, in one batch held in `claims`, each order's line-time keys (its own key and
+    /// repeats left out), or its whole-state marker when they are more than
+    /// [`MAX_TIMES_PER_ORDER`]. An order with no other time is left out; no call is made when
+    /// no order has any.
     pub(crate) async fn claim(
         claims: &mut Claims,
-        orders: impl IntoIterator<Item = (String, Vec<String>)>,
+        orders: impl IntoIterator<Item = OrderTimes>,
     ) -> Self {
         let mut missed = Self::default();
         let mut keys: Vec<String> = Vec::new();
-        for (order_key, state_keys) in orders {
+        for order in orders {
             let first = keys.len();
-            for key in state_keys {
-                if key != order_key && !keys[first..].contains(&key) {
-                    keys.push(key);
-                }
-            }
-            if keys.len() - first > MAX_TIMES_PER_ORDER {
-                keys.truncate(first);
-                missed.unchecked.push(order_key);
-            } else if keys.len() > first {
-                missed.per_order.insert(order_key, first..keys.len());
+            let (to_claim, unchecked) = order.to_claim();
+            keys.extend(to_claim.into_iter().map(str::to_owned));
+            if keys.len() > first {
+                missed
+                    .per_order
+                    .insert(order.key, (first..keys.len(), unchecked));
             }
         }
         if keys.is_empty() {
@@ -90,14 +118,11 @@ impl MissedChanges {
         missed
     }
 
-    /// What the claims of the order with state key `order_key` found: each granted one is a
-    /// change no channel relayed; completed keys were relayed. Taken once.
+    /// What the claims of the order with state key `order_key` found: a granted line-time key
+    /// is a change no event relayed, a completed one was relayed; a granted marker is a state
+    /// not yet sent unchecked, a completed one was. Taken once.
     pub(crate) fn take(&mut self, order_key: &str) -> Result<Verdict, Unsettled> {
-        if let Some(i) = self.unchecked.iter().position(|k| k == order_key) {
-            self.unchecked.swap_remove(i);
-            return Ok(Verdict::Missed { claims: 0 });
-        }
-        let Some(range) = self.per_order.remove(order_key) else {
+        let Some((range, unchecked)) = self.per_order.remove(order_key) else {
             return Ok(Verdict::Relayed);
         };
         let mut granted = 0;
@@ -109,9 +134,10 @@ impl MissedChanges {
                 (_, Err(e)) => return Err(Unsettled::Store(e)),
             }
         }
-        Ok(match granted {
-            0 => Verdict::Relayed,
-            claims => Verdict::Missed { claims },
+        Ok(match (granted, unchecked) {
+            (0, _) => Verdict::Relayed,
+            (_, true) => Verdict::Unchecked,
+            (claims, false) => Verdict::Missed { claims },
         })
     }
 }
@@ -133,11 +159,12 @@ mod tests {
         ))
     }
 
-    fn order(key: &str, keys: &[&str]) -> (String, Vec<String>) {
-        (
-            key.to_owned(),
-            keys.iter().map(|k| (*k).to_owned()).collect(),
-        )
+    fn order(key: &str, times: &[&str]) -> OrderTimes {
+        OrderTimes {
+            key: key.to_owned(),
+            whole: format!("{key}/whole"),
+            times: times.iter().map(|k| (*k).to_owned()).collect(),
+        }
     }
 
     #[tokio::test]
@@ -181,25 +208,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_order_with_too_many_times_is_sent_whole_unchecked() {
+    async fn an_order_with_too_many_times_claims_its_marker_once() {
         let dedupe = store();
-        let mut claims = Claims::new(dedupe.clone());
         let many: Vec<String> = (0..=MAX_TIMES_PER_ORDER).map(|i| format!("t{i}")).collect();
-        let few = vec!["t0".to_owned()];
-        let mut missed = MissedChanges::claim(
-            &mut claims,
-            [("big".to_owned(), many), ("small".to_owned(), few)],
-        )
-        .await;
-        assert_eq!(missed.take("big").unwrap(), Verdict::Missed { claims: 0 });
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let mut claims = Claims::new(dedupe.clone());
+        let mut missed =
+            MissedChanges::claim(&mut claims, [order("big", &many), order("small", &["t0"])]).await;
+        assert_eq!(missed.take("big").unwrap(), Verdict::Unchecked);
         assert_eq!(missed.take("small").unwrap(), Verdict::Missed { claims: 1 });
-        // Only the small order's one key was claimed.
+        // The marker and the small order's one key were claimed, none of the big one's times.
+        assert!(dedupe.lookup("big/whole").await.unwrap().is_some());
         assert!(dedupe.lookup("t0").await.unwrap().is_some());
         assert!(dedupe.lookup("t1").await.unwrap().is_none());
-        // Exactly the limit is still checked.
+        claims.settle(true).await;
+        // Read again: the marker is completed, so the state is not sent a second time.
         let mut claims = Claims::new(dedupe.clone());
+        let mut missed = MissedChanges::claim(&mut claims, [order("big", &many)]).await;
+        assert_eq!(missed.take("big").unwrap(), Verdict::Relayed);
+        // Exactly the limit is still checked.
         let limit: Vec<String> = (1..=MAX_TIMES_PER_ORDER).map(|i| format!("u{i}")).collect();
-        let mut missed = MissedChanges::claim(&mut claims, [("at-limit".to_owned(), limit)]).await;
+        let limit: Vec<&str> = limit.iter().map(String::as_str).collect();
+        let mut missed = MissedChanges::claim(&mut claims, [order("at-limit", &limit)]).await;
         assert_eq!(
             missed.take("at-limit").unwrap(),
             Verdict::Missed {

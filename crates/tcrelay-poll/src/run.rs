@@ -43,14 +43,14 @@
 //! The cursor only ever stores a `lastUpdatedAt` Tradecloud returned (a zone-less one written
 //! in UTC, with `Z`), never moves back, and moves only after every object up to it is enqueued.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tcrelay_core::dedupe::state_key;
+use tcrelay_core::dedupe::{state_key, whole_state_key};
 use tcrelay_core::envelope::{Envelope, Payload};
 use tcrelay_core::ports::{
     ApiError, CursorStore, DedupeRecord, DedupeStore, EventSink, RecordState, SinkError, StoreError,
@@ -61,7 +61,7 @@ use tradecloud_model::timestamp;
 use crate::api::{PageRequest, PollApi, PollStream};
 use crate::config::PollConfig;
 use crate::lease::HeldLease;
-use crate::missed::{MAX_TIMES_PER_ORDER, MissedChanges, Unsettled, Verdict};
+use crate::missed::{MissedChanges, OrderTimes, Unsettled, Verdict};
 use crate::object::{Polled, Preparation, Prepared};
 
 /// How often a walk by offset may start over before the run gives up.
@@ -1177,7 +1177,11 @@ impl StreamRun<'_> {
                         }
                         Ok(Verdict::Missed { claims }) => {
                             missed_owners.extend(std::iter::repeat_n(envelopes.len(), claims));
-                            recovering.push(envelopes.len());
+                            recovering.push((envelopes.len(), false));
+                        }
+                        Ok(Verdict::Unchecked) => {
+                            missed_owners.push(envelopes.len());
+                            recovering.push((envelopes.len(), true));
                         }
                         Err(unsettled) => {
                             claims.settle(false).await;
@@ -1233,16 +1237,9 @@ impl StreamRun<'_> {
                 continue;
             }
             self.summary.enqueued += 1;
-            if recovering.contains(&i) {
+            if let Some(&(_, unchecked)) = recovering.iter().find(|(at, _)| *at == i) {
                 self.summary.recovered += 1;
-                tracing::warn!(
-                    id = envelope.id,
-                    last_updated_at = envelope.last_updated_at,
-                    "a webhook event relayed this order's state, but no event claimed the time of \
-                     an earlier change of its lines (an event lost before the relay, left out by \
-                     the relay's event filter, or not sent by Tradecloud): relayed the order \
-                     whole"
-                );
+                log_recovered(&envelope, unchecked);
             }
             self.done.insert(envelope.dedupe_key);
         }
@@ -1251,36 +1248,58 @@ impl StreamRun<'_> {
     }
 
     /// Claims the missed changes ([`crate::missed`]) of each order of the page whose state key
-    /// a webhook event completed (`outcomes`: one per candidate to relay): the state keys of
-    /// its changed lines' times.
+    /// a webhook event completed (`outcomes`: one per candidate to relay).
     async fn claim_missed_changes(
         &self,
         candidates: &[Candidate<'_>],
         outcomes: &[Result<Option<DedupeRecord>, StoreError>],
         claims: &mut Claims,
     ) -> MissedChanges {
-        let class = self.stream.kind().object_class();
-        let relayed = candidates
+        let by_event: Vec<bool> = outcomes
             .iter()
-            .filter(|c| matches!(c.prepared, Prepared::Relay { .. }));
-        // A state of the page itself (the same order twice in one page) is this run's to relay:
-        // claiming it again would find this run's own claim in progress and stop the run.
-        let in_page: HashSet<&str> = relayed.clone().map(|c| c.key.as_str()).collect();
-        let orders = relayed.zip(outcomes).filter_map(|(candidate, outcome)| {
-            let Ok(Some(record)) = outcome else {
-                return None;
-            };
-            let by_event = record.state == RecordState::Completed && !record.full_state;
-            let Prepared::Relay { line_times, .. } = &candidate.prepared else {
-                return None;
-            };
-            let keys = line_times
-                .iter()
-                .map(|at| state_key(class, &candidate.item.id, at))
-                .filter(|key| !in_page.contains(key.as_str()));
-            by_event.then(|| (candidate.key.clone(), keys.collect()))
-        });
-        MissedChanges::claim(claims, orders).await
+            .map(|outcome| matches!(outcome, Ok(Some(record)) if written_by_events(record)))
+            .collect();
+        MissedChanges::claim(claims, self.orders_to_check(candidates, &by_event)).await
+    }
+
+    /// What to check of each order to relay (`candidates`, filtered ones skipped) whose state
+    /// key only webhook events wrote (`by_event`, one per order to relay): the state keys of
+    /// its changed lines' times. Only the newest state of an order in the page is checked: it
+    /// carries every line in its latest time, so it covers an older state of the same page,
+    /// whose keys this run relays itself (claiming them again would find this run's own claim
+    /// in progress and stop the run).
+    fn orders_to_check(&self, candidates: &[Candidate<'_>], by_event: &[bool]) -> Vec<OrderTimes> {
+        let class = self.stream.kind().object_class();
+        let relayed: Vec<&Candidate<'_>> = candidates
+            .iter()
+            .filter(|c| matches!(c.prepared, Prepared::Relay { .. }))
+            .collect();
+        let in_page: HashSet<&str> = relayed.iter().map(|c| c.key.as_str()).collect();
+        let mut newest: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        for c in &relayed {
+            let at = newest.entry(c.item.id.as_str()).or_insert(c.item.at);
+            *at = (*at).max(c.item.at);
+        }
+        relayed
+            .iter()
+            .zip(by_event)
+            .filter(|(c, by_event)| **by_event && newest[c.item.id.as_str()] == c.item.at)
+            .filter_map(|(c, _)| {
+                let Prepared::Relay { line_times, .. } = &c.prepared else {
+                    return None;
+                };
+                let times = line_times
+                    .iter()
+                    .map(|at| state_key(class, &c.item.id, at))
+                    .filter(|key| !in_page.contains(key.as_str()))
+                    .collect();
+                Some(OrderTimes {
+                    key: c.key.clone(),
+                    whole: whole_state_key(class, &c.item.id, &c.item.last_updated_at),
+                    times,
+                })
+            })
+            .collect()
     }
 
     /// Counts `candidate` as an object of the run; a filtered one is counted so and done
@@ -1307,53 +1326,41 @@ impl StreamRun<'_> {
     /// A dry run's page: reports what would be sent (a lookup per object) without claiming,
     /// sending or moving the cursor.
     async fn plan(&mut self, candidates: Vec<Candidate<'_>>) -> Result<(), Halt> {
-        let class = self.stream.kind().object_class();
+        // As the run decides: each state key looked up, then for those only events wrote, the
+        // keys the run would claim (a free one: the run would send the order).
+        let mut records = Vec::new();
+        for c in candidates
+            .iter()
+            .filter(|c| matches!(c.prepared, Prepared::Relay { .. }))
+        {
+            let record = self.ports.dedupe.lookup(&c.key).await;
+            records.push(record.map_err(PollError::Dedupe)?);
+        }
+        let by_event: Vec<bool> = records
+            .iter()
+            .map(|r| r.as_ref().is_some_and(written_by_events))
+            .collect();
+        let mut recovers = HashSet::new();
+        for order in self.orders_to_check(&candidates, &by_event) {
+            for key in order.to_claim().0 {
+                let found = self.ports.dedupe.lookup(key).await;
+                if found.map_err(PollError::Dedupe)?.is_none() {
+                    recovers.insert(order.key.clone());
+                    break;
+                }
+            }
+        }
+        let mut records = records.into_iter();
         for candidate in candidates {
-            let line_times = match &candidate.prepared {
-                Prepared::Relay { line_times, .. } => line_times.clone(),
-                Prepared::Filtered => Vec::new(),
-            };
             let Some((item, key, changed_lines, _)) = self.admit(candidate) else {
                 continue;
             };
-            // As the run would find it: relayed, unless only events wrote the state and one of
-            // its changed lines' times was relayed by none (or there are too many to check).
-            let (relayed, recovers) = match self.ports.dedupe.lookup(&key).await {
-                Ok(None) => (false, false),
-                Ok(Some(record))
-                    if record.state == RecordState::Completed && !record.full_state =>
-                {
-                    let mut keys: Vec<String> = line_times
-                        .iter()
-                        .map(|at| state_key(class, &item.id, at))
-                        .filter(|k| *k != key)
-                        .collect();
-                    // Two spellings of one instant are one key, as in the run.
-                    keys.sort_unstable();
-                    keys.dedup();
-                    let mut missed = keys.len() > MAX_TIMES_PER_ORDER;
-                    for time_key in &keys {
-                        if missed {
-                            break;
-                        }
-                        match self.ports.dedupe.lookup(time_key).await {
-                            Ok(Some(_)) => {}
-                            Ok(None) => missed = true,
-                            Err(e) => return Err(PollError::Dedupe(e).into()),
-                        }
-                    }
-                    (!missed, missed)
-                }
-                Ok(Some(_)) => (true, false),
-                Err(e) => return Err(PollError::Dedupe(e).into()),
-            };
-            if recovers {
-                self.summary.recovered += 1;
-            }
-            if relayed {
+            let relayed = records.next().flatten().is_some();
+            if relayed && !recovers.contains(&key) {
                 self.summary.duplicates += 1;
             } else {
                 self.summary.enqueued += 1;
+                self.summary.recovered += u64::from(relayed);
                 if self.summary.planned.len() < MAX_PLANNED {
                     self.summary.planned.push(PlannedEnvelope {
                         id: item.id.clone(),
@@ -1366,6 +1373,33 @@ impl StreamRun<'_> {
             self.done.insert(key);
         }
         Ok(())
+    }
+}
+
+/// Whether a completed state key was written by webhook events only (not a full state).
+fn written_by_events(record: &DedupeRecord) -> bool {
+    record.state == RecordState::Completed && !record.full_state
+}
+
+/// The WARN of an order sent although a webhook event relayed its state.
+fn log_recovered(envelope: &Envelope, unchecked: bool) {
+    if unchecked {
+        tracing::warn!(
+            id = envelope.id,
+            last_updated_at = envelope.last_updated_at,
+            "a webhook event relayed this order's state, and its changed lines have more times \
+             than the poll checks against the dedupe records: relayed the order, once for this \
+             state"
+        );
+    } else {
+        tracing::warn!(
+            id = envelope.id,
+            last_updated_at = envelope.last_updated_at,
+            "a webhook event relayed this order's state, but no event claimed the time of an \
+             earlier change of its lines (an event lost before the relay, left out by the \
+             relay's event filter, or not sent by Tradecloud; or a state already sent whole \
+             that a later event superseded): relayed the order"
+        );
     }
 }
 

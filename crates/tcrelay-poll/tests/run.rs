@@ -1821,7 +1821,12 @@ async fn a_lost_change_whose_send_fails_or_is_held_elsewhere_is_retried_by_the_n
     h.dedupe.insert(&dropped, RecordState::Completed, false);
     let s = poll(&h, &config(), "run-2").await.unwrap();
     assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 3), "{s:#?}");
-    assert!(h.dedupe.lookup(&own).await.unwrap().is_some());
+    assert_eq!(h.sink.envelopes().len(), 1, "still only `first`");
+    assert_eq!(
+        h.dedupe.lookup(&own).await.unwrap().map(|r| r.full_state),
+        Some(false),
+        "the order's own key is left as the event wrote it"
+    );
 }
 
 /// A queue that refuses the messages of one object and takes the rest, while `refusing`.
@@ -1902,32 +1907,109 @@ impl PollApi for OneOrderTwice {
     }
 }
 
-#[tokio::test]
-async fn an_order_twice_in_one_page_is_not_stopped_by_its_own_claim() {
-    let line = |id: &str, ms: i64| (id.to_owned(), ms);
-    let older = (T0 + 100, vec![line("a", T0 + 100)]);
-    let newer = (T0 + 200, vec![line("a", T0 + 100), line("b", T0 + 200)]);
-    let items: Vec<Value> = [older, newer]
-        .into_iter()
-        .map(|(ms, lines)| {
-            let lines: Vec<(&str, i64, &str, Option<&str>)> = lines
-                .iter()
-                .map(|(id, at)| (id.as_str(), *at, "Confirmed", None))
-                .collect();
-            order_json("o", 1, ms, &lines)
-        })
+/// Order `o` as polled at `ms`, its lines `(id, time)`.
+fn order_with_lines(ms: i64, lines: &[(&str, i64)]) -> Value {
+    let lines: Vec<(&str, i64, &str, Option<&str>)> = lines
+        .iter()
+        .map(|(id, at)| (*id, *at, "Confirmed", None))
         .collect();
+    order_json("o", 1, ms, &lines)
+}
+
+/// A harness whose Tradecloud answers `items` once, the states in `by_events` written by
+/// webhook events.
+fn one_page_of(items: Vec<Value>, by_events: &[i64]) -> Harness {
     let mut h = harness();
     h.ports.api = Arc::new(OneOrderTwice(std::sync::Mutex::new(Some(items))));
-    // The newer state's event was relayed; the older one's change reached no channel yet.
-    let newer_key = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0 + 200));
-    h.dedupe.insert(&newer_key, RecordState::Completed, false);
+    for ms in by_events {
+        let key = state_key(ObjectClass::Order, "o", &ms_to_timestamp(*ms));
+        h.dedupe.insert(&key, RecordState::Completed, false);
+    }
+    h
+}
+
+#[tokio::test]
+async fn an_order_twice_in_one_page_is_not_stopped_by_its_own_claim() {
+    // The newer state's event was relayed; the older state's change reached no channel yet.
+    let items = || {
+        vec![
+            order_with_lines(T0 + 100, &[("a", T0 + 100)]),
+            order_with_lines(T0 + 200, &[("a", T0 + 100), ("b", T0 + 200)]),
+        ]
+    };
+    let h = one_page_of(items(), &[T0 + 200]);
+    let mut dry = RunRequest::scheduled("dry");
+    dry.dry_run = true;
+    let planned = run_stream(&h.ports, &config(), ORDERS, &dry, &NoDeadline)
+        .await
+        .unwrap();
+    let h = one_page_of(items(), &[T0 + 200]);
     let s = poll(&h, &config(), "run-1").await.unwrap();
     // The older state is this page's to relay: the newer one is not stopped by that claim.
     assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:#?}");
     assert_eq!((s.enqueued, s.recovered, s.duplicates), (1, 0, 1), "{s:#?}");
     assert_eq!(
+        (planned.enqueued, planned.recovered, planned.duplicates),
+        (s.enqueued, s.recovered, s.duplicates),
+        "the dry run tells it as the run does it"
+    );
+    assert_eq!(
         h.sink.envelopes()[0].last_updated_at.as_deref(),
         Some(ms_to_timestamp(T0 + 100).as_str())
     );
+
+    // Both states written by events, sharing a line time no event claimed: only the newest
+    // state is checked (it carries every line at its latest time), so the shared key is claimed
+    // once and the run is not stopped by its own claim.
+    let items = vec![
+        order_with_lines(T0 + 200, &[("a", T0 + 100), ("b", T0 + 200)]),
+        order_with_lines(
+            T0 + 300,
+            &[("a", T0 + 100), ("b", T0 + 200), ("c", T0 + 300)],
+        ),
+    ];
+    let h = one_page_of(items, &[T0 + 200, T0 + 300]);
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:#?}");
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (1, 1, 1), "{s:#?}");
+    assert_eq!(
+        h.sink.envelopes()[0].last_updated_at.as_deref(),
+        Some(ms_to_timestamp(T0 + 300).as_str())
+    );
+}
+
+#[tokio::test]
+async fn an_order_with_more_line_times_than_checked_is_sent_once_per_state() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    // 102 lines changed at 102 times after the cursor, the order's own time among them.
+    let ids: Vec<String> = (0..102).map(|i| format!("l{i}")).collect();
+    let lines: Vec<(&str, i64)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), T0 + 1 + i as i64))
+        .collect();
+    let at = T0 + 102;
+    h.api
+        .with_world(|w| w.put(ORDERS, "o", at, order_with_lines(at, &lines)));
+    let own = state_key(ObjectClass::Order, "o", &ms_to_timestamp(at));
+    h.dedupe.insert(&own, RecordState::Completed, false);
+
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered), (1, 1), "{s:#?}");
+    let marker =
+        tcrelay_core::dedupe::whole_state_key(ObjectClass::Order, "o", &ms_to_timestamp(at));
+    assert_eq!(
+        h.dedupe.lookup(&marker).await.unwrap().map(|r| r.state),
+        Some(RecordState::Completed)
+    );
+    // No line time was claimed: only the marker.
+    let line_key = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0 + 1));
+    assert_eq!(h.dedupe.lookup(&line_key).await.unwrap(), None);
+    // The next run reads the order again (the cursor's millisecond is asked again): it is
+    // not sent a second time.
+    let s = poll(&h, &config(), "run-3").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 1), "{s:#?}");
+    assert_eq!(h.sink.envelopes().iter().filter(|e| e.id == "o").count(), 1);
 }

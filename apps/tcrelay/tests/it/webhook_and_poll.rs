@@ -162,12 +162,14 @@ struct Exposure<'a> {
 }
 
 /// The bug's pattern in the run: per poll window and order, the last state change is an event
-/// that was delivered (so the poll finds its state key taken) and an earlier change of that
-/// window was dropped with lines no later delivered event of the window carries.
+/// that was relayed (`relayed_set`: delivered and let through by the filter, so the poll finds its
+/// state key taken) and an earlier change of that window that the filter admits was dropped,
+/// with lines no later relayed event of the window carries.
 fn exposures<'a>(
     changes: &'a [Change],
     window: &HashMap<u64, usize>,
-    delivered: &HashSet<u64>,
+    relayed_set: &HashSet<u64>,
+    admits: fn(&str) -> bool,
 ) -> Vec<Exposure<'a>> {
     let mut by_window: BTreeMap<(usize, &str), Vec<&Change>> = BTreeMap::new();
     for change in changes.iter().filter(|c| c.kind != EventKind::Shipment) {
@@ -181,19 +183,20 @@ fn exposures<'a>(
         let Some(&relayed) = in_window.iter().rev().find(|c| moves_order_state(c)) else {
             continue;
         };
-        if relayed.kind != EventKind::Order || !delivered.contains(&relayed.seq) {
+        if relayed.kind != EventKind::Order || !relayed_set.contains(&relayed.seq) {
             continue;
         }
         for (i, &dropped) in in_window.iter().enumerate() {
             if dropped.kind != EventKind::Order
                 || !dropped.state_changed
-                || delivered.contains(&dropped.seq)
+                || !admits(&dropped.event_name)
+                || relayed_set.contains(&dropped.seq)
             {
                 continue;
             }
             let carried_later: HashSet<&str> = in_window[i + 1..]
                 .iter()
-                .filter(|c| c.kind == EventKind::Order && delivered.contains(&c.seq))
+                .filter(|c| c.kind == EventKind::Order && relayed_set.contains(&c.seq))
                 .flat_map(|c| c.line_ids.iter().map(String::as_str))
                 .collect();
             let lines: Vec<&str> = dropped
@@ -215,7 +218,9 @@ fn exposures<'a>(
 }
 
 /// How often a dropped change of a line is followed, in the same poll window, by a change of
-/// that line the event filter left out (so the line carries the filtered change's time).
+/// that line the event filter left out which is the line's last change in the window: the line
+/// then carries the filtered change's time when the poll reads it, and only a poll that takes
+/// that time for unrelayed finds the dropped change.
 fn hidden_by_filtered(
     changes: &[Change],
     window: &HashMap<u64, usize>,
@@ -227,16 +232,18 @@ fn hidden_by_filtered(
             .iter()
             .filter(|c| c.kind == EventKind::Order && c.state_changed && window[&c.seq] > 0)
     };
+    let touches = |c: &Change, line: &String| c.line_ids.contains(line);
     order_changes()
         .filter(|c| !delivered.contains(&c.seq) && admits(&c.event_name))
         .filter(|dropped| {
-            order_changes().any(|f| {
-                f.seq > dropped.seq
-                    && f.id == dropped.id
-                    && window[&f.seq] == window[&dropped.seq]
-                    && delivered.contains(&f.seq)
-                    && !admits(&f.event_name)
-                    && f.line_ids.iter().any(|l| dropped.line_ids.contains(l))
+            let same_window = |c: &&Change| {
+                c.seq > dropped.seq && c.id == dropped.id && window[&c.seq] == window[&dropped.seq]
+            };
+            dropped.line_ids.iter().any(|line| {
+                let last = order_changes()
+                    .filter(same_window)
+                    .rfind(|c| touches(c, line));
+                last.is_some_and(|f| delivered.contains(&f.seq) && !admits(&f.event_name))
             })
         })
         .count()
@@ -407,7 +414,7 @@ async fn run_scenario(extra: &[(&str, &str)], admits: fn(&str) -> bool) -> Found
         .filter(|c| window[&c.seq] > 0 && !delivered.contains(&c.seq))
         .count();
 
-    let exposures = exposures(&changes, &window, &relayed);
+    let exposures = exposures(&changes, &window, &relayed, admits);
     let hidden_by_filtered = hidden_by_filtered(&changes, &window, &delivered, admits);
     println!(
         "{} changes ({} order events, {dropped} of them dropped), {} polls; the bug's pattern {} \
