@@ -10,7 +10,7 @@
 //! the poll can still claim was claimed by no event (lost, filtered, or never sent): the order
 //! goes out as the poll prepares it (docs/design.md, "Webhook and poll together").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use tcrelay_core::ports::{DedupeRecord, RecordState, StoreError};
@@ -40,12 +40,13 @@ impl OrderTimes {
     /// The keys to claim for it: its line-time keys without its own key and repeats, or its
     /// whole-state marker alone when those are more than [`MAX_TIMES_PER_ORDER`] (then `true`).
     pub(crate) fn to_claim(&self) -> (Vec<&str>, bool) {
-        let mut keys: Vec<&str> = Vec::new();
-        for key in &self.times {
-            if *key != self.key && !keys.contains(&key.as_str()) {
-                keys.push(key);
-            }
-        }
+        let mut seen = HashSet::from([self.key.as_str()]);
+        let keys: Vec<&str> = self
+            .times
+            .iter()
+            .map(String::as_str)
+            .filter(|key| seen.insert(key))
+            .collect();
         if keys.len() > MAX_TIMES_PER_ORDER {
             (vec![self.whole.as_str()], true)
         } else {

@@ -1,6 +1,7 @@
 //! One polled object: its identity, the lines that changed, the echo filter, the payload.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -255,6 +256,8 @@ impl Preparation {
     fn choose_lines<'a>(&self, lines: impl Iterator<Item = LineFacts<'a>>) -> Lines {
         let mut changed_ids = Vec::new();
         let mut line_times: Vec<String> = Vec::new();
+        // A set, not a search of `line_times`: an order of 500 lines may have 500 times.
+        let mut seen_times: HashSet<&str> = HashSet::new();
         let mut keep = Vec::with_capacity(lines.size_hint().0);
         let (mut changed_count, mut changed_echoes) = (0usize, 0usize);
         for (i, line) in lines.enumerate() {
@@ -271,7 +274,7 @@ impl Preparation {
                     changed_ids.push(line.id.map_or_else(|| format!("#{i}"), str::to_owned));
                     // A line without a time has no event time to check: nothing to add.
                     if let Some(at) = line.last_updated_at
-                        && !line_times.iter().any(|t| t == at)
+                        && seen_times.insert(at)
                     {
                         line_times.push(at.to_owned());
                     }
