@@ -1135,8 +1135,8 @@ impl StreamRun<'_> {
     /// the queue too: an order event carries only its own lines, so an earlier event of the
     /// order that the gateway dropped would otherwise never reach the ERP. Each such time is
     /// the state key an event at that time claimed; one still free (a second batch of claims)
-    /// means no channel relayed that change, and the order goes out whole under its own state
-    /// key, those claims completed with it.
+    /// means no event relayed that change, and the order goes out as prepared under its own
+    /// state key, those claims completed with it (the `missed` module).
     async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
         let candidates = self.candidates(items);
         if self.request.dry_run {
@@ -1145,7 +1145,7 @@ impl StreamRun<'_> {
         let mut claims = Claims::new(Arc::clone(&self.ports.dedupe));
         let keys: Vec<(&str, bool)> = candidates
             .iter()
-            .filter(|c| matches!(c.prepared, Prepared::Relay { .. }))
+            .filter(|c| c.relays())
             .map(|c| (c.key.as_str(), true))
             .collect();
         let outcomes = claims.claim_many(&keys).await;
@@ -1270,10 +1270,7 @@ impl StreamRun<'_> {
     /// in progress and stop the run).
     fn orders_to_check(&self, candidates: &[Candidate<'_>], by_event: &[bool]) -> Vec<OrderTimes> {
         let class = self.stream.kind().object_class();
-        let relayed: Vec<&Candidate<'_>> = candidates
-            .iter()
-            .filter(|c| matches!(c.prepared, Prepared::Relay { .. }))
-            .collect();
+        let relayed: Vec<&Candidate<'_>> = candidates.iter().filter(|c| c.relays()).collect();
         let in_page: HashSet<&str> = relayed.iter().map(|c| c.key.as_str()).collect();
         let mut newest: HashMap<&str, DateTime<Utc>> = HashMap::new();
         for c in &relayed {
@@ -1329,10 +1326,7 @@ impl StreamRun<'_> {
         // As the run decides: each state key looked up, then for those only events wrote, the
         // keys the run would claim (a free one: the run would send the order).
         let mut records = Vec::new();
-        for c in candidates
-            .iter()
-            .filter(|c| matches!(c.prepared, Prepared::Relay { .. }))
-        {
+        for c in candidates.iter().filter(|c| c.relays()) {
             let record = self.ports.dedupe.lookup(&c.key).await;
             records.push(record.map_err(PollError::Dedupe)?);
         }
@@ -1408,4 +1402,11 @@ struct Candidate<'p> {
     item: &'p Polled,
     key: String,
     prepared: Prepared,
+}
+
+impl Candidate<'_> {
+    /// Whether it is to be relayed (not left out by the echo filter): it is claimed.
+    fn relays(&self) -> bool {
+        matches!(self.prepared, Prepared::Relay { .. })
+    }
 }
