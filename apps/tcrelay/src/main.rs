@@ -305,14 +305,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_local(&cli.db, backend, access)?;
             match command {
                 QueueCommand::List { limit, all, json } => {
-                    let listed = ops::queue_list(&store, limit, all, json, &mut stdout).await?;
+                    let left_out = ops::queue_list(&store, limit, all, json, &mut stdout).await?;
                     // On stderr, so stdout stays the listing alone; a silent cut at the limit
                     // would pass for the whole queue.
-                    if listed.left_out > 0 {
+                    if left_out > 0 {
                         eprintln!(
                             "{} more message(s) not shown (--limit {limit}): list more with \
                              --limit N, or all of them with `queue export{}`",
-                            listed.left_out,
+                            left_out,
                             if all { " --all" } else { "" }
                         );
                     }

@@ -84,24 +84,16 @@ pub fn open_database(
     Ok(SqliteStore::open_read_only(path, options)?)
 }
 
-/// What `queue list` showed: how many rows, and how many more messages its `--limit` left out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listed {
-    /// Rows written.
-    pub shown: usize,
-    /// Messages the listing would have included beyond the limit (0: it showed them all).
-    pub left_out: u64,
-}
-
 /// `queue list`: one line per message, without payload, at most `limit`; returns how many
-/// were left out, so the caller can say so (a silent cut would pass for the whole queue).
+/// messages the listing would have included beyond the limit (0: it showed them all), so the
+/// caller can say so (a silent cut would pass for the whole queue).
 pub async fn queue_list(
     store: &SqliteStore,
     limit: usize,
     include_acked: bool,
     json: bool,
     out: &mut dyn Write,
-) -> Result<Listed, OpsError> {
+) -> Result<u64, OpsError> {
     // One more than asked tells whether anything was left out without counting every time.
     let mut entries = store.list(limit.saturating_add(1), include_acked).await?;
     let left_out = if entries.len() > limit {
@@ -113,13 +105,9 @@ pub async fn queue_list(
     } else {
         0
     };
-    let listed = Listed {
-        shown: entries.len(),
-        left_out,
-    };
     if json {
         json_lines(&entries, out)?;
-        return Ok(listed);
+        return Ok(left_out);
     }
     writeln!(
         out,
@@ -142,7 +130,7 @@ pub async fn queue_list(
                 .unwrap_or_default()
         )?;
     }
-    Ok(listed)
+    Ok(left_out)
 }
 
 /// Each item as one JSON line.

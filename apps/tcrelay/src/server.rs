@@ -759,7 +759,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn start_refuses_limits_it_cannot_serve_before_listening() {
+    async fn start_refuses_limits_it_cannot_serve() {
         let dir = tempfile::tempdir().unwrap();
         let store = tcrelay_sqlite::SqliteStore::open(dir.path().join("l.db")).unwrap();
         let mut credentials = tcrelay_core::WebhookCredentials::new();

@@ -24,8 +24,7 @@ const DECLARATION_MAX: usize = 256;
 /// `charset` parameter, if any.
 ///
 /// An encoding label no decoder is known for is refused ([`DecodeError::UnknownEncoding`]),
-/// unless the body is all ASCII, which reads the same in every encoding such a label could
-/// name. Bytes that are not valid in the encoding are refused as UTF-8's are
+/// unless the body is valid UTF-8 (all ASCII included), which is then read as UTF-8. Bytes that are not valid in the encoding are refused as UTF-8's are
 /// ([`DecodeError::InvalidUtf8`], or [`DecodeError::InvalidEncoding`] naming the encoding).
 pub fn to_utf8<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, DecodeError> {
     let (encoding, body) = match Encoding::for_bom(bytes) {
@@ -63,13 +62,11 @@ pub fn to_utf8<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str
 /// default could otherwise turn `é` into `Ã©`, and the ids the relay reads with it); only a body
 /// that is not UTF-8 takes the `charset`'s encoding.
 fn labelled<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Labelled<'a>, DecodeError> {
-    let known = |label: &str| match encoding_for(label) {
-        Some(encoding) => Ok(Some(encoding)),
-        // Every encoding a label could name reads ASCII as ASCII.
-        None if bytes.is_ascii() => Ok(None),
-        None => Err(DecodeError::UnknownEncoding {
+    // Asked only of a body UTF-8 cannot read (so not all ASCII either).
+    let known = |label: &str| {
+        encoding_for(label).ok_or_else(|| DecodeError::UnknownEncoding {
             label: label.chars().take(64).collect(),
-        }),
+        })
     };
     let declared = declared_encoding(bytes).filter(|l| !l.is_empty());
     if let Some(encoding) = declared.and_then(encoding_for)
@@ -86,7 +83,7 @@ fn labelled<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Labelled<'a>, 
         known(label)?;
     }
     match charset.map(str::trim).filter(|l| !l.is_empty()) {
-        Some(label) => Ok(Labelled::In(known(label)?.unwrap_or(UTF_8))),
+        Some(label) => Ok(Labelled::In(known(label)?)),
         None => Ok(Labelled::In(UTF_8)),
     }
 }
