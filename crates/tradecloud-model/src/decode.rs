@@ -490,13 +490,8 @@ fn without_bom(body: &[u8]) -> &[u8] {
 /// space: `None` for a body that is not UTF-16 (by its mark, or by starting with `<`, as
 /// XML's appendix F tells them), `Some(None)` for one that is only white space.
 fn utf16_first(body: &[u8]) -> Option<Option<char>> {
-    let (units, big_endian) = match body {
-        [0xFF, 0xFE, rest @ ..] => (rest, false),
-        [0xFE, 0xFF, rest @ ..] => (rest, true),
-        [b'<', 0, ..] => (body, false),
-        [0, b'<', ..] => (body, true),
-        _ => return None,
-    };
+    let crate::txml::encoding::Utf16 { units, big_endian } =
+        crate::txml::encoding::utf16_units(body)?;
     let unit = units
         .chunks_exact(2)
         .map(|u| {

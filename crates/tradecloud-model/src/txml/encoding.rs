@@ -19,6 +19,31 @@ use crate::error::DecodeError;
 /// never longer than this in practice (`<?xml version="1.0" encoding="…" standalone="…"?>`).
 const DECLARATION_MAX: usize = 256;
 
+/// The UTF-8 byte-order mark.
+const UTF_8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A body in UTF-16: its code units (after the byte-order mark, if any) and their byte order.
+pub(crate) struct Utf16<'a> {
+    /// The body's bytes from its first character on.
+    pub units: &'a [u8],
+    /// Whether each unit is big-endian.
+    pub big_endian: bool,
+}
+
+/// The body as UTF-16, if it is: by its byte-order mark, or without one by its first character
+/// `<` as UTF-16 writes it (the XML specification's appendix F). One place for the rule, which
+/// both the format sniffing and the transcoding follow.
+pub(crate) fn utf16_units(body: &[u8]) -> Option<Utf16<'_>> {
+    let (units, big_endian) = match body {
+        [0xFF, 0xFE, rest @ ..] => (rest, false),
+        [0xFE, 0xFF, rest @ ..] => (rest, true),
+        [b'<', 0, ..] => (body, false),
+        [0, b'<', ..] => (body, true),
+        _ => return None,
+    };
+    Some(Utf16 { units, big_endian })
+}
+
 /// `bytes` as UTF-8 text: borrowed when it is UTF-8 already, else transcoded from the encoding
 /// the body says it is in (see the module's documentation). `charset` is the content type's
 /// `charset` parameter, if any.
@@ -27,18 +52,16 @@ const DECLARATION_MAX: usize = 256;
 /// unless the body is valid UTF-8 (all ASCII included), which is then read as UTF-8. Bytes that are not valid in the encoding are refused as UTF-8's are
 /// ([`DecodeError::InvalidUtf8`], or [`DecodeError::InvalidEncoding`] naming the encoding).
 pub fn to_utf8<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, DecodeError> {
-    let (encoding, body) = match Encoding::for_bom(bytes) {
+    let (encoding, body) = if bytes.starts_with(UTF_8_BOM) {
         // The UTF-8 mark is left for the parser, which skips it (as it always did).
-        Some((encoding, _)) if encoding == UTF_8 => (UTF_8, bytes),
-        Some((encoding, bom)) => (encoding, &bytes[bom..]),
-        None => match bytes {
-            [b'<', 0, ..] => (UTF_16LE, bytes),
-            [0, b'<', ..] => (UTF_16BE, bytes),
-            _ => match labelled(bytes, charset)? {
-                Labelled::Utf8(text) => return Ok(Cow::Borrowed(text)),
-                Labelled::In(encoding) => (encoding, bytes),
-            },
-        },
+        (UTF_8, bytes)
+    } else if let Some(Utf16 { units, big_endian }) = utf16_units(bytes) {
+        (if big_endian { UTF_16BE } else { UTF_16LE }, units)
+    } else {
+        match labelled(bytes, charset)? {
+            Labelled::Utf8(text) => return Ok(Cow::Borrowed(text)),
+            Labelled::In(encoding) => (encoding, bytes),
+        }
     };
     if encoding == UTF_8 {
         return std::str::from_utf8(body).map(Cow::Borrowed).map_err(|e| {
@@ -74,17 +97,20 @@ fn labelled<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Labelled<'a>, 
     {
         return Ok(Labelled::In(encoding));
     }
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return Ok(Labelled::Utf8(text));
-    }
-    // A label no decoder is known for (`ISO8859_1`, as Java names it) refuses only a body that
-    // UTF-8 cannot read either: a 4xx is a message Tradecloud drops.
+    let not_utf8 = match std::str::from_utf8(bytes) {
+        Ok(text) => return Ok(Labelled::Utf8(text)),
+        Err(e) => e,
+    };
+    // A label no decoder is known for refuses only a body that UTF-8 cannot read either: a 4xx
+    // is a message Tradecloud drops.
     if let Some(label) = declared {
         known(label)?;
     }
     match charset.map(str::trim).filter(|l| !l.is_empty()) {
         Some(label) => Ok(Labelled::In(known(label)?)),
-        None => Ok(Labelled::In(UTF_8)),
+        None => Err(DecodeError::InvalidUtf8 {
+            offset: not_utf8.valid_up_to(),
+        }),
     }
 }
 
@@ -101,8 +127,18 @@ enum Labelled<'a> {
 /// and the Encoding Standard both read it. The `replacement` decoder, which the Encoding
 /// Standard gives a few obsolete labels to keep them from being read at all, reads nothing,
 /// so those labels are unknown here.
+///
+/// Java names encodings with `_` where the Encoding Standard's labels have `-` (`ISO8859_1`,
+/// `ISO8859_15`, `EUC_JP`, `KOI8_R`), and a Java sender may write its name into the
+/// declaration; such a label is read as its `-` spelling (`iso8859-1` and the others are
+/// standard labels), so a Latin-1 body declared the Java way is read as Latin-1, not refused.
 fn encoding_for(label: &str) -> Option<&'static Encoding> {
-    let encoding = Encoding::for_label_no_replacement(label.as_bytes())?;
+    let encoding = Encoding::for_label_no_replacement(label.as_bytes()).or_else(|| {
+        label
+            .contains('_')
+            .then(|| Encoding::for_label_no_replacement(label.replace('_', "-").as_bytes()))
+            .flatten()
+    })?;
     Some(if encoding == UTF_16LE || encoding == UTF_16BE {
         UTF_8
     } else {
@@ -236,6 +272,50 @@ mod tests {
     }
 
     #[test]
+    fn java_encoding_names_are_read_as_their_standard_labels() {
+        // Latin-1 bytes under Java's name for Latin-1: read as Latin-1, as under `ISO-8859-1`.
+        let latin1 = b"<?xml version=\"1.0\" encoding=\"ISO8859_1\"?><a>caf\xe9</a>";
+        assert_eq!(
+            to_utf8(latin1, None).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"ISO8859_1\"?><a>café</a>"
+        );
+        // The declaration decides, as it does for `ISO-8859-1`: UTF-8 bytes under it are read
+        // as Latin-1.
+        let utf8 = "<?xml version=\"1.0\" encoding=\"ISO8859_1\"?><a>é</a>";
+        let standard = utf8.replace("ISO8859_1", "ISO-8859-1");
+        assert_eq!(
+            to_utf8(utf8.as_bytes(), None).unwrap(),
+            to_utf8(standard.as_bytes(), None)
+                .unwrap()
+                .replace("ISO-8859-1", "ISO8859_1")
+        );
+        assert!(
+            to_utf8(utf8.as_bytes(), None)
+                .unwrap()
+                .ends_with("<a>Ã©</a>")
+        );
+        for (java, standard) in [
+            ("ISO8859_15", "ISO-8859-15"),
+            ("ISO8859_2", "ISO-8859-2"),
+            ("EUC_JP", "EUC-JP"),
+            ("KOI8_R", "KOI8-R"),
+        ] {
+            assert_eq!(encoding_for(java), encoding_for(standard), "{java}");
+            assert!(encoding_for(java).is_some(), "{java}");
+        }
+        // A standard label spelled with `_` keeps its own meaning; an unknown one stays unknown.
+        assert_eq!(encoding_for("iso_8859-1"), encoding_for("ISO-8859-1"));
+        assert_eq!(encoding_for("x_klingon"), None);
+        let unknown = b"<?xml version=\"1.0\" encoding=\"x_klingon\"?><a>\xe9</a>";
+        assert_eq!(
+            to_utf8(unknown, None),
+            Err(DecodeError::UnknownEncoding {
+                label: "x_klingon".into()
+            })
+        );
+    }
+
+    #[test]
     fn unknown_labels_and_bad_bytes_are_named() {
         let body = b"<?xml version=\"1.0\" encoding=\"x-klingon\"?><a>\xe9</a>";
         let e = to_utf8(body, None).unwrap_err();
@@ -249,8 +329,8 @@ mod tests {
         // All ASCII: read whatever the label; so is a body that is valid UTF-8.
         let ascii = b"<?xml version=\"1.0\" encoding=\"x-klingon\"?><a>e</a>";
         assert!(to_utf8(ascii, None).is_ok());
-        let java = "<?xml version=\"1.0\" encoding=\"ISO8859_1\"?><a>é</a>";
-        assert_eq!(to_utf8(java.as_bytes(), None).unwrap(), java);
+        let utf8 = "<?xml version=\"1.0\" encoding=\"x-klingon\"?><a>é</a>";
+        assert_eq!(to_utf8(utf8.as_bytes(), None).unwrap(), utf8);
         // A lone surrogate in UTF-16LE, at byte 8 (after the mark and three characters).
         let mut utf16 = vec![0xff, 0xfe];
         utf16.extend("<a>".encode_utf16().flat_map(u16::to_le_bytes));

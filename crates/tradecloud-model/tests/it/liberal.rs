@@ -52,10 +52,15 @@ fn txml_in_latin1_or_utf16_decodes_as_its_utf8_twin() {
         utf8.payload["orderEvent"]["buyerOrder"]["description"],
         "Crème brûlée, 5 µm, 20 °C"
     );
-    let bodies: [(&str, Vec<u8>, &str); 7] = [
+    let bodies: [(&str, Vec<u8>, &str); 8] = [
         (
             "ISO-8859-1 declared",
             latin1(&xml_in("ISO-8859-1")),
+            "application/xml",
+        ),
+        (
+            "Latin-1 declared by its Java name",
+            latin1(&xml_in("ISO8859_1")),
             "application/xml",
         ),
         (
