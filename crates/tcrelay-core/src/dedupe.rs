@@ -12,7 +12,7 @@
 //! describes the encoding and why keys stored by earlier versions stay valid.
 
 use sha2::{Digest, Sha256};
-use tradecloud_model::{ObjectClass, timestamp};
+use tradecloud_model::{ObjectClass, key_part, timestamp};
 
 /// The event names that deliberately re-deliver an unchanged state (a user pressed "resend").
 /// They are keyed on `meta.messageId` so each resend goes through while retries of it do not.
@@ -71,23 +71,23 @@ pub struct MessageKeyParts<'a> {
 /// - otherwise `meta.messageId` (`…/mid/<messageId>`), else a SHA-256 of the raw body
 ///   (`…/body/<sha256>`).
 pub fn message_key(parts: &MessageKeyParts<'_>) -> String {
-    let prefix = format!("msg/{}/{}", parts.class.as_str(), escape(parts.id));
+    let prefix = format!("msg/{}/{}", parts.class.as_str(), key_part(parts.id));
     let message_id = parts.message_id.filter(|m| !m.is_empty());
     let last_updated_at = parts.last_updated_at.filter(|t| !t.is_empty());
     let key = if is_resend_event(parts.event_name) {
         match message_id {
-            Some(mid) => format!("{prefix}/resend/{}", escape(mid)),
+            Some(mid) => format!("{prefix}/resend/{}", key_part(mid)),
             None => format!("{prefix}/body/{}", sha256_hex(parts.raw_body)),
         }
     } else if let Some(at) = last_updated_at {
         format!(
             "{prefix}/{}/{}/{}",
-            escape(&normalise_timestamp(at)),
-            escape(parts.event_name),
+            key_part(&normalise_timestamp(at)),
+            key_part(parts.event_name),
             lines_digest(parts.line_ids)
         )
     } else if let Some(mid) = message_id {
-        format!("{prefix}/mid/{}", escape(mid))
+        format!("{prefix}/mid/{}", key_part(mid))
     } else {
         format!("{prefix}/body/{}", sha256_hex(parts.raw_body))
     };
@@ -101,8 +101,8 @@ pub fn state_key(class: ObjectClass, id: &str, last_updated_at: &str) -> String 
     bounded(format!(
         "state/{}/{}/{}",
         class.as_str(),
-        escape(id),
-        escape(&normalise_timestamp(last_updated_at))
+        key_part(id),
+        key_part(&normalise_timestamp(last_updated_at))
     ))
 }
 
@@ -115,8 +115,8 @@ pub fn whole_state_key(class: ObjectClass, id: &str, last_updated_at: &str) -> S
     bounded(format!(
         "state/{}/{}/{}/whole",
         class.as_str(),
-        escape(id),
-        escape(&normalise_timestamp(last_updated_at))
+        key_part(id),
+        key_part(&normalise_timestamp(last_updated_at))
     ))
 }
 
@@ -128,7 +128,7 @@ pub fn content_state_key(class: ObjectClass, id: &str, object: &serde_json::Valu
     bounded(format!(
         "state/{}/{}/content-{}",
         class.as_str(),
-        escape(id),
+        key_part(id),
         sha256_hex(&json)
     ))
 }
@@ -175,12 +175,6 @@ fn lines_digest(line_ids: &[&str]) -> String {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// Escapes the separator `/` and the escape character `%`, so a variable part can never be
-/// read as two parts and two different inputs never give the same key.
-fn escape(part: &str) -> String {
-    part.replace('%', "%25").replace('/', "%2F")
 }
 
 fn bounded(key: String) -> String {

@@ -5,6 +5,8 @@
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde::Serialize;
 use tcrelay_core::ports::StoreError;
+// The escape the core's dedupe keys are written with, so the lookup by id finds them.
+use tradecloud_model::key_part;
 
 use crate::db::SqliteStore;
 use crate::quarantine::QuarantineEntry;
@@ -34,12 +36,6 @@ pub struct ObjectTrace {
     pub queue: Vec<QueueEntry>,
     /// Quarantined requests whose path or body contains the id, in the order kept.
     pub quarantine: Vec<QuarantineEntry>,
-}
-
-/// A key part as the core's dedupe keys write it (`tcrelay_core::dedupe`): `%` and `/`
-/// percent-encoded, so an id cannot reach into the next part of the key.
-fn key_part(id: &str) -> String {
-    id.replace('%', "%25").replace('/', "%2F")
 }
 
 impl SqliteStore {

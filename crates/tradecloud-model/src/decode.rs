@@ -286,7 +286,7 @@ impl ObjectView {
                                 Some(Value::Number(n)) => n.to_string(),
                                 _ => String::new(),
                             };
-                            text.replace('%', "%25").replace('/', "%2F")
+                            crate::key::key_part(&text).into_owned()
                         };
                         format!(
                             "{}/{}/{}",

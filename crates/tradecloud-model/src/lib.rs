@@ -13,6 +13,7 @@ pub mod budget;
 pub mod decode;
 pub mod error;
 pub mod json;
+pub mod key;
 pub mod kind;
 pub mod lenient;
 pub mod normalize;
@@ -29,6 +30,7 @@ pub use decode::{
     read_shipment, shipment_from_value,
 };
 pub use error::{DecodeError, Location};
+pub use key::key_part;
 pub use kind::{Format, ObjectClass, ObjectKind};
 pub use lenient::{Leniencies, Leniency};
 pub use poll::{PollFilters, PollRequest, PollResponse, decode_poll_response};
