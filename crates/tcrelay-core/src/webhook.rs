@@ -3,7 +3,8 @@
 //!
 //! Routes (paths relative to where the router is mounted):
 //! - `POST /webhook` (kind from the body), `POST /webhook/orders`, `/webhook/order-documents`,
-//!   `/webhook/shipments` (the body's kind must match, else 400);
+//!   `/webhook/shipments` (the body's kind must be one the route's connector sends, else 400:
+//!   both order routes take order and order-documents events, the shipments route shipments);
 //! - `GET /webhook/orders/{orderId}`, `GET /webhook/orders?orderId=…`, and the same for
 //!   `shipments` with `shipmentId`: the complete object is fetched from Tradecloud's API.
 //!
@@ -350,10 +351,15 @@ impl PostRoute {
     fn accepts(self, kind: ObjectKind) -> bool {
         match self {
             PostRoute::Any => true,
-            PostRoute::Orders => {
-                matches!(kind, ObjectKind::Order | ObjectKind::SingleDeliveryOrder)
-            }
-            PostRoute::OrderDocuments => kind == ObjectKind::OrderDocuments,
+            // Both are the order webhook connector's, which Tradecloud's own example sets up
+            // with one URL for its order and its order-documents events (the .NET SDK's
+            // `SetOrderEventsSettings` and `SetOrderDocumentsEventsSettings`): either route
+            // takes all three kinds, or a user who followed it would lose every event of the
+            // other setting (a 400 is dropped).
+            PostRoute::Orders | PostRoute::OrderDocuments => matches!(
+                kind,
+                ObjectKind::Order | ObjectKind::SingleDeliveryOrder | ObjectKind::OrderDocuments
+            ),
             PostRoute::Shipments => kind == ObjectKind::Shipment,
         }
     }
@@ -849,8 +855,7 @@ impl WebhookApp {
             return Err(WebhookError::KindMismatch {
                 route: route.path(),
                 expected: match route {
-                    PostRoute::Orders => "order",
-                    PostRoute::OrderDocuments => "order-documents",
+                    PostRoute::Orders | PostRoute::OrderDocuments => "order and order-documents",
                     PostRoute::Shipments => "shipment",
                     PostRoute::Any => "any",
                 },

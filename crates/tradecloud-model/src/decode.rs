@@ -85,6 +85,16 @@ const EVENT_KEYS: [(&str, ObjectKind); 6] = [
     ("shipmentEvent", ObjectKind::Shipment),
 ];
 
+/// An event field that holds nothing: an object without members, or a blank string (an empty
+/// XML element whose shape the schema does not know).
+fn is_empty_event(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.is_empty(),
+        Value::String(text) => text.trim().is_empty(),
+        _ => false,
+    }
+}
+
 impl WebhookBody {
     /// What the event is about.
     pub fn kind(&self) -> ObjectKind {
@@ -149,19 +159,29 @@ impl WebhookBody {
                 ));
             }
         };
-        let mut present = EVENT_KEYS
+        let present: Vec<_> = EVENT_KEYS
             .iter()
             .filter_map(|&(key, kind)| match map.get(key) {
                 None | Some(Value::Null) => None,
                 Some(v) => Some((key, kind, v)),
-            });
-        let (key, kind, event) = match (present.next(), present.next()) {
-            (None, _) => return Err(DecodeError::MissingEvent),
-            (Some(one), None) => one,
-            (Some(first), Some(second)) => {
-                let mut keys = vec![first.0.to_owned(), second.0.to_owned()];
-                keys.extend(present.map(|(k, _, _)| k.to_owned()));
-                return Err(DecodeError::MultipleEvents(keys));
+            })
+            .collect();
+        let (key, kind, event) = match present.as_slice() {
+            [] => return Err(DecodeError::MissingEvent),
+            [one] => *one,
+            several => {
+                // An XML writer may put out an empty element for each event field it has no
+                // value for (`<shipment/>`, read as `{}`), as a JSON writer may write `{}`:
+                // beside one event that has content, empty ones say "absent", as null does.
+                let mut with_content = several.iter().filter(|(_, _, v)| !is_empty_event(v));
+                match (with_content.next(), with_content.next()) {
+                    (Some(one), None) => *one,
+                    _ => {
+                        return Err(DecodeError::MultipleEvents(
+                            several.iter().map(|(k, _, _)| (*k).to_owned()).collect(),
+                        ));
+                    }
+                }
             }
         };
         let Value::Object(event) = event else {

@@ -73,3 +73,46 @@ async fn a_real_example_whose_event_is_filtered_is_answered_200_and_not_queued()
         "{filtered} filtered"
     );
 }
+
+/// Tradecloud's own settings examples give the order connector's order events and its
+/// order-documents events one URL (docs/tradecloud.md §3.1): every real order and
+/// order-documents example is relayed through either order route.
+#[tokio::test]
+async fn real_order_and_documents_examples_go_through_either_order_route() {
+    let Some(cases) = realworld_cases::load() else {
+        return;
+    };
+    let (mut orders, mut documents) = (0, 0);
+    for case in &cases {
+        let has = |key: &str| case.json.get(key).is_some_and(|v| !v.is_null());
+        if has("shipment") || has("shipmentEvent") {
+            continue;
+        }
+        if has("orderDocumentsEvent") {
+            documents += 1;
+        } else {
+            orders += 1;
+        }
+        for path in ["/webhook/orders", "/webhook/order-documents"] {
+            let h = harness();
+            let a = send(
+                &h.router,
+                post(path, Some(case.content_type), case.body.clone()),
+            )
+            .await;
+            assert_eq!(
+                a.status,
+                StatusCode::ACCEPTED,
+                "{} to {path}: {}",
+                case.name,
+                a.body
+            );
+            assert_eq!(h.sink.envelopes().len(), 1, "{} to {path}", case.name);
+        }
+    }
+    // Both kinds were exercised on both routes.
+    assert!(
+        orders > 0 && documents > 0,
+        "{orders} orders, {documents} documents"
+    );
+}

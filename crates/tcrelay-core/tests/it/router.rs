@@ -338,26 +338,56 @@ async fn malformed_json_and_xml_are_400_with_the_place() {
 async fn a_kind_the_route_does_not_take_is_400_and_quarantined() {
     let h = harness();
     let order = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
-    for path in ["/webhook/shipments", "/webhook/order-documents"] {
-        let a = send(&h.router, post_json(path, &order)).await;
+    let a = send(&h.router, post_json("/webhook/shipments", &order)).await;
+    let detail = a.assert_problem_of(400, "wrong-kind");
+    assert!(
+        detail.contains("/webhook/shipments") && detail.contains("order"),
+        "{detail}"
+    );
+    for path in ["/webhook/orders", "/webhook/order-documents"] {
+        let a = send(
+            &h.router,
+            post_json(path, &shipment_event("ShipmentIssuedBySupplier")),
+        )
+        .await;
         let detail = a.assert_problem_of(400, "wrong-kind");
         assert!(
-            detail.contains(path) && detail.contains("order"),
+            detail.contains(path) && detail.contains("shipment"),
             "{detail}"
         );
     }
-    let a = send(
-        &h.router,
-        post_json(
-            "/webhook/orders",
-            &shipment_event("ShipmentIssuedBySupplier"),
-        ),
-    )
-    .await;
-    a.assert_problem_of(400, "wrong-kind");
     assert_eq!(h.quarantine.kept().len(), 3);
     assert!(h.sink.envelopes().is_empty());
     assert!(h.dedupe.records().is_empty());
+}
+
+/// Tradecloud's own example sets up the order connector's order events and its
+/// order-documents events with one URL; whichever order route it is, both kinds go through.
+#[tokio::test]
+async fn both_order_routes_take_order_and_order_documents_events() {
+    let h = harness();
+    let mut documents = order_event("OrderDocumentsAttachedBySupplier", &["l-1"]);
+    let event = documents
+        .as_object_mut()
+        .unwrap()
+        .remove("orderEvent")
+        .unwrap();
+    documents["orderDocumentsEvent"] = event;
+    let cases = [
+        ("/webhook/orders", &documents, "order-documents"),
+        (
+            "/webhook/order-documents",
+            &order_event("OrderLinesAcceptedBySupplier", &["l-1"]),
+            "order",
+        ),
+    ];
+    for (path, body, kind) in cases {
+        let a = send(&h.router, post_json(path, body)).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{path}: {}", a.body);
+        assert_eq!(a.body["kind"], kind, "{path}");
+    }
+    assert_eq!(h.sink.envelopes().len(), 2);
+    assert!(h.quarantine.kept().is_empty());
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use tradecloud_model::{DecodeError, Format, Location, decode_webhook};
+use tradecloud_model::{DecodeError, Format, Location, ObjectKind, decode_webhook};
 
 const JSON: Option<&str> = Some("application/json");
 const XML: Option<&str> = Some("application/xml");
@@ -203,6 +203,37 @@ fn no_event_object() {
     // An event key holding something else than an object.
     let e = err(r#"{"eventName": "X", "shipment": "s-1"}"#, JSON);
     assert_eq!(e.field_path(), Some("shipment"), "{e:?}");
+}
+
+#[test]
+fn empty_event_siblings_are_absent() {
+    // An XML writer that puts out every event field, empty where it has none; and JSON's twin.
+    let xml = GOOD_XML.replace(
+        "</WebhookBody>",
+        "<singleDeliveryOrderEvent/><orderDocumentsEvent></orderDocumentsEvent>\
+         <shipment> </shipment><shipmentEvent/></WebhookBody>",
+    );
+    let json = GOOD_JSON.replacen(
+        "{",
+        r#"{"shipment": {}, "singleDeliveryOrderEvent": "", "orderDocumentsEvent": null,"#,
+        1,
+    );
+    let good = decode_webhook(GOOD_JSON.as_bytes(), JSON).unwrap();
+    for (body, ct) in [(xml.as_str(), XML), (json.as_str(), JSON)] {
+        let d = decode_webhook(body.as_bytes(), ct).unwrap_or_else(|e| panic!("{ct:?}: {e}"));
+        assert_eq!(d.body.kind(), ObjectKind::Order, "{ct:?}");
+        assert_eq!(d.body.object_id(), "o-1", "{ct:?}");
+        assert_eq!(d.body.line_ids(), good.body.line_ids(), "{ct:?}");
+    }
+    // Only empty events: which one was meant is not known.
+    let e = err(
+        r#"{"eventName": "X", "orderEvent": {}, "shipment": {}}"#,
+        JSON,
+    );
+    assert_eq!(
+        e,
+        DecodeError::MultipleEvents(vec!["orderEvent".into(), "shipment".into()])
+    );
 }
 
 #[test]
