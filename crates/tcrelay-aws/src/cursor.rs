@@ -2,7 +2,8 @@
 //!
 //! Item: `pk` (S, `cursor#<stream>`), `cursor` (S, the `lastUpdatedAt` Tradecloud returned,
 //! verbatim; absent before the first checkpoint), `version` (N, bumped by every write of the
-//! cursor), `leaseOwner` (S) and `leaseExpiresAt` (N, epoch milliseconds) while a run holds it.
+//! cursor), `leaseOwner` (S) and `leaseExpiresAt` (N, epoch milliseconds) while a run holds it,
+//! `windowStart` (S, the poll window's start while runs have not caught up; absent otherwise).
 //! No `expiresAt`: cursor items never expire.
 
 use std::collections::HashMap;
@@ -81,7 +82,16 @@ fn parse_cursor(item: &HashMap<String, AttributeValue>) -> Result<Cursor, StoreE
     let version = number(item, "version")?.unwrap_or(0);
     let version = u64::try_from(version)
         .map_err(|_| StoreError::Corrupt(format!("negative cursor version {version}")))?;
-    Ok(Cursor { value, version })
+    let window_start = match item.get("windowStart") {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        Some(_) => return Err(StoreError::Corrupt("windowStart is not a string".into())),
+    };
+    Ok(Cursor {
+        value,
+        version,
+        window_start,
+    })
 }
 
 #[async_trait]
@@ -143,19 +153,30 @@ impl CursorStore for DynamoCursorStore {
         owner: &str,
         expected_version: u64,
         value: &str,
+        window_start: Option<&str>,
     ) -> Result<Cursor, StoreError> {
         // Conditional on the version read and on still being the lease owner: a run whose lease
         // was taken over must not move the cursor under the new owner.
-        let result = self
+        let update = match window_start {
+            Some(_) => "SET #cursor = :value, #version = #version + :one, #window = :window",
+            None => "SET #cursor = :value, #version = #version + :one REMOVE #window",
+        };
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table_name)
             .key("pk", Self::key(stream))
-            .update_expression("SET #cursor = :value, #version = #version + :one")
+            .update_expression(update)
             .condition_expression("#version = :expected AND #owner = :owner")
             .expression_attribute_names("#cursor", "cursor")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#owner", "leaseOwner")
+            .expression_attribute_names("#window", "windowStart");
+        if let Some(window_start) = window_start {
+            request = request
+                .expression_attribute_values(":window", AttributeValue::S(window_start.to_owned()));
+        }
+        let result = request
             .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .expression_attribute_values(
@@ -188,6 +209,7 @@ impl CursorStore for DynamoCursorStore {
                     && let Ok(made) = parse_cursor(old)
                     && made.version == expected_version + 1
                     && made.value.as_deref() == Some(value)
+                    && made.window_start.as_deref() == window_start
                 {
                     return Ok(made);
                 }
@@ -268,15 +290,17 @@ impl CursorStore for DynamoCursorStore {
     }
 
     async fn set(&self, stream: &str, value: &str) -> Result<Cursor, StoreError> {
-        // ADD creates the version at 1 on a new item; the lease is left as it is.
+        // ADD creates the version at 1 on a new item; the lease is left as it is. The window
+        // start goes: the operator says where the next run starts.
         let output = self
             .client
             .update_item()
             .table_name(&self.table_name)
             .key("pk", Self::key(stream))
-            .update_expression("SET #cursor = :value ADD #version :one")
+            .update_expression("SET #cursor = :value REMOVE #window ADD #version :one")
             .expression_attribute_names("#cursor", "cursor")
             .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#window", "windowStart")
             .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .return_values(ReturnValue::AllNew)

@@ -296,6 +296,13 @@ pub struct Cursor {
     pub value: Option<String>,
     /// Incremented by every checkpoint; a checkpoint is conditional on the version it read.
     pub version: u64,
+    /// Where the window of the runs since the last one that ended caught up began, verbatim:
+    /// a run that stops before it catches up (its deadline, a failed page, a state in progress
+    /// elsewhere) has checkpointed past objects it never saw, because they had changed again
+    /// before their page was fetched; the next run reads their lines as changed since here,
+    /// not since the cursor. `None` when the last run that wrote the cursor caught up, before
+    /// the first checkpoint, and after [`CursorStore::set`].
+    pub window_start: Option<String>,
 }
 
 /// Per-stream cursor with a lease, so overlapping poll runs cannot both advance it.
@@ -309,16 +316,17 @@ pub trait CursorStore: Send + Sync {
         owner: &str,
         lease_for: std::time::Duration,
     ) -> Result<Option<Cursor>, StoreError>;
-    /// Stores `value` if the stored version is still `expected_version` and `owner` is the
-    /// lease's owner; returns the new cursor. `Conflict` otherwise. An owner whose lease expired
-    /// may still checkpoint until another run acquires the stream (which fences it); the
-    /// contract is `conformance::cursor_store`.
+    /// Stores `value` and `window_start` (absent when `None`) if the stored version is still
+    /// `expected_version` and `owner` is the lease's owner; returns the new cursor. `Conflict`
+    /// otherwise. An owner whose lease expired may still checkpoint until another run acquires
+    /// the stream (which fences it); the contract is `conformance::cursor_store`.
     async fn checkpoint(
         &self,
         stream: &str,
         owner: &str,
         expected_version: u64,
         value: &str,
+        window_start: Option<&str>,
     ) -> Result<Cursor, StoreError>;
     /// Extends the lease `owner` holds to now + `lease_for` (the heartbeat of a running run).
     /// Only the lease's recorded owner renews, whether or not its lease ran out meanwhile;
@@ -334,7 +342,8 @@ pub trait CursorStore: Send + Sync {
     async fn release(&self, stream: &str, owner: &str) -> Result<(), StoreError>;
     /// Reads the cursor without taking the lease (operators' `cursor show`).
     async fn read(&self, stream: &str) -> Result<Option<Cursor>, StoreError>;
-    /// Sets the cursor unconditionally, bumping the version (operators' `cursor set`, backfill).
+    /// Sets the cursor unconditionally, bumping the version and clearing the window start
+    /// (operators' `cursor set`, backfill).
     async fn set(&self, stream: &str, value: &str) -> Result<Cursor, StoreError>;
 }
 

@@ -537,6 +537,7 @@ async fn lease_and_poll(
             .unwrap_or(tcrelay_core::ports::Cursor {
                 value: None,
                 version: 0,
+                window_start: None,
             })
     } else {
         match ports
@@ -593,6 +594,20 @@ async fn lease_and_poll(
             (None, None) => config.start.clone().ok_or(PollError::NoStart)?,
         };
         let pos_at = timestamp::parse(&pos).map_err(|_| PollError::BadFrom(pos.clone()))?;
+        // Runs since the last caught-up one checkpointed past objects they never saw (they had
+        // changed again before their page was fetched): their lines count as changed since
+        // that window's start, not since the cursor (`Cursor::window_start`).
+        let (window_start, changed_since) = match &cursor.window_start {
+            Some(text) => {
+                let at = timestamp::parse(text).map_err(|_| PollError::BadCursor(text.clone()))?;
+                if at < pos_at {
+                    (text.clone(), at)
+                } else {
+                    (pos.clone(), pos_at)
+                }
+            }
+            None => (pos.clone(), pos_at),
+        };
         let mut run = StreamRun {
             ports,
             config,
@@ -602,7 +617,7 @@ async fn lease_and_poll(
             lease: lease.as_ref(),
             filters: config.filters_for(stream),
             prep: Preparation {
-                changed_since: pos_at,
+                changed_since,
                 changed_lines_only: config.changed_lines_only,
                 echo_filter: config.echo_filter,
             },
@@ -610,11 +625,17 @@ async fn lease_and_poll(
             pos_at,
             committed_at,
             version: cursor.version,
+            window_start,
+            stored_window: cursor.window_start.clone(),
             done: HashSet::new(),
             page_limit: config.page_limit,
             summary: &mut *summary,
         };
-        run.pages().await
+        let stop = run.pages().await?;
+        if stop == StopReason::CaughtUp {
+            run.close_window().await;
+        }
+        Ok(stop)
     }
     .await;
 
@@ -642,6 +663,10 @@ struct StreamRun<'a> {
     committed_at: Option<DateTime<Utc>>,
     /// The stored cursor's version, for the conditional checkpoint.
     version: u64,
+    /// Where this run's window starts, as stored with its checkpoints until it catches up.
+    window_start: String,
+    /// The window start the store holds now.
+    stored_window: Option<String>,
     /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
     done: HashSet<String>,
     /// Objects asked per page: the configured limit, halved while pages are too large to read.
@@ -845,8 +870,9 @@ impl StreamRun<'_> {
                 let Some((to, to_at)) = done.bound(self.pos_at) else {
                     return Ok(StopReason::CaughtUp);
                 };
-                self.advance(to, to_at).await?;
-                if done.newest.is_none_or(|newest| newest <= to_at) {
+                let caught_up = done.newest.is_none_or(|newest| newest <= to_at);
+                self.advance(to, to_at, caught_up).await?;
+                if caught_up {
                     return Ok(StopReason::CaughtUp);
                 }
                 continue;
@@ -893,7 +919,7 @@ impl StreamRun<'_> {
                 tie = None;
                 restarts = 0;
                 offset = 0;
-                self.advance(to, to_at).await?;
+                self.advance(to, to_at, beyond.is_none()).await?;
                 if beyond.is_none() {
                     return Ok(StopReason::CaughtUp);
                 }
@@ -906,7 +932,8 @@ impl StreamRun<'_> {
             if !full {
                 let all: Vec<&Polled> = items.iter().collect();
                 self.process(&all).await?;
-                self.advance(last.last_updated_at.clone(), last.at).await?;
+                self.advance(last.last_updated_at.clone(), last.at, true)
+                    .await?;
                 return Ok(StopReason::CaughtUp);
             }
             // Sorted: items at or before `pos` (an inclusive answer) come first. They are
@@ -926,11 +953,13 @@ impl StreamRun<'_> {
                 } else {
                     settled.last().copied().unwrap_or(last)
                 };
-                self.advance(to.last_updated_at.clone(), to.at).await?;
+                self.advance(to.last_updated_at.clone(), to.at, false)
+                    .await?;
                 continue;
             }
             if inclusive && self.pos_at < last.at {
-                self.advance(last.last_updated_at.clone(), last.at).await?;
+                self.advance(last.last_updated_at.clone(), last.at, false)
+                    .await?;
                 continue;
             }
             if stale > 0 {
@@ -1062,8 +1091,15 @@ impl StreamRun<'_> {
         }
     }
 
-    /// Moves the position to `to` and, when that is past the stored cursor, checkpoints it.
-    async fn advance(&mut self, to: String, to_at: DateTime<Utc>) -> Result<(), PollError> {
+    /// Moves the position to `to` and, when that is past the stored cursor, checkpoints it:
+    /// with the run's window start, or without one when the run is `caught_up` with this
+    /// (the next run's window starts at the cursor).
+    async fn advance(
+        &mut self,
+        to: String,
+        to_at: DateTime<Utc>,
+        caught_up: bool,
+    ) -> Result<(), PollError> {
         if to_at < self.pos_at {
             // Never back (an item before `pos` in an inclusive or unsorted answer).
             return Ok(());
@@ -1090,19 +1126,55 @@ impl StreamRun<'_> {
             self.summary.cursor_after = Some(to);
             return Ok(());
         }
+        let window = (!caught_up).then(|| self.window_start.clone());
+        self.checkpoint(&to, window.as_deref()).await?;
+        self.committed_at = Some(to_at);
+        Ok(())
+    }
+
+    /// Stores `value` and `window` as the cursor, conditional on the version and the lease.
+    async fn checkpoint(&mut self, value: &str, window: Option<&str>) -> Result<(), PollError> {
         let stored = self
             .ports
             .cursors
-            .checkpoint(self.stream.as_str(), &self.request.owner, self.version, &to)
+            .checkpoint(
+                self.stream.as_str(),
+                &self.request.owner,
+                self.version,
+                value,
+                window,
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => PollError::LostLease(e),
                 other => PollError::Cursor(other),
             })?;
         self.version = stored.version;
-        self.committed_at = Some(to_at);
+        self.stored_window = stored.window_start;
         self.summary.cursor_after = stored.value;
         Ok(())
+    }
+
+    /// After the run caught up: clears a window start still stored (the run ended on a page
+    /// that did not move the cursor, or inherited one and moved nothing), so the next run's
+    /// window starts at the cursor. A failure only leaves the next run a wider window (more
+    /// lines read as changed, more line times checked), never a narrower one: logged, not
+    /// failed.
+    async fn close_window(&mut self) {
+        if self.request.dry_run || self.stored_window.is_none() {
+            return;
+        }
+        let Some(value) = self.summary.cursor_after.clone() else {
+            return;
+        };
+        if let Err(e) = self.checkpoint(&value, None).await {
+            tracing::warn!(
+                stream = self.stream.as_str(),
+                error = %e,
+                "the poll run caught up but could not clear the cursor's window start; the \
+                 next run reads changes since it"
+            );
+        }
     }
 
     /// The page's objects not handled earlier in this run, each with its state key and what it

@@ -22,6 +22,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct CursorRecord {
     value: Option<String>,
     version: u64,
+    window_start: Option<String>,
     lease: Option<(String, DateTime<Utc>)>,
 }
 
@@ -47,6 +48,13 @@ impl MemoryCursorStore {
     /// Every successful checkpoint as (stream, owner, value), in order.
     pub fn checkpoints(&self) -> Vec<(String, String, String)> {
         lock(&self.checkpoints).clone()
+    }
+
+    /// The stored window start of `stream` ([`Cursor::window_start`]).
+    pub fn window_start(&self, stream: &str) -> Option<String> {
+        lock(&self.records)
+            .get(stream)
+            .and_then(|r| r.window_start.clone())
     }
 
     /// The stored cursor value of `stream`.
@@ -95,6 +103,7 @@ fn cursor_of(record: &CursorRecord) -> Cursor {
     Cursor {
         value: record.value.clone(),
         version: record.version,
+        window_start: record.window_start.clone(),
     }
 }
 
@@ -126,6 +135,7 @@ impl CursorStore for MemoryCursorStore {
         owner: &str,
         expected_version: u64,
         value: &str,
+        window_start: Option<&str>,
     ) -> Result<Cursor, StoreError> {
         self.check()?;
         let mut records = lock(&self.records);
@@ -149,6 +159,7 @@ impl CursorStore for MemoryCursorStore {
             )));
         }
         record.value = Some(value.to_owned());
+        record.window_start = window_start.map(str::to_owned);
         record.version += 1;
         lock(&self.checkpoints).push((stream.to_owned(), owner.to_owned(), value.to_owned()));
         Ok(cursor_of(record))
@@ -198,6 +209,7 @@ impl CursorStore for MemoryCursorStore {
         let mut records = lock(&self.records);
         let record = records.entry(stream.to_owned()).or_default();
         record.value = Some(value.to_owned());
+        record.window_start = None;
         record.version += 1;
         Ok(cursor_of(record))
     }

@@ -451,6 +451,25 @@ impl Deadline for PagesOfTime {
     }
 }
 
+/// A run whose deadline comes after `pages` pages.
+async fn poll_for_pages(
+    h: &Harness,
+    config: &PollConfig,
+    owner: &str,
+    pages: usize,
+) -> StreamSummary {
+    let deadline = PagesOfTime(AtomicUsize::new(pages));
+    run_stream(
+        &h.ports,
+        config,
+        ORDERS,
+        &RunRequest::scheduled(owner),
+        &deadline,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_deadline_stops_early_with_the_cursor_saved_and_the_next_run_continues() {
     let h = harness();
@@ -459,16 +478,7 @@ async fn a_deadline_stops_early_with_the_cursor_saved_and_the_next_run_continues
             put_order(w, &format!("o{i:03}"), T0 + i);
         }
     });
-    let deadline = PagesOfTime(AtomicUsize::new(2));
-    let s = run_stream(
-        &h.ports,
-        &config(),
-        ORDERS,
-        &RunRequest::scheduled("run-1"),
-        &deadline,
-    )
-    .await
-    .unwrap();
+    let s = poll_for_pages(&h, &config(), "run-1", 2).await;
     assert_eq!(s.stop, Some(StopReason::Deadline));
     assert_eq!(s.pages, 2);
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 197)));
@@ -1581,6 +1591,7 @@ impl CursorStore for CheckpointFails {
         owner: &str,
         expected_version: u64,
         value: &str,
+        window_start: Option<&str>,
     ) -> Result<tcrelay_core::ports::Cursor, tcrelay_core::ports::StoreError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
             return Err(tcrelay_core::ports::StoreError::Unavailable(
@@ -1588,7 +1599,7 @@ impl CursorStore for CheckpointFails {
             ));
         }
         self.inner
-            .checkpoint(stream, owner, expected_version, value)
+            .checkpoint(stream, owner, expected_version, value, window_start)
             .await
     }
 
@@ -2012,4 +2023,139 @@ async fn an_order_with_more_line_times_than_checked_is_sent_once_per_state() {
     let s = poll(&h, &config(), "run-3").await.unwrap();
     assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 1), "{s:#?}");
     assert_eq!(h.sink.envelopes().iter().filter(|e| e.id == "o").count(), 1);
+}
+
+/// Order `o`'s line `dropped` changed at T0 + 100 (its event lost at the gateway), then 150
+/// other orders, then its line `relayed` at T0 + 300 (that event relayed): by the time a run
+/// fetches the page of T0 + 100, `o` sits at T0 + 300. The world of the tests below.
+fn a_backlog_around_a_lost_change(h: &Harness) {
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("b{i:03}"), T0 + 101 + i);
+        }
+        w.put(
+            ORDERS,
+            "o",
+            T0 + 300,
+            order_json(
+                "o",
+                3,
+                T0 + 300,
+                &[
+                    ("dropped", T0 + 100, "Confirmed", None),
+                    ("relayed", T0 + 300, "Confirmed", None),
+                ],
+            ),
+        );
+    });
+}
+
+/// A run that stops before it catches up (here its deadline, after one page) has checkpointed
+/// past T0 + 100 without seeing `o`. The next run must still read `o`'s line of T0 + 100 as
+/// changed: the cursor keeps the window's start until a run catches up.
+#[tokio::test]
+async fn a_change_lost_at_the_gateway_behind_a_run_stopped_mid_backlog_is_recovered() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(h.cursors.window_start("orders"), None);
+    a_backlog_around_a_lost_change(&h);
+    let relayed = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0 + 300));
+    h.dedupe.insert(&relayed, RecordState::Completed, false);
+
+    let s = poll_for_pages(&h, &config(), "run-2", 1).await;
+    assert_eq!(s.stop, Some(StopReason::Deadline));
+    let stopped_at = h.cursors.value("orders").unwrap();
+    assert!(stopped_at > ms_to_timestamp(T0 + 100), "{stopped_at}");
+    // The window of the stopped run starts where it started: the cursor before it, less the
+    // millisecond every run asks again.
+    assert_eq!(
+        h.cursors.window_start("orders"),
+        Some(ms_to_timestamp(T0 - 1))
+    );
+
+    let s = poll(&h, &config(), "run-3").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_eq!(s.recovered, 1, "{s:#?}");
+    let o: Vec<Envelope> = h
+        .sink
+        .envelopes()
+        .into_iter()
+        .filter(|e| e.id == "o")
+        .collect();
+    assert_eq!(o.len(), 1, "o's change of T0 + 100 reached no channel");
+    assert_eq!(
+        o[0].changed_lines,
+        Some(vec!["dropped".to_owned(), "relayed".to_owned()])
+    );
+    // Caught up: the next window starts at the cursor, and a run finds nothing to do.
+    assert_eq!(h.cursors.window_start("orders"), None);
+    let s = poll(&h, &config(), "run-4").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered), (0, 0), "{s:#?}");
+    assert_eq!(h.sink.envelopes().len(), 152);
+}
+
+/// Without webhooks, with only the changed lines forwarded: after a run stopped mid-backlog
+/// the next one forwards `o` with the line that changed before the stop, not only the one
+/// after it.
+#[tokio::test]
+async fn changed_lines_only_keeps_the_lines_changed_before_a_run_stopped_mid_backlog() {
+    let h = harness();
+    let mut c = config();
+    c.changed_lines_only = true;
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &c, "run-1").await.unwrap();
+    a_backlog_around_a_lost_change(&h);
+    let s = poll_for_pages(&h, &c, "run-2", 1).await;
+    assert_eq!(s.stop, Some(StopReason::Deadline));
+    poll_until_caught_up(&h, &c).await;
+    let o = h
+        .sink
+        .envelopes()
+        .into_iter()
+        .find(|e| e.id == "o")
+        .unwrap();
+    assert_eq!(
+        o.changed_lines,
+        Some(vec!["dropped".to_owned(), "relayed".to_owned()])
+    );
+    let payload = o.payload.to_value().unwrap();
+    assert_eq!(payload["lines"].as_array().unwrap().len(), 2);
+    assert_exactly_once(&h, ORDERS);
+}
+
+/// A window start the store holds is cleared by a run that catches up without moving the
+/// cursor, and an operator's `cursor set` clears it too.
+#[tokio::test]
+async fn a_run_that_catches_up_clears_the_window_start_even_when_nothing_moved() {
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("b{i:03}"), T0 + i);
+        }
+    });
+    let s = poll_for_pages(&h, &config(), "run-1", 1).await;
+    assert_eq!(s.stop, Some(StopReason::Deadline));
+    assert_eq!(h.cursors.window_start("orders"), Some(START.to_owned()));
+    poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(h.cursors.window_start("orders"), None);
+    // Stopped again, then a run with nothing new: no checkpoint moves, the window still closes.
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("c{i:03}"), T0 + 1000 + i);
+        }
+    });
+    poll_for_pages(&h, &config(), "run-3", 1).await;
+    assert!(h.cursors.window_start("orders").is_some());
+    let before = h.cursors.checkpoints().len();
+    poll(&h, &config(), "run-4").await.unwrap();
+    assert_eq!(h.cursors.window_start("orders"), None);
+    assert!(h.cursors.checkpoints().len() > before);
+    assert_exactly_once(&h, ORDERS);
+    h.cursors
+        .checkpoint("orders", "run-5", 0, "x", Some(START))
+        .await
+        .unwrap_err();
+    let set = h.cursors.set("orders", START).await.unwrap();
+    assert_eq!(set.window_start, None);
 }

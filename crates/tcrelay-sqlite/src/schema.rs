@@ -68,6 +68,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE dedupe ADD COLUMN claim_token TEXT;
     "#,
+    // 3: where the poll window of the runs since the last caught-up one began. Cursors from
+    // before have none: their last run's window starts at the cursor, as it did then.
+    r#"
+    ALTER TABLE cursor ADD COLUMN window_start TEXT;
+    "#,
 ];
 
 /// What [`migrate`] found.

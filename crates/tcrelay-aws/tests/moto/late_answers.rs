@@ -118,7 +118,7 @@ async fn a_checkpoint_whose_answer_came_too_late_succeeds_on_the_retry() {
     let late = DynamoCursorStore::new(late_client().await, &table);
     let value = "2025-01-01T00:00:00.000Z";
     let moved = late
-        .checkpoint("orders", "run-1", held.version, value)
+        .checkpoint("orders", "run-1", held.version, value, None)
         .await
         .unwrap();
     assert_eq!(moved.version, held.version + 1);
@@ -127,7 +127,13 @@ async fn a_checkpoint_whose_answer_came_too_late_succeeds_on_the_retry() {
     let read = direct.read("orders").await.unwrap().expect("the cursor");
     assert_eq!(read.version, held.version + 1);
     direct
-        .checkpoint("orders", "run-1", read.version, "2025-01-02T00:00:00.000Z")
+        .checkpoint(
+            "orders",
+            "run-1",
+            read.version,
+            "2025-01-02T00:00:00.000Z",
+            None,
+        )
         .await
         .unwrap();
 }

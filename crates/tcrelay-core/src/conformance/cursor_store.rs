@@ -10,14 +10,16 @@
 //!   still the one given *and* the caller is the lease's owner; `Conflict` otherwise, writing
 //!   nothing (not even on a stream that does not exist). Only owner and version are compared:
 //!   an owner whose lease ran out may still checkpoint until another run takes the lease over.
+//!   The window start it is given is stored with the value (none given: none stored), and
+//!   returned by `acquire` and `read`.
 //! - `renew` (the running owner's heartbeat) moves the lease's end to now + the lease, for the
 //!   recorded owner only, even after its lease ran out as long as nobody took it over; after a
 //!   release or a take-over, by anyone else, or on a stream never seen, it is `Conflict` and
 //!   writes nothing (it never takes a free lease, unlike `acquire`).
 //! - `release` by the owner frees the lease; by anyone else, or on a stream never seen, it is a
 //!   no-op.
-//! - `set` writes unconditionally and bumps the version (a new stream starts at 1), leaving any
-//!   lease as it is, so a running owner's next checkpoint conflicts instead of overwriting it.
+//! - `set` writes unconditionally, clears the window start and bumps the version (a new stream
+//!   starts at 1), leaving any lease as it is, so a running owner's next checkpoint conflicts instead of overwriting it.
 //!
 //! Each rule is a function taking a [`Subject`]: a fresh, empty store and a way to move the
 //! store's clock. [`cursor_store_conformance!`](crate::cursor_store_conformance) expands to
@@ -53,6 +55,7 @@ pub fn cursor(value: Option<&str>, version: u64) -> Cursor {
     Cursor {
         value: value.map(str::to_owned),
         version,
+        window_start: None,
     }
 }
 
@@ -74,7 +77,7 @@ async fn read(s: &dyn Subject, stream: &str) -> Option<Cursor> {
 
 async fn checkpoint(s: &dyn Subject, owner: &str, version: u64, value: &str) -> Cursor {
     s.store()
-        .checkpoint("orders", owner, version, value)
+        .checkpoint("orders", owner, version, value, None)
         .await
         .unwrap_or_else(|e| panic!("checkpoint by {owner} on version {version}: {e:?}"))
 }
@@ -88,7 +91,7 @@ pub async fn an_unseen_stream_reads_none(s: &dyn Subject) {
 /// A checkpoint of a stream nobody acquired conflicts and creates nothing.
 pub async fn an_unacquired_stream_cannot_be_checkpointed(s: &dyn Subject) {
     assert_conflict(
-        s.store().checkpoint("orders", "run-a", 0, "t").await,
+        s.store().checkpoint("orders", "run-a", 0, "t", None).await,
         "checkpoint of a stream never acquired",
     );
     assert_eq!(read(s, "orders").await, None);
@@ -164,17 +167,67 @@ pub async fn checkpoints_by_the_owner_advance_the_cursor(s: &dyn Subject) {
     assert_eq!(read(s, "orders").await, Some(c3));
 }
 
+/// A checkpoint stores its window start verbatim (or none), which `acquire` and `read`
+/// return; the next checkpoint replaces it, one without clears it, and so does `set`. A
+/// checkpoint that conflicts leaves it as it was.
+pub async fn checkpoints_store_and_clear_the_window_start(s: &dyn Subject) {
+    let window = "2026-03-01T09:59:59.999Z";
+    let c0 = acquire(s, "orders", "run-a").await.unwrap();
+    assert_eq!(c0.window_start, None);
+    let c1 = s
+        .store()
+        .checkpoint("orders", "run-a", c0.version, "t1", Some(window))
+        .await
+        .unwrap();
+    assert_eq!(c1.window_start.as_deref(), Some(window));
+    assert_eq!(c1.value.as_deref(), Some("t1"));
+    assert_eq!(read(s, "orders").await, Some(c1.clone()));
+    assert_conflict(
+        s.store()
+            .checkpoint("orders", "run-a", c0.version, "t-stale", None)
+            .await,
+        "checkpoint on a stale version",
+    );
+    assert_eq!(read(s, "orders").await, Some(c1.clone()));
+    // The next run (after the lease) gets it with the cursor.
+    s.store().release("orders", "run-a").await.unwrap();
+    let next = acquire(s, "orders", "run-b").await.unwrap();
+    assert_eq!(next, c1);
+    let other = "2026-03-01T10:00:00.000123Z";
+    let c2 = s
+        .store()
+        .checkpoint("orders", "run-b", next.version, "t2", Some(other))
+        .await
+        .unwrap();
+    assert_eq!(c2.window_start.as_deref(), Some(other));
+    let c3 = checkpoint(s, "run-b", c2.version, "t3").await;
+    assert_eq!(c3, cursor(Some("t3"), c2.version + 1));
+    assert_eq!(read(s, "orders").await, Some(c3.clone()));
+    let c4 = s
+        .store()
+        .checkpoint("orders", "run-b", c3.version, "t4", Some(window))
+        .await
+        .unwrap();
+    let set = s.store().set("orders", "t0").await.unwrap();
+    assert_eq!(set, cursor(Some("t0"), c4.version + 1));
+    assert_eq!(read(s, "orders").await, Some(set));
+}
+
 /// A checkpoint on a version other than the stored one conflicts and writes nothing.
 pub async fn a_checkpoint_on_another_version_conflicts(s: &dyn Subject) {
     acquire(s, "orders", "run-a").await.unwrap();
     let c1 = checkpoint(s, "run-a", 0, "t1").await;
     let store = s.store();
     assert_conflict(
-        store.checkpoint("orders", "run-a", 0, "t-stale").await,
+        store
+            .checkpoint("orders", "run-a", 0, "t-stale", None)
+            .await,
         "checkpoint on a stale version",
     );
     assert_conflict(
-        store.checkpoint("orders", "run-a", 7, "t-future").await,
+        store
+            .checkpoint("orders", "run-a", 7, "t-future", None)
+            .await,
         "checkpoint on a version never stored",
     );
     assert_eq!(read(s, "orders").await, Some(c1));
@@ -184,7 +237,9 @@ pub async fn a_checkpoint_on_another_version_conflicts(s: &dyn Subject) {
 pub async fn a_checkpoint_by_another_owner_conflicts(s: &dyn Subject) {
     acquire(s, "orders", "run-a").await.unwrap();
     assert_conflict(
-        s.store().checkpoint("orders", "run-b", 0, "t-b").await,
+        s.store()
+            .checkpoint("orders", "run-b", 0, "t-b", None)
+            .await,
         "checkpoint by an owner without the lease",
     );
     assert_eq!(read(s, "orders").await, Some(cursor(None, 0)));
@@ -204,7 +259,7 @@ pub async fn an_owner_whose_lease_was_taken_over_is_fenced(s: &dyn Subject) {
     assert_eq!(taken, held);
     assert_conflict(
         s.store()
-            .checkpoint("orders", "run-a", held.version, "t-a")
+            .checkpoint("orders", "run-a", held.version, "t-a", None)
             .await,
         "checkpoint by the owner of a lease taken over",
     );
@@ -241,7 +296,7 @@ pub async fn release_frees_the_lease_for_the_next_owner(s: &dyn Subject) {
     assert_eq!(acquire(s, "orders", "run-b").await, Some(c1.clone()));
     assert_conflict(
         s.store()
-            .checkpoint("orders", "run-a", c1.version, "t2")
+            .checkpoint("orders", "run-a", c1.version, "t2", None)
             .await,
         "checkpoint after giving the lease up",
     );
@@ -273,7 +328,7 @@ pub async fn set_fences_the_running_owner_and_leaves_its_lease(s: &dyn Subject) 
     );
     assert_conflict(
         s.store()
-            .checkpoint("orders", "run-a", c1.version, "t2")
+            .checkpoint("orders", "run-a", c1.version, "t2", None)
             .await,
         "checkpoint on the version read before a set",
     );
@@ -305,7 +360,7 @@ pub async fn concurrent_acquires_have_exactly_one_winner(s: &dyn Subject) {
     let winner = winners[0];
     for owner in owners.iter().filter(|owner| *owner != winner) {
         assert_conflict(
-            s.store().checkpoint("orders", owner, 0, "t").await,
+            s.store().checkpoint("orders", owner, 0, "t", None).await,
             &format!("checkpoint by {owner}, which lost the race"),
         );
     }
@@ -411,6 +466,7 @@ macro_rules! cursor_store_conformance {
             the_owner_renews_its_lease,
             a_lease_is_live_until_its_expiry_and_free_after,
             checkpoints_by_the_owner_advance_the_cursor,
+            checkpoints_store_and_clear_the_window_start,
             a_checkpoint_on_another_version_conflicts,
             a_checkpoint_by_another_owner_conflicts,
             an_owner_whose_lease_was_taken_over_is_fenced,

@@ -29,7 +29,7 @@ async fn cursor_show_lists_every_stream_with_its_lease() {
         .unwrap()
         .unwrap();
     store
-        .checkpoint("orders", "run-a", c.version, "t1")
+        .checkpoint("orders", "run-a", c.version, "t1", None)
         .await
         .unwrap();
 
@@ -60,7 +60,7 @@ async fn cursors_and_leases_survive_reopen() {
             .unwrap()
             .unwrap();
         store
-            .checkpoint("orders", "run-a", c.version, "t1")
+            .checkpoint("orders", "run-a", c.version, "t1", None)
             .await
             .unwrap();
     }
@@ -70,6 +70,45 @@ async fn cursors_and_leases_survive_reopen() {
         Some(cursor(Some("t1"), 1))
     );
     assert_eq!(store.acquire("orders", "run-b", LEASE).await.unwrap(), None);
+}
+
+/// A cursor written before window starts (schema version 2) reads without one after the
+/// upgrade, and takes one from then on.
+#[tokio::test]
+async fn a_cursor_from_before_window_starts_is_read_without_one() {
+    let (_dir, path) = temp_db();
+    let clock = new_clock();
+    {
+        let store = open_with_clock(&path, &clock);
+        let c = store
+            .acquire("orders", "run-a", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .checkpoint("orders", "run-a", c.version, "t1", Some("t0"))
+            .await
+            .unwrap();
+        store.release("orders", "run-a").await.unwrap();
+    }
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch("ALTER TABLE cursor DROP COLUMN window_start; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(raw);
+    let store = open_with_clock(&path, &clock);
+    let c = store
+        .acquire("orders", "run-b", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c, cursor(Some("t1"), 1));
+    let moved = store
+        .checkpoint("orders", "run-b", c.version, "t2", Some("t1"))
+        .await
+        .unwrap();
+    assert_eq!(moved.window_start.as_deref(), Some("t1"));
+    let listed = store.cursors().await.unwrap();
+    assert_eq!(listed[0].window_start.as_deref(), Some("t1"));
 }
 
 #[tokio::test]

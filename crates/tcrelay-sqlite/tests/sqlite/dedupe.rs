@@ -124,8 +124,11 @@ async fn a_claim_from_before_claim_tokens_is_nobodys_claim() {
     drop(store);
     // Turn the file back into schema version 1: the same row, without the token column.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch("ALTER TABLE dedupe DROP COLUMN claim_token; PRAGMA user_version = 1;")
-        .unwrap();
+    raw.execute_batch(
+        "ALTER TABLE dedupe DROP COLUMN claim_token; ALTER TABLE cursor DROP COLUMN window_start; \
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(raw);
 
     let store = open_with_clock(&path, &clock);

@@ -168,10 +168,11 @@ impl CursorStore for Journaled {
         owner: &str,
         expected_version: u64,
         value: &str,
+        window_start: Option<&str>,
     ) -> Result<Cursor, StoreError> {
         let cursor = self
             .inner
-            .checkpoint(stream, owner, expected_version, value)
+            .checkpoint(stream, owner, expected_version, value, window_start)
             .await?;
         self.note(LeaseEvent::Checkpointed {
             owner: owner.to_owned(),
