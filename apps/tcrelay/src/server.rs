@@ -50,9 +50,10 @@ pub enum ServeError {
     /// The HTTP server failed (the cause in the message, as for [`ServeError::Bind`]).
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
-    /// The limits cannot be served (set past what [`ServerLimits::from_env_map`] admits).
-    #[error("invalid server limits: {0}")]
-    Limits(String),
+    /// The limits cannot be served ([`ServerLimits::check`]: the error names the variable
+    /// that sets the limit).
+    #[error(transparent)]
+    Limits(ConfigError),
     /// One of the HTTP servers ended, or panicked, without a shutdown asked for: nothing
     /// listens on its address any more, so the process must stop (and its supervisor restart
     /// it) rather than live on deaf.
@@ -149,9 +150,9 @@ impl Default for ServerLimits {
 }
 
 impl ServerLimits {
-    /// Reads [`TCRELAY_HEADER_TIMEOUT_MS`] (default 10000), [`TCRELAY_IDLE_TIMEOUT_MS`]
-    /// (default 60000) and [`TCRELAY_MAX_CONNECTIONS`] (default 256, at most
-    /// [`MAX_CONNECTIONS_LIMIT`]); each must be at least 1.
+    /// Reads [`TCRELAY_HEADER_TIMEOUT_MS`] (default 10000) and [`TCRELAY_IDLE_TIMEOUT_MS`]
+    /// (default 60000), each at least 1, and [`TCRELAY_MAX_CONNECTIONS`] (default 256, from 1
+    /// to [`MAX_CONNECTIONS_LIMIT`], as [`Self::check`] checks it).
     pub fn from_env_map(env: &dyn Env) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let positive = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
@@ -163,7 +164,7 @@ impl ServerLimits {
                 n => Ok(n),
             }
         };
-        Ok(Self {
+        let limits = Self {
             header_timeout: Duration::from_millis(positive(
                 TCRELAY_HEADER_TIMEOUT_MS,
                 defaults.header_timeout.as_millis() as u64,
@@ -172,31 +173,31 @@ impl ServerLimits {
                 TCRELAY_IDLE_TIMEOUT_MS,
                 defaults.idle_timeout.as_millis() as u64,
             )?),
-            max_connections: match positive(
+            // Past `usize` (a 32-bit target) is past the limit too: `check` refuses it.
+            max_connections: usize::try_from(number(
+                env,
                 TCRELAY_MAX_CONNECTIONS,
                 defaults.max_connections as u64,
-            )? {
-                n if n <= MAX_CONNECTIONS_LIMIT as u64 => n as usize,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        var: TCRELAY_MAX_CONNECTIONS,
-                        reason: format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}"),
-                    });
-                }
-            },
-        })
+            )?)
+            .unwrap_or(usize::MAX),
+        };
+        limits.check()?;
+        Ok(limits)
     }
 
     /// Whether these limits can be served: `max_connections` from 1 to
-    /// [`MAX_CONNECTIONS_LIMIT`]. Checked by [`start`] too, for limits not read from the
-    /// environment: the server would otherwise fail only once it runs, after start-up was
-    /// announced.
-    pub fn check(&self) -> Result<(), ServeError> {
+    /// [`MAX_CONNECTIONS_LIMIT`], the error naming [`TCRELAY_MAX_CONNECTIONS`], which sets it.
+    /// [`Self::from_env_map`] checks the limits it reads, and [`start`] those built otherwise:
+    /// the server would fail only once it runs, after start-up was announced.
+    pub fn check(&self) -> Result<(), ConfigError> {
         if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
-            return Err(ServeError::Limits(format!(
-                "max_connections is {}, must be between 1 and {MAX_CONNECTIONS_LIMIT}",
-                self.max_connections
-            )));
+            return Err(ConfigError::Invalid {
+                var: TCRELAY_MAX_CONNECTIONS,
+                reason: format!(
+                    "{} is not between 1 and {MAX_CONNECTIONS_LIMIT}",
+                    self.max_connections
+                ),
+            });
         }
         Ok(())
     }
@@ -376,7 +377,7 @@ pub async fn start_on(
     options: ServeOptions,
     listener: tokio::net::TcpListener,
 ) -> Result<RunningServer, ServeError> {
-    options.limits.check()?;
+    options.limits.check().map_err(ServeError::Limits)?;
     let addr = listener.local_addr().map_err(|error| ServeError::Bind {
         addr: options.listen,
         error,
@@ -748,11 +749,14 @@ mod tests {
                 }
                 Err(e) => {
                     assert!(!ok, "{value}: {e}");
-                    let text = e.to_string();
-                    assert!(text.starts_with(TCRELAY_MAX_CONNECTIONS), "{text}");
-                    if value != "0" {
-                        assert!(text.contains("between 1 and 1048576"), "{text}");
-                    }
+                    // One message, from `check`, whatever the value past the range.
+                    assert_eq!(
+                        e.to_string(),
+                        format!(
+                            "{TCRELAY_MAX_CONNECTIONS} is invalid: {value} is not between 1 and \
+                             1048576"
+                        )
+                    );
                 }
             }
         }
@@ -792,5 +796,13 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, ServeError::Limits(_)), "{err}");
+        // The same message as a value read from the environment: it names the variable.
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{TCRELAY_MAX_CONNECTIONS} is invalid: {} is not between 1 and 1048576",
+                usize::MAX
+            )
+        );
     }
 }
