@@ -9,7 +9,7 @@ use std::time::Duration;
 use tcrelay_core::logsafe::escape_control;
 use tcrelay_core::ports::CursorStore;
 use tcrelay_poll::PollStream;
-use tcrelay_sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
+use tcrelay_sqlite::{ExistingFile, SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 pub use crate::error::OpsError;
 use crate::replay::{Replayed, Replayer};
@@ -35,7 +35,8 @@ pub enum Access {
 /// exist; a file that is not a tcrelay database (schema version 0: to read, always; to write,
 /// when it holds other tables, another application's database); and to read, a schema older
 /// or newer than this build's (a read must not migrate: an older `serve` still using the
-/// file would then refuse to start).
+/// file would then refuse to start). The file is opened once: the checks run on the
+/// connection the store then uses ([`ExistingFile`]).
 pub fn open_database(
     path: &Path,
     access: Access,
@@ -51,9 +52,13 @@ pub fn open_database(
     if access == Access::WriteOrCreate && !path.exists() {
         return Ok(SqliteStore::open_with(path, options)?);
     }
-    let version = SqliteStore::schema_version_of(path)?;
+    let file = match access {
+        Access::Read => ExistingFile::read_only(path, options)?,
+        Access::Write | Access::WriteOrCreate => ExistingFile::read_write(path, options)?,
+    };
+    let version = file.schema_version()?;
     if version == 0 {
-        let tables = SqliteStore::tables_of(path)?;
+        let tables = file.tables()?;
         if access == Access::Read || !tables.is_empty() {
             let what = if tables.is_empty() {
                 "it has no tables".to_owned()
@@ -69,19 +74,16 @@ pub fn open_database(
             )));
         }
     }
-    if access != Access::Read {
-        // Migrated as `serve` would (a newer schema is refused by the store).
-        return Ok(SqliteStore::open_existing(path, options)?);
-    }
-    if version < SCHEMA_VERSION {
+    // An older schema: to write, the store migrates it as `serve` would; to read, refused.
+    if access == Access::Read && version < SCHEMA_VERSION {
         return Err(OpsError::Invalid(format!(
             "{shown} has schema version {version}, older than this build's {SCHEMA_VERSION}: \
              run `tcrelay serve` of this build once to migrate it (this command only reads and \
              migrates nothing; `tcrelay doctor` checks the file as it is)"
         )));
     }
-    // A newer schema is refused by the store, with the version found.
-    Ok(SqliteStore::open_read_only(path, options)?)
+    // A newer schema is refused by the store (to read or to write), with the version found.
+    Ok(file.into_store()?)
 }
 
 /// `queue list`: one line per message, without payload, at most `limit`; returns how many

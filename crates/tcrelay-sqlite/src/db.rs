@@ -130,7 +130,13 @@ impl SqliteStore {
 
     /// Opens (creating if absent) the database at `path` with `options`.
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
-        Self::open_flags(path.as_ref(), options, OpenFlags::SQLITE_OPEN_CREATE)
+        let path = path.as_ref();
+        let conn = connect(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            &options,
+        )?;
+        Self::prepare(conn, path.to_path_buf(), options)
     }
 
     /// Opens the database at `path` only if it exists: [`OpenError::Missing`] otherwise, and
@@ -140,9 +146,7 @@ impl SqliteStore {
         path: impl AsRef<Path>,
         options: SqliteOptions,
     ) -> Result<Self, OpenError> {
-        let path = path.as_ref();
-        must_exist(path)?;
-        Self::open_flags(path, options, OpenFlags::empty())
+        ExistingFile::read_write(path, options)?.into_store()
     }
 
     /// Opens the database at `path` read-only, for the operator commands that only read
@@ -151,30 +155,14 @@ impl SqliteStore {
     /// `serve` that may still run on it). [`OpenError::Missing`] when there is no file;
     /// [`OpenError::SchemaTooNew`] when its schema is newer than this build, which could
     /// misread it. The caller checks for an older schema or a file that is not a tcrelay
-    /// database ([`schema_version_of`](Self::schema_version_of),
-    /// [`tables_of`](Self::tables_of)): their queries would fail or answer about nothing.
-    /// Every write through the store fails (SQLite refuses it).
+    /// database ([`ExistingFile`], on the connection the store then uses): their queries
+    /// would fail or answer about nothing. Every write through the store fails (SQLite
+    /// refuses it).
     pub fn open_read_only(
         path: impl AsRef<Path>,
         options: SqliteOptions,
     ) -> Result<Self, OpenError> {
-        let path = path.as_ref();
-        must_exist(path)?;
-        let (conn, sqlite) = Self::read_only(path)?;
-        // `serve` may be writing: wait for its lock as a writer would, rather than fail.
-        conn.busy_timeout(clamped_busy_timeout(&options))
-            .map_err(sqlite)?;
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(sqlite)?;
-        if found > schema::SCHEMA_VERSION {
-            return Err(OpenError::SchemaTooNew {
-                path: path.to_path_buf(),
-                found,
-                supported: schema::SCHEMA_VERSION,
-            });
-        }
-        Ok(Self::on(conn, path.to_path_buf(), options))
+        ExistingFile::read_only(path, options)?.into_store()
     }
 
     /// The names of the tables in the file at `path` (SQLite's own left out), read without
@@ -185,18 +173,7 @@ impl SqliteStore {
         let path = path.as_ref();
         must_exist(path)?;
         let (conn, sqlite) = Self::read_only(path)?;
-        let mut stmt = conn
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' \
-                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-            )
-            .map_err(sqlite)?;
-        let names = stmt
-            .query_map([], |row| row.get::<_, String>(0))
-            .map_err(sqlite)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sqlite)?;
-        Ok(names)
+        table_names(&conn).map_err(sqlite)
     }
 
     /// The schema version of the file at `path` as it is (`PRAGMA user_version`), read without
@@ -206,8 +183,7 @@ impl SqliteStore {
         let path = path.as_ref();
         must_exist(path)?;
         let (conn, sqlite) = Self::read_only(path)?;
-        conn.query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(sqlite)
+        user_version(&conn).map_err(sqlite)
     }
 
     /// A read-only connection to the file at `path`, and the error mapping for its calls.
@@ -247,28 +223,20 @@ impl SqliteStore {
         Ok((findings != ["ok"]).then(|| findings.join("; ")))
     }
 
-    fn open_flags(
-        path: &Path,
+    /// The store on `conn`, a read-write connection to the file at `path` ([`connect`]): the
+    /// file switched to WAL, the pragmas of `options` set, the schema migrated.
+    fn prepare(
+        mut conn: Connection,
+        path: PathBuf,
         options: SqliteOptions,
-        create: OpenFlags,
     ) -> Result<Self, OpenError> {
-        let path = path.to_path_buf();
         let sqlite = |source| OpenError::Sqlite {
             path: path.clone(),
             source,
         };
-        let mut conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | create
-                // Our mutex serialises use of the connection; SQLite's own would be redundant.
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite)?;
-        let busy_timeout = clamped_busy_timeout(&options);
-        // First, so that switching to WAL and migrating wait for another process's lock too.
-        conn.busy_timeout(busy_timeout).map_err(sqlite)?;
-        let deadline = Instant::now() + busy_timeout;
+        // The busy timeout is in force since `connect`, so switching to WAL and migrating wait
+        // for another process's lock too.
+        let deadline = Instant::now() + clamped_busy_timeout(&options);
         let mode: String = retry_busy(deadline, || {
             conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         })
@@ -402,6 +370,129 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// An existing database file on the one connection a [`SqliteStore`] will use, before the
+/// store is made of it: what the file holds ([`schema_version`](Self::schema_version),
+/// [`tables`](Self::tables)) can be checked first, on the file the store then uses, with one
+/// open. Until [`into_store`](Self::into_store) nothing in the file is created, migrated or
+/// written.
+pub struct ExistingFile {
+    conn: Connection,
+    path: PathBuf,
+    options: SqliteOptions,
+    read_only: bool,
+}
+
+impl std::fmt::Debug for ExistingFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExistingFile")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExistingFile {
+    /// The file at `path` for a store that writes ([`SqliteStore::open_existing`]):
+    /// [`OpenError::Missing`] when there is none, and nothing is created.
+    pub fn read_write(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
+        Self::open(path.as_ref(), options, false)
+    }
+
+    /// The file at `path` for a store that only reads ([`SqliteStore::open_read_only`]):
+    /// [`OpenError::Missing`] when there is none.
+    pub fn read_only(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
+        Self::open(path.as_ref(), options, true)
+    }
+
+    fn open(path: &Path, options: SqliteOptions, read_only: bool) -> Result<Self, OpenError> {
+        must_exist(path)?;
+        let access = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        Ok(Self {
+            conn: connect(path, access, &options)?,
+            path: path.to_path_buf(),
+            options,
+            read_only,
+        })
+    }
+
+    /// The file's schema version as it is (`PRAGMA user_version`); 0 is a file this relay
+    /// never opened.
+    pub fn schema_version(&self) -> Result<i64, OpenError> {
+        user_version(&self.conn).map_err(|e| self.sqlite(e))
+    }
+
+    /// The names of the file's tables, SQLite's own left out. With a
+    /// [`schema_version`](Self::schema_version) of 0 it tells a new, empty file (none: the
+    /// store creates the schema) from another application's database (some: not to be
+    /// touched).
+    pub fn tables(&self) -> Result<Vec<String>, OpenError> {
+        table_names(&self.conn).map_err(|e| self.sqlite(e))
+    }
+
+    /// The store on this connection. Read-only: [`OpenError::SchemaTooNew`] for a schema newer
+    /// than this build, which it could misread; nothing else is checked or changed. Read-write:
+    /// switched to WAL and migrated, as [`SqliteStore::open_with`] does (a newer schema is
+    /// refused too).
+    pub fn into_store(self) -> Result<SqliteStore, OpenError> {
+        if !self.read_only {
+            return SqliteStore::prepare(self.conn, self.path, self.options);
+        }
+        let found = self.schema_version()?;
+        if found > schema::SCHEMA_VERSION {
+            return Err(OpenError::SchemaTooNew {
+                path: self.path,
+                found,
+                supported: schema::SCHEMA_VERSION,
+            });
+        }
+        Ok(SqliteStore::on(self.conn, self.path, self.options))
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> OpenError {
+        OpenError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// A connection to the file at `path` with `access` (read-only, read-write, and whether to
+/// create), waiting as long as `options` says for another process's lock.
+fn connect(
+    path: &Path,
+    access: OpenFlags,
+    options: &SqliteOptions,
+) -> Result<Connection, OpenError> {
+    let sqlite = |source| OpenError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Our mutex serialises use of the connection; SQLite's own would be redundant.
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(sqlite)?;
+    conn.busy_timeout(clamped_busy_timeout(options))
+        .map_err(sqlite)?;
+    Ok(conn)
+}
+
+/// `PRAGMA user_version`: the schema version (0 in a file this relay never opened).
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// The names of the tables, SQLite's own left out, sorted.
+fn table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    stmt.query_map([], |row| row.get::<_, String>(0))?.collect()
 }
 
 /// Retries `step` while SQLite answers `SQLITE_BUSY`/`SQLITE_LOCKED`, until `deadline`.
@@ -569,6 +660,109 @@ mod tests {
         let missing = dir.path().join("missing.db");
         let err = SqliteStore::open_read_only(&missing, SqliteOptions::default()).unwrap_err();
         assert!(matches!(err, OpenError::Missing { .. }), "{err}");
+        assert!(!missing.exists());
+    }
+
+    /// The names and bytes of every file in `dir`, to show nothing was created or changed.
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn an_existing_file_is_checked_on_the_connection_of_its_store_and_changed_only_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions::default;
+        // One at a time: a connection still open would keep the WAL's files beside the file.
+        let open = |path: &Path, read_only: bool| {
+            if read_only {
+                ExistingFile::read_only(path, options())
+            } else {
+                ExistingFile::read_write(path, options())
+            }
+        };
+
+        // Another application's database, in either journal mode: seen as it is, by a
+        // connection of either kind, and its bytes left as they were when no store is made of
+        // it. The read-write connection leaves nothing beside it either; a read-only one leaves
+        // a WAL file's (empty) `-wal` and its index `-shm`, which it may not delete (SQLite's
+        // way, as before the checks ran on the store's connection).
+        for journal in ["DELETE", "WAL"] {
+            let other = dir.path().join(format!("other-{journal}.db"));
+            Connection::open(&other)
+                .unwrap()
+                .execute_batch(&format!(
+                    "PRAGMA journal_mode = {journal}; CREATE TABLE accounts (id INTEGER); \
+                     INSERT INTO accounts VALUES (1);"
+                ))
+                .unwrap();
+            let before = files(dir.path());
+            for read_only in [false, true] {
+                let file = open(&other, read_only).unwrap();
+                assert_eq!(file.schema_version().unwrap(), 0, "{file:?}");
+                assert_eq!(file.tables().unwrap(), ["accounts"], "{file:?}");
+                drop(file);
+                let mut after = files(dir.path());
+                if read_only {
+                    after.retain(|(name, _)| !name.ends_with("-wal") && !name.ends_with("-shm"));
+                }
+                assert_eq!(after, before, "{journal}, read-only: {read_only}");
+            }
+        }
+
+        // An empty file, for a store that writes: the store made of the checked connection
+        // creates the schema.
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let file = ExistingFile::read_write(&empty, options()).unwrap();
+        assert_eq!(file.schema_version().unwrap(), 0);
+        assert_eq!(file.tables().unwrap(), Vec::<String>::new());
+        drop(file.into_store().unwrap());
+        assert_eq!(
+            SqliteStore::schema_version_of(&empty).unwrap(),
+            schema::SCHEMA_VERSION
+        );
+
+        // An older schema (as far as `user_version` tells): read as it is, and left as it is by
+        // a store that reads.
+        let older = dir.path().join("older.db");
+        drop(SqliteStore::open(&older).unwrap());
+        Connection::open(&older)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 1")
+            .unwrap();
+        let file = ExistingFile::read_only(&older, options()).unwrap();
+        assert_eq!(file.schema_version().unwrap(), 1);
+        drop(file.into_store().unwrap());
+        assert_eq!(SqliteStore::schema_version_of(&older).unwrap(), 1);
+
+        // A newer schema is refused by either store; a missing file is not created.
+        Connection::open(&older)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        for read_only in [true, false] {
+            let err = open(&older, read_only).unwrap().into_store().unwrap_err();
+            assert!(
+                matches!(err, OpenError::SchemaTooNew { found: 99, .. }),
+                "{err}"
+            );
+        }
+        let missing = dir.path().join("missing.db");
+        for read_only in [true, false] {
+            let err = open(&missing, read_only).unwrap_err();
+            assert!(matches!(err, OpenError::Missing { .. }), "{err}");
+        }
         assert!(!missing.exists());
     }
 

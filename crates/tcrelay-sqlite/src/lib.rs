@@ -56,7 +56,7 @@ mod trace;
 
 pub use clock::{Clock, system_clock};
 pub use cursor::CursorInfo;
-pub use db::{Durability, SqliteOptions, SqliteStore};
+pub use db::{Durability, ExistingFile, SqliteOptions, SqliteStore};
 pub use error::OpenError;
 pub use quarantine::QuarantineEntry;
 pub use queue::{AckedIds, KindCounts, QueueEntry, QueueStats, QueuedEnvelope};
