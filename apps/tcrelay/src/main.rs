@@ -335,32 +335,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 QueueCommand::Stats { json } => ops::queue_stats(&store, json, &mut stdout).await?,
             }
         }
-        Command::Quarantine {
-            command: QuarantineCommand::Replay { ids, all, json },
-        } => {
-            ensure_local(backend)?;
-            // Opens the database itself, once `serve`'s environment is known to be loaded.
-            let (store, replayer) = replayer(&env, &cli.db).await?;
-            let ids = (!all).then_some(ids.as_slice());
-            if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
         Command::Quarantine { command } => {
-            let access = match command {
-                QuarantineCommand::Drop { .. } => Access::Write,
-                _ => Access::Read,
-            };
-            let store = open_local(&cli.db, backend, access)?;
+            let open = |access| open_local(&cli.db, backend, access);
             match command {
                 QuarantineCommand::List { json } => {
-                    ops::quarantine_list(&store, json, &mut stdout).await?;
+                    ops::quarantine_list(&open(Access::Read)?, json, &mut stdout).await?;
                 }
-                QuarantineCommand::Export => ops::quarantine_export(&store, &mut stdout).await?,
+                QuarantineCommand::Export => {
+                    ops::quarantine_export(&open(Access::Read)?, &mut stdout).await?;
+                }
                 QuarantineCommand::Drop { ids } => {
-                    ops::quarantine_drop(&store, &ids, &mut stdout).await?;
+                    ops::quarantine_drop(&open(Access::Write)?, &ids, &mut stdout).await?;
                 }
-                QuarantineCommand::Replay { .. } => unreachable!("handled above"),
+                QuarantineCommand::Replay { ids, all, json } => {
+                    ensure_local(backend)?;
+                    // Opens the database itself, once `serve`'s environment is known to be
+                    // loaded.
+                    let (store, replayer) = replayer(&env, &cli.db).await?;
+                    let ids = (!all).then_some(ids.as_slice());
+                    if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
             }
         }
         Command::Trace { object_id, json } => {
@@ -423,52 +419,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tcrelay", &mut stdout);
         }
-        Command::Cursor { command } => {
-            // The dedupe records' lifetime `serve` uses: how far back a backfill can go
-            // without sending the ERP states it already has. Checked before the database is
-            // opened (or created), so a refused value leaves nothing behind.
-            let checked = match &command {
+        Command::Cursor {
+            command:
                 CursorCommand::Set {
                     stream,
                     value,
                     force,
-                } => {
-                    let ttl = DedupeTimings::from_env_map(&env)?.ttl;
-                    Some(ops::check_cursor_set(stream, value, ttl, *force)?)
-                }
-                CursorCommand::Show { .. } => None,
-            };
-            let cursors: Arc<dyn CursorStore> = match backend {
-                // `cursor set` may prepare a database before the first `serve` (a backfill
-                // start); `cursor show` only reads.
-                Backend::Sqlite if matches!(command, CursorCommand::Set { .. }) => Arc::new(
-                    ops::open_database(&cli.db, Access::WriteOrCreate, SqliteOptions::default())?,
-                ),
-                Backend::Sqlite => Arc::new(ops::open_database(
-                    &cli.db,
-                    Access::Read,
-                    SqliteOptions::default(),
-                )?),
-                Backend::Aws => {
-                    let table = env
-                        .get(tcrelay_aws::settings::TCRELAY_DEDUPE_TABLE)
-                        .map(|t| t.trim().to_owned())
-                        .filter(|t| !t.is_empty())
-                        .context("TCRELAY_DEDUPE_TABLE is required with --backend aws (the cursors live in the dedupe table)")?;
-                    let clients = aws_clients(aws_endpoint(&env).as_deref()).await;
-                    Arc::new(tcrelay_aws::DynamoCursorStore::new(clients.dynamodb, table))
-                }
-            };
-            match (command, checked) {
-                (CursorCommand::Set { value, .. }, Some(stream)) => {
-                    ops::cursor_set(cursors.as_ref(), stream, &value, &mut stdout).await?;
-                }
-                (CursorCommand::Show { stream, json }, _) => {
-                    ops::cursor_show(cursors.as_ref(), stream.as_deref(), json, &mut stdout)
-                        .await?;
-                }
-                (CursorCommand::Set { .. }, None) => unreachable!("checked above"),
-            }
+                },
+        } => {
+            // The dedupe records' lifetime `serve` uses: how far back a backfill can go
+            // without sending the ERP states it already has. Checked before the database is
+            // opened (or created), so a refused value leaves nothing behind.
+            let ttl = DedupeTimings::from_env_map(&env)?.ttl;
+            let stream = ops::check_cursor_set(&stream, &value, ttl, force)?;
+            // `cursor set` may prepare a database before the first `serve` (a backfill start).
+            let cursors = open_cursors(&env, backend, &cli.db, Access::WriteOrCreate).await?;
+            ops::cursor_set(cursors.as_ref(), stream, &value, &mut stdout).await?;
+        }
+        Command::Cursor {
+            command: CursorCommand::Show { stream, json },
+        } => {
+            let cursors = open_cursors(&env, backend, &cli.db, Access::Read).await?;
+            ops::cursor_show(cursors.as_ref(), stream.as_deref(), json, &mut stdout).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -483,6 +455,28 @@ fn open_local(
 ) -> anyhow::Result<SqliteStore> {
     ensure_local(backend)?;
     Ok(ops::open_database(path, access, SqliteOptions::default())?)
+}
+
+/// The cursors of a `cursor` command: in the local database, opened for `access`
+/// ([`ops::open_database`]), or in the DynamoDB dedupe table with `--backend aws`.
+async fn open_cursors(
+    env: &HashMap<String, String>,
+    backend: Backend,
+    db: &std::path::Path,
+    access: Access,
+) -> anyhow::Result<Arc<dyn CursorStore>> {
+    Ok(match backend {
+        Backend::Sqlite => Arc::new(ops::open_database(db, access, SqliteOptions::default())?),
+        Backend::Aws => {
+            let table = env
+                .get(tcrelay_aws::settings::TCRELAY_DEDUPE_TABLE)
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .context("TCRELAY_DEDUPE_TABLE is required with --backend aws (the cursors live in the dedupe table)")?;
+            let clients = aws_clients(aws_endpoint(env).as_deref()).await;
+            Arc::new(tcrelay_aws::DynamoCursorStore::new(clients.dynamodb, table))
+        }
+    })
 }
 
 /// The queue, quarantine and trace commands work on the local SQLite file only.

@@ -251,6 +251,60 @@ fn cursor_set_and_show() {
 }
 
 #[test]
+fn with_the_aws_backend_local_commands_are_refused_and_cursor_commands_need_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.db");
+    let db = path.to_str().unwrap();
+    let recent = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    // `serve`'s environment, so a replay gets as far as the backend check.
+    let env = [("TCRELAY_WEBHOOK_BASIC", "tc:pw")];
+    let run = |args: &[&str]| {
+        tcrelay(
+            &[&["--db", db, "--backend", "aws"][..], args].concat(),
+            &env,
+        )
+    };
+    for args in [
+        &["quarantine", "list"][..],
+        &["quarantine", "export"],
+        &["quarantine", "drop", "1"],
+        &["quarantine", "replay", "1"],
+        &["quarantine", "replay", "--all"],
+        &["queue", "stats"],
+        &["trace", "o-1"],
+    ] {
+        let o = run(args);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("commands read the local SQLite database"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    // The cursors live in the dedupe table: without it, named.
+    for args in [
+        &["cursor", "show"][..],
+        &["cursor", "show", "orders"],
+        &["cursor", "set", "orders", &recent],
+    ] {
+        let o = run(args);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("TCRELAY_DEDUPE_TABLE is required with --backend aws"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    // A value `cursor set` refuses is refused first, whatever the backend.
+    let o = run(&["cursor", "set", "orders", "2205-01-01T00:00:00.000Z"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("in the future"), "{}", stderr(&o));
+    assert!(!path.exists(), "no local database was created");
+}
+
+#[test]
 fn bad_flags_and_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");

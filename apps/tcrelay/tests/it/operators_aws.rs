@@ -1,13 +1,14 @@
 //! The operator commands on `--backend aws`, the built binary against moto: `doctor` on the
-//! resources the settings name, and `dlq redrive` with the DLQ found from the queue's
-//! RedrivePolicy. Needs `TCRELAY_TEST_MOTO_URL` (scripts/test.sh).
+//! resources the settings name, `dlq redrive` with the DLQ found from the queue's
+//! RedrivePolicy, and `cursor set|show` on the dedupe table. Needs `TCRELAY_TEST_MOTO_URL`
+//! (scripts/test.sh).
 
 use crate::common;
 
 use common::{stdout, tcrelay};
 use tcrelay_aws::testing::{
-    MotoOptions, MotoResources, attach_dead_letter_queue, create_queue, moto_clients, moto_url,
-    receive_all,
+    MotoOptions, MotoResources, attach_dead_letter_queue, create_queue, create_table, moto_clients,
+    moto_url, receive_all,
 };
 
 #[tokio::test]
@@ -104,4 +105,39 @@ async fn dlq_redrive_finds_the_dlq_and_moves_everything_back() {
 
     let o = tcrelay(&["dlq", "redrive"], &env);
     assert!(!o.status.success(), "SQS only");
+}
+
+#[tokio::test]
+async fn cursor_set_and_show_work_on_the_dedupe_table() {
+    let clients = moto_clients().await;
+    let table = create_table(&clients, "cli-cursor").await;
+    let url = moto_url();
+    let env = [
+        ("TCRELAY_DEDUPE_TABLE", table.as_str()),
+        ("TCRELAY_AWS_ENDPOINT_URL", url.as_str()),
+    ];
+    let at = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let o = tcrelay(&["--backend", "aws", "cursor", "set", "orders", &at], &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains(&at), "{}", stdout(&o));
+    let o = tcrelay(&["--backend", "aws", "cursor", "show", "--json"], &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shown: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let value = |stream: &str| {
+        shown
+            .iter()
+            .find(|c| c["stream"] == stream)
+            .map(|c| c["value"].clone())
+    };
+    assert_eq!(value("orders"), Some(serde_json::json!(at)), "{shown:?}");
+    assert_eq!(
+        value("shipments"),
+        Some(serde_json::Value::Null),
+        "{shown:?}"
+    );
 }
