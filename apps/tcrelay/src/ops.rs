@@ -546,7 +546,8 @@ pub fn parse_stream(name: &str) -> Result<PollStream, OpsError> {
     })
 }
 
-/// `cursor show <stream>` (or every stream): value and version.
+/// `cursor show <stream>` (or every stream): value and version, and the window start while
+/// poll runs have not caught up (docs/polling.md).
 pub async fn cursor_show(
     cursors: &dyn CursorStore,
     stream: Option<&str>,
@@ -564,6 +565,7 @@ pub async fn cursor_show(
                 "stream": stream.as_str(),
                 "value": cursor.as_ref().and_then(|c| c.value.clone()),
                 "version": cursor.as_ref().map(|c| c.version),
+                "windowStart": cursor.as_ref().and_then(|c| c.window_start.clone()),
             });
             writeln!(out, "{line}")?;
             continue;
@@ -571,10 +573,14 @@ pub async fn cursor_show(
         match cursor {
             Some(c) => writeln!(
                 out,
-                "{:<24} {}  (version {})",
+                "{:<24} {}  (version {}{})",
                 stream.as_str(),
                 c.value.as_deref().unwrap_or("-"),
-                c.version
+                c.version,
+                c.window_start
+                    .as_deref()
+                    .map(|w| format!("; not caught up, changes read since {w}"))
+                    .unwrap_or_default()
             )?,
             None => writeln!(out, "{:<24} -  (never polled)", stream.as_str())?,
         }
@@ -642,4 +648,58 @@ pub fn check_cursor_set(
         )));
     }
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cursor_show_names_a_window_start_while_runs_have_not_caught_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let lease = std::time::Duration::from_secs(60);
+        let c = store
+            .acquire("orders", "run", lease)
+            .await
+            .unwrap()
+            .unwrap();
+        let window = "2025-01-01T00:00:00.000Z";
+        let c = store
+            .checkpoint(
+                "orders",
+                "run",
+                c.version,
+                "2025-01-02T00:00:00.000Z",
+                Some(window),
+            )
+            .await
+            .unwrap();
+        let show = |json| {
+            let store = &store;
+            async move {
+                let mut out = Vec::new();
+                cursor_show(store, Some("orders"), json, &mut out)
+                    .await
+                    .unwrap();
+                String::from_utf8(out).unwrap()
+            }
+        };
+        let text = show(false).await;
+        assert!(
+            text.contains(
+                "(version 1; not caught up, changes read since 2025-01-01T00:00:00.000Z)"
+            ),
+            "{text}"
+        );
+        let line: serde_json::Value = serde_json::from_str(show(true).await.trim()).unwrap();
+        assert_eq!(line["windowStart"], window);
+        store
+            .checkpoint("orders", "run", c.version, "2025-01-03T00:00:00.000Z", None)
+            .await
+            .unwrap();
+        assert!(show(false).await.ends_with("(version 2)\n"));
+        let line: serde_json::Value = serde_json::from_str(show(true).await.trim()).unwrap();
+        assert!(line["windowStart"].is_null());
+    }
 }
