@@ -657,7 +657,7 @@ mod tests {
     #[tokio::test]
     async fn cursor_show_names_a_window_start_while_runs_have_not_caught_up() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let store = SqliteStore::open(dir.path().join("c.db")).unwrap();
         let lease = std::time::Duration::from_secs(60);
         let c = store
             .acquire("orders", "run", lease)
