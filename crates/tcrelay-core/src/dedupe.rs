@@ -141,11 +141,7 @@ pub fn content_state_key(class: ObjectClass, id: &str, object: &serde_json::Valu
 /// given: an odd timestamp still identifies the state, it just cannot be normalised, and it
 /// cannot equal a canonical text (that would have parsed).
 pub fn canonical_instant(text: &str) -> String {
-    match timestamp::parse(text) {
-        Ok(at) if at.timestamp_subsec_nanos() % 1_000_000 == 0 => timestamp::format(at),
-        Ok(at) => at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        Err(_) => text.to_owned(),
-    }
+    timestamp::parse(text).map_or_else(|_| text.to_owned(), timestamp::format_exact)
 }
 
 fn normalise_timestamp(text: &str) -> String {

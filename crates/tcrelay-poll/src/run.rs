@@ -1108,13 +1108,20 @@ impl StreamRun<'_> {
             (to, to_at)
         } else {
             // A zone-less time, or one spelt as java.time writes it (`…Z[UTC]`, `+0200`), goes
-            // back to Tradecloud and into the cursor in the documented form: whether its API
-            // reads the other spellings is not known. At millisecond precision it is at most
-            // the item's time, so nothing is skipped (the item itself comes back once more,
-            // absorbed by the dedupe).
-            let text = timestamp::format(to_at);
-            let at = timestamp::parse(&text).unwrap_or(to_at);
-            (text, at)
+            // back to Tradecloud and into the cursor in the documented form (UTC, `Z`): whether
+            // its API reads the other spellings is not known. It keeps the instant's own
+            // precision (`…00.000300` becomes `…00.000300Z`): cut to milliseconds it would lie
+            // before the item, at `pos` itself when the item shares `pos`'s millisecond, and
+            // the run would ask for the same page until its page bound, every run.
+            let text = timestamp::format_exact(to_at);
+            match timestamp::parse(&text) {
+                // The same instant, or one between `pos` and the item: nothing skipped, and the
+                // position moves.
+                Ok(at) if at == to_at || (at < to_at && at > self.pos_at) => (text, at),
+                // A rewrite that would not move past `pos` (or would pass the item): the time
+                // as Tradecloud wrote it.
+                _ => (to, to_at),
+            }
         };
         self.pos = to.clone();
         self.pos_at = to_at;

@@ -931,6 +931,90 @@ async fn zone_less_times_are_forwarded_as_sent_and_the_cursor_is_written_with_a_
     assert_eq!((s.stop, s.enqueued), (Some(StopReason::CaughtUp), 0));
 }
 
+/// A Tradecloud writing zone-less times finer than a millisecond (`LocalDateTime.toString()`
+/// keeps microseconds), sorted by time, strictly after `lastUpdatedAfter`.
+struct FineZoneLess(Vec<(chrono::DateTime<chrono::Utc>, Value)>);
+
+impl FineZoneLess {
+    fn of(times: &[(&str, &str)]) -> Self {
+        let mut items: Vec<_> = times
+            .iter()
+            .map(|(id, text)| {
+                let order = json!({"id": id, "version": 1, "lastUpdatedAt": text,
+                    "lines": [{"id": format!("{id}-l1"), "lastUpdatedAt": text,
+                               "status": {"processStatus": "Issued"}}]});
+                (tradecloud_model::timestamp::parse(text).unwrap(), order)
+            })
+            .collect();
+        items.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1["id"].as_str().cmp(&b.1["id"].as_str()))
+        });
+        Self(items)
+    }
+}
+
+#[async_trait]
+impl PollApi for FineZoneLess {
+    async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+        let after = tradecloud_model::timestamp::parse(&r.last_updated).unwrap();
+        let page: Vec<Value> = (self.0.iter())
+            .filter(|(at, _)| *at > after)
+            .skip(r.offset as usize)
+            .take(r.limit as usize)
+            .map(|(_, v)| v.clone())
+            .collect();
+        Ok(PolledPage::of_values(&page, None, None))
+    }
+}
+
+/// Zone-less times with digits below the millisecond move the cursor past them: written with
+/// milliseconds (`…00.000300` as `…00.000Z`) the cursor stayed where it was, and every run
+/// asked for the same page until its page bound, relaying nothing after it.
+#[tokio::test]
+async fn zone_less_times_finer_than_a_millisecond_move_the_cursor_past_them() {
+    // A full page whose settled part ends below a millisecond; and a tie of such a time that
+    // fills whole pages.
+    let spread = [
+        ("y", "2025-01-01T00:00:00.000300"),
+        ("a", "2025-01-01T00:00:05.000100"),
+        ("b", "2025-01-01T00:00:06.000100"),
+    ];
+    let tie: Vec<(String, &str)> = (0..6)
+        .map(|i| (format!("t{i}"), "2025-01-01T00:00:00.000300"))
+        .chain([("after".to_owned(), "2025-01-01T00:00:09.000000")])
+        .collect();
+    let tie: Vec<(&str, &str)> = tie.iter().map(|(id, t)| (id.as_str(), *t)).collect();
+    for (times, page_limit, cursor) in [
+        (&spread[..], 2, "2025-01-01T00:00:06.000100Z"),
+        (&tie[..], 4, "2025-01-01T00:00:09.000Z"),
+    ] {
+        let mut h = harness();
+        h.ports.api = Arc::new(FineZoneLess::of(times));
+        let config = PollConfig {
+            page_limit,
+            max_pages: 50,
+            ..config()
+        };
+        let s = poll(&h, &config, "run-1").await.unwrap();
+        assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:?}");
+        assert!(s.pages <= 4, "{s:?}");
+        let mut ids: Vec<String> = h.sink.envelopes().into_iter().map(|e| e.id).collect();
+        ids.sort();
+        let mut all: Vec<&str> = times.iter().map(|(id, _)| *id).collect();
+        all.sort_unstable();
+        assert_eq!(ids, all);
+        assert_eq!(h.cursors.value("orders").as_deref(), Some(cursor));
+        let s = poll(&h, &config, "run-2").await.unwrap();
+        assert_eq!(
+            (s.stop.clone(), s.enqueued),
+            (Some(StopReason::CaughtUp), 0),
+            "{s:?}"
+        );
+        assert!(s.pages <= 2, "{s:?}");
+    }
+}
+
 /// A PollApi that takes `delay` per page.
 struct Sluggish(Arc<ScriptedPollApi>, Duration);
 

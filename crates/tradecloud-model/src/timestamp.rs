@@ -5,9 +5,24 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-/// Formats as `YYYY-MM-DDThh:mm:ss.SSSZ` (always milliseconds, always `Z`).
+/// Formats as `YYYY-MM-DDThh:mm:ss.SSSZ` (always milliseconds, always `Z`): a finer part of
+/// the instant is cut off. For an instant that must survive the round trip (a poll cursor, a
+/// key), [`format_exact`].
 pub fn format(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Formats the very instant, in UTC with `Z`: as [`format`] (exactly three fraction digits)
+/// when the instant falls on a whole millisecond, else with six or nine digits
+/// (`2025-01-01T00:00:00.000300Z`), never cut to milliseconds. [`parse`] of the text gives
+/// `at` back, so a position written so is never before the time it names: a zone-less
+/// `…00.000300` that Tradecloud wrote becomes `…00.000300Z`, not `…00.000Z`.
+pub fn format_exact(at: DateTime<Utc>) -> String {
+    if at.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        format(at)
+    } else {
+        at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
 }
 
 /// Parses an ISO 8601 date-time as Tradecloud writes it: with an offset (`Z` or `+02:00`), or
@@ -176,6 +191,33 @@ mod tests {
         ] {
             assert!(parse(broken).is_err(), "{broken}");
         }
+    }
+
+    #[test]
+    fn exact_format_keeps_a_finer_part_and_is_the_millisecond_form_otherwise() {
+        for (text, exact) in [
+            ("2025-01-01T00:00:00.000300", "2025-01-01T00:00:00.000300Z"),
+            ("2025-01-01T00:00:05.0001", "2025-01-01T00:00:05.000100Z"),
+            (
+                "2025-01-01T00:00:05.000000001Z",
+                "2025-01-01T00:00:05.000000001Z",
+            ),
+            (
+                "2025-01-01T01:00:00.123456789+01:00",
+                "2025-01-01T00:00:00.123456789Z",
+            ),
+            ("2025-01-01T00:00:09.000000", "2025-01-01T00:00:09.000Z"),
+            ("2025-01-01T00:00:09", "2025-01-01T00:00:09.000Z"),
+            ("2025-01-01T00:00:09.5Z[UTC]", "2025-01-01T00:00:09.500Z"),
+        ] {
+            let at = parse(text).unwrap();
+            assert_eq!(format_exact(at), exact, "{text}");
+            assert_eq!(parse(&format_exact(at)), Ok(at), "{text}");
+        }
+        // `format` cuts to milliseconds: before the instant it was given.
+        let fine = parse("2025-01-01T00:00:00.000300").unwrap();
+        assert_eq!(format(fine), "2025-01-01T00:00:00.000Z");
+        assert!(parse(&format(fine)).unwrap() < fine);
     }
 
     #[test]
