@@ -32,11 +32,13 @@
 //!   past by time is walked again.
 //! - From the first unsorted page on, the run trusts no order: it keeps the filter fixed and
 //!   walks the result set by offset to its end (overlapping pages, restarting when the overlap
-//!   check fails), then moves the position to the largest `lastUpdatedAt` of the walk's *first*
-//!   page. Everything of that page existed when it was fetched, so any object changing later
-//!   gets a later `lastUpdatedAt` and is asked for again; every object that did not change was
-//!   seen by the walk. A full page that cannot move the position by time (inclusive answers
-//!   filling it) is walked the same way.
+//!   check fails), then moves the position to the largest `lastUpdatedAt` that existed when the
+//!   walk began: of the walk's *first* page, or of anything the run fetched before it. Any
+//!   object changing during the walk gets a later `lastUpdatedAt` and is asked for again; every
+//!   object that did not change was seen by the walk. A full page that cannot move the position
+//!   by time (inclusive answers filling it) is walked the same way; when no time known at the
+//!   walk's start is after the position, the run walks once more, and that walk knows the
+//!   times the first one saw.
 //! - Each kind of deviation is logged once per run as a WARN and counted in
 //!   [`StreamSummary::deviations`].
 //!
@@ -630,6 +632,7 @@ async fn lease_and_poll(
             done: HashSet::new(),
             page_limit: config.page_limit,
             summary: &mut *summary,
+            seen_newest: None,
         };
         let stop = run.pages().await?;
         if stop == StopReason::CaughtUp {
@@ -672,6 +675,8 @@ struct StreamRun<'a> {
     /// Objects asked per page: the configured limit, halved while pages are too large to read.
     page_limit: u32,
     summary: &'a mut StreamSummary,
+    /// The newest `lastUpdatedAt` of any object this run fetched (see [`Walk::before`]).
+    seen_newest: Option<(String, DateTime<Utc>)>,
 }
 
 /// Paging inside one timestamp that fills whole pages.
@@ -685,45 +690,69 @@ struct Tie {
 /// A walk of one result set (fixed `lastUpdatedAfter`) by offset, for answers not in order.
 #[derive(Debug, Default)]
 struct Walk {
+    /// The newest `lastUpdatedAt` the run had fetched before the walk began: every object with
+    /// that time existed then, so every change made during the walk is newer.
+    before: Option<(String, DateTime<Utc>)>,
     /// Ids of the previous page, to check the overlap of the next.
     previous: HashSet<String>,
     /// The largest `lastUpdatedAt` of the walk's first page, as sent and parsed.
     first_max: Option<(String, DateTime<Utc>)>,
-    /// The smallest `lastUpdatedAt` after the walk's position, over the whole walk.
-    least_after: Option<(String, DateTime<Utc>)>,
+    /// Whether the walk saw any object after its position.
+    any_after: bool,
     /// The largest `lastUpdatedAt` over the whole walk.
     newest: Option<DateTime<Utc>>,
 }
 
+/// Where a walk that reached the end of its result set lets the position move.
+#[derive(Debug)]
+enum Bound {
+    /// To this time: every object at or before it was seen.
+    To(String, DateTime<Utc>),
+    /// The walk saw objects after the position, but no time it can vouch for: walk again.
+    Again,
+    /// Nothing after the position at all.
+    Nothing,
+}
+
 impl Walk {
+    /// A walk starting now, after the run fetched objects up to `before`.
+    fn after(before: Option<(String, DateTime<Utc>)>) -> Self {
+        Self {
+            before,
+            ..Self::default()
+        }
+    }
+
     fn note(&mut self, items: &[Polled], first_page: bool, pos_at: DateTime<Utc>) {
         self.previous = items.iter().map(|i| i.id.clone()).collect();
         for item in items {
-            let pair = || (item.last_updated_at.clone(), item.at);
             if first_page && self.first_max.as_ref().is_none_or(|(_, at)| item.at > *at) {
-                self.first_max = Some(pair());
+                self.first_max = Some((item.last_updated_at.clone(), item.at));
             }
-            if item.at > pos_at
-                && self
-                    .least_after
-                    .as_ref()
-                    .is_none_or(|(_, at)| item.at < *at)
-            {
-                self.least_after = Some(pair());
-            }
+            self.any_after |= item.at > pos_at;
             self.newest = self.newest.max(Some(item.at));
         }
     }
 
-    /// Where the position may move once the walk reached the end: the newest time of the
-    /// first page (every change after that page was fetched is newer, and every object that did
-    /// not change was seen). When the first page held nothing after `pos` (answers at `pos`
-    /// filling it), the oldest time after `pos` seen, so the run still moves. `None`: nothing
-    /// after `pos` at all.
-    fn bound(&self, pos_at: DateTime<Utc>) -> Option<(String, DateTime<Utc>)> {
-        match &self.first_max {
-            Some((text, at)) if *at > pos_at => Some((text.clone(), *at)),
-            _ => self.least_after.clone(),
+    /// Where the position may move once the walk reached the end: the newest time that existed
+    /// when the walk began, that is of its first page or of anything the run fetched before it.
+    /// Every change made during the walk is newer than that, and every object that did not
+    /// change during the walk was seen by it; so every object at or before that time was seen.
+    ///
+    /// When no such time is after `pos` (a first page of answers at `pos`, an inclusive
+    /// Tradecloud filling it) the walk can vouch for no time after `pos`: the oldest time after
+    /// `pos` it saw is not enough, as an object it had passed may have changed to an earlier
+    /// time than that while it walked. It asks for another walk: that one begins after this one
+    /// fetched its times after `pos`, so it can always move.
+    fn bound(&self, pos_at: DateTime<Utc>) -> Bound {
+        let known = [&self.first_max, &self.before]
+            .into_iter()
+            .flatten()
+            .max_by_key(|(_, at)| *at);
+        match known {
+            Some((text, at)) if *at > pos_at => Bound::To(text.clone(), *at),
+            _ if self.any_after => Bound::Again,
+            _ => Bound::Nothing,
         }
     }
 }
@@ -813,13 +842,13 @@ impl StreamRun<'_> {
                     self.process(&all).await?;
                     (self.pos, self.pos_at) = start.clone();
                     tie = None;
-                    walk = Some(Walk::default());
+                    walk = Some(Walk::after(self.seen_newest.clone()));
                     offset = 0;
                     continue;
                 }
                 if walk.is_none() {
                     tie = None;
-                    walk = Some(Walk::default());
+                    walk = Some(Walk::after(self.seen_newest.clone()));
                     if offset != 0 {
                         // Mid-way through a walk inside one timestamp: start over unsorted.
                         self.process(&all).await?;
@@ -828,7 +857,7 @@ impl StreamRun<'_> {
                     }
                 }
             } else if distrust && walk.is_none() && tie.is_none() {
-                walk = Some(Walk::default());
+                walk = Some(Walk::after(self.seen_newest.clone()));
             }
 
             if let Some(w) = walk.as_mut() {
@@ -853,7 +882,7 @@ impl StreamRun<'_> {
                         "objects moved while walking the result by offset; starting the walk over"
                     );
                     self.process(&all).await?;
-                    *w = Walk::default();
+                    *w = Walk::after(self.seen_newest.clone());
                     offset = 0;
                     continue;
                 }
@@ -867,8 +896,15 @@ impl StreamRun<'_> {
                 let done = walk.take().unwrap_or_default();
                 offset = 0;
                 restarts = 0;
-                let Some((to, to_at)) = done.bound(self.pos_at) else {
-                    return Ok(StopReason::CaughtUp);
+                let (to, to_at) = match done.bound(self.pos_at) {
+                    Bound::To(to, to_at) => (to, to_at),
+                    Bound::Again => {
+                        // Objects after `pos`, none of a time known before the walk began: the
+                        // next walk knows them, so it moves.
+                        walk = Some(Walk::after(self.seen_newest.clone()));
+                        continue;
+                    }
+                    Bound::Nothing => return Ok(StopReason::CaughtUp),
                 };
                 let caught_up = done.newest.is_none_or(|newest| newest <= to_at);
                 self.advance(to, to_at, caught_up).await?;
@@ -966,7 +1002,7 @@ impl StreamRun<'_> {
                 // A full page that time cannot move past (answers at `pos` fill it): walk the
                 // result set by offset from here.
                 self.process(&all).await?;
-                walk = Some(Walk::default());
+                walk = Some(Walk::after(self.seen_newest.clone()));
                 continue;
             }
             // A whole page of one timestamp: page by offset inside it.
@@ -1030,6 +1066,14 @@ impl StreamRun<'_> {
             .map(|(i, v)| Polled::read(self.stream, i, &v))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PollError::Malformed)?;
+        if let Some(newest) = items.iter().max_by_key(|i| i.at)
+            && self
+                .seen_newest
+                .as_ref()
+                .is_none_or(|(_, at)| newest.at > *at)
+        {
+            self.seen_newest = Some((newest.last_updated_at.clone(), newest.at));
+        }
         let zoneless = items.iter().filter(|i| !i.zoned).count() as u64;
         self.deviate(Deviation::Zoneless, zoneless, &items);
         let unsorted = u64::from(!is_sorted(&items));

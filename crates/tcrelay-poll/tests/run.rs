@@ -875,6 +875,47 @@ async fn a_full_page_of_inclusive_answers_at_the_position_is_walked_past() {
     assert!(h.api.requests().iter().any(|r| r.offset > 0));
 }
 
+/// Inclusive answers in id order whose first page is all at the position: the walk can vouch
+/// for no time after it. While it walks, `a2` (already passed) changes to X+10, then `z` (not
+/// yet passed) to X+20; the walk sees only `z`. Moving to the oldest time after the position it
+/// saw (X+20) skipped a2's change for good; the run walks again and then moves.
+#[tokio::test]
+async fn a_walk_of_answers_at_the_position_does_not_move_past_a_change_it_did_not_see() {
+    let h = harness();
+    let config = PollConfig {
+        start: Some(ms_to_timestamp(T0)),
+        page_limit: 4,
+        ..config()
+    };
+    h.api.with_world(|w| {
+        w.unsorted = true;
+        w.inclusive_after = true;
+        for i in 1..=5 {
+            put_order(w, &format!("a{i}"), T0);
+        }
+    });
+    h.api
+        .set_between_pages(Some(Box::new(|w: &mut ScriptedWorld, served: usize| {
+            if served == 2 {
+                put_order(w, "a2", T0 + 10);
+                put_order(w, "z", T0 + 20);
+            }
+        })));
+    let s = poll(&h, &config, "run-1").await.unwrap();
+    h.api.set_between_pages(None);
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:?}");
+    assert!(
+        sent(&h.sink).contains(&("a2".into(), ms_to_timestamp(T0 + 10))),
+        "{:?}",
+        sent(&h.sink)
+    );
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 20)));
+    // It keeps moving: the next run asks after z and relays nothing again.
+    let s = poll(&h, &config, "run-2").await.unwrap();
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::CaughtUp), 0));
+    assert_exactly_once(&h, ORDERS);
+}
+
 #[tokio::test]
 async fn zone_less_times_are_forwarded_as_sent_and_the_cursor_is_written_with_a_zone() {
     struct ZoneLess(Arc<ScriptedPollApi>);
