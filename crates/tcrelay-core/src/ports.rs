@@ -319,7 +319,8 @@ pub trait CursorStore: Send + Sync {
     /// Stores `value` and `window_start` (absent when `None`) if the stored version is still
     /// `expected_version` and `owner` is the lease's owner; returns the new cursor. `Conflict`
     /// otherwise. An owner whose lease expired may still checkpoint until another run acquires
-    /// the stream (which fences it); the contract is `conformance::cursor_store`.
+    /// the stream (which fences it). Values are not compared: an earlier one is stored too (the
+    /// poll run's rewind). The contract is `conformance::cursor_store`.
     async fn checkpoint(
         &self,
         stream: &str,

@@ -29,7 +29,8 @@
 //!   left out of the paging decision.
 //! - A page may look sorted by chance (a stretch of an index order that is not by time), so
 //!   the first unsorted page of a run sends it back to where it started: everything it paged
-//!   past by time is walked again.
+//!   past by time is walked again, and the cursor checkpointed meanwhile is written back to
+//!   the value the run found, so a run stopped before that walk ends leaves no skip behind.
 //! - From the first unsorted page on, the run trusts no order: it keeps the filter fixed and
 //!   walks the result set by offset to its end (overlapping pages, restarting when the overlap
 //!   check fails), then moves the position to the largest `lastUpdatedAt` that existed when the
@@ -43,7 +44,8 @@
 //!   [`StreamSummary::deviations`].
 //!
 //! The cursor only ever stores a `lastUpdatedAt` Tradecloud returned (a zone-less one written
-//! in UTC, with `Z`), never moves back, and moves only after every object up to it is enqueued.
+//! in UTC, with `Z`) or the run's start, never ends a run before the value the run found,
+//! and moves only after every object up to it is enqueued.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -610,6 +612,7 @@ async fn lease_and_poll(
             }
             None => (pos.clone(), pos_at),
         };
+        let start = (pos.clone(), pos_at);
         let mut run = StreamRun {
             ports,
             config,
@@ -633,6 +636,8 @@ async fn lease_and_poll(
             page_limit: config.page_limit,
             summary: &mut *summary,
             seen_newest: None,
+            start,
+            distrust: false,
         };
         let stop = run.pages().await?;
         if stop == StopReason::CaughtUp {
@@ -677,6 +682,12 @@ struct StreamRun<'a> {
     summary: &'a mut StreamSummary,
     /// The newest `lastUpdatedAt` of any object this run fetched (see [`Walk::before`]).
     seen_newest: Option<(String, DateTime<Utc>)>,
+    /// Where the run started (`pos` and its instant), for the walk after an unsorted page.
+    start: (String, DateTime<Utc>),
+    /// Whether the run met an unsorted page: from then on it trusts no page's order, as a page
+    /// that looks sorted may be so by chance, and paging by time over an unsorted set skips
+    /// objects. Kept for the whole run (smaller pages after one too large to read included).
+    distrust: bool,
 }
 
 /// Paging inside one timestamp that fills whole pages.
@@ -788,7 +799,8 @@ impl StreamRun<'_> {
                 Ok(stop) | Err(Halt::Stop(stop)) => return Ok(stop),
                 // A page of large orders (Tradecloud allows 500 lines each) can exceed what the
                 // client reads; asking the same page again would fail for ever. Smaller pages
-                // from where the run got to (its pages so far are relayed and checkpointed).
+                // from where the run got to (its pages so far are relayed and checkpointed); the
+                // run's start and its distrust of the order stay as they were.
                 // Not below two: a page must overlap the next for the paging by time and by
                 // offset to work; a page of two too large to read fails as it is.
                 Err(Halt::Fail(PollError::Api(ApiError::TooLarge(reason))))
@@ -816,10 +828,6 @@ impl StreamRun<'_> {
         let mut offset = 0u32;
         let mut tie: Option<Tie> = None;
         let mut walk: Option<Walk> = None;
-        // After one unsorted page the run trusts no page's order: a page that looks sorted may
-        // be so by chance, and paging by time over an unsorted set skips objects.
-        let mut distrust = false;
-        let start = (self.pos.clone(), self.pos_at);
         let mut restarts = 0u32;
         for _ in 0..self.config.max_pages {
             if self.out_of_time()? {
@@ -831,16 +839,18 @@ impl StreamRun<'_> {
             // served once may be replaced before it is served again.
             let all: Vec<&Polled> = items.iter().collect();
             if !is_sorted(&items) {
-                let first = !distrust;
-                distrust = true;
-                if first && self.pos_at > start.1 {
+                let first = !self.distrust;
+                self.distrust = true;
+                if first && self.pos_at > self.start.1 {
                     // The run paged by time so far, trusting pages that looked sorted. In an
                     // unsorted result set such a page may be sorted by chance (a run of objects
                     // in index order), and moving past its times skipped whatever lies between
                     // them elsewhere in the set. Walk again from where the run started; the
-                    // dedupe absorbs what was relayed already.
+                    // dedupe absorbs what was relayed already. The cursor goes back first, so a
+                    // run that stops before that walk ends leaves no skip behind.
+                    self.rewind().await?;
                     self.process(&all).await?;
-                    (self.pos, self.pos_at) = start.clone();
+                    (self.pos, self.pos_at) = self.start.clone();
                     tie = None;
                     walk = Some(Walk::after(self.seen_newest.clone()));
                     offset = 0;
@@ -856,7 +866,7 @@ impl StreamRun<'_> {
                         continue;
                     }
                 }
-            } else if distrust && walk.is_none() && tie.is_none() {
+            } else if self.distrust && walk.is_none() && tie.is_none() {
                 walk = Some(Walk::after(self.seen_newest.clone()));
             }
 
@@ -1133,6 +1143,41 @@ impl StreamRun<'_> {
                 )
             }
         }
+    }
+
+    /// Writes the cursor back to the value it had when the run started (the run's start, when
+    /// there was no cursor yet), if the run checkpointed past it. Only the walk after the first unsorted
+    /// page does so: the run paged by time up to here and may have passed objects elsewhere in
+    /// the result set; a run that stopped during that walk (deadline, a state in progress
+    /// elsewhere, an error, a kill) would leave them behind the stored cursor for good.
+    async fn rewind(&mut self) -> Result<(), PollError> {
+        let (to, to_at) = match &self.summary.cursor_before {
+            Some(text) => (
+                text.clone(),
+                timestamp::parse(text).map_err(|_| PollError::BadCursor(text.clone()))?,
+            ),
+            None => self.start.clone(),
+        };
+        if self.committed_at.is_none_or(|c| c <= to_at) {
+            return Ok(());
+        }
+        tracing::warn!(
+            stream = self.stream.as_str(),
+            from = self.summary.cursor_after.as_deref().unwrap_or("-"),
+            to,
+            "pages looked sorted, then one was not: the cursor goes back to where the run \
+             started while it walks the result set from there"
+        );
+        if self.request.dry_run {
+            self.committed_at = Some(to_at);
+            self.summary.cursor_after = Some(to);
+            return Ok(());
+        }
+        // The run has not caught up: its window start stays with the cursor.
+        let window = self.window_start.clone();
+        self.checkpoint(&to, Some(&window)).await?;
+        self.committed_at = Some(to_at);
+        Ok(())
     }
 
     /// Moves the position to `to` and, when that is past the stored cursor, checkpoints it:

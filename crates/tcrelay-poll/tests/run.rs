@@ -833,6 +833,151 @@ async fn pages_sorted_by_chance_in_an_unsorted_set_skip_nothing() {
     assert_eq!(h.cursors.value("orders"), newest);
 }
 
+/// A PollApi whose `nth` call (1-based) fails with `error`; every other call is served.
+struct FailsCall {
+    inner: Arc<ScriptedPollApi>,
+    nth: usize,
+    error: fn() -> ApiError,
+    calls: AtomicUsize,
+}
+
+impl FailsCall {
+    fn new(inner: Arc<ScriptedPollApi>, nth: usize, error: fn() -> ApiError) -> Self {
+        Self {
+            inner,
+            nth,
+            error,
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl PollApi for FailsCall {
+    async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
+            return Err((self.error)());
+        }
+        self.inner.fetch_page(r).await
+    }
+}
+
+/// In id order, after the cursor at T0: `b1`..`b5` (T0+10..T0+50) page by time as if sorted,
+/// past `c1` (T0+5, later in id order), until `c2`, `c3` (T0+60, T0+55) show the set unsorted.
+fn sorted_by_chance_then_not(w: &mut ScriptedWorld) {
+    w.unsorted = true;
+    for i in 1..=5 {
+        put_order(w, &format!("b{i}"), T0 + 10 * i);
+    }
+    put_order(w, "c1", T0 + 5);
+    put_order(w, "c2", T0 + 60);
+    put_order(w, "c3", T0 + 55);
+}
+
+/// A run pages by time through pages that look sorted, checkpointing past `c1`, then meets an
+/// unsorted page and goes back to its start to walk the set. The cursor goes back with it:
+/// a run that stops before that walk ends (a deadline, Tradecloud unreachable) left the cursor
+/// after `c1`, and no later run asked for it.
+#[tokio::test]
+async fn a_run_stopped_after_finding_pages_unsorted_leaves_the_cursor_where_it_started() {
+    // Three pages by time, the unsorted fourth, then the walk's first page: stopped there by a
+    // deadline, or failed by an unreachable Tradecloud.
+    for fail in [false, true] {
+        let mut h = harness();
+        let config = PollConfig {
+            page_limit: 3,
+            ..config()
+        };
+        h.api.with_world(|w| put_order(w, "a0", T0));
+        poll(&h, &config, "run-0").await.unwrap();
+        let cursor = Some(ms_to_timestamp(T0));
+        assert_eq!(h.cursors.value("orders"), cursor);
+        h.api.with_world(sorted_by_chance_then_not);
+        let scripted = h.ports.clone();
+        let stopped = if fail {
+            h.ports.api = Arc::new(FailsCall::new(h.api.clone(), 5, || {
+                ApiError::Unavailable("down".into())
+            }));
+            let failure = poll(&h, &config, "run-1").await.unwrap_err();
+            assert!(matches!(failure.error, PollError::Api(_)), "{failure}");
+            failure.summary
+        } else {
+            let deadline = PagesOfTime(AtomicUsize::new(4));
+            let request = RunRequest::scheduled("run-1");
+            let s = run_stream(&h.ports, &config, ORDERS, &request, &deadline)
+                .await
+                .unwrap();
+            assert_eq!(s.stop, Some(StopReason::Deadline));
+            s
+        };
+        assert_eq!(stopped.deviations.unsorted_pages, 1, "{stopped:?}");
+        // It had checkpointed by time, then wrote the cursor it started with back.
+        let written: Vec<String> = h.cursors.checkpoints().into_iter().map(|c| c.2).collect();
+        assert!(written.contains(&ms_to_timestamp(T0 + 30)), "{written:?}");
+        assert_eq!(written.last(), cursor.as_ref(), "{written:?}");
+        assert_eq!(h.cursors.value("orders"), cursor);
+        assert_eq!(stopped.cursor_after, cursor);
+        h.ports = scripted;
+        poll_until_caught_up(&h, &config).await;
+        assert!(sent(&h.sink).contains(&("c1".into(), ms_to_timestamp(T0 + 5))));
+        assert_exact_once_and_newest(&h);
+    }
+}
+
+/// A page too large to read after the run paged by time: the smaller pages still know where
+/// the run started, so the unsorted page that follows sends the run back there, not to where
+/// the pages were halved (which had passed `c1` already).
+#[tokio::test]
+async fn smaller_pages_after_one_too_large_still_walk_from_where_the_run_started() {
+    let mut h = harness();
+    h.api.with_world(|w| put_order(w, "a0", T0));
+    let config = PollConfig {
+        page_limit: 6,
+        ..config()
+    };
+    poll(&h, &config, "run-0").await.unwrap();
+    h.api.with_world(sorted_by_chance_then_not);
+    // Pages of six: b1..b5 and c2 look sorted (c1 is not after b4); the second is too large.
+    h.ports.api = Arc::new(FailsCall::new(h.api.clone(), 2, || {
+        ApiError::TooLarge("the answer is over 64 MiB".into())
+    }));
+    let s = poll(&h, &config, "run-1").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:?}");
+    assert!(s.deviations.unsorted_pages > 0, "{s:?}");
+    assert!(sent(&h.sink).contains(&("c1".into(), ms_to_timestamp(T0 + 5))));
+    assert_exact_once_and_newest(&h);
+}
+
+/// A page too large to read while the run walks an unsorted set: the smaller pages walk on. Paging
+/// by time again, they looked sorted (the pages that were not had been passed) and moved past
+/// `e`, which no page had served yet.
+#[tokio::test]
+async fn smaller_pages_after_one_too_large_during_a_walk_still_walk() {
+    let mut h = harness();
+    h.api.with_world(|w| put_order(w, "a0", T0));
+    let config = PollConfig {
+        page_limit: 4,
+        ..config()
+    };
+    poll(&h, &config, "run-0").await.unwrap();
+    // In id order: a0, b, c, d (the first page, unsorted), e, f.
+    h.api.with_world(|w| {
+        w.unsorted = true;
+        put_order(w, "b", T0 + 40);
+        put_order(w, "c", T0 + 50);
+        put_order(w, "d", T0 + 35);
+        put_order(w, "e", T0 + 5);
+        put_order(w, "f", T0 + 60);
+    });
+    h.ports.api = Arc::new(FailsCall::new(h.api.clone(), 2, || {
+        ApiError::TooLarge("the answer is over 64 MiB".into())
+    }));
+    let s = poll(&h, &config, "run-1").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:?}");
+    assert!(sent(&h.sink).contains(&("e".into(), ms_to_timestamp(T0 + 5))));
+    assert_exact_once_and_newest(&h);
+}
+
 #[tokio::test]
 async fn an_inclusive_last_updated_after_is_absorbed_and_the_stream_moves() {
     let h = harness();

@@ -9,9 +9,10 @@
 //! - `checkpoint` stores the value verbatim and bumps the version only when the version is
 //!   still the one given *and* the caller is the lease's owner; `Conflict` otherwise, writing
 //!   nothing (not even on a stream that does not exist). Only owner and version are compared:
-//!   an owner whose lease ran out may still checkpoint until another run takes the lease over.
-//!   The window start it is given is stored with the value (none given: none stored), and
-//!   returned by `acquire` and `read`.
+//!   an owner whose lease ran out may still checkpoint until another run takes the lease over,
+//!   and a value before the stored one is stored like any other (a poll run that found pages
+//!   unsorted writes the cursor it started with back). The window start it is given is stored
+//!   with the value (none given: none stored), and returned by `acquire` and `read`.
 //! - `renew` (the running owner's heartbeat) moves the lease's end to now + the lease, for the
 //!   recorded owner only, even after its lease ran out as long as nobody took it over; after a
 //!   release or a take-over, by anyone else, or on a stream never seen, it is `Conflict` and
@@ -211,6 +212,17 @@ pub async fn checkpoints_store_and_clear_the_window_start(s: &dyn Subject) {
     let set = s.store().set("orders", "t0").await.unwrap();
     assert_eq!(set, cursor(Some("t0"), c4.version + 1));
     assert_eq!(read(s, "orders").await, Some(set));
+}
+
+/// A checkpoint may store a value before the stored one: the store compares owner and version,
+/// never values. A poll run that paged by time past its start and then found pages unsorted
+/// writes the cursor it started with back, so a run stopped before its walk ends skips nothing.
+pub async fn a_checkpoint_may_move_the_cursor_back(s: &dyn Subject) {
+    let c0 = acquire(s, "orders", "run-a").await.unwrap();
+    let c1 = checkpoint(s, "run-a", c0.version, "2026-03-01T10:05:00.000Z").await;
+    let c2 = checkpoint(s, "run-a", c1.version, "2026-03-01T10:00:00.000Z").await;
+    assert_eq!(c2, cursor(Some("2026-03-01T10:00:00.000Z"), 2));
+    assert_eq!(read(s, "orders").await, Some(c2));
 }
 
 /// A checkpoint on a version other than the stored one conflicts and writes nothing.
@@ -467,6 +479,7 @@ macro_rules! cursor_store_conformance {
             a_lease_is_live_until_its_expiry_and_free_after,
             checkpoints_by_the_owner_advance_the_cursor,
             checkpoints_store_and_clear_the_window_start,
+            a_checkpoint_may_move_the_cursor_back,
             a_checkpoint_on_another_version_conflicts,
             a_checkpoint_by_another_owner_conflicts,
             an_owner_whose_lease_was_taken_over_is_fenced,
