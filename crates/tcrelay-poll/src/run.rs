@@ -10,7 +10,7 @@
 //! - A page shorter than the limit holds everything after `pos`: all of it is relayed, the
 //!   cursor moves to its last `lastUpdatedAt`, and the run is caught up.
 //! - A full page may continue with more objects of its last timestamp on the next page. The
-//!   objects before that last timestamp are relayed and `pos` moves to the last of them (the
+//!   page is relayed whole and `pos` moves to the last object before that timestamp (the
 //!   previous distinct timestamp); the last timestamp's objects are asked for again.
 //! - A full page of one timestamp cannot be passed by time: only then the loop pages by offset
 //!   inside that timestamp, with pages overlapping by a tenth, and checks that the first object
@@ -27,8 +27,10 @@
 //! Neither stops the stream:
 //! - Items at or before `pos` are relayed like any other (the dedupe store absorbs them) and
 //!   left out of the paging decision.
-//! - A page may look sorted by chance (a stretch of an index order that is not by time), so
-//!   the first unsorted page of a run sends it back to where it started: everything it paged
+//! - A page may look sorted by chance (a stretch of an index order that is not by time). After
+//!   a move by time, the next page's `total` must count at least the matches the move left in
+//!   a sorted set; fewer show the move passed objects no page showed (`Moved`). Either that
+//!   or the first unsorted page of a run sends it back to where it started: everything it paged
 //!   past by time is walked again, and the cursor checkpointed meanwhile is written back to
 //!   the value the run found, so a run stopped before that walk ends leaves no skip behind.
 //! - From the first unsorted page on, the run trusts no order: it keeps the filter fixed and
@@ -768,6 +770,60 @@ impl Walk {
     }
 }
 
+/// A move of the position by time past a full page that looked sorted, and what the next
+/// page's `total` must count if the result set really is sorted by time.
+#[derive(Debug, Clone, Copy)]
+struct Moved {
+    /// The page's `total`, less its objects the next request leaves out (those at or before
+    /// the new position; before it, for an inclusive endpoint). In a result set sorted by
+    /// time every match the move leaves out was on that page, and a change or a new object
+    /// only adds matches: a smaller `total` next means the move passed objects the page never
+    /// showed, a page sorted by chance in an unsorted set.
+    expected_total: u64,
+}
+
+impl Moved {
+    fn past(
+        total: Option<u64>,
+        items: &[Polled],
+        to_at: DateTime<Utc>,
+        inclusive: bool,
+    ) -> Option<Self> {
+        let left_out = items
+            .iter()
+            .filter(|i| {
+                if inclusive {
+                    i.at < to_at
+                } else {
+                    i.at <= to_at
+                }
+            })
+            .count() as u64;
+        total.map(|total| Self {
+            expected_total: total.saturating_sub(left_out),
+        })
+    }
+
+    /// Whether the next page's `total` shows the move passed objects it never saw; logged.
+    fn shows_a_skip(self, total: Option<u64>, stream: PollStream, after: &str) -> bool {
+        let Some(total) = total else {
+            return false;
+        };
+        let skipped = total < self.expected_total;
+        if skipped {
+            tracing::warn!(
+                stream = stream.as_str(),
+                after,
+                total,
+                expected_at_least = self.expected_total,
+                "the matches after a move by time are fewer than the pages before it left: the \
+                 pages were sorted by chance; walking the result set from where the run started"
+            );
+        }
+        skipped
+    }
+}
+
 /// The kinds of [`Deviations`].
 #[derive(Debug, Clone, Copy)]
 enum Deviation {
@@ -829,16 +885,25 @@ impl StreamRun<'_> {
         let mut tie: Option<Tie> = None;
         let mut walk: Option<Walk> = None;
         let mut restarts = 0u32;
+        // After a move by time: how many matches the next page's `total` must at least count
+        // if the pages so far really were sorted (see `Moved::expected_total`).
+        let mut moved: Option<Moved> = None;
         for _ in 0..self.config.max_pages {
             if self.out_of_time()? {
                 return Ok(StopReason::Deadline);
             }
-            let items = self.fetch(offset).await?;
+            let (items, total) = self.fetch(offset).await?;
             let full = items.len() >= limit as usize;
             // Whatever a page served is relayed, whatever the paging then decides: a state
             // served once may be replaced before it is served again.
             let all: Vec<&Polled> = items.iter().collect();
-            if !is_sorted(&items) {
+            let skipped = moved
+                .take()
+                .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
+            if skipped {
+                self.deviate(Deviation::Unsorted, 1, &items);
+            }
+            if skipped || !is_sorted(&items) {
                 let first = !self.distrust;
                 self.distrust = true;
                 if first && self.pos_at > self.start.1 {
@@ -990,22 +1055,30 @@ impl StreamRun<'_> {
                 items.partition_point(|i| i.at <= self.pos_at)
             };
             if items.get(stale).is_some_and(|first| first.at < last.at) {
-                let settled: Vec<&Polled> = items.iter().take_while(|i| i.at < last.at).collect();
-                self.process(&settled).await?;
-                // Poll: up to the previous distinct timestamp, all relayed; the last timestamp
-                // is asked again. Search (inclusive): the last timestamp comes back first.
+                // Relayed whole: the last timestamp's objects come again on the next page, but
+                // one that changes before then would never have its served state relayed.
+                self.process(&all).await?;
+                // Poll: up to the previous distinct timestamp; the last timestamp is asked
+                // again. Search (inclusive): the last timestamp comes back first.
                 let to = if inclusive {
                     last
                 } else {
-                    settled.last().copied().unwrap_or(last)
+                    items
+                        .iter()
+                        .take_while(|i| i.at < last.at)
+                        .last()
+                        .unwrap_or(last)
                 };
                 self.advance(to.last_updated_at.clone(), to.at, false)
                     .await?;
+                moved = Moved::past(total, &items, to.at, inclusive);
                 continue;
             }
             if inclusive && self.pos_at < last.at {
+                self.process(&all).await?;
                 self.advance(last.last_updated_at.clone(), last.at, false)
                     .await?;
+                moved = Moved::past(total, &items, last.at, inclusive);
                 continue;
             }
             if stale > 0 {
@@ -1045,7 +1118,8 @@ impl StreamRun<'_> {
         Ok(self.deadline.remaining().is_some_and(|left| left < margin))
     }
 
-    async fn fetch(&mut self, offset: u32) -> Result<Vec<Polled>, PollError> {
+    /// The page at `offset`: its objects, and the `total` of matches Tradecloud gave, if any.
+    async fn fetch(&mut self, offset: u32) -> Result<(Vec<Polled>, Option<u64>), PollError> {
         let request = PageRequest {
             stream: self.stream,
             mode: self.config.mode,
@@ -1092,7 +1166,7 @@ impl StreamRun<'_> {
             let stale = items.iter().filter(|i| i.at <= self.pos_at).count() as u64;
             self.deviate(Deviation::Inclusive, stale, &items);
         }
-        Ok(items)
+        Ok((items, page.total))
     }
 
     /// Counts a deviation from Tradecloud's documented behaviour; the first of each kind in a

@@ -358,8 +358,9 @@ async fn a_sink_failure_after_page_k_keeps_the_cursor_at_page_k_minus_one() {
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 197)));
     assert_eq!(failure.summary.cursor_after, h.cursors.value("orders"));
     // The half that reached the queue is completed, the other half released for the retry.
+    // Pages are relayed whole; the last object of each comes again first on the next.
     let sent_now = sent(&h.sink);
-    assert_eq!(sent_now.len(), 99 + 99 + 49);
+    assert_eq!(sent_now.len(), 100 + 99 + 49);
     let released = state_key(ObjectClass::Order, "o297", &ms_to_timestamp(T0 + 297));
     assert_eq!(h.dedupe.lookup(&released).await.unwrap(), None);
     // The lease was given back: the next run goes ahead at once and delivers the rest.
@@ -874,6 +875,35 @@ fn sorted_by_chance_then_not(w: &mut ScriptedWorld) {
     put_order(w, "c3", T0 + 55);
 }
 
+/// In id order `b1`..`b5` (T0+10..T0+50), then `c1` (T0+5): every page looks sorted, and paging
+/// by time passes `c1` without a page ever showing it. The `total` of the page after the first
+/// move is smaller than the first page's less what the move left out: the run walks the set
+/// from where it started and relays `c1`.
+#[tokio::test]
+async fn pages_sorted_by_chance_are_caught_by_their_total() {
+    let h = harness();
+    let config = PollConfig {
+        page_limit: 3,
+        ..config()
+    };
+    h.api.with_world(|w| put_order(w, "a0", T0));
+    poll(&h, &config, "run-0").await.unwrap();
+    h.api.with_world(|w| {
+        w.unsorted = true;
+        for i in 1..=5 {
+            put_order(w, &format!("b{i}"), T0 + 10 * i);
+        }
+        put_order(w, "c1", T0 + 5);
+    });
+    let summaries = poll_until_caught_up(&h, &config).await;
+    assert!(
+        summaries.iter().any(|s| s.deviations.unsorted_pages > 0),
+        "{summaries:#?}"
+    );
+    assert!(sent(&h.sink).contains(&("c1".into(), ms_to_timestamp(T0 + 5))));
+    assert_exact_once_and_newest(&h);
+}
+
 /// A run pages by time through pages that look sorted, checkpointing past `c1`, then meets an
 /// unsorted page and goes back to its start to walk the set. The cursor goes back with it:
 /// a run that stops before that walk ends (a deadline, Tradecloud unreachable) left the cursor
@@ -910,10 +940,13 @@ async fn a_run_stopped_after_finding_pages_unsorted_leaves_the_cursor_where_it_s
             assert_eq!(s.stop, Some(StopReason::Deadline));
             s
         };
-        assert_eq!(stopped.deviations.unsorted_pages, 1, "{stopped:?}");
+        assert!(stopped.deviations.unsorted_pages >= 1, "{stopped:?}");
         // It had checkpointed by time, then wrote the cursor it started with back.
         let written: Vec<String> = h.cursors.checkpoints().into_iter().map(|c| c.2).collect();
-        assert!(written.contains(&ms_to_timestamp(T0 + 30)), "{written:?}");
+        assert!(
+            written.iter().any(|w| Some(w) > cursor.as_ref()),
+            "{written:?}"
+        );
         assert_eq!(written.last(), cursor.as_ref(), "{written:?}");
         assert_eq!(h.cursors.value("orders"), cursor);
         assert_eq!(stopped.cursor_after, cursor);
@@ -1652,12 +1685,15 @@ async fn an_item_without_id_or_time_fails_the_run_at_the_last_checkpoint() {
         let cursor = h.cursors.value("orders");
         assert_eq!(cursor.as_ref(), checkpoints.last().map(|c| &c.2));
         assert_eq!(failure.summary.cursor_after, cursor);
-        // Nothing of page 3 went out, not even the items before the bad one, and every claim
+        // Nothing of page 3 went out, not even the items before the bad one (only what page 2
+        // served, which is relayed whole, its last object after the cursor), and every claim
         // belongs to a sent state.
         let page3_after = &h.api.requests()[2].last_updated;
         assert_eq!(page3_after, cursor.as_ref().unwrap());
         let sent = sent(&h.sink);
-        assert!(sent.iter().all(|(_, at)| at <= page3_after), "{field}");
+        assert_eq!(sent.len(), 100 + 99, "{field}");
+        let page2_last = ms_to_timestamp(T0 + 198);
+        assert!(sent.iter().all(|(_, at)| at <= &page2_last), "{field}");
         assert_eq!(h.dedupe.records().len(), sent.len(), "{field}");
         assert_eq!(failure.summary.enqueued, sent.len() as u64);
         // Tradecloud answers soundly again: everything arrives, once.

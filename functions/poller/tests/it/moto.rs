@@ -529,14 +529,20 @@ async fn a_deadline_stops_early_with_the_dynamodb_cursor_saved_and_the_next_invo
     assert_eq!(stored.version, 2);
     assert_eq!(lease_owner(&aws, "orders").await, None, "lease kept");
     // On the queue: exactly the first run's states, every state up to the cursor among them
-    // (the cursor covers only enqueued objects) and none after it.
+    // (the cursor covers only enqueued objects). A page is relayed whole, so its last
+    // timestamp's states, after the cursor and asked for again, may be there too: none later.
     let before = drain(&aws).await;
     let before_states = states(&before);
     assert_eq!(before.len() as u64, first.enqueued);
     assert_no_state_twice(&before_states);
+    let beyond: std::collections::HashSet<&String> = before_states
+        .iter()
+        .filter(|(_, _, at)| !not_after(at, &saved))
+        .map(|(_, _, at)| at)
+        .collect();
     assert!(
-        before_states.iter().all(|(_, _, at)| not_after(at, &saved)),
-        "a state after the cursor {saved} was enqueued"
+        beyond.len() <= 1,
+        "states of more than one timestamp after the cursor {saved}: {beyond:?}"
     );
     let sent: std::collections::HashSet<&State> = before_states.iter().collect();
     let uncovered: Vec<_> = sim
