@@ -638,6 +638,7 @@ async fn lease_and_poll(
             page_limit: config.page_limit,
             summary: &mut *summary,
             seen_newest: None,
+            moved: None,
             start,
             distrust: false,
         };
@@ -682,6 +683,9 @@ struct StreamRun<'a> {
     /// Objects asked per page: the configured limit, halved while pages are too large to read.
     page_limit: u32,
     summary: &'a mut StreamSummary,
+    /// After a move by time: what the next page's `total` must count (see [`Moved`]); kept
+    /// across smaller pages after one too large to read.
+    moved: Option<Moved>,
     /// The newest `lastUpdatedAt` of any object this run fetched (see [`Walk::before`]).
     seen_newest: Option<(String, DateTime<Utc>)>,
     /// Where the run started (`pos` and its instant), for the walk after an unsorted page.
@@ -714,6 +718,8 @@ struct Walk {
     any_after: bool,
     /// The largest `lastUpdatedAt` over the whole walk.
     newest: Option<DateTime<Utc>>,
+    /// Pages the walk fetched since it (re)started.
+    pages: u32,
 }
 
 /// Where a walk that reached the end of its result set lets the position move.
@@ -738,6 +744,7 @@ impl Walk {
 
     fn note(&mut self, items: &[Polled], first_page: bool, pos_at: DateTime<Utc>) {
         self.previous = items.iter().map(|i| i.id.clone()).collect();
+        self.pages += 1;
         for item in items {
             if first_page && self.first_max.as_ref().is_none_or(|(_, at)| item.at > *at) {
                 self.first_max = Some((item.last_updated_at.clone(), item.at));
@@ -885,9 +892,6 @@ impl StreamRun<'_> {
         let mut tie: Option<Tie> = None;
         let mut walk: Option<Walk> = None;
         let mut restarts = 0u32;
-        // After a move by time: how many matches the next page's `total` must at least count
-        // if the pages so far really were sorted (see `Moved::expected_total`).
-        let mut moved: Option<Moved> = None;
         for _ in 0..self.config.max_pages {
             if self.out_of_time()? {
                 return Ok(StopReason::Deadline);
@@ -897,7 +901,8 @@ impl StreamRun<'_> {
             // Whatever a page served is relayed, whatever the paging then decides: a state
             // served once may be replaced before it is served again.
             let all: Vec<&Polled> = items.iter().collect();
-            let skipped = moved
+            let skipped = self
+                .moved
                 .take()
                 .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
             if skipped {
@@ -981,7 +986,11 @@ impl StreamRun<'_> {
                     }
                     Bound::Nothing => return Ok(StopReason::CaughtUp),
                 };
-                let caught_up = done.newest.is_none_or(|newest| newest <= to_at);
+                // Only a walk of one page saw every object of its window: over several pages, an
+                // object that changed during the walk may have moved to an offset already
+                // passed, its earlier lines not seen; a walk from the bound follows (usually one
+                // page) and catches up, so the window start stays until then.
+                let caught_up = done.pages <= 1 && done.newest.is_none_or(|newest| newest <= to_at);
                 self.advance(to, to_at, caught_up).await?;
                 if caught_up {
                     return Ok(StopReason::CaughtUp);
@@ -1071,14 +1080,14 @@ impl StreamRun<'_> {
                 };
                 self.advance(to.last_updated_at.clone(), to.at, false)
                     .await?;
-                moved = Moved::past(total, &items, to.at, inclusive);
+                self.moved = self.check_totals(total, &items, to.at, inclusive);
                 continue;
             }
             if inclusive && self.pos_at < last.at {
                 self.process(&all).await?;
                 self.advance(last.last_updated_at.clone(), last.at, false)
                     .await?;
-                moved = Moved::past(total, &items, last.at, inclusive);
+                self.moved = self.check_totals(total, &items, last.at, inclusive);
                 continue;
             }
             if stale > 0 {
@@ -1116,6 +1125,23 @@ impl StreamRun<'_> {
         }
         let margin = self.config.time_margin;
         Ok(self.deadline.remaining().is_some_and(|left| left < margin))
+    }
+
+    /// What the next page's `total` must count after a move by time to `to_at` past `items`,
+    /// unless a status filter is set: an object that changes to a status outside it leaves the
+    /// result set and lowers the count without any skip, and a shortfall would send a sorted
+    /// backlog back to the run's start to be walked on every run.
+    fn check_totals(
+        &self,
+        total: Option<u64>,
+        items: &[Polled],
+        to_at: DateTime<Utc>,
+        inclusive: bool,
+    ) -> Option<Moved> {
+        if !self.filters.is_empty() {
+            return None;
+        }
+        Moved::past(total, items, to_at, inclusive)
     }
 
     /// The page at `offset`: its objects, and the `total` of matches Tradecloud gave, if any.
