@@ -922,13 +922,13 @@ impl StreamRun<'_> {
                     self.process(&all).await?;
                     (self.pos, self.pos_at) = self.start.clone();
                     tie = None;
-                    walk = Some(Walk::after(self.seen_newest.clone()));
+                    walk = Some(self.new_walk());
                     offset = 0;
                     continue;
                 }
                 if walk.is_none() {
                     tie = None;
-                    walk = Some(Walk::after(self.seen_newest.clone()));
+                    walk = Some(self.new_walk());
                     if offset != 0 {
                         // Mid-way through a walk inside one timestamp: start over unsorted.
                         self.process(&all).await?;
@@ -937,7 +937,7 @@ impl StreamRun<'_> {
                     }
                 }
             } else if self.distrust && walk.is_none() && tie.is_none() {
-                walk = Some(Walk::after(self.seen_newest.clone()));
+                walk = Some(self.new_walk());
             }
 
             if let Some(w) = walk.as_mut() {
@@ -962,7 +962,7 @@ impl StreamRun<'_> {
                         "objects moved while walking the result by offset; starting the walk over"
                     );
                     self.process(&all).await?;
-                    *w = Walk::after(self.seen_newest.clone());
+                    *w = self.new_walk();
                     offset = 0;
                     continue;
                 }
@@ -981,7 +981,7 @@ impl StreamRun<'_> {
                     Bound::Again => {
                         // Objects after `pos`, none of a time known before the walk began: the
                         // next walk knows them, so it moves.
-                        walk = Some(Walk::after(self.seen_newest.clone()));
+                        walk = Some(self.new_walk());
                         continue;
                     }
                     Bound::Nothing => return Ok(StopReason::CaughtUp),
@@ -1094,7 +1094,7 @@ impl StreamRun<'_> {
                 // A full page that time cannot move past (answers at `pos` fill it): walk the
                 // result set by offset from here.
                 self.process(&all).await?;
-                walk = Some(Walk::after(self.seen_newest.clone()));
+                walk = Some(self.new_walk());
                 continue;
             }
             // A whole page of one timestamp: page by offset inside it.
@@ -1125,6 +1125,11 @@ impl StreamRun<'_> {
         }
         let margin = self.config.time_margin;
         Ok(self.deadline.remaining().is_some_and(|left| left < margin))
+    }
+
+    /// A walk starting now, after the objects this run fetched so far.
+    fn new_walk(&self) -> Walk {
+        Walk::after(self.seen_newest.clone())
     }
 
     /// What the next page's `total` must count after a move by time to `to_at` past `items`,
@@ -1268,16 +1273,8 @@ impl StreamRun<'_> {
             "pages looked sorted, then one was not: the cursor goes back to where the run \
              started while it walks the result set from there"
         );
-        if self.request.dry_run {
-            self.committed_at = Some(to_at);
-            self.summary.cursor_after = Some(to);
-            return Ok(());
-        }
         // The run has not caught up: its window start stays with the cursor.
-        let window = self.window_start.clone();
-        self.checkpoint(&to, Some(&window)).await?;
-        self.committed_at = Some(to_at);
-        Ok(())
+        self.commit(to, to_at, false).await
     }
 
     /// Moves the position to `to` and, when that is past the stored cursor, checkpoints it:
@@ -1317,13 +1314,23 @@ impl StreamRun<'_> {
         if self.committed_at.is_some_and(|c| to_at <= c) {
             return Ok(());
         }
+        self.commit(to, to_at, caught_up).await
+    }
+
+    /// Stores `to` as the cursor (a dry run only notes it): with the run's window start, or
+    /// without one when the run is `caught_up` with it.
+    async fn commit(
+        &mut self,
+        to: String,
+        to_at: DateTime<Utc>,
+        caught_up: bool,
+    ) -> Result<(), PollError> {
         if self.request.dry_run {
-            self.committed_at = Some(to_at);
             self.summary.cursor_after = Some(to);
-            return Ok(());
+        } else {
+            let window = (!caught_up).then(|| self.window_start.clone());
+            self.checkpoint(&to, window.as_deref()).await?;
         }
-        let window = (!caught_up).then(|| self.window_start.clone());
-        self.checkpoint(&to, window.as_deref()).await?;
         self.committed_at = Some(to_at);
         Ok(())
     }
