@@ -546,8 +546,9 @@ pub fn parse_stream(name: &str) -> Result<PollStream, OpsError> {
     })
 }
 
-/// `cursor show <stream>` (or every stream): value and version, and the window start while
-/// poll runs have not caught up (docs/polling.md).
+/// `cursor show <stream>` (or every stream): value and version, the window start while poll
+/// runs have not caught up (docs/polling.md), and whether a walk by offset is stored. The walk
+/// is the poll run's own text, KB long: only its size is shown.
 pub async fn cursor_show(
     cursors: &dyn CursorStore,
     stream: Option<&str>,
@@ -566,22 +567,31 @@ pub async fn cursor_show(
                 "value": cursor.as_ref().and_then(|c| c.value.clone()),
                 "version": cursor.as_ref().map(|c| c.version),
                 "windowStart": cursor.as_ref().and_then(|c| c.window_start.clone()),
+                "walkBytes": cursor.as_ref().and_then(|c| c.walk.as_ref().map(String::len)),
             });
             writeln!(out, "{line}")?;
             continue;
         }
         match cursor {
-            Some(c) => writeln!(
-                out,
-                "{:<24} {}  (version {}{})",
-                stream.as_str(),
-                c.value.as_deref().unwrap_or("-"),
-                c.version,
-                c.window_start
-                    .as_deref()
-                    .map(|w| format!("; not caught up, changes read since {w}"))
-                    .unwrap_or_default()
-            )?,
+            Some(c) => {
+                let mut notes = vec![format!("version {}", c.version)];
+                if let Some(window_start) = &c.window_start {
+                    notes.push(format!("not caught up, changes read since {window_start}"));
+                }
+                if let Some(walk) = &c.walk {
+                    notes.push(format!(
+                        "walk stored ({} bytes): the next run continues it",
+                        walk.len()
+                    ));
+                }
+                writeln!(
+                    out,
+                    "{:<24} {}  ({})",
+                    stream.as_str(),
+                    c.value.as_deref().unwrap_or("-"),
+                    notes.join("; ")
+                )?
+            }
             None => writeln!(out, "{:<24} -  (never polled)", stream.as_str())?,
         }
     }
@@ -654,8 +664,12 @@ pub fn check_cursor_set(
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn cursor_show_names_a_window_start_while_runs_have_not_caught_up() {
+    /// A new database whose `orders` cursor a run acquired and checkpointed once, at
+    /// 2025-01-02, with `window_start` and `walk`.
+    async fn checkpointed(
+        window_start: Option<&str>,
+        walk: Option<&str>,
+    ) -> (tempfile::TempDir, SqliteStore, tcrelay_core::ports::Cursor) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("c.db")).unwrap();
         let lease = std::time::Duration::from_secs(60);
@@ -664,42 +678,96 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let window = "2025-01-01T00:00:00.000Z";
         let c = store
             .checkpoint(
                 "orders",
                 "run",
                 c.version,
                 "2025-01-02T00:00:00.000Z",
-                Some(window),
+                window_start,
+                walk,
             )
             .await
             .unwrap();
-        let show = |json| {
-            let store = &store;
-            async move {
-                let mut out = Vec::new();
-                cursor_show(store, Some("orders"), json, &mut out)
-                    .await
-                    .unwrap();
-                String::from_utf8(out).unwrap()
-            }
-        };
-        let text = show(false).await;
+        (dir, store, c)
+    }
+
+    /// What `cursor show orders` prints, as text or as its JSON line.
+    async fn show(store: &SqliteStore, json: bool) -> String {
+        let mut out = Vec::new();
+        cursor_show(store, Some("orders"), json, &mut out)
+            .await
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The JSON line of `cursor show orders --json`.
+    async fn show_json(store: &SqliteStore) -> serde_json::Value {
+        serde_json::from_str(show(store, true).await.trim()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn cursor_show_names_a_window_start_while_runs_have_not_caught_up() {
+        let window = "2025-01-01T00:00:00.000Z";
+        let (_dir, store, c) = checkpointed(Some(window), None).await;
+        let text = show(&store, false).await;
         assert!(
             text.contains(
                 "(version 1; not caught up, changes read since 2025-01-01T00:00:00.000Z)"
             ),
             "{text}"
         );
-        let line: serde_json::Value = serde_json::from_str(show(true).await.trim()).unwrap();
-        assert_eq!(line["windowStart"], window);
+        assert_eq!(show_json(&store).await["windowStart"], window);
         store
-            .checkpoint("orders", "run", c.version, "2025-01-03T00:00:00.000Z", None)
+            .checkpoint(
+                "orders",
+                "run",
+                c.version,
+                "2025-01-03T00:00:00.000Z",
+                None,
+                None,
+            )
             .await
             .unwrap();
-        assert!(show(false).await.ends_with("(version 2)\n"));
-        let line: serde_json::Value = serde_json::from_str(show(true).await.trim()).unwrap();
+        assert!(show(&store, false).await.ends_with("(version 2)\n"));
+        let line = show_json(&store).await;
         assert!(line["windowStart"].is_null());
+        assert!(line["walkBytes"].is_null());
+    }
+
+    #[tokio::test]
+    async fn cursor_show_says_a_walk_is_stored_without_printing_it() {
+        let walk = tcrelay_core::conformance::cursor_store::a_walk();
+        let (_dir, store, c) = checkpointed(Some("2025-01-01T00:00:00.000Z"), Some(&walk)).await;
+        let text = show(&store, false).await;
+        assert!(
+            text.ends_with(&format!(
+                "(version 1; not caught up, changes read since 2025-01-01T00:00:00.000Z; \
+                 walk stored ({} bytes): the next run continues it)\n",
+                walk.len()
+            )),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line = show_json(&store).await;
+        assert_eq!(line["walkBytes"], walk.len());
+        assert!(line.get("walk").is_none(), "{line}");
+        // A walk without a window start stands alone in the note.
+        store
+            .checkpoint(
+                "orders",
+                "run",
+                c.version,
+                "2025-01-02T00:00:00.000Z",
+                None,
+                Some("{}"),
+            )
+            .await
+            .unwrap();
+        let text = show(&store, false).await;
+        assert!(
+            text.ends_with("(version 2; walk stored (2 bytes): the next run continues it)\n"),
+            "{text}"
+        );
     }
 }

@@ -3,8 +3,9 @@
 //! Item: `pk` (S, `cursor#<stream>`), `cursor` (S, the `lastUpdatedAt` Tradecloud returned,
 //! verbatim; absent before the first checkpoint), `version` (N, bumped by every write of the
 //! cursor), `leaseOwner` (S) and `leaseExpiresAt` (N, epoch milliseconds) while a run holds it,
-//! `windowStart` (S, the poll window's start while runs have not caught up; absent otherwise).
-//! No `expiresAt`: cursor items never expire.
+//! `windowStart` (S, the poll window's start while runs have not caught up; absent otherwise),
+//! `walk` (S, where a walk by offset stood when the last run stopped in it, the poll run's text
+//! verbatim; absent otherwise). No `expiresAt`: cursor items never expire.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -87,11 +88,43 @@ fn parse_cursor(item: &HashMap<String, AttributeValue>) -> Result<Cursor, StoreE
         Some(AttributeValue::S(s)) => Some(s.clone()),
         Some(_) => return Err(StoreError::Corrupt("windowStart is not a string".into())),
     };
+    let walk = match item.get("walk") {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        Some(_) => return Err(StoreError::Corrupt("walk is not a string".into())),
+    };
     Ok(Cursor {
         value,
         version,
         window_start,
+        walk,
     })
+}
+
+/// The attributes a checkpoint writes when given and removes when not, as (name placeholder,
+/// value placeholder, value): a checkpoint leaves nothing of an earlier one's behind.
+type Optional<'a> = [(&'static str, &'static str, Option<&'a str>)];
+
+/// The checkpoint's update expression: the value and the version, each given optional
+/// attribute SET and each other one REMOVEd (DynamoDB refuses an empty REMOVE clause).
+fn checkpoint_update(optional: &Optional<'_>) -> String {
+    let mut set = vec![
+        "#cursor = :value".to_owned(),
+        "#version = #version + :one".to_owned(),
+    ];
+    let mut remove = Vec::new();
+    for (name, placeholder, value) in optional {
+        match value {
+            Some(_) => set.push(format!("{name} = {placeholder}")),
+            None => remove.push(*name),
+        }
+    }
+    let mut update = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        update.push_str(" REMOVE ");
+        update.push_str(&remove.join(", "));
+    }
+    update
 }
 
 #[async_trait]
@@ -154,27 +187,32 @@ impl CursorStore for DynamoCursorStore {
         expected_version: u64,
         value: &str,
         window_start: Option<&str>,
+        walk: Option<&str>,
     ) -> Result<Cursor, StoreError> {
+        let optional = [
+            ("#window", ":window", window_start),
+            ("#walk", ":walk", walk),
+        ];
         // Conditional on the version read and on still being the lease owner: a run whose lease
         // was taken over must not move the cursor under the new owner.
-        let update = match window_start {
-            Some(_) => "SET #cursor = :value, #version = #version + :one, #window = :window",
-            None => "SET #cursor = :value, #version = #version + :one REMOVE #window",
-        };
         let mut request = self
             .client
             .update_item()
             .table_name(&self.table_name)
             .key("pk", Self::key(stream))
-            .update_expression(update)
+            .update_expression(checkpoint_update(&optional))
             .condition_expression("#version = :expected AND #owner = :owner")
             .expression_attribute_names("#cursor", "cursor")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#owner", "leaseOwner")
-            .expression_attribute_names("#window", "windowStart");
-        if let Some(window_start) = window_start {
-            request = request
-                .expression_attribute_values(":window", AttributeValue::S(window_start.to_owned()));
+            .expression_attribute_names("#window", "windowStart")
+            .expression_attribute_names("#walk", "walk");
+        // Only the values the expression names: DynamoDB refuses an unused one.
+        for (_, placeholder, value) in optional {
+            if let Some(value) = value {
+                request = request
+                    .expression_attribute_values(placeholder, AttributeValue::S(value.to_owned()));
+            }
         }
         let result = request
             .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
@@ -193,8 +231,8 @@ impl CursorStore for DynamoCursorStore {
             Err(err) if is_condition_failure(&err) => {
                 // The SDK's retry of this very checkpoint, whose first attempt went through but
                 // answered after the attempt timeout, finds it made: still our lease, one
-                // version on, our value. A run that took that for a lost lease would stop
-                // (and fail) for nothing.
+                // version on, our value, window start and walk. A run that took that for a lost
+                // lease would stop (and fail) for nothing.
                 let old = match err.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                         failed.item.as_ref()
@@ -210,6 +248,7 @@ impl CursorStore for DynamoCursorStore {
                     && made.version == expected_version + 1
                     && made.value.as_deref() == Some(value)
                     && made.window_start.as_deref() == window_start
+                    && made.walk.as_deref() == walk
                 {
                     return Ok(made);
                 }
@@ -291,16 +330,17 @@ impl CursorStore for DynamoCursorStore {
 
     async fn set(&self, stream: &str, value: &str) -> Result<Cursor, StoreError> {
         // ADD creates the version at 1 on a new item; the lease is left as it is. The window
-        // start goes: the operator says where the next run starts.
+        // start and the walk go: the operator says where the next run starts.
         let output = self
             .client
             .update_item()
             .table_name(&self.table_name)
             .key("pk", Self::key(stream))
-            .update_expression("SET #cursor = :value REMOVE #window ADD #version :one")
+            .update_expression("SET #cursor = :value REMOVE #window, #walk ADD #version :one")
             .expression_attribute_names("#cursor", "cursor")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#window", "windowStart")
+            .expression_attribute_names("#walk", "walk")
             .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .return_values(ReturnValue::AllNew)
@@ -309,5 +349,31 @@ impl CursorStore for DynamoCursorStore {
             .map_err(|e| unavailable("DynamoDB UpdateItem (cursor set)", &e))?;
         tracing::info!(stream, "cursor set by operator");
         parse_cursor(&output.attributes.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_sets_what_it_is_given_and_removes_the_rest() {
+        let update = |window: Option<&str>, walk: Option<&str>| {
+            checkpoint_update(&[("#window", ":window", window), ("#walk", ":walk", walk)])
+        };
+        let base = "SET #cursor = :value, #version = #version + :one";
+        assert_eq!(update(None, None), format!("{base} REMOVE #window, #walk"));
+        assert_eq!(
+            update(Some("w"), None),
+            format!("{base}, #window = :window REMOVE #walk")
+        );
+        assert_eq!(
+            update(None, Some("k")),
+            format!("{base}, #walk = :walk REMOVE #window")
+        );
+        assert_eq!(
+            update(Some("w"), Some("k")),
+            format!("{base}, #window = :window, #walk = :walk")
+        );
     }
 }

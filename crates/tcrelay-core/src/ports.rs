@@ -303,6 +303,12 @@ pub struct Cursor {
     /// not since the cursor. `None` when the last run that wrote the cursor caught up, before
     /// the first checkpoint, and after [`CursorStore::set`].
     pub window_start: Option<String>,
+    /// Where a walk of a result set by offset stood when the run that wrote the cursor
+    /// stopped in it, in the poll run's own format (stored verbatim): a set too large to walk
+    /// in one run is walked on by the next instead of from its start again. `None` when the
+    /// last checkpoint was made outside such a walk, before the first checkpoint, and after
+    /// [`CursorStore::set`].
+    pub walk: Option<String>,
 }
 
 /// Per-stream cursor with a lease, so overlapping poll runs cannot both advance it.
@@ -316,7 +322,7 @@ pub trait CursorStore: Send + Sync {
         owner: &str,
         lease_for: std::time::Duration,
     ) -> Result<Option<Cursor>, StoreError>;
-    /// Stores `value` and `window_start` (absent when `None`) if the stored version is still
+    /// Stores `value`, `window_start` and `walk` (each absent when `None`) if the stored version is still
     /// `expected_version` and `owner` is the lease's owner; returns the new cursor. `Conflict`
     /// otherwise. An owner whose lease expired may still checkpoint until another run acquires
     /// the stream (which fences it). Values are not compared: an earlier one is stored too (the
@@ -328,6 +334,7 @@ pub trait CursorStore: Send + Sync {
         expected_version: u64,
         value: &str,
         window_start: Option<&str>,
+        walk: Option<&str>,
     ) -> Result<Cursor, StoreError>;
     /// Extends the lease `owner` holds to now + `lease_for` (the heartbeat of a running run).
     /// Only the lease's recorded owner renews, whether or not its lease ran out meanwhile;
@@ -343,8 +350,8 @@ pub trait CursorStore: Send + Sync {
     async fn release(&self, stream: &str, owner: &str) -> Result<(), StoreError>;
     /// Reads the cursor without taking the lease (operators' `cursor show`).
     async fn read(&self, stream: &str) -> Result<Option<Cursor>, StoreError>;
-    /// Sets the cursor unconditionally, bumping the version and clearing the window start
-    /// (operators' `cursor set`, backfill).
+    /// Sets the cursor unconditionally, bumping the version and clearing the window start and
+    /// the walk (operators' `cursor set`, backfill).
     async fn set(&self, stream: &str, value: &str) -> Result<Cursor, StoreError>;
 }
 

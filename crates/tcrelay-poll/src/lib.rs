@@ -15,6 +15,7 @@ mod object;
 pub mod run;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod walk;
 
 pub use api::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
 pub use config::{EchoFilter, EchoSide, PollConfig};

@@ -42,6 +42,9 @@
 //!   by time (inclusive answers filling it) is walked the same way; when no time known at the
 //!   walk's start is after the position, the run walks once more, and that walk knows the
 //!   times the first one saw.
+//! - A walk of the result set the next run starts with stores its progress with the cursor after
+//!   each full page (the `walk` module), so a set too large for one run is walked on by the next
+//!   instead of from its start again, which would never end.
 //! - Each kind of deviation is logged once per run as a WARN and counted in
 //!   [`StreamSummary::deviations`].
 //!
@@ -69,6 +72,7 @@ use crate::config::PollConfig;
 use crate::lease::HeldLease;
 use crate::missed::{MissedChanges, OrderTimes, Unsettled, Verdict};
 use crate::object::{Polled, Preparation, Prepared};
+use crate::walk::{Bound, Resumed, StoredWalk, Walk};
 
 /// How often a walk by offset may start over before the run gives up.
 const MAX_TIE_RESTARTS: u32 = 5;
@@ -544,6 +548,7 @@ async fn lease_and_poll(
                 value: None,
                 version: 0,
                 window_start: None,
+                walk: None,
             })
     } else {
         match ports
@@ -599,6 +604,37 @@ async fn lease_and_poll(
             (None, Some(resume_at)) => timestamp::format(resume_at),
             (None, None) => config.start.clone().ok_or(PollError::NoStart)?,
         };
+        let filters = config.filters_for(stream);
+        // A walk the last run stopped in goes on where it stood (the `walk` module); a backfill
+        // asks another result set.
+        let resume = match (&request.from, &cursor.walk) {
+            (None, Some(text)) => {
+                let resume =
+                    StoredWalk::resume(text, cursor.value.as_deref(), config.mode, &filters);
+                match &resume {
+                    Some(r) => tracing::info!(
+                        stream = stream.as_str(),
+                        after = r.after.0,
+                        offset = r.offset,
+                        pages = r.walk.pages,
+                        "continuing the walk of the result set by offset where the last run \
+                         stopped"
+                    ),
+                    None => tracing::info!(
+                        stream = stream.as_str(),
+                        "the walk stored with the cursor cannot be continued (stored with \
+                         another cursor, endpoint or filter, or unreadable); starting from the \
+                         cursor"
+                    ),
+                }
+                resume
+            }
+            _ => None,
+        };
+        let pos = match &resume {
+            Some(r) => r.after.0.clone(),
+            None => pos,
+        };
         let pos_at = timestamp::parse(&pos).map_err(|_| PollError::BadFrom(pos.clone()))?;
         // Runs since the last caught-up one checkpointed past objects they never saw (they had
         // changed again before their page was fetched): their lines count as changed since
@@ -622,7 +658,7 @@ async fn lease_and_poll(
             request,
             deadline,
             lease: lease.as_ref(),
-            filters: config.filters_for(stream),
+            filters,
             prep: Preparation {
                 changed_since,
                 changed_lines_only: config.changed_lines_only,
@@ -634,13 +670,17 @@ async fn lease_and_poll(
             version: cursor.version,
             window_start,
             stored_window: cursor.window_start.clone(),
+            stored_walk: cursor.walk.is_some(),
             done: HashSet::new(),
             page_limit: config.page_limit,
             summary: &mut *summary,
             seen_newest: None,
             moved: None,
             start,
-            distrust: false,
+            // A walk is continued only if the run that stored it walked: from there on it
+            // trusted no order.
+            distrust: resume.is_some(),
+            resume,
         };
         let stop = run.pages().await?;
         if stop == StopReason::CaughtUp {
@@ -678,6 +718,10 @@ struct StreamRun<'a> {
     window_start: String,
     /// The window start the store holds now.
     stored_window: Option<String>,
+    /// Whether the store holds a walk's progress now ([`tcrelay_core::ports::Cursor::walk`]).
+    stored_walk: bool,
+    /// The walk the last run stopped in, to go on with at the first page.
+    resume: Option<Resumed>,
     /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
     done: HashSet<String>,
     /// Objects asked per page: the configured limit, halved while pages are too large to read.
@@ -702,79 +746,6 @@ struct Tie {
     last_updated_at: String,
     /// Ids seen since the walk (re)started, to check the overlap of the next page.
     seen: HashSet<String>,
-}
-
-/// A walk of one result set (fixed `lastUpdatedAfter`) by offset, for answers not in order.
-#[derive(Debug, Default)]
-struct Walk {
-    /// The newest `lastUpdatedAt` the run had fetched before the walk began: every object with
-    /// that time existed then, so every change made during the walk is newer.
-    before: Option<(String, DateTime<Utc>)>,
-    /// Ids of the previous page, to check the overlap of the next.
-    previous: HashSet<String>,
-    /// The largest `lastUpdatedAt` of the walk's first page, as sent and parsed.
-    first_max: Option<(String, DateTime<Utc>)>,
-    /// Whether the walk saw any object after its position.
-    any_after: bool,
-    /// The largest `lastUpdatedAt` over the whole walk.
-    newest: Option<DateTime<Utc>>,
-    /// Pages the walk fetched since it (re)started.
-    pages: u32,
-}
-
-/// Where a walk that reached the end of its result set lets the position move.
-#[derive(Debug)]
-enum Bound {
-    /// To this time: every object at or before it was seen.
-    To(String, DateTime<Utc>),
-    /// The walk saw objects after the position, but no time it can vouch for: walk again.
-    Again,
-    /// Nothing after the position at all.
-    Nothing,
-}
-
-impl Walk {
-    /// A walk starting now, after the run fetched objects up to `before`.
-    fn after(before: Option<(String, DateTime<Utc>)>) -> Self {
-        Self {
-            before,
-            ..Self::default()
-        }
-    }
-
-    fn note(&mut self, items: &[Polled], first_page: bool, pos_at: DateTime<Utc>) {
-        self.previous = items.iter().map(|i| i.id.clone()).collect();
-        self.pages += 1;
-        for item in items {
-            if first_page && self.first_max.as_ref().is_none_or(|(_, at)| item.at > *at) {
-                self.first_max = Some((item.last_updated_at.clone(), item.at));
-            }
-            self.any_after |= item.at > pos_at;
-            self.newest = self.newest.max(Some(item.at));
-        }
-    }
-
-    /// Where the position may move once the walk reached the end: the newest time that existed
-    /// when the walk began, that is of its first page or of anything the run fetched before it.
-    /// Every change made during the walk is newer than that, and every object that did not
-    /// change during the walk was seen by it; so every object at or before that time was seen.
-    ///
-    /// When no such time is after `pos` (a first page of answers at `pos`, an inclusive
-    /// Tradecloud filling it) the walk can vouch for no time after `pos`: the oldest time after
-    /// `pos` it saw is not enough, as an object it had passed may have changed to an earlier
-    /// time than that while it walked. It asks for another walk: that one begins after this one
-    /// fetched its times after `pos`, so it can always move.
-    fn bound(&self, pos_at: DateTime<Utc>) -> Bound {
-        let known = [&self.first_max, &self.before]
-            .into_iter()
-            .flatten()
-            .max_by_key(|(_, at)| *at);
-        match known {
-            Some((text, at)) if *at > pos_at => Bound::To(text.clone(), *at),
-            _ if self.any_after => Bound::Again,
-            _ => Bound::Nothing,
-        }
-    }
 }
 
 /// A move of the position by time past a full page that looked sorted, and what the next
@@ -888,9 +859,11 @@ impl StreamRun<'_> {
         let overlap = (limit / 10).max(1);
         let step = limit.saturating_sub(overlap).max(1);
         let inclusive = self.config.mode.is_inclusive();
-        let mut offset = 0u32;
+        let (mut walk, mut offset) = match self.resume.take() {
+            Some(resumed) => (Some(resumed.walk), resumed.offset),
+            None => (None, 0),
+        };
         let mut tie: Option<Tie> = None;
-        let mut walk: Option<Walk> = None;
         let mut restarts = 0u32;
         for _ in 0..self.config.max_pages {
             if self.out_of_time()? {
@@ -941,11 +914,7 @@ impl StreamRun<'_> {
             }
 
             if let Some(w) = walk.as_mut() {
-                let overlaps = offset == 0
-                    || items
-                        .first()
-                        .is_some_and(|first| w.previous.contains(&first.id));
-                if !overlaps {
+                if !w.continues(&items, offset) {
                     // Objects left earlier positions and the rest shifted past our overlap.
                     restarts += 1;
                     if restarts > MAX_TIE_RESTARTS {
@@ -967,8 +936,9 @@ impl StreamRun<'_> {
                     continue;
                 }
                 self.process(&all).await?;
-                w.note(&items, offset == 0, self.pos_at);
+                w.note(&items, offset, self.pos_at);
                 if full {
+                    self.keep_walk(w).await?;
                     offset += step;
                     continue;
                 }
@@ -981,6 +951,7 @@ impl StreamRun<'_> {
                     Bound::Again => {
                         // Objects after `pos`, none of a time known before the walk began: the
                         // next walk knows them, so it moves.
+                        self.forget_walk().await?;
                         walk = Some(self.new_walk());
                         continue;
                     }
@@ -990,7 +961,7 @@ impl StreamRun<'_> {
                 // object that changed during the walk may have moved to an offset already
                 // passed, its earlier lines not seen; a walk from the bound follows (usually one
                 // page) and catches up, so the window start stays until then.
-                let caught_up = done.pages <= 1 && done.newest.is_none_or(|newest| newest <= to_at);
+                let caught_up = done.pages <= 1 && done.saw_nothing_after(to_at);
                 self.advance(to, to_at, caught_up).await?;
                 if caught_up {
                     return Ok(StopReason::CaughtUp);
@@ -1312,9 +1283,50 @@ impl StreamRun<'_> {
         self.pos = to.clone();
         self.pos_at = to_at;
         if self.committed_at.is_some_and(|c| to_at <= c) {
-            return Ok(());
+            // The cursor is there already; a walk stored with it has ended all the same.
+            return self.forget_walk().await;
         }
         self.commit(to, to_at, caught_up).await
+    }
+
+    /// Stores the progress of `walk` with the cursor after each full page it relayed, so that
+    /// a run stopping inside a result set too large for one run (its page bound, its time, an
+    /// error) leaves the next run to go on from its last page instead of from the set's start
+    /// (the `walk` module). Only a walk of the result set the next run starts with: from the
+    /// run's start, whose cursor the store holds (the cursor written back before such a
+    /// walk, or, on a new stream, the configured start written for it). Not in a dry run
+    /// or a backfill.
+    async fn keep_walk(&mut self, walk: &Walk) -> Result<(), PollError> {
+        if self.request.dry_run || self.request.from.is_some() || self.pos != self.start.0 {
+            return Ok(());
+        }
+        let value = self
+            .summary
+            .cursor_after
+            .clone()
+            .unwrap_or_else(|| self.start.0.clone());
+        let stored = walk.stored(&value, &self.pos, self.config.mode, &self.filters);
+        let window = self.window_start.clone();
+        self.checkpoint(&value, Some(&window), Some(&stored.to_text()))
+            .await?;
+        if self.committed_at.is_none() {
+            self.committed_at = Some(self.start.1);
+        }
+        Ok(())
+    }
+
+    /// Clears a walk's progress the store still holds once that walk has ended, so no run
+    /// goes on with it: the cursor stays, with the window start (the run has not caught up
+    /// yet; if it has, [`Self::close_window`] follows).
+    async fn forget_walk(&mut self) -> Result<(), PollError> {
+        if self.request.dry_run || !self.stored_walk {
+            return Ok(());
+        }
+        let Some(value) = self.summary.cursor_after.clone() else {
+            return Ok(());
+        };
+        let window = self.window_start.clone();
+        self.checkpoint(&value, Some(&window), None).await
     }
 
     /// Stores `to` as the cursor (a dry run only notes it): with the run's window start, or
@@ -1329,14 +1341,20 @@ impl StreamRun<'_> {
             self.summary.cursor_after = Some(to);
         } else {
             let window = (!caught_up).then(|| self.window_start.clone());
-            self.checkpoint(&to, window.as_deref()).await?;
+            self.checkpoint(&to, window.as_deref(), None).await?;
         }
         self.committed_at = Some(to_at);
         Ok(())
     }
 
-    /// Stores `value` and `window` as the cursor, conditional on the version and the lease.
-    async fn checkpoint(&mut self, value: &str, window: Option<&str>) -> Result<(), PollError> {
+    /// Stores `value`, `window` and `walk` as the cursor, conditional on the version and the
+    /// lease.
+    async fn checkpoint(
+        &mut self,
+        value: &str,
+        window: Option<&str>,
+        walk: Option<&str>,
+    ) -> Result<(), PollError> {
         let stored = self
             .ports
             .cursors
@@ -1346,6 +1364,7 @@ impl StreamRun<'_> {
                 self.version,
                 value,
                 window,
+                walk,
             )
             .await
             .map_err(|e| match e {
@@ -1354,23 +1373,24 @@ impl StreamRun<'_> {
             })?;
         self.version = stored.version;
         self.stored_window = stored.window_start;
+        self.stored_walk = stored.walk.is_some();
         self.summary.cursor_after = stored.value;
         Ok(())
     }
 
     /// After the run caught up: clears a window start still stored (the run ended on a page
     /// that did not move the cursor, or inherited one and moved nothing), so the next run's
-    /// window starts at the cursor. A failure only leaves the next run a wider window (more
+    /// window starts at the cursor, and a walk's progress still stored. A failure only leaves the next run a wider window (more
     /// lines read as changed, more line times checked), never a narrower one: logged, not
     /// failed.
     async fn close_window(&mut self) {
-        if self.request.dry_run || self.stored_window.is_none() {
+        if self.request.dry_run || (self.stored_window.is_none() && !self.stored_walk) {
             return;
         }
         let Some(value) = self.summary.cursor_after.clone() else {
             return;
         };
-        if let Err(e) = self.checkpoint(&value, None).await {
+        if let Err(e) = self.checkpoint(&value, None, None).await {
             tracing::warn!(
                 stream = self.stream.as_str(),
                 error = %e,

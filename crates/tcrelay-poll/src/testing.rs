@@ -23,6 +23,7 @@ struct CursorRecord {
     value: Option<String>,
     version: u64,
     window_start: Option<String>,
+    walk: Option<String>,
     lease: Option<(String, DateTime<Utc>)>,
 }
 
@@ -55,6 +56,11 @@ impl MemoryCursorStore {
         lock(&self.records)
             .get(stream)
             .and_then(|r| r.window_start.clone())
+    }
+
+    /// The stored walk of `stream` ([`Cursor::walk`]).
+    pub fn walk(&self, stream: &str) -> Option<String> {
+        lock(&self.records).get(stream).and_then(|r| r.walk.clone())
     }
 
     /// The stored cursor value of `stream`.
@@ -104,6 +110,7 @@ fn cursor_of(record: &CursorRecord) -> Cursor {
         value: record.value.clone(),
         version: record.version,
         window_start: record.window_start.clone(),
+        walk: record.walk.clone(),
     }
 }
 
@@ -136,6 +143,7 @@ impl CursorStore for MemoryCursorStore {
         expected_version: u64,
         value: &str,
         window_start: Option<&str>,
+        walk: Option<&str>,
     ) -> Result<Cursor, StoreError> {
         self.check()?;
         let mut records = lock(&self.records);
@@ -160,6 +168,7 @@ impl CursorStore for MemoryCursorStore {
         }
         record.value = Some(value.to_owned());
         record.window_start = window_start.map(str::to_owned);
+        record.walk = walk.map(str::to_owned);
         record.version += 1;
         lock(&self.checkpoints).push((stream.to_owned(), owner.to_owned(), value.to_owned()));
         Ok(cursor_of(record))
@@ -210,6 +219,7 @@ impl CursorStore for MemoryCursorStore {
         let record = records.entry(stream.to_owned()).or_default();
         record.value = Some(value.to_owned());
         record.window_start = None;
+        record.walk = None;
         record.version += 1;
         Ok(cursor_of(record))
     }

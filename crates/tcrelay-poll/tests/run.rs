@@ -1898,6 +1898,7 @@ impl CursorStore for CheckpointFails {
         expected_version: u64,
         value: &str,
         window_start: Option<&str>,
+        walk: Option<&str>,
     ) -> Result<tcrelay_core::ports::Cursor, tcrelay_core::ports::StoreError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
             return Err(tcrelay_core::ports::StoreError::Unavailable(
@@ -1905,7 +1906,7 @@ impl CursorStore for CheckpointFails {
             ));
         }
         self.inner
-            .checkpoint(stream, owner, expected_version, value, window_start)
+            .checkpoint(stream, owner, expected_version, value, window_start, walk)
             .await
     }
 
@@ -2459,7 +2460,7 @@ async fn a_run_that_catches_up_clears_the_window_start_even_when_nothing_moved()
     assert!(h.cursors.checkpoints().len() > before);
     assert_exactly_once(&h, ORDERS);
     h.cursors
-        .checkpoint("orders", "run-5", 0, "x", Some(START))
+        .checkpoint("orders", "run-5", 0, "x", Some(START), None)
         .await
         .unwrap_err();
     let set = h.cursors.set("orders", START).await.unwrap();

@@ -11,14 +11,15 @@
 //! - `renew` extends the lease only for its recorded owner (expired or not); `Conflict` when the
 //!   lease was released or taken over.
 //! - `release` clears the lease if the caller holds it, and is a no-op otherwise.
-//! - `set` (operators) writes the value unconditionally, clears the window start and bumps the
-//!   version (a new row starts at
-//!   1), leaving the lease alone, so a running poller's next checkpoint fails with `Conflict`
-//!   instead of overwriting the operator's value.
+//! - `set` (operators) writes the value unconditionally, clears the window start and the walk
+//!   and bumps the version (a new row starts at 1), leaving the lease alone, so a running
+//!   poller's next checkpoint fails with `Conflict` instead of overwriting the operator's value.
 //!
 //! Row: `stream`, `value` (the `lastUpdatedAt` Tradecloud returned, verbatim; NULL before the
 //! first checkpoint), `version`, `lease_owner`, `lease_expires_at` (epoch ms), `window_start`
-//! (the poll window's start while runs have not caught up; NULL otherwise).
+//! (the poll window's start while runs have not caught up; NULL otherwise), `walk` (where a
+//! walk by offset stood when the last run stopped in it, the poll run's text verbatim; NULL
+//! otherwise).
 
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ pub struct CursorInfo {
     /// caught up ([`Cursor::window_start`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_start: Option<String>,
+    /// Where a walk by offset stood when the last run stopped in it ([`Cursor::walk`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub walk: Option<String>,
     /// The run holding the lease, if any (it may have expired: see `lease_expires_at`).
     pub lease_owner: Option<String>,
     /// When the lease runs out.
@@ -59,6 +63,7 @@ impl CursorInfo {
             value: self.value.clone(),
             version: self.version,
             window_start: self.window_start.clone(),
+            walk: self.walk.clone(),
         }
     }
 }
@@ -71,8 +76,8 @@ fn version(stream: &str, raw: i64) -> Result<u64, DbError> {
 fn read_info(conn: &Connection, stream: &str) -> Result<Option<CursorInfo>, DbError> {
     let raw = conn
         .prepare_cached(
-            "SELECT value, version, lease_owner, lease_expires_at, window_start FROM cursor \
-             WHERE stream = ?1",
+            "SELECT value, version, lease_owner, lease_expires_at, window_start, walk \
+             FROM cursor WHERE stream = ?1",
         )?
         .query_row([stream], |row| {
             Ok((
@@ -81,10 +86,11 @@ fn read_info(conn: &Connection, stream: &str) -> Result<Option<CursorInfo>, DbEr
                 row.get::<_, Option<String>>(2)?,
                 row.get::<_, Option<i64>>(3)?,
                 row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
             ))
         })
         .optional()?;
-    raw.map(|(value, v, lease_owner, lease_ms, window_start)| {
+    raw.map(|(value, v, lease_owner, lease_ms, window_start, walk)| {
         Ok(CursorInfo {
             stream: stream.to_owned(),
             value,
@@ -92,6 +98,7 @@ fn read_info(conn: &Connection, stream: &str) -> Result<Option<CursorInfo>, DbEr
             lease_owner,
             lease_expires_at: lease_ms.and_then(DateTime::<Utc>::from_timestamp_millis),
             window_start,
+            walk,
         })
     })
     .transpose()
@@ -181,9 +188,10 @@ impl CursorStore for SqliteStore {
         expected_version: u64,
         value: &str,
         window_start: Option<&str>,
+        walk: Option<&str>,
     ) -> Result<Cursor, StoreError> {
         let (stream, owner, value) = (stream.to_owned(), owner.to_owned(), value.to_owned());
-        let window_start = window_start.map(str::to_owned);
+        let (window_start, walk) = (window_start.map(str::to_owned), walk.map(str::to_owned));
         let expected = i64::try_from(expected_version).unwrap_or(i64::MAX);
         self.run("cursor checkpoint", move |ctx| {
             // Conditional on the version read and on still being the lease owner: a run whose
@@ -191,26 +199,29 @@ impl CursorStore for SqliteStore {
             let written = ctx
                 .conn
                 .prepare_cached(
-                    "UPDATE cursor SET value = ?1, version = version + 1, window_start = ?5 \
+                    "UPDATE cursor SET value = ?1, version = version + 1, window_start = ?5, \
+                        walk = ?6 \
                      WHERE stream = ?2 AND version = ?3 AND lease_owner = ?4 \
-                     RETURNING value, version, window_start",
+                     RETURNING value, version, window_start, walk",
                 )?
                 .query_row(
-                    params![value, stream, expected, owner, window_start],
+                    params![value, stream, expected, owner, window_start, walk],
                     |row| {
                         Ok((
                             row.get::<_, Option<String>>(0)?,
                             row.get::<_, i64>(1)?,
                             row.get::<_, Option<String>>(2)?,
+                            row.get::<_, Option<String>>(3)?,
                         ))
                     },
                 )
                 .optional()?;
             match written {
-                Some((value, v, window_start)) => Ok(Ok(Cursor {
+                Some((value, v, window_start, walk)) => Ok(Ok(Cursor {
                     value,
                     version: version(&stream, v)?,
                     window_start,
+                    walk,
                 })),
                 None => Ok(Err(StoreError::Conflict(format!(
                     "cursor {stream}: version is no longer {expected_version} or {owner} lost the lease"
@@ -285,7 +296,7 @@ impl CursorStore for SqliteStore {
                         .prepare_cached(
                             "INSERT INTO cursor (stream, value, version) VALUES (?1, ?2, 1) \
                              ON CONFLICT (stream) DO UPDATE SET value = excluded.value, \
-                                version = version + 1, window_start = NULL \
+                                version = version + 1, window_start = NULL, walk = NULL \
                              RETURNING value, version",
                         )?
                         .query_row(params![stream, value], |row| {
@@ -295,6 +306,7 @@ impl CursorStore for SqliteStore {
                         value,
                         version: version(&stream, v)?,
                         window_start: None,
+                        walk: None,
                     })
                 }
             })

@@ -73,6 +73,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE cursor ADD COLUMN window_start TEXT;
     "#,
+    // 4: where a walk of a result set by offset stood when the run that wrote the cursor
+    // stopped in it (the poll run's text, verbatim). Cursors from before have none: the next
+    // run starts its walks from the beginning, as runs did then.
+    r#"
+    ALTER TABLE cursor ADD COLUMN walk TEXT;
+    "#,
 ];
 
 /// What [`migrate`] found.

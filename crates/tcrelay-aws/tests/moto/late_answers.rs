@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tcrelay_aws::testing::{moto_clients, moto_options, moto_url};
 use tcrelay_aws::{DedupeConfig, DynamoCursorStore, DynamoDedupeStore};
+use tcrelay_core::conformance::cursor_store::a_walk;
 use tcrelay_core::ports::{ClaimOutcome, Completion, CursorStore, DedupeStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -117,12 +118,23 @@ async fn a_checkpoint_whose_answer_came_too_late_succeeds_on_the_retry() {
         .expect("a free lease");
     let late = DynamoCursorStore::new(late_client().await, &table);
     let value = "2025-01-01T00:00:00.000Z";
+    // With a window start and a walk: the retry knows its own write by them too.
+    let (window, walk) = ("2024-12-31T00:00:00.000Z", a_walk());
     let moved = late
-        .checkpoint("orders", "run-1", held.version, value, None)
+        .checkpoint(
+            "orders",
+            "run-1",
+            held.version,
+            value,
+            Some(window),
+            Some(&walk),
+        )
         .await
         .unwrap();
     assert_eq!(moved.version, held.version + 1);
     assert_eq!(moved.value.as_deref(), Some(value));
+    assert_eq!(moved.window_start.as_deref(), Some(window));
+    assert_eq!(moved.walk.as_deref(), Some(walk.as_str()));
     // Moved once, not twice, and still ours: the next checkpoint goes on from there.
     let read = direct.read("orders").await.unwrap().expect("the cursor");
     assert_eq!(read.version, held.version + 1);
@@ -132,6 +144,7 @@ async fn a_checkpoint_whose_answer_came_too_late_succeeds_on_the_retry() {
             "run-1",
             read.version,
             "2025-01-02T00:00:00.000Z",
+            None,
             None,
         )
         .await

@@ -117,7 +117,7 @@ async fn cursor_store_and_table_setup_are_unavailable() {
     );
     assert_unavailable(
         "checkpoint",
-        quickly("checkpoint", store.checkpoint("s", "o", 0, "v", None)).await,
+        quickly("checkpoint", store.checkpoint("s", "o", 0, "v", None, None)).await,
     );
     assert_unavailable("release", quickly("release", store.release("s", "o")).await);
     assert_unavailable("read", quickly("read", store.read("s")).await);

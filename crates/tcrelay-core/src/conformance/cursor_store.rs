@@ -11,16 +11,18 @@
 //!   nothing (not even on a stream that does not exist). Only owner and version are compared:
 //!   an owner whose lease ran out may still checkpoint until another run takes the lease over,
 //!   and a value before the stored one is stored like any other (a poll run that found pages
-//!   unsorted writes the cursor it started with back). The window start it is given is stored
-//!   with the value (none given: none stored), and returned by `acquire` and `read`.
+//!   unsorted writes the cursor it started with back). The window start and the walk it is
+//!   given are stored verbatim with the value, each on its own (none given: none stored), and
+//!   returned by `acquire` and `read`.
 //! - `renew` (the running owner's heartbeat) moves the lease's end to now + the lease, for the
 //!   recorded owner only, even after its lease ran out as long as nobody took it over; after a
 //!   release or a take-over, by anyone else, or on a stream never seen, it is `Conflict` and
 //!   writes nothing (it never takes a free lease, unlike `acquire`).
 //! - `release` by the owner frees the lease; by anyone else, or on a stream never seen, it is a
 //!   no-op.
-//! - `set` writes unconditionally, clears the window start and bumps the version (a new stream
-//!   starts at 1), leaving any lease as it is, so a running owner's next checkpoint conflicts instead of overwriting it.
+//! - `set` writes unconditionally, clears the window start and the walk and bumps the version
+//!   (a new stream starts at 1), leaving any lease as it is, so a running owner's next
+//!   checkpoint conflicts instead of overwriting it.
 //!
 //! Each rule is a function taking a [`Subject`]: a fresh, empty store and a way to move the
 //! store's clock. [`cursor_store_conformance!`](crate::cursor_store_conformance) expands to
@@ -57,7 +59,19 @@ pub fn cursor(value: Option<&str>, version: u64) -> Cursor {
         value: value.map(str::to_owned),
         version,
         window_start: None,
+        walk: None,
     }
+}
+
+/// A walk as the poll run stores one: JSON text several KB long (it holds a page's ids), with
+/// quotes, braces, escapes and non-ASCII characters, so a store that trims, re-encodes or cuts
+/// it short fails.
+pub fn a_walk() -> String {
+    let ids: Vec<String> = (0..700).map(|i| format!("\"o-{i:05}-ü\"")).collect();
+    format!(
+        "{{\"offset\":200,\"bound\":\"2026-03-01T10:00:00.000Z\",\"note\":\"a \\\"quoted\\\" ‘word’\\n\",\"seen\":[{}]}}",
+        ids.join(",")
+    )
 }
 
 #[track_caller]
@@ -78,7 +92,21 @@ async fn read(s: &dyn Subject, stream: &str) -> Option<Cursor> {
 
 async fn checkpoint(s: &dyn Subject, owner: &str, version: u64, value: &str) -> Cursor {
     s.store()
-        .checkpoint("orders", owner, version, value, None)
+        .checkpoint("orders", owner, version, value, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("checkpoint by {owner} on version {version}: {e:?}"))
+}
+
+async fn checkpoint_with(
+    s: &dyn Subject,
+    owner: &str,
+    version: u64,
+    value: &str,
+    window_start: Option<&str>,
+    walk: Option<&str>,
+) -> Cursor {
+    s.store()
+        .checkpoint("orders", owner, version, value, window_start, walk)
         .await
         .unwrap_or_else(|e| panic!("checkpoint by {owner} on version {version}: {e:?}"))
 }
@@ -92,7 +120,9 @@ pub async fn an_unseen_stream_reads_none(s: &dyn Subject) {
 /// A checkpoint of a stream nobody acquired conflicts and creates nothing.
 pub async fn an_unacquired_stream_cannot_be_checkpointed(s: &dyn Subject) {
     assert_conflict(
-        s.store().checkpoint("orders", "run-a", 0, "t", None).await,
+        s.store()
+            .checkpoint("orders", "run-a", 0, "t", None, None)
+            .await,
         "checkpoint of a stream never acquired",
     );
     assert_eq!(read(s, "orders").await, None);
@@ -168,6 +198,24 @@ pub async fn checkpoints_by_the_owner_advance_the_cursor(s: &dyn Subject) {
     assert_eq!(read(s, "orders").await, Some(c3));
 }
 
+/// Checks that `stored`, just checkpointed by run-a, is what `read` returns, also after a
+/// checkpoint of run-a's on the version before conflicts; then run-a releases the stream and
+/// run-b acquires it, getting `stored`, which is returned.
+async fn handed_on(s: &dyn Subject, stored: &Cursor) -> Cursor {
+    assert_eq!(read(s, "orders").await.as_ref(), Some(stored));
+    assert_conflict(
+        s.store()
+            .checkpoint("orders", "run-a", stored.version - 1, "t-stale", None, None)
+            .await,
+        "checkpoint on a stale version",
+    );
+    assert_eq!(read(s, "orders").await.as_ref(), Some(stored));
+    s.store().release("orders", "run-a").await.unwrap();
+    let next = acquire(s, "orders", "run-b").await.unwrap();
+    assert_eq!(&next, stored);
+    next
+}
+
 /// A checkpoint stores its window start verbatim (or none), which `acquire` and `read`
 /// return; the next checkpoint replaces it, one without clears it, and so does `set`. A
 /// checkpoint that conflicts leaves it as it was.
@@ -175,43 +223,89 @@ pub async fn checkpoints_store_and_clear_the_window_start(s: &dyn Subject) {
     let window = "2026-03-01T09:59:59.999Z";
     let c0 = acquire(s, "orders", "run-a").await.unwrap();
     assert_eq!(c0.window_start, None);
-    let c1 = s
-        .store()
-        .checkpoint("orders", "run-a", c0.version, "t1", Some(window))
-        .await
-        .unwrap();
+    let c1 = checkpoint_with(s, "run-a", c0.version, "t1", Some(window), None).await;
     assert_eq!(c1.window_start.as_deref(), Some(window));
     assert_eq!(c1.value.as_deref(), Some("t1"));
-    assert_eq!(read(s, "orders").await, Some(c1.clone()));
-    assert_conflict(
-        s.store()
-            .checkpoint("orders", "run-a", c0.version, "t-stale", None)
-            .await,
-        "checkpoint on a stale version",
-    );
-    assert_eq!(read(s, "orders").await, Some(c1.clone()));
-    // The next run (after the lease) gets it with the cursor.
-    s.store().release("orders", "run-a").await.unwrap();
-    let next = acquire(s, "orders", "run-b").await.unwrap();
-    assert_eq!(next, c1);
+    let next = handed_on(s, &c1).await;
     let other = "2026-03-01T10:00:00.000123Z";
-    let c2 = s
-        .store()
-        .checkpoint("orders", "run-b", next.version, "t2", Some(other))
-        .await
-        .unwrap();
+    let c2 = checkpoint_with(s, "run-b", next.version, "t2", Some(other), None).await;
     assert_eq!(c2.window_start.as_deref(), Some(other));
     let c3 = checkpoint(s, "run-b", c2.version, "t3").await;
     assert_eq!(c3, cursor(Some("t3"), c2.version + 1));
     assert_eq!(read(s, "orders").await, Some(c3.clone()));
-    let c4 = s
-        .store()
-        .checkpoint("orders", "run-b", c3.version, "t4", Some(window))
-        .await
-        .unwrap();
+    let c4 = checkpoint_with(s, "run-b", c3.version, "t4", Some(window), None).await;
     let set = s.store().set("orders", "t0").await.unwrap();
     assert_eq!(set, cursor(Some("t0"), c4.version + 1));
     assert_eq!(read(s, "orders").await, Some(set));
+}
+
+/// A checkpoint stores its walk verbatim (or none), however long and whatever it holds, which
+/// `acquire` and `read` return; the next checkpoint replaces it and one without clears it. A
+/// checkpoint that conflicts leaves it as it was. The poll run writes a page's ids into it, so
+/// it is several KB of JSON.
+pub async fn checkpoints_store_and_clear_the_walk(s: &dyn Subject) {
+    let walk = a_walk();
+    let c0 = acquire(s, "orders", "run-a").await.unwrap();
+    assert_eq!(c0.walk, None);
+    let c1 = checkpoint_with(s, "run-a", c0.version, "t1", None, Some(&walk)).await;
+    assert_eq!(c1.walk.as_deref(), Some(walk.as_str()));
+    assert_eq!(c1.value.as_deref(), Some("t1"));
+    assert_eq!(c1.window_start, None);
+    // The next run gets it with the cursor, to go on with the walk.
+    let next = handed_on(s, &c1).await;
+    let other = r#"{"offset":300}"#;
+    let c2 = checkpoint_with(s, "run-b", next.version, "t1", None, Some(other)).await;
+    assert_eq!(c2.walk.as_deref(), Some(other));
+    assert_eq!(read(s, "orders").await, Some(c2.clone()));
+    // The walk ended: the checkpoint after it has none.
+    let c3 = checkpoint(s, "run-b", c2.version, "t2").await;
+    assert_eq!(c3, cursor(Some("t2"), c2.version + 1));
+    assert_eq!(read(s, "orders").await, Some(c3.clone()));
+    s.store().release("orders", "run-b").await.unwrap();
+    assert_eq!(acquire(s, "orders", "run-c").await, Some(c3));
+}
+
+/// The window start and the walk are stored each on its own: a checkpoint may give either,
+/// both or neither, and gets back just what it gave.
+pub async fn the_window_start_and_the_walk_are_independent(s: &dyn Subject) {
+    let (window, walk) = ("2026-03-01T09:59:59.999Z", a_walk());
+    let mut version = acquire(s, "orders", "run-a").await.unwrap().version;
+    for (window_start, walk) in [
+        (Some(window), None),
+        (None, Some(walk.as_str())),
+        (Some(window), Some(walk.as_str())),
+        (None, None),
+        (Some(window), Some(walk.as_str())),
+        (Some(window), None),
+    ] {
+        let c = checkpoint_with(s, "run-a", version, "t", window_start, walk).await;
+        let expected = Cursor {
+            value: Some("t".to_owned()),
+            version: version + 1,
+            window_start: window_start.map(str::to_owned),
+            walk: walk.map(str::to_owned),
+        };
+        assert_eq!(
+            c,
+            expected,
+            "window start {window_start:?}, walk given: {}",
+            walk.is_some()
+        );
+        assert_eq!(read(s, "orders").await, Some(expected));
+        version = c.version;
+    }
+}
+
+/// `set` clears the walk with the window start: the operator says where the next run starts,
+/// and a walk stored before would take it elsewhere.
+pub async fn set_clears_the_walk(s: &dyn Subject) {
+    let walk = a_walk();
+    let c0 = acquire(s, "orders", "run-a").await.unwrap();
+    let c1 = checkpoint_with(s, "run-a", c0.version, "t1", Some("t0"), Some(&walk)).await;
+    let set = s.store().set("orders", "t-set").await.unwrap();
+    assert_eq!(set, cursor(Some("t-set"), c1.version + 1));
+    assert_eq!(read(s, "orders").await, Some(set.clone()));
+    assert_eq!(acquire(s, "orders", "run-a").await, Some(set));
 }
 
 /// A checkpoint may store a value before the stored one: the store compares owner and version,
@@ -232,13 +326,13 @@ pub async fn a_checkpoint_on_another_version_conflicts(s: &dyn Subject) {
     let store = s.store();
     assert_conflict(
         store
-            .checkpoint("orders", "run-a", 0, "t-stale", None)
+            .checkpoint("orders", "run-a", 0, "t-stale", None, None)
             .await,
         "checkpoint on a stale version",
     );
     assert_conflict(
         store
-            .checkpoint("orders", "run-a", 7, "t-future", None)
+            .checkpoint("orders", "run-a", 7, "t-future", None, None)
             .await,
         "checkpoint on a version never stored",
     );
@@ -250,7 +344,7 @@ pub async fn a_checkpoint_by_another_owner_conflicts(s: &dyn Subject) {
     acquire(s, "orders", "run-a").await.unwrap();
     assert_conflict(
         s.store()
-            .checkpoint("orders", "run-b", 0, "t-b", None)
+            .checkpoint("orders", "run-b", 0, "t-b", None, None)
             .await,
         "checkpoint by an owner without the lease",
     );
@@ -271,7 +365,7 @@ pub async fn an_owner_whose_lease_was_taken_over_is_fenced(s: &dyn Subject) {
     assert_eq!(taken, held);
     assert_conflict(
         s.store()
-            .checkpoint("orders", "run-a", held.version, "t-a", None)
+            .checkpoint("orders", "run-a", held.version, "t-a", None, None)
             .await,
         "checkpoint by the owner of a lease taken over",
     );
@@ -308,7 +402,7 @@ pub async fn release_frees_the_lease_for_the_next_owner(s: &dyn Subject) {
     assert_eq!(acquire(s, "orders", "run-b").await, Some(c1.clone()));
     assert_conflict(
         s.store()
-            .checkpoint("orders", "run-a", c1.version, "t2", None)
+            .checkpoint("orders", "run-a", c1.version, "t2", None, None)
             .await,
         "checkpoint after giving the lease up",
     );
@@ -340,7 +434,7 @@ pub async fn set_fences_the_running_owner_and_leaves_its_lease(s: &dyn Subject) 
     );
     assert_conflict(
         s.store()
-            .checkpoint("orders", "run-a", c1.version, "t2", None)
+            .checkpoint("orders", "run-a", c1.version, "t2", None, None)
             .await,
         "checkpoint on the version read before a set",
     );
@@ -372,7 +466,9 @@ pub async fn concurrent_acquires_have_exactly_one_winner(s: &dyn Subject) {
     let winner = winners[0];
     for owner in owners.iter().filter(|owner| *owner != winner) {
         assert_conflict(
-            s.store().checkpoint("orders", owner, 0, "t", None).await,
+            s.store()
+                .checkpoint("orders", owner, 0, "t", None, None)
+                .await,
             &format!("checkpoint by {owner}, which lost the race"),
         );
     }
@@ -479,6 +575,9 @@ macro_rules! cursor_store_conformance {
             a_lease_is_live_until_its_expiry_and_free_after,
             checkpoints_by_the_owner_advance_the_cursor,
             checkpoints_store_and_clear_the_window_start,
+            checkpoints_store_and_clear_the_walk,
+            the_window_start_and_the_walk_are_independent,
+            set_clears_the_walk,
             a_checkpoint_may_move_the_cursor_back,
             a_checkpoint_on_another_version_conflicts,
             a_checkpoint_by_another_owner_conflicts,

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use tcrelay_core::conformance::cursor_store::{LEASE, cursor};
-use tcrelay_core::ports::CursorStore;
+use tcrelay_core::conformance::cursor_store::{LEASE, a_walk, cursor};
+use tcrelay_core::ports::{Cursor, CursorStore};
 use tcrelay_sqlite::SqliteStore;
+use tempfile::TempDir;
 use tokio::sync::Barrier;
 
 use crate::common::{new_clock, open_with_clock, temp_db};
@@ -29,7 +30,7 @@ async fn cursor_show_lists_every_stream_with_its_lease() {
         .unwrap()
         .unwrap();
     store
-        .checkpoint("orders", "run-a", c.version, "t1", None)
+        .checkpoint("orders", "run-a", c.version, "t1", None, None)
         .await
         .unwrap();
 
@@ -60,7 +61,7 @@ async fn cursors_and_leases_survive_reopen() {
             .unwrap()
             .unwrap();
         store
-            .checkpoint("orders", "run-a", c.version, "t1", None)
+            .checkpoint("orders", "run-a", c.version, "t1", None, None)
             .await
             .unwrap();
     }
@@ -72,11 +73,15 @@ async fn cursors_and_leases_survive_reopen() {
     assert_eq!(store.acquire("orders", "run-b", LEASE).await.unwrap(), None);
 }
 
-/// A cursor written before window starts (schema version 2) reads without one after the
-/// upgrade, and takes one from then on.
-#[tokio::test]
-async fn a_cursor_from_before_window_starts_is_read_without_one() {
-    let (_dir, path) = temp_db();
+/// A database whose `orders` cursor run-a checkpointed at `t1` with `window_start` and `walk`
+/// and released, turned back into an older schema by the SQL `downgrade`, then opened (so
+/// migrated): the store, and the cursor as run-b acquires it.
+async fn a_cursor_migrated_from(
+    window_start: Option<&str>,
+    walk: Option<&str>,
+    downgrade: &str,
+) -> (TempDir, SqliteStore, Cursor) {
+    let (dir, path) = temp_db();
     let clock = new_clock();
     {
         let store = open_with_clock(&path, &clock);
@@ -86,14 +91,13 @@ async fn a_cursor_from_before_window_starts_is_read_without_one() {
             .unwrap()
             .unwrap();
         store
-            .checkpoint("orders", "run-a", c.version, "t1", Some("t0"))
+            .checkpoint("orders", "run-a", c.version, "t1", window_start, walk)
             .await
             .unwrap();
         store.release("orders", "run-a").await.unwrap();
     }
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch("ALTER TABLE cursor DROP COLUMN window_start; PRAGMA user_version = 2;")
-        .unwrap();
+    raw.execute_batch(downgrade).unwrap();
     drop(raw);
     let store = open_with_clock(&path, &clock);
     let c = store
@@ -101,14 +105,52 @@ async fn a_cursor_from_before_window_starts_is_read_without_one() {
         .await
         .unwrap()
         .unwrap();
+    (dir, store, c)
+}
+
+/// A cursor written before window starts (schema version 2) reads without one after the
+/// upgrade, and takes one from then on.
+#[tokio::test]
+async fn a_cursor_from_before_window_starts_is_read_without_one() {
+    let (_dir, store, c) = a_cursor_migrated_from(
+        Some("t0"),
+        None,
+        "ALTER TABLE cursor DROP COLUMN walk; ALTER TABLE cursor DROP COLUMN window_start; \
+         PRAGMA user_version = 2;",
+    )
+    .await;
     assert_eq!(c, cursor(Some("t1"), 1));
     let moved = store
-        .checkpoint("orders", "run-b", c.version, "t2", Some("t1"))
+        .checkpoint("orders", "run-b", c.version, "t2", Some("t1"), None)
         .await
         .unwrap();
     assert_eq!(moved.window_start.as_deref(), Some("t1"));
     let listed = store.cursors().await.unwrap();
     assert_eq!(listed[0].window_start.as_deref(), Some("t1"));
+}
+
+/// A cursor written before walks were stored (schema version 3) reads without one after the
+/// upgrade, keeping its window start, and takes one from then on.
+#[tokio::test]
+async fn a_cursor_from_before_walks_is_read_without_one() {
+    let (_dir, store, c) = a_cursor_migrated_from(
+        Some("t0"),
+        Some("{}"),
+        "ALTER TABLE cursor DROP COLUMN walk; PRAGMA user_version = 3;",
+    )
+    .await;
+    assert_eq!(c.walk, None);
+    assert_eq!(c.window_start.as_deref(), Some("t0"));
+    assert_eq!(c.value.as_deref(), Some("t1"));
+    let walk = a_walk();
+    let moved = store
+        .checkpoint("orders", "run-b", c.version, "t2", None, Some(&walk))
+        .await
+        .unwrap();
+    assert_eq!(moved.walk.as_deref(), Some(walk.as_str()));
+    let listed = store.cursors().await.unwrap();
+    assert_eq!(listed[0].walk.as_deref(), Some(walk.as_str()));
+    assert_eq!(listed[0].cursor(), moved);
 }
 
 #[tokio::test]

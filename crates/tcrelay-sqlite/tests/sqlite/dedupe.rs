@@ -126,7 +126,7 @@ async fn a_claim_from_before_claim_tokens_is_nobodys_claim() {
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute_batch(
         "ALTER TABLE dedupe DROP COLUMN claim_token; ALTER TABLE cursor DROP COLUMN window_start; \
-         PRAGMA user_version = 1;",
+         ALTER TABLE cursor DROP COLUMN walk; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(raw);

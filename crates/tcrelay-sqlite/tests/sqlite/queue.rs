@@ -191,7 +191,7 @@ async fn one_store_serves_every_port_as_a_shared_trait_object() {
         .unwrap()
         .unwrap();
     cursors
-        .checkpoint("orders", "run", lease.version, "t", None)
+        .checkpoint("orders", "run", lease.version, "t", None, None)
         .await
         .unwrap();
     quarantine

@@ -169,10 +169,11 @@ impl CursorStore for Journaled {
         expected_version: u64,
         value: &str,
         window_start: Option<&str>,
+        walk: Option<&str>,
     ) -> Result<Cursor, StoreError> {
         let cursor = self
             .inner
-            .checkpoint(stream, owner, expected_version, value, window_start)
+            .checkpoint(stream, owner, expected_version, value, window_start, walk)
             .await?;
         self.note(LeaseEvent::Checkpointed {
             owner: owner.to_owned(),

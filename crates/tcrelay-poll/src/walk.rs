@@ -1,0 +1,399 @@
+//! A walk of one result set (a fixed `lastUpdatedAfter`) by offset, for answers that are not
+//! in time order, and what of it the cursor record keeps when a run stops inside it.
+//!
+//! A walk can vouch for a time only once it has reached the end of its result set (see
+//! [`Walk::bound`]); until then the cursor cannot move. A set larger than one run can walk (its
+//! page bound, its share of the Lambda's time) would so be walked from its start by every run
+//! and never end: the stream would stall. So a run that walks the result set it started with
+//! stores the walk's progress beside the cursor after each page ([`StoredWalk`], in
+//! `Cursor::walk`), and the next run continues from there: it fetches the last page the walk
+//! relayed again and checks that the walk still continues over it ([`Walk::continues`]).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tradecloud_model::timestamp;
+
+use crate::api::EndpointMode;
+use crate::object::Polled;
+
+/// A walk of one result set by offset.
+#[derive(Debug, Default)]
+pub(crate) struct Walk {
+    /// The newest `lastUpdatedAt` known to exist when the walk began: of what the run had
+    /// fetched before it, or (for a walk continued from an earlier run) what that run knew,
+    /// its first page included. Every change made during the walk is newer.
+    before: Option<(String, DateTime<Utc>)>,
+    /// The objects of the last page relayed, by id, with their `lastUpdatedAt` as sent.
+    previous: HashMap<String, String>,
+    /// That page's offset.
+    previous_offset: u32,
+    /// The largest `lastUpdatedAt` of the walk's first page, as sent and parsed.
+    first_max: Option<(String, DateTime<Utc>)>,
+    /// Whether the walk saw any object after its position.
+    any_after: bool,
+    /// The largest `lastUpdatedAt` over the whole walk (this run's part of it).
+    newest: Option<DateTime<Utc>>,
+    /// Pages the walk relayed since it (re)started, earlier runs' included.
+    pub(crate) pages: u32,
+}
+
+/// Where a walk that reached the end of its result set lets the position move.
+#[derive(Debug)]
+pub(crate) enum Bound {
+    /// To this time: every object at or before it was seen.
+    To(String, DateTime<Utc>),
+    /// The walk saw objects after the position, but no time it can vouch for: walk again.
+    Again,
+    /// Nothing after the position at all.
+    Nothing,
+}
+
+impl Walk {
+    /// A walk starting now, after the run fetched objects up to `before`.
+    pub(crate) fn after(before: Option<(String, DateTime<Utc>)>) -> Self {
+        Self {
+            before,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `items`, fetched at `offset`, continue the walk without a gap. At offset 0
+    /// nothing lies before them. Further on, the page must hold an object of the last page
+    /// relayed unchanged (same id, same `lastUpdatedAt`): unchanged objects keep their order
+    /// in the result set, so every unchanged object the walk has not seen lies after that one,
+    /// on this page or a later one, however others moved; an object that changed has a time
+    /// after the walk's bound and is asked for again after the walk. Comparing the time too
+    /// matters: an object that changed may have moved to exactly this page's start while the
+    /// objects before it shifted past the overlap.
+    pub(crate) fn continues(&self, items: &[Polled], offset: u32) -> bool {
+        offset == 0
+            || items.iter().any(|item| {
+                self.previous
+                    .get(&item.id)
+                    .is_some_and(|at| *at == item.last_updated_at)
+            })
+    }
+
+    /// Notes a page fetched at `offset` and relayed.
+    pub(crate) fn note(&mut self, items: &[Polled], offset: u32, pos_at: DateTime<Utc>) {
+        let first_page = self.pages == 0;
+        self.previous = items
+            .iter()
+            .map(|i| (i.id.clone(), i.last_updated_at.clone()))
+            .collect();
+        self.previous_offset = offset;
+        self.pages += 1;
+        for item in items {
+            if first_page && self.first_max.as_ref().is_none_or(|(_, at)| item.at > *at) {
+                self.first_max = Some((item.last_updated_at.clone(), item.at));
+            }
+            self.any_after |= item.at > pos_at;
+            self.newest = self.newest.max(Some(item.at));
+        }
+    }
+
+    /// The newest time the walk knows existed when it began: of its first page or of anything
+    /// fetched before it.
+    fn known(&self) -> Option<&(String, DateTime<Utc>)> {
+        [&self.first_max, &self.before]
+            .into_iter()
+            .flatten()
+            .max_by_key(|(_, at)| *at)
+    }
+
+    /// Where the position may move once the walk reached the end: the newest time that existed
+    /// when the walk began, that is of its first page or of anything the run fetched before it.
+    /// Every change made during the walk is newer than that, and every object that did not
+    /// change during the walk was seen by it; so every object at or before that time was seen.
+    ///
+    /// When no such time is after `pos` (a first page of answers at `pos`, an inclusive
+    /// Tradecloud filling it) the walk can vouch for no time after `pos`: the oldest time after
+    /// `pos` it saw is not enough, as an object it had passed may have changed to an earlier
+    /// time than that while it walked. It asks for another walk: that one begins after this one
+    /// fetched its times after `pos`, so it can always move.
+    pub(crate) fn bound(&self, pos_at: DateTime<Utc>) -> Bound {
+        match self.known() {
+            Some((text, at)) if *at > pos_at => Bound::To(text.clone(), *at),
+            _ if self.any_after => Bound::Again,
+            _ => Bound::Nothing,
+        }
+    }
+
+    /// Whether every object the walk saw is at or before `to_at` (its bound), so that, walked
+    /// in one page, nothing changed while it walked.
+    pub(crate) fn saw_nothing_after(&self, to_at: DateTime<Utc>) -> bool {
+        self.newest.is_none_or(|newest| newest <= to_at)
+    }
+
+    /// The walk's progress, to be stored with `cursor` for the next run: the walk is of the
+    /// result set after `after`, asked in `mode` with `filters`.
+    pub(crate) fn stored(
+        &self,
+        cursor: &str,
+        after: &str,
+        mode: EndpointMode,
+        filters: &Map<String, Value>,
+    ) -> StoredWalk {
+        let mut page: Vec<(String, String)> = self
+            .previous
+            .iter()
+            .map(|(id, at)| (id.clone(), at.clone()))
+            .collect();
+        // A stable text for the same progress.
+        page.sort();
+        StoredWalk {
+            cursor: cursor.to_owned(),
+            after: after.to_owned(),
+            endpoint: endpoint_name(mode).to_owned(),
+            filters: filters.clone(),
+            offset: self.previous_offset,
+            page,
+            known: self.known().map(|(text, _)| text.clone()),
+            any_after: self.any_after,
+            pages: self.pages,
+        }
+    }
+}
+
+fn endpoint_name(mode: EndpointMode) -> &'static str {
+    match mode {
+        EndpointMode::Poll => "poll",
+        EndpointMode::Search => "search",
+    }
+}
+
+/// A walk's progress as the cursor record keeps it (`Cursor::walk`, as JSON): enough to go
+/// on where it stood, and what it belongs to, so that a walk of another result set is never
+/// taken for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredWalk {
+    /// The cursor value stored with it. A checkpoint by a build that does not know walks moves
+    /// the cursor and leaves the walk as it was: the walk is then not continued.
+    cursor: String,
+    /// The walk's fixed `lastUpdatedAfter` (`lastUpdatedSince` for the search endpoints).
+    after: String,
+    /// `poll` or `search`: the offsets index one endpoint's result set.
+    endpoint: String,
+    /// The further filters asked with (a `status`, say): a change of configuration makes
+    /// another result set.
+    filters: Map<String, Value>,
+    /// The offset of the last page the walk relayed: the next run fetches it again.
+    offset: u32,
+    /// That page's objects as (id, `lastUpdatedAt` as sent), to check the walk continues.
+    page: Vec<(String, String)>,
+    /// The newest time known to exist when the walk began ([`Walk::bound`]).
+    known: Option<String>,
+    /// Whether the walk saw an object after `after`.
+    any_after: bool,
+    /// Pages relayed so far.
+    pages: u32,
+}
+
+/// A stored walk ready to go on: its position, the offset to fetch and the walk.
+#[derive(Debug)]
+pub(crate) struct Resumed {
+    /// The walk's position (`lastUpdatedAfter`), as sent and parsed.
+    pub after: (String, DateTime<Utc>),
+    /// The offset to fetch first: the last page relayed, fetched again.
+    pub offset: u32,
+    /// The walk, its last page as the previous one.
+    pub walk: Walk,
+}
+
+impl StoredWalk {
+    /// The JSON text stored.
+    pub(crate) fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("a stored walk writes as JSON")
+    }
+
+    /// The walk stored as `text` beside the cursor `value`, if it is one to go on with: it was
+    /// stored with this very cursor value, asks what this run would ask (`mode`, `filters`), and
+    /// its position is not after the cursor (a walk starts at or before it; one after it would
+    /// pass objects not relayed). Anything else, an unreadable text included, is `None`: the
+    /// run walks from its own start, as if nothing were stored.
+    pub(crate) fn resume(
+        text: &str,
+        value: Option<&str>,
+        mode: EndpointMode,
+        filters: &Map<String, Value>,
+    ) -> Option<Resumed> {
+        let stored: StoredWalk = serde_json::from_str(text).ok()?;
+        let value = value?;
+        if stored.cursor != value
+            || stored.endpoint != endpoint_name(mode)
+            || stored.filters != *filters
+            || stored.page.is_empty()
+        {
+            return None;
+        }
+        let after_at = timestamp::parse(&stored.after).ok()?;
+        if after_at > timestamp::parse(value).ok()? {
+            return None;
+        }
+        let before = match stored.known {
+            Some(text) => {
+                let at = timestamp::parse(&text).ok()?;
+                Some((text, at))
+            }
+            None => None,
+        };
+        Some(Resumed {
+            after: (stored.after, after_at),
+            offset: stored.offset,
+            walk: Walk {
+                before,
+                previous: stored.page.into_iter().collect(),
+                previous_offset: stored.offset,
+                first_max: None,
+                any_after: stored.any_after,
+                newest: None,
+                pages: stored.pages.max(1),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::PollStream;
+
+    const AFTER: &str = "2025-01-01T00:00:00.000Z";
+    const CURSOR: &str = "2025-01-01T00:00:01.000Z";
+
+    fn item(id: &str, at: &str) -> Polled {
+        let value = json!({"id": id, "lastUpdatedAt": at});
+        let raw = serde_json::value::to_raw_value(&value).unwrap();
+        Polled::read(PollStream::Orders, 0, &raw).unwrap()
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        timestamp::parse(text).unwrap()
+    }
+
+    /// A walk that relayed a first page `a, b, c` at offset 0 and `c, d, e` at offset 2.
+    fn walked() -> Walk {
+        let mut walk = Walk::after(None);
+        let first = [
+            item("a", "2025-01-01T00:00:05.000Z"),
+            item("b", "2025-01-01T00:00:09.000Z"),
+            item("c", "2025-01-01T00:00:03.000Z"),
+        ];
+        walk.note(&first, 0, at(AFTER));
+        let second = [
+            item("c", "2025-01-01T00:00:03.000Z"),
+            item("d", "2025-01-01T00:00:07.000Z"),
+            item("e", "2025-01-01T00:00:02.000Z"),
+        ];
+        assert!(walk.continues(&second, 2));
+        walk.note(&second, 2, at(AFTER));
+        walk
+    }
+
+    #[test]
+    fn a_page_continues_the_walk_only_over_an_object_of_the_last_page_unchanged() {
+        let walk = walked();
+        // Shifted forward past the overlap: still holds `d` as it was.
+        assert!(walk.continues(
+            &[
+                item("x", "2025-01-01T00:00:04.000Z"),
+                item("d", "2025-01-01T00:00:07.000Z")
+            ],
+            4
+        ));
+        // Shifted back past the overlap: nothing of the last page.
+        assert!(!walk.continues(&[item("f", "2025-01-01T00:00:04.000Z")], 4));
+        // `e` changed and moved to exactly this page's start: the objects between may have
+        // been passed.
+        assert!(!walk.continues(
+            &[
+                item("e", "2025-01-01T00:00:20.000Z"),
+                item("g", "2025-01-01T00:00:04.000Z")
+            ],
+            4
+        ));
+        // From the set's start nothing can lie before the page.
+        assert!(walk.continues(&[item("f", "2025-01-01T00:00:04.000Z")], 0));
+    }
+
+    #[test]
+    fn a_stored_walk_goes_on_with_its_last_page_and_its_bound() {
+        let walk = walked();
+        let filters = Map::new();
+        let text = walk
+            .stored(CURSOR, AFTER, EndpointMode::Poll, &filters)
+            .to_text();
+        let resumed =
+            StoredWalk::resume(&text, Some(CURSOR), EndpointMode::Poll, &filters).unwrap();
+        assert_eq!(resumed.after, (AFTER.to_owned(), at(AFTER)));
+        assert_eq!(resumed.offset, 2);
+        assert_eq!(resumed.walk.pages, 2);
+        // The last page is checked against; the first is not.
+        assert!(
+            resumed
+                .walk
+                .continues(&[item("e", "2025-01-01T00:00:02.000Z")], 2)
+        );
+        assert!(
+            !resumed
+                .walk
+                .continues(&[item("a", "2025-01-01T00:00:05.000Z")], 2)
+        );
+        // The bound is the first page's newest time (`b`), not `d`'s, which a later page saw:
+        // and pages fetched after the resume do not count as the first.
+        let mut walk = resumed.walk;
+        walk.note(&[item("z", "2025-01-01T00:01:00.000Z")], 2, at(AFTER));
+        match walk.bound(at(AFTER)) {
+            Bound::To(text, _) => assert_eq!(text, "2025-01-01T00:00:09.000Z"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stored_walk_of_another_result_set_or_cursor_is_not_continued() {
+        let walk = walked();
+        let none = Map::new();
+        let text = walk
+            .stored(CURSOR, AFTER, EndpointMode::Poll, &none)
+            .to_text();
+        let mut status = Map::new();
+        status.insert("status".into(), json!("Issued"));
+        let resume = |text: &str, value, mode, filters| {
+            StoredWalk::resume(text, value, mode, filters).is_some()
+        };
+        assert!(resume(&text, Some(CURSOR), EndpointMode::Poll, &none));
+        // The cursor moved by a checkpoint that left the walk as it was.
+        assert!(!resume(
+            &text,
+            Some("2025-01-01T00:00:02.000Z"),
+            EndpointMode::Poll,
+            &none
+        ));
+        assert!(!resume(&text, None, EndpointMode::Poll, &none));
+        assert!(!resume(&text, Some(CURSOR), EndpointMode::Search, &none));
+        assert!(!resume(&text, Some(CURSOR), EndpointMode::Poll, &status));
+        assert!(!resume(
+            "{not a walk",
+            Some(CURSOR),
+            EndpointMode::Poll,
+            &none
+        ));
+        // A walk after its cursor would pass objects not relayed.
+        let late = walk
+            .stored(AFTER, CURSOR, EndpointMode::Poll, &none)
+            .to_text();
+        assert!(!resume(&late, Some(AFTER), EndpointMode::Poll, &none));
+        // The same progress gives the same text.
+        assert_eq!(
+            text,
+            walk.stored(CURSOR, AFTER, EndpointMode::Poll, &none)
+                .to_text()
+        );
+    }
+}
