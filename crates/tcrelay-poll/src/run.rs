@@ -33,6 +33,8 @@
 //!   or the first unsorted page of a run sends it back to where it started: everything it paged
 //!   past by time is walked again, and the cursor checkpointed meanwhile is written back to
 //!   the value the run found, so a run stopped before that walk ends leaves no skip behind.
+//!   A move so checked is stored only once the next page allowed it: a run stopping right
+//!   after it leaves the cursor before it.
 //! - From the first unsorted page on, the run trusts no order: it keeps the filter fixed and
 //!   walks the result set by offset to its end (overlapping pages, restarting when the overlap
 //!   check fails), then moves the position to the largest `lastUpdatedAt` that existed when the
@@ -44,7 +46,9 @@
 //!   times the first one saw.
 //! - A walk of the result set the next run starts with stores its progress with the cursor after
 //!   each full page (the `walk` module), so a set too large for one run is walked on by the next
-//!   instead of from its start again, which would never end.
+//!   instead of from its start again, which would never end; so does a walk about to begin or
+//!   begun again, so the next run does not page by time (or look for a place) into the same
+//!   finding again.
 //! - Each kind of deviation is logged once per run as a WARN and counted in
 //!   [`StreamSummary::deviations`].
 //!
@@ -676,6 +680,7 @@ async fn lease_and_poll(
             summary: &mut *summary,
             seen_newest: None,
             moved: None,
+            unconfirmed: None,
             start,
             // A walk is continued only if the run that stored it walked: from there on it
             // trusted no order.
@@ -730,6 +735,8 @@ struct StreamRun<'a> {
     /// After a move by time: what the next page's `total` must count (see [`Moved`]); kept
     /// across smaller pages after one too large to read.
     moved: Option<Moved>,
+    /// The position that move went to, stored once the next page's `total` allows it.
+    unconfirmed: Option<(String, DateTime<Utc>)>,
     /// The newest `lastUpdatedAt` of any object this run fetched (see [`Walk::before`]).
     seen_newest: Option<(String, DateTime<Utc>)>,
     /// Where the run started (`pos` and its instant), for the walk after an unsorted page.
@@ -860,16 +867,37 @@ impl StreamRun<'_> {
         let step = limit.saturating_sub(overlap).max(1);
         let inclusive = self.config.mode.is_inclusive();
         let (mut walk, mut offset) = match self.resume.take() {
-            Some(resumed) => (Some(resumed.walk), resumed.offset),
+            Some(mut resumed) => {
+                let offset = resumed.walk.go_on(step);
+                (Some(resumed.walk), offset)
+            }
             None => (None, 0),
         };
         let mut tie: Option<Tie> = None;
         let mut restarts = 0u32;
-        for _ in 0..self.config.max_pages {
+        // The bound is the run's, over smaller pages after one too large to read too.
+        while self.summary.pages < self.config.max_pages {
             if self.out_of_time()? {
                 return Ok(StopReason::Deadline);
             }
-            let (items, total) = self.fetch(offset).await?;
+            let (items, total) = match self.fetch(offset).await {
+                Ok(page) => page,
+                Err(e) => {
+                    if let (PollError::Api(ApiError::TooLarge(_)), Some(w)) = (&e, walk.take())
+                        && w.pages > 0
+                    {
+                        // Smaller pages go on with the walk from its last page, instead of
+                        // from the start of the result set (a walk continued from an earlier
+                        // run would otherwise be lost with the first page too large to read).
+                        self.resume = Some(Resumed {
+                            after: (self.pos.clone(), self.pos_at),
+                            offset,
+                            walk: w,
+                        });
+                    }
+                    return Err(e.into());
+                }
+            };
             let full = items.len() >= limit as usize;
             // Whatever a page served is relayed, whatever the paging then decides: a state
             // served once may be replaced before it is served again.
@@ -880,6 +908,11 @@ impl StreamRun<'_> {
                 .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
             if skipped {
                 self.deviate(Deviation::Unsorted, 1, &items);
+            }
+            if let Some((to, to_at)) = self.unconfirmed.take()
+                && !skipped
+            {
+                self.store_position(to, to_at, false).await?;
             }
             if skipped || !is_sorted(&items) {
                 let first = !self.distrust;
@@ -895,7 +928,12 @@ impl StreamRun<'_> {
                     self.process(&all).await?;
                     (self.pos, self.pos_at) = self.start.clone();
                     tie = None;
-                    walk = Some(self.new_walk());
+                    let w = self.new_walk();
+                    // Stored before its first page: a run with no page left (its bound, its
+                    // deadline) would otherwise leave the next to page by time into the same
+                    // finding, and none would ever walk.
+                    self.keep_walk(&w).await?;
+                    walk = Some(w);
                     offset = 0;
                     continue;
                 }
@@ -915,6 +953,12 @@ impl StreamRun<'_> {
 
             if let Some(w) = walk.as_mut() {
                 if !w.continues(&items, offset) {
+                    if let Some(next) = w.look_further(offset, full, step) {
+                        // A continued walk looking for its place (`walk::Finding`).
+                        self.process(&all).await?;
+                        offset = next;
+                        continue;
+                    }
                     // Objects left earlier positions and the rest shifted past our overlap.
                     restarts += 1;
                     if restarts > MAX_TIE_RESTARTS {
@@ -932,6 +976,10 @@ impl StreamRun<'_> {
                     );
                     self.process(&all).await?;
                     *w = self.new_walk();
+                    // Stored as started over: a run whose pages ran out here (one that spent
+                    // them looking for a continued walk's place) leaves the next to begin at
+                    // offset 0, not to look again.
+                    self.keep_walk(w).await?;
                     offset = 0;
                     continue;
                 }
@@ -994,9 +1042,15 @@ impl StreamRun<'_> {
                     offset = 0;
                     continue;
                 }
-                let group: Vec<&Polled> = items.iter().filter(|i| i.at == walk.at).collect();
-                walk.seen.extend(group.iter().map(|i| i.id.clone()));
-                self.process(&group).await?;
+                walk.seen.extend(
+                    items
+                        .iter()
+                        .filter(|i| i.at == walk.at)
+                        .map(|i| i.id.clone()),
+                );
+                // Relayed whole, as a page paged by time is: an object after the timestamp
+                // served here may change before it is asked for again.
+                self.process(&all).await?;
                 let beyond = items.iter().find(|i| i.at > walk.at);
                 if beyond.is_none() && full {
                     offset += step;
@@ -1049,16 +1103,16 @@ impl StreamRun<'_> {
                         .last()
                         .unwrap_or(last)
                 };
+                self.moved = self.check_totals(total, &items, to.at, inclusive);
                 self.advance(to.last_updated_at.clone(), to.at, false)
                     .await?;
-                self.moved = self.check_totals(total, &items, to.at, inclusive);
                 continue;
             }
             if inclusive && self.pos_at < last.at {
                 self.process(&all).await?;
+                self.moved = self.check_totals(total, &items, last.at, inclusive);
                 self.advance(last.last_updated_at.clone(), last.at, false)
                     .await?;
-                self.moved = self.check_totals(total, &items, last.at, inclusive);
                 continue;
             }
             if stale > 0 {
@@ -1282,6 +1336,24 @@ impl StreamRun<'_> {
         };
         self.pos = to.clone();
         self.pos_at = to_at;
+        if self.moved.is_some() {
+            // A move the next page's `total` checks ([`Moved`]) is stored once that page shows
+            // it passed nothing: a run that stops before then (its page bound, its deadline, a
+            // state in progress elsewhere, an error) leaves the cursor before the move, and
+            // the next run pages past it again, checked.
+            self.unconfirmed = Some((to, to_at));
+            return Ok(());
+        }
+        self.store_position(to, to_at, caught_up).await
+    }
+
+    /// Checkpoints the position `to` when it is past the stored cursor (see [`Self::advance`]).
+    async fn store_position(
+        &mut self,
+        to: String,
+        to_at: DateTime<Utc>,
+        caught_up: bool,
+    ) -> Result<(), PollError> {
         if self.committed_at.is_some_and(|c| to_at <= c) {
             // The cursor is there already; a walk stored with it has ended all the same.
             return self.forget_walk().await;

@@ -38,6 +38,21 @@ pub(crate) struct Walk {
     newest: Option<DateTime<Utc>>,
     /// Pages the walk relayed since it (re)started, earlier runs' included.
     pub(crate) pages: u32,
+    /// While a walk continued from an earlier run (or after pages too large to read) looks for
+    /// its place: where it looked last.
+    finding: Option<Finding>,
+}
+
+/// Where a continued walk looks for its place, in turn, until a page continues it: the page
+/// after the last one relayed (what the walk would have asked next: a run that can fetch only
+/// one page still moves on), that page itself (objects before it left the result set: it
+/// shifted back), then on and on from the first (objects changed or were created before it: it
+/// shifted forward, by as many as changed between the runs). Every page looked at is relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finding {
+    Ahead,
+    Back,
+    Forward,
 }
 
 /// Where a walk that reached the end of its result set lets the position move.
@@ -77,9 +92,45 @@ impl Walk {
             })
     }
 
+    /// The offset a continued walk asks first, with pages of `step` objects between offsets,
+    /// and from then on looks for its place (see [`Finding`]).
+    /// A walk that relayed no page yet (stored when a run found the order untrustworthy with
+    /// no time left to walk) begins at offset 0.
+    pub(crate) fn go_on(&mut self, step: u32) -> u32 {
+        if self.pages == 0 {
+            return 0;
+        }
+        self.finding = Some(Finding::Ahead);
+        self.previous_offset.saturating_add(step)
+    }
+
+    /// After a page at `offset` that does not continue the walk ([`Self::continues`]): the
+    /// offset to look at next while a continued walk looks for its place, `None` when it gave
+    /// up (the result set ended, `full` false, without the place found) or is not looking: the
+    /// walk then starts over.
+    pub(crate) fn look_further(&mut self, offset: u32, full: bool, step: u32) -> Option<u32> {
+        let (next, finding) = match self.finding? {
+            Finding::Ahead => (self.previous_offset, Finding::Back),
+            Finding::Back => (
+                self.previous_offset.saturating_add(step.saturating_mul(2)),
+                Finding::Forward,
+            ),
+            Finding::Forward => (offset.saturating_add(step), Finding::Forward),
+        };
+        // Past the end of the result set there is nothing more to look at (the page after the
+        // last one relayed may be short and still be looked back from).
+        if !full && finding == Finding::Forward {
+            self.finding = None;
+            return None;
+        }
+        self.finding = Some(finding);
+        Some(next)
+    }
+
     /// Notes a page fetched at `offset` and relayed.
     pub(crate) fn note(&mut self, items: &[Polled], offset: u32, pos_at: DateTime<Utc>) {
         let first_page = self.pages == 0;
+        self.finding = None;
         self.previous = items
             .iter()
             .map(|i| (i.id.clone(), i.last_updated_at.clone()))
@@ -183,7 +234,8 @@ pub(crate) struct StoredWalk {
     filters: Map<String, Value>,
     /// The offset of the last page the walk relayed: the next run fetches it again.
     offset: u32,
-    /// That page's objects as (id, `lastUpdatedAt` as sent), to check the walk continues.
+    /// That page's objects as (id, `lastUpdatedAt` as sent), to check the walk continues;
+    /// none before the walk's first page (`pages` 0: the next run begins the walk).
     page: Vec<(String, String)>,
     /// The newest time known to exist when the walk began ([`Walk::bound`]).
     known: Option<String>,
@@ -226,7 +278,7 @@ impl StoredWalk {
         if stored.cursor != value
             || stored.endpoint != endpoint_name(mode)
             || stored.filters != *filters
-            || stored.page.is_empty()
+            || stored.page.is_empty() != (stored.pages == 0)
         {
             return None;
         }
@@ -251,7 +303,8 @@ impl StoredWalk {
                 first_max: None,
                 any_after: stored.any_after,
                 newest: None,
-                pages: stored.pages.max(1),
+                pages: stored.pages,
+                finding: None,
             },
         })
     }
@@ -353,6 +406,56 @@ mod tests {
             Bound::To(text, _) => assert_eq!(text, "2025-01-01T00:00:09.000Z"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_continued_walk_looks_ahead_then_back_then_on_for_its_place() {
+        let mut walk = walked();
+        // The last page relayed was at offset 2; pages of 3 move by 2.
+        assert_eq!(walk.go_on(2), 4);
+        assert_eq!(walk.look_further(4, true, 2), Some(2));
+        assert_eq!(walk.look_further(2, true, 2), Some(6));
+        assert_eq!(walk.look_further(6, true, 2), Some(8));
+        // The end of the result set without the place found: start over.
+        assert_eq!(walk.look_further(8, false, 2), None);
+        // A short page ahead may still have shifted back: look back before giving up.
+        let mut walk = walked();
+        walk.go_on(2);
+        assert_eq!(walk.look_further(4, false, 2), Some(2));
+        assert_eq!(walk.look_further(2, false, 2), None);
+        // Found: a page that continues is noted, and a later miss starts over.
+        let mut walk = walked();
+        walk.go_on(2);
+        walk.note(&[item("e", "2025-01-01T00:00:02.000Z")], 4, at(AFTER));
+        assert_eq!(walk.look_further(6, true, 2), None);
+        // A walk not yet begun begins at 0, and does not look for a place.
+        let mut fresh = Walk::after(None);
+        assert_eq!(fresh.go_on(2), 0);
+        assert_eq!(fresh.look_further(2, true, 2), None);
+    }
+
+    #[test]
+    fn a_walk_stored_before_its_first_page_begins_at_offset_zero() {
+        let none = Map::new();
+        let before = Some((
+            "2025-01-01T00:00:04.000Z".to_owned(),
+            at("2025-01-01T00:00:04.000Z"),
+        ));
+        let text = Walk::after(before)
+            .stored(CURSOR, AFTER, EndpointMode::Poll, &none)
+            .to_text();
+        let mut resumed =
+            StoredWalk::resume(&text, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        assert_eq!(resumed.walk.pages, 0);
+        assert_eq!(resumed.walk.go_on(9), 0);
+        // Its bound is still what the run that stored it knew.
+        match resumed.walk.bound(at(AFTER)) {
+            Bound::To(text, _) => assert_eq!(text, "2025-01-01T00:00:04.000Z"),
+            other => panic!("{other:?}"),
+        }
+        // A page with no pages relayed, or pages relayed with no page, is not a walk.
+        let odd = text.replace("\"pages\":0", "\"pages\":2");
+        assert!(StoredWalk::resume(&odd, Some(CURSOR), EndpointMode::Poll, &none).is_none());
     }
 
     #[test]

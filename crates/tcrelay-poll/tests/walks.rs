@@ -1,6 +1,7 @@
-//! The poll loop against a Tradecloud that orders its answers in its own way (newest first) and
-//! whose objects can leave the result set (a status filter): the cases the scripted world of
-//! `run.rs` cannot play; and walks of such answers too large for one run.
+//! The poll loop against a Tradecloud that orders its answers in its own way (newest first, or
+//! by id whatever the times) and whose objects can leave the result set (a status filter) or
+//! come in pages too large to read: the cases the scripted world of `run.rs` cannot play; and
+//! walks of such answers too large for one run, continued by the next.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,14 +9,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tcrelay_core::ports::{ApiError, CursorStore};
+use tcrelay_core::dedupe::state_key;
+use tcrelay_core::ports::{ApiError, CursorStore, RecordState};
 use tcrelay_core::testing::{MemoryDedupe, MemorySink};
 use tcrelay_poll::testing::{MemoryCursorStore, ms_to_timestamp, order_json};
 use tcrelay_poll::{
     NoDeadline, PageRequest, PollApi, PollConfig, PollPorts, PollStream, PolledPage, RunRequest,
     StopReason, StreamSummary, run_stream,
 };
-use tradecloud_model::timestamp;
+use tradecloud_model::{ObjectClass, timestamp};
 
 const T0: i64 = 1_735_689_600_000;
 const START: &str = "2024-12-31T00:00:00.000Z";
@@ -28,11 +30,27 @@ struct World {
     /// id -> (at ms, open, value)
     objects: HashMap<String, (i64, bool, Value)>,
     descending: bool,
+    /// Answers in id order (an index order), whatever the times.
+    by_id: bool,
 }
 
 impl World {
     fn put(&mut self, id: &str, at: i64, value: Value) {
         self.objects.insert(id.to_owned(), (at, true, value));
+    }
+    /// Ids in the result set's order (all open objects, whatever the filter).
+    fn order(&self) -> Vec<(i64, String)> {
+        let mut m: Vec<(i64, String)> = self
+            .objects
+            .iter()
+            .filter(|(_, (_, open, _))| *open)
+            .map(|(id, (at, _, _))| (*at, id.clone()))
+            .collect();
+        m.sort();
+        if self.descending {
+            m.reverse();
+        }
+        m
     }
     fn page(&self, r: &PageRequest) -> PolledPage {
         let after = timestamp::parse(&r.last_updated)
@@ -47,6 +65,9 @@ impl World {
         m.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
         if self.descending {
             m.reverse();
+        }
+        if self.by_id {
+            m.sort_by(|a, b| a.1.cmp(b.1));
         }
         let total = m.len() as u64;
         let items: Vec<Value> = m
@@ -64,11 +85,29 @@ struct Api {
     world: Mutex<World>,
     hook: Mutex<Option<Hook>>,
     served: Mutex<usize>,
+    /// Pages asked with a larger limit than this are too large to read (large orders).
+    too_large_above: Mutex<Option<u32>>,
+    /// Every request as (lastUpdatedAfter, offset, limit).
+    requests: Mutex<Vec<(String, u32, u32)>>,
 }
 
 #[async_trait]
 impl PollApi for Api {
     async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+        self.requests
+            .lock()
+            .unwrap()
+            .push((r.last_updated.clone(), r.offset, r.limit));
+        if self
+            .too_large_above
+            .lock()
+            .unwrap()
+            .is_some_and(|max| r.limit > max)
+        {
+            return Err(ApiError::TooLarge(
+                "answer larger than the client reads".into(),
+            ));
+        }
         let mut world = self.world.lock().unwrap();
         let page = world.page(r);
         let served = {
@@ -87,6 +126,7 @@ struct H {
     api: Arc<Api>,
     cursors: Arc<MemoryCursorStore>,
     sink: Arc<MemorySink>,
+    dedupe: Arc<MemoryDedupe>,
     ports: PollPorts,
 }
 
@@ -94,16 +134,18 @@ fn h() -> H {
     let api = Arc::new(Api::default());
     let cursors = Arc::new(MemoryCursorStore::new());
     let sink = Arc::new(MemorySink::new());
+    let dedupe = Arc::new(MemoryDedupe::default());
     let ports = PollPorts {
         api: api.clone(),
         cursors: cursors.clone(),
-        dedupe: Arc::new(MemoryDedupe::default()),
+        dedupe: dedupe.clone(),
         sink: sink.clone(),
     };
     H {
         api,
         cursors,
         sink,
+        dedupe,
         ports,
     }
 }
@@ -122,6 +164,91 @@ async fn poll(h: &H, c: &PollConfig, owner: &str) -> StreamSummary {
 
 fn order(id: &str, ms: i64) -> Value {
     order_json(id, 1, ms, &[(&format!("{id}-l1"), ms, "Issued", None)])
+}
+
+fn walk_config() -> PollConfig {
+    PollConfig {
+        streams: vec![ORDERS],
+        start: Some(START.into()),
+        page_limit: 10,
+        max_pages: 3,
+        ..PollConfig::default()
+    }
+}
+
+/// `n` orders `o00`.. changed at `T0 + 1 + i`, answered newest first: every page unsorted.
+fn newest_first_backlog(h: &H, n: i64) {
+    let mut w = h.api.world.lock().unwrap();
+    w.descending = true;
+    for i in 0..n {
+        let id = format!("o{i:02}");
+        w.put(&id, T0 + 1 + i, order(&id, T0 + 1 + i));
+    }
+}
+
+/// Runs up to `runs` runs (`between` called before each but the first); the run that caught
+/// up, or a panic naming where the stream stood.
+async fn runs_until_caught_up(
+    h: &H,
+    c: &PollConfig,
+    runs: u32,
+    mut between: impl FnMut(&H, u32),
+) -> u32 {
+    let mut log = Vec::new();
+    for run in 1..=runs {
+        if run > 1 {
+            between(h, run);
+        }
+        let s = poll(h, c, &format!("run-{run}")).await;
+        assert!(
+            s.pages <= c.max_pages,
+            "run-{run} over its page bound: {s:?}"
+        );
+        log.push(format!(
+            "run-{run}: stop {:?}, pages {}, cursor {:?}",
+            s.stop.as_ref().map(StopReason::as_str),
+            s.pages,
+            s.cursor_after
+        ));
+        if s.stop == Some(StopReason::CaughtUp) {
+            return run;
+        }
+    }
+    let requests = h.api.requests.lock().unwrap();
+    let tail: Vec<_> = requests.iter().rev().take(8).rev().collect();
+    panic!(
+        "STALLED: not caught up after {runs} runs; cursor {:?} (start {START}); stored walk \
+         {:?}\n{}\nlast requests (after, offset, limit): {tail:?}",
+        h.cursors.value("orders"),
+        h.cursors.walk("orders"),
+        log.join("\n")
+    );
+}
+
+fn assert_on_queue_once(h: &H) {
+    let mut sent: Vec<(String, String)> = h
+        .sink
+        .envelopes()
+        .into_iter()
+        .map(|e| (e.id, e.last_updated_at.unwrap_or_default()))
+        .collect();
+    sent.sort();
+    let before = sent.len();
+    sent.dedup();
+    assert_eq!(sent.len(), before, "a state went out twice");
+    let open: Vec<(String, String)> = h
+        .api
+        .world
+        .lock()
+        .unwrap()
+        .objects
+        .iter()
+        .filter(|(_, (_, open, _))| *open)
+        .map(|(id, (at, _, _))| (id.clone(), ms_to_timestamp(*at)))
+        .collect();
+    for state in open {
+        assert!(sent.contains(&state), "{state:?} is not on the queue");
+    }
 }
 
 /// A walk of several pages (answers newest first) reaches its end without having seen `o`: it
@@ -249,72 +376,6 @@ async fn an_order_leaving_the_status_filter_does_not_stall_a_sorted_backlog() {
     );
 }
 
-fn walk_config() -> PollConfig {
-    PollConfig {
-        streams: vec![ORDERS],
-        start: Some(START.into()),
-        page_limit: 10,
-        max_pages: 3,
-        ..PollConfig::default()
-    }
-}
-
-/// `n` orders `o00`.. changed at `T0 + 1 + i`, answered newest first: every page unsorted.
-fn newest_first_backlog(h: &H, n: i64) {
-    let mut w = h.api.world.lock().unwrap();
-    w.descending = true;
-    for i in 0..n {
-        let id = format!("o{i:02}");
-        w.put(&id, T0 + 1 + i, order(&id, T0 + 1 + i));
-    }
-}
-
-/// Polls until a run catches up, at most `runs` runs, each within the page bound; the runs it
-/// took.
-async fn poll_until_caught_up(h: &H, c: &PollConfig, runs: u32) -> u32 {
-    for run in 1..=runs {
-        let s = poll(h, c, &format!("run-{run}")).await;
-        assert!(s.pages <= c.max_pages, "run-{run}: {s:?}");
-        if s.stop == Some(StopReason::CaughtUp) {
-            return run;
-        }
-    }
-    panic!(
-        "not caught up after {runs} runs; cursor {:?}, walk {:?}",
-        h.cursors.value("orders"),
-        h.cursors.walk("orders")
-    );
-}
-
-/// Every (id, lastUpdatedAt) on the queue, each once, and each of `states` among them.
-fn assert_on_queue_once(h: &H, states: &[(String, String)]) {
-    let mut sent: Vec<(String, String)> = h
-        .sink
-        .envelopes()
-        .into_iter()
-        .map(|e| (e.id, e.last_updated_at.unwrap_or_default()))
-        .collect();
-    sent.sort();
-    let before = sent.len();
-    sent.dedup();
-    assert_eq!(sent.len(), before, "a state went out twice: {sent:?}");
-    for state in states {
-        assert!(sent.contains(state), "{state:?} is not on the queue");
-    }
-}
-
-fn open_states(h: &H) -> Vec<(String, String)> {
-    h.api
-        .world
-        .lock()
-        .unwrap()
-        .objects
-        .iter()
-        .filter(|(_, (_, open, _))| *open)
-        .map(|(id, (at, _, _))| (id.clone(), ms_to_timestamp(*at)))
-        .collect()
-}
-
 /// An unsorted result set larger than one run can walk (3 pages of 10, 50 orders): each run
 /// used to walk it from its start to its page bound and stop there, and the cursor never
 /// moved. The walk's progress is stored with the cursor after each page, and each run goes on
@@ -341,7 +402,7 @@ async fn a_result_set_too_large_for_one_run_is_walked_on_by_the_next() {
         h.cursors.value("orders") <= Some(START.to_owned()),
         "the cursor moved before the walk ended"
     );
-    let runs = poll_until_caught_up(&h, &c, 4).await;
+    let runs = runs_until_caught_up(&h, &c, 4, |_, _| {}).await;
     assert!(runs <= 3, "{runs} more runs");
     assert_eq!(
         h.cursors.walk("orders"),
@@ -350,7 +411,7 @@ async fn a_result_set_too_large_for_one_run_is_walked_on_by_the_next() {
     );
     assert_eq!(h.cursors.window_start("orders"), None);
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 50)));
-    assert_on_queue_once(&h, &open_states(&h));
+    assert_on_queue_once(&h);
     assert_eq!(h.sink.envelopes().len(), 50);
 }
 
@@ -377,10 +438,11 @@ async fn changes_between_the_runs_of_a_walk_are_relayed_once() {
         w.put("o05", T0 + 1_002, order("o05", T0 + 1_002));
         w.put("n00", T0 + 1_003, order("n00", T0 + 1_003));
     }
-    poll_until_caught_up(&h, &c, 6).await;
-    let mut states = open_states(&h);
-    states.extend(served_then);
-    assert_on_queue_once(&h, &states);
+    runs_until_caught_up(&h, &c, 6, |_, _| {}).await;
+    assert_on_queue_once(&h);
+    for state in served_then {
+        assert!(sent(&h).contains(&state), "{state:?} is not on the queue");
+    }
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 1_003)));
 }
 
@@ -401,8 +463,8 @@ async fn a_stored_walk_the_set_shifted_under_starts_over() {
             w.objects.get_mut(&format!("o{i:02}")).unwrap().1 = false;
         }
     }
-    poll_until_caught_up(&h, &c, 6).await;
-    assert_on_queue_once(&h, &open_states(&h));
+    runs_until_caught_up(&h, &c, 6, |_, _| {}).await;
+    assert_on_queue_once(&h);
 }
 
 /// A cursor moved by a build that does not know walks (its checkpoint leaves the walk as it
@@ -426,18 +488,184 @@ async fn a_walk_stored_with_another_cursor_is_not_continued() {
         .await
         .unwrap();
     h.cursors.release("orders", "old").await.unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let seen = requests.clone();
-    *h.api.hook.lock().unwrap() = Some(Box::new(move |_: &mut World, _, r: &PageRequest| {
-        seen.lock()
-            .unwrap()
-            .push((r.last_updated.clone(), r.offset));
-    }));
+    let asked_before = h.api.requests.lock().unwrap().len();
     poll(&h, &c, "run-1").await;
-    let first = requests.lock().unwrap()[0].clone();
+    let first = h.api.requests.lock().unwrap()[asked_before].clone();
     assert_eq!(
         first.1, 0,
         "went on with the other cursor's walk: {first:?}"
     );
     assert!(first.0.as_str() < moved.as_str(), "{first:?}");
+}
+
+/// Large orders: a page of 10 is too large to read, a page of 5 is fine. The smaller pages go
+/// on with the walk the run continued (they used to start it from offset 0, overwriting the
+/// stored progress: every run stored the same offset and the cursor never moved), and the page
+/// bound is the run's, over the smaller pages too.
+#[tokio::test]
+async fn pages_too_large_to_read_go_on_with_a_continued_walk() {
+    let h = h();
+    let c = walk_config();
+    newest_first_backlog(&h, 50);
+    *h.api.too_large_above.lock().unwrap() = Some(5);
+    // 50 orders in pages of 5 (step 4): 12 pages, at most 3 a run.
+    runs_until_caught_up(&h, &c, 12, |_, _| {}).await;
+    assert_on_queue_once(&h);
+}
+
+/// A page bound of one page (`TCRELAY_POLL_MAX_PAGES=1`; a deadline leaving one page per run
+/// acts the same): a continued walk asks the page after the last one relayed first, so each
+/// run moves one page on (it used to fetch the stored page again and store the same offset).
+#[tokio::test]
+async fn a_one_page_budget_moves_a_continued_walk_a_page_a_run() {
+    let h = h();
+    let c = PollConfig {
+        max_pages: 1,
+        ..walk_config()
+    };
+    newest_first_backlog(&h, 30);
+    // 30 orders, step 9: pages at 0, 9, 18, 27: 4 runs if each run went one page further.
+    runs_until_caught_up(&h, &c, 10, |_, _| {}).await;
+    assert_on_queue_once(&h);
+}
+
+/// Newest first, and between two runs 10 orders (a page) the walk has not reached yet change:
+/// they move to the front and shift the stored page forward by a whole page. The continued walk
+/// looks further on for a page holding an object of the stored page unchanged (it used to start
+/// over from offset 0, every run, and never end).
+#[tokio::test]
+async fn a_page_of_changes_between_runs_does_not_restart_a_continued_walk() {
+    let h = h();
+    let c = walk_config();
+    newest_first_backlog(&h, 50);
+    let mut k = 0;
+    runs_until_caught_up(&h, &c, 8, |h, _| {
+        // The 10 oldest orders (the end of the newest-first order, not yet walked) change.
+        let mut w = h.api.world.lock().unwrap();
+        let oldest: Vec<String> = w
+            .order()
+            .into_iter()
+            .rev()
+            .take(10)
+            .map(|(_, id)| id)
+            .collect();
+        for id in oldest {
+            k += 1;
+            let at = T0 + 10_000 + k;
+            w.put(&id, at, order(&id, at));
+        }
+    })
+    .await;
+}
+
+fn sent(h: &H) -> Vec<(String, String)> {
+    h.sink
+        .envelopes()
+        .into_iter()
+        .map(|e| (e.id, e.last_updated_at.unwrap_or_default()))
+        .collect()
+}
+
+/// A walk page holds `o30, o29` and then `o28`, whose state a webhook GET is relaying right
+/// now. The run stops (`InProgressElsewhere`) after sending what came before `o28` on that
+/// page (it used to send nothing of the page); `o30` changes before the next run, and the state
+/// Tradecloud served (`T0 + 31`) is on the queue.
+#[tokio::test]
+async fn a_state_in_progress_elsewhere_holds_back_only_what_follows_it_on_its_page() {
+    let h = h();
+    let c = walk_config();
+    newest_first_backlog(&h, 50);
+    let busy = state_key(ObjectClass::Order, "o28", &ms_to_timestamp(T0 + 29));
+    h.dedupe.insert(&busy, RecordState::InProgress, false);
+    let s = poll(&h, &c, "run-1").await;
+    assert_eq!(
+        s.stop.as_ref().map(StopReason::as_str),
+        Some("in-progress-elsewhere")
+    );
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.put("o30", T0 + 1_000, order("o30", T0 + 1_000));
+    }
+    // The webhook's GET went through: o28's state is relayed by it.
+    h.dedupe.insert(&busy, RecordState::Completed, true);
+    runs_until_caught_up(&h, &c, 8, |_, _| {}).await;
+    let served = ("o30".to_owned(), ms_to_timestamp(T0 + 31));
+    assert!(
+        sent(&h).contains(&served),
+        "{served:?} was served on run-1's third page (before the state in progress) and is \
+         not on the queue"
+    );
+}
+
+/// Paging inside one timestamp (a full page of `T0 + 1`): the last page of it also serves `b`
+/// at `T0 + 5`, which changes before the next request. The page is relayed whole, as a page by
+/// time is (docs/polling.md, step 3): only the timestamp's objects were, and `b`'s served
+/// state never reached the queue.
+#[tokio::test]
+async fn the_last_page_inside_a_timestamp_is_relayed_whole() {
+    let h = h();
+    let c = PollConfig {
+        streams: vec![ORDERS],
+        start: Some(START.into()),
+        page_limit: 10,
+        ..PollConfig::default()
+    };
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for i in 0..15 {
+            let id = format!("t{i:02}");
+            w.put(&id, T0 + 1, order(&id, T0 + 1));
+        }
+        w.put("b", T0 + 5, order("b", T0 + 5));
+    }
+    *h.api.hook.lock().unwrap() = Some(Box::new(|w: &mut World, served, _| {
+        if served == 2 {
+            w.put("b", T0 + 100, order("b", T0 + 100));
+        }
+    }));
+    let s = poll(&h, &c, "run-1").await;
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    let served = ("b".to_owned(), ms_to_timestamp(T0 + 5));
+    assert!(
+        sent(&h).contains(&served),
+        "{served:?} was served on the tie's last page and is not on the queue: {:?}",
+        sent(&h)
+    );
+}
+
+/// Answers in id order; orders `a01`..`a19` were created one after the other (ids and times in
+/// step), `z` changed at `T0 + 15`. The run pages by time through pages sorted by chance, and
+/// the move past its last page (page bound 2; a deadline does the same) is one no later page's
+/// `total` checked: it is not stored (it used to be, past `z`, which no page showed, and no run
+/// asked for `z` again). And the run that found the skip with no page left stores a walk to
+/// begin, so the next run walks instead of finding it again.
+#[tokio::test]
+async fn a_move_by_time_no_page_checked_is_not_stored() {
+    let h = h();
+    let c = PollConfig {
+        streams: vec![ORDERS],
+        start: Some(START.into()),
+        page_limit: 10,
+        max_pages: 2,
+        ..PollConfig::default()
+    };
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for i in 1..20 {
+            let id = format!("a{i:02}");
+            w.put(&id, T0 + i, order(&id, T0 + i));
+        }
+        w.put("z", T0 + 15, order("z", T0 + 15));
+    }
+    let s = poll(&h, &c, "run-1").await;
+    assert_eq!(s.stop, Some(StopReason::MaxPages));
+    let cursor = h.cursors.value("orders").unwrap();
+    runs_until_caught_up(&h, &c, 5, |_, _| {}).await;
+    let z = ("z".to_owned(), ms_to_timestamp(T0 + 15));
+    assert!(
+        sent(&h).contains(&z),
+        "run-1 stopped on its page bound with the cursor at {cursor}; {z:?}, which no page \
+         showed, is not on the queue"
+    );
 }
