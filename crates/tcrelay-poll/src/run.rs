@@ -1132,7 +1132,37 @@ impl StreamRun<'_> {
             });
             offset = step;
         }
+        self.check_last_move(offset).await?;
         Ok(StopReason::MaxPages)
+    }
+
+    /// At the page bound, with a move by time not yet allowed by a page's `total`: one more
+    /// request, for its `total` only (its objects are asked for again by the next run, from
+    /// the moved cursor). Without it a run whose bound ends right after such a move (a bound of
+    /// one page: every run) would never store one. Not when time is short.
+    async fn check_last_move(&mut self, offset: u32) -> Result<(), PollError> {
+        if self.unconfirmed.is_none() || self.out_of_time()? {
+            return Ok(());
+        }
+        let (items, total) = self.fetch(offset).await?;
+        let skipped = self
+            .moved
+            .take()
+            .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
+        if skipped {
+            // As in the page loop, with no page left to walk: the walk from the run's start is
+            // stored to begin, so the next run walks instead of paging by time into this again.
+            self.deviate(Deviation::Unsorted, 1, &items);
+            self.unconfirmed = None;
+            self.rewind().await?;
+            (self.pos, self.pos_at) = self.start.clone();
+            self.distrust = true;
+            let walk = self.new_walk();
+            self.keep_walk(&walk).await?;
+        } else if let Some((to, to_at)) = self.unconfirmed.take() {
+            self.store_position(to, to_at, false).await?;
+        }
+        Ok(())
     }
 
     /// Whether the run must stop fetching: the deadline is near, or the lease is lost (an

@@ -200,8 +200,9 @@ async fn runs_until_caught_up(
             between(h, run);
         }
         let s = poll(h, c, &format!("run-{run}")).await;
+        // One more request at the bound, for the `total` of the run's last move by time.
         assert!(
-            s.pages <= c.max_pages,
+            s.pages <= c.max_pages + 1,
             "run-{run} over its page bound: {s:?}"
         );
         log.push(format!(
@@ -668,4 +669,56 @@ async fn a_move_by_time_no_page_checked_is_not_stored() {
         "run-1 stopped on its page bound with the cursor at {cursor}; {z:?}, which no page \
          showed, is not on the queue"
     );
+}
+
+/// A page bound of one page on pages in time order: each run moves by time one page, stored
+/// once one more request's `total` allows it (without that request no move would ever be
+/// stored: every run's only page ends with an unchecked move).
+#[tokio::test]
+async fn a_one_page_bound_still_moves_by_time() {
+    let h = h();
+    let c = PollConfig {
+        max_pages: 1,
+        ..walk_config()
+    };
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for i in 0..30 {
+            let id = format!("o{i:02}");
+            w.put(&id, T0 + 1 + i, order(&id, T0 + 1 + i));
+        }
+    }
+    let runs = runs_until_caught_up(&h, &c, 6, |_, _| {}).await;
+    assert!(runs >= 3, "{runs}");
+    assert_on_queue_once(&h);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 30)));
+}
+
+/// A page bound of one page on pages sorted by chance (answers in id order, `z` hidden between
+/// them): the extra request's `total` shows the skip, the run stores a walk to begin, and the
+/// next runs walk the set a page at a time instead of paging by time into it again.
+#[tokio::test]
+async fn a_one_page_bound_on_pages_sorted_by_chance_walks() {
+    let h = h();
+    let c = PollConfig {
+        max_pages: 1,
+        ..walk_config()
+    };
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for i in 1..30 {
+            let id = format!("a{i:02}");
+            w.put(&id, T0 + i, order(&id, T0 + i));
+        }
+        w.put("z", T0 + 15, order("z", T0 + 15));
+    }
+    let mut walked = false;
+    runs_until_caught_up(&h, &c, 12, |h, _| {
+        walked |= h.cursors.walk("orders").is_some();
+    })
+    .await;
+    assert!(walked, "no run stored a walk");
+    assert_on_queue_once(&h);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 29)));
 }
