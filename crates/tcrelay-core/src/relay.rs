@@ -181,6 +181,23 @@ impl Claims {
             .collect()
     }
 
+    /// Moves the held claims that `split(i)` picks out (`i`: the claim's place in the order the
+    /// claims were granted, as [`Self::enqueue_each`]'s `owners` counts them) into a new
+    /// `Claims` on the same store, and keeps the others here in their order. For settling part
+    /// of a batch on its own: a caller that sends the messages of only some of its claims
+    /// releases the others' claims through the part split off.
+    pub fn split_off(&mut self, mut split: impl FnMut(usize) -> bool) -> Claims {
+        let (moved, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| split(*i));
+        self.held = kept.into_iter().map(|(_, claim)| claim).collect();
+        Claims {
+            dedupe: Arc::clone(&self.dedupe),
+            held: moved.into_iter().map(|(_, claim)| claim).collect(),
+        }
+    }
+
     /// Completes every held claim (`sent`) or releases it, in one call to the store.
     pub async fn settle(self, sent: bool) {
         if sent {
@@ -611,7 +628,7 @@ mod tests {
 
     use super::*;
     use crate::ports::DedupeRecord;
-    use crate::testing::MemoryDedupe;
+    use crate::testing::{MemoryDedupe, MemorySink};
 
     const EXPIRY: Duration = Duration::from_secs(60);
 
@@ -747,6 +764,35 @@ mod tests {
         }
         // Every claim of the failed message goes: the next run claims them all again.
         for key in ["b", "b-1", "b-2"] {
+            assert!(!records.contains_key(key), "{key}: {records:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_split_off_are_settled_apart_from_the_rest() {
+        let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
+        let mut claims = Claims::new(dedupe.clone());
+        for key in ["a", "b", "c", "a-1", "b-1"] {
+            assert_eq!(claims.claim(key, true).await.unwrap(), None);
+        }
+        // Held back: b's claims and c's (places 1, 2 and 4); a's stay, in their order.
+        let held_back = claims.split_off(|i| ![0, 3].contains(&i));
+        assert_eq!(format!("{claims:?}"), r#"Claims { held: ["a", "a-1"] }"#);
+        assert_eq!(
+            format!("{held_back:?}"),
+            r#"Claims { held: ["b", "c", "b-1"] }"#
+        );
+        let envelopes = polled_envelopes(&["a"]);
+        let (completed, sent) = claims
+            .enqueue_each(&MemorySink::new(), &envelopes, &[0, 0])
+            .await;
+        assert!(sent.is_ok());
+        assert_eq!(completed, ["a", "a-1"]);
+        held_back.settle(false).await;
+        let records = dedupe.records();
+        assert_eq!(records["a"].state, RecordState::Completed);
+        assert_eq!(records["a-1"].state, RecordState::Completed);
+        for key in ["b", "c", "b-1"] {
             assert!(!records.contains_key(key), "{key}: {records:?}");
         }
     }

@@ -1534,6 +1534,13 @@ impl StreamRun<'_> {
     /// the state key an event at that time claimed; one still free (a second batch of claims)
     /// means no event relayed that change, and the order goes out as prepared under its own
     /// state key, those claims completed with it (the `missed` module).
+    ///
+    /// A state another channel is relaying right now (its key, or one of its missed changes'
+    /// keys, in progress) stops the run there: the states before it in the page are sent, its
+    /// claims and those of everything after it are released, and the run ends
+    /// [`StopReason::InProgressElsewhere`]. The cursor stays before the page, so the next run
+    /// asks for it again; the states sent already are duplicates then, and one of them that
+    /// changed meanwhile has had its served state sent all the same.
     async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
         let candidates = self.candidates(items);
         if self.request.dry_run {
@@ -1546,6 +1553,8 @@ impl StreamRun<'_> {
             .map(|c| (c.key.as_str(), true))
             .collect();
         let outcomes = claims.claim_many(&keys).await;
+        // The page's granted claims are held first, the missed changes' after them.
+        let page_claims = outcomes.iter().filter(|o| matches!(o, Ok(None))).count();
         let mut missed = self
             .claim_missed_changes(&candidates, &outcomes, &mut claims)
             .await;
@@ -1555,6 +1564,8 @@ impl StreamRun<'_> {
         let (mut owners, mut missed_owners) = (Vec::new(), Vec::new());
         // The envelopes sent because a change of the order reached no channel.
         let mut recovering = Vec::new();
+        // Where the run stops: at a state another channel holds in progress.
+        let mut stop = None;
         // In page order, so the counts stop where a run claiming one object at a time stopped.
         for candidate in candidates {
             let Some((item, key, changed_lines, payload)) = self.admit(candidate) else {
@@ -1580,29 +1591,28 @@ impl StreamRun<'_> {
                             missed_owners.push(envelopes.len());
                             recovering.push((envelopes.len(), true));
                         }
-                        Err(unsettled) => {
-                            claims.settle(false).await;
-                            return Err(match unsettled {
-                                Unsettled::InProgress(key) => {
-                                    Halt::Stop(StopReason::InProgressElsewhere {
-                                        key,
-                                        last_updated_at: item.last_updated_at.clone(),
-                                    })
-                                }
-                                Unsettled::Store(e) => PollError::Dedupe(e).into(),
+                        Err(Unsettled::InProgress(key)) => {
+                            stop = Some(StopReason::InProgressElsewhere {
+                                key,
+                                last_updated_at: item.last_updated_at.clone(),
                             });
+                            break;
+                        }
+                        Err(Unsettled::Store(e)) => {
+                            claims.settle(false).await;
+                            return Err(PollError::Dedupe(e).into());
                         }
                     }
                 }
                 Ok(Some(_)) => {
                     // Another channel (a webhook GET, an overlapping run that died) holds the
-                    // claim: it may still fail, so this state is neither sent nor skipped. The
-                    // claims granted after it in the page go too: nothing past it is sent.
-                    claims.settle(false).await;
-                    return Err(Halt::Stop(StopReason::InProgressElsewhere {
+                    // claim: it may still fail, so this state is neither sent nor skipped, and
+                    // nothing past it in the page is sent. What lies before it is sent.
+                    stop = Some(StopReason::InProgressElsewhere {
                         key,
                         last_updated_at: item.last_updated_at.clone(),
-                    }));
+                    });
+                    break;
                 }
                 Err(e) => {
                     claims.settle(false).await;
@@ -1617,16 +1627,42 @@ impl StreamRun<'_> {
                 payload,
             ));
         }
+        // The claims no envelope owns: after a stop, those of the state in progress elsewhere
+        // and of everything after it in the page (and their missed changes'). Released after
+        // the send, so the next run claims them again; none without a stop.
+        let (sent_page, sent_missed) = (owners.len(), missed_owners.len());
+        let held_back = claims.split_off(|i| {
+            i >= sent_page && !(page_claims..page_claims + sent_missed).contains(&i)
+        });
+        owners.append(&mut missed_owners);
+        let sent = self
+            .send_page(claims, envelopes, &owners, &recovering)
+            .await;
+        held_back.settle(false).await;
+        sent?;
+        stop.map_or(Ok(()), |stop| Err(Halt::Stop(stop)))
+    }
+
+    /// Enqueues a page's `envelopes` (one batch), completes the claims of what was sent and
+    /// releases the others (`owners`: the envelope of each claim held), and counts what was
+    /// sent; `recovering`: the envelopes sent because a change of the order reached no channel
+    /// (with whether its line times went unchecked).
+    async fn send_page(
+        &mut self,
+        claims: Claims,
+        envelopes: Vec<Envelope>,
+        owners: &[usize],
+        recovering: &[(usize, bool)],
+    ) -> Result<(), Halt> {
         if envelopes.is_empty() {
-            // Every granted claim belongs to an envelope, so none is held here.
+            // Every claim held here belongs to an envelope, so none is held.
             return Ok(());
         }
-        owners.append(&mut missed_owners);
         // A failure to complete does not undo the enqueue: logged; the claim expires, and at
         // worst a later poll relays that state again. If even a release fails, the claim
         // expires and the next run relays the state then.
         let (completed, sent) = claims
-            .enqueue_each(self.ports.sink.as_ref(), &envelopes, &owners)
+            .enqueue_each(self.ports.sink.as_ref(), &envelopes, owners)
             .await;
         let failed: &[usize] = sent.as_ref().err().map_or(&[], |e| &e.failed);
         for (i, envelope) in envelopes.into_iter().enumerate() {

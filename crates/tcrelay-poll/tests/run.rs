@@ -115,14 +115,28 @@ fn sent(sink: &MemorySink) -> Vec<(String, String)> {
 
 /// Every current state of the world was enqueued, and no state twice.
 fn assert_exactly_once(h: &Harness, stream: PollStream) {
+    assert_exactly_once_but(h, stream, &[]);
+}
+
+/// As [`assert_exactly_once`], but for the states `relayed_elsewhere` (`(id, ms)`: another
+/// channel relayed them).
+fn assert_exactly_once_but(h: &Harness, stream: PollStream, relayed_elsewhere: &[(&str, i64)]) {
     let sent = sent(&h.sink);
     let unique: HashSet<&(String, String)> = sent.iter().collect();
-    assert_eq!(unique.len(), sent.len(), "a state was enqueued twice");
+    assert_eq!(
+        unique.len(),
+        sent.len(),
+        "a state was enqueued twice: {sent:?}"
+    );
+    let elsewhere: Vec<(String, String)> = relayed_elsewhere
+        .iter()
+        .map(|(id, ms)| ((*id).to_owned(), ms_to_timestamp(*ms)))
+        .collect();
     let missing: Vec<(String, String)> = h
         .api
         .with_world(|w| w.states(stream))
         .into_iter()
-        .filter(|s| !unique.contains(s))
+        .filter(|s| !unique.contains(s) && !elsewhere.contains(s))
         .collect();
     assert!(missing.is_empty(), "states never enqueued: {missing:?}");
 }
@@ -632,14 +646,15 @@ async fn changed_lines_are_those_after_the_previous_cursor() {
 }
 
 #[tokio::test]
-async fn a_state_claimed_elsewhere_stops_the_run_before_it_and_the_next_run_continues() {
+async fn a_state_claimed_elsewhere_stops_the_run_after_sending_what_precedes_it_in_its_page() {
     let h = harness();
     h.api.with_world(|w| {
         for i in 0..5 {
             put_order(w, &format!("o{i}"), T0 + i);
         }
     });
-    let key = state_key(ObjectClass::Order, "o2", &ms_to_timestamp(T0 + 2));
+    let key_of = |id: &str, at: i64| state_key(ObjectClass::Order, id, &ms_to_timestamp(at));
+    let key = key_of("o2", T0 + 2);
     h.dedupe.insert(&key, RecordState::InProgress, false);
     let s = poll(&h, &config(), "run-1").await.unwrap();
     assert_eq!(
@@ -649,20 +664,110 @@ async fn a_state_claimed_elsewhere_stops_the_run_before_it_and_the_next_run_cont
             last_updated_at: ms_to_timestamp(T0 + 2),
         })
     );
-    assert!(h.sink.envelopes().is_empty());
-    assert_eq!(h.cursors.value("orders"), None);
-    // The page's keys were claimed in one batch, those after o2 too: every claim is released,
-    // not left to expire, and the counts stop at o2 as when the keys were claimed one by one.
-    for (id, at) in [("o0", T0), ("o1", T0 + 1), ("o3", T0 + 3), ("o4", T0 + 4)] {
-        let claimed = state_key(ObjectClass::Order, id, &ms_to_timestamp(at));
-        assert_eq!(h.dedupe.lookup(&claimed).await.unwrap(), None, "{id}");
+    // The states before o2 in the page are sent and their claims completed: one of them that
+    // changes before the next run has had its served state relayed all the same.
+    assert_eq!(
+        sent(&h.sink),
+        [
+            ("o0".to_owned(), ms_to_timestamp(T0)),
+            ("o1".to_owned(), ms_to_timestamp(T0 + 1)),
+        ]
+    );
+    for (id, at) in [("o0", T0), ("o1", T0 + 1)] {
+        let record = h.dedupe.lookup(&key_of(id, at)).await.unwrap().unwrap();
+        assert_eq!(record.state, RecordState::Completed, "{id}");
     }
-    assert_eq!((s.objects, s.duplicates, s.enqueued), (3, 0, 0));
-    // The webhook finishes: the state is a duplicate now, the rest goes through.
+    // Nothing past it: the page's claims after o2 (claimed in the same batch) are released, not
+    // left to expire, and o2's own key is left to the channel relaying it.
+    for (id, at) in [("o3", T0 + 3), ("o4", T0 + 4)] {
+        assert_eq!(
+            h.dedupe.lookup(&key_of(id, at)).await.unwrap(),
+            None,
+            "{id}"
+        );
+    }
+    assert_eq!(
+        h.dedupe.lookup(&key).await.unwrap().map(|r| r.state),
+        Some(RecordState::InProgress)
+    );
+    // The counts stop at o2, as when the keys were claimed one by one.
+    assert_eq!((s.objects, s.duplicates, s.enqueued), (3, 0, 2));
+    // The cursor is not past the page: the next run asks for it again.
+    assert_eq!(h.cursors.value("orders"), None);
+    // The webhook finishes: the state is a duplicate now, the rest goes through, once.
     h.dedupe.insert(&key, RecordState::Completed, false);
     let s = poll(&h, &config(), "run-2").await.unwrap();
-    assert_eq!((s.enqueued, s.duplicates), (4, 1));
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_eq!((s.enqueued, s.duplicates), (2, 3));
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 4)));
+    assert_eq!(
+        sent(&h.sink).len(),
+        4,
+        "o0, o1, o3, o4: o2 went by the webhook"
+    );
+    assert_exactly_once_but(&h, ORDERS, &[("o2", T0 + 2)]);
+}
+
+#[tokio::test]
+async fn a_queue_failure_sending_what_precedes_a_state_claimed_elsewhere_fails_the_run() {
+    let h = harness_with_sink(Arc::new(RefusingSink), Arc::new(MemorySink::new()));
+    h.api.with_world(|w| {
+        for i in 0..4 {
+            put_order(w, &format!("o{i}"), T0 + i);
+        }
+    });
+    let key_of = |id: &str, at: i64| state_key(ObjectClass::Order, id, &ms_to_timestamp(at));
+    h.dedupe
+        .insert(&key_of("o2", T0 + 2), RecordState::InProgress, false);
+    let failure = poll(&h, &config(), "run-1").await.unwrap_err();
+    assert!(matches!(failure.error, PollError::Sink(_)), "{failure:?}");
+    assert_eq!(failure.summary.enqueued, 0, "not sent, not counted");
+    // Every claim of the run is released: those of what the queue refused, and those past o2.
+    for (id, at) in [("o0", T0), ("o1", T0 + 1), ("o3", T0 + 3)] {
+        assert_eq!(
+            h.dedupe.lookup(&key_of(id, at)).await.unwrap(),
+            None,
+            "{id}"
+        );
+    }
+    assert_eq!(h.cursors.value("orders"), None);
+}
+
+#[tokio::test]
+async fn a_state_served_before_one_claimed_elsewhere_reaches_the_queue_though_it_changes() {
+    // Walked by offset, three a page (the pages overlapping by one), newest first: the second
+    // page serves `c` again, then `d` at T0 + 4, then `e`, whose state a webhook is relaying
+    // right now; `d` changes before the next run.
+    let h = harness();
+    h.api.with_world(|w| {
+        w.unsorted = true;
+        for (i, id) in ["a", "b", "c", "d", "e", "f", "g"].into_iter().enumerate() {
+            put_order(w, id, T0 + 7 - i as i64);
+        }
+    });
+    let config = PollConfig {
+        page_limit: 3,
+        ..config()
+    };
+    let busy = state_key(ObjectClass::Order, "e", &ms_to_timestamp(T0 + 3));
+    h.dedupe.insert(&busy, RecordState::InProgress, false);
+    let s = poll(&h, &config, "run-1").await.unwrap();
+    assert_eq!(
+        s.stop.as_ref().map(StopReason::as_str),
+        Some("in-progress-elsewhere"),
+        "{s:#?}"
+    );
+    let served = ("d".to_owned(), ms_to_timestamp(T0 + 4));
+    assert_eq!(
+        sent(&h.sink).last(),
+        Some(&served),
+        "the page's states before `e`, and nothing after"
+    );
+    h.api.with_world(|w| put_order(w, "d", T0 + 100));
+    h.dedupe.insert(&busy, RecordState::Completed, true);
+    poll_until_caught_up(&h, &config).await;
+    assert!(sent(&h.sink).contains(&served), "{:?}", sent(&h.sink));
+    assert_exactly_once_but(&h, ORDERS, &[("e", T0 + 3)]);
 }
 
 #[tokio::test]
@@ -2146,6 +2251,90 @@ async fn a_lost_change_whose_send_fails_or_is_held_elsewhere_is_retried_by_the_n
         Some(false),
         "the order's own key is left as the event wrote it"
     );
+}
+
+#[tokio::test]
+async fn a_lost_change_held_elsewhere_stops_the_run_after_sending_what_precedes_it_in_its_page() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-0").await.unwrap();
+    let key = |id: &str, ms: i64| state_key(ObjectClass::Order, id, &ms_to_timestamp(ms));
+    let lines = |id: &str, ms: i64, times: &[i64]| {
+        let ids: Vec<String> = (0..times.len()).map(|i| format!("{id}{i}")).collect();
+        let lines: Vec<(&str, i64, &str, Option<&str>)> = ids
+            .iter()
+            .zip(times)
+            .map(|(line, at)| (line.as_str(), *at, "Confirmed", None))
+            .collect();
+        order_json(id, 1, ms, &lines)
+    };
+    h.api.with_world(|w| {
+        // Its event was relayed, an earlier change's event was lost: recovered by this page.
+        w.put(
+            ORDERS,
+            "q",
+            T0 + 120,
+            lines("q", T0 + 120, &[T0 + 110, T0 + 120]),
+        );
+        w.put(ORDERS, "n", T0 + 150, lines("n", T0 + 150, &[T0 + 150]));
+        // Its event was relayed; a late retry of an earlier change's event is being relayed
+        // right now, and another change reached no channel.
+        w.put(
+            ORDERS,
+            "o",
+            T0 + 200,
+            lines("o", T0 + 200, &[T0 + 100, T0 + 180, T0 + 200]),
+        );
+        w.put(ORDERS, "m", T0 + 250, lines("m", T0 + 250, &[T0 + 250]));
+    });
+    for (id, ms) in [("q", T0 + 120), ("o", T0 + 200)] {
+        h.dedupe.insert(&key(id, ms), RecordState::Completed, false);
+    }
+    let busy = key("o", T0 + 100);
+    h.dedupe.insert(&busy, RecordState::InProgress, false);
+
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(
+        s.stop,
+        Some(StopReason::InProgressElsewhere {
+            key: busy.clone(),
+            last_updated_at: ms_to_timestamp(T0 + 200),
+        })
+    );
+    // Before `o`: `q` (recovered, its lost change's claim completed with it) and `n` are sent.
+    assert_eq!(
+        sent(&h.sink)[1..],
+        [
+            ("q".to_owned(), ms_to_timestamp(T0 + 120)),
+            ("n".to_owned(), ms_to_timestamp(T0 + 150)),
+        ]
+    );
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (2, 1, 1), "{s:#?}");
+    for completed in [key("q", T0 + 110), key("n", T0 + 150)] {
+        let record = h.dedupe.lookup(&completed).await.unwrap().unwrap();
+        assert_eq!(record.state, RecordState::Completed, "{completed}");
+        assert!(record.full_state, "{completed}");
+    }
+    // From `o` on nothing is sent: its missed change's claim and `m`'s are released.
+    for released in [key("o", T0 + 180), key("m", T0 + 250)] {
+        assert_eq!(
+            h.dedupe.lookup(&released).await.unwrap(),
+            None,
+            "{released}"
+        );
+    }
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0)));
+
+    // `q` changes before the next run, and the late retry goes through.
+    h.api
+        .with_world(|w| w.put(ORDERS, "q", T0 + 400, lines("q", T0 + 400, &[T0 + 400])));
+    h.dedupe.insert(&busy, RecordState::Completed, false);
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:#?}");
+    // `o` goes whole (its change at T0 + 180 reached no channel), `m` and the new `q` go.
+    assert_eq!((s.enqueued, s.recovered), (3, 1), "{s:#?}");
+    assert!(sent(&h.sink).contains(&("q".to_owned(), ms_to_timestamp(T0 + 120))));
+    assert_exactly_once(&h, ORDERS);
 }
 
 /// A queue that refuses the messages of one object and takes the rest, while `refusing`.
