@@ -9,15 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tcrelay_core::dedupe::state_key;
-use tcrelay_core::ports::{ApiError, CursorStore, RecordState};
+use tcrelay_core::ports::{ApiError, CursorStore};
 use tcrelay_core::testing::{MemoryDedupe, MemorySink};
 use tcrelay_poll::testing::{MemoryCursorStore, ms_to_timestamp, order_json};
 use tcrelay_poll::{
     NoDeadline, PageRequest, PollApi, PollConfig, PollPorts, PollStream, PolledPage, RunRequest,
     StopReason, StreamSummary, run_stream,
 };
-use tradecloud_model::{ObjectClass, timestamp};
+use tradecloud_model::timestamp;
 
 const T0: i64 = 1_735_689_600_000;
 const START: &str = "2024-12-31T00:00:00.000Z";
@@ -126,7 +125,6 @@ struct H {
     api: Arc<Api>,
     cursors: Arc<MemoryCursorStore>,
     sink: Arc<MemorySink>,
-    dedupe: Arc<MemoryDedupe>,
     ports: PollPorts,
 }
 
@@ -134,18 +132,16 @@ fn h() -> H {
     let api = Arc::new(Api::default());
     let cursors = Arc::new(MemoryCursorStore::new());
     let sink = Arc::new(MemorySink::new());
-    let dedupe = Arc::new(MemoryDedupe::default());
     let ports = PollPorts {
         api: api.clone(),
         cursors: cursors.clone(),
-        dedupe: dedupe.clone(),
+        dedupe: Arc::new(MemoryDedupe::default()),
         sink: sink.clone(),
     };
     H {
         api,
         cursors,
         sink,
-        dedupe,
         ports,
     }
 }
@@ -565,37 +561,6 @@ fn sent(h: &H) -> Vec<(String, String)> {
         .into_iter()
         .map(|e| (e.id, e.last_updated_at.unwrap_or_default()))
         .collect()
-}
-
-/// A walk page holds `o30, o29` and then `o28`, whose state a webhook GET is relaying right
-/// now. The run stops (`InProgressElsewhere`) after sending what came before `o28` on that
-/// page (it used to send nothing of the page); `o30` changes before the next run, and the state
-/// Tradecloud served (`T0 + 31`) is on the queue.
-#[tokio::test]
-async fn a_state_in_progress_elsewhere_holds_back_only_what_follows_it_on_its_page() {
-    let h = h();
-    let c = walk_config();
-    newest_first_backlog(&h, 50);
-    let busy = state_key(ObjectClass::Order, "o28", &ms_to_timestamp(T0 + 29));
-    h.dedupe.insert(&busy, RecordState::InProgress, false);
-    let s = poll(&h, &c, "run-1").await;
-    assert_eq!(
-        s.stop.as_ref().map(StopReason::as_str),
-        Some("in-progress-elsewhere")
-    );
-    {
-        let mut w = h.api.world.lock().unwrap();
-        w.put("o30", T0 + 1_000, order("o30", T0 + 1_000));
-    }
-    // The webhook's GET went through: o28's state is relayed by it.
-    h.dedupe.insert(&busy, RecordState::Completed, true);
-    runs_until_caught_up(&h, &c, 8, |_, _| {}).await;
-    let served = ("o30".to_owned(), ms_to_timestamp(T0 + 31));
-    assert!(
-        sent(&h).contains(&served),
-        "{served:?} was served on run-1's third page (before the state in progress) and is \
-         not on the queue"
-    );
 }
 
 /// Paging inside one timestamp (a full page of `T0 + 1`): the last page of it also serves `b`
