@@ -584,9 +584,7 @@ async fn lease_and_poll(
             }
             None => None,
         };
-        let lookback = chrono::Duration::from_std(config.lookback)
-            .unwrap_or(chrono::Duration::milliseconds(1));
-        let resume_at = committed_at.map(|at| at - lookback);
+        let resume_at = committed_at.map(|at| at - lookback(config));
         let pos = match (&request.from, resume_at) {
             (Some(from), resume_at) => {
                 let from_at =
@@ -701,6 +699,11 @@ async fn lease_and_poll(
     result
 }
 
+/// The configured lookback (at least 1 ms, as the configuration checks).
+fn lookback(config: &PollConfig) -> chrono::Duration {
+    chrono::Duration::from_std(config.lookback).unwrap_or(chrono::Duration::milliseconds(1))
+}
+
 /// A stream's run in progress.
 struct StreamRun<'a> {
     ports: &'a PollPorts,
@@ -768,13 +771,9 @@ struct Moved {
 }
 
 impl Moved {
-    fn past(
-        total: Option<u64>,
-        items: &[Polled],
-        to_at: DateTime<Utc>,
-        inclusive: bool,
-    ) -> Option<Self> {
-        let left_out = items
+    /// How many of `items` the request after a move to `to_at` leaves out.
+    fn left_out(items: &[Polled], to_at: DateTime<Utc>, inclusive: bool) -> u64 {
+        items
             .iter()
             .filter(|i| {
                 if inclusive {
@@ -783,10 +782,7 @@ impl Moved {
                     i.at <= to_at
                 }
             })
-            .count() as u64;
-        total.map(|total| Self {
-            expected_total: total.saturating_sub(left_out),
-        })
+            .count() as u64
     }
 
     /// Whether the next page's `total` shows the move passed objects it never saw; logged.
@@ -878,6 +874,7 @@ impl StreamRun<'_> {
         // The bound is the run's, over smaller pages after one too large to read too.
         while self.summary.pages < self.config.max_pages {
             if self.out_of_time()? {
+                self.stop_looking(walk.as_ref()).await?;
                 return Ok(StopReason::Deadline);
             }
             let (items, total) = match self.fetch(offset).await {
@@ -1014,6 +1011,11 @@ impl StreamRun<'_> {
                 if caught_up {
                     return Ok(StopReason::CaughtUp);
                 }
+                // The next walk asks from the lookback before the bound, as the next run would:
+                // an object that changed during this walk within the bound's own millisecond
+                // (or that Tradecloud committed late) is not after the bound, and walking on
+                // from the bound itself would pass it for good (the cursor moves on past it).
+                self.look_back();
                 continue;
             }
 
@@ -1061,6 +1063,13 @@ impl StreamRun<'_> {
                     (true, Some(next)) => (next.last_updated_at.clone(), next.at),
                     _ => (walk.last_updated_at.clone(), walk.at),
                 };
+                if beyond.is_some() {
+                    // The move leaves out the timestamp's objects, on this page and the pages
+                    // before it: in an unsorted set (an index order with a bulk change in it)
+                    // objects of other times may lie past this page, and the next page's
+                    // `total` shows whether the move passed any ([`Moved`]).
+                    self.moved = self.check_totals(total, walk.seen.len() as u64);
+                }
                 tie = None;
                 restarts = 0;
                 offset = 0;
@@ -1103,14 +1112,14 @@ impl StreamRun<'_> {
                         .last()
                         .unwrap_or(last)
                 };
-                self.moved = self.check_totals(total, &items, to.at, inclusive);
+                self.moved = self.check_totals(total, Moved::left_out(&items, to.at, inclusive));
                 self.advance(to.last_updated_at.clone(), to.at, false)
                     .await?;
                 continue;
             }
             if inclusive && self.pos_at < last.at {
                 self.process(&all).await?;
-                self.moved = self.check_totals(total, &items, last.at, inclusive);
+                self.moved = self.check_totals(total, Moved::left_out(&items, last.at, inclusive));
                 self.advance(last.last_updated_at.clone(), last.at, false)
                     .await?;
                 continue;
@@ -1132,19 +1141,48 @@ impl StreamRun<'_> {
             });
             offset = step;
         }
+        self.stop_looking(walk.as_ref()).await?;
         self.check_last_move(offset).await?;
         Ok(StopReason::MaxPages)
     }
 
+    /// A run that stops while a continued walk looks for its place (`walk::Finding`) stores
+    /// the walk as begun again: the next run would otherwise look at the same pages again (a
+    /// stored page whose objects all changed is never found; a bound of one page never gets
+    /// past the first look), every run.
+    async fn stop_looking(&mut self, walk: Option<&Walk>) -> Result<(), PollError> {
+        if walk.is_some_and(Walk::is_looking) {
+            let fresh = self.new_walk();
+            self.keep_walk(&fresh).await?;
+        }
+        Ok(())
+    }
+
     /// At the page bound, with a move by time not yet allowed by a page's `total`: one more
-    /// request, for its `total` only (its objects are asked for again by the next run, from
-    /// the moved cursor). Without it a run whose bound ends right after such a move (a bound of
-    /// one page: every run) would never store one. Not when time is short.
-    async fn check_last_move(&mut self, offset: u32) -> Result<(), PollError> {
+    /// request, for its `total`. Without it a run whose bound ends right after such a move (a
+    /// bound of one page: every run) would never store one. Not when time is short. What it is
+    /// served is relayed, like any page (an object served may change before it is asked for
+    /// again); a failure to fetch it leaves the move unstored and the run as it was, as if the
+    /// request had not been made.
+    async fn check_last_move(&mut self, offset: u32) -> Result<(), Halt> {
         if self.unconfirmed.is_none() || self.out_of_time()? {
             return Ok(());
         }
-        let (items, total) = self.fetch(offset).await?;
+        let (items, total) = match self.fetch(offset).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(
+                    stream = self.stream.as_str(),
+                    after = self.pos,
+                    error = %error,
+                    "the request for the total of the run's last move by time failed; the move \
+                     is not stored, and the next run pages past it again"
+                );
+                return Ok(());
+            }
+        };
+        let all: Vec<&Polled> = items.iter().collect();
+        self.process(&all).await?;
         let skipped = self
             .moved
             .take()
@@ -1182,26 +1220,30 @@ impl StreamRun<'_> {
         Ok(self.deadline.remaining().is_some_and(|left| left < margin))
     }
 
+    /// Moves the position back by the lookback (the cursor stays): the next request asks again
+    /// for what changed in the position's last moment.
+    fn look_back(&mut self) {
+        self.pos_at -= lookback(self.config);
+        self.pos = timestamp::format_exact(self.pos_at);
+    }
+
     /// A walk starting now, after the objects this run fetched so far.
     fn new_walk(&self) -> Walk {
         Walk::after(self.seen_newest.clone())
     }
 
-    /// What the next page's `total` must count after a move by time to `to_at` past `items`,
-    /// unless a status filter is set: an object that changes to a status outside it leaves the
-    /// result set and lowers the count without any skip, and a shortfall would send a sorted
-    /// backlog back to the run's start to be walked on every run.
-    fn check_totals(
-        &self,
-        total: Option<u64>,
-        items: &[Polled],
-        to_at: DateTime<Utc>,
-        inclusive: bool,
-    ) -> Option<Moved> {
+    /// What the next page's `total` must count after a move by time that leaves out
+    /// `left_out` of the `total` matches before it, unless a status filter is set: an object
+    /// that changes to a status outside it leaves the result set and lowers the count without
+    /// any skip, and a shortfall would send a sorted backlog back to the run's start to be
+    /// walked on every run.
+    fn check_totals(&self, total: Option<u64>, left_out: u64) -> Option<Moved> {
         if !self.filters.is_empty() {
             return None;
         }
-        Moved::past(total, items, to_at, inclusive)
+        total.map(|total| Moved {
+            expected_total: total.saturating_sub(left_out),
+        })
     }
 
     /// The page at `offset`: its objects, and the `total` of matches Tradecloud gave, if any.

@@ -127,6 +127,11 @@ impl Walk {
         Some(next)
     }
 
+    /// Whether the walk is looking for its place ([`Finding`]).
+    pub(crate) fn is_looking(&self) -> bool {
+        self.finding.is_some()
+    }
+
     /// Notes a page fetched at `offset` and relayed.
     pub(crate) fn note(&mut self, items: &[Polled], offset: u32, pos_at: DateTime<Utc>) {
         let first_page = self.pages == 0;
