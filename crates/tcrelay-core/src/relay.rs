@@ -181,6 +181,12 @@ impl Claims {
             .collect()
     }
 
+    /// The keys of the held claims, in the order they were granted (the places
+    /// [`Self::split_off`] and [`Self::enqueue_each`] count).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.held.iter().map(|(key, _)| key.as_str())
+    }
+
     /// Moves the held claims that `split(i)` picks out (`i`: the claim's place in the order the
     /// claims were granted, as [`Self::enqueue_each`]'s `owners` counts them) into a new
     /// `Claims` on the same store, and keeps the others here in their order. For settling part
@@ -778,6 +784,7 @@ mod tests {
         // Held back: b's claims and c's (places 1, 2 and 4); a's stay, in their order.
         let held_back = claims.split_off(|i| ![0, 3].contains(&i));
         assert_eq!(format!("{claims:?}"), r#"Claims { held: ["a", "a-1"] }"#);
+        assert_eq!(claims.keys().collect::<Vec<_>>(), ["a", "a-1"]);
         assert_eq!(
             format!("{held_back:?}"),
             r#"Claims { held: ["b", "c", "b-1"] }"#

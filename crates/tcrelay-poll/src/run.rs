@@ -1578,11 +1578,14 @@ impl StreamRun<'_> {
     /// state key, those claims completed with it (the `missed` module).
     ///
     /// A state another channel is relaying right now (its key, or one of its missed changes'
-    /// keys, in progress) stops the run there: the states before it in the page are sent, its
-    /// claims and those of everything after it are released, and the run ends
-    /// [`StopReason::InProgressElsewhere`]. The cursor stays before the page, so the next run
-    /// asks for it again; the states sent already are duplicates then, and one of them that
-    /// changed meanwhile has had its served state sent all the same.
+    /// keys, in progress) is neither sent nor skipped: it may still fail. Nor are the states of
+    /// its object after it in the page (page order), so one object's states never reach the
+    /// queue out of order while the other channel delivers the earlier one. Every other state
+    /// of the page is sent; the claims of what is held back (and their missed changes') are
+    /// released, and the run ends [`StopReason::InProgressElsewhere`] at the first such state
+    /// in page order. The cursor stays before the page, so the next run asks for it again; the
+    /// states sent already are duplicates then, and one of them that changed meanwhile has had
+    /// its served state sent all the same.
     async fn process(&mut self, items: &[&Polled]) -> Result<(), Halt> {
         let candidates = self.candidates(items);
         if self.request.dry_run {
@@ -1595,20 +1598,34 @@ impl StreamRun<'_> {
             .map(|c| (c.key.as_str(), true))
             .collect();
         let outcomes = claims.claim_many(&keys).await;
-        // The page's granted claims are held first, the missed changes' after them.
-        let page_claims = outcomes.iter().filter(|o| matches!(o, Ok(None))).count();
         let mut missed = self
             .claim_missed_changes(&candidates, &outcomes, &mut claims)
             .await;
+        // Whose each missed change's key is (the state key of the order it was claimed for),
+        // so a state held back releases its missed changes' claims with its own.
+        let by_event: Vec<bool> = outcomes
+            .iter()
+            .map(|outcome| matches!(outcome, Ok(Some(record)) if written_by_events(record)))
+            .collect();
+        let missed_of: HashMap<String, String> = self
+            .orders_to_check(&candidates, &by_event)
+            .into_iter()
+            .flat_map(|order| {
+                let keys: Vec<String> = order.to_claim().0.into_iter().map(str::to_owned).collect();
+                keys.into_iter().map(move |key| (key, order.key.clone()))
+            })
+            .collect();
         let mut outcomes = outcomes.into_iter();
         let mut envelopes = Vec::with_capacity(outcomes.len());
         // Which envelope each held claim is for: the page's claims, then the missed changes'.
         let (mut owners, mut missed_owners) = (Vec::new(), Vec::new());
         // The envelopes sent because a change of the order reached no channel.
         let mut recovering = Vec::new();
-        // Where the run stops: at a state another channel holds in progress.
+        // Where the run stops: at the first state another channel holds in progress.
         let mut stop = None;
-        // In page order, so the counts stop where a run claiming one object at a time stopped.
+        // The objects with a state in progress elsewhere so far in the page, and the state keys
+        // held back (those states and their objects' later ones).
+        let (mut blocked, mut held_back) = (HashSet::new(), HashSet::new());
         for candidate in candidates {
             let Some((item, key, changed_lines, payload)) = self.admit(candidate) else {
                 continue;
@@ -1616,8 +1633,16 @@ impl StreamRun<'_> {
             let Some(outcome) = outcomes.next() else {
                 unreachable!("Claims::claim_many answers once per key");
             };
-            match outcome {
-                Ok(None) => owners.push(envelopes.len()),
+            if blocked.contains(item.id.as_str()) {
+                // A later state of an object whose earlier state another channel is relaying.
+                held_back.insert(key);
+                continue;
+            }
+            let in_progress = match outcome {
+                Ok(None) => {
+                    owners.push(envelopes.len());
+                    None
+                }
                 Ok(Some(record)) if record.state == RecordState::Completed => {
                     match missed.take(&key) {
                         Ok(Verdict::Relayed) => {
@@ -1628,38 +1653,36 @@ impl StreamRun<'_> {
                         Ok(Verdict::Missed { claims }) => {
                             missed_owners.extend(std::iter::repeat_n(envelopes.len(), claims));
                             recovering.push((envelopes.len(), false));
+                            None
                         }
                         Ok(Verdict::Unchecked) => {
                             missed_owners.push(envelopes.len());
                             recovering.push((envelopes.len(), true));
+                            None
                         }
-                        Err(Unsettled::InProgress(key)) => {
-                            stop = Some(StopReason::InProgressElsewhere {
-                                key,
-                                last_updated_at: item.last_updated_at.clone(),
-                            });
-                            break;
-                        }
+                        Err(Unsettled::InProgress(missed_key)) => Some(missed_key),
                         Err(Unsettled::Store(e)) => {
                             claims.settle(false).await;
                             return Err(PollError::Dedupe(e).into());
                         }
                     }
                 }
-                Ok(Some(_)) => {
-                    // Another channel (a webhook GET, an overlapping run that died) holds the
-                    // claim: it may still fail, so this state is neither sent nor skipped, and
-                    // nothing past it in the page is sent. What lies before it is sent.
-                    stop = Some(StopReason::InProgressElsewhere {
-                        key,
-                        last_updated_at: item.last_updated_at.clone(),
-                    });
-                    break;
-                }
+                // Another channel (a webhook GET, an overlapping run that died) holds the
+                // claim: it may still fail, so this state is neither sent nor skipped.
+                Ok(Some(_)) => Some(key.clone()),
                 Err(e) => {
                     claims.settle(false).await;
                     return Err(PollError::Dedupe(e).into());
                 }
+            };
+            if let Some(in_progress) = in_progress {
+                stop.get_or_insert(StopReason::InProgressElsewhere {
+                    key: in_progress,
+                    last_updated_at: item.last_updated_at.clone(),
+                });
+                blocked.insert(item.id.as_str());
+                held_back.insert(key);
+                continue;
             }
             envelopes.push(Envelope::of_polled(
                 self.stream.kind(),
@@ -1669,13 +1692,20 @@ impl StreamRun<'_> {
                 payload,
             ));
         }
-        // The claims no envelope owns: after a stop, those of the state in progress elsewhere
-        // and of everything after it in the page (and their missed changes'). Released after
-        // the send, so the next run claims them again; none without a stop.
-        let (sent_page, sent_missed) = (owners.len(), missed_owners.len());
-        let held_back = claims.split_off(|i| {
-            i >= sent_page && !(page_claims..page_claims + sent_missed).contains(&i)
-        });
+        // The claims no envelope owns: those of the states held back and of their missed
+        // changes. Released after the send, so the next run claims them again; none without a
+        // stop. What stays is the page's claims of the envelopes, then their missed changes',
+        // in the order `owners` names them.
+        let hold: Vec<bool> = claims
+            .keys()
+            .map(|key| {
+                held_back.contains(key)
+                    || missed_of
+                        .get(key)
+                        .is_some_and(|owner| held_back.contains(owner))
+            })
+            .collect();
+        let held_back = claims.split_off(|i| hold[i]);
         owners.append(&mut missed_owners);
         let sent = self
             .send_page(claims, envelopes, &owners, &recovering)

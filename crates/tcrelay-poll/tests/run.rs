@@ -646,7 +646,7 @@ async fn changed_lines_are_those_after_the_previous_cursor() {
 }
 
 #[tokio::test]
-async fn a_state_claimed_elsewhere_stops_the_run_after_sending_what_precedes_it_in_its_page() {
+async fn a_state_claimed_elsewhere_stops_the_run_after_sending_the_rest_of_its_page() {
     let h = harness();
     h.api.with_world(|w| {
         for i in 0..5 {
@@ -664,41 +664,32 @@ async fn a_state_claimed_elsewhere_stops_the_run_after_sending_what_precedes_it_
             last_updated_at: ms_to_timestamp(T0 + 2),
         })
     );
-    // The states before o2 in the page are sent and their claims completed: one of them that
-    // changes before the next run has had its served state relayed all the same.
-    assert_eq!(
-        sent(&h.sink),
-        [
-            ("o0".to_owned(), ms_to_timestamp(T0)),
-            ("o1".to_owned(), ms_to_timestamp(T0 + 1)),
-        ]
-    );
-    for (id, at) in [("o0", T0), ("o1", T0 + 1)] {
+    // Every other state of the page is sent and its claim completed, those after o2 too: one
+    // of them that changes before the next run has had its served state relayed all the same.
+    let others = [("o0", T0), ("o1", T0 + 1), ("o3", T0 + 3), ("o4", T0 + 4)];
+    let expected: Vec<(String, String)> = others
+        .iter()
+        .map(|(id, at)| ((*id).to_owned(), ms_to_timestamp(*at)))
+        .collect();
+    assert_eq!(sent(&h.sink), expected);
+    for (id, at) in others {
         let record = h.dedupe.lookup(&key_of(id, at)).await.unwrap().unwrap();
         assert_eq!(record.state, RecordState::Completed, "{id}");
     }
-    // Nothing past it: the page's claims after o2 (claimed in the same batch) are released, not
-    // left to expire, and o2's own key is left to the channel relaying it.
-    for (id, at) in [("o3", T0 + 3), ("o4", T0 + 4)] {
-        assert_eq!(
-            h.dedupe.lookup(&key_of(id, at)).await.unwrap(),
-            None,
-            "{id}"
-        );
-    }
+    // o2's own key is left to the channel relaying it.
     assert_eq!(
         h.dedupe.lookup(&key).await.unwrap().map(|r| r.state),
         Some(RecordState::InProgress)
     );
-    // The counts stop at o2, as when the keys were claimed one by one.
-    assert_eq!((s.objects, s.duplicates, s.enqueued), (3, 0, 2));
+    // Every state of the page looked at, all but o2 sent.
+    assert_eq!((s.objects, s.duplicates, s.enqueued), (5, 0, 4));
     // The cursor is not past the page: the next run asks for it again.
     assert_eq!(h.cursors.value("orders"), None);
-    // The webhook finishes: the state is a duplicate now, the rest goes through, once.
+    // The webhook finishes: the state is a duplicate now, and so is every state sent already.
     h.dedupe.insert(&key, RecordState::Completed, false);
     let s = poll(&h, &config(), "run-2").await.unwrap();
     assert_eq!(s.stop, Some(StopReason::CaughtUp));
-    assert_eq!((s.enqueued, s.duplicates), (2, 3));
+    assert_eq!((s.enqueued, s.duplicates), (0, 5));
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 4)));
     assert_eq!(
         sent(&h.sink).len(),
@@ -709,47 +700,92 @@ async fn a_state_claimed_elsewhere_stops_the_run_after_sending_what_precedes_it_
 }
 
 #[tokio::test]
-async fn a_queue_failure_sending_what_precedes_a_state_claimed_elsewhere_fails_the_run() {
-    let h = harness_with_sink(Arc::new(RefusingSink), Arc::new(MemorySink::new()));
+async fn a_state_served_after_one_claimed_elsewhere_reaches_the_queue_though_it_changes() {
+    // One page: o1 is being relayed by another channel (a webhook GET); o3, served after it,
+    // changes before the next run.
+    let h = harness();
     h.api.with_world(|w| {
-        for i in 0..4 {
+        for i in 0..5 {
+            put_order(w, &format!("o{i}"), T0 + 1 + i);
+        }
+    });
+    let busy = state_key(ObjectClass::Order, "o1", &ms_to_timestamp(T0 + 2));
+    h.dedupe.insert(&busy, RecordState::InProgress, true);
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(
+        s.stop.as_ref().map(StopReason::as_str),
+        Some("in-progress-elsewhere"),
+        "{s:#?}"
+    );
+    h.api.with_world(|w| put_order(w, "o3", T0 + 100));
+    h.dedupe.insert(&busy, RecordState::Completed, true);
+    poll_until_caught_up(&h, &config()).await;
+    let served = ("o3".to_owned(), ms_to_timestamp(T0 + 4));
+    assert!(sent(&h.sink).contains(&served), "{:?}", sent(&h.sink));
+    assert_exactly_once_but(&h, ORDERS, &[("o1", T0 + 2)]);
+}
+
+#[tokio::test]
+async fn a_queue_failure_sending_the_rest_of_a_page_with_a_state_claimed_elsewhere_fails_the_run() {
+    // The queue refuses o3, which comes after the state in progress elsewhere.
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(RefusesOne {
+        id: "o3",
+        refusing: true.into(),
+        inner: memory.clone(),
+    });
+    let h = harness_with_sink(sink.clone(), memory);
+    h.api.with_world(|w| {
+        for i in 0..5 {
             put_order(w, &format!("o{i}"), T0 + i);
         }
     });
     let key_of = |id: &str, at: i64| state_key(ObjectClass::Order, id, &ms_to_timestamp(at));
-    h.dedupe
-        .insert(&key_of("o2", T0 + 2), RecordState::InProgress, false);
+    let busy = key_of("o2", T0 + 2);
+    h.dedupe.insert(&busy, RecordState::InProgress, false);
     let failure = poll(&h, &config(), "run-1").await.unwrap_err();
     assert!(matches!(failure.error, PollError::Sink(_)), "{failure:?}");
-    assert_eq!(failure.summary.enqueued, 0, "not sent, not counted");
-    // Every claim of the run is released: those of what the queue refused, and those past o2.
-    for (id, at) in [("o0", T0), ("o1", T0 + 1), ("o3", T0 + 3)] {
-        assert_eq!(
-            h.dedupe.lookup(&key_of(id, at)).await.unwrap(),
-            None,
-            "{id}"
-        );
+    // What the queue took is counted and completed; o3's claim is released.
+    assert_eq!(failure.summary.enqueued, 3, "{failure:?}");
+    for (id, at) in [("o0", T0), ("o1", T0 + 1), ("o4", T0 + 4)] {
+        let record = h.dedupe.lookup(&key_of(id, at)).await.unwrap().unwrap();
+        assert_eq!(record.state, RecordState::Completed, "{id}");
     }
+    assert_eq!(h.dedupe.lookup(&key_of("o3", T0 + 3)).await.unwrap(), None);
+    assert_eq!(
+        h.dedupe.lookup(&busy).await.unwrap().map(|r| r.state),
+        Some(RecordState::InProgress)
+    );
     assert_eq!(h.cursors.value("orders"), None);
+    // The queue takes o3 again and the webhook finishes: the next run sends o3 alone.
+    sink.refusing.store(false, Ordering::SeqCst);
+    h.dedupe.insert(&busy, RecordState::Completed, false);
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_eq!((s.enqueued, s.duplicates), (1, 4));
+    assert_exactly_once_but(&h, ORDERS, &[("o2", T0 + 2)]);
 }
 
 #[tokio::test]
-async fn a_state_served_before_one_claimed_elsewhere_reaches_the_queue_though_it_changes() {
-    // Walked by offset, three a page (the pages overlapping by one), newest first: the second
-    // page serves `c` again, then `d` at T0 + 4, then `e`, whose state a webhook is relaying
-    // right now; `d` changes before the next run.
+async fn states_served_around_one_claimed_elsewhere_reach_the_queue_though_they_change() {
+    // Walked by offset, four a page (the pages overlapping by one), newest first: the second
+    // page serves `d` again, then `e` at T0 + 5, then `f`, whose state a webhook is relaying
+    // right now, then `g` at T0 + 3; `e` and `g` change before the next run.
     let h = harness();
     h.api.with_world(|w| {
         w.unsorted = true;
-        for (i, id) in ["a", "b", "c", "d", "e", "f", "g"].into_iter().enumerate() {
-            put_order(w, id, T0 + 7 - i as i64);
+        for (i, id) in ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+            .into_iter()
+            .enumerate()
+        {
+            put_order(w, id, T0 + 9 - i as i64);
         }
     });
     let config = PollConfig {
-        page_limit: 3,
+        page_limit: 4,
         ..config()
     };
-    let busy = state_key(ObjectClass::Order, "e", &ms_to_timestamp(T0 + 3));
+    let busy = state_key(ObjectClass::Order, "f", &ms_to_timestamp(T0 + 4));
     h.dedupe.insert(&busy, RecordState::InProgress, false);
     let s = poll(&h, &config, "run-1").await.unwrap();
     assert_eq!(
@@ -757,17 +793,23 @@ async fn a_state_served_before_one_claimed_elsewhere_reaches_the_queue_though_it
         Some("in-progress-elsewhere"),
         "{s:#?}"
     );
-    let served = ("d".to_owned(), ms_to_timestamp(T0 + 4));
+    let before = ("e".to_owned(), ms_to_timestamp(T0 + 5));
+    let after = ("g".to_owned(), ms_to_timestamp(T0 + 3));
     assert_eq!(
-        sent(&h.sink).last(),
-        Some(&served),
-        "the page's states before `e`, and nothing after"
+        sent(&h.sink)[sent(&h.sink).len() - 2..],
+        [before.clone(), after.clone()],
+        "the page's states but `f`, and nothing of a later page"
     );
-    h.api.with_world(|w| put_order(w, "d", T0 + 100));
+    h.api.with_world(|w| {
+        put_order(w, "e", T0 + 100);
+        put_order(w, "g", T0 + 101);
+    });
     h.dedupe.insert(&busy, RecordState::Completed, true);
     poll_until_caught_up(&h, &config).await;
-    assert!(sent(&h.sink).contains(&served), "{:?}", sent(&h.sink));
-    assert_exactly_once_but(&h, ORDERS, &[("e", T0 + 3)]);
+    for served in [&before, &after] {
+        assert!(sent(&h.sink).contains(served), "{:?}", sent(&h.sink));
+    }
+    assert_exactly_once_but(&h, ORDERS, &[("f", T0 + 4)]);
 }
 
 #[tokio::test]
@@ -2254,7 +2296,7 @@ async fn a_lost_change_whose_send_fails_or_is_held_elsewhere_is_retried_by_the_n
 }
 
 #[tokio::test]
-async fn a_lost_change_held_elsewhere_stops_the_run_after_sending_what_precedes_it_in_its_page() {
+async fn a_lost_change_held_elsewhere_stops_the_run_after_sending_the_rest_of_its_page() {
     let h = harness();
     h.api.with_world(|w| put_order(w, "first", T0));
     poll(&h, &config(), "run-0").await.unwrap();
@@ -2301,28 +2343,24 @@ async fn a_lost_change_held_elsewhere_stops_the_run_after_sending_what_precedes_
             last_updated_at: ms_to_timestamp(T0 + 200),
         })
     );
-    // Before `o`: `q` (recovered, its lost change's claim completed with it) and `n` are sent.
+    // All but `o` is sent: `q` (recovered, its lost change's claim completed with it), `n`, and
+    // `m` after `o`.
     assert_eq!(
         sent(&h.sink)[1..],
         [
             ("q".to_owned(), ms_to_timestamp(T0 + 120)),
             ("n".to_owned(), ms_to_timestamp(T0 + 150)),
+            ("m".to_owned(), ms_to_timestamp(T0 + 250)),
         ]
     );
-    assert_eq!((s.enqueued, s.recovered, s.duplicates), (2, 1, 1), "{s:#?}");
-    for completed in [key("q", T0 + 110), key("n", T0 + 150)] {
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (3, 1, 1), "{s:#?}");
+    for completed in [key("q", T0 + 110), key("n", T0 + 150), key("m", T0 + 250)] {
         let record = h.dedupe.lookup(&completed).await.unwrap().unwrap();
         assert_eq!(record.state, RecordState::Completed, "{completed}");
         assert!(record.full_state, "{completed}");
     }
-    // From `o` on nothing is sent: its missed change's claim and `m`'s are released.
-    for released in [key("o", T0 + 180), key("m", T0 + 250)] {
-        assert_eq!(
-            h.dedupe.lookup(&released).await.unwrap(),
-            None,
-            "{released}"
-        );
-    }
+    // `o` is not sent: its missed change's claim is released.
+    assert_eq!(h.dedupe.lookup(&key("o", T0 + 180)).await.unwrap(), None);
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0)));
 
     // `q` changes before the next run, and the late retry goes through.
@@ -2331,8 +2369,8 @@ async fn a_lost_change_held_elsewhere_stops_the_run_after_sending_what_precedes_
     h.dedupe.insert(&busy, RecordState::Completed, false);
     let s = poll(&h, &config(), "run-2").await.unwrap();
     assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:#?}");
-    // `o` goes whole (its change at T0 + 180 reached no channel), `m` and the new `q` go.
-    assert_eq!((s.enqueued, s.recovered), (3, 1), "{s:#?}");
+    // `o` goes whole (its change at T0 + 180 reached no channel), and the new `q`; `m` went.
+    assert_eq!((s.enqueued, s.recovered), (2, 1), "{s:#?}");
     assert!(sent(&h.sink).contains(&("q".to_owned(), ms_to_timestamp(T0 + 120))));
     assert_exactly_once(&h, ORDERS);
 }
@@ -2434,6 +2472,60 @@ fn one_page_of(items: Vec<Value>, by_events: &[i64]) -> Harness {
         h.dedupe.insert(&key, RecordState::Completed, false);
     }
     h
+}
+
+/// A poll answer holding the same states on every request.
+struct SamePage(Vec<Value>);
+
+#[async_trait]
+impl PollApi for SamePage {
+    async fn fetch_page(&self, _: &PageRequest) -> Result<PolledPage, ApiError> {
+        Ok(PolledPage::of_values(&self.0, None, None))
+    }
+}
+
+#[tokio::test]
+async fn a_later_state_of_an_object_claimed_elsewhere_waits_for_it_and_goes_once_in_order() {
+    // One page: `o` at T0 + 100, which a webhook GET is relaying right now, `o` again at
+    // T0 + 200, and `p`.
+    let mut h = harness();
+    h.ports.api = Arc::new(SamePage(vec![
+        order_with_lines(T0 + 100, &[("a", T0 + 100)]),
+        order_with_lines(T0 + 200, &[("a", T0 + 100), ("b", T0 + 200)]),
+        order("p", T0 + 300),
+    ]));
+    let key_of = |id: &str, at: i64| state_key(ObjectClass::Order, id, &ms_to_timestamp(at));
+    let busy = key_of("o", T0 + 100);
+    h.dedupe.insert(&busy, RecordState::InProgress, true);
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(
+        s.stop,
+        Some(StopReason::InProgressElsewhere {
+            key: busy.clone(),
+            last_updated_at: ms_to_timestamp(T0 + 100),
+        })
+    );
+    // `p` is sent; `o`'s later state is not, ahead of its earlier one, and its claim is
+    // released.
+    assert_eq!(sent(&h.sink), [("p".to_owned(), ms_to_timestamp(T0 + 300))]);
+    assert_eq!((s.objects, s.enqueued, s.duplicates), (3, 1, 0), "{s:#?}");
+    assert_eq!(h.dedupe.lookup(&key_of("o", T0 + 200)).await.unwrap(), None);
+    assert_eq!(h.cursors.value("orders"), None);
+
+    // The GET delivers `o` at T0 + 100; the next run sends its later state, once.
+    h.dedupe.insert(&busy, RecordState::Completed, true);
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:#?}");
+    assert_eq!((s.enqueued, s.duplicates), (1, 2), "{s:#?}");
+    let s = poll(&h, &config(), "run-3").await.unwrap();
+    assert_eq!((s.enqueued, s.duplicates), (0, 3), "{s:#?}");
+    assert_eq!(
+        sent(&h.sink),
+        [
+            ("p".to_owned(), ms_to_timestamp(T0 + 300)),
+            ("o".to_owned(), ms_to_timestamp(T0 + 200)),
+        ]
+    );
 }
 
 #[tokio::test]
