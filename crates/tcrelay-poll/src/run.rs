@@ -899,18 +899,7 @@ impl StreamRun<'_> {
             // Whatever a page served is relayed, whatever the paging then decides: a state
             // served once may be replaced before it is served again.
             let all: Vec<&Polled> = items.iter().collect();
-            let skipped = self
-                .moved
-                .take()
-                .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
-            if skipped {
-                self.deviate(Deviation::Unsorted, 1, &items);
-            }
-            if let Some((to, to_at)) = self.unconfirmed.take()
-                && !skipped
-            {
-                self.store_position(to, to_at, false).await?;
-            }
+            let skipped = self.settle_move(total, &items).await?;
             if skipped || !is_sorted(&items) {
                 let first = !self.distrust;
                 self.distrust = true;
@@ -1181,26 +1170,40 @@ impl StreamRun<'_> {
                 return Ok(());
             }
         };
+        let skipped = self.settle_move(total, &items).await?;
         let all: Vec<&Polled> = items.iter().collect();
         self.process(&all).await?;
-        let skipped = self
-            .moved
-            .take()
-            .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
         if skipped {
             // As in the page loop, with no page left to walk: the walk from the run's start is
             // stored to begin, so the next run walks instead of paging by time into this again.
-            self.deviate(Deviation::Unsorted, 1, &items);
-            self.unconfirmed = None;
             self.rewind().await?;
             (self.pos, self.pos_at) = self.start.clone();
             self.distrust = true;
             let walk = self.new_walk();
             self.keep_walk(&walk).await?;
-        } else if let Some((to, to_at)) = self.unconfirmed.take() {
-            self.store_position(to, to_at, false).await?;
         }
         Ok(())
+    }
+
+    /// Settles the move by time waiting for this page's `total` ([`Moved`]): one that shows a
+    /// skip is counted as an unsorted page and dropped (the caller walks, or stores a walk to
+    /// begin); otherwise the position it moved to is stored. Whether it showed a skip.
+    async fn settle_move(
+        &mut self,
+        total: Option<u64>,
+        items: &[Polled],
+    ) -> Result<bool, PollError> {
+        let skipped = self
+            .moved
+            .take()
+            .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
+        let unconfirmed = self.unconfirmed.take();
+        if skipped {
+            self.deviate(Deviation::Unsorted, 1, items);
+        } else if let Some((to, to_at)) = unconfirmed {
+            self.store_position(to, to_at, false).await?;
+        }
+        Ok(skipped)
     }
 
     /// Whether the run must stop fetching: the deadline is near, or the lease is lost (an
