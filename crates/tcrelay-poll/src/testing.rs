@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use tcrelay_core::ports::{ApiError, Cursor, CursorStore, StoreError};
 use tradecloud_model::timestamp;
 
 use crate::api::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
+use crate::run::Deadline;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking test thread must not poison the fake for the assertions that follow.
@@ -447,5 +449,20 @@ impl PollApi for ScriptedPollApi {
             hook(&mut world, served);
         }
         Ok(page)
+    }
+}
+
+/// A deadline with plenty of time for `n` checks (about one per page), then less than any
+/// margin: a run stopped by its deadline after `n` pages.
+#[derive(Debug)]
+pub struct PagesOfTime(pub AtomicUsize);
+
+impl Deadline for PagesOfTime {
+    fn remaining(&self) -> Option<Duration> {
+        if self.0.load(Ordering::SeqCst) == 0 {
+            return Some(Duration::from_millis(1));
+        }
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        Some(Duration::from_secs(600))
     }
 }

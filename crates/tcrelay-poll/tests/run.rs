@@ -13,7 +13,8 @@ use tcrelay_core::envelope::{Envelope, Source};
 use tcrelay_core::ports::{ApiError, CursorStore, DedupeStore, EventSink, RecordState, SinkError};
 use tcrelay_core::testing::{MemoryDedupe, MemorySink};
 use tcrelay_poll::testing::{
-    MemoryCursorStore, ScriptedPollApi, ScriptedWorld, ms_to_timestamp, order_json, shipment_json,
+    MemoryCursorStore, PagesOfTime, ScriptedPollApi, ScriptedWorld, ms_to_timestamp, order_json,
+    shipment_json,
 };
 use tcrelay_poll::{
     Deadline, EchoFilter, EchoSide, EndpointMode, NoDeadline, PageRequest, PollApi, PollConfig,
@@ -450,20 +451,6 @@ async fn unreachable_tradecloud_fails_the_run_with_the_cursor_unchanged() {
     // Back up: the next run continues.
     poll(&h, &config(), "run-4").await.unwrap();
     assert_exactly_once(&h, ORDERS);
-}
-
-/// Plenty of time for `pages` checks, then none.
-struct PagesOfTime(AtomicUsize);
-
-impl Deadline for PagesOfTime {
-    fn remaining(&self) -> Option<Duration> {
-        let left = self.0.load(Ordering::SeqCst);
-        if left == 0 {
-            return Some(Duration::from_secs(1));
-        }
-        self.0.fetch_sub(1, Ordering::SeqCst);
-        Some(Duration::from_secs(600))
-    }
 }
 
 /// A run whose deadline comes after `pages` pages.

@@ -4,7 +4,7 @@
 //! walks of such answers too large for one run, continued by the next.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tcrelay_core::ports::{ApiError, CursorStore};
 use tcrelay_core::testing::{MemoryDedupe, MemorySink};
-use tcrelay_poll::testing::{MemoryCursorStore, ms_to_timestamp, order_json};
+use tcrelay_poll::testing::{MemoryCursorStore, PagesOfTime, ms_to_timestamp, order_json};
 use tcrelay_poll::{
     Deadline, NoDeadline, PageRequest, PollApi, PollConfig, PollPorts, PollStream, PolledPage,
     RunRequest, StopReason, StreamFailure, StreamSummary, run_stream,
@@ -231,20 +231,6 @@ async fn try_poll(
     deadline: &dyn Deadline,
 ) -> Result<StreamSummary, StreamFailure> {
     run_stream(&h.ports, c, ORDERS, &RunRequest::scheduled(owner), deadline).await
-}
-
-/// Plenty of time for `pages` checks, then none (as `PagesOfTime` in tests/run.rs).
-struct PagesOfTime(AtomicUsize);
-
-impl Deadline for PagesOfTime {
-    fn remaining(&self) -> Option<Duration> {
-        let left = self.0.load(Ordering::SeqCst);
-        if left == 0 {
-            return Some(Duration::from_secs(1));
-        }
-        self.0.fetch_sub(1, Ordering::SeqCst);
-        Some(Duration::from_secs(600))
-    }
 }
 
 /// Runs up to `runs` runs, each with a deadline after `pages` pages when given (`between`

@@ -13,7 +13,8 @@ use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{ApiError, EventSink, SinkError};
 use tcrelay_core::testing::MemoryDedupe;
 use tcrelay_poll::testing::MemoryCursorStore;
-use tcrelay_poll::{Deadline, PageRequest, PollApi, PollConfig, PollPorts, PollStream, PolledPage};
+pub use tcrelay_poll::testing::PagesOfTime;
+use tcrelay_poll::{PageRequest, PollApi, PollConfig, PollPorts, PollStream, PolledPage};
 use tcrelay_tradecloud::ClientPollApi;
 use tradecloud_client::{ClientConfig, Credentials, TradecloudClient};
 use tradecloud_sim::{SimConfig, Simulator, WorldConfig};
@@ -228,17 +229,4 @@ pub fn newest(sim: &Simulator, class: &str) -> Option<String> {
         times.insert(at.timestamp_millis(), o.last_updated_at);
     }
     times.keys().max().map(|k| times[k].clone())
-}
-
-/// Plenty of time for `n` checks, then less than any margin.
-pub struct PagesOfTime(pub AtomicUsize);
-
-impl Deadline for PagesOfTime {
-    fn remaining(&self) -> Option<Duration> {
-        if self.0.load(Ordering::SeqCst) == 0 {
-            return Some(Duration::from_millis(1));
-        }
-        self.0.fetch_sub(1, Ordering::SeqCst);
-        Some(Duration::from_secs(600))
-    }
 }
