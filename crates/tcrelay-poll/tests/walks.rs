@@ -280,6 +280,17 @@ async fn runs_until_caught_up(
     );
 }
 
+/// `id`'s state at `at_ms` is on the queue; `why` says where it was served.
+fn assert_sent(h: &H, id: &str, at_ms: i64, why: &str) {
+    let state = (id.to_owned(), ms_to_timestamp(at_ms));
+    assert!(
+        sent(h).contains(&state),
+        "{state:?} is not on the queue ({why}); cursor {:?}; sent {:?}",
+        h.cursors.value("orders"),
+        sent(h)
+    );
+}
+
 /// Every state served and every state held at the end is on the queue, once.
 fn assert_served_and_held_on_queue_once(h: &H) {
     let mut sent = sent(h);
@@ -656,12 +667,7 @@ async fn the_last_page_inside_a_timestamp_is_relayed_whole() {
     }));
     let s = poll(&h, &c, "run-1").await;
     assert_eq!(s.stop, Some(StopReason::CaughtUp));
-    let served = ("b".to_owned(), ms_to_timestamp(T0 + 5));
-    assert!(
-        sent(&h).contains(&served),
-        "{served:?} was served on the tie's last page and is not on the queue: {:?}",
-        sent(&h)
-    );
+    assert_sent(&h, "b", T0 + 5, "served on the tie's last page");
 }
 
 /// Answers in id order; orders `a01`..`a19` were created one after the other (ids and times in
@@ -778,13 +784,7 @@ async fn the_end_of_a_timestamp_is_checked_by_the_total_like_a_move_by_time() {
             .await
             .unwrap();
     }
-    let z = ("z".to_owned(), ms_to_timestamp(T0 + 10));
-    assert!(
-        sent(&h).contains(&z),
-        "{z:?} is not on the queue; cursor {:?}; requests {:?}",
-        h.cursors.value("orders"),
-        h.api.requests.lock().unwrap()
-    );
+    assert_sent(&h, "z", T0 + 10, "behind the end of a timestamp");
 }
 
 /// The same root cause, found by the randomized search (seed 91) in a plainer world: answers
@@ -910,11 +910,11 @@ async fn states_after_one_in_progress_elsewhere_on_its_page_reach_the_queue() {
         true,
     );
     runs_until_caught_up(&h, &c, 5, None, |_, _| {}).await;
-    let o3 = ("o3".to_owned(), ms_to_timestamp(T0 + 4));
-    assert!(
-        sent(&h).contains(&o3),
-        "{o3:?} was served on run 1's page after the state in progress and never sent: {:?}",
-        sent(&h)
+    assert_sent(
+        &h,
+        "o3",
+        T0 + 4,
+        "served on run 1's page after the state in progress",
     );
 }
 
