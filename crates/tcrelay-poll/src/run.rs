@@ -76,7 +76,7 @@ use crate::config::PollConfig;
 use crate::lease::HeldLease;
 use crate::missed::{MissedChanges, OrderTimes, Unsettled, Verdict};
 use crate::object::{Polled, Preparation, Prepared};
-use crate::walk::{Bound, Resumed, StoredWalk, Walk};
+use crate::walk::{Bound, StoredWalk, Walk};
 
 /// How often a walk by offset may start over before the run gives up.
 const MAX_TIE_RESTARTS: u32 = 5;
@@ -683,7 +683,7 @@ async fn lease_and_poll(
             // A walk is continued only if the run that stored it walked: from there on it
             // trusted no order.
             distrust: resume.is_some(),
-            resume,
+            resume: resume.map(|r| r.walk),
         };
         let stop = run.pages().await?;
         if stop == StopReason::CaughtUp {
@@ -728,8 +728,9 @@ struct StreamRun<'a> {
     stored_window: Option<String>,
     /// Whether the store holds a walk's progress now ([`tcrelay_core::ports::Cursor::walk`]).
     stored_walk: bool,
-    /// The walk the last run stopped in, to go on with at the first page.
-    resume: Option<Resumed>,
+    /// The walk to go on with at the first page: the one the last run stopped in, or this
+    /// run's after pages too large to read.
+    resume: Option<Walk>,
     /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
     done: HashSet<String>,
     /// Objects asked per page: the configured limit, halved while pages are too large to read.
@@ -863,9 +864,9 @@ impl StreamRun<'_> {
         let step = limit.saturating_sub(overlap).max(1);
         let inclusive = self.config.mode.is_inclusive();
         let (mut walk, mut offset) = match self.resume.take() {
-            Some(mut resumed) => {
-                let offset = resumed.walk.go_on(step);
-                (Some(resumed.walk), offset)
+            Some(mut walk) => {
+                let offset = walk.go_on(step);
+                (Some(walk), offset)
             }
             None => (None, 0),
         };
@@ -886,11 +887,7 @@ impl StreamRun<'_> {
                         // Smaller pages go on with the walk from its last page, instead of
                         // from the start of the result set (a walk continued from an earlier
                         // run would otherwise be lost with the first page too large to read).
-                        self.resume = Some(Resumed {
-                            after: (self.pos.clone(), self.pos_at),
-                            offset,
-                            walk: w,
-                        });
+                        self.resume = Some(w);
                     }
                     return Err(e.into());
                 }

@@ -255,7 +255,8 @@ pub(crate) struct StoredWalk {
 pub(crate) struct Resumed {
     /// The walk's position (`lastUpdatedAfter`), as sent and parsed.
     pub after: (String, DateTime<Utc>),
-    /// The offset to fetch first: the last page relayed, fetched again.
+    /// The offset of the last page the walk relayed (logged; where the walk asks from is
+    /// [`Walk::go_on`]'s).
     pub offset: u32,
     /// The walk, its last page as the previous one.
     pub walk: Walk,
