@@ -547,8 +547,9 @@ pub fn parse_stream(name: &str) -> Result<PollStream, OpsError> {
 }
 
 /// `cursor show <stream>` (or every stream): value and version, the window start while poll
-/// runs have not caught up (docs/polling.md), and whether a walk by offset is stored. The walk
-/// is the poll run's own text, KB long: only its size is shown.
+/// runs have not caught up (docs/polling.md), and whether a run's progress is stored (a walk by
+/// offset, paging inside a timestamp, a move to check). It is the poll run's own text, up to a
+/// few KB long: only its size is shown.
 pub async fn cursor_show(
     cursors: &dyn CursorStore,
     stream: Option<&str>,
@@ -580,7 +581,7 @@ pub async fn cursor_show(
                 }
                 if let Some(walk) = &c.walk {
                     notes.push(format!(
-                        "walk stored ({} bytes): the next run continues it",
+                        "progress stored ({} bytes): the next run goes on from it",
                         walk.len()
                     ));
                 }
@@ -743,7 +744,7 @@ mod tests {
         assert!(
             text.ends_with(&format!(
                 "(version 1; not caught up, changes read since 2025-01-01T00:00:00.000Z; \
-                 walk stored ({} bytes): the next run continues it)\n",
+                 progress stored ({} bytes): the next run goes on from it)\n",
                 walk.len()
             )),
             "{text}"
@@ -766,7 +767,9 @@ mod tests {
             .unwrap();
         let text = show(&store, false).await;
         assert!(
-            text.ends_with("(version 2; walk stored (2 bytes): the next run continues it)\n"),
+            text.ends_with(
+                "(version 2; progress stored (2 bytes): the next run goes on from it)\n"
+            ),
             "{text}"
         );
     }

@@ -303,11 +303,12 @@ pub struct Cursor {
     /// not since the cursor. `None` when the last run that wrote the cursor caught up, before
     /// the first checkpoint, and after [`CursorStore::set`].
     pub window_start: Option<String>,
-    /// Where a walk of a result set by offset stood when the run that wrote the cursor
-    /// stopped in it, in the poll run's own format (stored verbatim): a set too large to walk
-    /// in one run is walked on by the next instead of from its start again. `None` when the
-    /// last checkpoint was made outside such a walk, before the first checkpoint, and after
-    /// [`CursorStore::set`].
+    /// Where the run that wrote the cursor stood when it stopped part-way, in the poll run's
+    /// own format (stored verbatim): a walk of a result set by offset, paging inside one
+    /// timestamp, or a move by time still to be checked. A result set or a timestamp too large
+    /// for one run is so paged on by the next instead of from its start again, which would
+    /// never end. `None` when the last checkpoint stored no such progress, before the first
+    /// checkpoint, and after [`CursorStore::set`].
     pub walk: Option<String>,
 }
 

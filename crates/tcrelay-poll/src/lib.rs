@@ -12,9 +12,11 @@ pub mod config;
 mod lease;
 mod missed;
 mod object;
+mod progress;
 pub mod run;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tie;
 mod walk;
 
 pub use api::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};

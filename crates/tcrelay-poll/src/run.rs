@@ -48,7 +48,10 @@
 //!   each full page (the `walk` module), so a set too large for one run is walked on by the next
 //!   instead of from its start again, which would never end; so does a walk about to begin or
 //!   begun again, so the next run does not page by time (or look for a place) into the same
-//!   finding again.
+//!   finding again. Paging inside one timestamp is stored the same way (the `tie` module), and
+//!   a run that stops paging by time stores a move its next page was to check, or a position
+//!   it reached that the cursor did not (the `progress` module): so a run's page bound or time
+//!   never leaves the next run to fetch the same pages again, every run.
 //! - Each kind of deviation is logged once per run as a WARN and counted in
 //!   [`StreamSummary::deviations`].
 //!
@@ -76,7 +79,9 @@ use crate::config::PollConfig;
 use crate::lease::HeldLease;
 use crate::missed::{MissedChanges, OrderTimes, Unsettled, Verdict};
 use crate::object::{Polled, Preparation, Prepared};
-use crate::walk::{Bound, StoredWalk, Walk};
+use crate::progress::{self, Belongs, Resumed, Stored, StoredMove};
+use crate::tie::Tie;
+use crate::walk::{Bound, Walk};
 
 /// How often a walk by offset may start over before the run gives up.
 const MAX_TIE_RESTARTS: u32 = 5;
@@ -607,26 +612,25 @@ async fn lease_and_poll(
             (None, None) => config.start.clone().ok_or(PollError::NoStart)?,
         };
         let filters = config.filters_for(stream);
-        // A walk the last run stopped in goes on where it stood (the `walk` module); a backfill
-        // asks another result set.
+        // Progress the last run stored where it stopped goes on (the `progress` module); a
+        // backfill asks another result set.
         let resume = match (&request.from, &cursor.walk) {
             (None, Some(text)) => {
-                let resume =
-                    StoredWalk::resume(text, cursor.value.as_deref(), config.mode, &filters);
+                let resume = progress::resume(text, cursor.value.as_deref(), config.mode, &filters);
                 match &resume {
                     Some(r) => tracing::info!(
                         stream = stream.as_str(),
-                        after = r.after.0,
-                        offset = r.offset,
-                        pages = r.walk.pages,
-                        "continuing the walk of the result set by offset where the last run \
-                         stopped"
+                        kind = r.kind(),
+                        after = r.after(),
+                        offset = r.offset(),
+                        "going on where the last run stopped (a walk of the result set by \
+                         offset, paging inside one timestamp, or a move by time to check)"
                     ),
                     None => tracing::info!(
                         stream = stream.as_str(),
-                        "the walk stored with the cursor cannot be continued (stored with \
-                         another cursor, endpoint or filter, or unreadable); starting from the \
-                         cursor"
+                        "the progress stored with the cursor cannot be gone on with (stored \
+                         with another cursor, endpoint or filter, or unreadable); starting \
+                         from the cursor"
                     ),
                 }
                 resume
@@ -634,8 +638,8 @@ async fn lease_and_poll(
             _ => None,
         };
         let pos = match &resume {
-            Some(r) => r.after.0.clone(),
-            None => pos,
+            Some(r @ (Resumed::Walk { .. } | Resumed::Tie { .. })) => r.after().to_owned(),
+            _ => pos,
         };
         let pos_at = timestamp::parse(&pos).map_err(|_| PollError::BadFrom(pos.clone()))?;
         // Runs since the last caught-up one checkpointed past objects they never saw (they had
@@ -653,6 +657,17 @@ async fn lease_and_poll(
             None => (pos.clone(), pos_at),
         };
         let start = (pos.clone(), pos_at);
+        // A walk is continued only if the run that stored it walked: from there on it trusted
+        // no order.
+        let distrust = matches!(resume, Some(Resumed::Walk { .. }));
+        let (go_on, checked_move) = match resume {
+            Some(Resumed::Walk { walk, .. }) => (Some(GoOn::Walk(walk)), None),
+            Some(Resumed::Tie { tie, .. }) => (Some(GoOn::Tie(tie)), None),
+            Some(Resumed::Move { to, expected_total }) => {
+                (None, Some((to, Moved { expected_total })))
+            }
+            None => (None, None),
+        };
         let mut run = StreamRun {
             ports,
             config,
@@ -680,11 +695,16 @@ async fn lease_and_poll(
             moved: None,
             unconfirmed: None,
             start,
-            // A walk is continued only if the run that stored it walked: from there on it
-            // trusted no order.
-            distrust: resume.is_some(),
-            resume: resume.map(|r| r.walk),
+            distrust,
+            resume: go_on,
         };
+        if let Some((to, moved)) = checked_move {
+            // The last run's move by time, not yet checked: the first request asks what that
+            // run would have asked next, and its `total` decides whether the move is stored.
+            (run.pos, run.pos_at) = to.clone();
+            run.unconfirmed = Some(to);
+            run.moved = Some(moved);
+        }
         let stop = run.pages().await?;
         if stop == StopReason::CaughtUp {
             run.close_window().await;
@@ -728,9 +748,9 @@ struct StreamRun<'a> {
     stored_window: Option<String>,
     /// Whether the store holds a walk's progress now ([`tcrelay_core::ports::Cursor::walk`]).
     stored_walk: bool,
-    /// The walk to go on with at the first page: the one the last run stopped in, or this
-    /// run's after pages too large to read.
-    resume: Option<Walk>,
+    /// The paging by offset to go on with at the first page: the one the last run stopped in,
+    /// or this run's after pages too large to read.
+    resume: Option<GoOn>,
     /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
     done: HashSet<String>,
     /// Objects asked per page: the configured limit, halved while pages are too large to read.
@@ -751,12 +771,12 @@ struct StreamRun<'a> {
     distrust: bool,
 }
 
-/// Paging inside one timestamp that fills whole pages.
-struct Tie {
-    at: DateTime<Utc>,
-    last_updated_at: String,
-    /// Ids seen since the walk (re)started, to check the overlap of the next page.
-    seen: HashSet<String>,
+/// Paging by offset a run goes on with at its first page.
+enum GoOn {
+    /// A walk of the result set.
+    Walk(Walk),
+    /// Paging inside one timestamp.
+    Tie(Tie),
 }
 
 /// A move of the position by time past a full page that looked sorted, and what the next
@@ -863,31 +883,44 @@ impl StreamRun<'_> {
         let overlap = (limit / 10).max(1);
         let step = limit.saturating_sub(overlap).max(1);
         let inclusive = self.config.mode.is_inclusive();
-        let (mut walk, mut offset) = match self.resume.take() {
-            Some(mut walk) => {
-                let offset = walk.go_on(step);
-                (Some(walk), offset)
-            }
-            None => (None, 0),
-        };
+        let mut walk: Option<Walk> = None;
         let mut tie: Option<Tie> = None;
+        let mut offset = match self.resume.take() {
+            Some(GoOn::Walk(mut w)) => {
+                let offset = w.go_on(step);
+                walk = Some(w);
+                offset
+            }
+            Some(GoOn::Tie(mut t)) => {
+                let offset = t.go_on(step);
+                tie = Some(t);
+                offset
+            }
+            None => 0,
+        };
         let mut restarts = 0u32;
         // The bound is the run's, over smaller pages after one too large to read too.
         while self.summary.pages < self.config.max_pages {
             if self.out_of_time()? {
-                self.stop_looking(walk.as_ref()).await?;
+                self.stop_looking(walk.as_ref(), tie.as_ref()).await?;
+                if walk.is_none() && tie.is_none() {
+                    self.keep_position().await?;
+                }
                 return Ok(StopReason::Deadline);
             }
             let (items, total) = match self.fetch(offset).await {
                 Ok(page) => page,
                 Err(e) => {
-                    if let (PollError::Api(ApiError::TooLarge(_)), Some(w)) = (&e, walk.take())
-                        && w.pages > 0
-                    {
-                        // Smaller pages go on with the walk from its last page, instead of
-                        // from the start of the result set (a walk continued from an earlier
-                        // run would otherwise be lost with the first page too large to read).
-                        self.resume = Some(w);
+                    if matches!(e, PollError::Api(ApiError::TooLarge(_))) {
+                        // Smaller pages go on with the walk, or inside the timestamp, from its
+                        // last page, instead of from the start (progress continued from an
+                        // earlier run would otherwise be lost with the first page too large to
+                        // read).
+                        self.resume = match (walk.take(), tie.take()) {
+                            (Some(w), _) if w.pages > 0 => Some(GoOn::Walk(w)),
+                            (_, Some(t)) => Some(GoOn::Tie(t)),
+                            _ => None,
+                        };
                     }
                     return Err(e.into());
                 }
@@ -922,13 +955,18 @@ impl StreamRun<'_> {
                 }
                 if walk.is_none() {
                     tie = None;
-                    walk = Some(self.new_walk());
+                    let w = self.new_walk();
                     if offset != 0 {
                         // Mid-way through a walk inside one timestamp: start over unsorted.
                         self.process(&all).await?;
+                        // Stored to begin (in place of paging inside the timestamp that a
+                        // run may have stored): the next run walks instead of finding the same.
+                        self.keep_walk(&w).await?;
+                        walk = Some(w);
                         offset = 0;
                         continue;
                     }
+                    walk = Some(w);
                 }
             } else if self.distrust && walk.is_none() && tie.is_none() {
                 walk = Some(self.new_walk());
@@ -1005,62 +1043,69 @@ impl StreamRun<'_> {
                 continue;
             }
 
-            if let Some(walk) = tie.as_mut() {
-                let overlaps = items
-                    .first()
-                    .is_some_and(|first| first.at == walk.at && walk.seen.contains(&first.id));
-                if !overlaps {
+            if let Some(t) = tie.as_mut() {
+                if !t.overlaps(&items) {
+                    if let Some(next) = t.look_further() {
+                        // Paging continued from an earlier run looking for its place
+                        // (`tie::Look`).
+                        self.process(&all).await?;
+                        offset = next;
+                        continue;
+                    }
                     // Objects left this timestamp and the rest shifted past our overlap.
                     restarts += 1;
                     if restarts > MAX_TIE_RESTARTS {
                         return Err(PollError::TieUnstable {
-                            timestamp: walk.last_updated_at.clone(),
+                            timestamp: t.last_updated_at.clone(),
                         }
                         .into());
                     }
                     tracing::warn!(
                         stream = self.stream.as_str(),
-                        timestamp = walk.last_updated_at,
+                        timestamp = t.last_updated_at,
                         offset,
                         restarts,
                         "objects moved while paging inside one timestamp; starting that timestamp over"
                     );
                     self.process(&all).await?;
+                    // What a run stored of it no longer finds its place: a run with no page
+                    // left would leave the next to look for it again, and fail the same way.
+                    self.forget_walk().await?;
                     tie = None;
                     offset = 0;
                     continue;
                 }
-                walk.seen.extend(
-                    items
-                        .iter()
-                        .filter(|i| i.at == walk.at)
-                        .map(|i| i.id.clone()),
-                );
                 // Relayed whole, as a page paged by time is: an object after the timestamp
                 // served here may change before it is asked for again.
                 self.process(&all).await?;
-                let beyond = items.iter().find(|i| i.at > walk.at);
+                t.note(&items, offset);
+                let beyond = items.iter().find(|i| i.at > t.at);
                 if beyond.is_none() && full {
+                    self.keep_tie(t).await?;
                     offset += step;
                     continue;
                 }
                 // Every object of the timestamp is relayed.
                 let (to, to_at) = match (inclusive, beyond) {
                     (true, Some(next)) => (next.last_updated_at.clone(), next.at),
-                    _ => (walk.last_updated_at.clone(), walk.at),
+                    _ => (t.last_updated_at.clone(), t.at),
                 };
                 if beyond.is_some() {
                     // The move leaves out the timestamp's objects, on this page and the pages
                     // before it: in an unsorted set (an index order with a bulk change in it)
                     // objects of other times may lie past this page, and the next page's
                     // `total` shows whether the move passed any ([`Moved`]).
-                    self.moved = self.check_totals(total, walk.seen.len() as u64);
+                    self.moved = self.check_totals(total, t.counted());
                 }
+                // The end of the result set, unless paging went on from an earlier run: what
+                // changed between the runs may lie at offsets this run never asked for (in an
+                // order that is not by time), so the run asks once more after the timestamp.
+                let caught_up = beyond.is_none() && !t.continued();
                 tie = None;
                 restarts = 0;
                 offset = 0;
-                self.advance(to, to_at, beyond.is_none()).await?;
-                if beyond.is_none() {
+                self.advance(to, to_at, caught_up).await?;
+                if caught_up {
                     return Ok(StopReason::CaughtUp);
                 }
                 continue;
@@ -1120,26 +1165,38 @@ impl StreamRun<'_> {
             // A whole page of one timestamp: page by offset inside it.
             let all: Vec<&Polled> = items.iter().collect();
             self.process(&all).await?;
-            tie = Some(Tie {
-                at: last.at,
-                last_updated_at: last.last_updated_at.clone(),
-                seen: items.iter().map(|i| i.id.clone()).collect(),
-            });
+            let t = Tie::begin(last, &items);
+            // Stored from its first page on: a run that may fetch one page would otherwise
+            // begin this timestamp again every run.
+            self.keep_tie(&t).await?;
+            tie = Some(t);
             offset = step;
         }
-        self.stop_looking(walk.as_ref()).await?;
+        self.stop_looking(walk.as_ref(), tie.as_ref()).await?;
         self.check_last_move(offset).await?;
+        if walk.is_none() && tie.is_none() {
+            self.keep_position().await?;
+        }
         Ok(StopReason::MaxPages)
     }
 
     /// A run that stops while a continued walk looks for its place (`walk::Finding`) stores
     /// the walk as begun again: the next run would otherwise look at the same pages again (a
     /// stored page whose objects all changed is never found; a bound of one page never gets
-    /// past the first look), every run.
-    async fn stop_looking(&mut self, walk: Option<&Walk>) -> Result<(), PollError> {
+    /// past the first look), every run. Paging continued inside a timestamp that is still
+    /// looking (`tie::Look`) is forgotten for the same reason: the next run begins that
+    /// timestamp again from the cursor.
+    async fn stop_looking(
+        &mut self,
+        walk: Option<&Walk>,
+        tie: Option<&Tie>,
+    ) -> Result<(), PollError> {
         if walk.is_some_and(Walk::is_looking) {
             let fresh = self.new_walk();
             self.keep_walk(&fresh).await?;
+        }
+        if tie.is_some_and(Tie::is_looking) {
+            self.forget_walk().await?;
         }
         Ok(())
     }
@@ -1438,10 +1495,70 @@ impl StreamRun<'_> {
     /// error) leaves the next run to go on from its last page instead of from the set's start
     /// (the `walk` module). Only a walk of the result set the next run starts with: from the
     /// run's start, whose cursor the store holds (the cursor written back before such a
-    /// walk, or, on a new stream, the configured start written for it). Not in a dry run
-    /// or a backfill.
+    /// walk, or, on a new stream, the configured start written for it).
     async fn keep_walk(&mut self, walk: &Walk) -> Result<(), PollError> {
-        if self.request.dry_run || self.request.from.is_some() || self.pos != self.start.0 {
+        if self.pos != self.start.0 {
+            return Ok(());
+        }
+        self.keep(|of, after| Stored::Walk(walk.stored(of, after)))
+            .await
+    }
+
+    /// Stores the progress of paging inside a timestamp with the cursor after each full page it
+    /// relayed, so that a timestamp holding more objects than one run may fetch is paged on
+    /// by the next run instead of from its start again (the `tie` module). Paging under a
+    /// position after the stored cursor is not stored (the next run could not go on with it
+    /// without passing objects not relayed; a move is stored before paging begins past it).
+    async fn keep_tie(&mut self, tie: &Tie) -> Result<(), PollError> {
+        if self
+            .committed_at
+            .is_some_and(|committed| self.pos_at > committed)
+            || (self.committed_at.is_none() && self.pos != self.start.0)
+        {
+            return Ok(());
+        }
+        self.keep(|of, after| Stored::Tie(tie.stored(of, after)))
+            .await
+    }
+
+    /// A run that stops paging by time (its deadline, its page bound) stores where the next
+    /// run goes on from (the `progress` module), when starting from the cursor would take it
+    /// over the same pages again:
+    /// - with a move by time the next page's `total` has not checked yet ([`Moved`]): the
+    ///   next run asks that page first and stores the move if its `total` allows. Without it
+    ///   a run whose deadline leaves it one page, every run, would never store a move;
+    /// - with a position the run moved to but the cursor did not (it is at or before the
+    ///   cursor: the run's pages were those of the lookback before the cursor, a timestamp
+    ///   filling pages there, say): the next run would spend its pages there again, every run.
+    ///
+    /// Not when the lease is lost (the store would refuse it).
+    async fn keep_position(&mut self) -> Result<(), PollError> {
+        let (to, expected_total) = match (self.unconfirmed.clone(), self.moved) {
+            (Some((to, _)), Some(moved)) => (to, moved.expected_total),
+            _ if self.summary.cursor_after == self.summary.cursor_before
+                && self.pos_at > self.start.1
+                && self.committed_at.is_some_and(|c| self.pos_at <= c) =>
+            {
+                // Everything up to the position is relayed: no count to check.
+                (self.pos.clone(), 0)
+            }
+            _ => return Ok(()),
+        };
+        if self.lease.is_some_and(HeldLease::lost) {
+            return Ok(());
+        }
+        self.keep(|of, _| Stored::Move(StoredMove::new(of, &to, expected_total)))
+            .await
+    }
+
+    /// Stores the progress `stored` builds (given what it belongs to and the position asked
+    /// from) beside the cursor the store holds (the run's start on a stream that had none),
+    /// with the run's window start. Not in a dry run or a backfill (another result set).
+    async fn keep(
+        &mut self,
+        stored: impl FnOnce(Belongs, &str) -> Stored,
+    ) -> Result<(), PollError> {
+        if self.request.dry_run || self.request.from.is_some() {
             return Ok(());
         }
         let value = self
@@ -1449,10 +1566,10 @@ impl StreamRun<'_> {
             .cursor_after
             .clone()
             .unwrap_or_else(|| self.start.0.clone());
-        let stored = walk.stored(&value, &self.pos, self.config.mode, &self.filters);
+        let of = Belongs::new(&value, self.config.mode, &self.filters);
+        let text = stored(of, &self.pos).to_text();
         let window = self.window_start.clone();
-        self.checkpoint(&value, Some(&window), Some(&stored.to_text()))
-            .await?;
+        self.checkpoint(&value, Some(&window), Some(&text)).await?;
         if self.committed_at.is_none() {
             self.committed_at = Some(self.start.1);
         }

@@ -13,11 +13,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use tradecloud_model::timestamp;
 
-use crate::api::EndpointMode;
 use crate::object::Polled;
+use crate::progress::{Belongs, Resumed};
 
 /// A walk of one result set by offset.
 #[derive(Debug, Default)]
@@ -184,15 +183,9 @@ impl Walk {
         self.newest.is_none_or(|newest| newest <= to_at)
     }
 
-    /// The walk's progress, to be stored with `cursor` for the next run: the walk is of the
-    /// result set after `after`, asked in `mode` with `filters`.
-    pub(crate) fn stored(
-        &self,
-        cursor: &str,
-        after: &str,
-        mode: EndpointMode,
-        filters: &Map<String, Value>,
-    ) -> StoredWalk {
+    /// The walk's progress, to be stored for the next run (`of`: the cursor value, endpoint
+    /// and filters it belongs to): the walk is of the result set after `after`.
+    pub(crate) fn stored(&self, of: Belongs, after: &str) -> StoredWalk {
         let mut page: Vec<(String, String)> = self
             .previous
             .iter()
@@ -201,10 +194,8 @@ impl Walk {
         // A stable text for the same progress.
         page.sort();
         StoredWalk {
-            cursor: cursor.to_owned(),
+            of,
             after: after.to_owned(),
-            endpoint: endpoint_name(mode).to_owned(),
-            filters: filters.clone(),
             offset: self.previous_offset,
             page,
             known: self.known().map(|(text, _)| text.clone()),
@@ -214,30 +205,17 @@ impl Walk {
     }
 }
 
-fn endpoint_name(mode: EndpointMode) -> &'static str {
-    match mode {
-        EndpointMode::Poll => "poll",
-        EndpointMode::Search => "search",
-    }
-}
-
-/// A walk's progress as the cursor record keeps it (`Cursor::walk`, as JSON): enough to go
-/// on where it stood, and what it belongs to, so that a walk of another result set is never
-/// taken for it.
+/// A walk's progress as the cursor record keeps it (the `progress` module): enough to go on
+/// where it stood.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredWalk {
-    /// The cursor value stored with it. A checkpoint by a build that does not know walks moves
-    /// the cursor and leaves the walk as it was: the walk is then not continued.
-    cursor: String,
+    /// The cursor value, endpoint and filters it belongs to.
+    #[serde(flatten)]
+    of: Belongs,
     /// The walk's fixed `lastUpdatedAfter` (`lastUpdatedSince` for the search endpoints).
     after: String,
-    /// `poll` or `search`: the offsets index one endpoint's result set.
-    endpoint: String,
-    /// The further filters asked with (a `status`, say): a change of configuration makes
-    /// another result set.
-    filters: Map<String, Value>,
-    /// The offset of the last page the walk relayed: the next run fetches it again.
+    /// The offset of the last page the walk relayed.
     offset: u32,
     /// That page's objects as (id, `lastUpdatedAt` as sent), to check the walk continues;
     /// none before the walk's first page (`pages` 0: the next run begins the walk).
@@ -250,66 +228,41 @@ pub(crate) struct StoredWalk {
     pages: u32,
 }
 
-/// A stored walk ready to go on: its position, the offset to fetch and the walk.
-#[derive(Debug)]
-pub(crate) struct Resumed {
-    /// The walk's position (`lastUpdatedAfter`), as sent and parsed.
-    pub after: (String, DateTime<Utc>),
-    /// The offset of the last page the walk relayed (logged; where the walk asks from is
-    /// [`Walk::go_on`]'s).
-    pub offset: u32,
-    /// The walk, its last page as the previous one.
-    pub walk: Walk,
-}
-
 impl StoredWalk {
-    /// The JSON text stored.
-    pub(crate) fn to_text(&self) -> String {
-        serde_json::to_string(self).expect("a stored walk writes as JSON")
+    /// What it belongs to.
+    pub(crate) fn belongs(&self) -> &Belongs {
+        &self.of
     }
 
-    /// The walk stored as `text` beside the cursor `value`, if it is one to go on with: it was
-    /// stored with this very cursor value, asks what this run would ask (`mode`, `filters`), and
-    /// its position is not after the cursor (a walk starts at or before it; one after it would
-    /// pass objects not relayed). Anything else, an unreadable text included, is `None`: the
-    /// run walks from its own start, as if nothing were stored.
-    pub(crate) fn resume(
-        text: &str,
-        value: Option<&str>,
-        mode: EndpointMode,
-        filters: &Map<String, Value>,
-    ) -> Option<Resumed> {
-        let stored: StoredWalk = serde_json::from_str(text).ok()?;
-        let value = value?;
-        if stored.cursor != value
-            || stored.endpoint != endpoint_name(mode)
-            || stored.filters != *filters
-            || stored.page.is_empty() != (stored.pages == 0)
-        {
+    /// The walk to go on with, stored beside the cursor at `value_at` (checked to be the one it
+    /// belongs to): `None` when it is not consistent in itself, or its position is after the
+    /// cursor (a walk starts at or before it; one after it would pass objects not relayed).
+    pub(crate) fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed> {
+        if self.page.is_empty() != (self.pages == 0) {
             return None;
         }
-        let after_at = timestamp::parse(&stored.after).ok()?;
-        if after_at > timestamp::parse(value).ok()? {
+        let after_at = timestamp::parse(&self.after).ok()?;
+        if after_at > value_at {
             return None;
         }
-        let before = match stored.known {
+        let before = match self.known {
             Some(text) => {
                 let at = timestamp::parse(&text).ok()?;
                 Some((text, at))
             }
             None => None,
         };
-        Some(Resumed {
-            after: (stored.after, after_at),
-            offset: stored.offset,
+        Some(Resumed::Walk {
+            after: (self.after, after_at),
+            offset: self.offset,
             walk: Walk {
                 before,
-                previous: stored.page.into_iter().collect(),
-                previous_offset: stored.offset,
+                previous: self.page.into_iter().collect(),
+                previous_offset: self.offset,
                 first_max: None,
-                any_after: stored.any_after,
+                any_after: self.any_after,
                 newest: None,
-                pages: stored.pages,
+                pages: self.pages,
                 finding: None,
             },
         })
@@ -320,8 +273,11 @@ impl StoredWalk {
 mod tests {
     use serde_json::json;
 
+    use serde_json::{Map, Value};
+
     use super::*;
-    use crate::api::PollStream;
+    use crate::api::{EndpointMode, PollStream};
+    use crate::progress::{self, Stored};
 
     const AFTER: &str = "2025-01-01T00:00:00.000Z";
     const CURSOR: &str = "2025-01-01T00:00:01.000Z";
@@ -330,6 +286,46 @@ mod tests {
         let value = json!({"id": id, "lastUpdatedAt": at});
         let raw = serde_json::value::to_raw_value(&value).unwrap();
         Polled::read(PollStream::Orders, 0, &raw).unwrap()
+    }
+
+    /// The text `walk` is stored as with `cursor`, of the result set after `after`.
+    fn stored(
+        walk: &Walk,
+        cursor: &str,
+        after: &str,
+        mode: EndpointMode,
+        filters: &Map<String, Value>,
+    ) -> String {
+        Stored::Walk(walk.stored(Belongs::new(cursor, mode, filters), after)).to_text()
+    }
+
+    /// A walk gone on with.
+    struct Back {
+        after: (String, DateTime<Utc>),
+        offset: u32,
+        walk: Walk,
+    }
+
+    /// The walk stored as `text`, as a run with the cursor `value` would go on with it: its
+    /// position, offset and the walk.
+    fn resume(
+        text: &str,
+        value: Option<&str>,
+        mode: EndpointMode,
+        filters: &Map<String, Value>,
+    ) -> Option<Back> {
+        match progress::resume(text, value, mode, filters)? {
+            Resumed::Walk {
+                after,
+                offset,
+                walk,
+            } => Some(Back {
+                after,
+                offset,
+                walk,
+            }),
+            other => panic!("not a walk: {other:?}"),
+        }
     }
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -385,11 +381,8 @@ mod tests {
     fn a_stored_walk_goes_on_with_its_last_page_and_its_bound() {
         let walk = walked();
         let filters = Map::new();
-        let text = walk
-            .stored(CURSOR, AFTER, EndpointMode::Poll, &filters)
-            .to_text();
-        let resumed =
-            StoredWalk::resume(&text, Some(CURSOR), EndpointMode::Poll, &filters).unwrap();
+        let text = stored(&walk, CURSOR, AFTER, EndpointMode::Poll, &filters);
+        let resumed = resume(&text, Some(CURSOR), EndpointMode::Poll, &filters).unwrap();
         assert_eq!(resumed.after, (AFTER.to_owned(), at(AFTER)));
         assert_eq!(resumed.offset, 2);
         assert_eq!(resumed.walk.pages, 2);
@@ -447,11 +440,14 @@ mod tests {
             "2025-01-01T00:00:04.000Z".to_owned(),
             at("2025-01-01T00:00:04.000Z"),
         ));
-        let text = Walk::after(before)
-            .stored(CURSOR, AFTER, EndpointMode::Poll, &none)
-            .to_text();
-        let mut resumed =
-            StoredWalk::resume(&text, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        let text = stored(
+            &Walk::after(before),
+            CURSOR,
+            AFTER,
+            EndpointMode::Poll,
+            &none,
+        );
+        let mut resumed = resume(&text, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
         assert_eq!(resumed.walk.pages, 0);
         assert_eq!(resumed.walk.go_on(9), 0);
         // Its bound is still what the run that stored it knew.
@@ -461,21 +457,18 @@ mod tests {
         }
         // A page with no pages relayed, or pages relayed with no page, is not a walk.
         let odd = text.replace("\"pages\":0", "\"pages\":2");
-        assert!(StoredWalk::resume(&odd, Some(CURSOR), EndpointMode::Poll, &none).is_none());
+        assert!(resume(&odd, Some(CURSOR), EndpointMode::Poll, &none).is_none());
     }
 
     #[test]
     fn a_stored_walk_of_another_result_set_or_cursor_is_not_continued() {
         let walk = walked();
         let none = Map::new();
-        let text = walk
-            .stored(CURSOR, AFTER, EndpointMode::Poll, &none)
-            .to_text();
+        let text = stored(&walk, CURSOR, AFTER, EndpointMode::Poll, &none);
         let mut status = Map::new();
         status.insert("status".into(), json!("Issued"));
-        let resume = |text: &str, value, mode, filters| {
-            StoredWalk::resume(text, value, mode, filters).is_some()
-        };
+        let resume =
+            |text: &str, value, mode, filters| resume(text, value, mode, filters).is_some();
         assert!(resume(&text, Some(CURSOR), EndpointMode::Poll, &none));
         // The cursor moved by a checkpoint that left the walk as it was.
         assert!(!resume(
@@ -494,15 +487,12 @@ mod tests {
             &none
         ));
         // A walk after its cursor would pass objects not relayed.
-        let late = walk
-            .stored(AFTER, CURSOR, EndpointMode::Poll, &none)
-            .to_text();
+        let late = stored(&walk, AFTER, CURSOR, EndpointMode::Poll, &none);
         assert!(!resume(&late, Some(AFTER), EndpointMode::Poll, &none));
         // The same progress gives the same text.
         assert_eq!(
             text,
-            walk.stored(CURSOR, AFTER, EndpointMode::Poll, &none)
-                .to_text()
+            stored(&walk, CURSOR, AFTER, EndpointMode::Poll, &none)
         );
     }
 }

@@ -1,0 +1,306 @@
+//! Paging by offset inside one timestamp that fills whole pages (a bulk change), and what of it
+//! the cursor record keeps when a run stops inside it.
+//!
+//! Time cannot move past a page of one timestamp: the loop pages by offset under the same
+//! `lastUpdatedAfter` until a page shows an object after that timestamp, pages overlapping by a
+//! tenth. A timestamp holding more objects than one run may fetch (its page bound, its share of
+//! the Lambda's time) would so be paged from its start by every run, each stopping at the same
+//! place, and the cursor would never move again. So after each full page the progress is
+//! stored beside the cursor ([`StoredTie`], in `Cursor::walk`), and the next run goes on from
+//! there: the page after the last one relayed first, then, when objects before it changed
+//! between the runs (they left the timestamp, and the rest shifted back), that page itself.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tradecloud_model::timestamp;
+
+use crate::object::Polled;
+use crate::progress::{Belongs, Resumed};
+
+/// Paging inside one timestamp.
+#[derive(Debug)]
+pub(crate) struct Tie {
+    /// The timestamp, parsed.
+    pub(crate) at: DateTime<Utc>,
+    /// The timestamp as Tradecloud sent it.
+    pub(crate) last_updated_at: String,
+    /// Ids of the timestamp's objects seen since paging in it (re)started, or, when continued
+    /// from an earlier run, since then and on the last page that run relayed: the first
+    /// object of the next page must be one of them, or objects left the timestamp and the
+    /// rest shifted past the overlap.
+    seen: HashSet<String>,
+    /// The timestamp's objects seen in all, earlier runs' included: the matches the move past
+    /// the timestamp leaves out (`run::Moved`).
+    counted: u64,
+    /// Ids of the timestamp's objects on the last page relayed, and its offset: what is stored.
+    last_page: Vec<String>,
+    last_offset: u32,
+    /// While paging continued from an earlier run looks for its place.
+    looking: Option<Look>,
+    /// Whether it was continued from an earlier run.
+    continued: bool,
+}
+
+/// Where paging continued from an earlier run looks for its place: the page after the last
+/// one relayed (what the run would have asked next: a run that can fetch one page still moves
+/// on), then that page itself (objects before it left the timestamp between the runs; objects
+/// never join a timestamp, as a change gets a new time, so the rest only ever shift back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    Ahead,
+    Back,
+}
+
+impl Tie {
+    /// Paging inside the timestamp of `last`, of the full first page (offset 0) `items`, all
+    /// of that timestamp.
+    pub(crate) fn begin(last: &Polled, items: &[Polled]) -> Self {
+        let mut tie = Self {
+            at: last.at,
+            last_updated_at: last.last_updated_at.clone(),
+            seen: HashSet::new(),
+            counted: 0,
+            last_page: Vec::new(),
+            last_offset: 0,
+            looking: None,
+            continued: false,
+        };
+        tie.note(items, 0);
+        tie
+    }
+
+    /// Whether `items` continue the paging without a gap: the first object is one of the
+    /// timestamp's objects seen.
+    pub(crate) fn overlaps(&self, items: &[Polled]) -> bool {
+        items
+            .first()
+            .is_some_and(|first| first.at == self.at && self.seen.contains(&first.id))
+    }
+
+    /// Notes a page fetched at `offset` and relayed.
+    pub(crate) fn note(&mut self, items: &[Polled], offset: u32) {
+        self.looking = None;
+        self.last_page.clear();
+        for item in items.iter().filter(|i| i.at == self.at) {
+            if self.seen.insert(item.id.clone()) {
+                self.counted += 1;
+            }
+            self.last_page.push(item.id.clone());
+        }
+        self.last_offset = offset;
+    }
+
+    /// The offset of the last page relayed.
+    pub(crate) fn last_offset(&self) -> u32 {
+        self.last_offset
+    }
+
+    /// The timestamp's objects seen in all.
+    pub(crate) fn counted(&self) -> u64 {
+        self.counted
+    }
+
+    /// The offset paging continued from an earlier run asks first, with pages of `step`
+    /// objects between offsets; from then on it looks for its place ([`Look`]).
+    pub(crate) fn go_on(&mut self, step: u32) -> u32 {
+        self.looking = Some(Look::Ahead);
+        self.last_offset.saturating_add(step)
+    }
+
+    /// After a page that does not overlap ([`Self::overlaps`]): the offset to look at next
+    /// while paging continued from an earlier run looks for its place, `None` when it gave up
+    /// or is not looking: paging in the timestamp then starts over.
+    pub(crate) fn look_further(&mut self) -> Option<u32> {
+        match self.looking? {
+            Look::Ahead => {
+                self.looking = Some(Look::Back);
+                Some(self.last_offset)
+            }
+            Look::Back => {
+                self.looking = None;
+                None
+            }
+        }
+    }
+
+    /// Whether it was continued from an earlier run: its pages then do not show the whole
+    /// result set as it is now (objects that changed between the runs may lie at offsets
+    /// passed before, in an order that is not by time).
+    pub(crate) fn continued(&self) -> bool {
+        self.continued
+    }
+
+    /// Whether it is looking for its place ([`Look`]).
+    pub(crate) fn is_looking(&self) -> bool {
+        self.looking.is_some()
+    }
+
+    /// The progress, to be stored for the next run (`of`: the cursor value, endpoint and
+    /// filters it belongs to): paging under `after`.
+    pub(crate) fn stored(&self, of: Belongs, after: &str) -> StoredTie {
+        let mut page = self.last_page.clone();
+        // A stable text for the same progress.
+        page.sort();
+        StoredTie {
+            of,
+            after: after.to_owned(),
+            tie: self.last_updated_at.clone(),
+            offset: self.last_offset,
+            page,
+            seen: self.counted,
+        }
+    }
+}
+
+/// Paging inside a timestamp as the cursor record keeps it (the `progress` module).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredTie {
+    /// The cursor value, endpoint and filters it belongs to.
+    #[serde(flatten)]
+    of: Belongs,
+    /// The `lastUpdatedAfter` paged under.
+    after: String,
+    /// The timestamp, as Tradecloud sent it.
+    tie: String,
+    /// The offset of the last page relayed.
+    offset: u32,
+    /// Ids of the timestamp's objects on that page.
+    page: Vec<String>,
+    /// The timestamp's objects seen in all.
+    seen: u64,
+}
+
+impl StoredTie {
+    /// What it belongs to.
+    pub(crate) fn belongs(&self) -> &Belongs {
+        &self.of
+    }
+
+    /// The paging to go on with, stored beside the cursor at `value_at` (checked to be the one
+    /// it belongs to): `None` when it is not consistent in itself (no page, a timestamp not
+    /// after its position) or its position is after the cursor (it would pass objects not
+    /// relayed).
+    pub(crate) fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed> {
+        let after_at = timestamp::parse(&self.after).ok()?;
+        let at = timestamp::parse(&self.tie).ok()?;
+        if self.page.is_empty() || after_at > value_at || at <= after_at {
+            return None;
+        }
+        let seen: HashSet<String> = self.page.iter().cloned().collect();
+        Some(Resumed::Tie {
+            after: (self.after, after_at),
+            tie: Tie {
+                at,
+                last_updated_at: self.tie,
+                seen,
+                counted: self.seen.max(self.page.len() as u64),
+                last_page: self.page,
+                last_offset: self.offset,
+                looking: None,
+                continued: true,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::api::{EndpointMode, PollStream};
+    use crate::progress::{self, Stored};
+
+    const AFTER: &str = "2025-01-01T00:00:00.000Z";
+    const T: &str = "2025-01-01T00:00:05.000Z";
+    const CURSOR: &str = "2025-01-01T00:00:00.000Z";
+
+    fn item(id: &str, at: &str) -> Polled {
+        let value = json!({"id": id, "lastUpdatedAt": at});
+        let raw = serde_json::value::to_raw_value(&value).unwrap();
+        Polled::read(PollStream::Orders, 0, &raw).unwrap()
+    }
+
+    fn page(ids: &[&str]) -> Vec<Polled> {
+        ids.iter().map(|id| item(id, T)).collect()
+    }
+
+    /// Paged `a..d` at offset 0 and `c..f` at offset 2.
+    fn paged() -> Tie {
+        let first = page(&["a", "b", "c", "d"]);
+        let mut tie = Tie::begin(&first[3], &first);
+        let second = page(&["c", "d", "e", "f"]);
+        assert!(tie.overlaps(&second));
+        tie.note(&second, 2);
+        tie
+    }
+
+    fn stored_and_resumed(tie: &Tie, value: &str) -> Option<Tie> {
+        let none = Map::new();
+        let text = Stored::Tie(tie.stored(Belongs::new(value, EndpointMode::Poll, &none), AFTER))
+            .to_text();
+        match progress::resume(&text, Some(value), EndpointMode::Poll, &none)? {
+            Resumed::Tie { after, tie } => {
+                assert_eq!(after.0, AFTER);
+                Some(tie)
+            }
+            other => panic!("not a tie: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_page_overlaps_only_when_it_starts_with_an_object_of_the_timestamp_seen() {
+        let tie = paged();
+        assert_eq!(tie.counted(), 6);
+        assert!(tie.overlaps(&page(&["f", "g"])));
+        // An object of another time first, or one not seen: a gap may lie before it.
+        assert!(!tie.overlaps(&[item("f", "2025-01-01T00:00:06.000Z")]));
+        assert!(!tie.overlaps(&page(&["h", "i"])));
+        assert!(!tie.overlaps(&[]));
+    }
+
+    #[test]
+    fn stored_paging_goes_on_with_its_last_page_and_its_count() {
+        let tie = paged();
+        let mut resumed = stored_and_resumed(&tie, CURSOR).unwrap();
+        assert_eq!(resumed.at, tie.at);
+        assert_eq!(resumed.counted(), 6);
+        // Only the last page is checked against.
+        assert!(resumed.overlaps(&page(&["e", "x"])));
+        assert!(!resumed.overlaps(&page(&["a", "x"])));
+        // Ahead of the last page (offset 2, pages of 4 moving by 3), then that page, then over.
+        assert_eq!(resumed.go_on(3), 5);
+        assert!(resumed.is_looking());
+        assert_eq!(resumed.look_further(), Some(2));
+        assert_eq!(resumed.look_further(), None);
+        assert!(!resumed.is_looking());
+        // Found: noted, counted once per new object, and no longer looking.
+        let mut found = stored_and_resumed(&tie, CURSOR).unwrap();
+        found.go_on(3);
+        found.note(&page(&["f", "g", "h"]), 5);
+        assert_eq!(found.counted(), 8);
+        assert_eq!(found.look_further(), None);
+    }
+
+    #[test]
+    fn stored_paging_after_its_cursor_or_not_after_its_position_is_not_gone_on_with() {
+        let tie = paged();
+        // Its position after the cursor stored with it.
+        assert!(stored_and_resumed(&tie, "2024-12-31T00:00:00.000Z").is_none());
+        // A timestamp not after the position paged under, or no page: not a tie.
+        let none = Map::new();
+        let at_t = Belongs::new(T, EndpointMode::Poll, &none);
+        let text = Stored::Tie(tie.stored(at_t, T)).to_text();
+        assert!(progress::resume(&text, Some(T), EndpointMode::Poll, &none).is_none());
+        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none);
+        let empty = Tie {
+            last_page: Vec::new(),
+            ..paged()
+        };
+        let text = Stored::Tie(empty.stored(of, AFTER)).to_text();
+        assert!(progress::resume(&text, Some(CURSOR), EndpointMode::Poll, &none).is_none());
+    }
+}
