@@ -10,7 +10,11 @@
 //!   would otherwise never store one.
 //!
 //! Each is kept with the cursor value, endpoint and filters it belongs to ([`Belongs`]), so a
-//! stored progress of another result set is never taken for this one's.
+//! stored progress of another result set is never taken for this one's; and with whether the
+//! stream's answers were found out of time order, which is also kept alone when there is no
+//! progress to keep ([`Stored::Unsorted`]): a stream whose Tradecloud once answered unsorted
+//! walks every result set from then on instead of paging by time (a page sorted by chance,
+//! with a change elsewhere keeping its `total` up, hides a skip from the check).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,15 +36,25 @@ pub(crate) struct Belongs {
     /// The further filters asked with (a `status`, say): a change of configuration makes
     /// another result set.
     filters: Map<String, Value>,
+    /// Whether the stream's answers were found out of time order: runs walk every result set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    unsorted: bool,
 }
 
 impl Belongs {
-    /// Progress stored with the cursor `value`, of requests in `mode` with `filters`.
-    pub(crate) fn new(value: &str, mode: EndpointMode, filters: &Map<String, Value>) -> Self {
+    /// Progress stored with the cursor `value`, of requests in `mode` with `filters`, by a run
+    /// that found the answers `unsorted` or not.
+    pub(crate) fn new(
+        value: &str,
+        mode: EndpointMode,
+        filters: &Map<String, Value>,
+        unsorted: bool,
+    ) -> Self {
         Self {
             cursor: value.to_owned(),
             endpoint: endpoint_name(mode).to_owned(),
             filters: filters.clone(),
+            unsorted,
         }
     }
 
@@ -95,7 +109,8 @@ impl StoredMove {
 }
 
 /// Progress stored by a run, as the cursor record keeps it (the JSON kinds are told apart by
-/// their fields: `moveTo` for a move, `tie` for paging inside a timestamp).
+/// their fields: `moveTo` for a move, `tie` for paging inside a timestamp, `page` for a walk;
+/// none of them for the mark alone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum Stored {
@@ -105,6 +120,8 @@ pub(crate) enum Stored {
     Tie(StoredTie),
     /// A walk of a result set.
     Walk(StoredWalk),
+    /// No progress: only that the stream's answers were found unsorted (`unsorted` set).
+    Unsorted(Belongs),
 }
 
 impl Stored {
@@ -164,6 +181,16 @@ impl Resumed {
     }
 }
 
+/// What a run goes on with from the cursor record: the progress, and whether the stream's
+/// answers were found unsorted.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    /// The progress to go on with, if any.
+    pub(crate) progress: Option<Resumed>,
+    /// Whether earlier runs found the answers out of time order.
+    pub(crate) unsorted: bool,
+}
+
 /// The progress stored as `text` beside the cursor `value`, if it is one to go on with: it was
 /// stored with this very cursor value and asks what this run would ask (`mode`, `filters`), and
 /// it is consistent in itself (a walk or paging inside a timestamp starts at or before the
@@ -177,25 +204,39 @@ pub(crate) fn resume(
     value: Option<&str>,
     mode: EndpointMode,
     filters: &Map<String, Value>,
-) -> Option<Resumed> {
-    match serde_json::from_str::<Stored>(text).ok()? {
+) -> Option<Resume> {
+    let (of, progress) = match serde_json::from_str::<Stored>(text).ok()? {
         Stored::Walk(stored) => {
-            let value_at = stored.belongs().to(value, mode, filters)?;
-            stored.resume(value_at)
+            let of = stored.belongs().clone();
+            let value_at = of.to(value, mode, filters)?;
+            (of, Some(stored.resume(value_at)?))
         }
         Stored::Tie(stored) => {
-            let value_at = stored.belongs().to(value, mode, filters)?;
-            stored.resume(value_at)
+            let of = stored.belongs().clone();
+            let value_at = of.to(value, mode, filters)?;
+            (of, Some(stored.resume(value_at)?))
         }
         Stored::Move(stored) => {
             stored.of.to(value, mode, filters)?;
             let to_at = timestamp::parse(&stored.move_to).ok()?;
-            Some(Resumed::Move {
+            let progress = Resumed::Move {
                 to: (stored.move_to, to_at),
                 expected_total: stored.expected_total,
-            })
+            };
+            (stored.of, Some(progress))
         }
-    }
+        Stored::Unsorted(of) => {
+            of.to(value, mode, filters)?;
+            if !of.unsorted {
+                return None;
+            }
+            (of, None)
+        }
+    };
+    Some(Resume {
+        progress,
+        unsorted: of.unsorted,
+    })
 }
 
 #[cfg(test)]
@@ -211,12 +252,12 @@ mod tests {
     fn a_stored_move_goes_on_with_its_own_cursor_only() {
         let none = Map::new();
         let text = Stored::Move(StoredMove::new(
-            Belongs::new(CURSOR, EndpointMode::Poll, &none),
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, false),
             LATER,
             7,
         ))
         .to_text();
-        match resume(&text, Some(CURSOR), EndpointMode::Poll, &none) {
+        match resume(&text, Some(CURSOR), EndpointMode::Poll, &none).and_then(|r| r.progress) {
             Some(Resumed::Move { to, expected_total }) => {
                 assert_eq!(to.0, LATER);
                 assert_eq!(expected_total, 7);
@@ -233,7 +274,7 @@ mod tests {
         // A move to the cursor or before it is gone on with too: the page after it is what
         // gets the stream past the cursor. One to a time that is none is not.
         let back = Stored::Move(StoredMove::new(
-            Belongs::new(LATER, EndpointMode::Poll, &none),
+            Belongs::new(LATER, EndpointMode::Poll, &none, false),
             CURSOR,
             7,
         ))
@@ -246,7 +287,7 @@ mod tests {
     #[test]
     fn each_kind_reads_back_as_itself() {
         let none = Map::new();
-        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none);
+        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, false);
         let a_move = Stored::Move(StoredMove::new(of, LATER, 3));
         let text = a_move.to_text();
         assert!(text.contains("\"moveTo\""), "{text}");

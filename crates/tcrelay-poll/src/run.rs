@@ -618,13 +618,22 @@ async fn lease_and_poll(
             (None, Some(text)) => {
                 let resume = progress::resume(text, cursor.value.as_deref(), config.mode, &filters);
                 match &resume {
-                    Some(r) => tracing::info!(
+                    Some(progress::Resume {
+                        progress: Some(r),
+                        unsorted,
+                    }) => tracing::info!(
                         stream = stream.as_str(),
                         kind = r.kind(),
                         after = r.after(),
                         offset = r.offset(),
+                        unsorted,
                         "going on where the last run stopped (a walk of the result set by \
                          offset, paging inside one timestamp, or a move by time to check)"
+                    ),
+                    Some(progress::Resume { progress: None, .. }) => tracing::info!(
+                        stream = stream.as_str(),
+                        "earlier runs found Tradecloud's answers out of time order: walking \
+                         the result set by offset"
                     ),
                     None => tracing::info!(
                         stream = stream.as_str(),
@@ -637,6 +646,8 @@ async fn lease_and_poll(
             }
             _ => None,
         };
+        let unsorted = resume.as_ref().is_some_and(|r| r.unsorted);
+        let resume = resume.and_then(|r| r.progress);
         let pos = match &resume {
             Some(r @ (Resumed::Walk { .. } | Resumed::Tie { .. })) => r.after().to_owned(),
             _ => pos,
@@ -658,8 +669,8 @@ async fn lease_and_poll(
         };
         let start = (pos.clone(), pos_at);
         // A walk is continued only if the run that stored it walked: from there on it trusted
-        // no order.
-        let distrust = matches!(resume, Some(Resumed::Walk { .. }));
+        // no order; nor does a run after one that found the answers unsorted.
+        let distrust = unsorted || matches!(resume, Some(Resumed::Walk { .. }));
         let (go_on, checked_move) = match resume {
             Some(Resumed::Walk { walk, .. }) => (Some(GoOn::Walk(walk)), None),
             Some(Resumed::Tie { tie, .. }) => (Some(GoOn::Tie(tie)), None),
@@ -687,7 +698,7 @@ async fn lease_and_poll(
             version: cursor.version,
             window_start,
             stored_window: cursor.window_start.clone(),
-            stored_walk: cursor.walk.is_some(),
+            stored_walk: cursor.walk.clone(),
             done: HashSet::new(),
             page_limit: config.page_limit,
             summary: &mut *summary,
@@ -746,8 +757,8 @@ struct StreamRun<'a> {
     window_start: String,
     /// The window start the store holds now.
     stored_window: Option<String>,
-    /// Whether the store holds a walk's progress now ([`tcrelay_core::ports::Cursor::walk`]).
-    stored_walk: bool,
+    /// What the store holds now as the run's progress ([`tcrelay_core::ports::Cursor::walk`]).
+    stored_walk: Option<String>,
     /// The paging by offset to go on with at the first page: the one the last run stopped in,
     /// or this run's after pages too large to read.
     resume: Option<GoOn>,
@@ -767,7 +778,8 @@ struct StreamRun<'a> {
     start: (String, DateTime<Utc>),
     /// Whether the run met an unsorted page: from then on it trusts no page's order, as a page
     /// that looks sorted may be so by chance, and paging by time over an unsorted set skips
-    /// objects. Kept for the whole run (smaller pages after one too large to read included).
+    /// objects. Kept for the whole run (smaller pages after one too large to read included),
+    /// and for later runs with every checkpoint ([`Self::at_rest`]).
     distrust: bool,
 }
 
@@ -1029,8 +1041,15 @@ impl StreamRun<'_> {
                 // Only a walk of one page saw every object of its window: over several pages, an
                 // object that changed during the walk may have moved to an offset already
                 // passed, its earlier lines not seen; a walk from the bound follows (usually one
-                // page) and catches up, so the window start stays until then.
-                let caught_up = done.pages <= 1 && done.saw_nothing_after(to_at);
+                // page) and catches up, so the window start stays until then. A walk whose
+                // bound the cursor holds already (the walk from the bound, or a run's walk from
+                // the lookback before its cursor) that saw nothing newer catches up however
+                // many pages it took: every object up to the bound was seen by then, and
+                // what changed since has a later time, for the next run. Walking again would
+                // take the same pages every time, when as many objects as a page share the
+                // bound's millisecond, until the page bound.
+                let held = self.committed_at.is_some_and(|c| to_at <= c);
+                let caught_up = (done.pages <= 1 || held) && done.saw_nothing_after(to_at);
                 self.advance(to, to_at, caught_up).await?;
                 if caught_up {
                     return Ok(StopReason::CaughtUp);
@@ -1040,6 +1059,15 @@ impl StreamRun<'_> {
                 // (or that Tradecloud committed late) is not after the bound, and walking on
                 // from the bound itself would pass it for good (the cursor moves on past it).
                 self.look_back();
+                if self.distrust {
+                    // Begun now and stored (when the cursor is where it was: this walk's bound
+                    // did not pass it), so that a run with no page left leaves the next to walk
+                    // knowing the times this run saw: its own first page may show none newer
+                    // than the cursor, and every run would walk to the same bound again.
+                    let w = self.new_walk();
+                    self.keep_walk(&w).await?;
+                    walk = Some(w);
+                }
                 continue;
             }
 
@@ -1566,7 +1594,7 @@ impl StreamRun<'_> {
             .cursor_after
             .clone()
             .unwrap_or_else(|| self.start.0.clone());
-        let of = Belongs::new(&value, self.config.mode, &self.filters);
+        let of = Belongs::new(&value, self.config.mode, &self.filters, self.distrust);
         let text = stored(of, &self.pos).to_text();
         let window = self.window_start.clone();
         self.checkpoint(&value, Some(&window), Some(&text)).await?;
@@ -1580,14 +1608,28 @@ impl StreamRun<'_> {
     /// goes on with it: the cursor stays, with the window start (the run has not caught up
     /// yet; if it has, [`Self::close_window`] follows).
     async fn forget_walk(&mut self) -> Result<(), PollError> {
-        if self.request.dry_run || !self.stored_walk {
+        if self.request.dry_run {
             return Ok(());
         }
         let Some(value) = self.summary.cursor_after.clone() else {
             return Ok(());
         };
+        if self.stored_walk == self.at_rest(&value) {
+            return Ok(());
+        }
         let window = self.window_start.clone();
         self.checkpoint(&value, Some(&window), None).await
+    }
+
+    /// What the store keeps as progress beside the cursor `value` when there is none: that the
+    /// answers were found unsorted, once they were (the `progress` module), so later runs walk
+    /// every result set instead of paging by time: a page sorted by chance whose `total` a
+    /// change elsewhere keeps up hides a skip from the check ([`Moved`]). `cursor set` clears
+    /// it.
+    fn at_rest(&self, value: &str) -> Option<String> {
+        self.distrust.then(|| {
+            Stored::Unsorted(Belongs::new(value, self.config.mode, &self.filters, true)).to_text()
+        })
     }
 
     /// Stores `to` as the cursor (a dry run only notes it): with the run's window start, or
@@ -1608,14 +1650,22 @@ impl StreamRun<'_> {
         Ok(())
     }
 
-    /// Stores `value`, `window` and `walk` as the cursor, conditional on the version and the
-    /// lease.
+    /// Stores `value`, `window` and `walk` (no progress: [`Self::at_rest`]) as the cursor,
+    /// conditional on the version and the lease.
     async fn checkpoint(
         &mut self,
         value: &str,
         window: Option<&str>,
         walk: Option<&str>,
     ) -> Result<(), PollError> {
+        let rest;
+        let walk = match walk {
+            Some(text) => Some(text),
+            None => {
+                rest = self.at_rest(value);
+                rest.as_deref()
+            }
+        };
         let stored = self
             .ports
             .cursors
@@ -1634,7 +1684,7 @@ impl StreamRun<'_> {
             })?;
         self.version = stored.version;
         self.stored_window = stored.window_start;
-        self.stored_walk = stored.walk.is_some();
+        self.stored_walk = stored.walk;
         self.summary.cursor_after = stored.value;
         Ok(())
     }
@@ -1645,12 +1695,15 @@ impl StreamRun<'_> {
     /// lines read as changed, more line times checked), never a narrower one: logged, not
     /// failed.
     async fn close_window(&mut self) {
-        if self.request.dry_run || (self.stored_window.is_none() && !self.stored_walk) {
+        if self.request.dry_run {
             return;
         }
         let Some(value) = self.summary.cursor_after.clone() else {
             return;
         };
+        if self.stored_window.is_none() && self.stored_walk == self.at_rest(&value) {
+            return;
+        }
         if let Err(e) = self.checkpoint(&value, None, None).await {
             tracing::warn!(
                 stream = self.stream.as_str(),

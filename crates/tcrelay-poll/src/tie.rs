@@ -240,9 +240,10 @@ mod tests {
 
     fn stored_and_resumed(tie: &Tie, value: &str) -> Option<Tie> {
         let none = Map::new();
-        let text = Stored::Tie(tie.stored(Belongs::new(value, EndpointMode::Poll, &none), AFTER))
-            .to_text();
-        match progress::resume(&text, Some(value), EndpointMode::Poll, &none)? {
+        let text =
+            Stored::Tie(tie.stored(Belongs::new(value, EndpointMode::Poll, &none, false), AFTER))
+                .to_text();
+        match progress::resume(&text, Some(value), EndpointMode::Poll, &none)?.progress? {
             Resumed::Tie { after, tie } => {
                 assert_eq!(after.0, AFTER);
                 Some(tie)
@@ -292,10 +293,10 @@ mod tests {
         assert!(stored_and_resumed(&tie, "2024-12-31T00:00:00.000Z").is_none());
         // A timestamp not after the position paged under, or no page: not a tie.
         let none = Map::new();
-        let at_t = Belongs::new(T, EndpointMode::Poll, &none);
+        let at_t = Belongs::new(T, EndpointMode::Poll, &none, false);
         let text = Stored::Tie(tie.stored(at_t, T)).to_text();
         assert!(progress::resume(&text, Some(T), EndpointMode::Poll, &none).is_none());
-        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none);
+        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, false);
         let empty = Tie {
             last_page: Vec::new(),
             ..paged()

@@ -296,7 +296,7 @@ mod tests {
         mode: EndpointMode,
         filters: &Map<String, Value>,
     ) -> String {
-        Stored::Walk(walk.stored(Belongs::new(cursor, mode, filters), after)).to_text()
+        Stored::Walk(walk.stored(Belongs::new(cursor, mode, filters, false), after)).to_text()
     }
 
     /// A walk gone on with.
@@ -314,7 +314,7 @@ mod tests {
         mode: EndpointMode,
         filters: &Map<String, Value>,
     ) -> Option<Back> {
-        match progress::resume(text, value, mode, filters)? {
+        match progress::resume(text, value, mode, filters)?.progress? {
             Resumed::Walk {
                 after,
                 offset,
