@@ -668,9 +668,9 @@ async fn lease_and_poll(
             None => (pos.clone(), pos_at),
         };
         let start = (pos.clone(), pos_at);
-        // A walk is continued only if the run that stored it walked: from there on it trusted
-        // no order; nor does a run after one that found the answers unsorted.
-        let distrust = unsorted || matches!(resume, Some(Resumed::Walk { .. }));
+        // A run after one that found the answers unsorted trusts no order either (a stored walk
+        // goes on as a walk whatever the run that stored it found).
+        let distrust = unsorted;
         let (go_on, checked_move) = match resume {
             Some(Resumed::Walk { walk, .. }) => (Some(GoOn::Walk(walk)), None),
             Some(Resumed::Tie { tie, .. }) => (Some(GoOn::Tie(tie)), None),
@@ -1032,8 +1032,7 @@ impl StreamRun<'_> {
                     Bound::Again => {
                         // Objects after `pos`, none of a time known before the walk began: the
                         // next walk knows them, so it moves.
-                        self.forget_walk().await?;
-                        walk = Some(self.new_walk());
+                        walk = Some(self.walk_again().await?);
                         continue;
                     }
                     Bound::Nothing => return Ok(StopReason::CaughtUp),
@@ -1059,14 +1058,10 @@ impl StreamRun<'_> {
                 // (or that Tradecloud committed late) is not after the bound, and walking on
                 // from the bound itself would pass it for good (the cursor moves on past it).
                 self.look_back();
-                if self.distrust {
-                    // Begun now and stored (when the cursor is where it was: this walk's bound
-                    // did not pass it), so that a run with no page left leaves the next to walk
-                    // knowing the times this run saw: its own first page may show none newer
-                    // than the cursor, and every run would walk to the same bound again.
-                    let w = self.new_walk();
-                    self.keep_walk(&w).await?;
-                    walk = Some(w);
+                if self.distrust || held {
+                    // A walk that did not move the cursor is followed by one that must, as is
+                    // one of a run that trusts no order: begun now and stored.
+                    walk = Some(self.walk_again().await?);
                 }
                 continue;
             }
@@ -1185,9 +1180,14 @@ impl StreamRun<'_> {
             }
             if stale > 0 {
                 // A full page that time cannot move past (answers at `pos` fill it): walk the
-                // result set by offset from here.
+                // result set by offset from here, this page its first (stored: a run that may
+                // fetch one page would otherwise ask this page again every run).
                 self.process(&all).await?;
-                walk = Some(self.new_walk());
+                let mut w = self.new_walk();
+                w.note(&items, 0, self.pos_at);
+                self.keep_walk(&w).await?;
+                walk = Some(w);
+                offset = step;
                 continue;
             }
             // A whole page of one timestamp: page by offset inside it.
@@ -1521,28 +1521,49 @@ impl StreamRun<'_> {
     /// Stores the progress of `walk` with the cursor after each full page it relayed, so that
     /// a run stopping inside a result set too large for one run (its page bound, its time, an
     /// error) leaves the next run to go on from its last page instead of from the set's start
-    /// (the `walk` module). Only a walk of the result set the next run starts with: from the
-    /// run's start, whose cursor the store holds (the cursor written back before such a
-    /// walk, or, on a new stream, the configured start written for it).
+    /// (the `walk` module). Only a walk from a position at or before the stored cursor
+    /// ([`Self::pos_is_kept`]).
     async fn keep_walk(&mut self, walk: &Walk) -> Result<(), PollError> {
-        if self.pos != self.start.0 {
+        if !self.pos_is_kept() {
             return Ok(());
         }
         self.keep(|of, after| Stored::Walk(walk.stored(of, after)))
             .await
     }
 
+    /// A walk begun now, stored before its first page (or, under a position not kept, the walk
+    /// stored before forgotten), so that a run with no page left leaves the next to walk
+    /// knowing the times this run saw: its own first page may show none newer than the cursor
+    /// (answers at the cursor's millisecond filling it), and every run would walk to the same
+    /// bound again, one page a run never getting past it.
+    async fn walk_again(&mut self) -> Result<Walk, PollError> {
+        let w = self.new_walk();
+        if self.pos_is_kept() {
+            self.keep_walk(&w).await?;
+        } else {
+            self.forget_walk().await?;
+        }
+        Ok(w)
+    }
+
+    /// Whether progress under the position may be stored: it is at or before the stored
+    /// cursor (the cursor written back before a walk from the run's start; on a stream with no
+    /// cursor yet, the run's start, written for it). Paging under a position after the cursor
+    /// (a move not yet stored) would be gone on with by the next run past objects not relayed;
+    /// a move is stored before paging under it goes on.
+    fn pos_is_kept(&self) -> bool {
+        match self.committed_at {
+            Some(committed) => self.pos_at <= committed,
+            None => self.pos == self.start.0,
+        }
+    }
+
     /// Stores the progress of paging inside a timestamp with the cursor after each full page it
     /// relayed, so that a timestamp holding more objects than one run may fetch is paged on
-    /// by the next run instead of from its start again (the `tie` module). Paging under a
-    /// position after the stored cursor is not stored (the next run could not go on with it
-    /// without passing objects not relayed; a move is stored before paging begins past it).
+    /// by the next run instead of from its start again (the `tie` module); under a position
+    /// at or before the stored cursor only ([`Self::pos_is_kept`]).
     async fn keep_tie(&mut self, tie: &Tie) -> Result<(), PollError> {
-        if self
-            .committed_at
-            .is_some_and(|committed| self.pos_at > committed)
-            || (self.committed_at.is_none() && self.pos != self.start.0)
-        {
+        if !self.pos_is_kept() {
             return Ok(());
         }
         self.keep(|of, after| Stored::Tie(tie.stored(of, after)))

@@ -1207,7 +1207,8 @@ async fn a_walk_of_answers_at_the_position_does_not_move_past_a_change_it_did_no
     });
     h.api
         .set_between_pages(Some(Box::new(|w: &mut ScriptedWorld, served: usize| {
-            if served == 2 {
+            // After the walk's first page (the run's first: it is walked from, not asked again).
+            if served == 1 {
                 put_order(w, "a2", T0 + 10);
                 put_order(w, "z", T0 + 20);
             }

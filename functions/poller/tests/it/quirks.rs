@@ -11,10 +11,14 @@ use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use common::*;
-use tcrelay_poll::{Deviations, NoDeadline, PollConfig, PollStream, RunRequest, StopReason, run};
+use tcrelay_poll::testing::PagesOfTime;
+use tcrelay_poll::{
+    Deviations, NoDeadline, PollConfig, PollStream, RunRequest, StopReason, run, run_stream,
+};
 use tradecloud_model::timestamp;
 use tradecloud_sim::{Endpoint, Quirks, SimConfig, Simulator, WorldConfig};
 
@@ -361,9 +365,14 @@ async fn an_unsorted_backlog_larger_than_a_run_is_walked_over_several_runs() {
             .iter()
             .filter(|s| s.stop == Some(StopReason::MaxPages))
             .count();
+        // A walk's progress (it lists its page), not the mark that the answers are unsorted.
         walks_stored += STREAMS
             .iter()
-            .filter(|s| m.cursors.walk(s.as_str()).is_some())
+            .filter(|s| {
+                m.cursors
+                    .walk(s.as_str())
+                    .is_some_and(|w| w.contains("\"page\""))
+            })
             .count();
         if summaries
             .iter()
@@ -377,4 +386,72 @@ async fn an_unsorted_backlog_larger_than_a_run_is_walked_over_several_runs() {
     assert!(bounded > 0 && walks_stored > 0, "{bounded} {walks_stored}");
     final_run_relays_everything(&sim, &m, &config, quirks).await;
     sim.shutdown().await;
+}
+
+/// A bulk change: nearly every order and shipment changed in the same millisecond, far more
+/// objects than a run may fetch, and a deadline that leaves each run one page (a slow
+/// Tradecloud, a short Lambda timeout), sorted and unsorted, while objects change as runs page:
+/// each run goes on inside the timestamp, or checks the move the last run made, where the last
+/// one stopped (kept with the cursor), so every stream catches up, and nothing is lost or sent
+/// twice. Before, every run paged the timestamp from its start (or asked the same page after
+/// the cursor) and the cursors never moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_change_larger_than_a_run_is_paged_one_page_a_run() {
+    for unsorted in [false, true] {
+        let quirks = Quirks {
+            unsorted,
+            inclusive_after: true,
+            ..Quirks::default()
+        };
+        let sim = Simulator::start(SimConfig {
+            world: WorldConfig {
+                same_millisecond_probability: 0.97,
+                ..world(43, 120, 30)
+            },
+            quirks,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator starts");
+        let m = memory_ports(Arc::new(api(&sim, 1_000)), KeySink::new());
+        let config = PollConfig {
+            page_limit: 10,
+            ..config(&STREAMS)
+        };
+        let mut kept = 0;
+        let mut caught_up = false;
+        for round in 0..400 {
+            sim.set_changes_per_poll(usize::from(round < 20));
+            let mut all = true;
+            for stream in STREAMS {
+                let s = run_stream(
+                    &m.ports,
+                    &config,
+                    stream,
+                    &RunRequest::scheduled(format!("run-{round}")),
+                    &PagesOfTime(AtomicUsize::new(1)),
+                )
+                .await
+                .unwrap_or_else(|f| panic!("{quirks:?} round {round}: {f}"));
+                assert!(s.pages <= 1, "{quirks:?} round {round}: {s:?}");
+                all &= s.stop == Some(StopReason::CaughtUp);
+                kept += usize::from(
+                    m.cursors
+                        .walk(stream.as_str())
+                        .is_some_and(|w| w.contains("\"tie\"") || w.contains("\"moveTo\"")),
+                );
+            }
+            if all && round >= 20 {
+                caught_up = true;
+                break;
+            }
+        }
+        assert!(
+            caught_up,
+            "{quirks:?}: the streams did not catch up in 400 runs"
+        );
+        assert!(unsorted || kept > 0, "{quirks:?}: no progress kept");
+        final_run_relays_everything(&sim, &m, &config, quirks).await;
+        sim.shutdown().await;
+    }
 }
