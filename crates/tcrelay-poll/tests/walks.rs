@@ -1150,6 +1150,39 @@ async fn a_timestamp_larger_than_a_run_is_paged_on_by_the_next() {
     assert_eq!(h.cursors.walk("orders"), None);
 }
 
+/// Four orders share `T0 + 1` (more than a page of 3), ten follow; 2 pages a run. Once the
+/// cursor is at `T0 + 1`, every run starts at the lookback before it and spends its two pages
+/// inside that timestamp (and its extra request on the page after it), so the cursor never
+/// moves again. The run stores the position it reached instead, and the next goes on from there.
+///
+/// Before: STALLED, the cursor at `T0 + 1`.
+#[tokio::test]
+async fn a_run_whose_pages_the_lookback_takes_stores_where_it_got_to() {
+    let h = h();
+    let c = config(3, 2);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for i in 0..4 {
+            w.put_order(&format!("a{i}"), T0 + 1);
+        }
+        for i in 0..10 {
+            w.put_order(&format!("b{i}"), T0 + 2 + i);
+        }
+    }
+    let mut positions = 0;
+    runs_until_caught_up(&h, &c, 12, None, |h, _| {
+        positions += usize::from(
+            h.cursors
+                .walk("orders")
+                .is_some_and(|w| w.contains("\"expectedTotal\":0")),
+        );
+    })
+    .await;
+    assert!(positions > 0, "no position stored");
+    assert_served_and_held_on_queue_once(&h);
+    assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 11)));
+}
+
 /// The same with a deadline of one page a run: each run asks the page after the stored one
 /// (what it would have asked next), so it moves on one page a run; and when more objects than
 /// a page before the stored one leave the timestamp between two runs, the run that finds no
