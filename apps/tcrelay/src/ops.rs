@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tcrelay_core::logsafe::escape_control;
 use tcrelay_core::ports::CursorStore;
-use tcrelay_poll::PollStream;
+use tcrelay_poll::{PollStream, progress_kind};
 use tcrelay_sqlite::{ExistingFile, SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 pub use crate::error::OpsError;
@@ -546,6 +546,28 @@ pub fn parse_stream(name: &str) -> Result<PollStream, OpsError> {
     })
 }
 
+/// What `cursor show` says of the progress a run stored beside the cursor.
+fn progress_note(text: &str) -> String {
+    let bytes = text.len();
+    match progress_kind(text) {
+        "walk" => format!("a walk by offset stored ({bytes} bytes): the next run goes on with it"),
+        "timestamp" => format!(
+            "paging inside one timestamp stored ({bytes} bytes): the next run goes on with it"
+        ),
+        "move" => {
+            format!("a move to check stored ({bytes} bytes): the next run asks its page first")
+        }
+        "unsorted" => {
+            "Tradecloud's answers were found out of time order: runs walk each result set"
+                .to_owned()
+        }
+        _ => format!(
+            "progress stored ({bytes} bytes) this build cannot read: the next run starts from \
+             the cursor"
+        ),
+    }
+}
+
 /// `cursor show <stream>` (or every stream): value and version, the window start while poll
 /// runs have not caught up (docs/polling.md), and whether a run's progress is stored (a walk by
 /// offset, paging inside a timestamp, a move to check). It is the poll run's own text, up to a
@@ -569,6 +591,7 @@ pub async fn cursor_show(
                 "version": cursor.as_ref().map(|c| c.version),
                 "windowStart": cursor.as_ref().and_then(|c| c.window_start.clone()),
                 "walkBytes": cursor.as_ref().and_then(|c| c.walk.as_ref().map(String::len)),
+                "progress": cursor.as_ref().and_then(|c| c.walk.as_deref().map(progress_kind)),
             });
             writeln!(out, "{line}")?;
             continue;
@@ -580,10 +603,7 @@ pub async fn cursor_show(
                     notes.push(format!("not caught up, changes read since {window_start}"));
                 }
                 if let Some(walk) = &c.walk {
-                    notes.push(format!(
-                        "progress stored ({} bytes): the next run goes on from it",
-                        walk.len()
-                    ));
+                    notes.push(progress_note(walk));
                 }
                 writeln!(
                     out,
@@ -744,7 +764,8 @@ mod tests {
         assert!(
             text.ends_with(&format!(
                 "(version 1; not caught up, changes read since 2025-01-01T00:00:00.000Z; \
-                 progress stored ({} bytes): the next run goes on from it)\n",
+                 progress stored ({} bytes) this build cannot read: the next run starts from \
+                 the cursor)\n",
                 walk.len()
             )),
             "{text}"
@@ -752,6 +773,7 @@ mod tests {
         assert_eq!(text.lines().count(), 1, "{text}");
         let line = show_json(&store).await;
         assert_eq!(line["walkBytes"], walk.len());
+        assert_eq!(line["progress"], "unreadable");
         assert!(line.get("walk").is_none(), "{line}");
         // A walk without a window start stands alone in the note.
         store
@@ -768,9 +790,44 @@ mod tests {
         let text = show(&store, false).await;
         assert!(
             text.ends_with(
-                "(version 2; progress stored (2 bytes): the next run goes on from it)\n"
+                "(version 2; progress stored (2 bytes) this build cannot read: the next run \
+                 starts from the cursor)\n"
             ),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn cursor_show_names_the_kind_of_progress_stored() {
+        let (_dir, store, c) = checkpointed(None, None).await;
+        let mut version = c.version;
+        for (stored, note, kind) in [
+            (
+                r#"{"cursor":"2025-01-02T00:00:00.000Z","endpoint":"poll","filters":{},"moveTo":"2025-01-02T00:00:01.000Z","expectedTotal":3}"#,
+                "a move to check stored",
+                "move",
+            ),
+            (
+                r#"{"cursor":"2025-01-02T00:00:00.000Z","endpoint":"poll","filters":{},"unsorted":true}"#,
+                "Tradecloud's answers were found out of time order: runs walk each result set)",
+                "unsorted",
+            ),
+        ] {
+            version = store
+                .checkpoint(
+                    "orders",
+                    "run",
+                    version,
+                    "2025-01-02T00:00:00.000Z",
+                    None,
+                    Some(stored),
+                )
+                .await
+                .unwrap()
+                .version;
+            let text = show(&store, false).await;
+            assert!(text.contains(note), "{text}");
+            assert_eq!(show_json(&store).await["progress"], kind);
+        }
     }
 }

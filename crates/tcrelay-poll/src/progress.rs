@@ -131,6 +131,20 @@ impl Stored {
     }
 }
 
+/// What the progress stored as `text` is, for operators (`tcrelay cursor show`): `walk`,
+/// `timestamp` (paging inside one timestamp), `move` (a move by time to check), `unsorted` (only
+/// the mark that the answers were found out of time order), or `unreadable` (not this build's
+/// format: the next run starts from the cursor).
+pub fn progress_kind(text: &str) -> &'static str {
+    match serde_json::from_str::<Stored>(text) {
+        Ok(Stored::Walk(_)) => "walk",
+        Ok(Stored::Tie(_)) => "timestamp",
+        Ok(Stored::Move(_)) => "move",
+        Ok(Stored::Unsorted(of)) if of.unsorted => "unsorted",
+        _ => "unreadable",
+    }
+}
+
 /// Stored progress ready to go on with.
 #[derive(Debug)]
 pub(crate) enum Resumed {
@@ -294,5 +308,11 @@ mod tests {
         assert_eq!(serde_json::from_str::<Stored>(&text).unwrap(), a_move);
         assert!(serde_json::from_str::<Stored>("{not json").is_err());
         assert!(resume("{\"cursor\":1}", Some(CURSOR), EndpointMode::Poll, &none).is_none());
+        assert_eq!(progress_kind(&text), "move");
+        let mark = Stored::Unsorted(Belongs::new(CURSOR, EndpointMode::Poll, &none, true));
+        assert_eq!(progress_kind(&mark.to_text()), "unsorted");
+        let bare = Stored::Unsorted(Belongs::new(CURSOR, EndpointMode::Poll, &none, false));
+        assert_eq!(progress_kind(&bare.to_text()), "unreadable");
+        assert_eq!(progress_kind("{not json"), "unreadable");
     }
 }
