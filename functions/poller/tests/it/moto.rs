@@ -17,7 +17,8 @@ use tcrelay_core::envelope::{Envelope, Source};
 use tcrelay_core::ports::{ApiError, Cursor, CursorStore, EventSink, SinkError, StoreError};
 use tcrelay_core::{EventFilter, Outcome, Relay};
 use tcrelay_poll::{
-    NoDeadline, PollError, PollPorts, PollStream, RunRequest, StopReason, StreamSummary, run_stream,
+    NoDeadline, PollConfig, PollError, PollPorts, PollStream, RunRequest, StopReason,
+    StreamSummary, run_stream,
 };
 use tradecloud_model::{ObjectKind, timestamp};
 use tradecloud_sim::{Endpoint, Fault, FaultRule, Simulator};
@@ -505,7 +506,13 @@ async fn a_state_relayed_by_a_webhook_get_is_a_duplicate_for_the_poll() {
 async fn a_deadline_stops_early_with_the_dynamodb_cursor_saved_and_the_next_invocation_continues() {
     let aws = aws().await;
     let sim = simulator(world(24, 450, 0)).await;
-    let c = config(&[ORDERS]);
+    // A lease that outlasts a slow moto under the whole suite's load: a renewal held up for
+    // more than two thirds of the default 6 s lease stops the run early (the lease counts as
+    // lost), which this test of the deadline would read as a failure.
+    let c = PollConfig {
+        lease: std::time::Duration::from_secs(60),
+        ..config(&[ORDERS])
+    };
     let newest_order = newest(&sim, "order").unwrap();
     let first = run_stream(
         &invocation(&aws, &sim),
