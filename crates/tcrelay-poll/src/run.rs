@@ -929,7 +929,9 @@ impl StreamRun<'_> {
                         // earlier run would otherwise be lost with the first page too large to
                         // read).
                         self.resume = match (walk.take(), tie.take()) {
-                            (Some(w), _) if w.pages > 0 => Some(GoOn::Walk(w)),
+                            // A walk stored to begin too: it knows the newest time the run
+                            // that stored it saw (its bound).
+                            (Some(w), _) => Some(GoOn::Walk(w)),
                             (_, Some(t)) => Some(GoOn::Tie(t)),
                             _ => None,
                         };
@@ -995,6 +997,9 @@ impl StreamRun<'_> {
                     // Objects left earlier positions and the rest shifted past our overlap.
                     restarts += 1;
                     if restarts > MAX_TIE_RESTARTS {
+                        // What it served is relayed all the same: it may change before the
+                        // next run asks again.
+                        self.process(&all).await?;
                         return Err(PollError::WalkUnstable {
                             after: self.pos.clone(),
                         }
@@ -1047,6 +1052,11 @@ impl StreamRun<'_> {
                 // what changed since has a later time, for the next run. Walking again would
                 // take the same pages every time, when as many objects as a page share the
                 // bound's millisecond, until the page bound.
+                // Also for a walk continued from an earlier run, though what changed between the
+                // runs may lie at offsets passed before this run: such a change has a time after
+                // the bound (the walk began before it), so the next run, from the lookback before
+                // the bound, asks for it. Walking again here could not end either when the walk
+                // takes more pages than a run may fetch.
                 let held = self.committed_at.is_some_and(|c| to_at <= c);
                 let caught_up = (done.pages <= 1 || held) && done.saw_nothing_after(to_at);
                 self.advance(to, to_at, caught_up).await?;
@@ -1078,6 +1088,7 @@ impl StreamRun<'_> {
                     // Objects left this timestamp and the rest shifted past our overlap.
                     restarts += 1;
                     if restarts > MAX_TIE_RESTARTS {
+                        self.process(&all).await?;
                         return Err(PollError::TieUnstable {
                             timestamp: t.last_updated_at.clone(),
                         }
@@ -1524,7 +1535,7 @@ impl StreamRun<'_> {
     /// (the `walk` module). Only a walk from a position at or before the stored cursor
     /// ([`Self::pos_is_kept`]).
     async fn keep_walk(&mut self, walk: &Walk) -> Result<(), PollError> {
-        if !self.pos_is_kept() {
+        if !self.pos_is_kept() || !self.keeps_the_lookback(self.pos_at) {
             return Ok(());
         }
         self.keep(|of, after| Stored::Walk(walk.stored(of, after)))
@@ -1563,7 +1574,7 @@ impl StreamRun<'_> {
     /// by the next run instead of from its start again (the `tie` module); under a position
     /// at or before the stored cursor only ([`Self::pos_is_kept`]).
     async fn keep_tie(&mut self, tie: &Tie) -> Result<(), PollError> {
-        if !self.pos_is_kept() {
+        if !self.pos_is_kept() || !self.keeps_the_lookback(self.pos_at) {
             return Ok(());
         }
         self.keep(|of, after| Stored::Tie(tie.stored(of, after)))
@@ -1583,10 +1594,13 @@ impl StreamRun<'_> {
     /// Not when the lease is lost (the store would refuse it).
     async fn keep_position(&mut self) -> Result<(), PollError> {
         let (to, expected_total) = match (self.unconfirmed.clone(), self.moved) {
-            (Some((to, _)), Some(moved)) => (to, moved.expected_total),
-            _ if self.summary.cursor_after == self.summary.cursor_before
-                && self.pos_at > self.start.1
-                && self.committed_at.is_some_and(|c| self.pos_at <= c) =>
+            (Some((to, to_at)), Some(moved)) if self.keeps_the_lookback(to_at) => {
+                (to, moved.expected_total)
+            }
+            (None, _)
+                if self.keeps_the_lookback(self.pos_at)
+                    && self.pos_at > self.start.1
+                    && self.committed_at.is_some_and(|c| self.pos_at <= c) =>
             {
                 // Everything up to the position is relayed: no count to check.
                 (self.pos.clone(), 0)
@@ -1598,6 +1612,31 @@ impl StreamRun<'_> {
         }
         self.keep(|of, _| Stored::Move(StoredMove::new(of, &to, expected_total)))
             .await
+    }
+
+    /// Whether the next run may go on from `at` instead of from the lookback before the cursor:
+    /// the lookback asks again for what changed in the cursor's last moment after it was
+    /// stored (an object landing on its millisecond, one Tradecloud committed late), once by a
+    /// run that starts after the cursor was stored. So progress is kept only by a run that did
+    /// not move the cursor (it started from that lookback itself), or under a position at or
+    /// before the lookback of the cursor it moved to. A run that moved the cursor and stopped
+    /// part-way leaves the next to start from the lookback, as every run did before progress
+    /// was kept; the run after that goes on from what the next one stores.
+    fn keeps_the_lookback(&self, at: DateTime<Utc>) -> bool {
+        let base = self
+            .summary
+            .cursor_before
+            .as_deref()
+            .unwrap_or(&self.start.0);
+        let unmoved = self
+            .summary
+            .cursor_after
+            .as_deref()
+            .is_none_or(|value| value == base);
+        unmoved
+            || self
+                .committed_at
+                .is_some_and(|c| at <= c - lookback(self.config))
     }
 
     /// Stores the progress `stored` builds (given what it belongs to and the position asked

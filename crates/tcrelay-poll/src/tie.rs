@@ -180,13 +180,15 @@ impl StoredTie {
     }
 
     /// The paging to go on with, stored beside the cursor at `value_at` (checked to be the one
-    /// it belongs to): `None` when it is not consistent in itself (no page, a timestamp not
-    /// after its position) or its position is after the cursor (it would pass objects not
+    /// it belongs to): `None` when it is not consistent in itself (no page, a timestamp before
+    /// its position) or its position is after the cursor (it would pass objects not
     /// relayed).
     pub(crate) fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed> {
         let after_at = timestamp::parse(&self.after).ok()?;
         let at = timestamp::parse(&self.tie).ok()?;
-        if self.page.is_empty() || after_at > value_at || at <= after_at {
+        // The search endpoints include their position: paging inside a timestamp there asks
+        // from that very timestamp.
+        if self.page.is_empty() || after_at > value_at || at < after_at {
             return None;
         }
         let seen: HashSet<String> = self.page.iter().cloned().collect();
@@ -291,11 +293,16 @@ mod tests {
         let tie = paged();
         // Its position after the cursor stored with it.
         assert!(stored_and_resumed(&tie, "2024-12-31T00:00:00.000Z").is_none());
-        // A timestamp not after the position paged under, or no page: not a tie.
+        // A timestamp before the position paged under, or no page: not a tie. At the position
+        // (the search endpoints include it): a tie.
         let none = Map::new();
-        let at_t = Belongs::new(T, EndpointMode::Poll, &none, false);
+        let later = "2025-01-01T00:00:06.000Z";
+        let at_later = Belongs::new(later, EndpointMode::Poll, &none, false);
+        let text = Stored::Tie(tie.stored(at_later, later)).to_text();
+        assert!(progress::resume(&text, Some(later), EndpointMode::Poll, &none).is_none());
+        let at_t = Belongs::new(T, EndpointMode::Search, &none, false);
         let text = Stored::Tie(tie.stored(at_t, T)).to_text();
-        assert!(progress::resume(&text, Some(T), EndpointMode::Poll, &none).is_none());
+        assert!(progress::resume(&text, Some(T), EndpointMode::Search, &none).is_some());
         let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, false);
         let empty = Tie {
             last_page: Vec::new(),

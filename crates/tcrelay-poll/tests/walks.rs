@@ -14,8 +14,8 @@ use tcrelay_core::ports::{ApiError, CursorStore};
 use tcrelay_core::testing::{MemoryDedupe, MemorySink};
 use tcrelay_poll::testing::{MemoryCursorStore, PagesOfTime, ms_to_timestamp, order_json};
 use tcrelay_poll::{
-    Deadline, NoDeadline, PageRequest, PollApi, PollConfig, PollPorts, PollStream, PolledPage,
-    RunRequest, StopReason, StreamFailure, StreamSummary, run_stream,
+    Deadline, EndpointMode, NoDeadline, PageRequest, PollApi, PollConfig, PollPorts, PollStream,
+    PolledPage, RunRequest, StopReason, StreamFailure, StreamSummary, run_stream,
 };
 use tradecloud_model::timestamp;
 
@@ -64,7 +64,10 @@ impl World {
         let mut m: Vec<(&i64, &String, &Value)> = self
             .objects
             .iter()
-            .filter(|(_, (at, open, _))| *at > after && *open)
+            // The search endpoints include their position (`lastUpdatedSince`).
+            .filter(|(_, (at, open, _))| {
+                (*at > after || (r.mode == EndpointMode::Search && *at == after)) && *open
+            })
             .map(|(id, (at, _, v))| (at, id, v))
             .collect();
         m.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
@@ -1265,6 +1268,178 @@ async fn a_stream_found_unsorted_walks_every_later_run() {
     assert_eq!(h.cursors.walk("orders"), None);
 }
 
+/// Search endpoints (`lastUpdatedSince`, inclusive): a move by time lands *on* the last
+/// timestamp, so a timestamp filling pages is paged under a position equal to it. `keep_tie`
+/// stored that paging, but `StoredTie::resume` refused a tie not after its position, so every
+/// run started at the cursor again: the timestamp (30 objects, pages of 3, 5 pages a run) was
+/// never got past. Run N (from the lookback) moved to the timestamp and stored the position;
+/// run N+1 asked from it, paged inside the timestamp and stored a tie it could not go on with;
+/// run N+2 was run N again.
+///
+/// Before the review's mends: STALLED (cursor at T0+5 for ever, the stored progress
+/// alternating moveTo / tie).
+///
+/// Also at its smallest: one page a run and a timestamp of exactly one page at the cursor.
+#[tokio::test]
+async fn search_endpoints_a_timestamp_larger_than_a_run_is_paged_on() {
+    for (objects, max_pages, runs) in [(30, 5, 40), (3, 1, 30)] {
+        let h = h();
+        let c = PollConfig {
+            mode: EndpointMode::Search,
+            ..config(3, max_pages)
+        };
+        {
+            let mut w = h.api.world.lock().unwrap();
+            for i in 0..objects {
+                w.put_order(&format!("t{i:02}"), T0 + 5);
+            }
+            for i in 0..5 {
+                w.put_order(&format!("z{i}"), T0 + 10 + i);
+            }
+        }
+        runs_until_caught_up(&h, &c, runs, None, |_, _| {}).await;
+        assert_served_and_held_on_queue_once(&h);
+    }
+}
+
+/// A configured lookback larger than 1 ms (`TCRELAY_POLL_LOOKBACK_MS`), answers newest first,
+/// more than a page of objects within the lookback before the newest: after a walk ends at its
+/// bound `B`, `look_back()` sets the position to `B - lookback` and the run walks again, that
+/// walk ends at the same bound `B` (already the cursor: nothing moves), `look_back()` again...
+/// until the page bound, every run. No run ever catches up (with the default bound of 10 000
+/// pages, every invocation spends them all). Quiet world. (The loop predates f9ed41d: 8c4ee48.)
+///
+/// Before the review's mends: STALLED (every run: 200 pages, stop max-pages, the same walk from
+/// T0+0 over and over).
+#[tokio::test]
+async fn a_walk_with_a_larger_lookback_catches_up() {
+    let h = h();
+    let c = PollConfig {
+        lookback: Duration::from_millis(10),
+        ..config(3, 200)
+    };
+    newest_first_backlog(&h, 10);
+    runs_until_caught_up(&h, &c, 5, None, |_, _| {}).await;
+    assert_served_and_held_on_queue_once(&h);
+}
+
+/// Pages of 4 too large to read (2 are fine), one page a run, answers in id order. A run that
+/// finds a skip stores a walk to begin with the newest time it saw (`known`: T0+3) as the
+/// walk's bound. The next run's first page is too large, and the `TooLarge` path in
+/// `page_loop` keeps only a walk with `pages > 0` (`(Some(w), _) if w.pages > 0`): the walk to
+/// begin is dropped with its bound, and the walk the smaller pages begin knows only its first
+/// page (T0+1, the cursor). It ends with a bound at the cursor, moves nothing, and the next run
+/// pages by time into the same skip: the cycle repeats for ever. Quiet world.
+///
+/// Before the review's mends: STALLED (cursor at T0+1).
+#[tokio::test]
+async fn a_walk_stored_to_begin_keeps_its_bound_over_pages_too_large_to_read() {
+    let h = h();
+    let c = config(4, 1);
+    *h.api.too_large_above.lock().unwrap() = Some(2);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for (id, at) in [
+            ("o00", 1),
+            ("o01", 1),
+            ("o02", 3),
+            ("o03", 3),
+            ("o04", 1),
+            ("o05", 3),
+            ("o06", 1),
+            ("o07", 2),
+        ] {
+            w.put_order(id, T0 + at);
+        }
+    }
+    runs_until_caught_up(&h, &c, 80, None, |_, _| {}).await;
+    assert_served_and_held_on_queue_once(&h);
+}
+
+/// The same through stored paging inside a timestamp: its position is the cursor itself (a move
+/// by time stored just before the timestamp began), and the run that goes on with it asks from
+/// there, not from the lookback before it. `x` lands on the cursor's millisecond (T0+1) between
+/// the runs and is never asked for.
+///
+/// Before the review's mends: held at the end, not on the queue: ("x", T0+1).
+#[tokio::test]
+async fn stored_paging_inside_a_timestamp_keeps_the_lookback() {
+    let h = h();
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.put_order("a", T0 + 1);
+        for i in 0..8 {
+            w.put_order(&format!("t{i}"), T0 + 5);
+        }
+    }
+    let c = config(3, 2);
+    runs_until_caught_up(&h, &c, 10, None, |h, run| {
+        if run == 2 {
+            h.api.world.lock().unwrap().put_order("x", T0 + 1);
+        }
+    })
+    .await;
+    for run in 0..3 {
+        try_poll(&h, &c, &format!("more-{run}"), &NoDeadline)
+            .await
+            .unwrap();
+    }
+    assert_served_and_held_on_queue_once(&h);
+}
+
+/// Objects keep leaving a timestamp while a run pages inside it (a bulk change being undone,
+/// two objects a page): after `MAX_TIE_RESTARTS` the run fails `TieUnstable`, and it returns
+/// that error *before* relaying the page it was just served (`page_loop`: `return
+/// Err(PollError::TieUnstable ..)` precedes `self.process(&all)`; `WalkUnstable` likewise). The
+/// objects on that page then change before the next run: their served states never reach the
+/// queue ("whatever a page served is relayed", page_loop). (Predates f9ed41d: 8c4ee48.)
+///
+/// Before the review's mends: served by Tradecloud, not on the queue (the failing page's
+/// states).
+#[tokio::test]
+async fn the_page_that_makes_a_timestamp_unstable_is_relayed() {
+    let h = h();
+    let c = config(3, 100);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for i in 0..40 {
+            w.put_order(&format!("t{i:02}"), T0 + 1);
+        }
+    }
+    let mut k = 0;
+    *h.api.hook.lock().unwrap() = Some(Box::new(move |w: &mut World, _, _| {
+        let mut tied: Vec<String> = w
+            .objects
+            .iter()
+            .filter(|(_, (at, _, _))| *at == T0 + 1)
+            .map(|(id, _)| id.clone())
+            .collect();
+        tied.sort();
+        for id in tied.into_iter().take(2) {
+            k += 1;
+            w.put_order(&id, T0 + 100 + k);
+        }
+    }));
+    let failed = try_poll(&h, &c, "run-1", &NoDeadline).await;
+    assert!(
+        matches!(&failed, Err(f) if f.error.to_string().contains("kept changing")),
+        "{:?}",
+        failed.map(|s| s.stop)
+    );
+    *h.api.hook.lock().unwrap() = None;
+    {
+        // Everything changes once more before the next run.
+        let mut w = h.api.world.lock().unwrap();
+        let ids: Vec<String> = w.objects.keys().cloned().collect();
+        for (i, id) in ids.into_iter().enumerate() {
+            w.put_order(&id, T0 + 1_000 + i as i64);
+        }
+    }
+    runs_until_caught_up(&h, &c, 5, None, |_, _| {}).await;
+    assert_served_and_held_on_queue_once(&h);
+}
+
 struct Rng(u64);
 
 impl Rng {
@@ -1309,7 +1484,12 @@ async fn simulate(seed: u64) -> Result<(), String> {
     } else {
         Some(1 + rng.below(4) as usize)
     };
-    let c = config(limit, max_pages);
+    // A configured lookback of more than the default millisecond, now and then.
+    let lookback = if rng.chance(25) { 1 + rng.below(30) } else { 1 };
+    let c = PollConfig {
+        lookback: Duration::from_millis(lookback),
+        ..config(limit, max_pages)
+    };
     let n = 3 + rng.below(30);
     let span = 1 + rng.below(60) as i64;
     {
@@ -1332,6 +1512,7 @@ async fn simulate(seed: u64) -> Result<(), String> {
     let runs = if generous { 40 } else { 200 };
     let mut log = Vec::new();
     let mut caught_up_quiet = false;
+    let mut quiet_catch_up = None;
     for run in 1..=runs {
         let changing = run <= changing_runs;
         {
@@ -1415,15 +1596,21 @@ async fn simulate(seed: u64) -> Result<(), String> {
             s.enqueued,
             s.cursor_after
         ));
-        if !changing && s.stop == Some(StopReason::CaughtUp) {
+        // Then a few runs more: a run that goes on with a walk an earlier run began may report
+        // caught up before seeing a change made between those runs at an offset already walked;
+        // the change is after its cursor (it came after the walk began), and a later run has it.
+        if !changing && s.stop == Some(StopReason::CaughtUp) && quiet_catch_up.is_none() {
+            quiet_catch_up = Some(run);
+        }
+        if quiet_catch_up.is_some_and(|at| run >= at + 3) {
             caught_up_quiet = true;
             break;
         }
     }
     let describe = |what: &str| {
         format!(
-            "seed {seed} (limit {limit}, max_pages {max_pages}, deadline {deadline:?}, n {n}, \
-             changing runs {changing_runs}): {what}\n{}",
+            "seed {seed} (limit {limit}, max_pages {max_pages}, deadline {deadline:?}, \
+             lookback {lookback} ms, n {n}, changing runs {changing_runs}): {what}\n{}",
             log.join("\n")
         )
     };
@@ -1455,11 +1642,13 @@ async fn simulate(seed: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// A randomized search over small worlds: answers in time order, newest first or by id; changes
+/// A randomized search over small worlds: answers in time order, newest first or by id; a lookback
+/// of 1 to 30 ms; changes
 /// between pages (one in five in the same millisecond as the change before) and between runs;
 /// states in progress elsewhere; page bounds and deadlines (down to one page a run). Checked: no
-/// state twice; every state held at the end and every state served on the queue; caught up within
-/// the runs once the world stops changing, under every page budget. 100 seeds here;
+/// state twice; every state held at the end and every state served on the queue (three runs after
+/// the first to catch up, see `simulate`); caught up within the runs once the world stops
+/// changing, under every page budget. 100 seeds here;
 /// `WALKS_SEEDS=a..b` for more, `WALKS_ALL=1` lists every failing seed, `WALKS_TRACE=1` prints
 /// each request and answer. The review that wrote it found the failures of seeds 91 (a timestamp
 /// ended early in id order) and 1625 (a change in a walk bound's millisecond) and 15 more over
