@@ -615,6 +615,17 @@ async fn lease_and_poll(
         // Progress the last run stored where it stopped goes on (the `progress` module); a
         // backfill asks another result set.
         let resume = match (&request.from, &cursor.walk) {
+            // A backfill asks another result set: it goes on with no stored progress, but
+            // keeps the mark that the answers were found unsorted (it writes the cursor record,
+            // and the runs after it must still walk).
+            (Some(_), Some(text)) => {
+                progress::resume(text, cursor.value.as_deref(), config.mode, &filters).map(|r| {
+                    progress::Resume {
+                        progress: None,
+                        unsorted: r.unsorted,
+                    }
+                })
+            }
             (None, Some(text)) => {
                 let resume = progress::resume(text, cursor.value.as_deref(), config.mode, &filters);
                 match &resume {
@@ -1133,8 +1144,12 @@ impl StreamRun<'_> {
                 }
                 // The end of the result set, unless paging went on from an earlier run: what
                 // changed between the runs may lie at offsets this run never asked for (in an
-                // order that is not by time), so the run asks once more after the timestamp.
-                let caught_up = beyond.is_none() && !t.continued();
+                // order that is not by time), so the run asks once more after the timestamp;
+                // unless the page's `total` counts no more than the timestamp's objects seen
+                // (nothing else matches). The search endpoints include the timestamp itself:
+                // asking again would page it again, every run.
+                let caught_up =
+                    beyond.is_none() && (!t.continued() || total.is_some_and(|n| n <= t.counted()));
                 tie = None;
                 restarts = 0;
                 offset = 0;

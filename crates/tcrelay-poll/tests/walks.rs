@@ -1440,6 +1440,151 @@ async fn the_page_that_makes_a_timestamp_unstable_is_relayed() {
     assert_served_and_held_on_queue_once(&h);
 }
 
+/// A backfill from `from` (`tcrelay poll --from`).
+fn backfill(owner: &str, from: &str) -> RunRequest {
+    RunRequest {
+        from: Some(from.to_owned()),
+        ..RunRequest::scheduled(owner)
+    }
+}
+
+/// The scenario of `a_stream_found_unsorted_walks_every_later_run`, with a backfill (`tcrelay
+/// poll --from`) between the run that found the answers unsorted and the next: a backfill goes
+/// on with no stored progress, but keeps the mark, so the runs after it still walk.
+///
+/// Before the second review's mends: the backfill's checkpoints wrote no mark (its runs started
+/// trusting the order), and run 3 paged by time through a page sorted by chance while `y` kept
+/// the `total` up: `("z", T0+100)` never reached the queue.
+#[tokio::test]
+async fn a_backfill_keeps_the_unsorted_mark() {
+    let h = h();
+    let c = config(3, 100);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for i in 0..20 {
+            w.put_order(&format!("a{i:02}"), T0 + 20 - i);
+        }
+    }
+    let first = poll(&h, &c, "run-1").await;
+    assert_eq!(first.stop, Some(StopReason::CaughtUp));
+    // A backfill over the last few ms (a sorted stretch: nothing unsorted met in it).
+    let b = run_stream(
+        &h.ports,
+        &c,
+        ORDERS,
+        &backfill("backfill", &ms_to_timestamp(T0 + 19)),
+        &NoDeadline,
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.stop, Some(StopReason::CaughtUp), "{b:?}");
+    let mark = h.cursors.walk("orders").unwrap_or_default();
+    assert!(
+        mark.contains("\"unsorted\":true"),
+        "the backfill dropped the mark: {mark:?}"
+    );
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for (i, id) in ["a21", "a22", "a23"].into_iter().enumerate() {
+            w.put_order(id, T0 + 101 + i as i64);
+        }
+        w.put_order("z", T0 + 100);
+    }
+    let first_page = *h.api.served.lock().unwrap() + 1;
+    *h.api.hook.lock().unwrap() = Some(Box::new(move |w: &mut World, served, _| {
+        if served == first_page {
+            w.put_order("y", T0 + 200);
+        }
+    }));
+    runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
+    assert_sent(
+        &h,
+        "z",
+        T0 + 100,
+        "between the pages of one sorted by chance",
+    );
+    assert_served_and_held_on_queue_once(&h);
+}
+
+/// Search endpoints (inclusive), a quiet, sorted world: `a` objects at `T0 + 1` and `b` at
+/// `T0 + 2` (the cursor's timestamp), pages of `limit`, `max_pages` a run: the log of the last
+/// runs when the stream does not catch up within 200 runs. A run that ended a timestamp
+/// continued from an earlier run did not count as caught up, and asked from the timestamp again,
+/// which the search endpoint includes: a full page of it, paged as a new timestamp, and, when
+/// that end fell on the run's last page, nothing kept: every run paged the same objects.
+async fn search_ties_at_the_cursor(
+    a: usize,
+    b: usize,
+    limit: u32,
+    max_pages: u32,
+    lookback: u64,
+) -> Option<String> {
+    let h = h();
+    let c = PollConfig {
+        mode: EndpointMode::Search,
+        lookback: Duration::from_millis(lookback),
+        ..config(limit, max_pages)
+    };
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for i in 0..a {
+            w.put_order(&format!("a{i:02}"), T0 + 1);
+        }
+        for i in 0..b {
+            w.put_order(&format!("b{i:02}"), T0 + 2);
+        }
+    }
+    let mut log = Vec::new();
+    for run in 1..=200 {
+        let s = try_poll(&h, &c, &format!("run-{run}"), &NoDeadline)
+            .await
+            .unwrap();
+        log.push(format!(
+            "run-{run}: {:?} pages {} cursor {:?}",
+            s.stop.as_ref().map(StopReason::as_str),
+            s.pages,
+            s.cursor_after
+        ));
+        if s.stop == Some(StopReason::CaughtUp) {
+            return None;
+        }
+    }
+    Some(log[log.len() - 12..].join("\n"))
+}
+
+/// The grid of such worlds, 1 to 5 pages a run: each catches up.
+///
+/// Before the second review's mends: 65 of the 81 STALLED (a timestamp continued from an earlier
+/// run and ended on a run's last page was paged again from the cursor by every run).
+#[tokio::test]
+async fn search_a_continued_timestamp_ending_on_a_runs_last_page_does_not_stall() {
+    let mut stalls = Vec::new();
+    for limit in [2u32, 3, 4] {
+        for max_pages in [1u32, 2, 3, 5] {
+            for a in [0usize, 5, 15] {
+                for b in [5usize, 9, 13] {
+                    if let Some(log) = search_ties_at_the_cursor(a, b, limit, max_pages, 7).await {
+                        stalls.push(format!(
+                            "limit {limit} max_pages {max_pages} a {a} b {b}:\n{log}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let heads: Vec<_> = stalls
+        .iter()
+        .map(|s| s.lines().next().unwrap_or_default())
+        .collect();
+    assert!(
+        stalls.is_empty(),
+        "{} stalls: {heads:?}; first:\n{}",
+        stalls.len(),
+        stalls[0]
+    );
+}
+
 struct Rng(u64);
 
 impl Rng {
