@@ -1221,51 +1221,72 @@ async fn a_timestamp_paged_one_page_a_run_moves_on_and_starts_over_when_lost() {
 /// created (after `a23`, before `z` in id order): a new match that keeps the `total` up, hiding
 /// from the check that the move by time past that page passes `z` (changed at `T0 + 100`, last
 /// in id order); the next page (`a22`, `a23`, `y`) looks sorted too. A run that remembers the
-/// answers were unsorted walks instead and finds `z`.
+/// answers were unsorted walks instead and finds `z`. Also with a backfill (`tcrelay poll
+/// --from`) between the first run and the next: it goes on with no stored progress, but keeps
+/// the mark.
 ///
-/// Before: `z`'s state never reached the queue; the cursor moved past it for good.
+/// Before: `z`'s state never reached the queue; the cursor moved past it for good. Before the
+/// second review's mends, the same after a backfill (its checkpoints wrote no mark).
 #[tokio::test]
 async fn a_stream_found_unsorted_walks_every_later_run() {
-    let h = h();
-    let c = config(3, 100);
-    {
-        let mut w = h.api.world.lock().unwrap();
-        w.by_id = true;
-        for i in 0..20 {
-            w.put_order(&format!("a{i:02}"), T0 + 20 - i);
+    for with_backfill in [false, true] {
+        let h = h();
+        let c = config(3, 100);
+        {
+            let mut w = h.api.world.lock().unwrap();
+            w.by_id = true;
+            for i in 0..20 {
+                w.put_order(&format!("a{i:02}"), T0 + 20 - i);
+            }
         }
+        let first = poll(&h, &c, "run-1").await;
+        assert_eq!(first.stop, Some(StopReason::CaughtUp));
+        assert!(first.deviations.unsorted_pages > 0, "{first:?}");
+        if with_backfill {
+            // Over the last few ms: a sorted stretch, nothing unsorted met in it.
+            let b = run_stream(
+                &h.ports,
+                &c,
+                ORDERS,
+                &backfill("backfill", &ms_to_timestamp(T0 + 19)),
+                &NoDeadline,
+            )
+            .await
+            .unwrap();
+            assert_eq!(b.stop, Some(StopReason::CaughtUp), "{b:?}");
+        }
+        let mark = h.cursors.walk("orders").unwrap_or_default();
+        assert!(
+            mark.contains("\"unsorted\":true"),
+            "{with_backfill}: {mark}"
+        );
+        {
+            let mut w = h.api.world.lock().unwrap();
+            for (i, id) in ["a21", "a22", "a23"].into_iter().enumerate() {
+                w.put_order(id, T0 + 101 + i as i64);
+            }
+            w.put_order("z", T0 + 100);
+        }
+        // Right after the next run's first page.
+        let first_page = *h.api.served.lock().unwrap() + 1;
+        *h.api.hook.lock().unwrap() = Some(Box::new(move |w: &mut World, served, _| {
+            if served == first_page {
+                w.put_order("y", T0 + 200);
+            }
+        }));
+        runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
+        assert_sent(
+            &h,
+            "z",
+            T0 + 100,
+            "between the pages of one sorted by chance",
+        );
+        assert_served_and_held_on_queue_once(&h);
+        // `cursor set` forgets the mark, with any progress.
+        let at = ms_to_timestamp(T0 + 300);
+        h.cursors.set("orders", &at).await.unwrap();
+        assert_eq!(h.cursors.walk("orders"), None);
     }
-    let first = poll(&h, &c, "run-1").await;
-    assert_eq!(first.stop, Some(StopReason::CaughtUp));
-    assert!(first.deviations.unsorted_pages > 0, "{first:?}");
-    let mark = h.cursors.walk("orders").unwrap_or_default();
-    assert!(mark.contains("\"unsorted\":true"), "{mark}");
-    {
-        let mut w = h.api.world.lock().unwrap();
-        for (i, id) in ["a21", "a22", "a23"].into_iter().enumerate() {
-            w.put_order(id, T0 + 101 + i as i64);
-        }
-        w.put_order("z", T0 + 100);
-    }
-    // Right after the next run's first page.
-    let first_page = *h.api.served.lock().unwrap() + 1;
-    *h.api.hook.lock().unwrap() = Some(Box::new(move |w: &mut World, served, _| {
-        if served == first_page {
-            w.put_order("y", T0 + 200);
-        }
-    }));
-    runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
-    assert_sent(
-        &h,
-        "z",
-        T0 + 100,
-        "between the pages of one sorted by chance",
-    );
-    assert_served_and_held_on_queue_once(&h);
-    // `cursor set` forgets the mark, with any progress.
-    let at = ms_to_timestamp(T0 + 300);
-    h.cursors.set("orders", &at).await.unwrap();
-    assert_eq!(h.cursors.walk("orders"), None);
 }
 
 /// Search endpoints (`lastUpdatedSince`, inclusive): a move by time lands *on* the last
@@ -1446,65 +1467,6 @@ fn backfill(owner: &str, from: &str) -> RunRequest {
         from: Some(from.to_owned()),
         ..RunRequest::scheduled(owner)
     }
-}
-
-/// The scenario of `a_stream_found_unsorted_walks_every_later_run`, with a backfill (`tcrelay
-/// poll --from`) between the run that found the answers unsorted and the next: a backfill goes
-/// on with no stored progress, but keeps the mark, so the runs after it still walk.
-///
-/// Before the second review's mends: the backfill's checkpoints wrote no mark (its runs started
-/// trusting the order), and run 3 paged by time through a page sorted by chance while `y` kept
-/// the `total` up: `("z", T0+100)` never reached the queue.
-#[tokio::test]
-async fn a_backfill_keeps_the_unsorted_mark() {
-    let h = h();
-    let c = config(3, 100);
-    {
-        let mut w = h.api.world.lock().unwrap();
-        w.by_id = true;
-        for i in 0..20 {
-            w.put_order(&format!("a{i:02}"), T0 + 20 - i);
-        }
-    }
-    let first = poll(&h, &c, "run-1").await;
-    assert_eq!(first.stop, Some(StopReason::CaughtUp));
-    // A backfill over the last few ms (a sorted stretch: nothing unsorted met in it).
-    let b = run_stream(
-        &h.ports,
-        &c,
-        ORDERS,
-        &backfill("backfill", &ms_to_timestamp(T0 + 19)),
-        &NoDeadline,
-    )
-    .await
-    .unwrap();
-    assert_eq!(b.stop, Some(StopReason::CaughtUp), "{b:?}");
-    let mark = h.cursors.walk("orders").unwrap_or_default();
-    assert!(
-        mark.contains("\"unsorted\":true"),
-        "the backfill dropped the mark: {mark:?}"
-    );
-    {
-        let mut w = h.api.world.lock().unwrap();
-        for (i, id) in ["a21", "a22", "a23"].into_iter().enumerate() {
-            w.put_order(id, T0 + 101 + i as i64);
-        }
-        w.put_order("z", T0 + 100);
-    }
-    let first_page = *h.api.served.lock().unwrap() + 1;
-    *h.api.hook.lock().unwrap() = Some(Box::new(move |w: &mut World, served, _| {
-        if served == first_page {
-            w.put_order("y", T0 + 200);
-        }
-    }));
-    runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
-    assert_sent(
-        &h,
-        "z",
-        T0 + 100,
-        "between the pages of one sorted by chance",
-    );
-    assert_served_and_held_on_queue_once(&h);
 }
 
 /// Search endpoints (inclusive), a quiet, sorted world: `a` objects at `T0 + 1` and `b` at
