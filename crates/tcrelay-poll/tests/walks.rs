@@ -1881,7 +1881,7 @@ async fn simulate(seed: u64) -> Result<(), String> {
 /// unchecked, the lookback spending a run's pages, a walk from its bound looping) and, over seeds
 /// 0-40,000, 3 losses of the documented kind (a skip the `total` check missed as a change
 /// elsewhere added a match) in streams that had answered unsorted before. After the mends, seeds
-/// 0-150,000 leave 6 such losses, each in a stream that had not yet shown an unsorted page
+/// 0-150,000 leave 3 such losses, each in a stream that had not yet shown an unsorted page
 /// (docs/polling.md, "Limits"). The second review's copy with every knob found a backfill
 /// dropping the unsorted mark and search endpoints stalling on a timestamp continued from an
 /// earlier run (both mended). With every knob folded in, seeds 0-200,000 leave 4 losses of that
