@@ -53,6 +53,15 @@ struct OrderFacts {
 }
 
 impl Polled {
+    /// An order of only an id and a `lastUpdatedAt`, as read from a page (the walk and paging
+    /// unit tests need nothing more).
+    #[cfg(test)]
+    pub(crate) fn order_at(id: &str, at: &str) -> Self {
+        let value = serde_json::json!({"id": id, "lastUpdatedAt": at});
+        let raw = serde_json::value::to_raw_value(&value).expect("an object writes as JSON");
+        Self::read(crate::api::PollStream::Orders, 0, &raw).expect("an id and a time read")
+    }
+
     /// Its identifying fields, for the envelope.
     pub fn state(&self) -> ObjectState {
         ObjectState {

@@ -679,9 +679,6 @@ async fn lease_and_poll(
             None => (pos.clone(), pos_at),
         };
         let start = (pos.clone(), pos_at);
-        // A run after one that found the answers unsorted trusts no order either (a stored walk
-        // goes on as a walk whatever the run that stored it found).
-        let distrust = unsorted;
         let (go_on, checked_move) = match resume {
             Some(Resumed::Walk { walk, .. }) => (Some(GoOn::Walk(walk)), None),
             Some(Resumed::Tie { tie, .. }) => (Some(GoOn::Tie(tie)), None),
@@ -717,7 +714,9 @@ async fn lease_and_poll(
             moved: None,
             unconfirmed: None,
             start,
-            distrust,
+            // A run after one that found the answers unsorted trusts no order either (a stored
+            // walk goes on as a walk whatever the run that stored it found).
+            distrust: unsorted,
             resume: go_on,
         };
         if let Some((to, moved)) = checked_move {
@@ -925,10 +924,7 @@ impl StreamRun<'_> {
         // The bound is the run's, over smaller pages after one too large to read too.
         while self.summary.pages < self.config.max_pages {
             if self.out_of_time()? {
-                self.stop_looking(walk.as_ref(), tie.as_ref()).await?;
-                if walk.is_none() && tie.is_none() {
-                    self.keep_position().await?;
-                }
+                self.keep_for_next_run(walk.as_ref(), tie.as_ref()).await?;
                 return Ok(StopReason::Deadline);
             }
             let (items, total) = match self.fetch(offset).await {
@@ -1226,12 +1222,25 @@ impl StreamRun<'_> {
             tie = Some(t);
             offset = step;
         }
-        self.stop_looking(walk.as_ref(), tie.as_ref()).await?;
         self.check_last_move(offset).await?;
+        self.keep_for_next_run(walk.as_ref(), tie.as_ref()).await?;
+        Ok(StopReason::MaxPages)
+    }
+
+    /// What a run that stops part-way (its deadline, its page bound) keeps for the next, beside
+    /// what its walk or paging inside a timestamp stored after each page: that it was still
+    /// looking for its place ([`Self::stop_looking`]), or, paging by time, where it got to
+    /// ([`Self::keep_position`]).
+    async fn keep_for_next_run(
+        &mut self,
+        walk: Option<&Walk>,
+        tie: Option<&Tie>,
+    ) -> Result<(), PollError> {
+        self.stop_looking(walk, tie).await?;
         if walk.is_none() && tie.is_none() {
             self.keep_position().await?;
         }
-        Ok(StopReason::MaxPages)
+        Ok(())
     }
 
     /// A run that stops while a continued walk looks for its place (`walk::Finding`) stores
@@ -1550,7 +1559,7 @@ impl StreamRun<'_> {
     /// (the `walk` module). Only a walk from a position at or before the stored cursor
     /// ([`Self::pos_is_kept`]).
     async fn keep_walk(&mut self, walk: &Walk) -> Result<(), PollError> {
-        if !self.pos_is_kept() || !self.keeps_the_lookback(self.pos_at) {
+        if !self.pos_is_kept() {
             return Ok(());
         }
         self.keep(|of, after| Stored::Walk(walk.stored(of, after)))
@@ -1574,14 +1583,16 @@ impl StreamRun<'_> {
 
     /// Whether progress under the position may be stored: it is at or before the stored
     /// cursor (the cursor written back before a walk from the run's start; on a stream with no
-    /// cursor yet, the run's start, written for it). Paging under a position after the cursor
-    /// (a move not yet stored) would be gone on with by the next run past objects not relayed;
-    /// a move is stored before paging under it goes on.
+    /// cursor yet, the run's start, written for it), and it keeps the lookback
+    /// ([`Self::keeps_the_lookback`]). Paging under a position after the cursor (a move not yet
+    /// stored) would be gone on with by the next run past objects not relayed; a move is stored
+    /// before paging under it goes on.
     fn pos_is_kept(&self) -> bool {
-        match self.committed_at {
+        let at_or_before_cursor = match self.committed_at {
             Some(committed) => self.pos_at <= committed,
             None => self.pos == self.start.0,
-        }
+        };
+        at_or_before_cursor && self.keeps_the_lookback(self.pos_at)
     }
 
     /// Stores the progress of paging inside a timestamp with the cursor after each full page it
@@ -1589,7 +1600,7 @@ impl StreamRun<'_> {
     /// by the next run instead of from its start again (the `tie` module); under a position
     /// at or before the stored cursor only ([`Self::pos_is_kept`]).
     async fn keep_tie(&mut self, tie: &Tie) -> Result<(), PollError> {
-        if !self.pos_is_kept() || !self.keeps_the_lookback(self.pos_at) {
+        if !self.pos_is_kept() {
             return Ok(());
         }
         self.keep(|of, after| Stored::Tie(tie.stored(of, after)))
@@ -1612,11 +1623,7 @@ impl StreamRun<'_> {
             (Some((to, to_at)), Some(moved)) if self.keeps_the_lookback(to_at) => {
                 (to, moved.expected_total)
             }
-            (None, _)
-                if self.keeps_the_lookback(self.pos_at)
-                    && self.pos_at > self.start.1
-                    && self.committed_at.is_some_and(|c| self.pos_at <= c) =>
-            {
+            (None, _) if self.pos_is_kept() && self.pos_at > self.start.1 => {
                 // Everything up to the position is relayed: no count to check.
                 (self.pos.clone(), 0)
             }

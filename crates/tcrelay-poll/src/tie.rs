@@ -210,10 +210,10 @@ impl StoredTie {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Map, json};
+    use serde_json::Map;
 
     use super::*;
-    use crate::api::{EndpointMode, PollStream};
+    use crate::api::EndpointMode;
     use crate::progress::{self, Stored};
 
     const AFTER: &str = "2025-01-01T00:00:00.000Z";
@@ -221,9 +221,7 @@ mod tests {
     const CURSOR: &str = "2025-01-01T00:00:00.000Z";
 
     fn item(id: &str, at: &str) -> Polled {
-        let value = json!({"id": id, "lastUpdatedAt": at});
-        let raw = serde_json::value::to_raw_value(&value).unwrap();
-        Polled::read(PollStream::Orders, 0, &raw).unwrap()
+        Polled::order_at(id, at)
     }
 
     fn page(ids: &[&str]) -> Vec<Polled> {

@@ -276,16 +276,14 @@ mod tests {
     use serde_json::{Map, Value};
 
     use super::*;
-    use crate::api::{EndpointMode, PollStream};
+    use crate::api::EndpointMode;
     use crate::progress::{self, Stored};
 
     const AFTER: &str = "2025-01-01T00:00:00.000Z";
     const CURSOR: &str = "2025-01-01T00:00:01.000Z";
 
     fn item(id: &str, at: &str) -> Polled {
-        let value = json!({"id": id, "lastUpdatedAt": at});
-        let raw = serde_json::value::to_raw_value(&value).unwrap();
-        Polled::read(PollStream::Orders, 0, &raw).unwrap()
+        Polled::order_at(id, at)
     }
 
     /// The text `walk` is stored as with `cursor`, of the result set after `after`.
