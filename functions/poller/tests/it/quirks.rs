@@ -322,6 +322,19 @@ async fn pages_sorted_by_chance_lose_nothing_over_more_seeds() {
     assert!(unsorted_pages > 0);
 }
 
+/// A simulator of `world` answering with `quirks`, and in-memory stores polling it.
+async fn backlog_under(quirks: Quirks, world: WorldConfig) -> (Simulator, MemoryPorts) {
+    let sim = Simulator::start(SimConfig {
+        world,
+        quirks,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let m = memory_ports(Arc::new(api(&sim, 1_000)), KeySink::new());
+    (sim, m)
+}
+
 /// A backlog of unsorted answers larger than one run can walk (300 orders and 80 shipments in
 /// pages of 10, at most 4 pages a run), while objects change as runs page: each run goes on
 /// with the walk where the last one stopped (the walk's progress is stored with the cursor),
@@ -335,14 +348,7 @@ async fn an_unsorted_backlog_larger_than_a_run_is_walked_over_several_runs() {
         zoneless: true,
         ..Quirks::default()
     };
-    let sim = Simulator::start(SimConfig {
-        world: world(41, 300, 80),
-        quirks,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator starts");
-    let m = memory_ports(Arc::new(api(&sim, 1_000)), KeySink::new());
+    let (sim, m) = backlog_under(quirks, world(41, 300, 80)).await;
     let config = PollConfig {
         page_limit: 10,
         max_pages: 4,
@@ -403,17 +409,11 @@ async fn a_bulk_change_larger_than_a_run_is_paged_one_page_a_run() {
             inclusive_after: true,
             ..Quirks::default()
         };
-        let sim = Simulator::start(SimConfig {
-            world: WorldConfig {
-                same_millisecond_probability: 0.97,
-                ..world(43, 120, 30)
-            },
-            quirks,
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator starts");
-        let m = memory_ports(Arc::new(api(&sim, 1_000)), KeySink::new());
+        let world = WorldConfig {
+            same_millisecond_probability: 0.97,
+            ..world(43, 120, 30)
+        };
+        let (sim, m) = backlog_under(quirks, world).await;
         let config = PollConfig {
             page_limit: 10,
             ..config(&STREAMS)
