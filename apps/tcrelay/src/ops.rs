@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tcrelay_core::logsafe::escape_control;
 use tcrelay_core::ports::CursorStore;
-use tcrelay_poll::{PollStream, progress_kind};
+use tcrelay_poll::{PollStream, kept_page_limit, progress_kind};
 use tcrelay_sqlite::{ExistingFile, SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 pub use crate::error::OpsError;
@@ -548,6 +548,17 @@ pub fn parse_stream(name: &str) -> Result<PollStream, OpsError> {
 
 /// What `cursor show` says of the progress a run stored beside the cursor.
 fn progress_note(text: &str) -> String {
+    let note = progress_kind_note(text);
+    match kept_page_limit(text) {
+        Some(limit) => format!(
+            "{note}; pages of {limit} objects (larger ones were too large to read) until a run \
+             catches up"
+        ),
+        None => note,
+    }
+}
+
+fn progress_kind_note(text: &str) -> String {
     let bytes = text.len();
     match progress_kind(text) {
         "walk" => format!("a walk by offset stored ({bytes} bytes): the next run goes on with it"),
@@ -561,6 +572,7 @@ fn progress_note(text: &str) -> String {
             "Tradecloud's answers were found out of time order: runs walk each result set"
                 .to_owned()
         }
+        "smaller-pages" => "no progress stored".to_owned(),
         _ => format!(
             "progress stored ({bytes} bytes) this build cannot read: the next run starts from \
              the cursor"
@@ -592,6 +604,7 @@ pub async fn cursor_show(
                 "windowStart": cursor.as_ref().and_then(|c| c.window_start.clone()),
                 "walkBytes": cursor.as_ref().and_then(|c| c.walk.as_ref().map(String::len)),
                 "progress": cursor.as_ref().and_then(|c| c.walk.as_deref().map(progress_kind)),
+                "pageLimit": cursor.as_ref().and_then(|c| c.walk.as_deref().and_then(kept_page_limit)),
             });
             writeln!(out, "{line}")?;
             continue;
@@ -812,6 +825,18 @@ mod tests {
                 "Tradecloud's answers were found out of time order: runs walk each result set)",
                 "unsorted",
             ),
+            (
+                r#"{"cursor":"2025-01-02T00:00:00.000Z","endpoint":"poll","filters":{},"pageLimit":25}"#,
+                "no progress stored; pages of 25 objects (larger ones were too large to read) \
+                 until a run catches up)",
+                "smaller-pages",
+            ),
+            (
+                r#"{"cursor":"2025-01-02T00:00:00.000Z","endpoint":"poll","filters":{},"moveTo":"2025-01-02T00:00:01.000Z","expectedTotal":3,"pageLimit":50}"#,
+                "a move to check stored (137 bytes): the next run asks its page first; pages of \
+                 50 objects",
+                "move",
+            ),
         ] {
             version = store
                 .checkpoint(
@@ -827,7 +852,13 @@ mod tests {
                 .version;
             let text = show(&store, false).await;
             assert!(text.contains(note), "{text}");
-            assert_eq!(show_json(&store).await["progress"], kind);
+            let json = show_json(&store).await;
+            assert_eq!(json["progress"], kind);
+            let limit = stored.contains("pageLimit").then(|| {
+                let v: serde_json::Value = serde_json::from_str(stored).unwrap();
+                v["pageLimit"].clone()
+            });
+            assert_eq!(json["pageLimit"], limit.unwrap_or(serde_json::Value::Null));
         }
     }
 }

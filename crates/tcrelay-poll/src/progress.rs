@@ -10,11 +10,16 @@
 //!   would otherwise never store one.
 //!
 //! Each is kept with the cursor value, endpoint and filters it belongs to ([`Belongs`]), so a
-//! stored progress of another result set is never taken for this one's; and with whether the
-//! stream's answers were found out of time order, which is also kept alone when there is no
-//! progress to keep ([`Stored::Unsorted`]): a stream whose Tradecloud once answered unsorted
-//! walks every result set from then on instead of paging by time (a page sorted by chance,
-//! with a change elsewhere keeping its `total` up, hides a skip from the check).
+//! stored progress of another result set is never taken for this one's; and with what runs
+//! learned of the stream's Tradecloud ([`Marks`]), which is also kept alone when there is no
+//! progress to keep ([`Stored::Marks`]):
+//! - whether its answers were found out of time order: a stream whose Tradecloud once
+//!   answered unsorted walks every result set from then on instead of paging by time (a page
+//!   sorted by chance, with a change elsewhere keeping its `total` up, hides a skip from the
+//!   check);
+//! - the smaller page size a run went on with after pages too large to read, until a run
+//!   catches up: a run whose time ends right after halving (a deadline that leaves it one
+//!   request) would otherwise leave the next to ask the same page too large again, every run.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -36,25 +41,46 @@ pub(crate) struct Belongs {
     /// The further filters asked with (a `status`, say): a change of configuration makes
     /// another result set.
     filters: Map<String, Value>,
+    /// What runs learned of the stream, kept across runs.
+    #[serde(flatten)]
+    marks: Marks,
+}
+
+/// What runs learned of a stream's Tradecloud that later runs go on with (stored with the
+/// cursor, with or without progress).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Marks {
     /// Whether the stream's answers were found out of time order: runs walk every result set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    unsorted: bool,
+    pub(crate) unsorted: bool,
+    /// Objects asked per page after pages of the configured size were too large to read, until
+    /// a run catches up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) page_limit: Option<u32>,
+}
+
+impl Marks {
+    /// Whether there is nothing to keep.
+    pub(crate) fn is_empty(self) -> bool {
+        self == Self::default()
+    }
 }
 
 impl Belongs {
-    /// Progress stored with the cursor `value`, of requests in `mode` with `filters`, by a run
-    /// that found the answers `unsorted` or not.
+    /// Progress stored with the cursor `value`, of requests in `mode` with `filters`, with what
+    /// runs learned of the stream (`marks`).
     pub(crate) fn new(
         value: &str,
         mode: EndpointMode,
         filters: &Map<String, Value>,
-        unsorted: bool,
+        marks: Marks,
     ) -> Self {
         Self {
             cursor: value.to_owned(),
             endpoint: endpoint_name(mode).to_owned(),
             filters: filters.clone(),
-            unsorted,
+            marks,
         }
     }
 
@@ -108,9 +134,56 @@ impl StoredMove {
     }
 }
 
+impl Kept for StoredMove {
+    fn belongs(&self) -> &Belongs {
+        &self.of
+    }
+
+    fn belongs_mut(&mut self) -> &mut Belongs {
+        &mut self.of
+    }
+
+    /// The move: `None` when it goes to a time that is none. It may go to the cursor or before
+    /// it: a run that pages by time from the lookback before the cursor can need a page to get
+    /// past it, and with one page a run only the stored move gets the next run further.
+    fn resume(self, _value_at: DateTime<Utc>) -> Option<Resumed> {
+        let to_at = timestamp::parse(&self.move_to).ok()?;
+        Some(Resumed::Move {
+            to: (self.move_to, to_at),
+            expected_total: self.expected_total,
+        })
+    }
+}
+
+/// A kind of progress, stored with what it belongs to.
+pub(crate) trait Kept: Sized {
+    /// What it belongs to.
+    fn belongs(&self) -> &Belongs;
+
+    /// What it belongs to, to change its marks.
+    fn belongs_mut(&mut self) -> &mut Belongs;
+
+    /// The progress to go on with, stored beside the cursor at `value_at` (checked to be the
+    /// one it belongs to): `None` when it is not consistent in itself.
+    fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed>;
+
+    /// What it belongs to, if that is the cursor `value` and requests in `mode` with
+    /// `filters`, and the progress to go on with.
+    fn go_on(
+        self,
+        value: Option<&str>,
+        mode: EndpointMode,
+        filters: &Map<String, Value>,
+    ) -> Option<(Marks, Resumed)> {
+        let value_at = self.belongs().to(value, mode, filters)?;
+        let marks = self.belongs().marks;
+        Some((marks, self.resume(value_at)?))
+    }
+}
+
 /// Progress stored by a run, as the cursor record keeps it (the JSON kinds are told apart by
 /// their fields: `moveTo` for a move, `tie` for paging inside a timestamp, `page` for a walk;
-/// none of them for the mark alone).
+/// none of them for the marks alone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum Stored {
@@ -120,8 +193,8 @@ pub(crate) enum Stored {
     Tie(StoredTie),
     /// A walk of a result set.
     Walk(StoredWalk),
-    /// No progress: only that the stream's answers were found unsorted (`unsorted` set).
-    Unsorted(Belongs),
+    /// No progress: only what runs learned of the stream ([`Marks`], not empty).
+    Marks(Belongs),
 }
 
 impl Stored {
@@ -129,20 +202,57 @@ impl Stored {
     pub(crate) fn to_text(&self) -> String {
         serde_json::to_string(self).expect("stored progress writes as JSON")
     }
+
+    fn belongs_mut(&mut self) -> &mut Belongs {
+        match self {
+            Stored::Move(stored) => stored.belongs_mut(),
+            Stored::Tie(stored) => stored.belongs_mut(),
+            Stored::Walk(stored) => stored.belongs_mut(),
+            Stored::Marks(of) => of,
+        }
+    }
+}
+
+/// The progress stored as `text` with the cursor `value`, its marks replaced by `marks`; `None`
+/// when `text` is no progress stored with `value` (unreadable, another cursor's, or the marks
+/// alone), or a move by time in a stream `marks` says is unsorted (such a stream walks): what
+/// to keep is then the marks alone.
+pub(crate) fn with_marks(text: &str, value: &str, marks: Marks) -> Option<String> {
+    let mut stored = serde_json::from_str::<Stored>(text).ok()?;
+    let moot = match &stored {
+        Stored::Marks(_) => true,
+        Stored::Move(_) => marks.unsorted,
+        Stored::Walk(_) | Stored::Tie(_) => false,
+    };
+    if moot || stored.belongs_mut().cursor != value {
+        return None;
+    }
+    stored.belongs_mut().marks = marks;
+    Some(stored.to_text())
 }
 
 /// What the progress stored as `text` is, for operators (`tcrelay cursor show`): `walk`,
 /// `timestamp` (paging inside one timestamp), `move` (a move by time to check), `unsorted` (only
-/// the mark that the answers were found out of time order), or `unreadable` (not this build's
-/// format: the next run starts from the cursor).
+/// the mark that the answers were found out of time order), `smaller-pages` (only the page size
+/// of [`kept_page_limit`]), or `unreadable` (not this build's format: the next run starts from
+/// the cursor).
 pub fn progress_kind(text: &str) -> &'static str {
     match serde_json::from_str::<Stored>(text) {
         Ok(Stored::Walk(_)) => "walk",
         Ok(Stored::Tie(_)) => "timestamp",
         Ok(Stored::Move(_)) => "move",
-        Ok(Stored::Unsorted(of)) if of.unsorted => "unsorted",
+        Ok(Stored::Marks(of)) if of.marks.unsorted => "unsorted",
+        Ok(Stored::Marks(of)) if of.marks.page_limit.is_some() => "smaller-pages",
         _ => "unreadable",
     }
+}
+
+/// The page size stored as `text` says the next run asks with, when smaller than configured
+/// (pages of the configured size were too large to read and no run caught up since), for
+/// operators (`tcrelay cursor show`).
+pub fn kept_page_limit(text: &str) -> Option<u32> {
+    let mut stored = serde_json::from_str::<Stored>(text).ok()?;
+    stored.belongs_mut().marks.page_limit
 }
 
 /// Stored progress ready to go on with.
@@ -195,61 +305,53 @@ impl Resumed {
     }
 }
 
-/// What a run goes on with from the cursor record: the progress, and whether the stream's
-/// answers were found unsorted.
+/// What a run goes on with from the cursor record: the progress, and what earlier runs
+/// learned of the stream.
 #[derive(Debug)]
 pub(crate) struct Resume {
     /// The progress to go on with, if any.
     pub(crate) progress: Option<Resumed>,
-    /// Whether earlier runs found the answers out of time order.
-    pub(crate) unsorted: bool,
+    /// What earlier runs learned of the stream.
+    pub(crate) marks: Marks,
 }
 
 /// The progress stored as `text` beside the cursor `value`, if it is one to go on with: it was
 /// stored with this very cursor value and asks what this run would ask (`mode`, `filters`), and
-/// it is consistent in itself (a walk or paging inside a timestamp starts at or before the
-/// cursor, as one after it would pass objects not relayed). A move may go to the cursor or
-/// before it: a run that pages by time from the lookback before the cursor can need a page to
-/// get past it, and with one page a run only the stored move gets the next run further.
-/// Anything else, an unreadable text included, is `None`: the run starts from the cursor, as if
-/// nothing were stored.
+/// it is consistent in itself ([`Kept::resume`]). Anything else, an unreadable text included,
+/// is `None`: the run starts from the cursor, as if nothing were stored.
 pub(crate) fn resume(
     text: &str,
     value: Option<&str>,
     mode: EndpointMode,
     filters: &Map<String, Value>,
 ) -> Option<Resume> {
-    let (of, progress) = match serde_json::from_str::<Stored>(text).ok()? {
-        Stored::Walk(stored) => {
-            let of = stored.belongs().clone();
-            let value_at = of.to(value, mode, filters)?;
-            (of, Some(stored.resume(value_at)?))
+    let (marks, progress) = match serde_json::from_str::<Stored>(text).ok()? {
+        Stored::Walk(stored) => stored.go_on(value, mode, filters)?,
+        Stored::Tie(stored) => stored.go_on(value, mode, filters)?,
+        // A move by time is paging by time: a stream found unsorted walks from the cursor
+        // instead (a move stored before the finding passed objects no page showed).
+        Stored::Move(stored) if stored.belongs().marks.unsorted => {
+            stored.belongs().to(value, mode, filters)?;
+            return Some(Resume {
+                progress: None,
+                marks: stored.of.marks,
+            });
         }
-        Stored::Tie(stored) => {
-            let of = stored.belongs().clone();
-            let value_at = of.to(value, mode, filters)?;
-            (of, Some(stored.resume(value_at)?))
-        }
-        Stored::Move(stored) => {
-            stored.of.to(value, mode, filters)?;
-            let to_at = timestamp::parse(&stored.move_to).ok()?;
-            let progress = Resumed::Move {
-                to: (stored.move_to, to_at),
-                expected_total: stored.expected_total,
-            };
-            (stored.of, Some(progress))
-        }
-        Stored::Unsorted(of) => {
+        Stored::Move(stored) => stored.go_on(value, mode, filters)?,
+        Stored::Marks(of) => {
             of.to(value, mode, filters)?;
-            if !of.unsorted {
+            if of.marks.is_empty() {
                 return None;
             }
-            (of, None)
+            return Some(Resume {
+                progress: None,
+                marks: of.marks,
+            });
         }
     };
     Some(Resume {
-        progress,
-        unsorted: of.unsorted,
+        progress: Some(progress),
+        marks,
     })
 }
 
@@ -266,7 +368,7 @@ mod tests {
     fn a_stored_move_goes_on_with_its_own_cursor_only() {
         let none = Map::new();
         let text = Stored::Move(StoredMove::new(
-            Belongs::new(CURSOR, EndpointMode::Poll, &none, false),
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default()),
             LATER,
             7,
         ))
@@ -288,7 +390,7 @@ mod tests {
         // A move to the cursor or before it is gone on with too: the page after it is what
         // gets the stream past the cursor. One to a time that is none is not.
         let back = Stored::Move(StoredMove::new(
-            Belongs::new(LATER, EndpointMode::Poll, &none, false),
+            Belongs::new(LATER, EndpointMode::Poll, &none, Marks::default()),
             CURSOR,
             7,
         ))
@@ -301,7 +403,7 @@ mod tests {
     #[test]
     fn each_kind_reads_back_as_itself() {
         let none = Map::new();
-        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, false);
+        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default());
         let a_move = Stored::Move(StoredMove::new(of, LATER, 3));
         let text = a_move.to_text();
         assert!(text.contains("\"moveTo\""), "{text}");
@@ -309,10 +411,99 @@ mod tests {
         assert!(serde_json::from_str::<Stored>("{not json").is_err());
         assert!(resume("{\"cursor\":1}", Some(CURSOR), EndpointMode::Poll, &none).is_none());
         assert_eq!(progress_kind(&text), "move");
-        let mark = Stored::Unsorted(Belongs::new(CURSOR, EndpointMode::Poll, &none, true));
+        let mark = Stored::Marks(Belongs::new(CURSOR, EndpointMode::Poll, &none, UNSORTED));
         assert_eq!(progress_kind(&mark.to_text()), "unsorted");
-        let bare = Stored::Unsorted(Belongs::new(CURSOR, EndpointMode::Poll, &none, false));
+        let smaller = Stored::Marks(Belongs::new(CURSOR, EndpointMode::Poll, &none, PAGES_OF_25));
+        assert_eq!(progress_kind(&smaller.to_text()), "smaller-pages");
+        assert_eq!(kept_page_limit(&smaller.to_text()), Some(25));
+        assert_eq!(kept_page_limit(&mark.to_text()), None);
+        let bare = Stored::Marks(Belongs::new(
+            CURSOR,
+            EndpointMode::Poll,
+            &none,
+            Marks::default(),
+        ));
         assert_eq!(progress_kind(&bare.to_text()), "unreadable");
         assert_eq!(progress_kind("{not json"), "unreadable");
+    }
+
+    const UNSORTED: Marks = Marks {
+        unsorted: true,
+        page_limit: None,
+    };
+    const PAGES_OF_25: Marks = Marks {
+        unsorted: false,
+        page_limit: Some(25),
+    };
+
+    #[test]
+    fn the_marks_go_on_with_their_cursor_with_or_without_progress() {
+        let none = Map::new();
+        let both = Marks {
+            unsorted: true,
+            page_limit: Some(25),
+        };
+        let alone = Stored::Marks(Belongs::new(CURSOR, EndpointMode::Poll, &none, both)).to_text();
+        assert!(alone.contains("\"pageLimit\":25"), "{alone}");
+        let r = resume(&alone, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        assert!(r.progress.is_none());
+        assert_eq!(r.marks, both);
+        // Another cursor's marks are not this one's (`cursor set` clears them so).
+        assert!(resume(&alone, Some(LATER), EndpointMode::Poll, &none).is_none());
+
+        let a_move = Stored::Move(StoredMove::new(
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, PAGES_OF_25),
+            LATER,
+            7,
+        ))
+        .to_text();
+        let r = resume(&a_move, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        assert!(matches!(r.progress, Some(Resumed::Move { .. })));
+        assert_eq!(r.marks, PAGES_OF_25);
+        assert_eq!(progress_kind(&a_move), "move");
+        assert_eq!(kept_page_limit(&a_move), Some(25));
+
+        // A move in a stream marked unsorted is not gone on with: the run walks from the
+        // cursor, with the marks.
+        let unsorted_move = Stored::Move(StoredMove::new(
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, both),
+            LATER,
+            7,
+        ))
+        .to_text();
+        let r = resume(&unsorted_move, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        assert!(r.progress.is_none(), "{:?}", r.progress);
+        assert_eq!(r.marks, both);
+        assert!(resume(&unsorted_move, Some(LATER), EndpointMode::Poll, &none).is_none());
+    }
+
+    #[test]
+    fn with_marks_keeps_the_progress_of_its_own_cursor_only() {
+        let none = Map::new();
+        let a_move = Stored::Move(StoredMove::new(
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default()),
+            LATER,
+            7,
+        ));
+        let both = Marks {
+            unsorted: true,
+            page_limit: Some(25),
+        };
+        let text = with_marks(&a_move.to_text(), CURSOR, PAGES_OF_25).unwrap();
+        let r = resume(&text, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        assert_eq!(r.marks, PAGES_OF_25);
+        match r.progress {
+            Some(Resumed::Move { to, expected_total }) => {
+                assert_eq!((to.0.as_str(), expected_total), (LATER, 7));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Stored with another cursor, unreadable, the marks alone, or a move in a stream
+        // found unsorted since: nothing to keep.
+        assert!(with_marks(&a_move.to_text(), LATER, both).is_none());
+        assert!(with_marks(&a_move.to_text(), CURSOR, both).is_none());
+        assert!(with_marks("{not json", CURSOR, both).is_none());
+        let alone = Stored::Marks(Belongs::new(CURSOR, EndpointMode::Poll, &none, UNSORTED));
+        assert!(with_marks(&alone.to_text(), CURSOR, both).is_none());
     }
 }

@@ -622,7 +622,7 @@ async fn lease_and_poll(
                 progress::resume(text, cursor.value.as_deref(), config.mode, &filters).map(|r| {
                     progress::Resume {
                         progress: None,
-                        unsorted: r.unsorted,
+                        marks: r.marks,
                     }
                 })
             }
@@ -631,20 +631,27 @@ async fn lease_and_poll(
                 match &resume {
                     Some(progress::Resume {
                         progress: Some(r),
-                        unsorted,
+                        marks,
                     }) => tracing::info!(
                         stream = stream.as_str(),
                         kind = r.kind(),
                         after = r.after(),
                         offset = r.offset(),
-                        unsorted,
+                        unsorted = marks.unsorted,
+                        page_limit = marks.page_limit,
                         "going on where the last run stopped (a walk of the result set by \
                          offset, paging inside one timestamp, or a move by time to check)"
                     ),
-                    Some(progress::Resume { progress: None, .. }) => tracing::info!(
+                    Some(progress::Resume {
+                        progress: None,
+                        marks,
+                    }) => tracing::info!(
                         stream = stream.as_str(),
-                        "earlier runs found Tradecloud's answers out of time order: walking \
-                         the result set by offset"
+                        unsorted = marks.unsorted,
+                        page_limit = marks.page_limit,
+                        "going on with what earlier runs found: Tradecloud's answers out of \
+                         time order (walking the result set by offset), or pages too large to \
+                         read (asking for smaller ones until a run catches up)"
                     ),
                     None => tracing::info!(
                         stream = stream.as_str(),
@@ -657,7 +664,7 @@ async fn lease_and_poll(
             }
             _ => None,
         };
-        let unsorted = resume.as_ref().is_some_and(|r| r.unsorted);
+        let marks = resume.as_ref().map(|r| r.marks).unwrap_or_default();
         let resume = resume.and_then(|r| r.progress);
         let pos = match &resume {
             Some(r @ (Resumed::Walk { .. } | Resumed::Tie { .. })) => r.after().to_owned(),
@@ -708,15 +715,28 @@ async fn lease_and_poll(
             stored_window: cursor.window_start.clone(),
             stored_walk: cursor.walk.clone(),
             done: HashSet::new(),
-            page_limit: config.page_limit,
+            // Smaller pages, after an earlier run found pages of the configured size too large
+            // to read and no run caught up since (`progress::Marks`).
+            page_limit: marks
+                .page_limit
+                .filter(|&limit| (2..config.page_limit).contains(&limit))
+                .unwrap_or(config.page_limit),
+            caught_up: false,
             summary: &mut *summary,
-            seen_newest: None,
+            // A walk gone on with knows the times its earlier runs saw: a walk begun after it
+            // ends must know them too (its bound), or one that ends in a run that saw only its
+            // last page would begin the next knowing only that page's times, and walk again
+            // and again to the same bound.
+            seen_newest: match &go_on {
+                Some(GoOn::Walk(w)) => w.newest().cloned(),
+                _ => None,
+            },
             moved: None,
             unconfirmed: None,
             start,
             // A run after one that found the answers unsorted trusts no order either (a stored
             // walk goes on as a walk whatever the run that stored it found).
-            distrust: unsorted,
+            distrust: marks.unsorted,
             resume: go_on,
         };
         if let Some((to, moved)) = checked_move {
@@ -774,8 +794,11 @@ struct StreamRun<'a> {
     resume: Option<GoOn>,
     /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
     done: HashSet<String>,
-    /// Objects asked per page: the configured limit, halved while pages are too large to read.
+    /// Objects asked per page: the configured limit, halved while pages are too large to read
+    /// (kept for the next runs until one catches up: [`Self::marks`]).
     page_limit: u32,
+    /// Whether the run caught up: the next run asks pages of the configured size again.
+    caught_up: bool,
     summary: &'a mut StreamSummary,
     /// After a move by time: what the next page's `total` must count (see [`Moved`]); kept
     /// across smaller pages after one too large to read.
@@ -1240,7 +1263,32 @@ impl StreamRun<'_> {
         if walk.is_none() && tie.is_none() {
             self.keep_position().await?;
         }
-        Ok(())
+        self.keep_page_limit().await
+    }
+
+    /// A run that stops part-way after pages too large to read keeps the smaller page size
+    /// with whatever the store holds ([`progress::Marks`]): a run whose time ends right after
+    /// halving (a deadline that leaves it one request) would otherwise leave the next to ask
+    /// the same page too large again, every run. Progress stored with the cursor keeps it too
+    /// (every store writes the marks); this is for a run that stored none since it halved.
+    async fn keep_page_limit(&mut self) -> Result<(), PollError> {
+        let marks = self.marks();
+        if marks.page_limit.is_none()
+            || self.request.dry_run
+            || self.lease.is_some_and(HeldLease::lost)
+        {
+            return Ok(());
+        }
+        let value = self.kept_cursor();
+        let text = self
+            .stored_walk
+            .as_deref()
+            .and_then(|stored| progress::with_marks(stored, &value, marks))
+            .or_else(|| self.at_rest(&value));
+        if text == self.stored_walk {
+            return Ok(());
+        }
+        self.store_kept(&value, text.as_deref()).await
     }
 
     /// A run that stops while a continued walk looks for its place (`walk::Finding`) stores
@@ -1671,15 +1719,26 @@ impl StreamRun<'_> {
         if self.request.dry_run || self.request.from.is_some() {
             return Ok(());
         }
-        let value = self
-            .summary
+        let value = self.kept_cursor();
+        let of = Belongs::new(&value, self.config.mode, &self.filters, self.marks());
+        let text = stored(of, &self.pos).to_text();
+        self.store_kept(&value, Some(&text)).await
+    }
+
+    /// The cursor value kept progress is stored with: the one the store holds, or the run's
+    /// start on a stream that had none.
+    fn kept_cursor(&self) -> String {
+        self.summary
             .cursor_after
             .clone()
-            .unwrap_or_else(|| self.start.0.clone());
-        let of = Belongs::new(&value, self.config.mode, &self.filters, self.distrust);
-        let text = stored(of, &self.pos).to_text();
+            .unwrap_or_else(|| self.start.0.clone())
+    }
+
+    /// Stores `text` as the progress beside the cursor `value` ([`Self::kept_cursor`]), with
+    /// the run's window start.
+    async fn store_kept(&mut self, value: &str, text: Option<&str>) -> Result<(), PollError> {
         let window = self.window_start.clone();
-        self.checkpoint(&value, Some(&window), Some(&text)).await?;
+        self.checkpoint(value, Some(&window), text).await?;
         if self.committed_at.is_none() {
             self.committed_at = Some(self.start.1);
         }
@@ -1703,15 +1762,27 @@ impl StreamRun<'_> {
         self.checkpoint(&value, Some(&window), None).await
     }
 
-    /// What the store keeps as progress beside the cursor `value` when there is none: that the
-    /// answers were found unsorted, once they were (the `progress` module), so later runs walk
-    /// every result set instead of paging by time: a page sorted by chance whose `total` a
-    /// change elsewhere keeps up hides a skip from the check ([`Moved`]). `cursor set` clears
-    /// it.
+    /// What the store keeps as progress beside the cursor `value` when there is none: what the
+    /// run learned of the stream ([`Self::marks`]), if anything.
     fn at_rest(&self, value: &str) -> Option<String> {
-        self.distrust.then(|| {
-            Stored::Unsorted(Belongs::new(value, self.config.mode, &self.filters, true)).to_text()
+        let marks = self.marks();
+        (!marks.is_empty()).then(|| {
+            Stored::Marks(Belongs::new(value, self.config.mode, &self.filters, marks)).to_text()
         })
+    }
+
+    /// What later runs go on with, stored with every checkpoint (the `progress` module):
+    /// - that the answers were found unsorted, once they were, so later runs walk every result
+    ///   set instead of paging by time: a page sorted by chance whose `total` a change
+    ///   elsewhere keeps up hides a skip from the check ([`Moved`]); `cursor set` clears it;
+    /// - the smaller page size after pages too large to read, until a run catches up (the
+    ///   next run then asks pages of the configured size again).
+    fn marks(&self) -> progress::Marks {
+        progress::Marks {
+            unsorted: self.distrust,
+            page_limit: (self.page_limit < self.config.page_limit && !self.caught_up)
+                .then_some(self.page_limit),
+        }
     }
 
     /// Stores `to` as the cursor (a dry run only notes it): with the run's window start, or
@@ -1725,6 +1796,7 @@ impl StreamRun<'_> {
         if self.request.dry_run {
             self.summary.cursor_after = Some(to);
         } else {
+            self.caught_up |= caught_up;
             let window = (!caught_up).then(|| self.window_start.clone());
             self.checkpoint(&to, window.as_deref(), None).await?;
         }
@@ -1780,6 +1852,7 @@ impl StreamRun<'_> {
         if self.request.dry_run {
             return;
         }
+        self.caught_up = true;
         let Some(value) = self.summary.cursor_after.clone() else {
             return;
         };

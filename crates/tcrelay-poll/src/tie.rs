@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tradecloud_model::timestamp;
 
 use crate::object::Polled;
-use crate::progress::{Belongs, Resumed};
+use crate::progress::{Belongs, Kept, Resumed};
 
 /// Paging inside one timestamp.
 #[derive(Debug)]
@@ -173,17 +173,19 @@ pub(crate) struct StoredTie {
     seen: u64,
 }
 
-impl StoredTie {
-    /// What it belongs to.
-    pub(crate) fn belongs(&self) -> &Belongs {
+impl Kept for StoredTie {
+    fn belongs(&self) -> &Belongs {
         &self.of
     }
 
-    /// The paging to go on with, stored beside the cursor at `value_at` (checked to be the one
-    /// it belongs to): `None` when it is not consistent in itself (no page, a timestamp before
-    /// its position) or its position is after the cursor (it would pass objects not
-    /// relayed).
-    pub(crate) fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed> {
+    fn belongs_mut(&mut self) -> &mut Belongs {
+        &mut self.of
+    }
+
+    /// The paging to go on with: `None` when it is not consistent in itself (no page, a
+    /// timestamp before its position) or its position is after the cursor (it would pass
+    /// objects not relayed).
+    fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed> {
         let after_at = timestamp::parse(&self.after).ok()?;
         let at = timestamp::parse(&self.tie).ok()?;
         // The search endpoints include their position: paging inside a timestamp there asks
@@ -214,7 +216,7 @@ mod tests {
 
     use super::*;
     use crate::api::EndpointMode;
-    use crate::progress::{self, Stored};
+    use crate::progress::{self, Marks, Stored};
 
     const AFTER: &str = "2025-01-01T00:00:00.000Z";
     const T: &str = "2025-01-01T00:00:05.000Z";
@@ -240,9 +242,11 @@ mod tests {
 
     fn stored_and_resumed(tie: &Tie, value: &str) -> Option<Tie> {
         let none = Map::new();
-        let text =
-            Stored::Tie(tie.stored(Belongs::new(value, EndpointMode::Poll, &none, false), AFTER))
-                .to_text();
+        let text = Stored::Tie(tie.stored(
+            Belongs::new(value, EndpointMode::Poll, &none, Marks::default()),
+            AFTER,
+        ))
+        .to_text();
         match progress::resume(&text, Some(value), EndpointMode::Poll, &none)?.progress? {
             Resumed::Tie { after, tie } => {
                 assert_eq!(after.0, AFTER);
@@ -295,13 +299,13 @@ mod tests {
         // (the search endpoints include it): a tie.
         let none = Map::new();
         let later = "2025-01-01T00:00:06.000Z";
-        let at_later = Belongs::new(later, EndpointMode::Poll, &none, false);
+        let at_later = Belongs::new(later, EndpointMode::Poll, &none, Marks::default());
         let text = Stored::Tie(tie.stored(at_later, later)).to_text();
         assert!(progress::resume(&text, Some(later), EndpointMode::Poll, &none).is_none());
-        let at_t = Belongs::new(T, EndpointMode::Search, &none, false);
+        let at_t = Belongs::new(T, EndpointMode::Search, &none, Marks::default());
         let text = Stored::Tie(tie.stored(at_t, T)).to_text();
         assert!(progress::resume(&text, Some(T), EndpointMode::Search, &none).is_some());
-        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, false);
+        let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default());
         let empty = Tie {
             last_page: Vec::new(),
             ..paged()

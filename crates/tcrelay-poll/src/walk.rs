@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tradecloud_model::timestamp;
 
 use crate::object::Polled;
-use crate::progress::{Belongs, Resumed};
+use crate::progress::{Belongs, Kept, Resumed};
 
 /// A walk of one result set by offset.
 #[derive(Debug, Default)]
@@ -33,8 +33,10 @@ pub(crate) struct Walk {
     first_max: Option<(String, DateTime<Utc>)>,
     /// Whether the walk saw any object after its position.
     any_after: bool,
-    /// The largest `lastUpdatedAt` over the whole walk (this run's part of it).
-    newest: Option<DateTime<Utc>>,
+    /// The largest `lastUpdatedAt` over the whole walk, as sent and parsed (earlier runs'
+    /// part of it included: a walk that ends in a run that saw only its last page must still
+    /// know the times its earlier pages showed).
+    newest: Option<(String, DateTime<Utc>)>,
     /// Pages the walk relayed since it (re)started, earlier runs' included.
     pub(crate) pages: u32,
     /// While a walk continued from an earlier run (or after pages too large to read) looks for
@@ -146,8 +148,15 @@ impl Walk {
                 self.first_max = Some((item.last_updated_at.clone(), item.at));
             }
             self.any_after |= item.at > pos_at;
-            self.newest = self.newest.max(Some(item.at));
+            if self.newest.as_ref().is_none_or(|(_, at)| item.at > *at) {
+                self.newest = Some((item.last_updated_at.clone(), item.at));
+            }
         }
+    }
+
+    /// The newest time the walk saw, over all its runs.
+    pub(crate) fn newest(&self) -> Option<&(String, DateTime<Utc>)> {
+        self.newest.as_ref()
     }
 
     /// The newest time the walk knows existed when it began: of its first page or of anything
@@ -180,7 +189,9 @@ impl Walk {
     /// Whether every object the walk saw is at or before `to_at` (its bound), so that, walked
     /// in one page, nothing changed while it walked.
     pub(crate) fn saw_nothing_after(&self, to_at: DateTime<Utc>) -> bool {
-        self.newest.is_none_or(|newest| newest <= to_at)
+        self.newest
+            .as_ref()
+            .is_none_or(|(_, newest)| *newest <= to_at)
     }
 
     /// The walk's progress, to be stored for the next run (`of`: the cursor value, endpoint
@@ -200,6 +211,7 @@ impl Walk {
             page,
             known: self.known().map(|(text, _)| text.clone()),
             any_after: self.any_after,
+            newest: self.newest.as_ref().map(|(text, _)| text.clone()),
             pages: self.pages,
         }
     }
@@ -224,20 +236,26 @@ pub(crate) struct StoredWalk {
     known: Option<String>,
     /// Whether the walk saw an object after `after`.
     any_after: bool,
+    /// The newest time the walk saw ([`Walk::newest`]); absent in what older builds stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    newest: Option<String>,
     /// Pages relayed so far.
     pages: u32,
 }
 
-impl StoredWalk {
-    /// What it belongs to.
-    pub(crate) fn belongs(&self) -> &Belongs {
+impl Kept for StoredWalk {
+    fn belongs(&self) -> &Belongs {
         &self.of
     }
 
-    /// The walk to go on with, stored beside the cursor at `value_at` (checked to be the one it
-    /// belongs to): `None` when it is not consistent in itself, or its position is after the
-    /// cursor (a walk starts at or before it; one after it would pass objects not relayed).
-    pub(crate) fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed> {
+    fn belongs_mut(&mut self) -> &mut Belongs {
+        &mut self.of
+    }
+
+    /// The walk to go on with: `None` when it is not consistent in itself, or its position is
+    /// after the cursor (a walk starts at or before it; one after it would pass objects not
+    /// relayed).
+    fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed> {
         if self.page.is_empty() != (self.pages == 0) {
             return None;
         }
@@ -245,13 +263,12 @@ impl StoredWalk {
         if after_at > value_at {
             return None;
         }
-        let before = match self.known {
-            Some(text) => {
-                let at = timestamp::parse(&text).ok()?;
-                Some((text, at))
-            }
-            None => None,
+        let parsed = |text: Option<String>| match text {
+            Some(text) => timestamp::parse(&text).ok().map(|at| Some((text, at))),
+            None => Some(None),
         };
+        let before = parsed(self.known)?;
+        let newest = parsed(self.newest)?;
         Some(Resumed::Walk {
             after: (self.after, after_at),
             offset: self.offset,
@@ -261,7 +278,7 @@ impl StoredWalk {
                 previous_offset: self.offset,
                 first_max: None,
                 any_after: self.any_after,
-                newest: None,
+                newest,
                 pages: self.pages,
                 finding: None,
             },
@@ -277,7 +294,7 @@ mod tests {
 
     use super::*;
     use crate::api::EndpointMode;
-    use crate::progress::{self, Stored};
+    use crate::progress::{self, Marks, Stored};
 
     const AFTER: &str = "2025-01-01T00:00:00.000Z";
     const CURSOR: &str = "2025-01-01T00:00:01.000Z";
@@ -294,7 +311,8 @@ mod tests {
         mode: EndpointMode,
         filters: &Map<String, Value>,
     ) -> String {
-        Stored::Walk(walk.stored(Belongs::new(cursor, mode, filters, false), after)).to_text()
+        Stored::Walk(walk.stored(Belongs::new(cursor, mode, filters, Marks::default()), after))
+            .to_text()
     }
 
     /// A walk gone on with.
