@@ -2006,7 +2006,12 @@ async fn simulate(seed: u64) -> Result<(), String> {
 /// dropping the unsorted mark and search endpoints stalling on a timestamp continued from an
 /// earlier run (both mended). With every knob folded in, seeds 0-200,000 leave 4 losses of that
 /// documented kind (39849, 44652, 107564, 166534: id order, the first run, a new or changed
-/// object keeping the count up), and nothing else.
+/// object keeping the count up), and nothing else. Once halved pages were kept across runs,
+/// the room too-large worlds had in each run went: that found 2 stalls (a walk's bound lost
+/// across runs, seed 14637; a stored move taking the unsorted mark, 1645; both mended) and
+/// raised the documented losses to 9 in seeds 0-200,000 (82761, 142075, 144299, 181372 and
+/// 185022 besides the four: each a skip a change kept from the `total` check, within the
+/// stream's first runs or across a stored move, in id order, before the unsorted mark).
 #[tokio::test]
 async fn random_small_worlds_lose_nothing_and_send_nothing_twice() {
     let range = std::env::var("WALKS_SEEDS").unwrap_or_else(|_| "0..100".into());
