@@ -167,17 +167,17 @@ pub(crate) trait Kept: Sized {
     /// one it belongs to): `None` when it is not consistent in itself.
     fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed>;
 
-    /// What it belongs to, if that is the cursor `value` and requests in `mode` with
-    /// `filters`, and the progress to go on with.
+    /// If it belongs to the cursor `value` and requests in `mode` with `filters`: its marks,
+    /// and the progress to go on with, if it is consistent in itself.
     fn go_on(
         self,
         value: Option<&str>,
         mode: EndpointMode,
         filters: &Map<String, Value>,
-    ) -> Option<(Marks, Resumed)> {
+    ) -> Option<(Marks, Option<Resumed>)> {
         let value_at = self.belongs().to(value, mode, filters)?;
         let marks = self.belongs().marks;
-        Some((marks, self.resume(value_at)?))
+        Some((marks, self.resume(value_at)))
     }
 }
 
@@ -213,20 +213,23 @@ impl Stored {
     }
 }
 
-/// The progress stored as `text` with the cursor `value`, its marks replaced by `marks`; `None`
-/// when `text` is no progress stored with `value` (unreadable, another cursor's, or the marks
-/// alone), or a move by time in a stream `marks` says is unsorted (such a stream walks): what
-/// to keep is then the marks alone.
-pub(crate) fn with_marks(text: &str, value: &str, marks: Marks) -> Option<String> {
-    let mut stored = serde_json::from_str::<Stored>(text).ok()?;
-    let moot = match &stored {
-        Stored::Marks(_) => true,
-        Stored::Move(_) => marks.unsorted,
-        Stored::Walk(_) | Stored::Tie(_) => false,
-    };
-    if moot || stored.belongs_mut().cursor != value {
+/// The progress stored as `text`, its marks replaced by `marks`, when a run would go on with it
+/// ([`resume`]: stored with the cursor `value`, of requests in `mode` with `filters`, consistent
+/// in itself); `None` otherwise (what to keep is then the marks alone), and for a move by time
+/// in a stream `marks` says is unsorted (such a stream walks). Progress no run would go on with
+/// must not carry the marks: the next run would drop them with it.
+pub(crate) fn with_marks(
+    text: &str,
+    value: &str,
+    mode: EndpointMode,
+    filters: &Map<String, Value>,
+    marks: Marks,
+) -> Option<String> {
+    let progress = resume(text, Some(value), mode, filters)?.progress?;
+    if marks.unsorted && matches!(progress, Resumed::Move { .. }) {
         return None;
     }
+    let mut stored = serde_json::from_str::<Stored>(text).ok()?;
     stored.belongs_mut().marks = marks;
     Some(stored.to_text())
 }
@@ -317,8 +320,9 @@ pub(crate) struct Resume {
 
 /// The progress stored as `text` beside the cursor `value`, if it is one to go on with: it was
 /// stored with this very cursor value and asks what this run would ask (`mode`, `filters`), and
-/// it is consistent in itself ([`Kept::resume`]). Anything else, an unreadable text included,
-/// is `None`: the run starts from the cursor, as if nothing were stored.
+/// it is consistent in itself ([`Kept::resume`]); with its marks, which are gone on with when
+/// the progress is not. Anything else, an unreadable text included, is `None`: the run starts
+/// from the cursor, as if nothing were stored.
 pub(crate) fn resume(
     text: &str,
     value: Option<&str>,
@@ -328,31 +332,22 @@ pub(crate) fn resume(
     let (marks, progress) = match serde_json::from_str::<Stored>(text).ok()? {
         Stored::Walk(stored) => stored.go_on(value, mode, filters)?,
         Stored::Tie(stored) => stored.go_on(value, mode, filters)?,
-        // A move by time is paging by time: a stream found unsorted walks from the cursor
-        // instead (a move stored before the finding passed objects no page showed).
-        Stored::Move(stored) if stored.belongs().marks.unsorted => {
-            stored.belongs().to(value, mode, filters)?;
-            return Some(Resume {
-                progress: None,
-                marks: stored.of.marks,
-            });
+        Stored::Move(stored) => {
+            let (marks, progress) = stored.go_on(value, mode, filters)?;
+            // A move by time is paging by time: a stream found unsorted walks from the cursor
+            // instead (a move stored before the finding passed objects no page showed).
+            (marks, progress.filter(|_| !marks.unsorted))
         }
-        Stored::Move(stored) => stored.go_on(value, mode, filters)?,
         Stored::Marks(of) => {
             of.to(value, mode, filters)?;
-            if of.marks.is_empty() {
-                return None;
-            }
-            return Some(Resume {
-                progress: None,
-                marks: of.marks,
-            });
+            (of.marks, None)
         }
     };
-    Some(Resume {
-        progress: Some(progress),
-        marks,
-    })
+    // Progress that is not consistent in itself is not gone on with; its marks still are.
+    if progress.is_none() && marks.is_empty() {
+        return None;
+    }
+    Some(Resume { progress, marks })
 }
 
 #[cfg(test)]
@@ -478,10 +473,11 @@ mod tests {
     }
 
     #[test]
-    fn with_marks_keeps_the_progress_of_its_own_cursor_only() {
+    fn with_marks_keeps_only_progress_a_run_would_go_on_with() {
         let none = Map::new();
+        let poll = EndpointMode::Poll;
         let a_move = Stored::Move(StoredMove::new(
-            Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default()),
+            Belongs::new(CURSOR, poll, &none, Marks::default()),
             LATER,
             7,
         ));
@@ -489,8 +485,8 @@ mod tests {
             unsorted: true,
             page_limit: Some(25),
         };
-        let text = with_marks(&a_move.to_text(), CURSOR, PAGES_OF_25).unwrap();
-        let r = resume(&text, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        let text = with_marks(&a_move.to_text(), CURSOR, poll, &none, PAGES_OF_25).unwrap();
+        let r = resume(&text, Some(CURSOR), poll, &none).unwrap();
         assert_eq!(r.marks, PAGES_OF_25);
         match r.progress {
             Some(Resumed::Move { to, expected_total }) => {
@@ -498,12 +494,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Stored with another cursor, unreadable, the marks alone, or a move in a stream
-        // found unsorted since: nothing to keep.
-        assert!(with_marks(&a_move.to_text(), LATER, both).is_none());
-        assert!(with_marks(&a_move.to_text(), CURSOR, both).is_none());
-        assert!(with_marks("{not json", CURSOR, both).is_none());
-        let alone = Stored::Marks(Belongs::new(CURSOR, EndpointMode::Poll, &none, UNSORTED));
-        assert!(with_marks(&alone.to_text(), CURSOR, both).is_none());
+        // Stored with another cursor, endpoint or filters (the next run would drop it, and the
+        // marks with it), unreadable, the marks alone, or a move in a stream found unsorted
+        // since: nothing to keep.
+        let mut status = Map::new();
+        status.insert("status".into(), json!("Issued"));
+        let text = a_move.to_text();
+        assert!(with_marks(&text, LATER, poll, &none, PAGES_OF_25).is_none());
+        assert!(with_marks(&text, CURSOR, EndpointMode::Search, &none, PAGES_OF_25).is_none());
+        assert!(with_marks(&text, CURSOR, poll, &status, PAGES_OF_25).is_none());
+        assert!(with_marks(&text, CURSOR, poll, &none, both).is_none());
+        assert!(with_marks("{not json", CURSOR, poll, &none, both).is_none());
+        let alone = Stored::Marks(Belongs::new(CURSOR, poll, &none, UNSORTED));
+        assert!(with_marks(&alone.to_text(), CURSOR, poll, &none, both).is_none());
+    }
+
+    #[test]
+    fn the_marks_of_progress_not_gone_on_with_still_are() {
+        let none = Map::new();
+        // A move to a time that is none: not consistent in itself.
+        let odd = Stored::Move(StoredMove::new(
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, PAGES_OF_25),
+            "yesterday",
+            7,
+        ))
+        .to_text();
+        let r = resume(&odd, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        assert!(r.progress.is_none());
+        assert_eq!(r.marks, PAGES_OF_25);
+        let bare = odd.replace(",\"pageLimit\":25", "");
+        assert!(!bare.contains("pageLimit"), "{bare}");
+        assert!(resume(&bare, Some(CURSOR), EndpointMode::Poll, &none).is_none());
     }
 }

@@ -1283,7 +1283,9 @@ impl StreamRun<'_> {
         let text = self
             .stored_walk
             .as_deref()
-            .and_then(|stored| progress::with_marks(stored, &value, marks))
+            .and_then(|stored| {
+                progress::with_marks(stored, &value, self.config.mode, &self.filters, marks)
+            })
             .or_else(|| self.at_rest(&value));
         if text == self.stored_walk {
             return Ok(());

@@ -214,6 +214,31 @@ fn backlog(h: &H, n: i64) {
 }
 
 /// The same, answered newest first: every page unsorted.
+/// Stores `value`, `window` and the progress `text` as the cursor, as another build (or an
+/// operator) would: over the stored version, under a lease of its own.
+async fn store_as_another_build(h: &H, value: &str, window: Option<&str>, text: &str) {
+    let version = h.cursors.read("orders").await.unwrap().unwrap().version;
+    h.cursors
+        .acquire("orders", "other-build", Duration::from_secs(60))
+        .await
+        .unwrap();
+    h.cursors
+        .checkpoint("orders", "other-build", version, value, window, Some(text))
+        .await
+        .unwrap();
+    h.cursors.release("orders", "other-build").await.unwrap();
+}
+
+/// `n` orders answered in id order, their times in reverse (`o00` the newest): every page of
+/// more than one object is unsorted.
+fn id_order_backlog(h: &H, n: i64) {
+    let mut w = h.api.world.lock().unwrap();
+    w.by_id = true;
+    for i in 0..n {
+        w.put_order(&format!("o{i:02}"), T0 + n - i);
+    }
+}
+
 fn newest_first_backlog(h: &H, n: i64) {
     backlog(h, n);
     h.api.world.lock().unwrap().descending = true;
@@ -556,16 +581,7 @@ async fn a_walk_stored_with_another_cursor_is_not_continued() {
     poll(&h, &c, "run-0").await;
     let walk = h.cursors.walk("orders").unwrap();
     let moved = ms_to_timestamp(T0 + 40);
-    let version = h.cursors.read("orders").await.unwrap().unwrap().version;
-    h.cursors
-        .acquire("orders", "old", Duration::from_secs(60))
-        .await
-        .unwrap();
-    h.cursors
-        .checkpoint("orders", "old", version, &moved, None, Some(&walk))
-        .await
-        .unwrap();
-    h.cursors.release("orders", "old").await.unwrap();
+    store_as_another_build(&h, &moved, None, &walk).await;
     let asked_before = h.api.requests.lock().unwrap().len();
     poll(&h, &c, "run-1").await;
     let first = h.api.requests.lock().unwrap()[asked_before].clone();
@@ -587,28 +603,13 @@ async fn a_walk_stored_with_another_cursor_is_not_continued() {
 async fn a_move_stored_in_a_stream_marked_unsorted_is_not_gone_on_with() {
     let h = h();
     let c = walk_config();
-    {
-        let mut w = h.api.world.lock().unwrap();
-        w.by_id = true;
-        for i in 0..20 {
-            w.put_order(&format!("o{i:02}"), T0 + 20 - i);
-        }
-    }
+    id_order_backlog(&h, 20);
     let stored = format!(
         r#"{{"cursor":"{START}","endpoint":"poll","filters":{{}},"unsorted":true,"moveTo":"{}","expectedTotal":0}}"#,
         ms_to_timestamp(T0 + 15)
     );
     h.cursors.set("orders", START).await.unwrap();
-    let version = h.cursors.read("orders").await.unwrap().unwrap().version;
-    h.cursors
-        .acquire("orders", "old", Duration::from_secs(60))
-        .await
-        .unwrap();
-    h.cursors
-        .checkpoint("orders", "old", version, START, None, Some(&stored))
-        .await
-        .unwrap();
-    h.cursors.release("orders", "old").await.unwrap();
+    store_as_another_build(&h, START, None, &stored).await;
     runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
     assert_served_and_held_on_queue_once(&h);
 }
@@ -1456,21 +1457,201 @@ async fn pages_too_large_to_read_stay_smaller_for_the_next_runs_until_one_catche
 #[tokio::test]
 async fn a_walk_over_many_runs_keeps_the_times_its_earlier_runs_saw() {
     let h = h();
-    let c = PollConfig {
-        mode: EndpointMode::Search,
-        ..config(2, 1)
-    };
-    {
-        let mut w = h.api.world.lock().unwrap();
-        w.by_id = true;
-        for i in 0..10 {
-            let at = if (3..6).contains(&i) { 2 } else { 1 };
-            w.put_order(&format!("o{i:02}"), T0 + at);
-        }
-    }
+    let c = two_times_in_id_order(&h);
     runs_until_caught_up(&h, &c, 80, None, |_, _| {}).await;
     assert_served_and_held_on_queue_once(&h);
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 2)));
+}
+
+/// A walk stored under one configuration (no status filter), then the status filter set (or
+/// the endpoint changed) between runs, pages of 10 too large to read (5 fine), one request a
+/// run. The run that halves has no time left and keeps the smaller size with the marks alone:
+/// the stored walk is of another result set, which no run goes on with (`progress::with_marks`
+/// keeps only progress a run would go on with; `resume` keeps the marks of progress it drops).
+///
+/// Before (a review's probe): STALLED, the smaller size written into the old walk, dropped with
+/// it by the next run, which asked pages of 10 again, every run.
+#[tokio::test]
+async fn the_kept_page_size_outlives_a_filter_change_with_a_walk_stored() {
+    kept_page_size_after_a_configuration_change(false).await;
+}
+
+/// The same with the endpoint changed (`TCRELAY_POLL_MODE` to search) instead of the filter.
+#[tokio::test]
+async fn the_kept_page_size_outlives_an_endpoint_change_with_a_walk_stored() {
+    kept_page_size_after_a_configuration_change(true).await;
+}
+
+async fn kept_page_size_after_a_configuration_change(search: bool) {
+    let h = h();
+    id_order_backlog(&h, 30);
+    // A walk stored: first page in id order (unsorted), one page a run.
+    let before = config(10, 1);
+    poll(&h, &before, "run-0").await;
+    let stored = h.cursors.walk("orders").unwrap_or_default();
+    assert_eq!(tcrelay_poll::progress_kind(&stored), "walk", "{stored}");
+    // Configuration changes: another result set; pages of 10 now too large to read.
+    let mut c = config(10, 100);
+    if search {
+        c.mode = EndpointMode::Search;
+    } else {
+        c.order_status_filter = Some(json!({"processStatus": ["Issued", "Confirmed"]}));
+    }
+    *h.api.too_large_above.lock().unwrap() = Some(5);
+    runs_until_caught_up(&h, &c, 60, Some(1), |_, _| {}).await;
+    assert_served_and_held_on_queue_once(&h);
+}
+
+/// A walk stored by scheduled runs (id order, one page a run); a backfill between them finds
+/// pages of 10 too large (5 fine) and stops at its deadline right after halving
+/// (`keep_page_limit` runs in a backfill too: it rewrites the scheduled runs' walk with its
+/// marks). The scheduled runs go on and lose nothing.
+#[tokio::test]
+async fn a_backfill_that_halves_its_pages_keeps_the_scheduled_walk() {
+    let h = h();
+    id_order_backlog(&h, 30);
+    let c = config(10, 1);
+    poll(&h, &c, "run-0").await;
+    poll(&h, &c, "run-1").await;
+    let before = h.cursors.walk("orders").unwrap_or_default();
+    assert_eq!(tcrelay_poll::progress_kind(&before), "walk", "{before}");
+    *h.api.too_large_above.lock().unwrap() = Some(5);
+    let b = run_stream(
+        &h.ports,
+        &c,
+        ORDERS,
+        &backfill("backfill", START),
+        &PagesOfTime(AtomicUsize::new(1)),
+    )
+    .await
+    .unwrap();
+    let after = h.cursors.walk("orders").unwrap_or_default();
+    assert_eq!(b.stop, Some(StopReason::Deadline));
+    assert_eq!(
+        tcrelay_poll::kept_page_limit(&after),
+        Some(5),
+        "before {before}\nafter  {after}"
+    );
+    assert_eq!(tcrelay_poll::progress_kind(&after), "walk", "{after}");
+    *h.api.too_large_above.lock().unwrap() = None;
+    runs_until_caught_up(&h, &c, 80, None, |_, _| {}).await;
+    for run in 0..3 {
+        poll(&h, &c, &format!("more-{run}")).await;
+    }
+    assert_served_and_held_on_queue_once(&h);
+}
+
+/// Ten orders in id order on the search endpoints, their times on T0+1 but for `o03`-`o05` on
+/// T0+2, pages of two, one page a run: a walk of many runs whose last pages show only T0+1.
+fn two_times_in_id_order(h: &H) -> PollConfig {
+    let mut w = h.api.world.lock().unwrap();
+    w.by_id = true;
+    for i in 0..10 {
+        let at = if (3..6).contains(&i) { 2 } else { 1 };
+        w.put_order(&format!("o{i:02}"), T0 + at);
+    }
+    PollConfig {
+        mode: EndpointMode::Search,
+        ..config(2, 1)
+    }
+}
+
+/// The world of `a_walk_over_many_runs_keeps_the_times_its_earlier_runs_saw`, its walk stored by
+/// an older build (no `newest` in the text) part-way: the runs that go on with it catch up all
+/// the same (at worst one more walk), and lose nothing.
+#[tokio::test]
+async fn a_walk_stored_without_its_newest_time_catches_up() {
+    for strip_after in 1..9u32 {
+        let h = h();
+        let c = two_times_in_id_order(&h);
+        for run in 0..strip_after {
+            poll(&h, &c, &format!("pre-{run}")).await;
+        }
+        if let Some(text) = h.cursors.walk("orders") {
+            let mut v: Value = serde_json::from_str(&text).unwrap();
+            if v.as_object_mut().unwrap().remove("newest").is_some() {
+                let cursor = h.cursors.read("orders").await.unwrap().unwrap();
+                store_as_another_build(
+                    &h,
+                    cursor.value.as_deref().unwrap(),
+                    cursor.window_start.as_deref(),
+                    &v.to_string(),
+                )
+                .await;
+            }
+        }
+        runs_until_caught_up(&h, &c, 120, None, |_, _| {}).await;
+        assert_served_and_held_on_queue_once(&h);
+    }
+}
+
+/// Paging inside a timestamp larger than a run (and, by_id, a walk) stored at a kept page size
+/// of 5 (pages of 10 too large), then `TCRELAY_POLL_PAGE_LIMIT` changed between runs: to 4
+/// (below the kept 5), 3, 2, back to 10 (the kept 5 again), with changes between runs.
+#[tokio::test]
+async fn stored_offsets_are_gone_on_with_at_other_page_sizes() {
+    for by_id in [false, true] {
+        for search in [false, true] {
+            let h = h();
+            {
+                let mut w = h.api.world.lock().unwrap();
+                w.by_id = by_id;
+                w.put_order("a", T0 + 1);
+                for i in 0..40 {
+                    w.put_order(&format!("t{i:02}"), T0 + 5 + if by_id { i % 3 } else { 0 });
+                }
+                w.put_order("z", T0 + 9);
+            }
+            *h.api.too_large_above.lock().unwrap() = Some(5);
+            let limits = [10u32, 10, 4, 3, 2, 10, 10, 3, 10];
+            let mut clock = T0 + 100;
+            let mut runs_with_a_kept_size = 0;
+            for (run, limit) in limits.iter().enumerate() {
+                let mut c = config(*limit, 2);
+                if search {
+                    c.mode = EndpointMode::Search;
+                }
+                // The first request asks the kept size when it is below the configured one.
+                let kept = h
+                    .cursors
+                    .walk("orders")
+                    .and_then(|w| tcrelay_poll::kept_page_limit(&w));
+                runs_with_a_kept_size += usize::from(kept.is_some());
+                let asked = h.api.requests.lock().unwrap().len();
+                try_poll(&h, &c, &format!("run-{run}"), &NoDeadline)
+                    .await
+                    .unwrap();
+                let first = h.api.requests.lock().unwrap()[asked].2;
+                let expected = kept.filter(|k| k < limit).unwrap_or(*limit);
+                assert_eq!(
+                    first, expected,
+                    "by_id {by_id} search {search} run-{run}: kept {kept:?}, configured {limit}"
+                );
+                let mut w = h.api.world.lock().unwrap();
+                clock += 1;
+                w.put_order(&format!("t{:02}", run * 3), clock);
+            }
+            assert!(
+                runs_with_a_kept_size >= 3,
+                "by_id {by_id} search {search}: {runs_with_a_kept_size} runs began with a kept size"
+            );
+            let c = PollConfig {
+                mode: if search {
+                    EndpointMode::Search
+                } else {
+                    EndpointMode::Poll
+                },
+                ..config(10, 2)
+            };
+            runs_until_caught_up(&h, &c, 200, None, |_, _| {}).await;
+            for run in 0..3 {
+                try_poll(&h, &c, &format!("more-{run}"), &NoDeadline)
+                    .await
+                    .unwrap();
+            }
+            assert_served_and_held_on_queue_once(&h);
+        }
+    }
 }
 
 /// Pages of 4 too large to read (2 are fine), one page a run, answers in id order. A run that
@@ -1790,8 +1971,25 @@ async fn simulate(seed: u64) -> Result<(), String> {
             w.objects.get_mut(&id).unwrap().1 = false;
         }
     }
+    // Drawn from a generator of their own, so that every seed's world is otherwise the one it
+    // was before these knobs: pages too large to read above a limit that changes between the
+    // changing runs (then readable again: a kept size stays until a run catches up), and the
+    // configured page size changing between them (below a kept size too).
+    let mut knobs = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
+    let sizes_change = knobs.chance(20);
+    let limits_change = knobs.chance(20);
     for run in 1..=runs {
         let changing = run <= changing_runs;
+        if sizes_change && run <= changing_runs + 2 {
+            *h.api.too_large_above.lock().unwrap() = if run <= changing_runs + 1 {
+                [None, Some(2), Some(3), Some(4), Some(5)][knobs.below(5) as usize]
+            } else {
+                None
+            };
+        }
+        if limits_change && run <= changing_runs + 1 {
+            c.page_limit = [2, 3, 4, 5, 10][knobs.below(5) as usize];
+        }
         {
             let clock = clock.clone();
             let mut rng = Rng(rng.next() | 1);
@@ -1947,8 +2145,9 @@ async fn simulate(seed: u64) -> Result<(), String> {
         format!(
             "seed {seed} (limit {limit}, max_pages {max_pages}, deadline {deadline:?}, \
              lookback {lookback} ms, n {n}, changing runs {changing_runs}, search {search}, \
-             filter {filter}, failing {failing}, too_large {too_large}, dry {dry_runs}, \
-             backfills {backfills}): {what}\n{}",
+             filter {filter}, failing {failing}, too_large {too_large}, sizes_change \
+             {sizes_change}, limits_change {limits_change}, dry {dry_runs}, backfills \
+             {backfills}): {what}\n{}",
             log.join("\n")
         )
     };
