@@ -2130,15 +2130,21 @@ async fn simulate(seed: u64) -> Result<(), String> {
                 .walk("orders")
                 .map(|w| tcrelay_poll::progress_kind(&w))
         ));
-        // Then a few runs more: a run that goes on with a walk an earlier run began may report
-        // caught up before seeing a change made between those runs at an offset already walked;
-        // the change is after its cursor (it came after the walk began), and a later run has it.
-        if !changing && s.stop == Some(StopReason::CaughtUp) && quiet_catch_up.is_none() {
-            quiet_catch_up = Some(run);
-        }
-        if quiet_catch_up.is_some_and(|at| run >= at + 3) {
-            caught_up_quiet = true;
-            break;
+        // Then until the stream catches up again, and at least three runs: a run that goes on
+        // with a walk an earlier run began may report caught up before seeing a change made
+        // between those runs at an offset already walked; the change is after its cursor (it
+        // came after the walk began), and the walk after it has it, which may take many runs
+        // of one small page each. A catch-up after the first quiet one began its pages after
+        // the world went quiet.
+        if !changing && s.stop == Some(StopReason::CaughtUp) {
+            match quiet_catch_up {
+                None => quiet_catch_up = Some(run),
+                Some(at) if run >= at + 3 => {
+                    caught_up_quiet = true;
+                    break;
+                }
+                Some(_) => {}
+            }
         }
     }
     let describe = |what: &str| {
