@@ -558,6 +558,7 @@ fn progress_note(text: &str) -> String {
     }
 }
 
+/// What `cursor show` says of the kind of progress stored (`progress_kind`), and its size.
 fn progress_kind_note(text: &str) -> String {
     let bytes = text.len();
     match progress_kind(text) {

@@ -169,7 +169,7 @@ pub(crate) trait Kept: Sized {
 
     /// If it belongs to the cursor `value` and requests in `mode` with `filters`: its marks,
     /// and the progress to go on with, if it is consistent in itself.
-    fn go_on(
+    fn resume_for(
         self,
         value: Option<&str>,
         mode: EndpointMode,
@@ -203,6 +203,17 @@ impl Stored {
         serde_json::to_string(self).expect("stored progress writes as JSON")
     }
 
+    /// What it belongs to.
+    fn belongs(&self) -> &Belongs {
+        match self {
+            Stored::Move(stored) => stored.belongs(),
+            Stored::Tie(stored) => stored.belongs(),
+            Stored::Walk(stored) => stored.belongs(),
+            Stored::Marks(of) => of,
+        }
+    }
+
+    /// What it belongs to, to change its marks.
     fn belongs_mut(&mut self) -> &mut Belongs {
         match self {
             Stored::Move(stored) => stored.belongs_mut(),
@@ -225,13 +236,12 @@ pub(crate) fn with_marks(
     filters: &Map<String, Value>,
     marks: Marks,
 ) -> Option<String> {
-    let progress = resume(text, Some(value), mode, filters)?.progress?;
-    if marks.unsorted && matches!(progress, Resumed::Move { .. }) {
-        return None;
-    }
     let mut stored = serde_json::from_str::<Stored>(text).ok()?;
     stored.belongs_mut().marks = marks;
-    Some(stored.to_text())
+    let text = stored.to_text();
+    // Read back as the next run would, with the new marks.
+    resume(&text, Some(value), mode, filters)?.progress?;
+    Some(text)
 }
 
 /// What the progress stored as `text` is, for operators (`tcrelay cursor show`): `walk`,
@@ -254,8 +264,8 @@ pub fn progress_kind(text: &str) -> &'static str {
 /// (pages of the configured size were too large to read and no run caught up since), for
 /// operators (`tcrelay cursor show`).
 pub fn kept_page_limit(text: &str) -> Option<u32> {
-    let mut stored = serde_json::from_str::<Stored>(text).ok()?;
-    stored.belongs_mut().marks.page_limit
+    let stored = serde_json::from_str::<Stored>(text).ok()?;
+    stored.belongs().marks.page_limit
 }
 
 /// Stored progress ready to go on with.
@@ -330,10 +340,10 @@ pub(crate) fn resume(
     filters: &Map<String, Value>,
 ) -> Option<Resume> {
     let (marks, progress) = match serde_json::from_str::<Stored>(text).ok()? {
-        Stored::Walk(stored) => stored.go_on(value, mode, filters)?,
-        Stored::Tie(stored) => stored.go_on(value, mode, filters)?,
+        Stored::Walk(stored) => stored.resume_for(value, mode, filters)?,
+        Stored::Tie(stored) => stored.resume_for(value, mode, filters)?,
         Stored::Move(stored) => {
-            let (marks, progress) = stored.go_on(value, mode, filters)?;
+            let (marks, progress) = stored.resume_for(value, mode, filters)?;
             // A move by time is paging by time: a stream found unsorted walks from the cursor
             // instead (a move stored before the finding passed objects no page showed).
             (marks, progress.filter(|_| !marks.unsorted))

@@ -719,7 +719,7 @@ async fn lease_and_poll(
             // to read and no run caught up since (`progress::Marks`).
             page_limit: marks
                 .page_limit
-                .filter(|&limit| (2..config.page_limit).contains(&limit))
+                .and_then(|limit| smaller_page_limit(limit, config.page_limit))
                 .unwrap_or(config.page_limit),
             caught_up: false,
             summary: &mut *summary,
@@ -758,6 +758,12 @@ async fn lease_and_poll(
         lease.release().await;
     }
     result
+}
+
+/// `limit` when it is a page size smaller than the `configured` one that still lets pages
+/// overlap (two at least): the only page sizes kept for the next runs.
+fn smaller_page_limit(limit: u32, configured: u32) -> Option<u32> {
+    (2..configured).contains(&limit).then_some(limit)
 }
 
 /// The configured lookback (at least 1 ms, as the configuration checks).
@@ -899,7 +905,13 @@ impl StreamRun<'_> {
     async fn pages(&mut self) -> Result<StopReason, PollError> {
         loop {
             match self.page_loop().await {
-                Ok(stop) | Err(Halt::Stop(stop)) => return Ok(stop),
+                Ok(stop) => return Ok(stop),
+                // A state in progress elsewhere, or the lease gone: the run stops part-way, and
+                // keeps its smaller pages as at its deadline.
+                Err(Halt::Stop(stop)) => {
+                    self.keep_page_limit().await?;
+                    return Ok(stop);
+                }
                 // A page of large orders (Tradecloud allows 500 lines each) can exceed what the
                 // client reads; asking the same page again would fail for ever. Smaller pages
                 // from where the run got to (its pages so far are relayed and checkpointed); the
@@ -1270,11 +1282,15 @@ impl StreamRun<'_> {
     /// with whatever the store holds ([`progress::Marks`]): a run whose time ends right after
     /// halving (a deadline that leaves it one request) would otherwise leave the next to ask
     /// the same page too large again, every run. Progress stored with the cursor keeps it too
-    /// (every store writes the marks); this is for a run that stored none since it halved.
+    /// (every store writes the marks); this is for a run that stored none since it halved. Not
+    /// in a dry run, nor in a backfill (as [`Self::keep`]: it asks another result set, and on a
+    /// stream it has not moved it would store its `from` as the window start, or as the cursor
+    /// of a stream that had none), nor with the lease lost (the store would refuse it).
     async fn keep_page_limit(&mut self) -> Result<(), PollError> {
         let marks = self.marks();
         if marks.page_limit.is_none()
             || self.request.dry_run
+            || self.request.from.is_some()
             || self.lease.is_some_and(HeldLease::lost)
         {
             return Ok(());
@@ -1782,8 +1798,8 @@ impl StreamRun<'_> {
     fn marks(&self) -> progress::Marks {
         progress::Marks {
             unsorted: self.distrust,
-            page_limit: (self.page_limit < self.config.page_limit && !self.caught_up)
-                .then_some(self.page_limit),
+            page_limit: smaller_page_limit(self.page_limit, self.config.page_limit)
+                .filter(|_| !self.caught_up),
         }
     }
 
@@ -1798,6 +1814,8 @@ impl StreamRun<'_> {
         if self.request.dry_run {
             self.summary.cursor_after = Some(to);
         } else {
+            // Before the checkpoint, whose marks ([`Self::marks`]) then drop a kept smaller page
+            // size: the next run asks pages of the configured size again.
             self.caught_up |= caught_up;
             let window = (!caught_up).then(|| self.window_start.clone());
             self.checkpoint(&to, window.as_deref(), None).await?;
@@ -1847,9 +1865,10 @@ impl StreamRun<'_> {
 
     /// After the run caught up: clears a window start still stored (the run ended on a page
     /// that did not move the cursor, or inherited one and moved nothing), so the next run's
-    /// window starts at the cursor, and a walk's progress still stored. A failure only leaves the next run a wider window (more
-    /// lines read as changed, more line times checked), never a narrower one: logged, not
-    /// failed.
+    /// window starts at the cursor, a walk's progress still stored, and a kept smaller page
+    /// size (the next run asks pages of the configured size again). A failure only leaves the
+    /// next run a wider window (more lines read as changed, more line times checked) and
+    /// smaller pages, never a narrower window: logged, not failed.
     async fn close_window(&mut self) {
         if self.request.dry_run {
             return;

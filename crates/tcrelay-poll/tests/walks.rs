@@ -179,6 +179,20 @@ fn h() -> H {
     }
 }
 
+/// [`h`] with its dedupe store at hand (to hold states in progress, or expire claims).
+fn h_with_dedupe() -> (H, Arc<MemoryDedupe>) {
+    let h = h();
+    let dedupe = Arc::new(MemoryDedupe::default());
+    let h = H {
+        ports: PollPorts {
+            dedupe: dedupe.clone(),
+            ..h.ports.clone()
+        },
+        ..h
+    };
+    (h, dedupe)
+}
+
 async fn poll(h: &H, c: &PollConfig, owner: &str) -> StreamSummary {
     run_stream(
         &h.ports,
@@ -919,15 +933,7 @@ async fn a_change_in_the_walk_bounds_millisecond_is_asked_for_again() {
 /// Before these mends: only `o3@T0+100`.
 #[tokio::test]
 async fn states_after_one_in_progress_elsewhere_on_its_page_reach_the_queue() {
-    let h = h();
-    let dedupe = Arc::new(MemoryDedupe::default());
-    let h = H {
-        ports: PollPorts {
-            dedupe: dedupe.clone(),
-            ..h.ports.clone()
-        },
-        ..h
-    };
+    let (h, dedupe) = h_with_dedupe();
     let c = config(10, 100);
     {
         let mut w = h.api.world.lock().unwrap();
@@ -1503,9 +1509,9 @@ async fn kept_page_size_after_a_configuration_change(search: bool) {
 }
 
 /// A walk stored by scheduled runs (id order, one page a run); a backfill between them finds
-/// pages of 10 too large (5 fine) and stops at its deadline right after halving
-/// (`keep_page_limit` runs in a backfill too: it rewrites the scheduled runs' walk with its
-/// marks). The scheduled runs go on and lose nothing.
+/// pages of 10 too large (5 fine) and stops at its deadline right after halving. It keeps no
+/// smaller size (another result set): the scheduled runs' walk stays as it was, they go on
+/// with it and lose nothing.
 #[tokio::test]
 async fn a_backfill_that_halves_its_pages_keeps_the_scheduled_walk() {
     let h = h();
@@ -1516,23 +1522,13 @@ async fn a_backfill_that_halves_its_pages_keeps_the_scheduled_walk() {
     let before = h.cursors.walk("orders").unwrap_or_default();
     assert_eq!(tcrelay_poll::progress_kind(&before), "walk", "{before}");
     *h.api.too_large_above.lock().unwrap() = Some(5);
-    let b = run_stream(
-        &h.ports,
-        &c,
-        ORDERS,
-        &backfill("backfill", START),
-        &PagesOfTime(AtomicUsize::new(1)),
-    )
-    .await
-    .unwrap();
+    let b = backfill_of_one_request(&h, &c, START).await;
     let after = h.cursors.walk("orders").unwrap_or_default();
     assert_eq!(b.stop, Some(StopReason::Deadline));
     assert_eq!(
-        tcrelay_poll::kept_page_limit(&after),
-        Some(5),
-        "before {before}\nafter  {after}"
+        after, before,
+        "the backfill rewrote the scheduled runs' walk"
     );
-    assert_eq!(tcrelay_poll::progress_kind(&after), "walk", "{after}");
     *h.api.too_large_above.lock().unwrap() = None;
     runs_until_caught_up(&h, &c, 80, None, |_, _| {}).await;
     for run in 0..3 {
@@ -1654,6 +1650,86 @@ async fn stored_offsets_are_gone_on_with_at_other_page_sizes() {
     }
 }
 
+/// Scheduled runs caught up (no window start stored), then a backfill from the start whose pages
+/// of 10 are too large (5 fine) and whose deadline leaves it one request: it halves and stops.
+/// It keeps no smaller page size (another result set), so it writes nothing.
+///
+/// Before (a review's probe): the backfill's `from` stored as the window start beside the
+/// scheduled runs' cursor (wider windows until a scheduled run caught up).
+#[tokio::test]
+async fn a_backfill_that_halves_short_of_the_cursor_leaves_the_cursor_record_alone() {
+    let h = h();
+    backlog(&h, 20);
+    let c = config(10, 100);
+    poll(&h, &c, "run-0").await;
+    let cursor = h.cursors.value("orders");
+    assert_eq!(h.cursors.window_start("orders"), None);
+    *h.api.too_large_above.lock().unwrap() = Some(5);
+    let b = backfill_of_one_request(&h, &c, START).await;
+    assert_eq!(b.stop, Some(StopReason::Deadline));
+    assert_eq!(h.cursors.value("orders"), cursor);
+    assert_eq!(
+        h.cursors.window_start("orders"),
+        None,
+        "the backfill stored its window start; stored {:?}",
+        h.cursors.walk("orders")
+    );
+}
+
+/// A backfill of a stream with no cursor, its `from` written with an offset, pages too large to
+/// read and one request: it relays nothing, and stores nothing.
+///
+/// Before (a review's probe): its `from`, as typed, stored as the stream's cursor and window.
+#[tokio::test]
+async fn a_backfill_of_a_fresh_stream_that_halves_stores_no_cursor() {
+    let h = h();
+    backlog(&h, 20);
+    let c = config(10, 100);
+    *h.api.too_large_above.lock().unwrap() = Some(5);
+    let from = "2025-01-01T01:00:00.010+01:00"; // T0 + 10 ms
+    let b = backfill_of_one_request(&h, &c, from).await;
+    assert_eq!(b.stop, Some(StopReason::Deadline));
+    assert_eq!(b.pages, 0);
+    assert_eq!(
+        h.cursors.value("orders"),
+        None,
+        "a backfill that relayed nothing stored a cursor; walk {:?}, window {:?}",
+        h.cursors.walk("orders"),
+        h.cursors.window_start("orders")
+    );
+}
+
+/// Pages of 10 too large to read (5 fine); the run halves, and its first page of 5 holds a state
+/// another channel is relaying: the run stops there (`InProgressElsewhere`) and keeps the
+/// smaller size for the next run, as at a deadline or the page bound.
+///
+/// Before (a review's probe): nothing stored; every run while the claim was held asked the page
+/// of 10 again (one wasted request a run).
+#[tokio::test]
+async fn the_kept_page_size_survives_a_stop_on_a_state_in_progress_elsewhere() {
+    let (h, dedupe) = h_with_dedupe();
+    backlog(&h, 20);
+    let c = config(10, 100);
+    *h.api.too_large_above.lock().unwrap() = Some(5);
+    dedupe.insert(
+        &state_key("o02", T0 + 3),
+        tcrelay_core::ports::RecordState::InProgress,
+        true,
+    );
+    let s = poll(&h, &c, "run-0").await;
+    assert!(
+        matches!(s.stop, Some(StopReason::InProgressElsewhere { .. })),
+        "{s:?}"
+    );
+    let stored = h.cursors.walk("orders");
+    assert_eq!(
+        stored.as_deref().and_then(tcrelay_poll::kept_page_limit),
+        Some(5),
+        "the halved size is not kept: stored {stored:?}, cursor {:?}",
+        h.cursors.value("orders")
+    );
+}
+
 /// Pages of 4 too large to read (2 are fine), one page a run, answers in id order. A run that
 /// finds a skip stores a walk to begin with the newest time it saw (`known`: T0+3) as the
 /// walk's bound. The next run's first page is too large, and the `TooLarge` path in
@@ -1772,6 +1848,19 @@ async fn the_page_that_makes_a_timestamp_unstable_is_relayed() {
 }
 
 /// A backfill from `from` (`tcrelay poll --from`).
+/// A backfill from `from` whose deadline leaves it one request.
+async fn backfill_of_one_request(h: &H, c: &PollConfig, from: &str) -> StreamSummary {
+    run_stream(
+        &h.ports,
+        c,
+        ORDERS,
+        &backfill("backfill", from),
+        &PagesOfTime(AtomicUsize::new(1)),
+    )
+    .await
+    .unwrap()
+}
+
 fn backfill(owner: &str, from: &str) -> RunRequest {
     RunRequest {
         from: Some(from.to_owned()),
@@ -1880,15 +1969,7 @@ fn state_key(id: &str, at: i64) -> String {
 
 async fn simulate(seed: u64) -> Result<(), String> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let h = h();
-    let dedupe = Arc::new(MemoryDedupe::default());
-    let h = H {
-        ports: PollPorts {
-            dedupe: dedupe.clone(),
-            ..h.ports.clone()
-        },
-        ..h
-    };
+    let (h, dedupe) = h_with_dedupe();
     let limit = [3, 4, 5, 10][rng.below(4) as usize];
     let generous = rng.chance(40);
     let max_pages = if generous {
