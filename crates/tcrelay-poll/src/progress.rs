@@ -342,17 +342,16 @@ pub(crate) fn resume(
     let (marks, progress) = match serde_json::from_str::<Stored>(text).ok()? {
         Stored::Walk(stored) => stored.resume_for(value, mode, filters)?,
         Stored::Tie(stored) => stored.resume_for(value, mode, filters)?,
-        Stored::Move(stored) => {
-            let (marks, progress) = stored.resume_for(value, mode, filters)?;
-            // A move by time is paging by time: a stream found unsorted walks from the cursor
-            // instead (a move stored before the finding passed objects no page showed).
-            (marks, progress.filter(|_| !marks.unsorted))
-        }
+        Stored::Move(stored) => stored.resume_for(value, mode, filters)?,
         Stored::Marks(of) => {
             of.to(value, mode, filters)?;
             (of.marks, None)
         }
     };
+    // A stream found unsorted walks from the cursor: a move by time and paging inside a
+    // timestamp both trust the order (one stored before the finding may have passed objects
+    // no page showed), so only a walk is gone on with.
+    let progress = progress.filter(|p| !marks.unsorted || matches!(p, Resumed::Walk { .. }));
     // Progress that is not consistent in itself is not gone on with; its marks still are.
     if progress.is_none() && marks.is_empty() {
         return None;

@@ -257,6 +257,24 @@ mod tests {
     }
 
     #[test]
+    fn paging_stored_before_the_stream_was_found_unsorted_is_not_gone_on_with() {
+        let none = Map::new();
+        let unsorted = Marks {
+            unsorted: true,
+            page_limit: Some(2),
+        };
+        let text = Stored::Tie(paged().stored(
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, unsorted),
+            AFTER,
+        ))
+        .to_text();
+        let r = progress::resume(&text, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
+        assert!(r.progress.is_none(), "{:?}", r.progress);
+        assert_eq!(r.marks, unsorted);
+        assert!(stored_and_resumed(&paged(), CURSOR).is_some());
+    }
+
+    #[test]
     fn a_page_overlaps_only_when_it_starts_with_an_object_of_the_timestamp_seen() {
         let tie = paged();
         assert_eq!(tie.counted(), 6);

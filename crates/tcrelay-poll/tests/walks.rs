@@ -628,6 +628,33 @@ async fn a_move_stored_in_a_stream_marked_unsorted_is_not_gone_on_with() {
     assert_served_and_held_on_queue_once(&h);
 }
 
+/// The same for paging inside a timestamp stored with the unsorted mark (the second version of
+/// kept page sizes wrote one: a run that found the answers unsorted and stopped on a state in
+/// progress elsewhere before it stored its walk kept the earlier paging with its new marks;
+/// the randomized search's seed 9236). Gone on with, each run paged the timestamp from the
+/// same stored page, moved past it by time, walked from there (under a position it may not
+/// keep), and left the stored paging as it was: STALLED.
+#[tokio::test]
+async fn paging_stored_in_a_stream_marked_unsorted_is_not_gone_on_with() {
+    let h = h();
+    let c = config(2, 3);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for (i, at) in [1, 1, 3, 2, 5, 1, 1, 4, 2, 5].into_iter().enumerate() {
+            w.put_order(&format!("o{i:02}"), T0 + at);
+        }
+    }
+    let stored = format!(
+        r#"{{"cursor":"{START}","endpoint":"poll","filters":{{}},"unsorted":true,"pageLimit":2,"after":"{START}","tie":"{}","offset":0,"page":["o00","o01"],"seen":2}}"#,
+        ms_to_timestamp(T0 + 1)
+    );
+    h.cursors.set("orders", START).await.unwrap();
+    store_as_another_build(&h, START, None, &stored).await;
+    runs_until_caught_up(&h, &c, 40, None, |_, _| {}).await;
+    assert_served_and_held_on_queue_once(&h);
+}
+
 /// Large orders: a page of 10 is too large to read, a page of 5 is fine. The smaller pages go
 /// on with the walk the run continued (they used to start it from offset 0, overwriting the
 /// stored progress: every run stored the same offset and the cursor never moved), and the page
