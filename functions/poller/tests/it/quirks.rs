@@ -291,6 +291,8 @@ async fn every_deviation_at_once_loses_nothing() {
 /// sorted page's last timestamp may change before it is asked for again. Before the
 /// `total` check and whole-page relaying, 8 of 120 runs over seeds 100 to 129 lost states
 /// (docs/polling.md); each run here asserts every state served or current is on the queue.
+/// `QUIRKS_SEEDS=a..b` runs each quirk set, and every deviation at once, over those seeds too
+/// (docs/polling.md, "Searching for losses").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_sorted_by_chance_lose_nothing_over_more_seeds() {
     let unsorted = Quirks {
@@ -320,6 +322,27 @@ async fn pages_sorted_by_chance_lose_nothing_over_more_seeds() {
         unsorted_pages += poll_under(quirks, seed).await.deviations.unsorted_pages;
     }
     assert!(unsorted_pages > 0);
+    // `QUIRKS_SEEDS=a..b`: every quirk set over those seeds too, each run on its own task so
+    // that one failure names its seed and the others still run (a search, not run by CI).
+    if let Ok(range) = std::env::var("QUIRKS_SEEDS") {
+        let (from, to) = range.split_once("..").expect("QUIRKS_SEEDS=a..b");
+        let seeds = from.parse::<u64>().expect("a seed")..to.parse::<u64>().expect("a seed");
+        let all = Quirks {
+            zoneless: true,
+            exp_only_tokens: true,
+            java_time: true,
+            ..both
+        };
+        let mut failed = Vec::new();
+        for seed in seeds {
+            for quirks in [unsorted, inclusive, both, all] {
+                if tokio::spawn(poll_under(quirks, seed)).await.is_err() {
+                    failed.push((quirks, seed));
+                }
+            }
+        }
+        assert!(failed.is_empty(), "runs that failed: {failed:?}");
+    }
 }
 
 /// A simulator of `world` answering with `quirks`, and in-memory stores polling it.
