@@ -292,7 +292,8 @@ async fn every_deviation_at_once_loses_nothing() {
 /// `total` check and whole-page relaying, 8 of 120 runs over seeds 100 to 129 lost states
 /// (docs/polling.md); each run here asserts every state served or current is on the queue.
 /// `QUIRKS_SEEDS=a..b` runs each quirk set, and every deviation at once, over those seeds too
-/// (docs/polling.md, "Searching for losses").
+/// (docs/polling.md, "Searching for losses"). Seeds 200-299 so (400 runs, 22 minutes in a debug
+/// build beside other work): none failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_sorted_by_chance_lose_nothing_over_more_seeds() {
     let unsorted = Quirks {
