@@ -1360,6 +1360,61 @@ async fn a_stream_found_unsorted_walks_every_later_run() {
     }
 }
 
+/// Answers in id order, a cursor at `T0 + 20` with no mark (set by an operator). The first run
+/// pages by time: its first page (`a00`, `a21`, `a22`) is sorted by chance, and the next page's
+/// `total` shows the move past it skipped `z` (last in id order, at `T0 + 100`): the stream is
+/// found unsorted. That page holds `a23`, whose state another channel is relaying right now, so
+/// the run stops there, before any checkpoint. The next run (the claim gone) must walk: while
+/// it pages, `y` is created, a new match that keeps the `total` up and hides the same skip from
+/// a run that pages by time.
+///
+/// Before: the run that found the answers unsorted and stopped on a state in progress elsewhere
+/// kept nothing (the finding is stored with a checkpoint, and it made none); the next run paged
+/// by time and `z`'s state never reached the queue.
+#[tokio::test]
+async fn a_run_that_finds_the_answers_unsorted_and_stops_on_a_state_in_progress_keeps_the_finding()
+ {
+    let (h, dedupe) = h_with_dedupe();
+    let c = config(3, 100);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for i in 0..20 {
+            w.put_order(&format!("a{i:02}"), T0 + 20 - i);
+        }
+        for (i, id) in ["a21", "a22", "a23"].into_iter().enumerate() {
+            w.put_order(id, T0 + 101 + i as i64);
+        }
+        w.put_order("z", T0 + 100);
+    }
+    h.cursors
+        .set("orders", &ms_to_timestamp(T0 + 20))
+        .await
+        .unwrap();
+    dedupe.insert(
+        &state_key("a23", T0 + 103),
+        tcrelay_core::ports::RecordState::InProgress,
+        true,
+    );
+    let first = poll(&h, &c, "run-1").await;
+    assert!(
+        matches!(first.stop, Some(StopReason::InProgressElsewhere { .. })),
+        "{first:?}"
+    );
+    assert!(first.deviations.unsorted_pages > 0, "{first:?}");
+    // The other channel died: its claim expires.
+    dedupe.advance(Duration::from_secs(1_000));
+    let first_page = *h.api.served.lock().unwrap() + 1;
+    *h.api.hook.lock().unwrap() = Some(Box::new(move |w: &mut World, served, _| {
+        if served == first_page {
+            w.put_order("y", T0 + 200);
+        }
+    }));
+    runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
+    assert_sent(&h, "z", T0 + 100, "skipped by a move by time");
+    assert_served_and_held_on_queue_once(&h);
+}
+
 /// Search endpoints (`lastUpdatedSince`, inclusive): a move by time lands *on* the last
 /// timestamp, so a timestamp filling pages is paged under a position equal to it. `keep_tie`
 /// stored that paging, but `StoredTie::resume` refused a tie not after its position, so every
@@ -1562,6 +1617,65 @@ async fn a_backfill_that_halves_its_pages_keeps_the_scheduled_walk() {
         poll(&h, &c, &format!("more-{run}")).await;
     }
     assert_served_and_held_on_queue_once(&h);
+}
+
+/// A timestamp of 30 orders paged one page a run, and between two scheduled runs a backfill
+/// from before the cursor (`tcrelay poll --from`) that pages by time through 12 older orders and
+/// stores its move under the cursor: the scheduled runs' paging inside the timestamp stays as
+/// it was (the backfill asks another result set and goes on with none of its progress), and the
+/// next scheduled run pages on. With such a backfill between every two scheduled runs the
+/// stream still catches up.
+///
+/// Before: the backfill's move under the cursor "ended the walk stored with it" and cleared it:
+/// each scheduled run began the timestamp again, STALLED while the backfills went on.
+#[tokio::test]
+async fn a_backfill_that_moves_under_the_cursor_keeps_the_scheduled_progress() {
+    let h = h();
+    let c = config(10, 1);
+    let old = T0 - 2 * 86_400_000;
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for i in 0..12 {
+            w.put_order(&format!("old{i:02}"), old + i);
+        }
+        for i in 0..30 {
+            w.put_order(&format!("t{i:03}"), T0 + 50);
+        }
+        w.put_order("z", T0 + 60);
+    }
+    let from = ms_to_timestamp(old - 86_400_000);
+    let mut log = Vec::new();
+    for run in 1..=20 {
+        let s = poll(&h, &c, &format!("run-{run}")).await;
+        log.push(format!(
+            "run-{run}: {:?} cursor {:?} stored {:?}",
+            s.stop.as_ref().map(StopReason::as_str),
+            s.cursor_after,
+            h.cursors.walk("orders")
+        ));
+        if s.stop == Some(StopReason::CaughtUp) {
+            assert_served_and_held_on_queue_once(&h);
+            return;
+        }
+        let before = h.cursors.walk("orders");
+        let b = run_stream(
+            &h.ports,
+            &c,
+            ORDERS,
+            &backfill(&format!("backfill-{run}"), &from),
+            &NoDeadline,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            h.cursors.walk("orders"),
+            before,
+            "backfill-{run} ({:?}) rewrote the scheduled runs' progress\n{}",
+            b.stop,
+            log.join("\n")
+        );
+    }
+    panic!("STALLED\n{}", log.join("\n"));
 }
 
 /// Ten orders in id order on the search endpoints, their times on T0+1 but for `o03`-`o05` on
@@ -1971,6 +2085,80 @@ async fn search_a_continued_timestamp_ending_on_a_runs_last_page_does_not_stall(
         stalls.len(),
         stalls[0]
     );
+}
+
+/// Runs that get one page of time and runs that get none, in turn (a stream whose share of the
+/// invocation's time was spent by the streams before it, every other invocation): the stored
+/// progress is the same after each run that fetched nothing; the run that caught up, or a panic
+/// naming where the stream stood.
+async fn runs_of_one_page_and_of_none(h: &H, c: &PollConfig, runs: u32) -> u32 {
+    let mut log = Vec::new();
+    for run in 1..=runs {
+        let pages = usize::from(run % 2 == 1);
+        let before = (h.cursors.value("orders"), h.cursors.walk("orders"));
+        let s = try_poll(
+            h,
+            c,
+            &format!("run-{run}"),
+            &PagesOfTime(AtomicUsize::new(pages)),
+        )
+        .await
+        .unwrap();
+        log.push(format!(
+            "run-{run} ({pages} page): stop {:?}, pages {}, cursor {:?}, stored {:?}",
+            s.stop.as_ref().map(StopReason::as_str),
+            s.pages,
+            s.cursor_after,
+            h.cursors.walk("orders")
+        ));
+        if s.stop == Some(StopReason::CaughtUp) {
+            return run;
+        }
+        if pages == 0 {
+            assert_eq!(
+                (h.cursors.value("orders"), h.cursors.walk("orders")),
+                before,
+                "a run that fetched nothing changed what the last one stored\n{}",
+                log.join("\n")
+            );
+        }
+    }
+    panic!("STALLED: not caught up after {runs} runs\n{}", log.join("\n"));
+}
+
+/// A timestamp of 60 orders (6 pages of 10), one page a run every other run, no time for a
+/// page in between: the run that got no page left the paging inside the timestamp as the last
+/// run stored it, so the next run pages on.
+///
+/// Before: the run with no time for a page found the stored paging "still looking for its
+/// place" (it had not asked its first page yet) and forgot it; the next run began the timestamp
+/// again: STALLED.
+#[tokio::test]
+async fn a_run_with_no_time_for_a_page_keeps_the_stored_paging_inside_a_timestamp() {
+    let h = h();
+    let c = config(10, 100);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for i in 0..60 {
+            w.put_order(&format!("t{i:03}"), T0 + 50);
+        }
+        w.put_order("z", T0 + 60);
+    }
+    runs_of_one_page_and_of_none(&h, &c, 40).await;
+    assert_served_and_held_on_queue_once(&h);
+}
+
+/// The same for a walk of answers in id order (60 orders, 7 pages of 10).
+///
+/// Before: the run with no time for a page stored the walk begun again (as if it had looked for
+/// its place and not found it): STALLED.
+#[tokio::test]
+async fn a_run_with_no_time_for_a_page_keeps_the_stored_walk() {
+    let h = h();
+    let c = config(10, 100);
+    id_order_backlog(&h, 60);
+    runs_of_one_page_and_of_none(&h, &c, 40).await;
+    assert_served_and_held_on_queue_once(&h);
 }
 
 struct Rng(u64);
