@@ -1314,7 +1314,8 @@ impl StreamRun<'_> {
     /// stored page whose objects all changed is never found; a bound of one page never gets
     /// past the first look), every run. Paging continued inside a timestamp that is still
     /// looking (`tie::Look`) is forgotten for the same reason: the next run begins that
-    /// timestamp again from the cursor.
+    /// timestamp again from the cursor. Only once a page was looked at: a run that stops before
+    /// its first request leaves the stored progress as it is.
     async fn stop_looking(
         &mut self,
         walk: Option<&Walk>,
