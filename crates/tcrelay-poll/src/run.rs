@@ -1766,9 +1766,12 @@ impl StreamRun<'_> {
 
     /// Clears a walk's progress the store still holds once that walk has ended, so no run
     /// goes on with it: the cursor stays, with the window start (the run has not caught up
-    /// yet; if it has, [`Self::close_window`] follows).
+    /// yet; if it has, [`Self::close_window`] follows). Not in a dry run, nor in a backfill (as
+    /// [`Self::keep`]): what the store holds there is the scheduled runs' progress in another
+    /// result set, which the backfill neither went on with nor ended; clearing it (a backfill's
+    /// move under the cursor) began their walk or paging inside a timestamp again.
     async fn forget_walk(&mut self) -> Result<(), PollError> {
-        if self.request.dry_run {
+        if self.request.dry_run || self.request.from.is_some() {
             return Ok(());
         }
         let Some(value) = self.summary.cursor_after.clone() else {
