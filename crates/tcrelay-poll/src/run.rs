@@ -907,9 +907,9 @@ impl StreamRun<'_> {
             match self.page_loop().await {
                 Ok(stop) => return Ok(stop),
                 // A state in progress elsewhere, or the lease gone: the run stops part-way, and
-                // keeps its smaller pages as at its deadline.
+                // keeps what it learned of the stream as at its deadline.
                 Err(Halt::Stop(stop)) => {
-                    self.keep_page_limit().await?;
+                    self.keep_marks().await?;
                     return Ok(stop);
                 }
                 // A page of large orders (Tradecloud allows 500 lines each) can exceed what the
@@ -1275,20 +1275,27 @@ impl StreamRun<'_> {
         if walk.is_none() && tie.is_none() {
             self.keep_position().await?;
         }
-        self.keep_page_limit().await
+        self.keep_marks().await
     }
 
-    /// A run that stops part-way after pages too large to read keeps the smaller page size
-    /// with whatever the store holds ([`progress::Marks`]): a run whose time ends right after
-    /// halving (a deadline that leaves it one request) would otherwise leave the next to ask
-    /// the same page too large again, every run. Progress stored with the cursor keeps it too
-    /// (every store writes the marks); this is for a run that stored none since it halved. Not
-    /// in a dry run, nor in a backfill (as [`Self::keep`]: it asks another result set, and on a
-    /// stream it has not moved it would store its `from` as the window start, or as the cursor
-    /// of a stream that had none), nor with the lease lost (the store would refuse it).
-    async fn keep_page_limit(&mut self) -> Result<(), PollError> {
+    /// A run that stops part-way keeps what it learned of the stream ([`progress::Marks`])
+    /// with whatever the store holds:
+    /// - the smaller page size after pages too large to read: a run whose time ends right
+    ///   after halving (a deadline that leaves it one request) would otherwise leave the next
+    ///   to ask the same page too large again, every run;
+    /// - that the answers were found unsorted: a run that found it and stopped before its
+    ///   first checkpoint since (a state in progress elsewhere on the page that showed it, the
+    ///   cursor not yet moved) kept nothing, and the next run paged by time again, where a
+    ///   change elsewhere can hide the same skip from the `total` check for good.
+    ///
+    /// Progress stored with the cursor keeps them too (every store writes the marks); this is
+    /// for a run that stored none since it learned them. Not in a dry run, nor in a backfill
+    /// (as [`Self::keep`]: it asks another result set, and on a stream it has not moved it
+    /// would store its `from` as the window start, or as the cursor of a stream that had none),
+    /// nor with the lease lost (the store would refuse it).
+    async fn keep_marks(&mut self) -> Result<(), PollError> {
         let marks = self.marks();
-        if marks.page_limit.is_none()
+        if marks.is_empty()
             || self.request.dry_run
             || self.request.from.is_some()
             || self.lease.is_some_and(HeldLease::lost)
