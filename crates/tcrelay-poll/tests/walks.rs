@@ -1413,6 +1413,43 @@ async fn a_run_that_finds_the_answers_unsorted_and_stops_on_a_state_in_progress_
     assert_served_and_held_on_queue_once(&h);
 }
 
+/// Answers in id order, pages of 4, one page a run (the randomized search's seed 290185). The
+/// first page (`o00`..`o03`) is sorted by chance; the move by time past it (to `o02`'s time)
+/// passes `o05` (8 ms, last in id order). While the run pages, `o02` changes: a new match that
+/// keeps the next page's `total` up, hiding the skip from the check. At its page bound the run
+/// asks that page for its `total` (`o02`, `o03`, `o04`): it is not sorted (48 ms, then 42 ms),
+/// which anywhere else sends the run back to its start to walk, and marks the stream.
+///
+/// Before: the request for the last move's `total` looked at the `total` only; the move was
+/// stored, the stream not marked, and `o05`'s state never reached the queue.
+#[tokio::test]
+async fn an_unsorted_page_asked_for_the_last_moves_total_is_taken_for_unsorted() {
+    let h = h();
+    let c = config(4, 1);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for (id, at) in [
+            ("o00", 20),
+            ("o01", 31),
+            ("o02", 38),
+            ("o03", 48),
+            ("o04", 42),
+            ("o05", 8),
+        ] {
+            w.put_order(id, T0 + at);
+        }
+    }
+    *h.api.hook.lock().unwrap() = Some(Box::new(|w: &mut World, served, _| {
+        if served == 1 {
+            w.put_order("o02", T0 + 1_001);
+        }
+    }));
+    runs_until_caught_up(&h, &c, 20, None, |_, _| {}).await;
+    assert_sent(&h, "o05", T0 + 8, "passed by the first run's move by time");
+    assert_served_and_held_on_queue_once(&h);
+}
+
 /// Search endpoints (`lastUpdatedSince`, inclusive): a move by time lands *on* the last
 /// timestamp, so a timestamp filling pages is paged under a position equal to it. `keep_tie`
 /// stored that paging, but `StoredTie::resume` refused a tie not after its position, so every
