@@ -985,8 +985,7 @@ impl StreamRun<'_> {
             // Whatever a page served is relayed, whatever the paging then decides: a state
             // served once may be replaced before it is served again.
             let all: Vec<&Polled> = items.iter().collect();
-            let skipped = self.settle_move(total, &items).await?;
-            if skipped || !is_sorted(&items) {
+            if self.settle_move(total, &items).await? {
                 let first = !self.distrust;
                 self.distrust = true;
                 if first && self.pos_at > self.start.1 {
@@ -1361,24 +1360,31 @@ impl StreamRun<'_> {
                 return Ok(());
             }
         };
-        let skipped = self.settle_move(total, &items).await?;
+        let unsorted = self.settle_move(total, &items).await?;
+        // Known before the page is relayed: a run that stops on it (a state in progress
+        // elsewhere) keeps the finding ([`Self::keep_marks`]).
+        self.distrust |= unsorted;
         let all: Vec<&Polled> = items.iter().collect();
         self.process(&all).await?;
-        if skipped {
+        if unsorted {
             // As in the page loop, with no page left to walk: the walk from the run's start is
             // stored to begin, so the next run walks instead of paging by time into this again.
             self.rewind().await?;
             (self.pos, self.pos_at) = self.start.clone();
-            self.distrust = true;
             let walk = self.new_walk();
             self.keep_walk(&walk).await?;
         }
         Ok(())
     }
 
-    /// Settles the move by time waiting for this page's `total` ([`Moved`]): one that shows a
-    /// skip is counted as an unsorted page and dropped (the caller walks, or stores a walk to
-    /// begin); otherwise the position it moved to is stored. Whether it showed a skip.
+    /// Settles the move by time waiting for this page's `total` ([`Moved`]) and tells whether
+    /// the page shows the answers are not in time order: its `total` shows the move skipped
+    /// objects (counted as an unsorted page), or the page itself is unsorted. Either way the
+    /// move is dropped (the caller walks from the run's start, or stores a walk to begin):
+    /// paging by time rests on that order, and a change elsewhere can keep the `total` up over
+    /// a skip that the page's own order still shows (at the page bound only the `total` was
+    /// looked at, and such a move was stored: a state lost). Otherwise the position it moved
+    /// to is stored.
     async fn settle_move(
         &mut self,
         total: Option<u64>,
@@ -1391,10 +1397,10 @@ impl StreamRun<'_> {
         let unconfirmed = self.unconfirmed.take();
         if skipped {
             self.deviate(Deviation::Unsorted, 1, items);
-        } else if let Some((to, to_at)) = unconfirmed {
+        } else if let Some((to, to_at)) = unconfirmed.filter(|_| is_sorted(items)) {
             self.store_position(to, to_at, false).await?;
         }
-        Ok(skipped)
+        Ok(skipped || !is_sorted(items))
     }
 
     /// Whether the run must stop fetching: the deadline is near, or the lease is lost (an
