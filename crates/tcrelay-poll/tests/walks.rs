@@ -1372,8 +1372,7 @@ async fn a_stream_found_unsorted_walks_every_later_run() {
 /// kept nothing (the finding is stored with a checkpoint, and it made none); the next run paged
 /// by time and `z`'s state never reached the queue.
 #[tokio::test]
-async fn a_run_that_finds_the_answers_unsorted_and_stops_on_a_state_in_progress_keeps_the_finding()
- {
+async fn a_run_stopped_by_a_state_in_progress_keeps_the_unsorted_finding() {
     let (h, dedupe) = h_with_dedupe();
     let c = config(3, 100);
     {
@@ -2158,7 +2157,10 @@ async fn runs_of_one_page_and_of_none(h: &H, c: &PollConfig, runs: u32) -> u32 {
             );
         }
     }
-    panic!("STALLED: not caught up after {runs} runs\n{}", log.join("\n"));
+    panic!(
+        "STALLED: not caught up after {runs} runs\n{}",
+        log.join("\n")
+    );
 }
 
 /// A timestamp of 60 orders (6 pages of 10), one page a run every other run, no time for a
