@@ -1449,6 +1449,42 @@ async fn an_unsorted_page_asked_for_the_last_moves_total_is_taken_for_unsorted()
     assert_served_and_held_on_queue_once(&h);
 }
 
+/// Answers in id order; the first run walks them (its first page is unsorted), catches up and
+/// marks the stream. Then the operator sets a status filter (every order's status is in it):
+/// another result set, so no stored progress goes on, but the same Tradecloud, whose answers
+/// were found out of time order. The next run's pages are sorted by chance (`a00`, `a21`,
+/// `a22`, then `a22`, `a23`), and with a status filter the `total` check is off: paging by time
+/// passes `z` (changed at `T0 + 100`, last in id order).
+///
+/// Before: the filter change dropped the mark with the progress (both belonged to the cursor,
+/// endpoint and filters): the run paged by time and `z`'s state never reached the queue.
+#[tokio::test]
+async fn a_status_filter_set_after_the_answers_were_found_unsorted_keeps_the_finding() {
+    let h = h();
+    let mut c = config(3, 100);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for i in 0..20 {
+            w.put_order(&format!("a{i:02}"), T0 + 20 - i);
+        }
+    }
+    let first = poll(&h, &c, "run-1").await;
+    assert_eq!(first.stop, Some(StopReason::CaughtUp));
+    assert!(first.deviations.unsorted_pages > 0, "{first:?}");
+    {
+        let mut w = h.api.world.lock().unwrap();
+        for (i, id) in ["a21", "a22", "a23"].into_iter().enumerate() {
+            w.put_order(id, T0 + 101 + i as i64);
+        }
+        w.put_order("z", T0 + 100);
+    }
+    c.order_status_filter = Some(json!({"processStatus": ["Issued", "Confirmed"]}));
+    runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
+    assert_sent(&h, "z", T0 + 100, "passed by time in a stream found unsorted");
+    assert_served_and_held_on_queue_once(&h);
+}
+
 /// Search endpoints (`lastUpdatedSince`, inclusive): a move by time lands *on* the last
 /// timestamp, so a timestamp filling pages is paged under a position equal to it. `keep_tie`
 /// stored that paging, but `StoredTie::resume` refused a tie not after its position, so every
