@@ -1481,7 +1481,12 @@ async fn a_status_filter_set_after_the_answers_were_found_unsorted_keeps_the_fin
     }
     c.order_status_filter = Some(json!({"processStatus": ["Issued", "Confirmed"]}));
     runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
-    assert_sent(&h, "z", T0 + 100, "passed by time in a stream found unsorted");
+    assert_sent(
+        &h,
+        "z",
+        T0 + 100,
+        "passed by time in a stream found unsorted",
+    );
     assert_served_and_held_on_queue_once(&h);
 }
 
