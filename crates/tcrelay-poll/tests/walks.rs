@@ -1490,6 +1490,57 @@ async fn a_status_filter_set_after_the_answers_were_found_unsorted_keeps_the_fin
     assert_served_and_held_on_queue_once(&h);
 }
 
+/// Answers in id order, pages of two, two pages a run. The first page (`a`, `b`) is sorted by
+/// chance and the move past it passes `x` (5 ms, last in id order); `n` is created meanwhile, a
+/// new match that keeps the next page's `total` up, so that move is stored. At its page bound
+/// the run asks the page after its second move for its `total`: that page (`c`, `d`) is not
+/// sorted, the first unsorted page the run meets, and `d`'s state is in progress elsewhere. As
+/// on any first unsorted page, the cursor must go back to where the run started before the
+/// run stops there, so that the next run walks from there.
+///
+/// Before: the request at the page bound relayed that page before going back, and the state in
+/// progress elsewhere stopped the run first: the cursor stayed past `x`, whose state never
+/// reached the queue.
+#[tokio::test]
+async fn the_first_unsorted_page_at_the_page_bound_sends_the_cursor_back_before_a_stop() {
+    let (h, dedupe) = h_with_dedupe();
+    let c = config(2, 2);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        for (id, at) in [
+            ("a", 10),
+            ("b", 20),
+            ("c", 30),
+            ("d", 25),
+            ("e", 50),
+            ("x", 5),
+        ] {
+            w.put_order(id, T0 + at);
+        }
+    }
+    *h.api.hook.lock().unwrap() = Some(Box::new(|w: &mut World, served, _| {
+        if served == 1 {
+            w.put_order("n", T0 + 1_000);
+        }
+    }));
+    dedupe.insert(
+        &state_key("d", T0 + 25),
+        tcrelay_core::ports::RecordState::InProgress,
+        true,
+    );
+    let first = poll(&h, &c, "run-1").await;
+    assert!(
+        matches!(first.stop, Some(StopReason::InProgressElsewhere { .. })),
+        "{first:?}"
+    );
+    // The other channel died: its claim expires.
+    dedupe.advance(Duration::from_secs(1_000));
+    runs_until_caught_up(&h, &c, 20, None, |_, _| {}).await;
+    assert_sent(&h, "x", T0 + 5, "passed by the first run's moves by time");
+    assert_served_and_held_on_queue_once(&h);
+}
+
 /// Search endpoints (`lastUpdatedSince`, inclusive): a move by time lands *on* the last
 /// timestamp, so a timestamp filling pages is paged under a position equal to it. `keep_tie`
 /// stored that paging, but `StoredTie::resume` refused a tie not after its position, so every
