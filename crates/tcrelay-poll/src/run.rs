@@ -1361,15 +1361,18 @@ impl StreamRun<'_> {
             }
         };
         let unsorted = self.settle_move(total, &items).await?;
-        // Known before the page is relayed: a run that stops on it (a state in progress
-        // elsewhere) keeps the finding ([`Self::keep_marks`]).
-        self.distrust |= unsorted;
+        if unsorted {
+            // As in the page loop, before the page is relayed: a run that stops on it (a state
+            // in progress elsewhere) leaves the cursor where the run started, and keeps the
+            // finding ([`Self::keep_marks`]).
+            self.distrust = true;
+            self.rewind().await?;
+        }
         let all: Vec<&Polled> = items.iter().collect();
         self.process(&all).await?;
         if unsorted {
-            // As in the page loop, with no page left to walk: the walk from the run's start is
-            // stored to begin, so the next run walks instead of paging by time into this again.
-            self.rewind().await?;
+            // With no page left to walk: the walk from the run's start is stored to begin, so
+            // the next run walks instead of paging by time into this again.
             (self.pos, self.pos_at) = self.start.clone();
             let walk = self.new_walk();
             self.keep_walk(&walk).await?;
