@@ -1541,6 +1541,51 @@ async fn the_first_unsorted_page_at_the_page_bound_sends_the_cursor_back_before_
     assert_served_and_held_on_queue_once(&h);
 }
 
+/// The same world as [`a_run_stopped_by_a_state_in_progress_keeps_the_unsorted_finding`], but
+/// the queue fails on the page that shows the skip: the run fails there, before any checkpoint.
+/// It must still keep the finding (the queue's failure says nothing against the cursor store).
+///
+/// Before: nothing kept; the next run paged by time and `z`'s state never reached the queue.
+#[tokio::test]
+async fn a_run_failed_by_the_queue_keeps_the_unsorted_finding() {
+    let h = h();
+    let c = config(3, 100);
+    {
+        let mut w = h.api.world.lock().unwrap();
+        w.by_id = true;
+        w.put_order("a00", T0 + 20);
+        for (i, id) in ["a21", "a22", "a23"].into_iter().enumerate() {
+            w.put_order(id, T0 + 101 + i as i64);
+        }
+        w.put_order("z", T0 + 100);
+    }
+    h.cursors
+        .set("orders", &ms_to_timestamp(T0 + 20))
+        .await
+        .unwrap();
+    let sink = h.sink.clone();
+    *h.api.hook.lock().unwrap() = Some(Box::new(move |_: &mut World, served, _| {
+        if served == 2 {
+            sink.set_mode(tcrelay_core::testing::Mode::Down);
+        }
+    }));
+    let first = try_poll(&h, &c, "run-1", &NoDeadline).await;
+    assert!(
+        matches!(&first, Err(f) if matches!(f.error, tcrelay_poll::PollError::Sink(_))),
+        "{first:?}"
+    );
+    h.sink.set_mode(tcrelay_core::testing::Mode::Up);
+    let first_page = *h.api.served.lock().unwrap() + 1;
+    *h.api.hook.lock().unwrap() = Some(Box::new(move |w: &mut World, served, _| {
+        if served == first_page {
+            w.put_order("y", T0 + 200);
+        }
+    }));
+    runs_until_caught_up(&h, &c, 4, None, |_, _| {}).await;
+    assert_sent(&h, "z", T0 + 100, "skipped by a move by time");
+    assert_served_and_held_on_queue_once(&h);
+}
+
 /// Search endpoints (`lastUpdatedSince`, inclusive): a move by time lands *on* the last
 /// timestamp, so a timestamp filling pages is paged under a position equal to it. `keep_tie`
 /// stored that paging, but `StoredTie::resume` refused a tie not after its position, so every
