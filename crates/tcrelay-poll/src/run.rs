@@ -930,7 +930,26 @@ impl StreamRun<'_> {
                         "a poll page was too large to read; asking for smaller pages"
                     );
                 }
-                Err(Halt::Fail(e)) => return Err(e),
+                // A failure stops the run part-way too: it keeps what it learned of the stream
+                // (a run that found the answers unsorted and failed before any checkpoint since,
+                // on the queue say, left the next to page by time again), unless the cursor store
+                // or the lease failed it (the store would fail or refuse that too), and only
+                // beside a stored cursor (a failed run writes none where there was none). A
+                // failure to keep is logged: the run's own error is what it reports.
+                Err(Halt::Fail(e)) => {
+                    if !matches!(e, PollError::Cursor(_) | PollError::LostLease(_))
+                        && self.summary.cursor_after.is_some()
+                        && let Err(keep) = self.keep_marks().await
+                    {
+                        tracing::warn!(
+                            stream = self.stream.as_str(),
+                            error = %keep,
+                            "the failed poll run could not keep what it learned of the stream \
+                             (answers out of time order, a smaller page size) with the cursor"
+                        );
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -1277,8 +1296,8 @@ impl StreamRun<'_> {
         self.keep_marks().await
     }
 
-    /// A run that stops part-way keeps what it learned of the stream ([`progress::Marks`])
-    /// with whatever the store holds:
+    /// A run that stops part-way (or fails, but for the cursor store or the lease) keeps what
+    /// it learned of the stream ([`progress::Marks`]) with whatever the store holds:
     /// - the smaller page size after pages too large to read: a run whose time ends right
     ///   after halving (a deadline that leaves it one request) would otherwise leave the next
     ///   to ask the same page too large again, every run;
