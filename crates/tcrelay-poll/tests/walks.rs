@@ -2448,8 +2448,20 @@ async fn simulate(seed: u64) -> Result<(), String> {
     let mut knobs = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
     let sizes_change = knobs.chance(20);
     let limits_change = knobs.chance(20);
+    // From a third generator, for the same reason: runs that get no time for a page, before
+    // every other run to the end (a stream whose share of the invocation the streams before it
+    // spent); and the queue failing on a page now and then during the changing runs (what that
+    // run was served from then on may change before it is asked for again: not checked).
+    let mut more = Rng(seed.wrapping_mul(0x94D0_49BB_1331_11EB) | 1);
+    let starved = more.chance(20);
+    let queue_fails = more.chance(20);
+    let mut unqueued: Vec<(String, String)> = Vec::new();
     for run in 1..=runs {
         let changing = run <= changing_runs;
+        h.sink.set_mode(tcrelay_core::testing::Mode::Up);
+        let served_at_start = h.api.served_states.lock().unwrap().len();
+        let queue_down_at = (changing && queue_fails && more.chance(50))
+            .then(|| *h.api.served.lock().unwrap() + 1 + more.below(5) as usize);
         if sizes_change && run <= changing_runs + 2 {
             *h.api.too_large_above.lock().unwrap() = if run <= changing_runs + 1 {
                 [None, Some(2), Some(3), Some(4), Some(5)][knobs.below(5) as usize]
@@ -2463,8 +2475,12 @@ async fn simulate(seed: u64) -> Result<(), String> {
         {
             let clock = clock.clone();
             let mut rng = Rng(rng.next() | 1);
+            let sink = h.sink.clone();
             *h.api.hook.lock().unwrap() = if changing {
-                Some(Box::new(move |w: &mut World, _, _| {
+                Some(Box::new(move |w: &mut World, served, _| {
+                    if queue_down_at == Some(served) {
+                        sink.set_mode(tcrelay_core::testing::Mode::Down);
+                    }
                     if rng.chance(page_change) {
                         let mut t = clock.lock().unwrap();
                         // Sometimes a tie with the last change.
@@ -2555,6 +2571,20 @@ async fn simulate(seed: u64) -> Result<(), String> {
                     .map_err(|f| f.error.to_string())
             ));
         }
+        if starved && run % 2 == 0 {
+            let z = try_poll(
+                &h,
+                &c,
+                &format!("starved-{run}"),
+                &PagesOfTime(AtomicUsize::new(0)),
+            )
+            .await;
+            log.push(format!(
+                "starved-{run}: {:?}",
+                z.map(|s| (s.stop, s.pages))
+                    .map_err(|f| f.error.to_string())
+            ));
+        }
         let owner = format!("run-{run}");
         if std::env::var("WALKS_TRACE").is_ok() {
             let w = h.api.world.lock().unwrap();
@@ -2577,6 +2607,10 @@ async fn simulate(seed: u64) -> Result<(), String> {
         };
         // A failure not reached by this run is for no later one.
         h.api.fail_at.lock().unwrap().clear();
+        if queue_down_at.is_some_and(|at| *h.api.served.lock().unwrap() >= at) {
+            let served = h.api.served_states.lock().unwrap();
+            unqueued.extend(served[served_at_start..].iter().cloned());
+        }
         let s = match s {
             Ok(s) => s,
             Err(f) => {
@@ -2623,7 +2657,7 @@ async fn simulate(seed: u64) -> Result<(), String> {
              lookback {lookback} ms, n {n}, changing runs {changing_runs}, search {search}, \
              filter {filter}, failing {failing}, too_large {too_large}, sizes_change \
              {sizes_change}, limits_change {limits_change}, dry {dry_runs}, backfills \
-             {backfills}): {what}\n{}",
+             {backfills}, starved {starved}, queue_fails {queue_fails}): {what}\n{}",
             log.join("\n")
         )
     };
@@ -2648,7 +2682,8 @@ async fn simulate(seed: u64) -> Result<(), String> {
     // A state another channel claimed is that channel's to send; this one dies (its claim
     // expires), and the state may be replaced before any run sees it free.
     for state in h.api.served_states.lock().unwrap().iter() {
-        if !sent.contains(state) && !claimed_elsewhere.contains(state) {
+        if !sent.contains(state) && !claimed_elsewhere.contains(state) && !unqueued.contains(state)
+        {
             return Err(describe(&format!("served, not on the queue: {state:?}")));
         }
     }
