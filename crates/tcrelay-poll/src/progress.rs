@@ -167,17 +167,16 @@ pub(crate) trait Kept: Sized {
     /// one it belongs to): `None` when it is not consistent in itself.
     fn resume(self, value_at: DateTime<Utc>) -> Option<Resumed>;
 
-    /// If it belongs to the cursor `value` and requests in `mode` with `filters`: its marks,
-    /// and the progress to go on with, if it is consistent in itself.
+    /// The progress to go on with, if it belongs to the cursor `value` and requests in `mode`
+    /// with `filters`, and is consistent in itself (its marks need the cursor only: [`resume`]).
     fn resume_for(
         self,
         value: Option<&str>,
         mode: EndpointMode,
         filters: &Map<String, Value>,
-    ) -> Option<(Marks, Option<Resumed>)> {
+    ) -> Option<Resumed> {
         let value_at = self.belongs().to(value, mode, filters)?;
-        let marks = self.belongs().marks;
-        Some((marks, self.resume(value_at)))
+        self.resume(value_at)
     }
 }
 
@@ -331,22 +330,28 @@ pub(crate) struct Resume {
 /// The progress stored as `text` beside the cursor `value`, if it is one to go on with: it was
 /// stored with this very cursor value and asks what this run would ask (`mode`, `filters`), and
 /// it is consistent in itself ([`Kept::resume`]); with its marks, which are gone on with when
-/// the progress is not. Anything else, an unreadable text included, is `None`: the run starts
-/// from the cursor, as if nothing were stored.
+/// the progress is not. The marks need only the cursor value: they are what runs learned of the
+/// stream's Tradecloud, which another endpoint or status filter (another result set) does not
+/// change; dropped with the progress of a configuration change, a stream found unsorted paged
+/// by time again, past objects no page showed (with a status filter the `total` check is off).
+/// Anything else, an unreadable text included, is `None`: the run starts from the cursor, as
+/// if nothing were stored.
 pub(crate) fn resume(
     text: &str,
     value: Option<&str>,
     mode: EndpointMode,
     filters: &Map<String, Value>,
 ) -> Option<Resume> {
-    let (marks, progress) = match serde_json::from_str::<Stored>(text).ok()? {
-        Stored::Walk(stored) => stored.resume_for(value, mode, filters)?,
-        Stored::Tie(stored) => stored.resume_for(value, mode, filters)?,
-        Stored::Move(stored) => stored.resume_for(value, mode, filters)?,
-        Stored::Marks(of) => {
-            of.to(value, mode, filters)?;
-            (of.marks, None)
-        }
+    let stored = serde_json::from_str::<Stored>(text).ok()?;
+    if value != Some(stored.belongs().cursor.as_str()) {
+        return None;
+    }
+    let marks = stored.belongs().marks;
+    let progress = match stored {
+        Stored::Walk(stored) => stored.resume_for(value, mode, filters),
+        Stored::Tie(stored) => stored.resume_for(value, mode, filters),
+        Stored::Move(stored) => stored.resume_for(value, mode, filters),
+        Stored::Marks(_) => None,
     };
     // A stream found unsorted walks from the cursor: a move by time and paging inside a
     // timestamp both trust the order (one stored before the finding may have passed objects
@@ -454,6 +459,14 @@ mod tests {
         assert_eq!(r.marks, both);
         // Another cursor's marks are not this one's (`cursor set` clears them so).
         assert!(resume(&alone, Some(LATER), EndpointMode::Poll, &none).is_none());
+        // Another endpoint or status filter is another result set, not another Tradecloud:
+        // the marks go on, the progress does not.
+        let mut status = Map::new();
+        status.insert("status".into(), json!("Issued"));
+        for (mode, filters) in [(EndpointMode::Search, &none), (EndpointMode::Poll, &status)] {
+            let r = resume(&alone, Some(CURSOR), mode, filters).unwrap();
+            assert_eq!(r.marks, both);
+        }
 
         let a_move = Stored::Move(StoredMove::new(
             Belongs::new(CURSOR, EndpointMode::Poll, &none, PAGES_OF_25),
@@ -463,6 +476,9 @@ mod tests {
         .to_text();
         let r = resume(&a_move, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
         assert!(matches!(r.progress, Some(Resumed::Move { .. })));
+        assert_eq!(r.marks, PAGES_OF_25);
+        let r = resume(&a_move, Some(CURSOR), EndpointMode::Search, &none).unwrap();
+        assert!(r.progress.is_none(), "{:?}", r.progress);
         assert_eq!(r.marks, PAGES_OF_25);
         assert_eq!(progress_kind(&a_move), "move");
         assert_eq!(kept_page_limit(&a_move), Some(25));

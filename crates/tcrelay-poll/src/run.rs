@@ -907,9 +907,9 @@ impl StreamRun<'_> {
             match self.page_loop().await {
                 Ok(stop) => return Ok(stop),
                 // A state in progress elsewhere, or the lease gone: the run stops part-way, and
-                // keeps its smaller pages as at its deadline.
+                // keeps what it learned of the stream as at its deadline.
                 Err(Halt::Stop(stop)) => {
-                    self.keep_page_limit().await?;
+                    self.keep_marks().await?;
                     return Ok(stop);
                 }
                 // A page of large orders (Tradecloud allows 500 lines each) can exceed what the
@@ -930,7 +930,26 @@ impl StreamRun<'_> {
                         "a poll page was too large to read; asking for smaller pages"
                     );
                 }
-                Err(Halt::Fail(e)) => return Err(e),
+                // A failure stops the run part-way too: it keeps what it learned of the stream
+                // (a run that found the answers unsorted and failed before any checkpoint since,
+                // on the queue say, left the next to page by time again), unless the cursor store
+                // or the lease failed it (the store would fail or refuse that too), and only
+                // beside a stored cursor (a failed run writes none where there was none). A
+                // failure to keep is logged: the run's own error is what it reports.
+                Err(Halt::Fail(e)) => {
+                    if !matches!(e, PollError::Cursor(_) | PollError::LostLease(_))
+                        && self.summary.cursor_after.is_some()
+                        && let Err(keep) = self.keep_marks().await
+                    {
+                        tracing::warn!(
+                            stream = self.stream.as_str(),
+                            error = %keep,
+                            "the failed poll run could not keep what it learned of the stream \
+                             (answers out of time order, a smaller page size) with the cursor"
+                        );
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -985,8 +1004,7 @@ impl StreamRun<'_> {
             // Whatever a page served is relayed, whatever the paging then decides: a state
             // served once may be replaced before it is served again.
             let all: Vec<&Polled> = items.iter().collect();
-            let skipped = self.settle_move(total, &items).await?;
-            if skipped || !is_sorted(&items) {
+            if self.settle_move(total, &items).await? {
                 let first = !self.distrust;
                 self.distrust = true;
                 if first && self.pos_at > self.start.1 {
@@ -1275,20 +1293,27 @@ impl StreamRun<'_> {
         if walk.is_none() && tie.is_none() {
             self.keep_position().await?;
         }
-        self.keep_page_limit().await
+        self.keep_marks().await
     }
 
-    /// A run that stops part-way after pages too large to read keeps the smaller page size
-    /// with whatever the store holds ([`progress::Marks`]): a run whose time ends right after
-    /// halving (a deadline that leaves it one request) would otherwise leave the next to ask
-    /// the same page too large again, every run. Progress stored with the cursor keeps it too
-    /// (every store writes the marks); this is for a run that stored none since it halved. Not
-    /// in a dry run, nor in a backfill (as [`Self::keep`]: it asks another result set, and on a
-    /// stream it has not moved it would store its `from` as the window start, or as the cursor
-    /// of a stream that had none), nor with the lease lost (the store would refuse it).
-    async fn keep_page_limit(&mut self) -> Result<(), PollError> {
+    /// A run that stops part-way (or fails, but for the cursor store or the lease) keeps what
+    /// it learned of the stream ([`progress::Marks`]) with whatever the store holds:
+    /// - the smaller page size after pages too large to read: a run whose time ends right
+    ///   after halving (a deadline that leaves it one request) would otherwise leave the next
+    ///   to ask the same page too large again, every run;
+    /// - that the answers were found unsorted: a run that found it and stopped before its
+    ///   first checkpoint since (a state in progress elsewhere on the page that showed it, the
+    ///   cursor not yet moved) kept nothing, and the next run paged by time again, where a
+    ///   change elsewhere can hide the same skip from the `total` check for good.
+    ///
+    /// Progress stored with the cursor keeps them too (every store writes the marks); this is
+    /// for a run that stored none since it learned them. Not in a dry run, nor in a backfill
+    /// (as [`Self::keep`]: it asks another result set, and on a stream it has not moved it
+    /// would store its `from` as the window start, or as the cursor of a stream that had none),
+    /// nor with the lease lost (the store would refuse it).
+    async fn keep_marks(&mut self) -> Result<(), PollError> {
         let marks = self.marks();
-        if marks.page_limit.is_none()
+        if marks.is_empty()
             || self.request.dry_run
             || self.request.from.is_some()
             || self.lease.is_some_and(HeldLease::lost)
@@ -1314,7 +1339,8 @@ impl StreamRun<'_> {
     /// stored page whose objects all changed is never found; a bound of one page never gets
     /// past the first look), every run. Paging continued inside a timestamp that is still
     /// looking (`tie::Look`) is forgotten for the same reason: the next run begins that
-    /// timestamp again from the cursor.
+    /// timestamp again from the cursor. Only once a page was looked at: a run that stops before
+    /// its first request leaves the stored progress as it is.
     async fn stop_looking(
         &mut self,
         walk: Option<&Walk>,
@@ -1353,24 +1379,34 @@ impl StreamRun<'_> {
                 return Ok(());
             }
         };
-        let skipped = self.settle_move(total, &items).await?;
+        let unsorted = self.settle_move(total, &items).await?;
+        if unsorted {
+            // As in the page loop, before the page is relayed: a run that stops on it (a state
+            // in progress elsewhere) leaves the cursor where the run started, and keeps the
+            // finding ([`Self::keep_marks`]).
+            self.distrust = true;
+            self.rewind().await?;
+        }
         let all: Vec<&Polled> = items.iter().collect();
         self.process(&all).await?;
-        if skipped {
-            // As in the page loop, with no page left to walk: the walk from the run's start is
-            // stored to begin, so the next run walks instead of paging by time into this again.
-            self.rewind().await?;
+        if unsorted {
+            // With no page left to walk: the walk from the run's start is stored to begin, so
+            // the next run walks instead of paging by time into this again.
             (self.pos, self.pos_at) = self.start.clone();
-            self.distrust = true;
             let walk = self.new_walk();
             self.keep_walk(&walk).await?;
         }
         Ok(())
     }
 
-    /// Settles the move by time waiting for this page's `total` ([`Moved`]): one that shows a
-    /// skip is counted as an unsorted page and dropped (the caller walks, or stores a walk to
-    /// begin); otherwise the position it moved to is stored. Whether it showed a skip.
+    /// Settles the move by time waiting for this page's `total` ([`Moved`]) and tells whether
+    /// the page shows the answers are not in time order: its `total` shows the move skipped
+    /// objects (counted as an unsorted page), or the page itself is unsorted. Either way the
+    /// move is dropped (the caller walks from the run's start, or stores a walk to begin):
+    /// paging by time rests on that order, and a change elsewhere can keep the `total` up over
+    /// a skip that the page's own order still shows (at the page bound only the `total` was
+    /// looked at, and such a move was stored: a state lost). Otherwise the position it moved
+    /// to is stored.
     async fn settle_move(
         &mut self,
         total: Option<u64>,
@@ -1383,10 +1419,10 @@ impl StreamRun<'_> {
         let unconfirmed = self.unconfirmed.take();
         if skipped {
             self.deviate(Deviation::Unsorted, 1, items);
-        } else if let Some((to, to_at)) = unconfirmed {
+        } else if let Some((to, to_at)) = unconfirmed.filter(|_| is_sorted(items)) {
             self.store_position(to, to_at, false).await?;
         }
-        Ok(skipped)
+        Ok(skipped || !is_sorted(items))
     }
 
     /// Whether the run must stop fetching: the deadline is near, or the lease is lost (an
@@ -1765,9 +1801,12 @@ impl StreamRun<'_> {
 
     /// Clears a walk's progress the store still holds once that walk has ended, so no run
     /// goes on with it: the cursor stays, with the window start (the run has not caught up
-    /// yet; if it has, [`Self::close_window`] follows).
+    /// yet; if it has, [`Self::close_window`] follows). Not in a dry run, nor in a backfill (as
+    /// [`Self::keep`]): what the store holds there is the scheduled runs' progress in another
+    /// result set, which the backfill neither went on with nor ended; clearing it (a backfill's
+    /// move under the cursor) began their walk or paging inside a timestamp again.
     async fn forget_walk(&mut self) -> Result<(), PollError> {
-        if self.request.dry_run {
+        if self.request.dry_run || self.request.from.is_some() {
             return Ok(());
         }
         let Some(value) = self.summary.cursor_after.clone() else {

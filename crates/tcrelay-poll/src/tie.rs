@@ -132,9 +132,12 @@ impl Tie {
         self.continued
     }
 
-    /// Whether it is looking for its place ([`Look`]).
+    /// Whether it looked for its place and has not found it ([`Look`]): the page ahead did not
+    /// hold it. Paging continued from an earlier run that has asked no page yet is not: a run
+    /// that stops before its first request (no time left for one) learned nothing of it, and
+    /// forgetting it began the timestamp again, every such run.
     pub(crate) fn is_looking(&self) -> bool {
-        self.looking.is_some()
+        self.looking == Some(Look::Back)
     }
 
     /// The progress, to be stored for the next run (`of`: the cursor value, endpoint and
@@ -296,8 +299,10 @@ mod tests {
         assert!(!resumed.overlaps(&page(&["a", "x"])));
         // Ahead of the last page (offset 2, pages of 4 moving by 3), then that page, then over.
         assert_eq!(resumed.go_on(3), 5);
-        assert!(resumed.is_looking());
+        // No page asked yet: not looking (a run that stops now keeps what is stored).
+        assert!(!resumed.is_looking());
         assert_eq!(resumed.look_further(), Some(2));
+        assert!(resumed.is_looking());
         assert_eq!(resumed.look_further(), None);
         assert!(!resumed.is_looking());
         // Found: noted, counted once per new object, and no longer looking.

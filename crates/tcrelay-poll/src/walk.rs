@@ -128,9 +128,13 @@ impl Walk {
         Some(next)
     }
 
-    /// Whether the walk is looking for its place ([`Finding`]).
+    /// Whether the walk looked for its place and has not found it ([`Finding`]): a page it
+    /// asked did not continue it. A continued walk that has asked no page yet (its first look,
+    /// [`Finding::Ahead`], only ever set by [`Self::go_on`]) is not: a run that stops before
+    /// its first request (no time left for one) learned nothing of the stored walk, and taking
+    /// it for lost began the walk again, every such run.
     pub(crate) fn is_looking(&self) -> bool {
-        self.finding.is_some()
+        matches!(self.finding, Some(Finding::Back | Finding::Forward))
     }
 
     /// Notes a page fetched at `offset` and relayed.
