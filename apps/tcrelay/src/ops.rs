@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tcrelay_core::logsafe::escape_control;
 use tcrelay_core::ports::CursorStore;
-use tcrelay_poll::{PollStream, kept_page_limit, progress_kind};
+use tcrelay_poll::{PollStream, kept_page_limit, kept_unsorted, progress_kind};
 use tcrelay_sqlite::{ExistingFile, SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 pub use crate::error::OpsError;
@@ -561,7 +561,19 @@ fn progress_note(text: &str) -> String {
 /// What `cursor show` says of the kind of progress stored (`progress_kind`), and its size.
 fn progress_kind_note(text: &str) -> String {
     let bytes = text.len();
+    // The mark is mostly kept with a walk (a stream found unsorted walks every result set);
+    // a move or paging inside a timestamp stored with it is not gone on with.
+    const UNSORTED: &str = "Tradecloud's answers were found out of time order";
+    let unsorted = kept_unsorted(text);
     match progress_kind(text) {
+        "walk" if unsorted => format!(
+            "a walk by offset stored ({bytes} bytes): the next run goes on with it; {UNSORTED}: \
+             runs walk each result set"
+        ),
+        "timestamp" | "move" if unsorted => format!(
+            "progress stored ({bytes} bytes), not gone on with: {UNSORTED}, runs walk each \
+             result set from the cursor"
+        ),
         "walk" => format!("a walk by offset stored ({bytes} bytes): the next run goes on with it"),
         "timestamp" => format!(
             "paging inside one timestamp stored ({bytes} bytes): the next run goes on with it"
@@ -569,10 +581,7 @@ fn progress_kind_note(text: &str) -> String {
         "move" => {
             format!("a move to check stored ({bytes} bytes): the next run asks its page first")
         }
-        "unsorted" => {
-            "Tradecloud's answers were found out of time order: runs walk each result set"
-                .to_owned()
-        }
+        "unsorted" => format!("{UNSORTED}: runs walk each result set"),
         "smaller-pages" => "no progress stored".to_owned(),
         _ => format!(
             "progress stored ({bytes} bytes) this build cannot read: the next run starts from \
@@ -606,6 +615,7 @@ pub async fn cursor_show(
                 "walkBytes": cursor.as_ref().and_then(|c| c.walk.as_ref().map(String::len)),
                 "progress": cursor.as_ref().and_then(|c| c.walk.as_deref().map(progress_kind)),
                 "pageLimit": cursor.as_ref().and_then(|c| c.walk.as_deref().and_then(kept_page_limit)),
+                "unsorted": cursor.as_ref().and_then(|c| c.walk.as_deref()).is_some_and(kept_unsorted),
             });
             writeln!(out, "{line}")?;
             continue;
@@ -809,6 +819,79 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// A stream found unsorted walks every result set, so its stored progress is mostly a
+    /// walk carrying the mark: `cursor show` must say so (it said only "a walk", and `--json`
+    /// had no field for the mark unless it was stored alone); paging inside a timestamp or a
+    /// move stored with the mark is not gone on with (the run walks from the cursor).
+    #[tokio::test]
+    async fn cursor_show_reports_the_unsorted_mark_kept_with_progress() {
+        let (_dir, store, c) = checkpointed(None, None).await;
+        let mut version = c.version;
+        let of = r#""cursor":"2025-01-02T00:00:00.000Z","endpoint":"poll","filters":{}"#;
+        for (progress, kind, note) in [
+            (
+                r#""after":"2025-01-01T23:59:59.000Z","offset":2,"page":[["o-1","2025-01-01T23:59:59.500Z"],["o-2","2025-01-01T23:59:59.700Z"]],"known":"2025-01-02T00:00:00.000Z","anyAfter":true,"pages":2"#,
+                "walk",
+                "the next run goes on with it; Tradecloud's answers were found out of time \
+                 order: runs walk each result set",
+            ),
+            (
+                r#""moveTo":"2025-01-02T00:00:01.000Z","expectedTotal":3"#,
+                "move",
+                "not gone on with: Tradecloud's answers were found out of time order, runs \
+                 walk each result set",
+            ),
+        ] {
+            for unsorted in [false, true] {
+                let mark = if unsorted { r#","unsorted":true"# } else { "" };
+                let stored = format!("{{{of}{mark},{progress}}}");
+                version = store
+                    .checkpoint(
+                        "orders",
+                        "run",
+                        version,
+                        "2025-01-02T00:00:00.000Z",
+                        None,
+                        Some(&stored),
+                    )
+                    .await
+                    .unwrap()
+                    .version;
+                let json = show_json(&store).await;
+                assert_eq!(json["progress"], kind, "{stored}");
+                assert_eq!(json["unsorted"], unsorted, "{stored}: {json}");
+                let text = show(&store, false).await;
+                assert_eq!(text.contains(note), unsorted, "{stored}: {text}");
+            }
+        }
+        // The mark alone, and no progress at all.
+        version = store
+            .checkpoint(
+                "orders",
+                "run",
+                version,
+                "2025-01-02T00:00:00.000Z",
+                None,
+                Some(&format!(r#"{{{of},"unsorted":true}}"#)),
+            )
+            .await
+            .unwrap()
+            .version;
+        assert_eq!(show_json(&store).await["unsorted"], true);
+        store
+            .checkpoint(
+                "orders",
+                "run",
+                version,
+                "2025-01-02T00:00:00.000Z",
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(show_json(&store).await["unsorted"], false);
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ mod walk;
 
 pub use api::{EndpointMode, PageRequest, PollApi, PollStream, PolledPage};
 pub use config::{EchoFilter, EchoSide, PollConfig};
-pub use progress::{kept_page_limit, progress_kind};
+pub use progress::{kept_page_limit, kept_unsorted, progress_kind};
 pub use run::{
     Deadline, DeadlineAt, Deviations, NoDeadline, PlannedEnvelope, PollError, PollPorts, RunReport,
     RunRequest, StopReason, StreamFailure, StreamSummary, run, run_stream,

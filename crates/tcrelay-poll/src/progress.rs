@@ -267,6 +267,14 @@ pub fn kept_page_limit(text: &str) -> Option<u32> {
     stored.belongs().marks.page_limit
 }
 
+/// Whether the progress stored as `text` carries the mark that the stream's answers were found
+/// out of time order (runs walk every result set, and a move or paging inside a timestamp
+/// stored with it is not gone on with), for operators (`tcrelay cursor show`): the mark is
+/// mostly kept with a walk, not alone, so [`progress_kind`] does not show it.
+pub fn kept_unsorted(text: &str) -> bool {
+    serde_json::from_str::<Stored>(text).is_ok_and(|stored| stored.belongs().marks.unsorted)
+}
+
 /// Stored progress ready to go on with.
 #[derive(Debug)]
 pub(crate) enum Resumed {

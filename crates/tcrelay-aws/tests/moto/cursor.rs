@@ -88,3 +88,47 @@ async fn the_walk_is_a_string_attribute_removed_when_there_is_none() {
         "{stored:?}"
     );
 }
+
+/// A walk with every field the poll run stores (both marks, the newest time) and a page of
+/// long ids, 300 KB in all (under DynamoDB's 400 KB item limit), survives a checkpoint, a
+/// late release by a run whose lease was taken over and the new owner's release verbatim.
+#[tokio::test]
+async fn a_large_progress_text_survives_take_over_and_release_verbatim() {
+    let clients = moto_clients().await;
+    let table = create_table(&clients, "tcrelay").await;
+    let cursors = DynamoCursorStore::new(clients.dynamodb.clone(), &table);
+    let stream = unique_name("orders");
+    let page: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                "[\"{}-{i}\",\"2025-01-01T23:59:59.{i:03}Z\"]",
+                "ü".repeat(1_400)
+            )
+        })
+        .collect();
+    let text = format!(
+        "{{\"cursor\":\"2025-01-02T00:00:00.000Z\",\"endpoint\":\"poll\",\"filters\":{{\"status\":{{\"buyer\":[\"Issued\"]}}}},\"unsorted\":true,\"pageLimit\":25,\"after\":\"2025-01-01T23:59:59.000Z\",\"offset\":200,\"page\":[{}],\"known\":\"2025-01-02T00:00:00.000Z\",\"anyAfter\":true,\"newest\":\"2025-01-02T00:00:00.500Z\",\"pages\":3}}",
+        page.join(",")
+    );
+    assert!(
+        text.len() > 280_000 && text.len() < 390_000,
+        "{}",
+        text.len()
+    );
+    let c = cursors.acquire(&stream, "a", LEASE).await.unwrap().unwrap();
+    let value = "2025-01-02T00:00:00.000Z";
+    let made = cursors
+        .checkpoint(&stream, "a", c.version, value, Some("w"), Some(&text))
+        .await
+        .unwrap();
+    assert_eq!(made.walk.as_deref(), Some(text.as_str()));
+    cursors.release(&stream, "a").await.unwrap();
+    let b = cursors.acquire(&stream, "b", LEASE).await.unwrap().unwrap();
+    assert_eq!(b.walk.as_deref(), Some(text.as_str()));
+    cursors.release(&stream, "a").await.unwrap();
+    cursors.release(&stream, "b").await.unwrap();
+    let read = cursors.read(&stream).await.unwrap().unwrap();
+    assert_eq!(read.walk.as_deref(), Some(text.as_str()));
+    assert_eq!(read.window_start.as_deref(), Some("w"));
+    assert_eq!(read.value.as_deref(), Some(value));
+}

@@ -187,3 +187,49 @@ async fn of_two_concurrent_acquires_exactly_one_wins() {
         assert_eq!(info.lease_owner.as_deref(), Some(winners[0]));
     }
 }
+
+/// A walk with every field the poll run stores (both marks, the newest time) and a page of
+/// long ids, 1 MB in all, survives a checkpoint, a take-over by another run, a release and a
+/// reopen verbatim: none of them rewrites, cuts or drops the progress text.
+#[tokio::test]
+async fn a_large_progress_text_survives_take_over_release_and_reopen_verbatim() {
+    let (_dir, path) = temp_db();
+    let page: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                "[\"{}-{i}\",\"2025-01-01T23:59:59.{i:03}Z\"]",
+                "ü".repeat(5_000)
+            )
+        })
+        .collect();
+    let text = format!(
+        "{{\"cursor\":\"2025-01-02T00:00:00.000Z\",\"endpoint\":\"poll\",\"filters\":{{\"status\":{{\"buyer\":[\"Issued\"]}}}},\"unsorted\":true,\"pageLimit\":25,\"after\":\"2025-01-01T23:59:59.000Z\",\"offset\":200,\"page\":[{}],\"known\":\"2025-01-02T00:00:00.000Z\",\"anyAfter\":true,\"newest\":\"2025-01-02T00:00:00.500Z\",\"pages\":3}}",
+        page.join(",")
+    );
+    assert!(text.len() > 1_000_000);
+    let store = SqliteStore::open(&path).unwrap();
+    let c = store.acquire("orders", "a", LEASE).await.unwrap().unwrap();
+    let value = "2025-01-02T00:00:00.000Z";
+    let made = store
+        .checkpoint("orders", "a", c.version, value, Some("w"), Some(&text))
+        .await
+        .unwrap();
+    assert_eq!(made.walk.as_deref(), Some(text.as_str()));
+    // "a" stops heartbeating; "b" takes the lease over once it ran out, "a" releases late.
+    let b = store
+        .acquire("orders", "b", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(b.is_none(), "a's lease is still live");
+    store.release("orders", "a").await.unwrap();
+    let b = store.acquire("orders", "b", LEASE).await.unwrap().unwrap();
+    assert_eq!(b.walk.as_deref(), Some(text.as_str()));
+    store.release("orders", "a").await.unwrap();
+    store.release("orders", "b").await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let read = store.read("orders").await.unwrap().unwrap();
+    assert_eq!(read.walk.as_deref(), Some(text.as_str()));
+    assert_eq!(read.window_start.as_deref(), Some("w"));
+    assert_eq!(read.value.as_deref(), Some(value));
+}
