@@ -737,6 +737,23 @@ mod tests {
         (dir, store, c)
     }
 
+    /// Checkpoints the `orders` cursor (run `run`, at `version`) at 2025-01-02 again with
+    /// `progress` stored beside it, as a poll run does; the new version.
+    async fn store_progress(store: &SqliteStore, version: u64, progress: Option<&str>) -> u64 {
+        store
+            .checkpoint(
+                "orders",
+                "run",
+                version,
+                "2025-01-02T00:00:00.000Z",
+                None,
+                progress,
+            )
+            .await
+            .unwrap()
+            .version
+    }
+
     /// What `cursor show orders` prints, as text or as its JSON line.
     async fn show(store: &SqliteStore, json: bool) -> String {
         let mut out = Vec::new();
@@ -847,18 +864,7 @@ mod tests {
             for unsorted in [false, true] {
                 let mark = if unsorted { r#","unsorted":true"# } else { "" };
                 let stored = format!("{{{of}{mark},{progress}}}");
-                version = store
-                    .checkpoint(
-                        "orders",
-                        "run",
-                        version,
-                        "2025-01-02T00:00:00.000Z",
-                        None,
-                        Some(&stored),
-                    )
-                    .await
-                    .unwrap()
-                    .version;
+                version = store_progress(&store, version, Some(&stored)).await;
                 let json = show_json(&store).await;
                 assert_eq!(json["progress"], kind, "{stored}");
                 assert_eq!(json["unsorted"], unsorted, "{stored}: {json}");
@@ -867,30 +873,14 @@ mod tests {
             }
         }
         // The mark alone, and no progress at all.
-        version = store
-            .checkpoint(
-                "orders",
-                "run",
-                version,
-                "2025-01-02T00:00:00.000Z",
-                None,
-                Some(&format!(r#"{{{of},"unsorted":true}}"#)),
-            )
-            .await
-            .unwrap()
-            .version;
+        version = store_progress(
+            &store,
+            version,
+            Some(&format!(r#"{{{of},"unsorted":true}}"#)),
+        )
+        .await;
         assert_eq!(show_json(&store).await["unsorted"], true);
-        store
-            .checkpoint(
-                "orders",
-                "run",
-                version,
-                "2025-01-02T00:00:00.000Z",
-                None,
-                None,
-            )
-            .await
-            .unwrap();
+        store_progress(&store, version, None).await;
         assert_eq!(show_json(&store).await["unsorted"], false);
     }
 
@@ -922,18 +912,7 @@ mod tests {
                 "move",
             ),
         ] {
-            version = store
-                .checkpoint(
-                    "orders",
-                    "run",
-                    version,
-                    "2025-01-02T00:00:00.000Z",
-                    None,
-                    Some(stored),
-                )
-                .await
-                .unwrap()
-                .version;
+            version = store_progress(&store, version, Some(stored)).await;
             let text = show(&store, false).await;
             assert!(text.contains(note), "{text}");
             let json = show_json(&store).await;
