@@ -14,8 +14,10 @@
 //!   previous distinct timestamp); the last timestamp's objects are asked for again.
 //! - A full page of one timestamp cannot be passed by time: only then the loop pages by offset
 //!   inside that timestamp, with pages overlapping by a tenth, and checks that the first object
-//!   of each page was seen on the page before. If not, objects left the timestamp and the rest
-//!   shifted under the offset: the walk starts again from offset 0 (at most a few times).
+//!   of each page was seen on the page before, at or after the page's offset. If not, objects
+//!   left the timestamp and the rest shifted back under the offset, or one joined it at an
+//!   offset passed (committed late) and the rest shifted forward: the timestamp starts again
+//!   from offset 0 (at most a few times).
 //! - The older search endpoints include `pos` itself (`lastUpdatedSince`): there a stored cursor
 //!   means "everything before it was relayed", and the loop moves `pos` to a page's last
 //!   timestamp, whose objects come back first on the next request.
@@ -1137,7 +1139,7 @@ impl StreamRun<'_> {
             }
 
             if let Some(t) = tie.as_mut() {
-                if !t.overlaps(&items) {
+                if !t.overlaps(&items, offset) {
                     if let Some(next) = t.look_further() {
                         // Paging continued from an earlier run looking for its place
                         // (`tie::Look`).
@@ -1145,7 +1147,8 @@ impl StreamRun<'_> {
                         offset = next;
                         continue;
                     }
-                    // Objects left this timestamp and the rest shifted past our overlap.
+                    // Objects left this timestamp and the rest shifted back past our overlap,
+                    // or one joined it at an offset passed and the rest shifted forward.
                     restarts += 1;
                     if restarts > MAX_TIE_RESTARTS {
                         self.process(&all).await?;

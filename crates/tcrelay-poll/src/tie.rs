@@ -41,12 +41,17 @@ pub(crate) struct Tie {
     looking: Option<Look>,
     /// Whether it was continued from an earlier run.
     continued: bool,
+    /// Whether `last_page` holds the ids in the order they were served: a page noted in this
+    /// run. The stored page is kept sorted (a stable text), so paging continued from an
+    /// earlier run knows which ids its last page held, not where.
+    page_in_order: bool,
 }
 
 /// Where paging continued from an earlier run looks for its place: the page after the last
 /// one relayed (what the run would have asked next: a run that can fetch one page still moves
 /// on), then that page itself (objects before it left the timestamp between the runs; objects
-/// never join a timestamp, as a change gets a new time, so the rest only ever shift back).
+/// seldom join a timestamp, as a change gets a new time and only an object committed late keeps
+/// an old one, so the rest mostly shift back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Look {
     Ahead,
@@ -66,17 +71,37 @@ impl Tie {
             last_offset: 0,
             looking: None,
             continued: false,
+            page_in_order: false,
         };
         tie.note(items, 0);
         tie
     }
 
-    /// Whether `items` continue the paging without a gap: the first object is one of the
-    /// timestamp's objects seen.
-    pub(crate) fn overlaps(&self, items: &[Polled]) -> bool {
-        items
-            .first()
-            .is_some_and(|first| first.at == self.at && self.seen.contains(&first.id))
+    /// Whether `items`, the page at `offset`, continue the paging without a gap: the first
+    /// object is one of the timestamp's objects seen, and not one seen at an offset before
+    /// `offset`. Objects that leave the timestamp before `offset` shift the rest back, which
+    /// the overlap absorbs; an object that joins it (one Tradecloud commits late with this
+    /// timestamp, or one changed in this very millisecond) sorts among its objects, and when it
+    /// lands at an offset already passed it shifts the rest forward: the page then begins with
+    /// an object the last page held before `offset`, and the joined object was never served.
+    /// Only a page noted in this run tells where its objects lay ([`Tie::page_in_order`]).
+    pub(crate) fn overlaps(&self, items: &[Polled], offset: u32) -> bool {
+        let Some(first) = items.first() else {
+            return false;
+        };
+        if first.at != self.at || !self.seen.contains(&first.id) {
+            return false;
+        }
+        if !self.page_in_order {
+            return true;
+        }
+        // Where the first object lay on the last page; one seen on an earlier page lay
+        // further back still.
+        let expected = offset.saturating_sub(self.last_offset) as usize;
+        self.last_page
+            .iter()
+            .position(|id| *id == first.id)
+            .is_some_and(|at| at >= expected)
     }
 
     /// Notes a page fetched at `offset` and relayed.
@@ -90,6 +115,7 @@ impl Tie {
             self.last_page.push(item.id.clone());
         }
         self.last_offset = offset;
+        self.page_in_order = true;
     }
 
     /// The offset of the last page relayed.
@@ -208,6 +234,7 @@ impl Kept for StoredTie {
                 last_offset: self.offset,
                 looking: None,
                 continued: true,
+                page_in_order: false,
             },
         })
     }
@@ -238,7 +265,7 @@ mod tests {
         let first = page(&["a", "b", "c", "d"]);
         let mut tie = Tie::begin(&first[3], &first);
         let second = page(&["c", "d", "e", "f"]);
-        assert!(tie.overlaps(&second));
+        assert!(tie.overlaps(&second, 2));
         tie.note(&second, 2);
         tie
     }
@@ -281,11 +308,27 @@ mod tests {
     fn a_page_overlaps_only_when_it_starts_with_an_object_of_the_timestamp_seen() {
         let tie = paged();
         assert_eq!(tie.counted(), 6);
-        assert!(tie.overlaps(&page(&["f", "g"])));
+        // The next page (pages of 4 moving by 3) begins where the last one (`c..f`, offset 2)
+        // held `f`.
+        assert!(tie.overlaps(&page(&["f", "g"]), 5));
         // An object of another time first, or one not seen: a gap may lie before it.
-        assert!(!tie.overlaps(&[item("f", "2025-01-01T00:00:06.000Z")]));
-        assert!(!tie.overlaps(&page(&["h", "i"])));
-        assert!(!tie.overlaps(&[]));
+        assert!(!tie.overlaps(&[item("f", "2025-01-01T00:00:06.000Z")], 5));
+        assert!(!tie.overlaps(&page(&["h", "i"]), 5));
+        assert!(!tie.overlaps(&[], 5));
+    }
+
+    #[test]
+    fn a_page_shifted_forward_by_an_object_joining_the_timestamp_does_not_overlap() {
+        let tie = paged();
+        // An object before offset 4 left the timestamp: the page there begins with `f`, at
+        // offset 5 before (the rest shifted back, within the overlap).
+        assert!(tie.overlaps(&page(&["f", "g"]), 4));
+        // An object joined the timestamp at an offset passed (a late commit, or a change in
+        // this millisecond): `e`, at offset 4 before, begins the page at 5, and whatever joined
+        // lies before it.
+        assert!(!tie.overlaps(&page(&["e", "f"]), 5));
+        // Shifted by more than the last page: an object seen on an earlier page first.
+        assert!(!tie.overlaps(&page(&["b", "c"]), 5));
     }
 
     #[test]
@@ -294,9 +337,11 @@ mod tests {
         let mut resumed = stored_and_resumed(&tie, CURSOR).unwrap();
         assert_eq!(resumed.at, tie.at);
         assert_eq!(resumed.counted(), 6);
-        // Only the last page is checked against.
-        assert!(resumed.overlaps(&page(&["e", "x"])));
-        assert!(!resumed.overlaps(&page(&["a", "x"])));
+        // Only the last page is checked against, and only by id: its stored ids are sorted, so
+        // where each lay is not known.
+        assert!(resumed.overlaps(&page(&["e", "x"]), 5));
+        assert!(resumed.overlaps(&page(&["c", "x"]), 5));
+        assert!(!resumed.overlaps(&page(&["a", "x"]), 5));
         // Ahead of the last page (offset 2, pages of 4 moving by 3), then that page, then over.
         assert_eq!(resumed.go_on(3), 5);
         // No page asked yet: not looking (a run that stops now keeps what is stored).
