@@ -206,7 +206,7 @@ impl Preparation {
             return None;
         }
         let lines = order.lines.iter().map(LineFacts::from);
-        Some(match self.choose_lines(lines) {
+        Some(match self.choose_lines(lines, polled.at) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay {
                 changed_ids,
@@ -244,7 +244,7 @@ impl Preparation {
             Err(e) => return unreadable(polled, &e.to_string()),
         };
         let lines = order.lines.unwrap_or_default();
-        match self.choose_lines(lines.iter().map(LineFacts::from)) {
+        match self.choose_lines(lines.iter().map(LineFacts::from), polled.at) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay {
                 changed_ids,
@@ -261,14 +261,27 @@ impl Preparation {
         }
     }
 
-    /// Which of an order's lines changed, which are echoes, and which are kept.
-    fn choose_lines<'a>(&self, lines: impl Iterator<Item = LineFacts<'a>>) -> Lines {
+    /// Which of an order's lines changed, which are echoes, and which are kept; `order_at`:
+    /// the order's own `lastUpdatedAt`.
+    ///
+    /// The order is filtered only when every changed line is an echo **and** an echo line
+    /// carries the order's own time (or a later one): its latest change is then that echo. An
+    /// order changed after its newest echo line changed for another reason (a header change,
+    /// which moves no line); filtered, that state reached no channel and the cursor moved past
+    /// it. A timeless echo line vouches for nothing: the order is relayed.
+    fn choose_lines<'a>(
+        &self,
+        lines: impl Iterator<Item = LineFacts<'a>>,
+        order_at: DateTime<Utc>,
+    ) -> Lines {
         let mut changed_ids = Vec::new();
         let mut line_times: Vec<String> = Vec::new();
         // A set, not a search of `line_times`: an order of 500 lines may have 500 times.
         let mut seen_times: HashSet<&str> = HashSet::new();
         let mut keep = Vec::with_capacity(lines.size_hint().0);
         let (mut changed_count, mut changed_echoes) = (0usize, 0usize);
+        // Whether a changed echo line's time is at or after the order's own.
+        let mut echo_is_latest = false;
         for (i, line) in lines.enumerate() {
             // A line without a readable time counts as changed: better one line too many.
             let changed = changed_after(line.last_updated_at, self.changed_since);
@@ -279,6 +292,10 @@ impl Preparation {
                 changed_count += 1;
                 if echo {
                     changed_echoes += 1;
+                    echo_is_latest |= line
+                        .last_updated_at
+                        .and_then(|t| timestamp::parse(t).ok())
+                        .is_some_and(|at| at >= order_at);
                 } else {
                     changed_ids.push(line.id.map_or_else(|| format!("#{i}"), str::to_owned));
                     // A line without a time has no event time to check: nothing to add.
@@ -291,7 +308,7 @@ impl Preparation {
             }
             keep.push(!echo && (changed || !self.changed_lines_only));
         }
-        if changed_count > 0 && changed_echoes == changed_count {
+        if changed_count > 0 && changed_echoes == changed_count && echo_is_latest {
             return Lines::AllEchoes;
         }
         Lines::Relay {
@@ -725,6 +742,45 @@ mod tests {
             prep(false, buyer).prepare(PollStream::Orders, &header_only),
             Prepared::Relay { .. }
         ));
+    }
+
+    /// An order changed after its last echo line (a header change: notes, documents, an
+    /// indicator; no line moves) has something new for the ERP: it is relayed, without the
+    /// echo lines, by both preparations. Filtered, that state reached no one, and the cursor
+    /// moved past it.
+    #[test]
+    fn an_order_changed_after_its_echo_lines_is_not_filtered() {
+        let mut later = order_value();
+        // The echo lines l2 and l3 changed on 2025-01-02, in the window; the order on the 3rd.
+        later["lastUpdatedAt"] = json!("2025-01-03T00:00:00.000Z");
+        let later = polled(later).unwrap();
+        let in_progress = prep(false, Some(EchoFilter::InProgress));
+        for prepared in [
+            in_progress.prepare(PollStream::Orders, &later),
+            in_progress.prepare_order_typed(&later),
+        ] {
+            let Prepared::Relay {
+                changed_lines,
+                line_times,
+                payload,
+            } = prepared
+            else {
+                panic!("a header change after the echoes is relayed")
+            };
+            assert_eq!(changed_lines, Some(vec![]));
+            assert!(line_times.is_empty(), "{line_times:?}");
+            assert_eq!(line_ids(&payload), ["l1"]);
+        }
+        // The order's own time is an echo line's (in any spelling): its latest change is the
+        // echo, filtered as before.
+        let mut same = order_value();
+        same["lastUpdatedAt"] = json!("2025-01-02T01:00:00+01:00");
+        let same = polled(same).unwrap();
+        assert_eq!(
+            in_progress.prepare(PollStream::Orders, &same),
+            Prepared::Filtered
+        );
+        assert_eq!(in_progress.prepare_order_typed(&same), Prepared::Filtered);
     }
 
     #[test]

@@ -596,6 +596,37 @@ async fn the_echo_filter_skips_own_side_requests_and_passes_the_rest() {
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 2)));
 }
 
+/// Between two runs our ERP's reopen request made line e1 an echo, and then the supplier
+/// attached a document (the order's time moves, no line's does): the state is news and goes
+/// out, once, without the echo line. Filtered, it reached no channel, and the cursor passed it.
+#[tokio::test]
+async fn an_order_changed_after_its_echo_lines_is_relayed_once() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    let mut c = config();
+    c.echo_filter = Some(EchoFilter::OwnRequests(EchoSide::Buyer));
+    poll(&h, &c, "run-1").await.unwrap();
+    let lines = [
+        ("e1", T0 + 10, "InProgress", Some("OpenBuyerReopenRequest")),
+        ("e2", T0 - 86_400_000, "Confirmed", None),
+    ];
+    let mut order = order_json("o", 3, T0 + 20, &lines);
+    order["documents"] = json!([{"code": "spec", "objectId": "x"}]);
+    h.api.with_world(|w| w.put(ORDERS, "o", T0 + 20, order));
+    let s = poll(&h, &c, "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.filtered), (1, 0), "{s:#?}");
+    let sent = h.sink.envelopes();
+    let o = sent.last().unwrap();
+    assert_eq!(o.id, "o");
+    assert_eq!(o.changed_lines, Some(vec![]));
+    let payload = o.payload.to_value().unwrap();
+    assert_eq!(payload["lines"].as_array().unwrap().len(), 1, "e2 only");
+    assert_eq!(payload["documents"][0]["code"], "spec");
+    // Read again (the cursor's millisecond): a duplicate.
+    let s = poll(&h, &c, "run-3").await.unwrap();
+    assert_eq!((s.enqueued, s.duplicates), (0, 1), "{s:#?}");
+}
+
 #[tokio::test]
 async fn changed_lines_are_those_after_the_previous_cursor() {
     let h = harness();
