@@ -158,6 +158,11 @@ pub(crate) enum Prepared {
         /// event carries only its lines, so an earlier event's lines may be missing from what
         /// reached the queue). Empty for shipments: a shipment event carries every line.
         line_times: Vec<String>,
+        /// A changed order line (echoes left out) has no `lastUpdatedAt` (or a blank one): no
+        /// time tells which event carried it, so `line_times` cannot vouch that every change was
+        /// relayed (the run then sends an order an event relayed once per state, as for one
+        /// with too many times to check). Always `false` for shipments.
+        untimed_change: bool,
         /// The object, without echo lines, and with only the changed lines when so configured.
         payload: Payload,
     },
@@ -211,15 +216,18 @@ impl Preparation {
             Lines::Relay {
                 changed_ids,
                 line_times,
+                untimed_change,
                 keep,
             } if keep.iter().all(|k| *k) => Prepared::Relay {
                 changed_lines: Some(changed_ids),
                 line_times,
+                untimed_change,
                 payload: polled.as_polled.clone(),
             },
             Lines::Relay {
                 changed_ids,
                 line_times,
+                untimed_change,
                 keep,
             } => {
                 let mut payload = polled.value().ok()?;
@@ -227,6 +235,7 @@ impl Preparation {
                 Prepared::Relay {
                     changed_lines: Some(changed_ids),
                     line_times,
+                    untimed_change,
                     payload: Payload::value(payload),
                 }
             }
@@ -249,12 +258,14 @@ impl Preparation {
             Lines::Relay {
                 changed_ids,
                 line_times,
+                untimed_change,
                 keep,
             } => {
                 retain_by_index(payload.get_mut("lines"), &keep);
                 Prepared::Relay {
                     changed_lines: Some(changed_ids),
                     line_times,
+                    untimed_change,
                     payload: Payload::value(payload),
                 }
             }
@@ -282,6 +293,7 @@ impl Preparation {
         let (mut changed_count, mut changed_echoes) = (0usize, 0usize);
         // Whether a changed echo line's time is at or after the order's own.
         let mut echo_is_latest = false;
+        let mut untimed_change = false;
         for (i, line) in lines.enumerate() {
             // A line without a readable time counts as changed: better one line too many.
             let changed = changed_after(line.last_updated_at, self.changed_since);
@@ -298,11 +310,15 @@ impl Preparation {
                         .is_some_and(|at| at >= order_at);
                 } else {
                     changed_ids.push(line.id.map_or_else(|| format!("#{i}"), str::to_owned));
-                    // A line without a time has no event time to check: nothing to add.
-                    if let Some(at) = line.last_updated_at
-                        && seen_times.insert(at)
-                    {
-                        line_times.push(at.to_owned());
+                    // A line without a time has no event time to check: no time can tell that its
+                    // change was relayed.
+                    match line.last_updated_at.filter(|at| !at.trim().is_empty()) {
+                        Some(at) => {
+                            if seen_times.insert(at) {
+                                line_times.push(at.to_owned());
+                            }
+                        }
+                        None => untimed_change = true,
                     }
                 }
             }
@@ -314,6 +330,7 @@ impl Preparation {
         Lines::Relay {
             changed_ids,
             line_times,
+            untimed_change,
             keep,
         }
     }
@@ -345,6 +362,7 @@ impl Preparation {
         Some(Prepared::Relay {
             changed_lines: Some(changed_shipment_lines(self.changed_since, lines)),
             line_times: Vec::new(),
+            untimed_change: false,
             payload: polled.as_polled.clone(),
         })
     }
@@ -389,6 +407,7 @@ impl Preparation {
         Prepared::Relay {
             changed_lines: Some(changed_ids),
             line_times: Vec::new(),
+            untimed_change: false,
             payload: Payload::value(payload),
         }
     }
@@ -402,6 +421,7 @@ enum Lines {
     Relay {
         changed_ids: Vec<String>,
         line_times: Vec<String>,
+        untimed_change: bool,
         keep: Vec<bool>,
     },
 }
@@ -560,6 +580,7 @@ fn unreadable(polled: &Polled, reason: &str) -> Prepared {
     Prepared::Relay {
         changed_lines: None,
         line_times: Vec::new(),
+        untimed_change: false,
         payload: polled.as_polled.clone(),
     }
 }
@@ -699,6 +720,7 @@ mod tests {
             changed_lines,
             line_times,
             payload,
+            ..
         } = prep(false, None).prepare(PollStream::Orders, &order())
         else {
             panic!("relayed")
@@ -763,6 +785,7 @@ mod tests {
                 changed_lines,
                 line_times,
                 payload,
+                ..
             } = prepared
             else {
                 panic!("a header change after the echoes is relayed")
@@ -799,10 +822,19 @@ mod tests {
             ]
         });
         let buyer = Some(EchoFilter::OwnRequests(EchoSide::Buyer));
+        let untimed = |order: &Value| {
+            let Prepared::Relay { untimed_change, .. } =
+                prep(false, buyer).prepare(PollStream::Orders, &polled(order.clone()).unwrap())
+            else {
+                panic!("relayed")
+            };
+            untimed_change
+        };
         for changed_lines_only in [false, true] {
             let Prepared::Relay {
                 changed_lines,
                 line_times,
+                untimed_change,
                 ..
             } = prep(changed_lines_only, buyer)
                 .prepare(PollStream::Orders, &polled(order.clone()).unwrap())
@@ -817,7 +849,20 @@ mod tests {
                 line_times,
                 ["2025-01-02T00:00:00.000Z", "2025-01-03T00:00:00.000Z"]
             );
+            // `timeless` changed, and no time can tell which event carried it.
+            assert!(untimed_change);
         }
+        // A blank time is none; an echo line without a time is no change to vouch for.
+        let mut blank = order.clone();
+        blank["lines"][5]["lastUpdatedAt"] = json!(" ");
+        assert!(untimed(&blank));
+        let mut timed = order.clone();
+        timed["lines"][5]["lastUpdatedAt"] = json!("2025-01-02T00:00:00.000Z");
+        assert!(!untimed(&timed));
+        let mut echo = order.clone();
+        echo["lines"][5]["status"] =
+            json!({"processStatus": "InProgress", "inProgressStatus": "OpenBuyerReopenRequest"});
+        assert!(!untimed(&echo));
     }
 
     #[test]
@@ -852,6 +897,7 @@ mod tests {
         let Prepared::Relay {
             changed_lines,
             line_times,
+            untimed_change,
             payload,
         } = prep(true, Some(EchoFilter::InProgress)).prepare(PollStream::Shipments, &shipment)
         else {
@@ -859,6 +905,7 @@ mod tests {
         };
         // A shipment event carries every line: no earlier change can hide behind it.
         assert!(line_times.is_empty(), "{line_times:?}");
+        assert!(!untimed_change);
         assert_eq!(
             changed_lines,
             Some(vec!["PO1/1".into(), "PO1/3".into(), "PO2/1/3".into()])

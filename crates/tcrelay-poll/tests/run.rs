@@ -2783,3 +2783,35 @@ async fn a_run_that_catches_up_clears_the_window_start_even_when_nothing_moved()
     let set = h.cursors.set("orders", START).await.unwrap();
     assert_eq!(set.window_start, None);
 }
+
+/// Order `o`'s line `timeless` changed (the poll shows it without a `lastUpdatedAt`, against
+/// Tradecloud's contract) and its event was lost at the gateway; line `relayed` then changed
+/// and its event was relayed. The poll cannot tell which event carried `timeless`: it sends the
+/// order, once per state (its whole-state marker), rather than take the state for relayed.
+#[tokio::test]
+async fn a_changed_line_without_a_time_behind_an_event_is_sent_once_per_state() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    let mut order = order_with_lines(T0 + 200, &[("timeless", T0), ("relayed", T0 + 200)]);
+    order["lines"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("lastUpdatedAt");
+    h.api.with_world(|w| w.put(ORDERS, "o", T0 + 200, order));
+    let own = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0 + 200));
+    h.dedupe.insert(&own, RecordState::Completed, false);
+
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered), (1, 1), "{s:#?}");
+    let o = h.sink.envelopes().pop().unwrap();
+    assert_eq!((o.id.as_str(), o.dedupe_key.as_str()), ("o", own.as_str()));
+    assert_eq!(
+        o.changed_lines,
+        Some(vec!["timeless".to_owned(), "relayed".to_owned()])
+    );
+    // Read again (the cursor's millisecond): that state is not sent a second time.
+    let s = poll(&h, &config(), "run-3").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 1), "{s:#?}");
+    assert_eq!(h.sink.envelopes().iter().filter(|e| e.id == "o").count(), 1);
+}
