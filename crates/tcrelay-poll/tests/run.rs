@@ -2815,3 +2815,36 @@ async fn a_changed_line_without_a_time_behind_an_event_is_sent_once_per_state() 
     assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 1), "{s:#?}");
     assert_eq!(h.sink.envelopes().iter().filter(|e| e.id == "o").count(), 1);
 }
+
+/// The events of `o`'s two changes were both relayed, their times spelled as the webhook got
+/// them (an offset, `java.time`'s zone id); the poll shows the same instants zone-less and
+/// with fewer digits. One instant is one state key: nothing is missed, nothing goes twice.
+/// `q`, the same but for its earlier event lost, is sent: the check is live.
+#[tokio::test]
+async fn line_times_spelled_otherwise_than_their_events_are_found_relayed() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    for id in ["o", "q"] {
+        let lines = [
+            ("a", T0 + 120, "Confirmed", None),
+            ("b", T0 + 200, "Confirmed", None),
+        ];
+        let mut order = order_json(id, 1, T0 + 200, &lines);
+        // T0 + 120 ms and T0 + 200 ms, as the poll spells them.
+        order["lines"][0]["lastUpdatedAt"] = json!("2025-01-01T00:00:00.12");
+        order["lines"][1]["lastUpdatedAt"] = json!("2025-01-01T01:00:00.2+01:00");
+        h.api.with_world(|w| w.put(ORDERS, id, T0 + 200, order));
+    }
+    for (id, at) in [
+        ("o", "2025-01-01T00:00:00.120+00:00"),
+        ("o", "2025-01-01T00:00:00.200Z[UTC]"),
+        ("q", "2025-01-01T00:00:00.200Z[UTC]"),
+    ] {
+        let key = state_key(ObjectClass::Order, id, at);
+        h.dedupe.insert(&key, RecordState::Completed, false);
+    }
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (1, 1, 2), "{s:#?}");
+    assert_eq!(h.sink.envelopes().last().unwrap().id, "q");
+}
