@@ -34,11 +34,15 @@ pub(crate) struct OrderTimes {
     pub whole: String,
     /// The state keys of its changed lines' times.
     pub times: Vec<String>,
+    /// A changed line has no time: `times` cannot vouch for every change, and its whole-state
+    /// marker is claimed instead, as for too many times.
+    pub untimed: bool,
 }
 
 impl OrderTimes {
     /// The keys to claim for it: its line-time keys without its own key and repeats, or its
-    /// whole-state marker alone when those are more than [`MAX_TIMES_PER_ORDER`] (then `true`).
+    /// whole-state marker alone when those are more than [`MAX_TIMES_PER_ORDER`] or a changed
+    /// line has no time (then `true`).
     pub(crate) fn to_claim(&self) -> (Vec<&str>, bool) {
         let mut seen = HashSet::from([self.key.as_str()]);
         let keys: Vec<&str> = self
@@ -47,7 +51,7 @@ impl OrderTimes {
             .map(String::as_str)
             .filter(|key| seen.insert(key))
             .collect();
-        if keys.len() > MAX_TIMES_PER_ORDER {
+        if self.untimed || keys.len() > MAX_TIMES_PER_ORDER {
             (vec![self.whole.as_str()], true)
         } else {
             (keys, false)
@@ -75,8 +79,8 @@ pub(crate) enum Verdict {
         /// How many of the held claims are the order's.
         claims: usize,
     },
-    /// Too many times to check, and the state was not sent this way before: send the order;
-    /// its one granted claim (the whole-state marker) is its.
+    /// Too many times to check (or a changed line without one), and the state was not sent
+    /// this way before: send the order; its one granted claim (the whole-state marker) is its.
     Unchecked,
 }
 
@@ -165,6 +169,7 @@ mod tests {
             key: key.to_owned(),
             whole: format!("{key}/whole"),
             times: times.iter().map(|k| (*k).to_owned()).collect(),
+            untimed: false,
         }
     }
 
@@ -237,6 +242,29 @@ mod tests {
                 claims: MAX_TIMES_PER_ORDER
             }
         );
+    }
+
+    #[tokio::test]
+    async fn an_order_with_a_changed_line_without_a_time_claims_its_marker_once() {
+        let dedupe = store();
+        // No other time at all, or a few: the marker alone either way.
+        let untimed = |key: &str, times: &[&str]| OrderTimes {
+            untimed: true,
+            ..order(key, times)
+        };
+        let mut claims = Claims::new(dedupe.clone());
+        let mut missed = MissedChanges::claim(
+            &mut claims,
+            [untimed("a", &["a"]), untimed("b", &["b", "t0"])],
+        )
+        .await;
+        assert_eq!(missed.take("a").unwrap(), Verdict::Unchecked);
+        assert_eq!(missed.take("b").unwrap(), Verdict::Unchecked);
+        assert!(dedupe.lookup("t0").await.unwrap().is_none());
+        claims.settle(true).await;
+        let mut claims = Claims::new(dedupe.clone());
+        let mut missed = MissedChanges::claim(&mut claims, [untimed("a", &["a"])]).await;
+        assert_eq!(missed.take("a").unwrap(), Verdict::Relayed, "sent once");
     }
 
     #[tokio::test]

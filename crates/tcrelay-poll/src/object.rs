@@ -158,6 +158,11 @@ pub(crate) enum Prepared {
         /// event carries only its lines, so an earlier event's lines may be missing from what
         /// reached the queue). Empty for shipments: a shipment event carries every line.
         line_times: Vec<String>,
+        /// A changed order line (echoes left out) has no `lastUpdatedAt` (or a blank one): no
+        /// time tells which event carried it, so `line_times` cannot vouch that every change was
+        /// relayed (the run then sends an order an event relayed once per state, as for one
+        /// with too many times to check). Always `false` for shipments.
+        untimed_change: bool,
         /// The object, without echo lines, and with only the changed lines when so configured.
         payload: Payload,
     },
@@ -206,20 +211,23 @@ impl Preparation {
             return None;
         }
         let lines = order.lines.iter().map(LineFacts::from);
-        Some(match self.choose_lines(lines) {
+        Some(match self.choose_lines(lines, polled.at) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay {
                 changed_ids,
                 line_times,
+                untimed_change,
                 keep,
             } if keep.iter().all(|k| *k) => Prepared::Relay {
                 changed_lines: Some(changed_ids),
                 line_times,
+                untimed_change,
                 payload: polled.as_polled.clone(),
             },
             Lines::Relay {
                 changed_ids,
                 line_times,
+                untimed_change,
                 keep,
             } => {
                 let mut payload = polled.value().ok()?;
@@ -227,6 +235,7 @@ impl Preparation {
                 Prepared::Relay {
                     changed_lines: Some(changed_ids),
                     line_times,
+                    untimed_change,
                     payload: Payload::value(payload),
                 }
             }
@@ -244,31 +253,47 @@ impl Preparation {
             Err(e) => return unreadable(polled, &e.to_string()),
         };
         let lines = order.lines.unwrap_or_default();
-        match self.choose_lines(lines.iter().map(LineFacts::from)) {
+        match self.choose_lines(lines.iter().map(LineFacts::from), polled.at) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay {
                 changed_ids,
                 line_times,
+                untimed_change,
                 keep,
             } => {
                 retain_by_index(payload.get_mut("lines"), &keep);
                 Prepared::Relay {
                     changed_lines: Some(changed_ids),
                     line_times,
+                    untimed_change,
                     payload: Payload::value(payload),
                 }
             }
         }
     }
 
-    /// Which of an order's lines changed, which are echoes, and which are kept.
-    fn choose_lines<'a>(&self, lines: impl Iterator<Item = LineFacts<'a>>) -> Lines {
+    /// Which of an order's lines changed, which are echoes, and which are kept; `order_at`:
+    /// the order's own `lastUpdatedAt`.
+    ///
+    /// The order is filtered only when every changed line is an echo **and** an echo line
+    /// carries the order's own time (or a later one): its latest change is then that echo. An
+    /// order changed after its newest echo line changed for another reason (a header change,
+    /// which moves no line); filtered, that state reached no channel and the cursor moved past
+    /// it. A timeless echo line vouches for nothing: the order is relayed.
+    fn choose_lines<'a>(
+        &self,
+        lines: impl Iterator<Item = LineFacts<'a>>,
+        order_at: DateTime<Utc>,
+    ) -> Lines {
         let mut changed_ids = Vec::new();
         let mut line_times: Vec<String> = Vec::new();
         // A set, not a search of `line_times`: an order of 500 lines may have 500 times.
         let mut seen_times: HashSet<&str> = HashSet::new();
         let mut keep = Vec::with_capacity(lines.size_hint().0);
         let (mut changed_count, mut changed_echoes) = (0usize, 0usize);
+        // Whether a changed echo line's time is at or after the order's own.
+        let mut echo_is_latest = false;
+        let mut untimed_change = false;
         for (i, line) in lines.enumerate() {
             // A line without a readable time counts as changed: better one line too many.
             let changed = changed_after(line.last_updated_at, self.changed_since);
@@ -279,24 +304,33 @@ impl Preparation {
                 changed_count += 1;
                 if echo {
                     changed_echoes += 1;
+                    echo_is_latest |= line
+                        .last_updated_at
+                        .and_then(|t| timestamp::parse(t).ok())
+                        .is_some_and(|at| at >= order_at);
                 } else {
                     changed_ids.push(line.id.map_or_else(|| format!("#{i}"), str::to_owned));
-                    // A line without a time has no event time to check: nothing to add.
-                    if let Some(at) = line.last_updated_at
-                        && seen_times.insert(at)
-                    {
-                        line_times.push(at.to_owned());
+                    // A line without a time has no event time to check: no time can tell that its
+                    // change was relayed.
+                    match line.last_updated_at.filter(|at| !at.trim().is_empty()) {
+                        Some(at) => {
+                            if seen_times.insert(at) {
+                                line_times.push(at.to_owned());
+                            }
+                        }
+                        None => untimed_change = true,
                     }
                 }
             }
             keep.push(!echo && (changed || !self.changed_lines_only));
         }
-        if changed_count > 0 && changed_echoes == changed_count {
+        if changed_count > 0 && changed_echoes == changed_count && echo_is_latest {
             return Lines::AllEchoes;
         }
         Lines::Relay {
             changed_ids,
             line_times,
+            untimed_change,
             keep,
         }
     }
@@ -328,6 +362,7 @@ impl Preparation {
         Some(Prepared::Relay {
             changed_lines: Some(changed_shipment_lines(self.changed_since, lines)),
             line_times: Vec::new(),
+            untimed_change: false,
             payload: polled.as_polled.clone(),
         })
     }
@@ -372,6 +407,7 @@ impl Preparation {
         Prepared::Relay {
             changed_lines: Some(changed_ids),
             line_times: Vec::new(),
+            untimed_change: false,
             payload: Payload::value(payload),
         }
     }
@@ -385,6 +421,7 @@ enum Lines {
     Relay {
         changed_ids: Vec<String>,
         line_times: Vec<String>,
+        untimed_change: bool,
         keep: Vec<bool>,
     },
 }
@@ -543,6 +580,7 @@ fn unreadable(polled: &Polled, reason: &str) -> Prepared {
     Prepared::Relay {
         changed_lines: None,
         line_times: Vec::new(),
+        untimed_change: false,
         payload: polled.as_polled.clone(),
     }
 }
@@ -682,6 +720,7 @@ mod tests {
             changed_lines,
             line_times,
             payload,
+            ..
         } = prep(false, None).prepare(PollStream::Orders, &order())
         else {
             panic!("relayed")
@@ -727,6 +766,46 @@ mod tests {
         ));
     }
 
+    /// An order changed after its last echo line (a header change: notes, documents, an
+    /// indicator; no line moves) has something new for the ERP: it is relayed, without the
+    /// echo lines, by both preparations. Filtered, that state reached no one, and the cursor
+    /// moved past it.
+    #[test]
+    fn an_order_changed_after_its_echo_lines_is_not_filtered() {
+        let mut later = order_value();
+        // The echo lines l2 and l3 changed on 2025-01-02, in the window; the order on the 3rd.
+        later["lastUpdatedAt"] = json!("2025-01-03T00:00:00.000Z");
+        let later = polled(later).unwrap();
+        let in_progress = prep(false, Some(EchoFilter::InProgress));
+        for prepared in [
+            in_progress.prepare(PollStream::Orders, &later),
+            in_progress.prepare_order_typed(&later),
+        ] {
+            let Prepared::Relay {
+                changed_lines,
+                line_times,
+                payload,
+                ..
+            } = prepared
+            else {
+                panic!("a header change after the echoes is relayed")
+            };
+            assert_eq!(changed_lines, Some(vec![]));
+            assert!(line_times.is_empty(), "{line_times:?}");
+            assert_eq!(line_ids(&payload), ["l1"]);
+        }
+        // The order's own time is an echo line's (in any spelling): its latest change is the
+        // echo, filtered as before.
+        let mut same = order_value();
+        same["lastUpdatedAt"] = json!("2025-01-02T01:00:00+01:00");
+        let same = polled(same).unwrap();
+        assert_eq!(
+            in_progress.prepare(PollStream::Orders, &same),
+            Prepared::Filtered
+        );
+        assert_eq!(in_progress.prepare_order_typed(&same), Prepared::Filtered);
+    }
+
     #[test]
     fn the_times_to_check_are_the_changed_lines_distinct_times_without_echoes() {
         let order = json!({
@@ -743,10 +822,19 @@ mod tests {
             ]
         });
         let buyer = Some(EchoFilter::OwnRequests(EchoSide::Buyer));
+        let untimed = |order: &Value| {
+            let Prepared::Relay { untimed_change, .. } =
+                prep(false, buyer).prepare(PollStream::Orders, &polled(order.clone()).unwrap())
+            else {
+                panic!("relayed")
+            };
+            untimed_change
+        };
         for changed_lines_only in [false, true] {
             let Prepared::Relay {
                 changed_lines,
                 line_times,
+                untimed_change,
                 ..
             } = prep(changed_lines_only, buyer)
                 .prepare(PollStream::Orders, &polled(order.clone()).unwrap())
@@ -761,7 +849,20 @@ mod tests {
                 line_times,
                 ["2025-01-02T00:00:00.000Z", "2025-01-03T00:00:00.000Z"]
             );
+            // `timeless` changed, and no time can tell which event carried it.
+            assert!(untimed_change);
         }
+        // A blank time is none; an echo line without a time is no change to vouch for.
+        let mut blank = order.clone();
+        blank["lines"][5]["lastUpdatedAt"] = json!(" ");
+        assert!(untimed(&blank));
+        let mut timed = order.clone();
+        timed["lines"][5]["lastUpdatedAt"] = json!("2025-01-02T00:00:00.000Z");
+        assert!(!untimed(&timed));
+        let mut echo = order.clone();
+        echo["lines"][5]["status"] =
+            json!({"processStatus": "InProgress", "inProgressStatus": "OpenBuyerReopenRequest"});
+        assert!(!untimed(&echo));
     }
 
     #[test]
@@ -796,6 +897,7 @@ mod tests {
         let Prepared::Relay {
             changed_lines,
             line_times,
+            untimed_change,
             payload,
         } = prep(true, Some(EchoFilter::InProgress)).prepare(PollStream::Shipments, &shipment)
         else {
@@ -803,6 +905,7 @@ mod tests {
         };
         // A shipment event carries every line: no earlier change can hide behind it.
         assert!(line_times.is_empty(), "{line_times:?}");
+        assert!(!untimed_change);
         assert_eq!(
             changed_lines,
             Some(vec!["PO1/1".into(), "PO1/3".into(), "PO2/1/3".into()])

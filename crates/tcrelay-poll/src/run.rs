@@ -2175,7 +2175,12 @@ impl StreamRun<'_> {
             .zip(by_event)
             .filter(|(c, by_event)| **by_event && newest[c.item.id.as_str()] == c.item.at)
             .filter_map(|(c, _)| {
-                let Prepared::Relay { line_times, .. } = &c.prepared else {
+                let Prepared::Relay {
+                    line_times,
+                    untimed_change,
+                    ..
+                } = &c.prepared
+                else {
                     return None;
                 };
                 let times = line_times
@@ -2187,6 +2192,7 @@ impl StreamRun<'_> {
                     key: c.key.clone(),
                     whole: whole_state_key(class, &c.item.id, &c.item.last_updated_at),
                     times,
+                    untimed: *untimed_change,
                 })
             })
             .collect()
@@ -2275,8 +2281,8 @@ fn log_recovered(envelope: &Envelope, unchecked: bool) {
             id = envelope.id,
             last_updated_at = envelope.last_updated_at,
             "a webhook event relayed this order's state, and its changed lines have more times \
-             than the poll checks against the dedupe records: relayed the order, once for this \
-             state"
+             than the poll checks against the dedupe records, or one has no time: relayed the \
+             order, once for this state"
         );
     } else {
         tracing::warn!(

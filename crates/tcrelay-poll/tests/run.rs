@@ -596,6 +596,37 @@ async fn the_echo_filter_skips_own_side_requests_and_passes_the_rest() {
     assert_eq!(h.cursors.value("orders"), Some(ms_to_timestamp(T0 + 2)));
 }
 
+/// Between two runs our ERP's reopen request made line e1 an echo, and then the supplier
+/// attached a document (the order's time moves, no line's does): the state is news and goes
+/// out, once, without the echo line. Filtered, it reached no channel, and the cursor passed it.
+#[tokio::test]
+async fn an_order_changed_after_its_echo_lines_is_relayed_once() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    let mut c = config();
+    c.echo_filter = Some(EchoFilter::OwnRequests(EchoSide::Buyer));
+    poll(&h, &c, "run-1").await.unwrap();
+    let lines = [
+        ("e1", T0 + 10, "InProgress", Some("OpenBuyerReopenRequest")),
+        ("e2", T0 - 86_400_000, "Confirmed", None),
+    ];
+    let mut order = order_json("o", 3, T0 + 20, &lines);
+    order["documents"] = json!([{"code": "spec", "objectId": "x"}]);
+    h.api.with_world(|w| w.put(ORDERS, "o", T0 + 20, order));
+    let s = poll(&h, &c, "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.filtered), (1, 0), "{s:#?}");
+    let sent = h.sink.envelopes();
+    let o = sent.last().unwrap();
+    assert_eq!(o.id, "o");
+    assert_eq!(o.changed_lines, Some(vec![]));
+    let payload = o.payload.to_value().unwrap();
+    assert_eq!(payload["lines"].as_array().unwrap().len(), 1, "e2 only");
+    assert_eq!(payload["documents"][0]["code"], "spec");
+    // Read again (the cursor's millisecond): a duplicate.
+    let s = poll(&h, &c, "run-3").await.unwrap();
+    assert_eq!((s.enqueued, s.duplicates), (0, 1), "{s:#?}");
+}
+
 #[tokio::test]
 async fn changed_lines_are_those_after_the_previous_cursor() {
     let h = harness();
@@ -2751,4 +2782,69 @@ async fn a_run_that_catches_up_clears_the_window_start_even_when_nothing_moved()
         .unwrap_err();
     let set = h.cursors.set("orders", START).await.unwrap();
     assert_eq!(set.window_start, None);
+}
+
+/// Order `o`'s line `timeless` changed (the poll shows it without a `lastUpdatedAt`, against
+/// Tradecloud's contract) and its event was lost at the gateway; line `relayed` then changed
+/// and its event was relayed. The poll cannot tell which event carried `timeless`: it sends the
+/// order, once per state (its whole-state marker), rather than take the state for relayed.
+#[tokio::test]
+async fn a_changed_line_without_a_time_behind_an_event_is_sent_once_per_state() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    let mut order = order_with_lines(T0 + 200, &[("timeless", T0), ("relayed", T0 + 200)]);
+    order["lines"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("lastUpdatedAt");
+    h.api.with_world(|w| w.put(ORDERS, "o", T0 + 200, order));
+    let own = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0 + 200));
+    h.dedupe.insert(&own, RecordState::Completed, false);
+
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered), (1, 1), "{s:#?}");
+    let o = h.sink.envelopes().pop().unwrap();
+    assert_eq!((o.id.as_str(), o.dedupe_key.as_str()), ("o", own.as_str()));
+    assert_eq!(
+        o.changed_lines,
+        Some(vec!["timeless".to_owned(), "relayed".to_owned()])
+    );
+    // Read again (the cursor's millisecond): that state is not sent a second time.
+    let s = poll(&h, &config(), "run-3").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (0, 0, 1), "{s:#?}");
+    assert_eq!(h.sink.envelopes().iter().filter(|e| e.id == "o").count(), 1);
+}
+
+/// The events of `o`'s two changes were both relayed, their times spelled as the webhook got
+/// them (an offset, `java.time`'s zone id); the poll shows the same instants zone-less and
+/// with fewer digits. One instant is one state key: nothing is missed, nothing goes twice.
+/// `q`, the same but for its earlier event lost, is sent: the check is live.
+#[tokio::test]
+async fn line_times_spelled_otherwise_than_their_events_are_found_relayed() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "first", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    for id in ["o", "q"] {
+        let lines = [
+            ("a", T0 + 120, "Confirmed", None),
+            ("b", T0 + 200, "Confirmed", None),
+        ];
+        let mut order = order_json(id, 1, T0 + 200, &lines);
+        // T0 + 120 ms and T0 + 200 ms, as the poll spells them.
+        order["lines"][0]["lastUpdatedAt"] = json!("2025-01-01T00:00:00.12");
+        order["lines"][1]["lastUpdatedAt"] = json!("2025-01-01T01:00:00.2+01:00");
+        h.api.with_world(|w| w.put(ORDERS, id, T0 + 200, order));
+    }
+    for (id, at) in [
+        ("o", "2025-01-01T00:00:00.120+00:00"),
+        ("o", "2025-01-01T00:00:00.200Z[UTC]"),
+        ("q", "2025-01-01T00:00:00.200Z[UTC]"),
+    ] {
+        let key = state_key(ObjectClass::Order, id, at);
+        h.dedupe.insert(&key, RecordState::Completed, false);
+    }
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.recovered, s.duplicates), (1, 1, 2), "{s:#?}");
+    assert_eq!(h.sink.envelopes().last().unwrap().id, "q");
 }
