@@ -585,7 +585,6 @@ fn unreadable(polled: &Polled, reason: &str) -> Prepared {
     }
 }
 
-/// Whether two timestamps name one instant (as strings when either does not parse).
 /// Whether a line updated at `line_at` changed after `since`. A line without a readable time
 /// counts as changed: kept rather than lost.
 fn changed_after(line_at: Option<&str>, since: DateTime<Utc>) -> bool {
