@@ -1028,6 +1028,10 @@ impl StreamRun<'_> {
                     "Tradecloud served fewer objects than asked while its total counts more; \
                      asking pages of the size it served"
                 );
+                // Relayed all the same: a state served once may be replaced before it is
+                // served again.
+                let all: Vec<&Polled> = items.iter().collect();
+                self.process(&all).await?;
                 self.page_limit = served;
                 self.resume = match (walk.take(), tie.take()) {
                     (Some(w), _) => Some(GoOn::Walk(w)),
