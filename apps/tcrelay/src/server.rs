@@ -667,6 +667,19 @@ async fn poll_loop(
         }
         let report = poll_once(&ports, &config, &deadline).await;
         counters.record_poll(&report);
+        // A stream whose lease another run holds is tried again once that lease can have run
+        // out, not a whole interval later: restarted right after a crash, the first run finds
+        // the dead run's lease (live for up to one lease) and would otherwise leave the stream
+        // unpolled for the interval (5 minutes by default). Against a live run elsewhere this
+        // costs one lease attempt per lease, and one page per stream once that run is done.
+        let held = report
+            .summaries()
+            .iter()
+            .any(|s| s.stop == Some(tcrelay_poll::StopReason::LeaseHeld));
+        let retry = config.lease + Duration::from_millis(250);
+        if held && retry < interval {
+            ticker.reset_after(retry);
+        }
     }
     tracing::info!("poll loop stopped");
 }
@@ -804,5 +817,69 @@ mod tests {
                 usize::MAX
             )
         );
+    }
+
+    /// Counts the pages asked for; every page is empty (nothing changed).
+    #[derive(Default)]
+    struct CountingApi(AtomicU64);
+
+    #[async_trait::async_trait]
+    impl PollApi for CountingApi {
+        async fn fetch_page(
+            &self,
+            _: &tcrelay_poll::PageRequest,
+        ) -> Result<tcrelay_poll::PolledPage, tcrelay_core::ports::ApiError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(tcrelay_poll::PolledPage::default())
+        }
+    }
+
+    /// `tcrelay serve` restarted right after a crash finds the dead run's lease still live on
+    /// its first run: it must poll as soon as that lease runs out (within one lease), not one
+    /// whole poll interval (5 minutes by default) later.
+    #[tokio::test]
+    async fn a_restart_that_finds_a_dead_runs_lease_polls_once_it_runs_out_not_an_interval_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(tcrelay_sqlite::SqliteStore::open(dir.path().join("t.db")).unwrap());
+        let lease = Duration::from_secs(2);
+        // The killed run's lease, fresh: nobody releases it.
+        assert!(
+            store
+                .acquire("orders", "tcrelay-killed", lease)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let api = Arc::new(CountingApi::default());
+        let ports = PollPorts {
+            api: api.clone(),
+            cursors: store.clone(),
+            dedupe: store.clone(),
+            sink: store.clone(),
+        };
+        let config = PollConfig {
+            streams: vec![tcrelay_poll::PollStream::Orders],
+            start: Some("2025-01-01T00:00:00.000Z".into()),
+            lease,
+            ..PollConfig::default()
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let poller = tokio::spawn(poll_loop(
+            ports,
+            config,
+            Duration::from_secs(3600),
+            shutdown_rx,
+            Arc::default(),
+        ));
+        let started = Instant::now();
+        while api.0.load(Ordering::SeqCst) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no page asked for 10 s after the restart; the dead run's lease ran out after 2 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.send(true).unwrap();
+        poller.await.unwrap();
     }
 }

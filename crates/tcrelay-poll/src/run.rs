@@ -895,6 +895,9 @@ fn is_sorted(items: &[Polled]) -> bool {
 enum Halt {
     Stop(StopReason),
     Fail(PollError),
+    /// Tradecloud served fewer objects than asked for while its `total` counts more past
+    /// them; `page_limit` is now the size it served, and the run asks that page again.
+    Capped,
 }
 
 impl From<PollError> for Halt {
@@ -920,6 +923,7 @@ impl StreamRun<'_> {
                 // run's start and its distrust of the order stay as they were.
                 // Not below two: a page must overlap the next for the paging by time and by
                 // offset to work; a page of two too large to read fails as it is.
+                Err(Halt::Capped) => {}
                 Err(Halt::Fail(PollError::Api(ApiError::TooLarge(reason))))
                     if self.page_limit > 2 =>
                 {
@@ -1002,6 +1006,40 @@ impl StreamRun<'_> {
                     return Err(e.into());
                 }
             };
+            // A short page is the end of the result set only when nothing matches past it: a
+            // Tradecloud that serves fewer than asked (a page cap below our page size; its docs
+            // name 100 the most, but promise no page filled) while its `total` counts more would
+            // otherwise end a walk by offset with the objects past the page unseen, and move
+            // the cursor past their times: lost for good in an unsorted set (and, paging by
+            // time, one page per run). The run asks again in pages of the size served, from
+            // where it got to, as after a page too large to read. Not below two (a page must
+            // overlap the next).
+            let served = u32::try_from(items.len()).unwrap_or(u32::MAX);
+            if (2..limit).contains(&served)
+                && total.is_some_and(|t| u64::from(offset) + u64::from(served) < t)
+            {
+                tracing::warn!(
+                    stream = self.stream.as_str(),
+                    after = self.pos,
+                    offset,
+                    asked = limit,
+                    served,
+                    total,
+                    "Tradecloud served fewer objects than asked while its total counts more; \
+                     asking pages of the size it served"
+                );
+                // Relayed all the same: a state served once may be replaced before it is
+                // served again.
+                let all: Vec<&Polled> = items.iter().collect();
+                self.process(&all).await?;
+                self.page_limit = served;
+                self.resume = match (walk.take(), tie.take()) {
+                    (Some(w), _) => Some(GoOn::Walk(w)),
+                    (_, Some(t)) => Some(GoOn::Tie(t)),
+                    _ => None,
+                };
+                return Err(Halt::Capped);
+            }
             let full = items.len() >= limit as usize;
             // Whatever a page served is relayed, whatever the paging then decides: a state
             // served once may be replaced before it is served again.

@@ -2848,3 +2848,93 @@ async fn line_times_spelled_otherwise_than_their_events_are_found_relayed() {
     assert_eq!((s.enqueued, s.recovered, s.duplicates), (1, 1, 2), "{s:#?}");
     assert_eq!(h.sink.envelopes().last().unwrap().id, "q");
 }
+
+/// Tradecloud serving at most `cap` items a page whatever the limit asked, with the `total` of
+/// all matches (plus `overcount`, for a `total` that counts more than it serves).
+struct Capped {
+    inner: Arc<ScriptedPollApi>,
+    cap: u32,
+    overcount: u64,
+}
+
+#[async_trait]
+impl PollApi for Capped {
+    async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+        let mut r = r.clone();
+        r.limit = r.limit.min(self.cap);
+        let mut page = self.inner.fetch_page(&r).await?;
+        page.total = page.total.map(|t| t + self.overcount);
+        Ok(page)
+    }
+}
+
+/// A Tradecloud that serves fewer objects than asked (a page cap below the page size) while its
+/// `total` counts more: the short page is not the end of the result set. Taken for it, an
+/// unsorted set's walk ended after its first page and moved the cursor to the newest time
+/// seen, every object past that page lost (here all but 40 of 450); paging by time, each run
+/// fetched one page. Pages of the size served go on, in the same run, losing nothing, while
+/// objects change between pages.
+#[tokio::test]
+async fn a_page_cap_below_the_page_size_is_not_the_end_of_the_result_set() {
+    for unsorted in [true, false] {
+        let mut h = harness();
+        h.api.with_world(|w| {
+            w.unsorted = unsorted;
+            for i in 0..450i64 {
+                put_order(w, &format!("o{i:04}"), T0 + ((i * 7919) % 450));
+            }
+        });
+        let mut clock = T0 + 1_000_000;
+        let mut next = 0usize;
+        h.api.set_between_pages(Some(Box::new(
+            move |w: &mut ScriptedWorld, served: usize| {
+                if served > 10 {
+                    return;
+                }
+                for _ in 0..3 {
+                    let id = format!("o{:04}", (next * 137) % 450);
+                    next += 1;
+                    clock += 1;
+                    put_order(w, &id, clock);
+                }
+            },
+        )));
+        h.ports.api = Arc::new(Capped {
+            inner: h.api.clone(),
+            cap: 40,
+            overcount: 0,
+        });
+        let first = poll(&h, &config(), "run-1").await.unwrap();
+        poll_until_caught_up(&h, &config()).await;
+        assert_exactly_once(&h, ORDERS);
+        let newest = h.api.with_world(|w| w.newest(ORDERS));
+        assert_eq!(h.cursors.value("orders"), newest, "unsorted {unsorted}");
+        // The first run pages on through the backlog instead of one page per run.
+        assert!(first.pages > 10, "unsorted {unsorted}: {first:?}");
+    }
+}
+
+/// A `total` that counts a few more objects than Tradecloud ever serves makes the run ask
+/// smaller pages at the end of the result set, and still catch up, every state once.
+#[tokio::test]
+async fn a_total_counting_more_than_is_served_still_catches_up() {
+    for unsorted in [false, true] {
+        let mut h = harness();
+        h.api.with_world(|w| {
+            w.unsorted = unsorted;
+            for i in 0..250i64 {
+                put_order(w, &format!("o{i:04}"), T0 + ((i * 7919) % 250));
+            }
+        });
+        h.ports.api = Arc::new(Capped {
+            inner: h.api.clone(),
+            cap: 100,
+            overcount: 3,
+        });
+        let runs = poll_until_caught_up(&h, &config()).await;
+        assert_exactly_once(&h, ORDERS);
+        let s = poll(&h, &config(), "again").await.unwrap();
+        assert_eq!(s.stop, Some(StopReason::CaughtUp), "{runs:?}");
+        assert!(s.pages <= 4, "unsorted {unsorted}: {s:?}");
+    }
+}

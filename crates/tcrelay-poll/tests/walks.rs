@@ -99,6 +99,9 @@ struct Api {
     served: Mutex<usize>,
     /// Pages asked with a larger limit than this are too large to read (large orders).
     too_large_above: Mutex<Option<u32>>,
+    /// At most this many objects a page, whatever the limit asked (a page cap below the page
+    /// size), the `total` still counting every match.
+    cap: Mutex<Option<u32>>,
     /// Every state any answer held, as (id, lastUpdatedAt).
     served_states: Mutex<Vec<(String, String)>>,
     /// Requests (counted from 1, failed ones included) answered with an error instead.
@@ -134,6 +137,12 @@ impl PollApi for Api {
             ));
         }
         let mut world = self.world.lock().unwrap();
+        // A page cap: never more than this served, whatever the limit asked.
+        let mut r = r.clone();
+        if let Some(cap) = *self.cap.lock().unwrap() {
+            r.limit = r.limit.min(cap);
+        }
+        let r = &r;
         let (page, states) = world.page(r);
         if std::env::var("WALKS_TRACE").is_ok() {
             eprintln!(
@@ -2412,6 +2421,12 @@ fn state_key(id: &str, at: i64) -> String {
 }
 
 async fn simulate(seed: u64) -> Result<(), String> {
+    simulate_capped(seed, None).await
+}
+
+/// [`simulate`] with Tradecloud serving at most `cap` objects a page (drawn apart from the
+/// seed's world, which stays the same).
+async fn simulate_capped(seed: u64, cap: Option<u32>) -> Result<(), String> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let (h, dedupe) = h_with_dedupe();
     let limit = [3, 4, 5, 10][rng.below(4) as usize];
@@ -2444,6 +2459,7 @@ async fn simulate(seed: u64) -> Result<(), String> {
     if filter {
         c.order_status_filter = Some(json!({"processStatus": ["Issued", "Confirmed"]}));
     }
+    *h.api.cap.lock().unwrap() = cap.map(|cap| cap.min(limit - 1).max(2));
     if too_large {
         *h.api.too_large_above.lock().unwrap() = Some((limit / 2).max(2));
     }
@@ -2804,6 +2820,34 @@ async fn simulate(seed: u64) -> Result<(), String> {
 /// `an_object_joining_a_paged_timestamp_at_an_offset_passed_starts_it_over`), seeds 0-600,000
 /// leave 27 losses: the 31 before less the four late joins (145774, 289828, 295102, 589766),
 /// nothing new, no stall, nothing twice.
+/// The random small worlds of [`random_small_worlds_lose_nothing_and_send_nothing_twice`],
+/// Tradecloud serving one object fewer than asked (or two a page, by the seed's parity) with
+/// the `total` of all matches. Before a short page was read against its `total`, 1,708 of seeds
+/// 0-3,000 failed so (a walk ended at its first short page); asking again in smaller pages
+/// without relaying the short page first failed 10 of seeds 0-100 (a state served once, then
+/// replaced before it was served again); with both, seeds 0-3,000 lose nothing, send nothing
+/// twice and catch up. 100 seeds here; `WALKS_SEEDS=a..b` for more.
+#[tokio::test]
+async fn random_small_worlds_under_a_page_cap_lose_nothing() {
+    let range = std::env::var("WALKS_SEEDS").unwrap_or_else(|_| "0..100".into());
+    let (a, b) = range.split_once("..").unwrap();
+    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    let mut failures = Vec::new();
+    for seed in a..b {
+        let cap = if seed % 2 == 0 { u32::MAX } else { 2 };
+        if let Err(e) = simulate_capped(seed, Some(cap)).await {
+            failures.push(e);
+        }
+    }
+    if let Some(first) = failures.first() {
+        panic!(
+            "{} of {} seeds failed; first:\n{first}",
+            failures.len(),
+            b - a
+        );
+    }
+}
+
 #[tokio::test]
 async fn random_small_worlds_lose_nothing_and_send_nothing_twice() {
     let range = std::env::var("WALKS_SEEDS").unwrap_or_else(|_| "0..100".into());

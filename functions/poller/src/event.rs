@@ -210,17 +210,27 @@ pub enum HandlerError {
     Event(#[from] EventError),
 }
 
-/// Handles one invocation: parse, run, report. `owner` is the lease owner (the request id).
+/// The lease owner of one invocation: its request id (for the logs and `cursor show`) and a
+/// random suffix. The request id alone is not unique to an invocation: Lambda retries a failed
+/// asynchronous event, and may deliver one more than once, under the same request id, and a
+/// lease its owner takes again is a renewal, so two such invocations at once both polled (and a
+/// late release of the earlier one's lease, after a panic, gave up the retry's).
+pub fn lease_owner(request_id: &str) -> String {
+    format!("{request_id}/{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Handles one invocation: parse, run, report, under a lease owner of its own made from its
+/// request id ([`lease_owner`]).
 pub async fn handle(
     ports: &PollPorts,
     config: &PollConfig,
     payload: &Value,
-    owner: &str,
+    request_id: &str,
     deadline: &dyn Deadline,
 ) -> Result<RunOutput, HandlerError> {
     let invocation = parse_event(payload)?;
     invocation.check_streams(&config.streams)?;
-    let request = invocation.into_request(owner);
+    let request = invocation.into_request(&lease_owner(request_id));
     let report = run(ports, config, &request, deadline).await;
     Ok(RunOutput {
         dry_run: request.dry_run,
@@ -349,5 +359,63 @@ mod tests {
                 Err(EventError::Unsupported(_))
             ));
         }
+    }
+
+    /// Lambda may deliver one asynchronous event more than once, and retries a failed one,
+    /// under the same request id. Two such invocations at once must not share the stream's
+    /// lease (a lease taken by the same owner is a renewal): the second finds it held instead
+    /// of relaying beside the first.
+    #[tokio::test]
+    async fn two_invocations_under_one_request_id_do_not_share_the_lease() {
+        use std::sync::Arc;
+        use tcrelay_core::ports::ApiError;
+        use tcrelay_core::testing::{MemoryDedupe, MemorySink};
+        use tcrelay_poll::testing::{MemoryCursorStore, ScriptedPollApi, order_json};
+        use tcrelay_poll::{NoDeadline, PageRequest, PollApi, PolledPage};
+
+        /// Slow pages, so the two invocations overlap.
+        struct Slow(ScriptedPollApi);
+        #[async_trait::async_trait]
+        impl PollApi for Slow {
+            async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                self.0.fetch_page(r).await
+            }
+        }
+
+        let api = ScriptedPollApi::new();
+        api.with_world(|w| {
+            let at = 1_735_689_600_000;
+            w.put(
+                PollStream::Orders,
+                "o1",
+                at,
+                order_json("o1", 1, at, &[("l1", at, "Issued", None)]),
+            );
+        });
+        let ports = PollPorts {
+            api: Arc::new(Slow(api)),
+            cursors: Arc::new(MemoryCursorStore::new()),
+            dedupe: Arc::new(MemoryDedupe::default()),
+            sink: Arc::new(MemorySink::new()),
+        };
+        let config = PollConfig {
+            streams: vec![PollStream::Orders],
+            start: Some("2024-12-31T00:00:00.000Z".into()),
+            ..PollConfig::default()
+        };
+        let scheduled = sample("poller-scheduled.json");
+        let (a, b) = tokio::join!(
+            handle(&ports, &config, &scheduled, "req-1", &NoDeadline),
+            handle(&ports, &config, &scheduled, "req-1", &NoDeadline),
+        );
+        let stops: Vec<Option<StopReason>> = [a.unwrap(), b.unwrap()]
+            .iter()
+            .flat_map(|out| out.report.summaries().into_iter().map(|s| s.stop.clone()))
+            .collect();
+        assert!(
+            stops.contains(&Some(StopReason::LeaseHeld)),
+            "both invocations polled under one lease: {stops:?}"
+        );
     }
 }

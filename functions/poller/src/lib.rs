@@ -6,6 +6,6 @@ pub mod event;
 pub mod metrics;
 pub mod settings;
 
-pub use event::{EventError, HandlerError, Invocation, handle, parse_event};
+pub use event::{EventError, HandlerError, Invocation, handle, lease_owner, parse_event};
 pub use metrics::{cursor_age_seconds, stream_emf};
 pub use settings::StartupSettings;

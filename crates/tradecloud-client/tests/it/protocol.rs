@@ -451,6 +451,36 @@ async fn slow_answers_end_as_timeout() {
     assert!(fake.api_requests().len() >= 2, "timeouts are retried");
 }
 
+/// An answer whose head arrives and whose body stops half-way, the connection left open: the
+/// request's timeout bounds the body too, so a poll page that hangs mid-body ends the call as
+/// a timeout within the budget (a hang here held a `tcrelay serve` poll run, and with it the
+/// stream's lease, for ever: that run has no deadline, and the heartbeat keeps the lease).
+#[tokio::test]
+async fn a_body_that_stops_half_way_ends_as_timeout_within_the_budget() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        timeout: Duration::from_millis(200),
+        retry_budget: Duration::from_millis(700),
+        ..config(&base)
+    })
+    .unwrap();
+    fake.script(std::iter::repeat_n(Step::StallingBody, 20));
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.poll(
+            PollEndpoint::Orders,
+            &PollQuery::new("2025-01-01T00:00:00.000Z"),
+        ),
+    )
+    .await
+    .expect("a body that never ends must not hang the call");
+    assert_eq!(answer.unwrap_err(), ClientError::Timeout);
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    assert!(fake.api_requests().len() >= 2, "timeouts are retried");
+}
+
 #[tokio::test]
 async fn one_slow_answer_is_retried() {
     let (fake, base) = start(Fake::default()).await;

@@ -31,6 +31,29 @@ pub enum Step {
     NoContent,
     /// This status with an error body that never ends.
     EndlessError(u16),
+    /// `200 OK` announcing a JSON body whose first bytes arrive and the rest never does.
+    StallingBody,
+}
+
+/// The start of a poll page, then nothing: the connection stays open, the body never ends.
+struct Stalling(bool);
+
+impl hyper::body::Body for Stalling {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.0 {
+            return std::task::Poll::Pending;
+        }
+        self.0 = true;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(
+            axum::body::Bytes::from_static(br#"{"data":[{"id":"a","#),
+        ))))
+    }
 }
 
 /// A body of `x`s that never ends, for error answers that must not be read whole.
@@ -250,6 +273,7 @@ pub async fn answer(
             return (StatusCode::FOUND, [("location", "/v2/elsewhere")]).into_response();
         }
         Some(Step::NoContent) => return StatusCode::NO_CONTENT.into_response(),
+        Some(Step::StallingBody) => return Response::new(Body::new(Stalling(false))),
         Some(Step::EndlessError(code)) => {
             let mut response = Response::new(Body::new(Endless));
             *response.status_mut() = StatusCode::from_u16(code).unwrap();
