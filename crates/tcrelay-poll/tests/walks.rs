@@ -2822,12 +2822,18 @@ async fn simulate_capped(seed: u64, cap: Option<u32>) -> Result<(), String> {
 /// nothing new, no stall, nothing twice.
 #[tokio::test]
 async fn random_small_worlds_lose_nothing_and_send_nothing_twice() {
+    sweep(simulate).await;
+}
+
+/// Runs `world` for each seed of `WALKS_SEEDS` (`0..100` unless set) and fails naming how many
+/// failed and the first failure in full; `WALKS_ALL` lists each failing seed's first line.
+async fn sweep<F: Future<Output = Result<(), String>>>(world: impl Fn(u64) -> F) {
     let range = std::env::var("WALKS_SEEDS").unwrap_or_else(|_| "0..100".into());
     let (a, b) = range.split_once("..").unwrap();
     let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
     let mut failures = Vec::new();
     for seed in a..b {
-        if let Err(e) = simulate(seed).await {
+        if let Err(e) = world(seed).await {
             failures.push(e);
         }
     }
@@ -2854,21 +2860,9 @@ async fn random_small_worlds_lose_nothing_and_send_nothing_twice() {
 /// twice and catch up. 100 seeds here; `WALKS_SEEDS=a..b` for more.
 #[tokio::test]
 async fn random_small_worlds_under_a_page_cap_lose_nothing() {
-    let range = std::env::var("WALKS_SEEDS").unwrap_or_else(|_| "0..100".into());
-    let (a, b) = range.split_once("..").unwrap();
-    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
-    let mut failures = Vec::new();
-    for seed in a..b {
+    sweep(|seed| {
         let cap = if seed % 2 == 0 { u32::MAX } else { 2 };
-        if let Err(e) = simulate_capped(seed, Some(cap)).await {
-            failures.push(e);
-        }
-    }
-    if let Some(first) = failures.first() {
-        panic!(
-            "{} of {} seeds failed; first:\n{first}",
-            failures.len(),
-            b - a
-        );
-    }
+        simulate_capped(seed, Some(cap))
+    })
+    .await;
 }
