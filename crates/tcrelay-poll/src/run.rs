@@ -222,6 +222,10 @@ pub struct Deviations {
     pub inclusive_items: u64,
     /// Items whose `lastUpdatedAt` has no zone, read as UTC.
     pub zoneless_timestamps: u64,
+    /// Pages shorter than asked for while their `total` counts matches past them (a page cap
+    /// below the page size, or no objects at all while some match): the docs promise pages
+    /// of the size asked until the result set ends.
+    pub short_pages: u64,
 }
 
 impl Deviations {
@@ -885,6 +889,7 @@ enum Deviation {
     Unsorted,
     Inclusive,
     Zoneless,
+    Short,
 }
 
 fn is_sorted(items: &[Polled]) -> bool {
@@ -1018,16 +1023,7 @@ impl StreamRun<'_> {
             if (2..limit).contains(&served)
                 && total.is_some_and(|t| u64::from(offset) + u64::from(served) < t)
             {
-                tracing::warn!(
-                    stream = self.stream.as_str(),
-                    after = self.pos,
-                    offset,
-                    asked = limit,
-                    served,
-                    total,
-                    "Tradecloud served fewer objects than asked while its total counts more; \
-                     asking pages of the size it served"
-                );
+                // Counted and logged as a deviation by `fetch`.
                 // Relayed all the same: a state served once may be replaced before it is
                 // served again.
                 let all: Vec<&Polled> = items.iter().collect();
@@ -1557,6 +1553,14 @@ impl StreamRun<'_> {
             let stale = items.iter().filter(|i| i.at <= self.pos_at).count() as u64;
             self.deviate(Deviation::Inclusive, stale, &items);
         }
+        // Served fewer than asked while more match: the page loop asks again in pages of the
+        // size served (a cap), or, with fewer than two, takes the page for the end (the cursor
+        // does not move past what it did not see; the next run asks again).
+        let short = items.len() < self.page_limit as usize
+            && page
+                .total
+                .is_some_and(|t| u64::from(offset) + (items.len() as u64) < t);
+        self.deviate(Deviation::Short, u64::from(short), &items);
         Ok((items, page.total))
     }
 
@@ -1572,6 +1576,7 @@ impl StreamRun<'_> {
             Deviation::Unsorted => &mut d.unsorted_pages,
             Deviation::Inclusive => &mut d.inclusive_items,
             Deviation::Zoneless => &mut d.zoneless_timestamps,
+            Deviation::Short => &mut d.short_pages,
         };
         let first = *counter == 0;
         *counter += n;
@@ -1607,6 +1612,15 @@ impl StreamRun<'_> {
                      forwarding it as sent (counted in deviations.zonelessTimestamps)"
                 )
             }
+            Deviation::Short => tracing::warn!(
+                stream,
+                after = self.pos,
+                asked = self.page_limit,
+                served = items.len(),
+                "Tradecloud served fewer objects than asked while its total counts more; asking \
+                 again in pages of the size served (with fewer than two, the next run asks \
+                 again) (counted in deviations.shortPages)"
+            ),
         }
     }
 

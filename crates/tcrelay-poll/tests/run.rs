@@ -2911,7 +2911,36 @@ async fn a_page_cap_below_the_page_size_is_not_the_end_of_the_result_set() {
         assert_eq!(h.cursors.value("orders"), newest, "unsorted {unsorted}");
         // The first run pages on through the backlog instead of one page per run.
         assert!(first.pages > 10, "unsorted {unsorted}: {first:?}");
+        // Counted once per short page, whatever page size it then asks (pages of 40 are full).
+        assert_eq!(first.deviations.short_pages, 1, "unsorted {unsorted}");
     }
+}
+
+/// A Tradecloud answering no objects while its `total` counts matches (`{"data":[],
+/// "total":5}`) holds the stream where it is (the cursor moves no further than what a page
+/// showed) and says so: the run counts a short page (a WARN, and the `ShortPages` metric), so
+/// an operator sees why nothing arrives. Once it serves them, every state goes out once.
+#[tokio::test]
+async fn an_empty_page_while_objects_match_is_counted_and_loses_nothing() {
+    let mut h = harness();
+    h.api.with_world(|w| {
+        for i in 0..5i64 {
+            put_order(w, &format!("o{i}"), T0 + i);
+        }
+    });
+    h.ports.api = Arc::new(Capped {
+        inner: h.api.clone(),
+        cap: 0,
+        overcount: 0,
+    });
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_eq!((s.enqueued, s.deviations.short_pages), (0, 1), "{s:?}");
+    assert!(h.sink.envelopes().is_empty());
+    h.ports.api = h.api.clone();
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!((s.enqueued, s.deviations.short_pages), (5, 0), "{s:?}");
+    assert_exactly_once(&h, ORDERS);
 }
 
 /// A `total` that counts a few more objects than Tradecloud ever serves makes the run ask
@@ -2936,5 +2965,6 @@ async fn a_total_counting_more_than_is_served_still_catches_up() {
         let s = poll(&h, &config(), "again").await.unwrap();
         assert_eq!(s.stop, Some(StopReason::CaughtUp), "{runs:?}");
         assert!(s.pages <= 4, "unsorted {unsorted}: {s:?}");
+        assert!(s.deviations.short_pages >= 1, "unsorted {unsorted}: {s:?}");
     }
 }

@@ -2,8 +2,8 @@
 //! per stream and run, namespace `TradecloudRelay`, dimension `Function=poller`. `Pages`,
 //! `Objects`, `Enqueued`, `Duplicates` and `Filtered` count the run's work;
 //! `CursorAgeSeconds` is what the deployment's `CursorAgeAlarm` watches. `UnsortedPages`,
-//! `InclusiveItems` and `ZonelessTimestamps` count how Tradecloud's answers departed from its
-//! docs (the run copes with each; the counts show an operator how their Tradecloud behaves).
+//! `InclusiveItems`, `ZonelessTimestamps` and `ShortPages` count how Tradecloud's answers
+//! departed from its docs (the run copes with each; the counts show an operator how their Tradecloud behaves).
 //! `TakeOvers` counts the dedupe take-overs since the previous line (each means the ERP may
 //! have a message twice; the deployment's `TakeOverAlarm` watches it).
 
@@ -49,6 +49,7 @@ pub fn stream_emf(summary: &StreamSummary, take_overs: u64, now: DateTime<Utc>) 
         count("UnsortedPages"),
         count("InclusiveItems"),
         count("ZonelessTimestamps"),
+        count("ShortPages"),
         count("TakeOvers"),
     ];
     if age.is_some() {
@@ -74,6 +75,7 @@ pub fn stream_emf(summary: &StreamSummary, take_overs: u64, now: DateTime<Utc>) 
         "UnsortedPages": summary.deviations.unsorted_pages,
         "InclusiveItems": summary.deviations.inclusive_items,
         "ZonelessTimestamps": summary.deviations.zoneless_timestamps,
+        "ShortPages": summary.deviations.short_pages,
         "TakeOvers": take_overs,
     });
     if let Some(age) = age {
@@ -151,6 +153,7 @@ mod tests {
         s.deviations.unsorted_pages = 4;
         s.deviations.inclusive_items = 7;
         s.deviations.zoneless_timestamps = 120;
+        s.deviations.short_pages = 3;
         let v: Value = serde_json::from_str(&stream_emf(&s, 2, now)).unwrap();
         let names = emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]);
         assert!(names.contains(&"TakeOvers"));
@@ -159,6 +162,7 @@ mod tests {
             ("UnsortedPages", 4),
             ("InclusiveItems", 7),
             ("ZonelessTimestamps", 120),
+            ("ShortPages", 3),
         ] {
             assert!(names.contains(&name), "{name} declared");
             assert_eq!(v[name], n, "{name}");
