@@ -587,7 +587,10 @@ fn run_query(
         _ => matches.sort_by(by_time),
     }
     let total = matches.len();
-    let page: Vec<&Row> = matches.iter().skip(q.offset).take(q.limit).collect();
+    let size = quirks
+        .page_cap
+        .map_or(q.limit, |cap| q.limit.min(cap as usize));
+    let page: Vec<&Row> = matches.iter().skip(q.offset).take(size).collect();
     let served = page.iter().map(|r| (r.id.clone(), r.ms)).collect();
     let mut data: Vec<Value> = page.iter().map(|r| render(r)).collect();
     if quirks.java_time {

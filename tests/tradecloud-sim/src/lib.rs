@@ -65,7 +65,7 @@
 //! `DELETE /sim/faults/{id}`; `POST /sim/settings {"changesPerPoll", "rateLimitPerSecond"}`;
 //! `POST /sim/tokens/expire`; `GET /sim/requests` (every API request with its answer);
 //! `POST /sim/quirks` (a [`Quirks`], camelCase: `unsorted`, `inclusiveAfter`, `zoneless`,
-//! `expOnlyTokens`, `javaTime`) and `GET /sim/quirks`; `GET /sim/served` (every object state a poll or
+//! `expOnlyTokens`, `javaTime`, `pageCap`) and `GET /sim/quirks`; `GET /sim/served` (every object state a poll or
 //! search answer carried); `POST /sim/settings {"accessTokenTtlMs"}` too.
 
 mod api;

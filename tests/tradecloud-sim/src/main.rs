@@ -88,6 +88,10 @@ struct Args {
     /// seconds left out).
     #[arg(long)]
     java_time: bool,
+    /// Serve at most this many objects a poll or search page, whatever `limit` asks, with the
+    /// `total` of every match.
+    #[arg(long)]
+    page_cap: Option<u32>,
 }
 
 #[tokio::main]
@@ -123,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             zoneless: args.zoneless,
             exp_only_tokens: args.exp_only_tokens,
             java_time: args.java_time,
+            page_cap: args.page_cap,
         },
         retry: RetryPolicy {
             initial: Duration::from_millis(args.retry_initial_ms),

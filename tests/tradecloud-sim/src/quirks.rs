@@ -31,6 +31,10 @@ pub struct Quirks {
     /// (`2025-01-01T10:11:12.120Z[UTC]`, `2025-01-01T10:11Z[UTC]`). With [`Self::zoneless`],
     /// as `LocalDateTime.toString()` writes it (`2025-01-01T10:11`).
     pub java_time: bool,
+    /// Poll and search answers hold at most this many objects, whatever `limit` asked for,
+    /// with the `total` of every match (the docs name 100 the largest `limit`, but promise no
+    /// page filled to it: a size cap on large orders, say).
+    pub page_cap: Option<u32>,
 }
 
 /// `at` as java.time's `ZonedDateTime.toString()` writes it in UTC.

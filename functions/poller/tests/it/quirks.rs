@@ -1,7 +1,7 @@
 //! The poller against a simulator that answers the way real Tradecloud may, which its docs do
 //! not rule out (the simulator's defaults are the convenient case): unsorted pages, an inclusive
-//! `lastUpdatedAfter`, zone-less timestamps, times spelt as java.time writes them, and tokens
-//! with only `exp` that expire while a run pages. Under each switch alone and all together, over HTTP with
+//! `lastUpdatedAfter`, zone-less timestamps, times spelt as java.time writes them, tokens
+//! with only `exp` that expire while a run pages, and pages capped below the size asked. Under each switch alone and all together, over HTTP with
 //! the real client, while objects change between runs and while a run pages: every state the
 //! simulator ever served or holds at the end is on the queue exactly once, and every stream's
 //! cursor keeps moving up to the newest state. The stores are in memory (as in `sim.rs`); the
@@ -104,6 +104,7 @@ async fn poll_under(quirks: Quirks, seed: u64) -> Outcome {
             deviations.unsorted_pages += d.unsorted_pages;
             deviations.inclusive_items += d.inclusive_items;
             deviations.zoneless_timestamps += d.zoneless_timestamps;
+            deviations.short_pages += d.short_pages;
             // The stream keeps moving: the cursor never stands still while the world changes.
             let now = instant(m.cursors.value(STREAMS[i].as_str()));
             assert!(
@@ -266,6 +267,25 @@ async fn exp_only_tokens_expiring_during_runs_are_refreshed_in_time() {
     );
 }
 
+/// Pages of at most 7 objects while the run asks for 20 (with the `total` of every match),
+/// in an unsorted index: taken for the end of the result set, the first short page ended a
+/// walk and moved the cursor past every object beyond it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_capped_below_the_size_asked_lose_nothing() {
+    for unsorted in [false, true] {
+        let o = poll_under(
+            Quirks {
+                page_cap: Some(7),
+                unsorted,
+                ..Quirks::default()
+            },
+            38,
+        )
+        .await;
+        assert!(o.deviations.short_pages > 0, "{:?}", o.deviations);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_deviation_at_once_loses_nothing() {
     let o = poll_under(
@@ -275,12 +295,16 @@ async fn every_deviation_at_once_loses_nothing() {
             zoneless: true,
             exp_only_tokens: true,
             java_time: true,
+            page_cap: Some(7),
         },
         36,
     )
     .await;
     let d = o.deviations;
-    assert!(d.unsorted_pages > 0 && d.zoneless_timestamps > 0, "{d:?}");
+    assert!(
+        d.unsorted_pages > 0 && d.zoneless_timestamps > 0 && d.short_pages > 0,
+        "{d:?}"
+    );
     assert!(o.refreshes > 0);
     assert_eq!(o.unauthorized_polls, 0);
 }
@@ -333,6 +357,7 @@ async fn pages_sorted_by_chance_lose_nothing_over_more_seeds() {
             zoneless: true,
             exp_only_tokens: true,
             java_time: true,
+            page_cap: Some(7),
             ..both
         };
         let mut failed = Vec::new();
