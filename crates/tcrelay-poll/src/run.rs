@@ -892,6 +892,13 @@ enum Deviation {
     Short,
 }
 
+/// Whether a page of `served` objects at `offset`, asked with `limit`, is shorter than asked
+/// while its `total` counts matches past it (a page cap, or no page at all while objects
+/// match): not the end of the result set.
+fn is_short(offset: u32, served: usize, limit: u32, total: Option<u64>) -> bool {
+    served < limit as usize && total.is_some_and(|t| u64::from(offset) + (served as u64) < t)
+}
+
 fn is_sorted(items: &[Polled]) -> bool {
     items.windows(2).all(|w| w[0].at <= w[1].at)
 }
@@ -1020,9 +1027,7 @@ impl StreamRun<'_> {
             // where it got to, as after a page too large to read. Not below two (a page must
             // overlap the next).
             let served = u32::try_from(items.len()).unwrap_or(u32::MAX);
-            if (2..limit).contains(&served)
-                && total.is_some_and(|t| u64::from(offset) + u64::from(served) < t)
-            {
+            if served >= 2 && is_short(offset, items.len(), limit, total) {
                 // Counted and logged as a deviation by `fetch`.
                 // Relayed all the same: a state served once may be replaced before it is
                 // served again.
@@ -1556,10 +1561,7 @@ impl StreamRun<'_> {
         // Served fewer than asked while more match: the page loop asks again in pages of the
         // size served (a cap), or, with fewer than two, takes the page for the end (the cursor
         // does not move past what it did not see; the next run asks again).
-        let short = items.len() < self.page_limit as usize
-            && page
-                .total
-                .is_some_and(|t| u64::from(offset) + (items.len() as u64) < t);
+        let short = is_short(offset, items.len(), self.page_limit, page.total);
         self.deviate(Deviation::Short, u64::from(short), &items);
         Ok((items, page.total))
     }
