@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tcrelay_core::Envelope;
 use tcrelay_core::ports::{
-    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, EventSink, SinkError,
-    StoreError,
+    ClaimOutcome, ClaimToken, Claimant, Completion, DedupeRecord, DedupeStore, EventSink,
+    SinkError, StoreError,
 };
 
 /// An [`EventSink`] decorator that refuses every batch while switched off, and holds every
@@ -154,9 +154,14 @@ impl SlowDedupe {
 
 #[async_trait]
 impl DedupeStore for SlowDedupe {
-    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&Claimant>,
+    ) -> Result<ClaimOutcome, StoreError> {
         self.slow().await;
-        self.inner.claim(key, full_state).await
+        self.inner.claim_as(key, full_state, by).await
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {

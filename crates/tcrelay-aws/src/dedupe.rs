@@ -6,7 +6,8 @@
 //! Item: `pk` (S, the dedupe key), `state` (S, `in-progress` | `completed`), `fullState` (BOOL),
 //! `expiresAt` (N, epoch seconds, the table's TTL attribute), `inProgressExpiresAt` (N, epoch
 //! milliseconds, only while in progress), `claimToken` (S, the [`ClaimToken`] of the claim that
-//! wrote it: complete and release go by it).
+//! wrote it: complete and release go by it, and a poll run takes over another run's claim in
+//! progress by it, [`Claimant::takes_over`]).
 //!
 //! Many claims, completions or releases at once go in `TransactWriteItems` calls with the same
 //! conditions (the `batch` module), answering each item as the single call would.
@@ -22,7 +23,8 @@ use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use tcrelay_core::ports::{
-    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState, StoreError,
+    ClaimOutcome, ClaimToken, Claimant, Completion, DedupeRecord, DedupeStore, RecordState,
+    StoreError,
 };
 
 use crate::clock::{Clock, system_clock};
@@ -41,9 +43,24 @@ const IN_PROGRESS: &str = "in-progress";
 const COMPLETED: &str = "completed";
 
 /// A claim is granted when the key is absent, its record expired, or its in-progress claim
-/// expired; `:now` is epoch seconds, `:nowms` epoch milliseconds.
-const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expiresAt < :now \
-     OR (#state = :inprogress AND inProgressExpiresAt < :nowms)";
+/// expired; `:now` is epoch seconds, `:nowms` epoch milliseconds. A macro, so the condition of
+/// a poll run's claims below extends it at compile time and cannot drift from it.
+macro_rules! claim_condition {
+    () => {
+        "attribute_not_exists(pk) OR expiresAt < :now \
+         OR (#state = :inprogress AND inProgressExpiresAt < :nowms)"
+    };
+}
+/// [`claim_condition!`], for a claim made by nobody in particular (a webhook request).
+const CLAIM_CONDITION: &str = claim_condition!();
+/// [`claim_condition!`], or the claim in progress of another run of the same stream
+/// ([`Claimant::takes_over`] in DynamoDB's terms): `:runs` and `:own` are the claimant's
+/// [`Claimant::runs_prefix`] and [`Claimant::own_prefix`].
+const CLAIM_BY_RUN_CONDITION: &str = concat!(
+    claim_condition!(),
+    " OR (#state = :inprogress AND begins_with(claimToken, :runs) \
+     AND NOT begins_with(claimToken, :own))"
+);
 /// Marks a key completed under the token `:token`, until `:exp`, as a full state or not
 /// (`:full`, what the token's claim was).
 const COMPLETE_UPDATE: &str = "SET #state = :completed, fullState = :full, expiresAt = :exp, \
@@ -256,6 +273,20 @@ impl DynamoDedupeStore {
         Ok(output.item)
     }
 
+    /// The record of `item` when it keeps a claim `by` a claimant or nobody from being
+    /// granted: live, and not a claim in progress the claimant takes over.
+    fn blocking(
+        &self,
+        item: &HashMap<String, AttributeValue>,
+        by: Option<&Claimant>,
+    ) -> Result<Option<DedupeRecord>, StoreError> {
+        let record = self.live(item)?;
+        let token = item.get(CLAIM_TOKEN).and_then(|v| v.as_s().ok());
+        Ok(record.filter(|record| {
+            !by.is_some_and(|by| by.takes_over(record.state, token.map(String::as_str)))
+        }))
+    }
+
     /// Whether a stored record is still live at the clock's now.
     fn live(
         &self,
@@ -278,20 +309,25 @@ impl DynamoDedupeStore {
 
 #[async_trait]
 impl DedupeStore for DynamoDedupeStore {
-    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&Claimant>,
+    ) -> Result<ClaimOutcome, StoreError> {
         // A conditional-check failure whose record then turns out gone or expired (released or
         // expired in between) is retried; twice more is plenty for such a race.
         for _ in 0..3 {
             let now = (self.clock)();
-            let token = ClaimToken::generate(full_state);
+            let token = ClaimToken::generate_for(full_state, by);
             let result = self
                 .client
                 .put_item()
                 .table_name(&self.config.table_name)
                 .set_item(Some(self.claim_item(key, full_state, &token, now)))
-                .condition_expression(CLAIM_CONDITION)
+                .condition_expression(claim_condition(by))
                 .expression_attribute_names("#state", STATE)
-                .set_expression_attribute_values(Some(claim_values(now)))
+                .set_expression_attribute_values(Some(claim_values(now, by)))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
@@ -319,7 +355,7 @@ impl DedupeStore for DynamoDedupeStore {
                 return Ok(ClaimOutcome::Claimed(token));
             }
             if let Some(item) = item
-                && let Some(record) = self.live(&item)?
+                && let Some(record) = self.blocking(&item, by)?
             {
                 return Ok(ClaimOutcome::Exists(record));
             }
@@ -402,8 +438,12 @@ impl DedupeStore for DynamoDedupeStore {
         }
     }
 
-    async fn claim_many(&self, keys: &[(&str, bool)]) -> Vec<Result<ClaimOutcome, StoreError>> {
-        self.claim_batch(keys).await
+    async fn claim_many(
+        &self,
+        keys: &[(&str, bool)],
+        by: Option<&Claimant>,
+    ) -> Vec<Result<ClaimOutcome, StoreError>> {
+        self.claim_batch(keys, by).await
     }
 
     async fn complete_many(
@@ -425,9 +465,20 @@ fn claimed_by(item: &HashMap<String, AttributeValue>, token: &ClaimToken) -> boo
         .is_some_and(|stored| stored == token.as_str())
 }
 
-/// The values of [`CLAIM_CONDITION`] at `now`.
-fn claim_values(now: chrono::DateTime<chrono::Utc>) -> HashMap<String, AttributeValue> {
-    HashMap::from([
+/// The condition of a claim `by` a claimant or nobody.
+fn claim_condition(by: Option<&Claimant>) -> &'static str {
+    match by {
+        Some(_) => CLAIM_BY_RUN_CONDITION,
+        None => CLAIM_CONDITION,
+    }
+}
+
+/// The values of [`claim_condition`] at `now`, `by` a claimant or nobody.
+fn claim_values(
+    now: chrono::DateTime<chrono::Utc>,
+    by: Option<&Claimant>,
+) -> HashMap<String, AttributeValue> {
+    let mut values = HashMap::from([
         (
             ":now".to_owned(),
             AttributeValue::N(now.timestamp().to_string()),
@@ -440,7 +491,18 @@ fn claim_values(now: chrono::DateTime<chrono::Utc>) -> HashMap<String, Attribute
             ":inprogress".to_owned(),
             AttributeValue::S(IN_PROGRESS.to_owned()),
         ),
-    ])
+    ]);
+    if let Some(by) = by {
+        values.insert(
+            ":runs".to_owned(),
+            AttributeValue::S(by.runs_prefix().to_owned()),
+        );
+        values.insert(
+            ":own".to_owned(),
+            AttributeValue::S(by.own_prefix().to_owned()),
+        );
+    }
+    values
 }
 
 /// The values of [`COMPLETE_UPDATE`].

@@ -76,10 +76,19 @@ impl ClaimToken {
     /// A new, unique token (a random UUID) for a claim of a full state or not, made by a store
     /// when it grants a claim.
     pub fn generate(full_state: bool) -> Self {
-        Self {
-            id: uuid::Uuid::new_v4().to_string(),
-            full_state,
-        }
+        Self::generate_for(full_state, None)
+    }
+
+    /// A new, unique token for a claim made `by` a poll run (see [`Claimant`]): its text starts
+    /// with the run's [`Claimant::own_prefix`], then a random UUID. Without a claimant, the UUID
+    /// alone, as [`Self::generate`].
+    pub fn generate_for(full_state: bool, by: Option<&Claimant>) -> Self {
+        let uuid = uuid::Uuid::new_v4();
+        let id = match by {
+            Some(claimant) => format!("{}{uuid}", claimant.own),
+            None => uuid.to_string(),
+        };
+        Self { id, full_state }
     }
 
     /// The token's text, as stored.
@@ -101,6 +110,56 @@ impl ClaimToken {
         self.full_state
             || live
                 .is_some_and(|record| record.state == RecordState::Completed && record.full_state)
+    }
+}
+
+/// A poll run as the maker of its claims: the stream it polls and its lease owner, written at
+/// the start of each claim's token (`poll/<stream>/<owner>/<uuid>`, each part escaped).
+///
+/// A run holds its stream's lease while it claims, and a lease has one owner at a time. So a
+/// claim still in progress under another run of the same stream belongs to a run that no longer
+/// holds the lease: it was killed between a page's claims and their completion, or it lost the
+/// lease and stops at its next heartbeat. A claim made by a claimant takes such a claim over at
+/// once ([`Self::takes_over`]) instead of waiting for the in-progress expiry
+/// (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`, minutes), which held the restarted stream that long.
+/// If the old run had sent the state before it died, the new run sends it again: the same
+/// at-least-once window as a claim that expired (a FIFO queue drops the repeat, whose
+/// deduplication id is the same, within its five minutes). A webhook's claims have no claimant
+/// and are never taken over early: their request may still be running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimant {
+    /// `poll/<stream>/`: what the tokens of every run of the stream start with.
+    runs: String,
+    /// `poll/<stream>/<owner>/`: what this run's tokens start with.
+    own: String,
+}
+
+impl Claimant {
+    /// The run of `stream` whose lease owner is `owner`.
+    pub fn poll_run(stream: &str, owner: &str) -> Self {
+        let runs = format!("poll/{}/", tradecloud_model::key_part(stream));
+        let own = format!("{runs}{}/", tradecloud_model::key_part(owner));
+        Self { runs, own }
+    }
+
+    /// What the claim tokens of every run of this claimant's stream start with.
+    pub fn runs_prefix(&self) -> &str {
+        &self.runs
+    }
+
+    /// What the claim tokens of this run start with.
+    pub fn own_prefix(&self) -> &str {
+        &self.own
+    }
+
+    /// Whether this run may take over a live record in `state` written under the claim token
+    /// `token` (`None`: the record has none): a claim in progress of another run of the same
+    /// stream. Never a completed record, a claim of this run, or one without a claimant.
+    /// (DynamoDB's claim condition says the same in its own terms.)
+    pub fn takes_over(&self, state: RecordState, token: Option<&str>) -> bool {
+        state == RecordState::InProgress
+            && token
+                .is_some_and(|token| token.starts_with(&self.runs) && !token.starts_with(&self.own))
     }
 }
 
@@ -143,7 +202,19 @@ pub trait DedupeStore: Send + Sync {
     /// Atomically claims `key` as in progress. Succeeds when the key is absent, its record has
     /// expired, or its in-progress claim has expired (the claimer died); expiry is checked
     /// explicitly, never left to the store's TTL sweeper, which may lag by days.
-    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError>;
+    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
+        self.claim_as(key, full_state, None).await
+    }
+    /// [`Self::claim`] made `by` a poll run (or by nobody in particular: `None`, what
+    /// [`Self::claim`] is): it is also granted over a claim in progress that
+    /// [`Claimant::takes_over`], and its token names the claimant
+    /// ([`ClaimToken::generate_for`]).
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&Claimant>,
+    ) -> Result<ClaimOutcome, StoreError>;
     /// Marks `key` completed, with the configured time to live, after the message was enqueued
     /// under the claim `token`. Over any record, another claim's too (the message was sent, so
     /// the record must say so); it reports whether another claim had taken the key over
@@ -163,10 +234,15 @@ pub trait DedupeStore: Send + Sync {
     /// claim). One answer per key, in order. An `Err` means that key holds no claim of ours;
     /// the `Ok(Claimed)` answers are held even when others failed, so the caller must complete
     /// or release them. Stores override it to claim many keys in one round trip.
-    async fn claim_many(&self, keys: &[(&str, bool)]) -> Vec<Result<ClaimOutcome, StoreError>> {
+    /// `by`: the claimant of them all, as [`Self::claim_as`] takes it.
+    async fn claim_many(
+        &self,
+        keys: &[(&str, bool)],
+        by: Option<&Claimant>,
+    ) -> Vec<Result<ClaimOutcome, StoreError>> {
         let mut outcomes = Vec::with_capacity(keys.len());
         for (key, full_state) in keys {
-            outcomes.push(self.claim(key, *full_state).await);
+            outcomes.push(self.claim_as(key, *full_state, by).await);
         }
         outcomes
     }

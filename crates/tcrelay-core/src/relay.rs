@@ -33,8 +33,8 @@ pub use crate::envelope::{InboundEvent, ObjectState};
 use crate::filter::EventFilter;
 use crate::gate::{ObjectGates, ObjectPass};
 use crate::ports::{
-    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, EventSink, RecordState,
-    SinkError, StoreError,
+    ClaimOutcome, ClaimToken, Claimant, Completion, DedupeRecord, DedupeStore, EventSink,
+    RecordState, SinkError, StoreError,
 };
 
 /// The step names a [`RelayError::OutOfTime`] reports.
@@ -123,6 +123,8 @@ struct Held {
 /// others, so a retry sends what was not sent and finds a duplicate in what was.
 pub struct Claims {
     dedupe: Arc<dyn DedupeStore>,
+    /// Who makes the claims: a poll run, or nobody in particular (a webhook request).
+    by: Option<Claimant>,
     held: Vec<(String, ClaimToken)>,
 }
 
@@ -138,8 +140,17 @@ impl Claims {
     pub fn new(dedupe: Arc<dyn DedupeStore>) -> Self {
         Self {
             dedupe,
+            by: None,
             held: Vec::new(),
         }
+    }
+
+    /// Makes the claims from now on `by` a poll run that holds its stream's lease: they also
+    /// take over the claims another run of the stream left in progress
+    /// ([`Claimant::takes_over`]). `None`: by nobody in particular.
+    pub fn made_by(mut self, by: Option<Claimant>) -> Self {
+        self.by = by;
+        self
     }
 
     /// Claims `key` (`full_state`: for a complete object, not an event). `Ok(None)`: granted
@@ -150,7 +161,11 @@ impl Claims {
         key: &str,
         full_state: bool,
     ) -> Result<Option<DedupeRecord>, StoreError> {
-        match self.dedupe.claim(key, full_state).await? {
+        match self
+            .dedupe
+            .claim_as(key, full_state, self.by.as_ref())
+            .await?
+        {
             ClaimOutcome::Claimed(token) => {
                 self.held.push((key.to_owned(), token));
                 Ok(None)
@@ -166,7 +181,7 @@ impl Claims {
         &mut self,
         keys: &[(&str, bool)],
     ) -> Vec<Result<Option<DedupeRecord>, StoreError>> {
-        let outcomes = self.dedupe.claim_many(keys).await;
+        let outcomes = self.dedupe.claim_many(keys, self.by.as_ref()).await;
         debug_assert_eq!(outcomes.len(), keys.len(), "one answer per key");
         self.held.reserve(keys.len());
         keys.iter()
@@ -200,6 +215,7 @@ impl Claims {
         self.held = kept.into_iter().map(|(_, claim)| claim).collect();
         Claims {
             dedupe: Arc::clone(&self.dedupe),
+            by: self.by.clone(),
             held: moved.into_iter().map(|(_, claim)| claim).collect(),
         }
     }

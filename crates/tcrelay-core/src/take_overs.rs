@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use crate::ports::{ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, StoreError};
+use crate::ports::{
+    ClaimOutcome, ClaimToken, Claimant, Completion, DedupeRecord, DedupeStore, StoreError,
+};
 
 /// The take-overs counted by a [`CountingTakeOvers`] store; clones share the count.
 #[derive(Debug, Clone, Default)]
@@ -82,8 +84,13 @@ fn is_take_over(outcome: &Result<Completion, StoreError>) -> bool {
 
 #[async_trait]
 impl DedupeStore for CountingTakeOvers {
-    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
-        self.inner.claim(key, full_state).await
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&Claimant>,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.inner.claim_as(key, full_state, by).await
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
@@ -100,8 +107,12 @@ impl DedupeStore for CountingTakeOvers {
         self.inner.lookup(key).await
     }
 
-    async fn claim_many(&self, keys: &[(&str, bool)]) -> Vec<Result<ClaimOutcome, StoreError>> {
-        self.inner.claim_many(keys).await
+    async fn claim_many(
+        &self,
+        keys: &[(&str, bool)],
+        by: Option<&Claimant>,
+    ) -> Vec<Result<ClaimOutcome, StoreError>> {
+        self.inner.claim_many(keys, by).await
     }
 
     async fn complete_many(

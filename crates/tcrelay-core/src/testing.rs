@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::envelope::Envelope;
 use crate::ports::{
-    ApiError, ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, EventSink,
+    ApiError, ClaimOutcome, ClaimToken, Claimant, Completion, DedupeRecord, DedupeStore, EventSink,
     Quarantine, QuarantinedRequest, RecordState, SinkError, StoreError, TradecloudApi,
 };
 
@@ -228,16 +228,24 @@ pub async fn overtaken_claims(
 
 #[async_trait]
 impl DedupeStore for MemoryDedupe {
-    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&Claimant>,
+    ) -> Result<ClaimOutcome, StoreError> {
         self.check(DedupeOp::Claim).await?;
         let now = self.now();
         let mut records = lock(&self.records);
         if let Some(existing) = records.get(key)
             && existing.expires > now
+            && !by.is_some_and(|by| {
+                by.takes_over(existing.record.state, Some(existing.token.as_str()))
+            })
         {
             return Ok(ClaimOutcome::Exists(existing.record.clone()));
         }
-        let token = ClaimToken::generate(full_state);
+        let token = ClaimToken::generate_for(full_state, by);
         records.insert(
             key.to_owned(),
             StoredRecord {

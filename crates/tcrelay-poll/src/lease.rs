@@ -6,12 +6,17 @@
 //! stream for at most one lease, and a restarted runner polls again within seconds. Two live
 //! runs still never both advance the cursor: a checkpoint is conditional on owner and version,
 //! and a run whose heartbeat finds the lease taken over stops.
+//!
+//! The lease also ends a killed run's dedupe claims: a run that holds it takes over the claims
+//! another run of the stream left in progress ([`HeldLease::claimant`]), so a run killed
+//! between a page's claims and their completion holds the stream for one lease, not for the
+//! in-progress expiry.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tcrelay_core::ports::{CursorStore, StoreError};
+use tcrelay_core::ports::{Claimant, CursorStore, StoreError};
 use tokio::task::JoinHandle;
 
 /// The heartbeat renews this many times per lease, so one slow or failed renewal still leaves
@@ -82,6 +87,14 @@ impl HeldLease {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         valid_until.saturating_duration_since(Instant::now()) < self.lease / BEATS_PER_LEASE
+    }
+
+    /// This run as the maker of its dedupe claims while it holds the lease, so they take over
+    /// at once the claims another run of the stream left in progress (it died mid-page, or
+    /// lost the lease): [`Claimant`]. `None` once the lease may be lost ([`Self::lost`]): a run
+    /// that may no longer hold it must not take over the claims of the run that does.
+    pub fn claimant(&self) -> Option<Claimant> {
+        (!self.lost()).then(|| Claimant::poll_run(self.stream, &self.owner))
     }
 
     /// Whether a renewal found the lease in another owner's hands (or released).
@@ -158,5 +171,35 @@ async fn beat(
                 tracing::warn!(stream, error = %e, "could not renew the cursor lease");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MemoryCursorStore;
+
+    #[tokio::test]
+    async fn a_run_names_itself_in_its_claims_only_while_its_lease_is_sure() {
+        let cursors = Arc::new(MemoryCursorStore::new());
+        let lease = Duration::from_millis(300);
+        let acquired_at = Instant::now();
+        assert!(
+            cursors
+                .acquire("orders", "run-1", lease)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let held = HeldLease::start(cursors.clone(), "orders", "run-1", lease, acquired_at);
+        assert_eq!(held.claimant(), Some(Claimant::poll_run("orders", "run-1")));
+        // Renewals fail: once less than a beat of the lease is left, another run may take it
+        // soon, and this run must not take over that run's claims.
+        cursors.set_down(true);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(held.lost());
+        assert_eq!(held.claimant(), None);
+        cursors.set_down(false);
+        held.release().await;
     }
 }

@@ -2033,7 +2033,10 @@ impl StreamRun<'_> {
         if self.request.dry_run {
             return self.plan(candidates).await;
         }
-        let mut claims = Claims::new(Arc::clone(&self.ports.dedupe));
+        // Made by this run while it holds the lease: a page a killed run of the stream claimed
+        // and never completed is taken over now, not once its claims expire.
+        let mut claims = Claims::new(Arc::clone(&self.ports.dedupe))
+            .made_by(self.lease.and_then(HeldLease::claimant));
         let keys: Vec<(&str, bool)> = candidates
             .iter()
             .filter(|c| c.relays())

@@ -91,6 +91,25 @@ async fn poll(
     .await
 }
 
+/// A run of the orders stream as its own task, to be killed (aborted) or to panic.
+fn spawn_poll(
+    h: &Harness,
+    config: PollConfig,
+    owner: &'static str,
+) -> tokio::task::JoinHandle<Result<StreamSummary, StreamFailure>> {
+    let ports = h.ports.clone();
+    tokio::spawn(async move {
+        run_stream(
+            &ports,
+            &config,
+            ORDERS,
+            &RunRequest::scheduled(owner),
+            &NoDeadline,
+        )
+        .await
+    })
+}
+
 /// Runs until a run is caught up (bounded), returning the summaries.
 async fn poll_until_caught_up(h: &Harness, config: &PollConfig) -> Vec<StreamSummary> {
     let mut summaries = Vec::new();
@@ -1505,6 +1524,72 @@ async fn a_run_whose_lease_is_taken_over_stops_and_moves_nothing_more() {
 }
 
 #[tokio::test]
+async fn a_page_a_killed_run_claimed_and_never_completed_is_relayed_by_the_next_run_at_once() {
+    // The in-progress expiry is 120 s: the next run must not wait for it.
+    let h = harness();
+    h.api.with_world(|w| {
+        for i in 0..5 {
+            put_order(w, &format!("o{i}"), T0 + i);
+        }
+    });
+    // The run claims the page, then hangs in the send until it is killed.
+    h.sink.set_mode(tcrelay_core::testing::Mode::Hang);
+    let doomed = spawn_poll(&h, config(), "doomed");
+    let claimed =
+        |records: &std::collections::HashMap<String, tcrelay_core::ports::DedupeRecord>| {
+            records
+                .values()
+                .filter(|r| r.state == RecordState::InProgress)
+                .count()
+        };
+    for _ in 0..200 {
+        if claimed(&h.dedupe.records()) == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(claimed(&h.dedupe.records()), 5, "the page is claimed");
+    doomed.abort();
+    assert!(doomed.await.unwrap_err().is_cancelled());
+    h.sink.set_mode(tcrelay_core::testing::Mode::Up);
+    // The killed run's lease is gone (released as its future was dropped, or run out); the
+    // next run takes its claims over and relays the page.
+    let mut next = None;
+    for i in 0..50 {
+        let s = poll(&h, &config(), &format!("next-{i}")).await.unwrap();
+        if s.stop != Some(StopReason::LeaseHeld) {
+            next = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let next = next.expect("the killed run's lease is free");
+    assert_eq!(next.stop, Some(StopReason::CaughtUp), "{next:?}");
+    assert_exactly_once(&h, ORDERS);
+    assert!(
+        h.dedupe
+            .records()
+            .values()
+            .all(|r| r.state == RecordState::Completed)
+    );
+}
+
+#[tokio::test]
+async fn a_run_does_not_take_over_a_state_a_webhook_is_relaying() {
+    // A webhook GET's claim (a full state, no claimant) may still be sent by its request.
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "o", T0));
+    let key = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0));
+    h.dedupe.insert(&key, RecordState::InProgress, true);
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert!(
+        matches!(s.stop, Some(StopReason::InProgressElsewhere { .. })),
+        "{s:?}"
+    );
+    assert!(sent(&h.sink).is_empty());
+}
+
+#[tokio::test]
 async fn a_panicking_run_releases_its_lease_at_once() {
     struct Panics;
     #[async_trait]
@@ -1519,18 +1604,7 @@ async fn a_panicking_run_releases_its_lease_at_once() {
         lease: Duration::from_secs(300),
         ..config()
     };
-    let ports = h.ports.clone();
-    let crashed = tokio::spawn(async move {
-        run_stream(
-            &ports,
-            &c,
-            ORDERS,
-            &RunRequest::scheduled("doomed"),
-            &NoDeadline,
-        )
-        .await
-    })
-    .await;
+    let crashed = spawn_poll(&h, c, "doomed").await;
     assert!(crashed.unwrap_err().is_panic());
     // Not after 300 s: released in the background right after the panic.
     let mut taken = None;
@@ -1655,17 +1729,18 @@ struct ClaimFailsFor {
 
 #[async_trait]
 impl DedupeStore for ClaimFailsFor {
-    async fn claim(
+    async fn claim_as(
         &self,
         key: &str,
         full_state: bool,
+        by: Option<&tcrelay_core::ports::Claimant>,
     ) -> Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError> {
         if key == self.key {
             return Err(tcrelay_core::ports::StoreError::Unavailable(
                 "claims of this key fail".into(),
             ));
         }
-        self.inner.claim(key, full_state).await
+        self.inner.claim_as(key, full_state, by).await
     }
 
     async fn complete(

@@ -7,7 +7,8 @@
 //! Row: `key`, `state` (`in-progress` | `completed`), `full_state` (0/1), `expires_at` (epoch
 //! ms: the record's time to live, set at claim and again at completion) and
 //! `in_progress_expires_at` (epoch ms, only while in progress), `claim_token` (the
-//! [`ClaimToken`] of the claim that wrote it: complete and release go by it). A record is
+//! [`ClaimToken`] of the claim that wrote it: complete and release go by it, and a poll run
+//! takes over another run's claim in progress by it, [`Claimant::takes_over`]). A record is
 //! expired when its
 //! `expires_at` is before now, or it is in progress and its `in_progress_expires_at` is before
 //! now; an expired record is treated exactly like an absent one. (DynamoDB keeps `expiresAt` in
@@ -17,7 +18,8 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use tcrelay_core::ports::{
-    ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState, StoreError,
+    ClaimOutcome, ClaimToken, Claimant, Completion, DedupeRecord, DedupeStore, RecordState,
+    StoreError,
 };
 
 use crate::clock::millis;
@@ -114,17 +116,26 @@ impl SqliteStore {
     }
 }
 
-/// Claims `key` inside the open transaction (see [`DedupeStore::claim`]).
-fn claim_in(ctx: &Ctx<'_>, key: &str, full_state: bool) -> Result<ClaimOutcome, DbError> {
+/// Claims `key` `by` a claimant or nobody inside the open transaction (see
+/// [`DedupeStore::claim_as`]).
+fn claim_in(
+    ctx: &Ctx<'_>,
+    key: &str,
+    full_state: bool,
+    by: Option<&Claimant>,
+) -> Result<ClaimOutcome, DbError> {
     let tx = &*ctx.conn;
-    if let Some(record) = read(tx, key)?.and_then(|row| row.live(ctx.now_ms)) {
+    let blocking = read(tx, key)?.filter(|row| {
+        !by.is_some_and(|by| by.takes_over(row.record.state, row.claim_token.as_deref()))
+    });
+    if let Some(record) = blocking.and_then(|row| row.live(ctx.now_ms)) {
         return Ok(ClaimOutcome::Exists(record));
     }
     let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
     let in_progress_until = ctx
         .now_ms
         .saturating_add(millis(ctx.options.in_progress_expiry));
-    let token = ClaimToken::generate(full_state);
+    let token = ClaimToken::generate_for(full_state, by);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO dedupe \
          (key, state, full_state, expires_at, in_progress_expires_at, claim_token) \
@@ -236,13 +247,20 @@ impl SqliteStore {
 
 #[async_trait]
 impl DedupeStore for SqliteStore {
-    async fn claim(&self, key: &str, full_state: bool) -> Result<ClaimOutcome, StoreError> {
-        let key = key.to_owned();
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&Claimant>,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (key, by) = (key.to_owned(), by.cloned());
         // Batched: the read and the insert run inside one immediate transaction, an atomic
         // step against every other connection, which is what DynamoDB's conditional put gives
         // the other adapter.
-        self.run_batched("dedupe claim", move |ctx| claim_in(&ctx, &key, full_state))
-            .await
+        self.run_batched("dedupe claim", move |ctx| {
+            claim_in(&ctx, &key, full_state, by.as_ref())
+        })
+        .await
     }
 
     async fn complete(&self, key: &str, token: &ClaimToken) -> Result<Completion, StoreError> {
@@ -261,13 +279,18 @@ impl DedupeStore for SqliteStore {
             .await
     }
 
-    async fn claim_many(&self, keys: &[(&str, bool)]) -> Vec<Result<ClaimOutcome, StoreError>> {
+    async fn claim_many(
+        &self,
+        keys: &[(&str, bool)],
+        by: Option<&Claimant>,
+    ) -> Vec<Result<ClaimOutcome, StoreError>> {
         let keys: Vec<(String, bool)> = keys
             .iter()
             .map(|(key, full_state)| ((*key).to_owned(), *full_state))
             .collect();
-        self.run_each("dedupe claims", keys, |ctx, (key, full_state)| {
-            claim_in(ctx, key, *full_state)
+        let by = by.cloned();
+        self.run_each("dedupe claims", keys, move |ctx, (key, full_state)| {
+            claim_in(ctx, key, *full_state, by.as_ref())
         })
         .await
     }

@@ -188,7 +188,7 @@ async fn floor(
             .map(|e| (e.dedupe_key.as_str(), true))
             .collect();
         let mut claims = Vec::with_capacity(group.len());
-        for (outcome, e) in dedupe.claim_many(&keys).await.into_iter().zip(group) {
+        for (outcome, e) in dedupe.claim_many(&keys, None).await.into_iter().zip(group) {
             let outcome = outcome.map_err(|e| format!("a claim failed: {e}"))?;
             let token = outcome
                 .token()

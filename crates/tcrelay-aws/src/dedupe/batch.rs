@@ -22,11 +22,13 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use tcrelay_core::ports::{ClaimOutcome, ClaimToken, Completion, DedupeStore, StoreError};
+use tcrelay_core::ports::{
+    ClaimOutcome, ClaimToken, Claimant, Completion, DedupeStore, StoreError,
+};
 
 use super::{
-    CLAIM_CONDITION, COMPLETE_CONDITION, COMPLETE_UPDATE, DynamoDedupeStore, PK, RELEASE_CONDITION,
-    STATE, claim_values, complete_values, release_values, secs, storage_key,
+    COMPLETE_CONDITION, COMPLETE_UPDATE, DynamoDedupeStore, PK, RELEASE_CONDITION, STATE,
+    claim_condition, claim_values, complete_values, release_values, secs, storage_key,
 };
 use crate::error::unavailable;
 
@@ -173,14 +175,15 @@ impl DynamoDedupeStore {
     pub(super) async fn claim_batch(
         &self,
         keys: &[(&str, bool)],
+        by: Option<&Claimant>,
     ) -> Vec<Result<ClaimOutcome, StoreError>> {
         let mut slots: Vec<Option<Result<ClaimOutcome, StoreError>>> =
             (0..keys.len()).map(|_| None).collect();
         for chunk in chunks(keys.iter().map(|(key, _)| *key)) {
-            let left = self.claim_chunk(keys, chunk, &mut slots).await;
+            let left = self.claim_chunk(keys, by, chunk, &mut slots).await;
             for i in left {
                 let (key, full_state) = keys[i];
-                slots[i] = Some(self.claim(key, full_state).await);
+                slots[i] = Some(self.claim_as(key, full_state, by).await);
             }
         }
         collect(slots)
@@ -190,6 +193,7 @@ impl DynamoDedupeStore {
     async fn claim_chunk(
         &self,
         keys: &[(&str, bool)],
+        by: Option<&Claimant>,
         mut pending: Vec<usize>,
         slots: &mut [Option<Result<ClaimOutcome, StoreError>>],
     ) -> Vec<usize> {
@@ -201,16 +205,16 @@ impl DynamoDedupeStore {
             let now = (self.clock)();
             let tokens: Vec<ClaimToken> = pending
                 .iter()
-                .map(|&i| ClaimToken::generate(keys[i].1))
+                .map(|&i| ClaimToken::generate_for(keys[i].1, by))
                 .collect();
             let writes = pending.iter().zip(&tokens).map(|(&i, token)| {
                 let (key, full_state) = keys[i];
                 Put::builder()
                     .table_name(&self.config.table_name)
                     .set_item(Some(self.claim_item(key, full_state, token, now)))
-                    .condition_expression(CLAIM_CONDITION)
+                    .condition_expression(claim_condition(by))
                     .expression_attribute_names("#state", STATE)
-                    .set_expression_attribute_values(Some(claim_values(now)))
+                    .set_expression_attribute_values(Some(claim_values(now, by)))
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
                     )
@@ -227,9 +231,10 @@ impl DynamoDedupeStore {
             let mut retry = Vec::new();
             for (&i, reason) in pending.iter().zip(&reasons) {
                 match (reason.code(), reason.item()) {
-                    (Some(CONDITION_FAILED), Some(old)) => match self.live(old) {
+                    (Some(CONDITION_FAILED), Some(old)) => match self.blocking(old, by) {
                         Ok(Some(record)) => slots[i] = Some(Ok(ClaimOutcome::Exists(record))),
-                        // Expired since the condition was checked: claim it again.
+                        // Expired (or left by a run that lost the lease) since the condition
+                        // was checked: claim it again.
                         Ok(None) => retry.push(i),
                         Err(e) => slots[i] = Some(Err(e)),
                     },

@@ -82,7 +82,7 @@ async fn a_failed_transaction_fails_every_item_of_the_batch() {
     );
     // Three items: fewer go through the single calls, not a transaction.
     let claims = store
-        .claim_many(&[("a", true), ("b", true), ("c", true)])
+        .claim_many(&[("a", true), ("b", true), ("c", true)], None)
         .await;
     assert_eq!(claims.len(), 3);
     assert!(claims.iter().all(Result::is_err), "{claims:?}");

@@ -401,7 +401,7 @@ async fn claims_cancelled_with_reasons_not_matching_the_items_go_to_the_single_c
             _ => Reply::unscripted(call),
         })
         .await;
-        let answers = dynamo.store.claim_many(&FOUR).await;
+        let answers = dynamo.store.claim_many(&FOUR, None).await;
         assert_eq!(
             dynamo.transactions(),
             [strings(&["a", "b", "c", "d"])],
@@ -449,7 +449,7 @@ async fn an_unclear_later_round_sends_only_the_pending_claims_to_the_single_call
         _ => Reply::unscripted(call),
     })
     .await;
-    let answers = dynamo.store.claim_many(&FIVE).await;
+    let answers = dynamo.store.claim_many(&FIVE, None).await;
     assert_eq!(
         dynamo.transactions(),
         [
@@ -489,7 +489,7 @@ async fn claims_cancelled_by_conflicts_three_times_go_to_the_single_calls() {
         _ => Reply::unscripted(call),
     })
     .await;
-    let answers = dynamo.store.claim_many(&FIVE[..3]).await;
+    let answers = dynamo.store.claim_many(&FIVE[..3], None).await;
     let abc = strings(&["a", "b", "c"]);
     assert_eq!(dynamo.transactions(), [abc.clone(), abc.clone(), abc]);
     assert_eq!(dynamo.singles(), ["PutItem a", "PutItem b", "PutItem c"]);
@@ -513,7 +513,7 @@ async fn a_live_claim_in_a_cancellation_answers_exists_and_the_rest_go_again() {
         _ => Reply::unscripted(call),
     })
     .await;
-    let answers = dynamo.store.claim_many(&FOUR).await;
+    let answers = dynamo.store.claim_many(&FOUR, None).await;
     assert_eq!(
         dynamo.transactions(),
         [strings(&["a", "b", "c", "d"]), strings(&["a", "c", "d"])]
@@ -556,7 +556,7 @@ async fn claims_left_after_three_cancelled_rounds_go_to_the_single_calls() {
         _ => Reply::unscripted(call),
     })
     .await;
-    let answers = dynamo.store.claim_many(&FIVE).await;
+    let answers = dynamo.store.claim_many(&FIVE, None).await;
     assert_eq!(
         dynamo.transactions(),
         [
@@ -599,7 +599,7 @@ async fn each_kind_of_failed_claim_condition_is_answered_as_the_single_call_woul
         _ => Reply::unscripted(call),
     })
     .await;
-    let answers = dynamo.store.claim_many(&FIVE).await;
+    let answers = dynamo.store.claim_many(&FIVE, None).await;
     assert_eq!(
         dynamo.transactions(),
         [
@@ -635,7 +635,7 @@ async fn claims_left_too_few_for_a_transaction_go_to_the_single_calls() {
         _ => Reply::unscripted(call),
     })
     .await;
-    let answers = dynamo.store.claim_many(&FIVE[..3]).await;
+    let answers = dynamo.store.claim_many(&FIVE[..3], None).await;
     assert_eq!(dynamo.transactions(), [strings(&["a", "b", "c"])]);
     assert_eq!(dynamo.singles(), ["PutItem a", "PutItem c"]);
     assert_eq!(
@@ -660,7 +660,7 @@ async fn a_transaction_failing_otherwise_fails_each_item_and_calls_nothing_else(
             _ => Reply::unscripted(call),
         };
         let claims = Scripted::start(script).await;
-        let claim_results = claims.store.claim_many(&FIVE[..3]).await;
+        let claim_results = claims.store.claim_many(&FIVE[..3], None).await;
         let completions = Scripted::start(script).await;
         let completion_results = completions
             .store

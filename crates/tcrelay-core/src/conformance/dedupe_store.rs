@@ -19,6 +19,8 @@
 //! - `claim_many`, `complete_many` and `release_many` answer each item, in order, exactly as the
 //!   single calls made one after the other would (a key given twice in one claim batch is
 //!   granted once), for batches of any size.
+//! - A claim made by a poll run ([`Claimant`]) is also granted over a claim in progress of
+//!   another run of the same stream, never over anything else; its token names the run.
 //!
 //! Each rule is a function taking a [`Subject`]: a fresh, empty store with the expiries above
 //! and a way to move its clock. [`dedupe_store_conformance!`](crate::dedupe_store_conformance)
@@ -32,7 +34,9 @@
 
 use std::time::Duration;
 
-use crate::ports::{ClaimOutcome, ClaimToken, Completion, DedupeRecord, DedupeStore, RecordState};
+use crate::ports::{
+    ClaimOutcome, ClaimToken, Claimant, Completion, DedupeRecord, DedupeStore, RecordState,
+};
 
 /// The in-progress expiry the subject's store must be configured with.
 pub const IN_PROGRESS_EXPIRY: Duration = Duration::from_secs(60);
@@ -352,12 +356,15 @@ pub async fn a_claim_batch_answers_each_key_as_a_claim_would(s: &dyn Subject) {
     claimed(s, "busy", false).await;
     let outcomes = s
         .store()
-        .claim_many(&[
-            ("new-1", true),
-            ("done", false),
-            ("busy", true),
-            ("new-2", false),
-        ])
+        .claim_many(
+            &[
+                ("new-1", true),
+                ("done", false),
+                ("busy", true),
+                ("new-2", false),
+            ],
+            None,
+        )
         .await;
     assert_eq!(outcomes.len(), 4, "{outcomes:?}");
     let (first, second) = (claimed_token(&outcomes[0]), claimed_token(&outcomes[3]));
@@ -392,7 +399,7 @@ pub async fn a_claim_batch_answers_each_key_as_a_claim_would(s: &dyn Subject) {
 pub async fn a_key_twice_in_one_claim_batch_is_granted_once(s: &dyn Subject) {
     let outcomes = s
         .store()
-        .claim_many(&[("k", true), ("other", false), ("k", false)])
+        .claim_many(&[("k", true), ("other", false), ("k", false)], None)
         .await;
     let token = claimed_token(&outcomes[0]);
     claimed_token(&outcomes[1]);
@@ -413,7 +420,7 @@ pub async fn a_claim_batch_grants_expired_keys(s: &dyn Subject) {
     s.advance(TTL + MARGIN);
     let outcomes = s
         .store()
-        .claim_many(&[("abandoned", true), ("completed", true)])
+        .claim_many(&[("abandoned", true), ("completed", true)], None)
         .await;
     claimed_token(&outcomes[0]);
     claimed_token(&outcomes[1]);
@@ -512,7 +519,13 @@ pub async fn batches_of_more_than_a_hundred_keys_work(s: &dyn Subject) {
     let claims: Vec<(String, ClaimToken)> = keys
         .iter()
         .cloned()
-        .zip(s.store().claim_many(&batch).await.iter().map(claimed_token))
+        .zip(
+            s.store()
+                .claim_many(&batch, None)
+                .await
+                .iter()
+                .map(claimed_token),
+        )
         .collect();
     let (to_complete, to_release) = claims.split_at(120);
     let completed = s.store().complete_many(to_complete).await;
@@ -524,7 +537,7 @@ pub async fn batches_of_more_than_a_hundred_keys_work(s: &dyn Subject) {
     );
     let released = s.store().release_many(to_release).await;
     assert!(released.iter().all(Result::is_ok), "{released:?}");
-    let again = s.store().claim_many(&batch).await;
+    let again = s.store().claim_many(&batch, None).await;
     for (i, outcome) in again.iter().enumerate() {
         if i < 120 {
             assert_eq!(
@@ -541,9 +554,114 @@ pub async fn batches_of_more_than_a_hundred_keys_work(s: &dyn Subject) {
 
 /// Empty batches answer nothing.
 pub async fn empty_batches_answer_nothing(s: &dyn Subject) {
-    assert!(s.store().claim_many(&[]).await.is_empty());
+    assert!(s.store().claim_many(&[], None).await.is_empty());
     assert!(s.store().complete_many(&[]).await.is_empty());
     assert!(s.store().release_many(&[]).await.is_empty());
+}
+
+/// Claims `keys` `by` a claimant: three or more go in one batch (a transaction in DynamoDB),
+/// fewer one by one, so both paths of a store are held to the rule.
+async fn claim_as(s: &dyn Subject, keys: &[&str], by: &Claimant) -> Vec<ClaimOutcome> {
+    let batch: Vec<(&str, bool)> = keys.iter().map(|key| (*key, true)).collect();
+    let mut outcomes = Vec::new();
+    if keys.len() >= 3 {
+        for outcome in s.store().claim_many(&batch, Some(by)).await {
+            outcomes.push(outcome.unwrap());
+        }
+    } else {
+        for key in keys {
+            outcomes.push(s.store().claim_as(key, true, Some(by)).await.unwrap());
+        }
+    }
+    outcomes
+}
+
+/// A poll run's claims in progress are taken over at once by the next run of the same stream
+/// (it holds the stream's lease, so the first run lost it): in a batch and one by one, without
+/// waiting for the in-progress expiry. The first run's token no longer holds them: its
+/// completion reports the take-over, its release leaves the new claim; the new run's token
+/// names it, and the next run takes its claims over in turn.
+pub async fn a_poll_run_takes_over_the_claims_another_run_of_its_stream_left(s: &dyn Subject) {
+    let (dead, next, third) = (
+        Claimant::poll_run("orders", "run-1"),
+        Claimant::poll_run("orders", "run-2"),
+        Claimant::poll_run("orders", "run-3"),
+    );
+    let keys = ["a", "b", "c", "d", "e"];
+    let left: Vec<ClaimToken> = claim_as(s, &keys, &dead)
+        .await
+        .iter()
+        .map(|outcome| outcome.token().cloned().expect("fresh keys are granted"))
+        .collect();
+    assert!(
+        left.iter()
+            .all(|token| token.as_str().starts_with(dead.own_prefix())),
+        "a run's tokens name it: {left:?}"
+    );
+    // In a batch (a, b, c) and one by one (d, e).
+    let mut taken = claim_as(s, &keys[..3], &next).await;
+    taken.extend(claim_as(s, &keys[3..], &next).await);
+    let taken: Vec<ClaimToken> = taken
+        .iter()
+        .map(|outcome| {
+            outcome
+                .token()
+                .cloned()
+                .unwrap_or_else(|| panic!("taken over at once, got {outcome:?}"))
+        })
+        .collect();
+    assert!(
+        taken
+            .iter()
+            .all(|token| token.as_str().starts_with(next.own_prefix()))
+    );
+    assert_eq!(lookup(s, "a").await, record(RecordState::InProgress, true));
+    // The dead run's token holds nothing now.
+    release(s, "b", &left[1]).await;
+    assert_eq!(lookup(s, "b").await, record(RecordState::InProgress, true));
+    assert_eq!(complete(s, "a", &left[0]).await, Completion::TakenOver);
+    // The next run's own claims stay its own; a third run takes them over in turn.
+    assert_eq!(
+        claim_as(s, &["c"], &next).await,
+        vec![exists(RecordState::InProgress, true)]
+    );
+    assert!(claim_as(s, &["c"], &third).await[0].token().is_some());
+    assert_eq!(complete(s, "d", &taken[3]).await, Completion::Completed);
+}
+
+/// A poll run takes over nothing else: not a completed record, not its own claims, not the
+/// claims of a run of another stream, not a claim made by nobody in particular (a webhook
+/// request, whose request may still be running); nor does a claim by nobody take over a run's.
+pub async fn a_poll_run_takes_over_no_other_claim(s: &dyn Subject) {
+    let run = Claimant::poll_run("orders", "run-1");
+    let (next, shipments) = (
+        Claimant::poll_run("orders", "run-2"),
+        Claimant::poll_run("shipments", "run-9"),
+    );
+    let done = claimed(s, "done", false).await;
+    complete(s, "done", &done).await;
+    claimed(s, "webhook", false).await;
+    claim_as(s, &["ours"], &run).await;
+    claim_as(s, &["shipment"], &shipments).await;
+    let keys = ["done", "webhook", "ours", "shipment"];
+    let expected = vec![
+        exists(RecordState::Completed, false),
+        exists(RecordState::InProgress, false),
+        exists(RecordState::InProgress, true),
+        exists(RecordState::InProgress, true),
+    ];
+    // Its own claim is not another run's: `run` asks for it, `next` for the rest.
+    let mut one_by_one = claim_as(s, &keys[..2], &next).await;
+    one_by_one.extend(claim_as(s, &keys[2..3], &run).await);
+    one_by_one.extend(claim_as(s, &keys[3..], &next).await);
+    assert_eq!(one_by_one, expected);
+    let mut batch = claim_as(s, &["done", "webhook", "shipment"], &next).await;
+    batch.insert(2, expected[2].clone());
+    assert_eq!(batch, expected);
+    assert_eq!(claim(s, "ours", true).await, expected[2]);
+    // An owner that another's starts with is still another owner (parts are escaped).
+    let nested = Claimant::poll_run("orders", "run-1/x");
+    assert!(claim_as(s, &["ours"], &nested).await[0].token().is_some());
 }
 
 /// Expands to one `#[tokio::test]` per rule of
@@ -579,6 +697,8 @@ macro_rules! dedupe_store_conformance {
             a_release_batch_removes_only_our_own_claims,
             batches_of_more_than_a_hundred_keys_work,
             empty_batches_answer_nothing,
+            a_poll_run_takes_over_the_claims_another_run_of_its_stream_left,
+            a_poll_run_takes_over_no_other_claim,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {
