@@ -1470,18 +1470,26 @@ impl StreamRun<'_> {
     /// Whether the run must stop fetching: the deadline is near, or the lease is lost (an
     /// error: another run owns the stream now) or about to run out unrenewed.
     fn out_of_time(&self) -> Result<bool, PollError> {
-        if let Some(lease) = self.lease {
-            if lease.taken_over() {
-                return Err(PollError::LostLease(StoreError::Conflict(
-                    "the heartbeat found the lease taken over".into(),
-                )));
-            }
-            if lease.lost() {
-                return Ok(true);
-            }
+        if self.lease_gone()? {
+            return Ok(true);
         }
         let margin = self.config.time_margin;
         Ok(self.deadline.remaining().is_some_and(|left| left < margin))
+    }
+
+    /// Whether the lease may be gone: `Err` when the heartbeat found it taken over (another
+    /// run owns the stream now), `true` when renewals failed long enough that less than one
+    /// beat of it is left.
+    fn lease_gone(&self) -> Result<bool, PollError> {
+        let Some(lease) = self.lease else {
+            return Ok(false);
+        };
+        if lease.taken_over() {
+            return Err(PollError::LostLease(StoreError::Conflict(
+                "the heartbeat found the lease taken over".into(),
+            )));
+        }
+        Ok(lease.lost())
     }
 
     /// Moves the position back by the lookback (the cursor stays): the next request asks again
@@ -2032,6 +2040,13 @@ impl StreamRun<'_> {
         let candidates = self.candidates(items);
         if self.request.dry_run {
             return self.plan(candidates).await;
+        }
+        // The lease again, not only before the fetch (which may take long): a run that lost it
+        // sends nothing more, as the run that holds it now relays this page too, and the two
+        // sending one page at once could put an object's states out of order. The cursor stays
+        // before the page.
+        if self.lease_gone()? {
+            return Err(Halt::Stop(StopReason::Deadline));
         }
         // Made by this run while it holds the lease: a page a killed run of the stream claimed
         // and never completed is taken over now, not once its claims expire.

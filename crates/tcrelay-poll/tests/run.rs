@@ -1523,6 +1523,63 @@ async fn a_run_whose_lease_is_taken_over_stops_and_moves_nothing_more() {
     assert_eq!(after, HashSet::from(["victim".to_owned()]));
 }
 
+/// A Tradecloud whose first answer comes only after another run took the stream's lease (freed
+/// by an operator, or run out while the fetch hung) and the fetching run's heartbeat found out.
+struct LeaseTakenDuringFetch {
+    inner: Arc<ScriptedPollApi>,
+    cursors: Arc<MemoryCursorStore>,
+    taken: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl PollApi for LeaseTakenDuringFetch {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        let page = self.inner.fetch_page(request).await;
+        if !self.taken.swap(true, Ordering::SeqCst) {
+            self.cursors.release("orders", "victim").await.unwrap();
+            let intruder = self
+                .cursors
+                .acquire("orders", "intruder", Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert!(intruder.is_some(), "the freed lease");
+            // A few heartbeats (every 100 ms of the 300 ms lease).
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        page
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_lost_its_lease_during_a_fetch_sends_nothing_of_that_page() {
+    // The lease is checked again before a page's claims, not only before its fetch: the run
+    // that holds the lease now relays the page, and two runs sending one page at once could
+    // put an object's states out of order.
+    let mut h = harness();
+    h.api.with_world(|w| {
+        for i in 0..5 {
+            put_order(w, &format!("o{i}"), T0 + i);
+        }
+    });
+    h.ports.api = Arc::new(LeaseTakenDuringFetch {
+        inner: h.api.clone(),
+        cursors: h.cursors.clone(),
+        taken: false.into(),
+    });
+    let c = PollConfig {
+        lease: Duration::from_millis(300),
+        ..config()
+    };
+    let failure = poll(&h, &c, "victim").await.unwrap_err();
+    assert!(
+        matches!(failure.error, PollError::LostLease(_)),
+        "{failure}"
+    );
+    assert_eq!(sent(&h.sink), Vec::new());
+    assert!(h.dedupe.records().is_empty(), "{:?}", h.dedupe.records());
+    assert!(h.cursors.checkpoints().is_empty());
+}
+
 #[tokio::test]
 async fn a_page_a_killed_run_claimed_and_never_completed_is_relayed_by_the_next_run_at_once() {
     // The in-progress expiry is 120 s: the next run must not wait for it.
