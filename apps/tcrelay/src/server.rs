@@ -657,6 +657,7 @@ async fn poll_loop(
     let deadline = ShutdownDeadline(shutdown.clone());
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut soon = SoonAgain::new(config.lease);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -667,21 +668,57 @@ async fn poll_loop(
         }
         let report = poll_once(&ports, &config, &deadline).await;
         counters.record_poll(&report);
-        // A stream whose lease another run holds is tried again once that lease can have run
-        // out, not a whole interval later: restarted right after a crash, the first run finds
-        // the dead run's lease (live for up to one lease) and would otherwise leave the stream
-        // unpolled for the interval (5 minutes by default). Against a live run elsewhere this
-        // costs one lease attempt per lease, and one page per stream once that run is done.
-        let held = report
-            .summaries()
-            .iter()
-            .any(|s| s.stop == Some(tcrelay_poll::StopReason::LeaseHeld));
-        let retry = config.lease + Duration::from_millis(250);
-        if held && retry < interval {
+        if let Some(retry) = soon.after(&report).filter(|retry| *retry < interval) {
             ticker.reset_after(retry);
         }
     }
     tracing::info!("poll loop stopped");
+}
+
+/// When to poll again before the interval is up, for a run that stopped on something that
+/// passes within seconds: the interval is 5 minutes by default, and all later changes of the
+/// stream wait with it.
+///
+/// - A stream whose lease another run holds is tried again once that lease can have run out:
+///   restarted right after a crash, the first run finds the dead run's lease (live for up to
+///   one lease). Against a live run elsewhere this costs one lease attempt per lease, and one
+///   page per stream once that run is done.
+/// - A stream stopped at a state another channel is relaying (a webhook request's claim in
+///   progress) is tried again after one lease, then after twice as long each time it is still
+///   there: the request is usually done within seconds (its budget is 25 s), but one that died
+///   leaves its claim until the in-progress expiry (120 s), and each try asks Tradecloud for a
+///   page.
+struct SoonAgain {
+    lease: Duration,
+    /// The wait after the last stop at a state in progress, while they follow one another.
+    in_progress: Option<Duration>,
+}
+
+impl SoonAgain {
+    fn new(lease: Duration) -> Self {
+        Self {
+            lease,
+            in_progress: None,
+        }
+    }
+
+    /// The wait before the next run after `report`; `None`: the interval.
+    fn after(&mut self, report: &RunReport) -> Option<Duration> {
+        let stopped = |at: fn(&tcrelay_poll::StopReason) -> bool| {
+            report
+                .summaries()
+                .iter()
+                .any(|s| s.stop.as_ref().is_some_and(at))
+        };
+        let one_lease = self.lease + Duration::from_millis(250);
+        if stopped(|stop| matches!(stop, tcrelay_poll::StopReason::InProgressElsewhere { .. })) {
+            let wait = self.in_progress.map_or(one_lease, |last| last * 2);
+            self.in_progress = Some(wait);
+            return Some(wait);
+        }
+        self.in_progress = None;
+        stopped(|stop| *stop == tcrelay_poll::StopReason::LeaseHeld).then_some(one_lease)
+    }
 }
 
 #[cfg(test)]
@@ -834,6 +871,80 @@ mod tests {
         }
     }
 
+    /// `tcrelay serve`'s poll loop of the orders stream on `store`, every hour (so a run
+    /// sooner than that is the loop's own retry), with `lease`; stopped by the sender.
+    fn hourly_poll_loop(
+        api: Arc<dyn PollApi>,
+        store: Arc<tcrelay_sqlite::SqliteStore>,
+        lease: Duration,
+    ) -> (watch::Sender<bool>, JoinHandle<()>) {
+        let ports = PollPorts {
+            api,
+            cursors: store.clone(),
+            dedupe: store.clone(),
+            sink: store,
+        };
+        let config = PollConfig {
+            streams: vec![tcrelay_poll::PollStream::Orders],
+            start: Some("2025-01-01T00:00:00.000Z".into()),
+            lease,
+            ..PollConfig::default()
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let poller = tokio::spawn(poll_loop(
+            ports,
+            config,
+            Duration::from_secs(3600),
+            shutdown_rx,
+            Arc::default(),
+        ));
+        (shutdown, poller)
+    }
+
+    /// A poll run that stops at a state a webhook request is relaying is tried again within
+    /// seconds, not a whole interval later: every later change of the stream waits with it.
+    #[tokio::test]
+    async fn a_state_a_webhook_was_relaying_is_polled_again_soon_after_it_is_free() {
+        use tcrelay_core::ports::DedupeStore;
+        use tcrelay_poll::testing::{ScriptedPollApi, order_json};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(tcrelay_sqlite::SqliteStore::open(dir.path().join("t.db")).unwrap());
+        let api = Arc::new(ScriptedPollApi::new());
+        let at = 1_735_689_600_000 + 1_000;
+        api.with_world(|w| {
+            w.put(
+                tcrelay_poll::PollStream::Orders,
+                "o-1",
+                at,
+                order_json("o-1", 1, at, &[("l-1", at, "Issued", None)]),
+            );
+        });
+        // A webhook request relays that very state; it fails after a second and lets it go.
+        let key = tcrelay_core::dedupe::state_key(
+            tradecloud_model::ObjectClass::Order,
+            "o-1",
+            &tcrelay_poll::testing::ms_to_timestamp(at),
+        );
+        let webhook = store.claim(&key, false).await.unwrap();
+        let token = webhook.token().cloned().expect("a fresh key");
+        let (shutdown, poller) =
+            hourly_poll_loop(api.clone(), store.clone(), Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        DedupeStore::release(store.as_ref(), &key, &token)
+            .await
+            .unwrap();
+        let released = Instant::now();
+        while store.export(true).await.unwrap().is_empty() {
+            assert!(
+                released.elapsed() < Duration::from_secs(10),
+                "the order is not on the queue 10 s after the webhook let it go"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.send(true).unwrap();
+        poller.await.unwrap();
+    }
+
     /// `tcrelay serve` restarted right after a crash finds the dead run's lease still live on
     /// its first run: it must poll as soon as that lease runs out (within one lease), not one
     /// whole poll interval (5 minutes by default) later.
@@ -851,26 +962,7 @@ mod tests {
                 .is_some()
         );
         let api = Arc::new(CountingApi::default());
-        let ports = PollPorts {
-            api: api.clone(),
-            cursors: store.clone(),
-            dedupe: store.clone(),
-            sink: store.clone(),
-        };
-        let config = PollConfig {
-            streams: vec![tcrelay_poll::PollStream::Orders],
-            start: Some("2025-01-01T00:00:00.000Z".into()),
-            lease,
-            ..PollConfig::default()
-        };
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let poller = tokio::spawn(poll_loop(
-            ports,
-            config,
-            Duration::from_secs(3600),
-            shutdown_rx,
-            Arc::default(),
-        ));
+        let (shutdown, poller) = hourly_poll_loop(api.clone(), store.clone(), lease);
         let started = Instant::now();
         while api.0.load(Ordering::SeqCst) == 0 {
             assert!(
