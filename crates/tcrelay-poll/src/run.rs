@@ -2050,8 +2050,9 @@ impl StreamRun<'_> {
         }
         // Made by this run while it holds the lease: a page a killed run of the stream claimed
         // and never completed is taken over now, not once its claims expire.
-        let mut claims = Claims::new(Arc::clone(&self.ports.dedupe))
-            .made_by(self.lease.and_then(HeldLease::claimant));
+        let by = self.lease.and_then(HeldLease::claimant);
+        let named = by.is_some();
+        let mut claims = Claims::new(Arc::clone(&self.ports.dedupe)).made_by(by);
         let keys: Vec<(&str, bool)> = candidates
             .iter()
             .filter(|c| c.relays())
@@ -2061,6 +2062,15 @@ impl StreamRun<'_> {
         let mut missed = self
             .claim_missed_changes(&candidates, &outcomes, &mut claims)
             .await;
+        // The lease was sure when the page began, not necessarily when its claims landed (a
+        // slow claim call): a run whose lease may have run out meanwhile may have taken over
+        // the claims of the run that took the lease. It sends none of them: it gives its claims
+        // back and stops, as at its lease's end (or fails, the lease taken over).
+        if named && self.lease.is_some_and(HeldLease::lost) {
+            claims.settle(false).await;
+            self.out_of_time()?;
+            return Err(Halt::Stop(StopReason::Deadline));
+        }
         // Whose each missed change's key is (the state key of the order it was claimed for),
         // so a state held back releases its missed changes' claims with its own.
         let by_event: Vec<bool> = outcomes

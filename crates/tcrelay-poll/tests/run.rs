@@ -1631,6 +1631,130 @@ async fn a_page_a_killed_run_claimed_and_never_completed_is_relayed_by_the_next_
     );
 }
 
+/// A dedupe store whose claims made by one run wait until the test lets them through: a
+/// run's claim call that is slow (a DynamoDB attempt timing out and retried), the rest going
+/// to memory.
+struct ClaimsOfRunWait {
+    inner: Arc<MemoryDedupe>,
+    owner: &'static str,
+    arrived: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl DedupeStore for ClaimsOfRunWait {
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&tcrelay_core::ports::Claimant>,
+    ) -> Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError> {
+        if by.is_some_and(|by| by.own_prefix().contains(self.owner)) {
+            self.arrived.notify_one();
+            let _pass = self.open.acquire().await.unwrap();
+        }
+        self.inner.claim_as(key, full_state, by).await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        token: &tcrelay_core::ports::ClaimToken,
+    ) -> Result<tcrelay_core::ports::Completion, tcrelay_core::ports::StoreError> {
+        self.inner.complete(key, token).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        token: &tcrelay_core::ports::ClaimToken,
+    ) -> Result<(), tcrelay_core::ports::StoreError> {
+        self.inner.release(key, token).await
+    }
+
+    async fn lookup(
+        &self,
+        key: &str,
+    ) -> Result<Option<tcrelay_core::ports::DedupeRecord>, tcrelay_core::ports::StoreError> {
+        self.inner.lookup(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_ran_out_during_its_claims_does_not_send_the_next_runs_claims() {
+    // The victim names itself in its page's claims (its lease is sure when the page begins),
+    // but the claim call is slow; meanwhile its renewals fail, the lease runs out and the
+    // intruder takes it and claims the same state (its send in flight). When the victim's
+    // claim lands, it must not take the intruder's claim over and send the state a second
+    // time: it no longer holds the lease.
+    let mut h = harness();
+    h.api.with_world(|w| put_order(w, "o", T0));
+    let key = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0));
+    let gate = Arc::new(ClaimsOfRunWait {
+        inner: h.dedupe.clone(),
+        owner: "victim",
+        arrived: tokio::sync::Notify::new(),
+        open: tokio::sync::Semaphore::new(0),
+    });
+    h.ports.dedupe = gate.clone();
+    let c = PollConfig {
+        lease: Duration::from_millis(600),
+        time_margin: Duration::ZERO,
+        ..config()
+    };
+    let ports = h.ports.clone();
+    let victim = tokio::spawn(async move {
+        run_stream(
+            &ports,
+            &c,
+            ORDERS,
+            &RunRequest::scheduled("victim"),
+            &NoDeadline,
+        )
+        .await
+    });
+    gate.arrived.notified().await;
+    h.cursors.set_down(true);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    h.cursors.set_down(false);
+    assert!(
+        h.cursors
+            .acquire("orders", "intruder", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_some(),
+        "the victim's lease ran out"
+    );
+    let intruder = tcrelay_core::ports::Claimant::poll_run("orders", "intruder");
+    let tcrelay_core::ports::ClaimOutcome::Claimed(token) = h
+        .dedupe
+        .claim_as(&key, true, Some(&intruder))
+        .await
+        .unwrap()
+    else {
+        panic!("the intruder claims the state");
+    };
+    gate.open.add_permits(100);
+    // It stops as at its lease's end, or fails if its heartbeat found the lease taken.
+    match victim.await.unwrap() {
+        Ok(s) => assert_eq!(s.stop, Some(StopReason::Deadline), "{s:?}"),
+        Err(failure) => assert!(
+            matches!(failure.error, PollError::LostLease(_)),
+            "{failure}"
+        ),
+    }
+    assert!(
+        sent(&h.sink).is_empty(),
+        "the victim sent the intruder's state: {:?}",
+        sent(&h.sink)
+    );
+    // The intruder's send lands; its completion finds no other claim's send.
+    assert_eq!(
+        h.dedupe.complete(&key, &token).await.unwrap(),
+        tcrelay_core::ports::Completion::Completed
+    );
+}
+
 #[tokio::test]
 async fn a_run_does_not_take_over_a_state_a_webhook_is_relaying() {
     // A webhook GET's claim (a full state, no claimant) may still be sent by its request.
