@@ -2068,7 +2068,7 @@ impl StreamRun<'_> {
         // back and stops, as at its lease's end (or fails, the lease taken over).
         if named && self.lease.is_some_and(HeldLease::lost) {
             claims.settle(false).await;
-            self.out_of_time()?;
+            self.lease_gone()?;
             return Err(Halt::Stop(StopReason::Deadline));
         }
         // Whose each missed change's key is (the state key of the order it was claimed for),
