@@ -124,7 +124,7 @@ impl ClaimToken {
 /// (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`, minutes), which held the restarted stream that long.
 /// If the old run had sent the state before it died, the new run sends it again: the same
 /// at-least-once window as a claim that expired (a FIFO queue drops the repeat, whose
-/// deduplication id is the same, within its five minutes). A webhook's claims have no claimant
+/// deduplication id is the same, within its five minutes, and so does the local queue). A webhook's claims have no claimant
 /// and are never taken over early: their request may still be running.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimant {

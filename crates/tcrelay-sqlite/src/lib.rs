@@ -59,7 +59,9 @@ pub use cursor::CursorInfo;
 pub use db::{Durability, ExistingFile, SqliteOptions, SqliteStore};
 pub use error::OpenError;
 pub use quarantine::QuarantineEntry;
-pub use queue::{AckedIds, KindCounts, QueueEntry, QueueStats, QueuedEnvelope};
+pub use queue::{
+    AckedIds, DEDUPLICATION_WINDOW, KindCounts, QueueEntry, QueueStats, QueuedEnvelope,
+};
 pub use retention::{FileSizes, HousekeepingReport};
 pub use schema::SCHEMA_VERSION;
 pub use trace::{DedupeEntry, ObjectTrace};

@@ -5,8 +5,12 @@
 //! transaction, and later batches get higher ids, across restarts too. A consumer reads pending
 //! rows in id order and acknowledges them (`acked_at`); acknowledged rows stay for the record
 //! until the retention has passed (see [`SqliteStore::housekeep`]).
+//!
+//! Like a FIFO queue, it drops a message whose dedupe key was enqueued within the last
+//! [`DEDUPLICATION_WINDOW`], so the local runner shows what an ERP on SQS would receive.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,7 +19,7 @@ use serde::Serialize;
 use tcrelay_core::Envelope;
 use tcrelay_core::ports::{EventSink, SinkError, StoreError};
 
-use crate::clock::{from_text, to_text};
+use crate::clock::{from_text, millis, to_text};
 use crate::db::SqliteStore;
 use crate::error::DbError;
 
@@ -102,6 +106,14 @@ pub struct QueueStats {
     pub last_id: Option<i64>,
 }
 
+/// How long after a message is enqueued another with its dedupe key is dropped: SQS FIFO's
+/// deduplication interval (fixed by SQS at five minutes), because on AWS the envelope's
+/// `MessageDeduplicationId` is derived from its dedupe key. So the repeat of the relay's
+/// at-least-once window (a process killed between the enqueue and the completion of its claim,
+/// whose retry enqueues again) reaches the ERP once here as there, and a repeat after the window
+/// is kept here as there.
+pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(5 * 60);
+
 pub(crate) const ENTRY_COLUMNS: &str =
     "id, kind, event_name, object_id, source, dedupe_key, enqueued_at, acked_at";
 
@@ -161,6 +173,11 @@ impl SqliteStore {
     /// Enqueues `envelopes` in one transaction, in order, and returns their queue ids. All or
     /// nothing: on `Err` none of them is in the queue. Durable once it returns `Ok` (see
     /// [`Durability`](crate::Durability)).
+    ///
+    /// An envelope whose dedupe key was enqueued (acknowledged since or not) within the last
+    /// [`DEDUPLICATION_WINDOW`], earlier in the same batch included, is not inserted: its id is
+    /// that earlier message's, and it counts as enqueued, as SQS FIFO answers success for the
+    /// repeat it drops.
     pub async fn enqueue_returning_ids(
         &self,
         envelopes: &[Envelope],
@@ -187,6 +204,8 @@ impl SqliteStore {
             // Batched: all rows in one savepoint of one transaction, so all or none.
             .run_batched("enqueue", move |ctx| {
                 let enqueued_at = to_text(ctx.now);
+                let window_start =
+                    ctx.now - chrono::TimeDelta::milliseconds(millis(DEDUPLICATION_WINDOW));
                 let tx = &*ctx.conn;
                 let mut ids = Vec::with_capacity(rows.len());
                 {
@@ -195,7 +214,29 @@ impl SqliteStore {
                          (envelope, kind, event_name, object_id, source, dedupe_key, enqueued_at) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )?;
+                    // The newest message of the key is the one whose window counts: a later one
+                    // is kept only after that window, as SQS does not restart it for a repeat.
+                    // Rows inserted earlier in this transaction are seen too, so a key given
+                    // twice in one batch is kept once.
+                    let mut newest = tx.prepare_cached(
+                        "SELECT id, enqueued_at FROM outbound \
+                         WHERE dedupe_key = ?1 ORDER BY id DESC LIMIT 1",
+                    )?;
                     for (json, kind, event_name, object_id, source, dedupe_key) in rows {
+                        if let Some(row) = newest.query(params![dedupe_key])?.next()? {
+                            let id: i64 = row.get(0)?;
+                            // `enqueued_at` has a varying number of fraction digits, so it is
+                            // compared as an instant, not as text.
+                            if time_column(row, 1, id)?.is_some_and(|at| at > window_start) {
+                                tracing::info!(
+                                    dedupe_key = dedupe_key.as_str(),
+                                    id,
+                                    "repeat within the deduplication window dropped, as SQS FIFO does"
+                                );
+                                ids.push(id);
+                                continue;
+                            }
+                        }
                         insert.execute(params![
                             json,
                             kind,

@@ -79,6 +79,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE cursor ADD COLUMN walk TEXT;
     "#,
+    // 5: the newest message of a dedupe key, which each enqueue looks up to drop a repeat
+    // within SQS FIFO's deduplication window (`queue::DEDUPLICATION_WINDOW`).
+    r#"
+    CREATE INDEX outbound_dedupe_key ON outbound (dedupe_key);
+    "#,
 ];
 
 /// What [`migrate`] found.

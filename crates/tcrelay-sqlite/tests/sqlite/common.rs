@@ -14,6 +14,13 @@ use tcrelay_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 use tradecloud_model::{Format, ObjectKind};
 
+/// One millisecond, the stores' resolution: the step over an expiry or window boundary.
+pub const MS: Duration = Duration::from_millis(1);
+
+/// Turns a file of the current schema back into one of schema version 4, before the index of
+/// the queue's dedupe keys: the first step of every test's downgrade to an older version.
+pub const DOWNGRADE_TO_4: &str = "DROP INDEX outbound_dedupe_key; PRAGMA user_version = 4;";
+
 /// A database file in a fresh temporary directory (removed when the `TempDir` drops).
 pub fn temp_db() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -85,6 +92,26 @@ pub fn open_with_clock(path: &std::path::Path, clock: &ManualClock) -> SqliteSto
     SqliteStore::open_with(path, test_options())
         .expect("open")
         .with_clock(clock.clock())
+}
+
+/// Opens the store on `path`, a file of an older schema, and checks that opening migrated it
+/// to [`SCHEMA_VERSION`](tcrelay_sqlite::SCHEMA_VERSION); the raw connection is for looking at
+/// the file after.
+pub fn open_migrated(
+    path: &std::path::Path,
+    clock: &ManualClock,
+) -> (SqliteStore, rusqlite::Connection) {
+    let store = open_with_clock(path, clock);
+    let raw = rusqlite::Connection::open(path).unwrap();
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        version,
+        tcrelay_sqlite::SCHEMA_VERSION,
+        "the file was migrated"
+    );
+    (store, raw)
 }
 
 /// An envelope for object `id`, admitted under `dedupe_key`. The payload carries a decimal with

@@ -9,7 +9,7 @@ use tcrelay_sqlite::SqliteStore;
 use tempfile::TempDir;
 use tokio::sync::Barrier;
 
-use crate::common::{new_clock, open_with_clock, temp_db};
+use crate::common::{DOWNGRADE_TO_4, new_clock, open_with_clock, temp_db};
 
 mod contract {
     tcrelay_core::cursor_store_conformance!(crate::common::fresh_db());
@@ -97,6 +97,7 @@ async fn a_cursor_migrated_from(
         store.release("orders", "run-a").await.unwrap();
     }
     let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(DOWNGRADE_TO_4).unwrap();
     raw.execute_batch(downgrade).unwrap();
     drop(raw);
     let store = open_with_clock(&path, &clock);

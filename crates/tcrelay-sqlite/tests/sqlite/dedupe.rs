@@ -2,14 +2,11 @@
 //! only the SQLite store has: millisecond expiry boundaries, durability, purging, and records
 //! from before claim tokens.
 
-use std::time::Duration;
-
 use tcrelay_core::ports::{ClaimOutcome, ClaimToken, DedupeRecord, DedupeStore, RecordState};
-use tcrelay_sqlite::SCHEMA_VERSION;
 
-use crate::common::{new_clock, open_with_clock, temp_db, test_options};
-
-const MS: Duration = Duration::from_millis(1);
+use crate::common::{
+    DOWNGRADE_TO_4, MS, new_clock, open_migrated, open_with_clock, temp_db, test_options,
+};
 
 fn exists(state: RecordState, full_state: bool) -> ClaimOutcome {
     ClaimOutcome::Exists(DedupeRecord { state, full_state })
@@ -124,6 +121,7 @@ async fn a_claim_from_before_claim_tokens_is_nobodys_claim() {
     drop(store);
     // Turn the file back into schema version 1: the same row, without the token column.
     let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(DOWNGRADE_TO_4).unwrap();
     raw.execute_batch(
         "ALTER TABLE dedupe DROP COLUMN claim_token; ALTER TABLE cursor DROP COLUMN window_start; \
          ALTER TABLE cursor DROP COLUMN walk; PRAGMA user_version = 1;",
@@ -131,12 +129,7 @@ async fn a_claim_from_before_claim_tokens_is_nobodys_claim() {
     .unwrap();
     drop(raw);
 
-    let store = open_with_clock(&path, &clock);
-    let raw = rusqlite::Connection::open(&path).unwrap();
-    let version: i64 = raw
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION, "the file was migrated");
+    let (store, _) = open_migrated(&path, &clock);
     store
         .release("k", &ClaimToken::generate(false))
         .await

@@ -1,10 +1,15 @@
-//! The outbound queue: order, durability across reopen, ack, stats, export.
+//! The outbound queue: order, durability across reopen, ack, stats, export, and the drop of a
+//! repeat within SQS FIFO's deduplication window.
 
 use tcrelay_core::ports::EventSink;
-use tcrelay_sqlite::SqliteStore;
+use tcrelay_sqlite::{DEDUPLICATION_WINDOW, SqliteStore};
+use tempfile::TempDir;
 use tradecloud_model::ObjectKind;
 
-use crate::common::{envelope, order, temp_db};
+use crate::common::{
+    DOWNGRADE_TO_4, MS, ManualClock, envelope, new_clock, open_migrated, open_with_clock, order,
+    temp_db,
+};
 
 #[tokio::test]
 async fn order_is_kept_across_batches_and_reopen() {
@@ -213,4 +218,114 @@ async fn one_store_serves_every_port_as_a_shared_trait_object() {
     assert!(fresh.lookup("k").await.unwrap().is_some());
     assert_eq!(fresh.read("orders").await.unwrap().unwrap().version, 1);
     assert_eq!(fresh.quarantine_count().await.unwrap(), 1);
+}
+
+/// The keys of every message on the queue, acknowledged ones too, in queue order.
+async fn queued_keys(store: &SqliteStore) -> Vec<String> {
+    let all = store.list(usize::MAX, true).await.unwrap();
+    all.into_iter().map(|e| e.dedupe_key).collect()
+}
+
+/// A store on a movable clock with one message of key `k` enqueued, and that message's id.
+async fn k_enqueued() -> (TempDir, ManualClock, SqliteStore, Vec<i64>) {
+    let (dir, path) = temp_db();
+    let clock = new_clock();
+    let store = open_with_clock(&path, &clock);
+    let first = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    (dir, clock, store, first)
+}
+
+/// What a process killed between the enqueue and the completion of its claim leaves to the
+/// retry: SQS FIFO drops the repeat within its deduplication interval and answers success, and
+/// so does the local queue, with the first message's id.
+#[tokio::test]
+async fn a_repeat_within_the_deduplication_window_is_dropped_and_answers_the_first_id() {
+    let (_dir, clock, store, first) = k_enqueued().await;
+    clock.advance(DEDUPLICATION_WINDOW - MS);
+    let again = store
+        .enqueue_returning_ids(&[order("k"), order("j")])
+        .await
+        .unwrap();
+    assert_eq!(again[0], first[0]);
+    assert!(again[1] > first[0]);
+    // Through the port too: Ok, and nothing added.
+    store.enqueue(&[order("k")]).await.unwrap();
+    assert_eq!(queued_keys(&store).await, ["k", "j"]);
+}
+
+/// SQS FIFO keeps a repeat sent once the interval has passed; its window runs from the message
+/// it kept, not from a repeat it dropped.
+#[tokio::test]
+async fn a_repeat_after_the_deduplication_window_is_kept() {
+    let (_dir, clock, store, first) = k_enqueued().await;
+    clock.advance(DEDUPLICATION_WINDOW / 2);
+    store.enqueue(&[order("k")]).await.unwrap();
+    // Half a second past the window: as text, `…12:00:00Z` sorts after `…12:00:00.5Z`.
+    clock.advance(DEDUPLICATION_WINDOW / 2 + 500 * MS);
+    let second = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert!(second[0] > first[0]);
+    // The window of the second message is its own, and ends exactly five minutes after it.
+    clock.advance(DEDUPLICATION_WINDOW - MS);
+    let dropped = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert_eq!(dropped, second);
+    clock.advance(MS);
+    let third = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert!(third[0] > second[0]);
+    assert_eq!(queued_keys(&store).await, ["k", "k", "k"]);
+}
+
+#[tokio::test]
+async fn a_key_given_twice_in_one_batch_is_kept_once() {
+    let (_dir, path) = temp_db();
+    let store = open_with_clock(&path, &new_clock());
+    let ids = store
+        .enqueue_returning_ids(&[order("k"), order("j"), order("k")])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[2], ids[0]);
+    assert_ne!(ids[1], ids[0]);
+    assert_eq!(queued_keys(&store).await, ["k", "j"]);
+}
+
+/// SQS drops a repeat of a message already received and deleted, too.
+#[tokio::test]
+async fn an_acknowledged_message_counts_for_the_deduplication_window() {
+    let (_dir, clock, store, first) = k_enqueued().await;
+    assert_eq!(store.ack_up_to(first[0]).await.unwrap(), 1);
+    clock.advance(DEDUPLICATION_WINDOW - MS);
+    let again = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert_eq!(again, first);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.acked), (0, 1));
+}
+
+/// A queue written before the index of its dedupe keys (schema version 4) migrates, and its
+/// messages count for the deduplication window at once.
+#[tokio::test]
+async fn a_queue_from_before_the_dedupe_key_index_migrates() {
+    let (_dir, path) = temp_db();
+    let clock = new_clock();
+    let first = {
+        let store = open_with_clock(&path, &clock);
+        store.enqueue_returning_ids(&[order("k")]).await.unwrap()
+    };
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(DOWNGRADE_TO_4).unwrap();
+    drop(raw);
+
+    let (store, raw) = open_migrated(&path, &clock);
+    let plan: String = raw
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT id FROM outbound WHERE dedupe_key = 'k'",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("outbound_dedupe_key"), "{plan}");
+    assert_eq!(
+        store.enqueue_returning_ids(&[order("k")]).await.unwrap(),
+        first
+    );
+    assert_eq!(queued_keys(&store).await, ["k"]);
 }
