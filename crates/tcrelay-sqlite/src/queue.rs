@@ -226,8 +226,11 @@ impl SqliteStore {
                         if let Some(row) = newest.query(params![dedupe_key])?.next()? {
                             let id: i64 = row.get(0)?;
                             // `enqueued_at` has a varying number of fraction digits, so it is
-                            // compared as an instant, not as text.
-                            if time_column(row, 1, id)?.is_some_and(|at| at > window_start) {
+                            // compared as an instant, not as text. One that does not read (a
+                            // hand edit) counts as outside the window: the message is kept, as
+                            // without the window, rather than refused for good.
+                            let at = time_column(row, 1, id).ok().flatten();
+                            if at.is_some_and(|at| at > window_start) {
                                 tracing::info!(
                                     dedupe_key = dedupe_key.as_str(),
                                     id,

@@ -329,3 +329,28 @@ async fn a_queue_from_before_the_dedupe_key_index_migrates() {
     );
     assert_eq!(queued_keys(&store).await, ["k"]);
 }
+
+/// A message whose `enqueued_at` does not read (a hand edit) counts as outside the window: the
+/// repeat is kept, not refused for good (every retry of it would fail, and the webhook answer
+/// 503 until someone mends the row).
+#[tokio::test]
+async fn a_message_whose_time_does_not_read_keeps_no_repeat_out() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    store.enqueue(&[order("k")]).await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE outbound SET enqueued_at = 'soon' WHERE dedupe_key = 'k'")
+        .unwrap();
+    let ids = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    let count: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM outbound WHERE dedupe_key = 'k'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(count, 2);
+}
