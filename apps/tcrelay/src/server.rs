@@ -711,13 +711,19 @@ impl SoonAgain {
                 .any(|s| s.stop.as_ref().is_some_and(at))
         };
         let one_lease = self.lease + Duration::from_millis(250);
+        let held = stopped(|stop| *stop == tcrelay_poll::StopReason::LeaseHeld);
         if stopped(|stop| matches!(stop, tcrelay_poll::StopReason::InProgressElsewhere { .. })) {
-            let wait = self.in_progress.map_or(one_lease, |last| last * 2);
+            // Saturating: past the interval the wait no longer counts, but a stream that stops
+            // there run after run must not overflow it (a panic ends the poll loop for good).
+            let wait = self
+                .in_progress
+                .map_or(one_lease, |last| last.saturating_mul(2));
             self.in_progress = Some(wait);
-            return Some(wait);
+            // A stream of the same report whose lease is held is still tried one lease later.
+            return Some(if held { wait.min(one_lease) } else { wait });
         }
         self.in_progress = None;
-        stopped(|stop| *stop == tcrelay_poll::StopReason::LeaseHeld).then_some(one_lease)
+        held.then_some(one_lease)
     }
 }
 
@@ -973,5 +979,69 @@ mod tests {
         }
         shutdown.send(true).unwrap();
         poller.await.unwrap();
+    }
+
+    /// A report of one stream per stop given.
+    fn stopped_at(stops: &[tcrelay_poll::StopReason]) -> RunReport {
+        let summary = |stop: &tcrelay_poll::StopReason| tcrelay_poll::StreamSummary {
+            stream: "orders",
+            dry_run: false,
+            stop: Some(stop.clone()),
+            pages: 1,
+            objects: 0,
+            enqueued: 0,
+            recovered: 0,
+            duplicates: 0,
+            filtered: 0,
+            cursor_before: None,
+            cursor_after: None,
+            duration_ms: 1,
+            deviations: Default::default(),
+            planned: Vec::new(),
+        };
+        RunReport {
+            results: stops.iter().map(summary).map(Ok).collect(),
+        }
+    }
+
+    fn in_progress() -> tcrelay_poll::StopReason {
+        tcrelay_poll::StopReason::InProgressElsewhere {
+            key: "order:o-1:2025-01-01T00:00:01.000Z".into(),
+            last_updated_at: "2025-01-01T00:00:01.000Z".into(),
+        }
+    }
+
+    /// A stream that stops at a state in progress run after run (a busy webhook, every run
+    /// an interval apart once the wait passed it) must not panic the poll loop: the doubled
+    /// wait overflowed `Duration` after about 60 such runs, and the loop's task died with
+    /// polling off for good while the webhook served on.
+    #[test]
+    fn many_stops_in_a_row_at_a_state_in_progress_do_not_overflow_the_wait() {
+        let mut soon = SoonAgain::new(Duration::from_secs(6));
+        let report = stopped_at(&[in_progress()]);
+        let mut last = Duration::ZERO;
+        for _ in 0..200 {
+            let wait = soon.after(&report).expect("a wait");
+            assert!(wait >= last);
+            last = wait;
+        }
+    }
+
+    /// A stream whose lease another run holds is tried one lease later even when another
+    /// stream of the same report stopped at a state in progress for the third time.
+    #[test]
+    fn a_held_lease_is_tried_one_lease_later_beside_a_state_in_progress() {
+        let lease = Duration::from_secs(6);
+        let mut soon = SoonAgain::new(lease);
+        for _ in 0..3 {
+            soon.after(&stopped_at(&[in_progress()]));
+        }
+        let wait = soon
+            .after(&stopped_at(&[
+                in_progress(),
+                tcrelay_poll::StopReason::LeaseHeld,
+            ]))
+            .expect("a wait");
+        assert!(wait <= lease + Duration::from_millis(250), "{wait:?}");
     }
 }
