@@ -184,6 +184,14 @@ impl Counters {
         )
     }
 
+    /// Counts a poll run that panicked (a bug): a run, and a failure of the poll channel.
+    pub fn record_poll_panic(&self) {
+        self.poll_runs.fetch_add(1, Ordering::Relaxed);
+        self.channels[Channel::Poll.index()]
+            .unavailable
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Adds a poll run's report.
     pub fn record_poll(&self, report: &RunReport) {
         let c = &self.channels[Channel::Poll.index()];

@@ -304,16 +304,7 @@ impl RunningServer {
         let reason = match ended {
             Ok(Ok(())) => "it returned without a shutdown asked for".to_owned(),
             Ok(Err(e)) => e.to_string(),
-            Err(join) if join.is_panic() => {
-                let payload = join.into_panic();
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|m| (*m).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_owned());
-                format!("it panicked: {message}")
-            }
-            Err(join) => join.to_string(),
+            Err(join) => ended_task(join),
         };
         ServeError::Ended { server, reason }
     }
@@ -666,13 +657,44 @@ async fn poll_loop(
         if *shutdown.borrow() {
             break;
         }
-        let report = poll_once(&ports, &config, &deadline).await;
+        // Its own task, so a panic in a run (a bug) fails that run, loudly, and the loop polls
+        // again at the next tick: unwinding through the loop would end polling for good while
+        // the webhook went on serving, with nothing to show for it.
+        let run = tokio::spawn({
+            let (ports, config, deadline) = (ports.clone(), config.clone(), deadline.clone());
+            async move { poll_once(&ports, &config, &deadline).await }
+        });
+        let report = match run.await {
+            Ok(report) => report,
+            Err(join) => {
+                tracing::error!(
+                    reason = ended_task(join),
+                    "a poll run ended abnormally; polling goes on at the next tick"
+                );
+                counters.record_poll_panic();
+                continue;
+            }
+        };
         counters.record_poll(&report);
         if let Some(retry) = soon.after(&report).filter(|retry| *retry < interval) {
             ticker.reset_after(retry);
         }
     }
     tracing::info!("poll loop stopped");
+}
+
+/// How a task ended that did not return: its panic's message, or why it was cancelled.
+fn ended_task(join: tokio::task::JoinError) -> String {
+    if !join.is_panic() {
+        return join.to_string();
+    }
+    let payload = join.into_panic();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|m| (*m).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    format!("it panicked: {message}")
 }
 
 /// When to poll again before the interval is up, for a run that stopped on something that
@@ -877,6 +899,72 @@ mod tests {
         }
     }
 
+    /// Panics on the first page asked for (a bug in the poll path), then answers empty pages.
+    #[derive(Default)]
+    struct PanicsOnce(AtomicU64);
+
+    #[async_trait::async_trait]
+    impl PollApi for PanicsOnce {
+        async fn fetch_page(
+            &self,
+            _: &tcrelay_poll::PageRequest,
+        ) -> Result<tcrelay_poll::PolledPage, tcrelay_core::ports::ApiError> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("a bug in the poll path");
+            }
+            Ok(tcrelay_poll::PolledPage::default())
+        }
+    }
+
+    /// A run that panics fails alone: the loop polls again at the next tick, counting the
+    /// failure, instead of unwinding and leaving `tcrelay serve` serving webhooks with no poll.
+    #[tokio::test]
+    async fn a_panicking_poll_run_does_not_end_the_poll_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(tcrelay_sqlite::SqliteStore::open(dir.path().join("t.db")).unwrap());
+        let api = Arc::new(PanicsOnce::default());
+        let counters = Arc::new(Counters::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let poller = tokio::spawn(poll_loop(
+            poll_ports(api.clone(), store),
+            orders_config(Duration::from_secs(1)),
+            Duration::from_millis(200),
+            shutdown_rx,
+            counters.clone(),
+        ));
+        let started = Instant::now();
+        while api.0.load(Ordering::SeqCst) < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no page asked for after the panicking run"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(counters.poll_runs().0 >= 1);
+        shutdown.send(true).unwrap();
+        poller.await.unwrap();
+    }
+
+    /// The poll ports of `api` and `store` (cursors, dedupe and queue).
+    fn poll_ports(api: Arc<dyn PollApi>, store: Arc<tcrelay_sqlite::SqliteStore>) -> PollPorts {
+        PollPorts {
+            api,
+            cursors: store.clone(),
+            dedupe: store.clone(),
+            sink: store,
+        }
+    }
+
+    /// Polling the orders stream from 2025 with `lease`.
+    fn orders_config(lease: Duration) -> PollConfig {
+        PollConfig {
+            streams: vec![tcrelay_poll::PollStream::Orders],
+            start: Some("2025-01-01T00:00:00.000Z".into()),
+            lease,
+            ..PollConfig::default()
+        }
+    }
+
     /// `tcrelay serve`'s poll loop of the orders stream on `store`, every hour (so a run
     /// sooner than that is the loop's own retry), with `lease`; stopped by the sender.
     fn hourly_poll_loop(
@@ -884,22 +972,10 @@ mod tests {
         store: Arc<tcrelay_sqlite::SqliteStore>,
         lease: Duration,
     ) -> (watch::Sender<bool>, JoinHandle<()>) {
-        let ports = PollPorts {
-            api,
-            cursors: store.clone(),
-            dedupe: store.clone(),
-            sink: store,
-        };
-        let config = PollConfig {
-            streams: vec![tcrelay_poll::PollStream::Orders],
-            start: Some("2025-01-01T00:00:00.000Z".into()),
-            lease,
-            ..PollConfig::default()
-        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let poller = tokio::spawn(poll_loop(
-            ports,
-            config,
+            poll_ports(api, store),
+            orders_config(lease),
             Duration::from_secs(3600),
             shutdown_rx,
             Arc::default(),
