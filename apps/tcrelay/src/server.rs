@@ -706,21 +706,23 @@ fn ended_task(join: tokio::task::JoinError) -> String {
 ///   one lease). Against a live run elsewhere this costs one lease attempt per lease, and one
 ///   page per stream once that run is done.
 /// - A stream stopped at a state another channel is relaying (a webhook request's claim in
-///   progress) is tried again after one lease, then after twice as long each time it is still
-///   there: the request is usually done within seconds (its budget is 25 s), but one that died
-///   leaves its claim until the in-progress expiry (120 s), and each try asks Tradecloud for a
-///   page.
+///   progress), or a run that failed (Tradecloud down for a while, the store unavailable), is
+///   tried again after one lease, then after twice as long each time it stops so again: the
+///   request is usually done within seconds (its budget is 25 s), but one that died leaves its
+///   claim until the in-progress expiry (120 s); an outage may last; and each try asks
+///   Tradecloud for a page.
 struct SoonAgain {
     lease: Duration,
-    /// The wait after the last stop at a state in progress, while they follow one another.
-    in_progress: Option<Duration>,
+    /// The wait after the last stop at a state in progress or failed run, while they follow
+    /// one another.
+    backing_off: Option<Duration>,
 }
 
 impl SoonAgain {
     fn new(lease: Duration) -> Self {
         Self {
             lease,
-            in_progress: None,
+            backing_off: None,
         }
     }
 
@@ -734,17 +736,19 @@ impl SoonAgain {
         };
         let one_lease = self.lease + Duration::from_millis(250);
         let held = stopped(|stop| *stop == tcrelay_poll::StopReason::LeaseHeld);
-        if stopped(|stop| matches!(stop, tcrelay_poll::StopReason::InProgressElsewhere { .. })) {
+        if report.failed()
+            || stopped(|stop| matches!(stop, tcrelay_poll::StopReason::InProgressElsewhere { .. }))
+        {
             // Saturating: past the interval the wait no longer counts, but a stream that stops
             // there run after run must not overflow it (a panic ends the poll loop for good).
             let wait = self
-                .in_progress
+                .backing_off
                 .map_or(one_lease, |last| last.saturating_mul(2));
-            self.in_progress = Some(wait);
+            self.backing_off = Some(wait);
             // A stream of the same report whose lease is held is still tried one lease later.
             return Some(if held { wait.min(one_lease) } else { wait });
         }
-        self.in_progress = None;
+        self.backing_off = None;
         held.then_some(one_lease)
     }
 }
@@ -983,24 +987,30 @@ mod tests {
         (shutdown, poller)
     }
 
-    /// A poll run that stops at a state a webhook request is relaying is tried again within
-    /// seconds, not a whole interval later: every later change of the stream waits with it.
-    #[tokio::test]
-    async fn a_state_a_webhook_was_relaying_is_polled_again_soon_after_it_is_free() {
-        use tcrelay_core::ports::DedupeStore;
-        use tcrelay_poll::testing::{ScriptedPollApi, order_json};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(tcrelay_sqlite::SqliteStore::open(dir.path().join("t.db")).unwrap());
-        let api = Arc::new(ScriptedPollApi::new());
+    /// A Tradecloud with one order, changed at the instant returned (epoch ms), after the
+    /// start of [`orders_config`].
+    fn one_order() -> (Arc<tcrelay_poll::testing::ScriptedPollApi>, i64) {
+        let api = Arc::new(tcrelay_poll::testing::ScriptedPollApi::new());
         let at = 1_735_689_600_000 + 1_000;
         api.with_world(|w| {
             w.put(
                 tcrelay_poll::PollStream::Orders,
                 "o-1",
                 at,
-                order_json("o-1", 1, at, &[("l-1", at, "Issued", None)]),
+                tcrelay_poll::testing::order_json("o-1", 1, at, &[("l-1", at, "Issued", None)]),
             );
         });
+        (api, at)
+    }
+
+    /// A poll run that stops at a state a webhook request is relaying is tried again within
+    /// seconds, not a whole interval later: every later change of the stream waits with it.
+    #[tokio::test]
+    async fn a_state_a_webhook_was_relaying_is_polled_again_soon_after_it_is_free() {
+        use tcrelay_core::ports::DedupeStore;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(tcrelay_sqlite::SqliteStore::open(dir.path().join("t.db")).unwrap());
+        let (api, at) = one_order();
         // A webhook request relays that very state; it fails after a second and lets it go.
         let key = tcrelay_core::dedupe::state_key(
             tradecloud_model::ObjectClass::Order,
@@ -1020,6 +1030,30 @@ mod tests {
             assert!(
                 released.elapsed() < Duration::from_secs(10),
                 "the order is not on the queue 10 s after the webhook let it go"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.send(true).unwrap();
+        poller.await.unwrap();
+    }
+
+    /// A run that failed (Tradecloud unreachable for a moment) is tried again within seconds,
+    /// not a whole interval later.
+    #[tokio::test]
+    async fn a_failed_run_is_tried_again_soon() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(tcrelay_sqlite::SqliteStore::open(dir.path().join("t.db")).unwrap());
+        let (api, _) = one_order();
+        api.fail_next([tcrelay_core::ports::ApiError::Unavailable(
+            "connection refused".into(),
+        )]);
+        let started = Instant::now();
+        let (shutdown, poller) =
+            hourly_poll_loop(api.clone(), store.clone(), Duration::from_secs(1));
+        while store.export(true).await.unwrap().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the order is not on the queue 10 s after a failed run"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
