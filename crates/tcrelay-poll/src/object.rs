@@ -88,7 +88,10 @@ impl Polled {
             Some(item) => {
                 let meta = item.meta.as_ref();
                 let members = [
-                    item.id,
+                    // Its API names an order by `id`, its webhook events by `orderId`: one
+                    // polled the other way is keyed by it, as the typed view reads it, rather
+                    // than stopping the stream at "no id" on every run.
+                    item.id.or(item.order_id),
                     item.version,
                     item.last_updated_at,
                     meta.and_then(|m| m.last_updated_at),

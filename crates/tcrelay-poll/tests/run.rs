@@ -683,6 +683,36 @@ async fn changed_lines_are_those_after_the_previous_cursor() {
 }
 
 #[tokio::test]
+async fn an_order_polled_with_an_order_id_in_place_of_its_id_is_relayed_under_it() {
+    // Tradecloud's webhook events name an order by `orderId`, its API by `id`: an order polled
+    // the other way must not stop the stream (every run failed at it, the cursor held).
+    let h = harness();
+    h.api.with_world(|w| {
+        put_order(w, "o1", T0);
+        let mut named = order("o2", T0 + 1);
+        let id = named.as_object_mut().unwrap().remove("id").unwrap();
+        named["orderId"] = id;
+        w.put(ORDERS, "o2", T0 + 1, named);
+        put_order(w, "o3", T0 + 2);
+    });
+    let s = poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(&h, ORDERS);
+    let o2 = h
+        .sink
+        .envelopes()
+        .into_iter()
+        .find(|e| e.id == "o2")
+        .unwrap();
+    assert_eq!(
+        o2.dedupe_key,
+        state_key(ObjectClass::Order, "o2", &ms_to_timestamp(T0 + 1))
+    );
+    // Forwarded as Tradecloud sent it.
+    assert_eq!(o2.payload.to_value().unwrap()["orderId"], "o2");
+}
+
+#[tokio::test]
 async fn a_state_claimed_elsewhere_stops_the_run_after_sending_the_rest_of_its_page() {
     let h = harness();
     h.api.with_world(|w| {
