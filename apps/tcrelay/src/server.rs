@@ -1093,21 +1093,11 @@ mod tests {
 
     /// A report of one stream per stop given.
     fn stopped_at(stops: &[tcrelay_poll::StopReason]) -> RunReport {
-        let summary = |stop: &tcrelay_poll::StopReason| tcrelay_poll::StreamSummary {
-            stream: "orders",
-            dry_run: false,
-            stop: Some(stop.clone()),
-            pages: 1,
-            objects: 0,
-            enqueued: 0,
-            recovered: 0,
-            duplicates: 0,
-            filtered: 0,
-            cursor_before: None,
-            cursor_after: None,
-            duration_ms: 1,
-            deviations: Default::default(),
-            planned: Vec::new(),
+        let summary = |stop: &tcrelay_poll::StopReason| {
+            let mut summary =
+                tcrelay_poll::StreamSummary::new(tcrelay_poll::PollStream::Orders, false);
+            summary.stop = Some(stop.clone());
+            summary
         };
         RunReport {
             results: stops.iter().map(summary).map(Ok).collect(),

@@ -273,7 +273,8 @@ pub struct StreamSummary {
 }
 
 impl StreamSummary {
-    fn new(stream: PollStream, dry_run: bool) -> Self {
+    /// The summary of a run of `stream` before it did anything.
+    pub fn new(stream: PollStream, dry_run: bool) -> Self {
         Self {
             stream: stream.as_str(),
             dry_run,
