@@ -53,13 +53,14 @@ macro_rules! claim_condition {
 }
 /// [`claim_condition!`], for a claim made by nobody in particular (a webhook request).
 const CLAIM_CONDITION: &str = claim_condition!();
-/// [`claim_condition!`], or the claim in progress of another run of the same stream
-/// ([`Claimant::takes_over`] in DynamoDB's terms): `:runs` and `:own` are the claimant's
-/// [`Claimant::runs_prefix`] and [`Claimant::own_prefix`].
+/// [`claim_condition!`], or the claim in progress of another run of the same stream that took
+/// the lease no later ([`Claimant::takes_over`] in DynamoDB's terms, which compares strings by
+/// their bytes): `:runs`, `:own` and `:takenby` are the claimant's
+/// [`Claimant::runs_prefix`], [`Claimant::own_prefix`] and [`Claimant::taken_by_bound`].
 const CLAIM_BY_RUN_CONDITION: &str = concat!(
     claim_condition!(),
     " OR (#state = :inprogress AND begins_with(claimToken, :runs) \
-     AND NOT begins_with(claimToken, :own))"
+     AND NOT begins_with(claimToken, :own) AND claimToken < :takenby)"
 );
 /// Marks a key completed under the token `:token`, until `:exp`, as a full state or not
 /// (`:full`, what the token's claim was).
@@ -500,6 +501,10 @@ fn claim_values(
         values.insert(
             ":own".to_owned(),
             AttributeValue::S(by.own_prefix().to_owned()),
+        );
+        values.insert(
+            ":takenby".to_owned(),
+            AttributeValue::S(by.taken_by_bound().to_owned()),
         );
     }
     values

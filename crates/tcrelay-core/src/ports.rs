@@ -113,33 +113,52 @@ impl ClaimToken {
     }
 }
 
-/// A poll run as the maker of its claims: the stream it polls and its lease owner, written at
-/// the start of each claim's token (`poll/<stream>/<owner>/<uuid>`, each part escaped).
+/// A poll run as the maker of its claims: the stream it polls, when it took the stream's lease
+/// and its lease owner, written at the start of each claim's token
+/// (`poll/<stream>/<taken>/<owner>/<uuid>`, the stream and owner escaped, the time UTC to the
+/// millisecond in a fixed width, so tokens sort by it).
 ///
 /// A run holds its stream's lease while it claims, and a lease has one owner at a time. So a
-/// claim still in progress under another run of the same stream belongs to a run that no longer
-/// holds the lease: it was killed between a page's claims and their completion, or it lost the
-/// lease and stops at its next heartbeat. A claim made by a claimant takes such a claim over at
-/// once ([`Self::takes_over`]) instead of waiting for the in-progress expiry
-/// (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`, minutes), which held the restarted stream that long.
-/// If the old run had sent the state before it died, the new run sends it again: the same
-/// at-least-once window as a claim that expired (a FIFO queue drops the repeat, whose
-/// deduplication id is the same, within its five minutes, and so does the local queue). A webhook's claims have no claimant
-/// and are never taken over early: their request may still be running.
+/// claim still in progress under a run of the same stream that took the lease earlier belongs
+/// to a run that no longer holds it: it was killed between a page's claims and their
+/// completion, or it lost the lease and stops at its next heartbeat. A claim made by a claimant
+/// takes such a claim over at once ([`Self::takes_over`]) instead of waiting for the
+/// in-progress expiry (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`, minutes), which held the restarted
+/// stream that long. If the old run had sent the state before it died, the new run sends it
+/// again: the same at-least-once window as a claim that expired (a FIFO queue drops the repeat,
+/// whose deduplication id is the same, within its five minutes, and so does the local queue).
+///
+/// Never the other way round: a run that lost the lease may still be claiming (a slow claim
+/// call), and the claims of the run that took the lease after it are not its to take; taken,
+/// its give-back would free them under the new run's send. A lease is taken only after the last
+/// one ran out, at least one lease (seconds) after it was taken, so the times order the runs
+/// while the runners' clocks agree within a lease. Runs that took the lease in the same
+/// millisecond (only a clock held still, in tests) take each other's over, as before the times
+/// were written. A webhook's claims have no claimant and are never taken over early: their
+/// request may still be running.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimant {
     /// `poll/<stream>/`: what the tokens of every run of the stream start with.
     runs: String,
-    /// `poll/<stream>/<owner>/`: what this run's tokens start with.
+    /// `poll/<stream>/<taken>/<owner>/`: what this run's tokens start with.
     own: String,
+    /// `poll/<stream>/<taken>0`: every token of a run that took the lease at or before this
+    /// one sorts below it (`0` follows the `/` after the time), every later one above.
+    taken_by: String,
 }
 
 impl Claimant {
-    /// The run of `stream` whose lease owner is `owner`.
-    pub fn poll_run(stream: &str, owner: &str) -> Self {
+    /// The run of `stream` whose lease owner is `owner`, which took the lease at `taken`.
+    pub fn poll_run(stream: &str, owner: &str, taken: DateTime<Utc>) -> Self {
         let runs = format!("poll/{}/", tradecloud_model::key_part(stream));
-        let own = format!("{runs}{}/", tradecloud_model::key_part(owner));
-        Self { runs, own }
+        let taken = taken.format("%Y%m%dT%H%M%S%.3fZ");
+        let own = format!("{runs}{taken}/{}/", tradecloud_model::key_part(owner));
+        let taken_by = format!("{runs}{taken}0");
+        Self {
+            runs,
+            own,
+            taken_by,
+        }
     }
 
     /// What the claim tokens of every run of this claimant's stream start with.
@@ -152,14 +171,24 @@ impl Claimant {
         &self.own
     }
 
+    /// What the claim tokens of every run of the stream that took the lease at or before this
+    /// one sort below (byte order, as DynamoDB compares strings).
+    pub fn taken_by_bound(&self) -> &str {
+        &self.taken_by
+    }
+
     /// Whether this run may take over a live record in `state` written under the claim token
     /// `token` (`None`: the record has none): a claim in progress of another run of the same
-    /// stream. Never a completed record, a claim of this run, or one without a claimant.
-    /// (DynamoDB's claim condition says the same in its own terms.)
+    /// stream that took the lease no later than this one. Never a completed record, a claim of
+    /// this run or of a later run, or one without a claimant. (DynamoDB's claim condition says
+    /// the same in its own terms.)
     pub fn takes_over(&self, state: RecordState, token: Option<&str>) -> bool {
         state == RecordState::InProgress
-            && token
-                .is_some_and(|token| token.starts_with(&self.runs) && !token.starts_with(&self.own))
+            && token.is_some_and(|token| {
+                token.starts_with(&self.runs)
+                    && !token.starts_with(&self.own)
+                    && token < self.taken_by.as_str()
+            })
     }
 }
 

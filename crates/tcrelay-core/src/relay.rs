@@ -146,7 +146,7 @@ impl Claims {
     }
 
     /// Makes the claims from now on `by` a poll run that holds its stream's lease: they also
-    /// take over the claims another run of the stream left in progress
+    /// take over the claims an earlier run of the stream left in progress
     /// ([`Claimant::takes_over`]). `None`: by nobody in particular.
     pub fn made_by(mut self, by: Option<Claimant>) -> Self {
         self.by = by;

@@ -8,7 +8,7 @@
 //! and a run whose heartbeat finds the lease taken over stops.
 //!
 //! The lease also ends a killed run's dedupe claims: a run that holds it takes over the claims
-//! another run of the stream left in progress ([`HeldLease::claimant`]), so a run killed
+//! an earlier run of the stream left in progress ([`HeldLease::claimant`]), so a run killed
 //! between a page's claims and their completion holds the stream for one lease, not for the
 //! in-progress expiry.
 
@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tcrelay_core::ports::{Claimant, CursorStore, StoreError};
 use tokio::task::JoinHandle;
 
@@ -40,19 +41,24 @@ pub(crate) struct HeldLease {
     cursors: Arc<dyn CursorStore>,
     stream: &'static str,
     owner: String,
+    /// When the run asked for the lease, by the wall clock: it orders the runs' claims
+    /// ([`Claimant`]).
+    taken: DateTime<Utc>,
     lease: Duration,
     state: Arc<LeaseState>,
     heartbeat: Option<JoinHandle<()>>,
 }
 
 impl HeldLease {
-    /// Starts the heartbeat of a lease just acquired (at `acquired_at`, before the call).
+    /// Starts the heartbeat of a lease just acquired (asked for at `acquired_at` and, by the
+    /// wall clock, at `taken`, both read before the call).
     pub fn start(
         cursors: Arc<dyn CursorStore>,
         stream: &'static str,
         owner: &str,
         lease: Duration,
         acquired_at: Instant,
+        taken: DateTime<Utc>,
     ) -> Self {
         let state = Arc::new(LeaseState {
             valid_until: Mutex::new(acquired_at + lease),
@@ -69,6 +75,7 @@ impl HeldLease {
             cursors,
             stream,
             owner: owner.to_owned(),
+            taken,
             lease,
             state,
             heartbeat: Some(heartbeat),
@@ -90,11 +97,11 @@ impl HeldLease {
     }
 
     /// This run as the maker of its dedupe claims while it holds the lease, so they take over
-    /// at once the claims another run of the stream left in progress (it died mid-page, or
+    /// at once the claims an earlier run of the stream left in progress (it died mid-page, or
     /// lost the lease): [`Claimant`]. `None` once the lease may be lost ([`Self::lost`]): a run
-    /// that may no longer hold it must not take over the claims of the run that does.
+    /// that may no longer hold it leaves even those to the run that takes the lease next.
     pub fn claimant(&self) -> Option<Claimant> {
-        (!self.lost()).then(|| Claimant::poll_run(self.stream, &self.owner))
+        (!self.lost()).then(|| Claimant::poll_run(self.stream, &self.owner, self.taken))
     }
 
     /// Whether a renewal found the lease in another owner's hands (or released).
@@ -183,7 +190,7 @@ mod tests {
     async fn a_run_names_itself_in_its_claims_only_while_its_lease_is_sure() {
         let cursors = Arc::new(MemoryCursorStore::new());
         let lease = Duration::from_millis(300);
-        let acquired_at = Instant::now();
+        let (acquired_at, taken) = (Instant::now(), Utc::now());
         assert!(
             cursors
                 .acquire("orders", "run-1", lease)
@@ -191,8 +198,18 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        let held = HeldLease::start(cursors.clone(), "orders", "run-1", lease, acquired_at);
-        assert_eq!(held.claimant(), Some(Claimant::poll_run("orders", "run-1")));
+        let held = HeldLease::start(
+            cursors.clone(),
+            "orders",
+            "run-1",
+            lease,
+            acquired_at,
+            taken,
+        );
+        assert_eq!(
+            held.claimant(),
+            Some(Claimant::poll_run("orders", "run-1", taken))
+        );
         // Renewals fail: once less than a beat of the lease is left, another run may take it
         // soon, and this run must not take over that run's claims.
         cursors.set_down(true);

@@ -551,7 +551,7 @@ async fn lease_and_poll(
     summary: &mut StreamSummary,
 ) -> Result<StopReason, PollError> {
     let name = stream.as_str();
-    let acquired_at = Instant::now();
+    let (acquired_at, taken) = (Instant::now(), chrono::Utc::now());
     let mut lease = None;
     let cursor = if request.dry_run {
         // A dry run writes nothing, not even a lease.
@@ -580,6 +580,7 @@ async fn lease_and_poll(
                     &request.owner,
                     config.lease,
                     acquired_at,
+                    taken,
                 ));
                 cursor
             }

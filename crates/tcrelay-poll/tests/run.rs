@@ -1755,7 +1755,8 @@ async fn a_run_whose_lease_ran_out_during_its_claims_does_not_send_the_next_runs
             .is_some(),
         "the victim's lease ran out"
     );
-    let intruder = tcrelay_core::ports::Claimant::poll_run("orders", "intruder");
+    let intruder =
+        tcrelay_core::ports::Claimant::poll_run("orders", "intruder", chrono::Utc::now());
     let tcrelay_core::ports::ClaimOutcome::Claimed(token) = h
         .dedupe
         .claim_as(&key, true, Some(&intruder))
@@ -1777,6 +1778,16 @@ async fn a_run_whose_lease_ran_out_during_its_claims_does_not_send_the_next_runs
         sent(&h.sink).is_empty(),
         "the victim sent the intruder's state: {:?}",
         sent(&h.sink)
+    );
+    // The intruder's claim is still in progress: the victim took the lease earlier, so it
+    // neither took the claim over nor, giving its claims back, freed it under the intruder's
+    // send (a webhook or another run could have sent the state again).
+    assert_eq!(
+        h.dedupe.lookup(&key).await.unwrap(),
+        Some(tcrelay_core::ports::DedupeRecord {
+            state: RecordState::InProgress,
+            full_state: true
+        })
     );
     // The intruder's send lands; its completion finds no other claim's send.
     assert_eq!(

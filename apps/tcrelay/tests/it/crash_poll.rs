@@ -134,10 +134,9 @@ async fn the_first_change_made_during_a_crash_is_on_the_queue_within_ten_seconds
         .lease_owner
         .clone()
         .expect("the killed run's lease owner");
-    let left = store
-        .claim_as(&key, true, Some(&Claimant::poll_run("orders", &dead_owner)))
-        .await
-        .unwrap();
+    // As the killed run took the lease: before the restarted run takes it.
+    let dead_run = Claimant::poll_run("orders", &dead_owner, chrono::Utc::now());
+    let left = store.claim_as(&key, true, Some(&dead_run)).await.unwrap();
     assert!(left.token().is_some(), "{left:?}");
     sim.clear_faults();
 

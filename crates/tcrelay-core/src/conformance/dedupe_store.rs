@@ -20,7 +20,8 @@
 //!   single calls made one after the other would (a key given twice in one claim batch is
 //!   granted once), for batches of any size.
 //! - A claim made by a poll run ([`Claimant`]) is also granted over a claim in progress of
-//!   another run of the same stream, never over anything else; its token names the run.
+//!   another run of the same stream that took the lease no later, never over anything else;
+//!   its token names the run.
 //!
 //! Each rule is a function taking a [`Subject`]: a fresh, empty store with the expiries above
 //! and a way to move its clock. [`dedupe_store_conformance!`](crate::dedupe_store_conformance)
@@ -559,6 +560,15 @@ pub async fn empty_batches_answer_nothing(s: &dyn Subject) {
     assert!(s.store().release_many(&[]).await.is_empty());
 }
 
+/// The run of `stream` with lease `owner` that took the lease `ms` milliseconds after a fixed
+/// instant.
+fn run_of(stream: &str, owner: &str, ms: i64) -> Claimant {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-12-07T00:00:00Z")
+        .expect("a fixed instant")
+        .to_utc();
+    Claimant::poll_run(stream, owner, start + chrono::Duration::milliseconds(ms))
+}
+
 /// Claims `keys` `by` a claimant: three or more go in one batch (a transaction in DynamoDB),
 /// fewer one by one, so both paths of a store are held to the rule.
 async fn claim_as(s: &dyn Subject, keys: &[&str], by: &Claimant) -> Vec<ClaimOutcome> {
@@ -583,9 +593,9 @@ async fn claim_as(s: &dyn Subject, keys: &[&str], by: &Claimant) -> Vec<ClaimOut
 /// names it, and the next run takes its claims over in turn.
 pub async fn a_poll_run_takes_over_the_claims_another_run_of_its_stream_left(s: &dyn Subject) {
     let (dead, next, third) = (
-        Claimant::poll_run("orders", "run-1"),
-        Claimant::poll_run("orders", "run-2"),
-        Claimant::poll_run("orders", "run-3"),
+        run_of("orders", "run-1", 0),
+        run_of("orders", "run-2", 6_000),
+        run_of("orders", "run-3", 12_000),
     );
     let keys = ["a", "b", "c", "d", "e"];
     let left: Vec<ClaimToken> = claim_as(s, &keys, &dead)
@@ -633,10 +643,10 @@ pub async fn a_poll_run_takes_over_the_claims_another_run_of_its_stream_left(s: 
 /// claims of a run of another stream, not a claim made by nobody in particular (a webhook
 /// request, whose request may still be running); nor does a claim by nobody take over a run's.
 pub async fn a_poll_run_takes_over_no_other_claim(s: &dyn Subject) {
-    let run = Claimant::poll_run("orders", "run-1");
+    let run = run_of("orders", "run-1", 0);
     let (next, shipments) = (
-        Claimant::poll_run("orders", "run-2"),
-        Claimant::poll_run("shipments", "run-9"),
+        run_of("orders", "run-2", 6_000),
+        run_of("shipments", "run-9", 0),
     );
     let done = claimed(s, "done", false).await;
     complete(s, "done", &done).await;
@@ -660,8 +670,60 @@ pub async fn a_poll_run_takes_over_no_other_claim(s: &dyn Subject) {
     assert_eq!(batch, expected);
     assert_eq!(claim(s, "ours", true).await, expected[2]);
     // An owner that another's starts with is still another owner (parts are escaped).
-    let nested = Claimant::poll_run("orders", "run-1/x");
+    let nested = run_of("orders", "run-1/x", 0);
     assert!(claim_as(s, &["ours"], &nested).await[0].token().is_some());
+}
+
+/// A run that took the lease earlier never takes over the claims of one that took it after it:
+/// the earlier run lost the lease (it may still be claiming, a slow call), and its give-back
+/// would free the claims the later run is sending. Runs that took the lease in the same
+/// millisecond (a clock held still) take each other's over; a run a millisecond later, the
+/// earlier's; a year apart (the time's digits compared by bytes), the same.
+pub async fn a_poll_run_never_takes_over_the_claims_of_a_run_that_took_the_lease_after_it(
+    s: &dyn Subject,
+) {
+    let (lost, taker) = (
+        run_of("orders", "lost", 0),
+        run_of("orders", "taker", 6_000),
+    );
+    let keys = ["a", "b", "c", "d"];
+    let mut held = claim_as(s, &keys[..3], &taker).await;
+    held.extend(claim_as(s, &keys[3..], &taker).await);
+    let held: Vec<ClaimToken> = held.iter().map(claimed_token_of).collect();
+    // In a batch (a, b, c) and one by one (d).
+    let mut refused = claim_as(s, &keys[..3], &lost).await;
+    refused.extend(claim_as(s, &keys[3..], &lost).await);
+    assert_eq!(refused, vec![exists(RecordState::InProgress, true); 4]);
+    assert_eq!(complete(s, "a", &held[0]).await, Completion::Completed);
+    // The same millisecond: either takes the other's over.
+    let twin = run_of("orders", "twin", 6_000);
+    assert!(claim_as(s, &["b"], &twin).await[0].token().is_some());
+    assert!(claim_as(s, &["b"], &taker).await[0].token().is_some());
+    // One millisecond later takes over; one earlier does not.
+    let (before, after) = (run_of("orders", "x", 5_999), run_of("orders", "y", 6_001));
+    assert_eq!(
+        claim_as(s, &["c"], &before).await,
+        vec![exists(RecordState::InProgress, true)]
+    );
+    assert!(claim_as(s, &["c"], &after).await[0].token().is_some());
+    // A year later takes over; a year earlier does not.
+    let year = 365 * 24 * 3_600_000;
+    assert_eq!(
+        claim_as(s, &["c"], &run_of("orders", "x", 6_001 - year)).await,
+        vec![exists(RecordState::InProgress, true)]
+    );
+    assert!(
+        claim_as(s, &["d"], &run_of("orders", "z", year)).await[0]
+            .token()
+            .is_some()
+    );
+}
+
+fn claimed_token_of(outcome: &ClaimOutcome) -> ClaimToken {
+    outcome
+        .token()
+        .cloned()
+        .unwrap_or_else(|| panic!("granted, got {outcome:?}"))
 }
 
 /// Expands to one `#[tokio::test]` per rule of
@@ -699,6 +761,7 @@ macro_rules! dedupe_store_conformance {
             empty_batches_answer_nothing,
             a_poll_run_takes_over_the_claims_another_run_of_its_stream_left,
             a_poll_run_takes_over_no_other_claim,
+            a_poll_run_never_takes_over_the_claims_of_a_run_that_took_the_lease_after_it,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {
