@@ -736,8 +736,16 @@ impl SoonAgain {
         };
         let one_lease = self.lease + Duration::from_millis(250);
         let held = stopped(|stop| *stop == tcrelay_poll::StopReason::LeaseHeld);
+        // A run stopped unsure of its lease (the store unreachable) is tried again as a failed
+        // one is: the store may be back in a moment.
         if report.failed()
-            || stopped(|stop| matches!(stop, tcrelay_poll::StopReason::InProgressElsewhere { .. }))
+            || stopped(|stop| {
+                matches!(
+                    stop,
+                    tcrelay_poll::StopReason::InProgressElsewhere { .. }
+                        | tcrelay_poll::StopReason::LeaseUnsure
+                )
+            })
         {
             // Saturating: past the interval the wait no longer counts, but a stream that stops
             // there run after run must not overflow it (a panic ends the poll loop for good).
@@ -1125,6 +1133,29 @@ mod tests {
             assert!(wait >= last);
             last = wait;
         }
+    }
+
+    /// A run that stopped unsure of its lease (its store unreachable while it worked) is tried
+    /// again one lease later, backing off while it keeps stopping so, not an interval later;
+    /// a run that caught up ends the back-off. A run that stopped at its bound of pages is
+    /// not: the next is an interval later, as configured.
+    #[test]
+    fn a_run_unsure_of_its_lease_is_tried_again_soon() {
+        let lease = Duration::from_secs(6);
+        let mut soon = SoonAgain::new(lease);
+        let unsure = stopped_at(&[tcrelay_poll::StopReason::LeaseUnsure]);
+        let first = soon.after(&unsure).expect("a wait");
+        assert_eq!(first, lease + Duration::from_millis(250));
+        assert_eq!(soon.after(&unsure), Some(first * 2));
+        assert_eq!(
+            soon.after(&stopped_at(&[tcrelay_poll::StopReason::CaughtUp])),
+            None
+        );
+        assert_eq!(soon.after(&unsure), Some(first));
+        assert_eq!(
+            soon.after(&stopped_at(&[tcrelay_poll::StopReason::MaxPages])),
+            None
+        );
     }
 
     /// A stream whose lease another run holds is tried one lease later even when another

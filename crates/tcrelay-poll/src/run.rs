@@ -170,8 +170,13 @@ impl RunRequest {
 pub enum StopReason {
     /// Everything Tradecloud had was relayed.
     CaughtUp,
-    /// Too little time was left before the deadline or the lease's end; the cursor is saved.
+    /// Too little time was left before the deadline; the cursor is saved.
     Deadline,
+    /// The run could no longer be sure of its stream's lease: renewals failed (the cursor
+    /// store unreachable) until less than a heartbeat of it was left, so another run may take
+    /// it. It stopped before its next fetch or page's sends, with the cursor where its last
+    /// checkpoint put it; the next run continues there.
+    LeaseUnsure,
     /// The page bound per run was reached; the cursor is saved.
     MaxPages,
     /// Another run holds the stream's lease: nothing was read or written.
@@ -191,6 +196,7 @@ impl StopReason {
         match self {
             StopReason::CaughtUp => "caught-up",
             StopReason::Deadline => "deadline",
+            StopReason::LeaseUnsure => "lease-unsure",
             StopReason::MaxPages => "max-pages",
             StopReason::LeaseHeld => "lease-held",
             StopReason::InProgressElsewhere { .. } => "in-progress-elsewhere",
@@ -997,9 +1003,9 @@ impl StreamRun<'_> {
         let mut restarts = 0u32;
         // The bound is the run's, over smaller pages after one too large to read too.
         while self.summary.pages < self.config.max_pages {
-            if self.out_of_time()? {
+            if let Some(stop) = self.out_of_time()? {
                 self.keep_for_next_run(walk.as_ref(), tie.as_ref()).await?;
-                return Ok(StopReason::Deadline);
+                return Ok(stop);
             }
             let (items, total) = match self.fetch(offset).await {
                 Ok(page) => page,
@@ -1407,7 +1413,7 @@ impl StreamRun<'_> {
     /// again); a failure to fetch it leaves the move unstored and the run as it was, as if the
     /// request had not been made.
     async fn check_last_move(&mut self, offset: u32) -> Result<(), Halt> {
-        if self.unconfirmed.is_none() || self.out_of_time()? {
+        if self.unconfirmed.is_none() || self.out_of_time()?.is_some() {
             return Ok(());
         }
         let (items, total) = match self.fetch(offset).await {
@@ -1469,14 +1475,18 @@ impl StreamRun<'_> {
         Ok(skipped || !is_sorted(items))
     }
 
-    /// Whether the run must stop fetching: the deadline is near, or the lease is lost (an
-    /// error: another run owns the stream now) or about to run out unrenewed.
-    fn out_of_time(&self) -> Result<bool, PollError> {
+    /// Why the run must stop fetching, if it must: the lease about to run out unrenewed, or
+    /// the deadline near; `Err` when the lease is lost (another run owns the stream now).
+    fn out_of_time(&self) -> Result<Option<StopReason>, PollError> {
         if self.lease_gone()? {
-            return Ok(true);
+            return Ok(Some(StopReason::LeaseUnsure));
         }
         let margin = self.config.time_margin;
-        Ok(self.deadline.remaining().is_some_and(|left| left < margin))
+        Ok(self
+            .deadline
+            .remaining()
+            .is_some_and(|left| left < margin)
+            .then_some(StopReason::Deadline))
     }
 
     /// Whether the lease may be gone: `Err` when the heartbeat found it taken over (another
@@ -2048,7 +2058,7 @@ impl StreamRun<'_> {
         // sending one page at once could put an object's states out of order. The cursor stays
         // before the page.
         if self.lease_gone()? {
-            return Err(Halt::Stop(StopReason::Deadline));
+            return Err(Halt::Stop(StopReason::LeaseUnsure));
         }
         // Made by this run while it holds the lease: a page a killed run of the stream claimed
         // and never completed is taken over now, not once its claims expire.
@@ -2067,11 +2077,11 @@ impl StreamRun<'_> {
         // The lease was sure when the page began, not necessarily when its claims landed (a
         // slow claim call): a run whose lease may have run out meanwhile may have taken over
         // the claims of the run that took the lease. It sends none of them: it gives its claims
-        // back and stops, as at its lease's end (or fails, the lease taken over).
+        // back and stops, unsure of its lease (or fails, the lease taken over).
         if named && self.lease.is_some_and(HeldLease::lost) {
             claims.settle(false).await;
             self.lease_gone()?;
-            return Err(Halt::Stop(StopReason::Deadline));
+            return Err(Halt::Stop(StopReason::LeaseUnsure));
         }
         // Whose each missed change's key is (the state key of the order it was claimed for),
         // so a state held back releases its missed changes' claims with its own.

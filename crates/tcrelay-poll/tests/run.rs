@@ -1554,18 +1554,25 @@ async fn a_run_whose_lease_is_taken_over_stops_and_moves_nothing_more() {
 }
 
 /// A Tradecloud whose first answer comes only after another run took the stream's lease (freed
-/// by an operator, or run out while the fetch hung) and the fetching run's heartbeat found out.
+/// by an operator, or run out while the fetch hung) and the fetching run's heartbeat found out;
+/// or, `unreachable`, after the cursor store went down long enough for the lease to run short
+/// (it stays down: a renewal must not land before the run looks at its lease).
 struct LeaseTakenDuringFetch {
     inner: Arc<ScriptedPollApi>,
     cursors: Arc<MemoryCursorStore>,
     taken: std::sync::atomic::AtomicBool,
+    unreachable: bool,
 }
 
 #[async_trait]
 impl PollApi for LeaseTakenDuringFetch {
     async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
         let page = self.inner.fetch_page(request).await;
-        if !self.taken.swap(true, Ordering::SeqCst) {
+        if self.unreachable && !self.taken.swap(true, Ordering::SeqCst) {
+            // Renewals fail for more than two of the 300 ms lease's 100 ms beats.
+            self.cursors.set_down(true);
+            tokio::time::sleep(Duration::from_millis(260)).await;
+        } else if !self.taken.swap(true, Ordering::SeqCst) {
             self.cursors.release("orders", "victim").await.unwrap();
             let intruder = self
                 .cursors
@@ -1595,6 +1602,7 @@ async fn a_run_that_lost_its_lease_during_a_fetch_sends_nothing_of_that_page() {
         inner: h.api.clone(),
         cursors: h.cursors.clone(),
         taken: false.into(),
+        unreachable: false,
     });
     let c = PollConfig {
         lease: Duration::from_millis(300),
@@ -1608,6 +1616,42 @@ async fn a_run_that_lost_its_lease_during_a_fetch_sends_nothing_of_that_page() {
     assert_eq!(sent(&h.sink), Vec::new());
     assert!(h.dedupe.records().is_empty(), "{:?}", h.dedupe.records());
     assert!(h.cursors.checkpoints().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_unsure_of_its_lease_after_a_fetch_stops_lease_unsure_and_sends_nothing_of_that_page()
+{
+    // The cursor store was unreachable while the fetch hung: the lease may run out before a
+    // renewal lands, and another run may take it. The run stops before the page's claims and
+    // says why (`lease-unsure`, not `deadline`: there is none), so `tcrelay serve` tries again
+    // soon and an operator sees the store, not the time, stopped it.
+    let mut h = harness();
+    h.api.with_world(|w| {
+        for i in 0..5 {
+            put_order(w, &format!("o{i}"), T0 + i);
+        }
+    });
+    h.ports.api = Arc::new(LeaseTakenDuringFetch {
+        inner: h.api.clone(),
+        cursors: h.cursors.clone(),
+        taken: false.into(),
+        unreachable: true,
+    });
+    let c = PollConfig {
+        lease: Duration::from_millis(300),
+        ..config()
+    };
+    let s = poll(&h, &c, "victim").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::LeaseUnsure), "{s:?}");
+    assert_eq!(StopReason::LeaseUnsure.as_str(), "lease-unsure");
+    assert_eq!(sent(&h.sink), Vec::new());
+    assert!(h.dedupe.records().is_empty(), "{:?}", h.dedupe.records());
+    // The store is back; the victim's lease, unreleased, runs out; the next run relays the page.
+    h.cursors.set_down(false);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let s = poll(&h, &c, "next").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:?}");
+    assert_eq!(sent(&h.sink).len(), 5);
 }
 
 #[tokio::test]
@@ -1768,7 +1812,7 @@ async fn a_run_whose_lease_ran_out_during_its_claims_does_not_send_the_next_runs
     gate.open.add_permits(100);
     // It stops as at its lease's end, or fails if its heartbeat found the lease taken.
     match victim.await.unwrap() {
-        Ok(s) => assert_eq!(s.stop, Some(StopReason::Deadline), "{s:?}"),
+        Ok(s) => assert_eq!(s.stop, Some(StopReason::LeaseUnsure), "{s:?}"),
         Err(failure) => assert!(
             matches!(failure.error, PollError::LostLease(_)),
             "{failure}"
