@@ -6,7 +6,7 @@
 //! Item: `pk` (S, the dedupe key), `state` (S, `in-progress` | `completed`), `fullState` (BOOL),
 //! `expiresAt` (N, epoch seconds, the table's TTL attribute), `inProgressExpiresAt` (N, epoch
 //! milliseconds, only while in progress), `claimToken` (S, the [`ClaimToken`] of the claim that
-//! wrote it: complete and release go by it, and a poll run takes over another run's claim in
+//! wrote it: complete and release go by it, and a poll run takes over an earlier run's claim in
 //! progress by it, [`Claimant::takes_over`]).
 //!
 //! Many claims, completions or releases at once go in `TransactWriteItems` calls with the same

@@ -8,7 +8,7 @@
 //! ms: the record's time to live, set at claim and again at completion) and
 //! `in_progress_expires_at` (epoch ms, only while in progress), `claim_token` (the
 //! [`ClaimToken`] of the claim that wrote it: complete and release go by it, and a poll run
-//! takes over another run's claim in progress by it, [`Claimant::takes_over`]). A record is
+//! takes over an earlier run's claim in progress by it, [`Claimant::takes_over`]). A record is
 //! expired when its
 //! `expires_at` is before now, or it is in progress and its `in_progress_expires_at` is before
 //! now; an expired record is treated exactly like an absent one. (DynamoDB keeps `expiresAt` in

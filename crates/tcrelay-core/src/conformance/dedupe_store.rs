@@ -668,6 +668,13 @@ pub async fn a_poll_run_takes_over_no_other_claim(s: &dyn Subject) {
     let mut batch = claim_as(s, &["done", "webhook", "shipment"], &next).await;
     batch.insert(2, expected[2].clone());
     assert_eq!(batch, expected);
+    // Nor a run of a stream whose name sorts after: its tokens' bound (`poll/shipments/…`)
+    // lies above this stream's tokens, so only the stream prefix keeps it off them.
+    assert_eq!(
+        claim_as(s, &["done", "webhook", "ours"], &shipments).await,
+        expected[..3]
+    );
+    assert_eq!(claim_as(s, &["ours"], &shipments).await, expected[2..3]);
     assert_eq!(claim(s, "ours", true).await, expected[2]);
     // An owner that another's starts with is still another owner (parts are escaped).
     let nested = run_of("orders", "run-1/x", 0);
