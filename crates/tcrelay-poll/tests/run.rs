@@ -1587,11 +1587,12 @@ impl PollApi for LeaseTakenDuringFetch {
     }
 }
 
-#[tokio::test]
-async fn a_run_that_lost_its_lease_during_a_fetch_sends_nothing_of_that_page() {
-    // The lease is checked again before a page's claims, not only before its fetch: the run
-    // that holds the lease now relays the page, and two runs sending one page at once could
-    // put an object's states out of order.
+/// Five orders on one page, a 300 ms lease, and the first fetch answered only after the
+/// lease was taken by another run or, `unreachable`, its store went down
+/// ([`LeaseTakenDuringFetch`]).
+fn five_orders_with_a_lease_fault_during_the_first_fetch(
+    unreachable: bool,
+) -> (Harness, PollConfig) {
     let mut h = harness();
     h.api.with_world(|w| {
         for i in 0..5 {
@@ -1602,12 +1603,21 @@ async fn a_run_that_lost_its_lease_during_a_fetch_sends_nothing_of_that_page() {
         inner: h.api.clone(),
         cursors: h.cursors.clone(),
         taken: false.into(),
-        unreachable: false,
+        unreachable,
     });
     let c = PollConfig {
         lease: Duration::from_millis(300),
         ..config()
     };
+    (h, c)
+}
+
+#[tokio::test]
+async fn a_run_that_lost_its_lease_during_a_fetch_sends_nothing_of_that_page() {
+    // The lease is checked again before a page's claims, not only before its fetch: the run
+    // that holds the lease now relays the page, and two runs sending one page at once could
+    // put an object's states out of order.
+    let (h, c) = five_orders_with_a_lease_fault_during_the_first_fetch(false);
     let failure = poll(&h, &c, "victim").await.unwrap_err();
     assert!(
         matches!(failure.error, PollError::LostLease(_)),
@@ -1625,22 +1635,7 @@ async fn a_run_unsure_of_its_lease_after_a_fetch_stops_lease_unsure_and_sends_no
     // renewal lands, and another run may take it. The run stops before the page's claims and
     // says why (`lease-unsure`, not `deadline`: there is none), so `tcrelay serve` tries again
     // soon and an operator sees the store, not the time, stopped it.
-    let mut h = harness();
-    h.api.with_world(|w| {
-        for i in 0..5 {
-            put_order(w, &format!("o{i}"), T0 + i);
-        }
-    });
-    h.ports.api = Arc::new(LeaseTakenDuringFetch {
-        inner: h.api.clone(),
-        cursors: h.cursors.clone(),
-        taken: false.into(),
-        unreachable: true,
-    });
-    let c = PollConfig {
-        lease: Duration::from_millis(300),
-        ..config()
-    };
+    let (h, c) = five_orders_with_a_lease_fault_during_the_first_fetch(true);
     let s = poll(&h, &c, "victim").await.unwrap();
     assert_eq!(s.stop, Some(StopReason::LeaseUnsure), "{s:?}");
     assert_eq!(StopReason::LeaseUnsure.as_str(), "lease-unsure");
