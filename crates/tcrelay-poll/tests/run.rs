@@ -1700,28 +1700,26 @@ async fn a_page_a_killed_run_claimed_and_never_completed_is_relayed_by_the_next_
     );
 }
 
-/// A dedupe store whose claims made by one run wait until the test lets them through: a
-/// run's claim call that is slow (a DynamoDB attempt timing out and retried), the rest going
-/// to memory.
-struct ClaimsOfRunWait {
+/// A memory dedupe store whose claims first go through `before`, which may fail them (`Err`)
+/// or hold them (a slow claim call); everything else is memory's.
+struct BeforeClaims<F> {
     inner: Arc<MemoryDedupe>,
-    owner: &'static str,
-    arrived: tokio::sync::Notify,
-    open: tokio::sync::Semaphore,
+    before: F,
 }
 
 #[async_trait]
-impl DedupeStore for ClaimsOfRunWait {
+impl<F, Fut> DedupeStore for BeforeClaims<F>
+where
+    F: Fn(String, Option<tcrelay_core::ports::Claimant>) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Result<(), tcrelay_core::ports::StoreError>> + Send,
+{
     async fn claim_as(
         &self,
         key: &str,
         full_state: bool,
         by: Option<&tcrelay_core::ports::Claimant>,
     ) -> Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError> {
-        if by.is_some_and(|by| by.own_prefix().contains(self.owner)) {
-            self.arrived.notify_one();
-            let _pass = self.open.acquire().await.unwrap();
-        }
+        (self.before)(key.to_owned(), by.cloned()).await?;
         self.inner.claim_as(key, full_state, by).await
     }
 
@@ -1749,6 +1747,13 @@ impl DedupeStore for ClaimsOfRunWait {
     }
 }
 
+/// Holds the claims of one run until the test lets them through: a run's claim call that is
+/// slow (a DynamoDB attempt timing out and retried).
+struct ClaimGate {
+    arrived: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+}
+
 #[tokio::test]
 async fn a_run_whose_lease_ran_out_during_its_claims_does_not_send_the_next_runs_claims() {
     // The victim names itself in its page's claims (its lease is sure when the page begins),
@@ -1759,13 +1764,24 @@ async fn a_run_whose_lease_ran_out_during_its_claims_does_not_send_the_next_runs
     let mut h = harness();
     h.api.with_world(|w| put_order(w, "o", T0));
     let key = state_key(ObjectClass::Order, "o", &ms_to_timestamp(T0));
-    let gate = Arc::new(ClaimsOfRunWait {
-        inner: h.dedupe.clone(),
-        owner: "victim",
+    let gate = Arc::new(ClaimGate {
         arrived: tokio::sync::Notify::new(),
         open: tokio::sync::Semaphore::new(0),
     });
-    h.ports.dedupe = gate.clone();
+    let held = gate.clone();
+    h.ports.dedupe = Arc::new(BeforeClaims {
+        inner: h.dedupe.clone(),
+        before: move |_key, by: Option<tcrelay_core::ports::Claimant>| {
+            let gate = held.clone();
+            async move {
+                if by.is_some_and(|by| by.own_prefix().contains("victim")) {
+                    gate.arrived.notify_one();
+                    let _pass = gate.open.acquire().await.unwrap();
+                }
+                Ok(())
+            }
+        },
+    });
     let c = PollConfig {
         lease: Duration::from_millis(600),
         time_margin: Duration::ZERO,
@@ -1982,52 +1998,6 @@ async fn run_polls_each_configured_stream_and_reports_each() {
     assert_eq!(json["stop"], json!({"reason": "caught-up"}));
 }
 
-/// A dedupe store whose claims of one key fail, the rest going to memory.
-struct ClaimFailsFor {
-    inner: Arc<MemoryDedupe>,
-    key: String,
-}
-
-#[async_trait]
-impl DedupeStore for ClaimFailsFor {
-    async fn claim_as(
-        &self,
-        key: &str,
-        full_state: bool,
-        by: Option<&tcrelay_core::ports::Claimant>,
-    ) -> Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError> {
-        if key == self.key {
-            return Err(tcrelay_core::ports::StoreError::Unavailable(
-                "claims of this key fail".into(),
-            ));
-        }
-        self.inner.claim_as(key, full_state, by).await
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        token: &tcrelay_core::ports::ClaimToken,
-    ) -> Result<tcrelay_core::ports::Completion, tcrelay_core::ports::StoreError> {
-        self.inner.complete(key, token).await
-    }
-
-    async fn release(
-        &self,
-        key: &str,
-        token: &tcrelay_core::ports::ClaimToken,
-    ) -> Result<(), tcrelay_core::ports::StoreError> {
-        self.inner.release(key, token).await
-    }
-
-    async fn lookup(
-        &self,
-        key: &str,
-    ) -> Result<Option<tcrelay_core::ports::DedupeRecord>, tcrelay_core::ports::StoreError> {
-        self.inner.lookup(key).await
-    }
-}
-
 #[tokio::test]
 async fn a_failed_claim_in_a_page_batch_releases_the_page_and_fails_the_stream() {
     let mut h = harness();
@@ -2037,9 +2007,19 @@ async fn a_failed_claim_in_a_page_batch_releases_the_page_and_fails_the_stream()
         }
     });
     let failing = state_key(ObjectClass::Order, "o2", &ms_to_timestamp(T0 + 2));
-    h.ports.dedupe = Arc::new(ClaimFailsFor {
+    h.ports.dedupe = Arc::new(BeforeClaims {
         inner: h.dedupe.clone(),
-        key: failing,
+        before: move |key: String, _by| {
+            let fails = key == failing;
+            async move {
+                if fails {
+                    return Err(tcrelay_core::ports::StoreError::Unavailable(
+                        "claims of this key fail".into(),
+                    ));
+                }
+                Ok(())
+            }
+        },
     });
     let failure = poll(&h, &config(), "run-1").await.unwrap_err();
     assert!(matches!(failure.error, PollError::Dedupe(_)), "{failure:?}");
