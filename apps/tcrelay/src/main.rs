@@ -352,6 +352,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     // Opens the database itself, once `serve`'s environment is known to be
                     // loaded.
                     let (store, replayer) = replayer(&env, &cli.db).await?;
+                    let _relay_lock = ops::start_relaying(&store).await?;
                     let ids = (!all).then_some(ids.as_slice());
                     if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
                         return Ok(ExitCode::FAILURE);
@@ -500,11 +501,14 @@ async fn serve(
     let mut settings = Settings::from_env_map(env, backend)?;
     resolve_secrets(&mut settings, env).await?;
 
+    // Held while `serve` relays: other processes then leave its claims in progress alone.
+    let mut _relay_lock = None;
     let ports = match backend {
         Backend::Sqlite => {
             let store = SqliteStore::open_with(db, sqlite_options(&settings))
                 .with_context(|| format!("cannot open the database {}", db.display()))?;
             tracing::info!(db = %db.display(), "local SQLite backend");
+            _relay_lock = Some(ops::start_relaying(&store).await?);
             tokio::spawn(ops::housekeeping_loop(store.clone(), HOUSEKEEPING_INTERVAL));
             Ports::sqlite(&store)
         }

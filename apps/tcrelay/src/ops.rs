@@ -262,6 +262,27 @@ pub async fn queue_stats(
     Ok(())
 }
 
+/// Takes the relay lock of the local database before a process relays through it (`serve`,
+/// `quarantine replay`); alone on it, the dedupe claims a killed process left in progress are
+/// released first ([`SqliteStore::start_relaying`]), so they do not hold their states, and the
+/// poll with them, until they expire. Hold the lock while relaying.
+pub async fn start_relaying(store: &SqliteStore) -> Result<tcrelay_sqlite::RelayLock, OpsError> {
+    let start = store.start_relaying().await?;
+    match start.released {
+        Some(0) => {}
+        Some(released) => tracing::warn!(
+            released,
+            "released dedupe claims left in progress by a process that ended (killed while it \
+             relayed); a state it had sent may be sent again, and the queue drops a repeat \
+             within five minutes"
+        ),
+        None => tracing::info!(
+            "another process relays through this database; claims in progress are left to it"
+        ),
+    }
+    Ok(start.lock)
+}
+
 /// `serve` on SQLite: [`SqliteStore::housekeep`] at start and then every `interval`, so the
 /// file stays bounded (acknowledged messages past the retention and expired dedupe records
 /// deleted, space given back). A failure is logged and tried again next time: housekeeping

@@ -26,7 +26,7 @@ use crate::clock::millis;
 use crate::db::{Ctx, SqliteStore};
 use crate::error::DbError;
 
-const IN_PROGRESS: &str = "in-progress";
+pub(crate) const IN_PROGRESS: &str = "in-progress";
 const COMPLETED: &str = "completed";
 
 /// A stored row, before the expiry check.

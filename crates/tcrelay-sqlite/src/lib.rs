@@ -32,6 +32,8 @@
 //!   one order or shipment;
 //! - cursors: `read` and `set` of the [`CursorStore`](tcrelay_core::ports::CursorStore) trait,
 //!   and [`cursors`](SqliteStore::cursors) for all streams with their leases;
+//! - relaying processes: [`start_relaying`](SqliteStore::start_relaying) (the relay lock;
+//!   alone on the file, the claims a killed process left in progress are released);
 //! - housekeeping: [`housekeep`](SqliteStore::housekeep) (acknowledged messages past
 //!   [`SqliteOptions::acked_retention`], expired dedupe records, space given back; `serve` runs
 //!   it on a schedule), [`purge_acked`](SqliteStore::purge_acked),
@@ -50,6 +52,7 @@ mod dedupe;
 mod error;
 mod quarantine;
 mod queue;
+mod relay_lock;
 mod retention;
 mod schema;
 mod trace;
@@ -62,6 +65,7 @@ pub use quarantine::QuarantineEntry;
 pub use queue::{
     AckedIds, DEDUPLICATION_WINDOW, KindCounts, QueueEntry, QueueStats, QueuedEnvelope,
 };
+pub use relay_lock::{RelayLock, RelayStart};
 pub use retention::{FileSizes, HousekeepingReport};
 pub use schema::SCHEMA_VERSION;
 pub use trace::{DedupeEntry, ObjectTrace};

@@ -2,15 +2,16 @@
 //! cursor lease held and fresh, a page asked for), then restarted on the same database: the first change made
 //! while it was down is on the queue within 10 s of the restart, once. With a lease that only a
 //! heartbeat keeps alive, the dead run's lease runs out within seconds instead of blocking the
-//! stream for minutes, and the dedupe claims the dead run left in progress are taken over by
-//! the run that holds the lease next instead of holding their states until they expire.
+//! stream for minutes, and the dedupe claims the dead process left in progress (a webhook
+//! request's here) are released by the restarted process, alone on the database, instead of
+//! holding their states until they expire.
 
 use crate::common;
 
 use std::time::{Duration, Instant};
 
 use tcrelay_core::dedupe::state_key;
-use tcrelay_core::ports::{Claimant, DedupeStore};
+use tcrelay_core::ports::DedupeStore;
 use tcrelay_sqlite::SqliteStore;
 use tradecloud_model::ObjectClass;
 use tradecloud_sim::{Endpoint, Fault, FaultRule, SimConfig, Simulator, WorldConfig};
@@ -125,18 +126,14 @@ async fn the_first_change_made_during_a_crash_is_on_the_queue_within_ten_seconds
         }
     };
     let key = state_key(ObjectClass::Order, &first.id, &first.last_updated_at);
-    // What a run killed between a page's dedupe claims and their completion leaves behind: its
-    // claims in progress (here, of the very state we time), made under its lease owner. The
-    // kill above lands there by chance only (one kill in eight, when it came right after a
-    // checkpoint), so the claim is made as that run would have made it. The restarted run holds
-    // the lease and takes it over at once; it used to wait for the in-progress expiry (120 s).
-    let dead_owner = lease
-        .lease_owner
-        .clone()
-        .expect("the killed run's lease owner");
-    // As the killed run took the lease: before the restarted run takes it.
-    let dead_run = Claimant::poll_run("orders", &dead_owner, chrono::Utc::now());
-    let left = store.claim_as(&key, true, Some(&dead_run)).await.unwrap();
+    // What a process killed while it relayed leaves behind: dedupe claims in progress, of a
+    // webhook request cut off (here, of the very state we time) or of a poll run killed
+    // between a page's claims and their completion. The kill above lands there by chance only,
+    // so the claim is made as such a request makes it. A webhook request's claim is never taken
+    // over early (no lease fences a request that may still be running), so the restarted poll
+    // stopped at it for the in-progress expiry (120 s); the restarted `serve`, alone on the
+    // database (the relay lock), releases every claim in progress at its start.
+    let left = store.claim(&key, true).await.unwrap();
     assert!(left.token().is_some(), "{left:?}");
     sim.clear_faults();
 

@@ -10,4 +10,5 @@ mod durability;
 mod failures;
 mod quarantine;
 mod queue;
+mod relay_lock;
 mod retention;

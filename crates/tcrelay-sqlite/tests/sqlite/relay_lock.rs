@@ -1,0 +1,79 @@
+//! The relay lock: a `tcrelay serve` that starts alone on its database releases the dedupe
+//! claims a process that ended left in progress; beside a relaying process it releases none.
+
+use tcrelay_core::ports::{
+    ClaimOutcome, Claimant, DedupeRecord, DedupeStore, RecordState, StoreError,
+};
+use tcrelay_sqlite::SqliteStore;
+
+use crate::common::temp_db;
+
+async fn in_progress(store: &SqliteStore, key: &str) -> Result<(), StoreError> {
+    let outcome = store.claim(key, false).await?;
+    assert!(outcome.token().is_some(), "{outcome:?}");
+    Ok(())
+}
+
+fn record(state: RecordState, full_state: bool) -> Option<DedupeRecord> {
+    Some(DedupeRecord { state, full_state })
+}
+
+#[tokio::test]
+async fn a_process_alone_releases_every_claim_in_progress_and_keeps_completed_records() {
+    let (_dir, path) = temp_db();
+    let killed = SqliteStore::open(&path).unwrap();
+    // What a killed process leaves: a webhook request's claim, a poll run's, a completed one.
+    in_progress(&killed, "webhook").await.unwrap();
+    let run = Claimant::poll_run("orders", "run-1", chrono::Utc::now());
+    let polled = killed.claim_as("polled", true, Some(&run)).await.unwrap();
+    assert!(polled.token().is_some());
+    let done = killed.claim("done", true).await.unwrap();
+    killed
+        .complete("done", done.token().unwrap())
+        .await
+        .unwrap();
+    drop(killed);
+
+    let restarted = SqliteStore::open(&path).unwrap();
+    let start = restarted.start_relaying().await.unwrap();
+    assert_eq!(start.released, Some(2));
+    assert_eq!(restarted.lookup("webhook").await.unwrap(), None);
+    assert_eq!(restarted.lookup("polled").await.unwrap(), None);
+    assert_eq!(
+        restarted.lookup("done").await.unwrap(),
+        record(RecordState::Completed, true)
+    );
+    assert!(matches!(
+        restarted.claim("webhook", false).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    assert!(restarted.relay_lock_path().exists());
+}
+
+#[tokio::test]
+async fn a_process_beside_a_relaying_one_releases_none_of_its_claims() {
+    let (_dir, path) = temp_db();
+    let first = SqliteStore::open(&path).unwrap();
+    let first_lock = first.start_relaying().await.unwrap();
+    assert_eq!(first_lock.released, Some(0));
+    // The first process is relaying this webhook request right now.
+    in_progress(&first, "webhook").await.unwrap();
+
+    let second = SqliteStore::open(&path).unwrap();
+    let second_lock = second.start_relaying().await.unwrap();
+    assert_eq!(second_lock.released, None);
+    assert_eq!(
+        second.lookup("webhook").await.unwrap(),
+        record(RecordState::InProgress, false)
+    );
+
+    // A third starts while the second still relays, the first gone: still not alone.
+    drop(first_lock);
+    let third = SqliteStore::open(&path).unwrap();
+    assert_eq!(third.start_relaying().await.unwrap().released, None);
+    drop(second_lock);
+    // Alone at last: the first process's claim is one nobody can complete.
+    let fourth = SqliteStore::open(&path).unwrap();
+    assert_eq!(fourth.start_relaying().await.unwrap().released, Some(1));
+    assert_eq!(fourth.lookup("webhook").await.unwrap(), None);
+}
