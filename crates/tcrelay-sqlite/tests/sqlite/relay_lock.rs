@@ -77,3 +77,30 @@ async fn a_process_beside_a_relaying_one_releases_none_of_its_claims() {
     assert_eq!(fourth.start_relaying().await.unwrap().released, Some(1));
     assert_eq!(fourth.lookup("webhook").await.unwrap(), None);
 }
+
+/// A database reached through a symbolic link is the file it points to (SQLite keeps its WAL
+/// beside the target): a process started on one path is beside a process relaying on the other.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_process_on_a_link_to_the_database_releases_none_of_the_claims_of_one_on_the_file() {
+    let (dir, path) = temp_db();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    for (relaying, starting) in [(&path, &link), (&link, &path)] {
+        let first = SqliteStore::open(relaying).unwrap();
+        let first_lock = first.start_relaying().await.unwrap();
+        in_progress(&first, "webhook").await.unwrap();
+
+        let second = SqliteStore::open(starting).unwrap();
+        assert_eq!(second.start_relaying().await.unwrap().released, None);
+        assert_eq!(
+            second.lookup("webhook").await.unwrap(),
+            record(RecordState::InProgress, false),
+            "a process on {starting:?} beside one on {relaying:?}"
+        );
+        drop(first_lock);
+        // Alone: the claim left in progress is released, for the next round.
+        let third = SqliteStore::open(relaying).unwrap();
+        assert_eq!(third.start_relaying().await.unwrap().released, Some(1));
+    }
+}
