@@ -72,7 +72,13 @@ impl SqliteStore {
             .truncate(false)
             .write(true)
             .open(&path)
-        {
+            .or_else(|e| match e.kind() {
+                // Made by another user (root's `quarantine replay` before the service's first
+                // `serve`): a lock needs the file open, not writable. Without it this process
+                // would relay unseen, and the next one started would release its live claims.
+                std::io::ErrorKind::PermissionDenied => File::open(&path),
+                _ => Err(e),
+            }) {
             Ok(file) => file,
             Err(e) => return Ok(unlocked(&path, &e)),
         };
