@@ -14,7 +14,8 @@
 //! repeat of a dedupe key within five minutes of the first).
 //!
 //! The lock is an advisory file lock (`flock` on Unix, `LockFileEx` on Windows) on a file beside
-//! the database (`<database>.lock`, empty), which the operating system releases when the
+//! the database (`<database>.lock`, empty; beside the target of a symbolic link to it, so every
+//! path to one database locks one file), which the operating system releases when the
 //! process ends, however it ends. Every relaying process holds it shared while it runs; a
 //! starting `serve` first tries to take it alone, and only then releases the claims.
 
@@ -46,9 +47,14 @@ pub struct RelayStart {
 }
 
 impl SqliteStore {
-    /// The file locked by the processes that relay through this database.
+    /// The file locked by the processes that relay through this database: beside the file its
+    /// path leads to, a symbolic link followed (as SQLite does for its WAL), so processes that
+    /// name one database by different paths lock one file.
     pub fn relay_lock_path(&self) -> PathBuf {
-        let mut path = self.path().as_os_str().to_owned();
+        // A process started on a link would otherwise lock a file of its own, find itself
+        // alone, and release the claims a process on the target is relaying.
+        let file = std::fs::canonicalize(self.path()).unwrap_or_else(|_| self.path().to_owned());
+        let mut path = file.into_os_string();
         path.push(".lock");
         PathBuf::from(path)
     }
@@ -66,7 +72,13 @@ impl SqliteStore {
             .truncate(false)
             .write(true)
             .open(&path)
-        {
+            .or_else(|e| match e.kind() {
+                // Made by another user (root's `quarantine replay` before the service's first
+                // `serve`): a lock needs the file open, not writable. Without it this process
+                // would relay unseen, and the next one started would release its live claims.
+                std::io::ErrorKind::PermissionDenied => File::open(&path),
+                _ => Err(e),
+            }) {
             Ok(file) => file,
             Err(e) => return Ok(unlocked(&path, &e)),
         };

@@ -18,8 +18,13 @@ fn record(state: RecordState, full_state: bool) -> Option<DedupeRecord> {
     Some(DedupeRecord { state, full_state })
 }
 
+/// One test of this file at a time: one starts a process, which until its `exec` holds every
+/// lock file this process has open, so a lock another test just dropped would still be held.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_process_alone_releases_every_claim_in_progress_and_keeps_completed_records() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let (_dir, path) = temp_db();
     let killed = SqliteStore::open(&path).unwrap();
     // What a killed process leaves: a webhook request's claim, a poll run's, a completed one.
@@ -52,6 +57,7 @@ async fn a_process_alone_releases_every_claim_in_progress_and_keeps_completed_re
 
 #[tokio::test]
 async fn a_process_beside_a_relaying_one_releases_none_of_its_claims() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let (_dir, path) = temp_db();
     let first = SqliteStore::open(&path).unwrap();
     let first_lock = first.start_relaying().await.unwrap();
@@ -76,4 +82,111 @@ async fn a_process_beside_a_relaying_one_releases_none_of_its_claims() {
     let fourth = SqliteStore::open(&path).unwrap();
     assert_eq!(fourth.start_relaying().await.unwrap().released, Some(1));
     assert_eq!(fourth.lookup("webhook").await.unwrap(), None);
+}
+
+/// A database reached through a symbolic link is the file it points to (SQLite keeps its WAL
+/// beside the target): a process started on one path is beside a process relaying on the other.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_process_on_a_link_to_the_database_releases_none_of_the_claims_of_one_on_the_file() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (dir, path) = temp_db();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    for (relaying, starting) in [(&path, &link), (&link, &path)] {
+        let first = SqliteStore::open(relaying).unwrap();
+        let first_lock = first.start_relaying().await.unwrap();
+        in_progress(&first, "webhook").await.unwrap();
+
+        let second = SqliteStore::open(starting).unwrap();
+        assert_eq!(second.start_relaying().await.unwrap().released, None);
+        assert_eq!(
+            second.lookup("webhook").await.unwrap(),
+            record(RecordState::InProgress, false),
+            "a process on {starting:?} beside one on {relaying:?}"
+        );
+        drop(first_lock);
+        // Alone: the claim left in progress is released, for the next round.
+        let third = SqliteStore::open(relaying).unwrap();
+        assert_eq!(third.start_relaying().await.unwrap().released, Some(1));
+    }
+}
+
+/// The database [`a_process_locks_a_lock_file_another_user_made`] hands its child process.
+#[cfg(unix)]
+const CHILD_DB: &str = "TCRELAY_TEST_RELAY_LOCK_DB";
+
+/// A lock file made by another user (root ran the first relaying command on the service's
+/// database: a `quarantine replay`; writable by its owner only) is locked all the same by
+/// the service's `serve`: a lock needs the file open, not writable. Relaying without it, the
+/// `serve` would be invisible to the next process started as root, which would release its live
+/// claims. Needs root (to act as another user); skipped otherwise.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_process_locks_a_lock_file_another_user_made() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::process::CommandExt as _;
+    const NOBODY: u32 = 65534;
+    let _one = ONE_AT_A_TIME.lock().await;
+
+    let (dir, path) = temp_db();
+    // A process killed while it relayed left this claim in progress.
+    let killed = SqliteStore::open(&path).unwrap();
+    in_progress(&killed, "webhook").await.unwrap();
+    let lock = killed.relay_lock_path();
+    drop(killed);
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
+    if std::fs::metadata(&lock).unwrap().uid() != 0 {
+        eprintln!("skipped: needs root, to run a process as another user");
+        return;
+    }
+    // The other user must reach this test binary and the database (not so under a private
+    // home, e.g. /root).
+    let exe = std::env::current_exe().unwrap();
+    let searchable = |p: &std::path::Path| {
+        p.ancestors()
+            .skip(1)
+            .all(|a| std::fs::metadata(a).is_ok_and(|m| m.mode() & 0o001 != 0))
+    };
+    if !searchable(&exe) || !searchable(dir.path()) {
+        eprintln!("skipped: the test binary or the temporary directory is private");
+        return;
+    }
+    // The service user's database and directory; the lock file stays root's.
+    for owned in [dir.path(), path.as_path()] {
+        std::os::unix::fs::chown(owned, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+
+    let child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "relay_lock::as_another_user_start_relaying_alone",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_DB, &path)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&child.stdout);
+    let err = String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success(), "{out}\n{err}");
+    assert!(out.contains("1 passed"), "{out}\n{err}");
+}
+
+/// The child process of [`a_process_locks_a_lock_file_another_user_made`]: alone on the
+/// database, it releases the claim left in progress, which only a process holding the lock does.
+#[cfg(unix)]
+#[tokio::test]
+#[ignore = "run by a_process_locks_a_lock_file_another_user_made, as another user"]
+async fn as_another_user_start_relaying_alone() {
+    let Some(path) = std::env::var_os(CHILD_DB) else {
+        return;
+    };
+    let store = SqliteStore::open(&path).unwrap();
+    let start = store.start_relaying().await.unwrap();
+    assert_eq!(start.released, Some(1), "{start:?}");
+    assert_eq!(store.lookup("webhook").await.unwrap(), None);
 }
