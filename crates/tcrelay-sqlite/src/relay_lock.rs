@@ -17,7 +17,7 @@
 //! the database (`<database>.lock`, empty; beside the target of a symbolic link to it, so every
 //! path to one database locks one file), which the operating system releases when the
 //! process ends, however it ends. Every relaying process holds it shared while it runs; a
-//! starting `serve` first tries to take it alone, and only then releases the claims.
+//! starting one first tries to take it alone, and only then releases the claims.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::PathBuf;
