@@ -14,10 +14,12 @@
 //! repeat of a dedupe key within five minutes of the first).
 //!
 //! The lock is an advisory file lock (`flock` on Unix, `LockFileEx` on Windows) on a file beside
-//! the database (`<database>.lock`, empty; beside the target of a symbolic link to it, so every
+//! the database (`<database>-relay.lock`, empty; beside the target of a symbolic link to it, so every
 //! path to one database locks one file), which the operating system releases when the
 //! process ends, however it ends. Every relaying process holds it shared while it runs; a
-//! starting one first tries to take it alone, and only then releases the claims.
+//! starting one first tries to take it alone, and only then releases the claims. (Not
+//! `<database>.lock`: SQLite's dot-file locking, on file systems without POSIX locks, takes that
+//! name, and a file of ours there would read to it as a database locked for good.)
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::PathBuf;
@@ -55,7 +57,7 @@ impl SqliteStore {
         // alone, and release the claims a process on the target is relaying.
         let file = std::fs::canonicalize(self.path()).unwrap_or_else(|_| self.path().to_owned());
         let mut path = file.into_os_string();
-        path.push(".lock");
+        path.push("-relay.lock");
         PathBuf::from(path)
     }
 

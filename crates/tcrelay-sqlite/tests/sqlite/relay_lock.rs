@@ -52,6 +52,13 @@ async fn a_process_alone_releases_every_claim_in_progress_and_keeps_completed_re
         restarted.claim("webhook", false).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
+    // Beside the database, named apart from SQLite's own dot-file lock (`<database>.lock`).
+    assert_eq!(
+        restarted.relay_lock_path(),
+        std::fs::canonicalize(&path)
+            .unwrap()
+            .with_file_name("tcrelay.db-relay.lock")
+    );
     assert!(restarted.relay_lock_path().exists());
 }
 
