@@ -133,6 +133,14 @@ fn sent(sink: &MemorySink) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The first envelope the sink holds of object `id`.
+fn first_envelope_of(sink: &MemorySink, id: &str) -> Envelope {
+    sink.envelopes()
+        .into_iter()
+        .find(|e| e.id == id)
+        .unwrap_or_else(|| panic!("no envelope of {id}"))
+}
+
 /// Every current state of the world was enqueued, and no state twice.
 fn assert_exactly_once(h: &Harness, stream: PollStream) {
     assert_exactly_once_but(h, stream, &[]);
@@ -670,12 +678,7 @@ async fn changed_lines_are_those_after_the_previous_cursor() {
     let mut c = config();
     c.changed_lines_only = true;
     poll(&h, &c, "run-2").await.unwrap();
-    let e = h
-        .sink
-        .envelopes()
-        .into_iter()
-        .find(|e| e.id == "o")
-        .unwrap();
+    let e = first_envelope_of(&h.sink, "o");
     assert_eq!(e.changed_lines, Some(vec!["new".to_owned()]));
     let payload = e.payload.to_value().unwrap();
     assert_eq!(payload["lines"].as_array().unwrap().len(), 1);
@@ -698,12 +701,7 @@ async fn an_order_polled_with_an_order_id_in_place_of_its_id_is_relayed_under_it
     let s = poll(&h, &config(), "run-1").await.unwrap();
     assert_eq!(s.stop, Some(StopReason::CaughtUp));
     assert_exactly_once(&h, ORDERS);
-    let o2 = h
-        .sink
-        .envelopes()
-        .into_iter()
-        .find(|e| e.id == "o2")
-        .unwrap();
+    let o2 = first_envelope_of(&h.sink, "o2");
     assert_eq!(
         o2.dedupe_key,
         state_key(ObjectClass::Order, "o2", &ms_to_timestamp(T0 + 1))
@@ -3049,12 +3047,7 @@ async fn changed_lines_only_keeps_the_lines_changed_before_a_run_stopped_mid_bac
     let s = poll_for_pages(&h, &c, "run-2", 2).await;
     assert_eq!(s.stop, Some(StopReason::Deadline));
     poll_until_caught_up(&h, &c).await;
-    let o = h
-        .sink
-        .envelopes()
-        .into_iter()
-        .find(|e| e.id == "o")
-        .unwrap();
+    let o = first_envelope_of(&h.sink, "o");
     assert_eq!(
         o.changed_lines,
         Some(vec!["dropped".to_owned(), "relayed".to_owned()])
