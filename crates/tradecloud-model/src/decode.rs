@@ -573,18 +573,28 @@ fn parse_webhook_json(
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(DecodeError::Empty);
     }
+    // A lone surrogate escape, which serde_json refuses, is read as U+FFFD from a copy; the
+    // body's text is then no longer the payload's (`retyped`).
+    let replaced = lone_surrogates_replaced(body, leniencies);
+    let body = replaced.as_deref().unwrap_or(body);
     // serde_json checks the UTF-8 of every string it reads, and any other byte outside ASCII
     // is a syntax error, so invalid UTF-8 always fails the parse: the body is only scanned
     // for it then, to name the offset, never on the way to a success.
-    crate::json::parse_typed(body, &WEBHOOK_BODY_SHAPE, leniencies).map_err(|e| match e {
-        crate::json::ReadError::OverBudget { limit } => DecodeError::TooManyValues { limit },
-        crate::json::ReadError::Json(e) => match std::str::from_utf8(body) {
-            Err(utf8) => DecodeError::InvalidUtf8 {
-                offset: utf8.valid_up_to(),
+    let typed = crate::json::parse_typed(body, &WEBHOOK_BODY_SHAPE, leniencies);
+    typed
+        .map(|mut typed| {
+            typed.retyped |= replaced.is_some();
+            typed
+        })
+        .map_err(|e| match e {
+            crate::json::ReadError::OverBudget { limit } => DecodeError::TooManyValues { limit },
+            crate::json::ReadError::Json(e) => match std::str::from_utf8(body) {
+                Err(utf8) => DecodeError::InvalidUtf8 {
+                    offset: utf8.valid_up_to(),
+                },
+                Ok(_) => json_error(e),
             },
-            Ok(_) => json_error(e),
-        },
-    })
+        })
 }
 
 fn json_error(e: serde_json::Error) -> DecodeError {
@@ -595,6 +605,63 @@ fn json_error(e: serde_json::Error) -> DecodeError {
         },
         message: strip_position(&e.to_string()),
     }
+}
+
+/// `body` (JSON) with every `\uXXXX` escape of a UTF-16 surrogate that is not half of a pair
+/// written `\uFFFD` (the same length, so a parse error's position stays that of the body),
+/// or `None` when it has none. Jackson, on the JVM Tradecloud runs on, writes a surrogate
+/// that is not half of a pair (a text cut in the middle of an emoji) as an escape of its own:
+/// JSON by RFC 8259's grammar, but no Unicode text, and serde_json refuses it. Each
+/// replacement is reported (the character is not forwarded as sent). A `\\` before a `u` is
+/// an escaped backslash, not an escape: escapes are read from left to right. A backslash
+/// outside a string is no JSON either way, which the parse then reports.
+fn lone_surrogates_replaced(body: &[u8], leniencies: &mut Leniencies) -> Option<Vec<u8>> {
+    let unit = |at: usize| -> Option<u16> {
+        let digits = body.get(at..at + 4)?;
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let escape_at = |at: usize| body.get(at) == Some(&b'\\') && body.get(at + 1) == Some(&b'u');
+    let mut copy: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while let Some(found) = body
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
+    {
+        i += found;
+        if !escape_at(i) {
+            i += 2;
+            continue;
+        }
+        let lone = match unit(i + 2) {
+            None => {
+                i += 2;
+                continue;
+            }
+            Some(0xD800..=0xDBFF) => {
+                if escape_at(i + 6) && matches!(unit(i + 8), Some(0xDC00..=0xDFFF)) {
+                    i += 12;
+                    continue;
+                }
+                true
+            }
+            Some(0xDC00..=0xDFFF) => true,
+            Some(_) => false,
+        };
+        if lone {
+            let copy = copy.get_or_insert_with(|| body.to_vec());
+            copy[i + 2..i + 6].copy_from_slice(b"FFFD");
+            leniencies.push_dropped_at(
+                || format!("(byte {i})"),
+                "a whole UTF-16 surrogate pair",
+                "a lone surrogate escape, read as U+FFFD",
+            );
+        }
+        i += 6;
+    }
+    copy
 }
 
 /// serde_json appends " at line L column C" to its messages; we report the location apart.
@@ -878,6 +945,38 @@ mod tests {
         assert!(!decoded.verbatim);
         assert_eq!(decoded.payload_text(quoted), None);
         assert_eq!(decoded.payload["orderEvent"]["version"], 3);
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_replaced_and_reported_and_nothing_else_is_touched() {
+        let mut l = Leniencies::new();
+        let body = br#"{"a":"\ud83d\ude00 \\udc00 \uDC00","b":"\ud800"}"#;
+        let copy = lone_surrogates_replaced(body, &mut l).unwrap();
+        assert_eq!(
+            copy,
+            br#"{"a":"\ud83d\ude00 \\udc00 \uFFFD","b":"\uFFFD"}"#.to_vec()
+        );
+        assert_eq!(l.total(), 2);
+        assert!(
+            l.kept()[0].to_string().contains("U+FFFD"),
+            "{}",
+            l.kept()[0]
+        );
+        // Nothing to replace: no copy. Cut-off escapes are left for the parse to refuse.
+        for plain in [&br#"{"a":"\u00e9 \n"}"#[..], b"{\\", b"\\ud8", b"\\"] {
+            assert_eq!(
+                lone_surrogates_replaced(plain, &mut Leniencies::new()),
+                None
+            );
+        }
+        let d = decode_webhook(
+            br#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1","reason":"\ud83d"}}"#,
+            Some("application/json"),
+        )
+        .unwrap();
+        assert_eq!(d.payload["orderEvent"]["reason"], "\u{FFFD}");
+        assert!(!d.verbatim, "the text is not the payload's");
+        assert_eq!(d.leniencies.total(), 1);
     }
 
     #[test]
