@@ -465,8 +465,9 @@ fn typed<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, DecodeEr
 }
 
 /// Decides JSON or tXML from the content type (`application/json`, `text/json`, `…+json`;
-/// `application/xml`, `text/xml`, `…+xml`), else from the body's first character after white
-/// space and a byte-order mark: `<` tXML, `{` or `[` JSON. Tradecloud does not document the
+/// `application/xml`, `text/xml`, `…+xml`) unless the body's first character says the other,
+/// else from the body's first character after white space and a byte-order mark: `<` tXML,
+/// `{` or `[` JSON. Tradecloud does not document the
 /// content type of its tXML (`application/txml`, `text/txml`… would all be reasonable), so no
 /// content type is refused for itself: only a body that is neither, sent with a content type
 /// that is not generic, is refused as of an unsupported media type.
@@ -480,11 +481,16 @@ pub fn detect_format(body: &[u8], content_type: Option<&str>) -> Result<Format, 
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
+    // A JSON or XML label names the format unless the body plainly is the other one (a
+    // sender that labels its tXML `application/json`): a 400 would cost the message, and the
+    // label's reader could only refuse it. A body that is neither is read as labelled, so its
+    // error is that reader's.
+    let labelled = |format: Format| Ok(sniff(body).unwrap_or(format));
     match essence.as_str() {
-        "application/json" | "text/json" => Ok(Format::Json),
-        "application/xml" | "text/xml" => Ok(Format::Txml),
-        s if s.ends_with("+json") => Ok(Format::Json),
-        s if s.ends_with("+xml") => Ok(Format::Txml),
+        "application/json" | "text/json" => labelled(Format::Json),
+        "application/xml" | "text/xml" => labelled(Format::Txml),
+        s if s.ends_with("+json") => labelled(Format::Json),
+        s if s.ends_with("+xml") => labelled(Format::Txml),
         // Missing or generic: the body decides, and says what is wrong with it.
         ""
         | "text/plain"
