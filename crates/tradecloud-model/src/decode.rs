@@ -613,61 +613,20 @@ fn json_error(e: serde_json::Error) -> DecodeError {
     }
 }
 
-/// `body` (JSON) with every `\uXXXX` escape of a UTF-16 surrogate that is not half of a pair
-/// written `\uFFFD` (the same length, so a parse error's position stays that of the body),
-/// or `None` when it has none. Jackson, on the JVM Tradecloud runs on, writes a surrogate
-/// that is not half of a pair (a text cut in the middle of an emoji) as an escape of its own:
-/// JSON by RFC 8259's grammar, but no Unicode text, and serde_json refuses it. Each
-/// replacement is reported (the character is not forwarded as sent). A `\\` before a `u` is
-/// an escaped backslash, not an escape: escapes are read from left to right. A backslash
-/// outside a string is no JSON either way, which the parse then reports.
+/// `body` with each lone surrogate escape mended to `\uFFFD` (see
+/// [`tcrelay_json_string::lone_surrogates_mended`]: Jackson writes a Java text cut in the
+/// middle of an emoji so), each reported as a leniency (the character is not forwarded as
+/// sent); `None` when it has none.
 fn lone_surrogates_replaced(body: &[u8], leniencies: &mut Leniencies) -> Option<Vec<u8>> {
-    let unit = |at: usize| -> Option<u16> {
-        let digits = body.get(at..at + 4)?;
-        if !digits.iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
-    };
-    let escape_at = |at: usize| body.get(at) == Some(&b'\\') && body.get(at + 1) == Some(&b'u');
-    let mut copy: Option<Vec<u8>> = None;
-    let mut i = 0;
-    while let Some(found) = body
-        .get(i..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
-    {
-        i += found;
-        if !escape_at(i) {
-            i += 2;
-            continue;
-        }
-        let lone = match unit(i + 2) {
-            None => {
-                i += 2;
-                continue;
-            }
-            Some(0xD800..=0xDBFF) => {
-                if escape_at(i + 6) && matches!(unit(i + 8), Some(0xDC00..=0xDFFF)) {
-                    i += 12;
-                    continue;
-                }
-                true
-            }
-            Some(0xDC00..=0xDFFF) => true,
-            Some(_) => false,
-        };
-        if lone {
-            let copy = copy.get_or_insert_with(|| body.to_vec());
-            copy[i + 2..i + 6].copy_from_slice(b"FFFD");
-            leniencies.push_dropped_at(
-                || format!("(byte {i})"),
-                "a whole UTF-16 surrogate pair",
-                "a lone surrogate escape, read as U+FFFD",
-            );
-        }
-        i += 6;
+    let (text, offsets) = tcrelay_json_string::lone_surrogates_mended(body)?;
+    for at in offsets {
+        leniencies.push_dropped_at(
+            || format!("(byte {at})"),
+            "a whole UTF-16 surrogate pair",
+            "a lone surrogate escape, read as U+FFFD",
+        );
     }
-    copy
+    Some(text)
 }
 
 /// serde_json appends " at line L column C" to its messages; we report the location apart.
