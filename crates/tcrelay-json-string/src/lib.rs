@@ -11,6 +11,13 @@
 //! Lambda functions run on (`scripts/test-arm64.sh`).
 //!
 //! This is its own crate so that those tests build for arm64 in seconds, without the AWS SDK.
+//!
+//! It also mends the one kind of JSON string serde_json cannot read although JSON's grammar
+//! allows it: an escaped UTF-16 surrogate that is not half of a pair ([`lone_surrogates_mended`]).
+
+mod surrogates;
+
+pub use surrogates::lone_surrogates_mended;
 
 /// The longest text escaped in one go. [`json_escape_simd::escape_into`] reserves room for
 /// every byte of its input escaped to six: a message body near SQS's 1 MiB would make it

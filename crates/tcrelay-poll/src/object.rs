@@ -139,9 +139,25 @@ impl Polled {
         })
     }
 
-    /// The object as a JSON value, for the paths that type or change it.
+    /// The object as a JSON value, for the paths that type or change it. A lone surrogate
+    /// escape (a Java text cut in the middle of an emoji, as Jackson writes it), which
+    /// serde_json refuses, is read as U+FFFD: the object's lines are then known, and its
+    /// payload is written from the value, as a webhook body with one is.
     fn value(&self) -> serde_json::Result<Value> {
-        serde_json::from_str(&self.text)
+        serde_json::from_str(&self.text).or_else(|e| {
+            let Some((mended, offsets)) =
+                tcrelay_json_string::lone_surrogates_mended(self.text.as_bytes())
+            else {
+                return Err(e);
+            };
+            tracing::warn!(
+                id = self.id,
+                last_updated_at = self.last_updated_at,
+                escapes = offsets.len(),
+                "polled object has lone UTF-16 surrogate escapes, read as U+FFFD"
+            );
+            serde_json::from_slice(&mended)
+        })
     }
 }
 
@@ -922,6 +938,31 @@ mod tests {
             1
         );
         assert_eq!(payload["loadCarriers"][0]["containerNumber"], "C1");
+    }
+
+    /// Jackson writes half of a surrogate pair (a Java text cut in the middle of an emoji) as
+    /// an escape of its own, which serde_json refuses. Such an order is read with U+FFFD in its
+    /// place, so its changed lines and their times are known; before, it was relayed whole as
+    /// unreadable, with no line times to check against the events that relayed it.
+    #[test]
+    fn an_order_with_a_lone_surrogate_escape_is_read_with_its_lines() {
+        let text = r#"{"id":"o-1","lastUpdatedAt":"2025-01-02T00:00:00.000Z","description":"cut \ud83d","lines":[{"id":"l1","lastUpdatedAt":"2025-01-02T00:00:00.000Z"},{"id":"l2","lastUpdatedAt":"2025-01-01T00:00:00.000Z"}]}"#;
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let order = Polled::read(PollStream::Orders, 0, &raw).unwrap();
+        let Prepared::Relay {
+            changed_lines,
+            line_times,
+            payload,
+            ..
+        } = prep(true, None).prepare(PollStream::Orders, &order)
+        else {
+            panic!("relayed")
+        };
+        assert_eq!(changed_lines, Some(vec!["l1".to_owned()]));
+        assert_eq!(line_times, ["2025-01-02T00:00:00.000Z"]);
+        let payload = payload.to_value().unwrap();
+        assert_eq!(payload["description"], "cut \u{FFFD}");
+        assert_eq!(payload["lines"].as_array().unwrap().len(), 1);
     }
 
     #[test]

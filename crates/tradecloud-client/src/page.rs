@@ -284,7 +284,7 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
         Some(_) => return Err(malformed("page lastUpdatedAt is not a string")),
     }
     .or_else(|| {
-        let last: Value = serde_json::from_str(items.last()?.get()).ok()?;
+        let last = read_value(items.last()?.get().as_bytes()).ok()?;
         item_last_updated_at(&last).map(str::to_owned)
     });
     Ok(Page {
@@ -294,15 +294,33 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<Page, ClientError> {
     })
 }
 
+/// Reads a fetched order or shipment.
 pub(crate) fn parse_object(body: &[u8]) -> Result<Value, ClientError> {
-    let value: Value =
-        serde_json::from_slice(without_bom(body)).map_err(|e| ClientError::Malformed {
-            reason: format!("answer is not JSON: {e}"),
-        })?;
+    let value = read_value(without_bom(body)).map_err(|e| ClientError::Malformed {
+        reason: format!("answer is not JSON: {e}"),
+    })?;
     if !value.is_object() {
         return Err(malformed("answer is not a JSON object"));
     }
     Ok(value)
+}
+
+/// Reads JSON text as a value. A lone surrogate escape in it (a Java text cut in the middle of
+/// an emoji, as Jackson writes it), which serde_json refuses, is read as U+FFFD, with a WARN:
+/// refusing a fetched object would fail every retry of the GET webhook that asked for it until
+/// Tradecloud gave up, and a page's last item is where the page's time is read from.
+fn read_value(text: &[u8]) -> serde_json::Result<Value> {
+    serde_json::from_slice(text).or_else(|e| {
+        let Some((mended, offsets)) = tcrelay_json_string::lone_surrogates_mended(text) else {
+            return Err(e);
+        };
+        tracing::warn!(
+            escapes = offsets.len(),
+            first_at = offsets[0],
+            "lone UTF-16 surrogate escapes in Tradecloud's answer, read as U+FFFD"
+        );
+        serde_json::from_slice(&mended)
+    })
 }
 
 /// `body` without a UTF-8 byte-order mark: JSON forbids one, but some servers write it, and

@@ -465,8 +465,9 @@ fn typed<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, DecodeEr
 }
 
 /// Decides JSON or tXML from the content type (`application/json`, `text/json`, `…+json`;
-/// `application/xml`, `text/xml`, `…+xml`), else from the body's first character after white
-/// space and a byte-order mark: `<` tXML, `{` or `[` JSON. Tradecloud does not document the
+/// `application/xml`, `text/xml`, `…+xml`) unless the body's first character says the other,
+/// else from the body's first character after white space and a byte-order mark: `<` tXML,
+/// `{` or `[` JSON. Tradecloud does not document the
 /// content type of its tXML (`application/txml`, `text/txml`… would all be reasonable), so no
 /// content type is refused for itself: only a body that is neither, sent with a content type
 /// that is not generic, is refused as of an unsupported media type.
@@ -480,11 +481,16 @@ pub fn detect_format(body: &[u8], content_type: Option<&str>) -> Result<Format, 
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
+    // A JSON or XML label names the format unless the body plainly is the other one (a
+    // sender that labels its tXML `application/json`): a 400 would cost the message, and the
+    // label's reader could only refuse it. A body that is neither is read as labelled, so its
+    // error is that reader's.
+    let labelled = |format: Format| Ok(sniff(body).unwrap_or(format));
     match essence.as_str() {
-        "application/json" | "text/json" => Ok(Format::Json),
-        "application/xml" | "text/xml" => Ok(Format::Txml),
-        s if s.ends_with("+json") => Ok(Format::Json),
-        s if s.ends_with("+xml") => Ok(Format::Txml),
+        "application/json" | "text/json" => labelled(Format::Json),
+        "application/xml" | "text/xml" => labelled(Format::Txml),
+        s if s.ends_with("+json") => labelled(Format::Json),
+        s if s.ends_with("+xml") => labelled(Format::Txml),
         // Missing or generic: the body decides, and says what is wrong with it.
         ""
         | "text/plain"
@@ -573,18 +579,28 @@ fn parse_webhook_json(
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(DecodeError::Empty);
     }
+    // A lone surrogate escape, which serde_json refuses, is read as U+FFFD from a copy; the
+    // body's text is then no longer the payload's (`retyped`).
+    let replaced = lone_surrogates_replaced(body, leniencies);
+    let body = replaced.as_deref().unwrap_or(body);
     // serde_json checks the UTF-8 of every string it reads, and any other byte outside ASCII
     // is a syntax error, so invalid UTF-8 always fails the parse: the body is only scanned
     // for it then, to name the offset, never on the way to a success.
-    crate::json::parse_typed(body, &WEBHOOK_BODY_SHAPE, leniencies).map_err(|e| match e {
-        crate::json::ReadError::OverBudget { limit } => DecodeError::TooManyValues { limit },
-        crate::json::ReadError::Json(e) => match std::str::from_utf8(body) {
-            Err(utf8) => DecodeError::InvalidUtf8 {
-                offset: utf8.valid_up_to(),
+    let typed = crate::json::parse_typed(body, &WEBHOOK_BODY_SHAPE, leniencies);
+    typed
+        .map(|mut typed| {
+            typed.retyped |= replaced.is_some();
+            typed
+        })
+        .map_err(|e| match e {
+            crate::json::ReadError::OverBudget { limit } => DecodeError::TooManyValues { limit },
+            crate::json::ReadError::Json(e) => match std::str::from_utf8(body) {
+                Err(utf8) => DecodeError::InvalidUtf8 {
+                    offset: utf8.valid_up_to(),
+                },
+                Ok(_) => json_error(e),
             },
-            Ok(_) => json_error(e),
-        },
-    })
+        })
 }
 
 fn json_error(e: serde_json::Error) -> DecodeError {
@@ -595,6 +611,22 @@ fn json_error(e: serde_json::Error) -> DecodeError {
         },
         message: strip_position(&e.to_string()),
     }
+}
+
+/// `body` with each lone surrogate escape mended to `\uFFFD` (see
+/// [`tcrelay_json_string::lone_surrogates_mended`]: Jackson writes a Java text cut in the
+/// middle of an emoji so), each reported as a leniency (the character is not forwarded as
+/// sent); `None` when it has none.
+fn lone_surrogates_replaced(body: &[u8], leniencies: &mut Leniencies) -> Option<Vec<u8>> {
+    let (text, offsets) = tcrelay_json_string::lone_surrogates_mended(body)?;
+    for at in offsets {
+        leniencies.push_dropped_at(
+            || format!("(byte {at})"),
+            "a whole UTF-16 surrogate pair",
+            "a lone surrogate escape, read as U+FFFD",
+        );
+    }
+    Some(text)
 }
 
 /// serde_json appends " at line L column C" to its messages; we report the location apart.
@@ -878,6 +910,38 @@ mod tests {
         assert!(!decoded.verbatim);
         assert_eq!(decoded.payload_text(quoted), None);
         assert_eq!(decoded.payload["orderEvent"]["version"], 3);
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_replaced_and_reported_and_nothing_else_is_touched() {
+        let mut l = Leniencies::new();
+        let body = br#"{"a":"\ud83d\ude00 \\udc00 \uDC00","b":"\ud800"}"#;
+        let copy = lone_surrogates_replaced(body, &mut l).unwrap();
+        assert_eq!(
+            copy,
+            br#"{"a":"\ud83d\ude00 \\udc00 \uFFFD","b":"\uFFFD"}"#.to_vec()
+        );
+        assert_eq!(l.total(), 2);
+        assert!(
+            l.kept()[0].to_string().contains("U+FFFD"),
+            "{}",
+            l.kept()[0]
+        );
+        // Nothing to replace: no copy. Cut-off escapes are left for the parse to refuse.
+        for plain in [&br#"{"a":"\u00e9 \n"}"#[..], b"{\\", b"\\ud8", b"\\"] {
+            assert_eq!(
+                lone_surrogates_replaced(plain, &mut Leniencies::new()),
+                None
+            );
+        }
+        let d = decode_webhook(
+            br#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1","reason":"\ud83d"}}"#,
+            Some("application/json"),
+        )
+        .unwrap();
+        assert_eq!(d.payload["orderEvent"]["reason"], "\u{FFFD}");
+        assert!(!d.verbatim, "the text is not the payload's");
+        assert_eq!(d.leniencies.total(), 1);
     }
 
     #[test]

@@ -147,3 +147,33 @@ async fn more_lines_than_the_cap_is_413_and_quarantined_with_the_body() {
         StatusCode::ACCEPTED
     );
 }
+
+/// Jackson (Tradecloud's platform is on the JVM) writes a UTF-16 surrogate that is not half of
+/// a pair as a `\uXXXX` escape of its own (`UTF8JsonGenerator`): a free text cut in the middle
+/// of an emoji reaches the webhook as `"…\ud83d"`. That is JSON by RFC 8259's grammar, but no
+/// Unicode text; serde_json refused it, and the 400 cost the message. Such an escape is read as
+/// U+FFFD (nothing the relay reads is in it), a pair is read as the character it is, and a
+/// backslash written `\\` before a `u` is no escape at all.
+#[tokio::test]
+async fn a_lone_surrogate_escape_in_a_text_is_read_as_a_replacement_character() {
+    let h = harness();
+    let body = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1","lastUpdatedAt":"2025-04-23T10:01:53.812Z","reason":"late \ud83d","lines":[{"id":"l-1","buyerLine":{"description":"\ude00 ok \ud83d\ude00 \\ud800 \ud800\ud800"}}]},"meta":{"messageId":"m-1"}}"#;
+    let a = send(&h.router, post("/webhook", Some("application/json"), body)).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    assert!(h.quarantine.kept().is_empty());
+    let sent = h.sink.envelopes();
+    assert_eq!(sent.len(), 1);
+    let payload = sent[0].payload.to_value().unwrap().into_owned();
+    assert_eq!(payload["orderEvent"]["reason"], "late \u{FFFD}");
+    assert_eq!(
+        payload["orderEvent"]["lines"][0]["buyerLine"]["description"],
+        "\u{FFFD} ok 😀 \\ud800 \u{FFFD}\u{FFFD}"
+    );
+    // What the relay reads is read as ever.
+    assert_eq!(sent[0].id, "o-1");
+    assert_eq!(sent[0].message_id.as_deref(), Some("m-1"));
+    // The envelope is JSON every consumer reads.
+    let envelope = sent[0].to_json().unwrap();
+    let read: Value = serde_json::from_str(&envelope).unwrap();
+    assert_eq!(read["payload"], payload);
+}

@@ -944,3 +944,38 @@ async fn an_order_documents_event_is_its_own_class() {
             .starts_with("msg/order-documents/o-1/")
     );
 }
+
+/// docs/design.md promises that a JSON or XML body is read whatever its content type: a sender
+/// that labels its tXML `application/json` (or its JSON `application/xml`) must not lose the
+/// message to a 400. The body's first character decides when it contradicts the label.
+#[tokio::test]
+async fn a_body_labelled_with_the_other_format_is_read_by_what_it_is() {
+    let h = harness();
+    let a = send(
+        &h.router,
+        post("/webhook", Some("application/json"), ORDER_EVENT_TXML),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    assert_eq!(h.sink.envelopes()[0].format, Format::Txml);
+
+    let h = harness();
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    let a = send(
+        &h.router,
+        post(
+            "/webhook",
+            Some("application/xml; charset=UTF-8"),
+            serde_json::to_vec(&body).unwrap(),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    assert_eq!(h.sink.envelopes()[0].format, Format::Json);
+    assert!(h.quarantine.kept().is_empty());
+
+    // A body that is neither is still refused by the label's reader.
+    let h = harness();
+    let a = send(&h.router, post("/webhook", Some("application/json"), "x")).await;
+    a.assert_problem_of(400, "malformed-body");
+}

@@ -556,6 +556,38 @@ async fn poll_items_come_back_as_the_bytes_sent() {
     assert_eq!(values[1]["note"], "café \"x\"");
 }
 
+/// Jackson writes half of a surrogate pair (a Java text cut in the middle of an emoji) as an
+/// escape of its own, which serde_json refuses. A fetched object with one is read with U+FFFD
+/// in its place, not refused (a GET webhook would get 502 on every retry until Tradecloud gave
+/// up); a poll page's items come back as the bytes sent, lone halves and all.
+#[tokio::test]
+async fn lone_surrogate_escapes_are_read_not_refused() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([Step::Raw(
+        r#"{"id":"o-1","description":"cut \ud83d","note":"\ud83d\ude00 kept"}"#,
+    )]);
+    let order = client.fetch_order("o-1").await.unwrap();
+    assert_eq!(order["description"], "cut \u{FFFD}");
+    assert_eq!(order["note"], "\u{1F600} kept");
+    let item =
+        r#"{"id":"o-1","description":"cut \ud83d","lastUpdatedAt":"2025-01-01T00:00:00.001Z"}"#;
+    let page = format!(r#"{{"data":[{item}],"total":1}}"#);
+    fake.script([Step::Raw(Box::leak(page.into_boxed_str()))]);
+    let page = client
+        .poll(
+            PollEndpoint::Orders,
+            &PollQuery::new("2025-01-01T00:00:00.000Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].get(), item);
+    assert_eq!(
+        page.last_updated_at.as_deref(),
+        Some("2025-01-01T00:00:00.001Z")
+    );
+    assert_eq!(fake.api_requests().len(), 2);
+}
+
 #[tokio::test]
 async fn malformed_answers_are_not_retried() {
     let (fake, client) = client(Fake::default()).await;
