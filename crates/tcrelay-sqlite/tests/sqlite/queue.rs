@@ -300,6 +300,35 @@ async fn an_acknowledged_message_counts_for_the_deduplication_window() {
     assert_eq!((stats.pending, stats.acked), (0, 1));
 }
 
+/// With `TCRELAY_ACKED_RETENTION_DAYS=0` housekeeping deletes acknowledged messages at once,
+/// and `serve` housekeeps first thing at its start: right where a process killed between an
+/// enqueue and its claim's completion restarts, and Tradecloud's retry comes. A message still
+/// within its deduplication window must stay, or the retry reaches the ERP a second time.
+#[tokio::test]
+async fn housekeeping_keeps_an_acknowledged_message_within_its_deduplication_window() {
+    let (_dir, path) = temp_db();
+    let clock = new_clock();
+    let store = tcrelay_sqlite::SqliteStore::open_with(
+        &path,
+        tcrelay_sqlite::SqliteOptions {
+            acked_retention: std::time::Duration::ZERO,
+            ..crate::common::test_options()
+        },
+    )
+    .unwrap()
+    .with_clock(clock.clock());
+    let first = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert_eq!(store.ack_up_to(first[0]).await.unwrap(), 1);
+    clock.advance(DEDUPLICATION_WINDOW / 2);
+    assert_eq!(store.housekeep().await.unwrap().acked_deleted, 0);
+    let again = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert_eq!(again, first, "the retry's repeat is dropped");
+    assert_eq!(queued_keys(&store).await, ["k"]);
+    // Once the window has passed, retention 0 deletes it at the next housekeeping.
+    clock.advance(DEDUPLICATION_WINDOW / 2);
+    assert_eq!(store.housekeep().await.unwrap().acked_deleted, 1);
+    assert!(queued_keys(&store).await.is_empty());
+}
 /// A queue written before the index of its dedupe keys (schema version 4) migrates, and its
 /// messages count for the deduplication window at once.
 #[tokio::test]
