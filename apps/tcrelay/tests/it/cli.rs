@@ -388,6 +388,43 @@ fn bad_flags_and_settings_are_named() {
     assert!(stderr(&o).contains("--backend"), "{}", stderr(&o));
 }
 
+/// A unit's environment file that leaves `TCRELAY_DB` or `TCRELAY_LOG_FORMAT` blank counts
+/// them as unset, as every other setting (docs/config.md): clap refused them as a missing value
+/// of `--db` / `--log-format`, flags the operator never gave. A wrong `TCRELAY_LOG_FORMAT` is
+/// refused naming the variable, not only the flag.
+#[test]
+fn blank_flag_variables_count_as_unset_and_a_wrong_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path().join("tcrelay.db")).unwrap());
+    let o = common::command(&[("TCRELAY_DB", ""), ("TCRELAY_LOG_FORMAT", " ")])
+        .current_dir(dir.path())
+        .args(["queue", "stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(stats["pending"], 0, "the default ./tcrelay.db was read");
+
+    let db = dir.path().join("tcrelay.db");
+    let db = db.to_str().unwrap();
+    let o = tcrelay(
+        &["--db", db, "queue", "stats"],
+        &[("TCRELAY_LOG_FORMAT", "xml")],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("TCRELAY_LOG_FORMAT"), "{}", stderr(&o));
+    for format in ["json", "text"] {
+        let o = tcrelay(
+            &["--db", db, "queue", "stats"],
+            &[("TCRELAY_LOG_FORMAT", format)],
+        );
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+    }
+    let o = tcrelay(&["--db", db, "--log-format", "xml", "queue", "stats"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--log-format"), "{}", stderr(&o));
+}
+
 #[test]
 fn read_only_commands_refuse_a_missing_database_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
