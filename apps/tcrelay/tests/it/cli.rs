@@ -104,6 +104,35 @@ async fn export_names_the_id_to_acknowledge_and_up_to_pins_the_batch() {
     assert!(stderr(&o).contains("exported 0"), "{}", stderr(&o));
 }
 
+/// `queue ack --up-to` an id no message ever had (a typo: 40 for 4) would acknowledge every
+/// message up to the newest, those enqueued after the consumer's export too, which the ERP then
+/// never receives (housekeeping deletes them later). Refused, naming the id and the last one,
+/// and nothing is acknowledged; an id the queue gave (pruned since, or the last) is accepted.
+#[tokio::test]
+async fn ack_up_to_an_id_no_message_had_is_refused_and_acknowledges_nothing() {
+    let (_dir, db, store) = queue_db();
+    let db = db.as_str();
+    let o = tcrelay(&["--db", db, "queue", "ack", "--up-to", "1"], &[]);
+    assert!(!o.status.success(), "an empty queue has no id 1");
+    assert!(stderr(&o).contains("no message yet"), "{}", stderr(&o));
+
+    let batch: Vec<Envelope> = (1..=3).map(|n| envelope("o1", n)).collect();
+    store.enqueue(&batch).await.unwrap();
+    // Enqueued after the consumer's export of ids 1 to 3, which meant to acknowledge 3.
+    let later: Vec<Envelope> = (4..=5).map(|n| envelope("o2", n)).collect();
+    store.enqueue(&later).await.unwrap();
+    let o = tcrelay(&["--db", db, "queue", "ack", "--up-to", "30"], &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("30") && err.contains("the last is 5"), "{err}");
+    assert!(err.contains("nothing was acknowledged"), "{err}");
+    assert_eq!(stats(db)["pending"], 5);
+
+    let o = tcrelay(&["--db", db, "queue", "ack", "--up-to", "5"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stats(db)["pending"], 0);
+}
+
 #[tokio::test]
 async fn queue_export_ack_and_stats() {
     let (_dir, db, store) = queue_db();
