@@ -538,7 +538,9 @@ async fn serve(
     let mut _relay_lock = None;
     let ports = match backend {
         Backend::Sqlite => {
-            let store = SqliteStore::open_with(db, sqlite_options(&settings))
+            // Created when missing, as before; but another application's database (a
+            // mistyped path) is refused, not switched to WAL and given our tables.
+            let store = ops::open_database(db, Access::WriteOrCreate, sqlite_options(&settings))
                 .with_context(|| format!("cannot open the database {}", db.display()))?;
             tracing::info!(db = %db.display(), "local SQLite backend");
             _relay_lock = Some(ops::start_relaying(&store).await?);

@@ -25,8 +25,8 @@ pub enum Access {
     /// Writes (`queue ack`, `quarantine replay|drop`): the file must exist; it is migrated to
     /// this build's schema, as `serve` would.
     Write,
-    /// Writes and may create the file (`cursor set`, a backfill start before the first
-    /// `serve`).
+    /// Writes and may create the file (`serve`; `cursor set`, a backfill start before the
+    /// first `serve`).
     WriteOrCreate,
 }
 

@@ -625,6 +625,47 @@ fn commands_refuse_a_file_that_is_not_a_tcrelay_database_and_change_nothing() {
     );
 }
 
+/// `serve` on a `--db` that is another application's SQLite file (a mistyped path) refuses it
+/// and changes nothing, as the operator commands do: it used to switch the file to WAL, add
+/// its tables and schema version, and vacuum it, taking the other application's database over.
+/// An empty file and a missing one are still prepared, as `cursor set` prepares them.
+#[test]
+fn serve_refuses_another_applications_database_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE accounts (id INTEGER); INSERT INTO accounts VALUES (1);")
+        .unwrap();
+    let db = path.to_str().unwrap();
+    let before = snapshot(&path);
+    let env = [("TCRELAY_WEBHOOK_BASIC", "tc:pw")];
+    let exited =
+        common::serve(db, &env).expect_err("serve started on another application's database");
+    assert!(!exited.status.success());
+    assert!(
+        exited
+            .stderr
+            .contains(&format!("{db} is not a tcrelay database"))
+            && exited.stderr.contains("accounts"),
+        "{}",
+        exited.stderr
+    );
+    assert_eq!(snapshot(&path), before, "serve changed the file");
+
+    // An empty file and a missing one: prepared, and served.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    for path in [empty, dir.path().join("new.db")] {
+        let serve = common::serve(path.to_str().unwrap(), &env).unwrap();
+        drop(serve);
+        assert!(
+            snapshot(&path).0.contains(&"outbound".to_owned()),
+            "{path:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn reading_commands_leave_an_older_schema_unmigrated_and_say_how_to_migrate() {
     let (_dir, db, store) = queue_db();
