@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::logging::{LogFormat, init_tracing};
 use tcrelay::ops::Access;
@@ -50,13 +50,14 @@ struct Cli {
     /// Lambdas' environment variables; TCRELAY_AWS_ENDPOINT_URL overrides the endpoint).
     #[arg(long, global = true, value_enum, default_value_t = BackendArg::Sqlite)]
     backend: BackendArg,
-    /// Log lines on stderr as text (colours only on a terminal) or as one JSON object a line.
+    /// Log lines on stderr: `text` (colours only on a terminal) or `json`, one JSON object a
+    /// line.
     #[arg(
         long,
         global = true,
-        value_enum,
         env = "TCRELAY_LOG_FORMAT",
-        default_value_t = LogFormat::Text
+        value_parser = parse_log_format,
+        default_value = "text"
     )]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -251,9 +252,41 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     parse_duration(text)
 }
 
+/// The global flags whose value may come from a variable, with the variable.
+const FLAG_VARIABLES: [(&str, &str); 2] =
+    [("db", "TCRELAY_DB"), ("log_format", "TCRELAY_LOG_FORMAT")];
+
+/// The command line, where a variable of [`FLAG_VARIABLES`] set empty counts as unset (as every
+/// other setting's does, docs/config.md): clap would refuse it as a missing value of the flag,
+/// which the operator never gave, in a unit whose environment file only left it blank.
+fn cli_command() -> clap::Command {
+    FLAG_VARIABLES
+        .into_iter()
+        .fold(Cli::command(), |command, (arg, variable)| {
+            let empty = std::env::var_os(variable)
+                .is_some_and(|value| value.to_string_lossy().trim().is_empty());
+            if empty {
+                command.mut_arg(arg, |arg| arg.env(None::<&str>))
+            } else {
+                command
+            }
+        })
+}
+
+/// `--log-format` / `TCRELAY_LOG_FORMAT`: the refusal names both, as the value may come from
+/// either.
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    LogFormat::from_str(text.trim(), false).map_err(|_| {
+        "give text or json (--log-format, or the variable TCRELAY_LOG_FORMAT)".to_owned()
+    })
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli_command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+        .unwrap_or_else(|e| e.exit());
     // Only `serve` logs INFO by default: the operator commands print their own output, and an
     // INFO line about opening the store would only get in its way.
     let level = match cli.command {
@@ -505,7 +538,9 @@ async fn serve(
     let mut _relay_lock = None;
     let ports = match backend {
         Backend::Sqlite => {
-            let store = SqliteStore::open_with(db, sqlite_options(&settings))
+            // Created when missing, as before; but another application's database (a
+            // mistyped path) is refused, not switched to WAL and given our tables.
+            let store = ops::open_database(db, Access::WriteOrCreate, sqlite_options(&settings))
                 .with_context(|| format!("cannot open the database {}", db.display()))?;
             tracing::info!(db = %db.display(), "local SQLite backend");
             _relay_lock = Some(ops::start_relaying(&store).await?);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tcrelay_core::logsafe::escape_control;
 use tcrelay_core::ports::CursorStore;
 use tcrelay_poll::{PollStream, kept_page_limit, kept_unsorted, progress_kind};
-use tcrelay_sqlite::{ExistingFile, SCHEMA_VERSION, SqliteOptions, SqliteStore};
+use tcrelay_sqlite::{AckedUpTo, ExistingFile, SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 pub use crate::error::OpsError;
 use crate::replay::{Replayed, Replayer};
@@ -25,8 +25,8 @@ pub enum Access {
     /// Writes (`queue ack`, `quarantine replay|drop`): the file must exist; it is migrated to
     /// this build's schema, as `serve` would.
     Write,
-    /// Writes and may create the file (`cursor set`, a backfill start before the first
-    /// `serve`).
+    /// Writes and may create the file (`serve`; `cursor set`, a backfill start before the
+    /// first `serve`).
     WriteOrCreate,
 }
 
@@ -197,7 +197,20 @@ pub async fn queue_ack(
     out: &mut dyn Write,
 ) -> Result<u64, OpsError> {
     let (acked, missing) = match (up_to, ids.is_empty()) {
-        (Some(id), true) => (store.ack_up_to(id).await?, Vec::new()),
+        (Some(id), true) => match store.ack_up_to(id).await? {
+            AckedUpTo::Acked(acked) => (acked, Vec::new()),
+            // A typo: up to it would take in the messages enqueued after the consumer's export.
+            AckedUpTo::Beyond { last_id } => {
+                let last = last_id.map_or_else(
+                    || "the queue has had no message yet".to_owned(),
+                    |last| format!("the last is {last}"),
+                );
+                return Err(OpsError::Invalid(format!(
+                    "no message has id {id} ({last}), so nothing was acknowledged: acknowledge \
+                     up to the id `queue export` printed"
+                )));
+            }
+        },
         (None, false) => {
             let acked = store.ack_ids(ids).await?;
             (acked.newly, acked.missing)

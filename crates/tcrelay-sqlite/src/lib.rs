@@ -63,7 +63,7 @@ pub use db::{Durability, ExistingFile, SqliteOptions, SqliteStore};
 pub use error::OpenError;
 pub use quarantine::QuarantineEntry;
 pub use queue::{
-    AckedIds, DEDUPLICATION_WINDOW, KindCounts, QueueEntry, QueueStats, QueuedEnvelope,
+    AckedIds, AckedUpTo, DEDUPLICATION_WINDOW, KindCounts, QueueEntry, QueueStats, QueuedEnvelope,
 };
 pub use relay_lock::{RelayLock, RelayStart};
 pub use retention::{FileSizes, HousekeepingReport};

@@ -88,6 +88,21 @@ pub struct AckedIds {
     pub missing: Vec<i64>,
 }
 
+/// What [`SqliteStore::ack_up_to`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckedUpTo {
+    /// How many were pending and are acknowledged now (already acknowledged ones keep their
+    /// time and are not counted).
+    Acked(u64),
+    /// The id is above every id the queue has given (`last_id`, the highest; `None` before the
+    /// first message), so no export wrote it: mistyped. Nothing was acknowledged, since up to
+    /// it would take in messages the consumer never received.
+    Beyond {
+        /// The highest id the queue has given, pruned messages included.
+        last_id: Option<i64>,
+    },
+}
+
 /// What `queue stats` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -317,18 +332,34 @@ impl SqliteStore {
     }
 
     /// Acknowledges every pending message with an id up to and including `up_to_id`; returns how
-    /// many were newly acknowledged (already acknowledged ones keep their time).
-    pub async fn ack_up_to(&self, up_to_id: i64) -> Result<u64, StoreError> {
+    /// many were newly acknowledged (already acknowledged ones keep their time), or, for an id
+    /// above every id the queue has given, acknowledges nothing ([`AckedUpTo::Beyond`]).
+    pub async fn ack_up_to(&self, up_to_id: i64) -> Result<AckedUpTo, StoreError> {
         let acked = self
             .run("queue ack", move |ctx| {
-                let n = ctx.conn.execute(
+                let tx = ctx
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // AUTOINCREMENT's counter: the highest id ever given, pruned rows' too.
+                let last_id: Option<i64> = tx
+                    .query_row(
+                        "SELECT seq FROM sqlite_sequence WHERE name = 'outbound'",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if last_id.is_none_or(|last| up_to_id > last) {
+                    return Ok(AckedUpTo::Beyond { last_id });
+                }
+                let n = tx.execute(
                     "UPDATE outbound SET acked_at = ?1 WHERE id <= ?2 AND acked_at IS NULL",
                     params![to_text(ctx.now), up_to_id],
                 )?;
-                Ok(n as u64)
+                tx.commit()?;
+                Ok(AckedUpTo::Acked(n as u64))
             })
             .await?;
-        tracing::info!(up_to_id, acked, "queue acknowledged");
+        tracing::info!(up_to_id, ?acked, "queue acknowledged");
         Ok(acked)
     }
 

@@ -15,6 +15,7 @@ use tcrelay_core::ports::StoreError;
 
 use crate::clock::{millis, to_text};
 use crate::db::SqliteStore;
+use crate::queue::DEDUPLICATION_WINDOW;
 
 /// What one [`SqliteStore::housekeep`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -49,18 +50,24 @@ fn size_of(path: &Path) -> u64 {
 
 impl SqliteStore {
     /// Deletes acknowledged messages acknowledged longer ago than the retention; returns how
-    /// many. Pending messages are never deleted.
+    /// many. Pending messages are never deleted, nor one enqueued within the last
+    /// [`DEDUPLICATION_WINDOW`], whatever the retention: the queue drops a repeat of it by that
+    /// row (a retention of 0 would otherwise let the retry of a process killed before its
+    /// claim's completion, right after `serve`'s first housekeeping, reach the ERP twice).
     pub async fn purge_acked(&self) -> Result<u64, StoreError> {
         let deleted = self
             .run("queue purge", |ctx| {
                 let cutoff =
                     ctx.now - chrono::TimeDelta::milliseconds(millis(ctx.options.acked_retention));
-                // `acked_at` is RFC 3339 text with a varying number of fraction digits, so it is
-                // compared as a time (julianday), not as a string.
+                let window_start =
+                    ctx.now - chrono::TimeDelta::milliseconds(millis(DEDUPLICATION_WINDOW));
+                // `acked_at` and `enqueued_at` are RFC 3339 text with a varying number of
+                // fraction digits, so they are compared as times (julianday), not as strings.
                 let n = ctx.conn.execute(
                     "DELETE FROM outbound \
-                     WHERE acked_at IS NOT NULL AND julianday(acked_at) < julianday(?1)",
-                    params![to_text(cutoff)],
+                     WHERE acked_at IS NOT NULL AND julianday(acked_at) < julianday(?1) \
+                       AND julianday(enqueued_at) <= julianday(?2)",
+                    params![to_text(cutoff), to_text(window_start)],
                 )?;
                 Ok(n as u64)
             })

@@ -104,6 +104,35 @@ async fn export_names_the_id_to_acknowledge_and_up_to_pins_the_batch() {
     assert!(stderr(&o).contains("exported 0"), "{}", stderr(&o));
 }
 
+/// `queue ack --up-to` an id no message ever had (a typo: 40 for 4) would acknowledge every
+/// message up to the newest, those enqueued after the consumer's export too, which the ERP then
+/// never receives (housekeeping deletes them later). Refused, naming the id and the last one,
+/// and nothing is acknowledged; an id the queue gave (pruned since, or the last) is accepted.
+#[tokio::test]
+async fn ack_up_to_an_id_no_message_had_is_refused_and_acknowledges_nothing() {
+    let (_dir, db, store) = queue_db();
+    let db = db.as_str();
+    let o = tcrelay(&["--db", db, "queue", "ack", "--up-to", "1"], &[]);
+    assert!(!o.status.success(), "an empty queue has no id 1");
+    assert!(stderr(&o).contains("no message yet"), "{}", stderr(&o));
+
+    let batch: Vec<Envelope> = (1..=3).map(|n| envelope("o1", n)).collect();
+    store.enqueue(&batch).await.unwrap();
+    // Enqueued after the consumer's export of ids 1 to 3, which meant to acknowledge 3.
+    let later: Vec<Envelope> = (4..=5).map(|n| envelope("o2", n)).collect();
+    store.enqueue(&later).await.unwrap();
+    let o = tcrelay(&["--db", db, "queue", "ack", "--up-to", "30"], &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("30") && err.contains("the last is 5"), "{err}");
+    assert!(err.contains("nothing was acknowledged"), "{err}");
+    assert_eq!(stats(db)["pending"], 5);
+
+    let o = tcrelay(&["--db", db, "queue", "ack", "--up-to", "5"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stats(db)["pending"], 0);
+}
+
 #[tokio::test]
 async fn queue_export_ack_and_stats() {
     let (_dir, db, store) = queue_db();
@@ -388,6 +417,43 @@ fn bad_flags_and_settings_are_named() {
     assert!(stderr(&o).contains("--backend"), "{}", stderr(&o));
 }
 
+/// A unit's environment file that leaves `TCRELAY_DB` or `TCRELAY_LOG_FORMAT` blank counts
+/// them as unset, as every other setting (docs/config.md): clap refused them as a missing value
+/// of `--db` / `--log-format`, flags the operator never gave. A wrong `TCRELAY_LOG_FORMAT` is
+/// refused naming the variable, not only the flag.
+#[test]
+fn blank_flag_variables_count_as_unset_and_a_wrong_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path().join("tcrelay.db")).unwrap());
+    let o = common::command(&[("TCRELAY_DB", ""), ("TCRELAY_LOG_FORMAT", " ")])
+        .current_dir(dir.path())
+        .args(["queue", "stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(stats["pending"], 0, "the default ./tcrelay.db was read");
+
+    let db = dir.path().join("tcrelay.db");
+    let db = db.to_str().unwrap();
+    let o = tcrelay(
+        &["--db", db, "queue", "stats"],
+        &[("TCRELAY_LOG_FORMAT", "xml")],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("TCRELAY_LOG_FORMAT"), "{}", stderr(&o));
+    for format in ["json", "text"] {
+        let o = tcrelay(
+            &["--db", db, "queue", "stats"],
+            &[("TCRELAY_LOG_FORMAT", format)],
+        );
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+    }
+    let o = tcrelay(&["--db", db, "--log-format", "xml", "queue", "stats"], &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--log-format"), "{}", stderr(&o));
+}
+
 #[test]
 fn read_only_commands_refuse_a_missing_database_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -557,6 +623,47 @@ fn commands_refuse_a_file_that_is_not_a_tcrelay_database_and_change_nothing() {
         "{}",
         stderr(&o)
     );
+}
+
+/// `serve` on a `--db` that is another application's SQLite file (a mistyped path) refuses it
+/// and changes nothing, as the operator commands do: it used to switch the file to WAL, add
+/// its tables and schema version, and vacuum it, taking the other application's database over.
+/// An empty file and a missing one are still prepared, as `cursor set` prepares them.
+#[test]
+fn serve_refuses_another_applications_database_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE accounts (id INTEGER); INSERT INTO accounts VALUES (1);")
+        .unwrap();
+    let db = path.to_str().unwrap();
+    let before = snapshot(&path);
+    let env = [("TCRELAY_WEBHOOK_BASIC", "tc:pw")];
+    let exited =
+        common::serve(db, &env).expect_err("serve started on another application's database");
+    assert!(!exited.status.success());
+    assert!(
+        exited
+            .stderr
+            .contains(&format!("{db} is not a tcrelay database"))
+            && exited.stderr.contains("accounts"),
+        "{}",
+        exited.stderr
+    );
+    assert_eq!(snapshot(&path), before, "serve changed the file");
+
+    // An empty file and a missing one: prepared, and served.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    for path in [empty, dir.path().join("new.db")] {
+        let serve = common::serve(path.to_str().unwrap(), &env).unwrap();
+        drop(serve);
+        assert!(
+            snapshot(&path).0.contains(&"outbound".to_owned()),
+            "{path:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! repeat within SQS FIFO's deduplication window.
 
 use tcrelay_core::ports::EventSink;
-use tcrelay_sqlite::{DEDUPLICATION_WINDOW, SqliteStore};
+use tcrelay_sqlite::{AckedUpTo, DEDUPLICATION_WINDOW, SqliteStore};
 use tempfile::TempDir;
 use tradecloud_model::ObjectKind;
 
@@ -81,7 +81,7 @@ async fn list_shows_routing_fields_and_honours_limit_and_acks() {
     assert_eq!(listed[1].event_name, None);
     assert_eq!(listed[1].source, "poll");
 
-    assert_eq!(store.ack_up_to(ids[0]).await.unwrap(), 1);
+    assert_eq!(store.ack_up_to(ids[0]).await.unwrap(), AckedUpTo::Acked(1));
     let pending = store.list(10, false).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>(), &ids[1..]);
     let all = store.list(10, true).await.unwrap();
@@ -112,8 +112,8 @@ async fn ack_and_stats() {
     assert!(stats.oldest_pending_at.is_some());
 
     // Up to the third: three newly acknowledged; again: none.
-    assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), 3);
-    assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), 0);
+    assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), AckedUpTo::Acked(3));
+    assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), AckedUpTo::Acked(0));
     // By id: one pending, one already acked, one unknown (named, not counted).
     let acked = store
         .ack_ids(&[ids[4], ids[0], ids[4] + 1000])
@@ -292,7 +292,10 @@ async fn a_key_given_twice_in_one_batch_is_kept_once() {
 #[tokio::test]
 async fn an_acknowledged_message_counts_for_the_deduplication_window() {
     let (_dir, clock, store, first) = k_enqueued().await;
-    assert_eq!(store.ack_up_to(first[0]).await.unwrap(), 1);
+    assert_eq!(
+        store.ack_up_to(first[0]).await.unwrap(),
+        AckedUpTo::Acked(1)
+    );
     clock.advance(DEDUPLICATION_WINDOW - MS);
     let again = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
     assert_eq!(again, first);
@@ -300,6 +303,75 @@ async fn an_acknowledged_message_counts_for_the_deduplication_window() {
     assert_eq!((stats.pending, stats.acked), (0, 1));
 }
 
+/// Acknowledging up to an id the queue never gave acknowledges nothing (a typo would take in
+/// the messages enqueued after the consumer's export); an id it gave, since pruned, is no typo.
+#[tokio::test]
+async fn ack_up_to_an_id_above_every_id_given_acknowledges_nothing() {
+    let (_dir, path) = temp_db();
+    let clock = new_clock();
+    let store = tcrelay_sqlite::SqliteStore::open_with(
+        &path,
+        tcrelay_sqlite::SqliteOptions {
+            acked_retention: std::time::Duration::ZERO,
+            ..crate::common::test_options()
+        },
+    )
+    .unwrap()
+    .with_clock(clock.clock());
+    assert_eq!(
+        store.ack_up_to(1).await.unwrap(),
+        AckedUpTo::Beyond { last_id: None }
+    );
+    let ids = store
+        .enqueue_returning_ids(&[order("a"), order("b")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.ack_up_to(ids[1] + 1).await.unwrap(),
+        AckedUpTo::Beyond {
+            last_id: Some(ids[1])
+        }
+    );
+    assert_eq!(store.stats().await.unwrap().pending, 2);
+    assert_eq!(store.ack_up_to(ids[1]).await.unwrap(), AckedUpTo::Acked(2));
+    // Pruned, every one: their ids were given all the same.
+    clock.advance(DEDUPLICATION_WINDOW);
+    assert_eq!(store.housekeep().await.unwrap().acked_deleted, 2);
+    assert_eq!(store.ack_up_to(ids[1]).await.unwrap(), AckedUpTo::Acked(0));
+}
+
+/// With `TCRELAY_ACKED_RETENTION_DAYS=0` housekeeping deletes acknowledged messages at once,
+/// and `serve` housekeeps first thing at its start: right where a process killed between an
+/// enqueue and its claim's completion restarts, and Tradecloud's retry comes. A message still
+/// within its deduplication window must stay, or the retry reaches the ERP a second time.
+#[tokio::test]
+async fn housekeeping_keeps_an_acknowledged_message_within_its_deduplication_window() {
+    let (_dir, path) = temp_db();
+    let clock = new_clock();
+    let store = tcrelay_sqlite::SqliteStore::open_with(
+        &path,
+        tcrelay_sqlite::SqliteOptions {
+            acked_retention: std::time::Duration::ZERO,
+            ..crate::common::test_options()
+        },
+    )
+    .unwrap()
+    .with_clock(clock.clock());
+    let first = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert_eq!(
+        store.ack_up_to(first[0]).await.unwrap(),
+        AckedUpTo::Acked(1)
+    );
+    clock.advance(DEDUPLICATION_WINDOW / 2);
+    assert_eq!(store.housekeep().await.unwrap().acked_deleted, 0);
+    let again = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    assert_eq!(again, first, "the retry's repeat is dropped");
+    assert_eq!(queued_keys(&store).await, ["k"]);
+    // Once the window has passed, retention 0 deletes it at the next housekeeping.
+    clock.advance(DEDUPLICATION_WINDOW / 2);
+    assert_eq!(store.housekeep().await.unwrap().acked_deleted, 1);
+    assert!(queued_keys(&store).await.is_empty());
+}
 /// A queue written before the index of its dedupe keys (schema version 4) migrates, and its
 /// messages count for the deduplication window at once.
 #[tokio::test]
