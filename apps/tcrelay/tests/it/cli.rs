@@ -564,14 +564,20 @@ const READING: [&[&str]; 8] = [
     &["cursor", "show", "orders"],
 ];
 
-#[test]
-fn commands_refuse_a_file_that_is_not_a_tcrelay_database_and_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+/// Another application's SQLite file in `dir` (a table `accounts` with a row): a mistyped `--db`.
+fn other_applications_database(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let path = dir.path().join("other.db");
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute_batch("CREATE TABLE accounts (id INTEGER); INSERT INTO accounts VALUES (1);")
         .unwrap();
+    path
+}
+
+#[test]
+fn commands_refuse_a_file_that_is_not_a_tcrelay_database_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = other_applications_database(&dir);
     let db = path.to_str().unwrap();
     let before = snapshot(&path);
     let recent = (chrono::Utc::now() - chrono::Duration::days(1))
@@ -632,11 +638,7 @@ fn commands_refuse_a_file_that_is_not_a_tcrelay_database_and_change_nothing() {
 #[test]
 fn serve_refuses_another_applications_database_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("other.db");
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch("CREATE TABLE accounts (id INTEGER); INSERT INTO accounts VALUES (1);")
-        .unwrap();
+    let path = other_applications_database(&dir);
     let db = path.to_str().unwrap();
     let before = snapshot(&path);
     let env = [("TCRELAY_WEBHOOK_BASIC", "tc:pw")];

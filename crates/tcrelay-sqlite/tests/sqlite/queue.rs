@@ -309,15 +309,7 @@ async fn an_acknowledged_message_counts_for_the_deduplication_window() {
 async fn ack_up_to_an_id_above_every_id_given_acknowledges_nothing() {
     let (_dir, path) = temp_db();
     let clock = new_clock();
-    let store = tcrelay_sqlite::SqliteStore::open_with(
-        &path,
-        tcrelay_sqlite::SqliteOptions {
-            acked_retention: std::time::Duration::ZERO,
-            ..crate::common::test_options()
-        },
-    )
-    .unwrap()
-    .with_clock(clock.clock());
+    let store = keeping_no_acknowledged(&path, &clock);
     assert_eq!(
         store.ack_up_to(1).await.unwrap(),
         AckedUpTo::Beyond { last_id: None }
@@ -348,15 +340,7 @@ async fn ack_up_to_an_id_above_every_id_given_acknowledges_nothing() {
 async fn housekeeping_keeps_an_acknowledged_message_within_its_deduplication_window() {
     let (_dir, path) = temp_db();
     let clock = new_clock();
-    let store = tcrelay_sqlite::SqliteStore::open_with(
-        &path,
-        tcrelay_sqlite::SqliteOptions {
-            acked_retention: std::time::Duration::ZERO,
-            ..crate::common::test_options()
-        },
-    )
-    .unwrap()
-    .with_clock(clock.clock());
+    let store = keeping_no_acknowledged(&path, &clock);
     let first = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
     assert_eq!(
         store.ack_up_to(first[0]).await.unwrap(),
@@ -425,4 +409,18 @@ async fn a_message_whose_time_does_not_read_keeps_no_repeat_out() {
         )
         .unwrap();
     assert_eq!(count, 2);
+}
+
+/// A store on `path` whose housekeeping keeps no acknowledged message past its deduplication
+/// window (`TCRELAY_ACKED_RETENTION_DAYS=0`), on `clock`.
+fn keeping_no_acknowledged(path: &std::path::Path, clock: &ManualClock) -> SqliteStore {
+    tcrelay_sqlite::SqliteStore::open_with(
+        path,
+        tcrelay_sqlite::SqliteOptions {
+            acked_retention: std::time::Duration::ZERO,
+            ..crate::common::test_options()
+        },
+    )
+    .unwrap()
+    .with_clock(clock.clock())
 }
