@@ -6,6 +6,7 @@
 
 mod common;
 // `edges.rs` stays a binary of its own: its log capture misses events next to other tests.
+mod envelope_schema;
 mod fuzz_router_corpus;
 mod lenient;
 mod loopback;
