@@ -52,16 +52,46 @@ impl LogSettings {
     }
 }
 
+/// Targets whose TRACE lines carry credentials, held at DEBUG whatever the level:
+/// `lambda_runtime` writes every raw invocation event at TRACE ("raw JSON event received from
+/// Lambda"), and a webhook's event holds the request's headers, `Authorization` among them
+/// (Tradecloud's Basic credential or Bearer token).
+pub const NEVER_TRACED: [&str; 1] = ["lambda_runtime::layers::api_response"];
+
+impl LogSettings {
+    /// The filter of [`Self::filter`] (`info` when it does not parse), with every target of
+    /// [`NEVER_TRACED`] held at DEBUG when the filter lets anything TRACE through: a more
+    /// specific directive than any level or crate name the filter gives, so it wins over
+    /// `trace` and `lambda_runtime=trace` alike (and, added only then, it turns on nothing a
+    /// quieter filter leaves off).
+    pub fn env_filter(&self) -> tracing_subscriber::EnvFilter {
+        use tracing_subscriber::filter::LevelFilter;
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        if filter
+            .max_level_hint()
+            .is_some_and(|level| level < LevelFilter::TRACE)
+        {
+            return filter;
+        }
+        NEVER_TRACED.iter().fold(filter, |filter, target| {
+            filter.add_directive(
+                format!("{target}=debug")
+                    .parse()
+                    .expect("a target and a level make a directive"),
+            )
+        })
+    }
+}
+
 /// Log lines on stdout (CloudWatch) as [`LogSettings::from_env`] reads them from the process
 /// environment, never coloured. JSON lines carry their current span's fields: the webhook's
 /// request span (request id, kind, id, event name, dedupe key, outcome), or lambda_runtime's
 /// invocation span (`requestId`).
 pub fn init_tracing() {
     let settings = LogSettings::from_env(|var| std::env::var(var).ok());
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(settings.env_filter())
         .with_ansi(false)
         .with_target(false);
     if settings.json {
@@ -132,6 +162,41 @@ mod tests {
                 .find(|(k, _)| *k == var)
                 .map(|(_, v)| (*v).to_owned())
         })
+    }
+
+    #[test]
+    fn the_raw_event_is_never_traced_whatever_the_level() {
+        for filter in [
+            "trace",
+            "lambda_runtime=trace",
+            "info,lambda_runtime=trace",
+            "bogus[",
+        ] {
+            let settings = LogSettings {
+                json: true,
+                filter: filter.to_owned(),
+            };
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(settings.env_filter())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                assert!(
+                    !tracing::enabled!(
+                        target: "lambda_runtime::layers::api_response",
+                        tracing::Level::TRACE
+                    ),
+                    "{filter}: the raw event (with its Authorization header) would be logged"
+                );
+                assert_eq!(
+                    tracing::enabled!(
+                        target: "lambda_runtime::layers::api_response",
+                        tracing::Level::DEBUG
+                    ),
+                    filter.contains("trace") || filter == "debug",
+                    "{filter}: its DEBUG lines keep the level asked for"
+                );
+            });
+        }
     }
 
     #[test]

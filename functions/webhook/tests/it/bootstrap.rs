@@ -481,3 +481,62 @@ async fn credentials_from_secrets_manager_as_the_template_passes_them() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn no_credential_reaches_the_logs_at_the_trace_level() {
+    // What Lambda sets when the function's logging configuration asks for TRACE (docs/config.md:
+    // AWS_LAMBDA_LOG_LEVEL wins over RUST_LOG), as an operator chasing a fault would: every
+    // crate's TRACE lines are on, lambda_runtime's dump of each raw event among them.
+    let aws = aws().await;
+    let sim = simulator().await;
+    let mut env = webhook_env(&aws, &sim);
+    env.push(("AWS_LAMBDA_LOG_LEVEL", "TRACE".to_owned()));
+    let function = cold_start(env).await;
+
+    let posted = invoke(&function, event("post-order-json.json")).await;
+    assert_eq!(posted.status, 202, "{}", posted.json());
+    let refused = invoke(&function, event("post-bad-credentials.json")).await;
+    assert_eq!(refused.status, 401, "{}", refused.json());
+    // A GET logs in to Tradecloud with the integration user's password.
+    let order = sim
+        .objects()
+        .into_iter()
+        .find(|o| o.class == "order")
+        .expect("the simulator has orders");
+    let get = event("get-order-by-path.json")
+        .to_string()
+        .replace(ORDER_ID, &order.id);
+    let fetched = invoke(&function, serde_json::from_str(&get).unwrap()).await;
+    assert_eq!(fetched.status, 202, "{}", fetched.json());
+    function
+        .wait_for_stdout(Duration::from_secs(10), |lines| {
+            lines.iter().any(|l| l.contains("TRACE"))
+        })
+        .await;
+
+    let output = function.output();
+    assert!(
+        output.contains("TRACE"),
+        "the TRACE level is on (else this test checks nothing):\n{output}"
+    );
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let login = format!("{}:{}", sim.username(), sim.password());
+    for secret in [
+        "change-me".to_owned(),
+        "wrong-password".to_owned(),
+        b64("tradecloud:change-me"),
+        b64("tradecloud:wrong-password"),
+        sim.password().to_owned(),
+        b64(&login),
+        // The token the login gave, which the GET's fetch sends.
+        "Bearer ".to_owned(),
+    ] {
+        let at = output.find(&secret);
+        assert!(
+            at.is_none(),
+            "a credential ({secret}) reached the logs: …{}…",
+            &output[at.unwrap().saturating_sub(300)..(at.unwrap() + 100).min(output.len())]
+        );
+    }
+    sim.shutdown().await;
+}

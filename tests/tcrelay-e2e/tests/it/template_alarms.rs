@@ -130,3 +130,60 @@ fn take_overs_of_both_functions_are_alarmed() {
         BTreeSet::from(["poller".into(), "webhook".into()])
     );
 }
+
+/// Every answer API Gateway gives without the function that Tradecloud drops is counted by the
+/// access log's metric filter, and an alarm watches that count: its throttling's 429, the 500
+/// of an invocation Lambda refused, and, in Entra ID mode, the JWT authorizer's 401 (a token
+/// whose issuer, audience or signature it refuses) and 403. The function's own 401s are
+/// counted by its `Rejected` metric, but an order webhook the authorizer refused never reaches
+/// the function: a misconfigured `EntraIdAudience` dropped every order message unalarmed.
+#[test]
+fn every_answer_the_gateway_gives_itself_that_tradecloud_drops_is_alarmed() {
+    let template = Template::load();
+    let resources = template.root["Resources"]
+        .as_mapping()
+        .expect("the template has resources");
+    let filters: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::Logs::MetricFilter")
+        .filter(|r| {
+            r["Properties"]["LogGroupName"]["Ref"] == "HttpApiAccessLogGroup"
+                || matches!(&r["Properties"]["LogGroupName"],
+                    Value::Tagged(t) if t.value == "HttpApiAccessLogGroup")
+        })
+        .collect();
+    assert_eq!(
+        filters.len(),
+        1,
+        "one filter on the access log: {filters:?}"
+    );
+    let properties = &filters[0]["Properties"];
+    let pattern = properties["FilterPattern"].as_str().expect("a pattern");
+    for status in [401, 403, 429, 500] {
+        assert!(
+            pattern.contains(&format!("$.status = {status}")),
+            "the gateway's {status} is not counted: {pattern}"
+        );
+    }
+    let metric = &properties["MetricTransformations"][0];
+    let (namespace, name) = (
+        metric["MetricNamespace"].as_str().expect("a namespace"),
+        metric["MetricName"].as_str().expect("a name"),
+    );
+    assert!(
+        resources
+            .values()
+            .any(|r| r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["Namespace"] == namespace
+                && r["Properties"]["MetricName"] == name),
+        "no alarm watches {namespace}/{name}"
+    );
+    // The authorizer's answers go through this filter only if the stage logs them: it logs
+    // every request, the authorizer's refusals included.
+    assert!(
+        template.root["Resources"]["HttpApiStage"]["Properties"]["AccessLogSettings"]["Format"]
+            .as_str()
+            .is_some_and(|f| f.contains("\"status\":$context.status")),
+        "the access log has no status"
+    );
+}
