@@ -438,21 +438,8 @@ async fn credentials_from_secrets_manager_as_the_template_passes_them() {
     env.push(("TCRELAY_TRADECLOUD_SECRET_ARN", login_secret));
     let function = cold_start(env.clone()).await;
 
-    let posted = invoke(&function, event("post-order-json.json")).await;
-    assert_eq!(posted.status, 202, "{}", posted.json());
-    let refused = invoke(&function, event("post-bad-credentials.json")).await;
-    assert_eq!(refused.status, 401, "{}", refused.json());
     // The Tradecloud login from its secret serves a GET webhook.
-    let order = sim
-        .objects()
-        .into_iter()
-        .find(|o| o.class == "order")
-        .expect("the simulator has orders");
-    let get = event("get-order-by-path.json")
-        .to_string()
-        .replace(ORDER_ID, &order.id);
-    let fetched = invoke(&function, serde_json::from_str(&get).unwrap()).await;
-    assert_eq!(fetched.status, 202, "{}", fetched.json());
+    post_refuse_and_get(&function, &sim).await;
     let output = function.output();
     assert!(
         !output.contains("change-me") && !output.contains(sim.password()),
@@ -493,21 +480,8 @@ async fn no_credential_reaches_the_logs_at_the_trace_level() {
     env.push(("AWS_LAMBDA_LOG_LEVEL", "TRACE".to_owned()));
     let function = cold_start(env).await;
 
-    let posted = invoke(&function, event("post-order-json.json")).await;
-    assert_eq!(posted.status, 202, "{}", posted.json());
-    let refused = invoke(&function, event("post-bad-credentials.json")).await;
-    assert_eq!(refused.status, 401, "{}", refused.json());
     // A GET logs in to Tradecloud with the integration user's password.
-    let order = sim
-        .objects()
-        .into_iter()
-        .find(|o| o.class == "order")
-        .expect("the simulator has orders");
-    let get = event("get-order-by-path.json")
-        .to_string()
-        .replace(ORDER_ID, &order.id);
-    let fetched = invoke(&function, serde_json::from_str(&get).unwrap()).await;
-    assert_eq!(fetched.status, 202, "{}", fetched.json());
+    post_refuse_and_get(&function, &sim).await;
     function
         .wait_for_stdout(Duration::from_secs(10), |lines| {
             lines.iter().any(|l| l.contains("TRACE"))
@@ -539,4 +513,23 @@ async fn no_credential_reaches_the_logs_at_the_trace_level() {
         );
     }
     sim.shutdown().await;
+}
+
+/// Invokes `function` with a POST (202), one with wrong credentials (401) and a GET of one of
+/// the simulator's orders (202, which logs in to Tradecloud): every path a credential passes.
+async fn post_refuse_and_get(function: &FunctionProcess, sim: &Simulator) {
+    let posted = invoke(function, event("post-order-json.json")).await;
+    assert_eq!(posted.status, 202, "{}", posted.json());
+    let refused = invoke(function, event("post-bad-credentials.json")).await;
+    assert_eq!(refused.status, 401, "{}", refused.json());
+    let order = sim
+        .objects()
+        .into_iter()
+        .find(|o| o.class == "order")
+        .expect("the simulator has orders");
+    let get = event("get-order-by-path.json")
+        .to_string()
+        .replace(ORDER_ID, &order.id);
+    let fetched = invoke(function, serde_json::from_str(&get).unwrap()).await;
+    assert_eq!(fetched.status, 202, "{}", fetched.json());
 }
