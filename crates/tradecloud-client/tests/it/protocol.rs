@@ -13,6 +13,16 @@ use tradecloud_client::{
     SearchEndpoint, TradecloudClient,
 };
 
+/// The first page of the orders changed since 2025-01-01: the poll most tests here ask for.
+async fn poll_orders(client: &TradecloudClient) -> Result<tradecloud_client::Page, ClientError> {
+    client
+        .poll(
+            PollEndpoint::Orders,
+            &PollQuery::new("2025-01-01T00:00:00.000Z"),
+        )
+        .await
+}
+
 #[tokio::test]
 async fn login_once_then_bearer_on_every_fetch() {
     let (fake, client) = client(Fake::default()).await;
@@ -466,15 +476,9 @@ async fn a_body_that_stops_half_way_ends_as_timeout_within_the_budget() {
     .unwrap();
     fake.script(std::iter::repeat_n(Step::StallingBody, 20));
     let started = Instant::now();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.poll(
-            PollEndpoint::Orders,
-            &PollQuery::new("2025-01-01T00:00:00.000Z"),
-        ),
-    )
-    .await
-    .expect("a body that never ends must not hang the call");
+    let answer = tokio::time::timeout(Duration::from_secs(10), poll_orders(&client))
+        .await
+        .expect("a body that never ends must not hang the call");
     assert_eq!(answer.unwrap_err(), ClientError::Timeout);
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
@@ -529,13 +533,7 @@ const PAGE_AS_SENT: &str = r#"{
 async fn poll_items_come_back_as_the_bytes_sent() {
     let (fake, client) = client(Fake::default()).await;
     fake.script([Step::Raw(PAGE_AS_SENT)]);
-    let page = client
-        .poll(
-            PollEndpoint::Orders,
-            &PollQuery::new("2025-01-01T00:00:00.000Z"),
-        )
-        .await
-        .unwrap();
+    let page = poll_orders(&client).await.unwrap();
     let items: Vec<&str> = page.items.iter().map(|item| item.get()).collect();
     assert_eq!(
         items,
@@ -573,13 +571,7 @@ async fn lone_surrogate_escapes_are_read_not_refused() {
         r#"{"id":"o-1","description":"cut \ud83d","lastUpdatedAt":"2025-01-01T00:00:00.001Z"}"#;
     let page = format!(r#"{{"data":[{item}],"total":1}}"#);
     fake.script([Step::Raw(Box::leak(page.into_boxed_str()))]);
-    let page = client
-        .poll(
-            PollEndpoint::Orders,
-            &PollQuery::new("2025-01-01T00:00:00.000Z"),
-        )
-        .await
-        .unwrap();
+    let page = poll_orders(&client).await.unwrap();
     assert_eq!(page.items[0].get(), item);
     assert_eq!(
         page.last_updated_at.as_deref(),
@@ -597,13 +589,7 @@ async fn malformed_answers_are_not_retried() {
         assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
     }
     fake.script([Step::Raw("<html>busy</html>")]);
-    let err = client
-        .poll(
-            PollEndpoint::Orders,
-            &PollQuery::new("2025-01-01T00:00:00.000Z"),
-        )
-        .await
-        .unwrap_err();
+    let err = poll_orders(&client).await.unwrap_err();
     assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
     assert_eq!(fake.api_requests().len(), 3);
 }
@@ -619,11 +605,7 @@ async fn undocumented_empty_poll_answers_are_empty_pages() {
         Step::NoContent,
     ]);
     for shape in ["{}", r#"{"data":null}"#, "204"] {
-        let page = client
-            .poll(
-                PollEndpoint::Orders,
-                &PollQuery::new("2025-01-01T00:00:00.000Z"),
-            )
+        let page = poll_orders(&client)
             .await
             .unwrap_or_else(|e| panic!("{shape}: {e:?}"));
         assert!(page.items.is_empty(), "{shape}");
