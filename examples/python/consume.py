@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from sqs_extended_client import SQSExtendedClientSession
 
-# The envelope versions this consumer understands (docs/consumers.md, "Versioning").
+# The envelope versions this consumer understands (docs/consumers.md, "Versions").
 KNOWN_SCHEMAS = {"tradecloud-relay/1"}
 
 

@@ -336,11 +336,11 @@ impl ObjectState {
 ///
 /// SQS takes a group id of at most 128 characters, each an ASCII letter, digit or punctuation
 /// mark, and refuses the message otherwise, again on every retry: a stalled poll stream, a
-/// webhook message answered 503 until Tradecloud gives up. Tradecloud's ids are not always bare
-/// UUIDs (`…-PO2189` ends in the buyer's order number, which may hold a space or an accent), so
-/// an id SQS would refuse is replaced by its SHA-256 (`<class>:sha256-<hex>`): still one group
-/// per object, and a text no plain id has (ids with `-` after `sha256` are hashed too, so the
-/// two forms cannot meet).
+/// webhook message answered 503 on every retry (Tradecloud retries a 503 without end).
+/// Tradecloud's ids are not always bare UUIDs (`…-PO2189` ends in the buyer's order number,
+/// which may hold a space or an accent), so an id SQS would refuse is replaced by its SHA-256
+/// (`<class>:sha256-<hex>`): still one group per object, and a text no plain id has (ids with
+/// `-` after `sha256` are hashed too, so the two forms cannot meet).
 pub fn group_id(class: ObjectClass, id: &str) -> String {
     let plain = format!("{class}:{id}");
     let sqs_safe = plain.len() <= MAX_GROUP_ID_LEN

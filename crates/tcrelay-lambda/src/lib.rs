@@ -1,5 +1,7 @@
 //! What the relay's two Lambda functions share as Lambda hosts: logs for CloudWatch in the
-//! format and at the level of the function's logging configuration ([`init_tracing`]) and, when a function cannot start, the report of why to the Lambda
+//! format and at the level of the function's logging configuration ([`init_tracing`]; never
+//! lambda_runtime's TRACE dump of a raw event, [`NEVER_TRACED`], since a webhook's event holds
+//! the request's credential) and, when a function cannot start, the report of why to the Lambda
 //! Runtime API ([`report_init_error`]).
 //!
 //! A function whose settings are wrong stops before its runtime loop starts. Exiting alone

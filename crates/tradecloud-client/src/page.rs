@@ -307,8 +307,9 @@ pub(crate) fn parse_object(body: &[u8]) -> Result<Value, ClientError> {
 
 /// Reads JSON text as a value. A lone surrogate escape in it (a Java text cut in the middle of
 /// an emoji, as Jackson writes it), which serde_json refuses, is read as U+FFFD, with a WARN:
-/// refusing a fetched object would fail every retry of the GET webhook that asked for it until
-/// Tradecloud gave up, and a page's last item is where the page's time is read from.
+/// refusing a fetched object would fail every retry of the GET webhook that asked for it (and
+/// Tradecloud retries a 502 without end), and a page's last item is where the page's time is
+/// read from.
 fn read_value(text: &[u8]) -> serde_json::Result<Value> {
     serde_json::from_slice(text).or_else(|e| {
         let Some((mended, offsets)) = tcrelay_json_string::lone_surrogates_mended(text) else {

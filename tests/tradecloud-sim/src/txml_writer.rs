@@ -373,8 +373,8 @@ mod tests {
         assert_eq!(list_element("schedule"), "schedule");
     }
 
-    /// Each JSON example with a tXML twin in Tradecloud's SDK, how SOURCES.md wraps it into a
-    /// webhook body, and the elements the twin lacks because the two are not value-for-value
+    /// Each JSON example with a tXML twin in Tradecloud's SDK, how it is wrapped into a webhook
+    /// body (as the model's real-world tests wrap it: [`wrap`]), and the elements the twin lacks because the two are not value-for-value
     /// twins (only element paths written from JSON are checked against the twin).
     struct Twin {
         stem: &'static str,
@@ -433,8 +433,10 @@ mod tests {
         },
     ];
 
-    /// `../shared/tradecloud/realworld` beside the repository: the first ancestor of this crate
-    /// with `shared/tradecloud/realworld` in it (the repository's own `shared/` has none).
+    /// Tradecloud's published examples (docs/tradecloud.md §0 lists their public sources): the
+    /// first ancestor folder of this crate with `shared/tradecloud/realworld` in it, the folder
+    /// beside the clone where the model's real-world tests look by default. Unlike them, this
+    /// test does not read `TCRELAY_REALWORLD_DIR`.
     fn realworld_dir() -> Option<PathBuf> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .ancestors()
@@ -496,8 +498,8 @@ mod tests {
         }
     }
 
-    /// SOURCES.md's wrapper: `order` (and the top-level `erp*` fields) become the event's
-    /// order echo, each of `lines` the `…Line` of an event line.
+    /// The webhook body an api-connector example becomes: `order` (and the top-level `erp*`
+    /// fields) become the event's order echo, each of `lines` the `…Line` of an event line.
     fn wrap(example: &Value, twin: &Twin) -> Value {
         let mut order = example["order"].as_object().cloned().unwrap_or_default();
         for (key, value) in example.as_object().unwrap() {

@@ -2,8 +2,9 @@
 //! fixture (each kind, JSON and tXML) through the router, a GET of an order and of a shipment,
 //! a polled envelope of every kind (with and without `changedLines`), and the example of
 //! docs/consumers.md. The Python consumer test (apps/tcrelay/tests/it/consumers.rs) checks the
-//! same schema with jsonschema, but only for webhook POSTs and only when its venv is set up;
-//! this one runs with every `cargo test`.
+//! same schema with Python's jsonschema, but only for webhook POSTs and only where moto and the
+//! venv of scripts/test.sh are there (it fails without them); this one needs neither and runs
+//! with every `cargo test`.
 //!
 //! The schema is read by the `jsonschema` crate, as a consumer's validator would read it.
 

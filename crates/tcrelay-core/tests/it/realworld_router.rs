@@ -1,6 +1,6 @@
 //! Tradecloud's own published examples through the webhook router, as a new user's Tradecloud
-//! would post them: each body (wrapped as `../shared/tradecloud/realworld/SOURCES.md` says, by
-//! the same code as the model's decode test) is answered 202 and reaches the queue with its
+//! would post them: each body (wrapped into a webhook body by the same code as the model's
+//! decode test, `realworld_cases`) is answered 202 and reaches the queue with its
 //! payload unchanged (JSON) or in the shape of its JSON twin (tXML); under a deny filter the
 //! same body is answered 200 and nothing is queued.
 

@@ -556,8 +556,8 @@ async fn poll_items_come_back_as_the_bytes_sent() {
 
 /// Jackson writes half of a surrogate pair (a Java text cut in the middle of an emoji) as an
 /// escape of its own, which serde_json refuses. A fetched object with one is read with U+FFFD
-/// in its place, not refused (a GET webhook would get 502 on every retry until Tradecloud gave
-/// up); a poll page's items come back as the bytes sent, lone halves and all.
+/// in its place, not refused (a GET webhook would get 502 on every retry, and Tradecloud retries a
+/// 502 without end); a poll page's items come back as the bytes sent, lone halves and all.
 #[tokio::test]
 async fn lone_surrogate_escapes_are_read_not_refused() {
     let (fake, client) = client(Fake::default()).await;

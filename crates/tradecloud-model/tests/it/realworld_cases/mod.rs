@@ -1,11 +1,17 @@
-//! Tradecloud's own published examples (`../shared/tradecloud/realworld/`, beside the clone),
-//! wrapped into webhook bodies as that folder's `SOURCES.md` says, for every test that relays
-//! real messages: this crate's decode test (`tests/it/realworld.rs`) and the webhook router's
-//! (`crates/tcrelay-core/tests/it/realworld_router.rs`, which includes this file by path).
+//! Tradecloud's own published examples (files of its .NET SDK and API docs repositories, listed
+//! with their commits in docs/tradecloud.md §0), wrapped into the webhook bodies Tradecloud would
+//! post, for every test that relays real messages: this crate's decode test
+//! (`tests/it/realworld.rs`) and the webhook router's
+//! (`crates/tcrelay-core/tests/it/realworld_router.rs`, which includes this file by path). An
+//! api-connector order or order response becomes the echo in an order event
+//! ([`wrap_order_json`], [`wrap_order_xml`]), a despatch advice a shipment event
+//! ([`wrap_shipment`]), a documents fragment the object of its documents event, and every event
+//! name of the webhook settings examples is posted with a minimal body.
 //!
-//! The files are read at test time and never copied into the repository. Where the folder is
-//! absent, [`load`] says so in one line and gives nothing to run, except under `CI=true`, where
-//! that fails.
+//! The files are read at test time from the folder `TCRELAY_REALWORLD_DIR` names, by default
+//! `shared/tradecloud/realworld/` beside the clone, and never copied into the repository. Where
+//! the folder is absent, [`load`] fails the test, naming it, unless `TCRELAY_SKIP_REALWORLD=1`
+//! asks to run without it (then it says so in one line and gives nothing to run).
 
 #![allow(dead_code)] // each including test uses its own part
 
