@@ -433,11 +433,14 @@ mod tests {
         },
     ];
 
-    /// Tradecloud's published examples (docs/tradecloud.md §0 lists their public sources): the
-    /// first ancestor folder of this crate with `shared/tradecloud/realworld` in it, the folder
-    /// beside the clone where the model's real-world tests look by default. Unlike them, this
-    /// test does not read `TCRELAY_REALWORLD_DIR`.
+    /// Tradecloud's published examples (docs/tradecloud.md §0 lists their public sources), where
+    /// the model's real-world tests read them: the folder `TCRELAY_REALWORLD_DIR` names (a
+    /// missing one fails the test on its first file, naming it), else the first ancestor folder
+    /// of this crate with `shared/tradecloud/realworld` in it, the folder beside the clone.
     fn realworld_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("TCRELAY_REALWORLD_DIR") {
+            return Some(PathBuf::from(dir));
+        }
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .ancestors()
             .map(|dir| dir.join("shared/tradecloud/realworld"))
