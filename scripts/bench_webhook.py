@@ -36,6 +36,17 @@ MAX_SECONDS = 120
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def as_recorded(path):
+    """The binary's path as the results record it: relative to the repository's root when
+    inside it, else its last two parts (a target directory elsewhere: release/tcrelay), so the
+    committed results name no folder of the machine that made them."""
+    path = os.path.abspath(path)
+    root = os.getcwd()
+    if path.startswith(root + os.sep):
+        return os.path.relpath(path, root)
+    return "/".join(path.split(os.sep)[-2:])
+
+
 def body_template():
     """The 500-line fixture cut to its first 50 lines, compact, with a placeholder order id and
     an event name that is not a resend (so the dedupe key is the order id and its state)."""
@@ -226,7 +237,7 @@ def main():
         # The worktree's commit: the binary's only when it was built here (no TCRELAY_BIN).
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip(),
-        "tcrelay": os.path.abspath(args.tcrelay),
+        "tcrelay": as_recorded(args.tcrelay),
         "machine": machine(),
         "body": {"lines": LINES, "bytes": body_bytes, "from": FIXTURE},
         "runs": [],

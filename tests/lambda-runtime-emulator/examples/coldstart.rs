@@ -328,8 +328,8 @@ async fn main() -> Result<(), Error> {
             .map(|s| s.peak_rss_kib as f64 / 1024.0)
             .collect();
         let entry = json!({
-            "program": target.program.display().to_string(),
-            "args": target.args,
+            "program": as_recorded(&target.program),
+            "args": target.args.iter().map(|a| as_recorded(Path::new(a))).collect::<Vec<_>>(),
             "runs": runs,
             "init_ms": init,
             "invoke_ms": invoke,
@@ -350,4 +350,25 @@ async fn main() -> Result<(), Error> {
         std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
+}
+
+/// A path as the results file records it: relative to the directory the bench ran in (the
+/// repository's root, under `scripts/bench.sh`), or, outside it, only its last two parts (a
+/// target directory elsewhere: `release/webhook`), so the committed results name no folder of
+/// the machine that made them. Anything else (a flag) is kept as it is.
+fn as_recorded(path: &Path) -> String {
+    let here = std::env::current_dir().unwrap_or_default();
+    if let Ok(inside) = path.strip_prefix(&here) {
+        return inside.display().to_string();
+    }
+    if !path.is_absolute() {
+        return path.display().to_string();
+    }
+    let parts: Vec<_> = path.components().rev().take(2).collect();
+    parts
+        .iter()
+        .rev()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
