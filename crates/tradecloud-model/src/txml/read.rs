@@ -452,6 +452,10 @@ impl<'a> Doc<'a, '_> {
         // nothing).
         let text = std::mem::take(&mut frame.text);
         Ok(match frame.shape {
+            // A number or a boolean has no empty value: an empty element (`<version/>`, how
+            // Jackson's XmlMapper writes a null field by default) is the JSON twin's null.
+            // A text's empty element stays the empty text (a split line's `<position/>`).
+            Some(Shape::Num | Shape::Bool) if is_blank(&text) => Value::Null,
             Some(Shape::Num) => match number_value(&text) {
                 Some(v) => v,
                 None => {
