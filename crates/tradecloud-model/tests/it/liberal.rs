@@ -379,3 +379,17 @@ fn empty_number_and_boolean_elements_are_null_as_in_the_json_twin() {
     );
     assert!(!d.leniencies.is_empty());
 }
+
+#[test]
+fn a_declared_encoding_after_leading_white_space_is_honoured() {
+    // The XML reader accepts white space before the declaration; the encoding it names must
+    // then be read too, or a Latin-1 body is refused as invalid UTF-8 (a 400 Tradecloud drops).
+    let utf8 = decode_webhook(xml_in("UTF-8").as_bytes(), Some("application/xml")).unwrap();
+    for lead in ["\n", "\r\n", "  \t"] {
+        let body = latin1(&format!("{lead}{}", xml_in("ISO-8859-1")));
+        let d = decode_webhook(&body, Some("application/xml"))
+            .unwrap_or_else(|e| panic!("{lead:?}: {e}"));
+        assert_eq!(d.payload, utf8.payload, "{lead:?}");
+        assert_eq!(d.body, utf8.body, "{lead:?}");
+    }
+}
