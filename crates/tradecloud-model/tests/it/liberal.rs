@@ -393,3 +393,46 @@ fn a_declared_encoding_after_leading_white_space_is_honoured() {
         assert_eq!(d.body, utf8.body, "{lead:?}");
     }
 }
+
+#[test]
+fn a_txml_body_under_another_root_element_is_read_and_the_root_reported() {
+    // The root's name is known only from the Swagger UI's example of the order webhook
+    // (`<WebhookBody>`, the schema's name); the shipment webhook's tXML is not documented at
+    // all. The name carries no data (JSON has no root), so another one must not cost the
+    // message: the body is read by its content, and the unexpected name reported.
+    let xml = xml_in("UTF-8");
+    let expected = decode_webhook(xml.as_bytes(), Some("application/xml")).unwrap();
+    for root in ["OrderWebhookBody", "webhookBody", "tc:WebhookEvent"] {
+        let body = xml.replace("WebhookBody", root);
+        let d = decode_webhook(body.as_bytes(), Some("application/xml"))
+            .unwrap_or_else(|e| panic!("<{root}>: {e}"));
+        assert_eq!(d.payload, expected.payload, "<{root}>");
+        assert_eq!(d.body, expected.body, "<{root}>");
+        let found: Vec<String> = d.leniencies.kept().iter().map(|l| l.to_string()).collect();
+        let local = root.rsplit(':').next().unwrap();
+        assert_eq!(
+            found,
+            [format!(
+                "<{local}>: expected the root element <WebhookBody>, found another root \
+                 element; not forwarded"
+            )],
+            "<{root}>"
+        );
+    }
+    // A prefixed `<WebhookBody>` is the expected root.
+    let prefixed = xml
+        .replace(
+            "<WebhookBody>",
+            "<tc:WebhookBody xmlns:tc=\"urn:tradecloud\">",
+        )
+        .replace("</WebhookBody>", "</tc:WebhookBody>");
+    let d = decode_webhook(prefixed.as_bytes(), Some("application/xml")).unwrap();
+    assert!(d.leniencies.is_empty(), "{:?}", d.leniencies);
+    // A document that is no webhook body is still refused, by what it lacks.
+    let not_a_webhook = "<SendOrderByBuyer><order><purchaseOrderNumber>PO-1</purchaseOrderNumber>\
+        </order><line><buyerLine><position>1</position></buyerLine></line></SendOrderByBuyer>";
+    assert_eq!(
+        decode_webhook(not_a_webhook.as_bytes(), Some("application/xml")).unwrap_err(),
+        DecodeError::MissingEventName
+    );
+}
