@@ -117,14 +117,6 @@ pub enum DecodeError {
         /// Where.
         at: Location,
     },
-    /// The XML root element is not the expected one.
-    #[error("XML root element is <{found}>, expected <{expected}>")]
-    WrongRoot {
-        /// What we expect.
-        expected: &'static str,
-        /// What came.
-        found: String,
-    },
     /// The JSON document is not an object.
     #[error("the body must be a JSON object, found {found}")]
     NotAnObject {

@@ -146,8 +146,16 @@ fn encoding_for(label: &str) -> Option<&'static Encoding> {
     })
 }
 
-/// The `encoding` of the XML declaration the body opens with, read as ASCII.
+/// The `encoding` of the XML declaration the body opens with, read as ASCII. White space
+/// before the declaration is skipped: the XML reader accepts it there, so a body it reads
+/// must not lose its declared encoding to it (a Latin-1 body would be refused as UTF-8).
 fn declared_encoding(bytes: &[u8]) -> Option<&str> {
+    let lead = bytes
+        .iter()
+        .take(DECLARATION_MAX)
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .count();
+    let bytes = &bytes[lead..];
     let head = &bytes[..bytes.len().min(DECLARATION_MAX)];
     let decl = head.strip_prefix(b"<?xml")?;
     if !decl.first().is_some_and(|b| b.is_ascii_whitespace()) {

@@ -1,6 +1,7 @@
 //! tXML, Tradecloud's XML form of its JSON messages: "a one-to-one mapping of the JSON format".
 //!
-//! The root element is the type name (`<WebhookBody>`); object fields are child elements of the
+//! The root element is the type name (`<WebhookBody>`; another name is read all the same,
+//! and reported, as the name carries no data); object fields are child elements of the
 //! same name; lists have no wrapper and repeat one element per item under a singular name
 //! (`lines` → `<line>`). [`crate::schema`] says which elements are lists and which leaves are
 //! numbers or booleans, so that reading gives exactly the JSON the same message has.

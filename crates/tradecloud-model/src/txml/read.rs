@@ -18,7 +18,7 @@ use crate::error::{DecodeError, Location};
 use crate::lenient::Leniencies;
 use crate::normalize::{expected_words, number_value};
 use crate::num::parse_bool;
-use crate::schema::{Shape, field_for_element, global_field, global_list_element};
+use crate::schema::{Shape, WEBHOOK_ROOT, field_for_element, global_field, global_list_element};
 
 /// The deepest nesting accepted. Tradecloud's messages nest about ten levels; the cap keeps a
 /// hostile body of thousands of nested elements from costing more than a quick refusal.
@@ -128,8 +128,9 @@ fn resolve<'a>(
     }
 }
 
-/// Reads `bytes` as a tXML document whose root must be `root`, converting it by `shape`;
-/// values that do not fit the shape are kept as read and recorded in `leniencies`. A body of
+/// Reads `bytes` as a tXML document whose root is expected to be `root` (another root is
+/// read all the same, and reported in `leniencies`), converting it by `shape`; values that
+/// do not fit the shape are kept as read and recorded in `leniencies`. A body of
 /// more elements and keys than [`crate::budget::value_budget`] allows for its size is refused
 /// with [`DecodeError::TooManyValues`].
 pub fn read_document(
@@ -324,11 +325,17 @@ impl<'a> Doc<'a, '_> {
         }
         let (slot, shape) = match self.stack.last() {
             None => {
+                // The root's name carries no data (JSON has no root) and is known only from
+                // the Swagger UI's example of the order webhook: another name must not cost
+                // the message. The body is read by its content, which must still be a webhook
+                // body's (an `eventName` and an event), and the name is reported.
                 if name != self.root {
-                    return Err(DecodeError::WrongRoot {
-                        expected: self.root,
-                        found: name.to_owned(),
-                    });
+                    let path = format!("<{name}>");
+                    self.out.push_dropped_at(
+                        || path,
+                        expected_root(self.root),
+                        "another root element",
+                    );
                 }
                 (Slot::Field { key: name }, Some(self.shape))
             }
@@ -452,6 +459,10 @@ impl<'a> Doc<'a, '_> {
         // nothing).
         let text = std::mem::take(&mut frame.text);
         Ok(match frame.shape {
+            // A number or a boolean has no empty value: an empty element (`<version/>`, how
+            // Jackson's XmlMapper writes a null field by default) is the JSON twin's null.
+            // A text's empty element stays the empty text (a split line's `<position/>`).
+            Some(Shape::Num | Shape::Bool) if is_blank(&text) => Value::Null,
             Some(Shape::Num) => match number_value(&text) {
                 Some(v) => v,
                 None => {
@@ -602,6 +613,15 @@ impl<'a> Doc<'a, '_> {
     }
 }
 
+/// What a report of an unexpected root element says was expected.
+fn expected_root(root: &'static str) -> &'static str {
+    if root == WEBHOOK_ROOT {
+        "the root element <WebhookBody>"
+    } else {
+        "the root element its type names"
+    }
+}
+
 /// Whether the child `key` was made a list by repeating (a frame's `repeated`).
 fn made_a_list(repeated: Option<&HashSet<&str>>, key: &str) -> bool {
     repeated.is_some_and(|keys| keys.contains(key))
@@ -617,7 +637,7 @@ fn xml_error(at: Location, message: &str) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{WEBHOOK_BODY_SHAPE, WEBHOOK_ROOT};
+    use crate::schema::WEBHOOK_BODY_SHAPE;
 
     /// The fewest units `text` reads within.
     fn least_budget(text: &str, transcoded: bool) -> usize {

@@ -345,3 +345,94 @@ fn shipment_line_keys_read_numeric_positions_and_never_join_two_lines_into_one()
     assert_ne!(a, b);
     assert_eq!(a, ["A%2F1/2/"]);
 }
+
+#[test]
+fn empty_number_and_boolean_elements_are_null_as_in_the_json_twin() {
+    // An XML writer that writes a null field as an empty element (Jackson's XmlMapper does by
+    // default) sends `<version/>` where the JSON twin has `"version": null`. A number or a
+    // boolean has no empty value: the element can only mean null.
+    let xml = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+        <orderId>o-1</orderId><version/><indicators><deliveryOverdue></deliveryOverdue></indicators>\
+        <line><id>l-1</id><deliverySchedule><position>1</position><quantity>\n  </quantity>\
+        </deliverySchedule></line><reason/></orderEvent></WebhookBody>";
+    let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1","version":null,
+        "indicators":{"deliveryOverdue":null},
+        "lines":[{"id":"l-1","deliverySchedule":[{"position":"1","quantity":null}]}],"reason":""}}"#;
+    let from_xml = decode_webhook(xml.as_bytes(), Some("application/xml")).unwrap();
+    let from_json = decode_webhook(json.as_bytes(), Some("application/json")).unwrap();
+    assert_eq!(from_xml.payload, from_json.payload);
+    assert_eq!(from_xml.body, from_json.body);
+    assert!(from_xml.leniencies.is_empty(), "{:?}", from_xml.leniencies);
+    // A text is another matter: `<reason/>` is the empty text (a split line's empty
+    // `position`), and a number that does not read as one is kept as sent and reported.
+    assert_eq!(from_xml.payload["orderEvent"]["reason"], "");
+    let odd = xml.replace("<version/>", "<version>three</version>");
+    let d = decode_webhook(odd.as_bytes(), Some("application/xml")).unwrap();
+    assert_eq!(d.payload["orderEvent"]["version"], "three");
+    assert!(
+        d.leniencies
+            .kept()
+            .iter()
+            .all(|l| l.path == "orderEvent.version"),
+        "{:?}",
+        d.leniencies
+    );
+    assert!(!d.leniencies.is_empty());
+}
+
+#[test]
+fn a_declared_encoding_after_leading_white_space_is_honoured() {
+    // The XML reader accepts white space before the declaration; the encoding it names must
+    // then be read too, or a Latin-1 body is refused as invalid UTF-8 (a 400 Tradecloud drops).
+    let utf8 = decode_webhook(xml_in("UTF-8").as_bytes(), Some("application/xml")).unwrap();
+    for lead in ["\n", "\r\n", "  \t"] {
+        let body = latin1(&format!("{lead}{}", xml_in("ISO-8859-1")));
+        let d = decode_webhook(&body, Some("application/xml"))
+            .unwrap_or_else(|e| panic!("{lead:?}: {e}"));
+        assert_eq!(d.payload, utf8.payload, "{lead:?}");
+        assert_eq!(d.body, utf8.body, "{lead:?}");
+    }
+}
+
+#[test]
+fn a_txml_body_under_another_root_element_is_read_and_the_root_reported() {
+    // The root's name is known only from the Swagger UI's example of the order webhook
+    // (`<WebhookBody>`, the schema's name); the shipment webhook's tXML is not documented at
+    // all. The name carries no data (JSON has no root), so another one must not cost the
+    // message: the body is read by its content, and the unexpected name reported.
+    let xml = xml_in("UTF-8");
+    let expected = decode_webhook(xml.as_bytes(), Some("application/xml")).unwrap();
+    for root in ["OrderWebhookBody", "webhookBody", "tc:WebhookEvent"] {
+        let body = xml.replace("WebhookBody", root);
+        let d = decode_webhook(body.as_bytes(), Some("application/xml"))
+            .unwrap_or_else(|e| panic!("<{root}>: {e}"));
+        assert_eq!(d.payload, expected.payload, "<{root}>");
+        assert_eq!(d.body, expected.body, "<{root}>");
+        let found: Vec<String> = d.leniencies.kept().iter().map(|l| l.to_string()).collect();
+        let local = root.rsplit(':').next().unwrap();
+        assert_eq!(
+            found,
+            [format!(
+                "<{local}>: expected the root element <WebhookBody>, found another root \
+                 element; not forwarded"
+            )],
+            "<{root}>"
+        );
+    }
+    // A prefixed `<WebhookBody>` is the expected root.
+    let prefixed = xml
+        .replace(
+            "<WebhookBody>",
+            "<tc:WebhookBody xmlns:tc=\"urn:tradecloud\">",
+        )
+        .replace("</WebhookBody>", "</tc:WebhookBody>");
+    let d = decode_webhook(prefixed.as_bytes(), Some("application/xml")).unwrap();
+    assert!(d.leniencies.is_empty(), "{:?}", d.leniencies);
+    // A document that is no webhook body is still refused, by what it lacks.
+    let not_a_webhook = "<SendOrderByBuyer><order><purchaseOrderNumber>PO-1</purchaseOrderNumber>\
+        </order><line><buyerLine><position>1</position></buyerLine></line></SendOrderByBuyer>";
+    assert_eq!(
+        decode_webhook(not_a_webhook.as_bytes(), Some("application/xml")).unwrap_err(),
+        DecodeError::MissingEventName
+    );
+}
