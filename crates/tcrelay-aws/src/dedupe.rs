@@ -4,7 +4,8 @@
 //! does not swallow the event, and a failed request deletes its claim.
 //!
 //! Item: `pk` (S, the dedupe key), `state` (S, `in-progress` | `completed`), `fullState` (BOOL),
-//! `expiresAt` (N, epoch seconds, the table's TTL attribute), `inProgressExpiresAt` (N, epoch
+//! `expiresAt` (N, epoch seconds, the table's TTL attribute; renewed by a claim that finds the
+//! record completed with less than half of the TTL left), `inProgressExpiresAt` (N, epoch
 //! milliseconds, only while in progress), `claimToken` (S, the [`ClaimToken`] of the claim that
 //! wrote it: complete and release go by it, and a poll run takes over an earlier run's claim in
 //! progress by it, [`Claimant::takes_over`]).
@@ -28,7 +29,7 @@ use tcrelay_core::ports::{
 };
 
 use crate::clock::{Clock, system_clock};
-use crate::error::unavailable;
+use crate::error::{describe, unavailable};
 
 mod batch;
 
@@ -94,6 +95,10 @@ const NOT_COMPLETED_CONDITION: &str = concat!("NOT (", live_completed!(), ")");
 const MAX_COMPLETION_ROUNDS: usize = 3;
 /// A release removes only our own in-progress claim.
 const RELEASE_CONDITION: &str = "#state = :inprogress AND claimToken = :token";
+/// Renews a completed record found in the second half of its life: it lives until `:exp`.
+const RENEW_UPDATE: &str = "SET expiresAt = :exp";
+/// Only a live completed record, and never to an earlier expiry (`:now` is epoch seconds).
+const RENEW_CONDITION: &str = "#state = :completed AND expiresAt >= :now AND expiresAt < :exp";
 
 /// DynamoDB limits a string partition key to 2048 bytes; longer dedupe keys (a message key with
 /// hundreds of line ids) are stored under their SHA-256 instead, which is just as unique.
@@ -306,6 +311,61 @@ impl DynamoDedupeStore {
         }
         Ok(Some(record))
     }
+
+    /// Renews `key`'s completed `record` (stored as `item`) when less than half of the TTL is
+    /// left: it then lives for the TTL again from now. A poll re-asks the state at its cursor on
+    /// every run for as long as its stream stays quiet (the lookback), and once the record had
+    /// expired, after one TTL, the next run sent the unchanged state again (and again every
+    /// TTL). At most one write per half TTL for a record found again and again. Best effort:
+    /// the claim's answer stands whatever the renewal does (a failure is logged; the record
+    /// then expires as before).
+    async fn renew_if_late(
+        &self,
+        key: &str,
+        record: &DedupeRecord,
+        item: &HashMap<String, AttributeValue>,
+    ) {
+        if record.state != RecordState::Completed {
+            return;
+        }
+        let now = (self.clock)().timestamp();
+        let ttl = secs(self.config.ttl);
+        let Ok(Some(expires_at)) = number(item, EXPIRES_AT) else {
+            return;
+        };
+        if expires_at.saturating_sub(now) >= ttl / 2 {
+            return;
+        }
+        let renewed = now.saturating_add(ttl);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.config.table_name)
+            .key(PK, Self::pk(key))
+            .update_expression(RENEW_UPDATE)
+            .condition_expression(RENEW_CONDITION)
+            .expression_attribute_names("#state", STATE)
+            .set_expression_attribute_values(Some(HashMap::from([
+                (
+                    ":completed".to_owned(),
+                    AttributeValue::S(COMPLETED.to_owned()),
+                ),
+                (":now".to_owned(), AttributeValue::N(now.to_string())),
+                (":exp".to_owned(), AttributeValue::N(renewed.to_string())),
+            ])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => tracing::debug!(dedupe_key = key, "completed dedupe record renewed"),
+            // Expired, claimed again, or renewed by another request meanwhile: nothing to do.
+            Err(err) if condition_failed(&err) => {}
+            Err(err) => tracing::warn!(
+                dedupe_key = key,
+                error = %describe("DynamoDB UpdateItem (dedupe renewal)", &err),
+                "could not renew the completed dedupe record; it expires one TTL after it was written"
+            ),
+        }
+    }
 }
 
 #[async_trait]
@@ -358,6 +418,7 @@ impl DedupeStore for DynamoDedupeStore {
             if let Some(item) = item
                 && let Some(record) = self.blocking(&item, by)?
             {
+                self.renew_if_late(key, &record, &item).await;
                 return Ok(ClaimOutcome::Exists(record));
             }
         }

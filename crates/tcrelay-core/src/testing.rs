@@ -237,12 +237,19 @@ impl DedupeStore for MemoryDedupe {
         self.check(DedupeOp::Claim).await?;
         let now = self.now();
         let mut records = lock(&self.records);
-        if let Some(existing) = records.get(key)
+        if let Some(existing) = records.get_mut(key)
             && existing.expires > now
             && !by.is_some_and(|by| {
                 by.takes_over(existing.record.state, Some(existing.token.as_str()))
             })
         {
+            // As the real stores: a completed record found in the second half of its life
+            // lives for the TTL again.
+            if existing.record.state == RecordState::Completed
+                && existing.expires.saturating_duration_since(now) < self.ttl / 2
+            {
+                existing.expires = now + self.ttl;
+            }
             return Ok(ClaimOutcome::Exists(existing.record.clone()));
         }
         let token = ClaimToken::generate_for(full_state, by);

@@ -3277,3 +3277,31 @@ async fn a_total_counting_more_than_is_served_still_catches_up() {
         assert!(s.deviations.short_pages >= 1, "unsorted {unsorted}: {s:?}");
     }
 }
+
+/// A stream that stays quiet re-asks the state at its cursor on every run (the lookback), and
+/// its dedupe record absorbs it. That record lived one TTL from the send: a run after that
+/// (a stream quiet for 30 days, or a weekend with `TCRELAY_DEDUPE_TTL_DAYS=1`) sent the
+/// unchanged state again, and again every TTL while the stream stayed quiet. A run that finds
+/// it in the second half of the record's life renews the record.
+#[tokio::test]
+async fn a_quiet_stream_does_not_send_its_last_state_again_when_its_first_record_expires() {
+    let h = harness();
+    h.api.with_world(|w| put_order(w, "a", T0));
+    poll(&h, &config(), "run-1").await.unwrap();
+    assert_eq!(h.sink.envelopes().len(), 1);
+    // Runs go on while nothing changes, past the TTL (30 days) of the record written by the
+    // send, and past the TTL of the renewed one.
+    let mut today = 0;
+    for day in [20, 35, 50, 65] {
+        h.dedupe
+            .advance(Duration::from_secs((day - today) * 86_400));
+        today = day;
+        let s = poll(&h, &config(), &format!("day-{day}")).await.unwrap();
+        assert_eq!((s.enqueued, s.duplicates), (0, 1), "day {day}: {s:?}");
+    }
+    assert_eq!(
+        h.sink.envelopes().len(),
+        1,
+        "the unchanged state was sent again"
+    );
+}

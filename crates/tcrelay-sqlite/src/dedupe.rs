@@ -5,7 +5,8 @@
 //! claim.
 //!
 //! Row: `key`, `state` (`in-progress` | `completed`), `full_state` (0/1), `expires_at` (epoch
-//! ms: the record's time to live, set at claim and again at completion) and
+//! ms: the record's time to live, set at claim and again at completion, and renewed by a claim
+//! that finds the record completed with less than half of the TTL left) and
 //! `in_progress_expires_at` (epoch ms, only while in progress), `claim_token` (the
 //! [`ClaimToken`] of the claim that wrote it: complete and release go by it, and a poll run
 //! takes over an earlier run's claim in progress by it, [`Claimant::takes_over`]). A record is
@@ -125,13 +126,28 @@ fn claim_in(
     by: Option<&Claimant>,
 ) -> Result<ClaimOutcome, DbError> {
     let tx = &*ctx.conn;
+    let ttl = millis(ctx.options.dedupe_ttl);
+    let expires_at = ctx.now_ms.saturating_add(ttl);
     let blocking = read(tx, key)?.filter(|row| {
-        !by.is_some_and(|by| by.takes_over(row.record.state, row.claim_token.as_deref()))
+        row.is_live(ctx.now_ms)
+            && !by.is_some_and(|by| by.takes_over(row.record.state, row.claim_token.as_deref()))
     });
-    if let Some(record) = blocking.and_then(|row| row.live(ctx.now_ms)) {
-        return Ok(ClaimOutcome::Exists(record));
+    if let Some(row) = blocking {
+        // Found in the second half of its life, a completed record lives for the TTL again:
+        // a poll re-asks the state at its cursor for as long as its stream stays quiet, and
+        // once the record had expired the unchanged state was sent again (as the DynamoDB
+        // store; at most one write per half TTL).
+        if row.record.state == RecordState::Completed
+            && row.expires_at.saturating_sub(ctx.now_ms) < ttl / 2
+        {
+            tx.prepare_cached(
+                "UPDATE dedupe SET expires_at = ?2 WHERE key = ?1 AND state = ?3 \
+                 AND expires_at < ?2",
+            )?
+            .execute(params![key, expires_at, COMPLETED])?;
+        }
+        return Ok(ClaimOutcome::Exists(row.record));
     }
-    let expires_at = ctx.now_ms.saturating_add(millis(ctx.options.dedupe_ttl));
     let in_progress_until = ctx
         .now_ms
         .saturating_add(millis(ctx.options.in_progress_expiry));

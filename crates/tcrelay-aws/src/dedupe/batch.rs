@@ -232,7 +232,10 @@ impl DynamoDedupeStore {
             for (&i, reason) in pending.iter().zip(&reasons) {
                 match (reason.code(), reason.item()) {
                     (Some(CONDITION_FAILED), Some(old)) => match self.blocking(old, by) {
-                        Ok(Some(record)) => slots[i] = Some(Ok(ClaimOutcome::Exists(record))),
+                        Ok(Some(record)) => {
+                            self.renew_if_late(keys[i].0, &record, old).await;
+                            slots[i] = Some(Ok(ClaimOutcome::Exists(record)));
+                        }
                         // Expired (or left by a run that lost the lease) since the condition
                         // was checked: claim it again.
                         Ok(None) => retry.push(i),

@@ -199,13 +199,14 @@ fn live_claim(key: &str, full_state: bool) -> Value {
     })
 }
 
-/// A live completed record of `key`.
+/// A live completed record of `key`, just completed: a claim that finds it does not renew it
+/// (that takes a record in the second half of its life).
 fn completed(key: &str, full_state: bool) -> Value {
     json!({
         "pk": { "S": key },
         "state": { "S": "completed" },
         "fullState": { "BOOL": full_state },
-        "expiresAt": { "N": (now().timestamp() + 3600).to_string() },
+        "expiresAt": { "N": (now().timestamp() + 30 * 86_400).to_string() },
         "claimToken": { "S": "another-request" },
     })
 }
@@ -1002,4 +1003,70 @@ async fn completions_and_releases_cancelled_unclearly_go_to_the_single_calls() {
 async fn completions_and_releases_cancelled_three_times_go_to_the_single_calls() {
     let conflicts = |_| Reply::cancelled(vec![conflict(), not_written(), conflict()]);
     assert_settled_by_single_calls(conflicts, 3).await;
+}
+
+/// A completed record of `key` in the last hour of its life (the store's TTL: 30 days).
+fn completed_late(key: &str) -> Value {
+    let mut record = completed(key, false);
+    record["expiresAt"]["N"] = json!((now().timestamp() + 3600).to_string());
+    record
+}
+
+/// A claim, single or in a transaction, that finds a completed record in the second half of
+/// its life renews it with one conditional `UpdateItem` each (a live completed record only,
+/// never to an earlier expiry): a poll re-asks the state at a quiet stream's cursor on every
+/// run, and once the record expired the state was sent again. The renewal is best effort: the
+/// claim answers `Exists` whether it went through, failed its condition, or failed.
+#[tokio::test]
+async fn a_claim_finding_a_completed_record_late_in_its_life_renews_it() {
+    let dynamo = Scripted::start(|call, _| match (call.op.as_str(), &*call.key()) {
+        (TRANSACT, _) => Reply::cancelled(vec![
+            condition(Some(completed_late("a"))),
+            condition(Some(completed_late("b"))),
+            condition(Some(completed("c", false))),
+        ]),
+        ("PutItem", "single") => Reply::condition_failed(Some(completed_late("single"))),
+        ("UpdateItem", "a") => Reply::ok(),
+        ("UpdateItem", "b") => Reply::condition_failed(None),
+        ("UpdateItem", "single") => Reply::error(500, "InternalServerError", "renewal failed"),
+        _ => Reply::unscripted(call),
+    })
+    .await;
+    let single = dynamo.store.claim("single", true).await;
+    let batch = dynamo
+        .store
+        .claim_many(&[("a", true), ("b", true), ("c", true)], None)
+        .await;
+    let late = exists(RecordState::Completed, false);
+    assert_eq!(
+        claim_answers(&batch),
+        [late.clone(), late.clone(), late.clone()]
+    );
+    assert_eq!(claim_answers(&[single]), [late]);
+    // `c` was completed just now: left alone.
+    assert_eq!(
+        dynamo.singles(),
+        [
+            "PutItem single",
+            "UpdateItem a",
+            "UpdateItem b",
+            "UpdateItem single"
+        ]
+    );
+    let renewal = dynamo
+        .calls()
+        .into_iter()
+        .find(|call| call.op == "UpdateItem")
+        .expect("a renewal");
+    assert_eq!(renewal.body["UpdateExpression"], "SET expiresAt = :exp");
+    assert_eq!(
+        renewal.body["ConditionExpression"],
+        "#state = :completed AND expiresAt >= :now AND expiresAt < :exp"
+    );
+    let values = &renewal.body["ExpressionAttributeValues"];
+    assert_eq!(
+        values[":exp"]["N"],
+        (now().timestamp() + 30 * 86_400).to_string()
+    );
+    assert_eq!(values[":now"]["N"], now().timestamp().to_string());
 }

@@ -5,8 +5,10 @@
 //!   [`ClaimToken`]; a live record gives `Exists` with that record, whose `full_state` is the
 //!   first claimer's.
 //! - An in-progress claim expires [`IN_PROGRESS_EXPIRY`] after it was made (its claimer died); a
-//!   completed record [`TTL`] after its completion. An expired record reads and claims exactly
-//!   like an absent one (expiry is checked by the store, never left to a sweeper).
+//!   completed record [`TTL`] after its completion, or after the last claim that found it with
+//!   less than half of the TTL left (such a claim renews it). An expired record reads and
+//!   claims exactly like an absent one (expiry is checked by the store, never left to a
+//!   sweeper).
 //! - `complete` marks the key completed whatever it finds (the message was sent). The record is
 //!   a full state when the token's claim was one (what this request sent), or when a live
 //!   record another request completed as a full state was there (what that one sent); never
@@ -166,6 +168,57 @@ pub async fn a_completed_record_lives_for_the_ttl_from_completion(s: &dyn Subjec
     assert_eq!(lookup(s, "k").await, None);
     claimed(s, "k", true).await;
     assert_eq!(lookup(s, "k").await, record(RecordState::InProgress, true));
+}
+
+/// A claim that finds a completed record in the second half of its life renews it: the record
+/// then lives for the TTL again, counted from that claim. A poll re-asks the state at its
+/// cursor on every run for as long as its stream stays quiet (the lookback); without the
+/// renewal that state's record expired one TTL after it was sent, and the next run sent the
+/// unchanged state again, every TTL. A claim early in a record's life leaves it alone (at most
+/// one renewal per half TTL), and a claim in progress is never renewed (its own expiry ends
+/// it), single claims and batches alike.
+pub async fn a_completed_record_found_late_in_its_life_is_renewed(s: &dyn Subject) {
+    let keys = ["single", "batch-a", "batch-b", "batch-c"];
+    for key in keys {
+        let token = claimed(s, key, key == "single").await;
+        complete(s, key, &token).await;
+    }
+    s.advance(TTL / 2 + MARGIN);
+    assert_eq!(
+        claim(s, "single", false).await,
+        exists(RecordState::Completed, true)
+    );
+    let outcomes = s
+        .store()
+        .claim_many(
+            &[("batch-a", true), ("batch-b", true), ("batch-c", true)],
+            None,
+        )
+        .await;
+    for outcome in &outcomes {
+        assert!(
+            matches!(outcome, Ok(o) if *o == exists(RecordState::Completed, false)),
+            "{outcomes:?}"
+        );
+    }
+    // Past the TTL from the completions: still duplicates, each with its flag.
+    s.advance(TTL / 2 + MARGIN);
+    assert_eq!(
+        lookup(s, "single").await,
+        record(RecordState::Completed, true)
+    );
+    for key in &keys[1..] {
+        assert_eq!(
+            lookup(s, key).await,
+            record(RecordState::Completed, false),
+            "{key}"
+        );
+    }
+    // One TTL after the renewing claims, gone.
+    s.advance(TTL / 2);
+    for key in keys {
+        assert_eq!(lookup(s, key).await, None, "{key}");
+    }
 }
 
 /// Releasing its own claim frees the key for the retry.
@@ -747,6 +800,7 @@ macro_rules! dedupe_store_conformance {
             complete_makes_later_claims_duplicates,
             an_abandoned_claim_expires_after_the_in_progress_expiry,
             a_completed_record_lives_for_the_ttl_from_completion,
+            a_completed_record_found_late_in_its_life_is_renewed,
             release_frees_the_claim,
             release_never_removes_a_completed_record,
             releasing_an_unseen_key_does_nothing,
