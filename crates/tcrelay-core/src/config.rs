@@ -385,6 +385,30 @@ impl DedupeTimings {
     }
 }
 
+impl DedupeTimings {
+    /// Checks that an unfinished claim outlives the webhook request that holds it: the
+    /// in-progress expiry above [`TCRELAY_REQUEST_BUDGET_MS`]. A claim that expires while its
+    /// request still sends can be taken over by Tradecloud's retry or a poll, and both enqueue:
+    /// the ERP gets the message twice. The error names [`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`],
+    /// the budget and what to do.
+    pub fn check_outlives(&self, webhook: &WebhookConfig) -> Result<(), ConfigError> {
+        if self.in_progress_expiry > webhook.request_budget {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            var: TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
+            reason: format!(
+                "{} s is not above {TCRELAY_REQUEST_BUDGET_MS} ({} ms): a claim could expire \
+                 while its request still sends, and a retry take it over and enqueue the \
+                 message a second time; set it above the budget, and above the function's \
+                 timeout in a Lambda",
+                self.in_progress_expiry.as_secs(),
+                webhook.request_budget.as_millis()
+            ),
+        })
+    }
+}
+
 fn add_basic_lines<'a>(
     credentials: &mut WebhookCredentials,
     lines: impl IntoIterator<Item = &'a str>,
