@@ -22,8 +22,8 @@ use tcrelay_core::env::{Env, get, number};
 use crate::SQS_MAX_MESSAGE_BYTES;
 use crate::error::describe;
 
-/// Messages larger than this many bytes (body plus attributes) go through the claim check,
-/// whatever the queue's `MaximumMessageSize` says (1 to 1048576).
+/// Messages larger than this many bytes (body plus attributes) go through the claim check (1 to
+/// 1048576); the queue's `MaximumMessageSize`, when it can be asked and is lower, caps it.
 pub const TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES: &str = "TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES";
 /// `2.x` (default: `ExtendedPayloadSize` and the payload-offloading pointer class) or `1.x`
 /// (`SQSLargePayloadSize` and `com.amazon.sqs.javamessaging.MessageS3Pointer`, for consumers
@@ -74,24 +74,56 @@ impl ClaimCheckSettings {
     }
 }
 
-/// The claim-check threshold of `queue_url`: the override of `settings`, else the queue's
-/// `MaximumMessageSize` (GetQueueAttributes). When the queue cannot be asked the relay still
-/// works, with [`FALLBACK_THRESHOLD`]: a threshold below the queue's limit only claim-checks
-/// more, one above it would answer every message between the two 503 for ever.
+/// The claim-check threshold of `queue_url`: the queue's `MaximumMessageSize`
+/// (GetQueueAttributes), or the override of `settings` when there is one and the queue's limit
+/// is not lower. When the queue cannot be asked the relay still works, with the override or
+/// else [`FALLBACK_THRESHOLD`]: a threshold below the queue's limit only claim-checks more,
+/// one above it would answer every message between the two 503 for ever (and fail every poll
+/// run at its page), which is why a lower limit of the queue caps even the override.
 pub async fn claim_check_threshold(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
     settings: &ClaimCheckSettings,
 ) -> usize {
-    match settings.threshold {
-        Some(threshold) => threshold,
-        None => queue_limit(sqs, queue_url).await,
+    let Some(wanted) = settings.threshold else {
+        return queue_limit(sqs, queue_url).await;
+    };
+    match ask_queue_limit(sqs, queue_url).await {
+        Ok(limit) if limit < wanted => {
+            tracing::error!(
+                variable = TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES,
+                threshold = wanted,
+                queue = queue_url,
+                queue_limit = limit,
+                "TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES is above the queue's MaximumMessageSize, \
+                 which would refuse every message between the two: claim-checking above the \
+                 queue's limit instead; lower the setting or raise the queue's limit"
+            );
+            limit
+        }
+        _ => wanted,
     }
 }
 
 /// `queue_url`'s `MaximumMessageSize` (at most SQS's limit), or [`FALLBACK_THRESHOLD`] when the
 /// queue cannot be asked.
 async fn queue_limit(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
+    match ask_queue_limit(sqs, queue_url).await {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(
+                queue = queue_url,
+                %error,
+                threshold = FALLBACK_THRESHOLD,
+                "cannot read the queue's MaximumMessageSize; claim-checking above the fallback"
+            );
+            FALLBACK_THRESHOLD
+        }
+    }
+}
+
+/// `queue_url`'s `MaximumMessageSize` (at most SQS's limit), or why it cannot be read.
+async fn ask_queue_limit(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<usize, String> {
     let asked = sqs
         .get_queue_attributes()
         .queue_url(queue_url)
@@ -105,20 +137,11 @@ async fn queue_limit(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
             .ok()
     });
     match size {
-        Some(size) => size.min(SQS_MAX_MESSAGE_BYTES),
-        None => {
-            let error = match &asked {
-                Err(e) => describe("SQS GetQueueAttributes", e),
-                Ok(_) => "no MaximumMessageSize in the answer".to_owned(),
-            };
-            tracing::warn!(
-                queue = queue_url,
-                %error,
-                threshold = FALLBACK_THRESHOLD,
-                "cannot read the queue's MaximumMessageSize; claim-checking above the fallback"
-            );
-            FALLBACK_THRESHOLD
-        }
+        Some(size) => Ok(size.min(SQS_MAX_MESSAGE_BYTES)),
+        None => Err(match &asked {
+            Err(e) => describe("SQS GetQueueAttributes", e),
+            Ok(_) => "no MaximumMessageSize in the answer".to_owned(),
+        }),
     }
 }
 
@@ -137,6 +160,7 @@ enum Source {
     Queue {
         sqs: aws_sdk_sqs::Client,
         queue_url: String,
+        settings: ClaimCheckSettings,
         asked: tokio::sync::OnceCell<usize>,
     },
 }
@@ -146,10 +170,14 @@ impl std::fmt::Debug for Threshold {
         match self.0.as_ref() {
             Source::Fixed(bytes) => f.debug_tuple("Threshold::Fixed").field(bytes).finish(),
             Source::Queue {
-                queue_url, asked, ..
+                queue_url,
+                settings,
+                asked,
+                ..
             } => f
                 .debug_struct("Threshold::Queue")
                 .field("queue_url", queue_url)
+                .field("override", &settings.threshold)
                 .field("asked", &asked.get())
                 .finish(),
         }
@@ -168,21 +196,21 @@ impl Threshold {
         Self(Arc::new(Source::Fixed(bytes)))
     }
 
-    /// The override of `settings` if there is one, else `queue_url`'s `MaximumMessageSize`,
-    /// asked of SQS once, on first need (as [`claim_check_threshold`] asks it).
+    /// `queue_url`'s threshold as [`claim_check_threshold`] finds it (the queue's
+    /// `MaximumMessageSize`, or the override of `settings` unless the queue's limit is lower),
+    /// asked of SQS once, on first need. The queue is asked even with an override: one above
+    /// the queue's limit would have SQS refuse every message between the two for ever.
     pub fn of_queue(
         sqs: &aws_sdk_sqs::Client,
         queue_url: &str,
         settings: &ClaimCheckSettings,
     ) -> Self {
-        match settings.threshold {
-            Some(bytes) => Self::fixed(bytes),
-            None => Self(Arc::new(Source::Queue {
-                sqs: sqs.clone(),
-                queue_url: queue_url.to_owned(),
-                asked: tokio::sync::OnceCell::new(),
-            })),
-        }
+        Self(Arc::new(Source::Queue {
+            sqs: sqs.clone(),
+            queue_url: queue_url.to_owned(),
+            settings: *settings,
+            asked: tokio::sync::OnceCell::new(),
+        }))
     }
 
     /// The threshold, asking the queue if nobody has yet; concurrent callers share one
@@ -193,8 +221,13 @@ impl Threshold {
             Source::Queue {
                 sqs,
                 queue_url,
+                settings,
                 asked,
-            } => *asked.get_or_init(|| queue_limit(sqs, queue_url)).await,
+            } => {
+                *asked
+                    .get_or_init(|| claim_check_threshold(sqs, queue_url, settings))
+                    .await
+            }
         }
     }
 

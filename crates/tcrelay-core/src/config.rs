@@ -144,6 +144,17 @@ impl TradecloudSettings {
             .unwrap_or(DEFAULT_TRADECLOUD_API_URL)
             .to_owned();
         https_url_unless_local(TRADECLOUD_API_URL, &api_url)?;
+        // Without its version the login endpoint is not there: every GET webhook and every poll
+        // would fail at the login, so it is refused here, where the message names the setting.
+        if !api_url.trim_end_matches('/').ends_with("/v2") {
+            return Err(invalid(
+                TRADECLOUD_API_URL,
+                &format!(
+                    "{api_url:?} is not Tradecloud's API base: it ends in /v2, e.g. \
+                     {DEFAULT_TRADECLOUD_API_URL}"
+                ),
+            ));
+        }
         let password = crate::env::credential(env, TRADECLOUD_PASSWORD);
         let login = match (get(env, TRADECLOUD_USERNAME), password) {
             (Some(username), Some(password)) => Some(TradecloudLogin::new(username, password)),
@@ -385,6 +396,30 @@ impl DedupeTimings {
     }
 }
 
+impl DedupeTimings {
+    /// Checks that an unfinished claim outlives the webhook request that holds it: the
+    /// in-progress expiry above [`TCRELAY_REQUEST_BUDGET_MS`]. A claim that expires while its
+    /// request still sends can be taken over by Tradecloud's retry or a poll, and both enqueue:
+    /// the ERP gets the message twice. The error names [`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`],
+    /// the budget and what to do.
+    pub fn check_outlives(&self, webhook: &WebhookConfig) -> Result<(), ConfigError> {
+        if self.in_progress_expiry > webhook.request_budget {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            var: TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
+            reason: format!(
+                "{} s is not above {TCRELAY_REQUEST_BUDGET_MS} ({} ms): a claim could expire \
+                 while its request still sends, and a retry take it over and enqueue the \
+                 message a second time; set it above the budget, and above the function's \
+                 timeout in a Lambda",
+                self.in_progress_expiry.as_secs(),
+                webhook.request_budget.as_millis()
+            ),
+        })
+    }
+}
+
 fn add_basic_lines<'a>(
     credentials: &mut WebhookCredentials,
     lines: impl IntoIterator<Item = &'a str>,
@@ -553,6 +588,9 @@ mod tests {
             (TCRELAY_REQUEST_BUDGET_MS, "29001"),
             (TCRELAY_RETRY_AFTER_SECONDS, "soon"),
             (TRADECLOUD_API_URL, "api.tradecloud1.com"),
+            // The base without its version: every login would meet a 404.
+            (TRADECLOUD_API_URL, "https://api.tradecloud1.com"),
+            (TRADECLOUD_API_URL, "https://api.tradecloud1.com/v1"),
             (TCRELAY_WEBHOOK_BASIC, "no-colon"),
             (TCRELAY_WEBHOOK_BASIC, ":pw"),
             (TCRELAY_WEBHOOK_BEARER, "two words"),

@@ -3,7 +3,10 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use tcrelay_core::TakeOverCount;
+use tcrelay_poll::config::TCRELAY_POLL_TIME_MARGIN_SECONDS;
 use tcrelay_poll::{
     Deadline, PollConfig, PollPorts, PollStream, RunReport, RunRequest, StopReason, run,
 };
@@ -208,6 +211,23 @@ pub enum HandlerError {
     /// The payload was refused.
     #[error(transparent)]
     Event(#[from] EventError),
+    /// The invocation's whole time is within the margin a run keeps before its deadline
+    /// (`TCRELAY_POLL_TIME_MARGIN_SECONDS` at or above the function's timeout): every run would
+    /// stop before its first page and report success, and nothing would ever be polled.
+    #[error(
+        "{var} is {margin} s, but this invocation has {left} s in all, so no run would fetch a \
+         page: set it below the function's timeout, leaving room for a page (one Tradecloud \
+         call with its retries takes up to 20 s)",
+        var = TCRELAY_POLL_TIME_MARGIN_SECONDS,
+        margin = .margin.as_secs(),
+        left = .left.as_secs()
+    )]
+    NoTimeBeyondMargin {
+        /// The configured margin.
+        margin: Duration,
+        /// The invocation's time left when it started.
+        left: Duration,
+    },
 }
 
 /// The lease owner of one invocation: its request id (for the logs and `cursor show`) and a
@@ -230,6 +250,17 @@ pub async fn handle(
 ) -> Result<RunOutput, HandlerError> {
     let invocation = parse_event(payload)?;
     invocation.check_streams(&config.streams)?;
+    // Checked here, not at start-up: Lambda tells a function its timeout only through each
+    // invocation's deadline. An invocation starts with its whole timeout left.
+    if let Some(left) = deadline.remaining()
+        && left <= config.time_margin
+        && !config.streams.is_empty()
+    {
+        return Err(HandlerError::NoTimeBeyondMargin {
+            margin: config.time_margin,
+            left,
+        });
+    }
     let request = invocation.into_request(&lease_owner(request_id));
     let report = run(ports, config, &request, deadline).await;
     Ok(RunOutput {
@@ -359,6 +390,62 @@ mod tests {
                 Err(EventError::Unsupported(_))
             ));
         }
+    }
+
+    /// A margin that takes the invocation's whole time leaves every run nothing to do: it would
+    /// stop at its first check and report success (`stop: deadline`, no page), and only the
+    /// cursor-age alarm, an hour on, would say something is wrong, without saying what. The
+    /// invocation fails instead, naming the setting.
+    #[tokio::test]
+    async fn a_time_margin_that_takes_the_whole_invocation_is_refused_naming_it() {
+        use std::sync::Arc;
+        use std::time::{Duration, SystemTime};
+        use tcrelay_core::testing::{MemoryDedupe, MemorySink};
+        use tcrelay_poll::DeadlineAt;
+        use tcrelay_poll::testing::{MemoryCursorStore, ScriptedPollApi, order_json};
+
+        let api = ScriptedPollApi::new();
+        api.with_world(|w| {
+            let at = 1_735_689_600_000;
+            w.put(
+                PollStream::Orders,
+                "o1",
+                at,
+                order_json("o1", 1, at, &[("l1", at, "Issued", None)]),
+            );
+        });
+        let sink = Arc::new(MemorySink::new());
+        let ports = PollPorts {
+            api: Arc::new(api),
+            cursors: Arc::new(MemoryCursorStore::new()),
+            dedupe: Arc::new(MemoryDedupe::default()),
+            sink: sink.clone(),
+        };
+        let config = PollConfig {
+            streams: vec![PollStream::Orders],
+            start: Some("2024-12-31T00:00:00.000Z".into()),
+            time_margin: Duration::from_secs(30),
+            ..PollConfig::default()
+        };
+        let scheduled = sample("poller-scheduled.json");
+        // A function timeout of 20 s under a margin of 30 s.
+        let short = DeadlineAt(SystemTime::now() + Duration::from_secs(20));
+        let refused = handle(&ports, &config, &scheduled, "req-1", &short)
+            .await
+            .expect_err("a run with no time to fetch in is a misconfiguration, not a success");
+        let message = refused.to_string();
+        assert!(
+            message.contains("TCRELAY_POLL_TIME_MARGIN_SECONDS") && message.contains("30 s"),
+            "{message}"
+        );
+        assert!(sink.envelopes().is_empty());
+        // With time beyond the margin the run polls as before.
+        let enough = DeadlineAt(SystemTime::now() + Duration::from_secs(60));
+        let output = handle(&ports, &config, &scheduled, "req-2", &enough)
+            .await
+            .unwrap();
+        assert!(output.failure().is_none(), "{:?}", output.failure());
+        assert_eq!(sink.envelopes().len(), 1);
     }
 
     /// Lambda may deliver one asynchronous event more than once, and retries a failed one,

@@ -26,11 +26,12 @@ pub struct StartupConfig {
 
 /// Everything the function reads from its environment at start-up (besides `RUST_LOG` and the
 /// variables the Lambda runtime and the AWS SDK read themselves).
+/// The dedupe claims must outlive the request holding them (`DedupeTimings::check_outlives`).
 pub fn startup_config(env: &dyn Env) -> Result<StartupConfig, ConfigError> {
-    Ok(StartupConfig {
-        core: Config::from_env_map(env)?,
-        aws: AwsSettings::from_env_map(env)?,
-    })
+    let core = Config::from_env_map(env)?;
+    let aws = AwsSettings::from_env_map(env)?;
+    aws.dedupe_timings().check_outlives(&core.webhook)?;
+    Ok(StartupConfig { core, aws })
 }
 
 /// Adds the layer that carries API Gateway's request context into the core: the
@@ -82,4 +83,65 @@ pub fn with_lambda_context(router: Router) -> Router {
 pub fn invocation_deadline(deadline: SystemTime, now: SystemTime) -> Deadline {
     let left = deadline.duration_since(now).unwrap_or(Duration::ZERO);
     Deadline::at(tokio::time::Instant::now() + left, left)
+}
+
+#[cfg(test)]
+mod tests {
+    use tcrelay_aws::settings::{
+        TCRELAY_CLAIM_CHECK_BUCKET, TCRELAY_DEDUPE_TABLE, TCRELAY_QUARANTINE_QUEUE_URL,
+        TCRELAY_QUEUE_URL,
+    };
+    use tcrelay_core::config::{
+        TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, TCRELAY_REQUEST_BUDGET_MS, TCRELAY_WEBHOOK_BASIC,
+    };
+    use tcrelay_core::env::env_map;
+
+    use super::*;
+
+    /// A claim that expires while its request still works (a slow queue send) can be taken
+    /// over by a retry or a poll, and both enqueue: the ERP gets the message twice. So the
+    /// expiry must be above the request budget, and a value that is not stops start-up.
+    #[test]
+    fn an_in_progress_expiry_within_the_request_budget_is_refused_naming_both() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut env = env_map(&[
+                (TCRELAY_WEBHOOK_BASIC, "tc:pw"),
+                (
+                    TCRELAY_QUEUE_URL,
+                    "https://sqs.eu-west-1.amazonaws.com/1/erp.fifo",
+                ),
+                (
+                    TCRELAY_QUARANTINE_QUEUE_URL,
+                    "https://sqs.eu-west-1.amazonaws.com/1/quarantine",
+                ),
+                (TCRELAY_DEDUPE_TABLE, "relay"),
+                (TCRELAY_CLAIM_CHECK_BUCKET, "claims"),
+            ]);
+            env.extend(env_map(pairs));
+            startup_config(&env)
+        };
+        // The default budget is 25 s.
+        for expiry in ["20", "25"] {
+            let err = with(&[(TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, expiry)]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var, .. }
+                    if *var == TCRELAY_IN_PROGRESS_EXPIRY_SECONDS),
+                "{expiry}: {err:?}"
+            );
+            assert!(
+                err.to_string().contains(TCRELAY_REQUEST_BUDGET_MS),
+                "{expiry}: {err}"
+            );
+        }
+        assert!(with(&[(TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "26")]).is_ok());
+        assert!(
+            with(&[
+                (TCRELAY_IN_PROGRESS_EXPIRY_SECONDS, "20"),
+                (TCRELAY_REQUEST_BUDGET_MS, "19999"),
+            ])
+            .is_ok()
+        );
+        // The defaults, and the template's values, agree.
+        assert!(with(&[]).is_ok());
+    }
 }

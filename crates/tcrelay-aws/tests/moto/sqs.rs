@@ -344,6 +344,63 @@ async fn the_claim_check_threshold_counts_attributes_and_is_configurable() {
     assert_eq!(envelope_of(&read_back), e);
 }
 
+/// `TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES` above the queue's own `MaximumMessageSize` (1 MiB set
+/// for a queue of the old 256 KiB): every envelope between the two would be refused by SQS,
+/// answered 503 for ever (Tradecloud retrying it without end) and fail every poll run at its
+/// page (the cursor stuck). The queue's limit, once known, caps the override, so such an
+/// envelope is claim-checked instead; a queue that cannot be asked leaves the override as set.
+#[tokio::test]
+async fn an_override_above_the_queues_own_limit_claim_checks_instead_of_failing_for_ever() {
+    let clients = moto_clients().await;
+    let url = clients
+        .sqs
+        .create_queue()
+        .queue_name(tcrelay_aws::testing::unique_name("small-override"))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+            "262144",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let bucket = create_bucket(&clients, "tcrelay").await;
+    let too_high = ClaimCheckSettings {
+        threshold: Some(1_048_576),
+        ..ClaimCheckSettings::default()
+    };
+    let threshold = Threshold::of_queue(&clients.sqs, &url, &too_high);
+    assert_eq!(threshold.bytes().await, 262_144);
+    let missing = format!("{url}-not-there");
+    assert_eq!(
+        Threshold::of_queue(&clients.sqs, &missing, &too_high)
+            .bytes()
+            .await,
+        1_048_576,
+        "a queue that cannot be asked leaves the override as set"
+    );
+
+    let mut big = envelope(ObjectKind::Order, "o-300k-override", 1, None);
+    big.payload = serde_json::json!({"text": "x".repeat(300 * 1024)}).into();
+    let mut config = SqsSinkConfig::new(&url);
+    config.claim_check_threshold = Threshold::of_queue(&clients.sqs, &url, &too_high);
+    let sink = SqsSink::new(
+        clients.sqs.clone(),
+        config,
+        Some(ClaimCheck::new(clients.s3.clone(), &bucket)),
+    );
+    sink.enqueue(std::slice::from_ref(&big)).await.unwrap();
+    let received = receive(&clients, &url, 1).await;
+    assert!(
+        received[0]
+            .body()
+            .unwrap()
+            .starts_with(&format!("[\"{POINTER_CLASS}\"")),
+        "claim-checked"
+    );
+}
+
 /// A queue created with the old 256 KiB MaximumMessageSize: the threshold is read
 /// from it, so an envelope between 256 KiB and 1 MiB is claim-checked instead of refused by
 /// SQS (which a fixed 1 MiB threshold would turn into a 503 for ever); and the 1.x format
@@ -398,7 +455,7 @@ async fn a_256_kib_queue_claim_checks_above_its_own_limit_in_either_format() {
             .bytes()
             .await,
         1000,
-        "an override is never asked of the queue"
+        "a queue that cannot be asked leaves the override as set"
     );
 
     let mut big = envelope(ObjectKind::Order, "o-300k", 1, Some("OrderIssuedByBuyer"));

@@ -131,22 +131,26 @@ impl Template {
 /// What the function's start-up parser reads from the template's environment; panics with the
 /// parser's own message when the template's values do not pass it.
 pub(crate) fn reads(function: &str, env: &BTreeMap<String, String>) -> BTreeSet<String> {
+    parse(function, env).unwrap_or_else(|e| panic!("{function}: the template's values fail: {e}"))
+}
+
+/// What the function's start-up parser reads from `env`, or the parser's own message when it
+/// refuses the values.
+pub(crate) fn parse(
+    function: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<BTreeSet<String>, String> {
     let map: std::collections::HashMap<String, String> = env.clone().into_iter().collect();
     let recording = RecordingEnv::new(&map);
-    match function {
-        "WebhookFunction" => {
-            webhook::startup_config(&recording)
-                .unwrap_or_else(|e| panic!("{function}: the template's values fail: {e}"));
-        }
-        "PollerFunction" => {
-            poller::StartupSettings::from_env(&recording)
-                .unwrap_or_else(|e| panic!("{function}: the template's values fail: {e}"));
-        }
+    let parsed = match function {
+        "WebhookFunction" => webhook::startup_config(&recording).map(drop),
+        "PollerFunction" => poller::StartupSettings::from_env(&recording).map(drop),
         other => panic!("unknown function {other}"),
-    }
+    };
+    parsed.map_err(|e| e.to_string())?;
     let mut asked = recording.asked();
     asked.insert(LOG_LEVEL.to_owned());
-    asked
+    Ok(asked)
 }
 
 /// Values for parameters without a default, and to switch the optional modes on.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml_ng::Value;
 
-use crate::template_env::{Template, reads};
+use crate::template_env::{Template, parse, reads};
 
 const FUNCTIONS: [&str; 2] = ["WebhookFunction", "PollerFunction"];
 
@@ -265,6 +265,78 @@ fn every_number_a_parameter_allows_passes_the_functions_settings() {
         }
     }
     assert!(checked >= 6, "only {checked} bounds checked");
+}
+
+#[test]
+fn every_value_a_parameter_lists_passes_the_functions_settings_or_a_rule_refuses_it() {
+    // The same for the listed values of the string parameters: one the code refuses on its own
+    // (with every other parameter at its default) would deploy cleanly and then fail every cold
+    // start, unless a rule refuses that combination at deploy time, naming both parameters.
+    let template = Template::load();
+    let parameters = template.root["Parameters"]
+        .as_mapping()
+        .expect("parameters");
+    let required = [(
+        "WebhookSecretArn",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tradecloud-webhook-AbCdEf",
+    )];
+    let rules: Vec<String> = template.root["Rules"]
+        .as_mapping()
+        .expect("rules")
+        .values()
+        .map(|rule| serde_yaml_ng::to_string(rule).unwrap())
+        .collect();
+    let mut checked = 0;
+    for (name, parameter) in parameters {
+        let name = name.as_str().expect("parameter name");
+        let Some(allowed) = parameter["AllowedValues"].as_sequence() else {
+            continue;
+        };
+        for function in FUNCTIONS {
+            let environment = template.environment(function);
+            let fed_by = |param: &str| {
+                environment
+                    .iter()
+                    .filter(|(_, v)| {
+                        matches!(v, Value::Tagged(t) if t.tag == "Ref" && t.value.as_str() == Some(param))
+                    })
+                    .map(|(var, _)| var.clone())
+                    .collect::<Vec<_>>()
+            };
+            if fed_by(name).is_empty() {
+                continue;
+            }
+            for value in allowed {
+                let value = value.as_str().expect("allowed values are strings");
+                let mut overrides: BTreeMap<&str, &str> = required.into_iter().collect();
+                overrides.insert(name, value);
+                checked += 1;
+                let Err(refusal) = parse(function, &template.resolved(function, &overrides)) else {
+                    continue;
+                };
+                // The parameter whose variable the refusal names: the other half of the pair.
+                let other = parameters
+                    .keys()
+                    .filter_map(|k| k.as_str())
+                    .find(|param| {
+                        fed_by(param)
+                            .iter()
+                            .any(|var| refusal.contains(var.as_str()))
+                    })
+                    .unwrap_or_else(|| {
+                        panic!("{name}={value:?}: {function} refuses it ({refusal}), naming no parameter's variable")
+                    });
+                assert!(
+                    rules
+                        .iter()
+                        .any(|rule| rule.contains(name) && rule.contains(other)),
+                    "{name}={value:?} deploys, then {function} fails every cold start \
+                     ({refusal}): no rule ties {other} to {name}"
+                );
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} values checked");
 }
 
 /// A queue's `MessageRetentionPeriod` in seconds.
