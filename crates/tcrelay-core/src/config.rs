@@ -144,17 +144,6 @@ impl TradecloudSettings {
             .unwrap_or(DEFAULT_TRADECLOUD_API_URL)
             .to_owned();
         https_url_unless_local(TRADECLOUD_API_URL, &api_url)?;
-        // Without its version the login endpoint is not there: every GET webhook and every poll
-        // would fail at the login, so it is refused here, where the message names the setting.
-        if !api_url.trim_end_matches('/').ends_with("/v2") {
-            return Err(invalid(
-                TRADECLOUD_API_URL,
-                &format!(
-                    "{api_url:?} is not Tradecloud's API base: it ends in /v2, e.g. \
-                     {DEFAULT_TRADECLOUD_API_URL}"
-                ),
-            ));
-        }
         let password = crate::env::credential(env, TRADECLOUD_PASSWORD);
         let login = match (get(env, TRADECLOUD_USERNAME), password) {
             (Some(username), Some(password)) => Some(TradecloudLogin::new(username, password)),
@@ -588,9 +577,6 @@ mod tests {
             (TCRELAY_REQUEST_BUDGET_MS, "29001"),
             (TCRELAY_RETRY_AFTER_SECONDS, "soon"),
             (TRADECLOUD_API_URL, "api.tradecloud1.com"),
-            // The base without its version: every login would meet a 404.
-            (TRADECLOUD_API_URL, "https://api.tradecloud1.com"),
-            (TRADECLOUD_API_URL, "https://api.tradecloud1.com/v1"),
             (TCRELAY_WEBHOOK_BASIC, "no-colon"),
             (TCRELAY_WEBHOOK_BASIC, ":pw"),
             (TCRELAY_WEBHOOK_BEARER, "two words"),
