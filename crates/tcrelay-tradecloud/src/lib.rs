@@ -128,9 +128,6 @@ pub fn api_error(error: ClientError) -> ApiError {
         ClientError::Timeout => ApiError::Timeout,
         ClientError::Connect { reason } => ApiError::Unavailable(reason),
         ClientError::Malformed { reason } => ApiError::Malformed(reason),
-        // Our configuration, like refused credentials: answered 503, so Tradecloud retries
-        // until it is mended, never a 404 or 400 that it drops.
-        error @ ClientError::LoginFailed { .. } => ApiError::Unavailable(error.to_string()),
     }
 }
 
@@ -175,11 +172,6 @@ mod tests {
         assert!(matches!(
             api_error(ClientError::Malformed { reason: "x".into() }),
             ApiError::Malformed(_)
-        ));
-        // A login endpoint that is not there (a wrong base URL): retried, not dropped.
-        assert!(matches!(
-            api_error(ClientError::LoginFailed { status: 404 }),
-            ApiError::Unavailable(r) if r.contains("/v2")
         ));
     }
 

@@ -546,24 +546,13 @@ impl Inner {
             .await?;
         let status = response.status();
         if !status.is_success() {
-            let mut failure = status_error(status, response).await;
-            match failure.error {
-                ClientError::Unauthorized { status } => warn!(
+            let failure = status_error(status, response).await;
+            if let ClientError::Unauthorized { status } = failure.error {
+                warn!(
                     username = %credentials.username,
                     status,
                     "Tradecloud refused the login"
-                ),
-                // Not about any object: the login endpoint is not where the base URL says.
-                ClientError::NotFound | ClientError::BadRequest { .. } => {
-                    failure.error = ClientError::LoginFailed {
-                        status: status.as_u16(),
-                    };
-                    warn!(
-                        status = status.as_u16(),
-                        "Tradecloud's login endpoint is not there; check the API base URL"
-                    );
-                }
-                _ => {}
+                );
             }
             return Err(failure);
         }

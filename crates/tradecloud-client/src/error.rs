@@ -59,19 +59,6 @@ pub enum ClientError {
         /// The id as given.
         id: String,
     },
-    /// The login endpoint answered a status that is neither success, transient nor a refusal
-    /// of the credentials (a 404, another 4xx): most likely the base URL is wrong (without its
-    /// `/v2`, say). It says nothing about the object asked for, so it must not read as
-    /// [`Self::NotFound`] or [`Self::BadRequest`], which the webhook answers with a 4xx that
-    /// Tradecloud drops.
-    #[error(
-        "Tradecloud's login endpoint answered HTTP {status}: check the API base URL (it \
-         includes /v2, e.g. https://api.tradecloud1.com/v2)"
-    )]
-    LoginFailed {
-        /// The status the login endpoint answered.
-        status: u16,
-    },
 }
 
 impl ClientError {

@@ -668,24 +668,3 @@ async fn sim_at_most_ten_requests_per_second_one_at_a_time() {
     );
     sim.shutdown().await;
 }
-
-/// `TRADECLOUD_API_URL` without its `/v2` (or with another wrong path): the login endpoint is
-/// not there, so every call's login answers 404. That says nothing about the object asked for:
-/// answered as "not found", the webhook's GET would answer Tradecloud 404 and Tradecloud would
-/// drop every message. The login's failure is its own error, which the relay retries.
-#[tokio::test]
-async fn sim_a_login_endpoint_that_is_not_there_is_not_an_unknown_object() {
-    let sim = start(sim_config()).await;
-    let base = sim.base_url();
-    let mut wrong = config(&sim);
-    wrong.base_url = base.trim_end_matches("/v2").to_owned();
-    let client = TradecloudClient::new(wrong).unwrap();
-    let order_id = ids(&sim, "order").remove(0);
-    let error = client.fetch_order(&order_id).await.unwrap_err();
-    assert!(
-        matches!(error, ClientError::LoginFailed { status: 404 }),
-        "{error:?}"
-    );
-    assert!(error.to_string().contains("/v2"), "{error}");
-    sim.shutdown().await;
-}
