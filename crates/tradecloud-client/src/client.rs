@@ -547,14 +547,33 @@ impl Inner {
         let status = response.status();
         if !status.is_success() {
             let failure = status_error(status, response).await;
-            if let ClientError::Unauthorized { status } = failure.error {
-                warn!(
-                    username = %credentials.username,
-                    status,
-                    "Tradecloud refused the login"
-                );
-            }
-            return Err(failure);
+            return Err(match failure.error {
+                ClientError::Unauthorized { status } => {
+                    warn!(
+                        username = %credentials.username,
+                        status,
+                        "Tradecloud refused the login"
+                    );
+                    failure
+                }
+                // Transient (429, 5xx, 408, 425): retried within the budget as before.
+                ClientError::Upstream { .. } => failure,
+                // A 404, another 4xx or a redirect answers the login, not the object the call
+                // is about: as `NotFound` or `BadRequest` it would have the webhook answer 404
+                // or 400, and Tradecloud drop the message.
+                _ => {
+                    let error = ClientError::Login {
+                        status: status.as_u16(),
+                        url: format!("{}/authentication/login", self.base),
+                    };
+                    warn!(
+                        username = %credentials.username,
+                        %error,
+                        "Tradecloud's login failed"
+                    );
+                    Failure::fatal(error)
+                }
+            });
         }
         let tokens = self.tokens_from(response.headers())?;
         info!(username = %credentials.username, "logged in to Tradecloud");

@@ -291,6 +291,54 @@ async fn sim_wrong_credentials_are_unauthorized() {
     sim.shutdown().await;
 }
 
+/// A login answered 404 (a base URL without `/v2`) or another 4xx is a failed login, not an
+/// unknown or refused object, and its error names the URL to check.
+#[tokio::test]
+async fn sim_a_login_answered_404_or_400_is_a_failed_login_not_a_missing_object() {
+    let sim = start(sim_config()).await;
+    let id = ids(&sim, "order").remove(0);
+    let root = sim.base_url().trim_end_matches("/v2").to_owned();
+    let client = TradecloudClient::new(ClientConfig {
+        base_url: root.clone(),
+        ..config(&sim)
+    })
+    .unwrap();
+    let error = client.fetch_order(&id).await.unwrap_err();
+    assert_eq!(
+        error,
+        ClientError::Login {
+            status: 404,
+            url: format!("{root}/authentication/login")
+        }
+    );
+    assert!(!error.is_transient());
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("{root}/authentication/login")) && message.contains("/v2"),
+        "{message}"
+    );
+
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    sim.add_fault(FaultRule::next(
+        Endpoint::Login,
+        1,
+        Fault::Status { status: 400 },
+    ));
+    assert!(matches!(
+        client.fetch_order(&id).await,
+        Err(ClientError::Login { status: 400, .. })
+    ));
+    // Not retried: one login, no fetch. The next call logs in and fetches.
+    let logins: Vec<_> = requests_to(&sim, Endpoint::Login)
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(logins, [400]);
+    assert!(requests_to(&sim, Endpoint::OrderGet).is_empty());
+    assert_eq!(Some(client.fetch_order(&id).await.unwrap()), sim.order(&id));
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn sim_unknown_ids_are_not_found() {
     let sim = start(sim_config()).await;
