@@ -504,7 +504,28 @@ impl Inner {
             }
             Err(error) => {
                 info!(%error, "Tradecloud token refresh failed, logging in again");
-                self.login(session, deadline).await
+                match self.login(session, deadline).await {
+                    // Tradecloud's authentication service is failing (a 5xx, a timeout), but the
+                    // refresh was an early one (after 9 minutes, of a token that lives an hour):
+                    // the call goes on with the access token it has, and the refresh is tried
+                    // again after the longest back-off. Should Tradecloud refuse that token, its
+                    // 401 logs in again as any 401 does.
+                    Err(failure) if !matches!(failure.retry, Retry::No) => {
+                        let retry_in = self.config.backoff_max;
+                        warn!(
+                            error = %failure.error,
+                            retry_in_ms = retry_in.as_millis() as u64,
+                            "Tradecloud's login failed; going on with the current access token"
+                        );
+                        session.tokens = Some(Tokens {
+                            refresh_at: Instant::now() + retry_in,
+                            refresh_at_wall: SystemTime::now() + retry_in,
+                            ..old
+                        });
+                        Ok(())
+                    }
+                    result => result,
+                }
             }
         }
     }

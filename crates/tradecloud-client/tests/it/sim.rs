@@ -243,6 +243,70 @@ async fn sim_configured_refresh_interval_and_dead_refresh_token_mean_login() {
     sim.shutdown().await;
 }
 
+/// Tradecloud's authentication service fails (5xx: "a server or auth-service problem",
+/// docs/tradecloud.md §2) when the token is due for its early refresh: the access token lives
+/// an hour and is refreshed after nine minutes, so the calls go on with it instead of failing
+/// until the login works again.
+#[tokio::test]
+async fn sim_an_auth_outage_at_refresh_time_keeps_the_valid_token_in_use() {
+    let sim = start(sim_config()).await;
+    // The refresh is tried again after `backoff_max`.
+    let client = TradecloudClient::new(ClientConfig {
+        refresh_interval: Duration::from_millis(200),
+        backoff_max: Duration::from_millis(500),
+        ..config(&sim)
+    })
+    .unwrap();
+    let id = ids(&sim, "order").remove(0);
+    client.fetch_order(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let outage = FaultRule {
+        endpoints: vec![Endpoint::Login, Endpoint::Refresh],
+        fault: Fault::Status { status: 503 },
+        rate: 1.0,
+        count: None,
+    };
+    sim.add_fault(outage);
+    assert_eq!(Some(client.fetch_order(&id).await.unwrap()), sim.order(&id));
+    assert_eq!(
+        trail(&sim),
+        [
+            (Endpoint::Login, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::Refresh, 503),
+            (Endpoint::Login, 503),
+            (Endpoint::OrderGet, 200)
+        ]
+    );
+    // The refresh is tried again later, not before every call.
+    client.fetch_order(&id).await.unwrap();
+    assert_eq!(trail(&sim).last(), Some(&(Endpoint::OrderGet, 200)));
+    assert_eq!(trail(&sim).len(), 6);
+    // Once the service is back, the next due refresh renews the tokens.
+    sim.clear_faults();
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    client.fetch_order(&id).await.unwrap();
+    assert_eq!(
+        trail(&sim)[6..],
+        [(Endpoint::Refresh, 200), (Endpoint::OrderGet, 200)]
+    );
+    // A token Tradecloud no longer takes during the outage: one login, which fails, and the
+    // call ends as the outage's status rather than as refused credentials.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    sim.add_fault(FaultRule {
+        endpoints: vec![Endpoint::Login, Endpoint::Refresh],
+        fault: Fault::Status { status: 503 },
+        rate: 1.0,
+        count: None,
+    });
+    sim.expire_access_tokens();
+    assert_eq!(
+        client.fetch_order(&id).await,
+        Err(ClientError::Upstream { status: 503 })
+    );
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn sim_expired_access_token_means_one_login_again() {
     let sim = start(sim_config()).await;
