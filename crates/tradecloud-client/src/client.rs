@@ -825,6 +825,24 @@ async fn status_error(status: StatusCode, response: reqwest::Response) -> Failur
                 reason,
             })
         }
+        // A redirect is not followed (the token would go along): where it points is what an
+        // operator needs, should Tradecloud have moved its API to a new base URL.
+        s if s.is_redirection() => {
+            let location = response.headers().get(reqwest::header::LOCATION).map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .escape_debug()
+                    .to_string()
+            });
+            Failure::fatal(ClientError::Malformed {
+                reason: match location {
+                    Some(location) => format!(
+                        "HTTP {code} redirecting to \"{location}\", which the client does not \
+                         follow: if Tradecloud moved its API, set the base URL to the new address"
+                    ),
+                    None => format!("HTTP {code} without a Location"),
+                },
+            })
+        }
         _ => Failure::fatal(ClientError::Malformed {
             reason: format!("unexpected HTTP status {code}"),
         }),

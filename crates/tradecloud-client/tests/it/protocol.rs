@@ -622,6 +622,12 @@ async fn redirects_are_not_followed() {
     let err = client.fetch_order("a").await.unwrap_err();
     assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
     assert_eq!(fake.count("/v2/elsewhere"), 0);
+    // The operator learns where Tradecloud points (an API that moved: a new base URL to set).
+    let message = err.to_string();
+    assert!(
+        message.contains("302") && message.contains("/v2/elsewhere"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
