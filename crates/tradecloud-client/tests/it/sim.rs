@@ -780,3 +780,56 @@ async fn sim_at_most_ten_requests_per_second_one_at_a_time() {
     );
     sim.shutdown().await;
 }
+
+/// What Tradecloud does not promise, as the simulator serves it: HTML error pages without
+/// `Retry-After` (429 and 5xx), a `Retry-After` as an HTTP-date, a body broken off mid-way:
+/// each retried until the answer comes. A body that drips slower than the timeout allows
+/// ends as a timeout within the budget; one that drips within it is read whole.
+#[tokio::test]
+async fn sim_what_tradecloud_does_not_promise_is_retried_or_times_out() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let id = ids(&sim, "order").remove(0);
+    for fault in [
+        Fault::GatewayPage { status: 429 },
+        Fault::GatewayPage { status: 502 },
+        Fault::TooManyRequestsUntil {
+            retry_after_secs: 0,
+        },
+        Fault::BrokenBody,
+    ] {
+        sim.add_fault(FaultRule::next(Endpoint::OrderGet, 1, fault.clone()));
+        assert_eq!(
+            client.fetch_order(&id).await,
+            Ok(sim.order(&id).unwrap()),
+            "{fault:?}"
+        );
+    }
+    let statuses: Vec<u16> = requests_to(&sim, Endpoint::OrderGet)
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [429, 200, 502, 200, 429, 200, 200, 200]);
+
+    // Within the 500 ms timeout: read whole.
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderGet,
+        1,
+        Fault::Drip { bytes: 4096, ms: 5 },
+    ));
+    assert_eq!(client.fetch_order(&id).await, Ok(sim.order(&id).unwrap()));
+    // Every piece in time, the whole not: a timeout, within the 800 ms budget.
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderGet,
+        100,
+        Fault::Drip { bytes: 8, ms: 20 },
+    ));
+    let started = Instant::now();
+    assert_eq!(client.fetch_order(&id).await, Err(ClientError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
+    sim.shutdown().await;
+}

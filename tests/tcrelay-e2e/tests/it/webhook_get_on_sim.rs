@@ -219,3 +219,36 @@ async fn a_failed_login_is_answered_503_never_as_a_missing_or_refused_object() {
     assert_eq!(retried.status(), 202);
     assert_eq!(queued(&s.store).await.len(), 1);
 }
+
+/// Tradecloud's odd answers that outlast the client's retries (HTML error pages without
+/// `Retry-After`, a 500 among them, bodies broken off or dripping past the timeout): each GET
+/// is answered 502, 503 or 504, which Tradecloud retries, never a 4xx or 500 that it drops.
+#[tokio::test]
+async fn odd_answers_that_persist_are_answered_so_that_tradecloud_retries() {
+    let s = setup().await;
+    let order = ids(&s.sim, "order").remove(0);
+    for fault in [
+        Fault::GatewayPage { status: 429 },
+        Fault::GatewayPage { status: 500 },
+        Fault::GatewayPage { status: 503 },
+        Fault::TooManyRequestsUntil {
+            retry_after_secs: 60,
+        },
+        Fault::BrokenBody,
+        Fault::Drip { bytes: 8, ms: 50 },
+    ] {
+        s.sim
+            .add_fault(FaultRule::next(Endpoint::OrderGet, 1_000, fault.clone()));
+        let answer = get(&s.base, &format!("/webhook/orders/{order}")).await;
+        assert!(
+            [502, 503, 504].contains(&answer.status().as_u16()),
+            "{fault:?}: {}",
+            answer.status()
+        );
+        assert!(answer.headers().contains_key("retry-after"), "{fault:?}");
+        s.sim.clear_faults();
+    }
+    assert!(queued(&s.store).await.is_empty());
+    let recovered = get(&s.base, &format!("/webhook/orders/{order}")).await;
+    assert_eq!(recovered.status(), 202);
+}
