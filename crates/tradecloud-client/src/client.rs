@@ -550,6 +550,9 @@ impl Inner {
 
     async fn login(&self, session: &mut Session, deadline: Instant) -> Result<(), Failure> {
         session.tokens = None;
+        // The username is logged (an operator needs to know which account failed) with its
+        // control characters escaped: a line break in it (a secret file's trailing newline)
+        // would otherwise start a line of its own in a text log.
         let credentials = &self.config.credentials;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
@@ -571,7 +574,7 @@ impl Inner {
             return Err(match failure.error {
                 ClientError::Unauthorized { status } => {
                     warn!(
-                        username = %credentials.username,
+                        username = %credentials.username.escape_debug(),
                         status,
                         "Tradecloud refused the login"
                     );
@@ -588,7 +591,7 @@ impl Inner {
                         url: format!("{}/authentication/login", self.base),
                     };
                     warn!(
-                        username = %credentials.username,
+                        username = %credentials.username.escape_debug(),
                         %error,
                         "Tradecloud's login failed"
                     );
@@ -597,7 +600,7 @@ impl Inner {
             });
         }
         let tokens = self.tokens_from(response.headers())?;
-        info!(username = %credentials.username, "logged in to Tradecloud");
+        info!(username = %credentials.username.escape_debug(), "logged in to Tradecloud");
         session.tokens = Some(tokens);
         Ok(())
     }
