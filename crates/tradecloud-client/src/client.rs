@@ -869,7 +869,10 @@ async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     body
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date.
+/// `Retry-After` as delta-seconds or an HTTP date. A date is on Tradecloud's clock, so it is
+/// read against the answer's own `Date` (RFC 9110 §6.6.1: when the answer was made) where
+/// there is a readable one: a skew between the clocks would otherwise stretch a short wait
+/// past the budget (ours behind) or shrink it to nothing (ours ahead).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -878,7 +881,12 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let date = http_date(value)?;
-    let wait = date.signed_duration_since(chrono::Utc::now());
+    let sent = headers
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| http_date(v.trim()))
+        .unwrap_or_else(chrono::Utc::now);
+    let wait = date.signed_duration_since(sent);
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -980,6 +988,37 @@ mod tests {
         assert!(client.inner.http.get().is_none());
         assert!(client.fetch_order("o-1").await.is_err());
         assert!(matches!(client.inner.http.get(), Some(Ok(_))));
+    }
+
+    /// A `Retry-After` date is Tradecloud's clock: read against the answer's own `Date`, so
+    /// a skew between the clocks neither stretches a one-second wait beyond the budget nor
+    /// shrinks a long one to nothing.
+    #[test]
+    fn a_retry_after_date_is_read_against_the_answers_date_not_our_clock() {
+        let imf = |at: chrono::DateTime<chrono::Utc>| {
+            HeaderValue::try_from(at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).unwrap()
+        };
+        let now = chrono::Utc::now();
+        for skew in [600, -600, 0] {
+            let theirs = now + chrono::Duration::seconds(skew);
+            let mut headers = HeaderMap::new();
+            headers.insert(reqwest::header::DATE, imf(theirs));
+            headers.insert(RETRY_AFTER, imf(theirs + chrono::Duration::seconds(2)));
+            assert_eq!(
+                retry_after(&headers),
+                Some(Duration::from_secs(2)),
+                "their clock {skew} s from ours"
+            );
+        }
+        // Without a readable `Date`, our clock is all there is.
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::DATE, HeaderValue::from_static("garbage"));
+        headers.insert(RETRY_AFTER, imf(now + chrono::Duration::seconds(30)));
+        let wait = retry_after(&headers).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
     }
 
     #[test]
