@@ -1156,3 +1156,29 @@ async fn concurrent_calls_share_one_refresh() {
         );
     }
 }
+
+/// A token whose `exp` is already past by our clock (our clock ahead of Tradecloud's, or a
+/// token without `iat` from 2023) states no usable lifetime: it is used on the configured
+/// interval, not refreshed (or logged in for) before every call, and Tradecloud's 401 stays
+/// the judge of whether it still works.
+#[tokio::test]
+async fn a_jwt_already_expired_by_our_clock_is_used_on_the_interval() {
+    // exp-only with the fake's 2023 timestamps: past by our clock.
+    let (fake, base) = start(Fake {
+        jwt_lifetime: Some(600),
+        jwt_exp_only: true,
+        ..Fake::default()
+    })
+    .await;
+    let client = TradecloudClient::new(config(&base)).unwrap();
+    for id in ["a", "b", "c"] {
+        client.fetch_order(id).await.unwrap();
+    }
+    assert_eq!(fake.count("/v2/authentication/login"), 1);
+    assert_eq!(fake.count("/v2/authentication/refresh"), 0);
+    // Refused after all: one login, then the call goes through.
+    fake.revoke_access();
+    client.fetch_order("d").await.unwrap();
+    assert_eq!(fake.count("/v2/authentication/login"), 2);
+    assert_eq!(fake.api_requests().len(), 5);
+}
