@@ -588,7 +588,7 @@ impl Inner {
                 _ => {
                     let error = ClientError::Login {
                         status: status.as_u16(),
-                        url: format!("{}/authentication/login", self.base),
+                        url: without_userinfo(&format!("{}/authentication/login", self.base)),
                     };
                     warn!(
                         username = %credentials.username.escape_debug(),
@@ -713,6 +713,20 @@ impl Inner {
             }
             Err(e) => Err(transport_failure(&e)),
         }
+    }
+}
+
+/// `url` without a user name or password in it (a base URL may carry them): it is shown in
+/// errors and logs.
+fn without_userinfo(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            // Only fails for URLs that cannot have userinfo, which then have none.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Err(_) => url.to_owned(),
     }
 }
 
@@ -1205,6 +1219,18 @@ mod tests {
             );
             assert!(samples.iter().any(|d| *d != samples[0]), "no jitter");
         }
+    }
+
+    #[test]
+    fn urls_in_errors_carry_no_userinfo() {
+        assert_eq!(
+            without_userinfo("https://user:pa55@api.example.com/v2/authentication/login"),
+            "https://api.example.com/v2/authentication/login"
+        );
+        assert_eq!(
+            without_userinfo("http://127.0.0.1:8080/v2/authentication/login"),
+            "http://127.0.0.1:8080/v2/authentication/login"
+        );
     }
 
     #[test]
