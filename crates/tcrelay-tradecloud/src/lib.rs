@@ -172,6 +172,11 @@ mod tests {
             api_error(ClientError::Unauthorized { status: 403 }),
             ApiError::Unauthorized
         ));
+        // What the operator reads in the webhook's answer and the poll's log says what to check.
+        let message = api_error(ClientError::Unauthorized { status: 403 }).to_string();
+        for hint in ["TRADECLOUD_USERNAME", "TRADECLOUD_PASSWORD", "integration"] {
+            assert!(message.contains(hint), "{message}");
+        }
         assert!(matches!(
             api_error(ClientError::Login { status: 404, url: "u".into() }),
             ApiError::Unavailable(r) if r.contains("HTTP 404")
