@@ -252,3 +252,26 @@ async fn odd_answers_that_persist_are_answered_so_that_tradecloud_retries() {
     let recovered = get(&s.base, &format!("/webhook/orders/{order}")).await;
     assert_eq!(recovered.status(), 202);
 }
+
+/// A login that never answers (Tradecloud's authentication service hanging) holds no GET past
+/// the client's budget: the answer is 504, which Tradecloud retries, in time.
+#[tokio::test]
+async fn a_hanging_login_is_answered_504_within_the_budget() {
+    let s = setup().await;
+    let order = ids(&s.sim, "order").remove(0);
+    s.sim.add_fault(FaultRule::next(
+        Endpoint::Login,
+        1_000,
+        Fault::Delay { ms: 60_000 },
+    ));
+    let started = std::time::Instant::now();
+    let answer = get(&s.base, &format!("/webhook/orders/{order}")).await;
+    assert_eq!(answer.status(), 504);
+    // The client's budget is 2 s (one attempt may start just before it ends: 0.5 s more).
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(queued(&s.store).await.is_empty());
+}
