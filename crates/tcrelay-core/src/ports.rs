@@ -352,7 +352,11 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     /// Our API credentials were refused, even after logging in again (webhook answers 503).
-    #[error("Tradecloud refused our API credentials")]
+    #[error(
+        "Tradecloud refused our API login (401) or access (403): check TRADECLOUD_USERNAME and \
+         TRADECLOUD_PASSWORD (or the secret of TCRELAY_TRADECLOUD_SECRET_ARN), and that the \
+         user has Tradecloud's `integration` role"
+    )]
     Unauthorized,
     /// Tradecloud answered with an error status and kept doing so within the retry budget (502).
     #[error("Tradecloud answered {status}")]

@@ -113,6 +113,9 @@ pub fn api_error(error: ClientError) -> ApiError {
         // An id that cannot name an object in a URL cannot be fetched, now or later.
         ClientError::InvalidId { .. } => ApiError::NotFound,
         ClientError::Unauthorized { .. } => ApiError::Unauthorized,
+        // The session could not start (a wrong base URL, say): nothing is known about the
+        // object, so the webhook answers 503 and Tradecloud retries once it is mended.
+        error @ ClientError::Login { .. } => ApiError::Unavailable(error.to_string()),
         ClientError::Upstream { status } => ApiError::Upstream { status },
         ClientError::BadRequest { status, reason } => {
             // Tradecloud refused our request: a functional refusal that a retry meets again.
@@ -168,6 +171,15 @@ mod tests {
         assert!(matches!(
             api_error(ClientError::Unauthorized { status: 403 }),
             ApiError::Unauthorized
+        ));
+        // What the operator reads in the webhook's answer and the poll's log says what to check.
+        let message = api_error(ClientError::Unauthorized { status: 403 }).to_string();
+        for hint in ["TRADECLOUD_USERNAME", "TRADECLOUD_PASSWORD", "integration"] {
+            assert!(message.contains(hint), "{message}");
+        }
+        assert!(matches!(
+            api_error(ClientError::Login { status: 404, url: "u".into() }),
+            ApiError::Unavailable(r) if r.contains("HTTP 404")
         ));
         assert!(matches!(
             api_error(ClientError::Malformed { reason: "x".into() }),

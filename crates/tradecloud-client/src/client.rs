@@ -504,7 +504,28 @@ impl Inner {
             }
             Err(error) => {
                 info!(%error, "Tradecloud token refresh failed, logging in again");
-                self.login(session, deadline).await
+                match self.login(session, deadline).await {
+                    // Tradecloud's authentication service is failing (a 5xx, a timeout), but the
+                    // refresh was an early one (after 9 minutes, of a token that lives an hour):
+                    // the call goes on with the access token it has, and the refresh is tried
+                    // again after the longest back-off. Should Tradecloud refuse that token, its
+                    // 401 logs in again as any 401 does.
+                    Err(failure) if !matches!(failure.retry, Retry::No) => {
+                        let retry_in = self.config.backoff_max;
+                        warn!(
+                            error = %failure.error,
+                            retry_in_ms = retry_in.as_millis() as u64,
+                            "Tradecloud's login failed; going on with the current access token"
+                        );
+                        session.tokens = Some(Tokens {
+                            refresh_at: Instant::now() + retry_in,
+                            refresh_at_wall: SystemTime::now() + retry_in,
+                            ..old
+                        });
+                        Ok(())
+                    }
+                    result => result,
+                }
             }
         }
     }
@@ -529,6 +550,9 @@ impl Inner {
 
     async fn login(&self, session: &mut Session, deadline: Instant) -> Result<(), Failure> {
         session.tokens = None;
+        // The username is logged (an operator needs to know which account failed) with its
+        // control characters escaped: a line break in it (a secret file's trailing newline)
+        // would otherwise start a line of its own in a text log.
         let credentials = &self.config.credentials;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
@@ -547,17 +571,36 @@ impl Inner {
         let status = response.status();
         if !status.is_success() {
             let failure = status_error(status, response).await;
-            if let ClientError::Unauthorized { status } = failure.error {
-                warn!(
-                    username = %credentials.username,
-                    status,
-                    "Tradecloud refused the login"
-                );
-            }
-            return Err(failure);
+            return Err(match failure.error {
+                ClientError::Unauthorized { status } => {
+                    warn!(
+                        username = %credentials.username.escape_debug(),
+                        status,
+                        "Tradecloud refused the login"
+                    );
+                    failure
+                }
+                // Transient (429, 5xx, 408, 425): retried within the budget as before.
+                ClientError::Upstream { .. } => failure,
+                // A 404, another 4xx or a redirect answers the login, not the object the call
+                // is about: as `NotFound` or `BadRequest` it would have the webhook answer 404
+                // or 400, and Tradecloud drop the message.
+                _ => {
+                    let error = ClientError::Login {
+                        status: status.as_u16(),
+                        url: without_userinfo(&format!("{}/authentication/login", self.base)),
+                    };
+                    warn!(
+                        username = %credentials.username.escape_debug(),
+                        %error,
+                        "Tradecloud's login failed"
+                    );
+                    Failure::fatal(error)
+                }
+            });
         }
         let tokens = self.tokens_from(response.headers())?;
-        info!(username = %credentials.username, "logged in to Tradecloud");
+        info!(username = %credentials.username.escape_debug(), "logged in to Tradecloud");
         session.tokens = Some(tokens);
         Ok(())
     }
@@ -673,6 +716,20 @@ impl Inner {
     }
 }
 
+/// `url` without a user name or password in it (a base URL may carry them): it is shown in
+/// errors and logs.
+fn without_userinfo(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            // Only fails for URLs that cannot have userinfo, which then have none.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
 fn refresh_header(refresh: &Secret) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Ok(mut value) = HeaderValue::try_from(refresh.expose()) {
@@ -785,6 +842,24 @@ async fn status_error(status: StatusCode, response: reqwest::Response) -> Failur
                 reason,
             })
         }
+        // A redirect is not followed (the token would go along): where it points is what an
+        // operator needs, should Tradecloud have moved its API to a new base URL.
+        s if s.is_redirection() => {
+            let location = response.headers().get(reqwest::header::LOCATION).map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .escape_debug()
+                    .to_string()
+            });
+            Failure::fatal(ClientError::Malformed {
+                reason: match location {
+                    Some(location) => format!(
+                        "HTTP {code} redirecting to \"{location}\", which the client does not \
+                         follow: if Tradecloud moved its API, set the base URL to the new address"
+                    ),
+                    None => format!("HTTP {code} without a Location"),
+                },
+            })
+        }
         _ => Failure::fatal(ClientError::Malformed {
             reason: format!("unexpected HTTP status {code}"),
         }),
@@ -808,7 +883,10 @@ async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     body
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date.
+/// `Retry-After` as delta-seconds or an HTTP date. A date is on Tradecloud's clock, so it is
+/// read against the answer's own `Date` (RFC 9110 §6.6.1: when the answer was made) where
+/// there is a readable one: a skew between the clocks would otherwise stretch a short wait
+/// past the budget (ours behind) or shrink it to nothing (ours ahead).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -817,7 +895,12 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let date = http_date(value)?;
-    let wait = date.signed_duration_since(chrono::Utc::now());
+    let sent = headers
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| http_date(v.trim()))
+        .unwrap_or_else(chrono::Utc::now);
+    let wait = date.signed_duration_since(sent);
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -919,6 +1002,37 @@ mod tests {
         assert!(client.inner.http.get().is_none());
         assert!(client.fetch_order("o-1").await.is_err());
         assert!(matches!(client.inner.http.get(), Some(Ok(_))));
+    }
+
+    /// A `Retry-After` date is Tradecloud's clock: read against the answer's own `Date`, so
+    /// a skew between the clocks neither stretches a one-second wait beyond the budget nor
+    /// shrinks a long one to nothing.
+    #[test]
+    fn a_retry_after_date_is_read_against_the_answers_date_not_our_clock() {
+        let imf = |at: chrono::DateTime<chrono::Utc>| {
+            HeaderValue::try_from(at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).unwrap()
+        };
+        let now = chrono::Utc::now();
+        for skew in [600, -600, 0] {
+            let theirs = now + chrono::Duration::seconds(skew);
+            let mut headers = HeaderMap::new();
+            headers.insert(reqwest::header::DATE, imf(theirs));
+            headers.insert(RETRY_AFTER, imf(theirs + chrono::Duration::seconds(2)));
+            assert_eq!(
+                retry_after(&headers),
+                Some(Duration::from_secs(2)),
+                "their clock {skew} s from ours"
+            );
+        }
+        // Without a readable `Date`, our clock is all there is.
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::DATE, HeaderValue::from_static("garbage"));
+        headers.insert(RETRY_AFTER, imf(now + chrono::Duration::seconds(30)));
+        let wait = retry_after(&headers).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
     }
 
     #[test]
@@ -1105,6 +1219,18 @@ mod tests {
             );
             assert!(samples.iter().any(|d| *d != samples[0]), "no jitter");
         }
+    }
+
+    #[test]
+    fn urls_in_errors_carry_no_userinfo() {
+        assert_eq!(
+            without_userinfo("https://user:pa55@api.example.com/v2/authentication/login"),
+            "https://api.example.com/v2/authentication/login"
+        );
+        assert_eq!(
+            without_userinfo("http://127.0.0.1:8080/v2/authentication/login"),
+            "http://127.0.0.1:8080/v2/authentication/login"
+        );
     }
 
     #[test]

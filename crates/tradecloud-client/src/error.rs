@@ -7,12 +7,27 @@ pub enum ClientError {
     /// Tradecloud answered 404: no such order or shipment (for this account).
     #[error("not found at Tradecloud")]
     NotFound,
-    /// Tradecloud refused our credentials (401 after one fresh login, or a failed login), or the
+    /// Tradecloud refused our credentials (401 after one fresh login, or a login answered 401), or the
     /// account may not use the API (403, e.g. the `integration` role is missing).
     #[error("Tradecloud refused the credentials (HTTP {status})")]
     Unauthorized {
         /// The status Tradecloud answered (401 or 403).
         status: u16,
+    },
+    /// Tradecloud's login answered a status that neither refuses the credentials (401, 403)
+    /// nor is transient: a 404 from a base URL without `/v2`, say, or a 400 from its
+    /// authentication service. It says nothing about the object asked for, so it must not
+    /// read as [`Self::NotFound`] or [`Self::BadRequest`], which a webhook answers with a 4xx
+    /// that Tradecloud drops. Not retried: the same URL gives the same answer.
+    #[error(
+        "Tradecloud's login at {url} answered HTTP {status}: check the API base URL (it ends \
+         in /v2, e.g. https://api.tradecloud1.com/v2)"
+    )]
+    Login {
+        /// The status the login answered.
+        status: u16,
+        /// The login URL asked (it holds no credential).
+        url: String,
     },
     /// Tradecloud kept answering a transient status (429, 5xx, `408 Request Timeout`, `425 Too
     /// Early`) until the retry budget was spent.

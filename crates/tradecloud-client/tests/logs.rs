@@ -51,9 +51,22 @@ async fn logs_carry_no_secrets() {
     })
     .unwrap();
     bad.fetch_order("c").await.unwrap_err();
+    // A username with a line break (a secret file's trailing newline, say) must not start a
+    // line of its own in a text log, where it could pass for another event.
+    let forged = TradecloudClient::new(ClientConfig {
+        credentials: Credentials::new("ops@example.com\nINFO forged: logged in", "x"),
+        ..config(&base)
+    })
+    .unwrap();
+    forged.fetch_order("d").await.unwrap_err();
 
     let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("logged in to Tradecloud"), "{logs}");
+    assert!(logs.contains("ops@example.com"), "{logs}");
+    assert!(
+        !logs.lines().any(|line| line.starts_with("INFO forged")),
+        "a username's line break reached the log raw:\n{logs}"
+    );
     assert!(logs.contains("retrying"), "{logs}");
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
     for secret in [

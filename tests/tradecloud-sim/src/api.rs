@@ -192,6 +192,19 @@ async fn faults_and_log(
             r#"{"data":[{"id":"#,
         )
             .into_response(),
+        Some(Fault::GatewayPage { status }) => gateway_page(*status),
+        Some(Fault::TooManyRequestsUntil { retry_after_secs }) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+            let at = chrono::Utc::now()
+                + chrono::Duration::seconds(i64::try_from(*retry_after_secs).unwrap_or(i64::MAX));
+            let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            if let Ok(v) = HeaderValue::from_str(&date) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        Some(Fault::BrokenBody) => broken(next.run(request).await).await,
+        Some(Fault::Drip { bytes, ms }) => drip(next.run(request).await, *bytes, *ms).await,
     };
     let answered_ms = shared.started.elapsed().as_millis() as u64;
     lock(&shared.requests).push(ApiRequest {
@@ -204,6 +217,72 @@ async fn faults_and_log(
         answered_ms,
     });
     response
+}
+
+/// An HTML error page such as a load balancer writes (this one after Google's front end's),
+/// with no `Retry-After`.
+fn gateway_page(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error {code} \
+         ({reason})!!1</title>\n  <p><b>{code}.</b> <ins>That\u{2019}s an error.</ins>\n  <p>The \
+         server encountered a temporary error and could not complete your request.<p>Please \
+         try again in 30 seconds.  <ins>That\u{2019}s all we know.</ins>\n",
+        code = status.as_u16(),
+        reason = status.canonical_reason().unwrap_or("Error"),
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+        page,
+    )
+        .into_response()
+}
+
+/// `response` with its body cut after the first half and the connection then dropped.
+async fn broken(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    // Chunked: the break reads as a body that never ended, not as one that ended early.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    // The break comes a moment after the half, so the head and the half are on the wire
+    // first (an error at once would drop the connection before anything was written).
+    let pieces = futures::stream::unfold(Some(half), |half| async move {
+        match half {
+            Some(half) => Some((Ok(half), None)),
+            None => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+                Some((Err(reset), None))
+            }
+        }
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(pieces))
+}
+
+/// `response` with its body sent `bytes` at a time, each piece after `ms` milliseconds.
+async fn drip(response: Response, bytes: usize, ms: u64) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let whole = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let step = bytes.max(1);
+    let pieces = futures::stream::unfold(0usize, move |at| {
+        let whole = whole.clone();
+        async move {
+            if at >= whole.len() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let end = (at + step).min(whole.len());
+            Some((Ok::<_, std::io::Error>(whole.slice(at..end)), end))
+        }
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(pieces))
 }
 
 /// Tradecloud allows 10 requests per second; with a limit set, requests beyond it in any

@@ -79,6 +79,31 @@ pub enum Fault {
     },
     /// `200 OK` with `Content-Type: application/json` and a truncated JSON body.
     MalformedJson,
+    /// This status with an HTML error page and no `Retry-After`, as the load balancer in front
+    /// of an API writes one: Tradecloud promises neither a JSON error body nor a
+    /// `Retry-After` (a 429 without one included).
+    GatewayPage {
+        /// The status code to answer.
+        status: u16,
+    },
+    /// `429 Too Many Requests` with `Retry-After` as an HTTP-date this many seconds ahead,
+    /// the other form RFC 9110 allows.
+    TooManyRequestsUntil {
+        /// Seconds from now to the date in `Retry-After`.
+        #[serde(rename = "retryAfterSecs")]
+        retry_after_secs: u64,
+    },
+    /// The real answer's status and headers and the first half of its body, then the
+    /// connection dropped (a reset, a proxy giving up mid-body).
+    BrokenBody,
+    /// The real answer, its body `bytes` at a time every `ms` milliseconds (a slow link: each
+    /// piece comes in time, the whole may not).
+    Drip {
+        /// Bytes per piece (at least 1).
+        bytes: usize,
+        /// Milliseconds before each piece.
+        ms: u64,
+    },
 }
 
 /// A fault applied to matching requests with a probability, optionally a limited number of times.

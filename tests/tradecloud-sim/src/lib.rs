@@ -36,8 +36,10 @@
 //! - `GET /order/{id}`, `GET /shipment/{id}`: Bearer only (Basic is a 401), 404 for unknown ids.
 //! - Errors are `{status, message}` JSON: 400 malformed, 401 (with `WWW-Authenticate`) bad
 //!   credentials or tokens, 404 unknown. Optional rate limit ([`SimConfig::rate_limit_per_second`])
-//!   and injected [`Fault`]s (429 + `Retry-After`, any status, delays, 504 after a wait,
-//!   truncated JSON) per [`Endpoint`].
+//!   and injected [`Fault`]s (429 + `Retry-After` in seconds or as an HTTP-date, any status,
+//!   a load balancer's HTML page without `Retry-After`, delays, 504 after a wait, truncated
+//!   JSON, a body broken off mid-way or dripping) per [`Endpoint`]: what Tradecloud does not
+//!   promise as well as what it documents.
 //!
 //! # The world
 //! [`World`] is seeded (ChaCha) and runs on simulated time from [`WorldConfig::start_time`], so

@@ -622,6 +622,12 @@ async fn redirects_are_not_followed() {
     let err = client.fetch_order("a").await.unwrap_err();
     assert!(matches!(err, ClientError::Malformed { .. }), "{err:?}");
     assert_eq!(fake.count("/v2/elsewhere"), 0);
+    // The operator learns where Tradecloud points (an API that moved: a new base URL to set).
+    let message = err.to_string();
+    assert!(
+        message.contains("302") && message.contains("/v2/elsewhere"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -1082,4 +1088,97 @@ async fn clients_sharing_a_limiter_share_the_rate() {
         gaps.iter().all(|g| *g >= Duration::from_millis(40)),
         "{gaps:?}"
     );
+}
+
+/// A connection that breaks off mid-body (a reset, a proxy giving up) is a transient failure:
+/// retried, not read as a malformed answer (which the webhook would answer 502 at once).
+#[tokio::test]
+async fn a_body_broken_off_mid_way_is_retried() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([Step::BrokenBody]);
+    let order = client.fetch_order("a").await.unwrap();
+    assert_eq!(order["id"], "a");
+    assert_eq!(fake.api_requests().len(), 2);
+    fake.script(std::iter::repeat_n(Step::BrokenBody, 500));
+    let err = client.fetch_order("a").await.unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    assert!(err.is_transient());
+}
+
+/// A proxy's HTML error page on a 5xx, a 429 without `Retry-After` and one with an
+/// HTTP-date: all transient, retried until the answer comes.
+#[tokio::test]
+async fn html_error_pages_and_429s_in_every_form_are_retried() {
+    let (fake, client) = client(Fake::default()).await;
+    fake.script([
+        Step::Html(502),
+        Step::Html(503),
+        Step::Html(504),
+        Step::Html(500),
+        Step::Status(429, None),
+        Step::Status(429, Some("Thu, 01 Jan 1970 00:00:00 GMT")),
+    ]);
+    let order = client.fetch_order("a").await.unwrap();
+    assert_eq!(order["id"], "a");
+    assert_eq!(fake.api_requests().len(), 7);
+    // Error pages to the end of the budget: Upstream, which the webhook answers 502.
+    fake.script(std::iter::repeat_n(Step::Html(502), 500));
+    let err = client.fetch_order("a").await.unwrap_err();
+    assert_eq!(err, ClientError::Upstream { status: 502 });
+}
+
+/// Calls that find the refresh due at once refresh once between them: a refresh token is
+/// single-use, so a second refresh with it would fail and force a login.
+#[tokio::test]
+async fn concurrent_calls_share_one_refresh() {
+    let (fake, base) = start(Fake::default()).await;
+    let client = TradecloudClient::new(ClientConfig {
+        refresh_interval: Duration::from_millis(100),
+        ..config(&base)
+    })
+    .unwrap();
+    client.fetch_order("a").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let calls = ["b", "c", "d", "e", "f", "g"].map(|id| {
+        let client = client.clone();
+        tokio::spawn(async move { client.fetch_order(id).await })
+    });
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(fake.count("/v2/authentication/refresh"), 1);
+    assert_eq!(fake.count("/v2/authentication/login"), 1);
+    // Every call after the refresh used the new token.
+    for seen in &fake.api_requests()[1..] {
+        assert_eq!(
+            header(&seen.headers, "authorization"),
+            Some("Bearer access-2")
+        );
+    }
+}
+
+/// A token whose `exp` is already past by our clock (our clock ahead of Tradecloud's, or a
+/// token without `iat` from 2023) states no usable lifetime: it is used on the configured
+/// interval, not refreshed (or logged in for) before every call, and Tradecloud's 401 stays
+/// the judge of whether it still works.
+#[tokio::test]
+async fn a_jwt_already_expired_by_our_clock_is_used_on_the_interval() {
+    // exp-only with the fake's 2023 timestamps: past by our clock.
+    let (fake, base) = start(Fake {
+        jwt_lifetime: Some(600),
+        jwt_exp_only: true,
+        ..Fake::default()
+    })
+    .await;
+    let client = TradecloudClient::new(config(&base)).unwrap();
+    for id in ["a", "b", "c"] {
+        client.fetch_order(id).await.unwrap();
+    }
+    assert_eq!(fake.count("/v2/authentication/login"), 1);
+    assert_eq!(fake.count("/v2/authentication/refresh"), 0);
+    // Refused after all: one login, then the call goes through.
+    fake.revoke_access();
+    client.fetch_order("d").await.unwrap();
+    assert_eq!(fake.count("/v2/authentication/login"), 2);
+    assert_eq!(fake.api_requests().len(), 5);
 }

@@ -243,6 +243,70 @@ async fn sim_configured_refresh_interval_and_dead_refresh_token_mean_login() {
     sim.shutdown().await;
 }
 
+/// Tradecloud's authentication service fails (5xx: "a server or auth-service problem",
+/// docs/tradecloud.md §2) when the token is due for its early refresh: the access token lives
+/// an hour and is refreshed after nine minutes, so the calls go on with it instead of failing
+/// until the login works again.
+#[tokio::test]
+async fn sim_an_auth_outage_at_refresh_time_keeps_the_valid_token_in_use() {
+    let sim = start(sim_config()).await;
+    // The refresh is tried again after `backoff_max`.
+    let client = TradecloudClient::new(ClientConfig {
+        refresh_interval: Duration::from_millis(200),
+        backoff_max: Duration::from_millis(500),
+        ..config(&sim)
+    })
+    .unwrap();
+    let id = ids(&sim, "order").remove(0);
+    client.fetch_order(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let outage = FaultRule {
+        endpoints: vec![Endpoint::Login, Endpoint::Refresh],
+        fault: Fault::Status { status: 503 },
+        rate: 1.0,
+        count: None,
+    };
+    sim.add_fault(outage);
+    assert_eq!(Some(client.fetch_order(&id).await.unwrap()), sim.order(&id));
+    assert_eq!(
+        trail(&sim),
+        [
+            (Endpoint::Login, 200),
+            (Endpoint::OrderGet, 200),
+            (Endpoint::Refresh, 503),
+            (Endpoint::Login, 503),
+            (Endpoint::OrderGet, 200)
+        ]
+    );
+    // The refresh is tried again later, not before every call.
+    client.fetch_order(&id).await.unwrap();
+    assert_eq!(trail(&sim).last(), Some(&(Endpoint::OrderGet, 200)));
+    assert_eq!(trail(&sim).len(), 6);
+    // Once the service is back, the next due refresh renews the tokens.
+    sim.clear_faults();
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    client.fetch_order(&id).await.unwrap();
+    assert_eq!(
+        trail(&sim)[6..],
+        [(Endpoint::Refresh, 200), (Endpoint::OrderGet, 200)]
+    );
+    // A token Tradecloud no longer takes during the outage: one login, which fails, and the
+    // call ends as the outage's status rather than as refused credentials.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    sim.add_fault(FaultRule {
+        endpoints: vec![Endpoint::Login, Endpoint::Refresh],
+        fault: Fault::Status { status: 503 },
+        rate: 1.0,
+        count: None,
+    });
+    sim.expire_access_tokens();
+    assert_eq!(
+        client.fetch_order(&id).await,
+        Err(ClientError::Upstream { status: 503 })
+    );
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn sim_expired_access_token_means_one_login_again() {
     let sim = start(sim_config()).await;
@@ -288,6 +352,54 @@ async fn sim_wrong_credentials_are_unauthorized() {
         trail(&sim),
         [(Endpoint::Login, 401), (Endpoint::Login, 401)]
     );
+    sim.shutdown().await;
+}
+
+/// A login answered 404 (a base URL without `/v2`) or another 4xx is a failed login, not an
+/// unknown or refused object, and its error names the URL to check.
+#[tokio::test]
+async fn sim_a_login_answered_404_or_400_is_a_failed_login_not_a_missing_object() {
+    let sim = start(sim_config()).await;
+    let id = ids(&sim, "order").remove(0);
+    let root = sim.base_url().trim_end_matches("/v2").to_owned();
+    let client = TradecloudClient::new(ClientConfig {
+        base_url: root.clone(),
+        ..config(&sim)
+    })
+    .unwrap();
+    let error = client.fetch_order(&id).await.unwrap_err();
+    assert_eq!(
+        error,
+        ClientError::Login {
+            status: 404,
+            url: format!("{root}/authentication/login")
+        }
+    );
+    assert!(!error.is_transient());
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("{root}/authentication/login")) && message.contains("/v2"),
+        "{message}"
+    );
+
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    sim.add_fault(FaultRule::next(
+        Endpoint::Login,
+        1,
+        Fault::Status { status: 400 },
+    ));
+    assert!(matches!(
+        client.fetch_order(&id).await,
+        Err(ClientError::Login { status: 400, .. })
+    ));
+    // Not retried: one login, no fetch. The next call logs in and fetches.
+    let logins: Vec<_> = requests_to(&sim, Endpoint::Login)
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(logins, [400]);
+    assert!(requests_to(&sim, Endpoint::OrderGet).is_empty());
+    assert_eq!(Some(client.fetch_order(&id).await.unwrap()), sim.order(&id));
     sim.shutdown().await;
 }
 
@@ -665,6 +777,59 @@ async fn sim_at_most_ten_requests_per_second_one_at_a_time() {
     assert!(
         span >= 1350,
         "12 fetches in {span} ms: received at {received:?}"
+    );
+    sim.shutdown().await;
+}
+
+/// What Tradecloud does not promise, as the simulator serves it: HTML error pages without
+/// `Retry-After` (429 and 5xx), a `Retry-After` as an HTTP-date, a body broken off mid-way:
+/// each retried until the answer comes. A body that drips slower than the timeout allows
+/// ends as a timeout within the budget; one that drips within it is read whole.
+#[tokio::test]
+async fn sim_what_tradecloud_does_not_promise_is_retried_or_times_out() {
+    let sim = start(sim_config()).await;
+    let client = TradecloudClient::new(config(&sim)).unwrap();
+    let id = ids(&sim, "order").remove(0);
+    for fault in [
+        Fault::GatewayPage { status: 429 },
+        Fault::GatewayPage { status: 502 },
+        Fault::TooManyRequestsUntil {
+            retry_after_secs: 0,
+        },
+        Fault::BrokenBody,
+    ] {
+        sim.add_fault(FaultRule::next(Endpoint::OrderGet, 1, fault.clone()));
+        assert_eq!(
+            client.fetch_order(&id).await,
+            Ok(sim.order(&id).unwrap()),
+            "{fault:?}"
+        );
+    }
+    let statuses: Vec<u16> = requests_to(&sim, Endpoint::OrderGet)
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [429, 200, 502, 200, 429, 200, 200, 200]);
+
+    // Within the 500 ms timeout: read whole.
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderGet,
+        1,
+        Fault::Drip { bytes: 4096, ms: 5 },
+    ));
+    assert_eq!(client.fetch_order(&id).await, Ok(sim.order(&id).unwrap()));
+    // Every piece in time, the whole not: a timeout, within the 800 ms budget.
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderGet,
+        100,
+        Fault::Drip { bytes: 8, ms: 20 },
+    ));
+    let started = Instant::now();
+    assert_eq!(client.fetch_order(&id).await, Err(ClientError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
     );
     sim.shutdown().await;
 }

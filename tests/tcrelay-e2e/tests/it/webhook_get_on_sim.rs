@@ -24,11 +24,16 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with_api_url(Simulator::base_url).await
+}
+
+/// [`setup`] with the client's API base made from the simulator's by `api_url`.
+async fn setup_with_api_url(api_url: fn(&Simulator) -> String) -> Setup {
     let sim = Simulator::start(SimConfig::seeded(11))
         .await
         .expect("simulator");
     let mut config = ClientConfig::new(
-        sim.base_url(),
+        api_url(&sim),
         Credentials::new(sim.username(), sim.password()),
     );
     // Tradecloud's failures must end within a test's patience, as they must within API
@@ -183,4 +188,90 @@ async fn unknown_ids_are_404_and_tradecloud_trouble_is_retryable() {
         1,
         "nothing enqueued on failure"
     );
+}
+
+/// A login Tradecloud answers 404 (an API base URL without `/v2`, or its gateway mid-deploy)
+/// or 400 says nothing about the order: answered 404 or 400, Tradecloud would drop the
+/// message. Answered 503, Tradecloud retries it until the login works.
+#[tokio::test]
+async fn a_failed_login_is_answered_503_never_as_a_missing_or_refused_object() {
+    let wrong_base =
+        setup_with_api_url(|sim| sim.base_url().trim_end_matches("/v2").to_owned()).await;
+    let order = ids(&wrong_base.sim, "order").remove(0);
+    let answer = get(&wrong_base.base, &format!("/webhook/orders/{order}")).await;
+    assert_eq!(answer.status(), 503, "{:?}", answer.text().await);
+    assert!(queued(&wrong_base.store).await.is_empty());
+
+    let s = setup().await;
+    let orders = ids(&s.sim, "order");
+    for (i, status) in [404, 400, 405].into_iter().enumerate() {
+        s.sim.add_fault(FaultRule::next(
+            Endpoint::Login,
+            1,
+            Fault::Status { status },
+        ));
+        let answer = get(&s.base, &format!("/webhook/orders/{}", orders[i])).await;
+        assert_eq!(answer.status(), 503, "login answered {status}");
+        assert!(answer.headers().contains_key("retry-after"));
+    }
+    // Once the login works, the retried GET goes through.
+    let retried = get(&s.base, &format!("/webhook/orders/{}", orders[0])).await;
+    assert_eq!(retried.status(), 202);
+    assert_eq!(queued(&s.store).await.len(), 1);
+}
+
+/// Tradecloud's odd answers that outlast the client's retries (HTML error pages without
+/// `Retry-After`, a 500 among them, bodies broken off or dripping past the timeout): each GET
+/// is answered 502, 503 or 504, which Tradecloud retries, never a 4xx or 500 that it drops.
+#[tokio::test]
+async fn odd_answers_that_persist_are_answered_so_that_tradecloud_retries() {
+    let s = setup().await;
+    let order = ids(&s.sim, "order").remove(0);
+    for fault in [
+        Fault::GatewayPage { status: 429 },
+        Fault::GatewayPage { status: 500 },
+        Fault::GatewayPage { status: 503 },
+        Fault::TooManyRequestsUntil {
+            retry_after_secs: 60,
+        },
+        Fault::BrokenBody,
+        Fault::Drip { bytes: 8, ms: 50 },
+    ] {
+        s.sim
+            .add_fault(FaultRule::next(Endpoint::OrderGet, 1_000, fault.clone()));
+        let answer = get(&s.base, &format!("/webhook/orders/{order}")).await;
+        assert!(
+            [502, 503, 504].contains(&answer.status().as_u16()),
+            "{fault:?}: {}",
+            answer.status()
+        );
+        assert!(answer.headers().contains_key("retry-after"), "{fault:?}");
+        s.sim.clear_faults();
+    }
+    assert!(queued(&s.store).await.is_empty());
+    let recovered = get(&s.base, &format!("/webhook/orders/{order}")).await;
+    assert_eq!(recovered.status(), 202);
+}
+
+/// A login that never answers (Tradecloud's authentication service hanging) holds no GET past
+/// the client's budget: the answer is 504, which Tradecloud retries, in time.
+#[tokio::test]
+async fn a_hanging_login_is_answered_504_within_the_budget() {
+    let s = setup().await;
+    let order = ids(&s.sim, "order").remove(0);
+    s.sim.add_fault(FaultRule::next(
+        Endpoint::Login,
+        1_000,
+        Fault::Delay { ms: 60_000 },
+    ));
+    let started = std::time::Instant::now();
+    let answer = get(&s.base, &format!("/webhook/orders/{order}")).await;
+    assert_eq!(answer.status(), 504);
+    // The client's budget is 2 s (one attempt may start just before it ends: 0.5 s more).
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(queued(&s.store).await.is_empty());
 }

@@ -813,3 +813,69 @@ async fn a_lagging_index_shows_changes_late_and_behind_a_moving_cursor() {
     );
     sim.shutdown().await;
 }
+
+/// The faults for what Tradecloud does not promise: an HTML page without `Retry-After`, a
+/// `Retry-After` as an HTTP-date, a body broken off mid-way, a body that drips.
+#[tokio::test]
+async fn injected_faults_answer_html_pages_dates_broken_and_dripping_bodies() {
+    let sim = start(8).await;
+    let url = format!("{}/order-search/poll", sim.base_url());
+    let auth = basic();
+    let body = json!({"limit": 1});
+    let send = || {
+        client()
+            .post(&url)
+            .header("Authorization", &auth)
+            .json(&body)
+            .send()
+    };
+
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderPoll,
+        1,
+        Fault::GatewayPage { status: 429 },
+    ));
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(!r.headers().contains_key("retry-after"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text().await.unwrap().contains("<html"));
+
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderPoll,
+        1,
+        Fault::TooManyRequestsUntil {
+            retry_after_secs: 120,
+        },
+    ));
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let date = r.headers()["retry-after"].to_str().unwrap().to_owned();
+    let at = chrono::DateTime::parse_from_rfc2822(&date).unwrap();
+    let ahead = at.signed_duration_since(chrono::Utc::now()).num_seconds();
+    assert!((110..=120).contains(&ahead), "{date}: {ahead}");
+
+    let (_, whole) = post_json(&url, &auth, &body).await;
+    sim.add_fault(FaultRule::next(Endpoint::OrderPoll, 1, Fault::BrokenBody));
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err(), "the body must break off");
+
+    sim.add_fault(FaultRule::next(
+        Endpoint::OrderPoll,
+        1,
+        Fault::Drip { bytes: 64, ms: 10 },
+    ));
+    let started = std::time::Instant::now();
+    let r = send().await.unwrap();
+    let dripped: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let pieces = whole.to_string().len().div_ceil(64) as u32;
+    assert!(started.elapsed() >= Duration::from_millis(10) * pieces.min(5));
+    assert_eq!(dripped["total"], whole["total"]);
+    sim.shutdown().await;
+}

@@ -33,6 +33,34 @@ pub enum Step {
     EndlessError(u16),
     /// `200 OK` announcing a JSON body whose first bytes arrive and the rest never does.
     StallingBody,
+    /// `200 OK` whose body breaks off after its first bytes: the connection is dropped
+    /// mid-body, as a reset or a proxy giving up does.
+    BrokenBody,
+    /// This status with an HTML page as the body, as a load balancer or proxy writes one.
+    Html(u16),
+}
+
+/// The start of an order, then an error: hyper drops the connection mid-body.
+struct Broken(bool);
+
+impl hyper::body::Body for Broken {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.0 {
+            return std::task::Poll::Ready(Some(Err(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            ))));
+        }
+        self.0 = true;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(
+            axum::body::Bytes::from_static(br#"{"id":"a","lines":[{"#),
+        ))))
+    }
 }
 
 /// The start of a poll page, then nothing: the connection stays open, the body never ends.
@@ -274,6 +302,22 @@ pub async fn answer(
         }
         Some(Step::NoContent) => return StatusCode::NO_CONTENT.into_response(),
         Some(Step::StallingBody) => return Response::new(Body::new(Stalling(false))),
+        Some(Step::BrokenBody) => {
+            return (
+                [("content-type", "application/json")],
+                Body::new(Broken(false)),
+            )
+                .into_response();
+        }
+        Some(Step::Html(code)) => {
+            return (
+                StatusCode::from_u16(code).unwrap(),
+                [("content-type", "text/html; charset=UTF-8")],
+                "<html><head><title>Error</title></head><body>\n<h1>Server Error</h1>\n\
+                 <p>The server encountered a temporary error.</p></body></html>",
+            )
+                .into_response();
+        }
         Some(Step::EndlessError(code)) => {
             let mut response = Response::new(Body::new(Endless));
             *response.status_mut() = StatusCode::from_u16(code).unwrap();
