@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use tcrelay_core::envelope::{ObjectState, Payload, RawMembers};
 #[cfg(test)]
 use tradecloud_model::ObjectClass;
+use tradecloud_model::fields::trim_xml_space;
 use tradecloud_model::schema::{ORDER_SHAPE, SHIPMENT_SHAPE};
 use tradecloud_model::{DecodeError, DecodedObject, read_order, read_shipment, timestamp};
 
@@ -468,7 +469,9 @@ macro_rules! line_facts_from {
                 let status = line.status.as_ref();
                 Self {
                     id: line.id.as_deref(),
-                    last_updated_at: line.last_updated_at.as_deref(),
+                    // Without the white space around it, as the webhook reads its event's time:
+                    // a changed line's time is the state key that event claimed.
+                    last_updated_at: line.last_updated_at.as_deref().map(trim_xml_space),
                     process_status: status.and_then(|s| s.process_status.as_deref()),
                     in_progress_status: status.and_then(|s| s.in_progress_status.as_deref()),
                 }
@@ -1345,5 +1348,44 @@ mod tests {
             refused.contains("unreadable lastUpdatedAt \"1735689600000\""),
             "{refused}"
         );
+    }
+
+    /// A changed line's time is the state key the event that carried it claimed (docs/design.md,
+    /// "Webhook and poll together"): it is read as the webhook reads that event's time, without
+    /// the white space around it. Read as written, a padded time keyed a state no event claimed,
+    /// and the order was sent again as a missed change.
+    #[test]
+    fn a_changed_lines_time_is_read_as_its_events_time() {
+        let padded = "\n  2025-01-02T00:00:00.000Z\t";
+        let line = json!({"id": "l1", "lastUpdatedAt": padded});
+        let event = json!({"eventName": "OrderLinesAcceptedBySupplier",
+            "orderEvent": {"orderId": "o-1", "lastUpdatedAt": padded, "lines": [line]}});
+        let decoded = tradecloud_model::decode_webhook(event.to_string().as_bytes(), None).unwrap();
+        let event_key = tcrelay_core::dedupe::state_key(
+            ObjectClass::Order,
+            decoded.body.object_id(),
+            decoded.body.last_updated_at().unwrap(),
+        );
+        let order = json!({"id": "o-1", "lastUpdatedAt": "2025-01-02T00:00:00.000Z",
+            "lines": [line]});
+        for text in [
+            order.to_string(),
+            order
+                .to_string()
+                .replace("\"lines\"", "\"version\":\"1\",\"lines\""),
+        ] {
+            let polled =
+                Polled::read(PollStream::Orders, 0, &RawValue::from_string(text).unwrap()).unwrap();
+            let Prepared::Relay { line_times, .. } =
+                prep(false, None).prepare(PollStream::Orders, &polled)
+            else {
+                panic!("relayed")
+            };
+            let line_keys: Vec<String> = line_times
+                .iter()
+                .map(|at| tcrelay_core::dedupe::state_key(ObjectClass::Order, "o-1", at))
+                .collect();
+            assert_eq!(line_keys, [event_key.clone()]);
+        }
     }
 }
