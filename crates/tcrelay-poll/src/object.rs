@@ -1385,7 +1385,7 @@ mod tests {
                 .iter()
                 .map(|at| tcrelay_core::dedupe::state_key(ObjectClass::Order, "o-1", at))
                 .collect();
-            assert_eq!(line_keys, [event_key.clone()]);
+            assert_eq!(line_keys, std::slice::from_ref(&event_key));
         }
     }
 }
