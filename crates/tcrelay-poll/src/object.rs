@@ -1336,6 +1336,24 @@ mod tests {
             "read differently:\n{}",
             differ.join("\n")
         );
+        // Tradecloud's own forms (the fixtures' polled, fetched and webhook objects) read alike.
+        let fixtures = [
+            (PollStream::Orders, fixture_objects("order", "orderEvent")),
+            (
+                PollStream::Shipments,
+                fixture_objects("shipment", "shipment"),
+            ),
+        ];
+        for (stream, objects) in fixtures {
+            assert!(objects.len() >= 3, "{}", objects.len());
+            for object in objects {
+                let [post, get, poll] = read_by_every_channel(stream, &object);
+                let post = post.unwrap_or_else(|e| panic!("{object}: the webhook reads it: {e}"));
+                assert!(post.last_updated_at.is_some(), "{object}");
+                assert_eq!(get, Ok(post.clone()), "GET, {object}");
+                assert_eq!(poll, Ok(post), "poll, {object}");
+            }
+        }
         // A numeric time is read by its digits on every channel: the webhook and a GET key it
         // so; a poll cannot place it among times, and says which value it could not read.
         let object = json!({"id": "o-1", "lastUpdatedAt": 1735689600000_u64});
