@@ -483,9 +483,10 @@ line_facts_from!(tradecloud_model::OrderLine, OrderLine<'_>);
 
 /// A polled order as one pass reads it: the members [`ObjectState`] is read from (as
 /// [`ObjectState::of_text`] reads them), and those the preparation reads, borrowed from its
-/// text. The first four mirror `of_text`'s own struct: serde embeds one struct's members in
+/// text. All but `lines` mirror `of_text`'s own struct: serde embeds one struct's members in
 /// another's only by buffering them (`flatten`), which would cost about the pass this saves.
-/// The rules that read them stay in one place, [`ObjectState::of_raw_members`].
+/// The rules that read them stay in one place, `tradecloud_model::fields`, through
+/// [`ObjectState::of_raw_members`].
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct OrderItem<'a> {
