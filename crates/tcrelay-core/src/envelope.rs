@@ -5,7 +5,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use tradecloud_model::fields::{self, Member};
 use tradecloud_model::{Format, ObjectClass, ObjectKind, timestamp};
 
 /// The value of [`Envelope::schema`]; bumped only on an incompatible change of the envelope.
@@ -203,10 +205,12 @@ pub struct InboundEvent {
     pub payload: Payload,
 }
 
-/// The identifying fields of a complete order or shipment, read leniently from its JSON.
+/// The identifying fields of a complete order or shipment, read leniently from its JSON by the
+/// rules every channel reads them by ([`tradecloud_model::fields`]): a webhook POST's event
+/// gives the same fields for the same state, so one state has one key on every channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectState {
-    /// `id`, else the id it was requested by.
+    /// An order's `orderId`, else its `id` (a shipment's `id`), else the id it was requested by.
     pub id: String,
     /// `version`, as a number or a numeric string (Tradecloud once quoted numbers, TC-6431).
     pub version: Option<u64>,
@@ -216,30 +220,54 @@ pub struct ObjectState {
     pub message_id: Option<String>,
 }
 
+/// The members of an object's text an [`ObjectState`] is read from, each as the text holds it
+/// (`None`: absent): for a reader that takes them in the same pass as other members of the
+/// object (the poller, with an order's lines).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawMembers<'a> {
+    /// `orderId`: give it for orders only (a shipment is named by its `id`).
+    pub order_id: Option<&'a RawValue>,
+    /// `id`.
+    pub id: Option<&'a RawValue>,
+    /// `version`.
+    pub version: Option<&'a RawValue>,
+    /// `lastUpdatedAt`.
+    pub last_updated_at: Option<&'a RawValue>,
+    /// `meta.lastUpdatedAt`.
+    pub meta_last_updated_at: Option<&'a RawValue>,
+    /// `meta.messageId`.
+    pub message_id: Option<&'a RawValue>,
+}
+
 impl ObjectState {
-    /// Reads the fields from `object`.
-    pub fn of(object: &Value, requested_id: &str) -> Self {
+    /// Reads the fields from `object`, an object of `class`.
+    pub fn of(object: &Value, class: ObjectClass, requested_id: &str) -> Self {
+        fn member(value: Option<&Value>) -> Option<Member<'_>> {
+            value.and_then(Member::of_value)
+        }
+        let meta = |key: &str| object.get("meta").and_then(|meta| meta.get(key));
         Self::from_members(
             [
-                object.get("id"),
-                object.get("version"),
-                object.get("lastUpdatedAt"),
-                object.pointer("/meta/lastUpdatedAt"),
-                object.pointer("/meta/messageId"),
+                member(is_order(class).then(|| object.get("orderId")).flatten()),
+                member(object.get("id")),
+                member(object.get("version")),
+                member(object.get("lastUpdatedAt")),
+                member(meta("lastUpdatedAt")),
+                member(meta("messageId")),
             ],
             requested_id,
         )
     }
 
-    /// Reads the fields from an object's JSON text without building the object (a poll page's
-    /// item): only the five members are decoded, by the same rules as [`ObjectState::of`].
-    /// `Err` when `json` is not JSON.
-    pub fn of_text(json: &str, requested_id: &str) -> serde_json::Result<Self> {
-        use serde_json::value::RawValue;
-
+    /// Reads the fields from the JSON text of an object of `class` without building the object
+    /// (a poll page's item): only the members read are decoded, by the same rules as
+    /// [`ObjectState::of`]. `Err` when `json` is not JSON.
+    pub fn of_text(json: &str, class: ObjectClass, requested_id: &str) -> serde_json::Result<Self> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Members<'a> {
+            #[serde(borrow)]
+            order_id: Option<&'a RawValue>,
             #[serde(borrow)]
             id: Option<&'a RawValue>,
             #[serde(borrow)]
@@ -261,74 +289,67 @@ impl ObjectState {
         let Ok(members) = serde_json::from_str::<Members<'_>>(json) else {
             // Not an object of this shape (a repeated key, a `meta` that is no object): read
             // whole, as `of` reads it.
-            return Ok(Self::of(&serde_json::from_str(json)?, requested_id));
+            return Ok(Self::of(&serde_json::from_str(json)?, class, requested_id));
         };
         let meta = members.meta.as_ref();
         Self::of_raw_members(
-            [
-                members.id,
-                members.version,
-                members.last_updated_at,
-                meta.and_then(|m| m.last_updated_at),
-                meta.and_then(|m| m.message_id),
-            ],
+            RawMembers {
+                order_id: members.order_id.filter(|_| is_order(class)),
+                id: members.id,
+                version: members.version,
+                last_updated_at: members.last_updated_at,
+                meta_last_updated_at: meta.and_then(|m| m.last_updated_at),
+                message_id: meta.and_then(|m| m.message_id),
+            },
             requested_id,
         )
     }
 
-    /// Reads the fields from the members `id`, `version`, `lastUpdatedAt`,
-    /// `meta.lastUpdatedAt` and `meta.messageId` as an object's text holds them, by the same
-    /// rules as [`ObjectState::of`]: for a reader that takes them in the same pass as other
-    /// members of the object (the poller, with an order's lines). `Err` when one is not JSON.
-    pub fn of_raw_members(
-        members: [Option<&serde_json::value::RawValue>; 5],
-        requested_id: &str,
-    ) -> serde_json::Result<Self> {
-        let mut values: [Option<Value>; 5] = Default::default();
-        for (value, raw) in values.iter_mut().zip(members) {
-            *value = raw.map(|raw| serde_json::from_str(raw.get())).transpose()?;
+    /// Reads the fields from the members as an object's text holds them, by the same rules as
+    /// [`ObjectState::of`], without building values for them (a string without escapes is
+    /// read where it lies). `Err` when one is not JSON.
+    pub fn of_raw_members(members: RawMembers<'_>, requested_id: &str) -> serde_json::Result<Self> {
+        fn member(raw: Option<&RawValue>) -> serde_json::Result<Option<Member<'_>>> {
+            raw.map(Member::of_raw).transpose().map(Option::flatten)
         }
         Ok(Self::from_members(
-            values.each_ref().map(Option::as_ref),
+            [
+                member(members.order_id)?,
+                member(members.id)?,
+                member(members.version)?,
+                member(members.last_updated_at)?,
+                member(members.meta_last_updated_at)?,
+                member(members.message_id)?,
+            ],
             requested_id,
         ))
     }
 
-    /// The rules, from the members `id`, `version`, `lastUpdatedAt`, `meta.lastUpdatedAt`
-    /// and `meta.messageId`.
-    fn from_members(members: [Option<&Value>; 5], requested_id: &str) -> Self {
+    /// The rules ([`tradecloud_model::fields`]), from the members `orderId` (orders only),
+    /// `id`, `version`, `lastUpdatedAt`, `meta.lastUpdatedAt` and `meta.messageId`.
+    fn from_members(members: [Option<Member<'_>>; 6], requested_id: &str) -> Self {
         let [
+            order_id,
             id,
             version,
             last_updated_at,
             meta_last_updated_at,
             message_id,
         ] = members;
-        // Trimmed of XML white space as the webhook's decoder trims what it reads (a tXML
-        // leaf may be padded), so one state has one key whichever channel brings it. A value
-        // of white space only is kept as it is: a polled item without an id stops its stream,
-        // which such an odd id never did.
-        let text = |v: Option<&Value>| {
-            v.and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(|s| match tradecloud_model::decode::trim_xml_space(s) {
-                    "" => s,
-                    trimmed => trimmed,
-                })
-                .map(str::to_owned)
-        };
-        let version = match version {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        };
+        let (_, id) = fields::order_id_member(order_id, id);
         Self {
-            id: text(id).unwrap_or_else(|| requested_id.to_owned()),
-            version,
-            last_updated_at: text(last_updated_at).or_else(|| text(meta_last_updated_at)),
-            message_id: text(message_id),
+            id: fields::id(id).unwrap_or_else(|| requested_id.to_owned()),
+            version: fields::version(version),
+            last_updated_at: fields::last_updated_at(last_updated_at, || meta_last_updated_at),
+            message_id: fields::text(message_id),
         }
     }
+}
+
+/// Whether objects of `class` are orders, named by `orderId` when they carry one (as the
+/// webhook's order and order-documents events are).
+fn is_order(class: ObjectClass) -> bool {
+    class != ObjectClass::Shipment
 }
 
 /// One object's group: `<class>:<id>`. The FIFO `MessageGroupId`, and the unit the relay keeps
@@ -667,20 +688,27 @@ mod tests {
             r#"{"id":5,"version":3.5,"lastUpdatedAt":7,"meta":{"lastUpdatedAt":"t","messageId":9}}"#,
             r#"{"id":"o-\u0031","version":null,"id":"o-2","meta":"text"}"#,
             r#"{"id":"o-1","meta":[1]}"#,
+            r#"{"orderId":"o-9","id":"o-1","lastUpdatedAt":" ","meta":{"lastUpdatedAt":"t"}}"#,
+            r#"{"orderId":null,"id":"o-1","meta":{"messageId":" "}}"#,
+            r#"{"orderId":7,"id":"o-1","id":"o-2"}"#,
             r#"{}"#,
         ] {
             let value: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(
-                ObjectState::of_text(text, "asked").unwrap(),
-                ObjectState::of(&value, "asked"),
-                "{text}"
-            );
+            for class in [ObjectClass::Order, ObjectClass::Shipment] {
+                assert_eq!(
+                    ObjectState::of_text(text, class, "asked").unwrap(),
+                    ObjectState::of(&value, class, "asked"),
+                    "{text}"
+                );
+            }
         }
         assert_eq!(
-            ObjectState::of_text(r#"{"id":"o-\u0031"}"#, "").unwrap().id,
+            ObjectState::of_text(r#"{"id":"o-\u0031"}"#, ObjectClass::Order, "")
+                .unwrap()
+                .id,
             "o-1"
         );
-        assert!(ObjectState::of_text("{", "").is_err());
+        assert!(ObjectState::of_text("{", ObjectClass::Order, "").is_err());
     }
 
     #[test]
@@ -689,6 +717,7 @@ mod tests {
         // so one state has one key whichever channel brings it.
         let state = ObjectState::of_text(
             "{\"id\":\" o-1\\n\",\"lastUpdatedAt\":\"\\t2025-01-01T00:00:00.000Z \",\"meta\":{\"messageId\":\" m \"}}",
+            ObjectClass::Order,
             "asked",
         )
         .unwrap();
@@ -699,7 +728,9 @@ mod tests {
         );
         assert_eq!(state.message_id.as_deref(), Some("m"));
         assert_eq!(
-            ObjectState::of_text(r#"{"id":"  "}"#, "asked").unwrap().id,
+            ObjectState::of_text(r#"{"id":"  "}"#, ObjectClass::Order, "asked")
+                .unwrap()
+                .id,
             "  "
         );
     }

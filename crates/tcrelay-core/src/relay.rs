@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tracing::Instrument;
+#[cfg(test)]
+use tradecloud_model::ObjectClass;
 use tradecloud_model::ObjectKind;
 
 use crate::deadline::{Deadline, OutOfTime};
@@ -453,8 +455,8 @@ impl Relay {
         source: Source,
         deadline: &Deadline,
     ) -> Result<Outcome, RelayError> {
-        let state = ObjectState::of(&object, requested_id);
         let class = kind.object_class();
+        let state = ObjectState::of(&object, class, requested_id);
         let key = match &state.last_updated_at {
             Some(at) => dedupe::state_key(class, &state.id, at),
             None => dedupe::content_state_key(class, &state.id, &object),
@@ -724,7 +726,7 @@ mod tests {
     fn polled_envelopes(keys: &[&str]) -> Vec<Envelope> {
         keys.iter()
             .map(|key| {
-                let state = ObjectState::of(&json!({"id": key}), key);
+                let state = ObjectState::of(&json!({"id": key}), ObjectClass::Order, key);
                 Envelope::of_polled(
                     ObjectKind::Order,
                     state,

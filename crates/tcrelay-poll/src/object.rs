@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tcrelay_core::envelope::{ObjectState, Payload};
+use tcrelay_core::envelope::{ObjectState, Payload, RawMembers};
+#[cfg(test)]
+use tradecloud_model::ObjectClass;
+use tradecloud_model::fields::trim_xml_space;
 use tradecloud_model::schema::{ORDER_SHAPE, SHIPMENT_SHAPE};
 use tradecloud_model::{DecodeError, DecodedObject, read_order, read_shipment, timestamp};
 
@@ -87,16 +90,16 @@ impl Polled {
         let (state, order) = match order_item {
             Some(item) => {
                 let meta = item.meta.as_ref();
-                let members = [
-                    // Its API names an order by `id`, its webhook events by `orderId`: one
-                    // polled the other way is keyed by it, as the typed view reads it, rather
-                    // than stopping the stream at "no id" on every run.
-                    item.id.or(item.order_id),
-                    item.version,
-                    item.last_updated_at,
-                    meta.and_then(|m| m.last_updated_at),
-                    meta.and_then(|m| m.message_id),
-                ];
+                // Its API names an order by `id`, its webhook events by `orderId`: an order
+                // with both is keyed by `orderId`, as the webhook and the typed view read it.
+                let members = RawMembers {
+                    order_id: item.order_id,
+                    id: item.id,
+                    version: item.version,
+                    last_updated_at: item.last_updated_at,
+                    meta_last_updated_at: meta.and_then(|m| m.last_updated_at),
+                    message_id: meta.and_then(|m| m.message_id),
+                };
                 let state = ObjectState::of_raw_members(members, "").map_err(not_json)?;
                 let facts = OrderFacts {
                     has_order_id: item.order_id.is_some(),
@@ -111,7 +114,10 @@ impl Polled {
             }
             // Not of that shape (a repeated key, a line that is no object): read as any
             // object is, and the preparation reads the order whole.
-            None => (ObjectState::of_text(&text, "").map_err(not_json)?, None),
+            None => (
+                ObjectState::of_text(&text, stream.kind().object_class(), "").map_err(not_json)?,
+                None,
+            ),
         };
         if state.id.is_empty() {
             return Err(format!("item {index} has no id"));
@@ -463,7 +469,9 @@ macro_rules! line_facts_from {
                 let status = line.status.as_ref();
                 Self {
                     id: line.id.as_deref(),
-                    last_updated_at: line.last_updated_at.as_deref(),
+                    // Without the white space around it, as the webhook reads its event's time:
+                    // a changed line's time is the state key that event claimed.
+                    last_updated_at: line.last_updated_at.as_deref().map(trim_xml_space),
                     process_status: status.and_then(|s| s.process_status.as_deref()),
                     in_progress_status: status.and_then(|s| s.in_progress_status.as_deref()),
                 }
@@ -475,9 +483,10 @@ line_facts_from!(tradecloud_model::OrderLine, OrderLine<'_>);
 
 /// A polled order as one pass reads it: the members [`ObjectState`] is read from (as
 /// [`ObjectState::of_text`] reads them), and those the preparation reads, borrowed from its
-/// text. The first four mirror `of_text`'s own struct: serde embeds one struct's members in
+/// text. All but `lines` mirror `of_text`'s own struct: serde embeds one struct's members in
 /// another's only by buffering them (`flatten`), which would cost about the pass this saves.
-/// The rules that read them stay in one place, [`ObjectState::of_raw_members`].
+/// The rules that read them stay in one place, `tradecloud_model::fields`, through
+/// [`ObjectState::of_raw_members`].
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct OrderItem<'a> {
@@ -1109,7 +1118,7 @@ mod tests {
             .unwrap();
             assert_eq!(
                 polled.state(),
-                ObjectState::of_text(&text, "").unwrap(),
+                ObjectState::of_text(&text, ObjectClass::Order, "").unwrap(),
                 "{text}"
             );
             match polled.order {
@@ -1223,5 +1232,179 @@ mod tests {
             fast >= 5 && declined >= 15,
             "{fast} fast, {declined} declined"
         );
+    }
+
+    /// One object state as each channel reads it: a webhook POST carrying it as its event, a
+    /// GET that fetched it (by the id the POST read), a poll page's item. `Err` when the
+    /// channel cannot read it.
+    fn read_by_every_channel(
+        stream: PollStream,
+        object: &Value,
+    ) -> [Result<ObjectState, String>; 3] {
+        let (event_name, member, class) = match stream {
+            PollStream::Shipments => ("ShipmentUpdated", "shipment", ObjectClass::Shipment),
+            _ => ("OrderUpdatedByBuyer", "orderEvent", ObjectClass::Order),
+        };
+        let body = json!({"eventName": event_name, member: object});
+        let post =
+            tradecloud_model::decode_webhook(body.to_string().as_bytes(), Some("application/json"))
+                .map(|d| ObjectState {
+                    id: d.body.object_id().to_owned(),
+                    version: d.body.version(),
+                    last_updated_at: d.body.last_updated_at().map(str::to_owned),
+                    message_id: d.body.message_id().map(str::to_owned),
+                })
+                .map_err(|e| e.to_string());
+        let requested = post.as_ref().map_or("requested", |s| s.id.as_str());
+        let get = Ok(ObjectState::of(object, class, requested));
+        let poll = polled_as(stream, object.clone()).map(|p| p.state());
+        [post, get, poll]
+    }
+
+    /// docs/dedupe.md: "a state relayed by one channel is a duplicate on the others". Each
+    /// object below once read differently on one channel than on another: a numeric
+    /// `messageId` or `lastUpdatedAt` (the webhook read its digits, GET and poll ignored it),
+    /// one of white space only (GET and poll kept it, the webhook read it as absent; a shipment
+    /// poll stopped at it although its `meta.lastUpdatedAt` is readable), an order with both
+    /// `orderId` and `id` (the webhook keyed it by the first, GET and poll by the second), a
+    /// numeric `id` (every run of the poll stream failed at "item N has no id"), an order whose
+    /// time is only in `meta.lastUpdatedAt` (GET and poll read it, the webhook did not).
+    #[test]
+    fn one_state_reads_alike_on_every_channel() {
+        let t = "2025-01-02T00:00:00.000Z";
+        let cases = [
+            (
+                PollStream::Orders,
+                json!({"id": "o-1", "lastUpdatedAt": t, "meta": {"messageId": 12345}}),
+            ),
+            (
+                PollStream::Orders,
+                json!({"id": "o-1", "lastUpdatedAt": t, "meta": {"messageId": " \t"}}),
+            ),
+            (
+                PollStream::Orders,
+                json!({"id": "o-1", "lastUpdatedAt": " ", "meta": {"lastUpdatedAt": t}}),
+            ),
+            (
+                PollStream::Shipments,
+                json!({"id": "s-1", "lastUpdatedAt": "  ", "meta": {"lastUpdatedAt": t}}),
+            ),
+            (
+                PollStream::Shipments,
+                json!({"id": "s-1", "meta": {"lastUpdatedAt": t, "messageId": 7}}),
+            ),
+            (
+                PollStream::Orders,
+                json!({"orderId": "o-1", "id": "x-9", "lastUpdatedAt": t}),
+            ),
+            (
+                PollStream::Orders,
+                json!({"orderId": null, "id": "o-1", "lastUpdatedAt": t}),
+            ),
+            (
+                PollStream::Orders,
+                json!({"id": 123, "lastUpdatedAt": t, "version": "4"}),
+            ),
+            (PollStream::Shipments, json!({"id": 77, "lastUpdatedAt": t})),
+            (
+                PollStream::Orders,
+                json!({"id": "o-1", "meta": {"lastUpdatedAt": t}}),
+            ),
+            // Tradecloud's documented forms, as before.
+            (
+                PollStream::Orders,
+                json!({"id": " o-1\n", "lastUpdatedAt": t, "version": 4, "meta": {"messageId": "m-1"}}),
+            ),
+            (
+                PollStream::Shipments,
+                json!({"id": "s-1", "meta": {"lastUpdatedAt": t, "messageId": "m-1"}}),
+            ),
+        ];
+        let mut differ = Vec::new();
+        for (stream, object) in cases {
+            let [post, get, poll] = read_by_every_channel(stream, &object);
+            let post = post.unwrap_or_else(|e| panic!("{object}: the webhook reads it: {e}"));
+            // The same fields, so the same state key, on every channel; each object's time is `t`.
+            let alike = get.as_ref() == Ok(&post) && poll.as_ref() == Ok(&post);
+            if !alike || post.last_updated_at.as_deref() != Some(t) {
+                differ.push(format!(
+                    "{object}:\n  POST {post:?}\n  GET  {get:?}\n  poll {poll:?}"
+                ));
+            }
+        }
+        assert!(
+            differ.is_empty(),
+            "read differently:\n{}",
+            differ.join("\n")
+        );
+        // Tradecloud's own forms (the fixtures' polled, fetched and webhook objects) read alike.
+        let fixtures = [
+            (PollStream::Orders, fixture_objects("order", "orderEvent")),
+            (
+                PollStream::Shipments,
+                fixture_objects("shipment", "shipment"),
+            ),
+        ];
+        for (stream, objects) in fixtures {
+            assert!(objects.len() >= 3, "{}", objects.len());
+            for object in objects {
+                let [post, get, poll] = read_by_every_channel(stream, &object);
+                let post = post.unwrap_or_else(|e| panic!("{object}: the webhook reads it: {e}"));
+                assert!(post.last_updated_at.is_some(), "{object}");
+                assert_eq!(get, Ok(post.clone()), "GET, {object}");
+                assert_eq!(poll, Ok(post), "poll, {object}");
+            }
+        }
+        // A numeric time is read by its digits on every channel: the webhook and a GET key it
+        // so; a poll cannot place it among times, and says which value it could not read.
+        let object = json!({"id": "o-1", "lastUpdatedAt": 1735689600000_u64});
+        let [post, get, poll] = read_by_every_channel(PollStream::Orders, &object);
+        let post = post.unwrap();
+        assert_eq!(post.last_updated_at.as_deref(), Some("1735689600000"));
+        assert_eq!(get, Ok(post));
+        let refused = poll.unwrap_err();
+        assert!(
+            refused.contains("unreadable lastUpdatedAt \"1735689600000\""),
+            "{refused}"
+        );
+    }
+
+    /// A changed line's time is the state key the event that carried it claimed (docs/design.md,
+    /// "Webhook and poll together"): it is read as the webhook reads that event's time, without
+    /// the white space around it. Read as written, a padded time keyed a state no event claimed,
+    /// and the order was sent again as a missed change.
+    #[test]
+    fn a_changed_lines_time_is_read_as_its_events_time() {
+        let padded = "\n  2025-01-02T00:00:00.000Z\t";
+        let line = json!({"id": "l1", "lastUpdatedAt": padded});
+        let event = json!({"eventName": "OrderLinesAcceptedBySupplier",
+            "orderEvent": {"orderId": "o-1", "lastUpdatedAt": padded, "lines": [line]}});
+        let decoded = tradecloud_model::decode_webhook(event.to_string().as_bytes(), None).unwrap();
+        let event_key = tcrelay_core::dedupe::state_key(
+            ObjectClass::Order,
+            decoded.body.object_id(),
+            decoded.body.last_updated_at().unwrap(),
+        );
+        let order = json!({"id": "o-1", "lastUpdatedAt": "2025-01-02T00:00:00.000Z",
+            "lines": [line]});
+        for text in [
+            order.to_string(),
+            order
+                .to_string()
+                .replace("\"lines\"", "\"version\":\"1\",\"lines\""),
+        ] {
+            let polled =
+                Polled::read(PollStream::Orders, 0, &RawValue::from_string(text).unwrap()).unwrap();
+            let Prepared::Relay { line_times, .. } =
+                prep(false, None).prepare(PollStream::Orders, &polled)
+            else {
+                panic!("relayed")
+            };
+            let line_keys: Vec<String> = line_times
+                .iter()
+                .map(|at| tcrelay_core::dedupe::state_key(ObjectClass::Order, "o-1", at))
+                .collect();
+            assert_eq!(line_keys, std::slice::from_ref(&event_key));
+        }
     }
 }

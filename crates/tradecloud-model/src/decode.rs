@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::{DecodeError, Location};
+use crate::fields::{self, Member, trim_xml_space};
 use crate::kind::{Format, ObjectKind};
 use crate::lenient::{Leniencies, Path};
 use crate::normalize::normalize_lenient;
@@ -242,10 +243,10 @@ impl ObjectView {
         missing_key: &'static str,
         out: &mut Leniencies,
     ) -> Result<ObjectView, DecodeError> {
-        let (id_key, id) = match (event.get("orderId"), event.get("id")) {
-            (None | Some(Value::Null), None | Some(Value::Null)) => (missing_key, None),
-            (None | Some(Value::Null), id) => ("id", id),
-            (order_id, _) => ("orderId", order_id),
+        let present = |key| event.get(key).filter(|v| !v.is_null());
+        let (id_key, id) = match fields::order_id_member(present("orderId"), present("id")) {
+            (_, None) => (missing_key, None),
+            chosen => chosen,
         };
         let id = required_id(id, &Path::Key(path, id_key), out)?;
         let lines_path = Path::Key(path, "lines");
@@ -274,11 +275,7 @@ impl ObjectView {
         Ok(ObjectView {
             id,
             version: version_at(event, path, out),
-            last_updated_at: text_at(
-                event.get("lastUpdatedAt"),
-                &Path::Key(path, "lastUpdatedAt"),
-                out,
-            ),
+            last_updated_at: last_updated_at(event, path, out),
             message_id: meta_text(event, path, "messageId", out),
             line_ids,
             line_count,
@@ -301,11 +298,8 @@ impl ObjectView {
                         // A position sent as a number is its digits; `/` and `%` inside a part are
                         // escaped, so that two different lines never join to one id.
                         let part = |key: &str| {
-                            let text = match line.get(key) {
-                                Some(Value::String(s)) => trim_xml_space(s).to_owned(),
-                                Some(Value::Number(n)) => n.to_string(),
-                                _ => String::new(),
-                            };
+                            let text = fields::text(line.get(key).and_then(Member::of_value))
+                                .unwrap_or_default();
                             crate::key::key_part(&text).into_owned()
                         };
                         format!(
@@ -331,16 +325,10 @@ impl ObjectView {
                 );
             }
         }
-        let last_updated_at = text_at(
-            event.get("lastUpdatedAt"),
-            &Path::Key(path, "lastUpdatedAt"),
-            out,
-        )
-        .or_else(|| meta_text(event, path, "lastUpdatedAt", out));
         Ok(ObjectView {
             id,
             version: version_at(event, path, out),
-            last_updated_at,
+            last_updated_at: last_updated_at(event, path, out),
             message_id: meta_text(event, path, "messageId", out),
             line_ids,
             line_count,
@@ -348,32 +336,25 @@ impl ObjectView {
     }
 }
 
-/// A needed text field: a string without the white space around it, a number as its digits
-/// (usable, so read, and reported); anything else is reported and read as absent.
-fn text_at(value: Option<&Value>, path: &Path<'_>, out: &mut Leniencies) -> Option<String> {
-    match value? {
-        Value::String(s) => Some(trim_xml_space(s))
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        Value::Null => None,
-        Value::Number(n) => {
-            out.push(path, "a string", "a number");
-            Some(n.to_string())
-        }
-        other => {
-            out.push(path, "a string", json_type(other));
-            None
-        }
+/// The member `value` of a needed text field, its misfit reported: a number is usable (read
+/// by its digits), anything else but a string is read as absent.
+fn text_member<'v>(
+    value: Option<&'v Value>,
+    path: &Path<'_>,
+    out: &mut Leniencies,
+) -> Option<Member<'v>> {
+    let member = value.and_then(Member::of_value)?;
+    if !matches!(member, Member::Text(_)) {
+        out.push(path, "a string", member.json_type());
     }
+    Some(member)
 }
 
-/// `text` without the XML white space (space, tab, carriage return, line feed) around it. tXML
-/// is often indented inside its leaves (`<orderId>\n  o-1\n</orderId>`), and the texts the
-/// relay reads (ids, event name, timestamps, message id) must read as their JSON twins do;
-/// the payload keeps them as sent. Every channel reads the texts it keys by so
-/// (`tcrelay_core::envelope::ObjectState` too), or one state would have two keys.
-pub fn trim_xml_space(text: &str) -> &str {
-    text.trim_matches([' ', '\t', '\r', '\n'])
+/// A needed text field, read by the one rule every channel reads it by ([`fields::text`]):
+/// a string without the white space around it, a number as its digits (usable, so read, and
+/// reported); anything else is reported and read as absent.
+fn text_at(value: Option<&Value>, path: &Path<'_>, out: &mut Leniencies) -> Option<String> {
+    fields::text(text_member(value, path, out))
 }
 
 fn required_id(
@@ -381,7 +362,8 @@ fn required_id(
     path: &Path<'_>,
     out: &mut Leniencies,
 ) -> Result<String, DecodeError> {
-    match text_at(value, path, out) {
+    // An id of white space only is none an event can be relayed under.
+    match fields::id(text_member(value, path, out)) {
         Some(id) if !id.trim().is_empty() => Ok(id),
         _ => Err(DecodeError::MissingId {
             path: path.to_string(),
@@ -390,35 +372,55 @@ fn required_id(
 }
 
 fn version_of(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64().or_else(|| n.to_string().parse().ok()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+    fields::version(Member::of_value(value))
 }
 
 fn version_at(event: &Map<String, Value>, path: &Path<'_>, out: &mut Leniencies) -> Option<u64> {
-    let whole = |text: &str| text.trim().parse::<u64>().ok();
     let version_path = Path::Key(path, "version");
-    match event.get("version")? {
-        Value::Null => None,
-        Value::Number(n) => match n.as_u64().or_else(|| whole(&n.to_string())) {
-            Some(v) => Some(v),
-            None => {
-                out.push(&version_path, "a whole number", "another number");
-                None
-            }
-        },
-        Value::String(s) => {
-            // Normalisation types a quoted whole number; what is left did not read as one.
-            let read = whole(s);
-            out.push(&version_path, "a whole number", "a string");
-            read
-        }
-        other => {
-            out.push(&version_path, "a whole number", json_type(other));
-            None
-        }
+    let member = Member::of_value(event.get("version")?)?;
+    let misfit = match &member {
+        Member::Text(_) => Some("a string"),
+        Member::Number(_) => None,
+        Member::Other(t) => Some(*t),
+    };
+    let read = fields::version(Some(member));
+    match misfit {
+        // Normalisation types a quoted whole number; a string left did not read as one.
+        Some(found) => out.push(&version_path, "a whole number", found),
+        None if read.is_none() => out.push(&version_path, "a whole number", "another number"),
+        None => {}
+    }
+    read
+}
+
+/// `lastUpdatedAt`, else `meta.lastUpdatedAt` ([`fields::last_updated_at`]), misfits reported.
+fn last_updated_at(
+    event: &Map<String, Value>,
+    path: &Path<'_>,
+    out: &mut Leniencies,
+) -> Option<String> {
+    let own = text_member(
+        event.get("lastUpdatedAt"),
+        &Path::Key(path, "lastUpdatedAt"),
+        out,
+    );
+    fields::last_updated_at(own, || meta_member(event, path, "lastUpdatedAt", out))
+}
+
+fn meta_member<'v>(
+    event: &'v Map<String, Value>,
+    path: &Path<'_>,
+    key: &'static str,
+    out: &mut Leniencies,
+) -> Option<Member<'v>> {
+    match event.get("meta")? {
+        Value::Object(meta) => text_member(
+            meta.get(key),
+            &Path::Key(&Path::Key(path, "meta"), key),
+            out,
+        ),
+        // Reported once, by normalisation, as a field of the wrong type.
+        _ => None,
     }
 }
 
@@ -428,15 +430,7 @@ fn meta_text(
     key: &'static str,
     out: &mut Leniencies,
 ) -> Option<String> {
-    match event.get("meta")? {
-        Value::Object(meta) => text_at(
-            meta.get(key),
-            &Path::Key(&Path::Key(path, "meta"), key),
-            out,
-        ),
-        // Reported once, by normalisation, as a field of the wrong type.
-        _ => None,
-    }
+    fields::text(meta_member(event, path, key, out))
 }
 
 fn invalid(path: &str, message: &str) -> DecodeError {

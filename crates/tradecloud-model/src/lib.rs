@@ -12,6 +12,7 @@
 pub mod budget;
 pub mod decode;
 pub mod error;
+pub mod fields;
 pub mod json;
 pub mod key;
 pub mod kind;

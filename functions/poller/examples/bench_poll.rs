@@ -226,7 +226,9 @@ async fn envelopes_of(api: &ClientPollApi, config: &PollConfig, n: usize) -> Vec
             break;
         }
         for item in page.items {
-            let state = ObjectState::of_text(item.get(), "").expect("JSON");
+            let state =
+                ObjectState::of_text(item.get(), PollStream::Orders.kind().object_class(), "")
+                    .expect("JSON");
             let key = format!("floor/order/{}/{}", state.id, envelopes.len());
             let payload =
                 Payload::as_sent(Arc::from(item.get()), |t| serde_json::from_str(t)).expect("JSON");

@@ -224,7 +224,7 @@ fn polled_envelopes_of_every_kind_conform_to_the_published_schema() {
             ] {
                 let envelope = Envelope::of_polled(
                     kind,
-                    ObjectState::of(&value, "o-1"),
+                    ObjectState::of(&value, kind.object_class(), "o-1"),
                     "state/order/o-1/2026-01-01T08:00:00.000Z".to_owned(),
                     changed.clone(),
                     payload,
