@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::logging::{LogFormat, init_tracing};
-use tcrelay::ops::Access;
+use tcrelay::ops::{Access, UntilReaderLeaves};
 use tcrelay::settings::DedupeTimings;
 use tcrelay::settings::aws_endpoint;
 use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
@@ -296,7 +296,9 @@ async fn main() -> ExitCode {
     init_tracing(level, cli.log_format);
     match run(cli).await {
         Ok(code) => code,
-        // `tcrelay queue list | head`: the reader has all it wanted; not an error.
+        // `tcrelay queue list | head`: the reader has all it wanted; not an error. (Only the
+        // listings end so: the commands whose work or exit code matter write through
+        // `UntilReaderLeaves`, which never fails on a closed pipe.)
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -363,7 +365,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 QueueCommand::Ack { up_to, ids } => {
-                    ops::queue_ack(&store, up_to, &ids, &mut stdout).await?;
+                    let mut out = UntilReaderLeaves::new(&mut stdout);
+                    ops::queue_ack(&store, up_to, &ids, &mut out).await?;
                 }
                 QueueCommand::Stats { json } => ops::queue_stats(&store, json, &mut stdout).await?,
             }
@@ -378,7 +381,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ops::quarantine_export(&open(Access::Read)?, &mut stdout).await?;
                 }
                 QuarantineCommand::Drop { ids } => {
-                    ops::quarantine_drop(&open(Access::Write)?, &ids, &mut stdout).await?;
+                    let mut out = UntilReaderLeaves::new(&mut stdout);
+                    ops::quarantine_drop(&open(Access::Write)?, &ids, &mut out).await?;
                 }
                 QuarantineCommand::Replay { ids, all, json } => {
                     ensure_local(backend)?;
@@ -387,7 +391,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let (store, replayer) = replayer(&env, &cli.db).await?;
                     let _relay_lock = ops::start_relaying(&store).await?;
                     let ids = (!all).then_some(ids.as_slice());
-                    if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
+                    let mut out = UntilReaderLeaves::new(&mut stdout);
+                    if !ops::quarantine_replay(&store, &replayer, ids, json, &mut out).await? {
                         return Ok(ExitCode::FAILURE);
                     }
                 }
@@ -398,9 +403,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ops::trace(&store, &object_id, json, &mut stdout).await?;
         }
         Command::Doctor => {
+            let mut out = UntilReaderLeaves::new(&mut stdout);
             let passed = match backend {
-                Backend::Sqlite => ops::doctor_sqlite(&cli.db, &mut stdout).await?,
-                Backend::Aws => doctor_aws(&env, &mut stdout).await?,
+                Backend::Sqlite => ops::doctor_sqlite(&cli.db, &mut out).await?,
+                Backend::Aws => doctor_aws(&env, &mut out).await?,
             };
             if !passed {
                 return Ok(ExitCode::FAILURE);
@@ -437,6 +443,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = tcrelay_aws::redrive::redrive(&clients.sqs, &options).await?;
             use std::io::Write as _;
+            let mut stdout = UntilReaderLeaves::new(&mut stdout);
             writeln!(
                 stdout,
                 "moved {} message(s) back to the queue",
@@ -451,7 +458,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "tcrelay", &mut stdout);
+            // clap_complete panics on a write error: a closed pipe is discarded instead.
+            let mut out = UntilReaderLeaves::new(&mut stdout);
+            clap_complete::generate(shell, &mut Cli::command(), "tcrelay", &mut out);
         }
         Command::Cursor {
             command:
@@ -468,7 +477,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stream = ops::check_cursor_set(&stream, &value, ttl, force)?;
             // `cursor set` may prepare a database before the first `serve` (a backfill start).
             let cursors = open_cursors(&env, backend, &cli.db, Access::WriteOrCreate).await?;
-            ops::cursor_set(cursors.as_ref(), stream, &value, &mut stdout).await?;
+            let mut out = UntilReaderLeaves::new(&mut stdout);
+            ops::cursor_set(cursors.as_ref(), stream, &value, &mut out).await?;
         }
         Command::Cursor {
             command: CursorCommand::Show { stream, json },

@@ -884,3 +884,105 @@ fn a_taken_admin_address_stops_serve_before_it_announces_or_serves() {
     // The OS's reason once, not again as a cause.
     assert_eq!(stderr(&o).matches("os error").count(), 1, "{}", stderr(&o));
 }
+
+/// A stdout whose reader is already gone: every write the command makes fails with EPIPE, as
+/// under `tcrelay ... | head -1` once `head` has its line.
+fn reader_gone() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer.into()
+}
+
+/// Runs the built `tcrelay` with `args`, its stdout a pipe nobody reads ([`reader_gone`]).
+fn tcrelay_reader_gone(args: &[&str], env: &[(&str, &str)]) -> Output {
+    common::command(env)
+        .args(args)
+        .stdout(reader_gone())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run tcrelay")
+}
+
+/// `tcrelay doctor | head -1`, `tcrelay quarantine drop 1 2 3 | head -1`: a reader that goes
+/// away after the first line must neither cut a command's work short (the other ids left
+/// undone) nor turn its failure (a missing id, a failed check) into exit code 0, nor panic.
+/// Before, the first write's EPIPE ended every command at once with exit code 0.
+#[tokio::test]
+async fn a_reader_that_goes_away_cuts_no_work_short_and_hides_no_failure() {
+    use tcrelay_core::ports::{Quarantine as _, QuarantinedRequest};
+
+    let (dir, db, store) = queue_db();
+    let db = db.as_str();
+    store
+        .enqueue(&[envelope("o-1", 1), envelope("o-2", 2)])
+        .await
+        .unwrap();
+    for n in 0..3 {
+        store
+            .keep(&QuarantinedRequest {
+                received_at: chrono::Utc::now(),
+                method: "POST".to_owned(),
+                uri: "/webhook/orders".to_owned(),
+                content_type: Some("application/json".to_owned()),
+                headers: Vec::new(),
+                body: format!("{{\"broken\": {n}").into_bytes(),
+                reason: "malformed JSON".to_owned(),
+            })
+            .await
+            .unwrap();
+    }
+    let kept = || {
+        let o = tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().count()
+    };
+    assert_eq!(kept(), 3);
+
+    // Every id dropped, not only the first whose line found the reader gone.
+    let o = tcrelay_reader_gone(&["--db", db, "quarantine", "drop", "1", "2"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(kept(), 1, "drop stopped at the first id");
+    // A mistyped id is still a failure.
+    let o = tcrelay_reader_gone(&["--db", db, "quarantine", "drop", "3", "99"], &[]);
+    assert!(!o.status.success(), "drop of a missing id succeeded");
+    assert!(stderr(&o).contains("99"), "{}", stderr(&o));
+    assert_eq!(kept(), 0);
+
+    let o = tcrelay_reader_gone(&["--db", db, "queue", "ack", "1", "99"], &[]);
+    assert!(!o.status.success(), "ack of a missing id succeeded");
+    assert!(stderr(&o).contains("99"), "{}", stderr(&o));
+    assert_eq!(stats(db)["acked"], 1);
+
+    // A replay that keeps the request: exit code 1, as with a reader.
+    store
+        .keep(&QuarantinedRequest {
+            received_at: chrono::Utc::now(),
+            method: "POST".to_owned(),
+            uri: "/webhook/orders".to_owned(),
+            content_type: Some("application/json".to_owned()),
+            headers: Vec::new(),
+            body: b"{\"broken\": ".to_vec(),
+            reason: "malformed JSON".to_owned(),
+        })
+        .await
+        .unwrap();
+    let o = tcrelay_reader_gone(
+        &["--db", db, "quarantine", "replay", "--all"],
+        &[("TCRELAY_WEBHOOK_BASIC", "tc:pw")],
+    );
+    assert!(
+        !o.status.success(),
+        "a replay that kept its entry succeeded"
+    );
+    assert_eq!(kept(), 1);
+
+    // A failed check after the first line (`doctor | head -1`): still a failure.
+    let foreign = other_applications_database(&dir);
+    let o = tcrelay_reader_gone(&["--db", foreign.to_str().unwrap(), "doctor"], &[]);
+    assert!(!o.status.success(), "doctor's FAIL became exit code 0");
+
+    // No panic (clap_complete's writer panics on a write error).
+    let o = tcrelay_reader_gone(&["completions", "bash"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
