@@ -550,8 +550,8 @@ async fn serve(
         Backend::Sqlite => {
             // Created when missing, as before; but another application's database (a
             // mistyped path) is refused, not switched to WAL and given our tables.
-            let store = ops::open_database(db, Access::WriteOrCreate, sqlite_options(&settings))
-                .with_context(|| format!("cannot open the database {}", db.display()))?;
+            // Its errors name the file already.
+            let store = ops::open_database(db, Access::WriteOrCreate, sqlite_options(&settings))?;
             tracing::info!(db = %db.display(), "local SQLite backend");
             _relay_lock = Some(ops::start_relaying(&store).await?);
             tokio::spawn(ops::housekeeping_loop(store.clone(), HOUSEKEEPING_INTERVAL));

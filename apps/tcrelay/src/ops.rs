@@ -98,6 +98,17 @@ pub fn open_database(
         )));
     }
     if access == Access::WriteOrCreate && !path.exists() {
+        // SQLite says only "unable to open database file": the folder is what to fix (the
+        // docs' /var/lib/tcrelay/ is made by no package), and it is not ours to create.
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty())
+            && !folder.exists()
+        {
+            return Err(OpsError::Invalid(format!(
+                "cannot create the database {shown}: the folder {} does not exist; create it \
+                 (mkdir -p) or give another path with --db or TCRELAY_DB",
+                folder.display()
+            )));
+        }
         return Ok(SqliteStore::open_with(path, options)?);
     }
     let file = match access {

@@ -986,3 +986,59 @@ async fn a_reader_that_goes_away_cuts_no_work_short_and_hides_no_failure() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
+
+/// The docs' `--db /var/lib/tcrelay/tcrelay.db` on a machine where the folder was never made:
+/// `serve` and `cursor set` (the commands that create the file) said "unable to open database
+/// file" three times and the path four, but not that the folder is missing, nor what to do.
+#[test]
+fn a_database_in_a_missing_folder_is_named_once_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("no-such-folder");
+    let path = folder.join("tcrelay.db");
+    let db = path.to_str().unwrap();
+    let recent = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    for (args, env) in [
+        (
+            vec!["--db", db, "serve", "--listen", "127.0.0.1:0"],
+            vec![("TCRELAY_WEBHOOK_BASIC", "tc:pw")],
+        ),
+        (vec!["--db", db, "cursor", "set", "orders", &recent], vec![]),
+    ] {
+        let o = tcrelay(&args, &env);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = stderr(&o);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("{args:?}: no error line: {err}"));
+        assert!(
+            line.contains(&format!("{} does not exist", folder.display())),
+            "{args:?}: {line}"
+        );
+        assert!(line.contains("--db"), "{args:?}: {line}");
+        assert_eq!(line.matches(db).count(), 1, "{args:?}: {line}");
+        assert!(!folder.exists(), "{args:?} created the folder");
+    }
+}
+
+/// A file that is not SQLite at all (a mistyped `--db` onto a log file, a torn copy): the
+/// error said SQLite's reason three times ("file is not a database: file is not a database:
+/// Error code 26: file is not a database"), printing the cause chain of an error whose message
+/// already quoted it.
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_in_one_plain_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
+    let db = path.to_str().unwrap();
+    for args in [&["queue", "stats"][..], &["queue", "ack", "1"]] {
+        let o = tcrelay(&[&["--db", db][..], args].concat(), &[]);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(err.matches("not a database").count(), 1, "{args:?}: {err}");
+        assert!(err.contains(db), "{args:?}: {err}");
+    }
+}
