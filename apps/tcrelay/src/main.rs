@@ -575,10 +575,10 @@ async fn serve(
     // Both addresses bound before anything serves or start-up is announced: a taken admin
     // address stops `serve` before the webhook answered anything.
     let admin_listener = match admin_listen {
-        Some(admin) => Some(tcrelay::server::bind(admin).await?),
+        Some(admin) => Some(bind(admin, "--admin-listen").await?),
         None => None,
     };
-    let listener = tcrelay::server::bind(listen).await?;
+    let listener = bind(listen, "--listen").await?;
     let parts = RelayParts {
         webhook: WebhookSettings::from(&settings.webhook),
         ports,
@@ -635,6 +635,24 @@ async fn serve(
     stopped?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the address of `flag`; a refusal names the flag, since `serve` binds two addresses
+/// and the OS's reason ("Address already in use") names neither.
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tcrelay::server::bind(addr).await.map_err(|e| {
+        let in_use = matches!(
+            &e,
+            tcrelay::server::ServeError::Bind { error, .. }
+                if error.kind() == std::io::ErrorKind::AddrInUse
+        );
+        let what = if in_use {
+            "stop what listens there (another tcrelay serve?) or give another"
+        } else {
+            "give another address with"
+        };
+        anyhow::anyhow!("{e}: {what} {flag}")
+    })
 }
 
 /// The relay as `serve` builds it, on the local database, for `quarantine replay`.

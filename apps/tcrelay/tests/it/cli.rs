@@ -403,6 +403,11 @@ fn bad_flags_and_settings_are_named() {
         "{}",
         stderr(&o)
     );
+    assert!(
+        stderr(&o).contains("give another --listen"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = tcrelay(&["serve", "--poll-interval", "soon"], &[cred]);
     assert!(!o.status.success());
@@ -881,6 +886,8 @@ fn a_taken_admin_address_stops_serve_before_it_announces_or_serves() {
         "{}",
         stderr(&o)
     );
+    // Which of the two addresses, by its flag.
+    assert!(stderr(&o).contains("--admin-listen"), "{}", stderr(&o));
     // The OS's reason once, not again as a cause.
     assert_eq!(stderr(&o).matches("os error").count(), 1, "{}", stderr(&o));
 }
