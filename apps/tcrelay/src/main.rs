@@ -628,7 +628,20 @@ async fn serve(
         }
         Some(error) => tracing::error!(%error, "shutting down the rest"),
     }
-    let stopped = server.shutdown().await;
+    // A second Ctrl-C (an operator at a terminal who will not wait up to a request's budget
+    // and the sends that outlived one) stops at once. Only SIGINT: a supervisor's repeated
+    // SIGTERM keeps the graceful wait, and its SIGKILL comes when it will wait no longer.
+    // What is cut off is as after `kill -9`: nothing answered 2xx is lost, and Tradecloud
+    // retries the rest (docs/local-runner.md, "Stopping").
+    let stopped = tokio::select! {
+        stopped = server.shutdown() => stopped,
+        () = second_interrupt(), if failure.is_none() => {
+            anyhow::bail!(
+                "interrupted again: stopped without waiting for the requests in flight \
+                 (Tradecloud retries those it had no answer to)"
+            );
+        }
+    };
     if let Some(failure) = failure {
         return Err(failure.into());
     }
@@ -750,6 +763,14 @@ fn tradecloud_apis(settings: &Settings) -> anyhow::Result<TradecloudApis> {
             None => (None, None),
         },
     )
+}
+
+/// The next SIGINT (Ctrl-C) after the one that started the shutdown; never when it cannot be
+/// listened for.
+async fn second_interrupt() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn shutdown_signal() {

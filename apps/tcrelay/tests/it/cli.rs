@@ -1049,3 +1049,42 @@ fn a_file_that_is_not_sqlite_is_refused_in_one_plain_line() {
         assert!(err.contains(db), "{args:?}: {err}");
     }
 }
+
+/// Ctrl-C stops `serve` gracefully: it waits for the requests in flight, up to their budget
+/// (25 s by default) and a send that outlived one (30 s more). An operator at a terminal who
+/// presses Ctrl-C again wants out now, as with most servers; before, the second SIGINT was
+/// swallowed by the handler of the first and the wait went on. (A supervisor's SIGTERM keeps
+/// the graceful wait: only a second SIGINT cuts it short.)
+#[tokio::test]
+async fn a_second_ctrl_c_stops_serve_without_waiting_for_requests_in_flight() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let mut serve = common::serve(db.to_str().unwrap(), &[("TCRELAY_WEBHOOK_BASIC", "tc:pw")])
+        .expect("serve starts");
+    // A request whose body never arrives: in flight until its 25 s budget runs out.
+    let mut stalled = tokio::net::TcpStream::connect(&serve.addr).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /webhook/orders HTTP/1.1\r\nhost: x\r\nauthorization: Basic dGM6cHc=\r\n\
+              content-type: application/json\r\ncontent-length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    serve.signal("INT");
+    // The first waits for the request in flight.
+    assert!(
+        serve
+            .wait_for_exit(std::time::Duration::from_secs(1))
+            .is_none(),
+        "the first Ctrl-C did not wait for the request in flight"
+    );
+    serve.signal("INT");
+    let status = serve
+        .wait_for_exit(std::time::Duration::from_secs(5))
+        .expect("a second Ctrl-C did not stop serve");
+    assert!(!status.success(), "cut short, it exits non-zero: {status}");
+    drop(stalled);
+}
