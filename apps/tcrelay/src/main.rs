@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
 use tcrelay::logging::{LogFormat, init_tracing};
-use tcrelay::ops::Access;
+use tcrelay::ops::{Access, UntilReaderLeaves};
 use tcrelay::settings::DedupeTimings;
 use tcrelay::settings::aws_endpoint;
 use tcrelay::{Backend, RelayParts, ServeOptions, Settings, ops};
@@ -296,7 +296,9 @@ async fn main() -> ExitCode {
     init_tracing(level, cli.log_format);
     match run(cli).await {
         Ok(code) => code,
-        // `tcrelay queue list | head`: the reader has all it wanted; not an error.
+        // `tcrelay queue list | head`: the reader has all it wanted; not an error. (Only the
+        // listings end so: the commands whose work or exit code matter write through
+        // `UntilReaderLeaves`, which never fails on a closed pipe.)
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -363,7 +365,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 QueueCommand::Ack { up_to, ids } => {
-                    ops::queue_ack(&store, up_to, &ids, &mut stdout).await?;
+                    let mut out = UntilReaderLeaves::new(&mut stdout);
+                    ops::queue_ack(&store, up_to, &ids, &mut out).await?;
                 }
                 QueueCommand::Stats { json } => ops::queue_stats(&store, json, &mut stdout).await?,
             }
@@ -378,7 +381,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ops::quarantine_export(&open(Access::Read)?, &mut stdout).await?;
                 }
                 QuarantineCommand::Drop { ids } => {
-                    ops::quarantine_drop(&open(Access::Write)?, &ids, &mut stdout).await?;
+                    let mut out = UntilReaderLeaves::new(&mut stdout);
+                    ops::quarantine_drop(&open(Access::Write)?, &ids, &mut out).await?;
                 }
                 QuarantineCommand::Replay { ids, all, json } => {
                     ensure_local(backend)?;
@@ -387,7 +391,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let (store, replayer) = replayer(&env, &cli.db).await?;
                     let _relay_lock = ops::start_relaying(&store).await?;
                     let ids = (!all).then_some(ids.as_slice());
-                    if !ops::quarantine_replay(&store, &replayer, ids, json, &mut stdout).await? {
+                    let mut out = UntilReaderLeaves::new(&mut stdout);
+                    if !ops::quarantine_replay(&store, &replayer, ids, json, &mut out).await? {
                         return Ok(ExitCode::FAILURE);
                     }
                 }
@@ -398,9 +403,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ops::trace(&store, &object_id, json, &mut stdout).await?;
         }
         Command::Doctor => {
+            let mut out = UntilReaderLeaves::new(&mut stdout);
             let passed = match backend {
-                Backend::Sqlite => ops::doctor_sqlite(&cli.db, &mut stdout).await?,
-                Backend::Aws => doctor_aws(&env, &mut stdout).await?,
+                Backend::Sqlite => ops::doctor_sqlite(&cli.db, &mut out).await?,
+                Backend::Aws => doctor_aws(&env, &mut out).await?,
             };
             if !passed {
                 return Ok(ExitCode::FAILURE);
@@ -437,6 +443,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = tcrelay_aws::redrive::redrive(&clients.sqs, &options).await?;
             use std::io::Write as _;
+            let mut stdout = UntilReaderLeaves::new(&mut stdout);
             writeln!(
                 stdout,
                 "moved {} message(s) back to the queue",
@@ -451,7 +458,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "tcrelay", &mut stdout);
+            // clap_complete panics on a write error: a closed pipe is discarded instead.
+            let mut out = UntilReaderLeaves::new(&mut stdout);
+            clap_complete::generate(shell, &mut Cli::command(), "tcrelay", &mut out);
         }
         Command::Cursor {
             command:
@@ -468,7 +477,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stream = ops::check_cursor_set(&stream, &value, ttl, force)?;
             // `cursor set` may prepare a database before the first `serve` (a backfill start).
             let cursors = open_cursors(&env, backend, &cli.db, Access::WriteOrCreate).await?;
-            ops::cursor_set(cursors.as_ref(), stream, &value, &mut stdout).await?;
+            let mut out = UntilReaderLeaves::new(&mut stdout);
+            ops::cursor_set(cursors.as_ref(), stream, &value, &mut out).await?;
         }
         Command::Cursor {
             command: CursorCommand::Show { stream, json },
@@ -540,8 +550,8 @@ async fn serve(
         Backend::Sqlite => {
             // Created when missing, as before; but another application's database (a
             // mistyped path) is refused, not switched to WAL and given our tables.
-            let store = ops::open_database(db, Access::WriteOrCreate, sqlite_options(&settings))
-                .with_context(|| format!("cannot open the database {}", db.display()))?;
+            // Its errors name the file already.
+            let store = ops::open_database(db, Access::WriteOrCreate, sqlite_options(&settings))?;
             tracing::info!(db = %db.display(), "local SQLite backend");
             _relay_lock = Some(ops::start_relaying(&store).await?);
             tokio::spawn(ops::housekeeping_loop(store.clone(), HOUSEKEEPING_INTERVAL));
@@ -565,10 +575,10 @@ async fn serve(
     // Both addresses bound before anything serves or start-up is announced: a taken admin
     // address stops `serve` before the webhook answered anything.
     let admin_listener = match admin_listen {
-        Some(admin) => Some(tcrelay::server::bind(admin).await?),
+        Some(admin) => Some(bind(admin, "--admin-listen").await?),
         None => None,
     };
-    let listener = tcrelay::server::bind(listen).await?;
+    let listener = bind(listen, "--listen").await?;
     let parts = RelayParts {
         webhook: WebhookSettings::from(&settings.webhook),
         ports,
@@ -618,13 +628,44 @@ async fn serve(
         }
         Some(error) => tracing::error!(%error, "shutting down the rest"),
     }
-    let stopped = server.shutdown().await;
+    // A second Ctrl-C (an operator at a terminal who will not wait up to a request's budget
+    // and the sends that outlived one) stops at once. Only SIGINT: a supervisor's repeated
+    // SIGTERM keeps the graceful wait, and its SIGKILL comes when it will wait no longer.
+    // What is cut off is as after `kill -9`: nothing answered 2xx is lost, and Tradecloud
+    // retries the rest (docs/local-runner.md, "Stopping").
+    let stopped = tokio::select! {
+        stopped = server.shutdown() => stopped,
+        () = second_interrupt(), if failure.is_none() => {
+            anyhow::bail!(
+                "interrupted again: stopped without waiting for the requests in flight \
+                 (Tradecloud retries those it had no answer to)"
+            );
+        }
+    };
     if let Some(failure) = failure {
         return Err(failure.into());
     }
     stopped?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the address of `flag`; a refusal names the flag, since `serve` binds two addresses
+/// and the OS's reason ("Address already in use") names neither.
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tcrelay::server::bind(addr).await.map_err(|e| {
+        let in_use = matches!(
+            &e,
+            tcrelay::server::ServeError::Bind { error, .. }
+                if error.kind() == std::io::ErrorKind::AddrInUse
+        );
+        let what = if in_use {
+            "stop what listens there (another tcrelay serve?) or give another"
+        } else {
+            "give another address with"
+        };
+        anyhow::anyhow!("{e}: {what} {flag}")
+    })
 }
 
 /// The relay as `serve` builds it, on the local database, for `quarantine replay`.
@@ -722,6 +763,14 @@ fn tradecloud_apis(settings: &Settings) -> anyhow::Result<TradecloudApis> {
             None => (None, None),
         },
     )
+}
+
+/// The next SIGINT (Ctrl-C) after the one that started the shutdown; never when it cannot be
+/// listened for.
+async fn second_interrupt() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -30,6 +30,54 @@ pub enum Access {
     WriteOrCreate,
 }
 
+/// The output of a command whose work and exit code matter beyond what it prints (`queue ack`,
+/// `quarantine drop|replay`, `doctor`, `cursor set`, `dlq redrive`, `completions`): once its
+/// reader has gone (`| head -1` has its line), the rest of the output is discarded instead of
+/// ending the command. A closed pipe ending it would leave the other ids undone and turn a
+/// failure (a missing id, a failed check, a request kept) into exit code 0, since a closed pipe
+/// is no error of the command's. The listings need no such care: their only work is the output,
+/// so they stop at a closed pipe.
+#[derive(Debug)]
+pub struct UntilReaderLeaves<W> {
+    inner: W,
+    gone: bool,
+}
+
+impl<W: Write> UntilReaderLeaves<W> {
+    /// Writes to `inner` until its reader goes away.
+    pub fn new(inner: W) -> Self {
+        Self { inner, gone: false }
+    }
+
+    /// Runs one write or flush, taking a closed pipe as the reader gone for good.
+    fn attempt<T>(
+        &mut self,
+        discarded: T,
+        op: impl FnOnce(&mut W) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        if self.gone {
+            return Ok(discarded);
+        }
+        match op(&mut self.inner) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.gone = true;
+                Ok(discarded)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<W: Write> Write for UntilReaderLeaves<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.attempt(buf.len(), |inner| inner.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.attempt((), Write::flush)
+    }
+}
+
 /// Opens the database of an operator command, refusing before anything is created or
 /// written: a `--db` that is a directory or (unless [`Access::WriteOrCreate`]) does not
 /// exist; a file that is not a tcrelay database (schema version 0: to read, always; to write,
@@ -50,6 +98,17 @@ pub fn open_database(
         )));
     }
     if access == Access::WriteOrCreate && !path.exists() {
+        // SQLite says only "unable to open database file": the folder is what to fix (the
+        // docs' /var/lib/tcrelay/ is made by no package), and it is not ours to create.
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty())
+            && !folder.exists()
+        {
+            return Err(OpsError::Invalid(format!(
+                "cannot create the database {shown}: the folder {} does not exist; create it \
+                 (mkdir -p) or give another path with --db or TCRELAY_DB",
+                folder.display()
+            )));
+        }
         return Ok(SqliteStore::open_with(path, options)?);
     }
     let file = match access {

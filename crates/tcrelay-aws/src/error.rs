@@ -24,7 +24,13 @@ where
         SdkError::ConstructionFailure(_) => "request construction failed",
         _ => "sdk error",
     };
-    format!("{operation}: {class}: {}", causes(err))
+    let causes = causes(err);
+    // The SDK error's own text is often the kind itself ("dispatch failure"): named once.
+    if causes.starts_with(class) {
+        format!("{operation}: {causes}")
+    } else {
+        format!("{operation}: {class}: {causes}")
+    }
 }
 
 /// Longest text kept of one cause: some print a whole HTTP response.
@@ -110,5 +116,31 @@ mod tests {
         assert!(!text.contains('\n'));
         assert!(text.chars().count() < 400, "{}", text.len());
         assert!(text.ends_with('…'));
+    }
+
+    /// `describe` names the kind of SDK failure, which the SDK error's own text often is:
+    /// doctor's lines and the WARN logs read "DescribeTable: dispatch failure: dispatch
+    /// failure: …" and "service error: service error: …".
+    #[test]
+    fn the_kind_of_failure_is_named_once() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err: SdkError<Layer, ()> = SdkError::dispatch_failure(ConnectorError::io(io.into()));
+        let text = describe("DescribeTable", &err);
+        assert_eq!(text.matches("dispatch failure").count(), 1, "{text}");
+        assert!(
+            text.starts_with("DescribeTable: dispatch failure: "),
+            "{text}"
+        );
+        assert!(text.contains("refused"), "{text}");
+        let err: SdkError<Layer, ()> =
+            SdkError::service_error(Layer("QueueDoesNotExist".into(), None), ());
+        let text = describe("GetQueueAttributes", &err);
+        assert_eq!(text.matches("service error").count(), 1, "{text}");
+        assert!(text.contains("QueueDoesNotExist"), "{text}");
+        // A kind whose own text differs keeps both.
+        let err: SdkError<Layer, ()> = SdkError::timeout_error(Layer("slow".into(), None));
+        let text = describe("PutObject", &err);
+        assert!(text.starts_with("PutObject: timeout: "), "{text}");
     }
 }

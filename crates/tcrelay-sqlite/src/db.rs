@@ -198,7 +198,7 @@ impl SqliteStore {
     > {
         let sqlite = move |source| OpenError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            reason: source,
         };
         let conn = Connection::open_with_flags(
             path,
@@ -232,7 +232,7 @@ impl SqliteStore {
     ) -> Result<Self, OpenError> {
         let sqlite = |source| OpenError::Sqlite {
             path: path.clone(),
-            source,
+            reason: source,
         };
         // The busy timeout is in force since `connect`, so switching to WAL and migrating wait
         // for another process's lock too.
@@ -457,7 +457,7 @@ impl ExistingFile {
     fn sqlite(&self, source: rusqlite::Error) -> OpenError {
         OpenError::Sqlite {
             path: self.path.clone(),
-            source,
+            reason: source,
         }
     }
 }
@@ -471,7 +471,7 @@ fn connect(
 ) -> Result<Connection, OpenError> {
     let sqlite = |source| OpenError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        reason: source,
     };
     // Our mutex serialises use of the connection; SQLite's own would be redundant.
     let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)

@@ -90,13 +90,13 @@ fn is_corrupt(e: &rusqlite::Error) -> bool {
 pub enum OpenError {
     /// SQLite could not open the file, set it up, or migrate its schema (a directory that does
     /// not exist, no permission, not a database, locked by another process for too long).
-    #[error("cannot open SQLite database {path}: {source}")]
+    #[error("cannot open SQLite database {path}: {reason}")]
     Sqlite {
         /// The file.
         path: PathBuf,
-        /// SQLite's reason.
-        #[source]
-        source: rusqlite::Error,
+        /// SQLite's reason. Quoted in the message, so not a `source` too: a report of the
+        /// cause chain (`{:#}`) would print it again, and SQLite's own code a third time.
+        reason: rusqlite::Error,
     },
     /// The file's schema is newer than this build knows: refuse rather than misread it.
     #[error(

@@ -403,6 +403,11 @@ fn bad_flags_and_settings_are_named() {
         "{}",
         stderr(&o)
     );
+    assert!(
+        stderr(&o).contains("give another --listen"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = tcrelay(&["serve", "--poll-interval", "soon"], &[cred]);
     assert!(!o.status.success());
@@ -881,6 +886,205 @@ fn a_taken_admin_address_stops_serve_before_it_announces_or_serves() {
         "{}",
         stderr(&o)
     );
+    // Which of the two addresses, by its flag.
+    assert!(stderr(&o).contains("--admin-listen"), "{}", stderr(&o));
     // The OS's reason once, not again as a cause.
     assert_eq!(stderr(&o).matches("os error").count(), 1, "{}", stderr(&o));
+}
+
+/// A stdout whose reader is already gone: every write the command makes fails with EPIPE, as
+/// under `tcrelay ... | head -1` once `head` has its line.
+fn reader_gone() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer.into()
+}
+
+/// Runs the built `tcrelay` with `args`, its stdout a pipe nobody reads ([`reader_gone`]).
+fn tcrelay_reader_gone(args: &[&str], env: &[(&str, &str)]) -> Output {
+    common::command(env)
+        .args(args)
+        .stdout(reader_gone())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run tcrelay")
+}
+
+/// `tcrelay doctor | head -1`, `tcrelay quarantine drop 1 2 3 | head -1`: a reader that goes
+/// away after the first line must neither cut a command's work short (the other ids left
+/// undone) nor turn its failure (a missing id, a failed check) into exit code 0, nor panic.
+/// Before, the first write's EPIPE ended every command at once with exit code 0.
+#[tokio::test]
+async fn a_reader_that_goes_away_cuts_no_work_short_and_hides_no_failure() {
+    use tcrelay_core::ports::{Quarantine as _, QuarantinedRequest};
+
+    let (dir, db, store) = queue_db();
+    let db = db.as_str();
+    store
+        .enqueue(&[envelope("o-1", 1), envelope("o-2", 2)])
+        .await
+        .unwrap();
+    for n in 0..3 {
+        store
+            .keep(&QuarantinedRequest {
+                received_at: chrono::Utc::now(),
+                method: "POST".to_owned(),
+                uri: "/webhook/orders".to_owned(),
+                content_type: Some("application/json".to_owned()),
+                headers: Vec::new(),
+                body: format!("{{\"broken\": {n}").into_bytes(),
+                reason: "malformed JSON".to_owned(),
+            })
+            .await
+            .unwrap();
+    }
+    let kept = || {
+        let o = tcrelay(&["--db", db, "quarantine", "list", "--json"], &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).lines().count()
+    };
+    assert_eq!(kept(), 3);
+
+    // Every id dropped, not only the first whose line found the reader gone.
+    let o = tcrelay_reader_gone(&["--db", db, "quarantine", "drop", "1", "2"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(kept(), 1, "drop stopped at the first id");
+    // A mistyped id is still a failure.
+    let o = tcrelay_reader_gone(&["--db", db, "quarantine", "drop", "3", "99"], &[]);
+    assert!(!o.status.success(), "drop of a missing id succeeded");
+    assert!(stderr(&o).contains("99"), "{}", stderr(&o));
+    assert_eq!(kept(), 0);
+
+    let o = tcrelay_reader_gone(&["--db", db, "queue", "ack", "1", "99"], &[]);
+    assert!(!o.status.success(), "ack of a missing id succeeded");
+    assert!(stderr(&o).contains("99"), "{}", stderr(&o));
+    assert_eq!(stats(db)["acked"], 1);
+
+    // A replay that keeps the request: exit code 1, as with a reader.
+    store
+        .keep(&QuarantinedRequest {
+            received_at: chrono::Utc::now(),
+            method: "POST".to_owned(),
+            uri: "/webhook/orders".to_owned(),
+            content_type: Some("application/json".to_owned()),
+            headers: Vec::new(),
+            body: b"{\"broken\": ".to_vec(),
+            reason: "malformed JSON".to_owned(),
+        })
+        .await
+        .unwrap();
+    let o = tcrelay_reader_gone(
+        &["--db", db, "quarantine", "replay", "--all"],
+        &[("TCRELAY_WEBHOOK_BASIC", "tc:pw")],
+    );
+    assert!(
+        !o.status.success(),
+        "a replay that kept its entry succeeded"
+    );
+    assert_eq!(kept(), 1);
+
+    // A failed check after the first line (`doctor | head -1`): still a failure.
+    let foreign = other_applications_database(&dir);
+    let o = tcrelay_reader_gone(&["--db", foreign.to_str().unwrap(), "doctor"], &[]);
+    assert!(!o.status.success(), "doctor's FAIL became exit code 0");
+
+    // No panic (clap_complete's writer panics on a write error).
+    let o = tcrelay_reader_gone(&["completions", "bash"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+/// The docs' `--db /var/lib/tcrelay/tcrelay.db` on a machine where the folder was never made:
+/// `serve` and `cursor set` (the commands that create the file) said "unable to open database
+/// file" three times and the path four, but not that the folder is missing, nor what to do.
+#[test]
+fn a_database_in_a_missing_folder_is_named_once_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("no-such-folder");
+    let path = folder.join("tcrelay.db");
+    let db = path.to_str().unwrap();
+    let recent = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    for (args, env) in [
+        (
+            vec!["--db", db, "serve", "--listen", "127.0.0.1:0"],
+            vec![("TCRELAY_WEBHOOK_BASIC", "tc:pw")],
+        ),
+        (vec!["--db", db, "cursor", "set", "orders", &recent], vec![]),
+    ] {
+        let o = tcrelay(&args, &env);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = stderr(&o);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("{args:?}: no error line: {err}"));
+        assert!(
+            line.contains(&format!("{} does not exist", folder.display())),
+            "{args:?}: {line}"
+        );
+        assert!(line.contains("--db"), "{args:?}: {line}");
+        assert_eq!(line.matches(db).count(), 1, "{args:?}: {line}");
+        assert!(!folder.exists(), "{args:?} created the folder");
+    }
+}
+
+/// A file that is not SQLite at all (a mistyped `--db` onto a log file, a torn copy): the
+/// error said SQLite's reason three times ("file is not a database: file is not a database:
+/// Error code 26: file is not a database"), printing the cause chain of an error whose message
+/// already quoted it.
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_in_one_plain_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
+    let db = path.to_str().unwrap();
+    for args in [&["queue", "stats"][..], &["queue", "ack", "1"]] {
+        let o = tcrelay(&[&["--db", db][..], args].concat(), &[]);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(err.matches("not a database").count(), 1, "{args:?}: {err}");
+        assert!(err.contains(db), "{args:?}: {err}");
+    }
+}
+
+/// Ctrl-C stops `serve` gracefully: it waits for the requests in flight, up to their budget
+/// (25 s by default) and a send that outlived one (30 s more). An operator at a terminal who
+/// presses Ctrl-C again wants out now, as with most servers; before, the second SIGINT was
+/// swallowed by the handler of the first and the wait went on. (A supervisor's SIGTERM keeps
+/// the graceful wait: only a second SIGINT cuts it short.)
+#[tokio::test]
+async fn a_second_ctrl_c_stops_serve_without_waiting_for_requests_in_flight() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let mut serve = common::serve(db.to_str().unwrap(), &[("TCRELAY_WEBHOOK_BASIC", "tc:pw")])
+        .expect("serve starts");
+    // A request whose body never arrives: in flight until its 25 s budget runs out.
+    let mut stalled = tokio::net::TcpStream::connect(&serve.addr).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /webhook/orders HTTP/1.1\r\nhost: x\r\nauthorization: Basic dGM6cHc=\r\n\
+              content-type: application/json\r\ncontent-length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    serve.signal("INT");
+    // The first waits for the request in flight.
+    assert!(
+        serve
+            .wait_for_exit(std::time::Duration::from_secs(1))
+            .is_none(),
+        "the first Ctrl-C did not wait for the request in flight"
+    );
+    serve.signal("INT");
+    let status = serve
+        .wait_for_exit(std::time::Duration::from_secs(5))
+        .expect("a second Ctrl-C did not stop serve");
+    assert!(!status.success(), "cut short, it exits non-zero: {status}");
+    drop(stalled);
 }
