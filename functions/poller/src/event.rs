@@ -392,18 +392,9 @@ mod tests {
         }
     }
 
-    /// A margin that takes the invocation's whole time leaves every run nothing to do: it would
-    /// stop at its first check and report success (`stop: deadline`, no page), and only the
-    /// cursor-age alarm, an hour on, would say something is wrong, without saying what. The
-    /// invocation fails instead, naming the setting.
-    #[tokio::test]
-    async fn a_time_margin_that_takes_the_whole_invocation_is_refused_naming_it() {
-        use std::sync::Arc;
-        use std::time::{Duration, SystemTime};
-        use tcrelay_core::testing::{MemoryDedupe, MemorySink};
-        use tcrelay_poll::DeadlineAt;
-        use tcrelay_poll::testing::{MemoryCursorStore, ScriptedPollApi, order_json};
-
+    /// A scripted Tradecloud holding one order, for the tests of a run's time.
+    fn api_with_one_order() -> tcrelay_poll::testing::ScriptedPollApi {
+        use tcrelay_poll::testing::{ScriptedPollApi, order_json};
         let api = ScriptedPollApi::new();
         api.with_world(|w| {
             let at = 1_735_689_600_000;
@@ -414,6 +405,22 @@ mod tests {
                 order_json("o1", 1, at, &[("l1", at, "Issued", None)]),
             );
         });
+        api
+    }
+
+    /// A margin that takes the invocation's whole time leaves every run nothing to do: it would
+    /// stop at its first check and report success (`stop: deadline`, no page), and only the
+    /// cursor-age alarm, an hour on, would say something is wrong, without saying what. The
+    /// invocation fails instead, naming the setting.
+    #[tokio::test]
+    async fn a_time_margin_that_takes_the_whole_invocation_is_refused_naming_it() {
+        use std::sync::Arc;
+        use std::time::{Duration, SystemTime};
+        use tcrelay_core::testing::{MemoryDedupe, MemorySink};
+        use tcrelay_poll::DeadlineAt;
+        use tcrelay_poll::testing::MemoryCursorStore;
+
+        let api = api_with_one_order();
         let sink = Arc::new(MemorySink::new());
         let ports = PollPorts {
             api: Arc::new(api),
@@ -457,7 +464,7 @@ mod tests {
         use std::sync::Arc;
         use tcrelay_core::ports::ApiError;
         use tcrelay_core::testing::{MemoryDedupe, MemorySink};
-        use tcrelay_poll::testing::{MemoryCursorStore, ScriptedPollApi, order_json};
+        use tcrelay_poll::testing::{MemoryCursorStore, ScriptedPollApi};
         use tcrelay_poll::{NoDeadline, PageRequest, PollApi, PolledPage};
 
         /// Slow pages, so the two invocations overlap.
@@ -470,16 +477,7 @@ mod tests {
             }
         }
 
-        let api = ScriptedPollApi::new();
-        api.with_world(|w| {
-            let at = 1_735_689_600_000;
-            w.put(
-                PollStream::Orders,
-                "o1",
-                at,
-                order_json("o1", 1, at, &[("l1", at, "Issued", None)]),
-            );
-        });
+        let api = api_with_one_order();
         let ports = PollPorts {
             api: Arc::new(Slow(api)),
             cursors: Arc::new(MemoryCursorStore::new()),

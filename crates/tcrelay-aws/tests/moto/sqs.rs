@@ -344,18 +344,12 @@ async fn the_claim_check_threshold_counts_attributes_and_is_configurable() {
     assert_eq!(envelope_of(&read_back), e);
 }
 
-/// `TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES` above the queue's own `MaximumMessageSize` (1 MiB set
-/// for a queue of the old 256 KiB): every envelope between the two would be refused by SQS,
-/// answered 503 for ever (Tradecloud retrying it without end) and fail every poll run at its
-/// page (the cursor stuck). The queue's limit, once known, caps the override, so such an
-/// envelope is claim-checked instead; a queue that cannot be asked leaves the override as set.
-#[tokio::test]
-async fn an_override_above_the_queues_own_limit_claim_checks_instead_of_failing_for_ever() {
-    let clients = moto_clients().await;
-    let url = clients
+/// A queue created with the old 256 KiB `MaximumMessageSize` (SQS's limit before 1 MiB).
+async fn old_256_kib_queue(clients: &AwsClients, name: &str) -> String {
+    clients
         .sqs
         .create_queue()
-        .queue_name(tcrelay_aws::testing::unique_name("small-override"))
+        .queue_name(tcrelay_aws::testing::unique_name(name))
         .attributes(
             aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
             "262144",
@@ -364,7 +358,18 @@ async fn an_override_above_the_queues_own_limit_claim_checks_instead_of_failing_
         .await
         .unwrap()
         .queue_url
-        .unwrap();
+        .unwrap()
+}
+
+/// `TCRELAY_CLAIM_CHECK_THRESHOLD_BYTES` above the queue's own `MaximumMessageSize` (1 MiB set
+/// for a queue of the old 256 KiB): every envelope between the two would be refused by SQS,
+/// answered 503 for ever (Tradecloud retrying it without end) and fail every poll run at its
+/// page (the cursor stuck). The queue's limit, once known, caps the override, so such an
+/// envelope is claim-checked instead; a queue that cannot be asked leaves the override as set.
+#[tokio::test]
+async fn an_override_above_the_queues_own_limit_claim_checks_instead_of_failing_for_ever() {
+    let clients = moto_clients().await;
+    let url = old_256_kib_queue(&clients, "small-override").await;
     let bucket = create_bucket(&clients, "tcrelay").await;
     let too_high = ClaimCheckSettings {
         threshold: Some(1_048_576),
@@ -408,19 +413,7 @@ async fn an_override_above_the_queues_own_limit_claim_checks_instead_of_failing_
 #[tokio::test]
 async fn a_256_kib_queue_claim_checks_above_its_own_limit_in_either_format() {
     let clients = moto_clients().await;
-    let url = clients
-        .sqs
-        .create_queue()
-        .queue_name(tcrelay_aws::testing::unique_name("small"))
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
-            "262144",
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let url = old_256_kib_queue(&clients, "small").await;
     let bucket = create_bucket(&clients, "tcrelay").await;
     let defaults = ClaimCheckSettings::default();
     assert_eq!(
