@@ -137,8 +137,29 @@ pub fn http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::Invalid {
             var,
-            reason: format!("{url:?} is not an http(s) URL"),
+            reason: format!("{} is not an http(s) URL", shown_url(url)),
         })
+    }
+}
+
+/// `url` as a settings error may show it: without the user name and password a URL may carry
+/// (`https://user:secret@host/`), which must reach no log. A text with an `@` left in it after
+/// that (one that is no URL, or whose `@` is not read as a user name's end) is not shown at
+/// all, since a credential in it cannot be told apart.
+fn shown_url(url: &str) -> String {
+    let shown = match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            // Both only fail for URLs that cannot hold a user name, which then hold none.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.as_str().to_owned()
+        }
+        Err(_) => url.to_owned(),
+    };
+    if shown.contains('@') {
+        "the URL (not shown: it may hold a credential)".to_owned()
+    } else {
+        format!("{shown:?}")
     }
 }
 
@@ -150,7 +171,7 @@ pub fn https_url_unless_local(var: &'static str, url: &str) -> Result<(), Config
     // split read `http://host\@localhost/` as local while the client sends to `host`.
     let parsed = url::Url::parse(url).map_err(|e| ConfigError::Invalid {
         var,
-        reason: format!("{url:?} is not a URL: {e}"),
+        reason: format!("{} is not a URL: {e}", shown_url(url)),
     })?;
     if parsed.scheme() == "https" {
         return Ok(());
@@ -167,8 +188,9 @@ pub fn https_url_unless_local(var: &'static str, url: &str) -> Result<(), Config
         Err(ConfigError::Invalid {
             var,
             reason: format!(
-                "{url:?} is plain http to another host, which would send the login in clear \
-                 text: use https"
+                "{} is plain http to another host, which would send the login in clear text: \
+                 use https",
+                shown_url(url)
             ),
         })
     }
@@ -203,6 +225,29 @@ mod tests {
             let err = https_url_unless_local("V", refused).unwrap_err();
             assert!(err.to_string().contains("V"), "{refused}: {err}");
         }
+    }
+
+    /// A URL may carry a user name and password; the error that refuses it names the URL for
+    /// the operator, but never them.
+    #[test]
+    fn urls_in_setting_errors_carry_no_credential() {
+        for refused in [
+            "http://tc-user:pa55word@api.tradecloud1.com/v2",
+            "ftp://tc-user:pa55word@127.0.0.1/",
+            "http://tc-user:pa55word@[::1/v2",
+            "api.tradecloud1.com:pa55word@x",
+        ] {
+            let err = https_url_unless_local("V", refused)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("pa55word"), "{refused}: {err}");
+            assert!(!err.contains("tc-user"), "{refused}: {err}");
+            assert!(err.contains("V"), "{refused}: {err}");
+        }
+        let err = https_url_unless_local("V", "http://u:pa55word@example.com/v2")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"http://example.com/v2\""), "{err}");
     }
 
     #[test]
