@@ -916,7 +916,7 @@ fn tcrelay_reader_gone(args: &[&str], env: &[(&str, &str)]) -> Output {
 /// Before, the first write's EPIPE ended every command at once with exit code 0.
 #[tokio::test]
 async fn a_reader_that_goes_away_cuts_no_work_short_and_hides_no_failure() {
-    use tcrelay_core::ports::{Quarantine as _, QuarantinedRequest};
+    use tcrelay_core::ports::Quarantine as _;
 
     let (dir, db, store) = queue_db();
     let db = db.as_str();
@@ -926,15 +926,7 @@ async fn a_reader_that_goes_away_cuts_no_work_short_and_hides_no_failure() {
         .unwrap();
     for n in 0..3 {
         store
-            .keep(&QuarantinedRequest {
-                received_at: chrono::Utc::now(),
-                method: "POST".to_owned(),
-                uri: "/webhook/orders".to_owned(),
-                content_type: Some("application/json".to_owned()),
-                headers: Vec::new(),
-                body: format!("{{\"broken\": {n}").into_bytes(),
-                reason: "malformed JSON".to_owned(),
-            })
+            .keep(&malformed_post(format!("{{\"broken\": {n}").into_bytes()))
             .await
             .unwrap();
     }
@@ -962,15 +954,7 @@ async fn a_reader_that_goes_away_cuts_no_work_short_and_hides_no_failure() {
 
     // A replay that keeps the request: exit code 1, as with a reader.
     store
-        .keep(&QuarantinedRequest {
-            received_at: chrono::Utc::now(),
-            method: "POST".to_owned(),
-            uri: "/webhook/orders".to_owned(),
-            content_type: Some("application/json".to_owned()),
-            headers: Vec::new(),
-            body: b"{\"broken\": ".to_vec(),
-            reason: "malformed JSON".to_owned(),
-        })
+        .keep(&malformed_post(b"{\"broken\": ".to_vec()))
         .await
         .unwrap();
     let o = tcrelay_reader_gone(
@@ -1087,4 +1071,18 @@ async fn a_second_ctrl_c_stops_serve_without_waiting_for_requests_in_flight() {
         .expect("a second Ctrl-C did not stop serve");
     assert!(!status.success(), "cut short, it exits non-zero: {status}");
     drop(stalled);
+}
+
+/// A POST to the orders route that the webhook refused as malformed JSON, as the quarantine
+/// keeps it.
+fn malformed_post(body: Vec<u8>) -> tcrelay_core::ports::QuarantinedRequest {
+    tcrelay_core::ports::QuarantinedRequest {
+        received_at: chrono::Utc::now(),
+        method: "POST".to_owned(),
+        uri: "/webhook/orders".to_owned(),
+        content_type: Some("application/json".to_owned()),
+        headers: Vec::new(),
+        body,
+        reason: "malformed JSON".to_owned(),
+    }
 }

@@ -225,6 +225,12 @@ fn in_progress_claims_outlive_the_function_that_holds_them() {
     }
 }
 
+/// The one parameter without a default, set as a deployment would set it.
+const REQUIRED: [(&str, &str); 1] = [(
+    "WebhookSecretArn",
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tradecloud-webhook-AbCdEf",
+)];
+
 #[test]
 fn every_number_a_parameter_allows_passes_the_functions_settings() {
     // A parameter that accepts more than the code would deploy cleanly and then fail every
@@ -234,10 +240,6 @@ fn every_number_a_parameter_allows_passes_the_functions_settings() {
     let parameters = template.root["Parameters"]
         .as_mapping()
         .expect("parameters");
-    let required = [(
-        "WebhookSecretArn",
-        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tradecloud-webhook-AbCdEf",
-    )];
     let mut checked = 0;
     for (name, parameter) in parameters {
         let name = name.as_str().expect("parameter name");
@@ -256,7 +258,7 @@ fn every_number_a_parameter_allows_passes_the_functions_settings() {
                     .as_u64()
                     .unwrap_or_else(|| panic!("{name} feeds {function} but has no {bound}"))
                     .to_string();
-                let mut overrides: BTreeMap<&str, &str> = required.into_iter().collect();
+                let mut overrides: BTreeMap<&str, &str> = REQUIRED.into_iter().collect();
                 overrides.insert(name, &value);
                 // Panics with the parser's own message when the value is refused.
                 reads(function, &template.resolved(function, &overrides));
@@ -276,10 +278,6 @@ fn every_value_a_parameter_lists_passes_the_functions_settings_or_a_rule_refuses
     let parameters = template.root["Parameters"]
         .as_mapping()
         .expect("parameters");
-    let required = [(
-        "WebhookSecretArn",
-        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tradecloud-webhook-AbCdEf",
-    )];
     let rules: Vec<String> = template.root["Rules"]
         .as_mapping()
         .expect("rules")
@@ -308,7 +306,7 @@ fn every_value_a_parameter_lists_passes_the_functions_settings_or_a_rule_refuses
             }
             for value in allowed {
                 let value = value.as_str().expect("allowed values are strings");
-                let mut overrides: BTreeMap<&str, &str> = required.into_iter().collect();
+                let mut overrides: BTreeMap<&str, &str> = REQUIRED.into_iter().collect();
                 overrides.insert(name, value);
                 checked += 1;
                 let Err(refusal) = parse(function, &template.resolved(function, &overrides)) else {
