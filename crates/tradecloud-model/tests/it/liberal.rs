@@ -557,3 +557,22 @@ fn character_references_a_java_writer_makes_read_as_the_json_twin() {
         Err(DecodeError::Xml { .. })
     ));
 }
+
+#[test]
+fn a_key_given_twice_in_json_is_read_by_its_last_value_as_downstream_parsers_read_it() {
+    // JSON leaves duplicate keys to the reader; serde_json, Jackson, JavaScript, Python, Go and
+    // .NET all keep the last. The relay refuses nothing for it (a 400 loses the message) and
+    // keys, filters and forwards by the same last value a consumer will read from the text.
+    let json = r#"{"eventName":"OrderIssuedByBuyer","eventName":"OrderLinesAcceptedBySupplier",
+        "orderEvent":{"orderId":"o-first","version":1,"orderId":"o-last","version":2,
+        "lines":[{"id":"l-first","id":"l-last"}],"lastUpdatedAt":"2026-01-01T00:00:00Z",
+        "lastUpdatedAt":"2026-01-02T00:00:00Z"}}"#;
+    let d = decode_webhook(json.as_bytes(), Some("application/json")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(d.body.event_name, "OrderLinesAcceptedBySupplier");
+    assert_eq!(d.body.object_id(), "o-last");
+    assert_eq!(d.body.version(), Some(2));
+    assert_eq!(d.body.line_ids(), ["l-last"]);
+    assert_eq!(d.body.last_updated_at(), Some("2026-01-02T00:00:00Z"));
+    assert_eq!(d.payload, last);
+}
