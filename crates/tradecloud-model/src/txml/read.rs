@@ -27,9 +27,14 @@ pub const MAX_DEPTH: usize = 64;
 /// Where an element's value goes in its parent object.
 #[derive(Clone, Copy)]
 enum Slot<'a> {
-    /// One item of the list `key`; `named_as_list` when the element carries the list's own
-    /// name rather than its item's (how `"documents": null` is written).
-    Item { key: &'a str, named_as_list: bool },
+    /// One item of the list `key`, whose items' own name is `item`; `named_as_list` when the
+    /// element carries the list's own name rather than its item's (how `"documents": null` is
+    /// written, and a wrapping writer's wrapper: `<lines><line>…</line></lines>`).
+    Item {
+        key: &'a str,
+        named_as_list: bool,
+        item: &'a str,
+    },
     /// The field `key`, known to the schema.
     Field { key: &'a str },
     /// A field the schema does not know: repeated, it becomes a list.
@@ -68,6 +73,9 @@ struct Frame<'a> {
     /// element closes, unless more items came (then the items are named by the list, and the
     /// empty one is an item). A few names at most: the lists of one object.
     empty_lists: Option<Vec<&'a str>>,
+    /// Whether an item of the list this element is named after was read inside it: the
+    /// element is the list's wrapper ([`Slot::Item`]).
+    wraps: bool,
 }
 
 impl<'a> Frame<'a> {
@@ -112,6 +120,7 @@ fn resolve<'a>(
                 Slot::Item {
                     key: fld.name,
                     named_as_list: element == fld.name && *item != fld.name,
+                    item,
                 },
                 Some(*of),
             ),
@@ -123,6 +132,7 @@ fn resolve<'a>(
             Slot::Item {
                 key: list,
                 named_as_list: false,
+                item: element,
             },
             of,
         );
@@ -132,6 +142,7 @@ fn resolve<'a>(
             Slot::Item {
                 key: element,
                 named_as_list: *item != element,
+                item,
             },
             Some(*of),
         ),
@@ -345,7 +356,7 @@ impl<'a> Doc<'a, '_> {
                 dropped.push(name.to_owned());
             }
         }
-        let (slot, shape) = match self.stack.last() {
+        let (slot, shape) = match self.stack.last_mut() {
             None => {
                 // The root's name carries no data (JSON has no root) and is known only from
                 // the Swagger UI's example of the order webhook: another name must not cost
@@ -361,7 +372,26 @@ impl<'a> Doc<'a, '_> {
                 }
                 (Slot::Field { key: name }, Some(self.shape))
             }
-            Some(parent) => resolve(parent.shape, name),
+            Some(parent) => match parent.slot {
+                // An item inside an element named as its list: the list wrapped, as a
+                // wrapping writer puts it. The items are the list's, of its items' shape.
+                Slot::Item {
+                    key,
+                    named_as_list: true,
+                    item,
+                } if name == item => {
+                    parent.wraps = true;
+                    (
+                        Slot::Item {
+                            key,
+                            named_as_list: false,
+                            item,
+                        },
+                        parent.shape,
+                    )
+                }
+                _ => resolve(parent.shape, name),
+            },
         };
         let frame = Frame {
             qname,
@@ -373,6 +403,7 @@ impl<'a> Doc<'a, '_> {
             map: None,
             repeated: None,
             empty_lists: None,
+            wraps: false,
         };
         for name in dropped {
             let path = if self.out.kept().len() < crate::lenient::MAX_KEPT {
@@ -504,13 +535,22 @@ impl<'a> Doc<'a, '_> {
             .ok_or_else(|| xml_error(self.at(start), "closing tag without an opening tag"))?;
         let mut frame = frame;
         let empty = frame.is_empty();
-        let value = self.value_of(&mut frame)?;
+        // A wrapper holding only its items gives its parent those items.
+        let spread = frame.wraps && frame.map.as_ref().is_some_and(|map| map.len() == 1);
+        let value = if spread {
+            let map = frame.map.take().expect("checked");
+            map.into_iter()
+                .next()
+                .map_or(Value::Null, |(_, items)| items)
+        } else {
+            self.value_of(&mut frame)?
+        };
         match self.stack.last_mut() {
             None => {
                 self.done = Some(value);
                 Ok(())
             }
-            Some(_) => self.attach(frame, value, empty),
+            Some(_) => self.attach(frame, value, empty, spread),
         }
     }
 
@@ -573,8 +613,15 @@ impl<'a> Doc<'a, '_> {
     }
 
     /// Attaches a finished child's `value` to its parent; `empty` when the child had no
-    /// content ([`Frame::is_empty`]).
-    fn attach(&mut self, child: Frame<'a>, value: Value, empty: bool) -> Result<(), DecodeError> {
+    /// content ([`Frame::is_empty`]), `spread` when it was a list's wrapper and `value` the
+    /// list's items.
+    fn attach(
+        &mut self,
+        child: Frame<'a>,
+        value: Value,
+        empty: bool,
+        spread: bool,
+    ) -> Result<(), DecodeError> {
         let key = child.slot.key();
         let parent = self.stack.last_mut().expect("attach has a parent");
         if parent.map.is_none() {
@@ -601,6 +648,18 @@ impl<'a> Doc<'a, '_> {
                 }
             }
             Slot::Item { named_as_list, .. } => match map.get_mut(key) {
+                Some(Value::Array(items)) if spread => {
+                    if let Some(lists) = parent.empty_lists.as_mut()
+                        && lists.contains(&key)
+                    {
+                        // An empty wrapper before this one was the empty list, not an item.
+                        items.clear();
+                        lists.retain(|list| *list != key);
+                    }
+                    if let Value::Array(more) = value {
+                        items.extend(more);
+                    }
+                }
                 Some(Value::Array(items)) => {
                     items.push(value);
                     if let Some(lists) = parent.empty_lists.as_mut() {
@@ -621,6 +680,10 @@ impl<'a> Doc<'a, '_> {
                         message: format!("<{}> after the list was given as nil", child.name()),
                         at: Some(self.at(child.offset as u64)),
                     });
+                }
+                None if spread => {
+                    self.budget.charge(1)?;
+                    map.insert(key.to_owned(), value);
                 }
                 None => {
                     self.budget.charge(1)?;

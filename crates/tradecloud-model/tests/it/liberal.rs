@@ -576,3 +576,30 @@ fn a_key_given_twice_in_json_is_read_by_its_last_value_as_downstream_parsers_rea
     assert_eq!(d.body.last_updated_at(), Some("2026-01-02T00:00:00Z"));
     assert_eq!(d.payload, last);
 }
+
+#[test]
+fn a_list_wrapped_in_an_element_of_its_own_name_reads_as_the_list() {
+    // The wrapping that writes an empty list as `<lines/>` (Jackson's XmlMapper's default)
+    // writes a list of items inside the same wrapper: `<lines><line>…</line></lines>`. Read
+    // as one item holding a list, it forwarded `lines: [{lines: [...]}]`, items untyped.
+    let xml = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+        <orderId>o-1</orderId>\
+        <buyerOrder><notes><note>a</note><note>b</note></notes>\
+          <documents><document><code>d-1</code></document></documents></buyerOrder>\
+        <lines>\
+          <line><id>l-1</id><deliverySchedule><deliveryScheduleLine><position>1</position>\
+            <quantity>2.50</quantity></deliveryScheduleLine><deliveryScheduleLine>\
+            <position>2</position><quantity>1</quantity></deliveryScheduleLine>\
+          </deliverySchedule></line>\
+          <line><id>l-2</id><buyerLine><item><dimensions><dimension><attribute>mass</attribute>\
+            <measure>5</measure></dimension></dimensions></item></buyerLine></line>\
+        </lines></orderEvent></WebhookBody>";
+    let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1",
+        "buyerOrder":{"notes":["a","b"],"documents":[{"code":"d-1"}]},
+        "lines":[{"id":"l-1","deliverySchedule":[{"position":"1","quantity":2.50},
+            {"position":"2","quantity":1}]},
+          {"id":"l-2","buyerLine":{"item":{"dimensions":[{"attribute":"mass","measure":5}]}}}]}}"#;
+    let d = assert_txml_twin(xml, json);
+    assert_eq!(d.body.line_ids(), ["l-1", "l-2"]);
+    assert!(d.leniencies.is_empty(), "{:?}", d.leniencies);
+}
