@@ -51,11 +51,15 @@ pub const TCRELAY_DEDUPE_TTL_DAYS: &str = "TCRELAY_DEDUPE_TTL_DAYS";
 pub const TCRELAY_IN_PROGRESS_EXPIRY_SECONDS: &str = "TCRELAY_IN_PROGRESS_EXPIRY_SECONDS";
 /// Default for [`TRADECLOUD_API_URL`]: production.
 pub const DEFAULT_TRADECLOUD_API_URL: &str = "https://api.tradecloud1.com/v2";
-/// Default body limit: 3,000,000 bytes. Lambda's 6 MB payload limit applies to the whole
-/// event, in which API Gateway writes the body as a JSON string, and escaping can double it;
-/// a larger body would be refused by Lambda (API Gateway's 500, which Tradecloud drops) instead
-/// of answered 413 and kept by us. Tradecloud's largest order (500 lines) is about 1.3 MB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 3_000_000;
+/// Default body limit: 6 MiB (6,291,456 bytes), Lambda's limit for a synchronous invocation's
+/// whole event. A body that reaches the function is within it, so in a Lambda the relay
+/// refuses none that Lambda delivered: whatever the relay answers 413, Tradecloud drops. The
+/// limit was half of it once (API Gateway can write the body escaped, up to twice its size),
+/// but a body too large for the event never reaches the function whatever this limit is, and
+/// a tXML order of 500 lines as Tradecloud's own examples fill them is about 3.6 MB (its JSON
+/// twin about 2 MB). Decoding a body of this size stays within the memory bound
+/// (`tradecloud-model`'s `tests/memory.rs`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// Most lines a webhook event may carry; more are answered 413 and quarantined.
 pub const TCRELAY_MAX_LINES: &str = "TCRELAY_MAX_LINES";
 /// Default `Retry-After`: 30 s.
@@ -490,7 +494,7 @@ mod tests {
         let c = Config::from_env_map(&full()).unwrap();
         assert_eq!(c.tradecloud.api_url, DEFAULT_TRADECLOUD_API_URL);
         assert_eq!(c.tradecloud.login, None);
-        assert_eq!(c.webhook.max_body_bytes, 3_000_000);
+        assert_eq!(c.webhook.max_body_bytes, 6_291_456);
         assert_eq!(c.webhook.retry_after, Duration::from_secs(30));
         assert_eq!(c.webhook.credentials.basic_count(), 2);
         assert!(c.webhook.filter.admits("Anything"));

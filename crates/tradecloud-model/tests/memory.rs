@@ -66,7 +66,7 @@ fn status_bytes(field: &str) -> usize {
 
 /// The webhook's default size limit (`TCRELAY_MAX_BODY_BYTES`): the adversarial bodies below
 /// are made as large as it allows.
-const MAX_BODY_BYTES: usize = 6_000_000;
+const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 /// A JSON order event whose `lines` holds `count` copies of `item`, and what `lines` then is.
 fn json_lines(item: &str, count: usize) -> Vec<u8> {

@@ -116,3 +116,80 @@ async fn real_order_and_documents_examples_go_through_either_order_route() {
         "{orders} orders, {documents} documents"
     );
 }
+
+/// The text inside the first `<{name}>…</{name}>` of `xml`.
+fn inner<'a>(xml: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let from = xml.find(&open).expect("the element") + open.len();
+    let to = from + xml[from..].find(&format!("</{name}>")).expect("its end");
+    &xml[from..to]
+}
+
+#[tokio::test]
+async fn a_500_line_txml_order_of_tradecloud_example_lines_is_relayed_at_the_default_limit() {
+    // Tradecloud's largest order has 500 lines (docs/tradecloud.md §1.2). Here each carries
+    // the buyer line of Tradecloud's published order (sdk SendOrder/order.xml) and the
+    // supplier line of its published order response, as tXML as published: about 3.6 MB,
+    // where the JSON twin is about 2 MB (tXML names every element twice). Even base64-encoded
+    // it fits in Lambda's 6 MB event, so it reaches the function; answered 413, Tradecloud
+    // drops it.
+    if realworld_cases::load().is_none() {
+        return;
+    }
+    let dir = std::env::var("TCRELAY_REALWORLD_DIR").map_or_else(
+        |_| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/tradecloud/realworld")
+        },
+        std::path::PathBuf::from,
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("the example");
+    let order = read("sdk-dotnet__api-connector__SendOrder__order.xml");
+    let response = read("sdk-dotnet__api-connector__SendOrderResponse__order-response.xml");
+    let buyer_line = inner(&order, "line");
+    let supplier_line = inner(&response, "line");
+    let lines: String = (1..=500)
+        .map(|i| {
+            format!(
+                "<line><id>l-{i}</id><buyerLine>{buyer_line}</buyerLine>\
+                 <supplierLine>{supplier_line}</supplierLine></line>\n"
+            )
+        })
+        .collect();
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<WebhookBody>\
+         <eventName>OrderLinesAcceptedBySupplier</eventName><orderEvent><orderId>o-500</orderId>\
+         <buyerOrder>{}</buyerOrder><supplierOrder>{}</supplierOrder>{lines}</orderEvent>\
+         </WebhookBody>\n",
+        inner(&order, "order"),
+        inner(&response, "order"),
+    );
+    let lambda_payload_bytes = 6 * 1024 * 1024;
+    assert!(
+        body.len().div_ceil(3) * 4 + 64 * 1024 < lambda_payload_bytes,
+        "{} bytes: Lambda would refuse it before the relay sees it",
+        body.len()
+    );
+    let mut s = settings();
+    s.max_body_bytes = tcrelay_core::config::DEFAULT_MAX_BODY_BYTES;
+    let h = harness_with(s, true);
+    let a = send(
+        &h.router,
+        post("/webhook", Some("application/xml"), body.clone()),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::ACCEPTED,
+        "{} bytes: {}",
+        body.len(),
+        a.body
+    );
+    let sent = h.sink.envelopes();
+    assert_eq!(sent.len(), 1);
+    let payload = sent[0].payload.to_value().unwrap();
+    assert_eq!(
+        payload["orderEvent"]["lines"].as_array().map(Vec::len),
+        Some(500)
+    );
+}

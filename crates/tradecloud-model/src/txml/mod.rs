@@ -3,7 +3,9 @@
 //! The root element is the type name (`<WebhookBody>`; another name is read all the same,
 //! and reported, as the name carries no data); object fields are child elements of the
 //! same name; lists have no wrapper and repeat one element per item under a singular name
-//! (`lines` → `<line>`). [`crate::schema`] says which elements are lists and which leaves are
+//! (`lines` → `<line>`). A wrapping writer's list is read too: the items inside an element
+//! of the list's own name (`<lines><line>…</line></lines>`), and that element empty
+//! (`<lines/>`) as the empty list. [`crate::schema`] says which elements are lists and which leaves are
 //! numbers or booleans, so that reading gives exactly the JSON the same message has.
 //!
 //! Reading refuses document type declarations and any entity other than XML's predefined five,

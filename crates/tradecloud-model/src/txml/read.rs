@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use serde_json::{Map, Value};
 
 use crate::budget::{Budget, MAP_NODE_UNITS, UNIT_COST_BYTES};
@@ -27,9 +27,14 @@ pub const MAX_DEPTH: usize = 64;
 /// Where an element's value goes in its parent object.
 #[derive(Clone, Copy)]
 enum Slot<'a> {
-    /// One item of the list `key`; `named_as_list` when the element carries the list's own
-    /// name rather than its item's (how `"documents": null` is written).
-    Item { key: &'a str, named_as_list: bool },
+    /// One item of the list `key`, whose items' own name is `item`; `named_as_list` when the
+    /// element carries the list's own name rather than its item's (how `"documents": null` is
+    /// written, and a wrapping writer's wrapper: `<lines><line>…</line></lines>`).
+    Item {
+        key: &'a str,
+        named_as_list: bool,
+        item: &'a str,
+    },
     /// The field `key`, known to the schema.
     Field { key: &'a str },
     /// A field the schema does not know: repeated, it becomes a list.
@@ -62,9 +67,24 @@ struct Frame<'a> {
     /// names quadratic (a 6 MB body took 36 s). Made on the first repeat: most elements have
     /// none, and a new set draws its hash keys.
     repeated: Option<HashSet<&'a str>>,
+    /// Lists whose only item so far is an empty element under the list's own name (`<lines/>`):
+    /// Jackson's XmlMapper, wrapping lists as it does by default, writes an empty list so, and
+    /// the JSON twin has `[]`, not a list of one empty item. Such a list is emptied when this
+    /// element closes, unless more items came (then the items are named by the list, and the
+    /// empty one is an item). A few names at most: the lists of one object.
+    empty_lists: Option<Vec<&'a str>>,
+    /// Whether an item of the list this element is named after was read inside it: the
+    /// element is the list's wrapper ([`Slot::Item`]).
+    wraps: bool,
 }
 
 impl<'a> Frame<'a> {
+    /// Whether the element has no content: not nil, no children, and no text but white
+    /// space (an indented empty wrapper, `<notes>\n  </notes>`).
+    fn is_empty(&self) -> bool {
+        !self.nil && self.map.is_none() && is_blank(&self.text)
+    }
+
     /// The name without its prefix, split the way quick-xml's `local_name` splits it.
     fn name(&self) -> &'a str {
         local_part(self.qname)
@@ -100,6 +120,7 @@ fn resolve<'a>(
                 Slot::Item {
                     key: fld.name,
                     named_as_list: element == fld.name && *item != fld.name,
+                    item,
                 },
                 Some(*of),
             ),
@@ -111,6 +132,7 @@ fn resolve<'a>(
             Slot::Item {
                 key: list,
                 named_as_list: false,
+                item: element,
             },
             of,
         );
@@ -120,6 +142,7 @@ fn resolve<'a>(
             Slot::Item {
                 key: element,
                 named_as_list: *item != element,
+                item,
             },
             Some(*of),
         ),
@@ -191,6 +214,7 @@ fn read_text(
         done: None,
         out: leniencies,
         budget,
+        pending_high: None,
     }
     .read()
 }
@@ -203,6 +227,9 @@ struct Doc<'a, 'l> {
     done: Option<Value>,
     out: &'l mut Leniencies,
     budget: Budget,
+    /// The first half of a surrogate pair read from a character reference, with its offset,
+    /// waiting for the second ([`Doc::char_ref`]).
+    pending_high: Option<(u32, u64)>,
 }
 
 impl<'a> Doc<'a, '_> {
@@ -224,6 +251,12 @@ impl<'a> Doc<'a, '_> {
                 at: self.at(reader.error_position()),
                 message: e.to_string(),
             })?;
+            if self.pending_high.is_some()
+                && !matches!(&event, Event::GeneralRef(r) if r.is_char_ref())
+            {
+                // Nothing follows a surrogate's first half to pair with.
+                self.lone_surrogate()?;
+            }
             match event {
                 Event::Start(e) => self.open(&e, start)?,
                 Event::Empty(e) => {
@@ -245,12 +278,9 @@ impl<'a> Doc<'a, '_> {
                     self.push_text(t.xml10_content(), start)?;
                 }
                 Event::CData(t) => self.push_text(t.xml10_content(), start)?,
+                Event::GeneralRef(r) if r.is_char_ref() => self.char_ref(&r, start)?,
                 Event::GeneralRef(r) => {
-                    let resolved = if r.is_char_ref() {
-                        r.resolve_char_ref()
-                            .map_err(|e| xml_error(self.at(start), &e.to_string()))?
-                            .map(|c| Cow::Owned(String::from(c)))
-                    } else {
+                    let resolved = {
                         let name = r.xml10_content();
                         // Only XML's five predefined entities: nothing is ever expanded from a DTD.
                         match quick_xml::escape::resolve_xml_entity(&name) {
@@ -272,6 +302,9 @@ impl<'a> Doc<'a, '_> {
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
                 Event::Eof => break,
             }
+        }
+        if self.pending_high.is_some() {
+            self.lone_surrogate()?;
         }
         if let Some(open) = self.stack.last() {
             return Err(xml_error(
@@ -323,7 +356,7 @@ impl<'a> Doc<'a, '_> {
                 dropped.push(name.to_owned());
             }
         }
-        let (slot, shape) = match self.stack.last() {
+        let (slot, shape) = match self.stack.last_mut() {
             None => {
                 // The root's name carries no data (JSON has no root) and is known only from
                 // the Swagger UI's example of the order webhook: another name must not cost
@@ -339,7 +372,26 @@ impl<'a> Doc<'a, '_> {
                 }
                 (Slot::Field { key: name }, Some(self.shape))
             }
-            Some(parent) => resolve(parent.shape, name),
+            Some(parent) => match parent.slot {
+                // An item inside an element named as its list: the list wrapped, as a
+                // wrapping writer puts it. The items are the list's, of its items' shape.
+                Slot::Item {
+                    key,
+                    named_as_list: true,
+                    item,
+                } if name == item => {
+                    parent.wraps = true;
+                    (
+                        Slot::Item {
+                            key,
+                            named_as_list: false,
+                            item,
+                        },
+                        parent.shape,
+                    )
+                }
+                _ => resolve(parent.shape, name),
+            },
         };
         let frame = Frame {
             qname,
@@ -350,6 +402,8 @@ impl<'a> Doc<'a, '_> {
             text: Cow::Borrowed(""),
             map: None,
             repeated: None,
+            empty_lists: None,
+            wraps: false,
         };
         for name in dropped {
             let path = if self.out.kept().len() < crate::lenient::MAX_KEPT {
@@ -367,6 +421,63 @@ impl<'a> Doc<'a, '_> {
         }
         self.stack.push(frame);
         Ok(())
+    }
+
+    /// A character reference, read as the Java text its writer had: a Java writer writes a
+    /// UTF-16 unit it cannot encode as a reference of its own (an emoji as two,
+    /// `&#xd83d;&#xde00;`), a half of one cut off by a length limit alone, and U+0000 as
+    /// `&#0;`. XML allows none of these, and Jackson writes the same texts in JSON as
+    /// `\ud83d\ude00`, `\ud83d` and `\u0000`: a pair is read as its character, a lone half as
+    /// U+FFFD (reported, as in JSON), U+0000 as itself. Only a number that is no UTF-16 text's
+    /// (past U+10FFFF, or not a number) is refused.
+    fn char_ref(&mut self, r: &BytesRef<'_>, start: u64) -> Result<(), DecodeError> {
+        let code = match r.resolve_char_ref() {
+            Ok(Some(c)) => Some(u32::from(c)),
+            Ok(None) => None,
+            Err(e) => match char_ref_code(r) {
+                Some(code @ (0 | 0xD800..=0xDFFF)) => Some(code),
+                _ => return Err(xml_error(self.at(start), &e.to_string())),
+            },
+        };
+        let code =
+            code.ok_or_else(|| xml_error(self.at(start), "character reference to no character"))?;
+        match code {
+            0xD800..=0xDBFF => {
+                if self.pending_high.is_some() {
+                    self.lone_surrogate()?;
+                }
+                self.pending_high = Some((code, start));
+                Ok(())
+            }
+            0xDC00..=0xDFFF => match self.pending_high.take() {
+                Some((high, _)) => {
+                    let c = char::from_u32(0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00))
+                        .expect("a surrogate pair is a character");
+                    self.push_text(Cow::Owned(String::from(c)), start)
+                }
+                None => {
+                    self.pending_high = Some((code, start));
+                    self.lone_surrogate()
+                }
+            },
+            _ => {
+                let c = char::from_u32(code).expect("checked by quick-xml or zero");
+                self.push_text(Cow::Owned(String::from(c)), start)
+            }
+        }
+    }
+
+    /// The surrogate half held in `pending_high` has no partner: U+FFFD, reported.
+    fn lone_surrogate(&mut self) -> Result<(), DecodeError> {
+        let Some((_, at)) = self.pending_high.take() else {
+            return Ok(());
+        };
+        self.out.push_dropped_at(
+            || format!("(byte {at})"),
+            "a whole UTF-16 surrogate pair",
+            "a lone surrogate reference, read as U+FFFD",
+        );
+        self.push_text(Cow::Borrowed("\u{FFFD}"), at)
     }
 
     /// An end tag must close the innermost open element, by the same name, as XML requires
@@ -423,13 +534,23 @@ impl<'a> Doc<'a, '_> {
             .pop()
             .ok_or_else(|| xml_error(self.at(start), "closing tag without an opening tag"))?;
         let mut frame = frame;
-        let value = self.value_of(&mut frame)?;
+        let empty = frame.is_empty();
+        // A wrapper holding only its items gives its parent those items.
+        let spread = frame.wraps && frame.map.as_ref().is_some_and(|map| map.len() == 1);
+        let value = if spread {
+            let map = frame.map.take().expect("checked");
+            map.into_iter()
+                .next()
+                .map_or(Value::Null, |(_, items)| items)
+        } else {
+            self.value_of(&mut frame)?
+        };
         match self.stack.last_mut() {
             None => {
                 self.done = Some(value);
                 Ok(())
             }
-            Some(_) => self.attach(frame, value),
+            Some(_) => self.attach(frame, value, empty, spread),
         }
     }
 
@@ -438,7 +559,12 @@ impl<'a> Doc<'a, '_> {
         if frame.nil {
             return Ok(Value::Null);
         }
-        if let Some(map) = frame.map.take() {
+        if let Some(mut map) = frame.map.take() {
+            for key in frame.empty_lists.take().into_iter().flatten() {
+                if let Some(Value::Array(items)) = map.get_mut(key) {
+                    items.clear();
+                }
+            }
             if !is_blank(&frame.text) {
                 return Err(DecodeError::InvalidField {
                     path: self.path_with(frame),
@@ -486,7 +612,16 @@ impl<'a> Doc<'a, '_> {
         })
     }
 
-    fn attach(&mut self, child: Frame<'a>, value: Value) -> Result<(), DecodeError> {
+    /// Attaches a finished child's `value` to its parent; `empty` when the child had no
+    /// content ([`Frame::is_empty`]), `spread` when it was a list's wrapper and `value` the
+    /// list's items.
+    fn attach(
+        &mut self,
+        child: Frame<'a>,
+        value: Value,
+        empty: bool,
+        spread: bool,
+    ) -> Result<(), DecodeError> {
         let key = child.slot.key();
         let parent = self.stack.last_mut().expect("attach has a parent");
         if parent.map.is_none() {
@@ -512,8 +647,26 @@ impl<'a> Doc<'a, '_> {
                     slot.insert(Value::Null);
                 }
             }
-            Slot::Item { .. } => match map.get_mut(key) {
-                Some(Value::Array(items)) => items.push(value),
+            Slot::Item { named_as_list, .. } => match map.get_mut(key) {
+                Some(Value::Array(items)) if spread => {
+                    if let Some(lists) = parent.empty_lists.as_mut()
+                        && lists.contains(&key)
+                    {
+                        // An empty wrapper before this one was the empty list, not an item.
+                        items.clear();
+                        lists.retain(|list| *list != key);
+                    }
+                    if let Value::Array(more) = value {
+                        items.extend(more);
+                    }
+                }
+                Some(Value::Array(items)) => {
+                    items.push(value);
+                    if let Some(lists) = parent.empty_lists.as_mut() {
+                        // A second item: the list's elements are its items.
+                        lists.retain(|list| *list != key);
+                    }
+                }
                 Some(_) => {
                     // Only after the list was given as nil (above): say so, never panic.
                     let item_path = self.path_with(&child);
@@ -528,9 +681,16 @@ impl<'a> Doc<'a, '_> {
                         at: Some(self.at(child.offset as u64)),
                     });
                 }
+                None if spread => {
+                    self.budget.charge(1)?;
+                    map.insert(key.to_owned(), value);
+                }
                 None => {
                     self.budget.charge(1)?;
                     map.insert(key.to_owned(), Value::Array(vec![value]));
+                    if named_as_list && empty {
+                        parent.empty_lists.get_or_insert_with(Vec::new).push(key);
+                    }
                 }
             },
             // A field is almost always new to its object: one search, for its entry.
@@ -611,6 +771,19 @@ impl<'a> Doc<'a, '_> {
         }
         path
     }
+}
+
+/// The number a character reference (`#x…` or `#…`) names, when it is one.
+fn char_ref_code(r: &str) -> Option<u32> {
+    let num = r.strip_prefix('#')?;
+    let (digits, radix) = match num.strip_prefix('x') {
+        Some(hex) => (hex, 16),
+        None => (num, 10),
+    };
+    if digits.starts_with(['+', '-']) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
 }
 
 /// What a report of an unexpected root element says was expected.

@@ -29,8 +29,9 @@ pub enum EncodeError {
 
 /// Writes `value` as a tXML document with root element `root`, lists written by `shape`.
 ///
-/// `null` is written as `xsi:nil="true"`; an empty list cannot be written (tXML has no wrapper
-/// element to leave empty) and is left out.
+/// `null` is written as `xsi:nil="true"`; an empty list of the schema as an empty element
+/// under the list's own name (`<lines/>`, how a wrapping writer puts it, which the reader reads
+/// as `[]`), any other empty list is left out (tXML has no other way to write it).
 pub fn write_document(root: &str, value: &Value, shape: &Shape) -> Result<String, EncodeError> {
     let Value::Object(map) = value else {
         return Err(EncodeError::NotAnObject);
@@ -67,6 +68,18 @@ fn write_fields(
         let child_path = format!("{path}.{name}");
         let known = fields.and_then(|f| field(f, name));
         match (known.map(|f| f.shape), value) {
+            (Some(Shape::List { item, .. }), Value::Array(items))
+                if items.is_empty() && item != name.as_str() =>
+            {
+                write_element(
+                    out,
+                    name,
+                    &Value::String(String::new()),
+                    None,
+                    depth,
+                    &child_path,
+                )?;
+            }
             (Some(Shape::List { item, of }), Value::Array(items)) => {
                 for (i, v) in items.iter().enumerate() {
                     write_element(out, item, v, Some(of), depth, &format!("{child_path}[{i}]"))?;

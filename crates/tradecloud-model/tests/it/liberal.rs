@@ -436,3 +436,170 @@ fn a_txml_body_under_another_root_element_is_read_and_the_root_reported() {
         DecodeError::MissingEventName
     );
 }
+
+/// Decodes `xml` and its JSON twin `json` and checks they forward the same payload and read
+/// the same fields.
+fn assert_txml_twin(xml: &str, json: &str) -> tradecloud_model::DecodedWebhook {
+    let from_xml = decode_webhook(xml.as_bytes(), Some("application/xml"))
+        .unwrap_or_else(|e| panic!("tXML refused: {e}\n{xml}"));
+    let from_json = decode_webhook(json.as_bytes(), Some("application/json"))
+        .unwrap_or_else(|e| panic!("JSON refused: {e}\n{json}"));
+    assert_eq!(from_xml.payload, from_json.payload, "{xml}");
+    assert_eq!(from_xml.body, from_json.body, "{xml}");
+    from_xml
+}
+
+#[test]
+fn an_empty_element_under_a_lists_own_name_is_the_empty_list() {
+    // Jackson's XmlMapper writes an empty list, with its default wrapping, as the wrapper
+    // alone: `<lines/>`. Read as one item, it became a phantom line (`[{}]`), a document or a
+    // delivery that the ERP would book; the JSON twin has none.
+    for empty in ["<{}/>", "<{}></{}>", "<{}>\n      </{}>"] {
+        let el = |name: &str| empty.replace("{}", name);
+        let xml = format!(
+            "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+             <orderId>o-1</orderId><buyerOrder>{}{}</buyerOrder>{}</orderEvent></WebhookBody>",
+            el("documents"),
+            el("notes"),
+            el("lines"),
+        );
+        let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1",
+            "buyerOrder":{"documents":[],"notes":[]},"lines":[]}}"#;
+        let d = assert_txml_twin(&xml, json);
+        assert_eq!(d.body.line_count(), 0, "{xml}");
+        // Inside an item too: a line with an empty delivery schedule.
+        let xml = format!(
+            "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+             <orderId>o-1</orderId><line><id>l-1</id>{}</line></orderEvent></WebhookBody>",
+            el("deliverySchedule"),
+        );
+        let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1",
+            "lines":[{"id":"l-1","deliverySchedule":[]}]}}"#;
+        assert_txml_twin(&xml, json);
+    }
+}
+
+#[test]
+fn a_list_of_one_or_of_empty_items_named_by_the_list_stays_a_list_of_items() {
+    // One item is still a list, under the item's name or the list's.
+    let one = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1",
+        "buyerOrder":{"notes":["n"]},"lines":[{"id":"l-1"}]}}"#;
+    for (line, note) in [("line", "note"), ("lines", "notes")] {
+        let xml = format!(
+            "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+             <orderId>o-1</orderId><buyerOrder><{note}>n</{note}></buyerOrder>\
+             <{line}><id>l-1</id></{line}></orderEvent></WebhookBody>"
+        );
+        assert_txml_twin(&xml, one);
+    }
+    // Repeated under the list's name (how a writer without wrapping names the items), an
+    // empty element beside others is an item: the empty text stays a note.
+    let xml = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+        <orderId>o-1</orderId><buyerOrder><notes/><notes>b</notes></buyerOrder>\
+        <line><id>l-1</id></line></orderEvent></WebhookBody>";
+    let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1",
+        "buyerOrder":{"notes":["","b"]},"lines":[{"id":"l-1"}]}}"#;
+    assert_txml_twin(xml, json);
+    // Under the item's name, an empty element is an item as before.
+    let xml = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+        <orderId>o-1</orderId><buyerOrder><note/></buyerOrder></orderEvent></WebhookBody>";
+    let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1",
+        "buyerOrder":{"notes":[""]}}}"#;
+    assert_txml_twin(xml, json);
+}
+
+#[test]
+fn character_references_a_java_writer_makes_read_as_the_json_twin() {
+    // A Java text holds UTF-16 units. An XML writer that cannot encode a unit writes it as a
+    // character reference, one per unit: an emoji as its two surrogates (`&#xd83d;&#xde00;`),
+    // and the half of one cut by a length limit alone; Jackson writes the same text in JSON
+    // as `\ud83d\ude00` and `\ud83d`, which the relay reads as 😀 and U+FFFD. `&#0;` is a
+    // Java text's U+0000, `\u0000` in JSON. Refused, each cost the message (400, dropped).
+    let cases = [
+        ("a&#xD83D;&#xDE00;b", r#""a\ud83d\ude00b""#),
+        ("a&#55357;&#56832;b", r#""a\ud83d\ude00b""#),
+        ("cut &#xd83d;", r#""cut \ufffd""#),
+        ("&#xd83d;x", r#""\ufffdx""#),
+        ("&#xDE00;", r#""\ufffd""#),
+        ("&#xD83D;&#xD83D;&#xDE00;", r#""\ufffd\ud83d\ude00""#),
+        ("&#xD83D;&amp;", r#""\ufffd&""#),
+        ("a&#0;b", r#""a\u0000b""#),
+    ];
+    for (xml_text, json_text) in cases {
+        let xml = format!(
+            "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+             <orderId>o-1</orderId><reason>{xml_text}</reason></orderEvent></WebhookBody>"
+        );
+        let json = format!(
+            r#"{{"eventName":"OrderIssuedByBuyer","orderEvent":{{"orderId":"o-1","reason":{json_text}}}}}"#
+        );
+        let d = assert_txml_twin(&xml, &json);
+        let lone = json_text.contains("fffd");
+        assert_eq!(
+            !d.leniencies.is_empty(),
+            lone,
+            "{xml_text}: {:?}",
+            d.leniencies
+        );
+    }
+    // A half at the end of an element does not pair with a half in the next one.
+    let xml = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+        <orderId>o-1</orderId><reason>&#xD83D;</reason><description>&#xDE00;</description>\
+        </orderEvent></WebhookBody>";
+    let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1",
+        "reason":"\ufffd","description":"\ufffd"}}"#;
+    assert_txml_twin(xml, json);
+    // Past Unicode's last code point no Java text reaches: still refused.
+    let xml = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+        <orderId>o-1</orderId><reason>&#x110000;</reason></orderEvent></WebhookBody>";
+    assert!(matches!(
+        decode_webhook(xml.as_bytes(), Some("application/xml")),
+        Err(DecodeError::Xml { .. })
+    ));
+}
+
+#[test]
+fn a_key_given_twice_in_json_is_read_by_its_last_value_as_downstream_parsers_read_it() {
+    // JSON leaves duplicate keys to the reader; serde_json, Jackson, JavaScript, Python, Go and
+    // .NET all keep the last. The relay refuses nothing for it (a 400 loses the message) and
+    // keys, filters and forwards by the same last value a consumer will read from the text.
+    let json = r#"{"eventName":"OrderIssuedByBuyer","eventName":"OrderLinesAcceptedBySupplier",
+        "orderEvent":{"orderId":"o-first","version":1,"orderId":"o-last","version":2,
+        "lines":[{"id":"l-first","id":"l-last"}],"lastUpdatedAt":"2026-01-01T00:00:00Z",
+        "lastUpdatedAt":"2026-01-02T00:00:00Z"}}"#;
+    let d = decode_webhook(json.as_bytes(), Some("application/json")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(d.body.event_name, "OrderLinesAcceptedBySupplier");
+    assert_eq!(d.body.object_id(), "o-last");
+    assert_eq!(d.body.version(), Some(2));
+    assert_eq!(d.body.line_ids(), ["l-last"]);
+    assert_eq!(d.body.last_updated_at(), Some("2026-01-02T00:00:00Z"));
+    assert_eq!(d.payload, last);
+}
+
+#[test]
+fn a_list_wrapped_in_an_element_of_its_own_name_reads_as_the_list() {
+    // The wrapping that writes an empty list as `<lines/>` (Jackson's XmlMapper's default)
+    // writes a list of items inside the same wrapper: `<lines><line>…</line></lines>`. Read
+    // as one item holding a list, it forwarded `lines: [{lines: [...]}]`, items untyped.
+    let xml = "<WebhookBody><eventName>OrderIssuedByBuyer</eventName><orderEvent>\
+        <orderId>o-1</orderId>\
+        <buyerOrder><notes><note>a</note><note>b</note></notes>\
+          <documents><document><code>d-1</code></document></documents></buyerOrder>\
+        <lines>\
+          <line><id>l-1</id><deliverySchedule><deliveryScheduleLine><position>1</position>\
+            <quantity>2.50</quantity></deliveryScheduleLine><deliveryScheduleLine>\
+            <position>2</position><quantity>1</quantity></deliveryScheduleLine>\
+          </deliverySchedule></line>\
+          <line><id>l-2</id><buyerLine><item><dimensions><dimension><attribute>mass</attribute>\
+            <measure>5</measure></dimension></dimensions></item></buyerLine></line>\
+        </lines></orderEvent></WebhookBody>";
+    let json = r#"{"eventName":"OrderIssuedByBuyer","orderEvent":{"orderId":"o-1",
+        "buyerOrder":{"notes":["a","b"],"documents":[{"code":"d-1"}]},
+        "lines":[{"id":"l-1","deliverySchedule":[{"position":"1","quantity":2.50},
+            {"position":"2","quantity":1}]},
+          {"id":"l-2","buyerLine":{"item":{"dimensions":[{"attribute":"mass","measure":5}]}}}]}}"#;
+    let d = assert_txml_twin(xml, json);
+    assert_eq!(d.body.line_ids(), ["l-1", "l-2"]);
+    assert!(d.leniencies.is_empty(), "{:?}", d.leniencies);
+}

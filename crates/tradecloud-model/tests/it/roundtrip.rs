@@ -6,7 +6,7 @@
 //! schema is generated without touching this file. Values: random subsets of each object's
 //! fields; strings with XML's special characters, non-ASCII, white space at the edges and
 //! empty strings; decimals with exact digits (`12.50`, `0.001`, 28-digit integers); booleans;
-//! lists of 1 to 4 items (never empty: tXML has no way to write an empty list).
+//! lists of 0 to 4 items (an empty one written as `<lines/>`, a wrapping writer's empty list).
 
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -71,7 +71,7 @@ fn value(name: &str, shape: &Shape) -> BoxedStrategy<Value> {
         Shape::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
         Shape::Num if name == "version" => any::<u64>().prop_map(Value::from).boxed(),
         Shape::Num => decimal_text().prop_map(|t| number(&t)).boxed(),
-        Shape::List { of, .. } => prop::collection::vec(value(name, of), 1..=4)
+        Shape::List { of, .. } => prop::collection::vec(value(name, of), 0..=4)
             .prop_map(Value::Array)
             .boxed(),
         Shape::Obj(fields) => object(fields, &[]),
@@ -257,4 +257,92 @@ fn null_fields_survive_txml() {
         "meta": null,
     });
     assert_round_trip(&body).unwrap();
+}
+
+/// Every list of every event empty (`[]`), items and all: each reads back as `[]`, not as a
+/// list of one empty item nor left out.
+#[test]
+fn every_schema_list_empty_round_trips() {
+    fn emptied(value: &mut Value) {
+        match value {
+            Value::Array(items) => items.clear(),
+            Value::Object(map) => map.values_mut().for_each(emptied),
+            _ => {}
+        }
+    }
+    let mut n = 0;
+    for (key, fields, _) in event_keys() {
+        let mut event = full(key, &Shape::Obj(fields), &mut n);
+        emptied(&mut event);
+        let body = serde_json::json!({"eventName": "OrderIssuedByBuyer", key: event});
+        assert!(body.to_string().contains("[]"), "{key} has lists");
+        assert_round_trip(&body).unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+}
+
+/// `body` as tXML from a writer that wraps every schema list in an element of the list's own
+/// name (`<lines><line>…</line></lines>`, an empty one `<lines/>`): Jackson's XmlMapper with
+/// its default wrapping. Fields the schema does not know are not generated.
+fn to_wrapped_txml(body: &Value) -> String {
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('\r', "&#13;")
+    }
+    fn element(out: &mut String, name: &str, value: &Value, shape: &Shape) {
+        match (value, shape) {
+            (Value::Null, _) => out.push_str(&format!("<{name} xsi:nil=\"true\"/>")),
+            (Value::Array(items), Shape::List { item, of }) => {
+                out.push_str(&format!("<{name}>"));
+                for v in items {
+                    element(out, item, v, of);
+                }
+                out.push_str(&format!("</{name}>"));
+            }
+            (Value::Object(map), Shape::Obj(fields)) => {
+                out.push_str(&format!("<{name}>"));
+                for (key, v) in map {
+                    let f = field(fields, key).expect("a schema field");
+                    element(out, key, v, &f.shape);
+                }
+                out.push_str(&format!("</{name}>"));
+            }
+            (Value::String(s), _) => out.push_str(&format!("<{name}>{}</{name}>", escape(s))),
+            (other, _) => out.push_str(&format!("<{name}>{other}</{name}>")),
+        }
+    }
+    let mut out =
+        String::from("<WebhookBody xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">");
+    for (key, v) in body.as_object().unwrap() {
+        let f = field(WEBHOOK_BODY, key).expect("a webhook body field");
+        element(&mut out, key, v, &f.shape);
+    }
+    out.push_str("</WebhookBody>");
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn txml_with_wrapped_lists_decodes_to_the_generated_value(body in webhook_body()) {
+        let xml = to_wrapped_txml(&body);
+        let from_xml = decode_webhook(xml.as_bytes(), Some("application/xml"))
+            .map_err(|e| TestCaseError::fail(format!("tXML does not decode: {e}\n{xml}")))?;
+        prop_assert_eq!(&from_xml.payload, &body, "tXML was:\n{}", xml);
+    }
+}
+
+#[test]
+fn every_schema_field_of_every_event_round_trips_with_wrapped_lists() {
+    let mut n = 0;
+    for (key, fields, _) in event_keys() {
+        let event = full(key, &Shape::Obj(fields), &mut n);
+        let body = serde_json::json!({"eventName": "OrderIssuedByBuyer", key: event});
+        let xml = to_wrapped_txml(&body);
+        let d = decode_webhook(xml.as_bytes(), Some("application/xml"))
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(d.payload, body, "{key}");
+    }
 }
