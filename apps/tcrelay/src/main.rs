@@ -542,6 +542,9 @@ async fn serve(
     admin_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut settings = Settings::from_env_map(env, backend)?;
+    // As the webhook Lambda: a claim that expired while its request still sends lets
+    // Tradecloud's retry enqueue the message a second time.
+    settings.dedupe.check_outlives(&settings.webhook)?;
     resolve_secrets(&mut settings, env).await?;
 
     // Held while `serve` relays: other processes then leave its claims in progress alone.
@@ -685,6 +688,8 @@ async fn replayer(
         ConfigError::NoWebhookCredential => tcrelay::replay::needs_serve_environment(&e).into(),
         other => anyhow::Error::from(other),
     })?;
+    // The replay relays through the same router under the same budget as `serve`.
+    settings.dedupe.check_outlives(&settings.webhook)?;
     resolve_secrets(&mut settings, env).await?;
     let (api, _) = tradecloud_apis(&settings)?;
     // The dedupe timings `serve` uses, so a replayed message is remembered as long.
