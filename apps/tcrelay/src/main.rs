@@ -400,7 +400,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Trace { object_id, json } => {
             let store = open_local(&cli.db, backend, Access::Read)?;
-            ops::trace(&store, &object_id, json, &mut stdout).await?;
+            if !ops::trace(&store, &object_id, json, &mut stdout).await? {
+                // On stderr, so stdout stays the (empty) trace; exit code 1, as a lookup that
+                // finds nothing, so a script tells a mistyped id from an object's history.
+                eprintln!(
+                    "nothing found for {}: no dedupe record, queue message or quarantined \
+                     request names it (check the id; expired dedupe records and old \
+                     acknowledged messages are deleted by housekeeping)",
+                    tcrelay_core::logsafe::escape_control(&object_id)
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Doctor => {
             let mut out = UntilReaderLeaves::new(&mut stdout);

@@ -1086,3 +1086,71 @@ fn malformed_post(body: Vec<u8>) -> tcrelay_core::ports::QuarantinedRequest {
         reason: "malformed JSON".to_owned(),
     }
 }
+
+/// A claim that expires while its request still runs can be taken over by Tradecloud's retry,
+/// and both enqueue: the webhook Lambda refuses such an expiry at start, and so must `serve`
+/// and `quarantine replay`, which relay through the same router under the same budget.
+#[tokio::test]
+async fn serve_and_replay_refuse_a_claim_expiry_within_the_request_budget_naming_both() {
+    use tcrelay_core::ports::Quarantine as _;
+    let (dir, db, store) = queue_db();
+    store.keep(&malformed_post(b"{".to_vec())).await.unwrap();
+    drop(store);
+    let unsafe_env = [
+        ("TCRELAY_WEBHOOK_BASIC", "tc:pw"),
+        // 10 s, under the default budget of 25 s.
+        ("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "10"),
+    ];
+    let named = |text: &str| {
+        text.contains("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS")
+            && text.contains("TCRELAY_REQUEST_BUDGET_MS")
+    };
+    let exited =
+        common::serve(&db, &unsafe_env).expect_err("serve started with a claim expiry of 10 s");
+    assert!(!exited.status.success());
+    assert!(named(&exited.stderr), "{}", exited.stderr);
+    let o = tcrelay(&["--db", &db, "quarantine", "replay", "--all"], &unsafe_env);
+    assert!(!o.status.success());
+    assert!(named(&stderr(&o)), "{}", stderr(&o));
+    // Nothing replayed: the request is still kept.
+    let o = tcrelay(&["--db", &db, "quarantine", "list", "--json"], &[]);
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+
+    // A budget under the expiry is served.
+    let mut safe_env = unsafe_env.to_vec();
+    safe_env.push(("TCRELAY_REQUEST_BUDGET_MS", "9000"));
+    let fresh = dir.path().join("fresh.db");
+    let serve = common::serve(fresh.to_str().unwrap(), &safe_env).expect("serve starts");
+    drop(serve);
+}
+
+/// `trace` of an id the database knows nothing of (a mistyped id, or one whose records have
+/// expired) says so and exits 1, as a lookup that finds nothing should; one it knows exits 0.
+#[tokio::test]
+async fn trace_of_an_unknown_id_says_nothing_was_found_and_exits_1() {
+    let (_dir, db, store) = queue_db();
+    store.enqueue(&[envelope("o-known", 1)]).await.unwrap();
+    for json in [false, true] {
+        let mut args = vec!["--db", db.as_str(), "trace", "o-unknown"];
+        if json {
+            args.push("--json");
+        }
+        let o = tcrelay(&args, &[]);
+        assert_eq!(o.status.code(), Some(1), "{json}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("nothing") && stderr(&o).contains("o-unknown"),
+            "{}",
+            stderr(&o)
+        );
+        args[3] = "o-known";
+        let o = tcrelay(&args, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let queued = if json {
+            let trace: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+            trace["queue"].as_array().unwrap().len()
+        } else {
+            usize::from(stdout(&o).contains("queue messages: 1"))
+        };
+        assert_eq!(queued, 1, "{}", stdout(&o));
+    }
+}
