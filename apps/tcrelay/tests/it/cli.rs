@@ -1124,6 +1124,33 @@ async fn serve_and_replay_refuse_a_claim_expiry_within_the_request_budget_naming
     drop(serve);
 }
 
+/// An operator's `sqlite3` shell left in a transaction (or another process writing for long)
+/// holds the database's write lock: the commands that write, and `serve`, must say what to do,
+/// not only SQLite's "database is locked".
+#[test]
+fn a_database_locked_by_another_process_is_named_with_what_to_do() {
+    let (_dir, db, store) = queue_db();
+    drop(store);
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let o = tcrelay(&["--db", &db, "queue", "ack", "--up-to", "1"], &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("database is locked"), "{err}");
+    assert!(
+        err.contains("another process") && err.contains("sqlite3"),
+        "no hint of what holds the lock: {err}"
+    );
+    let exited = common::serve(&db, &[("TCRELAY_WEBHOOK_BASIC", "tc:pw")])
+        .expect_err("serve started on a locked database");
+    assert!(
+        exited.stderr.contains("another process") && exited.stderr.contains("sqlite3"),
+        "{}",
+        exited.stderr
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+}
+
 /// `trace` of an id the database knows nothing of (a mistyped id, or one whose records have
 /// expired) says so and exits 1, as a lookup that finds nothing should; one it knows exits 0.
 #[tokio::test]
