@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
-use tcrelay::logging::{LogFormat, init_tracing};
+use tcrelay::logging::{self, LogFormat, init_tracing};
 use tcrelay::ops::{Access, UntilReaderLeaves};
 use tcrelay::settings::DedupeTimings;
 use tcrelay::settings::aws_endpoint;
@@ -288,12 +288,15 @@ async fn main() -> ExitCode {
         .and_then(|matches| Cli::from_arg_matches(&matches))
         .unwrap_or_else(|e| e.exit());
     // Only `serve` logs INFO by default: the operator commands print their own output, and an
-    // INFO line about opening the store would only get in its way.
+    // INFO line about opening the store would only get in its way. Nor do they log the WARN of
+    // a failed AWS call (`tcrelay_aws::error`): they return that error and print it as their
+    // `error:` line, which would follow the same text twice. (`serve` logs it: there the error
+    // becomes a 503 and the log is where its reason shows.)
     let level = match cli.command {
-        Command::Serve { .. } => "info",
-        _ => "warn",
+        Command::Serve { .. } => format!("info,{}", logging::QUIET_SDK),
+        _ => format!("warn,{},tcrelay_aws::error=error", logging::QUIET_SDK),
     };
-    init_tracing(level, cli.log_format);
+    init_tracing(&level, cli.log_format);
     match run(cli).await {
         Ok(code) => code,
         // `tcrelay queue list | head`: the reader has all it wanted; not an error. (Only the

@@ -1181,3 +1181,39 @@ async fn trace_of_an_unknown_id_says_nothing_was_found_and_exits_1() {
         assert_eq!(queued, 1, "{}", stdout(&o));
     }
 }
+
+/// A port of loopback nothing listens on (bound, then let go).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `--backend aws` on a workstation without a region (the SDK then asks EC2's instance
+/// metadata, which is not there) against a DynamoDB it cannot reach: the command says so in
+/// its one `error:` line, as every command does. Before, the SDK's WARNs (each a `Debug` dump
+/// of the metadata service's failed answer) and the adapter's WARN of the very error the
+/// command then printed came first.
+#[test]
+fn aws_commands_print_their_error_once_without_the_sdks_dumps() {
+    let imds = format!("http://127.0.0.1:{}", closed_port());
+    let dynamodb = format!("http://127.0.0.1:{}", closed_port());
+    let env = [
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "not-a-secret"),
+        ("HOME", "/nonexistent"),
+        ("TCRELAY_AWS_ENDPOINT_URL", dynamodb.as_str()),
+        ("TCRELAY_DEDUPE_TABLE", "tcrelay-dedupe"),
+    ];
+    let o = tcrelay(&["--backend", "aws", "cursor", "show", "orders"], &env);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("Connection refused"),
+        "{err}"
+    );
+}
