@@ -150,6 +150,9 @@ enum QueueCommand {
         up_to: Option<i64>,
     },
     /// Acknowledge messages up to an id, or by id.
+    // One of the two forms, not both: a wrong command line (exit code 2, with the usage), not
+    // a failure of the acknowledgement (exit code 1).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["up_to", "ids"])))]
     Ack {
         /// Acknowledge every message with an id up to and including this one.
         #[arg(long)]

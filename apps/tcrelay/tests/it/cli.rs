@@ -1217,3 +1217,25 @@ fn aws_commands_print_their_error_once_without_the_sdks_dumps() {
         "{err}"
     );
 }
+
+/// `queue ack` with neither `--up-to` nor an id, or with both, is a wrong command line: exit
+/// code 2 and clap's usage, as the exit code table says and as `quarantine drop` without ids
+/// answers; it was exit code 1, which the table keeps for work left undone, so a consumer's
+/// script could not tell its own mistake from a message not acknowledged.
+#[tokio::test]
+async fn queue_ack_without_ids_or_with_both_forms_is_a_usage_error() {
+    let (_dir, db, store) = queue_db();
+    store
+        .enqueue(&[envelope("o-1", 1), envelope("o-2", 2)])
+        .await
+        .unwrap();
+    for args in [
+        &["queue", "ack"][..],
+        &["queue", "ack", "--up-to", "2", "1"],
+    ] {
+        let o = tcrelay(&[&["--db", db.as_str()][..], args].concat(), &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("Usage:"), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(stats(&db)["acked"], 0, "nothing acknowledged");
+}
