@@ -580,6 +580,14 @@ async fn serve(
             let resources = settings.aws.as_ref().context("AWS settings missing")?;
             tracing::info!(queue = %resources.queue_url, table = %resources.dedupe_table, "AWS backend");
             let sdk = resources.sdk_config().await;
+            // Wiring calls no AWS, so without a region `serve` would announce itself and then
+            // answer every webhook 503 ("Missing Region" in a WARN). A Lambda always has one;
+            // a VM outside EC2 may not.
+            anyhow::ensure!(
+                sdk.region().is_some(),
+                "no AWS region is configured: set AWS_REGION (or a region in the profile \
+                 AWS_PROFILE names) to the region of TCRELAY_QUEUE_URL and the table"
+            );
             Ports::aws(AwsPorts::connect(&sdk, resources))?
         }
     };

@@ -1239,3 +1239,38 @@ async fn queue_ack_without_ids_or_with_both_forms_is_a_usage_error() {
     }
     assert_eq!(stats(&db)["acked"], 0, "nothing acknowledged");
 }
+
+/// `serve --backend aws` where no AWS region is configured (no `AWS_REGION`, no profile's
+/// region, no instance metadata: a VM outside EC2) stops at start-up naming what to set. It
+/// used to announce itself and then answer every webhook 503 ("Missing Region" in a WARN), a
+/// relay that looks up but relays nothing.
+#[test]
+fn serve_on_aws_without_a_region_stops_at_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let exited = common::serve_with(
+        &["--backend", "aws"],
+        db.to_str().unwrap(),
+        &[
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "not-a-secret"),
+            ("HOME", "/nonexistent"),
+            ("TCRELAY_WEBHOOK_BASIC", "tc:pw"),
+            (
+                "TCRELAY_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/erp",
+            ),
+            (
+                "TCRELAY_QUARANTINE_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/quarantine",
+            ),
+            ("TCRELAY_DEDUPE_TABLE", "tcrelay-dedupe"),
+            ("TCRELAY_CLAIM_CHECK_BUCKET", "tcrelay-claims"),
+        ],
+        "0",
+    )
+    .expect_err("serve started without an AWS region");
+    assert!(!exited.status.success());
+    assert!(exited.stderr.contains("AWS_REGION"), "{}", exited.stderr);
+}
