@@ -12,7 +12,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs on stderr at `default` level; `RUST_LOG` overrides it. Colours only when stderr is a
+/// The AWS SDK's WARNs that only repeat, as a `Debug` dump of raw responses, what the failed
+/// call's own error then says in one line: the region asked of EC2's instance metadata where
+/// there is none (a workstation, a VM elsewhere; a call without a region then fails with
+/// "Missing Region"), and a credential provider's failure (the chain's error, which the call
+/// returns). Quieted to ERROR in every command, `serve` included; `RUST_LOG` brings them back.
+pub const QUIET_SDK: &str = "aws_config::imds=error,aws_config::meta::credentials::chain=error";
+
+/// Logs on stderr at `default` level (a level, or `EnvFilter` directives); `RUST_LOG` overrides it. Colours only when stderr is a
 /// terminal: escape sequences in a file or a journal are noise.
 pub fn init_tracing(default: &str, format: LogFormat) {
     use std::io::IsTerminal as _;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tcrelay::backend::{Ports, aws_clients};
-use tcrelay::logging::{LogFormat, init_tracing};
+use tcrelay::logging::{self, LogFormat, init_tracing};
 use tcrelay::ops::{Access, UntilReaderLeaves};
 use tcrelay::settings::DedupeTimings;
 use tcrelay::settings::aws_endpoint;
@@ -150,6 +150,9 @@ enum QueueCommand {
         up_to: Option<i64>,
     },
     /// Acknowledge messages up to an id, or by id.
+    // One of the two forms, not both: a wrong command line (exit code 2, with the usage), not
+    // a failure of the acknowledgement (exit code 1).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["up_to", "ids"])))]
     Ack {
         /// Acknowledge every message with an id up to and including this one.
         #[arg(long)]
@@ -288,12 +291,15 @@ async fn main() -> ExitCode {
         .and_then(|matches| Cli::from_arg_matches(&matches))
         .unwrap_or_else(|e| e.exit());
     // Only `serve` logs INFO by default: the operator commands print their own output, and an
-    // INFO line about opening the store would only get in its way.
+    // INFO line about opening the store would only get in its way. Nor do they log the WARN of
+    // a failed AWS call (`tcrelay_aws::error`): they return that error and print it as their
+    // `error:` line, which would follow the same text twice. (`serve` logs it: there the error
+    // becomes a 503 and the log is where its reason shows.)
     let level = match cli.command {
-        Command::Serve { .. } => "info",
-        _ => "warn",
+        Command::Serve { .. } => format!("info,{}", logging::QUIET_SDK),
+        _ => format!("warn,{},tcrelay_aws::error=error", logging::QUIET_SDK),
     };
-    init_tracing(level, cli.log_format);
+    init_tracing(&level, cli.log_format);
     match run(cli).await {
         Ok(code) => code,
         // `tcrelay queue list | head`: the reader has all it wanted; not an error. (Only the
@@ -400,7 +406,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Trace { object_id, json } => {
             let store = open_local(&cli.db, backend, Access::Read)?;
-            ops::trace(&store, &object_id, json, &mut stdout).await?;
+            if !ops::trace(&store, &object_id, json, &mut stdout).await? {
+                // On stderr, so stdout stays the (empty) trace; exit code 1, as a lookup that
+                // finds nothing, so a script tells a mistyped id from an object's history.
+                eprintln!(
+                    "nothing found for {}: no dedupe record, queue message or quarantined \
+                     request names it (check the id; expired dedupe records and old \
+                     acknowledged messages are deleted by housekeeping)",
+                    tcrelay_core::logsafe::escape_control(&object_id)
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Doctor => {
             let mut out = UntilReaderLeaves::new(&mut stdout);
@@ -542,6 +558,9 @@ async fn serve(
     admin_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut settings = Settings::from_env_map(env, backend)?;
+    // As the webhook Lambda: a claim that expired while its request still sends lets
+    // Tradecloud's retry enqueue the message a second time.
+    settings.dedupe.check_outlives(&settings.webhook)?;
     resolve_secrets(&mut settings, env).await?;
 
     // Held while `serve` relays: other processes then leave its claims in progress alone.
@@ -561,6 +580,14 @@ async fn serve(
             let resources = settings.aws.as_ref().context("AWS settings missing")?;
             tracing::info!(queue = %resources.queue_url, table = %resources.dedupe_table, "AWS backend");
             let sdk = resources.sdk_config().await;
+            // Wiring calls no AWS, so without a region `serve` would announce itself and then
+            // answer every webhook 503 ("Missing Region" in a WARN). A Lambda always has one;
+            // a VM outside EC2 may not.
+            anyhow::ensure!(
+                sdk.region().is_some(),
+                "no AWS region is configured: set AWS_REGION (or a region in the profile \
+                 AWS_PROFILE names) to the region of TCRELAY_QUEUE_URL and the table"
+            );
             Ports::aws(AwsPorts::connect(&sdk, resources))?
         }
     };
@@ -685,6 +712,8 @@ async fn replayer(
         ConfigError::NoWebhookCredential => tcrelay::replay::needs_serve_environment(&e).into(),
         other => anyhow::Error::from(other),
     })?;
+    // The replay relays through the same router under the same budget as `serve`.
+    settings.dedupe.check_outlives(&settings.webhook)?;
     resolve_secrets(&mut settings, env).await?;
     let (api, _) = tradecloud_apis(&settings)?;
     // The dedupe timings `serve` uses, so a replayed message is remembered as long.

@@ -500,12 +500,15 @@ pub async fn quarantine_replay(
 }
 
 /// `trace OBJECT_ID`: the object's dedupe records, queue messages and quarantined requests.
+/// Returns whether any was found: a lookup that finds nothing (a mistyped id, or records long
+/// deleted) is the caller's to report, with exit code 1, rather than three counts of 0 that
+/// pass for an answer.
 pub async fn trace(
     store: &SqliteStore,
     object_id: &str,
     json: bool,
     out: &mut dyn Write,
-) -> Result<(), OpsError> {
+) -> Result<bool, OpsError> {
     // The quarantine is searched for the id as a substring: an empty one would match every
     // request and pass them all off as this object's.
     if object_id.trim().is_empty() {
@@ -514,8 +517,10 @@ pub async fn trace(
         ));
     }
     let trace = store.trace(object_id).await?;
+    let found = !(trace.dedupe.is_empty() && trace.queue.is_empty() && trace.quarantine.is_empty());
     if json {
-        return json_lines(std::slice::from_ref(&trace), out);
+        json_lines(std::slice::from_ref(&trace), out)?;
+        return Ok(found);
     }
     let time = |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     writeln!(out, "dedupe records: {}", trace.dedupe.len())?;
@@ -556,7 +561,7 @@ pub async fn trace(
             escape_control(&q.request.reason)
         )?;
     }
-    Ok(())
+    Ok(found)
 }
 
 /// `doctor` on SQLite: the file, its schema version, its integrity, one line per check

@@ -14,8 +14,10 @@ use tcrelay_core::ports::StoreError;
 /// A failure inside one blocking database call, before it becomes a [`StoreError`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DbError {
-    /// SQLite (or rusqlite's conversion of a column) failed.
-    #[error(transparent)]
+    /// SQLite (or rusqlite's conversion of a column) failed. A lock held by another process
+    /// says what may hold it ([`lock_hint`]): the message reaches the operator (a command's
+    /// error, `serve`'s WARN beside its 503s).
+    #[error("{0}{hint}", hint = lock_hint(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// A row was read but its content makes no sense (bad state, bad JSON, negative version).
     #[error("{0}")]
@@ -85,12 +87,27 @@ fn is_corrupt(e: &rusqlite::Error) -> bool {
     }
 }
 
+/// What to do when another process holds the database's write lock longer than a call waits
+/// for it (`busy_timeout`): SQLite says only "database is locked", which names neither the
+/// usual holders (an operator's `sqlite3` shell left inside a transaction, a backup, another
+/// process writing for long) nor that the lock is someone else's to let go. Empty for every
+/// other failure.
+pub(crate) fn lock_hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            " (another process holds its write lock: an sqlite3 shell inside a transaction, a \
+             backup, or another program writing to it; end that, or wait for it, and try again)"
+        }
+        _ => "",
+    }
+}
+
 /// Why [`SqliteStore::open`](crate::SqliteStore::open) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// SQLite could not open the file, set it up, or migrate its schema (a directory that does
     /// not exist, no permission, not a database, locked by another process for too long).
-    #[error("cannot open SQLite database {path}: {reason}")]
+    #[error("cannot open SQLite database {path}: {reason}{hint}", hint = lock_hint(reason))]
     Sqlite {
         /// The file.
         path: PathBuf,
@@ -155,6 +172,30 @@ mod tests {
             DbError::Task("cancelled".into()).into_store("test"),
             StoreError::Unavailable(_)
         ));
+    }
+
+    /// Another process's lock says what to do, in a call's error and in an open's; other
+    /// failures carry no such hint.
+    #[test]
+    fn a_lock_held_elsewhere_says_what_may_hold_it() {
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
+            let StoreError::Unavailable(message) = DbError::from(failure(code)).into_store("ack")
+            else {
+                panic!("not transient")
+            };
+            assert!(message.contains("another process holds"), "{message}");
+            let open = OpenError::Sqlite {
+                path: "t.db".into(),
+                reason: failure(code),
+            };
+            assert!(open.to_string().contains("sqlite3 shell"), "{open}");
+        }
+        let StoreError::Unavailable(message) =
+            DbError::from(failure(rusqlite::ffi::SQLITE_IOERR)).into_store("ack")
+        else {
+            panic!("not transient")
+        };
+        assert!(!message.contains("another process"), "{message}");
     }
 
     #[test]

@@ -1086,3 +1086,191 @@ fn malformed_post(body: Vec<u8>) -> tcrelay_core::ports::QuarantinedRequest {
         reason: "malformed JSON".to_owned(),
     }
 }
+
+/// A claim that expires while its request still runs can be taken over by Tradecloud's retry,
+/// and both enqueue: the webhook Lambda refuses such an expiry at start, and so must `serve`
+/// and `quarantine replay`, which relay through the same router under the same budget.
+#[tokio::test]
+async fn serve_and_replay_refuse_a_claim_expiry_within_the_request_budget_naming_both() {
+    use tcrelay_core::ports::Quarantine as _;
+    let (dir, db, store) = queue_db();
+    store.keep(&malformed_post(b"{".to_vec())).await.unwrap();
+    drop(store);
+    let unsafe_env = [
+        ("TCRELAY_WEBHOOK_BASIC", "tc:pw"),
+        // 10 s, under the default budget of 25 s.
+        ("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "10"),
+    ];
+    let named = |text: &str| {
+        text.contains("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS")
+            && text.contains("TCRELAY_REQUEST_BUDGET_MS")
+    };
+    let exited =
+        common::serve(&db, &unsafe_env).expect_err("serve started with a claim expiry of 10 s");
+    assert!(!exited.status.success());
+    assert!(named(&exited.stderr), "{}", exited.stderr);
+    let o = tcrelay(&["--db", &db, "quarantine", "replay", "--all"], &unsafe_env);
+    assert!(!o.status.success());
+    assert!(named(&stderr(&o)), "{}", stderr(&o));
+    // Nothing replayed: the request is still kept.
+    let o = tcrelay(&["--db", &db, "quarantine", "list", "--json"], &[]);
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+
+    // A budget under the expiry is served.
+    let mut safe_env = unsafe_env.to_vec();
+    safe_env.push(("TCRELAY_REQUEST_BUDGET_MS", "9000"));
+    let fresh = dir.path().join("fresh.db");
+    let serve = common::serve(fresh.to_str().unwrap(), &safe_env).expect("serve starts");
+    drop(serve);
+}
+
+/// An operator's `sqlite3` shell left in a transaction (or another process writing for long)
+/// holds the database's write lock: the commands that write, and `serve`, must say what to do,
+/// not only SQLite's "database is locked".
+#[test]
+fn a_database_locked_by_another_process_is_named_with_what_to_do() {
+    let (_dir, db, store) = queue_db();
+    drop(store);
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let o = tcrelay(&["--db", &db, "queue", "ack", "--up-to", "1"], &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("database is locked"), "{err}");
+    assert!(
+        err.contains("another process") && err.contains("sqlite3"),
+        "no hint of what holds the lock: {err}"
+    );
+    let exited = common::serve(&db, &[("TCRELAY_WEBHOOK_BASIC", "tc:pw")])
+        .expect_err("serve started on a locked database");
+    assert!(
+        exited.stderr.contains("another process") && exited.stderr.contains("sqlite3"),
+        "{}",
+        exited.stderr
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+}
+
+/// `trace` of an id the database knows nothing of (a mistyped id, or one whose records have
+/// expired) says so and exits 1, as a lookup that finds nothing should; one it knows exits 0.
+#[tokio::test]
+async fn trace_of_an_unknown_id_says_nothing_was_found_and_exits_1() {
+    let (_dir, db, store) = queue_db();
+    store.enqueue(&[envelope("o-known", 1)]).await.unwrap();
+    for json in [false, true] {
+        let mut args = vec!["--db", db.as_str(), "trace", "o-unknown"];
+        if json {
+            args.push("--json");
+        }
+        let o = tcrelay(&args, &[]);
+        assert_eq!(o.status.code(), Some(1), "{json}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("nothing") && stderr(&o).contains("o-unknown"),
+            "{}",
+            stderr(&o)
+        );
+        args[3] = "o-known";
+        let o = tcrelay(&args, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let queued = if json {
+            let trace: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+            trace["queue"].as_array().unwrap().len()
+        } else {
+            usize::from(stdout(&o).contains("queue messages: 1"))
+        };
+        assert_eq!(queued, 1, "{}", stdout(&o));
+    }
+}
+
+/// A port of loopback nothing listens on (bound, then let go).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `--backend aws` on a workstation without a region (the SDK then asks EC2's instance
+/// metadata, which is not there) against a DynamoDB it cannot reach: the command says so in
+/// its one `error:` line, as every command does. Before, the SDK's WARNs (each a `Debug` dump
+/// of the metadata service's failed answer) and the adapter's WARN of the very error the
+/// command then printed came first.
+#[test]
+fn aws_commands_print_their_error_once_without_the_sdks_dumps() {
+    let imds = format!("http://127.0.0.1:{}", closed_port());
+    let dynamodb = format!("http://127.0.0.1:{}", closed_port());
+    let env = [
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "not-a-secret"),
+        ("HOME", "/nonexistent"),
+        ("TCRELAY_AWS_ENDPOINT_URL", dynamodb.as_str()),
+        ("TCRELAY_DEDUPE_TABLE", "tcrelay-dedupe"),
+    ];
+    let o = tcrelay(&["--backend", "aws", "cursor", "show", "orders"], &env);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("Connection refused"),
+        "{err}"
+    );
+}
+
+/// `queue ack` with neither `--up-to` nor an id, or with both, is a wrong command line: exit
+/// code 2 and clap's usage, as the exit code table says and as `quarantine drop` without ids
+/// answers; it was exit code 1, which the table keeps for work left undone, so a consumer's
+/// script could not tell its own mistake from a message not acknowledged.
+#[tokio::test]
+async fn queue_ack_without_ids_or_with_both_forms_is_a_usage_error() {
+    let (_dir, db, store) = queue_db();
+    store
+        .enqueue(&[envelope("o-1", 1), envelope("o-2", 2)])
+        .await
+        .unwrap();
+    for args in [
+        &["queue", "ack"][..],
+        &["queue", "ack", "--up-to", "2", "1"],
+    ] {
+        let o = tcrelay(&[&["--db", db.as_str()][..], args].concat(), &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("Usage:"), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(stats(&db)["acked"], 0, "nothing acknowledged");
+}
+
+/// `serve --backend aws` where no AWS region is configured (no `AWS_REGION`, no profile's
+/// region, no instance metadata: a VM outside EC2) stops at start-up naming what to set. It
+/// used to announce itself and then answer every webhook 503 ("Missing Region" in a WARN), a
+/// relay that looks up but relays nothing.
+#[test]
+fn serve_on_aws_without_a_region_stops_at_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let exited = common::serve_with(
+        &["--backend", "aws"],
+        db.to_str().unwrap(),
+        &[
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "not-a-secret"),
+            ("HOME", "/nonexistent"),
+            ("TCRELAY_WEBHOOK_BASIC", "tc:pw"),
+            (
+                "TCRELAY_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/erp",
+            ),
+            (
+                "TCRELAY_QUARANTINE_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/quarantine",
+            ),
+            ("TCRELAY_DEDUPE_TABLE", "tcrelay-dedupe"),
+            ("TCRELAY_CLAIM_CHECK_BUCKET", "tcrelay-claims"),
+        ],
+        "0",
+    )
+    .expect_err("serve started without an AWS region");
+    assert!(!exited.status.success());
+    assert!(exited.stderr.contains("AWS_REGION"), "{}", exited.stderr);
+}

@@ -102,8 +102,19 @@ pub fn serve(db: &str, env: &[(&str, &str)]) -> Result<Serve, Exited> {
 /// As [`serve`], polling every `poll_interval` (humantime, e.g. `500ms`; `0` turns polling off)
 /// the streams and Tradecloud that `env` configures.
 pub fn serve_polling(db: &str, env: &[(&str, &str)], poll_interval: &str) -> Result<Serve, Exited> {
+    serve_with(&[], db, env, poll_interval)
+}
+
+/// As [`serve_polling`], with the global flags `global` (e.g. `--backend aws`) first.
+pub fn serve_with(
+    global: &[&str],
+    db: &str,
+    env: &[(&str, &str)],
+    poll_interval: &str,
+) -> Result<Serve, Exited> {
     let mut child = command(&[("RUST_LOG", "warn")])
         .envs(env.iter().copied())
+        .args(global)
         .args([
             "--db",
             db,

@@ -14,13 +14,17 @@ use tradecloud_sim::{EventKind, SimConfig, Simulator};
 
 const CREDENTIALS: &str = "tc:kill-test-pw";
 
-/// Starts `tcrelay serve` on `db`, a free port, with short claim expiry and Retry-After.
+/// Starts `tcrelay serve` on `db`, a free port, with short claim expiry, request budget and
+/// Retry-After.
 fn spawn_serve(db: &str) -> common::Serve {
     common::serve(
         db,
         &[
             ("TCRELAY_WEBHOOK_BASIC", CREDENTIALS),
             ("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS", "2"),
+            // Under the expiry, as `serve` requires: a request still running when its claim
+            // expires could be overtaken by a retry.
+            ("TCRELAY_REQUEST_BUDGET_MS", "1500"),
             ("TCRELAY_RETRY_AFTER_SECONDS", "1"),
         ],
     )

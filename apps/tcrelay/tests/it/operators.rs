@@ -116,13 +116,12 @@ async fn replay_relays_what_now_passes_and_keeps_the_rest_then_drop_and_trace() 
     assert_eq!(trace["quarantine"].as_array().unwrap().len(), 0, "{trace}");
     let text = stdout(&tcrelay(&["--db", db, "trace", ORDER_ID], &[]));
     assert!(text.contains("queue messages: 1"), "{text}");
-    // Another object's trace is empty, not this one's.
-    let other = json_lines(&tcrelay(
-        &["--db", db, "trace", "PO-unknown", "--json"],
-        &[],
-    ));
-    assert_eq!(other[0]["queue"].as_array().unwrap().len(), 0);
-    assert_eq!(other[0]["dedupe"].as_array().unwrap().len(), 0);
+    // Another object's trace is empty, not this one's (and, finding nothing, exits 1).
+    let o = tcrelay(&["--db", db, "trace", "PO-unknown", "--json"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let other: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(other["queue"].as_array().unwrap().len(), 0);
+    assert_eq!(other["dedupe"].as_array().unwrap().len(), 0);
 
     let o = tcrelay(
         &["--db", db, "quarantine", "drop", &ids[1].to_string()],
