@@ -147,10 +147,14 @@ impl ScenarioOptions {
             changes: (duration.as_secs_f64() * 20.0).round() as usize,
             poll_interval: Duration::from_secs(3),
             queue_outage: true,
-            // Off in the demo: with the default budget the stall would take most of a short
-            // demo. The end-to-end tests switch it on with a short budget.
+            // Off in the demo: the stall would take most of a short demo. The end-to-end
+            // tests switch it on.
             queue_stall: false,
-            request_budget: Duration::from_millis(tcrelay_core::config::DEFAULT_REQUEST_BUDGET_MS),
+            // Below the demo's 5 s in-progress expiry, as the relay requires
+            // (`DedupeTimings::check_outlives`): the default 25 s budget would need claims
+            // that outlive it, and a request cut off by the outage or the kill would then hold
+            // its claim for most of a short demo.
+            request_budget: Duration::from_secs(4),
             dedupe_slow: false,
             kill_a_poll_run: true,
             duplicate_rate: 0.05,
@@ -439,7 +443,12 @@ fn relay_settings(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    Ok(Settings::from_env_map(&env, Backend::Sqlite)?)
+    let settings = Settings::from_env_map(&env, Backend::Sqlite)?;
+    // The rule `tcrelay serve` and the webhook Lambda enforce at start: a scenario whose claims
+    // could expire while their requests still send would show duplicates the relay refuses to
+    // risk.
+    settings.dedupe.check_outlives(&settings.webhook)?;
+    Ok(settings)
 }
 
 /// The relay as the scenario drives it once started.

@@ -95,7 +95,8 @@ async fn the_check_catches_lost_doubled_invented_and_reordered_envelopes() {
         poll_interval: Duration::from_secs(1),
         queue_outage: false,
         queue_stall: false,
-        request_budget: Duration::from_secs(25),
+        // Below the 5 s in-progress expiry the scenario's settings carry.
+        request_budget: Duration::from_secs(4),
         dedupe_slow: false,
         kill_a_poll_run: false,
         duplicate_rate: 0.0,
