@@ -181,10 +181,13 @@ impl WebhookCredentials {
     ) -> Result<(), AuthError> {
         if let (Some(trusted), Some(token)) = (&self.gateway_issuer, gateway)
             && *trusted == token.issuer
-            && token
-                .client
-                .as_ref()
-                .is_some_and(|client| self.gateway_clients.contains(client))
+            && token.client.as_ref().is_some_and(|client| {
+                // Client ids are GUIDs, which Entra ID writes in lower case and a portal may
+                // show in upper case: a mismatch in case alone would refuse every message.
+                self.gateway_clients
+                    .iter()
+                    .any(|trusted| trusted.eq_ignore_ascii_case(client))
+            })
         {
             return Ok(());
         }
@@ -328,6 +331,17 @@ mod tests {
                 "{refused:?}"
             );
         }
+        // A client id as a portal may show it, in upper case, is the same client.
+        let mut upper = creds();
+        upper.trust_gateway_jwt(issuer, &["11111111-AAAA-1111-1111-111111111111"]);
+        let lower = GatewayJwt {
+            client: Some("11111111-aaaa-1111-1111-111111111111".into()),
+            ..token.clone()
+        };
+        assert_eq!(
+            upper.verify_request(Some(&jwt_header), Some(&lower)),
+            Ok(())
+        );
         // Trusting an issuer without naming a client trusts no token.
         let mut no_clients = creds();
         no_clients.trust_gateway_jwt(issuer, &[]);
