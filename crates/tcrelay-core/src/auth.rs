@@ -76,6 +76,9 @@ fn scheme_named(scheme: Option<&str>) -> String {
 pub struct GatewayJwt {
     /// The token's `iss` claim.
     pub issuer: String,
+    /// The application the token was issued to: the `azp` claim (Entra ID v2.0 tokens), else
+    /// `appid` (v1.0); `None` when the token names neither.
+    pub client: Option<String>,
 }
 
 /// The configured webhook credentials, as digests.
@@ -84,15 +87,18 @@ pub struct WebhookCredentials {
     basic: Vec<[u8; 32]>,
     bearer: Vec<[u8; 32]>,
     gateway_issuer: Option<String>,
+    gateway_clients: Vec<String>,
 }
 
 impl std::fmt::Debug for WebhookCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Counts only: even digests of short passwords can be brute-forced.
+        // Counts only: even digests of short passwords can be brute-forced. Issuer and client
+        // ids are public identifiers, not secrets.
         f.debug_struct("WebhookCredentials")
             .field("basic", &self.basic.len())
             .field("bearer", &self.bearer.len())
             .field("gateway_issuer", &self.gateway_issuer)
+            .field("gateway_clients", &self.gateway_clients)
             .finish()
     }
 }
@@ -116,10 +122,16 @@ impl WebhookCredentials {
         self
     }
 
-    /// Accepts requests carrying a [`GatewayJwt`] from `issuer`: the gateway checked the token's
-    /// signature, expiry and audience, the function checks it came from the configured issuer.
-    pub fn trust_gateway_jwt(&mut self, issuer: &str) -> &mut Self {
+    /// Accepts requests carrying a [`GatewayJwt`] from `issuer` issued to one of `clients`:
+    /// the gateway checked the token's signature, expiry and audience, the function checks it
+    /// came from the configured issuer and was issued to a configured client. The client
+    /// matters: Entra ID issues an app-only token for an audience to any client of the tenant
+    /// that asks (client credentials), so issuer and audience alone would let in every
+    /// application registered in, or consented to by, the tenant. With no client, no token
+    /// is accepted.
+    pub fn trust_gateway_jwt(&mut self, issuer: &str, clients: &[&str]) -> &mut Self {
         self.gateway_issuer = Some(issuer.to_owned());
+        self.gateway_clients = clients.iter().map(|&c| c.to_owned()).collect();
         self
     }
 
@@ -128,12 +140,18 @@ impl WebhookCredentials {
         self.gateway_issuer.as_deref()
     }
 
+    /// The clients whose gateway-verified tokens are accepted.
+    pub fn gateway_clients(&self) -> &[String] {
+        &self.gateway_clients
+    }
+
     /// Adds everything from `other` (plain-text settings plus a secret, for instance).
     pub fn extend(&mut self, other: &WebhookCredentials) -> &mut Self {
         self.basic.extend_from_slice(&other.basic);
         self.bearer.extend_from_slice(&other.bearer);
         if other.gateway_issuer.is_some() {
             self.gateway_issuer.clone_from(&other.gateway_issuer);
+            self.gateway_clients.clone_from(&other.gateway_clients);
         }
         self
     }
@@ -153,8 +171,9 @@ impl WebhookCredentials {
         self.bearer.len()
     }
 
-    /// Checks a request: a [`GatewayJwt`] from the trusted issuer is enough, otherwise the
-    /// `Authorization` header must carry a configured Basic or Bearer credential.
+    /// Checks a request: a [`GatewayJwt`] from the trusted issuer, issued to a trusted client,
+    /// is enough, otherwise the `Authorization` header must carry a configured Basic or
+    /// Bearer credential.
     pub fn verify_request(
         &self,
         header: Option<&HeaderValue>,
@@ -162,6 +181,13 @@ impl WebhookCredentials {
     ) -> Result<(), AuthError> {
         if let (Some(trusted), Some(token)) = (&self.gateway_issuer, gateway)
             && *trusted == token.issuer
+            && token.client.as_ref().is_some_and(|client| {
+                // Client ids are GUIDs, which Entra ID writes in lower case and a portal may
+                // show in upper case: a mismatch in case alone would refuse every message.
+                self.gateway_clients
+                    .iter()
+                    .any(|trusted| trusted.eq_ignore_ascii_case(client))
+            })
         {
             return Ok(());
         }
@@ -265,13 +291,25 @@ mod tests {
     }
 
     #[test]
-    fn a_gateway_verified_token_counts_only_from_the_trusted_issuer() {
+    fn a_gateway_verified_token_counts_only_from_the_trusted_issuer_and_client() {
         let issuer = "https://login.microsoftonline.com/t/v2.0";
+        let client = "11111111-1111-1111-1111-111111111111";
         let token = GatewayJwt {
             issuer: issuer.into(),
+            client: Some(client.into()),
         };
         let stranger = GatewayJwt {
             issuer: "https://login.microsoftonline.com/other/v2.0".into(),
+            client: Some(client.into()),
+        };
+        // Another application of the same tenant, and a token that names none.
+        let other_client = GatewayJwt {
+            client: Some("33333333-3333-3333-3333-333333333333".into()),
+            ..token.clone()
+        };
+        let no_client = GatewayJwt {
+            client: None,
+            ..token.clone()
         };
         let jwt_header = HeaderValue::from_static("Bearer eyJ.not-a-configured-token.x");
         // Not trusted: a gateway token is nothing, the header decides.
@@ -281,13 +319,34 @@ mod tests {
             Err(AuthError::Invalid)
         );
         let mut trusting = creds();
-        trusting.trust_gateway_jwt(issuer);
+        trusting.trust_gateway_jwt(issuer, &["22222222-2222-2222-2222-222222222222", client]);
         assert_eq!(
             trusting.verify_request(Some(&jwt_header), Some(&token)),
             Ok(())
         );
+        for refused in [&stranger, &other_client, &no_client] {
+            assert_eq!(
+                trusting.verify_request(Some(&jwt_header), Some(refused)),
+                Err(AuthError::Invalid),
+                "{refused:?}"
+            );
+        }
+        // A client id as a portal may show it, in upper case, is the same client.
+        let mut upper = creds();
+        upper.trust_gateway_jwt(issuer, &["11111111-AAAA-1111-1111-111111111111"]);
+        let lower = GatewayJwt {
+            client: Some("11111111-aaaa-1111-1111-111111111111".into()),
+            ..token.clone()
+        };
         assert_eq!(
-            trusting.verify_request(Some(&jwt_header), Some(&stranger)),
+            upper.verify_request(Some(&jwt_header), Some(&lower)),
+            Ok(())
+        );
+        // Trusting an issuer without naming a client trusts no token.
+        let mut no_clients = creds();
+        no_clients.trust_gateway_jwt(issuer, &[]);
+        assert_eq!(
+            no_clients.verify_request(Some(&jwt_header), Some(&token)),
             Err(AuthError::Invalid)
         );
         // Without the gateway's word, the same header is just a wrong Bearer token.
@@ -397,7 +456,7 @@ mod tests {
         let text = format!("{:?}", creds());
         assert_eq!(
             text,
-            "WebhookCredentials { basic: 2, bearer: 2, gateway_issuer: None }"
+            "WebhookCredentials { basic: 2, bearer: 2, gateway_issuer: None, gateway_clients: [] }"
         );
     }
 }

@@ -35,6 +35,11 @@ pub const TCRELAY_WEBHOOK_SECRET_ARN: &str = "TCRELAY_WEBHOOK_SECRET_ARN";
 /// Entra ID). Set only behind such a gateway: requests it let through with a token from this
 /// issuer are accepted without a Basic or Bearer credential.
 pub const TCRELAY_WEBHOOK_JWT_ISSUER: &str = "TCRELAY_WEBHOOK_JWT_ISSUER";
+/// The application (client) ids whose verified tokens are accepted, comma-separated: the app
+/// registration Tradecloud obtains its tokens with. Required with
+/// [`TCRELAY_WEBHOOK_JWT_ISSUER`]: Entra ID issues a token for the relay's audience to any
+/// client of the tenant that asks, so only the client tells Tradecloud's apart.
+pub const TCRELAY_WEBHOOK_JWT_CLIENT_ID: &str = "TCRELAY_WEBHOOK_JWT_CLIENT_ID";
 /// Event names to relay (patterns with `*`); empty relays all.
 pub const TCRELAY_EVENT_ALLOW: &str = "TCRELAY_EVENT_ALLOW";
 /// Event names never to relay (patterns with `*`); wins over the allow list.
@@ -222,7 +227,8 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     /// Reads [`TCRELAY_WEBHOOK_BASIC`], [`TCRELAY_WEBHOOK_BEARER`],
-    /// [`TCRELAY_WEBHOOK_SECRET_ARN`], [`TCRELAY_WEBHOOK_JWT_ISSUER`], [`TCRELAY_EVENT_ALLOW`],
+    /// [`TCRELAY_WEBHOOK_SECRET_ARN`], [`TCRELAY_WEBHOOK_JWT_ISSUER`],
+    /// [`TCRELAY_WEBHOOK_JWT_CLIENT_ID`], [`TCRELAY_EVENT_ALLOW`],
     /// [`TCRELAY_EVENT_DENY`],
     /// [`TCRELAY_MAX_BODY_BYTES`], [`TCRELAY_MAX_LINES`], [`TCRELAY_RETRY_AFTER_SECONDS`] and
     /// [`TCRELAY_REQUEST_BUDGET_MS`]. At least one credential
@@ -236,14 +242,38 @@ impl WebhookConfig {
             add_bearer_lines(&mut credentials, text.lines(), TCRELAY_WEBHOOK_BEARER)?;
         }
         let secret_arn = get(env, TCRELAY_WEBHOOK_SECRET_ARN).map(str::to_owned);
-        if let Some(issuer) = get(env, TCRELAY_WEBHOOK_JWT_ISSUER) {
-            if !issuer.starts_with("https://") {
+        let clients: Vec<&str> = get(env, TCRELAY_WEBHOOK_JWT_CLIENT_ID)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        match get(env, TCRELAY_WEBHOOK_JWT_ISSUER) {
+            Some(issuer) => {
+                if !issuer.starts_with("https://") {
+                    return Err(invalid(
+                        TCRELAY_WEBHOOK_JWT_ISSUER,
+                        "must be the token issuer's https URL, as configured on the gateway's JWT authorizer",
+                    ));
+                }
+                // An issuer alone would trust every application of the tenant.
+                if clients.is_empty() {
+                    return Err(invalid(
+                        TCRELAY_WEBHOOK_JWT_CLIENT_ID,
+                        "must name the client id of the app registration Tradecloud gets its \
+                         tokens with (TCRELAY_WEBHOOK_JWT_ISSUER is set): the issuer alone \
+                         would accept a token of any application of the tenant",
+                    ));
+                }
+                credentials.trust_gateway_jwt(issuer, &clients);
+            }
+            None if !clients.is_empty() => {
                 return Err(invalid(
-                    TCRELAY_WEBHOOK_JWT_ISSUER,
-                    "must be the token issuer's https URL, as configured on the gateway's JWT authorizer",
+                    TCRELAY_WEBHOOK_JWT_CLIENT_ID,
+                    "is set without TCRELAY_WEBHOOK_JWT_ISSUER, so no token would be accepted",
                 ));
             }
-            credentials.trust_gateway_jwt(issuer);
+            None => {}
         }
         if credentials.is_empty() && secret_arn.is_none() {
             return Err(ConfigError::NoWebhookCredential);
@@ -544,6 +574,7 @@ mod tests {
                 TCRELAY_WEBHOOK_JWT_ISSUER,
                 "https://login.microsoftonline.com/t/v2.0",
             ),
+            (TCRELAY_WEBHOOK_JWT_CLIENT_ID, " c1 ,c2,"),
         ] {
             e.insert(k.into(), v.into());
         }
@@ -552,6 +583,7 @@ mod tests {
             c.webhook.credentials.gateway_issuer(),
             Some("https://login.microsoftonline.com/t/v2.0")
         );
+        assert_eq!(c.webhook.credentials.gateway_clients(), ["c1", "c2"]);
         assert_eq!(c.tradecloud.api_url, "https://api.accp.tradecloud1.com/v2");
         let login = c.tradecloud.login.unwrap();
         assert_eq!(login.username, "int@example.com");
@@ -588,6 +620,8 @@ mod tests {
                 TCRELAY_WEBHOOK_JWT_ISSUER,
                 "login.microsoftonline.com/t/v2.0",
             ),
+            // A client without an issuer trusts nothing.
+            (TCRELAY_WEBHOOK_JWT_CLIENT_ID, "c1"),
         ] {
             let mut e = full();
             e.insert(var.into(), value.into());
@@ -597,6 +631,28 @@ mod tests {
                 "{var}={value}: {err:?}"
             );
             assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    /// Entra ID issues a token for the relay's audience to any client of the tenant that asks:
+    /// an issuer without the client ids to accept would let every one of them in.
+    #[test]
+    fn a_jwt_issuer_without_a_client_id_is_refused_naming_the_client_id() {
+        for clients in [None, Some(""), Some(" , ")] {
+            let mut e = full();
+            e.insert(
+                TCRELAY_WEBHOOK_JWT_ISSUER.into(),
+                "https://login.microsoftonline.com/t/v2.0".into(),
+            );
+            if let Some(clients) = clients {
+                e.insert(TCRELAY_WEBHOOK_JWT_CLIENT_ID.into(), clients.into());
+            }
+            let err = Config::from_env_map(&e).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var, .. }
+                    if *var == TCRELAY_WEBHOOK_JWT_CLIENT_ID),
+                "{clients:?}: {err:?}"
+            );
         }
     }
 

@@ -315,7 +315,9 @@ async fn trace_request(mut request: Request, next: Next) -> Response {
         "webhook",
         request_id = %request_id,
         method = %request.method(),
-        path = %request.uri().path(),
+        // A request line may carry UTF-8 (bidirectional controls, line separators) in its
+        // path, before authentication.
+        path = %escape_control(request.uri().path()),
         kind = tracing::field::Empty,
         id = tracing::field::Empty,
         event_name = tracing::field::Empty,

@@ -518,6 +518,47 @@ async fn a_newline_or_esc_in_an_xml_end_tag_cannot_forge_a_log_line() {
     );
 }
 
+/// Unicode's bidirectional controls reorder what a terminal or log viewer shows (a right-to-left
+/// override turns `…status=202` written after it around), and its line and paragraph
+/// separators break a line in viewers that honour them: in text a request wrote, they are as
+/// much a forgery as a newline. The refusal quotes the end tag, as in the test above.
+#[tokio::test(flavor = "current_thread")]
+async fn a_bidi_control_or_line_separator_in_an_xml_end_tag_reaches_no_log_line_raw() {
+    let h = harness();
+    let body = "<WebhookBody><eventName>X</eventName></eventName\u{202e}202=sutats\u{2028}INFO\u{2066}></WebhookBody>";
+    let (a, logs) = logs_of(send(
+        &h.router,
+        post("/webhook", Some("application/xml"), body),
+    ))
+    .await;
+    a.assert_problem(400);
+    assert_no_forged_line(&logs);
+    for raw in ['\u{202e}', '\u{2028}', '\u{2066}'] {
+        assert!(!logs.contains(raw), "raw {raw:?} in the logs:\n{logs}");
+    }
+    // The reason quoted the end tag, escaped: the test exercised what it claims.
+    assert!(logs.contains("\\u{202e}202=sutats"), "{logs}");
+}
+
+/// A request line may carry UTF-8 in its path (hyper and the http crate let it through), so
+/// anyone, before authenticating, could put a right-to-left override or a line separator into
+/// the `path` field every log line of the request carries.
+#[tokio::test(flavor = "current_thread")]
+async fn a_bidi_control_or_line_separator_in_the_path_reaches_no_log_line_raw() {
+    let h = harness();
+    let request = Request::post("/webhook/\u{202e}202=sutats\u{2028}INFO")
+        .body(Body::empty())
+        .unwrap();
+    let (a, logs) = logs_of(send(&h.router, request)).await;
+    a.assert_problem(401);
+    assert_no_forged_line(&logs);
+    for raw in ['\u{202e}', '\u{2028}'] {
+        assert!(!logs.contains(raw), "raw {raw:?} in the logs:\n{logs}");
+    }
+    // The path is in the logs, escaped: the test exercised what it claims.
+    assert!(logs.contains("\\u{202e}202=sutats"), "{logs}");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_control_character_in_the_request_id_cannot_forge_log_fields() {
     let h = harness();

@@ -54,7 +54,9 @@ impl LogSettings {
     }
 }
 
-/// Targets whose TRACE lines carry credentials, held at DEBUG whatever the level:
+/// Targets whose TRACE lines carry credentials, never written whatever the filter (held at
+/// DEBUG by [`LogSettings::env_filter`], and dropped by a layer of [`LogSettings::subscriber`]
+/// that span directives cannot get past):
 /// `lambda_runtime` writes every raw invocation event at TRACE ("raw JSON event received from
 /// Lambda"), and a webhook's event holds the request's headers, `Authorization` among them
 /// (Tradecloud's Basic credential or Bearer token).
@@ -92,18 +94,43 @@ impl LogSettings {
 /// invocation span (`requestId`).
 pub fn init_tracing() {
     let settings = LogSettings::from_env(|var| std::env::var(var).ok());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(settings.env_filter())
-        .with_ansi(false)
-        .with_target(false);
-    if settings.json {
-        builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    } else {
-        builder.init();
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    settings.subscriber(std::io::stdout).init();
+}
+
+impl LogSettings {
+    /// The subscriber [`init_tracing`] installs, writing to `writer`: filtered by
+    /// [`Self::env_filter`], JSON lines with the current span's fields or plain text, never
+    /// coloured; and never a TRACE event of a [`NEVER_TRACED`] target, whatever the filter
+    /// says. The `EnvFilter` directive alone did not hold: a span directive
+    /// (`[Lambda runtime invoke]=trace`) enables every event inside the span before any target
+    /// directive is consulted, and lambda_runtime dumps the raw event inside its invocation
+    /// span. This filter is a layer of its own, which every event must pass.
+    pub fn subscriber<W>(&self, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+    where
+        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let never_traced = tracing_subscriber::filter::filter_fn(|metadata| {
+            *metadata.level() != tracing::Level::TRACE || !NEVER_TRACED.contains(&metadata.target())
+        });
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(self.env_filter())
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(writer);
+        if self.json {
+            Box::new(
+                builder
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .finish()
+                    .with(never_traced),
+            )
+        } else {
+            Box::new(builder.finish().with(never_traced))
+        }
     }
 }
 
@@ -198,6 +225,71 @@ mod tests {
                     "{filter}: its DEBUG lines keep the level asked for"
                 );
             });
+        }
+    }
+
+    /// A filter can turn TRACE on by span as well as by target or level (`[span]=trace`), and
+    /// lambda_runtime dumps the raw event inside its invocation span ("Lambda runtime invoke"):
+    /// a span directive let the dump, with the request's `Authorization` header, into the logs
+    /// past the target held at DEBUG. Checked on what the installed subscriber writes.
+    #[test]
+    fn the_raw_event_is_never_written_even_when_a_span_directive_asks_for_trace() {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        for filter in [
+            "[Lambda runtime invoke]=trace",
+            "info,[Lambda runtime invoke]=trace",
+            "[{requestId}]=trace",
+            "lambda_runtime[Lambda runtime invoke]=trace",
+            "trace",
+        ] {
+            for json in [true, false] {
+                let buffer = Buffer::default();
+                let writer = buffer.clone();
+                let settings = LogSettings {
+                    json,
+                    filter: filter.to_owned(),
+                };
+                let subscriber = settings.subscriber(move || writer.clone());
+                tracing::subscriber::with_default(subscriber, || {
+                    // As lambda_runtime::layers::trace opens it.
+                    let span = tracing::info_span!(
+                        target: "lambda_runtime::layers::trace",
+                        "Lambda runtime invoke",
+                        requestId = "r-1"
+                    );
+                    let _entered = span.enter();
+                    // As lambda_runtime::layers::api_response writes it.
+                    tracing::trace!(
+                        target: "lambda_runtime::layers::api_response",
+                        body = "{\"headers\":{\"authorization\":\"Basic c2VjcmV0\"}}",
+                        "raw JSON event received from Lambda"
+                    );
+                    // The span directive still works for everything else.
+                    tracing::trace!(target: "lambda_runtime::runtime", "other trace line");
+                });
+                let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+                assert!(
+                    !logs.contains("c2VjcmV0"),
+                    "{filter} (json: {json}): the raw event was written:\n{logs}"
+                );
+                assert!(
+                    logs.contains("other trace line"),
+                    "{filter} (json: {json}): the filter did not apply:\n{logs}"
+                );
+            }
         }
     }
 

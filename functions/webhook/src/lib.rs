@@ -37,8 +37,9 @@ pub fn startup_config(env: &dyn Env) -> Result<StartupConfig, ConfigError> {
 /// Adds the layer that carries API Gateway's request context into the core: the
 /// [`RequestId`] (API Gateway's request id, else the Lambda invocation id), so a request's log
 /// lines and its problem answers name the id an operator finds in API Gateway's access log; and,
-/// when the route's JWT authorizer verified a token, a [`GatewayJwt`] with its issuer, which
-/// the core accepts in place of a Basic or Bearer credential if that issuer is configured;
+/// when the route's JWT authorizer verified a token, a [`GatewayJwt`] with its issuer and the
+/// client it was issued to, which the core accepts in place of a Basic or Bearer credential if
+/// that issuer and client are configured;
 /// and the invocation's [`Deadline`], so every step of the request fits in the function's
 /// timeout (the core also applies its configured budget, whichever passes first).
 ///
@@ -47,13 +48,23 @@ pub fn startup_config(env: &dyn Env) -> Result<StartupConfig, ConfigError> {
 pub fn with_lambda_context(router: Router) -> Router {
     router.layer(axum::middleware::map_request(
         |mut request: Request| async move {
-            let (from_gateway, jwt_issuer) = match request.request_context_ref() {
+            let (from_gateway, jwt) = match request.request_context_ref() {
                 Some(RequestContext::ApiGatewayV2(ctx)) => (
                     ctx.request_id.clone(),
                     ctx.authorizer
                         .as_ref()
                         .and_then(|a| a.jwt.as_ref())
-                        .and_then(|jwt| jwt.claims.get("iss").cloned()),
+                        .and_then(|jwt| {
+                            let claim = |name: &str| {
+                                jwt.claims.get(name).filter(|v| !v.is_empty()).cloned()
+                            };
+                            // The client the token was issued to: `azp` in Entra ID's v2.0
+                            // tokens, `appid` in v1.0 ones.
+                            Some(GatewayJwt {
+                                issuer: claim("iss")?,
+                                client: claim("azp").or_else(|| claim("appid")),
+                            })
+                        }),
                 ),
                 _ => (None, None),
             };
@@ -63,8 +74,8 @@ pub fn with_lambda_context(router: Router) -> Router {
             if let Some(id) = id {
                 request.extensions_mut().insert(RequestId(id));
             }
-            if let Some(issuer) = jwt_issuer.filter(|i| !i.is_empty()) {
-                request.extensions_mut().insert(GatewayJwt { issuer });
+            if let Some(jwt) = jwt {
+                request.extensions_mut().insert(jwt);
             }
             if let Some(deadline) = request
                 .lambda_context_ref()

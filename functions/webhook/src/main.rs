@@ -74,6 +74,7 @@ async fn build() -> anyhow::Result<axum::Router> {
         bearer_tokens = config.webhook.credentials.bearer_count(),
         fifo = aws.queue_fifo,
         gateway_jwt_issuer = config.webhook.credentials.gateway_issuer(),
+        gateway_jwt_clients = ?config.webhook.credentials.gateway_clients(),
         max_body_bytes = config.webhook.max_body_bytes,
         "webhook ready"
     );

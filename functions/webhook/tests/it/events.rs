@@ -33,6 +33,10 @@ struct Lambda {
 const ENTRA_ISSUER: &str =
     "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0";
 
+/// The client (`azp`) in `post-order-entra-id.json`'s authorizer claims: Tradecloud's app
+/// registration.
+const ENTRA_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+
 fn basic_credentials() -> WebhookCredentials {
     // The credential the events carry; docs/config.md gives the same for `cargo lambda invoke`.
     let mut credentials = WebhookCredentials::new();
@@ -206,7 +210,7 @@ async fn a_token_verified_by_the_gateway_authorizer_is_accepted_only_from_the_tr
     // Entra ID mode: API Gateway's JWT authorizer verified the token and put its claims in the
     // request context; the function accepts it in place of a Basic credential.
     let mut trusting = basic_credentials();
-    trusting.trust_gateway_jwt(ENTRA_ISSUER);
+    trusting.trust_gateway_jwt(ENTRA_ISSUER, &[ENTRA_CLIENT]);
     let l = lambda_with(trusting);
     let (status, body) = invoke(&l, "post-order-entra-id.json").await;
     assert_eq!(status, 202, "{body}");
@@ -220,7 +224,10 @@ async fn a_token_verified_by_the_gateway_authorizer_is_accepted_only_from_the_tr
 
     // A token from another issuer (another tenant) is refused.
     let mut other = basic_credentials();
-    other.trust_gateway_jwt("https://login.microsoftonline.com/another-tenant/v2.0");
+    other.trust_gateway_jwt(
+        "https://login.microsoftonline.com/another-tenant/v2.0",
+        &[ENTRA_CLIENT],
+    );
     let l = lambda_with(other);
     let (status, _) = invoke(&l, "post-order-entra-id.json").await;
     assert_eq!(status, 401);
@@ -233,11 +240,92 @@ async fn a_token_verified_by_the_gateway_authorizer_is_accepted_only_from_the_tr
         .unwrap()
         .remove("authorizer");
     let mut trusting = basic_credentials();
-    trusting.trust_gateway_jwt(ENTRA_ISSUER);
+    trusting.trust_gateway_jwt(ENTRA_ISSUER, &[ENTRA_CLIENT]);
     let l = lambda_with(trusting);
     let (status, body) = invoke_text(&l, "entra-id without authorizer", &event.to_string()).await;
     assert_eq!(status, 401, "{body}");
     assert!(l.sink.envelopes().is_empty());
+}
+
+/// Entra ID issues an app-only token for the relay's audience to any client of the tenant that
+/// asks (client credentials; a multi-tenant app someone consented to is such a client, and its
+/// owner holds its secret): issuer and audience alone let them all in. The function also
+/// checks the client the token was issued to (`azp` in v2.0 tokens, `appid` in v1.0), which
+/// is Tradecloud's app registration only. Configured as the template configures it.
+#[tokio::test]
+async fn a_gateway_token_issued_to_another_client_of_the_tenant_is_refused() {
+    let config = tcrelay_core::config::WebhookConfig::from_env_map(&tcrelay_core::env::env_map(&[
+        (
+            tcrelay_core::config::TCRELAY_WEBHOOK_BASIC,
+            "tradecloud:change-me",
+        ),
+        (
+            tcrelay_core::config::TCRELAY_WEBHOOK_JWT_ISSUER,
+            ENTRA_ISSUER,
+        ),
+        (
+            tcrelay_core::config::TCRELAY_WEBHOOK_JWT_CLIENT_ID,
+            ENTRA_CLIENT,
+        ),
+    ]))
+    .unwrap();
+    let event: Value = serde_json::from_str(&read_event("post-order-entra-id.json")).unwrap();
+    assert_eq!(
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["azp"],
+        ENTRA_CLIENT
+    );
+    let claims = |edit: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut event = event.clone();
+        edit(
+            event["requestContext"]["authorizer"]["jwt"]["claims"]
+                .as_object_mut()
+                .unwrap(),
+        );
+        event.to_string()
+    };
+
+    // Tradecloud's client, by azp (v2.0 token) or by appid (v1.0 token).
+    let l = lambda_with(config.credentials.clone());
+    let (status, body) = invoke(&l, "post-order-entra-id.json").await;
+    assert_eq!(status, 202, "{body}");
+    let v1 = claims(&|c| {
+        let azp = c.remove("azp").unwrap();
+        c.insert("appid".into(), azp);
+    });
+    let l = lambda_with(config.credentials.clone());
+    let (status, body) = invoke_text(&l, "v1.0 token", &v1).await;
+    assert_eq!(status, 202, "{body}");
+
+    // Another client of the same tenant, or a token that names no client: refused.
+    for (what, text) in [
+        (
+            "another client",
+            claims(&|c| {
+                c.insert("azp".into(), "33333333-3333-3333-3333-333333333333".into());
+            }),
+        ),
+        (
+            "another client, v1.0",
+            claims(&|c| {
+                c.remove("azp");
+                c.insert(
+                    "appid".into(),
+                    "33333333-3333-3333-3333-333333333333".into(),
+                );
+            }),
+        ),
+        (
+            "no client",
+            claims(&|c| {
+                c.remove("azp");
+            }),
+        ),
+    ] {
+        let l = lambda_with(config.credentials.clone());
+        let (status, body) = invoke_text(&l, what, &text).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(l.sink.envelopes().is_empty(), "{what}");
+    }
 }
 
 /// A dedupe take-over (a claim that outlived the in-progress expiry and was claimed by another

@@ -181,6 +181,7 @@ fn scenarios() -> Vec<BTreeMap<&'static str, &'static str>> {
             "EntraIdIssuer",
             "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0",
         ),
+        ("EntraIdClientId", "11111111-1111-1111-1111-111111111111"),
         ("EventAllow", "Order*"),
         ("EventDeny", "*ByBuyer"),
     ]);

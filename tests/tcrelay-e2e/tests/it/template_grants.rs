@@ -469,6 +469,8 @@ fn the_deployment_settings_that_bit_before_stay_fixed() {
         ("PollStreams", "PollStart"),
         ("PollStreams", "TradecloudSecretArn"),
         ("EntraIdIssuer", "EntraIdAudience"),
+        // Entra ID gives any application of the tenant a token for the audience.
+        ("EntraIdIssuer", "EntraIdClientId"),
     ] {
         // Both in one rule, not each anywhere in the block.
         assert!(
