@@ -3,6 +3,8 @@
 
 pub mod cursor_store;
 pub mod dedupe_store;
+pub mod event_sink;
+pub mod quarantine;
 
 use std::future::Future;
 use std::task::Poll;
