@@ -461,6 +461,53 @@ pub async fn a_refused_claim_checked_envelope_is_reported(s: &dyn Subject) {
     assert_partial(s, &sent, answer, &received);
 }
 
+/// Batches sent at once (concurrent webhook requests) each arrive whole and once, each
+/// object's envelopes in order; one of them refused fails alone.
+pub async fn concurrent_batches_each_arrive_and_a_refused_one_fails_alone(s: &dyn Subject) {
+    let batches: Vec<Vec<Envelope>> = (0..8u64)
+        .map(|b| {
+            (0..5u64)
+                .map(|n| {
+                    let e = envelope(ObjectKind::Order, &format!("o-{b}"), b * 10 + n);
+                    refused(e, b == 3 && n == 2)
+                })
+                .collect()
+        })
+        .collect();
+    s.refuse(true);
+    let answers = super::join_all(
+        batches
+            .iter()
+            .map(|batch| s.sink().enqueue(batch))
+            .collect(),
+    )
+    .await;
+    s.refuse(false);
+    let received = s.receive().await;
+    let mut delivered = Vec::new();
+    for (b, (batch, answer)) in batches.iter().zip(answers).enumerate() {
+        match answer {
+            Ok(()) => {
+                assert!(b != 3, "the batch with a refused envelope answered Ok");
+                delivered.extend(batch);
+            }
+            Err(e) => {
+                assert_eq!(b, 3, "batch {b} failed beside the refused one: {e}");
+                assert!(e.failed.contains(&2), "the refused envelope reported sent");
+                delivered.extend(
+                    (0..batch.len())
+                        .filter(|i| !e.failed.contains(i))
+                        .map(|i| &batch[i]),
+                );
+            }
+        }
+    }
+    assert_exactly(&received, &delivered);
+    if s.keeps_order() {
+        assert_group_order(&received, &delivered);
+    }
+}
+
 /// Expands to one `#[tokio::test]` per rule of [`crate::conformance::event_sink`], each on a
 /// fresh subject from `$subject` (an expression whose `.await` is a
 /// [`Subject`](crate::conformance::event_sink::Subject)).
@@ -477,6 +524,7 @@ macro_rules! event_sink_conformance {
             a_refused_envelope_is_reported_and_its_resend_completes_the_batch,
             a_batch_refused_whole_reports_every_index,
             a_refused_claim_checked_envelope_is_reported,
+            concurrent_batches_each_arrive_and_a_refused_one_fails_alone,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {

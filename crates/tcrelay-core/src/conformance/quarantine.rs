@@ -165,6 +165,24 @@ pub async fn a_request_kept_twice_is_kept_twice(s: &dyn Subject) {
     assert_eq!(kept, vec![r.clone(), r]);
 }
 
+/// Requests kept at once (concurrent refusals) are each kept once.
+pub async fn requests_kept_at_once_are_each_kept(s: &dyn Subject) {
+    let requests: Vec<QuarantinedRequest> = (0..12u8)
+        .map(|n| {
+            let mut r = request(vec![n, 0xff, n]);
+            r.reason = format!("refusal {n}");
+            r
+        })
+        .collect();
+    let answers = super::join_all(requests.iter().map(|r| s.quarantine().keep(r)).collect()).await;
+    for (n, answer) in answers.into_iter().enumerate() {
+        answer.unwrap_or_else(|e| panic!("keep {n}: {e}"));
+    }
+    let mut kept = s.kept().await;
+    kept.sort_by(|a, b| a.body.cmp(&b.body));
+    assert_eq!(kept, requests);
+}
+
 /// Expands to one `#[tokio::test]` per rule of [`crate::conformance::quarantine`], each on a
 /// fresh subject from `$subject` (an expression whose `.await` is a
 /// [`Subject`](crate::conformance::quarantine::Subject)).
@@ -180,6 +198,7 @@ macro_rules! quarantine_conformance {
             the_reason_is_kept_verbatim,
             a_body_over_sqs_s_limit_is_kept_byte_for_byte,
             a_request_kept_twice_is_kept_twice,
+            requests_kept_at_once_are_each_kept,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {
