@@ -508,6 +508,25 @@ pub async fn concurrent_batches_each_arrive_and_a_refused_one_fails_alone(s: &dy
     }
 }
 
+/// Every JSON file of Tradecloud's published examples, as the payload text of an envelope
+/// (forwarded as sent when it is one line, else as its value), arrives byte for byte.
+pub async fn real_payloads_arrive_byte_for_byte(s: &dyn Subject) {
+    let sent: Vec<Envelope> = super::realworld_files()
+        .into_iter()
+        .filter_map(|(name, bytes)| {
+            let text = String::from_utf8(bytes).ok()?;
+            let text = text.trim_start_matches('\u{feff}').trim();
+            let value: serde_json::Value = serde_json::from_str(text).ok()?;
+            let mut e = envelope(ObjectKind::Order, &name, 1);
+            e.payload = Payload::as_sent(Arc::from(text), |_| Ok::<_, ()>(value)).ok()?;
+            Some(e)
+        })
+        .collect();
+    send(s, &sent).await;
+    let received = s.receive().await;
+    assert_exactly(&received, &sent.iter().collect::<Vec<_>>());
+}
+
 /// Expands to one `#[tokio::test]` per rule of [`crate::conformance::event_sink`], each on a
 /// fresh subject from `$subject` (an expression whose `.await` is a
 /// [`Subject`](crate::conformance::event_sink::Subject)).
@@ -525,6 +544,7 @@ macro_rules! event_sink_conformance {
             a_batch_refused_whole_reports_every_index,
             a_refused_claim_checked_envelope_is_reported,
             concurrent_batches_each_arrive_and_a_refused_one_fails_alone,
+            real_payloads_arrive_byte_for_byte,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {

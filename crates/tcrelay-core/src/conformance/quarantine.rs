@@ -183,6 +183,30 @@ pub async fn requests_kept_at_once_are_each_kept(s: &dyn Subject) {
     assert_eq!(kept, requests);
 }
 
+/// Every one of Tradecloud's published example files (JSON, tXML, HTTP text), as the body
+/// of a refused request, is kept byte for byte.
+pub async fn real_bodies_are_kept_byte_for_byte(s: &dyn Subject) {
+    let files = super::realworld_files();
+    let requests: Vec<QuarantinedRequest> = files
+        .into_iter()
+        .map(|(name, body)| {
+            let mut r = request(body);
+            r.reason = format!("refused: {name}");
+            r
+        })
+        .collect();
+    for r in &requests {
+        keep(s, r).await;
+    }
+    let mut kept = s.kept().await;
+    kept.sort_by(|a, b| a.reason.cmp(&b.reason));
+    assert_eq!(kept.len(), requests.len());
+    for (got, want) in kept.iter().zip(&requests) {
+        assert_eq!(got.reason, want.reason);
+        assert!(got.body == want.body, "{}: body changed", want.reason);
+    }
+}
+
 /// Expands to one `#[tokio::test]` per rule of [`crate::conformance::quarantine`], each on a
 /// fresh subject from `$subject` (an expression whose `.await` is a
 /// [`Subject`](crate::conformance::quarantine::Subject)).
@@ -199,6 +223,7 @@ macro_rules! quarantine_conformance {
             a_body_over_sqs_s_limit_is_kept_byte_for_byte,
             a_request_kept_twice_is_kept_twice,
             requests_kept_at_once_are_each_kept,
+            real_bodies_are_kept_byte_for_byte,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {
