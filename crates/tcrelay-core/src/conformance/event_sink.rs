@@ -388,21 +388,28 @@ fn assert_partial(
     // Nothing reported failed arrived: the caller sends it again.
     assert_exactly(received, &delivered);
     if s.keeps_order() {
-        for &f in &failed {
-            let group = sent[f].message_group_id();
-            for later in f + 1..sent.len() {
-                assert!(
-                    sent[later].message_group_id() != group || failed.contains(&later),
-                    "envelope {later} reported sent after {f} of its group failed: a resend of \
-                     {f} would land behind it"
-                );
-            }
-        }
+        assert_nothing_sent_after_a_failure(sent, &failed);
     }
     let mut failed = failed;
     failed.sort_unstable();
     failed.dedup();
     failed
+}
+
+/// Asserts that no envelope after a failed one of its group is reported sent: the caller's
+/// resend of the failed one would land behind it.
+#[track_caller]
+fn assert_nothing_sent_after_a_failure(sent: &[Envelope], failed: &[usize]) {
+    for &f in failed {
+        let group = sent[f].message_group_id();
+        for later in f + 1..sent.len() {
+            assert!(
+                sent[later].message_group_id() != group || failed.contains(&later),
+                "envelope {later} reported sent after {f} of its group failed: a resend of {f} \
+                 would land behind it"
+            );
+        }
+    }
 }
 
 /// A refused envelope is reported failed, never on the queue; what is reported sent arrived
@@ -494,6 +501,9 @@ pub async fn concurrent_batches_each_arrive_and_a_refused_one_fails_alone(s: &dy
             Err(e) => {
                 assert_eq!(b, 3, "batch {b} failed beside the refused one: {e}");
                 assert!(e.failed.contains(&2), "the refused envelope reported sent");
+                if s.keeps_order() {
+                    assert_nothing_sent_after_a_failure(batch, &e.failed);
+                }
                 delivered.extend(
                     (0..batch.len())
                         .filter(|i| !e.failed.contains(i))
