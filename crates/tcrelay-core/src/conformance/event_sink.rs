@@ -244,6 +244,34 @@ pub async fn every_envelope_arrives_once_byte_for_byte(s: &dyn Subject) {
     assert_eq!(s.receive().await, Vec::<String>::new());
 }
 
+/// An envelope holding U+FFFE or U+FFFF (SQS refuses them raw; the SQS sink writes them as
+/// JSON escapes) arrives as the same JSON document, claim-checked or not.
+pub async fn noncharacters_arrive_as_the_same_json(s: &dyn Subject) {
+    let odd = "a\u{FFFE}b\u{FFFF}c";
+    let mut small = envelope(ObjectKind::Order, "o-nc", 1);
+    small.payload = json!({"note": odd}).into();
+    small.event_name = Some(format!("Odd{odd}"));
+    let mut text = envelope_of_len(ObjectKind::Order, "o-nc", 2, 2 * SQS_MAX_MESSAGE_BYTES);
+    let filler = serde_json::to_string(&text.payload).expect("JSON");
+    let raw: Arc<str> = Arc::from(format!("{{\"note\":\"{odd}\",\"rest\":{filler}}}"));
+    text.payload = Payload::as_sent(raw, |t| serde_json::from_str(t)).expect("JSON");
+    let sent = [small, text];
+    send(s, &sent).await;
+    let received = s.receive().await;
+    assert_eq!(received.len(), 2, "two sent");
+    let by_key = once_each(&received);
+    for envelope in &sent {
+        let got: serde_json::Value =
+            serde_json::from_str(by_key[&envelope.dedupe_key]).expect("the consumer reads JSON");
+        let want: serde_json::Value = serde_json::from_str(&json_of(envelope)).expect("JSON");
+        assert!(
+            got == want,
+            "{} arrived as another document",
+            envelope.dedupe_key
+        );
+    }
+}
+
 /// A batch larger than any the relay sends arrives whole, each envelope once.
 pub async fn the_largest_batch_arrives_whole(s: &dyn Subject) {
     let kinds = [
@@ -546,6 +574,7 @@ macro_rules! event_sink_conformance {
         $crate::event_sink_conformance!(@rules $subject;
             an_empty_batch_sends_nothing,
             every_envelope_arrives_once_byte_for_byte,
+            noncharacters_arrive_as_the_same_json,
             the_largest_batch_arrives_whole,
             each_objects_order_is_kept,
             an_envelope_over_sqs_s_limit_arrives_byte_for_byte,
