@@ -430,9 +430,9 @@ fn assert_partial(
 fn assert_nothing_sent_after_a_failure(sent: &[Envelope], failed: &[usize]) {
     for &f in failed {
         let group = sent[f].message_group_id();
-        for later in f + 1..sent.len() {
+        for (later, envelope) in sent.iter().enumerate().skip(f + 1) {
             assert!(
-                sent[later].message_group_id() != group || failed.contains(&later),
+                envelope.message_group_id() != group || failed.contains(&later),
                 "envelope {later} reported sent after {f} of its group failed: a resend of {f} \
                  would land behind it"
             );
