@@ -115,7 +115,9 @@ pub struct SqsQueue {
     sink: SqsSink,
 }
 
-async fn sqs_queue(fifo: bool) -> SqsQueue {
+/// The SQS sink on a fresh queue (FIFO when `fifo`) with a bucket, claim-checking in the
+/// Extended Client's 1.x format when `legacy`.
+async fn sqs_queue_in(fifo: bool, legacy: bool) -> SqsQueue {
     let clients = moto_clients().await;
     let queue_url = queue(&clients, fifo).await;
     let bucket = create_bucket(&clients, "tcrelay").await;
@@ -133,7 +135,7 @@ async fn sqs_queue(fifo: bool) -> SqsQueue {
     let sink = SqsSink::new(
         sqs,
         config,
-        Some(ClaimCheck::new(clients.s3.clone(), bucket)),
+        Some(ClaimCheck::new(clients.s3.clone(), bucket).with_legacy_format(legacy)),
     );
     SqsQueue {
         clients,
@@ -142,6 +144,10 @@ async fn sqs_queue(fifo: bool) -> SqsQueue {
         refusing,
         sink,
     }
+}
+
+async fn sqs_queue(fifo: bool) -> SqsQueue {
+    sqs_queue_in(fifo, false).await
 }
 
 #[async_trait::async_trait]
@@ -219,6 +225,10 @@ mod standard_sink {
 
 mod fifo_sink {
     tcrelay_core::event_sink_conformance!(super::sqs_queue(true));
+}
+
+mod fifo_sink_legacy_claim_check {
+    tcrelay_core::event_sink_conformance!(super::sqs_queue_in(true, true));
 }
 
 mod standard_quarantine {
