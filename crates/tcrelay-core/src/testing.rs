@@ -544,6 +544,10 @@ mod tests {
         async fn kept(&self) -> Vec<QuarantinedRequest> {
             MemoryQuarantine::kept(self)
         }
+
+        fn claim_check_threshold(&self) -> Option<usize> {
+            None
+        }
     }
 
     async fn memory_quarantine() -> MemoryQuarantine {

@@ -217,6 +217,10 @@ impl quarantine::Subject for SqsQuarantineQueue {
             })
             .collect()
     }
+
+    fn claim_check_threshold(&self) -> Option<usize> {
+        Some(QUEUE_LIMIT)
+    }
 }
 
 mod standard_sink {

@@ -32,6 +32,9 @@ pub trait Subject: Send + Sync {
     /// Every request kept so far, as an operator reads them (a claim check followed), in any
     /// order.
     async fn kept(&self) -> Vec<QuarantinedRequest>;
+    /// The message size above which the quarantine claim-checks (`None`: it has no such
+    /// threshold), set small by the subject so the rules cross it cheaply.
+    fn claim_check_threshold(&self) -> Option<usize>;
 }
 
 /// The time every rule's requests arrived: nanoseconds, so a store that keeps less loses some.
@@ -165,6 +168,48 @@ pub async fn a_request_kept_twice_is_kept_twice(s: &dyn Subject) {
     assert_eq!(kept, vec![r.clone(), r]);
 }
 
+/// Requests whose documents are on either side of the claim-check threshold, and exactly at
+/// it, are each kept field for field. The reason grows one character at a time (the body's
+/// base64 grows four at a time), across the span the message's attributes can take.
+pub async fn requests_around_the_claim_check_threshold_are_kept(s: &dyn Subject) {
+    let Some(threshold) = s.claim_check_threshold() else {
+        return;
+    };
+    let mut base = request(Vec::new());
+    base.reason = String::new();
+    let empty = serde_json::to_string(&base).expect("JSON").len();
+    // A body that leaves the document 200 bytes short of the threshold, whole base64 quads.
+    let body_len = (threshold.saturating_sub(empty + 200)) / 4 * 3;
+    base.body = (0..body_len).map(|i| (i % 256) as u8).collect();
+    let start = serde_json::to_string(&base).expect("JSON").len();
+    let requests: Vec<QuarantinedRequest> = (0..=(threshold + 8 - start))
+        .map(|n| {
+            let mut r = base.clone();
+            r.reason = "r".repeat(n);
+            r
+        })
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|r| serde_json::to_string(r).expect("JSON").len() == threshold),
+        "one document is exactly at the threshold"
+    );
+    for r in &requests {
+        keep(s, r).await;
+    }
+    let mut kept = s.kept().await;
+    kept.sort_by_key(|r| r.reason.len());
+    assert_eq!(kept.len(), requests.len(), "each kept once");
+    for (got, want) in kept.iter().zip(&requests) {
+        assert!(
+            got == want,
+            "the request of a {}-byte reason changed",
+            want.reason.len()
+        );
+    }
+}
+
 /// Requests kept at once (concurrent refusals) are each kept once.
 pub async fn requests_kept_at_once_are_each_kept(s: &dyn Subject) {
     let requests: Vec<QuarantinedRequest> = (0..12u8)
@@ -224,6 +269,7 @@ macro_rules! quarantine_conformance {
             a_request_kept_twice_is_kept_twice,
             requests_kept_at_once_are_each_kept,
             real_bodies_are_kept_byte_for_byte,
+            requests_around_the_claim_check_threshold_are_kept,
         );
     };
     (@rules $subject:expr; $($rule:ident),* $(,)?) => {

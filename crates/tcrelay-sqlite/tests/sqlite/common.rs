@@ -201,4 +201,8 @@ impl quarantine::Subject for FreshDb {
             .map(|entry| entry.request)
             .collect()
     }
+
+    fn claim_check_threshold(&self) -> Option<usize> {
+        None
+    }
 }
