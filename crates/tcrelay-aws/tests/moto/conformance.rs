@@ -1,6 +1,8 @@
 //! The sink and quarantine contracts (`tcrelay_core::conformance::event_sink` and `::quarantine`)
 //! on SQS queues (standard and FIFO) with the S3 claim check, over the wire against moto, as
 //! `AwsPorts` wires them: each queue's claim-check threshold is its own `MaximumMessageSize`.
+//! The adapters are built by hand (both queue types, both claim-check formats) and by
+//! `AwsPorts::with_clients` from `AwsSettings`, the one wiring the Lambdas use.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +17,8 @@ use tcrelay_aws::testing::{
     create_bucket, drain, moto_clients, moto_options, moto_url, unique_name,
 };
 use tcrelay_aws::{
-    AwsClients, ClaimCheck, ClaimCheckSettings, SqsQuarantine, SqsSink, SqsSinkConfig, Threshold,
-    read_claim_checked,
+    AwsClients, AwsPorts, AwsSettings, ClaimCheck, ClaimCheckSettings, SqsQuarantine, SqsSink,
+    SqsSinkConfig, Threshold, read_claim_checked,
 };
 use tcrelay_core::conformance::{event_sink, quarantine};
 use tcrelay_core::ports::{EventSink, Quarantine, QuarantinedRequest};
@@ -112,7 +114,7 @@ pub struct SqsQueue {
     queue_url: String,
     fifo: bool,
     refusing: RefuseEvent,
-    sink: SqsSink,
+    sink: Arc<SqsSink>,
 }
 
 /// The SQS sink on a fresh queue (FIFO when `fifo`) with a bucket, claim-checking in the
@@ -132,11 +134,11 @@ async fn sqs_queue_in(fifo: bool, legacy: bool) -> SqsQueue {
     config.claim_check_threshold =
         Threshold::of_queue(&clients.sqs, &queue_url, &ClaimCheckSettings::default());
     config.retry_base_delay = Duration::from_millis(1);
-    let sink = SqsSink::new(
+    let sink = Arc::new(SqsSink::new(
         sqs,
         config,
         Some(ClaimCheck::new(clients.s3.clone(), bucket).with_legacy_format(legacy)),
-    );
+    ));
     SqsQueue {
         clients,
         queue_url,
@@ -153,7 +155,7 @@ async fn sqs_queue(fifo: bool) -> SqsQueue {
 #[async_trait::async_trait]
 impl event_sink::Subject for SqsQueue {
     fn sink(&self) -> &dyn EventSink {
-        &self.sink
+        self.sink.as_ref()
     }
 
     async fn receive(&self) -> Vec<String> {
@@ -177,23 +179,25 @@ impl event_sink::Subject for SqsQueue {
 pub struct SqsQuarantineQueue {
     clients: AwsClients,
     queue_url: String,
-    quarantine: SqsQuarantine,
+    quarantine: Arc<SqsQuarantine>,
 }
 
 async fn sqs_quarantine(fifo: bool) -> SqsQuarantineQueue {
     let clients = moto_clients().await;
     let queue_url = queue(&clients, fifo).await;
     let bucket = create_bucket(&clients, "tcrelay").await;
-    let quarantine = SqsQuarantine::new(
-        clients.sqs.clone(),
-        &queue_url,
-        Some(ClaimCheck::new(clients.s3.clone(), bucket).with_key_prefix("quarantine/")),
-    )
-    .with_claim_check_threshold(Threshold::of_queue(
-        &clients.sqs,
-        &queue_url,
-        &ClaimCheckSettings::default(),
-    ));
+    let quarantine = Arc::new(
+        SqsQuarantine::new(
+            clients.sqs.clone(),
+            &queue_url,
+            Some(ClaimCheck::new(clients.s3.clone(), bucket).with_key_prefix("quarantine/")),
+        )
+        .with_claim_check_threshold(Threshold::of_queue(
+            &clients.sqs,
+            &queue_url,
+            &ClaimCheckSettings::default(),
+        )),
+    );
     SqsQuarantineQueue {
         clients,
         queue_url,
@@ -204,7 +208,7 @@ async fn sqs_quarantine(fifo: bool) -> SqsQuarantineQueue {
 #[async_trait::async_trait]
 impl quarantine::Subject for SqsQuarantineQueue {
     fn quarantine(&self) -> &dyn Quarantine {
-        &self.quarantine
+        self.quarantine.as_ref()
     }
 
     async fn kept(&self) -> Vec<QuarantinedRequest> {
@@ -223,6 +227,52 @@ impl quarantine::Subject for SqsQuarantineQueue {
     }
 }
 
+/// The sink and the quarantine as `AwsPorts` wires them for the webhook from its settings: a
+/// FIFO queue, a quarantine queue, one bucket, each threshold asked of its queue.
+async fn wired() -> (SqsQueue, SqsQuarantineQueue) {
+    let setup = moto_clients().await;
+    let queue_url = queue(&setup, true).await;
+    let quarantine_url = queue(&setup, false).await;
+    let bucket = create_bucket(&setup, "tcrelay").await;
+    let refusing = RefuseEvent::default();
+    let mut clients = AwsClients::new(&moto_options(&moto_url()).load().await);
+    clients.sqs = aws_sdk_sqs::Client::from_conf(
+        clients
+            .sqs
+            .config()
+            .to_builder()
+            .interceptor(refusing.clone())
+            .build(),
+    );
+    let settings = AwsSettings {
+        queue_url: queue_url.clone(),
+        queue_fifo: true,
+        quarantine_queue_url: Some(quarantine_url.clone()),
+        dedupe_table: unique_name("unused"),
+        claim_check_bucket: Some(bucket),
+        dedupe_ttl: Duration::from_secs(3600),
+        in_progress_expiry: Duration::from_secs(60),
+        endpoint_url: Some(moto_url()),
+        claim_check: ClaimCheckSettings::default(),
+    };
+    let ports = AwsPorts::with_clients(clients, &settings);
+    let sink = SqsQueue {
+        clients: setup.clone(),
+        queue_url,
+        fifo: true,
+        refusing,
+        sink: ports.sink,
+    };
+    let quarantine = SqsQuarantineQueue {
+        clients: setup,
+        queue_url: quarantine_url,
+        quarantine: ports
+            .quarantine
+            .expect("the webhook's ports keep a quarantine"),
+    };
+    (sink, quarantine)
+}
+
 mod standard_sink {
     tcrelay_core::event_sink_conformance!(super::sqs_queue(false));
 }
@@ -233,6 +283,20 @@ mod fifo_sink {
 
 mod fifo_sink_legacy_claim_check {
     tcrelay_core::event_sink_conformance!(super::sqs_queue_in(true, true));
+}
+
+mod wired_sink {
+    async fn subject() -> super::SqsQueue {
+        super::wired().await.0
+    }
+    tcrelay_core::event_sink_conformance!(subject());
+}
+
+mod wired_quarantine {
+    async fn subject() -> super::SqsQuarantineQueue {
+        super::wired().await.1
+    }
+    tcrelay_core::quarantine_conformance!(subject());
 }
 
 mod standard_quarantine {
