@@ -42,6 +42,7 @@ pub enum Mode {
 pub struct MemorySink {
     envelopes: Mutex<Vec<Envelope>>,
     mode: Mutex<Mode>,
+    refused_event: Mutex<Option<String>>,
 }
 
 impl MemorySink {
@@ -58,6 +59,12 @@ impl MemorySink {
     /// Switches the behaviour of later calls.
     pub fn set_mode(&self, mode: Mode) {
         *lock(&self.mode) = mode;
+    }
+
+    /// Refuses every later batch holding an envelope with this `eventName` (`None`: none), as
+    /// one transaction refuses all of its rows: every envelope of it is reported failed.
+    pub fn refuse_event(&self, event_name: Option<&str>) {
+        *lock(&self.refused_event) = event_name.map(str::to_owned);
     }
 }
 
@@ -77,6 +84,16 @@ impl EventSink for MemorySink {
                 Mode::Panic => panic!("fake sink panics"),
                 Mode::Hang => tokio::time::sleep(Duration::from_millis(5)).await,
             }
+        }
+        if let Some(refused) = lock(&self.refused_event).as_deref()
+            && envelopes
+                .iter()
+                .any(|e| e.event_name.as_deref() == Some(refused))
+        {
+            return Err(SinkError {
+                failed: (0..envelopes.len()).collect(),
+                reason: format!("fake queue refuses {refused}"),
+            });
         }
         lock(&self.envelopes).extend_from_slice(envelopes);
         Ok(())
@@ -473,4 +490,69 @@ mod tests {
     }
 
     crate::dedupe_store_conformance!(memory_dedupe());
+
+    /// The memory sink with a consumer that reads what it has not read yet.
+    #[derive(Default)]
+    struct MemoryQueue {
+        sink: MemorySink,
+        read: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl crate::conformance::event_sink::Subject for MemoryQueue {
+        fn sink(&self) -> &dyn EventSink {
+            &self.sink
+        }
+
+        async fn receive(&self) -> Vec<String> {
+            let all = self.sink.envelopes();
+            let mut read = lock(&self.read);
+            let new = all[*read..]
+                .iter()
+                .map(|e| e.to_json().expect("the envelope serialises"))
+                .collect();
+            *read = all.len();
+            new
+        }
+
+        fn keeps_order(&self) -> bool {
+            true
+        }
+
+        fn refuse(&self, on: bool) {
+            use crate::conformance::event_sink::REFUSED_EVENT;
+            self.sink.refuse_event(on.then_some(REFUSED_EVENT));
+        }
+
+        fn claim_check_threshold(&self) -> Option<usize> {
+            None
+        }
+    }
+
+    async fn memory_queue() -> MemoryQueue {
+        MemoryQueue::default()
+    }
+
+    crate::event_sink_conformance!(memory_queue());
+
+    #[async_trait]
+    impl crate::conformance::quarantine::Subject for MemoryQuarantine {
+        fn quarantine(&self) -> &dyn Quarantine {
+            self
+        }
+
+        async fn kept(&self) -> Vec<QuarantinedRequest> {
+            MemoryQuarantine::kept(self)
+        }
+
+        fn claim_check_threshold(&self) -> Option<usize> {
+            None
+        }
+    }
+
+    async fn memory_quarantine() -> MemoryQuarantine {
+        MemoryQuarantine::new()
+    }
+
+    crate::quarantine_conformance!(memory_quarantine());
 }

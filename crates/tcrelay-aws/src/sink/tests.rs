@@ -301,3 +301,109 @@ async fn too_large_without_claim_check_fails_that_envelope_only() {
     assert_eq!(err.failed, [1]);
     assert_eq!(transport.calls(), vec![vec![0, 2]]);
 }
+
+/// The sink contract (`tcrelay_core::conformance::event_sink`) on a queue that answers as SQS
+/// does but moto cannot: entries refused one by one on a FIFO queue too, and every entry failed
+/// transiently on its first attempt, so each is sent again by the retry.
+mod contract {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tcrelay_core::conformance::event_sink::{REFUSED_EVENT, Subject};
+
+    use super::*;
+
+    /// Keeps what it takes, in the order taken; refuses (sender fault) the entries of
+    /// [`REFUSED_EVENT`] while refusing; fails each body's first attempt transiently.
+    #[derive(Default)]
+    struct FakeSqs {
+        taken: Mutex<Vec<String>>,
+        read: Mutex<usize>,
+        tried: Mutex<HashSet<String>>,
+        refusing: AtomicBool,
+    }
+
+    #[async_trait]
+    impl BatchTransport for FakeSqs {
+        async fn send(&self, batch: &[(usize, &OutgoingMessage)]) -> Result<BatchAnswer, String> {
+            let mut answer = BatchAnswer::default();
+            for (index, message) in batch {
+                let failure = |sender_fault| EntryFailure {
+                    id: entry_id(*index),
+                    sender_fault,
+                    code: "Fake".to_owned(),
+                    message: None,
+                };
+                let refused = message
+                    .attributes
+                    .iter()
+                    .any(|a| a.name == "eventName" && a.value == REFUSED_EVENT);
+                if refused && self.refusing.load(Ordering::SeqCst) {
+                    answer.failed.push(failure(true));
+                } else if self.tried.lock().unwrap().insert(message.body.clone()) {
+                    answer.failed.push(failure(false));
+                } else {
+                    self.taken.lock().unwrap().push(message.body.clone());
+                    answer.succeeded.push(entry_id(*index));
+                }
+            }
+            Ok(answer)
+        }
+    }
+
+    struct FakeQueue {
+        sqs: Arc<FakeSqs>,
+        sink: SqsSink,
+    }
+
+    #[async_trait]
+    impl Subject for FakeQueue {
+        fn sink(&self) -> &dyn EventSink {
+            &self.sink
+        }
+
+        async fn receive(&self) -> Vec<String> {
+            let taken = self.sqs.taken.lock().unwrap().clone();
+            let mut read = self.sqs.read.lock().unwrap();
+            let new = taken[*read..].to_vec();
+            *read = taken.len();
+            new
+        }
+
+        fn keeps_order(&self) -> bool {
+            self.sink.is_fifo()
+        }
+
+        fn refuse(&self, on: bool) {
+            self.sqs.refusing.store(on, Ordering::SeqCst);
+        }
+
+        fn claim_check_threshold(&self) -> Option<usize> {
+            None
+        }
+    }
+
+    /// A sink on the fake queue at `queue_url`; it takes messages of any size.
+    fn fake_queue(queue_url: &str) -> FakeQueue {
+        let sqs = Arc::new(FakeSqs::default());
+        let mut config = SqsSinkConfig::new(queue_url);
+        config.retry_base_delay = Duration::from_millis(1);
+        config.claim_check_threshold = Threshold::fixed(usize::MAX);
+        let sink = SqsSink::with_transport(sqs.clone(), config, None);
+        FakeQueue { sqs, sink }
+    }
+
+    mod standard {
+        async fn subject() -> super::FakeQueue {
+            super::fake_queue(super::super::STANDARD)
+        }
+        tcrelay_core::event_sink_conformance!(subject());
+    }
+
+    mod fifo {
+        async fn subject() -> super::FakeQueue {
+            super::fake_queue(super::super::FIFO)
+        }
+        tcrelay_core::event_sink_conformance!(subject());
+    }
+}

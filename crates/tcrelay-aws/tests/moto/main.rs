@@ -7,6 +7,7 @@
 
 mod claim_check;
 mod common;
+mod conformance;
 mod cursor;
 mod dedupe;
 mod dedupe_batch_faults;

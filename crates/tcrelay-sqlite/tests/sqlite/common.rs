@@ -6,9 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 pub use tcrelay_core::clock::ManualClock;
-use tcrelay_core::conformance::{cursor_store, dedupe_store};
+use tcrelay_core::conformance::{cursor_store, dedupe_store, event_sink, quarantine};
 use tcrelay_core::envelope::ENVELOPE_SCHEMA;
-use tcrelay_core::ports::{CursorStore, DedupeStore};
+use tcrelay_core::ports::{CursorStore, DedupeStore, EventSink, Quarantine, QuarantinedRequest};
 use tcrelay_core::{Envelope, Source};
 use tcrelay_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
@@ -145,4 +145,64 @@ pub fn envelope(kind: ObjectKind, id: &str, dedupe_key: &str) -> Envelope {
 /// An order envelope with key `key`.
 pub fn order(key: &str) -> Envelope {
     envelope(ObjectKind::Order, &format!("o-{key}"), key)
+}
+
+#[async_trait::async_trait]
+impl event_sink::Subject for FreshDb {
+    fn sink(&self) -> &dyn EventSink {
+        &self.store
+    }
+
+    /// The pending envelopes in queue order, as `queue export` writes them, then acknowledged.
+    async fn receive(&self) -> Vec<String> {
+        let pending = self.store.export(false).await.expect("export");
+        let ids: Vec<i64> = pending.iter().map(|q| q.id).collect();
+        self.store.ack_ids(&ids).await.expect("ack");
+        pending.into_iter().map(|q| q.json).collect()
+    }
+
+    fn keeps_order(&self) -> bool {
+        true
+    }
+
+    /// A trigger, written on a connection of its own, that aborts the insert of such a row.
+    fn refuse(&self, on: bool) {
+        let raw = rusqlite::Connection::open(self.store.path()).expect("open the file");
+        let sql = if on {
+            format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON outbound \
+                 WHEN NEW.event_name = '{}' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                event_sink::REFUSED_EVENT
+            )
+        } else {
+            "DROP TRIGGER IF EXISTS refuse".to_owned()
+        };
+        raw.execute_batch(&sql).expect("the trigger");
+    }
+
+    fn claim_check_threshold(&self) -> Option<usize> {
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl quarantine::Subject for FreshDb {
+    fn quarantine(&self) -> &dyn Quarantine {
+        &self.store
+    }
+
+    /// What `quarantine export` reads.
+    async fn kept(&self) -> Vec<QuarantinedRequest> {
+        self.store
+            .quarantine_list(0, usize::MAX)
+            .await
+            .expect("quarantine list")
+            .into_iter()
+            .map(|entry| entry.request)
+            .collect()
+    }
+
+    fn claim_check_threshold(&self) -> Option<usize> {
+        None
+    }
 }

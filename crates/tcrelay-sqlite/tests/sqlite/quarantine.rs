@@ -1,4 +1,5 @@
-//! The quarantine: requests kept byte for byte, listed and exported in order.
+//! The quarantine: the contract (`tcrelay_core::conformance::quarantine`), then requests
+//! listed and exported in order.
 
 use chrono::{DateTime, Utc};
 use tcrelay_core::ports::{Quarantine, QuarantinedRequest};
@@ -25,6 +26,10 @@ fn request(n: u8, body: Vec<u8>) -> QuarantinedRequest {
         body,
         reason: format!("orderEvent.lines[{n}].id: missing"),
     }
+}
+
+mod contract {
+    tcrelay_core::quarantine_conformance!(crate::common::fresh_db());
 }
 
 #[tokio::test]

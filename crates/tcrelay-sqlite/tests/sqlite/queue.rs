@@ -1,4 +1,4 @@
-//! The outbound queue: order, durability across reopen, ack, stats, export, and the drop of a
+//! The outbound queue: the sink contract (`tcrelay_core::conformance::event_sink`), then order, durability across reopen, ack, stats, export, and the drop of a
 //! repeat within SQS FIFO's deduplication window.
 
 use tcrelay_core::ports::EventSink;
@@ -10,6 +10,10 @@ use crate::common::{
     DOWNGRADE_TO_4, MS, ManualClock, envelope, new_clock, open_migrated, open_with_clock, order,
     temp_db,
 };
+
+mod contract {
+    tcrelay_core::event_sink_conformance!(crate::common::fresh_db());
+}
 
 #[tokio::test]
 async fn order_is_kept_across_batches_and_reopen() {
