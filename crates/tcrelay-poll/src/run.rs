@@ -752,6 +752,7 @@ async fn lease_and_poll(
             // walk goes on as a walk whatever the run that stored it found).
             distrust: marks.unsorted,
             resume: go_on,
+            page_began: None,
         };
         if let Some((to, moved)) = checked_move {
             // The last run's move by time, not yet checked: the first request asks what that
@@ -778,6 +779,13 @@ async fn lease_and_poll(
 /// overlap (two at least): the only page sizes kept for the next runs.
 fn smaller_page_limit(limit: u32, configured: u32) -> Option<u32> {
     (2..configured).contains(&limit).then_some(limit)
+}
+
+/// The part of the time margin kept for a fetched page's claims, queue sends and checkpoint: a
+/// third (10 s of the default 30 s; the rest covers the Tradecloud call before them). A page
+/// fetched with less than this left is not sent ([`StreamRun::too_late_to_send`]).
+pub fn send_reserve(config: &PollConfig) -> Duration {
+    config.time_margin / 3
 }
 
 /// The configured lookback (at least 1 ms, as the configuration checks).
@@ -834,6 +842,10 @@ struct StreamRun<'a> {
     /// objects. Kept for the whole run (smaller pages after one too large to read included),
     /// and for later runs with every checkpoint ([`Self::at_rest`]).
     distrust: bool,
+    /// The time left before the deadline when the page in hand was about to be fetched, and
+    /// when that was: what is left now follows without asking the deadline again. `None`
+    /// without a deadline.
+    page_began: Option<(Duration, Instant)>,
 }
 
 /// Paging by offset a run goes on with at its first page.
@@ -1007,6 +1019,7 @@ impl StreamRun<'_> {
                 self.keep_for_next_run(walk.as_ref(), tie.as_ref()).await?;
                 return Ok(stop);
             }
+            let seen_before = self.seen_newest.clone();
             let (items, total) = match self.fetch(offset).await {
                 Ok(page) => page,
                 Err(e) => {
@@ -1026,6 +1039,12 @@ impl StreamRun<'_> {
                     return Err(e.into());
                 }
             };
+            if self.too_late_to_send() {
+                // Stopped as if before the fetch: nothing of the page claimed, sent or noted.
+                self.seen_newest = seen_before;
+                self.keep_for_next_run(walk.as_ref(), tie.as_ref()).await?;
+                return Ok(StopReason::Deadline);
+            }
             // A short page is the end of the result set only when nothing matches past it: a
             // Tradecloud that serves fewer than asked (a page cap below our page size; its docs
             // name 100 the most, but promise no page filled) while its `total` counts more would
@@ -1416,6 +1435,7 @@ impl StreamRun<'_> {
         if self.unconfirmed.is_none() || self.out_of_time()?.is_some() {
             return Ok(());
         }
+        let seen_before = self.seen_newest.clone();
         let (items, total) = match self.fetch(offset).await {
             Ok(page) => page,
             Err(error) => {
@@ -1429,6 +1449,11 @@ impl StreamRun<'_> {
                 return Ok(());
             }
         };
+        if self.too_late_to_send() {
+            // As a failed request: the move is not stored, and nothing of the page is sent.
+            self.seen_newest = seen_before;
+            return Ok(());
+        }
         let unsorted = self.settle_move(total, &items).await?;
         if unsorted {
             // As in the page loop, before the page is relayed: a run that stops on it (a state
@@ -1477,16 +1502,31 @@ impl StreamRun<'_> {
 
     /// Why the run must stop fetching, if it must: the lease about to run out unrenewed, or
     /// the deadline near; `Err` when the lease is lost (another run owns the stream now).
-    fn out_of_time(&self) -> Result<Option<StopReason>, PollError> {
+    ///
+    /// What it reads of the deadline is kept as the time the next page begins with
+    /// ([`Self::too_late_to_send`]).
+    fn out_of_time(&mut self) -> Result<Option<StopReason>, PollError> {
         if self.lease_gone()? {
             return Ok(Some(StopReason::LeaseUnsure));
         }
         let margin = self.config.time_margin;
-        Ok(self
-            .deadline
-            .remaining()
+        let left = self.deadline.remaining();
+        self.page_began = left.map(|left| (left, Instant::now()));
+        Ok(left
             .is_some_and(|left| left < margin)
             .then_some(StopReason::Deadline))
+    }
+
+    /// Whether the page just fetched came too late to be sent before the deadline: less than
+    /// [`send_reserve`] is left of the time the page began with. A Tradecloud call may take
+    /// most of the margin (20 s of the default 30 s with its retries), and a page's claims,
+    /// queue sends and checkpoint then need time too: a Lambda ended mid-send left the page's
+    /// claims in progress, and the next run took them over and sent the page again (twice on a
+    /// standard queue). Such a page is neither claimed nor sent; the next run fetches it again.
+    fn too_late_to_send(&self) -> bool {
+        self.page_began.is_some_and(|(left, at)| {
+            left.saturating_sub(at.elapsed()) < send_reserve(self.config)
+        })
     }
 
     /// Whether the lease may be gone: `Err` when the heartbeat found it taken over (another

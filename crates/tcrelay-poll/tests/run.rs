@@ -3305,3 +3305,93 @@ async fn a_quiet_stream_does_not_send_its_last_state_again_when_its_first_record
         "the unchanged state was sent again"
     );
 }
+
+/// A Tradecloud whose `n`-th page (1-based) takes `slow` to answer; the others answer at once.
+struct SlowNthPage {
+    inner: Arc<ScriptedPollApi>,
+    calls: AtomicUsize,
+    n: usize,
+    slow: Duration,
+}
+
+#[async_trait]
+impl PollApi for SlowNthPage {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            tokio::time::sleep(self.slow).await;
+        }
+        self.inner.fetch_page(request).await
+    }
+}
+
+/// A queue that takes each batch at once but answers `delay` later (SQS slow to answer, or
+/// an S3 put before it): what it took is on the queue even when the sender is ended before
+/// the answer.
+struct LateAnswers {
+    inner: Arc<MemorySink>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl EventSink for LateAnswers {
+    async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+        self.inner.enqueue(envelopes).await?;
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
+}
+
+/// A page whose fetch took most of the margin leaves too little time for its sends: Lambda
+/// would end the invocation mid-send, with the page's claims still in progress, and the next
+/// run (taking over the claims of the earlier run of its stream) sent it again, each state
+/// twice on a standard queue. Such a page is neither claimed nor sent; the next run sends it.
+#[tokio::test]
+async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(LateAnswers {
+        inner: memory.clone(),
+        delay: Duration::from_millis(1000),
+    });
+    let mut h = harness_with_sink(sink, memory);
+    // Two pages; the second takes long to come.
+    h.ports.api = Arc::new(SlowNthPage {
+        inner: h.api.clone(),
+        calls: AtomicUsize::new(0),
+        n: 2,
+        slow: Duration::from_millis(2600),
+    });
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    // A margin of 2 s in an invocation of 4 s: the first page is sent by about 1 s, the second
+    // is asked for with 3 s left (more than the margin) and comes with 0.4 s left, less than
+    // the send reserve of 0.67 s; its sends would take 1 s.
+    let c = PollConfig {
+        time_margin: Duration::from_secs(2),
+        ..config()
+    };
+    let invocation = Duration::from_secs(4);
+    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
+    let request = RunRequest::scheduled("run-1");
+    // Lambda ends the invocation at its deadline, whatever the run is doing.
+    let first = tokio::time::timeout(
+        invocation,
+        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
+    )
+    .await;
+    // The next invocation, five minutes later (the lease of an ended one has run out).
+    h.cursors.advance(Duration::from_secs(300));
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(&h, ORDERS);
+    let s = first
+        .expect("the run stops before the invocation ends")
+        .expect("the run succeeds");
+    assert_eq!(
+        (s.stop, s.pages, s.enqueued),
+        (Some(StopReason::Deadline), 2, 100)
+    );
+    assert_exactly_once(&h, ORDERS);
+}
