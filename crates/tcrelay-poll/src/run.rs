@@ -1524,9 +1524,8 @@ impl StreamRun<'_> {
     /// claims in progress, and the next run took them over and sent the page again (twice on a
     /// standard queue). Such a page is neither claimed nor sent; the next run fetches it again.
     fn too_late_to_send(&self) -> bool {
-        self.page_began.is_some_and(|(left, at)| {
-            left.saturating_sub(at.elapsed()) < send_reserve(self.config)
-        })
+        self.page_began
+            .is_some_and(|(left, at)| left.saturating_sub(at.elapsed()) < send_reserve(self.config))
     }
 
     /// Whether the lease may be gone: `Err` when the heartbeat found it taken over (another
