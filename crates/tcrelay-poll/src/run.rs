@@ -2122,6 +2122,14 @@ impl StreamRun<'_> {
             self.lease_gone()?;
             return Err(Halt::Stop(StopReason::LeaseUnsure));
         }
+        // Slow claims (the dedupe store answering late) may have spent the time the sends
+        // need: the claims go back and the page is left to the next run whole, as one fetched
+        // too late ([`Self::too_late_to_send`]), rather than sent by a run Lambda may end
+        // mid-send (its claims then left in progress, taken over and the page sent again).
+        if self.too_late_to_send() {
+            claims.settle(false).await;
+            return Err(Halt::Stop(StopReason::Deadline));
+        }
         // Whose each missed change's key is (the state key of the order it was claimed for),
         // so a state held back releases its missed changes' claims with its own.
         let by_event: Vec<bool> = outcomes

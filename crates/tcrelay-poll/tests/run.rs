@@ -3395,3 +3395,106 @@ async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
     );
     assert_exactly_once(&h, ORDERS);
 }
+
+/// A dedupe store whose `n`-th `claim_many` (1-based) takes `slow` to answer.
+struct SlowNthClaims {
+    inner: Arc<MemoryDedupe>,
+    calls: AtomicUsize,
+    n: usize,
+    slow: Duration,
+}
+
+#[async_trait]
+impl DedupeStore for SlowNthClaims {
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&tcrelay_core::ports::Claimant>,
+    ) -> Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError> {
+        self.inner.claim_as(key, full_state, by).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        token: &tcrelay_core::ports::ClaimToken,
+    ) -> Result<tcrelay_core::ports::Completion, tcrelay_core::ports::StoreError> {
+        self.inner.complete(key, token).await
+    }
+    async fn release(
+        &self,
+        key: &str,
+        token: &tcrelay_core::ports::ClaimToken,
+    ) -> Result<(), tcrelay_core::ports::StoreError> {
+        self.inner.release(key, token).await
+    }
+    async fn lookup(
+        &self,
+        key: &str,
+    ) -> Result<Option<tcrelay_core::ports::DedupeRecord>, tcrelay_core::ports::StoreError> {
+        self.inner.lookup(key).await
+    }
+    async fn claim_many(
+        &self,
+        keys: &[(&str, bool)],
+        by: Option<&tcrelay_core::ports::Claimant>,
+    ) -> Vec<Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            tokio::time::sleep(self.slow).await;
+        }
+        self.inner.claim_many(keys, by).await
+    }
+}
+
+/// As a page fetched too late: claims that took the time the sends need are given back and
+/// the page is left whole to the next run, not sent by a run that Lambda ends mid-send (its
+/// claims then taken over by the next run, which sent the page again).
+#[tokio::test]
+async fn a_page_whose_claims_took_the_time_to_send_is_left_whole_to_the_next_run() {
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(LateAnswers {
+        inner: memory.clone(),
+        delay: Duration::from_millis(1000),
+    });
+    let mut h = harness_with_sink(sink, memory);
+    h.ports.dedupe = Arc::new(SlowNthClaims {
+        inner: h.dedupe.clone(),
+        calls: AtomicUsize::new(0),
+        n: 2,
+        slow: Duration::from_millis(2600),
+    });
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    // As in the test above, with the second page's claims taking the time its fetch took
+    // there: they are answered with 0.4 s left, less than the send reserve of 0.67 s.
+    let c = PollConfig {
+        time_margin: Duration::from_secs(2),
+        ..config()
+    };
+    let invocation = Duration::from_secs(4);
+    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
+    let request = RunRequest::scheduled("run-1");
+    let first = tokio::time::timeout(
+        invocation,
+        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
+    )
+    .await;
+    h.cursors.advance(Duration::from_secs(300));
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(&h, ORDERS);
+    let s = first
+        .expect("the run stops before the invocation ends")
+        .expect("the run succeeds");
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::Deadline), 100));
+    // Its claims were given back, not left in progress.
+    let key = state_key(ObjectClass::Order, "o120", &ms_to_timestamp(T0 + 120));
+    assert_eq!(
+        h.dedupe.lookup(&key).await.unwrap().map(|r| r.state),
+        Some(RecordState::Completed),
+        "sent by the next run"
+    );
+}
