@@ -919,6 +919,15 @@ fn is_short(offset: u32, served: usize, limit: u32, total: Option<u64>) -> bool 
     served < limit as usize && total.is_some_and(|t| u64::from(offset) + (served as u64) < t)
 }
 
+/// Whether Tradecloud failed to serve a page in time: our client's timeout, or its gateway's
+/// 504 (each after the client's retries).
+fn is_too_slow(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Timeout | ApiError::Upstream { status: 504 }
+    )
+}
+
 fn is_sorted(items: &[Polled]) -> bool {
     items.windows(2).all(|w| w[0].at <= w[1].at)
 }
@@ -956,6 +965,24 @@ impl StreamRun<'_> {
                 // Not below two: a page must overlap the next for the paging by time and by
                 // offset to work; a page of two too large to read fails as it is.
                 Err(Halt::Capped) => {}
+                // A page Tradecloud cannot serve in time (many large orders, a slow query) timed
+                // out at the same size every run: the stream stalled there. Smaller pages, as
+                // above (the margin before the deadline bounds the tries: each may take a
+                // call's whole budget). A Tradecloud that is down times out at any size: the run
+                // fails at pages of two, and the runs after it ask pages of two until one
+                // catches up.
+                Err(Halt::Fail(PollError::Api(ref error)))
+                    if is_too_slow(error) && self.page_limit > 2 =>
+                {
+                    self.page_limit = (self.page_limit / 2).max(2);
+                    tracing::warn!(
+                        stream = self.stream.as_str(),
+                        after = self.pos,
+                        page_limit = self.page_limit,
+                        %error,
+                        "Tradecloud did not serve a poll page in time; asking for smaller pages"
+                    );
+                }
                 Err(Halt::Fail(PollError::Api(ApiError::TooLarge(reason))))
                     if self.page_limit > 2 =>
                 {
@@ -1023,7 +1050,9 @@ impl StreamRun<'_> {
             let (items, total) = match self.fetch(offset).await {
                 Ok(page) => page,
                 Err(e) => {
-                    if matches!(e, PollError::Api(ApiError::TooLarge(_))) {
+                    if matches!(&e, PollError::Api(ApiError::TooLarge(_)))
+                        || matches!(&e, PollError::Api(error) if is_too_slow(error))
+                    {
                         // Smaller pages go on with the walk, or inside the timestamp, from its
                         // last page, instead of from the start (progress continued from an
                         // earlier run would otherwise be lost with the first page too large to

@@ -3498,3 +3498,65 @@ async fn a_page_whose_claims_took_the_time_to_send_is_left_whole_to_the_next_run
         "sent by the next run"
     );
 }
+
+/// A Tradecloud that cannot serve pages of more than `most` objects in time: larger ones end
+/// in a timeout (the client's, or its gateway's 504), every time.
+struct SlowAbove {
+    inner: Arc<ScriptedPollApi>,
+    most: u32,
+    gateway: bool,
+}
+
+#[async_trait]
+impl PollApi for SlowAbove {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        if request.limit > self.most {
+            return Err(if self.gateway {
+                ApiError::Upstream { status: 504 }
+            } else {
+                ApiError::Timeout
+            });
+        }
+        self.inner.fetch_page(request).await
+    }
+}
+
+/// A page Tradecloud cannot serve in time (large orders, a slow query) timed out on every run
+/// with the same page size: the stream stalled, every run failing at the same page. Smaller
+/// pages are asked for, as after a page too large to read.
+#[tokio::test]
+async fn a_page_tradecloud_cannot_serve_in_time_is_asked_for_in_smaller_pages() {
+    for gateway in [false, true] {
+        let mut h = harness();
+        h.ports.api = Arc::new(SlowAbove {
+            inner: h.api.clone(),
+            most: 30,
+            gateway,
+        });
+        h.api.with_world(|w| {
+            for i in 0..70 {
+                put_order(w, &format!("o{i:03}"), T0 + i);
+            }
+        });
+        let mut stops = Vec::new();
+        for i in 0..4 {
+            let stop = poll(&h, &config(), &format!("run-{i}"))
+                .await
+                .map(|s| s.stop);
+            let done = matches!(stop, Ok(Some(StopReason::CaughtUp)));
+            stops.push(stop.map_err(|f| f.error.to_string()));
+            if done {
+                break;
+            }
+        }
+        assert!(
+            matches!(stops.last(), Some(Ok(Some(StopReason::CaughtUp)))),
+            "gateway {gateway}: {stops:?}"
+        );
+        assert_exactly_once(&h, ORDERS);
+        // 100 and 50 timed out, 25 is served, in the first run.
+        assert_eq!(stops.len(), 1, "{stops:?}");
+        let limits: Vec<u32> = h.api.requests().iter().map(|r| r.limit).collect();
+        assert!(limits.iter().all(|&l| l == 25), "{limits:?}");
+    }
+}
