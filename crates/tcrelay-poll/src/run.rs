@@ -1042,7 +1042,7 @@ impl StreamRun<'_> {
         let mut restarts = 0u32;
         // The bound is the run's, over smaller pages after one too large to read too.
         while self.summary.pages < self.config.max_pages {
-            if let Some(stop) = self.out_of_time()? {
+            if let Some(stop) = self.out_of_time().await? {
                 self.keep_for_next_run(walk.as_ref(), tie.as_ref()).await?;
                 return Ok(stop);
             }
@@ -1461,7 +1461,7 @@ impl StreamRun<'_> {
     /// again); a failure to fetch it leaves the move unstored and the run as it was, as if the
     /// request had not been made.
     async fn check_last_move(&mut self, offset: u32) -> Result<(), Halt> {
-        if self.unconfirmed.is_none() || self.out_of_time()?.is_some() {
+        if self.unconfirmed.is_none() || self.out_of_time().await?.is_some() {
             return Ok(());
         }
         let seen_before = self.seen_newest.clone();
@@ -1534,8 +1534,8 @@ impl StreamRun<'_> {
     ///
     /// What it reads of the deadline is kept as the time the next page begins with
     /// ([`Self::too_late_to_send`]).
-    fn out_of_time(&mut self) -> Result<Option<StopReason>, PollError> {
-        if self.lease_gone()? {
+    async fn out_of_time(&mut self) -> Result<Option<StopReason>, PollError> {
+        if self.lease_gone().await? {
             return Ok(Some(StopReason::LeaseUnsure));
         }
         let margin = self.config.time_margin;
@@ -1557,19 +1557,20 @@ impl StreamRun<'_> {
             .is_some_and(|(left, at)| left.saturating_sub(at.elapsed()) < send_reserve(self.config))
     }
 
-    /// Whether the lease may be gone: `Err` when the heartbeat found it taken over (another
-    /// run owns the stream now), `true` when renewals failed long enough that less than one
-    /// beat of it is left.
-    fn lease_gone(&self) -> Result<bool, PollError> {
+    /// Whether the lease may be gone: `Err` when it was found taken over (another run owns
+    /// the stream now), `true` when less than one beat of it is left and renewing it now
+    /// failed ([`HeldLease::confirm`]).
+    async fn lease_gone(&self) -> Result<bool, PollError> {
         let Some(lease) = self.lease else {
             return Ok(false);
         };
+        let sure = lease.confirm().await;
         if lease.taken_over() {
             return Err(PollError::LostLease(StoreError::Conflict(
                 "the heartbeat found the lease taken over".into(),
             )));
         }
-        Ok(lease.lost())
+        Ok(!sure)
     }
 
     /// Moves the position back by the lookback (the cursor stays): the next request asks again
@@ -2125,7 +2126,7 @@ impl StreamRun<'_> {
         // sends nothing more, as the run that holds it now relays this page too, and the two
         // sending one page at once could put an object's states out of order. The cursor stays
         // before the page.
-        if self.lease_gone()? {
+        if self.lease_gone().await? {
             return Err(Halt::Stop(StopReason::LeaseUnsure));
         }
         // Made by this run while it holds the lease: a page a killed run of the stream claimed
@@ -2145,11 +2146,15 @@ impl StreamRun<'_> {
         // The lease was sure when the page began, not necessarily when its claims landed (a
         // slow claim call): a run whose lease may have run out meanwhile may have taken over
         // the claims of the run that took the lease. It sends none of them: it gives its claims
-        // back and stops, unsure of its lease (or fails, the lease taken over).
-        if named && self.lease.is_some_and(HeldLease::lost) {
-            claims.settle(false).await;
-            self.lease_gone()?;
-            return Err(Halt::Stop(StopReason::LeaseUnsure));
+        // back and stops, unsure of its lease (or fails, the lease taken over), unless renewing
+        // it now lands (no other run holds it then).
+        if named {
+            let gone = self.lease_gone().await;
+            if !matches!(gone, Ok(false)) {
+                claims.settle(false).await;
+                gone?;
+                return Err(Halt::Stop(StopReason::LeaseUnsure));
+            }
         }
         // Slow claims (the dedupe store answering late) may have spent the time the sends
         // need: the claims go back and the page is left to the next run whole, as one fetched

@@ -3560,3 +3560,49 @@ async fn a_page_tradecloud_cannot_serve_in_time_is_asked_for_in_smaller_pages() 
         assert!(limits.iter().all(|&l| l == 25), "{limits:?}");
     }
 }
+
+/// A Tradecloud whose pages take `busy` of the thread to read (a page of large orders parsed
+/// on the poller's single-threaded runtime, as the Lambda runs it): the heartbeat's task gets
+/// no turn meanwhile.
+struct BusyPages {
+    inner: Arc<ScriptedPollApi>,
+    busy: Duration,
+}
+
+#[async_trait]
+impl PollApi for BusyPages {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        let page = self.inner.fetch_page(request).await;
+        std::thread::sleep(self.busy);
+        page
+    }
+}
+
+/// With the shortest lease (2 s, renewed every 0.67 s), a page that keeps the thread busy for
+/// 1.5 s left the heartbeat no turn, and the run found less than a beat of its lease left
+/// before the page's claims: it stopped `lease-unsure` (no error, no alarm) before sending
+/// anything, and so did every run after it at the same page: the stream stalled. The lease is
+/// still the run's (nobody may take it before it runs out, and only its owner renews it): the
+/// run renews it there and then, and goes on.
+#[tokio::test]
+async fn a_page_that_keeps_the_thread_busy_does_not_stop_a_run_with_a_short_lease() {
+    let mut h = harness();
+    h.ports.api = Arc::new(BusyPages {
+        inner: h.api.clone(),
+        busy: Duration::from_millis(1500),
+    });
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let c = PollConfig {
+        lease: Duration::from_secs(2),
+        ..config()
+    };
+    for run in ["run-1", "run-2"] {
+        let s = poll(&h, &c, run).await.unwrap();
+        assert_eq!(s.stop, Some(StopReason::CaughtUp), "{run}: {s:?}");
+    }
+    assert_exactly_once(&h, ORDERS);
+}
