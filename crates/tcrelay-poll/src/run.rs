@@ -753,6 +753,7 @@ async fn lease_and_poll(
             distrust: marks.unsorted,
             resume: go_on,
             page_began: None,
+            slowest_send: Duration::ZERO,
         };
         if let Some((to, moved)) = checked_move {
             // The last run's move by time, not yet checked: the first request asks what that
@@ -846,6 +847,9 @@ struct StreamRun<'a> {
     /// when that was: what is left now follows without asking the deadline again. `None`
     /// without a deadline.
     page_began: Option<(Duration, Instant)>,
+    /// The longest a page's sends took in this run (the queue's and S3's calls, the claims'
+    /// completion): a queue slow now is slow for the next page too.
+    slowest_send: Duration,
 }
 
 /// Paging by offset a run goes on with at its first page.
@@ -1552,9 +1556,14 @@ impl StreamRun<'_> {
     /// queue sends and checkpoint then need time too: a Lambda ended mid-send left the page's
     /// claims in progress, and the next run took them over and sent the page again (twice on a
     /// standard queue). Such a page is neither claimed nor sent; the next run fetches it again.
+    ///
+    /// Nor when less is left than the longest a page's sends took in this run: a queue slow
+    /// this invocation (calls answering in seconds, up to the SDK's 8 s timeouts) needs more
+    /// than the reserve, and the next page's sends would take as long.
     fn too_late_to_send(&self) -> bool {
+        let needed = send_reserve(self.config).max(self.slowest_send);
         self.page_began
-            .is_some_and(|(left, at)| left.saturating_sub(at.elapsed()) < send_reserve(self.config))
+            .is_some_and(|(left, at)| left.saturating_sub(at.elapsed()) < needed)
     }
 
     /// Whether the lease may be gone: `Err` when it was found taken over (another run owns
@@ -2296,9 +2305,11 @@ impl StreamRun<'_> {
         // A failure to complete does not undo the enqueue: logged; the claim expires, and at
         // worst a later poll relays that state again. If even a release fails, the claim
         // expires and the next run relays the state then.
+        let began = Instant::now();
         let (completed, sent) = claims
             .enqueue_each(self.ports.sink.as_ref(), &envelopes, owners)
             .await;
+        self.slowest_send = self.slowest_send.max(began.elapsed());
         let failed: &[usize] = sent.as_ref().err().map_or(&[], |e| &e.failed);
         for (i, envelope) in envelopes.into_iter().enumerate() {
             if failed.contains(&i) {

@@ -3606,3 +3606,44 @@ async fn a_page_that_keeps_the_thread_busy_does_not_stop_a_run_with_a_short_leas
     }
     assert_exactly_once(&h, ORDERS);
 }
+
+/// The time a page's sends took is what the next page's sends are given at least: a queue
+/// slow this invocation (SQS and S3 calls answering in seconds, up to their 8 s timeouts)
+/// took longer than the send reserve, and a page sent with less time left than that was cut
+/// off by Lambda mid-send, its claims taken over by the next run, which sent it again.
+#[tokio::test]
+async fn a_page_is_not_sent_with_less_time_left_than_the_last_pages_sends_took() {
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(LateAnswers {
+        inner: memory.clone(),
+        delay: Duration::from_millis(2000),
+    });
+    let h = harness_with_sink(sink, memory);
+    h.api.with_world(|w| {
+        for i in 0..250 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    // Pages sent by 2 s and 4 s; the third is asked for with 1.5 s left, more than the margin
+    // of 1 s and its reserve of 0.33 s, less than the 2 s the sends took.
+    let c = PollConfig {
+        time_margin: Duration::from_secs(1),
+        ..config()
+    };
+    let invocation = Duration::from_millis(5500);
+    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
+    let request = RunRequest::scheduled("run-1");
+    let first = tokio::time::timeout(
+        invocation,
+        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
+    )
+    .await;
+    h.cursors.advance(Duration::from_secs(300));
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(&h, ORDERS);
+    let s = first
+        .expect("the run stops before the invocation ends")
+        .expect("the run succeeds");
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::Deadline), 199));
+}
