@@ -3358,7 +3358,7 @@ async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
         inner: h.api.clone(),
         calls: AtomicUsize::new(0),
         n: 2,
-        slow: Duration::from_millis(2600),
+        slow: Duration::from_millis(2400),
     });
     h.api.with_world(|w| {
         for i in 0..150 {
@@ -3366,8 +3366,8 @@ async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
         }
     });
     // A margin of 2 s in an invocation of 4 s: the first page is sent by about 1 s, the second
-    // is asked for with 3 s left (more than the margin) and comes with 0.4 s left, less than
-    // the send reserve of 0.67 s; its sends would take 1 s.
+    // is asked for with 3 s left (more than the margin) and comes with 0.6 s left at most, less
+    // than the send reserve of 0.67 s; its sends would take 1 s.
     let c = PollConfig {
         time_margin: Duration::from_secs(2),
         ..config()
@@ -3461,7 +3461,7 @@ async fn a_page_whose_claims_took_the_time_to_send_is_left_whole_to_the_next_run
         inner: h.dedupe.clone(),
         calls: AtomicUsize::new(0),
         n: 2,
-        slow: Duration::from_millis(2600),
+        slow: Duration::from_millis(2400),
     });
     h.api.with_world(|w| {
         for i in 0..150 {
@@ -3469,7 +3469,7 @@ async fn a_page_whose_claims_took_the_time_to_send_is_left_whole_to_the_next_run
         }
     });
     // As in the test above, with the second page's claims taking the time its fetch took
-    // there: they are answered with 0.4 s left, less than the send reserve of 0.67 s.
+    // there: they are answered with 0.6 s left at most, less than the send reserve of 0.67 s.
     let c = PollConfig {
         time_margin: Duration::from_secs(2),
         ..config()

@@ -1191,21 +1191,21 @@ async fn a_jwt_already_expired_by_our_clock_is_used_on_the_interval() {
 #[tokio::test]
 async fn a_wait_for_a_request_slot_ends_with_the_calls_budget() {
     let (fake, base) = start(Fake::default()).await;
-    let budget = Duration::from_secs(2);
+    let budget = Duration::from_secs(4);
     let client = TradecloudClient::new(ClientConfig {
-        timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(10),
         retry_budget: budget,
-        // One back-off of 0.8 to 1.6 s: the first call retries after the second took the slot.
-        backoff_initial: Duration::from_millis(1600),
-        backoff_max: Duration::from_millis(1600),
+        // One back-off of 1.5 to 3 s: the first call retries after the second took the slot.
+        backoff_initial: Duration::from_secs(3),
+        backoff_max: Duration::from_secs(3),
         max_concurrent_requests: 1,
         ..config(&base)
     })
     .unwrap();
     client.login().await.unwrap();
     // The first call's first answer is a 503; the second call's answer takes longer than its
-    // budget, so it holds the one slot until its own budget ends.
-    fake.script([Step::Status(503, None), Step::Sleep(Duration::from_secs(5))]);
+    // budget, so it holds the one slot until its own budget ends, a second after the first's.
+    fake.script([Step::Status(503, None), Step::Sleep(Duration::from_secs(6))]);
     let first = {
         let client = client.clone();
         tokio::spawn(async move {
@@ -1214,14 +1214,14 @@ async fn a_wait_for_a_request_slot_ends_with_the_calls_budget() {
             (answer, started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let second = {
         let client = client.clone();
         tokio::spawn(async move { client.fetch_order("b").await })
     };
     let (answer, elapsed) = first.await.unwrap();
     assert!(
-        elapsed < budget + Duration::from_millis(250),
+        elapsed < budget + Duration::from_millis(500),
         "{elapsed:?}: {answer:?}"
     );
     assert_eq!(answer.unwrap_err(), ClientError::Timeout);
