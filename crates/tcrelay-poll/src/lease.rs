@@ -96,6 +96,53 @@ impl HeldLease {
         valid_until.saturating_duration_since(Instant::now()) < self.lease / BEATS_PER_LEASE
     }
 
+    /// Whether the lease is still this run's, renewed here and now when less than a beat of it
+    /// is left ([`Self::lost`]). The heartbeat is a task of its own, but the poller's runtime
+    /// has one thread (Lambda's): a page that keeps it busy (a large page parsed) gives the
+    /// heartbeat no turn, and with the shortest lease (2 s) every run stopped at the same
+    /// page, `lease-unsure`, sending nothing. The lease is still ours while it has not run out,
+    /// and after that until another run takes it: only its recorded owner renews it
+    /// ([`CursorStore::renew`]), so a renewal that lands means no other run holds the stream.
+    /// `false` when the renewal is refused (the lease taken over: [`Self::taken_over`] says so
+    /// from then on) or fails (the store unreachable).
+    pub async fn confirm(&self) -> bool {
+        if self.taken_over() {
+            return false;
+        }
+        if !self.lost() {
+            return true;
+        }
+        let sent = Instant::now();
+        match self
+            .cursors
+            .renew(self.stream, &self.owner, self.lease)
+            .await
+        {
+            Ok(()) => {
+                let mut valid_until = self
+                    .state
+                    .valid_until
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *valid_until = (*valid_until).max(sent + self.lease);
+                true
+            }
+            Err(StoreError::Conflict(reason)) => {
+                tracing::warn!(
+                    stream = self.stream,
+                    reason,
+                    "cursor lease lost to another run; this run stops"
+                );
+                self.state.lost.store(true, Ordering::SeqCst);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(stream = self.stream, error = %e, "could not renew the cursor lease");
+                false
+            }
+        }
+    }
+
     /// This run as the maker of its dedupe claims while it holds the lease, so they take over
     /// at once the claims an earlier run of the stream left in progress (it died mid-page, or
     /// lost the lease): [`Claimant`]. `None` once the lease may be lost ([`Self::lost`]): a run

@@ -752,6 +752,8 @@ async fn lease_and_poll(
             // walk goes on as a walk whatever the run that stored it found).
             distrust: marks.unsorted,
             resume: go_on,
+            page_began: None,
+            slowest_send: Duration::ZERO,
         };
         if let Some((to, moved)) = checked_move {
             // The last run's move by time, not yet checked: the first request asks what that
@@ -778,6 +780,13 @@ async fn lease_and_poll(
 /// overlap (two at least): the only page sizes kept for the next runs.
 fn smaller_page_limit(limit: u32, configured: u32) -> Option<u32> {
     (2..configured).contains(&limit).then_some(limit)
+}
+
+/// The part of the time margin kept for a fetched page's claims, queue sends and checkpoint: a
+/// third (10 s of the default 30 s; the rest covers the Tradecloud call before them). A page
+/// fetched with less than this left is not sent ([`StreamRun::too_late_to_send`]).
+pub fn send_reserve(config: &PollConfig) -> Duration {
+    config.time_margin / 3
 }
 
 /// The configured lookback (at least 1 ms, as the configuration checks).
@@ -834,6 +843,13 @@ struct StreamRun<'a> {
     /// objects. Kept for the whole run (smaller pages after one too large to read included),
     /// and for later runs with every checkpoint ([`Self::at_rest`]).
     distrust: bool,
+    /// The time left before the deadline when the page in hand was about to be fetched, and
+    /// when that was: what is left now follows without asking the deadline again. `None`
+    /// without a deadline.
+    page_began: Option<(Duration, Instant)>,
+    /// The longest a page's sends took in this run (the queue's and S3's calls, the claims'
+    /// completion): a queue slow now is slow for the next page too.
+    slowest_send: Duration,
 }
 
 /// Paging by offset a run goes on with at its first page.
@@ -907,6 +923,15 @@ fn is_short(offset: u32, served: usize, limit: u32, total: Option<u64>) -> bool 
     served < limit as usize && total.is_some_and(|t| u64::from(offset) + (served as u64) < t)
 }
 
+/// Whether Tradecloud failed to serve a page in time: our client's timeout, or its gateway's
+/// 504 (each after the client's retries).
+fn is_too_slow(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Timeout | ApiError::Upstream { status: 504 }
+    )
+}
+
 fn is_sorted(items: &[Polled]) -> bool {
     items.windows(2).all(|w| w[0].at <= w[1].at)
 }
@@ -944,6 +969,24 @@ impl StreamRun<'_> {
                 // Not below two: a page must overlap the next for the paging by time and by
                 // offset to work; a page of two too large to read fails as it is.
                 Err(Halt::Capped) => {}
+                // A page Tradecloud cannot serve in time (many large orders, a slow query) timed
+                // out at the same size every run: the stream stalled there. Smaller pages, as
+                // above (the margin before the deadline bounds the tries: each may take a
+                // call's whole budget). A Tradecloud that is down times out at any size: the run
+                // fails at pages of two, and the runs after it ask pages of two until one
+                // catches up.
+                Err(Halt::Fail(PollError::Api(ref error)))
+                    if is_too_slow(error) && self.page_limit > 2 =>
+                {
+                    self.page_limit = (self.page_limit / 2).max(2);
+                    tracing::warn!(
+                        stream = self.stream.as_str(),
+                        after = self.pos,
+                        page_limit = self.page_limit,
+                        %error,
+                        "Tradecloud did not serve a poll page in time; asking for smaller pages"
+                    );
+                }
                 Err(Halt::Fail(PollError::Api(ApiError::TooLarge(reason))))
                     if self.page_limit > 2 =>
                 {
@@ -1003,14 +1046,17 @@ impl StreamRun<'_> {
         let mut restarts = 0u32;
         // The bound is the run's, over smaller pages after one too large to read too.
         while self.summary.pages < self.config.max_pages {
-            if let Some(stop) = self.out_of_time()? {
+            if let Some(stop) = self.out_of_time().await? {
                 self.keep_for_next_run(walk.as_ref(), tie.as_ref()).await?;
                 return Ok(stop);
             }
+            let seen_before = self.seen_newest.clone();
             let (items, total) = match self.fetch(offset).await {
                 Ok(page) => page,
                 Err(e) => {
-                    if matches!(e, PollError::Api(ApiError::TooLarge(_))) {
+                    if matches!(&e, PollError::Api(ApiError::TooLarge(_)))
+                        || matches!(&e, PollError::Api(error) if is_too_slow(error))
+                    {
                         // Smaller pages go on with the walk, or inside the timestamp, from its
                         // last page, instead of from the start (progress continued from an
                         // earlier run would otherwise be lost with the first page too large to
@@ -1026,6 +1072,12 @@ impl StreamRun<'_> {
                     return Err(e.into());
                 }
             };
+            if self.too_late_to_send() {
+                // Stopped as if before the fetch: nothing of the page claimed, sent or noted.
+                self.seen_newest = seen_before;
+                self.keep_for_next_run(walk.as_ref(), tie.as_ref()).await?;
+                return Ok(StopReason::Deadline);
+            }
             // A short page is the end of the result set only when nothing matches past it: a
             // Tradecloud that serves fewer than asked (a page cap below our page size; its docs
             // name 100 the most, but promise no page filled) while its `total` counts more would
@@ -1413,9 +1465,10 @@ impl StreamRun<'_> {
     /// again); a failure to fetch it leaves the move unstored and the run as it was, as if the
     /// request had not been made.
     async fn check_last_move(&mut self, offset: u32) -> Result<(), Halt> {
-        if self.unconfirmed.is_none() || self.out_of_time()?.is_some() {
+        if self.unconfirmed.is_none() || self.out_of_time().await?.is_some() {
             return Ok(());
         }
+        let seen_before = self.seen_newest.clone();
         let (items, total) = match self.fetch(offset).await {
             Ok(page) => page,
             Err(error) => {
@@ -1429,6 +1482,11 @@ impl StreamRun<'_> {
                 return Ok(());
             }
         };
+        if self.too_late_to_send() {
+            // As a failed request: the move is not stored, and nothing of the page is sent.
+            self.seen_newest = seen_before;
+            return Ok(());
+        }
         let unsorted = self.settle_move(total, &items).await?;
         if unsorted {
             // As in the page loop, before the page is relayed: a run that stops on it (a state
@@ -1477,31 +1535,51 @@ impl StreamRun<'_> {
 
     /// Why the run must stop fetching, if it must: the lease about to run out unrenewed, or
     /// the deadline near; `Err` when the lease is lost (another run owns the stream now).
-    fn out_of_time(&self) -> Result<Option<StopReason>, PollError> {
-        if self.lease_gone()? {
+    ///
+    /// What it reads of the deadline is kept as the time the next page begins with
+    /// ([`Self::too_late_to_send`]).
+    async fn out_of_time(&mut self) -> Result<Option<StopReason>, PollError> {
+        if self.lease_gone().await? {
             return Ok(Some(StopReason::LeaseUnsure));
         }
         let margin = self.config.time_margin;
-        Ok(self
-            .deadline
-            .remaining()
+        let left = self.deadline.remaining();
+        self.page_began = left.map(|left| (left, Instant::now()));
+        Ok(left
             .is_some_and(|left| left < margin)
             .then_some(StopReason::Deadline))
     }
 
-    /// Whether the lease may be gone: `Err` when the heartbeat found it taken over (another
-    /// run owns the stream now), `true` when renewals failed long enough that less than one
-    /// beat of it is left.
-    fn lease_gone(&self) -> Result<bool, PollError> {
+    /// Whether the page just fetched came too late to be sent before the deadline: less than
+    /// [`send_reserve`] is left of the time the page began with. A Tradecloud call may take
+    /// most of the margin (20 s of the default 30 s with its retries), and a page's claims,
+    /// queue sends and checkpoint then need time too: a Lambda ended mid-send left the page's
+    /// claims in progress, and the next run took them over and sent the page again (twice on a
+    /// standard queue). Such a page is neither claimed nor sent; the next run fetches it again.
+    ///
+    /// Nor when less is left than the longest a page's sends took in this run: a queue slow
+    /// this invocation (calls answering in seconds, up to the SDK's 8 s timeouts) needs more
+    /// than the reserve, and the next page's sends would take as long.
+    fn too_late_to_send(&self) -> bool {
+        let needed = send_reserve(self.config).max(self.slowest_send);
+        self.page_began
+            .is_some_and(|(left, at)| left.saturating_sub(at.elapsed()) < needed)
+    }
+
+    /// Whether the lease may be gone: `Err` when it was found taken over (another run owns
+    /// the stream now), `true` when less than one beat of it is left and renewing it now
+    /// failed ([`HeldLease::confirm`]).
+    async fn lease_gone(&self) -> Result<bool, PollError> {
         let Some(lease) = self.lease else {
             return Ok(false);
         };
+        let sure = lease.confirm().await;
         if lease.taken_over() {
             return Err(PollError::LostLease(StoreError::Conflict(
                 "the heartbeat found the lease taken over".into(),
             )));
         }
-        Ok(lease.lost())
+        Ok(!sure)
     }
 
     /// Moves the position back by the lookback (the cursor stays): the next request asks again
@@ -2057,7 +2135,7 @@ impl StreamRun<'_> {
         // sends nothing more, as the run that holds it now relays this page too, and the two
         // sending one page at once could put an object's states out of order. The cursor stays
         // before the page.
-        if self.lease_gone()? {
+        if self.lease_gone().await? {
             return Err(Halt::Stop(StopReason::LeaseUnsure));
         }
         // Made by this run while it holds the lease: a page a killed run of the stream claimed
@@ -2077,11 +2155,23 @@ impl StreamRun<'_> {
         // The lease was sure when the page began, not necessarily when its claims landed (a
         // slow claim call): a run whose lease may have run out meanwhile may have taken over
         // the claims of the run that took the lease. It sends none of them: it gives its claims
-        // back and stops, unsure of its lease (or fails, the lease taken over).
-        if named && self.lease.is_some_and(HeldLease::lost) {
+        // back and stops, unsure of its lease (or fails, the lease taken over), unless renewing
+        // it now lands (no other run holds it then).
+        if named {
+            let gone = self.lease_gone().await;
+            if !matches!(gone, Ok(false)) {
+                claims.settle(false).await;
+                gone?;
+                return Err(Halt::Stop(StopReason::LeaseUnsure));
+            }
+        }
+        // Slow claims (the dedupe store answering late) may have spent the time the sends
+        // need: the claims go back and the page is left to the next run whole, as one fetched
+        // too late ([`Self::too_late_to_send`]), rather than sent by a run Lambda may end
+        // mid-send (its claims then left in progress, taken over and the page sent again).
+        if self.too_late_to_send() {
             claims.settle(false).await;
-            self.lease_gone()?;
-            return Err(Halt::Stop(StopReason::LeaseUnsure));
+            return Err(Halt::Stop(StopReason::Deadline));
         }
         // Whose each missed change's key is (the state key of the order it was claimed for),
         // so a state held back releases its missed changes' claims with its own.
@@ -2215,9 +2305,11 @@ impl StreamRun<'_> {
         // A failure to complete does not undo the enqueue: logged; the claim expires, and at
         // worst a later poll relays that state again. If even a release fails, the claim
         // expires and the next run relays the state then.
+        let began = Instant::now();
         let (completed, sent) = claims
             .enqueue_each(self.ports.sink.as_ref(), &envelopes, owners)
             .await;
+        self.slowest_send = self.slowest_send.max(began.elapsed());
         let failed: &[usize] = sent.as_ref().err().map_or(&[], |e| &e.failed);
         for (i, envelope) in envelopes.into_iter().enumerate() {
             if failed.contains(&i) {

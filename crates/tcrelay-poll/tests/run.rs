@@ -3305,3 +3305,345 @@ async fn a_quiet_stream_does_not_send_its_last_state_again_when_its_first_record
         "the unchanged state was sent again"
     );
 }
+
+/// A Tradecloud whose `n`-th page (1-based) takes `slow` to answer; the others answer at once.
+struct SlowNthPage {
+    inner: Arc<ScriptedPollApi>,
+    calls: AtomicUsize,
+    n: usize,
+    slow: Duration,
+}
+
+#[async_trait]
+impl PollApi for SlowNthPage {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            tokio::time::sleep(self.slow).await;
+        }
+        self.inner.fetch_page(request).await
+    }
+}
+
+/// A queue that takes each batch at once but answers `delay` later (SQS slow to answer, or
+/// an S3 put before it): what it took is on the queue even when the sender is ended before
+/// the answer.
+struct LateAnswers {
+    inner: Arc<MemorySink>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl EventSink for LateAnswers {
+    async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+        self.inner.enqueue(envelopes).await?;
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
+}
+
+/// A page whose fetch took most of the margin leaves too little time for its sends: Lambda
+/// would end the invocation mid-send, with the page's claims still in progress, and the next
+/// run (taking over the claims of the earlier run of its stream) sent it again, each state
+/// twice on a standard queue. Such a page is neither claimed nor sent; the next run sends it.
+#[tokio::test]
+async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(LateAnswers {
+        inner: memory.clone(),
+        delay: Duration::from_millis(1000),
+    });
+    let mut h = harness_with_sink(sink, memory);
+    // Two pages; the second takes long to come.
+    h.ports.api = Arc::new(SlowNthPage {
+        inner: h.api.clone(),
+        calls: AtomicUsize::new(0),
+        n: 2,
+        slow: Duration::from_millis(2400),
+    });
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    // A margin of 2 s in an invocation of 4 s: the first page is sent by about 1 s, the second
+    // is asked for with 3 s left (more than the margin) and comes with 0.6 s left at most, less
+    // than the send reserve of 0.67 s; its sends would take 1 s.
+    let c = PollConfig {
+        time_margin: Duration::from_secs(2),
+        ..config()
+    };
+    let invocation = Duration::from_secs(4);
+    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
+    let request = RunRequest::scheduled("run-1");
+    // Lambda ends the invocation at its deadline, whatever the run is doing.
+    let first = tokio::time::timeout(
+        invocation,
+        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
+    )
+    .await;
+    // The next invocation, five minutes later (the lease of an ended one has run out).
+    h.cursors.advance(Duration::from_secs(300));
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(&h, ORDERS);
+    let s = first
+        .expect("the run stops before the invocation ends")
+        .expect("the run succeeds");
+    assert_eq!(
+        (s.stop, s.pages, s.enqueued),
+        (Some(StopReason::Deadline), 2, 100)
+    );
+    assert_exactly_once(&h, ORDERS);
+}
+
+/// A dedupe store whose `n`-th `claim_many` (1-based) takes `slow` to answer.
+struct SlowNthClaims {
+    inner: Arc<MemoryDedupe>,
+    calls: AtomicUsize,
+    n: usize,
+    slow: Duration,
+}
+
+#[async_trait]
+impl DedupeStore for SlowNthClaims {
+    async fn claim_as(
+        &self,
+        key: &str,
+        full_state: bool,
+        by: Option<&tcrelay_core::ports::Claimant>,
+    ) -> Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError> {
+        self.inner.claim_as(key, full_state, by).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        token: &tcrelay_core::ports::ClaimToken,
+    ) -> Result<tcrelay_core::ports::Completion, tcrelay_core::ports::StoreError> {
+        self.inner.complete(key, token).await
+    }
+    async fn release(
+        &self,
+        key: &str,
+        token: &tcrelay_core::ports::ClaimToken,
+    ) -> Result<(), tcrelay_core::ports::StoreError> {
+        self.inner.release(key, token).await
+    }
+    async fn lookup(
+        &self,
+        key: &str,
+    ) -> Result<Option<tcrelay_core::ports::DedupeRecord>, tcrelay_core::ports::StoreError> {
+        self.inner.lookup(key).await
+    }
+    async fn claim_many(
+        &self,
+        keys: &[(&str, bool)],
+        by: Option<&tcrelay_core::ports::Claimant>,
+    ) -> Vec<Result<tcrelay_core::ports::ClaimOutcome, tcrelay_core::ports::StoreError>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            tokio::time::sleep(self.slow).await;
+        }
+        self.inner.claim_many(keys, by).await
+    }
+}
+
+/// As a page fetched too late: claims that took the time the sends need are given back and
+/// the page is left whole to the next run, not sent by a run that Lambda ends mid-send (its
+/// claims then taken over by the next run, which sent the page again).
+#[tokio::test]
+async fn a_page_whose_claims_took_the_time_to_send_is_left_whole_to_the_next_run() {
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(LateAnswers {
+        inner: memory.clone(),
+        delay: Duration::from_millis(1000),
+    });
+    let mut h = harness_with_sink(sink, memory);
+    h.ports.dedupe = Arc::new(SlowNthClaims {
+        inner: h.dedupe.clone(),
+        calls: AtomicUsize::new(0),
+        n: 2,
+        slow: Duration::from_millis(2400),
+    });
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    // As in the test above, with the second page's claims taking the time its fetch took
+    // there: they are answered with 0.6 s left at most, less than the send reserve of 0.67 s.
+    let c = PollConfig {
+        time_margin: Duration::from_secs(2),
+        ..config()
+    };
+    let invocation = Duration::from_secs(4);
+    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
+    let request = RunRequest::scheduled("run-1");
+    let first = tokio::time::timeout(
+        invocation,
+        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
+    )
+    .await;
+    h.cursors.advance(Duration::from_secs(300));
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(&h, ORDERS);
+    let s = first
+        .expect("the run stops before the invocation ends")
+        .expect("the run succeeds");
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::Deadline), 100));
+    // Its claims were given back, not left in progress.
+    let key = state_key(ObjectClass::Order, "o120", &ms_to_timestamp(T0 + 120));
+    assert_eq!(
+        h.dedupe.lookup(&key).await.unwrap().map(|r| r.state),
+        Some(RecordState::Completed),
+        "sent by the next run"
+    );
+}
+
+/// A Tradecloud that cannot serve pages of more than `most` objects in time: larger ones end
+/// in a timeout (the client's, or its gateway's 504), every time.
+struct SlowAbove {
+    inner: Arc<ScriptedPollApi>,
+    most: u32,
+    gateway: bool,
+}
+
+#[async_trait]
+impl PollApi for SlowAbove {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        if request.limit > self.most {
+            return Err(if self.gateway {
+                ApiError::Upstream { status: 504 }
+            } else {
+                ApiError::Timeout
+            });
+        }
+        self.inner.fetch_page(request).await
+    }
+}
+
+/// A page Tradecloud cannot serve in time (large orders, a slow query) timed out on every run
+/// with the same page size: the stream stalled, every run failing at the same page. Smaller
+/// pages are asked for, as after a page too large to read.
+#[tokio::test]
+async fn a_page_tradecloud_cannot_serve_in_time_is_asked_for_in_smaller_pages() {
+    for gateway in [false, true] {
+        let mut h = harness();
+        h.ports.api = Arc::new(SlowAbove {
+            inner: h.api.clone(),
+            most: 30,
+            gateway,
+        });
+        h.api.with_world(|w| {
+            for i in 0..70 {
+                put_order(w, &format!("o{i:03}"), T0 + i);
+            }
+        });
+        let mut stops = Vec::new();
+        for i in 0..4 {
+            let stop = poll(&h, &config(), &format!("run-{i}"))
+                .await
+                .map(|s| s.stop);
+            let done = matches!(stop, Ok(Some(StopReason::CaughtUp)));
+            stops.push(stop.map_err(|f| f.error.to_string()));
+            if done {
+                break;
+            }
+        }
+        assert!(
+            matches!(stops.last(), Some(Ok(Some(StopReason::CaughtUp)))),
+            "gateway {gateway}: {stops:?}"
+        );
+        assert_exactly_once(&h, ORDERS);
+        // 100 and 50 timed out, 25 is served, in the first run.
+        assert_eq!(stops.len(), 1, "{stops:?}");
+        let limits: Vec<u32> = h.api.requests().iter().map(|r| r.limit).collect();
+        assert!(limits.iter().all(|&l| l == 25), "{limits:?}");
+    }
+}
+
+/// A Tradecloud whose pages take `busy` of the thread to read (a page of large orders parsed
+/// on the poller's single-threaded runtime, as the Lambda runs it): the heartbeat's task gets
+/// no turn meanwhile.
+struct BusyPages {
+    inner: Arc<ScriptedPollApi>,
+    busy: Duration,
+}
+
+#[async_trait]
+impl PollApi for BusyPages {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        let page = self.inner.fetch_page(request).await;
+        std::thread::sleep(self.busy);
+        page
+    }
+}
+
+/// With the shortest lease (2 s, renewed every 0.67 s), a page that keeps the thread busy for
+/// 1.5 s left the heartbeat no turn, and the run found less than a beat of its lease left
+/// before the page's claims: it stopped `lease-unsure` (no error, no alarm) before sending
+/// anything, and so did every run after it at the same page: the stream stalled. The lease is
+/// still the run's (nobody may take it before it runs out, and only its owner renews it): the
+/// run renews it there and then, and goes on.
+#[tokio::test]
+async fn a_page_that_keeps_the_thread_busy_does_not_stop_a_run_with_a_short_lease() {
+    let mut h = harness();
+    h.ports.api = Arc::new(BusyPages {
+        inner: h.api.clone(),
+        busy: Duration::from_millis(1500),
+    });
+    h.api.with_world(|w| {
+        for i in 0..150 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let c = PollConfig {
+        lease: Duration::from_secs(2),
+        ..config()
+    };
+    for run in ["run-1", "run-2"] {
+        let s = poll(&h, &c, run).await.unwrap();
+        assert_eq!(s.stop, Some(StopReason::CaughtUp), "{run}: {s:?}");
+    }
+    assert_exactly_once(&h, ORDERS);
+}
+
+/// The time a page's sends took is what the next page's sends are given at least: a queue
+/// slow this invocation (SQS and S3 calls answering in seconds, up to their 8 s timeouts)
+/// took longer than the send reserve, and a page sent with less time left than that was cut
+/// off by Lambda mid-send, its claims taken over by the next run, which sent it again.
+#[tokio::test]
+async fn a_page_is_not_sent_with_less_time_left_than_the_last_pages_sends_took() {
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(LateAnswers {
+        inner: memory.clone(),
+        delay: Duration::from_millis(2000),
+    });
+    let h = harness_with_sink(sink, memory);
+    h.api.with_world(|w| {
+        for i in 0..250 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    // Pages sent by 2 s and 4 s; the third is asked for with 1.5 s left, more than the margin
+    // of 1 s and its reserve of 0.33 s, less than the 2 s the sends took.
+    let c = PollConfig {
+        time_margin: Duration::from_secs(1),
+        ..config()
+    };
+    let invocation = Duration::from_millis(5500);
+    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
+    let request = RunRequest::scheduled("run-1");
+    let first = tokio::time::timeout(
+        invocation,
+        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
+    )
+    .await;
+    h.cursors.advance(Duration::from_secs(300));
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(&h, ORDERS);
+    let s = first
+        .expect("the run stops before the invocation ends")
+        .expect("the run succeeds");
+    assert_eq!((s.stop, s.enqueued), (Some(StopReason::Deadline), 199));
+}

@@ -243,7 +243,9 @@ impl TradecloudClient {
         let mut attempt = 0u32;
         loop {
             let failure = {
-                let mut session = self.inner.session.lock().await;
+                let mut session = within(deadline, self.inner.session.lock())
+                    .await
+                    .map_err(|f| f.error)?;
                 match self.inner.login(&mut session, deadline).await {
                     Ok(()) => return Ok(()),
                     Err(failure) => failure,
@@ -263,7 +265,7 @@ impl TradecloudClient {
             return Ok(());
         };
         let deadline = Instant::now() + self.inner.config.retry_budget;
-        let _permit = self.inner.slot().await.map_err(|f| f.error)?;
+        let _permit = self.inner.slot(deadline).await.map_err(|f| f.error)?;
         let response = self
             .inner
             .send(
@@ -391,7 +393,7 @@ impl Inner {
     ) -> Result<Vec<u8>, Failure> {
         loop {
             let access = {
-                let mut session = self.session.lock().await;
+                let mut session = within(deadline, self.session.lock()).await?;
                 self.access_token(&mut session, deadline).await?
             };
             let mut headers = HeaderMap::new();
@@ -414,7 +416,7 @@ impl Inner {
                 );
             }
             // Held until the body is read: it bounds the answers being waited for.
-            let permit = self.slot().await?;
+            let permit = self.slot(deadline).await?;
             let response = self
                 .send_with_body(
                     request.method.clone(),
@@ -436,7 +438,7 @@ impl Inner {
                     path = request.path,
                     "Tradecloud answered 401, logging in again"
                 );
-                let mut session = self.session.lock().await;
+                let mut session = within(deadline, self.session.lock()).await?;
                 // Only the token this call used: another call may have logged in meanwhile.
                 if session
                     .tokens
@@ -459,10 +461,12 @@ impl Inner {
     /// all sequential as Tradecloud asks. Taken before the rate limiter's slot, so waiting
     /// here does not use up the limiter's intervals. Lock order: the session, then a slot;
     /// nothing waits for the session while holding a slot.
-    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
-        self.in_flight
-            .acquire()
-            .await
+    ///
+    /// Waited for until `deadline` at most, as every wait of a call for the client's shared
+    /// parts ([`within`]).
+    async fn slot(&self, deadline: Instant) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
+        within(deadline, self.in_flight.acquire())
+            .await?
             .map_err(|_| malformed("the client's request bound was closed"))
     }
 
@@ -531,7 +535,7 @@ impl Inner {
     }
 
     async fn refresh(&self, refresh: &Secret, deadline: Instant) -> Result<Tokens, ClientError> {
-        let _permit = self.slot().await.map_err(|f| f.error)?;
+        let _permit = self.slot(deadline).await.map_err(|f| f.error)?;
         let response = self
             .send(
                 Method::GET,
@@ -564,7 +568,7 @@ impl Inner {
         value.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, value);
-        let _permit = self.slot().await?;
+        let _permit = self.slot(deadline).await?;
         let response = self
             .send(Method::GET, "authentication/login", headers, deadline)
             .await?;
@@ -683,7 +687,7 @@ impl Inner {
         // limiter's slot is taken, so the set-up does not delay this request into the next
         // one's slot: Tradecloud must see the calls `max_requests_per_second` apart.
         let http = self.http()?;
-        self.limiter.acquire().await;
+        within(deadline, self.limiter.acquire()).await?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         // Even a spent budget gets a short try rather than none, so the answer is a real one.
         let timeout = self
@@ -714,6 +718,17 @@ impl Inner {
             Err(e) => Err(transport_failure(&e)),
         }
     }
+}
+
+/// `wait` (for the session, a request slot, the rate limiter's turn), given up as a timeout at
+/// the call's `deadline`. A call's budget counts its waits for the client's shared parts: in
+/// `tcrelay serve`, where webhook GETs and the poll share the client, a call that found them
+/// held by calls begun after it waited for those calls' budgets to end, past its own (up to
+/// twice its budget). Not retried: the budget is spent.
+async fn within<T>(deadline: Instant, wait: impl Future<Output = T>) -> Result<T, Failure> {
+    tokio::time::timeout_at(deadline, wait)
+        .await
+        .map_err(|_| Failure::fatal(ClientError::Timeout))
 }
 
 /// `url` without a user name or password in it (a base URL may carry them): it is shown in

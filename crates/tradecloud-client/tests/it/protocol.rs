@@ -1182,3 +1182,48 @@ async fn a_jwt_already_expired_by_our_clock_is_used_on_the_interval() {
     assert_eq!(fake.count("/v2/authentication/login"), 2);
     assert_eq!(fake.api_requests().len(), 5);
 }
+
+/// A call's budget counts its waits for the client's shared parts too (a request slot here,
+/// as in `tcrelay serve`, where webhook GETs and the poll share one client): a call that backed
+/// off after a 503 and then found every slot held by a call begun later waited for that call's
+/// own budget to end, and so ran past its own (up to twice the budget; a poll call of 20 s
+/// lasted up to 40). It ends as a timeout at its budget's end.
+#[tokio::test]
+async fn a_wait_for_a_request_slot_ends_with_the_calls_budget() {
+    let (fake, base) = start(Fake::default()).await;
+    let budget = Duration::from_secs(4);
+    let client = TradecloudClient::new(ClientConfig {
+        timeout: Duration::from_secs(10),
+        retry_budget: budget,
+        // One back-off of 1.5 to 3 s: the first call retries after the second took the slot.
+        backoff_initial: Duration::from_secs(3),
+        backoff_max: Duration::from_secs(3),
+        max_concurrent_requests: 1,
+        ..config(&base)
+    })
+    .unwrap();
+    client.login().await.unwrap();
+    // The first call's first answer is a 503; the second call's answer takes longer than its
+    // budget, so it holds the one slot until its own budget ends, a second after the first's.
+    fake.script([Step::Status(503, None), Step::Sleep(Duration::from_secs(6))]);
+    let first = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = client.fetch_order("a").await;
+            (answer, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = {
+        let client = client.clone();
+        tokio::spawn(async move { client.fetch_order("b").await })
+    };
+    let (answer, elapsed) = first.await.unwrap();
+    assert!(
+        elapsed < budget + Duration::from_millis(500),
+        "{elapsed:?}: {answer:?}"
+    );
+    assert_eq!(answer.unwrap_err(), ClientError::Timeout);
+    assert_eq!(second.await.unwrap().unwrap_err(), ClientError::Timeout);
+}
