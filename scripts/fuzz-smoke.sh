@@ -3,10 +3,12 @@
 # test, not the long run (README, "Fuzzing"). CI runs it with its default.
 # Usage: scripts/fuzz-smoke.sh [SECONDS per target, default 20] [TARGET ...]
 #
-# Needs the nightly toolchain (rustup toolchain install nightly); installs cargo-fuzz when it
-# is missing. New inputs go to a scratch folder, so the committed corpus stays as it is; a
-# finding is written to fuzz/artifacts/<target>/ and stops the script with a non-zero status
-# (add it under fuzz/regressions/<target>/ once understood, so `cargo test` replays it).
+# Needs the nightly toolchain and cargo-fuzz; installs both when they are missing (rustup does
+# not install a `+nightly` toolchain on its own where auto-install is off: RUSTUP_AUTO_INSTALL=0
+# or `rustup set auto-install disable`, and CI would stop here on a fresh machine). New inputs
+# go to a scratch folder, so the committed corpus stays as it is; a finding is written to
+# fuzz/artifacts/<target>/ and stops the script with a non-zero status (add it under
+# fuzz/regressions/<target>/ once understood, so `cargo test` replays it).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -15,6 +17,9 @@ shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then targets=(decode_json decode_txml decode_any router); fi
 
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo +nightly install cargo-fuzz --locked
 fi

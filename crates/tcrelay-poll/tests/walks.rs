@@ -2831,6 +2831,8 @@ async fn sweep<F: Future<Output = Result<(), String>>>(world: impl Fn(u64) -> F)
     let range = std::env::var("WALKS_SEEDS").unwrap_or_else(|_| "0..100".into());
     let (a, b) = range.split_once("..").unwrap();
     let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    // An empty range would pass having checked nothing.
+    assert!(a < b, "WALKS_SEEDS={range} holds no seed");
     let mut failures = Vec::new();
     for seed in a..b {
         if let Err(e) = world(seed).await {

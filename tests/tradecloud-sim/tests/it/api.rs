@@ -677,28 +677,45 @@ async fn requests_beyond_the_rate_limit_get_429_with_retry_after() {
     .unwrap();
     let url = format!("{}/order-search/poll", sim.base_url());
     let auth = basic();
-    let mut statuses = Vec::new();
-    let burst = std::time::Instant::now();
-    for _ in 0..14 {
-        let r = client()
-            .post(&url)
-            .header("Authorization", &auth)
-            .json(&json!({"limit": 1}))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 429 {
-            assert_eq!(r.headers()["Retry-After"], "1");
+    // A burst of 14: the first ten pass, and every later one that came within the same rolling
+    // second as them is refused. A request answered less than a second after the first was
+    // sent did (the first arrived after that send, the later one before its answer); on a
+    // machine too loaded for that, later ones may rightly pass, so the burst is tried again
+    // (after the window has cleared) until the eleventh at least is one the limit must refuse.
+    let mut attempts = 0;
+    let (statuses, within) = loop {
+        attempts += 1;
+        let mut statuses = Vec::new();
+        let mut within = Vec::new();
+        let burst = std::time::Instant::now();
+        for _ in 0..14 {
+            let r = client()
+                .post(&url)
+                .header("Authorization", &auth)
+                .json(&json!({"limit": 1}))
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 429 {
+                assert_eq!(r.headers()["Retry-After"], "1");
+            }
+            statuses.push(r.status().as_u16());
+            within.push(burst.elapsed() < Duration::from_secs(1));
         }
-        statuses.push(r.status().as_u16());
-    }
-    // A burst: the first ten pass, the rest of the same second do not (a machine too loaded
-    // to send 14 requests within a second would let later ones through again).
+        if within[10] || attempts == 5 {
+            break (statuses, within);
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    };
     assert_eq!(&statuses[..10], &[200; 10]);
-    if burst.elapsed() < Duration::from_millis(1000) {
-        assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
-    } else {
-        assert_eq!(statuses[10], 429, "{statuses:?}");
+    assert!(
+        within[10],
+        "in {attempts} bursts the eleventh request never came within a second of the first"
+    );
+    for (status, within) in statuses.iter().zip(&within).skip(10) {
+        if *within {
+            assert_eq!(*status, 429, "{statuses:?}");
+        }
     }
     // Spaced out at 10 per second, nothing is refused.
     tokio::time::sleep(Duration::from_millis(1100)).await;
