@@ -396,7 +396,7 @@ async fn request_timeout_and_too_early_are_retried() {
 /// (400, 404) that it drops; which of the two it is depends on the machine's speed, not on the
 /// client. Where the status itself must be pinned, a `Retry-After` beyond the budget ends the
 /// call after its first answer, which has the full request timeout.
-fn assert_ends_as_upstream_failure(err: &ClientError, status: u16) {
+pub(crate) fn assert_ends_as_upstream_failure(err: &ClientError, status: u16) {
     assert!(
         *err == ClientError::Upstream { status } || *err == ClientError::Timeout,
         "{status}: {err:?}"
