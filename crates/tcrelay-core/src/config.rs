@@ -486,6 +486,19 @@ fn add_bearer_lines<'a>(
                 reason: format!("token {} contains whitespace", n + 1),
             });
         }
+        // The header is read as ASCII (RFC 9110 field values; obs-text is refused as
+        // malformed), so a token with any other character could never match: every webhook
+        // would be answered 401, which Tradecloud drops. Not echoed: it is a credential.
+        if !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: format!(
+                    "token {} has a character outside visible ASCII, which no Authorization \
+                     header can carry: every webhook would be refused 401",
+                    n + 1
+                ),
+            });
+        }
         credentials.add_bearer(token);
     }
     Ok(())
@@ -632,6 +645,52 @@ mod tests {
             );
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    /// An HTTP header carries visible ASCII only (the router reads `Authorization` as ASCII):
+    /// a token with any other character can never match, so every webhook would be answered
+    /// 401 and dropped by Tradecloud. Refused at start, naming the variable and why, without
+    /// echoing the token; a Basic credential travels base64-encoded and may hold any character.
+    #[test]
+    fn a_bearer_token_no_header_can_carry_is_refused_at_start() {
+        for token in ["tökén", "tok\u{7f}en", "tok\u{1}en", "t\u{202e}ok"] {
+            let mut e = full();
+            e.insert(TCRELAY_WEBHOOK_BEARER.into(), format!("good\n{token}"));
+            let err = Config::from_env_map(&e).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var, .. } if *var == TCRELAY_WEBHOOK_BEARER),
+                "{token:?}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("token 2") && text.contains("ASCII"), "{text}");
+            assert!(!text.contains(token), "the error echoes the token: {text}");
+
+            let mut c = Config::from_env_map(&full()).unwrap();
+            let secret = serde_json::json!({ "bearer": [token] }).to_string();
+            let err = c.webhook.apply_secret(&secret).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var, .. } if *var == TCRELAY_WEBHOOK_SECRET_ARN),
+                "{token:?}: {err:?}"
+            );
+        }
+        // Every visible ASCII character is carried, and matches.
+        let token: String = ('!'..='~').collect();
+        let mut e = full();
+        e.insert(TCRELAY_WEBHOOK_BEARER.into(), token.clone());
+        let c = Config::from_env_map(&e).unwrap();
+        let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        assert!(c.webhook.credentials.verify(Some(&header)).is_ok());
+        // A non-ASCII Basic password is carried in base64 (as UTF-8, the charset the
+        // challenge names, RFC 7617) and matches.
+        let mut e = full();
+        e.insert(TCRELAY_WEBHOOK_BASIC.into(), "tc:pässwört".into());
+        let c = Config::from_env_map(&e).unwrap();
+        assert!(
+            c.webhook
+                .credentials
+                .verify(Some(&basic("tc", "pässwört")))
+                .is_ok()
+        );
     }
 
     /// Entra ID issues a token for the relay's audience to any client of the tenant that asks:
