@@ -693,6 +693,58 @@ mod tests {
         );
     }
 
+    /// A Basic credential's characters travel as bytes in base64, and RFC 7617 leaves their
+    /// encoding to the sender: our challenge asks for UTF-8, but a Java sender's default (and
+    /// older browsers') is ISO-8859-1. A non-ASCII password typed the same on both sides
+    /// matches in either encoding, and counts as one credential.
+    #[test]
+    fn a_non_ascii_basic_credential_matches_in_utf8_and_in_latin1() {
+        let mut e = full();
+        e.insert(
+            TCRELAY_WEBHOOK_BASIC.into(),
+            "tc:pässwört\nüser:€uro".into(),
+        );
+        let c = Config::from_env_map(&e).unwrap();
+        let credentials = &c.webhook.credentials;
+        assert_eq!(credentials.basic_count(), 2);
+        let header = |bytes: &[u8]| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            HeaderValue::from_str(&format!("Basic {b64}")).unwrap()
+        };
+        let latin1 = |text: &str| -> Vec<u8> { text.chars().map(|c| c as u8).collect() };
+        assert!(credentials.verify(Some(&basic("tc", "pässwört"))).is_ok());
+        assert!(
+            credentials
+                .verify(Some(&header(&latin1("tc:pässwört"))))
+                .is_ok(),
+            "the Latin-1 encoding of the password is refused"
+        );
+        assert!(
+            credentials
+                .verify(Some(&header(&latin1("tc:passwort"))))
+                .is_err()
+        );
+        // € is not in Latin-1: only its UTF-8 form can be meant.
+        assert!(credentials.verify(Some(&basic("üser", "€uro"))).is_ok());
+        assert!(
+            credentials
+                .verify(Some(&header(&latin1("üser:uro"))))
+                .is_err()
+        );
+        // From the secret too, added to the plain-text ones: still one credential each.
+        let mut c = Config::from_env_map(&e).unwrap();
+        c.webhook
+            .apply_secret(r#"{"basic": ["änother:pw"]}"#)
+            .unwrap();
+        assert_eq!(c.webhook.credentials.basic_count(), 3);
+        let credentials = &c.webhook.credentials;
+        assert!(
+            credentials
+                .verify(Some(&header(&latin1("änother:pw"))))
+                .is_ok()
+        );
+    }
+
     /// Entra ID issues a token for the relay's audience to any client of the tenant that asks:
     /// an issuer without the client ids to accept would let every one of them in.
     #[test]
