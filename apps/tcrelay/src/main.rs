@@ -300,6 +300,7 @@ async fn main() -> ExitCode {
         _ => format!("warn,{},tcrelay_aws::error=error", logging::QUIET_SDK),
     };
     init_tracing(&level, cli.log_format);
+    tcrelay_core::logsafe::install_panic_hook();
     match run(cli).await {
         Ok(code) => code,
         // `tcrelay queue list | head`: the reader has all it wanted; not an error. (Only the

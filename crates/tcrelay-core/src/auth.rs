@@ -85,6 +85,9 @@ pub struct GatewayJwt {
 #[derive(Clone, Default)]
 pub struct WebhookCredentials {
     basic: Vec<[u8; 32]>,
+    /// How many of `basic` are the ISO-8859-1 form of another entry, not credentials of their
+    /// own ([`Self::add_basic`]).
+    basic_latin1_forms: usize,
     bearer: Vec<[u8; 32]>,
     gateway_issuer: Option<String>,
     gateway_clients: Vec<String>,
@@ -95,7 +98,7 @@ impl std::fmt::Debug for WebhookCredentials {
         // Counts only: even digests of short passwords can be brute-forced. Issuer and client
         // ids are public identifiers, not secrets.
         f.debug_struct("WebhookCredentials")
-            .field("basic", &self.basic.len())
+            .field("basic", &self.basic_count())
             .field("bearer", &self.bearer.len())
             .field("gateway_issuer", &self.gateway_issuer)
             .field("gateway_clients", &self.gateway_clients)
@@ -109,10 +112,22 @@ impl WebhookCredentials {
         Self::default()
     }
 
-    /// Accepts `Authorization: Basic base64(username:password)`.
+    /// Accepts `Authorization: Basic base64(username:password)`, the text encoded as UTF-8 (what
+    /// the challenge asks for, RFC 7617) or, when every character is in ISO-8859-1, as that:
+    /// RFC 7617 leaves the encoding to the sender, and Java's default (and older browsers') is
+    /// ISO-8859-1, so a non-ASCII password typed the same on both sides would otherwise never
+    /// match. The two byte strings differ only for non-ASCII text, and the ISO-8859-1 one is
+    /// never valid UTF-8, so it cannot be another credential's.
     pub fn add_basic(&mut self, username: &str, password: &str) -> &mut Self {
-        self.basic
-            .push(digest(format!("{username}:{password}").as_bytes()));
+        let text = format!("{username}:{password}");
+        self.basic.push(digest(text.as_bytes()));
+        if !text.is_ascii() {
+            let latin1: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c).ok()).collect();
+            if let Some(latin1) = latin1 {
+                self.basic.push(digest(&latin1));
+                self.basic_latin1_forms += 1;
+            }
+        }
         self
     }
 
@@ -148,6 +163,7 @@ impl WebhookCredentials {
     /// Adds everything from `other` (plain-text settings plus a secret, for instance).
     pub fn extend(&mut self, other: &WebhookCredentials) -> &mut Self {
         self.basic.extend_from_slice(&other.basic);
+        self.basic_latin1_forms += other.basic_latin1_forms;
         self.bearer.extend_from_slice(&other.bearer);
         if other.gateway_issuer.is_some() {
             self.gateway_issuer.clone_from(&other.gateway_issuer);
@@ -163,7 +179,7 @@ impl WebhookCredentials {
 
     /// How many Basic credentials are configured.
     pub fn basic_count(&self) -> usize {
-        self.basic.len()
+        self.basic.len() - self.basic_latin1_forms
     }
 
     /// How many Bearer tokens are configured.

@@ -486,6 +486,19 @@ fn add_bearer_lines<'a>(
                 reason: format!("token {} contains whitespace", n + 1),
             });
         }
+        // The header is read as ASCII (RFC 9110 field values; obs-text is refused as
+        // malformed), so a token with any other character could never match: every webhook
+        // would be answered 401, which Tradecloud drops. Not echoed: it is a credential.
+        if !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: format!(
+                    "token {} has a character outside visible ASCII, which no Authorization \
+                     header can carry: every webhook would be refused 401",
+                    n + 1
+                ),
+            });
+        }
         credentials.add_bearer(token);
     }
     Ok(())
@@ -632,6 +645,104 @@ mod tests {
             );
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    /// An HTTP header carries visible ASCII only (the router reads `Authorization` as ASCII):
+    /// a token with any other character can never match, so every webhook would be answered
+    /// 401 and dropped by Tradecloud. Refused at start, naming the variable and why, without
+    /// echoing the token; a Basic credential travels base64-encoded and may hold any character.
+    #[test]
+    fn a_bearer_token_no_header_can_carry_is_refused_at_start() {
+        for token in ["tökén", "tok\u{7f}en", "tok\u{1}en", "t\u{202e}ok"] {
+            let mut e = full();
+            e.insert(TCRELAY_WEBHOOK_BEARER.into(), format!("good\n{token}"));
+            let err = Config::from_env_map(&e).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var, .. } if *var == TCRELAY_WEBHOOK_BEARER),
+                "{token:?}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("token 2") && text.contains("ASCII"), "{text}");
+            assert!(!text.contains(token), "the error echoes the token: {text}");
+
+            let mut c = Config::from_env_map(&full()).unwrap();
+            let secret = serde_json::json!({ "bearer": [token] }).to_string();
+            let err = c.webhook.apply_secret(&secret).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var, .. } if *var == TCRELAY_WEBHOOK_SECRET_ARN),
+                "{token:?}: {err:?}"
+            );
+        }
+        // Every visible ASCII character is carried, and matches.
+        let token: String = ('!'..='~').collect();
+        let mut e = full();
+        e.insert(TCRELAY_WEBHOOK_BEARER.into(), token.clone());
+        let c = Config::from_env_map(&e).unwrap();
+        let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        assert!(c.webhook.credentials.verify(Some(&header)).is_ok());
+        // A non-ASCII Basic password is carried in base64 (as UTF-8, the charset the
+        // challenge names, RFC 7617) and matches.
+        let mut e = full();
+        e.insert(TCRELAY_WEBHOOK_BASIC.into(), "tc:pässwört".into());
+        let c = Config::from_env_map(&e).unwrap();
+        assert!(
+            c.webhook
+                .credentials
+                .verify(Some(&basic("tc", "pässwört")))
+                .is_ok()
+        );
+    }
+
+    /// A Basic credential's characters travel as bytes in base64, and RFC 7617 leaves their
+    /// encoding to the sender: our challenge asks for UTF-8, but a Java sender's default (and
+    /// older browsers') is ISO-8859-1. A non-ASCII password typed the same on both sides
+    /// matches in either encoding, and counts as one credential.
+    #[test]
+    fn a_non_ascii_basic_credential_matches_in_utf8_and_in_latin1() {
+        let mut e = full();
+        e.insert(
+            TCRELAY_WEBHOOK_BASIC.into(),
+            "tc:pässwört\nüser:€uro".into(),
+        );
+        let c = Config::from_env_map(&e).unwrap();
+        let credentials = &c.webhook.credentials;
+        assert_eq!(credentials.basic_count(), 2);
+        let header = |bytes: &[u8]| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            HeaderValue::from_str(&format!("Basic {b64}")).unwrap()
+        };
+        let latin1 = |text: &str| -> Vec<u8> { text.chars().map(|c| c as u8).collect() };
+        assert!(credentials.verify(Some(&basic("tc", "pässwört"))).is_ok());
+        assert!(
+            credentials
+                .verify(Some(&header(&latin1("tc:pässwört"))))
+                .is_ok(),
+            "the Latin-1 encoding of the password is refused"
+        );
+        assert!(
+            credentials
+                .verify(Some(&header(&latin1("tc:passwort"))))
+                .is_err()
+        );
+        // € is not in Latin-1: only its UTF-8 form can be meant.
+        assert!(credentials.verify(Some(&basic("üser", "€uro"))).is_ok());
+        assert!(
+            credentials
+                .verify(Some(&header(&latin1("üser:uro"))))
+                .is_err()
+        );
+        // From the secret too, added to the plain-text ones: still one credential each.
+        let mut c = Config::from_env_map(&e).unwrap();
+        c.webhook
+            .apply_secret(r#"{"basic": ["änother:pw"]}"#)
+            .unwrap();
+        assert_eq!(c.webhook.credentials.basic_count(), 3);
+        let credentials = &c.webhook.credentials;
+        assert!(
+            credentials
+                .verify(Some(&header(&latin1("änother:pw"))))
+                .is_ok()
+        );
     }
 
     /// Entra ID issues a token for the relay's audience to any client of the tenant that asks:

@@ -35,6 +35,63 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A panic's message (its `&str` or `String` payload, else "unknown panic"), escaped by
+/// [`escape_control`]: a panic may format text from a request (an id, an event name), and its
+/// message reaches a log line.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic");
+    escape_control(message).into_owned()
+}
+
+/// Replaces Rust's default panic hook, which writes the message raw to stderr (the Lambda's
+/// log, `tcrelay serve`'s terminal or journal), with one that logs it escaped: one `ERROR`
+/// event (target `panic`) through the installed `tracing` subscriber, so it has the log's
+/// format (JSON in a Lambda), with the thread, the location and, when `RUST_BACKTRACE` asks
+/// for one, the backtrace, each escaped ([`escape_control`]), so nothing a panic formats can
+/// start a line of its own or reorder the text around it. Before a subscriber is installed, or
+/// when its filter turns ERROR off, the same fields go to stderr as one line. Installed once at
+/// start-up, after the subscriber, by each binary.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = panic_message(info.payload());
+        let thread = std::thread::current();
+        let thread = escape_control(thread.name().unwrap_or("<unnamed>")).into_owned();
+        let location = info
+            .location()
+            .map(|l| escape_control(&l.to_string()).into_owned())
+            .unwrap_or_default();
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => {
+                Some(escape_control(&backtrace.to_string()).into_owned())
+            }
+            _ => None,
+        };
+        // Not dropped where the filter turns ERROR off: then stderr, as Rust's own hook.
+        if tracing::dispatcher::has_been_set()
+            && tracing::enabled!(target: "panic", tracing::Level::ERROR)
+        {
+            tracing::error!(
+                target: "panic",
+                panic = %message,
+                thread = %thread,
+                location = %location,
+                backtrace = backtrace.as_deref(),
+                "thread panicked"
+            );
+        } else {
+            let backtrace = backtrace
+                .map(|b| format!(" backtrace={b}"))
+                .unwrap_or_default();
+            eprintln!("thread '{thread}' panicked at {location}: {message}{backtrace}");
+        }
+    }));
+}
+
 /// Whether `c` changes how the text around it is shown: a control character, a bidirectional
 /// control, or a line or paragraph separator.
 fn needs_escape(c: char) -> bool {

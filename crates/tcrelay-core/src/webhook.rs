@@ -271,11 +271,8 @@ pub fn webhook_router(app: Arc<WebhookApp>) -> Router {
         .with_state(app)
         // Inside the trace layer, so a caught panic is logged with its request's fields.
         .layer(CatchPanicLayer::custom(move |panic: Box<dyn std::any::Any + Send>| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
+            // Escaped: a panic may format text from the request.
+            let message = crate::logsafe::panic_message(&*panic);
             tracing::error!(panic = %message, "handler panicked; answering 503 so Tradecloud retries");
             tracing::Span::current().record("outcome", AnswerOutcome::Panic.as_str());
             let mut problem = WebhookError::Panic.problem();

@@ -595,3 +595,43 @@ async fn a_control_character_in_the_request_id_cannot_forge_log_fields() {
         b.body
     );
 }
+
+/// A queue adapter that panics with a message carrying a line break and a bidirectional
+/// control, as a panic formatting text from the request (an id, an event name) would.
+struct ForgingPanicSink;
+
+#[async_trait::async_trait]
+impl tcrelay_core::ports::EventSink for ForgingPanicSink {
+    async fn enqueue(
+        &self,
+        _: &[tcrelay_core::envelope::Envelope],
+    ) -> Result<(), tcrelay_core::ports::SinkError> {
+        panic!("cannot send PO-1\n2099-01-01T00:00:00Z  INFO outcome=enqueued \u{202e}202=sutats");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_message_reaches_no_log_line_raw() {
+    let h = harness();
+    let app = tcrelay_core::WebhookApp::new(
+        settings(),
+        Arc::new(ForgingPanicSink),
+        h.dedupe.clone(),
+        h.quarantine.clone(),
+        None,
+    );
+    let router = tcrelay_core::webhook_router(Arc::new(app));
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    let (a, logs) = logs_of(send(&router, post_json("/webhook", &body))).await;
+    a.assert_problem(503);
+    assert_no_forged_line(&logs);
+    assert!(
+        !logs.contains('\u{202e}'),
+        "raw U+202E in the logs:\n{logs}"
+    );
+    // The message is in the logs, escaped: the test exercised what it claims.
+    assert!(
+        logs.contains("cannot send PO-1\\n2099") && logs.contains("\\u{202e}202=sutats"),
+        "{logs}"
+    );
+}

@@ -91,11 +91,13 @@ impl LogSettings {
 /// Log lines on stdout (CloudWatch) as [`LogSettings::from_env`] reads them from the process
 /// environment, never coloured. JSON lines carry their current span's fields: the webhook's
 /// request span (request id, kind, id, event name, dedupe key, outcome), or lambda_runtime's
-/// invocation span (`requestId`).
+/// invocation span (`requestId`). A panic is logged there too, escaped
+/// ([`tcrelay_core::logsafe::install_panic_hook`]), instead of raw on stderr.
 pub fn init_tracing() {
     let settings = LogSettings::from_env(|var| std::env::var(var).ok());
     use tracing_subscriber::util::SubscriberInitExt as _;
     settings.subscriber(std::io::stdout).init();
+    tcrelay_core::logsafe::install_panic_hook();
 }
 
 impl LogSettings {
@@ -290,6 +292,62 @@ mod tests {
                     "{filter} (json: {json}): the filter did not apply:\n{logs}"
                 );
             }
+        }
+    }
+
+    /// Set in the child process of [`a_panic_writes_nothing_raw`], which panics there.
+    const PANIC_CHILD: &str = "TCRELAY_LAMBDA_TEST_PANIC_CHILD";
+
+    /// A panic's message reaches the function's log (stdout and stderr both go to CloudWatch)
+    /// with its line breaks and bidirectional controls escaped: Rust's default panic hook
+    /// wrote it raw to stderr, so a panic formatting text from a request could start a forged
+    /// log line. Run in a child process, since the function's set-up is global (the
+    /// subscriber, the panic hook); the child is this same test, the variable telling it to
+    /// panic.
+    #[test]
+    fn a_panic_writes_nothing_raw() {
+        const FORGED: &str = "{\"level\":\"INFO\",\"fields\":{\"message\":\"enqueued\"}}";
+        if std::env::var_os(PANIC_CHILD).is_some() {
+            init_tracing();
+            let _ = std::thread::Builder::new()
+                .name("worker".into())
+                .spawn(|| panic!("cannot send PO-1\n{FORGED} \u{202e}202=sutats"))
+                .unwrap()
+                .join();
+            return;
+        }
+        // A filter that turns ERROR off too: the panic still goes to stderr, escaped.
+        for (format, level) in [("JSON", "info"), ("Text", "info"), ("JSON", "off")] {
+            let output = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "tests::a_panic_writes_nothing_raw",
+                    "--nocapture",
+                ])
+                .env(PANIC_CHILD, "1")
+                .env("AWS_LAMBDA_LOG_FORMAT", format)
+                .env_remove("AWS_LAMBDA_LOG_LEVEL")
+                .env("RUST_LOG", level)
+                .env("RUST_BACKTRACE", "0")
+                .output()
+                .expect("the test binary runs");
+            let format = format!("{format} at {level}");
+            assert!(output.status.success(), "{format}: {output:?}");
+            let logs = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(!logs.contains('\u{202e}'), "{format}: raw U+202E:\n{logs}");
+            assert!(
+                !logs.lines().any(|line| line.starts_with(FORGED)),
+                "{format}: a forged line:\n{logs}"
+            );
+            // The panic is in the log, escaped: the child did panic, and the hook wrote it.
+            assert!(
+                logs.contains("cannot send PO-1") && logs.contains("202=sutats"),
+                "{format}: the panic is not in the log:\n{logs}"
+            );
         }
     }
 

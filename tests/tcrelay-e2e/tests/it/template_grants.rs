@@ -20,12 +20,40 @@ fn one_or_many(value: &Value) -> Vec<Value> {
     }
 }
 
-/// The function's policy statements (the inline `Policies` document).
+/// The name of the `AWS::IAM::Role` resource the function runs as: its `Role` is `!GetAtt
+/// NAME.Arn` of one in the template. Without it SAM generates a role of its own, with the
+/// managed `AWSLambdaBasicExecutionRole` (logs on every log group of the account) attached.
+fn role(template: &Template, function: &str) -> String {
+    let role = &template.root["Resources"][function]["Properties"]["Role"];
+    let Value::Tagged(tagged) = role else {
+        panic!("{function} has no Role of the template's own (SAM generates one: {role:?})");
+    };
+    let name = tagged
+        .value
+        .as_str()
+        .and_then(|v| v.strip_suffix(".Arn"))
+        .filter(|_| tagged.tag == "GetAtt")
+        .unwrap_or_else(|| panic!("{function}: Role is not !GetAtt ROLE.Arn: {role:?}"));
+    assert_eq!(
+        template.root["Resources"][name]["Type"].as_str(),
+        Some("AWS::IAM::Role"),
+        "{function}'s role {name}"
+    );
+    name.to_owned()
+}
+
+/// The function's policy statements: every inline policy of the role it runs as.
 fn statements(template: &Template, function: &str) -> Vec<Value> {
-    let policies = &template.root["Resources"][function]["Properties"]["Policies"];
+    let role = role(template, function);
+    let policies = &template.root["Resources"][role.as_str()]["Properties"]["Policies"];
     one_or_many(policies)
         .iter()
-        .flat_map(|policy| one_or_many(&policy["Statement"]))
+        .flat_map(|policy| one_or_many(&policy["PolicyDocument"]["Statement"]))
+        .flat_map(|statement| match &statement {
+            // `!If [condition, statement, !Ref AWS::NoValue]`: the statement when it is there.
+            Value::Tagged(t) if t.tag == "If" => one_or_many(&t.value[1]),
+            _ => vec![statement],
+        })
         .collect()
 }
 
@@ -42,6 +70,126 @@ fn like(pattern: &str, text: &str) -> bool {
         Some((head, tail)) => {
             text.starts_with(head)
                 && (0..=text.len() - head.len()).any(|i| like(tail, &text[head.len() + i..]))
+        }
+    }
+}
+
+/// Whether `value` is `!GetAtt RESOURCE.ATTRIBUTE`.
+fn is_get_att(value: &Value, resource: &str, attribute: &str) -> bool {
+    matches!(value, Value::Tagged(t) if t.tag == "GetAtt"
+        && t.value.as_str() == Some(&format!("{resource}.{attribute}")))
+}
+
+/// Least privilege: each function runs as a role of the template's own, with no managed
+/// policy (SAM's generated role attaches `AWSLambdaBasicExecutionRole`, which may create log
+/// groups and write to every one of the account) and no grant on `*`, on every resource of a
+/// service, or of every action of one: each statement names the resources it is for.
+#[test]
+fn no_function_may_act_on_everything() {
+    let template = Template::load();
+    for function in FUNCTIONS {
+        let properties = &template.root["Resources"][function]["Properties"];
+        assert!(
+            properties.get("Policies").is_none(),
+            "{function}: Policies on the function make SAM generate a role with the managed \
+             AWSLambdaBasicExecutionRole; grant on the function's own role"
+        );
+        let role = role(&template, function);
+        let role_properties = &template.root["Resources"][role.as_str()]["Properties"];
+        assert!(
+            role_properties.get("ManagedPolicyArns").is_none(),
+            "{role}: a managed policy grants beyond the function's own resources"
+        );
+        let statements = statements(&template, function);
+        assert!(statements.len() >= 4, "{function}: {statements:?}");
+        for statement in &statements {
+            let sid = statement["Sid"].as_str().unwrap_or("a statement");
+            assert_eq!(
+                statement["Effect"].as_str(),
+                Some("Allow"),
+                "{function} {sid}"
+            );
+            for action in one_or_many(&statement["Action"]) {
+                let action = action.as_str().expect("actions are written out");
+                assert!(
+                    !action.contains('*'),
+                    "{function} {sid}: {action} grants every action that matches"
+                );
+            }
+            let resources = match &statement["Resource"] {
+                Value::Tagged(t) if t.tag == "If" => {
+                    let mut both = one_or_many(&t.value[1]);
+                    both.extend(one_or_many(&t.value[2]));
+                    both
+                }
+                other => one_or_many(other),
+            };
+            assert!(!resources.is_empty(), "{function} {sid}: no Resource");
+            for resource in resources {
+                let text = match &resource {
+                    Value::String(s) => s.clone(),
+                    Value::Tagged(t) => t.value.as_str().unwrap_or_default().to_owned(),
+                    other => panic!("{function} {sid}: resource {other:?}"),
+                };
+                assert!(
+                    text != "*" && !text.contains(":*:") && !text.ends_with(":*"),
+                    "{function} {sid}: {resource:?} is every resource of its kind"
+                );
+            }
+        }
+    }
+}
+
+/// Each function logs to a log group of the template's own, with a retention (the one Lambda
+/// would create keeps logs forever), and may write only there: create streams in it and put
+/// events on them, not create log groups or write to another function's.
+#[test]
+fn each_function_may_write_only_its_own_log_group() {
+    let template = Template::load();
+    let mut groups = Vec::new();
+    for function in FUNCTIONS {
+        let logging = &template.root["Resources"][function]["Properties"]["LoggingConfig"];
+        let group = match &logging["LogGroup"] {
+            Value::Tagged(t) if t.tag == "Ref" => t.value.as_str().expect("a name").to_owned(),
+            other => {
+                panic!("{function}: LoggingConfig.LogGroup is not !Ref of a log group: {other:?}")
+            }
+        };
+        let resource = &template.root["Resources"][group.as_str()];
+        assert_eq!(
+            resource["Type"].as_str(),
+            Some("AWS::Logs::LogGroup"),
+            "{group}"
+        );
+        assert!(
+            resource["Properties"]["RetentionInDays"].as_u64().is_some(),
+            "{group} keeps its logs forever"
+        );
+        assert!(!groups.contains(&group), "{group} shared by two functions");
+        groups.push(group.clone());
+
+        let statements = statements(&template, function);
+        let log_actions: Vec<String> = statements
+            .iter()
+            .flat_map(|s| one_or_many(&s["Action"]))
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .filter(|a| a.starts_with("logs:"))
+            .collect();
+        assert_eq!(
+            log_actions,
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "{function}: the log actions Lambda needs for a group that exists, and no more"
+        );
+        for statement in statements.iter().filter(|s| {
+            one_or_many(&s["Action"])
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| a.starts_with("logs:")))
+        }) {
+            let resources = one_or_many(&statement["Resource"]);
+            assert!(
+                !resources.is_empty() && resources.iter().all(|r| is_get_att(r, &group, "Arn")),
+                "{function} may write logs beyond {group}: {resources:?}"
+            );
         }
     }
 }
