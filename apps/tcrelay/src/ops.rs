@@ -171,21 +171,38 @@ pub async fn queue_list(
         json_lines(&entries, out)?;
         return Ok(left_out);
     }
+    // Ids and event names come from request bodies: escaped, they cannot forge a row.
+    let rows: Vec<[String; 4]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.kind.clone(),
+                e.source.clone(),
+                escape_control(&e.object_id).into_owned(),
+                escape_control(e.event_name.as_deref().unwrap_or("-")).into_owned(),
+            ]
+        })
+        .collect();
+    // Each column as wide as its widest entry (the usual widths at least, so a listing of
+    // short ids looks as it always did): a fixed width let a long object id (the demo's are
+    // over 40 characters) push the columns after it out of line.
+    let mut widths = [21, 12, 38, 34];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let [kind_w, source_w, object_w, event_w] = widths;
     writeln!(
         out,
-        "{:>8}  {:<21}  {:<12}  {:<38}  {:<34}  enqueued / acked",
+        "{:>8}  {:<kind_w$}  {:<source_w$}  {:<object_w$}  {:<event_w$}  enqueued / acked",
         "id", "kind", "source", "object", "event"
     )?;
-    for e in &entries {
+    for (e, [kind, source, object, event]) in entries.iter().zip(&rows) {
         writeln!(
             out,
-            "{:>8}  {:<21}  {:<12}  {:<38}  {:<34}  {}{}",
+            "{:>8}  {kind:<kind_w$}  {source:<source_w$}  {object:<object_w$}  {event:<event_w$}  {}{}",
             e.id,
-            e.kind,
-            e.source,
-            // Ids and event names come from request bodies: escaped, they cannot forge a row.
-            escape_control(&e.object_id),
-            escape_control(e.event_name.as_deref().unwrap_or("-")),
             e.enqueued_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
             e.acked_at
                 .map(|a| format!(" / acked {}", a.format("%Y-%m-%dT%H:%M:%S%.3fZ")))

@@ -852,6 +852,39 @@ async fn reading_commands_leave_an_older_schema_unmigrated_and_say_how_to_migrat
     assert_eq!(stats(&db)["pending"], 1);
 }
 
+/// `queue list` of object ids longer than its old fixed column (the demo's are 40 and more
+/// characters) pushed the event and time columns of those rows right, out of line with the
+/// header and the other rows. Each column is as wide as its widest entry.
+#[tokio::test]
+async fn queue_list_keeps_its_columns_in_line_for_long_object_ids() {
+    let (_dir, db, store) = queue_db();
+    let db = db.as_str();
+    let long = format!("order-{}", "0123456789".repeat(5));
+    let mut batch = vec![envelope("o-1", 1), envelope(&long, 2), envelope("o-3", 3)];
+    for (e, event) in batch.iter_mut().zip(["Issued", "Accepted", "Changed"]) {
+        e.event_name = Some(format!("OrderBy{event}"));
+    }
+    store.enqueue(&batch).await.unwrap();
+    let o = tcrelay(&["--db", db, "queue", "list"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[2].contains(&long), "{out}");
+    let event_at = lines[0]
+        .find("event")
+        .expect("header names the event column");
+    let enqueued_at = lines[0]
+        .find("enqueued")
+        .expect("header names the time column");
+    for line in &lines[1..] {
+        assert_eq!(line.find("OrderBy"), Some(event_at), "event column:\n{out}");
+        assert_eq!(line.find("20"), Some(enqueued_at), "time column:\n{out}");
+        // Columns stay apart: at least two spaces before each.
+        assert_eq!(&line[event_at - 2..event_at], "  ", "{out}");
+    }
+}
+
 #[tokio::test]
 async fn queue_list_says_how_many_messages_its_limit_left_out() {
     let (_dir, db, store) = queue_db();
