@@ -139,7 +139,8 @@ enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Envelopes as JSON lines, in queue order.
+    /// Envelopes as JSON lines, in queue order; records the highest id written, the most
+    /// `queue ack` accepts.
     Export {
         /// Include acknowledged messages.
         #[arg(long)]
@@ -149,7 +150,7 @@ enum QueueCommand {
         #[arg(long)]
         up_to: Option<i64>,
     },
-    /// Acknowledge messages up to an id, or by id.
+    /// Acknowledge messages up to an id, or by id (only ids `queue export` has written).
     // One of the two forms, not both: a wrong command line (exit code 2, with the usage), not
     // a failure of the acknowledgement (exit code 1).
     #[command(group(clap::ArgGroup::new("which").required(true).args(["up_to", "ids"])))]
@@ -341,7 +342,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Queue { command } => {
             let access = match command {
-                QueueCommand::Ack { .. } => Access::Write,
+                // Export writes too: the highest id it handed out, the most `ack` accepts.
+                QueueCommand::Ack { .. } | QueueCommand::Export { .. } => Access::Write,
                 _ => Access::Read,
             };
             let store = open_local(&cli.db, backend, access)?;

@@ -18,11 +18,12 @@ use crate::replay::{Replayed, Replayer};
 /// ([`open_database`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Only reads (`queue list|export|stats`, `quarantine list|export`, `trace`,
+    /// Only reads (`queue list|stats`, `quarantine list|export`, `trace`,
     /// `cursor show`): opened read-only, so looking never changes the file; a file of another
     /// schema version is refused rather than migrated.
     Read,
-    /// Writes (`queue ack`, `quarantine replay|drop`): the file must exist; it is migrated to
+    /// Writes (`queue export`, which records what it handed out, `queue ack`,
+    /// `quarantine replay|drop`): the file must exist; it is migrated to
     /// this build's schema, as `serve` would.
     Write,
     /// Writes and may create the file (`serve`; `cursor set`, a backfill start before the
@@ -170,21 +171,38 @@ pub async fn queue_list(
         json_lines(&entries, out)?;
         return Ok(left_out);
     }
+    // Ids and event names come from request bodies: escaped, they cannot forge a row.
+    let rows: Vec<[String; 4]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.kind.clone(),
+                e.source.clone(),
+                escape_control(&e.object_id).into_owned(),
+                escape_control(e.event_name.as_deref().unwrap_or("-")).into_owned(),
+            ]
+        })
+        .collect();
+    // Each column as wide as its widest entry (the usual widths at least, so a listing of
+    // short ids looks as it always did): a fixed width let a long object id (the demo's are
+    // over 40 characters) push the columns after it out of line.
+    let mut widths = [21, 12, 38, 34];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let [kind_w, source_w, object_w, event_w] = widths;
     writeln!(
         out,
-        "{:>8}  {:<21}  {:<12}  {:<38}  {:<34}  enqueued / acked",
+        "{:>8}  {:<kind_w$}  {:<source_w$}  {:<object_w$}  {:<event_w$}  enqueued / acked",
         "id", "kind", "source", "object", "event"
     )?;
-    for e in &entries {
+    for (e, [kind, source, object, event]) in entries.iter().zip(&rows) {
         writeln!(
             out,
-            "{:>8}  {:<21}  {:<12}  {:<38}  {:<34}  {}{}",
+            "{:>8}  {kind:<kind_w$}  {source:<source_w$}  {object:<object_w$}  {event:<event_w$}  {}{}",
             e.id,
-            e.kind,
-            e.source,
-            // Ids and event names come from request bodies: escaped, they cannot forge a row.
-            escape_control(&e.object_id),
-            escape_control(e.event_name.as_deref().unwrap_or("-")),
             e.enqueued_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
             e.acked_at
                 .map(|a| format!(" / acked {}", a.format("%Y-%m-%dT%H:%M:%S%.3fZ")))
@@ -215,7 +233,9 @@ pub struct Exported {
 }
 
 /// `queue export`: every envelope (up to id `up_to`, when given) as one JSON line, in queue
-/// order; paged so a large queue is never held in memory at once.
+/// order; paged so a large queue is never held in memory at once. After each page is written
+/// and flushed, the database records its last id as handed out, the most `queue ack` then
+/// accepts: an output cut part-way (the error returned) records nothing it did not write.
 pub async fn queue_export(
     store: &SqliteStore,
     include_acked: bool,
@@ -227,22 +247,34 @@ pub async fn queue_export(
         count: 0,
         last_id: None,
     };
-    'pages: loop {
+    loop {
         let page = store.export_page(after, 500, include_acked).await?;
         let Some(last) = page.last() else {
             break;
         };
         after = last.id;
+        let mut written = None;
+        let mut beyond = false;
         for q in &page {
             if up_to.is_some_and(|up_to| q.id > up_to) {
-                break 'pages;
+                beyond = true;
+                break;
             }
             writeln!(out, "{}", q.json)?;
             exported.count += 1;
-            exported.last_id = Some(q.id);
+            written = Some(q.id);
+        }
+        // Only once the lines are out of our hands: a mark above an unwritten line would let
+        // `ack` take in a message the consumer never received.
+        out.flush()?;
+        if let Some(id) = written {
+            store.record_exported(id).await?;
+            exported.last_id = Some(id);
+        }
+        if beyond {
+            break;
         }
     }
-    out.flush()?;
     Ok(exported)
 }
 
@@ -255,24 +287,38 @@ pub async fn queue_ack(
     ids: &[i64],
     out: &mut dyn Write,
 ) -> Result<u64, OpsError> {
-    let (acked, missing) = match (up_to, ids.is_empty()) {
+    let (acked, refused) = match (up_to, ids.is_empty()) {
         (Some(id), true) => match store.ack_up_to(id).await? {
             AckedUpTo::Acked(acked) => (acked, Vec::new()),
-            // A typo: up to it would take in the messages enqueued after the consumer's export.
-            AckedUpTo::Beyond { last_id } => {
-                let last = last_id.map_or_else(
-                    || "the queue has had no message yet".to_owned(),
-                    |last| format!("the last is {last}"),
-                );
+            // A typo, or an id off `queue list`: up to it would take in messages no export
+            // handed out, which the ERP then never receives.
+            AckedUpTo::NotExported { exported_up_to } => {
                 return Err(OpsError::Invalid(format!(
-                    "no message has id {id} ({last}), so nothing was acknowledged: acknowledge \
-                     up to the id `queue export` printed"
+                    "no export has handed out id {id} ({}), so nothing was acknowledged: \
+                     acknowledge up to the id `queue export` printed, or run `queue export` \
+                     to hand out the messages up to {id} first",
+                    exported_mark(exported_up_to)
                 )));
             }
         },
         (None, false) => {
             let acked = store.ack_ids(ids).await?;
-            (acked.newly, acked.missing)
+            let mut refused = Vec::new();
+            if !acked.missing.is_empty() {
+                refused.push(format!(
+                    "not on the queue, so not acknowledged: {} (see `queue list --all`)",
+                    joined(&acked.missing)
+                ));
+            }
+            if !acked.not_exported.is_empty() {
+                refused.push(format!(
+                    "not handed out by any export ({}), so not acknowledged: {} (run `queue \
+                     export` first)",
+                    exported_mark(acked.exported_up_to),
+                    joined(&acked.not_exported)
+                ));
+            }
+            (acked.newly, refused)
         }
         _ => {
             return Err(OpsError::Invalid(
@@ -281,14 +327,26 @@ pub async fn queue_ack(
         }
     };
     writeln!(out, "acknowledged {acked} message(s)")?;
-    if !missing.is_empty() {
-        let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
-        return Err(OpsError::Invalid(format!(
-            "not on the queue, so not acknowledged: {} (see `queue list --all`)",
-            missing.join(", ")
-        )));
+    if !refused.is_empty() {
+        return Err(OpsError::Invalid(refused.join("; ")));
     }
     Ok(acked)
+}
+
+/// The export mark in words, for `ack`'s refusals.
+fn exported_mark(exported_up_to: Option<i64>) -> String {
+    exported_up_to.map_or_else(
+        || "nothing has been exported yet".to_owned(),
+        |mark| format!("exported up to {mark}"),
+    )
+}
+
+/// Ids as a comma-separated list.
+fn joined(ids: &[i64]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `queue stats`: counts in total and per kind (JSON with `json`).
@@ -322,6 +380,12 @@ pub async fn queue_stats(
             out,
             "oldest pending: id {id}, enqueued {}",
             at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        )?;
+    }
+    if let Some(mark) = stats.exported_up_to {
+        writeln!(
+            out,
+            "exported up to id {mark} (the most `queue ack` accepts)"
         )?;
     }
     writeln!(

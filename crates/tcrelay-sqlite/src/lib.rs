@@ -21,7 +21,8 @@
 //! Operator API (for `tcrelay queue|quarantine|cursor`), all `async`, on [`SqliteStore`]:
 //! - queue: [`list`](SqliteStore::list), [`export`](SqliteStore::export) and
 //!   [`export_page`](SqliteStore::export_page) (envelopes as JSON lines, in order),
-//!   [`ack_up_to`](SqliteStore::ack_up_to), [`ack_ids`](SqliteStore::ack_ids),
+//!   [`record_exported`](SqliteStore::record_exported) (what an export handed out, the most
+//!   `ack` accepts), [`ack_up_to`](SqliteStore::ack_up_to), [`ack_ids`](SqliteStore::ack_ids),
 //!   [`stats`](SqliteStore::stats), and [`enqueue_returning_ids`](SqliteStore::enqueue_returning_ids);
 //! - quarantine: [`quarantine_list`](SqliteStore::quarantine_list),
 //!   [`quarantine_export`](SqliteStore::quarantine_export),

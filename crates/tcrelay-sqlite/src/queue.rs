@@ -86,6 +86,12 @@ pub struct AckedIds {
     pub newly: u64,
     /// The ids not on the queue, in the order given.
     pub missing: Vec<i64>,
+    /// The ids above the export mark ([`SqliteStore::exported_up_to`]), in the order given:
+    /// no export handed them out, so they were not acknowledged (a consumer cannot have
+    /// processed them; a typo would lose them).
+    pub not_exported: Vec<i64>,
+    /// The export mark the ids were checked against (`None`: nothing exported yet).
+    pub exported_up_to: Option<i64>,
 }
 
 /// What [`SqliteStore::ack_up_to`] did.
@@ -94,12 +100,13 @@ pub enum AckedUpTo {
     /// How many were pending and are acknowledged now (already acknowledged ones keep their
     /// time and are not counted).
     Acked(u64),
-    /// The id is above every id the queue has given (`last_id`, the highest; `None` before the
-    /// first message), so no export wrote it: mistyped. Nothing was acknowledged, since up to
-    /// it would take in messages the consumer never received.
-    Beyond {
-        /// The highest id the queue has given, pruned messages included.
-        last_id: Option<i64>,
+    /// The id is above the highest id `queue export` has handed out ([`SqliteStore::exported_up_to`];
+    /// `None` before the first export), so the consumer cannot have received it: mistyped, or
+    /// read off `queue list`. Nothing was acknowledged, since up to it would take in messages
+    /// no consumer received, which housekeeping then deletes.
+    NotExported {
+        /// The highest id exported so far.
+        exported_up_to: Option<i64>,
     },
 }
 
@@ -119,6 +126,9 @@ pub struct QueueStats {
     pub oldest_pending_at: Option<DateTime<Utc>>,
     /// The highest id ever given out in the table as it stands.
     pub last_id: Option<i64>,
+    /// The highest id `queue export` has handed out, the highest `queue ack` accepts (`None`
+    /// before the first export).
+    pub exported_up_to: Option<i64>,
 }
 
 /// How long after a message is enqueued another with its dedupe key is dropped: SQS FIFO's
@@ -333,23 +343,19 @@ impl SqliteStore {
 
     /// Acknowledges every pending message with an id up to and including `up_to_id`; returns how
     /// many were newly acknowledged (already acknowledged ones keep their time), or, for an id
-    /// above every id the queue has given, acknowledges nothing ([`AckedUpTo::Beyond`]).
+    /// above the export mark ([`exported_up_to`](Self::exported_up_to)), acknowledges nothing
+    /// ([`AckedUpTo::NotExported`]).
     pub async fn ack_up_to(&self, up_to_id: i64) -> Result<AckedUpTo, StoreError> {
         let acked = self
             .run("queue ack", move |ctx| {
                 let tx = ctx
                     .conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
-                // AUTOINCREMENT's counter: the highest id ever given, pruned rows' too.
-                let last_id: Option<i64> = tx
-                    .query_row(
-                        "SELECT seq FROM sqlite_sequence WHERE name = 'outbound'",
-                        [],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
-                if last_id.is_none_or(|last| up_to_id > last) {
-                    return Ok(AckedUpTo::Beyond { last_id });
+                // Read in the write transaction, so an export recording a higher mark meanwhile
+                // is either seen whole or not at all.
+                let exported_up_to = export_mark(&tx)?;
+                if exported_up_to.is_none_or(|mark| up_to_id > mark) {
+                    return Ok(AckedUpTo::NotExported { exported_up_to });
                 }
                 let n = tx.execute(
                     "UPDATE outbound SET acked_at = ?1 WHERE id <= ?2 AND acked_at IS NULL",
@@ -364,8 +370,9 @@ impl SqliteStore {
     }
 
     /// Acknowledges the pending messages among `ids` in one transaction; tells how many were
-    /// newly acknowledged and which ids are not on the queue at all (mistyped, or acknowledged
-    /// and since pruned), so the caller can say so instead of reporting success.
+    /// newly acknowledged, which ids are not on the queue at all (mistyped, or acknowledged
+    /// and since pruned) and which are above the export mark (no export handed them out: left
+    /// pending), so the caller can say so instead of reporting success.
     pub async fn ack_ids(&self, ids: &[i64]) -> Result<AckedIds, StoreError> {
         let ids = ids.to_vec();
         let acked = self
@@ -374,13 +381,21 @@ impl SqliteStore {
                 let tx = ctx
                     .conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let mut acked = AckedIds::default();
+                let exported_up_to = export_mark(&tx)?;
+                let mut acked = AckedIds {
+                    exported_up_to,
+                    ..AckedIds::default()
+                };
                 {
                     let mut ack = tx.prepare_cached(
                         "UPDATE outbound SET acked_at = ?1 WHERE id = ?2 AND acked_at IS NULL",
                     )?;
                     let mut known = tx.prepare_cached("SELECT 1 FROM outbound WHERE id = ?1")?;
                     for id in ids {
+                        if exported_up_to.is_none_or(|mark| id > mark) {
+                            acked.not_exported.push(id);
+                            continue;
+                        }
                         match ack.execute(params![now, id])? {
                             0 if !known.exists(params![id])? => acked.missing.push(id),
                             n => acked.newly += n as u64,
@@ -394,9 +409,37 @@ impl SqliteStore {
         tracing::info!(
             acked = acked.newly,
             missing = acked.missing.len(),
+            not_exported = acked.not_exported.len(),
             "queue acknowledged by id"
         );
         Ok(acked)
+    }
+
+    /// Records that an export has handed the messages up to `up_to_id` to a consumer, so `ack`
+    /// accepts ids up to it. Call it only once those messages are written out (flushed): a mark
+    /// recorded before an export cut short would let a consumer acknowledge messages it never
+    /// received. The mark only rises: an export of an older range (`--up-to`) or a second
+    /// consumer's does not take back what was handed out. One short write of its own, not in
+    /// `serve`'s group commit, so it waits for `serve`'s batch like `ack` does.
+    pub async fn record_exported(&self, up_to_id: i64) -> Result<(), StoreError> {
+        self.run("queue export mark", move |ctx| {
+            ctx.conn.execute(
+                "INSERT INTO queue_export (singleton, up_to) VALUES (1, ?1) \
+                 ON CONFLICT (singleton) DO UPDATE SET up_to = MAX(up_to, excluded.up_to)",
+                params![up_to_id],
+            )?;
+            Ok(())
+        })
+        .await?;
+        tracing::debug!(up_to_id, "queue export recorded");
+        Ok(())
+    }
+
+    /// The highest id an export has handed out ([`record_exported`](Self::record_exported)),
+    /// above which `ack` refuses; `None` before the first export.
+    pub async fn exported_up_to(&self) -> Result<Option<i64>, StoreError> {
+        self.run("queue export mark", |ctx| export_mark(ctx.conn))
+            .await
     }
 
     /// Counts of pending and acknowledged messages, in total and per kind.
@@ -437,11 +480,23 @@ impl SqliteStore {
                 })?);
             }
             stats.last_id = tx.query_row("SELECT MAX(id) FROM outbound", [], |row| row.get(0))?;
+            stats.exported_up_to = export_mark(&tx)?;
             tx.commit()?;
             Ok(stats)
         })
         .await
     }
+}
+
+/// The export mark as stored (`None`: no export recorded).
+fn export_mark(conn: &rusqlite::Connection) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT up_to FROM queue_export WHERE singleton = 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?)
 }
 
 #[async_trait]

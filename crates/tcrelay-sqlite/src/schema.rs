@@ -84,6 +84,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX outbound_dedupe_key ON outbound (dedupe_key);
     "#,
+    // 6: the highest queue id `queue export` has handed to a consumer, above which `queue ack`
+    // refuses (a mistyped id would take in messages nobody exported). One row at most. A file
+    // from before starts with every id given so far, which is what `ack` accepted then: a
+    // consumer that exported with the older build acknowledges that batch after the upgrade.
+    r#"
+    CREATE TABLE queue_export (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        up_to     INTEGER NOT NULL
+    );
+    INSERT INTO queue_export (singleton, up_to)
+        SELECT 1, seq FROM sqlite_sequence WHERE name = 'outbound';
+    "#,
 ];
 
 /// What [`migrate`] found.

@@ -19,7 +19,8 @@ pub const MS: Duration = Duration::from_millis(1);
 
 /// Turns a file of the current schema back into one of schema version 4, before the index of
 /// the queue's dedupe keys: the first step of every test's downgrade to an older version.
-pub const DOWNGRADE_TO_4: &str = "DROP INDEX outbound_dedupe_key; PRAGMA user_version = 4;";
+pub const DOWNGRADE_TO_4: &str =
+    "DROP TABLE queue_export; DROP INDEX outbound_dedupe_key; PRAGMA user_version = 4;";
 
 /// A database file in a fresh temporary directory (removed when the `TempDir` drops).
 pub fn temp_db() -> (TempDir, PathBuf) {
@@ -157,6 +158,9 @@ impl event_sink::Subject for FreshDb {
     async fn receive(&self) -> Vec<String> {
         let pending = self.store.export(false).await.expect("export");
         let ids: Vec<i64> = pending.iter().map(|q| q.id).collect();
+        if let Some(&last) = ids.last() {
+            self.store.record_exported(last).await.expect("export mark");
+        }
         self.store.ack_ids(&ids).await.expect("ack");
         pending.into_iter().map(|q| q.json).collect()
     }

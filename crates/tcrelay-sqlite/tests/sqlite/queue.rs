@@ -85,6 +85,7 @@ async fn list_shows_routing_fields_and_honours_limit_and_acks() {
     assert_eq!(listed[1].event_name, None);
     assert_eq!(listed[1].source, "poll");
 
+    store.record_exported(ids[0]).await.unwrap();
     assert_eq!(store.ack_up_to(ids[0]).await.unwrap(), AckedUpTo::Acked(1));
     let pending = store.list(10, false).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.id).collect::<Vec<_>>(), &ids[1..]);
@@ -116,15 +117,18 @@ async fn ack_and_stats() {
     assert!(stats.oldest_pending_at.is_some());
 
     // Up to the third: three newly acknowledged; again: none.
+    store.record_exported(ids[4]).await.unwrap();
     assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), AckedUpTo::Acked(3));
     assert_eq!(store.ack_up_to(ids[2]).await.unwrap(), AckedUpTo::Acked(0));
-    // By id: one pending, one already acked, one unknown (named, not counted).
+    // By id: one pending, one already acked, one never given (above the export mark: named,
+    // not counted).
     let acked = store
         .ack_ids(&[ids[4], ids[0], ids[4] + 1000])
         .await
         .unwrap();
     assert_eq!(acked.newly, 1);
-    assert_eq!(acked.missing, vec![ids[4] + 1000]);
+    assert_eq!(acked.not_exported, vec![ids[4] + 1000]);
+    assert!(acked.missing.is_empty());
 
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.pending, stats.acked), (1, 4));
@@ -296,6 +300,7 @@ async fn a_key_given_twice_in_one_batch_is_kept_once() {
 #[tokio::test]
 async fn an_acknowledged_message_counts_for_the_deduplication_window() {
     let (_dir, clock, store, first) = k_enqueued().await;
+    store.record_exported(first[0]).await.unwrap();
     assert_eq!(
         store.ack_up_to(first[0]).await.unwrap(),
         AckedUpTo::Acked(1)
@@ -307,33 +312,84 @@ async fn an_acknowledged_message_counts_for_the_deduplication_window() {
     assert_eq!((stats.pending, stats.acked), (0, 1));
 }
 
-/// Acknowledging up to an id the queue never gave acknowledges nothing (a typo would take in
-/// the messages enqueued after the consumer's export); an id it gave, since pruned, is no typo.
+/// `ack` accepts only ids an export handed out ([`SqliteStore::record_exported`]): up to an id
+/// above that mark, or such ids one by one, it acknowledges nothing of them (a typo, or an id
+/// off `queue list`, would take in messages no consumer received); an id exported, since
+/// pruned, is no typo.
 #[tokio::test]
-async fn ack_up_to_an_id_above_every_id_given_acknowledges_nothing() {
+async fn ack_accepts_only_ids_an_export_handed_out() {
     let (_dir, path) = temp_db();
     let clock = new_clock();
     let store = keeping_no_acknowledged(&path, &clock);
     assert_eq!(
         store.ack_up_to(1).await.unwrap(),
-        AckedUpTo::Beyond { last_id: None }
-    );
-    let ids = store
-        .enqueue_returning_ids(&[order("a"), order("b")])
-        .await
-        .unwrap();
-    assert_eq!(
-        store.ack_up_to(ids[1] + 1).await.unwrap(),
-        AckedUpTo::Beyond {
-            last_id: Some(ids[1])
+        AckedUpTo::NotExported {
+            exported_up_to: None
         }
     );
+    let ids = store
+        .enqueue_returning_ids(&[order("a"), order("b"), order("c")])
+        .await
+        .unwrap();
+    // Enqueued, not exported: refused, by `--up-to` and one by one.
+    assert_eq!(
+        store.ack_up_to(ids[0]).await.unwrap(),
+        AckedUpTo::NotExported {
+            exported_up_to: None
+        }
+    );
+    store.record_exported(ids[1]).await.unwrap();
+    // A second, older export (`--up-to`) does not take the mark back.
+    store.record_exported(ids[0]).await.unwrap();
+    assert_eq!(store.exported_up_to().await.unwrap(), Some(ids[1]));
+    assert_eq!(store.stats().await.unwrap().exported_up_to, Some(ids[1]));
+    assert_eq!(
+        store.ack_up_to(ids[2]).await.unwrap(),
+        AckedUpTo::NotExported {
+            exported_up_to: Some(ids[1])
+        }
+    );
+    let acked = store.ack_ids(&[ids[2], ids[0]]).await.unwrap();
+    assert_eq!(acked.newly, 1);
+    assert_eq!(acked.not_exported, vec![ids[2]]);
+    assert_eq!(acked.exported_up_to, Some(ids[1]));
+    assert!(acked.missing.is_empty());
     assert_eq!(store.stats().await.unwrap().pending, 2);
-    assert_eq!(store.ack_up_to(ids[1]).await.unwrap(), AckedUpTo::Acked(2));
-    // Pruned, every one: their ids were given all the same.
+    assert_eq!(store.ack_up_to(ids[1]).await.unwrap(), AckedUpTo::Acked(1));
+    // Pruned, every one: their ids were handed out all the same.
     clock.advance(DEDUPLICATION_WINDOW);
     assert_eq!(store.housekeep().await.unwrap().acked_deleted, 2);
     assert_eq!(store.ack_up_to(ids[1]).await.unwrap(), AckedUpTo::Acked(0));
+    assert_eq!(store.stats().await.unwrap().pending, 1);
+}
+
+/// A file from before the export mark (schema version 5): its consumer exported with the
+/// older build, whose `ack` accepted every id given. After the upgrade the first `ack` of that
+/// batch still works; an id given after the upgrade needs an export.
+#[tokio::test]
+async fn an_upgraded_file_accepts_the_ids_given_before_it() {
+    let (_dir, path) = temp_db();
+    let ids = {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .enqueue_returning_ids(&[order("a"), order("b")])
+            .await
+            .unwrap()
+    };
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE queue_export; PRAGMA user_version = 5")
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.exported_up_to().await.unwrap(), Some(ids[1]));
+    let later = store.enqueue_returning_ids(&[order("c")]).await.unwrap();
+    assert_eq!(
+        store.ack_up_to(later[0]).await.unwrap(),
+        AckedUpTo::NotExported {
+            exported_up_to: Some(ids[1])
+        }
+    );
+    assert_eq!(store.ack_up_to(ids[1]).await.unwrap(), AckedUpTo::Acked(2));
 }
 
 /// With `TCRELAY_ACKED_RETENTION_DAYS=0` housekeeping deletes acknowledged messages at once,
@@ -346,6 +402,7 @@ async fn housekeeping_keeps_an_acknowledged_message_within_its_deduplication_win
     let clock = new_clock();
     let store = keeping_no_acknowledged(&path, &clock);
     let first = store.enqueue_returning_ids(&[order("k")]).await.unwrap();
+    store.record_exported(first[0]).await.unwrap();
     assert_eq!(
         store.ack_up_to(first[0]).await.unwrap(),
         AckedUpTo::Acked(1)
