@@ -3324,6 +3324,40 @@ impl PollApi for SlowNthPage {
     }
 }
 
+/// Puts `n` orders, one a millisecond from `T0`.
+fn put_orders(h: &Harness, n: i64) {
+    h.api.with_world(|w| {
+        for i in 0..n {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+}
+
+/// One invocation of `invocation` under `c`, ended at its deadline whatever the run is doing
+/// (as Lambda ends it), then the next invocation five minutes later (the lease of the ended
+/// one has run out), which must catch up with every state on the queue exactly once: nothing
+/// the first sent is sent again. Returns the first run's summary.
+async fn an_invocation_ended_at_its_deadline_then_the_next(
+    h: &Harness,
+    c: &PollConfig,
+    invocation: Duration,
+) -> StreamSummary {
+    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
+    let request = RunRequest::scheduled("run-1");
+    let first = tokio::time::timeout(
+        invocation,
+        run_stream(&h.ports, c, ORDERS, &request, &deadline),
+    )
+    .await;
+    h.cursors.advance(Duration::from_secs(300));
+    let s = poll(h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    assert_exactly_once(h, ORDERS);
+    first
+        .expect("the run stops before the invocation ends")
+        .expect("the run succeeds")
+}
+
 /// A queue that takes each batch at once but answers `delay` later (SQS slow to answer, or
 /// an S3 put before it): what it took is on the queue even when the sender is ended before
 /// the answer.
@@ -3360,11 +3394,7 @@ async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
         n: 2,
         slow: Duration::from_millis(2400),
     });
-    h.api.with_world(|w| {
-        for i in 0..150 {
-            put_order(w, &format!("o{i:03}"), T0 + i);
-        }
-    });
+    put_orders(&h, 150);
     // A margin of 2 s in an invocation of 4 s: the first page is sent by about 1 s, the second
     // is asked for with 3 s left (more than the margin) and comes with 0.6 s left at most, less
     // than the send reserve of 0.67 s; its sends would take 1 s.
@@ -3372,28 +3402,11 @@ async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
         time_margin: Duration::from_secs(2),
         ..config()
     };
-    let invocation = Duration::from_secs(4);
-    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
-    let request = RunRequest::scheduled("run-1");
-    // Lambda ends the invocation at its deadline, whatever the run is doing.
-    let first = tokio::time::timeout(
-        invocation,
-        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
-    )
-    .await;
-    // The next invocation, five minutes later (the lease of an ended one has run out).
-    h.cursors.advance(Duration::from_secs(300));
-    let s = poll(&h, &config(), "run-2").await.unwrap();
-    assert_eq!(s.stop, Some(StopReason::CaughtUp));
-    assert_exactly_once(&h, ORDERS);
-    let s = first
-        .expect("the run stops before the invocation ends")
-        .expect("the run succeeds");
+    let s = an_invocation_ended_at_its_deadline_then_the_next(&h, &c, Duration::from_secs(4)).await;
     assert_eq!(
         (s.stop, s.pages, s.enqueued),
         (Some(StopReason::Deadline), 2, 100)
     );
-    assert_exactly_once(&h, ORDERS);
 }
 
 /// A dedupe store whose `n`-th `claim_many` (1-based) takes `slow` to answer.
@@ -3463,32 +3476,14 @@ async fn a_page_whose_claims_took_the_time_to_send_is_left_whole_to_the_next_run
         n: 2,
         slow: Duration::from_millis(2400),
     });
-    h.api.with_world(|w| {
-        for i in 0..150 {
-            put_order(w, &format!("o{i:03}"), T0 + i);
-        }
-    });
+    put_orders(&h, 150);
     // As in the test above, with the second page's claims taking the time its fetch took
     // there: they are answered with 0.6 s left at most, less than the send reserve of 0.67 s.
     let c = PollConfig {
         time_margin: Duration::from_secs(2),
         ..config()
     };
-    let invocation = Duration::from_secs(4);
-    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
-    let request = RunRequest::scheduled("run-1");
-    let first = tokio::time::timeout(
-        invocation,
-        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
-    )
-    .await;
-    h.cursors.advance(Duration::from_secs(300));
-    let s = poll(&h, &config(), "run-2").await.unwrap();
-    assert_eq!(s.stop, Some(StopReason::CaughtUp));
-    assert_exactly_once(&h, ORDERS);
-    let s = first
-        .expect("the run stops before the invocation ends")
-        .expect("the run succeeds");
+    let s = an_invocation_ended_at_its_deadline_then_the_next(&h, &c, Duration::from_secs(4)).await;
     assert_eq!((s.stop, s.enqueued), (Some(StopReason::Deadline), 100));
     // Its claims were given back, not left in progress.
     let key = state_key(ObjectClass::Order, "o120", &ms_to_timestamp(T0 + 120));
@@ -3591,11 +3586,7 @@ async fn a_page_that_keeps_the_thread_busy_does_not_stop_a_run_with_a_short_leas
         inner: h.api.clone(),
         busy: Duration::from_millis(1500),
     });
-    h.api.with_world(|w| {
-        for i in 0..150 {
-            put_order(w, &format!("o{i:03}"), T0 + i);
-        }
-    });
+    put_orders(&h, 150);
     let c = PollConfig {
         lease: Duration::from_secs(2),
         ..config()
@@ -3619,31 +3610,14 @@ async fn a_page_is_not_sent_with_less_time_left_than_the_last_pages_sends_took()
         delay: Duration::from_millis(2000),
     });
     let h = harness_with_sink(sink, memory);
-    h.api.with_world(|w| {
-        for i in 0..250 {
-            put_order(w, &format!("o{i:03}"), T0 + i);
-        }
-    });
+    put_orders(&h, 250);
     // Pages sent by 2 s and 4 s; the third is asked for with 1.5 s left, more than the margin
     // of 1 s and its reserve of 0.33 s, less than the 2 s the sends took.
     let c = PollConfig {
         time_margin: Duration::from_secs(1),
         ..config()
     };
-    let invocation = Duration::from_millis(5500);
-    let deadline = tcrelay_poll::DeadlineAt(std::time::SystemTime::now() + invocation);
-    let request = RunRequest::scheduled("run-1");
-    let first = tokio::time::timeout(
-        invocation,
-        run_stream(&h.ports, &c, ORDERS, &request, &deadline),
-    )
-    .await;
-    h.cursors.advance(Duration::from_secs(300));
-    let s = poll(&h, &config(), "run-2").await.unwrap();
-    assert_eq!(s.stop, Some(StopReason::CaughtUp));
-    assert_exactly_once(&h, ORDERS);
-    let s = first
-        .expect("the run stops before the invocation ends")
-        .expect("the run succeeds");
+    let s = an_invocation_ended_at_its_deadline_then_the_next(&h, &c, Duration::from_millis(5500))
+        .await;
     assert_eq!((s.stop, s.enqueued), (Some(StopReason::Deadline), 199));
 }
