@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use pretty_assertions::assert_eq;
+
+use crate::growth::{LINEAR_GROWTH_BOUND, growth_on_32_times_the_body};
 use serde_json::Value;
 use tradecloud_model::{
     DecodedWebhook, Format, ObjectKind, decode_order, decode_poll_response, decode_shipment,
@@ -443,18 +445,31 @@ pairs! {
 }
 
 /// Reading tXML is linear in the body size. It once computed a line/column for every element,
-/// which made the 1.3 MB 500-line order take minutes in a debug build; linear, it takes about a
-/// second. The bound is loose so that a busy machine does not fail it.
+/// which made the 1.3 MB 500-line order take minutes in a debug build. Checked by growth, not
+/// by a time limit: the order cut to 8 of its lines and to 256 (its head and tail kept) are
+/// decoded in the same run, and 32 times the lines may take at most
+/// [`LINEAR_GROWTH_BOUND`] times as long (quadratic work would take about a thousand).
 #[test]
 fn large_txml_decodes_in_linear_time() {
-    let body = read("webhook/order-500-lines.xml");
-    let started = std::time::Instant::now();
-    let decoded = decode_webhook(&body, Some("application/xml")).unwrap();
-    let elapsed = started.elapsed();
+    let body = String::from_utf8(read("webhook/order-500-lines.xml")).unwrap();
+    let decoded = decode_webhook(body.as_bytes(), Some("application/xml")).unwrap();
     assert_eq!(decoded.body.line_ids().len(), 500);
+    // The order's lines are whole elements of their own, one after the other.
+    let first = body.find("\n    <line>\n").unwrap() + 1;
+    let end = body.rfind("\n    </line>\n").unwrap() + "\n    </line>\n".len();
+    let lines: Vec<&str> = body[first..end]
+        .split_inclusive("\n    </line>\n")
+        .collect();
+    assert_eq!(lines.len(), 500);
+    let with_lines =
+        |n: usize| format!("{}{}{}", &body[..first], lines[..n].concat(), &body[end..]);
+    let growth = growth_on_32_times_the_body(with_lines, 8, |body| {
+        let decoded = decode_webhook(body.as_bytes(), Some("application/xml")).unwrap();
+        assert!(matches!(decoded.body.line_ids().len(), 8 | 256));
+    });
     assert!(
-        elapsed < std::time::Duration::from_secs(20),
-        "took {elapsed:?}"
+        growth < LINEAR_GROWTH_BOUND,
+        "32 times the lines took {growth:.1} times as long"
     );
 }
 

@@ -7,6 +7,7 @@
 mod bad_input;
 mod fixtures;
 mod fuzz_regressions;
+mod growth;
 mod json_one_pass;
 mod liberal;
 // `memory.rs` stays a binary of its own: it re-runs its binary to measure the process's peak RSS.
