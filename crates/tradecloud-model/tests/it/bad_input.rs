@@ -1,7 +1,5 @@
 //! Bad bodies get a typed error that names the problem and where, never a panic.
 
-use std::time::{Duration, Instant};
-
 use tradecloud_model::{DecodeError, Format, Location, ObjectKind, decode_webhook};
 
 use crate::growth::{LINEAR_GROWTH_BOUND, growth_on_32_times_the_body};
