@@ -3375,18 +3375,23 @@ impl EventSink for LateAnswers {
     }
 }
 
+/// A harness whose queue answers each send `delay` after taking it.
+fn harness_with_late_sends(delay: Duration) -> Harness {
+    let memory = Arc::new(MemorySink::new());
+    let sink = Arc::new(LateAnswers {
+        inner: memory.clone(),
+        delay,
+    });
+    harness_with_sink(sink, memory)
+}
+
 /// A page whose fetch took most of the margin leaves too little time for its sends: Lambda
 /// would end the invocation mid-send, with the page's claims still in progress, and the next
 /// run (taking over the claims of the earlier run of its stream) sent it again, each state
 /// twice on a standard queue. Such a page is neither claimed nor sent; the next run sends it.
 #[tokio::test]
 async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
-    let memory = Arc::new(MemorySink::new());
-    let sink = Arc::new(LateAnswers {
-        inner: memory.clone(),
-        delay: Duration::from_millis(1000),
-    });
-    let mut h = harness_with_sink(sink, memory);
+    let mut h = harness_with_late_sends(Duration::from_millis(1000));
     // Two pages; the second takes long to come.
     h.ports.api = Arc::new(SlowNthPage {
         inner: h.api.clone(),
@@ -3464,12 +3469,7 @@ impl DedupeStore for SlowNthClaims {
 /// claims then taken over by the next run, which sent the page again).
 #[tokio::test]
 async fn a_page_whose_claims_took_the_time_to_send_is_left_whole_to_the_next_run() {
-    let memory = Arc::new(MemorySink::new());
-    let sink = Arc::new(LateAnswers {
-        inner: memory.clone(),
-        delay: Duration::from_millis(1000),
-    });
-    let mut h = harness_with_sink(sink, memory);
+    let mut h = harness_with_late_sends(Duration::from_millis(1000));
     h.ports.dedupe = Arc::new(SlowNthClaims {
         inner: h.dedupe.clone(),
         calls: AtomicUsize::new(0),
@@ -3604,12 +3604,7 @@ async fn a_page_that_keeps_the_thread_busy_does_not_stop_a_run_with_a_short_leas
 /// off by Lambda mid-send, its claims taken over by the next run, which sent it again.
 #[tokio::test]
 async fn a_page_is_not_sent_with_less_time_left_than_the_last_pages_sends_took() {
-    let memory = Arc::new(MemorySink::new());
-    let sink = Arc::new(LateAnswers {
-        inner: memory.clone(),
-        delay: Duration::from_millis(2000),
-    });
-    let h = harness_with_sink(sink, memory);
+    let h = harness_with_late_sends(Duration::from_millis(2000));
     put_orders(&h, 250);
     // Pages sent by 2 s and 4 s; the third is asked for with 1.5 s left, more than the margin
     // of 1 s and its reserve of 0.33 s, less than the 2 s the sends took.

@@ -234,6 +234,20 @@ pub async fn an_empty_batch_sends_nothing(s: &dyn Subject) {
     assert_eq!(s.receive().await, Vec::<String>::new());
 }
 
+/// Sends `batches` one after the other, then checks that every envelope arrived once, byte
+/// for byte, and, on a queue that keeps order, each object's in the order sent.
+async fn send_and_check_arrival(s: &dyn Subject, batches: &[&[Envelope]]) {
+    for batch in batches {
+        send(s, batch).await;
+    }
+    let received = s.receive().await;
+    let sent: Vec<&Envelope> = batches.iter().flat_map(|batch| batch.iter()).collect();
+    assert_exactly(&received, &sent);
+    if s.keeps_order() {
+        assert_group_order(&received, &sent);
+    }
+}
+
 /// Every envelope of a batch arrives once, its JSON document byte for byte.
 pub async fn every_envelope_arrives_once_byte_for_byte(s: &dyn Subject) {
     let sent = assorted();
@@ -282,13 +296,7 @@ pub async fn the_largest_batch_arrives_whole(s: &dyn Subject) {
     let sent: Vec<Envelope> = (0..LARGEST_BATCH)
         .map(|i| envelope(kinds[i % 3], &format!("obj-{}", i % 37), i as u64))
         .collect();
-    send(s, &sent).await;
-    let received = s.receive().await;
-    let sent: Vec<&Envelope> = sent.iter().collect();
-    assert_exactly(&received, &sent);
-    if s.keeps_order() {
-        assert_group_order(&received, &sent);
-    }
+    send_and_check_arrival(s, &[&sent]).await;
 }
 
 /// Each object's envelopes arrive in the order given, within a batch (its two order forms
@@ -312,28 +320,14 @@ pub async fn each_objects_order_is_kept(s: &dyn Subject) {
     let second: Vec<Envelope> = (24..30u64)
         .map(|n| envelope(ObjectKind::Order, "o-a", n))
         .collect();
-    send(s, &first).await;
-    send(s, &second).await;
-    let received = s.receive().await;
-    let sent: Vec<&Envelope> = first.iter().chain(&second).collect();
-    assert_exactly(&received, &sent);
-    if s.keeps_order() {
-        assert_group_order(&received, &sent);
-    }
+    send_and_check_arrival(s, &[&first, &second]).await;
 }
 
 /// An envelope larger than SQS's largest message (2 MiB) arrives byte for byte.
 pub async fn an_envelope_over_sqs_s_limit_arrives_byte_for_byte(s: &dyn Subject) {
     let big = envelope_of_len(ObjectKind::Order, "o-big", 1, 2 * SQS_MAX_MESSAGE_BYTES + 7);
     let small = envelope(ObjectKind::Order, "o-big", 2);
-    let sent = [big, small];
-    send(s, &sent).await;
-    let received = s.receive().await;
-    let sent: Vec<&Envelope> = sent.iter().collect();
-    assert_exactly(&received, &sent);
-    if s.keeps_order() {
-        assert_group_order(&received, &sent);
-    }
+    send_and_check_arrival(s, &[&[big, small]]).await;
 }
 
 /// Envelopes on either side of the claim-check threshold, and exactly at it, arrive byte for
@@ -347,13 +341,7 @@ pub async fn envelopes_around_the_claim_check_threshold_arrive_byte_for_byte(s: 
         .enumerate()
         .map(|(n, len)| envelope_of_len(ObjectKind::Order, "o-edge", n as u64, len))
         .collect();
-    send(s, &sent).await;
-    let received = s.receive().await;
-    let sent: Vec<&Envelope> = sent.iter().collect();
-    assert_exactly(&received, &sent);
-    if s.keeps_order() {
-        assert_group_order(&received, &sent);
-    }
+    send_and_check_arrival(s, &[&sent]).await;
 }
 
 /// A batch of envelopes of several objects, those at the places `refused_at` refused.
