@@ -493,7 +493,7 @@ impl WebhookError {
     /// The one HTTP answer for this error (headers that need settings are added by the caller).
     pub fn problem(&self) -> Problem {
         use StatusCode as S;
-        let detail = self.to_string();
+        let detail = self.public_detail();
         let (status, slug, title) = match self {
             WebhookError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Not authenticated"),
             WebhookError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too-large", "Body too large"),
@@ -595,6 +595,28 @@ impl WebhookError {
             ),
         };
         Problem::new(status, slug, title, detail)
+    }
+
+    /// The answer's `detail`: the error's own text, but for a failure of the relay's own
+    /// stores or queue. Their text is the AWS or SQLite error (account id, role, table and
+    /// queue names, file paths), which the sender has no use for and should not learn: it
+    /// gets what happened and the request id under which the log keeps the cause.
+    fn public_detail(&self) -> String {
+        const SEE_LOG: &str = "the relay's log has the cause under this answer's requestId; \
+                               Tradecloud retries a 503";
+        match self {
+            WebhookError::Relay(RelayError::Dedupe(_)) => {
+                format!("the dedupe store is unavailable: {SEE_LOG}")
+            }
+            WebhookError::Relay(RelayError::Sink(_)) => {
+                format!("the queue did not accept the message: {SEE_LOG}")
+            }
+            WebhookError::Quarantine { reason, .. } => format!(
+                "the request was refused ({reason}) but could not be quarantined, so it is \
+                 not refused yet: {SEE_LOG}"
+            ),
+            other => other.to_string(),
+        }
     }
 
     /// What became of the request, by the status it is answered with.

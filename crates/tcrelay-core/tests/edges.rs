@@ -249,13 +249,14 @@ async fn a_hanging_quarantine_is_answered_503_in_time() {
     // Keeping a refused request is a step like any other: it must not outlive the budget.
     let h = harness_with(budget(400), true);
     h.quarantine.set_mode(Mode::Hang);
-    let a = answered(
+    let (a, logs) = logs_of(answered(
         &h.router,
         post("/webhook", Some("application/json"), "{not json"),
-    )
+    ))
     .await;
-    let detail = a.assert_problem_of(503, "quarantine-unavailable");
-    assert!(detail.contains("no time left"), "{detail}");
+    a.assert_problem_of(503, "quarantine-unavailable");
+    // Why is the log's to say (the answer names no store's error).
+    assert!(logs.contains("no time left"), "{logs}");
     h.quarantine.set_mode(Mode::Up);
     let retry = answered(
         &h.router,
@@ -634,4 +635,48 @@ async fn a_panic_message_reaches_no_log_line_raw() {
         logs.contains("cannot send PO-1\\n2099") && logs.contains("\\u{202e}202=sutats"),
         "{logs}"
     );
+}
+
+/// A 503 over the relay's own dependencies tells the sender what happened and the request id,
+/// not the store's or queue's error: on AWS that text names the account, the role and the
+/// table or queue (`…assumed-role/…-WebhookRole-… is not authorized to perform
+/// sqs:SendMessage on resource arn:aws:sqs:…:123456789012:…`). The log keeps it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_503_over_the_relays_own_stores_keeps_their_error_in_the_log_not_the_answer() {
+    let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
+    let down: [(&str, &str, fn(&Harness)); 3] = [
+        ("queue-unavailable", "fake queue is down", |h| {
+            h.sink.set_mode(Mode::Down)
+        }),
+        ("dedupe-unavailable", "fake dedupe store is down", |h| {
+            h.dedupe.set_mode(Mode::Down)
+        }),
+        ("quarantine-unavailable", "fake quarantine is down", |h| {
+            h.quarantine.set_mode(Mode::Down)
+        }),
+    ];
+    for (slug, cause, break_it) in down {
+        let h = harness();
+        break_it(&h);
+        // A malformed body is what reaches the quarantine; the others fail before it.
+        let request = if slug == "quarantine-unavailable" {
+            post("/webhook", Some("application/json"), "{not json")
+        } else {
+            post_json("/webhook", &body)
+        };
+        let (answer, logs) = logs_of(send(&h.router, request)).await;
+        answer.assert_problem_of(503, slug);
+        let detail = answer.body["detail"].as_str().unwrap();
+        assert!(!detail.contains(cause), "{slug}: {detail}");
+        assert!(detail.contains("requestId"), "{slug}: {detail}");
+        let id = answer.body["requestId"].as_str().unwrap();
+        let logged = logs
+            .lines()
+            .find(|l| l.contains(cause))
+            .unwrap_or_else(|| panic!("{slug}: the cause is not logged:\n{logs}"));
+        assert!(
+            logged.contains(id),
+            "{slug}: logged without its request id: {logged}"
+        );
+    }
 }
