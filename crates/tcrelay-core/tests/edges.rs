@@ -644,7 +644,9 @@ async fn a_panic_message_reaches_no_log_line_raw() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_503_over_the_relays_own_stores_keeps_their_error_in_the_log_not_the_answer() {
     let body = order_event("OrderLinesAcceptedBySupplier", &["l-1"]);
-    let down: [(&str, &str, fn(&Harness)); 3] = [
+    // The problem type, the fake's error text, and how to break that fake.
+    type Down = (&'static str, &'static str, fn(&Harness));
+    let down: [Down; 3] = [
         ("queue-unavailable", "fake queue is down", |h| {
             h.sink.set_mode(Mode::Down)
         }),
