@@ -12,12 +12,18 @@
 //!
 //! The batch requests are written by `request`, not the SDK's serializer: the same bytes,
 //! for a fraction of the CPU.
+//!
+//! Messages are prepared (and large ones stored in S3) a few at a time, in order: a poll page
+//! of large orders is a hundred S3 uploads, which one after the other could take longer than
+//! the poller's time for the page.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt as _;
+use futures::stream::FuturesOrdered;
 use tcrelay_core::envelope::Envelope;
 use tcrelay_core::ports::{EventSink, SinkError};
 
@@ -30,6 +36,11 @@ mod request;
 
 /// SQS's limit of entries per `SendMessageBatch`.
 pub const SQS_MAX_BATCH_ENTRIES: usize = 10;
+
+/// How many messages are prepared at once: their S3 uploads, when large, overlap this much.
+/// A batch's worth, so a batch's uploads take about one upload's time, without opening a
+/// connection per message of a page.
+const PREPARED_AT_ONCE: usize = SQS_MAX_BATCH_ENTRIES;
 
 /// Settings of an [`SqsSink`].
 #[derive(Debug, Clone)]
@@ -153,6 +164,21 @@ impl SqsSink {
         .await
     }
 
+    /// [`Self::prepare`] of each envelope, in order, [`PREPARED_AT_ONCE`] at a time.
+    async fn prepare_all(&self, envelopes: &[&Envelope]) -> Vec<Result<OutgoingMessage, String>> {
+        let mut prepared = Vec::with_capacity(envelopes.len());
+        for chunk in envelopes.chunks(PREPARED_AT_ONCE) {
+            let mut preparing = FuturesOrdered::new();
+            for envelope in chunk {
+                preparing.push_back(self.prepare(envelope));
+            }
+            while let Some(outcome) = preparing.next().await {
+                prepared.push(outcome);
+            }
+        }
+        prepared
+    }
+
     /// Splits messages (in the given order) into batches within SQS's limits.
     fn pack<'a>(&self, messages: Vec<(usize, &'a OutgoingMessage)>) -> Vec<Batch<'a>> {
         let mut batches = Vec::new();
@@ -241,8 +267,9 @@ impl SqsSink {
     /// failed call stops the rest (the queue is unreachable; don't wait out every timeout).
     async fn enqueue_standard(&self, envelopes: &[Envelope], failures: &mut Failures) {
         let mut prepared = Vec::with_capacity(envelopes.len());
-        for (index, envelope) in envelopes.iter().enumerate() {
-            match self.prepare(envelope).await {
+        let all: Vec<&Envelope> = envelopes.iter().collect();
+        for (index, outcome) in self.prepare_all(&all).await.into_iter().enumerate() {
+            match outcome {
                 Ok(message) => prepared.push((index, message)),
                 Err(reason) => {
                     failures.insert(index, reason);
@@ -287,14 +314,21 @@ impl SqsSink {
             }
         };
         loop {
+            let heads: Vec<(usize, usize)> = groups
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, group)| group.front().map(|&head| (slot, head)))
+                .collect();
+            let of_heads: Vec<&Envelope> =
+                heads.iter().map(|&(_, head)| &envelopes[head]).collect();
+            let prepared = self.prepare_all(&of_heads).await;
             let mut round = Vec::new();
-            for (slot, group) in groups.iter_mut().enumerate() {
-                let Some(&head) = group.front() else { continue };
-                match self.prepare(&envelopes[head]).await {
+            for (&(slot, head), outcome) in heads.iter().zip(prepared) {
+                match outcome {
                     Ok(message) => round.push((slot, head, message)),
                     Err(reason) => {
                         failures.insert(head, reason);
-                        block(group, failures, head);
+                        block(&mut groups[slot], failures, head);
                     }
                 }
             }

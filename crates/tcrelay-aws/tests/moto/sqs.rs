@@ -249,6 +249,103 @@ async fn an_entry_refused_on_http_200_is_reported_by_index() {
     assert_empty(&clients, &url).await;
 }
 
+/// Counts the S3 requests in flight at once (sent, not yet answered) and the most seen.
+#[derive(Debug, Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct CountInFlight(std::sync::Arc<InFlight>);
+
+impl aws_sdk_s3::config::Intercept for CountInFlight {
+    fn name(&self) -> &'static str {
+        "CountInFlight"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.0.now.fetch_add(1, SeqCst) + 1;
+        self.0.most.fetch_max(now, SeqCst);
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _: &aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A page of large messages is uploaded to S3 several at a time, not one after the other: a
+/// poll page of a hundred large orders, uploaded in turn, could outlast the poller's time for
+/// the page (then sent again by the next run). Every message still arrives once, in order on
+/// FIFO, each with its own payload.
+#[tokio::test]
+async fn a_pages_large_messages_are_uploaded_to_s3_several_at_a_time() {
+    let clients = moto_clients().await;
+    let bucket = create_bucket(&clients, "tcrelay").await;
+    let sdk_config = moto_options(&moto_url()).load().await;
+    for fifo in [false, true] {
+        let url = create_queue(&clients, "tcrelay", fifo).await;
+        let in_flight = std::sync::Arc::new(InFlight::default());
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk_config)
+                .force_path_style(true)
+                .interceptor(CountInFlight(in_flight.clone()))
+                .build(),
+        );
+        let mut config = SqsSinkConfig::new(&url);
+        config.claim_check_threshold = Threshold::fixed(2_000);
+        let sink = SqsSink::new(
+            clients.sqs.clone(),
+            config,
+            Some(ClaimCheck::new(s3, &bucket)),
+        );
+        // FIFO: one group per message, so a round holds all of them (a group's own messages
+        // go one at a time by design).
+        let sent: Vec<Envelope> = (0..12)
+            .map(|n| {
+                let mut e = envelope(ObjectKind::Order, &format!("o-{n}"), n, None);
+                e.payload = serde_json::json!({"n": n, "text": "x".repeat(4_000)}).into();
+                e
+            })
+            .collect();
+        sink.enqueue(&sent).await.unwrap();
+        let most = in_flight.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(most > 1, "fifo {fifo}: at most {most} upload at a time");
+        assert!(most <= 10, "fifo {fifo}: {most} uploads at once");
+        let received = receive(&clients, &url, 12).await;
+        let mut got = Vec::new();
+        for message in &received {
+            let body = read_claim_checked(
+                &clients.s3,
+                message.body().unwrap(),
+                message.message_attributes().unwrap(),
+            )
+            .await
+            .unwrap();
+            got.push(envelope_of(&body).dedupe_key);
+        }
+        // Each group holds one message here: SQS keeps no order between groups.
+        got.sort();
+        let mut want: Vec<String> = sent.iter().map(|e| e.dedupe_key.clone()).collect();
+        want.sort();
+        assert_eq!(got, want, "fifo {fifo}");
+        assert_empty(&clients, &url).await;
+    }
+}
+
 #[tokio::test]
 async fn a_2_mib_envelope_goes_through_s3_in_the_extended_client_format() {
     let clients = moto_clients().await;
