@@ -921,7 +921,10 @@ mod tests {
         assert_eq!(asked, 3);
         assert_eq!(completed, ["a", "b", "c", "d"]);
         let unsent = sent.unwrap_err();
-        assert!(matches!(unsent, Unsent::Stopped { from: 4, of: 5 }), "{unsent:?}");
+        assert!(
+            matches!(unsent, Unsent::Stopped { from: 4, of: 5 }),
+            "{unsent:?}"
+        );
         assert_eq!(unsent.failed(), [4]);
         let on_queue: Vec<String> = sink.envelopes().into_iter().map(|e| e.id).collect();
         assert_eq!(on_queue, ["a", "b", "c", "d"]);
