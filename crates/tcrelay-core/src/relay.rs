@@ -243,16 +243,74 @@ impl Claims {
         envelopes: &[Envelope],
         owners: &[usize],
     ) -> (Vec<String>, Result<(), SinkError>) {
+        let (completed, sent) = self
+            .enqueue_in_chunks(sink, envelopes, owners, usize::MAX, |_| true)
+            .await;
+        // One chunk, never stopped: only the queue can have left messages unsent.
+        let sent = sent.map_err(|unsent| match unsent {
+            Unsent::Queue(e) => e,
+            stopped @ Unsent::Stopped { .. } => SinkError {
+                failed: stopped.failed(),
+                reason: stopped.to_string(),
+            },
+        });
+        (completed, sent)
+    }
+
+    /// As [`Self::enqueue_each`], `envelopes` sent in order in chunks of `chunk` (one call to
+    /// the sink each), for a caller that must not be cut off mid-send (a poll run whose Lambda
+    /// ends at its deadline: the claims it held were taken over by the next run, which sent
+    /// every message again). Before each chunk `go_on(took)` is asked (`took`: how long the
+    /// chunk before took, zero before the first); when it answers `false`, that chunk and the
+    /// rest are not sent ([`Unsent::Stopped`]). After a chunk the queue did not take whole,
+    /// nothing more is sent ([`Unsent::Queue`]), so no later message of an object overtakes
+    /// one the queue refused. Either way, as for a failure of one batch: the claims of what
+    /// was sent are completed (one call to the store) and the others released (one call), so
+    /// what was not sent goes with the next attempt and what was is a duplicate then.
+    pub async fn enqueue_in_chunks(
+        self,
+        sink: &dyn EventSink,
+        envelopes: &[Envelope],
+        owners: &[usize],
+        chunk: usize,
+        mut go_on: impl FnMut(std::time::Duration) -> bool + Send,
+    ) -> (Vec<String>, Result<(), Unsent>) {
         debug_assert_eq!(owners.len(), self.held.len(), "one owner per held claim");
         debug_assert!(
             owners.iter().all(|&o| o < envelopes.len()),
             "owners name envelopes"
         );
-        let sent = sink.enqueue(envelopes).await;
-        let failed: &[usize] = match &sent {
-            Ok(()) => &[],
-            Err(e) => &e.failed,
-        };
+        let mut sent = Ok(());
+        let mut took = std::time::Duration::ZERO;
+        let size = chunk.max(1);
+        for (n, part) in envelopes.chunks(size).enumerate() {
+            let from = n * size;
+            if !go_on(took) {
+                sent = Err(Unsent::Stopped {
+                    from,
+                    of: envelopes.len(),
+                });
+                break;
+            }
+            let began = std::time::Instant::now();
+            let result = sink.enqueue(part).await;
+            took = began.elapsed();
+            if let Err(e) = result {
+                // Refused in this chunk, and every message after it (never sent).
+                let failed = e
+                    .failed
+                    .iter()
+                    .map(|i| from + i)
+                    .chain(from + part.len()..envelopes.len())
+                    .collect();
+                sent = Err(Unsent::Queue(SinkError {
+                    failed,
+                    reason: e.reason,
+                }));
+                break;
+            }
+        }
+        let failed = sent.as_ref().err().map(Unsent::failed).unwrap_or_default();
         // A claim without an owner (a caller's mistake) is released: its message's fate is
         // unknown, and a release at worst sends the message again, never loses it.
         let (to_release, to_complete): (Vec<_>, Vec<_>) = self
@@ -268,6 +326,34 @@ impl Claims {
         complete_claims(self.dedupe.as_ref(), &to_complete).await;
         let completed = to_complete.into_iter().map(|(key, _)| key).collect();
         (completed, sent)
+    }
+}
+
+/// Why messages of a [`Claims::enqueue_in_chunks`] were not sent; their claims were released.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsent {
+    /// The queue did not take a chunk whole: `failed` names what it refused and every message
+    /// after that chunk (not sent).
+    #[error(transparent)]
+    Queue(SinkError),
+    /// The caller stopped the send before the message at `from`: it and every later one were
+    /// not sent.
+    #[error("the send stopped before message {from} of {of}")]
+    Stopped {
+        /// The first message not sent.
+        from: usize,
+        /// How many messages there were.
+        of: usize,
+    },
+}
+
+impl Unsent {
+    /// The indexes of the messages not on the queue.
+    pub fn failed(&self) -> Vec<usize> {
+        match self {
+            Unsent::Queue(e) => e.failed.clone(),
+            Unsent::Stopped { from, of } => (*from..*of).collect(),
+        }
     }
 }
 
@@ -788,6 +874,97 @@ mod tests {
         }
         // Every claim of the failed message goes: the next run claims them all again.
         for key in ["b", "b-1", "b-2"] {
+            assert!(!records.contains_key(key), "{key}: {records:?}");
+        }
+    }
+
+    /// Takes what it is given into `inner`, except on its second call: of that chunk it takes
+    /// the first message and refuses the second.
+    struct SecondChunkFails {
+        inner: MemorySink,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl EventSink for SecondChunkFails {
+        async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
+            if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                self.inner.enqueue(&envelopes[..1]).await?;
+                return Err(SinkError {
+                    failed: vec![1],
+                    reason: "one message refused".into(),
+                });
+            }
+            self.inner.enqueue(envelopes).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_send_in_chunks_stopped_by_its_caller_completes_what_was_sent_and_releases_the_rest()
+    {
+        let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
+        let mut claims = Claims::new(dedupe.clone());
+        let keys = ["a", "b", "c", "d", "e"];
+        let envelopes = polled_envelopes(&keys);
+        for key in keys {
+            assert_eq!(claims.claim(key, true).await.unwrap(), None);
+        }
+        let sink = MemorySink::new();
+        let mut asked = 0;
+        // Two chunks of two go; the third is refused its turn.
+        let (completed, sent) = claims
+            .enqueue_in_chunks(&sink, &envelopes, &[0, 1, 2, 3, 4], 2, |_| {
+                asked += 1;
+                asked < 3
+            })
+            .await;
+        assert_eq!(asked, 3);
+        assert_eq!(completed, ["a", "b", "c", "d"]);
+        let unsent = sent.unwrap_err();
+        assert!(
+            matches!(unsent, Unsent::Stopped { from: 4, of: 5 }),
+            "{unsent:?}"
+        );
+        assert_eq!(unsent.failed(), [4]);
+        let on_queue: Vec<String> = sink.envelopes().into_iter().map(|e| e.id).collect();
+        assert_eq!(on_queue, ["a", "b", "c", "d"]);
+        let records = dedupe.records();
+        assert!(!records.contains_key("e"), "released: {records:?}");
+        for key in ["a", "b", "c", "d"] {
+            assert_eq!(records[key].state, RecordState::Completed, "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_send_in_chunks_sends_nothing_after_a_chunk_the_queue_refused_part_of() {
+        let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
+        let mut claims = Claims::new(dedupe.clone());
+        let keys = ["a", "b", "c", "d", "e"];
+        let envelopes = polled_envelopes(&keys);
+        for key in keys {
+            assert_eq!(claims.claim(key, true).await.unwrap(), None);
+        }
+        let sink = SecondChunkFails {
+            inner: MemorySink::new(),
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        };
+        let mut took = Vec::new();
+        let (completed, sent) = claims
+            .enqueue_in_chunks(&sink, &envelopes, &[0, 1, 2, 3, 4], 2, |t| {
+                took.push(t);
+                true
+            })
+            .await;
+        // Asked before each chunk sent: zero before the first.
+        assert_eq!(took.len(), 2);
+        assert_eq!(took[0], Duration::ZERO);
+        // d (the second of the refused chunk) and e (never sent) go back.
+        let unsent = sent.unwrap_err();
+        assert!(matches!(unsent, Unsent::Queue(_)), "{unsent:?}");
+        assert_eq!(unsent.failed(), [3, 4]);
+        assert_eq!(completed, ["a", "b", "c"]);
+        let records = dedupe.records();
+        for key in ["d", "e"] {
             assert!(!records.contains_key(key), "{key}: {records:?}");
         }
     }

@@ -130,6 +130,12 @@ pub struct PollConfig {
     pub lease: Duration,
     /// Upper bound of pages per stream and run.
     pub max_pages: u32,
+    /// How long the dedupe store keeps a claim in progress before another channel may take
+    /// it over (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`, read with the store's settings and set
+    /// here by the host's wiring; `None`: not known). A page's claims are held until its sends
+    /// end, as long as a run lives at most: the poller refuses an invocation that may outlive
+    /// them (`poller::handle`).
+    pub in_progress_expiry: Option<Duration>,
 }
 
 impl Default for PollConfig {
@@ -147,6 +153,7 @@ impl Default for PollConfig {
             mode: EndpointMode::Poll,
             lease: Duration::from_secs(DEFAULT_LEASE_SECONDS),
             max_pages: DEFAULT_MAX_PAGES,
+            in_progress_expiry: None,
         }
     }
 }
@@ -175,6 +182,7 @@ impl PollConfig {
             mode,
             lease: limits.lease,
             max_pages: limits.max_pages,
+            in_progress_expiry: None,
         })
     }
 

@@ -73,7 +73,7 @@ use tcrelay_core::envelope::{Envelope, Payload};
 use tcrelay_core::ports::{
     ApiError, CursorStore, DedupeRecord, DedupeStore, EventSink, RecordState, SinkError, StoreError,
 };
-use tcrelay_core::relay::Claims;
+use tcrelay_core::relay::{Claims, Unsent};
 use tradecloud_model::timestamp;
 
 use crate::api::{PageRequest, PollApi, PollStream};
@@ -754,6 +754,7 @@ async fn lease_and_poll(
             resume: go_on,
             page_began: None,
             slowest_send: Duration::ZERO,
+            slowest_chunk: Duration::ZERO,
         };
         if let Some((to, moved)) = checked_move {
             // The last run's move by time, not yet checked: the first request asks what that
@@ -784,10 +785,17 @@ fn smaller_page_limit(limit: u32, configured: u32) -> Option<u32> {
 
 /// The part of the time margin kept for a fetched page's claims, queue sends and checkpoint: a
 /// third (10 s of the default 30 s; the rest covers the Tradecloud call before them). A page
-/// fetched with less than this left is not sent ([`StreamRun::too_late_to_send`]).
+/// fetched with less than this left is not sent ([`StreamRun::too_late_to_send`]), and a chunk
+/// of its sends only with this left beyond the slowest chunk ([`StreamRun::time_for_a_chunk`]).
 pub fn send_reserve(config: &PollConfig) -> Duration {
     config.time_margin / 3
 }
+
+/// How many of a page's envelopes go to the queue in one call under a deadline: one SQS
+/// `SendMessageBatch` (its most entries), so the time left is looked at between every two
+/// batch calls ([`StreamRun::send_page`]) and the SQS sink makes the calls it made for a page
+/// in one.
+const SEND_CHUNK: usize = 10;
 
 /// The configured lookback (at least 1 ms, as the configuration checks).
 fn lookback(config: &PollConfig) -> chrono::Duration {
@@ -850,6 +858,9 @@ struct StreamRun<'a> {
     /// The longest a page's sends took in this run (the queue's and S3's calls, the claims'
     /// completion): a queue slow now is slow for the next page too.
     slowest_send: Duration,
+    /// The longest one chunk of a page's sends ([`SEND_CHUNK`]) took in this run: what the
+    /// next chunk is given at least ([`StreamRun::time_for_a_chunk`]).
+    slowest_chunk: Duration,
 }
 
 /// Paging by offset a run goes on with at its first page.
@@ -2106,8 +2117,9 @@ impl StreamRun<'_> {
             .collect()
     }
 
-    /// Dedupes (one batch of claims for the page), enqueues (one batch) and completes (one
-    /// batch); on any failure releases the claims of what was not enqueued.
+    /// Dedupes (one batch of claims for the page), enqueues (one batch, or chunks of one SQS
+    /// batch under a deadline: [`Self::send_page`]) and completes (one batch); on any failure,
+    /// or a send stopped for time, releases the claims of what was not enqueued.
     ///
     /// An order whose state a webhook event relayed (its state key completed, not as a full
     /// state) is a duplicate only when every change of its lines in the run's window reached
@@ -2287,10 +2299,19 @@ impl StreamRun<'_> {
         stop.map_or(Ok(()), |stop| Err(Halt::Stop(stop)))
     }
 
-    /// Enqueues a page's `envelopes` (one batch), completes the claims of what was sent and
-    /// releases the others (`owners`: the envelope of each claim held), and counts what was
-    /// sent; `recovering`: the envelopes sent because a change of the order reached no channel
-    /// (with whether its line times went unchecked).
+    /// Enqueues a page's `envelopes`, completes the claims of what was sent and releases the
+    /// others (`owners`: the envelope of each claim held), and counts what was sent;
+    /// `recovering`: the envelopes sent because a change of the order reached no channel (with
+    /// whether its line times went unchecked).
+    ///
+    /// Under a deadline the page goes in chunks of one SQS batch ([`SEND_CHUNK`]), each only
+    /// while [`Self::time_for_a_chunk`] allows it: a queue that turns slow mid-page (on the
+    /// run's first page, or after quick ones) outlasted the invocation with the page sent in
+    /// one call, and the next run took the claims over and sent it again. A send stopped so
+    /// stops the run [`StopReason::Deadline`] with the cursor before the page, as a page left
+    /// whole: the next run fetches it again and finds what was sent relayed. Without a
+    /// deadline nothing ends a run mid-send, and the page goes in one call (one commit of the
+    /// local queue).
     async fn send_page(
         &mut self,
         claims: Claims,
@@ -2306,11 +2327,27 @@ impl StreamRun<'_> {
         // worst a later poll relays that state again. If even a release fails, the claim
         // expires and the next run relays the state then.
         let began = Instant::now();
+        let chunk = if self.page_began.is_some() {
+            SEND_CHUNK
+        } else {
+            usize::MAX
+        };
+        let (page_began, reserve) = (self.page_began, send_reserve(self.config));
+        let slowest_chunk = &mut self.slowest_chunk;
         let (completed, sent) = claims
-            .enqueue_each(self.ports.sink.as_ref(), &envelopes, owners)
+            .enqueue_in_chunks(
+                self.ports.sink.as_ref(),
+                &envelopes,
+                owners,
+                chunk,
+                |took| {
+                    *slowest_chunk = (*slowest_chunk).max(took);
+                    Self::time_for_a_chunk(page_began, reserve, *slowest_chunk)
+                },
+            )
             .await;
         self.slowest_send = self.slowest_send.max(began.elapsed());
-        let failed: &[usize] = sent.as_ref().err().map_or(&[], |e| &e.failed);
+        let failed = sent.as_ref().err().map(Unsent::failed).unwrap_or_default();
         for (i, envelope) in envelopes.into_iter().enumerate() {
             if failed.contains(&i) {
                 continue;
@@ -2323,7 +2360,35 @@ impl StreamRun<'_> {
             self.done.insert(envelope.dedupe_key);
         }
         self.done.extend(completed);
-        sent.map_err(|e| PollError::Sink(e).into())
+        match sent {
+            Ok(()) => Ok(()),
+            Err(Unsent::Queue(e)) => Err(PollError::Sink(e).into()),
+            Err(stopped @ Unsent::Stopped { .. }) => {
+                tracing::info!(
+                    stream = self.stream.as_str(),
+                    %stopped,
+                    slowest_chunk_ms = u64::try_from(self.slowest_chunk.as_millis()).unwrap_or(u64::MAX),
+                    "too little time left to send the rest of the page before the deadline; \
+                     the next run sends it"
+                );
+                Err(Halt::Stop(StopReason::Deadline))
+            }
+        }
+    }
+
+    /// Whether the next chunk of a page's sends may begin: what is left of the time the page
+    /// began with (`page_began`, read from the deadline before its fetch; a clock read here)
+    /// holds the slowest chunk so far in this run and, after it, the send reserve (the claims'
+    /// completion and the checkpoint, and a chunk slower than any before it). Sent with less,
+    /// a chunk as slow as the last could end with no time to complete its claims, and Lambda
+    /// would end the run with them in progress (the next run sends them again).
+    fn time_for_a_chunk(
+        page_began: Option<(Duration, Instant)>,
+        reserve: Duration,
+        slowest_chunk: Duration,
+    ) -> bool {
+        page_began
+            .is_none_or(|(left, at)| left.saturating_sub(at.elapsed()) >= reserve + slowest_chunk)
     }
 
     /// Claims the missed changes ([`crate::missed`]) of each order of the page whose state key

@@ -3358,29 +3358,47 @@ async fn an_invocation_ended_at_its_deadline_then_the_next(
         .expect("the run succeeds")
 }
 
-/// A queue that takes each batch at once but answers `delay` later (SQS slow to answer, or
-/// an S3 put before it): what it took is on the queue even when the sender is ended before
-/// the answer.
+/// A queue that takes each batch of up to ten messages (SQS's `SendMessageBatch`) at once but
+/// answers those in `slow` (batches counted from 0 over every call) `delay` later (SQS slow to
+/// answer, or an S3 put before it): what it took is on the queue even when the sender is ended
+/// before the answer.
 struct LateAnswers {
     inner: Arc<MemorySink>,
     delay: Duration,
+    slow: std::ops::Range<usize>,
+    batches: AtomicUsize,
 }
 
 #[async_trait]
 impl EventSink for LateAnswers {
     async fn enqueue(&self, envelopes: &[Envelope]) -> Result<(), SinkError> {
-        self.inner.enqueue(envelopes).await?;
-        tokio::time::sleep(self.delay).await;
+        for batch in envelopes.chunks(10) {
+            self.inner.enqueue(batch).await?;
+            if self
+                .slow
+                .contains(&self.batches.fetch_add(1, Ordering::SeqCst))
+            {
+                tokio::time::sleep(self.delay).await;
+            }
+        }
         Ok(())
     }
 }
 
-/// A harness whose queue answers each send `delay` after taking it.
+/// A harness whose queue answers each batch of ten `delay` after taking it.
 fn harness_with_late_sends(delay: Duration) -> Harness {
+    harness_with_sends_late_in(0..usize::MAX, delay)
+}
+
+/// A harness whose queue answers the batches of ten in `slow` (counted from 0) `delay` after
+/// taking them, the others at once: a queue that turns slow for a while.
+fn harness_with_sends_late_in(slow: std::ops::Range<usize>, delay: Duration) -> Harness {
     let memory = Arc::new(MemorySink::new());
     let sink = Arc::new(LateAnswers {
         inner: memory.clone(),
         delay,
+        slow,
+        batches: AtomicUsize::new(0),
     });
     harness_with_sink(sink, memory)
 }
@@ -3391,7 +3409,7 @@ fn harness_with_late_sends(delay: Duration) -> Harness {
 /// twice on a standard queue. Such a page is neither claimed nor sent; the next run sends it.
 #[tokio::test]
 async fn a_page_fetched_too_late_to_send_is_left_whole_to_the_next_run() {
-    let mut h = harness_with_late_sends(Duration::from_millis(1000));
+    let mut h = harness_with_late_sends(Duration::from_millis(100));
     // Two pages; the second takes long to come.
     h.ports.api = Arc::new(SlowNthPage {
         inner: h.api.clone(),
@@ -3469,7 +3487,7 @@ impl DedupeStore for SlowNthClaims {
 /// claims then taken over by the next run, which sent the page again).
 #[tokio::test]
 async fn a_page_whose_claims_took_the_time_to_send_is_left_whole_to_the_next_run() {
-    let mut h = harness_with_late_sends(Duration::from_millis(1000));
+    let mut h = harness_with_late_sends(Duration::from_millis(100));
     h.ports.dedupe = Arc::new(SlowNthClaims {
         inner: h.dedupe.clone(),
         calls: AtomicUsize::new(0),
@@ -3604,7 +3622,7 @@ async fn a_page_that_keeps_the_thread_busy_does_not_stop_a_run_with_a_short_leas
 /// off by Lambda mid-send, its claims taken over by the next run, which sent it again.
 #[tokio::test]
 async fn a_page_is_not_sent_with_less_time_left_than_the_last_pages_sends_took() {
-    let h = harness_with_late_sends(Duration::from_millis(2000));
+    let h = harness_with_late_sends(Duration::from_millis(200));
     put_orders(&h, 250);
     // Pages sent by 2 s and 4 s; the third is asked for with 1.5 s left, more than the margin
     // of 1 s and its reserve of 0.33 s, less than the 2 s the sends took.
@@ -3615,4 +3633,38 @@ async fn a_page_is_not_sent_with_less_time_left_than_the_last_pages_sends_took()
     let s = an_invocation_ended_at_its_deadline_then_the_next(&h, &c, Duration::from_millis(5500))
         .await;
     assert_eq!((s.stop, s.enqueued), (Some(StopReason::Deadline), 199));
+}
+
+/// A queue that turns slow in the middle of a page (SQS and S3 answering in seconds, up to
+/// their 8 s timeouts), on the run's first page (no send measured yet) or on a later one after
+/// quick pages: the page's sends, one call for the whole page, outlasted the invocation;
+/// Lambda ended the run mid-send with the page's claims in progress, and the next run took
+/// them over and sent the whole page again, each state already sent twice on a standard
+/// queue. A page is sent in chunks of one SQS batch, each only with time left for it (as long
+/// as the slowest before it) and the send reserve: the run stops `deadline` between two, the
+/// claims of what was sent completed and the others released, and the next run sends the rest.
+#[tokio::test]
+async fn a_queue_that_turns_slow_mid_page_does_not_get_the_page_twice() {
+    // (orders, batches answered late): the first page's fourth to eighth; the second page's
+    // second to sixth (its first batch is the eleventh, the first page's ten quick).
+    for (orders, slow) in [(100, 3..8), (150, 11..16)] {
+        let h = harness_with_sends_late_in(slow.clone(), Duration::from_millis(1500));
+        put_orders(&h, orders);
+        // A margin of 3 s (a send reserve of 1 s) in an invocation of 5 s: the page is sent
+        // with about 5 s left, and its late batches, 1.5 s each, would take 6 s or more.
+        let c = PollConfig {
+            time_margin: Duration::from_secs(3),
+            ..config()
+        };
+        let s =
+            an_invocation_ended_at_its_deadline_then_the_next(&h, &c, Duration::from_secs(5)).await;
+        assert_eq!(s.stop, Some(StopReason::Deadline), "{slow:?}: {s:?}");
+        // Part of the page went, in whole batches.
+        let first_page = if orders == 100 { 0 } else { 100 };
+        let of_page = s.enqueued - first_page;
+        assert!(
+            (10..=90).contains(&of_page) && of_page % 10 == 0,
+            "{slow:?}: {s:?}"
+        );
+    }
 }

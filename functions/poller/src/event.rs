@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use tcrelay_core::TakeOverCount;
+use tcrelay_core::config::TCRELAY_IN_PROGRESS_EXPIRY_SECONDS;
 use tcrelay_poll::config::TCRELAY_POLL_TIME_MARGIN_SECONDS;
 use tcrelay_poll::{
     Deadline, PollConfig, PollPorts, PollStream, RunReport, RunRequest, StopReason, run,
@@ -228,6 +229,26 @@ pub enum HandlerError {
         /// The invocation's time left when it started.
         left: Duration,
     },
+    /// The invocation may last longer than a dedupe claim stays in progress
+    /// (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS` below the function's timeout): a page's claims
+    /// are held until its sends end, and one that expired while a slow queue still took the
+    /// page could be taken over by a webhook GET of the same state, which would enqueue it a
+    /// second time.
+    #[error(
+        "{var} is {expiry} s, but this invocation has {left} s in all: a page's dedupe claims \
+         are held until its sends end, and a claim that expired while the run still sent its \
+         page could be taken over by a webhook delivery of the same state and enqueued twice: \
+         set {var} above the function's timeout",
+        var = TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
+        expiry = .expiry.as_secs(),
+        left = .left.as_secs()
+    )]
+    ClaimsExpireWithinRun {
+        /// The configured in-progress expiry.
+        expiry: Duration,
+        /// The invocation's time left when it started.
+        left: Duration,
+    },
 }
 
 /// The lease owner of one invocation: its request id (for the logs and `cursor show`) and a
@@ -262,6 +283,14 @@ pub async fn handle(
         });
     }
     let request = invocation.into_request(&lease_owner(request_id));
+    // A dry run claims nothing.
+    if let (Some(left), Some(expiry)) = (deadline.remaining(), config.in_progress_expiry)
+        && left > expiry
+        && !request.dry_run
+        && !config.streams.is_empty()
+    {
+        return Err(HandlerError::ClaimsExpireWithinRun { expiry, left });
+    }
     let report = run(ports, config, &request, deadline).await;
     Ok(RunOutput {
         dry_run: request.dry_run,
@@ -449,6 +478,59 @@ mod tests {
         // With time beyond the margin the run polls as before.
         let enough = DeadlineAt(SystemTime::now() + Duration::from_secs(60));
         let output = handle(&ports, &config, &scheduled, "req-2", &enough)
+            .await
+            .unwrap();
+        assert!(output.failure().is_none(), "{:?}", output.failure());
+        assert_eq!(sink.envelopes().len(), 1);
+    }
+
+    /// A page's dedupe claims are held until its sends end, and a run lives as long as its
+    /// invocation: with a function timeout above `TCRELAY_IN_PROGRESS_EXPIRY_SECONDS` (a
+    /// timeout raised to 900 s for a backlog, under the template's 300 s expiry), a page
+    /// whose sends a slow queue drew out could outlive its claims, and a webhook GET of the
+    /// same state took the expired claim over and enqueued it too: the ERP got it twice,
+    /// with nothing but the take-over alarm afterwards. Only the template's own values were
+    /// checked (`template_grants.rs`). The invocation fails instead, naming both settings.
+    #[tokio::test]
+    async fn an_invocation_longer_than_the_claims_expiry_is_refused_naming_both() {
+        use std::sync::Arc;
+        use std::time::{Duration, SystemTime};
+        use tcrelay_core::testing::{MemoryDedupe, MemorySink};
+        use tcrelay_poll::DeadlineAt;
+        use tcrelay_poll::testing::MemoryCursorStore;
+
+        let sink = Arc::new(MemorySink::new());
+        let ports = PollPorts {
+            api: Arc::new(api_with_one_order()),
+            cursors: Arc::new(MemoryCursorStore::new()),
+            dedupe: Arc::new(MemoryDedupe::default()),
+            sink: sink.clone(),
+        };
+        let config = PollConfig {
+            streams: vec![PollStream::Orders],
+            start: Some("2024-12-31T00:00:00.000Z".into()),
+            in_progress_expiry: Some(Duration::from_secs(120)),
+            ..PollConfig::default()
+        };
+        let scheduled = sample("poller-scheduled.json");
+        // A function timeout of 300 s over claims that expire after 120 s.
+        let long = DeadlineAt(SystemTime::now() + Duration::from_secs(300));
+        let refused = handle(&ports, &config, &scheduled, "req-1", &long)
+            .await
+            .expect_err("claims that may expire under their run are a misconfiguration");
+        let message = refused.to_string();
+        assert!(
+            message.contains("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS")
+                && message.contains("120 s")
+                && message.contains("timeout"),
+            "{message}"
+        );
+        assert!(sink.envelopes().is_empty());
+        // A dry run holds no claims; with the timeout below the expiry a run polls as before.
+        let dry = json!({"dryRun": true});
+        assert!(handle(&ports, &config, &dry, "req-2", &long).await.is_ok());
+        let short = DeadlineAt(SystemTime::now() + Duration::from_secs(100));
+        let output = handle(&ports, &config, &scheduled, "req-3", &short)
             .await
             .unwrap();
         assert!(output.failure().is_none(), "{:?}", output.failure());

@@ -1,4 +1,4 @@
-//! The [`EventSink`] contract, as the relay relies on it (`relay::Claims::enqueue_each`
+//! The [`EventSink`] contract, as the relay relies on it (`relay::Claims::enqueue_in_chunks`
 //! completes the claims of what was sent and releases the others, whose messages the caller
 //! sends again):
 //!
