@@ -229,16 +229,15 @@ pub enum HandlerError {
         /// The invocation's time left when it started.
         left: Duration,
     },
-    /// The invocation may last longer than a dedupe claim stays in progress
-    /// (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS` below the function's timeout): a page's claims
-    /// are held until its sends end, and one that expired while a slow queue still took the
-    /// page could be taken over by a webhook GET of the same state, which would enqueue it a
-    /// second time.
+    /// A dedupe claim stays in progress (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`) no longer than
+    /// the time margin, and less than the invocation's time: a run ends before its claims
+    /// expire (one that expired while a slow queue still took the page could be taken over by
+    /// a webhook GET of the same state and enqueued twice), so this run could poll nothing.
     #[error(
         "{var} is {expiry} s, but this invocation has {left} s in all: a page's dedupe claims \
-         are held until its sends end, and a claim that expired while the run still sent its \
-         page could be taken over by a webhook delivery of the same state and enqueued twice: \
-         set {var} above the function's timeout",
+         are held until its sends end, so a run ends before they expire, and with claims that \
+         expire within the time margin it could poll nothing: set {var} above the function's \
+         timeout",
         var = TCRELAY_IN_PROGRESS_EXPIRY_SECONDS,
         expiry = .expiry.as_secs(),
         left = .left.as_secs()
@@ -258,6 +257,41 @@ pub enum HandlerError {
 /// late release of the earlier one's lease, after a panic, gave up the retry's).
 pub fn lease_owner(request_id: &str) -> String {
     format!("{request_id}/{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An invocation's deadline, brought forward to when a dedupe claim made at its start would
+/// expire (`TCRELAY_IN_PROGRESS_EXPIRY_SECONDS`), when that comes first.
+struct ClaimsLive<'a> {
+    invocation: &'a dyn Deadline,
+    /// When claims made now expire, if before the invocation's deadline.
+    expire: Option<(std::time::Instant, Duration)>,
+}
+
+impl<'a> ClaimsLive<'a> {
+    fn new(invocation: &'a dyn Deadline, expiry: Option<Duration>) -> Self {
+        let expire = match (invocation.remaining(), expiry) {
+            (Some(left), Some(expiry)) if left > expiry => {
+                Some((std::time::Instant::now() + expiry, expiry))
+            }
+            _ => None,
+        };
+        Self { invocation, expire }
+    }
+
+    /// The expiry that brings the deadline forward, if it does.
+    fn cap(&self) -> Option<Duration> {
+        self.expire.map(|(_, expiry)| expiry)
+    }
+}
+
+impl Deadline for ClaimsLive<'_> {
+    fn remaining(&self) -> Option<Duration> {
+        let left = self.invocation.remaining()?;
+        Some(match self.expire {
+            Some((at, _)) => left.min(at.saturating_duration_since(std::time::Instant::now())),
+            None => left,
+        })
+    }
 }
 
 /// Handles one invocation: parse, run, report, under a lease owner of its own made from its
@@ -283,14 +317,32 @@ pub async fn handle(
         });
     }
     let request = invocation.into_request(&lease_owner(request_id));
-    // A dry run claims nothing.
-    if let (Some(left), Some(expiry)) = (deadline.remaining(), config.in_progress_expiry)
-        && left > expiry
+    // A page's claims are held until its sends end: a run that outlived them could have a
+    // claim taken over (a webhook GET of the same state) and enqueued twice. So a run with
+    // more time than its claims live ends when they would (a dry run claims nothing).
+    let claims_live = ClaimsLive::new(deadline, config.in_progress_expiry);
+    if let Some(expiry) = claims_live.cap()
         && !request.dry_run
         && !config.streams.is_empty()
     {
-        return Err(HandlerError::ClaimsExpireWithinRun { expiry, left });
+        let left = deadline.remaining().unwrap_or_default();
+        if expiry <= config.time_margin {
+            // Such a run would stop at its first check, every time: nothing would be polled.
+            return Err(HandlerError::ClaimsExpireWithinRun { expiry, left });
+        }
+        tracing::warn!(
+            expiry_s = expiry.as_secs(),
+            timeout_s = left.as_secs(),
+            "{TCRELAY_IN_PROGRESS_EXPIRY_SECONDS} is below the function's timeout: this run \
+             ends when its claims would expire; set it above the timeout to use the whole \
+             invocation"
+        );
     }
+    let deadline: &dyn Deadline = if request.dry_run {
+        deadline
+    } else {
+        &claims_live
+    };
     let report = run(ports, config, &request, deadline).await;
     Ok(RunOutput {
         dry_run: request.dry_run,
@@ -484,57 +536,87 @@ mod tests {
         assert_eq!(sink.envelopes().len(), 1);
     }
 
-    /// A page's dedupe claims are held until its sends end, and a run lives as long as its
+    /// A page's dedupe claims are held until its sends end, and a run lived as long as its
     /// invocation: with a function timeout above `TCRELAY_IN_PROGRESS_EXPIRY_SECONDS` (a
     /// timeout raised to 900 s for a backlog, under the template's 300 s expiry), a page
     /// whose sends a slow queue drew out could outlive its claims, and a webhook GET of the
     /// same state took the expired claim over and enqueued it too: the ERP got it twice,
     /// with nothing but the take-over alarm afterwards. Only the template's own values were
-    /// checked (`template_grants.rs`). The invocation fails instead, naming both settings.
+    /// checked (`template_grants.rs`). Such a run now ends when its claims would expire (a
+    /// WARN names the setting); claims that would expire within the time margin, leaving no
+    /// time to poll, fail the invocation naming both.
     #[tokio::test]
-    async fn an_invocation_longer_than_the_claims_expiry_is_refused_naming_both() {
+    async fn a_run_ends_before_its_claims_expire_and_claims_shorter_than_the_margin_are_refused() {
         use std::sync::Arc;
         use std::time::{Duration, SystemTime};
+        use tcrelay_core::ports::ApiError;
         use tcrelay_core::testing::{MemoryDedupe, MemorySink};
-        use tcrelay_poll::DeadlineAt;
-        use tcrelay_poll::testing::MemoryCursorStore;
+        use tcrelay_poll::testing::{MemoryCursorStore, ScriptedPollApi, order_json};
+        use tcrelay_poll::{DeadlineAt, PageRequest, PollApi, PolledPage};
 
-        let sink = Arc::new(MemorySink::new());
-        let ports = PollPorts {
-            api: Arc::new(api_with_one_order()),
-            cursors: Arc::new(MemoryCursorStore::new()),
-            dedupe: Arc::new(MemoryDedupe::default()),
-            sink: sink.clone(),
-        };
-        let config = PollConfig {
-            streams: vec![PollStream::Orders],
-            start: Some("2024-12-31T00:00:00.000Z".into()),
-            in_progress_expiry: Some(Duration::from_secs(120)),
-            ..PollConfig::default()
+        /// Each page takes 1.2 s: a run with one second beyond its margin asks one page.
+        struct Slow(ScriptedPollApi);
+        #[async_trait::async_trait]
+        impl PollApi for Slow {
+            async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                self.0.fetch_page(r).await
+            }
+        }
+        let poll = |expiry: Option<u64>, payload: Value| async move {
+            let api = ScriptedPollApi::new();
+            api.with_world(|w| {
+                for n in 0..4i64 {
+                    let at = 1_735_689_600_000 + n;
+                    let id = format!("o{n}");
+                    let order = order_json(&id, 1, at, &[("l1", at, "Issued", None)]);
+                    w.put(PollStream::Orders, &id, at, order);
+                }
+            });
+            let sink = Arc::new(MemorySink::new());
+            let ports = PollPorts {
+                api: Arc::new(Slow(api)),
+                cursors: Arc::new(MemoryCursorStore::new()),
+                dedupe: Arc::new(MemoryDedupe::default()),
+                sink: sink.clone(),
+            };
+            let config = PollConfig {
+                streams: vec![PollStream::Orders],
+                start: Some("2024-12-31T00:00:00.000Z".into()),
+                page_limit: 2,
+                time_margin: Duration::from_secs(119),
+                in_progress_expiry: expiry.map(Duration::from_secs),
+                ..PollConfig::default()
+            };
+            // A function timeout of 300 s.
+            let invocation = DeadlineAt(SystemTime::now() + Duration::from_secs(300));
+            let output = handle(&ports, &config, &payload, "req-1", &invocation).await;
+            (output, sink.envelopes().len())
         };
         let scheduled = sample("poller-scheduled.json");
-        // A function timeout of 300 s over claims that expire after 120 s.
-        let long = DeadlineAt(SystemTime::now() + Duration::from_secs(300));
-        let refused = handle(&ports, &config, &scheduled, "req-1", &long)
-            .await
-            .expect_err("claims that may expire under their run are a misconfiguration");
-        let message = refused.to_string();
+        // Claims that live as long as the invocation: the run asks every page.
+        let (output, sent) = poll(Some(300), scheduled.clone()).await;
+        let output = output.unwrap();
+        assert!(output.failure().is_none(), "{:?}", output.failure());
+        assert_eq!(sent, 4);
+        // Claims that expire after 120 s: the run ends with them, a second past its margin.
+        let (output, sent) = poll(Some(120), scheduled.clone()).await;
+        let summary = output.unwrap().report.summaries()[0].clone();
+        assert_eq!(summary.stop, Some(StopReason::Deadline), "{summary:?}");
+        assert_eq!((summary.pages, sent), (1, 2), "{summary:?}");
+        // Claims that expire within the margin: no run could poll; the setting is named.
+        let (refused, sent) = poll(Some(100), scheduled.clone()).await;
+        let message = refused.expect_err("no time to poll").to_string();
         assert!(
             message.contains("TCRELAY_IN_PROGRESS_EXPIRY_SECONDS")
-                && message.contains("120 s")
+                && message.contains("100 s")
                 && message.contains("timeout"),
             "{message}"
         );
-        assert!(sink.envelopes().is_empty());
-        // A dry run holds no claims; with the timeout below the expiry a run polls as before.
-        let dry = json!({"dryRun": true});
-        assert!(handle(&ports, &config, &dry, "req-2", &long).await.is_ok());
-        let short = DeadlineAt(SystemTime::now() + Duration::from_secs(100));
-        let output = handle(&ports, &config, &scheduled, "req-3", &short)
-            .await
-            .unwrap();
-        assert!(output.failure().is_none(), "{:?}", output.failure());
-        assert_eq!(sink.envelopes().len(), 1);
+        assert_eq!(sent, 0);
+        // A dry run holds no claims.
+        let (dry, _) = poll(Some(100), json!({"dryRun": true})).await;
+        assert!(dry.is_ok());
     }
 
     /// Lambda may deliver one asynchronous event more than once, and retries a failed one,
