@@ -591,19 +591,33 @@ fn query(
                 Stream::Orders(_) => index.order_rows(),
                 Stream::Shipments => index.shipment_rows(),
             };
-            run_query(rows, &q, stream, mode, (quirks, &misshapen), |row| match stream {
-                Stream::Orders(form) => index.order_json(row.index, form),
-                Stream::Shipments => index.shipment_json(row.index),
-            })
+            run_query(
+                rows,
+                &q,
+                stream,
+                mode,
+                (quirks, &misshapen),
+                |row| match stream {
+                    Stream::Orders(form) => index.order_json(row.index, form),
+                    Stream::Shipments => index.shipment_json(row.index),
+                },
+            )
         } else {
             let rows = match stream {
                 Stream::Orders(_) => live_order_rows(&world),
                 Stream::Shipments => live_shipment_rows(&world),
             };
-            run_query(rows, &q, stream, mode, (quirks, &misshapen), |row| match stream {
-                Stream::Orders(form) => world.order_json(row.index, form),
-                Stream::Shipments => world.shipment_json(row.index),
-            })
+            run_query(
+                rows,
+                &q,
+                stream,
+                mode,
+                (quirks, &misshapen),
+                |row| match stream {
+                    Stream::Orders(form) => world.order_json(row.index, form),
+                    Stream::Shipments => world.shipment_json(row.index),
+                },
+            )
         }
     };
     let class = match stream {
