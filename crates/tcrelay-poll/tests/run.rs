@@ -2134,6 +2134,71 @@ impl PollApi for StripsField {
     }
 }
 
+/// Strips `field` from the object `id` on every page that serves it, as a Tradecloud that
+/// keeps serving one object misshapen does.
+struct StripsFieldOf {
+    inner: Arc<ScriptedPollApi>,
+    id: &'static str,
+    field: &'static str,
+}
+
+#[async_trait]
+impl PollApi for StripsFieldOf {
+    async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+        let page = self.inner.fetch_page(r).await?;
+        let mut items: Vec<Value> = page
+            .items
+            .iter()
+            .map(|i| serde_json::from_str(i.get()).unwrap())
+            .collect();
+        for item in &mut items {
+            if item["id"] == self.id {
+                item.as_object_mut().unwrap().remove(self.field);
+            }
+        }
+        Ok(PolledPage::of_values(
+            &items,
+            page.total,
+            page.last_updated_at,
+        ))
+    }
+}
+
+/// A timestamp that fills pages (a bulk change) with an object among them served without its
+/// time on every page: paging inside the timestamp checks where each page's first object lay
+/// on the page before by its place in the page, and the item left out of the paging must not
+/// shift those places (each check failed, the timestamp started over until the run failed,
+/// every run).
+#[tokio::test]
+async fn an_item_without_a_time_inside_a_full_timestamp_does_not_unsettle_its_paging() {
+    let mut h = harness();
+    h.api.with_world(|w| {
+        for i in 0..25 {
+            put_order(w, &format!("o{i:03}"), T0);
+        }
+        for i in 25..30 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    h.ports.api = Arc::new(StripsFieldOf {
+        inner: h.api.clone(),
+        id: "o003",
+        field: "lastUpdatedAt",
+    });
+    let config = PollConfig {
+        page_limit: 10,
+        ..config()
+    };
+    let s = poll(&h, &config, "run-1").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:?}");
+    let newest = h.api.with_world(|w| w.newest(ORDERS));
+    assert_eq!(h.cursors.value("orders"), newest);
+    let sent = sent(&h.sink);
+    let unique: HashSet<&(String, String)> = sent.iter().collect();
+    assert_eq!(unique.len(), sent.len(), "a state twice: {sent:?}");
+    assert_eq!(sent.len(), 30, "{sent:?}");
+}
+
 /// An item without its id or its lastUpdatedAt (Tradecloud's docs promise both) is relayed as
 /// sent, under its content's key, and left out of the paging: the run goes on past it and
 /// delivers every other state once, and the move past its page is no skip (it lay among the
