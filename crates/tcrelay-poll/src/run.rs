@@ -87,6 +87,10 @@ use crate::walk::{Bound, Walk};
 
 /// How often a walk by offset may start over before the run gives up.
 const MAX_TIE_RESTARTS: u32 = 5;
+
+/// Pages served at a page size smaller than the configured one before the run asks pages of
+/// twice that size ([`StreamRun::grow_page_limit`]); doubled each time a grown size fails.
+const GROW_AFTER_PAGES: u32 = 4;
 /// Dry runs list at most this many planned envelopes (the counts stay exact).
 pub const MAX_PLANNED: usize = 1000;
 
@@ -739,6 +743,9 @@ async fn lease_and_poll(
                 .page_limit
                 .and_then(|limit| smaller_page_limit(limit, config.page_limit))
                 .unwrap_or(config.page_limit),
+            pages_at_limit: 0,
+            grow_after: GROW_AFTER_PAGES,
+            grown: false,
             caught_up: false,
             summary: &mut *summary,
             // A walk gone on with knows the times its earlier runs saw: a walk begun after it
@@ -828,8 +835,17 @@ struct StreamRun<'a> {
     /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
     done: HashSet<String>,
     /// Objects asked per page: the configured limit, halved while pages are too large to read
-    /// (kept for the next runs until one catches up: [`Self::marks`]).
+    /// (kept for the next runs until one catches up: [`Self::marks`]), doubled back after
+    /// pages are served again ([`Self::grow_page_limit`]).
     page_limit: u32,
+    /// Pages moved past by time at `page_limit` since it last changed.
+    pages_at_limit: u32,
+    /// How many such pages make the run try pages twice as large.
+    grow_after: u32,
+    /// Whether `page_limit` was grown since it was last made smaller: a smaller page after a
+    /// grown one doubles `grow_after`, so a Tradecloud that serves only small pages costs a
+    /// failed page ever more seldom.
+    grown: bool,
     /// Whether the run caught up: the next run asks pages of the configured size again.
     caught_up: bool,
     summary: &'a mut StreamSummary,
@@ -979,6 +995,9 @@ enum Halt {
     /// Tradecloud served fewer objects than asked for while its `total` counts more past
     /// them; `page_limit` is now the size it served, and the run asks that page again.
     Capped,
+    /// Pages were served at a size smaller than the configured one; `page_limit` is now twice
+    /// that, and the run goes on by time from where it got to.
+    Grown,
 }
 
 impl From<PollError> for Halt {
@@ -1004,7 +1023,10 @@ impl StreamRun<'_> {
                 // run's start and its distrust of the order stay as they were.
                 // Not below two: a page must overlap the next for the paging by time and by
                 // offset to work; a page of two too large to read fails as it is.
-                Err(Halt::Capped) => {}
+                Err(Halt::Capped) => self.made_smaller(),
+                // Larger pages from where the run got to, paging by time (no walk nor paging
+                // inside a timestamp under way, whose offsets rest on the page size).
+                Err(Halt::Grown) => {}
                 // A page Tradecloud cannot serve in time (many large orders, a slow query) timed
                 // out at the same size every run: the stream stalled there. Smaller pages, as
                 // above (the margin before the deadline bounds the tries: each may take a
@@ -1015,6 +1037,7 @@ impl StreamRun<'_> {
                     if is_too_slow(error) && self.page_limit > 2 =>
                 {
                     self.page_limit = (self.page_limit / 2).max(2);
+                    self.made_smaller();
                     tracing::warn!(
                         stream = self.stream.as_str(),
                         after = self.pos,
@@ -1027,6 +1050,7 @@ impl StreamRun<'_> {
                     if self.page_limit > 2 =>
                 {
                     self.page_limit = (self.page_limit / 2).max(2);
+                    self.made_smaller();
                     tracing::warn!(
                         stream = self.stream.as_str(),
                         after = self.pos,
@@ -1395,6 +1419,9 @@ impl StreamRun<'_> {
                 );
                 self.advance(to.last_updated_at.clone(), to.at, false)
                     .await?;
+                if self.grow_page_limit() {
+                    return Err(Halt::Grown);
+                }
                 continue;
             }
             if inclusive && self.pos_at < last.at {
@@ -1405,6 +1432,9 @@ impl StreamRun<'_> {
                 );
                 self.advance(last.last_updated_at.clone(), last.at, false)
                     .await?;
+                if self.grow_page_limit() {
+                    return Err(Halt::Grown);
+                }
                 continue;
             }
             if stale > 0 {
@@ -1732,6 +1762,46 @@ impl StreamRun<'_> {
             served,
             total: page.total,
         })
+    }
+
+    /// After a page moved past by time: whether to ask pages twice as large from now on (up to
+    /// the configured size), `page_limit` then doubled. A run that halved its pages after
+    /// timeouts or pages too large to read (an outage, a slow spell) asked pages of that size
+    /// for the rest of the run, and the runs after it too until one caught up: the backlog an
+    /// outage left, at pages of two, took a request per object or two, a hundred times the
+    /// calls, and a backlog larger than a run's page bound took run after run. Only paging by
+    /// time grows: a walk or paging inside a timestamp steps by its page size, and goes on
+    /// at the size it began with.
+    fn grow_page_limit(&mut self) -> bool {
+        if self.page_limit >= self.config.page_limit {
+            return false;
+        }
+        self.pages_at_limit += 1;
+        if self.pages_at_limit < self.grow_after {
+            return false;
+        }
+        self.page_limit = self
+            .page_limit
+            .saturating_mul(2)
+            .min(self.config.page_limit);
+        self.pages_at_limit = 0;
+        self.grown = true;
+        tracing::info!(
+            stream = self.stream.as_str(),
+            after = self.pos,
+            page_limit = self.page_limit,
+            "Tradecloud serves poll pages again; asking for larger pages"
+        );
+        true
+    }
+
+    /// After `page_limit` was made smaller: counting pages served starts again, and after a
+    /// grown size the run waits twice as long before it grows again.
+    fn made_smaller(&mut self) {
+        self.pages_at_limit = 0;
+        if std::mem::take(&mut self.grown) {
+            self.grow_after = self.grow_after.saturating_mul(2);
+        }
     }
 
     /// Counts a deviation from Tradecloud's documented behaviour; the first of each kind in a

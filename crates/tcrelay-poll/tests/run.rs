@@ -2060,7 +2060,16 @@ async fn pages_too_large_to_read_are_asked_for_in_smaller_ones() {
     assert_exact_once_and_newest(&h);
     let asked = api.limits_asked.lock().unwrap().clone();
     assert_eq!(&asked[..3], [100, 50, 25], "{asked:?}");
-    assert!(asked[3..].iter().all(|l| *l == 25), "{asked:?}");
+    // Pages of 25 from then on, but for tries of 50 after pages of 25 were served (each too
+    // large again, and followed by 25), ever more seldom: after 4 pages, then 8.
+    assert!(asked[3..].iter().all(|l| [25, 50].contains(l)), "{asked:?}");
+    let tries: Vec<usize> = (3..asked.len()).filter(|&i| asked[i] == 50).collect();
+    assert_eq!(tries.first(), Some(&6), "{asked:?}");
+    assert!(
+        tries.iter().all(|&i| asked.get(i + 1) == Some(&25)),
+        "{asked:?}"
+    );
+    assert!(tries.windows(2).all(|w| w[1] - w[0] > 8), "{asked:?}");
 
     // Down to pages of two (pages must overlap), which still deliver everything...
     let h = harness_too_large_above(2, 30);
@@ -3304,8 +3313,15 @@ async fn a_page_cap_below_the_page_size_is_not_the_end_of_the_result_set() {
         assert_eq!(h.cursors.value("orders"), newest, "unsorted {unsorted}");
         // The first run pages on through the backlog instead of one page per run.
         assert!(first.pages > 10, "unsorted {unsorted}: {first:?}");
-        // Counted once per short page, whatever page size it then asks (pages of 40 are full).
-        assert_eq!(first.deviations.short_pages, 1, "unsorted {unsorted}");
+        // Counted once per short page, whatever page size it then asks (pages of 40 are full):
+        // once, and once more for each try of larger pages after pages of 40 were served
+        // (paging by time only; each after twice as many pages as the one before).
+        let short = first.deviations.short_pages;
+        if unsorted {
+            assert_eq!(short, 1, "unsorted {unsorted}: {first:?}");
+        } else {
+            assert!((1..=3).contains(&short), "unsorted {unsorted}: {first:?}");
+        }
     }
 }
 
@@ -3638,6 +3654,64 @@ async fn a_page_tradecloud_cannot_serve_in_time_is_asked_for_in_smaller_pages() 
         let limits: Vec<u32> = h.api.requests().iter().map(|r| r.limit).collect();
         assert!(limits.iter().all(|&l| l == 25), "{limits:?}");
     }
+}
+
+/// A Tradecloud that answers every request with a timeout while `down` (an outage whose
+/// gateway times out rather than refusing).
+struct Outage {
+    inner: Arc<ScriptedPollApi>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl PollApi for Outage {
+    async fn fetch_page(&self, request: &PageRequest) -> Result<PolledPage, ApiError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ApiError::Timeout);
+        }
+        self.inner.fetch_page(request).await
+    }
+}
+
+/// After an outage that timed out at every size, the runs went on with pages of two until one
+/// caught up: the backlog the outage left was asked for two objects a request (one a
+/// request, paging by time, as the last timestamp is asked again), a hundred times the calls,
+/// and a backlog larger than a run's page bound took many runs. Pages served grow back,
+/// doubling, to the configured size.
+#[tokio::test]
+async fn pages_grow_back_to_the_configured_size_once_tradecloud_serves_them_again() {
+    let mut h = harness();
+    let outage = Arc::new(Outage {
+        inner: h.api.clone(),
+        down: false.into(),
+    });
+    h.ports.api = outage.clone();
+    h.api.with_world(|w| {
+        for i in 0..5 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    let s = poll(&h, &config(), "run-0").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp));
+    // The outage: the run halves its pages down to two and fails; the size is kept.
+    outage.down.store(true, Ordering::SeqCst);
+    h.api.with_world(|w| {
+        for i in 5..600 {
+            put_order(w, &format!("o{i:03}"), T0 + i);
+        }
+    });
+    poll(&h, &config(), "run-1").await.unwrap_err();
+    outage.down.store(false, Ordering::SeqCst);
+    let before = h.api.requests().len();
+    let s = poll(&h, &config(), "run-2").await.unwrap();
+    assert_eq!(s.stop, Some(StopReason::CaughtUp), "{s:?}");
+    assert_exactly_once(&h, ORDERS);
+    let limits: Vec<u32> = h.api.requests()[before..].iter().map(|r| r.limit).collect();
+    assert_eq!(limits.first(), Some(&2), "{limits:?}");
+    assert!(limits.contains(&100), "never grew back: {limits:?}");
+    // A few pages at each size on the way up, then pages of a hundred.
+    assert!(limits.len() < 50, "{} requests: {limits:?}", limits.len());
+    assert!(limits.windows(2).all(|w| w[1] >= w[0]), "{limits:?}");
 }
 
 /// A Tradecloud whose pages take `busy` of the thread to read (a page of large orders parsed
