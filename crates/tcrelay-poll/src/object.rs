@@ -43,6 +43,10 @@ pub(crate) struct Polled {
     /// Its place in its page as served (counting every item): where it lay among the items
     /// the paging decides by, when it is left out of them.
     pub index: usize,
+    /// Whether the item is a JSON object. One that is not (`null`, a number, a text) carries
+    /// no order or shipment: it is [`Self::unplaceable`], and nothing is relayed for it (an
+    /// envelope's payload is an object).
+    pub object: bool,
     /// Whether `last_updated_at` carries a zone.
     pub zoned: bool,
     /// Tradecloud's `version`.
@@ -154,11 +158,15 @@ impl Polled {
         };
         let last_updated_at = state.last_updated_at.unwrap_or_default();
         let parsed = (!last_updated_at.is_empty()).then(|| timestamp::parse(&last_updated_at));
+        let object = text.trim_start().starts_with('{');
         let mut unplaceable = Vec::new();
-        if state.id.is_empty() {
+        if !object {
+            unplaceable.push("is no object (nothing to relay)".to_owned());
+        } else if state.id.is_empty() {
             unplaceable.push("has no id".to_owned());
         }
         match &parsed {
+            None if !object => {}
             None => unplaceable.push("has no lastUpdatedAt".to_owned()),
             // A number too: Tradecloud documents `lastUpdatedAt` as a text of the form
             // `YYYY-MM-DDThh:mm:ss.SSSZ` and writes no other (docs/tradecloud.md §1.4); epoch
@@ -186,6 +194,7 @@ impl Polled {
             },
             unplaceable,
             index,
+            object,
             id: state.id,
             last_updated_at,
             version: state.version,

@@ -953,13 +953,20 @@ enum Deviation {
     Unplaceable,
 }
 
+/// Of the items the paging leaves out, those relayed: an item that is no object carries no
+/// order or shipment (nothing to relay; an envelope's payload is an object), and is only
+/// counted and logged ([`Deviation::Unplaceable`]).
+fn relayable(unplaceable: &[Polled]) -> impl Iterator<Item = &Polled> {
+    unplaceable.iter().filter(|i| i.object)
+}
+
 /// A page as the loop reads it.
 struct Fetched {
     /// The items it can place in time and key by id and time, in page order: the ones the
     /// paging decides by.
     items: Vec<Polled>,
-    /// The others ([`Polled::unplaceable`]), in page order: relayed, and left out of the paging
-    /// as inclusive answers are.
+    /// The others ([`Polled::unplaceable`]), in page order: relayed ([`relayable`]), and left
+    /// out of the paging as inclusive answers are.
     unplaceable: Vec<Polled>,
     /// How many items the page served, both kinds: whether it is full, or short of its
     /// `total`, is a matter of its size, not of what its items say.
@@ -1154,7 +1161,7 @@ impl StreamRun<'_> {
             // Whatever a page served is relayed, whatever the paging then decides: a state
             // served once may be replaced before it is served again. The items that cannot be
             // placed too, though the paging leaves them out.
-            let all: Vec<&Polled> = items.iter().chain(&unplaceable).collect();
+            let all: Vec<&Polled> = items.iter().chain(relayable(&unplaceable)).collect();
             let served_count = served;
             let served = u32::try_from(served).unwrap_or(u32::MAX);
             if served >= 2 && is_short(offset, served_count, limit, total) {
@@ -1581,7 +1588,7 @@ impl StreamRun<'_> {
             self.distrust = true;
             self.rewind().await?;
         }
-        let all: Vec<&Polled> = items.iter().chain(&unplaceable).collect();
+        let all: Vec<&Polled> = items.iter().chain(relayable(&unplaceable)).collect();
         self.process(&all).await?;
         if unsorted {
             // With no page left to walk: the walk from the run's start is stored to begin, so
@@ -1866,10 +1873,11 @@ impl StreamRun<'_> {
                 stream,
                 after = self.pos,
                 item = items.first().and_then(|i| i.unplaceable.as_deref()),
-                "Tradecloud returned an object without an id or without a lastUpdatedAt that \
+                "Tradecloud returned an item without an id or without a lastUpdatedAt that \
                  reads as a date-time; relaying it as sent (keyed by its id and time as \
-                 written, or by its content when it lacks either), leaving it out of the \
-                 paging (counted in deviations.unplaceableItems)"
+                 written, or by its content when it lacks either; an item that is no object \
+                 has nothing to relay), leaving it out of the paging (counted in \
+                 deviations.unplaceableItems)"
             ),
         }
     }

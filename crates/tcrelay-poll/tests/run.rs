@@ -2208,6 +2208,69 @@ async fn an_item_without_a_time_inside_a_full_timestamp_does_not_unsettle_its_pa
     assert_eq!(sent.len(), 30, "{sent:?}");
 }
 
+/// Puts `item` into every page at `index` (or at its end), counted in the page's `total`.
+struct InsertsItem {
+    inner: Arc<ScriptedPollApi>,
+    item: Value,
+    index: usize,
+}
+
+#[async_trait]
+impl PollApi for InsertsItem {
+    async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
+        let page = self.inner.fetch_page(r).await?;
+        let mut items: Vec<Value> = page
+            .items
+            .iter()
+            .map(|i| serde_json::from_str(i.get()).unwrap())
+            .collect();
+        items.insert(self.index.min(items.len()), self.item.clone());
+        Ok(PolledPage::of_values(
+            &items,
+            page.total.map(|t| t + 1),
+            page.last_updated_at,
+        ))
+    }
+}
+
+/// An item that is no object at all (`null`, a number, a text) carries no order or shipment:
+/// it is counted and logged, and nothing goes to the queue for it (an envelope's payload is an
+/// object, docs/envelope.schema.json); the stream goes on past it.
+#[tokio::test]
+async fn an_item_that_is_no_object_is_counted_and_not_relayed() {
+    for item in [Value::Null, json!(42), json!("o-1"), json!([1])] {
+        let mut h = harness();
+        h.api.with_world(|w| {
+            for i in 0..30 {
+                put_order(w, &format!("o{i:03}"), T0 + i);
+            }
+        });
+        h.ports.api = Arc::new(InsertsItem {
+            inner: h.api.clone(),
+            item: item.clone(),
+            index: 3,
+        });
+        let config = PollConfig {
+            page_limit: 10,
+            ..config()
+        };
+        let s = poll(&h, &config, "run-1").await.unwrap();
+        assert_eq!(s.stop, Some(StopReason::CaughtUp), "{item}: {s:?}");
+        assert!(s.deviations.unplaceable_items >= 1, "{item}: {s:?}");
+        assert_eq!(s.deviations.unsorted_pages, 0, "{item}: {s:?}");
+        for e in h.sink.envelopes() {
+            assert!(
+                e.payload.to_value().unwrap().is_object(),
+                "{item}: relayed {:?}",
+                e.payload
+            );
+        }
+        assert_exactly_once(&h, ORDERS);
+        let newest = h.api.with_world(|w| w.newest(ORDERS));
+        assert_eq!(h.cursors.value("orders"), newest, "{item}");
+    }
+}
+
 /// An item without its id or its lastUpdatedAt (Tradecloud's docs promise both) is relayed as
 /// sent, under its content's key, and left out of the paging: the run goes on past it and
 /// delivers every other state once, and the move past its page is no skip (it lay among the
