@@ -199,8 +199,13 @@ impl Polled {
             last_updated_at,
             version: state.version,
             message_id: state.message_id,
-            as_polled: Payload::as_sent(Arc::clone(&text), |text| serde_json::from_str(text))
-                .map_err(not_json)?,
+            // A text over several lines is read as a value (an envelope is one line), by the
+            // reading that takes a lone surrogate escape (refused, it failed the item's run,
+            // every run while Tradecloud served it).
+            as_polled: Payload::as_sent(Arc::clone(&text), |text| {
+                value_of(text).map(|(value, _)| value)
+            })
+            .map_err(not_json)?,
             text,
             order,
         })
@@ -211,20 +216,32 @@ impl Polled {
     /// serde_json refuses, is read as U+FFFD: the object's lines are then known, and its
     /// payload is written from the value, as a webhook body with one is.
     fn value(&self) -> serde_json::Result<Value> {
-        serde_json::from_str(&self.text).or_else(|e| {
-            let Some((mended, offsets)) =
-                tcrelay_json_string::lone_surrogates_mended(self.text.as_bytes())
-            else {
-                return Err(e);
-            };
+        let (value, escapes) = value_of(&self.text)?;
+        if escapes > 0 {
             tracing::warn!(
                 id = self.id,
                 last_updated_at = self.last_updated_at,
-                escapes = offsets.len(),
+                escapes,
                 "polled object has lone UTF-16 surrogate escapes, read as U+FFFD"
             );
-            serde_json::from_slice(&mended)
-        })
+        }
+        Ok(value)
+    }
+}
+
+/// `text` as a JSON value, each lone surrogate escape read as U+FFFD ([`Polled::value`]), with
+/// how many there were; `Err` for what serde_json refuses otherwise.
+fn value_of(text: &str) -> serde_json::Result<(Value, usize)> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok((value, 0)),
+        Err(e) => {
+            let Some((mended, offsets)) =
+                tcrelay_json_string::lone_surrogates_mended(text.as_bytes())
+            else {
+                return Err(e);
+            };
+            Ok((serde_json::from_slice(&mended)?, offsets.len()))
+        }
     }
 }
 
@@ -1009,6 +1026,19 @@ mod tests {
             1
         );
         assert_eq!(payload["loadCarriers"][0]["containerNumber"], "C1");
+    }
+
+    /// The same order written over several lines (an answer pretty-printed): its payload is
+    /// read as a value (an envelope is one line), and that reading refused the lone surrogate:
+    /// the item failed its run ("not JSON"), every run while Tradecloud served it.
+    #[test]
+    fn an_order_over_several_lines_with_a_lone_surrogate_escape_is_read() {
+        let text = "{\n  \"id\": \"o-1\",\n  \"lastUpdatedAt\": \"2025-01-02T00:00:00.000Z\",\n  \"description\": \"cut \\ud83d\"\n}";
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let order = Polled::read(PollStream::Orders, 0, &raw).unwrap();
+        assert_eq!(order.unplaceable, None);
+        let payload = order.as_polled.to_value().unwrap();
+        assert_eq!(payload["description"], "cut \u{FFFD}");
     }
 
     /// Jackson writes half of a surrogate pair (a Java text cut in the middle of an emoji) as
