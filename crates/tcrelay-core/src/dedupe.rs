@@ -133,6 +133,26 @@ pub fn content_state_key(class: ObjectClass, id: &str, object: &serde_json::Valu
     ))
 }
 
+/// The key an object state is claimed under, by whichever channel brings it whole (a GET's
+/// fetched object, a poll page's item): its [`state_key`] when it has an id and a
+/// `lastUpdatedAt` (read by `tradecloud_model::fields`; a time that is no date-time, a number
+/// say, is keyed as written, as [`canonical_instant`] keeps it), else its
+/// [`content_state_key`] (`object` is asked only then). An object without an id has nothing
+/// else to tell it from another: two such objects of one time are different states, and one
+/// key for both would answer the second as a duplicate and lose it. One rule for every
+/// channel, so one state gives one key whichever channel brings it.
+pub fn object_state_key(
+    class: ObjectClass,
+    id: &str,
+    last_updated_at: Option<&str>,
+    object: impl FnOnce() -> serde_json::Value,
+) -> String {
+    match last_updated_at {
+        Some(at) if !id.is_empty() => state_key(class, id, at),
+        _ => content_state_key(class, id, &object()),
+    }
+}
+
 /// The instant a date-time names, written one way per instant: in UTC with `Z`, with exactly
 /// three fraction digits when the instant has no finer part (Tradecloud's own
 /// `YYYY-MM-DDThh:mm:ss.SSSZ`, so every key stored before full precision was kept is still the
@@ -184,6 +204,36 @@ fn bounded(key: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_is_keyed_by_its_time_only_with_an_id() {
+        let class = ObjectClass::Order;
+        let a = serde_json::json!({"lastUpdatedAt": "2025-04-23T10:01:53.812Z", "n": 1});
+        let b = serde_json::json!({"lastUpdatedAt": "2025-04-23T10:01:53.812Z", "n": 2});
+        let at = Some("2025-04-23T10:01:53.812Z");
+        assert_eq!(
+            object_state_key(class, "o-1", at, || unreachable!(
+                "not asked with an id and time"
+            )),
+            state_key(class, "o-1", "2025-04-23T10:01:53.812Z")
+        );
+        // A time that is no date-time is keyed as written.
+        assert_eq!(
+            object_state_key(class, "o-1", Some("1745402513812"), || unreachable!()),
+            "state/order/o-1/1745402513812"
+        );
+        // Without a time, or without an id, by content: two id-less objects of one time differ.
+        assert_eq!(
+            object_state_key(class, "o-1", None, || a.clone()),
+            content_state_key(class, "o-1", &a)
+        );
+        let (ka, kb) = (
+            object_state_key(class, "", at, || a.clone()),
+            object_state_key(class, "", at, || b.clone()),
+        );
+        assert_ne!(ka, kb);
+        assert_eq!(ka, content_state_key(class, "", &a));
+    }
 
     #[test]
     fn every_kind_of_key_starts_with_a_declared_prefix() {

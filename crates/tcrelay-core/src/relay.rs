@@ -543,10 +543,10 @@ impl Relay {
     ) -> Result<Outcome, RelayError> {
         let class = kind.object_class();
         let state = ObjectState::of(&object, class, requested_id);
-        let key = match &state.last_updated_at {
-            Some(at) => dedupe::state_key(class, &state.id, at),
-            None => dedupe::content_state_key(class, &state.id, &object),
-        };
+        let key =
+            dedupe::object_state_key(class, &state.id, state.last_updated_at.as_deref(), || {
+                object.clone()
+            });
         tracing::Span::current().record("dedupe_key", key.as_str());
         let pass = deadline
             .run(GATE, self.gates.enter(&group_id(class, &state.id)))

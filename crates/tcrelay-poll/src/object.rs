@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use tcrelay_core::dedupe::object_state_key;
 use tcrelay_core::envelope::{ObjectState, Payload, RawMembers};
-#[cfg(test)]
 use tradecloud_model::ObjectClass;
 use tradecloud_model::fields::trim_xml_space;
 use tradecloud_model::schema::{ORDER_SHAPE, SHIPMENT_SHAPE};
@@ -21,13 +21,32 @@ use crate::config::EchoFilter;
 /// An item of a page with the fields the loop orders and keys it by.
 #[derive(Debug, Clone)]
 pub(crate) struct Polled {
-    /// Order or shipment id.
+    /// Order or shipment id; empty when the item has none.
     pub id: String,
-    /// `lastUpdatedAt` exactly as Tradecloud wrote it.
+    /// `lastUpdatedAt` exactly as Tradecloud wrote it (a number by its digits); empty when the
+    /// item has none.
     pub last_updated_at: String,
     /// The same, parsed, for comparisons (Tradecloud may write offsets other than `Z`, or no
-    /// zone at all, read as UTC).
+    /// zone at all, read as UTC). For an item it cannot be placed by ([`Self::unplaceable`]),
+    /// the earliest instant there is: such an item takes no part in the paging, and whatever
+    /// compared it anyway would never move a position forward by it.
     pub at: DateTime<Utc>,
+    /// Why the item cannot be placed in the result set's time order nor keyed by its id and
+    /// time (no id, no `lastUpdatedAt`, or one that is no date-time), in words for the log;
+    /// `None` for the items Tradecloud's contract promises. Such an item is relayed all the
+    /// same (under its content's key when it lacks an id or a time, `object_state_key`) and
+    /// left out of every paging decision, as an inclusive answer is: refusing it failed its
+    /// stream's every run while Tradecloud served it, a stall no run could end.
+    pub unplaceable: Option<String>,
+    /// Whether `last_updated_at` parsed ([`Self::at`] is its instant).
+    timed: bool,
+    /// Its place in its page as served (counting every item): where it lay among the items
+    /// the paging decides by, when it is left out of them.
+    pub index: usize,
+    /// Whether the item is a JSON object. One that is not (`null`, a number, a text) carries
+    /// no order or shipment: it is [`Self::unplaceable`], and nothing is relayed for it (an
+    /// envelope's payload is an object).
+    pub object: bool,
     /// Whether `last_updated_at` carries a zone.
     pub zoned: bool,
     /// Tradecloud's `version`.
@@ -70,14 +89,32 @@ impl Polled {
         ObjectState {
             id: self.id.clone(),
             version: self.version,
-            last_updated_at: Some(self.last_updated_at.clone()),
+            last_updated_at: Some(self.last_updated_at.clone()).filter(|at| !at.is_empty()),
             message_id: self.message_id.clone(),
         }
     }
 
-    /// Reads an item of `stream` (its JSON text, as a page holds it); `Err` names what is
-    /// missing. An item without id or readable `lastUpdatedAt` cannot be keyed or placed, which
-    /// Tradecloud's contract rules out.
+    /// The key its state is claimed under: the rule every channel keys a whole object by
+    /// (`tcrelay_core::dedupe::object_state_key`), so an item without an id or a time gets the
+    /// key a GET would give it.
+    pub fn state_key(&self, class: ObjectClass) -> String {
+        let at = Some(self.last_updated_at.as_str()).filter(|at| !at.is_empty());
+        object_state_key(class, &self.id, at, || {
+            // Keyed by its value as a GET keys the object it fetched; one that does not read as
+            // a value (never, as it came in a page that did) by its text.
+            self.value()
+                .unwrap_or_else(|_| Value::String(self.text.to_string()))
+        })
+    }
+
+    /// Its instant when its `lastUpdatedAt` reads as a date-time.
+    pub fn timed_at(&self) -> Option<DateTime<Utc>> {
+        self.timed.then_some(self.at)
+    }
+
+    /// Reads an item of `stream` (its JSON text, as a page holds it); `Err` only for a text
+    /// that is not JSON. An item without an id or a readable `lastUpdatedAt` is read all the
+    /// same, marked [`Self::unplaceable`].
     pub fn read(stream: PollStream, index: usize, text: &RawValue) -> Result<Self, String> {
         let text: Arc<str> = Arc::from(text.get());
         let not_json = |e: serde_json::Error| format!("item {index} is not JSON: {e}");
@@ -119,27 +156,56 @@ impl Polled {
                 None,
             ),
         };
-        if state.id.is_empty() {
-            return Err(format!("item {index} has no id"));
+        let last_updated_at = state.last_updated_at.unwrap_or_default();
+        let parsed = (!last_updated_at.is_empty()).then(|| timestamp::parse(&last_updated_at));
+        let object = text.trim_start().starts_with('{');
+        let mut unplaceable = Vec::new();
+        if !object {
+            unplaceable.push("is no object (nothing to relay)".to_owned());
+        } else if state.id.is_empty() {
+            unplaceable.push("has no id".to_owned());
         }
-        let last_updated_at = state
-            .last_updated_at
-            .ok_or_else(|| format!("item {index} (id {}) has no lastUpdatedAt", state.id))?;
-        let at = timestamp::parse(&last_updated_at).map_err(|e| {
+        match &parsed {
+            None if !object => {}
+            None => unplaceable.push("has no lastUpdatedAt".to_owned()),
+            // A number too: Tradecloud documents `lastUpdatedAt` as a text of the form
+            // `YYYY-MM-DDThh:mm:ss.SSSZ` and writes no other (docs/tradecloud.md §1.4); epoch
+            // milliseconds or seconds would be a guess at its meaning, and a wrong guess moves
+            // the cursor past what was never relayed. Relayed, not placed.
+            Some(Err(e)) => unplaceable.push(format!(
+                "has a lastUpdatedAt that is no date-time, {last_updated_at:?}: {e}"
+            )),
+            Some(Ok(_)) => {}
+        }
+        let unplaceable = (!unplaceable.is_empty()).then(|| {
             format!(
-                "item {index} (id {}) has an unreadable lastUpdatedAt {last_updated_at:?}: {e}",
-                state.id
+                "item {index} (id {:?}) {}",
+                state.id,
+                unplaceable.join(" and ")
             )
-        })?;
+        });
+        let at = parsed.as_ref().and_then(|p| p.as_ref().ok()).copied();
         Ok(Self {
-            zoned: timestamp::has_zone(&last_updated_at),
+            zoned: at.is_none() || timestamp::has_zone(&last_updated_at),
+            timed: at.is_some(),
+            at: match &unplaceable {
+                Some(_) => DateTime::<Utc>::MIN_UTC,
+                None => at.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            },
+            unplaceable,
+            index,
+            object,
             id: state.id,
             last_updated_at,
-            at,
             version: state.version,
             message_id: state.message_id,
-            as_polled: Payload::as_sent(Arc::clone(&text), |text| serde_json::from_str(text))
-                .map_err(not_json)?,
+            // A text over several lines is read as a value (an envelope is one line), by the
+            // reading that takes a lone surrogate escape (refused, it failed the item's run,
+            // every run while Tradecloud served it).
+            as_polled: Payload::as_sent(Arc::clone(&text), |text| {
+                value_of(text).map(|(value, _)| value)
+            })
+            .map_err(not_json)?,
             text,
             order,
         })
@@ -150,20 +216,32 @@ impl Polled {
     /// serde_json refuses, is read as U+FFFD: the object's lines are then known, and its
     /// payload is written from the value, as a webhook body with one is.
     fn value(&self) -> serde_json::Result<Value> {
-        serde_json::from_str(&self.text).or_else(|e| {
-            let Some((mended, offsets)) =
-                tcrelay_json_string::lone_surrogates_mended(self.text.as_bytes())
-            else {
-                return Err(e);
-            };
+        let (value, escapes) = value_of(&self.text)?;
+        if escapes > 0 {
             tracing::warn!(
                 id = self.id,
                 last_updated_at = self.last_updated_at,
-                escapes = offsets.len(),
+                escapes,
                 "polled object has lone UTF-16 surrogate escapes, read as U+FFFD"
             );
-            serde_json::from_slice(&mended)
-        })
+        }
+        Ok(value)
+    }
+}
+
+/// `text` as a JSON value, each lone surrogate escape read as U+FFFD ([`Polled::value`]), with
+/// how many there were; `Err` for what serde_json refuses otherwise.
+fn value_of(text: &str) -> serde_json::Result<(Value, usize)> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok((value, 0)),
+        Err(e) => {
+            let Some((mended, offsets)) =
+                tcrelay_json_string::lone_surrogates_mended(text.as_bytes())
+            else {
+                return Err(e);
+            };
+            Ok((serde_json::from_slice(&mended)?, offsets.len()))
+        }
     }
 }
 
@@ -236,7 +314,7 @@ impl Preparation {
             return None;
         }
         let lines = order.lines.iter().map(LineFacts::from);
-        Some(match self.choose_lines(lines, polled.at) {
+        Some(match self.choose_lines(lines, polled.timed_at()) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay {
                 changed_ids,
@@ -278,7 +356,7 @@ impl Preparation {
             Err(e) => return unreadable(polled, &e.to_string()),
         };
         let lines = order.lines.unwrap_or_default();
-        match self.choose_lines(lines.iter().map(LineFacts::from), polled.at) {
+        match self.choose_lines(lines.iter().map(LineFacts::from), polled.timed_at()) {
             Lines::AllEchoes => Prepared::Filtered,
             Lines::Relay {
                 changed_ids,
@@ -304,11 +382,12 @@ impl Preparation {
     /// carries the order's own time (or a later one): its latest change is then that echo. An
     /// order changed after its newest echo line changed for another reason (a header change,
     /// which moves no line); filtered, that state reached no channel and the cursor moved past
-    /// it. A timeless echo line vouches for nothing: the order is relayed.
+    /// it. A timeless echo line vouches for nothing: the order is relayed; nor does any echo
+    /// line for an order whose own time does not read (`order_at` `None`).
     fn choose_lines<'a>(
         &self,
         lines: impl Iterator<Item = LineFacts<'a>>,
-        order_at: DateTime<Utc>,
+        order_at: Option<DateTime<Utc>>,
     ) -> Lines {
         let mut changed_ids = Vec::new();
         let mut line_times: Vec<String> = Vec::new();
@@ -332,7 +411,7 @@ impl Preparation {
                     echo_is_latest |= line
                         .last_updated_at
                         .and_then(|t| timestamp::parse(t).ok())
-                        .is_some_and(|at| at >= order_at);
+                        .is_some_and(|at| order_at.is_some_and(|order_at| at >= order_at));
                 } else {
                     changed_ids.push(line.id.map_or_else(|| format!("#{i}"), str::to_owned));
                     // A line without a time has no event time to check: no time can tell that its
@@ -949,6 +1028,19 @@ mod tests {
         assert_eq!(payload["loadCarriers"][0]["containerNumber"], "C1");
     }
 
+    /// The same order written over several lines (an answer pretty-printed): its payload is
+    /// read as a value (an envelope is one line), and that reading refused the lone surrogate:
+    /// the item failed its run ("not JSON"), every run while Tradecloud served it.
+    #[test]
+    fn an_order_over_several_lines_with_a_lone_surrogate_escape_is_read() {
+        let text = "{\n  \"id\": \"o-1\",\n  \"lastUpdatedAt\": \"2025-01-02T00:00:00.000Z\",\n  \"description\": \"cut \\ud83d\"\n}";
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let order = Polled::read(PollStream::Orders, 0, &raw).unwrap();
+        assert_eq!(order.unplaceable, None);
+        let payload = order.as_polled.to_value().unwrap();
+        assert_eq!(payload["description"], "cut \u{FFFD}");
+    }
+
     /// Jackson writes half of a surrogate pair (a Java text cut in the middle of an emoji) as
     /// an escape of its own, which serde_json refuses. Such an order is read with U+FFFD in its
     /// place, so its changed lines and their times are known; before, it was relayed whole as
@@ -974,29 +1066,62 @@ mod tests {
         assert_eq!(payload["lines"].as_array().unwrap().len(), 1);
     }
 
+    /// An item without an id or a readable time is read, not refused (refusing it failed its
+    /// stream's every run), marked unplaceable with the reason, and keyed as a GET keys such
+    /// an object: by its id and time as written, or by its content when it lacks either.
     #[test]
-    fn items_without_id_or_time_are_refused() {
+    fn items_without_id_or_readable_time_are_read_and_marked_unplaceable() {
+        let class = ObjectClass::Order;
+        let t = "2025-01-01T00:00:00.000Z";
+        let no_id = json!({"lastUpdatedAt": t});
+        let read = Polled::read(
+            PollStream::Orders,
+            3,
+            &serde_json::value::to_raw_value(&no_id).unwrap(),
+        )
+        .unwrap();
         assert!(
-            Polled::read(
-                PollStream::Orders,
-                3,
-                &serde_json::value::to_raw_value(
-                    &json!({"lastUpdatedAt": "2025-01-01T00:00:00.000Z"})
-                )
+            read.unplaceable
+                .as_deref()
                 .unwrap()
-            )
-            .unwrap_err()
-            .contains("item 3 has no id")
+                .contains("item 3 (id \"\") has no id")
         );
-        assert!(
-            polled(json!({"id": "o"}))
-                .unwrap_err()
-                .contains("no lastUpdatedAt")
+        assert_eq!(
+            read.state_key(class),
+            tcrelay_core::dedupe::content_state_key(class, "", &no_id)
         );
+        let no_time = json!({"id": "o"});
+        let read = polled(no_time.clone()).unwrap();
         assert!(
-            polled(json!({"id": "o", "lastUpdatedAt": "yesterday"}))
-                .unwrap_err()
-                .contains("unreadable")
+            read.unplaceable
+                .as_deref()
+                .unwrap()
+                .contains("has no lastUpdatedAt")
+        );
+        assert_eq!(read.state().last_updated_at, None);
+        assert_eq!(
+            polled(no_time.clone()).unwrap().state_key(class),
+            tcrelay_core::dedupe::content_state_key(class, "o", &no_time)
+        );
+        let odd = polled(json!({"id": "o", "lastUpdatedAt": "yesterday"})).unwrap();
+        assert!(
+            odd.unplaceable
+                .as_deref()
+                .unwrap()
+                .contains("\"yesterday\"")
+        );
+        assert_eq!(odd.state_key(class), "state/order/o/yesterday");
+        assert_eq!(odd.state().last_updated_at.as_deref(), Some("yesterday"));
+        // Both wanting: one reason naming both.
+        let neither = polled(json!({"version": 2})).unwrap();
+        let why = neither.unplaceable.unwrap();
+        assert!(why.contains("no id and has no lastUpdatedAt"), "{why}");
+        // Tradecloud's form is placed as always.
+        let placed = polled(json!({"id": "o", "lastUpdatedAt": t})).unwrap();
+        assert_eq!(placed.unplaceable, None);
+        assert_eq!(
+            placed.state_key(class),
+            tcrelay_core::dedupe::state_key(class, "o", t)
         );
     }
 
@@ -1355,17 +1480,26 @@ mod tests {
                 assert_eq!(poll, Ok(post), "poll, {object}");
             }
         }
-        // A numeric time is read by its digits on every channel: the webhook and a GET key it
-        // so; a poll cannot place it among times, and says which value it could not read.
+        // A numeric time is read by its digits on every channel, and keyed so: a poll cannot
+        // place it among times (it relays it all the same), and says which value it could not
+        // read as one.
         let object = json!({"id": "o-1", "lastUpdatedAt": 1735689600000_u64});
         let [post, get, poll] = read_by_every_channel(PollStream::Orders, &object);
         let post = post.unwrap();
         assert_eq!(post.last_updated_at.as_deref(), Some("1735689600000"));
-        assert_eq!(get, Ok(post));
-        let refused = poll.unwrap_err();
-        assert!(
-            refused.contains("unreadable lastUpdatedAt \"1735689600000\""),
-            "{refused}"
+        assert_eq!(get, Ok(post.clone()));
+        assert_eq!(poll, Ok(post));
+        let polled = polled(object.clone()).unwrap();
+        let why = polled.unplaceable.as_deref().unwrap();
+        assert!(why.contains("no date-time, \"1735689600000\""), "{why}");
+        assert_eq!(
+            polled.state_key(ObjectClass::Order),
+            tcrelay_core::dedupe::object_state_key(
+                ObjectClass::Order,
+                "o-1",
+                Some("1735689600000"),
+                || object.clone()
+            )
         );
     }
 

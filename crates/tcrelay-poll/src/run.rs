@@ -87,6 +87,10 @@ use crate::walk::{Bound, Walk};
 
 /// How often a walk by offset may start over before the run gives up.
 const MAX_TIE_RESTARTS: u32 = 5;
+
+/// Pages served at a page size smaller than the configured one before the run asks pages of
+/// twice that size ([`StreamRun::grow_page_limit`]); doubled each time a grown size fails.
+const GROW_AFTER_PAGES: u32 = 4;
 /// Dry runs list at most this many planned envelopes (the counts stay exact).
 pub const MAX_PLANNED: usize = 1000;
 
@@ -232,6 +236,10 @@ pub struct Deviations {
     /// below the page size, or no objects at all while some match): the docs promise pages
     /// of the size asked until the result set ends.
     pub short_pages: u64,
+    /// Items without an id, or without a `lastUpdatedAt` that reads as a date-time (the docs
+    /// promise both): relayed as sent, under their content's key when they lack either, and
+    /// left out of the paging.
+    pub unplaceable_items: u64,
 }
 
 impl Deviations {
@@ -307,7 +315,7 @@ pub enum PollError {
     /// Tradecloud could not be reached, refused us, or answered garbage (after retries).
     #[error("Tradecloud poll failed: {0}")]
     Api(#[source] ApiError),
-    /// A page broke Tradecloud's contract (unsorted, objects without id or time).
+    /// A page broke Tradecloud's contract beyond reading (an item that is not JSON).
     #[error("Tradecloud sent a page we cannot use: {0}")]
     Malformed(String),
     /// The cursor store failed.
@@ -735,6 +743,9 @@ async fn lease_and_poll(
                 .page_limit
                 .and_then(|limit| smaller_page_limit(limit, config.page_limit))
                 .unwrap_or(config.page_limit),
+            pages_at_limit: 0,
+            grow_after: GROW_AFTER_PAGES,
+            grown: false,
             caught_up: false,
             summary: &mut *summary,
             // A walk gone on with knows the times its earlier runs saw: a walk begun after it
@@ -832,8 +843,17 @@ struct StreamRun<'a> {
     /// State keys handled in this run, so overlapping pages do not ask the dedupe store again.
     done: HashSet<String>,
     /// Objects asked per page: the configured limit, halved while pages are too large to read
-    /// (kept for the next runs until one catches up: [`Self::marks`]).
+    /// (kept for the next runs until one catches up: [`Self::marks`]), doubled back after
+    /// pages are served again ([`Self::grow_page_limit`]).
     page_limit: u32,
+    /// Pages moved past by time at `page_limit` since it last changed.
+    pages_at_limit: u32,
+    /// How many such pages make the run try pages twice as large.
+    grow_after: u32,
+    /// Whether `page_limit` was grown since it was last made smaller: a smaller page after a
+    /// grown one doubles `grow_after`, so a Tradecloud that serves only small pages costs a
+    /// failed page ever more seldom.
+    grown: bool,
     /// Whether the run caught up: the next run asks pages of the configured size again.
     caught_up: bool,
     summary: &'a mut StreamSummary,
@@ -884,18 +904,34 @@ struct Moved {
 }
 
 impl Moved {
-    /// How many of `items` the request after a move to `to_at` leaves out.
-    fn left_out(items: &[Polled], to_at: DateTime<Utc>, inclusive: bool) -> u64 {
-        items
+    /// How many of a page's items the request after a move to `to_at` leaves out: of `items`
+    /// (those it placed), by their times; of `unplaceable`, those that lie before an item left
+    /// out. The move is made on a page in time order, where Tradecloud's own time for such an
+    /// item (which it filters by) is no later than that of an item after it, so it is left out
+    /// too; one after every item left out may be either, and counts as still matching: a
+    /// shortfall it explains reads as a skip, and the run walks (the safe side). Counted as
+    /// matching, every such item read as a skip, and one odd item sent the stream to walk its
+    /// result sets for good.
+    fn left_out(
+        items: &[Polled],
+        unplaceable: &[Polled],
+        to_at: DateTime<Utc>,
+        inclusive: bool,
+    ) -> u64 {
+        let left = |i: &&Polled| {
+            if inclusive {
+                i.at < to_at
+            } else {
+                i.at <= to_at
+            }
+        };
+        let last_left = items.iter().filter(left).map(|i| i.index).max();
+        let placed = items.iter().filter(left).count();
+        let odd = unplaceable
             .iter()
-            .filter(|i| {
-                if inclusive {
-                    i.at < to_at
-                } else {
-                    i.at <= to_at
-                }
-            })
-            .count() as u64
+            .filter(|u| last_left.is_some_and(|last| u.index < last))
+            .count();
+        (placed + odd) as u64
     }
 
     /// Whether the next page's `total` shows the move passed objects it never saw; logged.
@@ -925,6 +961,29 @@ enum Deviation {
     Inclusive,
     Zoneless,
     Short,
+    Unplaceable,
+}
+
+/// Of the items the paging leaves out, those relayed: an item that is no object carries no
+/// order or shipment (nothing to relay; an envelope's payload is an object), and is only
+/// counted and logged ([`Deviation::Unplaceable`]).
+fn relayable(unplaceable: &[Polled]) -> impl Iterator<Item = &Polled> {
+    unplaceable.iter().filter(|i| i.object)
+}
+
+/// A page as the loop reads it.
+struct Fetched {
+    /// The items it can place in time and key by id and time, in page order: the ones the
+    /// paging decides by.
+    items: Vec<Polled>,
+    /// The others ([`Polled::unplaceable`]), in page order: relayed ([`relayable`]), and left
+    /// out of the paging as inclusive answers are.
+    unplaceable: Vec<Polled>,
+    /// How many items the page served, both kinds: whether it is full, or short of its
+    /// `total`, is a matter of its size, not of what its items say.
+    served: usize,
+    /// Tradecloud's `total` of matches, if it gave one.
+    total: Option<u64>,
 }
 
 /// Whether a page of `served` objects at `offset`, asked with `limit`, is shorter than asked
@@ -954,6 +1013,9 @@ enum Halt {
     /// Tradecloud served fewer objects than asked for while its `total` counts more past
     /// them; `page_limit` is now the size it served, and the run asks that page again.
     Capped,
+    /// Pages were served at a size smaller than the configured one; `page_limit` is now twice
+    /// that, and the run goes on by time from where it got to.
+    Grown,
 }
 
 impl From<PollError> for Halt {
@@ -979,7 +1041,10 @@ impl StreamRun<'_> {
                 // run's start and its distrust of the order stay as they were.
                 // Not below two: a page must overlap the next for the paging by time and by
                 // offset to work; a page of two too large to read fails as it is.
-                Err(Halt::Capped) => {}
+                Err(Halt::Capped) => self.made_smaller(),
+                // Larger pages from where the run got to, paging by time (no walk nor paging
+                // inside a timestamp under way, whose offsets rest on the page size).
+                Err(Halt::Grown) => {}
                 // A page Tradecloud cannot serve in time (many large orders, a slow query) timed
                 // out at the same size every run: the stream stalled there. Smaller pages, as
                 // above (the margin before the deadline bounds the tries: each may take a
@@ -990,6 +1055,7 @@ impl StreamRun<'_> {
                     if is_too_slow(error) && self.page_limit > 2 =>
                 {
                     self.page_limit = (self.page_limit / 2).max(2);
+                    self.made_smaller();
                     tracing::warn!(
                         stream = self.stream.as_str(),
                         after = self.pos,
@@ -1002,6 +1068,7 @@ impl StreamRun<'_> {
                     if self.page_limit > 2 =>
                 {
                     self.page_limit = (self.page_limit / 2).max(2);
+                    self.made_smaller();
                     tracing::warn!(
                         stream = self.stream.as_str(),
                         after = self.pos,
@@ -1062,7 +1129,12 @@ impl StreamRun<'_> {
                 return Ok(stop);
             }
             let seen_before = self.seen_newest.clone();
-            let (items, total) = match self.fetch(offset).await {
+            let Fetched {
+                items,
+                unplaceable,
+                served,
+                total,
+            } = match self.fetch(offset).await {
                 Ok(page) => page,
                 Err(e) => {
                     if matches!(&e, PollError::Api(ApiError::TooLarge(_)))
@@ -1097,12 +1169,16 @@ impl StreamRun<'_> {
             // time, one page per run). The run asks again in pages of the size served, from
             // where it got to, as after a page too large to read. Not below two (a page must
             // overlap the next).
-            let served = u32::try_from(items.len()).unwrap_or(u32::MAX);
-            if served >= 2 && is_short(offset, items.len(), limit, total) {
+            // Whatever a page served is relayed, whatever the paging then decides: a state
+            // served once may be replaced before it is served again. The items that cannot be
+            // placed too, though the paging leaves them out.
+            let all: Vec<&Polled> = items.iter().chain(relayable(&unplaceable)).collect();
+            let served_count = served;
+            let served = u32::try_from(served).unwrap_or(u32::MAX);
+            if served >= 2 && is_short(offset, served_count, limit, total) {
                 // Counted and logged as a deviation by `fetch`.
                 // Relayed all the same: a state served once may be replaced before it is
                 // served again.
-                let all: Vec<&Polled> = items.iter().collect();
                 self.process(&all).await?;
                 self.page_limit = served;
                 self.resume = match (walk.take(), tie.take()) {
@@ -1112,10 +1188,9 @@ impl StreamRun<'_> {
                 };
                 return Err(Halt::Capped);
             }
-            let full = items.len() >= limit as usize;
-            // Whatever a page served is relayed, whatever the paging then decides: a state
-            // served once may be replaced before it is served again.
-            let all: Vec<&Polled> = items.iter().collect();
+            // Full by what it served: a page of `limit` objects some of which cannot be placed
+            // is no end of the result set.
+            let full = served_count >= limit as usize;
             if self.settle_move(total, &items).await? {
                 let first = !self.distrust;
                 self.distrust = true;
@@ -1323,10 +1398,12 @@ impl StreamRun<'_> {
             }
 
             let Some(last) = items.last() else {
+                // Nothing served, or only items that cannot be placed: those are relayed, and
+                // the position stays (they name no time to move to).
+                self.process(&all).await?;
                 return Ok(StopReason::CaughtUp);
             };
             if !full {
-                let all: Vec<&Polled> = items.iter().collect();
                 self.process(&all).await?;
                 self.advance(last.last_updated_at.clone(), last.at, true)
                     .await?;
@@ -1354,16 +1431,28 @@ impl StreamRun<'_> {
                         .last()
                         .unwrap_or(last)
                 };
-                self.moved = self.check_totals(total, Moved::left_out(&items, to.at, inclusive));
+                self.moved = self.check_totals(
+                    total,
+                    Moved::left_out(&items, &unplaceable, to.at, inclusive),
+                );
                 self.advance(to.last_updated_at.clone(), to.at, false)
                     .await?;
+                if self.grow_page_limit() {
+                    return Err(Halt::Grown);
+                }
                 continue;
             }
             if inclusive && self.pos_at < last.at {
                 self.process(&all).await?;
-                self.moved = self.check_totals(total, Moved::left_out(&items, last.at, inclusive));
+                self.moved = self.check_totals(
+                    total,
+                    Moved::left_out(&items, &unplaceable, last.at, inclusive),
+                );
                 self.advance(last.last_updated_at.clone(), last.at, false)
                     .await?;
+                if self.grow_page_limit() {
+                    return Err(Halt::Grown);
+                }
                 continue;
             }
             if stale > 0 {
@@ -1379,7 +1468,6 @@ impl StreamRun<'_> {
                 continue;
             }
             // A whole page of one timestamp: page by offset inside it.
-            let all: Vec<&Polled> = items.iter().collect();
             self.process(&all).await?;
             let t = Tie::begin(last, &items);
             // Stored from its first page on: a run that may fetch one page would otherwise
@@ -1480,7 +1568,12 @@ impl StreamRun<'_> {
             return Ok(());
         }
         let seen_before = self.seen_newest.clone();
-        let (items, total) = match self.fetch(offset).await {
+        let Fetched {
+            items,
+            unplaceable,
+            total,
+            ..
+        } = match self.fetch(offset).await {
             Ok(page) => page,
             Err(error) => {
                 tracing::warn!(
@@ -1506,7 +1599,7 @@ impl StreamRun<'_> {
             self.distrust = true;
             self.rewind().await?;
         }
-        let all: Vec<&Polled> = items.iter().collect();
+        let all: Vec<&Polled> = items.iter().chain(relayable(&unplaceable)).collect();
         self.process(&all).await?;
         if unsorted {
             // With no page left to walk: the walk from the run's start is stored to begin, so
@@ -1619,8 +1712,9 @@ impl StreamRun<'_> {
         })
     }
 
-    /// The page at `offset`: its objects, and the `total` of matches Tradecloud gave, if any.
-    async fn fetch(&mut self, offset: u32) -> Result<(Vec<Polled>, Option<u64>), PollError> {
+    /// The page at `offset`: its objects (those the paging decides by apart from those it
+    /// cannot place), and the `total` of matches Tradecloud gave, if any.
+    async fn fetch(&mut self, offset: u32) -> Result<Fetched, PollError> {
         let request = PageRequest {
             stream: self.stream,
             mode: self.config.mode,
@@ -1644,13 +1738,21 @@ impl StreamRun<'_> {
             total = page.total,
             "poll page"
         );
-        let items = page
+        let served = page.items.len();
+        let (items, unplaceable): (Vec<Polled>, Vec<Polled>) = page
             .items
             .into_iter()
             .enumerate()
             .map(|(i, v)| Polled::read(self.stream, i, &v))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(PollError::Malformed)?;
+            .map_err(PollError::Malformed)?
+            .into_iter()
+            .partition(|i| i.unplaceable.is_none());
+        self.deviate(
+            Deviation::Unplaceable,
+            unplaceable.len() as u64,
+            &unplaceable,
+        );
         if let Some(newest) = items.iter().max_by_key(|i| i.at)
             && self
                 .seen_newest
@@ -1670,9 +1772,54 @@ impl StreamRun<'_> {
         // Served fewer than asked while more match: the page loop asks again in pages of the
         // size served (a cap), or, with fewer than two, takes the page for the end (the cursor
         // does not move past what it did not see; the next run asks again).
-        let short = is_short(offset, items.len(), self.page_limit, page.total);
+        let short = is_short(offset, served, self.page_limit, page.total);
         self.deviate(Deviation::Short, u64::from(short), &items);
-        Ok((items, page.total))
+        Ok(Fetched {
+            items,
+            unplaceable,
+            served,
+            total: page.total,
+        })
+    }
+
+    /// After a page moved past by time: whether to ask pages twice as large from now on (up to
+    /// the configured size), `page_limit` then doubled. A run that halved its pages after
+    /// timeouts or pages too large to read (an outage, a slow spell) asked pages of that size
+    /// for the rest of the run, and the runs after it too until one caught up: the backlog an
+    /// outage left, at pages of two, took a request per object or two, a hundred times the
+    /// calls, and a backlog larger than a run's page bound took run after run. Only paging by
+    /// time grows: a walk or paging inside a timestamp steps by its page size, and goes on
+    /// at the size it began with.
+    fn grow_page_limit(&mut self) -> bool {
+        if self.page_limit >= self.config.page_limit {
+            return false;
+        }
+        self.pages_at_limit += 1;
+        if self.pages_at_limit < self.grow_after {
+            return false;
+        }
+        self.page_limit = self
+            .page_limit
+            .saturating_mul(2)
+            .min(self.config.page_limit);
+        self.pages_at_limit = 0;
+        self.grown = true;
+        tracing::info!(
+            stream = self.stream.as_str(),
+            after = self.pos,
+            page_limit = self.page_limit,
+            "Tradecloud serves poll pages again; asking for larger pages"
+        );
+        true
+    }
+
+    /// After `page_limit` was made smaller: counting pages served starts again, and after a
+    /// grown size the run waits twice as long before it grows again.
+    fn made_smaller(&mut self) {
+        self.pages_at_limit = 0;
+        if std::mem::take(&mut self.grown) {
+            self.grow_after = self.grow_after.saturating_mul(2);
+        }
     }
 
     /// Counts a deviation from Tradecloud's documented behaviour; the first of each kind in a
@@ -1688,6 +1835,7 @@ impl StreamRun<'_> {
             Deviation::Inclusive => &mut d.inclusive_items,
             Deviation::Zoneless => &mut d.zoneless_timestamps,
             Deviation::Short => &mut d.short_pages,
+            Deviation::Unplaceable => &mut d.unplaceable_items,
         };
         let first = *counter == 0;
         *counter += n;
@@ -1731,6 +1879,16 @@ impl StreamRun<'_> {
                 "Tradecloud served fewer objects than asked while its total counts more; asking \
                  again in pages of the size served (with fewer than two, the next run asks \
                  again) (counted in deviations.shortPages)"
+            ),
+            Deviation::Unplaceable => tracing::warn!(
+                stream,
+                after = self.pos,
+                item = items.first().and_then(|i| i.unplaceable.as_deref()),
+                "Tradecloud returned an item without an id or without a lastUpdatedAt that \
+                 reads as a date-time; relaying it as sent (keyed by its id and time as \
+                 written, or by its content when it lacks either; an item that is no object \
+                 has nothing to relay), leaving it out of the paging (counted in \
+                 deviations.unplaceableItems)"
             ),
         }
     }
@@ -2103,7 +2261,7 @@ impl StreamRun<'_> {
         items
             .iter()
             .filter_map(|item| {
-                let key = state_key(class, &item.id, &item.last_updated_at);
+                let key = item.state_key(class);
                 if self.done.contains(&key) || !seen.insert(key.clone()) {
                     return None;
                 }

@@ -36,6 +36,11 @@ pub(crate) struct Tie {
     counted: u64,
     /// Ids of the timestamp's objects on the last page relayed, and its offset: what is stored.
     last_page: Vec<String>,
+    /// Where each of `last_page` lay in its page as served ([`Polled::index`]), while
+    /// [`Self::page_in_order`]: items left out of the paging (those it cannot place) still
+    /// took a place, and counting places in `last_page` alone read every page after one of
+    /// them as objects having joined the timestamp (it started over, every time).
+    last_places: Vec<usize>,
     last_offset: u32,
     /// While paging continued from an earlier run looks for its place.
     looking: Option<Look>,
@@ -68,6 +73,7 @@ impl Tie {
             seen: HashSet::new(),
             counted: 0,
             last_page: Vec::new(),
+            last_places: Vec::new(),
             last_offset: 0,
             looking: None,
             continued: false,
@@ -96,23 +102,26 @@ impl Tie {
             return true;
         }
         // Where the first object lay on the last page; one seen on an earlier page lay
-        // further back still.
-        let expected = offset.saturating_sub(self.last_offset) as usize;
+        // further back still. Places count every item served, those left out of the paging
+        // too (`first` may follow one of them).
+        let expected = offset.saturating_sub(self.last_offset) as usize + first.index;
         self.last_page
             .iter()
             .position(|id| *id == first.id)
-            .is_some_and(|at| at >= expected)
+            .is_some_and(|at| self.last_places[at] >= expected)
     }
 
     /// Notes a page fetched at `offset` and relayed.
     pub(crate) fn note(&mut self, items: &[Polled], offset: u32) {
         self.looking = None;
         self.last_page.clear();
+        self.last_places.clear();
         for item in items.iter().filter(|i| i.at == self.at) {
             if self.seen.insert(item.id.clone()) {
                 self.counted += 1;
             }
             self.last_page.push(item.id.clone());
+            self.last_places.push(item.index);
         }
         self.last_offset = offset;
         self.page_in_order = true;
@@ -231,6 +240,7 @@ impl Kept for StoredTie {
                 seen,
                 counted: self.seen.max(self.page.len() as u64),
                 last_page: self.page,
+                last_places: Vec::new(),
                 last_offset: self.offset,
                 looking: None,
                 continued: true,
@@ -256,8 +266,16 @@ mod tests {
         Polled::order_at(id, at)
     }
 
+    /// A page of the timestamp's objects `ids`, each at its place.
     fn page(ids: &[&str]) -> Vec<Polled> {
-        ids.iter().map(|id| item(id, T)).collect()
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut item = item(id, T);
+                item.index = i;
+                item
+            })
+            .collect()
     }
 
     /// Paged `a..d` at offset 0 and `c..f` at offset 2.

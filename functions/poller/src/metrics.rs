@@ -50,6 +50,7 @@ pub fn stream_emf(summary: &StreamSummary, take_overs: u64, now: DateTime<Utc>) 
         count("InclusiveItems"),
         count("ZonelessTimestamps"),
         count("ShortPages"),
+        count("UnplaceableItems"),
         count("TakeOvers"),
     ];
     if age.is_some() {
@@ -76,6 +77,7 @@ pub fn stream_emf(summary: &StreamSummary, take_overs: u64, now: DateTime<Utc>) 
         "InclusiveItems": summary.deviations.inclusive_items,
         "ZonelessTimestamps": summary.deviations.zoneless_timestamps,
         "ShortPages": summary.deviations.short_pages,
+        "UnplaceableItems": summary.deviations.unplaceable_items,
         "TakeOvers": take_overs,
     });
     if let Some(age) = age {
@@ -154,6 +156,7 @@ mod tests {
         s.deviations.inclusive_items = 7;
         s.deviations.zoneless_timestamps = 120;
         s.deviations.short_pages = 3;
+        s.deviations.unplaceable_items = 2;
         let v: Value = serde_json::from_str(&stream_emf(&s, 2, now)).unwrap();
         let names = emf_metric_names(&v["_aws"]["CloudWatchMetrics"][0]);
         assert!(names.contains(&"TakeOvers"));
@@ -163,6 +166,7 @@ mod tests {
             ("InclusiveItems", 7),
             ("ZonelessTimestamps", 120),
             ("ShortPages", 3),
+            ("UnplaceableItems", 2),
         ] {
             assert!(names.contains(&name), "{name} declared");
             assert_eq!(v[name], n, "{name}");

@@ -1,7 +1,7 @@
 //! The Tradecloud API under `/v2`: authentication, poll and search, fetch by id.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use crate::SimError;
 use crate::auth::{Auth, Denied};
 use crate::faults::{Endpoint, Fault, Faults};
 use crate::index::{Index, Row, live_order_rows, live_shipment_rows};
-use crate::quirks::{Quirks, java_time_spellings, strip_zones};
+use crate::quirks::{Misshape, Quirks, java_time_spellings, misshape, strip_zones};
 use crate::sender::Sender;
 use crate::util::{format_ms, lock, parse_ms};
 use crate::world::{Change, OrderForm, World};
@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) quirks: Mutex<Quirks>,
     /// Every object state a poll or search answer carried: (class, id, `lastUpdatedAt` ms).
     pub(crate) served: Mutex<HashSet<(&'static str, String, i64)>>,
+    /// The objects (by id) poll and search answers serve misshapen ([`Misshape`]).
+    pub(crate) misshapen: Mutex<HashMap<String, Misshape>>,
 }
 
 impl Shared {
@@ -579,6 +581,7 @@ fn query(
         Err(Bad(message)) => return error(StatusCode::BAD_REQUEST, message),
     };
     let quirks = *lock(&shared.quirks);
+    let misshapen = lock(&shared.misshapen).clone();
     let mut world = lock(&shared.world);
     let (answer, served) = {
         let mut index = lock(&shared.index);
@@ -588,19 +591,33 @@ fn query(
                 Stream::Orders(_) => index.order_rows(),
                 Stream::Shipments => index.shipment_rows(),
             };
-            run_query(rows, &q, stream, mode, quirks, |row| match stream {
-                Stream::Orders(form) => index.order_json(row.index, form),
-                Stream::Shipments => index.shipment_json(row.index),
-            })
+            run_query(
+                rows,
+                &q,
+                stream,
+                mode,
+                (quirks, &misshapen),
+                |row| match stream {
+                    Stream::Orders(form) => index.order_json(row.index, form),
+                    Stream::Shipments => index.shipment_json(row.index),
+                },
+            )
         } else {
             let rows = match stream {
                 Stream::Orders(_) => live_order_rows(&world),
                 Stream::Shipments => live_shipment_rows(&world),
             };
-            run_query(rows, &q, stream, mode, quirks, |row| match stream {
-                Stream::Orders(form) => world.order_json(row.index, form),
-                Stream::Shipments => world.shipment_json(row.index),
-            })
+            run_query(
+                rows,
+                &q,
+                stream,
+                mode,
+                (quirks, &misshapen),
+                |row| match stream {
+                    Stream::Orders(form) => world.order_json(row.index, form),
+                    Stream::Shipments => world.shipment_json(row.index),
+                },
+            )
         }
     };
     let class = match stream {
@@ -625,7 +642,7 @@ fn run_query(
     q: &Query,
     stream: Stream,
     mode: Mode,
-    quirks: Quirks,
+    (quirks, misshapen): (Quirks, &HashMap<String, Misshape>),
     render: impl Fn(&Row) -> Value,
 ) -> (Value, Vec<(String, i64)>) {
     let after = |ms: i64| {
@@ -671,7 +688,16 @@ fn run_query(
         .map_or(q.limit, |cap| q.limit.min(cap as usize));
     let page: Vec<&Row> = matches.iter().skip(q.offset).take(size).collect();
     let served = page.iter().map(|r| (r.id.clone(), r.ms)).collect();
-    let mut data: Vec<Value> = page.iter().map(|r| render(r)).collect();
+    let mut data: Vec<Value> = page
+        .iter()
+        .map(|r| {
+            let mut object = render(r);
+            if let Some(how) = misshapen.get(&r.id) {
+                misshape(&mut object, *how);
+            }
+            object
+        })
+        .collect();
     if quirks.java_time {
         data.iter_mut().for_each(java_time_spellings);
     }

@@ -92,7 +92,7 @@ use tokio::task::JoinHandle;
 
 pub use api::ApiRequest;
 pub use faults::{Endpoint, Fault, FaultRule};
-pub use quirks::Quirks;
+pub use quirks::{Misshape, Quirks};
 pub use sender::{
     Attempt, DeliveryOutcome, DeliveryRecord, Integration, RetryPolicy, WebhookAuth, WebhookFormat,
     WebhookMethod, WebhookTarget,
@@ -241,6 +241,7 @@ impl Simulator {
             started,
             quirks: Mutex::new(config.quirks),
             served: Mutex::new(std::collections::HashSet::new()),
+            misshapen: Mutex::new(std::collections::HashMap::new()),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -382,6 +383,16 @@ impl Simulator {
     /// next request on.
     pub fn set_quirks(&self, quirks: Quirks) {
         self.shared.set_quirks(quirks);
+    }
+
+    /// Serves the object `id` misshapen `how` in poll and search answers from the next request
+    /// on (its GET stays whole); `None` serves it whole again.
+    pub fn misshape(&self, id: &str, how: Option<Misshape>) {
+        let mut misshapen = lock(&self.shared.misshapen);
+        match how {
+            Some(how) => misshapen.insert(id.to_owned(), how),
+            None => misshapen.remove(id),
+        };
     }
 
     /// The [`Quirks`] switched on.

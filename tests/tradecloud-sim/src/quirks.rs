@@ -72,6 +72,56 @@ pub(crate) fn strip_zones(value: &mut Value) {
     });
 }
 
+/// A way one object is misshapen in poll and search answers (its GET stays whole): what a fault
+/// in Tradecloud might serve though its docs rule it out (`lastUpdatedAt` is "a `String` with
+/// format `YYYY-MM-DDThh:mm:ss.SSSZ`"; every object has an `id`). The simulator still sorts
+/// and filters the object by its real time; only what the answer says of it changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Misshape {
+    /// Its `lastUpdatedAt` (and `meta.lastUpdatedAt`) written as epoch milliseconds, a JSON
+    /// number, as a Java `Instant` serialised with Jackson's timestamps on would be.
+    EpochMillisTime,
+    /// No `lastUpdatedAt` and no `meta.lastUpdatedAt`.
+    NoTime,
+    /// No `id` (nor `orderId`).
+    NoId,
+}
+
+/// `value` (an object as answered) misshapen `how`.
+pub(crate) fn misshape(value: &mut Value, how: Misshape) {
+    let Some(object) = value.as_object_mut() else {
+        return;
+    };
+    match how {
+        Misshape::EpochMillisTime => {
+            let millis = |v: &Value| {
+                v.as_str()
+                    .and_then(|s| tradecloud_model::timestamp::parse(s).ok())
+                    .map(|at| Value::from(at.timestamp_millis()))
+            };
+            if let Some(ms) = object.get("lastUpdatedAt").and_then(millis) {
+                object.insert("lastUpdatedAt".into(), ms);
+            }
+            if let Some(meta) = object.get_mut("meta").and_then(Value::as_object_mut)
+                && let Some(ms) = meta.get("lastUpdatedAt").and_then(millis)
+            {
+                meta.insert("lastUpdatedAt".into(), ms);
+            }
+        }
+        Misshape::NoTime => {
+            object.remove("lastUpdatedAt");
+            if let Some(meta) = object.get_mut("meta").and_then(Value::as_object_mut) {
+                meta.remove("lastUpdatedAt");
+            }
+        }
+        Misshape::NoId => {
+            object.remove("id");
+            object.remove("orderId");
+        }
+    }
+}
+
 /// Replaces every `lastUpdatedAt` string in `value`, at any depth, with what `respelt` makes of
 /// it (`None`: kept).
 fn respell(value: &mut Value, respelt: &dyn Fn(&str) -> Option<String>) {
@@ -123,6 +173,26 @@ mod tests {
         assert_eq!(v["other"], "2025-01-01T10:11:12.120Z");
         strip_zones(&mut v);
         assert_eq!(v["lines"][0]["lastUpdatedAt"], "2025-01-01T10:11");
+    }
+
+    #[test]
+    fn misshapes_change_only_the_id_or_the_objects_own_times() {
+        let whole = json!({"id": "o-1", "lastUpdatedAt": "2025-01-01T00:00:00.001Z",
+            "meta": {"lastUpdatedAt": "2025-01-01T00:00:00.001Z", "messageId": "m"},
+            "lines": [{"lastUpdatedAt": "2025-01-01T00:00:00.000Z"}]});
+        let mut v = whole.clone();
+        misshape(&mut v, Misshape::EpochMillisTime);
+        assert_eq!(v["lastUpdatedAt"], json!(1_735_689_600_001_i64));
+        assert_eq!(v["meta"]["lastUpdatedAt"], json!(1_735_689_600_001_i64));
+        assert_eq!(v["lines"], whole["lines"]);
+        let mut v = whole.clone();
+        misshape(&mut v, Misshape::NoTime);
+        assert!(v.get("lastUpdatedAt").is_none() && v["meta"].get("lastUpdatedAt").is_none());
+        assert_eq!(v["meta"]["messageId"], "m");
+        let mut v = whole.clone();
+        misshape(&mut v, Misshape::NoId);
+        assert!(v.get("id").is_none());
+        assert_eq!(v["lastUpdatedAt"], whole["lastUpdatedAt"]);
     }
 
     #[test]

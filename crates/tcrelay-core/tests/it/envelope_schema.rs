@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use tcrelay_core::envelope::{Envelope, ObjectState, Payload};
 use tcrelay_core::{EventFilter, WebhookSettings};
-use tradecloud_model::ObjectKind;
+use tradecloud_model::{ObjectClass, ObjectKind};
 
 use crate::common::*;
 
@@ -75,7 +75,6 @@ fn the_schema_refuses_what_no_envelope_may_be() {
         ("schema", Value::from("tradecloud-relay/2")),
         ("source", Value::from("webhook")),
         ("kind", Value::from("orders")),
-        ("id", Value::from("")),
         ("version", Value::from(-1)),
         ("version", serde_json::from_str("3.5").unwrap()),
         ("receivedAt", Value::from("2026-01-01T00:00:00Z")),
@@ -89,6 +88,15 @@ fn the_schema_refuses_what_no_envelope_may_be() {
             !violations(&schema, &envelope).is_empty(),
             "{field}: {bad} passed"
         );
+    }
+    // An empty id only on a polled object (one Tradecloud served without an id, relayed as
+    // sent): a webhook envelope always names its object.
+    let mut idless = good.clone();
+    idless["id"] = Value::from("");
+    assert!(violations(&schema, &idless).is_empty());
+    for source in ["webhook-get", "webhook-post"] {
+        idless["source"] = Value::from(source);
+        assert!(!violations(&schema, &idless).is_empty(), "{source}");
     }
     let mut missing = good;
     missing.as_object_mut().unwrap().remove("eventName");
@@ -234,6 +242,38 @@ fn polled_envelopes_of_every_kind_conform_to_the_published_schema() {
                 assert!(json.contains("87.30"), "{json}");
             }
         }
+    }
+}
+
+/// A polled object Tradecloud served without an id, or without a `lastUpdatedAt` (or with a
+/// numeric one), is relayed as sent rather than holding its stream (docs/polling.md): its
+/// envelope, with an empty `id` or a null or digit `lastUpdatedAt`, is one the published
+/// schema admits, so a consumer that validates does not refuse the message it was promised.
+#[test]
+fn polled_envelopes_of_objects_without_an_id_or_a_time_conform_to_the_published_schema() {
+    let schema = schema();
+    for object in [
+        r#"{"lastUpdatedAt":"2026-01-01T10:00:00.000Z","buyerOrder":{"purchaseOrderNumber":"PO1"}}"#,
+        r#"{"id":"o-1","buyerOrder":{"purchaseOrderNumber":"PO1"}}"#,
+        r#"{"id":"o-1","lastUpdatedAt":1767261600000}"#,
+    ] {
+        let value: Value = serde_json::from_str(object).unwrap();
+        let state = ObjectState::of(&value, ObjectClass::Order, "");
+        let key = tcrelay_core::dedupe::object_state_key(
+            ObjectClass::Order,
+            &state.id,
+            state.last_updated_at.as_deref(),
+            || value.clone(),
+        );
+        let envelope = Envelope::of_polled(
+            ObjectKind::Order,
+            state,
+            key,
+            None,
+            Payload::as_sent(object.into(), |t| serde_json::from_str(t)).unwrap(),
+        );
+        let json = envelope.to_json().unwrap();
+        assert_conforms(&schema, &json, object);
     }
 }
 

@@ -9,3 +9,4 @@ mod common;
 mod moto;
 mod quirks;
 mod sim;
+mod unplaceable;
