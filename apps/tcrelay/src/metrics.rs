@@ -106,6 +106,8 @@ struct Labelled {
     failed_runs: BTreeMap<&'static str, u64>,
     /// Orders the poll sent because no event claimed an earlier change of theirs, by stream.
     recovered: BTreeMap<&'static str, u64>,
+    /// Tradecloud's answers that differ from its docs, by stream and kind (docs/polling.md).
+    deviations: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 /// Shared counters; cheap to clone behind an `Arc`.
@@ -216,6 +218,14 @@ impl Counters {
         for s in report.summaries() {
             if s.recovered > 0 {
                 *labelled.recovered.entry(s.stream).or_default() += s.recovered;
+            }
+            for (deviation, n) in s.deviations.counts() {
+                if n > 0 {
+                    *labelled
+                        .deviations
+                        .entry((s.stream, deviation))
+                        .or_default() += n;
+                }
             }
             let kind = stream_kind(s.stream);
             let seen = [
@@ -343,6 +353,18 @@ impl Counters {
                 "Orders the poll sent although a webhook event had relayed their state, because no event claimed an earlier change of theirs (an event lost before the relay, filtered, or switched off in Tradecloud).",
                 &labelled.recovered,
             );
+            let name = "tcrelay_poll_deviations_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Poll answers that differ from what Tradecloud's docs promise, by stream and kind (unsorted-page, inclusive-item, zoneless-timestamp, short-page, unplaceable-item; docs/polling.md): handled, counted so an operator sees how Tradecloud behaves.\n\
+                 # TYPE {name} counter"
+            );
+            for ((stream, deviation), n) in &labelled.deviations {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stream=\"{stream}\",deviation=\"{deviation}\"}} {n}"
+                );
+            }
         }
         let Some(cursors) = cursors else {
             return out;
@@ -499,6 +521,59 @@ mod tests {
                  tcrelay_poll_recovered_states_total{{stream=\"shipments\"}} 0\n"
             )),
             "{text}"
+        );
+    }
+
+    /// Each deviation a poll run counted (docs/polling.md) is a counter by stream and kind,
+    /// summed over runs, as the poller Lambda's metrics count them.
+    #[tokio::test]
+    async fn poll_deviations_are_a_counter_per_stream_and_kind() {
+        let counters = Counters::default().polling(&[PollStream::Orders], None);
+        let run = |unsorted_pages, unplaceable_items| {
+            let summary = tcrelay_poll::StreamSummary {
+                stream: "orders",
+                dry_run: false,
+                stop: Some(tcrelay_poll::StopReason::CaughtUp),
+                pages: 1,
+                objects: 1,
+                enqueued: 1,
+                recovered: 0,
+                duplicates: 0,
+                filtered: 0,
+                cursor_before: None,
+                cursor_after: None,
+                duration_ms: 1,
+                deviations: tcrelay_poll::Deviations {
+                    unsorted_pages,
+                    unplaceable_items,
+                    ..Default::default()
+                },
+                planned: Vec::new(),
+            };
+            RunReport {
+                results: vec![Ok(summary)],
+            }
+        };
+        counters.record_poll(&run(2, 0));
+        counters.record_poll(&run(1, 3));
+        let text = counters.prometheus(None).await;
+        let name = "tcrelay_poll_deviations_total";
+        assert!(text.contains(&format!("# TYPE {name} counter\n")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "{name}{{stream=\"orders\",deviation=\"unplaceable-item\"}} 3\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{name}{{stream=\"orders\",deviation=\"unsorted-page\"}} 3\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            !text.contains("zoneless-timestamp\"}"),
+            "none counted: {text}"
         );
     }
 

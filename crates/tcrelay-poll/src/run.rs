@@ -247,6 +247,17 @@ impl Deviations {
     pub fn any(&self) -> bool {
         *self != Self::default()
     }
+
+    /// Each kind of deviation, by a name for metric labels (kebab case), with its count.
+    pub fn counts(&self) -> [(&'static str, u64); 5] {
+        [
+            ("unsorted-page", self.unsorted_pages),
+            ("inclusive-item", self.inclusive_items),
+            ("zoneless-timestamp", self.zoneless_timestamps),
+            ("short-page", self.short_pages),
+            ("unplaceable-item", self.unplaceable_items),
+        ]
+    }
 }
 
 /// What a stream's run did; logged as one line and returned.
