@@ -38,8 +38,9 @@ pub(crate) struct Polled {
     /// left out of every paging decision, as an inclusive answer is: refusing it failed its
     /// stream's every run while Tradecloud served it, a stall no run could end.
     pub unplaceable: Option<String>,
-    /// Whether `last_updated_at` parsed ([`Self::at`] is its instant).
-    timed: bool,
+    /// The instant `last_updated_at` names, when it reads as a date-time (also for an item
+    /// [`Self::unplaceable`] for another reason, whose [`Self::at`] is the earliest instant).
+    instant: Option<DateTime<Utc>>,
     /// Its place in its page as served (counting every item): where it lay among the items
     /// the paging decides by, when it is left out of them.
     pub index: usize,
@@ -109,7 +110,25 @@ impl Polled {
 
     /// Its instant when its `lastUpdatedAt` reads as a date-time.
     pub fn timed_at(&self) -> Option<DateTime<Utc>> {
-        self.timed.then_some(self.at)
+        self.instant
+    }
+
+    /// The item, [`Self::unplaceable`] when its `lastUpdatedAt` lies after `horizon` (a day
+    /// ahead of this host's clock: more than a clock's drift or a time zone read as UTC can
+    /// explain). Moved to, the cursor would pass every change made until that time: each
+    /// later run asked for objects updated after, say, the year 3000, found none and
+    /// reported itself caught up. Relayed as sent, keyed by its id and time as any other;
+    /// once that time is near, the item is placed as any other.
+    pub fn placed_before(mut self, horizon: DateTime<Utc>) -> Self {
+        if self.unplaceable.is_none() && self.at > horizon {
+            self.unplaceable = Some(format!(
+                "item {} (id {:?}) has a lastUpdatedAt more than a day ahead of this host's \
+                 clock, {:?}: not moved to",
+                self.index, self.id, self.last_updated_at
+            ));
+            self.at = DateTime::<Utc>::MIN_UTC;
+        }
+        self
     }
 
     /// Reads an item of `stream` (its JSON text, as a page holds it); `Err` only for a text
@@ -187,7 +206,7 @@ impl Polled {
         let at = parsed.as_ref().and_then(|p| p.as_ref().ok()).copied();
         Ok(Self {
             zoned: at.is_none() || timestamp::has_zone(&last_updated_at),
-            timed: at.is_some(),
+            instant: at,
             at: match &unplaceable {
                 Some(_) => DateTime::<Utc>::MIN_UTC,
                 None => at.unwrap_or(DateTime::<Utc>::MIN_UTC),

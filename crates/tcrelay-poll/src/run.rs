@@ -1750,11 +1750,12 @@ impl StreamRun<'_> {
             "poll page"
         );
         let served = page.items.len();
+        let horizon = chrono::Utc::now() + chrono::Duration::days(1);
         let (items, unplaceable): (Vec<Polled>, Vec<Polled>) = page
             .items
             .into_iter()
             .enumerate()
-            .map(|(i, v)| Polled::read(self.stream, i, &v))
+            .map(|(i, v)| Polled::read(self.stream, i, &v).map(|p| p.placed_before(horizon)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PollError::Malformed)?
             .into_iter()
