@@ -120,16 +120,37 @@ pub(crate) struct StoredMove {
     move_to: String,
     /// What the next page's `total` must count.
     expected_total: u64,
+    /// Where the move went from, and its page's objects between there and where it went:
+    /// the next run asks that position's `total` again after the page at the move's
+    /// (`run::Moved::from`). Absent in what builds before it stored, and for pages larger than
+    /// that check is made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    move_from: Option<MoveFrom>,
+}
+
+/// Where a stored move went from ([`StoredMove::move_from`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MoveFrom {
+    /// The position, as asked.
+    pub(crate) after: String,
+    /// How many of the page's objects the request after the move leaves out.
+    pub(crate) passed: u64,
+    /// Those objects, as (id, `lastUpdatedAt`).
+    #[serde(default)]
+    pub(crate) seen: Vec<(String, String)>,
 }
 
 impl StoredMove {
     /// A move to `to` whose next page's `total` must count `expected_total`, stored with the
-    /// cursor `value`.
-    pub(crate) fn new(of: Belongs, to: &str, expected_total: u64) -> Self {
+    /// cursor `value`; `from` is where it went from and how many of its page's objects it
+    /// passed.
+    pub(crate) fn new(of: Belongs, to: &str, expected_total: u64, from: Option<MoveFrom>) -> Self {
         Self {
             of,
             move_to: to.to_owned(),
             expected_total,
+            move_from: from,
         }
     }
 }
@@ -148,10 +169,55 @@ impl Kept for StoredMove {
     /// past it, and with one page a run only the stored move gets the next run further.
     fn resume(self, _value_at: DateTime<Utc>) -> Option<Resumed> {
         let to_at = timestamp::parse(&self.move_to).ok()?;
+        // An origin that is no time is as none: the move is checked by its `total` alone.
+        let from = self.move_from.and_then(|from| {
+            let at = timestamp::parse(&from.after).ok()?;
+            let seen = from
+                .seen
+                .into_iter()
+                .map(|(id, text)| Some((id, timestamp::parse(&text).ok()?)))
+                .collect::<Option<Vec<_>>>()?;
+            Some(Origin {
+                after: from.after,
+                at,
+                passed: from.passed,
+                seen,
+            })
+        });
         Some(Resumed::Move {
             to: (self.move_to, to_at),
             expected_total: self.expected_total,
+            from,
         })
+    }
+}
+
+/// Where a move by time went from, for the check of its old position's `total` (`run::Moved`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The position, as asked.
+    pub(crate) after: String,
+    /// Its instant.
+    pub(crate) at: DateTime<Utc>,
+    /// How many of the move's page's objects the request after the move leaves out.
+    pub(crate) passed: u64,
+    /// Those objects, by id and `lastUpdatedAt`, when the page was small enough to keep them:
+    /// one seen again with a newer time has left the range the move passed.
+    pub(crate) seen: Vec<(String, DateTime<Utc>)>,
+}
+
+impl Origin {
+    /// As stored with a move ([`StoredMove`]).
+    pub(crate) fn to_stored(&self) -> MoveFrom {
+        MoveFrom {
+            after: self.after.clone(),
+            passed: self.passed,
+            seen: self
+                .seen
+                .iter()
+                .map(|(id, at)| (id.clone(), timestamp::format_exact(*at)))
+                .collect(),
+        }
     }
 }
 
@@ -290,10 +356,12 @@ pub(crate) enum Resumed {
         after: (String, DateTime<Utc>),
         tie: Tie,
     },
-    /// A move by time: where to, and what the `total` after it must count.
+    /// A move by time: where to, what the `total` after it must count, and where it went
+    /// from with how many of its page's objects it passed.
     Move {
         to: (String, DateTime<Utc>),
         expected_total: u64,
+        from: Option<Origin>,
     },
 }
 
@@ -388,12 +456,18 @@ mod tests {
             Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default()),
             LATER,
             7,
+            None,
         ))
         .to_text();
         match resume(&text, Some(CURSOR), EndpointMode::Poll, &none).and_then(|r| r.progress) {
-            Some(Resumed::Move { to, expected_total }) => {
+            Some(Resumed::Move {
+                to,
+                expected_total,
+                from,
+            }) => {
                 assert_eq!(to.0, LATER);
                 assert_eq!(expected_total, 7);
+                assert_eq!(from, None);
             }
             other => panic!("{other:?}"),
         }
@@ -410,6 +484,7 @@ mod tests {
             Belongs::new(LATER, EndpointMode::Poll, &none, Marks::default()),
             CURSOR,
             7,
+            None,
         ))
         .to_text();
         assert!(resume(&back, Some(LATER), EndpointMode::Poll, &none).is_some());
@@ -421,7 +496,7 @@ mod tests {
     fn each_kind_reads_back_as_itself() {
         let none = Map::new();
         let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default());
-        let a_move = Stored::Move(StoredMove::new(of, LATER, 3));
+        let a_move = Stored::Move(StoredMove::new(of, LATER, 3, None));
         let text = a_move.to_text();
         assert!(text.contains("\"moveTo\""), "{text}");
         assert_eq!(serde_json::from_str::<Stored>(&text).unwrap(), a_move);
@@ -480,6 +555,7 @@ mod tests {
             Belongs::new(CURSOR, EndpointMode::Poll, &none, PAGES_OF_25),
             LATER,
             7,
+            None,
         ))
         .to_text();
         let r = resume(&a_move, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
@@ -497,6 +573,7 @@ mod tests {
             Belongs::new(CURSOR, EndpointMode::Poll, &none, both),
             LATER,
             7,
+            None,
         ))
         .to_text();
         let r = resume(&unsorted_move, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
@@ -513,6 +590,7 @@ mod tests {
             Belongs::new(CURSOR, poll, &none, Marks::default()),
             LATER,
             7,
+            None,
         ));
         let both = Marks {
             unsorted: true,
@@ -522,7 +600,9 @@ mod tests {
         let r = resume(&text, Some(CURSOR), poll, &none).unwrap();
         assert_eq!(r.marks, PAGES_OF_25);
         match r.progress {
-            Some(Resumed::Move { to, expected_total }) => {
+            Some(Resumed::Move {
+                to, expected_total, ..
+            }) => {
                 assert_eq!((to.0.as_str(), expected_total), (LATER, 7));
             }
             other => panic!("{other:?}"),
@@ -550,6 +630,7 @@ mod tests {
             Belongs::new(CURSOR, EndpointMode::Poll, &none, PAGES_OF_25),
             "yesterday",
             7,
+            None,
         ))
         .to_text();
         let r = resume(&odd, Some(CURSOR), EndpointMode::Poll, &none).unwrap();

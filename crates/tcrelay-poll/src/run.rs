@@ -81,12 +81,16 @@ use crate::config::PollConfig;
 use crate::lease::HeldLease;
 use crate::missed::{MissedChanges, OrderTimes, Unsettled, Verdict};
 use crate::object::{Polled, Preparation, Prepared};
-use crate::progress::{self, Belongs, Resumed, Stored, StoredMove};
+use crate::progress::{self, Belongs, Origin, Resumed, Stored, StoredMove};
 use crate::tie::Tie;
 use crate::walk::{Bound, Walk};
 
 /// How often a walk by offset may start over before the run gives up.
 const MAX_TIE_RESTARTS: u32 = 5;
+
+/// The largest page size at which a move by time is checked by its old position's `total`
+/// too ([`StreamRun::old_total_shows_a_skip`]): one more request a move.
+const OLD_TOTAL_PAGES: u32 = 2;
 /// Dry runs list at most this many planned envelopes (the counts stay exact).
 pub const MAX_PLANNED: usize = 1000;
 
@@ -703,9 +707,20 @@ async fn lease_and_poll(
         let (go_on, checked_move) = match resume {
             Some(Resumed::Walk { walk, .. }) => (Some(GoOn::Walk(walk)), None),
             Some(Resumed::Tie { tie, .. }) => (Some(GoOn::Tie(tie)), None),
-            Some(Resumed::Move { to, expected_total }) => {
-                (None, Some((to, Moved { expected_total })))
-            }
+            Some(Resumed::Move {
+                to,
+                expected_total,
+                from,
+            }) => (
+                None,
+                Some((
+                    to,
+                    Moved {
+                        expected_total,
+                        from,
+                    },
+                )),
+            ),
             None => (None, None),
         };
         let mut run = StreamRun {
@@ -862,7 +877,7 @@ enum GoOn {
 
 /// A move of the position by time past a full page that looked sorted, and what the next
 /// page's `total` must count if the result set really is sorted by time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Moved {
     /// The page's `total`, less its objects the next request leaves out (those at or before
     /// the new position; before it, for an inclusive endpoint). In a result set sorted by
@@ -870,11 +885,19 @@ struct Moved {
     /// only adds matches: a smaller `total` next means the move passed objects the page never
     /// showed, a page sorted by chance in an unsorted set.
     expected_total: u64,
+    /// The position the move went from, and the page's objects the next request leaves out,
+    /// with pages small enough for the check of [`StreamRun::old_total_shows_a_skip`]. A new
+    /// object, or any object changing, between the page and the next one keeps the next
+    /// `total` up over a skip; asked again right after that next page, the old position's
+    /// `total` less the next page's counts the objects now between the two positions (and
+    /// what was added in between, which only raises it): more than the page showed there
+    /// means the move passed objects it never saw.
+    from: Option<Origin>,
 }
 
 impl Moved {
-    /// How many of `items` the request after a move to `to_at` leaves out.
-    fn left_out(items: &[Polled], to_at: DateTime<Utc>, inclusive: bool) -> u64 {
+    /// The objects of `items` the request after a move to `to_at` leaves out.
+    fn left_out(items: &[Polled], to_at: DateTime<Utc>, inclusive: bool) -> Vec<&Polled> {
         items
             .iter()
             .filter(|i| {
@@ -884,7 +907,7 @@ impl Moved {
                     i.at <= to_at
                 }
             })
-            .count() as u64
+            .collect()
     }
 
     /// Whether the next page's `total` shows the move passed objects it never saw; logged.
@@ -1291,7 +1314,7 @@ impl StreamRun<'_> {
                     // before it: in an unsorted set (an index order with a bulk change in it)
                     // objects of other times may lie past this page, and the next page's
                     // `total` shows whether the move passed any ([`Moved`]).
-                    self.moved = self.check_totals(total, t.counted());
+                    self.moved = self.check_totals(total, t.counted(), &[]);
                 }
                 // The end of the result set, unless paging went on from an earlier run: what
                 // changed between the runs may lie at offsets this run never asked for (in an
@@ -1343,14 +1366,16 @@ impl StreamRun<'_> {
                         .last()
                         .unwrap_or(last)
                 };
-                self.moved = self.check_totals(total, Moved::left_out(&items, to.at, inclusive));
+                let passed = Moved::left_out(&items, to.at, inclusive);
+                self.moved = self.check_totals(total, passed.len() as u64, &passed);
                 self.advance(to.last_updated_at.clone(), to.at, false)
                     .await?;
                 continue;
             }
             if inclusive && self.pos_at < last.at {
                 self.process(&all).await?;
-                self.moved = self.check_totals(total, Moved::left_out(&items, last.at, inclusive));
+                let passed = Moved::left_out(&items, last.at, inclusive);
+                self.moved = self.check_totals(total, passed.len() as u64, &passed);
                 self.advance(last.last_updated_at.clone(), last.at, false)
                     .await?;
                 continue;
@@ -1487,7 +1512,22 @@ impl StreamRun<'_> {
             self.seen_newest = seen_before;
             return Ok(());
         }
-        let unsorted = self.settle_move(total, &items).await?;
+        let unsorted = match self.settle_move(total, &items).await {
+            Ok(unsorted) => unsorted,
+            // The request for the old position's `total` failed: the page is relayed, and the
+            // move left unchecked, as if that request had not been made.
+            Err(Halt::Fail(PollError::Api(error))) => {
+                tracing::warn!(
+                    stream = self.stream.as_str(),
+                    after = self.pos,
+                    error = %error,
+                    "the request for the total before the run's last move by time failed; the \
+                     move is not stored, and the next run checks it"
+                );
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        };
         if unsorted {
             // As in the page loop, before the page is relayed: a run that stops on it (a state
             // in progress elsewhere) leaves the cursor where the run started, and keeps the
@@ -1515,22 +1555,120 @@ impl StreamRun<'_> {
     /// a skip that the page's own order still shows (at the page bound only the `total` was
     /// looked at, and such a move was stored: a state lost). Otherwise the position it moved
     /// to is stored.
-    async fn settle_move(
-        &mut self,
-        total: Option<u64>,
-        items: &[Polled],
-    ) -> Result<bool, PollError> {
-        let skipped = self
-            .moved
-            .take()
+    async fn settle_move(&mut self, total: Option<u64>, items: &[Polled]) -> Result<bool, Halt> {
+        let moved = self.moved.take();
+        let mut skipped = moved
+            .clone()
             .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
         let unconfirmed = self.unconfirmed.take();
+        let sorted = is_sorted(items);
+        if !skipped
+            && sorted
+            && let (Some(moved), Some(total)) = (moved, total)
+        {
+            skipped = self
+                .old_total_shows_a_skip(moved, total, items, &unconfirmed)
+                .await?;
+        }
         if skipped {
             self.deviate(Deviation::Unsorted, 1, items);
-        } else if let Some((to, to_at)) = unconfirmed.filter(|_| is_sorted(items)) {
+        } else if let Some((to, to_at)) = unconfirmed.filter(|_| sorted) {
             self.store_position(to, to_at, false).await?;
         }
-        Ok(skipped || !is_sorted(items))
+        Ok(skipped || !sorted)
+    }
+
+    /// After the page at a move's position allowed it by its `total` ([`Moved`]): whether the
+    /// position the move went from, asked again now, counts more objects between the two
+    /// positions than the move's page showed there. Asked only with pages of at most
+    /// [`OLD_TOTAL_PAGES`] objects, where a page sorted by chance is common and a move passes
+    /// one object at a time (each such check is one more request).
+    ///
+    /// The `total` check misses a skip when something is added meanwhile: a new object, or one
+    /// changed from before the old position (each comes back as a newer match). Asked after
+    /// the page at the new position, the old position's `total` less that page's counts the
+    /// objects now between the two positions, plus what was added between the two requests:
+    /// an addition can only make it larger (a walk from the run's start for nothing, never a
+    /// skip passed). In a result set sorted by time every object between them was on the
+    /// move's page, so a larger count means the move passed objects no page showed. Only an
+    /// object of that page changing before this request still hides one.
+    ///
+    /// The page at the new position is relayed first, then this one (served later: an object
+    /// on both keeps its order), the cursor written back first when it shows a skip (as for
+    /// any page that refutes a move). A failed request leaves the move as it was, unchecked
+    /// (the run's error, or a page too large to read, decides what comes next); one answered
+    /// too late to send is not relayed and leaves the `total` check's verdict.
+    async fn old_total_shows_a_skip(
+        &mut self,
+        moved: Moved,
+        total: u64,
+        items: &[Polled],
+        unconfirmed: &Option<(String, DateTime<Utc>)>,
+    ) -> Result<bool, Halt> {
+        let Some(Origin {
+            after: from,
+            at: from_at,
+            passed,
+            seen,
+        }) = moved.from.clone()
+        else {
+            return Ok(false);
+        };
+        if self.page_limit > OLD_TOTAL_PAGES {
+            return Ok(false);
+        }
+        let all: Vec<&Polled> = items.iter().collect();
+        self.process(&all).await?;
+        let at = std::mem::replace(&mut self.pos, from);
+        let at_instant = std::mem::replace(&mut self.pos_at, from_at);
+        let seen_before = self.seen_newest.clone();
+        let fetched = self.fetch(0).await;
+        let from = std::mem::replace(&mut self.pos, at);
+        self.pos_at = at_instant;
+        let (extra, old_total) = match fetched {
+            Ok(page) => page,
+            Err(error) => {
+                // Unchecked: what this run would have stored, or kept for the next.
+                self.moved = Some(moved);
+                self.unconfirmed = unconfirmed.clone();
+                return Err(error.into());
+            }
+        };
+        if self.too_late_to_send() {
+            self.seen_newest = seen_before;
+            return Ok(false);
+        }
+        // An object of the move's page seen again with a newer time (on the page at the new
+        // position, or on this one) changed: it no longer lies between the positions, and
+        // counting it there would hide a skip of one object.
+        let left = seen
+            .iter()
+            .filter(|(id, at)| {
+                items
+                    .iter()
+                    .chain(extra.iter())
+                    .any(|i| i.id == *id && i.at > *at)
+            })
+            .count() as u64;
+        let passed = passed.saturating_sub(left);
+        let between = old_total.map(|t| t.saturating_sub(total));
+        let skipped = between.is_some_and(|n| n > passed);
+        if skipped {
+            tracing::warn!(
+                stream = self.stream.as_str(),
+                from,
+                after = self.pos,
+                between,
+                seen = passed,
+                "after a move by time, more objects lie between its two positions than its page \
+                 showed there: the pages were sorted by chance; walking the result set from \
+                 where the run started"
+            );
+            self.rewind().await?;
+        }
+        let extra: Vec<&Polled> = extra.iter().collect();
+        self.process(&extra).await?;
+        Ok(skipped)
     }
 
     /// Why the run must stop fetching, if it must: the lease about to run out unrenewed, or
@@ -1599,12 +1737,19 @@ impl StreamRun<'_> {
     /// that changes to a status outside it leaves the result set and lowers the count without
     /// any skip, and a shortfall would send a sorted backlog back to the run's start to be
     /// walked on every run.
-    fn check_totals(&self, total: Option<u64>, left_out: u64) -> Option<Moved> {
+    fn check_totals(&self, total: Option<u64>, left_out: u64, passed: &[&Polled]) -> Option<Moved> {
         if !self.filters.is_empty() {
             return None;
         }
+        let from = (self.page_limit <= OLD_TOTAL_PAGES).then(|| Origin {
+            after: self.pos.clone(),
+            at: self.pos_at,
+            passed: left_out,
+            seen: passed.iter().map(|i| (i.id.clone(), i.at)).collect(),
+        });
         total.map(|total| Moved {
             expected_total: total.saturating_sub(left_out),
+            from,
         })
     }
 
@@ -1876,20 +2021,22 @@ impl StreamRun<'_> {
     ///
     /// Not when the lease is lost (the store would refuse it).
     async fn keep_position(&mut self) -> Result<(), PollError> {
-        let (to, expected_total) = match (self.unconfirmed.clone(), self.moved) {
-            (Some((to, to_at)), Some(moved)) if self.keeps_the_lookback(to_at) => {
-                (to, moved.expected_total)
-            }
+        let (to, expected_total, from) = match (self.unconfirmed.clone(), self.moved.clone()) {
+            (Some((to, to_at)), Some(moved)) if self.keeps_the_lookback(to_at) => (
+                to,
+                moved.expected_total,
+                moved.from.as_ref().map(Origin::to_stored),
+            ),
             (None, _) if self.pos_is_kept() && self.pos_at > self.start.1 => {
                 // Everything up to the position is relayed: no count to check.
-                (self.pos.clone(), 0)
+                (self.pos.clone(), 0, None)
             }
             _ => return Ok(()),
         };
         if self.lease.is_some_and(HeldLease::lost) {
             return Ok(());
         }
-        self.keep(|of, _| Stored::Move(StoredMove::new(of, &to, expected_total)))
+        self.keep(|of, _| Stored::Move(StoredMove::new(of, &to, expected_total, from)))
             .await
     }
 
