@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 use tradecloud_model::timestamp;
 
 use crate::api::EndpointMode;
+use crate::object::Polled;
 use crate::tie::{StoredTie, Tie};
 use crate::walk::{StoredWalk, Walk};
 
@@ -206,6 +207,11 @@ pub(crate) struct Origin {
     pub(crate) seen: Vec<(String, DateTime<Utc>)>,
 }
 
+/// The most of [`Origin::seen`] stored with a move: a move past a timestamp paged inside knows
+/// every object of it it saw, and the stored progress must stay a small item. Fewer known only
+/// subtract fewer ([`Origin::still_between`]).
+const STORED_SEEN: usize = 100;
+
 impl Origin {
     /// As stored with a move ([`StoredMove`]).
     pub(crate) fn to_stored(&self) -> MoveFrom {
@@ -215,9 +221,22 @@ impl Origin {
             seen: self
                 .seen
                 .iter()
+                .take(STORED_SEEN)
                 .map(|(id, at)| (id.clone(), timestamp::format_exact(*at)))
                 .collect(),
         }
+    }
+
+    /// How many of the objects the move passed may still lie between its two positions: all
+    /// less those of [`Self::seen`] served since with a newer time (in `since`: they changed,
+    /// and a change only makes an object newer).
+    pub(crate) fn still_between(&self, since: &[Polled]) -> u64 {
+        let left = self
+            .seen
+            .iter()
+            .filter(|(id, at)| since.iter().any(|i| i.id == *id && i.at > *at))
+            .count() as u64;
+        self.passed.saturating_sub(left)
     }
 }
 

@@ -45,6 +45,10 @@ pub(crate) struct Tie {
     /// run. The stored page is kept sorted (a stable text), so paging continued from an
     /// earlier run knows which ids its last page held, not where.
     page_in_order: bool,
+    /// Whether the last page relayed seemed to end the timestamp, its one object after it
+    /// last on it (pages of two): the next page tells whether the timestamp ended there
+    /// (`run::StreamRun::page_loop`).
+    pub(crate) ending: bool,
 }
 
 /// Where paging continued from an earlier run looks for its place: the page after the last
@@ -72,6 +76,7 @@ impl Tie {
             looking: None,
             continued: false,
             page_in_order: false,
+            ending: false,
         };
         tie.note(items, 0);
         tie
@@ -128,6 +133,12 @@ impl Tie {
         self.counted
     }
 
+    /// The ids of the timestamp's objects seen, as far as this run knows them (all in this
+    /// run, and the last page of an earlier run's paging gone on with).
+    pub(crate) fn seen_ids(&self) -> impl Iterator<Item = &str> {
+        self.seen.iter().map(String::as_str)
+    }
+
     /// The offset paging continued from an earlier run asks first, with pages of `step`
     /// objects between offsets; from then on it looks for its place ([`Look`]).
     pub(crate) fn go_on(&mut self, step: u32) -> u32 {
@@ -179,6 +190,7 @@ impl Tie {
             offset: self.last_offset,
             page,
             seen: self.counted,
+            ending: self.ending,
         }
     }
 }
@@ -200,6 +212,10 @@ pub(crate) struct StoredTie {
     page: Vec<String>,
     /// The timestamp's objects seen in all.
     seen: u64,
+    /// Whether that page seemed to end the timestamp ([`Tie::ending`]). Absent in what builds
+    /// before it stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    ending: bool,
 }
 
 impl Kept for StoredTie {
@@ -235,6 +251,7 @@ impl Kept for StoredTie {
                 looking: None,
                 continued: true,
                 page_in_order: false,
+                ending: self.ending,
             },
         })
     }

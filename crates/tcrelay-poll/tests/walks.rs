@@ -2940,3 +2940,31 @@ async fn random_small_worlds_under_a_page_cap_lose_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn scratch_count_requests() {
+    for (n, limit, distinct) in [
+        (2000i64, 100u32, true),
+        (2000, 100, false),
+        (40, 2, true),
+        (40, 3, true),
+        (40, 2, false),
+    ] {
+        let h = h();
+        let c = config(limit, 100_000);
+        {
+            let mut w = h.api.world.lock().unwrap();
+            for i in 0..n {
+                let at = if distinct { T0 + 1 + i } else { T0 + 1 + i / 3 };
+                w.put_order(&format!("o{i:04}"), at);
+            }
+        }
+        let s = poll(&h, &c, "run-1").await;
+        eprintln!(
+            "n {n} limit {limit} distinct {distinct}: requests {} stop {:?}",
+            h.api.requests.lock().unwrap().len(),
+            s.stop
+        );
+        assert_served_and_held_on_queue_once(&h);
+    }
+}
