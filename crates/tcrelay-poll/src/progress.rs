@@ -469,6 +469,39 @@ mod tests {
     const LATER: &str = "2025-01-01T00:00:02.000Z";
 
     #[test]
+    fn a_stored_move_keeps_where_it_went_from() {
+        let none = Map::new();
+        let at = |text: &str| timestamp::parse(text).unwrap();
+        let origin = Origin {
+            after: CURSOR.into(),
+            at: at(CURSOR),
+            passed: 2,
+            seen: vec![("a".into(), at(LATER)), ("b".into(), at(LATER))],
+        };
+        let text = Stored::Move(StoredMove::new(
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default()),
+            LATER,
+            7,
+            Some(origin.to_stored()),
+        ))
+        .to_text();
+        match resume(&text, Some(CURSOR), EndpointMode::Poll, &none).and_then(|r| r.progress) {
+            Some(Resumed::Move { from, .. }) => assert_eq!(from, Some(origin.clone())),
+            other => panic!("{other:?}"),
+        }
+        // Of the objects it passed, one served since with a newer time has left the range;
+        // one served at the same time, or another object, has not.
+        let newer = "2025-01-01T00:00:03.000Z";
+        let since = [
+            Polled::order_at("a", newer),
+            Polled::order_at("b", LATER),
+            Polled::order_at("c", newer),
+        ];
+        assert_eq!(origin.still_between(&since), 1);
+        assert_eq!(origin.still_between(&[]), 2);
+    }
+
+    #[test]
     fn a_stored_move_goes_on_with_its_own_cursor_only() {
         let none = Map::new();
         let text = Stored::Move(StoredMove::new(

@@ -45,10 +45,10 @@ pub(crate) struct Tie {
     /// run. The stored page is kept sorted (a stable text), so paging continued from an
     /// earlier run knows which ids its last page held, not where.
     page_in_order: bool,
-    /// Whether the last page relayed seemed to end the timestamp, its one object after it
-    /// last on it (pages of two): the next page tells whether the timestamp ended there
-    /// (`run::StreamRun::page_loop`).
-    pub(crate) ending: bool,
+    /// When the last page relayed seemed to end the timestamp, its one object after it last
+    /// on it (pages of two): that object (id, `lastUpdatedAt`). The next page, begun by it,
+    /// tells whether the timestamp ended there (`run::StreamRun::page_loop`).
+    pub(crate) ending: Option<(String, DateTime<Utc>)>,
 }
 
 /// Where paging continued from an earlier run looks for its place: the page after the last
@@ -76,7 +76,7 @@ impl Tie {
             looking: None,
             continued: false,
             page_in_order: false,
-            ending: false,
+            ending: None,
         };
         tie.note(items, 0);
         tie
@@ -190,7 +190,10 @@ impl Tie {
             offset: self.last_offset,
             page,
             seen: self.counted,
-            ending: self.ending,
+            ending: self
+                .ending
+                .as_ref()
+                .map(|(id, at)| (id.clone(), timestamp::format_exact(*at))),
         }
     }
 }
@@ -212,10 +215,10 @@ pub(crate) struct StoredTie {
     page: Vec<String>,
     /// The timestamp's objects seen in all.
     seen: u64,
-    /// Whether that page seemed to end the timestamp ([`Tie::ending`]). Absent in what builds
-    /// before it stored.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    ending: bool,
+    /// The object after the timestamp that page ended with, when it seemed to end the
+    /// timestamp ([`Tie::ending`]). Absent in what builds before it stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ending: Option<(String, String)>,
 }
 
 impl Kept for StoredTie {
@@ -251,7 +254,10 @@ impl Kept for StoredTie {
                 looking: None,
                 continued: true,
                 page_in_order: false,
-                ending: self.ending,
+                // One that is no time is as none: the page after it is checked as any.
+                ending: self
+                    .ending
+                    .and_then(|(id, text)| Some((id, timestamp::parse(&text).ok()?))),
             },
         })
     }
@@ -301,6 +307,20 @@ mod tests {
             }
             other => panic!("not a tie: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_page_that_seemed_to_end_the_timestamp_is_stored_so() {
+        let mut tie = paged();
+        assert_eq!(stored_and_resumed(&tie, CURSOR).unwrap().ending, None);
+        let next = (
+            "g".to_owned(),
+            timestamp::parse("2025-01-01T00:00:07.000Z").unwrap(),
+        );
+        tie.ending = Some(next.clone());
+        let resumed = stored_and_resumed(&tie, CURSOR).unwrap();
+        assert_eq!(resumed.ending, Some(next));
+        assert_eq!(resumed.counted(), tie.counted());
     }
 
     #[test]
