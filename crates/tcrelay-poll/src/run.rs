@@ -1320,18 +1320,19 @@ impl StreamRun<'_> {
                     offset += step;
                     continue;
                 }
-                if let Some(next) = items
-                    .last()
-                    .filter(|i| !ended && full && limit <= OLD_TOTAL_PAGES && i.at > t.at)
-                {
-                    // Pages of two: the page's only object after the timestamp is its last. In
-                    // an index order it may be an object of the timestamp that changed while the
-                    // run paged it, with more of the timestamp past it; counted as seen, and its
-                    // change keeping the `total` up, it hid them from the check after the move
-                    // (the randomized search's seed 59501). The next page shows it: one with
-                    // an object of the timestamp after it is not in time order (the run walks
-                    // the set), one of later objects only ends the timestamp. One more request
-                    // a timestamp paged inside, with pages this small only.
+                if let Some(next) = items.get(step as usize).filter(|_| {
+                    !ended && full && items[..step as usize].iter().all(|i| i.at == t.at)
+                }) {
+                    // The page's objects after the timestamp all lie where the next page would
+                    // begin (its last, with pages of up to ten): in an index order they may be
+                    // objects of the timestamp that changed while the run paged it, with more
+                    // of the timestamp past them; counted as seen, and their change keeping the
+                    // `total` up, they hid those from the check after the move (the randomized
+                    // search's seeds 59501, pages of two, and 239167, of four). The next page
+                    // shows it: one with an object of the timestamp after them is not in time
+                    // order (the run walks the set), one of later objects only ends the
+                    // timestamp. One request more for such an end of a timestamp paged inside
+                    // (a tenth of them with pages of 100).
                     // Stored so: a run whose pages end here leaves the next to ask that page.
                     t.ending = Some((next.id.clone(), next.at));
                     self.keep_tie(t).await?;
