@@ -2870,8 +2870,8 @@ async fn simulate_capped(seed: u64, cap: Option<u32>) -> Result<(), String> {
 /// position's `total` is asked again after a move with pages of two (docs/polling.md, "Pages of
 /// two") and the page after a timestamp's seeming end before moving past it ("The end of a
 /// timestamp paged inside"), seeds 0-200,000 lose nothing, stall nowhere and send nothing
-/// twice, nor do seeds 200,000-400,000 (RESULT2) (the first versions lost 59501 and 165368, and
-/// 39179 under a cap; mended, test `seeds_that_lost_a_state_to_a_masked_skip_lose_nothing`).
+/// twice, nor do seeds 200,000-400,000 (the first versions lost 59501 and 165368, and 39179
+/// under a cap; mended, test `seeds_that_lost_a_state_to_a_masked_skip_lose_nothing`).
 #[tokio::test]
 async fn random_small_worlds_lose_nothing_and_send_nothing_twice() {
     sweep(simulate).await;
@@ -2956,7 +2956,8 @@ async fn sweep<F: Future<Output = Result<(), String>>>(world: impl Fn(u64) -> F)
 /// 26339, 37924, 44157) and seeds 50,000-100,000 in 7 (58159, 59483, 61910, 68729, 79161,
 /// 82761, 85544) until the old position's `total` was asked again after a move with pages of
 /// two and a timestamp's seeming end checked by the page after it; with them, seeds 0-50,000
-/// lose none, and seeds 50,000-100,000 RESULTCAP2.
+/// lose none, and seeds 50,000-100,000 lose one, 61910 (pages of four, a cap of one fewer than
+/// the limit of five, the old position not asked again: docs/polling.md, "Limits").
 #[tokio::test]
 async fn random_small_worlds_under_a_page_cap_lose_nothing() {
     sweep(|seed| {
