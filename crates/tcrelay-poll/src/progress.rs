@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 use tradecloud_model::timestamp;
 
 use crate::api::EndpointMode;
+use crate::object::Polled;
 use crate::tie::{StoredTie, Tie};
 use crate::walk::{StoredWalk, Walk};
 
@@ -120,16 +121,37 @@ pub(crate) struct StoredMove {
     move_to: String,
     /// What the next page's `total` must count.
     expected_total: u64,
+    /// Where the move went from, and its page's objects between there and where it went:
+    /// the next run asks that position's `total` again after the page at the move's
+    /// (`run::Moved::from`). Absent in what builds before it stored, and for pages larger than
+    /// that check is made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    move_from: Option<MoveFrom>,
+}
+
+/// Where a stored move went from ([`StoredMove::move_from`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MoveFrom {
+    /// The position, as asked.
+    pub(crate) after: String,
+    /// How many of the page's objects the request after the move leaves out.
+    pub(crate) passed: u64,
+    /// Those objects, as (id, `lastUpdatedAt`).
+    #[serde(default)]
+    pub(crate) seen: Vec<(String, String)>,
 }
 
 impl StoredMove {
     /// A move to `to` whose next page's `total` must count `expected_total`, stored with the
-    /// cursor `value`.
-    pub(crate) fn new(of: Belongs, to: &str, expected_total: u64) -> Self {
+    /// cursor `value`; `from` is where it went from and how many of its page's objects it
+    /// passed.
+    pub(crate) fn new(of: Belongs, to: &str, expected_total: u64, from: Option<MoveFrom>) -> Self {
         Self {
             of,
             move_to: to.to_owned(),
             expected_total,
+            move_from: from,
         }
     }
 }
@@ -148,10 +170,73 @@ impl Kept for StoredMove {
     /// past it, and with one page a run only the stored move gets the next run further.
     fn resume(self, _value_at: DateTime<Utc>) -> Option<Resumed> {
         let to_at = timestamp::parse(&self.move_to).ok()?;
+        // An origin that is no time is as none: the move is checked by its `total` alone.
+        let from = self.move_from.and_then(|from| {
+            let at = timestamp::parse(&from.after).ok()?;
+            let seen = from
+                .seen
+                .into_iter()
+                .map(|(id, text)| Some((id, timestamp::parse(&text).ok()?)))
+                .collect::<Option<Vec<_>>>()?;
+            Some(Origin {
+                after: from.after,
+                at,
+                passed: from.passed,
+                seen,
+            })
+        });
         Some(Resumed::Move {
             to: (self.move_to, to_at),
             expected_total: self.expected_total,
+            from,
         })
+    }
+}
+
+/// Where a move by time went from, for the check of its old position's `total` (`run::Moved`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The position, as asked.
+    pub(crate) after: String,
+    /// Its instant.
+    pub(crate) at: DateTime<Utc>,
+    /// How many of the move's page's objects the request after the move leaves out.
+    pub(crate) passed: u64,
+    /// Those objects, by id and `lastUpdatedAt`, when the page was small enough to keep them:
+    /// one seen again with a newer time has left the range the move passed.
+    pub(crate) seen: Vec<(String, DateTime<Utc>)>,
+}
+
+/// The most of [`Origin::seen`] stored with a move: a move past a timestamp paged inside knows
+/// every object of it it saw, and the stored progress must stay a small item. Fewer known only
+/// subtract fewer ([`Origin::still_between`]).
+const STORED_SEEN: usize = 100;
+
+impl Origin {
+    /// As stored with a move ([`StoredMove`]).
+    pub(crate) fn to_stored(&self) -> MoveFrom {
+        MoveFrom {
+            after: self.after.clone(),
+            passed: self.passed,
+            seen: self
+                .seen
+                .iter()
+                .take(STORED_SEEN)
+                .map(|(id, at)| (id.clone(), timestamp::format_exact(*at)))
+                .collect(),
+        }
+    }
+
+    /// How many of the objects the move passed may still lie between its two positions: all
+    /// less those of [`Self::seen`] served since with a newer time (in `since`: they changed,
+    /// and a change only makes an object newer).
+    pub(crate) fn still_between(&self, since: &[Polled]) -> u64 {
+        let left = self
+            .seen
+            .iter()
+            .filter(|(id, at)| since.iter().any(|i| i.id == *id && i.at > *at))
+            .count() as u64;
+        self.passed.saturating_sub(left)
     }
 }
 
@@ -290,10 +375,12 @@ pub(crate) enum Resumed {
         after: (String, DateTime<Utc>),
         tie: Tie,
     },
-    /// A move by time: where to, and what the `total` after it must count.
+    /// A move by time: where to, what the `total` after it must count, and where it went
+    /// from with how many of its page's objects it passed.
     Move {
         to: (String, DateTime<Utc>),
         expected_total: u64,
+        from: Option<Origin>,
     },
 }
 
@@ -382,18 +469,57 @@ mod tests {
     const LATER: &str = "2025-01-01T00:00:02.000Z";
 
     #[test]
+    fn a_stored_move_keeps_where_it_went_from() {
+        let none = Map::new();
+        let at = |text: &str| timestamp::parse(text).unwrap();
+        let origin = Origin {
+            after: CURSOR.into(),
+            at: at(CURSOR),
+            passed: 2,
+            seen: vec![("a".into(), at(LATER)), ("b".into(), at(LATER))],
+        };
+        let text = Stored::Move(StoredMove::new(
+            Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default()),
+            LATER,
+            7,
+            Some(origin.to_stored()),
+        ))
+        .to_text();
+        match resume(&text, Some(CURSOR), EndpointMode::Poll, &none).and_then(|r| r.progress) {
+            Some(Resumed::Move { from, .. }) => assert_eq!(from, Some(origin.clone())),
+            other => panic!("{other:?}"),
+        }
+        // Of the objects it passed, one served since with a newer time has left the range;
+        // one served at the same time, or another object, has not.
+        let newer = "2025-01-01T00:00:03.000Z";
+        let since = [
+            Polled::order_at("a", newer),
+            Polled::order_at("b", LATER),
+            Polled::order_at("c", newer),
+        ];
+        assert_eq!(origin.still_between(&since), 1);
+        assert_eq!(origin.still_between(&[]), 2);
+    }
+
+    #[test]
     fn a_stored_move_goes_on_with_its_own_cursor_only() {
         let none = Map::new();
         let text = Stored::Move(StoredMove::new(
             Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default()),
             LATER,
             7,
+            None,
         ))
         .to_text();
         match resume(&text, Some(CURSOR), EndpointMode::Poll, &none).and_then(|r| r.progress) {
-            Some(Resumed::Move { to, expected_total }) => {
+            Some(Resumed::Move {
+                to,
+                expected_total,
+                from,
+            }) => {
                 assert_eq!(to.0, LATER);
                 assert_eq!(expected_total, 7);
+                assert_eq!(from, None);
             }
             other => panic!("{other:?}"),
         }
@@ -410,6 +536,7 @@ mod tests {
             Belongs::new(LATER, EndpointMode::Poll, &none, Marks::default()),
             CURSOR,
             7,
+            None,
         ))
         .to_text();
         assert!(resume(&back, Some(LATER), EndpointMode::Poll, &none).is_some());
@@ -421,7 +548,7 @@ mod tests {
     fn each_kind_reads_back_as_itself() {
         let none = Map::new();
         let of = Belongs::new(CURSOR, EndpointMode::Poll, &none, Marks::default());
-        let a_move = Stored::Move(StoredMove::new(of, LATER, 3));
+        let a_move = Stored::Move(StoredMove::new(of, LATER, 3, None));
         let text = a_move.to_text();
         assert!(text.contains("\"moveTo\""), "{text}");
         assert_eq!(serde_json::from_str::<Stored>(&text).unwrap(), a_move);
@@ -480,6 +607,7 @@ mod tests {
             Belongs::new(CURSOR, EndpointMode::Poll, &none, PAGES_OF_25),
             LATER,
             7,
+            None,
         ))
         .to_text();
         let r = resume(&a_move, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
@@ -497,6 +625,7 @@ mod tests {
             Belongs::new(CURSOR, EndpointMode::Poll, &none, both),
             LATER,
             7,
+            None,
         ))
         .to_text();
         let r = resume(&unsorted_move, Some(CURSOR), EndpointMode::Poll, &none).unwrap();
@@ -513,6 +642,7 @@ mod tests {
             Belongs::new(CURSOR, poll, &none, Marks::default()),
             LATER,
             7,
+            None,
         ));
         let both = Marks {
             unsorted: true,
@@ -522,7 +652,9 @@ mod tests {
         let r = resume(&text, Some(CURSOR), poll, &none).unwrap();
         assert_eq!(r.marks, PAGES_OF_25);
         match r.progress {
-            Some(Resumed::Move { to, expected_total }) => {
+            Some(Resumed::Move {
+                to, expected_total, ..
+            }) => {
                 assert_eq!((to.0.as_str(), expected_total), (LATER, 7));
             }
             other => panic!("{other:?}"),
@@ -550,6 +682,7 @@ mod tests {
             Belongs::new(CURSOR, EndpointMode::Poll, &none, PAGES_OF_25),
             "yesterday",
             7,
+            None,
         ))
         .to_text();
         let r = resume(&odd, Some(CURSOR), EndpointMode::Poll, &none).unwrap();

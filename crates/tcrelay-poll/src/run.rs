@@ -81,7 +81,7 @@ use crate::config::PollConfig;
 use crate::lease::HeldLease;
 use crate::missed::{MissedChanges, OrderTimes, Unsettled, Verdict};
 use crate::object::{Polled, Preparation, Prepared};
-use crate::progress::{self, Belongs, Resumed, Stored, StoredMove};
+use crate::progress::{self, Belongs, Origin, Resumed, Stored, StoredMove};
 use crate::tie::Tie;
 use crate::walk::{Bound, Walk};
 
@@ -91,6 +91,15 @@ const MAX_TIE_RESTARTS: u32 = 5;
 /// Pages served at a page size smaller than the configured one before the run asks pages of
 /// twice that size ([`StreamRun::grow_page_limit`]); doubled each time a grown size fails.
 const GROW_AFTER_PAGES: u32 = 4;
+
+/// The largest page size at which a move by time is checked by its old position's `total`
+/// too ([`StreamRun::old_total_shows_a_skip`]): one more request a move.
+const OLD_TOTAL_PAGES: u32 = 2;
+
+/// How many times that check asks again when something added between its requests leaves it
+/// open ([`StreamRun::old_total_shows_a_skip`]).
+const OLD_TOTAL_ROUNDS: u32 = 3;
+
 /// Dry runs list at most this many planned envelopes (the counts stay exact).
 pub const MAX_PLANNED: usize = 1000;
 
@@ -722,9 +731,20 @@ async fn lease_and_poll(
         let (go_on, checked_move) = match resume {
             Some(Resumed::Walk { walk, .. }) => (Some(GoOn::Walk(walk)), None),
             Some(Resumed::Tie { tie, .. }) => (Some(GoOn::Tie(tie)), None),
-            Some(Resumed::Move { to, expected_total }) => {
-                (None, Some((to, Moved { expected_total })))
-            }
+            Some(Resumed::Move {
+                to,
+                expected_total,
+                from,
+            }) => (
+                None,
+                Some((
+                    to,
+                    Moved {
+                        expected_total,
+                        from,
+                    },
+                )),
+            ),
             None => (None, None),
         };
         let mut run = StreamRun {
@@ -904,7 +924,7 @@ enum GoOn {
 
 /// A move of the position by time past a full page that looked sorted, and what the next
 /// page's `total` must count if the result set really is sorted by time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Moved {
     /// The page's `total`, less its objects the next request leaves out (those at or before
     /// the new position; before it, for an inclusive endpoint). In a result set sorted by
@@ -912,37 +932,44 @@ struct Moved {
     /// only adds matches: a smaller `total` next means the move passed objects the page never
     /// showed, a page sorted by chance in an unsorted set.
     expected_total: u64,
+    /// The position the move went from, and the page's objects the next request leaves out,
+    /// with pages small enough for the check of [`StreamRun::old_total_shows_a_skip`]. A new
+    /// object, or any object changing, between the page and the next one keeps the next
+    /// `total` up over a skip; asked again right after that next page, the old position's
+    /// `total` less the next page's counts the objects now between the two positions (and
+    /// what was added in between, which only raises it): more than the page showed there
+    /// means the move passed objects it never saw.
+    from: Option<Origin>,
 }
 
 impl Moved {
-    /// How many of a page's items the request after a move to `to_at` leaves out: of `items`
-    /// (those it placed), by their times; of `unplaceable`, those that lie before an item left
-    /// out. The move is made on a page in time order, where Tradecloud's own time for such an
-    /// item (which it filters by) is no later than that of an item after it, so it is left out
-    /// too; one after every item left out may be either, and counts as still matching: a
-    /// shortfall it explains reads as a skip, and the run walks (the safe side). Counted as
-    /// matching, every such item read as a skip, and one odd item sent the stream to walk its
-    /// result sets for good.
-    fn left_out(
-        items: &[Polled],
-        unplaceable: &[Polled],
-        to_at: DateTime<Utc>,
-        inclusive: bool,
-    ) -> u64 {
-        let left = |i: &&Polled| {
-            if inclusive {
-                i.at < to_at
-            } else {
-                i.at <= to_at
-            }
-        };
-        let last_left = items.iter().filter(left).map(|i| i.index).max();
-        let placed = items.iter().filter(left).count();
-        let odd = unplaceable
+    /// The objects of `items` (those it placed) the request after a move to `to_at` leaves out.
+    fn left_out(items: &[Polled], to_at: DateTime<Utc>, inclusive: bool) -> Vec<&Polled> {
+        items
+            .iter()
+            .filter(|i| {
+                if inclusive {
+                    i.at < to_at
+                } else {
+                    i.at <= to_at
+                }
+            })
+            .collect()
+    }
+
+    /// How many of a page's `unplaceable` items the same request leaves out: those that lie
+    /// before an item of `passed` (what [`Self::left_out`] found). The move is made on a page
+    /// in time order, where Tradecloud's own time for such an item (which it filters by) is no
+    /// later than that of an item after it, so it is left out too; one after every item left
+    /// out may be either, and counts as still matching: a shortfall it explains reads as a
+    /// skip, and the run walks (the safe side). Counted as matching, every such item read as a
+    /// skip, and one odd item sent the stream to walk its result sets for good.
+    fn odd_left_out(unplaceable: &[Polled], passed: &[&Polled]) -> u64 {
+        let last_left = passed.iter().map(|i| i.index).max();
+        unplaceable
             .iter()
             .filter(|u| last_left.is_some_and(|last| u.index < last))
-            .count();
-        (placed + odd) as u64
+            .count() as u64
     }
 
     /// Whether the next page's `total` shows the move passed objects it never saw; logged.
@@ -995,6 +1022,17 @@ struct Fetched {
     served: usize,
     /// Tradecloud's `total` of matches, if it gave one.
     total: Option<u64>,
+}
+
+impl Fetched {
+    /// What of the page is relayed: the items it placed, then those it could not place but
+    /// can send ([`relayable`]).
+    fn relayed(&self) -> Vec<&Polled> {
+        self.items
+            .iter()
+            .chain(relayable(&self.unplaceable))
+            .collect()
+    }
 }
 
 /// Whether a page of `served` objects at `offset`, asked with `limit`, is shorter than asked
@@ -1335,7 +1373,15 @@ impl StreamRun<'_> {
             }
 
             if let Some(t) = tie.as_mut() {
-                if !t.overlaps(&items, offset) {
+                // The page after one that seemed to end the timestamp (below), begun by the
+                // object after it that page ended with: nothing of the timestamp on it, in
+                // time order, and the end stands. Begun by another (objects shifted, or a page
+                // size of its own), it is checked as any page inside the timestamp.
+                let ended = t.ending.take().is_some_and(|(id, at)| {
+                    items.first().is_some_and(|i| i.id == id && i.at == at)
+                        && items.iter().all(|i| i.at > t.at)
+                });
+                if !ended && !t.overlaps(&items, offset) {
                     if let Some(next) = t.look_further() {
                         // Paging continued from an earlier run looking for its place
                         // (`tie::Look`).
@@ -1371,9 +1417,32 @@ impl StreamRun<'_> {
                 // Relayed whole, as a page paged by time is: an object after the timestamp
                 // served here may change before it is asked for again.
                 self.process(&all).await?;
-                t.note(&items, offset);
-                let beyond = items.iter().find(|i| i.at > t.at);
+                let beyond = if ended {
+                    items.first()
+                } else {
+                    t.note(&items, offset);
+                    items.iter().find(|i| i.at > t.at)
+                };
                 if beyond.is_none() && full {
+                    self.keep_tie(t).await?;
+                    offset += step;
+                    continue;
+                }
+                if let Some(next) = items.get(step as usize).filter(|_| {
+                    !ended && full && items[..step as usize].iter().all(|i| i.at == t.at)
+                }) {
+                    // The page's objects after the timestamp all lie where the next page would
+                    // begin (its last, with pages of up to ten): in an index order they may be
+                    // objects of the timestamp that changed while the run paged it, with more
+                    // of the timestamp past them; counted as seen, and their change keeping the
+                    // `total` up, they hid those from the check after the move (the randomized
+                    // search's seeds 59501, pages of two, and 239167, of four). The next page
+                    // shows it: one with an object of the timestamp after them is not in time
+                    // order (the run walks the set), one of later objects only ends the
+                    // timestamp. One request more for such an end of a timestamp paged inside
+                    // (a tenth of them with pages of 100).
+                    // Stored so: a run whose pages end here leaves the next to ask that page.
+                    t.ending = Some((next.id.clone(), next.at));
                     self.keep_tie(t).await?;
                     offset += step;
                     continue;
@@ -1388,7 +1457,30 @@ impl StreamRun<'_> {
                     // before it: in an unsorted set (an index order with a bulk change in it)
                     // objects of other times may lie past this page, and the next page's
                     // `total` shows whether the move passed any ([`Moved`]).
-                    self.moved = self.check_totals(total, t.counted());
+                    self.moved = self.check_totals(
+                        total,
+                        t.counted(),
+                        t.seen_ids().map(|id| (id.to_owned(), t.at)),
+                    );
+                    if inclusive
+                        && let Some(Moved {
+                            from: Some(from), ..
+                        }) = self.moved.as_mut()
+                    {
+                        // The search endpoints move to the first object after the timestamp,
+                        // past whatever lies between the two: nothing, in time order. The old
+                        // position's check asks for exactly that range (the timestamp's own
+                        // objects are for the page after its end, above): counting them by
+                        // what this run saw of them missed those an earlier run saw change
+                        // (the randomized search's seed 39179 under a page cap).
+                        let after = t.at + chrono::Duration::milliseconds(1);
+                        *from = Origin {
+                            after: timestamp::format_exact(after),
+                            at: after,
+                            passed: 0,
+                            seen: Vec::new(),
+                        };
+                    }
                 }
                 // The end of the result set, unless paging went on from an earlier run: what
                 // changed between the runs may lie at offsets this run never asked for (in an
@@ -1442,9 +1534,11 @@ impl StreamRun<'_> {
                         .last()
                         .unwrap_or(last)
                 };
+                let passed = Moved::left_out(&items, to.at, inclusive);
                 self.moved = self.check_totals(
                     total,
-                    Moved::left_out(&items, &unplaceable, to.at, inclusive),
+                    passed.len() as u64 + Moved::odd_left_out(&unplaceable, &passed),
+                    passed.iter().map(|i| (i.id.clone(), i.at)),
                 );
                 self.advance(to.last_updated_at.clone(), to.at, false)
                     .await?;
@@ -1455,9 +1549,11 @@ impl StreamRun<'_> {
             }
             if inclusive && self.pos_at < last.at {
                 self.process(&all).await?;
+                let passed = Moved::left_out(&items, last.at, inclusive);
                 self.moved = self.check_totals(
                     total,
-                    Moved::left_out(&items, &unplaceable, last.at, inclusive),
+                    passed.len() as u64 + Moved::odd_left_out(&unplaceable, &passed),
+                    passed.iter().map(|i| (i.id.clone(), i.at)),
                 );
                 self.advance(last.last_updated_at.clone(), last.at, false)
                     .await?;
@@ -1602,7 +1698,22 @@ impl StreamRun<'_> {
             self.seen_newest = seen_before;
             return Ok(());
         }
-        let unsorted = self.settle_move(total, &items).await?;
+        let unsorted = match self.settle_move(total, &items).await {
+            Ok(unsorted) => unsorted,
+            // The request for the old position's `total` failed: the page is relayed, and the
+            // move left unchecked, as if that request had not been made.
+            Err(Halt::Fail(PollError::Api(error))) => {
+                tracing::warn!(
+                    stream = self.stream.as_str(),
+                    after = self.pos,
+                    error = %error,
+                    "the request for the total before the run's last move by time failed; the \
+                     move is not stored, and the next run checks it"
+                );
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        };
         if unsorted {
             // As in the page loop, before the page is relayed: a run that stops on it (a state
             // in progress elsewhere) leaves the cursor where the run started, and keeps the
@@ -1630,22 +1741,148 @@ impl StreamRun<'_> {
     /// a skip that the page's own order still shows (at the page bound only the `total` was
     /// looked at, and such a move was stored: a state lost). Otherwise the position it moved
     /// to is stored.
-    async fn settle_move(
-        &mut self,
-        total: Option<u64>,
-        items: &[Polled],
-    ) -> Result<bool, PollError> {
-        let skipped = self
-            .moved
-            .take()
+    async fn settle_move(&mut self, total: Option<u64>, items: &[Polled]) -> Result<bool, Halt> {
+        let moved = self.moved.take();
+        let mut skipped = moved
+            .clone()
             .is_some_and(|m| m.shows_a_skip(total, self.stream, &self.pos));
         let unconfirmed = self.unconfirmed.take();
+        let sorted = is_sorted(items);
+        if !skipped
+            && sorted
+            && let (Some(moved), Some(total)) = (moved, total)
+        {
+            skipped = self
+                .old_total_shows_a_skip(moved, total, items, &unconfirmed)
+                .await?;
+        }
         if skipped {
             self.deviate(Deviation::Unsorted, 1, items);
-        } else if let Some((to, to_at)) = unconfirmed.filter(|_| is_sorted(items)) {
+        } else if let Some((to, to_at)) = unconfirmed.filter(|_| sorted) {
             self.store_position(to, to_at, false).await?;
         }
-        Ok(skipped || !is_sorted(items))
+        Ok(skipped || !sorted)
+    }
+
+    /// After the page at a move's position allowed it by its `total` ([`Moved`]): whether the
+    /// position the move went from, asked again, counts more objects between the two
+    /// positions than the move's page showed there. Asked only with pages of at most
+    /// [`OLD_TOTAL_PAGES`] objects, where a page sorted by chance is common and a move passes
+    /// one object at a time (one more request a move).
+    ///
+    /// The `total` check misses a skip when something is added meanwhile: a new object, or one
+    /// changed from before the old position (each comes back as a newer match). Asked after
+    /// the page at the new position, the old position's `total` less that page's counts the
+    /// objects now between the two positions, plus what was added between the two requests.
+    /// In a result set sorted by time every object between them was on the move's page (less
+    /// those seen again since with a newer time: they left), so a larger count means either
+    /// an addition or a skip. The new position is then asked again: the old position's
+    /// `total` less that one counts the objects between them, less what was added in between.
+    /// Still larger, it proves a skip (the answers are not in time order); an addition each
+    /// time leaves it open, and after [`OLD_TOTAL_ROUNDS`] such rounds the move stands, as the
+    /// `total` check let it (a sorted Tradecloud is never taken for an unsorted one).
+    ///
+    /// The pages are relayed in the order they were served, the page at the new position
+    /// first; when they prove a skip, the cursor is written back first (as for any page that
+    /// refutes a move). A failed request leaves the move as it was, unchecked (the run's
+    /// error, or a page too large to read, decides what comes next); one answered too late
+    /// to send is not relayed and leaves the move standing.
+    async fn old_total_shows_a_skip(
+        &mut self,
+        moved: Moved,
+        total: u64,
+        items: &[Polled],
+        unconfirmed: &Option<(String, DateTime<Utc>)>,
+    ) -> Result<bool, Halt> {
+        let Some(origin) = moved.from.clone() else {
+            return Ok(false);
+        };
+        if self.page_limit > OLD_TOTAL_PAGES {
+            return Ok(false);
+        }
+        let all: Vec<&Polled> = items.iter().collect();
+        self.process(&all).await?;
+        // Every object served since the move's page, to tell which of its objects changed.
+        let mut since: Vec<Polled> = items.to_vec();
+        let mut newer_total = total;
+        let to = (self.pos.clone(), self.pos_at);
+        for _ in 0..OLD_TOTAL_ROUNDS {
+            let Some(extra) = self
+                .fetch_aside(&origin.after, origin.at, &moved, unconfirmed)
+                .await?
+            else {
+                return Ok(false);
+            };
+            let old_total = extra.total;
+            since.extend(extra.items.iter().cloned());
+            let passed = origin.still_between(&since);
+            if old_total.is_none_or(|t| t.saturating_sub(newer_total) <= passed) {
+                self.process(&extra.relayed()).await?;
+                return Ok(false);
+            }
+            self.process(&extra.relayed()).await?;
+            // More than the page showed: an addition between the two requests, or a skip.
+            let Some(again) = self.fetch_aside(&to.0, to.1, &moved, unconfirmed).await? else {
+                return Ok(false);
+            };
+            let again_total = again.total;
+            since.extend(again.items.iter().cloned());
+            let passed = origin.still_between(&since);
+            let again = again.relayed();
+            let (Some(old_total), Some(again_total)) = (old_total, again_total) else {
+                self.process(&again).await?;
+                return Ok(false);
+            };
+            let between = old_total.saturating_sub(again_total);
+            if between > passed {
+                tracing::warn!(
+                    stream = self.stream.as_str(),
+                    from = origin.after,
+                    after = self.pos,
+                    between,
+                    seen = passed,
+                    "after a move by time, more objects lie between its two positions than its \
+                     page showed there: the pages were sorted by chance; walking the result set \
+                     from where the run started"
+                );
+                self.rewind().await?;
+                self.process(&again).await?;
+                return Ok(true);
+            }
+            self.process(&again).await?;
+            newer_total = again_total;
+        }
+        Ok(false)
+    }
+
+    /// The first page after `after` (not the run's position), for
+    /// [`Self::old_total_shows_a_skip`]: `None` when it came too late to send (not relayed);
+    /// a failure puts the move back as it was, unchecked.
+    async fn fetch_aside(
+        &mut self,
+        after: &str,
+        after_at: DateTime<Utc>,
+        moved: &Moved,
+        unconfirmed: &Option<(String, DateTime<Utc>)>,
+    ) -> Result<Option<Fetched>, Halt> {
+        let pos = std::mem::replace(&mut self.pos, after.to_owned());
+        let pos_at = std::mem::replace(&mut self.pos_at, after_at);
+        let seen_before = self.seen_newest.clone();
+        let fetched = self.fetch(0).await;
+        self.pos = pos;
+        self.pos_at = pos_at;
+        match fetched {
+            Err(error) => {
+                self.moved = Some(moved.clone());
+                self.unconfirmed = unconfirmed.clone();
+                Err(error.into())
+            }
+            Ok(_) if self.too_late_to_send() => {
+                self.seen_newest = seen_before;
+                Ok(None)
+            }
+            Ok(page) => Ok(Some(page)),
+        }
     }
 
     /// Why the run must stop fetching, if it must: the lease about to run out unrenewed, or
@@ -1714,12 +1951,24 @@ impl StreamRun<'_> {
     /// that changes to a status outside it leaves the result set and lowers the count without
     /// any skip, and a shortfall would send a sorted backlog back to the run's start to be
     /// walked on every run.
-    fn check_totals(&self, total: Option<u64>, left_out: u64) -> Option<Moved> {
+    fn check_totals(
+        &self,
+        total: Option<u64>,
+        left_out: u64,
+        passed: impl Iterator<Item = (String, DateTime<Utc>)>,
+    ) -> Option<Moved> {
         if !self.filters.is_empty() {
             return None;
         }
+        let from = (self.page_limit <= OLD_TOTAL_PAGES).then(|| Origin {
+            after: self.pos.clone(),
+            at: self.pos_at,
+            passed: left_out,
+            seen: passed.collect(),
+        });
         total.map(|total| Moved {
             expected_total: total.saturating_sub(left_out),
+            from,
         })
     }
 
@@ -2057,20 +2306,22 @@ impl StreamRun<'_> {
     ///
     /// Not when the lease is lost (the store would refuse it).
     async fn keep_position(&mut self) -> Result<(), PollError> {
-        let (to, expected_total) = match (self.unconfirmed.clone(), self.moved) {
-            (Some((to, to_at)), Some(moved)) if self.keeps_the_lookback(to_at) => {
-                (to, moved.expected_total)
-            }
+        let (to, expected_total, from) = match (self.unconfirmed.clone(), self.moved.clone()) {
+            (Some((to, to_at)), Some(moved)) if self.keeps_the_lookback(to_at) => (
+                to,
+                moved.expected_total,
+                moved.from.as_ref().map(Origin::to_stored),
+            ),
             (None, _) if self.pos_is_kept() && self.pos_at > self.start.1 => {
                 // Everything up to the position is relayed: no count to check.
-                (self.pos.clone(), 0)
+                (self.pos.clone(), 0, None)
             }
             _ => return Ok(()),
         };
         if self.lease.is_some_and(HeldLease::lost) {
             return Ok(());
         }
-        self.keep(|of, _| Stored::Move(StoredMove::new(of, &to, expected_total)))
+        self.keep(|of, _| Stored::Move(StoredMove::new(of, &to, expected_total, from)))
             .await
     }
 

@@ -50,6 +50,10 @@ pub(crate) struct Tie {
     /// run. The stored page is kept sorted (a stable text), so paging continued from an
     /// earlier run knows which ids its last page held, not where.
     page_in_order: bool,
+    /// When the last page relayed seemed to end the timestamp, its one object after it last
+    /// on it (pages of two): that object (id, `lastUpdatedAt`). The next page, begun by it,
+    /// tells whether the timestamp ended there (`run::StreamRun::page_loop`).
+    pub(crate) ending: Option<(String, DateTime<Utc>)>,
 }
 
 /// Where paging continued from an earlier run looks for its place: the page after the last
@@ -78,6 +82,7 @@ impl Tie {
             looking: None,
             continued: false,
             page_in_order: false,
+            ending: None,
         };
         tie.note(items, 0);
         tie
@@ -137,6 +142,12 @@ impl Tie {
         self.counted
     }
 
+    /// The ids of the timestamp's objects seen, as far as this run knows them (all in this
+    /// run, and the last page of an earlier run's paging gone on with).
+    pub(crate) fn seen_ids(&self) -> impl Iterator<Item = &str> {
+        self.seen.iter().map(String::as_str)
+    }
+
     /// The offset paging continued from an earlier run asks first, with pages of `step`
     /// objects between offsets; from then on it looks for its place ([`Look`]).
     pub(crate) fn go_on(&mut self, step: u32) -> u32 {
@@ -188,6 +199,10 @@ impl Tie {
             offset: self.last_offset,
             page,
             seen: self.counted,
+            ending: self
+                .ending
+                .as_ref()
+                .map(|(id, at)| (id.clone(), timestamp::format_exact(*at))),
         }
     }
 }
@@ -209,6 +224,10 @@ pub(crate) struct StoredTie {
     page: Vec<String>,
     /// The timestamp's objects seen in all.
     seen: u64,
+    /// The object after the timestamp that page ended with, when it seemed to end the
+    /// timestamp ([`Tie::ending`]). Absent in what builds before it stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ending: Option<(String, String)>,
 }
 
 impl Kept for StoredTie {
@@ -245,6 +264,10 @@ impl Kept for StoredTie {
                 looking: None,
                 continued: true,
                 page_in_order: false,
+                // One that is no time is as none: the page after it is checked as any.
+                ending: self
+                    .ending
+                    .and_then(|(id, text)| Some((id, timestamp::parse(&text).ok()?))),
             },
         })
     }
@@ -302,6 +325,20 @@ mod tests {
             }
             other => panic!("not a tie: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_page_that_seemed_to_end_the_timestamp_is_stored_so() {
+        let mut tie = paged();
+        assert_eq!(stored_and_resumed(&tie, CURSOR).unwrap().ending, None);
+        let next = (
+            "g".to_owned(),
+            timestamp::parse("2025-01-01T00:00:07.000Z").unwrap(),
+        );
+        tie.ending = Some(next.clone());
+        let resumed = stored_and_resumed(&tie, CURSOR).unwrap();
+        assert_eq!(resumed.ending, Some(next));
+        assert_eq!(resumed.counted(), tie.counted());
     }
 
     #[test]
