@@ -899,16 +899,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_send_in_chunks_stopped_by_its_caller_completes_what_was_sent_and_releases_the_rest()
-    {
+    /// A store, claims of the keys `a` to `e` held in it, and their envelopes.
+    async fn five_claimed() -> (Arc<MemoryDedupe>, Claims, Vec<Envelope>) {
         let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
         let mut claims = Claims::new(dedupe.clone());
         let keys = ["a", "b", "c", "d", "e"];
-        let envelopes = polled_envelopes(&keys);
         for key in keys {
             assert_eq!(claims.claim(key, true).await.unwrap(), None);
         }
+        (dedupe, claims, polled_envelopes(&keys))
+    }
+
+    #[tokio::test]
+    async fn a_send_in_chunks_stopped_by_its_caller_completes_what_was_sent_and_releases_the_rest()
+    {
+        let (dedupe, claims, envelopes) = five_claimed().await;
         let sink = MemorySink::new();
         let mut asked = 0;
         // Two chunks of two go; the third is refused its turn.
@@ -937,13 +942,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_send_in_chunks_sends_nothing_after_a_chunk_the_queue_refused_part_of() {
-        let dedupe = Arc::new(MemoryDedupe::new(EXPIRY, Duration::from_secs(3600)));
-        let mut claims = Claims::new(dedupe.clone());
-        let keys = ["a", "b", "c", "d", "e"];
-        let envelopes = polled_envelopes(&keys);
-        for key in keys {
-            assert_eq!(claims.claim(key, true).await.unwrap(), None);
-        }
+        let (dedupe, claims, envelopes) = five_claimed().await;
         let sink = SecondChunkFails {
             inner: MemorySink::new(),
             calls: std::sync::atomic::AtomicUsize::new(0),

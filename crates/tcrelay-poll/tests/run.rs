@@ -2111,6 +2111,18 @@ fn assert_exact_once_and_newest(h: &Harness) {
     assert_eq!(h.cursors.value("orders"), newest);
 }
 
+/// `page` with its items rewritten by `edit` (as JSON values) and `added` more matches in its
+/// `total`: a Tradecloud serving what the scripted world holds, changed.
+fn rewritten(page: PolledPage, added: u64, edit: impl FnOnce(&mut Vec<Value>)) -> PolledPage {
+    let mut items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|i| serde_json::from_str(i.get()).unwrap())
+        .collect();
+    edit(&mut items);
+    PolledPage::of_values(&items, page.total.map(|t| t + added), page.last_updated_at)
+}
+
 struct StripsField {
     inner: Arc<ScriptedPollApi>,
     served: AtomicUsize,
@@ -2126,20 +2138,12 @@ impl PollApi for StripsField {
         if self.served.fetch_add(1, Ordering::SeqCst) + 1 != self.nth {
             return Ok(page);
         }
-        let mut items: Vec<Value> = page
-            .items
-            .iter()
-            .map(|i| serde_json::from_str(i.get()).unwrap())
-            .collect();
-        items[self.index]
-            .as_object_mut()
-            .unwrap()
-            .remove(self.field);
-        Ok(PolledPage::of_values(
-            &items,
-            page.total,
-            page.last_updated_at,
-        ))
+        Ok(rewritten(page, 0, |items| {
+            items[self.index]
+                .as_object_mut()
+                .unwrap()
+                .remove(self.field);
+        }))
     }
 }
 
@@ -2155,21 +2159,11 @@ struct StripsFieldOf {
 impl PollApi for StripsFieldOf {
     async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
         let page = self.inner.fetch_page(r).await?;
-        let mut items: Vec<Value> = page
-            .items
-            .iter()
-            .map(|i| serde_json::from_str(i.get()).unwrap())
-            .collect();
-        for item in &mut items {
-            if item["id"] == self.id {
+        Ok(rewritten(page, 0, |items| {
+            for item in items.iter_mut().filter(|item| item["id"] == self.id) {
                 item.as_object_mut().unwrap().remove(self.field);
             }
-        }
-        Ok(PolledPage::of_values(
-            &items,
-            page.total,
-            page.last_updated_at,
-        ))
+        }))
     }
 }
 
@@ -2219,17 +2213,9 @@ struct InsertsItem {
 impl PollApi for InsertsItem {
     async fn fetch_page(&self, r: &PageRequest) -> Result<PolledPage, ApiError> {
         let page = self.inner.fetch_page(r).await?;
-        let mut items: Vec<Value> = page
-            .items
-            .iter()
-            .map(|i| serde_json::from_str(i.get()).unwrap())
-            .collect();
-        items.insert(self.index.min(items.len()), self.item.clone());
-        Ok(PolledPage::of_values(
-            &items,
-            page.total.map(|t| t + 1),
-            page.last_updated_at,
-        ))
+        Ok(rewritten(page, 1, |items| {
+            items.insert(self.index.min(items.len()), self.item.clone());
+        }))
     }
 }
 
