@@ -495,22 +495,10 @@ mod tests {
         let series = "tcrelay_poll_recovered_states_total{stream=\"orders\"}";
         let text = counters.prometheus(None).await;
         assert!(text.contains(&format!("{series} 0\n")), "{text}");
-        let summary = tcrelay_poll::StreamSummary {
-            stream: "orders",
-            dry_run: false,
-            stop: Some(tcrelay_poll::StopReason::CaughtUp),
-            pages: 1,
-            objects: 4,
-            enqueued: 3,
-            recovered: 2,
-            duplicates: 1,
-            filtered: 0,
-            cursor_before: None,
-            cursor_after: None,
-            duration_ms: 1,
-            deviations: Default::default(),
-            planned: Vec::new(),
-        };
+        let mut summary = tcrelay_poll::StreamSummary::new(PollStream::Orders, false);
+        summary.stop = Some(tcrelay_poll::StopReason::CaughtUp);
+        (summary.pages, summary.objects, summary.enqueued) = (1, 4, 3);
+        (summary.recovered, summary.duplicates, summary.duration_ms) = (2, 1, 1);
         counters.record_poll(&RunReport {
             results: vec![Ok(summary)],
         });
@@ -530,26 +518,11 @@ mod tests {
     async fn poll_deviations_are_a_counter_per_stream_and_kind() {
         let counters = Counters::default().polling(&[PollStream::Orders], None);
         let run = |unsorted_pages, unplaceable_items| {
-            let summary = tcrelay_poll::StreamSummary {
-                stream: "orders",
-                dry_run: false,
-                stop: Some(tcrelay_poll::StopReason::CaughtUp),
-                pages: 1,
-                objects: 1,
-                enqueued: 1,
-                recovered: 0,
-                duplicates: 0,
-                filtered: 0,
-                cursor_before: None,
-                cursor_after: None,
-                duration_ms: 1,
-                deviations: tcrelay_poll::Deviations {
-                    unsorted_pages,
-                    unplaceable_items,
-                    ..Default::default()
-                },
-                planned: Vec::new(),
-            };
+            let mut summary = tcrelay_poll::StreamSummary::new(PollStream::Orders, false);
+            summary.stop = Some(tcrelay_poll::StopReason::CaughtUp);
+            (summary.pages, summary.objects, summary.enqueued) = (1, 1, 1);
+            summary.deviations.unsorted_pages = unsorted_pages;
+            summary.deviations.unplaceable_items = unplaceable_items;
             RunReport {
                 results: vec![Ok(summary)],
             }

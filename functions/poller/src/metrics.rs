@@ -93,22 +93,10 @@ mod tests {
     use super::*;
 
     fn summary(stop: Option<StopReason>, cursor: Option<&str>) -> StreamSummary {
-        StreamSummary {
-            stream: "orders",
-            dry_run: false,
-            stop,
-            pages: 0,
-            objects: 0,
-            enqueued: 0,
-            recovered: 0,
-            duplicates: 0,
-            filtered: 0,
-            cursor_before: None,
-            cursor_after: cursor.map(str::to_owned),
-            duration_ms: 0,
-            deviations: Default::default(),
-            planned: Vec::new(),
-        }
+        let mut summary = StreamSummary::new(tcrelay_poll::PollStream::Orders, false);
+        summary.stop = stop;
+        summary.cursor_after = cursor.map(str::to_owned);
+        summary
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use serde_yaml_ng::Value;
-use tcrelay_poll::{StopReason, StreamSummary};
+use tcrelay_poll::{PollStream, StopReason, StreamSummary};
 
 use crate::template_env::Template;
 
@@ -30,22 +30,10 @@ fn written_by(function: &str) -> BTreeSet<String> {
     match function {
         "webhook" => declared(&webhook::metrics::request_emf(None, 503, 0)),
         "poller" => {
-            let summary = StreamSummary {
-                stream: "orders",
-                dry_run: false,
-                stop: Some(StopReason::CaughtUp),
-                pages: 1,
-                objects: 1,
-                enqueued: 1,
-                recovered: 0,
-                duplicates: 0,
-                filtered: 0,
-                cursor_before: None,
-                cursor_after: Some("2025-01-01T00:00:00.000Z".to_owned()),
-                duration_ms: 1,
-                deviations: Default::default(),
-                planned: Vec::new(),
-            };
+            let mut summary = StreamSummary::new(PollStream::Orders, false);
+            summary.stop = Some(StopReason::CaughtUp);
+            (summary.pages, summary.objects, summary.enqueued) = (1, 1, 1);
+            summary.cursor_after = Some("2025-01-01T00:00:00.000Z".to_owned());
             declared(&poller::stream_emf(&summary, 0, chrono::Utc::now()))
         }
         other => panic!("no function {other} writes metrics"),
